@@ -1,0 +1,26 @@
+"""Command-line interface: thin click commands over probe's Python API.
+
+Each submodule registers its commands on :data:`cli`. Submodules import only click at module
+level; the library (httpx, dnspython, scapy, ...) is imported inside the command functions so
+that ``probe --help`` stays cheap.
+"""
+
+from __future__ import annotations
+
+from probe.cli import (  # noqa: F401  (registers the commands)
+    geo,
+    helper,
+    lab,
+    reclassify,
+    results,
+    run,
+    testlists,
+)
+from probe.cli._group import cli
+
+__all__ = ["cli", "main"]
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli()

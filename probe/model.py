@@ -1,0 +1,273 @@
+"""Typed records: targets, observations, control observations and verdicts.
+
+Every record is a frozen dataclass. Measurement code produces them, the classifier reads them,
+the store serialises them as JSON (``to_json``/``from_json``) so that old measurements can be
+re-judged by newer classifiers. Times are Unix epoch seconds (``started``) and seconds
+(``duration``, ``t``). A ``failure`` is ``None`` on success, otherwise one of the strings of
+:mod:`probe.failures`.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar, get_args, get_origin, get_type_hints
+
+__all__ = [
+    "STAGES",
+    "VERDICTS",
+    "ControlObservation",
+    "ControlTCP",
+    "ControlTLS",
+    "DNSObservation",
+    "DNSReply",
+    "HTTPObservation",
+    "Hop",
+    "Measurement",
+    "TCPObservation",
+    "TLSObservation",
+    "Target",
+    "Verdict",
+    "from_json",
+    "to_json",
+]
+
+VerdictName = Literal["ok", "blocked", "reset", "hijacked", "down", "inconclusive"]
+StageName = Literal["dns", "tcp", "tls", "http"]
+
+#: The fixed verdict vocabulary, most to least specific is not implied.
+VERDICTS: tuple[str, ...] = ("ok", "blocked", "reset", "hijacked", "down", "inconclusive")
+#: Measurement stages in the order they run.
+STAGES: tuple[str, ...] = ("dns", "tcp", "tls", "http")
+
+
+@dataclass(frozen=True)
+class Target:
+    """One URL to measure.
+
+    ``url`` is what is measured (host in punycode, brackets around IPv6 literals);
+    ``original_url`` is the URL as written in the list, kept for the record.
+    """
+
+    url: str
+    original_url: str
+    scheme: str  # "http" or "https"
+    host: str  # ASCII (punycode) host name or IP literal, without brackets
+    port: int
+    path: str = "/"  # path + query, as sent in the request line
+    category_code: str = ""
+    source: str = ""  # "FILE:LINE" of the list row, or "cli" for --url
+
+
+@dataclass(frozen=True)
+class DNSReply:
+    """One DNS reply as received, with its raw bytes (injection evidence)."""
+
+    t: float  # seconds after the query was sent
+    source: str  # "IP:PORT" the datagram came from
+    rcode: str  # "NOERROR", "NXDOMAIN", "SERVFAIL", "REFUSED", ... or "MALFORMED"
+    answers: tuple[str, ...] = ()  # A/AAAA addresses in the answer section, in order
+    cnames: tuple[str, ...] = ()
+    ttl: int | None = None  # smallest TTL of the answer RRsets
+    flags: tuple[str, ...] = ()  # dnspython flag names, e.g. ("QR", "AA", "RD", "RA")
+    raw: bytes = b""
+
+
+@dataclass(frozen=True)
+class DNSObservation:
+    """One query (one name, one type) to one resolver, with every reply seen."""
+
+    hostname: str
+    qtype: str  # "A" or "AAAA"
+    resolver: str  # "udp://IP:PORT", "tcp://IP:PORT", "doh:URL", "system"
+    transport: str  # "udp", "tcp", "doh"
+    started: float
+    duration: float  # until the first usable reply, or the failure
+    failure: str | None = None
+    addresses: tuple[str, ...] = ()  # from the first reply (what a normal stub would use)
+    replies: tuple[DNSReply, ...] = ()  # every reply received within the late-reply window
+
+
+@dataclass(frozen=True)
+class TCPObservation:
+    ip: str
+    port: int
+    started: float
+    duration: float
+    failure: str | None = None
+
+
+@dataclass(frozen=True)
+class TLSObservation:
+    ip: str
+    port: int
+    sni: str
+    started: float
+    duration: float
+    failure: str | None = None  # handshake failure, or the certificate failure
+    version: str | None = None  # "TLSv1.3"
+    cipher: str | None = None
+    alpn: str | None = None
+    cert_chain: tuple[bytes, ...] = ()  # peer chain, DER, leaf first
+    cert_valid: bool | None = None  # validates for sni against the trust store (+ --cafile)
+
+
+@dataclass(frozen=True)
+class HTTPObservation:
+    url: str
+    ip: str
+    port: int
+    started: float
+    duration: float
+    failure: str | None = None
+    status: int | None = None
+    headers: tuple[tuple[str, str], ...] = ()  # as received, in order, names lower-cased
+    body_length: int | None = None  # bytes received (capped)
+    body_sha256: str | None = None
+    body_truncated: bool = False
+    title: str | None = None
+    body: bytes = b""  # the (capped) body; stored once per distinct sha256
+    location: str | None = None  # absolute redirect target, if the response redirects
+
+
+@dataclass(frozen=True)
+class ControlTCP:
+    ip: str
+    port: int
+    ok: bool
+    failure: str | None = None
+
+
+@dataclass(frozen=True)
+class ControlTLS:
+    ip: str
+    port: int
+    server_name: str
+    ok: bool
+    failure: str | None = None
+
+
+@dataclass(frozen=True)
+class ControlObservation:
+    """What an uncensored vantage point saw for one URL (one hop).
+
+    Mirrors the response of OONI's Web Connectivity test helper; ``source`` names the helper
+    (its URL) or "doh:URL" for a DNS-only control. ``failure`` is set when the control itself
+    could not be obtained (helper unreachable), and then nothing else is meaningful.
+    """
+
+    source: str
+    url: str
+    started: float
+    duration: float
+    failure: str | None = None
+    dns_failure: str | None = None
+    dns_addrs: tuple[str, ...] = ()
+    tcp: tuple[ControlTCP, ...] = ()
+    tls: tuple[ControlTLS, ...] = ()
+    http_failure: str | None = None
+    http_status: int | None = None
+    http_body_length: int | None = None
+    http_headers: tuple[tuple[str, str], ...] = ()
+    http_title: str | None = None
+    http_body_sha256: str | None = None
+    ip_info: tuple[tuple[str, int, str], ...] = ()  # (ip, asn, flags), when the helper sends it
+
+
+@dataclass(frozen=True)
+class Hop:
+    """One step of a redirect chain: a URL measured DNS -> TCP -> TLS -> HTTP."""
+
+    index: int  # 0 for the URL of the list, 1.. for redirects
+    url: str
+    host: str
+    port: int
+    scheme: str
+    dns: tuple[DNSObservation, ...] = ()
+    tcp: tuple[TCPObservation, ...] = ()
+    tls: tuple[TLSObservation, ...] = ()
+    http: HTTPObservation | None = None
+    control: ControlObservation | None = None
+    dns_control: tuple[DNSObservation, ...] = ()  # DoH control queries, when --doh is the DNS control
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """Everything observed for one target on one attempt."""
+
+    target: Target
+    started: float
+    runtime: float
+    attempt: int = 0  # 0 for the first try, 1.. for retries
+    hops: tuple[Hop, ...] = ()
+    failure: str | None = None  # set only when the measurement could not run at all (deadline)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    verdict: str  # one of VERDICTS
+    stage: str | None = None  # one of STAGES, where interference (or the failure) was seen
+    hop: int | None = None
+    reasons: tuple[str, ...] = ()
+    classifier_version: str = ""
+
+
+# --- JSON round trip ------------------------------------------------------------------------
+# Records become plain JSON-able dicts; bytes become base64 strings. ``from_json`` rebuilds the
+# typed record from the dataclass type hints, so stored observations can be re-judged later.
+
+T = TypeVar("T")
+_HINTS: dict[type, dict[str, Any]] = {}
+
+
+def to_json(obj: Any) -> Any:
+    """Convert a record (or tuple/list/dict of records) into JSON-able data."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: to_json(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, bytes):
+        return base64.b64encode(obj).decode("ascii")
+    if isinstance(obj, tuple | list):
+        return [to_json(x) for x in obj]
+    if isinstance(obj, dict):
+        return {k: to_json(v) for k, v in obj.items()}
+    return obj
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    hints = _HINTS.get(cls)
+    if hints is None:
+        hints = _HINTS[cls] = get_type_hints(cls)
+    return hints
+
+
+def _convert(tp: Any, value: Any) -> Any:
+    if value is None:
+        return None
+    origin = get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in get_args(tp) if a is not type(None)]
+        return _convert(args[0], value) if len(args) == 1 else value
+    if origin is tuple:
+        args = get_args(tp)
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_convert(args[0], v) for v in value)
+        return tuple(_convert(a, v) for a, v in zip(args, value, strict=False))
+    if tp is bytes:
+        return base64.b64decode(value)
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+        return from_json(tp, value)
+    return value
+
+
+def from_json(cls: type[T], data: dict[str, Any]) -> T:
+    """Rebuild a record of type ``cls`` from ``to_json`` output. Unknown keys are ignored."""
+    hints = _hints(cls)
+    kwargs = {}
+    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+        if f.name in data:
+            kwargs[f.name] = _convert(hints[f.name], data[f.name])
+    return cls(**kwargs)
+

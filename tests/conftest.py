@@ -1,0 +1,61 @@
+"""Suite-wide fixtures: the network guard, and CI's rule that no lab test may skip."""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+from pathlib import Path
+
+import pytest
+
+TESTS = Path(__file__).resolve().parent
+sys.path.insert(0, str(TESTS))
+
+import netguard  # noqa: E402
+
+# Subprocesses (probe run, lab servers) inherit the guard through sitecustomize.
+os.environ["PROBE_NETGUARD"] = "1"
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    p for p in (str(TESTS / "netguard_site"), os.environ.get("PYTHONPATH", "")) if p
+)
+# Never read or write the user's real consent file or config from tests.
+os.environ.setdefault("PROBE_CONFIG_DIR", str(TESTS / ".probe-config-unused"))
+netguard.install()
+
+
+@pytest.fixture(autouse=True)
+def network_guard() -> None:
+    """Autouse: fail loudly if a test reaches beyond loopback and the lab namespaces."""
+    netguard.install()
+    assert not netguard.is_allowed(("192.0.2.1", 80)) or netguard._in_lab_namespace()
+    yield
+
+
+@pytest.fixture
+def tmp_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A private config directory (consent file) for one test."""
+    cfg = tmp_path / "config"
+    monkeypatch.setenv("PROBE_CONFIG_DIR", str(cfg))
+    return cfg
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):  # type: ignore[no-untyped-def]
+    """In CI (CI=true, root) a skipped lab test is a failure: the lab must always run there."""
+    outcome = yield
+    report = outcome.get_result()
+    if (
+        report.skipped
+        and os.environ.get("CI") == "true"
+        and item.get_closest_marker("lab") is not None
+    ):
+        report.outcome = "failed"
+        report.longrepr = f"lab test skipped in CI: {report.longrepr}"
+
+
+def free_port(host: str = "127.0.0.1", kind: int = socket.SOCK_STREAM) -> int:
+    """A free port on host (best effort)."""
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
