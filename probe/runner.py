@@ -1,0 +1,378 @@
+"""Run a measurement campaign: stream targets, measure concurrently, classify, store.
+
+The runner owns policy, not measurement: bounded concurrency, a per-host limit, the retry rule
+(a probe-side failure while the control succeeded is measured again before it becomes a
+verdict), the pre-flight network check, and one writer that batches results into the store.
+Targets are pulled from the lists only when a slot is free, and results leave memory as soon as
+they are written, so memory stays flat however long the list is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from probe.model import Measurement, Target, Verdict
+
+__all__ = [
+    "DEFAULT_CONCURRENCY",
+    "DEFAULT_DB",
+    "NoNetworkError",
+    "Reporter",
+    "RunOptions",
+    "RunSummary",
+    "preflight",
+    "run",
+]
+
+DEFAULT_DB = Path("results/probe.db")
+#: Chosen from bench/: throughput is set by the network up to here on a 2-core machine.
+DEFAULT_CONCURRENCY = 32
+
+# Writer batching: big enough to amortise the transaction, small enough that a kill loses
+# little (at most the URLs in flight plus one flush interval).
+_BATCH_MAX = 256
+_FLUSH_INTERVAL = 0.25
+
+
+class NoNetworkError(Exception):
+    """The pre-flight check found no working network; nothing was measured."""
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """Everything a run needs besides its targets."""
+
+    db: Path = DEFAULT_DB
+    vantage: str = "default"
+    lists: tuple[str, ...] = ()
+    controls: tuple[str, ...] = ()  # test-helper URLs; empty: no control (local proofs only)
+    concurrency: int = DEFAULT_CONCURRENCY
+    per_host: int = 4
+    retries: int = 1
+    retry_pause: float = 2.0
+    fingerprints: tuple[str, ...] = ()
+    geo: str | None = None
+    preflight: bool = True
+    control_timeout: float = 30.0
+    measure: Any = None  # probe.observe.MeasureConfig; None: defaults
+
+
+@dataclass
+class RunSummary:
+    """What a run did, for the summary table and the exit status."""
+
+    run_id: int
+    status: str  # complete | interrupted | offline | failed
+    measured: int = 0
+    verdicts: Counter[str] = field(default_factory=Counter)
+    problems: int = 0
+    started: float = 0.0
+    finished: float = 0.0
+
+    @property
+    def elapsed(self) -> float:
+        return max(0.0, self.finished - self.started)
+
+
+class Reporter(Protocol):
+    """Receives progress events; the CLI draws a bar or writes log lines from them."""
+
+    def started(self, run_id: int, total: int | None) -> None: ...
+    def result(self, target: Target, verdict: Verdict) -> None: ...
+    def problem(self, message: str) -> None: ...
+
+
+class _NullReporter:
+    def started(self, run_id: int, total: int | None) -> None:
+        pass
+
+    def result(self, target: Target, verdict: Verdict) -> None:
+        pass
+
+    def problem(self, message: str) -> None:
+        pass
+
+
+async def preflight(cfg: Any, controls: Iterable[str], timeout: float = 3.0) -> list[str]:
+    """Check that the network works at all: some resolver answers or some control is reachable.
+
+    Returns the list of things that failed; raises :class:`NoNetworkError` when nothing works.
+    Any DNS reply (even NXDOMAIN or REFUSED) proves that a resolver is reachable.
+    """
+    from probe.netcheck import dns_server_reachable, resolver_addresses
+
+    failed: list[str] = []
+    resolvers = resolver_addresses(cfg)
+    controls = list(controls)
+
+    async def check_resolver(server: str) -> bool:
+        ok = await dns_server_reachable(server, timeout)
+        if not ok:
+            failed.append(f"resolver {server} did not answer")
+        return ok
+
+    async def check_control(url: str) -> bool:
+        ok = await _control_reachable(url, timeout, getattr(cfg, "cafile", None))
+        if not ok:
+            failed.append(f"control {url} is unreachable")
+        return ok
+
+    checks = [check_resolver(r) for r in resolvers] + [check_control(c) for c in controls]
+    if not checks:
+        raise NoNetworkError("no resolver is configured (empty /etc/resolv.conf?) and no control")
+    results = await asyncio.gather(*checks)
+    if not any(results):
+        raise NoNetworkError("; ".join(failed))
+    return failed
+
+
+async def _control_reachable(url: str, timeout: float, cafile: str | None) -> bool:
+    import httpx
+
+    from probe.netcheck import health_url
+
+    try:
+        verify: Any = True
+        if cafile:
+            import ssl
+
+            verify = ssl.create_default_context(cafile=cafile)
+        async with httpx.AsyncClient(timeout=timeout, verify=verify, trust_env=False) as client:
+            await client.get(health_url(url))
+        return True  # any HTTP answer proves the path works
+    except Exception:
+        return False
+
+
+def _estimate_total(paths: Iterable[Path], urls: Iterable[str]) -> int | None:
+    """Rows in the lists (minus headers) plus ad-hoc URLs: an upper bound for the ETA."""
+    total = len(list(urls))
+    for path in paths:
+        try:
+            with open(path, "rb") as fh:
+                rows = sum(chunk.count(b"\n") for chunk in iter(lambda: fh.read(1 << 20), b""))
+        except OSError:
+            return None
+        total += max(0, rows - 1)
+    return total
+
+
+class _Limiter:
+    """Per-host semaphores that disappear when idle, so memory does not grow with the list."""
+
+    def __init__(self, per_host: int) -> None:
+        self.per_host = per_host
+        self._sems: dict[str, tuple[asyncio.Semaphore, int]] = {}
+
+    @contextlib.asynccontextmanager
+    async def hold(self, host: str):  # type: ignore[no-untyped-def]
+        sem, users = self._sems.get(host) or (asyncio.Semaphore(self.per_host), 0)
+        self._sems[host] = (sem, users + 1)
+        try:
+            async with sem:
+                yield
+        finally:
+            sem, users = self._sems[host]
+            if users <= 1:
+                del self._sems[host]
+            else:
+                self._sems[host] = (sem, users - 1)
+
+
+async def run(
+    targets: Iterator[Target],
+    options: RunOptions,
+    reporter: Reporter | None = None,
+    total: int | None = None,
+    stop: asyncio.Event | None = None,
+) -> RunSummary:
+    """Measure every target, classify it and store it. Never raises for network failures.
+
+    ``stop``, when set, ends the run early: targets in flight are cancelled, everything already
+    measured is written, and the run is recorded as interrupted.
+    """
+    from probe.classify import classify, needs_retry
+    from probe.fingerprints import load_fingerprints
+    from probe.observe import MeasureConfig, measure
+    from probe.store import Store
+
+    reporter = reporter or _NullReporter()
+    cfg = options.measure or MeasureConfig()
+    store = Store.open(options.db)
+    fingerprints = load_fingerprints(options.fingerprints)
+    geo = None
+    if options.geo:
+        from probe.geo import GeoDB
+
+        geo = GeoDB.open(options.geo)
+
+    from probe.netcheck import resolver_addresses
+
+    vantage_id = store.vantage(options.vantage, resolver=",".join(resolver_addresses(cfg)))
+    run_options = {k: v for k, v in asdict(options).items() if k != "measure"}
+    run_options["measure"] = asdict(cfg) if cfg is not None else None
+    run_options = {k: (str(v) if isinstance(v, Path) else v) for k, v in run_options.items()}
+    run_id = store.start_run(vantage_id, list(options.lists), run_options)
+    summary = RunSummary(run_id=run_id, status="running", started=time.time())
+
+    if options.preflight:
+        try:
+            for message in await preflight(cfg, options.controls):
+                reporter.problem(f"warning: {message}")
+        except NoNetworkError as exc:
+            store.finish_run(run_id, "offline")
+            summary.status = "offline"
+            summary.finished = time.time()
+            raise NoNetworkError(
+                f"no network: {exc}. Nothing was measured; run {run_id} is recorded as offline."
+            ) from None
+
+    reporter.started(run_id, total)
+    queue: asyncio.Queue[tuple[Measurement, Verdict, bool] | None] = asyncio.Queue()
+    stop = stop or asyncio.Event()
+
+    async def writer() -> None:
+        batch: list[tuple[Measurement, Verdict, bool]] = []
+        done = False
+        while not done:
+            try:
+                item = await asyncio.wait_for(queue.get(), _FLUSH_INTERVAL if batch else None)
+            except TimeoutError:
+                item = ...  # type: ignore[assignment]
+            if item is None:
+                done = True
+            elif item is not ...:
+                batch.append(item)  # type: ignore[arg-type]
+                if len(batch) < _BATCH_MAX:
+                    continue
+            if batch:
+                store.write(run_id, vantage_id, batch)
+                batch = []
+
+    control_ctx: Any = contextlib.nullcontext(None)
+    if options.controls:
+        from probe.control.client import ControlClient
+
+        control_ctx = ControlClient(
+            options.controls, timeout=options.control_timeout, cafile=getattr(cfg, "cafile", None)
+        )
+
+    limiter = _Limiter(options.per_host)
+    slots = asyncio.Semaphore(options.concurrency)
+
+    async def one(target: Target, control: Any) -> None:
+        try:
+            async with limiter.hold(target.host):
+                m = await measure(target, cfg, control)
+                v = classify(m, fingerprints=fingerprints, geo=geo)
+                for attempt in range(1, options.retries + 1):
+                    if not needs_retry(m):
+                        break
+                    await queue.put((m, v, False))
+                    await asyncio.sleep(options.retry_pause)
+                    m = await measure(target, cfg, control, attempt=attempt)
+                    v = classify(m, fingerprints=fingerprints, geo=geo)
+                await queue.put((m, v, True))
+            summary.measured += 1
+            summary.verdicts[v.verdict] += 1
+            reporter.result(target, v)
+        finally:
+            slots.release()
+
+    writer_task = asyncio.create_task(writer())
+    tasks: set[asyncio.Task[None]] = set()
+    status = "complete"
+    try:
+        async with control_ctx as control:
+            for target in targets:
+                acquire = asyncio.ensure_future(slots.acquire())
+                stopper = asyncio.ensure_future(stop.wait())
+                await asyncio.wait({acquire, stopper}, return_when=asyncio.FIRST_COMPLETED)
+                stopper.cancel()
+                if stop.is_set():
+                    if acquire.done():
+                        slots.release()
+                    else:
+                        acquire.cancel()
+                    status = "interrupted"
+                    break
+                task = asyncio.create_task(one(target, control))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+            if tasks and status == "complete":
+                waiter = asyncio.ensure_future(asyncio.wait(set(tasks)))
+                stopper = asyncio.ensure_future(stop.wait())
+                await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+                stopper.cancel()
+                if stop.is_set():
+                    status = "interrupted"
+                waiter.cancel()
+    except asyncio.CancelledError:
+        status = "interrupted"
+    except BaseException:
+        status = "failed"
+        raise
+    finally:
+        for task in list(tasks):
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        await queue.put(None)
+        await writer_task
+        summary.status = status
+        summary.finished = time.time()
+        store.finish_run(run_id, status)
+    return summary
+
+
+def run_sync(
+    targets: Iterator[Target],
+    options: RunOptions,
+    reporter: Reporter | None = None,
+    total: int | None = None,
+) -> RunSummary:
+    """Run from synchronous code; SIGINT and SIGTERM end the run cleanly as interrupted."""
+
+    async def main() -> RunSummary:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(sig, stop.set)
+        return await run(targets, options, reporter, total, stop)
+
+    return asyncio.run(main())
+
+
+def estimate_total(paths: Iterable[Path], urls: Iterable[str]) -> int | None:
+    """Public wrapper for the ETA estimate (see :func:`_estimate_total`)."""
+    return _estimate_total(paths, urls)
+
+
+def summary_rows(summary: RunSummary) -> list[tuple[str, int]]:
+    """(verdict, count) rows in the fixed verdict order, for the summary table."""
+    from probe.model import VERDICTS
+
+    return [(v, summary.verdicts.get(v, 0)) for v in VERDICTS]
+
+
+def describe(summary: RunSummary, db: Path, echo: Callable[[str], Any]) -> None:
+    """Write the end-of-run summary table."""
+    rate = summary.measured / summary.elapsed if summary.elapsed else 0.0
+    echo(
+        f"run {summary.run_id} {summary.status}: {summary.measured} URLs in "
+        f"{summary.elapsed:.1f} s ({rate:.1f} URLs/s)"
+    )
+    for verdict, count in summary_rows(summary):
+        echo(f"  {verdict:<13} {count:>7}")
+    if summary.problems:
+        echo(f"  invalid list rows skipped: {summary.problems}")
+    echo(f"results: {db}   (probe results --db {db} --run {summary.run_id})")
