@@ -1,0 +1,599 @@
+"""The results database: opening and migrating it, writing batches, reading results back."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from probe.model import VERDICTS, Measurement, Verdict
+from probe.store import rows as _rows
+from probe.store.schema import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION
+
+__all__ = ["RUN_STATUSES", "Store", "StoreError"]
+
+#: Final states of a run (``running`` is the state while it runs).
+RUN_STATUSES = ("complete", "interrupted", "offline", "failed")
+
+# Keys that would identify the person running the probe: refused in vantage metadata.
+_PRIVATE_KEYS = frozenset({"ip", "public_ip", "probe_ip", "client_ip", "address", "addr"})
+_VANTAGE_COLUMNS = ("asn", "as_org", "country", "resolver", "network")
+
+_BUSY_TIMEOUT_MS = 30_000
+_CHUNK = 500  # measurements per read chunk (iter_measurements, reclassify)
+_SEEN_MAX = 20_000  # bodies/certificates remembered as already stored, per Store
+
+
+class StoreError(Exception):
+    """The database cannot be used: not SQLite, not a probe database, too new, unwritable."""
+
+
+def _now() -> str:
+    return _rows.iso(time.time())
+
+
+class Store:
+    """A probe results database (SQLite through sqlite-utils).
+
+    Open with :meth:`open`; every write is one transaction that is committed before the call
+    returns (WAL, ``synchronous=NORMAL``): a kill loses at most the batch being written.
+    """
+
+    def __init__(self, db: sqlite_utils.Database, path: str) -> None:
+        self.db = db
+        self.conn: sqlite3.Connection = db.conn
+        self.path = path
+        self._seen_bodies: set[str] = set()
+        self._certs: dict[str, _rows.Certificate] = {}
+
+    # --- opening -------------------------------------------------------------------------
+    @classmethod
+    def open(cls, path: str | Path, *, create: bool = True) -> Store:
+        """Open (creating it and its parent directories if needed) and migrate a database.
+
+        ``":memory:"`` opens a private in-memory database. With ``create=False`` a missing file
+        is an error. Raises :class:`StoreError` naming the file and the reason.
+        """
+        name = str(path)
+        if name != ":memory:":
+            p = Path(path)
+            if p.is_dir():
+                raise StoreError(f"{name}: is a directory, not a database file")
+            if not p.exists():
+                if not create:
+                    raise StoreError(f"{name}: no such database (run `probe run` first?)")
+                try:
+                    p.parent.mkdir(parents=True, exist_ok=True)
+                except OSError as exc:
+                    raise StoreError(f"{name}: cannot create its directory: {exc}") from None
+        try:
+            conn = sqlite3.connect(
+                name, timeout=_BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
+            )
+        except sqlite3.Error as exc:
+            raise StoreError(f"{name}: cannot open: {exc}") from None
+        store = cls(sqlite_utils.Database(conn), name)
+        try:
+            store._configure()
+            store._migrate()
+        except StoreError:
+            conn.close()
+            raise
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            raise StoreError(f"{name}: not a usable SQLite database: {exc}") from None
+        return store
+
+    def close(self) -> None:
+        """Close the connection (committed data is already on disk)."""
+        self.conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _configure(self) -> None:
+        c = self.conn
+        c.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+        # Reading the header is the first access: a non-SQLite file fails here.
+        c.execute("PRAGMA schema_version").fetchone()
+        if self.path != ":memory:":
+            mode = c.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise StoreError(f"{self.path}: cannot switch to WAL journal mode (got {mode})")
+        c.execute("PRAGMA synchronous = NORMAL")
+        c.execute("PRAGMA cache_size = -32768")  # 32 MiB, only used as pages are read
+        c.execute("PRAGMA temp_store = MEMORY")
+
+    def schema_version(self) -> int:
+        """The highest migration applied (0 for an empty database)."""
+        if not self.db["schema_migrations"].exists():
+            return 0
+        row = self.conn.execute("SELECT max(version) FROM schema_migrations").fetchone()
+        return int(row[0] or 0)
+
+    def _migrate(self) -> None:
+        c = self.conn
+        app_id = c.execute("PRAGMA application_id").fetchone()[0]
+        tables = [t for t in self.db.table_names() if not t.startswith("sqlite_")]
+        if app_id not in (0, APPLICATION_ID) or (
+            tables and "schema_migrations" not in tables
+        ):
+            shown = ", ".join(tables[:5]) + (", ..." if len(tables) > 5 else "")
+            raise StoreError(
+                f"{self.path}: not a probe database "
+                f"(application_id {app_id:#x}; tables: {shown or 'none'})"
+            )
+        current = self.schema_version()
+        if current > SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.path}: written by a newer probe (schema version {current}, this probe "
+                f"knows up to {SCHEMA_VERSION}); upgrade probe to read it"
+            )
+        if current == SCHEMA_VERSION:
+            return
+        c.execute("BEGIN IMMEDIATE")
+        try:
+            c.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                "version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
+            )
+            c.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+            c.execute("COMMIT")
+        except BaseException:
+            c.execute("ROLLBACK")
+            raise
+        for version, name, sql in MIGRATIONS:
+            c.execute("BEGIN IMMEDIATE")
+            try:
+                # Re-check inside the lock: another process may have migrated meanwhile.
+                done = c.execute(
+                    "SELECT 1 FROM schema_migrations WHERE version = ?", (version,)
+                ).fetchone()
+                if not done:
+                    for statement in _split_sql(sql):
+                        c.execute(statement)
+                    c.execute(
+                        "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                        (version, name, _now()),
+                    )
+                c.execute("COMMIT")
+            except BaseException:
+                c.execute("ROLLBACK")
+                raise
+
+    # --- vantage points and runs -----------------------------------------------------------
+    def vantage(self, name: str, **meta: Any) -> int:
+        """The id of vantage point ``name``, created or updated with the metadata given.
+
+        Known keys (``asn``, ``as_org``, ``country``, ``resolver``, ``network``) become columns;
+        other keys go to the ``meta`` JSON. The probe's own public IP is never stored: keys
+        such as ``ip`` or ``public_ip`` raise ``ValueError``. ``None`` values are ignored.
+        """
+        if not name:
+            raise ValueError("a vantage point needs a name")
+        private = _PRIVATE_KEYS.intersection(k.lower() for k in meta)
+        if private:
+            raise ValueError(f"refusing to store the probe's address ({', '.join(sorted(private))})")
+        meta = {k: v for k, v in meta.items() if v is not None}
+        cols = {k: meta.pop(k) for k in _VANTAGE_COLUMNS if k in meta}
+        now = _now()
+        c = self.conn
+        c.execute("BEGIN IMMEDIATE")
+        try:
+            row = c.execute("SELECT id, meta FROM vantage_points WHERE name = ?", (name,)).fetchone()
+            if row is None:
+                cur = c.execute(
+                    "INSERT INTO vantage_points (name, asn, as_org, country, resolver, network, "
+                    "meta, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (name, *(cols.get(k) for k in _VANTAGE_COLUMNS), json.dumps(meta), now, now),
+                )
+                vid = int(cur.lastrowid or 0)
+            else:
+                vid = int(row[0])
+                merged = {**json.loads(row[1] or "{}"), **meta}
+                sets = ", ".join(f"{k} = ?" for k in cols)
+                c.execute(
+                    f"UPDATE vantage_points SET {sets + ', ' if sets else ''}meta = ?, "
+                    "updated_at = ? WHERE id = ?",
+                    (*cols.values(), json.dumps(merged), now, vid),
+                )
+            c.execute("COMMIT")
+        except BaseException:
+            c.execute("ROLLBACK")
+            raise
+        return vid
+
+    def start_run(self, vantage_id: int, lists: list[str], options: dict[str, Any]) -> int:
+        """Record a new run (status ``running``) and return its id."""
+        from probe import __version__
+
+        with self._transaction():
+            cur = self.conn.execute(
+                "INSERT INTO runs (vantage_id, started_at, software_version, lists, options, "
+                "status) VALUES (?, ?, ?, ?, ?, 'running')",
+                (vantage_id, _now(), __version__, json.dumps([str(x) for x in lists]),
+                 json.dumps(options, default=str, sort_keys=True)),
+            )
+        return int(cur.lastrowid or 0)
+
+    def finish_run(self, run_id: int, status: str) -> None:
+        """Close a run: its end time, status and verdict counts."""
+        if status not in RUN_STATUSES:
+            raise ValueError(f"run status must be one of {', '.join(RUN_STATUSES)}, not {status!r}")
+        with self._transaction():
+            counts = self._counts(run_id)
+            self.conn.execute(
+                "UPDATE runs SET finished_at = ?, status = ?, n_measurements = ?, counts = ? "
+                "WHERE id = ?",
+                (_now(), status, sum(counts.values()), json.dumps(counts), run_id),
+            )
+
+    def _counts(self, run_id: int) -> dict[str, int]:
+        counts = dict.fromkeys(VERDICTS, 0)
+        for verdict, n in self.conn.execute(
+            "SELECT verdict, count(*) FROM measurements WHERE run_id = ? AND final = 1 "
+            "GROUP BY verdict",
+            (run_id,),
+        ):
+            counts[verdict] = n
+        return counts
+
+    def run_summary(self, run_id: int) -> dict[str, int]:
+        """Final verdict counts of a run: every verdict of the vocabulary, zeros included."""
+        return self._counts(run_id)
+
+    def run_info(self, run_id: int) -> dict[str, Any] | None:
+        """One run as a dict (vantage name, times, status, lists, options, counts), or None."""
+        row = self.conn.execute(
+            "SELECT r.id, v.name, r.started_at, r.finished_at, r.software_version, r.lists, "
+            "r.options, r.status, r.n_measurements FROM runs r "
+            "JOIN vantage_points v ON v.id = r.vantage_id WHERE r.id = ?",
+            (run_id,),
+        ).fetchone()
+        if row is None:
+            return None
+        keys = ("run_id", "vantage", "started_at", "finished_at", "software_version", "lists",
+                "options", "status", "n_measurements")
+        info = dict(zip(keys, row, strict=True))
+        info["lists"] = json.loads(info["lists"])
+        info["options"] = json.loads(info["options"])
+        info["counts"] = self._counts(run_id)
+        return info
+
+    def latest_run_id(self, vantage: str | None = None) -> int | None:
+        """The most recent run (of vantage point ``vantage``, when given), or None."""
+        if vantage is None:
+            row = self.conn.execute("SELECT max(id) FROM runs").fetchone()
+        else:
+            row = self.conn.execute(
+                "SELECT max(r.id) FROM runs r JOIN vantage_points v ON v.id = r.vantage_id "
+                "WHERE v.name = ?",
+                (vantage,),
+            ).fetchone()
+        return None if row[0] is None else int(row[0])
+
+    # --- writing ---------------------------------------------------------------------------
+    def _transaction(self) -> _Tx:
+        return _Tx(self.conn)
+
+    def write(
+        self,
+        run_id: int,
+        vantage_id: int,
+        items: Sequence[tuple[Measurement, Verdict] | tuple[Measurement, Verdict, bool]],
+    ) -> None:
+        """Store a batch of measurements with their verdicts, in one committed transaction.
+
+        Items are ``(measurement, verdict)`` or ``(measurement, verdict, final)``. Every attempt
+        is stored; ``final`` (default True) marks the attempt whose verdict counts for the URL.
+        """
+        if not items:
+            return
+        c = self.conn
+        with self._transaction():
+            mid = c.execute("SELECT coalesce(max(id), 0) FROM measurements").fetchone()[0]
+            ids = _rows.IdCounters(
+                c.execute("SELECT coalesce(max(id), 0) FROM dns_queries").fetchone()[0],
+                c.execute("SELECT coalesce(max(id), 0) FROM dns_replies").fetchone()[0],
+            )
+            rows = _rows.Rows()
+            cert_info, body_ref = self._refs(rows)
+            flatten = _rows.flatten
+            try:
+                for item in items:
+                    mid += 1
+                    final = item[2] if len(item) > 2 else True  # type: ignore[misc]
+                    flatten(rows, mid, run_id, vantage_id, item[0], item[1], final, ids,
+                            cert_info, body_ref)
+                self._insert(rows)
+            except BaseException:
+                # The rollback undoes the rows: forget what this batch marked as stored.
+                self._seen_bodies.clear()
+                self._certs.clear()
+                raise
+
+    def _refs(self, rows: _rows.Rows) -> tuple[Any, Any]:
+        """Per-batch callbacks that queue new certificates and bodies (each stored once)."""
+        certs = self._certs
+        seen = self._seen_bodies
+
+        def cert_info(der: bytes) -> tuple[str, _rows.Certificate]:
+            sha = hashlib.sha256(der).hexdigest()
+            info = certs.get(sha)
+            if info is None:
+                info = _rows.parse_certificate(der)
+                if len(certs) >= _SEEN_MAX:
+                    certs.clear()
+                certs[sha] = info
+                rows.certs.append((sha, der, *info))
+            return sha, info
+
+        def body_ref(body: bytes) -> str:
+            sha = _rows.body_key(body)
+            if sha not in seen:
+                if len(seen) >= _SEEN_MAX:
+                    seen.clear()
+                seen.add(sha)
+                rows.bodies.append((sha, len(body), _rows.compress(body)))
+            return sha
+
+        return cert_info, body_ref
+
+    def _insert(self, rows: _rows.Rows) -> None:
+        x = self.conn.executemany
+        x(
+            "INSERT INTO measurements (id, run_id, vantage_id, url, original_url, domain, category, "
+            "source, measured_at, started, runtime, attempt, final, failure, n_hops, final_url, "
+            "verdict, stage, hop, reasons, classifier_version, observations) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            rows.measurements,
+        )
+        if rows.queries:
+            x(
+                "INSERT INTO dns_queries (id, measurement_id, hop, control, resolver, transport, "
+                "qtype, hostname, started, duration, failure, addresses, n_replies, n_distinct) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                rows.queries,
+            )
+        if rows.replies:
+            x(
+                "INSERT INTO dns_replies (id, query_id, idx, t, source, rcode, flags, ttl, raw) "
+                "VALUES (?,?,?,?,?,?,?,?,?)",
+                rows.replies,
+            )
+        if rows.answers:
+            x("INSERT INTO dns_answers (reply_id, idx, type, value) VALUES (?,?,?,?)", rows.answers)
+        if rows.tcp:
+            x(
+                "INSERT INTO tcp_connects (measurement_id, hop, ip, port, started, duration, "
+                "failure) VALUES (?,?,?,?,?,?,?)",
+                rows.tcp,
+            )
+        if rows.certs:
+            x(
+                "INSERT OR IGNORE INTO certificates (sha256, der, subject, issuer, not_before, "
+                "not_after) VALUES (?,?,?,?,?,?)",
+                rows.certs,
+            )
+        if rows.tls:
+            x(
+                "INSERT INTO tls_handshakes (measurement_id, hop, ip, port, sni, started, duration, "
+                "failure, version, cipher, alpn, cert_valid, leaf_sha256, leaf_subject, "
+                "leaf_issuer, leaf_not_after, chain) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                rows.tls,
+            )
+        if rows.bodies:
+            x("INSERT OR IGNORE INTO http_bodies (sha256, length, body) VALUES (?,?,?)", rows.bodies)
+        if rows.http:
+            x(
+                "INSERT INTO http_requests (measurement_id, hop, url, ip, port, started, duration, "
+                "failure, status, headers, location, body_length, body_sha256, body_truncated, "
+                "title, body_ref) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                rows.http,
+            )
+        if rows.controls:
+            x(
+                "INSERT INTO controls (measurement_id, hop, source, url, failure, dns_failure, "
+                "dns_addrs, http_failure, http_status, http_body_length, http_title, "
+                "http_body_sha256, data) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                rows.controls,
+            )
+
+    def set_verdicts(self, updates: Sequence[tuple[int, Verdict]]) -> None:
+        """Replace the verdicts of measurements (by id), in one transaction (reclassify)."""
+        if not updates:
+            return
+        now = _now()
+        with self._transaction():
+            self.conn.executemany(
+                "UPDATE measurements SET verdict = ?, stage = ?, hop = ?, reasons = ?, "
+                "classifier_version = ?, classified_at = ? WHERE id = ?",
+                [
+                    (v.verdict, v.stage, v.hop, json.dumps(list(v.reasons)), v.classifier_version,
+                     now, mid)
+                    for mid, v in updates
+                ],
+            )
+
+    # --- reading ---------------------------------------------------------------------------
+    def resolve_run(self, run: int | str | None, vantage: str | None = None) -> int | None:
+        """``"latest"`` -> the latest run id (of ``vantage``); an id or digits -> that id.
+
+        Raises :class:`StoreError` when there is no such run (or no run at all).
+        """
+        if run is None:
+            return None
+        if run == "latest":
+            rid = self.latest_run_id(vantage)
+            if rid is None:
+                where = f" for vantage point {vantage!r}" if vantage else ""
+                raise StoreError(f"{self.path}: no runs{where} yet")
+            return rid
+        try:
+            rid = int(run)
+        except (TypeError, ValueError):
+            raise StoreError(f"run must be an id or 'latest', not {run!r}") from None
+        if self.conn.execute("SELECT 1 FROM runs WHERE id = ?", (rid,)).fetchone() is None:
+            raise StoreError(f"{self.path}: no run {rid}")
+        return rid
+
+    def results(
+        self,
+        run: int | str | None = "latest",
+        verdict: str | None = None,
+        vantage: str | None = None,
+        limit: int | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """Final verdicts, one dict per URL measured, in measurement order.
+
+        ``run``: an id, ``"latest"`` (the latest run, of ``vantage`` when given) or None (every
+        run). Keys: measurement_id, run_id, vantage, url, original_url, domain, category,
+        measured_at, runtime, attempt, verdict, stage, hop, reasons (list), classifier_version.
+        """
+        rid = self.resolve_run(run, vantage)
+        where = ["m.final = 1"]
+        params: list[Any] = []
+        if rid is not None:
+            where.append("m.run_id = ?")
+            params.append(rid)
+        if verdict is not None:
+            where.append("m.verdict = ?")
+            params.append(verdict)
+        if vantage is not None:
+            where.append("v.name = ?")
+            params.append(vantage)
+        sql = (
+            "SELECT m.id, m.run_id, v.name, m.url, m.original_url, m.domain, m.category, "
+            "m.measured_at, m.runtime, m.attempt, m.verdict, m.stage, m.hop, m.reasons, "
+            "m.classifier_version FROM measurements m "
+            "JOIN vantage_points v ON v.id = m.vantage_id "
+            f"WHERE {' AND '.join(where)} ORDER BY m.id"
+        )
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(int(limit))
+        loads = json.loads
+        for r in self.conn.execute(sql, params):
+            yield {
+                "measurement_id": r[0], "run_id": r[1], "vantage": r[2], "url": r[3],
+                "original_url": r[4], "domain": r[5], "category": r[6], "measured_at": r[7],
+                "runtime": r[8], "attempt": r[9], "verdict": r[10], "stage": r[11],
+                "hop": r[12], "reasons": loads(r[13]), "classifier_version": r[14],
+            }
+
+    def latest_verdicts(
+        self, vantage: str | None = None, verdict: str | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """Rows of the ``latest_verdicts`` view (the newest final verdict per vantage and URL)."""
+        where, params = [], []
+        if vantage is not None:
+            where.append("vantage = ?")
+            params.append(vantage)
+        if verdict is not None:
+            where.append("verdict = ?")
+            params.append(verdict)
+        sql = "SELECT * FROM latest_verdicts" + (f" WHERE {' AND '.join(where)}" if where else "")
+        cur = self.conn.execute(sql, params)
+        names = [d[0] for d in cur.description]
+        for r in cur:
+            d = dict(zip(names, r, strict=True))
+            d["reasons"] = json.loads(d["reasons"])
+            yield d
+
+    def iter_measurements(self, run_id: int | None = None) -> Iterator[tuple[int, Measurement]]:
+        """Every stored measurement (every attempt) of a run, or of all runs, rebuilt in full."""
+        for mid, m, _v in self.iter_judged(run_id):
+            yield mid, m
+
+    def iter_judged(
+        self, run_id: int | None = None
+    ) -> Iterator[tuple[int, Measurement, Verdict]]:
+        """Like :meth:`iter_measurements`, with each measurement's stored verdict.
+
+        Reads in chunks by id, holding no cursor open between chunks, so callers may write
+        (e.g. :meth:`set_verdicts`) while iterating.
+        """
+        c = self.conn
+        last = 0
+        while True:
+            if run_id is None:
+                chunk = c.execute(
+                    "SELECT id, observations, verdict, stage, hop, reasons, classifier_version "
+                    "FROM measurements WHERE id > ? ORDER BY id LIMIT ?",
+                    (last, _CHUNK),
+                ).fetchall()
+            else:
+                chunk = c.execute(
+                    "SELECT id, observations, verdict, stage, hop, reasons, classifier_version "
+                    "FROM measurements WHERE run_id = ? AND id > ? ORDER BY id LIMIT ?",
+                    (run_id, last, _CHUNK),
+                ).fetchall()
+            if not chunk:
+                return
+            lo, hi = chunk[0][0], chunk[-1][0]
+            last = hi
+            controls: dict[int, dict[int, str]] = {}
+            for mid, hop, data in c.execute(
+                "SELECT measurement_id, hop, data FROM controls "
+                "WHERE measurement_id BETWEEN ? AND ?",
+                (lo, hi),
+            ):
+                controls.setdefault(mid, {})[hop] = data
+            for mid, obs, verdict, stage, hop, reasons, version in chunk:
+                m = _rows.rebuild(obs, controls.get(mid, {}), self._body, self._cert)
+                v = Verdict(verdict, stage, hop, tuple(json.loads(reasons)), version)
+                yield mid, m, v
+
+    def _body(self, sha: str) -> bytes:
+        import zlib
+
+        row = self.conn.execute("SELECT body FROM http_bodies WHERE sha256 = ?", (sha,)).fetchone()
+        return zlib.decompress(row[0]) if row else b""
+
+    def _cert(self, sha: str) -> bytes:
+        row = self.conn.execute("SELECT der FROM certificates WHERE sha256 = ?", (sha,)).fetchone()
+        return bytes(row[0]) if row else b""
+
+
+class _Tx:
+    """``BEGIN IMMEDIATE`` ... ``COMMIT`` (``ROLLBACK`` on any exception)."""
+
+    __slots__ = ("conn",)
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def __enter__(self) -> None:
+        self.conn.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is None:
+            self.conn.execute("COMMIT")
+        else:
+            self.conn.execute("ROLLBACK")
+
+
+def _split_sql(sql: str) -> list[str]:
+    """Split a migration into statements (sqlite3.execute runs one at a time)."""
+    out: list[str] = []
+    buf: list[str] = []
+    for line in sql.splitlines():
+        if line.strip().startswith("--") and not buf:
+            continue
+        buf.append(line)
+        candidate = "\n".join(buf)
+        if sqlite3.complete_statement(candidate):
+            out.append(candidate.strip())
+            buf = []
+    if "".join(buf).strip():
+        out.append("\n".join(buf).strip())
+    return out

@@ -1,0 +1,262 @@
+"""The database schema, as an ordered list of migrations.
+
+Each migration is SQL run in one transaction and recorded in ``schema_migrations``; a database
+is at version N when migrations 1..N are recorded. Never edit a released migration: append a new
+one. docs/schema.md documents every table, column and view.
+"""
+
+from __future__ import annotations
+
+__all__ = ["APPLICATION_ID", "MIGRATIONS", "SCHEMA_VERSION"]
+
+#: ``PRAGMA application_id`` of a probe database ("PRB1"), so `file` and probe recognise it.
+APPLICATION_ID = 0x50524231
+
+_V1 = """
+CREATE TABLE vantage_points (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    asn INTEGER,
+    as_org TEXT,
+    country TEXT,
+    resolver TEXT,
+    network TEXT,
+    meta TEXT NOT NULL DEFAULT '{}',
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+
+CREATE TABLE runs (
+    id INTEGER PRIMARY KEY,
+    vantage_id INTEGER NOT NULL REFERENCES vantage_points(id),
+    started_at TEXT NOT NULL,
+    finished_at TEXT,
+    software_version TEXT NOT NULL,
+    lists TEXT NOT NULL DEFAULT '[]',
+    options TEXT NOT NULL DEFAULT '{}',
+    status TEXT NOT NULL DEFAULT 'running'
+        CHECK (status IN ('running', 'complete', 'interrupted', 'offline', 'failed')),
+    n_measurements INTEGER NOT NULL DEFAULT 0,
+    counts TEXT NOT NULL DEFAULT '{}'
+);
+CREATE INDEX runs_vantage ON runs(vantage_id, id);
+
+CREATE TABLE measurements (
+    id INTEGER PRIMARY KEY,
+    run_id INTEGER NOT NULL REFERENCES runs(id),
+    vantage_id INTEGER NOT NULL REFERENCES vantage_points(id),
+    url TEXT NOT NULL,
+    original_url TEXT NOT NULL,
+    domain TEXT NOT NULL,
+    category TEXT NOT NULL DEFAULT '',
+    source TEXT NOT NULL DEFAULT '',
+    measured_at TEXT NOT NULL,
+    started REAL NOT NULL,
+    runtime REAL NOT NULL,
+    attempt INTEGER NOT NULL DEFAULT 0,
+    final INTEGER NOT NULL DEFAULT 1,
+    failure TEXT,
+    n_hops INTEGER NOT NULL DEFAULT 0,
+    final_url TEXT,
+    verdict TEXT NOT NULL,
+    stage TEXT,
+    hop INTEGER,
+    reasons TEXT NOT NULL DEFAULT '[]',
+    classifier_version TEXT NOT NULL DEFAULT '',
+    classified_at TEXT,
+    observations TEXT NOT NULL
+);
+CREATE INDEX measurements_run ON measurements(run_id);
+CREATE INDEX measurements_vantage_url ON measurements(vantage_id, url, measured_at);
+CREATE INDEX measurements_domain ON measurements(domain);
+
+-- The newest final measurement per (vantage point, URL), kept up to date by triggers so that
+-- "latest verdict everywhere" reads one row per URL instead of grouping every measurement.
+CREATE TABLE latest (
+    vantage_id INTEGER NOT NULL,
+    url TEXT NOT NULL,
+    measured_at TEXT NOT NULL,
+    measurement_id INTEGER NOT NULL,
+    PRIMARY KEY (vantage_id, url)
+) WITHOUT ROWID;
+
+CREATE TRIGGER measurements_latest_insert AFTER INSERT ON measurements WHEN NEW.final = 1
+BEGIN
+    INSERT INTO latest (vantage_id, url, measured_at, measurement_id)
+    VALUES (NEW.vantage_id, NEW.url, NEW.measured_at, NEW.id)
+    ON CONFLICT (vantage_id, url) DO UPDATE
+        SET measured_at = excluded.measured_at, measurement_id = excluded.measurement_id
+        WHERE excluded.measured_at >= latest.measured_at;
+END;
+
+CREATE TRIGGER measurements_latest_delete AFTER DELETE ON measurements
+BEGIN
+    DELETE FROM latest WHERE measurement_id = OLD.id;
+    INSERT OR IGNORE INTO latest (vantage_id, url, measured_at, measurement_id)
+    SELECT vantage_id, url, measured_at, id FROM measurements
+    WHERE vantage_id = OLD.vantage_id AND url = OLD.url AND final = 1
+    ORDER BY measured_at DESC, id DESC LIMIT 1;
+END;
+
+CREATE TABLE dns_queries (
+    id INTEGER PRIMARY KEY,
+    measurement_id INTEGER NOT NULL REFERENCES measurements(id),
+    hop INTEGER NOT NULL,
+    control INTEGER NOT NULL DEFAULT 0,
+    resolver TEXT NOT NULL,
+    transport TEXT NOT NULL,
+    qtype TEXT NOT NULL,
+    hostname TEXT NOT NULL,
+    started REAL NOT NULL,
+    duration REAL NOT NULL,
+    failure TEXT,
+    addresses TEXT NOT NULL DEFAULT '[]',
+    n_replies INTEGER NOT NULL DEFAULT 0,
+    n_distinct INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX dns_queries_measurement ON dns_queries(measurement_id);
+CREATE INDEX dns_queries_hostname ON dns_queries(hostname);
+
+CREATE TABLE dns_replies (
+    id INTEGER PRIMARY KEY,
+    query_id INTEGER NOT NULL REFERENCES dns_queries(id),
+    idx INTEGER NOT NULL,
+    t REAL NOT NULL,
+    source TEXT NOT NULL,
+    rcode TEXT NOT NULL,
+    flags TEXT NOT NULL DEFAULT '',
+    ttl INTEGER,
+    raw BLOB
+);
+CREATE INDEX dns_replies_query ON dns_replies(query_id);
+
+CREATE TABLE dns_answers (
+    reply_id INTEGER NOT NULL REFERENCES dns_replies(id),
+    idx INTEGER NOT NULL,
+    type TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (reply_id, idx)
+) WITHOUT ROWID;
+CREATE INDEX dns_answers_value ON dns_answers(value);
+
+CREATE TABLE tcp_connects (
+    id INTEGER PRIMARY KEY,
+    measurement_id INTEGER NOT NULL REFERENCES measurements(id),
+    hop INTEGER NOT NULL,
+    ip TEXT NOT NULL,
+    port INTEGER NOT NULL,
+    started REAL NOT NULL,
+    duration REAL NOT NULL,
+    failure TEXT
+);
+CREATE INDEX tcp_connects_measurement ON tcp_connects(measurement_id);
+CREATE INDEX tcp_connects_ip ON tcp_connects(ip);
+
+CREATE TABLE certificates (
+    sha256 TEXT PRIMARY KEY,
+    der BLOB NOT NULL,
+    subject TEXT,
+    issuer TEXT,
+    not_before TEXT,
+    not_after TEXT
+);
+
+CREATE TABLE tls_handshakes (
+    id INTEGER PRIMARY KEY,
+    measurement_id INTEGER NOT NULL REFERENCES measurements(id),
+    hop INTEGER NOT NULL,
+    ip TEXT NOT NULL,
+    port INTEGER NOT NULL,
+    sni TEXT NOT NULL,
+    started REAL NOT NULL,
+    duration REAL NOT NULL,
+    failure TEXT,
+    version TEXT,
+    cipher TEXT,
+    alpn TEXT,
+    cert_valid INTEGER,
+    leaf_sha256 TEXT REFERENCES certificates(sha256),
+    leaf_subject TEXT,
+    leaf_issuer TEXT,
+    leaf_not_after TEXT,
+    chain TEXT NOT NULL DEFAULT '[]'
+);
+CREATE INDEX tls_handshakes_measurement ON tls_handshakes(measurement_id);
+CREATE INDEX tls_handshakes_leaf ON tls_handshakes(leaf_sha256);
+
+CREATE TABLE http_bodies (
+    sha256 TEXT PRIMARY KEY,
+    length INTEGER NOT NULL,
+    body BLOB NOT NULL
+);
+
+CREATE TABLE http_requests (
+    id INTEGER PRIMARY KEY,
+    measurement_id INTEGER NOT NULL REFERENCES measurements(id),
+    hop INTEGER NOT NULL,
+    url TEXT NOT NULL,
+    ip TEXT NOT NULL,
+    port INTEGER NOT NULL,
+    started REAL NOT NULL,
+    duration REAL NOT NULL,
+    failure TEXT,
+    status INTEGER,
+    headers TEXT NOT NULL DEFAULT '[]',
+    location TEXT,
+    body_length INTEGER,
+    body_sha256 TEXT,
+    body_truncated INTEGER NOT NULL DEFAULT 0,
+    title TEXT,
+    body_ref TEXT REFERENCES http_bodies(sha256)
+);
+CREATE INDEX http_requests_measurement ON http_requests(measurement_id);
+CREATE INDEX http_requests_body ON http_requests(body_sha256);
+
+CREATE TABLE controls (
+    id INTEGER PRIMARY KEY,
+    measurement_id INTEGER NOT NULL REFERENCES measurements(id),
+    hop INTEGER NOT NULL,
+    source TEXT NOT NULL,
+    url TEXT NOT NULL,
+    failure TEXT,
+    dns_failure TEXT,
+    dns_addrs TEXT NOT NULL DEFAULT '[]',
+    http_failure TEXT,
+    http_status INTEGER,
+    http_body_length INTEGER,
+    http_title TEXT,
+    http_body_sha256 TEXT,
+    data TEXT NOT NULL
+);
+CREATE INDEX controls_measurement ON controls(measurement_id, hop);
+
+CREATE VIEW latest_verdicts AS
+SELECT l.vantage_id, v.name AS vantage, m.url, m.domain, m.category, m.verdict, m.stage,
+       m.hop, m.reasons, m.measured_at, m.run_id, m.id AS measurement_id, m.classifier_version
+FROM latest AS l
+JOIN measurements AS m ON m.id = l.measurement_id
+JOIN vantage_points AS v ON v.id = l.vantage_id;
+
+CREATE VIEW blocked AS
+SELECT * FROM latest_verdicts WHERE verdict NOT IN ('ok', 'inconclusive', 'down');
+
+CREATE VIEW verdict_counts AS
+SELECT m.run_id, v.name AS vantage, m.verdict, count(*) AS n
+FROM measurements AS m JOIN vantage_points AS v ON v.id = m.vantage_id
+WHERE m.final = 1
+GROUP BY m.run_id, m.verdict;
+
+CREATE VIEW dns_answer_sets AS
+SELECT q.id AS query_id, q.measurement_id, q.hop, q.control, q.resolver, q.qtype, q.hostname,
+       r.id AS reply_id, r.idx AS reply_idx, r.t, r.source, r.rcode,
+       (SELECT group_concat(value, ',') FROM
+           (SELECT value FROM dns_answers AS a WHERE a.reply_id = r.id AND a.type != 'CNAME'
+            ORDER BY value)) AS answers
+FROM dns_queries AS q JOIN dns_replies AS r ON r.query_id = q.id;
+"""
+
+#: (version, name, SQL); applied in order, each in its own transaction.
+MIGRATIONS: tuple[tuple[int, str, str], ...] = ((1, "initial schema", _V1),)
+
+#: The schema version this probe writes.
+SCHEMA_VERSION = MIGRATIONS[-1][0]
