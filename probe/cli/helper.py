@@ -1,5 +1,78 @@
-"""CLI command module (see probe/cli/__init__.py)."""
+"""`probe helper serve`: run a Web Connectivity test helper (the control)."""
 
 from __future__ import annotations
 
-from probe.cli._group import cli  # noqa: F401
+import click
+
+from probe.cli._group import cli
+
+__all__ = ["helper"]
+
+
+@cli.group()
+def helper() -> None:
+    """The test helper: a control server OONI probes and probe can both use."""
+
+
+@helper.command()
+@click.option("--listen", default="127.0.0.1:8080", show_default=True, metavar="HOST:PORT",
+              help="Address to listen on ([::]:PORT for IPv6, 0.0.0.0:PORT for every IPv4 address).")
+@click.option("--cafile", type=click.Path(exists=True, dir_okay=False),
+              help="Extra CA bundle (PEM) trusted when validating measured sites.")
+@click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False),
+              help="Serve HTTPS with this certificate chain (PEM).")
+@click.option("--tls-key", type=click.Path(exists=True, dir_okay=False),
+              help="Private key for --tls-cert (PEM).")
+@click.option("--max-in-flight", type=click.IntRange(1, 100000), default=64, show_default=True,
+              help="Measurements at once; more requests get 503 with Retry-After.")
+@click.option("--body-cap", type=click.IntRange(0), default=1 << 20, show_default=True,
+              help="Bytes of each fetched body read (length and hash are of the capped body).")
+@click.option("--resolver", "resolvers", multiple=True, metavar="IP[:PORT]",
+              help="Resolve through this UDP resolver (repeatable). Default: the system's.")
+@click.option("--resolv-conf", type=click.Path(exists=True, dir_okay=False),
+              help="Take the resolvers from this resolv.conf instead of /etc/resolv.conf.")
+@click.option("--deadline", type=click.FloatRange(1.0), default=60.0, show_default=True,
+              help="Seconds allowed per measurement, redirects included.")
+@click.option("--allow-private", is_flag=True,
+              help="Also connect to loopback/private addresses a client names (labs, tests).")
+@click.option("--log-clients", type=click.Choice(["none", "hashed", "full"]), default="none",
+              show_default=True, help="Client addresses in the log: omitted, salted hash, or full.")
+@click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
+def serve(listen: str, cafile: str | None, tls_cert: str | None, tls_key: str | None,
+          max_in_flight: int, body_cap: int, resolvers: tuple[str, ...], resolv_conf: str | None,
+          deadline: float, allow_private: bool, log_clients: str, verbose: bool) -> None:
+    """Serve OONI's Web Connectivity test-helper protocol (POST /), measuring with probe's engine.
+
+    Logs one line per request to stderr, without client addresses unless --log-clients says
+    otherwise. Stops gracefully on SIGTERM. See docs/helper.md for deployment.
+
+    \b
+    Examples:
+      probe helper serve --listen 127.0.0.1:8080
+      probe helper serve --listen [::]:443 --tls-cert fullchain.pem --tls-key key.pem
+      probe run --url https://example.org/ --control http://127.0.0.1:8080/
+    """
+    import logging
+
+    from probe.control.helper import HelperConfig, measure_config, parse_listen, run
+
+    if bool(tls_cert) != bool(tls_key):
+        raise click.UsageError("--tls-cert and --tls-key go together")
+    try:
+        host, port = parse_listen(listen)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--listen") from None
+    try:
+        mcfg = measure_config(resolvers=resolvers, resolv_conf=resolv_conf, cafile=cafile,
+                              body_cap=body_cap, deadline=deadline)
+    except (OSError, ValueError) as exc:
+        raise click.UsageError(str(exc)) from None
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    config = HelperConfig(host=host, port=port, max_in_flight=max_in_flight,
+                          measure_timeout=deadline + 30.0, allow_private=allow_private,
+                          log_clients=log_clients, tls_cert=tls_cert, tls_key=tls_key)
+    try:
+        run(config, mcfg)
+    except OSError as exc:  # e.g. address already in use
+        raise click.ClickException(f"cannot serve on {listen}: {exc}") from None

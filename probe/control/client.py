@@ -1,0 +1,175 @@
+"""Client for Web Connectivity test helpers (ours, or any OONI-compatible one).
+
+One :class:`ControlClient` serves a whole run: it keeps one ``httpx.AsyncClient`` (keep-alive,
+HTTP/2 when the helper offers it over TLS), runs many requests at once, and tries the helpers
+in turn when one fails. A helper that failed at the transport level is tried last for a short
+while, so that a dead helper does not cost every URL a timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import time
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from probe.control.protocol import THResponseError, build_request, parse_response
+from probe.model import ControlObservation
+
+if TYPE_CHECKING:
+    import httpx
+
+__all__ = ["DEFAULT_HEADERS", "ControlClient"]
+
+#: Headers sent in ``http_request_headers`` (the helper fetches the page with them).
+DEFAULT_HEADERS: Mapping[str, str] = {
+    "Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
+    "Accept-Language": "en-US,en;q=0.9",
+}
+
+_COOLDOWN = 30.0  # seconds a helper that failed at the transport level is tried last
+
+
+def _failure(exc: BaseException) -> str:
+    from probe.failures import failure_string
+
+    try:
+        return failure_string(exc)
+    except Exception:  # the translation boundary must never turn a failure into a crash
+        return f"unknown_failure: {type(exc).__name__}"
+
+
+class ControlClient:
+    """Query test helpers for what an uncensored network sees; never raises.
+
+    ``helpers`` are base URLs (``https://th.example.org`` or ``http://127.0.0.1:8080/``); the
+    request is POSTed to each URL as given. ``timeout`` bounds each helper request (the helper
+    measures DNS, TCP, TLS and HTTP, so it needs tens of seconds for slow sites). ``cafile``
+    adds trusted CAs for helpers with private certificates.
+
+    Use as ``async with ControlClient([...]) as control: obs = await control(url, addrs, port)``.
+    """
+
+    def __init__(
+        self,
+        helpers: Sequence[str],
+        timeout: float = 30.0,
+        cafile: str | None = None,
+        *,
+        user_agent: str | None = None,
+        max_connections: int = 64,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.helpers: tuple[str, ...] = tuple(helpers)
+        self.timeout = timeout
+        self.cafile = cafile
+        self._headers = dict(DEFAULT_HEADERS)
+        if user_agent:
+            self._headers["User-Agent"] = user_agent
+        self._max_connections = max_connections
+        self._transport = transport
+        self._client: httpx.AsyncClient | None = None
+        self._lock = asyncio.Lock()
+        self._down_until: dict[str, float] = {}
+
+    async def __aenter__(self) -> ControlClient:
+        await self._ensure_client()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the pooled connections."""
+        client, self._client = self._client, None
+        if client is not None:
+            await client.aclose()
+
+    async def _ensure_client(self) -> httpx.AsyncClient:
+        async with self._lock:
+            if self._client is None:
+                import httpx
+
+                verify: Any = True
+                if self.cafile:
+                    verify = ssl.create_default_context()
+                    verify.load_verify_locations(cafile=self.cafile)
+                try:
+                    import h2  # noqa: F401
+
+                    http2 = True
+                except ImportError:
+                    http2 = False
+                self._client = httpx.AsyncClient(
+                    http2=http2,
+                    verify=verify,
+                    timeout=httpx.Timeout(self.timeout, connect=min(self.timeout, 10.0)),
+                    limits=httpx.Limits(
+                        max_connections=self._max_connections,
+                        max_keepalive_connections=self._max_connections,
+                    ),
+                    trust_env=False,  # never route the control through an environment proxy
+                    follow_redirects=False,
+                    transport=self._transport,
+                )
+            return self._client
+
+    def _order(self) -> list[str]:
+        now = time.monotonic()
+        up = [h for h in self.helpers if self._down_until.get(h, 0.0) <= now]
+        down = [h for h in self.helpers if h not in up]
+        return up + down
+
+    async def __call__(self, url: str, addrs: Sequence[str], port: int) -> ControlObservation:
+        """Ask the helpers, in turn, what they see for ``url`` and ``addrs`` on ``port``.
+
+        Returns the first usable answer with ``source`` set to the helper that gave it, or
+        a ControlObservation whose ``failure`` says why no helper answered.
+        """
+        started = time.time()
+        t0 = time.perf_counter()
+        if not self.helpers:
+            return ControlObservation(
+                source="", url=url, started=started, duration=0.0,
+                failure="unknown_failure: no test helper configured",
+            )  # fmt: skip
+        failure = "unknown_failure: no test helper answered"
+        source = self.helpers[0]
+        try:
+            client = await self._ensure_client()
+            body = build_request(url, addrs, port, headers=self._headers)
+            for helper in self._order():
+                source = helper
+                try:
+                    resp = await client.post(helper, json=body)
+                except Exception as exc:
+                    failure = _failure(exc)
+                    self._down_until[helper] = time.monotonic() + _COOLDOWN
+                    continue
+                if resp.status_code != 200:
+                    # 503 (busy), 5xx, 4xx: this helper cannot answer now; try the next one.
+                    failure = "http_request_failed"
+                    continue
+                try:
+                    obs = parse_response(
+                        resp.content,
+                        source=helper,
+                        url=url,
+                        started=started,
+                        duration=time.perf_counter() - t0,
+                    )
+                except THResponseError:
+                    failure = "unknown_failure: not a test-helper response"
+                    continue
+                self._down_until.pop(helper, None)
+                return obs
+        except Exception as exc:  # never raise: the control is data, even when it failed
+            failure = _failure(exc)
+        return ControlObservation(
+            source=source,
+            url=url,
+            started=started,
+            duration=time.perf_counter() - t0,
+            failure=failure,
+        )
