@@ -1,0 +1,337 @@
+"""DNS observations: UDP queries with a late-reply window, DoH queries, resolv.conf.
+
+A UDP query is sent over a socket this module owns (an asyncio datagram endpoint, connected to
+the resolver so that the kernel drops datagrams from other sources, like any stub resolver).
+The first reply that matches the query (id and question) *decides* the query: its addresses or
+its failure are available at once through :attr:`UDPQuery.decided`, so the engine can go on
+with TCP/TLS/HTTP. The socket then stays open ``late_window`` seconds and keeps every further
+datagram: an on-path injector answers first, the genuine resolver answers later, and both
+replies are evidence. :meth:`UDPQuery.observation` builds the record once the window closed.
+
+Every datagram is parsed exactly once. A datagram that does not parse, or that does not answer
+this query (other id, other question), is kept with ``rcode="MALFORMED"`` (raw bytes intact,
+answers filled in when it parsed) and never decides the query.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import dns.flags
+import dns.message
+import dns.rcode
+import dns.rdatatype
+
+from probe.failures import failure_string
+from probe.model import DNSObservation, DNSReply
+
+__all__ = [
+    "UDPQuery",
+    "doh_query",
+    "format_resolver",
+    "parse_resolver",
+    "reply_from_message",
+    "system_nameservers",
+    "union_addresses",
+]
+
+_RCODE_FAILURES = {
+    "NXDOMAIN": "dns_nxdomain_error",
+    "SERVFAIL": "dns_servfail_error",
+    "REFUSED": "dns_refused_error",
+}
+
+
+def parse_resolver(text: str, default_port: int = 53) -> tuple[str, int]:
+    """Parse ``"IP"``, ``"IP:PORT"``, ``"[IPv6]:PORT"`` or a bare IPv6 address.
+
+    Raises ValueError with a readable message for anything else (resolvers are IP addresses:
+    resolving the resolver's name would need a resolver).
+    """
+    s = text.strip()
+    host, port = s, default_port
+    if s.startswith("["):
+        end = s.find("]")
+        if end < 0:
+            raise ValueError(f"invalid resolver {text!r}: missing ']'")
+        host, rest = s[1:end], s[end + 1 :]
+        if rest:
+            if not rest.startswith(":") or not rest[1:].isdigit():
+                raise ValueError(f"invalid resolver {text!r}: bad port")
+            port = int(rest[1:])
+    elif s.count(":") == 1:
+        host, _, p = s.partition(":")
+        if not p.isdigit():
+            raise ValueError(f"invalid resolver {text!r}: bad port")
+        port = int(p)
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        raise ValueError(f"invalid resolver {text!r}: not an IP address") from None
+    if not 0 < port < 65536:
+        raise ValueError(f"invalid resolver {text!r}: port out of range")
+    return host, port
+
+
+def format_resolver(ip: str, port: int, transport: str = "udp") -> str:
+    """``udp://IP:PORT`` (IPv6 in brackets), the recorded name of a resolver."""
+    host = f"[{ip}]" if ":" in ip else ip
+    return f"{transport}://{host}:{port}"
+
+
+def system_nameservers(path: str = "/etc/resolv.conf") -> list[str]:
+    """The nameserver addresses of a resolv.conf file, read with dnspython ([] when none)."""
+    import dns.resolver
+
+    try:
+        resolver = dns.resolver.Resolver(filename=path, configure=True)
+    except (dns.resolver.NoResolverConfiguration, OSError):
+        return []
+    return [str(ns) for ns in resolver.nameservers]
+
+
+def reply_from_message(
+    msg: dns.message.Message, raw: bytes, t: float, source: str, qtype: int, rcode: str | None = None
+) -> tuple[DNSReply, tuple[str, ...]]:
+    """A DNSReply for a parsed message, and the addresses of type ``qtype`` it carries."""
+    answers: list[str] = []
+    wanted: list[str] = []
+    cnames: list[str] = []
+    ttl: int | None = None
+    for rrset in msg.answer:
+        ttl = rrset.ttl if ttl is None else min(ttl, rrset.ttl)
+        if rrset.rdtype in (dns.rdatatype.A, dns.rdatatype.AAAA):
+            for rd in rrset:
+                answers.append(rd.address)
+                if rrset.rdtype == qtype:
+                    wanted.append(rd.address)
+        elif rrset.rdtype == dns.rdatatype.CNAME:
+            cnames.extend(rd.target.to_text(omit_final_dot=True) for rd in rrset)
+    reply = DNSReply(
+        t=t,
+        source=source,
+        rcode=rcode or dns.rcode.to_text(msg.rcode()),
+        answers=tuple(answers),
+        cnames=tuple(cnames),
+        ttl=ttl,
+        flags=tuple(dns.flags.to_text(msg.flags).split()),
+        raw=raw,
+    )
+    return reply, tuple(wanted)
+
+
+class _Protocol(asyncio.DatagramProtocol):
+    __slots__ = ("query",)
+
+    def __init__(self, query: UDPQuery) -> None:
+        self.query = query
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        self.query._on_datagram(data, addr)
+
+    def error_received(self, exc: Exception) -> None:
+        self.query._on_error(exc)
+
+
+class UDPQuery:
+    """One query (name, type) to one UDP resolver, listening for late replies.
+
+    Start it with :meth:`start`; ``await query.decided`` resolves (never raises) as soon as
+    the first matching reply, an error or the timeout decided the query; ``await query.task``
+    finishes when the late-reply window closed. Then :meth:`observation` gives the record.
+    """
+
+    __slots__ = (
+        "_first_t",
+        "_msg",
+        "_t0",
+        "_transport",
+        "addresses",
+        "decided",
+        "duration",
+        "failure",
+        "hostname",
+        "ip",
+        "late_window",
+        "port",
+        "qtype",
+        "replies",
+        "started",
+        "task",
+        "timeout",
+    )
+
+    def __init__(
+        self, hostname: str, qtype: str, ip: str, port: int, timeout: float, late_window: float
+    ) -> None:
+        self.hostname = hostname
+        self.qtype = qtype
+        self.ip = ip
+        self.port = port
+        self.timeout = timeout
+        self.late_window = late_window
+        self.started = time.time()
+        self.duration = 0.0
+        self.failure: str | None = None
+        self.addresses: tuple[str, ...] = ()
+        self.replies: list[DNSReply] = []
+        self._msg = dns.message.make_query(hostname, qtype)
+        self._t0 = time.monotonic()
+        self._first_t: float | None = None
+        self._transport: asyncio.DatagramTransport | None = None
+        loop = asyncio.get_running_loop()
+        self.decided: asyncio.Future[None] = loop.create_future()
+        self.task: asyncio.Task[None] | None = None
+
+    def start(self) -> UDPQuery:
+        """Send the query; the listening runs as a background task."""
+        self.task = asyncio.get_running_loop().create_task(self._run())
+        return self
+
+    @property
+    def resolver(self) -> str:
+        return format_resolver(self.ip, self.port)
+
+    def _decide(self, failure: str | None, addresses: tuple[str, ...] = ()) -> None:
+        if self.decided.done():
+            return
+        self.duration = time.monotonic() - self._t0
+        self.failure = failure
+        self.addresses = addresses
+        self.decided.set_result(None)
+
+    def _on_datagram(self, data: bytes, addr: Any) -> None:
+        t = time.monotonic() - self._t0
+        source = format_resolver(addr[0], addr[1])[len("udp://") :]
+        qtype = dns.rdatatype.from_text(self.qtype)
+        try:
+            msg = dns.message.from_wire(data)
+        except Exception:
+            self.replies.append(DNSReply(t=t, source=source, rcode="MALFORMED", raw=data))
+            return
+        if not self._msg.is_response(msg):
+            reply, _ = reply_from_message(msg, data, t, source, qtype, rcode="MALFORMED")
+            self.replies.append(reply)
+            return
+        reply, addresses = reply_from_message(msg, data, t, source, qtype)
+        self.replies.append(reply)
+        if self._first_t is None:
+            self._first_t = t
+            if reply.rcode == "NOERROR":
+                self._decide(None if addresses else "dns_no_answer", addresses)
+            else:
+                self._decide(_RCODE_FAILURES.get(reply.rcode, "dns_server_misbehaving"))
+
+    def _on_error(self, exc: Exception) -> None:
+        # ICMP port/host unreachable on the connected socket: no resolver listens there.
+        self._decide(failure_string(exc))
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            try:
+                self._transport, _ = await loop.create_datagram_endpoint(
+                    lambda: _Protocol(self), remote_addr=(self.ip, self.port)
+                )
+                self._t0 = time.monotonic()
+                self.started = time.time()
+                self._transport.sendto(self._msg.to_wire())
+            except OSError as exc:
+                self._decide(failure_string(exc))
+                return
+            try:
+                async with asyncio.timeout(self.timeout):
+                    await asyncio.shield(self.decided)
+            except TimeoutError:
+                if any(r.rcode == "MALFORMED" for r in self.replies):
+                    parsed = any(r.flags for r in self.replies)
+                    self._decide(
+                        "dns_reply_with_wrong_query_error" if parsed else "dns_server_misbehaving"
+                    )
+                else:
+                    self._decide("generic_timeout_error")
+                return
+            if self._first_t is not None and self.late_window > 0:
+                remaining = self._first_t + self.late_window - (time.monotonic() - self._t0)
+                if remaining > 0:
+                    await asyncio.sleep(remaining)
+        except asyncio.CancelledError:
+            self._decide("deadline_exceeded")
+            raise
+        finally:
+            if self._transport is not None:
+                self._transport.close()
+
+    def observation(self) -> DNSObservation:
+        """The record of this query with every reply seen so far."""
+        return DNSObservation(
+            hostname=self.hostname,
+            qtype=self.qtype,
+            resolver=self.resolver,
+            transport="udp",
+            started=self.started,
+            duration=self.duration,
+            failure=self.failure if self.decided.done() else "deadline_exceeded",
+            addresses=self.addresses,
+            replies=tuple(self.replies),
+        )
+
+
+async def doh_query(
+    hostname: str, qtype: str, url: str, client: Any, timeout: float
+) -> DNSObservation:
+    """One DNS-over-HTTPS query through dnspython's DoH with a shared httpx2 client.
+
+    The DoH reply is stored re-encoded (``to_wire()``) since dnspython does not expose the
+    bytes received; DoH is the DNS control, not injection evidence.
+    """
+    import dns.asyncquery
+
+    started = time.time()
+    t0 = time.monotonic()
+    q = dns.message.make_query(hostname, qtype)
+    rdtype = dns.rdatatype.from_text(qtype)
+    try:
+        msg = await dns.asyncquery.https(q, url, timeout=timeout, client=client)
+    except Exception as exc:
+        return DNSObservation(
+            hostname=hostname,
+            qtype=qtype,
+            resolver=f"doh:{url}",
+            transport="doh",
+            started=started,
+            duration=time.monotonic() - t0,
+            failure=failure_string(exc),
+        )
+    t = time.monotonic() - t0
+    reply, addresses = reply_from_message(msg, msg.to_wire(), t, url, rdtype)
+    if reply.rcode == "NOERROR":
+        failure = None if addresses else "dns_no_answer"
+    else:
+        failure = _RCODE_FAILURES.get(reply.rcode, "dns_server_misbehaving")
+    return DNSObservation(
+        hostname=hostname,
+        qtype=qtype,
+        resolver=f"doh:{url}",
+        transport="doh",
+        started=started,
+        duration=t,
+        failure=failure,
+        addresses=addresses,
+        replies=(reply,),
+    )
+
+
+def union_addresses(queries: Sequence[UDPQuery]) -> list[str]:
+    """Addresses of the first replies, A queries first, then AAAA, without duplicates."""
+    out: dict[str, None] = {}
+    for qtype in ("A", "AAAA"):
+        for q in queries:
+            if q.qtype == qtype:
+                for a in q.addresses:
+                    out.setdefault(a, None)
+    return list(out)

@@ -1,0 +1,490 @@
+"""The measurement engine: ``measure(target) -> Measurement``, step by step, hop by hop.
+
+For each hop (the URL, then each redirect target): DNS (A and AAAA through every probe resolver,
+concurrently; DoH control queries in the background) -> the control, started as a task with the
+addresses the probe resolved -> TCP to every address, concurrently -> TLS with SNI on every
+connected address (https) -> one HTTP GET over one of those connections. HTTP starts as soon as
+the first suitable connection is ready (TLS validated for https; plain TCP for http), while the
+other addresses are still being measured; a connection with an invalid certificate is used only
+when no address gave a valid one. The DNS late-reply windows, the DoH queries and the control
+run in the background; ``measure`` returns once all of them finished, so the record is complete,
+but none of them delays TCP/TLS/HTTP.
+
+Nothing here raises for network problems: every failure becomes a failure string of
+:mod:`probe.failures`. When the per-URL deadline fires, steps still running are recorded with
+``deadline_exceeded`` and the measurement is returned with everything seen so far.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import ipaddress
+import logging
+import ssl
+import time
+import weakref
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import httpcore
+import httpx
+
+from probe.failures import failure_string
+from probe.model import (
+    ControlObservation,
+    DNSObservation,
+    Hop,
+    HTTPObservation,
+    Measurement,
+    Target,
+    TCPObservation,
+    TLSObservation,
+)
+from probe.observe.dns import (
+    UDPQuery,
+    doh_query,
+    parse_resolver,
+    system_nameservers,
+    union_addresses,
+)
+from probe.observe.http import REDIRECT_STATUSES, ConnTransport, absolute_location, http_get
+from probe.observe.tcp import Conn, tcp_connect
+from probe.observe.tls import TLSContexts, tls_handshake
+
+__all__ = ["ControlFn", "MeasureConfig", "aclose", "measure"]
+
+log = logging.getLogger(__name__)
+
+#: A current desktop browser: some servers and middleboxes treat unknown clients differently.
+DEFAULT_USER_AGENT = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/131.0.0.0 Safari/537.36"
+)
+
+ControlFn = Callable[[str, Sequence[str], int], Awaitable[ControlObservation]]
+
+_QTYPES = ("A", "AAAA")
+
+
+@dataclass(frozen=True)
+class MeasureConfig:
+    """How to measure; one instance is shared by every URL of a run (it is hashable)."""
+
+    resolvers: tuple[str, ...] = ()  # "IP" or "IP:PORT" (UDP); empty -> system resolver
+    system_resolver: bool = True  # read resolv_conf (dnspython) when no resolvers are given
+    doh: tuple[str, ...] = ()  # DoH URLs: the DNS control (stored in Hop.dns_control)
+    dns_timeout: float = 4.0
+    tcp_timeout: float = 10.0
+    tls_timeout: float = 10.0
+    http_timeout: float = 15.0
+    deadline: float = 60.0  # per URL, all hops included
+    late_window: float = 0.5  # keep UDP sockets open this long after the first reply
+    body_cap: int = 1 << 20
+    max_redirects: int = 10
+    cafile: str | None = None
+    user_agent: str = DEFAULT_USER_AGENT
+    max_addresses: int = 8  # addresses connected to per hop
+    resolv_conf: str = "/etc/resolv.conf"
+
+    def __post_init__(self) -> None:
+        for r in self.resolvers:
+            parse_resolver(r)  # ValueError naming the bad resolver, before any measuring
+        for u in self.doh:
+            if not u.startswith("https://"):
+                raise ValueError(f"invalid DoH URL {u!r}: must start with https://")
+
+
+class _Runtime:
+    """What is expensive to build, built once per configuration: SSL contexts, resolvers."""
+
+    def __init__(self, cfg: MeasureConfig) -> None:
+        self.tls = TLSContexts(cfg.cafile)
+        self.cafile = cfg.cafile
+        if cfg.resolvers:
+            self.resolvers = [parse_resolver(r) for r in cfg.resolvers]
+            self.no_resolver: str | None = None
+        elif cfg.system_resolver:
+            self.resolvers = [parse_resolver(ns) for ns in system_nameservers(cfg.resolv_conf)]
+            self.no_resolver = None if self.resolvers else f"no nameserver in {cfg.resolv_conf}"
+        else:
+            self.resolvers = []
+            self.no_resolver = "no resolver configured"
+        self._doh: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def doh_client(self) -> Any:
+        """The shared DoH client of the running loop (an httpx2 client, as dnspython wants)."""
+        loop = asyncio.get_running_loop()
+        client = self._doh.get(loop)
+        if client is None:
+            import httpx2
+
+            ctx = ssl.create_default_context(cafile=self.cafile) if self.cafile else True
+            if self.cafile:
+                ctx.load_default_certs()  # type: ignore[union-attr]
+            client = self._doh[loop] = httpx2.AsyncClient(http1=True, http2=True, verify=ctx)
+        return client
+
+    async def aclose(self) -> None:
+        loop = asyncio.get_running_loop()
+        client = self._doh.pop(loop, None)
+        if client is not None:
+            await client.aclose()
+
+
+_RUNTIMES: dict[MeasureConfig, _Runtime] = {}
+
+
+def _runtime(cfg: MeasureConfig) -> _Runtime:
+    rt = _RUNTIMES.get(cfg)
+    if rt is None:
+        rt = _RUNTIMES[cfg] = _Runtime(cfg)
+    return rt
+
+
+async def aclose(cfg: MeasureConfig | None = None) -> None:
+    """Close the shared DoH clients of the running loop (call once at the end of a run)."""
+    for key, rt in list(_RUNTIMES.items()):
+        if cfg is None or key == cfg:
+            await rt.aclose()
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+class _HopState:
+    """Mutable notes while a hop is measured; ``build()`` freezes them into a Hop."""
+
+    def __init__(self, index: int, url: str, host: str, port: int, scheme: str) -> None:
+        self.index = index
+        self.url = url
+        self.host = host
+        self.port = port
+        self.scheme = scheme
+        self.queries: list[UDPQuery] = []
+        self.dns_static: list[DNSObservation] = []
+        self.doh: list[tuple[str, str, float, asyncio.Task[DNSObservation]]] = []
+        self.addresses: list[str] = []
+        self.tcp: list[TCPObservation] = []
+        self.tls: list[TLSObservation] = []
+        self.http: HTTPObservation | None = None
+        self.control: tuple[str, float, asyncio.Task[ControlObservation]] | None = None
+
+    def background(self) -> list[asyncio.Task[Any]]:
+        tasks: list[asyncio.Task[Any]] = [q.task for q in self.queries if q.task is not None]
+        tasks.extend(t for _, _, _, t in self.doh)
+        if self.control is not None:
+            tasks.append(self.control[2])
+        return tasks
+
+    def build(self, control_source: str) -> Hop:
+        order = {ip: i for i, ip in enumerate(self.addresses)}
+        dns = [*self.dns_static, *(q.observation() for q in self.queries)]
+        doh = []
+        for qtype, url, started, task in self.doh:
+            if task.done() and not task.cancelled():
+                doh.append(task.result())
+            else:
+                doh.append(
+                    DNSObservation(
+                        self.host, qtype, f"doh:{url}", "doh", started,
+                        time.time() - started, "deadline_exceeded",
+                    )
+                )
+        control = None
+        if self.control is not None:
+            url, started, task = self.control
+            if task.done() and not task.cancelled():
+                control = task.result()
+            else:
+                control = ControlObservation(
+                    control_source, url, started, time.time() - started, "deadline_exceeded"
+                )
+        return Hop(
+            index=self.index,
+            url=self.url,
+            host=self.host,
+            port=self.port,
+            scheme=self.scheme,
+            dns=tuple(dns),
+            tcp=tuple(sorted(self.tcp, key=lambda o: order.get(o.ip, len(order)))),
+            tls=tuple(sorted(self.tls, key=lambda o: order.get(o.ip, len(order)))),
+            http=self.http,
+            control=control,
+            dns_control=tuple(doh),
+        )
+
+
+class _Measurer:
+    """One measure() call: the hops and the background tasks they started."""
+
+    def __init__(
+        self,
+        target: Target,
+        cfg: MeasureConfig,
+        control: ControlFn | None,
+        extra_addresses: Sequence[str],
+    ) -> None:
+        self.target = target
+        self.cfg = cfg
+        self.rt = _runtime(cfg)
+        self.control = control
+        self.extra = [a for a in extra_addresses if _is_ip(a)]
+        self.hops: list[_HopState] = []
+
+    # -- the hop loop ---------------------------------------------------------------------
+    async def run(self) -> None:
+        cfg = self.cfg
+        url, host, port, scheme = self.target.url, self.target.host, self.target.port, self.target.scheme
+        previous: tuple[str, str, int] | None = None
+        addresses: list[str] = []
+        transport: ConnTransport | None = None
+        try:
+            for index in range(cfg.max_redirects + 1):
+                hs = _HopState(index, url, host, port, scheme)
+                self.hops.append(hs)
+                same_origin = previous == (scheme, host, port)
+                if same_origin and transport is not None and transport.reusable():
+                    # Keep-alive: the server kept the connection open, as a browser would use it.
+                    hs.addresses = addresses
+                    self._start_control(hs)
+                    await self._http(hs, transport)
+                else:
+                    if transport is not None:
+                        await transport.aclose()
+                    transport = None
+                    if not same_origin:
+                        addresses = await self._dns(hs)
+                    hs.addresses = addresses
+                    self._start_control(hs)
+                    transport = await self._connect_and_get(hs)
+                previous = (scheme, host, port)
+                nxt = self._next_hop(hs)
+                if nxt is None:
+                    return
+                url, host, port, scheme = nxt
+            last = self.hops[-1]
+            if last.http is not None:
+                last.http = dataclasses.replace(last.http, failure="http_too_many_redirects")
+        finally:
+            if transport is not None:
+                transport.conn.close()
+
+    def _next_hop(self, hs: _HopState) -> tuple[str, str, int, str] | None:
+        http = hs.http
+        if http is None or http.failure or http.status not in REDIRECT_STATUSES:
+            return None
+        raw = next((v for k, v in http.headers if k == "location"), None)
+        if raw is None:
+            return None
+        loc = absolute_location(hs.url, raw)
+        if loc is None:
+            hs.http = dataclasses.replace(http, failure="http_invalid_redirect_location_host")
+            return None
+        u = httpx.URL(loc)
+        host = u.raw_host.decode("ascii").strip("[]").lower()
+        port = u.port or (443 if u.scheme == "https" else 80)
+        return loc, host, port, u.scheme
+
+    # -- DNS --------------------------------------------------------------------------------
+    async def _dns(self, hs: _HopState) -> list[str]:
+        cfg, rt = self.cfg, self.rt
+        if _is_ip(hs.host):
+            return self._cap([hs.host, *self.extra])
+        loop = asyncio.get_running_loop()
+        if cfg.doh:
+            client = rt.doh_client()
+            for url in cfg.doh:
+                for qtype in _QTYPES:
+                    task = loop.create_task(doh_query(hs.host, qtype, url, client, cfg.dns_timeout))
+                    hs.doh.append((qtype, url, time.time(), task))
+        if rt.no_resolver is not None:
+            hs.dns_static.append(
+                DNSObservation(
+                    hs.host, "A", "system", "udp", time.time(), 0.0,
+                    failure_string(RuntimeError(rt.no_resolver)),
+                )
+            )
+        for ip, port in rt.resolvers:
+            for qtype in _QTYPES:
+                hs.queries.append(
+                    UDPQuery(hs.host, qtype, ip, port, cfg.dns_timeout, cfg.late_window).start()
+                )
+        if hs.queries:
+            await asyncio.wait([q.decided for q in hs.queries])
+        return self._cap([*union_addresses(hs.queries), *self.extra])
+
+    def _cap(self, addresses: list[str]) -> list[str]:
+        return list(dict.fromkeys(addresses))[: self.cfg.max_addresses]
+
+    # -- control ----------------------------------------------------------------------------
+    def _start_control(self, hs: _HopState) -> None:
+        if self.control is None:
+            return
+        started = time.time()
+        task = asyncio.get_running_loop().create_task(
+            self._call_control(hs.url, list(hs.addresses), hs.port, started)
+        )
+        hs.control = (hs.url, started, task)
+
+    def control_source(self) -> str:
+        return str(getattr(self.control, "source", None) or "control")
+
+    async def _call_control(
+        self, url: str, addresses: list[str], port: int, started: float
+    ) -> ControlObservation:
+        assert self.control is not None
+        try:
+            return await self.control(url, addresses, port)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the control is data too: its failure never escapes
+            return ControlObservation(
+                self.control_source(), url, started, time.time() - started, failure_string(exc)
+            )
+
+    # -- TCP, TLS, HTTP ---------------------------------------------------------------------
+    async def _connect_one(self, hs: _HopState, ip: str) -> Conn | None:
+        cfg = self.cfg
+        started, t0 = time.time(), time.monotonic()
+        try:
+            tcp, conn = await tcp_connect(ip, hs.port, cfg.tcp_timeout)
+        except asyncio.CancelledError:
+            hs.tcp.append(TCPObservation(ip, hs.port, started, time.monotonic() - t0, "deadline_exceeded"))
+            raise
+        hs.tcp.append(tcp)
+        if conn is None or hs.scheme != "https":
+            return conn
+        started, t0 = time.time(), time.monotonic()
+        try:
+            tls, tconn = await tls_handshake(conn, hs.host, self.rt.tls, cfg.tls_timeout, cfg.tcp_timeout)
+        except asyncio.CancelledError:
+            hs.tls.append(
+                TLSObservation(
+                    ip, hs.port, hs.host, started, time.monotonic() - t0, "deadline_exceeded"
+                )
+            )
+            raise
+        hs.tls.append(tls)
+        return tconn
+
+    async def _connect_and_get(self, hs: _HopState) -> ConnTransport | None:
+        """Connect to every address; GET over the first good connection; the transport used."""
+        if not hs.addresses:
+            return None
+        loop = asyncio.get_running_loop()
+        good: asyncio.Future[Conn] = loop.create_future()
+        fallback: list[Conn] = []
+
+        async def one(ip: str) -> None:
+            conn = await self._connect_one(hs, ip)
+            if conn is None:
+                return
+            if conn.tls_valid is not False and not good.done():
+                good.set_result(conn)
+            elif conn.tls_valid is False and not fallback:
+                fallback.append(conn)
+            else:
+                conn.close()
+
+        tasks = [loop.create_task(one(ip)) for ip in hs.addresses]
+        all_done = asyncio.gather(*tasks)
+        transport: ConnTransport | None = None
+        try:
+            await asyncio.wait([good, all_done], return_when=asyncio.FIRST_COMPLETED)
+            if not good.done():
+                await all_done
+            conn = good.result() if good.done() else (fallback[0] if fallback else None)
+            if conn is not None:
+                origin = httpcore.Origin(hs.scheme.encode(), hs.host.encode(), hs.port)
+                transport = ConnTransport(conn, origin)
+                await self._http(hs, transport)
+            await all_done
+        except BaseException:
+            all_done.cancel()
+            await asyncio.gather(all_done, return_exceptions=True)
+            raise
+        finally:
+            for c in fallback:
+                if transport is None or c is not transport.conn:
+                    c.close()
+        return transport
+
+    async def _http(self, hs: _HopState, transport: ConnTransport) -> None:
+        cfg = self.cfg
+        started, t0 = time.time(), time.monotonic()
+        try:
+            hs.http = await http_get(
+                transport, hs.url, hs.host, hs.port, hs.scheme, cfg.user_agent, cfg.body_cap,
+                cfg.http_timeout,
+            )
+        except asyncio.CancelledError:
+            hs.http = HTTPObservation(
+                hs.url, transport.conn.ip, hs.port, started, time.monotonic() - t0, "deadline_exceeded"
+            )
+            raise
+
+    # -- the end ----------------------------------------------------------------------------
+    async def wait_background(self) -> None:
+        tasks = [t for hs in self.hops for t in hs.background()]
+        if tasks:
+            await asyncio.wait(tasks)
+
+    async def cancel_background(self) -> None:
+        tasks = [t for hs in self.hops for t in hs.background() if not t.done()]
+        for t in tasks:
+            t.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def measure(
+    target: Target,
+    cfg: MeasureConfig,
+    control: ControlFn | None = None,
+    attempt: int = 0,
+    extra_addresses: Sequence[str] = (),
+) -> Measurement:
+    """Measure one target step by step, following redirects; never raises for network problems.
+
+    ``control`` (when given) is called once per hop, right after that hop's DNS, with the hop's
+    URL, the addresses the probe resolved and the port; it runs in parallel with TCP/TLS/HTTP.
+    ``extra_addresses`` are connected to in addition to the resolved ones (the test helper uses
+    it to try the probe's addresses). When ``cfg.deadline`` fires, unfinished steps are recorded
+    with ``deadline_exceeded`` and so is ``Measurement.failure``.
+    """
+    started = time.time()
+    t0 = time.monotonic()
+    m = _Measurer(target, cfg, control, extra_addresses)
+    failure: str | None = None
+    deadline = asyncio.timeout(cfg.deadline)
+    try:
+        async with deadline:
+            await m.run()
+            await m.wait_background()
+    except TimeoutError:
+        if not deadline.expired():
+            raise
+        failure = "deadline_exceeded"
+    except Exception as exc:  # a bug, not the network: keep the run going, record it
+        log.exception("measuring %s failed", target.url)
+        failure = failure_string(exc)
+    finally:
+        await m.cancel_background()
+    source = m.control_source()
+    return Measurement(
+        target=target,
+        started=started,
+        runtime=time.monotonic() - t0,
+        attempt=attempt,
+        hops=tuple(hs.build(source) for hs in m.hops),
+        failure=failure,
+    )

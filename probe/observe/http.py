@@ -1,0 +1,257 @@
+"""HTTP observations: one GET with httpx over a connection the engine already established.
+
+httpx never resolves, connects or handshakes here: :class:`ConnTransport` is an
+``httpx.AsyncBaseTransport`` that drives ``httpcore.AsyncHTTP11Connection`` over
+:class:`ConnStream`, a thin ``httpcore.AsyncNetworkStream`` around the engine's asyncio
+stream (plain or already TLS). So the HTTP exchange happens on exactly the address (and TLS
+session) whose DNS/TCP/TLS were recorded, and a failure here is an HTTP-stage failure.
+
+The recorded body is the *decoded* body (gzip/deflate removed, as a browser would render it and
+as block-page fingerprints are written), capped at ``body_cap`` bytes; the download stops at the
+cap (``body_truncated``), so memory per URL stays bounded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import html
+import re
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpcore
+import httpx
+
+from probe.failures import failure_string
+from probe.model import HTTPObservation
+from probe.observe.tcp import Conn
+
+__all__ = [
+    "BROWSER_HEADERS",
+    "REDIRECT_STATUSES",
+    "ConnStream",
+    "ConnTransport",
+    "extract_title",
+    "http_get",
+]
+
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+
+#: Sent with every request after Host and User-Agent, like a desktop browser would.
+BROWSER_HEADERS: tuple[tuple[str, str], ...] = (
+    ("Accept", "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"),
+    ("Accept-Language", "en-US,en;q=0.9"),
+    ("Accept-Encoding", "gzip, deflate"),  # what httpx decodes without optional packages
+)
+
+_TITLE_WINDOW = 64 * 1024
+_TITLE_RE = re.compile(rb"<title\b[^>]*>(.*?)</title\s*>", re.IGNORECASE | re.DOTALL)
+_CHARSET_RE = re.compile(r"charset\s*=\s*[\"']?([A-Za-z0-9._:-]+)", re.IGNORECASE)
+_META_CHARSET_RE = re.compile(rb"<meta[^>]+charset\s*=\s*[\"']?([A-Za-z0-9._:-]+)", re.IGNORECASE)
+
+
+class ConnStream(httpcore.AsyncNetworkStream):
+    """An httpcore network stream over an established asyncio connection."""
+
+    def __init__(self, conn: Conn) -> None:
+        self._conn = conn
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        async with asyncio.timeout(timeout):
+            return await self._conn.reader.read(max_bytes)
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        if not buffer:
+            return
+        self._conn.writer.write(buffer)
+        async with asyncio.timeout(timeout):
+            await self._conn.writer.drain()
+
+    async def aclose(self) -> None:
+        self._conn.close()
+
+    async def start_tls(self, *args: Any, **kwargs: Any) -> httpcore.AsyncNetworkStream:
+        return self  # TLS, when wanted, was done (and recorded) by the TLS step
+
+    def get_extra_info(self, info: str) -> Any:
+        if info == "ssl_object":
+            return self._conn.writer.get_extra_info("ssl_object")
+        if info == "server_addr":
+            return (self._conn.ip, self._conn.port)
+        if info == "client_addr":
+            return self._conn.writer.get_extra_info("sockname")
+        if info == "is_readable":
+            return self._conn.reader.at_eof() or bool(getattr(self._conn.reader, "_buffer", b""))
+        return None
+
+
+class _Body(httpx.AsyncByteStream):
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for part in self._stream:
+            yield part
+
+    async def aclose(self) -> None:
+        await self._stream.aclose()
+
+
+class ConnTransport(httpx.AsyncBaseTransport):
+    """Sends requests over one httpcore HTTP/1.1 connection on an established stream."""
+
+    def __init__(self, conn: Conn, origin: httpcore.Origin) -> None:
+        self.conn = conn
+        self.http = httpcore.AsyncHTTP11Connection(origin, ConnStream(conn))
+
+    def reusable(self) -> bool:
+        """True when the connection is idle and open (keep-alive) for another request."""
+        return self.http.is_idle() and not self.conn.writer.transport.is_closing()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        req = httpcore.Request(
+            method=request.method,
+            url=httpcore.URL(
+                scheme=request.url.raw_scheme,
+                host=request.url.raw_host,
+                port=request.url.port,
+                target=request.url.raw_path,
+            ),
+            headers=request.headers.raw,
+            content=request.stream,  # type: ignore[arg-type]
+            extensions=request.extensions,
+        )
+        resp = await self.http.handle_async_request(req)
+        return httpx.Response(
+            status_code=resp.status,
+            headers=resp.headers,
+            stream=_Body(resp.stream),
+            extensions=resp.extensions,
+        )
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+
+def _charset(content_type: str, head: bytes) -> str:
+    m = _CHARSET_RE.search(content_type)
+    if m is None:
+        m2 = _META_CHARSET_RE.search(head[:4096])
+        return m2.group(1).decode("ascii", "replace") if m2 else "utf-8"
+    return m.group(1)
+
+
+def extract_title(body: bytes, content_type: str = "") -> str | None:
+    """The page's ``<title>``: first 64 KiB, html-unescaped, whitespace collapsed; None if absent."""
+    head = body[:_TITLE_WINDOW]
+    m = _TITLE_RE.search(head)
+    if m is None:
+        return None
+    raw = m.group(1)
+    try:
+        text = raw.decode(_charset(content_type, head), "replace")
+    except LookupError:
+        text = raw.decode("utf-8", "replace")
+    return " ".join(html.unescape(text).split())[:1024]
+
+
+def host_header(host: str, port: int, scheme: str) -> str:
+    """The Host header value: brackets for IPv6, the port only when not the default."""
+    h = f"[{host}]" if ":" in host else host
+    default = 443 if scheme == "https" else 80
+    return h if port == default else f"{h}:{port}"
+
+
+def absolute_location(url: str, location: str) -> str | None:
+    """``location`` resolved against ``url``; None when it is not a usable http(s) URL."""
+    try:
+        target = httpx.URL(url).join(location.strip())
+    except Exception:
+        return None
+    if target.scheme not in ("http", "https") or not target.host:
+        return None
+    return str(target)
+
+
+async def http_get(
+    transport: ConnTransport,
+    url: str,
+    host: str,
+    port: int,
+    scheme: str,
+    user_agent: str,
+    body_cap: int,
+    timeout: float,
+) -> HTTPObservation:
+    """GET ``url`` over ``transport``'s connection; never raises for network failures."""
+    conn = transport.conn
+    started = time.time()
+    t0 = time.monotonic()
+    status: int | None = None
+    headers: tuple[tuple[str, str], ...] = ()
+    chunks: list[bytes] = []
+    size = 0
+    truncated = False
+    failure: str | None = None
+    headers_list = [("Host", host_header(host, port, scheme)), ("User-Agent", user_agent)]
+    headers_list.extend(BROWSER_HEADERS)
+    request = httpx.Request("GET", url, headers=headers_list)
+    t_out = {"connect": timeout, "read": timeout, "write": timeout, "pool": timeout}
+    request.extensions = {"timeout": t_out}
+    response: httpx.Response | None = None
+    try:
+        async with asyncio.timeout(timeout):
+            response = await transport.handle_async_request(request)
+            status = response.status_code
+            raw_headers = response.headers.raw
+            headers = tuple((k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in raw_headers)
+            async for part in response.aiter_bytes():
+                room = body_cap - size
+                if len(part) > room:
+                    chunks.append(part[:room])
+                    size = body_cap
+                    truncated = True
+                    break
+                chunks.append(part)
+                size += len(part)
+    except asyncio.CancelledError:
+        conn.close()
+        raise
+    except Exception as exc:
+        failure = failure_string(exc)
+    finally:
+        if response is not None and (truncated or failure):
+            conn.close()  # the rest of the body is unread: the connection cannot be reused
+        if response is not None:
+            try:
+                await response.aclose()
+            except Exception:
+                conn.close()
+    body = b"".join(chunks)
+    duration = time.monotonic() - t0
+    if status is None:
+        return HTTPObservation(url, conn.ip, port, started, duration, failure or "http_request_failed")
+    content_type = next((v for k, v in headers if k == "content-type"), "")
+    location = None
+    if status in REDIRECT_STATUSES:
+        raw_location = next((v for k, v in headers if k == "location"), None)
+        if raw_location is not None:
+            location = absolute_location(url, raw_location) or raw_location
+    return HTTPObservation(
+        url=url,
+        ip=conn.ip,
+        port=port,
+        started=started,
+        duration=duration,
+        failure=failure,
+        status=status,
+        headers=headers,
+        body_length=size,
+        body_sha256=hashlib.sha256(body).hexdigest(),
+        body_truncated=truncated,
+        title=extract_title(body, content_type),
+        body=body,
+        location=location,
+    )

@@ -1,0 +1,44 @@
+"""TCP observations: connect to one address, with a timeout."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from probe.failures import failure_string
+from probe.model import TCPObservation
+
+__all__ = ["Conn", "tcp_connect"]
+
+
+class Conn:
+    """An established connection (plain or TLS) the engine hands from step to step."""
+
+    __slots__ = ("ip", "port", "reader", "tls_valid", "writer")
+
+    def __init__(
+        self, ip: str, port: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        self.ip = ip
+        self.port = port
+        self.reader = reader
+        self.writer = writer
+        self.tls_valid: bool | None = None  # None: plain TCP; True/False: TLS validated or not
+
+    def close(self) -> None:
+        """Close without waiting: nothing more is measured on this connection."""
+        transport = self.writer.transport
+        if not transport.is_closing():
+            transport.abort() if self.tls_valid is None else transport.close()
+
+
+async def tcp_connect(ip: str, port: int, timeout: float) -> tuple[TCPObservation, Conn | None]:
+    """Connect to ``ip:port``; the observation, and the connection when it succeeded."""
+    started = time.time()
+    t0 = time.monotonic()
+    try:
+        async with asyncio.timeout(timeout):
+            reader, writer = await asyncio.open_connection(ip, port)
+    except Exception as exc:
+        return TCPObservation(ip, port, started, time.monotonic() - t0, failure_string(exc)), None
+    return TCPObservation(ip, port, started, time.monotonic() - t0), Conn(ip, port, reader, writer)
