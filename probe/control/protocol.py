@@ -249,7 +249,9 @@ def parse_request(data: bytes | str | Mapping[str, Any]) -> THRequest:
         raise THRequestError("http_request: required, a URL string")
     target = target_from_url(url)
 
-    raw_headers = data.get("http_request_headers") or {}
+    raw_headers = data.get("http_request_headers")
+    if raw_headers is None:
+        raw_headers = {}
     if not isinstance(raw_headers, Mapping):
         raise THRequestError("http_request_headers: must be an object {name: [values]}")
     if len(raw_headers) > _MAX_HEADERS:
@@ -265,7 +267,9 @@ def parse_request(data: bytes | str | Mapping[str, Any]) -> THRequest:
                 raise THRequestError(f"http_request_headers.{name}: invalid value")
             headers.append((str(name), v))
 
-    raw_eps = data.get("tcp_connect") or []
+    raw_eps = data.get("tcp_connect")
+    if raw_eps is None:
+        raw_eps = []
     if not isinstance(raw_eps, list):
         raise THRequestError('tcp_connect: must be a list of "IP:PORT" strings')
     if len(raw_eps) > MAX_ENDPOINTS:

@@ -1,0 +1,316 @@
+"""The Web Connectivity test-helper protocol, checked against ooni/spec's JSON examples."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from probe.control.protocol import (
+    IP_FLAG_BOGON,
+    IP_FLAG_RESOLVED_BY_PROBE,
+    IP_FLAG_RESOLVED_BY_TH,
+    IP_FLAG_VALID_FOR_DOMAIN,
+    MAX_ENDPOINTS,
+    THRequestError,
+    THResponseError,
+    build_request,
+    build_response,
+    format_endpoint,
+    parse_endpoint,
+    parse_request,
+    parse_response,
+    response_problems,
+    target_from_url,
+)
+from probe.model import (
+    DNSObservation,
+    Hop,
+    HTTPObservation,
+    Measurement,
+    TCPObservation,
+    TLSObservation,
+)
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "ooni_th"
+
+
+def load(name: str) -> Any:
+    return json.loads((FIXTURES / name).read_text())
+
+
+# --- requests ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["request.json", "request_two_ports.json", "request_2021.json"])
+def test_spec_request_is_parsed(name: str) -> None:
+    data = load(name)
+    req = parse_request(json.dumps(data).encode())
+    assert req.url == data["http_request"]
+    assert req.target.scheme == "https" and req.target.port == 443
+    assert req.target.host == "www.example.com"
+    assert [format_endpoint(ip, port) for ip, port in req.endpoints] == data["tcp_connect"]
+    assert req.header("user-agent") == data["http_request_headers"]["User-Agent"][0]
+    assert req.quic_enabled is data.get("x_quic_enabled", False)
+
+
+def test_request_addresses_keep_only_the_urls_port() -> None:
+    req = parse_request(load("request_two_ports.json"))
+    assert len(req.endpoints) == 4
+    assert req.addresses == ("93.184.216.34", "2606:2800:220:1:248:1893:25c8:1946")
+
+
+def test_request_url_without_path_gets_slash() -> None:
+    req = parse_request(load("request_2021.json"))
+    assert req.target.url == "https://www.example.com/"
+    assert req.target.path == "/"
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        (b"{not json", "not JSON"),
+        (b"[1, 2]", "JSON object"),
+        (b"{}", "http_request"),
+        (b'{"http_request": "ftp://example.org/"}', "scheme"),
+        (b'{"http_request": "https:///nohost"}', "no host"),
+        (b'{"http_request": "https://u:p@example.org/"}', "credentials"),
+        (b'{"http_request": "https://example.org:99999/"}', "http_request"),
+        (b'{"http_request": "https://example.org/", "tcp_connect": "1.2.3.4:443"}', "tcp_connect"),
+        (b'{"http_request": "https://example.org/", "tcp_connect": ["1.2.3.4"]}', "tcp_connect[0]"),
+        (b'{"http_request": "https://example.org/", "tcp_connect": ["a.b:443"]}', "tcp_connect[0]"),
+        (b'{"http_request": "https://example.org/", "tcp_connect": ["1.2.3.4:0"]}', "tcp_connect[0]"),
+        (b'{"http_request": "https://example.org/", "http_request_headers": []}', "http_request_headers"),
+        (b'{"http_request": "https://example.org/", "http_request_headers": {"A": [1]}}', "headers.A"),
+        (b'{"http_request": "https://example.org/", "x_quic_enabled": "yes"}', "x_quic_enabled"),
+    ],
+)
+def test_bad_request_error_names_the_field(body: bytes, field: str) -> None:
+    with pytest.raises(THRequestError, match=field.replace("[", r"\[").replace("]", r"\]")):
+        parse_request(body)
+
+
+def test_request_with_too_many_endpoints_is_refused() -> None:
+    eps = [f"192.0.2.{i % 250}:{1000 + i}" for i in range(MAX_ENDPOINTS + 1)]
+    with pytest.raises(THRequestError, match="more than"):
+        parse_request({"http_request": "http://example.org/", "tcp_connect": eps})
+
+
+def test_built_request_parses_back() -> None:
+    body = build_request("http://example.org:8080/a?b=1", ["192.0.2.1", "2001:db8::1", "192.0.2.1"], 8080,
+                         headers={"User-Agent": "ua/1"})
+    req = parse_request(json.dumps(body))
+    assert req.endpoints == (("192.0.2.1", 8080), ("2001:db8::1", 8080))
+    assert req.addresses == ("192.0.2.1", "2001:db8::1")
+    assert req.target.path == "/a?b=1" and req.target.port == 8080
+    assert req.header("User-Agent") == "ua/1"
+
+
+def test_idn_host_becomes_punycode() -> None:
+    t = target_from_url("http://bücher.example/")
+    assert t.host == "xn--bcher-kva.example"
+    assert t.url == "http://xn--bcher-kva.example/"
+
+
+@pytest.mark.parametrize("text", ["1.2.3.4:80", "[2001:db8::1]:443", "[::1]:8080"])
+def test_endpoint_round_trip(text: str) -> None:
+    assert format_endpoint(*parse_endpoint(text)) == text
+
+
+# --- responses from other helpers ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["response.json", "response_two_ports.json"])
+def test_spec_response_has_the_current_shape(name: str) -> None:
+    assert response_problems(load(name)) == []
+
+
+@pytest.mark.parametrize("name", ["response.json", "response_two_ports.json", "response_2021.json"])
+def test_spec_response_is_parsed_into_control_observation(name: str) -> None:
+    data = load(name)
+    obs = parse_response(json.dumps(data), source="https://th.example/", url="https://www.example.com/",
+                         started=1.0, duration=0.5)
+    assert obs.failure is None and obs.source == "https://th.example/"
+    assert obs.dns_addrs == tuple(data["dns"]["addrs"])
+    assert obs.dns_failure == data["dns"]["failure"]
+    assert {(format_endpoint(t.ip, t.port), t.ok, t.failure) for t in obs.tcp} == {
+        (ep, v["status"], v["failure"]) for ep, v in data["tcp_connect"].items()
+    }
+    assert {(format_endpoint(t.ip, t.port), t.server_name, t.ok) for t in obs.tls} == {
+        (ep, v["server_name"], v["status"]) for ep, v in data.get("tls_handshake", {}).items()
+    }
+    http = data["http_request"]
+    assert obs.http_status == http["status_code"]
+    assert obs.http_body_length == http["body_length"]
+    assert obs.http_title == http["title"]
+    assert obs.http_failure == http["failure"]
+    assert dict(obs.http_headers) == {k.lower(): v for k, v in http["headers"].items()}
+    assert {ip for ip, _, _ in obs.ip_info} == set(data.get("ip_info", {}))
+
+
+def test_ip_info_flags_become_names() -> None:
+    obs = parse_response(load("response.json"), source="s", url="u")
+    for _ip, asn, flags in obs.ip_info:
+        assert asn == 15133
+        assert flags == "resolved_by_probe,resolved_by_th,valid_for_domain"  # 11 = 1 + 2 + 8
+
+
+def test_failed_fetch_minus_one_becomes_none() -> None:
+    data = {
+        "tcp_connect": {"192.0.2.1:443": {"status": False, "failure": "connection_refused"}},
+        "http_request": {"body_length": -1, "status_code": -1, "failure": "connection_refused",
+                         "title": "", "headers": {}},
+        "dns": {"failure": None, "addrs": ["192.0.2.1"]},
+    }
+    obs = parse_response(data, source="s", url="u")
+    assert obs.http_status is None and obs.http_body_length is None and obs.http_title is None
+    assert obs.http_failure == "connection_refused"
+    assert obs.tcp[0].ok is False and obs.tcp[0].failure == "connection_refused"
+
+
+def test_missing_and_null_fields_are_tolerated() -> None:
+    data = {"dns": None, "http_request": {"headers": {"X-A": ["1", "2"]}},
+            "tcp_connect": {"bogus key": {}, "192.0.2.1:80": {"failure": None}}, "ip_info": None}
+    obs = parse_response(data, source="s", url="u")
+    assert obs.dns_addrs == () and obs.dns_failure is None
+    assert obs.http_headers == (("x-a", "1"),)
+    assert [(t.ip, t.port, t.ok) for t in obs.tcp] == [("192.0.2.1", 80, True)]
+
+
+@pytest.mark.parametrize("body", [b"<html>", b"[]", b'{"status": "ok"}'])
+def test_non_helper_body_is_rejected(body: bytes) -> None:
+    with pytest.raises(THResponseError):
+        parse_response(body, source="s", url="u")
+
+
+# --- responses we build ------------------------------------------------------------------
+
+LEAF = b"\x30\x82leaf-der"
+
+
+def _measurement(url: str = "https://www.example.com/") -> Measurement:
+    req = parse_request(load("request.json"))
+    t = req.target
+    hop0 = Hop(
+        index=0, url=t.url, host=t.host, port=443, scheme="https",
+        dns=(
+            DNSObservation(hostname=t.host, qtype="A", resolver="udp://127.0.0.53:53", transport="udp",
+                           started=0.0, duration=0.01, addresses=("93.184.216.34", "198.51.100.7")),
+            DNSObservation(hostname=t.host, qtype="AAAA", resolver="udp://127.0.0.53:53",
+                           transport="udp", started=0.0, duration=0.01, failure="dns_no_answer"),
+        ),
+        tcp=(
+            TCPObservation(ip="93.184.216.34", port=443, started=0.0, duration=0.02),
+            TCPObservation(ip="198.51.100.7", port=443, started=0.0, duration=0.02),
+            TCPObservation(ip="2606:2800:220:1:248:1893:25c8:1946", port=443, started=0.0, duration=0.02,
+                           failure="network_unreachable"),
+        ),
+        tls=(
+            TLSObservation(ip="93.184.216.34", port=443, sni=t.host, started=0.0, duration=0.03,
+                           version="TLSv1.3", cipher="TLS_AES_128_GCM_SHA256", alpn="http/1.1",
+                           cert_chain=(LEAF,), cert_valid=True),
+            TLSObservation(ip="198.51.100.7", port=443, sni=t.host, started=0.0, duration=0.03,
+                           failure="ssl_invalid_hostname", cert_valid=False),
+        ),
+        http=HTTPObservation(url=t.url, ip="93.184.216.34", port=443, started=0.0, duration=0.1,
+                             status=301, headers=(("location", "https://example.com/"),),
+                             location="https://example.com/"),
+    )
+    hop1 = Hop(
+        index=1, url="https://example.com/", host="example.com", port=443, scheme="https",
+        http=HTTPObservation(
+            url="https://example.com/", ip="93.184.216.34", port=443, started=0.1, duration=0.1,
+            status=200, body_length=1256, body_sha256="ab" * 32, title="Example Domain",
+            headers=(("content-type", "text/html"), ("set-cookie", "a=1"), ("set-cookie", "b=2"),
+                     ("alt-svc", 'h3=":443"; ma=86400')),
+        ),
+    )
+    return Measurement(target=t, started=0.0, runtime=0.3, hops=(hop0, hop1))
+
+
+def test_built_response_has_the_spec_shape_and_keys() -> None:
+    req = parse_request(load("request.json"))
+    resp = build_response(req, _measurement(), version="9.9")
+    assert response_problems(resp) == []
+    spec = load("response.json")
+    assert set(spec) <= set(resp)
+    assert set(spec["http_request"]) <= set(resp["http_request"])
+    assert all(k in spec or k.startswith("x_") for k in resp)
+    assert all(k in spec["http_request"] or k.startswith("x_") for k in resp["http_request"])
+    json.dumps(resp)  # JSON-serialisable
+
+
+def test_built_response_reports_the_final_hop_and_every_endpoint() -> None:
+    req = parse_request(load("request.json"))
+    m = _measurement()
+    resp = build_response(req, m, version="9.9", asn=lambda ip: 64500)
+    final = m.hops[-1].http
+    assert final is not None
+    http = resp["http_request"]
+    assert (http["status_code"], http["body_length"], http["title"]) == (final.status, final.body_length,
+                                                                          final.title)
+    assert http["headers"]["Set-Cookie"] == "a=1"  # first value, canonical case
+    assert http["x_body_sha256"] == final.body_sha256
+    assert http["x_final_url"] == "https://example.com/" and http["x_redirects"] == ["https://example.com/"]
+    assert http["discovered_h3_endpoint"] == "example.com:443"
+    assert set(resp["tcp_connect"]) == {format_endpoint(t.ip, t.port) for t in m.hops[0].tcp}
+    assert resp["tcp_connect"]["[2606:2800:220:1:248:1893:25c8:1946]:443"] == {
+        "status": False, "failure": "network_unreachable"}
+    assert resp["tls_handshake"]["198.51.100.7:443"]["status"] is False
+    assert resp["x_tls"]["93.184.216.34:443"]["version"] == "TLSv1.3"
+    assert resp["dns"] == {"failure": None, "addrs": ["93.184.216.34", "198.51.100.7"]}
+    assert resp["x_version"] == "9.9"
+
+
+def test_ip_info_flags_say_who_resolved_and_what_validated() -> None:
+    req = parse_request(load("request.json"))
+    info = build_response(req, _measurement(), asn=lambda ip: 64500)["ip_info"]
+    both = IP_FLAG_RESOLVED_BY_PROBE | IP_FLAG_RESOLVED_BY_TH | IP_FLAG_VALID_FOR_DOMAIN
+    assert info["93.184.216.34"] == {"asn": 64500, "flags": both}
+    assert info["198.51.100.7"]["flags"] == IP_FLAG_RESOLVED_BY_TH | IP_FLAG_BOGON  # TEST-NET-2
+    assert info["2606:2800:220:1:248:1893:25c8:1946"]["flags"] == IP_FLAG_RESOLVED_BY_PROBE
+
+
+def test_our_response_parses_back_consistently() -> None:
+    req = parse_request(load("request.json"))
+    m = _measurement()
+    obs = parse_response(json.dumps(build_response(req, m)), source="s", url=req.url)
+    assert obs.http_status == 200 and obs.http_body_sha256 == "ab" * 32
+    assert {(t.ip, t.ok) for t in obs.tcp} == {(t.ip, t.failure is None) for t in m.hops[0].tcp}
+    assert {(t.ip, t.ok) for t in obs.tls} == {("93.184.216.34", True), ("198.51.100.7", False)}
+
+
+def test_dns_failure_gives_failed_fetch_with_minus_one() -> None:
+    req = parse_request({"http_request": "http://nx.example/", "tcp_connect": []})
+    hop = Hop(index=0, url=req.target.url, host="nx.example", port=80, scheme="http", dns=(
+        DNSObservation(hostname="nx.example", qtype="A", resolver="udp://127.0.0.53:53", transport="udp",
+                       started=0.0, duration=0.01, failure="dns_nxdomain_error"),
+        DNSObservation(hostname="nx.example", qtype="AAAA", resolver="udp://127.0.0.53:53",
+                       transport="udp", started=0.0, duration=0.01, failure="dns_no_answer"),
+    ))
+    resp = build_response(req, Measurement(target=req.target, started=0.0, runtime=0.1, hops=(hop,)))
+    assert response_problems(resp) == []
+    assert resp["dns"] == {"failure": "dns_nxdomain_error", "addrs": []}
+    assert resp["http_request"]["failure"] == "dns_nxdomain_error"
+    assert resp["http_request"]["status_code"] == -1 and resp["http_request"]["body_length"] == -1
+
+
+def test_ip_literal_url_reports_itself_as_dns_answer() -> None:
+    req = parse_request({"http_request": "http://192.0.2.9/", "tcp_connect": ["192.0.2.9:80"]})
+    hop = Hop(index=0, url=req.target.url, host="192.0.2.9", port=80, scheme="http",
+              tcp=(TCPObservation(ip="192.0.2.9", port=80, started=0.0, duration=0.1,
+                                  failure="generic_timeout_error"),))
+    resp = build_response(req, Measurement(target=req.target, started=0.0, runtime=0.1, hops=(hop,)))
+    assert resp["dns"] == {"failure": None, "addrs": ["192.0.2.9"]}
+    assert resp["http_request"]["failure"] == "generic_timeout_error"
+
+
+def test_unmeasured_request_still_gives_a_valid_response() -> None:
+    req = parse_request({"http_request": "https://example.org/"})
+    resp = build_response(req, Measurement(target=req.target, started=0.0, runtime=60.0,
+                                           failure="deadline_exceeded"))
+    assert response_problems(resp) == []
+    assert resp["http_request"]["failure"] == "deadline_exceeded"
+    assert resp["x_failure"] == "deadline_exceeded"
