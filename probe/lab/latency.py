@@ -232,9 +232,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--delay-ms", type=float, required=True, help="delay added to each packet")
     ap.add_argument("--jitter-ms", type=float, default=0.0, help="extra uniform random delay")
     ap.add_argument("--max-len", type=int, default=DEFAULT_MAX_LEN, help="kernel queue length")
+    ap.add_argument("--realtime", action="store_true",
+                    help="run with SCHED_FIFO priority, so that a busy machine (the client and "
+                    "servers of a benchmark) does not make releases late")  # fmt: skip
     args = ap.parse_args(argv)
     if args.delay_ms < 0 or args.jitter_ms < 0:
         ap.error("--delay-ms and --jitter-ms must be >= 0")
+    if args.realtime:
+        try:
+            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(10))
+        except OSError as exc:
+            print(f"warning: --realtime refused ({exc}); running at normal priority", file=sys.stderr)
 
     stop = False
 
@@ -302,11 +310,19 @@ def remove_delay_rule(netns: str | None, iface: str, queue: int) -> None:
 
 
 def start_delay_program(
-    netns: str | None, queue: int, delay_ms: float, *, jitter_ms: float = 0.0, timeout: float = 10.0
+    netns: str | None,
+    queue: int,
+    delay_ms: float,
+    *,
+    jitter_ms: float = 0.0,
+    realtime: bool = False,
+    timeout: float = 10.0,
 ) -> subprocess.Popen[str]:
     """Start ``python -m probe.lab.latency`` in ``netns`` and wait until its queue is bound."""
     argv = [sys.executable, "-m", "probe.lab.latency", "--queue", str(queue),
             "--delay-ms", str(delay_ms), "--jitter-ms", str(jitter_ms)]  # fmt: skip
+    if realtime:
+        argv.append("--realtime")
     proc = subprocess.Popen(
         _netns_cmd(netns, argv), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
@@ -345,6 +361,8 @@ class Delay:
     program dies, traffic keeps flowing without delay. ``set_delay()`` changes the delay by
     restarting the programs (packets pass undelayed for the few milliseconds in between).
     ``stop()`` removes the rules and returns one :class:`DelayStats` per interface.
+    ``realtime=True`` runs the programs with SCHED_FIFO priority: on a machine kept busy by the
+    traffic itself (a benchmark), releases then stay within a millisecond or so of schedule.
     """
 
     def __init__(
@@ -355,11 +373,13 @@ class Delay:
         *,
         queue: int = 0,
         jitter_ms: float = 0.0,
+        realtime: bool = False,
     ) -> None:
         self.netns = netns
         self.ifaces = tuple(ifaces)
         self.delay_ms = delay_ms
         self.jitter_ms = jitter_ms
+        self.realtime = realtime
         self.queues = tuple(range(queue, queue + len(self.ifaces)))
         self._procs: list[subprocess.Popen[str]] = []
         self._rules: list[tuple[str, int]] = []
@@ -369,7 +389,9 @@ class Delay:
         try:
             for q in self.queues:
                 self._procs.append(
-                    start_delay_program(self.netns, q, self.delay_ms, jitter_ms=self.jitter_ms)
+                    start_delay_program(
+                        self.netns, q, self.delay_ms, jitter_ms=self.jitter_ms, realtime=self.realtime
+                    )
                 )
             for iface, q in zip(self.ifaces, self.queues, strict=True):
                 install_delay_rule(self.netns, iface, q)
@@ -388,7 +410,7 @@ class Delay:
             if i < len(self._procs):
                 stop_delay_program(self._procs[i])
                 self._procs[i] = start_delay_program(
-                    self.netns, q, self.delay_ms, jitter_ms=self.jitter_ms
+                    self.netns, q, self.delay_ms, jitter_ms=self.jitter_ms, realtime=self.realtime
                 )
 
     def stop(self) -> list[DelayStats]:

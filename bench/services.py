@@ -1,0 +1,209 @@
+"""The benchmark's servers, all in the server namespace: nginx (HTTPS), dnsmasq (DNS), helper.
+
+* A lab CA (trustme) and one ECDSA certificate for ``*.bench.test`` (every bench name is
+  ``site<i>.bench.test``), written to the run's directory; the client gets the CA as ``--cafile``.
+* nginx from Debian (nginx-light), generated config tuned for many short connections: no access
+  log, large backlog, many worker connections, no session resumption (every URL pays a full TLS
+  handshake, like a probe that measures each URL afresh). It serves the same ~2 KB HTML page
+  for every name and path, over HTTP/1.1 on 443 (TLS) and 80.
+* dnsmasq answering every ``*.bench.test`` A query with the web server's address (AAAA: no data),
+  no cache, no upstream.
+* optionally the probe's control helper (``probe helper serve``) when the CLI has it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench.topology import BenchNet, in_netns
+
+__all__ = ["DOMAIN", "Services", "make_certs", "nginx_config", "write_url_list"]
+
+DOMAIN = "bench.test"
+
+_PAGE = (
+    "<!doctype html><html><head><title>bench site</title></head><body><h1>bench site</h1>"
+    + "<p>" + "Lorem ipsum dolor sit amet, consectetur adipiscing elit. " * 32 + "</p>"
+    + "</body></html>\n"
+)  # fmt: skip
+
+
+def make_certs(directory: Path) -> tuple[Path, Path, Path]:
+    """Write ca.pem, server chain and key for ``*.bench.test``; return their paths."""
+    import trustme
+
+    ca = trustme.CA(organization_name="probe bench CA")
+    leaf = ca.issue_cert(f"*.{DOMAIN}", DOMAIN)
+    ca_path, chain_path, key_path = directory / "ca.pem", directory / "server.pem", directory / "key.pem"
+    ca.cert_pem.write_to_path(str(ca_path))
+    leaf.private_key_pem.write_to_path(str(key_path))
+    with chain_path.open("wb") as f:
+        for blob in leaf.cert_chain_pems:
+            f.write(blob.bytes())
+    return ca_path, chain_path, key_path
+
+
+def nginx_config(directory: Path, ip: str, cert: Path, key: Path, workers: int = 1) -> Path:
+    """Generate nginx.conf (and the web root) under ``directory``; return the config path."""
+    www = directory / "www"
+    www.mkdir(exist_ok=True)
+    (www / "index.html").write_text(_PAGE)
+    tmp = directory / "nginx-tmp"
+    tmp.mkdir(exist_ok=True)
+    conf = directory / "nginx.conf"
+    conf.write_text(f"""\
+user root;
+daemon off;
+master_process on;
+worker_processes {workers};
+worker_rlimit_nofile 65536;
+pid {directory}/nginx.pid;
+error_log {directory}/nginx-error.log warn;
+events {{ worker_connections 16384; multi_accept on; }}
+http {{
+    access_log off;
+    sendfile on;
+    tcp_nodelay on;
+    keepalive_timeout 5s;
+    default_type text/html;
+    client_body_temp_path {tmp}/body;
+    proxy_temp_path {tmp}/proxy;
+    fastcgi_temp_path {tmp}/fastcgi;
+    uwsgi_temp_path {tmp}/uwsgi;
+    scgi_temp_path {tmp}/scgi;
+    ssl_protocols TLSv1.2 TLSv1.3;
+    ssl_session_cache off;
+    ssl_session_tickets off;
+    server {{
+        listen {ip}:443 ssl backlog=8192;
+        listen {ip}:80 backlog=8192;
+        server_name _;
+        ssl_certificate {cert};
+        ssl_certificate_key {key};
+        root {www};
+        location / {{ try_files /index.html =404; }}
+    }}
+}}
+""")
+    return conf
+
+
+def write_url_list(path: Path, n: int, *, scheme: str = "https", offset: int = 0) -> Path:
+    """A Citizen Lab style CSV of ``n`` bench URLs (``scheme://site<i>.bench.test/``)."""
+    with path.open("w") as f:
+        f.write("url,category_code,category_description,date_added,source,notes\n")
+        for i in range(offset, offset + n):
+            f.write(f"{scheme}://site{i}.{DOMAIN}/,MISC,Miscellaneous,2026-01-01,bench,\n")
+    return path
+
+
+def _wait_port(
+    net: BenchNet, ip: str, port: int, proc: subprocess.Popen[bytes], timeout: float = 10.0
+) -> None:
+    """Wait until ``ip:port`` accepts TCP, probed from inside the server namespace."""
+    probe = (
+        "import socket,sys\n"
+        f"s=socket.create_connection(('{ip}',{port}),timeout=0.5);s.close()\n"
+    )
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server for {ip}:{port} exited with status {proc.returncode}")
+        r = subprocess.run(in_netns(net.server, sys.executable, "-c", probe), capture_output=True)
+        if r.returncode == 0:
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"nothing listens on {ip}:{port} after {timeout}s")
+
+
+@dataclass
+class Services:
+    """Start/stop the servers of one benchmark run (a context manager)."""
+
+    net: BenchNet
+    directory: Path
+    nginx_workers: int = 1
+    helper: bool = True
+    procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    ca: Path | None = None
+    control_url: str | None = None
+
+    def start(self) -> Services:
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _spawn(self, argv: Sequence[str], log: str) -> subprocess.Popen[bytes]:
+        out = open(self.directory / log, "wb")  # noqa: SIM115 (the child owns it)
+        proc = subprocess.Popen(
+            in_netns(self.net.server, *argv), stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+        out.close()
+        self.procs.append(proc)
+        return proc
+
+    def _start(self) -> None:
+        self.ca, chain, key = make_certs(self.directory)
+        conf = nginx_config(self.directory, self.net.web_ip, chain, key, self.nginx_workers)
+        nginx = self._spawn(["nginx", "-c", str(conf), "-p", str(self.directory)], "nginx.log")
+        dns = self._spawn(
+            [
+                "dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv",
+                "--no-hosts", "--bind-interfaces", f"--listen-address={self.net.dns_ip}",
+                "--except-interface=lo", "--port=53", f"--address=/{DOMAIN}/{self.net.web_ip}",
+                "--cache-size=0", "--user=root", "--group=root", "--pid-file=",
+                "--dns-forward-max=10000", "--log-facility=-",
+            ],
+            "dnsmasq.log",
+        )  # fmt: skip
+        _wait_port(self.net, self.net.web_ip, 443, nginx)
+        if dns.poll() is not None:
+            raise RuntimeError(f"dnsmasq exited: {(self.directory / 'dnsmasq.log').read_text()}")
+        if self.helper and _helper_available():
+            port = 8080
+            helper = self._spawn(
+                [sys.executable, "-m", "probe", "helper", "serve",
+                 "--listen", f"{self.net.helper_ip}:{port}", "--resolver", self.net.dns_ip,
+                 "--cafile", str(self.ca), "--allow-private", "--max-in-flight", "1024"],
+                "helper.log",
+            )  # fmt: skip
+            _wait_port(self.net, self.net.helper_ip, port, helper)
+            self.control_url = f"http://{self.net.helper_ip}:{port}"
+
+    def stop(self) -> None:
+        for proc in reversed(self.procs):
+            if proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGTERM)
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        self.procs.clear()
+
+    def __enter__(self) -> Services:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _helper_available() -> bool:
+    """True when ``probe helper serve`` exists (the control helper may not be written yet)."""
+    r = subprocess.run([sys.executable, "-m", "probe", "helper", "serve", "--help"], capture_output=True)
+    return r.returncode == 0

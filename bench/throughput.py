@@ -1,0 +1,526 @@
+"""Throughput benchmark: `probe run` against the floor, in a lab with real round-trip time.
+
+    sudo python -m bench.throughput --urls 2000 --concurrency 64,128 --rtt-ms 100
+    sudo python -m bench.throughput --memory            # peak RSS at 10,000 and 100,000 URLs
+
+Builds a three-namespace lab (client == router with NFQUEUE delay == server with nginx, dnsmasq
+and the control helper), then for each concurrency C runs, inside the client namespace, the floor
+(bench/floor.py) and `probe run` over the same N names, and measures for each child process:
+wall time (URLs/s), user+sys CPU seconds (CPU ms per URL) and peak RSS, from ``os.wait4``.
+Prints a table with the ratios probe/floor and against the ideal C / (4 x RTT) and writes
+bench/out/throughput-<time>.json. See docs/bench.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench import topology
+from bench.services import Services, write_url_list
+from bench.topology import BenchNet, in_netns
+
+__all__ = ["ChildResult", "main", "run_child"]
+
+OUT = Path(__file__).resolve().parent / "out"
+ROOT = Path(__file__).resolve().parent.parent
+
+#: Issue 4's targets.
+TARGET_THROUGHPUT_RATIO = 0.8
+TARGET_CPU_RATIO = 2.0
+TARGET_RSS_MB = 150.0
+TARGET_HELP_S = 0.3
+
+
+@dataclass(frozen=True)
+class ChildResult:
+    """One child process, as the kernel accounted it."""
+
+    argv: tuple[str, ...]
+    returncode: int
+    wall_s: float
+    user_s: float
+    sys_s: float
+    maxrss_mb: float
+    stdout: str
+    stderr: str
+    timed_out: bool = False
+
+    @property
+    def cpu_s(self) -> float:
+        return self.user_s + self.sys_s
+
+
+def run_child(
+    argv: Sequence[str], netns: str | None, *, timeout: float, env: dict[str, str] | None = None,
+    workdir: Path | None = None,
+) -> ChildResult:  # fmt: skip
+    """Run ``argv`` (in ``netns``), wait with ``os.wait4`` and return its resource usage.
+
+    ``ip netns exec`` execs the command, so the accounted process is the command itself.
+    A child that outlives ``timeout`` is killed (its whole process group) and marked timed out.
+    """
+    cmd = in_netns(netns, *argv) if netns else list(argv)
+    workdir = workdir or Path(tempfile.gettempdir())
+    out_path, err_path = workdir / "child.out", workdir / "child.err"
+    with out_path.open("wb") as out, err_path.open("wb") as err:
+        t0 = time.monotonic()
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=env, start_new_session=True)
+    timed_out = False
+    try:
+        while True:
+            pid, status, ru = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            if time.monotonic() - t0 > timeout:
+                timed_out = True
+                os.killpg(proc.pid, signal.SIGKILL)
+                pid, status, ru = os.wait4(proc.pid, 0)
+                break
+            time.sleep(0.02)
+    except BaseException:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        with contextlib.suppress(ChildProcessError):
+            os.wait4(proc.pid, 0)
+        raise
+    wall = time.monotonic() - t0
+    proc.returncode = os.waitstatus_to_exitcode(status)  # keep Popen from waiting again
+    return ChildResult(
+        argv=tuple(argv), returncode=proc.returncode, wall_s=wall, user_s=ru.ru_utime,
+        sys_s=ru.ru_stime, maxrss_mb=ru.ru_maxrss / 1024, stdout=out_path.read_text(errors="replace"),
+        stderr=err_path.read_text(errors="replace")[-4000:], timed_out=timed_out,
+    )  # fmt: skip
+
+
+# --- the lab --------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _signals_raise() -> Iterator[None]:
+    """SIGTERM/SIGHUP become KeyboardInterrupt so that every finally (teardown) runs."""
+
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    old = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+@contextlib.contextmanager
+def lab(workdir: Path, *, helper: bool, nginx_workers: int) -> Iterator[tuple[BenchNet, Services]]:
+    """The namespaces and servers; everything is torn down on exit, whatever happened."""
+    net = topology.create()
+    try:
+        with Services(net, workdir, helper=helper, nginx_workers=nginx_workers) as services:
+            yield net, services
+    finally:
+        topology.destroy(net)
+
+
+@contextlib.contextmanager
+def delayed(net: BenchNet, rtt_ms: float, stats_out: list[dict[str, Any]]) -> Iterator[None]:
+    """Add ``rtt_ms`` of round-trip time (half each way) while the block runs."""
+    from probe.lab.latency import Delay
+
+    if rtt_ms <= 0:
+        yield
+        return
+    delay = Delay(net.router, [net.router_to_client, net.router_to_server], rtt_ms / 2,
+                  realtime=True)  # fmt: skip
+    delay.start()
+    try:
+        yield
+    finally:
+        stats_out.extend(s.as_dict() for s in delay.stop())
+
+
+def measure_rtt(net: BenchNet, n: int = 5) -> float:
+    """Median TCP connect time (ms) from the client namespace to the web server."""
+    code = (
+        "import socket,time,statistics\n"
+        "ts=[]\n"
+        f"for _ in range({n}):\n"
+        "    t=time.perf_counter()\n"
+        f"    s=socket.create_connection(('{net.web_ip}',443),timeout=5)\n"
+        "    ts.append(time.perf_counter()-t); s.close()\n"
+        "print(statistics.median(ts)*1000)\n"
+    )
+    r = subprocess.run(in_netns(net.client, sys.executable, "-c", code), capture_output=True,
+                       text=True, check=True)  # fmt: skip
+    return round(float(r.stdout.strip()), 2)
+
+
+# --- the two clients -------------------------------------------------------------------------
+
+
+def _env(workdir: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
+    env["PROBE_CONFIG_DIR"] = str(workdir / "probe-config")  # never the user's consent file
+    env.pop("http_proxy", None)
+    env.pop("https_proxy", None)
+    return env
+
+
+def floor_argv(lists: Sequence[Path], net: BenchNet, ca: Path, c: int, timeout: float) -> list[str]:
+    argv = [sys.executable, "-m", "bench.floor", "--resolver", net.dns_ip, "--cafile", str(ca),
+            "--concurrency", str(c), "--timeout", str(timeout)]  # fmt: skip
+    for p in lists:
+        argv += ["--list", str(p)]
+    return argv
+
+
+def probe_argv(
+    lists: Sequence[Path], net: BenchNet, ca: Path, c: int, db: Path, control: str | None,
+    timeouts: dict[str, float], profile: Path | None = None,
+) -> list[str]:  # fmt: skip
+    argv = [sys.executable]
+    if profile is not None:
+        argv += ["-m", "pyinstrument", "-r", "text", "--show-all", "-o", str(profile)]
+    argv += ["-m", "probe", "run", *map(str, lists), "--resolver", net.dns_ip,
+             "--cafile", str(ca), "--concurrency", str(c), "--db", str(db), "--accept-risks",
+             "--no-progress", "--vantage", "bench"]  # fmt: skip
+    argv += ["--control", control] if control else ["--no-control"]
+    for k, v in timeouts.items():
+        argv += [f"--{k.replace('_', '-')}", str(v)]
+    return argv
+
+
+def _figures(r: ChildResult, urls: int, ok: int | None) -> dict[str, Any]:
+    return {
+        "returncode": r.returncode,
+        "timed_out": r.timed_out,
+        "urls": urls,
+        "ok": ok,
+        "wall_s": round(r.wall_s, 3),
+        "urls_per_s": round(urls / r.wall_s, 1) if r.wall_s else None,
+        "cpu_s": round(r.cpu_s, 3),
+        "user_s": round(r.user_s, 3),
+        "sys_s": round(r.sys_s, 3),
+        "cpu_ms_per_url": round(1000 * r.cpu_s / urls, 2) if urls else None,
+        "peak_rss_mb": round(r.maxrss_mb, 1),
+    }
+
+
+def _probe_ok(db: Path) -> tuple[int | None, dict[str, int]]:
+    """How many URLs the probe judged ok, and the verdict counts, read from its database."""
+    import sqlite3
+
+    if not db.exists():
+        return None, {}
+    try:
+        con = sqlite3.connect(db)
+        try:
+            counts = dict(con.execute(
+                "select verdict, count(*) from measurements where final = 1 group by verdict"
+            ))  # fmt: skip
+            counts["_all_attempts"] = con.execute("select count(*) from measurements").fetchone()[0]
+        finally:
+            con.close()
+    except sqlite3.Error:
+        return None, {}
+    return counts.get("ok", 0), counts
+
+
+def _valid(fig: dict[str, Any]) -> bool:
+    """A run counts when it exited 0 in time and fetched (nearly) every URL fine."""
+    ok = fig.get("ok")
+    return (
+        fig["returncode"] == 0
+        and not fig["timed_out"]
+        and ok is not None
+        and ok >= 0.99 * fig["urls"]
+    )
+
+
+def run_pair(
+    net: BenchNet, services: Services, workdir: Path, lists: Sequence[Path], urls: int, c: int,
+    rtt_ms: float, timeouts: dict[str, float], timeout: float, profile: Path | None,
+    control: bool = True,
+) -> dict[str, Any]:  # fmt: skip
+    """Measure the floor, then the probe, over the same URLs at concurrency ``c``."""
+    assert services.ca is not None
+    env = _env(workdir)
+    row: dict[str, Any] = {"concurrency": c, "urls": urls, "rtt_ms": rtt_ms}
+    delay_stats: list[dict[str, Any]] = []
+    with delayed(net, rtt_ms, delay_stats):
+        row["measured_connect_ms"] = measure_rtt(net)
+        fr = run_child(floor_argv(lists, net, services.ca, c, timeouts.get("deadline", 15.0)),
+                       net.client, timeout=timeout, env=env, workdir=workdir)  # fmt: skip
+    row["floor_delay"] = delay_stats[:]
+    try:
+        fdata = json.loads(fr.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        fdata = {}
+    row["floor"] = _figures(fr, urls, fdata.get("ok"))
+    row["floor"]["failures"] = fdata.get("failures")
+    row["floor"]["internal_elapsed_s"] = fdata.get("elapsed")
+    if fr.returncode != 0:
+        row["floor"]["stderr"] = fr.stderr[-1500:]
+
+    db = workdir / f"probe-c{c}.db"
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{db}{suffix}").unlink(missing_ok=True)
+    delay_stats.clear()
+    with delayed(net, rtt_ms, delay_stats):
+        pr = run_child(
+            probe_argv(lists, net, services.ca, c, db, services.control_url if control else None,
+                       timeouts, profile),
+            net.client, timeout=timeout, env=env, workdir=workdir,
+        )  # fmt: skip
+    row["probe_delay"] = delay_stats[:]
+    ok, verdicts = _probe_ok(db)
+    row["probe"] = _figures(pr, urls, ok)
+    row["probe"]["verdicts"] = verdicts
+    row["probe"]["control"] = services.control_url if control else None
+    if pr.returncode != 0:
+        row["probe"]["stderr"] = pr.stderr[-1500:]
+    ideal = c / (4 * rtt_ms / 1000) if rtt_ms > 0 else None
+    row["ideal_urls_per_s"] = round(ideal, 1) if ideal else None
+    f, p = row["floor"], row["probe"]
+    f["valid"], p["valid"] = _valid(f), _valid(p)
+    if not (f["valid"] and p["valid"]):
+        row["ratios"] = {k: None for k in ("probe_vs_floor_throughput", "probe_vs_floor_cpu",
+                                           "probe_vs_ideal", "floor_vs_ideal")}  # fmt: skip
+        if f["valid"]:
+            row["ratios"]["floor_vs_ideal"] = _ratio(f["urls_per_s"], ideal)
+        return row
+    row["ratios"] = {
+        "probe_vs_floor_throughput": _ratio(p["urls_per_s"], f["urls_per_s"]),
+        "probe_vs_floor_cpu": _ratio(p["cpu_ms_per_url"], f["cpu_ms_per_url"]),
+        "probe_vs_ideal": _ratio(p["urls_per_s"], ideal),
+        "floor_vs_ideal": _ratio(f["urls_per_s"], ideal),
+    }
+    return row
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return round(a / b, 3) if a and b else None
+
+
+def help_time(runs: int) -> dict[str, Any]:
+    """Wall time of ``probe --help`` (no network involved), median of ``runs``."""
+    exe = shutil.which("probe")
+    argv = [exe, "--help"] if exe else [sys.executable, "-m", "probe", "--help"]
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        subprocess.run(argv, capture_output=True, check=True)
+        times.append(time.perf_counter() - t)
+    return {"argv": argv, "runs": runs, "median_s": round(statistics.median(times), 3),
+            "min_s": round(min(times), 3), "max_s": round(max(times), 3)}  # fmt: skip
+
+
+def memory_runs(
+    net: BenchNet, services: Services, workdir: Path, sizes: Sequence[int], c: int, rtt_ms: float,
+    timeouts: dict[str, float], timeout: float, control: bool,
+) -> list[dict[str, Any]]:  # fmt: skip
+    """Peak RSS of `probe run` over lists of growing size (flat memory is the goal)."""
+    assert services.ca is not None
+    rows = []
+    for n in sizes:
+        lst = write_url_list(workdir / f"mem-{n}.csv", n)
+        db = workdir / f"mem-{n}.db"
+        delay_stats: list[dict[str, Any]] = []
+        with delayed(net, rtt_ms, delay_stats):
+            pr = run_child(
+                probe_argv([lst], net, services.ca, c, db,
+                           services.control_url if control else None, timeouts),
+                net.client, timeout=timeout, env=_env(workdir), workdir=workdir,
+            )  # fmt: skip
+        ok, verdicts = _probe_ok(db)
+        row = {"urls": n, "concurrency": c, "rtt_ms": rtt_ms, **_figures(pr, n, ok),
+               "verdicts": verdicts, "delay": delay_stats}  # fmt: skip
+        row["valid"] = _valid(row)
+        if pr.returncode != 0:
+            row["stderr"] = pr.stderr[-1500:]
+        rows.append(row)
+        print(f"  memory: {n} URLs: peak RSS {row['peak_rss_mb']} MB, {row['urls_per_s']} URLs/s, "
+              f"rc {pr.returncode}", flush=True)  # fmt: skip
+        for p in (lst, db, Path(f"{db}-wal"), Path(f"{db}-shm")):
+            p.unlink(missing_ok=True)
+    return rows
+
+
+# --- report ----------------------------------------------------------------------------------
+
+
+def _fmt(v: Any, spec: str = "") -> str:
+    if v is None:
+        return "-"
+    return format(v, spec) if spec else str(v)
+
+
+def print_table(result: dict[str, Any]) -> None:
+    """The terminal report."""
+    p = result["params"]
+    print()
+    print(f"probe throughput benchmark  cores={result['machine']['cores']}  RTT={p['rtt_ms']} ms  "
+          f"URLs={p['urls']}  control={'yes' if p['control'] else 'no'}")  # fmt: skip
+    hdr = (f"{'C':>4} {'client':<6} {'URLs/s':>8} {'CPU ms/URL':>11} {'peak RSS MB':>12} "
+           f"{'ok':>6} {'wall s':>7}")  # fmt: skip
+    for row in result["runs"]:
+        print()
+        print(f"C = {row['concurrency']}  (TCP connect measured: {row['measured_connect_ms']} ms)")
+        print(hdr)
+        for name in ("ideal", "floor", "probe"):
+            if name == "ideal":
+                print(f"{row['concurrency']:>4} {'ideal':<6} {_fmt(row['ideal_urls_per_s'], '8.1f')}")
+                continue
+            f = row[name]
+            print(f"{row['concurrency']:>4} {name:<6} {_fmt(f['urls_per_s'], '8.1f')} "
+                  f"{_fmt(f['cpu_ms_per_url'], '11.2f')} {_fmt(f['peak_rss_mb'], '12.1f')} "
+                  f"{_fmt(f['ok'], '>6')} {_fmt(f['wall_s'], '7.1f')}")  # fmt: skip
+        r = row["ratios"]
+        print(f"     probe/floor throughput {_fmt(r['probe_vs_floor_throughput'])} (target >= "
+              f"{TARGET_THROUGHPUT_RATIO})  CPU {_fmt(r['probe_vs_floor_cpu'])} (target <= "
+              f"{TARGET_CPU_RATIO})  probe/ideal {_fmt(r['probe_vs_ideal'])}  "
+              f"floor/ideal {_fmt(r['floor_vs_ideal'])}")  # fmt: skip
+        for name in ("floor", "probe"):
+            for s in row.get(f"{name}_delay", []):
+                print(f"     delay q{s['queue']} during {name}: {s['packets']} packets, late p50 "
+                      f"{s['late_p50_ms']} ms p99 {s['late_p99_ms']} ms max {s['late_max_ms']} ms, "
+                      f"drops {s['queue_dropped'] + s['user_dropped']}")  # fmt: skip
+            if row[name].get("stderr"):
+                print(f"     {name} failed (rc {row[name]['returncode']}): "
+                      f"{row[name]['stderr'].strip().splitlines()[-1:]}")  # fmt: skip
+    for m in result.get("memory", []):
+        print(f"memory: {m['urls']:>7} URLs  C={m['concurrency']} RTT={m['rtt_ms']} ms  peak RSS "
+              f"{m['peak_rss_mb']} MB  {m['urls_per_s']} URLs/s  rc={m['returncode']}")  # fmt: skip
+    if result.get("help"):
+        h = result["help"]
+        print(f"probe --help: median {h['median_s']} s over {h['runs']} runs (target <= {TARGET_HELP_S})")
+    if result.get("targets"):
+        print()
+        for name, t in result["targets"].items():
+            print(f"target {name}: {t['value']} -> {'PASS' if t['pass'] else 'FAIL'}")
+    print()
+
+
+def check_targets(result: dict[str, Any]) -> dict[str, Any]:
+    """Issue 4's targets, judged on this run's figures."""
+    t: dict[str, Any] = {}
+    for row in result["runs"]:
+        c, r = row["concurrency"], row["ratios"]
+        if r["probe_vs_floor_throughput"] is not None:
+            v = r["probe_vs_floor_throughput"]
+            t[f"C{c} throughput >= {TARGET_THROUGHPUT_RATIO} x floor"] = {
+                "value": v, "pass": v >= TARGET_THROUGHPUT_RATIO}
+        if r["probe_vs_floor_cpu"] is not None:
+            v = r["probe_vs_floor_cpu"]
+            t[f"C{c} CPU/URL <= {TARGET_CPU_RATIO} x floor"] = {"value": v, "pass": v <= TARGET_CPU_RATIO}
+        v = row["probe"]["peak_rss_mb"]
+        t[f"C{c} peak RSS <= {TARGET_RSS_MB} MB"] = {
+            "value": v, "pass": v <= TARGET_RSS_MB and row["probe"]["valid"]}
+        if not row["probe"]["valid"]:
+            t[f"C{c} probe run valid"] = {"value": row["probe"]["returncode"], "pass": False}
+    mem = result.get("memory") or []
+    if len(mem) >= 2:
+        lo, hi = mem[0]["peak_rss_mb"], mem[-1]["peak_rss_mb"]
+        # "Flat": the 10x longer list may not cost more than 10 % (plus 5 MB of noise).
+        t[f"RSS flat {mem[0]['urls']} -> {mem[-1]['urls']} URLs"] = {
+            "value": f"{lo} -> {hi} MB", "pass": hi <= lo * 1.1 + 5 and hi <= TARGET_RSS_MB and all(m["valid"] for m in mem)}
+    if result.get("help"):
+        v = result["help"]["median_s"]
+        t[f"probe --help <= {TARGET_HELP_S} s"] = {"value": v, "pass": v <= TARGET_HELP_S}
+    return t
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m bench.throughput", description=__doc__.split("\n")[0])
+    ap.add_argument("--urls", type=int, default=2000, help="URLs per run (distinct names)")
+    ap.add_argument("--concurrency", default="64", help="comma-separated, e.g. 64,128")
+    ap.add_argument("--rtt-ms", type=float, default=100.0, help="round-trip time added by the router")
+    ap.add_argument("--no-control", action="store_true", help="run the probe without the helper")
+    ap.add_argument("--no-throughput", action="store_true", help="skip the probe/floor runs")
+    ap.add_argument("--memory", action="store_true", help="also measure peak RSS on long lists")
+    ap.add_argument("--memory-urls", default="10000,100000", help="list sizes for --memory")
+    ap.add_argument("--memory-rtt-ms", type=float, default=10.0,
+                    help="RTT for --memory (lower than --rtt-ms to keep 100k URLs bounded in time)")
+    ap.add_argument("--memory-concurrency", type=int, default=128)
+    ap.add_argument("--help-runs", type=int, default=7, help="runs of `probe --help` (0: skip)")
+    ap.add_argument("--profile", action="store_true",
+                    help="run the probe under pyinstrument (figures then include its overhead)")
+    ap.add_argument("--nginx-workers", type=int, default=1)
+    ap.add_argument("--timeout", type=float, default=900.0, help="kill a client after this many s")
+    ap.add_argument("--out", type=Path, help="JSON output (default bench/out/throughput-<time>.json)")
+    args = ap.parse_args(argv)
+    if os.geteuid() != 0:
+        ap.error("needs root (network namespaces, iptables, NFQUEUE); run with sudo")
+    concurrencies = [int(x) for x in args.concurrency.split(",") if x.strip()]
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    out = args.out or OUT / f"throughput-{stamp}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    # Short per-step timeouts: every URL works here, and a stuck one must not hold a slot long.
+    timeouts = {"dns_timeout": 4.0, "tcp_timeout": 10.0, "tls_timeout": 10.0, "http_timeout": 15.0,
+                "deadline": 60.0}  # fmt: skip
+    mem_timeouts = {"dns_timeout": 2.0, "tcp_timeout": 3.0, "tls_timeout": 3.0, "http_timeout": 5.0,
+                    "deadline": 15.0}  # fmt: skip
+    result: dict[str, Any] = {
+        "machine": {"cores": os.cpu_count(), "python": platform.python_version(),
+                    "kernel": platform.release(), "nginx_workers": args.nginx_workers},
+        "params": {"urls": args.urls, "concurrency": concurrencies, "rtt_ms": args.rtt_ms,
+                   "control": not args.no_control, "timeouts": timeouts, "profile": args.profile},
+        "started": stamp, "runs": [],
+    }  # fmt: skip
+    workdir = Path(tempfile.mkdtemp(prefix="probe-bench-"))
+    try:
+        with _signals_raise(), lab(workdir, helper=not args.no_control,
+                                   nginx_workers=args.nginx_workers) as (net, services):  # fmt: skip
+            control = not args.no_control and services.control_url is not None
+            if not args.no_control and services.control_url is None:
+                print("note: `probe helper serve` is not available: running without control",
+                      flush=True)  # fmt: skip
+            result["params"]["control"] = control
+            result["params"]["control_url"] = services.control_url if control else None
+            if not args.no_throughput:
+                lst = write_url_list(workdir / f"urls-{args.urls}.csv", args.urls)
+                for c in concurrencies:
+                    print(f"C={c}: floor and probe over {args.urls} URLs, RTT {args.rtt_ms} ms ...",
+                          flush=True)  # fmt: skip
+                    profile = OUT / f"profile-c{c}-{stamp}.txt" if args.profile else None
+                    row = run_pair(net, services, workdir, [lst], args.urls, c, args.rtt_ms,
+                                   timeouts, args.timeout, profile, control)  # fmt: skip
+                    if profile is not None:
+                        row["profile"] = str(profile)
+                    result["runs"].append(row)
+                    out.write_text(json.dumps(result, indent=2))
+            if args.memory:
+                sizes = [int(x) for x in args.memory_urls.split(",") if x.strip()]
+                result["memory_params"] = {"rtt_ms": args.memory_rtt_ms, "timeouts": mem_timeouts,
+                                           "concurrency": args.memory_concurrency}  # fmt: skip
+                result["memory"] = memory_runs(net, services, workdir, sizes, args.memory_concurrency,
+                                               args.memory_rtt_ms, mem_timeouts, 4 * 3600,
+                                               control)  # fmt: skip
+        if args.help_runs:
+            result["help"] = help_time(args.help_runs)
+        result["targets"] = check_targets(result)
+        out.write_text(json.dumps(result, indent=2))
+        print_table(result)
+        print(f"wrote {out}")
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
