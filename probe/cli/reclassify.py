@@ -1,5 +1,47 @@
-"""CLI command module (see probe/cli/__init__.py)."""
+"""`probe reclassify`: re-judge stored observations with the current classifier."""
 
 from __future__ import annotations
 
-from probe.cli._group import cli  # noqa: F401
+from pathlib import Path
+
+import click
+
+from probe.cli._group import cli
+
+_SHOW = 200  # changed verdicts listed on the terminal
+
+
+@cli.command("reclassify")
+@click.option("--db", type=click.Path(dir_okay=False, path_type=Path), default="results/probe.db",
+              show_default=True, help="Results database.")
+@click.option("--run", "run", metavar="ID|latest", help="Only this run (default: every run).")
+def reclassify_command(db: Path, run: str | None) -> None:
+    """Re-judge stored measurements with this probe's classifier and report what changed.
+
+    \b
+    Examples:
+      probe reclassify                # every run in results/probe.db
+      probe reclassify --run latest
+    """
+    if run is not None and run != "latest" and not run.isdigit():
+        raise click.BadParameter(f"expected a run id or 'latest', not {run!r}", param_hint="--run")
+    from probe.reclassify import reclassify
+    from probe.store import Store, StoreError
+
+    try:
+        with Store.open(db, create=False) as store:
+            run_id = store.resolve_run(run) if run is not None else None
+            report = reclassify(store, run_id)
+    except StoreError as exc:
+        raise click.ClickException(str(exc)) from None
+    scope = f"run {run_id}" if run_id is not None else "all runs"
+    click.echo(
+        f"{scope}: re-judged {report.judged} measurements with classifier "
+        f"{report.classifier_version or '(unversioned)'}; {report.changed} verdicts changed"
+    )
+    for (old, new), n in sorted(report.transitions.items(), key=lambda kv: -kv[1]):
+        click.echo(f"  {old} -> {new}: {n}")
+    for change in report.changes[:_SHOW]:
+        click.echo(f"  #{change.measurement_id} {change.describe()}")
+    if report.changed > _SHOW:
+        click.echo(f"  ... and {report.changed - _SHOW} more (see the measurements table)")

@@ -12,8 +12,8 @@ from probe.model import (
     ControlTLS,
     DNSObservation,
     DNSReply,
-    HTTPObservation,
     Hop,
+    HTTPObservation,
     Measurement,
     Target,
     TCPObservation,
@@ -139,5 +139,7 @@ def sample_measurement(
 
 
 def sample_verdict(verdict: str = "blocked", version: str = "test-1") -> Verdict:
-    """A verdict with a stage, hop and two reasons."""
+    """A verdict with a stage, hop and two reasons (``ok``: none of them)."""
+    if verdict == "ok":
+        return Verdict("ok", None, None, (), version)
     return Verdict(verdict, "http", 1, ("http/blockpage:test_1", "dns/bogon:10.10.34.34"), version)

@@ -1,0 +1,100 @@
+"""Re-judge stored measurements with the current classifier (``probe reclassify``).
+
+Observations are kept in full (bodies and certificates included), so a newer classifier can
+re-judge old data: this module streams every stored measurement through ``classify``, writes
+back the verdicts that changed (with the classifier version), and reports what changed.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
+
+from probe.model import Measurement, Verdict
+
+if TYPE_CHECKING:
+    from probe.store import Store
+
+__all__ = ["ReclassifyReport", "VerdictChange", "reclassify"]
+
+_BATCH = 500  # verdict updates per transaction
+_KEEP_CHANGES = 10_000  # changes listed in the report; the counts cover them all
+
+
+@dataclass(frozen=True)
+class VerdictChange:
+    """One measurement whose verdict changed."""
+
+    measurement_id: int
+    url: str
+    attempt: int
+    old: Verdict
+    new: Verdict
+
+    def describe(self) -> str:
+        """``url: blocked/http -> ok`` (stage shown when set)."""
+        return f"{self.url}: {_label(self.old)} -> {_label(self.new)}"
+
+
+@dataclass
+class ReclassifyReport:
+    """What ``reclassify`` did."""
+
+    run_id: int | None
+    classifier_version: str
+    judged: int = 0
+    changed: int = 0
+    # (old verdict, new verdict) -> count, over every change
+    transitions: Counter[tuple[str, str]] = field(default_factory=Counter)
+    # the first changes, in measurement order (all of them unless there are very many)
+    changes: list[VerdictChange] = field(default_factory=list)
+
+
+def _label(v: Verdict) -> str:
+    return f"{v.verdict}/{v.stage}" if v.stage else v.verdict
+
+
+def _same(a: Verdict, b: Verdict) -> bool:
+    return (a.verdict, a.stage, a.hop, tuple(a.reasons)) == (b.verdict, b.stage, b.hop, tuple(b.reasons))
+
+
+def reclassify(
+    store: Store,
+    run_id: int | None = None,
+    classify: Callable[[Measurement], Verdict] | None = None,
+    *,
+    version: str | None = None,
+) -> ReclassifyReport:
+    """Re-judge every stored measurement (of ``run_id``, or of all runs) with ``classify``.
+
+    ``classify`` defaults to :func:`probe.classify.classify` (imported here, lazily); ``version``
+    defaults to the classifier's ``CLASSIFIER_VERSION``, and is recorded on every re-judged
+    measurement whose verdict does not carry its own. Verdicts are written in batches, each one
+    transaction, so an interrupted reclassify leaves every row either old or new, never mixed.
+    """
+    if classify is None or version is None:
+        from probe import classify as classifier
+
+        classify = classify or classifier.classify
+        version = version if version is not None else classifier.CLASSIFIER_VERSION
+    report = ReclassifyReport(run_id=run_id, classifier_version=version)
+    pending: list[tuple[int, Verdict]] = []
+    for mid, m, old in store.iter_judged(run_id):
+        new = classify(m)
+        if not new.classifier_version:
+            new = replace(new, classifier_version=version)
+        report.judged += 1
+        if not _same(old, new):
+            report.changed += 1
+            report.transitions[(old.verdict, new.verdict)] += 1
+            if len(report.changes) < _KEEP_CHANGES:
+                report.changes.append(VerdictChange(mid, m.target.url, m.attempt, old, new))
+        if not _same(old, new) or old.classifier_version != new.classifier_version:
+            pending.append((mid, new))
+            if len(pending) >= _BATCH:
+                store.set_verdicts(pending)
+                pending = []
+    store.set_verdicts(pending)
+    return report

@@ -1,0 +1,59 @@
+"""Text renderings of result rows: a fixed-width table, or JSON lines. Both stream in chunks."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+__all__ = ["abbreviate_reasons", "format_json_lines", "format_table"]
+
+_CHUNK = 2000  # rows per chunk written to the terminal
+_COLUMNS = (("URL", 48), ("VERDICT", 12), ("STAGE", 5), ("REASONS", 34), ("VANTAGE", 12),
+            ("RUN", 5), ("TIME", 19))
+_JSON_KEYS = ("url", "verdict", "stage", "hop", "reasons", "vantage", "run_id", "measured_at",
+              "category", "domain", "attempt", "runtime", "classifier_version", "measurement_id")
+
+
+def _cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def abbreviate_reasons(reasons: list[str], width: int = 34) -> str:
+    """The first reason, cut to fit, and ``+N`` for the others."""
+    if not reasons:
+        return "-"
+    more = f" +{len(reasons) - 1}" if len(reasons) > 1 else ""
+    return _cut(reasons[0], width - len(more)) + more
+
+
+def format_table(rows: Iterable[dict[str, Any]]) -> Iterator[str]:
+    """Fixed-width lines (a header first; a count at the end), in chunks of text."""
+    fmt = "  ".join(f"{{:<{w}}}" for _, w in _COLUMNS[:-1]) + "  {}\n"
+    buf = [fmt.format(*(name for name, _ in _COLUMNS))]
+    n = 0
+    for r in rows:
+        n += 1
+        buf.append(fmt.format(
+            _cut(r["url"], 48), r["verdict"], r["stage"] or "-",
+            abbreviate_reasons(r["reasons"]), _cut(r["vantage"], 12), r["run_id"],
+            r["measured_at"][:19].replace("T", " "),
+        ))
+        if len(buf) >= _CHUNK:
+            yield "".join(buf)
+            buf = []
+    buf.append(f"({n} result{'s' if n != 1 else ''})\n")
+    yield "".join(buf)
+
+
+def format_json_lines(rows: Iterable[dict[str, Any]]) -> Iterator[str]:
+    """One JSON object per line, in chunks of text."""
+    dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+    buf: list[str] = []
+    for r in rows:
+        buf.append(dumps({k: r[k] for k in _JSON_KEYS if k in r}) + "\n")
+        if len(buf) >= _CHUNK:
+            yield "".join(buf)
+            buf = []
+    if buf:
+        yield "".join(buf)

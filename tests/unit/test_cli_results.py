@@ -1,0 +1,125 @@
+"""`probe results` and `probe reclassify` on the command line (CliRunner)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from store_samples import sample_measurement, sample_verdict
+
+import probe.classify
+from probe.cli import cli
+from probe.cli.results import VERDICT_CHOICES
+from probe.model import VERDICTS, Verdict
+from probe.store import Store
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    path = tmp_path / "probe.db"
+    with Store.open(path) as s:
+        for name, verdicts in (("alpha", ("blocked", "ok", "reset")), ("beta", ("ok", "ok"))):
+            vid = s.vantage(name)
+            run = s.start_run(vid, [], {})
+            s.write(run, vid, [(sample_measurement(i, started=1000.0 + i), sample_verdict(v))
+                               for i, v in enumerate(verdicts)])
+            s.finish_run(run, "complete")
+    return path
+
+
+def _invoke(*args: str) -> object:
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+def test_results_shows_the_latest_run_as_a_table(db: Path) -> None:
+    r = _invoke("results", "--db", str(db))
+    assert r.exit_code == 0, r.output
+    lines = r.output.splitlines()
+    assert lines[0].split() == ["URL", "VERDICT", "STAGE", "REASONS", "VANTAGE", "RUN", "TIME"]
+    assert len(lines) == 4 and lines[-1] == "(2 results)"
+    assert all(" beta " in line and " ok " in line for line in lines[1:3])
+    r = _invoke("results", "--db", str(db), "--run", "1")
+    assert "http/blockpage:test_1 +1" in r.output.splitlines()[1]
+
+
+def test_results_json_lines_have_the_documented_keys(db: Path) -> None:
+    r = _invoke("results", "--db", str(db), "--run", "1", "--json")
+    rows = [json.loads(line) for line in r.output.splitlines()]
+    assert [row["verdict"] for row in rows] == ["blocked", "ok", "reset"]
+    for key in ("url", "verdict", "stage", "reasons", "vantage", "run_id", "measured_at"):
+        assert key in rows[0]
+    assert rows[0]["reasons"] == ["http/blockpage:test_1", "dns/bogon:10.10.34.34"]
+
+
+def test_results_filters_by_verdict_vantage_and_all_runs(db: Path) -> None:
+    r = _invoke("results", "--db", str(db), "--run", "all", "--verdict", "ok", "--json")
+    assert [json.loads(x)["vantage"] for x in r.output.splitlines()] == ["alpha", "beta", "beta"]
+    r = _invoke("results", "--db", str(db), "--vantage", "alpha", "--json", "--limit", "1")
+    assert [json.loads(x)["run_id"] for x in r.output.splitlines()] == [1]
+
+
+@pytest.mark.parametrize(
+    "args", [("--run", "yesterday"), ("--verdict", "censored"), ("--limit", "0"), ("--bogus",)]
+)
+def test_results_bad_flags_exit_2(db: Path, args: tuple[str, ...]) -> None:
+    r = CliRunner().invoke(cli, ["results", "--db", str(db), *args])
+    assert r.exit_code == 2
+
+
+def test_results_bad_database_exits_1_naming_the_file(tmp_path: Path) -> None:
+    bad = tmp_path / "garbage.db"
+    bad.write_bytes(b"\x00garbage" * 512)
+    for path, reason in ((bad, "not a usable SQLite database"),
+                         (tmp_path / "none.db", "no such database")):
+        r = CliRunner().invoke(cli, ["results", "--db", str(path)])
+        assert r.exit_code == 1
+        assert str(path) in r.output and reason in r.output
+
+
+def test_results_unknown_run_exits_1(db: Path) -> None:
+    r = CliRunner().invoke(cli, ["results", "--db", str(db), "--run", "77"])
+    assert r.exit_code == 1 and "no run 77" in r.output
+
+
+def test_verdict_choices_match_the_model() -> None:
+    assert VERDICT_CHOICES == VERDICTS
+
+
+def test_results_command_does_not_import_network_libraries(db: Path) -> None:
+    code = (
+        "import sys\n"
+        "from probe.cli import main\n"
+        f"sys.argv = ['probe', 'results', '--db', {str(db)!r}]\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "net = ('scapy', 'httpx', 'httpcore', 'aiohttp')\n"
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in net)\n"
+        "print('IMPORTED', bad)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "http://site0.example.org/" in out.stdout
+    assert out.stdout.strip().splitlines()[-1] == "IMPORTED []"
+
+
+def test_reclassify_reports_changed_verdicts(db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def fake_classify(m: object) -> Verdict:
+        return Verdict("ok", None, None, ())
+
+    monkeypatch.setattr(probe.classify, "classify", fake_classify, raising=False)
+    monkeypatch.setattr(probe.classify, "CLASSIFIER_VERSION", "fake-9", raising=False)
+    r = _invoke("reclassify", "--db", str(db), "--run", "1")
+    assert r.exit_code == 0, r.output
+    assert "run 1: re-judged 3 measurements with classifier fake-9; 2 verdicts changed" in r.output
+    assert "blocked -> ok: 1" in r.output and "reset -> ok: 1" in r.output
+    assert "http://site0.example.org/: blocked/http -> ok" in r.output
+    r = _invoke("results", "--db", str(db), "--run", "1", "--json")
+    assert {json.loads(x)["classifier_version"] for x in r.output.splitlines()} == {"fake-9"}
+
+
+def test_reclassify_bad_run_and_bad_database(tmp_path: Path, db: Path) -> None:
+    assert CliRunner().invoke(cli, ["reclassify", "--db", str(db), "--run", "x"]).exit_code == 2
+    r = CliRunner().invoke(cli, ["reclassify", "--db", str(tmp_path / "nope.db")])
+    assert r.exit_code == 1 and "no such database" in r.output
