@@ -114,15 +114,22 @@ def measure_config(
     """
     from probe.observe import MeasureConfig
 
-    servers = tuple(resolvers) or (read_resolv_conf(resolv_conf) if resolv_conf else ())
-    wanted: dict[str, Any] = {
+    names = {f.name for f in dataclasses.fields(MeasureConfig)}
+    servers = tuple(resolvers)
+    wanted: dict[str, Any] = {}
+    if resolv_conf and not servers:
+        found = read_resolv_conf(resolv_conf)  # fail early, naming the file
+        if "resolv_conf" in names:
+            wanted["resolv_conf"] = str(resolv_conf)
+        else:
+            servers = found
+    wanted |= {
         "resolvers": servers,
         "cafile": cafile,
         "body_cap": body_cap,
         "deadline": deadline,
         "late_window": 0.0,  # the helper reports the first answer; no need to linger
     }
-    names = {f.name for f in dataclasses.fields(MeasureConfig)}
     return MeasureConfig(**{k: v for k, v in wanted.items() if k in names})
 
 
@@ -164,6 +171,7 @@ class Helper:
         self.served = 0
         self.started = time.time()
         self._salt = os.urandom(16)
+        self._url_key: Any = "measured_url"
 
     # --- the application ------------------------------------------------------------------
 
@@ -171,6 +179,9 @@ class Helper:
         """A new aiohttp Application serving this helper."""
         from aiohttp import web
 
+        # A typed request key where aiohttp has them (3.12+), a plain string before.
+        request_key = getattr(web, "RequestKey", None)
+        self._url_key = request_key("measured_url", str) if request_key else "measured_url"
         app = web.Application(
             client_max_size=self.config.request_max_bytes,
             middlewares=[self._log_middleware],
@@ -211,7 +222,7 @@ class Helper:
                     str(status),
                     f"{time.perf_counter() - t0:.3f}s",
                 ]
-                url = request.get("measured_url")
+                url = request.get(self._url_key)
                 if url:
                     parts.append(f"url={url}")
                 parts.append(f"in_flight={self.in_flight}")
@@ -274,7 +285,7 @@ class Helper:
                 req = parse_request(body)
             except THRequestError as exc:
                 return self._json({"error": str(exc)}, status=400)
-            request["measured_url"] = req.target.url
+            request[self._url_key] = req.target.url
             host = req.target.host
             if not self.config.allow_private and _is_ip_literal(host) and not is_public_address(host):
                 return self._json(
@@ -330,15 +341,11 @@ async def serve(
 
     config = helper.config
     # access_log=None: the per-request line comes from our middleware, without client IPs.
-    runner = web.AppRunner(helper.app(), access_log=None, handle_signals=False)
-    await runner.setup()
-    site = web.TCPSite(
-        runner,
-        config.host,
-        config.port,
-        ssl_context=_ssl_context(config),
-        shutdown_timeout=config.shutdown_timeout,
+    runner = web.AppRunner(
+        helper.app(), access_log=None, handle_signals=False, shutdown_timeout=config.shutdown_timeout
     )
+    await runner.setup()
+    site = web.TCPSite(runner, config.host, config.port, ssl_context=_ssl_context(config))
     loop = asyncio.get_running_loop()
     own_signals = stop is None
     stop = stop or asyncio.Event()

@@ -39,6 +39,7 @@ from probe.model import (
     ControlTCP,
     ControlTLS,
     Hop,
+    HTTPObservation,
     Measurement,
     Target,
 )
@@ -355,6 +356,20 @@ def _hop_failure(hop: Hop) -> str | None:
     return None
 
 
+def _insecure_failure(hop: Hop, http: HTTPObservation) -> str | None:
+    """The certificate failure of the TLS connection an https response came over, if any."""
+    if hop.scheme != "https" or http.failure is not None:
+        return None
+    for t in hop.tls:
+        if t.ip == http.ip and t.port == http.port:
+            if t.failure:
+                return t.failure
+            if t.cert_valid is False:
+                return "ssl_invalid_certificate"
+            return None
+    return None
+
+
 def build_response(
     req: THRequest,
     m: Measurement,
@@ -412,7 +427,8 @@ def build_response(
     # http: the final response after redirects
     http: dict[str, Any]
     h = last.http if last is not None else None
-    if h is not None and h.failure is None:
+    insecure = _insecure_failure(last, h) if last is not None and h is not None else None
+    if h is not None and h.failure is None and insecure is None:
         canon: dict[str, str] = {}
         for name, value in h.headers:
             canon.setdefault(_canonical_header(name), value)  # first value, like Go's Get
@@ -428,7 +444,13 @@ def build_response(
             "x_headers": [[k, v] for k, v in h.headers],
         }
     else:
-        if h is not None:
+        if insecure is not None and h is not None:
+            # A browser (and OONI's helper) would stop at the certificate; the page the
+            # engine fetched anyway is kept aside for analysis.
+            failure = insecure
+            x_insecure = {"status_code": h.status, "body_length": h.body_length, "title": h.title,
+                          "x_body_sha256": h.body_sha256}
+        elif h is not None:
             failure = h.failure
         elif last is not None:
             failure = _hop_failure(last) or m.failure or "unknown_failure: no HTTP exchange"
@@ -442,6 +464,8 @@ def build_response(
             "headers": {},
             "status_code": -1,
         }
+        if insecure is not None and h is not None:
+            http["x_insecure_response"] = x_insecure
     http["x_final_url"] = last.url if last is not None else req.target.url
     http["x_redirects"] = [hop.url for hop in m.hops[1:]]
 

@@ -314,3 +314,19 @@ def test_unmeasured_request_still_gives_a_valid_response() -> None:
     assert response_problems(resp) == []
     assert resp["http_request"]["failure"] == "deadline_exceeded"
     assert resp["x_failure"] == "deadline_exceeded"
+
+
+def test_response_over_an_invalid_certificate_is_a_failed_fetch() -> None:
+    req = parse_request(load("request.json"))
+    t = req.target
+    hop = Hop(index=0, url=t.url, host=t.host, port=443, scheme="https",
+              tcp=(TCPObservation(ip="93.184.216.34", port=443, started=0.0, duration=0.01),),
+              tls=(TLSObservation(ip="93.184.216.34", port=443, sni=t.host, started=0.0, duration=0.01,
+                                  failure="ssl_unknown_authority", cert_valid=False),),
+              http=HTTPObservation(url=t.url, ip="93.184.216.34", port=443, started=0.0, duration=0.1,
+                                   status=200, body_length=10, title="Block"))
+    resp = build_response(req, Measurement(target=t, started=0.0, runtime=0.1, hops=(hop,)))
+    assert response_problems(resp) == []
+    http = resp["http_request"]
+    assert (http["failure"], http["status_code"], http["body_length"]) == ("ssl_unknown_authority", -1, -1)
+    assert http["x_insecure_response"]["title"] == "Block"
