@@ -24,6 +24,7 @@ Quick use (pytest fixtures, registered by tests/integration/conftest.py)::
 - ``ip`` of each server: ``web_ip`` (127.0.0.2), ``reset_ip`` (.3), ``blackhole_ip`` (.4),
   ``closed_ip`` (.5, nothing listens: connection_refused)
 - ``zone``: the name -> addresses mapping served by ``resolver``
+- ``doh_url``         "https://127.0.0.2:PORT/dns-query": DoH answering from the same zone
 
 Names served (:data:`ZONE`; ``.test`` is reserved, RFC 2606):
 
@@ -81,6 +82,7 @@ __all__ = [
     "ServerLoop",
     "TLSFiles",
     "WebServer",
+    "doh_page",
     "injecting_handler",
     "lying_handler",
     "start_loopback_net",
@@ -291,6 +293,7 @@ class Page:
     body: bytes = b""
     headers: list[tuple[str, str]] = field(default_factory=list)
     size: int | None = None
+    respond: Callable[[bytes], Page] | None = None  # dynamic: called with the request body
 
 
 def _reason(status: int) -> str:
@@ -338,6 +341,9 @@ class WebServer:
                 host = host.rsplit(":", 1)[0] if not host.endswith("]") else host
                 self.requests.append((host, target, headers))  # type: ignore[arg-type]
                 page = self.sites.get(host.lower(), {}).get(target) or Page(404, b"not found")
+                if page.respond is not None:
+                    length = int(next((v for k, v in headers if k.lower() == "content-length"), 0))
+                    page = page.respond(await reader.readexactly(length) if length else b"")
                 await self._write(writer, page)
                 if any(k.lower() == "connection" and v.lower() == "close" for k, v in headers):
                     return
@@ -349,7 +355,8 @@ class WebServer:
     async def _write(self, writer: asyncio.StreamWriter, page: Page) -> None:
         size = page.size if page.size is not None else len(page.body)
         head = [f"HTTP/1.1 {page.status} {_reason(page.status)}", f"Content-Length: {size}"]
-        head.append("Content-Type: text/html; charset=utf-8")
+        if not any(k.lower() == "content-type" for k, _ in page.headers):
+            head.append("Content-Type: text/html; charset=utf-8")
         head.extend(f"{k}: {v}" for k, v in page.headers)
         writer.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1"))
         if page.size is None:
@@ -468,6 +475,10 @@ class LoopbackNet:
     def silent_resolver(self) -> str:
         return self.silent_dns.address
 
+    @property
+    def doh_url(self) -> str:
+        return f"https://{self.web_ip}:{self.https_port}/dns-query"
+
     def url(self, name: str, path: str = "/", tls: bool = False) -> str:
         scheme, port = ("https", self.https_port) if tls else ("http", self.http_port)
         return f"{scheme}://{name}:{port}{path}"
@@ -479,6 +490,19 @@ class LoopbackNet:
         self.loop.close()
 
 
+def doh_page(handler: Handler) -> Page:
+    """A DNS-over-HTTPS endpoint (POST, RFC 8484) answering with ``handler``'s first reply."""
+
+    def respond(body: bytes) -> Page:
+        replies = handler(dns.message.from_wire(body))
+        if not replies:
+            return Page(504, b"")
+        wire = replies[0][1] if isinstance(replies[0][1], bytes) else replies[0][1].to_wire()
+        return Page(200, wire, [("Content-Type", "application/dns-message")])
+
+    return Page(respond=respond)
+
+
 def _ok_page(title: str) -> Page:
     body = f"<!doctype html><html><head><title>\n  {title} </title></head><body>{title}</body></html>"
     return Page(200, body.encode())
@@ -487,7 +511,7 @@ def _ok_page(title: str) -> Page:
 def start_loopback_net(directory: Path | None = None) -> LoopbackNet:
     """Start every server of the standard loopback network (the ``loopback_net`` fixture)."""
     loop = ServerLoop()
-    names = ["ok.test", "www.ok.test", "redirect.test", "huge.test", "multi.test", "reset.test"]
+    names = ["ok.test", "www.ok.test", "redirect.test", "huge.test", "multi.test", "reset.test", WEB_IP]
     tls = TLSFiles(names, directory)
     tls.add("wronghost.test", cert_for="other.test")
     tls.add("untrusted.test", rogue=True)
@@ -514,6 +538,7 @@ def start_loopback_net(directory: Path | None = None) -> LoopbackNet:
                 "/cross": Page(301, headers=[("Location", f"http://www.ok.test:{hp}/")]),
             },
             "huge.test": {"/": Page(200, size=HUGE_SIZE)},
+            WEB_IP: {"/dns-query": doh_page(zone_handler(ZONE))},
         }
     )
     reset = ResetServer(loop, RESET_IP, (hp, sp))
