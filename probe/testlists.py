@@ -70,6 +70,8 @@ MAX_RECORD_LINES = 50
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _SCHEME_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")
 _LABEL_RE = re.compile(r"^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$")
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+_SPACE_RE = re.compile(r"\s")
 _CATEGORY_RE = re.compile(r"^[A-Z0-9_-]{1,32}$")
 # RFC 3986 characters that may stand unescaped in a path / query ("%" keeps existing escapes).
 _PATH_SAFE = "/%!$&'()*+,;=:@-._~"
@@ -179,7 +181,7 @@ def parse_url(url: str, *, category_code: str = "", source: str = "") -> Target:
     text = url.strip()
     if not text:
         raise InvalidURL(url, "empty URL")
-    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in text):
+    if _CONTROL_RE.search(text):
         raise InvalidURL(url, "control character in URL")
     m = _SCHEME_RE.match(text)
     # "example.com:8080/" parses as scheme "example.com": a scheme has no dots in practice.
@@ -208,7 +210,7 @@ def parse_url(url: str, *, category_code: str = "", source: str = "") -> Target:
         raise InvalidURL(url, "user name or password in URL (not supported)")
     if not host:
         raise InvalidURL(url, "missing host")
-    if any(c.isspace() for c in netloc):
+    if _SPACE_RE.search(netloc):
         raise InvalidURL(url, "white space in host")
 
     if netloc.startswith("["):
@@ -395,8 +397,8 @@ def _physical_lines(
         try:
             yield lineno, raw.decode("utf-8"), ""
         except UnicodeDecodeError as exc:
-            bad = raw[exc.start : exc.start + 4].hex(" ")
-            reason = f"invalid UTF-8 (bytes {bad} at byte {exc.start + 1} of the line)"
+            bad = raw[exc.start : max(exc.end, exc.start + 1)].hex(" ")
+            reason = f"invalid UTF-8 (byte {bad} at byte {exc.start + 1} of the line)"
             yield lineno, raw.decode("utf-8", "surrogateescape"), reason
 
 
