@@ -8,13 +8,14 @@ import sqlite3
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
-
-import sqlite_utils
+from typing import TYPE_CHECKING, Any
 
 from probe.model import VERDICTS, Measurement, Verdict
 from probe.store import rows as _rows
 from probe.store.schema import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION
+
+if TYPE_CHECKING:
+    import sqlite_utils
 
 __all__ = ["RUN_STATUSES", "Store", "StoreError"]
 
@@ -45,10 +46,10 @@ class Store:
     returns (WAL, ``synchronous=NORMAL``): a kill loses at most the batch being written.
     """
 
-    def __init__(self, db: sqlite_utils.Database, path: str) -> None:
-        self.db = db
-        self.conn: sqlite3.Connection = db.conn
+    def __init__(self, conn: sqlite3.Connection, path: str) -> None:
+        self.conn = conn
         self.path = path
+        self._db: sqlite_utils.Database | None = None
         self._seen_bodies: set[str] = set()
         self._certs: dict[str, _rows.Certificate] = {}
 
@@ -78,7 +79,7 @@ class Store:
             )
         except sqlite3.Error as exc:
             raise StoreError(f"{name}: cannot open: {exc}") from None
-        store = cls(sqlite_utils.Database(conn), name)
+        store = cls(conn, name)
         try:
             store._configure()
             store._migrate()
@@ -89,6 +90,24 @@ class Store:
             conn.close()
             raise StoreError(f"{name}: not a usable SQLite database: {exc}") from None
         return store
+
+    @property
+    def db(self) -> sqlite_utils.Database:
+        """The same connection as a :class:`sqlite_utils.Database`, for ad-hoc queries.
+
+        Created on first use: importing sqlite-utils costs ~0.15 s (it imports numpy when
+        installed), which `probe results` must not pay (issue 4: results in <= 1 s).
+        """
+        if self._db is None:
+            import sqlite_utils
+
+            self._db = sqlite_utils.Database(self.conn)
+        return self._db
+
+    def _tables(self) -> list[str]:
+        return [r[0] for r in self.conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' "
+            "ORDER BY name")]
 
     def close(self) -> None:
         """Close the connection (committed data is already on disk)."""
@@ -115,7 +134,7 @@ class Store:
 
     def schema_version(self) -> int:
         """The highest migration applied (0 for an empty database)."""
-        if not self.db["schema_migrations"].exists():
+        if "schema_migrations" not in self._tables():
             return 0
         row = self.conn.execute("SELECT max(version) FROM schema_migrations").fetchone()
         return int(row[0] or 0)
@@ -123,7 +142,7 @@ class Store:
     def _migrate(self) -> None:
         c = self.conn
         app_id = c.execute("PRAGMA application_id").fetchone()[0]
-        tables = [t for t in self.db.table_names() if not t.startswith("sqlite_")]
+        tables = self._tables()
         if app_id not in (0, APPLICATION_ID) or (
             tables and "schema_migrations" not in tables
         ):

@@ -22,7 +22,8 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from probe.model import Measurement, Verdict, from_json, to_json
+from probe.model import Measurement, Verdict, from_json
+from probe.store.encode import fast_to_json as to_json
 
 __all__ = [
     "Certificate",
@@ -182,7 +183,7 @@ def flatten(
                 http = replace(http, body=b"")
             rows.http.append(
                 (mid, h, http.url, http.ip, http.port, http.started, http.duration, http.failure,
-                 http.status, _dumps(to_json(http.headers)), http.location, http.body_length,
+                 http.status, _dumps([list(h) for h in http.headers]), http.location, http.body_length,
                  http.body_sha256, int(http.body_truncated), http.title, ref)
             )
         ctl = hop.control

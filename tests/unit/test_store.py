@@ -349,3 +349,20 @@ def test_killed_writer_leaves_a_valid_database_with_every_committed_batch(tmp_pa
         ids = [mid for mid, _ in s.iter_measurements()]
         assert ids == list(range(1, n + 1))
         assert s.conn.execute("SELECT status FROM runs").fetchone()[0] == "running"
+
+
+def test_db_property_is_a_sqlite_utils_view_of_the_same_connection(store: Store) -> None:
+    run_id, vid = _run(store)
+    store.write(run_id, vid, [(sample_measurement(0), sample_verdict())])
+    assert store.db["measurements"].count == 1
+    assert "latest_verdicts" in store.db.view_names()
+
+
+def test_fast_encoder_matches_model_to_json() -> None:
+    from probe.model import to_json
+    from probe.store.encode import fast_to_json
+
+    m = sample_measurement(5)
+    assert json.dumps(fast_to_json(m)) == json.dumps(to_json(m))  # same keys, order and values
+    v = sample_verdict()
+    assert fast_to_json(v) == to_json(v)

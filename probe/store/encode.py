@@ -1,0 +1,89 @@
+"""A fast ``probe.model.to_json`` for the writer: same output, compiled per record type.
+
+``to_json`` inspects every value at run time (is it a dataclass? bytes? a tuple?), which made it
+most of the writer's CPU. Here each record type gets an encoder built once from its type hints,
+so a value is converted only when its declared type needs it (bytes -> base64, nested records,
+tuples -> lists). Values whose type hints say nothing useful fall back to ``to_json``. A unit
+test checks the output is identical to ``to_json``.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import types
+import typing
+from collections.abc import Callable
+from typing import Any, get_args, get_origin, get_type_hints
+
+from probe.model import to_json
+
+__all__ = ["encoder", "fast_to_json"]
+
+Conv = Callable[[Any], Any] | None  # None: the value is JSON as it is
+_ENCODERS: dict[type, Callable[[Any], dict[str, Any]]] = {}
+_SCALARS = (str, int, float, bool, type(None))
+
+
+def _b64(value: bytes) -> str:
+    return base64.b64encode(value).decode("ascii")
+
+
+def _optional(conv: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    return lambda v: None if v is None else conv(v)
+
+
+def _list(v: Any) -> list[Any]:
+    return list(v)
+
+
+def _converter(tp: Any) -> Conv:
+    origin = get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in get_args(tp) if a is not type(None)]
+        if len(args) != 1:
+            return to_json if any(a not in _SCALARS for a in args) else None
+        inner = _converter(args[0])
+        return None if inner is None else _optional(inner)
+    if origin is typing.Literal or tp in _SCALARS:
+        return None
+    if tp is bytes:
+        return _b64
+    if origin is tuple:
+        args = get_args(tp)
+        if len(args) == 2 and args[1] is Ellipsis:
+            item = _converter(args[0])
+            if item is None:
+                return _list
+            return lambda v, item=item: [item(x) for x in v]
+        items = [_converter(a) for a in args]
+        if all(c is None for c in items):
+            return _list
+        return to_json
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+        return encoder(tp)
+    return to_json
+
+
+def encoder(cls: type) -> Callable[[Any], dict[str, Any]]:
+    """The compiled encoder of record type ``cls`` (built once, then cached)."""
+    enc = _ENCODERS.get(cls)
+    if enc is not None:
+        return enc
+    hints = get_type_hints(cls)
+    plan = tuple((f.name, _converter(hints[f.name])) for f in dataclasses.fields(cls))
+
+    def enc(obj: Any) -> dict[str, Any]:
+        d = {}
+        for name, conv in plan:  # field order, as to_json
+            v = getattr(obj, name)
+            d[name] = v if conv is None or v is None else conv(v)
+        return d
+
+    _ENCODERS[cls] = enc
+    return enc
+
+
+def fast_to_json(obj: Any) -> dict[str, Any]:
+    """``to_json(obj)`` for a record, faster."""
+    return encoder(type(obj))(obj)
