@@ -47,6 +47,7 @@ __all__ = [
     "summarize",
     "summary_records",
     "testlists_dir",
+    "unknown_categories",
 ]
 
 log = logging.getLogger(__name__)
@@ -265,6 +266,15 @@ def parse_categories(value: str | Iterable[str] | None) -> frozenset[str] | None
     return frozenset(codes)
 
 
+def unknown_categories(codes: Iterable[str], legend: dict[str, str] | None = None) -> list[str]:
+    """The codes (e.g. of ``--category``) that the Citizen Lab legend does not define: likely
+    typos, worth a warning (a user's own list may still use them)."""
+    legend = load_legend() if legend is None else legend
+    if not legend:
+        return []
+    return sorted(c for c in codes if c not in legend)
+
+
 # --- where the lists are --------------------------------------------------------------------
 
 
@@ -388,6 +398,10 @@ def _physical_lines(
                 )
             if raw.startswith(_UTF8_BOM):
                 raw = raw[len(_UTF8_BOM) :]
+            if b"\r" in raw.rstrip(b"\r\n"):
+                raise TestListError(
+                    ListProblem(name, 0, "lines end with CR only (classic Mac); use LF or CRLF line ends")
+                )
         if len(raw) == MAX_LINE_BYTES and not raw.endswith(b"\n"):
             while raw and not raw.endswith(b"\n"):  # skip the rest of the line, in bounded reads
                 raw = fh.readline(MAX_LINE_BYTES)

@@ -23,6 +23,7 @@ from probe.testlists import (
     parse_categories,
     parse_url,
     summarize,
+    unknown_categories,
 )
 
 HEADER = b"url,category_code,category_description,date_added,source,notes\n"
@@ -194,6 +195,12 @@ def test_utf8_bom_is_skipped(tmp_path: Path) -> None:
 def test_utf16_file_is_a_file_error(tmp_path: Path) -> None:
     path = write(tmp_path, (HEADER + row("http://a.example/")).decode().encode("utf-16"))
     with pytest.raises(TestListError, match="UTF-16"):
+        list(iter_targets([path]))
+
+
+def test_cr_only_line_ends_are_a_file_error(tmp_path: Path) -> None:
+    path = write(tmp_path, (HEADER + row("http://a.example/")).replace(b"\n", b"\r"))
+    with pytest.raises(TestListError, match="CR only"):
         list(iter_targets([path]))
 
 
@@ -445,6 +452,12 @@ def test_parse_categories_splits_and_uppercases() -> None:
 def test_parse_categories_rejects_bad_selection(value: str) -> None:
     with pytest.raises(ValueError):
         parse_categories(value)
+
+
+def test_unknown_categories_flags_codes_missing_from_the_legend(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PROBE_TESTLISTS_DIR", raising=False)
+    assert unknown_categories({"NEWS", "NWES", "HUMR"}) == ["NWES"]
+    assert unknown_categories({"NWES"}, legend={}) == []  # no legend: nothing to check against
 
 
 def test_default_lists_is_the_shipped_global_list(monkeypatch: pytest.MonkeyPatch) -> None:
