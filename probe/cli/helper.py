@@ -16,7 +16,7 @@ def helper() -> None:
 
 @helper.command()
 @click.option("--listen", default="127.0.0.1:8080", show_default=True, metavar="HOST:PORT",
-              help="Address to listen on ([::]:PORT for IPv6, 0.0.0.0:PORT for every IPv4 address).")
+              help="Address to listen on; :PORT for every IPv4 and IPv6 address.")
 @click.option("--cafile", type=click.Path(exists=True, dir_okay=False),
               help="Extra CA bundle (PEM) trusted when validating measured sites.")
 @click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False),
@@ -49,7 +49,7 @@ def serve(listen: str, cafile: str | None, tls_cert: str | None, tls_key: str | 
     \b
     Examples:
       probe helper serve --listen 127.0.0.1:8080
-      probe helper serve --listen [::]:443 --tls-cert fullchain.pem --tls-key key.pem
+      probe helper serve --listen :443 --tls-cert fullchain.pem --tls-key key.pem
       probe run --url https://example.org/ --control http://127.0.0.1:8080/
     """
     import logging

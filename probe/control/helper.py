@@ -75,14 +75,17 @@ class HelperConfig:
 
 
 def parse_listen(text: str) -> tuple[str, int]:
-    """``HOST:PORT``, ``[IPv6]:PORT`` or ``:PORT`` -> (host, port); raises ValueError."""
+    """``HOST:PORT``, ``[IPv6]:PORT`` or ``:PORT`` -> (host, port); raises ValueError.
+
+    ``:PORT`` gives host ``""``: every address, IPv4 and IPv6 (``[::]`` is IPv6 only).
+    """
     if text.startswith("["):
         host, sep, port = text[1:].partition("]:")
     else:
         host, sep, port = text.rpartition(":")
     if not sep or not port.isdigit() or not 0 <= int(port) < 65536:
         raise ValueError(f"expected HOST:PORT, got {text!r}")
-    return host or "0.0.0.0", int(port)
+    return host, int(port)
 
 
 def read_resolv_conf(path: str | Path) -> tuple[str, ...]:
@@ -345,7 +348,7 @@ async def serve(
         helper.app(), access_log=None, handle_signals=False, shutdown_timeout=config.shutdown_timeout
     )
     await runner.setup()
-    site = web.TCPSite(runner, config.host, config.port, ssl_context=_ssl_context(config))
+    site = web.TCPSite(runner, config.host or None, config.port, ssl_context=_ssl_context(config))
     loop = asyncio.get_running_loop()
     own_signals = stop is None
     stop = stop or asyncio.Event()
@@ -357,7 +360,8 @@ async def serve(
         bound = [(str(a[0]), int(a[1])) for a in runner.addresses]
         scheme = "https" if config.tls_cert else "http"
         for host, port in bound:
-            log.info("listening on %s://%s:%d (probe %s)", scheme, host, port, __version__)
+            shown = f"[{host}]" if ":" in host else host
+            log.info("listening on %s://%s:%d (probe %s)", scheme, shown, port, __version__)
         if ready is not None:
             ready(bound)
         await stop.wait()

@@ -449,3 +449,39 @@ def test_wrong_certificate_fails_the_tls_handshake_entry(loopback_net: Any) -> N
     # Like a browser (and OONI's helper), the fetch fails at the certificate; the page is aside.
     assert obs.http_failure == "ssl_invalid_hostname" and obs.http_status is None
     assert raw["http_request"]["x_insecure_response"]["status_code"] == 200
+
+
+def test_helper_serves_tls_and_client_trusts_it_with_cafile(tmp_path: Path) -> None:
+    trustme = pytest.importorskip("trustme")
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    cert_path, key_path, ca_path = tmp_path / "cert.pem", tmp_path / "key.pem", tmp_path / "ca.pem"
+    cert.cert_chain_pems[0].write_to_path(str(cert_path))
+    for pem in cert.cert_chain_pems[1:]:
+        pem.write_to_path(str(cert_path), append=True)
+    cert.private_key_pem.write_to_path(str(key_path))
+    ca.cert_pem.write_to_path(str(ca_path))
+
+    async def main() -> tuple[Any, Any]:
+        helper = Helper(fake_measure(), config(tls_cert=str(cert_path), tls_key=str(key_path)))
+        async with running_helper(helper) as base:
+            url = base.replace("http://", "https://")
+            async with ControlClient([url], cafile=str(ca_path)) as trusted:
+                ok = await trusted("http://example.org/", [], 80)
+            async with ControlClient([url]) as untrusted:
+                bad = await untrusted("http://example.org/", [], 80)
+            return ok, bad
+
+    ok, bad = asyncio.run(main())
+    assert ok.failure is None and ok.source.startswith("https://") and ok.http_status == 200
+    assert bad.failure == "ssl_unknown_authority"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("127.0.0.1:8080", ("127.0.0.1", 8080)), ("[::1]:443", ("::1", 443)), (":8080", ("", 8080))],
+)
+def test_listen_address_is_parsed(text: str, expected: tuple[str, int]) -> None:
+    from probe.control.helper import parse_listen
+
+    assert parse_listen(text) == expected
