@@ -409,11 +409,12 @@ def _physical_lines(
             yield lineno, "\n", ""
             continue
         try:
-            yield lineno, raw.decode("utf-8"), ""
+            text, reason = raw.decode("utf-8"), ""
         except UnicodeDecodeError as exc:
             bad = raw[exc.start : max(exc.end, exc.start + 1)].hex(" ")
             reason = f"invalid UTF-8 (byte {bad} at byte {exc.start + 1} of the line)"
-            yield lineno, raw.decode("utf-8", "surrogateescape"), reason
+            text = raw.decode("utf-8", "surrogateescape")
+        yield lineno, text, reason
 
 
 def _records(lines: Iterator[tuple[int, str, str]], name: str) -> Iterator[_Record | ListProblem]:
@@ -532,14 +533,11 @@ def _read_file(
                     continue
                 stats.rows += 1
                 any_rows = True
-                if len(fields) < len(header):
-                    report(
-                        ListProblem(
-                            name,
-                            rec.line,
-                            f"row has {len(fields)} field(s), the header has {len(header)}",
-                        )
-                    )
+                if len(fields) != len(header):
+                    # Too many fields usually means an unquoted comma, which may have cut the URL.
+                    hint = " (an unquoted comma?)" if len(fields) > len(header) else ""
+                    reason = f"row has {len(fields)} field(s), the header has {len(header)}{hint}"
+                    report(ListProblem(name, rec.line, reason))
                     continue
                 category = fields[cat_idx].strip().upper() if cat_idx >= 0 else ""
                 yield rec.line, fields[url_idx], category

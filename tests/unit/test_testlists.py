@@ -172,6 +172,14 @@ def test_row_with_too_few_fields_is_reported_and_others_proceed(tmp_path: Path) 
     assert "2 field(s)" in problems[0].reason
 
 
+def test_row_with_too_many_fields_is_reported(tmp_path: Path) -> None:
+    data = HEADER + b"http://a.example/x,y,NEWS,News,2020-01-01,citizenlab,\n" + row("http://ok.example/")
+    path = write(tmp_path, data)
+    targets, problems = collect([path])
+    assert [t.url for t in targets] == ["http://ok.example/"]
+    assert [(p.line, "unquoted comma" in p.reason) for p in problems] == [(2, True)]
+
+
 def test_extra_columns_are_ignored(tmp_path: Path) -> None:
     data = b"notes,extra,url,category_code\nhello,x,http://a.example/,news\n"
     targets, problems = collect([write(tmp_path, data)])
