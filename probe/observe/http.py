@@ -16,8 +16,10 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import html
+import ipaddress
 import re
 import time
+import urllib.parse
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -48,6 +50,8 @@ BROWSER_HEADERS: tuple[tuple[str, str], ...] = (
 
 _TITLE_WINDOW = 64 * 1024
 _TITLE_RE = re.compile(rb"<title\b[^>]*>(.*?)</title\s*>", re.IGNORECASE | re.DOTALL)
+_LABEL = r"[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9_])?"
+_HOST_RE = re.compile(rf"^{_LABEL}(?:\.{_LABEL})*\.?$")
 _CHARSET_RE = re.compile(r"charset\s*=\s*[\"']?([A-Za-z0-9._:-]+)", re.IGNORECASE)
 _META_CHARSET_RE = re.compile(rb"<meta[^>]+charset\s*=\s*[\"']?([A-Za-z0-9._:-]+)", re.IGNORECASE)
 
@@ -164,10 +168,37 @@ def host_header(host: str, port: int, scheme: str) -> str:
     return h if port == default else f"{h}:{port}"
 
 
-def absolute_location(url: str, location: str) -> str | None:
-    """``location`` resolved against ``url``; None when it is not a usable http(s) URL."""
+def _valid_host(host: str) -> bool:
     try:
-        target = httpx.URL(url).join(location.strip())
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        pass
+    try:
+        ascii_host = host.encode("idna").decode("ascii")
+    except (UnicodeError, ValueError):
+        return False
+    return bool(_HOST_RE.match(ascii_host))
+
+
+def absolute_location(url: str, location: str) -> str | None:
+    """``location`` resolved against ``url``; None when it is not a usable http(s) URL.
+
+    Stricter than httpx's lenient join (which would percent-encode ``http://[bad`` into a
+    host): an absolute or scheme-relative Location must name a valid host and port.
+    """
+    loc = location.strip()
+    if not loc:
+        return None
+    try:
+        parts = urllib.parse.urlsplit(loc)
+        if parts.scheme and parts.scheme.lower() not in ("http", "https"):
+            return None
+        if parts.scheme or loc.startswith("//"):
+            _ = parts.port  # ValueError on a bad port
+            if not parts.hostname or not _valid_host(parts.hostname):
+                return None
+        target = httpx.URL(url).join(loc)
     except Exception:
         return None
     if target.scheme not in ("http", "https") or not target.host:
