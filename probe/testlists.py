@@ -77,6 +77,7 @@ _CATEGORY_RE = re.compile(r"^[A-Z0-9_-]{1,32}$")
 # RFC 3986 characters that may stand unescaped in a path / query ("%" keeps existing escapes).
 _PATH_SAFE = "/%!$&'()*+,;=:@-._~"
 _QUERY_SAFE = _PATH_SAFE + "?"
+_LONE_PERCENT_RE = re.compile(r"%(?![0-9A-Fa-f]{2})")  # a "%" that starts no escape
 _UTF8_BOM = b"\xef\xbb\xbf"
 
 
@@ -233,9 +234,9 @@ def parse_url(url: str, *, category_code: str = "", source: str = "") -> Target:
     port = explicit_port if explicit_port is not None else _DEFAULT_PORTS[scheme]
     netloc_out = url_host if port == _DEFAULT_PORTS[scheme] else f"{url_host}:{port}"
 
-    path = quote(parts.path, safe=_PATH_SAFE) or "/"
+    path = _LONE_PERCENT_RE.sub("%25", quote(parts.path, safe=_PATH_SAFE)) or "/"
     if parts.query:
-        path += "?" + quote(parts.query, safe=_QUERY_SAFE)
+        path += "?" + _LONE_PERCENT_RE.sub("%25", quote(parts.query, safe=_QUERY_SAFE))
     return Target(
         url=f"{scheme}://{netloc_out}{path}",
         original_url=text,

@@ -79,6 +79,10 @@ def test_parse_url_measures_punycode_of_idn_host_and_keeps_original() -> None:
     assert t.url.isascii()
 
 
+def test_parse_url_escapes_lone_percent_and_keeps_existing_escapes() -> None:
+    assert parse_url("http://example.org/100%/a%20b?p=5%").path == "/100%25/a%20b?p=5%25"
+
+
 def test_parse_url_accepts_ipv6_literal_and_stores_host_without_brackets() -> None:
     t = parse_url("http://[2001:DB8::1]:8080/x")
     assert (t.host, t.port, t.url) == ("2001:db8::1", 8080, "http://[2001:db8::1]:8080/x")
