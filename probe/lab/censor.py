@@ -1,0 +1,93 @@
+"""Configure the censor namespace: base chains once, then one scenario's rules at a time.
+
+The censor's iptables rules live in chains of their own (``LAB-FWD`` in filter, jumped to from
+FORWARD; ``LAB-PRE`` in nat, jumped to from PREROUTING), so a reset flushes only them and leaves
+the latency knob's mangle rules alone. Every change is one ``iptables-restore --noflush``
+(atomic), followed by ``conntrack -F`` so that no flow keeps a NAT mapping from the scenario
+before. The resolver, proxy and injector read their JSON files on change; they are replaced
+atomically (write + rename).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from probe.lab.scenarios import Censor
+from probe.lab.topology import LabError, ns_run
+
+__all__ = ["CONFIG_FILES", "apply", "install_base", "set_bandwidth"]
+
+#: The per-service configuration files in the lab's state directory.
+CONFIG_FILES = {
+    "resolver": "resolver-overrides.json",
+    "proxy": "proxy.json",
+    "injector": "injector.json",
+}
+
+_BASE = """*filter
+:LAB-FWD - [0:0]
+:LAB-PRIME - [0:0]
+-A FORWARD -j LAB-FWD
+-A LAB-PRIME -m conntrack --ctstate INVALID -j RETURN
+COMMIT
+*nat
+:LAB-PRE - [0:0]
+-A PREROUTING -j LAB-PRE
+COMMIT
+"""
+
+
+def _write_json(path: Path, data: Any) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
+    os.replace(tmp, path)
+
+
+def install_base(censor_ns: str) -> None:
+    """Create the lab chains, and prime conntrack (iptables-nft tracks flows only once a rule
+    needs it; a flow opened before the first NAT rule would be picked up mid-stream)."""
+    ns_run(censor_ns, ["iptables-restore", "--noflush"], stdin=_BASE)
+
+
+def _rules(censor: Censor) -> str:
+    lines = ["*filter", "-F LAB-FWD"]
+    lines += [f"-A LAB-FWD {r}" for r in censor.forward]
+    lines += ["COMMIT", "*nat", "-F LAB-PRE"]
+    lines += [f"-A LAB-PRE {r}" for r in censor.nat]
+    lines += ["COMMIT", ""]
+    return "\n".join(lines)
+
+
+def apply(censor_ns: str, state_dir: Path, censor: Censor) -> None:
+    """Make the censor do exactly what ``censor`` says (``Censor()`` resets it)."""
+    overrides = {
+        name.lower(): {"action": action, "addresses": list(addrs), "delay": delay}
+        for name, action, addrs, delay in censor.resolver
+    }
+    _write_json(state_dir / CONFIG_FILES["resolver"], overrides)
+    _write_json(state_dir / CONFIG_FILES["proxy"], {"block_hosts": list(censor.proxy_block)})
+    _write_json(
+        state_dir / CONFIG_FILES["injector"],
+        {
+            "dns": {name.lower(): list(addrs) for name, addrs in censor.inject_dns},
+            "tcp": [{"port": p, "hex": h, "flags": f} for p, h, f in censor.inject_tcp],
+        },
+    )
+    try:
+        ns_run(censor_ns, ["iptables-restore", "--noflush"], stdin=_rules(censor))
+    except LabError as exc:
+        raise LabError(f"censor rules rejected: {exc}\n{_rules(censor)}") from None
+    # Flows of the previous scenario must not keep their conntrack (NAT) state.
+    ns_run(censor_ns, ["conntrack", "-F"], check=False)
+
+
+def set_bandwidth(censor_ns: str, rate: str | None, ifaces: tuple[str, ...] = ("r0", "r1")) -> None:
+    """Cap the censor's forwarding rate with tbf on ``ifaces`` (e.g. ``"8mbit"``); None removes it."""
+    for dev in ifaces:
+        ns_run(censor_ns, ["tc", "qdisc", "del", "dev", dev, "root"], check=False)
+        if rate:
+            ns_run(censor_ns, ["tc", "qdisc", "add", "dev", dev, "root", "tbf", "rate", rate,
+                               "burst", "32kb", "latency", "100ms"])  # fmt: skip

@@ -1,0 +1,145 @@
+"""Compare what the probe stored with what a scenario expects (pure functions).
+
+Observation checks test the measurement engine against the censor; verdict checks test the
+classifier. They are reported separately so that a missing control or classifier shows up as a
+verdict mismatch, never as a hidden pass.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from probe.lab.blockpage import BLOCKPAGE_MARKER
+from probe.lab.scenarios import Expect
+from probe.model import Hop, Measurement, Verdict
+
+__all__ = ["Outcome", "check", "first_failure", "observed", "system_a_query"]
+
+_MARKER = BLOCKPAGE_MARKER.encode()
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The result of checking one target: mismatches, each as ``what: expected X, got Y``."""
+
+    url: str
+    observation_errors: tuple[str, ...]
+    verdict_errors: tuple[str, ...]
+    observed: str  # a short summary of what the probe stored
+    verdict: str  # "verdict/stage@hop" as stored
+
+    @property
+    def ok(self) -> bool:
+        return not self.observation_errors and not self.verdict_errors
+
+
+def system_a_query(hop: Hop):  # type: ignore[no-untyped-def]
+    """The A query to the system resolver (the ISP's), or the first A query, or None."""
+    a = [d for d in hop.dns if d.qtype == "A"]
+    for d in a:
+        if d.resolver.startswith("udp://") or d.resolver == "system":
+            return d
+    return a[0] if a else None
+
+
+def first_failure(hop: Hop) -> tuple[str, str | None]:
+    """The first step of ``hop`` at which every attempt failed: (step, failure), or ("none", None).
+
+    DNS fails when no A query yielded addresses; TCP when no connect succeeded; TLS (https) when
+    no handshake succeeded with a valid certificate; HTTP when there was no response.
+    """
+    a = [d for d in hop.dns if d.qtype == "A"]
+    if a and not any(d.addresses for d in a) and not hop.tcp:
+        q = system_a_query(hop)
+        return "dns", (q.failure if q else None) or "dns_no_answer"
+    if hop.tcp and not any(t.failure is None for t in hop.tcp):
+        return "tcp", hop.tcp[0].failure
+    if hop.scheme == "https" and hop.tls and not any(
+        t.failure is None and t.cert_valid is not False for t in hop.tls
+    ):
+        return "tls", hop.tls[0].failure or "ssl_invalid_certificate"
+    if hop.http is None:
+        return "http", "no_http_request"
+    if hop.http.failure:
+        return "http", hop.http.failure
+    return "none", None
+
+
+def observed(m: Measurement) -> str:
+    """A one-line summary of a measurement: failing step per hop, replies, status."""
+    parts = []
+    for hop in m.hops:
+        step, failure = first_failure(hop)
+        q = system_a_query(hop)
+        dns = ""
+        if q is not None and hop.index == 0:
+            dns = f" dns={','.join(q.addresses) or q.failure}"
+            if len(q.replies) > 1:
+                dns += f" ({len(q.replies)} replies)"
+        http = ""
+        if hop.http is not None and hop.http.status is not None:
+            http = f" {hop.http.status}"
+            if hop.http.body_truncated:
+                http += " truncated"
+            if _MARKER in hop.http.body:
+                http += " blockpage"
+        fail = "ok" if step == "none" else f"{step}:{failure}"
+        parts.append(f"h{hop.index} {fail}{dns}{http}")
+    if m.failure:
+        parts.append(f"measurement:{m.failure}")
+    return "; ".join(parts) or "no hops"
+
+
+def check(e: Expect, m: Measurement | None, v: Verdict | None) -> Outcome:
+    """Check one measurement (and its verdict) against ``e``."""
+    if m is None:
+        return Outcome(e.url, ("the probe stored no measurement for this URL",),
+                       ("no verdict",), "nothing", "-")  # fmt: skip
+    obs: list[str] = []
+    hops = m.hops
+    if e.hops is not None and len(hops) != e.hops:
+        obs.append(f"hops: expected {e.hops}, got {len(hops)}")
+    if e.step:
+        if e.step == "none":
+            for hop in hops:
+                step, failure = first_failure(hop)
+                if step != "none":
+                    obs.append(f"hop {hop.index}: expected no failure, got {step}:{failure}")
+        elif e.step_hop >= len(hops):
+            obs.append(f"hop {e.step_hop}: expected {e.step}:{e.failure}, but the probe has no such hop")
+        else:
+            step, failure = first_failure(hops[e.step_hop])
+            if (step, failure) != (e.step, e.failure):
+                obs.append(f"hop {e.step_hop}: expected {e.step}:{e.failure}, got {step}:{failure}")
+    q = system_a_query(hops[0]) if hops else None
+    if e.dns_replies is not None:
+        n = len(q.replies) if q else 0
+        if n < e.dns_replies:
+            obs.append(f"DNS replies: expected at least {e.dns_replies}, got {n}")
+    if e.dns_addresses is not None:
+        got = tuple(q.addresses) if q else ()
+        if got != e.dns_addresses:
+            obs.append(f"DNS addresses: expected {list(e.dns_addresses)}, got {list(got)}")
+    last = next((h.http for h in reversed(hops) if h.http is not None), None)
+    if e.status is not None and (last is None or last.status != e.status):
+        obs.append(f"HTTP status: expected {e.status}, got {last.status if last else None}")
+    if e.blockpage is not None:
+        seen = last is not None and _MARKER in last.body
+        if seen != e.blockpage:
+            obs.append(f"block page: expected {'seen' if e.blockpage else 'absent'}, got "
+                       f"{'seen' if seen else 'absent'}")  # fmt: skip
+    if e.truncated is not None and (last is None or last.body_truncated != e.truncated):
+        obs.append(f"body truncated: expected {e.truncated}, got {last.body_truncated if last else None}")
+    ver: list[str] = []
+    got_v = "-"
+    if v is None:
+        ver.append("no verdict stored")
+    else:
+        got_v = v.verdict + (f"/{v.stage}" if v.stage else "") + (f"@{v.hop}" if v.hop else "")
+        if v.verdict != e.verdict:
+            ver.append(f"verdict: expected {e.verdict}, got {v.verdict}")
+        if e.stage is not None and v.stage != e.stage:
+            ver.append(f"stage: expected {e.stage}, got {v.stage}")
+        if e.hop is not None and v.hop != e.hop:
+            ver.append(f"hop: expected {e.hop}, got {v.hop}")
+    return Outcome(e.url, tuple(obs), tuple(ver), observed(m), got_v)

@@ -1,0 +1,466 @@
+"""The lab as one object: build it, start its services, run scenarios, tear it down.
+
+::
+
+    from probe.lab.lab import Lab
+    from probe.lab.scenarios import SCENARIOS
+
+    with Lab.create() as lab:                       # about 1-2 s
+        for result in lab.run_scenarios(SCENARIOS, workdir):
+            print(result.scenario.name, result.ok)
+
+Services run as ``ip netns exec NS python -m probe.lab.<service>``; each prints ``ready`` on
+stdout once it listens. The probe runs as ``ip netns exec CLIENT python -m probe.lab.client run
+...`` (which refuses to run in the root namespace), and its results are read back from its
+SQLite database with :class:`probe.store.Store`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from probe.lab import censor as _censor
+from probe.lab import sites, topology
+from probe.lab.checks import Outcome, check
+from probe.lab.scenarios import Censor, Scenario
+from probe.lab.topology import LabError, Topology
+
+__all__ = [
+    "PROBE_TIMEOUTS",
+    "Lab",
+    "LabError",
+    "ScenarioResult",
+    "is_root",
+    "missing_tools",
+    "probe_run_ready",
+]
+
+#: Step timeouts the lab gives the probe: short, since the lab's network answers in
+#: milliseconds, yet longer than the slow site's 3 s.
+PROBE_TIMEOUTS: tuple[str, ...] = (
+    "--dns-timeout", "2", "--tcp-timeout", "2", "--tls-timeout", "2", "--http-timeout", "6",
+    "--deadline", "30", "--retry-pause", "0.2",
+)  # fmt: skip
+#: A control URL on the helper's link where nothing listens (the "helper unreachable" case).
+UNREACHABLE_CONTROL = f"http://{topology.HELPER}:9/"
+_TOOLS = ("ip", "iptables", "iptables-restore", "conntrack", "ethtool", "tc", "sysctl", "ss")
+
+
+def is_root() -> bool:
+    """True when running as root (the lab needs it)."""
+    return os.geteuid() == 0
+
+
+def missing_tools() -> list[str]:
+    """The command-line tools the lab needs that are not installed."""
+    import shutil
+
+    missing = [t for t in _TOOLS if shutil.which(t) is None]
+    try:
+        import scapy  # noqa: F401
+        import trustme  # noqa: F401
+    except ImportError as exc:
+        missing.append(f"python:{exc.name}")
+    return missing
+
+
+def probe_run_ready() -> bool:
+    """True when ``probe run`` can store verdicts (the classifier exists)."""
+    try:
+        from probe.classify import classify  # type: ignore[attr-defined]  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _read_db(db: Path) -> dict[str, tuple[Any, Any]]:
+    """Final (measurement, verdict) per measured URL, from a probe database."""
+    from probe.store import Store
+
+    stored: dict[str, tuple[Any, Any]] = {}
+    if not db.exists():
+        return stored
+    with Store.open(db, create=False) as store:
+        final = {r["measurement_id"] for r in store.results(run=None)}
+        for mid, m, v in store.iter_judged():
+            if mid in final:
+                stored[m.target.url] = (m, v)
+    return stored
+
+
+def _read_jsonl(path: Path) -> dict[str, tuple[Any, Any]]:
+    """(measurement, verdict or None) per URL, from ``probe.lab.client measure`` output."""
+    from probe.model import Measurement, Verdict, from_json
+
+    stored: dict[str, tuple[Any, Any]] = {}
+    if not path.exists():
+        return stored
+    for line in path.read_text().splitlines():
+        row = json.loads(line)
+        m = from_json(Measurement, row["measurement"])
+        v = from_json(Verdict, row["verdict"]) if row.get("verdict") else None
+        stored[m.target.url] = (m, v)
+    return stored
+
+
+@dataclass(frozen=True)
+class ScenarioResult:
+    """One scenario run: the checks per target, and what the probe stored."""
+
+    scenario: Scenario
+    outcomes: tuple[Outcome, ...]
+    records: tuple[tuple[Any, Any] | None, ...]  # (Measurement, Verdict) per target, or None
+    probe_exit: int
+    probe_stderr: str
+    duration: float
+
+    @property
+    def observations_ok(self) -> bool:
+        return all(not o.observation_errors for o in self.outcomes)
+
+    @property
+    def verdicts_ok(self) -> bool:
+        return all(not o.verdict_errors for o in self.outcomes)
+
+    @property
+    def ok(self) -> bool:
+        return self.observations_ok and self.verdicts_ok
+
+
+@dataclass
+class Lab:
+    """A running lab (see the module docstring). ``Lab.create()`` builds one; ``down()`` ends it."""
+
+    topo: Topology
+    persistent: bool = False
+    helper: bool = True
+    services: dict[str, int] = field(default_factory=dict)
+    helper_error: str = ""
+    _procs: list[subprocess.Popen[bytes]] = field(default_factory=list, repr=False)
+    _delay: Any = field(default=None, repr=False)
+
+    # --- life cycle -----------------------------------------------------------------------------
+
+    @classmethod
+    def create(cls, *, helper: bool = True, persistent: bool = False, latency_ms: float = 0.0,
+               bandwidth: str | None = None) -> Lab:  # fmt: skip
+        """Build a new lab with a fresh prefix and start its services (cleans stale labs first)."""
+        if not is_root():
+            raise LabError("the lab needs root (network namespaces, iptables)")
+        missing = missing_tools()
+        if missing:
+            raise LabError(f"the lab needs these tools: {', '.join(missing)}")
+        topology.cleanup_stale()
+        lab = cls(Topology(topology.new_prefix(), sites.server_addresses()), persistent, helper)
+        try:
+            lab._up(latency_ms, bandwidth)
+        except BaseException:
+            lab.down()
+            raise
+        return lab
+
+    @classmethod
+    def attach(cls, prefix: str | None = None) -> Lab:
+        """The running persistent lab (``probe lab up``), or the one named by ``prefix``."""
+        live = set(topology.list_namespaces())
+        candidates = []
+        root = topology.STATE_ROOT
+        for d in sorted(root.iterdir()) if root.is_dir() else []:
+            if prefix and d.name != prefix:
+                continue
+            try:
+                info = json.loads((d / "state.json").read_text())
+            except (OSError, ValueError):
+                continue
+            if f"{d.name}-c" in live:
+                candidates.append(info)
+        if not candidates:
+            raise LabError("no lab is up (start one with `probe lab up`)")
+        info = candidates[-1]
+        lab = cls(Topology(info["prefix"], tuple(info.get("server_addresses", ()))),
+                  info.get("persistent", False), info.get("helper", False))  # fmt: skip
+        lab.services = dict(info.get("services", {}))
+        lab.helper_error = info.get("helper_error", "")
+        return lab
+
+    def __enter__(self) -> Lab:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.down()
+
+    @property
+    def state_dir(self) -> Path:
+        return self.topo.state_dir
+
+    @property
+    def cafile(self) -> str:
+        """The lab CA: pass it to the probe and the helper with ``--cafile``."""
+        return str(self.state_dir / "lab-ca.pem")
+
+    @property
+    def control_url(self) -> str:
+        """The control helper's URL, reachable from the client namespace only."""
+        return f"http://{topology.HELPER}:{topology.HELPER_PORT}/"
+
+    def _save_state(self) -> None:
+        info = {
+            "prefix": self.topo.prefix,
+            "owner": os.getpid(),
+            "persistent": self.persistent,
+            "helper": self.helper,
+            "helper_error": self.helper_error,
+            "services": self.services,
+            "server_addresses": list(self.topo.server_addresses),
+            "created": time.time(),
+        }
+        (self.state_dir / "state.json").write_text(json.dumps(info, indent=1))
+
+    def _up(self, latency_ms: float, bandwidth: str | None) -> None:
+        from probe.lab.certs import make_certs
+
+        sd = self.state_dir
+        sd.mkdir(parents=True, exist_ok=True)
+        self._save_state()  # first, so that a crash from here on is cleaned up as stale
+        topology.build(self.topo)
+        certs = make_certs(sd, [s.name for s in sites.SITES if s.ip])
+        (sd / "zone.json").write_text(json.dumps(sites.zone(), indent=1))
+        (sd / "web.json").write_text(json.dumps(sites.web_config(certs), indent=1))
+        _censor.install_base(self.topo.censor)
+        _censor.apply(self.topo.censor, sd, Censor())
+        py = sys.executable
+        t = self.topo
+        specs = {
+            "auth-dns": (t.server, [py, "-m", "probe.lab.dnsserver", "auth", "--listen",
+                                    f"{topology.AUTH_DNS}:53", "--zone", str(sd / "zone.json")]),
+            "web": (t.server, [py, "-m", "probe.lab.web", "--config", str(sd / "web.json")]),
+            "isp-resolver": (t.censor, [py, "-m", "probe.lab.dnsserver", "resolver", "--listen",
+                                        f"{topology.CENSOR_IN}:53", "--upstream",
+                                        f"{topology.AUTH_DNS}:53", "--overrides",
+                                        str(sd / _censor.CONFIG_FILES["resolver"])]),
+            "proxy": (t.censor, [py, "-m", "probe.lab.proxy", "--http", "0.0.0.0:3129",
+                                 "--tls", "0.0.0.0:3443", "--cert", certs["censor"][0],
+                                 "--key", certs["censor"][1], "--config",
+                                 str(sd / _censor.CONFIG_FILES["proxy"])]),
+            "injector": (t.censor, [py, "-m", "probe.lab.injector", "--iface", "r0", "--config",
+                                    str(sd / _censor.CONFIG_FILES["injector"])]),
+        }  # fmt: skip
+        for name, (ns, argv) in specs.items():
+            self._start(name, ns, argv)
+        if self.helper:
+            self._start_helper()
+        for name in specs:
+            self._wait_ready(name)
+        if self.helper:
+            self._wait_helper()
+        if latency_ms:
+            self.set_latency(latency_ms)
+        if bandwidth:
+            _censor.set_bandwidth(t.censor, bandwidth)
+        self._save_state()
+
+    def _start(self, name: str, ns: str, argv: Sequence[str]) -> None:
+        sd = self.state_dir
+        with open(sd / f"{name}.out", "wb") as out, open(sd / f"{name}.log", "wb") as err:
+            proc = subprocess.Popen(["ip", "netns", "exec", ns, *argv], stdout=out, stderr=err,
+                                    stdin=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+        self._procs.append(proc)
+        self.services[name] = proc.pid
+
+    def _wait_ready(self, name: str, timeout: float = 20.0) -> None:
+        out = self.state_dir / f"{name}.out"
+        proc = next(p for p in self._procs if p.pid == self.services[name])
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if b"ready" in out.read_bytes():
+                return
+            if proc.poll() is not None:
+                break
+            time.sleep(0.02)
+        log = (self.state_dir / f"{name}.log").read_text(errors="replace")[-2000:]
+        raise LabError(f"lab service {name} did not start: {log.strip() or 'no output'}")
+
+    def _start_helper(self) -> None:
+        argv = [sys.executable, "-m", "probe", "helper", "serve", "--listen",
+                f"{topology.HELPER}:{topology.HELPER_PORT}", "--cafile", self.cafile,
+                "--allow-private"]  # fmt: skip
+        self._start("helper", self.topo.uncensored, argv)
+
+    def _wait_helper(self, timeout: float = 20.0) -> None:
+        # Readiness without sending a packet from here: ask the namespace's own socket table.
+        proc = next(p for p in self._procs if p.pid == self.services["helper"])
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            query = ["ss", "-Hltn", f"sport = :{topology.HELPER_PORT}"]
+            out = topology.ns_run(self.topo.uncensored, query, check=False)
+            if out.strip():
+                return
+            if proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        log = (self.state_dir / "helper.log").read_text(errors="replace")[-1500:]
+        self.helper = False
+        self.helper_error = f"control helper did not start: {log.strip() or 'no output'}"
+
+    def set_latency(self, delay_ms: float) -> None:
+        """Delay every packet the censor forwards by ``delay_ms`` each way (NFQUEUE), 0 to stop."""
+        from probe.lab.latency import Delay
+
+        if self._delay is not None:
+            if delay_ms:
+                self._delay.set_delay(delay_ms)
+                return
+            self._delay.stop()
+            self._delay = None
+            return
+        if delay_ms:
+            self._delay = Delay(self.topo.censor, ["r1", "r0"], delay_ms).start()
+
+    def set_bandwidth(self, rate: str | None) -> None:
+        """Cap the censor's forwarding rate (tbf), e.g. ``"8mbit"``; None removes the cap."""
+        _censor.set_bandwidth(self.topo.censor, rate)
+
+    def down(self) -> None:
+        """Stop the services and delete the namespaces and state (safe to call twice)."""
+        if self._delay is not None:
+            try:
+                self._delay.stop()
+            except Exception:
+                pass
+            self._delay = None
+        topology.destroy(self.topo)
+        for p in self._procs:
+            try:
+                p.wait(timeout=2)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        self._procs.clear()
+
+    # --- censor and probe -----------------------------------------------------------------------
+
+    def apply(self, censor: Censor) -> None:
+        """Configure the censor (``Censor()`` resets it; conntrack is flushed either way)."""
+        _censor.apply(self.topo.censor, self.state_dir, censor)
+
+    def reset(self) -> None:
+        """Remove every censorship rule and flush conntrack."""
+        self.apply(Censor())
+
+    def client_argv(self, argv: Sequence[str]) -> list[str]:
+        """The command line running ``probe ARGV`` in the client namespace (with the guard)."""
+        from probe.lab.safety import namespace_id
+
+        ns_id = namespace_id(str(Path("/run/netns") / self.topo.client))
+        if ns_id is None:
+            raise LabError(f"the lab's client namespace {self.topo.client} does not exist")
+        if ns_id == namespace_id():
+            raise LabError("the client namespace is the namespace we run in: refusing")
+        return ["ip", "netns", "exec", self.topo.client, sys.executable, "-m", "probe.lab.client",
+                *argv]  # fmt: skip
+
+    def probe(
+        self,
+        urls: Sequence[str],
+        db: Path,
+        *,
+        control: str | None = None,
+        extra: Sequence[str] = (),
+        timeout: float = 240.0,
+    ) -> subprocess.CompletedProcess[str]:
+        """Run ``probe run`` for ``urls`` in the client namespace into ``db``."""
+        argv = ["run", "--db", str(db), "--vantage", "lab", "--cafile", self.cafile,
+                "--control", control or self.control_url, "--accept-risks", "--no-progress",
+                *PROBE_TIMEOUTS, *extra]  # fmt: skip
+        for u in urls:
+            argv += ["--url", u]
+        env = dict(os.environ)
+        env.setdefault("PROBE_CONFIG_DIR", str(self.state_dir / "config"))
+        return subprocess.run(self.client_argv(argv), capture_output=True, text=True,
+                              timeout=timeout, env=env)  # fmt: skip
+
+    def run_scenario(self, scenario: Scenario, workdir: Path) -> ScenarioResult:
+        """Apply the scenario's censor, run the probe on its URLs, reset, and check the results.
+
+        The probe is ``probe run`` when the classifier exists; until then the lab drives the
+        engine directly (``probe.lab.client measure``) and reports the verdicts as missing.
+        """
+        from probe.testlists import parse_url
+
+        workdir.mkdir(parents=True, exist_ok=True)
+        control = UNREACHABLE_CONTROL if scenario.control == "unreachable" else None
+        urls = [e.url for e in scenario.targets]
+        t0 = time.monotonic()
+        self.apply(scenario.censor)
+        try:
+            if probe_run_ready():
+                db = workdir / f"{scenario.name}.db"
+                db.unlink(missing_ok=True)
+                proc = self.probe(urls, db, control=control)
+                stored = _read_db(db)
+            else:
+                out = workdir / f"{scenario.name}.jsonl"
+                out.unlink(missing_ok=True)
+                proc = self.measure(urls, out, control=control)
+                stored = _read_jsonl(out)
+        finally:
+            self.reset()
+        duration = time.monotonic() - t0
+        outcomes, records = [], []
+        for e in scenario.targets:
+            rec = stored.get(parse_url(e.url).url)
+            records.append(rec)
+            outcomes.append(check(e, *(rec or (None, None))))
+        if proc.returncode != 0 and not stored:
+            outcomes = [
+                Outcome(o.url, (*o.observation_errors, f"probe exited {proc.returncode}"),
+                        o.verdict_errors, o.observed, o.verdict)
+                for o in outcomes
+            ]
+        return ScenarioResult(scenario, tuple(outcomes), tuple(records), proc.returncode,
+                              proc.stderr[-4000:], duration)  # fmt: skip
+
+    def measure(self, urls: Sequence[str], out: Path, *, control: str | None = None,
+                timeout: float = 240.0) -> subprocess.CompletedProcess[str]:  # fmt: skip
+        """Run the engine directly in the client namespace (``probe.lab.client measure``)."""
+        timeouts = dict(zip(PROBE_TIMEOUTS[0:10:2], PROBE_TIMEOUTS[1:10:2], strict=True))
+        cfg = {k.lstrip("-").replace("-", "_"): float(v) for k, v in timeouts.items()}
+        argv = ["measure", "--out", str(out), "--cafile", self.cafile,
+                "--control", control or self.control_url, "--timeouts", json.dumps(cfg)]  # fmt: skip
+        for u in urls:
+            argv += ["--url", u]
+        return subprocess.run(self.client_argv(argv), capture_output=True, text=True,
+                              timeout=timeout)  # fmt: skip
+
+    def run_scenarios(self, scenarios: Iterable[Scenario], workdir: Path) -> Iterator[ScenarioResult]:
+        """Run scenarios one after the other (the censor is reset between them)."""
+        for s in scenarios:
+            yield self.run_scenario(s, workdir)
+
+    def describe(self) -> str:
+        """How to use this lab, for people."""
+        t = self.topo
+        helper = (f"control helper: {self.control_url} (in {t.uncensored})" if self.helper
+                  else f"control helper: not running ({self.helper_error or 'disabled'})")  # fmt: skip
+        return (
+            f"lab {t.prefix} is up\n"
+            f"  client namespace:  {t.client} (resolver {topology.CENSOR_IN}, the censor's)\n"
+            f"  censor namespace:  {t.censor}\n"
+            f"  server namespace:  {t.server} (authoritative DNS {topology.AUTH_DNS})\n"
+            f"  {helper}\n"
+            f"  lab CA:            {self.cafile}\n"
+            f"  state and logs:    {self.state_dir}\n\n"
+            "Measure a lab site from the client namespace (the only place lab traffic may start):\n"
+            f"  ip netns exec {t.client} probe run --url https://clean.lab.example/ \\\n"
+            f"      --cafile {self.cafile} --control {self.control_url} \\\n"
+            f"      --accept-risks --vantage lab --db /tmp/lab.db\n"
+            "Censorship rules are applied per scenario by `probe lab run`; the lab starts uncensored.\n"
+            "Tear it down with `probe lab down`."
+        )

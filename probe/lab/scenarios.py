@@ -1,0 +1,309 @@
+"""The lab's scenarios, as data: one frozen record per censorship technique or benign case.
+
+Each :class:`Scenario` names the censor's configuration (:class:`Censor`) and, per target URL, what
+the probe must observe and the verdict it must reach (:class:`Expect`). Nothing here runs
+anything: :mod:`probe.lab.censor` applies a ``Censor``, :mod:`probe.lab.checks` compares a stored
+measurement with an ``Expect``, :mod:`probe.lab.lab` runs the whole thing.
+
+Hops count from 0 (the URL of the list); the "second hop" of a redirect chain is hop 1.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from probe.lab.sites import BLOCKPAGE_IP, FORGED_IP, site
+
+__all__ = [
+    "BOGON",
+    "SCENARIOS",
+    "Censor",
+    "Expect",
+    "Scenario",
+    "by_name",
+    "host_hex",
+    "sni_hex",
+]
+
+#: The bogon a lying resolver answers (as Iranian resolvers do with 10.10.34.34-36).
+BOGON = "10.10.34.34"
+
+
+def sni_hex(name: str) -> str:
+    """iptables ``--hex-string`` matching a ClientHello's server_name entry for exactly ``name``.
+
+    The entry is type 0 (host_name), a 2-byte length, then the name: matching the length too
+    keeps ``notblocked.example`` from matching a rule for ``blocked.example``.
+    """
+    return f"|00{len(name):04x}|{name}"
+
+
+def host_hex(name: str) -> str:
+    """iptables ``--hex-string`` matching an HTTP ``Host: name`` header line exactly."""
+    return f"Host:|20|{name}|0d0a|"
+
+
+@dataclass(frozen=True)
+class Censor:
+    """What the censor does during one scenario. The empty record is a censor that does nothing.
+
+    * ``resolver``: ISP resolver overrides, ``(name, action, addresses, delay)`` with action
+      ``nxdomain``, ``servfail``, ``drop``, ``answer`` (lie with ``addresses``) or ``delay``;
+    * ``forward``: iptables rules (filter table, the censor's ``LAB-FWD`` chain, jumped to from
+      FORWARD), written as the arguments after ``-A LAB-FWD``;
+    * ``nat``: rules for the nat table's ``LAB-PRE`` chain (jumped to from PREROUTING);
+    * ``proxy_block``: Host names the transparent proxy answers with the block page;
+    * ``inject_dns``: ``(name, addresses)`` the injector forges A replies with;
+    * ``inject_tcp``: ``(port, hex bytes, flags)``: a segment whose payload holds the bytes gets
+      a spoofed segment with those flags back.
+    """
+
+    resolver: tuple[tuple[str, str, tuple[str, ...], float], ...] = ()
+    forward: tuple[str, ...] = ()
+    nat: tuple[str, ...] = ()
+    proxy_block: tuple[str, ...] = ()
+    inject_dns: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    inject_tcp: tuple[tuple[int, str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class Expect:
+    """One target URL of a scenario: what the probe must observe, and the verdict expected.
+
+    Observation checks (``None`` or ``""`` means "not checked"):
+
+    * ``step``/``failure``/``step_hop``: the first step of hop ``step_hop`` where every attempt
+      failed, and its failure string; ``step="none"`` means every step of every hop succeeded;
+    * ``dns_replies``: at least this many replies to the system resolver's A query (hop 0);
+    * ``dns_addresses``: the addresses of its first reply;
+    * ``blockpage``: the last HTTP response carries the block page;
+    * ``status``: the last HTTP status; ``truncated``: the body was cut at the cap;
+    * ``hops``: the number of hops (redirects + 1).
+
+    Verdict checks: ``verdict`` always; ``stage`` and ``hop`` when not ``None``.
+    """
+
+    url: str
+    verdict: str
+    stage: str | None = None
+    hop: int | None = None
+    step: str = ""
+    failure: str | None = None
+    step_hop: int = 0
+    dns_replies: int | None = None
+    dns_addresses: tuple[str, ...] | None = None
+    blockpage: bool | None = None
+    status: int | None = None
+    truncated: bool | None = None
+    hops: int | None = None
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One lab scenario: a technique (or a benign case) and its expected outcome."""
+
+    name: str
+    number: int  # the row of issue 5's table
+    technique: str
+    kind: str  # "censorship" or "benign"
+    targets: tuple[Expect, ...]
+    censor: Censor = field(default_factory=Censor)
+    control: str = "helper"  # "helper", or "unreachable" (a control URL nothing answers)
+    notes: str = ""
+
+
+def _u(label: str, scheme: str = "http", path: str = "/") -> str:
+    return f"{scheme}://{label}.lab.example{path}"
+
+
+def _ip(label: str) -> str:
+    ip = site(f"{label}.lab.example").ip
+    assert ip is not None
+    return ip
+
+
+def _name(label: str) -> str:
+    return f"{label}.lab.example"
+
+
+_RST = "-j REJECT --reject-with tcp-reset"
+
+SCENARIOS: tuple[Scenario, ...] = (
+    # --- censorship -----------------------------------------------------------------------------
+    Scenario(
+        "dns-nxdomain", 1, "ISP resolver answers NXDOMAIN", "censorship",
+        (Expect(_u("dns-nx"), "hijacked", "dns", step="dns", failure="dns_nxdomain_error"),),
+        Censor(resolver=((_name("dns-nx"), "nxdomain", (), 0.0),)),
+    ),
+    Scenario(
+        "dns-bogon", 2, "ISP resolver answers a bogon (10.10.34.34)", "censorship",
+        (Expect(_u("dns-bogon"), "hijacked", "dns", dns_addresses=(BOGON,)),),
+        Censor(resolver=((_name("dns-bogon"), "answer", (BOGON,), 0.0),)),
+    ),
+    Scenario(
+        "dns-blockpage", 3, "ISP resolver answers the block-page server's address", "censorship",
+        (Expect(_u("dns-blockpage"), "hijacked", "dns", dns_addresses=(BLOCKPAGE_IP,),
+                blockpage=True, status=200),),
+        Censor(resolver=((_name("dns-blockpage"), "answer", (BLOCKPAGE_IP,), 0.0),)),
+    ),
+    Scenario(
+        "dns-injection", 4, "on-path DNS injection racing the genuine answer", "censorship",
+        (Expect(_u("dns-inject"), "hijacked", "dns", dns_replies=2,
+                dns_addresses=(FORGED_IP,)),),
+        Censor(
+            resolver=((_name("dns-inject"), "delay", (), 0.1),),
+            inject_dns=((_name("dns-inject"), (FORGED_IP,)),),
+        ),
+        notes="the ISP resolver holds the genuine answer back 100 ms so the forged one wins",
+    ),
+    Scenario(
+        "dns-drop", 5, "queries to the resolver dropped (the control resolves)", "censorship",
+        (Expect(_u("dns-drop"), "blocked", "dns", step="dns", failure="generic_timeout_error"),),
+        Censor(resolver=((_name("dns-drop"), "drop", (), 0.0),)),
+    ),
+    Scenario(
+        "tcp-blackhole", 6, "SYNs to the site's address dropped", "censorship",
+        (Expect(_u("tcp-blackhole"), "blocked", "tcp", step="tcp",
+                failure="generic_timeout_error"),),
+        Censor(forward=(f"-d {_ip('tcp-blackhole')} -p tcp --syn -j DROP",)),
+    ),
+    Scenario(
+        "tcp-reset", 7, "SYN answered with RST", "censorship",
+        (Expect(_u("tcp-reset"), "reset", "tcp", step="tcp", failure="connection_refused"),),
+        Censor(forward=(f"-d {_ip('tcp-reset')} -p tcp --syn {_RST}",)),
+    ),
+    Scenario(
+        "tls-sni-rst", 8, "RST on a ClientHello with the site's SNI", "censorship",
+        (Expect(_u("tls-rst", "https"), "reset", "tls", step="tls", failure="connection_reset"),),
+        Censor(forward=(
+            f"-p tcp --dport 443 -m string --algo bm --hex-string {sni_hex(_name('tls-rst'))} {_RST}",
+        )),
+    ),
+    Scenario(
+        "tls-sni-drop", 9, "flow dropped after a ClientHello with the site's SNI", "censorship",
+        (Expect(_u("tls-drop", "https"), "blocked", "tls", step="tls",
+                failure="generic_timeout_error"),),
+        Censor(forward=(
+            f"-p tcp --dport 443 -m string --algo bm --hex-string {sni_hex(_name('tls-drop'))} -j DROP",
+        )),
+    ),
+    Scenario(
+        "tls-sni-fin", 10, "FIN injected after a ClientHello with the site's SNI", "censorship",
+        (Expect(_u("tls-fin", "https"), "reset", "tls", step="tls", failure="eof_error"),),
+        Censor(
+            forward=(
+                f"-p tcp --dport 443 -m string --algo bm --hex-string {sni_hex(_name('tls-fin'))} "
+                "-j DROP",
+            ),
+            inject_tcp=((443, _name("tls-fin").encode().hex(), "FA"),),
+        ),
+        notes="in-path: the ClientHello is dropped and the injector answers it with FIN/ACK",
+    ),
+    Scenario(
+        "tls-interception", 11, "TLS interception with an untrusted CA", "censorship",
+        (Expect(_u("tls-mitm", "https"), "hijacked", "tls", step="tls",
+                failure="ssl_unknown_authority"),),
+        Censor(nat=(f"-i r0 -p tcp -d {_ip('tls-mitm')} --dport 443 -j REDIRECT --to-ports 3443",)),
+    ),
+    Scenario(
+        "http-host-rst", 12, "RST when the HTTP Host header names the site", "censorship",
+        (Expect(_u("http-rst"), "reset", "http", step="http", failure="connection_reset"),),
+        Censor(forward=(
+            f"-p tcp --dport 80 -m string --algo bm --hex-string {host_hex(_name('http-rst'))} {_RST}",
+        )),
+    ),
+    Scenario(
+        "http-blockpage", 13, "block page for that Host (transparent proxy)", "censorship",
+        (Expect(_u("http-blockpage"), "blocked", "http", step="none", blockpage=True,
+                status=200),),
+        Censor(nat=("-i r0 -p tcp --dport 80 -j REDIRECT --to-ports 3129",),
+               proxy_block=(_name("http-blockpage"),)),
+        notes="every port-80 flow goes through the proxy; only this Host gets the page",
+    ),
+    Scenario(
+        "http-host-drop", 14, "flow dropped after the Host header is seen", "censorship",
+        (Expect(_u("http-drop"), "blocked", "http", step="http",
+                failure="generic_timeout_error"),),
+        Censor(forward=(
+            f"-p tcp --dport 80 -m string --algo bm --hex-string {host_hex(_name('http-drop'))} -j DROP",
+        )),
+    ),
+    Scenario(
+        "redirect-to-censored", 15, "redirect from an open site to one reset on SNI", "censorship",
+        (Expect(_u("redirect-open"), "reset", "tls", hop=1, step="tls", step_hop=1,
+                failure="connection_reset", hops=2),),
+        Censor(forward=(
+            "-p tcp --dport 443 -m string --algo bm --hex-string "
+            f"{sni_hex(_name('redirect-censored'))} {_RST}",
+        )),
+    ),
+    # --- benign ---------------------------------------------------------------------------------
+    Scenario(
+        "clean", 16, "clean site over http and https", "benign",
+        (Expect(_u("clean"), "ok", step="none", status=200),
+         Expect(_u("clean", "https"), "ok", step="none", status=200)),
+    ),
+    Scenario(
+        "nxdomain-everywhere", 17, "name that exists nowhere", "benign",
+        (Expect(_u("does-not-exist"), "down", "dns", step="dns", failure="dns_nxdomain_error"),),
+    ),
+    Scenario(
+        "refusing", 18, "site refusing connections for everyone", "benign",
+        (Expect(_u("refusing"), "down", "tcp", step="tcp", failure="connection_refused"),),
+    ),
+    Scenario(
+        "bad-certificate", 19, "expired and wrong-name certificates, for everyone", "benign",
+        (Expect(_u("expired", "https"), "down", "tls", step="tls",
+                failure="ssl_invalid_certificate"),
+         Expect(_u("wrong-name", "https"), "down", "tls", step="tls",
+                failure="ssl_invalid_hostname")),
+    ),
+    Scenario(
+        "cdn", 20, "resolver and control get different addresses, both valid", "benign",
+        (Expect(_u("cdn", "https"), "ok", step="none", status=200,
+                dns_addresses=(site(_name("cdn")).alt_ip or "",)),),
+        Censor(resolver=((_name("cdn"), "answer", (site(_name("cdn")).alt_ip or "",), 0.0),)),
+        notes="the ISP resolver answers the CDN node near the client; not censorship",
+    ),
+    Scenario(
+        "forbidden", 21, "site answering 403 to everyone", "benign",
+        (Expect(_u("forbidden"), "ok", step="none", status=403),),
+    ),
+    Scenario(
+        "dynamic", 22, "body changes on every fetch", "benign",
+        (Expect(_u("dynamic"), "ok", step="none", status=200),),
+    ),
+    Scenario(
+        "redirect-chain", 23, "redirect chain ending on https", "benign",
+        (Expect(_u("chain"), "ok", step="none", status=200, hops=3),),
+    ),
+    Scenario(
+        "slow", 24, "site answering after 3 s", "benign",
+        (Expect(_u("slow"), "ok", step="none", status=200),),
+    ),
+    Scenario(
+        "control-unreachable", 25, "control helper unreachable", "benign",
+        (Expect(_u("clean"), "inconclusive", step="none", status=200),
+         Expect(_u("clean", "https"), "ok", step="none", status=200)),
+        control="unreachable",
+        notes="http: nothing to compare with; https: validated end to end",
+    ),
+    Scenario(
+        "idn", 26, "internationalised domain name", "benign",
+        (Expect("http://bücher.lab.example/", "ok", step="none", status=200),),
+    ),
+    Scenario(
+        "huge-body", 27, "body larger than the body cap", "benign",
+        (Expect(_u("huge"), "ok", step="none", status=200, truncated=True),),
+    ),
+)  # fmt: skip
+
+_BY_NAME = {s.name: s for s in SCENARIOS}
+
+
+def by_name(name: str) -> Scenario:
+    """The scenario called ``name`` (KeyError with the known names otherwise)."""
+    try:
+        return _BY_NAME[name]
+    except KeyError:
+        raise KeyError(f"no scenario {name!r}; known: {', '.join(_BY_NAME)}") from None

@@ -1,0 +1,146 @@
+"""The lab's web: every name, its address, and how its servers behave, as data.
+
+The authoritative DNS zone, the HTTP/HTTPS servers and the certificates are all derived from
+:data:`SITES`. Each site has its own address in 10.66.2.0/24, so that a censor rule aimed at one
+site's address never touches another. Names live under ``lab.example`` (``.example`` is reserved
+by RFC 2606 and can never resolve on the Internet).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from probe.lab.topology import BLOCKPAGE_IP
+
+__all__ = [
+    "BLOCKPAGE_IP",
+    "DOMAIN",
+    "FORGED_IP",
+    "SITES",
+    "Site",
+    "site",
+    "web_config",
+    "zone",
+]
+
+DOMAIN = "lab.example"
+#: The address the on-path DNS injector forges (TEST-NET-3: routed nowhere, not even in the lab).
+FORGED_IP = "203.0.113.7"
+
+
+@dataclass(frozen=True)
+class Site:
+    """One name of the lab.
+
+    ``kind`` is the behaviour of its HTTP and HTTPS servers: ``page`` (200, fixed body),
+    ``forbidden`` (403 to everyone), ``dynamic`` (body changes on every fetch), ``slow`` (answers
+    after ``delay`` seconds), ``huge`` (``size`` bytes), ``redirect`` (``location``, over http
+    and https alike), ``refuse`` (nothing listens on its address). ``cert`` is what its HTTPS
+    listener presents: ``valid``, ``expired``, ``wrong-name`` or ``none`` (no HTTPS listener).
+    ``alt_ip`` is a second address serving the same site (a CDN node), not in the zone.
+    """
+
+    name: str
+    ip: str | None  # None: not in the zone (NXDOMAIN everywhere)
+    kind: str = "page"
+    cert: str = "valid"
+    location: str = ""
+    delay: float = 0.0
+    size: int = 0
+    alt_ip: str | None = None
+    title: str = ""
+
+
+def _n(label: str) -> str:
+    return f"{label}.{DOMAIN}"
+
+
+SITES: tuple[Site, ...] = (
+    Site(_n("clean"), "10.66.2.10", title="Clean site"),
+    Site(_n("dns-nx"), "10.66.2.11"),
+    Site(_n("dns-bogon"), "10.66.2.12"),
+    Site(_n("dns-blockpage"), "10.66.2.13"),
+    Site(_n("dns-inject"), "10.66.2.14"),
+    Site(_n("dns-drop"), "10.66.2.15"),
+    Site(_n("tcp-blackhole"), "10.66.2.16"),
+    Site(_n("tcp-reset"), "10.66.2.17"),
+    Site(_n("tls-rst"), "10.66.2.18"),
+    Site(_n("tls-drop"), "10.66.2.19"),
+    Site(_n("tls-fin"), "10.66.2.20"),
+    Site(_n("tls-mitm"), "10.66.2.21"),
+    Site(_n("http-rst"), "10.66.2.22"),
+    Site(_n("http-blockpage"), "10.66.2.23"),
+    Site(_n("http-drop"), "10.66.2.24"),
+    Site(_n("redirect-open"), "10.66.2.25", kind="redirect",
+         location=f"https://{_n('redirect-censored')}/article"),
+    Site(_n("redirect-censored"), "10.66.2.26"),
+    Site(_n("refusing"), "10.66.2.27", kind="refuse", cert="none"),
+    Site(_n("expired"), "10.66.2.28", cert="expired"),
+    Site(_n("wrong-name"), "10.66.2.29", cert="wrong-name"),
+    Site(_n("cdn"), "10.66.2.30", alt_ip="10.66.2.31"),
+    Site(_n("forbidden"), "10.66.2.32", kind="forbidden"),
+    Site(_n("dynamic"), "10.66.2.33", kind="dynamic"),
+    Site(_n("chain"), "10.66.2.34", kind="redirect", location=f"http://{_n('chain-2')}/next"),
+    Site(_n("chain-2"), "10.66.2.35", kind="redirect", location=f"https://{_n('chain-final')}/end"),
+    Site(_n("chain-final"), "10.66.2.36"),
+    Site(_n("slow"), "10.66.2.37", kind="slow", delay=3.0),
+    Site("xn--bcher-kva." + DOMAIN, "10.66.2.38", title="Bücher"),  # bücher.lab.example
+    Site(_n("huge"), "10.66.2.39", kind="huge", size=(1 << 20) + (512 << 10)),
+    # Nonexistent everywhere: not in the zone, so the authoritative server says NXDOMAIN.
+    Site(_n("does-not-exist"), None, cert="none"),
+)
+
+_BY_NAME = {s.name: s for s in SITES}
+
+
+def site(name: str) -> Site:
+    """The site named ``name`` (KeyError if the lab has no such name)."""
+    return _BY_NAME[name]
+
+
+def server_addresses() -> tuple[str, ...]:
+    """Every address the server namespace carries for the sites."""
+    out: list[str] = []
+    for s in SITES:
+        out += [a for a in (s.ip, s.alt_ip) if a]
+    return tuple(dict.fromkeys(out))
+
+
+def zone() -> dict[str, dict[str, list[str]]]:
+    """The authoritative zone: name -> {"A": [...]}. Names absent are NXDOMAIN."""
+    z: dict[str, dict[str, list[str]]] = {
+        _n("blockpage"): {"A": [BLOCKPAGE_IP]},
+        DOMAIN: {"A": []},
+    }
+    for s in SITES:
+        if s.ip:
+            z[s.name] = {"A": [s.ip]}
+    return z
+
+
+def web_config(certs: dict[str, tuple[str, str]]) -> dict[str, object]:
+    """The web servers' configuration: listeners and per-name behaviour.
+
+    ``certs`` maps a certificate kind (``valid``, ``expired``, ``wrong-name``) to (cert, key)
+    PEM files. Every site address gets an HTTP listener on 80 and, unless ``cert`` is ``none``,
+    an HTTPS one on 443; the block-page server listens on 80 only and serves its page for any
+    Host.
+    """
+    listeners: list[dict[str, object]] = [{"ip": BLOCKPAGE_IP, "port": 80, "blockpage": True}]
+    sites: dict[str, dict[str, object]] = {}
+    for s in SITES:
+        if not s.ip or s.kind == "refuse":
+            continue
+        sites[s.name] = {
+            "kind": s.kind,
+            "location": s.location,
+            "delay": s.delay,
+            "size": s.size,
+            "title": s.title or s.name,
+        }
+        for ip in (a for a in (s.ip, s.alt_ip) if a):
+            listeners.append({"ip": ip, "port": 80})
+            if s.cert != "none":
+                cert, key = certs[s.cert]
+                listeners.append({"ip": ip, "port": 443, "cert": cert, "key": key})
+    return {"listeners": listeners, "sites": sites}

@@ -1,0 +1,295 @@
+"""The lab's network: four namespaces joined by veth pairs, built with ``ip -batch``.
+
+::
+
+    client (10.66.1.2) ==c0/r0== censor (10.66.1.1 | 10.66.2.1) ==r1/s0== server (10.66.2.x)
+       |  (10.66.3.2)                                                        | (10.66.4.2)
+       c1                                                                     s1
+       |                                                                      |
+       u0 (10.66.3.1) ===== uncensored (control helper) ===== u1 (10.66.4.1) -+
+
+The probe runs in the client namespace; everything it sends to 10.66.2.0/24 crosses the censor.
+The control helper runs in the "uncensored" namespace: the client reaches it over its own link
+(10.66.3.0/24), and the helper reaches the servers over a link that bypasses the censor
+(10.66.4.0/24), so its own measurements never meet the censor's rules. The uncensored namespace
+does not forward, so the client cannot route around the censor through it.
+
+Namespace names are global to the machine, so each lab gets a unique prefix (``pl`` + 6 hex
+digits); interface names live inside the namespaces and need no prefix. No interface, address or
+route of the lab exists in the root namespace.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = [
+    "AUTH_DNS",
+    "BLOCKPAGE_IP",
+    "CENSOR_IN",
+    "CENSOR_OUT",
+    "CLIENT",
+    "CLIENT_CTL",
+    "HELPER",
+    "HELPER_PORT",
+    "LAB_NET",
+    "NS_PATTERN",
+    "SERVER",
+    "SERVER_CTL",
+    "STATE_ROOT",
+    "UNCENSORED_OUT",
+    "LabError",
+    "Topology",
+    "build",
+    "cleanup_stale",
+    "destroy",
+    "new_prefix",
+    "ns_run",
+]
+
+LAB_NET = "10.66.0.0/16"
+CLIENT = "10.66.1.2"
+CENSOR_IN = "10.66.1.1"  # also the ISP resolver the client's resolv.conf names
+CENSOR_OUT = "10.66.2.1"
+SERVER = "10.66.2.2"
+AUTH_DNS = "10.66.2.53"
+BLOCKPAGE_IP = "10.66.2.250"
+CLIENT_CTL = "10.66.3.2"
+HELPER = "10.66.3.1"
+HELPER_PORT = 8780
+UNCENSORED_OUT = "10.66.4.1"
+SERVER_CTL = "10.66.4.2"
+
+#: Namespaces (and state directories) of every lab, live or stale: ``pl<6 hex>-<role>``.
+NS_PATTERN = re.compile(r"^(pl[0-9a-f]{6})-[crsu]$")
+#: Per-lab state (pids, configs, certificates); tmpfs, so a reboot clears it.
+STATE_ROOT = Path(os.environ.get("PROBE_LAB_STATE", "/run/probe-lab"))
+
+_SYSCTL_ROUTERLESS = (
+    "net.ipv4.conf.all.rp_filter=0",
+    "net.ipv4.conf.default.rp_filter=0",
+    "net.ipv6.conf.all.disable_ipv6=1",
+    "net.ipv6.conf.default.disable_ipv6=1",
+)
+
+
+class LabError(RuntimeError):
+    """The lab could not be built, started or torn down."""
+
+
+@dataclass(frozen=True)
+class Topology:
+    """Names of one lab's namespaces and where its state lives."""
+
+    prefix: str
+    server_addresses: tuple[str, ...] = ()
+    client: str = field(init=False)
+    censor: str = field(init=False)
+    server: str = field(init=False)
+    uncensored: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        for role, suffix in (("client", "c"), ("censor", "r"), ("server", "s"), ("uncensored", "u")):
+            object.__setattr__(self, role, f"{self.prefix}-{suffix}")
+
+    @property
+    def namespaces(self) -> tuple[str, str, str, str]:
+        return (self.client, self.censor, self.server, self.uncensored)
+
+    @property
+    def state_dir(self) -> Path:
+        return STATE_ROOT / self.prefix
+
+
+def new_prefix() -> str:
+    """A namespace prefix unique to this process and moment."""
+    seed = f"{os.getpid()}-{time.time_ns()}".encode()
+    return "pl" + hashlib.sha256(seed).hexdigest()[:6]
+
+
+def _run(argv: Sequence[str], *, stdin: str | None = None, check: bool = True) -> str:
+    proc = subprocess.run(list(argv), input=stdin, capture_output=True, text=True)
+    if check and proc.returncode != 0:
+        raise LabError(f"{' '.join(argv[:6])} ... failed ({proc.returncode}): {proc.stderr.strip()}")
+    return proc.stdout
+
+
+def ns_run(ns: str, argv: Sequence[str], *, stdin: str | None = None, check: bool = True) -> str:
+    """Run a command inside namespace ``ns`` (``ip netns exec``) and return its stdout."""
+    return _run(["ip", "netns", "exec", ns, *argv], stdin=stdin, check=check)
+
+
+def _ns_script(batch: str, sysctls: Sequence[str], devs: Sequence[str]) -> str:
+    # One shell per namespace: sysctls, checksum offload off, then the ip batch.
+    lines = [f"sysctl -qw {s}" for s in sysctls]
+    lines += [f"ethtool -K {d} tx off >/dev/null 2>&1 || true" for d in devs]
+    lines.append(f"ip -batch - <<'EOF'\n{batch}EOF")
+    return "set -e\n" + "\n".join(lines) + "\n"
+
+
+def build(topo: Topology) -> None:
+    """Create the namespaces, links, addresses and routes of ``topo`` (about 0.1 s)."""
+    if shutil.which("ip") is None:
+        raise LabError("the lab needs iproute2 (ip)")
+    c, r, s, u = topo.namespaces
+    root_batch = "".join(f"netns add {ns}\n" for ns in topo.namespaces) + (
+        f"link add name c0 netns {c} type veth peer name r0 netns {r}\n"
+        f"link add name r1 netns {r} type veth peer name s0 netns {s}\n"
+        f"link add name c1 netns {c} type veth peer name u0 netns {u}\n"
+        f"link add name u1 netns {u} type veth peer name s1 netns {s}\n"
+    )
+    try:
+        _run(["ip", "-batch", "-"], stdin=root_batch)
+    except LabError:
+        destroy(topo)
+        raise
+    ups = "link set lo up\n"
+    client = ups + (
+        f"addr add {CLIENT}/24 dev c0\nlink set c0 up\n"
+        f"addr add {CLIENT_CTL}/24 dev c1\nlink set c1 up\n"
+        f"route add default via {CENSOR_IN}\n"
+    )
+    censor = ups + (
+        f"addr add {CENSOR_IN}/24 dev r0\nlink set r0 up\n"
+        f"addr add {CENSOR_OUT}/24 dev r1\nlink set r1 up\n"
+    )
+    server = ups + f"addr add {SERVER}/24 dev s0\n"
+    for addr in dict.fromkeys((AUTH_DNS, BLOCKPAGE_IP, *topo.server_addresses)):
+        if addr != SERVER:
+            server += f"addr add {addr}/24 dev s0\n"
+    server += (
+        f"link set s0 up\nroute add default via {CENSOR_OUT}\n"
+        f"addr add {SERVER_CTL}/24 dev s1\nlink set s1 up\n"
+    )
+    uncensored = ups + (
+        f"addr add {HELPER}/24 dev u0\nlink set u0 up\n"
+        f"addr add {UNCENSORED_OUT}/24 dev u1\nlink set u1 up\n"
+        f"route add 10.66.2.0/24 via {SERVER_CTL}\n"
+    )
+    scripts = {
+        c: _ns_script(client, _SYSCTL_ROUTERLESS, ("c0", "c1")),
+        r: _ns_script(censor, (*_SYSCTL_ROUTERLESS, "net.ipv4.ip_forward=1"), ("r0", "r1")
+        ),
+        s: _ns_script(server, _SYSCTL_ROUTERLESS, ("s0", "s1")),
+        u: _ns_script(uncensored, _SYSCTL_ROUTERLESS, ("u0", "u1")),
+    }
+    procs = {
+        ns: subprocess.Popen(
+            ["ip", "netns", "exec", ns, "sh", "-c", script],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for ns, script in scripts.items()
+    }
+    errors = []
+    for ns, proc in procs.items():
+        _, err = proc.communicate()
+        if proc.returncode != 0:
+            errors.append(f"{ns}: {err.strip()}")
+    if errors:
+        destroy(topo)
+        raise LabError("lab setup failed: " + "; ".join(errors))
+    # Each veth's rp_filter is copied from "default" at creation time, which was the host's.
+    for ns, devs in ((c, "c0 c1"), (r, "r0 r1"), (s, "s0 s1"), (u, "u0 u1")):
+        ns_run(ns, ["sh", "-c", " ".join(f"sysctl -qw net.ipv4.conf.{d}.rp_filter=0;" for d in devs.split())])
+    _write_resolv_conf(c, CENSOR_IN)  # the ISP resolver, on the censor
+    _write_resolv_conf(u, AUTH_DNS)  # the helper resolves without the censor
+    _write_resolv_conf(s, AUTH_DNS)
+
+
+def _write_resolv_conf(ns: str, resolver: str) -> None:
+    d = Path("/etc/netns") / ns
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "resolv.conf").write_text(f"# probe lab {ns}\nnameserver {resolver}\noptions timeout:2 attempts:1\n")
+
+
+def _kill_pids(pids: Sequence[int]) -> None:
+    import signal
+
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except (ProcessLookupError, PermissionError):
+            pass
+    deadline = time.monotonic() + 2.0
+    for pid in pids:
+        while time.monotonic() < deadline:
+            try:
+                os.kill(pid, 0)
+            except (ProcessLookupError, PermissionError):
+                break
+            try:
+                os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                pass
+            time.sleep(0.02)
+        else:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+
+
+def _ns_pids(ns: str) -> list[int]:
+    out = _run(["ip", "netns", "pids", ns], check=False)
+    return [int(x) for x in out.split() if x.isdigit()]
+
+
+def destroy(topo: Topology) -> None:
+    """Stop every process left in the lab's namespaces, delete them and the lab's state."""
+    existing = set(list_namespaces())
+    for ns in topo.namespaces:
+        if ns in existing:
+            _kill_pids(_ns_pids(ns))
+    batch = "".join(f"netns del {ns}\n" for ns in topo.namespaces if ns in existing)
+    if batch:
+        _run(["ip", "-force", "-batch", "-"], stdin=batch, check=False)
+    for ns in topo.namespaces:
+        shutil.rmtree(Path("/etc/netns") / ns, ignore_errors=True)
+    shutil.rmtree(topo.state_dir, ignore_errors=True)
+
+
+def list_namespaces() -> list[str]:
+    """Names of all network namespaces of the machine."""
+    out = _run(["ip", "netns", "list"], check=False)
+    return [line.split()[0] for line in out.splitlines() if line.strip()]
+
+
+def _owner_alive(prefix: str) -> bool:
+    state = STATE_ROOT / prefix / "state.json"
+    try:
+        info = json.loads(state.read_text())
+    except (OSError, ValueError):
+        return False
+    if info.get("persistent"):
+        return True  # `probe lab up`: lives until `probe lab down`
+    try:
+        os.kill(int(info.get("owner", 0)), 0)
+    except (ProcessLookupError, ValueError, OverflowError):
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def cleanup_stale() -> list[str]:
+    """Delete labs left by crashed runs (owner process gone); returns the prefixes removed."""
+    prefixes = {m.group(1) for ns in list_namespaces() if (m := NS_PATTERN.match(ns))}
+    if STATE_ROOT.is_dir():
+        prefixes |= {p.name for p in STATE_ROOT.iterdir() if re.fullmatch(r"pl[0-9a-f]{6}", p.name)}
+    removed = []
+    for prefix in sorted(prefixes):
+        if not _owner_alive(prefix):
+            destroy(Topology(prefix))
+            removed.append(prefix)
+    return removed
