@@ -62,11 +62,9 @@ def resolve_lists(request: RunRequest) -> list[Path]:
 
 
 def _targets(request: RunRequest, paths: list[Path], on_problem: Callable[[Any], None]) -> Iterator[Any]:
-    from probe.testlists import iter_targets
+    from probe.testlists import iter_targets, parse_categories
 
-    categories = None
-    if request.category:
-        categories = {c.strip().upper() for c in request.category.split(",") if c.strip()}
+    categories = parse_categories(request.category)
     return iter_targets(paths, urls=request.urls, categories=categories, strict=request.strict,
                         on_error=on_problem)
 

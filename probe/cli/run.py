@@ -143,10 +143,19 @@ def run(lists: tuple[Path, ...], urls: tuple[str, ...], category: str | None, st
 
     if controls and no_control:
         raise click.UsageError("--control and --no-control exclude each other")
-    if not consent.ensure_consent(accept_risks, sys.stdin.isatty(), click.echo, click.confirm):
+    if category:
+        from probe.testlists import parse_categories, unknown_categories
+
+        try:
+            unknown = unknown_categories(parse_categories(category) or ())
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--category") from None
+        if unknown:
+            click.echo(f"warning: unknown category code(s): {', '.join(unknown)}", err=True)
+    interactive = consent.is_interactive()
+    if not consent.ensure_consent(accept_risks, interactive, click.echo, click.confirm):
         raise click.UsageError(
-            "measuring censorship can put you at risk; read `probe run` on a terminal "
-            "or pass --accept-risks to accept the risks"
+            consent.CONSENT_DECLINED_MESSAGE if interactive else consent.CONSENT_REQUIRED_MESSAGE
         )
     request = RunRequest(
         lists=lists, urls=urls, category=category, strict=strict, db=db, vantage=vantage,
