@@ -87,15 +87,17 @@ def generate(path: Path, rows: int, vantages: int, urls: int, obs_bytes: int) ->
                 t = base + i * 0.1
                 batch.append((mid, run_id, vid, url, url, url[8:-1], CATEGORIES[i % 10], "", _iso(t),
                               t, 0.4, 0, 1, None, 1, url, v, STAGES[v], 0 if STAGES[v] else None,
-                              REASONS[v], "synthetic-1", placeholder))
+                              REASONS[v], "synthetic-1"))
             c.execute("BEGIN IMMEDIATE")
             c.executemany(
                 "INSERT INTO measurements (id, run_id, vantage_id, url, original_url, domain, "
                 "category, source, measured_at, started, runtime, attempt, final, failure, n_hops, "
-                "final_url, verdict, stage, hop, reasons, classifier_version, observations) "
-                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                "final_url, verdict, stage, hop, reasons, classifier_version) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 batch,
             )
+            c.executemany("INSERT INTO observations (measurement_id, data) VALUES (?, ?)",
+                          [(row[0], placeholder) for row in batch])
             c.execute("COMMIT")
             written += len(batch)
             store.finish_run(run_id, "complete")
@@ -195,7 +197,7 @@ def main() -> None:
     ap.add_argument("--rows", type=float, default=1e6, help="synthetic measurements (default 1e6)")
     ap.add_argument("--vantages", type=int, default=10)
     ap.add_argument("--urls", type=int, default=10_000, help="URLs per run")
-    ap.add_argument("--obs-bytes", type=int, default=300, help="placeholder observations JSON size")
+    ap.add_argument("--obs-bytes", type=int, default=1500, help="placeholder observations JSON size")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--writes", type=int, default=3000, help="measurements for Store.write timing")
     ap.add_argument("--batch", type=int, default=64, help="Store.write batch size")

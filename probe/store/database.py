@@ -372,10 +372,11 @@ class Store:
         x(
             "INSERT INTO measurements (id, run_id, vantage_id, url, original_url, domain, category, "
             "source, measured_at, started, runtime, attempt, final, failure, n_hops, final_url, "
-            "verdict, stage, hop, reasons, classifier_version, observations) "
-            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            "verdict, stage, hop, reasons, classifier_version) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             rows.measurements,
         )
+        x("INSERT INTO observations (measurement_id, data) VALUES (?,?)", rows.observations)
         if rows.queries:
             x(
                 "INSERT INTO dns_queries (id, measurement_id, hop, control, resolver, transport, "
@@ -546,14 +547,16 @@ class Store:
         while True:
             if run_id is None:
                 chunk = c.execute(
-                    "SELECT id, observations, verdict, stage, hop, reasons, classifier_version "
-                    "FROM measurements WHERE id > ? ORDER BY id LIMIT ?",
+                    "SELECT m.id, o.data, verdict, stage, hop, reasons, classifier_version "
+                    "FROM measurements m JOIN observations o ON o.measurement_id = m.id "
+                    "WHERE m.id > ? ORDER BY m.id LIMIT ?",
                     (last, _CHUNK),
                 ).fetchall()
             else:
                 chunk = c.execute(
-                    "SELECT id, observations, verdict, stage, hop, reasons, classifier_version "
-                    "FROM measurements WHERE run_id = ? AND id > ? ORDER BY id LIMIT ?",
+                    "SELECT m.id, o.data, verdict, stage, hop, reasons, classifier_version "
+                    "FROM measurements m JOIN observations o ON o.measurement_id = m.id "
+                    "WHERE m.run_id = ? AND m.id > ? ORDER BY m.id LIMIT ?",
                     (run_id, last, _CHUNK),
                 ).fetchall()
             if not chunk:

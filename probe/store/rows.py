@@ -75,6 +75,7 @@ class Rows:
         "controls",
         "http",
         "measurements",
+        "observations",
         "queries",
         "replies",
         "tcp",
@@ -83,6 +84,7 @@ class Rows:
 
     def __init__(self) -> None:
         self.measurements: list[tuple[Any, ...]] = []
+        self.observations: list[tuple[int, str]] = []
         self.queries: list[tuple[Any, ...]] = []
         self.replies: list[tuple[Any, ...]] = []
         self.answers: list[tuple[Any, ...]] = []
@@ -219,9 +221,9 @@ def flatten(
     rows.measurements.append(
         (mid, run_id, vantage_id, t.url, t.original_url, t.host, t.category_code, t.source,
          iso(m.started), m.started, m.runtime, m.attempt, int(final), m.failure, len(m.hops),
-         last, v.verdict, v.stage, v.hop, _dumps(list(v.reasons)), v.classifier_version,
-         _dumps(data))
+         last, v.verdict, v.stage, v.hop, _dumps(list(v.reasons)), v.classifier_version)
     )
+    rows.observations.append((mid, _dumps(data)))
 
 
 def rebuild(

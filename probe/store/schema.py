@@ -63,12 +63,18 @@ CREATE TABLE measurements (
     hop INTEGER,
     reasons TEXT NOT NULL DEFAULT '[]',
     classifier_version TEXT NOT NULL DEFAULT '',
-    classified_at TEXT,
-    observations TEXT NOT NULL
+    classified_at TEXT
 );
 CREATE INDEX measurements_run ON measurements(run_id);
 CREATE INDEX measurements_vantage_url ON measurements(vantage_id, url, measured_at);
 CREATE INDEX measurements_domain ON measurements(domain);
+
+-- The observations JSON lives in its own table: measurement rows stay small (a few hundred
+-- bytes), so verdict queries over a million rows read a few thousand pages, not gigabytes.
+CREATE TABLE observations (
+    measurement_id INTEGER PRIMARY KEY REFERENCES measurements(id),
+    data TEXT NOT NULL
+);
 
 -- The newest final measurement per (vantage point, URL), kept up to date by triggers so that
 -- "latest verdict everywhere" reads one row per URL instead of grouping every measurement.
@@ -91,6 +97,7 @@ END;
 
 CREATE TRIGGER measurements_latest_delete AFTER DELETE ON measurements
 BEGIN
+    DELETE FROM observations WHERE measurement_id = OLD.id;
     DELETE FROM latest WHERE measurement_id = OLD.id;
     INSERT OR IGNORE INTO latest (vantage_id, url, measured_at, measurement_id)
     SELECT vantage_id, url, measured_at, id FROM measurements

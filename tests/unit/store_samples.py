@@ -96,7 +96,7 @@ def sample_measurement(
     control0 = ControlObservation(
         source="https://127.0.0.1:9443/", url=target.url, started=started, duration=0.2,
         dns_addrs=("192.0.2.10", "192.0.2.11"),
-        tcp=(ControlTCP("10.10.34.34", 80, False, "connection_refused"),
+        tcp=(ControlTCP("10.10.34.34", 80, True),
              ControlTCP("192.0.2.10", 80, True)),
         tls=(ControlTLS("192.0.2.10", 443, host, True),),
         http_status=200, http_body_length=5120, http_headers=(("content-type", "text/html"),),

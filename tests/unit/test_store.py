@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -53,7 +54,7 @@ def test_written_measurements_rebuild_equal_including_bodies_certs_and_controls(
 def test_observations_json_holds_references_not_bodies_or_certificates(store: Store) -> None:
     run_id, vid = _run(store)
     store.write(run_id, vid, [(sample_measurement(0), sample_verdict())])
-    (obs,) = store.conn.execute("SELECT observations FROM measurements").fetchone()
+    (obs,) = store.conn.execute("SELECT data FROM observations WHERE measurement_id = 1").fetchone()
     data = json.loads(obs)
     http = data["hops"][1]["http"]
     assert "body" not in http and len(http["body_ref"]) == 64
@@ -366,3 +367,34 @@ def test_fast_encoder_matches_model_to_json() -> None:
     assert json.dumps(fast_to_json(m)) == json.dumps(to_json(m))  # same keys, order and values
     v = sample_verdict()
     assert fast_to_json(v) == to_json(v)
+
+
+# --- the documented example queries ---------------------------------------------------------------
+def _doc_queries() -> list[str]:
+    text = (ROOT / "docs" / "schema.md").read_text()
+    return re.findall(r"```sql\n(.*?)```", text, re.S)
+
+
+def test_schema_doc_has_example_queries() -> None:
+    assert len(_doc_queries()) >= 12
+
+
+@pytest.mark.parametrize("n", range(14))
+def test_documented_example_query_runs_and_finds_rows(store: Store, n: int) -> None:
+    queries = _doc_queries()
+    if n >= len(queries):
+        pytest.skip(f"docs/schema.md has {len(queries)} example queries")
+    home = store.vantage("home")
+    vps = store.vantage("vps")
+    r1 = store.start_run(home, [], {})
+    store.write(r1, home, [(sample_measurement(0), sample_verdict("blocked")),
+                           (sample_measurement(1), sample_verdict("ok"))])
+    store.finish_run(r1, "complete")
+    r2 = store.start_run(vps, [], {})
+    m = sample_measurement(0)
+    honest = replace(m.hops[0].dns[0], replies=m.hops[0].dns[0].replies[1:])
+    m = replace(m, hops=(replace(m.hops[0], dns=(honest,)), *m.hops[1:]))
+    store.write(r2, vps, [(m, sample_verdict("ok"))])
+    store.finish_run(r2, "complete")
+    rows = store.conn.execute(queries[n]).fetchall()
+    assert rows, queries[n]
