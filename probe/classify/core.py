@@ -1,0 +1,147 @@
+"""Shared pieces of the classifier: findings, failure kinds and the control's view of a hop."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from probe.classify.addresses import canon_ip, family
+from probe.fingerprints import Fingerprints
+from probe.geo import GeoDB
+from probe.model import ControlObservation, Hop, Measurement
+
+__all__ = [
+    "INTERFERENCE",
+    "Context",
+    "Finding",
+    "HopControl",
+    "failure_kind",
+]
+
+#: Verdicts that mean someone interfered; the first one found decides.
+INTERFERENCE = frozenset({"blocked", "reset", "hijacked"})
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One piece of evidence. ``verdict`` None is evidence that decides nothing by itself."""
+
+    stage: str  # dns, tcp, tls, http, or "control"/"measurement" for context
+    hop: int
+    reason: str
+    verdict: str | None = None
+
+
+# Failure strings grouped by what they mean for a verdict.
+_KINDS = {
+    "generic_timeout_error": "timeout",
+    "dns_timeout_error": "timeout",
+    "deadline_exceeded": "deadline",
+    "connection_reset": "reset",
+    "connection_aborted": "reset",
+    "eof_error": "eof",
+    "connection_refused": "refused",
+    "dns_nxdomain_error": "nxdomain",
+    "dns_name_error": "nxdomain",  # older OONI test helpers
+    "dns_no_answer": "no-answer",
+    "dns_servfail_error": "servfail",
+    "dns_refused_error": "refused",
+    "network_unreachable": "local",
+    "host_unreachable": "local",
+    "network_down": "local",
+    "address_not_available": "local",
+    "ssl_invalid_hostname": "cert-invalid",
+    "ssl_unknown_authority": "cert-invalid",
+    "ssl_invalid_certificate": "cert-invalid",
+    "ssl_failed_handshake": "handshake-failed",
+    "http_too_many_redirects": "too-many-redirects",
+}
+
+
+def failure_kind(failure: str | None) -> str | None:
+    """``timeout``, ``reset``, ``eof``, ``refused``, ``nxdomain``, ... or ``other``; None on success."""
+    if failure is None:
+        return None
+    return _KINDS.get(failure, "other")
+
+
+@dataclass
+class HopControl:
+    """What the uncensored side saw for one hop: the test helper plus DoH queries."""
+
+    th: ControlObservation | None  # the helper's observation, only when usable
+    th_failure: str | None  # why the helper gave nothing (control/failed)
+    addrs: set[str] = field(default_factory=set)  # addresses resolved by the helper or DoH
+    dns_failure_kind: str | None = None  # set only when the control resolved nothing
+    tcp: dict[tuple[str, int], tuple[bool, str | None]] = field(default_factory=dict)
+    tls: dict[tuple[str, int], tuple[bool, str | None, str]] = field(default_factory=dict)
+
+    @property
+    def has_dns(self) -> bool:
+        return bool(self.addrs) or self.dns_failure_kind is not None
+
+    def addrs_of(self, fam: int) -> set[str]:
+        return {a for a in self.addrs if family(a) == fam}
+
+    @property
+    def http_ok(self) -> bool:
+        th = self.th
+        return (
+            th is not None and th.http_failure is None and th.http_status is not None and th.http_status > 0
+        )
+
+    @property
+    def http_failure_kind(self) -> str | None:
+        if self.th is None or self.th.http_failure is None:
+            return None
+        return failure_kind(self.th.http_failure)
+
+    def tls_ok_anywhere(self, scheme: str) -> bool:
+        """The control completed a TLS handshake for this host (to some address)."""
+        if any(ok for ok, _, _ in self.tls.values()):
+            return True
+        return scheme == "https" and self.http_ok
+
+
+def hop_control(hop: Hop) -> HopControl:
+    """Merge the helper's observation and the DoH control queries of ``hop``."""
+    th = hop.control
+    th_failure = None
+    if th is not None and th.failure is not None:
+        th_failure, th = th.failure, None
+    ctl = HopControl(th=th, th_failure=th_failure)
+    dns_failures: list[str] = []
+    if th is not None:
+        ctl.addrs.update(a for a in (canon_ip(x) for x in th.dns_addrs) if a)
+        if th.dns_failure:
+            dns_failures.append(th.dns_failure)
+        for t in th.tcp:
+            ctl.tcp[(canon_ip(t.ip), t.port)] = (t.ok, t.failure)
+        for t in th.tls:
+            ctl.tls[(canon_ip(t.ip), t.port)] = (t.ok, t.failure, t.server_name)
+    for q in hop.dns_control:
+        ctl.addrs.update(a for a in (canon_ip(x) for x in q.addresses) if a)
+        if q.failure and q.failure != "dns_no_answer":
+            dns_failures.append(q.failure)
+    if not ctl.addrs and dns_failures:
+        kinds = {failure_kind(f) for f in dns_failures}
+        # NXDOMAIN from any control source is authoritative; otherwise only a unanimous kind.
+        if "nxdomain" in kinds:
+            ctl.dns_failure_kind = "nxdomain"
+        elif len(kinds) == 1:
+            ctl.dns_failure_kind = kinds.pop()
+    return ctl
+
+
+@dataclass
+class Context:
+    """Everything the stage judges need for one measurement."""
+
+    m: Measurement
+    fingerprints: Fingerprints
+    geo: GeoDB | None
+    controls: list[HopControl]
+    final_ok: bool = False  # the final response matches the control or is authenticated
+
+    @property
+    def final_hop(self) -> Hop | None:
+        return self.m.hops[-1] if self.m.hops else None
