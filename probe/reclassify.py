@@ -7,10 +7,11 @@ back the verdicts that changed (with the classifier version), and reports what c
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from probe.model import Measurement, Verdict
 
@@ -66,6 +67,8 @@ def reclassify(
     classify: Callable[[Measurement], Verdict] | None = None,
     *,
     version: str | None = None,
+    fingerprints: Any = None,
+    geo: Any = None,
 ) -> ReclassifyReport:
     """Re-judge every stored measurement (of ``run_id``, or of all runs) with ``classify``.
 
@@ -73,11 +76,13 @@ def reclassify(
     defaults to the classifier's ``CLASSIFIER_VERSION``, and is recorded on every re-judged
     measurement whose verdict does not carry its own. Verdicts are written in batches, each one
     transaction, so an interrupted reclassify leaves every row either old or new, never mixed.
+    ``fingerprints`` and ``geo`` are passed to the default classifier (as in ``probe run``).
     """
     if classify is None or version is None:
         from probe import classify as classifier
 
-        classify = classify or classifier.classify
+        if classify is None:
+            classify = functools.partial(classifier.classify, fingerprints=fingerprints, geo=geo)
         version = version if version is not None else classifier.CLASSIFIER_VERSION
     report = ReclassifyReport(run_id=run_id, classifier_version=version)
     pending: list[tuple[int, Verdict]] = []

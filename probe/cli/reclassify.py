@@ -15,7 +15,12 @@ _SHOW = 200  # changed verdicts listed on the terminal
 @click.option("--db", type=click.Path(dir_okay=False, path_type=Path), default="results/probe.db",
               show_default=True, help="Results database.")
 @click.option("--run", "run", metavar="ID|latest", help="Only this run (default: every run).")
-def reclassify_command(db: Path, run: str | None) -> None:
+@click.option("--fingerprints", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="Extra block-page fingerprint file (repeatable), as for `probe run`.")
+@click.option("--geo", type=click.Path(exists=True, dir_okay=False),
+              help="IP-to-ASN database (.mmdb or ip2asn TSV), as for `probe run`.")
+def reclassify_command(db: Path, run: str | None, fingerprints: tuple[str, ...],
+                       geo: str | None) -> None:
     """Re-judge stored measurements with this probe's classifier and report what changed.
 
     \b
@@ -25,14 +30,18 @@ def reclassify_command(db: Path, run: str | None) -> None:
     """
     if run is not None and run != "latest" and not run.isdigit():
         raise click.BadParameter(f"expected a run id or 'latest', not {run!r}", param_hint="--run")
+    from probe.fingerprints import FingerprintError, load_fingerprints
+    from probe.geo import GeoDB, GeoError
     from probe.reclassify import reclassify
     from probe.store import Store, StoreError
 
     try:
+        fps = load_fingerprints(fingerprints) if fingerprints else None
+        geodb = GeoDB.open(geo) if geo else None
         with Store.open(db, create=False) as store:
             run_id = store.resolve_run(run) if run is not None else None
-            report = reclassify(store, run_id)
-    except StoreError as exc:
+            report = reclassify(store, run_id, fingerprints=fps, geo=geodb)
+    except (StoreError, FingerprintError, GeoError) as exc:
         raise click.ClickException(str(exc)) from None
     scope = f"run {run_id}" if run_id is not None else "all runs"
     click.echo(

@@ -105,7 +105,7 @@ def test_results_command_does_not_import_network_libraries(db: Path) -> None:
 
 
 def test_reclassify_reports_changed_verdicts(db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    def fake_classify(m: object) -> Verdict:
+    def fake_classify(m: object, **options: object) -> Verdict:
         return Verdict("ok", None, None, ())
 
     monkeypatch.setattr(probe.classify, "classify", fake_classify, raising=False)
