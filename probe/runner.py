@@ -193,16 +193,28 @@ async def run(
     reporter: Reporter | None = None,
     total: int | None = None,
     stop: asyncio.Event | None = None,
+    *,
+    measure: Callable[..., Any] | None = None,
+    classify: Callable[..., Verdict] | None = None,
+    needs_retry: Callable[[Measurement], bool] | None = None,
 ) -> RunSummary:
     """Measure every target, classify it and store it. Never raises for network failures.
 
     ``stop``, when set, ends the run early: targets in flight are cancelled, everything already
-    measured is written, and the run is recorded as interrupted.
+    measured is written, and the run is recorded as interrupted. ``measure``, ``classify`` and
+    ``needs_retry`` default to probe's own (:func:`probe.observe.measure`, ...); passing others
+    lets researchers and tests drive the same policy with their own steps.
     """
-    from probe.classify import classify, needs_retry
     from probe.fingerprints import load_fingerprints
-    from probe.observe import MeasureConfig, measure
+    from probe.observe import MeasureConfig
     from probe.store import Store
+
+    if measure is None:
+        from probe.observe import measure
+    if classify is None:
+        from probe.classify import classify
+    if needs_retry is None:
+        from probe.classify import needs_retry
 
     reporter = reporter or _NullReporter()
     cfg = options.measure or MeasureConfig()
