@@ -1,0 +1,126 @@
+"""Runner policy with fake steps: concurrency bounds, per-host limits, retries, streaming, stop."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+from probe.model import Measurement, Target, Verdict
+from probe.runner import RunOptions, _Limiter, run
+from probe.testlists import parse_url
+
+
+def targets(n: int, hosts: int = 1000) -> Iterator[Target]:
+    for i in range(n):
+        yield parse_url(f"http://h{i % hosts}.example/{i}")
+
+
+class FakeSteps:
+    """measure() that records concurrency, classify() that reads a verdict from the URL."""
+
+    def __init__(self, delay: float = 0.01, fail_first: bool = False) -> None:
+        self.delay = delay
+        self.fail_first = fail_first
+        self.in_flight = 0
+        self.peak = 0
+        self.per_host: dict[str, int] = {}
+        self.peak_per_host = 0
+        self.calls: list[tuple[str, int]] = []
+
+    async def measure(self, target: Target, cfg: object, control: object, attempt: int = 0) -> Measurement:
+        self.calls.append((target.url, attempt))
+        self.in_flight += 1
+        self.per_host[target.host] = self.per_host.get(target.host, 0) + 1
+        self.peak = max(self.peak, self.in_flight)
+        self.peak_per_host = max(self.peak_per_host, self.per_host[target.host])
+        await asyncio.sleep(self.delay)
+        self.in_flight -= 1
+        self.per_host[target.host] -= 1
+        return Measurement(target=target, started=0.0, runtime=self.delay, attempt=attempt)
+
+    def classify(self, m: Measurement, **kw: object) -> Verdict:
+        if self.fail_first and m.attempt == 0:
+            return Verdict("blocked", "tcp", 0, ("tcp/timeout",))
+        return Verdict("ok")
+
+    def needs_retry(self, m: Measurement) -> bool:
+        return self.fail_first and m.attempt == 0
+
+
+def _run(steps: FakeSteps, items: Iterator[Target], opts: RunOptions, stop: asyncio.Event | None = None):  # type: ignore[no-untyped-def]
+    return asyncio.run(run(items, opts, stop=stop, measure=steps.measure, classify=steps.classify,
+                           needs_retry=steps.needs_retry))
+
+
+def _opts(tmp_path: Path, **kw: object) -> RunOptions:
+    return RunOptions(db=tmp_path / "r.db", preflight=False, retry_pause=0.0, **kw)  # type: ignore[arg-type]
+
+
+def test_concurrency_never_exceeds_the_limit(tmp_path: Path) -> None:
+    steps = FakeSteps()
+    summary = _run(steps, targets(200), _opts(tmp_path, concurrency=16))
+    assert summary.measured == 200
+    assert steps.peak == 16
+
+
+def test_per_host_limit_holds_when_a_list_has_one_host(tmp_path: Path) -> None:
+    steps = FakeSteps()
+    summary = _run(steps, targets(60, hosts=1), _opts(tmp_path, concurrency=32, per_host=3))
+    assert summary.measured == 60
+    assert steps.peak_per_host == 3
+
+
+def test_retry_stores_both_attempts_and_the_final_verdict(tmp_path: Path) -> None:
+    steps = FakeSteps(fail_first=True)
+    summary = _run(steps, targets(5), _opts(tmp_path, retries=1))
+    assert summary.verdicts == {"ok": 5}
+    con = sqlite3.connect(tmp_path / "r.db")
+    got = con.execute("select attempt, final, verdict from measurements order by url, attempt").fetchall()
+    assert got == [(0, 0, "blocked"), (1, 1, "ok")] * 5
+
+
+def test_targets_are_pulled_only_when_a_slot_is_free(tmp_path: Path) -> None:
+    steps = FakeSteps()
+    pulled = 0
+
+    def counting() -> Iterator[Target]:
+        nonlocal pulled
+        for t in targets(100):
+            pulled += 1
+            # Streaming: the runner never reads far ahead of what it has measured.
+            assert pulled - len(steps.calls) <= 8 + 1
+            yield t
+
+    _run(steps, counting(), _opts(tmp_path, concurrency=8))
+    assert pulled == 100
+
+
+def test_stop_event_interrupts_and_keeps_finished_results(tmp_path: Path) -> None:
+    steps = FakeSteps(delay=0.05)
+
+    async def main() -> object:
+        stop = asyncio.Event()
+        asyncio.get_running_loop().call_later(0.3, stop.set)
+        return await run(targets(10_000), _opts(tmp_path, concurrency=4), stop=stop,
+                         measure=steps.measure, classify=steps.classify, needs_retry=steps.needs_retry)
+
+    summary = asyncio.run(main())
+    assert summary.status == "interrupted"  # type: ignore[attr-defined]
+    con = sqlite3.connect(tmp_path / "r.db")
+    stored = con.execute("select count(*) from measurements").fetchone()[0]
+    assert stored == summary.measured > 0  # type: ignore[attr-defined]
+    assert con.execute("select status from runs").fetchone()[0] == "interrupted"
+
+
+def test_limiter_forgets_idle_hosts() -> None:
+    limiter = _Limiter(2)
+
+    async def main() -> None:
+        for i in range(100):
+            async with limiter.hold(f"h{i}"):
+                pass
+
+    asyncio.run(main())
+    assert limiter._sems == {}
