@@ -15,12 +15,13 @@ Every finding stays in the reasons, whichever decides. See docs/classification.m
 
 from __future__ import annotations
 
-from probe.classify.addresses import canon_ip
-from probe.classify.core import INTERFERENCE, Context, Finding, HopControl, hop_control
+import weakref
+
+from probe.classify.core import INTERFERENCE, Context, Finding, hop_control
 from probe.classify.dns import judge_dns
 from probe.classify.http import final_control, judge_http, response_ok
 from probe.classify.tcp import judge_tcp
-from probe.classify.tls import judge_tls, tls_failure_kind
+from probe.classify.tls import judge_tls
 from probe.fingerprints import Fingerprints, default_fingerprints
 from probe.geo import GeoDB
 from probe.model import Measurement, Verdict
@@ -61,6 +62,30 @@ def _dedup(reasons: list[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(reasons))
 
 
+def _judge(
+    m: Measurement, fingerprints: Fingerprints | None, geo: GeoDB | None
+) -> tuple[Verdict, Finding | None]:
+    """The verdict, and the finding that decided it (None for ok, or when nothing did)."""
+    found = findings(m, fingerprints=fingerprints, geo=geo)
+    reasons = _dedup([f.reason for f in found])
+
+    def verdict(f: Finding, name: str | None = None) -> Verdict:
+        stage = f.stage if f.stage in ("dns", "tcp", "tls", "http") else None
+        return Verdict(name or f.verdict or "inconclusive", stage, f.hop, reasons, CLASSIFIER_VERSION)
+
+    for wanted in (INTERFERENCE, {"down"}, {"inconclusive"}):
+        for f in found:
+            if f.verdict in wanted:
+                return verdict(f), f
+    if any(f.verdict == "ok" for f in found):
+        return Verdict("ok", None, None, reasons, CLASSIFIER_VERSION), None
+    # Nothing decisive: the failures we saw have no usable control to compare with.
+    first = next((f for f in found if f.stage in ("dns", "tcp", "tls", "http")), None)
+    if first is None:
+        return Verdict("inconclusive", None, None, reasons, CLASSIFIER_VERSION), None
+    return verdict(first, "inconclusive"), first
+
+
 def classify(
     m: Measurement, *, fingerprints: Fingerprints | None = None, geo: GeoDB | None = None
 ) -> Verdict:
@@ -69,55 +94,52 @@ def classify(
     ``fingerprints`` defaults to the packaged set (loaded once); ``geo`` (IP -> ASN) is optional
     and only widens what counts as a consistent DNS answer.
     """
-    found = findings(m, fingerprints=fingerprints, geo=geo)
-    reasons = _dedup([f.reason for f in found])
+    v, decisive = _judge(m, fingerprints, geo)
+    _remember(m, v, decisive)
+    return v
 
-    def verdict(f: Finding, name: str | None = None) -> Verdict:
-        stage = f.stage if f.stage in ("dns", "tcp", "tls", "http") else None
-        return Verdict(name or f.verdict or "inconclusive", stage, f.hop, reasons, CLASSIFIER_VERSION)
 
-    for f in found:
-        if f.verdict in INTERFERENCE:
-            return verdict(f)
-    for f in found:
-        if f.verdict == "down":
-            return verdict(f)
-    for f in found:
-        if f.verdict == "inconclusive":
-            return verdict(f)
-    if any(f.verdict == "ok" for f in found):
-        return Verdict("ok", None, None, reasons, CLASSIFIER_VERSION)
-    # Nothing decisive: the failures we saw have no usable control to compare with.
-    first = next((f for f in found if f.stage in ("dns", "tcp", "tls", "http")), None)
-    if first is None:
-        return Verdict("inconclusive", None, None, reasons, CLASSIFIER_VERSION)
-    return verdict(first, "inconclusive")
+# Decisive findings that are failures of a step the control completed: they may be transient.
+_TRANSIENT = (
+    "dns/timeout",
+    "dns/servfail",
+    "dns/refused",
+    "tcp/timeout:",
+    "tcp/refused:",
+    "tcp/reset:",
+    "tls/reset:",
+    "tls/eof:",
+    "tls/timeout:",
+    "tls/handshake-failed:",
+    "http/reset",
+    "http/eof",
+    "http/timeout",
+)
+_last: tuple[weakref.ref[Measurement], Finding | None] | None = None
+
+
+def _remember(m: Measurement, v: Verdict, decisive: Finding | None) -> None:
+    global _last
+    try:
+        _last = (weakref.ref(m), decisive if v.verdict in INTERFERENCE else None)
+    except TypeError:  # not weak-referenceable: nothing to reuse
+        _last = None
 
 
 def needs_retry(m: Measurement) -> bool:
-    """A probe-side step failed while the control succeeded at it: measure again before judging.
+    """A probe-side step failed while the control completed it, and that failure decides the
+    verdict: measure again before believing it.
 
     Transient failures (a lost SYN, a slow resolver) must not become verdicts; a second attempt
-    that fails the same way is evidence. Content evidence (bogons, injection, block pages) is
-    deterministic and is not retried.
+    that fails the same way is evidence. Content evidence (bogons, injection, block pages, a
+    diff) is deterministic and is not retried, nor are failures that do not decide the verdict
+    (one address of several, IPv6 on a probe without an IPv6 route, a missing AAAA record).
+    Reuses the result of the ``classify`` call just made for the same object, if any.
     """
-    for hop in m.hops:
-        ctl: HopControl = hop_control(hop)
-        for q in hop.dns:
-            if q.failure is not None and not q.addresses and ctl.addrs:
-                return True
-        for t in hop.tcp:
-            c = ctl.tcp.get((canon_ip(t.ip), t.port))
-            if t.failure is not None and c is not None and c[0]:
-                return True
-        for t in hop.tls:
-            kind = tls_failure_kind(t)
-            c = ctl.tls.get((canon_ip(t.ip), t.port))
-            control_ok = c[0] if c is not None else ctl.tls_ok_anywhere(hop.scheme)
-            if kind is not None and kind != "cert-invalid" and control_ok:
-                return True
-        if hop.http is not None and hop.http.failure is not None and ctl.http_ok:
-            return True
-    return bool(m.failure is not None and m.hops and hop_control(m.hops[-1]).http_ok)
-
-
+    if _last is not None and _last[0]() is m:
+        decisive = _last[1]
+    else:
+        v, decisive = _judge(m, None, None)
+        if v.verdict not in INTERFERENCE:
+            decisive = None
+    return decisive is not None and decisive.reason.startswith(_TRANSIENT)

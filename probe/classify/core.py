@@ -74,6 +74,7 @@ class HopControl:
     dns_failure_kind: str | None = None  # set only when the control resolved nothing
     tcp: dict[tuple[str, int], tuple[bool, str | None]] = field(default_factory=dict)
     tls: dict[tuple[str, int], tuple[bool, str | None, str]] = field(default_factory=dict)
+    asns: dict[str, int] = field(default_factory=dict)  # the helper's ip_info, when it sends it
 
     @property
     def has_dns(self) -> bool:
@@ -118,6 +119,9 @@ def hop_control(hop: Hop) -> HopControl:
             ctl.tcp[(canon_ip(t.ip), t.port)] = (t.ok, t.failure)
         for t in th.tls:
             ctl.tls[(canon_ip(t.ip), t.port)] = (t.ok, t.failure, t.server_name)
+        for ip, asn, _flags in th.ip_info:
+            if asn:
+                ctl.asns[canon_ip(ip)] = asn
     for q in hop.dns_control:
         ctl.addrs.update(a for a in (canon_ip(x) for x in q.addresses) if a)
         if q.failure and q.failure != "dns_no_answer":
@@ -145,3 +149,11 @@ class Context:
     @property
     def final_hop(self) -> Hop | None:
         return self.m.hops[-1] if self.m.hops else None
+
+    def asn(self, ip: str, ctl: HopControl) -> int:
+        """ASN of ``ip`` from the offline database, else from the helper's ip_info (0: unknown)."""
+        if self.geo is not None:
+            asn = self.geo.asn(ip)
+            if asn:
+                return asn
+        return ctl.asns.get(ip, 0)

@@ -49,11 +49,10 @@ def _bogon(ip: str, host: str, ctl: HopControl) -> str | None:
 
 def _consistent_by(ctx: Context, hop: Hop, ctl: HopControl, addrs: list[str]) -> str | None:
     """Why addresses that do not overlap the control's are still genuine, or None."""
-    if ctx.geo is not None:
-        mine = {ctx.geo.asn(a) for a in addrs} - {0}
-        theirs = {ctx.geo.asn(a) for a in ctl.addrs} - {0}
-        if mine & theirs:
-            return "asn"
+    mine = {ctx.asn(a, ctl) for a in addrs} - {0}
+    theirs = {ctx.asn(a, ctl) for a in ctl.addrs} - {0}
+    if mine & theirs:
+        return "asn"
     host = hop.host.lower()
     aset = set(addrs)
     for t in hop.tls:
