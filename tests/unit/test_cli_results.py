@@ -123,3 +123,16 @@ def test_reclassify_bad_run_and_bad_database(tmp_path: Path, db: Path) -> None:
     assert CliRunner().invoke(cli, ["reclassify", "--db", str(db), "--run", "x"]).exit_code == 2
     r = CliRunner().invoke(cli, ["reclassify", "--db", str(tmp_path / "nope.db")])
     assert r.exit_code == 1 and "no such database" in r.output
+
+
+def test_results_on_a_database_without_runs_exits_1(tmp_path: Path) -> None:
+    path = tmp_path / "empty.db"
+    Store.open(path).close()
+    r = CliRunner().invoke(cli, ["results", "--db", str(path)])
+    assert r.exit_code == 1 and "no runs" in r.output
+
+
+def test_commands_have_help_text() -> None:
+    for name in ("results", "reclassify"):
+        r = CliRunner().invoke(cli, [name, "--help"])
+        assert r.exit_code == 0 and "Examples:" in r.output and "--db" in r.output
