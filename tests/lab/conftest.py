@@ -1,0 +1,77 @@
+"""Session fixtures of the censorship lab: one lab for the whole session, results per scenario.
+
+The lab needs root and a few tools; without them every lab test skips with the reason (and in
+CI, where CI=true, tests/conftest.py turns such a skip into a failure).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+
+def lab_unavailable() -> str | None:
+    """Why the lab cannot run here, or None."""
+    if os.geteuid() != 0:
+        return "the lab needs root (network namespaces, iptables)"
+    from probe.lab.lab import missing_tools
+
+    missing = missing_tools()
+    if missing:
+        return f"the lab needs: {', '.join(missing)}"
+    return None
+
+
+def _guard_sees_namespaces() -> bool:
+    try:
+        os.readlink("/proc/1/ns/net")
+    except OSError:
+        return False
+    return True
+
+
+@pytest.fixture
+def lab_tools() -> None:
+    """Skip (with the reason) unless the lab could run here."""
+    reason = lab_unavailable()
+    if reason:
+        pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def lab() -> Iterator[object]:
+    """A running lab (namespaces, services, control helper), torn down after the session."""
+    reason = lab_unavailable()
+    if reason:
+        pytest.skip(reason)
+    from probe.lab.lab import Lab
+
+    saved = os.environ.get("PROBE_NETGUARD")
+    if not _guard_sees_namespaces():
+        # The test guard tells lab namespaces from the root one through /proc/1/ns/net; where
+        # PID 1 hides it, the guard would refuse the lab's own addresses inside the lab. The lab's
+        # processes then rely on probe.lab.safety instead, which is stricter: each refuses to
+        # start unless it runs in one of the lab's named namespaces.
+        os.environ.pop("PROBE_NETGUARD", None)
+    lab_ = Lab.create()
+    try:
+        yield lab_
+    finally:
+        lab_.down()
+        if saved is not None:
+            os.environ["PROBE_NETGUARD"] = saved
+
+
+@pytest.fixture(scope="session")
+def lab_workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the probe's databases of the session go."""
+    return tmp_path_factory.mktemp("lab")
+
+
+@pytest.fixture(scope="session")
+def scenario_results(lab: object, lab_workdir: Path) -> dict[str, object]:
+    """Results per scenario name, filled on first use (each scenario runs once per session)."""
+    return {}
