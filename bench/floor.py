@@ -99,8 +99,15 @@ class _OneConnection(httpx.AsyncBaseTransport):
 
 
 async def _one(
-    url: str, resolver: str, ctx: ssl.SSLContext, client: httpx.AsyncClient, timeout: float
+    url: str,
+    resolver: str,
+    ctx: ssl.SSLContext,
+    client: httpx.AsyncClient,
+    timeout: float,
+    steps: list[list[float]] | None = None,
 ) -> str:
+    clock = time.monotonic
+    t = [clock()]
     parts = urlsplit(url)
     host = parts.hostname or ""
     tls = parts.scheme == "https"
@@ -112,16 +119,23 @@ async def _one(
             addrs = [rd.address for rrs in r.answer if rrs.rdtype == dns.rdatatype.A for rd in rrs]
             if not addrs:
                 return "dns"
+            t.append(clock())
             reader, writer = await asyncio.open_connection(addrs[0], port)
+            t.append(clock())
             try:
                 if tls:
                     await writer.start_tls(ctx, server_hostname=host)
+                t.append(clock())
                 conn = httpcore.AsyncHTTP11Connection(
                     httpcore.Origin(parts.scheme.encode(), host.encode(), port),
                     _Stream(reader, writer),
                 )
                 resp = await client.get(url, extensions={"floor_conn": conn})
                 await resp.aclose()
+                if steps is not None:
+                    t.append(clock())
+                    for i in range(4):
+                        steps[i].append(t[i + 1] - t[i])
                 return "ok" if resp.status_code < 500 else "http"
             finally:
                 writer.close()
@@ -132,9 +146,18 @@ async def _one(
 
 
 async def run_floor(
-    urls: Iterator[str], resolver: str, cafile: str | None, concurrency: int, timeout: float = 15.0
+    urls: Iterator[str],
+    resolver: str,
+    cafile: str | None,
+    concurrency: int,
+    timeout: float = 15.0,
+    timings: bool = False,
 ) -> dict[str, Any]:
-    """Fetch every URL with at most ``concurrency`` in flight; return the counts and elapsed time."""
+    """Fetch every URL with at most ``concurrency`` in flight; return the counts and elapsed time.
+
+    With ``timings``, also the median duration (ms) of each step (dns, tcp, tls, http).
+    """
+    steps: list[list[float]] | None = [[], [], [], []] if timings else None
     ctx = ssl.create_default_context(cafile=cafile)
     ctx.set_alpn_protocols(["http/1.1"])
     outcomes: Counter[str] = Counter()
@@ -142,17 +165,25 @@ async def run_floor(
 
         async def worker() -> None:
             for url in urls:  # one shared iterator: the list is streamed, never loaded
-                outcomes[await _one(url, resolver, ctx, client, timeout)] += 1
+                outcomes[await _one(url, resolver, ctx, client, timeout, steps)] += 1
 
         t0 = time.monotonic()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         elapsed = time.monotonic() - t0
-    return {
+    result: dict[str, Any] = {
         "urls": sum(outcomes.values()),
         "ok": outcomes.get("ok", 0),
         "failures": {k: v for k, v in outcomes.items() if k != "ok"},
         "elapsed": round(elapsed, 3),
     }
+    if steps is not None:
+        import statistics
+
+        result["step_median_ms"] = {
+            name: round(statistics.median(xs) * 1000, 1) if xs else None
+            for name, xs in zip(("dns", "tcp", "tls", "http"), steps, strict=True)
+        }
+    return result
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -162,9 +193,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--cafile", help="CA bundle to trust")
     ap.add_argument("--concurrency", type=int, default=64)
     ap.add_argument("--timeout", type=float, default=15.0, help="per-URL deadline, seconds")
+    ap.add_argument("--timings", action="store_true", help="also report median step durations")
     args = ap.parse_args(argv)
     result = asyncio.run(
-        run_floor(iter_urls(args.list), args.resolver, args.cafile, args.concurrency, args.timeout)
+        run_floor(iter_urls(args.list), args.resolver, args.cafile, args.concurrency, args.timeout,
+                  args.timings)
     )
     print(json.dumps(result), flush=True)
     return 0

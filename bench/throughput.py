@@ -183,7 +183,7 @@ def _env(workdir: Path) -> dict[str, str]:
 
 def floor_argv(lists: Sequence[Path], net: BenchNet, ca: Path, c: int, timeout: float) -> list[str]:
     argv = [sys.executable, "-m", "bench.floor", "--resolver", net.dns_ip, "--cafile", str(ca),
-            "--concurrency", str(c), "--timeout", str(timeout)]  # fmt: skip
+            "--concurrency", str(c), "--timeout", str(timeout), "--timings"]  # fmt: skip
     for p in lists:
         argv += ["--list", str(p)]
     return argv
@@ -252,64 +252,103 @@ def _valid(fig: dict[str, Any]) -> bool:
     )
 
 
-def run_pair(
+def _floor_once(
     net: BenchNet, services: Services, workdir: Path, lists: Sequence[Path], urls: int, c: int,
-    rtt_ms: float, timeouts: dict[str, float], timeout: float, profile: Path | None,
-    control: bool = True,
+    rtt_ms: float, timeouts: dict[str, float], timeout: float,
 ) -> dict[str, Any]:  # fmt: skip
-    """Measure the floor, then the probe, over the same URLs at concurrency ``c``."""
     assert services.ca is not None
-    env = _env(workdir)
-    row: dict[str, Any] = {"concurrency": c, "urls": urls, "rtt_ms": rtt_ms}
     delay_stats: list[dict[str, Any]] = []
+    load = os.getloadavg()[0]
     with delayed(net, rtt_ms, delay_stats):
-        row["measured_connect_ms"] = measure_rtt(net)
         fr = run_child(floor_argv(lists, net, services.ca, c, timeouts.get("deadline", 15.0)),
-                       net.client, timeout=timeout, env=env, workdir=workdir)  # fmt: skip
-    row["floor_delay"] = delay_stats[:]
+                       net.client, timeout=timeout, env=_env(workdir), workdir=workdir)  # fmt: skip
     try:
         fdata = json.loads(fr.stdout.strip().splitlines()[-1])
     except (ValueError, IndexError):
         fdata = {}
-    row["floor"] = _figures(fr, urls, fdata.get("ok"))
-    row["floor"]["failures"] = fdata.get("failures")
-    row["floor"]["internal_elapsed_s"] = fdata.get("elapsed")
+    fig = _figures(fr, urls, fdata.get("ok"))
+    fig.update(failures=fdata.get("failures"), internal_elapsed_s=fdata.get("elapsed"),
+               step_median_ms=fdata.get("step_median_ms"), loadavg_before=round(load, 2),
+               delay=delay_stats)  # fmt: skip
     if fr.returncode != 0:
-        row["floor"]["stderr"] = fr.stderr[-1500:]
+        fig["stderr"] = fr.stderr[-1500:]
+    fig["valid"] = _valid(fig)
+    return fig
 
+
+def _probe_once(
+    net: BenchNet, services: Services, workdir: Path, lists: Sequence[Path], urls: int, c: int,
+    rtt_ms: float, timeouts: dict[str, float], timeout: float, profile: Path | None, control: bool,
+) -> dict[str, Any]:  # fmt: skip
+    assert services.ca is not None
     db = workdir / f"probe-c{c}.db"
     for suffix in ("", "-wal", "-shm"):
         Path(f"{db}{suffix}").unlink(missing_ok=True)
-    delay_stats.clear()
+    delay_stats: list[dict[str, Any]] = []
+    load = os.getloadavg()[0]
     with delayed(net, rtt_ms, delay_stats):
         pr = run_child(
             probe_argv(lists, net, services.ca, c, db, services.control_url if control else None,
                        timeouts, profile),
-            net.client, timeout=timeout, env=env, workdir=workdir,
+            net.client, timeout=timeout, env=_env(workdir), workdir=workdir,
         )  # fmt: skip
-    row["probe_delay"] = delay_stats[:]
     ok, verdicts = _probe_ok(db)
-    row["probe"] = _figures(pr, urls, ok)
-    row["probe"]["verdicts"] = verdicts
-    row["probe"]["control"] = services.control_url if control else None
+    fig = _figures(pr, urls, ok)
+    fig.update(verdicts=verdicts, control=services.control_url if control else None,
+               loadavg_before=round(load, 2), delay=delay_stats)  # fmt: skip
     if pr.returncode != 0:
-        row["probe"]["stderr"] = pr.stderr[-1500:]
+        fig["stderr"] = pr.stderr[-1500:]
+    fig["valid"] = _valid(fig)
+    return fig
+
+
+def _median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The run with the median throughput (valid runs first), so its figures belong together."""
+    pool = [r for r in runs if r["valid"]] or runs
+    pool = sorted(pool, key=lambda r: r["urls_per_s"] or 0.0)
+    return pool[(len(pool) - 1) // 2]
+
+
+def run_pair(
+    net: BenchNet, services: Services, workdir: Path, lists: Sequence[Path], urls: int, c: int,
+    rtt_ms: float, timeouts: dict[str, float], timeout: float, profile: Path | None,
+    control: bool = True, repeat: int = 1,
+) -> dict[str, Any]:  # fmt: skip
+    """Measure the floor and the probe over the same URLs at concurrency ``c``, ``repeat`` times.
+
+    The order alternates (floor, probe, probe, floor, ...) so that a change in background load
+    does not always favour the same client; the row reports the median run of each.
+    """
+    row: dict[str, Any] = {"concurrency": c, "urls": urls, "rtt_ms": rtt_ms, "repeat": repeat}
+    with delayed(net, rtt_ms, []):
+        row["measured_connect_ms"] = measure_rtt(net)
+    floors: list[dict[str, Any]] = []
+    probes: list[dict[str, Any]] = []
+    for i in range(repeat):
+        order = ("floor", "probe") if i % 2 == 0 else ("probe", "floor")
+        for who in order:
+            if who == "floor":
+                floors.append(_floor_once(net, services, workdir, lists, urls, c, rtt_ms, timeouts,
+                                          timeout))  # fmt: skip
+            else:
+                probes.append(_probe_once(net, services, workdir, lists, urls, c, rtt_ms, timeouts,
+                                          timeout, profile if i == 0 else None, control))  # fmt: skip
+    row["floor"], row["probe"] = _median_run(floors), _median_run(probes)
+    if repeat > 1:
+        row["floor_runs"], row["probe_runs"] = floors, probes
     ideal = c / (4 * rtt_ms / 1000) if rtt_ms > 0 else None
     row["ideal_urls_per_s"] = round(ideal, 1) if ideal else None
     f, p = row["floor"], row["probe"]
-    f["valid"], p["valid"] = _valid(f), _valid(p)
-    if not (f["valid"] and p["valid"]):
-        row["ratios"] = {k: None for k in ("probe_vs_floor_throughput", "probe_vs_floor_cpu",
-                                           "probe_vs_ideal", "floor_vs_ideal")}  # fmt: skip
-        if f["valid"]:
-            row["ratios"]["floor_vs_ideal"] = _ratio(f["urls_per_s"], ideal)
-        return row
     row["ratios"] = {
         "probe_vs_floor_throughput": _ratio(p["urls_per_s"], f["urls_per_s"]),
         "probe_vs_floor_cpu": _ratio(p["cpu_ms_per_url"], f["cpu_ms_per_url"]),
         "probe_vs_ideal": _ratio(p["urls_per_s"], ideal),
         "floor_vs_ideal": _ratio(f["urls_per_s"], ideal),
     }
+    if not (f["valid"] and p["valid"]):
+        row["ratios"] = {k: None for k in row["ratios"]}
+        if f["valid"]:
+            row["ratios"]["floor_vs_ideal"] = _ratio(f["urls_per_s"], ideal)
     return row
 
 
@@ -377,7 +416,7 @@ def print_table(result: dict[str, Any]) -> None:
     print(f"probe throughput benchmark  cores={result['machine']['cores']}  RTT={p['rtt_ms']} ms  "
           f"URLs={p['urls']}  control={'yes' if p['control'] else 'no'}")  # fmt: skip
     hdr = (f"{'C':>4} {'client':<6} {'URLs/s':>8} {'CPU ms/URL':>11} {'peak RSS MB':>12} "
-           f"{'ok':>6} {'wall s':>7}")  # fmt: skip
+           f"{'ok':>6} {'wall s':>7} {'load':>5}")  # fmt: skip
     for row in result["runs"]:
         print()
         print(f"C = {row['concurrency']}  (TCP connect measured: {row['measured_connect_ms']} ms)")
@@ -389,14 +428,17 @@ def print_table(result: dict[str, Any]) -> None:
             f = row[name]
             print(f"{row['concurrency']:>4} {name:<6} {_fmt(f['urls_per_s'], '8.1f')} "
                   f"{_fmt(f['cpu_ms_per_url'], '11.2f')} {_fmt(f['peak_rss_mb'], '12.1f')} "
-                  f"{_fmt(f['ok'], '>6')} {_fmt(f['wall_s'], '7.1f')}")  # fmt: skip
+                  f"{_fmt(f['ok'], '>6')} {_fmt(f['wall_s'], '7.1f')} "
+                  f"{_fmt(f.get('loadavg_before'), '5.2f')}")  # fmt: skip
         r = row["ratios"]
         print(f"     probe/floor throughput {_fmt(r['probe_vs_floor_throughput'])} (target >= "
               f"{TARGET_THROUGHPUT_RATIO})  CPU {_fmt(r['probe_vs_floor_cpu'])} (target <= "
               f"{TARGET_CPU_RATIO})  probe/ideal {_fmt(r['probe_vs_ideal'])}  "
               f"floor/ideal {_fmt(r['floor_vs_ideal'])}")  # fmt: skip
         for name in ("floor", "probe"):
-            for s in row.get(f"{name}_delay", []):
+            if row[name].get("step_median_ms"):
+                print(f"     {name} median step ms: {row[name]['step_median_ms']}")
+            for s in row[name].get("delay", []):
                 print(f"     delay q{s['queue']} during {name}: {s['packets']} packets, late p50 "
                       f"{s['late_p50_ms']} ms p99 {s['late_p99_ms']} ms max {s['late_max_ms']} ms, "
                       f"drops {s['queue_dropped'] + s['user_dropped']}")  # fmt: skip
@@ -451,6 +493,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--urls", type=int, default=2000, help="URLs per run (distinct names)")
     ap.add_argument("--concurrency", default="64", help="comma-separated, e.g. 64,128")
     ap.add_argument("--rtt-ms", type=float, default=100.0, help="round-trip time added by the router")
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="runs of each client per concurrency (order alternates; median reported)")
     ap.add_argument("--no-control", action="store_true", help="run the probe without the helper")
     ap.add_argument("--no-throughput", action="store_true", help="skip the probe/floor runs")
     ap.add_argument("--memory", action="store_true", help="also measure peak RSS on long lists")
@@ -480,7 +524,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "machine": {"cores": os.cpu_count(), "python": platform.python_version(),
                     "kernel": platform.release(), "nginx_workers": args.nginx_workers},
         "params": {"urls": args.urls, "concurrency": concurrencies, "rtt_ms": args.rtt_ms,
-                   "control": not args.no_control, "timeouts": timeouts, "profile": args.profile},
+                   "control": not args.no_control, "timeouts": timeouts, "profile": args.profile,
+                   "repeat": args.repeat},
         "started": stamp, "runs": [],
     }  # fmt: skip
     workdir = Path(tempfile.mkdtemp(prefix="probe-bench-"))
@@ -500,7 +545,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                           flush=True)  # fmt: skip
                     profile = OUT / f"profile-c{c}-{stamp}.txt" if args.profile else None
                     row = run_pair(net, services, workdir, [lst], args.urls, c, args.rtt_ms,
-                                   timeouts, args.timeout, profile, control)  # fmt: skip
+                                   timeouts, args.timeout, profile, control,
+                                   args.repeat)  # fmt: skip
                     if profile is not None:
                         row["profile"] = str(profile)
                     result["runs"].append(row)
