@@ -452,6 +452,8 @@ async def measure(
     control: ControlFn | None = None,
     attempt: int = 0,
     extra_addresses: Sequence[str] = (),
+    *,
+    on_ready: Callable[[], None] | None = None,
 ) -> Measurement:
     """Measure one target step by step, following redirects; never raises for network problems.
 
@@ -460,15 +462,32 @@ async def measure(
     ``extra_addresses`` are connected to in addition to the resolved ones (the test helper uses
     it to try the probe's addresses). When ``cfg.deadline`` fires, unfinished steps are recorded
     with ``deadline_exceeded`` and so is ``Measurement.failure``.
+
+    ``on_ready`` (optional) is called once, as soon as the foreground steps (DNS decisions,
+    TCP, TLS, HTTP of every hop) are over, before waiting for the background ones (late-reply
+    windows, DoH, control). A runner that bounds concurrency can release its slot there, so
+    that the late-reply window never costs throughput; the measurement still completes.
     """
     started = time.time()
     t0 = time.monotonic()
     m = _Measurer(target, cfg, control, extra_addresses)
     failure: str | None = None
+    ready = on_ready
+
+    def signal_ready() -> None:
+        nonlocal ready
+        if ready is not None:
+            callback, ready = ready, None
+            try:
+                callback()
+            except Exception:
+                log.exception("on_ready callback failed")
+
     deadline = asyncio.timeout(cfg.deadline)
     try:
         async with deadline:
             await m.run()
+            signal_ready()
             await m.wait_background()
     except TimeoutError:
         if not deadline.expired():
@@ -478,6 +497,7 @@ async def measure(
         log.exception("measuring %s failed", target.url)
         failure = failure_string(exc)
     finally:
+        signal_ready()
         await m.cancel_background()
     source = m.control_source()
     return Measurement(

@@ -206,3 +206,20 @@ def test_measurement_round_trips_through_json(loopback_net: LoopbackNet) -> None
             config(loopback_net, resolvers=(loopback_net.injecting_resolver, loopback_net.resolver),
                    tcp_timeout=0.3))
     assert from_json(Measurement, to_json(m)) == m
+
+
+def test_on_ready_fires_once_before_the_late_window_closes(loopback_net: LoopbackNet) -> None:
+    import time
+
+    slow = DNSServer(loopback_net.loop, "127.0.0.61",
+                     injecting_handler(dict(loopback_net.zone), lie=loopback_net.web_ip, delay=1.0))
+    ready: list[float] = []
+    try:
+        cfg = config(loopback_net, resolvers=(slow.address,), late_window=1.5)
+        m = run(loopback_net.url("ok.test"), cfg, on_ready=lambda: ready.append(time.time()))
+    finally:
+        slow.close()
+    a = _dns(m)
+    assert len(ready) == 1
+    assert len(a.replies) == 2, "the measurement still waited for the late reply"
+    assert ready[0] < a.started + a.replies[1].t
