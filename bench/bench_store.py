@@ -192,6 +192,21 @@ def time_writes(path: Path, n: int, batch: int) -> dict[str, float]:
             "db_kb_per_measurement": path.stat().st_size / 1024 / n}
 
 
+def time_reclassify(path: Path) -> dict[str, float]:
+    """``reclassify`` with the real classifier over the Store.write database."""
+    from probe.reclassify import reclassify
+    from probe.store import Store
+
+    with Store.open(path, create=False) as store:
+        cpu0 = time.process_time()
+        t0 = time.perf_counter()
+        report = reclassify(store)
+        wall = time.perf_counter() - t0
+        cpu = time.process_time() - cpu0
+    return {"measurements": report.judged, "changed": report.changed, "seconds": wall,
+            "per_s": report.judged / wall, "cpu_ms_per_measurement": 1000 * cpu / report.judged}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rows", type=float, default=1e6, help="synthetic measurements (default 1e6)")
@@ -219,6 +234,10 @@ def main() -> None:
     report["queries"] = time_queries(db, args.repeat)
     report["cli"] = time_cli(db, args.repeat)
     report["write"] = time_writes(OUT / "store-write.db", args.writes, args.batch)
+    try:
+        report["reclassify"] = time_reclassify(OUT / "store-write.db")
+    except ImportError as exc:  # the classifier is optional for this benchmark
+        report["reclassify"] = {"skipped": str(exc)}
     report["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
     g = report["generate"]
@@ -233,6 +252,10 @@ def main() -> None:
     print(f"\nStore.write: {w['per_s']:,.0f} measurements/s (batches of {w['batch']}), "  # type: ignore[index]
           f"{w['cpu_ms_per_measurement']:.2f} CPU ms/measurement, "  # type: ignore[index]
           f"{w['db_kb_per_measurement']:.1f} KB/measurement on disk")  # type: ignore[index]
+    rc = report["reclassify"]
+    if "per_s" in rc:  # type: ignore[operator]
+        print(f"reclassify: {rc['per_s']:,.0f} measurements/s, "  # type: ignore[index]
+              f"{rc['cpu_ms_per_measurement']:.2f} CPU ms/measurement (rebuild + classify)")  # type: ignore[index]
     out = OUT / f"store-{time.strftime('%Y%m%dT%H%M%S')}.json"
     out.write_text(json.dumps(report, indent=2))
     print(f"\nwrote {out}")

@@ -29,6 +29,7 @@ _VANTAGE_COLUMNS = ("asn", "as_org", "country", "resolver", "network")
 _BUSY_TIMEOUT_MS = 30_000
 _CHUNK = 500  # measurements per read chunk (iter_measurements, reclassify)
 _SEEN_MAX = 20_000  # bodies/certificates remembered as already stored, per Store
+_BLOB_CACHE_BYTES = 16 << 20  # bodies/certificates kept in memory while reading
 
 
 class StoreError(Exception):
@@ -52,6 +53,8 @@ class Store:
         self._db: sqlite_utils.Database | None = None
         self._seen_bodies: set[str] = set()
         self._certs: dict[str, _rows.Certificate] = {}
+        self._blob_cache: dict[str, bytes] = {}
+        self._blob_bytes = 0
 
     # --- opening -------------------------------------------------------------------------
     @classmethod
@@ -576,14 +579,36 @@ class Store:
                 yield mid, m, v
 
     def _body(self, sha: str) -> bytes:
-        import zlib
+        body = self._blob_cache.get(sha)
+        if body is None:
+            import zlib
 
-        row = self.conn.execute("SELECT body FROM http_bodies WHERE sha256 = ?", (sha,)).fetchone()
-        return zlib.decompress(row[0]) if row else b""
+            row = self.conn.execute(
+                "SELECT body FROM http_bodies WHERE sha256 = ?", (sha,)
+            ).fetchone()
+            body = zlib.decompress(row[0]) if row else b""
+            self._remember(sha, body)
+        return body
 
     def _cert(self, sha: str) -> bytes:
-        row = self.conn.execute("SELECT der FROM certificates WHERE sha256 = ?", (sha,)).fetchone()
-        return bytes(row[0]) if row else b""
+        der = self._blob_cache.get(sha)
+        if der is None:
+            row = self.conn.execute(
+                "SELECT der FROM certificates WHERE sha256 = ?", (sha,)
+            ).fetchone()
+            der = bytes(row[0]) if row else b""
+            self._remember(sha, der)
+        return der
+
+    def _remember(self, sha: str, blob: bytes) -> None:
+        # Block pages and interception certificates repeat across thousands of measurements:
+        # keep recent blobs, up to a fixed number of bytes.
+        if self._blob_bytes + len(blob) > _BLOB_CACHE_BYTES:
+            self._blob_cache.clear()
+            self._blob_bytes = 0
+        if len(blob) <= _BLOB_CACHE_BYTES // 4:
+            self._blob_cache[sha] = blob
+            self._blob_bytes += len(blob)
 
 
 class _Tx:

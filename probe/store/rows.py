@@ -22,7 +22,8 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from probe.model import Measurement, Verdict, from_json
+from probe.model import Measurement, Verdict
+from probe.store.encode import fast_from_json as from_json
 from probe.store.encode import fast_to_json as to_json
 
 __all__ = [

@@ -398,3 +398,15 @@ def test_documented_example_query_runs_and_finds_rows(store: Store, n: int) -> N
     store.finish_run(r2, "complete")
     rows = store.conn.execute(queries[n]).fetchall()
     assert rows, queries[n]
+
+
+def test_fast_decoder_matches_model_from_json() -> None:
+    from probe.model import Measurement, from_json, to_json
+    from probe.store.encode import fast_from_json
+
+    m = sample_measurement(6)
+    data = to_json(m)
+    assert fast_from_json(Measurement, data) == from_json(Measurement, data) == m
+    data["unknown_key"] = 1
+    del data["attempt"]
+    assert fast_from_json(Measurement, data) == from_json(Measurement, data)
