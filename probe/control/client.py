@@ -1,8 +1,8 @@
 """Client for Web Connectivity test helpers (ours, or any OONI-compatible one).
 
-One :class:`ControlClient` serves a whole run: it keeps one ``httpx.AsyncClient`` (keep-alive,
-HTTP/2 when the helper offers it over TLS), runs many requests at once, and tries the helpers
-in turn when one fails. A helper that failed at the transport level is tried last for a short
+One :class:`ControlClient` serves a whole run: it keeps its httpx connection pools open
+(keep-alive, HTTP/2 when the helper offers it over TLS), runs many requests at once, and tries
+the helpers in turn when one fails. A helper that failed at the transport level is tried last for a short
 while, so that a dead helper does not cost every URL a timeout.
 """
 
@@ -29,6 +29,17 @@ DEFAULT_HEADERS: Mapping[str, str] = {
 }
 
 _COOLDOWN = 30.0  # seconds a helper that failed at the transport level is tried last
+# httpcore's pool does O(connections^2) bookkeeping on every request; several small pools
+# (each its own httpx client) keep that cheap at high concurrency.
+_SHARD_SIZE = 8
+
+
+class _Shard:
+    """One httpx client with a few connections, and the callers it can take now."""
+
+    def __init__(self, client: httpx.AsyncClient, size: int) -> None:
+        self.client = client
+        self.free = size
 
 
 def _failure(exc: BaseException) -> str:
@@ -67,14 +78,15 @@ class ControlClient:
         self._headers = dict(DEFAULT_HEADERS)
         if user_agent:
             self._headers["User-Agent"] = user_agent
-        self._max_connections = max_connections
+        self._max_connections = max(1, max_connections)
         self._transport = transport
-        self._client: httpx.AsyncClient | None = None
+        self._shards: list[_Shard] = []
+        self._slots = asyncio.Semaphore(self._max_connections)
         self._lock = asyncio.Lock()
         self._down_until: dict[str, float] = {}
 
     async def __aenter__(self) -> ControlClient:
-        await self._ensure_client()
+        await self._ensure_shards()
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -82,18 +94,18 @@ class ControlClient:
 
     async def aclose(self) -> None:
         """Close the pooled connections."""
-        client, self._client = self._client, None
-        if client is not None:
-            await client.aclose()
+        shards, self._shards = self._shards, []
+        for shard in shards:
+            await shard.client.aclose()
 
-    async def _ensure_client(self) -> httpx.AsyncClient:
+    async def _ensure_shards(self) -> list[_Shard]:
         async with self._lock:
-            if self._client is None:
+            if not self._shards:
                 import httpx
 
-                verify: Any = True
+                # One SSL context for every shard: loading the trust store is the slow part.
+                verify = ssl.create_default_context()
                 if self.cafile:
-                    verify = ssl.create_default_context()
                     verify.load_verify_locations(cafile=self.cafile)
                 try:
                     import h2  # noqa: F401
@@ -101,19 +113,32 @@ class ControlClient:
                     http2 = True
                 except ImportError:
                     http2 = False
-                self._client = httpx.AsyncClient(
-                    http2=http2,
-                    verify=verify,
-                    timeout=httpx.Timeout(self.timeout, connect=min(self.timeout, 10.0)),
-                    limits=httpx.Limits(
-                        max_connections=self._max_connections,
-                        max_keepalive_connections=self._max_connections,
-                    ),
-                    trust_env=False,  # never route the control through an environment proxy
-                    follow_redirects=False,
-                    transport=self._transport,
-                )
-            return self._client
+                n = -(-self._max_connections // _SHARD_SIZE)
+                sizes = [self._max_connections // n + (i < self._max_connections % n) for i in range(n)]
+                for size in sizes:
+                    client = httpx.AsyncClient(
+                        http2=http2,
+                        verify=verify,
+                        timeout=httpx.Timeout(self.timeout, connect=min(self.timeout, 10.0)),
+                        limits=httpx.Limits(max_connections=size, max_keepalive_connections=size),
+                        trust_env=False,  # never route the control through an environment proxy
+                        follow_redirects=False,
+                        transport=self._transport,
+                    )
+                    self._shards.append(_Shard(client, size))
+            return self._shards
+
+    async def _post(self, url: str, body: dict[str, Any]) -> httpx.Response:
+        shards = await self._ensure_shards()
+        # Callers beyond the total pool size wait here, not in httpcore's queue; once past,
+        # some shard has a free connection slot.
+        async with self._slots:
+            shard = max(shards, key=lambda s: s.free)
+            shard.free -= 1
+            try:
+                return await shard.client.post(url, json=body)
+            finally:
+                shard.free += 1
 
     def _order(self) -> list[str]:
         now = time.monotonic()
@@ -137,12 +162,11 @@ class ControlClient:
         failure = "unknown_failure: no test helper answered"
         source = self.helpers[0]
         try:
-            client = await self._ensure_client()
             body = build_request(url, addrs, port, headers=self._headers)
             for helper in self._order():
                 source = helper
                 try:
-                    resp = await client.post(helper, json=body)
+                    resp = await self._post(helper, body)
                 except Exception as exc:
                     failure = _failure(exc)
                     self._down_until[helper] = time.monotonic() + _COOLDOWN
