@@ -33,6 +33,9 @@ def helper() -> None:
               help="Take the resolvers from this resolv.conf instead of /etc/resolv.conf.")
 @click.option("--deadline", type=click.FloatRange(1.0), default=60.0, show_default=True,
               help="Seconds allowed per measurement, redirects included.")
+@click.option("--geo", type=click.Path(exists=True, dir_okay=False),
+              help="IP-to-ASN database (.mmdb or ip2asn TSV) for ip_info.  [default: the one "
+              "`probe geo update` downloaded, if any]")
 @click.option("--allow-private", is_flag=True,
               help="Also connect to loopback/private addresses a client names (labs, tests).")
 @click.option("--log-clients", type=click.Choice(["none", "hashed", "full"]), default="none",
@@ -40,7 +43,8 @@ def helper() -> None:
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
 def serve(listen: str, cafile: str | None, tls_cert: str | None, tls_key: str | None,
           max_in_flight: int, body_cap: int, resolvers: tuple[str, ...], resolv_conf: str | None,
-          deadline: float, allow_private: bool, log_clients: str, verbose: bool) -> None:
+          deadline: float, geo: str | None, allow_private: bool, log_clients: str,
+          verbose: bool) -> None:
     """Serve OONI's Web Connectivity test-helper protocol (POST /), measuring with probe's engine.
 
     Logs one line per request to stderr, without client addresses unless --log-clients says
@@ -55,6 +59,7 @@ def serve(listen: str, cafile: str | None, tls_cert: str | None, tls_key: str | 
     import logging
 
     from probe.control.helper import HelperConfig, measure_config, parse_listen, run
+    from probe.geo import GeoDB, GeoError, open_default_geo
 
     if bool(tls_cert) != bool(tls_key):
         raise click.UsageError("--tls-cert and --tls-key go together")
@@ -67,12 +72,16 @@ def serve(listen: str, cafile: str | None, tls_cert: str | None, tls_key: str | 
                               body_cap=body_cap, deadline=deadline)
     except (OSError, ValueError) as exc:
         raise click.UsageError(str(exc)) from None
+    try:
+        geo_db = GeoDB.open(geo) if geo else open_default_geo()
+    except GeoError as exc:
+        raise click.UsageError(str(exc)) from None
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     config = HelperConfig(host=host, port=port, max_in_flight=max_in_flight,
                           measure_timeout=deadline + 30.0, allow_private=allow_private,
                           log_clients=log_clients, tls_cert=tls_cert, tls_key=tls_key)
     try:
-        run(config, mcfg)
+        run(config, mcfg, asn=geo_db.asn if geo_db else None)
     except OSError as exc:  # e.g. address already in use
         raise click.ClickException(f"cannot serve on {listen}: {exc}") from None
