@@ -112,7 +112,11 @@ class ConnTransport(httpx.AsyncBaseTransport):
 
     def reusable(self) -> bool:
         """True when the connection is idle and open (keep-alive) for another request."""
-        return self.http.is_idle() and not self.conn.writer.transport.is_closing()
+        return (
+            self.http.is_idle()
+            and not self.http.has_expired()  # the server closed it, or sent unexpected bytes
+            and not self.conn.writer.transport.is_closing()
+        )
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         req = httpcore.Request(

@@ -24,6 +24,8 @@ Quick use (pytest fixtures, registered by tests/integration/conftest.py)::
 - ``ip`` of each server: ``web_ip`` (127.0.0.2), ``reset_ip`` (.3), ``blackhole_ip`` (.4),
   ``closed_ip`` (.5, nothing listens: connection_refused)
 - ``zone``: the name -> addresses mapping served by ``resolver``
+- ``web6`` / ``dns6``: the web sites and the zone resolver on ::1 (None without IPv6);
+  ``dns6.address`` is "[::1]:PORT"
 - ``doh_url``         "https://127.0.0.2:PORT/dns-query": DoH answering from the same zone
 
 Names served (:data:`ZONE`; ``.test`` is reserved, RFC 2606):
@@ -41,6 +43,7 @@ reset.test         reset server: reads the first bytes (request or ClientHello),
 blackhole.test     accepts, reads, never answers (timeouts)
 refused.test       127.0.0.5: nothing listens (connection_refused)
 multi.test         [reset, web]: two A records, one resets, one works
+dual.test          web on 127.0.0.2 (A) and on ::1 (AAAA; ``web6``, when IPv6 works)
 noaddr.test        NOERROR without A/AAAA (dns_no_answer)
 servfail.test      SERVFAIL;  refused-dns.test: REFUSED;  anything else: NXDOMAIN
 =================  ===========================================================================
@@ -108,6 +111,7 @@ ZONE: dict[str, list[str] | str] = {
     "blackhole.test": [BLACKHOLE_IP],
     "refused.test": [CLOSED_IP],
     "multi.test": [RESET_IP, WEB_IP],
+    "dual.test": [WEB_IP, "::1"],
     "noaddr.test": [],
     "servfail.test": "SERVFAIL",
     "refused-dns.test": "REFUSED",
@@ -232,7 +236,7 @@ class DNSServer:
 
     @property
     def address(self) -> str:
-        return f"{self.ip}:{self.port}"
+        return f"[{self.ip}]:{self.port}" if ":" in self.ip else f"{self.ip}:{self.port}"
 
     def close(self) -> None:
         self._loop.loop.call_soon_threadsafe(self._transport.close)
@@ -446,6 +450,8 @@ class LoopbackNet:
     reset_ip: str = RESET_IP
     blackhole_ip: str = BLACKHOLE_IP
     closed_ip: str = CLOSED_IP
+    web6: WebServer | None = None  # the same sites on [::1] (same ports), when IPv6 works
+    dns6: DNSServer | None = None  # the zone resolver on [::1]
 
     @property
     def ca_path(self) -> str:
@@ -485,8 +491,9 @@ class LoopbackNet:
 
     def close(self) -> None:
         for s in (self.web, self.reset, self.blackhole, self.dns, self.lying_dns,
-                  self.injecting_dns, self.silent_dns):
-            s.close()
+                  self.injecting_dns, self.silent_dns, self.web6, self.dns6):
+            if s is not None:
+                s.close()
         self.loop.close()
 
 
@@ -503,6 +510,15 @@ def doh_page(handler: Handler) -> Page:
     return Page(respond=respond)
 
 
+def _has_ipv6() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
 def _ok_page(title: str) -> Page:
     body = f"<!doctype html><html><head><title>\n  {title} </title></head><body>{title}</body></html>"
     return Page(200, body.encode())
@@ -511,7 +527,8 @@ def _ok_page(title: str) -> Page:
 def start_loopback_net(directory: Path | None = None) -> LoopbackNet:
     """Start every server of the standard loopback network (the ``loopback_net`` fixture)."""
     loop = ServerLoop()
-    names = ["ok.test", "www.ok.test", "redirect.test", "huge.test", "multi.test", "reset.test", WEB_IP]
+    names = ["ok.test", "www.ok.test", "redirect.test", "huge.test", "multi.test", "reset.test",
+             "dual.test", WEB_IP, "::1"]
     tls = TLSFiles(names, directory)
     tls.add("wronghost.test", cert_for="other.test")
     tls.add("untrusted.test", rogue=True)
@@ -525,6 +542,8 @@ def start_loopback_net(directory: Path | None = None) -> LoopbackNet:
             "ok.test": ok,
             "www.ok.test": ok,
             "multi.test": ok,
+            "dual.test": ok,
+            "[::1]": ok,
             "wronghost.test": ok,
             "untrusted.test": ok,
             "expired.test": ok,
@@ -541,6 +560,7 @@ def start_loopback_net(directory: Path | None = None) -> LoopbackNet:
             WEB_IP: {"/dns-query": doh_page(zone_handler(ZONE))},
         }
     )
+    web6 = WebServer(loop, "::1", sites, tls.server_context(), hp, sp) if _has_ipv6() else None
     reset = ResetServer(loop, RESET_IP, (hp, sp))
     blackhole = BlackholeServer(loop, BLACKHOLE_IP, (hp, sp))
     zone = dict(ZONE)
@@ -555,4 +575,6 @@ def start_loopback_net(directory: Path | None = None) -> LoopbackNet:
         injecting_dns=DNSServer(loop, "127.0.0.55", injecting_handler(zone)),
         silent_dns=DNSServer(loop, "127.0.0.56", silent_handler),
         zone=zone,
+        web6=web6,
+        dns6=DNSServer(loop, "::1", zone_handler(zone)) if web6 is not None else None,
     )

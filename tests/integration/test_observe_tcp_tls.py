@@ -114,3 +114,29 @@ def test_addresses_are_capped(loopback_net: LoopbackNet) -> None:
             extra_addresses=(loopback_net.closed_ip,))
     first_answer = next(d for d in m.hops[0].dns if d.qtype == "A").addresses[0]
     assert [t.ip for t in m.hops[0].tcp] == [first_answer]
+
+
+def test_ipv6_resolver_and_addresses(loopback_net: LoopbackNet) -> None:
+    if loopback_net.dns6 is None:
+        pytest.skip("no IPv6 on loopback")
+    cfg = config(loopback_net, resolvers=(loopback_net.dns6.address,))
+    m = run(loopback_net.url("dual.test", tls=True), cfg)
+    hop = m.hops[0]
+    aaaa = next(d for d in hop.dns if d.qtype == "AAAA")
+    assert aaaa.resolver == f"udp://{loopback_net.dns6.address}"
+    assert aaaa.addresses == ("::1",)
+    assert [t.ip for t in hop.tcp] == [loopback_net.web_ip, "::1"]  # A first, then AAAA
+    assert all(t.failure is None and t.cert_valid for t in hop.tls)
+    assert hop.http is not None and hop.http.status == 200
+
+
+def test_ipv6_literal_url(loopback_net: LoopbackNet) -> None:
+    if loopback_net.web6 is None:
+        pytest.skip("no IPv6 on loopback")
+    before = len(loopback_net.web6.requests)
+    m = run(f"https://[::1]:{loopback_net.https_port}/", config(loopback_net))
+    hop = m.hops[0]
+    assert hop.dns == () and hop.tls[0].cert_valid is True
+    assert hop.http is not None and hop.http.status == 200
+    host_header = dict((k.lower(), v) for k, v in loopback_net.web6.requests[before][2])["host"]
+    assert host_header == f"[::1]:{loopback_net.https_port}"
