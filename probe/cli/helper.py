@@ -31,8 +31,9 @@ def helper() -> None:
               help="Resolve through this UDP resolver (repeatable). Default: the system's.")
 @click.option("--resolv-conf", type=click.Path(exists=True, dir_okay=False),
               help="Take the resolvers from this resolv.conf instead of /etc/resolv.conf.")
-@click.option("--deadline", type=click.FloatRange(1.0), default=60.0, show_default=True,
-              help="Seconds allowed per measurement, redirects included.")
+@click.option("--deadline", type=click.FloatRange(1.0), default=25.0, show_default=True,
+              help="Seconds allowed per measurement, redirects included; keep it below the "
+              "clients' timeout (probe: 30 s).")
 @click.option("--geo", type=click.Path(exists=True, dir_okay=False),
               help="IP-to-ASN database (.mmdb or ip2asn TSV) for ip_info.  [default: the one "
               "`probe geo update` downloaded, if any]")
@@ -79,7 +80,7 @@ def serve(listen: str, cafile: str | None, tls_cert: str | None, tls_key: str | 
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     config = HelperConfig(host=host, port=port, max_in_flight=max_in_flight,
-                          measure_timeout=deadline + 30.0, allow_private=allow_private,
+                          measure_timeout=deadline + 5.0, allow_private=allow_private,
                           log_clients=log_clients, tls_cert=tls_cert, tls_key=tls_key)
     try:
         run(config, mcfg, asn=geo_db.asn if geo_db else None)

@@ -51,12 +51,19 @@ def _failure(exc: BaseException) -> str:
         return f"unknown_failure: {type(exc).__name__}"
 
 
+def _unreachable(exc: BaseException) -> bool:
+    import httpx
+
+    return isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
+
+
 class ControlClient:
     """Query test helpers for what an uncensored network sees; never raises.
 
     ``helpers`` are base URLs (``https://th.example.org`` or ``http://127.0.0.1:8080/``); the
-    request is POSTed to each URL as given. ``timeout`` bounds each helper request (the helper
-    measures DNS, TCP, TLS and HTTP, so it needs tens of seconds for slow sites). ``cafile``
+    request is POSTed to each URL as given. ``timeout`` bounds each helper request; it must
+    exceed the helper's own measurement deadline (25 s for ``probe helper serve``), so that a
+    slow site comes back as the helper's observation rather than a control failure. ``cafile``
     adds trusted CAs for helpers with private certificates.
 
     Use as ``async with ControlClient([...]) as control: obs = await control(url, addrs, port)``.
@@ -169,7 +176,8 @@ class ControlClient:
                     resp = await self._post(helper, body)
                 except Exception as exc:
                     failure = _failure(exc)
-                    self._down_until[helper] = time.monotonic() + _COOLDOWN
+                    if _unreachable(exc):  # a slow answer is the site's fault, not the helper's
+                        self._down_until[helper] = time.monotonic() + _COOLDOWN
                     continue
                 if resp.status_code != 200:
                     # 503 (busy), 5xx, 4xx: this helper cannot answer now; try the next one.

@@ -66,7 +66,7 @@ class HelperConfig:
     max_in_flight: int = 64  # concurrent measurements; more get 503
     retry_after: int = 5  # seconds, in the 503's Retry-After
     request_max_bytes: int = 64 * 1024  # request bodies above this get 413
-    measure_timeout: float = 90.0  # safety net over the engine's own deadline; 504 beyond
+    measure_timeout: float = 30.0  # safety net over the engine's own deadline; 504 beyond
     allow_private: bool = False  # connect to loopback/private addresses named by the probe
     log_clients: str = "none"  # "none", "hashed" (salted per process) or "full"
     tls_cert: str | None = None
@@ -108,7 +108,7 @@ def measure_config(
     resolv_conf: str | Path | None = None,
     cafile: str | None = None,
     body_cap: int = 1 << 20,
-    deadline: float = 60.0,
+    deadline: float = 25.0,
 ) -> Any:
     """The engine's MeasureConfig for the helper (no DoH: the helper is the control).
 

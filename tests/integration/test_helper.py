@@ -336,6 +336,30 @@ def test_client_fails_over_from_a_dead_helper_to_a_live_one() -> None:
     asyncio.run(main())
 
 
+def test_slow_helper_is_skipped_per_url_but_not_set_aside() -> None:
+    calls = 0
+
+    def entered() -> None:
+        nonlocal calls
+        calls += 1
+
+    async def main() -> list[Any]:
+        gate = asyncio.Event()  # never set while the client waits: the slow helper times out
+        slow = Helper(fake_measure(gate, entered), config(shutdown_timeout=1.0))
+        try:
+            async with running_helper(slow) as slow_url, \
+                    running_helper(Helper(fake_measure(), config())) as fast_url, \
+                    ControlClient([slow_url, fast_url], timeout=0.5) as control:
+                results = [await control("http://example.org/", [], 80) for _ in range(2)]
+                gate.set()
+                return [(r.source == fast_url, r.failure) for r in results]
+        finally:
+            gate.set()
+
+    assert asyncio.run(main()) == [(True, None), (True, None)]
+    assert calls == 2  # the second URL asked the slow helper first again
+
+
 def test_client_runs_requests_concurrently() -> None:
     n = 8
 
