@@ -120,6 +120,11 @@ def check(e: Expect, m: Measurement | None, v: Verdict | None) -> Outcome:
         got = tuple(q.addresses) if q else ()
         if got != e.dns_addresses:
             obs.append(f"DNS addresses: expected {list(e.dns_addresses)}, got {list(got)}")
+    if e.dns_reply_addresses is not None:
+        got_r = tuple(tuple(r.answers) for r in q.replies) if q else ()
+        if got_r != e.dns_reply_addresses:
+            obs.append(f"DNS replies' addresses: expected {[list(a) for a in e.dns_reply_addresses]}, "
+                       f"got {[list(a) for a in got_r]}")  # fmt: skip
     last = next((h.http for h in reversed(hops) if h.http is not None), None)
     if e.status is not None and (last is None or last.status != e.status):
         obs.append(f"HTTP status: expected {e.status}, got {last.status if last else None}")
@@ -142,4 +147,6 @@ def check(e: Expect, m: Measurement | None, v: Verdict | None) -> Outcome:
             ver.append(f"stage: expected {e.stage}, got {v.stage}")
         if e.hop is not None and v.hop != e.hop:
             ver.append(f"hop: expected {e.hop}, got {v.hop}")
+        if e.reason and not any(e.reason in r for r in v.reasons):
+            ver.append(f"reasons: expected one naming {e.reason!r}, got {list(v.reasons)}")
     return Outcome(e.url, tuple(obs), tuple(ver), observed(m), got_v)

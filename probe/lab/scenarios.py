@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from probe.lab.blockpage import BLOCKPAGE_FINGERPRINT
 from probe.lab.sites import BLOCKPAGE_IP, FORGED_IP, site
 
 __all__ = [
@@ -76,11 +77,13 @@ class Expect:
       failed, and its failure string; ``step="none"`` means every step of every hop succeeded;
     * ``dns_replies``: at least this many replies to the system resolver's A query (hop 0);
     * ``dns_addresses``: the addresses of its first reply;
+    * ``dns_reply_addresses``: the addresses of each of its replies, in order of arrival;
     * ``blockpage``: the last HTTP response carries the block page;
     * ``status``: the last HTTP status; ``truncated``: the body was cut at the cap;
     * ``hops``: the number of hops (redirects + 1).
 
-    Verdict checks: ``verdict`` always; ``stage`` and ``hop`` when not ``None``.
+    Verdict checks: ``verdict`` always; ``stage`` and ``hop`` when not ``None``; ``reason``, when
+    set, must be a substring of one of the verdict's reasons (e.g. the block page's fingerprint).
     """
 
     url: str
@@ -92,10 +95,12 @@ class Expect:
     step_hop: int = 0
     dns_replies: int | None = None
     dns_addresses: tuple[str, ...] | None = None
+    dns_reply_addresses: tuple[tuple[str, ...], ...] | None = None
     blockpage: bool | None = None
     status: int | None = None
     truncated: bool | None = None
     hops: int | None = None
+    reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -143,13 +148,13 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario(
         "dns-blockpage", 3, "ISP resolver answers the block-page server's address", "censorship",
         (Expect(_u("dns-blockpage"), "hijacked", "dns", dns_addresses=(BLOCKPAGE_IP,),
-                blockpage=True, status=200),),
+                blockpage=True, status=200, reason=BLOCKPAGE_FINGERPRINT),),
         Censor(resolver=((_name("dns-blockpage"), "answer", (BLOCKPAGE_IP,), 0.0),)),
     ),
     Scenario(
         "dns-injection", 4, "on-path DNS injection racing the genuine answer", "censorship",
-        (Expect(_u("dns-inject"), "hijacked", "dns", dns_replies=2,
-                dns_addresses=(FORGED_IP,)),),
+        (Expect(_u("dns-inject"), "hijacked", "dns", dns_replies=2, dns_addresses=(FORGED_IP,),
+                dns_reply_addresses=((FORGED_IP,), (_ip("dns-inject"),)), reason="injection"),),
         Censor(
             resolver=((_name("dns-inject"), "delay", (), 0.1),),
             inject_dns=((_name("dns-inject"), (FORGED_IP,)),),
@@ -215,7 +220,7 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario(
         "http-blockpage", 13, "block page for that Host (transparent proxy)", "censorship",
         (Expect(_u("http-blockpage"), "blocked", "http", step="none", blockpage=True,
-                status=200),),
+                status=200, reason=f"blockpage:{BLOCKPAGE_FINGERPRINT}"),),
         Censor(nat=("-i r0 -p tcp --dport 80 -j REDIRECT --to-ports 3129",),
                proxy_block=(_name("http-blockpage"),)),
         notes="every port-80 flow goes through the proxy; only this Host gets the page",
