@@ -9,6 +9,7 @@ while, so that a dead helper does not cost every URL a timeout.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
 import time
 from collections.abc import Mapping, Sequence
@@ -112,6 +113,11 @@ class ControlClient:
 
                 # One SSL context for every shard: loading the trust store is the slow part.
                 verify = ssl.create_default_context()
+                if not verify.cert_store_stats().get("x509_ca"):
+                    with contextlib.suppress(ImportError, OSError):
+                        import certifi  # httpx's own default, for systems without a CA store
+
+                        verify.load_verify_locations(cafile=certifi.where())
                 if self.cafile:
                     verify.load_verify_locations(cafile=self.cafile)
                 try:
