@@ -141,11 +141,36 @@ def time_queries(path: Path, repeat: int) -> dict[str, dict[str, float]]:
         with Store.open(path, create=False) as s:
             return sum(1 for _ in s.latest_verdicts())
 
+    def sql(query: str) -> Callable[[], int]:
+        def run() -> int:
+            with Store.open(path, create=False) as s:
+                return len(s.conn.execute(query).fetchall())
+
+        return run
+
     out = {}
-    for name, fn in (("latest_verdicts: all rows (SQL)", all_latest),
-                     ("latest_verdicts: all rows (Store API, dicts)", api_latest),
-                     ("latest_verdicts: one vantage point", one_vantage),
-                     ("latest_verdicts: non-ok counts per vantage", blocked_counts)):
+    for name, fn in (
+        ("latest_verdicts: all rows (SQL)", all_latest),
+        ("latest_verdicts: all rows (Store API, dicts)", api_latest),
+        ("latest_verdicts: one vantage point", one_vantage),
+        ("latest_verdicts: non-ok counts per vantage", blocked_counts),
+        ("latest_verdicts: two vantage points compared", sql(
+            "SELECT a.url, a.verdict, b.verdict FROM latest_verdicts AS a "
+            "JOIN latest_verdicts AS b ON b.url = a.url AND b.vantage = 'vp01' "
+            "WHERE a.vantage = 'vp00' AND a.verdict != b.verdict")),
+        ("blocked view: by category", sql(
+            "SELECT category, count(*) FROM blocked GROUP BY category")),
+        ("latest reasons (json_each)", sql(
+            "SELECT r.value, count(*) FROM latest_verdicts AS lv, json_each(lv.reasons) AS r "
+            "GROUP BY r.value")),
+        ("runs over time", sql(
+            "SELECT r.id, v.name, r.started_at, r.status, json_extract(r.counts, '$.blocked') "
+            "FROM runs r JOIN vantage_points v ON v.id = r.vantage_id ORDER BY r.started_at")),
+        ("verdict share per day and vantage (full scan)", sql(
+            "SELECT date(m.measured_at) AS day, m.vantage_id, count(*), "
+            "sum(m.verdict IN ('blocked', 'reset', 'hijacked')) FROM measurements m "
+            "WHERE m.final = 1 GROUP BY day, m.vantage_id")),
+    ):
         first, median, n = _median(fn, repeat)
         out[name] = {"first_s": first, "median_s": median, "rows": n}
     return out

@@ -504,13 +504,12 @@ class Store:
         if limit is not None:
             sql += " LIMIT ?"
             params.append(int(limit))
-        loads = json.loads
         for r in self.conn.execute(sql, params):
             yield {
                 "measurement_id": r[0], "run_id": r[1], "vantage": r[2], "url": r[3],
                 "original_url": r[4], "domain": r[5], "category": r[6], "measured_at": r[7],
                 "runtime": r[8], "attempt": r[9], "verdict": r[10], "stage": r[11],
-                "hop": r[12], "reasons": loads(r[13]), "classifier_version": r[14],
+                "hop": r[12], "reasons": _reasons(r[13]), "classifier_version": r[14],
             }
 
     def latest_verdicts(
@@ -527,9 +526,10 @@ class Store:
         sql = "SELECT * FROM latest_verdicts" + (f" WHERE {' AND '.join(where)}" if where else "")
         cur = self.conn.execute(sql, params)
         names = [d[0] for d in cur.description]
+        at = names.index("reasons")
         for r in cur:
             d = dict(zip(names, r, strict=True))
-            d["reasons"] = json.loads(d["reasons"])
+            d["reasons"] = _reasons(r[at])
             yield d
 
     def iter_measurements(self, run_id: int | None = None) -> Iterator[tuple[int, Measurement]]:
@@ -609,6 +609,11 @@ class Store:
         if len(blob) <= _BLOB_CACHE_BYTES // 4:
             self._blob_cache[sha] = blob
             self._blob_bytes += len(blob)
+
+
+def _reasons(text: str) -> list[str]:
+    # Most verdicts (ok) have no reasons: skip the JSON parser for them.
+    return [] if text == "[]" else json.loads(text)
 
 
 class _Tx:

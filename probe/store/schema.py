@@ -237,8 +237,10 @@ CREATE TABLE controls (
 );
 CREATE INDEX controls_measurement ON controls(measurement_id, hop);
 
+-- url comes from `latest` (not `measurements`) so that joins and filters on url use its primary
+-- key: comparing two vantage points is then one lookup per URL.
 CREATE VIEW latest_verdicts AS
-SELECT l.vantage_id, v.name AS vantage, m.url, m.domain, m.category, m.verdict, m.stage,
+SELECT l.vantage_id, v.name AS vantage, l.url, m.domain, m.category, m.verdict, m.stage,
        m.hop, m.reasons, m.measured_at, m.run_id, m.id AS measurement_id, m.classifier_version
 FROM latest AS l
 JOIN measurements AS m ON m.id = l.measurement_id
