@@ -94,6 +94,11 @@ class MeasureConfig:
         for u in self.doh:
             if not u.startswith("https://"):
                 raise ValueError(f"invalid DoH URL {u!r}: must start with https://")
+        if self.cafile:
+            try:
+                ssl.create_default_context(cafile=self.cafile)
+            except (OSError, ssl.SSLError) as exc:
+                raise ValueError(f"cannot use CA file {self.cafile}: {exc}") from None
 
 
 class _Runtime:
@@ -106,7 +111,12 @@ class _Runtime:
             self.resolvers = [parse_resolver(r) for r in cfg.resolvers]
             self.no_resolver: str | None = None
         elif cfg.system_resolver:
-            self.resolvers = [parse_resolver(ns) for ns in system_nameservers(cfg.resolv_conf)]
+            self.resolvers = []
+            for ns in system_nameservers(cfg.resolv_conf):
+                try:
+                    self.resolvers.append(parse_resolver(ns))
+                except ValueError:
+                    log.warning("ignoring nameserver %r of %s", ns, cfg.resolv_conf)
             self.no_resolver = None if self.resolvers else f"no nameserver in {cfg.resolv_conf}"
         else:
             self.resolvers = []

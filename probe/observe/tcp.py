@@ -26,10 +26,14 @@ class Conn:
         self.tls_valid: bool | None = None  # None: plain TCP; True/False: TLS validated or not
 
     def close(self) -> None:
-        """Close without waiting: nothing more is measured on this connection."""
+        """Close at once: nothing more is measured on this connection.
+
+        abort(), not close(): a graceful TLS shutdown would keep the transport around for up to
+        30 s when the peer (or a middlebox) stops answering, and memory per URL must stay flat.
+        """
         transport = self.writer.transport
         if not transport.is_closing():
-            transport.abort() if self.tls_valid is None else transport.close()
+            transport.abort()
 
 
 async def tcp_connect(ip: str, port: int, timeout: float) -> tuple[TCPObservation, Conn | None]:

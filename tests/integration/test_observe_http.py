@@ -178,3 +178,20 @@ def test_attempt_is_recorded(loopback_net: LoopbackNet) -> None:
 )
 def test_title_extraction(body: bytes, content_type: str, title: str | None) -> None:
     assert extract_title(body, content_type) == title
+
+
+def test_deadline_during_dns_keeps_the_query(loopback_net: LoopbackNet) -> None:
+    cfg = config(loopback_net, resolvers=(loopback_net.silent_resolver,), dns_timeout=30,
+                 deadline=0.3)
+    m = run(loopback_net.url("ok.test"), cfg)
+    assert m.failure == "deadline_exceeded"
+    assert {d.qtype: d.failure for d in m.hops[0].dns} == {
+        "A": "deadline_exceeded", "AAAA": "deadline_exceeded"}
+    assert m.hops[0].tcp == ()
+
+
+def test_unreadable_cafile_is_a_config_error(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from probe.observe import MeasureConfig
+
+    with pytest.raises(ValueError, match=r"missing\.pem"):
+        MeasureConfig(cafile=str(tmp_path / "missing.pem"))
