@@ -80,7 +80,9 @@ def _judge(
     if any(f.verdict == "ok" for f in found):
         return Verdict("ok", None, None, reasons, CLASSIFIER_VERSION), None
     # Nothing decisive: the failures we saw have no usable control to compare with.
-    first = next((f for f in found if f.stage in ("dns", "tcp", "tls", "http")), None)
+    stages = ("dns", "tcp", "tls", "http")
+    positive = ("dns/consistent", "http/match")
+    first = next((f for f in found if f.stage in stages and not f.reason.startswith(positive)), None)
     if first is None:
         return Verdict("inconclusive", None, None, reasons, CLASSIFIER_VERSION), None
     return verdict(first, "inconclusive"), first
