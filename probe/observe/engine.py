@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import ipaddress
 import logging
 import ssl
@@ -95,10 +96,16 @@ class MeasureConfig:
             if not u.startswith("https://"):
                 raise ValueError(f"invalid DoH URL {u!r}: must start with https://")
         if self.cafile:
-            try:
-                ssl.create_default_context(cafile=self.cafile)
-            except (OSError, ssl.SSLError) as exc:
-                raise ValueError(f"cannot use CA file {self.cafile}: {exc}") from None
+            _check_cafile(self.cafile)
+
+
+@functools.lru_cache(maxsize=16)
+def _check_cafile(path: str) -> None:
+    """ValueError naming ``path`` when it is not a usable CA file (checked once per path)."""
+    try:
+        ssl.create_default_context(cafile=path)
+    except (OSError, ssl.SSLError) as exc:
+        raise ValueError(f"cannot use CA file {path}: {exc}") from None
 
 
 class _Runtime:
@@ -145,20 +152,27 @@ class _Runtime:
             await client.aclose()
 
 
-_RUNTIMES: dict[MeasureConfig, _Runtime] = {}
+# Keyed by the fields a runtime depends on only: the test helper derives a config per request
+# (the client's User-Agent), and that must neither rebuild SSL contexts nor grow this dict.
+_RUNTIMES: dict[tuple[Any, ...], _Runtime] = {}
+
+
+def _runtime_key(cfg: MeasureConfig) -> tuple[Any, ...]:
+    return (cfg.cafile, cfg.resolvers, cfg.system_resolver, cfg.resolv_conf)
 
 
 def _runtime(cfg: MeasureConfig) -> _Runtime:
-    rt = _RUNTIMES.get(cfg)
+    key = _runtime_key(cfg)
+    rt = _RUNTIMES.get(key)
     if rt is None:
-        rt = _RUNTIMES[cfg] = _Runtime(cfg)
+        rt = _RUNTIMES[key] = _Runtime(cfg)
     return rt
 
 
 async def aclose(cfg: MeasureConfig | None = None) -> None:
     """Close the shared DoH clients of the running loop (call once at the end of a run)."""
     for key, rt in list(_RUNTIMES.items()):
-        if cfg is None or key == cfg:
+        if cfg is None or key == _runtime_key(cfg):
             await rt.aclose()
 
 
