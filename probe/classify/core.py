@@ -75,6 +75,7 @@ class HopControl:
     tcp: dict[tuple[str, int], tuple[bool, str | None]] = field(default_factory=dict)
     tls: dict[tuple[str, int], tuple[bool, str | None, str]] = field(default_factory=dict)
     asns: dict[str, int] = field(default_factory=dict)  # the helper's ip_info, when it sends it
+    valid_ips: set[str] = field(default_factory=set)  # ip_info "valid_for_domain" (helper's TLS)
 
     @property
     def has_dns(self) -> bool:
@@ -119,9 +120,11 @@ def hop_control(hop: Hop) -> HopControl:
             ctl.tcp[(canon_ip(t.ip), t.port)] = (t.ok, t.failure)
         for t in th.tls:
             ctl.tls[(canon_ip(t.ip), t.port)] = (t.ok, t.failure, t.server_name)
-        for ip, asn, _flags in th.ip_info:
+        for ip, asn, flags in th.ip_info:
             if asn:
                 ctl.asns[canon_ip(ip)] = asn
+            if "valid_for_domain" in flags.split(","):
+                ctl.valid_ips.add(canon_ip(ip))
     for q in hop.dns_control:
         ctl.addrs.update(a for a in (canon_ip(x) for x in q.addresses) if a)
         if q.failure and q.failure != "dns_no_answer":

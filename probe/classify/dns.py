@@ -61,6 +61,8 @@ def _consistent_by(ctx: Context, hop: Hop, ctl: HopControl, addrs: list[str]) ->
     for (ip, _port), (ok, _f, server_name) in ctl.tls.items():
         if ip in aset and ok and server_name.lower() == host:
             return "control-tls"
+    if aset & ctl.valid_ips:
+        return "control-tls"
     h = hop.http
     if h is not None and canon_ip(h.ip) in aset and h.failure is None:
         final = ctx.final_hop is hop
@@ -79,6 +81,8 @@ def _judge_failure(hop: Hop, q: DNSObservation, ctl: HopControl) -> list[Finding
     fam = 6 if q.qtype == "AAAA" else 4
     if ctl.addrs:
         same_family = ctl.addrs_of(fam)
+        if kind == "no-answer" and not same_family:
+            return []  # no AAAA for a site the control knows only by IPv4 (or vice versa): normal
         if kind == "timeout" and same_family:
             return [Finding("dns", i, reason, "blocked")]
         if kind == "nxdomain" or (kind in ("no-answer", "servfail", "refused") and same_family):

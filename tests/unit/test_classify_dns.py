@@ -259,3 +259,11 @@ def test_ip_literal_url_has_no_dns_stage() -> None:
     )
     v = judge(m)
     assert v.verdict == "ok" and not any(r.startswith("dns/") for r in v.reasons)
+
+
+def test_helper_ip_info_valid_for_domain_flag_is_consistent() -> None:
+    from dataclasses import replace
+
+    c = replace(ctl(), ip_info=((CENSOR, 0, "resolved_by_probe,valid_for_domain"),))
+    v = judge(measurement(plain((CENSOR,), c, http_=http(URL, CENSOR, body=page("Other", 300)))))
+    assert has(v, "dns/consistent:control-tls")

@@ -118,3 +118,44 @@ def test_content_evidence_is_not_retried() -> None:
     assert not needs_retry(inj)
     ok = measurement(plain(ctl=ctl()))
     assert not needs_retry(ok)
+
+
+def test_odd_and_partial_observations_never_raise() -> None:
+    import random
+
+    from probe.model import HTTPObservation
+
+    rng = random.Random(7)
+    failures = [
+        None,
+        "generic_timeout_error",
+        "connection_reset",
+        "connection_refused",
+        "eof_error",
+        "ssl_unknown_authority",
+        "dns_nxdomain_error",
+        "unknown_failure: boom",
+        "deadline_exceeded",
+    ]
+    addrs = ["192.0.2.10", "10.0.0.1", "::1", "not-an-ip", "0.0.0.0", "2001:db8::1", ""]
+    seen = set()
+    for _ in range(300):
+        ip = rng.choice(addrs)
+        h = plain(
+            (ip,),
+            rng.choice([None, ctl(), ctl(body=None, http_failure=rng.choice(failures[1:]))]),
+            dns_=[dns(HOST, [ip], failure=rng.choice(failures))],
+            tcp_=[tcp(ip, 80, rng.choice(failures))],
+            http_=rng.choice(
+                [
+                    None,
+                    http(URL, ip, failure=rng.choice(failures[1:])),
+                    HTTPObservation(URL, ip, 80, 0.0, 0.0),
+                    http(URL, ip, body=page("T", 50)),
+                ]
+            ),
+        )
+        v = classify(measurement(h))
+        assert v.verdict in VERDICTS
+        seen.add(v.verdict)
+    assert len(seen) >= 4
