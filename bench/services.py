@@ -182,6 +182,31 @@ class Services:
             _wait_port(self.net, self.net.helper_ip, port, helper)
             self.control_url = f"http://{self.net.helper_ip}:{port}"
 
+    def cpu_seconds(self) -> dict[str, float]:
+        """user+sys CPU seconds used so far by each server (with its child processes)."""
+        tick = os.sysconf("SC_CLK_TCK")
+        stats: dict[int, tuple[int, str, float]] = {}
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    raw = f.read()
+            except OSError:
+                continue
+            # comm may hold spaces: split after its closing parenthesis.
+            comm = raw[raw.index("(") + 1 : raw.rindex(")")]
+            rest = raw[raw.rindex(")") + 2 :].split()
+            stats[int(entry)] = (int(rest[1]), comm, (int(rest[11]) + int(rest[12])) / tick)
+        out: dict[str, float] = {}
+        for proc in self.procs:
+            if proc.pid not in stats:
+                continue
+            name = stats[proc.pid][1]
+            total = stats[proc.pid][2] + sum(c for ppid, _, c in stats.values() if ppid == proc.pid)
+            out[name] = round(out.get(name, 0.0) + total, 2)
+        return out
+
     def stop(self) -> None:
         for proc in reversed(self.procs):
             if proc.poll() is None:

@@ -39,6 +39,9 @@ __all__ = ["ChildResult", "main", "run_child"]
 OUT = Path(__file__).resolve().parent / "out"
 ROOT = Path(__file__).resolve().parent.parent
 
+#: Extra `probe run` arguments for every probe run (--probe-arg), e.g. to try an option's effect.
+PROBE_EXTRA_ARGS: list[str] = []
+
 #: Issue 4's targets.
 TARGET_THROUGHPUT_RATIO = 0.8
 TARGET_CPU_RATIO = 2.0
@@ -195,14 +198,14 @@ def probe_argv(
 ) -> list[str]:  # fmt: skip
     argv = [sys.executable]
     if profile is not None:
-        argv += ["-m", "pyinstrument", "-r", "text", "--show-all", "-o", str(profile)]
+        argv += ["-m", "pyinstrument", "-r", "pyisession", "-o", str(profile)]
     argv += ["-m", "probe", "run", *map(str, lists), "--resolver", net.dns_ip,
              "--cafile", str(ca), "--concurrency", str(c), "--db", str(db), "--accept-risks",
              "--no-progress", "--vantage", "bench"]  # fmt: skip
     argv += ["--control", control] if control else ["--no-control"]
     for k, v in timeouts.items():
         argv += [f"--{k.replace('_', '-')}", str(v)]
-    return argv
+    return argv + PROBE_EXTRA_ARGS
 
 
 def _figures(r: ChildResult, urls: int, ok: int | None) -> dict[str, Any]:
@@ -241,6 +244,59 @@ def _probe_ok(db: Path) -> tuple[int | None, dict[str, int]]:
     return counts.get("ok", 0), counts
 
 
+_TIMELINE_SQL = """
+select
+  (select min(q.started + q.duration) from dns_queries q where q.measurement_id = m.id
+     and q.hop = 0 and q.control = 0 and q.qtype = 'A') - m.started,
+  (select min(q.started + q.duration) from dns_queries q where q.measurement_id = m.id
+     and q.hop = 0 and q.control = 0 and q.qtype = 'AAAA') - m.started,
+  (select min(t.started) from tcp_connects t where t.measurement_id = m.id and t.hop = 0) - m.started,
+  (select min(t.started + t.duration) from tcp_connects t where t.measurement_id = m.id
+     and t.hop = 0) - m.started,
+  (select min(t.started) from tls_handshakes t where t.measurement_id = m.id and t.hop = 0)
+     - m.started,
+  (select min(t.started + t.duration) from tls_handshakes t where t.measurement_id = m.id
+     and t.hop = 0) - m.started,
+  (select min(h.started) from http_requests h where h.measurement_id = m.id and h.hop = 0)
+     - m.started,
+  (select min(h.started + h.duration) from http_requests h where h.measurement_id = m.id
+     and h.hop = 0) - m.started,
+  (select min(json_extract(c.data, '$.started')) from controls c where c.measurement_id = m.id
+     and c.hop = 0) - m.started,
+  (select min(json_extract(c.data, '$.started') + json_extract(c.data, '$.duration'))
+     from controls c where c.measurement_id = m.id and c.hop = 0) - m.started,
+  m.runtime
+from measurements m where m.final = 1
+"""
+_TIMELINE = ("dns_a_done", "dns_aaaa_done", "tcp_start", "tcp_done", "tls_start", "tls_done",
+             "http_start", "http_done", "control_start", "control_done", "runtime")  # fmt: skip
+
+
+def _probe_timeline(db: Path) -> dict[str, float | None]:
+    """Median offsets (ms after the measurement started) of each step of the probe's URLs.
+
+    Read from the probe's own database: where the time of one URL goes (extra round trips,
+    gaps between steps, the control on or off the critical path).
+    """
+    import sqlite3
+
+    if not db.exists():
+        return {}
+    try:
+        con = sqlite3.connect(db)
+        try:
+            rows = con.execute(_TIMELINE_SQL).fetchall()
+        finally:
+            con.close()
+    except sqlite3.Error as exc:
+        return {"error": str(exc)}  # type: ignore[dict-item]
+    out: dict[str, float | None] = {}
+    for i, name in enumerate(_TIMELINE):
+        xs = [r[i] for r in rows if r[i] is not None]
+        out[name] = round(statistics.median(xs) * 1000, 1) if xs else None
+    return out
+
+
 def _valid(fig: dict[str, Any]) -> bool:
     """A run counts when it exited 0 in time and fetched (nearly) every URL fine."""
     ok = fig.get("ok")
@@ -259,6 +315,7 @@ def _floor_once(
     assert services.ca is not None
     delay_stats: list[dict[str, Any]] = []
     load = os.getloadavg()[0]
+    cpu0 = services.cpu_seconds()
     with delayed(net, rtt_ms, delay_stats):
         fr = run_child(floor_argv(lists, net, services.ca, c, timeouts.get("deadline", 15.0)),
                        net.client, timeout=timeout, env=_env(workdir), workdir=workdir)  # fmt: skip
@@ -269,7 +326,7 @@ def _floor_once(
     fig = _figures(fr, urls, fdata.get("ok"))
     fig.update(failures=fdata.get("failures"), internal_elapsed_s=fdata.get("elapsed"),
                step_median_ms=fdata.get("step_median_ms"), loadavg_before=round(load, 2),
-               delay=delay_stats)  # fmt: skip
+               delay=delay_stats, server_cpu_s=_cpu_delta(cpu0, services.cpu_seconds()))  # fmt: skip
     if fr.returncode != 0:
         fig["stderr"] = fr.stderr[-1500:]
     fig["valid"] = _valid(fig)
@@ -286,6 +343,7 @@ def _probe_once(
         Path(f"{db}{suffix}").unlink(missing_ok=True)
     delay_stats: list[dict[str, Any]] = []
     load = os.getloadavg()[0]
+    cpu0 = services.cpu_seconds()
     with delayed(net, rtt_ms, delay_stats):
         pr = run_child(
             probe_argv(lists, net, services.ca, c, db, services.control_url if control else None,
@@ -295,11 +353,18 @@ def _probe_once(
     ok, verdicts = _probe_ok(db)
     fig = _figures(pr, urls, ok)
     fig.update(verdicts=verdicts, control=services.control_url if control else None,
-               loadavg_before=round(load, 2), delay=delay_stats)  # fmt: skip
+               timeline_median_ms=_probe_timeline(db),
+               loadavg_before=round(load, 2), delay=delay_stats,
+               server_cpu_s=_cpu_delta(cpu0, services.cpu_seconds()))  # fmt: skip
     if pr.returncode != 0:
         fig["stderr"] = pr.stderr[-1500:]
     fig["valid"] = _valid(fig)
     return fig
+
+
+def _cpu_delta(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    """CPU seconds each server spent during one client run (nginx, dnsmasq, the helper)."""
+    return {k: round(v - before.get(k, 0.0), 2) for k, v in after.items()}
 
 
 def _median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -332,8 +397,18 @@ def run_pair(
                                           timeout))  # fmt: skip
             else:
                 probes.append(_probe_once(net, services, workdir, lists, urls, c, rtt_ms, timeouts,
-                                          timeout, profile if i == 0 else None, control))  # fmt: skip
+                                          timeout, None, control))  # fmt: skip
     row["floor"], row["probe"] = _median_run(floors), _median_run(probes)
+    if profile is not None:
+        # A separate run under pyinstrument: the figures above stay free of its overhead.
+        from bench.profile import summarise
+
+        prof = _probe_once(net, services, workdir, lists, urls, c, rtt_ms, timeouts, timeout,
+                           profile, control)  # fmt: skip
+        row["profile"] = {"session": str(profile), "urls_per_s": prof["urls_per_s"],
+                          "cpu_ms_per_url": prof["cpu_ms_per_url"], "valid": prof["valid"]}  # fmt: skip
+        if profile.exists():
+            row["profile"]["summary"] = summarise(profile)
     if repeat > 1:
         row["floor_runs"], row["probe_runs"] = floors, probes
     ideal = c / (4 * rtt_ms / 1000) if rtt_ms > 0 else None
@@ -438,6 +513,10 @@ def print_table(result: dict[str, Any]) -> None:
         for name in ("floor", "probe"):
             if row[name].get("step_median_ms"):
                 print(f"     {name} median step ms: {row[name]['step_median_ms']}")
+            if row[name].get("timeline_median_ms"):
+                print(f"     {name} median timeline ms: {row[name]['timeline_median_ms']}")
+            if row[name].get("server_cpu_s"):
+                print(f"     server CPU s during {name}: {row[name]['server_cpu_s']}")
             for s in row[name].get("delay", []):
                 print(f"     delay q{s['queue']} during {name}: {s['packets']} packets, late p50 "
                       f"{s['late_p50_ms']} ms p99 {s['late_p99_ms']} ms max {s['late_max_ms']} ms, "
@@ -445,6 +524,11 @@ def print_table(result: dict[str, Any]) -> None:
             if row[name].get("stderr"):
                 print(f"     {name} failed (rc {row[name]['returncode']}): "
                       f"{row[name]['stderr'].strip().splitlines()[-1:]}")  # fmt: skip
+    for row in result["runs"]:
+        if row.get("profile", {}).get("summary"):
+            print(f"profile at C={row['concurrency']} (probe under pyinstrument: "
+                  f"{row['profile']['urls_per_s']} URLs/s):")  # fmt: skip
+            print(row["profile"]["summary"])
     for m in result.get("memory", []):
         print(f"memory: {m['urls']:>7} URLs  C={m['concurrency']} RTT={m['rtt_ms']} ms  peak RSS "
               f"{m['peak_rss_mb']} MB  {m['urls_per_s']} URLs/s  rc={m['returncode']}")  # fmt: skip
@@ -504,7 +588,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--memory-concurrency", type=int, default=128)
     ap.add_argument("--help-runs", type=int, default=7, help="runs of `probe --help` (0: skip)")
     ap.add_argument("--profile", action="store_true",
-                    help="run the probe under pyinstrument (figures then include its overhead)")
+                    help="one more probe run per concurrency under pyinstrument; its summary goes "
+                    "to the report (the measured figures come from runs without the profiler)")
+    ap.add_argument("--probe-arg", action="append", default=[], metavar="ARG",
+                    help="extra argument for `probe run` (repeatable), e.g. --probe-arg=--late-window=0")
     ap.add_argument("--nginx-workers", type=int, default=1)
     ap.add_argument("--timeout", type=float, default=900.0, help="kill a client after this many s")
     ap.add_argument("--out", type=Path, help="JSON output (default bench/out/throughput-<time>.json)")
@@ -512,6 +599,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if os.geteuid() != 0:
         ap.error("needs root (network namespaces, iptables, NFQUEUE); run with sudo")
     concurrencies = [int(x) for x in args.concurrency.split(",") if x.strip()]
+    PROBE_EXTRA_ARGS[:] = args.probe_arg
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     out = args.out or OUT / f"throughput-{stamp}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -525,7 +613,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "kernel": platform.release(), "nginx_workers": args.nginx_workers},
         "params": {"urls": args.urls, "concurrency": concurrencies, "rtt_ms": args.rtt_ms,
                    "control": not args.no_control, "timeouts": timeouts, "profile": args.profile,
-                   "repeat": args.repeat},
+                   "repeat": args.repeat, "probe_args": args.probe_arg},
         "started": stamp, "runs": [],
     }  # fmt: skip
     workdir = Path(tempfile.mkdtemp(prefix="probe-bench-"))
@@ -543,12 +631,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 for c in concurrencies:
                     print(f"C={c}: floor and probe over {args.urls} URLs, RTT {args.rtt_ms} ms ...",
                           flush=True)  # fmt: skip
-                    profile = OUT / f"profile-c{c}-{stamp}.txt" if args.profile else None
+                    profile = OUT / f"profile-c{c}-{stamp}.pyisession" if args.profile else None
                     row = run_pair(net, services, workdir, [lst], args.urls, c, args.rtt_ms,
                                    timeouts, args.timeout, profile, control,
                                    args.repeat)  # fmt: skip
-                    if profile is not None:
-                        row["profile"] = str(profile)
                     result["runs"].append(row)
                     out.write_text(json.dumps(result, indent=2))
             if args.memory:
