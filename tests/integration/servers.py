@@ -51,7 +51,7 @@ servfail.test      SERVFAIL;  refused-dns.test: REFUSED;  anything else: NXDOMAI
 Lower-level pieces (for tests that need their own behaviour): :class:`ServerLoop`,
 :class:`DNSServer` with a handler ``(query Message) -> [(delay_s, Message | bytes), ...]``,
 :func:`zone_handler`, :func:`lying_handler`, :func:`injecting_handler`, :class:`WebServer`
-(sites: ``{host: {path: Page}}``), :class:`ResetServer`, :class:`BlackholeServer`, and
+(sites: ``{host: {path: Page}}``), :class:`ResetServer`, :class:`BlackholeServer`, :class:`ReplyServer`, and
 :class:`TLSFiles` (trustme CA + per-name server contexts).
 """
 
@@ -81,6 +81,7 @@ __all__ = [
     "DNSServer",
     "LoopbackNet",
     "Page",
+    "ReplyServer",
     "ResetServer",
     "ServerLoop",
     "TLSFiles",
@@ -135,8 +136,17 @@ class ServerLoop:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
     def close(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(5)
+        async def cancel_all() -> None:
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        try:
+            self.run(cancel_all(), timeout=5)
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join(5)
 
 
 # --- DNS -----------------------------------------------------------------------------------
@@ -429,6 +439,21 @@ class BlackholeServer(_RawServer):
                 pass
         except ConnectionError:
             pass
+
+
+class ReplyServer(_RawServer):
+    """Reads the first bytes, answers with fixed raw bytes, then closes (malformed responses)."""
+
+    reply: bytes = b"NOT HTTP AT ALL\r\n\r\n"
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await asyncio.wait_for(reader.read(65536), 5)
+            writer.write(self.reply)
+            await writer.drain()
+        except (TimeoutError, ConnectionError):
+            pass
+        writer.close()
 
 
 # --- the whole loopback network ----------------------------------------------------------

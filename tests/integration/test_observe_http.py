@@ -195,3 +195,28 @@ def test_unreadable_cafile_is_a_config_error(tmp_path) -> None:  # type: ignore[
 
     with pytest.raises(ValueError, match=r"missing\.pem"):
         MeasureConfig(cafile=str(tmp_path / "missing.pem"))
+
+
+def test_garbage_response_is_malformed(loopback_net: LoopbackNet) -> None:
+    from servers import ReplyServer
+
+    server = ReplyServer(loopback_net.loop, "127.0.0.8", (0,))
+    try:
+        m = run(f"http://127.0.0.8:{server.ports[0]}/", config(loopback_net))
+    finally:
+        server.close()
+    http = m.hops[0].http
+    assert http is not None and http.failure == "http_response_malformed" and http.status is None
+
+
+def test_closed_without_response_is_eof(loopback_net: LoopbackNet) -> None:
+    from servers import ReplyServer
+
+    server = ReplyServer(loopback_net.loop, "127.0.0.8", (0,))
+    server.reply = b""
+    try:
+        m = run(f"http://127.0.0.8:{server.ports[0]}/", config(loopback_net))
+    finally:
+        server.close()
+    http = m.hops[0].http
+    assert http is not None and http.failure == "eof_error"

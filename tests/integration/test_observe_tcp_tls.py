@@ -140,3 +140,17 @@ def test_ipv6_literal_url(loopback_net: LoopbackNet) -> None:
     assert hop.http is not None and hop.http.status == 200
     host_header = dict((k.lower(), v) for k, v in loopback_net.web6.requests[before][2])["host"]
     assert host_header == f"[::1]:{loopback_net.https_port}"
+
+
+def test_tls_to_a_plain_http_port_is_a_failed_handshake(loopback_net: LoopbackNet) -> None:
+    from servers import ReplyServer
+
+    server = ReplyServer(loopback_net.loop, "127.0.0.8", (0,))
+    server.reply = b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n"
+    try:
+        m = run(f"https://127.0.0.8:{server.ports[0]}/", config(loopback_net))
+    finally:
+        server.close()
+    (tls,) = m.hops[0].tls
+    assert tls.failure == "ssl_failed_handshake"
+    assert tls.cert_valid is None
