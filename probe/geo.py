@@ -19,7 +19,7 @@ import gzip
 import io
 import ipaddress
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -240,10 +240,6 @@ def open_default_geo() -> GeoDB | None:
     return GeoDB.open(path)
 
 
-def _iter_chunks(response: Any) -> Iterator[bytes]:
-    yield from response.iter_bytes()
-
-
 def update_geo(url: str = DEFAULT_GEO_URL, dest: str | Path | None = None, *, timeout: float = 60.0) -> Path:
     """Download an ip2asn TSV (or .mmdb) to ``dest`` atomically and check that it parses.
 
@@ -260,7 +256,7 @@ def update_geo(url: str = DEFAULT_GEO_URL, dest: str | Path | None = None, *, ti
             if response.status_code != 200:
                 raise GeoError(f"download of {url} failed: HTTP {response.status_code}")
             with tmp.open("wb") as fh:
-                for chunk in _iter_chunks(response):
+                for chunk in response.iter_bytes():
                     fh.write(chunk)
     except httpx.HTTPError as exc:
         tmp.unlink(missing_ok=True)
@@ -268,14 +264,13 @@ def update_geo(url: str = DEFAULT_GEO_URL, dest: str | Path | None = None, *, ti
     except GeoError:
         tmp.unlink(missing_ok=True)
         raise
+    # The format is chosen by suffix, so check the download under a name with the target's.
+    check = target.with_name(target.stem + ".part" + target.suffix)
+    tmp.replace(check)
     try:
-        check = tmp.with_suffix(".mmdb") if target.suffix == ".mmdb" else tmp
-        if check != tmp:
-            tmp.rename(check)
-        db = GeoDB.open(check)
-        db.close()
-        check.replace(target)
+        GeoDB.open(check).close()
     except GeoError as exc:
-        tmp.unlink(missing_ok=True)
+        check.unlink(missing_ok=True)
         raise GeoError(f"downloaded file is not a valid geo database: {exc}") from None
+    check.replace(target)
     return target

@@ -264,3 +264,19 @@ def test_default_path_follows_the_environment(monkeypatch: pytest.MonkeyPatch, t
     assert default_geo_path() == tmp_path / "xdg" / "probe" / "ip2asn-combined.tsv.gz"
     res = CliRunner().invoke(cli, ["geo", "lookup", "192.0.2.1"])
     assert res.exit_code == 1 and "probe geo update" in res.output
+
+
+def test_update_to_an_mmdb_destination_checks_it_as_mmdb(server: str, tmp_path: Path) -> None:
+    dest = tmp_path / "asn.mmdb"
+    with pytest.raises(GeoError, match="not a valid geo database"):
+        update_geo(f"{server}/ip2asn.tsv.gz", dest)  # a TSV is not an .mmdb
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["www"]
+
+
+def test_update_installs_an_mmdb(server: str, tmp_path: Path) -> None:
+    write_mmdb(
+        tmp_path / "www" / "asn.mmdb", {"192.0.2.0/24": {"autonomous_system_number": 64496}}, "GeoLite2-ASN"
+    )
+    dest = tmp_path / "geo" / "asn.mmdb"
+    update_geo(f"{server}/asn.mmdb", dest)
+    assert GeoDB.open(dest).asn("192.0.2.1") == 64496
