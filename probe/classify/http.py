@@ -185,7 +185,13 @@ def judge_http(ctx: Context, hop: Hop, ctl: HopControl) -> list[Finding]:
         return [Finding("http", i, "http/not-attempted")] if is_final and connected else []
     fctl = final_control(ctx) if is_final else ctl
     if h.failure is not None:
-        return _failure(hop, h, fctl if fctl is not None else ctl)
+        out = _failure(hop, h, fctl if fctl is not None else ctl)
+        # A response that still failed (a redirect loop, a bad Location) can name a block page.
+        if h.status is not None and not ctx.fingerprints.false_positives(h.body, h.headers):
+            bps = ctx.fingerprints.blockpages(h.body, h.headers)
+            if bps:
+                return [Finding("http", i, f"http/blockpage:{bps[0].name}", "blocked"), *out]
+        return out
 
     out: list[Finding] = []
     auth = authenticated(hop, h)

@@ -183,3 +183,12 @@ def test_body_length_proportion_and_truncated_bodies() -> None:
 def test_identical_bodies_short_cut_the_diff() -> None:
     h = http(URL, SITE, status=200, body=PAGE)
     assert diff(h, ctl()) == []
+
+
+def test_block_page_location_on_a_response_that_failed_to_redirect_is_still_blocked() -> None:
+    h = replace(
+        http(URL, SITE, status=302, location="http://www.warning.or.kr"),
+        failure="http_invalid_redirect_location_host",
+    )
+    v = judge(measurement(plain(ctl=ctl(), http_=h)))
+    assert (v.verdict, v.stage) == ("blocked", "http") and "http/blockpage:ooni.kr_2" in v.reasons
