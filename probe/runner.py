@@ -172,19 +172,25 @@ class _Limiter:
         self.per_host = per_host
         self._sems: dict[str, tuple[asyncio.Semaphore, int]] = {}
 
-    @contextlib.asynccontextmanager
-    async def hold(self, host: str):  # type: ignore[no-untyped-def]
+    async def acquire(self, host: str) -> None:
         sem, users = self._sems.get(host) or (asyncio.Semaphore(self.per_host), 0)
         self._sems[host] = (sem, users + 1)
         try:
-            async with sem:
-                yield
-        finally:
-            sem, users = self._sems[host]
-            if users <= 1:
-                del self._sems[host]
-            else:
-                self._sems[host] = (sem, users - 1)
+            await sem.acquire()
+        except BaseException:
+            self._forget(host)
+            raise
+
+    def release(self, host: str) -> None:
+        self._sems[host][0].release()
+        self._forget(host)
+
+    def _forget(self, host: str) -> None:
+        sem, users = self._sems[host]
+        if users <= 1:
+            del self._sems[host]
+        else:
+            self._sems[host] = (sem, users - 1)
 
 
 async def run(
@@ -281,23 +287,48 @@ async def run(
     slots = asyncio.Semaphore(options.concurrency)
 
     async def one(target: Target, control: Any) -> None:
-        try:
-            async with limiter.hold(target.host):
-                m = await measure(target, cfg, control)
-                v = classify(m, fingerprints=fingerprints, geo=geo)
-                for attempt in range(1, options.retries + 1):
-                    if not needs_retry(m):
-                        break
-                    await queue.put((m, v, False))
-                    await asyncio.sleep(options.retry_pause)
-                    m = await measure(target, cfg, control, attempt=attempt)
-                    v = classify(m, fingerprints=fingerprints, geo=geo)
-                await queue.put((m, v, True))
-            summary.measured += 1
-            summary.verdicts[v.verdict] += 1
-            reporter.result(target, v)
-        finally:
-            slots.release()
+        held = True  # the producer acquired a global slot for this task
+
+        async def attempt_once(attempt: int) -> Measurement:
+            # Slots are released as soon as the foreground steps are done (on_ready): the DNS
+            # late-reply window then runs on without holding a slot or the host's share.
+            nonlocal held
+            if not held:
+                await slots.acquire()
+                held = True
+            try:
+                await limiter.acquire(target.host)
+            except BaseException:
+                slots.release()
+                held = False
+                raise
+            released = False
+
+            def release() -> None:
+                nonlocal released, held
+                if not released:
+                    released, held = True, False
+                    limiter.release(target.host)
+                    slots.release()
+
+            try:
+                return await measure(target, cfg, control, attempt=attempt, on_ready=release)
+            finally:
+                release()
+
+        m = await attempt_once(0)
+        v = classify(m, fingerprints=fingerprints, geo=geo)
+        for attempt in range(1, options.retries + 1):
+            if not needs_retry(m):
+                break
+            await queue.put((m, v, False))
+            await asyncio.sleep(options.retry_pause)
+            m = await attempt_once(attempt)
+            v = classify(m, fingerprints=fingerprints, geo=geo)
+        await queue.put((m, v, True))
+        summary.measured += 1
+        summary.verdicts[v.verdict] += 1
+        reporter.result(target, v)
 
     writer_task = asyncio.create_task(writer())
     tasks: set[asyncio.Task[None]] = set()
@@ -339,6 +370,9 @@ async def run(
             await asyncio.gather(*tasks, return_exceptions=True)
         await queue.put(None)
         await writer_task
+        from probe.observe import aclose
+
+        await aclose(cfg)
         summary.status = status
         summary.finished = time.time()
         store.finish_run(run_id, status)

@@ -29,7 +29,9 @@ class FakeSteps:
         self.peak_per_host = 0
         self.calls: list[tuple[str, int]] = []
 
-    async def measure(self, target: Target, cfg: object, control: object, attempt: int = 0) -> Measurement:
+    async def measure(
+        self, target: Target, cfg: object, control: object, attempt: int = 0, on_ready: object = None
+    ) -> Measurement:
         self.calls.append((target.url, attempt))
         self.in_flight += 1
         self.per_host[target.host] = self.per_host.get(target.host, 0) + 1
@@ -119,8 +121,39 @@ def test_limiter_forgets_idle_hosts() -> None:
 
     async def main() -> None:
         for i in range(100):
-            async with limiter.hold(f"h{i}"):
-                pass
+            await limiter.acquire(f"h{i}")
+            await limiter.acquire(f"h{i}")
+            limiter.release(f"h{i}")
+            limiter.release(f"h{i}")
 
     asyncio.run(main())
     assert limiter._sems == {}
+
+
+def test_slot_is_released_when_foreground_steps_are_done(tmp_path: Path) -> None:
+    """The DNS late-reply window must not hold a concurrency slot (issue 4)."""
+    foreground = 0
+    peak_foreground = 0
+    peak_tasks = 0
+    tasks = 0
+
+    async def measure(target: Target, cfg: object, control: object, attempt: int = 0,
+                      on_ready=None) -> Measurement:  # type: ignore[no-untyped-def]
+        nonlocal foreground, peak_foreground, tasks, peak_tasks
+        tasks += 1
+        foreground += 1
+        peak_tasks = max(peak_tasks, tasks)
+        peak_foreground = max(peak_foreground, foreground)
+        await asyncio.sleep(0.01)
+        foreground -= 1
+        on_ready()
+        await asyncio.sleep(0.1)  # the late-reply window
+        tasks -= 1
+        return Measurement(target=target, started=0.0, runtime=0.11, attempt=attempt)
+
+    steps = FakeSteps()
+    summary = asyncio.run(run(targets(100), _opts(tmp_path, concurrency=4), measure=measure,
+                              classify=steps.classify, needs_retry=steps.needs_retry))
+    assert summary.measured == 100
+    assert peak_foreground == 4
+    assert peak_tasks > 4
