@@ -13,6 +13,7 @@ geo fixture (tests/fixtures/geo/ip2asn-fixture.tsv) gives them ASNs.
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -307,6 +308,45 @@ CASES = {
         ),
         expect("ok", None, None, "dns/consistent:http",
                rule="unknown address that redirects to the control's page is consistent"),
+    ),
+    "redirect-then-tls-reset": (
+        measurement(
+            plain(control_=ctl(), http_=http(URL, SITE, status=302, location="https://cdn.example.net/a")),
+            hop("https://cdn.example.net/a", index=1, dns_=[dns("cdn.example.net", ["198.51.100.20"])],
+                tcp_=[tcp("198.51.100.20", 443)], tls_=[tls("198.51.100.20", "cdn.example.net", "connection_reset")],
+                control=control("https://cdn.example.net/a", ["198.51.100.20"], tcp_=[("198.51.100.20", 443, None)],
+                                tls_=[("198.51.100.20", 443, None)], body=PAGE)),
+        ),
+        expect("reset", "tls", 1, "tls/reset:198.51.100.20", rule="interference on a redirect hop names that hop"),
+    ),
+    "tls-interception-serving-blockpage": (
+        measurement(secure(control_=sctl(), tls_=[tls(SITE, HOST, None, valid=False)],
+                           http_=http(SURL, SITE, body=BLOCKPAGE))),
+        expect("hijacked", "tls", 0, "tls/cert-invalid:untrusted", "http/blockpage:ooni.ru_1",
+               rule="interception decides before the block page it serves; both are kept"),
+    ),
+    "dns-doh-control-only": (
+        measurement(hop(URL, dns_=[dns(HOST, [CENSOR])], tcp_=[tcp(CENSOR)],
+                        http_=http(URL, CENSOR, body=page("Access restricted", 700)),
+                        dns_control=[dns(HOST, [SITE], resolver="doh:https://127.0.0.1:8053/dns-query")])),
+        expect("hijacked", "dns", 0, "dns/inconsistent:203.0.113.66",
+               rule="DoH answers are a DNS control on their own"),
+    ),
+    "dns-lab-bogon-private-control": (
+        measurement(hop("http://dns-bogon.lab.example/", dns_=[dns("dns-bogon.lab.example", ["10.10.34.34"])],
+                        tcp_=[tcp("10.10.34.34", 80, "network_unreachable")],
+                        control=control("http://dns-bogon.lab.example/", ["10.66.2.12"],
+                                        tcp_=[("10.10.34.34", 80, "network_unreachable"), ("10.66.2.12", 80, None)],
+                                        body=PAGE))),
+        expect("hijacked", "dns", 0, "dns/inconsistent:10.10.34.34",
+               rule="inside a private network, a private answer is judged by consistency, not as a bogon")
+        | {"reasons_exclude": ["dns/bogon"]},
+    ),
+    "http-huge-truncated": (
+        measurement(plain(control_=ctl(body=b"y" * 2_000_000),
+                          http_=replace(http(URL, SITE, body=b"x" * 1024), body_length=1 << 20, body_truncated=True,
+                                        body_sha256="0" * 64))),
+        expect("ok", None, None, rule="a body cut at the cap is compared as a prefix"),
     ),
     # --- no control ------------------------------------------------------------------------
     "no-control-plain-http": (
