@@ -3,7 +3,8 @@
 An answer set is *consistent* when it overlaps the control's addresses, shares an ASN with them
 (offline IP data), when a TLS handshake to one of its addresses with the host as SNI returned a
 certificate valid for the host (the probe's or the helper's), or when the HTTP exchange over
-it gave the control's page (directly, or by redirecting to it). Anything else is inconsistent.
+it gave the control's page (directly, or by redirecting to it) or a known false positive (a
+CDN's bot challenge). Anything else is inconsistent.
 
 Bogon rule, kept sound in labs and on LANs: a non-public answer (loopback, private, link-local,
 reserved) is a lie only for a *public* name (not ``*.example``, ``*.test``, ``*.local``, ...),
@@ -70,6 +71,9 @@ def _consistent_by(ctx: Context, hop: Hop, ctl: HopControl, addrs: list[str]) ->
             return "http"
         if not final and h.status in (301, 302, 303, 307, 308) and ctx.final_ok:
             return "http"
+        # A CDN's bot challenge comes from the site's operator, not from a censor's server.
+        if h.status is not None and ctx.fingerprints.false_positives(h.body, h.headers):
+            return "false-positive"
     return None
 
 

@@ -267,3 +267,10 @@ def test_helper_ip_info_valid_for_domain_flag_is_consistent() -> None:
     c = replace(ctl(), ip_info=((CENSOR, 0, "resolved_by_probe,valid_for_domain"),))
     v = judge(measurement(plain((CENSOR,), c, http_=http(URL, CENSOR, body=page("Other", 300)))))
     assert has(v, "dns/consistent:control-tls")
+
+
+def test_cdn_bot_challenge_from_another_address_is_not_a_dns_lie() -> None:
+    captcha = page("Just a moment...", 4000)
+    v = judge(measurement(plain((CENSOR,), ctl(), http_=http(URL, CENSOR, status=403, body=captcha))))
+    assert has(v, "dns/consistent:false-positive")
+    assert (v.verdict, v.stage) == ("inconclusive", "http")
