@@ -226,11 +226,10 @@ async def run(
     cfg = options.measure or MeasureConfig()
     store = Store.open(options.db)
     fingerprints = load_fingerprints(options.fingerprints)
-    geo = None
-    if options.geo:
-        from probe.geo import GeoDB
+    from probe.geo import GeoDB, open_default_geo
 
-        geo = GeoDB.open(options.geo)
+    # The database `probe geo update` downloaded is used unless --geo names another.
+    geo = GeoDB.open(options.geo) if options.geo else open_default_geo()
 
     from probe.netcheck import resolver_addresses
 
