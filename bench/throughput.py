@@ -62,6 +62,7 @@ class ChildResult:
     stdout: str
     stderr: str
     timed_out: bool = False
+    rss_series: tuple[tuple[float, float], ...] = ()  # (seconds since start, RSS MB), every ~0.5 s
 
     @property
     def cpu_s(self) -> float:
@@ -84,11 +85,19 @@ def run_child(
         t0 = time.monotonic()
         proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=env, start_new_session=True)
     timed_out = False
+    series: list[tuple[float, float]] = []
+    next_sample = t0
     try:
         while True:
             pid, status, ru = os.wait4(proc.pid, os.WNOHANG)
             if pid:
                 break
+            now = time.monotonic()
+            if now >= next_sample:
+                rss = _rss_mb(proc.pid)
+                if rss is not None:
+                    series.append((round(now - t0, 2), rss))
+                next_sample = now + 0.5
             if time.monotonic() - t0 > timeout:
                 timed_out = True
                 os.killpg(proc.pid, signal.SIGKILL)
@@ -107,7 +116,34 @@ def run_child(
         argv=tuple(argv), returncode=proc.returncode, wall_s=wall, user_s=ru.ru_utime,
         sys_s=ru.ru_stime, maxrss_mb=ru.ru_maxrss / 1024, stdout=out_path.read_text(errors="replace"),
         stderr=err_path.read_text(errors="replace")[-4000:], timed_out=timed_out,
+        rss_series=tuple(series),
     )  # fmt: skip
+
+
+def _rss_mb(pid: int) -> float | None:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return None
+
+
+def rss_profile(series: Sequence[tuple[float, float]]) -> dict[str, Any]:
+    """RSS at 25/50/75/100 % of a run and its growth over the second half (MB per minute)."""
+    if len(series) < 4:
+        return {}
+    end = series[-1][0] or 1.0
+
+    def at(frac: float) -> float:
+        return next((mb for t, mb in series if t >= frac * end), series[-1][1])
+
+    half = [(t, mb) for t, mb in series if t >= end / 2]
+    slope = (half[-1][1] - half[0][1]) / max(half[-1][0] - half[0][0], 1e-9) * 60 if len(half) > 1 else 0.0
+    return {"rss_25": at(0.25), "rss_50": at(0.5), "rss_75": at(0.75), "rss_end": series[-1][1],
+            "second_half_mb_per_min": round(slope, 2)}  # fmt: skip
 
 
 # --- the lab --------------------------------------------------------------------------------
@@ -221,6 +257,7 @@ def _figures(r: ChildResult, urls: int, ok: int | None) -> dict[str, Any]:
         "sys_s": round(r.sys_s, 3),
         "cpu_ms_per_url": round(1000 * r.cpu_s / urls, 2) if urls else None,
         "peak_rss_mb": round(r.maxrss_mb, 1),
+        "rss": rss_profile(r.rss_series),
     }
 
 
@@ -468,8 +505,9 @@ def memory_runs(
         if pr.returncode != 0:
             row["stderr"] = pr.stderr[-1500:]
         rows.append(row)
+        row["rss_series"] = pr.rss_series[:: max(1, len(pr.rss_series) // 100)]
         print(f"  memory: {n} URLs: peak RSS {row['peak_rss_mb']} MB, {row['urls_per_s']} URLs/s, "
-              f"rc {pr.returncode}", flush=True)  # fmt: skip
+              f"rc {pr.returncode}, RSS over the run {row['rss']}", flush=True)  # fmt: skip
         for p in (lst, db, Path(f"{db}-wal"), Path(f"{db}-shm")):
             p.unlink(missing_ok=True)
     return rows
@@ -531,7 +569,9 @@ def print_table(result: dict[str, Any]) -> None:
             print(row["profile"]["summary"])
     for m in result.get("memory", []):
         print(f"memory: {m['urls']:>7} URLs  C={m['concurrency']} RTT={m['rtt_ms']} ms  peak RSS "
-              f"{m['peak_rss_mb']} MB  {m['urls_per_s']} URLs/s  rc={m['returncode']}")  # fmt: skip
+              f"{m['peak_rss_mb']} MB  {m['urls_per_s']} URLs/s  rc={m['returncode']}  "
+              f"RSS at 25/50/75/100 %: {m['rss'].get('rss_25')}/{m['rss'].get('rss_50')}/"
+              f"{m['rss'].get('rss_75')}/{m['rss'].get('rss_end')} MB")  # fmt: skip
     if result.get("help"):
         h = result["help"]
         print(f"probe --help: median {h['median_s']} s over {h['runs']} runs (target <= {TARGET_HELP_S})")
