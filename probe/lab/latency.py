@@ -42,6 +42,7 @@ import socket
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -166,7 +167,10 @@ def run_delay(
         held.append((due, pkt))
 
     nfq = NetfilterQueue()
-    nfq.bind(queue, on_packet, max_len=max_len, mode=COPY_META, range=0, sock_len=rcvbuf // 2)
+    with warnings.catch_warnings():
+        # It warns when rmem_max caps the buffer; SO_RCVBUFFORCE below lifts the cap.
+        warnings.simplefilter("ignore", RuntimeWarning)
+        nfq.bind(queue, on_packet, max_len=max_len, mode=COPY_META, range=0, sock_len=rcvbuf // 2)
     fd = nfq.get_fd()
     # The library asks for a buffer within rmem_max; as root, force a big one so bursts fit.
     with contextlib.suppress(OSError):
