@@ -144,6 +144,7 @@ class Lab:
     helper: bool = True
     services: dict[str, int] = field(default_factory=dict)
     helper_error: str = ""
+    env: dict[str, str] | None = None  # environment of every lab process (None: ours)
     _procs: list[subprocess.Popen[bytes]] = field(default_factory=list, repr=False)
     _delay: Any = field(default=None, repr=False)
 
@@ -151,15 +152,20 @@ class Lab:
 
     @classmethod
     def create(cls, *, helper: bool = True, persistent: bool = False, latency_ms: float = 0.0,
-               bandwidth: str | None = None) -> Lab:  # fmt: skip
-        """Build a new lab with a fresh prefix and start its services (cleans stale labs first)."""
+               bandwidth: str | None = None, env: dict[str, str] | None = None) -> Lab:  # fmt: skip
+        """Build a new lab with a fresh prefix and start its services (cleans stale labs first).
+
+        ``env`` is the environment of the lab's processes (services and probe), by default this
+        process's.
+        """
         if not is_root():
             raise LabError("the lab needs root (network namespaces, iptables)")
         missing = missing_tools()
         if missing:
             raise LabError(f"the lab needs these tools: {', '.join(missing)}")
         topology.cleanup_stale()
-        lab = cls(Topology(topology.new_prefix(), sites.server_addresses()), persistent, helper)
+        lab = cls(Topology(topology.new_prefix(), sites.server_addresses()), persistent, helper,
+                  env=dict(env) if env is not None else None)  # fmt: skip
         try:
             lab._up(latency_ms, bandwidth)
         except BaseException:
@@ -267,11 +273,18 @@ class Lab:
             _censor.set_bandwidth(t.censor, bandwidth)
         self._save_state()
 
+    def _env(self) -> dict[str, str]:
+        env = dict(os.environ if self.env is None else self.env)
+        # The probe's consent file and config stay inside the lab, never the user's.
+        env.setdefault("PROBE_CONFIG_DIR", str(self.state_dir / "config"))
+        return env
+
     def _start(self, name: str, ns: str, argv: Sequence[str]) -> None:
         sd = self.state_dir
         with open(sd / f"{name}.out", "wb") as out, open(sd / f"{name}.log", "wb") as err:
             proc = subprocess.Popen(["ip", "netns", "exec", ns, *argv], stdout=out, stderr=err,
-                                    stdin=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+                                    stdin=subprocess.DEVNULL, start_new_session=True,
+                                    env=self._env())  # fmt: skip
         self._procs.append(proc)
         self.services[name] = proc.pid
 
@@ -381,10 +394,8 @@ class Lab:
                 *PROBE_TIMEOUTS, *extra]  # fmt: skip
         for u in urls:
             argv += ["--url", u]
-        env = dict(os.environ)
-        env.setdefault("PROBE_CONFIG_DIR", str(self.state_dir / "config"))
         return subprocess.run(self.client_argv(argv), capture_output=True, text=True,
-                              timeout=timeout, env=env)  # fmt: skip
+                              timeout=timeout, env=self._env())  # fmt: skip
 
     def run_scenario(self, scenario: Scenario, workdir: Path) -> ScenarioResult:
         """Apply the scenario's censor, run the probe on its URLs, reset, and check the results.
@@ -437,7 +448,7 @@ class Lab:
         for u in urls:
             argv += ["--url", u]
         return subprocess.run(self.client_argv(argv), capture_output=True, text=True,
-                              timeout=timeout)  # fmt: skip
+                              timeout=timeout, env=self._env())  # fmt: skip
 
     def run_scenarios(self, scenarios: Iterable[Scenario], workdir: Path) -> Iterator[ScenarioResult]:
         """Run scenarios one after the other (the censor is reset between them)."""

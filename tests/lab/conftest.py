@@ -49,20 +49,18 @@ def lab() -> Iterator[object]:
         pytest.skip(reason)
     from probe.lab.lab import Lab
 
-    saved = os.environ.get("PROBE_NETGUARD")
+    env = dict(os.environ)
     if not _guard_sees_namespaces():
         # The test guard tells lab namespaces from the root one through /proc/1/ns/net; where
         # PID 1 hides it, the guard would refuse the lab's own addresses inside the lab. The lab's
-        # processes then rely on probe.lab.safety instead, which is stricter: each refuses to
-        # start unless it runs in one of the lab's named namespaces.
-        os.environ.pop("PROBE_NETGUARD", None)
-    lab_ = Lab.create()
+        # processes (only they) then rely on probe.lab.safety instead, which is stricter: each
+        # refuses to start unless it runs in one of the lab's named namespaces.
+        env.pop("PROBE_NETGUARD", None)
+    lab_ = Lab.create(env=env)
     try:
         yield lab_
     finally:
         lab_.down()
-        if saved is not None:
-            os.environ["PROBE_NETGUARD"] = saved
 
 
 @pytest.fixture(scope="session")
