@@ -190,7 +190,7 @@ class Lab:
                 candidates.append(info)
         if not candidates:
             raise LabError("no lab is up (start one with `probe lab up`)")
-        info = candidates[-1]
+        info = max(candidates, key=lambda i: i.get("created", 0))  # the newest
         lab = cls(Topology(info["prefix"], tuple(info.get("server_addresses", ()))),
                   info.get("persistent", False), info.get("helper", False))  # fmt: skip
         lab.services = dict(info.get("services", {}))
