@@ -44,16 +44,18 @@ def lab() -> None:
 
 
 @lab.command("list")
-def list_command() -> None:
+@click.option("-v", "--verbose", is_flag=True, help="Also show how the censor does each technique.")
+def list_command(verbose: bool) -> None:
     """List the scenarios: technique, URLs, and the verdict each must get.
 
     \b
-    Example:
+    Examples:
       probe lab list
+      probe lab list -v        # with the censor's rules for each scenario
     """
     from probe.lab.report import format_scenarios
 
-    for line in format_scenarios(_scenarios(())):
+    for line in format_scenarios(_scenarios(()), verbose=verbose):
         click.echo(line, nl=False)
 
 

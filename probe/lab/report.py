@@ -30,14 +30,42 @@ def _cut(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def format_scenarios(scenarios: Iterable[Scenario]) -> Iterator[str]:
-    """The scenario table: number, name, kind, technique, URLs and the verdicts expected."""
+def censor_lines(s: Scenario) -> list[str]:
+    """How the censor reproduces the scenario's technique, one line per rule or setting."""
+    c = s.censor
+    lines = [f"resolver: {name} -> {action}" + (f" {', '.join(addrs)}" if addrs else "")
+             + (f" (+{delay * 1000:.0f} ms)" if action == "delay" else "")
+             for name, action, addrs, delay in c.resolver]  # fmt: skip
+    lines += [f"iptables -A FORWARD {r}" for r in c.forward]
+    lines += [f"iptables -t nat -A PREROUTING {r}" for r in c.nat]
+    lines += [f"proxy: block page for Host {h}" for h in c.proxy_block]
+    lines += [f"injector: forge A {name} -> {', '.join(addrs)}" for name, addrs in c.inject_dns]
+    for port, hx, flags in c.inject_tcp:
+        trigger = bytes.fromhex(hx).decode("ascii", "replace")
+        lines.append(f"injector: {flags} to the client after a port-{port} segment with {trigger!r}")
+    if s.control == "unreachable":
+        lines.append("control: a helper URL where nothing listens")
+    if not lines:
+        lines.append("censor: nothing (benign)")
+    if s.notes:
+        lines.append(f"note: {s.notes}")
+    return lines
+
+
+def format_scenarios(scenarios: Iterable[Scenario], *, verbose: bool = False) -> Iterator[str]:
+    """The scenario table: number, name, kind, technique, URLs and the verdicts expected.
+
+    With ``verbose``, each scenario is followed by the censor's configuration for it.
+    """
     yield f"{'#':>2}  {'scenario':<22} {'kind':<10} {'technique':<50} expected\n"
     for s in scenarios:
         for i, e in enumerate(s.targets):
             head = (f"{s.number:>2}  {s.name:<22} {s.kind:<10} {_cut(s.technique, 50):<50}"
                     if i == 0 else " " * 88)  # fmt: skip
             yield f"{head} {expected_text(e):<18} {e.url}\n"
+        if verbose:
+            for line in censor_lines(s):
+                yield f"{'':>6}{line}\n"
 
 
 def format_results(results: Sequence[Any], *, verbose: bool = False) -> Iterator[str]:
