@@ -27,7 +27,10 @@ def _netns_inode(path: str) -> str | None:
         return None
 
 
-_ROOT_NS = _netns_inode("/proc/1/ns/net")
+# The root namespace is the one the test session started in: tests/conftest.py records it in
+# PROBE_NETGUARD_ROOTNS, so subprocesses entering a lab namespace (ip netns exec) still know it.
+# /proc/1/ns/net is only a fallback: some sandboxes hide PID 1's namespace even from root.
+_ROOT_NS = os.environ.get("PROBE_NETGUARD_ROOTNS") or _netns_inode("/proc/1/ns/net")
 
 
 def _in_lab_namespace() -> bool:
