@@ -156,10 +156,11 @@ SCENARIOS: tuple[Scenario, ...] = (
         (Expect(_u("dns-inject"), "hijacked", "dns", dns_replies=2, dns_addresses=(FORGED_IP,),
                 dns_reply_addresses=((FORGED_IP,), (_ip("dns-inject"),)), reason="injection"),),
         Censor(
-            resolver=((_name("dns-inject"), "delay", (), 0.1),),
+            resolver=((_name("dns-inject"), "delay", (), 0.2),),
             inject_dns=((_name("dns-inject"), (FORGED_IP,)),),
         ),
-        notes="the ISP resolver holds the genuine answer back 100 ms so the forged one wins",
+        notes="the ISP resolver holds the genuine answer back 200 ms (inside the probe's 0.5 s "
+        "late-reply window) so that the forged one wins",
     ),
     Scenario(
         "dns-drop", 5, "queries to the resolver dropped (the control resolves)", "censorship",
