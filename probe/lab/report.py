@@ -110,7 +110,7 @@ def _golden_expected(e: Expect, stored: Any, scenario: Scenario) -> dict[str, An
         "verdict": e.verdict,
         "stage": stage,
         "hop": hop,
-        "reasons_include": [],
+        "reasons_include": [e.reason] if e.reason else [],
     }
 
 
