@@ -173,6 +173,10 @@ def _specific(exc: BaseException) -> str | None:
     if isinstance(exc, ConnectionRefusedError):
         return "connection_refused"
     if isinstance(exc, ConnectionResetError):
+        # asyncio's SSL protocol reports a FIN during the handshake as a bare
+        # ConnectionResetError() (sslproto.eof_received); a real RST carries errno ECONNRESET.
+        if exc.errno is None and not exc.args:
+            return "eof_error"
         return "connection_reset"
     if isinstance(exc, ConnectionAbortedError):
         return "connection_aborted"

@@ -25,14 +25,6 @@ def lab_unavailable() -> str | None:
     return None
 
 
-def _guard_sees_namespaces() -> bool:
-    try:
-        os.readlink("/proc/1/ns/net")
-    except OSError:
-        return False
-    return True
-
-
 @pytest.fixture
 def lab_tools() -> None:
     """Skip (with the reason) unless the lab could run here."""
@@ -49,14 +41,9 @@ def lab() -> Iterator[object]:
         pytest.skip(reason)
     from probe.lab.lab import Lab
 
-    env = dict(os.environ)
-    if not _guard_sees_namespaces():
-        # The test guard tells lab namespaces from the root one through /proc/1/ns/net; where
-        # PID 1 hides it, the guard would refuse the lab's own addresses inside the lab. The lab's
-        # processes (only they) then rely on probe.lab.safety instead, which is stricter: each
-        # refuses to start unless it runs in one of the lab's named namespaces.
-        env.pop("PROBE_NETGUARD", None)
-    lab_ = Lab.create(env=env)
+    # Lab processes keep the test guard (it knows the session's root namespace from
+    # PROBE_NETGUARD_ROOTNS) on top of probe.lab.safety's own check.
+    lab_ = Lab.create(env=dict(os.environ))
     try:
         yield lab_
     finally:

@@ -44,6 +44,8 @@ CASES: list[tuple[str, BaseException, str]] = [
     # generic socket errors
     ("refused", ConnectionRefusedError(errno.ECONNREFUSED, "refused"), "connection_refused"),
     ("reset", ConnectionResetError(errno.ECONNRESET, "reset"), "connection_reset"),
+    ("asyncio ssl: FIN during handshake", ConnectionResetError(), "eof_error"),
+    ("asyncio: connection lost", ConnectionResetError("Connection lost"), "connection_reset"),
     ("aborted", ConnectionAbortedError(errno.ECONNABORTED, "aborted"), "connection_aborted"),
     ("broken pipe", BrokenPipeError(errno.EPIPE, "pipe"), "eof_error"),
     ("timeout", TimeoutError(), "generic_timeout_error"),
