@@ -102,7 +102,6 @@ def generate(path: Path, rows: int, vantages: int, urls: int, obs_bytes: int) ->
             written += len(batch)
             store.finish_run(run_id, "complete")
     c.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    c.execute("ANALYZE")
     store.close()
     elapsed = time.perf_counter() - t0
     return {"rows": written, "seconds": elapsed, "rows_per_s": written / elapsed,
@@ -201,20 +200,46 @@ def time_writes(path: Path, n: int, batch: int) -> dict[str, float]:
 
     for suffix in ("", "-wal", "-shm"):
         Path(f"{path}{suffix}").unlink(missing_ok=True)
-    items = [(sample_measurement(i, started=1_790_000_000.0 + i), sample_verdict()) for i in range(n)]
+    half = n // 2  # two vantage points measuring the same URLs, for the documented queries
+    items = [(sample_measurement(i % half, started=1_790_000_000.0 + i), sample_verdict())
+             for i in range(n)]
     store = Store.open(path)
-    vid = store.vantage("writer")
-    run_id = store.start_run(vid, [], {})
+    runs = []
+    for name in ("home", "vps"):
+        vid = store.vantage(name)
+        runs.append((store.start_run(vid, [], {}), vid))
     cpu0 = time.process_time()
     t0 = time.perf_counter()
     for i in range(0, n, batch):
-        store.write(run_id, vid, items[i : i + batch])
+        run_id, vid = runs[0] if i < half else runs[1]
+        store.write(run_id, vid, items[i : min(i + batch, half if i < half else n)])
     wall = time.perf_counter() - t0
     cpu = time.process_time() - cpu0
+    for run_id, _ in runs:
+        store.finish_run(run_id, "complete")
     store.close()
     return {"measurements": n, "batch": batch, "seconds": wall, "per_s": n / wall,
             "cpu_ms_per_measurement": 1000 * cpu / n,
             "db_kb_per_measurement": path.stat().st_size / 1024 / n}
+
+
+def time_doc_queries(path: Path, repeat: int) -> dict[str, dict[str, float]]:
+    """Every example query of docs/schema.md, over the (realistic) Store.write database."""
+    import re
+
+    from probe.store import Store
+
+    text = (ROOT / "docs" / "schema.md").read_text()
+    out = {}
+    for query in re.findall(r"```sql\n(.*?)```", text, re.S):
+        def run(query: str = query) -> int:
+            with Store.open(path, create=False) as s:
+                return len(s.conn.execute(query).fetchall())
+
+        first, median, n = _median(run, repeat)
+        title = " ".join(query.split())[:60]
+        out[title] = {"first_s": first, "median_s": median, "rows": n}
+    return out
 
 
 def time_reclassify(path: Path) -> dict[str, float]:
@@ -239,7 +264,8 @@ def main() -> None:
     ap.add_argument("--urls", type=int, default=10_000, help="URLs per run")
     ap.add_argument("--obs-bytes", type=int, default=1500, help="placeholder observations JSON size")
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--writes", type=int, default=3000, help="measurements for Store.write timing")
+    ap.add_argument("--writes", type=int, default=3000,
+                    help="realistic measurements written with Store.write (timed, then queried)")
     ap.add_argument("--batch", type=int, default=64, help="Store.write batch size")
     ap.add_argument("--reuse", action="store_true", help="reuse an existing synthetic database")
     args = ap.parse_args()
@@ -259,6 +285,7 @@ def main() -> None:
     report["queries"] = time_queries(db, args.repeat)
     report["cli"] = time_cli(db, args.repeat)
     report["write"] = time_writes(OUT / "store-write.db", args.writes, args.batch)
+    report["doc_queries"] = time_doc_queries(OUT / "store-write.db", args.repeat)
     try:
         report["reclassify"] = time_reclassify(OUT / "store-write.db")
     except ImportError as exc:  # the classifier is optional for this benchmark
@@ -277,6 +304,10 @@ def main() -> None:
     print(f"\nStore.write: {w['per_s']:,.0f} measurements/s (batches of {w['batch']}), "  # type: ignore[index]
           f"{w['cpu_ms_per_measurement']:.2f} CPU ms/measurement, "  # type: ignore[index]
           f"{w['db_kb_per_measurement']:.1f} KB/measurement on disk")  # type: ignore[index]
+    print(f"\ndocs/schema.md queries over {args.writes:,} realistic measurements "
+          f"(Store.write database)")
+    for name, q in report["doc_queries"].items():  # type: ignore[attr-defined]
+        print(f"{name:<62} {q['median_s']:>8.3f} s {q['rows']:>8,}")
     rc = report["reclassify"]
     if "per_s" in rc:  # type: ignore[operator]
         print(f"reclassify: {rc['per_s']:,.0f} measurements/s, "  # type: ignore[index]

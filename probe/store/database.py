@@ -191,6 +191,7 @@ class Store:
             except BaseException:
                 c.execute("ROLLBACK")
                 raise
+        c.execute("ANALYZE sqlite_schema")  # load the planner statistics into this connection
 
     # --- vantage points and runs -----------------------------------------------------------
     def vantage(self, name: str, **meta: Any) -> int:
