@@ -526,8 +526,12 @@ def print_table(result: dict[str, Any]) -> None:
     """The terminal report."""
     p = result["params"]
     print()
-    print(f"probe throughput benchmark  cores={result['machine']['cores']}  RTT={p['rtt_ms']} ms  "
-          f"URLs={p['urls']}  control={'yes' if p['control'] else 'no'}")  # fmt: skip
+    if result["runs"]:
+        print(f"probe throughput benchmark  cores={result['machine']['cores']}  RTT={p['rtt_ms']} ms"
+              f"  URLs={p['urls']}  control={'yes' if p['control'] else 'no'}")  # fmt: skip
+    else:
+        print(f"probe benchmark  cores={result['machine']['cores']}  "
+              f"control={'yes' if p['control'] else 'no'}")  # fmt: skip
     hdr = (f"{'C':>4} {'client':<6} {'URLs/s':>8} {'CPU ms/URL':>11} {'peak RSS MB':>12} "
            f"{'ok':>6} {'wall s':>7} {'load':>5}")  # fmt: skip
     for row in result["runs"]:
