@@ -271,7 +271,9 @@ async def run(
                 if len(batch) < _BATCH_MAX:
                     continue
             if batch:
-                store.write(run_id, vantage_id, batch)
+                # Off the event loop: a batch costs milliseconds of CPU that the measurements in
+                # flight should not wait for. Only this task writes, so there is no contention.
+                await asyncio.to_thread(store.write, run_id, vantage_id, batch)
                 batch = []
 
     control_ctx: Any = contextlib.nullcontext(None)
