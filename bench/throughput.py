@@ -62,7 +62,8 @@ class ChildResult:
     stdout: str
     stderr: str
     timed_out: bool = False
-    rss_series: tuple[tuple[float, float], ...] = ()  # (seconds since start, RSS MB), every ~0.5 s
+    rss_series: tuple[tuple[float, float], ...] = ()  # (seconds since start, RSS MB), every ~0.25 s
+    hwm_mb: float | None = None  # VmHWM: the peak RSS of the command itself (after exec)
 
     @property
     def cpu_s(self) -> float:
@@ -86,6 +87,7 @@ def run_child(
         proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=env, start_new_session=True)
     timed_out = False
     series: list[tuple[float, float]] = []
+    peak: float | None = None
     next_sample = t0
     try:
         while True:
@@ -94,10 +96,12 @@ def run_child(
                 break
             now = time.monotonic()
             if now >= next_sample:
-                rss = _rss_mb(proc.pid)
+                rss, hwm = _rss_mb(proc.pid)
                 if rss is not None:
                     series.append((round(now - t0, 2), rss))
-                next_sample = now + 0.5
+                if hwm is not None:
+                    peak = max(peak or 0.0, hwm)
+                next_sample = now + 0.25
             if time.monotonic() - t0 > timeout:
                 timed_out = True
                 os.killpg(proc.pid, signal.SIGKILL)
@@ -116,19 +120,23 @@ def run_child(
         argv=tuple(argv), returncode=proc.returncode, wall_s=wall, user_s=ru.ru_utime,
         sys_s=ru.ru_stime, maxrss_mb=ru.ru_maxrss / 1024, stdout=out_path.read_text(errors="replace"),
         stderr=err_path.read_text(errors="replace")[-4000:], timed_out=timed_out,
-        rss_series=tuple(series),
+        rss_series=tuple(series), hwm_mb=peak,
     )  # fmt: skip
 
 
-def _rss_mb(pid: int) -> float | None:
+def _rss_mb(pid: int) -> tuple[float | None, float | None]:
+    """(VmRSS, VmHWM) of ``pid`` in MB."""
+    rss = hwm = None
     try:
         with open(f"/proc/{pid}/status") as f:
             for line in f:
                 if line.startswith("VmRSS:"):
-                    return round(int(line.split()[1]) / 1024, 1)
+                    rss = round(int(line.split()[1]) / 1024, 1)
+                elif line.startswith("VmHWM:"):
+                    hwm = round(int(line.split()[1]) / 1024, 1)
     except OSError:
         pass
-    return None
+    return rss, hwm
 
 
 def rss_profile(series: Sequence[tuple[float, float]]) -> dict[str, Any]:
@@ -256,7 +264,11 @@ def _figures(r: ChildResult, urls: int, ok: int | None) -> dict[str, Any]:
         "user_s": round(r.user_s, 3),
         "sys_s": round(r.sys_s, 3),
         "cpu_ms_per_url": round(1000 * r.cpu_s / urls, 2) if urls else None,
-        "peak_rss_mb": round(r.maxrss_mb, 1),
+        # ru_maxrss also counts the pages a forked child shared with this (parent) process before
+        # it exec'd, so the command's own high-water mark (VmHWM, sampled) is the figure; the
+        # kernel's ru_maxrss is kept for reference.
+        "peak_rss_mb": r.hwm_mb if r.hwm_mb is not None else round(r.maxrss_mb, 1),
+        "ru_maxrss_mb": round(r.maxrss_mb, 1),
         "rss": rss_profile(r.rss_series),
     }
 
@@ -438,14 +450,15 @@ def run_pair(
     row["floor"], row["probe"] = _median_run(floors), _median_run(probes)
     if profile is not None:
         # A separate run under pyinstrument: the figures above stay free of its overhead.
-        from bench.profile import summarise
-
         prof = _probe_once(net, services, workdir, lists, urls, c, rtt_ms, timeouts, timeout,
                            profile, control)  # fmt: skip
         row["profile"] = {"session": str(profile), "urls_per_s": prof["urls_per_s"],
                           "cpu_ms_per_url": prof["cpu_ms_per_url"], "valid": prof["valid"]}  # fmt: skip
         if profile.exists():
-            row["profile"]["summary"] = summarise(profile)
+            # In a child: loading a session takes hundreds of MB, which later forks would inherit.
+            r = subprocess.run([sys.executable, "-m", "bench.profile", str(profile)],
+                               capture_output=True, text=True, env=_env(workdir))  # fmt: skip
+            row["profile"]["summary"] = r.stdout or r.stderr[-1000:]
     if repeat > 1:
         row["floor_runs"], row["probe_runs"] = floors, probes
     ideal = c / (4 * rtt_ms / 1000) if rtt_ms > 0 else None
