@@ -354,7 +354,9 @@ class WebServer:
                 host = next((v for k, v in headers if k.lower() == "host"), "")
                 host = host.rsplit(":", 1)[0] if not host.endswith("]") else host
                 self.requests.append((host, target, headers))  # type: ignore[arg-type]
-                page = self.sites.get(host.lower(), {}).get(target) or Page(404, b"not found")
+                site = self.sites.get(host.lower(), {})
+                # The query string never selects the page: lists of many distinct URLs reuse one.
+                page = site.get(target) or site.get(target.split("?", 1)[0]) or Page(404, b"not found")
                 if page.respond is not None:
                     length = int(next((v for k, v in headers if k.lower() == "content-length"), 0))
                     page = page.respond(await reader.readexactly(length) if length else b"")
