@@ -196,6 +196,13 @@ def _specific(exc: BaseException) -> str | None:
 
 def _http_specific(exc: BaseException) -> str | None:
     mod = type(exc).__module__
+    if mod.startswith("aiohttp"):  # the control client's stack
+        name = type(exc).__name__
+        if name in ("ServerDisconnectedError", "ClientPayloadError"):
+            return "eof_error"
+        if name in ("ClientResponseError", "ContentTypeError", "InvalidURL", "InvalidUrlClientError"):
+            return "http_request_failed"
+        return None
     if not mod.startswith(("httpx", "httpcore", "h11")):
         return None
     name = type(exc).__name__

@@ -7,6 +7,7 @@ import errno
 import socket
 import ssl
 
+import aiohttp
 import dns.exception
 import dns.message
 import dns.query
@@ -45,6 +46,9 @@ CASES: list[tuple[str, BaseException, str]] = [
     ("refused", ConnectionRefusedError(errno.ECONNREFUSED, "refused"), "connection_refused"),
     ("reset", ConnectionResetError(errno.ECONNRESET, "reset"), "connection_reset"),
     ("asyncio ssl: FIN during handshake", ConnectionResetError(), "eof_error"),
+    ("aiohttp: server disconnected", aiohttp.ServerDisconnectedError(), "eof_error"),
+    ("aiohttp: bad URL", aiohttp.InvalidURL("x"), "http_request_failed"),
+    ("aiohttp: connect timeout", aiohttp.ServerTimeoutError("t"), "generic_timeout_error"),
     ("asyncio: connection lost", ConnectionResetError("Connection lost"), "connection_reset"),
     ("aborted", ConnectionAbortedError(errno.ECONNABORTED, "aborted"), "connection_aborted"),
     ("broken pipe", BrokenPipeError(errno.EPIPE, "pipe"), "eof_error"),
