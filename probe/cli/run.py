@@ -97,7 +97,7 @@ class _Progress:
 @click.option("--no-control", is_flag=True, help="Use no control: only locally provable verdicts.")
 @click.option("--cafile", type=click.Path(exists=True, dir_okay=False), help="Extra CA bundle (PEM).")
 @click.option("--concurrency", type=click.IntRange(1, 4096), default=None,
-              help="URLs in flight  [default: 32]")
+              help="URLs in flight  [default: 64, from the benchmark]")
 @click.option("--per-host", type=click.IntRange(1, 1024), default=4, show_default=True,
               help="URLs in flight per host name.")
 @click.option("--dns-timeout", type=click.FloatRange(0.1), default=4.0, show_default=True)
