@@ -53,8 +53,7 @@ def results_command(db: Path, run: str, verdict: str | None, vantage: str | None
     try:
         with Store.open(db, create=False) as store:
             rows = store.results(run_value, verdict=verdict, vantage=vantage, limit=limit)
-            write = click.get_text_stream("stdout").write
             for chunk in (format_json_lines if as_json else format_table)(rows):
-                write(chunk)
+                click.echo(chunk, nl=False)
     except StoreError as exc:
         raise click.ClickException(str(exc)) from None
