@@ -76,6 +76,7 @@ class RunSummary:
     measured: int = 0
     verdicts: Counter[str] = field(default_factory=Counter)
     problems: int = 0
+    errors: int = 0  # URLs lost to a bug in probe (reported as they happen)
     started: float = 0.0
     finished: float = 0.0
 
@@ -319,15 +320,22 @@ async def run(
             finally:
                 release()
 
-        m = await attempt_once(0)
-        v = classify(m, fingerprints=fingerprints, geo=geo)
-        for attempt in range(1, options.retries + 1):
-            if not needs_retry(m):
-                break
-            await queue.put((m, v, False))
-            await asyncio.sleep(options.retry_pause)
-            m = await attempt_once(attempt)
+        try:
+            m = await attempt_once(0)
             v = classify(m, fingerprints=fingerprints, geo=geo)
+            for attempt in range(1, options.retries + 1):
+                if not needs_retry(m):
+                    break
+                await queue.put((m, v, False))
+                await asyncio.sleep(options.retry_pause)
+                m = await attempt_once(attempt)
+                v = classify(m, fingerprints=fingerprints, geo=geo)
+        except Exception as exc:
+            # Network failures are data and never get here; this is a bug in probe. Say so
+            # loudly for this URL and keep measuring the others.
+            summary.errors += 1
+            reporter.problem(f"error: probe failed on {target.url}: {exc!r} (please report)")
+            return
         await queue.put((m, v, True))
         summary.measured += 1
         summary.verdicts[v.verdict] += 1
@@ -424,4 +432,6 @@ def describe(summary: RunSummary, db: Path, echo: Callable[[str], Any]) -> None:
         echo(f"  {verdict:<13} {count:>7}")
     if summary.problems:
         echo(f"  invalid list rows skipped: {summary.problems}")
+    if summary.errors:
+        echo(f"  URLs not measured because of an internal error: {summary.errors}")
     echo(f"results: {db}   (probe results --db {db} --run {summary.run_id})")

@@ -179,3 +179,5 @@ def run(lists: tuple[Path, ...], urls: tuple[str, ...], category: str | None, st
     describe(summary, db, click.echo)
     if summary.status == "interrupted":
         sys.exit(130)
+    if summary.errors:
+        sys.exit(1)  # some URLs hit a bug in probe; the rest are stored

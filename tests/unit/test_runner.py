@@ -173,3 +173,29 @@ def test_slot_is_released_when_foreground_steps_are_done(tmp_path: Path) -> None
     assert summary.measured == 100
     assert peak_foreground == 4
     assert peak_tasks > 4
+
+
+def test_a_bug_on_one_url_is_reported_and_the_run_goes_on(tmp_path: Path) -> None:
+    steps = FakeSteps()
+    problems: list[str] = []
+
+    class Collect:
+        def started(self, run_id: int, total: int | None) -> None:
+            pass
+
+        def result(self, target: Target, verdict: Verdict) -> None:
+            pass
+
+        def problem(self, message: str) -> None:
+            problems.append(message)
+
+    def classify(m: Measurement, **kw: object) -> Verdict:
+        if m.target.url.endswith("/3"):
+            raise ValueError("boom")
+        return Verdict("ok")
+
+    summary = asyncio.run(run(targets(10), _opts(tmp_path), Collect(), measure=steps.measure,
+                              classify=classify, needs_retry=steps.needs_retry))
+    assert summary.measured == 9 and summary.errors == 1
+    assert summary.status == "complete"
+    assert any("http://h3.example/3" in p and "boom" in p for p in problems)
