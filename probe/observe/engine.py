@@ -67,6 +67,7 @@ DEFAULT_USER_AGENT = (
 ControlFn = Callable[[str, Sequence[str], int], Awaitable[ControlObservation]]
 
 _QTYPES = ("A", "AAAA")
+_RESOLUTION_DELAY = 0.05  # RFC 8305 section 3: how long AAAA may lag behind A
 
 
 @dataclass(frozen=True)
@@ -343,8 +344,27 @@ class _Measurer:
                     UDPQuery(hs.host, qtype, ip, port, cfg.dns_timeout, cfg.late_window).start()
                 )
         if hs.queries:
-            await asyncio.wait([q.decided for q in hs.queries])
+            await self._wait_answers(hs.queries)
         return self._cap([*union_addresses(hs.queries), *self.extra])
+
+    @staticmethod
+    async def _wait_answers(queries: list[UDPQuery]) -> None:
+        """Wait for the A answers, then give AAAA a short grace (RFC 8305's resolution delay).
+
+        Some resolvers and middleboxes drop AAAA queries; waiting for their timeout would add
+        the whole DNS timeout to every URL. A query still open after the grace goes on in the
+        background and is recorded in full; its addresses are just not connected to.
+        """
+        a_queries = [q.decided for q in queries if q.qtype == "A"]
+        if a_queries:
+            await asyncio.wait(a_queries)
+        pending = [q.decided for q in queries if not q.decided.done()]
+        if not pending:
+            return
+        if union_addresses(queries):
+            await asyncio.wait(pending, timeout=_RESOLUTION_DELAY)
+        else:
+            await asyncio.wait(pending)  # no address yet: AAAA is all there may be
 
     def _cap(self, addresses: list[str]) -> list[str]:
         return list(dict.fromkeys(addresses))[: self.cfg.max_addresses]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dns.message
+import dns.rdatatype
 import pytest
 from observe_helpers import config, run
 from servers import LIE_ADDRESS, DNSServer, LoopbackNet, injecting_handler, zone_handler
@@ -223,3 +224,25 @@ def test_on_ready_fires_once_before_the_late_window_closes(loopback_net: Loopbac
     assert len(ready) == 1
     assert len(a.replies) == 2, "the measurement still waited for the late reply"
     assert ready[0] < a.started + a.replies[1].t
+
+
+def test_dropped_aaaa_queries_do_not_hold_up_the_connection(loopback_net: LoopbackNet) -> None:
+    # A resolver (or middlebox) that drops AAAA: after the A answer, AAAA gets only RFC 8305's
+    # short resolution delay; the fetch goes ahead and the AAAA timeout is still recorded.
+    answer = zone_handler(loopback_net.zone)
+
+    def drop_aaaa(query: dns.message.Message):  # type: ignore[no-untyped-def]
+        return [] if query.question[0].rdtype == dns.rdatatype.AAAA else answer(query)
+
+    server = DNSServer(loopback_net.loop, "127.0.0.62", drop_aaaa)
+    try:
+        cfg = config(loopback_net, resolvers=(server.address,), dns_timeout=3.0)
+        m = run(loopback_net.url("ok.test"), cfg)
+    finally:
+        server.close()
+    hop = m.hops[0]
+    aaaa = next(q for q in hop.dns if q.qtype == "AAAA")
+    assert aaaa.failure == "generic_timeout_error"
+    assert hop.http is not None and hop.http.status == 200
+    assert hop.tcp[0].started < aaaa.started + cfg.dns_timeout
+    assert hop.http.started + hop.http.duration < aaaa.started + aaaa.duration
