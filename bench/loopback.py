@@ -52,6 +52,8 @@ def main() -> None:
     parser.add_argument("--urls", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--control", action="store_true",
+                        help="run `probe helper serve` on loopback and use it as the control")
     args = parser.parse_args()
 
     import netguard  # the tests' guard: only loopback may be reached from here
@@ -59,13 +61,24 @@ def main() -> None:
 
     netguard.install()
     net = start_loopback_net()
+    helper = None
+    control = ["--no-control"]
+    if args.control:
+        port = 18000 + os.getpid() % 1000
+        helper = subprocess.Popen(
+            [sys.executable, "-m", "probe", "helper", "serve", "--listen", f"127.0.0.1:{port}",
+             "--resolver", net.resolver, "--cafile", net.ca_path, "--allow-private"],
+            stderr=subprocess.DEVNULL,
+        )
+        time.sleep(2)
+        control = ["--control", f"http://127.0.0.1:{port}/"]
     with tempfile.TemporaryDirectory() as tmp:
         lst = Path(tmp) / "list.csv"
         write_list(lst, args.urls, net)
         env = dict(os.environ, PROBE_CONFIG_DIR=tmp, PROBE_NETGUARD="1",
                    PYTHONPATH=str(ROOT / "tests" / "netguard_site"))
         cmd = [sys.executable, "-m", "probe", "run", str(lst), "--resolver", net.resolver,
-               "--no-control", "--cafile", net.ca_path, "--accept-risks", "--db", f"{tmp}/r.db",
+               *control, "--cafile", net.ca_path, "--accept-risks", "--db", f"{tmp}/r.db",
                "--concurrency", str(args.concurrency), "--per-host", str(args.concurrency),
                "--no-progress"]
         t0 = time.perf_counter()
@@ -75,11 +88,15 @@ def main() -> None:
         out = proc.stdout.read().decode() if proc.stdout else ""
         if os.waitstatus_to_exitcode(status) != 0:
             sys.exit(f"probe run failed:\n{out}\n{proc.stderr.read().decode() if proc.stderr else ''}")
+    if helper is not None:
+        helper.terminate()
+        helper.wait()
     net.close()
     cpu = usage.ru_utime + usage.ru_stime
     figures = {
         "urls": args.urls,
         "concurrency": args.concurrency,
+        "control": args.control,
         "cores": os.cpu_count(),
         "wall_s": round(wall, 2),
         "urls_per_s": round(args.urls / wall, 1),
