@@ -28,8 +28,10 @@ __all__ = [
     "Reporter",
     "RunOptions",
     "RunSummary",
+    "estimate_total",
     "preflight",
     "run",
+    "run_sync",
 ]
 
 DEFAULT_DB = Path("results/probe.db")
@@ -155,7 +157,7 @@ async def _control_reachable(url: str, timeout: float, cafile: str | None) -> bo
         return False
 
 
-def _estimate_total(paths: Iterable[Path], urls: Iterable[str]) -> int | None:
+def estimate_total(paths: Iterable[Path], urls: Iterable[str]) -> int | None:
     """Rows in the lists (minus headers) plus ad-hoc URLs: an upper bound for the ETA."""
     total = len(list(urls))
     for path in paths:
@@ -407,11 +409,6 @@ def run_sync(
         return await run(targets, options, reporter, total, stop)
 
     return asyncio.run(main())
-
-
-def estimate_total(paths: Iterable[Path], urls: Iterable[str]) -> int | None:
-    """Public wrapper for the ETA estimate (see :func:`_estimate_total`)."""
-    return _estimate_total(paths, urls)
 
 
 def summary_rows(summary: RunSummary) -> list[tuple[str, int]]:
