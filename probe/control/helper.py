@@ -30,6 +30,7 @@ from probe.control.protocol import (
     THRequest,
     THRequestError,
     build_response,
+    is_ip_literal,
     is_public_address,
     parse_request,
 )
@@ -290,7 +291,7 @@ class Helper:
                 return self._json({"error": str(exc)}, status=400)
             request[self._url_key] = req.target.url
             host = req.target.host
-            if not self.config.allow_private and _is_ip_literal(host) and not is_public_address(host):
+            if not self.config.allow_private and is_ip_literal(host) and not is_public_address(host):
                 return self._json(
                     {"error": f"http_request: {host} is not a public address (helper policy)"},
                     status=403,
@@ -308,16 +309,6 @@ class Helper:
             return self._json(resp)
         finally:
             self.in_flight -= 1
-
-
-def _is_ip_literal(host: str) -> bool:
-    import ipaddress
-
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
 
 
 def _ssl_context(config: HelperConfig) -> ssl.SSLContext | None:

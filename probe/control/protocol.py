@@ -58,6 +58,7 @@ __all__ = [
     "build_response",
     "flags_names",
     "format_endpoint",
+    "is_ip_literal",
     "is_public_address",
     "parse_endpoint",
     "parse_request",
@@ -156,7 +157,8 @@ def is_public_address(ip: str) -> bool:
     return addr.is_global and not addr.is_multicast
 
 
-def _is_ip(host: str) -> bool:
+def is_ip_literal(host: str) -> bool:
+    """True when ``host`` is an IPv4 or IPv6 address (no DNS step for it)."""
     try:
         ipaddress.ip_address(host)
     except ValueError:
@@ -184,7 +186,7 @@ def target_from_url(url: str) -> Target:
     host = (parts.hostname or "").rstrip(".")
     if not host:
         raise THRequestError(f"http_request: no host in {url!r}")
-    if _is_ip(host):
+    if is_ip_literal(host):
         host = ipaddress.ip_address(host).compressed
     else:
         try:
@@ -318,7 +320,7 @@ def _h3_endpoint(host: str, headers: Iterable[tuple[str, str]]) -> str:
 
 
 def _dns_addresses(hop: Hop) -> list[str]:
-    if _is_ip(hop.host):
+    if is_ip_literal(hop.host):
         return [hop.host]
     addrs: dict[str, None] = {}
     for qtype in ("A", "AAAA"):
@@ -392,7 +394,7 @@ def build_response(
     if hop0 is not None:
         th_addrs = _dns_addresses(hop0)
         dns_failure = _dns_failure(hop0, th_addrs)
-    elif _is_ip(req.target.host):
+    elif is_ip_literal(req.target.host):
         th_addrs, dns_failure = [req.target.host], None
     else:
         th_addrs, dns_failure = [], m.failure or "unknown_failure: not measured"
