@@ -64,6 +64,7 @@ class ChildResult:
     timed_out: bool = False
     rss_series: tuple[tuple[float, float], ...] = ()  # (seconds since start, RSS MB), every ~0.25 s
     hwm_mb: float | None = None  # VmHWM: the peak RSS of the command itself (after exec)
+    rss_parts: dict[str, float] | None = None  # RssAnon/RssFile/RssShmem MB at the last sample
 
     @property
     def cpu_s(self) -> float:
@@ -88,6 +89,7 @@ def run_child(
     timed_out = False
     series: list[tuple[float, float]] = []
     peak: float | None = None
+    parts: dict[str, float] | None = None
     next_sample = t0
     try:
         while True:
@@ -96,7 +98,8 @@ def run_child(
                 break
             now = time.monotonic()
             if now >= next_sample:
-                rss, hwm = _rss_mb(proc.pid)
+                rss, hwm, sample_parts = _rss_mb(proc.pid)
+                parts = sample_parts or parts
                 if rss is not None:
                     series.append((round(now - t0, 2), rss))
                 if hwm is not None:
@@ -120,23 +123,30 @@ def run_child(
         argv=tuple(argv), returncode=proc.returncode, wall_s=wall, user_s=ru.ru_utime,
         sys_s=ru.ru_stime, maxrss_mb=ru.ru_maxrss / 1024, stdout=out_path.read_text(errors="replace"),
         stderr=err_path.read_text(errors="replace")[-4000:], timed_out=timed_out,
-        rss_series=tuple(series), hwm_mb=peak,
+        rss_series=tuple(series), hwm_mb=peak, rss_parts=parts,
     )  # fmt: skip
 
 
-def _rss_mb(pid: int) -> tuple[float | None, float | None]:
-    """(VmRSS, VmHWM) of ``pid`` in MB."""
+def _rss_mb(pid: int) -> tuple[float | None, float | None, dict[str, float]]:
+    """(VmRSS, VmHWM, {RssAnon, RssFile, RssShmem}) of ``pid`` in MB.
+
+    The parts tell heap growth (anonymous memory) from file pages that are merely mapped.
+    """
     rss = hwm = None
+    parts: dict[str, float] = {}
     try:
         with open(f"/proc/{pid}/status") as f:
             for line in f:
-                if line.startswith("VmRSS:"):
-                    rss = round(int(line.split()[1]) / 1024, 1)
-                elif line.startswith("VmHWM:"):
-                    hwm = round(int(line.split()[1]) / 1024, 1)
+                key, _, value = line.partition(":")
+                if key == "VmRSS":
+                    rss = round(int(value.split()[0]) / 1024, 1)
+                elif key == "VmHWM":
+                    hwm = round(int(value.split()[0]) / 1024, 1)
+                elif key in ("RssAnon", "RssFile", "RssShmem"):
+                    parts[key] = round(int(value.split()[0]) / 1024, 1)
     except OSError:
         pass
-    return rss, hwm
+    return rss, hwm, parts
 
 
 def rss_profile(series: Sequence[tuple[float, float]]) -> dict[str, Any]:
@@ -513,14 +523,15 @@ def memory_runs(
             )  # fmt: skip
         ok, verdicts = _probe_ok(db)
         row = {"urls": n, "concurrency": c, "rtt_ms": rtt_ms, **_figures(pr, n, ok),
-               "verdicts": verdicts, "delay": delay_stats}  # fmt: skip
+               "verdicts": verdicts, "delay": delay_stats, "rss_parts_end": pr.rss_parts}  # fmt: skip
         row["valid"] = _valid(row)
         if pr.returncode != 0:
             row["stderr"] = pr.stderr[-1500:]
         rows.append(row)
         row["rss_series"] = pr.rss_series[:: max(1, len(pr.rss_series) // 100)]
         print(f"  memory: {n} URLs: peak RSS {row['peak_rss_mb']} MB, {row['urls_per_s']} URLs/s, "
-              f"rc {pr.returncode}, RSS over the run {row['rss']}", flush=True)  # fmt: skip
+              f"rc {pr.returncode}, RSS over the run {row['rss']}, at the end {pr.rss_parts}",
+              flush=True)  # fmt: skip
         for p in (lst, db, Path(f"{db}-wal"), Path(f"{db}-shm")):
             p.unlink(missing_ok=True)
     return rows

@@ -44,6 +44,9 @@ DEFAULT_CONCURRENCY = 64
 # little (at most the URLs in flight plus one flush interval).
 _BATCH_MAX = 256
 _FLUSH_INTERVAL = 0.25
+# Measured URLs waiting for the writer beyond which no new URL starts: when the disk is slower
+# than the network, measuring slows down instead of memory growing with the list.
+_BACKLOG_MAX = 4 * _BATCH_MAX
 
 
 class NoNetworkError(Exception):
@@ -261,25 +264,45 @@ async def run(
     queue: asyncio.Queue[tuple[Measurement, Verdict, bool] | None] = asyncio.Queue()
     stop = stop or asyncio.Event()
 
+    room = asyncio.Event()  # set whenever the writer has taken a batch off the queue
+    loop = asyncio.get_running_loop()
+
     async def writer() -> None:
-        batch: list[tuple[Measurement, Verdict, bool]] = []
-        done = False
-        while not done:
-            try:
-                item = await asyncio.wait_for(queue.get(), _FLUSH_INTERVAL if batch else None)
-            except TimeoutError:
-                item = ...  # type: ignore[assignment]
-            if item is None:
-                done = True
-            elif item is not ...:
-                batch.append(item)  # type: ignore[arg-type]
-                if len(batch) < _BATCH_MAX:
-                    continue
-            if batch:
-                # Off the event loop: a batch costs milliseconds of CPU that the measurements in
-                # flight should not wait for. Only this task writes, so there is no contention.
-                await asyncio.to_thread(store.write, run_id, vantage_id, batch)
-                batch = []
+        try:
+            done = False
+            while not done:
+                batch: list[tuple[Measurement, Verdict, bool]] = []
+                item = await queue.get()
+                deadline = loop.time() + _FLUSH_INTERVAL
+                while True:
+                    if item is None:
+                        done = True
+                        break
+                    batch.append(item)
+                    if len(batch) >= _BATCH_MAX:
+                        break
+                    # Take what is already queued in one go: each awaited get() costs an
+                    # event-loop iteration, and a loop busy with 64 measurements then drains
+                    # the queue more slowly than it fills (memory grew with the list).
+                    try:
+                        item = queue.get_nowait()
+                        continue
+                    except asyncio.QueueEmpty:
+                        pass
+                    timeout = deadline - loop.time()
+                    if timeout <= 0:
+                        break
+                    try:
+                        item = await asyncio.wait_for(queue.get(), timeout)
+                    except TimeoutError:
+                        break
+                room.set()
+                if batch:
+                    # Off the event loop: a batch costs milliseconds of CPU that the measurements
+                    # in flight should not wait for. Only this task writes: no contention.
+                    await asyncio.to_thread(store.write, run_id, vantage_id, batch)
+        finally:
+            room.set()  # a writer that died must not leave the producer waiting for room
 
     control_ctx: Any = contextlib.nullcontext(None)
     if options.controls:
@@ -344,12 +367,19 @@ async def run(
         reporter.result(target, v)
 
     writer_task = asyncio.create_task(writer())
+
+    async def admit() -> None:
+        while queue.qsize() >= _BACKLOG_MAX and not writer_task.done():
+            room.clear()
+            await room.wait()
+        await slots.acquire()
+
     tasks: set[asyncio.Task[None]] = set()
     status = "complete"
     try:
         async with control_ctx as control:
             for target in targets:
-                acquire = asyncio.ensure_future(slots.acquire())
+                acquire = asyncio.ensure_future(admit())
                 stopper = asyncio.ensure_future(stop.wait())
                 await asyncio.wait({acquire, stopper}, return_when=asyncio.FIRST_COMPLETED)
                 stopper.cancel()

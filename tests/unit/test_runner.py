@@ -199,3 +199,38 @@ def test_a_bug_on_one_url_is_reported_and_the_run_goes_on(tmp_path: Path) -> Non
     assert summary.measured == 9 and summary.errors == 1
     assert summary.status == "complete"
     assert any("http://h3.example/3" in p and "boom" in p for p in problems)
+
+
+def test_a_slow_disk_slows_measuring_instead_of_queueing_results(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Memory stays flat when the writer lags: no new URL starts while the backlog is full."""
+    import time
+
+    from probe import runner
+    from probe.store import Store
+
+    monkeypatch.setattr(runner, "_BATCH_MAX", 8)
+    monkeypatch.setattr(runner, "_BACKLOG_MAX", 16)
+    written = 0
+    real_write = Store.write
+
+    def slow_write(self, run_id, vantage_id, items):  # type: ignore[no-untyped-def]
+        nonlocal written
+        time.sleep(0.02)  # a disk far slower than the (instant) measurements
+        real_write(self, run_id, vantage_id, items)
+        written += len(items)
+
+    monkeypatch.setattr(Store, "write", slow_write)
+    steps = FakeSteps(delay=0.0)
+    backlog = 0
+
+    async def measure(target: Target, *args: object, **kw: object) -> Measurement:
+        nonlocal backlog
+        backlog = max(backlog, len(steps.calls) - written)
+        return await steps.measure(target, *args, **kw)  # type: ignore[arg-type]
+
+    concurrency = 4
+    summary = asyncio.run(run(targets(300), _opts(tmp_path, concurrency=concurrency), measure=measure,
+                              classify=steps.classify, needs_retry=steps.needs_retry))
+    assert summary.measured == written == 300
+    # Queued (at most the backlog limit), in the writer's hands (one batch), in flight.
+    assert backlog <= 16 + 8 + concurrency
