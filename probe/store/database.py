@@ -238,17 +238,52 @@ class Store:
         return vid
 
     def start_run(self, vantage_id: int, lists: list[str], options: dict[str, Any]) -> int:
-        """Record a new run (status ``running``) and return its id."""
-        from probe import __version__
+        """Record a new run (status ``running``, owned by this process) and return its id.
 
+        Runs of this database left ``running`` by a process that is gone are closed first
+        (:meth:`close_dead_runs`).
+        """
+        from probe import __version__
+        from probe.store.owner import current_owner
+
+        self.close_dead_runs()
         with self._transaction():
             cur = self.conn.execute(
                 "INSERT INTO runs (vantage_id, started_at, software_version, lists, options, "
-                "status) VALUES (?, ?, ?, ?, ?, 'running')",
+                "status, owner) VALUES (?, ?, ?, ?, ?, 'running', ?)",
                 (vantage_id, _now(), __version__, json.dumps([str(x) for x in lists]),
-                 json.dumps(options, default=str, sort_keys=True)),
+                 json.dumps(options, default=str, sort_keys=True), current_owner().to_text()),
             )
         return int(cur.lastrowid or 0)
+
+    def close_dead_runs(self) -> list[int]:
+        """Mark ``interrupted`` the runs still ``running`` whose process is certainly gone.
+
+        A probe killed by SIGKILL, a crash or a power cut cannot record its end. Such a run
+        gets ``finished_at`` = its last stored measurement (or its start), and its counts; what
+        it measured stays. Only runs started on this machine can be judged (see
+        :func:`probe.store.owner.is_dead`). Returns the ids closed.
+        """
+        from probe.store.owner import Owner, current_owner, is_dead
+
+        here = current_owner()
+        dead = [
+            run_id
+            for run_id, text in self.conn.execute(
+                "SELECT id, owner FROM runs WHERE status = 'running' AND owner IS NOT NULL"
+            )
+            if (owner := Owner.parse(text)) is not None and is_dead(owner, here)
+        ]
+        for run_id in dead:
+            with self._transaction():
+                counts = self._counts(run_id)
+                self.conn.execute(
+                    "UPDATE runs SET status = 'interrupted', n_measurements = ?, counts = ?, "
+                    "finished_at = coalesce((SELECT max(measured_at) FROM measurements "
+                    "WHERE run_id = ?), started_at) WHERE id = ? AND status = 'running'",
+                    (sum(counts.values()), json.dumps(counts), run_id, run_id),
+                )
+        return dead
 
     def finish_run(self, run_id: int, status: str) -> None:
         """Close a run: its end time, status and verdict counts."""

@@ -314,7 +314,12 @@ def _stats_sql() -> str:
 
 
 #: (version, name, SQL); applied in order, each in its own transaction.
-MIGRATIONS: tuple[tuple[int, str, str], ...] = ((1, "initial schema", _V1 + _stats_sql()),)
+MIGRATIONS: tuple[tuple[int, str, str], ...] = (
+    (1, "initial schema", _V1 + _stats_sql()),
+    # The process that runs a run (probe/store/owner.py), so that a later probe can close runs
+    # whose process was killed.
+    (2, "run owners", "ALTER TABLE runs ADD COLUMN owner TEXT;\n"),
+)
 
 #: The schema version this probe writes.
 SCHEMA_VERSION = MIGRATIONS[-1][0]

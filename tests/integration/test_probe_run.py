@@ -261,6 +261,22 @@ def test_kill_leaves_a_valid_database_with_completed_measurements(
     assert ok == 30
     assert [r["status"] for r in rows(db, "select status from runs")] == ["running"]
 
+    # The next run on this machine sees that the killed run's process is gone and closes it.
+    ok_list = tmp_path / "ok.csv"
+    ok_list.write_text("url,category_code,category_description,date_added,source,notes\n"
+                       f"{loopback_net.url('ok.test', '/again')},NEWS,News,,,\n")
+    again = probe("run", str(ok_list), "--resolver", loopback_net.resolver, "--no-control",
+                  "--accept-risks", "--db", str(db), config=tmp_path / "c")
+    assert again.returncode == 0, again.stderr
+    runs = rows(db, "select id, status, finished_at, n_measurements from runs order by id")
+    assert [(r["status"], r["n_measurements"]) for r in runs] == [
+        ("interrupted", rows(db, "select count(*) as n from measurements where run_id = 1 "
+                                 "and final = 1")[0]["n"]),
+        ("complete", 1),
+    ]
+    last = rows(db, "select max(measured_at) as t from measurements where run_id = 1")[0]["t"]
+    assert runs[0]["finished_at"] == last
+
 
 def test_sigterm_records_interrupted_run_and_keeps_results(
     loopback_net: LoopbackNet, tmp_path: Path

@@ -154,6 +154,26 @@ def test_migrations_are_idempotent(tmp_path: Path) -> None:
     assert conn.execute("SELECT count(*) FROM schema_migrations").fetchone()[0] == SCHEMA_VERSION
 
 
+def test_database_of_the_first_schema_is_upgraded_in_place(tmp_path: Path) -> None:
+    """A results database written by an older probe keeps its runs and gains the new columns."""
+    from probe.store.schema import MIGRATIONS
+
+    path = tmp_path / "probe.db"
+    conn = sqlite3.connect(path)
+    conn.executescript(MIGRATIONS[0][2])
+    conn.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, "
+                 "applied_at TEXT NOT NULL)")
+    conn.execute("INSERT INTO schema_migrations VALUES (1, 'initial schema', '2026-11-01')")
+    conn.execute("INSERT INTO vantage_points (name, created_at, updated_at) VALUES ('v', 't', 't')")
+    conn.execute("INSERT INTO runs (vantage_id, started_at, software_version) VALUES (1, 't', '0')")
+    conn.commit()
+    conn.close()
+    with Store.open(path) as s:
+        assert s.schema_version() == SCHEMA_VERSION
+        assert s.conn.execute("SELECT status, owner FROM runs").fetchall() == [("running", None)]
+        assert s.close_dead_runs() == []  # no owner recorded: nothing to judge
+
+
 def test_database_from_a_newer_probe_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "probe.db"
     Store.open(path).close()
