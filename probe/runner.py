@@ -265,6 +265,8 @@ async def run(
     stop = stop or asyncio.Event()
 
     room = asyncio.Event()  # set whenever the writer has taken a batch off the queue
+    write_failure: list[BaseException] = []
+    stored = [0]  # URLs whose final attempt is committed
     loop = asyncio.get_running_loop()
 
     async def writer() -> None:
@@ -300,9 +302,16 @@ async def run(
                 if batch:
                     # Off the event loop: a batch costs milliseconds of CPU that the measurements
                     # in flight should not wait for. Only this task writes: no contention.
-                    await asyncio.to_thread(store.write, run_id, vantage_id, batch)
+                    try:
+                        await asyncio.to_thread(store.write, run_id, vantage_id, batch)
+                    except Exception as exc:  # disk full, read-only file, I/O error, ...
+                        # Measuring on cannot be stored: stop the run, keep what is committed.
+                        write_failure.append(exc)
+                        stop.set()
+                        return
+                    stored[0] += sum(1 for item in batch if item[2])
         finally:
-            room.set()  # a writer that died must not leave the producer waiting for room
+            room.set()  # a writer that stopped must not leave the producer waiting for room
 
     control_ctx: Any = contextlib.nullcontext(None)
     if options.controls:
@@ -416,9 +425,26 @@ async def run(
         from probe.observe import aclose
 
         await aclose(cfg)
+        if write_failure:
+            status = "failed"
         summary.status = status
         summary.finished = time.time()
-        store.finish_run(run_id, status)
+        recorded = True
+        try:
+            store.finish_run(run_id, status)
+        except Exception:
+            if not write_failure:
+                raise
+            recorded = False  # the same disk problem, most likely; the cause is raised below
+    if write_failure:
+        from probe.store import StoreError
+
+        exc = write_failure[0]
+        raise StoreError(
+            f"{options.db}: cannot write results ({exc}); the run stopped after {stored[0]} "
+            f"URLs were stored"
+            + (f"; run {run_id} is recorded as failed" if recorded else "")
+        ) from exc
     return summary
 
 

@@ -234,3 +234,33 @@ def test_a_slow_disk_slows_measuring_instead_of_queueing_results(tmp_path: Path,
     assert summary.measured == written == 300
     # Queued (at most the backlog limit), in the writer's hands (one batch), in flight.
     assert backlog <= 16 + 8 + concurrency
+
+
+def test_a_failing_disk_stops_the_run_and_keeps_what_was_stored(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Measuring on when nothing can be stored is pointless: stop, say why, keep the rest."""
+    import pytest
+
+    from probe import runner
+    from probe.store import Store, StoreError
+
+    monkeypatch.setattr(runner, "_BATCH_MAX", 8)
+    real_write = Store.write
+    batches = 0
+
+    def write(self, run_id, vantage_id, items):  # type: ignore[no-untyped-def]
+        nonlocal batches
+        batches += 1
+        if batches > 1:
+            raise sqlite3.OperationalError("database or disk is full")
+        real_write(self, run_id, vantage_id, items)
+
+    monkeypatch.setattr(Store, "write", write)
+    steps = FakeSteps(delay=0.001)
+    with pytest.raises(StoreError, match=r"r\.db: cannot write results \(database or disk is full\)"
+                                         r"; the run stopped after 8 URLs were stored; run 1 is "
+                                         r"recorded as failed"):  # fmt: skip
+        _run(steps, targets(10_000), _opts(tmp_path, concurrency=4))
+    assert len(steps.calls) < 1000  # stopped early, not after the whole list
+    con = sqlite3.connect(tmp_path / "r.db")
+    assert con.execute("select count(*) from measurements").fetchone()[0] == 8
+    assert con.execute("select status from runs").fetchone()[0] == "failed"
