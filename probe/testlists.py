@@ -16,7 +16,6 @@ spans lines does not shift the numbers of the rows after it.
 from __future__ import annotations
 
 import csv
-import hashlib
 import ipaddress
 import logging
 import os
@@ -29,6 +28,7 @@ from typing import BinaryIO
 from urllib.parse import quote, urlsplit
 
 from probe.model import Target
+from probe.urlset import URLSet
 
 __all__ = [
     "InvalidURL",
@@ -572,13 +572,14 @@ def iter_targets(
       ``strict=True`` the first problem raises :class:`TestListError` instead.
     - A missing or unreadable file, or one whose header lacks a ``url`` column, always raises
       :class:`TestListError`; every file is checked for readability before the first target.
-    - The first occurrence of a URL wins; only a 16-byte digest per URL is kept for de-duplication.
+    - The first occurrence of a URL wins; de-duplication keeps an 8-byte fingerprint per URL
+      (:class:`probe.urlset.URLSet`), so memory stays small however long the list.
     - ``stats``, if given, is filled in with counts (rows, targets, problems, duplicates, ...).
     """
     paths = list(paths)
     wanted = parse_categories(categories)
     st = stats if stats is not None else ListStats()
-    seen: set[bytes] = set()
+    seen = URLSet()
 
     def report(problem: ListProblem) -> None:
         st.problems += 1
@@ -590,12 +591,10 @@ def iter_targets(
             log.warning("%s", problem)
 
     def fresh(target: Target) -> bool:
-        key = hashlib.blake2b(target.url.encode("utf-8"), digest_size=16).digest()
-        if key in seen:
-            st.duplicates += 1
-            return False
-        seen.add(key)
-        return True
+        if seen.add(target.url):
+            return True
+        st.duplicates += 1
+        return False
 
     # Fail fast on usage errors, before the first target is measured.
     cli_targets = []
@@ -669,7 +668,7 @@ def summarize(paths: Iterable[str | Path] | None = None) -> Summary:
     for path in paths:
         _check_readable(path)
     shipped_dir = testlists_dir().resolve()
-    union: set[bytes] = set()
+    union = URLSet()
     out = []
     for path in paths:
         problems: list[ListProblem] = []
@@ -682,7 +681,7 @@ def summarize(paths: Iterable[str | Path] | None = None) -> Summary:
         counts: dict[str, int] = {}
         for target in iter_targets([path], on_error=keep, stats=st):
             counts[target.category_code] = counts.get(target.category_code, 0) + 1
-            union.add(hashlib.blake2b(target.url.encode("utf-8"), digest_size=16).digest())
+            union.add(target.url)
         try:
             shipped = Path(path).resolve().parent == shipped_dir
         except OSError:
