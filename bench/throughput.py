@@ -662,7 +662,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--memory-urls", default="10000,100000", help="list sizes for --memory")
     ap.add_argument("--memory-rtt-ms", type=float, default=10.0,
                     help="RTT for --memory (lower than --rtt-ms to keep 100k URLs bounded in time)")
-    ap.add_argument("--memory-concurrency", type=int, default=128)
+    ap.add_argument("--memory-concurrency", type=int, default=TARGET_CONCURRENCY,
+                    help="concurrency of the --memory runs (default: the targets' C)")
     ap.add_argument("--help-runs", type=int, default=7, help="runs of `probe --help` (0: skip)")
     ap.add_argument("--profile", action="store_true",
                     help="one more probe run per concurrency under pyinstrument; its summary goes "
