@@ -1,8 +1,8 @@
 """Storage benchmark (issue 4): query times over a large synthetic database, writer throughput.
 
-    python bench/bench_store.py                  # 1,000,000 measurements, 10 vantage points
-    python bench/bench_store.py --rows 100000    # quicker
-    python bench/bench_store.py --reuse          # keep bench/out/store-N.db between runs
+    .venv/bin/python bench/bench_store.py                  # 1,000,000 measurements, 10 vantage points
+    .venv/bin/python bench/bench_store.py --rows 100000    # quicker
+    .venv/bin/python bench/bench_store.py --reuse          # keep bench/out/store-N.db between runs
 
 The synthetic database is filled directly with executemany (not through Store.write, which is
 timed separately) in the real schema, so the latest-verdict triggers and indexes do their real

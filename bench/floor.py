@@ -5,7 +5,7 @@ to the first address, one TLS handshake (SNI, certificate validated against ``--
 httpx GET over that connection (HTTP/1.1 via httpcore), body read. No retries, no redirects, no
 storage, no control: the probe's figures are judged as ratios against this.
 
-    ip netns exec CLIENT python -m bench.floor --list urls.csv --resolver 10.77.2.3 \\
+    ip netns exec CLIENT .venv/bin/python -m bench.floor --list urls.csv --resolver 10.77.2.3 \\
         --cafile ca.pem --concurrency 64
 
 Prints one JSON line: urls, ok, failures by kind, elapsed seconds (first URL to last).

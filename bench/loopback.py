@@ -1,6 +1,6 @@
 """Wall time and peak memory of `probe run` over N URLs against loopback servers.
 
-    python -m bench.loopback --urls 1000 --concurrency 32
+    .venv/bin/python -m bench.loopback --urls 1000 --concurrency 32
 
 Starts the test suite's loopback servers (DNS on 127.0.0.53, HTTP and HTTPS on 127.0.0.2, a
 trustme CA) in this process, writes a test list of N distinct URLs over a few names, runs

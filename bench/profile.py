@@ -1,6 +1,6 @@
 """Summarise a pyinstrument session of `probe run`: where the probe's CPU time goes.
 
-    python -m bench.profile bench/out/profile-c64-....pyisession [--top 25]
+    .venv/bin/python -m bench.profile bench/out/profile-c64-....pyisession [--top 25]
 
 Prints (1) the heaviest functions by self time, grouped by file:function, (2) the probe's own
 functions (probe/...) by inclusive time, and writes the condensed call tree (library frames

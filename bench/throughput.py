@@ -1,7 +1,7 @@
 """Throughput benchmark: `probe run` against the floor, in a lab with real round-trip time.
 
-    sudo python -m bench.throughput --urls 2000 --concurrency 64,128 --rtt-ms 100
-    sudo python -m bench.throughput --memory            # peak RSS at 10,000 and 100,000 URLs
+    sudo .venv/bin/python -m bench.throughput --urls 2000 --concurrency 64,128 --rtt-ms 100
+    sudo .venv/bin/python -m bench.throughput --memory            # peak RSS at 10,000 and 100,000 URLs
 
 Builds a three-namespace lab (client == router with NFQUEUE delay == server with nginx, dnsmasq
 and the control helper), then for each concurrency C runs, inside the client namespace, the floor
