@@ -14,6 +14,7 @@ from probe.cli import (  # noqa: F401  (registers the commands)
     reclassify,
     results,
     run,
+    runs,
     testlists,
 )
 from probe.cli._group import cli

@@ -486,6 +486,37 @@ class Store:
             )
 
     # --- reading ---------------------------------------------------------------------------
+    def runs(self, vantage: str | None = None, limit: int | None = None) -> Iterator[dict[str, Any]]:
+        """Runs, newest first, as dicts (of vantage point ``vantage`` when given).
+
+        Keys: run_id, vantage, started_at, finished_at, status, n_measurements, counts (verdict
+        -> URLs; counted now for a run still ``running``), lists, software_version.
+        """
+        sql = (
+            "SELECT r.id, v.name, r.started_at, r.finished_at, r.status, r.n_measurements, "
+            "r.counts, r.lists, r.software_version FROM runs r "
+            "JOIN vantage_points v ON v.id = r.vantage_id"
+        )
+        params: list[Any] = []
+        if vantage is not None:
+            sql += " WHERE v.name = ?"
+            params.append(vantage)
+        sql += " ORDER BY r.id DESC"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(int(limit))
+        for r in self.conn.execute(sql, params).fetchall():
+            counts = json.loads(r[6] or "{}")
+            n = r[5]
+            if r[4] == "running":
+                counts = self._counts(r[0])
+                n = sum(counts.values())
+            yield {
+                "run_id": r[0], "vantage": r[1], "started_at": r[2], "finished_at": r[3],
+                "status": r[4], "n_measurements": n, "counts": counts,
+                "lists": json.loads(r[7] or "[]"), "software_version": r[8],
+            }
+
     def resolve_run(self, run: int | str | None, vantage: str | None = None) -> int | None:
         """``"latest"`` -> the latest run id (of ``vantage``); an id or digits -> that id.
 

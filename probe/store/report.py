@@ -6,7 +6,7 @@ import json
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-__all__ = ["abbreviate_reasons", "format_json_lines", "format_table"]
+__all__ = ["abbreviate_reasons", "format_json_lines", "format_runs_table", "format_table"]
 
 _CHUNK = 2000  # rows per chunk written to the terminal
 _COLUMNS = (("URL", 48), ("VERDICT", 12), ("STAGE", 5), ("REASONS", 34), ("VANTAGE", 12),
@@ -46,14 +46,39 @@ def format_table(rows: Iterable[dict[str, Any]]) -> Iterator[str]:
     yield "".join(buf)
 
 
-def format_json_lines(rows: Iterable[dict[str, Any]]) -> Iterator[str]:
-    """One JSON object per line, in chunks of text."""
+def format_json_lines(rows: Iterable[dict[str, Any]], keys: Iterable[str] | None = None) -> Iterator[str]:
+    """One JSON object per line (``keys``, default the result keys), in chunks of text."""
     dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+    wanted = tuple(keys) if keys is not None else _JSON_KEYS
     buf: list[str] = []
     for r in rows:
-        buf.append(dumps({k: r[k] for k in _JSON_KEYS if k in r}) + "\n")
+        buf.append(dumps({k: r[k] for k in wanted if k in r}) + "\n")
         if len(buf) >= _CHUNK:
             yield "".join(buf)
             buf = []
     if buf:
         yield "".join(buf)
+
+
+_RUN_COLUMNS = (("RUN", 5), ("VANTAGE", 12), ("STARTED", 19), ("FINISHED", 19), ("STATUS", 11),
+                ("URLS", 6), ("VERDICTS", 0))
+
+
+def format_runs_table(rows: Iterable[dict[str, Any]]) -> Iterator[str]:
+    """Runs as fixed-width lines: the non-zero verdict counts of each, and a count at the end."""
+    fmt = "  ".join(f"{{:<{w}}}" for _, w in _RUN_COLUMNS[:-1]) + "  {}\n"
+    buf = [fmt.format(*(name for name, _ in _RUN_COLUMNS))]
+    n = 0
+    for r in rows:
+        n += 1
+        verdicts = " ".join(f"{k} {v}" for k, v in r["counts"].items() if v) or "-"
+        buf.append(fmt.format(
+            r["run_id"], _cut(r["vantage"], 12), r["started_at"][:19].replace("T", " "),
+            (r["finished_at"] or "-")[:19].replace("T", " "), r["status"], r["n_measurements"],
+            verdicts,
+        ))
+        if len(buf) >= _CHUNK:
+            yield "".join(buf)
+            buf = []
+    buf.append(f"({n} run{'s' if n != 1 else ''})\n")
+    yield "".join(buf)

@@ -1,4 +1,4 @@
-"""`probe results` and `probe reclassify` on the command line (CliRunner)."""
+"""`probe results`, `probe runs` and `probe reclassify` on the command line (CliRunner)."""
 
 from __future__ import annotations
 
@@ -89,19 +89,53 @@ def test_verdict_choices_match_the_model() -> None:
     assert VERDICT_CHOICES == VERDICTS
 
 
-def test_results_command_does_not_import_network_libraries(db: Path) -> None:
+@pytest.mark.parametrize("command", ["results", "runs"])
+def test_reading_commands_do_not_import_network_libraries(db: Path, command: str) -> None:
     code = (
         "import sys\n"
         "from probe.cli import main\n"
-        f"sys.argv = ['probe', 'results', '--db', {str(db)!r}]\n"
+        f"sys.argv = ['probe', {command!r}, '--db', {str(db)!r}]\n"
         "try:\n    main()\nexcept SystemExit:\n    pass\n"
         "net = ('scapy', 'httpx', 'httpcore', 'aiohttp')\n"
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in net)\n"
         "print('IMPORTED', bad)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert "http://site0.example.org/" in out.stdout
+    assert ("http://site0.example.org/" if command == "results" else "complete") in out.stdout
     assert out.stdout.strip().splitlines()[-1] == "IMPORTED []"
+
+
+def test_runs_lists_newest_first_with_status_and_verdict_counts(db: Path) -> None:
+    r = _invoke("runs", "--db", str(db))
+    assert r.exit_code == 0, r.output
+    lines = r.output.splitlines()
+    assert lines[0].split() == ["RUN", "VANTAGE", "STARTED", "FINISHED", "STATUS", "URLS", "VERDICTS"]
+    newest, oldest = lines[1].split(), lines[2].split()
+    assert newest[:2] == ["2", "beta"] and newest[6:] == ["complete", "2", "ok", "2"]
+    assert oldest[:2] == ["1", "alpha"]
+    assert oldest[6:] == ["complete", "3", "ok", "1", "blocked", "1", "reset", "1"]
+    assert lines[-1] == "(2 runs)"
+
+
+def test_runs_json_counts_a_running_run_live(db: Path) -> None:
+    with Store.open(db) as s:
+        vid = s.vantage("alpha")
+        run = s.start_run(vid, ["list.csv"], {})
+        s.write(run, vid, [(sample_measurement(9, started=2000.0), sample_verdict("blocked"))])
+    r = _invoke("runs", "--db", str(db), "--vantage", "alpha", "--json")
+    rows = [json.loads(line) for line in r.output.splitlines()]
+    assert [(x["run_id"], x["status"]) for x in rows] == [(3, "running"), (1, "complete")]
+    assert rows[0]["n_measurements"] == 1 and rows[0]["counts"]["blocked"] == 1
+    assert rows[0]["finished_at"] is None and rows[0]["lists"] == ["list.csv"]
+    assert rows[1]["counts"] == {"ok": 1, "blocked": 1, "reset": 1, "hijacked": 0, "down": 0,
+                                 "inconclusive": 0}
+    r = _invoke("runs", "--db", str(db), "--limit", "1", "--json")
+    assert [json.loads(line)["run_id"] for line in r.output.splitlines()] == [3]
+
+
+def test_runs_on_a_missing_database_exits_1_naming_it(tmp_path: Path) -> None:
+    r = _invoke("runs", "--db", str(tmp_path / "none.db"))
+    assert r.exit_code == 1 and "none.db" in r.output and "no such database" in r.output
 
 
 def test_reclassify_reports_changed_verdicts(db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
