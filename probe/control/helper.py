@@ -30,11 +30,10 @@ from probe.control.protocol import (
     THRequest,
     THRequestError,
     build_response,
-    is_ip_literal,
     is_public_address,
     parse_request,
 )
-from probe.model import Measurement
+from probe.model import Measurement, is_ip_literal
 
 if TYPE_CHECKING:
     from aiohttp import web

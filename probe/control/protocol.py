@@ -42,6 +42,7 @@ from probe.model import (
     HTTPObservation,
     Measurement,
     Target,
+    is_ip_literal,
 )
 
 __all__ = [
@@ -58,7 +59,6 @@ __all__ = [
     "build_response",
     "flags_names",
     "format_endpoint",
-    "is_ip_literal",
     "is_public_address",
     "parse_endpoint",
     "parse_request",
@@ -155,15 +155,6 @@ def is_public_address(ip: str) -> bool:
     if mapped is not None:
         addr = mapped
     return addr.is_global and not addr.is_multicast
-
-
-def is_ip_literal(host: str) -> bool:
-    """True when ``host`` is an IPv4 or IPv6 address (no DNS step for it)."""
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
 
 
 def target_from_url(url: str) -> Target:

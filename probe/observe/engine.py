@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import functools
-import ipaddress
 import logging
 import ssl
 import time
@@ -42,6 +41,7 @@ from probe.model import (
     Target,
     TCPObservation,
     TLSObservation,
+    is_ip_literal,
 )
 from probe.observe.dns import (
     UDPQuery,
@@ -177,14 +177,6 @@ async def aclose(cfg: MeasureConfig | None = None) -> None:
             await rt.aclose()
 
 
-def _is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
-
-
 class _HopState:
     """Mutable notes while a hop is measured; ``build()`` freezes them into a Hop."""
 
@@ -262,7 +254,7 @@ class _Measurer:
         self.cfg = cfg
         self.rt = _runtime(cfg)
         self.control = control
-        self.extra = [a for a in extra_addresses if _is_ip(a)]
+        self.extra = [a for a in extra_addresses if is_ip_literal(a)]
         self.hops: list[_HopState] = []
 
     # -- the hop loop ---------------------------------------------------------------------
@@ -322,7 +314,7 @@ class _Measurer:
     # -- DNS --------------------------------------------------------------------------------
     async def _dns(self, hs: _HopState) -> list[str]:
         cfg, rt = self.cfg, self.rt
-        if _is_ip(hs.host):
+        if is_ip_literal(hs.host):
             return self._cap([hs.host, *self.extra])
         loop = asyncio.get_running_loop()
         if cfg.doh:
