@@ -275,18 +275,17 @@ class Store:
             if (owner := Owner.parse(text)) is not None and is_dead(owner, here)
         ]
         for run_id in dead:
-            with self._transaction():
-                counts = self._counts(run_id)
-                self.conn.execute(
-                    "UPDATE runs SET status = 'interrupted', n_measurements = ?, counts = ?, "
-                    "finished_at = coalesce((SELECT max(measured_at) FROM measurements "
-                    "WHERE run_id = ?), started_at) WHERE id = ? AND status = 'running'",
-                    (sum(counts.values()), json.dumps(counts), run_id, run_id),
-                )
+            # Its process is gone: nothing more arrives, so its last measurement is its end.
+            (last,) = self.conn.execute(
+                "SELECT coalesce((SELECT max(measured_at) FROM measurements WHERE run_id = ?), "
+                "started_at) FROM runs WHERE id = ?",
+                (run_id, run_id),
+            ).fetchone()
+            self.finish_run(run_id, "interrupted", finished_at=last)
         return dead
 
-    def finish_run(self, run_id: int, status: str) -> None:
-        """Close a run: its end time, status and verdict counts."""
+    def finish_run(self, run_id: int, status: str, *, finished_at: str | None = None) -> None:
+        """Close a run: its end time (default now), status and verdict counts."""
         if status not in RUN_STATUSES:
             raise ValueError(f"run status must be one of {', '.join(RUN_STATUSES)}, not {status!r}")
         with self._transaction():
@@ -294,7 +293,7 @@ class Store:
             self.conn.execute(
                 "UPDATE runs SET finished_at = ?, status = ?, n_measurements = ?, counts = ? "
                 "WHERE id = ?",
-                (_now(), status, sum(counts.values()), json.dumps(counts), run_id),
+                (finished_at or _now(), status, sum(counts.values()), json.dumps(counts), run_id),
             )
 
     def _counts(self, run_id: int) -> dict[str, int]:
