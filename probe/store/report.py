@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 __all__ = ["abbreviate_reasons", "format_json_lines", "format_runs_table", "format_table"]
@@ -27,23 +27,41 @@ def abbreviate_reasons(reasons: list[str], width: int = 34) -> str:
     return _cut(reasons[0], width - len(more)) + more
 
 
-def format_table(rows: Iterable[dict[str, Any]]) -> Iterator[str]:
-    """Fixed-width lines (a header first; a count at the end), in chunks of text."""
-    fmt = "  ".join(f"{{:<{w}}}" for _, w in _COLUMNS[:-1]) + "  {}\n"
-    buf = [fmt.format(*(name for name, _ in _COLUMNS))]
+def _fixed_width(
+    rows: Iterable[dict[str, Any]],
+    columns: tuple[tuple[str, int], ...],
+    cells: Callable[[dict[str, Any]], tuple[Any, ...]],
+    noun: str,
+) -> Iterator[str]:
+    """Fixed-width lines (a header first; ``(N nouns)`` at the end), in chunks of text.
+
+    The last column has no width: it takes the rest of the line.
+    """
+    fmt = "  ".join(f"{{:<{w}}}" for _, w in columns[:-1]) + "  {}\n"
+    buf = [fmt.format(*(name for name, _ in columns))]
     n = 0
     for r in rows:
         n += 1
-        buf.append(fmt.format(
-            _cut(r["url"], 48), r["verdict"], r["stage"] or "-",
-            abbreviate_reasons(r["reasons"]), _cut(r["vantage"], 12), r["run_id"],
-            r["measured_at"][:19].replace("T", " "),
-        ))
+        buf.append(fmt.format(*cells(r)))
         if len(buf) >= _CHUNK:
             yield "".join(buf)
             buf = []
-    buf.append(f"({n} result{'s' if n != 1 else ''})\n")
+    buf.append(f"({n} {noun}{'s' if n != 1 else ''})\n")
     yield "".join(buf)
+
+
+def _time(iso: str | None) -> str:
+    return (iso or "-")[:19].replace("T", " ")
+
+
+def _result_cells(r: dict[str, Any]) -> tuple[Any, ...]:
+    return (_cut(r["url"], 48), r["verdict"], r["stage"] or "-", abbreviate_reasons(r["reasons"]),
+            _cut(r["vantage"], 12), r["run_id"], _time(r["measured_at"]))  # fmt: skip
+
+
+def format_table(rows: Iterable[dict[str, Any]]) -> Iterator[str]:
+    """Results as fixed-width lines (a header first; a count at the end), in chunks of text."""
+    return _fixed_width(rows, _COLUMNS, _result_cells, "result")
 
 
 def format_json_lines(rows: Iterable[dict[str, Any]], keys: Iterable[str] | None = None) -> Iterator[str]:
@@ -64,21 +82,12 @@ _RUN_COLUMNS = (("RUN", 5), ("VANTAGE", 12), ("STARTED", 19), ("FINISHED", 19), 
                 ("URLS", 6), ("VERDICTS", 0))
 
 
+def _run_cells(r: dict[str, Any]) -> tuple[Any, ...]:
+    verdicts = " ".join(f"{k} {v}" for k, v in r["counts"].items() if v) or "-"
+    return (r["run_id"], _cut(r["vantage"], 12), _time(r["started_at"]), _time(r["finished_at"]),
+            r["status"], r["n_measurements"], verdicts)  # fmt: skip
+
+
 def format_runs_table(rows: Iterable[dict[str, Any]]) -> Iterator[str]:
     """Runs as fixed-width lines: the non-zero verdict counts of each, and a count at the end."""
-    fmt = "  ".join(f"{{:<{w}}}" for _, w in _RUN_COLUMNS[:-1]) + "  {}\n"
-    buf = [fmt.format(*(name for name, _ in _RUN_COLUMNS))]
-    n = 0
-    for r in rows:
-        n += 1
-        verdicts = " ".join(f"{k} {v}" for k, v in r["counts"].items() if v) or "-"
-        buf.append(fmt.format(
-            r["run_id"], _cut(r["vantage"], 12), r["started_at"][:19].replace("T", " "),
-            (r["finished_at"] or "-")[:19].replace("T", " "), r["status"], r["n_measurements"],
-            verdicts,
-        ))
-        if len(buf) >= _CHUNK:
-            yield "".join(buf)
-            buf = []
-    buf.append(f"({n} run{'s' if n != 1 else ''})\n")
-    yield "".join(buf)
+    return _fixed_width(rows, _RUN_COLUMNS, _run_cells, "run")
