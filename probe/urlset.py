@@ -36,21 +36,23 @@ class URLSet:
         digest = hashlib.blake2b(url.encode("utf-8"), digest_size=8).digest()
         return int.from_bytes(digest, "little") or 1  # 0 is the empty marker
 
+    def _slot(self, fp: int) -> int:
+        """Where ``fp`` is, or the empty slot where it would go (linear probing)."""
+        slots, mask = self._slots, self._mask
+        i = fp & mask
+        while (here := slots[i]) != 0 and here != fp:
+            i = (i + 1) & mask
+        return i
+
     def add(self, url: str) -> bool:
         """Add ``url``; True if it was new, False if it was already in the set."""
         fp = self._fingerprint(url)
-        slots, mask = self._slots, self._mask
-        i = fp & mask
-        while True:
-            here = slots[i]
-            if here == 0:
-                break
-            if here == fp:
-                return False
-            i = (i + 1) & mask
-        slots[i] = fp
+        i = self._slot(fp)
+        if self._slots[i] == fp:
+            return False
+        self._slots[i] = fp
         self._used += 1
-        if 2 * self._used > len(slots):
+        if 2 * self._used > len(self._slots):
             self._grow()
         return True
 
@@ -58,23 +60,12 @@ class URLSet:
         if not isinstance(url, str):
             return False
         fp = self._fingerprint(url)
-        slots, mask = self._slots, self._mask
-        i = fp & mask
-        while (here := slots[i]) != 0:
-            if here == fp:
-                return True
-            i = (i + 1) & mask
-        return False
+        return self._slots[self._slot(fp)] == fp
 
     def _grow(self) -> None:
         old = self._slots
-        size = 2 * len(old)
-        slots = array("Q", bytes(8 * size))
-        mask = size - 1
+        self._slots = array("Q", bytes(16 * len(old)))
+        self._mask = 2 * len(old) - 1
         for fp in old:
             if fp:
-                i = fp & mask
-                while slots[i]:
-                    i = (i + 1) & mask
-                slots[i] = fp
-        self._slots, self._mask = slots, mask
+                self._slots[self._slot(fp)] = fp
