@@ -265,11 +265,12 @@ async def run(
     stop = stop or asyncio.Event()
 
     room = asyncio.Event()  # set whenever the writer has taken a batch off the queue
-    write_failure: list[BaseException] = []
-    stored = [0]  # URLs whose final attempt is committed
+    write_failure: Exception | None = None
+    stored = 0  # URLs whose final attempt is committed
     loop = asyncio.get_running_loop()
 
     async def writer() -> None:
+        nonlocal write_failure, stored
         try:
             done = False
             while not done:
@@ -306,10 +307,10 @@ async def run(
                         await asyncio.to_thread(store.write, run_id, vantage_id, batch)
                     except Exception as exc:  # disk full, read-only file, I/O error, ...
                         # Measuring on cannot be stored: stop the run, keep what is committed.
-                        write_failure.append(exc)
+                        write_failure = exc
                         stop.set()
                         return
-                    stored[0] += sum(1 for item in batch if item[2])
+                    stored += sum(1 for item in batch if item[2])
         finally:
             room.set()  # a writer that stopped must not leave the producer waiting for room
 
@@ -425,7 +426,7 @@ async def run(
         from probe.observe import aclose
 
         await aclose(cfg)
-        if write_failure:
+        if write_failure is not None:
             status = "failed"
         summary.status = status
         summary.finished = time.time()
@@ -433,18 +434,17 @@ async def run(
         try:
             store.finish_run(run_id, status)
         except Exception:
-            if not write_failure:
+            if write_failure is None:
                 raise
             recorded = False  # the same disk problem, most likely; the cause is raised below
-    if write_failure:
+    if write_failure is not None:
         from probe.store import StoreError
 
-        exc = write_failure[0]
         raise StoreError(
-            f"{options.db}: cannot write results ({exc}); the run stopped after {stored[0]} "
-            f"URLs were stored"
+            f"{options.db}: cannot write results ({write_failure}); the run stopped after "
+            f"{stored} URLs were stored"
             + (f"; run {run_id} is recorded as failed" if recorded else "")
-        ) from exc
+        ) from write_failure
     return summary
 
 
