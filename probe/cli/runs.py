@@ -8,9 +8,6 @@ import click
 
 from probe.cli._group import cli
 
-_RUN_KEYS = ("run_id", "vantage", "started_at", "finished_at", "status", "n_measurements",
-             "counts", "lists", "software_version")  # fmt: skip
-
 
 @cli.command("runs")
 @click.option("--db", type=click.Path(dir_okay=False, path_type=Path), default="results/probe.db",
@@ -36,7 +33,7 @@ def runs_command(db: Path, vantage: str | None, limit: int, as_json: bool) -> No
     try:
         with Store.open(db, create=False) as store:
             rows = store.runs(vantage=vantage, limit=limit)
-            out = format_json_lines(rows, _RUN_KEYS) if as_json else format_runs_table(rows)
+            out = format_json_lines(rows, keys=None) if as_json else format_runs_table(rows)
             for chunk in out:
                 click.echo(chunk, nl=False)
     except StoreError as exc:

@@ -64,13 +64,18 @@ def format_table(rows: Iterable[dict[str, Any]]) -> Iterator[str]:
     return _fixed_width(rows, _COLUMNS, _result_cells, "result")
 
 
-def format_json_lines(rows: Iterable[dict[str, Any]], keys: Iterable[str] | None = None) -> Iterator[str]:
-    """One JSON object per line (``keys``, default the result keys), in chunks of text."""
+def format_json_lines(
+    rows: Iterable[dict[str, Any]], keys: Iterable[str] | None = _JSON_KEYS
+) -> Iterator[str]:
+    """One JSON object per line, in chunks of text: ``keys`` of each row (None: all of them).
+
+    The default keys are those `probe results --json` documents.
+    """
     dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-    wanted = tuple(keys) if keys is not None else _JSON_KEYS
+    wanted = None if keys is None else tuple(keys)
     buf: list[str] = []
     for r in rows:
-        buf.append(dumps({k: r[k] for k in wanted if k in r}) + "\n")
+        buf.append(dumps(r if wanted is None else {k: r[k] for k in wanted if k in r}) + "\n")
         if len(buf) >= _CHUNK:
             yield "".join(buf)
             buf = []
