@@ -16,6 +16,7 @@ answers filled in when it parsed) and never decides the query.
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import secrets
 import struct
@@ -48,6 +49,13 @@ _RCODE_FAILURES = {
     "SERVFAIL": "dns_servfail_error",
     "REFUSED": "dns_refused_error",
 }
+
+
+def _reply_failure(reply: DNSReply, addresses: Sequence[str]) -> str | None:
+    """The failure string a reply decides (None: it answered with addresses)."""
+    if reply.rcode == "NOERROR":
+        return None if addresses else "dns_no_answer"
+    return _RCODE_FAILURES.get(reply.rcode, "dns_server_misbehaving")
 
 
 def parse_resolver(text: str, default_port: int = 53) -> tuple[str, int]:
@@ -248,10 +256,8 @@ class UDPQuery:
         self.replies.append(reply)
         if self._first_t is None:
             self._first_t = t
-            if reply.rcode == "NOERROR":
-                self._decide(None if addresses else "dns_no_answer", addresses)
-            else:
-                self._decide(_RCODE_FAILURES.get(reply.rcode, "dns_server_misbehaving"))
+            failure = _reply_failure(reply, addresses)
+            self._decide(failure, addresses if failure is None else ())
 
     def _on_error(self, exc: Exception) -> None:
         # ICMP port/host unreachable on the connected socket: no resolver listens there.
@@ -322,35 +328,18 @@ async def doh_query(
     t0 = time.monotonic()
     q = dns.message.make_query(hostname, qtype)
     rdtype = dns.rdatatype.from_text(qtype)
+    observation = functools.partial(
+        DNSObservation, hostname=hostname, qtype=qtype, resolver=f"doh:{url}", transport="doh",
+        started=started,
+    )  # fmt: skip
     try:
         msg = await dns.asyncquery.https(q, url, timeout=timeout, client=client)
     except Exception as exc:
-        return DNSObservation(
-            hostname=hostname,
-            qtype=qtype,
-            resolver=f"doh:{url}",
-            transport="doh",
-            started=started,
-            duration=time.monotonic() - t0,
-            failure=failure_string(exc),
-        )
+        return observation(duration=time.monotonic() - t0, failure=failure_string(exc))
     t = time.monotonic() - t0
     reply, addresses = reply_from_message(msg, msg.to_wire(), t, url, rdtype)
-    if reply.rcode == "NOERROR":
-        failure = None if addresses else "dns_no_answer"
-    else:
-        failure = _RCODE_FAILURES.get(reply.rcode, "dns_server_misbehaving")
-    return DNSObservation(
-        hostname=hostname,
-        qtype=qtype,
-        resolver=f"doh:{url}",
-        transport="doh",
-        started=started,
-        duration=t,
-        failure=failure,
-        addresses=addresses,
-        replies=(reply,),
-    )
+    return observation(duration=t, failure=_reply_failure(reply, addresses), addresses=addresses,
+                       replies=(reply,))  # fmt: skip
 
 
 def union_addresses(queries: Sequence[UDPQuery]) -> list[str]:
