@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import random
 import subprocess
 import sys
 from pathlib import Path
@@ -164,3 +165,39 @@ def test_builder_regenerates_the_packaged_files_identically(tmp_path: Path) -> N
         assert (tmp_path / name).read_bytes() == (ROOT / "probe" / "data" / name).read_bytes()
     with (tmp_path / "fingerprints_dns.csv").open(encoding="utf-8") as fh:
         assert tuple(next(csv.reader(fh))) == COLUMNS
+
+
+def test_one_pass_finds_exactly_what_a_substring_search_per_pattern_finds() -> None:
+    # The automaton must report every contains-pattern present, overlapping or nested in
+    # another, duplicated across fingerprints, and nothing else, in the fingerprints' order.
+    fps = default_fingerprints()
+    body_patterns = [fp for fp in fps.all if fp.location == "body" and fp.pattern_type == "contains"]
+    rng = random.Random(20261130)
+    for _ in range(200):
+        picked = rng.sample(body_patterns, rng.randint(0, 6))
+        parts = [fp.pattern.encode("utf-8") for fp in picked]
+        # Cut some patterns in half so that near misses are in the body too.
+        halves = (fp.pattern.encode("utf-8") for fp in rng.sample(body_patterns, 3))
+        parts += [p[: len(p) // 2] for p in halves]
+        rng.shuffle(parts)
+        body = b" ".join(parts)
+        for false_positive in (True, False):
+            expected = [
+                fp
+                for fp in body_patterns
+                if fp.false_positive == false_positive and fp.pattern.encode("utf-8") in body
+            ]
+            hits = fps.match_http(body, [], false_positive=false_positive)
+            got = [fp for fp in hits if fp.pattern_type == "contains"]
+            assert got == expected
+
+
+def test_nested_and_overlapping_patterns_are_all_found(tmp_path: Path) -> None:
+    rows = "".join(
+        f"{name},isp,,body,contains,{pattern},,,,,\n"
+        for name, pattern in [("a", "block"), ("b", "blocked"), ("c", "ked pa"), ("d", "block"), ("e", "zzz")]
+    )
+    path = tmp_path / "fp.csv"
+    path.write_text(",".join(COLUMNS) + "\n" + rows)
+    fps = load_fingerprints([path], packaged=False)
+    assert [fp.name for fp in fps.blockpages(b"<p>blocked page</p>", [])] == ["a", "b", "c", "d"]
