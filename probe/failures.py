@@ -13,7 +13,7 @@ import errno
 import socket
 import ssl
 
-__all__ = ["FAILURES", "failure_string", "is_failure"]
+__all__ = ["FAILURES", "AddressRefused", "failure_string", "is_failure"]
 
 #: Every failure string the probe can record, besides ``unknown_failure: <message>``.
 FAILURES: frozenset[str] = frozenset(
@@ -52,8 +52,15 @@ FAILURES: frozenset[str] = frozenset(
         "http_response_malformed",
         # the per-URL deadline fired before the step finished
         "deadline_exceeded",
+        # a connect policy (the test helper's: public addresses only) refused the address;
+        # nothing was sent to it
+        "address_refused_by_policy",
     }
 )
+
+
+class AddressRefused(OSError):
+    """A connect policy refused the address (see :mod:`probe.netpolicy`); nothing was sent."""
 
 UNKNOWN_PREFIX = "unknown_failure: "
 
@@ -162,6 +169,8 @@ def _specific(exc: BaseException) -> str | None:
     """A precise failure for one exception of the chain, or None when it says nothing precise."""
     if isinstance(exc, asyncio.CancelledError):
         return "interrupted"
+    if isinstance(exc, AddressRefused):
+        return "address_refused_by_policy"
     if isinstance(exc, ssl.SSLCertVerificationError):
         return _ssl_verify(exc)
     if isinstance(exc, ssl.SSLZeroReturnError | ssl.SSLEOFError):

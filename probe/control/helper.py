@@ -30,10 +30,10 @@ from probe.control.protocol import (
     THRequest,
     THRequestError,
     build_response,
-    is_public_address,
     parse_request,
 )
 from probe.model import Measurement, is_ip_literal
+from probe.netpolicy import ConnectPolicy, is_public_address
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -67,11 +67,18 @@ class HelperConfig:
     retry_after: int = 5  # seconds, in the 503's Retry-After
     request_max_bytes: int = 64 * 1024  # request bodies above this get 413
     measure_timeout: float = 30.0  # safety net over the engine's own deadline; 504 beyond
-    allow_private: bool = False  # connect to loopback/private addresses named by the probe
+    allow_private: bool = False  # connect to loopback/private addresses (labs, tests)
+    #: What counts as public when ``allow_private`` is off; tests inject a policy that makes
+    #: one loopback address "public" (nothing may leave loopback in tests).
+    public: ConnectPolicy = is_public_address
     log_clients: str = "none"  # "none", "hashed" (salted per process) or "full"
     tls_cert: str | None = None
     tls_key: str | None = None
     shutdown_timeout: float = 30.0  # seconds given to in-flight requests on SIGTERM
+
+    def connect_policy(self) -> ConnectPolicy | None:
+        """The engine's connect policy for this helper (None: connect anywhere)."""
+        return None if self.allow_private else self.public
 
 
 def parse_listen(text: str) -> tuple[str, int]:
@@ -136,15 +143,17 @@ def measure_config(
     return MeasureConfig(**{k: v for k, v in wanted.items() if k in names})
 
 
-def engine_measure(cfg: Any = None) -> MeasureFn:
+def engine_measure(cfg: Any = None, *, policy: ConnectPolicy | None = is_public_address) -> MeasureFn:
     """The production MeasureFn: :func:`probe.observe.measure` with ``cfg`` (a MeasureConfig).
 
     The probe's User-Agent is used for the fetch, so the site serves both the same page; the
-    probe's addresses (for the URL's port) are passed as ``extra_addresses``.
+    probe's addresses (for the URL's port) are passed as ``extra_addresses``. ``policy`` is
+    enforced on every address connected to (after DNS, after each redirect): public
+    addresses only unless the caller passes another policy or None (``--allow-private``).
     """
     from probe.observe import MeasureConfig, measure
 
-    base = cfg if cfg is not None else MeasureConfig()
+    base = dataclasses.replace(cfg if cfg is not None else MeasureConfig(), connect_policy=policy)
     has_ua = any(f.name == "user_agent" for f in dataclasses.fields(base))
 
     async def run_measure(req: THRequest) -> Measurement:
@@ -175,6 +184,19 @@ class Helper:
         self.started = time.time()
         self._salt = os.urandom(16)
         self._url_key: Any = "measured_url"
+
+    @classmethod
+    def with_engine(
+        cls,
+        measure_config: Any = None,
+        config: HelperConfig | None = None,
+        *,
+        asn: Callable[[str], int | None] | None = None,
+    ) -> Helper:
+        """A helper measuring with the probe's engine under ``config``'s connect policy."""
+        config = config or HelperConfig()
+        measure = engine_measure(measure_config, policy=config.connect_policy())
+        return cls(measure, config, asn=asn)
 
     # --- the application ------------------------------------------------------------------
 
@@ -261,11 +283,16 @@ class Helper:
         )
 
     def _policy(self, req: THRequest) -> tuple[THRequest, list[tuple[str, int]]]:
-        """Drop the probe's non-public endpoints unless allowed (we are not an SSRF tool)."""
-        if self.config.allow_private:
+        """Drop the probe's non-public endpoints unless allowed (we are not an SSRF tool).
+
+        This only reports them early (``x_skipped_endpoints``); the engine enforces the same
+        policy on every address it connects to, resolved names and redirects included.
+        """
+        policy = self.config.connect_policy()
+        if policy is None:
             return req, []
-        keep = [ep for ep in req.endpoints if is_public_address(ep[0])]
-        skipped = [ep for ep in req.endpoints if not is_public_address(ep[0])]
+        keep = [ep for ep in req.endpoints if policy(ep[0])]
+        skipped = [ep for ep in req.endpoints if not policy(ep[0])]
         return dataclasses.replace(req, endpoints=tuple(keep)), skipped
 
     async def handle_measure(self, request: web.Request) -> web.Response:
@@ -290,7 +317,8 @@ class Helper:
                 return self._json({"error": str(exc)}, status=400)
             request[self._url_key] = req.target.url
             host = req.target.host
-            if not self.config.allow_private and is_ip_literal(host) and not is_public_address(host):
+            policy = self.config.connect_policy()
+            if policy is not None and is_ip_literal(host) and not policy(host):
                 return self._json(
                     {"error": f"http_request: {host} is not a public address (helper policy)"},
                     status=403,
@@ -372,5 +400,5 @@ def run(
     asn: Callable[[str], int | None] | None = None,
 ) -> None:
     """Serve until SIGTERM/SIGINT with the probe's engine (the CLI's entry point)."""
-    helper = Helper(engine_measure(measure_config), config, asn=asn)
+    helper = Helper.with_engine(measure_config, config, asn=asn)
     asyncio.run(serve(helper))

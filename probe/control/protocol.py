@@ -44,6 +44,7 @@ from probe.model import (
     Target,
     is_ip_literal,
 )
+from probe.netpolicy import is_public_address
 
 __all__ = [
     "IP_FLAG_BOGON",
@@ -143,18 +144,6 @@ def parse_endpoint(text: str) -> tuple[str, int]:
     if not port_s.isdigit() or not 0 < int(port_s) < 65536:
         raise ValueError(f"invalid port {port_s!r}")
     return ip.compressed, int(port_s)
-
-
-def is_public_address(ip: str) -> bool:
-    """True for a globally routable address (False for loopback, private, link-local, ...)."""
-    try:
-        addr = ipaddress.ip_address(ip)
-    except ValueError:
-        return False
-    mapped = getattr(addr, "ipv4_mapped", None)
-    if mapped is not None:
-        addr = mapped
-    return addr.is_global and not addr.is_multicast
 
 
 def target_from_url(url: str) -> Target:
@@ -395,8 +384,12 @@ def build_response(
     tls_handshake: dict[str, Any] = {}
     x_tls: dict[str, Any] = {}
     valid_ips: set[str] = set()
+    refused: list[tuple[str, int]] = []
     if hop0 is not None:
         for t in hop0.tcp:
+            if t.failure == "address_refused_by_policy":
+                refused.append((t.ip, t.port))  # never connected to: not a TCP result
+                continue
             tcp_connect[format_endpoint(t.ip, t.port)] = {
                 "status": t.failure is None,
                 "failure": t.failure,
@@ -464,6 +457,7 @@ def build_response(
 
     # ip_info
     probe_ips = set(req.addresses) | {ip for ip, _ in skipped}
+    skipped = [*skipped, *(ep for ep in refused if ep not in skipped)]
     all_ips: dict[str, None] = dict.fromkeys(req.addresses)
     all_ips.update(dict.fromkeys(th_addrs))
     if hop0 is not None:

@@ -43,6 +43,7 @@ from probe.model import (
     TLSObservation,
     is_ip_literal,
 )
+from probe.netpolicy import ConnectPolicy
 from probe.observe.dns import (
     UDPQuery,
     doh_query,
@@ -89,6 +90,9 @@ class MeasureConfig:
     user_agent: str = DEFAULT_USER_AGENT
     max_addresses: int = 8  # addresses connected to per hop
     resolv_conf: str = "/etc/resolv.conf"
+    #: Addresses that may be connected to (probe.netpolicy); None: any. The test helper sets
+    #: it, since it connects on its clients' behalf: checked after DNS and every redirect.
+    connect_policy: ConnectPolicy | None = None
 
     def __post_init__(self) -> None:
         for r in self.resolvers:
@@ -392,7 +396,7 @@ class _Measurer:
         cfg = self.cfg
         started, t0 = time.time(), time.monotonic()
         try:
-            tcp, conn = await tcp_connect(ip, hs.port, cfg.tcp_timeout)
+            tcp, conn = await tcp_connect(ip, hs.port, cfg.tcp_timeout, cfg.connect_policy)
         except asyncio.CancelledError:
             hs.tcp.append(TCPObservation(ip, hs.port, started, time.monotonic() - t0, "deadline_exceeded"))
             raise

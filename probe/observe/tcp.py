@@ -1,12 +1,13 @@
-"""TCP observations: connect to one address, with a timeout."""
+"""TCP observations: connect to one address, with a timeout and an optional connect policy."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 
-from probe.failures import failure_string
+from probe.failures import AddressRefused, failure_string
 from probe.model import TCPObservation
+from probe.netpolicy import ConnectPolicy, canonical_address
 
 __all__ = ["Conn", "tcp_connect"]
 
@@ -36,13 +37,27 @@ class Conn:
             transport.abort()
 
 
-async def tcp_connect(ip: str, port: int, timeout: float) -> tuple[TCPObservation, Conn | None]:
-    """Connect to ``ip:port``; the observation, and the connection when it succeeded."""
+async def tcp_connect(
+    ip: str, port: int, timeout: float, policy: ConnectPolicy | None = None
+) -> tuple[TCPObservation, Conn | None]:
+    """Connect to ``ip:port``; the observation, and the connection when it succeeded.
+
+    Every connection the engine makes comes through here, so this is where ``policy`` (the
+    test helper's SSRF guard) is enforced: on the address about to be connected to, after
+    DNS and after each redirect. ``ip`` must be a strict IP literal; the connect goes to its
+    canonical form, so ``getaddrinfo`` never reinterprets the text (``0177.0.0.1``). A
+    refused address gets ``address_refused_by_policy`` and no packet.
+    """
     started = time.time()
     t0 = time.monotonic()
     try:
+        addr = canonical_address(ip)
+        if addr is None:
+            raise AddressRefused(f"{ip!r} is not an IP address")
+        if policy is not None and not policy(addr.compressed):
+            raise AddressRefused(f"{addr.compressed} is refused by the connect policy")
         async with asyncio.timeout(timeout):
-            reader, writer = await asyncio.open_connection(ip, port)
+            reader, writer = await asyncio.open_connection(str(addr), port)
     except Exception as exc:
         return TCPObservation(ip, port, started, time.monotonic() - t0, failure_string(exc)), None
     return TCPObservation(ip, port, started, time.monotonic() - t0), Conn(ip, port, reader, writer)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import json
 import logging
 import os
 import signal
@@ -20,15 +19,15 @@ from typing import Any
 import httpx
 import pytest
 from aiohttp import web
+from helper_util import ooni_request, running_helper
 
 from probe.control.client import ControlClient
-from probe.control.helper import Helper, HelperConfig, engine_measure, serve
+from probe.control.helper import Helper, HelperConfig, serve
 from probe.control.protocol import THRequest, format_endpoint, response_problems
 from probe.model import Hop, HTTPObservation, Measurement, TCPObservation
 
 pytestmark = pytest.mark.integration
 
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "ooni_th"
 PAGE = b"<html><head><title>Loopback page</title></head><body>" + b"x" * 1000 + b"</body></html>"
 
 
@@ -36,14 +35,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def ooni_request(url: str, endpoints: list[str]) -> dict[str, Any]:
-    """The spec's example request, pointed at a loopback URL."""
-    data = json.loads((FIXTURES / "request.json").read_text())
-    data["http_request"] = url
-    data["tcp_connect"] = endpoints
-    return data
 
 
 @contextlib.asynccontextmanager
@@ -69,19 +60,6 @@ def page_app() -> web.Application:
     app.router.add_get("/page", page)
     app.router.add_get("/redirect", redirect)
     return app
-
-
-@contextlib.asynccontextmanager
-async def running_helper(helper: Helper) -> AsyncIterator[str]:
-    stop = asyncio.Event()
-    bound: asyncio.Future[list[tuple[str, int]]] = asyncio.get_running_loop().create_future()
-    task = asyncio.create_task(serve(helper, stop=stop, ready=lambda b: bound.set_result(list(b))))
-    try:
-        host, port = (await asyncio.wait_for(bound, 10))[0]
-        yield f"http://{host}:{port}/"
-    finally:
-        stop.set()
-        await task
 
 
 def config(**kw: Any) -> HelperConfig:
@@ -122,7 +100,7 @@ def engine_config() -> Any:
 def test_ooni_request_is_answered_with_what_the_engine_saw() -> None:
     async def main() -> None:
         async with web_server(page_app()) as port:
-            helper = Helper(engine_measure(engine_config()), config(allow_private=True))
+            helper = Helper.with_engine(engine_config(), config(allow_private=True))
             async with running_helper(helper) as base, httpx.AsyncClient(trust_env=False) as http:
                 url = f"http://127.0.0.1:{port}/page"
                 # 127.0.0.2 is loopback too, but nothing listens there: refused.
@@ -148,7 +126,7 @@ def test_ooni_request_is_answered_with_what_the_engine_saw() -> None:
 def test_redirects_are_followed_to_the_final_response() -> None:
     async def main() -> None:
         async with web_server(page_app()) as port:
-            helper = Helper(engine_measure(engine_config()), config(allow_private=True))
+            helper = Helper.with_engine(engine_config(), config(allow_private=True))
             async with running_helper(helper) as base, ControlClient([base]) as control:
                 obs = await control(f"http://127.0.0.1:{port}/redirect", ["127.0.0.1"], port)
         assert obs.failure is None and obs.source == base
@@ -422,7 +400,7 @@ def _net_helper(net: Any) -> Helper:
     cfg = MeasureConfig(resolvers=(net.resolver,), system_resolver=False, cafile=net.ca_path,
                         late_window=0.0, deadline=10.0, tcp_timeout=3.0, tls_timeout=3.0,
                         http_timeout=5.0)
-    return Helper(engine_measure(cfg), config(allow_private=True))
+    return Helper.with_engine(cfg, config(allow_private=True))
 
 
 def _ask(net: Any, url: str, addrs: list[str], port: int) -> tuple[Any, dict[str, Any]]:
