@@ -11,6 +11,7 @@ from probe.cli import (  # noqa: F401  (registers the commands)
     geo,
     helper,
     lab,
+    outages,
     reclassify,
     results,
     run,

@@ -6,7 +6,13 @@ import json
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-__all__ = ["abbreviate_reasons", "format_json_lines", "format_runs_table", "format_table"]
+__all__ = [
+    "abbreviate_reasons",
+    "format_json_lines",
+    "format_outages_table",
+    "format_runs_table",
+    "format_table",
+]
 
 _CHUNK = 2000  # rows per chunk written to the terminal
 _COLUMNS = (("URL", 48), ("VERDICT", 12), ("STAGE", 5), ("REASONS", 34), ("VANTAGE", 12),
@@ -96,3 +102,17 @@ def _run_cells(r: dict[str, Any]) -> tuple[Any, ...]:
 def format_runs_table(rows: Iterable[dict[str, Any]]) -> Iterator[str]:
     """Runs as fixed-width lines: the non-zero verdict counts of each, and a count at the end."""
     return _fixed_width(rows, _RUN_COLUMNS, _run_cells, "run")
+
+
+_OUTAGE_COLUMNS = (("VANTAGE", 12), ("STATE", 7), ("FIRST SEEN", 19), ("LAST SEEN", 19),
+                   ("AFTER", 19), ("BEFORE", 19), ("EVIDENCE", 0))
+
+
+def _outage_cells(o: dict[str, Any]) -> tuple[Any, ...]:
+    return (_cut(o["vantage"], 12), o["state"], _time(o["first_seen"]), _time(o["last_seen"]),
+            _time(o["after"]), _time(o["before"]) if o["before"] else "ongoing", o["evidence"])  # fmt: skip
+
+
+def format_outages_table(rows: Iterable[dict[str, Any]]) -> Iterator[str]:
+    """Outage intervals (``probe.outages.Outage.to_dict``) as fixed-width lines."""
+    return _fixed_width(rows, _OUTAGE_COLUMNS, _outage_cells, "outage")
