@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import weakref
 
-from probe.classify.core import INTERFERENCE, Context, Finding, hop_control
+from probe.classify.core import INTERFERENCE, Context, Finding, chain_controls, hop_control
 from probe.classify.dns import judge_dns
 from probe.classify.http import final_control, judge_http, response_ok
 from probe.classify.tcp import judge_tcp
@@ -26,10 +26,10 @@ from probe.fingerprints import Fingerprints, default_fingerprints
 from probe.geo import GeoDB
 from probe.model import Measurement, Verdict
 
-__all__ = ["CLASSIFIER_VERSION", "classify", "findings", "needs_retry"]
+__all__ = ["CLASSIFIER_VERSION", "classify", "findings", "needs_retry", "open_step"]
 
 #: Recorded with every verdict; bump it whenever a rule changes what a measurement gets.
-CLASSIFIER_VERSION = "2026.11.1"
+CLASSIFIER_VERSION = "2026.11.2"
 
 
 def findings(
@@ -38,6 +38,7 @@ def findings(
     """Every piece of evidence in a measurement, in hop and stage order."""
     fps = fingerprints if fingerprints is not None else default_fingerprints()
     ctx = Context(m=m, fingerprints=fps, geo=geo, controls=[hop_control(h) for h in m.hops])
+    chain_controls(ctx.controls)
     final = ctx.final_hop
     if final is not None:
         fctl = final_control(ctx) or ctx.controls[-1]
@@ -79,13 +80,33 @@ def _judge(
                 return verdict(f), f
     if any(f.verdict == "ok" for f in found):
         return Verdict("ok", None, None, reasons, CLASSIFIER_VERSION), None
-    # Nothing decisive: the failures we saw have no usable control to compare with.
-    stages = ("dns", "tcp", "tls", "http")
-    positive = ("dns/consistent", "http/match")
-    first = next((f for f in found if f.stage in stages and not f.reason.startswith(positive)), None)
-    if first is None:
+    # Nothing decisive: the failures we saw have no usable control to compare with. The stage
+    # is the step that left the verdict open (where the measurement stopped), not a harmless
+    # finding met on the way (a missing AAAA, one address of several).
+    hop_i, stage = open_step(m)
+    if stage is None:
         return Verdict("inconclusive", None, None, reasons, CLASSIFIER_VERSION), None
-    return verdict(first, "inconclusive"), first
+    return Verdict("inconclusive", stage, hop_i, reasons, CLASSIFIER_VERSION), None
+
+
+def open_step(m: Measurement) -> tuple[int | None, str | None]:
+    """(hop, stage) of the step where the measurement stopped: the first step of the last hop
+    that failed outright (DNS gave no address, no connect worked, no handshake completed for
+    https, HTTP failed or never ran); ``http`` when every step succeeded (its response is what
+    could not be verified); (None, None) without hops."""
+    if not m.hops:
+        return None, None
+    hop = m.hops[-1]
+    i = hop.index
+    if hop.dns and not any(q.addresses for q in hop.dns):
+        return i, "dns"
+    if hop.tcp and not any(t.failure is None for t in hop.tcp):
+        return i, "tcp"
+    if hop.scheme == "https" and hop.tls and not any(t.failure is None for t in hop.tls):
+        return i, "tls"
+    if not hop.tcp and not hop.dns and hop.http is None:
+        return None, None
+    return i, "http"
 
 
 def classify(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from probe.classify.addresses import canon_ip, family
+from probe.classify.addresses import addr_class, canon_ip, family
 from probe.fingerprints import Fingerprints
 from probe.geo import GeoDB
 from probe.model import ControlObservation, Hop, Measurement
@@ -14,7 +14,9 @@ __all__ = [
     "Context",
     "Finding",
     "HopControl",
+    "chain_controls",
     "failure_kind",
+    "is_loopback",
 ]
 
 #: Verdicts that mean someone interfered; the first one found decides.
@@ -54,7 +56,13 @@ _KINDS = {
     "ssl_invalid_certificate": "cert-invalid",
     "ssl_failed_handshake": "handshake-failed",
     "http_too_many_redirects": "too-many-redirects",
+    "http_invalid_redirect_location_host": "invalid-redirect",
 }
+
+
+def is_loopback(ip: str) -> bool:
+    """127.0.0.0/8 or ::1 (also IPv4-mapped): a connection there never leaves the machine."""
+    return addr_class(canon_ip(ip) or ip) == "loopback"
 
 
 def failure_kind(failure: str | None) -> str | None:
@@ -76,6 +84,10 @@ class HopControl:
     tls: dict[tuple[str, int], tuple[bool, str | None, str]] = field(default_factory=dict)
     asns: dict[str, int] = field(default_factory=dict)  # the helper's ip_info, when it sends it
     valid_ips: set[str] = field(default_factory=set)  # ip_info "valid_for_domain" (helper's TLS)
+    # No control of its own, but the control of an earlier hop of the chain fetched the final
+    # page: OONI's helper follows redirects itself and describes only the first URL, so it went
+    # through this hop (DNS, TCP, TLS) successfully.
+    chain_ok: bool = False
 
     @property
     def has_dns(self) -> bool:
@@ -102,6 +114,20 @@ class HopControl:
         if any(ok for ok, _, _ in self.tls.values()):
             return True
         return scheme == "https" and self.http_ok
+
+
+def chain_controls(controls: list[HopControl]) -> None:
+    """Mark hops with no control of their own that an earlier hop's control went through.
+
+    A helper that follows redirects and reached the final page (OONI's does, and reports only
+    the first URL) resolved, connected to and fetched every hop after the first.
+    """
+    reached = False
+    for ctl in controls:
+        if ctl.th is not None or ctl.has_dns or ctl.th_failure is not None:
+            reached = ctl.http_ok
+        elif reached:
+            ctl.chain_ok = True
 
 
 def hop_control(hop: Hop) -> HopControl:

@@ -31,6 +31,16 @@ _FAILURE_REASON = {
 }
 
 
+# Failures of a hop whose name the control resolved while following the redirects itself.
+_CHAIN_VERDICT = {
+    "nxdomain": "hijacked",
+    "no-answer": "hijacked",
+    "servfail": "hijacked",
+    "refused": "hijacked",
+    "timeout": "blocked",
+}
+
+
 def injection(q: DNSObservation) -> int:
     """Number of *different* replies received for one query (2+ means injection)."""
     seen = {(r.rcode, frozenset(canon_ip(a) for a in r.answers), frozenset(r.cnames)) for r in q.replies}
@@ -77,12 +87,47 @@ def _consistent_by(ctx: Context, hop: Hop, ctl: HopControl, addrs: list[str]) ->
     return None
 
 
+def _authenticated(hop: Hop, addrs: list[str]) -> bool:
+    """The probe's own TLS handshake to one of ``addrs`` with SNI = host validated for the host."""
+    host = hop.host.lower()
+    aset = set(addrs)
+    return any(
+        canon_ip(t.ip) in aset and t.failure is None and t.cert_valid is True and t.sni.lower() == host
+        for t in hop.tls
+    )
+
+
+def _other_family_vouches(ctx: Context, hop: Hop, q: DNSObservation, ctl: HopControl) -> bool:
+    """The page loaded, and the hop's answer of the other address family is consistent."""
+    if not ctx.final_ok:
+        return False
+    fam = family(canon_ip(q.addresses[0])) if q.addresses else 0
+    for o in hop.dns:
+        other = [a for a in (canon_ip(x) for x in o.addresses) if a and family(a) != fam]
+        if not other or injection(o) >= 2:
+            continue
+        if any(addr_class(a) is not None for a in other):
+            continue
+        if set(other) & ctl.addrs or _consistent_by(ctx, hop, ctl, other) is not None:
+            return True
+    return False
+
+
 def _judge_failure(hop: Hop, q: DNSObservation, ctl: HopControl) -> list[Finding]:
     kind = failure_kind(q.failure)
     i = hop.index
     label = _FAILURE_REASON.get(kind or "")
     reason = f"dns/{label}" if label else f"dns/failure:{q.failure}"
     fam = 6 if q.qtype == "AAAA" else 4
+    if ctl.chain_ok and not ctl.addrs and ctl.dns_failure_kind is None:
+        # Only the first URL has a control, and it reached the final page through this hop:
+        # the control resolved this name. Judge only when the probe got no address at all.
+        if any(o.addresses for o in hop.dns) or kind not in _CHAIN_VERDICT:
+            return [Finding("dns", i, reason)]
+        return [
+            Finding("dns", i, reason, _CHAIN_VERDICT[kind]),
+            Finding("dns", i, "control/reached-by-redirect"),
+        ]
     if ctl.addrs:
         same_family = ctl.addrs_of(fam)
         if kind == "no-answer" and not same_family:
@@ -109,6 +154,19 @@ def _judge_answers(ctx: Context, hop: Hop, q: DNSObservation, ctl: HopControl) -
     for name in cnames:
         for fp in ctx.fingerprints.match_dns(name):
             out.append(Finding("dns", i, f"dns/blockpage:{fp.name}@{name.rstrip('.')}", "hijacked"))
+    if _authenticated(hop, addrs):
+        # A certificate valid for the name came from one of these addresses: whatever their
+        # class, they are the site's own (a site on a private or carrier address, a lab).
+        # Authentication outranks the bogon, block-page address and no-control rules.
+        if not set(addrs) <= ctl.addrs:
+            out.append(Finding("dns", i, "dns/consistent:tls"))
+        return out
+    loop = [ip for ip in addrs if addr_class(ip) == "loopback"]
+    if loop and len(loop) == len(addrs) and set(loop) & ctl.addrs:
+        # The control resolves the name to the same loopback address: the name points nowhere
+        # for everyone (a misconfigured site), and no censor can act on a loopback connection.
+        # The later step that fails on it (or the page from this machine) says "down".
+        return [*out, Finding("dns", i, f"dns/loopback-everywhere:{','.join(loop)}")]
     suspicious = False
     for ip in addrs:
         if ip in ctl.addrs:
@@ -134,6 +192,11 @@ def _judge_answers(ctx: Context, hop: Hop, q: DNSObservation, ctl: HopControl) -
     why = _consistent_by(ctx, hop, ctl, addrs)
     if why is not None:
         out.append(Finding("dns", i, f"dns/consistent:{why}"))
+    elif ctl.addrs_of(family(addrs[0])) and _other_family_vouches(ctx, hop, q, ctl):
+        # A CDN answers each family from its own pool: an AAAA that differs while the IPv4
+        # answer is consistent and the page loaded is the CDN's, not a forgery we can prove.
+        out.append(Finding("dns", i, f"dns/unverified:{','.join(addrs)}"))
+        out.append(Finding("dns", i, "dns/consistent:other-family"))
     elif ctl.addrs_of(family(addrs[0])):
         out.append(Finding("dns", i, f"dns/inconsistent:{','.join(addrs)}", "hijacked"))
     else:

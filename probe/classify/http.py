@@ -20,7 +20,7 @@ import re
 from collections.abc import Sequence
 
 from probe.classify.addresses import canon_ip, related_hosts
-from probe.classify.core import Context, Finding, HopControl, failure_kind
+from probe.classify.core import INTERFERENCE, Context, Finding, HopControl, failure_kind, is_loopback
 from probe.model import ControlObservation, Hop, HTTPObservation
 
 __all__ = ["BODY_PROPORTION", "COMMON_HEADERS", "authenticated", "diff", "judge_http", "response_ok"]
@@ -170,8 +170,43 @@ def _failure(hop: Hop, h: HTTPObservation, ctl: HopControl | None) -> list[Findi
         return [Finding("http", i, reason, "down" if same else None), *out]
     if ctl is not None and ctl.http_ok:
         verdict = {"reset": "reset", "eof": "reset", "timeout": "blocked"}.get(kind or "")
+        if kind == "invalid-redirect" and h.status in _REDIRECTS:
+            # The control follows the site's redirects and got a page: the site does not send
+            # this broken Location. Over an authenticated connection the site itself sent it to
+            # us (a per-region bug): that proves nothing either way.
+            if authenticated(hop, h):
+                return [Finding("http", i, reason), Finding("http", i, "http/authenticated-redirect")]
+            unseen = Finding("http", i, "http/redirect-unseen-by-control")
+            return [Finding("http", i, reason, "blocked"), unseen]
         return [Finding("http", i, reason, verdict)]
     return [Finding("http", i, reason)]
+
+
+def _redirect_unseen(ctx: Context, hop: Hop, h: HTTPObservation, ctl: HopControl) -> list[Finding]:
+    """A redirect the control did not get: the first hop where probe and control diverge.
+
+    The control of this hop followed the site's redirects and ended on a page; the control of
+    the next hop (the URL we were sent to) ended on the page we got. When those two differ,
+    this hop's redirect is not what the site sends: a forged redirect (an ISP box answering
+    with a 302 to its warning page). A redirect over an authenticated connection is the site's.
+    """
+    hops = ctx.m.hops
+    k = hop.index
+    if h.status not in _REDIRECTS or authenticated(hop, h) or k + 1 >= len(hops):
+        return []
+    final = hops[-1].http
+    if final is None or final.failure is not None or final.status is None:
+        return []
+    nctl = ctx.controls[k + 1]
+    mine, nxt = ctl.th, nctl.th
+    if mine is None or nxt is None or not (_control_comparable(ctl) and _control_comparable(nctl)):
+        return []
+    if diff(final, mine) and not diff(final, nxt):
+        return [
+            Finding("http", k, f"http/redirect-unseen-by-control:{h.location or ''}", "blocked"),
+            Finding("http", k, f"control/http-status:{mine.http_status}"),
+        ]
+    return []
 
 
 def judge_http(ctx: Context, hop: Hop, ctl: HopControl) -> list[Finding]:
@@ -183,6 +218,25 @@ def judge_http(ctx: Context, hop: Hop, ctl: HopControl) -> list[Finding]:
         # Worth saying only when a connection was there to use; otherwise earlier stages explain.
         connected = any(t.failure is None for t in hop.tcp)
         return [Finding("http", i, "http/not-attempted")] if is_final and connected else []
+    if is_loopback(h.ip):
+        # Whatever answered on a loopback address is this machine, not a censor: its failures
+        # are local and its content is never interference. A certificate valid for the host
+        # still authenticates it (a local copy of the site, a test server).
+        ip = canon_ip(h.ip)
+        found = [
+            Finding(f.stage, f.hop, f.reason) if f.verdict in INTERFERENCE else f
+            for f in _judge_http(ctx, hop, ctl, h)
+        ]
+        # The control resolves the name to this loopback address too: nobody reaches the site.
+        everyone = ip in ctl.addrs and not any(f.verdict == "ok" for f in found)
+        reason = f"http/local:loopback:{ip}:{h.failure or h.status}"
+        return [Finding("http", i, reason, "down" if everyone else None), *found]
+    return _judge_http(ctx, hop, ctl, h)
+
+
+def _judge_http(ctx: Context, hop: Hop, ctl: HopControl, h: HTTPObservation) -> list[Finding]:
+    i = hop.index
+    is_final = ctx.final_hop is hop
     fctl = final_control(ctx) if is_final else ctl
     if h.failure is not None:
         out = _failure(hop, h, fctl if fctl is not None else ctl)
@@ -218,7 +272,7 @@ def judge_http(ctx: Context, hop: Hop, ctl: HopControl) -> list[Finding]:
         out.extend(Finding("http", i, r) for r in names[1:])
         return out
     if not is_final:
-        return out
+        return out + _redirect_unseen(ctx, hop, h, ctl)
 
     if comparable:
         out.append(Finding("http", i, f"http/diff:{','.join(features)}"))

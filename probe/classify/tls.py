@@ -10,7 +10,7 @@ URL are evidence for DNS, never a verdict of their own.
 from __future__ import annotations
 
 from probe.classify.addresses import canon_ip
-from probe.classify.core import Context, Finding, HopControl, failure_kind
+from probe.classify.core import Context, Finding, HopControl, failure_kind, is_loopback
 from probe.model import Hop, TLSObservation
 
 __all__ = ["judge_tls", "tls_failure_kind"]
@@ -50,6 +50,11 @@ def judge_tls(ctx: Context, hop: Hop, ctl: HopControl) -> list[Finding]:
         if kind is None:
             continue
         ip = canon_ip(t.ip) or t.ip
+        if is_loopback(ip):
+            down = ip in ctl.addrs and decisive and not valid
+            reason = f"tls/local:loopback:{ip}:{t.failure or 'untrusted'}"
+            out.append(Finding("tls", i, reason, "down" if down else None))
+            continue
         control = ctl.tls.get((ip, t.port))
         verdict = None
         extra: list[Finding] = []
@@ -59,7 +64,9 @@ def judge_tls(ctx: Context, hop: Hop, ctl: HopControl) -> list[Finding]:
             if ckind == kind and decisive and not valid:
                 verdict = "down"
         elif decisive and not valid:
-            control_ok = control[0] if control is not None else ctl.tls_ok_anywhere(hop.scheme)
+            control_ok = (
+                control[0] if control is not None else ctl.tls_ok_anywhere(hop.scheme) or ctl.chain_ok
+            )
             if control_ok:
                 verdict = _VERDICT.get(kind)
         out.append(Finding("tls", i, _reason(kind, t, ip), verdict))

@@ -369,6 +369,145 @@ CASES = {
 }
 
 
+# --- issue 12: false positives found on real data -----------------------------------------
+LOOP = "127.0.0.1"
+V6_PROBE = "2a03:2880:f12f:83:face:b00c:0:25de"  # outside the geo fixture: "no ASN data"
+V6_CONTROL = "2a03:2880:f10c:283:face:b00c:0:25de"
+WARN_URL = "http://warning.isp-filter.net/?site=news.example.com"
+WARNING = page("Access restricted", 3000, "This resource is restricted in your network")
+CDN_URL = "http://cdn.example.net/front"
+CDN = "198.51.100.20"
+
+
+def _with_status(h, status: int, location: str):  # an exchange that got a response, then failed
+    return replace(h, status=status, headers=(("location", location),), location=location)
+
+
+def _aaaa_cdn(page_loads: bool):
+    return measurement(hop(
+        URL,
+        dns_=[dns(HOST, [SITE]), dns(HOST, [V6_PROBE], qtype="AAAA")],
+        tcp_=[tcp(V6_PROBE, 80, "network_unreachable"), tcp(SITE, 80, None if page_loads else "generic_timeout_error")],
+        http_=http(URL, SITE, body=PAGE) if page_loads else None,
+        control=control(URL, [SITE, V6_CONTROL], tcp_=[(SITE, 80, None), (V6_CONTROL, 80, None)], body=PAGE),
+    ))
+
+
+def _redirect_then(hop1, control0=None):
+    c0 = control0 if control0 is not None else ctl()
+    return measurement(
+        hop(URL, dns_=[dns(HOST, [SITE])], tcp_=[tcp(SITE)],
+            http_=http(URL, SITE, status=302, body=b"", location=CDN_URL), control=c0),
+        hop1,
+    )
+
+
+CASES.update({
+    "dns-loopback-everywhere": (
+        measurement(plain((LOOP,), control(URL, [LOOP], tcp_=[(LOOP, 80, None)], http_failure="connection_refused"),
+                          tcp_=[tcp(LOOP, 80, "connection_refused")], http_=None)),
+        {**expect("down", "tcp", 0, "dns/loopback-everywhere:127.0.0.1", "tcp/local:loopback:127.0.0.1",
+                  rule="the control resolves the same loopback address: the site is down; a loopback connect is local"),
+         "reasons_exclude": ["tcp/refused", "dns/bogon"]},
+    ),
+    "dns-loopback-everywhere-local-server": (
+        measurement(plain((LOOP,), control(URL, [LOOP], http_failure="connection_refused"),
+                          tcp_=[tcp(LOOP)], http_=http(URL, LOOP, body=page("Welcome to nginx!", 600)))),
+        {**expect("down", "http", 0, "dns/loopback-everywhere", "http/local:loopback",
+                  rule="whatever answers on our loopback is this machine, not the site"),
+         "reasons_exclude": ["http/diff", "http/unverified"]},
+    ),
+    "dns-loopback-no-control-lab-name": (
+        measurement(hop("http://loop.lab.example/", dns_=[dns("loop.lab.example", [LOOP])],
+                        tcp_=[tcp(LOOP, 80, "connection_refused")])),
+        {**expect("inconclusive", "tcp", 0, "tcp/local:loopback:127.0.0.1", "control/unavailable",
+                  rule="a failed loopback connect is local: never reset, even without control"),
+         "reasons_exclude": ["tcp/refused"]},
+    ),
+    "dns-bogon-authenticated-no-control": (
+        measurement(hop(SURL, dns_=[dns(HOST, ["10.20.30.40"])], tcp_=[tcp("10.20.30.40", 443)],
+                        tls_=[tls("10.20.30.40", HOST)], http_=http(SURL, "10.20.30.40", body=PAGE))),
+        {**expect("ok", None, None, "dns/consistent:tls", "http/authenticated", "control/unavailable",
+                  rule="TLS authentication outranks the bogon and no-control rules"),
+         "reasons_exclude": ["dns/bogon"]},
+    ),
+    "dns-bogon-unauthenticated-no-control": (
+        measurement(hop(SURL, dns_=[dns(HOST, ["10.20.30.40"])], tcp_=[tcp("10.20.30.40", 443)],
+                        tls_=[tls("10.20.30.40", HOST, "ssl_unknown_authority")])),
+        expect("hijacked", "dns", 0, "dns/bogon:10.20.30.40", rule="an answer that does not authenticate stays a bogon"),
+    ),
+    "dns-aaaa-cdn-differs-no-asn": (
+        _aaaa_cdn(True),
+        {**expect("ok", None, None, "dns/consistent:other-family", "http/match", "tcp/local:network_unreachable",
+                  rule="CDN AAAA differs, IPv4 consistent, page loads, no ASN data: never hijacked"),
+         "reasons_exclude": ["dns/inconsistent"]},
+    ),
+    "http-forged-redirect-unseen-by-control": (
+        measurement(
+            hop(URL, dns_=[dns(HOST, [SITE])], tcp_=[tcp(SITE)],
+                http_=http(URL, SITE, status=302, body=b"", location=WARN_URL), control=ctl()),
+            hop(WARN_URL, index=1, dns_=[dns("warning.isp-filter.net", [CENSOR])], tcp_=[tcp(CENSOR)],
+                http_=http(WARN_URL, CENSOR, body=WARNING),
+                control=control(WARN_URL, [CENSOR], tcp_=[(CENSOR, 80, None)], body=WARNING)),
+        ),
+        expect("blocked", "http", 0, "http/redirect-unseen-by-control:" + WARN_URL, "http/match",
+               rule="first divergence decides: a redirect the control did not get is interference"),
+    ),
+    "redirect-site-own-controls-agree": (
+        measurement(
+            hop(URL, dns_=[dns(HOST, [SITE])], tcp_=[tcp(SITE)],
+                http_=http(URL, SITE, status=302, body=b"", location=CDN_URL), control=ctl()),
+            hop(CDN_URL, index=1, dns_=[dns("cdn.example.net", [CDN])], tcp_=[tcp(CDN)],
+                http_=http(CDN_URL, CDN, body=PAGE), control=ctl(CDN_URL, (CDN,))),
+        ),
+        {**expect("ok", None, None, "http/match", rule="a redirect both controls agree with is the site's"),
+         "reasons_exclude": ["redirect-unseen"]},
+    ),
+    "redirect-target-tcp-timeout-first-url-control": (
+        _redirect_then(hop(CDN_URL, index=1, dns_=[dns("cdn.example.net", [CDN])],
+                           tcp_=[tcp(CDN, 80, "generic_timeout_error")])),
+        expect("blocked", "tcp", 1, "tcp/timeout:198.51.100.20", "control/reached-by-redirect",
+               rule="the first-URL control reached the final page through this hop"),
+    ),
+    "redirect-target-nxdomain-first-url-control": (
+        _redirect_then(hop(CDN_URL, index=1, dns_=[dns("cdn.example.net", failure="dns_nxdomain_error")])),
+        expect("hijacked", "dns", 1, "dns/nxdomain", "control/reached-by-redirect",
+               rule="the first-URL control resolved the redirect target"),
+    ),
+    "redirect-target-tcp-timeout-control-failed": (
+        _redirect_then(hop(CDN_URL, index=1, dns_=[dns("cdn.example.net", [CDN])],
+                           tcp_=[tcp(CDN, 80, "generic_timeout_error")]),
+                       ctl(body=None, http_failure="generic_timeout_error")),
+        expect("inconclusive", "tcp", 1, "tcp/timeout:198.51.100.20",
+               rule="a first-URL control that did not reach the end vouches for nothing after the redirect"),
+    ),
+    "inconclusive-stage-is-the-open-step": (
+        measurement(hop(URL, dns_=[dns(HOST, [SITE]), dns(HOST, qtype="AAAA", failure="dns_no_answer")],
+                        tcp_=[tcp(SITE, 80, "generic_timeout_error")])),
+        expect("inconclusive", "tcp", 0, "dns/no-answer", "tcp/timeout",
+               rule="the stage of an inconclusive verdict is the step that left it open, not a missing AAAA"),
+    ),
+    "http-invalid-redirect-location-injected": (
+        measurement(plain(control_=ctl(),
+                          http_=_with_status(http(URL, SITE, failure="http_invalid_redirect_location_host"), 302, "http://"))),
+        expect("blocked", "http", 0, "http/failure:http_invalid_redirect_location_host", "http/redirect-unseen-by-control",
+               rule="a broken Location the control (following the site's redirects) never got"),
+    ),
+    "http-invalid-redirect-location-everywhere": (
+        measurement(plain(control_=ctl(body=None, http_failure="http_invalid_redirect_location_host"),
+                          http_=_with_status(http(URL, SITE, failure="http_invalid_redirect_location_host"), 302, "http://"))),
+        expect("down", "http", 0, "http/failure:http_invalid_redirect_location_host",
+               rule="the site sends a broken Location to everyone"),
+    ),
+    "https-invalid-redirect-location-authenticated": (
+        measurement(secure(control_=sctl(),
+                           http_=_with_status(http(SURL, SITE, failure="http_invalid_redirect_location_host"), 302, "https://"))),
+        expect("inconclusive", "http", 0, "http/authenticated-redirect",
+               rule="a broken Location over a valid certificate came from the site itself"),
+    ),
+})
+
+
 def main() -> None:
     for name, (m, expected) in CASES.items():
         write_case(name, m, expected)
