@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from probe.model import VERDICTS, Measurement, Verdict
 from probe.store import rows as _rows
 from probe.store.schema import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION
+from probe.store.uid import uuid7
 
 if TYPE_CHECKING:
     import sqlite_utils
@@ -218,8 +219,9 @@ class Store:
             if row is None:
                 cur = c.execute(
                     "INSERT INTO vantage_points (name, asn, as_org, country, resolver, network, "
-                    "meta, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (name, *(cols.get(k) for k in _VANTAGE_COLUMNS), json.dumps(meta), now, now),
+                    "meta, created_at, updated_at, uid) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (name, *(cols.get(k) for k in _VANTAGE_COLUMNS), json.dumps(meta), now, now,
+                     uuid7()),
                 )
                 vid = int(cur.lastrowid or 0)
             else:
@@ -250,9 +252,10 @@ class Store:
         with self._transaction():
             cur = self.conn.execute(
                 "INSERT INTO runs (vantage_id, started_at, software_version, lists, options, "
-                "status, owner) VALUES (?, ?, ?, ?, ?, 'running', ?)",
+                "status, owner, uid) VALUES (?, ?, ?, ?, ?, 'running', ?, ?)",
                 (vantage_id, _now(), __version__, json.dumps([str(x) for x in lists]),
-                 json.dumps(options, default=str, sort_keys=True), current_owner().to_text()),
+                 json.dumps(options, default=str, sort_keys=True), current_owner().to_text(),
+                 uuid7()),
             )
         return int(cur.lastrowid or 0)
 
@@ -412,8 +415,8 @@ class Store:
         x(
             "INSERT INTO measurements (id, run_id, vantage_id, url, original_url, domain, category, "
             "source, measured_at, started, runtime, attempt, final, failure, n_hops, final_url, "
-            "verdict, stage, hop, reasons, classifier_version) "
-            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            "verdict, stage, hop, reasons, classifier_version, uid) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             rows.measurements,
         )
         x("INSERT INTO observations (measurement_id, data) VALUES (?,?)", rows.observations)

@@ -25,6 +25,7 @@ from typing import Any
 from probe.model import Measurement, Verdict
 from probe.store.encode import fast_from_json as from_json
 from probe.store.encode import fast_to_json as to_json
+from probe.store.uid import uuid7
 
 __all__ = [
     "Certificate",
@@ -222,7 +223,8 @@ def flatten(
     rows.measurements.append(
         (mid, run_id, vantage_id, t.url, t.original_url, t.host, t.category_code, t.source,
          iso(m.started), m.started, m.runtime, m.attempt, int(final), m.failure, len(m.hops),
-         last, v.verdict, v.stage, v.hop, _dumps(list(v.reasons)), v.classifier_version)
+         last, v.verdict, v.stage, v.hop, _dumps(list(v.reasons)), v.classifier_version,
+         uuid7(round(m.started * 1000)))
     )
     rows.observations.append((mid, _dumps(data)))
 

@@ -7,6 +7,8 @@ one. docs/schema.md documents every table, column and view.
 
 from __future__ import annotations
 
+from probe.store.uid import sql_uuid7
+
 __all__ = ["APPLICATION_ID", "MIGRATIONS", "SCHEMA_VERSION"]
 
 #: ``PRAGMA application_id`` of a probe database ("PRB1"), so `file` and probe recognise it.
@@ -313,12 +315,37 @@ def _stats_sql() -> str:
     )
 
 
+def _ms(iso_column: str) -> str:
+    """Unix milliseconds of an ISO 8601 text column."""
+    return f"CAST(round((julianday({iso_column}) - 2440587.5) * 86400000) AS INTEGER)"
+
+
+# uid columns (UUIDv7 text) next to the integer keys of the three entities that travel between
+# databases. Rows of an older database get a uid from their own time: backfilled once, here.
+_V3_UIDS = f"""
+ALTER TABLE vantage_points ADD COLUMN uid TEXT;
+ALTER TABLE runs ADD COLUMN uid TEXT;
+ALTER TABLE measurements ADD COLUMN uid TEXT;
+UPDATE vantage_points SET uid = {sql_uuid7(_ms("created_at"))} WHERE uid IS NULL;
+UPDATE runs SET uid = {sql_uuid7(_ms("started_at"))} WHERE uid IS NULL;
+UPDATE measurements SET uid = {sql_uuid7("CAST(round(started * 1000) AS INTEGER)")} WHERE uid IS NULL;
+CREATE UNIQUE INDEX vantage_points_uid ON vantage_points(uid);
+CREATE UNIQUE INDEX runs_uid ON runs(uid);
+CREATE UNIQUE INDEX measurements_uid ON measurements(uid);
+INSERT INTO sqlite_stat1 (tbl, idx, stat) SELECT 'measurements', 'measurements_uid', '1000000 1'
+WHERE NOT EXISTS (SELECT 1 FROM sqlite_stat1 WHERE idx = 'measurements_uid');
+INSERT INTO sqlite_stat1 (tbl, idx, stat) SELECT 'runs', 'runs_uid', '100 1'
+WHERE NOT EXISTS (SELECT 1 FROM sqlite_stat1 WHERE idx = 'runs_uid');
+"""
+
 #: (version, name, SQL); applied in order, each in its own transaction.
 MIGRATIONS: tuple[tuple[int, str, str], ...] = (
     (1, "initial schema", _V1 + _stats_sql()),
     # The process that runs a run (probe/store/owner.py), so that a later probe can close runs
     # whose process was killed.
     (2, "run owners", "ALTER TABLE runs ADD COLUMN owner TEXT;\n"),
+    # Global ids (probe/store/uid.py): merge (probe/store/merge.py) and exports name rows by them.
+    (3, "global ids", _V3_UIDS),
 )
 
 #: The schema version this probe writes.
