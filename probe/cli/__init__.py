@@ -11,6 +11,7 @@ from probe.cli import (  # noqa: F401  (registers the commands)
     geo,
     helper,
     lab,
+    merge,
     outages,
     reclassify,
     results,

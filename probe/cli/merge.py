@@ -1,0 +1,38 @@
+"""`probe merge`: combine result databases of several probes (or copies of one) into one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from probe.cli._group import cli
+
+
+@cli.command("merge")
+@click.argument("sources", nargs=-1, required=True,
+                type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--into", "into", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Output database (created when missing; merged into when it exists).")
+def merge_command(sources: tuple[Path, ...], into: Path) -> None:
+    """Merge probe databases into one, without duplicates.
+
+    Everything is copied: vantage points, runs, measurements with their raw observations,
+    controls and verdicts (each with its classifier version). Rows are matched by their global
+    ids, so merging the same database again adds nothing, and a database still being written
+    by a running probe can be merged (a consistent snapshot of it; merge again later for the
+    rest). Each source is merged in one transaction: an error leaves the output as it was
+    before that source.
+
+    \b
+    Examples:
+      probe merge moscow.db almaty.db --into all.db
+      probe merge results/*.db --into all.db      # again tomorrow: only new measurements
+    """
+    from probe.store import StoreError
+    from probe.store.merge import merge
+
+    try:
+        merge(into, sources, on_merged=lambda r: click.echo(r.summary()))
+    except StoreError as exc:
+        raise click.ClickException(str(exc)) from None

@@ -1,0 +1,391 @@
+"""Merging probe databases: ``probe merge A.db B.db ... --into all.db``.
+
+Rows travel by their global ids (``uid``, probe/store/uid.py): a vantage point, run or
+measurement whose uid is already in the output is not copied again, so merging is idempotent
+and merging overlapping copies of one database adds each measurement once. Everything a
+measurement owns (observations, DNS queries/replies/answers, TCP, TLS, HTTP, controls) comes
+with it; bodies and certificates are content-addressed and stored once.
+
+Each source is merged in one transaction on the output, reading one consistent snapshot of the
+source (SQLite WAL): a source that a running probe is still writing can be merged, and what that
+probe commits after the snapshot comes with the next merge. A failure rolls back that source
+entirely; sources merged before it stay merged.
+
+The copy is SQL (``INSERT ... SELECT`` across an attached database), so memory stays flat
+however big the sources: Python only holds the vantage point and run maps. Which tables exist and
+how they refer to each other is read from the schema (through sqlite-utils), so a table added by
+a later migration is merged by the same rules, or refused by name when no rule fits.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from probe.store.database import Store, StoreError
+from probe.store.schema import SCHEMA_VERSION
+
+if TYPE_CHECKING:
+    import sqlite3
+
+    import sqlite_utils
+
+__all__ = ["MergeError", "MergeResult", "merge"]
+
+# Tables with their own rules (entities matched by uid), or not copied at all.
+_ENTITIES = ("vantage_points", "runs", "measurements")
+_NOT_COPIED = frozenset({"schema_migrations", "latest"})  # latest: rebuilt by its triggers
+# Columns that are re-judged by `probe reclassify`: a newer judgement in a source replaces ours.
+_VERDICT_COLUMNS = ("verdict", "stage", "hop", "reasons", "classifier_version", "classified_at")
+_RUN_END_COLUMNS = ("finished_at", "status", "n_measurements", "counts")
+
+
+class MergeError(StoreError):
+    """A source or the output cannot be merged (the message names the file and why)."""
+
+
+@dataclass
+class MergeResult:
+    """What merging one source added to the output."""
+
+    source: str
+    vantage_points: int = 0
+    runs: int = 0
+    runs_updated: int = 0  # runs already present whose end (status, counts) the source knew
+    measurements: int = 0
+    already_present: int = 0  # measurements skipped: their uid was in the output
+    verdicts_updated: int = 0  # present measurements re-judged more recently in the source
+    renamed: list[tuple[str, str]] = field(default_factory=list)  # (name, name in the output)
+
+    def summary(self) -> str:
+        """One line for the terminal."""
+        parts = [
+            f"+{self.measurements} measurements",
+            f"{self.already_present} already present",
+            f"+{self.runs} runs",
+            f"+{self.vantage_points} vantage points",
+        ]
+        if self.runs_updated:
+            parts.append(f"{self.runs_updated} runs updated")
+        if self.verdicts_updated:
+            parts.append(f"{self.verdicts_updated} verdicts updated")
+        text = f"{self.source}: " + ", ".join(parts)
+        for old, new in self.renamed:
+            text += f"\n  vantage point {old!r} of this source is another vantage point's name "
+            text += f"in the output: stored as {new!r}"
+        return text
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _check_output(into: Path) -> None:
+    if into.is_dir():
+        raise MergeError(f"{into}: is a directory, not a database file")
+    if into.exists():
+        if not os.access(into, os.R_OK | os.W_OK):
+            raise MergeError(f"{into}: output is read-only (cannot write to it); nothing merged")
+        parent = into.parent
+    else:
+        parent = into.parent
+        while not parent.exists() and parent != parent.parent:
+            parent = parent.parent
+    # SQLite writes -wal and -shm files beside the database: its directory must be writable.
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise MergeError(f"{into}: its directory {parent} is read-only; nothing merged")
+
+
+def _check_sources(into: Path, sources: Sequence[Path]) -> None:
+    """Open each source once (refusing what is not a probe database or too new)."""
+    for src in sources:
+        if not src.exists():
+            raise MergeError(f"{src}: no such file; nothing merged")
+        if _same_file(src, into):
+            raise MergeError(f"{src}: is the output database itself; nothing merged")
+        # Store.open refuses non-SQLite files, other SQLite databases and newer schemas, and
+        # upgrades an older probe database in place, as every probe command does.
+        with Store.open(src, create=False) as store:
+            missing = store.conn.execute(
+                "SELECT count(*) FROM measurements WHERE uid IS NULL"
+            ).fetchone()[0]
+        if missing:
+            raise MergeError(
+                f"{src}: {missing} measurements have no uid (written outside probe?); "
+                "nothing merged"
+            )
+
+
+def merge(
+    into: str | Path,
+    sources: Iterable[str | Path],
+    *,
+    on_merged: Callable[[MergeResult], None] | None = None,
+) -> list[MergeResult]:
+    """Merge probe databases ``sources`` into ``into`` (created when missing).
+
+    Every source is checked before anything is written (a bad source or a read-only output
+    raises :class:`MergeError` and leaves the output untouched). Then each source is merged in
+    its own transaction; ``on_merged`` is called after each commit. Returns one
+    :class:`MergeResult` per source, in order.
+    """
+    out = Path(into)
+    paths = [Path(s) for s in sources]
+    if not paths:
+        raise MergeError("nothing to merge: give at least one source database")
+    _check_output(out)
+    _check_sources(out, paths)
+    results: list[MergeResult] = []
+    with Store.open(out) as store:
+        plan = _Plan(store.db)
+        for src in paths:
+            result = _merge_one(store, plan, src)
+            results.append(result)
+            if on_merged is not None:
+                on_merged(result)
+    return results
+
+
+class _Plan:
+    """How each table is copied, read once from the output's schema."""
+
+    def __init__(self, db: sqlite_utils.Database) -> None:
+        tables = {t.name: t for t in db.tables if not t.name.startswith("sqlite_")}
+        self.columns = {name: [c.name for c in t.columns] for name, t in tables.items()}
+        fks = {name: [(str(fk.column), fk.other_table) for fk in t.foreign_keys]
+               for name, t in tables.items()}
+        referenced = {parent for refs in fks.values() for _, parent in refs}
+        # Tables whose integer ids other tables refer to keep their ids, shifted by an offset.
+        self.offset_tables = {
+            name for name in tables
+            if name in referenced and tables[name].pks == ["id"] and name not in _ENTITIES
+        }
+        self.content: list[str] = []  # content-addressed: INSERT OR IGNORE by primary key
+        self.owned: list[tuple[str, str, str]] = []  # (table, owner column, owner table)
+        self.fks = fks
+        for name in self._ordered(tables, fks):
+            if name in _NOT_COPIED or name in _ENTITIES:
+                continue
+            owner = next(((col, parent) for col, parent in fks[name]
+                          if parent == "measurements" or parent in self.offset_tables), None)
+            if owner is None:  # e.g. a table about runs: its rows come with new runs only
+                owner = next(((col, parent) for col, parent in fks[name]
+                              if parent in ("runs", "vantage_points")), None)
+            if owner is not None:
+                self.owned.append((name, owner[0], owner[1]))
+            elif not fks[name] and tables[name].pks not in (["id"], ["rowid"]):
+                self.content.append(name)
+            else:
+                raise MergeError(f"probe merge does not know how to merge table {name!r}")
+
+    @staticmethod
+    def _ordered(tables: Mapping[str, object], fks: dict[str, list[tuple[str, str]]]) -> list[str]:
+        """Table names, every table after the tables it refers to."""
+        done: list[str] = []
+
+        def visit(name: str, path: tuple[str, ...]) -> None:
+            if name in done or name in path or name not in tables:
+                return
+            for _, parent in fks.get(name, ()):
+                visit(parent, (*path, name))
+            done.append(name)
+
+        for name in sorted(tables):
+            visit(name, ())
+        return done
+
+
+def _cols(conn: sqlite3.Connection, schema: str, table: str) -> list[str]:
+    return [r[1] for r in conn.execute(f"PRAGMA {schema}.table_info({table})")]
+
+
+def _merge_one(store: Store, plan: _Plan, src: Path) -> MergeResult:
+    conn = store.conn
+    result = MergeResult(str(src))
+    conn.execute("ATTACH DATABASE ? AS src", (str(src),))
+    try:
+        version = conn.execute("SELECT max(version) FROM src.schema_migrations").fetchone()[0]
+        if version != SCHEMA_VERSION:  # changed since it was checked
+            raise MergeError(f"{src}: schema version {version}, expected {SCHEMA_VERSION}")
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            # The first read of src starts its read transaction: every statement below sees
+            # the same snapshot of it, whatever a running probe commits meanwhile.
+            _merge_tables(conn, plan, result)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    except MergeError:
+        raise
+    except Exception as exc:  # sqlite3 errors: disk full, corrupt source, ...
+        raise MergeError(f"{src}: merge failed and was rolled back: {exc}") from None
+    finally:
+        conn.execute("DETACH DATABASE src")
+    return result
+
+
+def _merge_tables(conn: sqlite3.Connection, plan: _Plan, result: MergeResult) -> None:
+    conn.execute("CREATE TEMP TABLE IF NOT EXISTS merge_map ("
+                 "tbl TEXT NOT NULL, src INTEGER NOT NULL, dst INTEGER NOT NULL, "
+                 "new INTEGER NOT NULL, PRIMARY KEY (tbl, src)) WITHOUT ROWID")
+    conn.execute("DELETE FROM temp.merge_map")
+    _merge_vantage_points(conn, plan, result)
+    _merge_runs(conn, plan, result)
+    moff = _merge_measurements(conn, plan, result)
+    offsets = {"measurements": moff}
+    for table in plan.offset_tables:
+        offsets[table] = conn.execute(f"SELECT coalesce(max(id), 0) FROM main.{table}").fetchone()[0]
+    for table in plan.content:
+        cols = [c for c in plan.columns[table] if c in _cols(conn, "src", table)]
+        names = ", ".join(cols)
+        conn.execute(f"INSERT OR IGNORE INTO main.{table} ({names}) "
+                     f"SELECT {names} FROM src.{table}")
+    for table, owner_col, owner in plan.owned:
+        src_cols = set(_cols(conn, "src", table))
+        targets, exprs = [], []
+        for col in plan.columns[table]:
+            if col not in src_cols:
+                continue
+            ref = next((parent for c, parent in plan.fks[table] if c == col), None)
+            if col == "id" and table in plan.offset_tables:
+                targets.append(col)
+                exprs.append(f"s.id + {int(offsets[table])}")
+            elif col == "id":
+                continue  # a fresh key in the output
+            elif ref in offsets:
+                targets.append(col)
+                exprs.append(f"s.{col} + {int(offsets[ref])}")
+            elif ref in ("runs", "vantage_points"):
+                targets.append(col)
+                exprs.append(f"(SELECT dst FROM temp.merge_map WHERE tbl = '{ref}' AND src = s.{col})")
+            else:
+                targets.append(col)
+                exprs.append(f"s.{col}")
+        if owner in offsets:
+            # Rows of the output with ids above the offset are exactly those of this merge.
+            off = int(offsets[owner])
+            new_owner = f"SELECT 1 FROM main.{owner} AS o WHERE o.id = s.{owner_col} + {off}"
+        else:
+            new_owner = (f"SELECT 1 FROM temp.merge_map AS o WHERE o.tbl = '{owner}' "
+                         f"AND o.src = s.{owner_col} AND o.new = 1")
+        conn.execute(
+            f"INSERT INTO main.{table} ({', '.join(targets)}) SELECT {', '.join(exprs)} "
+            f"FROM src.{table} AS s WHERE EXISTS ({new_owner})"
+        )
+    conn.execute("DELETE FROM temp.merge_map")
+
+
+def _entity_columns(conn: sqlite3.Connection, plan: _Plan, table: str) -> list[str]:
+    src_cols = set(_cols(conn, "src", table))
+    return [c for c in plan.columns[table] if c != "id" and c in src_cols]
+
+
+def _merge_vantage_points(conn: sqlite3.Connection, plan: _Plan, result: MergeResult) -> None:
+    cols = _entity_columns(conn, plan, "vantage_points")
+    rows = conn.execute(f"SELECT id, {', '.join(cols)} FROM src.vantage_points").fetchall()
+    i_uid, i_name = cols.index("uid"), cols.index("name")
+    for sid, *values in rows:
+        found = conn.execute(
+            "SELECT id FROM main.vantage_points WHERE uid = ?", (values[i_uid],)
+        ).fetchone()
+        if found is not None:
+            dst, new = found[0], 0
+            # What the source knows and the output does not (e.g. the ASN found later).
+            fill = [c for c in ("asn", "as_org", "country", "resolver", "network") if c in cols]
+            if fill:
+                conn.execute(
+                    "UPDATE main.vantage_points SET "
+                    + ", ".join(f"{c} = coalesce({c}, ?)" for c in fill) + " WHERE id = ?",
+                    (*(values[cols.index(c)] for c in fill), dst),
+                )
+        else:
+            name = values[i_name]
+            if conn.execute("SELECT 1 FROM main.vantage_points WHERE name = ?", (name,)).fetchone():
+                # Same name, another vantage point (another machine that kept the default
+                # name, say): both are kept, told apart by the end of the source's uid.
+                new_name = f"{name}~{values[i_uid][-8:]}"
+                result.renamed.append((name, new_name))
+                values[i_name] = new_name
+            cur = conn.execute(
+                f"INSERT INTO main.vantage_points ({', '.join(cols)}) "
+                f"VALUES ({', '.join('?' * len(cols))})",
+                values,
+            )
+            dst, new = cur.lastrowid, 1
+            result.vantage_points += 1
+        conn.execute("INSERT INTO temp.merge_map VALUES ('vantage_points', ?, ?, ?)",
+                     (sid, dst, new))
+
+
+def _merge_runs(conn: sqlite3.Connection, plan: _Plan, result: MergeResult) -> None:
+    cols = _entity_columns(conn, plan, "runs")
+    i_uid, i_vid = cols.index("uid"), cols.index("vantage_id")
+    i_status = cols.index("status")
+    end = [c for c in _RUN_END_COLUMNS if c in cols]
+    for sid, *values in conn.execute(f"SELECT id, {', '.join(cols)} FROM src.runs").fetchall():
+        found = conn.execute(
+            "SELECT id, status FROM main.runs WHERE uid = ?", (values[i_uid],)
+        ).fetchone()
+        if found is not None:
+            dst, new = found[0], 0
+            if found[1] == "running" and values[i_status] != "running":
+                # The output took a snapshot while the run was going; the source saw its end.
+                conn.execute(
+                    "UPDATE main.runs SET " + ", ".join(f"{c} = ?" for c in end) + " WHERE id = ?",
+                    (*(values[cols.index(c)] for c in end), dst),
+                )
+                result.runs_updated += 1
+        else:
+            values[i_vid] = conn.execute(
+                "SELECT dst FROM temp.merge_map WHERE tbl = 'vantage_points' AND src = ?",
+                (values[i_vid],),
+            ).fetchone()[0]
+            cur = conn.execute(
+                f"INSERT INTO main.runs ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
+                values,
+            )
+            dst, new = cur.lastrowid, 1
+            result.runs += 1
+        conn.execute("INSERT INTO temp.merge_map VALUES ('runs', ?, ?, ?)", (sid, dst, new))
+
+
+def _merge_measurements(conn: sqlite3.Connection, plan: _Plan, result: MergeResult) -> int:
+    """Copy the measurements whose uid is new; return the id offset they were given."""
+    moff = int(conn.execute("SELECT coalesce(max(id), 0) FROM main.measurements").fetchone()[0])
+    cols = [c for c in _entity_columns(conn, plan, "measurements")
+            if c not in ("run_id", "vantage_id")]
+    names = ", ".join(cols)
+    # Ids keep their order, shifted past the output's: children follow by the same offset.
+    conn.execute(
+        f"INSERT INTO main.measurements (id, run_id, vantage_id, {names}) "
+        f"SELECT s.id + {moff}, r.dst, v.dst, {', '.join('s.' + c for c in cols)} "
+        "FROM src.measurements AS s "
+        "JOIN temp.merge_map AS r ON r.tbl = 'runs' AND r.src = s.run_id "
+        "JOIN temp.merge_map AS v ON v.tbl = 'vantage_points' AND v.src = s.vantage_id "
+        "WHERE NOT EXISTS (SELECT 1 FROM main.measurements AS t WHERE t.uid = s.uid) "
+        "ORDER BY s.id"
+    )
+    result.measurements = conn.execute("SELECT changes()").fetchone()[0]
+    total = conn.execute("SELECT count(*) FROM src.measurements").fetchone()[0]
+    result.already_present = total - result.measurements
+    verdict_cols = [c for c in _VERDICT_COLUMNS if c in cols]
+    if result.already_present and "classified_at" in verdict_cols:
+        # A measurement re-judged (probe reclassify) in the source after it was merged: the
+        # newer judgement wins, with its classifier version.
+        conn.execute(
+            "UPDATE main.measurements AS t SET "
+            + ", ".join(f"{c} = s.{c}" for c in verdict_cols)
+            + " FROM src.measurements AS s WHERE t.uid = s.uid AND t.id <= ? "
+            "AND s.classified_at IS NOT NULL "
+            "AND (t.classified_at IS NULL OR s.classified_at > t.classified_at)",
+            (moff,),
+        )
+        result.verdicts_updated = conn.execute("SELECT changes()").fetchone()[0]
+    return moff

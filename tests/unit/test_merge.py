@@ -1,0 +1,244 @@
+"""`probe merge`: everything copied once, idempotent, one transaction per source, bad input refused."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from store_samples import sample_measurement, sample_verdict
+
+from probe.cli import cli
+from probe.model import Verdict
+from probe.store import Store
+from probe.store import merge as merge_module
+from probe.store.merge import MergeError, merge
+
+TABLES = ("vantage_points", "runs", "measurements", "observations", "dns_queries", "dns_replies",
+          "dns_answers", "tcp_connects", "tls_handshakes", "http_requests", "controls",
+          "certificates", "http_bodies", "latest")
+
+
+def _probe_db(path: Path, vantage: str, n: int = 4, t0: float = 1_790_000_000.0,
+              finish: bool = True) -> Path:
+    with Store.open(path) as s:
+        vid = s.vantage(vantage, asn=64496, country="ZZ")
+        run = s.start_run(vid, ["list.csv"], {})
+        s.write(run, vid, [(sample_measurement(i, started=t0 + i), sample_verdict()) for i in range(n)])
+        if finish:
+            s.finish_run(run, "complete")
+    return path
+
+
+def _counts(path: Path) -> dict[str, int]:
+    conn = sqlite3.connect(path)
+    try:
+        return {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in TABLES}
+    finally:
+        conn.close()
+
+
+def _measurements(path: Path) -> list[object]:
+    with Store.open(path, create=False) as s:
+        return [m for _, m in s.iter_measurements()]
+
+
+def test_merge_copies_every_row_and_measurements_rebuild_equal(tmp_path: Path) -> None:
+    a = _probe_db(tmp_path / "a.db", "moscow")
+    b = _probe_db(tmp_path / "b.db", "almaty", n=3, t0=1_790_100_000.0)
+    out = tmp_path / "all.db"
+    results = merge(out, [a, b])
+    assert [r.measurements for r in results] == [4, 3]
+    ca, cb, co = _counts(a), _counts(b), _counts(out)
+    for table in TABLES:
+        if table in ("certificates", "http_bodies"):  # content-addressed: each stored once
+            shas = set()
+            for path in (a, b):
+                conn = sqlite3.connect(path)
+                shas |= {r[0] for r in conn.execute(f"SELECT sha256 FROM {table}")}
+                conn.close()
+            assert co[table] == len(shas), table
+        else:
+            assert co[table] == ca[table] + cb[table], table
+    assert _measurements(out) == _measurements(a) + _measurements(b)
+
+
+def test_merging_again_adds_nothing(tmp_path: Path) -> None:
+    a = _probe_db(tmp_path / "a.db", "moscow")
+    out = tmp_path / "all.db"
+    merge(out, [a])
+    before = _counts(out)
+    (again,) = merge(out, [a])
+    assert again.measurements == 0 and again.already_present == 4 and again.runs == 0
+    assert _counts(out) == before
+    # A copy of the same database is the same measurements.
+    shutil.copy(a, tmp_path / "copy.db")
+    merge(out, [tmp_path / "copy.db"])
+    assert _counts(out) == before
+
+
+def test_merge_into_a_database_with_its_own_runs_keeps_them(tmp_path: Path) -> None:
+    out = _probe_db(tmp_path / "all.db", "home", n=2)
+    own = _measurements(out)
+    b = _probe_db(tmp_path / "b.db", "vps", n=3, t0=1_790_200_000.0)
+    merge(out, [b])
+    assert _measurements(out) == own + _measurements(b)
+    with Store.open(out, create=False) as s:
+        latest = {(r["vantage"], r["url"]) for r in s.latest_verdicts()}
+        runs = {r["vantage"]: r["status"] for r in s.runs()}
+    assert {v for v, _ in latest} == {"home", "vps"}
+    assert runs == {"home": "complete", "vps": "complete"}
+
+
+def test_uids_and_classifier_versions_travel_unchanged(tmp_path: Path) -> None:
+    a = tmp_path / "a.db"
+    with Store.open(a) as s:
+        vid = s.vantage("moscow")
+        run = s.start_run(vid, [], {})
+        s.write(run, vid, [(sample_measurement(0), Verdict("blocked", "http", 1, ("x",), "clf-7")),
+                           (sample_measurement(1), Verdict("ok", None, None, (), "clf-6"))])
+    merge(tmp_path / "all.db", [a])
+    q = "SELECT uid, classifier_version, verdict FROM measurements ORDER BY uid"
+    src, out = sqlite3.connect(a), sqlite3.connect(tmp_path / "all.db")
+    assert src.execute(q).fetchall() == out.execute(q).fetchall()
+    for table in ("runs", "vantage_points"):
+        assert (src.execute(f"SELECT uid FROM {table}").fetchall()
+                == out.execute(f"SELECT uid FROM {table}").fetchall())
+
+
+def test_same_name_from_another_probe_is_kept_apart(tmp_path: Path) -> None:
+    a = _probe_db(tmp_path / "a.db", "default")
+    b = _probe_db(tmp_path / "b.db", "default", t0=1_790_300_000.0)
+    out = tmp_path / "all.db"
+    first, second = merge(out, [a, b])
+    assert first.renamed == [] and len(second.renamed) == 1
+    old, new = second.renamed[0]
+    assert old == "default" and new.startswith("default~")
+    with Store.open(out, create=False) as s:
+        names = sorted(r[0] for r in s.conn.execute("SELECT name FROM vantage_points"))
+    assert names == sorted(["default", new])
+    assert "stored as" in second.summary()
+
+
+def test_running_probe_is_merged_as_a_snapshot_then_completed_by_the_next_merge(tmp_path: Path) -> None:
+    src = tmp_path / "live.db"
+    out = tmp_path / "all.db"
+    with Store.open(src) as writer:  # stays open: the probe is still running
+        vid = writer.vantage("moscow")
+        run = writer.start_run(vid, [], {})
+        writer.write(run, vid, [(sample_measurement(i), sample_verdict()) for i in range(2)])
+        (r1,) = merge(out, [src])
+        assert r1.measurements == 2
+        writer.write(run, vid, [(sample_measurement(i + 10), sample_verdict()) for i in range(3)])
+        writer.finish_run(run, "complete")
+    (r2,) = merge(out, [src])
+    assert (r2.measurements, r2.already_present, r2.runs, r2.runs_updated) == (3, 2, 0, 1)
+    with Store.open(out, create=False) as s:
+        (info,) = list(s.runs())
+    assert info["status"] == "complete" and info["n_measurements"] == 5
+
+
+def test_reclassified_verdict_in_a_source_replaces_the_older_one(tmp_path: Path) -> None:
+    a = _probe_db(tmp_path / "a.db", "moscow", n=2)
+    out = tmp_path / "all.db"
+    merge(out, [a])
+    with Store.open(a) as s:
+        s.set_verdicts([(1, Verdict("reset", "tls", 1, ("tls/reset",), "clf-9"))])
+    (r,) = merge(out, [a])
+    assert r.verdicts_updated == 1 and r.measurements == 0
+    conn = sqlite3.connect(out)
+    assert conn.execute("SELECT verdict, classifier_version FROM measurements ORDER BY id").fetchall() \
+        == [("reset", "clf-9"), (sample_verdict().verdict, sample_verdict().classifier_version)]
+
+
+def test_failure_in_a_source_rolls_it_back_and_keeps_earlier_sources(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a = _probe_db(tmp_path / "a.db", "moscow")
+    b = _probe_db(tmp_path / "b.db", "almaty", t0=1_790_500_000.0)
+    out = tmp_path / "all.db"
+    merge(out, [a])
+    before = _counts(out)
+    original = merge_module._merge_measurements
+
+    def fail_after_copying(*args: object) -> int:
+        original(*args)  # type: ignore[arg-type]
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(merge_module, "_merge_measurements", fail_after_copying)
+    with pytest.raises(MergeError, match=r"b\.db: merge failed and was rolled back: disk I/O"):
+        merge(out, [b])
+    assert _counts(out) == before
+
+
+def test_bad_sources_are_refused_before_anything_is_written(tmp_path: Path) -> None:
+    good = _probe_db(tmp_path / "good.db", "moscow")
+    out = tmp_path / "all.db"
+    text = tmp_path / "notes.db"
+    text.write_text("not a database\n" * 50)
+    other = tmp_path / "other.db"
+    conn = sqlite3.connect(other)
+    conn.execute("CREATE TABLE customers (id INTEGER)")
+    conn.commit()
+    conn.close()
+    newer = _probe_db(tmp_path / "newer.db", "x")
+    conn = sqlite3.connect(newer)
+    conn.execute("INSERT INTO schema_migrations VALUES (999, 'future', '2030-01-01')")
+    conn.commit()
+    conn.close()
+    cases = [(text, "not a usable SQLite database"), (other, "not a probe database"),
+             (newer, "newer probe"), (tmp_path / "missing.db", "no such file"),
+             (out, "output database itself")]
+    merge(out, [good])
+    before = _counts(out)
+    for bad, message in cases:
+        result = CliRunner().invoke(cli, ["merge", str(good), str(bad), "--into", str(out)])
+        assert result.exit_code == 1, result.output
+        assert bad.name in result.output and message in result.output
+        assert _counts(out) == before  # not even the good source was merged again
+
+
+def test_read_only_output_is_refused_with_a_clear_message(tmp_path: Path) -> None:
+    a = _probe_db(tmp_path / "a.db", "moscow")
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    out = ro / "all.db"
+    merge(out, [_probe_db(tmp_path / "b.db", "almaty", t0=1_790_600_000.0)])
+    for suffix in ("-wal", "-shm"):
+        Path(f"{out}{suffix}").unlink(missing_ok=True)
+    before = _counts(out)
+    cmd = [sys.executable, "-m", "probe", "merge", str(a), "--into", str(out)]
+    if os.geteuid() == 0:
+        # root writes through file modes: make the directory a read-only mount instead.
+        script = f"mount --bind {ro} {ro} && mount -o remount,ro,bind {ro} && exec \"$@\""
+        cmd = ["unshare", "-m", "sh", "-c", script, "sh", *cmd]
+    else:
+        out.chmod(0o444)
+        ro.chmod(0o555)
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    ro.chmod(0o755)
+    assert proc.returncode == 1, proc.stderr
+    assert "all.db" in proc.stderr and "read-only" in proc.stderr
+    out.chmod(0o644)
+    assert _counts(out) == before
+
+
+def test_every_table_of_the_schema_has_a_merge_rule() -> None:
+    with Store.open(":memory:") as s:
+        plan = merge_module._Plan(s.db)
+        tables = set(s._tables())
+    ruled = (set(plan.content) | {t for t, _, _ in plan.owned} | set(merge_module._ENTITIES)
+             | merge_module._NOT_COPIED)
+    assert tables <= ruled, tables - ruled
+
+
+def test_table_without_a_rule_is_refused_by_name() -> None:
+    with Store.open(":memory:") as s:
+        s.conn.execute("CREATE TABLE notes (id INTEGER PRIMARY KEY, text TEXT)")
+        with pytest.raises(MergeError, match="notes"):
+            merge_module._Plan(s.db)
