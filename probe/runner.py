@@ -465,26 +465,3 @@ def run_sync(
         return await run(targets, options, reporter, total, stop)
 
     return asyncio.run(main())
-
-
-def summary_rows(summary: RunSummary) -> list[tuple[str, int]]:
-    """(verdict, count) rows in the fixed verdict order, for the summary table."""
-    from probe.model import VERDICTS
-
-    return [(v, summary.verdicts.get(v, 0)) for v in VERDICTS]
-
-
-def describe(summary: RunSummary, db: Path, echo: Callable[[str], Any]) -> None:
-    """Write the end-of-run summary table."""
-    rate = summary.measured / summary.elapsed if summary.elapsed else 0.0
-    echo(
-        f"run {summary.run_id} {summary.status}: {summary.measured} URLs in "
-        f"{summary.elapsed:.1f} s ({rate:.1f} URLs/s)"
-    )
-    for verdict, count in summary_rows(summary):
-        echo(f"  {verdict:<13} {count:>7}")
-    if summary.problems:
-        echo(f"  invalid list rows skipped: {summary.problems}")
-    if summary.errors:
-        echo(f"  URLs not measured because of an internal error: {summary.errors}")
-    echo(f"results: {db}   (probe results --db {db} --run {summary.run_id})")

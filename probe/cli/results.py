@@ -26,34 +26,76 @@ def _run_param(value: str) -> str | int | None:
         ) from None
 
 
+#: The word for "any interference" (blocked, reset or hijacked): what the `blocked` view holds.
+INTERFERENCE_WORD = "interference"
+INTERFERENCE = ("blocked", "reset", "hijacked")
+
+
+def expand_verdicts(chosen: tuple[str, ...]) -> tuple[str, ...] | None:
+    """The verdicts ``--verdict`` values name (``interference`` is blocked, reset, hijacked)."""
+    if not chosen:
+        return None
+    out: list[str] = []
+    for v in chosen:
+        out.extend(INTERFERENCE if v == INTERFERENCE_WORD else (v,))
+    return tuple(dict.fromkeys(out))
+
+
+def table_width() -> int:
+    """Columns of the terminal on stdout, or 160 when it is a pipe or a file."""
+    import shutil
+    import sys
+
+    if sys.stdout.isatty():
+        return shutil.get_terminal_size((80, 24)).columns
+    return 160
+
+
 @cli.command("results")
 @click.option("--db", type=click.Path(dir_okay=False, path_type=Path), default="results/probe.db",
               show_default=True, help="Results database.")
 @click.option("--run", "run", default="latest", show_default=True, metavar="ID|latest|all",
               help="Which run: an id, the latest run, or all runs.")
-@click.option("--verdict", type=click.Choice(VERDICT_CHOICES), help="Only this verdict.")
+@click.option("--verdict", "verdicts", multiple=True,
+              type=click.Choice((*VERDICT_CHOICES, INTERFERENCE_WORD)),
+              help="Only this verdict (repeatable: any of them). 'interference' means blocked, "
+              "reset or hijacked: what the `blocked` view holds.")
 @click.option("--vantage", metavar="NAME", help="Only this vantage point (with --run latest: "
               "its latest run).")
 @click.option("--limit", type=click.IntRange(min=1), help="At most this many rows.")
 @click.option("--json", "as_json", is_flag=True, help="JSON lines instead of a table.")
-def results_command(db: Path, run: str, verdict: str | None, vantage: str | None,
-                    limit: int | None, as_json: bool) -> None:
+@click.option("--csv", "as_csv", is_flag=True, help="CSV (with the decisive reason in words).")
+def results_command(db: Path, run: str, verdicts: tuple[str, ...], vantage: str | None,
+                    limit: int | None, as_json: bool, as_csv: bool) -> None:
     """Show the verdicts of a run (by default the latest), one line per URL.
+
+    The table fits the terminal; its REASON column is the reason that decided the verdict
+    (`probe show URL` explains every reason). Times are UTC.
 
     \b
     Examples:
-      probe results                              # the latest run, as a table
-      probe results --verdict blocked --json     # JSON lines, for jq
-      probe results --run all --vantage home     # every run of vantage point "home"
+      probe results                                  # the latest run, as a table
+      probe results --verdict interference           # blocked, reset or hijacked
+      probe results --verdict blocked --verdict reset --json   # JSON lines, for jq
+      probe results --run all --vantage home --csv > home.csv
     """
+    if as_json and as_csv:
+        raise click.UsageError("--json and --csv exclude each other")
     run_value = _run_param(run)
     from probe.store import Store, StoreError
-    from probe.store.report import format_json_lines, format_table
+    from probe.store.report import format_csv, format_json_lines, format_table
 
     try:
         with Store.open(db, create=False) as store:
-            rows = store.results(run_value, verdict=verdict, vantage=vantage, limit=limit)
-            for chunk in (format_json_lines if as_json else format_table)(rows):
+            rows = store.results(run_value, verdict=expand_verdicts(verdicts), vantage=vantage,
+                                 limit=limit)
+            if as_json:
+                out = format_json_lines(rows)
+            elif as_csv:
+                out = format_csv(rows)
+            else:
+                out = format_table(rows, table_width())
+            for chunk in out:
                 click.echo(chunk, nl=False)
     except StoreError as exc:
         raise click.ClickException(str(exc)) from None

@@ -137,7 +137,8 @@ def run(lists: tuple[Path, ...], urls: tuple[str, ...], category: str | None, st
     """
     from probe import consent
     from probe.api import RunRequest, measure_lists
-    from probe.runner import NoNetworkError, describe
+    from probe.cli._summary import print_summary
+    from probe.runner import NoNetworkError
     from probe.store import StoreError
     from probe.testlists import TestListError
 
@@ -176,7 +177,11 @@ def run(lists: tuple[Path, ...], urls: tuple[str, ...], category: str | None, st
         raise click.ClickException(str(exc)) from None
     finally:
         reporter.close()
-    describe(summary, db, click.echo)
+    import shutil
+
+    tty = sys.stdout.isatty()
+    width = shutil.get_terminal_size((80, 24)).columns if tty else 80
+    print_summary(summary, db, click.echo, tty, width)
     if summary.status == "interrupted":
         sys.exit(130)
     if summary.errors:

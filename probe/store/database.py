@@ -6,7 +6,7 @@ import hashlib
 import json
 import sqlite3
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -543,14 +543,15 @@ class Store:
     def results(
         self,
         run: int | str | None = "latest",
-        verdict: str | None = None,
+        verdict: str | Iterable[str] | None = None,
         vantage: str | None = None,
         limit: int | None = None,
     ) -> Iterator[dict[str, Any]]:
         """Final verdicts, one dict per URL measured, in measurement order.
 
         ``run``: an id, ``"latest"`` (the latest run, of ``vantage`` when given) or None (every
-        run). Keys: measurement_id, run_id, vantage, url, original_url, domain, category,
+        run). ``verdict``: one verdict or several (any of them). Keys: measurement_id, run_id,
+        vantage, url, original_url, domain, category,
         measured_at, runtime, attempt, verdict, stage, hop, reasons (list), classifier_version.
         """
         rid = self.resolve_run(run, vantage)
@@ -560,8 +561,9 @@ class Store:
             where.append("m.run_id = ?")
             params.append(rid)
         if verdict is not None:
-            where.append("m.verdict = ?")
-            params.append(verdict)
+            wanted = [verdict] if isinstance(verdict, str) else list(dict.fromkeys(verdict))
+            where.append(f"m.verdict IN ({','.join('?' * len(wanted))})" if wanted else "0")
+            params.extend(wanted)
         if vantage is not None:
             where.append("v.name = ?")
             params.append(vantage)

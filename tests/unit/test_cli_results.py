@@ -39,9 +39,10 @@ def test_results_shows_the_latest_run_as_a_table(db: Path) -> None:
     r = _invoke("results", "--db", str(db))
     assert r.exit_code == 0, r.output
     lines = r.output.splitlines()
-    assert lines[0].split() == ["URL", "VERDICT", "STAGE", "REASONS", "VANTAGE", "RUN", "TIME"]
+    assert lines[0].split() == ["URL", "VERDICT", "STAGE", "REASON", "VANTAGE", "RUN", "TIME"]
     assert len(lines) == 4 and lines[-1] == "(2 results)"
     assert all(" beta " in line and " ok " in line for line in lines[1:3])
+    assert all(line.endswith(" UTC") for line in lines[1:3])  # times say their zone
     r = _invoke("results", "--db", str(db), "--run", "1")
     assert "http/blockpage:test_1 +1" in r.output.splitlines()[1]
 
@@ -63,7 +64,8 @@ def test_results_filters_by_verdict_vantage_and_all_runs(db: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "args", [("--run", "yesterday"), ("--verdict", "censored"), ("--limit", "0"), ("--bogus",)]
+    "args",
+    [("--run", "yesterday"), ("--verdict", "censored"), ("--json", "--csv"), ("--limit", "0"), ("--bogus",)],
 )
 def test_results_bad_flags_exit_2(db: Path, args: tuple[str, ...]) -> None:
     r = CliRunner().invoke(cli, ["results", "--db", str(db), *args])
@@ -111,9 +113,10 @@ def test_runs_lists_newest_first_with_status_and_verdict_counts(db: Path) -> Non
     lines = r.output.splitlines()
     assert lines[0].split() == ["RUN", "VANTAGE", "STARTED", "FINISHED", "STATUS", "URLS", "VERDICTS"]
     newest, oldest = lines[1].split(), lines[2].split()
-    assert newest[:2] == ["2", "beta"] and newest[6:] == ["complete", "2", "ok", "2"]
+    assert newest[:2] == ["2", "beta"] and newest[4:8:3] == ["UTC", "UTC"]
+    assert newest[8:] == ["complete", "2", "ok", "2"]
     assert oldest[:2] == ["1", "alpha"]
-    assert oldest[6:] == ["complete", "3", "ok", "1", "blocked", "1", "reset", "1"]
+    assert oldest[8:] == ["complete", "3", "ok", "1", "blocked", "1", "reset", "1"]
     assert lines[-1] == "(2 runs)"
 
 
@@ -170,3 +173,43 @@ def test_commands_have_help_text() -> None:
     for name in ("results", "reclassify"):
         r = CliRunner().invoke(cli, [name, "--help"])
         assert r.exit_code == 0 and "Examples:" in r.output and "--db" in r.output
+
+
+def test_results_verdict_is_repeatable_and_keeps_every_value(db: Path) -> None:
+    r = _invoke("results", "--db", str(db), "--run", "1", "--verdict", "blocked",
+                "--verdict", "reset", "--json")
+    assert [json.loads(x)["verdict"] for x in r.output.splitlines()] == ["blocked", "reset"]
+
+
+def test_results_interference_matches_the_blocked_view(db: Path) -> None:
+    r = _invoke("results", "--db", str(db), "--run", "all", "--verdict", "interference", "--json")
+    got = sorted((json.loads(x)["vantage"], json.loads(x)["url"]) for x in r.output.splitlines())
+    with Store.open(db, create=False) as s:
+        view = sorted(s.conn.execute("SELECT vantage, url FROM blocked").fetchall())
+    assert got == view and len(got) == 2
+
+
+@pytest.mark.parametrize("width", [60, 80, 100, 132, 200])
+def test_results_table_fits_the_width(db: Path, width: int) -> None:
+    from probe.store.report import format_table
+
+    with Store.open(db, create=False) as s:
+        rows = [{**r, "url": r["url"] + "x" * 90} for r in s.results(None)]
+    lines = "".join(format_table(rows, width)).splitlines()
+    assert len(lines) == 7
+    assert all(len(line) <= width for line in lines), lines
+    assert lines[0].split()[:2] == ["URL", "VERDICT"]
+
+
+def test_results_csv_has_a_header_and_the_decisive_reason_in_words(db: Path) -> None:
+    import csv
+    import io
+
+    r = _invoke("results", "--db", str(db), "--run", "1", "--csv")
+    rows = list(csv.DictReader(io.StringIO(r.output)))
+    assert [row["verdict"] for row in rows] == ["blocked", "ok", "reset"]
+    assert rows[0]["reasons"] == "http/blockpage:test_1 dns/bogon:10.10.34.34"
+    assert rows[0]["measured_at"].endswith("Z")
+    assert rows[1]["decisive_reason"] == "" and rows[1]["explanation"] == ""
+    assert rows[0]["decisive_reason"] in rows[0]["reasons"].split()
+    assert rows[0]["explanation"] and ":" not in rows[0]["explanation"][:4]
