@@ -17,6 +17,7 @@ from probe.cli import (  # noqa: F401  (registers the commands)
     results,
     run,
     runs,
+    show,
     testlists,
 )
 from probe.cli._group import cli

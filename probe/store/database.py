@@ -651,6 +651,21 @@ class Store:
                 v = Verdict(verdict, stage, hop, tuple(json.loads(reasons)), version)
                 yield mid, m, v
 
+    def measurement(self, measurement_id: int) -> tuple[Measurement, Verdict] | None:
+        """One stored measurement rebuilt in full, with its stored verdict (None: no such id)."""
+        row = self.conn.execute(
+            "SELECT o.data, verdict, stage, hop, reasons, classifier_version "
+            "FROM measurements m JOIN observations o ON o.measurement_id = m.id WHERE m.id = ?",
+            (measurement_id,),
+        ).fetchone()
+        if row is None:
+            return None
+        controls = dict(self.conn.execute(
+            "SELECT hop, data FROM controls WHERE measurement_id = ?", (measurement_id,)
+        ).fetchall())
+        m = _rows.rebuild(row[0], controls, self._body, self._cert)
+        return m, Verdict(row[1], row[2], row[3], tuple(json.loads(row[4])), row[5])
+
     def _body(self, sha: str) -> bytes:
         body = self._blob_cache.get(sha)
         if body is None:
