@@ -50,6 +50,8 @@ FAILURES: frozenset[str] = frozenset(
         "http_unexpected_redirect_url",
         "http_too_many_redirects",
         "http_response_malformed",
+        # circumvention: an OpenVPN endpoint answered, but not with its handshake
+        "openvpn_unexpected_reply",
         # the per-URL deadline fired before the step finished
         "deadline_exceeded",
         # a connect policy (the test helper's: public addresses only) refused the address;

@@ -8,6 +8,7 @@ that ``probe --help`` stays cheap.
 from __future__ import annotations
 
 from probe.cli import (  # noqa: F401  (registers the commands)
+    circumvention,
     geo,
     helper,
     lab,

@@ -21,7 +21,7 @@ from probe.failures import failure_string
 from probe.model import TLSObservation
 from probe.observe.tcp import Conn, tcp_connect
 
-__all__ = ["TLSContexts", "peer_chain", "tls_handshake"]
+__all__ = ["TLSContexts", "peer_chain", "tls_handshake", "tls_handshake_unverified"]
 
 _DER = ssl._ssl.ENCODING_DER  # type: ignore[attr-defined]
 
@@ -110,6 +110,28 @@ async def tls_handshake(
     return TLSObservation(
         conn.ip, conn.port, sni, started, duration, None, version, cipher, alpn, chain, True
     ), conn
+
+
+async def tls_handshake_unverified(
+    conn: Conn, sni: str, contexts: TLSContexts, timeout: float
+) -> TLSObservation:
+    """A non-verifying handshake on ``conn`` (``cert_valid`` None: not checked), for servers
+    whose certificates are self-signed by design (Tor relays); the connection is closed."""
+    started = time.time()
+    t0 = time.monotonic()
+    try:
+        await _start_tls(conn, contexts.evidence, sni, timeout)
+    except asyncio.CancelledError:
+        conn.close()
+        raise
+    except Exception as exc:
+        conn.close()
+        failure = failure_string(exc)
+        return TLSObservation(conn.ip, conn.port, sni, started, time.monotonic() - t0, failure)
+    duration = time.monotonic() - t0
+    version, cipher, alpn, chain = _details(conn)
+    conn.close()
+    return TLSObservation(conn.ip, conn.port, sni, started, duration, None, version, cipher, alpn, chain)
 
 
 async def _evidence(

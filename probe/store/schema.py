@@ -270,6 +270,34 @@ SELECT q.id AS query_id, q.measurement_id, q.hop, q.control, q.resolver, q.qtype
 FROM dns_queries AS q JOIN dns_replies AS r ON r.query_id = q.id;
 """
 
+_ENDPOINTS = """
+CREATE TABLE endpoint_measurements (
+    id INTEGER PRIMARY KEY,
+    run_id INTEGER NOT NULL REFERENCES runs(id),
+    vantage_id INTEGER NOT NULL REFERENCES vantage_points(id),
+    suite TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    name TEXT NOT NULL,
+    address TEXT NOT NULL,
+    port INTEGER NOT NULL,
+    transport TEXT NOT NULL,
+    source TEXT NOT NULL DEFAULT '',
+    measured_at TEXT NOT NULL,
+    runtime REAL NOT NULL,
+    tcp_failure TEXT,
+    handshake TEXT NOT NULL DEFAULT '',
+    handshake_failure TEXT,
+    verdict TEXT NOT NULL,
+    stage TEXT,
+    reasons TEXT NOT NULL DEFAULT '[]',
+    classifier_version TEXT NOT NULL DEFAULT '',
+    observation TEXT NOT NULL,
+    control TEXT
+);
+CREATE INDEX endpoint_measurements_run ON endpoint_measurements(run_id);
+CREATE INDEX endpoint_measurements_endpoint ON endpoint_measurements(address, port, measured_at);
+"""
+
 # Planner statistics for a large database (1,000,000 measurements, 10 vantage points, 100 runs),
 # so that SQLite picks index-driven join orders from the first query on, without an ANALYZE
 # (which a fresh database never had, and which costs seconds on a big one). The format is that
@@ -346,6 +374,8 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
     (2, "run owners", "ALTER TABLE runs ADD COLUMN owner TEXT;\n"),
     # Global ids (probe/store/uid.py): merge (probe/store/merge.py) and exports name rows by them.
     (3, "global ids", _V3_UIDS),
+    # Circumvention tools' endpoints (Tor, OpenVPN, VPN TLS/TCP) measured by `probe circumvention`.
+    (4, "endpoint measurements", _ENDPOINTS),
 )
 
 #: The schema version this probe writes.

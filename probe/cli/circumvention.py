@@ -1,0 +1,89 @@
+"""`probe circumvention`: can Tor, OpenVPN and VPN endpoints be reached from this network?"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from probe.cli._group import cli
+
+
+@cli.command("circumvention")
+@click.argument("lists", nargs=-1, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--db", type=click.Path(dir_okay=False, path_type=Path), default="results/probe.db",
+              show_default=True, help="Results database.")
+@click.option("--vantage", default="default", show_default=True, help="Name of this vantage point.")
+@click.option("--control", "controls", multiple=True, metavar="URL",
+              help="Test helper (OONI Web Connectivity protocol); repeatable. "
+              "Default: OONI's public helpers.")
+@click.option("--no-control", is_flag=True, help="Use no control: failures stay inconclusive.")
+@click.option("--cafile", type=click.Path(exists=True, dir_okay=False), help="Extra CA bundle (PEM).")
+@click.option("--tcp-timeout", type=click.FloatRange(0.1, 300), default=10.0, show_default=True)
+@click.option("--handshake-timeout", type=click.FloatRange(0.1, 300), default=10.0, show_default=True)
+@click.option("--concurrency", type=click.IntRange(1, 1024), default=32, show_default=True,
+              help="Endpoints in flight.")
+@click.option("--accept-risks", is_flag=True, help="Accept the risks of measuring (non-interactive).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per endpoint on stdout.")
+def circumvention_command(lists: tuple[Path, ...], db: Path, vantage: str, controls: tuple[str, ...],
+                          no_control: bool, cafile: str | None, tcp_timeout: float,
+                          handshake_timeout: float, concurrency: int, accept_risks: bool,
+                          as_json: bool) -> None:  # fmt: skip
+    """Try the endpoints of circumvention tools and store ok / blocked / reset / down per endpoint.
+
+    LISTS are endpoint CSV files (kind,name,address,port,sni,notes,source; see
+    docs/circumvention.md); without them, the packaged list of Tor directory and bridge
+    authorities. Kinds: tor (TLS to an OR port), openvpn-udp / openvpn-tcp (the HARD_RESET
+    handshake), tls and tcp (VPN providers' endpoints, obfs4 bridges).
+
+    \b
+    Examples:
+      probe circumvention
+      probe circumvention my-vpns.csv --vantage home --json
+    """
+    from probe import consent
+    from probe.circumvention import EndpointListError, SuiteConfig, load_endpoints, run_suite
+    from probe.cli.run import DEFAULT_CONTROLS
+    from probe.store import StoreError
+
+    if controls and no_control:
+        raise click.UsageError("--control and --no-control exclude each other")
+    if not vantage.strip():
+        raise click.BadParameter("must not be empty", param_hint="--vantage")
+    try:
+        endpoints = load_endpoints(lists)
+    except EndpointListError as exc:
+        raise click.UsageError(str(exc)) from None
+    interactive = consent.is_interactive()
+    if not consent.ensure_consent(accept_risks, interactive, click.echo, click.confirm):
+        raise click.UsageError(
+            consent.CONSENT_DECLINED_MESSAGE if interactive else consent.CONSENT_REQUIRED_MESSAGE
+        )
+    config = SuiteConfig(controls=() if no_control else (controls or DEFAULT_CONTROLS), cafile=cafile,
+                         tcp_timeout=tcp_timeout, handshake_timeout=handshake_timeout,
+                         concurrency=concurrency)  # fmt: skip
+
+    def show(judged: tuple) -> None:  # type: ignore[type-arg]  # (obs, control, verdict)
+        obs, _, verdict = judged
+        if as_json:
+            row = {"kind": obs.kind, "name": obs.name, "address": obs.address, "port": obs.port,
+                   "verdict": verdict.verdict, "stage": verdict.stage, "reasons": list(verdict.reasons)}
+            click.echo(json.dumps(row))  # fmt: skip
+        else:
+            reason = verdict.reasons[0] if verdict.reasons else ""
+            where = f"{obs.address}:{obs.port}"
+            click.echo(f"{verdict.verdict:<12} {obs.kind:<11} {obs.name:<16} {where}  {reason}", err=True)
+
+    names = [p.name for p in lists] or ["circumvention.csv (packaged)"]
+    try:
+        summary = run_suite(endpoints, db, vantage, names, config, show)
+    except StoreError as exc:
+        raise click.ClickException(str(exc)) from None
+    except KeyboardInterrupt:
+        click.echo("interrupted: what was measured is stored", err=True)
+        sys.exit(130)
+    counts = " / ".join(f"{k} {v}" for k, v in sorted(summary.counts.items()))
+    click.echo(f"run {summary.run_id}: {len(summary.results)} endpoints: {counts or 'none'}; stored in {db}",
+               err=True)  # fmt: skip
