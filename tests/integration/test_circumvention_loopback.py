@@ -128,6 +128,12 @@ def test_probe_circumvention_stores_a_run_and_prints_json(tmp_path: Path, vpn_se
     stored = con.execute("SELECT kind, verdict, source FROM endpoint_measurements ORDER BY kind").fetchall()
     assert stored == [("openvpn-tcp", "ok", ""), ("openvpn-udp", "ok", "")]
     assert str(tmp_path) not in db.read_bytes().decode("latin-1")  # no home paths stored
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "circumvention.md").read_text()
+    queries = [q.split("```")[0] for q in doc.split("```sql\n")[1:]]
+    assert len(queries) == 2
+    per_kind = con.execute(queries[1]).fetchall()
+    assert per_kind == [("home", "openvpn-tcp", 1, 1), ("home", "openvpn-udp", 1, 1)]
+    con.execute(queries[0]).fetchall()  # the documented query runs (nothing is blocked here)
 
 
 def test_a_bad_list_is_a_usage_error(tmp_path: Path) -> None:
