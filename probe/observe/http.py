@@ -8,7 +8,10 @@ session) whose DNS/TCP/TLS were recorded, and a failure here is an HTTP-stage fa
 
 The recorded body is the *decoded* body (gzip/deflate removed, as a browser would render it and
 as block-page fingerprints are written), capped at ``body_cap`` bytes; the download stops at the
-cap (``body_truncated``), so memory per URL stays bounded.
+cap (``body_truncated``), so memory per URL stays bounded. Decoding is ours
+(:mod:`probe.observe.decoding`): every layer of ``Content-Encoding: gzip, gzip`` is bounded,
+and the raw bytes read are bounded too (``body_cap`` plus a little), so a decompression bomb
+is a truncated body, not gigabytes of memory.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import httpx
 
 from probe.failures import failure_string
 from probe.model import HTTPObservation
+from probe.observe.decoding import BodyDecoder
 from probe.observe.tcp import Conn
 
 __all__ = [
@@ -49,6 +53,7 @@ BROWSER_HEADERS: tuple[tuple[str, str], ...] = (
 )
 
 _TITLE_WINDOW = 64 * 1024
+_RAW_SLACK = 64 * 1024  # raw bytes read beyond body_cap (headers of compressed data, gzip trailers)
 _TITLE_RE = re.compile(rb"<title\b[^>]*>(.*?)</title\s*>", re.IGNORECASE | re.DOTALL)
 _LABEL = r"[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9_])?"
 _HOST_RE = re.compile(rf"^{_LABEL}(?:\.{_LABEL})*\.?$")
@@ -227,7 +232,6 @@ async def http_get(
     status: int | None = None
     headers: tuple[tuple[str, str], ...] = ()
     chunks: list[bytes] = []
-    size = 0
     truncated = False
     failure: str | None = None
     headers_list = [("Host", host_header(host, port, scheme)), ("User-Agent", user_agent)]
@@ -242,15 +246,17 @@ async def http_get(
             status = response.status_code
             raw_headers = response.headers.raw
             headers = tuple((k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in raw_headers)
-            async for part in response.aiter_bytes():
-                room = body_cap - size
-                if len(part) > room:
-                    chunks.append(part[:room])
-                    size = body_cap
+            # Decoded here, not by httpx: every layer's output is bounded (decompression
+            # bombs), and so are the raw bytes read (an incompressible body of any length).
+            encoding = ",".join(v for k, v in headers if k == "content-encoding")
+            decoder = BodyDecoder(encoding, body_cap)
+            raw_size = 0
+            async for part in response.aiter_raw():
+                raw_size += len(part)
+                chunks.extend(decoder.feed(part))
+                if decoder.truncated or raw_size > body_cap + _RAW_SLACK:
                     truncated = True
                     break
-                chunks.append(part)
-                size += len(part)
     except asyncio.CancelledError:
         conn.close()
         raise
@@ -265,6 +271,7 @@ async def http_get(
             except Exception:
                 conn.close()
     body = b"".join(chunks)
+    size = len(body)
     duration = time.monotonic() - t0
     if status is None:
         return HTTPObservation(url, conn.ip, port, started, duration, failure or "http_request_failed")
