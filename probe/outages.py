@@ -12,6 +12,9 @@ The states, most severe first:
   ``offline``) or, during the run, both the resolver and the control stopped answering.
 - ``dns``: the resolver stopped answering (no reply at all to most queries) while the control,
   reached over the same network, still answered: a DNS-only outage.
+- ``isolated``: national isolation. Sites whose addresses are in the vantage point's own country
+  (by the offline IP-to-country data) were reached, and nearly every site abroad was not: what
+  Russia's "sovereign RuNet" law is built to do. Needs the vantage point's country.
 - ``partial``: most TCP connections timed out or found no route, far more than usual at this
   vantage point, while the network itself answered (otherwise the run would be ``full``).
 - ``ok``: none of the above.
@@ -32,7 +35,7 @@ from __future__ import annotations
 import itertools
 import sqlite3
 import statistics
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
@@ -49,7 +52,7 @@ __all__ = [
 ]
 
 #: Run states that are outages, most severe first.
-OUTAGE_STATES: tuple[str, ...] = ("full", "dns", "partial")
+OUTAGE_STATES: tuple[str, ...] = ("full", "dns", "isolated", "partial")
 
 #: Share of URLs whose resolver gave no reply at all that makes a run a DNS (or full) outage.
 DNS_SILENT_SHARE = 0.8
@@ -62,6 +65,9 @@ TCP_DEAD_FACTOR = 3.0
 #: ...or, with fewer than BASELINE_RUNS earlier ordinary runs to compare with, this share.
 TCP_DEAD_SHARE_NO_BASELINE = 0.9
 BASELINE_RUNS = 3
+#: Isolation: at most this share of URLs abroad reached, while at least ISOLATED_DOMESTIC at home.
+ISOLATED_FOREIGN = 0.05
+ISOLATED_DOMESTIC = 0.5
 #: Fewest URLs (with a TCP attempt) a run needs before its TCP share means anything.
 MIN_URLS = 5
 #: A gap longer than this many times the usual interval between runs counts as missed slots.
@@ -92,6 +98,11 @@ class RunStats:
     tcp_tried: int = 0  # at least one TCP connect on the first hop
     tcp_dead: int = 0  # ...and every one of them timed out or had no route
     control_failed: int = 0  # the control for the first hop could not be had
+    country: str = ""  # the vantage point's country (ISO 3166 alpha-2), "" when unknown
+    domestic_tried: int = 0  # URLs whose first-hop addresses are all in ``country``
+    domestic_alive: int = 0  # ...and that connected
+    foreign_tried: int = 0  # URLs whose first-hop addresses are all in other, known countries
+    foreign_alive: int = 0
 
 
 @dataclass(frozen=True)
@@ -99,7 +110,7 @@ class Outage:
     """An interval of one state at one vantage point (see the module's docstring)."""
 
     vantage: str
-    state: str  # full | dns | partial | missed
+    state: str  # full | dns | isolated | partial | missed
     first_seen: str
     last_seen: str
     after: str | None  # end of the last run before (None: no earlier run)
@@ -155,10 +166,60 @@ GROUP BY f.run_id
 """
 
 
+_ADDRESSES_SQL = f"""
+SELECT m.run_id, t.measurement_id, t.ip,
+       max(CASE WHEN t.failure IN ({", ".join("?" * len(_SILENT))}) THEN 0 ELSE 1 END)
+FROM tcp_connects AS t
+JOIN measurements AS m ON m.id = t.measurement_id
+JOIN runs AS r ON r.id = m.run_id
+JOIN vantage_points AS v ON v.id = r.vantage_id
+WHERE m.final = 1 AND t.hop = 0 {{where}}
+GROUP BY t.measurement_id, t.ip
+ORDER BY t.measurement_id
+"""
+
+
+def _home_abroad(
+    conn: sqlite3.Connection, where: str, params: Sequence[Any], country_of: Callable[[str], str],
+    countries: dict[int, str],
+) -> dict[int, tuple[int, int, int, int]]:
+    """Per run: (domestic tried, alive, foreign tried, alive), URLs by their addresses' country."""
+    out: dict[int, list[int]] = {}
+    rows = conn.execute(_ADDRESSES_SQL.format(where=where), [*_SILENT, *params])
+    for _, group in itertools.groupby(rows, key=lambda r: r[1]):
+        group_rows = list(group)
+        run_id = group_rows[0][0]
+        home = countries.get(run_id, "")
+        if not home:
+            continue
+        where_to = {country_of(r[2]) for r in group_rows}
+        alive = any(r[3] for r in group_rows)
+        if "" in where_to:  # an address of unknown country: neither home nor abroad
+            continue
+        acc = out.setdefault(run_id, [0, 0, 0, 0])
+        if where_to == {home}:
+            acc[0] += 1
+            acc[1] += alive
+        elif home not in where_to:
+            acc[2] += 1
+            acc[3] += alive
+    return {k: (v[0], v[1], v[2], v[3]) for k, v in out.items()}
+
+
 def run_stats(
-    conn: sqlite3.Connection, vantage: str | None = None, since: str | None = None
+    conn: sqlite3.Connection,
+    vantage: str | None = None,
+    since: str | None = None,
+    *,
+    country_of: Callable[[str], str] | None = None,
+    country: str | None = None,
 ) -> list[RunStats]:
-    """Per-run network statistics of a probe database, oldest run first (every run, measured or not)."""
+    """Per-run network statistics of a probe database, oldest run first (every run, measured or not).
+
+    ``country_of`` maps an address to its country ("" unknown; from the offline geo data): with
+    it, URLs are counted at home and abroad for the isolation rule. The vantage point's country
+    is ``country`` when given, else the one stored with the vantage point.
+    """
     where, params = "", []
     run_where, run_params = "", []
     if vantage is not None:
@@ -174,15 +235,20 @@ def run_stats(
     counts: dict[int, tuple[int, ...]] = {}
     for row in conn.execute(_STATS_SQL.format(where=where), [*params, *_SILENT]):
         counts[row[0]] = tuple(int(x or 0) for x in row[1:])
-    out = []
     sql = (
-        "SELECT r.id, v.name, r.status, r.started_at, r.finished_at FROM runs AS r "
-        "JOIN vantage_points AS v ON v.id = r.vantage_id "
+        "SELECT r.id, v.name, r.status, r.started_at, r.finished_at, coalesce(v.country, '') "
+        "FROM runs AS r JOIN vantage_points AS v ON v.id = r.vantage_id "
         f"WHERE r.status != 'running' {run_where} ORDER BY r.started_at, r.id"
     )
-    for rid, name, status, started, finished in conn.execute(sql, run_params):
+    runs = conn.execute(sql, run_params).fetchall()
+    countries = {r[0]: (country or r[5] or "").upper() for r in runs}
+    split = _home_abroad(conn, where, params, country_of, countries) if country_of is not None else {}
+    out = []
+    for rid, name, status, started, finished, _ in runs:
         urls, silent, tried, dead, ctl = counts.get(rid, (0, 0, 0, 0, 0))
-        out.append(RunStats(rid, name, status, started, finished, urls, silent, tried, dead, ctl))
+        home = split.get(rid, (0, 0, 0, 0))
+        out.append(RunStats(rid, name, status, started, finished, urls, silent, tried, dead, ctl,
+                            countries[rid], *home))  # fmt: skip
     return out
 
 
@@ -200,6 +266,15 @@ def run_state(stats: RunStats, usual_tcp_dead: float | None = None) -> tuple[str
         if ctl >= CONTROL_FAILED_SHARE:
             return "full", f"resolver silent for {silent:.0%} of URLs and control failed for {ctl:.0%}"
         return "dns", f"resolver silent for {silent:.0%} of URLs while the control answered"
+    if stats.domestic_tried >= MIN_URLS and stats.foreign_tried >= MIN_URLS:
+        home = stats.domestic_alive / stats.domestic_tried
+        abroad = stats.foreign_alive / stats.foreign_tried
+        # The control helper is abroad too, so its failures say nothing here.
+        if abroad <= ISOLATED_FOREIGN and home >= ISOLATED_DOMESTIC:
+            return "isolated", (
+                f"{stats.domestic_alive}/{stats.domestic_tried} URLs in {stats.country} reached, "
+                f"{stats.foreign_alive}/{stats.foreign_tried} abroad"
+            )
     if stats.tcp_tried >= MIN_URLS:
         if usual_tcp_dead is None:
             partial = dead >= TCP_DEAD_SHARE_NO_BASELINE

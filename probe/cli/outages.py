@@ -14,12 +14,17 @@ from probe.cli._group import cli
               show_default=True, help="Results database.")
 @click.option("--vantage", metavar="NAME", help="Only this vantage point.")
 @click.option("--since", metavar="TIME", help="Only runs started at or after this ISO time (UTC).")
+@click.option("--geo", type=click.Path(exists=True, dir_okay=False),
+              help="IP-to-country data (.mmdb or ip2asn TSV) for the isolation rule  [default: probe's]")
+@click.option("--country", metavar="CC", help="The vantage point's country (ISO 3166), if not stored.")
 @click.option("--json", "as_json", is_flag=True, help="JSON lines instead of a table.")
-def outages_command(db: Path, vantage: str | None, since: str | None, as_json: bool) -> None:
-    """Outages seen by each vantage point: full, DNS-only, partial, and missed runs.
+def outages_command(db: Path, vantage: str | None, since: str | None, geo: str | None,
+                    country: str | None, as_json: bool) -> None:  # fmt: skip
+    """Outages seen by each vantage point: full, DNS-only, isolated, partial, and missed runs.
 
     Every run is judged from what its measurements saw (an offline run, a silent resolver, dead
-    TCP connections far beyond the usual), consecutive runs in one state become an interval, and
+    TCP connections far beyond the usual, sites at home reached while those abroad are not),
+    consecutive runs in one state become an interval, and
     gaps much longer than the usual interval between runs are reported as missed runs. Each
     interval has two bounds: when it was seen (FIRST SEEN .. LAST SEEN) and the runs around it
     (AFTER .. BEFORE). See docs/outages.md.
@@ -29,8 +34,10 @@ def outages_command(db: Path, vantage: str | None, since: str | None, as_json: b
       probe outages
       probe outages --vantage moscow-home --since 2026-11-01 --json
     """
+    import functools
     from datetime import datetime
 
+    from probe.geo import GeoDB, GeoError, open_default_geo
     from probe.outages import outages, run_stats
     from probe.store import Store, StoreError
     from probe.store.report import format_json_lines, format_outages_table
@@ -40,9 +47,23 @@ def outages_command(db: Path, vantage: str | None, since: str | None, as_json: b
             datetime.fromisoformat(since)
         except ValueError:
             raise click.BadParameter(f"{since!r} is not an ISO date or time", param_hint="--since") from None
+    if country is not None and not (len(country) == 2 and country.isalpha()):
+        raise click.BadParameter(f"{country!r} is not a two-letter country code", param_hint="--country")
+    try:
+        geodb = GeoDB([geo]) if geo else open_default_geo()
+    except GeoError as exc:
+        raise click.BadParameter(str(exc), param_hint="--geo") from None
+
+    @functools.lru_cache(maxsize=65536)
+    def country_of(ip: str) -> str:
+        info = geodb.lookup(ip) if geodb is not None else None
+        return info.country.upper() if info is not None else ""
+
     try:
         with Store.open(db, create=False) as store:
-            rows = (o.to_dict() for o in outages(run_stats(store.conn, vantage, since)))
+            stats = run_stats(store.conn, vantage, since, country_of=country_of if geodb else None,
+                              country=country)  # fmt: skip
+            rows = (o.to_dict() for o in outages(stats))
             out = format_json_lines(rows, keys=None) if as_json else format_outages_table(rows)
             for chunk in out:
                 click.echo(chunk, nl=False)

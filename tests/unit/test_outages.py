@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -195,3 +196,70 @@ def test_probe_outages_prints_a_table_and_json_lines(db: Path) -> None:
 def test_probe_outages_rejects_a_bad_since(db: Path) -> None:
     r = CliRunner().invoke(cli, ["outages", "--db", str(db), "--since", "yesterday"])
     assert r.exit_code == 2 and "--since" in r.output
+
+
+def _iso(dom: tuple[int, int], abroad: tuple[int, int], **kw: object) -> RunStats:
+    base = _run(1, 0, **kw)  # type: ignore[arg-type]
+    return RunStats(base.run_id, base.vantage, base.status, base.started_at, base.finished_at, base.urls,
+                    base.dns_silent, base.tcp_tried, base.tcp_dead, base.control_failed, "RU",
+                    dom[0], dom[1], abroad[0], abroad[1])  # fmt: skip
+
+
+def test_sites_at_home_reached_and_none_abroad_is_national_isolation() -> None:
+    state, why = run_state(_iso((10, 9), (10, 0), dead=10, ctl=20))
+    assert state == "isolated" and why == "9/10 URLs in RU reached, 0/10 abroad"
+
+
+def test_isolation_needs_home_to_work_and_enough_urls_both_ways() -> None:
+    assert run_state(_iso((10, 2), (10, 0), dead=18, ctl=20))[0] == "full"  # nothing works
+    assert run_state(_iso((10, 9), (10, 3), dead=7))[0] == "ok"  # abroad partly reachable
+    assert run_state(_iso((3, 3), (10, 0), dead=10), usual_tcp_dead=0.05)[0] == "partial"  # 3 at home
+
+
+def _two_country_db(path: Path, abroad_alive: bool) -> None:
+    verdict = Verdict("ok", None, None, (), "test")
+    with Store.open(path) as s:
+        vid = s.vantage("moscow", country="RU")
+        run = s.start_run(vid, [], {})
+        rows = []
+        for i in range(12):
+            m = _measurement(i, dead=i >= 6 and not abroad_alive)
+            ip = "198.51.100.1" if i < 6 else "203.0.113.1"  # home, abroad
+            hop = m.hops[0]
+            hop = type(hop)(**{**hop.__dict__, "tcp": (replace(hop.tcp[0], ip=ip),)})
+            rows.append((replace(m, hops=(hop,)), verdict))
+        s.write(run, vid, rows)
+        s.finish_run(run, "complete")
+
+
+def _country_of(ip: str) -> str:
+    return {"198.51.100.1": "RU", "203.0.113.1": "DE"}.get(ip, "")
+
+
+def test_run_stats_split_urls_by_the_country_of_their_addresses(tmp_path: Path) -> None:
+    db = tmp_path / "p.db"
+    _two_country_db(db, abroad_alive=False)
+    with Store.open(db, create=False) as s:
+        (stats,) = run_stats(s.conn, country_of=_country_of)
+        assert (stats.country, stats.domestic_tried, stats.domestic_alive) == ("RU", 6, 6)
+        assert (stats.foreign_tried, stats.foreign_alive) == (6, 0)
+        assert [o.state for o in outages([stats])] == ["isolated"]
+        (unknown,) = run_stats(s.conn, country_of=lambda ip: "")
+        assert unknown.domestic_tried == unknown.foreign_tried == 0
+        (elsewhere,) = run_stats(s.conn, country_of=_country_of, country="de")
+        assert (elsewhere.domestic_tried, elsewhere.foreign_alive) == (6, 6)
+
+
+def test_probe_outages_reports_isolation_with_geo_data(tmp_path: Path) -> None:
+    db = tmp_path / "p.db"
+    _two_country_db(db, abroad_alive=False)
+    geo = tmp_path / "geo.tsv"
+    geo.write_text("198.51.100.0\t198.51.100.255\t64500\tRU\tHOME-NET\n"
+                   "203.0.113.0\t203.0.113.255\t64501\tDE\tABROAD-NET\n")  # fmt: skip
+    args = ["outages", "--db", str(db), "--geo", str(geo), "--json"]
+    r = CliRunner().invoke(cli, args, catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    (row,) = [json.loads(x) for x in r.output.splitlines()]
+    assert row["state"] == "isolated" and "6/6 URLs in RU reached, 0/6 abroad" in row["evidence"]
+    r = CliRunner().invoke(cli, ["outages", "--db", str(db), "--country", "Russia"])
+    assert r.exit_code == 2 and "--country" in r.output
