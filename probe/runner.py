@@ -91,15 +91,33 @@ class RunSummary:
 
 
 class Reporter(Protocol):
-    """Receives progress events; the CLI draws a bar or writes log lines from them."""
+    """Receives progress events; the CLI draws a bar or writes log lines from them.
+
+    ``measuring`` and ``settled`` bracket each URL (all its attempts), so that a display can
+    name the URLs still in flight when a run waits on slow ones; ``result`` comes in between
+    with the final verdict when there is one. A reporter written before these two existed
+    still works: the runner calls them only when they are there.
+    """
 
     def started(self, run_id: int, total: int | None) -> None: ...
+    def measuring(self, target: Target) -> None: ...
     def result(self, target: Target, verdict: Verdict) -> None: ...
+    def settled(self, target: Target) -> None: ...
     def problem(self, message: str) -> None: ...
+
+
+def _ignore(target: Target) -> None:
+    pass
 
 
 class _NullReporter:
     def started(self, run_id: int, total: int | None) -> None:
+        pass
+
+    def measuring(self, target: Target) -> None:
+        pass
+
+    def settled(self, target: Target) -> None:
         pass
 
     def result(self, target: Target, verdict: Verdict) -> None:
@@ -325,7 +343,17 @@ async def run(
     limiter = _Limiter(options.per_host)
     slots = asyncio.Semaphore(options.concurrency)
 
+    on_measuring: Callable[[Target], Any] = getattr(reporter, "measuring", _ignore)
+    on_settled: Callable[[Target], Any] = getattr(reporter, "settled", _ignore)
+
     async def one(target: Target, control: Any) -> None:
+        on_measuring(target)
+        try:
+            await measure_one(target, control)
+        finally:
+            on_settled(target)
+
+    async def measure_one(target: Target, control: Any) -> None:
         held = True  # the producer acquired a global slot for this task
 
         async def attempt_once(attempt: int) -> Measurement:

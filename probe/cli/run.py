@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -168,7 +169,14 @@ def run(lists: tuple[Path, ...], urls: tuple[str, ...], category: str | None, st
         max_redirects=max_redirects, retries=retries, retry_pause=retry_pause,
         fingerprints=fingerprints, geo=geo, accept_risks=accept_risks,
     )
-    reporter = _Progress(sys.stderr.isatty() if progress is None else progress)
+    live = sys.stderr.isatty() if progress is None else progress
+    reporter: Any
+    if live:  # rich is imported only here: cron runs and `probe --help` never load it
+        from probe.cli._progress import LiveProgress
+
+        reporter = LiveProgress(url_budget=deadline * (retries + 1) + retry_pause * retries)
+    else:
+        reporter = _Progress(False)
     try:
         summary = measure_lists(request, reporter)
     except TestListError as exc:

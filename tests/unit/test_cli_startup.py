@@ -11,7 +11,7 @@ import pytest
 
 from probe.cli import cli
 
-HEAVY = ("scapy", "httpx", "httpcore", "dns", "aiohttp", "cryptography", "sqlite_utils")
+HEAVY = ("scapy", "httpx", "httpcore", "dns", "aiohttp", "cryptography", "sqlite_utils", "rich")
 
 
 def _modules_after(code: str) -> set[str]:
