@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-import ipaddress
 import types
 import typing
 from dataclasses import dataclass
@@ -33,7 +32,6 @@ __all__ = [
     "Target",
     "Verdict",
     "from_json",
-    "is_ip_literal",
     "to_json",
 ]
 
@@ -62,18 +60,6 @@ class Target:
     path: str = "/"  # path + query, as sent in the request line
     category_code: str = ""
     source: str = ""  # "FILE:LINE" of the list row, or "cli" for --url
-
-
-def is_ip_literal(host: str) -> bool:
-    """True when ``host`` (a Target's host, or an address) is an IPv4 or IPv6 literal.
-
-    Such a host has no DNS step. No brackets or spaces are accepted: hosts are stored bare.
-    """
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
 
 
 @dataclass(frozen=True)

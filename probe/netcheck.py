@@ -12,48 +12,33 @@ import socket
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-__all__ = ["dns_server_reachable", "health_url", "resolver_addresses", "split_hostport"]
+from probe.net import DEFAULT_RESOLV_CONF, format_endpoint, parse_resolver, system_nameservers
 
-
-def split_hostport(spec: str, default_port: int = 53) -> tuple[str, int]:
-    """"IP", "IP:PORT", "[v6]:PORT" or "v6" -> (ip, port)."""
-    spec = spec.strip()
-    if spec.startswith("["):
-        host, _, rest = spec[1:].partition("]")
-        return host, int(rest[1:]) if rest.startswith(":") else default_port
-    if spec.count(":") == 1:
-        host, port = spec.split(":")
-        return host, int(port)
-    return spec, default_port
+__all__ = ["dns_server_reachable", "health_url", "resolver_addresses"]
 
 
 def resolver_addresses(cfg: Any) -> list[str]:
-    """The probe's resolvers as "IP:PORT" strings: --resolver, else /etc/resolv.conf."""
+    """The probe's resolvers as "IP:PORT" strings: --resolver, else the resolv.conf nameservers."""
     resolvers = list(getattr(cfg, "resolvers", ()) or ())
     if resolvers:
-        out = []
-        for spec in resolvers:
-            host, port = split_hostport(spec)
-            out.append(f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
-        return out
+        return [format_endpoint(*parse_resolver(spec)) for spec in resolvers]
     if not getattr(cfg, "system_resolver", True):
         return []
-    import dns.resolver
-
-    path = getattr(cfg, "resolv_conf", "/etc/resolv.conf")
-    try:
-        resolver = dns.resolver.Resolver(filename=path, configure=True)
-    except (dns.resolver.NoResolverConfiguration, OSError):
-        return []
-    port = resolver.port
-    return [f"[{ns}]:{port}" if ":" in ns else f"{ns}:{port}" for ns in map(str, resolver.nameservers)]
+    path = getattr(cfg, "resolv_conf", DEFAULT_RESOLV_CONF)
+    out = []
+    for ns in system_nameservers(path):
+        try:
+            out.append(format_endpoint(*parse_resolver(ns)))
+        except ValueError:
+            continue  # the engine ignores it too (and logs it)
+    return out
 
 
 async def dns_server_reachable(server: str, timeout: float = 3.0, name: str = "example.com") -> bool:
     """True when the DNS server answers a query at all (any rcode counts)."""
     import dns.message
 
-    host, port = split_hostport(server)
+    host, port = parse_resolver(server)
     query = dns.message.make_query(name, "A").to_wire()
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     loop = asyncio.get_running_loop()

@@ -16,7 +16,6 @@ spans lines does not shift the numbers of the rows after it.
 from __future__ import annotations
 
 import csv
-import ipaddress
 import logging
 import os
 import re
@@ -25,9 +24,9 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
-from urllib.parse import quote, urlsplit
 
 from probe.model import Target
+from probe.net.urls import InvalidURL, parse_url, show_url
 from probe.urlset import URLSet
 
 __all__ = [
@@ -68,26 +67,8 @@ MAX_LINE_BYTES = 64 * 1024
 # reported and reading resumes on the next line, so one bad quote cannot swallow a whole file.
 MAX_RECORD_LINES = 50
 
-_DEFAULT_PORTS = {"http": 80, "https": 443}
-_SCHEME_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")
-_LABEL_RE = re.compile(r"^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$")
-_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
-_SPACE_RE = re.compile(r"\s")
 _CATEGORY_RE = re.compile(r"^[A-Z0-9_-]{1,32}$")
-# RFC 3986 characters that may stand unescaped in a path / query ("%" keeps existing escapes).
-_PATH_SAFE = "/%!$&'()*+,;=:@-._~"
-_QUERY_SAFE = _PATH_SAFE + "?"
-_LONE_PERCENT_RE = re.compile(r"%(?![0-9A-Fa-f]{2})")  # a "%" that starts no escape
 _UTF8_BOM = b"\xef\xbb\xbf"
-
-
-class InvalidURL(ValueError):
-    """A URL that probe cannot measure; ``reason`` says why."""
-
-    def __init__(self, url: str, reason: str) -> None:
-        super().__init__(f"{reason}: {_show(url)}")
-        self.url = url
-        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -128,125 +109,7 @@ class ListStats:
     per_file: dict[str, int] = field(default_factory=dict)  # targets yielded per file
 
 
-# --- URLs -----------------------------------------------------------------------------------
-
-
-def _show(text: str, limit: int = 120) -> str:
-    shown = repr(text)
-    return shown if len(shown) <= limit else shown[: limit - 4] + "...'"
-
-
-def _idna(host: str, url: str) -> str:
-    """Non-ASCII host -> punycode: UTS #46 / IDNA 2008 as browsers do, else IDNA 2003 (which
-    still admits names such as symbols that IDNA 2008 forbids but that exist in the DNS)."""
-    try:
-        import idna  # lazy: big tables; installed with httpx
-
-        return idna.encode(host, uts46=True, transitional=False).decode("ascii")
-    except ImportError:  # pragma: no cover - idna comes with httpx
-        pass
-    except UnicodeError:  # idna.IDNAError is a UnicodeError
-        pass
-    try:
-        return host.encode("idna").decode("ascii")
-    except UnicodeError as exc:
-        raise InvalidURL(url, f"invalid internationalised host name ({exc})") from None
-
-
-def _check_host(host: str, url: str) -> str:
-    """Validate an ASCII host: IPv4 literal or DNS name. Returns it lower-cased."""
-    host = host.lower()
-    name = host[:-1] if host.endswith(".") else host
-    labels = name.split(".")
-    if all(label.isdigit() for label in labels):
-        try:
-            return str(ipaddress.IPv4Address(name))
-        except ValueError:
-            raise InvalidURL(url, "invalid IPv4 address") from None
-    if len(name) > 253:
-        raise InvalidURL(url, "host name longer than 253 characters")
-    for label in labels:
-        if not _LABEL_RE.match(label):
-            raise InvalidURL(url, f"invalid host name label {label!r}")
-    return host
-
-
-def parse_url(url: str, *, category_code: str = "", source: str = "") -> Target:
-    """Check and normalise one URL into a :class:`Target`.
-
-    The measured ``url`` has a lower-case scheme and host, the host in punycode (IDN) or as a
-    bracketed IPv6 literal, no default port, no fragment, and a percent-encoded path; the text as
-    given is kept in ``original_url``. Raises :class:`InvalidURL` (with ``reason``) for anything
-    probe cannot measure: no scheme, a scheme other than http/https, no host, a bad port, a bad
-    IP literal or host name, credentials, control characters.
-    """
-    text = url.strip()
-    if not text:
-        raise InvalidURL(url, "empty URL")
-    if _CONTROL_RE.search(text):
-        raise InvalidURL(url, "control character in URL")
-    m = _SCHEME_RE.match(text)
-    # "example.com:8080/" parses as scheme "example.com": a scheme has no dots in practice.
-    if m is None or "." in m.group(1):
-        raise InvalidURL(url, "missing scheme (expected http:// or https://)")
-    scheme = m.group(1).lower()
-    if scheme not in _DEFAULT_PORTS:
-        raise InvalidURL(url, f"unsupported scheme {scheme!r} (only http and https)")
-    if not text[m.end() :].startswith("//"):
-        raise InvalidURL(url, f"expected '//' after '{scheme}:'")
-    try:
-        parts = urlsplit(text)
-        netloc = parts.netloc
-        host = parts.hostname or ""
-        explicit_port = parts.port
-    except ValueError as exc:  # bad brackets, non-numeric or out-of-range port, NFKC tricks
-        message = str(exc)
-        if "port" in message.lower():
-            reason = "invalid port (a number from 1 to 65535)"
-        elif "IPv6" in message:
-            reason = "malformed IPv6 literal (unbalanced brackets)"
-        else:
-            reason = f"malformed URL ({message})"
-        raise InvalidURL(url, reason) from None
-    if "@" in netloc:
-        raise InvalidURL(url, "user name or password in URL (not supported)")
-    if not host:
-        raise InvalidURL(url, "missing host")
-    if _SPACE_RE.search(netloc):
-        raise InvalidURL(url, "white space in host")
-
-    if netloc.startswith("["):
-        if "%" in host:
-            raise InvalidURL(url, "IPv6 zone identifiers are not supported")
-        try:
-            host = str(ipaddress.IPv6Address(host))
-        except ValueError:
-            raise InvalidURL(url, "invalid IPv6 address") from None
-        url_host = f"[{host}]"
-    else:
-        if not host.isascii():
-            host = _idna(host, url)
-        host = _check_host(host, url)
-        url_host = host
-
-    if explicit_port == 0:
-        raise InvalidURL(url, "port 0")
-    port = explicit_port if explicit_port is not None else _DEFAULT_PORTS[scheme]
-    netloc_out = url_host if port == _DEFAULT_PORTS[scheme] else f"{url_host}:{port}"
-
-    path = _LONE_PERCENT_RE.sub("%25", quote(parts.path, safe=_PATH_SAFE)) or "/"
-    if parts.query:
-        path += "?" + _LONE_PERCENT_RE.sub("%25", quote(parts.query, safe=_QUERY_SAFE))
-    return Target(
-        url=f"{scheme}://{netloc_out}{path}",
-        original_url=text,
-        scheme=scheme,
-        host=host,
-        port=port,
-        path=path,
-        category_code=category_code,
-        source=source,
-    )
+# --- categories ------------------------------------------------------------------------------
 
 
 def parse_categories(value: str | Iterable[str] | None) -> frozenset[str] | None:
@@ -614,7 +477,7 @@ def iter_targets(
             try:
                 target = parse_url(url, category_code=category, source=source)
             except InvalidURL as exc:
-                report(ListProblem(name, line, f"invalid URL {_show(url.strip())}: {exc.reason}"))
+                report(ListProblem(name, line, f"invalid URL {show_url(url.strip())}: {exc.reason}"))
                 continue
             if wanted is not None and category not in wanted:
                 st.filtered += 1

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from probe.classify.addresses import addr_class, canon_ip, family
 from probe.fingerprints import Fingerprints
 from probe.geo import GeoDB
 from probe.model import ControlObservation, Hop, Measurement
+from probe.net.addresses import addr_class, canon_ip, family
 
 __all__ = [
     "INTERFERENCE",

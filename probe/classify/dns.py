@@ -15,10 +15,10 @@ resolves the name privately means we are inside a private network, where consist
 
 from __future__ import annotations
 
-from probe.classify.addresses import addr_class, canon_ip, family, is_ip_literal, is_public_name
 from probe.classify.core import Context, Finding, HopControl, failure_kind
 from probe.classify.http import response_ok
 from probe.model import DNSObservation, Hop
+from probe.net.addresses import addr_class, canon_ip, family, is_ip_literal, is_public_name
 
 __all__ = ["injection", "judge_dns"]
 

@@ -19,9 +19,9 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from probe.classify.addresses import canon_ip, related_hosts
 from probe.classify.core import INTERFERENCE, Context, Finding, HopControl, failure_kind, is_loopback
 from probe.model import ControlObservation, Hop, HTTPObservation
+from probe.net.addresses import canon_ip, related_hosts
 
 __all__ = ["BODY_PROPORTION", "COMMON_HEADERS", "authenticated", "diff", "judge_http", "response_ok"]
 

@@ -9,9 +9,9 @@ the redirects to the final page (OONI's helper does): it connected to that hop.
 
 from __future__ import annotations
 
-from probe.classify.addresses import canon_ip
 from probe.classify.core import Context, Finding, HopControl, failure_kind, is_loopback
 from probe.model import Hop
+from probe.net.addresses import canon_ip
 
 __all__ = ["judge_tcp"]
 

@@ -9,9 +9,9 @@ URL are evidence for DNS, never a verdict of their own.
 
 from __future__ import annotations
 
-from probe.classify.addresses import canon_ip
 from probe.classify.core import Context, Finding, HopControl, failure_kind, is_loopback
 from probe.model import Hop, TLSObservation
+from probe.net.addresses import canon_ip
 
 __all__ = ["judge_tls", "tls_failure_kind"]
 

@@ -59,8 +59,9 @@ def serve(listen: str, cafile: str | None, tls_cert: str | None, tls_key: str | 
     """
     import logging
 
-    from probe.control.helper import HelperConfig, measure_config, parse_listen, run
+    from probe.control.helper import HelperConfig, measure_config, run
     from probe.geo import GeoDB, GeoError, open_default_geo
+    from probe.net import parse_listen
 
     if bool(tls_cert) != bool(tls_key):
         raise click.UsageError("--tls-cert and --tls-key go together")

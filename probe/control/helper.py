@@ -32,7 +32,8 @@ from probe.control.protocol import (
     build_response,
     parse_request,
 )
-from probe.model import Measurement, is_ip_literal
+from probe.model import Measurement
+from probe.net import format_endpoint, is_ip_literal, read_resolv_conf
 from probe.netpolicy import ConnectPolicy, is_public_address
 
 if TYPE_CHECKING:
@@ -44,8 +45,6 @@ __all__ = [
     "MeasureFn",
     "engine_measure",
     "measure_config",
-    "parse_listen",
-    "read_resolv_conf",
     "run",
     "serve",
 ]
@@ -79,34 +78,6 @@ class HelperConfig:
     def connect_policy(self) -> ConnectPolicy | None:
         """The engine's connect policy for this helper (None: connect anywhere)."""
         return None if self.allow_private else self.public
-
-
-def parse_listen(text: str) -> tuple[str, int]:
-    """``HOST:PORT``, ``[IPv6]:PORT`` or ``:PORT`` -> (host, port); raises ValueError.
-
-    ``:PORT`` gives host ``""``: every address, IPv4 and IPv6 (``[::]`` is IPv6 only).
-    """
-    if text.startswith("["):
-        host, sep, port = text[1:].partition("]:")
-    else:
-        host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit() or not 0 <= int(port) < 65536:
-        raise ValueError(f"expected HOST:PORT, got {text!r}")
-    return host, int(port)
-
-
-def read_resolv_conf(path: str | Path) -> tuple[str, ...]:
-    """The ``nameserver`` entries of a resolv.conf file; raises OSError/ValueError."""
-    servers = []
-    for n, line in enumerate(Path(path).read_text().splitlines(), 1):
-        fields = line.split("#", 1)[0].split()
-        if len(fields) >= 2 and fields[0] == "nameserver":
-            servers.append(fields[1])
-        elif len(fields) == 1 and fields[0] == "nameserver":
-            raise ValueError(f"{path}:{n}: nameserver without an address")
-    if not servers:
-        raise ValueError(f"{path}: no nameserver line")
-    return tuple(servers)
 
 
 def measure_config(
@@ -378,8 +349,7 @@ async def serve(
         bound = [(str(a[0]), int(a[1])) for a in runner.addresses]
         scheme = "https" if config.tls_cert else "http"
         for host, port in bound:
-            shown = f"[{host}]" if ":" in host else host
-            log.info("listening on %s://%s:%d (probe %s)", scheme, shown, port, __version__)
+            log.info("listening on %s://%s (probe %s)", scheme, format_endpoint(host, port), __version__)
         if ready is not None:
             ready(bound)
         await stop.wait()

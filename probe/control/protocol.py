@@ -26,13 +26,11 @@ Nothing here does I/O: the helper server and the client call these functions.
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import json
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 from probe.model import (
     ControlObservation,
@@ -42,7 +40,14 @@ from probe.model import (
     HTTPObservation,
     Measurement,
     Target,
+)
+from probe.net import (
+    InvalidURL,
+    bracket,
+    format_endpoint,
     is_ip_literal,
+    parse_endpoint,
+    parse_url,
 )
 from probe.netpolicy import is_public_address
 
@@ -59,9 +64,6 @@ __all__ = [
     "build_request",
     "build_response",
     "flags_names",
-    "format_endpoint",
-    "is_public_address",
-    "parse_endpoint",
     "parse_request",
     "parse_response",
     "response_problems",
@@ -85,7 +87,6 @@ MAX_ENDPOINTS = 64
 MAX_URL_LENGTH = 8192
 _MAX_HEADERS = 64
 _MAX_HEADER_LENGTH = 4096
-_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 class THRequestError(ValueError):
@@ -120,30 +121,7 @@ class THRequest:
         return None
 
 
-# --- endpoints and addresses ------------------------------------------------------------
-
-
-def format_endpoint(ip: str, port: int) -> str:
-    """``IP:PORT``, with brackets around IPv6 addresses (the TH's map keys)."""
-    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
-
-
-def parse_endpoint(text: str) -> tuple[str, int]:
-    """``"1.2.3.4:443"`` or ``"[::1]:443"`` -> (ip, port); raises ValueError."""
-    if not isinstance(text, str):
-        raise ValueError("not a string")
-    if text.startswith("["):
-        host, sep, port_s = text[1:].partition("]:")
-        if not sep:
-            raise ValueError("expected [IPv6]:PORT")
-    else:
-        host, sep, port_s = text.rpartition(":")
-        if not sep or ":" in host:
-            raise ValueError("expected IP:PORT")
-    ip = ipaddress.ip_address(host.split("%", 1)[0])  # raises ValueError
-    if not port_s.isdigit() or not 0 < int(port_s) < 65536:
-        raise ValueError(f"invalid port {port_s!r}")
-    return ip.compressed, int(port_s)
+# --- targets ------------------------------------------------------------------------------
 
 
 def target_from_url(url: str) -> Target:
@@ -154,42 +132,9 @@ def target_from_url(url: str) -> Target:
     if len(url) > MAX_URL_LENGTH:
         raise THRequestError(f"http_request: URL longer than {MAX_URL_LENGTH} characters")
     try:
-        parts = urlsplit(url.strip())
-        port = parts.port
-    except ValueError as exc:
-        raise THRequestError(f"http_request: invalid URL {url!r}: {exc}") from None
-    scheme = parts.scheme.lower()
-    if scheme not in _DEFAULT_PORTS:
-        raise THRequestError(f"http_request: scheme must be http or https, not {parts.scheme!r}")
-    if parts.username is not None or parts.password is not None:
-        raise THRequestError("http_request: URLs with credentials are not measured")
-    host = (parts.hostname or "").rstrip(".")
-    if not host:
-        raise THRequestError(f"http_request: no host in {url!r}")
-    if is_ip_literal(host):
-        host = ipaddress.ip_address(host).compressed
-    else:
-        try:
-            host = host.encode("idna").decode("ascii").lower()
-        except UnicodeError:
-            raise THRequestError(f"http_request: invalid host name {parts.hostname!r}") from None
-    if port is None:
-        port = _DEFAULT_PORTS[scheme]
-    path = parts.path or "/"
-    if parts.query:
-        path = f"{path}?{parts.query}"
-    hostport = f"[{host}]" if ":" in host else host
-    if port != _DEFAULT_PORTS[scheme]:
-        hostport = f"{hostport}:{port}"
-    return Target(
-        url=f"{scheme}://{hostport}{path}",
-        original_url=url,
-        scheme=scheme,
-        host=host,
-        port=port,
-        path=path,
-        source="control",
-    )
+        return parse_url(url, source="control")
+    except InvalidURL as exc:
+        raise THRequestError(f"http_request: {exc}") from None
 
 
 # --- requests -----------------------------------------------------------------------------
@@ -294,7 +239,7 @@ def _h3_endpoint(host: str, headers: Iterable[tuple[str, str]]) -> str:
             if m:
                 auth = m.group(1)
                 if auth.startswith(":"):
-                    return f"[{host}]{auth}" if ":" in host else f"{host}{auth}"
+                    return bracket(host) + auth
                 return auth
     return ""
 

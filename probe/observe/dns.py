@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import ipaddress
 import secrets
 import struct
 import time
@@ -33,14 +32,12 @@ import dns.rdatatype
 
 from probe.failures import failure_string
 from probe.model import DNSObservation, DNSReply
+from probe.net import format_resolver
 
 __all__ = [
     "UDPQuery",
     "doh_query",
-    "format_resolver",
-    "parse_resolver",
     "reply_from_message",
-    "system_nameservers",
     "union_addresses",
 ]
 
@@ -56,54 +53,6 @@ def _reply_failure(reply: DNSReply, addresses: Sequence[str]) -> str | None:
     if reply.rcode == "NOERROR":
         return None if addresses else "dns_no_answer"
     return _RCODE_FAILURES.get(reply.rcode, "dns_server_misbehaving")
-
-
-def parse_resolver(text: str, default_port: int = 53) -> tuple[str, int]:
-    """Parse ``"IP"``, ``"IP:PORT"``, ``"[IPv6]:PORT"`` or a bare IPv6 address.
-
-    Raises ValueError with a readable message for anything else (resolvers are IP addresses:
-    resolving the resolver's name would need a resolver).
-    """
-    s = text.strip()
-    host, port = s, default_port
-    if s.startswith("["):
-        end = s.find("]")
-        if end < 0:
-            raise ValueError(f"invalid resolver {text!r}: missing ']'")
-        host, rest = s[1:end], s[end + 1 :]
-        if rest:
-            if not rest.startswith(":") or not rest[1:].isdigit():
-                raise ValueError(f"invalid resolver {text!r}: bad port")
-            port = int(rest[1:])
-    elif s.count(":") == 1:
-        host, _, p = s.partition(":")
-        if not p.isdigit():
-            raise ValueError(f"invalid resolver {text!r}: bad port")
-        port = int(p)
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        raise ValueError(f"invalid resolver {text!r}: not an IP address") from None
-    if not 0 < port < 65536:
-        raise ValueError(f"invalid resolver {text!r}: port out of range")
-    return host, port
-
-
-def format_resolver(ip: str, port: int, transport: str = "udp") -> str:
-    """``udp://IP:PORT`` (IPv6 in brackets), the recorded name of a resolver."""
-    host = f"[{ip}]" if ":" in ip else ip
-    return f"{transport}://{host}:{port}"
-
-
-def system_nameservers(path: str = "/etc/resolv.conf") -> list[str]:
-    """The nameserver addresses of a resolv.conf file, read with dnspython ([] when none)."""
-    import dns.resolver
-
-    try:
-        resolver = dns.resolver.Resolver(filename=path, configure=True)
-    except (dns.resolver.NoResolverConfiguration, OSError):
-        return []
-    return [str(ns) for ns in resolver.nameservers]
 
 
 def reply_from_message(

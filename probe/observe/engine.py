@@ -29,7 +29,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpcore
-import httpx
 
 from probe.failures import failure_string
 from probe.model import (
@@ -41,16 +40,17 @@ from probe.model import (
     Target,
     TCPObservation,
     TLSObservation,
+)
+from probe.net import (
+    DEFAULT_RESOLV_CONF,
+    InvalidURL,
     is_ip_literal,
+    parse_resolver,
+    parse_url,
+    system_nameservers,
 )
 from probe.netpolicy import ConnectPolicy
-from probe.observe.dns import (
-    UDPQuery,
-    doh_query,
-    parse_resolver,
-    system_nameservers,
-    union_addresses,
-)
+from probe.observe.dns import UDPQuery, doh_query, union_addresses
 from probe.observe.http import REDIRECT_STATUSES, ConnTransport, absolute_location, http_get
 from probe.observe.tcp import Conn, tcp_connect
 from probe.observe.tls import TLSContexts, tls_handshake
@@ -89,7 +89,7 @@ class MeasureConfig:
     cafile: str | None = None
     user_agent: str = DEFAULT_USER_AGENT
     max_addresses: int = 8  # addresses connected to per hop
-    resolv_conf: str = "/etc/resolv.conf"
+    resolv_conf: str = DEFAULT_RESOLV_CONF
     #: Addresses that may be connected to (probe.netpolicy); None: any. The test helper sets
     #: it, since it connects on its clients' behalf: checked after DNS and every redirect.
     connect_policy: ConnectPolicy | None = None
@@ -310,10 +310,12 @@ class _Measurer:
         if loc is None:
             hs.http = dataclasses.replace(http, failure="http_invalid_redirect_location_host")
             return None
-        u = httpx.URL(loc)
-        host = u.raw_host.decode("ascii").strip("[]").lower()
-        port = u.port or (443 if u.scheme == "https" else 80)
-        return loc, host, port, u.scheme
+        try:
+            nxt = parse_url(loc)  # the one URL policy, as for list URLs and the helper's
+        except InvalidURL:
+            hs.http = dataclasses.replace(http, failure="http_invalid_redirect_location_host")
+            return None
+        return nxt.url, nxt.host, nxt.port, nxt.scheme
 
     # -- DNS --------------------------------------------------------------------------------
     async def _dns(self, hs: _HopState) -> list[str]:
@@ -398,7 +400,8 @@ class _Measurer:
         try:
             tcp, conn = await tcp_connect(ip, hs.port, cfg.tcp_timeout, cfg.connect_policy)
         except asyncio.CancelledError:
-            hs.tcp.append(TCPObservation(ip, hs.port, started, time.monotonic() - t0, "deadline_exceeded"))
+            elapsed = time.monotonic() - t0
+            hs.tcp.append(TCPObservation(ip, hs.port, started, elapsed, "deadline_exceeded"))
             raise
         hs.tcp.append(tcp)
         if conn is None or hs.scheme != "https":

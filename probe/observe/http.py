@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import html
-import ipaddress
 import re
 import time
 import urllib.parse
@@ -31,6 +30,7 @@ import httpx
 
 from probe.failures import failure_string
 from probe.model import HTTPObservation
+from probe.net import authority, is_valid_host
 from probe.observe.decoding import BodyDecoder
 from probe.observe.tcp import Conn
 
@@ -55,8 +55,6 @@ BROWSER_HEADERS: tuple[tuple[str, str], ...] = (
 _TITLE_WINDOW = 64 * 1024
 _RAW_SLACK = 64 * 1024  # raw bytes read beyond body_cap (headers of compressed data, gzip trailers)
 _TITLE_RE = re.compile(rb"<title\b[^>]*>(.*?)</title\s*>", re.IGNORECASE | re.DOTALL)
-_LABEL = r"[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9_])?"
-_HOST_RE = re.compile(rf"^{_LABEL}(?:\.{_LABEL})*\.?$")
 _CHARSET_RE = re.compile(r"charset\s*=\s*[\"']?([A-Za-z0-9._:-]+)", re.IGNORECASE)
 _META_CHARSET_RE = re.compile(rb"<meta[^>]+charset\s*=\s*[\"']?([A-Za-z0-9._:-]+)", re.IGNORECASE)
 
@@ -170,26 +168,6 @@ def extract_title(body: bytes, content_type: str = "") -> str | None:
     return " ".join(html.unescape(text).split())[:1024]
 
 
-def host_header(host: str, port: int, scheme: str) -> str:
-    """The Host header value: brackets for IPv6, the port only when not the default."""
-    h = f"[{host}]" if ":" in host else host
-    default = 443 if scheme == "https" else 80
-    return h if port == default else f"{h}:{port}"
-
-
-def _valid_host(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-        return True
-    except ValueError:
-        pass
-    try:
-        ascii_host = host.encode("idna").decode("ascii")
-    except (UnicodeError, ValueError):
-        return False
-    return bool(_HOST_RE.match(ascii_host))
-
-
 def absolute_location(url: str, location: str) -> str | None:
     """``location`` resolved against ``url``; None when it is not a usable http(s) URL.
 
@@ -205,7 +183,7 @@ def absolute_location(url: str, location: str) -> str | None:
             return None
         if parts.scheme or loc.startswith("//"):
             _ = parts.port  # ValueError on a bad port
-            if not parts.hostname or not _valid_host(parts.hostname):
+            if not parts.hostname or not is_valid_host(parts.hostname):
                 return None
         target = httpx.URL(url).join(loc)
     except Exception:
@@ -234,7 +212,7 @@ async def http_get(
     chunks: list[bytes] = []
     truncated = False
     failure: str | None = None
-    headers_list = [("Host", host_header(host, port, scheme)), ("User-Agent", user_agent)]
+    headers_list = [("Host", authority(host, port, scheme)), ("User-Agent", user_agent)]
     headers_list.extend(BROWSER_HEADERS)
     request = httpx.Request("GET", url, headers=headers_list)
     t_out = {"connect": timeout, "read": timeout, "write": timeout, "pool": timeout}

@@ -484,6 +484,6 @@ def test_helper_serves_tls_and_client_trusts_it_with_cafile(tmp_path: Path) -> N
     [("127.0.0.1:8080", ("127.0.0.1", 8080)), ("[::1]:443", ("::1", 443)), (":8080", ("", 8080))],
 )
 def test_listen_address_is_parsed(text: str, expected: tuple[str, int]) -> None:
-    from probe.control.helper import parse_listen
+    from probe.net import parse_listen
 
     assert parse_listen(text) == expected

@@ -1,11 +1,28 @@
-"""Address and name helpers: canonical IPs, bogon classes, public names, IP literals."""
+"""Addresses and names: IP literals, canonical IPs, address classes, public names.
+
+Two address policies live here, side by side because they answer different questions:
+
+- :func:`addr_class` (the classifier's): why an address cannot be a public web server. The
+  documentation prefixes count as usable, because tests and labs stand them in for public
+  addresses and no censor answers with them.
+- :func:`probe.netpolicy.is_public_address` (the test helper's SSRF guard): is the address
+  globally routable. Documentation prefixes are not, so the helper never connects to them on a
+  probe's behalf.
+"""
 
 from __future__ import annotations
 
 import functools
 import ipaddress
 
-__all__ = ["addr_class", "canon_ip", "family", "is_ip_literal", "is_public_name", "related_hosts"]
+__all__ = [
+    "addr_class",
+    "canon_ip",
+    "family",
+    "is_ip_literal",
+    "is_public_name",
+    "related_hosts",
+]
 
 # Documentation prefixes (RFC 5737, RFC 3849) are routed nowhere, but tests, examples and labs use
 # them as stand-ins for public addresses. Treating them as bogons would prove nothing in the field
@@ -58,8 +75,15 @@ def canon_ip(ip: str) -> str:
 
 
 def is_ip_literal(host: str) -> bool:
-    """True when ``host`` is an IPv4 or IPv6 literal (no DNS step)."""
-    return bool(canon_ip(host))
+    """True when ``host`` (a Target's host, or an address) is an IPv4 or IPv6 literal.
+
+    Such a host has no DNS step. No brackets or spaces are accepted: hosts are stored bare.
+    """
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 def family(ip: str) -> int:

@@ -1,0 +1,110 @@
+"""``host:port`` text: one splitter, the parsers built on it, one formatter.
+
+Forms accepted by the splitter: ``HOST``, ``HOST:PORT``, ``[IPv6]``, ``[IPv6]:PORT`` and a bare
+IPv6 address (more than one colon, so no port). Formatting always brackets IPv6 addresses, the
+form the OONI test-helper protocol uses for its ``tcp_connect`` keys.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import NamedTuple
+
+__all__ = [
+    "Endpoint",
+    "authority",
+    "bracket",
+    "format_endpoint",
+    "parse_endpoint",
+    "parse_listen",
+    "split_hostport",
+]
+
+
+class Endpoint(NamedTuple):
+    """An IP address and a port (a tuple, so ``(ip, port)`` pairs compare equal to it)."""
+
+    ip: str
+    port: int
+
+    def __str__(self) -> str:
+        return format_endpoint(self.ip, self.port)
+
+
+def bracket(host: str) -> str:
+    """``host`` as it stands in a URL or an endpoint: IPv6 addresses in brackets."""
+    return f"[{host}]" if ":" in host else host
+
+
+def format_endpoint(ip: str, port: int) -> str:
+    """``IP:PORT``, with brackets around IPv6 addresses."""
+    return f"{bracket(ip)}:{port}"
+
+
+def authority(host: str, port: int, scheme: str) -> str:
+    """The URL authority and Host header: brackets for IPv6, the port only when not the
+    scheme's default (80 for http, 443 for https)."""
+    default = 443 if scheme == "https" else 80
+    return bracket(host) if port == default else format_endpoint(host, port)
+
+
+def split_hostport(text: str) -> tuple[str, str | None]:
+    """Split ``text`` into (host, port text or None), without judging either.
+
+    Raises ValueError (``"missing ']'"``, ``"bad port"``) when brackets are broken.
+    """
+    if text.startswith("["):
+        host, sep, rest = text[1:].partition("]")
+        if not sep:
+            raise ValueError("missing ']'")
+        if not rest:
+            return host, None
+        if not rest.startswith(":"):
+            raise ValueError("bad port")
+        return host, rest[1:]
+    if text.count(":") == 1:
+        host, _, port = text.partition(":")
+        return host, port
+    return text, None
+
+
+def _port(text: str | None, lowest: int = 1) -> int | None:
+    """The port number of ``text``, or None when it is not a number from ``lowest`` to 65535."""
+    if text is None or not text.isdigit():
+        return None
+    port = int(text)
+    return port if lowest <= port < 65536 else None
+
+
+def parse_endpoint(text: str) -> Endpoint:
+    """``"1.2.3.4:443"`` or ``"[::1]:443"`` -> Endpoint(ip, port), the address in its compressed
+    form (an IPv6 zone dropped); raises ValueError."""
+    if not isinstance(text, str):
+        raise ValueError("not a string")
+    try:
+        host, port_s = split_hostport(text)
+    except ValueError:
+        raise ValueError("expected [IPv6]:PORT") from None
+    if port_s is None:
+        raise ValueError("expected [IPv6]:PORT" if text.startswith("[") else "expected IP:PORT")
+    ip = ipaddress.ip_address(host.split("%", 1)[0])  # raises ValueError
+    port = _port(port_s)
+    if port is None:
+        raise ValueError(f"invalid port {port_s!r}")
+    return Endpoint(ip.compressed, port)
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """``HOST:PORT``, ``[IPv6]:PORT`` or ``:PORT`` -> (host, port); raises ValueError.
+
+    ``:PORT`` gives host ``""``: every address, IPv4 and IPv6 (``[::]`` is IPv6 only). Port 0
+    asks the kernel for a free port.
+    """
+    try:
+        host, port_s = split_hostport(text)
+    except ValueError:
+        port_s = None
+    port = _port(port_s, lowest=0)
+    if port is None:
+        raise ValueError(f"expected HOST:PORT, got {text!r}")
+    return host, port
