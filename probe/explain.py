@@ -18,33 +18,35 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from probe.failures import Failure
+
 __all__ = ["REASONS", "country_name", "decisive", "explain", "fingerprint_countries"]
 
 _DATA_DIR = Path(__file__).resolve().parent / "data"
 
 # OONI failure strings in words, for details that carry one.
 _FAILURES = {
-    "generic_timeout_error": "timed out",
-    "dns_timeout_error": "timed out",
-    "deadline_exceeded": "ran out of time",
-    "connection_reset": "connection reset",
-    "connection_aborted": "connection aborted",
-    "connection_refused": "connection refused",
-    "eof_error": "connection closed early",
-    "dns_nxdomain_error": "name does not exist",
+    Failure.GENERIC_TIMEOUT_ERROR: "timed out",
+    Failure.DNS_TIMEOUT_ERROR: "timed out",
+    Failure.DEADLINE_EXCEEDED: "ran out of time",
+    Failure.CONNECTION_RESET: "connection reset",
+    Failure.CONNECTION_ABORTED: "connection aborted",
+    Failure.CONNECTION_REFUSED: "connection refused",
+    Failure.EOF_ERROR: "connection closed early",
+    Failure.DNS_NXDOMAIN_ERROR: "name does not exist",
     "dns_name_error": "name does not exist",
-    "dns_no_answer": "no address",
-    "dns_servfail_error": "resolver failure (SERVFAIL)",
-    "dns_refused_error": "resolver refused",
-    "network_unreachable": "network unreachable",
-    "host_unreachable": "host unreachable",
-    "network_down": "network down",
-    "address_not_available": "no local address",
-    "ssl_invalid_hostname": "certificate for another name",
-    "ssl_unknown_authority": "certificate from an unknown authority",
-    "ssl_invalid_certificate": "invalid certificate",
-    "ssl_failed_handshake": "TLS handshake failed",
-    "http_too_many_redirects": "too many redirects",
+    Failure.DNS_NO_ANSWER: "no address",
+    Failure.DNS_SERVFAIL_ERROR: "resolver failure (SERVFAIL)",
+    Failure.DNS_REFUSED_ERROR: "resolver refused",
+    Failure.NETWORK_UNREACHABLE: "network unreachable",
+    Failure.HOST_UNREACHABLE: "host unreachable",
+    Failure.NETWORK_DOWN: "network down",
+    Failure.ADDRESS_NOT_AVAILABLE: "no local address",
+    Failure.SSL_INVALID_HOSTNAME: "certificate for another name",
+    Failure.SSL_UNKNOWN_AUTHORITY: "certificate from an unknown authority",
+    Failure.SSL_INVALID_CERTIFICATE: "invalid certificate",
+    Failure.SSL_FAILED_HANDSHAKE: "TLS handshake failed",
+    Failure.HTTP_TOO_MANY_REDIRECTS: "too many redirects",
     "untrusted": "certificate not trusted",
 }
 

@@ -12,53 +12,62 @@ import asyncio
 import errno
 import socket
 import ssl
+from enum import StrEnum
 
-__all__ = ["FAILURES", "AddressRefused", "failure_string", "is_failure"]
+__all__ = ["FAILURES", "UNKNOWN_PREFIX", "AddressRefused", "Failure", "failure_string", "is_failure"]
 
-#: Every failure string the probe can record, besides ``unknown_failure: <message>``.
-FAILURES: frozenset[str] = frozenset(
-    {
-        # generic
-        "generic_timeout_error",
-        "eof_error",
-        "connection_refused",
-        "connection_reset",
-        "connection_aborted",
-        "host_unreachable",
-        "network_unreachable",
-        "network_down",
-        "address_not_available",
-        "operation_canceled",
-        "interrupted",
-        # dns
-        "dns_nxdomain_error",
-        "dns_no_answer",
-        "dns_servfail_error",
-        "dns_refused_error",
-        "dns_server_misbehaving",
-        "dns_reply_with_wrong_query_error",
-        "dns_non_recoverable_failure",
-        "dns_timeout_error",  # not used for recorded queries (they use generic_timeout_error)
-        # tls
-        "ssl_invalid_hostname",
-        "ssl_unknown_authority",
-        "ssl_invalid_certificate",
-        "ssl_failed_handshake",
-        # http
-        "http_request_failed",
-        "http_invalid_redirect_location_host",
-        "http_unexpected_redirect_url",
-        "http_too_many_redirects",
-        "http_response_malformed",
-        # circumvention: an OpenVPN endpoint answered, but not with its handshake
-        "openvpn_unexpected_reply",
-        # the per-URL deadline fired before the step finished
-        "deadline_exceeded",
-        # a connect policy (the test helper's: public addresses only) refused the address;
-        # nothing was sent to it
-        "address_refused_by_policy",
-    }
-)
+
+class Failure(StrEnum):
+    """Every failure string the probe can record, besides ``unknown_failure: <message>``.
+
+    The values are OONI's; a member *is* its string (``Failure.EOF_ERROR == 'eof_error'``), so
+    records, JSON and SQL hold plain strings. Nothing outside this module spells one out
+    (``tests/unit/test_failures.py`` scans probe/ for literals).
+    """
+
+    # generic
+    GENERIC_TIMEOUT_ERROR = "generic_timeout_error"
+    EOF_ERROR = "eof_error"
+    CONNECTION_REFUSED = "connection_refused"
+    CONNECTION_RESET = "connection_reset"
+    CONNECTION_ABORTED = "connection_aborted"
+    HOST_UNREACHABLE = "host_unreachable"
+    NETWORK_UNREACHABLE = "network_unreachable"
+    NETWORK_DOWN = "network_down"
+    ADDRESS_NOT_AVAILABLE = "address_not_available"
+    OPERATION_CANCELED = "operation_canceled"
+    INTERRUPTED = "interrupted"
+    # dns
+    DNS_NXDOMAIN_ERROR = "dns_nxdomain_error"
+    DNS_NO_ANSWER = "dns_no_answer"
+    DNS_SERVFAIL_ERROR = "dns_servfail_error"
+    DNS_REFUSED_ERROR = "dns_refused_error"
+    DNS_SERVER_MISBEHAVING = "dns_server_misbehaving"
+    DNS_REPLY_WITH_WRONG_QUERY_ERROR = "dns_reply_with_wrong_query_error"
+    DNS_NON_RECOVERABLE_FAILURE = "dns_non_recoverable_failure"
+    DNS_TIMEOUT_ERROR = "dns_timeout_error"  # not used for recorded queries (they use generic_timeout_error)
+    # tls
+    SSL_INVALID_HOSTNAME = "ssl_invalid_hostname"
+    SSL_UNKNOWN_AUTHORITY = "ssl_unknown_authority"
+    SSL_INVALID_CERTIFICATE = "ssl_invalid_certificate"
+    SSL_FAILED_HANDSHAKE = "ssl_failed_handshake"
+    # http
+    HTTP_REQUEST_FAILED = "http_request_failed"
+    HTTP_INVALID_REDIRECT_LOCATION_HOST = "http_invalid_redirect_location_host"
+    HTTP_UNEXPECTED_REDIRECT_URL = "http_unexpected_redirect_url"
+    HTTP_TOO_MANY_REDIRECTS = "http_too_many_redirects"
+    HTTP_RESPONSE_MALFORMED = "http_response_malformed"
+    # circumvention: an OpenVPN endpoint answered, but not with its handshake
+    OPENVPN_UNEXPECTED_REPLY = "openvpn_unexpected_reply"
+    # the per-URL deadline fired before the step finished
+    DEADLINE_EXCEEDED = "deadline_exceeded"
+    # a connect policy (the test helper's: public addresses only) refused the address;
+    # nothing was sent to it
+    ADDRESS_REFUSED_BY_POLICY = "address_refused_by_policy"
+
+
+#: The failure strings as a set (members compare and hash as their strings).
+FAILURES: frozenset[str] = frozenset(Failure)
 
 
 class AddressRefused(OSError):
@@ -86,27 +95,27 @@ _AUTHORITY_CODES = frozenset(
 )
 
 _ERRNO: dict[int, str] = {
-    errno.ECONNREFUSED: "connection_refused",
-    errno.ECONNRESET: "connection_reset",
-    errno.ECONNABORTED: "connection_aborted",
-    errno.EHOSTUNREACH: "host_unreachable",
-    errno.EHOSTDOWN: "host_unreachable",
-    errno.ENETUNREACH: "network_unreachable",
-    errno.ENETDOWN: "network_down",
-    errno.EADDRNOTAVAIL: "address_not_available",
-    errno.ETIMEDOUT: "generic_timeout_error",
-    errno.EPIPE: "eof_error",
-    errno.ECANCELED: "operation_canceled",
-    errno.EINTR: "interrupted",
+    errno.ECONNREFUSED: Failure.CONNECTION_REFUSED,
+    errno.ECONNRESET: Failure.CONNECTION_RESET,
+    errno.ECONNABORTED: Failure.CONNECTION_ABORTED,
+    errno.EHOSTUNREACH: Failure.HOST_UNREACHABLE,
+    errno.EHOSTDOWN: Failure.HOST_UNREACHABLE,
+    errno.ENETUNREACH: Failure.NETWORK_UNREACHABLE,
+    errno.ENETDOWN: Failure.NETWORK_DOWN,
+    errno.EADDRNOTAVAIL: Failure.ADDRESS_NOT_AVAILABLE,
+    errno.ETIMEDOUT: Failure.GENERIC_TIMEOUT_ERROR,
+    errno.EPIPE: Failure.EOF_ERROR,
+    errno.ECANCELED: Failure.OPERATION_CANCELED,
+    errno.EINTR: Failure.INTERRUPTED,
 }
 
 _GAI: dict[int, str] = {
-    socket.EAI_NONAME: "dns_nxdomain_error",
-    socket.EAI_FAIL: "dns_non_recoverable_failure",
-    socket.EAI_AGAIN: "dns_server_misbehaving",
+    socket.EAI_NONAME: Failure.DNS_NXDOMAIN_ERROR,
+    socket.EAI_FAIL: Failure.DNS_NON_RECOVERABLE_FAILURE,
+    socket.EAI_AGAIN: Failure.DNS_SERVER_MISBEHAVING,
 }
 if hasattr(socket, "EAI_NODATA"):
-    _GAI[socket.EAI_NODATA] = "dns_no_answer"
+    _GAI[socket.EAI_NODATA] = Failure.DNS_NO_ANSWER
 
 _MAX_MESSAGE = 200
 
@@ -124,15 +133,15 @@ def _chain(exc: BaseException) -> list[BaseException]:
 def _ssl_verify(exc: ssl.SSLCertVerificationError) -> str:
     code = getattr(exc, "verify_code", None)
     if code in _HOSTNAME_CODES:
-        return "ssl_invalid_hostname"
+        return Failure.SSL_INVALID_HOSTNAME
     if code in _AUTHORITY_CODES:
-        return "ssl_unknown_authority"
+        return Failure.SSL_UNKNOWN_AUTHORITY
     message = str(getattr(exc, "verify_message", "") or exc).lower()
     if "hostname mismatch" in message or "ip address mismatch" in message:
-        return "ssl_invalid_hostname"
+        return Failure.SSL_INVALID_HOSTNAME
     if "local issuer" in message or "self-signed" in message or "self signed" in message:
-        return "ssl_unknown_authority"
-    return "ssl_invalid_certificate"
+        return Failure.SSL_UNKNOWN_AUTHORITY
+    return Failure.SSL_INVALID_CERTIFICATE
 
 
 def _dns(exc: BaseException) -> str | None:
@@ -146,57 +155,57 @@ def _dns(exc: BaseException) -> str | None:
     import dns.resolver
 
     if isinstance(exc, dns.resolver.NXDOMAIN):
-        return "dns_nxdomain_error"
+        return Failure.DNS_NXDOMAIN_ERROR
     if isinstance(exc, dns.resolver.NoAnswer):
-        return "dns_no_answer"
+        return Failure.DNS_NO_ANSWER
     if isinstance(exc, dns.exception.Timeout):  # includes LifetimeTimeout
-        return "generic_timeout_error"
+        return Failure.GENERIC_TIMEOUT_ERROR
     if isinstance(exc, dns.query.BadResponse | dns.query.UnexpectedSource):
-        return "dns_reply_with_wrong_query_error"
+        return Failure.DNS_REPLY_WITH_WRONG_QUERY_ERROR
     if isinstance(exc, dns.resolver.NoNameservers):
         rcodes = {str(err[3]) for err in (exc.kwargs.get("errors") or ()) if len(err) > 3}
         if rcodes == {"SERVFAIL"}:
-            return "dns_servfail_error"
+            return Failure.DNS_SERVFAIL_ERROR
         if rcodes == {"REFUSED"}:
-            return "dns_refused_error"
-        return "dns_server_misbehaving"
+            return Failure.DNS_REFUSED_ERROR
+        return Failure.DNS_SERVER_MISBEHAVING
     if isinstance(exc, dns.exception.FormError | dns.message.UnknownHeaderField):
-        return "dns_server_misbehaving"
+        return Failure.DNS_SERVER_MISBEHAVING
     if isinstance(exc, dns.exception.DNSException):
-        return "dns_server_misbehaving"
+        return Failure.DNS_SERVER_MISBEHAVING
     return None
 
 
 def _specific(exc: BaseException) -> str | None:
     """A precise failure for one exception of the chain, or None when it says nothing precise."""
     if isinstance(exc, asyncio.CancelledError):
-        return "interrupted"
+        return Failure.INTERRUPTED
     if isinstance(exc, AddressRefused):
-        return "address_refused_by_policy"
+        return Failure.ADDRESS_REFUSED_BY_POLICY
     if isinstance(exc, ssl.SSLCertVerificationError):
         return _ssl_verify(exc)
     if isinstance(exc, ssl.SSLZeroReturnError | ssl.SSLEOFError):
-        return "eof_error"
+        return Failure.EOF_ERROR
     if isinstance(exc, ssl.SSLError):
-        return "ssl_failed_handshake"
+        return Failure.SSL_FAILED_HANDSHAKE
     if isinstance(exc, socket.gaierror):
-        return _GAI.get(exc.errno or 0, "dns_server_misbehaving")
+        return _GAI.get(exc.errno or 0, Failure.DNS_SERVER_MISBEHAVING)
     if isinstance(exc, ConnectionRefusedError):
-        return "connection_refused"
+        return Failure.CONNECTION_REFUSED
     if isinstance(exc, ConnectionResetError):
         # asyncio's SSL protocol reports a FIN during the handshake as a bare
         # ConnectionResetError() (sslproto.eof_received); a real RST carries errno ECONNRESET.
         if exc.errno is None and not exc.args:
-            return "eof_error"
-        return "connection_reset"
+            return Failure.EOF_ERROR
+        return Failure.CONNECTION_RESET
     if isinstance(exc, ConnectionAbortedError):
-        return "connection_aborted"
+        return Failure.CONNECTION_ABORTED
     if isinstance(exc, BrokenPipeError):
-        return "eof_error"
+        return Failure.EOF_ERROR
     if isinstance(exc, TimeoutError):  # asyncio.TimeoutError and socket.timeout are aliases
-        return "generic_timeout_error"
+        return Failure.GENERIC_TIMEOUT_ERROR
     if isinstance(exc, asyncio.IncompleteReadError | EOFError):
-        return "eof_error"
+        return Failure.EOF_ERROR
     if isinstance(exc, OSError) and exc.errno in _ERRNO:
         return _ERRNO[exc.errno]
     dns_failure = _dns(exc)
@@ -210,28 +219,28 @@ def _http_specific(exc: BaseException) -> str | None:
     if mod.startswith("aiohttp"):  # the control client's stack
         name = type(exc).__name__
         if name in ("ServerDisconnectedError", "ClientPayloadError"):
-            return "eof_error"
+            return Failure.EOF_ERROR
         if name in ("ClientResponseError", "ContentTypeError", "InvalidURL", "InvalidUrlClientError"):
-            return "http_request_failed"
+            return Failure.HTTP_REQUEST_FAILED
         return None
     if not mod.startswith(("httpx", "httpcore", "h11")):
         return None
     name = type(exc).__name__
     message = str(exc)
     if name.endswith("Timeout") or name == "TimeoutException":
-        return "generic_timeout_error"
+        return Failure.GENERIC_TIMEOUT_ERROR
     if name == "TooManyRedirects":
-        return "http_too_many_redirects"
+        return Failure.HTTP_TOO_MANY_REDIRECTS
     if name == "RemoteProtocolError":
         # h11 raises this when the peer closes before or during the response.
         lowered = message.lower()
         if "disconnected" in lowered or "incomplete" in lowered or "peer closed" in lowered:
-            return "eof_error"
-        return "http_response_malformed"
+            return Failure.EOF_ERROR
+        return Failure.HTTP_RESPONSE_MALFORMED
     if name == "DecodingError":
-        return "http_response_malformed"
+        return Failure.HTTP_RESPONSE_MALFORMED
     if name == "ReadError" and not message:
-        return "eof_error"
+        return Failure.EOF_ERROR
     return None
 
 
@@ -239,7 +248,7 @@ def _generic(exc: BaseException) -> str | None:
     """A coarse failure for library exceptions that carry no precise cause."""
     mod = type(exc).__module__
     if mod.startswith(("httpx", "httpcore", "h11")):
-        return "http_request_failed"
+        return Failure.HTTP_REQUEST_FAILED
     if isinstance(exc, OSError) and exc.errno is not None:
         return f"{UNKNOWN_PREFIX}{errno.errorcode.get(exc.errno, exc.errno)}: {exc.strerror or exc}"
     return None

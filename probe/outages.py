@@ -40,6 +40,8 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
+from probe.failures import Failure
+
 __all__ = [
     "OUTAGE_STATES",
     "Outage",
@@ -81,7 +83,12 @@ REGULAR_SHARE = 0.5
 
 # Failure strings of a connection that got no answer at all (as opposed to a refusal or reset,
 # which prove that something on the path answered).
-_SILENT = ("generic_timeout_error", "host_unreachable", "network_unreachable", "network_down")
+_SILENT = (
+    Failure.GENERIC_TIMEOUT_ERROR,
+    Failure.HOST_UNREACHABLE,
+    Failure.NETWORK_UNREACHABLE,
+    Failure.NETWORK_DOWN,
+)
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from probe.circumvention.measure import EndpointObservation
 from probe.classify.core import failure_kind
+from probe.failures import Failure
 from probe.model import ControlObservation, Verdict
 
 __all__ = ["CLASSIFIER_VERSION", "judge_endpoint"]
@@ -26,7 +27,7 @@ __all__ = ["CLASSIFIER_VERSION", "judge_endpoint"]
 CLASSIFIER_VERSION = "circumvention-1"
 _TCP = {"timeout": "blocked", "refused": "reset", "reset": "reset"}
 _TLS = {"timeout": "blocked", "reset": "reset", "eof": "reset", "handshake-failed": "blocked"}
-_CERT = frozenset({"ssl_unknown_authority", "ssl_invalid_hostname", "ssl_invalid_certificate"})
+_CERT = frozenset({Failure.SSL_UNKNOWN_AUTHORITY, Failure.SSL_INVALID_HOSTNAME, Failure.SSL_INVALID_CERTIFICATE})
 
 
 def _verdict(verdict: str, stage: str | None, reasons: list[str]) -> Verdict:

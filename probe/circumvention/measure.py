@@ -13,13 +13,13 @@ from dataclasses import dataclass
 
 from probe.circumvention import openvpn
 from probe.circumvention.endpoints import Endpoint
-from probe.failures import failure_string
+from probe.failures import Failure, failure_string
 from probe.observe.tcp import Conn, tcp_connect
 from probe.observe.tls import TLSContexts, tls_handshake_unverified
 
 __all__ = ["EndpointObservation", "measure_endpoint", "tor_sni"]
 
-_UNEXPECTED = "openvpn_unexpected_reply"
+_UNEXPECTED = Failure.OPENVPN_UNEXPECTED_REPLY
 #: Datagrams read while waiting for an OpenVPN server's answer (a flood cannot hold us longer).
 MAX_DATAGRAMS = 16
 

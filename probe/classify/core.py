@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from probe.failures import Failure
 from probe.fingerprints import Fingerprints
 from probe.geo import GeoDB
 from probe.model import ControlObservation, Hop, Measurement
@@ -35,28 +36,28 @@ class Finding:
 
 # Failure strings grouped by what they mean for a verdict.
 _KINDS = {
-    "generic_timeout_error": "timeout",
-    "dns_timeout_error": "timeout",
-    "deadline_exceeded": "deadline",
-    "connection_reset": "reset",
-    "connection_aborted": "reset",
-    "eof_error": "eof",
-    "connection_refused": "refused",
-    "dns_nxdomain_error": "nxdomain",
+    Failure.GENERIC_TIMEOUT_ERROR: "timeout",
+    Failure.DNS_TIMEOUT_ERROR: "timeout",
+    Failure.DEADLINE_EXCEEDED: "deadline",
+    Failure.CONNECTION_RESET: "reset",
+    Failure.CONNECTION_ABORTED: "reset",
+    Failure.EOF_ERROR: "eof",
+    Failure.CONNECTION_REFUSED: "refused",
+    Failure.DNS_NXDOMAIN_ERROR: "nxdomain",
     "dns_name_error": "nxdomain",  # older OONI test helpers
-    "dns_no_answer": "no-answer",
-    "dns_servfail_error": "servfail",
-    "dns_refused_error": "refused",
-    "network_unreachable": "local",
-    "host_unreachable": "local",
-    "network_down": "local",
-    "address_not_available": "local",
-    "ssl_invalid_hostname": "cert-invalid",
-    "ssl_unknown_authority": "cert-invalid",
-    "ssl_invalid_certificate": "cert-invalid",
-    "ssl_failed_handshake": "handshake-failed",
-    "http_too_many_redirects": "too-many-redirects",
-    "http_invalid_redirect_location_host": "invalid-redirect",
+    Failure.DNS_NO_ANSWER: "no-answer",
+    Failure.DNS_SERVFAIL_ERROR: "servfail",
+    Failure.DNS_REFUSED_ERROR: "refused",
+    Failure.NETWORK_UNREACHABLE: "local",
+    Failure.HOST_UNREACHABLE: "local",
+    Failure.NETWORK_DOWN: "local",
+    Failure.ADDRESS_NOT_AVAILABLE: "local",
+    Failure.SSL_INVALID_HOSTNAME: "cert-invalid",
+    Failure.SSL_UNKNOWN_AUTHORITY: "cert-invalid",
+    Failure.SSL_INVALID_CERTIFICATE: "cert-invalid",
+    Failure.SSL_FAILED_HANDSHAKE: "handshake-failed",
+    Failure.HTTP_TOO_MANY_REDIRECTS: "too-many-redirects",
+    Failure.HTTP_INVALID_REDIRECT_LOCATION_HOST: "invalid-redirect",
 }
 
 
@@ -153,7 +154,7 @@ def hop_control(hop: Hop) -> HopControl:
                 ctl.valid_ips.add(canon_ip(ip))
     for q in hop.dns_control:
         ctl.addrs.update(a for a in (canon_ip(x) for x in q.addresses) if a)
-        if q.failure and q.failure != "dns_no_answer":
+        if q.failure and q.failure != Failure.DNS_NO_ANSWER:
             dns_failures.append(q.failure)
     if not ctl.addrs and dns_failures:
         kinds = {failure_kind(f) for f in dns_failures}

@@ -23,6 +23,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from probe.control.protocol import THResponseError, build_request, parse_response
+from probe.failures import Failure
 from probe.model import ControlObservation
 
 if TYPE_CHECKING:
@@ -167,7 +168,7 @@ class ControlClient:
                     continue
                 if status != 200:
                     # 503 (busy), 5xx, 4xx: this helper cannot answer now; try the next one.
-                    failure = "http_request_failed"
+                    failure = Failure.HTTP_REQUEST_FAILED
                     continue
                 try:
                     obs = parse_response(

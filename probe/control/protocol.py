@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from probe.failures import Failure
 from probe.model import (
     ControlObservation,
     ControlTCP,
@@ -264,11 +265,11 @@ def _dns_failure(hop: Hop, addrs: Sequence[str]) -> str | None:
     if addrs:
         return None
     failures = [o.failure for o in hop.dns if o.failure]
-    if "dns_nxdomain_error" in failures:  # authoritative: prefer it over AAAA's no-answer
-        return "dns_nxdomain_error"
+    if Failure.DNS_NXDOMAIN_ERROR in failures:  # authoritative: prefer it over AAAA's no-answer
+        return Failure.DNS_NXDOMAIN_ERROR
     if failures:
         return failures[0]
-    return "dns_no_answer"
+    return Failure.DNS_NO_ANSWER
 
 
 def _hop_failure(hop: Hop) -> str | None:
@@ -292,7 +293,7 @@ def _insecure_failure(hop: Hop, http: HTTPObservation) -> str | None:
             if t.failure:
                 return t.failure
             if t.cert_valid is False:
-                return "ssl_invalid_certificate"
+                return Failure.SSL_INVALID_CERTIFICATE
             return None
     return None
 
@@ -332,7 +333,7 @@ def build_response(
     refused: list[tuple[str, int]] = []
     if hop0 is not None:
         for t in hop0.tcp:
-            if t.failure == "address_refused_by_policy":
+            if t.failure == Failure.ADDRESS_REFUSED_BY_POLICY:
                 refused.append((t.ip, t.port))  # never connected to: not a TCP result
                 continue
             tcp_connect[format_endpoint(t.ip, t.port)] = {
@@ -342,7 +343,7 @@ def build_response(
         for s in hop0.tls:
             ep = format_endpoint(s.ip, s.port)
             ok = s.failure is None and s.cert_valid is not False
-            failure = s.failure if s.failure or ok else "ssl_invalid_certificate"
+            failure = s.failure if s.failure or ok else Failure.SSL_INVALID_CERTIFICATE
             tls_handshake[ep] = {"server_name": s.sni, "status": ok, "failure": failure}
             if ok:
                 valid_ips.add(s.ip)

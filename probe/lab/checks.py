@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from probe.failures import Failure
 from probe.lab.blockpage import BLOCKPAGE_MARKER
 from probe.lab.scenarios import Expect
 from probe.model import Hop, Measurement, Verdict
@@ -51,13 +52,13 @@ def first_failure(hop: Hop) -> tuple[str, str | None]:
     a = [d for d in hop.dns if d.qtype == "A"]
     if a and not any(d.addresses for d in a) and not hop.tcp:
         q = system_a_query(hop)
-        return "dns", (q.failure if q else None) or "dns_no_answer"
+        return "dns", (q.failure if q else None) or Failure.DNS_NO_ANSWER
     if hop.tcp and not any(t.failure is None for t in hop.tcp):
         return "tcp", hop.tcp[0].failure
     if hop.scheme == "https" and hop.tls and not any(
         t.failure is None and t.cert_valid is not False for t in hop.tls
     ):
-        return "tls", hop.tls[0].failure or "ssl_invalid_certificate"
+        return "tls", hop.tls[0].failure or Failure.SSL_INVALID_CERTIFICATE
     if hop.http is None:
         return "http", "no_http_request"
     if hop.http.failure:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from probe.failures import Failure
 from probe.lab.blockpage import BLOCKPAGE_FINGERPRINT
 from probe.lab.sites import BLOCKPAGE_IP, FORGED_IP, site
 
@@ -137,7 +138,7 @@ SCENARIOS: tuple[Scenario, ...] = (
     # --- censorship -----------------------------------------------------------------------------
     Scenario(
         "dns-nxdomain", 1, "ISP resolver answers NXDOMAIN", "censorship",
-        (Expect(_u("dns-nx"), "hijacked", "dns", step="dns", failure="dns_nxdomain_error"),),
+        (Expect(_u("dns-nx"), "hijacked", "dns", step="dns", failure=Failure.DNS_NXDOMAIN_ERROR),),
         Censor(resolver=((_name("dns-nx"), "nxdomain", (), 0.0),)),
     ),
     Scenario(
@@ -164,23 +165,23 @@ SCENARIOS: tuple[Scenario, ...] = (
     ),
     Scenario(
         "dns-drop", 5, "queries to the resolver dropped (the control resolves)", "censorship",
-        (Expect(_u("dns-drop"), "blocked", "dns", step="dns", failure="generic_timeout_error"),),
+        (Expect(_u("dns-drop"), "blocked", "dns", step="dns", failure=Failure.GENERIC_TIMEOUT_ERROR),),
         Censor(resolver=((_name("dns-drop"), "drop", (), 0.0),)),
     ),
     Scenario(
         "tcp-blackhole", 6, "SYNs to the site's address dropped", "censorship",
         (Expect(_u("tcp-blackhole"), "blocked", "tcp", step="tcp",
-                failure="generic_timeout_error"),),
+                failure=Failure.GENERIC_TIMEOUT_ERROR),),
         Censor(forward=(f"-d {_ip('tcp-blackhole')} -p tcp --syn -j DROP",)),
     ),
     Scenario(
         "tcp-reset", 7, "SYN answered with RST", "censorship",
-        (Expect(_u("tcp-reset"), "reset", "tcp", step="tcp", failure="connection_refused"),),
+        (Expect(_u("tcp-reset"), "reset", "tcp", step="tcp", failure=Failure.CONNECTION_REFUSED),),
         Censor(forward=(f"-d {_ip('tcp-reset')} -p tcp --syn {_RST}",)),
     ),
     Scenario(
         "tls-sni-rst", 8, "RST on a ClientHello with the site's SNI", "censorship",
-        (Expect(_u("tls-rst", "https"), "reset", "tls", step="tls", failure="connection_reset"),),
+        (Expect(_u("tls-rst", "https"), "reset", "tls", step="tls", failure=Failure.CONNECTION_RESET),),
         Censor(forward=(
             f"-p tcp --dport 443 -m string --algo bm --hex-string {sni_hex(_name('tls-rst'))} {_RST}",
         )),
@@ -188,14 +189,14 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario(
         "tls-sni-drop", 9, "flow dropped after a ClientHello with the site's SNI", "censorship",
         (Expect(_u("tls-drop", "https"), "blocked", "tls", step="tls",
-                failure="generic_timeout_error"),),
+                failure=Failure.GENERIC_TIMEOUT_ERROR),),
         Censor(forward=(
             f"-p tcp --dport 443 -m string --algo bm --hex-string {sni_hex(_name('tls-drop'))} -j DROP",
         )),
     ),
     Scenario(
         "tls-sni-fin", 10, "FIN injected after a ClientHello with the site's SNI", "censorship",
-        (Expect(_u("tls-fin", "https"), "reset", "tls", step="tls", failure="eof_error"),),
+        (Expect(_u("tls-fin", "https"), "reset", "tls", step="tls", failure=Failure.EOF_ERROR),),
         Censor(
             forward=(
                 f"-p tcp --dport 443 -m string --algo bm --hex-string {sni_hex(_name('tls-fin'))} "
@@ -208,12 +209,12 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario(
         "tls-interception", 11, "TLS interception with an untrusted CA", "censorship",
         (Expect(_u("tls-mitm", "https"), "hijacked", "tls", step="tls",
-                failure="ssl_unknown_authority"),),
+                failure=Failure.SSL_UNKNOWN_AUTHORITY),),
         Censor(nat=(f"-i r0 -p tcp -d {_ip('tls-mitm')} --dport 443 -j REDIRECT --to-ports 3443",)),
     ),
     Scenario(
         "http-host-rst", 12, "RST when the HTTP Host header names the site", "censorship",
-        (Expect(_u("http-rst"), "reset", "http", step="http", failure="connection_reset"),),
+        (Expect(_u("http-rst"), "reset", "http", step="http", failure=Failure.CONNECTION_RESET),),
         Censor(forward=(
             f"-p tcp --dport 80 -m string --algo bm --hex-string {host_hex(_name('http-rst'))} {_RST}",
         )),
@@ -229,7 +230,7 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario(
         "http-host-drop", 14, "flow dropped after the Host header is seen", "censorship",
         (Expect(_u("http-drop"), "blocked", "http", step="http",
-                failure="generic_timeout_error"),),
+                failure=Failure.GENERIC_TIMEOUT_ERROR),),
         Censor(forward=(
             f"-p tcp --dport 80 -m string --algo bm --hex-string {host_hex(_name('http-drop'))} -j DROP",
         )),
@@ -237,7 +238,7 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario(
         "redirect-to-censored", 15, "redirect from an open site to one reset on SNI", "censorship",
         (Expect(_u("redirect-open"), "reset", "tls", hop=1, step="tls", step_hop=1,
-                failure="connection_reset", hops=2),),
+                failure=Failure.CONNECTION_RESET, hops=2),),
         Censor(forward=(
             "-p tcp --dport 443 -m string --algo bm --hex-string "
             f"{sni_hex(_name('redirect-censored'))} {_RST}",
@@ -251,18 +252,18 @@ SCENARIOS: tuple[Scenario, ...] = (
     ),
     Scenario(
         "nxdomain-everywhere", 17, "name that exists nowhere", "benign",
-        (Expect(_u("does-not-exist"), "down", "dns", step="dns", failure="dns_nxdomain_error"),),
+        (Expect(_u("does-not-exist"), "down", "dns", step="dns", failure=Failure.DNS_NXDOMAIN_ERROR),),
     ),
     Scenario(
         "refusing", 18, "site refusing connections for everyone", "benign",
-        (Expect(_u("refusing"), "down", "tcp", step="tcp", failure="connection_refused"),),
+        (Expect(_u("refusing"), "down", "tcp", step="tcp", failure=Failure.CONNECTION_REFUSED),),
     ),
     Scenario(
         "bad-certificate", 19, "expired and wrong-name certificates, for everyone", "benign",
         (Expect(_u("expired", "https"), "down", "tls", step="tls",
-                failure="ssl_invalid_certificate"),
+                failure=Failure.SSL_INVALID_CERTIFICATE),
          Expect(_u("wrong-name", "https"), "down", "tls", step="tls",
-                failure="ssl_invalid_hostname")),
+                failure=Failure.SSL_INVALID_HOSTNAME)),
     ),
     Scenario(
         "cdn", 20, "resolver and control get different addresses, both valid", "benign",

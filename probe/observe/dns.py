@@ -30,7 +30,7 @@ import dns.rcode
 import dns.rdataclass
 import dns.rdatatype
 
-from probe.failures import failure_string
+from probe.failures import Failure, failure_string
 from probe.model import DNSObservation, DNSReply
 from probe.net import format_resolver
 
@@ -42,17 +42,17 @@ __all__ = [
 ]
 
 _RCODE_FAILURES = {
-    "NXDOMAIN": "dns_nxdomain_error",
-    "SERVFAIL": "dns_servfail_error",
-    "REFUSED": "dns_refused_error",
+    "NXDOMAIN": Failure.DNS_NXDOMAIN_ERROR,
+    "SERVFAIL": Failure.DNS_SERVFAIL_ERROR,
+    "REFUSED": Failure.DNS_REFUSED_ERROR,
 }
 
 
 def _reply_failure(reply: DNSReply, addresses: Sequence[str]) -> str | None:
     """The failure string a reply decides (None: it answered with addresses)."""
     if reply.rcode == "NOERROR":
-        return None if addresses else "dns_no_answer"
-    return _RCODE_FAILURES.get(reply.rcode, "dns_server_misbehaving")
+        return None if addresses else Failure.DNS_NO_ANSWER
+    return _RCODE_FAILURES.get(reply.rcode, Failure.DNS_SERVER_MISBEHAVING)
 
 
 def reply_from_message(
@@ -232,17 +232,17 @@ class UDPQuery:
                 if any(r.rcode == "MALFORMED" for r in self.replies):
                     parsed = any(r.flags for r in self.replies)
                     self._decide(
-                        "dns_reply_with_wrong_query_error" if parsed else "dns_server_misbehaving"
+                        Failure.DNS_REPLY_WITH_WRONG_QUERY_ERROR if parsed else Failure.DNS_SERVER_MISBEHAVING
                     )
                 else:
-                    self._decide("generic_timeout_error")
+                    self._decide(Failure.GENERIC_TIMEOUT_ERROR)
                 return
             if self._first_t is not None and self.late_window > 0:
                 remaining = self._first_t + self.late_window - (time.monotonic() - self._t0)
                 if remaining > 0:
                     await asyncio.sleep(remaining)
         except asyncio.CancelledError:
-            self._decide("deadline_exceeded")
+            self._decide(Failure.DEADLINE_EXCEEDED)
             raise
         finally:
             if self._transport is not None:
@@ -257,7 +257,7 @@ class UDPQuery:
             transport="udp",
             started=self.started,
             duration=self.duration,
-            failure=self.failure if self.decided.done() else "deadline_exceeded",
+            failure=self.failure if self.decided.done() else Failure.DEADLINE_EXCEEDED,
             addresses=self.addresses,
             replies=tuple(self.replies),
         )

@@ -30,7 +30,7 @@ from typing import Any
 
 import httpcore
 
-from probe.failures import failure_string
+from probe.failures import Failure, failure_string
 from probe.model import (
     ControlObservation,
     DNSObservation,
@@ -217,7 +217,7 @@ class _HopState:
                 doh.append(
                     DNSObservation(
                         self.host, qtype, f"doh:{url}", "doh", started,
-                        time.time() - started, "deadline_exceeded",
+                        time.time() - started, Failure.DEADLINE_EXCEEDED,
                     )
                 )
         control = None
@@ -227,7 +227,7 @@ class _HopState:
                 control = task.result()
             else:
                 control = ControlObservation(
-                    control_source, url, started, time.time() - started, "deadline_exceeded"
+                    control_source, url, started, time.time() - started, Failure.DEADLINE_EXCEEDED
                 )
         return Hop(
             index=self.index,
@@ -294,7 +294,7 @@ class _Measurer:
                 url, host, port, scheme = nxt
             last = self.hops[-1]
             if last.http is not None:
-                last.http = dataclasses.replace(last.http, failure="http_too_many_redirects")
+                last.http = dataclasses.replace(last.http, failure=Failure.HTTP_TOO_MANY_REDIRECTS)
         finally:
             if transport is not None:
                 transport.conn.close()
@@ -308,12 +308,12 @@ class _Measurer:
             return None
         loc = absolute_location(hs.url, raw)
         if loc is None:
-            hs.http = dataclasses.replace(http, failure="http_invalid_redirect_location_host")
+            hs.http = dataclasses.replace(http, failure=Failure.HTTP_INVALID_REDIRECT_LOCATION_HOST)
             return None
         try:
             nxt = parse_url(loc)  # the one URL policy, as for list URLs and the helper's
         except InvalidURL:
-            hs.http = dataclasses.replace(http, failure="http_invalid_redirect_location_host")
+            hs.http = dataclasses.replace(http, failure=Failure.HTTP_INVALID_REDIRECT_LOCATION_HOST)
             return None
         return nxt.url, nxt.host, nxt.port, nxt.scheme
 
@@ -401,7 +401,7 @@ class _Measurer:
             tcp, conn = await tcp_connect(ip, hs.port, cfg.tcp_timeout, cfg.connect_policy)
         except asyncio.CancelledError:
             elapsed = time.monotonic() - t0
-            hs.tcp.append(TCPObservation(ip, hs.port, started, elapsed, "deadline_exceeded"))
+            hs.tcp.append(TCPObservation(ip, hs.port, started, elapsed, Failure.DEADLINE_EXCEEDED))
             raise
         hs.tcp.append(tcp)
         if conn is None or hs.scheme != "https":
@@ -412,7 +412,7 @@ class _Measurer:
         except asyncio.CancelledError:
             hs.tls.append(
                 TLSObservation(
-                    ip, hs.port, hs.host, started, time.monotonic() - t0, "deadline_exceeded"
+                    ip, hs.port, hs.host, started, time.monotonic() - t0, Failure.DEADLINE_EXCEEDED
                 )
             )
             raise
@@ -474,7 +474,7 @@ class _Measurer:
             )
         except asyncio.CancelledError:
             hs.http = HTTPObservation(
-                hs.url, transport.conn.ip, hs.port, started, time.monotonic() - t0, "deadline_exceeded"
+                hs.url, transport.conn.ip, hs.port, started, time.monotonic() - t0, Failure.DEADLINE_EXCEEDED
             )
             raise
 
@@ -538,7 +538,7 @@ async def measure(
     except TimeoutError:
         if not deadline.expired():
             raise
-        failure = "deadline_exceeded"
+        failure = Failure.DEADLINE_EXCEEDED
     except Exception as exc:  # a bug, not the network: keep the run going, record it
         log.exception("measuring %s failed", target.url)
         failure = failure_string(exc)

@@ -28,7 +28,7 @@ from typing import Any
 import httpcore
 import httpx
 
-from probe.failures import failure_string
+from probe.failures import Failure, failure_string
 from probe.model import HTTPObservation
 from probe.net import authority, is_valid_host
 from probe.observe.decoding import BodyDecoder
@@ -252,7 +252,7 @@ async def http_get(
     size = len(body)
     duration = time.monotonic() - t0
     if status is None:
-        return HTTPObservation(url, conn.ip, port, started, duration, failure or "http_request_failed")
+        return HTTPObservation(url, conn.ip, port, started, duration, failure or Failure.HTTP_REQUEST_FAILED)
     content_type = next((v for k, v in headers if k == "content-type"), "")
     location = None
     if status in REDIRECT_STATUSES:

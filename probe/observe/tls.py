@@ -17,7 +17,7 @@ import asyncio
 import ssl
 import time
 
-from probe.failures import failure_string
+from probe.failures import Failure, failure_string
 from probe.model import TLSObservation
 from probe.observe.tcp import Conn, tcp_connect
 
@@ -71,7 +71,9 @@ async def _start_tls(conn: Conn, ctx: ssl.SSLContext, sni: str, timeout: float) 
         await conn.writer.start_tls(ctx, server_hostname=sni, ssl_handshake_timeout=timeout)
 
 
-_CERT_FAILURES = frozenset({"ssl_unknown_authority", "ssl_invalid_hostname", "ssl_invalid_certificate"})
+_CERT_FAILURES = frozenset(
+    {Failure.SSL_UNKNOWN_AUTHORITY, Failure.SSL_INVALID_HOSTNAME, Failure.SSL_INVALID_CERTIFICATE}
+)
 
 
 async def tls_handshake(

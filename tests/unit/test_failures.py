@@ -174,3 +174,38 @@ def test_vocabulary_contains_the_strings_of_issue_2() -> None:
         "ssl_failed_handshake", "http_request_failed",
     }
     assert named <= FAILURES
+
+
+def test_no_failure_string_is_spelled_outside_failures_module() -> None:
+    """Every failure string in probe/ is a ``Failure`` member, so a rename cannot miss a copy."""
+    import ast
+    from pathlib import Path
+
+    import probe
+    from probe.failures import Failure
+
+    # "interrupted" is also a run status (runs.status), a different vocabulary.
+    values = {f.value for f in Failure} - {"interrupted"}
+    root = Path(probe.__file__).parent
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        if path.name == "failures.py" and path.parent == root:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Constant) and node.value in values:
+                found.append(f"{path.relative_to(root.parent)}:{node.lineno}: {node.value}")
+    assert found == []
+
+
+def test_failure_members_are_their_strings() -> None:
+    from probe.failures import Failure
+
+    assert Failure.CONNECTION_RESET == "connection_reset"
+    assert json_round_trip(Failure.EOF_ERROR) == "eof_error"
+    assert set(FAILURES) == {f.value for f in Failure}
+
+
+def json_round_trip(value: object) -> object:
+    import json
+
+    return json.loads(json.dumps(value))
