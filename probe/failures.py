@@ -73,6 +73,7 @@ FAILURES: frozenset[str] = frozenset(Failure)
 class AddressRefused(OSError):
     """A connect policy refused the address (see :mod:`probe.netpolicy`); nothing was sent."""
 
+
 UNKNOWN_PREFIX = "unknown_failure: "
 
 
