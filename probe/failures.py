@@ -8,11 +8,16 @@ compared with OONI's.
 
 from __future__ import annotations
 
-import asyncio
 import errno
 import socket
-import ssl
 from enum import StrEnum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import ssl
+
+# asyncio and ssl are imported where exceptions are mapped, not here: read-only commands
+# (probe show, probe results) import Failure and must not load TLS.
 
 __all__ = ["FAILURES", "UNKNOWN_PREFIX", "AddressRefused", "Failure", "failure_string", "is_failure"]
 
@@ -179,6 +184,9 @@ def _dns(exc: BaseException) -> str | None:
 
 def _specific(exc: BaseException) -> str | None:
     """A precise failure for one exception of the chain, or None when it says nothing precise."""
+    import asyncio
+    import ssl
+
     if isinstance(exc, asyncio.CancelledError):
         return Failure.INTERRUPTED
     if isinstance(exc, AddressRefused):
@@ -268,6 +276,8 @@ def failure_string(exc: BaseException) -> str:
     failure. Library wrappers without a precise cause map to a coarse string of their stage; all
     else becomes ``unknown_failure: <message>``. Never raises.
     """
+    import asyncio
+
     try:
         chain = _chain(exc)
         for item in reversed(chain):
