@@ -19,7 +19,15 @@ if TYPE_CHECKING:
 # asyncio and ssl are imported where exceptions are mapped, not here: read-only commands
 # (probe show, probe results) import Failure and must not load TLS.
 
-__all__ = ["FAILURES", "UNKNOWN_PREFIX", "AddressRefused", "Failure", "failure_string", "is_failure"]
+__all__ = [
+    "CERTIFICATE_FAILURES",
+    "FAILURES",
+    "UNKNOWN_PREFIX",
+    "AddressRefused",
+    "Failure",
+    "failure_string",
+    "is_failure",
+]
 
 
 class Failure(StrEnum):
@@ -73,6 +81,10 @@ class Failure(StrEnum):
 
 #: The failure strings as a set (members compare and hash as their strings).
 FAILURES: frozenset[str] = frozenset(Failure)
+#: A TLS handshake that completed but whose certificate did not validate.
+CERTIFICATE_FAILURES: frozenset[str] = frozenset(
+    {Failure.SSL_UNKNOWN_AUTHORITY, Failure.SSL_INVALID_HOSTNAME, Failure.SSL_INVALID_CERTIFICATE}
+)
 
 
 class AddressRefused(OSError):

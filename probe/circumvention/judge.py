@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from probe.circumvention.measure import EndpointObservation
 from probe.classify.core import failure_kind
-from probe.failures import Failure
+from probe.failures import CERTIFICATE_FAILURES
 from probe.model import ControlObservation, Verdict
 
 __all__ = ["CLASSIFIER_VERSION", "judge_endpoint"]
@@ -27,7 +27,6 @@ __all__ = ["CLASSIFIER_VERSION", "judge_endpoint"]
 CLASSIFIER_VERSION = "circumvention-1"
 _TCP = {"timeout": "blocked", "refused": "reset", "reset": "reset"}
 _TLS = {"timeout": "blocked", "reset": "reset", "eof": "reset", "handshake-failed": "blocked"}
-_CERT = frozenset({Failure.SSL_UNKNOWN_AUTHORITY, Failure.SSL_INVALID_HOSTNAME, Failure.SSL_INVALID_CERTIFICATE})
 
 
 def _verdict(verdict: str, stage: str | None, reasons: list[str]) -> Verdict:
@@ -62,7 +61,7 @@ def judge_endpoint(obs: EndpointObservation, control: ControlObservation | None)
         ctls = next((t for t in control.tls if t.port == obs.port and t.ip == obs.address), None)
         if ctls is None:
             return _verdict("inconclusive", stage, [*reasons, "control/no-tls-result"])
-        if not (ctls.ok or ctls.failure in _CERT):
+        if not (ctls.ok or ctls.failure in CERTIFICATE_FAILURES):
             ckind = failure_kind(ctls.failure or "") or "failure"
             return _verdict("down", stage, [*reasons, f"control/tls-{ckind}:{where}"])
         verdict = _TLS.get(kind)

@@ -17,7 +17,7 @@ import asyncio
 import ssl
 import time
 
-from probe.failures import Failure, failure_string
+from probe.failures import CERTIFICATE_FAILURES, failure_string
 from probe.model import TLSObservation
 from probe.observe.tcp import Conn, tcp_connect
 
@@ -71,11 +71,6 @@ async def _start_tls(conn: Conn, ctx: ssl.SSLContext, sni: str, timeout: float) 
         await conn.writer.start_tls(ctx, server_hostname=sni, ssl_handshake_timeout=timeout)
 
 
-_CERT_FAILURES = frozenset(
-    {Failure.SSL_UNKNOWN_AUTHORITY, Failure.SSL_INVALID_HOSTNAME, Failure.SSL_INVALID_CERTIFICATE}
-)
-
-
 async def tls_handshake(
     conn: Conn, sni: str, contexts: TLSContexts, timeout: float, tcp_timeout: float
 ) -> tuple[TLSObservation, Conn | None]:
@@ -95,7 +90,7 @@ async def tls_handshake(
         duration = time.monotonic() - t0
         conn.close()
         failure = failure_string(exc)
-        if failure not in _CERT_FAILURES:
+        if failure not in CERTIFICATE_FAILURES:
             return TLSObservation(conn.ip, conn.port, sni, started, duration, failure), None
         evidence = await _evidence(conn.ip, conn.port, sni, contexts, timeout, tcp_timeout)
         if evidence is None:
