@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from probe.cli import (  # noqa: F401  (registers the commands)
     circumvention,
+    compare,
+    diff,
     geo,
     helper,
     lab,

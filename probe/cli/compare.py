@@ -1,0 +1,226 @@
+"""`probe compare`: the latest verdicts of every URL at every vantage point, and how they agree."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from probe.cli._group import cli
+
+if TYPE_CHECKING:
+    from probe.compare import Matrix
+
+# One or two letters per verdict when the vantage points do not fit the terminal by name.
+_CODES = {"ok": ".", "blocked": "B", "reset": "R", "hijacked": "H", "down": "~", "inconclusive": "?"}
+_STAGE_CODES = {"dns": "d", "tcp": "t", "tls": "s", "http": "h"}
+_FULL_WIDTH = 12  # "blocked/http", "hijacked/dns"
+_CHUNK = 2000
+
+
+def _cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: max(1, width - 1)] + "…"
+
+
+def _cell_text(cell: object, compact: bool) -> str:
+    from probe.compare import Cell
+
+    if not isinstance(cell, Cell):
+        return "" if compact else "-"
+    if compact:
+        code = _CODES.get(cell.verdict, "?")
+        return code + (_STAGE_CODES.get(cell.stage or "", "") if cell.interference else "")
+    return cell.technique if cell.interference else cell.verdict
+
+
+def render_table(matrix: Matrix, width: int) -> Iterator[str]:
+    """The matrix fitted to ``width`` columns: verdicts by name, or codes and a legend."""
+    cols = matrix.columns
+    longest = max((len(u) for u in matrix.rows), default=3)
+    col_w = [max(_FULL_WIDTH, min(len(c), 16)) for c in cols]
+    url_w = min(longest, max(24, width - 8 - sum(w + 2 for w in col_w)))
+    compact = 24 + 8 + sum(w + 2 for w in col_w) > width
+    if compact:
+        col_w = [max(2, len(str(i + 1))) for i in range(len(cols))]
+        url_w = min(longest, max(20, width - 8 - sum(w + 1 for w in col_w)))
+        head = [str(i + 1) for i in range(len(cols))]
+        sep = " "
+    else:
+        head = [_cut(c, w) for c, w in zip(cols, col_w, strict=True)]
+        sep = "  "
+    buf = []
+    if compact:
+        buf.append("vantage points: " + ", ".join(f"{i + 1}={c}" for i, c in enumerate(cols)) + "\n")
+        buf.append("cells: " + " ".join(f"{v}={k}" for k, v in _CODES.items())
+                   + "; stage: " + " ".join(f"{v}={k}" for k, v in _STAGE_CODES.items())
+                   + "; blank = not measured\n")
+    fmt_cols = sep.join(f"{{:<{w}}}" for w in col_w)
+    line = f"{{:<{url_w}}}  {{:<6}}" + sep + fmt_cols
+    buf.append(line.format("URL", "CAT", *head).rstrip() + "\n")
+    n = 0
+    for row in matrix.sorted_rows():
+        n += 1
+        cells = [_cell_text(row.cells.get(c), compact) for c in cols]
+        buf.append(line.format(_cut(row.url, url_w), _cut(row.category or "-", 6), *cells).rstrip()
+                   + "\n")
+        if len(buf) >= _CHUNK:
+            yield "".join(buf)
+            buf = []
+    buf.append(f"({n} URL{'s' if n != 1 else ''} x {len(cols)} vantage point"
+               f"{'s' if len(cols) != 1 else ''})\n")
+    yield "".join(buf)
+
+
+def render_summary(matrix: Matrix) -> str:
+    """Per pair: blocked by each, by both, Jaccard; per vantage point: the technique mix."""
+    out = ["\nPairs (over the URLs both measured; blocks = blocked, reset or hijacked):\n"]
+    pairs = matrix.pairs()
+    if not pairs:
+        out.append("  (one vantage point: nothing to pair)\n")
+    else:
+        name_w = max(8, *(len(p.a) for p in pairs), *(len(p.b) for p in pairs))
+        fmt = f"  {{:<{name_w}}}  {{:<{name_w}}}  {{:>7}}  {{:>8}}  {{:>8}}  {{:>6}}  {{:>9}}  {{:>7}}\n"
+        out.append(fmt.format("A", "B", "COMMON", "A BLOCKS", "B BLOCKS", "BOTH", "SAME WAY",
+                              "JACCARD"))
+        for p in pairs:
+            jac = "-" if p.jaccard is None else f"{p.jaccard:.3f}"
+            out.append(fmt.format(p.a, p.b, p.common, p.a_blocks, p.b_blocks, p.both_block,
+                                  p.same_technique, jac))
+    out.append("\nTechniques per vantage point (URLs interfered with, by stage and by verdict):\n")
+    tech = matrix.techniques()
+    name_w = max(8, *(len(c) for c in tech)) if tech else 8
+    keys = ("urls", "interference", "dns", "tcp", "tls", "http", "hijacked", "reset", "blocked")
+    fmt = f"  {{:<{name_w}}}" + "".join("  {:>6}" for _ in keys) + "\n"
+    out.append(fmt.format("VANTAGE", "URLS", "BLOCKS", "DNS", "TCP", "TLS", "HTTP", "HIJACK",
+                          "RESET", "BLOCK"))
+    for col, counts in tech.items():
+        out.append(fmt.format(col, *(counts[k] for k in keys)))
+    return "".join(out)
+
+
+def render_csv(matrix: Matrix) -> Iterator[str]:
+    """url, category, then per vantage point its verdict and stage."""
+    import csv
+    import io
+
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    header = ["url", "category"]
+    for c in matrix.columns:
+        header += [c, f"{c}:stage"]
+    w.writerow(header)
+    for i, row in enumerate(matrix.sorted_rows()):
+        values: list[str] = [row.url, row.category]
+        for c in matrix.columns:
+            cell = row.cells.get(c)
+            values += [cell.verdict, cell.stage or ""] if cell else ["", ""]
+        w.writerow(values)
+        if i % _CHUNK == _CHUNK - 1:
+            yield buf.getvalue()
+            buf.seek(0)
+            buf.truncate()
+    yield buf.getvalue()
+
+
+def render_json(matrix: Matrix, filters: dict[str, object]) -> str:
+    """The matrix, the pairs and the techniques as one JSON document."""
+    import json
+
+    urls = [
+        {"url": r.url, "category": r.category,
+         "verdicts": {c: {"verdict": cell.verdict, "stage": cell.stage,
+                          "measured_at": cell.measured_at}
+                      for c in matrix.columns if (cell := r.cells.get(c)) is not None}}
+        for r in matrix.sorted_rows()
+    ]
+    doc = {"vantage_points": matrix.columns, "filters": filters, "urls": urls,
+           "pairs": [p.as_dict() for p in matrix.pairs()], "techniques": matrix.techniques()}
+    return json.dumps(doc, ensure_ascii=False, indent=1) + "\n"
+
+
+@cli.command("compare")
+@click.option("--db", type=click.Path(dir_okay=False, path_type=Path), default="results/probe.db",
+              show_default=True, help="Results database (e.g. one made by `probe merge`).")
+@click.option("--vantage", "vantages", multiple=True, metavar="NAME[,NAME...]",
+              help="Only these vantage points, in this order (repeatable; default: all).")
+@click.option("--category", "categories", multiple=True, metavar="CODE[,CODE...]",
+              help="Only URLs of these Citizen Lab categories (repeatable).")
+@click.option("--since", metavar="DATE|AGE",
+              help="Only verdicts measured since then: 2026-11-20, 2026-11-20T10:00, 7d, 24h.")
+@click.option("--only-differences", is_flag=True,
+              help="Only URLs whose verdicts differ between vantage points.")
+@click.option("--summary", "summary_only", is_flag=True,
+              help="Only the per-pair summary and technique mix, not the matrix.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON document: matrix, pairs, techniques.")
+@click.option("--csv", "as_csv", is_flag=True, help="The matrix as CSV (verdict, stage per vantage point).")
+def compare_command(db: Path, vantages: tuple[str, ...], categories: tuple[str, ...],
+                    since: str | None, only_differences: bool, summary_only: bool, as_json: bool,
+                    as_csv: bool) -> None:
+    """Compare vantage points: the latest verdict of every URL at each, and how they agree.
+
+    The summary compares each pair of vantage points over the URLs both measured: how many each
+    blocks (blocked, reset or hijacked), how many both block, the Jaccard similarity of the two
+    blocked sets, and how many of the shared blocks use the same technique (verdict and stage);
+    then, per vantage point, the mix of techniques (DNS / TCP / TLS / HTTP; hijacked / reset /
+    blocked).
+
+    \b
+    Examples:
+      probe merge moscow.db almaty.db --into all.db
+      probe compare --db all.db
+      probe compare --db all.db --only-differences --category NEWS,HUMR
+      probe compare --db all.db --since 7d --csv > matrix.csv
+    """
+    if as_json and as_csv:
+        raise click.UsageError("--json and --csv are exclusive")
+    from probe import compare as cmp
+
+    since_iso = None
+    if since is not None:
+        try:
+            since_iso = cmp.parse_since(since)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--since") from None
+    names = cmp.split_list(vantages)
+    cats = cmp.split_list(categories)
+    matrix = _load(db, names, cats, since_iso)
+    if only_differences:
+        matrix = matrix.only_differences()
+    if as_json:
+        filters: dict[str, object] = {"vantage": names or None, "category": cats or None, "since": since_iso,
+                   "only_differences": only_differences}
+        click.echo(render_json(matrix, filters), nl=False)
+    elif as_csv:
+        for chunk in render_csv(matrix):
+            click.echo(chunk, nl=False)
+    else:
+        if not summary_only:
+            import shutil
+
+            width = shutil.get_terminal_size((120, 24)).columns
+            for chunk in render_table(matrix, width):
+                click.echo(chunk, nl=False)
+        click.echo(render_summary(matrix), nl=False)
+
+
+def _load(db: Path, names: list[str], cats: list[str], since: str | None) -> Matrix:
+    """Open the database read-only-ish through Store (checks it is a probe database)."""
+    import sqlite3
+
+    from probe import compare as cmp
+    from probe.store import Store, StoreError
+
+    try:
+        with Store.open(db, create=False) as store:
+            try:
+                return cmp.load_matrix(store.conn, names or None, cats or None, since)
+            except KeyError as exc:
+                known = ", ".join(cmp.vantage_ids(store.conn)) or "none"
+                raise click.BadParameter(
+                    f"no vantage point {exc.args[0]} in {db} (known: {known})",
+                    param_hint="--vantage",
+                ) from None
+    except (StoreError, sqlite3.Error) as exc:
+        raise click.ClickException(str(exc)) from None

@@ -1,0 +1,151 @@
+"""`probe diff`: what changed at a vantage point between two runs, or since a date."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from probe.cli._group import cli
+
+if TYPE_CHECKING:
+    from probe.compare import Cell
+
+#: Exit status of `probe diff --exit-code` when something changed (0: nothing did).
+EXIT_CHANGED = 3
+
+
+def _show(cell: Cell) -> str:
+    return f"{cell.technique} ({cell.measured_at[:16].replace('T', ' ')})"
+
+
+@cli.command("diff")
+@click.option("--db", type=click.Path(dir_okay=False, path_type=Path), default="results/probe.db",
+              show_default=True, help="Results database.")
+@click.option("--vantage", metavar="NAME",
+              help="The vantage point (needed when the database has several).")
+@click.option("--from", "from_run", metavar="ID", type=click.IntRange(min=1),
+              help="The earlier run (default: the run before --to).")
+@click.option("--to", "to_run", metavar="ID|latest", default="latest", show_default=True,
+              help="The later run.")
+@click.option("--since", metavar="DATE|AGE",
+              help="Compare the latest verdicts with those of before this date instead of runs "
+                   "(2026-11-20, 2026-11-20T10:00, 7d, 24h).")
+@click.option("--json", "as_json", is_flag=True, help="JSON lines: one change per line.")
+@click.option("--exit-code", is_flag=True,
+              help=f"Exit with status {EXIT_CHANGED} when anything changed (for cron alerts).")
+def diff_command(db: Path, vantage: str | None, from_run: int | None, to_run: str,
+                 since: str | None, as_json: bool, exit_code: bool) -> None:
+    """Show what changed at a vantage point: newly blocked, unblocked, technique changed.
+
+    A URL is newly blocked when it was not interfered with before and is now (blocked, reset
+    or hijacked); unblocked when it was and is now ok; technique changed when it is interfered
+    with in both but by another verdict or at another stage; unclear when it was interfered
+    with and is now down or inconclusive. URLs measured on one side only are counted, not
+    listed.
+
+    \b
+    Examples:
+      probe diff                          # the latest run against the one before it
+      probe diff --vantage moscow --from 12 --to 15
+      probe diff --vantage moscow --since 7d --exit-code || mail -s "censorship changed" ...
+    """
+    import sqlite3
+
+    from probe import compare as cmp
+    from probe.store import Store, StoreError
+
+    since_iso = None
+    if since is not None:
+        if from_run is not None:
+            raise click.UsageError("--since and --from are exclusive")
+        try:
+            since_iso = cmp.parse_since(since)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--since") from None
+    if to_run != "latest" and not to_run.isdigit():
+        raise click.BadParameter(f"expected a run id or 'latest', not {to_run!r}", param_hint="--to")
+    try:
+        with Store.open(db, create=False) as store:
+            conn = store.conn
+            vps = cmp.vantage_ids(conn)
+            if vantage is None:
+                if len(vps) != 1:
+                    raise click.UsageError(
+                        f"{db} has {len(vps)} vantage points: name one with --vantage "
+                        f"({', '.join(vps) or 'none'})")
+                vantage = next(iter(vps))
+            if vantage not in vps:
+                raise click.BadParameter(f"no vantage point {vantage!r} in {db} "
+                                         f"(known: {', '.join(vps) or 'none'})",
+                                         param_hint="--vantage")
+            vid = vps[vantage]
+            if since_iso is not None and to_run == "latest":
+                before, after = cmp.state_at(conn, vid, since_iso), cmp.state_latest(conn, vid)
+                title = f"{vantage}: latest verdicts against those before {since_iso[:16]}"
+            else:
+                later = _run_of(store, to_run, vantage, vid)
+                if since_iso is not None:
+                    before = cmp.state_at(conn, vid, since_iso)
+                    title = f"{vantage}: run {later} against the verdicts before {since_iso[:16]}"
+                else:
+                    earlier = from_run if from_run is not None else _previous_run(conn, vid, later)
+                    _check_run(conn, earlier, vantage, vid, "--from")
+                    before = cmp.state_of_run(conn, earlier)
+                    title = f"{vantage}: run {earlier} -> run {later}"
+                after = cmp.state_of_run(conn, later)
+    except (StoreError, sqlite3.Error) as exc:
+        raise click.ClickException(str(exc)) from None
+    changes = cmp.diff_states(before, after)
+    if as_json:
+        import json
+
+        for c in changes:
+            click.echo(json.dumps({"vantage": vantage, **c.as_dict()}, ensure_ascii=False))
+    else:
+        counts = {k: 0 for k in cmp.CHANGE_KINDS}
+        for c in changes:
+            counts[c.kind] += 1
+        common = len(before.keys() & after.keys())
+        click.echo(f"{title}: " + ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in counts.items())
+                   + f" ({common} URLs in both; {len(before.keys() - after.keys())} only before, "
+                   f"{len(after.keys() - before.keys())} only after)")
+        for c in changes:
+            click.echo(f"  {c.kind:<17} {c.url}  {_show(c.before)} -> {_show(c.after)}")
+    if exit_code and changes:
+        raise SystemExit(EXIT_CHANGED)
+
+
+def _run_of(store: object, run: str, vantage: str, vid: int) -> int:
+    from probe.store import Store
+
+    assert isinstance(store, Store)
+    rid = store.resolve_run(run, vantage)
+    assert rid is not None
+    _check_run(store.conn, rid, vantage, vid, "--to")
+    return rid
+
+
+def _check_run(conn: object, run_id: int, vantage: str, vid: int, flag: str) -> None:
+    import sqlite3
+
+    assert isinstance(conn, sqlite3.Connection)
+    row = conn.execute("SELECT vantage_id FROM runs WHERE id = ?", (run_id,)).fetchone()
+    if row is None:
+        raise click.BadParameter(f"no run {run_id}", param_hint=flag)
+    if row[0] != vid:
+        raise click.BadParameter(f"run {run_id} is not a run of vantage point {vantage!r}",
+                                 param_hint=flag)
+
+
+def _previous_run(conn: object, vid: int, later: int) -> int:
+    import sqlite3
+
+    assert isinstance(conn, sqlite3.Connection)
+    row = conn.execute("SELECT max(id) FROM runs WHERE vantage_id = ? AND id < ?",
+                       (vid, later)).fetchone()
+    if row[0] is None:
+        raise click.ClickException(f"run {later} is the first run of this vantage point: "
+                                   "nothing to compare it with (use --since)")
+    return int(row[0])
