@@ -56,6 +56,7 @@ def _iso(t: float) -> str:
 def generate(path: Path, rows: int, vantages: int, urls: int, obs_bytes: int) -> dict[str, float]:
     """Fill a fresh database with ``rows`` measurements; return timing figures."""
     from probe.store import Store
+    from probe.store.uid import uuid7
 
     for suffix in ("", "-wal", "-shm"):
         Path(f"{path}{suffix}").unlink(missing_ok=True)
@@ -87,13 +88,13 @@ def generate(path: Path, rows: int, vantages: int, urls: int, obs_bytes: int) ->
                 t = base + i * 0.1
                 batch.append((mid, run_id, vid, url, url, url[8:-1], CATEGORIES[i % 10], "", _iso(t),
                               t, 0.4, 0, 1, None, 1, url, v, STAGES[v], 0 if STAGES[v] else None,
-                              REASONS[v], "synthetic-1"))
+                              REASONS[v], "synthetic-1", uuid7(round(t * 1000))))
             c.execute("BEGIN IMMEDIATE")
             c.executemany(
                 "INSERT INTO measurements (id, run_id, vantage_id, url, original_url, domain, "
                 "category, source, measured_at, started, runtime, attempt, final, failure, n_hops, "
-                "final_url, verdict, stage, hop, reasons, classifier_version) "
-                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                "final_url, verdict, stage, hop, reasons, classifier_version, uid) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 batch,
             )
             c.executemany("INSERT INTO observations (measurement_id, data) VALUES (?, ?)",

@@ -11,6 +11,7 @@ from probe.cli import (  # noqa: F401  (registers the commands)
     circumvention,
     compare,
     diff,
+    export,
     geo,
     helper,
     lab,

@@ -1,0 +1,141 @@
+"""`probe export`: results in formats other tools read (CSV, JSON lines, OONI, Parquet)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import click
+
+from probe.cli._group import cli
+
+_FORMATS = ("csv", "jsonl", "ooni", "parquet")
+
+
+def _write_stream(chunks: Iterator[str], output: Path | None) -> int:
+    """Write text chunks to ``output`` (atomically: a .partial file renamed) or stdout."""
+    n = 0
+    if output is None:
+        try:
+            for chunk in chunks:
+                sys.stdout.write(chunk)
+                n += chunk.count("\n")
+            sys.stdout.flush()
+        except BrokenPipeError:
+            # The reader stopped (`| head`): not an error. Point stdout at /dev/null so that
+            # the interpreter's final flush does not fail again.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        return n
+    tmp = output.with_name(output.name + ".partial")
+    try:
+        with open(tmp, "w", encoding="utf-8", newline="") as fh:
+            for chunk in chunks:
+                fh.write(chunk)
+                n += chunk.count("\n")
+        os.replace(tmp, output)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return n
+
+
+@cli.command("export")
+@click.option("--db", type=click.Path(dir_okay=False, path_type=Path), default="results/probe.db",
+              show_default=True, help="Results database.")
+@click.option("--format", "fmt", type=click.Choice(_FORMATS), required=True,
+              help="csv: one row per measurement; jsonl: measurements with every observation; "
+                   "ooni: OONI Web Connectivity measurements, one per line; parquet: a "
+                   "directory with one file per table (needs pyarrow).")
+@click.option("--output", "-o", type=click.Path(path_type=Path),
+              help="Output file (directory for parquet). Default: standard output.")
+@click.option("--vantage", "vantages", multiple=True, metavar="NAME[,NAME...]",
+              help="Only these vantage points (repeatable).")
+@click.option("--run", "run", metavar="ID|latest", help="Only this run.")
+@click.option("--since", metavar="DATE|AGE", help="Only measurements since then (2026-11-20, 7d).")
+@click.option("--all-attempts", is_flag=True,
+              help="Every attempt, retries included (default: the final attempt of each URL).")
+@click.option("--observations", is_flag=True,
+              help="parquet: also observations.parquet (the full observations JSON; large).")
+def export_command(db: Path, fmt: str, output: Path | None, vantages: tuple[str, ...],
+                   run: str | None, since: str | None, all_attempts: bool,
+                   observations: bool) -> None:
+    """Export results for other tools, streaming (memory stays flat however big the database).
+
+    Rows are named by global ids (measurement_uid, run_uid, vantage_uid), so exports of several
+    databases can be read together. See docs/research.md for DuckDB and ClickHouse queries.
+
+    \b
+    Examples:
+      probe export --format csv -o results.csv
+      probe export --format ooni --vantage moscow > moscow.jsonl
+      probe export --db all.db --format parquet -o all-parquet/
+    """
+    from probe import compare as cmp
+    from probe.export import Filters, csv_lines, jsonl_lines
+    from probe.store import Store, StoreError
+
+    since_iso = None
+    if since is not None:
+        try:
+            since_iso = cmp.parse_since(since)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--since") from None
+    if run is not None and run != "latest" and not run.isdigit():
+        raise click.BadParameter(f"expected a run id or 'latest', not {run!r}", param_hint="--run")
+    if fmt == "parquet" and output is None:
+        raise click.UsageError("--format parquet writes a directory: give it with --output DIR")
+    if observations and fmt != "parquet":
+        raise click.UsageError("--observations is for --format parquet (jsonl always has them)")
+    if output is not None and fmt != "parquet" and output.is_dir():
+        raise click.BadParameter(f"{output} is a directory", param_hint="--output")
+    try:
+        with Store.open(db, create=False) as store:
+            names = cmp.split_list(vantages)
+            known = cmp.vantage_ids(store.conn)
+            unknown = [n for n in names if n not in known]
+            if unknown:
+                raise click.BadParameter(
+                    f"no vantage point {', '.join(unknown)} in {db} (known: {', '.join(known)})",
+                    param_hint="--vantage")
+            run_id = store.resolve_run(run) if run is not None else None
+            f = Filters(tuple(names), run_id, since_iso, all_attempts)
+            if fmt == "parquet":
+                assert output is not None
+                from probe.export.parquet import ParquetMissing, write_parquet
+
+                try:
+                    counts = write_parquet(store, output, f, observations=observations)
+                except ParquetMissing as exc:
+                    raise click.ClickException(str(exc)) from None
+                click.echo(f"{output}: " + ", ".join(f"{t} {n}" for t, n in counts.items()),
+                           err=True)
+                return
+            if fmt == "csv":
+                chunks = csv_lines(store, f)
+            elif fmt == "jsonl":
+                chunks = jsonl_lines(store, f)
+            else:
+                chunks = _ooni_lines(store, f)
+            n = _write_stream(chunks, output)
+            if output is not None:
+                click.echo(f"{output}: {n} lines", err=True)
+    except StoreError as exc:
+        raise click.ClickException(str(exc)) from None
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {output or 'output'}: {exc}") from None
+
+
+def _ooni_lines(store: object, f: object) -> Iterator[str]:
+    import json
+
+    from probe.export import Filters, iter_records
+    from probe.export.ooni import to_ooni
+    from probe.store import Store
+
+    assert isinstance(store, Store) and isinstance(f, Filters)
+    dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+    for record in iter_records(store, f):
+        yield dumps(to_ooni(record)) + "\n"

@@ -1,0 +1,185 @@
+"""`probe export`: CSV, JSON lines, OONI Web Connectivity (checked against ooni/spec), Parquet."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from store_samples import sample_measurement, sample_verdict
+
+from probe.cli import cli
+from probe.model import Measurement, Verdict, from_json
+from probe.store import Store
+
+ROOT = Path(__file__).resolve().parents[2]
+SPEC_EXAMPLE = ROOT / "tests" / "fixtures" / "ooni_spec" / "web_connectivity_example.json"
+T0 = 1_790_000_000.0
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    path = tmp_path / "r.db"
+    with Store.open(path) as s:
+        vid = s.vantage("moscow", asn=64500, as_org="Example Telecom", country="RU")
+        run = s.start_run(vid, ["list.csv"], {})
+        items: list[Any] = [
+            (sample_measurement(0, started=T0), Verdict("hijacked", "dns", 0, ("dns/bogon",), "c1")),
+            (sample_measurement(1, started=T0 + 1), Verdict("ok", None, None, (), "c1")),
+            (sample_measurement(2, started=T0 + 2, attempt=0), Verdict("reset", "tls", 1, (), "c1"),
+             False),
+            (sample_measurement(2, started=T0 + 3, attempt=1), Verdict("reset", "tls", 1, (), "c1")),
+        ]
+        s.write(run, vid, items)
+        s.finish_run(run, "complete")
+        vid2 = s.vantage("almaty")
+        run2 = s.start_run(vid2, [], {})
+        s.write(run2, vid2, [(sample_measurement(0, started=T0 + 10), sample_verdict())])
+        s.finish_run(run2, "complete")
+    return path
+
+
+def _export(db: Path, *args: str) -> str:
+    result = CliRunner().invoke(cli, ["export", "--db", str(db), *args])
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_csv_has_one_row_per_final_measurement_with_global_ids(db: Path) -> None:
+    rows = list(csv.DictReader(io.StringIO(_export(db, "--format", "csv"))))
+    assert [(r["vantage"], r["url"], r["verdict"]) for r in rows] == [
+        ("moscow", "http://site0.example.org/", "hijacked"),
+        ("moscow", "http://site1.example.org/", "ok"),
+        ("moscow", "http://site2.example.org/", "reset"),
+        ("almaty", "http://site0.example.org/", sample_verdict().verdict),
+    ]
+    assert rows[0]["asn"] == "64500" and rows[0]["country"] == "RU"
+    assert json.loads(rows[0]["reasons"]) == ["dns/bogon"]
+    assert len({r["measurement_uid"] for r in rows}) == 4
+    every = list(csv.DictReader(io.StringIO(_export(db, "--format", "csv", "--all-attempts"))))
+    assert len(every) == 5 and sorted(r["final"] for r in every) == ["0", "1", "1", "1", "1"]
+
+
+def test_filters_select_vantage_and_run(db: Path, tmp_path: Path) -> None:
+    rows = list(csv.DictReader(io.StringIO(_export(db, "--format", "csv", "--vantage", "almaty"))))
+    assert [r["vantage"] for r in rows] == ["almaty"]
+    rows = list(csv.DictReader(io.StringIO(_export(db, "--format", "csv", "--run", "1"))))
+    assert {r["vantage"] for r in rows} == {"moscow"}
+    result = CliRunner().invoke(cli, ["export", "--db", str(db), "--format", "csv", "--vantage", "x"])
+    assert result.exit_code == 2 and "no vantage point x" in result.output
+    result = CliRunner().invoke(cli, ["export", "--db", str(db), "--format", "parquet"])
+    assert result.exit_code == 2 and "--output" in result.output
+
+
+def test_jsonl_holds_the_complete_measurement(db: Path) -> None:
+    lines = _export(db, "--format", "jsonl", "--vantage", "moscow").splitlines()
+    first = json.loads(lines[0])
+    assert first["verdict"] == "hijacked" and first["classifier_version"] == "c1"
+    assert from_json(Measurement, first["measurement"]) == sample_measurement(0, started=T0)
+
+
+def test_output_file_is_written_whole(db: Path, tmp_path: Path) -> None:
+    out = tmp_path / "x.jsonl"
+    result = CliRunner().invoke(cli, ["export", "--db", str(db), "--format", "ooni", "-o", str(out)])
+    assert result.exit_code == 0
+    assert len(out.read_text().splitlines()) == 4
+    assert not (tmp_path / "x.jsonl.partial").exists()
+
+
+# --- OONI's data format, checked against ooni/spec's example ------------------------------------
+def _kind(v: object) -> str:
+    return {bool: "bool", int: "number", float: "number", str: "string", list: "list",
+            dict: "object", type(None): "null"}[type(v)]
+
+
+def _same_shape(ours: dict[str, Any], theirs: dict[str, Any], where: str) -> None:
+    """Every key of the spec's example is in ours, with the same JSON type (or null)."""
+    missing = sorted(set(theirs) - set(ours))
+    assert not missing, f"{where}: missing {missing}"
+    for k, v in theirs.items():
+        if ours[k] is None or v is None:
+            continue
+        assert _kind(ours[k]) == _kind(v), f"{where}.{k}: {_kind(ours[k])} != {_kind(v)}"
+
+
+def test_ooni_export_has_the_fields_and_types_of_the_spec_example(db: Path) -> None:
+    spec = json.loads(SPEC_EXAMPLE.read_text())
+    ours = [json.loads(x) for x in _export(db, "--format", "ooni").splitlines()]
+    assert len(ours) == 4
+    for m in ours:
+        _same_shape(m, spec, "measurement")
+        assert m["test_name"] == "web_connectivity" and m["data_format_version"] == "0.2.0"
+        tk, stk = m["test_keys"], spec["test_keys"]
+        classic = {"agent", "client_resolver", "retries", "socksproxy", "network_events", "queries",
+                   "tcp_connect", "tls_handshakes", "requests", "control", "control_failure",
+                   "dns_experiment_failure", "dns_consistency", "http_experiment_failure",
+                   "body_length_match", "body_proportion", "headers_match", "status_code_match",
+                   "title_match", "accessible", "blocking"}
+        assert classic <= set(tk) and classic <= set(stk)
+        for key in ("queries", "tcp_connect", "tls_handshakes", "requests"):
+            assert tk[key], key
+            for entry in tk[key]:
+                _same_shape(entry, stk[key][0], key)
+        for entry in tk["requests"]:
+            _same_shape(entry["request"], stk["requests"][0]["request"], "requests.request")
+            _same_shape(entry["response"], stk["requests"][0]["response"], "requests.response")
+        certs = [c for e in tk["tls_handshakes"] for c in e["peer_certificates"] or ()]
+        assert certs
+        for cert in certs:
+            _same_shape(cert, stk["tls_handshakes"][0]["peer_certificates"][0], "peer_certificates")
+        for key in ("tcp_connect", "tls_handshake", "http_request", "dns"):
+            assert key in tk["control"]
+        _same_shape(tk["control"]["http_request"], stk["control"]["http_request"], "control.http")
+
+
+def test_ooni_export_maps_verdicts_and_keeps_identity_private(db: Path) -> None:
+    ours = [json.loads(x) for x in _export(db, "--format", "ooni", "--vantage", "moscow").splitlines()]
+    got = [(m["test_keys"]["accessible"], m["test_keys"]["blocking"],
+            m["test_keys"]["x_probe_verdict"]["verdict"]) for m in ours]
+    assert got == [(False, "dns", "hijacked"), (True, False, "ok"), (False, "http-failure", "reset")]
+    first = ours[0]
+    assert (first["probe_asn"], first["probe_cc"], first["probe_ip"]) == ("AS64500", "RU", "127.0.0.1")
+    assert first["probe_network_name"] == "Example Telecom"
+    assert first["measurement_start_time"] == "2026-09-21 14:13:20"
+    assert first["test_keys"]["dns_consistency"] == "inconsistent"
+    # df-001: requests newest first (the redirect target before the URL of the list).
+    urls = [r["request"]["url"] for r in first["test_keys"]["requests"]]
+    assert urls == ["https://site0.example.org/", "http://site0.example.org/"]
+    assert all(q["tags"] for q in first["test_keys"]["queries"])
+
+
+# --- Parquet -----------------------------------------------------------------------------------
+def test_parquet_writes_one_file_per_table_with_stable_types(db: Path, tmp_path: Path) -> None:
+    pq = pytest.importorskip("pyarrow.parquet")
+    from probe.export.parquet import TABLES, arrow_schema
+
+    out = tmp_path / "pq"
+    _export(db, "--format", "parquet", "-o", str(out))
+    for table in TABLES:
+        t = pq.read_table(out / f"{table.name}.parquet")
+        assert t.schema.equals(arrow_schema(table)), table.name
+    m = pq.read_table(out / "measurements.parquet").to_pylist()
+    assert [r["verdict"] for r in m] == ["hijacked", "ok", "reset", sample_verdict().verdict]
+    assert m[0]["reasons"] == ["dns/bogon"] and m[0]["final"] is True
+    assert m[0]["measured_at"].isoformat() == "2026-09-21T14:13:20+00:00"
+    q = pq.read_table(out / "dns_queries.parquet").to_pylist()
+    assert {r["measurement_uid"] for r in q} == {r["uid"] for r in m}
+    # An empty selection still writes every table, with the same schema.
+    empty = tmp_path / "empty"
+    _export(db, "--format", "parquet", "-o", str(empty), "--since", "2030-01-01")
+    t = pq.read_table(empty / "measurements.parquet")
+    assert t.num_rows == 0 and t.schema.equals(arrow_schema(TABLES[2]))
+
+
+def test_parquet_observations_are_opt_in(db: Path, tmp_path: Path) -> None:
+    pq = pytest.importorskip("pyarrow.parquet")
+    out = tmp_path / "pq"
+    _export(db, "--format", "parquet", "-o", str(out), "--observations")
+    obs = pq.read_table(out / "observations.parquet").to_pylist()
+    assert len(obs) == 4 and json.loads(obs[0]["data"])["target"]["url"] == "http://site0.example.org/"
+    _export(db, "--format", "parquet", "-o", str(out))  # replaces the directory whole
+    assert not (out / "observations.parquet").exists()
