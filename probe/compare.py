@@ -19,8 +19,9 @@ from __future__ import annotations
 import datetime
 import re
 import sqlite3
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 __all__ = [
     "INTERFERENCE",
@@ -41,14 +42,12 @@ INTERFERENCE = frozenset({"blocked", "reset", "hijacked"})
 STAGES = ("dns", "tcp", "tls", "http")
 
 
-@dataclass(frozen=True, slots=True)
-class Cell:
-    """One verdict: what, at which stage, when measured (and by which measurement)."""
+class Cell(NamedTuple):
+    """One verdict: what, at which stage, when measured."""
 
     verdict: str
     stage: str | None
     measured_at: str
-    measurement_id: int | None = None
 
     @property
     def interference(self) -> bool:
@@ -59,15 +58,6 @@ class Cell:
     def technique(self) -> str:
         """``verdict/stage`` for interference (``hijacked/dns``), else the verdict."""
         return f"{self.verdict}/{self.stage or '-'}" if self.verdict in INTERFERENCE else self.verdict
-
-
-@dataclass
-class Row:
-    """One URL of the matrix."""
-
-    url: str
-    category: str
-    cells: dict[str, Cell] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -92,10 +82,36 @@ class PairSummary:
 
 @dataclass
 class Matrix:
-    """URL x column verdicts. Columns are vantage points (or other sources of verdicts)."""
+    """URL x column verdicts, stored by column: ``cells[column][url_index] -> Cell``.
+
+    Columns are vantage points (or other sources of verdicts). By column because the
+    summaries work on whole columns: each column's measured and blocked URLs become bit sets
+    (Python integers), so a pair of vantage points is compared with a few big-integer ANDs.
+    """
 
     columns: list[str]
-    rows: dict[str, Row]
+    urls: list[str] = field(default_factory=list)
+    categories: list[str] = field(default_factory=list)
+    cells: dict[str, dict[int, Cell]] = field(default_factory=dict)
+    index: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for c in self.columns:
+            self.cells.setdefault(c, {})
+
+    def url_index(self, url: str, category: str) -> int:
+        """The row of ``url``, added when new."""
+        i = self.index.get(url)
+        if i is None:
+            i = self.index[url] = len(self.urls)
+            self.urls.append(url)
+            self.categories.append(category)
+        return i
+
+    def cell(self, url: str, column: str) -> Cell | None:
+        """The verdict of ``url`` in ``column``, if any."""
+        i = self.index.get(url)
+        return None if i is None else self.cells[column].get(i)
 
     def add_column(self, name: str, cells: Mapping[str, tuple[str, Cell]]) -> None:
         """Add a column of verdicts: ``cells`` maps url -> (category, cell).
@@ -106,56 +122,76 @@ class Matrix:
         if name in self.columns:
             raise ValueError(f"column {name!r} exists already")
         self.columns.append(name)
+        column = self.cells[name] = {}
         for url, (category, cell) in cells.items():
-            row = self.rows.get(url)
-            if row is None:
-                row = self.rows[url] = Row(url, category)
-            row.cells[name] = cell
+            column[self.url_index(url, category)] = cell
+
+    def rows(self) -> Iterator[tuple[str, str, list[Cell | None]]]:
+        """(url, category, one cell or None per column), by URL."""
+        columns = [self.cells[c] for c in self.columns]
+        for i in sorted(range(len(self.urls)), key=self.urls.__getitem__):
+            yield self.urls[i], self.categories[i], [col.get(i) for col in columns]
+
+    def __len__(self) -> int:
+        return len(self.urls)
 
     def only_differences(self) -> Matrix:
         """The rows whose columns do not all agree (two or more distinct verdicts)."""
-        rows = {url: r for url, r in self.rows.items()
-                if len({c.verdict for c in r.cells.values()}) > 1}
-        return Matrix(list(self.columns), rows)
+        out = Matrix(list(self.columns))
+        columns = [self.cells[c] for c in self.columns]
+        for i, url in enumerate(self.urls):
+            present = [col[i] for col in columns if i in col]
+            if len({c.verdict for c in present}) > 1:
+                j = out.url_index(url, self.categories[i])
+                for name, col in zip(self.columns, columns, strict=True):
+                    if i in col:
+                        out.cells[name][j] = col[i]
+        return out
 
-    def sorted_rows(self) -> list[Row]:
-        """Rows by URL."""
-        return [self.rows[u] for u in sorted(self.rows)]
+    def _bits(self, column: str) -> tuple[int, int, dict[str, int]]:
+        """Bit sets of a column: measured URLs, interfered-with URLs, and per technique."""
+        measured = blocked = 0
+        by_technique: dict[str, int] = {}
+        for i, cell in self.cells[column].items():
+            bit = 1 << i
+            measured |= bit
+            if cell.verdict in INTERFERENCE:
+                blocked |= bit
+                t = cell.technique
+                by_technique[t] = by_technique.get(t, 0) | bit
+        return measured, blocked, by_technique
 
     def pairs(self) -> list[PairSummary]:
         """One summary per pair of columns, in column order."""
-        measured: dict[str, set[str]] = {c: set() for c in self.columns}
-        blocked: dict[str, dict[str, str]] = {c: {} for c in self.columns}
-        for url, row in self.rows.items():
-            for col, cell in row.cells.items():
-                measured[col].add(url)
-                if cell.verdict in INTERFERENCE:
-                    blocked[col][url] = cell.technique
+        bits = {c: self._bits(c) for c in self.columns}
         out = []
         for i, a in enumerate(self.columns):
+            ma, ba, ta = bits[a]
             for b in self.columns[i + 1:]:
-                common = measured[a] & measured[b]
-                ba = {u for u in blocked[a] if u in common}
-                bb = {u for u in blocked[b] if u in common}
-                both = ba & bb
-                union = len(ba) + len(bb) - len(both)
-                same = sum(1 for u in both if blocked[a][u] == blocked[b][u])
-                out.append(PairSummary(a, b, len(common), len(ba), len(bb), len(both), same,
-                                       round(len(both) / union, 4) if union else None))
+                mb, bb, tb = bits[b]
+                common = ma & mb
+                a_blocks = (ba & common).bit_count()
+                b_blocks = (bb & common).bit_count()
+                both = (ba & bb).bit_count()
+                same = sum((v & tb.get(t, 0)).bit_count() for t, v in ta.items())
+                union = a_blocks + b_blocks - both
+                out.append(PairSummary(a, b, common.bit_count(), a_blocks, b_blocks, both, same,
+                                       round(both / union, 4) if union else None))
         return out
 
     def techniques(self) -> dict[str, dict[str, int]]:
         """Per column: URLs measured, interfered with, and the mix by stage and by verdict."""
         keys = ("urls", "interference", *STAGES, "other_stage", *sorted(INTERFERENCE))
-        out = {c: dict.fromkeys(keys, 0) for c in self.columns}
-        for row in self.rows.values():
-            for col, cell in row.cells.items():
-                counts = out[col]
-                counts["urls"] += 1
+        out = {}
+        for c in self.columns:
+            counts = dict.fromkeys(keys, 0)
+            for cell in self.cells[c].values():
                 if cell.verdict in INTERFERENCE:
                     counts["interference"] += 1
                     counts[cell.verdict] += 1
                     counts[cell.stage if cell.stage in STAGES else "other_stage"] += 1
+            counts["urls"] = len(self.cells[c])
+            out[c] = counts
         return out
 
 
@@ -176,45 +212,65 @@ def load_matrix(
     vantages: Sequence[str] | None = None,
     categories: Sequence[str] | None = None,
     since: str | None = None,
+    *,
+    times: bool = True,
 ) -> Matrix:
     """The latest verdict per vantage point and URL, as a :class:`Matrix`.
 
     ``vantages``: only these (in this column order; default all, by name); ``categories``:
     only URLs of these category codes; ``since``: only verdicts measured at or after this ISO
-    time (a URL whose latest verdict is older has no cell there).
+    time (a URL whose latest verdict is older has no cell there). With ``times=False`` cells
+    have an empty ``measured_at`` and are shared between equal verdicts (faster: the table and
+    the summaries do not need times).
     """
     ids = vantage_ids(conn, vantages)
     names = {vid: name for name, vid in ids.items()}
-    where = [f"l.vantage_id IN ({','.join('?' * len(ids))})"]
+    where = [f"vantage_id IN ({','.join('?' * len(ids))})"]
     params: list[object] = list(ids.values())
     if categories:
-        where.append(f"m.category IN ({','.join('?' * len(categories))})")
+        where.append(f"category IN ({','.join('?' * len(categories))})")
         params.extend(categories)
     if since:
-        where.append("l.measured_at >= ?")
+        where.append("measured_at >= ?")
         params.append(since)
+    # `latest` alone (schema version 4 keeps the verdicts there): one scan in key order.
     sql = (
-        "SELECT l.vantage_id, l.url, m.category, m.verdict, m.stage, l.measured_at, m.id "
-        "FROM latest AS l JOIN measurements AS m ON m.id = l.measurement_id "
-        f"WHERE {' AND '.join(where)}"
+        f"SELECT vantage_id, url, category, verdict, stage, {'measured_at' if times else 'NULL'} "
+        f"FROM latest WHERE {' AND '.join(where)}"
     )
-    rows: dict[str, Row] = {}
-    if ids:
-        for vid, url, category, verdict, stage, at, mid in conn.execute(sql, params):
-            row = rows.get(url)
-            if row is None:
-                row = rows[url] = Row(url, category)
-            row.cells[names[vid]] = Cell(verdict, stage, at, mid)
-    return Matrix(list(ids), rows)
+    matrix = Matrix(list(ids))
+    if not ids:
+        return matrix
+    index = matrix.index
+    urls, cats = matrix.urls, matrix.categories
+    make = Cell._make
+    shared: dict[tuple[str, str | None], Cell] = {}  # a few dozen distinct cells without times
+    current_vid = -1
+    column: dict[int, Cell] = {}
+    for vid, url, category, verdict, stage, at in conn.execute(sql, params):
+        if vid != current_vid:
+            current_vid, column = vid, matrix.cells[names[vid]]
+        i = index.get(url)
+        if i is None:  # inlined url_index: this loop runs once per cell
+            i = index[url] = len(urls)
+            urls.append(url)
+            cats.append(category or "")
+        if times:
+            column[i] = make((verdict, stage, at))
+        else:
+            cell = shared.get((verdict, stage))
+            if cell is None:
+                cell = shared[(verdict, stage)] = Cell(verdict, stage, "")
+            column[i] = cell
+    return matrix
 
 
 def state_latest(conn: sqlite3.Connection, vantage_id: int) -> dict[str, Cell]:
     """URL -> latest final verdict at a vantage point."""
     return {
-        url: Cell(verdict, stage, at, mid)
-        for url, verdict, stage, at, mid in conn.execute(
-            "SELECT l.url, m.verdict, m.stage, l.measured_at, m.id FROM latest AS l "
-            "JOIN measurements AS m ON m.id = l.measurement_id WHERE l.vantage_id = ?",
+        url: Cell(verdict, stage, at)
+        for url, verdict, stage, at in conn.execute(
+            "SELECT url, verdict, stage, measured_at FROM latest WHERE vantage_id = ?",
             (vantage_id,),
         )
     }
@@ -225,9 +281,9 @@ def state_at(conn: sqlite3.Connection, vantage_id: int, before: str) -> dict[str
     # SQLite returns the other columns of the row holding max(): one pass over the
     # (vantage_id, url, measured_at) index.
     return {
-        url: Cell(verdict, stage, at, mid)
-        for url, verdict, stage, at, mid in conn.execute(
-            "SELECT url, verdict, stage, max(measured_at), id FROM measurements "
+        url: Cell(verdict, stage, at)
+        for url, verdict, stage, at in conn.execute(
+            "SELECT url, verdict, stage, max(measured_at) FROM measurements "
             "WHERE vantage_id = ? AND final = 1 AND measured_at < ? GROUP BY url",
             (vantage_id, before),
         )
@@ -237,9 +293,9 @@ def state_at(conn: sqlite3.Connection, vantage_id: int, before: str) -> dict[str
 def state_of_run(conn: sqlite3.Connection, run_id: int) -> dict[str, Cell]:
     """URL -> final verdict in one run."""
     return {
-        url: Cell(verdict, stage, at, mid)
-        for url, verdict, stage, at, mid in conn.execute(
-            "SELECT url, verdict, stage, measured_at, id FROM measurements "
+        url: Cell(verdict, stage, at)
+        for url, verdict, stage, at in conn.execute(
+            "SELECT url, verdict, stage, measured_at FROM measurements "
             "WHERE run_id = ? AND final = 1 ORDER BY id",
             (run_id,),
         )

@@ -11,7 +11,7 @@ import click
 from probe.cli._group import cli
 
 if TYPE_CHECKING:
-    from probe.compare import Matrix
+    from probe.compare import Cell, Matrix
 
 # One or two letters per verdict when the vantage points do not fit the terminal by name.
 _CODES = {"ok": ".", "blocked": "B", "reset": "R", "hijacked": "H", "down": "~", "inconclusive": "?"}
@@ -24,10 +24,8 @@ def _cut(text: str, width: int) -> str:
     return text if len(text) <= width else text[: max(1, width - 1)] + "…"
 
 
-def _cell_text(cell: object, compact: bool) -> str:
-    from probe.compare import Cell
-
-    if not isinstance(cell, Cell):
+def _cell_text(cell: Cell | None, compact: bool) -> str:
+    if cell is None:
         return "" if compact else "-"
     if compact:
         code = _CODES.get(cell.verdict, "?")
@@ -38,7 +36,7 @@ def _cell_text(cell: object, compact: bool) -> str:
 def render_table(matrix: Matrix, width: int) -> Iterator[str]:
     """The matrix fitted to ``width`` columns: verdicts by name, or codes and a legend."""
     cols = matrix.columns
-    longest = max((len(u) for u in matrix.rows), default=3)
+    longest = max((len(u) for u in matrix.urls), default=3)
     col_w = [max(_FULL_WIDTH, min(len(c), 16)) for c in cols]
     url_w = min(longest, max(24, width - 8 - sum(w + 2 for w in col_w)))
     compact = 24 + 8 + sum(w + 2 for w in col_w) > width
@@ -60,11 +58,10 @@ def render_table(matrix: Matrix, width: int) -> Iterator[str]:
     line = f"{{:<{url_w}}}  {{:<6}}" + sep + fmt_cols
     buf.append(line.format("URL", "CAT", *head).rstrip() + "\n")
     n = 0
-    for row in matrix.sorted_rows():
+    for url, category, cells in matrix.rows():
         n += 1
-        cells = [_cell_text(row.cells.get(c), compact) for c in cols]
-        buf.append(line.format(_cut(row.url, url_w), _cut(row.category or "-", 6), *cells).rstrip()
-                   + "\n")
+        texts = [_cell_text(c, compact) for c in cells]
+        buf.append(line.format(_cut(url, url_w), _cut(category or "-", 6), *texts).rstrip() + "\n")
         if len(buf) >= _CHUNK:
             yield "".join(buf)
             buf = []
@@ -111,10 +108,9 @@ def render_csv(matrix: Matrix) -> Iterator[str]:
     for c in matrix.columns:
         header += [c, f"{c}:stage"]
     w.writerow(header)
-    for i, row in enumerate(matrix.sorted_rows()):
-        values: list[str] = [row.url, row.category]
-        for c in matrix.columns:
-            cell = row.cells.get(c)
+    for i, (url, category, cells) in enumerate(matrix.rows()):
+        values: list[str] = [url, category]
+        for cell in cells:
             values += [cell.verdict, cell.stage or ""] if cell else ["", ""]
         w.writerow(values)
         if i % _CHUNK == _CHUNK - 1:
@@ -124,20 +120,26 @@ def render_csv(matrix: Matrix) -> Iterator[str]:
     yield buf.getvalue()
 
 
-def render_json(matrix: Matrix, filters: dict[str, object]) -> str:
-    """The matrix, the pairs and the techniques as one JSON document."""
+def render_json(matrix: Matrix, filters: dict[str, object]) -> Iterator[str]:
+    """The matrix, the pairs and the techniques as one JSON document, written URL by URL."""
     import json
 
-    urls = [
-        {"url": r.url, "category": r.category,
-         "verdicts": {c: {"verdict": cell.verdict, "stage": cell.stage,
-                          "measured_at": cell.measured_at}
-                      for c in matrix.columns if (cell := r.cells.get(c)) is not None}}
-        for r in matrix.sorted_rows()
-    ]
-    doc = {"vantage_points": matrix.columns, "filters": filters, "urls": urls,
-           "pairs": [p.as_dict() for p in matrix.pairs()], "techniques": matrix.techniques()}
-    return json.dumps(doc, ensure_ascii=False, indent=1) + "\n"
+    dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+    yield (f'{{"vantage_points":{dumps(matrix.columns)},\n"filters":{dumps(filters)},\n'
+           '"urls":[')
+    buf: list[str] = []
+    for n, (url, category, cells) in enumerate(matrix.rows()):
+        verdicts = {c: {"verdict": cell.verdict, "stage": cell.stage,
+                        "measured_at": cell.measured_at}
+                    for c, cell in zip(matrix.columns, cells, strict=True) if cell is not None}
+        buf.append(("\n" if n == 0 else ",\n")
+                   + dumps({"url": url, "category": category, "verdicts": verdicts}))
+        if len(buf) >= _CHUNK:
+            yield "".join(buf)
+            buf = []
+    yield "".join(buf)
+    yield (f'],\n"pairs":{dumps([p.as_dict() for p in matrix.pairs()])},\n'
+           f'"techniques":{dumps(matrix.techniques())}}}\n')
 
 
 @cli.command("compare")
@@ -185,13 +187,14 @@ def compare_command(db: Path, vantages: tuple[str, ...], categories: tuple[str, 
             raise click.BadParameter(str(exc), param_hint="--since") from None
     names = cmp.split_list(vantages)
     cats = cmp.split_list(categories)
-    matrix = _load(db, names, cats, since_iso)
+    matrix = _load(db, names, cats, since_iso, times=as_json)
     if only_differences:
         matrix = matrix.only_differences()
     if as_json:
         filters: dict[str, object] = {"vantage": names or None, "category": cats or None, "since": since_iso,
                    "only_differences": only_differences}
-        click.echo(render_json(matrix, filters), nl=False)
+        for chunk in render_json(matrix, filters):
+            click.echo(chunk, nl=False)
     elif as_csv:
         for chunk in render_csv(matrix):
             click.echo(chunk, nl=False)
@@ -205,7 +208,8 @@ def compare_command(db: Path, vantages: tuple[str, ...], categories: tuple[str, 
         click.echo(render_summary(matrix), nl=False)
 
 
-def _load(db: Path, names: list[str], cats: list[str], since: str | None) -> Matrix:
+def _load(db: Path, names: list[str], cats: list[str], since: str | None, *, times: bool
+          ) -> Matrix:
     """Open the database read-only-ish through Store (checks it is a probe database)."""
     import sqlite3
 
@@ -215,7 +219,7 @@ def _load(db: Path, names: list[str], cats: list[str], since: str | None) -> Mat
     try:
         with Store.open(db, create=False) as store:
             try:
-                return cmp.load_matrix(store.conn, names or None, cats or None, since)
+                return cmp.load_matrix(store.conn, names or None, cats or None, since, times=times)
             except KeyError as exc:
                 known = ", ".join(cmp.vantage_ids(store.conn)) or "none"
                 raise click.BadParameter(

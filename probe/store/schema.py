@@ -366,6 +366,44 @@ INSERT INTO sqlite_stat1 (tbl, idx, stat) SELECT 'runs', 'runs_uid', '100 1'
 WHERE NOT EXISTS (SELECT 1 FROM sqlite_stat1 WHERE idx = 'runs_uid');
 """
 
+# The verdict, stage and category of each latest measurement, copied into `latest` by its
+# triggers (and kept in step when a verdict is re-judged), so that the URL x vantage point matrix
+# is one scan of `latest` (small rows, in primary-key order) instead of one random lookup into
+# `measurements` per cell: 1M measurements / 20 vantage points went from seconds to a fraction.
+_V5_LATEST_VERDICTS = """
+ALTER TABLE latest ADD COLUMN verdict TEXT;
+ALTER TABLE latest ADD COLUMN stage TEXT;
+ALTER TABLE latest ADD COLUMN category TEXT;
+UPDATE latest SET (verdict, stage, category) =
+    (SELECT m.verdict, m.stage, m.category FROM measurements AS m WHERE m.id = latest.measurement_id);
+DROP TRIGGER measurements_latest_insert;
+DROP TRIGGER measurements_latest_delete;
+CREATE TRIGGER measurements_latest_insert AFTER INSERT ON measurements WHEN NEW.final = 1
+BEGIN
+    INSERT INTO latest (vantage_id, url, measured_at, measurement_id, verdict, stage, category)
+    VALUES (NEW.vantage_id, NEW.url, NEW.measured_at, NEW.id, NEW.verdict, NEW.stage, NEW.category)
+    ON CONFLICT (vantage_id, url) DO UPDATE
+        SET measured_at = excluded.measured_at, measurement_id = excluded.measurement_id,
+            verdict = excluded.verdict, stage = excluded.stage, category = excluded.category
+        WHERE excluded.measured_at >= latest.measured_at;
+END;
+CREATE TRIGGER measurements_latest_delete AFTER DELETE ON measurements
+BEGIN
+    DELETE FROM observations WHERE measurement_id = OLD.id;
+    DELETE FROM latest WHERE measurement_id = OLD.id;
+    INSERT OR IGNORE INTO latest (vantage_id, url, measured_at, measurement_id, verdict, stage,
+                                  category)
+    SELECT vantage_id, url, measured_at, id, verdict, stage, category FROM measurements
+    WHERE vantage_id = OLD.vantage_id AND url = OLD.url AND final = 1
+    ORDER BY measured_at DESC, id DESC LIMIT 1;
+END;
+CREATE TRIGGER measurements_latest_verdict AFTER UPDATE OF verdict, stage, category ON measurements
+BEGIN
+    UPDATE latest SET verdict = NEW.verdict, stage = NEW.stage, category = NEW.category
+    WHERE measurement_id = NEW.id;
+END;
+"""
+
 #: (version, name, SQL); applied in order, each in its own transaction.
 MIGRATIONS: tuple[tuple[int, str, str], ...] = (
     (1, "initial schema", _V1 + _stats_sql()),
@@ -376,6 +414,8 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
     (3, "global ids", _V3_UIDS),
     # Circumvention tools' endpoints (Tor, OpenVPN, VPN TLS/TCP) measured by `probe circumvention`.
     (4, "endpoint measurements", _ENDPOINTS),
+    # `probe compare` reads the latest verdict of every URL everywhere from `latest` alone.
+    (5, "latest verdicts in latest", _V5_LATEST_VERDICTS),
 )
 
 #: The schema version this probe writes.

@@ -69,13 +69,14 @@ def test_matrix_holds_the_latest_verdict_per_vantage_point_and_url(db: Path) -> 
     with Store.open(db, create=False) as s:
         m = load_matrix(s.conn)
     assert m.columns == ["almaty", "moscow"]
-    cells = {(u, c): r.cells[c].technique for u, r in m.rows.items() for c in r.cells}
+    cells = {(u, c): cell.technique for u, _, row in m.rows()
+             for c, cell in zip(m.columns, row, strict=True) if cell is not None}
     assert cells[("http://site0.example.org/", "moscow")] == "hijacked/dns"
     assert ("http://site0.example.org/", "almaty") not in cells
     assert cells[("http://site3.example.org/", "moscow")] == "reset/tls"
     assert cells[("http://site3.example.org/", "almaty")] == "blocked/http"
     assert cells[("http://site5.example.org/", "almaty")] == "down"
-    assert len(m.rows) == 6
+    assert len(m) == 6
 
 
 def test_pair_summary_counts_blocks_over_common_urls_and_jaccard(db: Path) -> None:
@@ -99,13 +100,13 @@ def test_technique_mix_per_vantage_point(db: Path) -> None:
 def test_filters_vantage_category_since_and_only_differences(db: Path) -> None:
     with Store.open(db, create=False) as s:
         conn = s.conn
-        assert set(load_matrix(conn, categories=["HUMR"]).rows) == {"http://site4.example.org/"}
+        assert load_matrix(conn, categories=["HUMR"]).urls == ["http://site4.example.org/"]
         assert load_matrix(conn, ["moscow"]).columns == ["moscow"]
         old = load_matrix(conn, since=parse_since("2026-09-21T14:13:22"))
-        assert {u for u, r in old.rows.items()} == {f"http://site{i}.example.org/" for i in (2, 3, 4, 5)}
+        assert set(old.urls) == {f"http://site{i}.example.org/" for i in (2, 3, 4, 5)}
         diff = load_matrix(conn).only_differences()
     # site1 and site2 agree, site4 ok in both; site0 and site5 have one column only.
-    assert set(diff.rows) == {"http://site3.example.org/"}
+    assert diff.urls == ["http://site3.example.org/"]
 
 
 def test_compare_table_json_and_csv_agree(db: Path) -> None:
@@ -231,3 +232,39 @@ def test_compare_and_diff_import_nothing_heavy(db: Path, command: list[str]) -> 
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     loaded = json.loads(out.stdout.strip().splitlines()[-1])
     assert sorted(m for m in loaded if m.split(".")[0] in HEAVY) == []
+
+
+def test_latest_keeps_verdicts_in_step_with_reclassify_and_deletes(db: Path) -> None:
+    with Store.open(db) as s:
+        c = s.conn
+        q = ("SELECT l.verdict, l.stage, l.category FROM latest AS l JOIN vantage_points AS v "
+             "ON v.id = l.vantage_id WHERE v.name = 'moscow' AND l.url = 'http://site3.example.org/'")
+        assert c.execute(q).fetchone() == ("reset", "tls", "NEWS")
+        (mid,) = c.execute("SELECT measurement_id FROM latest AS l JOIN vantage_points AS v ON "
+                           "v.id = l.vantage_id WHERE v.name = 'moscow' AND "
+                           "l.url = 'http://site3.example.org/'").fetchone()
+        s.set_verdicts([(mid, Verdict("ok", None, None, (), "c2"))])
+        assert c.execute(q).fetchone() == ("ok", None, "NEWS")
+        # site2: deleting the latest measurement falls back to the older run's verdict.
+        q2 = q.replace("site3", "site2")
+        (mid2,) = c.execute(q2.replace("l.verdict, l.stage, l.category", "l.measurement_id")).fetchone()
+        c.execute("DELETE FROM measurements WHERE id = ?", (mid2,))
+        assert c.execute(q2).fetchone() == ("ok", None, "NEWS")
+        # The matrix reads exactly what the latest_verdicts view says.
+        m = load_matrix(c)
+        view = {(r["vantage"], r["url"]): (r["verdict"], r["stage"]) for r in s.latest_verdicts()}
+        got = {(col, url): (cell.verdict, cell.stage) for url, _, cells in m.rows()
+               for col, cell in zip(m.columns, cells, strict=True) if cell is not None}
+        assert got == view
+
+
+def test_another_source_of_verdicts_joins_as_a_column(db: Path) -> None:
+    with Store.open(db, create=False) as s:
+        m = load_matrix(s.conn)
+    m.add_column("ooni:RU", {"http://site0.example.org/": ("NEWS", Cell("hijacked", "dns", "t")),
+                             "http://other.example/": ("GRP", Cell("ok", None, "t"))})
+    assert m.columns == ["almaty", "moscow", "ooni:RU"] and len(m) == 7
+    pair = next(p for p in m.pairs() if (p.a, p.b) == ("moscow", "ooni:RU"))
+    assert (pair.common, pair.both_block, pair.same_technique) == (1, 1, 1)
+    with pytest.raises(ValueError):
+        m.add_column("moscow", {})
