@@ -233,7 +233,7 @@ def load_matrix(
     if since:
         where.append("measured_at >= ?")
         params.append(since)
-    # `latest` alone (schema version 4 keeps the verdicts there): one scan in key order.
+    # `latest` alone (schema version 5 keeps the verdicts there): one scan in key order.
     sql = (
         f"SELECT vantage_id, url, category, verdict, stage, {'measured_at' if times else 'NULL'} "
         f"FROM latest WHERE {' AND '.join(where)}"

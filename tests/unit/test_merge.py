@@ -242,3 +242,24 @@ def test_table_without_a_rule_is_refused_by_name() -> None:
         s.conn.execute("CREATE TABLE notes (id INTEGER PRIMARY KEY, text TEXT)")
         with pytest.raises(MergeError, match="notes"):
             merge_module._Plan(s.db)
+
+
+def test_endpoint_measurements_come_with_their_runs_once(tmp_path: Path) -> None:
+    a = _probe_db(tmp_path / "a.db", "moscow")
+    conn = sqlite3.connect(a)
+    conn.execute(
+        "INSERT INTO endpoint_measurements (run_id, vantage_id, suite, kind, name, address, port, "
+        "transport, measured_at, runtime, verdict, observation) "
+        "VALUES (1, 1, 'tor', 'relay', 'r1', '192.0.2.1', 443, 'tcp', 't', 0.1, 'blocked', '{}')"
+    )
+    conn.commit()
+    conn.close()
+    out = _probe_db(tmp_path / "all.db", "home")  # the output has its own run 1 and vantage 1
+    merge(out, [a])
+    merge(out, [a])
+    conn = sqlite3.connect(out)
+    rows = conn.execute(
+        "SELECT v.name, r.uid, e.name FROM endpoint_measurements e JOIN runs r ON r.id = e.run_id "
+        "JOIN vantage_points v ON v.id = e.vantage_id").fetchall()
+    (src_run_uid,) = sqlite3.connect(a).execute("SELECT uid FROM runs").fetchone()
+    assert rows == [("moscow", src_run_uid, "r1")]
