@@ -18,6 +18,7 @@ from probe.cli import (  # noqa: F401  (registers the commands)
     merge,
     outages,
     reclassify,
+    report,
     results,
     run,
     runs,

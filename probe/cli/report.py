@@ -1,0 +1,64 @@
+"""`probe report`: a self-contained HTML report (summary, heatmap, timeline, techniques, evidence)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from probe.cli._group import cli
+
+
+@cli.command("report")
+@click.option("--db", type=click.Path(dir_okay=False, path_type=Path), default="results/probe.db",
+              show_default=True, help="Results database (merge several with `probe merge`).")
+@click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), default="report.html",
+              show_default=True, help="HTML file to write.")
+@click.option("--vantage", "vantages", multiple=True, metavar="NAME",
+              help="Only this vantage point (repeatable). Default: all of them.")
+@click.option("--title", default="probe report", show_default=True, help="Title of the report.")
+@click.option("--max-urls", type=click.IntRange(1), default=150, show_default=True,
+              help="URLs in the heatmap (those with the most interference).")
+@click.option("--max-evidence", type=click.IntRange(0), default=100, show_default=True,
+              help="Non-ok verdicts shown with their whole evidence.")
+def report_command(db: Path, out: Path, vantages: tuple[str, ...], title: str, max_urls: int,
+                   max_evidence: int) -> None:
+    """Write one self-contained HTML file with the results of every vantage point.
+
+    It opens offline (no script, nothing fetched: plots are inline SVG): a summary per
+    vantage point, a heatmap of URLs x vantage points coloured by verdict, a timeline of
+    verdict changes, the technique mix per vantage point, and the evidence of each non-ok URL.
+
+    \b
+    Examples:
+      probe report --out report.html
+      probe report --db results/all.db --vantage msk-isp1 --vantage spb-isp2 --out ru.html
+    """
+    import os
+
+    from probe.fingerprints import default_fingerprints
+    from probe.htmlreport import ReportLimits, write_report
+    from probe.store import Store, StoreError
+
+    limits = ReportLimits(heatmap_urls=max_urls, evidence_details=max_evidence)
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    try:
+        with Store.open(db, create=False) as store:
+            if vantages:
+                known = {r[0] for r in store.conn.execute("SELECT name FROM vantage_points")}
+                missing = [v for v in vantages if v not in known]
+                if missing:
+                    raise click.BadParameter(f"no vantage point {', '.join(missing)} in {db}",
+                                             param_hint="--vantage")
+            with open(tmp, "w", encoding="utf-8") as f:
+                drawn = write_report(store, f, vantages=vantages or None, limits=limits,
+                                     fingerprints=default_fingerprints(), title=title)
+        os.replace(tmp, out)  # a reader never sees half a report
+    except StoreError as exc:
+        raise click.ClickException(str(exc)) from None
+    except OSError as exc:
+        raise click.ClickException(f"{out}: cannot write the report ({exc.strerror or exc})") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+    click.echo(f"{out}: {drawn['vantage_points']} vantage points, {drawn['non_ok']} non-ok verdicts, "
+               f"{out.stat().st_size / 1e3:.0f} kB")
