@@ -304,8 +304,7 @@ def write_report(store: Any, out: TextIO, *, vantages: Iterable[str] | None = No
     ``vantages`` restricts it to those vantage points. Returns what was drawn (counts), for
     the command's one-line summary and for tests.
     """
-    from probe.cli.show import render_text
-    from probe.evidence import EvidenceError, evidence
+    from probe.evidence import EvidenceError, evidence, render_text
 
     conn = store.conn
     wanted = list(vantages) if vantages else None

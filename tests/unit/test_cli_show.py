@@ -37,8 +37,7 @@ def _show(*args: str) -> tuple[int, str]:
 
 
 def _text(db: Path, width: int) -> list[str]:
-    from probe.cli.show import render_text
-    from probe.evidence import evidence
+    from probe.evidence import evidence, render_text
     from probe.fingerprints import default_fingerprints
 
     with Store.open(db, create=False) as s:
