@@ -37,6 +37,13 @@ def helper() -> None:
 @click.option("--geo", type=click.Path(exists=True, dir_okay=False),
               help="IP-to-ASN database (.mmdb or ip2asn TSV) for ip_info.  [default: the one "
               "`probe geo update` downloaded, if any]")
+@click.option("--header-timeout", type=click.FloatRange(0.5, 3600), default=10.0, show_default=True,
+              help="Seconds a connection has to deliver a request's headers (from connecting, "
+              "or from the previous response); also the keep-alive idle time.")
+@click.option("--body-timeout", type=click.FloatRange(0.5, 3600), default=10.0, show_default=True,
+              help="Seconds a client has to send a request body; more: 408.")
+@click.option("--max-connections-per-client", type=click.IntRange(1, 1_000_000), default=256,
+              show_default=True, help="Open connections per client address; more are closed.")
 @click.option("--allow-private", is_flag=True,
               help="Also connect to loopback/private addresses a client names (labs, tests).")
 @click.option("--log-clients", type=click.Choice(["none", "hashed", "full"]), default="none",
@@ -44,7 +51,8 @@ def helper() -> None:
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
 def serve(listen: str, cafile: str | None, tls_cert: str | None, tls_key: str | None,
           max_in_flight: int, body_cap: int, resolvers: tuple[str, ...], resolv_conf: str | None,
-          deadline: float, geo: str | None, allow_private: bool, log_clients: str,
+          deadline: float, geo: str | None, header_timeout: float, body_timeout: float,
+          max_connections_per_client: int, allow_private: bool, log_clients: str,
           verbose: bool) -> None:
     """Serve OONI's Web Connectivity test-helper protocol (POST /), measuring with probe's engine.
 
@@ -82,6 +90,8 @@ def serve(listen: str, cafile: str | None, tls_cert: str | None, tls_key: str | 
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     config = HelperConfig(host=host, port=port, max_in_flight=max_in_flight,
                           measure_timeout=deadline + 5.0, allow_private=allow_private,
+                          header_timeout=header_timeout, body_timeout=body_timeout,
+                          max_connections_per_client=max_connections_per_client,
                           log_clients=log_clients, tls_cert=tls_cert, tls_key=tls_key)
     try:
         run(config, mcfg, asn=geo_db.asn if geo_db else None)

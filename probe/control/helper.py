@@ -17,6 +17,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import signal
 import ssl
 import time
@@ -74,6 +75,13 @@ class HelperConfig:
     tls_cert: str | None = None
     tls_key: str | None = None
     shutdown_timeout: float = 30.0  # seconds given to in-flight requests on SIGTERM
+    # Slow or stalled clients (slowloris): a connection must deliver a request's headers
+    # within header_timeout of connecting or of the previous response (aiohttp's keep-alive
+    # timer closes it otherwise), and its body within body_timeout (408).
+    header_timeout: float = 10.0
+    body_timeout: float = 10.0
+    max_connections_per_client: int = 256  # open connections per client address; more: closed
+    backlog: int = 1024
 
     def connect_policy(self) -> ConnectPolicy | None:
         """The engine's connect policy for this helper (None: connect anywhere)."""
@@ -152,6 +160,9 @@ class Helper:
         self.asn = asn
         self.in_flight = 0
         self.served = 0
+        self.timed_out = 0  # requests whose body did not arrive in time (408)
+        self.abandoned = 0  # measurements cancelled because the client went away
+        self.limiter = ClientLimiter(self.config.max_connections_per_client)
         self.started = time.time()
         self._salt = os.urandom(16)
         self._url_key: Any = "measured_url"
@@ -193,8 +204,16 @@ class Helper:
         if mode == "full":
             return remote
         if mode == "hashed":
-            return hashlib.sha256(self._salt + remote.encode()).hexdigest()[:12]
+            return self._client_id_of(remote)
         return None
+
+    def _client_id_of(self, address: str) -> str:
+        """What the log may say instead of a client address (``--log-clients``)."""
+        if self.config.log_clients == "hashed":
+            return "client-" + hashlib.sha256(self._salt + address.encode()).hexdigest()[:12]
+        if self.config.log_clients == "full":
+            return address
+        return "<client>"
 
     @property
     def _log_middleware(self) -> Any:
@@ -205,11 +224,17 @@ class Helper:
             t0 = time.perf_counter()
             status = 500
             try:
-                resp = await handler(request)
+                resp: web.StreamResponse = await handler(request)
                 status = resp.status
                 return resp
             except web.HTTPException as exc:
                 status = exc.status
+                raise
+            except asyncio.CancelledError:
+                # The client disconnected (aiohttp cancels the handler: handler_cancellation):
+                # its measurement was abandoned, not failed. 499, as nginx logs it.
+                status = 499
+                self.abandoned += 1
                 raise
             finally:
                 parts = [
@@ -249,6 +274,10 @@ class Helper:
                 "in_flight": self.in_flight,
                 "max_in_flight": self.config.max_in_flight,
                 "served": self.served,
+                "timed_out": self.timed_out,
+                "abandoned": self.abandoned,
+                "connections": self.limiter.open,
+                "refused_connections": self.limiter.refused,
                 "uptime": round(time.time() - self.started, 3),
             }
         )
@@ -267,9 +296,30 @@ class Helper:
         return dataclasses.replace(req, endpoints=tuple(keep)), skipped
 
     async def handle_measure(self, request: web.Request) -> web.Response:
-        """POST / : one Web Connectivity test-helper request."""
+        """POST / : one Web Connectivity test-helper request.
+
+        The body is read (within ``body_timeout``) and validated *before* the request counts
+        as in flight: a client that sends its body slowly, or never, holds no measurement
+        slot, so it cannot make the helper answer 503 to everyone else.
+        """
         from aiohttp import web
 
+        try:
+            async with asyncio.timeout(self.config.body_timeout):
+                body = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            return self._json({"error": "request body too large"}, status=413)
+        except TimeoutError:
+            self.timed_out += 1
+            return self._json(
+                {"error": f"request body not received within {self.config.body_timeout:g} s"},
+                status=408,
+                headers={"Connection": "close"},
+            )
+        try:
+            req = parse_request(body)
+        except THRequestError as exc:
+            return self._json({"error": str(exc)}, status=400)
         if self.in_flight >= self.config.max_in_flight:
             return self._json(
                 {"error": "too many requests in flight, retry later"},
@@ -278,14 +328,6 @@ class Helper:
             )
         self.in_flight += 1
         try:
-            try:
-                body = await request.read()
-            except web.HTTPRequestEntityTooLarge:
-                return self._json({"error": "request body too large"}, status=413)
-            try:
-                req = parse_request(body)
-            except THRequestError as exc:
-                return self._json({"error": str(exc)}, status=400)
             request[self._url_key] = req.target.url
             host = req.target.host
             policy = self.config.connect_policy()
@@ -307,6 +349,176 @@ class Helper:
             return self._json(resp)
         finally:
             self.in_flight -= 1
+
+
+class ClientLimiter:
+    """Open connections per client address, capped: one address cannot take every socket.
+
+    Without it, one client holding a thousand idle or half-sent connections exhausts the
+    helper's file descriptors and nobody else can connect.
+    """
+
+    def __init__(self, per_client: int) -> None:
+        self.per_client = per_client
+        self.by_client: dict[str, int] = {}
+        self.open = 0
+        self.refused = 0
+
+    def acquire(self, client: str) -> bool:
+        """Count a new connection from ``client``; False (refuse it) when over the cap."""
+        n = self.by_client.get(client, 0)
+        if n >= self.per_client:
+            self.refused += 1
+            return False
+        self.by_client[client] = n + 1
+        self.open += 1
+        return True
+
+    def release(self, client: str) -> None:
+        """A connection from ``client`` closed."""
+        n = self.by_client.get(client, 0) - 1
+        if n > 0:
+            self.by_client[client] = n
+        else:
+            self.by_client.pop(client, None)
+        self.open -= 1
+
+
+class _Guarded(asyncio.Protocol):
+    """aiohttp's protocol behind the per-client connection cap (every call is forwarded)."""
+
+    __slots__ = ("_client", "_inner", "_limiter")
+
+    def __init__(self, inner: asyncio.Protocol, limiter: ClientLimiter) -> None:
+        self._inner: asyncio.Protocol | None = inner
+        self._limiter = limiter
+        self._client = ""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        peer = transport.get_extra_info("peername")
+        self._client = str(peer[0]) if isinstance(peer, tuple) and peer else ""
+        if self._inner is None or not self._limiter.acquire(self._client):
+            self._inner = None
+            # Nothing read, nothing logged: the client is over its cap.
+            if isinstance(transport, asyncio.Transport):
+                transport.abort()
+            else:
+                transport.close()
+            return
+        self._inner.connection_made(transport)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._inner is not None:
+            self._limiter.release(self._client)
+            inner, self._inner = self._inner, None
+            inner.connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self._inner is not None:
+            self._inner.data_received(data)
+
+    def eof_received(self) -> bool | None:
+        return self._inner.eof_received() if self._inner is not None else None
+
+    def pause_writing(self) -> None:
+        if self._inner is not None:
+            self._inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        if self._inner is not None:
+            self._inner.resume_writing()
+
+
+def _guarded_site_class() -> type[Any]:
+    from aiohttp import web
+
+    class GuardedSite(web.TCPSite):
+        """aiohttp's TCPSite whose connections go through a :class:`ClientLimiter`."""
+
+        __slots__ = ("_limiter",)
+
+        def __init__(self, *args: Any, limiter: ClientLimiter, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self._limiter = limiter
+
+        async def start(self) -> None:
+            await web.BaseSite.start(self)  # registers the site with the runner
+            server = self._runner.server
+            assert server is not None
+            limiter = self._limiter
+            self._server = await asyncio.get_running_loop().create_server(
+                lambda: _Guarded(server(), limiter), self._host, self._port,
+                ssl=self._ssl_context, backlog=self._backlog, reuse_address=self._reuse_address,
+                reuse_port=self._reuse_port,
+            )  # fmt: skip
+            sockets = self._server.sockets
+            self._bound_port = sockets[0].getsockname()[1] if sockets else self._port
+
+    return GuardedSite
+
+
+def _guarded_site(*args: Any, **kwargs: Any) -> Any:
+    """A GuardedSite (the class is built on first use: aiohttp is imported lazily)."""
+    return _guarded_site_class()(*args, **kwargs)
+
+
+# Candidates for an IP address (IPv4, IPv6, IPv4-mapped, with a zone or a :port), checked
+# with ipaddress before anything is replaced.
+_ADDRESS_RE = re.compile(r"(?<![\w.:])[0-9A-Fa-f.:]*[.:][0-9A-Fa-f.:]*(?:%[\w.-]+)?(?![\w.:])")
+#: Loggers of the libraries under the helper that may name a client (aiohttp's "Error
+#: handling request from ADDRESS", asyncio's accept errors with the socket's raddr).
+_LIBRARY_LOGGERS = ("aiohttp.access", "aiohttp.client", "aiohttp.internal", "aiohttp.server",
+                    "aiohttp.web", "aiohttp.websocket", "asyncio")
+
+
+class ClientScrubber(logging.Filter):
+    """Rewrites library log records so that no client address reaches the log.
+
+    ``--log-clients none`` must hold for every line, not only ours: aiohttp logs "Error
+    handling request from 203.0.113.5" and asyncio logs sockets with their peer. Every IP
+    address in the message, its arguments and its traceback becomes what ``replace`` says
+    (``<client>``, or a salted hash with ``--log-clients hashed``).
+    """
+
+    def __init__(self, replace: Callable[[str], str]) -> None:
+        super().__init__()
+        self._replace = replace
+
+    def _scrub(self, text: str) -> str:
+        def sub(m: re.Match[str]) -> str:
+            found = m.group(0)
+            if is_ip_literal(found.split("%", 1)[0]):
+                return self._replace(found)
+            host, sep, port = found.rpartition(":")
+            if sep and port.isdigit() and is_ip_literal(host):
+                return f"{self._replace(host)}:{port}"  # 192.0.2.1:5555
+            return found  # a time, a version, a hex string: not an address
+
+        return _ADDRESS_RE.sub(sub, text)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Scrub ``record`` in place; always keep it."""
+        try:
+            message = record.getMessage()
+        except Exception:
+            message = str(record.msg)
+        record.msg, record.args = self._scrub(message), None
+        if record.exc_info:
+            record.exc_text = self._scrub(logging.Formatter().formatException(record.exc_info))
+            record.exc_info = None
+        if record.stack_info:
+            record.stack_info = self._scrub(record.stack_info)
+        return True
+
+    def install(self) -> None:
+        """Attach to the library loggers."""
+        for name in _LIBRARY_LOGGERS:
+            logging.getLogger(name).addFilter(self)
+
+    def uninstall(self) -> None:
+        """Detach from the library loggers."""
+        for name in _LIBRARY_LOGGERS:
+            logging.getLogger(name).removeFilter(self)
 
 
 def _ssl_context(config: HelperConfig) -> ssl.SSLContext | None:
@@ -333,17 +545,26 @@ async def serve(
 
     config = helper.config
     # access_log=None: the per-request line comes from our middleware, without client IPs.
+    # keepalive_timeout: aiohttp closes a connection that has not delivered a complete request
+    # within it, from the connection's start or the previous response: the header deadline.
+    # handler_cancellation: a client that disconnects cancels its measurement.
     runner = web.AppRunner(
-        helper.app(), access_log=None, handle_signals=False, shutdown_timeout=config.shutdown_timeout
-    )
+        helper.app(), access_log=None, handle_signals=False,
+        shutdown_timeout=config.shutdown_timeout, keepalive_timeout=config.header_timeout,
+        handler_cancellation=True,
+    )  # fmt: skip
     await runner.setup()
-    site = web.TCPSite(runner, config.host or None, config.port, ssl_context=_ssl_context(config))
+    site = _guarded_site(runner, config.host or None, config.port, ssl_context=_ssl_context(config),
+                         backlog=config.backlog, limiter=helper.limiter)
     loop = asyncio.get_running_loop()
     own_signals = stop is None
     stop = stop or asyncio.Event()
     if own_signals:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+    scrubber = ClientScrubber(helper._client_id_of) if config.log_clients != "full" else None
+    if scrubber is not None:
+        scrubber.install()
     try:
         await site.start()
         bound = [(str(a[0]), int(a[1])) for a in runner.addresses]
@@ -361,6 +582,23 @@ async def serve(
                     loop.remove_signal_handler(sig)
         await runner.cleanup()
         log.info("stopped after %d measurement(s)", helper.served)
+        if scrubber is not None:
+            scrubber.uninstall()
+
+
+def _raise_open_files_limit(wanted: int = 65536) -> None:
+    """Raise the soft RLIMIT_NOFILE toward the hard limit: a server's sockets are its capacity.
+
+    The usual soft limit (1024) would let a thousand stalled connections take every file
+    descriptor; the per-client cap and the deadlines bound them, this leaves room for the rest.
+    """
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
 
 
 def run(
@@ -370,5 +608,6 @@ def run(
     asn: Callable[[str], int | None] | None = None,
 ) -> None:
     """Serve until SIGTERM/SIGINT with the probe's engine (the CLI's entry point)."""
+    _raise_open_files_limit()
     helper = Helper.with_engine(measure_config, config, asn=asn)
     asyncio.run(serve(helper))

@@ -26,8 +26,10 @@ __all__ = [
     "BombServer",
     "Child",
     "HelperProcess",
+    "closed_by_peer",
     "gzip_bomb",
     "hold_connections",
+    "raise_open_files_limit",
     "run_child",
     "zeros_crc32",
 ]
@@ -185,12 +187,13 @@ class BombServer:
 
 @contextlib.asynccontextmanager
 async def hold_connections(
-    host: str, port: int, count: int, first_bytes: bytes
+    host: str, port: int, count: int, first_bytes: bytes, source: str = "127.0.0.1"
 ) -> AsyncIterator[list[socket.socket]]:
-    """Open ``count`` connections to host:port, send ``first_bytes`` on each, and hold them.
+    """Open ``count`` connections to host:port from ``source``, send ``first_bytes``, hold them.
 
     Plain non-blocking sockets (no asyncio transports: a thousand of them would cost the
-    test's own loop more than the server under test). Closed on exit.
+    test's own loop more than the server under test). A connection the server refuses
+    (closed or reset at once) is held all the same. Closed on exit.
     """
     loop = asyncio.get_running_loop()
     socks: list[socket.socket] = []
@@ -198,14 +201,35 @@ async def hold_connections(
         for _ in range(count):
             s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             s.setblocking(False)
+            s.bind((source, 0))
             socks.append(s)
             await loop.sock_connect(s, (host, port))
             if first_bytes:
-                await loop.sock_sendall(s, first_bytes)
+                with contextlib.suppress(ConnectionError):
+                    await loop.sock_sendall(s, first_bytes)
         yield socks
     finally:
         for s in socks:
             s.close()
+
+
+async def closed_by_peer(sock: socket.socket) -> bytes:
+    """Everything the peer sends until it closes the connection (b"" after a reset)."""
+    loop = asyncio.get_running_loop()
+    data = b""
+    try:
+        while chunk := await loop.sock_recv(sock, 65536):
+            data += chunk
+    except ConnectionError:
+        pass
+    return data
+
+
+def raise_open_files_limit() -> None:
+    """Let this (test) process hold a few thousand sockets."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 class HelperProcess:
@@ -215,9 +239,12 @@ class HelperProcess:
     once it stopped (``wait4``). ``hwm_mb()`` reads its peak RSS while it runs.
     """
 
-    def __init__(self, *args: str, memory_limit: int = CHILD_MEMORY_LIMIT) -> None:
+    def __init__(
+        self, *args: str, memory_limit: int = CHILD_MEMORY_LIMIT, open_files: int | None = None
+    ) -> None:
         self.args = args
         self.memory_limit = memory_limit
+        self.open_files = open_files  # RLIMIT_NOFILE (soft and hard), as on a default system
         self.log: list[str] = []
         self.base = ""
         self.port = 0
@@ -236,10 +263,12 @@ class HelperProcess:
         self._listening.set()  # exited: never hang the caller
 
     def start(self, timeout: float = 60.0) -> HelperProcess:
-        limit = self.memory_limit
+        limit, files = self.memory_limit, self.open_files
 
         def preexec() -> None:
             resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+            if files is not None:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (files, files))
 
         self._proc = subprocess.Popen(
             [sys.executable, "-m", "probe", "helper", "serve", "--listen", "127.0.0.1:0", *self.args],
@@ -266,7 +295,9 @@ class HelperProcess:
         proc = self._proc
         if proc is None or self.returncode is not None:
             return
-        proc.send_signal(signal.SIGTERM)
+        # os.kill, not proc.send_signal: that polls (reaps) the child, and wait4 needs it.
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(proc.pid, signal.SIGTERM)
         with concurrent.futures.ThreadPoolExecutor(1) as pool:
             waited = pool.submit(os.wait4, proc.pid, 0)
             try:
