@@ -14,31 +14,24 @@ import contextlib
 import signal
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 from probe.model import Measurement, Target, Verdict
+from probe.settings import MeasureConfig, RunSettings
 
 __all__ = [
-    "DEFAULT_CONCURRENCY",
-    "DEFAULT_DB",
+    "NoControlError",
     "NoNetworkError",
     "Reporter",
-    "RunOptions",
     "RunSummary",
     "estimate_total",
     "preflight",
     "run",
     "run_sync",
 ]
-
-DEFAULT_DB = Path("results/probe.db")
-#: Chosen from bench/ (docs/bench.md): on 2 cores at 100 ms RTT the probe keeps 0.89 x the
-#: floor's throughput at C = 64 (0.81 x the ideal), while at C = 128 it turns CPU-bound
-#: (0.72 x the floor). 64 is the most the smallest machines we target keep network-bound.
-DEFAULT_CONCURRENCY = 64
 
 # Writer batching: big enough to amortise the transaction, small enough that a kill loses
 # little (at most the URLs in flight plus one flush interval).
@@ -53,23 +46,9 @@ class NoNetworkError(Exception):
     """The pre-flight check found no working network; nothing was measured."""
 
 
-@dataclass(frozen=True)
-class RunOptions:
-    """Everything a run needs besides its targets."""
-
-    db: Path = DEFAULT_DB
-    vantage: str = "default"
-    lists: tuple[str, ...] = ()
-    controls: tuple[str, ...] = ()  # test-helper URLs; empty: no control (local proofs only)
-    concurrency: int = DEFAULT_CONCURRENCY
-    per_host: int = 4
-    retries: int = 1
-    retry_pause: float = 2.0
-    fingerprints: tuple[str, ...] = ()
-    geo: str | None = None
-    preflight: bool = True
-    control_timeout: float = 30.0
-    measure: Any = None  # probe.observe.MeasureConfig; None: defaults
+class NoControlError(Exception):
+    """No configured control answered the pre-flight check and the run was not allowed to
+    measure without one (``RunSettings.allow_no_control``); nothing was measured."""
 
 
 @dataclass
@@ -127,11 +106,14 @@ class _NullReporter:
         pass
 
 
-async def preflight(cfg: Any, controls: Iterable[str], timeout: float = 3.0) -> list[str]:
+async def preflight(
+    cfg: Any, controls: Iterable[str], timeout: float = 3.0, reachable: list[str] | None = None
+) -> list[str]:
     """Check that the network works at all: some resolver answers or some control is reachable.
 
     Returns the list of things that failed; raises :class:`NoNetworkError` when nothing works.
-    Any DNS reply (even NXDOMAIN or REFUSED) proves that a resolver is reachable.
+    Any DNS reply (even NXDOMAIN or REFUSED) proves that a resolver is reachable. The controls
+    that answered are appended to ``reachable`` when given.
     """
     from probe.netcheck import dns_server_reachable, resolver_addresses
 
@@ -149,6 +131,8 @@ async def preflight(cfg: Any, controls: Iterable[str], timeout: float = 3.0) -> 
         ok = await _control_reachable(url, timeout, getattr(cfg, "cafile", None))
         if not ok:
             failed.append(f"control {url} is unreachable")
+        elif reachable is not None:
+            reachable.append(url)
         return ok
 
     checks = [check_resolver(r) for r in resolvers] + [check_control(c) for c in controls]
@@ -221,11 +205,13 @@ class _Limiter:
 
 async def run(
     targets: Iterator[Target],
-    options: RunOptions,
+    options: RunSettings,
     reporter: Reporter | None = None,
     total: int | None = None,
     stop: asyncio.Event | None = None,
     *,
+    config: MeasureConfig | None = None,
+    lists: Sequence[str] = (),
     measure: Callable[..., Any] | None = None,
     classify: Callable[..., Verdict] | None = None,
     needs_retry: Callable[[Measurement], bool] | None = None,
@@ -235,10 +221,11 @@ async def run(
     ``stop``, when set, ends the run early: targets in flight are cancelled, everything already
     measured is written, and the run is recorded as interrupted. ``measure``, ``classify`` and
     ``needs_retry`` default to probe's own (:func:`probe.observe.measure`, ...); passing others
-    lets researchers and tests drive the same policy with their own steps.
+    lets researchers and tests drive the same policy with their own steps. ``config`` says how
+    each URL is measured (default: :class:`MeasureConfig`'s defaults); ``lists`` is what the
+    run records as its lists.
     """
     from probe.fingerprints import load_fingerprints
-    from probe.observe import MeasureConfig
     from probe.store import Store
 
     if measure is None:
@@ -249,7 +236,7 @@ async def run(
         from probe.classify import needs_retry
 
     reporter = reporter or _NullReporter()
-    cfg = options.measure or MeasureConfig()
+    cfg = config or MeasureConfig()
     store = Store.open(options.db)
     fingerprints = load_fingerprints(options.fingerprints)
     from probe.geo import GeoDB, open_default_geo
@@ -260,15 +247,17 @@ async def run(
     from probe.netcheck import resolver_addresses
 
     vantage_id = store.vantage(options.vantage, resolver=",".join(resolver_addresses(cfg)))
-    run_options = {k: v for k, v in asdict(options).items() if k != "measure"}
-    run_options["measure"] = asdict(cfg) if cfg is not None else None
+    run_options: dict[str, Any] = asdict(options)
+    run_options["measure"] = asdict(cfg)
     run_options = {k: (str(v) if isinstance(v, Path) else v) for k, v in run_options.items()}
-    run_id = store.start_run(vantage_id, list(options.lists), run_options)
+    run_id = store.start_run(vantage_id, list(lists), run_options)
     summary = RunSummary(run_id=run_id, status="running", started=time.time())
 
+    controls = options.controls
     if options.preflight:
+        answered: list[str] = []
         try:
-            for message in await preflight(cfg, options.controls):
+            for message in await preflight(cfg, options.controls, reachable=answered):
                 reporter.problem(f"warning: {message}")
         except NoNetworkError as exc:
             store.finish_run(run_id, "offline")
@@ -277,6 +266,19 @@ async def run(
             raise NoNetworkError(
                 f"no network: {exc}. Nothing was measured; run {run_id} is recorded as offline."
             ) from None
+        if controls and not answered:
+            # Every verdict would be inconclusive: a cron job must notice, not exit 0.
+            if not options.allow_no_control:
+                store.finish_run(run_id, "failed")
+                summary.status = "failed"
+                summary.finished = time.time()
+                raise NoControlError(
+                    f"no control answers ({', '.join(controls)}): every verdict would be "
+                    f"inconclusive. Nothing was measured; run {run_id} is recorded as failed. "
+                    "Use --allow-no-control to measure with local proofs only, or --no-control."
+                )
+            reporter.problem("warning: no control answers; measuring with local proofs only")
+            controls = ()
 
     reporter.started(run_id, total)
     queue: asyncio.Queue[tuple[Measurement, Verdict, bool] | None] = asyncio.Queue()
@@ -333,11 +335,11 @@ async def run(
             room.set()  # a writer that stopped must not leave the producer waiting for room
 
     control_ctx: Any = contextlib.nullcontext(None)
-    if options.controls:
+    if controls:
         from probe.control.client import ControlClient
 
         control_ctx = ControlClient(
-            options.controls, timeout=options.control_timeout, cafile=getattr(cfg, "cafile", None)
+            controls, timeout=options.control_timeout, cafile=getattr(cfg, "cafile", None)
         )
 
     limiter = _Limiter(options.per_host)
@@ -478,9 +480,12 @@ async def run(
 
 def run_sync(
     targets: Iterator[Target],
-    options: RunOptions,
+    options: RunSettings,
     reporter: Reporter | None = None,
     total: int | None = None,
+    *,
+    config: MeasureConfig | None = None,
+    lists: Sequence[str] = (),
 ) -> RunSummary:
     """Run from synchronous code; SIGINT and SIGTERM end the run cleanly as interrupted."""
 
@@ -490,6 +495,6 @@ def run_sync(
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.add_signal_handler(sig, stop.set)
-        return await run(targets, options, reporter, total, stop)
+        return await run(targets, options, reporter, total, stop, config=config, lists=lists)
 
     return asyncio.run(main())

@@ -29,6 +29,9 @@ os.environ["PYTHONPATH"] = os.pathsep.join(
 )
 # Never read or write the user's real consent file or config from tests.
 os.environ.setdefault("PROBE_CONFIG_DIR", str(TESTS / ".probe-config-unused"))
+# Nor the developer's own database or config file.
+os.environ.pop("PROBE_DB", None)
+os.environ.pop("PROBE_CONFIG", None)
 netguard.install()
 
 

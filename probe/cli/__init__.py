@@ -10,6 +10,7 @@ from __future__ import annotations
 from probe.cli import (  # noqa: F401  (registers the commands)
     circumvention,
     compare,
+    config,
     diff,
     export,
     geo,

@@ -2,20 +2,93 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import click
 
 from probe import __version__
 
-__all__ = ["cli"]
+__all__ = ["cli", "config_defaults"]
+
+
+def _keys(command: click.Command) -> dict[str, click.Parameter]:
+    """Config-file keys a command accepts: each option's long names and its parameter name."""
+    keys: dict[str, click.Parameter] = {}
+    for param in command.params:
+        if param.name is None or param.name in ("help", "version"):
+            continue
+        names = [param.name]
+        if isinstance(param, click.Option):
+            names += [o[2:].replace("-", "_") for o in param.opts if o.startswith("--")]
+        for name in names:
+            keys[name] = param
+    return keys
+
+
+def config_defaults(
+    ctx: click.Context, group: click.Group, values: dict[str, Any], where: Path
+) -> tuple[dict[str, Any], set[str]]:
+    """The ``default_map`` for ``group``'s commands from config ``values``, and the keys used.
+
+    Keys apply to the top-level commands (`run`, `results`, `runs`, `reclassify`, ...), not to
+    the commands of sub-groups such as `geo lookup --db` or `helper serve`, whose options share
+    names but not meanings. Each value is checked with its option's type, so a bad value is a
+    usage error naming the file and the key rather than the flag the user never typed.
+    """
+    out: dict[str, Any] = {}
+    used: set[str] = set()
+    for name, command in group.commands.items():
+        if isinstance(command, click.Group):
+            continue
+        keys = _keys(command)
+        mapped: dict[str, Any] = {}
+        for key, value in values.items():
+            param = keys.get(key)
+            if param is None or param.name is None:
+                continue
+            used.add(key)
+            if param.multiple or param.nargs == -1:
+                value = list(value) if isinstance(value, list) else [value]
+            elif isinstance(value, list):
+                raise click.UsageError(f"{where}: {key}: expected one value, not a list")
+            try:
+                param.type_cast_value(ctx, value)
+            except click.BadParameter as exc:
+                raise click.UsageError(f"{where}: {key}: {exc.message}") from None
+            mapped[param.name] = value
+        if mapped:
+            out[name] = mapped
+    return out, used
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="probe")
-def cli() -> None:
+@click.pass_context
+def cli(ctx: click.Context) -> None:
     """probe: measure Internet censorship with DNS, TCP, TLS and HTTP tests.
+
+    \b
+    Defaults for any option can be set in a TOML config file (`probe config path` shows
+    where); the command line and $PROBE_DB override it. See docs/running.md.
 
     \b
     Exit status: 0 when the command completed (whatever censorship a run found),
     1 on a probe error (bad database, no network, ...), 2 on a usage error
-    (bad flags, invalid test list with --strict).
+    (bad flags, invalid test list with --strict), 130 when interrupted.
     """
+    from probe.userconfig import ConfigError, load_config
+
+    if ctx.invoked_subcommand == "config":
+        return  # `probe config` must work to show a broken file
+    try:
+        config = load_config()
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from None
+    if not config.values:
+        return
+    defaults, used = config_defaults(ctx, cli, config.values, config.path)
+    unknown = sorted(set(config.values) - used)
+    if unknown:
+        raise click.UsageError(f"{config.path}: unknown key(s): {', '.join(unknown)}")
+    ctx.default_map = defaults

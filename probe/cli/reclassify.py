@@ -7,25 +7,23 @@ from pathlib import Path
 import click
 
 from probe.cli._group import cli
+from probe.cli.options import db_option, fingerprints_option, geo_option
 
 _SHOW = 200  # changed verdicts listed on the terminal
 
 
 @cli.command("reclassify")
-@click.option("--db", type=click.Path(dir_okay=False, path_type=Path), default="results/probe.db",
-              show_default=True, help="Results database.")
+@db_option
 @click.option("--run", "run", metavar="ID|latest", help="Only this run (default: every run).")
-@click.option("--fingerprints", multiple=True, type=click.Path(exists=True, dir_okay=False),
-              help="Extra block-page fingerprint file (repeatable), as for `probe run`.")
-@click.option("--geo", type=click.Path(exists=True, dir_okay=False),
-              help="IP-to-ASN database (.mmdb or ip2asn TSV), as for `probe run`.")
+@fingerprints_option
+@geo_option
 def reclassify_command(db: Path, run: str | None, fingerprints: tuple[str, ...],
                        geo: str | None) -> None:
     """Re-judge stored measurements with this probe's classifier and report what changed.
 
     \b
     Examples:
-      probe reclassify                # every run in results/probe.db
+      probe reclassify                # every run of the default database
       probe reclassify --run latest
     """
     if run is not None and run != "latest" and not run.isdigit():

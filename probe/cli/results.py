@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from probe.cli._group import cli
+from probe.cli.options import db_option
 
 # The verdict vocabulary of probe.model.VERDICTS, repeated so that `probe --help` imports only
 # click (a unit test checks the two agree).
@@ -52,8 +53,7 @@ def table_width() -> int:
 
 
 @cli.command("results")
-@click.option("--db", type=click.Path(dir_okay=False, path_type=Path), default="results/probe.db",
-              show_default=True, help="Results database.")
+@db_option
 @click.option("--run", "run", default="latest", show_default=True, metavar="ID|latest|all",
               help="Which run: an id, the latest run, or all runs.")
 @click.option("--verdict", "verdicts", multiple=True,

@@ -7,11 +7,11 @@ from pathlib import Path
 import click
 
 from probe.cli._group import cli
+from probe.cli.options import db_option
 
 
 @cli.command("runs")
-@click.option("--db", type=click.Path(dir_okay=False, path_type=Path), default="results/probe.db",
-              show_default=True, help="Results database.")
+@db_option
 @click.option("--vantage", metavar="NAME", help="Only this vantage point's runs.")
 @click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True,
               help="At most this many runs (the newest).")

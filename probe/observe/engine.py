@@ -19,13 +19,11 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import functools
 import logging
 import ssl
 import time
 import weakref
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import httpcore
@@ -42,75 +40,26 @@ from probe.model import (
     TLSObservation,
 )
 from probe.net import (
-    DEFAULT_RESOLV_CONF,
     InvalidURL,
     is_ip_literal,
     parse_resolver,
     parse_url,
     system_nameservers,
 )
-from probe.netpolicy import ConnectPolicy
 from probe.observe.dns import UDPQuery, doh_query, union_addresses
 from probe.observe.http import REDIRECT_STATUSES, ConnTransport, absolute_location, http_get
 from probe.observe.tcp import Conn, tcp_connect
 from probe.observe.tls import TLSContexts, tls_handshake
+from probe.settings import DEFAULT_USER_AGENT, MeasureConfig
 
-__all__ = ["ControlFn", "MeasureConfig", "aclose", "measure"]
+__all__ = ["DEFAULT_USER_AGENT", "ControlFn", "MeasureConfig", "aclose", "measure"]
 
 log = logging.getLogger(__name__)
-
-#: A current desktop browser: some servers and middleboxes treat unknown clients differently.
-DEFAULT_USER_AGENT = (
-    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
-    "Chrome/131.0.0.0 Safari/537.36"
-)
 
 ControlFn = Callable[[str, Sequence[str], int], Awaitable[ControlObservation]]
 
 _QTYPES = ("A", "AAAA")
 _RESOLUTION_DELAY = 0.05  # RFC 8305 section 3: how long AAAA may lag behind A
-
-
-@dataclass(frozen=True)
-class MeasureConfig:
-    """How to measure; one instance is shared by every URL of a run (it is hashable)."""
-
-    resolvers: tuple[str, ...] = ()  # "IP" or "IP:PORT" (UDP); empty -> system resolver
-    system_resolver: bool = True  # read resolv_conf (dnspython) when no resolvers are given
-    doh: tuple[str, ...] = ()  # DoH URLs: the DNS control (stored in Hop.dns_control)
-    dns_timeout: float = 4.0
-    tcp_timeout: float = 10.0
-    tls_timeout: float = 10.0
-    http_timeout: float = 15.0
-    deadline: float = 60.0  # per URL, all hops included
-    late_window: float = 0.5  # keep UDP sockets open this long after the first reply
-    body_cap: int = 1 << 20
-    max_redirects: int = 10
-    cafile: str | None = None
-    user_agent: str = DEFAULT_USER_AGENT
-    max_addresses: int = 8  # addresses connected to per hop
-    resolv_conf: str = DEFAULT_RESOLV_CONF
-    #: Addresses that may be connected to (probe.netpolicy); None: any. The test helper sets
-    #: it, since it connects on its clients' behalf: checked after DNS and every redirect.
-    connect_policy: ConnectPolicy | None = None
-
-    def __post_init__(self) -> None:
-        for r in self.resolvers:
-            parse_resolver(r)  # ValueError naming the bad resolver, before any measuring
-        for u in self.doh:
-            if not u.startswith("https://"):
-                raise ValueError(f"invalid DoH URL {u!r}: must start with https://")
-        if self.cafile:
-            _check_cafile(self.cafile)
-
-
-@functools.lru_cache(maxsize=16)
-def _check_cafile(path: str) -> None:
-    """ValueError naming ``path`` when it is not a usable CA file (checked once per path)."""
-    try:
-        ssl.create_default_context(cafile=path)
-    except (OSError, ssl.SSLError) as exc:
-        raise ValueError(f"cannot use CA file {path}: {exc}") from None
 
 
 class _Runtime:

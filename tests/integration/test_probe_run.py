@@ -294,3 +294,24 @@ def test_sigterm_records_interrupted_run_and_keeps_results(
     assert "interrupted" in out
     assert [r["status"] for r in rows(db, "select status from runs")] == ["interrupted"]
     assert rows(db, "select count(*) as n from measurements")[0]["n"] >= 30
+
+
+def test_an_unreachable_control_fails_the_run_so_cron_notices(
+    loopback_net: LoopbackNet, tmp_path: Path
+) -> None:
+    db = tmp_path / "r.db"
+    dead = f"http://127.0.0.1:{_free_port()}/"
+    args = ["run", "--url", loopback_net.url("ok.test", tls=True), "--resolver",
+            loopback_net.resolver, "--cafile", loopback_net.ca_path, "--control", dead,
+            "--accept-risks", "--db", str(db), *FAST]
+    result = probe(*args, config=tmp_path / "c")
+    assert result.returncode == 1, result.stderr
+    assert "no control answers" in result.stderr and "--allow-no-control" in result.stderr
+    assert [r["status"] for r in rows(db, "select status from runs")] == ["failed"]
+    assert rows(db, "select count(*) as n from measurements")[0]["n"] == 0
+
+    # The explicit choice measures with local proofs only (an authenticated fetch), and says so.
+    result = probe(*args, "--allow-no-control", config=tmp_path / "c")
+    assert result.returncode == 0, result.stderr
+    assert "measuring with local proofs only" in result.stderr
+    assert rows(db, "select verdict from measurements where final = 1")[0]["verdict"] == "ok"

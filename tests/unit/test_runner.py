@@ -8,7 +8,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from probe.model import Measurement, Target, Verdict
-from probe.runner import RunOptions, _Limiter, run
+from probe.runner import _Limiter, run
+from probe.settings import RunSettings
 from probe.testlists import parse_url
 
 
@@ -51,13 +52,13 @@ class FakeSteps:
         return self.fail_first and m.attempt == 0
 
 
-def _run(steps: FakeSteps, items: Iterator[Target], opts: RunOptions, stop: asyncio.Event | None = None):  # type: ignore[no-untyped-def]
+def _run(steps: FakeSteps, items: Iterator[Target], opts: RunSettings, stop: asyncio.Event | None = None):  # type: ignore[no-untyped-def]
     return asyncio.run(run(items, opts, stop=stop, measure=steps.measure, classify=steps.classify,
                            needs_retry=steps.needs_retry))
 
 
-def _opts(tmp_path: Path, **kw: object) -> RunOptions:
-    return RunOptions(db=tmp_path / "r.db", preflight=False, retry_pause=0.0, **kw)  # type: ignore[arg-type]
+def _opts(tmp_path: Path, **kw: object) -> RunSettings:
+    return RunSettings(db=tmp_path / "r.db", preflight=False, retry_pause=0.0, **kw)  # type: ignore[arg-type]
 
 
 def test_concurrency_never_exceeds_the_limit(tmp_path: Path) -> None:

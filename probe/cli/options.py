@@ -1,0 +1,317 @@
+"""Shared click options: each run setting is declared once, with its default and its check.
+
+The decorators here stack the options of one part of the run configuration
+(:mod:`probe.settings`) the way sqlite-utils shares its options between commands; the
+``build_*`` functions turn the parsed values back into those dataclasses. Defaults are read from
+the dataclasses' fields, so a default is written in exactly one place.
+
+Every value is checked when the command line is parsed: a bad value is a usage error (exit 2)
+that names the flag, never a traceback or a run that measures nothing. The checks are light
+(no network, no heavy import); :mod:`probe.settings` re-checks what the Python API is given.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+from probe.settings import (
+    DEFAULT_CONCURRENCY,
+    DEFAULT_CONTROLS,
+    DEFAULT_DB,
+    ListSelection,
+    MeasureConfig,
+    RunRequest,
+    RunSettings,
+)
+
+__all__ = [
+    "DB_ENV",
+    "build_request",
+    "cafile_option",
+    "db_option",
+    "fingerprints_option",
+    "geo_option",
+    "list_options",
+    "measure_options",
+    "run_settings_options",
+]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: Environment variable naming the results database (between --db and the config file).
+DB_ENV = "PROBE_DB"
+
+
+def _default(cls: type, name: str) -> Any:
+    for f in dataclasses.fields(cls):
+        if f.name == name:
+            return f.default
+    raise KeyError(name)  # pragma: no cover - a typo in this module
+
+
+def _compose(*decorators: Callable[[F], F]) -> Callable[[F], F]:
+    def apply(fn: F) -> F:
+        for decorator in reversed(decorators):
+            fn = decorator(fn)
+        return fn
+
+    return apply
+
+
+# --- parameter types: checked at parse time -------------------------------------------------
+
+if TYPE_CHECKING:
+    _Type = click.ParamType[Any, Any]  # generic in click >= 8.2 only; plain at run time
+else:
+    _Type = click.ParamType
+
+
+class Seconds(_Type):
+    """A finite number of seconds in [minimum, maximum] (nan and inf are refused)."""
+
+    name = "seconds"
+
+    def __init__(self, minimum: float, maximum: float = 7 * 24 * 3600.0) -> None:
+        self.minimum = minimum
+        self.maximum = maximum
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number of seconds", param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number of seconds", param, ctx)
+        if not self.minimum <= number <= self.maximum:
+            self.fail(f"{number:g} is not in the range {self.minimum:g}..{self.maximum:g}", param, ctx)
+        return number
+
+
+class Resolver(_Type):
+    """A DNS resolver address: IP, IP:PORT or [IPv6]:PORT (a name would need a resolver)."""
+
+    name = "resolver"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        from probe.net import parse_resolver
+
+        try:
+            parse_resolver(str(value))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+        return str(value).strip()
+
+
+class HttpURL(_Type):
+    """An absolute http(s) URL with a host; ``https_only`` for DNS-over-HTTPS."""
+
+    name = "url"
+
+    def __init__(self, https_only: bool = False) -> None:
+        self.https_only = https_only
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        from urllib.parse import urlsplit
+
+        text = str(value).strip()
+        schemes = ("https",) if self.https_only else ("http", "https")
+        try:
+            parts = urlsplit(text)
+            host, _port = parts.hostname, parts.port
+        except ValueError as exc:
+            self.fail(f"{text!r} is not a valid URL ({exc})", param, ctx)
+        if parts.scheme not in schemes or not host:
+            self.fail(f"{text!r} is not an {' or '.join(schemes)} URL with a host", param, ctx)
+        return text
+
+
+class NonEmpty(_Type):
+    """A non-blank string (a vantage point's name)."""
+
+    name = "text"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        text = str(value).strip()
+        if not text:
+            self.fail("must not be empty", param, ctx)
+        return text
+
+
+class CAFile(click.Path):
+    """An existing PEM file that Python's ssl module accepts as CA certificates."""
+
+    def __init__(self) -> None:
+        super().__init__(exists=True, dir_okay=False)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        path = super().convert(value, param, ctx)
+        from probe.settings import check_cafile
+
+        try:
+            check_cafile(str(path))
+        except ValueError as exc:
+            self.fail(f"{exc} (expected PEM certificates)", param, ctx)
+        return path
+
+
+class GeoFile(click.Path):
+    """An IP-to-ASN database probe can open (.mmdb or ip2asn TSV)."""
+
+    def __init__(self) -> None:
+        super().__init__(exists=True, dir_okay=False)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        path = super().convert(value, param, ctx)
+        from probe.geo import GeoDB, GeoError
+
+        try:
+            GeoDB.open(str(path))
+        except (GeoError, OSError, ValueError) as exc:
+            self.fail(str(exc), param, ctx)
+        return path
+
+
+class FingerprintFile(click.Path):
+    """A block-page fingerprint file probe can load."""
+
+    def __init__(self) -> None:
+        super().__init__(exists=True, dir_okay=False)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        path = super().convert(value, param, ctx)
+        from probe.fingerprints import FingerprintError, load_fingerprints
+
+        try:
+            load_fingerprints([str(path)])
+        except (FingerprintError, OSError, ValueError) as exc:
+            self.fail(str(exc), param, ctx)
+        return path
+
+
+# --- options shared between commands --------------------------------------------------------
+
+db_option = click.option(
+    "--db", type=click.Path(dir_okay=False, path_type=Path), default=DEFAULT_DB, envvar=DB_ENV,
+    show_default=True, show_envvar=True, help="Results database (also the config file's `db`).")
+cafile_option = click.option(
+    "--cafile", type=CAFile(), help="Extra CA bundle (PEM) trusted when validating sites.")
+geo_option = click.option(
+    "--geo", type=GeoFile(), help="IP-to-ASN database (.mmdb or ip2asn TSV) for DNS consistency.")
+fingerprints_option = click.option(
+    "--fingerprints", multiple=True, type=FingerprintFile(),
+    help="Extra block-page fingerprint file (repeatable).")
+
+list_options = _compose(
+    click.argument("lists", nargs=-1, type=click.Path(dir_okay=False, allow_dash=True,
+                                                       path_type=Path)),
+    click.option("--url", "urls", multiple=True, metavar="URL", help="Measure this URL (repeatable)."),
+    click.option("--category", metavar="CODES", help="Only these categories, e.g. NEWS,HUMR."),
+    click.option("--strict", is_flag=True, help="Any invalid list row is fatal (exit 2)."),
+)
+
+_M = MeasureConfig
+measure_options = _compose(
+    click.option("--resolver", "resolvers", multiple=True, type=Resolver(), metavar="IP[:PORT]",
+                 help="Resolve through this UDP resolver instead of /etc/resolv.conf (repeatable)."),
+    click.option("--resolv-conf", type=click.Path(exists=True, dir_okay=False), default=None,
+                 help="resolv.conf to read the system resolver from.  "
+                 f"[default: {_default(_M, 'resolv_conf')}]"),
+    click.option("--doh", multiple=True, type=HttpURL(https_only=True), metavar="URL",
+                 help="DNS-over-HTTPS server (https://) used as DNS control."),
+    cafile_option,
+    click.option("--dns-timeout", type=Seconds(0.1), default=_default(_M, "dns_timeout"),
+                 show_default=True),
+    click.option("--tcp-timeout", type=Seconds(0.1), default=_default(_M, "tcp_timeout"),
+                 show_default=True),
+    click.option("--tls-timeout", type=Seconds(0.1), default=_default(_M, "tls_timeout"),
+                 show_default=True),
+    click.option("--http-timeout", type=Seconds(0.1), default=_default(_M, "http_timeout"),
+                 show_default=True),
+    click.option("--deadline", type=Seconds(1.0), default=_default(_M, "deadline"),
+                 show_default=True, help="Seconds allowed per URL, all steps and redirects included."),
+    click.option("--late-window", type=Seconds(0.0, 60.0), default=_default(_M, "late_window"),
+                 show_default=True,
+                 help="Seconds to keep listening for more DNS replies (injection evidence)."),
+    click.option("--body-cap", type=click.IntRange(0, 1 << 30), default=_default(_M, "body_cap"),
+                 show_default=True, help="Bytes of each HTTP body kept."),
+    click.option("--max-redirects", type=click.IntRange(0, 50),
+                 default=_default(_M, "max_redirects"), show_default=True),
+)
+
+_R = RunSettings
+run_settings_options = _compose(
+    db_option,
+    click.option("--vantage", type=NonEmpty(), default=_default(_R, "vantage"), show_default=True,
+                 help="Name of this vantage point."),
+    click.option("--control", "controls", multiple=True, type=HttpURL(), metavar="URL",
+                 help="Test helper (OONI Web Connectivity protocol); repeatable, tried in turn. "
+                 "Default: OONI's public helpers."),
+    click.option("--no-control", is_flag=True, help="Use no control: only locally provable verdicts."),
+    click.option("--allow-no-control", is_flag=True,
+                 help="Measure even when no control answers the pre-flight check (every verdict "
+                 "is then local-only); by default such a run fails with exit 1."),
+    click.option("--concurrency", type=click.IntRange(1, 4096), default=DEFAULT_CONCURRENCY,
+                 show_default=True, help="URLs in flight (64: from the benchmark)."),
+    click.option("--per-host", type=click.IntRange(1, 1024), default=_default(_R, "per_host"),
+                 show_default=True, help="URLs in flight per host name."),
+    click.option("--retries", type=click.IntRange(0, 5), default=_default(_R, "retries"),
+                 show_default=True,
+                 help="Re-measure a URL whose step failed while the control succeeded."),
+    click.option("--retry-pause", type=Seconds(0.0, 600.0), default=_default(_R, "retry_pause"),
+                 show_default=True),
+    fingerprints_option,
+    geo_option,
+)
+
+_MEASURE_KEYS = ("resolvers", "resolv_conf", "doh", "cafile", "dns_timeout", "tcp_timeout",
+                 "tls_timeout", "http_timeout", "deadline", "late_window", "body_cap",
+                 "max_redirects")
+_SETTINGS_KEYS = ("db", "vantage", "concurrency", "per_host", "retries", "retry_pause",
+                  "fingerprints", "geo", "allow_no_control")
+_LIST_KEYS = ("lists", "urls", "category", "strict")
+
+
+def build_request(ctx: click.Context, params: dict[str, Any]) -> RunRequest:
+    """The :class:`RunRequest` of the options above (``params``: the command's keyword arguments).
+
+    ``--control`` and ``--no-control`` given together on the command line are a usage error; a
+    control from the config file or the environment gives way to ``--no-control``.
+    """
+    controls: tuple[str, ...] = tuple(params.get("controls") or ())
+    if params.get("no_control"):
+        source = ctx.get_parameter_source("controls")
+        if controls and source == click.core.ParameterSource.COMMANDLINE:
+            raise click.UsageError("--control and --no-control exclude each other")
+        controls = ()
+    elif not controls:
+        controls = DEFAULT_CONTROLS
+    measure: dict[str, Any] = {k: params[k] for k in _MEASURE_KEYS if k in params}
+    measure["resolvers"] = tuple(measure.get("resolvers") or ())
+    measure["system_resolver"] = not measure["resolvers"]
+    measure["doh"] = tuple(measure.get("doh") or ())
+    if measure.get("resolv_conf") is None:
+        measure.pop("resolv_conf", None)
+    settings: dict[str, Any] = {k: params[k] for k in _SETTINGS_KEYS if k in params}
+    settings["fingerprints"] = tuple(str(p) for p in settings.get("fingerprints") or ())
+    if settings.get("geo") is not None:
+        settings["geo"] = str(settings["geo"])
+    if measure.get("cafile") is not None:
+        measure["cafile"] = str(measure["cafile"])
+    selection = ListSelection(
+        lists=tuple(params.get("lists") or ()),
+        urls=tuple(params.get("urls") or ()),
+        category=params.get("category"),
+        strict=bool(params.get("strict")),
+    )
+    try:
+        return RunRequest(selection=selection, settings=RunSettings(controls=controls, **settings),
+                          measure=MeasureConfig(**measure))
+    except ValueError as exc:  # the parameter types check first; this is the last word
+        raise click.UsageError(str(exc)) from None
+
