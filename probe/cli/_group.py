@@ -13,10 +13,12 @@ __all__ = ["cli", "config_defaults"]
 
 
 def _keys(command: click.Command) -> dict[str, click.Parameter]:
-    """Config-file keys a command accepts: each option's long names and its parameter name."""
+    """Config-file keys a command accepts: the long names and the parameter name of each of its
+    shared run options (:mod:`probe.cli.options`); a command's own filters such as
+    `probe results --vantage` are not configurable."""
     keys: dict[str, click.Parameter] = {}
     for param in command.params:
-        if param.name is None or param.name in ("help", "version"):
+        if param.name is None or not getattr(param, "configurable", False):
             continue
         names = [param.name]
         if isinstance(param, click.Option):

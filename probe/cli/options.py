@@ -196,74 +196,91 @@ class FingerprintFile(click.Path):
 
 # --- options shared between commands --------------------------------------------------------
 
-db_option = click.option(
+
+class ConfigOption(click.Option):
+    """An option the config file may set (see :mod:`probe.userconfig`)."""
+
+    configurable = True
+
+
+class ConfigArgument(click.Argument):
+    """An argument the config file may set (``lists``)."""
+
+    configurable = True
+
+
+def _option(*decls: str, **attrs: Any) -> Callable[[F], F]:
+    return click.option(*decls, cls=ConfigOption, **attrs)
+
+
+db_option = _option(
     "--db", type=click.Path(dir_okay=False, path_type=Path), default=DEFAULT_DB, envvar=DB_ENV,
     show_default=True, show_envvar=True, help="Results database (also the config file's `db`).")
-cafile_option = click.option(
+cafile_option = _option(
     "--cafile", type=CAFile(), help="Extra CA bundle (PEM) trusted when validating sites.")
-geo_option = click.option(
+geo_option = _option(
     "--geo", type=GeoFile(), help="IP-to-ASN database (.mmdb or ip2asn TSV) for DNS consistency.")
-fingerprints_option = click.option(
+fingerprints_option = _option(
     "--fingerprints", multiple=True, type=FingerprintFile(),
     help="Extra block-page fingerprint file (repeatable).")
 
 list_options = _compose(
-    click.argument("lists", nargs=-1, type=click.Path(dir_okay=False, allow_dash=True,
+    click.argument("lists", nargs=-1, cls=ConfigArgument, type=click.Path(dir_okay=False, allow_dash=True,
                                                        path_type=Path)),
-    click.option("--url", "urls", multiple=True, metavar="URL", help="Measure this URL (repeatable)."),
-    click.option("--category", metavar="CODES", help="Only these categories, e.g. NEWS,HUMR."),
-    click.option("--strict", is_flag=True, help="Any invalid list row is fatal (exit 2)."),
+    _option("--url", "urls", multiple=True, metavar="URL", help="Measure this URL (repeatable)."),
+    _option("--category", metavar="CODES", help="Only these categories, e.g. NEWS,HUMR."),
+    _option("--strict", is_flag=True, help="Any invalid list row is fatal (exit 2)."),
 )
 
 _M = MeasureConfig
 measure_options = _compose(
-    click.option("--resolver", "resolvers", multiple=True, type=Resolver(), metavar="IP[:PORT]",
+    _option("--resolver", "resolvers", multiple=True, type=Resolver(), metavar="IP[:PORT]",
                  help="Resolve through this UDP resolver instead of /etc/resolv.conf (repeatable)."),
-    click.option("--resolv-conf", type=click.Path(exists=True, dir_okay=False), default=None,
+    _option("--resolv-conf", type=click.Path(exists=True, dir_okay=False), default=None,
                  help="resolv.conf to read the system resolver from.  "
                  f"[default: {_default(_M, 'resolv_conf')}]"),
-    click.option("--doh", multiple=True, type=HttpURL(https_only=True), metavar="URL",
+    _option("--doh", multiple=True, type=HttpURL(https_only=True), metavar="URL",
                  help="DNS-over-HTTPS server (https://) used as DNS control."),
     cafile_option,
-    click.option("--dns-timeout", type=Seconds(0.1), default=_default(_M, "dns_timeout"),
+    _option("--dns-timeout", type=Seconds(0.1), default=_default(_M, "dns_timeout"),
                  show_default=True),
-    click.option("--tcp-timeout", type=Seconds(0.1), default=_default(_M, "tcp_timeout"),
+    _option("--tcp-timeout", type=Seconds(0.1), default=_default(_M, "tcp_timeout"),
                  show_default=True),
-    click.option("--tls-timeout", type=Seconds(0.1), default=_default(_M, "tls_timeout"),
+    _option("--tls-timeout", type=Seconds(0.1), default=_default(_M, "tls_timeout"),
                  show_default=True),
-    click.option("--http-timeout", type=Seconds(0.1), default=_default(_M, "http_timeout"),
+    _option("--http-timeout", type=Seconds(0.1), default=_default(_M, "http_timeout"),
                  show_default=True),
-    click.option("--deadline", type=Seconds(1.0), default=_default(_M, "deadline"),
+    _option("--deadline", type=Seconds(1.0), default=_default(_M, "deadline"),
                  show_default=True, help="Seconds allowed per URL, all steps and redirects included."),
-    click.option("--late-window", type=Seconds(0.0, 60.0), default=_default(_M, "late_window"),
+    _option("--late-window", type=Seconds(0.0, 60.0), default=_default(_M, "late_window"),
                  show_default=True,
                  help="Seconds to keep listening for more DNS replies (injection evidence)."),
-    click.option("--body-cap", type=click.IntRange(0, 1 << 30), default=_default(_M, "body_cap"),
+    _option("--body-cap", type=click.IntRange(0, 1 << 30), default=_default(_M, "body_cap"),
                  show_default=True, help="Bytes of each HTTP body kept."),
-    click.option("--max-redirects", type=click.IntRange(0, 50),
+    _option("--max-redirects", type=click.IntRange(0, 50),
                  default=_default(_M, "max_redirects"), show_default=True),
 )
 
 _R = RunSettings
 run_settings_options = _compose(
     db_option,
-    click.option("--vantage", type=NonEmpty(), default=_default(_R, "vantage"), show_default=True,
+    _option("--vantage", type=NonEmpty(), default=_default(_R, "vantage"), show_default=True,
                  help="Name of this vantage point."),
-    click.option("--control", "controls", multiple=True, type=HttpURL(), metavar="URL",
+    _option("--control", "controls", multiple=True, type=HttpURL(), metavar="URL",
                  help="Test helper (OONI Web Connectivity protocol); repeatable, tried in turn. "
                  "Default: OONI's public helpers."),
-    click.option("--no-control", is_flag=True, help="Use no control: only locally provable verdicts."),
-    click.option("--allow-no-control", is_flag=True,
+    _option("--no-control", is_flag=True, help="Use no control: only locally provable verdicts."),
+    _option("--allow-no-control", is_flag=True,
                  help="Measure even when no control answers the pre-flight check (every verdict "
                  "is then local-only); by default such a run fails with exit 1."),
-    click.option("--concurrency", type=click.IntRange(1, 4096), default=DEFAULT_CONCURRENCY,
+    _option("--concurrency", type=click.IntRange(1, 4096), default=DEFAULT_CONCURRENCY,
                  show_default=True, help="URLs in flight (64: from the benchmark)."),
-    click.option("--per-host", type=click.IntRange(1, 1024), default=_default(_R, "per_host"),
+    _option("--per-host", type=click.IntRange(1, 1024), default=_default(_R, "per_host"),
                  show_default=True, help="URLs in flight per host name."),
-    click.option("--retries", type=click.IntRange(0, 5), default=_default(_R, "retries"),
+    _option("--retries", type=click.IntRange(0, 5), default=_default(_R, "retries"),
                  show_default=True,
                  help="Re-measure a URL whose step failed while the control succeeded."),
-    click.option("--retry-pause", type=Seconds(0.0, 600.0), default=_default(_R, "retry_pause"),
+    _option("--retry-pause", type=Seconds(0.0, 600.0), default=_default(_R, "retry_pause"),
                  show_default=True),
     fingerprints_option,
     geo_option,

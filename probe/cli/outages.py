@@ -7,11 +7,11 @@ from pathlib import Path
 import click
 
 from probe.cli._group import cli
+from probe.cli.options import db_option
 
 
 @cli.command("outages")
-@click.option("--db", type=click.Path(dir_okay=False, path_type=Path), default="results/probe.db",
-              show_default=True, help="Results database.")
+@db_option
 @click.option("--vantage", metavar="NAME", help="Only this vantage point.")
 @click.option("--since", metavar="TIME", help="Only runs started at or after this ISO time (UTC).")
 @click.option("--geo", type=click.Path(exists=True, dir_okay=False),

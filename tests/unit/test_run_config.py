@@ -116,6 +116,13 @@ def test_probe_config_env_names_the_file_and_must_exist(
     assert result.exit_code == 2 and "no such config file" in result.output
 
 
+def test_config_vantage_names_this_probe_and_never_filters_results(config_file: Path) -> None:
+    config_file.write_text('vantage = "office"\n')
+    out = invoke("config", "show").output
+    assert "run: vantage = 'office'" in out
+    assert "results:" not in out and "runs:" not in out
+
+
 def test_config_keys_do_not_leak_into_subgroups(config_file: Path, tmp_path: Path) -> None:
     # `geo lookup --db` is an ASN database, not a results database.
     config_file.write_text(f'db = "{tmp_path / "results.db"}"\n')
