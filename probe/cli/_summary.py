@@ -14,6 +14,8 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from probe.settings import DEFAULT_DB
+
 __all__ = ["SHOWN_PER_VERDICT", "compact_summary", "summary_lines"]
 
 #: Order of the groups: interference first, then sites down for everyone, then the unsure.
@@ -86,7 +88,7 @@ def summary_lines(
     yield ""
     yield _counts_text(counts)
     yield f"results: {db} (run {run_id})"
-    db_opt = "" if str(db) == "results/probe.db" else f" --db {dbq}"
+    db_opt = "" if Path(db) == DEFAULT_DB else f" --db {dbq}"
     for command, what in ((f"probe results{db_opt} --run {run_id}", "every verdict"),
                           (f"probe show{db_opt} URL", "the evidence for one URL")):
         line = f"  {command:<40}  {what}"
