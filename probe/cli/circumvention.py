@@ -9,18 +9,18 @@ from pathlib import Path
 import click
 
 from probe.cli._group import cli
+from probe.cli.options import cafile_option, db_option
 
 
 @cli.command("circumvention")
 @click.argument("lists", nargs=-1, type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--db", type=click.Path(dir_okay=False, path_type=Path), default="results/probe.db",
-              show_default=True, help="Results database.")
+@db_option
 @click.option("--vantage", default="default", show_default=True, help="Name of this vantage point.")
 @click.option("--control", "controls", multiple=True, metavar="URL",
               help="Test helper (OONI Web Connectivity protocol); repeatable. "
               "Default: OONI's public helpers.")
 @click.option("--no-control", is_flag=True, help="Use no control: failures stay inconclusive.")
-@click.option("--cafile", type=click.Path(exists=True, dir_okay=False), help="Extra CA bundle (PEM).")
+@cafile_option
 @click.option("--tcp-timeout", type=click.FloatRange(0.1, 300), default=10.0, show_default=True)
 @click.option("--handshake-timeout", type=click.FloatRange(0.1, 300), default=10.0, show_default=True)
 @click.option("--concurrency", type=click.IntRange(1, 1024), default=32, show_default=True,
@@ -45,7 +45,7 @@ def circumvention_command(lists: tuple[Path, ...], db: Path, vantage: str, contr
     """
     from probe import consent
     from probe.circumvention import EndpointListError, SuiteConfig, load_endpoints, run_suite
-    from probe.cli.run import DEFAULT_CONTROLS
+    from probe.settings import DEFAULT_CONTROLS
     from probe.store import StoreError
 
     if controls and no_control:

@@ -7,12 +7,12 @@ from pathlib import Path
 import click
 
 from probe.cli._group import cli
+from probe.cli.options import db_option
 
 
 @cli.command("show")
 @click.argument("what", metavar="URL|MEASUREMENT_ID")
-@click.option("--db", type=click.Path(dir_okay=False, path_type=Path), default="results/probe.db",
-              show_default=True, help="Results database.")
+@db_option
 @click.option("--vantage", metavar="NAME", help="The URL's newest measurement from this vantage point.")
 @click.option("--run", "run_id", type=click.IntRange(min=1), metavar="ID",
               help="The URL's measurement in this run.")
