@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import click
 
 from probe.cli._group import cli
+from probe.cli.options import db_option
 
 if TYPE_CHECKING:
     from probe.compare import Cell, Matrix
@@ -143,8 +144,7 @@ def render_json(matrix: Matrix, filters: dict[str, object]) -> Iterator[str]:
 
 
 @cli.command("compare")
-@click.option("--db", type=click.Path(dir_okay=False, path_type=Path), default="results/probe.db",
-              show_default=True, help="Results database (e.g. one made by `probe merge`).")
+@db_option
 @click.option("--vantage", "vantages", multiple=True, metavar="NAME[,NAME...]",
               help="Only these vantage points, in this order (repeatable; default: all).")
 @click.option("--category", "categories", multiple=True, metavar="CODE[,CODE...]",

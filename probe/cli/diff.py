@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import click
 
 from probe.cli._group import cli
+from probe.cli.options import db_option
 
 if TYPE_CHECKING:
     from probe.compare import Cell
@@ -21,8 +22,7 @@ def _show(cell: Cell) -> str:
 
 
 @cli.command("diff")
-@click.option("--db", type=click.Path(dir_okay=False, path_type=Path), default="results/probe.db",
-              show_default=True, help="Results database.")
+@db_option
 @click.option("--vantage", metavar="NAME",
               help="The vantage point (needed when the database has several).")
 @click.option("--from", "from_run", metavar="ID", type=click.IntRange(min=1),

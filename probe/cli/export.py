@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from probe.cli._group import cli
+from probe.cli.options import db_option
 
 _FORMATS = ("csv", "jsonl", "ooni", "parquet")
 
@@ -43,8 +44,7 @@ def _write_stream(chunks: Iterator[str], output: Path | None) -> int:
 
 
 @cli.command("export")
-@click.option("--db", type=click.Path(dir_okay=False, path_type=Path), default="results/probe.db",
-              show_default=True, help="Results database.")
+@db_option
 @click.option("--format", "fmt", type=click.Choice(_FORMATS), required=True,
               help="csv: one row per measurement; jsonl: measurements with every observation; "
                    "ooni: OONI Web Connectivity measurements, one per line; parquet: a "
