@@ -12,6 +12,7 @@ from probe.cli import (  # noqa: F401  (registers the commands)
     compare,
     config,
     diff,
+    explore,
     export,
     geo,
     helper,

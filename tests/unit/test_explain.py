@@ -119,3 +119,4 @@ def test_compact_summary_is_one_line() -> None:
     line = compact_summary(3, "complete", 28, 12.5, {"ok": 10, "blocked": 4}, Path("r.db"))
     assert "\n" not in line and line.startswith("run 3 complete: 28 URLs in 12.5 s")
     assert "blocked 4" in line and "results in r.db (run 3)" in line
+

@@ -1,0 +1,75 @@
+"""`probe explore`: browse a results database in Datasette (optional extra `explore`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from probe.cli._group import cli
+
+
+@cli.command("explore")
+@click.option("--db", type=click.Path(dir_okay=False, path_type=Path), default="results/probe.db",
+              show_default=True, help="Results database.")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on (loopback: only this machine).")
+@click.option("--port", type=click.IntRange(0, 65535), default=8001, show_default=True)
+@click.option("--open", "open_browser", is_flag=True, help="Open a browser on the page.")
+@click.option("--metadata-out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the Datasette metadata (JSON) here and exit.")
+def explore_command(db: Path, host: str, port: int, open_browser: bool,
+                    metadata_out: Path | None) -> None:
+    """Browse the results database in Datasette: described tables, canned queries, readable bodies.
+
+    Tables and columns carry their descriptions from docs/schema.md; canned queries answer
+    what is blocked now, what is blocked at A but not at B, when a URL became blocked, and the
+    technique mix per vantage point; body_text(body) and reason_words(code) make bodies and
+    reasons readable in any SQL. Needs the optional extra: pip install 'probe[explore]'.
+
+    \b
+    Examples:
+      probe explore                               # http://127.0.0.1:8001/
+      probe explore --db results/all.db --port 8002
+    """
+    import json
+    import os
+    import subprocess
+    import sys
+    import tempfile
+
+    from probe.explore import PLUGINS_DIR, metadata
+
+    meta = metadata(db.stem)
+    if metadata_out is not None:
+        metadata_out.write_text(json.dumps(meta, indent=2), encoding="utf-8")
+        return
+    if not db.is_file():
+        raise click.ClickException(f"{db}: no such database")
+    try:
+        import datasette  # type: ignore[import-untyped]  # noqa: F401
+    except ImportError:
+        raise click.ClickException(
+            "Datasette is not installed: pip install 'probe[explore]' (or pip install datasette)"
+        ) from None
+    from probe.store import Store, StoreError
+
+    try:  # refuse what is not a probe database, and bring an old one to the current schema
+        Store.open(db, create=False).close()
+    except StoreError as exc:
+        raise click.ClickException(str(exc)) from None
+    with tempfile.TemporaryDirectory(prefix="probe-explore-") as tmp:
+        meta_path = Path(tmp) / "metadata.json"
+        meta_path.write_text(json.dumps(meta), encoding="utf-8")
+        args = [sys.executable, "-m", "datasette", "serve", str(db), "--metadata", str(meta_path),
+                "--plugins-dir", str(PLUGINS_DIR), "--host", host, "--port", str(port),
+                "--setting", "sql_time_limit_ms", "10000"]
+        if open_browser:
+            args.append("--open")
+        click.echo(f"Datasette on http://{host}:{port}/{db.stem} (Ctrl-C to stop)", err=True)
+        try:
+            code = subprocess.call(args, env=dict(os.environ))
+        except KeyboardInterrupt:
+            code = 130
+    if code not in (0, 130, -2):
+        raise SystemExit(code)
