@@ -74,4 +74,17 @@ def measure_lists(request: RunRequest, reporter: Reporter | None = None) -> RunS
     summary = run_sync(_targets(selection, paths, on_problem), request.settings, reporter, total,
                        config=request.measure, lists=[str(p) for p in paths])
     summary.problems = problems
+    if summary.measured and summary.status in ("complete", "interrupted"):
+        _judge_throttling(Path(request.settings.db), summary)
     return summary
+
+
+def _judge_throttling(db: Path, summary: Any) -> None:
+    """The run-level throttling rule (probe/throttling.py), once every URL of the run is stored."""
+    from probe.store import Store
+    from probe.throttling import judge_run
+
+    with Store.open(db, create=False) as store:
+        for change in judge_run(store, summary.run_id):
+            summary.verdicts[change.old.verdict] -= 1
+            summary.verdicts[change.new.verdict] += 1

@@ -211,6 +211,11 @@ REASONS: dict[str, _Entry] = {
                                    "inconclusive", "ok"),
     "http/diff": _e(_diff, "blocked"),
     "http/match": _e(lambda d: "the page is the one the control got", "ok"),
+    "http/throttled": _e(lambda d: f"the page loaded {d} slower (bytes per round trip) than the other "
+                         "sites of the run, while the control fetched it at its usual speed", "throttled"),
+    "http/slow": _e(lambda d: f"the page loaded {d} slower than the other sites of the run; the control "
+                    "cannot confirm whether it is slow for everyone"),
+    "control/http-speed": _e(lambda d: f"the control fetched it {d} slower than its other sites"),
     "http/authenticated": _e(lambda d: "the page came over a certificate valid for the site", "ok"),
     "http/unverified": _e(lambda d: "a page arrived but there was nothing to compare it with",
                           "inconclusive"),

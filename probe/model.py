@@ -35,11 +35,11 @@ __all__ = [
     "to_json",
 ]
 
-VerdictName = Literal["ok", "blocked", "reset", "hijacked", "down", "inconclusive"]
+VerdictName = Literal["ok", "blocked", "reset", "hijacked", "throttled", "down", "inconclusive"]
 StageName = Literal["dns", "tcp", "tls", "http"]
 
 #: The fixed verdict vocabulary, most to least specific is not implied.
-VERDICTS: tuple[str, ...] = ("ok", "blocked", "reset", "hijacked", "down", "inconclusive")
+VERDICTS: tuple[str, ...] = ("ok", "blocked", "reset", "hijacked", "throttled", "down", "inconclusive")
 #: Measurement stages in the order they run.
 STAGES: tuple[str, ...] = ("dns", "tcp", "tls", "http")
 
@@ -131,6 +131,8 @@ class HTTPObservation:
     title: str | None = None
     body: bytes = b""  # the (capped) body; stored once per distinct sha256
     location: str | None = None  # absolute redirect target, if the response redirects
+    ttfb: float | None = None  # seconds from sending the request to the response headers
+    wire_bytes: int | None = None  # body bytes read from the connection (before decoding)
 
 
 @dataclass(frozen=True)
@@ -175,6 +177,12 @@ class ControlObservation:
     http_title: str | None = None
     http_body_sha256: str | None = None
     ip_info: tuple[tuple[str, int, str], ...] = ()  # (ip, asn, flags), when the helper sends it
+    # How fast the helper's own fetch of the final URL went (probe's helper only: x_http_timing):
+    # seconds to the headers, seconds of body transfer, body bytes on the wire, TCP connect time.
+    http_ttfb: float | None = None
+    http_transfer: float | None = None
+    http_wire_bytes: int | None = None
+    http_rtt: float | None = None
 
 
 @dataclass(frozen=True)

@@ -84,6 +84,8 @@ def reclassify(
         if classify is None:
             classify = functools.partial(classifier.classify, fingerprints=fingerprints, geo=geo)
         version = version if version is not None else classifier.CLASSIFIER_VERSION
+    from probe.throttling import judge_run, unthrottled
+
     report = ReclassifyReport(run_id=run_id, classifier_version=version)
     pending: list[tuple[int, Verdict]] = []
     for mid, m, old in store.iter_judged(run_id):
@@ -91,6 +93,9 @@ def reclassify(
         if not new.classifier_version:
             new = replace(new, classifier_version=version)
         report.judged += 1
+        # Throttling is judged per run below: what it added is not this classifier's change.
+        if _same(unthrottled(old), new) and old.classifier_version == new.classifier_version:
+            continue
         if not _same(old, new):
             report.changed += 1
             report.transitions[(old.verdict, new.verdict)] += 1
@@ -102,4 +107,11 @@ def reclassify(
                 store.set_verdicts(pending)
                 pending = []
     store.set_verdicts(pending)
+    runs = [run_id] if run_id is not None else [r for (r,) in store.conn.execute("SELECT id FROM runs")]
+    for rid in runs:
+        for ch in judge_run(store, rid):
+            report.changed += 1
+            report.transitions[(ch.old.verdict, ch.new.verdict)] += 1
+            if len(report.changes) < _KEEP_CHANGES:
+                report.changes.append(VerdictChange(ch.measurement_id, ch.url, 0, ch.old, ch.new))
     return report

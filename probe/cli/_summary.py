@@ -23,6 +23,7 @@ _GROUPS = (
     ("hijacked", "hijacked (DNS or TLS lied)"),
     ("reset", "reset (connection cut)"),
     ("blocked", "blocked (timed out or a block page)"),
+    ("throttled", "throttled (loads, but far slower than the other sites)"),
     ("down", "down (the control failed too: not censorship)"),
     ("inconclusive", "inconclusive (not enough evidence either way)"),
 )
@@ -120,7 +121,7 @@ def print_summary(summary: Any, db: Path, echo: Callable[[str], Any], tty: bool,
     try:
         with Store.open(db, create=False) as store:
             rows = store.results(summary.run_id,
-                                 verdict=("hijacked", "reset", "blocked", "down", "inconclusive"))
+                                 verdict=tuple(v for v, _ in _GROUPS))
             for line in summary_lines(summary.run_id, summary.status, summary.measured,
                                       summary.elapsed, counts, db, rows, width):
                 echo(line)

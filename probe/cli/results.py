@@ -11,7 +11,7 @@ from probe.cli.options import db_option
 
 # The verdict vocabulary of probe.model.VERDICTS, repeated so that `probe --help` imports only
 # click (a unit test checks the two agree).
-VERDICT_CHOICES = ("ok", "blocked", "reset", "hijacked", "down", "inconclusive")
+VERDICT_CHOICES = ("ok", "blocked", "reset", "hijacked", "throttled", "down", "inconclusive")
 
 
 def _run_param(value: str) -> str | int | None:
@@ -27,13 +27,14 @@ def _run_param(value: str) -> str | int | None:
         ) from None
 
 
-#: The word for "any interference" (blocked, reset or hijacked): what the `blocked` view holds.
+#: The word for "any interference" (blocked, reset, hijacked or throttled): what the `blocked`
+#: view holds.
 INTERFERENCE_WORD = "interference"
-INTERFERENCE = ("blocked", "reset", "hijacked")
+INTERFERENCE = ("blocked", "reset", "hijacked", "throttled")
 
 
 def expand_verdicts(chosen: tuple[str, ...]) -> tuple[str, ...] | None:
-    """The verdicts ``--verdict`` values name (``interference`` is blocked, reset, hijacked)."""
+    """The verdicts ``--verdict`` values name (``interference``: blocked, reset, hijacked, throttled)."""
     if not chosen:
         return None
     out: list[str] = []
@@ -59,7 +60,7 @@ def table_width() -> int:
 @click.option("--verdict", "verdicts", multiple=True,
               type=click.Choice((*VERDICT_CHOICES, INTERFERENCE_WORD)),
               help="Only this verdict (repeatable: any of them). 'interference' means blocked, "
-              "reset or hijacked: what the `blocked` view holds.")
+              "reset, hijacked or throttled: what the `blocked` view holds.")
 @click.option("--vantage", metavar="NAME", help="Only this vantage point (with --run latest: "
               "its latest run).")
 @click.option("--limit", type=click.IntRange(min=1), help="At most this many rows.")
@@ -75,7 +76,7 @@ def results_command(db: Path, run: str, verdicts: tuple[str, ...], vantage: str 
     \b
     Examples:
       probe results                                  # the latest run, as a table
-      probe results --verdict interference           # blocked, reset or hijacked
+      probe results --verdict interference           # blocked, reset, hijacked or throttled
       probe results --verdict blocked --verdict reset --json   # JSON lines, for jq
       probe results --run all --vantage home --csv > home.csv
     """

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -298,6 +299,17 @@ def _insecure_failure(hop: Hop, http: HTTPObservation) -> str | None:
     return None
 
 
+def _timing(hop: Hop, h: HTTPObservation) -> dict[str, float | int] | None:
+    """How fast the helper's fetch went (for the throttling rule): probe's helper's extension."""
+    if h.ttfb is None or h.wire_bytes is None:
+        return None
+    rtt = next((t.duration for t in hop.tcp if t.failure is None and t.ip == h.ip), None)
+    if rtt is None:
+        return None
+    return {"ttfb": round(h.ttfb, 6), "transfer": round(max(h.duration - h.ttfb, 0.0), 6),
+            "wire_bytes": h.wire_bytes, "rtt": round(rtt, 6)}  # fmt: skip
+
+
 def build_response(
     req: THRequest,
     m: Measurement,
@@ -375,6 +387,9 @@ def build_response(
             "x_body_truncated": h.body_truncated,
             "x_headers": [[k, v] for k, v in h.headers],
         }
+        timing = _timing(last, h)
+        if timing is not None:
+            http["x_http_timing"] = timing
     else:
         if insecure is not None and h is not None:
             # A browser (and OONI's helper) would stop at the certificate; the page the
@@ -559,6 +574,24 @@ def _status(entry: Mapping[str, Any]) -> tuple[bool, str | None]:
     return ok, failure
 
 
+def _parse_timing(value: Any) -> dict[str, Any]:
+    """ControlObservation fields from ``x_http_timing`` (absent or malformed: none)."""
+    if not isinstance(value, dict):
+        return {}
+    try:
+        out = {
+            "http_ttfb": float(value["ttfb"]),
+            "http_transfer": float(value["transfer"]),
+            "http_wire_bytes": int(value["wire_bytes"]),
+            "http_rtt": float(value["rtt"]),
+        }
+    except (KeyError, TypeError, ValueError):
+        return {}
+    if not all(math.isfinite(v) and v >= 0 for v in out.values()):
+        return {}
+    return out
+
+
 def parse_response(
     data: bytes | str | Mapping[str, Any],
     *,
@@ -650,4 +683,5 @@ def parse_response(
         http_title=_str_or_none(http.get("title")),
         http_body_sha256=sha if isinstance(sha, str) and sha else None,
         ip_info=tuple(ip_info),
+        **_parse_timing(http.get("x_http_timing")),
     )

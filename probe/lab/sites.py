@@ -34,9 +34,12 @@ class Site:
 
     ``kind`` is the behaviour of its HTTP and HTTPS servers: ``page`` (200, fixed body),
     ``forbidden`` (403 to everyone), ``dynamic`` (body changes on every fetch), ``slow`` (answers
-    after ``delay`` seconds), ``huge`` (``size`` bytes), ``redirect`` (``location``, over http
-    and https alike), ``refuse`` (nothing listens on its address). ``cert`` is what its HTTPS
-    listener presents: ``valid``, ``expired``, ``wrong-name`` or ``none`` (no HTTPS listener).
+    after ``delay`` seconds), ``huge`` (``size`` bytes), ``trickle`` (``size`` bytes sent by the
+    server at ``rate`` bytes/s: slow for everyone), ``redirect`` (``location``, over http
+    and https alike), ``refuse`` (nothing listens on its address). Every ``page`` site also
+    serves ``/large/<KiB>``: an object of that size at full speed (for the throttling rule).
+    ``cert`` is what its HTTPS listener presents: ``valid``, ``expired``, ``wrong-name`` or
+    ``none`` (no HTTPS listener).
     ``alt_ip`` is a second address serving the same site (a CDN node), not in the zone.
     """
 
@@ -47,6 +50,7 @@ class Site:
     location: str = ""
     delay: float = 0.0
     size: int = 0
+    rate: float = 0.0
     alt_ip: str | None = None
     title: str = ""
 
@@ -86,6 +90,8 @@ SITES: tuple[Site, ...] = (
     Site(_n("slow"), "10.66.2.37", kind="slow", delay=3.0),
     Site("xn--bcher-kva." + DOMAIN, "10.66.2.38", title="Bücher"),  # bücher.lab.example
     Site(_n("huge"), "10.66.2.39", kind="huge", size=(1 << 20) + (512 << 10)),
+    # A large object the server itself sends at 16 KB/s: slow for everyone, not throttled.
+    Site(_n("trickle"), "10.66.2.40", kind="trickle", size=128 << 10, rate=16 << 10),
     # Nonexistent everywhere: not in the zone, so the authoritative server says NXDOMAIN.
     Site(_n("does-not-exist"), None, cert="none"),
 )
@@ -136,6 +142,7 @@ def web_config(certs: dict[str, tuple[str, str]]) -> dict[str, object]:
             "location": s.location,
             "delay": s.delay,
             "size": s.size,
+            "rate": s.rate,
             "title": s.title or s.name,
         }
         for ip in (a for a in (s.ip, s.alt_ip) if a):

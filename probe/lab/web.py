@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import re
 import secrets
 import ssl
 import sys
@@ -34,6 +35,28 @@ _LOREM = (
 
 def _page(title: str, text: str) -> str:
     return _PAGE.format(title=title, text=text)
+
+
+_LARGE = re.compile(r"/large/(\d{1,5})")
+
+
+async def _send_object(request: Any, size: int, rate: float) -> Any:
+    """``size`` bytes of octet-stream, at ``rate`` bytes per second (0: as fast as it goes)."""
+    from aiohttp import web
+
+    stream = web.StreamResponse(headers={"Content-Type": "application/octet-stream"})
+    stream.content_length = size
+    await stream.prepare(request)
+    chunk = bytes(range(256)) * 64  # 16 KiB, incompressible enough for a rate
+    sent = 0
+    while sent < size:
+        n = min(len(chunk), size - sent)
+        await stream.write(chunk[:n])
+        sent += n
+        if rate:
+            await asyncio.sleep(n / rate)
+    await stream.write_eof()
+    return stream
 
 
 def make_app(sites: dict[str, dict[str, Any]], blockpage_ports: set[tuple[str, int]]) -> Any:
@@ -65,6 +88,13 @@ def make_app(sites: dict[str, dict[str, Any]], blockpage_ports: set[tuple[str, i
             resp.headers["Cache-Control"] = "no-store"
             resp.set_cookie("session", secrets.token_hex(8))
             return resp
+        large = _LARGE.fullmatch(request.path)
+        if kind == "trickle" or (large and kind == "page"):
+            # A large object (throttling needs bytes to measure a rate): at full speed on any
+            # page site, or trickled out by the server itself ("slow for everyone").
+            size = min(int(large.group(1)) << 10, 4 << 20) if large else int(spec.get("size", 256 << 10))
+            rate = float(spec.get("rate", 0)) if kind == "trickle" else 0.0
+            return await _send_object(request, size, rate)
         if kind == "huge":
             size = int(spec.get("size", 2 << 20))
             stream = web.StreamResponse(headers={"Content-Type": "application/octet-stream"})

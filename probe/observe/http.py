@@ -218,9 +218,12 @@ async def http_get(
     t_out = {"connect": timeout, "read": timeout, "write": timeout, "pool": timeout}
     request.extensions = {"timeout": t_out}
     response: httpx.Response | None = None
+    ttfb: float | None = None
+    raw_size = 0
     try:
         async with asyncio.timeout(timeout):
             response = await transport.handle_async_request(request)
+            ttfb = time.monotonic() - t0  # throttling shows in the transfer after this
             status = response.status_code
             raw_headers = response.headers.raw
             headers = tuple((k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in raw_headers)
@@ -228,7 +231,6 @@ async def http_get(
             # bombs), and so are the raw bytes read (an incompressible body of any length).
             encoding = ",".join(v for k, v in headers if k == "content-encoding")
             decoder = BodyDecoder(encoding, body_cap)
-            raw_size = 0
             async for part in response.aiter_raw():
                 raw_size += len(part)
                 chunks.extend(decoder.feed(part))
@@ -274,4 +276,6 @@ async def http_get(
         title=extract_title(body, content_type),
         body=body,
         location=location,
+        ttfb=ttfb,
+        wire_bytes=raw_size,
     )

@@ -130,8 +130,8 @@ def test_runs_json_counts_a_running_run_live(db: Path) -> None:
     assert [(x["run_id"], x["status"]) for x in rows] == [(3, "running"), (1, "complete")]
     assert rows[0]["n_measurements"] == 1 and rows[0]["counts"]["blocked"] == 1
     assert rows[0]["finished_at"] is None and rows[0]["lists"] == ["list.csv"]
-    assert rows[1]["counts"] == {"ok": 1, "blocked": 1, "reset": 1, "hijacked": 0, "down": 0,
-                                 "inconclusive": 0}
+    assert rows[1]["counts"] == {"ok": 1, "blocked": 1, "reset": 1, "hijacked": 0, "throttled": 0,
+                                 "down": 0, "inconclusive": 0}
     r = _invoke("runs", "--db", str(db), "--limit", "1", "--json")
     assert [json.loads(line)["run_id"] for line in r.output.splitlines()] == [3]
 

@@ -101,7 +101,7 @@ def test_summary_groups_non_ok_urls_by_verdict_with_their_reason_in_words() -> N
     flat = " ".join(text.split())  # reasons wrap at 80 columns
     assert "known block-page address in Russian Federation" in flat
     assert "reset after the TLS ClientHello named the site" in flat
-    assert "ok 10, blocked 0, reset 1, hijacked 1, down 1, inconclusive 0" in text
+    assert "ok 10, blocked 0, reset 1, hijacked 1, throttled 0, down 1, inconclusive 0" in text
     assert "results: results/x.db (run 7)" in text
     assert "blocked (" not in text  # no empty groups
 

@@ -270,7 +270,7 @@ def test_run_summary_counts_final_attempts_only(store: Store) -> None:
     store.write(run_id, vid, [(m, sample_verdict("down"), False),
                               (replace(m, attempt=1), sample_verdict("ok"), True)])
     assert store.run_summary(run_id) == {"ok": 1, "blocked": 0, "reset": 0, "hijacked": 0,
-                                         "down": 0, "inconclusive": 0}
+                                         "throttled": 0, "down": 0, "inconclusive": 0}
     assert [r["attempt"] for r in store.results(run_id)] == [1]
     assert len(list(store.iter_measurements(run_id))) == 2  # retries are stored too
 

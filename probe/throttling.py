@@ -1,0 +1,219 @@
+"""Throttling: a site that loads, but far slower than the other sites of the same run.
+
+In March 2021 Russia throttled Twitter rather than blocking it: pages loaded, at a few KB/s. A
+probe that only asks "did it load?" says ``ok``. Throttling is seen only by comparison, so it is
+judged per run, after every URL was measured (:func:`judge_run`), from numbers the measurement
+records for each HTTP fetch: seconds to the response headers (``ttfb``), seconds of body
+transfer after them, body bytes on the wire, and the TCP connect time to the same address (one
+round trip, ``rtt``).
+
+The measure is **bytes per round trip** during the body transfer, ``wire_bytes * rtt /
+transfer``. Normalising by the round-trip time makes a far site (long path) comparable with a
+near one: TCP's window grows per round trip, so an unthrottled transfer moves many kilobytes per
+round trip at any distance, while a 20 KB/s policer allows 2 KB per round trip at 100 ms. The
+rule, for a URL whose fetch moved at least :data:`MIN_BYTES`:
+
+- its bytes per round trip are at most 1/:data:`SLOWDOWN` of the median of the run's other such
+  URLs (at least :data:`MIN_REFERENCES` of them), so the network as a whole is not slow (a slow
+  network for everyone slows the references too);
+- and the control's own fetch of the same URL was *not* slow against the control's fetches of
+  the references (within 1/:data:`CONTROL_SLOWDOWN` of their median), so the site is not slow
+  for everyone. Only probe's own test helper reports its fetch speed (``x_http_timing``); without
+  it the slowness is recorded as evidence (``http/slow``) and the verdict stays ``ok``.
+
+Then the verdict becomes ``throttled`` (stage ``http``), with the reasons
+``http/throttled:<N>x`` (N times slower than the references) and ``control/http-speed:<M>x``.
+The verdict is a new one next to blocked/reset/hijacked: it is interference, and it is
+reported with them. ``probe reclassify`` re-applies the rule, so old data can be re-judged.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+from probe.model import Verdict
+
+if TYPE_CHECKING:
+    from probe.store import Store
+
+__all__ = [
+    "CONTROL_SLOWDOWN",
+    "MIN_BYTES",
+    "MIN_REFERENCES",
+    "SLOWDOWN",
+    "Sample",
+    "ThrottleChange",
+    "judge_run",
+    "judge_samples",
+    "sample_from_json",
+    "unthrottled",
+]
+
+#: Fewest body bytes on the wire for a fetch to say anything about speed (smaller bodies fit in
+#: TCP's first windows and take a round trip or two however the path is policed).
+MIN_BYTES = 64 * 1024
+#: How many times slower than the references a fetch must be.
+SLOWDOWN = 10.0
+#: How many times slower than its references the control may find the same URL and it still
+#: counts as "not slow for everyone".
+CONTROL_SLOWDOWN = 3.0
+#: Fewest other URLs of the run that a URL is compared with.
+MIN_REFERENCES = 3
+#: Shortest transfer taken into account (a body that arrived with its headers has none).
+_MIN_TRANSFER = 0.001
+_OWN_PREFIXES = ("http/throttled:", "http/slow:", "control/http-speed:")
+
+
+@dataclass(frozen=True)
+class Sample:
+    """The speed of one URL's final HTTP fetch, here and at the control (None: not measured)."""
+
+    measurement_id: int
+    url: str
+    verdict: Verdict
+    per_rtt: float | None  # body bytes per round trip here
+    control_per_rtt: float | None  # the same at the control
+    hop: int | None = None  # the hop of the final fetch
+
+
+def _per_rtt(wire_bytes: Any, transfer: Any, rtt: Any) -> float | None:
+    try:
+        nbytes, secs, rtt_s = int(wire_bytes), float(transfer), float(rtt)
+    except (TypeError, ValueError):
+        return None
+    if nbytes < MIN_BYTES or rtt_s <= 0:
+        return None
+    return nbytes * rtt_s / max(secs, _MIN_TRANSFER)
+
+
+def sample_from_json(
+    measurement_id: int, url: str, verdict: Verdict, data: dict[str, Any], controls: dict[int, dict[str, Any]]
+) -> Sample:
+    """A :class:`Sample` from a stored measurement's JSON and its controls' JSON (by hop)."""
+    per_rtt = control_per_rtt = None
+    hop = None
+    hops = data.get("hops") or []
+    final = next((h for h in reversed(hops) if isinstance(h, dict) and h.get("http")), None)
+    if final is not None:
+        hop = int(final.get("index", 0))
+        http = final["http"]
+        if http.get("status") == 200 and http.get("failure") is None and http.get("ttfb") is not None:
+            rtt = next((t.get("duration") for t in final.get("tcp") or []
+                        if t.get("ip") == http.get("ip") and t.get("failure") is None), None)  # fmt: skip
+            transfer = float(http.get("duration") or 0.0) - float(http["ttfb"])
+            per_rtt = _per_rtt(http.get("wire_bytes"), transfer, rtt)
+        # The control of the final hop; an OONI-style helper describes the final page at hop 0.
+        for c in (controls.get(hop), controls.get(0)):
+            if c and c.get("http_transfer") is not None and "http_wire_bytes" in c:
+                control_per_rtt = _per_rtt(c["http_wire_bytes"], c["http_transfer"], c.get("http_rtt"))
+                break
+    return Sample(measurement_id, url, verdict, per_rtt, control_per_rtt, hop)
+
+
+def unthrottled(v: Verdict) -> Verdict:
+    """The verdict a measurement has without this module's judgement (``ok`` and its reasons)."""
+    reasons = tuple(r for r in v.reasons if not r.startswith(_OWN_PREFIXES))
+    if v.verdict != "throttled":
+        return replace(v, reasons=reasons)
+    return Verdict("ok", None, None, reasons, v.classifier_version)
+
+
+def _median_others(values: Sequence[tuple[int, float]], own: int) -> tuple[float | None, int]:
+    others = [x for mid, x in values if mid != own]
+    if len(others) < MIN_REFERENCES:
+        return None, len(others)
+    return statistics.median(others), len(others)
+
+
+def judge_samples(samples: Sequence[Sample]) -> dict[int, Verdict]:
+    """The verdict each sample should have (pure): ``throttled``, ``ok`` with ``http/slow``
+    evidence when the control cannot confirm, or its base verdict."""
+    base = {s.measurement_id: unthrottled(s.verdict) for s in samples}
+    eligible = [s for s in samples if base[s.measurement_id].verdict == "ok"]
+    here = [(s.measurement_id, s.per_rtt) for s in eligible if s.per_rtt is not None]
+    there = [(s.measurement_id, s.control_per_rtt) for s in eligible if s.control_per_rtt is not None]
+    out = dict(base)
+    for s in eligible:
+        if s.per_rtt is None:
+            continue
+        ref, _ = _median_others(here, s.measurement_id)  # type: ignore[arg-type]
+        if ref is None or s.per_rtt > ref / SLOWDOWN:
+            continue
+        slower = f"{ref / max(s.per_rtt, 1e-9):.0f}x"
+        v = base[s.measurement_id]
+        cref, _ = _median_others(there, s.measurement_id)  # type: ignore[arg-type]
+        if s.control_per_rtt is None or cref is None:
+            out[s.measurement_id] = replace(v, reasons=(*v.reasons, f"http/slow:{slower}"))
+            continue
+        control_slower = cref / max(s.control_per_rtt, 1e-9)
+        if control_slower > CONTROL_SLOWDOWN:
+            # Slow for the control too: the site (or its server) is slow for everyone.
+            evidence = (f"http/slow:{slower}", f"control/http-speed:{control_slower:.0f}x")
+            out[s.measurement_id] = replace(v, reasons=(*v.reasons, *evidence))
+            continue
+        reasons = (f"http/throttled:{slower}", f"control/http-speed:{control_slower:.1f}x", *v.reasons)
+        out[s.measurement_id] = Verdict("throttled", "http", s.hop, reasons, v.classifier_version)
+    return out
+
+
+@dataclass(frozen=True)
+class ThrottleChange:
+    """A verdict changed by :func:`judge_run`."""
+
+    measurement_id: int
+    url: str
+    old: Verdict
+    new: Verdict
+
+
+_CHUNK = 2000
+
+
+def _samples(store: Store, run_id: int) -> Iterator[Sample]:
+    """The run's final measurements judged ok or throttled, as samples (streamed in chunks)."""
+    c = store.conn
+    last = 0
+    while True:
+        chunk = c.execute(
+            "SELECT m.id, m.url, m.verdict, m.stage, m.hop, m.reasons, m.classifier_version, o.data "
+            "FROM measurements m JOIN observations o ON o.measurement_id = m.id "
+            "WHERE m.run_id = ? AND m.final = 1 AND m.verdict IN ('ok', 'throttled') AND m.id > ? "
+            "ORDER BY m.id LIMIT ?",
+            (run_id, last, _CHUNK),
+        ).fetchall()
+        if not chunk:
+            return
+        lo, last = chunk[0][0], chunk[-1][0]
+        controls: dict[int, dict[int, dict[str, Any]]] = {}
+        for mid, hop, data in c.execute(
+            "SELECT measurement_id, hop, data FROM controls WHERE measurement_id BETWEEN ? AND ?", (lo, last)
+        ):
+            controls.setdefault(mid, {})[hop] = json.loads(data)
+        for mid, url, verdict, stage, hop, reasons, version, data in chunk:
+            v = Verdict(verdict, stage, hop, tuple(json.loads(reasons)), version)
+            yield sample_from_json(mid, url, v, json.loads(data), controls.get(mid, {}))
+
+
+def judge_run(store: Store, run_id: int) -> list[ThrottleChange]:
+    """Apply the throttling rule to one stored run; writes and returns the verdicts it changed.
+
+    Memory is a few numbers per URL of the run (the samples), not the measurements.
+    """
+    samples = list(_samples(store, run_id))
+    judged = judge_samples(samples)
+    changes = [
+        ThrottleChange(s.measurement_id, s.url, s.verdict, judged[s.measurement_id])
+        for s in samples
+        if judged[s.measurement_id] != s.verdict
+    ]
+    if changes:
+        store.set_verdicts([(ch.measurement_id, ch.new) for ch in changes])
+        row = store.conn.execute("SELECT status, finished_at FROM runs WHERE id = ?", (run_id,)).fetchone()
+        if row is not None and row[0] != "running":
+            store.finish_run(run_id, row[0], finished_at=row[1])  # recount the run's verdicts
+    return changes
+

@@ -1,0 +1,130 @@
+"""Throttling: the run-level rule (pure), samples from stored JSON, judge_run and reclassify."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from probe.model import (
+    ControlObservation,
+    Hop,
+    HTTPObservation,
+    Measurement,
+    Target,
+    TCPObservation,
+    Verdict,
+    to_json,
+)
+from probe.reclassify import reclassify
+from probe.store import Store
+from probe.throttling import MIN_BYTES, Sample, judge_run, judge_samples, sample_from_json, unthrottled
+
+OK = Verdict("ok", None, None, ("http/match",), "test")
+
+
+def _s(mid: int, per_rtt: float | None, control: float | None = 50_000.0, verdict: Verdict = OK) -> Sample:
+    return Sample(mid, f"https://s{mid}.example/", verdict, per_rtt, control, hop=0)
+
+
+REFS = [_s(i, 40_000.0 + 1000 * i) for i in range(1, 5)]
+
+
+def test_a_site_far_slower_than_the_others_while_the_control_is_fast_is_throttled() -> None:
+    out = judge_samples([*REFS, _s(9, 300.0)])
+    v = out[9]
+    assert (v.verdict, v.stage, v.hop) == ("throttled", "http", 0)
+    assert v.reasons[0] == "http/throttled:142x" and v.reasons[1].startswith("control/http-speed:1.0x")
+    assert "http/match" in v.reasons
+    assert all(out[r.measurement_id] == OK for r in REFS)
+
+
+def test_slow_for_the_control_too_is_a_slow_site_not_throttling() -> None:
+    v = judge_samples([*REFS, _s(9, 300.0, control=500.0)])[9]
+    assert v.verdict == "ok" and "http/slow:142x" in v.reasons and "control/http-speed:100x" in v.reasons
+
+
+def test_without_the_controls_speed_slowness_is_evidence_only() -> None:
+    v = judge_samples([*REFS, _s(9, 300.0, control=None)])[9]
+    assert v.verdict == "ok" and v.reasons == ("http/match", "http/slow:142x")
+
+
+def test_a_slow_network_for_everyone_throttles_nothing() -> None:
+    slow = [_s(i, 400.0 + 10 * i) for i in range(1, 8)]
+    assert all(v == OK for v in judge_samples(slow).values())
+
+
+def test_too_few_references_or_small_bodies_decide_nothing() -> None:
+    assert judge_samples([*REFS[:2], _s(9, 300.0)])[9] == OK
+    assert judge_samples([*REFS, _s(9, None)])[9] == OK
+
+
+def test_only_ok_pages_are_judged_and_a_throttled_page_that_recovered_is_ok_again() -> None:
+    blocked = Verdict("blocked", "http", 0, ("http/blockpage:x",), "test")
+    assert judge_samples([*REFS, _s(9, 300.0, verdict=blocked)])[9] == blocked
+    was = judge_samples([*REFS, _s(9, 300.0)])[9]
+    assert unthrottled(was) == OK
+    assert judge_samples([*REFS, _s(9, 45_000.0, verdict=was)])[9] == OK
+
+
+def _measurement(n: int, *, nbytes: int, transfer: float, rtt: float = 0.05, status: int = 200,
+                 control: tuple[int, float, float] | None = None) -> Measurement:  # fmt: skip
+    host = f"s{n}.example"
+    url = f"https://{host}/big"
+    target = Target(url=url, original_url=url, scheme="https", host=host, port=443, path="/big")
+    http = HTTPObservation(url=url, ip="192.0.2.1", port=443, started=1.0, duration=0.1 + transfer,
+                           status=status, body_length=nbytes, ttfb=0.1, wire_bytes=nbytes)  # fmt: skip
+    ctl = None
+    if control is not None:
+        ctl = ControlObservation(source="http://127.0.0.1:1/", url=url, started=1.0, duration=1.0,
+                                 http_status=200, http_ttfb=0.05, http_transfer=control[1],
+                                 http_wire_bytes=control[0], http_rtt=control[2])  # fmt: skip
+    hop = Hop(index=0, url=url, host=host, port=443, scheme="https",
+              tcp=(TCPObservation("192.0.2.1", 443, 1.0, rtt),), http=http, control=ctl)  # fmt: skip
+    return Measurement(target=target, started=1.0, runtime=1.0, attempt=0, hops=(hop,))
+
+
+def test_samples_measure_bytes_per_round_trip_from_stored_json() -> None:
+    m = _measurement(1, nbytes=256 << 10, transfer=0.5, control=(256 << 10, 0.25, 0.02))
+    data = to_json(m)
+    ctl = {0: to_json(m.hops[0].control)}
+    s = sample_from_json(7, m.target.url, OK, data, ctl)
+    assert s.per_rtt == pytest.approx((256 << 10) * 0.05 / 0.5)
+    assert s.control_per_rtt == pytest.approx((256 << 10) * 0.02 / 0.25)
+    small = _measurement(2, nbytes=MIN_BYTES - 1, transfer=0.5)
+    assert sample_from_json(8, small.target.url, OK, to_json(small), {}).per_rtt is None
+    notfound = _measurement(3, nbytes=256 << 10, transfer=0.5, status=404)
+    assert sample_from_json(9, notfound.target.url, OK, to_json(notfound), {}).per_rtt is None
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    path = tmp_path / "p.db"
+    fast = (256 << 10, 0.01, 0.02)
+    with Store.open(path) as s:
+        vid = s.vantage("home")
+        run = s.start_run(vid, [], {})
+        rows = [(_measurement(i, nbytes=256 << 10, transfer=0.02, control=fast), OK) for i in range(5)]
+        rows.append((_measurement(9, nbytes=256 << 10, transfer=4.0, control=fast), OK))
+        s.write(run, vid, rows)
+        s.finish_run(run, "complete")
+    return path
+
+
+def test_judge_run_rewrites_the_verdict_and_the_runs_counts(db: Path) -> None:
+    with Store.open(db) as s:
+        (change,) = judge_run(s, 1)
+        assert change.url == "https://s9.example/big" and change.new.verdict == "throttled"
+        assert s.run_summary(1)["throttled"] == 1 and s.run_summary(1)["ok"] == 5
+        assert judge_run(s, 1) == []  # idempotent
+
+
+def test_reclassify_keeps_a_throttled_verdict_and_reports_no_change(db: Path) -> None:
+    def classify(m: Measurement) -> Verdict:
+        return OK
+
+    with Store.open(db) as s:
+        judge_run(s, 1)
+        report = reclassify(s, classify=classify, version="test")
+        assert report.changed == 0
+        assert s.run_summary(1)["throttled"] == 1
