@@ -42,7 +42,7 @@ def test_summary_on_a_terminal_lists_non_ok_urls_with_reasons_in_words(
     assert f"{ok} DNS answered 10.10.34.34: addresses the control does not see" in flat
     assert (f"{nx} DNS answered 10.10.34.34 for a name that does not exist according to the "
             "control") in flat
-    assert "ok 0, blocked 0, reset 0, hijacked 2, down 0, inconclusive 0" in flat
+    assert "ok 0, blocked 0, reset 0, hijacked 2, throttled 0, down 0, inconclusive 0" in flat
     assert f"results: {db} (run 1)" in flat
     # Only the suggested commands may be longer: they name the (long) temporary path.
     assert all(len(line) <= 80 for line in tail.splitlines() if str(db) not in line)
