@@ -7,11 +7,11 @@ from pathlib import Path
 import click
 
 from probe.cli._group import cli
+from probe.cli.options import db_option
 
 
 @cli.command("report")
-@click.option("--db", type=click.Path(dir_okay=False, path_type=Path), default="results/probe.db",
-              show_default=True, help="Results database (merge several with `probe merge`).")
+@db_option
 @click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), default="report.html",
               show_default=True, help="HTML file to write.")
 @click.option("--vantage", "vantages", multiple=True, metavar="NAME",
