@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -109,11 +107,11 @@ def test_show_unknown_measurement_exits_1_saying_what_was_looked_for(
 
 
 def test_show_imports_no_network_or_plotting_library(db: Path) -> None:
-    code = (
-        "import sys, json\nfrom click.testing import CliRunner\nfrom probe.cli import cli\n"
+    from test_cli_startup import _modules_after
+
+    loaded = _modules_after(
+        "from click.testing import CliRunner\nfrom probe.cli import cli\n"
         f"r = CliRunner().invoke(cli, ['show', '1', '--db', {str(db)!r}])\n"
-        "assert r.exit_code == 0, r.output\nprint(json.dumps(sorted(sys.modules)))"
+        "assert r.exit_code == 0, r.output"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    loaded = json.loads(out.stdout.strip().splitlines()[-1])
     assert sorted(m for m in loaded if m.split(".")[0] in NETWORK_OR_PLOTTING) == []
