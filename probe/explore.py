@@ -23,14 +23,15 @@ __all__ = ["CANNED_QUERIES", "PLUGINS_DIR", "metadata", "parse_schema_doc", "sch
 
 PLUGINS_DIR = Path(__file__).resolve().parent / "datasette_plugins"
 
-_INTERFERENCE = "('blocked', 'reset', 'hijacked')"
+_INTERFERENCE = "('blocked', 'reset', 'hijacked', 'throttled')"  # model.INTERFERENCE_VERDICTS
 
 #: name -> (title, description, SQL). Named parameters become form fields in Datasette;
 #: an empty value means "any" where the query says so.
 CANNED_QUERIES: dict[str, tuple[str, str, str]] = {
     "blocked_now": (
         "What is blocked now",
-        "Each vantage point's latest verdict of interference (blocked, reset, hijacked) per URL, "
+        "Each vantage point's latest verdict of interference (blocked, reset, hijacked, throttled) "
+        "per URL, "
         "with the decisive reason in words. Leave vantage empty for every vantage point.",
         "SELECT b.vantage, b.url, b.category, b.verdict, b.stage, "
         "reason_words(json_extract(b.reasons, '$[0]')) AS why, b.reasons, b.measured_at, "

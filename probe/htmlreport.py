@@ -28,14 +28,16 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 
 from probe.explain import decisive, explain
+from probe.model import INTERFERENCE_VERDICTS
 
 __all__ = ["COLOURS", "ReportLimits", "write_report"]
 
-VERDICT_ORDER = ("hijacked", "reset", "blocked", "down", "inconclusive", "ok")
-INTERFERENCE = ("hijacked", "reset", "blocked")
+VERDICT_ORDER = (*INTERFERENCE_VERDICTS, "down", "inconclusive", "ok")
+INTERFERENCE = INTERFERENCE_VERDICTS
+_IN_INTERFERENCE = "(" + ", ".join(f"'{v}'" for v in INTERFERENCE) + ")"
 #: Verdict colours, chosen to stay distinct for the common colour-vision deficiencies.
 COLOURS = {"ok": "#4caf50", "blocked": "#d32f2f", "reset": "#f57c00", "hijacked": "#7b1fa2",
-           "down": "#9e9e9e", "inconclusive": "#64b5f6", None: "#eeeeee"}
+           "throttled": "#c2185b", "down": "#9e9e9e", "inconclusive": "#64b5f6", None: "#eeeeee"}
 _TECHNIQUE_COLOURS = ("#7b1fa2", "#ba68c8", "#f57c00", "#ffb74d", "#d32f2f", "#e57373",
                       "#1976d2", "#4db6ac", "#795548", "#607d8b", "#c0ca33", "#5c6bc0")
 _STAGE_WORDS = {"dns": "DNS", "tcp": "TCP", "tls": "TLS", "http": "HTTP"}
@@ -49,6 +51,10 @@ class ReportLimits:
     timeline_rows: int = 60
     evidence_rows: int = 2000
     evidence_details: int = 100
+
+
+def _colour(verdict: str | None) -> str:
+    return COLOURS.get(verdict, COLOURS[None])
 
 
 def _e(text: object) -> str:
@@ -90,7 +96,7 @@ def _interesting_urls(conn: Any, vids: list[int], limit: int) -> tuple[list[str]
         return [], 0
     marks = ",".join("?" * len(vids))
     rows = conn.execute(
-        "SELECT l.url, sum(m.verdict IN ('blocked','reset','hijacked')) AS bad, "
+        f"SELECT l.url, sum(m.verdict IN {_IN_INTERFERENCE}) AS bad, "
         "sum(m.verdict != 'ok') AS notok FROM latest l JOIN measurements m ON m.id = l.measurement_id "
         f"WHERE l.vantage_id IN ({marks}) GROUP BY l.url HAVING notok > 0 "
         "ORDER BY bad DESC, notok DESC, l.url", vids,
@@ -134,7 +140,7 @@ def _svg_heatmap(urls: list[str], vps: list[dict[str, Any]],
             verdict, mid = got if got else (None, 0)
             rect = (f'<rect class="cell v-{verdict or "none"}" data-url="{_e(url)}" '
                     f'data-vantage="{_e(vp["name"])}" x="{label + j * cw + 1}" y="{y + 1}" '
-                    f'width="{cw - 2}" height="{ch - 2}" fill="{COLOURS[verdict]}">'
+                    f'width="{cw - 2}" height="{ch - 2}" fill="{_colour(verdict)}">'
                     f'<title>{_e(url)} at {_e(vp["name"])}: {verdict or "not measured"}</title></rect>')
             out.append(f'<a href="#m{mid}">{rect}</a>' if verdict and verdict != "ok" else rect)
     out.append("</svg>")
@@ -194,7 +200,7 @@ def _svg_timeline(rows: list[tuple[str, str, list[tuple[str, str]]]], t_end: str
             start = x(_epoch(at))
             end = x(_epoch(series[k + 1][0])) if k + 1 < len(series) else x(t1)
             out.append(f'<rect class="seg v-{verdict}" x="{start:.1f}" y="{y + 2}" '
-                       f'width="{max(end - start, 1.5):.1f}" height="{rh - 4}" fill="{COLOURS[verdict]}">'
+                       f'width="{max(end - start, 1.5):.1f}" height="{rh - 4}" fill="{_colour(verdict)}">'
                        f'<title>{_e(name)}: {verdict} from {_ago(at)}</title></rect>')
     y = 20 + len(rows) * rh + 14
     for frac in (0.0, 0.5, 1.0):
@@ -213,7 +219,7 @@ def _techniques(conn: Any, vids: list[int]) -> dict[int, Counter[str]]:
     for vid, verdict, stage, n in conn.execute(
         "SELECT l.vantage_id, m.verdict, m.stage, count(*) FROM latest l "
         "JOIN measurements m ON m.id = l.measurement_id "
-        "WHERE m.verdict IN ('blocked','reset','hijacked') "
+        f"WHERE m.verdict IN {_IN_INTERFERENCE} "
         f"AND l.vantage_id IN ({','.join('?' * len(vids))}) GROUP BY 1, 2, 3", vids,
     ):
         out[vid][f"{verdict} at {_STAGE_WORDS.get(stage or '', stage or '?')}"] += n
@@ -391,7 +397,7 @@ def write_report(store: Any, out: TextIO, *, vantages: Iterable[str] | None = No
                 # Observations from a foreign or synthetic database: the verdict row still says
                 # what was decided; the step-by-step view is left out for this one.
                 cell += " <i>(observations not readable)</i>"
-        w(f'<tr id="m{mid}" class="v-{verdict}"><td class="verdict" style="color:{COLOURS[verdict]}">'
+        w(f'<tr id="m{mid}" class="v-{verdict}"><td class="verdict" style="color:{_colour(verdict)}">'
           f"{verdict}</td><td>{_e(vantage)}</td><td>{_e(url)}</td><td>{cell}</td><td>{_ago(at)}</td></tr>")
     w("</tbody></table>")
     w('<p class="meta">Reasons in words come from probe/explain.py; docs/classification.md '

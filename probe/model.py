@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, TypeVar, get_args, get_origin, get_type_hints
 
 __all__ = [
+    "INTERFERENCE_VERDICTS",
     "STAGES",
     "VERDICTS",
     "ControlObservation",
@@ -40,6 +41,9 @@ StageName = Literal["dns", "tcp", "tls", "http"]
 
 #: The fixed verdict vocabulary, most to least specific is not implied.
 VERDICTS: tuple[str, ...] = ("ok", "blocked", "reset", "hijacked", "throttled", "down", "inconclusive")
+#: Verdicts that say someone interfered: what the `blocked` view holds and what
+#: `probe results --verdict interference` means.
+INTERFERENCE_VERDICTS: tuple[str, ...] = ("hijacked", "reset", "blocked", "throttled")
 #: Measurement stages in the order they run.
 STAGES: tuple[str, ...] = ("dns", "tcp", "tls", "http")
 

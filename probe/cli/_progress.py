@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 __all__ = ["LiveProgress", "eta_seconds", "format_duration"]
 
 _COLOURS = {"ok": "green", "blocked": "red", "reset": "red", "hijacked": "magenta",
-            "down": "yellow", "inconclusive": "cyan"}
+            "throttled": "red", "down": "yellow", "inconclusive": "cyan"}
 _BAR = 20
 
 
@@ -138,7 +138,7 @@ class LiveProgress:
         for v in VERDICTS:
             n = self.counts.get(v, 0)
             if n or v in ("ok", "blocked", "reset", "hijacked"):
-                counts.append(f"{v} ", style=_COLOURS[v])
+                counts.append(f"{v} ", style=_COLOURS.get(v, ""))
                 counts.append(f"{n}  ", style="bold" if n and v != "ok" else "")
         out = [head, counts]
         slow = self._slow(flight, now)

@@ -89,6 +89,10 @@ def test_results_unknown_run_exits_1(db: Path) -> None:
 
 def test_verdict_choices_match_the_model() -> None:
     assert VERDICT_CHOICES == VERDICTS
+    from probe.cli.results import INTERFERENCE
+    from probe.model import INTERFERENCE_VERDICTS
+
+    assert set(INTERFERENCE) == set(INTERFERENCE_VERDICTS)
 
 
 @pytest.mark.parametrize("command", ["results", "runs"])
