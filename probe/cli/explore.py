@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 
 import click
@@ -33,8 +34,6 @@ def explore_command(db: Path, host: str, port: int, open_browser: bool,
       probe explore --db results/all.db --port 8002
     """
     import json
-    import os
-    import subprocess
     import sys
     import tempfile
 
@@ -67,9 +66,31 @@ def explore_command(db: Path, host: str, port: int, open_browser: bool,
         if open_browser:
             args.append("--open")
         click.echo(f"Datasette on http://{host}:{port}/{db.stem} (Ctrl-C to stop)", err=True)
-        try:
-            code = subprocess.call(args, env=dict(os.environ))
-        except KeyboardInterrupt:
-            code = 130
-    if code not in (0, 130, -2):
+        code = _serve(args)
+    if code not in (0, 130, -signal.SIGINT, -signal.SIGTERM):
         raise SystemExit(code)
+
+
+def _serve(args: list[str]) -> int:
+    """Run Datasette as a child and pass SIGTERM and SIGHUP on to it: stopping `probe explore`
+    (systemd, a test, a closed terminal) must stop the server, never leave it listening."""
+    import subprocess
+
+    proc = subprocess.Popen(args)
+
+    def forward(signum: int, _frame: object) -> None:
+        proc.send_signal(signum)
+
+    old = {sig: signal.signal(sig, forward) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        while True:
+            try:
+                return proc.wait()
+            except KeyboardInterrupt:  # Ctrl-C reached both; wait for Datasette to finish
+                proc.send_signal(signal.SIGINT)
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

@@ -53,6 +53,9 @@ def explore(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+    # Stopping `probe explore` stopped Datasette too: nothing listens on the port any more.
+    with socket.socket() as s:
+        assert s.connect_ex(("127.0.0.1", port)) != 0
 
 
 def _get(endpoint: str, **params: str) -> Any:
