@@ -42,8 +42,17 @@ _CHAIN_VERDICT = {
 
 
 def injection(q: DNSObservation) -> int:
-    """Number of *different* replies received for one query (2+ means injection)."""
-    seen = {(r.rcode, frozenset(canon_ip(a) for a in r.answers), frozenset(r.cnames)) for r in q.replies}
+    """Number of *different* well-formed replies received for one query (2+ means injection).
+
+    Only replies that answer the query (our id and question, from the resolver) count:
+    ``MALFORMED`` datagrams (garbage, another id or question) are kept as evidence of what
+    arrived, but anyone can send junk to an open port; it proves nothing about a censor.
+    """
+    seen = {
+        (r.rcode, frozenset(canon_ip(a) for a in r.answers), frozenset(r.cnames))
+        for r in q.replies
+        if r.rcode != "MALFORMED"
+    }
     return len(seen)
 
 

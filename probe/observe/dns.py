@@ -8,9 +8,14 @@ with TCP/TLS/HTTP. The socket then stays open ``late_window`` seconds and keeps 
 datagram: an on-path injector answers first, the genuine resolver answers later, and both
 replies are evidence. :meth:`UDPQuery.observation` builds the record once the window closed.
 
-Every datagram is parsed exactly once. A datagram that does not parse, or that does not answer
-this query (other id, other question), is kept with ``rcode="MALFORMED"`` (raw bytes intact,
-answers filled in when it parsed) and never decides the query.
+Every datagram is parsed at most once. Only a well-formed reply from the resolver's address and
+port, with our id, QR set and our question, is a *reply*: it may decide the query, and a second
+different one is injection evidence. Anything else (garbage, another id, another question,
+another source) is *junk*: the first :data:`MAX_JUNK` are kept with ``rcode="MALFORMED"`` (raw
+bytes intact, answers filled in when it parsed) and never decide the query or count as replies;
+the rest are only counted (:attr:`UDPQuery.junk`). At most :data:`MAX_REPLIES` replies are
+kept per query. A datagram whose first two bytes are not our id is junk without parsing, so a
+flood costs little CPU and bounded memory.
 """
 
 from __future__ import annotations
@@ -32,9 +37,11 @@ import dns.rdatatype
 
 from probe.failures import Failure, failure_string
 from probe.model import DNSObservation, DNSReply
-from probe.net import format_resolver
+from probe.net import canon_ip, format_resolver
 
 __all__ = [
+    "MAX_JUNK",
+    "MAX_REPLIES",
     "UDPQuery",
     "doh_query",
     "reply_from_message",
@@ -103,6 +110,21 @@ def _matches(msg: dns.message.Message, qid: int, qname: dns.name.Name, rdtype: i
     return q.rdtype == rdtype and q.rdclass == dns.rdataclass.IN and q.name == qname
 
 
+#: Matching replies kept per query: a genuine answer and an injected one need two; a few more
+#: show a repeated injection. Further matching replies are counted, not kept.
+MAX_REPLIES = 8
+#: Junk datagrams (not a reply to this query) kept per query as evidence of what was received.
+MAX_JUNK = 2
+
+
+def _same_source(addr: Any, ip: str, port: int) -> bool:
+    """True when a datagram came from the resolver's address and port."""
+    try:
+        return int(addr[1]) == port and canon_ip(str(addr[0]).split("%", 1)[0]) == canon_ip(ip)
+    except (IndexError, TypeError, ValueError):
+        return False
+
+
 class _Protocol(asyncio.DatagramProtocol):
     __slots__ = ("query",)
 
@@ -127,6 +149,7 @@ class UDPQuery:
     __slots__ = (
         "_first_t",
         "_qid",
+        "_qid_bytes",
         "_qname",
         "_rdtype",
         "_t0",
@@ -135,9 +158,12 @@ class UDPQuery:
         "addresses",
         "decided",
         "duration",
+        "extra_replies",
         "failure",
         "hostname",
         "ip",
+        "junk",
+        "junk_parsed",
         "late_window",
         "port",
         "qtype",
@@ -164,6 +190,10 @@ class UDPQuery:
         self._qname = dns.name.from_text(hostname)
         self._rdtype = dns.rdatatype.from_text(qtype)
         self._qid, self._wire = _query_wire(self._qname, self._rdtype)
+        self._qid_bytes = self._wire[:2]
+        self.junk = 0  # datagrams that were not a reply to this query (kept or not)
+        self.junk_parsed = False  # one of them parsed as DNS (a reply to another query)
+        self.extra_replies = 0  # matching replies beyond MAX_REPLIES (counted, not kept)
         self._t0 = time.monotonic()
         self._first_t: float | None = None
         self._transport: asyncio.DatagramTransport | None = None
@@ -190,23 +220,50 @@ class UDPQuery:
 
     def _on_datagram(self, data: bytes, addr: Any) -> None:
         t = time.monotonic() - self._t0
-        source = format_resolver(addr[0], addr[1])[len("udp://") :]
+        if not _same_source(addr, self.ip, self.port) or data[:2] != self._qid_bytes:
+            self._on_junk(data, addr, t, None)  # another source, or another id: not parsed
+            return
+        if len(self.replies) - min(self.junk, MAX_JUNK) >= MAX_REPLIES:  # the kept junk aside
+            self.extra_replies += 1
+            return
         qtype = self._rdtype
         try:
             msg = dns.message.from_wire(data)
         except Exception:
-            self.replies.append(DNSReply(t=t, source=source, rcode="MALFORMED", raw=data))
+            self._on_junk(data, addr, t, None)
             return
         if not _matches(msg, self._qid, self._qname, qtype):
-            reply, _ = reply_from_message(msg, data, t, source, qtype, rcode="MALFORMED")
-            self.replies.append(reply)
+            self._on_junk(data, addr, t, msg)
             return
+        source = format_resolver(addr[0], addr[1])[len("udp://") :]
         reply, addresses = reply_from_message(msg, data, t, source, qtype)
         self.replies.append(reply)
         if self._first_t is None:
             self._first_t = t
             failure = _reply_failure(reply, addresses)
             self._decide(failure, addresses if failure is None else ())
+
+    def _on_junk(self, data: bytes, addr: Any, t: float, msg: dns.message.Message | None) -> None:
+        """A datagram that is not a reply to this query: kept (the first few) as evidence only."""
+        self.junk += 1
+        if msg is None and self.junk <= MAX_JUNK:
+            try:  # only the first few are parsed: a flood costs no parsing
+                msg = dns.message.from_wire(data)
+            except Exception:
+                msg = None
+        if msg is not None:
+            self.junk_parsed = True
+        if self.junk > MAX_JUNK:
+            return
+        try:
+            source = format_resolver(addr[0], addr[1])[len("udp://") :]
+        except (IndexError, TypeError, ValueError):
+            source = str(addr)
+        if msg is None:
+            self.replies.append(DNSReply(t=t, source=source, rcode="MALFORMED", raw=data))
+        else:
+            reply, _ = reply_from_message(msg, data, t, source, self._rdtype, rcode="MALFORMED")
+            self.replies.append(reply)
 
     def _on_error(self, exc: Exception) -> None:
         # ICMP port/host unreachable on the connected socket: no resolver listens there.
@@ -229,10 +286,11 @@ class UDPQuery:
                 async with asyncio.timeout(self.timeout):
                     await asyncio.shield(self.decided)
             except TimeoutError:
-                if any(r.rcode == "MALFORMED" for r in self.replies):
-                    parsed = any(r.flags for r in self.replies)
+                if self.junk:
                     self._decide(
-                        Failure.DNS_REPLY_WITH_WRONG_QUERY_ERROR if parsed else Failure.DNS_SERVER_MISBEHAVING
+                        Failure.DNS_REPLY_WITH_WRONG_QUERY_ERROR
+                        if self.junk_parsed
+                        else Failure.DNS_SERVER_MISBEHAVING
                     )
                 else:
                     self._decide(Failure.GENERIC_TIMEOUT_ERROR)

@@ -112,7 +112,9 @@ def _dns_rows(rows: Rows, ids: IdCounters, mid: int, hop: int, control: int, obs
     for q in obs:
         ids.query += 1
         qid = ids.query
-        distinct = {(r.rcode, frozenset(r.answers), frozenset(r.cnames)) for r in q.replies}
+        # As the classifier counts injection: well-formed replies to the query only.
+        distinct = {(r.rcode, frozenset(r.answers), frozenset(r.cnames)) for r in q.replies
+                    if r.rcode != "MALFORMED"}
         rows.queries.append(
             (qid, mid, hop, control, q.resolver, q.transport, q.qtype, q.hostname, q.started,
              q.duration, q.failure, _dumps(list(q.addresses)), len(q.replies), len(distinct))
