@@ -7,7 +7,6 @@ Everything talks to 127.0.0.0/8 only. Used by the reliability tests and by
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import os
 import re
@@ -31,6 +30,7 @@ __all__ = [
     "hold_connections",
     "raise_open_files_limit",
     "run_child",
+    "vm_hwm_mb",
     "zeros_crc32",
 ]
 
@@ -49,33 +49,58 @@ class Child:
     peak_rss_mb: float
 
 
+# Runs ``python -m MODULE ARGS`` and, at exit, writes the process's VmHWM (peak resident set of
+# its own address space) to $PROBE_TEST_HWM_FILE. Not ru_maxrss: after fork from a large test
+# process, ru_maxrss still counts the parent's pages the child held before exec.
+_HWM_WRAPPER = """
+import atexit, os, runpy, sys
+def _hwm():
+    with open("/proc/self/status") as f:
+        kb = next((l.split()[1] for l in f if l.startswith("VmHWM:")), "0")
+    with open(os.environ["PROBE_TEST_HWM_FILE"], "w") as out:
+        out.write(kb)
+atexit.register(_hwm)
+module = sys.argv[1]
+sys.argv = [module, *sys.argv[2:]]
+runpy.run_module(module, run_name="__main__", alter_sys=True)
+"""
+
+
+def vm_hwm_mb(pid: int | str = "self") -> float:
+    """Peak resident memory (VmHWM) of a running process, in MB."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
 def run_child(
-    argv: Sequence[str],
+    module: str,
+    args: Sequence[str],
     *,
     env: Mapping[str, str] | None = None,
     timeout: float = 120.0,
     memory_limit: int = CHILD_MEMORY_LIMIT,
 ) -> Child:
-    """Run ``argv`` under an address-space limit; its peak RSS from ``wait4`` (ru_maxrss)."""
+    """``python -m module args`` under an address-space limit, with its peak RSS (VmHWM)."""
 
     def limit() -> None:
         resource.setrlimit(resource.RLIMIT_AS, (memory_limit, memory_limit))
 
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen(list(argv), stdout=out, stderr=err, stdin=subprocess.DEVNULL,
-                                env=dict(env) if env is not None else None, preexec_fn=limit)
-        with concurrent.futures.ThreadPoolExecutor(1) as pool:
-            waited = pool.submit(os.wait4, proc.pid, 0)
-            try:
-                _, status, usage = waited.result(timeout)
-            except concurrent.futures.TimeoutError:
-                proc.kill()
-                _, status, usage = waited.result()
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0)
-        err.seek(0)
-        return Child(proc.returncode, out.read().decode(errors="replace"),
-                     err.read().decode(errors="replace"), usage.ru_maxrss / 1024)
+    with tempfile.TemporaryDirectory() as tmp:
+        hwm = os.path.join(tmp, "hwm")
+        child_env = dict(env if env is not None else os.environ, PROBE_TEST_HWM_FILE=hwm)
+        proc = subprocess.run([sys.executable, "-c", _HWM_WRAPPER, module, *args],
+                              capture_output=True, text=True, stdin=subprocess.DEVNULL,
+                              env=child_env, preexec_fn=limit, timeout=timeout)
+        try:
+            with open(hwm) as f:
+                peak = int(f.read() or 0) / 1024
+        except FileNotFoundError:
+            peak = 0.0  # killed before exit: no figure
+        return Child(proc.returncode, proc.stdout, proc.stderr, peak)
+
 
 _POLY = 0xEDB88320  # CRC-32 (reflected), as gzip uses
 
@@ -236,7 +261,7 @@ class HelperProcess:
     """``probe helper serve`` in a child process on a free loopback port, memory-limited.
 
     ``base`` is its URL once started; ``log`` collects its stderr; ``peak_rss_mb`` is set
-    once it stopped (``wait4``). ``hwm_mb()`` reads its peak RSS while it runs.
+    when it is stopped (VmHWM). ``hwm_mb()`` reads its peak RSS while it runs.
     """
 
     def __init__(
@@ -285,28 +310,20 @@ class HelperProcess:
     def hwm_mb(self) -> float:
         """Peak resident memory so far (VmHWM), in MB."""
         assert self._proc is not None
-        with open(f"/proc/{self._proc.pid}/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-        return 0.0
+        return vm_hwm_mb(self._proc.pid)
 
     def stop(self, timeout: float = 60.0) -> None:
         proc = self._proc
         if proc is None or self.returncode is not None:
             return
-        # os.kill, not proc.send_signal: that polls (reaps) the child, and wait4 needs it.
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(proc.pid, signal.SIGTERM)
-        with concurrent.futures.ThreadPoolExecutor(1) as pool:
-            waited = pool.submit(os.wait4, proc.pid, 0)
-            try:
-                _, status, usage = waited.result(timeout)
-            except concurrent.futures.TimeoutError:
-                proc.kill()
-                _, status, usage = waited.result()
-        self.returncode = proc.returncode = os.waitstatus_to_exitcode(status)
-        self.peak_rss_mb = usage.ru_maxrss / 1024
+        with contextlib.suppress(OSError):
+            self.peak_rss_mb = vm_hwm_mb(proc.pid)  # its own peak, up to the stop
+        proc.send_signal(signal.SIGTERM)
+        try:
+            self.returncode = proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            self.returncode = proc.wait()
 
     def __enter__(self) -> HelperProcess:
         return self.start()

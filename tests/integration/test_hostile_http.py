@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-import sys
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -67,9 +66,9 @@ def probe_run(url: str, resolver: str, tmp: Path, *extra: str) -> tuple[float, s
     env = dict(os.environ, PROBE_CONFIG_DIR=str(tmp / "cfg"))
     db = tmp / "r.db"
     child = run_child(
-        [sys.executable, "-m", "probe", "run", "--url", url, "--resolver", resolver,
-         "--no-control", "--accept-risks", "--db", str(db), "--retries", "0", "--no-progress",
-         *extra],
+        "probe",
+        ["run", "--url", url, "--resolver", resolver, "--no-control", "--accept-risks",
+         "--db", str(db), "--retries", "0", "--no-progress", *extra],
         env=env,
     )
     assert child.returncode == 0, child.stderr[-3000:]
