@@ -77,6 +77,8 @@ class Failure(StrEnum):
     # a connect policy (the test helper's: public addresses only) refused the address;
     # nothing was sent to it
     ADDRESS_REFUSED_BY_POLICY = "address_refused_by_policy"
+    # every test helper answered 503 (busy) for longer than the client waits (Retry-After)
+    TEST_HELPER_BUSY = "test_helper_busy"
 
 
 #: The failure strings as a set (members compare and hash as their strings).

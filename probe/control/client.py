@@ -38,6 +38,8 @@ DEFAULT_HEADERS: Mapping[str, str] = {
 }
 
 _COOLDOWN = 30.0  # seconds a helper that failed at the transport level is tried last
+_RETRY_AFTER_MAX = 30.0  # the longest single wait a helper's Retry-After may ask for
+_MAX_RESPONSE = 4 << 20  # bytes of a helper's answer read at most (a hostile helper: no bomb)
 _JSON = {"Content-Type": "application/json", "Accept": "application/json"}
 
 
@@ -55,6 +57,25 @@ def _unreachable(exc: BaseException) -> bool:
 
     connect_timeout = getattr(aiohttp, "ConnectionTimeoutError", ())
     return isinstance(exc, aiohttp.ClientConnectorError | connect_timeout)  # type: ignore[arg-type]
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Seconds a ``Retry-After`` header asks to wait (delta-seconds or HTTP-date), capped."""
+    if value is None:
+        return None
+    value = value.strip()
+    seconds: float
+    if value.isdigit():
+        seconds = float(value)
+    else:
+        import email.utils
+
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        seconds = when.timestamp() - time.time()
+    return min(max(seconds, 0.0), _RETRY_AFTER_MAX)
 
 
 class ControlClient:
@@ -77,6 +98,7 @@ class ControlClient:
         *,
         user_agent: str | None = None,
         max_connections: int = 64,
+        busy_wait: float = 20.0,
     ) -> None:
         self.helpers: tuple[str, ...] = tuple(helpers)
         self.timeout = timeout
@@ -88,6 +110,7 @@ class ControlClient:
         self._session: aiohttp.ClientSession | None = None
         self._lock = asyncio.Lock()
         self._down_until: dict[str, float] = {}
+        self.busy_wait = max(0.0, busy_wait)  # seconds per URL spent waiting for busy helpers
 
     async def __aenter__(self) -> ControlClient:
         await self._ensure_session()
@@ -128,11 +151,21 @@ class ControlClient:
                 )
             return self._session
 
-    async def _post(self, url: str, body: dict[str, Any]) -> tuple[int, bytes]:
+    async def _post(self, url: str, body: dict[str, Any]) -> tuple[int, bytes, float | None]:
+        """POST ``body``; the status, the answer (bounded) and a 503's Retry-After in seconds."""
         session = await self._ensure_session()
         data = json.dumps(body, separators=(",", ":")).encode()
         async with session.post(url, data=data, headers=_JSON, allow_redirects=False) as resp:
-            return resp.status, await resp.read()
+            parts: list[bytes] = []
+            size = 0
+            async for chunk in resp.content.iter_any():
+                size += len(chunk)
+                if size > _MAX_RESPONSE:
+                    raise ValueError(f"test helper answer longer than {_MAX_RESPONSE} bytes")
+                parts.append(chunk)
+            content = b"".join(parts)
+            retry = _retry_after(resp.headers.get("Retry-After")) if resp.status == 503 else None
+            return resp.status, content, retry
 
     def _order(self) -> list[str]:
         now = time.monotonic()
@@ -155,34 +188,53 @@ class ControlClient:
             )  # fmt: skip
         failure = "unknown_failure: no test helper answered"
         source = self.helpers[0]
+        give_up = time.monotonic() + self.busy_wait
         try:
             body = build_request(url, addrs, port, headers=self._headers)
-            for helper in self._order():
-                source = helper
-                try:
-                    status, content = await self._post(helper, body)
-                except Exception as exc:
-                    failure = _failure(exc)
-                    if _unreachable(exc):  # a slow answer is the site's fault, not the helper's
-                        self._down_until[helper] = time.monotonic() + _COOLDOWN
-                    continue
-                if status != 200:
-                    # 503 (busy), 5xx, 4xx: this helper cannot answer now; try the next one.
-                    failure = Failure.HTTP_REQUEST_FAILED
-                    continue
-                try:
-                    obs = parse_response(
-                        content,
-                        source=helper,
-                        url=url,
-                        started=started,
-                        duration=time.perf_counter() - t0,
-                    )
-                except THResponseError:
-                    failure = "unknown_failure: not a test-helper response"
-                    continue
-                self._down_until.pop(helper, None)
-                return obs
+            helpers = self._order()
+            while helpers:
+                busy: list[tuple[float, str]] = []  # (Retry-After, helper) of the 503s
+                for helper in helpers:
+                    source = helper
+                    try:
+                        status, content, retry = await self._post(helper, body)
+                    except Exception as exc:
+                        failure = _failure(exc)
+                        if _unreachable(exc):  # a slow answer is the site's fault, not the helper's
+                            self._down_until[helper] = time.monotonic() + _COOLDOWN
+                        continue
+                    if status == 503 and retry is not None:
+                        # Busy, and it says when to come back: worth waiting for (below).
+                        busy.append((retry, helper))
+                        failure = Failure.TEST_HELPER_BUSY
+                        continue
+                    if status != 200:
+                        # 5xx, 4xx, a 503 without Retry-After: this helper cannot answer now.
+                        failure = Failure.HTTP_REQUEST_FAILED
+                        continue
+                    try:
+                        obs = parse_response(
+                            content,
+                            source=helper,
+                            url=url,
+                            started=started,
+                            duration=time.perf_counter() - t0,
+                        )
+                    except THResponseError:
+                        failure = "unknown_failure: not a test-helper response"
+                        continue
+                    self._down_until.pop(helper, None)
+                    return obs
+                if not busy:
+                    break
+                # Every other helper failed and some are busy: wait as the soonest one asked,
+                # within this URL's budget, then ask the busy ones again. Past the budget the
+                # control is missing and says why (test_helper_busy): the URL is inconclusive.
+                wait, _ = min(busy)
+                if time.monotonic() + wait > give_up:
+                    break
+                await asyncio.sleep(wait)  # the server's own back-off, not synchronisation
+                helpers = [h for _, h in sorted(busy)]
         except Exception as exc:  # never raise: the control is data, even when it failed
             failure = _failure(exc)
         return ControlObservation(
