@@ -10,7 +10,7 @@ Lower layers are importable too: :func:`probe.observe.measure` measures one targ
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +37,7 @@ def resolve_lists(selection: ListSelection) -> list[Path]:
 
 
 def _targets(
-    selection: ListSelection, paths: list[Path], on_problem: Callable[[Any], None]
+    selection: ListSelection, paths: Sequence[Any], on_problem: Callable[[Any], None]
 ) -> Iterator[Any]:
     from probe.testlists import iter_targets, parse_categories
 
@@ -54,25 +54,35 @@ def measure_lists(request: RunRequest, reporter: Reporter | None = None) -> RunS
     :class:`probe.runner.NoControlError` (no control answers; recorded as failed).
     Network failures of single URLs are data, never exceptions.
     """
-    from probe.runner import estimate_total, run_sync
+    from probe.runner import run_sync
+    from probe.testlists import open_list
 
     selection = request.selection
-    paths = resolve_lists(selection)
-    if selection.strict:
-        # Validate every row before measuring anything: a strict run is all or nothing.
-        for _ in _targets(selection, paths, lambda problem: None):
-            pass
-    problems = 0
+    # Lists are opened (streams copied) here, before the run's event loop: Ctrl-C still ends a
+    # wait on a FIFO, and a pipe is not consumed by counting its rows.
+    opened = []
+    try:
+        for path in resolve_lists(selection):
+            opened.append(open_list(path))
+        if selection.strict:
+            # Validate every row before measuring anything: a strict run is all or nothing.
+            for _ in _targets(selection, opened, lambda problem: None):
+                pass
+        problems = 0
 
-    def on_problem(problem: Any) -> None:
-        nonlocal problems
-        problems += 1
-        if reporter is not None:
-            reporter.problem(f"skipped {problem}")
+        def on_problem(problem: Any) -> None:
+            nonlocal problems
+            problems += 1
+            if reporter is not None:
+                reporter.problem(f"skipped {problem}")
 
-    total = estimate_total(paths, selection.urls)
-    summary = run_sync(_targets(selection, paths, on_problem), request.settings, reporter, total,
-                       config=request.measure, lists=[str(p) for p in paths])
+        total = len(selection.urls) + sum(max(0, item.scan()[0] - 1) for item in opened)
+        summary = run_sync(_targets(selection, opened, on_problem), request.settings, reporter,
+                           total, config=request.measure,
+                           lists=[item.identity() for item in opened])
+    finally:
+        for item in opened:
+            item.close()
     summary.problems = problems
     if summary.measured and summary.status in ("complete", "interrupted"):
         _judge_throttling(Path(request.settings.db), summary)

@@ -27,7 +27,6 @@ __all__ = [
     "NoNetworkError",
     "Reporter",
     "RunSummary",
-    "estimate_total",
     "preflight",
     "run",
     "run_sync",
@@ -162,17 +161,26 @@ async def _control_reachable(url: str, timeout: float, cafile: str | None) -> bo
         return False
 
 
-def estimate_total(paths: Iterable[Path], urls: Iterable[str]) -> int | None:
-    """Rows in the lists (minus headers) plus ad-hoc URLs: an upper bound for the ETA."""
-    total = len(list(urls))
-    for path in paths:
-        try:
-            with open(path, "rb") as fh:
-                rows = sum(chunk.count(b"\n") for chunk in iter(lambda: fh.read(1 << 20), b""))
-        except OSError:
-            return None
-        total += max(0, rows - 1)
-    return total
+# Settings that name files: results record the file's name only, never its directories (home
+# directories carry user names, and result databases are shared).
+_PATH_SETTINGS = frozenset({"db", "cafile", "geo", "fingerprints", "resolv_conf"})
+
+
+def _file_name(value: Any) -> Any:
+    if isinstance(value, list | tuple):
+        return [_file_name(v) for v in value]
+    return Path(value).name if value else value
+
+
+def recorded_options(options: RunSettings, cfg: MeasureConfig) -> dict[str, Any]:
+    """The run's settings as ``runs.options`` stores them: file settings by file name only."""
+    out: dict[str, Any] = {}
+    for key, value in asdict(options).items():
+        out[key] = _file_name(value) if key in _PATH_SETTINGS else value
+    measure = asdict(cfg)
+    measure.pop("connect_policy", None)
+    out["measure"] = {k: (_file_name(v) if k in _PATH_SETTINGS else v) for k, v in measure.items()}
+    return out
 
 
 class _Limiter:
@@ -247,10 +255,7 @@ async def run(
     from probe.netcheck import resolver_addresses
 
     vantage_id = store.vantage(options.vantage, resolver=",".join(resolver_addresses(cfg)))
-    run_options: dict[str, Any] = asdict(options)
-    run_options["measure"] = asdict(cfg)
-    run_options = {k: (str(v) if isinstance(v, Path) else v) for k, v in run_options.items()}
-    run_id = store.start_run(vantage_id, list(lists), run_options)
+    run_id = store.start_run(vantage_id, list(lists), recorded_options(options, cfg))
     summary = RunSummary(run_id=run_id, status="running", started=time.time())
 
     controls = options.controls

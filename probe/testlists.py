@@ -34,12 +34,14 @@ __all__ = [
     "ListProblem",
     "ListStats",
     "ListSummary",
+    "OpenedList",
     "Summary",
     "TestListError",
     "default_lists",
     "iter_targets",
     "known_lists",
     "load_legend",
+    "open_list",
     "parse_categories",
     "parse_url",
     "render_summary",
@@ -61,6 +63,8 @@ SHIPPED_ORIGIN = (
     "CC BY-NC-SA 4.0; see NOTICE.md"
 )
 
+# A list read from a stream (stdin, a pipe, a FIFO) is copied to a temporary file, up to this.
+MAX_STREAM_BYTES = 256 << 20
 # A physical line longer than this is reported and skipped instead of being read into memory.
 MAX_LINE_BYTES = 64 * 1024
 # A quoted field still open after this many lines is taken to be a stray quote: the row is
@@ -317,32 +321,135 @@ def _fields(rec: _Record) -> list[str]:
     return next(csv.reader(rec.lines, strict=True), [])
 
 
-def _open(path: str | Path) -> tuple[str, BinaryIO]:
+class OpenedList:
+    """A test list opened for reading, named as the user named it.
+
+    A regular file is read in place. Anything else (``-`` for stdin, ``<(cmd)``, a FIFO, a
+    device) is a stream that can be read only once: it is copied into an anonymous temporary
+    file first, with bounds, so that it can be counted for the progress bar and then read. The
+    copy waits for data in ``select`` rather than in a blocking ``open``/``read``, so Ctrl-C and
+    SIGTERM end a wait on a FIFO that nobody writes to.
+    """
+
+    def __init__(self, name: str, fh: BinaryIO, stream: bool) -> None:
+        self.name = name
+        self.fh = fh
+        self.stream = stream
+        #: What results record about the list: its file name, never the directories above it
+        #: (home directories carry user names).
+        self.label = "<stdin>" if name == "<stdin>" else (Path(name).name or name)
+        self._scan: tuple[int, str] | None = None
+
+    def scan(self) -> tuple[int, str]:
+        """(lines, sha256 of the content), read once; the list is left at its start."""
+        if self._scan is None:
+            import hashlib
+
+            digest = hashlib.sha256()
+            lines = 0
+            self.fh.seek(0)
+            for chunk in iter(lambda: self.fh.read(1 << 20), b""):
+                digest.update(chunk)
+                lines += chunk.count(b"\n")
+            self.fh.seek(0)
+            self._scan = (lines, digest.hexdigest())
+        return self._scan
+
+    def identity(self) -> str:
+        """``"name sha256:HEX"``: identifies the list's content without the user's paths."""
+        return f"{self.label} sha256:{self.scan()[1]}"
+
+    def close(self) -> None:
+        self.fh.close()
+
+    def __enter__(self) -> OpenedList:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _spool(fd: int, name: str) -> BinaryIO:
+    """Copy a stream into an anonymous temporary file, waiting for data in ``select``."""
+    import select
+    import tempfile
+
+    out = tempfile.TemporaryFile()  # noqa: SIM115  (returned open; its owner closes it)
+    total = 0
+    try:
+        while True:
+            select.select([fd], [], [])  # interruptible: signal handlers run while waiting
+            try:
+                chunk = os.read(fd, 1 << 16)
+            except BlockingIOError:
+                continue
+            if not chunk:
+                break
+            if b"\0" in chunk:
+                raise TestListError(ListProblem(
+                    name, 0, "binary data (NUL bytes), not a CSV test list"))
+            total += len(chunk)
+            if total > MAX_STREAM_BYTES:
+                raise TestListError(ListProblem(
+                    name, 0, f"a list read from a stream is limited to {MAX_STREAM_BYTES >> 20} MiB; "
+                    "save it to a file first"))
+            out.write(chunk)
+    except BaseException:
+        out.close()
+        raise
+    out.seek(0)
+    return out  # type: ignore[return-value]  # a binary file object
+
+
+def open_list(path: str | Path) -> OpenedList:
+    """Open one test list (``-``: standard input). Raises :class:`TestListError` naming it."""
+    import stat
+
     name = str(path)
     if name == "-":
-        return "<stdin>", sys.stdin.buffer
+        return OpenedList("<stdin>", _spool(sys.stdin.fileno(), "<stdin>"), True)
     try:
-        if Path(path).is_dir():
-            raise TestListError(ListProblem(name, 0, "is a directory, not a CSV file"))
-        return name, open(path, "rb")  # closed by the caller
+        # O_NONBLOCK: opening a FIFO must not block before anyone writes to it.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
         raise TestListError(ListProblem(name, 0, "no such file")) from None
+    except IsADirectoryError:
+        raise TestListError(ListProblem(name, 0, "is a directory, not a CSV file")) from None
     except OSError as exc:
         raise TestListError(ListProblem(name, 0, f"cannot read: {exc.strerror or exc}")) from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISREG(mode):
+            os.set_blocking(fd, True)
+            return OpenedList(name, os.fdopen(fd, "rb"), False)
+    except BaseException:
+        os.close(fd)
+        raise
+    try:
+        if stat.S_ISDIR(mode):
+            raise TestListError(ListProblem(name, 0, "is a directory, not a CSV file"))
+        return OpenedList(name, _spool(fd, name), True)
+    except OSError as exc:
+        raise TestListError(ListProblem(name, 0, f"read error: {exc.strerror or exc}")) from None
+    finally:
+        os.close(fd)
 
 
-def _check_readable(path: str | Path) -> None:
-    if str(path) == "-":
-        return
-    _open(path)[1].close()
+def _open(path: str | Path | OpenedList) -> tuple[str, BinaryIO, bool]:
+    """(name, file at its start, whether the caller must close it)."""
+    if isinstance(path, OpenedList):
+        path.fh.seek(0)
+        return path.name, path.fh, False
+    opened = open_list(path)
+    return opened.name, opened.fh, True
 
 
 def _read_file(
-    path: str | Path, report: Callable[[ListProblem], None], stats: ListStats
+    path: str | Path | OpenedList, report: Callable[[ListProblem], None], stats: ListStats
 ) -> Iterator[tuple[int, str, str]]:
     """Yield ``(line, url, category_code)`` for each structurally sound row of one file;
     report every other row. Raises TestListError for file-level problems."""
-    name, fh = _open(path)
+    name, fh, owned = _open(path)
     try:
         header: list[str] | None = None
         url_idx = cat_idx = -1
@@ -412,12 +519,12 @@ def _read_file(
         elif not any_rows:
             report(ListProblem(name, 0, "no URLs: the file has a header but no rows"))
     finally:
-        if fh is not sys.stdin.buffer:
+        if owned:
             fh.close()
 
 
 def iter_targets(
-    paths: Iterable[str | Path],
+    paths: Iterable[str | Path | OpenedList],
     urls: Iterable[str] = (),
     categories: str | Iterable[str] | None = None,
     strict: bool = False,
@@ -466,14 +573,41 @@ def iter_targets(
             cli_targets.append(parse_url(u, source="cli"))
         except InvalidURL as exc:
             raise TestListError(ListProblem("--url", 0, f"#{i}: {exc}")) from None
-    for path in paths:
-        _check_readable(path)
+    # Open every list first (a stream is copied now): a missing file fails before any target.
+    opened: list[OpenedList] = []
+    try:
+        for path in paths:
+            opened.append(path if isinstance(path, OpenedList) else open_list(path))
+    except BaseException:
+        for item, path in zip(opened, paths, strict=False):
+            if item is not path:
+                item.close()
+        raise
+    try:
+        yield from _targets_of(opened, report, fresh, wanted, st)
+    finally:
+        for item, path in zip(opened, paths, strict=True):
+            if item is not path:
+                item.close()
 
-    for path in paths:
-        name = "<stdin>" if str(path) == "-" else str(path)
+    for target in cli_targets:
+        if fresh(target):
+            st.targets += 1
+            yield target
+
+
+def _targets_of(
+    opened: list[OpenedList],
+    report: Callable[[ListProblem], None],
+    fresh: Callable[[Target], bool],
+    wanted: frozenset[str] | None,
+    st: ListStats,
+) -> Iterator[Target]:
+    for path in opened:
+        name = path.name
         count = 0
         for line, url, category in _read_file(path, report, st):
-            source = f"{name}:{line}"
+            source = f"{path.label}:{line}"  # stored: the list's name, not where it lives
             try:
                 target = parse_url(url, category_code=category, source=source)
             except InvalidURL as exc:
@@ -487,11 +621,6 @@ def iter_targets(
                 count += 1
                 yield target
         st.per_file[name] = st.per_file.get(name, 0) + count
-
-    for target in cli_targets:
-        if fresh(target):
-            st.targets += 1
-            yield target
 
 
 # --- summaries (`probe testlists`) ----------------------------------------------------------
@@ -528,12 +657,21 @@ def summarize(paths: Iterable[str | Path] | None = None) -> Summary:
     Raises :class:`TestListError` for a missing or unusable file, like :func:`iter_targets`.
     """
     paths = known_lists() if paths is None else list(paths)
-    for path in paths:
-        _check_readable(path)
+    opened: list[OpenedList] = []
+    try:
+        for path in paths:
+            opened.append(open_list(path))
+        return _summarize(paths, opened)
+    finally:
+        for item in opened:
+            item.close()
+
+
+def _summarize(paths: list[str | Path], opened: list[OpenedList]) -> Summary:
     shipped_dir = testlists_dir().resolve()
     union = URLSet()
     out = []
-    for path in paths:
+    for path, item in zip(paths, opened, strict=True):
         problems: list[ListProblem] = []
         st = ListStats()
 
@@ -542,41 +680,44 @@ def summarize(paths: Iterable[str | Path] | None = None) -> Summary:
                 problems.append(problem)
 
         counts: dict[str, int] = {}
-        for target in iter_targets([path], on_error=keep, stats=st):
+        for target in iter_targets([item], on_error=keep, stats=st):
             counts[target.category_code] = counts.get(target.category_code, 0) + 1
             union.add(target.url)
         try:
-            shipped = Path(path).resolve().parent == shipped_dir
+            shipped = not item.stream and Path(path).resolve().parent == shipped_dir
         except OSError:
             shipped = False
         out.append(
             ListSummary(
-                path=str(path),
+                path=item.name,
                 targets=st.targets,
                 categories=tuple(sorted(counts.items())),
                 problems=tuple(problems),
                 problem_count=st.problems,
                 duplicates=st.duplicates,
                 shipped=shipped,
-                descriptions=tuple(sorted(_row_descriptions(path).items())),
+                descriptions=tuple(sorted(_row_descriptions(item).items())),
             )
         )
     return Summary(lists=tuple(out), unique_targets=len(union))
 
 
-def _row_descriptions(path: str | Path) -> dict[str, str]:
+def _row_descriptions(item: OpenedList) -> dict[str, str]:
     """category_code -> category_description as written in a list (fallback for the legend)."""
-    if str(path) == "-":
-        return {}
+    import io
+
     out: dict[str, str] = {}
+    item.fh.seek(0)
+    fh = io.TextIOWrapper(item.fh, encoding="utf-8-sig", errors="replace", newline="")
     try:
-        with open(path, encoding="utf-8-sig", errors="replace", newline="") as fh:
-            for row in csv.DictReader(fh):
-                code = (row.get("category_code") or "").strip().upper()
-                if code and code not in out:
-                    out[code] = (row.get("category_description") or "").strip()
+        for row in csv.DictReader(fh):
+            code = (row.get("category_code") or "").strip().upper()
+            if code and code not in out:
+                out[code] = (row.get("category_description") or "").strip()
     except (OSError, csv.Error):
         pass
+    finally:
+        fh.detach()  # the list stays open: its owner closes it
     return out
 
 

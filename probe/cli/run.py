@@ -127,6 +127,11 @@ def run(ctx: click.Context, /, accept_risks: bool, progress: bool | None, **para
         raise click.UsageError(str(exc)) from None
     except (StoreError, NoNetworkError, NoControlError) as exc:
         raise click.ClickException(str(exc)) from None
+    except KeyboardInterrupt:
+        # Only possible before the run starts (e.g. waiting on a FIFO nobody writes to): once
+        # it runs, SIGINT ends it cleanly as interrupted.
+        click.echo("interrupted before measuring; nothing was stored", err=True)
+        sys.exit(130)
     finally:
         reporter.close()
     import shutil

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from probe.testlists import (
     iter_targets,
     known_lists,
     load_legend,
+    open_list,
     parse_categories,
     parse_url,
     summarize,
@@ -141,7 +143,7 @@ def test_reads_every_row_of_shipped_global_list() -> None:
     targets, problems = collect([path])
     assert problems == []
     assert [t.original_url for t in targets] == expected
-    assert targets[0].source == f"{path}:2"
+    assert targets[0].source == f"{Path(path).name}:2"
 
 
 def test_rows_yield_targets_with_category_and_file_line_source(tmp_path: Path) -> None:
@@ -149,8 +151,8 @@ def test_rows_yield_targets_with_category_and_file_line_source(tmp_path: Path) -
     targets, problems = collect([path])
     assert problems == []
     assert [(t.url, t.category_code, t.source) for t in targets] == [
-        ("http://a.example/", "NEWS", f"{path}:2"),
-        ("https://b.example/", "HUMR", f"{path}:3"),
+        ("http://a.example/", "NEWS", f"{path.name}:2"),
+        ("https://b.example/", "HUMR", f"{path.name}:3"),
     ]
 
 
@@ -251,7 +253,7 @@ def test_line_numbers_are_physical_across_quoted_newlines(tmp_path: Path) -> Non
     )
     path = write(tmp_path, data)
     targets, problems = collect([path])
-    assert [t.source for t in targets] == [f"{path}:2", f"{path}:5"]
+    assert [t.source for t in targets] == [f"{path.name}:2", f"{path.name}:5"]
     assert [p.line for p in problems] == [4]
 
 
@@ -351,7 +353,7 @@ def test_duplicates_across_lists_are_dropped_and_first_wins(tmp_path: Path) -> N
     problems: list[ListProblem] = []
     targets = list(iter_targets([first, second], on_error=problems.append, stats=stats))
     assert [t.url for t in targets] == ["http://a.example/", "http://b.example/", "http://c.example/"]
-    assert (targets[0].category_code, targets[0].source) == ("NEWS", f"{first}:2")
+    assert (targets[0].category_code, targets[0].source) == ("NEWS", f"{first.name}:2")
     assert stats.duplicates == 1
     assert problems == []
 
@@ -433,14 +435,53 @@ def test_overlong_line_is_reported_without_being_loaded(
     targets, problems = collect([path])
     assert [t.url for t in targets] == ["http://b.example/"]
     assert [(p.line, "longer than" in p.reason) for p in problems] == [(2, True)]
-    assert targets[0].source == f"{path}:3"
+    assert targets[0].source == f"{path.name}:3"
 
 
 def test_stdin_is_read_for_dash(monkeypatch: pytest.MonkeyPatch) -> None:
-    fake = io.TextIOWrapper(io.BytesIO(HEADER + row("http://a.example/")))
-    monkeypatch.setattr(sys, "stdin", fake)
-    targets = list(iter_targets(["-"]))
+    r, w = os.pipe()
+    os.write(w, HEADER + row("http://a.example/"))
+    os.close(w)
+    with open(r, "rb") as pipe:
+        monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(pipe))
+        targets = list(iter_targets(["-"]))
     assert [(t.url, t.source) for t in targets] == [("http://a.example/", "<stdin>:2")]
+
+
+def test_sources_record_the_list_name_never_its_directories(tmp_path: Path) -> None:
+    home = tmp_path / "home" / "alice" / "lists"
+    home.mkdir(parents=True)
+    path = write(home, HEADER + row("http://a.example/"))
+    (target,) = iter_targets([path])
+    assert target.source == f"{path.name}:2"
+    assert "alice" not in target.source
+
+
+def test_a_pipe_is_counted_without_being_consumed(tmp_path: Path) -> None:
+    r, w = os.pipe()
+    os.write(w, HEADER + row("http://a.example/") + row("http://b.example/"))
+    os.close(w)
+    with open_list(f"/dev/fd/{r}") as opened:
+        assert opened.stream and opened.scan()[0] == 3
+        assert [t.url for t in iter_targets([opened])] == ["http://a.example/", "http://b.example/"]
+    os.close(r)
+
+
+def test_binary_streams_are_refused_with_a_clear_message() -> None:
+    with pytest.raises(TestListError, match="/dev/zero: binary data"):
+        open_list("/dev/zero")
+
+
+def test_a_stream_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    import probe.testlists as tl
+
+    monkeypatch.setattr(tl, "MAX_STREAM_BYTES", 1000)
+    r, w = os.pipe()
+    os.write(w, HEADER + b"".join(row(f"http://h{i}.example/") for i in range(100)))
+    os.close(w)
+    with pytest.raises(TestListError, match="limited to"):
+        open_list(f"/dev/fd/{r}")
+    os.close(r)
 
 
 def test_stats_count_rows_targets_and_problems(tmp_path: Path) -> None:

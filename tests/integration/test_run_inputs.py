@@ -1,0 +1,135 @@
+"""`probe run` on lists from pipes, stdin, FIFOs and devices; what a run records about its lists."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+from servers import LoopbackNet
+from test_probe_run import FAST, rows
+
+pytestmark = pytest.mark.integration
+
+HEADER = "url,category_code,category_description,date_added,source,notes\n"
+
+
+def _list(net: LoopbackNet) -> str:
+    return HEADER + f"{net.url('ok.test')},NEWS,News,2020-01-01,x,\n" + \
+        f"{net.url('nxdomain.test')},NEWS,News,2020-01-01,x,\n"
+
+
+def _argv(net: LoopbackNet, db: Path, *lists: str) -> list[str]:
+    return [sys.executable, "-m", "probe", "run", *lists, "--resolver", net.resolver,
+            "--no-control", "--accept-risks", "--no-progress", "--db", str(db), *FAST]
+
+
+def _env(tmp_path: Path) -> dict[str, str]:
+    return dict(os.environ, PROBE_CONFIG_DIR=str(tmp_path / "cfg"))
+
+
+def test_a_list_from_a_pipe_is_measured_whole(loopback_net: LoopbackNet, tmp_path: Path) -> None:
+    # What `probe run <(cat list)` passes: /dev/fd/N, a pipe.
+    db = tmp_path / "r.db"
+    r, w = os.pipe()
+    os.write(w, _list(loopback_net).encode())
+    os.close(w)
+    try:
+        result = subprocess.run(_argv(loopback_net, db, f"/dev/fd/{r}"), pass_fds=(r,),
+                                env=_env(tmp_path), capture_output=True, text=True, timeout=120)
+    finally:
+        os.close(r)
+    assert result.returncode == 0, result.stderr
+    assert rows(db, "select count(*) as n from measurements where final = 1")[0]["n"] == 2
+
+
+def test_a_list_from_stdin_is_measured(loopback_net: LoopbackNet, tmp_path: Path) -> None:
+    db = tmp_path / "r.db"
+    result = subprocess.run(_argv(loopback_net, db, "-"), input=_list(loopback_net),
+                            env=_env(tmp_path), capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    sources = {r["source"] for r in rows(db, "select source from measurements")}
+    assert sources == {"<stdin>:2", "<stdin>:3"}
+
+
+def test_a_fifo_nobody_writes_to_does_not_block_ctrl_c(
+    loopback_net: LoopbackNet, tmp_path: Path
+) -> None:
+    fifo = tmp_path / "list.fifo"
+    os.mkfifo(fifo)
+    db = tmp_path / "r.db"
+    proc = subprocess.Popen(_argv(loopback_net, db, str(fifo)), env=_env(tmp_path),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        # A writer's blocking open returns once the probe has the FIFO open for reading: that
+        # is the handshake (in a thread, so that a probe that never opens it fails the test).
+        opened: list[int] = []
+        opener = threading.Thread(target=lambda: opened.append(os.open(fifo, os.O_WRONLY)),
+                                  daemon=True)
+        opener.start()
+        opener.join(timeout=60)
+        assert opened, "the probe never opened the FIFO"
+        fd = opened[0]
+        proc.send_signal(signal.SIGINT)
+        _out, err = proc.communicate(timeout=20)
+        os.close(fd)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, err
+    assert "nothing was stored" in err
+
+
+def test_a_fifo_with_a_writer_is_measured(loopback_net: LoopbackNet, tmp_path: Path) -> None:
+    fifo = tmp_path / "list.fifo"
+    os.mkfifo(fifo)
+    db = tmp_path / "r.db"
+    proc = subprocess.Popen(_argv(loopback_net, db, str(fifo)), env=_env(tmp_path),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    with open(fifo, "w") as fh:  # blocks until the probe opened it: that is the handshake
+        fh.write(_list(loopback_net))
+    _out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert rows(db, "select count(*) as n from measurements where final = 1")[0]["n"] == 2
+
+
+@pytest.mark.parametrize("device", ["/dev/zero", "/dev/urandom"])
+def test_a_device_is_refused_with_a_clear_message(
+    loopback_net: LoopbackNet, tmp_path: Path, device: str
+) -> None:
+    db = tmp_path / "r.db"
+    result = subprocess.run(_argv(loopback_net, db, device), env=_env(tmp_path),
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert f"{device}: binary data" in result.stderr
+
+
+def test_runs_record_list_names_and_hashes_never_paths(
+    loopback_net: LoopbackNet, tmp_path: Path
+) -> None:
+    home = tmp_path / "home" / "alice"
+    home.mkdir(parents=True)
+    lst = home / "my-list.csv"
+    lst.write_text(_list(loopback_net))
+    ca = home / "ca.pem"
+    ca.write_text(Path(loopback_net.ca_path).read_text())
+    db = home / "results" / "r.db"
+    result = subprocess.run([*_argv(loopback_net, db, str(lst)), "--cafile", str(ca)],
+                            env=_env(tmp_path), capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    run = rows(db, "select lists, options from runs")[0]
+    import hashlib
+
+    digest = hashlib.sha256(lst.read_bytes()).hexdigest()
+    assert json.loads(run["lists"]) == [f"my-list.csv sha256:{digest}"]
+    options = json.loads(run["options"])
+    assert options["db"] == "r.db" and options["measure"]["cafile"] == "ca.pem"
+    for table, column in (("runs", "lists"), ("runs", "options"), ("measurements", "source")):
+        for r in rows(db, f"select {column} as v from {table}"):
+            assert "alice" not in r["v"] and str(tmp_path) not in r["v"], (table, column)
