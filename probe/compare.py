@@ -23,6 +23,8 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from probe.model import INTERFERENCE_VERDICTS as _INTERFERENCE
+
 __all__ = [
     "INTERFERENCE",
     "Cell",
@@ -38,7 +40,7 @@ __all__ = [
 ]
 
 #: Verdicts that claim interference (the ``blocked`` view of docs/schema.md).
-INTERFERENCE = frozenset({"blocked", "reset", "hijacked"})
+INTERFERENCE = frozenset(_INTERFERENCE)
 STAGES = ("dns", "tcp", "tls", "http")
 
 
@@ -51,7 +53,7 @@ class Cell(NamedTuple):
 
     @property
     def interference(self) -> bool:
-        """True for blocked, reset and hijacked."""
+        """True for blocked, reset, hijacked and throttled."""
         return self.verdict in INTERFERENCE
 
     @property

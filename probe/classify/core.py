@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from probe.failures import Failure
 from probe.fingerprints import Fingerprints
 from probe.geo import GeoDB
+from probe.model import INTERFERENCE_VERDICTS as _INTERFERENCE
 from probe.model import ControlObservation, Hop, Measurement
 from probe.net.addresses import addr_class, canon_ip, family
 
@@ -21,7 +22,7 @@ __all__ = [
 ]
 
 #: Verdicts that mean someone interfered; the first one found decides.
-INTERFERENCE = frozenset({"blocked", "reset", "hijacked"})
+INTERFERENCE = frozenset(_INTERFERENCE)
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,8 @@ if TYPE_CHECKING:
     from probe.compare import Cell, Matrix
 
 # One or two letters per verdict when the vantage points do not fit the terminal by name.
-_CODES = {"ok": ".", "blocked": "B", "reset": "R", "hijacked": "H", "down": "~", "inconclusive": "?"}
+_CODES = {"ok": ".", "blocked": "B", "reset": "R", "hijacked": "H", "throttled": "T", "down": "~",
+          "inconclusive": "?"}
 _STAGE_CODES = {"dns": "d", "tcp": "t", "tls": "s", "http": "h"}
 _FULL_WIDTH = 12  # "blocked/http", "hijacked/dns"
 _CHUNK = 2000
@@ -89,10 +90,10 @@ def render_summary(matrix: Matrix) -> str:
     out.append("\nTechniques per vantage point (URLs interfered with, by stage and by verdict):\n")
     tech = matrix.techniques()
     name_w = max(8, *(len(c) for c in tech)) if tech else 8
-    keys = ("urls", "interference", "dns", "tcp", "tls", "http", "hijacked", "reset", "blocked")
+    keys = ("urls", "interference", "dns", "tcp", "tls", "http", "hijacked", "reset", "blocked", "throttled")
     fmt = f"  {{:<{name_w}}}" + "".join("  {:>6}" for _ in keys) + "\n"
     out.append(fmt.format("VANTAGE", "URLS", "BLOCKS", "DNS", "TCP", "TLS", "HTTP", "HIJACK",
-                          "RESET", "BLOCK"))
+                          "RESET", "BLOCK", "THROTL"))
     for col, counts in tech.items():
         out.append(fmt.format(col, *(counts[k] for k in keys)))
     return "".join(out)

@@ -186,6 +186,8 @@ def _blocking(verdict: str, stage: str | None) -> tuple[bool | None, str | bool 
         return True, False
     if verdict == "down":
         return False, False
+    if verdict == "throttled":  # OONI has no word for it: the page loads (accessible)
+        return True, False
     if verdict in ("blocked", "reset", "hijacked"):
         if stage == "dns":
             return False, "dns"

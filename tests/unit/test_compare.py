@@ -93,7 +93,7 @@ def test_technique_mix_per_vantage_point(db: Path) -> None:
         tech = load_matrix(s.conn).techniques()
     assert tech["moscow"] | {} == {"urls": 5, "interference": 4, "dns": 1, "tcp": 1, "tls": 1,
                                     "http": 1, "other_stage": 0, "blocked": 1, "hijacked": 1,
-                                    "reset": 2}
+                                    "reset": 2, "throttled": 0}
     assert (tech["almaty"]["interference"], tech["almaty"]["http"], tech["almaty"]["tcp"]) == (3, 2, 1)
 
 
