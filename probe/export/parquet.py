@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 __all__ = ["TABLES", "ParquetMissing", "write_parquet"]
 
-_BATCH = 32_768
+_BATCH = 8192  # rows per record batch (and row group): bounded memory with JSON columns
 
 
 class ParquetMissing(RuntimeError):

@@ -230,7 +230,7 @@ def test_read_only_output_is_refused_with_a_clear_message(tmp_path: Path) -> Non
 
 def test_every_table_of_the_schema_has_a_merge_rule() -> None:
     with Store.open(":memory:") as s:
-        plan = merge_module._Plan(s.db)
+        plan = merge_module._Plan(s.conn)
         tables = set(s._tables())
     ruled = (set(plan.content) | {t for t, _, _ in plan.owned} | set(merge_module._ENTITIES)
              | merge_module._NOT_COPIED)
@@ -241,7 +241,7 @@ def test_table_without_a_rule_is_refused_by_name() -> None:
     with Store.open(":memory:") as s:
         s.conn.execute("CREATE TABLE notes (id INTEGER PRIMARY KEY, text TEXT)")
         with pytest.raises(MergeError, match="notes"):
-            merge_module._Plan(s.db)
+            merge_module._Plan(s.conn)
 
 
 def test_endpoint_measurements_come_with_their_runs_once(tmp_path: Path) -> None:

@@ -1,0 +1,224 @@
+"""Many vantage points (issue 11): merge, export and compare at scale, time and peak RSS.
+
+    .venv/bin/python bench/bench_research.py                     # 10 databases x 100k measurements
+    .venv/bin/python bench/bench_research.py --per-db 20000      # quicker
+    .venv/bin/python bench/bench_research.py --reuse             # keep bench/out/research/ sources
+
+1. One source database of ``--per-db`` realistic measurements (two hops, every observation
+   type: DNS with replies, TCP, TLS with a chain, HTTP with a body, controls), written with
+   ``Store.write``: 2 vantage points x 5 runs x (per-db / 10) URLs, verdicts from a realistic
+   mix. Nine more sources are copies of it made distinct: new uids for every vantage point, run
+   and measurement, other vantage point names, 5% of the verdicts changed. So the ten sources
+   hold ``10 x per-db`` distinct measurements from 20 vantage points.
+2. ``probe merge`` of the ten into one database (a subprocess: time, peak RSS), then merged
+   again (idempotent: nothing added; time).
+3. ``probe export`` of the merged database to Parquet and to OONI JSON lines (subprocesses:
+   time, peak RSS, RSS at a quarter, half and three quarters of the run to show it flat,
+   output size).
+4. ``probe compare`` over the merged database (20 vantage points), table + summary and CSV,
+   median of 3 (wall and CPU time; Python start-up included).
+
+Peak RSS is ``wait4``'s ``ru_maxrss`` of each subprocess. Prints a table and writes
+bench/out/research-<timestamp>.json, with the machine's load average at the start and end (the
+development machine is shared: wall times are upper bounds, CPU times closer to an idle
+machine's wall time). Touches no network.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "bench" / "out"
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests" / "unit"))  # store_samples: hand-built Measurements
+
+PROBE = [sys.executable, "-m", "probe"]
+VERDICTS = (("ok", None, 0.86), ("blocked", "http", 0.04), ("reset", "tls", 0.03),
+            ("hijacked", "dns", 0.02), ("down", "tcp", 0.03), ("inconclusive", None, 0.02))
+CATEGORIES = ("NEWS", "HUMR", "POLR", "LGBT", "REL", "ANON", "GRP", "COMT", "MMED", "SRCH")
+
+
+def _rm(path: Path) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+
+def make_source(path: Path, per_db: int) -> dict[str, float]:
+    """The first source: ``per_db`` realistic measurements through Store.write."""
+    from store_samples import BLOCKPAGE, sample_measurement
+
+    from probe.model import Verdict
+    from probe.store import Store
+
+    _rm(path)
+    rng = random.Random(11)
+    urls = max(1, per_db // 10)
+    names = [(v, s) for v, s, _ in VERDICTS]
+    weights = [w for _, _, w in VERDICTS]
+    t0 = time.perf_counter()
+    n = 0
+    with Store.open(path) as store:
+        for vp in ("vpA", "vpB"):
+            vid = store.vantage(vp, asn=64496, country="ZZ")
+            for r in range(5):
+                run = store.start_run(vid, ["synthetic.csv"], {"round": r})
+                base = 1_790_000_000.0 + r * 86400 + (3600 if vp == "vpB" else 0)
+                batch = []
+                for i in range(urls):
+                    m = sample_measurement(i, started=base + i * 0.01, body=BLOCKPAGE)
+                    m = replace(m, target=replace(m.target, category_code=CATEGORIES[i % 10]))
+                    verdict, stage = rng.choices(names, weights)[0]
+                    v = Verdict(verdict, stage, 0 if stage else None,
+                                (f"{stage}/{verdict}",) if stage else (), "bench-1")
+                    batch.append((m, v))
+                    if len(batch) == 500:
+                        store.write(run, vid, batch)
+                        n += len(batch)
+                        batch = []
+                if batch:
+                    store.write(run, vid, batch)
+                    n += len(batch)
+                store.finish_run(run, "complete")
+        store.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    elapsed = time.perf_counter() - t0
+    return {"measurements": n, "seconds": round(elapsed, 1), "per_s": round(n / elapsed),
+            "mb": round(path.stat().st_size / 1e6, 1)}
+
+
+def copy_source(base: Path, path: Path, k: int) -> None:
+    """A copy of ``base`` that is another pair of vantage points: new uids, names, 5% verdicts."""
+    import sqlite3
+
+    from probe.store.uid import sql_uuid7
+
+    _rm(path)
+    shutil.copy(base, path)
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("BEGIN")
+    conn.execute(f"UPDATE vantage_points SET name = name || '-{k:02d}', "
+                 f"uid = {sql_uuid7('1790000000000')}")
+    conn.execute(f"UPDATE runs SET uid = {sql_uuid7('1790000000000')}")
+    conn.execute(f"UPDATE measurements SET uid = {sql_uuid7('CAST(started * 1000 AS INTEGER)')}")
+    conn.execute("UPDATE measurements SET verdict = 'reset', stage = 'tcp' "
+                 "WHERE abs(random()) % 20 = 0")
+    conn.execute("COMMIT")
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+
+
+def run_measured(cmd: list[str], stdout: Any = subprocess.DEVNULL) -> dict[str, Any]:
+    """Run ``cmd``: wall time, CPU time, peak RSS (wait4) and RSS sampled every 0.2 s."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=stdout, stderr=subprocess.PIPE, cwd=ROOT)
+    samples: list[tuple[float, int]] = []
+
+    def sample() -> None:
+        while proc.poll() is None:
+            try:
+                with open(f"/proc/{proc.pid}/status") as fh:
+                    for line in fh:
+                        if line.startswith("VmRSS:"):
+                            samples.append((time.perf_counter() - t0, int(line.split()[1])))
+            except OSError:
+                return
+            time.sleep(0.2)
+
+    thread = threading.Thread(target=sample, daemon=True)
+    thread.start()
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    wall = time.perf_counter() - t0
+    thread.join()
+    err = proc.stderr.read().decode() if proc.stderr else ""
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}): {err}")
+
+    def rss_at(frac: float) -> float | None:
+        pts = [r for t, r in samples if t >= frac * wall]
+        return round(pts[0] / 1024, 1) if pts else None
+
+    return {"wall_s": round(wall, 2), "cpu_s": round(usage.ru_utime + usage.ru_stime, 2),
+            "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
+            "rss_mb_at_25_50_75": [rss_at(0.25), rss_at(0.5), rss_at(0.75)], "stderr": err[-300:]}
+
+
+def _size(path: Path) -> float:
+    if path.is_dir():
+        return round(sum(p.stat().st_size for p in path.iterdir()) / 1e6, 1)
+    return round(path.stat().st_size / 1e6, 1)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--per-db", type=int, default=100_000, help="measurements per source database")
+    ap.add_argument("--dbs", type=int, default=10, help="source databases")
+    ap.add_argument("--reuse", action="store_true", help="keep existing sources")
+    ap.add_argument("--skip-ooni", action="store_true", help="skip the (slow) OONI export")
+    args = ap.parse_args()
+    work = OUT / "research"
+    work.mkdir(parents=True, exist_ok=True)
+    report: dict[str, Any] = {"load_start": os.getloadavg(), "per_db": args.per_db, "dbs": args.dbs,
+                              "cpus": os.cpu_count()}
+    sources = [work / f"src-{k:02d}.db" for k in range(args.dbs)]
+    if not (args.reuse and all(p.exists() for p in sources)):
+        report["make_source"] = make_source(sources[0], args.per_db)
+        print("source", report["make_source"], flush=True)
+        t0 = time.perf_counter()
+        for k, path in enumerate(sources[1:], start=1):
+            copy_source(sources[0], path, k)
+        report["copies_s"] = round(time.perf_counter() - t0, 1)
+    merged = work / "all.db"
+    _rm(merged)
+    report["merge"] = run_measured([*PROBE, "merge", *map(str, sources), "--into", str(merged)])
+    report["merge"]["measurements"] = args.per_db * args.dbs
+    report["merge"]["db_mb"] = _size(merged)
+    print("merge", report["merge"], flush=True)
+    report["merge_again"] = run_measured([*PROBE, "merge", *map(str, sources), "--into", str(merged)])
+    print("merge again", report["merge_again"], flush=True)
+
+    pq_dir = work / "all-parquet"
+    report["export_parquet"] = run_measured(
+        [*PROBE, "export", "--db", str(merged), "--format", "parquet", "-o", str(pq_dir),
+         "--all-attempts"])
+    report["export_parquet"]["mb"] = _size(pq_dir)
+    print("parquet", report["export_parquet"], flush=True)
+
+    compare = []
+    for _ in range(3):
+        compare.append(run_measured([*PROBE, "compare", "--db", str(merged)]))
+    report["compare_table"] = {"wall_s_median": statistics.median(c["wall_s"] for c in compare),
+                               "cpu_s_median": statistics.median(c["cpu_s"] for c in compare),
+                               "peak_rss_mb": max(c["peak_rss_mb"] for c in compare)}
+    csv_runs = [run_measured([*PROBE, "compare", "--db", str(merged), "--csv"]) for _ in range(3)]
+    report["compare_csv"] = {"wall_s_median": statistics.median(c["wall_s"] for c in csv_runs),
+                             "cpu_s_median": statistics.median(c["cpu_s"] for c in csv_runs)}
+    print("compare", report["compare_table"], report["compare_csv"], flush=True)
+
+    if not args.skip_ooni:
+        ooni = work / "all.ooni.jsonl"
+        report["export_ooni"] = run_measured(
+            [*PROBE, "export", "--db", str(merged), "--format", "ooni", "-o", str(ooni),
+             "--all-attempts"])
+        report["export_ooni"]["mb"] = _size(ooni)
+        print("ooni", report["export_ooni"], flush=True)
+    report["load_end"] = os.getloadavg()
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    (OUT / f"research-{stamp}.json").write_text(json.dumps(report, indent=1))
+    print(json.dumps(report, indent=1))
+
+
+if __name__ == "__main__":
+    main()
