@@ -1,0 +1,119 @@
+"""Two vantage points behind different censors: merged, compared, diffed and exported.
+
+"moscow" sits behind a censor that lies about DNS, resets TCP and resets TLS on an SNI;
+"almaty" behind one that only resets TCP. Each runs the real `probe run` in the lab's client
+namespace into its own database (the censor is reconfigured between them), then the databases
+are merged and the commands researchers use are checked against what each censor did.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from probe.cli import cli
+from probe.lab.scenarios import BOGON, Censor, sni_hex
+from probe.lab.sites import site
+
+pytestmark = pytest.mark.lab
+
+_RST = "-j REJECT --reject-with tcp-reset"
+DNS = "http://dns-bogon.lab.example/"
+TCP = "http://tcp-reset.lab.example/"
+TLS = "https://tls-rst.lab.example/"
+CLEAN = "http://clean.lab.example/"
+URLS = (DNS, TCP, TLS, CLEAN)
+
+
+def _ip(name: str) -> str:
+    ip = site(name).ip
+    assert ip is not None
+    return ip
+
+
+TCP_RESET = f"-d {_ip('tcp-reset.lab.example')} -p tcp --syn {_RST}"
+MOSCOW = Censor(
+    resolver=(("dns-bogon.lab.example", "answer", (BOGON,), 0.0),),
+    forward=(TCP_RESET,
+             f"-p tcp --dport 443 -m string --algo bm --hex-string {sni_hex('tls-rst.lab.example')} {_RST}"),
+)
+ALMATY = Censor(forward=(TCP_RESET,))
+
+
+def _measure(lab: Any, censor: Censor, vantage: str, db: Path) -> None:
+    lab.apply(censor)
+    try:
+        proc = lab.probe(URLS, db, extra=["--vantage", vantage])
+    finally:
+        lab.reset()
+    assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def _cli(*args: str) -> str:
+    result = CliRunner().invoke(cli, list(args))
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+@pytest.fixture(scope="module")
+def merged(lab: Any, lab_workdir: Path) -> Path:
+    work = lab_workdir / "vantage-points"
+    work.mkdir(exist_ok=True)
+    moscow, almaty = work / "moscow.db", work / "almaty.db"
+    for db in (moscow, almaty):
+        db.unlink(missing_ok=True)
+    _measure(lab, MOSCOW, "moscow", moscow)
+    _measure(lab, ALMATY, "almaty", almaty)
+    out = work / "all.db"
+    out.unlink(missing_ok=True)
+    _cli("merge", str(moscow), str(almaty), "--into", str(out))
+    again = _cli("merge", str(moscow), str(almaty), "--into", str(out))
+    assert again.count("+0 measurements") == 2  # idempotent
+    return out
+
+
+def test_compare_shows_who_blocks_what_and_how(merged: Path) -> None:
+    doc = json.loads(_cli("compare", "--db", str(merged), "--json", "--vantage", "moscow,almaty"))
+    cells = {u["url"]: {vp: (c["verdict"], c["stage"]) for vp, c in u["verdicts"].items()}
+             for u in doc["urls"]}
+    assert cells[DNS] == {"moscow": ("hijacked", "dns"), "almaty": ("ok", None)}
+    assert cells[TCP] == {"moscow": ("reset", "tcp"), "almaty": ("reset", "tcp")}
+    assert cells[TLS] == {"moscow": ("reset", "tls"), "almaty": ("ok", None)}
+    assert cells[CLEAN] == {"moscow": ("ok", None), "almaty": ("ok", None)}
+    (pair,) = doc["pairs"]
+    assert pair == {"a": "moscow", "b": "almaty", "common_urls": 4, "a_blocks": 3, "b_blocks": 1,
+                    "both_block": 1, "same_technique": 1, "jaccard": round(1 / 3, 4)}
+    t = doc["techniques"]["moscow"]
+    assert (t["dns"], t["tcp"], t["tls"], t["hijacked"], t["reset"]) == (1, 1, 1, 1, 2)
+    diff = _cli("compare", "--db", str(merged), "--only-differences", "--csv")
+    assert sorted(line.split(",")[0] for line in diff.splitlines()[1:]) == sorted([DNS, TLS])
+
+
+def test_diff_sees_almaty_start_blocking_like_moscow(merged: Path, lab: Any) -> None:
+    almaty = merged.parent / "almaty.db"
+    _measure(lab, MOSCOW, "almaty", almaty)  # the censor at almaty now does what moscow's does
+    result = CliRunner().invoke(cli, ["diff", "--db", str(almaty), "--exit-code", "--json"])
+    assert result.exit_code == 3, result.output
+    changes = {json.loads(x)["url"]: json.loads(x)["change"] for x in result.output.splitlines()}
+    assert changes == {DNS: "newly_blocked", TLS: "newly_blocked"}
+
+
+def test_exports_of_the_merged_database(merged: Path) -> None:
+    lines = _cli("export", "--db", str(merged), "--format", "ooni").splitlines()
+    ooni = {(m["annotations"]["probe_vantage_point"], m["input"]): m for m in map(json.loads, lines)}
+    assert len(ooni) == 8
+    assert ooni[("moscow", DNS)]["test_keys"]["blocking"] == "dns"
+    assert ooni[("moscow", TCP)]["test_keys"]["blocking"] == "tcp_ip"
+    assert ooni[("almaty", CLEAN)]["test_keys"]["accessible"] is True
+    assert all(m["probe_ip"] == "127.0.0.1" for m in ooni.values())
+    pq = pytest.importorskip("pyarrow.parquet")
+    out = merged.parent / "parquet"
+    _cli("export", "--db", str(merged), "--format", "parquet", "-o", str(out))
+    rows = pq.read_table(out / "measurements.parquet").to_pylist()
+    assert sorted((r["vantage"], r["url"], r["verdict"]) for r in rows) == sorted(
+        (m["annotations"]["probe_vantage_point"], m["input"],
+         m["test_keys"]["x_probe_verdict"]["verdict"]) for m in ooni.values())
