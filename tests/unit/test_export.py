@@ -183,3 +183,17 @@ def test_parquet_observations_are_opt_in(db: Path, tmp_path: Path) -> None:
     assert len(obs) == 4 and json.loads(obs[0]["data"])["target"]["url"] == "http://site0.example.org/"
     _export(db, "--format", "parquet", "-o", str(out))  # replaces the directory whole
     assert not (out / "observations.parquet").exists()
+
+
+def test_parquet_without_pyarrow_says_how_to_install_it(db: Path, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['pyarrow'] = None\n"
+        "from probe.cli import cli\n"
+        f"cli(['export', '--db', {str(db)!r}, '--format', 'parquet', '-o', {str(tmp_path / 'p')!r}])"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 1 and "pip install 'probe[parquet]'" in proc.stderr
+    assert not (tmp_path / "p").exists() and not (tmp_path / "p.partial").exists()
