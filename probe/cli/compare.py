@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import click
 
 from probe.cli._group import cli
-from probe.cli.options import db_option
+from probe.cli.options import db_option, since_option
 
 if TYPE_CHECKING:
     from probe.compare import Cell, Matrix
@@ -150,8 +150,7 @@ def render_json(matrix: Matrix, filters: dict[str, object]) -> Iterator[str]:
               help="Only these vantage points, in this order (repeatable; default: all).")
 @click.option("--category", "categories", multiple=True, metavar="CODE[,CODE...]",
               help="Only URLs of these Citizen Lab categories (repeatable).")
-@click.option("--since", metavar="DATE|AGE",
-              help="Only verdicts measured since then: 2026-11-20, 2026-11-20T10:00, 7d, 24h.")
+@since_option("Only verdicts measured since then: 2026-11-20, 2026-11-20T10:00, 7d, 24h.")
 @click.option("--only-differences", is_flag=True,
               help="Only URLs whose verdicts differ between vantage points.")
 @click.option("--summary", "summary_only", is_flag=True,
@@ -180,12 +179,7 @@ def compare_command(db: Path, vantages: tuple[str, ...], categories: tuple[str, 
         raise click.UsageError("--json and --csv are exclusive")
     from probe import compare as cmp
 
-    since_iso = None
-    if since is not None:
-        try:
-            since_iso = cmp.parse_since(since)
-        except ValueError as exc:
-            raise click.BadParameter(str(exc), param_hint="--since") from None
+    since_iso = since  # made ISO by the option's callback
     names = cmp.split_list(vantages)
     cats = cmp.split_list(categories)
     matrix = _load(db, names, cats, since_iso, times=as_json)

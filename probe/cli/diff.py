@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import click
 
 from probe.cli._group import cli
-from probe.cli.options import db_option
+from probe.cli.options import db_option, since_option
 
 if TYPE_CHECKING:
     from probe.compare import Cell
@@ -29,9 +29,8 @@ def _show(cell: Cell) -> str:
               help="The earlier run (default: the run before --to).")
 @click.option("--to", "to_run", metavar="ID|latest", default="latest", show_default=True,
               help="The later run.")
-@click.option("--since", metavar="DATE|AGE",
-              help="Compare the latest verdicts with those of before this date instead of runs "
-                   "(2026-11-20, 2026-11-20T10:00, 7d, 24h).")
+@since_option("Compare the latest verdicts with those of before this date instead of runs "
+              "(2026-11-20, 2026-11-20T10:00, 7d, 24h).")
 @click.option("--json", "as_json", is_flag=True, help="JSON lines: one change per line.")
 @click.option("--exit-code", is_flag=True,
               help=f"Exit with status {EXIT_CHANGED} when anything changed (for cron alerts).")
@@ -56,14 +55,9 @@ def diff_command(db: Path, vantage: str | None, from_run: int | None, to_run: st
     from probe import compare as cmp
     from probe.store import Store, StoreError
 
-    since_iso = None
-    if since is not None:
-        if from_run is not None:
-            raise click.UsageError("--since and --from are exclusive")
-        try:
-            since_iso = cmp.parse_since(since)
-        except ValueError as exc:
-            raise click.BadParameter(str(exc), param_hint="--since") from None
+    since_iso = since  # made ISO by the option's callback
+    if since_iso is not None and from_run is not None:
+        raise click.UsageError("--since and --from are exclusive")
     if to_run != "latest" and not to_run.isdigit():
         raise click.BadParameter(f"expected a run id or 'latest', not {to_run!r}", param_hint="--to")
     try:

@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from probe.cli._group import cli
-from probe.cli.options import db_option
+from probe.cli.options import db_option, since_option
 
 _FORMATS = ("csv", "jsonl", "ooni", "parquet")
 
@@ -54,7 +54,7 @@ def _write_stream(chunks: Iterator[str], output: Path | None) -> int:
 @click.option("--vantage", "vantages", multiple=True, metavar="NAME[,NAME...]",
               help="Only these vantage points (repeatable).")
 @click.option("--run", "run", metavar="ID|latest", help="Only this run.")
-@click.option("--since", metavar="DATE|AGE", help="Only measurements since then (2026-11-20, 7d).")
+@since_option("Only measurements since then (2026-11-20, 2026-11-20T10:00, 7d).")
 @click.option("--all-attempts", is_flag=True,
               help="Every attempt, retries included (default: the final attempt of each URL).")
 @click.option("--observations", is_flag=True,
@@ -77,12 +77,7 @@ def export_command(db: Path, fmt: str, output: Path | None, vantages: tuple[str,
     from probe.export import Filters, csv_lines, jsonl_lines
     from probe.store import Store, StoreError
 
-    since_iso = None
-    if since is not None:
-        try:
-            since_iso = cmp.parse_since(since)
-        except ValueError as exc:
-            raise click.BadParameter(str(exc), param_hint="--since") from None
+    since_iso = since  # made ISO by the option's callback
     if run is not None and run != "latest" and not run.isdigit():
         raise click.BadParameter(f"expected a run id or 'latest', not {run!r}", param_hint="--run")
     if fmt == "parquet" and output is None:

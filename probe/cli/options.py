@@ -40,6 +40,7 @@ __all__ = [
     "list_options",
     "measure_options",
     "run_settings_options",
+    "since_option",
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -332,3 +333,19 @@ def build_request(ctx: click.Context, params: dict[str, Any]) -> RunRequest:
     except ValueError as exc:  # the parameter types check first; this is the last word
         raise click.UsageError(str(exc)) from None
 
+
+def _since_to_iso(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """``--since`` as ISO text comparable with ``measured_at`` (a usage error when bad)."""
+    if value is None:
+        return None
+    from probe.compare import parse_since
+
+    try:
+        return parse_since(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def since_option(help_text: str) -> Callable[[F], F]:
+    """``--since DATE|AGE`` (2026-11-20, 2026-11-20T10:00 UTC, 7d, 24h), given as ISO text."""
+    return click.option("--since", metavar="DATE|AGE", callback=_since_to_iso, help=help_text)
