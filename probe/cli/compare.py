@@ -74,7 +74,7 @@ def render_table(matrix: Matrix, width: int) -> Iterator[str]:
 
 def render_summary(matrix: Matrix) -> str:
     """Per pair: blocked by each, by both, Jaccard; per vantage point: the technique mix."""
-    out = ["\nPairs (over the URLs both measured; blocks = blocked, reset or hijacked):\n"]
+    out = ["\nPairs (over the URLs both measured; blocks = blocked, reset, hijacked or throttled):\n"]
     pairs = matrix.pairs()
     if not pairs:
         out.append("  (one vantage point: nothing to pair)\n")
@@ -163,7 +163,7 @@ def compare_command(db: Path, vantages: tuple[str, ...], categories: tuple[str, 
     """Compare vantage points: the latest verdict of every URL at each, and how they agree.
 
     The summary compares each pair of vantage points over the URLs both measured: how many each
-    blocks (blocked, reset or hijacked), how many both block, the Jaccard similarity of the two
+    blocks (blocked, reset, hijacked or throttled), how many both block, the Jaccard similarity of the two
     blocked sets, and how many of the shared blocks use the same technique (verdict and stage);
     then, per vantage point, the mix of techniques (DNS / TCP / TLS / HTTP; hijacked / reset /
     blocked).
