@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 __all__ = ["TABLES", "ParquetMissing", "write_parquet"]
 
-_BATCH = 8192  # rows per record batch (and row group): bounded memory with JSON columns
+_BATCH = 4096  # rows per record batch (and row group): bounded memory with JSON columns
 
 
 class ParquetMissing(RuntimeError):
