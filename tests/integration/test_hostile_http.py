@@ -8,18 +8,21 @@ limit, so a regression fails with MemoryError instead of taking the machine's me
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import os
 import sqlite3
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from helper_util import ooni_request
 from hostile import BombServer, HelperProcess, gzip_bomb, run_child
-from servers import DNSServer, ServerLoop, zone_handler
+from servers import DNSServer, ServerLoop, TLSFiles, zone_handler
 
 pytestmark = pytest.mark.integration
 
@@ -62,6 +65,28 @@ def bombs(loop: ServerLoop) -> Iterator[dict[str, int]]:
         loop.run(s.__aexit__())
 
 
+@pytest.fixture(scope="module")
+def tls_servers(loop: ServerLoop, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """A double-gzip bomb over TLS, and a TLS port that never answers the ClientHello."""
+    tls = TLSFiles(["127.0.0.1"], tmp_path_factory.mktemp("tls"))
+    bomb = BombServer(gzip_bomb(BOMB_SIZE, layers=2), "gzip, gzip")
+
+    async def stall(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(Exception):
+            while await reader.read(65536):
+                pass
+
+    async def start() -> list[asyncio.AbstractServer]:
+        return [await asyncio.start_server(bomb._serve, "127.0.0.1", 0, ssl=tls.server_context()),
+                await asyncio.start_server(stall, "127.0.0.1", 0)]
+
+    servers = loop.run(start())
+    ports = [int(s.sockets[0].getsockname()[1]) for s in servers]
+    yield {"ca": tls.ca_path, "bomb": ports[0], "stall": ports[1]}
+    for s in servers:
+        loop.loop.call_soon_threadsafe(s.close)
+
+
 def probe_run(url: str, resolver: str, tmp: Path, *extra: str) -> tuple[float, sqlite3.Row]:
     env = dict(os.environ, PROBE_CONFIG_DIR=str(tmp / "cfg"))
     db = tmp / "r.db"
@@ -99,6 +124,34 @@ def test_body_cap_option_bounds_the_decoded_body(
     _, row = probe_run(f"http://127.0.0.1:{bombs['gzip, gzip']}/", resolver, tmp_path,
                        "--body-cap", "1000")
     assert (row["body_length"], row["body_truncated"]) == (1000, 1)
+
+
+def test_a_bomb_over_tls_is_bounded_too(
+    tls_servers: dict[str, Any], resolver: str, tmp_path: Path
+) -> None:
+    peak, row = probe_run(f"https://127.0.0.1:{tls_servers['bomb']}/", resolver, tmp_path,
+                          "--cafile", tls_servers["ca"])
+    assert (row["body_length"], row["body_truncated"], row["failure"]) == (1 << 20, 1, None)
+    assert peak < PEAK_RSS_LIMIT_MB
+
+
+def test_a_tls_handshake_never_answered_times_out(
+    tls_servers: dict[str, Any], resolver: str, tmp_path: Path
+) -> None:
+    env = dict(os.environ, PROBE_CONFIG_DIR=str(tmp_path / "cfg"))
+    db = tmp_path / "r.db"
+    child = run_child("probe", ["run", "--url", f"https://127.0.0.1:{tls_servers['stall']}/",
+                                "--resolver", resolver, "--no-control", "--accept-risks",
+                                "--db", str(db), "--retries", "0", "--no-progress",
+                                "--tls-timeout", "2"], env=env)
+    assert child.returncode == 0, child.stderr[-2000:]
+    con = sqlite3.connect(db)
+    try:
+        (failure,) = con.execute("SELECT failure FROM tls_handshakes").fetchone()
+    finally:
+        con.close()
+    assert failure == "generic_timeout_error"
+    assert child.peak_rss_mb < PEAK_RSS_LIMIT_MB
 
 
 def test_helper_keeps_at_most_body_cap_decoded_bytes_of_a_bomb(bombs: dict[str, int]) -> None:
