@@ -33,6 +33,18 @@ _SEEN_MAX = 20_000  # bodies/certificates remembered as already stored, per Stor
 _BLOB_CACHE_BYTES = 16 << 20  # bodies/certificates kept in memory while reading
 
 
+def _writable(path: Path) -> bool:
+    """Whether probe could write ``path`` and its directory (journal files live beside it)."""
+    import os
+
+    if not (os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)):
+        return False
+    try:  # root passes os.access even on a read-only mount: ask the file system too
+        return not (os.statvfs(path).f_flag & os.ST_RDONLY)
+    except OSError:
+        return True
+
+
 class StoreError(Exception):
     """The database cannot be used: not SQLite, not a probe database, too new, unwritable."""
 
@@ -52,6 +64,7 @@ class Store:
         self.conn = conn
         self.path = path
         self._db: sqlite_utils.Database | None = None
+        self.readonly = False  # opened read-only (a database probe cannot write)
         self._seen_bodies: set[str] = set()
         self._certs: dict[str, _rows.Certificate] = {}
         self._blob_cache: dict[str, bytes] = {}
@@ -63,9 +76,15 @@ class Store:
         """Open (creating it and its parent directories if needed) and migrate a database.
 
         ``":memory:"`` opens a private in-memory database. With ``create=False`` a missing file
-        is an error. Raises :class:`StoreError` naming the file and the reason.
+        is an error, and a database probe cannot write (read-only file, directory or medium) is
+        opened read-only, for reading. Raises :class:`StoreError` naming the file and the reason.
+
+        Nothing is written before the file is known to be a sound probe database: another
+        application's SQLite file is refused untouched (no WAL switch), and a corrupt database
+        (``PRAGMA quick_check``) is refused before anything is written into it.
         """
         name = str(path)
+        readonly = False
         if name != ":memory:":
             p = Path(path)
             if p.is_dir():
@@ -77,14 +96,26 @@ class Store:
                     p.parent.mkdir(parents=True, exist_ok=True)
                 except OSError as exc:
                     raise StoreError(f"{name}: cannot create its directory: {exc}") from None
+            elif not create and not _writable(p):
+                readonly = True
         try:
-            conn = sqlite3.connect(
-                name, timeout=_BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
-            )
+            if readonly:
+                # immutable: a read-only medium cannot hold the WAL index (-shm) SQLite would
+                # otherwise need to read a WAL database.
+                uri = f"{p.resolve().as_uri()}?mode=ro&immutable=1"
+                conn = sqlite3.connect(uri, uri=True, timeout=_BUSY_TIMEOUT_MS / 1000,
+                                       isolation_level=None, check_same_thread=False)
+            else:
+                conn = sqlite3.connect(name, timeout=_BUSY_TIMEOUT_MS / 1000,
+                                       isolation_level=None, check_same_thread=False)
         except sqlite3.Error as exc:
             raise StoreError(f"{name}: cannot open: {exc}") from None
         store = cls(conn, name)
+        store.readonly = readonly
         try:
+            store._refuse_foreign()
+            if not readonly:
+                store._check_integrity()
             store._configure()
             store._migrate()
         except StoreError:
@@ -92,8 +123,43 @@ class Store:
             raise
         except sqlite3.DatabaseError as exc:
             conn.close()
+            if "malformed" in str(exc):
+                raise StoreError(
+                    f"{name}: the database is corrupt ({exc}); nothing was written to it. Keep a "
+                    f"copy, then try `sqlite3 {name} .recover`"
+                ) from None
             raise StoreError(f"{name}: not a usable SQLite database: {exc}") from None
         return store
+
+    def _refuse_foreign(self) -> None:
+        """StoreError for a SQLite file of another application; reads only (nothing changes)."""
+        c = self.conn
+        c.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+        # Reading the header is the first access: a non-SQLite file fails here.
+        c.execute("PRAGMA schema_version").fetchone()
+        app_id = c.execute("PRAGMA application_id").fetchone()[0]
+        tables = self._tables()
+        if app_id not in (0, APPLICATION_ID) or (tables and "schema_migrations" not in tables):
+            shown = ", ".join(tables[:5]) + (", ..." if len(tables) > 5 else "")
+            raise StoreError(
+                f"{self.path}: not a probe database "
+                f"(application_id {app_id:#x}; tables: {shown or 'none'}); left untouched"
+            )
+
+    def _check_integrity(self) -> None:
+        """StoreError when SQLite's quick_check finds damage: nothing is written into it then.
+
+        quick_check reads every page once (no index cross-check): well under a second for the
+        databases of bench/ (docs/reliability.md), paid once per opening for writing.
+        """
+        if self.path == ":memory:":
+            return
+        problems = [r[0] for r in self.conn.execute("PRAGMA quick_check(5)")]
+        if problems != ["ok"]:
+            raise StoreError(
+                f"{self.path}: the database is corrupt ({'; '.join(problems[:3])}); nothing was "
+                f"written to it. Keep a copy, then try `sqlite3 {self.path} .recover`"
+            )
 
     @property
     def db(self) -> sqlite_utils.Database:
@@ -125,9 +191,9 @@ class Store:
 
     def _configure(self) -> None:
         c = self.conn
-        c.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
-        # Reading the header is the first access: a non-SQLite file fails here.
-        c.execute("PRAGMA schema_version").fetchone()
+        if self.readonly:
+            c.execute("PRAGMA query_only = 1")
+            return
         if self.path != ":memory:":
             mode = c.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             if str(mode).lower() != "wal":
@@ -146,17 +212,7 @@ class Store:
         return int(row[0] or 0)
 
     def _migrate(self) -> None:
-        c = self.conn
-        app_id = c.execute("PRAGMA application_id").fetchone()[0]
-        tables = self._tables()
-        if app_id not in (0, APPLICATION_ID) or (
-            tables and "schema_migrations" not in tables
-        ):
-            shown = ", ".join(tables[:5]) + (", ..." if len(tables) > 5 else "")
-            raise StoreError(
-                f"{self.path}: not a probe database "
-                f"(application_id {app_id:#x}; tables: {shown or 'none'})"
-            )
+        c = self.conn  # a foreign database was refused by _refuse_foreign already
         current = self.schema_version()
         if current > SCHEMA_VERSION:
             raise StoreError(
@@ -165,6 +221,11 @@ class Store:
             )
         if current == SCHEMA_VERSION:
             return
+        if self.readonly:
+            raise StoreError(
+                f"{self.path}: read-only, and written by an older probe (schema version "
+                f"{current}); open it where probe can write, once, to upgrade it"
+            )
         c.execute("BEGIN IMMEDIATE")
         try:
             c.execute(
