@@ -51,10 +51,12 @@ def measure_lists(request: RunRequest, reporter: Reporter | None = None) -> RunS
 
     Raises ``TestListError`` (bad list, exit 2 in the CLI), ``StoreError`` (bad database),
     :class:`probe.runner.NoNetworkError` (nothing answers; the run is recorded as offline) and
-    :class:`probe.runner.NoControlError` (no control answers; recorded as failed).
+    :class:`probe.runner.NoControlError` (no control answers; recorded as failed) and
+    :class:`probe.store.lock.DatabaseBusy` (another run holds the database; nothing measured).
     Network failures of single URLs are data, never exceptions.
     """
     from probe.runner import run_sync
+    from probe.store.lock import run_lock
     from probe.testlists import open_list
 
     selection = request.selection
@@ -77,9 +79,11 @@ def measure_lists(request: RunRequest, reporter: Reporter | None = None) -> RunS
                 reporter.problem(f"skipped {problem}")
 
         total = len(selection.urls) + sum(max(0, item.scan()[0] - 1) for item in opened)
-        summary = run_sync(_targets(selection, opened, on_problem), request.settings, reporter,
-                           total, config=request.measure,
-                           lists=[item.identity() for item in opened])
+        # One run per database at a time (DatabaseBusy after --wait-lock seconds).
+        with run_lock(request.settings.db, request.settings.wait_lock):
+            summary = run_sync(_targets(selection, opened, on_problem), request.settings,
+                               reporter, total, config=request.measure,
+                               lists=[item.identity() for item in opened])
     finally:
         for item in opened:
             item.close()

@@ -492,12 +492,15 @@ def run_sync(
     config: MeasureConfig | None = None,
     lists: Sequence[str] = (),
 ) -> RunSummary:
-    """Run from synchronous code; SIGINT and SIGTERM end the run cleanly as interrupted."""
+    """Run from synchronous code; SIGINT, SIGTERM and SIGHUP end the run cleanly as
+    interrupted."""
 
     async def main() -> RunSummary:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        # SIGHUP too: a closed terminal or a stopped session ends the run as interrupted
+        # (everything measured is kept) instead of killing it mid-batch.
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.add_signal_handler(sig, stop.set)
         return await run(targets, options, reporter, total, stop, config=config, lists=lists)

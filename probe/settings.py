@@ -159,12 +159,15 @@ class RunSettings:
     #: Without a reachable control every verdict would be inconclusive: by default such a run
     #: fails (exit 1) so that cron notices; True measures anyway (local proofs only).
     allow_no_control: bool = False
+    #: Seconds to wait for another run on the same database to finish (then exit 75).
+    wait_lock: float = 0.0
 
     def __post_init__(self) -> None:
         if not self.vantage.strip():
             raise ValueError("the vantage point needs a name")
         _check_positive_finite("retry_pause", self.retry_pause)
         _check_positive_finite("control_timeout", self.control_timeout)
+        _check_positive_finite("wait_lock", self.wait_lock)
 
 
 @dataclass(frozen=True)

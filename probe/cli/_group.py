@@ -77,7 +77,8 @@ def cli(ctx: click.Context) -> None:
     \b
     Exit status: 0 when the command completed (whatever censorship a run found),
     1 on a probe error (bad database, no network, ...), 2 on a usage error
-    (bad flags, invalid test list with --strict), 130 when interrupted.
+    (bad flags, invalid test list with --strict), 75 when another run holds the
+    database (see --wait-lock), 130 when interrupted.
     """
     from probe.userconfig import ConfigError, load_config
 

@@ -274,6 +274,9 @@ run_settings_options = _compose(
     _option("--allow-no-control", is_flag=True,
                  help="Measure even when no control answers the pre-flight check (every verdict "
                  "is then local-only); by default such a run fails with exit 1."),
+    _option("--wait-lock", type=Seconds(0.0), default=_default(_R, "wait_lock"), show_default=True,
+            metavar="SECONDS",
+            help="Wait this long for another run on the same database to finish; then exit 75."),
     _option("--concurrency", type=click.IntRange(1, 4096), default=DEFAULT_CONCURRENCY,
                  show_default=True, help="URLs in flight (64: from the benchmark)."),
     _option("--per-host", type=click.IntRange(1, 1024), default=_default(_R, "per_host"),
@@ -291,7 +294,7 @@ _MEASURE_KEYS = ("resolvers", "resolv_conf", "doh", "cafile", "dns_timeout", "tc
                  "tls_timeout", "http_timeout", "deadline", "late_window", "body_cap",
                  "max_redirects")
 _SETTINGS_KEYS = ("db", "vantage", "concurrency", "per_host", "retries", "retry_pause",
-                  "fingerprints", "geo", "allow_no_control")
+                  "fingerprints", "geo", "allow_no_control", "wait_lock")
 _LIST_KEYS = ("lists", "urls", "category", "strict")
 
 

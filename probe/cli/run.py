@@ -12,8 +12,33 @@ from probe.cli._group import cli
 from probe.cli.options import build_request, list_options, measure_options, run_settings_options
 
 
+def _stamp(message: str) -> str:
+    """A log line for cron and journald: UTC time first, so lines can be ordered and matched."""
+    return f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} {message}"
+
+
+class _Quiet:
+    """--quiet: only errors (lines starting with ``error``); no progress, warnings or summary."""
+
+    def started(self, run_id: int, total: int | None) -> None:
+        pass
+
+    def result(self, target: Any, verdict: Any) -> None:
+        pass
+
+    def problem(self, message: str) -> None:
+        if message.startswith("error"):
+            click.echo(_stamp(message), err=True)
+
+    def close(self) -> None:
+        pass
+
+
 class _Progress:
-    """Progress on a terminal (one redrawn line), or plain log lines for cron and pipes."""
+    """Progress on a terminal (one redrawn line), or plain log lines for cron and pipes.
+
+    Log lines (not on a terminal) start with the UTC time.
+    """
 
     def __init__(self, tty: bool) -> None:
         self.tty = tty
@@ -26,7 +51,8 @@ class _Progress:
     def started(self, run_id: int, total: int | None) -> None:
         self.total = total
         self.t0 = time.monotonic()
-        click.echo(f"run {run_id}: measuring{f' up to {total} URLs' if total else ''}", err=True)
+        click.echo(self._log(f"run {run_id}: measuring{f' up to {total} URLs' if total else ''}"),
+                   err=True)
 
     def result(self, target, verdict) -> None:  # type: ignore[no-untyped-def]
         self.done += 1
@@ -37,15 +63,18 @@ class _Progress:
         else:
             if verdict.verdict not in ("ok", "inconclusive"):
                 stage = f"/{verdict.stage}" if verdict.stage else ""
-                click.echo(f"{verdict.verdict}{stage} {target.url}", err=True)
+                click.echo(self._log(f"{verdict.verdict}{stage} {target.url}"), err=True)
             if now - self.last_log >= 30:
                 self.last_log = now
-                click.echo(self._line(now), err=True)
+                click.echo(self._log(self._line(now)), err=True)
+
+    def _log(self, message: str) -> str:
+        return message if self.tty else _stamp(message)
 
     def problem(self, message: str) -> None:
         if self.tty:
             click.echo("\r\x1b[K", nl=False, err=True)
-        click.echo(message, err=True)
+        click.echo(self._log(message), err=True)
 
     def _line(self, now: float) -> str:
         elapsed = max(now - self.t0, 1e-6)
@@ -76,8 +105,11 @@ class _Progress:
 @measure_options
 @click.option("--accept-risks", is_flag=True, help="Accept the risks of measuring (non-interactive).")
 @click.option("--progress/--no-progress", default=None, help="Progress bar  [default: on a terminal]")
+@click.option("-q", "--quiet", is_flag=True,
+              help="Print only errors: no progress, warnings or summary (for cron).")
 @click.pass_context
-def run(ctx: click.Context, /, accept_risks: bool, progress: bool | None, **params: Any) -> None:
+def run(ctx: click.Context, /, accept_risks: bool, progress: bool | None, quiet: bool,
+        **params: Any) -> None:
     """Measure URLs from test lists (default: the bundled global list) and store the results.
 
     LISTS are Citizen Lab CSV files; `-` reads one from standard input. Defaults come from the
@@ -94,6 +126,7 @@ def run(ctx: click.Context, /, accept_risks: bool, progress: bool | None, **para
     from probe.cli._summary import print_summary
     from probe.runner import NoControlError, NoNetworkError
     from probe.store import StoreError
+    from probe.store.lock import EXIT_BUSY, DatabaseBusy
     from probe.testlists import TestListError
 
     request = build_request(ctx, params)
@@ -114,7 +147,9 @@ def run(ctx: click.Context, /, accept_risks: bool, progress: bool | None, **para
         )
     live = sys.stderr.isatty() if progress is None else progress
     reporter: Any
-    if live:  # rich is imported only here: cron runs and `probe --help` never load it
+    if quiet:
+        reporter = _Quiet()
+    elif live:  # rich is imported only here: cron runs and `probe --help` never load it
         from probe.cli._progress import LiveProgress
 
         m, st = request.measure, request.settings
@@ -127,6 +162,9 @@ def run(ctx: click.Context, /, accept_risks: bool, progress: bool | None, **para
         raise click.UsageError(str(exc)) from None
     except (StoreError, NoNetworkError, NoControlError) as exc:
         raise click.ClickException(str(exc)) from None
+    except DatabaseBusy as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(EXIT_BUSY)
     except KeyboardInterrupt:
         # Only possible before the run starts (e.g. waiting on a FIFO nobody writes to): once
         # it runs, SIGINT ends it cleanly as interrupted.
@@ -138,7 +176,8 @@ def run(ctx: click.Context, /, accept_risks: bool, progress: bool | None, **para
 
     tty = sys.stdout.isatty()
     width = shutil.get_terminal_size((80, 24)).columns if tty else 80
-    print_summary(summary, request.settings.db, click.echo, tty, width)
+    if not quiet:
+        print_summary(summary, request.settings.db, click.echo, tty, width)
     if summary.status == "interrupted":
         sys.exit(130)
     if summary.errors:
