@@ -50,6 +50,7 @@ class EndpointObservation:
     leaf_sha256: str | None = None
     other_datagrams: int = 0  # UDP datagrams that were not the server's answer
     source: str = ""
+    attempt: int = 0  # 0 for the first try, 1.. for a retry after a failure the control did not see
 
     @property
     def reached(self) -> bool:

@@ -6,12 +6,13 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from probe.circumvention.endpoints import Endpoint
 from probe.circumvention.judge import judge_endpoint
 from probe.circumvention.measure import EndpointObservation, measure_endpoint
+from probe.model import INTERFERENCE_VERDICTS as INTERFERENCE
 from probe.model import ControlObservation, Verdict
 
 __all__ = ["SUITE", "SuiteConfig", "SuiteSummary", "measure_endpoints", "run_suite"]
@@ -30,6 +31,10 @@ class SuiteConfig:
     handshake_timeout: float = 10.0
     control_timeout: float = 30.0
     concurrency: int = 32
+    # Like `probe run --retries`: an endpoint that failed here while the control reached it is
+    # measured again after a pause before the failure is taken as interference.
+    retries: int = 1
+    retry_pause: float = 2.0
 
 
 @dataclass
@@ -67,7 +72,16 @@ async def measure_endpoints(
             obs = await measure_endpoint(ep, contexts, tcp_timeout=config.tcp_timeout,
                                          handshake_timeout=config.handshake_timeout)  # fmt: skip
             ctl = await ask if ask is not None else None
-        judged = (obs, ctl, judge_endpoint(obs, ctl))
+            verdict = judge_endpoint(obs, ctl)
+            attempt = 0
+            while verdict.verdict in INTERFERENCE and attempt < config.retries:
+                attempt += 1
+                await asyncio.sleep(config.retry_pause)
+                obs = await measure_endpoint(ep, contexts, tcp_timeout=config.tcp_timeout,
+                                             handshake_timeout=config.handshake_timeout)  # fmt: skip
+                obs = replace(obs, attempt=attempt)
+                verdict = judge_endpoint(obs, ctl)
+        judged = (obs, ctl, verdict)
         out[i] = judged
         if on_result is not None:
             on_result(judged)

@@ -25,12 +25,15 @@ from probe.cli.options import cafile_option, db_option
 @click.option("--handshake-timeout", type=click.FloatRange(0.1, 300), default=10.0, show_default=True)
 @click.option("--concurrency", type=click.IntRange(1, 1024), default=32, show_default=True,
               help="Endpoints in flight.")
+@click.option("--retries", type=click.IntRange(0, 5), default=1, show_default=True,
+              help="Measure again an endpoint that failed while the control reached it.")
+@click.option("--retry-pause", type=click.FloatRange(0.0, 60.0), default=2.0, show_default=True)
 @click.option("--accept-risks", is_flag=True, help="Accept the risks of measuring (non-interactive).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per endpoint on stdout.")
 def circumvention_command(lists: tuple[Path, ...], db: Path, vantage: str, controls: tuple[str, ...],
                           no_control: bool, cafile: str | None, tcp_timeout: float,
-                          handshake_timeout: float, concurrency: int, accept_risks: bool,
-                          as_json: bool) -> None:  # fmt: skip
+                          handshake_timeout: float, concurrency: int, retries: int,
+                          retry_pause: float, accept_risks: bool, as_json: bool) -> None:  # fmt: skip
     """Try the endpoints of circumvention tools and store ok / blocked / reset / down per endpoint.
 
     LISTS are endpoint CSV files (kind,name,address,port,sni,notes,source; see
@@ -63,7 +66,7 @@ def circumvention_command(lists: tuple[Path, ...], db: Path, vantage: str, contr
         )
     config = SuiteConfig(controls=() if no_control else (controls or DEFAULT_CONTROLS), cafile=cafile,
                          tcp_timeout=tcp_timeout, handshake_timeout=handshake_timeout,
-                         concurrency=concurrency)  # fmt: skip
+                         concurrency=concurrency, retries=retries, retry_pause=retry_pause)  # fmt: skip
 
     def show(judged: tuple) -> None:  # type: ignore[type-arg]  # (obs, control, verdict)
         obs, _, verdict = judged

@@ -116,3 +116,39 @@ def test_judge_endpoint(obs: EndpointObservation, control: ControlObservation | 
     v = judge_endpoint(obs, control)
     assert v.verdict == verdict
     assert reason in v.reasons
+
+
+def test_a_failure_the_control_did_not_see_is_measured_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    import asyncio
+
+    from probe.circumvention import suite
+    from probe.circumvention.endpoints import Endpoint
+    from probe.control import client
+
+    tries: list[int] = []
+
+    async def flaky(ep: Endpoint, contexts: object, **kw: float) -> EndpointObservation:
+        tries.append(1)
+        failure = "generic_timeout_error" if len(tries) == 1 else None
+        return _obs(address=ep.address, port=ep.port, handshake_failure=failure)
+
+    class Control:
+        def __init__(self, *a: object, **kw: object) -> None:
+            pass
+
+        async def __call__(self, url: str, addrs: list[str], port: int) -> ControlObservation:
+            return _control(tls=TLS_COMPLETED_AT_CONTROL)
+
+        async def aclose(self) -> None:
+            pass
+
+    monkeypatch.setattr(suite, "measure_endpoint", flaky)
+    monkeypatch.setattr(client, "ControlClient", Control)
+    ep = Endpoint("tor", "r", "192.0.2.9", 443)
+    cfg = suite.SuiteConfig(controls=("http://127.0.0.1:1/",), retry_pause=0.0)
+    ((obs, _, verdict),) = asyncio.run(suite.measure_endpoints([ep], cfg))
+    assert len(tries) == 2 and obs.attempt == 1 and verdict.verdict == "ok"
+    tries.clear()
+    cfg = suite.SuiteConfig(controls=("http://127.0.0.1:1/",), retries=0)
+    ((obs, _, verdict),) = asyncio.run(suite.measure_endpoints([ep], cfg))
+    assert len(tries) == 1 and verdict.verdict == "blocked"
