@@ -63,3 +63,13 @@ def test_the_same_network_without_a_censor_has_no_outage(lab: Any, tmp_path: Pat
     from probe.lab.scenarios import Censor
 
     assert _outages(lab, tmp_path, Censor()) == []
+
+
+def test_a_resolver_that_stops_answering_is_a_dns_outage(lab: Any, tmp_path: Path) -> None:
+    from probe.lab.scenarios import Censor
+
+    sites = _sites()
+    silent = Censor(resolver=tuple((s.name, "drop", (), 0.0) for s in sites))
+    found = _outages(lab, tmp_path, silent)
+    assert [o["state"] for o in found] == ["dns"]
+    assert found[0]["evidence"].startswith("resolver silent for 100% of URLs while the control answered")
