@@ -225,6 +225,9 @@ class Verdict:
     hop: int | None = None
     reasons: tuple[str, ...] = ()
     classifier_version: str = ""
+    #: The deciding evidence may be transient (a failure of a step the control completed): the
+    #: runner measures again before believing it. Not stored: it is about this attempt only.
+    retryable: bool = dataclasses.field(default=False, compare=False)
 
 
 # --- JSON round trip ------------------------------------------------------------------------

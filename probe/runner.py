@@ -222,15 +222,15 @@ async def run(
     lists: Sequence[str] = (),
     measure: Callable[..., Any] | None = None,
     classify: Callable[..., Verdict] | None = None,
-    needs_retry: Callable[[Measurement], bool] | None = None,
 ) -> RunSummary:
     """Measure every target, classify it and store it. Never raises for network failures.
 
     ``stop``, when set, ends the run early: targets in flight are cancelled, everything already
-    measured is written, and the run is recorded as interrupted. ``measure``, ``classify`` and
-    ``needs_retry`` default to probe's own (:func:`probe.observe.measure`, ...); passing others
-    lets researchers and tests drive the same policy with their own steps. ``config`` says how
-    each URL is measured (default: :class:`MeasureConfig`'s defaults); ``lists`` is what the
+    measured is written, and the run is recorded as interrupted. ``measure`` and ``classify``
+    default to probe's own (:func:`probe.observe.measure`, :func:`probe.classify.classify`);
+    passing others lets researchers and tests drive the same policy with their own steps. A
+    verdict with ``retryable`` set is measured again (up to ``retries`` times). ``config`` says
+    how each URL is measured (default: :class:`MeasureConfig`'s defaults); ``lists`` is what the
     run records as its lists.
     """
     from probe.fingerprints import load_fingerprints
@@ -240,8 +240,6 @@ async def run(
         from probe.observe import measure
     if classify is None:
         from probe.classify import classify
-    if needs_retry is None:
-        from probe.classify import needs_retry
 
     reporter = reporter or _NullReporter()
     cfg = config or MeasureConfig()
@@ -394,7 +392,7 @@ async def run(
             m = await attempt_once(0)
             v = classify(m, fingerprints=fingerprints, geo=geo)
             for attempt in range(1, options.retries + 1):
-                if not needs_retry(m):
+                if not v.retryable:
                     break
                 await queue.put((m, v, False))
                 await asyncio.sleep(options.retry_pause)

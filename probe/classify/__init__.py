@@ -15,7 +15,7 @@ Every finding stays in the reasons, whichever decides. See docs/classification.m
 
 from __future__ import annotations
 
-import weakref
+import dataclasses
 
 from probe.classify.core import INTERFERENCE, Context, Finding, chain_controls, hop_control
 from probe.classify.dns import judge_dns
@@ -115,41 +115,36 @@ def classify(
     """Judge one measurement. Pure: same input, same verdict; never raises for odd data.
 
     ``fingerprints`` defaults to the packaged set (loaded once); ``geo`` (IP -> ASN) is optional
-    and only widens what counts as a consistent DNS answer.
+    and only widens what counts as a consistent DNS answer. ``Verdict.retryable`` says whether
+    the deciding evidence is a failure that may be transient (see :func:`_retryable`): the
+    runner measures such a URL again before believing it.
     """
     v, decisive = _judge(m, fingerprints, geo)
-    _remember(m, v, decisive)
-    return v
+    return dataclasses.replace(v, retryable=True) if _retryable(v, decisive) else v
 
 
 # Decisive findings that are failures of a step the control completed: they may be transient.
-_TRANSIENT = (
-    "dns/timeout",
-    "dns/servfail",
-    "dns/refused",
-    "tcp/timeout:",
-    "tcp/refused:",
-    "tcp/reset:",
-    "tls/reset:",
-    "tls/eof:",
-    "tls/timeout:",
-    "tls/handshake-failed:",
-    "http/reset",
-    "http/eof",
-    "http/timeout",
+# As (stage, outcome) of the finding's ``stage/outcome[:detail]``.
+_TRANSIENT = frozenset(
+    {
+        ("dns", "timeout"),
+        ("dns", "servfail"),
+        ("dns", "refused"),
+        ("tcp", "timeout"),
+        ("tcp", "refused"),
+        ("tcp", "reset"),
+        ("tls", "reset"),
+        ("tls", "eof"),
+        ("tls", "timeout"),
+        ("tls", "handshake-failed"),
+        ("http", "reset"),
+        ("http", "eof"),
+        ("http", "timeout"),
+    }
 )
-_last: tuple[weakref.ref[Measurement], Finding | None] | None = None
 
 
-def _remember(m: Measurement, v: Verdict, decisive: Finding | None) -> None:
-    global _last
-    try:
-        _last = (weakref.ref(m), decisive if v.verdict in INTERFERENCE else None)
-    except TypeError:  # not weak-referenceable: nothing to reuse
-        _last = None
-
-
-def needs_retry(m: Measurement) -> bool:
+def _retryable(v: Verdict, decisive: Finding | None) -> bool:
     """A probe-side step failed while the control completed it, and that failure decides the
     verdict: measure again before believing it.
 
@@ -157,12 +152,12 @@ def needs_retry(m: Measurement) -> bool:
     that fails the same way is evidence. Content evidence (bogons, injection, block pages, a
     diff) is deterministic and is not retried, nor are failures that do not decide the verdict
     (one address of several, IPv6 on a probe without an IPv6 route, a missing AAAA record).
-    Reuses the result of the ``classify`` call just made for the same object, if any.
     """
-    if _last is not None and _last[0]() is m:
-        decisive = _last[1]
-    else:
-        v, decisive = _judge(m, None, None)
-        if v.verdict not in INTERFERENCE:
-            decisive = None
-    return decisive is not None and decisive.reason.startswith(_TRANSIENT)
+    if v.verdict not in INTERFERENCE or decisive is None:
+        return False
+    return (decisive.stage, decisive.outcome) in _TRANSIENT
+
+
+def needs_retry(m: Measurement) -> bool:
+    """Whether :func:`classify` would ask for another attempt (``Verdict.retryable``)."""
+    return classify(m).retryable

@@ -34,6 +34,11 @@ class Finding:
     reason: str
     verdict: str | None = None
 
+    @property
+    def outcome(self) -> str:
+        """The ``outcome`` of the reason ``stage/outcome[:detail]``."""
+        return self.reason.partition("/")[2].partition(":")[0]
+
 
 # Failure strings grouped by what they mean for a verdict.
 _KINDS = {

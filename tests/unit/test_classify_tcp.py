@@ -74,3 +74,16 @@ def test_deciding_timeout_is_retried() -> None:
     assert needs_retry(m)
     judge(m)  # the cached verdict of the same object gives the same answer
     assert needs_retry(m)
+
+
+def test_retry_decision_travels_with_the_verdict() -> None:
+    """classify is pure: the retry decision is on the verdict, not in module state."""
+    import dataclasses
+
+    from probe.classify import classify
+
+    timeout = measurement(plain(ctl=ctl(), tcp_=[tcp(SITE, 80, "generic_timeout_error")], http_=None))
+    fine = measurement(plain(ctl=ctl()))
+    assert classify(timeout).retryable and not classify(fine).retryable
+    # An equal copy judged after another measurement gets the same answer.
+    assert classify(dataclasses.replace(timeout)).retryable

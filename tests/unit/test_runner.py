@@ -45,16 +45,12 @@ class FakeSteps:
 
     def classify(self, m: Measurement, **kw: object) -> Verdict:
         if self.fail_first and m.attempt == 0:
-            return Verdict("blocked", "tcp", 0, ("tcp/timeout",))
+            return Verdict("blocked", "tcp", 0, ("tcp/timeout",), retryable=True)
         return Verdict("ok")
-
-    def needs_retry(self, m: Measurement) -> bool:
-        return self.fail_first and m.attempt == 0
 
 
 def _run(steps: FakeSteps, items: Iterator[Target], opts: RunSettings, stop: asyncio.Event | None = None):  # type: ignore[no-untyped-def]
-    return asyncio.run(run(items, opts, stop=stop, measure=steps.measure, classify=steps.classify,
-                           needs_retry=steps.needs_retry))
+    return asyncio.run(run(items, opts, stop=stop, measure=steps.measure, classify=steps.classify))
 
 
 def _opts(tmp_path: Path, **kw: object) -> RunSettings:
@@ -123,7 +119,7 @@ def test_stop_event_interrupts_and_keeps_finished_results(tmp_path: Path) -> Non
     async def main() -> object:
         stop = asyncio.Event()
         return await run(targets(10_000), _opts(tmp_path, concurrency=4), StopAfter(stop), stop=stop,
-                         measure=steps.measure, classify=steps.classify, needs_retry=steps.needs_retry)
+                         measure=steps.measure, classify=steps.classify)
 
     summary = asyncio.run(main())
     assert summary.status == "interrupted"  # type: ignore[attr-defined]
@@ -170,7 +166,7 @@ def test_slot_is_released_when_foreground_steps_are_done(tmp_path: Path) -> None
 
     steps = FakeSteps()
     summary = asyncio.run(run(targets(100), _opts(tmp_path, concurrency=4), measure=measure,
-                              classify=steps.classify, needs_retry=steps.needs_retry))
+                              classify=steps.classify))
     assert summary.measured == 100
     assert peak_foreground == 4
     assert peak_tasks > 4
@@ -196,7 +192,7 @@ def test_a_bug_on_one_url_is_reported_and_the_run_goes_on(tmp_path: Path) -> Non
         return Verdict("ok")
 
     summary = asyncio.run(run(targets(10), _opts(tmp_path), Collect(), measure=steps.measure,
-                              classify=classify, needs_retry=steps.needs_retry))
+                              classify=classify))
     assert summary.measured == 9 and summary.errors == 1
     assert summary.status == "complete"
     assert any("http://h3.example/3" in p and "boom" in p for p in problems)
@@ -231,7 +227,7 @@ def test_a_slow_disk_slows_measuring_instead_of_queueing_results(tmp_path: Path,
 
     concurrency = 4
     summary = asyncio.run(run(targets(300), _opts(tmp_path, concurrency=concurrency), measure=measure,
-                              classify=steps.classify, needs_retry=steps.needs_retry))
+                              classify=steps.classify))
     assert summary.measured == written == 300
     # Queued (at most the backlog limit), in the writer's hands (one batch), in flight.
     assert backlog <= 16 + 8 + concurrency
