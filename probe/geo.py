@@ -179,7 +179,7 @@ class GeoDB:
     def _lookup_one(self, source: Any, addr: ipaddress.IPv4Address | ipaddress.IPv6Address) -> GeoInfo | None:
         if isinstance(source, tuple):
             table = source[0] if addr.version == 4 else source[1]
-            info = table.find(int(addr))
+            info: GeoInfo | None = table.find(int(addr))
             if info is None and addr.version == 6 and addr.ipv4_mapped is not None:
                 info = source[0].find(int(addr.ipv4_mapped))
             return info

@@ -237,9 +237,13 @@ async def run(
     from probe.store import Store
 
     if measure is None:
-        from probe.observe import measure
+        from probe.observe import measure as measure_fn
+    else:
+        measure_fn = measure
     if classify is None:
-        from probe.classify import classify
+        from probe.classify import classify as classify_fn
+    else:
+        classify_fn = classify
 
     reporter = reporter or _NullReporter()
     cfg = config or MeasureConfig()
@@ -384,20 +388,20 @@ async def run(
                     slots.release()
 
             try:
-                return await measure(target, cfg, control, attempt=attempt, on_ready=release)
+                return await measure_fn(target, cfg, control, attempt=attempt, on_ready=release)
             finally:
                 release()
 
         try:
             m = await attempt_once(0)
-            v = classify(m, fingerprints=fingerprints, geo=geo)
+            v = classify_fn(m, fingerprints=fingerprints, geo=geo)
             for attempt in range(1, options.retries + 1):
                 if not v.retryable:
                     break
                 await queue.put((m, v, False))
                 await asyncio.sleep(options.retry_pause)
                 m = await attempt_once(attempt)
-                v = classify(m, fingerprints=fingerprints, geo=geo)
+                v = classify_fn(m, fingerprints=fingerprints, geo=geo)
         except Exception as exc:
             # Network failures are data and never get here; this is a bug in probe. Say so
             # loudly for this URL and keep measuring the others.

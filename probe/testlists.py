@@ -23,7 +23,7 @@ import sys
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from probe.model import Target
 from probe.net.urls import InvalidURL, parse_url, show_url
@@ -398,7 +398,7 @@ def _spool(fd: int, name: str) -> BinaryIO:
         out.close()
         raise
     out.seek(0)
-    return out  # type: ignore[return-value]  # a binary file object
+    return out  # a binary file object
 
 
 def open_list(path: str | Path) -> OpenedList:
@@ -656,12 +656,12 @@ def summarize(paths: Iterable[str | Path] | None = None) -> Summary:
 
     Raises :class:`TestListError` for a missing or unusable file, like :func:`iter_targets`.
     """
-    paths = known_lists() if paths is None else list(paths)
+    chosen: list[str | Path] = list(known_lists() if paths is None else paths)
     opened: list[OpenedList] = []
     try:
-        for path in paths:
+        for path in chosen:
             opened.append(open_list(path))
-        return _summarize(paths, opened)
+        return _summarize(chosen, opened)
     finally:
         for item in opened:
             item.close()
@@ -721,7 +721,7 @@ def _row_descriptions(item: OpenedList) -> dict[str, str]:
     return out
 
 
-def summary_records(summary: Summary, legend: dict[str, str] | None = None) -> Iterator[dict]:
+def summary_records(summary: Summary, legend: dict[str, str] | None = None) -> Iterator[dict[str, Any]]:
     """One JSON-able dict per list (``probe testlists --json``)."""
     legend = load_legend() if legend is None else legend
     for entry in summary.lists:

@@ -140,12 +140,12 @@ def judge_samples(samples: Sequence[Sample]) -> dict[int, Verdict]:
     for s in eligible:
         if s.per_rtt is None:
             continue
-        ref, _ = _median_others(here, s.measurement_id)  # type: ignore[arg-type]
+        ref, _ = _median_others(here, s.measurement_id)
         if ref is None or s.per_rtt > ref / SLOWDOWN:
             continue
         slower = f"{ref / max(s.per_rtt, 1e-9):.0f}x"
         v = base[s.measurement_id]
-        cref, _ = _median_others(there, s.measurement_id)  # type: ignore[arg-type]
+        cref, _ = _median_others(there, s.measurement_id)
         if s.control_per_rtt is None or cref is None:
             out[s.measurement_id] = replace(v, reasons=(*v.reasons, f"http/slow:{slower}"))
             continue

@@ -10,6 +10,7 @@ import secrets
 import socket
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from probe.circumvention import openvpn
 from probe.circumvention.endpoints import Endpoint
@@ -69,18 +70,18 @@ async def measure_endpoint(
     """Try ``ep`` once; network failures are recorded, never raised."""
     started = time.time()
     t0 = time.monotonic()
-    base = {"kind": ep.kind, "name": ep.name, "address": ep.address, "port": ep.port,
+    base: dict[str, Any] = {"kind": ep.kind, "name": ep.name, "address": ep.address, "port": ep.port,
             "transport": ep.transport, "started": started, "source": ep.source}  # fmt: skip
     if ep.transport == "udp":
         failure, took, other = await _openvpn_udp(ep, handshake_timeout)
         return EndpointObservation(**base, runtime=time.monotonic() - t0, handshake="openvpn",
                                    handshake_failure=failure, handshake_duration=took,
-                                   other_datagrams=other)  # type: ignore[arg-type]  # fmt: skip
+                                   other_datagrams=other)  # fmt: skip
     tcp, conn = await tcp_connect(ep.address, ep.port, tcp_timeout)
     if conn is None:
         return EndpointObservation(**base, runtime=time.monotonic() - t0, tcp_failure=tcp.failure,
-                                   tcp_duration=tcp.duration)  # type: ignore[arg-type]  # fmt: skip
-    extra: dict[str, object] = {}
+                                   tcp_duration=tcp.duration)  # fmt: skip
+    extra: dict[str, Any] = {}
     try:
         if ep.kind in ("tor", "tls"):
             sni = ep.sni or (tor_sni() if ep.kind == "tor" else "")
@@ -94,7 +95,7 @@ async def measure_endpoint(
     finally:
         conn.close()
     return EndpointObservation(**base, runtime=time.monotonic() - t0, tcp_duration=tcp.duration,
-                               **extra)  # type: ignore[arg-type]  # fmt: skip
+                               **extra)  # fmt: skip
 
 
 async def _openvpn_tcp(conn: Conn, timeout: float) -> tuple[str | None, float]:

@@ -151,8 +151,8 @@ def hop_control(hop: Hop) -> HopControl:
             dns_failures.append(th.dns_failure)
         for t in th.tcp:
             ctl.tcp[(canon_ip(t.ip), t.port)] = (t.ok, t.failure)
-        for t in th.tls:
-            ctl.tls[(canon_ip(t.ip), t.port)] = (t.ok, t.failure, t.server_name)
+        for s in th.tls:
+            ctl.tls[(canon_ip(s.ip), s.port)] = (s.ok, s.failure, s.server_name)
         for ip, asn, flags in th.ip_info:
             if asn:
                 ctl.asns[canon_ip(ip)] = asn

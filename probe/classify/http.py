@@ -239,7 +239,7 @@ def _judge_http(ctx: Context, hop: Hop, ctl: HopControl, h: HTTPObservation) -> 
     is_final = ctx.final_hop is hop
     fctl = final_control(ctx) if is_final else ctl
     if h.failure is not None:
-        out = _failure(hop, h, fctl if fctl is not None else ctl)
+        out: list[Finding] = _failure(hop, h, fctl if fctl is not None else ctl)
         # A response that still failed (a redirect loop, a bad Location) can name a block page.
         if h.status is not None and not ctx.fingerprints.false_positives(h.body, h.headers):
             bps = ctx.fingerprints.blockpages(h.body, h.headers)
@@ -247,7 +247,7 @@ def _judge_http(ctx: Context, hop: Hop, ctl: HopControl, h: HTTPObservation) -> 
                 return [Finding("http", i, f"http/blockpage:{bps[0].name}", "blocked"), *out]
         return out
 
-    out: list[Finding] = []
+    out = []
     auth = authenticated(hop, h)
     th = fctl.th if fctl is not None else None
     comparable = bool(is_final and fctl is not None and th is not None and _control_comparable(fctl))

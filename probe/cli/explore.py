@@ -46,7 +46,7 @@ def explore_command(db: Path, host: str, port: int, open_browser: bool,
     if not db.is_file():
         raise click.ClickException(f"{db}: no such database")
     try:
-        import datasette  # type: ignore[import-untyped]  # noqa: F401
+        import datasette  # noqa: F401
     except ImportError:
         raise click.ClickException(
             "Datasette is not installed: pip install 'probe[explore]' (or pip install datasette)"

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from probe.cli._group import cli
+
+if TYPE_CHECKING:
+    from probe.lab.scenarios import Scenario
 
 __all__ = ["lab"]
 
@@ -22,7 +26,7 @@ def _need_root() -> None:
         )
 
 
-def _scenarios(names: tuple[str, ...]):  # type: ignore[no-untyped-def]
+def _scenarios(names: tuple[str, ...]) -> tuple[Scenario, ...]:
     from probe.lab.scenarios import SCENARIOS, by_name
 
     if not names:

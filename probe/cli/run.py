@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from probe.cli._group import cli
 from probe.cli.options import build_request, list_options, measure_options, run_settings_options
+
+if TYPE_CHECKING:
+    from probe.model import Target, Verdict
 
 
 def _stamp(message: str) -> str:
@@ -54,7 +57,7 @@ class _Progress:
         click.echo(self._log(f"run {run_id}: measuring{f' up to {total} URLs' if total else ''}"),
                    err=True)
 
-    def result(self, target, verdict) -> None:  # type: ignore[no-untyped-def]
+    def result(self, target: Target, verdict: Verdict) -> None:
         self.done += 1
         self.counts[verdict.verdict] = self.counts.get(verdict.verdict, 0) + 1
         now = time.monotonic()

@@ -56,7 +56,7 @@ def _unreachable(exc: BaseException) -> bool:
     import aiohttp
 
     connect_timeout = getattr(aiohttp, "ConnectionTimeoutError", ())
-    return isinstance(exc, aiohttp.ClientConnectorError | connect_timeout)  # type: ignore[arg-type]
+    return isinstance(exc, aiohttp.ClientConnectorError | connect_timeout)
 
 
 def _retry_after(value: str | None) -> float | None:

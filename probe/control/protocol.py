@@ -372,7 +372,7 @@ def build_response(
     http: dict[str, Any]
     h = last.http if last is not None else None
     insecure = _insecure_failure(last, h) if last is not None and h is not None else None
-    if h is not None and h.failure is None and insecure is None:
+    if last is not None and h is not None and h.failure is None and insecure is None:
         canon: dict[str, str] = {}
         for name, value in h.headers:
             canon.setdefault(_canonical_header(name), value)  # first value, like Go's Get
@@ -468,7 +468,7 @@ def build_response(
 # --- responses: client side ---------------------------------------------------------------
 
 # key -> (allowed JSON types, whether null is allowed); the shape of the spec's example.
-_SHAPE_TOP = {
+_SHAPE_TOP: dict[str, tuple[type, bool]] = {
     "tcp_connect": (dict, False),
     "tls_handshake": (dict, False),
     "quic_handshake": (dict, False),
@@ -477,7 +477,7 @@ _SHAPE_TOP = {
     "dns": (dict, False),
     "ip_info": (dict, False),
 }
-_SHAPE_HTTP = {
+_SHAPE_HTTP: dict[str, tuple[type, bool]] = {
     "body_length": (int, False),
     "discovered_h3_endpoint": (str, False),
     "failure": (str, True),
@@ -521,9 +521,12 @@ def response_problems(data: Any) -> list[str]:
         if not isinstance(entry, dict):
             problems.append(f"tls_handshake.{ep}: expected object")
             continue
-        for k, tp, nullable in (("server_name", str, False), ("status", bool, False), ("failure", str, True)):
-            if k not in entry or not _type_ok(entry[k], tp, nullable):
-                problems.append(f"tls_handshake.{ep}.{k}: expected {tp.__name__}")
+        tls_fields: tuple[tuple[str, type, bool], ...] = (
+            ("server_name", str, False), ("status", bool, False), ("failure", str, True)
+        )
+        for k, want, nullable in tls_fields:
+            if k not in entry or not _type_ok(entry[k], want, nullable):
+                problems.append(f"tls_handshake.{ep}.{k}: expected {want.__name__}")
     http = data.get("http_request")
     if isinstance(http, dict):
         for key, (tp, nullable) in _SHAPE_HTTP.items():

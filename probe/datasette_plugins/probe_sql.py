@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlite3
 import zlib
 
-from datasette import hookimpl  # type: ignore[import-untyped]
+from datasette import hookimpl
 
 from probe.explain import explain
 

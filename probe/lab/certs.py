@@ -15,11 +15,15 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import trustme
 
 __all__ = ["make_certs"]
 
 
-def _write_leaf(leaf, directory: Path, stem: str) -> tuple[str, str]:  # type: ignore[no-untyped-def]
+def _write_leaf(leaf: trustme.LeafCert, directory: Path, stem: str) -> tuple[str, str]:
     cert, key = directory / f"{stem}.pem", directory / f"{stem}.key"
     leaf.cert_chain_pems[0].write_to_path(str(cert))
     key.write_bytes(leaf.private_key_pem.bytes())

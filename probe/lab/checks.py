@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from probe.failures import Failure
 from probe.lab.blockpage import BLOCKPAGE_MARKER
 from probe.lab.scenarios import Expect
-from probe.model import Hop, Measurement, Verdict
+from probe.model import DNSObservation, Hop, Measurement, Verdict
 
 __all__ = ["Outcome", "check", "first_failure", "observed", "system_a_query"]
 
@@ -34,7 +34,7 @@ class Outcome:
         return not self.observation_errors and not self.verdict_errors
 
 
-def system_a_query(hop: Hop):  # type: ignore[no-untyped-def]
+def system_a_query(hop: Hop) -> DNSObservation | None:
     """The A query to the system resolver (the ISP's), or the first A query, or None."""
     a = [d for d in hop.dns if d.qtype == "A"]
     for d in a:

@@ -37,10 +37,7 @@ def _measure(args: list[str]) -> int:
     ap.add_argument("--timeouts", default="{}", help="MeasureConfig fields as JSON")
     ns = ap.parse_args(args)
     cfg = MeasureConfig(cafile=ns.cafile, **json.loads(ns.timeouts))
-    try:
-        from probe.classify import classify  # type: ignore[attr-defined]
-    except ImportError:
-        classify = None
+    from probe.classify import classify
 
     async def go() -> list[dict[str, object]]:
         from probe.control.client import ControlClient
@@ -52,8 +49,7 @@ def _measure(args: list[str]) -> int:
         else:
             ms = await asyncio.gather(*(measure(parse_url(u), cfg) for u in ns.url))
         for m in ms:
-            v = classify(m) if classify is not None else None
-            out.append({"measurement": to_json(m), "verdict": to_json(v) if v else None})
+            out.append({"measurement": to_json(m), "verdict": to_json(classify(m))})
         return out
 
     rows = asyncio.run(go())

@@ -27,7 +27,7 @@ import os
 import socket
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 __all__ = ["ConfigFile", "main"]
 
@@ -68,7 +68,7 @@ def _hostport(text: str, default_port: int = 53) -> tuple[str, int]:
 
 
 def _norm(name: Any) -> str:
-    return name.to_text(omit_final_dot=True).lower()
+    return str(name.to_text(omit_final_dot=True)).lower()
 
 
 def _answer(query: Any, addresses: list[str], *, aa: bool, ttl: int = 300) -> Any:
@@ -111,7 +111,7 @@ class _Server(asyncio.DatagramProtocol):
         self.tasks: set[asyncio.Task[None]] = set()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+        self.transport = cast(asyncio.DatagramTransport, transport)  # a datagram endpoint's
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         task = asyncio.ensure_future(self._handle(data, addr))

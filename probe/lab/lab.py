@@ -75,7 +75,7 @@ def missing_tools() -> list[str]:
 def probe_run_ready() -> bool:
     """True when ``probe run`` can store verdicts (the classifier exists)."""
     try:
-        from probe.classify import classify  # type: ignore[attr-defined]  # noqa: F401
+        from probe.classify import classify  # noqa: F401
     except ImportError:
         return False
     return True

@@ -19,7 +19,10 @@ import secrets
 import ssl
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from aiohttp import web
 
 __all__ = ["main", "make_app"]
 
@@ -40,7 +43,7 @@ def _page(title: str, text: str) -> str:
 _LARGE = re.compile(r"/large/(\d{1,5})")
 
 
-async def _send_object(request: Any, size: int, rate: float) -> Any:
+async def _send_object(request: Any, size: int, rate: float) -> web.StreamResponse:
     """``size`` bytes of octet-stream, at ``rate`` bytes per second (0: as fast as it goes)."""
     from aiohttp import web
 

@@ -26,7 +26,7 @@ import secrets
 import struct
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import dns.flags
 import dns.message
@@ -99,7 +99,8 @@ def _query_wire(qname: dns.name.Name, rdtype: int) -> tuple[int, bytes]:
     """
     qid = secrets.randbits(16)
     header = struct.pack("!HHHHHH", qid, dns.flags.RD, 1, 0, 0, 0)
-    return qid, header + qname.to_wire() + struct.pack("!HH", rdtype, dns.rdataclass.IN)
+    wire = cast(bytes, qname.to_wire())  # without a file argument it returns the bytes
+    return qid, header + wire + struct.pack("!HH", rdtype, dns.rdataclass.IN)
 
 
 def _matches(msg: dns.message.Message, qid: int, qname: dns.name.Name, rdtype: int) -> bool:

@@ -93,9 +93,10 @@ class _Runtime:
         if client is None:
             import httpx2
 
-            ctx = ssl.create_default_context(cafile=self.cafile) if self.cafile else True
+            ctx: ssl.SSLContext | bool = True
             if self.cafile:
-                ctx.load_default_certs()  # type: ignore[union-attr]
+                ctx = ssl.create_default_context(cafile=self.cafile)
+                ctx.load_default_certs()
             client = self._doh[loop] = httpx2.AsyncClient(http1=True, http2=True, verify=ctx)
         return client
 
@@ -171,12 +172,12 @@ class _HopState:
                 )
         control = None
         if self.control is not None:
-            url, started, task = self.control
-            if task.done() and not task.cancelled():
-                control = task.result()
+            ctl_url, ctl_started, ctl_task = self.control
+            if ctl_task.done() and not ctl_task.cancelled():
+                control = ctl_task.result()
             else:
                 control = ControlObservation(
-                    control_source, url, started, time.time() - started, Failure.DEADLINE_EXCEEDED
+                    control_source, ctl_url, ctl_started, time.time() - ctl_started, Failure.DEADLINE_EXCEEDED
                 )
         return Hop(
             index=self.index,

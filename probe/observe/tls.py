@@ -23,7 +23,7 @@ from probe.observe.tcp import Conn, tcp_connect
 
 __all__ = ["TLSContexts", "peer_chain", "tls_handshake", "tls_handshake_unverified"]
 
-_DER = ssl._ssl.ENCODING_DER  # type: ignore[attr-defined]
+_DER = ssl._ssl.ENCODING_DER  # type: ignore[attr-defined]  # private in typeshed; stable since 3.4
 
 
 class TLSContexts:

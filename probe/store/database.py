@@ -434,7 +434,7 @@ class Store:
             try:
                 for item in items:
                     mid += 1
-                    final = item[2] if len(item) > 2 else True  # type: ignore[misc]
+                    final = item[2] if len(item) > 2 else True
                     flatten(rows, mid, run_id, vantage_id, item[0], item[1], final, ids,
                             cert_info, body_ref)
                 self._insert(rows)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import functools
 import types
 import typing
 from collections.abc import Callable
@@ -38,13 +39,29 @@ def _list(v: Any) -> list[Any]:
     return list(v)
 
 
+def _list_of(item: Callable[[Any], Any], v: Any) -> list[Any]:
+    return [item(x) for x in v]
+
+
+def _tuple_of(item: Callable[[Any], Any], v: Any) -> tuple[Any, ...]:
+    return tuple([item(x) for x in v])
+
+
+def _tuple_items(items: list[Conv], v: Any) -> tuple[Any, ...]:
+    return tuple(x if c is None or x is None else c(x) for c, x in zip(items, v, strict=False))
+
+
+def _record_or_value(tp: Any, v: Any) -> Any:
+    return from_json(tp, v) if isinstance(v, dict) else v
+
+
 def _converter(tp: Any) -> Conv:
     origin = get_origin(tp)
     if origin in (typing.Union, types.UnionType):
-        args = [a for a in get_args(tp) if a is not type(None)]
-        if len(args) != 1:
-            return to_json if any(a not in _SCALARS for a in args) else None
-        inner = _converter(args[0])
+        members = [a for a in get_args(tp) if a is not type(None)]
+        if len(members) != 1:
+            return to_json if any(a not in _SCALARS for a in members) else None
+        inner = _converter(members[0])
         return None if inner is None else _optional(inner)
     if origin is typing.Literal or tp in _SCALARS:
         return None
@@ -56,7 +73,7 @@ def _converter(tp: Any) -> Conv:
             item = _converter(args[0])
             if item is None:
                 return _list
-            return lambda v, item=item: [item(x) for x in v]
+            return functools.partial(_list_of, item)
         items = [_converter(a) for a in args]
         if all(c is None for c in items):
             return _list
@@ -68,14 +85,14 @@ def _converter(tp: Any) -> Conv:
 
 def encoder(cls: type) -> Callable[[Any], dict[str, Any]]:
     """The compiled encoder of record type ``cls`` (built once, then cached)."""
-    enc = _ENCODERS.get(cls)
-    if enc is not None:
-        return enc
+    cached = _ENCODERS.get(cls)
+    if cached is not None:
+        return cached
     hints = get_type_hints(cls)
     plan = tuple((f.name, _converter(hints[f.name])) for f in dataclasses.fields(cls))
 
     def enc(obj: Any) -> dict[str, Any]:
-        d = {}
+        d: dict[str, Any] = {}
         for name, conv in plan:  # field order, as to_json
             v = getattr(obj, name)
             d[name] = v if conv is None or v is None else conv(v)
@@ -96,8 +113,8 @@ _DECODERS: dict[type, Callable[[Any], Any]] = {}
 def _decode_converter(tp: Any) -> Conv:
     origin = get_origin(tp)
     if origin in (typing.Union, types.UnionType):
-        args = [a for a in get_args(tp) if a is not type(None)]
-        return _decode_converter(args[0]) if len(args) == 1 else None  # as model._convert
+        members = [a for a in get_args(tp) if a is not type(None)]
+        return _decode_converter(members[0]) if len(members) == 1 else None  # as model._convert
     if origin is typing.Literal or tp in _SCALARS:
         return None
     if tp is bytes:
@@ -108,28 +125,26 @@ def _decode_converter(tp: Any) -> Conv:
             item = _decode_converter(args[0])
             if item is None:
                 return tuple
-            return lambda v, item=item: tuple([item(x) for x in v])
+            return functools.partial(_tuple_of, item)
         items = [_decode_converter(a) for a in args]
         if all(c is None for c in items):
             return tuple
-        return lambda v, items=items: tuple(
-            x if c is None or x is None else c(x) for c, x in zip(items, v, strict=False)
-        )
+        return functools.partial(_tuple_items, items)
     if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         return decoder(tp)
-    return lambda v, tp=tp: from_json(tp, v) if isinstance(v, dict) else v
+    return functools.partial(_record_or_value, tp)
 
 
 def decoder(cls: type) -> Callable[[dict[str, Any]], Any]:
     """The compiled decoder of record type ``cls``: ``from_json(cls, data)``, faster."""
-    dec = _DECODERS.get(cls)
-    if dec is not None:
-        return dec
+    cached = _DECODERS.get(cls)
+    if cached is not None:
+        return cached
     hints = get_type_hints(cls)
     plan = tuple((f.name, _decode_converter(hints[f.name])) for f in dataclasses.fields(cls))
 
     def dec(data: dict[str, Any]) -> Any:
-        kwargs = {}
+        kwargs: dict[str, Any] = {}
         for name, conv in plan:
             if name in data:  # missing keys take the field default; unknown keys are ignored
                 v = data[name]

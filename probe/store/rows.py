@@ -215,15 +215,15 @@ def flatten(
             hd["http"]["body_ref"] = body_refs[h]
             del hd["http"]["body"]
         for k, td in enumerate(hd["tls"]):
-            chain = tls_chains.get((h, k))
-            if chain is not None:
-                td["cert_chain_sha256"] = chain
+            digests = tls_chains.get((h, k))
+            if digests is not None:
+                td["cert_chain_sha256"] = digests
                 del td["cert_chain"]
         del hd["control"]
-    t = m.target
+    tg = m.target
     last = m.hops[-1].url if m.hops else None
     rows.measurements.append(
-        (mid, run_id, vantage_id, t.url, t.original_url, t.host, t.category_code, t.source,
+        (mid, run_id, vantage_id, tg.url, tg.original_url, tg.host, tg.category_code, tg.source,
          iso(m.started), m.started, m.runtime, m.attempt, int(final), m.failure, len(m.hops),
          last, v.verdict, v.stage, v.hop, _dumps(list(v.reasons)), v.classifier_version,
          uuid7(round(m.started * 1000)))
@@ -257,7 +257,7 @@ def rebuild(
         ctl = controls.get(h)
         if ctl is not None:
             hd["control"] = json.loads(ctl)
-    m = from_json(Measurement, data)
+    m: Measurement = from_json(Measurement, data)
     if not refs:
         return m
     hops = []
