@@ -71,6 +71,19 @@ async def _start_tls(conn: Conn, ctx: ssl.SSLContext, sni: str, timeout: float) 
         await conn.writer.start_tls(ctx, server_hostname=sni, ssl_handshake_timeout=timeout)
 
 
+async def _handshake(conn: Conn, ctx: ssl.SSLContext, sni: str, timeout: float) -> str | None:
+    """Handshake on ``conn``: None on success, else the failure string (``conn`` is then closed)."""
+    try:
+        await _start_tls(conn, ctx, sni, timeout)
+    except asyncio.CancelledError:
+        conn.close()
+        raise
+    except Exception as exc:
+        conn.close()
+        return failure_string(exc)
+    return None
+
+
 async def tls_handshake(
     conn: Conn, sni: str, contexts: TLSContexts, timeout: float, tcp_timeout: float
 ) -> tuple[TLSObservation, Conn | None]:
@@ -81,15 +94,9 @@ async def tls_handshake(
     """
     started = time.time()
     t0 = time.monotonic()
-    try:
-        await _start_tls(conn, contexts.verifying, sni, timeout)
-    except asyncio.CancelledError:
-        conn.close()
-        raise
-    except Exception as exc:
+    failure = await _handshake(conn, contexts.verifying, sni, timeout)
+    if failure is not None:
         duration = time.monotonic() - t0
-        conn.close()
-        failure = failure_string(exc)
         if failure not in CERTIFICATE_FAILURES:
             return TLSObservation(conn.ip, conn.port, sni, started, duration, failure), None
         evidence = await _evidence(conn.ip, conn.port, sni, contexts, timeout, tcp_timeout)
@@ -116,16 +123,10 @@ async def tls_handshake_unverified(
     whose certificates are self-signed by design (Tor relays); the connection is closed."""
     started = time.time()
     t0 = time.monotonic()
-    try:
-        await _start_tls(conn, contexts.evidence, sni, timeout)
-    except asyncio.CancelledError:
-        conn.close()
-        raise
-    except Exception as exc:
-        conn.close()
-        failure = failure_string(exc)
-        return TLSObservation(conn.ip, conn.port, sni, started, time.monotonic() - t0, failure)
+    failure = await _handshake(conn, contexts.evidence, sni, timeout)
     duration = time.monotonic() - t0
+    if failure is not None:
+        return TLSObservation(conn.ip, conn.port, sni, started, duration, failure)
     version, cipher, alpn, chain = _details(conn)
     conn.close()
     return TLSObservation(conn.ip, conn.port, sni, started, duration, None, version, cipher, alpn, chain)
@@ -136,15 +137,7 @@ async def _evidence(
 ) -> Conn | None:
     """A second connection with a non-verifying handshake, to capture the chain as evidence."""
     _, conn = await tcp_connect(ip, port, tcp_timeout)
-    if conn is None:
-        return None
-    try:
-        await _start_tls(conn, contexts.evidence, sni, timeout)
-    except asyncio.CancelledError:
-        conn.close()
-        raise
-    except Exception:
-        conn.close()
+    if conn is None or await _handshake(conn, contexts.evidence, sni, timeout) is not None:
         return None
     conn.tls_valid = False
     return conn
