@@ -1,0 +1,93 @@
+"""Installed like real software: the wheel carries the bundled lists (and their license), so
+`probe run` from a wheel install (pipx) finds its default list."""
+
+from __future__ import annotations
+
+import json
+import os
+import site
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fresh virtualenv with only the built wheel installed (dependencies borrowed from the
+    test environment by a plain path entry, which does not bring the editable checkout)."""
+    tmp = tmp_path_factory.mktemp("wheel")
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps",
+                    "--no-build-isolation", "-w", str(tmp / "dist"), str(ROOT)],
+                   check=True, capture_output=True, timeout=300)
+    (wheel,) = (tmp / "dist").glob("probe-*.whl")
+    env_dir = tmp / "venv"
+    venv.create(env_dir, with_pip=True)  # ensurepip: offline
+    py = env_dir / "bin" / "python"
+    purelib = subprocess.run([str(py), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+                             check=True, capture_output=True, text=True).stdout.strip()
+    (Path(purelib) / "deps.pth").write_text("\n".join(site.getsitepackages()) + "\n")
+    subprocess.run([str(py), "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)],
+                   check=True, capture_output=True, timeout=300)
+    return env_dir
+
+
+def _probe(env_dir: Path, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("PROBE_TESTLISTS_DIR",)}
+    env["PROBE_CONFIG_DIR"] = str(tmp_path / "cfg")
+    return subprocess.run([str(env_dir / "bin" / "probe"), *args], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_the_wheel_install_is_not_the_checkout(installed: Path, tmp_path: Path) -> None:
+    out = subprocess.run([str(installed / "bin" / "python"), "-c",
+                          "import probe; print(probe.__file__)"], capture_output=True, text=True,
+                         check=True, cwd=tmp_path).stdout
+    assert str(installed) in out and str(ROOT) not in out
+
+
+def test_the_installed_probe_knows_its_bundled_lists(installed: Path, tmp_path: Path) -> None:
+    result = _probe(installed, tmp_path, "testlists", "--json")
+    assert result.returncode == 0, result.stderr
+    lists = [json.loads(line) for line in result.stdout.splitlines()]
+    names = {Path(entry["path"]).name: entry for entry in lists}
+    assert {"global.csv", "cn.csv", "ru.csv"} <= set(names)
+    assert names["global.csv"]["shipped"] and names["global.csv"]["urls"] > 1000
+    assert str(installed) in names["global.csv"]["path"]
+    notice = installed / "share" / "probe" / "testlists" / "NOTICE.md"
+    assert "CC BY-NC-SA" in notice.read_text()
+
+
+def test_probe_run_from_the_wheel_reads_the_default_list(installed: Path, tmp_path: Path) -> None:
+    # A resolver on a closed loopback port: the run reads the default list, then finds no
+    # network and says so (exit 1); a missing list would be exit 2 "no such file".
+    result = _probe(installed, tmp_path, "run", "--resolver", "127.0.0.1:9", "--no-control",
+                    "--accept-risks", "--db", str(tmp_path / "r.db"))
+    assert result.returncode == 1, result.stderr
+    assert "no network" in result.stderr and "no such file" not in result.stderr
+    assert _lists(tmp_path / "r.db")
+
+
+def _lists(db: Path) -> bool:
+    import sqlite3
+
+    conn = sqlite3.connect(db)
+    try:
+        return "global.csv sha256:" in conn.execute("select lists from runs").fetchone()[0]
+    finally:
+        conn.close()
+
+
+def test_the_metadata_names_the_license_urls_and_classifiers(installed: Path) -> None:
+    (meta,) = installed.glob("lib/python*/site-packages/probe-*.dist-info/METADATA")
+    text = meta.read_text()
+    assert "License :: OSI Approved :: Apache Software License" in text
+    assert "Project-URL: Source" in text and "Classifier: Topic :: Internet" in text
+    licenses = {p.name for p in meta.parent.rglob("*") if p.is_file()}
+    assert {"LICENSE", "NOTICE.md"} <= licenses
