@@ -228,14 +228,15 @@ class Lab:
             "server_addresses": list(self.topo.server_addresses),
             "created": time.time(),
         }
-        (self.state_dir / "state.json").write_text(json.dumps(info, indent=1))
+        topology.write_state(self.state_dir, info)
 
     def _up(self, latency_ms: float, bandwidth: str | None) -> None:
         from probe.lab.certs import make_certs
 
         sd = self.state_dir
-        sd.mkdir(parents=True, exist_ok=True)
-        self._save_state()  # first, so that a crash from here on is cleaned up as stale
+        with topology.state_lock():  # another process's clean-up must not see a state-less dir
+            sd.mkdir(parents=True, exist_ok=True)
+            self._save_state()  # first, so that a crash from here on is cleaned up as stale
         topology.build(self.topo)
         certs = make_certs(sd, [s.name for s in sites.SITES if s.ip])
         (sd / "zone.json").write_text(json.dumps(sites.zone(), indent=1))

@@ -21,6 +21,8 @@ route of the lab exists in the root namespace.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -28,7 +30,7 @@ import re
 import shutil
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -265,6 +267,31 @@ def list_namespaces() -> list[str]:
     return [line.split()[0] for line in out.splitlines() if line.strip()]
 
 
+@contextlib.contextmanager
+def state_lock() -> Iterator[None]:
+    """Hold the machine-wide lab lock (an ``flock`` on ``STATE_ROOT/.lock``).
+
+    Creating a lab (its state directory and first state file) and removing stale labs take it,
+    so one process's clean-up never sees another's lab half made: a state directory without
+    its state file would look like a crashed lab and be torn down under the running lab.
+    """
+    STATE_ROOT.mkdir(parents=True, exist_ok=True)
+    with open(STATE_ROOT / ".lock", "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def write_state(state_dir: Path, info: dict[str, object]) -> None:
+    """Write ``state_dir/state.json`` atomically (a reader sees the old file or the new one,
+    never a truncated one that would make a live lab look stale)."""
+    tmp = state_dir / f".state.json.{os.getpid()}"
+    tmp.write_text(json.dumps(info, indent=1))
+    os.replace(tmp, state_dir / "state.json")
+
+
 def _owner_alive(prefix: str) -> bool:
     state = STATE_ROOT / prefix / "state.json"
     try:
@@ -288,8 +315,9 @@ def cleanup_stale() -> list[str]:
     if STATE_ROOT.is_dir():
         prefixes |= {p.name for p in STATE_ROOT.iterdir() if re.fullmatch(r"pl[0-9a-f]{6}", p.name)}
     removed = []
-    for prefix in sorted(prefixes):
-        if not _owner_alive(prefix):
-            destroy(Topology(prefix))
-            removed.append(prefix)
+    with state_lock():  # not while another process is between creating a lab and its state
+        for prefix in sorted(prefixes):
+            if not _owner_alive(prefix):
+                destroy(Topology(prefix))
+                removed.append(prefix)
     return removed

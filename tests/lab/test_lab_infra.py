@@ -78,10 +78,11 @@ def test_latency_knob_installs_and_removes_its_nfqueue_rules(lab) -> None:  # ty
 
 def test_stale_lab_of_a_dead_owner_is_removed(lab_tools) -> None:  # type: ignore[no-untyped-def]
     topo = topology.Topology(topology.new_prefix())
-    topo.state_dir.mkdir(parents=True)
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    (topo.state_dir / "state.json").write_text(json.dumps({"prefix": topo.prefix, "owner": dead.pid}))
+    with topology.state_lock():  # as a lab is made: no other clean-up sees it half made
+        topo.state_dir.mkdir(parents=True)
+        (topo.state_dir / "state.json").write_text(json.dumps({"prefix": topo.prefix, "owner": dead.pid}))
     subprocess.run(["ip", "netns", "add", topo.client], check=True)
     try:
         assert topo.prefix in topology.cleanup_stale()
