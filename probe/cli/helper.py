@@ -26,7 +26,7 @@ def helper() -> None:
 @click.option("--max-in-flight", type=click.IntRange(1, 100000), default=64, show_default=True,
               help="Measurements at once; more requests get 503 with Retry-After.")
 @click.option("--body-cap", type=click.IntRange(0), default=1 << 20, show_default=True,
-              help="Bytes of each fetched body read (length and hash are of the capped body).")
+              help="Decoded bytes of each fetched body kept (length and hash are of the capped body).")
 @click.option("--resolver", "resolvers", multiple=True, metavar="IP[:PORT]",
               help="Resolve through this UDP resolver (repeatable). Default: the system's.")
 @click.option("--resolv-conf", type=click.Path(exists=True, dir_okay=False),
