@@ -40,7 +40,6 @@ __all__ = [
     "ScenarioResult",
     "is_root",
     "missing_tools",
-    "probe_run_ready",
 ]
 
 #: Step timeouts the lab gives the probe: short, since the lab's network answers in
@@ -72,15 +71,6 @@ def missing_tools() -> list[str]:
     return missing
 
 
-def probe_run_ready() -> bool:
-    """True when ``probe run`` can store verdicts (the classifier exists)."""
-    try:
-        from probe.classify import classify  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 def _read_db(db: Path) -> dict[str, tuple[Any, Any]]:
     """Final (measurement, verdict) per measured URL, from a probe database."""
     from probe.store import Store
@@ -93,21 +83,6 @@ def _read_db(db: Path) -> dict[str, tuple[Any, Any]]:
         for mid, m, v in store.iter_judged():
             if mid in final:
                 stored[m.target.url] = (m, v)
-    return stored
-
-
-def _read_jsonl(path: Path) -> dict[str, tuple[Any, Any]]:
-    """(measurement, verdict or None) per URL, from ``probe.lab.client measure`` output."""
-    from probe.model import Measurement, Verdict, from_json
-
-    stored: dict[str, tuple[Any, Any]] = {}
-    if not path.exists():
-        return stored
-    for line in path.read_text().splitlines():
-        row = json.loads(line)
-        m = from_json(Measurement, row["measurement"])
-        v = from_json(Verdict, row["verdict"]) if row.get("verdict") else None
-        stored[m.target.url] = (m, v)
     return stored
 
 
@@ -401,8 +376,6 @@ class Lab:
     def run_scenario(self, scenario: Scenario, workdir: Path) -> ScenarioResult:
         """Apply the scenario's censor, run the probe on its URLs, reset, and check the results.
 
-        The probe is ``probe run`` when the classifier exists; until then the lab drives the
-        engine directly (``probe.lab.client measure``) and reports the verdicts as missing.
         """
         from probe.testlists import parse_url
 
@@ -412,19 +385,13 @@ class Lab:
         t0 = time.monotonic()
         self.apply(scenario.censor)
         try:
-            if probe_run_ready():
-                db = workdir / f"{scenario.name}.db"
-                db.unlink(missing_ok=True)
-                # An unreachable control makes `probe run` refuse to measure (so that cron
-                # notices); this scenario is about what is provable without one.
-                extra = ["--allow-no-control"] if control else []
-                proc = self.probe(urls, db, control=control, extra=extra)
-                stored = _read_db(db)
-            else:
-                out = workdir / f"{scenario.name}.jsonl"
-                out.unlink(missing_ok=True)
-                proc = self.measure(urls, out, control=control)
-                stored = _read_jsonl(out)
+            db = workdir / f"{scenario.name}.db"
+            db.unlink(missing_ok=True)
+            # An unreachable control makes `probe run` refuse to measure (so that cron
+            # notices); this scenario is about what is provable without one.
+            extra = ["--allow-no-control"] if control else []
+            proc = self.probe(urls, db, control=control, extra=extra)
+            stored = _read_db(db)
         finally:
             self.reset()
         duration = time.monotonic() - t0
@@ -441,18 +408,6 @@ class Lab:
             ]
         return ScenarioResult(scenario, tuple(outcomes), tuple(records), proc.returncode,
                               proc.stderr[-4000:], duration)  # fmt: skip
-
-    def measure(self, urls: Sequence[str], out: Path, *, control: str | None = None,
-                timeout: float = 240.0) -> subprocess.CompletedProcess[str]:  # fmt: skip
-        """Run the engine directly in the client namespace (``probe.lab.client measure``)."""
-        timeouts = dict(zip(PROBE_TIMEOUTS[0:10:2], PROBE_TIMEOUTS[1:10:2], strict=True))
-        cfg = {k.lstrip("-").replace("-", "_"): float(v) for k, v in timeouts.items()}
-        argv = ["measure", "--out", str(out), "--cafile", self.cafile,
-                "--control", control or self.control_url, "--timeouts", json.dumps(cfg)]  # fmt: skip
-        for u in urls:
-            argv += ["--url", u]
-        return subprocess.run(self.client_argv(argv), capture_output=True, text=True,
-                              timeout=timeout, env=self._env())  # fmt: skip
 
     def run_scenarios(self, scenarios: Iterable[Scenario], workdir: Path) -> Iterator[ScenarioResult]:
         """Run scenarios one after the other (the censor is reset between them)."""
