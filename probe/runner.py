@@ -256,8 +256,21 @@ async def run(
 
     from probe.netcheck import resolver_addresses
 
-    vantage_id = store.vantage(options.vantage, resolver=",".join(resolver_addresses(cfg)))
-    run_id = store.start_run(vantage_id, list(lists), recorded_options(options, cfg))
+    if options.resume is not None:
+        # Continue an interrupted run: same run id and vantage point; what it stored (a final
+        # verdict) is not measured again, so the run ends with no duplicate URL.
+        run_id, vantage_id = store.resume_run(options.resume)
+        from probe.urlset import URLSet
+
+        done = URLSet()
+        for url in store.final_urls(run_id):
+            done.add(url)
+        if total is not None:
+            total = max(0, total - len(done))
+        targets = (t for t in targets if t.url not in done)
+    else:
+        vantage_id = store.vantage(options.vantage, resolver=",".join(resolver_addresses(cfg)))
+        run_id = store.start_run(vantage_id, list(lists), recorded_options(options, cfg))
     summary = RunSummary(run_id=run_id, status="running", started=time.time())
 
     controls = options.controls

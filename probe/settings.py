@@ -161,6 +161,9 @@ class RunSettings:
     allow_no_control: bool = False
     #: Seconds to wait for another run on the same database to finish (then exit 75).
     wait_lock: float = 0.0
+    #: Continue this interrupted run (an id, or "latest": the newest interrupted run) instead
+    #: of starting a new one; URLs it already stored are not measured again.
+    resume: int | str | None = None
 
     def __post_init__(self) -> None:
         if not self.vantage.strip():

@@ -132,6 +132,20 @@ class HttpURL(_Type):
         return text
 
 
+class _RunRef(_Type):
+    """A run id or ``latest``."""
+
+    name = "run"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        text = str(value).strip()
+        if text == "latest":
+            return text
+        if not text.isdigit() or int(text) < 1:
+            self.fail(f"expected a run id or 'latest', not {text!r}", param, ctx)
+        return int(text)
+
+
 class NonEmpty(_Type):
     """A non-blank string (a vantage point's name)."""
 
@@ -277,6 +291,10 @@ run_settings_options = _compose(
     _option("--wait-lock", type=Seconds(0.0), default=_default(_R, "wait_lock"), show_default=True,
             metavar="SECONDS",
             help="Wait this long for another run on the same database to finish; then exit 75."),
+    click.option("--resume", metavar="[RUN]", is_flag=False, flag_value="latest", default=None,
+                 type=_RunRef(),
+                 help="Continue an interrupted run (default: the newest interrupted one) with "
+                 "the same lists, measuring only the URLs it has not stored."),
     _option("--concurrency", type=click.IntRange(1, 4096), default=DEFAULT_CONCURRENCY,
                  show_default=True, help="URLs in flight (64: from the benchmark)."),
     _option("--per-host", type=click.IntRange(1, 1024), default=_default(_R, "per_host"),
@@ -294,7 +312,7 @@ _MEASURE_KEYS = ("resolvers", "resolv_conf", "doh", "cafile", "dns_timeout", "tc
                  "tls_timeout", "http_timeout", "deadline", "late_window", "body_cap",
                  "max_redirects")
 _SETTINGS_KEYS = ("db", "vantage", "concurrency", "per_host", "retries", "retry_pause",
-                  "fingerprints", "geo", "allow_no_control", "wait_lock")
+                  "fingerprints", "geo", "allow_no_control", "wait_lock", "resume")
 _LIST_KEYS = ("lists", "urls", "category", "strict")
 
 

@@ -320,6 +320,44 @@ class Store:
             )
         return int(cur.lastrowid or 0)
 
+    def resume_run(self, run: int | str) -> tuple[int, int]:
+        """Reopen an interrupted run (an id or ``"latest"``) as ``running``, owned by this
+        process; returns ``(run_id, vantage_id)``. Raises :class:`StoreError` when the run does
+        not exist or did not end as interrupted (a complete run has nothing left to do)."""
+        from probe.store.owner import current_owner
+
+        self.close_dead_runs()  # a killed run is interrupted from now on
+        if run == "latest":
+            row = self.conn.execute(
+                "SELECT id FROM runs WHERE status = 'interrupted' ORDER BY id DESC LIMIT 1"
+            ).fetchone()
+            if row is None:
+                raise StoreError(f"{self.path}: no interrupted run to resume")
+            run = int(row[0])
+        run_id = int(run)
+        with self._transaction():
+            row = self.conn.execute(
+                "SELECT status, vantage_id FROM runs WHERE id = ?", (run_id,)
+            ).fetchone()
+            if row is None:
+                raise StoreError(f"{self.path}: no run {run_id}")
+            if row[0] != "interrupted":
+                raise StoreError(
+                    f"{self.path}: run {run_id} is {row[0]}; only an interrupted run can be resumed"
+                )
+            self.conn.execute(
+                "UPDATE runs SET status = 'running', finished_at = NULL, owner = ? WHERE id = ?",
+                (current_owner().to_text(), run_id),
+            )
+        return run_id, int(row[1])
+
+    def final_urls(self, run_id: int) -> Iterator[str]:
+        """The URLs of a run that have a final verdict stored."""
+        for (url,) in self.conn.execute(
+            "SELECT url FROM measurements WHERE run_id = ? AND final = 1", (run_id,)
+        ):
+            yield url
+
     def close_dead_runs(self) -> list[int]:
         """Mark ``interrupted`` the runs still ``running`` whose process is certainly gone.
 
