@@ -63,6 +63,7 @@ _CONSISTENT = {
     "control-tls": "the control's TLS handshake to them returned a valid certificate",
     "http": "they served the control's page",
     "false-positive": "they served a known bot challenge of the site's CDN",
+    "other-family": "the other address family's answer is consistent and the page loaded (a CDN)",
 }
 
 
@@ -145,6 +146,13 @@ class _Entry:
     carries: frozenset[str]  # verdicts this reason can decide
 
 
+def _local(detail: str) -> str:
+    if detail.startswith("loopback:"):
+        ip = detail.split(":", 2)[1]
+        return f"{ip} is this machine (loopback): no censor can act on it"
+    return f"this machine's own network could not reach the address ({_failure(detail)}): not censorship"
+
+
 def _e(words: Callable[[str], str], *carries: str) -> _Entry:
     return _Entry(words, frozenset(carries))
 
@@ -176,14 +184,17 @@ REASONS: dict[str, _Entry] = {
     "dns/unverified": _e(lambda d: f"DNS answered {d}; the control has no address of that "
                          "family to compare with"),
     "dns/failure": _e(lambda d: f"DNS failed ({_failure(d)})", "down"),
+    "dns/loopback-everywhere": _e(lambda d: f"the name resolves to {d} (this machine) for the "
+                                  "control too: broken for everyone", "down"),
     "tcp/timeout": _e(lambda d: f"TCP connection to {d} timed out (SYN unanswered) while the "
                       "control connected", "blocked", "down"),
     "tcp/refused": _e(lambda d: f"TCP connection to {d} refused (RST answering the SYN) while "
                       "the control connected", "reset", "down"),
     "tcp/reset": _e(lambda d: f"TCP connection to {d} reset while the control connected",
                     "reset", "down"),
-    "tcp/local": _e(lambda d: f"this machine's own network could not reach the address "
-                    f"({_failure(d)}): not censorship"),
+    "tcp/local": _e(_local, "down"),
+    "tls/local": _e(_local, "down"),
+    "http/local": _e(_local, "down"),
     "tcp/failure": _e(lambda d: f"TCP connection failed ({_failure(d)})", "down"),
     "tls/reset": _e(lambda d: f"connection to {d} reset after the TLS ClientHello named the site",
                     "reset", "down"),
@@ -203,7 +214,11 @@ REASONS: dict[str, _Entry] = {
                    "control fetched the page", "reset", "down"),
     "http/timeout": _e(lambda d: "the HTTP response never came while the control fetched the page",
                        "blocked", "down"),
-    "http/failure": _e(lambda d: f"HTTP failed ({_failure(d)})", "down"),
+    "http/failure": _e(lambda d: f"HTTP failed ({_failure(d)})", "down", "blocked"),
+    "http/redirect-unseen-by-control": _e(lambda d: f"redirected{' to ' + d if d else ''}, a "
+                                          "redirect the control never got", "blocked"),
+    "http/authenticated-redirect": _e(lambda d: "the redirect came over a certificate valid for "
+                                      "the site: the site's own doing"),
     "http/blockpage": _e(lambda d: f"the page served is a known block page{_where(d)} ({d})",
                          "blocked"),
     "http/false-positive": _e(lambda d: f"the page is a known look-alike, not censorship ({d})"),
@@ -223,6 +238,8 @@ REASONS: dict[str, _Entry] = {
                              "inconclusive"),
     "control/unavailable": _e(lambda d: "no control was available to compare with",
                               "inconclusive"),
+    "control/reached-by-redirect": _e(lambda d: "the control reached the final page through "
+                                      "this step (it follows redirects)"),
     "control/failed": _e(lambda d: f"the control could not be obtained ({_failure(d)})",
                          "inconclusive"),
     "measurement/deadline_exceeded": _e(lambda d: "the measurement ran out of time (deadline)",
@@ -250,7 +267,7 @@ def explain(reason: str, verdict: str | None = None) -> str:
 
 def _words(reason: str) -> str:
     stage, outcome, detail = _split(reason)
-    if stage == "control" and outcome not in ("unavailable", "failed"):
+    if stage == "control" and outcome not in ("unavailable", "failed", "reached-by-redirect"):
         return _control(outcome, detail)
     if stage == "measurement" and f"measurement/{outcome}" not in REASONS:
         return f"the measurement could not finish ({_failure(outcome)})"

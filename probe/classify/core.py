@@ -50,6 +50,9 @@ _KINDS = {
     Failure.EOF_ERROR: "eof",
     Failure.CONNECTION_REFUSED: "refused",
     Failure.DNS_NXDOMAIN_ERROR: "nxdomain",
+    "connection_refused_error": "refused",  # OONI's older helpers
+    "connection_reset_error": "reset",
+    "android_dns_cache_no_data": "no-answer",  # Android's getaddrinfo EAI_NODATA (OONI)
     "dns_name_error": "nxdomain",  # older OONI test helpers
     Failure.DNS_NO_ANSWER: "no-answer",
     Failure.DNS_SERVFAIL_ERROR: "servfail",
@@ -149,6 +152,13 @@ def hop_control(hop: Hop) -> HopControl:
         ctl.addrs.update(a for a in (canon_ip(x) for x in th.dns_addrs) if a)
         if th.dns_failure:
             dns_failures.append(th.dns_failure)
+        elif not any(canon_ip(x) for x in th.dns_addrs) and (
+            # No address at all (OONI's helper lists CNAMEs among addrs): when its own fetch then
+            # failed to resolve, the control could not resolve the name either.
+            failure_kind(th.http_failure) in ("nxdomain", "no-answer")
+            or th.http_failure == "dns_lookup_error"
+        ):
+            dns_failures.append(Failure.DNS_NO_ANSWER)
         for t in th.tcp:
             ctl.tcp[(canon_ip(t.ip), t.port)] = (t.ok, t.failure)
         for s in th.tls:

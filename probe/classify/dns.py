@@ -115,8 +115,6 @@ def _other_family_vouches(ctx: Context, hop: Hop, q: DNSObservation, ctl: HopCon
         other = [a for a in (canon_ip(x) for x in o.addresses) if a and family(a) != fam]
         if not other or injection(o) >= 2:
             continue
-        if any(addr_class(a) is not None for a in other):
-            continue
         if set(other) & ctl.addrs or _consistent_by(ctx, hop, ctl, other) is not None:
             return True
     return False
@@ -174,8 +172,11 @@ def _judge_answers(ctx: Context, hop: Hop, q: DNSObservation, ctl: HopControl) -
     if loop and len(loop) == len(addrs) and set(loop) & ctl.addrs:
         # The control resolves the name to the same loopback address: the name points nowhere
         # for everyone (a misconfigured site), and no censor can act on a loopback connection.
-        # The later step that fails on it (or the page from this machine) says "down".
-        return [*out, Finding("dns", i, f"dns/loopback-everywhere:{','.join(loop)}")]
+        # The later step that fails on it (or the page from this machine) says "down"; when
+        # no step was tried on it (OONI's engine does not connect to loopback), DNS says it.
+        tried = any(canon_ip(t.ip) in loop for t in hop.tcp)
+        reason = f"dns/loopback-everywhere:{','.join(loop)}"
+        return [*out, Finding("dns", i, reason, None if tried else "down")]
     suspicious = False
     for ip in addrs:
         if ip in ctl.addrs:

@@ -42,6 +42,9 @@ COMMON_HEADERS = frozenset(
 )  # fmt: skip
 _WORD = re.compile(r"\w+", re.UNICODE)
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
+_UNCLASSIFIED = frozenset({"unknown_error", "unknown_failure"})
+# Failure kinds a censor produces: never matched against an unclassified control failure.
+_SIGNATURES = frozenset({"reset", "eof", "timeout", "cert-invalid"})
 
 
 def _title_words(title: str | None) -> list[str]:
@@ -166,6 +169,15 @@ def _failure(hop: Hop, h: HTTPObservation, ctl: HopControl | None) -> list[Findi
     reason = f"http/{detail}" if kind in ("reset", "eof", "timeout") else f"http/failure:{h.failure}"
     if ctl is not None and ctl.http_failure_kind is not None:
         same = ctl.http_failure_kind == kind
+        if (
+            ctl.th is not None
+            and ctl.th.http_failure in _UNCLASSIFIED
+            and kind not in _SIGNATURES
+        ):
+            # OONI's helper reports what it cannot classify as unknown_error. A failure of ours
+            # that is no censor's signature (a redirect loop, a broken Location) with the
+            # control failing too: the site is broken for everyone.
+            same = True
         out = [Finding("http", i, f"control/http-failed:{ctl.th.http_failure if ctl.th else ''}")]
         return [Finding("http", i, reason, "down" if same else None), *out]
     if ctl is not None and ctl.http_ok:
@@ -182,12 +194,28 @@ def _failure(hop: Hop, h: HTTPObservation, ctl: HopControl | None) -> list[Findi
     return [Finding("http", i, reason)]
 
 
+def _different_ends(a: ControlObservation, b: ControlObservation) -> bool:
+    """Two control fetches ended on different pages: another status, other title words, or
+    body lengths far apart. Stricter than ``diff`` (which accepts any same-status page of a
+    similar length): both sides are the control's own fetches, so any of these is a sign."""
+    if a.http_body_sha256 and a.http_body_sha256 == b.http_body_sha256:
+        return False
+    if a.http_status != b.http_status:
+        return True
+    if title_match(a.http_title, b.http_title) is False or title_match(b.http_title, a.http_title) is False:
+        return True
+    la, lb = a.http_body_length, b.http_body_length
+    if la is not None and lb is not None and la >= 0 and lb >= 0 and max(la, lb) > 0:
+        return min(la, lb) / max(la, lb) <= BODY_PROPORTION
+    return False
+
+
 def _redirect_unseen(ctx: Context, hop: Hop, h: HTTPObservation, ctl: HopControl) -> list[Finding]:
     """A redirect the control did not get: the first hop where probe and control diverge.
 
     The control of this hop followed the site's redirects and ended on a page; the control of
-    the next hop (the URL we were sent to) ended on the page we got. When those two differ,
-    this hop's redirect is not what the site sends: a forged redirect (an ISP box answering
+    the next hop (the URL we were sent to) ended on the page we got. When those two control
+    pages differ, this hop's redirect is not what the site sends: a forged redirect (an ISP box answering
     with a 302 to its warning page). A redirect over an authenticated connection is the site's.
     """
     hops = ctx.m.hops
@@ -201,7 +229,7 @@ def _redirect_unseen(ctx: Context, hop: Hop, h: HTTPObservation, ctl: HopControl
     mine, nxt = ctl.th, nctl.th
     if mine is None or nxt is None or not (_control_comparable(ctl) and _control_comparable(nctl)):
         return []
-    if diff(final, mine) and not diff(final, nxt):
+    if not diff(final, nxt) and _different_ends(mine, nxt):
         return [
             Finding("http", k, f"http/redirect-unseen-by-control:{h.location or ''}", "blocked"),
             Finding("http", k, f"control/http-status:{mine.http_status}"),
@@ -239,15 +267,15 @@ def _judge_http(ctx: Context, hop: Hop, ctl: HopControl, h: HTTPObservation) -> 
     is_final = ctx.final_hop is hop
     fctl = final_control(ctx) if is_final else ctl
     if h.failure is not None:
-        out: list[Finding] = _failure(hop, h, fctl if fctl is not None else ctl)
+        failed = _failure(hop, h, fctl if fctl is not None else ctl)
         # A response that still failed (a redirect loop, a bad Location) can name a block page.
         if h.status is not None and not ctx.fingerprints.false_positives(h.body, h.headers):
             bps = ctx.fingerprints.blockpages(h.body, h.headers)
             if bps:
-                return [Finding("http", i, f"http/blockpage:{bps[0].name}", "blocked"), *out]
-        return out
+                return [Finding("http", i, f"http/blockpage:{bps[0].name}", "blocked"), *failed]
+        return failed
 
-    out = []
+    out: list[Finding] = []
     auth = authenticated(hop, h)
     th = fctl.th if fctl is not None else None
     comparable = bool(is_final and fctl is not None and th is not None and _control_comparable(fctl))

@@ -18,6 +18,7 @@ from probe.cli import (  # noqa: F401  (registers the commands)
     helper,
     lab,
     merge,
+    ooni_import,
     outages,
     reclassify,
     report,

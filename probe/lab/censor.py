@@ -68,7 +68,13 @@ def apply(censor_ns: str, state_dir: Path, censor: Censor) -> None:
         for name, action, addrs, delay in censor.resolver
     }
     _write_json(state_dir / CONFIG_FILES["resolver"], overrides)
-    _write_json(state_dir / CONFIG_FILES["proxy"], {"block_hosts": list(censor.proxy_block)})
+    _write_json(
+        state_dir / CONFIG_FILES["proxy"],
+        {
+            "block_hosts": list(censor.proxy_block),
+            "redirect_hosts": {host.lower(): loc for host, loc in censor.proxy_redirect},
+        },
+    )
     _write_json(
         state_dir / CONFIG_FILES["injector"],
         {

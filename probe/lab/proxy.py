@@ -12,7 +12,8 @@
 * ``--tls``: port-443 flows redirected here meet a certificate for the name issued by the
   censor's own CA (interception). A client that accepts it gets the block page.
 
-``PROXY.json`` (``{"block_hosts": [...]}``) is re-read whenever it changes.
+``PROXY.json`` (``{"block_hosts": [...], "redirect_hosts": {host: location}}``) is re-read
+whenever it changes; a Host in ``redirect_hosts`` gets a forged 302 to its location.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import sys
 
 from probe.lab.dnsserver import ConfigFile
 
-__all__ = ["main", "original_destination"]
+__all__ = ["main", "original_destination", "redirect_response"]
 
 SO_ORIGINAL_DST = 80
 _HEAD_LIMIT = 64 * 1024
@@ -56,6 +57,13 @@ def _host_of(head: bytes) -> str:
         if name.strip().lower() == b"host":
             return value.strip().decode("latin-1").rsplit(":", 1)[0].lower().rstrip(".")
     return ""
+
+
+def redirect_response(location: str) -> bytes:
+    """A forged 302 to ``location`` (an ISP box sending users to its warning page)."""
+    return (
+        f"HTTP/1.1 302 Found\r\nLocation: {location}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    ).encode("latin-1")
 
 
 async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -93,8 +101,14 @@ async def serve(http: tuple[str, int], tls: tuple[str, int] | None, cert: str | 
             if not head:
                 return
             blocked = {h.lower() for h in cfg.get().get("block_hosts", [])}
-            if _host_of(head) in blocked:
+            redirects = cfg.get().get("redirect_hosts", {})
+            host = _host_of(head)
+            if host in blocked:
                 writer.write(blockpage_response())
+                await writer.drain()
+                return
+            if host in redirects:
+                writer.write(redirect_response(str(redirects[host])))
                 await writer.drain()
                 return
             up_reader, up_writer = await asyncio.wait_for(asyncio.open_connection(*dst), 10)

@@ -55,6 +55,7 @@ class Censor:
       FORWARD), written as the arguments after ``-A LAB-FWD``;
     * ``nat``: rules for the nat table's ``LAB-PRE`` chain (jumped to from PREROUTING);
     * ``proxy_block``: Host names the transparent proxy answers with the block page;
+    * ``proxy_redirect``: ``(host, location)``: the proxy answers that Host with a forged 302;
     * ``inject_dns``: ``(name, addresses)`` the injector forges A replies with;
     * ``inject_tcp``: ``(port, hex bytes, flags)``: a segment whose payload holds the bytes gets
       a spoofed segment with those flags back.
@@ -66,6 +67,7 @@ class Censor:
     proxy_block: tuple[str, ...] = ()
     inject_dns: tuple[tuple[str, tuple[str, ...]], ...] = ()
     inject_tcp: tuple[tuple[int, str, str], ...] = ()
+    proxy_redirect: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -298,6 +300,47 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario(
         "idn", 26, "internationalised domain name", "benign",
         (Expect("http://bücher.lab.example/", "ok", step="none", status=200),),
+    ),
+    # --- issue 12: false positives met on real data, and the censor's answers to them --------
+    Scenario(
+        "loopback-everywhere", 28, "name resolving to 127.0.0.1 for everyone", "benign",
+        (Expect(_u("loopback"), "down", "tcp", step="tcp", failure=Failure.CONNECTION_REFUSED,
+                reason="tcp/local:loopback"),),
+        notes="a loopback connect never leaves the machine: never reset, down when the control "
+        "resolves the same address",
+    ),
+    Scenario(
+        "tls-authenticated-private", 29, "public name on a private address, valid certificate, "
+        "control unreachable", "benign",
+        (Expect("https://private-news.probe-lab.net/", "ok", step="none", status=200,
+                reason="dns/consistent:tls"),),
+        control="unreachable",
+        notes="TLS authentication outranks the bogon and no-control rules",
+    ),
+    Scenario(
+        "cdn-aaaa-differs", 30, "CDN AAAA differs from the control's, no IPv6 route, no ASN data",
+        "benign",
+        (Expect(_u("cdn6"), "ok", status=200, reason="dns/consistent:other-family"),),
+        Censor(resolver=((_name("cdn6"), "answer", (_ip("cdn6"), "fd66:2::45"), 0.0),)),
+        notes="the ISP resolver answers another IPv6 node; IPv4 is consistent and the page loads",
+    ),
+    Scenario(
+        "forged-redirect", 31, "ISP box answers with a forged 302 to its warning page", "censorship",
+        (Expect(_u("redirect-forged"), "blocked", "http", hop=0, hops=2, step="none",
+                reason="http/redirect-unseen-by-control"),),
+        Censor(nat=("-i r0 -p tcp --dport 80 -j REDIRECT --to-ports 3129",),
+               proxy_redirect=((_name("redirect-forged"), _u("warning", path="/?from=forged")),)),
+        notes="the control, asked about the warning page, gets it too: the first hop where probe "
+        "and control diverge decides",
+    ),
+    Scenario(
+        "broken-location", 32, "ISP box answers with a 302 whose Location has no host", "censorship",
+        (Expect(_u("redirect-broken"), "blocked", "http", hop=0, step="http",
+                failure=Failure.HTTP_INVALID_REDIRECT_LOCATION_HOST,
+                reason="http/redirect-unseen-by-control"),),
+        Censor(nat=("-i r0 -p tcp --dport 80 -j REDIRECT --to-ports 3129",),
+               proxy_redirect=((_name("redirect-broken"), "http://"),)),
+        notes="the control follows the site's own redirects and gets the page",
     ),
     Scenario(
         "huge-body", 27, "body larger than the body cap", "benign",

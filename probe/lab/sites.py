@@ -41,6 +41,7 @@ class Site:
     ``cert`` is what its HTTPS listener presents: ``valid``, ``expired``, ``wrong-name`` or
     ``none`` (no HTTPS listener).
     ``alt_ip`` is a second address serving the same site (a CDN node), not in the zone.
+    ``ip6`` is an AAAA record. A site whose ``ip`` is loopback is served by nobody.
     """
 
     name: str
@@ -53,6 +54,7 @@ class Site:
     rate: float = 0.0
     alt_ip: str | None = None
     title: str = ""
+    ip6: str | None = None  # an AAAA record (nothing serves it: the lab has no IPv6 routes)
 
 
 def _n(label: str) -> str:
@@ -92,6 +94,14 @@ SITES: tuple[Site, ...] = (
     Site(_n("huge"), "10.66.2.39", kind="huge", size=(1 << 20) + (512 << 10)),
     # A large object the server itself sends at 16 KB/s: slow for everyone, not throttled.
     Site(_n("trickle"), "10.66.2.40", kind="trickle", size=128 << 10, rate=16 << 10),
+    # Issue 12: cases where real data met false positives.
+    Site(_n("loopback"), "127.0.0.1", kind="refuse", cert="none"),  # misconfigured for everyone
+    Site(_n("warning"), "10.66.2.60", title="Access restricted"),  # an ISP's warning page
+    Site(_n("redirect-forged"), "10.66.2.61", title="Forged redirect victim"),
+    Site(_n("redirect-broken"), "10.66.2.62", title="Broken Location victim"),
+    # A public-looking name on a private address with a valid certificate (an intranet site).
+    Site("private-news.probe-lab.net", "10.66.2.63", title="Private news"),
+    Site(_n("cdn6"), "10.66.2.64", ip6="fd66:2::44", title="Dual-stack CDN"),
     # Nonexistent everywhere: not in the zone, so the authoritative server says NXDOMAIN.
     Site(_n("does-not-exist"), None, cert="none"),
 )
@@ -108,7 +118,7 @@ def server_addresses() -> tuple[str, ...]:
     """Every address the server namespace carries for the sites."""
     out: list[str] = []
     for s in SITES:
-        out += [a for a in (s.ip, s.alt_ip) if a]
+        out += [a for a in (s.ip, s.alt_ip) if a and not a.startswith("127.")]
     return tuple(dict.fromkeys(out))
 
 
@@ -121,6 +131,8 @@ def zone() -> dict[str, dict[str, list[str]]]:
     for s in SITES:
         if s.ip:
             z[s.name] = {"A": [s.ip]}
+            if s.ip6:
+                z[s.name]["AAAA"] = [s.ip6]
     return z
 
 

@@ -6,7 +6,7 @@ import hashlib
 import json
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -451,15 +451,20 @@ class Store:
         run_id: int,
         vantage_id: int,
         items: Sequence[tuple[Measurement, Verdict] | tuple[Measurement, Verdict, bool]],
-    ) -> None:
+        *,
+        extra: Callable[[sqlite3.Connection, list[int]], None] | None = None,
+    ) -> list[int]:
         """Store a batch of measurements with their verdicts, in one committed transaction.
 
         Items are ``(measurement, verdict)`` or ``(measurement, verdict, final)``. Every attempt
         is stored; ``final`` (default True) marks the attempt whose verdict counts for the URL.
+        Returns the new measurement ids, in order. ``extra(conn, ids)`` runs inside the same
+        transaction, for rows of other tables that refer to them (an import's source data).
         """
         if not items:
-            return
+            return []
         c = self.conn
+        new_ids: list[int] = []
         with self._transaction():
             mid = c.execute("SELECT coalesce(max(id), 0) FROM measurements").fetchone()[0]
             ids = _rows.IdCounters(
@@ -472,15 +477,19 @@ class Store:
             try:
                 for item in items:
                     mid += 1
+                    new_ids.append(mid)
                     final = item[2] if len(item) > 2 else True
                     flatten(rows, mid, run_id, vantage_id, item[0], item[1], final, ids,
                             cert_info, body_ref)
                 self._insert(rows)
+                if extra is not None:
+                    extra(c, new_ids)
             except BaseException:
                 # The rollback undoes the rows: forget what this batch marked as stored.
                 self._seen_bodies.clear()
                 self._certs.clear()
                 raise
+        return new_ids
 
     def _refs(self, rows: _rows.Rows) -> tuple[Any, Any]:
         """Per-batch callbacks that queue new certificates and bodies (each stored once)."""

@@ -404,6 +404,41 @@ BEGIN
 END;
 """
 
+# OONI measurements imported by `probe import ooni` (probe/ooni_import.py): OONI's identifiers and
+# verdict next to probe's, and the measurements where the two differ.
+_OONI = """
+CREATE TABLE ooni_measurements (
+    measurement_id INTEGER PRIMARY KEY REFERENCES measurements(id),
+    report_id TEXT NOT NULL,
+    measurement_uid TEXT NOT NULL,
+    input TEXT NOT NULL,
+    measurement_start_time TEXT NOT NULL,
+    probe_asn TEXT,
+    probe_cc TEXT,
+    resolver_asn TEXT,
+    software TEXT,
+    engine TEXT,
+    test_version TEXT,
+    blocking TEXT,
+    accessible INTEGER,
+    ooni_verdict TEXT NOT NULL,
+    inferred TEXT NOT NULL DEFAULT '[]',
+    source TEXT NOT NULL
+);
+CREATE UNIQUE INDEX ooni_measurements_key
+    ON ooni_measurements(report_id, input, measurement_start_time, measurement_uid);
+
+CREATE VIEW ooni_disagreements AS
+SELECT o.measurement_id, o.report_id, o.measurement_uid, o.input, o.measurement_start_time,
+       o.probe_cc, o.probe_asn, o.blocking AS ooni_blocking, o.accessible AS ooni_accessible,
+       o.ooni_verdict, m.verdict AS probe_verdict, m.stage AS probe_stage, m.hop AS probe_hop,
+       m.reasons AS probe_reasons, o.inferred, o.source
+FROM ooni_measurements AS o JOIN measurements AS m ON m.id = o.measurement_id
+WHERE m.verdict != o.ooni_verdict
+  AND NOT (m.verdict IN ('blocked', 'reset', 'hijacked')
+           AND o.ooni_verdict IN ('blocked', 'reset', 'hijacked'));
+"""
+
 #: (version, name, SQL); applied in order, each in its own transaction.
 MIGRATIONS: tuple[tuple[int, str, str], ...] = (
     (1, "initial schema", _V1 + _stats_sql()),
@@ -416,6 +451,8 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
     (4, "endpoint measurements", _ENDPOINTS),
     # `probe compare` reads the latest verdict of every URL everywhere from `latest` alone.
     (5, "latest verdicts in latest", _V5_LATEST_VERDICTS),
+    # OONI measurements imported by `probe import ooni`, OONI's verdict beside probe's.
+    (6, "OONI imports", _OONI),
 )
 
 #: The schema version this probe writes.

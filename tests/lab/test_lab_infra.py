@@ -48,7 +48,7 @@ def test_censor_rules_and_conntrack_are_reset_after_a_scenario(lab, lab_workdir)
     assert filt.strip().splitlines() == ["-N LAB-FWD"]
     assert nat.strip().splitlines() == ["-N LAB-PRE"]
     proxy = json.loads((lab.state_dir / "proxy.json").read_text())
-    assert proxy == {"block_hosts": []}
+    assert proxy == {"block_hosts": [], "redirect_hosts": {}}
     # The priming rule survives every reset, so conntrack keeps tracking from the first packet.
     prime = topology.ns_run(lab.topo.censor, ["iptables", "-S", "LAB-PRIME"])
     assert "--ctstate INVALID" in prime
