@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import click
 
 from probe.cli._group import cli
+from probe.cli.options import db_option, fingerprints_option, geo_option
 
 if TYPE_CHECKING:
     import sqlite3
@@ -23,13 +24,7 @@ def import_group() -> None:
 
 @import_group.command("ooni")
 @click.argument("files", nargs=-1, type=click.Path(exists=True, path_type=Path))
-@click.option(
-    "--db",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default="results/probe.db",
-    show_default=True,
-    help="Results database (created if missing).",
-)
+@db_option
 @click.option(
     "--report", is_flag=True, help="List imported measurements where probe's verdict differs from OONI's."
 )
@@ -37,17 +32,8 @@ def import_group() -> None:
     "--limit", type=click.IntRange(min=1), default=50, show_default=True, help="Rows listed by --report."
 )
 @click.option("--json", "as_json", is_flag=True, help="--report as JSON lines.")
-@click.option(
-    "--fingerprints",
-    multiple=True,
-    type=click.Path(exists=True, dir_okay=False),
-    help="Extra block-page fingerprint file (repeatable), as for `probe run`.",
-)
-@click.option(
-    "--geo",
-    type=click.Path(exists=True, dir_okay=False),
-    help="IP-to-ASN database (.mmdb or ip2asn TSV), as for `probe run`.",
-)
+@fingerprints_option
+@geo_option
 def ooni_command(
     files: tuple[Path, ...],
     db: Path,
