@@ -79,7 +79,6 @@ class Record:
 def iter_records(store: Store, f: Filters) -> Iterator[Record]:
     """Every measurement selected by ``f``, rebuilt in full, in id order, chunk by chunk."""
     from probe.model import Verdict
-    from probe.store import rows as _rows
 
     cond, params = where(f)
     sql = (
@@ -98,15 +97,10 @@ def iter_records(store: Store, f: Filters) -> Iterator[Record]:
             return
         lo, hi = chunk[0][0], chunk[-1][0]
         last = hi
-        controls: dict[int, dict[int, str]] = {}
-        for mid, hop, data in conn.execute(
-            "SELECT measurement_id, hop, data FROM controls WHERE measurement_id BETWEEN ? AND ?",
-            (lo, hi),
-        ):
-            controls.setdefault(mid, {})[hop] = data
+        controls = store.controls_between(lo, hi)
         for (mid, uid, obs, verdict, stage, hop, reasons, version, final, classified_at,
              run_uid, run_started, software, v_uid, v_name, asn, as_org, country) in chunk:
-            m = _rows.rebuild(obs, controls.get(mid, {}), store._body, store._cert)
+            m = store.rebuild(obs, controls.get(mid, {}))
             v = Verdict(verdict, stage, hop, tuple(json.loads(reasons)), version)
             yield Record(uid, m, v, bool(final), classified_at, run_uid, run_started, software,
                          v_uid, v_name, asn, as_org, country)

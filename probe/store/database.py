@@ -747,15 +747,9 @@ class Store:
                 return
             lo, hi = chunk[0][0], chunk[-1][0]
             last = hi
-            controls: dict[int, dict[int, str]] = {}
-            for mid, hop, data in c.execute(
-                "SELECT measurement_id, hop, data FROM controls "
-                "WHERE measurement_id BETWEEN ? AND ?",
-                (lo, hi),
-            ):
-                controls.setdefault(mid, {})[hop] = data
+            controls = self.controls_between(lo, hi)
             for mid, obs, verdict, stage, hop, reasons, version in chunk:
-                m = _rows.rebuild(obs, controls.get(mid, {}), self._body, self._cert)
+                m = self.rebuild(obs, controls.get(mid, {}))
                 v = Verdict(verdict, stage, hop, tuple(json.loads(reasons)), version)
                 yield mid, m, v
 
@@ -773,6 +767,20 @@ class Store:
         ).fetchall())
         m = _rows.rebuild(row[0], controls, self._body, self._cert)
         return m, Verdict(row[1], row[2], row[3], tuple(json.loads(row[4])), row[5])
+
+    def controls_between(self, lo: int, hi: int) -> dict[int, dict[int, str]]:
+        """Control JSON of measurements ``lo``..``hi``: measurement id -> hop -> JSON."""
+        controls: dict[int, dict[int, str]] = {}
+        for mid, hop, data in self.conn.execute(
+            "SELECT measurement_id, hop, data FROM controls WHERE measurement_id BETWEEN ? AND ?",
+            (lo, hi),
+        ):
+            controls.setdefault(mid, {})[hop] = data
+        return controls
+
+    def rebuild(self, observations: str, controls: dict[int, str]) -> Measurement:
+        """A stored measurement rebuilt in full from its observations JSON and its controls."""
+        return _rows.rebuild(observations, controls, self._body, self._cert)
 
     def _body(self, sha: str) -> bytes:
         body = self._blob_cache.get(sha)
