@@ -157,9 +157,12 @@ def render_json(matrix: Matrix, filters: dict[str, object]) -> Iterator[str]:
               help="Only the per-pair summary and technique mix, not the matrix.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON document: matrix, pairs, techniques.")
 @click.option("--csv", "as_csv", is_flag=True, help="The matrix as CSV (verdict, stage per vantage point).")
+@click.option("--with-ooni", is_flag=True,
+              help="Compare probe's verdicts with OONI's on imported OONI measurements "
+                   "(`probe import ooni`): agreement, then where they differ (--json: JSON lines).")
 def compare_command(db: Path, vantages: tuple[str, ...], categories: tuple[str, ...],
                     since: str | None, only_differences: bool, summary_only: bool, as_json: bool,
-                    as_csv: bool) -> None:
+                    as_csv: bool, with_ooni: bool) -> None:
     """Compare vantage points: the latest verdict of every URL at each, and how they agree.
 
     The summary compares each pair of vantage points over the URLs both measured: how many each
@@ -174,9 +177,15 @@ def compare_command(db: Path, vantages: tuple[str, ...], categories: tuple[str, 
       probe compare --db all.db
       probe compare --db all.db --only-differences --category NEWS,HUMR
       probe compare --db all.db --since 7d --csv > matrix.csv
+      probe compare --db ooni.db --with-ooni   # after probe import ooni
     """
     if as_json and as_csv:
         raise click.UsageError("--json and --csv are exclusive")
+    if with_ooni:
+        from probe.cli.ooni_import import ooni_report
+
+        ooni_report(db, limit=1000, as_json=as_json)
+        return
     from probe import compare as cmp
 
     since_iso = since  # made ISO by the option's callback

@@ -94,6 +94,18 @@ def ooni_command(
         raise click.ClickException(str(exc)) from None
 
 
+def ooni_report(db: Path, *, limit: int, as_json: bool) -> None:
+    """Print the agreement of probe and OONI on ``db``'s imported measurements, then where
+    they differ (``probe import ooni --report``, ``probe compare --with-ooni``)."""
+    from probe.store import Store, StoreError
+
+    try:
+        with Store.open(db, create=False) as store:
+            _report(store.conn, limit, as_json)
+    except StoreError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
 def _report(conn: sqlite3.Connection, limit: int, as_json: bool) -> None:
     from probe.ooni_import import agreement as agree_fn
     from probe.ooni_import import disagreements as disagree_fn

@@ -110,3 +110,11 @@ def test_cli_imports_and_reports_disagreements(tmp_path: Path) -> None:
 def test_cli_without_files_or_report_is_a_usage_error(tmp_path: Path) -> None:
     r = CliRunner().invoke(cli, ["import", "ooni", "--db", str(tmp_path / "o.db")])
     assert r.exit_code == 2
+
+
+def test_compare_with_ooni_lists_where_probe_and_ooni_differ(tmp_path: Path) -> None:
+    db = tmp_path / "o.db"
+    CliRunner().invoke(cli, ["import", "ooni", str(CORPUS / "fastpath.jsonl.gz"), "--db", str(db)])
+    r = CliRunner().invoke(cli, ["compare", "--db", str(db), "--with-ooni"])
+    assert r.exit_code == 0, r.output
+    assert "probe and OONI agree on 8" in r.output and "http://archive.org" in r.output
