@@ -6,10 +6,14 @@ Two standard formats are read:
   AS_description``, tab-separated, IPv4 and/or IPv6, optionally gzip-compressed); ASN 0 marks
   unrouted space and is treated as "unknown";
 - a **MaxMind-style .mmdb** (GeoLite2-ASN, GeoLite2-Country, DB-IP lite, ipinfo) through the
-  ``maxminddb`` package. Several files can be combined, e.g. an ASN database and a country one.
+  ``maxminddb`` package. Several files can be combined, e.g. an ASN database and a country one;
+- probe's **packed table** (probe/asndata.py): what probe ships and what ``probe geo update``
+  writes, memory-mapped so that opening it costs nothing.
 
-:func:`default_geo_path` is where ``probe geo update`` stores the download:
-``$PROBE_DATA_DIR`` or ``$XDG_DATA_HOME/probe`` or ``~/.local/share/probe``.
+Data is there by default: :func:`open_default_geo` opens the table ``probe geo update`` wrote
+(:func:`default_geo_path`: ``$PROBE_DATA_DIR`` or ``$XDG_DATA_HOME/probe`` or
+``~/.local/share/probe``), else the one shipped in the package (:func:`bundled_geo_path`, derived
+from the IPFire Location database, CC BY-SA 4.0: probe/data/NOTICE-ip-asn.txt).
 """
 
 from __future__ import annotations
@@ -19,22 +23,33 @@ import gzip
 import io
 import ipaddress
 import os
-from collections.abc import Iterable
+import time
+import zlib
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
+
+from probe.asndata import MAGIC, PackedTable, PackError
 
 __all__ = [
     "DEFAULT_GEO_URL",
     "GeoDB",
     "GeoError",
     "GeoInfo",
+    "bundled_geo_path",
     "default_geo_path",
+    "describe_source",
+    "geo_url",
     "open_default_geo",
     "update_geo",
 ]
 
+#: iptoasn.com's combined IPv4 + IPv6 table: public domain (PDDL 1.0), updated hourly.
 DEFAULT_GEO_URL = "https://iptoasn.com/data/ip2asn-combined.tsv.gz"
-DEFAULT_FILENAME = "ip2asn-combined.tsv.gz"
+DEFAULT_GEO_LICENSE = "PDDL 1.0 (https://opendatacommons.org/licenses/pddl/1-0/)"
+DEFAULT_FILENAME = "ip-asn.bin"
+#: Data older than this is flagged by `probe geo path` (routing changes slowly, but it changes).
+STALE_DAYS = 365
 
 
 class GeoError(Exception):
@@ -84,9 +99,8 @@ def _open_text(path: Path) -> io.TextIOBase:
     return io.TextIOWrapper(stream, encoding="utf-8", errors="replace", newline="")
 
 
-def _read_tsv(path: Path) -> tuple[_RangeTable, _RangeTable]:
-    v4, v6 = _RangeTable(), _RangeTable()
-    orgs: dict[tuple[int, str, str], GeoInfo] = {}
+def _iter_tsv(path: Path) -> Iterator[tuple[int, int, int, int, str, str]]:
+    """(version, start, end, asn, country, org) of every row; GeoError names file:line."""
     try:
         with _open_text(path) as fh:
             for lineno, line in enumerate(fh, start=1):
@@ -109,15 +123,22 @@ def _read_tsv(path: Path) -> tuple[_RangeTable, _RangeTable]:
                 org = cells[4].strip() if len(cells) > 4 else ""
                 if asn == 0 and org == "Not routed":
                     org = ""
-                key = (asn, country, org)
-                info = orgs.get(key)
-                if info is None:
-                    info = orgs[key] = GeoInfo(asn, country, org)
-                (v4 if start.version == 4 else v6).add(int(start), int(end), info)
+                yield start.version, int(start), int(end), asn, country, org
     except OSError as exc:
         raise GeoError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    except (EOFError, gzip.BadGzipFile) as exc:
+    except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
         raise GeoError(f"{path}: corrupt gzip data: {exc}") from None
+
+
+def _read_tsv(path: Path) -> tuple[_RangeTable, _RangeTable]:
+    v4, v6 = _RangeTable(), _RangeTable()
+    orgs: dict[tuple[int, str, str], GeoInfo] = {}
+    for version, start, end, asn, country, org in _iter_tsv(path):
+        key = (asn, country, org)
+        info = orgs.get(key)
+        if info is None:
+            info = orgs[key] = GeoInfo(asn, country, org)
+        (v4 if version == 4 else v6).add(start, end, info)
     v4.finish()
     v6.finish()
     return v4, v6
@@ -161,7 +182,12 @@ class GeoDB:
         for path in self.paths:
             if not path.exists():
                 raise GeoError(f"{path}: no such file")
-            if path.suffix == ".mmdb":
+            if _is_packed(path):
+                try:
+                    self._sources.append(PackedTable(path))
+                except PackError as exc:
+                    raise GeoError(str(exc)) from None
+            elif path.suffix == ".mmdb":
                 import maxminddb
 
                 try:
@@ -177,11 +203,17 @@ class GeoDB:
         return cls([path])
 
     def _lookup_one(self, source: Any, addr: ipaddress.IPv4Address | ipaddress.IPv6Address) -> GeoInfo | None:
+        if isinstance(source, PackedTable):
+            found = source.lookup(addr)
+            if found is None:
+                return None
+            return GeoInfo(found[0], found[1], source.org(found[0]) if found[0] else "")
         if isinstance(source, tuple):
             table = source[0] if addr.version == 4 else source[1]
             info: GeoInfo | None = table.find(int(addr))
             if info is None and addr.version == 6 and addr.ipv4_mapped is not None:
-                info = source[0].find(int(addr.ipv4_mapped))
+                v4: _RangeTable = source[0]
+                info = v4.find(int(addr.ipv4_mapped))
             return info
         try:
             return _from_mmdb_record(source.get(str(addr)))
@@ -217,9 +249,69 @@ class GeoDB:
         return info.asn if info else 0
 
     def close(self) -> None:
+        """Release the files (mappings, .mmdb readers)."""
         for source in self._sources:
             if not isinstance(source, tuple):
                 source.close()
+
+    def describe(self) -> list[dict[str, Any]]:
+        """One :func:`describe_source` dict per file, in lookup order."""
+        return [describe_source(p) for p in self.paths]
+
+
+def _is_packed(path: Path) -> bool:
+    try:
+        with path.open("rb") as fh:
+            return fh.read(len(MAGIC)) == MAGIC
+    except OSError:
+        return False
+
+
+def describe_source(path: Path) -> dict[str, Any]:
+    """What a geo file is: format, source, license, the date of its data and its age in days.
+
+    Packed tables carry this in their metadata; for other files the modification time stands
+    in for the data's date and the source and license are unknown.
+    """
+    info: dict[str, Any] = {"path": str(path), "format": "unknown", "source": "", "license": "",
+                            "created": "", "age_days": None}
+    created: float | None = None
+    if _is_packed(path):
+        try:
+            table = PackedTable(path)
+        except PackError as exc:
+            info["error"] = str(exc)
+            return info
+        meta = table.meta
+        table.close()
+        info.update(format="packed", source=meta.get("source", ""), license=meta.get("license", ""),
+                    name=meta.get("name", ""), created=meta.get("created", ""))
+        if meta.get("fetched"):
+            info["fetched"] = meta["fetched"]
+        try:
+            created = time.mktime(time.strptime(info["created"], "%Y-%m-%dT%H:%M:%SZ")) - time.timezone
+        except (ValueError, OverflowError):
+            created = None
+    else:
+        info["format"] = "mmdb" if path.suffix == ".mmdb" else "ip2asn-tsv"
+        try:
+            created = path.stat().st_mtime
+            info["created"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(created))
+        except OSError:
+            created = None
+    if created is not None:
+        info["age_days"] = max(0, int((time.time() - created) // 86400))
+    return info
+
+
+def bundled_geo_path() -> Path:
+    """The IP-to-ASN table shipped inside the package (probe/data/ip-asn.bin)."""
+    return Path(__file__).resolve().parent / "data" / "ip-asn.bin"
+
+
+def geo_url() -> str:
+    """Where ``probe geo update`` downloads from: ``$PROBE_GEO_URL``, else iptoasn.com."""
+    return os.environ.get("PROBE_GEO_URL") or DEFAULT_GEO_URL
 
 
 def default_geo_path() -> Path:
@@ -232,45 +324,125 @@ def default_geo_path() -> Path:
     return root / "probe" / DEFAULT_FILENAME
 
 
+def default_geo_sources() -> list[Path]:
+    """The files :func:`open_default_geo` would open: the downloaded table, else the bundled one."""
+    downloaded = default_geo_path()
+    if downloaded.exists():
+        return [downloaded]
+    bundled = bundled_geo_path()
+    return [bundled] if bundled.exists() else []
+
+
 def open_default_geo() -> GeoDB | None:
-    """The downloaded database, if there is one (None otherwise: geo data is optional)."""
-    path = default_geo_path()
-    if not path.exists():
-        return None
-    return GeoDB.open(path)
+    """The table ``probe geo update`` wrote, else the one shipped with probe.
 
-
-def update_geo(url: str = DEFAULT_GEO_URL, dest: str | Path | None = None, *, timeout: float = 60.0) -> Path:
-    """Download an ip2asn TSV (or .mmdb) to ``dest`` atomically and check that it parses.
-
-    Raises :class:`GeoError` with a plain message when offline or when the file is invalid; the
-    previous database is then left in place.
+    None only when neither exists (a build that left the package data out).
     """
+    paths = default_geo_sources()
+    return GeoDB(paths) if paths else None
+
+
+#: A download larger than this is refused (iptoasn's combined file is ~10 MB compressed).
+MAX_DOWNLOAD = 256 << 20
+
+
+def update_geo(
+    url: str | None = None,
+    dest: str | Path | None = None,
+    *,
+    timeout: float = 60.0,
+    license: str | None = None,
+) -> Path:
+    """Download an ip2asn TSV (plain or gzip) and store it as a packed table at ``dest``.
+
+    ``url`` defaults to :func:`geo_url`; ``dest`` to :func:`default_geo_path`, which then takes
+    precedence over the bundled table. An ``.mmdb`` URL is stored as it is (it needs ``dest``,
+    and ``--geo`` to be used). The table records its source, license (``license``, known for the
+    default URL), the date of the data (the server's Last-Modified) and when it was fetched.
+    Raises :class:`GeoError` with a plain message when offline or when the file is invalid; the
+    previous table is then left in place.
+    """
+    import email.utils
+
     import httpx
 
+    from probe.asndata import pack
+
+    url = url or geo_url()
+    mmdb = url.split("?")[0].endswith(".mmdb")
+    if mmdb and dest is None:
+        raise GeoError("an .mmdb download needs --dest (then use it with --geo PATH)")
     target = Path(dest) if dest else default_geo_path()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(target.name + ".part")
     try:
-        with httpx.stream("GET", url, timeout=timeout, follow_redirects=True) as response:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise GeoError(f"{target.parent}: cannot create: {exc.strerror or exc}") from None
+    tmp = target.with_name(target.name + ".download")
+    fetched = time.time()
+    created = fetched
+    try:
+        with httpx.stream("GET", url, timeout=timeout, follow_redirects=True, trust_env=False) as response:
             if response.status_code != 200:
                 raise GeoError(f"download of {url} failed: HTTP {response.status_code}")
+            modified = response.headers.get("last-modified")
+            if modified:
+                try:
+                    created = email.utils.parsedate_to_datetime(modified).timestamp()
+                except (TypeError, ValueError):
+                    pass
+            size = 0
             with tmp.open("wb") as fh:
-                for chunk in response.iter_bytes():
+                for chunk in response.iter_raw():
+                    size += len(chunk)
+                    if size > MAX_DOWNLOAD:
+                        raise GeoError(f"download of {url} is larger than {MAX_DOWNLOAD >> 20} MB")
                     fh.write(chunk)
     except httpx.HTTPError as exc:
         tmp.unlink(missing_ok=True)
         raise GeoError(f"cannot download {url}: {exc or type(exc).__name__} (are you online?)") from None
-    except GeoError:
+    except (GeoError, OSError) as exc:
         tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise GeoError(f"{tmp}: cannot write: {exc.strerror or exc}") from None
         raise
-    # The format is chosen by suffix, so check the download under a name with the target's.
-    check = target.with_name(target.stem + ".part" + target.suffix)
-    tmp.replace(check)
     try:
-        GeoDB.open(check).close()
-    except GeoError as exc:
-        check.unlink(missing_ok=True)
-        raise GeoError(f"downloaded file is not a valid geo database: {exc}") from None
-    check.replace(target)
-    return target
+        if mmdb:
+            check = target.with_name(target.stem + ".download.mmdb")
+            tmp.replace(check)
+            try:
+                GeoDB.open(check).close()
+            except GeoError as exc:
+                check.unlink(missing_ok=True)
+                raise GeoError(f"downloaded file is not a valid geo database: {exc}") from None
+            check.replace(target)
+            return target
+        names: dict[int, str] = {}
+
+        def ranges() -> Iterator[tuple[int, int, int, int, str]]:
+            for version, start, end, asn, country, org in _iter_tsv(tmp):
+                if asn and org:
+                    names.setdefault(asn, org)
+                yield version, start, end, asn, country
+
+        def stamp(t: float) -> str:
+            return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+
+        meta = {
+            "name": "ip2asn table downloaded by `probe geo update`",
+            "source": url,
+            "license": license
+            or (DEFAULT_GEO_LICENSE if url == DEFAULT_GEO_URL else "as given by the source"),
+            "created": stamp(created),
+            "fetched": stamp(fetched),
+        }
+        try:
+            counts = pack(target, ranges(), names, meta)
+        except GeoError as exc:  # name the URL, not our temporary file
+            detail = str(exc).replace(str(tmp), url)
+            raise GeoError(f"downloaded file is not a valid ip2asn table: {detail}") from None
+        if not counts["ipv4_ranges"] and not counts["ipv6_ranges"]:
+            target.unlink(missing_ok=True)
+            raise GeoError(f"downloaded file from {url} has no address ranges")
+        return target
+    finally:
+        tmp.unlink(missing_ok=True)

@@ -32,6 +32,11 @@ os.environ.setdefault("PROBE_CONFIG_DIR", str(TESTS / ".probe-config-unused"))
 # Nor the developer's own database or config file.
 os.environ.pop("PROBE_DB", None)
 os.environ.pop("PROBE_CONFIG", None)
+# The probe's Internet defaults point at loopback, where nothing listens (port 9, discard), so
+# a test that forgets to override one fails locally instead of reaching a real server: the
+# IP-to-ASN download, and the user's downloaded table is never read (the bundled one is).
+os.environ["PROBE_GEO_URL"] = "http://127.0.0.1:9/ip2asn-combined.tsv.gz"
+os.environ["PROBE_DATA_DIR"] = str(TESTS / ".probe-data-unused")
 netguard.install()
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import gzip
 import http.server
 import ipaddress
-import shutil
+import json
+import os
 import struct
 import threading
 from collections.abc import Iterator
@@ -15,8 +16,20 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
+from probe.asndata import PackedTable, pack
 from probe.cli import cli
-from probe.geo import GeoDB, GeoError, GeoInfo, default_geo_path, update_geo
+from probe.geo import (
+    GeoDB,
+    GeoError,
+    GeoInfo,
+    bundled_geo_path,
+    default_geo_path,
+    default_geo_sources,
+    describe_source,
+    geo_url,
+    open_default_geo,
+    update_geo,
+)
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "geo" / "ip2asn-fixture.tsv"
 
@@ -208,21 +221,45 @@ def server(tmp_path: Path) -> Iterator[str]:
         httpd.server_close()
 
 
-def test_update_downloads_checks_and_installs(server: str, tmp_path: Path) -> None:
-    dest = tmp_path / "data" / "ip2asn.tsv.gz"
+def test_update_downloads_packs_and_installs(server: str, tmp_path: Path) -> None:
+    dest = tmp_path / "data" / "ip-asn.bin"
     assert update_geo(f"{server}/ip2asn.tsv.gz", dest) == dest
-    assert GeoDB.open(dest).asn("10.66.2.10") == 64510
-    assert not dest.with_name(dest.name + ".part").exists()
+    packed, tsv = GeoDB.open(dest), GeoDB.open(FIXTURE)
+    for ip in ("10.66.1.1", "10.66.2.10", "10.66.2.250", "10.66.2.251", "10.66.3.1", "192.0.2.255",
+               "198.51.100.4", "203.0.113.9", "2001:db8::1", "::ffff:198.51.100.4", "10.67.0.1"):
+        assert packed.lookup(ip) == tsv.lookup(ip), ip
+    assert sorted(p.name for p in dest.parent.iterdir()) == ["ip-asn.bin"]
+
+
+def test_update_records_source_license_and_the_date_of_the_data(server: str, tmp_path: Path) -> None:
+    os.utime(tmp_path / "www" / "ip2asn.tsv.gz", (1_700_000_000, 1_700_000_000))  # Last-Modified
+    dest = update_geo(f"{server}/ip2asn.tsv.gz", tmp_path / "ip-asn.bin", license="CC0 (test)")
+    info = describe_source(dest)
+    assert info["format"] == "packed"
+    assert info["source"] == f"{server}/ip2asn.tsv.gz"
+    assert info["license"] == "CC0 (test)"
+    assert info["created"] == "2023-11-14T22:13:20Z"
+    assert info["age_days"] >= 1000 and info["fetched"]
+
+
+def test_update_uses_the_configured_url(server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PROBE_GEO_URL", f"{server}/ip2asn.tsv.gz")
+    monkeypatch.setenv("PROBE_DATA_DIR", str(tmp_path / "data"))
+    assert geo_url() == f"{server}/ip2asn.tsv.gz"
+    assert update_geo() == tmp_path / "data" / "ip-asn.bin"
+    # The download now takes precedence over the bundled table.
+    assert default_geo_sources() == [tmp_path / "data" / "ip-asn.bin"]
+    geo = open_default_geo()
+    assert geo is not None and geo.asn("10.66.3.1") == 64520
 
 
 def test_update_with_invalid_content_keeps_the_previous_database(server: str, tmp_path: Path) -> None:
-    dest = tmp_path / "ip2asn.tsv.gz"
-    shutil.copy(FIXTURE, dest)
-    with pytest.raises(GeoError, match="not a valid geo database"):
+    dest = tmp_path / "ip-asn.bin"
+    update_geo(f"{server}/ip2asn.tsv.gz", dest)
+    with pytest.raises(GeoError, match=r"not a valid ip2asn table: .*junk\.tsv\.gz:1: expected 5"):
         update_geo(f"{server}/junk.tsv.gz", dest)
     assert GeoDB.open(dest).asn("10.66.2.10") == 64510
-
-
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ip-asn.bin", "www"]
 def test_update_reports_http_errors(server: str, tmp_path: Path) -> None:
     with pytest.raises(GeoError, match="HTTP 404"):
         update_geo(f"{server}/missing.tsv.gz", tmp_path / "x.tsv.gz")
@@ -239,7 +276,7 @@ def test_update_offline_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_cli_update_and_lookup(server: str, tmp_path: Path) -> None:
-    dest = tmp_path / "geo.tsv.gz"
+    dest = tmp_path / "geo.bin"
     runner = CliRunner()
     res = runner.invoke(cli, ["geo", "update", "--url", f"{server}/ip2asn.tsv.gz", "--dest", str(dest)])
     assert res.exit_code == 0, res.output
@@ -253,24 +290,27 @@ def test_cli_update_failure_exits_1(server: str, tmp_path: Path) -> None:
         cli, ["geo", "update", "--url", f"{server}/junk.tsv.gz", "--dest", str(tmp_path / "x")]
     )
     assert res.exit_code == 1
-    assert "not a valid geo database" in res.output
+    assert "not a valid ip2asn table" in res.output
 
 
 def test_default_path_follows_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("PROBE_DATA_DIR", str(tmp_path))
-    assert default_geo_path() == tmp_path / "ip2asn-combined.tsv.gz"
+    assert default_geo_path() == tmp_path / "ip-asn.bin"
     monkeypatch.delenv("PROBE_DATA_DIR")
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
-    assert default_geo_path() == tmp_path / "xdg" / "probe" / "ip2asn-combined.tsv.gz"
-    res = CliRunner().invoke(cli, ["geo", "lookup", "192.0.2.1"])
-    assert res.exit_code == 1 and "probe geo update" in res.output
+    assert default_geo_path() == tmp_path / "xdg" / "probe" / "ip-asn.bin"
 
 
-def test_update_to_an_mmdb_destination_checks_it_as_mmdb(server: str, tmp_path: Path) -> None:
-    dest = tmp_path / "asn.mmdb"
+def test_update_refuses_an_mmdb_url_without_a_destination(server: str) -> None:
+    with pytest.raises(GeoError, match="needs --dest"):
+        update_geo(f"{server}/asn.mmdb")
+
+
+def test_update_with_a_corrupt_mmdb_leaves_nothing(server: str, tmp_path: Path) -> None:
+    (tmp_path / "www" / "bad.mmdb").write_bytes(b"no")
     with pytest.raises(GeoError, match="not a valid geo database"):
-        update_geo(f"{server}/ip2asn.tsv.gz", dest)  # a TSV is not an .mmdb
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["www"]
+        update_geo(f"{server}/bad.mmdb", tmp_path / "geo" / "asn.mmdb")
+    assert list((tmp_path / "geo").iterdir()) == []
 
 
 def test_update_installs_an_mmdb(server: str, tmp_path: Path) -> None:
@@ -280,3 +320,70 @@ def test_update_installs_an_mmdb(server: str, tmp_path: Path) -> None:
     dest = tmp_path / "geo" / "asn.mmdb"
     update_geo(f"{server}/asn.mmdb", dest)
     assert GeoDB.open(dest).asn("192.0.2.1") == 64496
+
+
+# --- the packed table and the bundled data ----------------------------------------------------------
+def test_packed_table_lets_the_most_specific_range_win(tmp_path: Path) -> None:
+    def v4(a: str) -> int:
+        return int(ipaddress.IPv4Address(a))
+
+    ranges = [
+        (4, v4("10.0.0.0"), v4("10.255.255.255"), 64500, "AA"),  # a /8 ...
+        (4, v4("10.1.0.0"), v4("10.1.255.255"), 64501, "BB"),  # ... with a /16 inside
+        (4, v4("10.1.2.0"), v4("10.1.2.255"), 64502, "CC"),  # ... with a /24 inside that
+        (4, v4("11.0.0.0"), v4("11.0.0.255"), 0, ""),  # nothing known: a gap
+        (6, int(ipaddress.IPv6Address("2001:db8::")), int(ipaddress.IPv6Address("2001:db8:ffff:ffff::")) - 1
+         + (1 << 64), 64503, "DD"),
+    ]
+    path = tmp_path / "t.bin"
+    counts = pack(path, reversed(ranges), {64501: "B-NET", 64502: "C-NET"}, {"source": "test"})
+    table = PackedTable(path)
+    assert counts["ipv4_ranges"] == 6 and table.meta == {"source": "test"}
+
+    def look(a: str) -> tuple[int, str] | None:
+        return table.lookup(ipaddress.ip_address(a))
+
+    assert look("9.255.255.255") is None
+    assert look("10.0.0.1") == (64500, "AA")
+    assert look("10.1.0.1") == (64501, "BB")
+    assert look("10.1.2.3") == (64502, "CC")
+    assert look("10.1.3.0") == (64501, "BB")  # back to the /16 after the /24
+    assert look("10.2.0.0") == (64500, "AA")  # back to the /8 after the /16
+    assert look("11.0.0.1") is None and look("255.255.255.255") is None
+    assert look("2001:db8:1::1") == (64503, "DD") and look("2001:db9::1") is None
+    assert look("::ffff:10.1.2.3") == (64502, "CC")
+    assert table.org(64502) == "C-NET" and table.org(64500) == "" and table.org(1) == ""
+    table.close()
+
+
+@pytest.mark.parametrize("content", [b"PRBASN1\n", b"PRBASN1\n\x05\x00\x00\x00{}"])
+def test_truncated_packed_table_is_a_clear_error(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "t.bin"
+    path.write_bytes(content)
+    with pytest.raises(GeoError, match="not a valid packed ASN table"):
+        GeoDB.open(path)
+
+
+def test_bundled_data_is_used_on_a_fresh_install(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("PROBE_DATA_DIR", str(tmp_path / "nothing-downloaded"))
+    assert default_geo_sources() == [bundled_geo_path()]
+    geo = open_default_geo()
+    assert geo is not None
+    # Offline lookups in the shipped table (no packet is sent for them).
+    assert geo.lookup("8.8.8.8") == GeoInfo(15169, "US", "GOOGLE")
+    assert geo.asn("2001:4860:4860::8888") == 15169
+    assert geo.lookup("10.66.2.10") is None  # private space is nobody's
+    info = describe_source(bundled_geo_path())
+    assert info["license"].startswith("CC BY-SA 4.0") and "ipfire" in info["source"].lower()
+    assert (bundled_geo_path().parent / info.get("notice", "NOTICE-ip-asn.txt")).exists()
+
+
+def test_cli_path_shows_the_data_in_use(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("PROBE_DATA_DIR", str(tmp_path))
+    res = CliRunner().invoke(cli, ["geo", "path"])
+    assert res.exit_code == 0, res.output
+    assert "bundled" in res.output and "CC BY-SA 4.0" in res.output and "days old" in res.output
+    res = CliRunner().invoke(cli, ["geo", "path", "--json"])
+    assert json.loads(res.output)["format"] == "packed"
+    res = CliRunner().invoke(cli, ["geo", "lookup", "8.8.8.8"])
+    assert res.exit_code == 0 and "AS15169\tUS\tGOOGLE" in res.output
