@@ -244,7 +244,14 @@ class GeoDB:
         return best
 
     def asn(self, ip: str) -> int:
-        """The ASN of ``ip``, 0 when unknown."""
+        """The ASN of ``ip``, 0 when unknown (the classifier's question: no organisation name)."""
+        if len(self._sources) == 1 and isinstance(self._sources[0], PackedTable):
+            try:
+                addr = ipaddress.ip_address(ip.strip("[]"))
+            except ValueError:
+                return 0
+            found = self._sources[0].lookup(addr)
+            return found[0] if found else 0
         info = self.lookup(ip)
         return info.asn if info else 0
 

@@ -62,6 +62,9 @@ class RunSummary:
     errors: int = 0  # URLs lost to a bug in probe (reported as they happen)
     started: float = 0.0
     finished: float = 0.0
+    vantage: str = ""
+    network: str = ""  # one line describing the network identity (no addresses)
+    network_changed: bool | None = None  # None: not checked at the end
 
     @property
     def elapsed(self) -> float:
@@ -254,8 +257,18 @@ async def run(
     # The database `probe geo update` downloaded is used unless --geo names another.
     geo = GeoDB.open(options.geo) if options.geo else open_default_geo()
 
+    from probe.identity import Identity, discover, vantage_name
     from probe.netcheck import resolver_addresses
+    from probe.scrub import Scrubber
 
+    resolvers = resolver_addresses(cfg)
+    # Who we are on the network, before anything is stored: the public address (STUN) and the
+    # resolver's egress (whoami). Only what they map to is stored; the addresses feed the
+    # scrubber, which removes them from every stored measurement.
+    ident = await discover(resolvers, options.identity, geo) if options.identity else Identity()
+    ident = _apply_overrides(ident, options)
+    scrubber = Scrubber(ident.public_ips | ident.local_ips)
+    name = options.vantage or (vantage_name(ident) if ident.asn or ident.country else "default")
     if options.resume is not None:
         # Continue an interrupted run: same run id and vantage point; what it stored (a final
         # verdict) is not measured again, so the run ends with no duplicate URL.
@@ -269,9 +282,18 @@ async def run(
             total = max(0, total - len(done))
         targets = (t for t in targets if t.url not in done)
     else:
-        vantage_id = store.vantage(options.vantage, resolver=",".join(resolver_addresses(cfg)))
+        vantage_id = store.vantage(
+            name, resolver=",".join(resolvers), asn=ident.asn or None, as_org=ident.as_org or None,
+            country=ident.country or None, network=options.network,
+            resolver_asn=ident.resolver_asn or None, resolver_as_org=ident.resolver_as_org or None,
+        )
         run_id = store.start_run(vantage_id, list(lists), recorded_options(options, cfg))
-    summary = RunSummary(run_id=run_id, status="running", started=time.time())
+    identity_record: dict[str, Any] = {"start": scrubber.record(ident.record()), "checks": []}
+    if options.resume is not None:
+        identity_record["resumed"] = True  # the identity of the network the run resumed on
+    store.set_run_identity(run_id, identity_record)
+    summary = RunSummary(run_id=run_id, status="running", started=time.time(), vantage=name,
+                         network=ident.describe() if options.identity is not None else "")
 
     controls = options.controls
     if options.preflight:
@@ -411,10 +433,12 @@ async def run(
             for attempt in range(1, options.retries + 1):
                 if not v.retryable:
                     break
-                await queue.put((m, v, False))
+                await queue.put((scrubber.record(m), scrubber.record(v), False))
                 await asyncio.sleep(options.retry_pause)
                 m = await attempt_once(attempt)
                 v = classify_fn(m, fingerprints=fingerprints, geo=geo)
+            # Judged on what was seen; stored without the probe's own addresses.
+            m, v = scrubber.record(m), scrubber.record(v)
         except Exception as exc:
             # Network failures are data and never get here; this is a bug in probe. Say so
             # loudly for this URL and keep measuring the others.
@@ -427,6 +451,32 @@ async def run(
         reporter.result(target, v)
 
     writer_task = asyncio.create_task(writer())
+    network_changed = False
+
+    async def check_identity(when: str) -> None:
+        """Learn the identity again; note a change; scrub any new address from now on."""
+        nonlocal scrubber, network_changed
+        now = await discover(resolvers, options.identity, geo)
+        new = (now.public_ips | now.local_ips) - scrubber.addresses
+        if new:
+            scrubber = Scrubber(scrubber.addresses | new)
+        # Both checks must have learned the address: a failed STUN request is not a new network.
+        changed = now.known and ident.known and not now.same_network(ident)
+        network_changed = network_changed or changed
+        identity_record["checks"].append(
+            {"when": when, "changed": changed, **scrubber.record(now.record())}
+        )
+        if changed:
+            reporter.problem(f"warning: the network changed during the run ({now.describe()})")
+
+    async def recheck_periodically(interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)  # a timer between checks, not a synchronisation
+            await check_identity("periodic")
+
+    checker: asyncio.Task[None] | None = None
+    if options.identity is not None and options.identity.recheck_interval > 0:
+        checker = asyncio.create_task(recheck_periodically(options.identity.recheck_interval))
 
     async def admit() -> None:
         while queue.qsize() >= _BACKLOG_MAX and not writer_task.done():
@@ -476,8 +526,19 @@ async def run(
         from probe.observe import aclose
 
         await aclose(cfg)
+        if checker is not None:
+            checker.cancel()
+            await asyncio.gather(checker, return_exceptions=True)
         if write_failure is not None:
             status = "failed"
+        checked_end = False
+        if options.identity is not None and status == "complete":
+            # Did the run end on the network it started on? (An interrupted run ends at once.)
+            await check_identity("end")
+            checked_end = True
+        if options.identity is not None and write_failure is None:
+            summary.network_changed = network_changed if checked_end else (network_changed or None)
+            store.set_run_identity(run_id, identity_record, network_changed=summary.network_changed)
         summary.status = status
         summary.finished = time.time()
         recorded = True
@@ -496,6 +557,18 @@ async def run(
             + (f"; run {run_id} is recorded as failed" if recorded else "")
         ) from write_failure
     return summary
+
+
+def _apply_overrides(ident: Any, options: RunSettings) -> Any:
+    """The identity with ``--asn`` / ``--country`` applied (the user knows best)."""
+    import dataclasses
+
+    changes: dict[str, Any] = {}
+    if options.asn is not None and options.asn != ident.asn:
+        changes.update(asn=options.asn, as_org="")  # the found organisation was another AS's
+    if options.country:
+        changes["country"] = options.country.upper()
+    return dataclasses.replace(ident, **changes) if changes else ident
 
 
 def run_sync(

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 from probe.net.resolvers import DEFAULT_RESOLV_CONF
 
 if TYPE_CHECKING:
+    from probe.identity import IdentityConfig
     from probe.netpolicy import ConnectPolicy
 
 __all__ = [
@@ -146,7 +147,8 @@ class RunSettings:
     """How a run is driven, besides how each URL is measured."""
 
     db: Path = DEFAULT_DB
-    vantage: str = "default"
+    #: None: named after the network (e.g. ``AS12389-RU``), ``default`` when it is unknown.
+    vantage: str | None = None
     controls: tuple[str, ...] = ()  # test-helper URLs; empty: no control (local proofs only)
     concurrency: int = DEFAULT_CONCURRENCY
     per_host: int = 4
@@ -164,10 +166,22 @@ class RunSettings:
     #: Continue this interrupted run (an id, or "latest": the newest interrupted run) instead
     #: of starting a new one; URLs it already stored are not measured again.
     resume: int | str | None = None
+    #: How to learn the network identity (STUN, whoami: probe.identity); None: no discovery.
+    identity: IdentityConfig | None = None
+    #: What the user says about the network, over what the identity check found.
+    asn: int | None = None
+    country: str | None = None
+    network: str | None = None
 
     def __post_init__(self) -> None:
-        if not self.vantage.strip():
+        if self.vantage is not None and not self.vantage.strip():
             raise ValueError("the vantage point needs a name")
+        if self.country is not None and not (
+            len(self.country) == 2 and self.country.isascii() and self.country.isalpha()
+        ):
+            raise ValueError(f"country must be a two-letter ISO 3166 code, not {self.country!r}")
+        if self.asn is not None and not 0 < self.asn < 1 << 32:
+            raise ValueError(f"ASN must be from 1 to 4294967295, not {self.asn}")
         _check_positive_finite("retry_pause", self.retry_pause)
         _check_positive_finite("control_timeout", self.control_timeout)
         _check_positive_finite("wait_lock", self.wait_lock)

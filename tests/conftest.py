@@ -34,8 +34,12 @@ os.environ.pop("PROBE_DB", None)
 os.environ.pop("PROBE_CONFIG", None)
 # The probe's Internet defaults point at loopback, where nothing listens (port 9, discard), so
 # a test that forgets to override one fails locally instead of reaching a real server: the
-# IP-to-ASN download, and the user's downloaded table is never read (the bundled one is).
+# IP-to-ASN download and the identity services; the user's downloaded table is never read.
 os.environ["PROBE_GEO_URL"] = "http://127.0.0.1:9/ip2asn-combined.tsv.gz"
+# The network identity: STUN to a loopback port where nothing listens, whoami names under the
+# reserved .test TLD (asked only through the test's own loopback or lab resolver).
+os.environ["PROBE_STUN_SERVERS"] = "127.0.0.1:9"
+os.environ["PROBE_WHOAMI_NAMES"] = "whoami.probe.test"
 os.environ["PROBE_DATA_DIR"] = str(TESTS / ".probe-data-unused")
 netguard.install()
 

@@ -146,6 +146,34 @@ class _RunRef(_Type):
         return int(text)
 
 
+class Country(_Type):
+    """A two-letter ISO 3166 country code (upper-cased)."""
+
+    name = "country"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        text = str(value).strip()
+        if not (len(text) == 2 and text.isascii() and text.isalpha()):
+            self.fail(f"{text!r} is not a two-letter ISO 3166 country code, e.g. RU", param, ctx)
+        return text.upper()
+
+
+class StunServer(_Type):
+    """``HOST[:PORT]`` of a STUN server."""
+
+    name = "host[:port]"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        from probe.identity import host_port
+
+        text = str(value).strip()
+        try:
+            host_port(text, 3478)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+        return text
+
+
 class NonEmpty(_Type):
     """A non-blank string (a vantage point's name)."""
 
@@ -279,8 +307,23 @@ measure_options = _compose(
 _R = RunSettings
 run_settings_options = _compose(
     db_option,
-    _option("--vantage", type=NonEmpty(), default=_default(_R, "vantage"), show_default=True,
-                 help="Name of this vantage point."),
+    _option("--vantage", type=NonEmpty(), default=None,
+                 help="Name of this vantage point  [default: from the network, e.g. AS12389-RU]"),
+    _option("--asn", type=click.IntRange(1, (1 << 32) - 1), default=None,
+                 help="This network's AS number (overrides what the identity check found)."),
+    _option("--country", type=Country(), default=None, metavar="CC",
+                 help="This network's ISO 3166 country code (overrides the IP data's)."),
+    _option("--network", type=NonEmpty(), default=None, metavar="TEXT",
+                 help='Free-form description of this network, e.g. "home fibre".'),
+    _option("--stun", multiple=True, type=StunServer(), metavar="HOST[:PORT]",
+                 help="STUN server to learn the public address from (repeatable)  "
+                 "[default: $PROBE_STUN_SERVERS, else public servers]"),
+    _option("--whoami", multiple=True, type=NonEmpty(), metavar="NAME",
+                 help="Name whose DNS answer is the resolver's address (repeatable)  "
+                 "[default: $PROBE_WHOAMI_NAMES, else whoami.akamai.net]"),
+    _option("--no-identity", is_flag=True,
+                 help="Do not learn the network identity (no STUN, no whoami; then the public "
+                 "address is unknown and cannot be scrubbed from what is stored)."),
     _option("--control", "controls", multiple=True, type=HttpURL(), metavar="URL",
                  help="Test helper (OONI Web Connectivity protocol); repeatable, tried in turn. "
                  "Default: OONI's public helpers."),
@@ -312,7 +355,8 @@ _MEASURE_KEYS = ("resolvers", "resolv_conf", "doh", "cafile", "dns_timeout", "tc
                  "tls_timeout", "http_timeout", "deadline", "late_window", "body_cap",
                  "max_redirects")
 _SETTINGS_KEYS = ("db", "vantage", "concurrency", "per_host", "retries", "retry_pause",
-                  "fingerprints", "geo", "allow_no_control", "wait_lock", "resume")
+                  "fingerprints", "geo", "allow_no_control", "wait_lock", "resume", "asn",
+                  "country", "network")
 _LIST_KEYS = ("lists", "urls", "category", "strict")
 
 
@@ -342,6 +386,11 @@ def build_request(ctx: click.Context, params: dict[str, Any]) -> RunRequest:
         settings["geo"] = str(settings["geo"])
     if measure.get("cafile") is not None:
         measure["cafile"] = str(measure["cafile"])
+    if "no_identity" in params:  # commands with the identity options: learn who we are
+        from probe.identity import IdentityConfig
+
+        settings["identity"] = IdentityConfig.from_options(
+            params.get("stun") or (), params.get("whoami") or (), enabled=not params["no_identity"])
     selection = ListSelection(
         lists=tuple(params.get("lists") or ()),
         urls=tuple(params.get("urls") or ()),

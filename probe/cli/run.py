@@ -181,6 +181,11 @@ def run(ctx: click.Context, /, accept_risks: bool, progress: bool | None, quiet:
     width = shutil.get_terminal_size((80, 24)).columns if tty else 80
     if not quiet:
         print_summary(summary, request.settings.db, click.echo, tty, width)
+        if summary.network:
+            line = f"vantage {summary.vantage}: {summary.network}"
+            if summary.network_changed:
+                line += " (CHANGED during the run)"
+            click.echo(line[: max(width, 40)])
     if summary.status == "interrupted":
         sys.exit(130)
     if summary.errors:

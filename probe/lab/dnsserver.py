@@ -7,7 +7,9 @@ Run inside a lab namespace::
         --overrides OVERRIDES.json
 
 The zone is ``{"name": {"A": [...], "AAAA": [...]}}``; names absent from it get NXDOMAIN, with the
-AA flag set. The resolver forwards to the authoritative server and relays the answer as a
+AA flag set. A name with ``{"whoami": true}`` answers with the address the query came from, as
+the "whoami" names of real authoritative servers do (the resolver's egress address).
+The resolver forwards to the authoritative server and relays the answer as a
 recursive resolver does (AA cleared, RA set), except for names in the overrides file, which the
 scenario rewrites while the server runs (it is re-read when it changes)::
 
@@ -129,7 +131,7 @@ class _Server(asyncio.DatagramProtocol):
         if not query.question:
             return
         try:
-            reply = await self.handler(query, data)
+            reply = await self.handler(query, data, addr)
         except Exception as exc:  # a lab server must keep serving whatever one query does
             print(f"dnsserver: {type(exc).__name__}: {exc}", file=sys.stderr)
             reply = _rcode(query, "SERVFAIL", aa=False)
@@ -161,14 +163,16 @@ async def serve(mode: str, listen: tuple[str, int], *, zone: str | None = None,
     zone_file = ConfigFile(zone, {})
     over_file = ConfigFile(overrides, {})
 
-    async def auth(query: Any, data: bytes) -> Any:
+    async def auth(query: Any, data: bytes, addr: tuple[str, int]) -> Any:
         name = _norm(query.question[0].name)
         records = {k.lower(): v for k, v in zone_file.get().items()}.get(name)
         if records is None:
             return _rcode(query, "NXDOMAIN", aa=True)
+        if records.get("whoami"):
+            return _answer(query, [addr[0]], aa=True, ttl=0)
         return _answer(query, list(records.get("A", [])) + list(records.get("AAAA", [])), aa=True)
 
-    async def resolver(query: Any, data: bytes) -> Any:
+    async def resolver(query: Any, data: bytes, addr: tuple[str, int]) -> Any:
         import dns.flags
         import dns.message
 

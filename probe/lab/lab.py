@@ -234,6 +234,7 @@ class Lab:
                                  str(sd / _censor.CONFIG_FILES["proxy"])]),
             "injector": (t.censor, [py, "-m", "probe.lab.injector", "--iface", "r0", "--config",
                                     str(sd / _censor.CONFIG_FILES["injector"])]),
+            "stun": (t.server, [py, "-m", "probe.lab.stun", "--listen", sites.STUN]),
         }  # fmt: skip
         for name, (ns, argv) in specs.items():
             self._start(name, ns, argv)
@@ -367,6 +368,7 @@ class Lab:
         """Run ``probe run`` for ``urls`` in the client namespace into ``db``."""
         argv = ["run", "--db", str(db), "--vantage", "lab", "--cafile", self.cafile,
                 "--control", control or self.control_url, "--accept-risks", "--no-progress",
+                "--stun", sites.STUN, "--whoami", sites.WHOAMI,  # the lab's identity services
                 *PROBE_TIMEOUTS, *extra]  # fmt: skip
         for u in urls:
             argv += ["--url", u]

@@ -9,6 +9,7 @@ by RFC 2606 and can never resolve on the Internet).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from probe.lab.topology import BLOCKPAGE_IP
 
@@ -36,7 +37,9 @@ class Site:
     ``forbidden`` (403 to everyone), ``dynamic`` (body changes on every fetch), ``slow`` (answers
     after ``delay`` seconds), ``huge`` (``size`` bytes), ``trickle`` (``size`` bytes sent by the
     server at ``rate`` bytes/s: slow for everyone), ``redirect`` (``location``, over http
-    and https alike), ``refuse`` (nothing listens on its address). Every ``page`` site also
+    and https alike), ``refuse`` (nothing listens on its address), ``echo`` (echoes the
+    client's address in its title, body and an ``X-Client-IP`` header, and ``/redirect``
+    redirects to a URL carrying it: the privacy scrubber's test). Every ``page`` site also
     serves ``/large/<KiB>``: an object of that size at full speed (for the throttling rule).
     ``cert`` is what its HTTPS listener presents: ``valid``, ``expired``, ``wrong-name`` or
     ``none`` (no HTTPS listener).
@@ -59,6 +62,12 @@ class Site:
 
 def _n(label: str) -> str:
     return f"{label}.{DOMAIN}"
+
+
+#: The lab's "whoami" name: its A answer is the address of whoever asked the authoritative server.
+WHOAMI = _n("whoami")
+#: The lab's STUN server (RFC 5389), in the server namespace, behind the censor like the sites.
+STUN = "10.66.2.2:3478"
 
 
 SITES: tuple[Site, ...] = (
@@ -102,6 +111,7 @@ SITES: tuple[Site, ...] = (
     # A public-looking name on a private address with a valid certificate (an intranet site).
     Site("private-news.probe-lab.net", "10.66.2.63", title="Private news"),
     Site(_n("cdn6"), "10.66.2.64", ip6="fd66:2::44", title="Dual-stack CDN"),
+    Site(_n("echo"), "10.66.2.41", kind="echo"),
     # Nonexistent everywhere: not in the zone, so the authoritative server says NXDOMAIN.
     Site(_n("does-not-exist"), None, cert="none"),
 )
@@ -122,11 +132,13 @@ def server_addresses() -> tuple[str, ...]:
     return tuple(dict.fromkeys(out))
 
 
-def zone() -> dict[str, dict[str, list[str]]]:
+def zone() -> dict[str, dict[str, Any]]:
     """The authoritative zone: name -> {"A": [...]}. Names absent are NXDOMAIN."""
-    z: dict[str, dict[str, list[str]]] = {
+    z: dict[str, dict[str, Any]] = {
         _n("blockpage"): {"A": [BLOCKPAGE_IP]},
         DOMAIN: {"A": []},
+        # The resolver's egress address, as seen by this authoritative server (probe.identity).
+        WHOAMI: {"whoami": True},
     }
     for s in SITES:
         if s.ip:

@@ -91,6 +91,15 @@ def make_app(sites: dict[str, dict[str, Any]], blockpage_ports: set[tuple[str, i
             resp.headers["Cache-Control"] = "no-store"
             resp.set_cookie("session", secrets.token_hex(8))
             return resp
+        if kind == "echo":
+            # What sites that show "your IP address" do: the privacy scrubber must remove it.
+            ip = request.remote or ""
+            if request.path == "/redirect":
+                raise web.HTTPFound(f"/seen?client={ip}", headers={"X-Client-IP": ip})
+            resp = web.Response(text=_page(f"Your address is {ip}", f"You connect from {ip}."),
+                                content_type="text/html")  # fmt: skip
+            resp.headers["X-Client-IP"] = ip
+            return resp
         large = _LARGE.fullmatch(request.path)
         if kind == "trickle" or (large and kind == "page"):
             # A large object (throttling needs bytes to measure a rate): at full speed on any

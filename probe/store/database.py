@@ -358,6 +358,28 @@ class Store:
         ):
             yield url
 
+    def set_run_identity(
+        self, run_id: int, record: dict[str, Any], *, network_changed: bool | None = None
+    ) -> None:
+        """Store a run's network identity (:meth:`probe.identity.Identity.record` and checks).
+
+        ``record`` holds ``start`` (and ``end``, ``checks``) identity records; the columns
+        take the start's values. ``network_changed`` is NULL until the run's end was checked.
+        """
+        private = _PRIVATE_KEYS.intersection(k.lower() for k in record.get("start", {}))
+        if private:
+            raise ValueError(f"refusing to store the probe's address ({', '.join(sorted(private))})")
+        start = record.get("start", {})
+        with self._transaction():
+            self.conn.execute(
+                "UPDATE runs SET asn = ?, as_org = ?, country = ?, resolver_ip = ?, resolver_asn = ?, "
+                "resolver_as_org = ?, network_changed = ?, identity = ? WHERE id = ?",
+                (start.get("asn"), start.get("as_org"), start.get("country"), start.get("resolver_ip"),
+                 start.get("resolver_asn"), start.get("resolver_as_org"),
+                 None if network_changed is None else int(network_changed),
+                 json.dumps(record, sort_keys=True), run_id),
+            )
+
     def close_dead_runs(self) -> list[int]:
         """Mark ``interrupted`` the runs still ``running`` whose process is certainly gone.
 

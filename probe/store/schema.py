@@ -439,6 +439,17 @@ WHERE m.verdict != o.ooni_verdict
            AND o.ooni_verdict IN ('blocked', 'reset', 'hijacked'));
 """
 
+_V7_IDENTITY = """
+ALTER TABLE runs ADD COLUMN asn INTEGER;
+ALTER TABLE runs ADD COLUMN as_org TEXT;
+ALTER TABLE runs ADD COLUMN country TEXT;
+ALTER TABLE runs ADD COLUMN resolver_ip TEXT;
+ALTER TABLE runs ADD COLUMN resolver_asn INTEGER;
+ALTER TABLE runs ADD COLUMN resolver_as_org TEXT;
+ALTER TABLE runs ADD COLUMN network_changed INTEGER;
+ALTER TABLE runs ADD COLUMN identity TEXT NOT NULL DEFAULT '{}';
+"""
+
 #: (version, name, SQL); applied in order, each in its own transaction.
 MIGRATIONS: tuple[tuple[int, str, str], ...] = (
     (1, "initial schema", _V1 + _stats_sql()),
@@ -453,6 +464,9 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
     (5, "latest verdicts in latest", _V5_LATEST_VERDICTS),
     # OONI measurements imported by `probe import ooni`, OONI's verdict beside probe's.
     (6, "OONI imports", _OONI),
+    # The network identity of each run (probe/identity.py): what the public address maps to
+    # (never the address), the resolver seen from outside, and whether the network changed.
+    (7, "run network identity", _V7_IDENTITY),
 )
 
 #: The schema version this probe writes.

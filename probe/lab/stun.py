@@ -1,0 +1,94 @@
+"""A STUN server (RFC 5389 binding requests only) for the lab and loopback tests.
+
+Run inside a lab namespace (or on loopback)::
+
+    python -m probe.lab.stun --listen 10.66.2.2:3478 [--mapped 192.0.2.77]
+
+It answers every well-formed binding request with the address and port the request came from
+(XOR-MAPPED-ADDRESS and MAPPED-ADDRESS), as a public STUN server does; ``--mapped`` answers a
+fixed address instead, standing in for a NAT between the probe and the server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import ipaddress
+import struct
+import sys
+
+__all__ = ["StunProtocol", "binding_response", "main", "serve"]
+
+_COOKIE = 0x2112A442
+
+
+def binding_response(request: bytes, ip: str, port: int) -> bytes | None:
+    """The binding success response to ``request`` for ``ip:port``; None for anything else."""
+    if len(request) < 20:
+        return None
+    mtype, _length, cookie = struct.unpack_from("!HHI", request)
+    if mtype != 0x0001 or cookie != _COOKIE:
+        return None
+    txid = request[8:20]
+    addr = ipaddress.ip_address(ip)
+    family = 0x01 if addr.version == 4 else 0x02
+    key = struct.pack("!I", _COOKIE) + txid
+    xaddr = bytes(a ^ k for a, k in zip(addr.packed, key, strict=False))
+    xport = port ^ (_COOKIE >> 16)
+    xor_attr = struct.pack("!HHBBH", 0x0020, 4 + len(xaddr), 0, family, xport) + xaddr
+    plain = struct.pack("!HHBBH", 0x0001, 4 + len(addr.packed), 0, family, port) + addr.packed
+    body = xor_attr + plain
+    return struct.pack("!HHI", 0x0101, len(body), _COOKIE) + txid + body
+
+
+class StunProtocol(asyncio.DatagramProtocol):
+    """Answers binding requests; ``mapped`` (if set) replaces the source address seen."""
+
+    def __init__(self, mapped: str | None = None) -> None:
+        self.mapped = mapped
+        self.transport: asyncio.DatagramTransport | None = None
+        self.requests = 0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]  # a datagram endpoint's transport
+
+    def datagram_received(self, data: bytes, addr: tuple[str | int, ...]) -> None:
+        ip, port = str(addr[0]), int(addr[1])
+        reply = binding_response(data, self.mapped or ip, port)
+        if reply is not None and self.transport is not None:
+            self.requests += 1
+            self.transport.sendto(reply, addr)
+
+
+async def serve(listen: tuple[str, int], mapped: str | None = None) -> None:
+    """Serve until cancelled (outside a lab namespace, only on loopback)."""
+    if not ipaddress.ip_address(listen[0]).is_loopback:
+        from probe.lab.safety import require_lab_namespace
+
+        require_lab_namespace("the lab STUN server")
+    loop = asyncio.get_running_loop()
+    transport, _ = await loop.create_datagram_endpoint(lambda: StunProtocol(mapped), local_addr=listen)
+    print("ready", flush=True)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        transport.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point (see the module docstring)."""
+    from probe.netcheck import split_hostport
+
+    ap = argparse.ArgumentParser(prog="python -m probe.lab.stun")
+    ap.add_argument("--listen", required=True, help="IP:PORT")
+    ap.add_argument("--mapped", help="answer this address instead of the client's (a NAT)")
+    args = ap.parse_args(argv)
+    try:
+        asyncio.run(serve(split_hostport(args.listen, 3478), args.mapped))
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,71 @@
+"""The vantage point's identity and privacy in the lab.
+
+The probe learns its address from the lab's STUN server (10.66.2.2:3478, behind the censor like
+the sites) and its resolver's egress from the lab's whoami name; the fixture IP data maps the
+client's network to AS64501/XA. The echo site shows the client's real address (10.66.1.2) in its
+title, body, an X-Client-IP header and a redirect's Location; the whoami name, asked directly of
+the authoritative server, answers with it too. After the runs, no byte of the database, its WAL
+or its shared-memory file holds that address, in text or packed form.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from probe.lab import topology
+from probe.lab.sites import WHOAMI
+
+pytestmark = pytest.mark.lab
+
+GEO = str(Path(__file__).resolve().parents[1] / "fixtures" / "geo" / "ip2asn-fixture.tsv")
+CLIENT = topology.CLIENT.encode()
+CLIENT_PACKED = bytes(int(x) for x in topology.CLIENT.split("."))
+ECHO = "echo.lab.example"
+
+
+def _query(db: Path, sql: str) -> list[tuple[Any, ...]]:
+    con = sqlite3.connect(db)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
+def test_identity_is_learned_and_the_client_address_is_scrubbed(lab: Any, tmp_path: Path) -> None:
+    db = tmp_path / "identity.db"
+    urls = [f"http://{ECHO}/", f"https://{ECHO}/", f"http://{ECHO}/redirect"]
+    proc = lab.probe(urls, db, extra=["--geo", GEO])
+    assert proc.returncode == 0, proc.stderr
+    # Asked of the authoritative server directly, the whoami name answers the client's own address.
+    proc = lab.probe([f"http://{WHOAMI}/"], db,
+                     extra=["--geo", GEO, "--resolver", f"{topology.AUTH_DNS}:53"])  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+
+    runs = _query(db, "SELECT asn, country, resolver_ip, resolver_asn, network_changed FROM runs "
+                      "ORDER BY id")  # fmt: skip
+    # Through the ISP resolver, the whoami name sees the censor's outside address (AS64510 in
+    # the fixture); asked directly, it sees our own address, which is never stored.
+    assert runs == [(64501, "XA", topology.CENSOR_OUT, 64510, 0), (64501, "XA", None, 64501, 0)]
+    assert _query(db, "SELECT asn, country FROM vantage_points") == [(64501, "XA")]
+
+    # The echo site did show the address: what was stored says [scrubbed] in its place.
+    titles = [t for (t,) in _query(db, "SELECT title FROM http_requests WHERE title IS NOT NULL")]
+    assert "Your address is [scrubbed]" in titles
+    headers = " ".join(h for (h,) in _query(db, "SELECT headers FROM http_requests"))
+    assert '"[scrubbed]"' in headers or "[scrubbed]" in headers
+    locations = [loc for (loc,) in _query(db, "SELECT location FROM http_requests") if loc]
+    assert any(loc.endswith("client=[scrubbed]") for loc in locations)
+    answers = [v for (v,) in _query(db, "SELECT a.value FROM dns_answers a JOIN dns_replies r ON "
+                                        "r.id = a.reply_id JOIN dns_queries q ON q.id = r.query_id "
+                                        f"WHERE q.hostname = '{WHOAMI}'")]  # fmt: skip
+    assert answers == ["[scrubbed]"]
+
+    for path in (db, Path(f"{db}-wal"), Path(f"{db}-shm")):
+        if path.exists():
+            data = path.read_bytes()
+            assert CLIENT not in data, f"{path} holds the client's address"
+            assert CLIENT_PACKED not in data, f"{path} holds the client's address (packed)"
