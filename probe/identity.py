@@ -37,6 +37,7 @@ __all__ = [
     "Identity",
     "IdentityConfig",
     "discover",
+    "host_port",
     "stun_public_ip",
     "vantage_name",
     "whoami",
@@ -141,19 +142,22 @@ class Identity:
         }
 
     def describe(self) -> str:
-        """One line for the terminal (no addresses of the probe)."""
+        """One short line for the terminal (no addresses of the probe; ~70 columns at most)."""
         if not self.known:
-            return "network: unknown (" + ("; ".join(self.failures) or "identity check off") + ")"
+            why = "identity check off" if not self.failures or self.failures == ("stun: off",) else (
+                "no STUN server answered")
+            return f"network unknown ({why})"
+
+        def short(org: str) -> str:
+            return org if len(org) <= 20 else org[:19] + "…"
+
         net = f"AS{self.asn}" if self.asn else "unknown AS"
         if self.as_org:
-            net += f" ({self.as_org})"
+            net += f" {short(self.as_org)}"
         if self.country:
-            net += f", {self.country}"
-        res = ""
-        if self.resolver_asn:
-            res = f"; resolver in AS{self.resolver_asn}" + (
-                f" ({self.resolver_as_org})" if self.resolver_as_org else "")
-        return f"network: {net}{res}"
+            net += f" {self.country}"
+        res = f", resolver AS{self.resolver_asn}" if self.resolver_asn else ""
+        return f"network {net}{res}"
 
 
 def vantage_name(identity: Identity) -> str:
@@ -163,10 +167,22 @@ def vantage_name(identity: Identity) -> str:
     return f"AS{identity.asn}-{identity.country}" if identity.country else f"AS{identity.asn}"
 
 
-def _split(spec: str, default_port: int) -> tuple[str, int]:
-    from probe.netcheck import split_hostport
+def host_port(spec: str, default_port: int) -> tuple[str, int]:
+    """``HOST``, ``HOST:PORT``, ``[IPv6]:PORT`` or ``IPv6`` -> (host, port); ValueError if bad."""
+    from probe.net import split_hostport
 
-    return split_hostport(spec, default_port)
+    host, port_text = split_hostport(spec.strip())
+    if not host:
+        raise ValueError(f"no host in {spec!r}")
+    if port_text is None:
+        return host, default_port
+    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise ValueError(f"bad port in {spec!r}")
+    return host, int(port_text)
+
+
+def _split(spec: str, default_port: int) -> tuple[str, int]:
+    return host_port(spec, default_port)
 
 
 def _parse_stun(data: bytes, txid: bytes) -> str | None:
@@ -209,18 +225,22 @@ async def stun_public_ip(server: str, timeout: float = 3.0) -> tuple[str | None,
     well-formed binding success for our transaction id are ignored (a spoofed or junk datagram
     cannot set the identity).
     """
+    from probe.failures import Failure
     from probe.failures import failure_string as from_exception
 
-    host, port = _split(server, 3478)
+    try:
+        host, port = _split(server, 3478)
+    except ValueError:
+        return None, None, "invalid server address"
     loop = asyncio.get_running_loop()
     try:
         infos = await asyncio.wait_for(
             loop.getaddrinfo(host, port, type=socket.SOCK_DGRAM), timeout
         )
     except (OSError, TimeoutError) as exc:
-        return None, None, f"dns_lookup_error: {from_exception(exc)}"
+        return None, None, f"cannot resolve the server: {from_exception(exc)}"
     if not infos:
-        return None, None, "dns_lookup_error"
+        return None, None, "cannot resolve the server"
     family, _, _, _, addr = infos[0]
     txid = secrets.token_bytes(12)
     request = struct.pack("!HHI", _BINDING_REQUEST, 0, _MAGIC_COOKIE) + txid
@@ -235,7 +255,7 @@ async def stun_public_ip(server: str, timeout: float = 3.0) -> tuple[str | None,
         while True:
             left = deadline - loop.time()
             if left <= 0:
-                return None, local, "generic_timeout_error"
+                return None, local, Failure.GENERIC_TIMEOUT_ERROR
             try:
                 # One retransmission half-way: STUN runs over UDP, and one loss must not fail it.
                 wait = left if resent else min(left, timeout / 2)
@@ -245,7 +265,7 @@ async def stun_public_ip(server: str, timeout: float = 3.0) -> tuple[str | None,
                     resent = True
                     await loop.sock_sendall(sock, request)
                     continue
-                return None, local, "generic_timeout_error"
+                return None, local, Failure.GENERIC_TIMEOUT_ERROR
             ip = _parse_stun(data, txid)
             if ip is not None:
                 return ip, local, ""
@@ -268,7 +288,14 @@ async def whoami(resolver: str, name: str, timeout: float = 3.0) -> tuple[list[s
     import dns.rcode
     import dns.rdatatype
 
-    host, port = _split(resolver, 53)
+    from probe.failures import Failure
+    from probe.failures import failure_string as from_exception
+    from probe.observe.dns import _RCODE_FAILURES
+
+    try:
+        host, port = _split(resolver, 53)
+    except ValueError:
+        return [], "invalid resolver address"
     found: list[str] = []
     failure = ""
     for qtype in ("A", "AAAA"):
@@ -276,18 +303,19 @@ async def whoami(resolver: str, name: str, timeout: float = 3.0) -> tuple[list[s
         try:
             reply = await dns.asyncquery.udp(query, host, port=port, timeout=timeout)
         except (dns.exception.Timeout, TimeoutError):
-            failure = failure or "generic_timeout_error"
+            failure = failure or Failure.GENERIC_TIMEOUT_ERROR
             continue
         except (OSError, dns.exception.DNSException) as exc:
-            failure = failure or f"dns_server_failure: {type(exc).__name__}"
+            failure = failure or from_exception(exc)
             continue
         if reply.rcode() != dns.rcode.NOERROR:
-            failure = failure or f"dns_{dns.rcode.to_text(reply.rcode()).lower()}_error"
+            failure = failure or _RCODE_FAILURES.get(dns.rcode.to_text(reply.rcode()),
+                                                     Failure.DNS_SERVER_MISBEHAVING)
             continue
         for rrset in reply.answer:
             if rrset.rdtype in (dns.rdatatype.A, dns.rdatatype.AAAA):
                 found.extend(r.to_text() for r in rrset)
-    return found, "" if found else (failure or "dns_no_answer")
+    return found, "" if found else (failure or Failure.DNS_NO_ANSWER)
 
 
 async def discover(resolvers: Iterable[str], config: IdentityConfig, geo: Any) -> Identity:

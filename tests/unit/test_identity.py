@@ -7,7 +7,7 @@ import struct
 
 import pytest
 
-from probe.identity import Identity, IdentityConfig, _parse_stun, vantage_name
+from probe.identity import Identity, IdentityConfig, _parse_stun, host_port, vantage_name
 from probe.lab.stun import binding_response
 from probe.model import DNSReply
 from probe.scrub import SCRUBBED, Scrubber
@@ -75,7 +75,11 @@ def test_identity_record_never_holds_the_probe_addresses() -> None:
                      public_ips=frozenset({"192.0.2.1"}), local_ips=frozenset({"10.0.0.5"}))
     text = repr(ident.record()) + repr(ident) + ident.describe()
     assert "192.0.2.1" not in text and "10.0.0.5" not in text
-    assert "AS64501 (LAB), XA" in ident.describe()
+    assert ident.describe() == "network AS64501 LAB XA"
+    long = dataclasses.replace(ident, as_org="A VERY LONG ORGANISATION NAME INDEED", resolver_asn=64502)
+    assert len(long.describe()) <= 70 and long.describe().endswith(", resolver AS64502")
+    assert Identity(failures=("stun 127.0.0.1:9: connection_refused",)).describe() == (
+        "network unknown (no STUN server answered)")
 
 
 def test_identity_config_flags_then_environment_then_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -125,3 +129,18 @@ def test_scrubber_walks_nested_records_dicts_and_lists() -> None:
     value = {"headers": [("X-Client-IP", "192.0.2.77")], "n": 1, "nested": ("a", b"192.0.2.77")}
     assert s.record(value) == {"headers": [("X-Client-IP", SCRUBBED)], "n": 1,
                                "nested": ("a", b"[scrubbed]")}
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [("127.0.0.1", ("127.0.0.1", 3478)), ("127.0.0.1:19302", ("127.0.0.1", 19302)),
+     ("[::1]:443", ("::1", 443)), ("::1", ("::1", 3478)), ("stun.example:3478", ("stun.example", 3478))],
+)
+def test_stun_server_specs(spec: str, expected: tuple[str, int]) -> None:
+    assert host_port(spec, 3478) == expected
+
+
+@pytest.mark.parametrize("spec", ["127.0.0.1:0", "127.0.0.1:99999", "host:x", "[::1", ":3478"])
+def test_bad_stun_server_specs(spec: str) -> None:
+    with pytest.raises(ValueError):
+        host_port(spec, 3478)

@@ -103,7 +103,7 @@ def test_run_stores_the_network_identity_and_names_the_vantage_after_it(
                        "FROM runs")
     assert run[:5] == (64496, "US", RESOLVER_EGRESS, 64497, 0)
     assert '"when": "end"' in str(run[5])  # checked again at the end: same network
-    assert "vantage AS64496-US: network: AS64496" in proc.stdout
+    assert "vantage AS64496-US: network AS64496" in proc.stdout
 
 
 def test_the_public_address_is_in_no_byte_of_the_database(net: IdentityNet, tmp_path: Path) -> None:
