@@ -456,6 +456,8 @@ async def run(
     async def check_identity(when: str) -> None:
         """Learn the identity again; note a change; scrub any new address from now on."""
         nonlocal scrubber, network_changed
+        if options.identity is None:
+            return
         now = await discover(resolvers, options.identity, geo)
         new = (now.public_ips | now.local_ips) - scrubber.addresses
         if new:
