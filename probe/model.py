@@ -28,6 +28,7 @@ __all__ = [
     "HTTPObservation",
     "Hop",
     "Measurement",
+    "Packet",
     "TCPObservation",
     "TLSObservation",
     "Target",
@@ -190,6 +191,35 @@ class ControlObservation:
 
 
 @dataclass(frozen=True)
+class Packet:
+    """Metadata of one packet that came back to the probe on one of its own flows (``--capture``).
+
+    Recorded for SYN-ACKs, RSTs, FINs, the first response packets carrying data, and every DNS
+    reply datagram: the tells that separate a middlebox's forged packet from the server's own
+    (see docs/packets.md). ``seq_rel``/``ack_rel`` relate the segment to the flow: its sequence
+    number minus the server's initial one (from the SYN-ACK), and how many of the probe's bytes
+    it acknowledges; None when the SYN-ACK was not seen.
+    """
+
+    t: float  # arrival (kernel timestamp), Unix time
+    proto: str  # "tcp" or "udp"
+    src: str  # the remote address the packet claims to come from
+    sport: int  # its source port (the server's port)
+    dport: int  # the probe's local port
+    ttl: int
+    ip_id: int
+    df: bool
+    flags: str = ""  # TCP flags in tcpdump letters: "SA", "R", "RA", "FA", "PA", ...
+    window: int | None = None
+    seq: int | None = None
+    ack: int | None = None
+    seq_rel: int | None = None
+    ack_rel: int | None = None
+    payload: int = 0  # payload bytes (TCP segment data, UDP datagram)
+    digest: str = ""  # UDP: the first 16 hex digits of the payload's sha256 (-> DNSReply.raw)
+
+
+@dataclass(frozen=True)
 class Hop:
     """One step of a redirect chain: a URL measured DNS -> TCP -> TLS -> HTTP."""
 
@@ -204,6 +234,13 @@ class Hop:
     http: HTTPObservation | None = None
     control: ControlObservation | None = None
     dns_control: tuple[DNSObservation, ...] = ()  # DoH control queries, when --doh is the DNS control
+    # Queries for the host to an address that runs no DNS server (--dns-probe): any reply is
+    # injected on the path (GFWatch's technique).
+    dns_probe: tuple[DNSObservation, ...] = ()
+    # After a failed handshake or request: the same address again with a harmless SNI / Host
+    # (--decoy-sni, --decoy-host). Success there means the name was filtered, not the address.
+    decoy_tls: tuple[TLSObservation, ...] = ()
+    decoy_http: tuple[HTTPObservation, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -216,6 +253,8 @@ class Measurement:
     attempt: int = 0  # 0 for the first try, 1.. for retries
     hops: tuple[Hop, ...] = ()
     failure: str | None = None  # set only when the measurement could not run at all (deadline)
+    captured: bool = False  # measured with --capture: ``packets`` is what came back
+    packets: tuple[Packet, ...] = ()
 
 
 @dataclass(frozen=True)

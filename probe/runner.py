@@ -322,6 +322,7 @@ async def run(
             reporter.problem("warning: no control answers; measuring with local proofs only")
             controls = ()
 
+    cap = _open_capture(options, run_id, reporter)
     reporter.started(run_id, total)
     queue: asyncio.Queue[tuple[Measurement, Verdict, bool] | None] = asyncio.Queue()
     stop = stop or asyncio.Event()
@@ -525,6 +526,11 @@ async def run(
             await asyncio.gather(*tasks, return_exceptions=True)
         await queue.put(None)
         await writer_task
+        if cap is not None:
+            from probe.observe import capture
+
+            capture.set_active(None)
+            cap.close()
         from probe.observe import aclose
 
         await aclose(cfg)
@@ -571,6 +577,25 @@ def _apply_overrides(ident: Any, options: RunSettings) -> Any:
     if options.country:
         changes["country"] = options.country.upper()
     return dataclasses.replace(ident, **changes) if changes else ident
+
+
+def _open_capture(options: RunSettings, run_id: int, reporter: Reporter) -> Any:
+    """The run's packet capture, or None (without privileges: one warning, and no capture)."""
+    if not (options.capture or options.pcap):
+        return None
+    from probe.observe import capture
+
+    pcap = None
+    if options.pcap:
+        Path(options.pcap).mkdir(parents=True, exist_ok=True)
+        pcap = Path(options.pcap) / f"run-{run_id}.pcap"
+    try:
+        cap = capture.Capture.open(pcap)
+    except capture.CaptureUnavailable as exc:
+        reporter.problem(f"warning: {exc}; measuring without capture")
+        return None
+    capture.set_active(cap)
+    return cap
 
 
 def run_sync(

@@ -92,11 +92,17 @@ class MeasureConfig:
     #: Addresses that may be connected to (probe.netpolicy); None: any. The test helper sets
     #: it, since it connects on its clients' behalf: checked after DNS and every redirect.
     connect_policy: ConnectPolicy | None = None
+    # After a failed TLS handshake / HTTP exchange, retry the same address with this harmless
+    # SNI / Host header ("" = off): tells name-based filtering from a blocked address.
+    decoy_sni: str = ""
+    decoy_host: str = ""
+    # Addresses that run no DNS server: each name is queried there too; any reply is injected.
+    dns_probe: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         from probe.net import parse_resolver
 
-        for r in self.resolvers:
+        for r in (*self.resolvers, *self.dns_probe):
             parse_resolver(r)  # ValueError naming the bad resolver, before any measuring
         for u in self.doh:
             check_doh_url(u)
@@ -172,6 +178,10 @@ class RunSettings:
     asn: int | None = None
     country: str | None = None
     network: str | None = None
+    #: Record packet metadata of the probe's own flows (root or CAP_NET_RAW; else a warning).
+    capture: bool = False
+    #: Directory for one pcap file per run (implies capture).
+    pcap: str | None = None
 
     def __post_init__(self) -> None:
         if self.vantage is not None and not self.vantage.strip():

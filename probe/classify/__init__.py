@@ -20,6 +20,7 @@ import dataclasses
 from probe.classify.core import INTERFERENCE, Context, Finding, chain_controls, hop_control
 from probe.classify.dns import judge_dns
 from probe.classify.http import final_control, judge_http, response_ok
+from probe.classify.packets import judge_packets, withdraw_server_resets
 from probe.classify.tcp import judge_tcp
 from probe.classify.tls import judge_tls
 from probe.fingerprints import Fingerprints, default_fingerprints
@@ -48,15 +49,19 @@ def findings(
         failed = next((c.th_failure for c in ctx.controls if c.th_failure), None)
         out.append(Finding("control", 0, f"control/failed:{failed}" if failed else "control/unavailable"))
     for hop, ctl in zip(m.hops, ctx.controls, strict=True):
-        out.extend(judge_dns(ctx, hop, ctl))
-        out.extend(judge_tcp(ctx, hop, ctl))
-        out.extend(judge_tls(ctx, hop, ctl))
-        out.extend(judge_http(ctx, hop, ctl))
+        hop_found = [*judge_dns(ctx, hop, ctl), *judge_tcp(ctx, hop, ctl), *judge_tls(ctx, hop, ctl),
+                     *judge_http(ctx, hop, ctl), *judge_packets(ctx, hop, ctl)]  # fmt: skip
+        # Packet evidence joins its stage: findings stay in stage order within a hop.
+        out.extend(sorted(hop_found, key=lambda f: _STAGE_ORDER.get(f.stage, 0)))
+    out = withdraw_server_resets(out)
     if m.failure is not None:
         out.append(Finding("measurement", len(m.hops) - 1 if m.hops else 0, f"measurement/{m.failure}"))
     if not m.hops:
         out.append(Finding("measurement", 0, "measurement/no-hops", "inconclusive"))
     return out
+
+
+_STAGE_ORDER = {"dns": 0, "tcp": 1, "tls": 2, "http": 3}
 
 
 def _dedup(reasons: list[str]) -> tuple[str, ...]:

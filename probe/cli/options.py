@@ -302,6 +302,14 @@ measure_options = _compose(
                  show_default=True, help="Bytes of each HTTP body kept."),
     _option("--max-redirects", type=click.IntRange(0, 50),
                  default=_default(_M, "max_redirects"), show_default=True),
+    _option("--decoy-sni", default="", metavar="NAME",
+                 help="After a failed TLS handshake, retry the address with this harmless SNI "
+                 "(SNI filtering or a blocked address? see docs/packets.md)."),
+    _option("--decoy-host", default="", metavar="NAME",
+                 help="After a failed HTTP exchange, retry the address with this harmless Host."),
+    _option("--dns-probe", "dns_probe", multiple=True, type=Resolver(), metavar="IP",
+                 help="An address that runs no DNS server: query each name there too; any "
+                 "answer is injected on the path (repeatable)."),
 )
 
 _R = RunSettings
@@ -349,14 +357,20 @@ run_settings_options = _compose(
                  show_default=True),
     fingerprints_option,
     geo_option,
+    _option("--capture", is_flag=True,
+                 help="Record packet metadata (TTL, IP ID, flags) of what comes back on the "
+                 "probe's own flows: injection evidence. Needs root or CAP_NET_RAW (else a "
+                 "warning, and no capture)."),
+    _option("--pcap", type=click.Path(file_okay=False), default=None, metavar="DIR",
+                 help="Also write the captured packets to DIR/run-N.pcap (implies --capture)."),
 )
 
 _MEASURE_KEYS = ("resolvers", "resolv_conf", "doh", "cafile", "dns_timeout", "tcp_timeout",
                  "tls_timeout", "http_timeout", "deadline", "late_window", "body_cap",
-                 "max_redirects")
+                 "max_redirects", "decoy_sni", "decoy_host", "dns_probe")
 _SETTINGS_KEYS = ("db", "vantage", "concurrency", "per_host", "retries", "retry_pause",
                   "fingerprints", "geo", "allow_no_control", "wait_lock", "resume", "asn",
-                  "country", "network")
+                  "country", "network", "capture", "pcap")
 _LIST_KEYS = ("lists", "urls", "category", "strict")
 
 
@@ -378,12 +392,18 @@ def build_request(ctx: click.Context, params: dict[str, Any]) -> RunRequest:
     measure["resolvers"] = tuple(measure.get("resolvers") or ())
     measure["system_resolver"] = not measure["resolvers"]
     measure["doh"] = tuple(measure.get("doh") or ())
+    measure["dns_probe"] = tuple(measure.get("dns_probe") or ())
+    for key in ("decoy_sni", "decoy_host"):
+        measure[key] = (measure.get(key) or "").strip().lower()
     if measure.get("resolv_conf") is None:
         measure.pop("resolv_conf", None)
     settings: dict[str, Any] = {k: params[k] for k in _SETTINGS_KEYS if k in params}
     settings["fingerprints"] = tuple(str(p) for p in settings.get("fingerprints") or ())
     if settings.get("geo") is not None:
         settings["geo"] = str(settings["geo"])
+    if settings.get("pcap") is not None:
+        settings["pcap"] = str(settings["pcap"])
+        settings["capture"] = True
     if measure.get("cafile") is not None:
         measure["cafile"] = str(measure["cafile"])
     if "no_identity" in params:  # commands with the identity options: learn who we are

@@ -24,7 +24,7 @@ __all__ = [
 ]
 
 NETNS_DIR = "/run/netns"
-_LAB_NS = re.compile(r"^pl[0-9a-f]{6}-[crsu]$")
+_LAB_NS = re.compile(r"^pl[0-9a-f]{6}-[crsu124]$")
 
 
 class LabSafetyError(RuntimeError):

@@ -1,14 +1,17 @@
-"""The lab's network: four namespaces joined by veth pairs, built with ``ip -batch``.
+"""The lab's network: namespaces joined by veth pairs, built with ``ip -batch``.
 
 ::
 
-    client (10.66.1.2) ==c0/r0== censor (10.66.1.1 | 10.66.2.1) ==r1/s0== server (10.66.2.x)
-       |  (10.66.3.2)                                                        | (10.66.4.2)
-       c1                                                                     s1
-       |                                                                      |
-       u0 (10.66.3.1) ===== uncensored (control helper) ===== u1 (10.66.4.1) -+
+    client     hop 1        hop 2         hop 3: censor          hop 4        server
+    10.66.1.2 =a0 1.1|a1 11.1= b0 11.2|b1 12.1 = r0 12.2|r1 13.1 = d0 13.2|d1 2.1 = s0 10.66.2.x
+       |  (10.66.3.2)                                                             | (10.66.4.2)
+       c1                                                                          s1
+       |                                                                           |
+       u0 (10.66.3.1) ======== uncensored (control helper) ======== u1 (10.66.4.1) -+
 
-The probe runs in the client namespace; everything it sends to 10.66.2.0/24 crosses the censor.
+The probe runs in the client namespace; everything it sends to 10.66.2.0/24 crosses a chain of
+four routers (:data:`CHAIN`, data), the third of which is the censor: a packet the server sends
+with TTL 64 reaches the client with TTL 60, one the censor sends with TTL 64 arrives with 62.
 The control helper runs in the "uncensored" namespace: the client reaches it over its own link
 (10.66.3.0/24), and the helper reaches the servers over a link that bypasses the censor
 (10.66.4.0/24), so its own measurements never meet the censor's rules. The uncensored namespace
@@ -39,17 +42,21 @@ __all__ = [
     "BLOCKPAGE_IP",
     "CENSOR_IN",
     "CENSOR_OUT",
+    "CHAIN",
     "CLIENT",
     "CLIENT_CTL",
+    "GATEWAY",
     "HELPER",
     "HELPER_PORT",
     "LAB_NET",
     "NS_PATTERN",
     "SERVER",
     "SERVER_CTL",
+    "SERVER_GW",
     "STATE_ROOT",
     "UNCENSORED_OUT",
     "LabError",
+    "Router",
     "Topology",
     "build",
     "cleanup_stale",
@@ -60,8 +67,10 @@ __all__ = [
 
 LAB_NET = "10.66.0.0/16"
 CLIENT = "10.66.1.2"
-CENSOR_IN = "10.66.1.1"  # also the ISP resolver the client's resolv.conf names
-CENSOR_OUT = "10.66.2.1"
+GATEWAY = "10.66.1.1"  # hop 1, the client's default router
+CENSOR_IN = "10.66.12.2"  # hop 3; also the ISP resolver the client's resolv.conf names
+CENSOR_OUT = "10.66.13.1"
+SERVER_GW = "10.66.2.1"  # hop 4, the server's default router
 SERVER = "10.66.2.2"
 AUTH_DNS = "10.66.2.53"
 BLOCKPAGE_IP = "10.66.2.250"
@@ -72,7 +81,7 @@ UNCENSORED_OUT = "10.66.4.1"
 SERVER_CTL = "10.66.4.2"
 
 #: Namespaces (and state directories) of every lab, live or stale: ``pl<6 hex>-<role>``.
-NS_PATTERN = re.compile(r"^(pl[0-9a-f]{6})-[crsu]$")
+NS_PATTERN = re.compile(r"^(pl[0-9a-f]{6})-[crsu124]$")
 #: Per-lab state (pids, configs, certificates); tmpfs, so a reboot clears it.
 STATE_ROOT = Path(os.environ.get("PROBE_LAB_STATE", "/run/probe-lab"))
 
@@ -86,6 +95,38 @@ _SYSCTL_ROUTERLESS = (
 
 class LabError(RuntimeError):
     """The lab could not be built, started or torn down."""
+
+
+@dataclass(frozen=True)
+class Router:
+    """One hop of the chain between client and server: a forwarding namespace with two veths.
+
+    ``role`` is the namespace suffix (``r`` is the censor); ``inside``/``outside`` are
+    (device, address/prefix) towards the client and towards the server; ``routes`` are the
+    ``ip route add`` arguments it needs beyond its connected subnets.
+    """
+
+    hop: int
+    role: str
+    inside: tuple[str, str]
+    outside: tuple[str, str]
+    routes: tuple[str, ...]
+
+
+#: The path client -> server, in hop order; the censor is hop 3. Routers other than the censor
+#: only forward (and answer TTL-expired packets with ICMP time exceeded, as routers do).
+CHAIN: tuple[Router, ...] = (
+    Router(1, "1", ("a0", f"{GATEWAY}/24"), ("a1", "10.66.11.1/24"),
+           ("default via 10.66.11.2",)),
+    Router(2, "2", ("b0", "10.66.11.2/24"), ("b1", "10.66.12.1/24"),
+           ("10.66.1.0/24 via 10.66.11.1", "default via 10.66.12.2")),
+    Router(3, "r", ("r0", f"{CENSOR_IN}/24"), ("r1", f"{CENSOR_OUT}/24"),
+           ("10.66.1.0/24 via 10.66.12.1", "10.66.11.0/24 via 10.66.12.1",
+            "10.66.2.0/24 via 10.66.13.2")),
+    Router(4, "4", ("d0", "10.66.13.2/24"), ("d1", f"{SERVER_GW}/24"),
+           ("10.66.1.0/24 via 10.66.13.1", "10.66.11.0/24 via 10.66.13.1",
+            "10.66.12.0/24 via 10.66.13.1")),
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -103,9 +144,14 @@ class Topology:
         for role, suffix in (("client", "c"), ("censor", "r"), ("server", "s"), ("uncensored", "u")):
             object.__setattr__(self, role, f"{self.prefix}-{suffix}")
 
+    def router(self, r: Router) -> str:
+        """The namespace of router ``r`` of the chain (the censor for hop 3)."""
+        return f"{self.prefix}-{r.role}"
+
     @property
-    def namespaces(self) -> tuple[str, str, str, str]:
-        return (self.client, self.censor, self.server, self.uncensored)
+    def namespaces(self) -> tuple[str, ...]:
+        routers = tuple(self.router(r) for r in CHAIN if r.role != "r")
+        return (self.client, self.censor, self.server, self.uncensored, *routers)
 
     @property
     def state_dir(self) -> Path:
@@ -142,10 +188,14 @@ def build(topo: Topology) -> None:
     """Create the namespaces, links, addresses and routes of ``topo`` (about 0.1 s)."""
     if shutil.which("ip") is None:
         raise LabError("the lab needs iproute2 (ip)")
-    c, r, s, u = topo.namespaces
-    root_batch = "".join(f"netns add {ns}\n" for ns in topo.namespaces) + (
-        f"link add name c0 netns {c} type veth peer name r0 netns {r}\n"
-        f"link add name r1 netns {r} type veth peer name s0 netns {s}\n"
+    c, s, u = topo.client, topo.server, topo.uncensored
+    # veth pairs along the chain: client -> hop 1 -> ... -> hop 4 -> server, then the bypass.
+    ends = [(c, "c0"), *((topo.router(h), dev) for h in CHAIN for dev in (h.inside[0], h.outside[0])),
+            (s, "s0")]  # fmt: skip
+    root_batch = "".join(f"netns add {ns}\n" for ns in topo.namespaces)
+    for (ns_a, dev_a), (ns_b, dev_b) in zip(ends[0::2], ends[1::2], strict=True):
+        root_batch += f"link add name {dev_a} netns {ns_a} type veth peer name {dev_b} netns {ns_b}\n"
+    root_batch += (
         f"link add name c1 netns {c} type veth peer name u0 netns {u}\n"
         f"link add name u1 netns {u} type veth peer name s1 netns {s}\n"
     )
@@ -158,18 +208,14 @@ def build(topo: Topology) -> None:
     client = ups + (
         f"addr add {CLIENT}/24 dev c0\nlink set c0 up\n"
         f"addr add {CLIENT_CTL}/24 dev c1\nlink set c1 up\n"
-        f"route add default via {CENSOR_IN}\n"
-    )
-    censor = ups + (
-        f"addr add {CENSOR_IN}/24 dev r0\nlink set r0 up\n"
-        f"addr add {CENSOR_OUT}/24 dev r1\nlink set r1 up\n"
+        f"route add default via {GATEWAY}\n"
     )
     server = ups + f"addr add {SERVER}/24 dev s0\n"
     for addr in dict.fromkeys((AUTH_DNS, BLOCKPAGE_IP, *topo.server_addresses)):
         if addr != SERVER:
             server += f"addr add {addr}/24 dev s0\n"
     server += (
-        f"link set s0 up\nroute add default via {CENSOR_OUT}\n"
+        f"link set s0 up\nroute add default via {SERVER_GW}\n"
         f"addr add {SERVER_CTL}/24 dev s1\nlink set s1 up\n"
     )
     uncensored = ups + (
@@ -177,13 +223,22 @@ def build(topo: Topology) -> None:
         f"addr add {UNCENSORED_OUT}/24 dev u1\nlink set u1 up\n"
         f"route add 10.66.2.0/24 via {SERVER_CTL}\n"
     )
+    devices: dict[str, tuple[str, ...]] = {c: ("c0", "c1"), s: ("s0", "s1"), u: ("u0", "u1")}
     scripts = {
-        c: _ns_script(client, _SYSCTL_ROUTERLESS, ("c0", "c1")),
-        r: _ns_script(censor, (*_SYSCTL_ROUTERLESS, "net.ipv4.ip_forward=1"), ("r0", "r1")
-        ),
-        s: _ns_script(server, _SYSCTL_ROUTERLESS, ("s0", "s1")),
-        u: _ns_script(uncensored, _SYSCTL_ROUTERLESS, ("u0", "u1")),
+        c: _ns_script(client, _SYSCTL_ROUTERLESS, devices[c]),
+        s: _ns_script(server, _SYSCTL_ROUTERLESS, devices[s]),
+        u: _ns_script(uncensored, _SYSCTL_ROUTERLESS, devices[u]),
     }
+    for h in CHAIN:
+        ns = topo.router(h)
+        batch = ups
+        for dev, addr in (h.inside, h.outside):
+            batch += f"addr add {addr} dev {dev}\nlink set {dev} up\n"
+        batch += "".join(f"route add {r}\n" for r in h.routes)
+        devices[ns] = (h.inside[0], h.outside[0])
+        # No ICMP rate limit: `probe trace` counts on every router answering every expired probe.
+        sysctls = (*_SYSCTL_ROUTERLESS, "net.ipv4.ip_forward=1", "net.ipv4.icmp_ratelimit=0")
+        scripts[ns] = _ns_script(batch, sysctls, devices[ns])
     procs = {
         ns: subprocess.Popen(
             ["ip", "netns", "exec", ns, "sh", "-c", script],
@@ -202,8 +257,8 @@ def build(topo: Topology) -> None:
         destroy(topo)
         raise LabError("lab setup failed: " + "; ".join(errors))
     # Each veth's rp_filter is copied from "default" at creation time, which was the host's.
-    for ns, devs in ((c, "c0 c1"), (r, "r0 r1"), (s, "s0 s1"), (u, "u0 u1")):
-        ns_run(ns, ["sh", "-c", " ".join(f"sysctl -qw net.ipv4.conf.{d}.rp_filter=0;" for d in devs.split())])
+    for ns, devs in devices.items():
+        ns_run(ns, ["sh", "-c", " ".join(f"sysctl -qw net.ipv4.conf.{d}.rp_filter=0;" for d in devs)])
     _write_resolv_conf(c, CENSOR_IN)  # the ISP resolver, on the censor
     _write_resolv_conf(u, AUTH_DNS)  # the helper resolves without the censor
     _write_resolv_conf(s, AUTH_DNS)

@@ -38,6 +38,7 @@ import dns.rdatatype
 from probe.failures import Failure, failure_string
 from probe.model import DNSObservation, DNSReply
 from probe.net import canon_ip, format_resolver
+from probe.observe import capture
 
 __all__ = [
     "MAX_JUNK",
@@ -277,6 +278,9 @@ class UDPQuery:
                 self._transport, _ = await loop.create_datagram_endpoint(
                     lambda: _Protocol(self), remote_addr=(self.ip, self.port)
                 )
+                local = self._transport.get_extra_info("sockname")
+                if local is not None:
+                    capture.watch("udp", (local[0], local[1]), (self.ip, self.port))
                 self._t0 = time.monotonic()
                 self.started = time.time()
                 self._transport.sendto(self._wire)

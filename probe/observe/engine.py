@@ -46,10 +46,11 @@ from probe.net import (
     parse_url,
     system_nameservers,
 )
+from probe.observe import capture
 from probe.observe.dns import UDPQuery, doh_query, union_addresses
 from probe.observe.http import REDIRECT_STATUSES, ConnTransport, absolute_location, http_get
 from probe.observe.tcp import Conn, tcp_connect
-from probe.observe.tls import TLSContexts, tls_handshake
+from probe.observe.tls import TLSContexts, decoy_handshake, tls_handshake
 from probe.settings import DEFAULT_USER_AGENT, MeasureConfig
 
 __all__ = ["DEFAULT_USER_AGENT", "ControlFn", "MeasureConfig", "aclose", "measure"]
@@ -59,6 +60,7 @@ log = logging.getLogger(__name__)
 ControlFn = Callable[[str, Sequence[str], int], Awaitable[ControlObservation]]
 
 _QTYPES = ("A", "AAAA")
+_DECOY_BODY_CAP = 64 << 10  # a decoy answer is judged by its status; its body is not kept
 _RESOLUTION_DELAY = 0.05  # RFC 8305 section 3: how long AAAA may lag behind A
 
 
@@ -141,6 +143,9 @@ class _HopState:
         self.port = port
         self.scheme = scheme
         self.queries: list[UDPQuery] = []
+        self.probe_queries: list[UDPQuery] = []  # to addresses without a DNS server
+        self.decoy_tls: list[TLSObservation] = []
+        self.decoy_http: list[HTTPObservation] = []
         self.dns_static: list[DNSObservation] = []
         self.doh: list[tuple[str, str, float, asyncio.Task[DNSObservation]]] = []
         self.addresses: list[str] = []
@@ -150,7 +155,9 @@ class _HopState:
         self.control: tuple[str, float, asyncio.Task[ControlObservation]] | None = None
 
     def background(self) -> list[asyncio.Task[Any]]:
-        tasks: list[asyncio.Task[Any]] = [q.task for q in self.queries if q.task is not None]
+        tasks: list[asyncio.Task[Any]] = [
+            q.task for q in (*self.queries, *self.probe_queries) if q.task is not None
+        ]
         tasks.extend(t for _, _, _, t in self.doh)
         if self.control is not None:
             tasks.append(self.control[2])
@@ -191,6 +198,9 @@ class _HopState:
             http=self.http,
             control=control,
             dns_control=tuple(doh),
+            dns_probe=tuple(q.observation() for q in self.probe_queries),
+            decoy_tls=tuple(self.decoy_tls),
+            decoy_http=tuple(self.decoy_http),
         )
 
 
@@ -291,6 +301,12 @@ class _Measurer:
                 hs.queries.append(
                     UDPQuery(hs.host, qtype, ip, port, cfg.dns_timeout, cfg.late_window).start()
                 )
+        for probe_addr in cfg.dns_probe:
+            ip, port = parse_resolver(probe_addr)
+            # Never waited for: the answer (if any) is evidence, not an address to connect to.
+            hs.probe_queries.append(
+                UDPQuery(hs.host, "A", ip, port, cfg.dns_timeout, cfg.late_window).start()
+            )
         if hs.queries:
             await self._wait_answers(hs.queries)
         return self._cap([*union_addresses(hs.queries), *self.extra])
@@ -367,6 +383,11 @@ class _Measurer:
             )
             raise
         hs.tls.append(tls)
+        if tconn is None and cfg.decoy_sni and tls.failure is not None and tls.cert_valid is None:
+            hs.decoy_tls.append(
+                await decoy_handshake(ip, hs.port, cfg.decoy_sni, self.rt.tls, cfg.tls_timeout,
+                                      cfg.tcp_timeout)
+            )
         return tconn
 
     async def _connect_and_get(self, hs: _HopState) -> ConnTransport | None:
@@ -427,6 +448,27 @@ class _Measurer:
                 hs.url, transport.conn.ip, hs.port, started, time.monotonic() - t0, Failure.DEADLINE_EXCEEDED
             )
             raise
+        if cfg.decoy_host and hs.scheme == "http" and hs.http.failure is not None:
+            await self._decoy_http(hs, transport.conn.ip)
+
+    async def _decoy_http(self, hs: _HopState, ip: str) -> None:
+        """GET from the same address with a harmless Host: does the name or the address fail?"""
+        cfg = self.cfg
+        decoy = cfg.decoy_host
+        url = f"http://{decoy}/" if hs.port == 80 else f"http://{decoy}:{hs.port}/"
+        started, t0 = time.time(), time.monotonic()
+        tcp, conn = await tcp_connect(ip, hs.port, cfg.tcp_timeout, cfg.connect_policy)
+        if conn is None:
+            hs.decoy_http.append(HTTPObservation(url, ip, hs.port, started, time.monotonic() - t0,
+                                                 tcp.failure))  # fmt: skip
+            return
+        transport = ConnTransport(conn, httpcore.Origin(b"http", decoy.encode(), hs.port))
+        try:
+            obs = await http_get(transport, url, decoy, hs.port, "http", cfg.user_agent,
+                                 _DECOY_BODY_CAP, cfg.http_timeout)  # fmt: skip
+        finally:
+            conn.close()
+        hs.decoy_http.append(dataclasses.replace(obs, body=b""))
 
     # -- the end ----------------------------------------------------------------------------
     async def wait_background(self) -> None:
@@ -479,6 +521,7 @@ async def measure(
             except Exception:
                 log.exception("on_ready callback failed")
 
+    capturing = capture.begin()
     deadline = asyncio.timeout(cfg.deadline)
     try:
         async with deadline:
@@ -495,6 +538,7 @@ async def measure(
     finally:
         signal_ready()
         await m.cancel_background()
+    packets = await capture.finish(capturing)
     source = m.control_source()
     return Measurement(
         target=target,
@@ -503,4 +547,6 @@ async def measure(
         attempt=attempt,
         hops=tuple(hs.build(source) for hs in m.hops),
         failure=failure,
+        captured=capturing is not None,
+        packets=packets,
     )

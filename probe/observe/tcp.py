@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 
 from probe.failures import AddressRefused, failure_string
 from probe.model import TCPObservation
 from probe.netpolicy import ConnectPolicy, canonical_address
+from probe.observe import capture
 
 __all__ = ["Conn", "tcp_connect"]
 
@@ -57,7 +59,26 @@ async def tcp_connect(
         if policy is not None and not policy(addr.compressed):
             raise AddressRefused(f"{addr.compressed} is refused by the connect policy")
         async with asyncio.timeout(timeout):
-            reader, writer = await asyncio.open_connection(str(addr), port)
+            if capture.current() is None:
+                reader, writer = await asyncio.open_connection(str(addr), port)
+            else:
+                reader, writer = await _captured_connection(str(addr), port)
     except Exception as exc:
         return TCPObservation(ip, port, started, time.monotonic() - t0, failure_string(exc)), None
     return TCPObservation(ip, port, started, time.monotonic() - t0), Conn(ip, port, reader, writer)
+
+
+async def _captured_connection(ip: str, port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """Connect with a socket bound first, so that capture knows the flow before the SYN-ACK."""
+    family = socket.AF_INET6 if ":" in ip else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setblocking(False)
+        sock.bind(("::" if family == socket.AF_INET6 else "0.0.0.0", 0))
+        local = sock.getsockname()
+        capture.watch("tcp", (local[0], local[1]), (ip, port))
+        await asyncio.get_running_loop().sock_connect(sock, (ip, port))
+    except BaseException:
+        sock.close()
+        raise
+    return await asyncio.open_connection(sock=sock)

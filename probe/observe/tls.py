@@ -14,6 +14,7 @@ HTTP/1.1 connection), and offering h2 would make servers pick a protocol we then
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import ssl
 import time
 
@@ -21,7 +22,7 @@ from probe.failures import CERTIFICATE_FAILURES, failure_string
 from probe.model import TLSObservation
 from probe.observe.tcp import Conn, tcp_connect
 
-__all__ = ["TLSContexts", "peer_chain", "tls_handshake", "tls_handshake_unverified"]
+__all__ = ["TLSContexts", "decoy_handshake", "peer_chain", "tls_handshake", "tls_handshake_unverified"]
 
 _DER = ssl._ssl.ENCODING_DER  # type: ignore[attr-defined]  # private in typeshed; stable since 3.4
 
@@ -141,3 +142,18 @@ async def _evidence(
         return None
     conn.tls_valid = False
     return conn
+
+
+async def decoy_handshake(
+    ip: str, port: int, sni: str, contexts: TLSContexts, timeout: float, tcp_timeout: float
+) -> TLSObservation:
+    """A fresh connection to ``ip`` and a non-verifying handshake with a harmless ``sni`` (the
+    server's certificate is for another name). A TCP failure is recorded as the failure; the
+    chain is not kept (the decoy's answer is judged by whether the handshake completed)."""
+    started = time.time()
+    t0 = time.monotonic()
+    tcp, conn = await tcp_connect(ip, port, tcp_timeout)
+    if conn is None:
+        return TLSObservation(ip, port, sni, started, time.monotonic() - t0, tcp.failure)
+    obs = await tls_handshake_unverified(conn, sni, contexts, timeout)
+    return dataclasses.replace(obs, cert_chain=())

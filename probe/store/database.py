@@ -550,6 +550,13 @@ class Store:
             rows.measurements,
         )
         x("INSERT INTO observations (measurement_id, data) VALUES (?,?)", rows.observations)
+        if rows.packets:
+            x(
+                "INSERT INTO packets (measurement_id, idx, t, proto, src, sport, dport, ttl, ip_id, "
+                "df, flags, window, seq, ack, seq_rel, ack_rel, payload, digest) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                rows.packets,
+            )
         if rows.queries:
             x(
                 "INSERT INTO dns_queries (id, measurement_id, hop, control, resolver, transport, "

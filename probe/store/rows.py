@@ -78,6 +78,7 @@ class Rows:
         "http",
         "measurements",
         "observations",
+        "packets",
         "queries",
         "replies",
         "tcp",
@@ -87,6 +88,7 @@ class Rows:
     def __init__(self) -> None:
         self.measurements: list[tuple[Any, ...]] = []
         self.observations: list[tuple[int, str]] = []
+        self.packets: list[tuple[Any, ...]] = []
         self.queries: list[tuple[Any, ...]] = []
         self.replies: list[tuple[Any, ...]] = []
         self.answers: list[tuple[Any, ...]] = []
@@ -220,6 +222,11 @@ def flatten(
                 td["cert_chain_sha256"] = digests
                 del td["cert_chain"]
         del hd["control"]
+    for k, p in enumerate(m.packets):
+        rows.packets.append(
+            (mid, k, p.t, p.proto, p.src, p.sport, p.dport, p.ttl, p.ip_id, int(p.df), p.flags,
+             p.window, p.seq, p.ack, p.seq_rel, p.ack_rel, p.payload, p.digest)
+        )
     tg = m.target
     last = m.hops[-1].url if m.hops else None
     rows.measurements.append(

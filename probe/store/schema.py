@@ -450,6 +450,60 @@ ALTER TABLE runs ADD COLUMN network_changed INTEGER;
 ALTER TABLE runs ADD COLUMN identity TEXT NOT NULL DEFAULT '{}';
 """
 
+_V8 = """
+CREATE TABLE packets (
+    measurement_id INTEGER NOT NULL REFERENCES measurements(id),
+    idx INTEGER NOT NULL,
+    t REAL NOT NULL,
+    proto TEXT NOT NULL,
+    src TEXT NOT NULL,
+    sport INTEGER NOT NULL,
+    dport INTEGER NOT NULL,
+    ttl INTEGER NOT NULL,
+    ip_id INTEGER NOT NULL,
+    df INTEGER NOT NULL,
+    flags TEXT NOT NULL DEFAULT '',
+    window INTEGER,
+    seq INTEGER,
+    ack INTEGER,
+    seq_rel INTEGER,
+    ack_rel INTEGER,
+    payload INTEGER NOT NULL DEFAULT 0,
+    digest TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (measurement_id, idx)
+) WITHOUT ROWID;
+
+CREATE TRIGGER measurements_packets_delete AFTER DELETE ON measurements
+BEGIN
+    DELETE FROM packets WHERE measurement_id = OLD.id;
+END;
+
+CREATE TABLE traces (
+    id INTEGER PRIMARY KEY,
+    started_at TEXT NOT NULL,
+    url TEXT NOT NULL,
+    trigger TEXT NOT NULL,
+    control_name TEXT NOT NULL,
+    ip TEXT NOT NULL,
+    port INTEGER NOT NULL,
+    censor_hop INTEGER,
+    placement TEXT,
+    packets_sent INTEGER NOT NULL DEFAULT 0,
+    duration REAL NOT NULL DEFAULT 0,
+    data TEXT NOT NULL DEFAULT '{}'
+);
+
+CREATE TABLE trace_hops (
+    trace_id INTEGER NOT NULL REFERENCES traces(id),
+    ttl INTEGER NOT NULL,
+    probe TEXT NOT NULL CHECK (probe IN ('trigger', 'control')),
+    router TEXT,
+    outcome TEXT NOT NULL,
+    rtt REAL,
+    PRIMARY KEY (trace_id, ttl, probe)
+) WITHOUT ROWID;
+"""
+
 #: (version, name, SQL); applied in order, each in its own transaction.
 MIGRATIONS: tuple[tuple[int, str, str], ...] = (
     (1, "initial schema", _V1 + _stats_sql()),
@@ -467,6 +521,9 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
     # The network identity of each run (probe/identity.py): what the public address maps to
     # (never the address), the resolver seen from outside, and whether the network changed.
     (7, "run network identity", _V7_IDENTITY),
+    # Packet metadata of what came back on the probe's flows (probe run --capture), and the
+    # results of probe trace. docs/packets.md says what each column is evidence of.
+    (8, "packets and traces", _V8),
 )
 
 #: The schema version this probe writes.

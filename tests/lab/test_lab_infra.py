@@ -37,7 +37,7 @@ def test_lab_services_refuse_to_start_outside_the_lab() -> None:
 
 def test_lab_creates_nothing_in_the_root_namespace(lab) -> None:  # type: ignore[no-untyped-def]
     links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
-    for dev in ("c0", "c1", "r0", "r1", "s0", "s1", "u0", "u1"):
+    for dev in ("c0", "c1", "a0", "a1", "b0", "b1", "r0", "r1", "d0", "d1", "s0", "s1", "u0", "u1"):
         assert f": {dev}@" not in links and f": {dev}:" not in links
 
 
