@@ -27,6 +27,12 @@ CONFIG_FILES = {
     "injector": "injector.json",
 }
 
+_SERVER_BASE = """*filter
+:LAB-IN - [0:0]
+-A INPUT -j LAB-IN
+COMMIT
+"""
+
 _BASE = """*filter
 :LAB-FWD - [0:0]
 :LAB-PRIME - [0:0]
@@ -46,10 +52,13 @@ def _write_json(path: Path, data: Any) -> None:
     os.replace(tmp, path)
 
 
-def install_base(censor_ns: str) -> None:
+def install_base(censor_ns: str, server_ns: str | None = None) -> None:
     """Create the lab chains, and prime conntrack (iptables-nft tracks flows only once a rule
-    needs it; a flow opened before the first NAT rule would be picked up mid-stream)."""
+    needs it; a flow opened before the first NAT rule would be picked up mid-stream). The
+    server gets a ``LAB-IN`` chain for scenarios where the site itself refuses a client."""
     ns_run(censor_ns, ["iptables-restore", "--noflush"], stdin=_BASE)
+    if server_ns is not None:
+        ns_run(server_ns, ["iptables-restore", "--noflush"], stdin=_SERVER_BASE)
 
 
 def _rules(censor: Censor) -> str:
@@ -61,7 +70,7 @@ def _rules(censor: Censor) -> str:
     return "\n".join(lines)
 
 
-def apply(censor_ns: str, state_dir: Path, censor: Censor) -> None:
+def apply(censor_ns: str, state_dir: Path, censor: Censor, server_ns: str | None = None) -> None:
     """Make the censor do exactly what ``censor`` says (``Censor()`` resets it)."""
     overrides = {
         name.lower(): {"action": action, "addresses": list(addrs), "delay": delay}
@@ -79,13 +88,22 @@ def apply(censor_ns: str, state_dir: Path, censor: Censor) -> None:
         state_dir / CONFIG_FILES["injector"],
         {
             "dns": {name.lower(): list(addrs) for name, addrs in censor.inject_dns},
-            "tcp": [{"port": p, "hex": h, "flags": f} for p, h, f in censor.inject_tcp],
+            "tcp": [{"port": p, "hex": h, "flags": f} for p, h, f in censor.inject_tcp]
+            + [{"port": p, "hex": h, "flags": f, "ttl": "copy"}
+               for p, h, f in censor.inject_tcp_copy_ttl],
         },
     )
     try:
         ns_run(censor_ns, ["iptables-restore", "--noflush"], stdin=_rules(censor))
     except LabError as exc:
         raise LabError(f"censor rules rejected: {exc}\n{_rules(censor)}") from None
+    if server_ns is not None:
+        server_rules = "\n".join(["*filter", "-F LAB-IN",
+                                  *(f"-A LAB-IN {r}" for r in censor.server_input), "COMMIT", ""])
+        try:
+            ns_run(server_ns, ["iptables-restore", "--noflush"], stdin=server_rules)
+        except LabError as exc:
+            raise LabError(f"server rules rejected: {exc}\n{server_rules}") from None
     # Flows of the previous scenario must not keep their conntrack (NAT) state.
     ns_run(censor_ns, ["conntrack", "-F"], check=False)
 

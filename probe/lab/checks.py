@@ -136,6 +136,9 @@ def check(e: Expect, m: Measurement | None, v: Verdict | None) -> Outcome:
                        f"{'seen' if seen else 'absent'}")  # fmt: skip
     if e.truncated is not None and (last is None or last.body_truncated != e.truncated):
         obs.append(f"body truncated: expected {e.truncated}, got {last.body_truncated if last else None}")
+    if e.captured is not None and (m.captured and bool(m.packets)) != e.captured:
+        obs.append(f"capture: expected packets {'recorded' if e.captured else 'absent'}, got "
+                   f"{len(m.packets)} (captured={m.captured})")  # fmt: skip
     ver: list[str] = []
     got_v = "-"
     if v is None:
@@ -150,4 +153,7 @@ def check(e: Expect, m: Measurement | None, v: Verdict | None) -> Outcome:
             ver.append(f"hop: expected {e.hop}, got {v.hop}")
         if e.reason and not any(e.reason in r for r in v.reasons):
             ver.append(f"reasons: expected one naming {e.reason!r}, got {list(v.reasons)}")
+        for ev in e.evidence:
+            if not any(ev in r for r in v.reasons):
+                ver.append(f"evidence: expected {ev!r} in the reasons, got {list(v.reasons)}")
     return Outcome(e.url, tuple(obs), tuple(ver), observed(m), got_v)

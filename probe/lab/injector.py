@@ -18,12 +18,16 @@
   box), so the server never answers and the injected packet decides what the client sees.
 
 Injected packets carry scapy's defaults (TTL 64, IP ID 1, no DF, window 0): the tells a packet-level
-analysis uses to tell them from the server's own.
+analysis uses to tell them from the server's own. A ``tcp`` rule with ``"ttl": "copy"`` evades a
+naive TTL check the way some real injectors do: it copies the TTL of the server's SYN-ACK on the
+same flow (as it leaves the censor), so its packet reaches the client with the server's TTL; it
+also draws a random IP ID. It still sends without DF, as packet tools do.
 """
 
 from __future__ import annotations
 
 import argparse
+import random
 import sys
 from typing import Any
 
@@ -43,6 +47,9 @@ def run(iface: str, config: str) -> None:
     conf.route.resync()
     cfg = ConfigFile(config, {})
     l3 = conf.L3socket()
+    # TTL of the server's SYN-ACK per flow (client ip, client port, server ip, server port),
+    # as it leaves the censor towards the client: what a TTL-copying injector reuses.
+    ttls: dict[tuple[str, int, str, int], int] = {}
 
     def on_packet(pkt: Any) -> None:
         rules = cfg.get()
@@ -71,13 +78,22 @@ def run(iface: str, config: str) -> None:
             return
         if TCP in pkt:
             seg = ip[TCP]
+            if seg.sport in (80, 443) and "S" in str(seg.flags) and "A" in str(seg.flags):
+                if len(ttls) > 4096:
+                    ttls.clear()
+                ttls[(ip.dst, seg.dport, ip.src, seg.sport)] = ip.ttl
+                return
             payload = bytes(seg.payload)
             if not payload:
                 return
             for rule in rules.get("tcp", []):
                 if seg.dport == int(rule["port"]) and bytes.fromhex(rule["hex"]) in payload:
                     flags = rule.get("flags", "R")
-                    reply = IP(src=ip.dst, dst=ip.src) / TCP(
+                    ip_fields: dict[str, Any] = {}
+                    if rule.get("ttl") == "copy":
+                        ip_fields["ttl"] = ttls.get((ip.src, seg.sport, ip.dst, seg.dport), 64)
+                        ip_fields["id"] = random.randrange(1, 65536)
+                    reply = IP(src=ip.dst, dst=ip.src, **ip_fields) / TCP(
                         sport=seg.dport,
                         dport=seg.sport,
                         flags=flags,
@@ -90,7 +106,8 @@ def run(iface: str, config: str) -> None:
 
     sniff(
         iface=iface,
-        filter="udp dst port 53 or (tcp dst port 80 or tcp dst port 443)",
+        filter="udp dst port 53 or (tcp dst port 80 or tcp dst port 443) or "
+        "((tcp src port 80 or tcp src port 443) and tcp[tcpflags] & tcp-syn != 0)",
         prn=on_packet,
         store=False,
         started_callback=lambda: print("ready", flush=True),

@@ -216,8 +216,8 @@ class Lab:
         certs = make_certs(sd, [s.name for s in sites.SITES if s.ip])
         (sd / "zone.json").write_text(json.dumps(sites.zone(), indent=1))
         (sd / "web.json").write_text(json.dumps(sites.web_config(certs), indent=1))
-        _censor.install_base(self.topo.censor)
-        _censor.apply(self.topo.censor, sd, Censor())
+        _censor.install_base(self.topo.censor, self.topo.server)
+        _censor.apply(self.topo.censor, sd, Censor(), self.topo.server)
         py = sys.executable
         t = self.topo
         specs = {
@@ -338,7 +338,7 @@ class Lab:
 
     def apply(self, censor: Censor) -> None:
         """Configure the censor (``Censor()`` resets it; conntrack is flushed either way)."""
-        _censor.apply(self.topo.censor, self.state_dir, censor)
+        _censor.apply(self.topo.censor, self.state_dir, censor, self.topo.server)
 
     def reset(self) -> None:
         """Remove every censorship rule and flush conntrack."""
@@ -391,7 +391,7 @@ class Lab:
             db.unlink(missing_ok=True)
             # An unreachable control makes `probe run` refuse to measure (so that cron
             # notices); this scenario is about what is provable without one.
-            extra = ["--allow-no-control"] if control else []
+            extra = [*scenario.probe_args, *(["--allow-no-control"] if control else [])]
             proc = self.probe(urls, db, control=control, extra=extra)
             stored = _read_db(db)
         finally:

@@ -43,6 +43,13 @@ def censor_lines(s: Scenario) -> list[str]:
     for port, hx, flags in c.inject_tcp:
         trigger = bytes.fromhex(hx).decode("ascii", "replace")
         lines.append(f"injector: {flags} to the client after a port-{port} segment with {trigger!r}")
+    for port, hx, flags in c.inject_tcp_copy_ttl:
+        trigger = bytes.fromhex(hx).decode("ascii", "replace")
+        lines.append(f"injector (copies the server's TTL): {flags} after a port-{port} segment "
+                     f"with {trigger!r}")  # fmt: skip
+    lines += [f"server: iptables -A INPUT {r}" for r in c.server_input]
+    if s.probe_args:
+        lines.append(f"probe: {' '.join(s.probe_args)}")
     if s.control == "unreachable":
         lines.append("control: a helper URL where nothing listens")
     if not lines:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from probe.failures import Failure
 from probe.lab.blockpage import BLOCKPAGE_FINGERPRINT
 from probe.lab.sites import BLOCKPAGE_IP, FORGED_IP, site
+from probe.lab.topology import AUTH_DNS, CLIENT, NODNS_IP
 
 __all__ = [
     "BOGON",
@@ -58,7 +59,11 @@ class Censor:
     * ``proxy_redirect``: ``(host, location)``: the proxy answers that Host with a forged 302;
     * ``inject_dns``: ``(name, addresses)`` the injector forges A replies with;
     * ``inject_tcp``: ``(port, hex bytes, flags)``: a segment whose payload holds the bytes gets
-      a spoofed segment with those flags back.
+      a spoofed segment with those flags back;
+    * ``inject_tcp_copy_ttl``: same, from an injector that copies the server's TTL (and draws
+      random IP IDs) to evade a TTL check;
+    * ``server_input``: iptables rules in the *server's* INPUT chain (``LAB-IN``): the site
+      itself refusing this client (its kernel sends the RST, with the server's TTL and IP ID).
     """
 
     resolver: tuple[tuple[str, str, tuple[str, ...], float], ...] = ()
@@ -68,6 +73,8 @@ class Censor:
     inject_dns: tuple[tuple[str, tuple[str, ...]], ...] = ()
     inject_tcp: tuple[tuple[int, str, str], ...] = ()
     proxy_redirect: tuple[tuple[str, str], ...] = ()
+    inject_tcp_copy_ttl: tuple[tuple[int, str, str], ...] = ()
+    server_input: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -85,8 +92,11 @@ class Expect:
     * ``status``: the last HTTP status; ``truncated``: the body was cut at the cap;
     * ``hops``: the number of hops (redirects + 1).
 
+    * ``captured``: the measurement was made with packet capture and holds packets.
+
     Verdict checks: ``verdict`` always; ``stage`` and ``hop`` when not ``None``; ``reason``, when
-    set, must be a substring of one of the verdict's reasons (e.g. the block page's fingerprint).
+    set, must be a substring of one of the verdict's reasons (e.g. the block page's fingerprint);
+    so must each of ``evidence`` (packet-level evidence, decoys).
     """
 
     url: str
@@ -104,6 +114,8 @@ class Expect:
     truncated: bool | None = None
     hops: int | None = None
     reason: str | None = None
+    captured: bool | None = None
+    evidence: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -118,6 +130,7 @@ class Scenario:
     censor: Censor = field(default_factory=Censor)
     control: str = "helper"  # "helper", or "unreachable" (a control URL nothing answers)
     notes: str = ""
+    probe_args: tuple[str, ...] = ()  # extra `probe run` options (--capture, decoys, ...)
 
 
 def _u(label: str, scheme: str = "http", path: str = "/") -> str:
@@ -246,6 +259,85 @@ SCENARIOS: tuple[Scenario, ...] = (
             f"{sni_hex(_name('redirect-censored'))} {_RST}",
         )),
     ),
+    # --- packet-level evidence (issue 14): the same techniques, judged from the packets -------
+    Scenario(
+        "packets-injected", 33, "RST and FIN from the censor at hop 3, with --capture", "censorship",
+        (Expect(_u("tls-rst", "https"), "reset", "tls", step="tls", failure="connection_reset",
+                captured=True, evidence=(f"tcp/injected-rst:ttl-delta=2@{_ip('tls-rst')}",)),
+         Expect(_u("tls-fin", "https"), "reset", "tls", step="tls", failure="eof_error",
+                captured=True, evidence=(f"tcp/injected-fin:ttl-delta=2@{_ip('tls-fin')}",))),
+        Censor(
+            forward=(
+                f"-p tcp --dport 443 -m string --algo bm --hex-string {sni_hex(_name('tls-rst'))} {_RST}",
+                f"-p tcp --dport 443 -m string --algo bm --hex-string {sni_hex(_name('tls-fin'))} "
+                "-j DROP",
+            ),
+            inject_tcp=((443, _name("tls-fin").encode().hex(), "FA"),),
+        ),
+        notes="the server's packets arrive with TTL 60 (4 routers), the censor's with 62",
+        probe_args=("--capture",),
+    ),
+    Scenario(
+        "packets-ttl-copy", 34, "injector copying the server's TTL (in-path RST)", "censorship",
+        (Expect(_u("tls-copy", "https"), "reset", "tls", step="tls", failure="connection_reset",
+                captured=True, evidence=("tcp/injected-rst:ip-id",)),),
+        Censor(
+            forward=(
+                f"-p tcp --dport 443 -m string --algo bm --hex-string {sni_hex(_name('tls-copy'))} "
+                "-j DROP",
+            ),
+            inject_tcp_copy_ttl=((443, _name("tls-copy").encode().hex(), "R"),),
+        ),
+        notes="TTL equal to the server's: caught by DF and IP ID, not by TTL",
+        probe_args=("--capture",),
+    ),
+    Scenario(
+        "packets-dns-ttl", 36, "DNS injection racing a resolver 4 hops away, with --capture",
+        "censorship",
+        (Expect(_u("dns-ttl"), "hijacked", "dns", dns_replies=2, captured=True,
+                evidence=("dns/injected:ttl-delta=2",)),),
+        Censor(inject_dns=((_name("dns-ttl"), (FORGED_IP,)),)),
+        notes=f"the probe asks the authoritative server ({AUTH_DNS}) directly",
+        probe_args=("--capture", "--resolver", AUTH_DNS),
+    ),
+    Scenario(
+        "dns-no-resolver", 37, "DNS answer from an address that runs no DNS server", "censorship",
+        (Expect(_u("dns-probe"), "hijacked", "dns",
+                evidence=(f"dns/injected:no-resolver@{NODNS_IP}",)),),
+        Censor(inject_dns=((_name("dns-probe"), (FORGED_IP,)),)),
+        notes=f"{NODNS_IP} (server side, past the censor) has no DNS server: only the "
+        "censor answers",
+        probe_args=("--dns-probe", NODNS_IP),
+    ),
+    Scenario(
+        "decoy-sni", 38, "RST on SNI; the same address answers a harmless SNI", "censorship",
+        (Expect(_u("decoy-sni", "https"), "reset", "tls", step="tls", failure="connection_reset",
+                evidence=("tls/sni-filtered:decoy=clean.lab.example",)),),
+        Censor(forward=(
+            f"-p tcp --dport 443 -m string --algo bm --hex-string {sni_hex(_name('decoy-sni'))} {_RST}",
+        )),
+        probe_args=("--decoy-sni", "clean.lab.example"),
+    ),
+    Scenario(
+        "decoy-ip", 39, "every handshake to the address dropped, whatever the SNI", "censorship",
+        (Expect(_u("decoy-ip", "https"), "blocked", "tls", step="tls",
+                failure="generic_timeout_error",
+                evidence=("tls/address-blocked:decoy-failed:generic_timeout_error",)),),
+        Censor(forward=(f"-d {_ip('decoy-ip')} -p tcp --dport 443 -m length --length 120:65535 "
+                        "-j DROP",)),
+        notes="segments of 120 bytes and more (a ClientHello) are dropped, bare ACKs pass",
+        probe_args=("--decoy-sni", "clean.lab.example"),
+    ),
+    Scenario(
+        "decoy-host", 40, "RST on the Host header; the same address serves a harmless Host",
+        "censorship",
+        (Expect(_u("decoy-host"), "reset", "http", step="http", failure="connection_reset",
+                evidence=("http/host-filtered:decoy=clean.lab.example",)),),
+        Censor(forward=(
+            f"-p tcp --dport 80 -m string --algo bm --hex-string {host_hex(_name('decoy-host'))} {_RST}",
+        )),
+        probe_args=("--decoy-host", "clean.lab.example"),
+    ),
     # --- benign ---------------------------------------------------------------------------------
     Scenario(
         "clean", 16, "clean site over http and https", "benign",
@@ -341,6 +433,19 @@ SCENARIOS: tuple[Scenario, ...] = (
         Censor(nat=("-i r0 -p tcp --dport 80 -j REDIRECT --to-ports 3129",),
                proxy_redirect=((_name("redirect-broken"), "http://"),)),
         notes="the control follows the site's own redirects and gets the page",
+    ),
+    Scenario(
+        "server-rst", 35, "the site itself resets this client (not the network), --capture",
+        "benign",
+        (Expect(_u("server-rst", "https"), "inconclusive", step="tls", failure="connection_reset",
+                captured=True, evidence=("tcp/server-rst:ttl=60",)),),
+        Censor(server_input=(
+            f"-s {CLIENT} -d {_ip('server-rst')} -p tcp --dport 443 -m string --algo bm "
+            f"--hex-string {sni_hex(_name('server-rst'))} {_RST}",
+        )),
+        notes="the server's kernel resets the client (TTL 60, like its SYN-ACK); the control "
+        "connects fine. Without capture this reads as a reset by a censor",
+        probe_args=("--capture",),
     ),
     Scenario(
         "huge-body", 27, "body larger than the body cap", "benign",

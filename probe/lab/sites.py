@@ -112,6 +112,14 @@ SITES: tuple[Site, ...] = (
     Site("private-news.probe-lab.net", "10.66.2.63", title="Private news"),
     Site(_n("cdn6"), "10.66.2.64", ip6="fd66:2::44", title="Dual-stack CDN"),
     Site(_n("echo"), "10.66.2.41", kind="echo"),
+    # Issue 14: packet-level evidence, resolver-less DNS, decoys.
+    Site(_n("tls-copy"), "10.66.2.70"),
+    Site(_n("server-rst"), "10.66.2.71"),
+    Site(_n("dns-ttl"), "10.66.2.72"),
+    Site(_n("dns-probe"), "10.66.2.73"),
+    Site(_n("decoy-sni"), "10.66.2.74"),
+    Site(_n("decoy-ip"), "10.66.2.75"),
+    Site(_n("decoy-host"), "10.66.2.76"),
     # Nonexistent everywhere: not in the zone, so the authoritative server says NXDOMAIN.
     Site(_n("does-not-exist"), None, cert="none"),
 )

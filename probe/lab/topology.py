@@ -49,6 +49,7 @@ __all__ = [
     "HELPER",
     "HELPER_PORT",
     "LAB_NET",
+    "NODNS_IP",
     "NS_PATTERN",
     "SERVER",
     "SERVER_CTL",
@@ -74,6 +75,7 @@ SERVER_GW = "10.66.2.1"  # hop 4, the server's default router
 SERVER = "10.66.2.2"
 AUTH_DNS = "10.66.2.53"
 BLOCKPAGE_IP = "10.66.2.250"
+NODNS_IP = "10.66.2.99"  # a server-side host that runs no DNS server (resolver-less DNS probes)
 CLIENT_CTL = "10.66.3.2"
 HELPER = "10.66.3.1"
 HELPER_PORT = 8780
@@ -211,7 +213,7 @@ def build(topo: Topology) -> None:
         f"route add default via {GATEWAY}\n"
     )
     server = ups + f"addr add {SERVER}/24 dev s0\n"
-    for addr in dict.fromkeys((AUTH_DNS, BLOCKPAGE_IP, *topo.server_addresses)):
+    for addr in dict.fromkeys((AUTH_DNS, BLOCKPAGE_IP, NODNS_IP, *topo.server_addresses)):
         if addr != SERVER:
             server += f"addr add {addr}/24 dev s0\n"
     server += (

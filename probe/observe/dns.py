@@ -162,6 +162,7 @@ class UDPQuery:
         "duration",
         "extra_replies",
         "failure",
+        "hold_errors",
         "hostname",
         "ip",
         "junk",
@@ -176,9 +177,13 @@ class UDPQuery:
     )
 
     def __init__(
-        self, hostname: str, qtype: str, ip: str, port: int, timeout: float, late_window: float
+        self, hostname: str, qtype: str, ip: str, port: int, timeout: float, late_window: float,
+        *, hold_errors: bool = False,
     ) -> None:
         self.hostname = hostname
+        # Resolver-less probes: the ICMP error of a host without DNS server may beat an on-path
+        # injector's answer, so an error decides only after one more late window.
+        self.hold_errors = hold_errors
         self.qtype = qtype
         self.ip = ip
         self.port = port
@@ -269,6 +274,10 @@ class UDPQuery:
 
     def _on_error(self, exc: Exception) -> None:
         # ICMP port/host unreachable on the connected socket: no resolver listens there.
+        if self.hold_errors:
+            failure = failure_string(exc)
+            asyncio.get_running_loop().call_later(self.late_window, self._decide, failure)
+            return
         self._decide(failure_string(exc))
 
     async def _run(self) -> None:

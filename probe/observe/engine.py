@@ -305,7 +305,8 @@ class _Measurer:
             ip, port = parse_resolver(probe_addr)
             # Never waited for: the answer (if any) is evidence, not an address to connect to.
             hs.probe_queries.append(
-                UDPQuery(hs.host, "A", ip, port, cfg.dns_timeout, cfg.late_window).start()
+                UDPQuery(hs.host, "A", ip, port, cfg.dns_timeout, cfg.late_window,
+                         hold_errors=True).start()
             )
         if hs.queries:
             await self._wait_answers(hs.queries)

@@ -9,11 +9,11 @@ from probe.model import STAGES, VERDICTS
 from probe.testlists import parse_url
 
 
-def test_lab_has_the_scenarios_of_issues_5_and_12() -> None:
-    assert sorted(s.number for s in SCENARIOS) == list(range(1, 33))
-    assert len({s.name for s in SCENARIOS}) == 32
-    assert [s.kind for s in SCENARIOS].count("censorship") == 17
-    assert [s.kind for s in SCENARIOS].count("benign") == 15
+def test_lab_has_the_scenarios_of_issues_5_12_and_14() -> None:
+    assert sorted(s.number for s in SCENARIOS) == list(range(1, 41))
+    assert len({s.name for s in SCENARIOS}) == 40
+    assert [s.kind for s in SCENARIOS].count("censorship") == 17 + 7
+    assert [s.kind for s in SCENARIOS].count("benign") == 15 + 1
 
 
 def test_censorship_scenarios_expect_a_censorship_verdict_and_benign_ones_never_do() -> None:
