@@ -27,6 +27,7 @@ from probe.cli import (  # noqa: F401  (registers the commands)
     runs,
     show,
     testlists,
+    trace,
 )
 from probe.cli._group import cli
 

@@ -608,6 +608,26 @@ class Store:
                 rows.controls,
             )
 
+    def write_trace(self, trace: Any) -> int:
+        """Store a :class:`probe.trace.Trace` (``traces`` and ``trace_hops``); its id."""
+        import dataclasses
+
+        with self._transaction():
+            cur = self.conn.execute(
+                "INSERT INTO traces (started_at, url, trigger, control_name, ip, port, censor_hop, "
+                "placement, packets_sent, duration, data) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                (_rows.iso(trace.started), trace.url, trace.trigger, trace.control_name, trace.ip,
+                 trace.port, trace.censor_hop, trace.placement, trace.packets_sent, trace.duration,
+                 json.dumps(dataclasses.asdict(trace))),
+            )
+            tid = int(cur.lastrowid or 0)
+            self.conn.executemany(
+                "INSERT INTO trace_hops (trace_id, ttl, probe, router, outcome, rtt) "
+                "VALUES (?,?,?,?,?,?)",
+                [(tid, p.ttl, p.probe, p.router, p.outcome, p.rtt) for p in trace.probes],
+            )
+        return tid
+
     def set_verdicts(self, updates: Sequence[tuple[int, Verdict]]) -> None:
         """Replace the verdicts of measurements (by id), in one transaction (reclassify)."""
         if not updates:

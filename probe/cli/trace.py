@@ -1,0 +1,97 @@
+"""`probe trace URL`: find the hop where the censor reacts to a Host or SNI (root)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from probe.cli._group import cli
+
+
+@cli.command("trace")
+@click.argument("url")
+@click.option("--control-name", default="example.com", show_default=True, metavar="NAME",
+              help="Harmless name sent on the same path for comparison.")
+@click.option("--ip", metavar="IP", help="Address to trace to (default: resolve the URL's host).")
+@click.option("--max-ttl", type=click.IntRange(1, 64), default=16, show_default=True,
+              help="Highest TTL tried (bounds the packets sent).")
+@click.option("--wait", type=click.FloatRange(0.05, 10.0), default=1.0, show_default=True,
+              help="Seconds to wait for an answer per TTL.")
+@click.option("--db", type=click.Path(dir_okay=False, path_type=Path), default="results/probe.db",
+              show_default=True, help="Results database (the trace is stored there).")
+@click.option("--no-store", is_flag=True, help="Do not store the trace.")
+@click.option("--json", "as_json", is_flag=True, help="Print the trace as JSON.")
+def trace_command(url: str, control_name: str, ip: str | None, max_ttl: int, wait: float, db: Path,
+                  no_store: bool, as_json: bool) -> None:  # fmt: skip
+    """Send the URL's trigger (HTTP Host, or TLS SNI for https) with growing IP TTL, next to a
+    harmless name, and report where the censor reacts and whether it is on-path or in-path.
+
+    Needs root or CAP_NET_RAW (exit 2 without). Sends at most about 2 x MAX_TTL x 6 packets;
+    see docs/packets.md.
+
+    \b
+    Examples:
+      sudo probe trace https://blocked.example/ --control-name example.org
+      sudo probe trace http://news.example/ --ip 192.0.2.10 --json
+    """
+    import asyncio
+    import dataclasses
+    import socket
+
+    from probe.model import is_ip_literal
+    from probe.testlists import parse_url
+    from probe.trace import TraceUnavailable, trace
+
+    try:
+        target = parse_url(url)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="URL") from None
+    kind = "tls" if target.scheme == "https" else "http"
+    if ip is None:
+        if is_ip_literal(target.host):
+            ip = target.host
+        else:
+            try:
+                ip = socket.getaddrinfo(target.host, target.port, socket.AF_INET)[0][4][0]
+            except OSError as exc:
+                raise click.ClickException(f"cannot resolve {target.host}: {exc}") from None
+    elif not is_ip_literal(ip) or ":" in ip:
+        raise click.BadParameter(f"{ip!r} is not an IPv4 address", param_hint="--ip")
+    try:
+        result = asyncio.run(trace(target.url, target.host, ip, target.port, kind, control_name,
+                                   max_ttl=max_ttl, wait=wait))  # fmt: skip
+    except TraceUnavailable as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(2)
+    trace_id = None
+    if not no_store:
+        from probe.store import Store, StoreError
+
+        try:
+            with Store.open(db) as store:
+                trace_id = store.write_trace(result)
+        except StoreError as exc:
+            raise click.ClickException(str(exc)) from None
+    if as_json:
+        data = dataclasses.asdict(result)
+        data["id"] = trace_id
+        click.echo(json.dumps(data, indent=1))
+        return
+    click.echo(f"trace {result.kind} {result.trigger} -> {result.ip}:{result.port} "
+               f"(control {result.control_name})")  # fmt: skip
+    click.echo(f"{'ttl':>3}  {'router':<16} {'trigger':<10} {'control':<10}")
+    by = {(p.ttl, p.probe): p for p in result.probes}
+    for t in sorted({p.ttl for p in result.probes}):
+        trig, ctl = by[(t, "trigger")], by[(t, "control")]
+        router = ctl.router or trig.router or "*"
+        mark = "  <- censor" if t == result.censor_hop else ""
+        click.echo(f"{t:>3}  {router:<16} {trig.outcome:<10} {ctl.outcome:<10}{mark}")
+    if result.censor_hop is None:
+        click.echo("no censor reaction seen")
+    else:
+        click.echo(f"censor reacts at TTL {result.censor_hop} ({result.placement})")
+    click.echo(f"{result.packets_sent} packets sent in {result.duration:.2f} s"
+               + (f"; stored as trace {trace_id} in {db}" if trace_id else ""))  # fmt: skip
