@@ -30,7 +30,7 @@ from probe.model import Measurement, Verdict
 __all__ = ["CLASSIFIER_VERSION", "classify", "findings", "needs_retry", "open_step"]
 
 #: Recorded with every verdict; bump it whenever a rule changes what a measurement gets.
-CLASSIFIER_VERSION = "2026.11.2"
+CLASSIFIER_VERSION = "2026.11.3"
 
 
 def findings(
