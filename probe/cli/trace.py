@@ -22,10 +22,11 @@ from probe.cli._group import cli
               help="Seconds to wait for an answer per TTL.")
 @click.option("--db", type=click.Path(dir_okay=False, path_type=Path), default="results/probe.db",
               show_default=True, help="Results database (the trace is stored there).")
+@click.option("--vantage", default="default", show_default=True, help="Name of this vantage point.")
 @click.option("--no-store", is_flag=True, help="Do not store the trace.")
 @click.option("--json", "as_json", is_flag=True, help="Print the trace as JSON.")
 def trace_command(url: str, control_name: str, ip: str | None, max_ttl: int, wait: float, db: Path,
-                  no_store: bool, as_json: bool) -> None:  # fmt: skip
+                  vantage: str, no_store: bool, as_json: bool) -> None:  # fmt: skip
     """Send the URL's trigger (HTTP Host, or TLS SNI for https) with growing IP TTL, next to a
     harmless name, and report where the censor reacts and whether it is on-path or in-path.
 
@@ -72,7 +73,7 @@ def trace_command(url: str, control_name: str, ip: str | None, max_ttl: int, wai
 
         try:
             with Store.open(db) as store:
-                trace_id = store.write_trace(result)
+                trace_id = store.write_trace(result, vantage)
         except StoreError as exc:
             raise click.ClickException(str(exc)) from None
     if as_json:

@@ -608,15 +608,17 @@ class Store:
                 rows.controls,
             )
 
-    def write_trace(self, trace: Any) -> int:
-        """Store a :class:`probe.trace.Trace` (``traces`` and ``trace_hops``); its id."""
+    def write_trace(self, trace: Any, vantage: str = "default") -> int:
+        """Store a :class:`probe.trace.Trace` taken at ``vantage`` (``traces``, ``trace_hops``)."""
         import dataclasses
 
+        vantage_id = self.vantage(vantage)
         with self._transaction():
             cur = self.conn.execute(
-                "INSERT INTO traces (started_at, url, trigger, control_name, ip, port, censor_hop, "
-                "placement, packets_sent, duration, data) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                (_rows.iso(trace.started), trace.url, trace.trigger, trace.control_name, trace.ip,
+                "INSERT INTO traces (vantage_id, started_at, url, trigger, control_name, ip, port, "
+                "censor_hop, placement, packets_sent, duration, data) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                (vantage_id, _rows.iso(trace.started), trace.url, trace.trigger, trace.control_name, trace.ip,
                  trace.port, trace.censor_hop, trace.placement, trace.packets_sent, trace.duration,
                  json.dumps(dataclasses.asdict(trace))),
             )

@@ -480,6 +480,7 @@ END;
 
 CREATE TABLE traces (
     id INTEGER PRIMARY KEY,
+    vantage_id INTEGER NOT NULL REFERENCES vantage_points(id),
     started_at TEXT NOT NULL,
     url TEXT NOT NULL,
     trigger TEXT NOT NULL,
