@@ -51,18 +51,21 @@ def trace_command(url: str, control_name: str, ip: str | None, max_ttl: int, wai
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="URL") from None
     kind = "tls" if target.scheme == "https" else "http"
+    address: str
     if ip is None:
         if is_ip_literal(target.host):
-            ip = target.host
+            address = target.host
         else:
             try:
-                ip = socket.getaddrinfo(target.host, target.port, socket.AF_INET)[0][4][0]
+                address = str(socket.getaddrinfo(target.host, target.port, socket.AF_INET)[0][4][0])
             except OSError as exc:
                 raise click.ClickException(f"cannot resolve {target.host}: {exc}") from None
     elif not is_ip_literal(ip) or ":" in ip:
         raise click.BadParameter(f"{ip!r} is not an IPv4 address", param_hint="--ip")
+    else:
+        address = ip
     try:
-        result = asyncio.run(trace(target.url, target.host, ip, target.port, kind, control_name,
+        result = asyncio.run(trace(target.url, target.host, address, target.port, kind, control_name,
                                    max_ttl=max_ttl, wait=wait))  # fmt: skip
     except TraceUnavailable as exc:
         click.echo(f"Error: {exc}", err=True)
