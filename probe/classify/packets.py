@@ -35,9 +35,9 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from probe.classify.addresses import canon_ip
 from probe.classify.core import Context, Finding, HopControl, failure_kind
 from probe.model import DNSObservation, Hop, Packet
+from probe.net.addresses import canon_ip
 
 __all__ = ["FlowJudgement", "judge_decoys", "judge_flow", "judge_packets", "withdraw_server_resets"]
 

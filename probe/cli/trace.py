@@ -42,8 +42,8 @@ def trace_command(url: str, control_name: str, ip: str | None, max_ttl: int, wai
     import dataclasses
     import socket
 
-    from probe.model import is_ip_literal
-    from probe.testlists import parse_url
+    from probe.net.addresses import is_ip_literal
+    from probe.net.urls import parse_url
     from probe.trace import TraceUnavailable, trace
 
     try:

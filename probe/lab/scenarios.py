@@ -262,9 +262,9 @@ SCENARIOS: tuple[Scenario, ...] = (
     # --- packet-level evidence (issue 14): the same techniques, judged from the packets -------
     Scenario(
         "packets-injected", 33, "RST and FIN from the censor at hop 3, with --capture", "censorship",
-        (Expect(_u("tls-rst", "https"), "reset", "tls", step="tls", failure="connection_reset",
+        (Expect(_u("tls-rst", "https"), "reset", "tls", step="tls", failure=Failure.CONNECTION_RESET,
                 captured=True, evidence=(f"tcp/injected-rst:ttl-delta=2@{_ip('tls-rst')}",)),
-         Expect(_u("tls-fin", "https"), "reset", "tls", step="tls", failure="eof_error",
+         Expect(_u("tls-fin", "https"), "reset", "tls", step="tls", failure=Failure.EOF_ERROR,
                 captured=True, evidence=(f"tcp/injected-fin:ttl-delta=2@{_ip('tls-fin')}",))),
         Censor(
             forward=(
@@ -279,7 +279,7 @@ SCENARIOS: tuple[Scenario, ...] = (
     ),
     Scenario(
         "packets-ttl-copy", 34, "injector copying the server's TTL (in-path RST)", "censorship",
-        (Expect(_u("tls-copy", "https"), "reset", "tls", step="tls", failure="connection_reset",
+        (Expect(_u("tls-copy", "https"), "reset", "tls", step="tls", failure=Failure.CONNECTION_RESET,
                 captured=True, evidence=("tcp/injected-rst:ip-id",)),),
         Censor(
             forward=(
@@ -311,7 +311,7 @@ SCENARIOS: tuple[Scenario, ...] = (
     ),
     Scenario(
         "decoy-sni", 38, "RST on SNI; the same address answers a harmless SNI", "censorship",
-        (Expect(_u("decoy-sni", "https"), "reset", "tls", step="tls", failure="connection_reset",
+        (Expect(_u("decoy-sni", "https"), "reset", "tls", step="tls", failure=Failure.CONNECTION_RESET,
                 evidence=("tls/sni-filtered:decoy=clean.lab.example",)),),
         Censor(forward=(
             f"-p tcp --dport 443 -m string --algo bm --hex-string {sni_hex(_name('decoy-sni'))} {_RST}",
@@ -321,8 +321,8 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario(
         "decoy-ip", 39, "every handshake to the address dropped, whatever the SNI", "censorship",
         (Expect(_u("decoy-ip", "https"), "blocked", "tls", step="tls",
-                failure="generic_timeout_error",
-                evidence=("tls/address-blocked:decoy-failed:generic_timeout_error",)),),
+                failure=Failure.GENERIC_TIMEOUT_ERROR,
+                evidence=(f"tls/address-blocked:decoy-failed:{Failure.GENERIC_TIMEOUT_ERROR}",)),),
         Censor(forward=(f"-d {_ip('decoy-ip')} -p tcp --dport 443 -m length --length 120:65535 "
                         "-j DROP",)),
         notes="segments of 120 bytes and more (a ClientHello) are dropped, bare ACKs pass",
@@ -331,7 +331,7 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario(
         "decoy-host", 40, "RST on the Host header; the same address serves a harmless Host",
         "censorship",
-        (Expect(_u("decoy-host"), "reset", "http", step="http", failure="connection_reset",
+        (Expect(_u("decoy-host"), "reset", "http", step="http", failure=Failure.CONNECTION_RESET,
                 evidence=("http/host-filtered:decoy=clean.lab.example",)),),
         Censor(forward=(
             f"-p tcp --dport 80 -m string --algo bm --hex-string {host_hex(_name('decoy-host'))} {_RST}",
@@ -437,7 +437,7 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario(
         "server-rst", 35, "the site itself resets this client (not the network), --capture",
         "benign",
-        (Expect(_u("server-rst", "https"), "inconclusive", step="tls", failure="connection_reset",
+        (Expect(_u("server-rst", "https"), "inconclusive", step="tls", failure=Failure.CONNECTION_RESET,
                 captured=True, evidence=("tcp/server-rst:ttl=60",)),),
         Censor(server_input=(
             f"-s {CLIENT} -d {_ip('server-rst')} -p tcp --dport 443 -m string --algo bm "
