@@ -3,7 +3,7 @@
 Run inside a lab namespace::
 
     python -m probe.lab.dnsserver auth --listen 10.66.2.53:53 --zone ZONE.json
-    python -m probe.lab.dnsserver resolver --listen 10.66.1.1:53 --upstream 10.66.2.53:53 \\
+    python -m probe.lab.dnsserver resolver --listen 10.66.12.2:53 --upstream 10.66.2.53:53 \\
         --overrides OVERRIDES.json
 
 The zone is ``{"name": {"A": [...], "AAAA": [...]}}``; names absent from it get NXDOMAIN, with the
