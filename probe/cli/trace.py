@@ -30,7 +30,7 @@ def trace_command(url: str, control_name: str, ip: str | None, max_ttl: int, wai
     """Send the URL's trigger (HTTP Host, or TLS SNI for https) with growing IP TTL, next to a
     harmless name, and report where the censor reacts and whether it is on-path or in-path.
 
-    Needs root or CAP_NET_RAW (exit 2 without). Sends at most about 2 x MAX_TTL x 6 packets;
+    Needs root or CAP_NET_RAW (exit 2 without). Sends at most about 2 x MAX_TTL x 7 packets;
     see docs/packets.md.
 
     \b
