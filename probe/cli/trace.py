@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from probe.cli._group import cli
+from probe.cli.options import db_option
 
 
 @cli.command("trace")
@@ -20,8 +21,7 @@ from probe.cli._group import cli
               help="Highest TTL tried (bounds the packets sent).")
 @click.option("--wait", type=click.FloatRange(0.05, 10.0), default=1.0, show_default=True,
               help="Seconds to wait for an answer per TTL.")
-@click.option("--db", type=click.Path(dir_okay=False, path_type=Path), default="results/probe.db",
-              show_default=True, help="Results database (the trace is stored there).")
+@db_option
 @click.option("--vantage", default="default", show_default=True, help="Name of this vantage point.")
 @click.option("--no-store", is_flag=True, help="Do not store the trace.")
 @click.option("--json", "as_json", is_flag=True, help="Print the trace as JSON.")
