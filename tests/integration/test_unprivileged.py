@@ -32,7 +32,7 @@ def test_run_with_capture_warns_once_and_measures_without_it(
     )  # fmt: skip
     warnings = [line for line in proc.stderr.splitlines() if "capture" in line]
     assert len(warnings) == 1, proc.stderr
-    assert warnings[0].startswith("warning: packet capture needs root")
+    assert "warning: packet capture needs root or CAP_NET_RAW" in warnings[0]
     import sqlite3
 
     con = sqlite3.connect(db)
