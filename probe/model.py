@@ -138,6 +138,7 @@ class HTTPObservation:
     location: str | None = None  # absolute redirect target, if the response redirects
     ttfb: float | None = None  # seconds from sending the request to the response headers
     wire_bytes: int | None = None  # body bytes read from the connection (before decoding)
+    path_rtt: float | None = None  # the kernel's minimum round trip on the connection (s)
 
 
 @dataclass(frozen=True)

@@ -102,7 +102,8 @@ def sample_from_json(
         hop = int(final.get("index", 0))
         http = final["http"]
         if http.get("status") == 200 and http.get("failure") is None and http.get("ttfb") is not None:
-            rtt = next((t.get("duration") for t in final.get("tcp") or []
+            # The kernel's round trip when recorded; else the connect time (noisier under load).
+            rtt = http.get("path_rtt") or next((t.get("duration") for t in final.get("tcp") or []
                         if t.get("ip") == http.get("ip") and t.get("failure") is None), None)  # fmt: skip
             transfer = float(http.get("duration") or 0.0) - float(http["ttfb"])
             per_rtt = _per_rtt(http.get("wire_bytes"), transfer, rtt)

@@ -303,7 +303,7 @@ def _timing(hop: Hop, h: HTTPObservation) -> dict[str, float | int] | None:
     """How fast the helper's fetch went (for the throttling rule): probe's helper's extension."""
     if h.ttfb is None or h.wire_bytes is None:
         return None
-    rtt = next((t.duration for t in hop.tcp if t.failure is None and t.ip == h.ip), None)
+    rtt = h.path_rtt or next((t.duration for t in hop.tcp if t.failure is None and t.ip == h.ip), None)
     if rtt is None:
         return None
     return {"ttfb": round(h.ttfb, 6), "transfer": round(max(h.duration - h.ttfb, 0.0), 6),

@@ -24,7 +24,7 @@ def _run(lab: Any, tmp: Path, name: str) -> dict[str, tuple[str, list[str]]]:
     urls.append(f"https://trickle.{DOMAIN}/")
     db = tmp / f"{name}.db"
     # Throttled and trickled transfers take seconds: longer HTTP timeouts than the lab's.
-    done = lab.probe(urls, db, extra=["--http-timeout", "30", "--deadline", "40"])
+    done = lab.probe(urls, db, extra=["--http-timeout", "50", "--deadline", "60"])
     assert done.returncode == 0, done.stderr
     con = sqlite3.connect(db)
     rows = con.execute("SELECT domain, verdict, reasons FROM measurements WHERE final = 1").fetchall()
@@ -36,8 +36,8 @@ def test_a_censor_throttling_one_sni_is_found_and_a_slow_server_is_not(lab: Any,
 
     lab.apply(Censor(forward=(
         f"-p tcp --dport 443 -m string --algo bm --string {TARGET}.lab.example -j CONNMARK --set-mark 0x7",
-        "-p tcp --sport 443 -m connmark --mark 0x7 -m hashlimit --hashlimit-above 8kb/s "
-        "--hashlimit-burst 8kb --hashlimit-mode srcip,srcport,dstip,dstport --hashlimit-name labthr -j DROP",
+        "-p tcp --sport 443 -m connmark --mark 0x7 -m hashlimit --hashlimit-above 4kb/s "
+        "--hashlimit-burst 4kb --hashlimit-mode srcip,srcport,dstip,dstport --hashlimit-name labthr -j DROP",
     )))  # fmt: skip
     try:
         got = _run(lab, tmp_path, "throttled")

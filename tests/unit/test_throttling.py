@@ -128,3 +128,10 @@ def test_reclassify_keeps_a_throttled_verdict_and_reports_no_change(db: Path) ->
         report = reclassify(s, classify=classify, version="test")
         assert report.changed == 0
         assert s.run_summary(1)["throttled"] == 1
+
+
+def test_the_kernels_round_trip_is_preferred_to_the_connect_time() -> None:
+    m = _measurement(1, nbytes=256 << 10, transfer=0.5, rtt=0.4)
+    data = to_json(m)
+    data["hops"][0]["http"]["path_rtt"] = 0.05
+    assert sample_from_json(7, m.target.url, OK, data, {}).per_rtt == pytest.approx((256 << 10) * 0.05 / 0.5)
