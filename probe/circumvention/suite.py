@@ -122,8 +122,15 @@ def run_suite(
         run_id = store.start_run(vid, list(lists), {"suite": SUITE, "endpoints": len(endpoints)})
         summary = SuiteSummary(run_id)
         status = "interrupted"
+
+        def keep(judged: Judged) -> None:
+            # Kept as they come, so an interrupted run still stores what was measured.
+            summary.results.append(judged)
+            if on_result is not None:
+                on_result(judged)
+
         try:
-            summary.results = asyncio.run(measure_endpoints(endpoints, config, on_result))
+            asyncio.run(measure_endpoints(endpoints, config, keep))
             status = "complete"
         finally:
             write_endpoints(store, run_id, vid, SUITE, summary.results)
