@@ -8,7 +8,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from probe.model import Measurement, Target, Verdict
-from probe.runner import _Limiter, run
+from probe.runner import run
+from probe.runner.pool import HostLimiter
 from probe.settings import RunSettings
 from probe.testlists import parse_url
 
@@ -130,7 +131,7 @@ def test_stop_event_interrupts_and_keeps_finished_results(tmp_path: Path) -> Non
 
 
 def test_limiter_forgets_idle_hosts() -> None:
-    limiter = _Limiter(2)
+    limiter = HostLimiter(2)
 
     async def main() -> None:
         for i in range(100):
@@ -202,11 +203,11 @@ def test_a_slow_disk_slows_measuring_instead_of_queueing_results(tmp_path: Path,
     """Memory stays flat when the writer lags: no new URL starts while the backlog is full."""
     import time
 
-    from probe import runner
+    from probe.runner import writer as runner
     from probe.store import Store
 
-    monkeypatch.setattr(runner, "_BATCH_MAX", 8)
-    monkeypatch.setattr(runner, "_BACKLOG_MAX", 16)
+    monkeypatch.setattr(runner, "BATCH_MAX", 8)
+    monkeypatch.setattr(runner, "BACKLOG_MAX", 16)
     written = 0
     real_write = Store.write
 
@@ -237,10 +238,10 @@ def test_a_failing_disk_stops_the_run_and_keeps_what_was_stored(tmp_path: Path, 
     """Measuring on when nothing can be stored is pointless: stop, say why, keep the rest."""
     import pytest
 
-    from probe import runner
+    from probe.runner import writer as runner
     from probe.store import Store, StoreError
 
-    monkeypatch.setattr(runner, "_BATCH_MAX", 8)
+    monkeypatch.setattr(runner, "BATCH_MAX", 8)
     real_write = Store.write
     batches = 0
 
@@ -261,3 +262,39 @@ def test_a_failing_disk_stops_the_run_and_keeps_what_was_stored(tmp_path: Path, 
     con = sqlite3.connect(tmp_path / "r.db")
     assert con.execute("select count(*) from measurements").fetchone()[0] == 8
     assert con.execute("select status from runs").fetchone()[0] == "failed"
+
+
+def test_results_go_to_the_store_passed_in(tmp_path: Path) -> None:
+    """A caller (a test, a researcher's script) can hand the runner its own Store."""
+    from probe.store import Store
+
+    steps = FakeSteps()
+    with Store.open(tmp_path / "injected.db") as store:
+        summary = asyncio.run(run(targets(20), _opts(tmp_path), measure=steps.measure,
+                                  classify=steps.classify, store=store))
+        # The caller's store is still open and holds the run.
+        (stored,) = store.conn.execute("select count(*) from measurements").fetchone()
+        assert stored == summary.measured == 20
+        assert store.conn.execute("select status from runs").fetchone()[0] == "complete"
+    assert not (tmp_path / "r.db").exists()  # options.db was not opened
+
+
+def test_an_error_reading_the_list_is_raised_as_itself_after_writing(tmp_path: Path) -> None:
+    """A broken list ends the run as failed; what was measured before is kept."""
+    import pytest
+
+    class Broken(Exception):
+        pass
+
+    def broken() -> Iterator[Target]:
+        yield from targets(5)
+        raise Broken("list unreadable")
+
+    steps = FakeSteps(delay=0.0)
+    with pytest.raises(Broken, match="list unreadable"):
+        _run(steps, broken(), _opts(tmp_path, concurrency=1))
+    con = sqlite3.connect(tmp_path / "r.db")
+    assert con.execute("select status from runs").fetchone()[0] == "failed"
+    # One at a time: the first four are settled before the fifth is started; the fifth may be
+    # cancelled in flight when reading the sixth fails.
+    assert 4 <= con.execute("select count(*) from measurements").fetchone()[0] <= 5

@@ -1,0 +1,330 @@
+"""One run from start to end: record it, check the network, then producer -> pool -> writer.
+
+:func:`run` sets the parts up (the run's record, the network identity, the pre-flight check,
+the control client), runs them on one :class:`asyncio.TaskGroup` until the targets are done or
+``stop`` is set, and closes the run with its status. Everything measured is written, whatever
+ends the run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import signal
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from probe.model import Target, Verdict
+from probe.runner.pool import MeasurerPool
+from probe.runner.preflight import NoControlError, NoNetworkError, preflight
+from probe.runner.producer import produce, unmeasured
+from probe.runner.summary import NullReporter, Reporter, RunSummary
+from probe.runner.watch import NetworkWatch
+from probe.runner.writer import Writer, recorded_options
+from probe.settings import MeasureConfig, RunSettings
+
+if TYPE_CHECKING:
+    from probe.identity import Identity
+    from probe.store import Store
+
+__all__ = ["run", "run_sync"]
+
+
+async def run(
+    targets: Iterator[Target],
+    options: RunSettings,
+    reporter: Reporter | None = None,
+    total: int | None = None,
+    stop: asyncio.Event | None = None,
+    *,
+    config: MeasureConfig | None = None,
+    lists: Sequence[str] = (),
+    measure: Callable[..., Any] | None = None,
+    classify: Callable[..., Verdict] | None = None,
+    store: Store | None = None,
+) -> RunSummary:
+    """Measure every target, classify it and store it. Never raises for network failures.
+
+    ``stop``, when set, ends the run early: targets in flight are cancelled, everything already
+    measured is written, and the run is recorded as interrupted. ``measure`` and ``classify``
+    default to probe's own (:func:`probe.observe.measure`, :func:`probe.classify.classify`);
+    passing others lets researchers and tests drive the same policy with their own steps. A
+    verdict with ``retryable`` set is measured again (up to ``retries`` times). ``config`` says
+    how each URL is measured (default: :class:`MeasureConfig`'s defaults); ``lists`` is what the
+    run records as its lists. ``store`` is where results go (the caller keeps it open); by
+    default the run opens ``options.db`` and closes it at the end.
+    """
+    if store is not None:
+        return await _run(targets, options, reporter, total, stop, config, lists, measure,
+                          classify, store)
+    from probe.store import Store
+
+    with Store.open(options.db) as opened:
+        return await _run(targets, options, reporter, total, stop, config, lists, measure,
+                          classify, opened)
+
+
+async def _run(
+    targets: Iterable[Target],
+    options: RunSettings,
+    reporter: Reporter | None,
+    total: int | None,
+    stop: asyncio.Event | None,
+    config: MeasureConfig | None,
+    lists: Sequence[str],
+    measure: Callable[..., Any] | None,
+    classify: Callable[..., Verdict] | None,
+    store: Store,
+) -> RunSummary:
+    from probe.fingerprints import load_fingerprints
+    from probe.geo import GeoDB, open_default_geo
+    from probe.identity import Identity, discover, vantage_name
+    from probe.netcheck import resolver_addresses
+
+    if measure is None:
+        from probe.observe import measure as measure_fn
+    else:
+        measure_fn = measure
+    if classify is None:
+        from probe.classify import classify as classify_fn
+    else:
+        classify_fn = classify
+
+    reporter = reporter or NullReporter()
+    cfg = config or MeasureConfig()
+    stop = stop or asyncio.Event()
+    writer = Writer(store, stop)
+    fingerprints = load_fingerprints(options.fingerprints)
+    # The database `probe geo update` downloaded is used unless --geo names another.
+    geo = GeoDB.open(options.geo) if options.geo else open_default_geo()
+
+    resolvers = resolver_addresses(cfg)
+    # Who we are on the network, before anything is stored: the public address (STUN) and the
+    # resolver's egress (whoami). Only what they map to is stored; the addresses feed the
+    # scrubber, which removes them from every stored measurement.
+    ident = await discover(resolvers, options.identity, geo) if options.identity else Identity()
+    ident = _apply_overrides(ident, options)
+    watch = NetworkWatch(ident, options.identity, resolvers, geo, reporter)
+    name = options.vantage or (vantage_name(ident) if ident.asn or ident.country else "default")
+    if options.resume is not None:
+        # Continue an interrupted run: same run id and vantage point; what it stored (a final
+        # verdict) is not measured again, so the run ends with no duplicate URL.
+        done = writer.resume_run(options.resume)
+        if total is not None:
+            total = max(0, total - len(done))
+        targets = unmeasured(targets, done)
+        watch.record["resumed"] = True  # the identity of the network the run resumed on
+    else:
+        writer.start_run(name, dict(
+            resolver=",".join(resolvers), asn=ident.asn or None, as_org=ident.as_org or None,
+            country=ident.country or None, network=options.network,
+            resolver_asn=ident.resolver_asn or None, resolver_as_org=ident.resolver_as_org or None,
+        ), list(lists), recorded_options(options, cfg))
+    run_id = writer.run_id
+    writer.set_identity(watch.record)
+    summary = RunSummary(run_id=run_id, status="running", started=time.time(), vantage=name,
+                         network=ident.describe() if options.identity is not None else "")
+
+    controls = await _check_network(options, cfg, writer, summary, reporter)
+    cap = _open_capture(options, run_id, reporter)
+    reporter.started(run_id, total)
+
+    control_ctx: Any = contextlib.nullcontext(None)
+    if controls:
+        from probe.control.client import ControlClient
+
+        control_ctx = ControlClient(
+            controls, timeout=options.control_timeout, cafile=getattr(cfg, "cafile", None)
+        )
+
+    status = "failed"
+    try:
+        async with control_ctx as control:
+            pool = MeasurerPool(
+                concurrency=options.concurrency, per_host=options.per_host,
+                retries=options.retries, retry_pause=options.retry_pause, measure=measure_fn,
+                classify=classify_fn, cfg=cfg, control=control, fingerprints=fingerprints,
+                geo=geo, watch=watch, writer=writer, reporter=reporter, summary=summary,
+            )
+            status = await _drive(targets, pool, writer, watch, options, stop)
+    finally:
+        if cap is not None:
+            from probe.observe import capture
+
+            capture.set_active(None)
+            cap.close()
+        from probe.observe import aclose
+
+        await aclose(cfg)
+        status = await _close(status, writer, watch, options, summary)
+    return summary
+
+
+async def _drive(targets: Iterable[Target], pool: MeasurerPool, writer: Writer,
+                 watch: NetworkWatch, options: RunSettings, stop: asyncio.Event) -> str:
+    """Run the producer, the pool and the writer until the targets are done or ``stop``.
+
+    Returns the run's status; an error that is not a measurement's (reading the lists) is
+    raised after everything measured is written.
+    """
+    status = "complete"
+    error: BaseException | None = None  # raised once the TaskGroup is closed, not wrapped by it
+    async with asyncio.TaskGroup() as tasks:
+        writer.start(tasks)
+        checker: asyncio.Task[None] | None = None
+        if options.identity is not None and options.identity.recheck_interval > 0:
+            checker = tasks.create_task(watch.periodically(options.identity.recheck_interval))
+        producing = asyncio.ensure_future(produce(targets, pool))
+        stopping = asyncio.ensure_future(stop.wait())
+        try:
+            await asyncio.wait({producing, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            if stop.is_set():
+                status = "interrupted"
+            elif not producing.cancelled():
+                error = _first(producing.exception())
+        except asyncio.CancelledError:
+            status = "interrupted"  # the run itself was cancelled: keep what it measured
+        finally:
+            stopping.cancel()
+            if not producing.done():
+                producing.cancel()  # cancels the measurements in flight
+            await asyncio.wait({producing})
+            if checker is not None:
+                checker.cancel()
+            await writer.close()  # everything measured is written, whatever ended the run
+    if error is not None:
+        raise error
+    return status
+
+
+def _first(exc: BaseException | None) -> BaseException | None:
+    """The error itself, out of the exception groups TaskGroups wrap it in."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return exc
+
+
+async def _close(status: str, writer: Writer, watch: NetworkWatch, options: RunSettings,
+                 summary: RunSummary) -> str:
+    """Record the run's end: its final identity check, its status; raise a write failure."""
+    if writer.failure is not None:
+        status = "failed"
+    checked_end = False
+    if options.identity is not None and status == "complete":
+        # Did the run end on the network it started on? (An interrupted run ends at once.)
+        await watch.check("end")
+        checked_end = True
+    if options.identity is not None and writer.failure is None:
+        summary.network_changed = watch.changed if checked_end else (watch.changed or None)
+        writer.set_identity(watch.record, network_changed=summary.network_changed)
+    summary.status = status
+    summary.finished = time.time()
+    recorded = True
+    try:
+        writer.finish_run(status)
+    except Exception:
+        if writer.failure is None:
+            raise
+        recorded = False  # the same disk problem, most likely; the cause is raised below
+    if writer.failure is not None:
+        from probe.store import StoreError
+
+        raise StoreError(
+            f"{options.db}: cannot write results ({writer.failure}); the run stopped after "
+            f"{writer.stored} URLs were stored"
+            + (f"; run {summary.run_id} is recorded as failed" if recorded else "")
+        ) from writer.failure
+    return status
+
+
+async def _check_network(options: RunSettings, cfg: MeasureConfig, writer: Writer,
+                         summary: RunSummary, reporter: Reporter) -> tuple[str, ...]:
+    """The pre-flight check; returns the controls to use (none when none answers)."""
+    controls = options.controls
+    if not options.preflight:
+        return controls
+    answered: list[str] = []
+    try:
+        for message in await preflight(cfg, options.controls, reachable=answered):
+            reporter.problem(f"warning: {message}")
+    except NoNetworkError as exc:
+        writer.finish_run("offline")
+        summary.status = "offline"
+        summary.finished = time.time()
+        raise NoNetworkError(
+            f"no network: {exc}. Nothing was measured; run {summary.run_id} is recorded as "
+            "offline."
+        ) from None
+    if controls and not answered:
+        # Every verdict would be inconclusive: a cron job must notice, not exit 0.
+        if not options.allow_no_control:
+            writer.finish_run("failed")
+            summary.status = "failed"
+            summary.finished = time.time()
+            raise NoControlError(
+                f"no control answers ({', '.join(controls)}): every verdict would be "
+                f"inconclusive. Nothing was measured; run {summary.run_id} is recorded as failed. "
+                "Use --allow-no-control to measure with local proofs only, or --no-control."
+            )
+        reporter.problem("warning: no control answers; measuring with local proofs only")
+        controls = ()
+    return controls
+
+
+def _apply_overrides(ident: Identity, options: RunSettings) -> Identity:
+    """The identity with ``--asn`` / ``--country`` applied (the user knows best)."""
+    changes: dict[str, Any] = {}
+    if options.asn is not None and options.asn != ident.asn:
+        changes.update(asn=options.asn, as_org="")  # the found organisation was another AS's
+    if options.country:
+        changes["country"] = options.country.upper()
+    return dataclasses.replace(ident, **changes) if changes else ident
+
+
+def _open_capture(options: RunSettings, run_id: int, reporter: Reporter) -> Any:
+    """The run's packet capture, or None (without privileges: one warning, and no capture)."""
+    if not (options.capture or options.pcap):
+        return None
+    from probe.observe import capture
+
+    pcap = None
+    if options.pcap:
+        Path(options.pcap).mkdir(parents=True, exist_ok=True)
+        pcap = Path(options.pcap) / f"run-{run_id}.pcap"
+    try:
+        cap = capture.Capture.open(pcap)
+    except capture.CaptureUnavailable as exc:
+        reporter.problem(f"warning: {exc}; measuring without capture")
+        return None
+    capture.set_active(cap)
+    return cap
+
+
+def run_sync(
+    targets: Iterator[Target],
+    options: RunSettings,
+    reporter: Reporter | None = None,
+    total: int | None = None,
+    *,
+    config: MeasureConfig | None = None,
+    lists: Sequence[str] = (),
+    store: Store | None = None,
+) -> RunSummary:
+    """Run from synchronous code; SIGINT, SIGTERM and SIGHUP end the run cleanly as
+    interrupted."""
+
+    async def main() -> RunSummary:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        # SIGHUP too: a closed terminal or a stopped session ends the run as interrupted
+        # (everything measured is kept) instead of killing it mid-batch.
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(sig, stop.set)
+        return await run(targets, options, reporter, total, stop, config=config, lists=lists,
+                         store=store)
+
+    return asyncio.run(main())

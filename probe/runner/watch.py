@@ -1,0 +1,61 @@
+"""The run's network identity: learned at the start, checked again during and at the end.
+
+It owns the scrubber that removes the probe's own addresses from every stored record: an
+address learned by a later check is scrubbed from then on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from probe.runner.summary import Reporter
+
+if TYPE_CHECKING:
+    from probe.identity import Identity, IdentityConfig
+
+__all__ = ["NetworkWatch"]
+
+
+class NetworkWatch:
+    """Who the run is on the network (``start``) and whether that changed (``changed``)."""
+
+    def __init__(self, start: Identity, config: IdentityConfig | None, resolvers: Sequence[str],
+                 geo: Any, reporter: Reporter) -> None:
+        from probe.scrub import Scrubber
+
+        self.start = start
+        self.config = config
+        self.resolvers = list(resolvers)
+        self.geo = geo
+        self.reporter = reporter
+        self.scrubber = Scrubber(start.public_ips | start.local_ips)
+        self.record: dict[str, Any] = {"start": self.scrubber.record(start.record()), "checks": []}
+        self.changed = False
+
+    async def check(self, when: str) -> None:
+        """Learn the identity again; note a change; scrub any new address from now on."""
+        from probe.identity import discover
+        from probe.scrub import Scrubber
+
+        if self.config is None:
+            return
+        now = await discover(self.resolvers, self.config, self.geo)
+        new = (now.public_ips | now.local_ips) - self.scrubber.addresses
+        if new:
+            self.scrubber = Scrubber(self.scrubber.addresses | new)
+        # Both checks must have learned the address: a failed STUN request is not a new network.
+        changed = now.known and self.start.known and not now.same_network(self.start)
+        self.changed = self.changed or changed
+        self.record["checks"].append(
+            {"when": when, "changed": changed, **self.scrubber.record(now.record())}
+        )
+        if changed:
+            self.reporter.problem(f"warning: the network changed during the run ({now.describe()})")
+
+    async def periodically(self, interval: float) -> None:
+        """Check every ``interval`` seconds until cancelled."""
+        while True:
+            await asyncio.sleep(interval)  # a timer between checks, not a synchronisation
+            await self.check("periodic")
