@@ -35,6 +35,7 @@ __all__ = [
     "compress",
     "flatten",
     "iso",
+    "now",
     "parse_certificate",
     "rebuild",
 ]
@@ -46,6 +47,11 @@ def iso(t: float) -> str:
     """Unix time -> ISO 8601 UTC with milliseconds ("2026-11-26T11:52:28.123Z"); sorts as text."""
     ms = round(t * 1000)
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms // 1000)) + f".{ms % 1000:03d}Z"
+
+
+def now() -> str:
+    """The current time as :func:`iso` text (when a run, migration or verdict was recorded)."""
+    return iso(time.time())
 
 
 Certificate = tuple[str | None, str | None, str | None, str | None]  # subject, issuer, nbf, naf

@@ -134,11 +134,11 @@ def test_a_database_on_a_read_only_medium_can_be_read(tmp_path: Path) -> None:
 
 
 def test_read_only_open_refuses_writes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import probe.store.database as database
+    import probe.store.connection as connection
 
     path = tmp_path / "r.db"
     _filled(path, n=2)
-    monkeypatch.setattr(database, "_writable", lambda p: False)
+    monkeypatch.setattr(connection, "_writable", lambda p: False)
     with Store.open(path, create=False) as store:
         assert store.readonly
         assert len(list(store.results("latest"))) == 2

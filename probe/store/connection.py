@@ -1,0 +1,268 @@
+"""Opening a results database: refusing foreign or corrupt files, configuring and migrating it."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import TYPE_CHECKING, Self
+
+from probe.store.rows import now as _now
+from probe.store.schema import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION
+
+if TYPE_CHECKING:
+    import sqlite_utils
+
+__all__ = ["Connection", "StoreError", "Transaction"]
+
+_BUSY_TIMEOUT_MS = 30_000
+
+
+def _writable(path: Path) -> bool:
+    """Whether probe could write ``path`` and its directory (journal files live beside it)."""
+    import os
+
+    if not (os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)):
+        return False
+    try:  # root passes os.access even on a read-only mount: ask the file system too
+        return not (os.statvfs(path).f_flag & os.ST_RDONLY)
+    except OSError:
+        return True
+
+
+
+class StoreError(Exception):
+    """The database cannot be used: not SQLite, not a probe database, too new, unwritable."""
+
+
+class Connection:
+    """An open, migrated probe database: the connection every part of :class:`Store` shares."""
+
+    def __init__(self, conn: sqlite3.Connection, path: str) -> None:
+        self.conn = conn
+        self.path = path
+        self._db: sqlite_utils.Database | None = None
+        self.readonly = False  # opened read-only (a database probe cannot write)
+
+    @classmethod
+    def open(cls, path: str | Path, *, create: bool = True) -> Self:
+        """Open (creating it and its parent directories if needed) and migrate a database.
+
+        ``":memory:"`` opens a private in-memory database. With ``create=False`` a missing file
+        is an error, and a database probe cannot write (read-only file, directory or medium) is
+        opened read-only, for reading. Raises :class:`StoreError` naming the file and the reason.
+
+        Nothing is written before the file is known to be a sound probe database: another
+        application's SQLite file is refused untouched (no WAL switch), and a corrupt database
+        (``PRAGMA quick_check``) is refused before anything is written into it.
+        """
+        name = str(path)
+        readonly = False
+        if name != ":memory:":
+            p = Path(path)
+            if p.is_dir():
+                raise StoreError(f"{name}: is a directory, not a database file")
+            if not p.exists():
+                if not create:
+                    raise StoreError(f"{name}: no such database (run `probe run` first?)")
+                try:
+                    p.parent.mkdir(parents=True, exist_ok=True)
+                except OSError as exc:
+                    raise StoreError(f"{name}: cannot create its directory: {exc}") from None
+            elif not create and not _writable(p):
+                readonly = True
+        try:
+            if readonly:
+                # immutable: a read-only medium cannot hold the WAL index (-shm) SQLite would
+                # otherwise need to read a WAL database.
+                uri = f"{p.resolve().as_uri()}?mode=ro&immutable=1"
+                conn = sqlite3.connect(uri, uri=True, timeout=_BUSY_TIMEOUT_MS / 1000,
+                                       isolation_level=None, check_same_thread=False)
+            else:
+                conn = sqlite3.connect(name, timeout=_BUSY_TIMEOUT_MS / 1000,
+                                       isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise StoreError(f"{name}: cannot open: {exc}") from None
+        store = cls(conn, name)
+        store.readonly = readonly
+        try:
+            store._refuse_foreign()
+            if not readonly:
+                store._check_integrity()
+            store._configure()
+            store._migrate()
+        except StoreError:
+            conn.close()
+            raise
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            if "malformed" in str(exc):
+                raise StoreError(
+                    f"{name}: the database is corrupt ({exc}); nothing was written to it. Keep a "
+                    f"copy, then try `sqlite3 {name} .recover`"
+                ) from None
+            raise StoreError(f"{name}: not a usable SQLite database: {exc}") from None
+        return store
+
+    def _refuse_foreign(self) -> None:
+        """StoreError for a SQLite file of another application; reads only (nothing changes)."""
+        c = self.conn
+        c.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+        # Reading the header is the first access: a non-SQLite file fails here.
+        c.execute("PRAGMA schema_version").fetchone()
+        app_id = c.execute("PRAGMA application_id").fetchone()[0]
+        tables = self._tables()
+        if app_id not in (0, APPLICATION_ID) or (tables and "schema_migrations" not in tables):
+            shown = ", ".join(tables[:5]) + (", ..." if len(tables) > 5 else "")
+            raise StoreError(
+                f"{self.path}: not a probe database "
+                f"(application_id {app_id:#x}; tables: {shown or 'none'}); left untouched"
+            )
+
+    def _check_integrity(self) -> None:
+        """StoreError when SQLite's quick_check finds damage: nothing is written into it then.
+
+        quick_check reads every page once (no index cross-check): well under a second for the
+        databases of bench/ (docs/reliability.md), paid once per opening for writing.
+        """
+        if self.path == ":memory:":
+            return
+        problems = [r[0] for r in self.conn.execute("PRAGMA quick_check(5)")]
+        if problems != ["ok"]:
+            raise StoreError(
+                f"{self.path}: the database is corrupt ({'; '.join(problems[:3])}); nothing was "
+                f"written to it. Keep a copy, then try `sqlite3 {self.path} .recover`"
+            )
+
+    @property
+    def db(self) -> sqlite_utils.Database:
+        """The same connection as a :class:`sqlite_utils.Database`, for ad-hoc queries.
+
+        Created on first use: importing sqlite-utils costs ~0.15 s (it imports numpy when
+        installed), which `probe results` must not pay (issue 4: results in <= 1 s).
+        """
+        if self._db is None:
+            import sqlite_utils
+
+            self._db = sqlite_utils.Database(self.conn)
+        return self._db
+
+    def _tables(self) -> list[str]:
+        return [r[0] for r in self.conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' "
+            "ORDER BY name")]
+
+    def close(self) -> None:
+        """Close the connection (committed data is already on disk)."""
+        self.conn.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _configure(self) -> None:
+        c = self.conn
+        if self.readonly:
+            c.execute("PRAGMA query_only = 1")
+            return
+        if self.path != ":memory:":
+            mode = c.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise StoreError(f"{self.path}: cannot switch to WAL journal mode (got {mode})")
+        c.execute("PRAGMA synchronous = NORMAL")
+        # 8 MiB: the writer appends, so a big cache only holds pages it will not read again
+        # (32 MiB made most of the RSS growth in bench/); big reads are sequential scans anyway.
+        c.execute("PRAGMA cache_size = -8192")
+        c.execute("PRAGMA temp_store = MEMORY")
+
+    def schema_version(self) -> int:
+        """The highest migration applied (0 for an empty database)."""
+        if "schema_migrations" not in self._tables():
+            return 0
+        row = self.conn.execute("SELECT max(version) FROM schema_migrations").fetchone()
+        return int(row[0] or 0)
+
+    def _migrate(self) -> None:
+        c = self.conn  # a foreign database was refused by _refuse_foreign already
+        current = self.schema_version()
+        if current > SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.path}: written by a newer probe (schema version {current}, this probe "
+                f"knows up to {SCHEMA_VERSION}); upgrade probe to read it"
+            )
+        if current == SCHEMA_VERSION:
+            return
+        if self.readonly:
+            raise StoreError(
+                f"{self.path}: read-only, and written by an older probe (schema version "
+                f"{current}); open it where probe can write, once, to upgrade it"
+            )
+        c.execute("BEGIN IMMEDIATE")
+        try:
+            c.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                "version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
+            )
+            c.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+            c.execute("COMMIT")
+        except BaseException:
+            c.execute("ROLLBACK")
+            raise
+        for version, name, sql in MIGRATIONS:
+            c.execute("BEGIN IMMEDIATE")
+            try:
+                # Re-check inside the lock: another process may have migrated meanwhile.
+                done = c.execute(
+                    "SELECT 1 FROM schema_migrations WHERE version = ?", (version,)
+                ).fetchone()
+                if not done:
+                    for statement in _split_sql(sql):
+                        c.execute(statement)
+                    c.execute(
+                        "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                        (version, name, _now()),
+                    )
+                c.execute("COMMIT")
+            except BaseException:
+                c.execute("ROLLBACK")
+                raise
+        c.execute("ANALYZE sqlite_schema")  # load the planner statistics into this connection
+
+    def _transaction(self) -> Transaction:
+        return Transaction(self.conn)
+
+
+class Transaction:
+    """``BEGIN IMMEDIATE`` ... ``COMMIT`` (``ROLLBACK`` on any exception)."""
+
+    __slots__ = ("conn",)
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def __enter__(self) -> None:
+        self.conn.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is None:
+            self.conn.execute("COMMIT")
+        else:
+            self.conn.execute("ROLLBACK")
+
+
+def _split_sql(sql: str) -> list[str]:
+    """Split a migration into statements (sqlite3.execute runs one at a time)."""
+    out: list[str] = []
+    buf: list[str] = []
+    for line in sql.splitlines():
+        if line.strip().startswith("--") and not buf:
+            continue
+        buf.append(line)
+        candidate = "\n".join(buf)
+        if sqlite3.complete_statement(candidate):
+            out.append(candidate.strip())
+            buf = []
+    if "".join(buf).strip():
+        out.append("\n".join(buf).strip())
+    return out

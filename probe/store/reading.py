@@ -1,0 +1,197 @@
+"""Reading results back: final verdicts, the latest verdicts, measurements rebuilt in full."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from probe.model import Measurement, Verdict
+from probe.store import rows as _rows
+from probe.store.runs import Runs
+
+__all__ = ["Reader"]
+
+_CHUNK = 500  # measurements per read chunk (iter_measurements, reclassify)
+_BLOB_CACHE_BYTES = 16 << 20  # bodies/certificates kept in memory while reading
+
+
+class Reader(Runs):
+    """Reads results and measurements back."""
+
+    def __init__(self, conn: sqlite3.Connection, path: str) -> None:
+        super().__init__(conn, path)
+        self._blob_cache: dict[str, bytes] = {}
+        self._blob_bytes = 0
+
+    def results(
+        self,
+        run: int | str | None = "latest",
+        verdict: str | Iterable[str] | None = None,
+        vantage: str | None = None,
+        limit: int | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """Final verdicts, one dict per URL measured, in measurement order.
+
+        ``run``: an id, ``"latest"`` (the latest run, of ``vantage`` when given) or None (every
+        run). ``verdict``: one verdict or several (any of them). Keys: measurement_id, run_id,
+        vantage, url, original_url, domain, category,
+        measured_at, runtime, attempt, verdict, stage, hop, reasons (list), classifier_version.
+        """
+        rid = self.resolve_run(run, vantage)
+        where = ["m.final = 1"]
+        params: list[Any] = []
+        if rid is not None:
+            where.append("m.run_id = ?")
+            params.append(rid)
+        if verdict is not None:
+            wanted = [verdict] if isinstance(verdict, str) else list(dict.fromkeys(verdict))
+            where.append(f"m.verdict IN ({','.join('?' * len(wanted))})" if wanted else "0")
+            params.extend(wanted)
+        if vantage is not None:
+            where.append("v.name = ?")
+            params.append(vantage)
+        sql = (
+            "SELECT m.id, m.run_id, v.name, m.url, m.original_url, m.domain, m.category, "
+            "m.measured_at, m.runtime, m.attempt, m.verdict, m.stage, m.hop, m.reasons, "
+            "m.classifier_version FROM measurements m "
+            "JOIN vantage_points v ON v.id = m.vantage_id "
+            f"WHERE {' AND '.join(where)} ORDER BY m.id"
+        )
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(int(limit))
+        for r in self.conn.execute(sql, params):
+            yield {
+                "measurement_id": r[0], "run_id": r[1], "vantage": r[2], "url": r[3],
+                "original_url": r[4], "domain": r[5], "category": r[6], "measured_at": r[7],
+                "runtime": r[8], "attempt": r[9], "verdict": r[10], "stage": r[11],
+                "hop": r[12], "reasons": _reasons(r[13]), "classifier_version": r[14],
+            }
+
+    def latest_verdicts(
+        self, vantage: str | None = None, verdict: str | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """Rows of the ``latest_verdicts`` view (the newest final verdict per vantage and URL)."""
+        where, params = [], []
+        if vantage is not None:
+            where.append("vantage = ?")
+            params.append(vantage)
+        if verdict is not None:
+            where.append("verdict = ?")
+            params.append(verdict)
+        sql = "SELECT * FROM latest_verdicts" + (f" WHERE {' AND '.join(where)}" if where else "")
+        cur = self.conn.execute(sql, params)
+        names = [d[0] for d in cur.description]
+        at = names.index("reasons")
+        for r in cur:
+            d = dict(zip(names, r, strict=True))
+            d["reasons"] = _reasons(r[at])
+            yield d
+
+    def iter_measurements(self, run_id: int | None = None) -> Iterator[tuple[int, Measurement]]:
+        """Every stored measurement (every attempt) of a run, or of all runs, rebuilt in full."""
+        for mid, m, _v in self.iter_judged(run_id):
+            yield mid, m
+
+    def iter_judged(
+        self, run_id: int | None = None
+    ) -> Iterator[tuple[int, Measurement, Verdict]]:
+        """Like :meth:`iter_measurements`, with each measurement's stored verdict.
+
+        Reads in chunks by id, holding no cursor open between chunks, so callers may write
+        (e.g. :meth:`set_verdicts`) while iterating.
+        """
+        c = self.conn
+        last = 0
+        while True:
+            if run_id is None:
+                chunk = c.execute(
+                    "SELECT m.id, o.data, verdict, stage, hop, reasons, classifier_version "
+                    "FROM measurements m JOIN observations o ON o.measurement_id = m.id "
+                    "WHERE m.id > ? ORDER BY m.id LIMIT ?",
+                    (last, _CHUNK),
+                ).fetchall()
+            else:
+                chunk = c.execute(
+                    "SELECT m.id, o.data, verdict, stage, hop, reasons, classifier_version "
+                    "FROM measurements m JOIN observations o ON o.measurement_id = m.id "
+                    "WHERE m.run_id = ? AND m.id > ? ORDER BY m.id LIMIT ?",
+                    (run_id, last, _CHUNK),
+                ).fetchall()
+            if not chunk:
+                return
+            lo, hi = chunk[0][0], chunk[-1][0]
+            last = hi
+            controls = self.controls_between(lo, hi)
+            for mid, obs, verdict, stage, hop, reasons, version in chunk:
+                m = self.rebuild(obs, controls.get(mid, {}))
+                v = Verdict(verdict, stage, hop, tuple(json.loads(reasons)), version)
+                yield mid, m, v
+
+    def measurement(self, measurement_id: int) -> tuple[Measurement, Verdict] | None:
+        """One stored measurement rebuilt in full, with its stored verdict (None: no such id)."""
+        row = self.conn.execute(
+            "SELECT o.data, verdict, stage, hop, reasons, classifier_version "
+            "FROM measurements m JOIN observations o ON o.measurement_id = m.id WHERE m.id = ?",
+            (measurement_id,),
+        ).fetchone()
+        if row is None:
+            return None
+        controls = dict(self.conn.execute(
+            "SELECT hop, data FROM controls WHERE measurement_id = ?", (measurement_id,)
+        ).fetchall())
+        m = _rows.rebuild(row[0], controls, self._body, self._cert)
+        return m, Verdict(row[1], row[2], row[3], tuple(json.loads(row[4])), row[5])
+
+    def controls_between(self, lo: int, hi: int) -> dict[int, dict[int, str]]:
+        """Control JSON of measurements ``lo``..``hi``: measurement id -> hop -> JSON."""
+        controls: dict[int, dict[int, str]] = {}
+        for mid, hop, data in self.conn.execute(
+            "SELECT measurement_id, hop, data FROM controls WHERE measurement_id BETWEEN ? AND ?",
+            (lo, hi),
+        ):
+            controls.setdefault(mid, {})[hop] = data
+        return controls
+
+    def rebuild(self, observations: str, controls: dict[int, str]) -> Measurement:
+        """A stored measurement rebuilt in full from its observations JSON and its controls."""
+        return _rows.rebuild(observations, controls, self._body, self._cert)
+
+    def _body(self, sha: str) -> bytes:
+        body = self._blob_cache.get(sha)
+        if body is None:
+            import zlib
+
+            row = self.conn.execute(
+                "SELECT body FROM http_bodies WHERE sha256 = ?", (sha,)
+            ).fetchone()
+            body = zlib.decompress(row[0]) if row else b""
+            self._remember(sha, body)
+        return body
+
+    def _cert(self, sha: str) -> bytes:
+        der = self._blob_cache.get(sha)
+        if der is None:
+            row = self.conn.execute(
+                "SELECT der FROM certificates WHERE sha256 = ?", (sha,)
+            ).fetchone()
+            der = bytes(row[0]) if row else b""
+            self._remember(sha, der)
+        return der
+
+    def _remember(self, sha: str, blob: bytes) -> None:
+        # Block pages and interception certificates repeat across thousands of measurements:
+        # keep recent blobs, up to a fixed number of bytes.
+        if self._blob_bytes + len(blob) > _BLOB_CACHE_BYTES:
+            self._blob_cache.clear()
+            self._blob_bytes = 0
+        if len(blob) <= _BLOB_CACHE_BYTES // 4:
+            self._blob_cache[sha] = blob
+            self._blob_bytes += len(blob)
+
+
+def _reasons(text: str) -> list[str]:
+    # Most verdicts (ok) have no reasons: skip the JSON parser for them.
+    return [] if text == "[]" else json.loads(text)

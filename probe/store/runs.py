@@ -1,0 +1,283 @@
+"""Vantage points and runs: creating, resuming, closing and listing them."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+from probe.model import VERDICTS
+from probe.store.connection import Connection, StoreError
+from probe.store.rows import now as _now
+from probe.store.uid import uuid7
+
+__all__ = ["RUN_STATUSES", "Runs"]
+
+#: Final states of a run (``running`` is the state while it runs).
+RUN_STATUSES = ("complete", "interrupted", "offline", "failed")
+
+# Keys that would identify the person running the probe: refused in vantage metadata.
+_PRIVATE_KEYS = frozenset({"ip", "public_ip", "probe_ip", "client_ip", "address", "addr"})
+_VANTAGE_COLUMNS = ("asn", "as_org", "country", "resolver", "network")
+
+
+class Runs(Connection):
+    """The vantage points and runs of a database."""
+
+    def vantage(self, name: str, **meta: Any) -> int:
+        """The id of vantage point ``name``, created or updated with the metadata given.
+
+        Known keys (``asn``, ``as_org``, ``country``, ``resolver``, ``network``) become columns;
+        other keys go to the ``meta`` JSON. The probe's own public IP is never stored: keys
+        such as ``ip`` or ``public_ip`` raise ``ValueError``. ``None`` values are ignored.
+        """
+        if not name:
+            raise ValueError("a vantage point needs a name")
+        private = _PRIVATE_KEYS.intersection(k.lower() for k in meta)
+        if private:
+            raise ValueError(f"refusing to store the probe's address ({', '.join(sorted(private))})")
+        meta = {k: v for k, v in meta.items() if v is not None}
+        cols = {k: meta.pop(k) for k in _VANTAGE_COLUMNS if k in meta}
+        now = _now()
+        c = self.conn
+        c.execute("BEGIN IMMEDIATE")
+        try:
+            row = c.execute("SELECT id, meta FROM vantage_points WHERE name = ?", (name,)).fetchone()
+            if row is None:
+                cur = c.execute(
+                    "INSERT INTO vantage_points (name, asn, as_org, country, resolver, network, "
+                    "meta, created_at, updated_at, uid) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (name, *(cols.get(k) for k in _VANTAGE_COLUMNS), json.dumps(meta), now, now,
+                     uuid7()),
+                )
+                vid = int(cur.lastrowid or 0)
+            else:
+                vid = int(row[0])
+                merged = {**json.loads(row[1] or "{}"), **meta}
+                sets = ", ".join(f"{k} = ?" for k in cols)
+                c.execute(
+                    f"UPDATE vantage_points SET {sets + ', ' if sets else ''}meta = ?, "
+                    "updated_at = ? WHERE id = ?",
+                    (*cols.values(), json.dumps(merged), now, vid),
+                )
+            c.execute("COMMIT")
+        except BaseException:
+            c.execute("ROLLBACK")
+            raise
+        return vid
+
+    def start_run(self, vantage_id: int, lists: list[str], options: dict[str, Any]) -> int:
+        """Record a new run (status ``running``, owned by this process) and return its id.
+
+        Runs of this database left ``running`` by a process that is gone are closed first
+        (:meth:`close_dead_runs`).
+        """
+        from probe import __version__
+        from probe.store.owner import current_owner
+
+        self.close_dead_runs()
+        with self._transaction():
+            cur = self.conn.execute(
+                "INSERT INTO runs (vantage_id, started_at, software_version, lists, options, "
+                "status, owner, uid) VALUES (?, ?, ?, ?, ?, 'running', ?, ?)",
+                (vantage_id, _now(), __version__, json.dumps([str(x) for x in lists]),
+                 json.dumps(options, default=str, sort_keys=True), current_owner().to_text(),
+                 uuid7()),
+            )
+        return int(cur.lastrowid or 0)
+
+    def resume_run(self, run: int | str) -> tuple[int, int]:
+        """Reopen an interrupted run (an id or ``"latest"``) as ``running``, owned by this
+        process; returns ``(run_id, vantage_id)``. Raises :class:`StoreError` when the run does
+        not exist or did not end as interrupted (a complete run has nothing left to do)."""
+        from probe.store.owner import current_owner
+
+        self.close_dead_runs()  # a killed run is interrupted from now on
+        if run == "latest":
+            row = self.conn.execute(
+                "SELECT id FROM runs WHERE status = 'interrupted' ORDER BY id DESC LIMIT 1"
+            ).fetchone()
+            if row is None:
+                raise StoreError(f"{self.path}: no interrupted run to resume")
+            run = int(row[0])
+        run_id = int(run)
+        with self._transaction():
+            row = self.conn.execute(
+                "SELECT status, vantage_id FROM runs WHERE id = ?", (run_id,)
+            ).fetchone()
+            if row is None:
+                raise StoreError(f"{self.path}: no run {run_id}")
+            if row[0] != "interrupted":
+                raise StoreError(
+                    f"{self.path}: run {run_id} is {row[0]}; only an interrupted run can be resumed"
+                )
+            self.conn.execute(
+                "UPDATE runs SET status = 'running', finished_at = NULL, owner = ? WHERE id = ?",
+                (current_owner().to_text(), run_id),
+            )
+        return run_id, int(row[1])
+
+    def final_urls(self, run_id: int) -> Iterator[str]:
+        """The URLs of a run that have a final verdict stored."""
+        for (url,) in self.conn.execute(
+            "SELECT url FROM measurements WHERE run_id = ? AND final = 1", (run_id,)
+        ):
+            yield url
+
+    def set_run_identity(
+        self, run_id: int, record: dict[str, Any], *, network_changed: bool | None = None
+    ) -> None:
+        """Store a run's network identity (:meth:`probe.identity.Identity.record` and checks).
+
+        ``record`` holds ``start`` (and ``end``, ``checks``) identity records; the columns
+        take the start's values. ``network_changed`` is NULL until the run's end was checked.
+        """
+        private = _PRIVATE_KEYS.intersection(k.lower() for k in record.get("start", {}))
+        if private:
+            raise ValueError(f"refusing to store the probe's address ({', '.join(sorted(private))})")
+        start = record.get("start", {})
+        with self._transaction():
+            self.conn.execute(
+                "UPDATE runs SET asn = ?, as_org = ?, country = ?, resolver_ip = ?, resolver_asn = ?, "
+                "resolver_as_org = ?, network_changed = ?, identity = ? WHERE id = ?",
+                (start.get("asn"), start.get("as_org"), start.get("country"), start.get("resolver_ip"),
+                 start.get("resolver_asn"), start.get("resolver_as_org"),
+                 None if network_changed is None else int(network_changed),
+                 json.dumps(record, sort_keys=True), run_id),
+            )
+
+    def close_dead_runs(self) -> list[int]:
+        """Mark ``interrupted`` the runs still ``running`` whose process is certainly gone.
+
+        A probe killed by SIGKILL, a crash or a power cut cannot record its end. Such a run
+        gets ``finished_at`` = its last stored measurement (or its start), and its counts; what
+        it measured stays. Only runs started on this machine can be judged (see
+        :func:`probe.store.owner.is_dead`). Returns the ids closed.
+        """
+        from probe.store.owner import Owner, current_owner, is_dead
+
+        here = current_owner()
+        dead = [
+            run_id
+            for run_id, text in self.conn.execute(
+                "SELECT id, owner FROM runs WHERE status = 'running' AND owner IS NOT NULL"
+            )
+            if (owner := Owner.parse(text)) is not None and is_dead(owner, here)
+        ]
+        for run_id in dead:
+            # Its process is gone: nothing more arrives, so its last measurement is its end.
+            (last,) = self.conn.execute(
+                "SELECT coalesce((SELECT max(measured_at) FROM measurements WHERE run_id = ?), "
+                "started_at) FROM runs WHERE id = ?",
+                (run_id, run_id),
+            ).fetchone()
+            self.finish_run(run_id, "interrupted", finished_at=last)
+        return dead
+
+    def finish_run(self, run_id: int, status: str, *, finished_at: str | None = None) -> None:
+        """Close a run: its end time (default now), status and verdict counts."""
+        if status not in RUN_STATUSES:
+            raise ValueError(f"run status must be one of {', '.join(RUN_STATUSES)}, not {status!r}")
+        with self._transaction():
+            counts = self._counts(run_id)
+            self.conn.execute(
+                "UPDATE runs SET finished_at = ?, status = ?, n_measurements = ?, counts = ? "
+                "WHERE id = ?",
+                (finished_at or _now(), status, sum(counts.values()), json.dumps(counts), run_id),
+            )
+
+    def _counts(self, run_id: int) -> dict[str, int]:
+        counts = dict.fromkeys(VERDICTS, 0)
+        for verdict, n in self.conn.execute(
+            "SELECT verdict, count(*) FROM measurements WHERE run_id = ? AND final = 1 "
+            "GROUP BY verdict",
+            (run_id,),
+        ):
+            counts[verdict] = n
+        return counts
+
+    def run_summary(self, run_id: int) -> dict[str, int]:
+        """Final verdict counts of a run: every verdict of the vocabulary, zeros included."""
+        return self._counts(run_id)
+
+    def run_info(self, run_id: int) -> dict[str, Any] | None:
+        """One run as a dict (vantage name, times, status, lists, options, counts), or None."""
+        row = self.conn.execute(
+            "SELECT r.id, v.name, r.started_at, r.finished_at, r.software_version, r.lists, "
+            "r.options, r.status, r.n_measurements FROM runs r "
+            "JOIN vantage_points v ON v.id = r.vantage_id WHERE r.id = ?",
+            (run_id,),
+        ).fetchone()
+        if row is None:
+            return None
+        keys = ("run_id", "vantage", "started_at", "finished_at", "software_version", "lists",
+                "options", "status", "n_measurements")
+        info = dict(zip(keys, row, strict=True))
+        info["lists"] = json.loads(info["lists"])
+        info["options"] = json.loads(info["options"])
+        info["counts"] = self._counts(run_id)
+        return info
+
+    def latest_run_id(self, vantage: str | None = None) -> int | None:
+        """The most recent run (of vantage point ``vantage``, when given), or None."""
+        if vantage is None:
+            row = self.conn.execute("SELECT max(id) FROM runs").fetchone()
+        else:
+            row = self.conn.execute(
+                "SELECT max(r.id) FROM runs r JOIN vantage_points v ON v.id = r.vantage_id "
+                "WHERE v.name = ?",
+                (vantage,),
+            ).fetchone()
+        return None if row[0] is None else int(row[0])
+
+    def runs(self, vantage: str | None = None, limit: int | None = None) -> Iterator[dict[str, Any]]:
+        """Runs, newest first, as dicts (of vantage point ``vantage`` when given).
+
+        Keys: run_id, vantage, started_at, finished_at, status, n_measurements, counts (verdict
+        -> URLs; counted now for a run still ``running``), lists, software_version.
+        """
+        sql = (
+            "SELECT r.id, v.name, r.started_at, r.finished_at, r.status, r.n_measurements, "
+            "r.counts, r.lists, r.software_version FROM runs r "
+            "JOIN vantage_points v ON v.id = r.vantage_id"
+        )
+        params: list[Any] = []
+        if vantage is not None:
+            sql += " WHERE v.name = ?"
+            params.append(vantage)
+        sql += " ORDER BY r.id DESC"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(int(limit))
+        for r in self.conn.execute(sql, params).fetchall():
+            counts = json.loads(r[6] or "{}")
+            n = r[5]
+            if r[4] == "running":
+                counts = self._counts(r[0])
+                n = sum(counts.values())
+            yield {
+                "run_id": r[0], "vantage": r[1], "started_at": r[2], "finished_at": r[3],
+                "status": r[4], "n_measurements": n, "counts": counts,
+                "lists": json.loads(r[7] or "[]"), "software_version": r[8],
+            }
+
+    def resolve_run(self, run: int | str | None, vantage: str | None = None) -> int | None:
+        """``"latest"`` -> the latest run id (of ``vantage``); an id or digits -> that id.
+
+        Raises :class:`StoreError` when there is no such run (or no run at all).
+        """
+        if run is None:
+            return None
+        if run == "latest":
+            rid = self.latest_run_id(vantage)
+            if rid is None:
+                where = f" for vantage point {vantage!r}" if vantage else ""
+                raise StoreError(f"{self.path}: no runs{where} yet")
+            return rid
+        try:
+            rid = int(run)
+        except (TypeError, ValueError):
+            raise StoreError(f"run must be an id or 'latest', not {run!r}") from None
+        if self.conn.execute("SELECT 1 FROM runs WHERE id = ?", (rid,)).fetchone() is None:
+            raise StoreError(f"{self.path}: no run {rid}")
+        return rid
