@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -14,6 +15,8 @@ if TYPE_CHECKING:
     from probe.lab.scenarios import Scenario
 
 __all__ = ["lab"]
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _need_root() -> None:
@@ -63,66 +66,112 @@ def list_command(verbose: bool) -> None:
         click.echo(line, nl=False)
 
 
+def _prefix_option(help_text: str) -> Callable[[F], F]:
+    return click.option("--prefix", metavar="PREFIX", help=help_text)
+
+
 @lab.command()
+@_prefix_option("Name the lab's namespaces PREFIX-c, PREFIX-r, ... (default: a fresh pl<6 hex>).")
 @click.option("--latency", type=click.FloatRange(0.0), default=0.0, show_default=True,
               metavar="MS", help="Delay added by the censor to each forwarded packet (NFQUEUE).")
 @click.option("--bandwidth", metavar="RATE", help="Cap the censor's forwarding rate (tbf), e.g. 8mbit.")
 @click.option("--no-helper", is_flag=True, help="Do not start the control helper.")
-def up(latency: float, bandwidth: str | None, no_helper: bool) -> None:
-    """Build the lab, start its services, and print how to measure inside it.
+def up(prefix: str | None, latency: float, bandwidth: str | None, no_helper: bool) -> None:
+    """Build a lab of yours, start its services, and print how to measure inside it.
+
+    The lab stays up until you run `probe lab down`; other users' labs and labs of running
+    tests are never touched, and several labs (each with its own --prefix) run side by side.
 
     \b
-    Example:
+    Examples:
       sudo probe lab up && sudo probe lab run clean
+      sudo probe lab up --prefix mylab && sudo probe lab run --prefix mylab clean
     """
     _need_root()
     from probe.lab.lab import Lab, LabError
 
     try:
         lab_ = Lab.create(helper=not no_helper, persistent=True, latency_ms=latency,
-                          bandwidth=bandwidth)  # fmt: skip
+                          bandwidth=bandwidth, prefix=prefix)  # fmt: skip
     except LabError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(lab_.describe())
 
 
 @lab.command()
-@click.option("--all", "all_labs", is_flag=True, help="Also remove every other lab of this machine.")
-def down(all_labs: bool) -> None:
-    """Stop the lab's services and delete its namespaces (and stale labs of crashed runs).
+@_prefix_option("Remove the lab of yours with this prefix.")
+@click.option("--all", "all_labs", is_flag=True, help="Remove every lab of yours.")
+def down(prefix: str | None, all_labs: bool) -> None:
+    """Stop a lab of yours and delete its namespaces (and stale labs of crashed runs).
+
+    Without --prefix or --all it removes your only lab. Labs of other users and labs that a
+    running process owns (a test session, a `probe lab run`) are never removed.
 
     \b
-    Example:
+    Examples:
       sudo probe lab down
+      sudo probe lab down --prefix mylab
     """
     _need_root()
     from probe.lab import topology
     from probe.lab.lab import Lab, LabError
 
+    if prefix is not None and all_labs:
+        raise click.UsageError("--prefix and --all exclude each other")
     removed = topology.cleanup_stale()
-    while True:
-        try:
-            lab_ = Lab.attach()
-        except LabError:
-            break
+    try:
+        if all_labs:
+            targets = [Lab.attach(i.prefix) for i in topology.labs() if i.live and i.mine()]
+        else:
+            targets = [Lab.attach(prefix)]
+    except LabError as exc:
+        if prefix is not None or "several" in str(exc):
+            raise click.ClickException(str(exc)) from None
+        targets = []  # no lab of yours is up: only stale ones (if any) were removed
+    for lab_ in targets:
         lab_.down()
         removed.append(lab_.topo.prefix)
-        if not all_labs:
-            break
-    click.echo(f"removed: {', '.join(removed)}" if removed else "no lab was up")
+    click.echo(f"removed: {', '.join(removed)}" if removed else "no lab of yours was up")
+
+
+@lab.command("status")
+def status() -> None:
+    """List the labs of this machine: prefix, owner, and whether you may use it.
+
+    \b
+    Example:
+      sudo probe lab status
+    """
+    _need_root()
+    from probe.lab import topology
+
+    me = topology.creator_uid()
+    found = topology.labs()
+    if not found:
+        click.echo("no lab is up")
+    for info in found:
+        if info.persistent:
+            owner = "yours" if info.mine(me) else f"uid {info.uid}"
+            kind = f"probe lab up, {owner}"
+        else:
+            kind = f"process {info.owner_pid}{'' if info.owner_alive else ' (gone: stale)'}"
+        click.echo(f"{info.prefix}  {'up' if info.live else 'not running'}  ({kind})")
 
 
 @lab.command()
 @click.argument("scenarios", nargs=-1, metavar="[SCENARIO]...")
+@_prefix_option("Use the lab of yours with this prefix (default: your only lab, else a new one).")
 @click.option("--workdir", type=click.Path(file_okay=False, path_type=Path),
               help="Keep the probe's databases here (default: a temporary directory).")
 @click.option("--golden", type=click.Path(file_okay=False, path_type=Path),
               help="Also write each target's observations as a golden case into this directory.")
 @click.option("-v", "--verbose", is_flag=True, help="Show the probe's errors.")
-def run(scenarios: tuple[str, ...], workdir: Path | None, golden: Path | None, verbose: bool) -> None:
+def run(scenarios: tuple[str, ...], prefix: str | None, workdir: Path | None, golden: Path | None,
+        verbose: bool) -> None:
     """Run scenarios (default: all) and compare what the probe stored with what is expected.
 
-    Uses the lab started by `probe lab up`, or builds a temporary one. Prints one row per URL:
+    Uses your lab started by `probe lab up` (--prefix picks one), or builds a temporary one;
+    never another user's lab or one a running test owns. Prints one row per URL:
     expected verdict/stage, the stored one, and PASS, obs (observations right, verdict wrong)
     or FAIL. Exits 1 when any URL did not pass.
 
@@ -140,8 +189,10 @@ def run(scenarios: tuple[str, ...], workdir: Path | None, golden: Path | None, v
     chosen = _scenarios(scenarios)
     try:
         try:
-            lab_, own = Lab.attach(), False
+            lab_, own = Lab.attach(prefix), False
         except LabError:
+            if prefix is not None:
+                raise
             lab_, own = Lab.create(), True
     except LabError as exc:
         raise click.ClickException(str(exc)) from None
@@ -179,4 +230,4 @@ def export_golden_command(ctx: click.Context, directory: Path, scenarios: tuple[
     Example:
       sudo probe lab export-golden tests/unit/golden
     """
-    ctx.invoke(run, scenarios=scenarios, workdir=None, golden=directory, verbose=False)
+    ctx.invoke(run, scenarios=scenarios, prefix=None, workdir=None, golden=directory, verbose=False)

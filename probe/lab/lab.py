@@ -120,6 +120,7 @@ class Lab:
     services: dict[str, int] = field(default_factory=dict)
     helper_error: str = ""
     env: dict[str, str] | None = None  # environment of every lab process (None: ours)
+    uid: int = field(default_factory=topology.creator_uid)  # the user it belongs to
     _procs: list[subprocess.Popen[bytes]] = field(default_factory=list, repr=False)
     _delay: Any = field(default=None, repr=False)
 
@@ -127,11 +128,13 @@ class Lab:
 
     @classmethod
     def create(cls, *, helper: bool = True, persistent: bool = False, latency_ms: float = 0.0,
-               bandwidth: str | None = None, env: dict[str, str] | None = None) -> Lab:  # fmt: skip
-        """Build a new lab with a fresh prefix and start its services (cleans stale labs first).
+               bandwidth: str | None = None, env: dict[str, str] | None = None,
+               prefix: str | None = None) -> Lab:  # fmt: skip
+        """Build a new lab and start its services (cleans stale labs first).
 
-        ``env`` is the environment of the lab's processes (services and probe), by default this
-        process's.
+        ``prefix`` names its namespaces and state (default: a fresh ``pl<6 hex>``); a prefix
+        already in use is refused, whoever uses it. ``env`` is the environment of the lab's
+        processes (services and probe), by default this process's.
         """
         if not is_root():
             raise LabError("the lab needs root (network namespaces, iptables)")
@@ -139,8 +142,10 @@ class Lab:
         if missing:
             raise LabError(f"the lab needs these tools: {', '.join(missing)}")
         topology.cleanup_stale()
-        lab = cls(Topology(topology.new_prefix(), sites.server_addresses()), persistent, helper,
+        chosen = topology.check_prefix(prefix) if prefix is not None else topology.new_prefix()
+        lab = cls(Topology(chosen, sites.server_addresses()), persistent, helper,
                   env=dict(env) if env is not None else None)  # fmt: skip
+        lab._claim()  # raises, touching nothing, if the prefix is taken
         try:
             lab._up(latency_ms, bandwidth)
         except BaseException:
@@ -150,26 +155,38 @@ class Lab:
 
     @classmethod
     def attach(cls, prefix: str | None = None) -> Lab:
-        """The running persistent lab (``probe lab up``), or the one named by ``prefix``."""
-        live = set(topology.list_namespaces())
-        candidates = []
-        root = topology.STATE_ROOT
-        for d in sorted(root.iterdir()) if root.is_dir() else []:
-            if prefix and d.name != prefix:
-                continue
-            try:
-                info = json.loads((d / "state.json").read_text())
-            except (OSError, ValueError):
-                continue
-            if f"{d.name}-c" in live:
-                candidates.append(info)
-        if not candidates:
-            raise LabError("no lab is up (start one with `probe lab up`)")
-        info = max(candidates, key=lambda i: i.get("created", 0))  # the newest
-        lab = cls(Topology(info["prefix"], tuple(info.get("server_addresses", ()))),
-                  info.get("persistent", False), info.get("helper", False))  # fmt: skip
-        lab.services = dict(info.get("services", {}))
-        lab.helper_error = info.get("helper_error", "")
+        """A persistent lab (``probe lab up``) of this user: the one named ``prefix``, or the
+        only one. Another user's lab, and a lab that belongs to a running process (a test
+        session, another ``probe lab run``), are never attached to: their owner resets and
+        tears them down, and a second user of them would change their scenarios' outcomes."""
+        me = topology.creator_uid()
+        every = [i for i in topology.labs() if i.live]
+        if prefix is not None:
+            topology.check_prefix(prefix)
+            info = next((i for i in every if i.prefix == prefix), None)
+            if info is None:
+                raise LabError(f"no lab {prefix} is up")
+            if not info.persistent:
+                raise LabError(f"lab {prefix} belongs to process {info.owner_pid} (a test or "
+                               "`probe lab run`), not to `probe lab up`; leaving it alone")  # fmt: skip
+            if not info.mine(me):
+                raise LabError(f"lab {prefix} belongs to another user (uid {info.uid}); leaving it alone")
+        else:
+            mine = [i for i in every if i.mine(me)]
+            if not mine:
+                raise LabError("no lab of yours is up (start one with `probe lab up`)")
+            if len(mine) > 1:
+                names = ", ".join(i.prefix for i in mine)
+                raise LabError(f"several labs of yours are up ({names}): choose one with --prefix")
+            info = mine[0]
+        state = info.state
+        addresses = state.get("server_addresses", ())
+        lab = cls(Topology(info.prefix, tuple(str(a) for a in addresses)
+                           if isinstance(addresses, list) else ()),
+                  info.persistent, bool(state.get("helper", False)))  # fmt: skip
+        services = state.get("services", {})
+        lab.services = {str(k): int(v) for k, v in services.items()} if isinstance(services, dict) else {}
+        lab.helper_error = str(state.get("helper_error", ""))
         return lab
 
     def __enter__(self) -> Lab:
@@ -196,6 +213,7 @@ class Lab:
         info = {
             "prefix": self.topo.prefix,
             "owner": os.getpid(),
+            "uid": self.uid,
             "persistent": self.persistent,
             "helper": self.helper,
             "helper_error": self.helper_error,
@@ -205,13 +223,22 @@ class Lab:
         }
         topology.write_state(self.state_dir, info)
 
+    def _claim(self) -> None:
+        """Make the lab's state directory and state file, or refuse a prefix in use."""
+        sd = self.state_dir
+        with topology.state_lock():  # another process's clean-up must not see a state-less dir
+            taken = [ns for ns in topology.list_namespaces() if ns in self.topo.namespaces]
+            if sd.exists():
+                taken.append(str(sd))
+            if taken:
+                raise LabError(f"lab prefix {self.topo.prefix} is in use ({', '.join(taken)})")
+            sd.mkdir(parents=True)
+            self._save_state()  # first, so that a crash from here on is cleaned up as stale
+
     def _up(self, latency_ms: float, bandwidth: str | None) -> None:
         from probe.lab.certs import make_certs
 
         sd = self.state_dir
-        with topology.state_lock():  # another process's clean-up must not see a state-less dir
-            sd.mkdir(parents=True, exist_ok=True)
-            self._save_state()  # first, so that a crash from here on is cleaned up as stale
         topology.build(self.topo)
         certs = make_certs(sd, [s.name for s in sites.SITES if s.ip])
         (sd / "zone.json").write_text(json.dumps(sites.zone(), indent=1))

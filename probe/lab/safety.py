@@ -5,7 +5,9 @@ leaves the machine. Every lab entry point that sends traffic calls :func:`requir
 first, and the driver checks the namespace it enters.
 
 The check is positive: the calling thread's network namespace must be one of the lab's named
-namespaces (``/run/netns/pl<hex>-<role>``, compared by device and inode). Comparing with PID 1's
+namespaces (``/run/netns/PREFIX-<role>``, compared by device and inode), where PREFIX is a
+generated ``pl<hex>`` or a prefix chosen with ``probe lab up --prefix`` that has a lab state
+file (so that an unrelated namespace that happens to look like one does not count). Comparing with PID 1's
 namespace is not enough: in a container ``/proc/1/ns/net`` is often unreadable even for root.
 """
 
@@ -25,6 +27,18 @@ __all__ = [
 
 NETNS_DIR = "/run/netns"
 _LAB_NS = re.compile(r"^pl[0-9a-f]{6}-[crsu124]$")
+_CHOSEN_NS = re.compile(r"^([a-z][a-z0-9]{1,11})-[crsu124]$")  # topology.PREFIX_RE, role
+
+
+def _is_lab_name(name: str) -> bool:
+    if _LAB_NS.match(name):
+        return True
+    m = _CHOSEN_NS.match(name)
+    if m is None:
+        return False
+    from probe.lab.topology import STATE_ROOT
+
+    return (STATE_ROOT / m.group(1) / "state.json").is_file()
 
 
 class LabSafetyError(RuntimeError):
@@ -58,7 +72,7 @@ def current_lab_namespace() -> str | None:
     except OSError:
         return None
     for name in names:
-        if _LAB_NS.match(name) and namespace_id(os.path.join(NETNS_DIR, name)) == here:
+        if _is_lab_name(name) and namespace_id(os.path.join(NETNS_DIR, name)) == here:
             return name
     return None
 

@@ -17,9 +17,14 @@ The control helper runs in the "uncensored" namespace: the client reaches it ove
 (10.66.4.0/24), so its own measurements never meet the censor's rules. The uncensored namespace
 does not forward, so the client cannot route around the censor through it.
 
-Namespace names are global to the machine, so each lab gets a unique prefix (``pl`` + 6 hex
-digits); interface names live inside the namespaces and need no prefix. No interface, address or
-route of the lab exists in the root namespace.
+Namespace names are global to the machine, so each lab has a prefix of its own (``pl`` + 6 hex
+digits, or one its creator chose: :data:`PREFIX_RE`) on its namespaces, its ``/etc/netns``
+entries and its state directory; interface names and addresses live inside the namespaces and
+need no prefix. No interface, address or route of the lab exists in the root namespace.
+
+Each lab has an owner, recorded in its state: the process that made it (a test session, a
+``probe lab run``) or, for a lab that outlives its maker (``probe lab up``), the user. Nothing
+but its owner touches a lab: :func:`labs` tells whose each one is.
 """
 
 from __future__ import annotations
@@ -51,17 +56,22 @@ __all__ = [
     "LAB_NET",
     "NODNS_IP",
     "NS_PATTERN",
+    "PREFIX_RE",
     "SERVER",
     "SERVER_CTL",
     "SERVER_GW",
     "STATE_ROOT",
     "UNCENSORED_OUT",
     "LabError",
+    "LabInfo",
     "Router",
     "Topology",
     "build",
+    "check_prefix",
     "cleanup_stale",
+    "creator_uid",
     "destroy",
+    "labs",
     "new_prefix",
     "ns_run",
 ]
@@ -82,8 +92,11 @@ HELPER_PORT = 8780
 UNCENSORED_OUT = "10.66.4.1"
 SERVER_CTL = "10.66.4.2"
 
-#: Namespaces (and state directories) of every lab, live or stale: ``pl<6 hex>-<role>``.
+#: Namespaces of labs with a generated prefix, live or stale: ``pl<6 hex>-<role>``.
 NS_PATTERN = re.compile(r"^(pl[0-9a-f]{6})-[crsu124]$")
+#: A lab prefix a user may choose (``probe lab up --prefix``): short, so ``PREFIX-role`` stays
+#: a readable namespace name, and free of anything a shell or a path would interpret.
+PREFIX_RE = re.compile(r"^[a-z][a-z0-9]{1,11}$")
 #: Per-lab state (pids, configs, certificates); tmpfs, so a reboot clears it.
 STATE_ROOT = Path(os.environ.get("PROBE_LAB_STATE", "/run/probe-lab"))
 
@@ -164,6 +177,22 @@ def new_prefix() -> str:
     """A namespace prefix unique to this process and moment."""
     seed = f"{os.getpid()}-{time.time_ns()}".encode()
     return "pl" + hashlib.sha256(seed).hexdigest()[:6]
+
+
+def check_prefix(prefix: str) -> str:
+    """``prefix`` if it can name a lab (:data:`PREFIX_RE`); else :class:`LabError` saying why."""
+    if not PREFIX_RE.fullmatch(prefix):
+        raise LabError(f"invalid lab prefix {prefix!r}: 2-12 characters, a lower-case letter "
+                       "then lower-case letters or digits")  # fmt: skip
+    return prefix
+
+
+def creator_uid() -> int:
+    """The user a lab made now belongs to: the user behind ``sudo`` when there is one."""
+    sudo_uid = os.environ.get("SUDO_UID", "")
+    if os.geteuid() == 0 and sudo_uid.isdigit():
+        return int(sudo_uid)
+    return os.getuid()
 
 
 def _run(argv: Sequence[str], *, stdin: str | None = None, check: bool = True) -> str:
@@ -349,32 +378,73 @@ def write_state(state_dir: Path, info: dict[str, object]) -> None:
     os.replace(tmp, state_dir / "state.json")
 
 
-def _owner_alive(prefix: str) -> bool:
-    state = STATE_ROOT / prefix / "state.json"
-    try:
-        info = json.loads(state.read_text())
-    except (OSError, ValueError):
-        return False
-    if info.get("persistent"):
-        return True  # `probe lab up`: lives until `probe lab down`
-    try:
-        os.kill(int(info.get("owner", 0)), 0)
-    except (ProcessLookupError, ValueError, OverflowError):
-        return False
-    except PermissionError:
+@dataclass(frozen=True)
+class LabInfo:
+    """One lab of the machine, as its state file describes it."""
+
+    prefix: str
+    uid: int | None  # the user who made it (None: an old state file without one)
+    owner_pid: int  # the process that made it
+    persistent: bool  # made by `probe lab up`: lives until `probe lab down`
+    live: bool  # its client namespace exists
+    state: dict[str, object]
+
+    @property
+    def owner_alive(self) -> bool:
+        """Whether its owner still holds it (always, for a persistent lab)."""
+        if self.persistent:
+            return True
+        if self.owner_pid <= 0:
+            return False  # no state file (or a broken one): nobody holds it
+        try:
+            os.kill(self.owner_pid, 0)
+        except (ProcessLookupError, OverflowError):
+            return False
+        except PermissionError:
+            return True
         return True
-    return True
+
+    def mine(self, uid: int | None = None) -> bool:
+        """Whether a persistent lab belongs to user ``uid`` (default: :func:`creator_uid`)."""
+        return self.persistent and self.uid == (creator_uid() if uid is None else uid)
+
+
+def _read_state(prefix: str, live: bool) -> LabInfo:
+    try:
+        info = json.loads((STATE_ROOT / prefix / "state.json").read_text())
+        if not isinstance(info, dict):
+            raise ValueError("not an object")
+    except (OSError, ValueError):
+        info = {}
+    uid = info.get("uid")
+    try:
+        owner = int(info.get("owner", 0))
+    except (TypeError, ValueError):
+        owner = 0
+    return LabInfo(prefix, uid if isinstance(uid, int) else None, owner,
+                   bool(info.get("persistent")), live, info)  # fmt: skip
+
+
+def labs() -> list[LabInfo]:
+    """Every lab of the machine, live or stale, by prefix."""
+    namespaces = list_namespaces()
+    prefixes = {m.group(1) for ns in namespaces if (m := NS_PATTERN.match(ns))}
+    if STATE_ROOT.is_dir():
+        prefixes |= {p.name for p in STATE_ROOT.iterdir() if p.is_dir() and PREFIX_RE.fullmatch(p.name)}
+    live = set(namespaces)
+    return [_read_state(p, f"{p}-c" in live) for p in sorted(prefixes)]
 
 
 def cleanup_stale() -> list[str]:
-    """Delete labs left by crashed runs (owner process gone); returns the prefixes removed."""
-    prefixes = {m.group(1) for ns in list_namespaces() if (m := NS_PATTERN.match(ns))}
-    if STATE_ROOT.is_dir():
-        prefixes |= {p.name for p in STATE_ROOT.iterdir() if re.fullmatch(r"pl[0-9a-f]{6}", p.name)}
+    """Delete labs left by crashed runs (owner process gone); returns the prefixes removed.
+
+    A lab whose owner is alive, and every persistent lab, is left alone: a persistent lab is
+    removed only by its user's ``probe lab down``.
+    """
     removed = []
     with state_lock():  # not while another process is between creating a lab and its state
-        for prefix in sorted(prefixes):
-            if not _owner_alive(prefix):
-                destroy(Topology(prefix))
-                removed.append(prefix)
+        for info in labs():
+            if not _read_state(info.prefix, info.live).owner_alive:  # re-read under the lock
+                destroy(Topology(info.prefix))
+                removed.append(info.prefix)
     return removed
