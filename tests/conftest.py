@@ -41,6 +41,8 @@ os.environ["PROBE_GEO_URL"] = "http://127.0.0.1:9/ip2asn-combined.tsv.gz"
 os.environ["PROBE_STUN_SERVERS"] = "127.0.0.1:9"
 os.environ["PROBE_WHOAMI_NAMES"] = "whoami.probe.test"
 os.environ["PROBE_DATA_DIR"] = str(TESTS / ".probe-data-unused")
+# `probe testlists update` fetches from a loopback port where nothing listens, never GitHub.
+os.environ["PROBE_TESTLISTS_URL"] = "http://127.0.0.1:9/test-lists/"
 netguard.install()
 
 

@@ -1,4 +1,4 @@
-"""`probe testlists`: the test lists probe knows, with URL counts per category."""
+"""`probe testlists`: the test lists probe knows (with URL counts per category), and `update`."""
 
 from __future__ import annotations
 
@@ -7,15 +7,37 @@ from pathlib import Path
 import click
 
 from probe.cli._group import cli
+from probe.cli.options import ConfigOption
 
 __all__ = ["testlists"]
 
 
-@cli.command()
+class _ShowByDefault(click.Group):
+    """`probe testlists [LIST]...` shows lists; `probe testlists update` updates them."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if not args or (args[0] not in self.commands and args[0] not in ctx.help_option_names):
+            args = ["show", *args]
+        return super().parse_args(ctx, args)
+
+
+@cli.group(cls=_ShowByDefault)
+def testlists() -> None:
+    """Show the test lists (default: the installed ones), or fetch current ones with `update`.
+
+    \b
+    Examples:
+      probe testlists                       # the lists probe measures, URLs per category
+      probe testlists my-list.csv testlists/ru.csv
+      probe testlists update                # fetch current Citizen Lab lists
+    """
+
+
+@testlists.command("show")
 @click.argument("paths", nargs=-1, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per list instead of a table.")
-def testlists(paths: tuple[Path, ...], as_json: bool) -> None:
-    """Show test lists with their URL counts per category (default: the shipped lists).
+def show(paths: tuple[Path, ...], as_json: bool) -> None:
+    """Show test lists with their URL counts per category (default: the installed lists).
 
     Invalid rows are reported on stderr with file:line and the reason.
 
@@ -44,3 +66,43 @@ def testlists(paths: tuple[Path, ...], as_json: bool) -> None:
             click.echo(json.dumps(record, ensure_ascii=False))
     else:
         click.echo(render_summary(summary))
+
+
+@testlists.command("update")
+@click.option("--source-url", "testlists_url", cls=ConfigOption, metavar="URL",
+              envvar="PROBE_TESTLISTS_URL", show_envvar=True,
+              help="A copy of the citizenlab/test-lists tree (lists/NAME.csv, README.md) "
+                   "[default: the config file's testlists_url, else the upstream repository on "
+                   "GitHub].")  # fmt: skip
+@click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path),
+              help="Install here [default: $PROBE_TESTLISTS_DIR, else ~/.local/share/probe/testlists, "
+                   "which probe then measures instead of the shipped lists].")  # fmt: skip
+@click.option("--list", "extra", multiple=True, metavar="NAME",
+              help="Also fetch this country list (e.g. ir, de); repeatable. The lists installed "
+                   "now are always fetched.")  # fmt: skip
+@click.option("--timeout", type=click.FloatRange(1, 600), default=60.0, show_default=True,
+              metavar="SECONDS", help="Per-request timeout.")  # fmt: skip
+def update(testlists_url: str | None, directory: Path | None, extra: tuple[str, ...],
+           timeout: float) -> None:  # fmt: skip
+    """Fetch the current Citizen Lab lists, check them, and install them with their license.
+
+    Every file is fetched and checked (a Citizen Lab header, valid URLs, the legend, the
+    CC BY-NC-SA 4.0 license) before any installed list is replaced; each is then replaced with
+    an atomic rename, so a failed or interrupted update never destroys the installed lists.
+    Prints, per list, how many URLs it has and how many were added and removed.
+
+    \b
+    Examples:
+      probe testlists update
+      probe testlists update --list ir --list de
+      probe testlists update --source-url https://mirror.example/test-lists/
+    """
+    from probe.testlists.update import UpdateError, update_testlists
+
+    try:
+        result = update_testlists(testlists_url, directory, extra, timeout=timeout)
+    except UpdateError as exc:
+        raise click.ClickException(f"{exc} (installed lists unchanged)") from None
+    click.echo(f"updated {result.directory} from {result.source}")
+    for change in result.changes:
+        click.echo(f"  {change.describe()}")

@@ -429,7 +429,7 @@ def test_problems_without_on_error_are_logged_not_dropped(
 def test_overlong_line_is_reported_without_being_loaded(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(testlists, "MAX_LINE_BYTES", 128)
+    monkeypatch.setattr(testlists.csvfile, "MAX_LINE_BYTES", 128)
     data = HEADER + row("http://a.example/" + "x" * 500) + row("http://b.example/")
     path = write(tmp_path, data)
     targets, problems = collect([path])
@@ -473,9 +473,7 @@ def test_binary_streams_are_refused_with_a_clear_message() -> None:
 
 
 def test_a_stream_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    import probe.testlists as tl
-
-    monkeypatch.setattr(tl, "MAX_STREAM_BYTES", 1000)
+    monkeypatch.setattr(testlists.source, "MAX_STREAM_BYTES", 1000)
     r, w = os.pipe()
     os.write(w, HEADER + b"".join(row(f"http://h{i}.example/") for i in range(100)))
     os.close(w)
