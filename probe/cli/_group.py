@@ -33,9 +33,10 @@ def config_defaults(
 ) -> tuple[dict[str, Any], set[str]]:
     """The ``default_map`` for ``group``'s commands from config ``values``, and the keys used.
 
-    Keys apply to the shared options of the commands (`run`, `results`, `runs`, `reclassify`,
-    ...), not to options of sub-group commands such as `geo lookup --db` or `helper serve`,
-    whose options share names but not meanings (only options marked configurable count).
+    Keys apply to the shared options of the top-level commands (`run`, `results`, `runs`,
+    `reclassify`, ...) and of groups that opt in (``configurable = True``: `testlists`), not
+    to sub-group commands such as `geo lookup --db` or `helper serve`, whose options share
+    names but not meanings.
     Each value is checked with its option's type, so a bad value is a
     usage error naming the file and the key rather than the flag the user never typed.
     """
@@ -43,8 +44,9 @@ def config_defaults(
     used: set[str] = set()
     for name, command in group.commands.items():
         if isinstance(command, click.Group):
-            # A sub-group's commands take only the options marked configurable (such as
-            # `testlists update --source-url`); others that share a name keep their meaning.
+            if not getattr(command, "configurable", False):
+                continue  # e.g. `helper serve`: a server's settings are its command line's
+            # A group that opts in (`testlists update --source-url`) takes config keys too.
             nested, nested_used = config_defaults(ctx, command, values, where)
             used |= nested_used
             if nested:

@@ -5,6 +5,13 @@ from __future__ import annotations
 import click
 
 from probe.cli._group import cli
+from probe.cli.options import (
+    Seconds,
+    cafile_option,
+    geo_option,
+    resolv_conf_option,
+    resolver_option,
+)
 
 __all__ = ["helper"]
 
@@ -17,30 +24,25 @@ def helper() -> None:
 @helper.command()
 @click.option("--listen", default="127.0.0.1:8080", show_default=True, metavar="HOST:PORT",
               help="Address to listen on; :PORT for every IPv4 and IPv6 address.")
-@click.option("--cafile", type=click.Path(exists=True, dir_okay=False),
-              help="Extra CA bundle (PEM) trusted when validating measured sites.")
+@cafile_option
 @click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False),
               help="Serve HTTPS with this certificate chain (PEM).")
 @click.option("--tls-key", type=click.Path(exists=True, dir_okay=False),
               help="Private key for --tls-cert (PEM).")
 @click.option("--max-in-flight", type=click.IntRange(1, 100000), default=64, show_default=True,
               help="Measurements at once; more requests get 503 with Retry-After.")
-@click.option("--body-cap", type=click.IntRange(0), default=1 << 20, show_default=True,
+@click.option("--body-cap", type=click.IntRange(0, 1 << 30), default=1 << 20, show_default=True,
               help="Decoded bytes of each fetched body kept (length and hash are of the capped body).")
-@click.option("--resolver", "resolvers", multiple=True, metavar="IP[:PORT]",
-              help="Resolve through this UDP resolver (repeatable). Default: the system's.")
-@click.option("--resolv-conf", type=click.Path(exists=True, dir_okay=False),
-              help="Take the resolvers from this resolv.conf instead of /etc/resolv.conf.")
-@click.option("--deadline", type=click.FloatRange(1.0), default=25.0, show_default=True,
+@resolver_option
+@resolv_conf_option
+@click.option("--deadline", type=Seconds(1.0), default=25.0, show_default=True,
               help="Seconds allowed per measurement, redirects included; keep it below the "
               "clients' timeout (probe: 30 s).")
-@click.option("--geo", type=click.Path(exists=True, dir_okay=False),
-              help="IP-to-ASN database (.mmdb or ip2asn TSV) for ip_info.  [default: the one "
-              "`probe geo update` downloaded, if any]")
-@click.option("--header-timeout", type=click.FloatRange(0.5, 3600), default=10.0, show_default=True,
+@geo_option
+@click.option("--header-timeout", type=Seconds(0.5, 3600.0), default=10.0, show_default=True,
               help="Seconds a connection has to deliver a request's headers (from connecting, "
               "or from the previous response); also the keep-alive idle time.")
-@click.option("--body-timeout", type=click.FloatRange(0.5, 3600), default=10.0, show_default=True,
+@click.option("--body-timeout", type=Seconds(0.5, 3600.0), default=10.0, show_default=True,
               help="Seconds a client has to send a request body; more: 408.")
 @click.option("--max-connections-per-client", type=click.IntRange(1, 1_000_000), default=256,
               show_default=True, help="Open connections per client address; more are closed.")
@@ -78,7 +80,8 @@ def serve(listen: str, cafile: str | None, tls_cert: str | None, tls_key: str | 
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--listen") from None
     try:
-        mcfg = measure_config(resolvers=resolvers, resolv_conf=resolv_conf, cafile=cafile,
+        mcfg = measure_config(resolvers=resolvers, resolv_conf=resolv_conf,
+                              cafile=cafile,
                               body_cap=body_cap, deadline=deadline)
     except (OSError, ValueError) as exc:
         raise click.UsageError(str(exc)) from None

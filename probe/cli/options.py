@@ -39,6 +39,8 @@ __all__ = [
     "geo_option",
     "list_options",
     "measure_options",
+    "resolv_conf_option",
+    "resolver_option",
     "run_settings_options",
     "since_option",
 ]
@@ -276,12 +278,15 @@ list_options = _compose(
 )
 
 _M = MeasureConfig
+resolver_option = _option(
+    "--resolver", "resolvers", multiple=True, type=Resolver(), metavar="IP[:PORT]",
+    help="Resolve through this UDP resolver instead of /etc/resolv.conf (repeatable).")
+resolv_conf_option = _option(
+    "--resolv-conf", type=click.Path(exists=True, dir_okay=False), default=None,
+    help=f"resolv.conf to read the system resolver from.  [default: {_default(_M, 'resolv_conf')}]")
 measure_options = _compose(
-    _option("--resolver", "resolvers", multiple=True, type=Resolver(), metavar="IP[:PORT]",
-                 help="Resolve through this UDP resolver instead of /etc/resolv.conf (repeatable)."),
-    _option("--resolv-conf", type=click.Path(exists=True, dir_okay=False), default=None,
-                 help="resolv.conf to read the system resolver from.  "
-                 f"[default: {_default(_M, 'resolv_conf')}]"),
+    resolver_option,
+    resolv_conf_option,
     _option("--doh", multiple=True, type=HttpURL(https_only=True), metavar="URL",
                  help="DNS-over-HTTPS server (https://) used as DNS control."),
     cafile_option,

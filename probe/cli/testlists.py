@@ -15,6 +15,8 @@ __all__ = ["testlists"]
 class _ShowByDefault(click.Group):
     """`probe testlists [LIST]...` shows lists; `probe testlists update` updates them."""
 
+    configurable = True  # `testlists_url` in the config file sets `update --source-url`
+
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         if not args or (args[0] not in self.commands and args[0] not in ctx.help_option_names):
             args = ["show", *args]

@@ -88,6 +88,9 @@ def test_the_metadata_names_the_license_urls_and_classifiers(installed: Path) ->
     (meta,) = installed.glob("lib/python*/site-packages/probe-*.dist-info/METADATA")
     text = meta.read_text()
     assert "License :: OSI Approved :: Apache Software License" in text
-    assert "Project-URL: Source" in text and "Classifier: Topic :: Internet" in text
+    assert "Classifier: Topic :: Internet" in text
+    # Only addresses that exist: the placeholder home of the project is gone.
+    assert "Project-URL: Test lists, https://github.com/citizenlab/test-lists" in text
+    assert "probe-censorship" not in text
     licenses = {p.name for p in meta.parent.rglob("*") if p.is_file()}
     assert {"LICENSE", "NOTICE.md"} <= licenses
