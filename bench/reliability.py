@@ -182,48 +182,81 @@ async def _legit_load(base: str, url: str, n: int, concurrency: int) -> tuple[fl
         return time.monotonic() - t0, statuses
 
 
-def throughput(n: int, concurrency: int = 16, stalled: int = 1000) -> dict[str, Any]:
-    """Legitimate requests per second, alone and while ``stalled`` connections are held."""
+def _phase_stats(secs: float, cpu: float, n: int, statuses: dict[str, int]) -> dict[str, Any]:
+    return {"seconds": round(secs, 2), "per_second": round(n / secs, 1),
+            "cpu_ms_per_request": round(1000 * cpu / n, 2), "statuses": statuses}
+
+
+def _spread(values: list[float]) -> dict[str, float]:
+    import statistics
+
+    return {"median": round(statistics.median(values), 2), "min": round(min(values), 2),
+            "max": round(max(values), 2)}
+
+
+def throughput(n: int, concurrency: int = 16, stalled: int = 1000, repeats: int = 5) -> dict[str, Any]:
+    """Legitimate requests per second, alone and while ``stalled`` connections are held.
+
+    Side by side in one helper: alone, held, alone, held, ..., alone (``repeats`` held phases,
+    each between two alone phases, so load drift on the machine hits both alike). Each round's
+    ratio is its held throughput over the mean of the alone phases around it; the helper's own
+    CPU time per request (user + system, from /proc) is the load-robust cost.
+    """
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     loop = ServerLoop()
     page = BombServer(b"<title>ok</title>", "identity")
     loop.run(page.__aenter__())
     url = f"http://127.0.0.1:{page.port}/"
-    out: dict[str, Any] = {"requests": n, "concurrency": concurrency, "stalled": stalled}
+    out: dict[str, Any] = {"requests": n, "concurrency": concurrency, "stalled": stalled,
+                           "repeats": repeats, "load_average": os.getloadavg()}
     try:
         # A 60 s header deadline keeps every stalled connection held through the measurement
         # (the worst case); the helper's file-descriptor limit is the usual 1024.
         with HelperProcess("--allow-private", "--resolver", "127.0.0.1:9", "--header-timeout", "60",
                            open_files=1024) as helper:
 
-            async def main() -> None:
+            async def phase() -> dict[str, Any]:
+                cpu0 = helper.cpu_seconds()
                 secs, st = await _legit_load(helper.base, url, n, concurrency)
-                out["alone"] = {"seconds": round(secs, 2), "per_second": round(n / secs, 1), "statuses": st}
+                return _phase_stats(secs, helper.cpu_seconds() - cpu0, n, st)
+
+            async def main() -> None:
+                alone, held = [await phase()], []
                 per = stalled // 4
                 sources = [f"127.0.0.{i}" for i in (11, 12, 13, 14)]
                 head = b"POST / HTTP/1.1\r\nHost: helper\r\n"
-                async with hold_connections("127.0.0.1", helper.port, per, head, sources[0]), \
-                        hold_connections("127.0.0.1", helper.port, per, head, sources[1]), \
-                        hold_connections("127.0.0.1", helper.port, per, head, sources[2]), \
-                        hold_connections("127.0.0.1", helper.port, per, head, sources[3]):
-                    async with httpx.AsyncClient(trust_env=False) as http:
-                        health = (await http.get(helper.base + "health", timeout=10)).json()
-                    secs, st = await _legit_load(helper.base, url, n, concurrency)
-                    out["under_attack"] = {"seconds": round(secs, 2), "per_second": round(n / secs, 1),
-                                           "statuses": st, "connections_held": health["connections"]}
-                # Alone again: the machine's load drifts; the ratio uses the mean of both.
-                secs, st = await _legit_load(helper.base, url, n, concurrency)
-                out["alone_after"] = {"seconds": round(secs, 2), "per_second": round(n / secs, 1),
-                                      "statuses": st}
+                for _ in range(repeats):
+                    async with hold_connections("127.0.0.1", helper.port, per, head, sources[0]), \
+                            hold_connections("127.0.0.1", helper.port, per, head, sources[1]), \
+                            hold_connections("127.0.0.1", helper.port, per, head, sources[2]), \
+                            hold_connections("127.0.0.1", helper.port, per, head, sources[3]):
+                        async with httpx.AsyncClient(trust_env=False) as http:
+                            health = (await http.get(helper.base + "health", timeout=10)).json()
+                        row = await phase()
+                        row["connections_held"] = health["connections"]
+                        held.append(row)
+                    alone.append(await phase())
+                out["alone"], out["under_attack"] = alone, held
 
             asyncio.run(main())
             out["helper_peak_rss_mb"] = round(helper.hwm_mb(), 1)
     finally:
         loop.close()
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
-    alone = (out["alone"]["per_second"] + out["alone_after"]["per_second"]) / 2
-    out["ratio"] = round(out["under_attack"]["per_second"] / alone, 2)
+    alone, held = out["alone"], out["under_attack"]
+
+    def around(key: str, i: int) -> float:
+        return float(alone[i][key] + alone[i + 1][key]) / 2
+
+    out["ratio"] = _spread([h["per_second"] / around("per_second", i) for i, h in enumerate(held)])
+    out["cpu_ratio"] = _spread([h["cpu_ms_per_request"] / around("cpu_ms_per_request", i)
+                                for i, h in enumerate(held)])  # fmt: skip
+    out["alone_per_second"] = _spread([a["per_second"] for a in alone])
+    out["held_per_second"] = _spread([h["per_second"] for h in held])
+    out["alone_cpu_ms"] = _spread([a["cpu_ms_per_request"] for a in alone])
+    out["held_cpu_ms"] = _spread([h["cpu_ms_per_request"] for h in held])
+    out["load_average_after"] = os.getloadavg()
     print(json.dumps(out), flush=True)
     return out
 
@@ -232,10 +265,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer legitimate requests")
     parser.add_argument("--skip-servers", action="store_true", help="only the throughput figures")
+    parser.add_argument("--repeats", type=int, default=5, help="held phases (each between two alone)")
+    parser.add_argument("--requests", type=int, default=0, help="legitimate requests per phase")
     args = parser.parse_args()
     assert socket.gethostbyname("127.0.0.1") == "127.0.0.1"
     rows = [] if args.skip_servers else hostile_servers()
-    tp = throughput(100 if args.quick else 400)
+    tp = throughput(args.requests or (100 if args.quick else 200), repeats=args.repeats)
     print("\n| scenario | probe run peak RSS | helper peak RSS | probe result | helper result |")
     print("|---|---|---|---|---|")
     for r in rows:
@@ -244,11 +279,19 @@ def main() -> None:
         res = f"{h['status']} {h['failure'] or ''} {h['body_length']} B{cut}"
         print(f"| {r['scenario']} | {p['peak_rss_mb']} MB | {h['peak_rss_mb']} MB | exit {p['rc']}, "
               f"{p['seconds']} s | {res.strip()}, {h['seconds']} s |")
-    attack = tp["under_attack"]
-    print(f"\nthroughput: alone {tp['alone']['per_second']}/s then {tp['alone_after']['per_second']}/s, "
-          f"with {tp['stalled']} stalled "
-          f"connections {attack['per_second']}/s (ratio {tp['ratio']}), statuses {attack['statuses']}")
-
+    held = tp["under_attack"]
+    print(f"\nhelper throughput, {tp['requests']} requests per phase, {tp['repeats']} held phases "
+          f"(load average {tp['load_average'][0]:.1f} before, {tp['load_average_after'][0]:.1f} after):")
+    print("| | alone | with 1,000 stalled connections held | ratio held/alone |")
+    print("|---|---|---|---|")
+    for key, a, h, r in (("requests/s", "alone_per_second", "held_per_second", "ratio"),
+                         ("helper CPU ms/request", "alone_cpu_ms", "held_cpu_ms", "cpu_ratio")):
+        print(f"| {key} (median, min-max) | {tp[a]['median']} ({tp[a]['min']}-{tp[a]['max']}) | "
+              f"{tp[h]['median']} ({tp[h]['min']}-{tp[h]['max']}) | "
+              f"{tp[r]['median']} ({tp[r]['min']}-{tp[r]['max']}) |")
+    print(f"statuses under attack: {[h['statuses'] for h in held]}; "
+          f"connections held: {[h['connections_held'] for h in held]}; "
+          f"helper peak RSS {tp['helper_peak_rss_mb']} MB")
 
 if __name__ == "__main__":
     main()

@@ -312,6 +312,14 @@ class HelperProcess:
         assert self._proc is not None
         return vm_hwm_mb(self._proc.pid)
 
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) the helper has used so far: a cost that, unlike wall
+        time, does not grow when other work shares the machine."""
+        assert self._proc is not None
+        with open(f"/proc/{self._proc.pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def stop(self, timeout: float = 60.0) -> None:
         proc = self._proc
         if proc is None or self.returncode is not None:
