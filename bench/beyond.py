@@ -33,13 +33,10 @@ sys.path.insert(0, str(ROOT))
 
 
 def _endpoints(lab: Any, tmp: Path, n: int) -> tuple[Path, subprocess.Popen[bytes]]:
-    import trustme
-
+    from probe.lab.certs import CertAuthority
     from probe.lab.topology import ns_run
 
-    cert = trustme.CA().issue_cert("relay.invalid")
-    cert.private_key_and_cert_chain_pem.write_to_path(str(tmp / "relay.pem"))
-    cert.private_key_pem.write_to_path(str(tmp / "relay.key"))
+    CertAuthority("untrusted relay CA").leaf_files(tmp, "relay", "relay.invalid")  # nobody trusts it
     ip = "10.66.2.210"
     ns_run(lab.topo.server, ["ip", "addr", "add", f"{ip}/32", "dev", "s0"], check=False)
     tls_ports = list(range(20000, 20000 + (n + 2) // 3))

@@ -38,17 +38,12 @@ _PAGE = (
 
 def make_certs(directory: Path) -> tuple[Path, Path, Path]:
     """Write ca.pem, server chain and key for ``*.bench.test``; return their paths."""
-    import trustme
+    from probe.lab.certs import CertAuthority
 
-    ca = trustme.CA(organization_name="probe bench CA")
-    leaf = ca.issue_cert(f"*.{DOMAIN}", DOMAIN)
-    ca_path, chain_path, key_path = directory / "ca.pem", directory / "server.pem", directory / "key.pem"
-    ca.cert_pem.write_to_path(str(ca_path))
-    leaf.private_key_pem.write_to_path(str(key_path))
-    with chain_path.open("wb") as f:
-        for blob in leaf.cert_chain_pems:
-            f.write(blob.bytes())
-    return ca_path, chain_path, key_path
+    ca = CertAuthority("probe bench CA")
+    ca_path = Path(ca.write(directory / "ca.pem"))
+    chain_path, key_path = ca.leaf_files(directory, "server", f"*.{DOMAIN}", DOMAIN)
+    return ca_path, Path(chain_path), Path(key_path)
 
 
 def nginx_config(directory: Path, ip: str, cert: Path, key: Path, workers: int = 1) -> Path:

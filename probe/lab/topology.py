@@ -36,11 +36,13 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from probe.lab import netns
+from probe.lab.netns import Namespace, Veth, list_namespaces, ns_run
 
 __all__ = [
     "AUTH_DNS",
@@ -72,6 +74,7 @@ __all__ = [
     "creator_uid",
     "destroy",
     "labs",
+    "list_namespaces",
     "new_prefix",
     "ns_run",
 ]
@@ -100,16 +103,8 @@ PREFIX_RE = re.compile(r"^[a-z][a-z0-9]{1,11}$")
 #: Per-lab state (pids, configs, certificates); tmpfs, so a reboot clears it.
 STATE_ROOT = Path(os.environ.get("PROBE_LAB_STATE", "/run/probe-lab"))
 
-_SYSCTL_ROUTERLESS = (
-    "net.ipv4.conf.all.rp_filter=0",
-    "net.ipv4.conf.default.rp_filter=0",
-    "net.ipv6.conf.all.disable_ipv6=1",
-    "net.ipv6.conf.default.disable_ipv6=1",
-)
-
-
-class LabError(RuntimeError):
-    """The lab could not be built, started or torn down."""
+#: The lab could not be built, started or torn down (one error for all namespace work).
+LabError = netns.NetnsError
 
 
 @dataclass(frozen=True)
@@ -195,101 +190,27 @@ def creator_uid() -> int:
     return os.getuid()
 
 
-def _run(argv: Sequence[str], *, stdin: str | None = None, check: bool = True) -> str:
-    proc = subprocess.run(list(argv), input=stdin, capture_output=True, text=True)
-    if check and proc.returncode != 0:
-        raise LabError(f"{' '.join(argv[:6])} ... failed ({proc.returncode}): {proc.stderr.strip()}")
-    return proc.stdout
-
-
-def ns_run(ns: str, argv: Sequence[str], *, stdin: str | None = None, check: bool = True) -> str:
-    """Run a command inside namespace ``ns`` (``ip netns exec``) and return its stdout."""
-    return _run(["ip", "netns", "exec", ns, *argv], stdin=stdin, check=check)
-
-
-def _ns_script(batch: str, sysctls: Sequence[str], devs: Sequence[str]) -> str:
-    # One shell per namespace: sysctls, checksum offload off, then the ip batch.
-    lines = [f"sysctl -qw {s}" for s in sysctls]
-    lines += [f"ethtool -K {d} tx off >/dev/null 2>&1 || true" for d in devs]
-    lines.append(f"ip -batch - <<'EOF'\n{batch}EOF")
-    return "set -e\n" + "\n".join(lines) + "\n"
-
-
 def build(topo: Topology) -> None:
     """Create the namespaces, links, addresses and routes of ``topo`` (about 0.1 s)."""
-    if shutil.which("ip") is None:
-        raise LabError("the lab needs iproute2 (ip)")
     c, s, u = topo.client, topo.server, topo.uncensored
+    server_addrs = dict.fromkeys((SERVER, AUTH_DNS, BLOCKPAGE_IP, NODNS_IP, *topo.server_addresses))
+    spaces = [
+        Namespace(c, (("c0", f"{CLIENT}/24"), ("c1", f"{CLIENT_CTL}/24")), (f"default via {GATEWAY}",)),
+        Namespace(s, (*(("s0", f"{a}/24") for a in server_addrs), ("s1", f"{SERVER_CTL}/24")),
+                  (f"default via {SERVER_GW}",)),
+        Namespace(u, (("u0", f"{HELPER}/24"), ("u1", f"{UNCENSORED_OUT}/24")),
+                  (f"10.66.2.0/24 via {SERVER_CTL}",)),
+        # No ICMP rate limit: `probe trace` counts on every router answering every expired probe.
+        *(Namespace(topo.router(h), (h.inside, h.outside), h.routes,
+                    ("net.ipv4.ip_forward=1", "net.ipv4.icmp_ratelimit=0")) for h in CHAIN),
+    ]  # fmt: skip
     # veth pairs along the chain: client -> hop 1 -> ... -> hop 4 -> server, then the bypass.
     ends = [(c, "c0"), *((topo.router(h), dev) for h in CHAIN for dev in (h.inside[0], h.outside[0])),
             (s, "s0")]  # fmt: skip
-    root_batch = "".join(f"netns add {ns}\n" for ns in topo.namespaces)
-    for (ns_a, dev_a), (ns_b, dev_b) in zip(ends[0::2], ends[1::2], strict=True):
-        root_batch += f"link add name {dev_a} netns {ns_a} type veth peer name {dev_b} netns {ns_b}\n"
-    root_batch += (
-        f"link add name c1 netns {c} type veth peer name u0 netns {u}\n"
-        f"link add name u1 netns {u} type veth peer name s1 netns {s}\n"
-    )
-    try:
-        _run(["ip", "-batch", "-"], stdin=root_batch)
-    except LabError:
-        destroy(topo)
-        raise
-    ups = "link set lo up\n"
-    client = ups + (
-        f"addr add {CLIENT}/24 dev c0\nlink set c0 up\n"
-        f"addr add {CLIENT_CTL}/24 dev c1\nlink set c1 up\n"
-        f"route add default via {GATEWAY}\n"
-    )
-    server = ups + f"addr add {SERVER}/24 dev s0\n"
-    for addr in dict.fromkeys((AUTH_DNS, BLOCKPAGE_IP, NODNS_IP, *topo.server_addresses)):
-        if addr != SERVER:
-            server += f"addr add {addr}/24 dev s0\n"
-    server += (
-        f"link set s0 up\nroute add default via {SERVER_GW}\n"
-        f"addr add {SERVER_CTL}/24 dev s1\nlink set s1 up\n"
-    )
-    uncensored = ups + (
-        f"addr add {HELPER}/24 dev u0\nlink set u0 up\n"
-        f"addr add {UNCENSORED_OUT}/24 dev u1\nlink set u1 up\n"
-        f"route add 10.66.2.0/24 via {SERVER_CTL}\n"
-    )
-    devices: dict[str, tuple[str, ...]] = {c: ("c0", "c1"), s: ("s0", "s1"), u: ("u0", "u1")}
-    scripts = {
-        c: _ns_script(client, _SYSCTL_ROUTERLESS, devices[c]),
-        s: _ns_script(server, _SYSCTL_ROUTERLESS, devices[s]),
-        u: _ns_script(uncensored, _SYSCTL_ROUTERLESS, devices[u]),
-    }
-    for h in CHAIN:
-        ns = topo.router(h)
-        batch = ups
-        for dev, addr in (h.inside, h.outside):
-            batch += f"addr add {addr} dev {dev}\nlink set {dev} up\n"
-        batch += "".join(f"route add {r}\n" for r in h.routes)
-        devices[ns] = (h.inside[0], h.outside[0])
-        # No ICMP rate limit: `probe trace` counts on every router answering every expired probe.
-        sysctls = (*_SYSCTL_ROUTERLESS, "net.ipv4.ip_forward=1", "net.ipv4.icmp_ratelimit=0")
-        scripts[ns] = _ns_script(batch, sysctls, devices[ns])
-    procs = {
-        ns: subprocess.Popen(
-            ["ip", "netns", "exec", ns, "sh", "-c", script],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for ns, script in scripts.items()
-    }
-    errors = []
-    for ns, proc in procs.items():
-        _, err = proc.communicate()
-        if proc.returncode != 0:
-            errors.append(f"{ns}: {err.strip()}")
-    if errors:
-        destroy(topo)
-        raise LabError("lab setup failed: " + "; ".join(errors))
-    # Each veth's rp_filter is copied from "default" at creation time, which was the host's.
-    for ns, devs in devices.items():
-        ns_run(ns, ["sh", "-c", " ".join(f"sysctl -qw net.ipv4.conf.{d}.rp_filter=0;" for d in devs)])
+    veths = [Veth(a_ns, a_dev, b_ns, b_dev)
+             for (a_ns, a_dev), (b_ns, b_dev) in zip(ends[0::2], ends[1::2], strict=True)]
+    veths += [Veth(c, "c1", u, "u0"), Veth(u, "u1", s, "s1")]
+    netns.build(spaces, veths)
     _write_resolv_conf(c, CENSOR_IN)  # the ISP resolver, on the censor
     _write_resolv_conf(u, AUTH_DNS)  # the helper resolves without the censor
     _write_resolv_conf(s, AUTH_DNS)
@@ -301,56 +222,10 @@ def _write_resolv_conf(ns: str, resolver: str) -> None:
     (d / "resolv.conf").write_text(f"# probe lab {ns}\nnameserver {resolver}\noptions timeout:2 attempts:1\n")
 
 
-def _kill_pids(pids: Sequence[int]) -> None:
-    import signal
-
-    for pid in pids:
-        try:
-            os.kill(pid, signal.SIGTERM)
-        except (ProcessLookupError, PermissionError):
-            pass
-    deadline = time.monotonic() + 2.0
-    for pid in pids:
-        while time.monotonic() < deadline:
-            try:
-                os.kill(pid, 0)
-            except (ProcessLookupError, PermissionError):
-                break
-            try:
-                os.waitpid(pid, os.WNOHANG)
-            except ChildProcessError:
-                pass
-            time.sleep(0.02)
-        else:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-
-
-def _ns_pids(ns: str) -> list[int]:
-    out = _run(["ip", "netns", "pids", ns], check=False)
-    return [int(x) for x in out.split() if x.isdigit()]
-
-
 def destroy(topo: Topology) -> None:
     """Stop every process left in the lab's namespaces, delete them and the lab's state."""
-    existing = set(list_namespaces())
-    for ns in topo.namespaces:
-        if ns in existing:
-            _kill_pids(_ns_pids(ns))
-    batch = "".join(f"netns del {ns}\n" for ns in topo.namespaces if ns in existing)
-    if batch:
-        _run(["ip", "-force", "-batch", "-"], stdin=batch, check=False)
-    for ns in topo.namespaces:
-        shutil.rmtree(Path("/etc/netns") / ns, ignore_errors=True)
+    netns.delete(topo.namespaces)
     shutil.rmtree(topo.state_dir, ignore_errors=True)
-
-
-def list_namespaces() -> list[str]:
-    """Names of all network namespaces of the machine."""
-    out = _run(["ip", "netns", "list"], check=False)
-    return [line.split()[0] for line in out.splitlines() if line.strip()]
 
 
 @contextlib.contextmanager

@@ -58,7 +58,6 @@ Lower-level pieces (for tests that need their own behaviour): :class:`ServerLoop
 from __future__ import annotations
 
 import asyncio
-import datetime
 import socket
 import ssl
 import struct
@@ -257,35 +256,22 @@ class TLSFiles:
     """A trustme CA (written to ``ca_path``) and server contexts with per-name certificates."""
 
     def __init__(self, names: list[str], directory: Path | None = None) -> None:
-        import trustme
+        from probe.lab.certs import CertAuthority
 
         self.dir = Path(directory or tempfile.mkdtemp(prefix="probe-tls-"))
-        self.ca = trustme.CA()
-        self.ca_path = str(self.dir / "ca.pem")
-        self.ca.cert_pem.write_to_path(self.ca_path)
+        self.ca = CertAuthority("probe test CA")
+        self.ca_path = self.ca.write(self.dir / "ca.pem")
         self.names = names
-        self.default = self._context(self.ca.issue_cert(*names))
+        self.default = self.ca.server_context(*names)
         self.by_name: dict[str, ssl.SSLContext] = {}
-
-    def _context(self, cert: Any) -> ssl.SSLContext:
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        cert.configure_cert(ctx)
-        ctx.set_alpn_protocols(["http/1.1"])
-        return ctx
 
     def add(self, name: str, *, cert_for: str | None = None, rogue: bool = False,
             expired: bool = False) -> None:
         """Serve ``name`` with a special certificate: for another name, another CA, or expired."""
-        import trustme
+        from probe.lab.certs import CertAuthority
 
-        ca = trustme.CA() if rogue else self.ca
-        kwargs: dict[str, Any] = {}
-        if expired:
-            kwargs = {
-                "not_before": datetime.datetime(2019, 1, 1, tzinfo=datetime.UTC),
-                "not_after": datetime.datetime(2020, 1, 1, tzinfo=datetime.UTC),
-            }
-        self.by_name[name] = self._context(ca.issue_cert(cert_for or name, **kwargs))
+        ca = CertAuthority("rogue CA") if rogue else self.ca
+        self.by_name[name] = ca.server_context(cert_for or name, expired=expired)
 
     def server_context(self) -> ssl.SSLContext:
         """The context to listen with: picks the per-name certificate from the SNI."""

@@ -7,7 +7,6 @@ import asyncio
 import json
 import socket
 import sqlite3
-import ssl
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,11 +31,10 @@ def _free_port() -> int:
 
 @pytest.fixture
 def relay_ctx(tmp_path: Path) -> object:
-    trustme = pytest.importorskip("trustme")
-    ca = trustme.CA()
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ca.issue_cert("relay.invalid").configure_cert(ctx)
-    return ctx
+    pytest.importorskip("trustme")
+    from probe.lab.certs import CertAuthority
+
+    return CertAuthority("untrusted relay CA").server_context("relay.invalid", alpn=())
 
 
 class _Flood(asyncio.DatagramProtocol):

@@ -454,15 +454,12 @@ def test_wrong_certificate_fails_the_tls_handshake_entry(loopback_net: Any) -> N
 
 
 def test_helper_serves_tls_and_client_trusts_it_with_cafile(tmp_path: Path) -> None:
-    trustme = pytest.importorskip("trustme")
-    ca = trustme.CA()
-    cert = ca.issue_cert("127.0.0.1")
-    cert_path, key_path, ca_path = tmp_path / "cert.pem", tmp_path / "key.pem", tmp_path / "ca.pem"
-    cert.cert_chain_pems[0].write_to_path(str(cert_path))
-    for pem in cert.cert_chain_pems[1:]:
-        pem.write_to_path(str(cert_path), append=True)
-    cert.private_key_pem.write_to_path(str(key_path))
-    ca.cert_pem.write_to_path(str(ca_path))
+    pytest.importorskip("trustme")
+    from probe.lab.certs import CertAuthority
+
+    ca = CertAuthority("probe test CA")
+    cert_path, key_path = ca.leaf_files(tmp_path, "cert", "127.0.0.1")
+    ca_path = ca.write(tmp_path / "ca.pem")
 
     async def main() -> tuple[Any, Any]:
         helper = Helper(fake_measure(), config(tls_cert=str(cert_path), tls_key=str(key_path)))

@@ -23,14 +23,12 @@ VPN = "10.66.2.203"
 @pytest.fixture(scope="module")
 def endpoints_up(lab: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """Relays and an OpenVPN server on new addresses of the lab's server namespace."""
-    import trustme
-
+    from probe.lab.certs import CertAuthority
     from probe.lab.topology import ns_run
 
     d = tmp_path_factory.mktemp("relays")
-    cert = trustme.CA().issue_cert("relay.invalid")  # self-signed-like: nobody trusts this CA
-    cert.private_key_and_cert_chain_pem.write_to_path(str(d / "relay.pem"))
-    cert.private_key_pem.write_to_path(str(d / "relay.key"))
+    # Self-signed-like: nobody trusts this CA.
+    CertAuthority("untrusted relay CA").leaf_files(d, "relay", "relay.invalid")
     server = lab.topo.server
     for ip in (BLOCKED_RELAY, OPEN_RELAY, VPN):
         ns_run(server, ["ip", "addr", "add", f"{ip}/32", "dev", "s0"], check=False)

@@ -12,9 +12,10 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import pytest
+
+from probe.lab.netns import RoutedPair, routed_pair
 
 pytestmark = pytest.mark.lab
 
@@ -35,58 +36,21 @@ def _lab_unavailable() -> str | None:
     return None
 
 
-@dataclass(frozen=True)
-class Net:
-    client: str
-    router: str
-    server: str
-    to_client: str = "r-cli"
-    to_server: str = "r-srv"
-
-
 def _lab_env() -> dict[str, str]:
     """Environment for Python run with ``ip netns exec`` in a lab namespace: the test guard stays
     on (it knows the session's root namespace from PROBE_NETGUARD_ROOTNS)."""
     return dict(os.environ)
 
 
-def _ip(*args: str, input: str | None = None) -> None:
-    subprocess.run(["ip", *args], input=input, text=True, check=True, capture_output=True)
-
-
 @pytest.fixture(scope="module")
-def net() -> Iterator[Net]:
+def net() -> Iterator[RoutedPair]:
     reason = _lab_unavailable()
     if reason:
         pytest.skip(reason)
-    p = f"tlat{os.getpid()}"
-    n = Net(f"{p}-c", f"{p}-r", f"{p}-s")
+    n = routed_pair(f"tlat{os.getpid()}", "10.78", (2,))
+    assert n.server_ips == (SERVER_IP,)
     server = None
     try:
-        _ip("-batch", "-", input="".join(f"netns add {ns}\n" for ns in (n.client, n.router, n.server)))
-        _ip("-n", n.router, "-batch", "-", input=f"""\
-link add {n.to_client} type veth peer name c0 netns {n.client}
-link add {n.to_server} type veth peer name s0 netns {n.server}
-addr add 10.78.1.1/24 dev {n.to_client}
-addr add 10.78.2.1/24 dev {n.to_server}
-link set lo up
-link set {n.to_client} up
-link set {n.to_server} up
-""")
-        _ip("-n", n.client, "-batch", "-", input="""\
-addr add 10.78.1.2/24 dev c0
-link set lo up
-link set c0 up
-route add default via 10.78.1.1
-""")
-        _ip("-n", n.server, "-batch", "-", input=f"""\
-addr add {SERVER_IP}/24 dev s0
-link set lo up
-link set s0 up
-route add default via 10.78.2.1
-""")
-        subprocess.run(["ip", "netns", "exec", n.router, "sysctl", "-qw", "net.ipv4.ip_forward=1"],
-                       check=True)  # fmt: skip
         # A TCP listener that accepts and closes: connect time is exactly one round trip.
         server = subprocess.Popen(
             ["ip", "netns", "exec", n.server, sys.executable, "-c",
@@ -102,11 +66,10 @@ route add default via 10.78.2.1
         if server is not None:
             server.kill()
             server.wait()
-        for ns in (n.client, n.router, n.server):
-            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+        n.delete()
 
 
-def connect_times_ms(net: Net, n: int = 5) -> list[float]:
+def connect_times_ms(net: RoutedPair, n: int = 5) -> list[float]:
     """TCP connect times from the client namespace to the server, in milliseconds."""
     code = (
         "import socket,time\n"
@@ -120,33 +83,33 @@ def connect_times_ms(net: Net, n: int = 5) -> list[float]:
     return [float(x) for x in r.stdout.split()]
 
 
-def nfqueue_rules(net: Net) -> list[str]:
+def nfqueue_rules(net: RoutedPair) -> list[str]:
     r = subprocess.run(["ip", "netns", "exec", net.router, "iptables", "-t", "mangle", "-S"],
                        capture_output=True, text=True, check=True)  # fmt: skip
     return [line for line in r.stdout.splitlines() if "NFQUEUE" in line]
 
 
-def test_delay_both_ways_adds_the_configured_round_trip_to_tcp_connect(net: Net) -> None:
+def test_delay_both_ways_adds_the_configured_round_trip_to_tcp_connect(net: RoutedPair) -> None:
     from probe.lab.latency import Delay
 
-    with Delay(net.router, [net.to_client, net.to_server], delay_ms=40):
+    with Delay(net.router, [net.router_to_client, net.router_to_server], delay_ms=40):
         times = connect_times_ms(net)
     assert len(times) == 5
     assert min(times) >= 80.0  # 40 ms each way: every connect waits at least one 80 ms RTT
 
 
-def test_delay_on_one_interface_delays_one_direction_only_from_below(net: Net) -> None:
+def test_delay_on_one_interface_delays_one_direction_only_from_below(net: RoutedPair) -> None:
     from probe.lab.latency import Delay
 
-    with Delay(net.router, [net.to_server], delay_ms=30):
+    with Delay(net.router, [net.router_to_server], delay_ms=30):
         times = connect_times_ms(net, 3)
     assert min(times) >= 30.0
 
 
-def test_stop_removes_the_rules_and_reports_the_packets_it_delayed(net: Net) -> None:
+def test_stop_removes_the_rules_and_reports_the_packets_it_delayed(net: RoutedPair) -> None:
     from probe.lab.latency import Delay
 
-    delay = Delay(net.router, [net.to_client, net.to_server], delay_ms=10, queue=5)
+    delay = Delay(net.router, [net.router_to_client, net.router_to_server], delay_ms=10, queue=5)
     delay.start()
     try:
         assert len(nfqueue_rules(net)) == 2
@@ -160,37 +123,37 @@ def test_stop_removes_the_rules_and_reports_the_packets_it_delayed(net: Net) -> 
     assert all(s.queue_dropped == 0 and s.user_dropped == 0 for s in stats)
 
 
-def test_set_delay_changes_the_round_trip(net: Net) -> None:
+def test_set_delay_changes_the_round_trip(net: RoutedPair) -> None:
     from probe.lab.latency import Delay
 
-    with Delay(net.router, [net.to_client, net.to_server], delay_ms=5) as delay:
+    with Delay(net.router, [net.router_to_client, net.router_to_server], delay_ms=5) as delay:
         delay.set_delay(35)
         times = connect_times_ms(net, 3)
     assert min(times) >= 70.0
 
 
-def test_queue_bypass_lets_traffic_through_when_no_program_runs(net: Net) -> None:
+def test_queue_bypass_lets_traffic_through_when_no_program_runs(net: RoutedPair) -> None:
     from probe.lab.latency import install_delay_rule, remove_delay_rule
 
-    install_delay_rule(net.router, net.to_server, 9)
+    install_delay_rule(net.router, net.router_to_server, 9)
     try:
         assert len(nfqueue_rules(net)) == 1
         times = connect_times_ms(net, 2)  # would time out (and raise) without --queue-bypass
     finally:
-        remove_delay_rule(net.router, net.to_server, 9)
+        remove_delay_rule(net.router, net.router_to_server, 9)
     assert len(times) == 2
     assert nfqueue_rules(net) == []
 
 
-def test_install_is_idempotent(net: Net) -> None:
+def test_install_is_idempotent(net: RoutedPair) -> None:
     from probe.lab.latency import install_delay_rule, remove_delay_rule
 
     try:
-        install_delay_rule(net.router, net.to_client, 11)
-        install_delay_rule(net.router, net.to_client, 11)
+        install_delay_rule(net.router, net.router_to_client, 11)
+        install_delay_rule(net.router, net.router_to_client, 11)
         assert len(nfqueue_rules(net)) == 1
     finally:
-        remove_delay_rule(net.router, net.to_client, 11)
+        remove_delay_rule(net.router, net.router_to_client, 11)
     assert nfqueue_rules(net) == []
 
 
@@ -202,7 +165,7 @@ def test_negative_delay_is_a_usage_error() -> None:
     assert "--delay-ms" in r.stderr
 
 
-def test_many_concurrent_connections_all_wait_the_round_trip_and_none_is_dropped(net: Net) -> None:
+def test_many_concurrent_connections_all_wait_the_round_trip_and_none_is_dropped(net: RoutedPair) -> None:
     """A burst (200 connects at once) is held and released, not dropped or let through early."""
     from probe.lab.latency import Delay
 
@@ -217,7 +180,7 @@ def test_many_concurrent_connections_all_wait_the_round_trip_and_none_is_dropped
         "    print(len(ds), min(ds))\n"
         "asyncio.run(main())\n"
     )
-    delay = Delay(net.router, [net.to_client, net.to_server], delay_ms=25)
+    delay = Delay(net.router, [net.router_to_client, net.router_to_server], delay_ms=25)
     delay.start()
     try:
         r = subprocess.run(["ip", "netns", "exec", net.client, sys.executable, "-c", code],
