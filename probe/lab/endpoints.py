@@ -51,11 +51,9 @@ async def _openvpn_tcp(reader: asyncio.StreamReader, writer: asyncio.StreamWrite
     writer.close()
 
 
-async def _tls(ctx: ssl.SSLContext, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    # The handshake runs per connection (not in accept), so a stalled client holds only itself.
+async def _tls(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     with contextlib.suppress(Exception):
-        await asyncio.wait_for(writer.start_tls(ctx), 10)
-        await reader.read(1)
+        await reader.read(1)  # hold the connection until the client closes it
     writer.close()
 
 
@@ -70,7 +68,12 @@ async def start(
     for host, port in tls:
         if ctx is None:
             raise ValueError("a TLS endpoint needs a certificate")
-        servers.append(await asyncio.start_server(lambda r, w: _tls(ctx, r, w), host, port))
+        # TLS from the first byte (asyncio's own server-side TLS, per connection, never in
+        # accept): not StreamWriter.start_tls() after accepting, which loses a ClientHello that
+        # arrived with the connection (read into the stream's buffer before the TLS layer
+        # exists). Through the lab's NFQUEUE delay the client's ACK and its ClientHello are
+        # released together, so most handshakes stalled that way (docs/bench.md).
+        servers.append(await asyncio.start_server(_tls, host, port, ssl=ctx, ssl_handshake_timeout=10))
     for host, port in openvpn_endpoints:
         servers.append(await asyncio.start_server(_openvpn_tcp, host, port))
         transport, _ = await loop.create_datagram_endpoint(OpenVPNUDP, local_addr=(host, port))

@@ -140,3 +140,45 @@ def test_a_bad_list_is_a_usage_error(tmp_path: Path) -> None:
     r = CliRunner().invoke(cli, ["circumvention", str(lst), "--db", str(tmp_path / "p.db"), "--accept-risks"])
     assert r.exit_code == 2 and "bad.csv:2: unknown kind" in r.output
     assert not (tmp_path / "p.db").exists()
+
+
+def test_lab_relay_answers_a_client_hello_that_arrived_with_the_connection(relay_ctx: object) -> None:
+    """The lab's NFQUEUE delay releases a client's ACK and its ClientHello together, so the relay
+    accepts a connection whose ClientHello is already waiting. A relay that switched to TLS after
+    accepting (StreamWriter.start_tls) lost it and stalled (docs/bench.md)."""
+    loop = asyncio.new_event_loop()
+    busy, release = threading.Event(), threading.Event()
+    servers = loop.run_until_complete(lab_endpoints.start([("127.0.0.1", 0)], (), relay_ctx))  # type: ignore[arg-type]
+    port = servers[0].sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+
+    def hold_the_loop() -> None:
+        busy.set()
+        release.wait()
+
+    loop.call_soon_threadsafe(hold_the_loop)
+    try:
+        assert busy.wait(5)
+        client = ssl.create_default_context()
+        client.check_hostname, client.verify_mode = False, ssl.CERT_NONE
+        incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        tls = client.wrap_bio(incoming, outgoing, server_hostname="www.example.com")
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+            with pytest.raises(ssl.SSLWantReadError):
+                tls.do_handshake()
+            s.sendall(outgoing.read())  # queued in the kernel before the relay accepts
+            release.set()
+            reply = s.recv(65536)
+        assert reply[:1] == b"\x16"  # a TLS handshake record, within the 5 s timeout
+        incoming.write(reply)
+        try:
+            tls.do_handshake()  # TLS 1.3: the whole flight came at once
+        except ssl.SSLWantReadError:
+            pass  # a ServerHello parsed, the rest of the flight still to come
+    finally:
+        release.set()
+        for srv in servers:
+            loop.call_soon_threadsafe(srv.close)  # type: ignore[attr-defined]
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
