@@ -65,6 +65,13 @@ CONTROL_SLOWDOWN = 3.0
 MIN_REFERENCES = 3
 #: Shortest transfer taken into account (a body that arrived with its headers has none).
 _MIN_TRANSFER = 0.001
+#: Fewest decoded body bytes (``body_length``, a column of ``http_requests``) of a fetch that
+#: gives a sample, unless its body was truncated. Standard encoders never make a body much
+#: larger on the wire than decoded (gzip of incompressible data: under 0.1 % plus 18 bytes), so
+#: every fetch of :data:`MIN_BYTES` on the wire passes it; what it excludes (kilobytes of gzip
+#: header fields around a tiny body) says nothing about speed. It lets :func:`judge_run` find
+#: the candidates in SQL instead of decoding every measurement's JSON.
+MIN_BODY = MIN_BYTES - MIN_BYTES // 64
 _OWN_PREFIXES = ("http/throttled:", "http/slow:", "control/http-speed:")
 
 
@@ -101,18 +108,25 @@ def sample_from_json(
     if final is not None:
         hop = int(final.get("index", 0))
         http = final["http"]
-        if http.get("status") == 200 and http.get("failure") is None and http.get("ttfb") is not None:
+        large = http.get("body_truncated") or (http.get("body_length") or 0) >= MIN_BODY
+        if (http.get("status") == 200 and http.get("failure") is None and http.get("ttfb") is not None
+                and large):
             # The kernel's round trip when recorded; else the connect time (noisier under load).
             rtt = http.get("path_rtt") or next((t.get("duration") for t in final.get("tcp") or []
                         if t.get("ip") == http.get("ip") and t.get("failure") is None), None)  # fmt: skip
             transfer = float(http.get("duration") or 0.0) - float(http["ttfb"])
             per_rtt = _per_rtt(http.get("wire_bytes"), transfer, rtt)
-        # The control of the final hop; an OONI-style helper describes the final page at hop 0.
-        for c in (controls.get(hop), controls.get(0)):
-            if c and c.get("http_transfer") is not None and "http_wire_bytes" in c:
-                control_per_rtt = _per_rtt(c["http_wire_bytes"], c["http_transfer"], c.get("http_rtt"))
-                break
+        control_per_rtt = _control_per_rtt(controls, hop)
     return Sample(measurement_id, url, verdict, per_rtt, control_per_rtt, hop)
+
+
+def _control_per_rtt(controls: dict[int, dict[str, Any]], hop: int) -> float | None:
+    """The control's speed for the final hop ``hop`` (an OONI-style helper describes the final
+    page at hop 0)."""
+    for c in (controls.get(hop), controls.get(0)):
+        if c and c.get("http_transfer") is not None and "http_wire_bytes" in c:
+            return _per_rtt(c["http_wire_bytes"], c["http_transfer"], c.get("http_rtt"))
+    return None
 
 
 def unthrottled(v: Verdict) -> Verdict:
@@ -130,20 +144,34 @@ def _median_others(values: Sequence[tuple[int, float]], own: int) -> tuple[float
     return statistics.median(others), len(others)
 
 
-def judge_samples(samples: Sequence[Sample]) -> dict[int, Verdict]:
-    """The verdict each sample should have (pure): ``throttled``, ``ok`` with ``http/slow``
-    evidence when the control cannot confirm, or its base verdict."""
-    base = {s.measurement_id: unthrottled(s.verdict) for s in samples}
+def _slow(samples: Sequence[Sample], base: dict[int, Verdict]) -> dict[int, float]:
+    """The ``ok`` samples at most 1/SLOWDOWN of their references' median, with that median."""
     eligible = [s for s in samples if base[s.measurement_id].verdict == "ok"]
     here = [(s.measurement_id, s.per_rtt) for s in eligible if s.per_rtt is not None]
-    there = [(s.measurement_id, s.control_per_rtt) for s in eligible if s.control_per_rtt is not None]
-    out = dict(base)
+    out = {}
     for s in eligible:
         if s.per_rtt is None:
             continue
         ref, _ = _median_others(here, s.measurement_id)
-        if ref is None or s.per_rtt > ref / SLOWDOWN:
+        if ref is not None and s.per_rtt <= ref / SLOWDOWN:
+            out[s.measurement_id] = ref
+    return out
+
+
+def judge_samples(samples: Sequence[Sample]) -> dict[int, Verdict]:
+    """The verdict each sample should have (pure): ``throttled``, ``ok`` with ``http/slow``
+    evidence when the control cannot confirm, or its base verdict."""
+    base = {s.measurement_id: unthrottled(s.verdict) for s in samples}
+    slow = _slow(samples, base)
+    # The control's references: every ok page whose control reported its speed (the page's own
+    # fetch need not have given a sample).
+    there = [(s.measurement_id, s.control_per_rtt) for s in samples
+             if base[s.measurement_id].verdict == "ok" and s.control_per_rtt is not None]  # fmt: skip
+    out = dict(base)
+    for s in samples:
+        if s.measurement_id not in slow or s.per_rtt is None:
             continue
+        ref = slow[s.measurement_id]
         slower = f"{ref / max(s.per_rtt, 1e-9):.0f}x"
         v = base[s.measurement_id]
         cref, _ = _median_others(there, s.measurement_id)
@@ -173,38 +201,87 @@ class ThrottleChange:
 
 _CHUNK = 2000
 
+# The run's final measurements judged ok or throttled (keyset pages by id)...
+_JUDGED = ("SELECT m.id, m.url, m.verdict, m.stage, m.hop, m.reasons, m.classifier_version, o.data "
+           "FROM measurements m JOIN observations o ON o.measurement_id = m.id "
+           "WHERE m.run_id = ? AND m.final = 1 AND m.verdict IN ('ok', 'throttled') AND m.id > ? ")
+# ...and, of those, the only ones this module can change without references from the others:
+# a fetch large enough to give a sample (see MIN_BODY), or a verdict or reasons it wrote before.
+_CANDIDATE = ("(m.verdict = 'throttled' "
+              "OR m.reasons LIKE '%\"http/slow:%' OR m.reasons LIKE '%\"control/http-speed:%' "
+              "OR EXISTS (SELECT 1 FROM http_requests h WHERE h.measurement_id = m.id "
+              "AND h.status = 200 AND h.failure IS NULL AND (h.body_length >= ? OR h.body_truncated = 1)))")
+# The others with a control that reported its speed: the control's references for a slow page.
+# Their final hop (the last with an HTTP fetch) is the highest hop of their http_requests rows.
+_CONTROL_ONLY = ("SELECT m.id, m.url, m.verdict, m.stage, m.hop, m.reasons, m.classifier_version, "
+                 "(SELECT max(h.hop) FROM http_requests h WHERE h.measurement_id = m.id) "
+                 "FROM measurements m WHERE m.run_id = ? AND m.final = 1 AND m.verdict = 'ok' "
+                 f"AND m.id > ? AND NOT {_CANDIDATE} AND EXISTS (SELECT 1 FROM controls c "
+                 "WHERE c.measurement_id = m.id AND instr(c.data, '\"http_transfer\"')) "
+                 "ORDER BY m.id LIMIT ?")
 
-def _samples(store: Store, run_id: int) -> Iterator[Sample]:
-    """The run's final measurements judged ok or throttled, as samples (streamed in chunks)."""
-    c = store.conn
+
+def _controls(store: Store, ids: list[int], timed_only: bool = False) -> dict[int, dict[int, dict[str, Any]]]:
+    """The controls' JSON of these measurements, by measurement and hop (``timed_only``: only
+    those that reported their fetch's speed)."""
+    controls: dict[int, dict[int, dict[str, Any]]] = {}
+    sql = ("SELECT measurement_id, hop, data FROM controls "
+           "WHERE measurement_id IN (SELECT value FROM json_each(?))")
+    if timed_only:
+        sql += " AND instr(data, '\"http_transfer\"')"
+    for mid, hop, data in store.conn.execute(sql + " ORDER BY id", (json.dumps(ids),)):
+        controls.setdefault(mid, {})[hop] = json.loads(data)
+    return controls
+
+
+def _samples(store: Store, run_id: int, *, candidates_only: bool = True) -> Iterator[Sample]:
+    """The run's final measurements judged ok or throttled, as samples (streamed in chunks);
+    ``candidates_only``: only those with a large fetch or this module's own reasons (selected in
+    SQL, so the others' JSON is never decoded)."""
+    sql = _JUDGED + (f"AND {_CANDIDATE} " if candidates_only else "") + "ORDER BY m.id LIMIT ?"
     last = 0
     while True:
-        chunk = c.execute(
-            "SELECT m.id, m.url, m.verdict, m.stage, m.hop, m.reasons, m.classifier_version, o.data "
-            "FROM measurements m JOIN observations o ON o.measurement_id = m.id "
-            "WHERE m.run_id = ? AND m.final = 1 AND m.verdict IN ('ok', 'throttled') AND m.id > ? "
-            "ORDER BY m.id LIMIT ?",
-            (run_id, last, _CHUNK),
-        ).fetchall()
+        params = (run_id, last, MIN_BODY, _CHUNK) if candidates_only else (run_id, last, _CHUNK)
+        chunk = store.conn.execute(sql, params).fetchall()
         if not chunk:
             return
-        lo, last = chunk[0][0], chunk[-1][0]
-        controls: dict[int, dict[int, dict[str, Any]]] = {}
-        for mid, hop, data in c.execute(
-            "SELECT measurement_id, hop, data FROM controls WHERE measurement_id BETWEEN ? AND ?", (lo, last)
-        ):
-            controls.setdefault(mid, {})[hop] = json.loads(data)
+        last = chunk[-1][0]
+        controls = _controls(store, [row[0] for row in chunk])
         for mid, url, verdict, stage, hop, reasons, version, data in chunk:
             v = Verdict(verdict, stage, hop, tuple(json.loads(reasons)), version)
             yield sample_from_json(mid, url, v, json.loads(data), controls.get(mid, {}))
 
 
+def _control_samples(store: Store, run_id: int) -> Iterator[Sample]:
+    """The run's other ok pages as samples with only the control's speed (their own fetch gives
+    none: they are not candidates), without decoding their observations."""
+    last = 0
+    while True:
+        chunk = store.conn.execute(_CONTROL_ONLY, (run_id, last, MIN_BODY, _CHUNK)).fetchall()
+        if not chunk:
+            return
+        last = chunk[-1][0]
+        controls = _controls(store, [row[0] for row in chunk], timed_only=True)
+        for mid, url, verdict, stage, hop, reasons, version, final_hop in chunk:
+            v = Verdict(verdict, stage, hop, tuple(json.loads(reasons)), version)
+            timed = None if final_hop is None else _control_per_rtt(controls.get(mid, {}), final_hop)
+            yield Sample(mid, url, v, None, timed, final_hop)
+
+
 def judge_run(store: Store, run_id: int) -> list[ThrottleChange]:
     """Apply the throttling rule to one stored run; writes and returns the verdicts it changed.
 
-    Memory is a few numbers per URL of the run (the samples), not the measurements.
+    Memory is a few numbers per URL of the run (the samples), not the measurements. Only the
+    candidates (a fetch of at least :data:`MIN_BODY` decoded bytes, or reasons this rule wrote
+    before), selected in SQL, are decoded first. Without one of them slow, nothing else can
+    change: the other pages give no sample, and the control's references are needed only for a
+    slow page. With one, the control's references are needed, and they include pages whose own
+    fetch was small: the other pages' controls that reported their speed are read too (not their
+    observations). The verdicts are those of decoding every page (tests/unit/test_throttling.py).
     """
     samples = list(_samples(store, run_id))
+    if _slow(samples, {s.measurement_id: unthrottled(s.verdict) for s in samples}):
+        samples += _control_samples(store, run_id)
     judged = judge_samples(samples)
     changes = [
         ThrottleChange(s.measurement_id, s.url, s.verdict, judged[s.measurement_id])

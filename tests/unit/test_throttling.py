@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from probe import throttling
 from probe.model import (
     ControlObservation,
     Hop,
@@ -135,3 +137,66 @@ def test_the_kernels_round_trip_is_preferred_to_the_connect_time() -> None:
     data = to_json(m)
     data["hops"][0]["http"]["path_rtt"] = 0.05
     assert sample_from_json(7, m.target.url, OK, data, {}).per_rtt == pytest.approx((256 << 10) * 0.05 / 0.5)
+
+
+def _mixed_run(path: Path, *, throttled: bool) -> None:
+    """Large fast pages, small pages (most of whose controls fetched a large body), a truncated
+    body, a 404, and (``throttled``) one large page far slower than the rest."""
+    fast = (256 << 10, 0.01, 0.02)
+    with Store.open(path) as s:
+        vid = s.vantage("home")
+        run = s.start_run(vid, [], {})
+        rows = [(_measurement(i, nbytes=256 << 10, transfer=0.02, control=fast), OK) for i in range(5)]
+        # Small pages whose controls fetched a large body: the control's references include them.
+        big = (8 << 20, 0.5, 0.02)
+        rows += [(_measurement(10 + i, nbytes=4 << 10, transfer=0.001, control=big), OK) for i in range(20)]
+        rows.append((_measurement(40, nbytes=1 << 10, transfer=0.001), OK))
+        rows.append((_measurement(41, nbytes=256 << 10, transfer=0.02, status=404, control=fast), OK))
+        truncated = _measurement(42, nbytes=MIN_BYTES // 2, transfer=0.02, control=fast)
+        http = replace(truncated.hops[0].http, body_truncated=True, wire_bytes=MIN_BYTES * 2)
+        rows.append((replace(truncated, hops=(replace(truncated.hops[0], http=http),)), OK))
+        if throttled:
+            rows.append((_measurement(9, nbytes=256 << 10, transfer=4.0, control=fast), OK))
+        s.write(run, vid, rows)
+        s.finish_run(run, "complete")
+
+
+def _decoding_everything(s: Store) -> dict[int, Verdict]:
+    samples = list(throttling._samples(s, 1, candidates_only=False))
+    return {m: v for m, v in judge_samples(samples).items()
+            if v != next(x.verdict for x in samples if x.measurement_id == m)}  # fmt: skip
+
+
+@pytest.mark.parametrize("throttled", [False, True])
+def test_the_sql_prefilter_changes_the_same_verdicts_as_decoding_every_page(
+    tmp_path: Path, throttled: bool
+) -> None:
+    _mixed_run(tmp_path / "p.db", throttled=throttled)
+    with Store.open(tmp_path / "p.db") as s:
+        expected = _decoding_everything(s)
+        changes = judge_run(s, 1)
+        assert {ch.measurement_id: ch.new for ch in changes} == expected
+        assert [ch.new.verdict for ch in changes] == (["throttled"] if throttled else [])
+        # A second pass (reclassify) finds the throttled page by its verdict and keeps it.
+        assert judge_run(s, 1) == [] and _decoding_everything(s) == {}
+
+
+def test_the_prefilter_selects_large_or_truncated_fetches_and_earlier_judgements(tmp_path: Path) -> None:
+    _mixed_run(tmp_path / "p.db", throttled=False)
+    with Store.open(tmp_path / "p.db") as s:
+        hosts = {x.url.split("/")[2] for x in throttling._samples(s, 1, candidates_only=True)}
+        assert hosts == {"s0.example", "s1.example", "s2.example", "s3.example", "s4.example",
+                         "s42.example"}  # fmt: skip
+        slow = Verdict("ok", None, None, ("http/match", "http/slow:20x"), "test")
+        (mid,) = s.conn.execute("SELECT id FROM measurements WHERE url = 'https://s11.example/big'").fetchone()
+        s.set_verdicts([(mid, slow)])
+        hosts = {x.url.split("/")[2] for x in throttling._samples(s, 1, candidates_only=True)}
+        assert "s11.example" in hosts  # its evidence must be re-judged (and dropped)
+        assert {ch.measurement_id: ch.new.reasons for ch in judge_run(s, 1)} == {mid: ("http/match",)}
+
+
+def test_a_body_far_smaller_decoded_than_on_the_wire_gives_no_sample() -> None:
+    m = _measurement(1, nbytes=256 << 10, transfer=0.5)
+    http = replace(m.hops[0].http, body_length=100)  # kilobytes of gzip header fields, say
+    odd = replace(m, hops=(replace(m.hops[0], http=http),))
+    assert sample_from_json(7, m.target.url, OK, to_json(odd), {}).per_rtt is None
