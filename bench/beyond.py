@@ -82,6 +82,12 @@ def circumvention(lab: Any, n: int, rtt_ms: float, concurrency: int, control: bo
         con = sqlite3.connect(tmp / "c.db")
         per_kind = {k: round(t, 3) for k, t in con.execute(
             "SELECT kind, avg(runtime) FROM endpoint_measurements GROUP BY kind")}  # fmt: skip
+        # Endpoints whose stored result is a retry: the first attempt failed while the control
+        # reached the endpoint (a stall through the lab's delay would show here).
+        retried = con.execute("SELECT count(*) FROM endpoint_measurements "
+                              "WHERE json_extract(observation, '$.attempt') > 0").fetchone()[0]
+        slowest = {k: round(t, 3) for k, t in con.execute(
+            "SELECT kind, max(runtime) FROM endpoint_measurements GROUP BY kind")}  # fmt: skip
         con.close()
         verdicts: dict[str, int] = {}
         for r in rows:
@@ -91,6 +97,7 @@ def circumvention(lab: Any, n: int, rtt_ms: float, concurrency: int, control: bo
         return {"control": control, "endpoints": len(rows), "rtt_ms": rtt_ms, "concurrency": concurrency,
                 "wall_s": round(wall, 2), "per_s": round(len(rows) / wall, 1),
                 "one_rtt_floor_s": round(floor, 2), "probe_s_per_endpoint": per_kind,
+                "probe_s_slowest": slowest, "retried": retried,
                 "verdicts": verdicts, "exit": done.returncode}  # fmt: skip
 
 
