@@ -44,8 +44,11 @@ from probe.failures import Failure
 
 __all__ = [
     "OUTAGE_STATES",
+    "Isolation",
     "Outage",
     "RunStats",
+    "country_lookup",
+    "isolation",
     "missed_slots",
     "outage_intervals",
     "outages",
@@ -393,3 +396,56 @@ def outages(stats: Iterable[RunStats]) -> Iterator[Outage]:
         runs = by_vantage[name]
         found = outage_intervals(runs) + missed_slots(runs)
         yield from sorted(found, key=lambda o: (o.first_seen, o.state))
+
+
+@dataclass(frozen=True)
+class Isolation:
+    """National isolation at one vantage point: its runs judged, those ``isolated``, and the
+    intervals they form (`probe compare`, the report)."""
+
+    vantage: str
+    country: str  # "" when unknown: the rule cannot apply
+    runs: int  # finished runs judged
+    isolated_runs: int
+    intervals: tuple[Outage, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict."""
+        return {"vantage": self.vantage, "country": self.country, "runs": self.runs,
+                "isolated_runs": self.isolated_runs,
+                "intervals": [o.to_dict() for o in self.intervals]}  # fmt: skip
+
+
+def isolation(stats: Iterable[RunStats]) -> dict[str, Isolation]:
+    """Per vantage point (by name, sorted), its isolation from :func:`run_stats` rows."""
+    by_vantage: dict[str, list[RunStats]] = {}
+    for s in stats:
+        by_vantage.setdefault(s.vantage, []).append(s)
+    out = {}
+    for name in sorted(by_vantage):
+        runs = by_vantage[name]
+        judged = _states(runs)
+        intervals = tuple(o for o in outage_intervals(runs) if o.state == "isolated")
+        country = next((r.country for r in reversed(runs) if r.country), "")
+        out[name] = Isolation(name, country, len(runs), sum(1 for _, st, _ in judged if st == "isolated"),
+                              intervals)  # fmt: skip
+    return out
+
+
+def country_lookup(geo: str | None = None) -> Callable[[str], str] | None:
+    """An address -> country function ("" unknown) from the IP-to-country data ``geo`` (a file),
+    or probe's default data; None when there is none. Raises :class:`probe.geo.GeoError`."""
+    import functools
+
+    from probe.geo import GeoDB, open_default_geo
+
+    geodb = GeoDB([geo]) if geo else open_default_geo()
+    if geodb is None:
+        return None
+
+    @functools.lru_cache(maxsize=65536)
+    def country_of(ip: str) -> str:
+        info = geodb.lookup(ip)
+        return info.country.upper() if info is not None else ""
+
+    return country_of

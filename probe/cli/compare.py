@@ -13,6 +13,8 @@ from probe.cli.options import db_option, since_option
 
 if TYPE_CHECKING:
     from probe.compare import Cell, Matrix
+    from probe.endpointview import EndpointMatrix
+    from probe.outages import Isolation
 
 # One or two letters per verdict when the vantage points do not fit the terminal by name.
 _CODES = {"ok": ".", "blocked": "B", "reset": "R", "hijacked": "H", "throttled": "T", "down": "~",
@@ -122,8 +124,10 @@ def render_csv(matrix: Matrix) -> Iterator[str]:
     yield buf.getvalue()
 
 
-def render_json(matrix: Matrix, filters: dict[str, object]) -> Iterator[str]:
-    """The matrix, the pairs and the techniques as one JSON document, written URL by URL."""
+def render_json(matrix: Matrix, filters: dict[str, object],
+                extra: dict[str, object] | None = None) -> Iterator[str]:
+    """The matrix, the pairs and the techniques as one JSON document, written URL by URL;
+    ``extra`` adds keys at the end (endpoints, isolation)."""
     import json
 
     dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
@@ -140,8 +144,9 @@ def render_json(matrix: Matrix, filters: dict[str, object]) -> Iterator[str]:
             yield "".join(buf)
             buf = []
     yield "".join(buf)
+    more = "".join(f',\n{dumps(k)}:{dumps(v)}' for k, v in (extra or {}).items())
     yield (f'],\n"pairs":{dumps([p.as_dict() for p in matrix.pairs()])},\n'
-           f'"techniques":{dumps(matrix.techniques())}}}\n')
+           f'"techniques":{dumps(matrix.techniques())}{more}}}\n')
 
 
 @cli.command("compare")
@@ -157,12 +162,15 @@ def render_json(matrix: Matrix, filters: dict[str, object]) -> Iterator[str]:
               help="Only the per-pair summary and technique mix, not the matrix.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON document: matrix, pairs, techniques.")
 @click.option("--csv", "as_csv", is_flag=True, help="The matrix as CSV (verdict, stage per vantage point).")
+@click.option("--geo", type=click.Path(exists=True, dir_okay=False),
+              help="IP-to-country data for the isolation rule (as `probe outages --geo`)  "
+              "[default: probe's]")
 @click.option("--with-ooni", is_flag=True,
               help="Compare probe's verdicts with OONI's on imported OONI measurements "
                    "(`probe import ooni`): agreement, then where they differ (--json: JSON lines).")
 def compare_command(db: Path, vantages: tuple[str, ...], categories: tuple[str, ...],
                     since: str | None, only_differences: bool, summary_only: bool, as_json: bool,
-                    as_csv: bool, with_ooni: bool) -> None:
+                    as_csv: bool, geo: str | None, with_ooni: bool) -> None:
     """Compare vantage points: the latest verdict of every URL at each, and how they agree.
 
     The summary compares each pair of vantage points over the URLs both measured: how many each
@@ -170,6 +178,12 @@ def compare_command(db: Path, vantages: tuple[str, ...], categories: tuple[str, 
     blocked sets, and how many of the shared blocks use the same technique (verdict and stage);
     then, per vantage point, the mix of techniques (DNS / TCP / TLS / HTTP; hijacked / reset /
     blocked).
+
+    Circumvention endpoints (`probe circumvention`: Tor relays, OpenVPN, VPN endpoints) get a
+    matrix of their own, with how many of each kind each vantage point reached; and each
+    vantage point's national isolation (`probe outages`): its runs where sites at home were
+    reached and those abroad were not, and the intervals they form. --category applies to URLs
+    only.
 
     \b
     Examples:
@@ -194,22 +208,79 @@ def compare_command(db: Path, vantages: tuple[str, ...], categories: tuple[str, 
     matrix = _load(db, names, cats, since_iso, times=as_json)
     if only_differences:
         matrix = matrix.only_differences()
+    if as_csv:
+        for chunk in render_csv(matrix):
+            click.echo(chunk, nl=False)
+        return
+    endpoints, isolated = _beyond(db, names, since_iso, geo)
+    if only_differences:
+        endpoints = endpoints.only_differences()
     if as_json:
         filters: dict[str, object] = {"vantage": names or None, "category": cats or None, "since": since_iso,
                    "only_differences": only_differences}
-        for chunk in render_json(matrix, filters):
+        extra = {**endpoints.as_json(), "isolation": {k: v.to_dict() for k, v in isolated.items()}}
+        for chunk in render_json(matrix, filters, extra):
             click.echo(chunk, nl=False)
-    elif as_csv:
-        for chunk in render_csv(matrix):
-            click.echo(chunk, nl=False)
-    else:
-        if not summary_only:
-            import shutil
+        return
+    import shutil
 
-            width = shutil.get_terminal_size((120, 24)).columns
-            for chunk in render_table(matrix, width):
-                click.echo(chunk, nl=False)
-        click.echo(render_summary(matrix), nl=False)
+    width = shutil.get_terminal_size((120, 24)).columns
+    if not summary_only:
+        for chunk in render_table(matrix, width):
+            click.echo(chunk, nl=False)
+    click.echo(render_summary(matrix), nl=False)
+    for chunk in endpoints.render_table(width, matrix=not summary_only):
+        click.echo(chunk, nl=False)
+    click.echo(render_isolation(isolated), nl=False)
+
+
+def render_isolation(isolated: dict[str, Isolation]) -> str:
+    """Per vantage point: runs judged, runs isolated, and the isolation intervals."""
+    out = ["\nNational isolation per vantage point (sites at home reached, abroad not; "
+           "see `probe outages`):\n"]
+    if not isolated:
+        out.append("  (no finished runs)\n")
+    unknown = [name for name, iso in isolated.items() if not iso.country]
+    for name, iso in isolated.items():
+        if not iso.country:
+            continue
+        out.append(f"  {name} ({iso.country}): {iso.isolated_runs} of {iso.runs} runs isolated\n")
+        for o in iso.intervals:
+            until = o.before or "ongoing"
+            out.append(f"    {o.first_seen} .. {o.last_seen} (between {o.after or '-'} and {until}): "
+                       f"{o.evidence}\n")
+    if unknown:
+        out.append(f"  not judged (country unknown): {', '.join(unknown)}\n")
+    return "".join(out)
+
+
+def _beyond(db: Path, names: list[str], since: str | None, geo: str | None
+            ) -> tuple[EndpointMatrix, dict[str, Isolation]]:
+    """The endpoint matrix and each vantage point's isolation (same vantage points and time)."""
+    import sqlite3
+
+    from probe.endpointview import EndpointMatrix
+    from probe.geo import GeoError
+    from probe.outages import country_lookup, isolation, run_stats
+    from probe.store import Store, StoreError
+    from probe.store.endpoints import latest_endpoints
+
+    try:
+        country_of = country_lookup(geo)
+    except GeoError as exc:
+        raise click.BadParameter(str(exc), param_hint="--geo") from None
+    try:
+        with Store.open(db, create=False) as store:
+            endpoints = EndpointMatrix.from_latest(latest_endpoints(store.conn, names or None, since),
+                                                   names or None)  # fmt: skip
+            stats = [s for s in run_stats(store.conn, None, since, country_of=country_of)
+                     if not names or s.vantage in names]  # fmt: skip
+    except (StoreError, sqlite3.Error) as exc:
+        raise click.ClickException(str(exc)) from None
+    isolated = isolation(stats)
+    if names:
+        isolated = {n: isolated[n] for n in names if n in isolated}
+    return endpoints, isolated
 
 
 def _load(db: Path, names: list[str], cats: list[str], since: str | None, *, times: bool

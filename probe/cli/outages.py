@@ -34,11 +34,10 @@ def outages_command(db: Path, vantage: str | None, since: str | None, geo: str |
       probe outages
       probe outages --vantage moscow-home --since 2026-11-01 --json
     """
-    import functools
     from datetime import datetime
 
-    from probe.geo import GeoDB, GeoError, open_default_geo
-    from probe.outages import outages, run_stats
+    from probe.geo import GeoError
+    from probe.outages import country_lookup, outages, run_stats
     from probe.store import Store, StoreError
     from probe.store.report import format_json_lines, format_outages_table
 
@@ -50,18 +49,13 @@ def outages_command(db: Path, vantage: str | None, since: str | None, geo: str |
     if country is not None and not (len(country) == 2 and country.isalpha()):
         raise click.BadParameter(f"{country!r} is not a two-letter country code", param_hint="--country")
     try:
-        geodb = GeoDB([geo]) if geo else open_default_geo()
+        country_of = country_lookup(geo)
     except GeoError as exc:
         raise click.BadParameter(str(exc), param_hint="--geo") from None
 
-    @functools.lru_cache(maxsize=65536)
-    def country_of(ip: str) -> str:
-        info = geodb.lookup(ip) if geodb is not None else None
-        return info.country.upper() if info is not None else ""
-
     try:
         with Store.open(db, create=False) as store:
-            stats = run_stats(store.conn, vantage, since, country_of=country_of if geodb else None,
+            stats = run_stats(store.conn, vantage, since, country_of=country_of,
                               country=country)  # fmt: skip
             rows = (o.to_dict() for o in outages(stats))
             out = format_json_lines(rows, keys=None) if as_json else format_outages_table(rows)

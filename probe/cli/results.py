@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from probe.cli._group import cli
 from probe.cli.options import db_option
 
+if TYPE_CHECKING:
+    from probe.store import Store
+
 # The verdict vocabulary of probe.model.VERDICTS, repeated so that `probe --help` imports only
 # click (a unit test checks the two agree).
 VERDICT_CHOICES = ("ok", "blocked", "reset", "hijacked", "throttled", "down", "inconclusive")
+#: What `probe results --suite` shows: URLs (`probe run`) or endpoints (`probe circumvention`).
+SUITES = ("web", "circumvention")
 
 
 def _run_param(value: str) -> str | int | None:
@@ -66,12 +72,16 @@ def table_width() -> int:
 @click.option("--limit", type=click.IntRange(min=1), help="At most this many rows.")
 @click.option("--json", "as_json", is_flag=True, help="JSON lines instead of a table.")
 @click.option("--csv", "as_csv", is_flag=True, help="CSV (with the decisive reason in words).")
+@click.option("--suite", type=click.Choice(SUITES),
+              help="web: URLs (`probe run`); circumvention: Tor, OpenVPN and VPN endpoints "
+              "(`probe circumvention`). Default: the suite of the run shown (web for --run all).")
 def results_command(db: Path, run: str, verdicts: tuple[str, ...], vantage: str | None,
-                    limit: int | None, as_json: bool, as_csv: bool) -> None:
-    """Show the verdicts of a run (by default the latest), one line per URL.
+                    limit: int | None, as_json: bool, as_csv: bool, suite: str | None) -> None:
+    """Show the verdicts of a run (by default the latest), one line per URL or endpoint.
 
     The table fits the terminal; its REASON column is the reason that decided the verdict
-    (`probe show URL` explains every reason). Times are UTC.
+    (`probe show URL` or `probe show ADDRESS:PORT` explains every reason). Times are UTC.
+    With --suite circumvention, --run latest is the latest `probe circumvention` run.
 
     \b
     Examples:
@@ -79,6 +89,7 @@ def results_command(db: Path, run: str, verdicts: tuple[str, ...], vantage: str 
       probe results --verdict interference           # blocked, reset, hijacked or throttled
       probe results --verdict blocked --verdict reset --json   # JSON lines, for jq
       probe results --run all --vantage home --csv > home.csv
+      probe results --suite circumvention --verdict interference   # blocked Tor relays, VPNs
     """
     if as_json and as_csv:
         raise click.UsageError("--json and --csv exclude each other")
@@ -88,6 +99,10 @@ def results_command(db: Path, run: str, verdicts: tuple[str, ...], vantage: str 
 
     try:
         with Store.open(db, create=False) as store:
+            if suite == "circumvention" or (suite is None and _endpoint_run(store, run_value, vantage)):
+                _endpoint_results(store, run_value, expand_verdicts(verdicts), vantage, limit,
+                                  as_json, as_csv)
+                return
             rows = store.results(run_value, verdict=expand_verdicts(verdicts), vantage=vantage,
                                  limit=limit)
             if as_json:
@@ -100,3 +115,38 @@ def results_command(db: Path, run: str, verdicts: tuple[str, ...], vantage: str 
                 click.echo(chunk, nl=False)
     except StoreError as exc:
         raise click.ClickException(str(exc)) from None
+
+
+def _endpoint_run(store: Store, run: str | int | None, vantage: str | None) -> bool:
+    """True when the run shown (``latest`` or an id) measured endpoints and no URLs."""
+    from probe.store.endpoints import run_has_endpoints
+
+    rid = store.resolve_run(run, vantage)
+    return rid is not None and run_has_endpoints(store, rid)
+
+
+def _endpoint_results(store: Store, run: str | int | None, verdicts: tuple[str, ...] | None,
+                      vantage: str | None, limit: int | None, as_json: bool, as_csv: bool) -> None:
+    """`probe results --suite circumvention`: endpoint verdicts of a `probe circumvention` run."""
+    from probe.endpointview import format_endpoint_csv, format_endpoint_table
+    from probe.store import StoreError
+    from probe.store.endpoints import RESULT_KEYS, endpoint_results, latest_endpoint_run
+    from probe.store.report import format_json_lines
+
+    run_id: int | None = None
+    if run == "latest":
+        run_id = latest_endpoint_run(store, vantage)
+        if run_id is None:
+            where = f" for vantage point {vantage!r}" if vantage else ""
+            raise StoreError(f"{store.path}: no circumvention runs{where} yet (probe circumvention)")
+    elif run is not None:
+        run_id = store.resolve_run(run)
+    rows = endpoint_results(store, run_id, verdicts=verdicts, vantage=vantage, limit=limit)
+    if as_json:
+        out = format_json_lines(rows, keys=RESULT_KEYS)
+    elif as_csv:
+        out = format_endpoint_csv(rows)
+    else:
+        out = format_endpoint_table(rows, table_width())
+    for chunk in out:
+        click.echo(chunk, nl=False)

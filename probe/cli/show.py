@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from probe.cli._group import cli
 from probe.cli.options import db_option
 
+if TYPE_CHECKING:
+    from probe.store import Store
+
 
 @cli.command("show")
-@click.argument("what", metavar="URL|MEASUREMENT_ID")
+@click.argument("what", metavar="URL|MEASUREMENT_ID|ADDRESS:PORT|ENDPOINT")
 @db_option
 @click.option("--vantage", metavar="NAME", help="The URL's newest measurement from this vantage point.")
 @click.option("--run", "run_id", type=click.IntRange(min=1), metavar="ID",
@@ -26,10 +31,15 @@ def show_command(what: str, db: Path, vantage: str | None, run_id: int | None, a
     fingerprints it matches, each next to what the control saw; then the verdict and every
     reason in plain words.
 
+    WHAT may also be a circumvention endpoint (`probe circumvention`): ADDRESS:PORT
+    ([ADDRESS]:PORT for IPv6) or the endpoint's name from its list: the newest measurement of
+    each kind there (OpenVPN over UDP and TCP may share a port), step by step with the control.
+
     \b
     Examples:
       probe show http://example.org/
       probe show 42 --json | jq .verdict
+      probe show 128.31.0.39:9101          # a Tor directory authority's OR port
     """
     import shutil
     import sys
@@ -38,9 +48,19 @@ def show_command(what: str, db: Path, vantage: str | None, run_id: int | None, a
     from probe.fingerprints import default_fingerprints
     from probe.store import Store, StoreError
 
+    endpoint = _address_port(what)
     try:
         with Store.open(db, create=False) as store:
-            mid = find_measurement(store, what, vantage, run_id)
+            if endpoint is not None:
+                _show_endpoints(store, what, endpoint, vantage, run_id, as_json)
+                return
+            try:
+                mid = find_measurement(store, what, vantage, run_id)
+            except EvidenceError:
+                if what.isdigit() or "/" in what or not _show_endpoints(
+                        store, what, None, vantage, run_id, as_json, missing_ok=True):
+                    raise
+                return
             ev = evidence(store, mid, fingerprints=default_fingerprints())
     except (StoreError, EvidenceError) as exc:
         raise click.ClickException(str(exc)) from None
@@ -50,3 +70,40 @@ def show_command(what: str, db: Path, vantage: str | None, run_id: int | None, a
     width = shutil.get_terminal_size((100, 24)).columns if sys.stdout.isatty() else 100
     for line in render_text(ev, width):
         click.echo(line)
+
+
+def _address_port(what: str) -> tuple[str, int] | None:
+    """``ADDRESS:PORT`` or ``[ADDRESS]:PORT`` with a literal IP address, else None."""
+    host, sep, port = what.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        return None
+    try:
+        return str(ipaddress.ip_address(host.removeprefix("[").removesuffix("]"))), int(port)
+    except ValueError:
+        return None
+
+
+def _show_endpoints(store: Store, what: str, endpoint: tuple[str, int] | None, vantage: str | None,
+                    run_id: int | None, as_json: bool, missing_ok: bool = False) -> bool:
+    """Print the newest measurement of each endpoint at ``endpoint`` (or named ``what``)."""
+    from probe.endpointview import dumps, render_endpoint
+    from probe.evidence import EvidenceError
+    from probe.store.endpoints import endpoint_measurements_at
+
+    address, port = endpoint if endpoint is not None else (None, None)
+    found = endpoint_measurements_at(store, address, port, name=None if endpoint else what,
+                                     vantage=vantage, run_id=run_id)  # fmt: skip
+    if not found:
+        if missing_ok:
+            return False
+        narrowed = ", ".join(f"{k} {v!r}" for k, v in (("vantage", vantage), ("run", run_id)) if v)
+        raise EvidenceError(f"no endpoint measurement of {what!r}" + (f" ({narrowed})" if narrowed else ""))
+    if as_json:
+        click.echo(dumps({"endpoint_measurements": found}))
+        return True
+    for i, d in enumerate(found):
+        if i:
+            click.echo("")
+        for line in render_endpoint(d):
+            click.echo(line)
+    return True

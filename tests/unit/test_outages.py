@@ -263,3 +263,32 @@ def test_probe_outages_reports_isolation_with_geo_data(tmp_path: Path) -> None:
     assert row["state"] == "isolated" and "6/6 URLs in RU reached, 0/6 abroad" in row["evidence"]
     r = CliRunner().invoke(cli, ["outages", "--db", str(db), "--country", "Russia"])
     assert r.exit_code == 2 and "--country" in r.output
+
+
+def test_probe_compare_shows_each_vantage_points_isolation(tmp_path: Path) -> None:
+    db = tmp_path / "p.db"
+    _two_country_db(db, abroad_alive=False)
+    geo = tmp_path / "geo.tsv"
+    geo.write_text("198.51.100.0\t198.51.100.255\t64500\tRU\tHOME-NET\n"
+                   "203.0.113.0\t203.0.113.255\t64501\tDE\tABROAD-NET\n")  # fmt: skip
+    r = CliRunner().invoke(cli, ["compare", "--db", str(db), "--geo", str(geo), "--json"],
+                           catch_exceptions=False)  # fmt: skip
+    assert r.exit_code == 0, r.output
+    iso = json.loads(r.output)["isolation"]["moscow"]
+    assert (iso["country"], iso["runs"], iso["isolated_runs"]) == ("RU", 1, 1)
+    (interval,) = iso["intervals"]
+    assert interval["state"] == "isolated" and interval["runs"] == [1] and interval["before"] is None
+    r = CliRunner().invoke(cli, ["compare", "--db", str(db), "--geo", str(geo), "--summary"])
+    assert "moscow (RU): 1 of 1 runs isolated" in r.output and "6/6 URLs in RU reached" in r.output
+
+
+def test_probe_compare_finds_no_isolation_where_sites_abroad_work(tmp_path: Path) -> None:
+    db = tmp_path / "p.db"
+    _two_country_db(db, abroad_alive=True)
+    geo = tmp_path / "geo.tsv"
+    geo.write_text("198.51.100.0\t198.51.100.255\t64500\tRU\tHOME-NET\n"
+                   "203.0.113.0\t203.0.113.255\t64501\tDE\tABROAD-NET\n")  # fmt: skip
+    r = CliRunner().invoke(cli, ["compare", "--db", str(db), "--geo", str(geo), "--json"],
+                           catch_exceptions=False)  # fmt: skip
+    iso = json.loads(r.output)["isolation"]["moscow"]
+    assert (iso["runs"], iso["isolated_runs"], iso["intervals"]) == (1, 0, [])
