@@ -29,8 +29,8 @@ reported with them. ``probe reclassify`` re-applies the rule, so old data can be
 
 from __future__ import annotations
 
+import bisect
 import json
-import statistics
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
@@ -137,22 +137,44 @@ def unthrottled(v: Verdict) -> Verdict:
     return Verdict("ok", None, None, reasons, v.classifier_version)
 
 
-def _median_others(values: Sequence[tuple[int, float]], own: int) -> tuple[float | None, int]:
-    others = [x for mid, x in values if mid != own]
-    if len(others) < MIN_REFERENCES:
-        return None, len(others)
-    return statistics.median(others), len(others)
+class _Medians:
+    """The median of the values of every sample but one, for each sample in O(log n).
+
+    The same number as ``statistics.median`` of the others (the middle one, or the mean of the
+    two middle ones), found by skipping the sample's own place in the sorted values, instead of
+    building a list of the others per sample (quadratic: seconds for a run of 30,000 URLs).
+    """
+
+    def __init__(self, values: Sequence[tuple[int, float]]) -> None:
+        self._own = dict(values)
+        self._sorted = sorted(self._own.values())
+
+    def without(self, own: int) -> float | None:
+        """The median of all values but ``own``'s (None: fewer than MIN_REFERENCES of them)."""
+        vals = self._sorted
+        x = self._own.get(own)
+        n = len(vals) - (x is not None)
+        if n < MIN_REFERENCES:
+            return None
+        skip = bisect.bisect_left(vals, x) if x is not None else len(vals)
+
+        def at(k: int) -> float:
+            return vals[k if k < skip else k + 1]
+
+        if n % 2:
+            return at(n // 2)
+        return (at(n // 2 - 1) + at(n // 2)) / 2
 
 
 def _slow(samples: Sequence[Sample], base: dict[int, Verdict]) -> dict[int, float]:
     """The ``ok`` samples at most 1/SLOWDOWN of their references' median, with that median."""
     eligible = [s for s in samples if base[s.measurement_id].verdict == "ok"]
-    here = [(s.measurement_id, s.per_rtt) for s in eligible if s.per_rtt is not None]
+    here = _Medians([(s.measurement_id, s.per_rtt) for s in eligible if s.per_rtt is not None])
     out = {}
     for s in eligible:
         if s.per_rtt is None:
             continue
-        ref, _ = _median_others(here, s.measurement_id)
+        ref = here.without(s.measurement_id)
         if ref is not None and s.per_rtt <= ref / SLOWDOWN:
             out[s.measurement_id] = ref
     return out
@@ -165,8 +187,9 @@ def judge_samples(samples: Sequence[Sample]) -> dict[int, Verdict]:
     slow = _slow(samples, base)
     # The control's references: every ok page whose control reported its speed (the page's own
     # fetch need not have given a sample).
-    there = [(s.measurement_id, s.control_per_rtt) for s in samples
-             if base[s.measurement_id].verdict == "ok" and s.control_per_rtt is not None]  # fmt: skip
+    there = _Medians([(s.measurement_id, s.control_per_rtt) for s in samples
+                      if base[s.measurement_id].verdict == "ok"
+                      and s.control_per_rtt is not None])  # fmt: skip
     out = dict(base)
     for s in samples:
         if s.measurement_id not in slow or s.per_rtt is None:
@@ -174,7 +197,7 @@ def judge_samples(samples: Sequence[Sample]) -> dict[int, Verdict]:
         ref = slow[s.measurement_id]
         slower = f"{ref / max(s.per_rtt, 1e-9):.0f}x"
         v = base[s.measurement_id]
-        cref, _ = _median_others(there, s.measurement_id)
+        cref = there.without(s.measurement_id)
         if s.control_per_rtt is None or cref is None:
             out[s.measurement_id] = replace(v, reasons=(*v.reasons, f"http/slow:{slower}"))
             continue

@@ -200,3 +200,18 @@ def test_a_body_far_smaller_decoded_than_on_the_wire_gives_no_sample() -> None:
     http = replace(m.hops[0].http, body_length=100)  # kilobytes of gzip header fields, say
     odd = replace(m, hops=(replace(m.hops[0], http=http),))
     assert sample_from_json(7, m.target.url, OK, to_json(odd), {}).per_rtt is None
+
+
+def test_the_median_of_the_others_is_statistics_median_without_the_sample() -> None:
+    import random
+    import statistics
+
+    rnd = random.Random(7)
+    for n in range(0, 12):
+        values = [(i, float(rnd.choice([1, 2, 2, 3, 5, 8, 13]) * rnd.random())) for i in range(n)]
+        values += [(100 + i, 4.0) for i in range(rnd.randint(0, 3))]  # ties
+        medians = throttling._Medians(values)
+        for own in [mid for mid, _ in values] + [999]:  # 999: not among them
+            others = [x for mid, x in values if mid != own]
+            want = statistics.median(others) if len(others) >= throttling.MIN_REFERENCES else None
+            assert medians.without(own) == want
