@@ -9,7 +9,10 @@ anywhere). Sections:
    verdict other than ok first, by how many vantage points see interference);
 3. a timeline of verdict changes per URL and vantage point;
 4. the technique mix per vantage point (which verdict at which stage: DNS hijack, TLS reset...);
-5. the evidence of each non-ok URL: the decisive reason in words, and for the first ones the
+5. circumvention endpoints (`probe circumvention`: Tor relays, OpenVPN, VPN endpoints): each
+   one's newest verdict per vantage point, and how many of each kind each reached;
+6. outages and national isolation (`probe outages`): the intervals per vantage point;
+7. the evidence of each non-ok URL: the decisive reason in words, and for the first ones the
    whole `probe show` evidence.
 
 Memory stays bounded however large the database: every section reads what it draws with one
@@ -23,7 +26,7 @@ import html
 import json
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, TextIO
 
@@ -51,6 +54,8 @@ class ReportLimits:
     timeline_rows: int = 60
     evidence_rows: int = 2000
     evidence_details: int = 100
+    endpoint_rows: int = 300
+    outage_rows: int = 500
 
 
 def _colour(verdict: str | None) -> str:
@@ -302,13 +307,102 @@ def _legend() -> str:
     ) + f'<span><i class="sw" style="background:{COLOURS[None]}"></i>not measured</span></p>'
 
 
+def _endpoints_section(conn: Any, vps: list[dict[str, Any]], limit: int) -> tuple[str, int]:
+    """The circumvention section (HTML) and how many endpoints it covers."""
+    from probe.endpointview import EndpointMatrix, explain_endpoint_reason
+    from probe.store.endpoints import latest_endpoints
+
+    names = [vp["name"] for vp in vps]
+    matrix = EndpointMatrix.from_latest(latest_endpoints(conn, names), names)
+    if not matrix.rows:
+        return ('<p class="empty">No circumvention endpoints measured (<code>probe circumvention'
+                "</code>).</p>"), 0
+
+    def badness(item: tuple[tuple[str, str, str, int], dict[str, dict[str, Any]]]) -> tuple[int, int]:
+        cells = item[1].values()
+        return (-sum(c["verdict"] in INTERFERENCE for c in cells), -sum(c["verdict"] != "ok" for c in cells))
+
+    rows = sorted(matrix.rows.items(), key=lambda kv: (badness(kv), kv[0]))
+    out = ["<p>Whether the tools people use to get around censorship connect from each vantage "
+           "point: each endpoint's newest verdict (the reasons are in the cell's tooltip).</p>",
+           '<table id="endpoints"><thead><tr><th>vantage point</th>'
+           + "".join(f"<th>{_e(k)}</th>" for k in sorted({key[0] for key in matrix.rows}))
+           + "</tr></thead><tbody>"]
+    summary = matrix.summary()
+    kinds = sorted({key[0] for key in matrix.rows})
+    for name in names:
+        reach = []
+        for k in kinds:
+            counts = summary.get(name, {}).get(k)
+            reach.append("<td>-</td>" if not counts else
+                         f'<td class="n">{counts.get("ok", 0)} / {counts["tried"]} reached</td>')
+        out.append(f"<tr><td>{_e(name)}</td>{''.join(reach)}</tr>")
+    out.append("</tbody></table>")
+    more = f" The {limit} with the most interference are shown." if len(rows) > limit else ""
+    out.append(f"<p>{len(rows)} endpoints.{more}</p>")
+    out.append('<div class="scroll"><table id="endpoint-matrix"><thead><tr><th>endpoint</th><th>kind</th>'
+               "<th>address</th>" + "".join(f"<th>{_e(n)}</th>" for n in names) + "</tr></thead><tbody>")
+    for (kind, ep_name, address, port), by_vp in rows[:limit]:
+        tds = []
+        for n in names:
+            c = by_vp.get(n)
+            if c is None:
+                tds.append("<td>-</td>")
+                continue
+            why = "; ".join(f"{r}: {explain_endpoint_reason(r)}" for r in c["reasons"])
+            text = c["verdict"] + (f"/{c['stage']}" if c["stage"] and c["verdict"] != "ok" else "")
+            tds.append(f'<td class="v-{_e(c["verdict"])}" style="color:{_colour(c["verdict"])}" '
+                       f'title="{_e(why)}">{_e(text)}</td>')
+        where = f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+        out.append(f"<tr><td>{_e(ep_name)}</td><td>{_e(kind)}</td><td>{_e(where)}</td>{''.join(tds)}</tr>")
+    out.append("</tbody></table></div>")
+    return "".join(out), len(rows)
+
+
+def _outages_section(conn: Any, names: list[str], country_of: Callable[[str], str] | None,
+                     limit: int) -> tuple[str, int]:
+    """The outages section (HTML): intervals per vantage point, isolation first."""
+    from probe.outages import isolation, outages, run_stats
+
+    stats = [s for s in run_stats(conn, None, None, country_of=country_of) if s.vantage in names]
+    found = list(outages(stats))
+    isolated = isolation(stats)
+    out = ['<table id="isolation"><thead><tr><th>vantage point</th><th>country</th><th>runs</th>'
+           "<th>isolated runs</th></tr></thead><tbody>"]
+    for name in names:
+        iso = isolated.get(name)
+        if iso is None:
+            continue
+        country = iso.country or "unknown (not judged)"
+        out.append(f'<tr><td>{_e(name)}</td><td>{_e(country)}</td><td class="n">{iso.runs}</td>'
+                   f'<td class="n">{iso.isolated_runs}</td></tr>')
+    out.append("</tbody></table>")
+    if not found:
+        out.append('<p class="empty">No outages: every run found the network as usual.</p>')
+        return "".join(out), 0
+    more = (f" The first {limit} are shown (<code>probe outages</code> lists all)."
+            if len(found) > limit else "")
+    out.append(f"<p>{len(found)} intervals. Each lasted at least from <i>first seen</i> to <i>last "
+               f"seen</i>, and fitted between <i>after</i> and <i>before</i>.{more}</p>")
+    out.append('<table id="outages"><thead><tr><th>vantage point</th><th>state</th><th>first seen</th>'
+               "<th>last seen</th><th>after</th><th>before</th><th>evidence</th></tr></thead><tbody>")
+    for o in found[:limit]:
+        out.append(f'<tr class="o-{_e(o.state)}"><td>{_e(o.vantage)}</td><td>{_e(o.state)}</td>'
+                   f"<td>{_ago(o.first_seen)}</td><td>{_ago(o.last_seen)}</td><td>{_ago(o.after)}</td>"
+                   f"<td>{_ago(o.before) if o.before else 'ongoing'}</td><td>{_e(o.evidence)}</td></tr>")
+    out.append("</tbody></table>")
+    return "".join(out), len(found)
+
+
 def write_report(store: Any, out: TextIO, *, vantages: Iterable[str] | None = None,
                  limits: ReportLimits = ReportLimits(), fingerprints: Any = None,
-                 title: str = "probe report") -> dict[str, int]:
+                 title: str = "probe report", country_of: Callable[[str], str] | None = None,
+                 ) -> dict[str, int]:
     """Write the HTML report of ``store`` (an open :class:`probe.store.Store`) to ``out``.
 
-    ``vantages`` restricts it to those vantage points. Returns what was drawn (counts), for
-    the command's one-line summary and for tests.
+    ``vantages`` restricts it to those vantage points; ``country_of`` maps an address to its
+    country for the isolation rule (None: isolation is not judged). Returns what was drawn
+    (counts), for the command's one-line summary and for tests.
     """
     from probe.evidence import EvidenceError, evidence, render_text
 
@@ -375,7 +469,19 @@ def write_report(store: Any, out: TextIO, *, vantages: Iterable[str] | None = No
       "interfered URLs; the number is their count).</p>")
     w(f'<div class="scroll">{_svg_techniques(vps, mix)}</div>')
 
-    # 5. Evidence.
+    # 5. Circumvention endpoints.
+    w('<h2 id="circumvention-h">Circumvention: Tor, OpenVPN and VPN endpoints</h2>')
+    section, n_endpoints = _endpoints_section(conn, vps, limits.endpoint_rows)
+    w(section)
+
+    # 6. Outages and national isolation.
+    w('<h2 id="outages-h">Outages and national isolation</h2><p>Each run judged from what it '
+      "saw (docs/outages.md): no network at all, a silent resolver, sites at home reached while "
+      "those abroad were not (isolation), connections dead far beyond the usual, missed runs.</p>")
+    section, n_outages = _outages_section(conn, [vp["name"] for vp in vps], country_of, limits.outage_rows)
+    w(section)
+
+    # 7. Evidence.
     w(f'<h2 id="evidence-h">Evidence: {n_non_ok} non-ok verdicts</h2>')
     if n_non_ok > len(non_ok):
         w(f"<p>The first {len(non_ok)} are listed; <code>probe results --verdict ...</code> lists all.</p>")
@@ -403,4 +509,5 @@ def write_report(store: Any, out: TextIO, *, vantages: Iterable[str] | None = No
     w('<p class="meta">Reasons in words come from probe/explain.py; docs/classification.md '
       "defines every verdict rule.</p></body></html>\n")
     return {"vantage_points": len(vps), "heatmap_urls": len(urls), "timeline_rows": len(timeline),
-            "evidence_rows": len(non_ok), "evidence_details": detailed, "non_ok": n_non_ok}
+            "evidence_rows": len(non_ok), "evidence_details": detailed, "non_ok": n_non_ok,
+            "endpoints": n_endpoints, "outages": n_outages}

@@ -21,13 +21,18 @@ from probe.cli.options import db_option
               help="URLs in the heatmap (those with the most interference).")
 @click.option("--max-evidence", type=click.IntRange(0), default=100, show_default=True,
               help="Non-ok verdicts shown with their whole evidence.")
+@click.option("--geo", type=click.Path(exists=True, dir_okay=False),
+              help="IP-to-country data for the isolation rule (as `probe outages --geo`)  "
+              "[default: probe's]")
 def report_command(db: Path, out: Path, vantages: tuple[str, ...], title: str, max_urls: int,
-                   max_evidence: int) -> None:
+                   max_evidence: int, geo: str | None) -> None:
     """Write one self-contained HTML file with the results of every vantage point.
 
     It opens offline (no script, nothing fetched: plots are inline SVG): a summary per
     vantage point, a heatmap of URLs x vantage points coloured by verdict, a timeline of
-    verdict changes, the technique mix per vantage point, and the evidence of each non-ok URL.
+    verdict changes, the technique mix per vantage point, circumvention endpoints (Tor,
+    OpenVPN, VPNs) per vantage point, outages and national isolation, and the evidence of each
+    non-ok URL.
 
     \b
     Examples:
@@ -37,9 +42,15 @@ def report_command(db: Path, out: Path, vantages: tuple[str, ...], title: str, m
     import os
 
     from probe.fingerprints import default_fingerprints
+    from probe.geo import GeoError
     from probe.htmlreport import ReportLimits, write_report
+    from probe.outages import country_lookup
     from probe.store import Store, StoreError
 
+    try:
+        country_of = country_lookup(geo)
+    except GeoError as exc:
+        raise click.BadParameter(str(exc), param_hint="--geo") from None
     limits = ReportLimits(heatmap_urls=max_urls, evidence_details=max_evidence)
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     try:
@@ -52,7 +63,8 @@ def report_command(db: Path, out: Path, vantages: tuple[str, ...], title: str, m
                                              param_hint="--vantage")
             with open(tmp, "w", encoding="utf-8") as f:
                 drawn = write_report(store, f, vantages=vantages or None, limits=limits,
-                                     fingerprints=default_fingerprints(), title=title)
+                                     fingerprints=default_fingerprints(), title=title,
+                                     country_of=country_of)
         os.replace(tmp, out)  # a reader never sees half a report
     except StoreError as exc:
         raise click.ClickException(str(exc)) from None

@@ -153,3 +153,30 @@ def test_compare_sets_endpoints_side_by_side_per_vantage_point(db: Path) -> None
     assert sorted(e["kind"] for e in diff["endpoints"]) == ["openvpn-tcp", "tor"]  # UDP: moscow only
     only = json.loads(_invoke("compare", "--db", str(db), "--json", "--vantage", "almaty"))
     assert list(only["endpoint_summary"]) == ["almaty"]
+
+
+def test_the_report_has_a_circumvention_section(db: Path, tmp_path: Path) -> None:
+    out = tmp_path / "r.html"
+    _invoke("report", "--db", str(db), "--out", str(out))
+    page = out.read_text()
+    section = page[page.index('id="circumvention-h"'):page.index('id="outages-h"')]
+    row = section[section.index("<td>moria1</td>"):].split("</tr>")[0]
+    # Columns in vantage-point order (almaty, moscow); the tooltip explains the reason.
+    assert row.index(">ok</td>") < row.index(">blocked/tcp</td>")
+    assert 'title="tcp/timeout:128.31.0.39:9101: no answer to the TCP connection attempt (SYN)"' in row
+    # Reach per kind (openvpn-tcp, openvpn-udp, tor): almaty did not try OpenVPN over UDP.
+    assert ('<td>almaty</td><td class="n">1 / 1 reached</td><td>-</td><td class="n">1 / 1 reached</td>'
+            in section)
+    assert section.index("moria1") < section.index("<td>openvpn-udp</td>")  # interference first
+
+
+def test_a_report_without_endpoints_says_so(tmp_path: Path) -> None:
+    path = tmp_path / "web.db"
+    with Store.open(path) as s:
+        vid = s.vantage("home")
+        run = s.start_run(vid, [], {})
+        s.write(run, vid, [(sample_measurement(0, started=T0), _v("ok", None))])
+        s.finish_run(run, "complete")
+    _invoke("report", "--db", str(path), "--out", str(tmp_path / "r.html"))
+    page = (tmp_path / "r.html").read_text()
+    assert "No circumvention endpoints measured" in page and "No outages" in page

@@ -292,3 +292,19 @@ def test_probe_compare_finds_no_isolation_where_sites_abroad_work(tmp_path: Path
                            catch_exceptions=False)  # fmt: skip
     iso = json.loads(r.output)["isolation"]["moscow"]
     assert (iso["runs"], iso["isolated_runs"], iso["intervals"]) == (1, 0, [])
+
+
+def test_the_report_shows_outages_and_isolation(tmp_path: Path) -> None:
+    db = tmp_path / "p.db"
+    _two_country_db(db, abroad_alive=False)
+    geo = tmp_path / "geo.tsv"
+    geo.write_text("198.51.100.0\t198.51.100.255\t64500\tRU\tHOME-NET\n"
+                   "203.0.113.0\t203.0.113.255\t64501\tDE\tABROAD-NET\n")  # fmt: skip
+    out = tmp_path / "r.html"
+    r = CliRunner().invoke(cli, ["report", "--db", str(db), "--geo", str(geo), "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    page = out.read_text()
+    section = page[page.index('id="outages-h"'):page.index('id="evidence-h"')]
+    assert '<td>moscow</td><td>RU</td><td class="n">1</td><td class="n">1</td>' in section
+    assert '<tr class="o-isolated"><td>moscow</td><td>isolated</td>' in section
+    assert "6/6 URLs in RU reached, 0/6 abroad" in section
