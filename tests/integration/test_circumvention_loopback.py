@@ -7,6 +7,7 @@ import asyncio
 import json
 import socket
 import sqlite3
+import ssl
 import threading
 from collections.abc import Iterator
 from pathlib import Path
