@@ -26,7 +26,7 @@ __all__ = [
 
 _COLUMNS = ("run_id", "vantage_id", "suite", "kind", "name", "address", "port", "transport", "source",
             "measured_at", "runtime", "tcp_failure", "handshake", "handshake_failure", "verdict",
-            "stage", "reasons", "classifier_version", "observation", "control")  # fmt: skip
+            "stage", "reasons", "classifier_version", "observation", "control", "uid")  # fmt: skip
 
 
 def write_endpoints(
@@ -38,6 +38,7 @@ def write_endpoints(
 ) -> int:
     """Store judged endpoint observations in one transaction; the number stored."""
     from probe.store.rows import iso
+    from probe.store.uid import uuid7
 
     values = []
     for obs, control, verdict in rows:
@@ -47,6 +48,7 @@ def write_endpoints(
             obs.handshake_failure, verdict.verdict, verdict.stage, json.dumps(list(verdict.reasons)),
             verdict.classifier_version, json.dumps(dataclasses.asdict(obs), sort_keys=True),
             None if control is None else json.dumps(to_json(control), sort_keys=True),
+            uuid7(int(obs.started * 1000)),  # a global id (probe merge), from when it was taken
         ))  # fmt: skip
     sql = (f"INSERT INTO endpoint_measurements ({', '.join(_COLUMNS)}) "
            f"VALUES ({', '.join('?' * len(_COLUMNS))})")  # fmt: skip

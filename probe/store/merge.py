@@ -58,6 +58,7 @@ class MergeResult:
     already_present: int = 0  # measurements skipped: their uid was in the output
     verdicts_updated: int = 0  # present measurements re-judged more recently in the source
     renamed: list[tuple[str, str]] = field(default_factory=list)  # (name, name in the output)
+    keyed: dict[str, int] = field(default_factory=dict)  # rows added to tables with their own uid
 
     def summary(self) -> str:
         """One line for the terminal."""
@@ -71,6 +72,9 @@ class MergeResult:
             parts.append(f"{self.runs_updated} runs updated")
         if self.verdicts_updated:
             parts.append(f"{self.verdicts_updated} verdicts updated")
+        for table, n in self.keyed.items():
+            if n:
+                parts.append(f"+{n} {table.replace('_', ' ')}")
         text = f"{self.source}: " + ", ".join(parts)
         for old, new in self.renamed:
             text += f"\n  vantage point {old!r} of this source is another vantage point's name "
@@ -187,9 +191,14 @@ class _Plan:
         }
         self.content: list[str] = []  # content-addressed: INSERT OR IGNORE by primary key
         self.owned: list[tuple[str, str, str]] = []  # (table, owner column, owner table)
+        self.keyed: list[str] = []  # rows with their own uid, referring to runs/vantage points
         self.fks = fks
         for name in self._ordered(tables, fks):
             if name in _NOT_COPIED or name in _ENTITIES:
+                continue
+            if "uid" in tables[name].columns and {p for _, p in fks[name]} <= {
+                    "runs", "vantage_points"}:
+                self.keyed.append(name)
                 continue
             owner = next(((col, parent) for col, parent in fks[name]
                           if parent == "measurements" or parent in self.offset_tables), None)
@@ -266,6 +275,8 @@ def _merge_tables(conn: sqlite3.Connection, plan: _Plan, result: MergeResult) ->
         names = ", ".join(cols)
         conn.execute(f"INSERT OR IGNORE INTO main.{table} ({names}) "
                      f"SELECT {names} FROM src.{table}")
+    for table in plan.keyed:
+        _merge_keyed(conn, plan, table, result)
     for table, owner_col, owner in plan.owned:
         src_cols = set(_cols(conn, "src", table))
         targets, exprs = [], []
@@ -408,3 +419,34 @@ def _merge_measurements(conn: sqlite3.Connection, plan: _Plan, result: MergeResu
         )
         result.verdicts_updated = conn.execute("SELECT changes()").fetchone()[0]
     return moff
+
+
+def _merge_keyed(conn: sqlite3.Connection, plan: _Plan, table: str, result: MergeResult) -> None:
+    """Copy the rows of ``table`` (e.g. endpoint_measurements) whose uid the output lacks.
+
+    Rows refer to runs and vantage points, mapped to the output's. A row that the output got
+    from an earlier merge before the table had uids has another uid on each side (each database
+    drew its own when upgraded): it is recognised as the same row of the same run by its other
+    columns, all equal, and not copied again.
+    """
+    src_cols = set(_cols(conn, "src", table))
+    cols = [c for c in plan.columns[table] if c != "id" and c in src_cols]
+    refs = {c: parent for c, parent in plan.fks[table]}
+    exprs = [
+        f"(SELECT dst FROM temp.merge_map WHERE tbl = '{refs[c]}' AND src = s.{c})" if c in refs
+        else f"s.{c}"
+        for c in cols
+    ]
+    same = " AND ".join(f"t.{c} IS {e}" for c, e in zip(cols, exprs, strict=True) if c != "uid")
+    run_col = next((c for c, parent in plan.fks[table] if parent == "runs"), None)
+    old_run = (f"EXISTS (SELECT 1 FROM temp.merge_map AS r WHERE r.tbl = 'runs' "
+               f"AND r.src = s.{run_col} AND r.new = 0)") if run_col else "1"  # fmt: skip
+    conn.execute(
+        f"INSERT INTO main.{table} ({', '.join(cols)}) SELECT {', '.join(exprs)} "
+        f"FROM src.{table} AS s "
+        f"WHERE NOT EXISTS (SELECT 1 FROM main.{table} AS t WHERE t.uid = s.uid) "
+        f"AND NOT ({old_run} AND EXISTS (SELECT 1 FROM main.{table} AS t WHERE {same})) "
+        "ORDER BY s.id"
+    )
+    added = conn.execute("SELECT changes()").fetchone()[0]
+    result.keyed[table] = result.keyed.get(table, 0) + added

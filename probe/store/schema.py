@@ -505,6 +505,17 @@ CREATE TABLE trace_hops (
 ) WITHOUT ROWID;
 """
 
+# A global id for each endpoint measurement (probe circumvention), as measurements have since
+# version 3: `probe merge` copies the endpoint rows it has not seen, also those added to a run
+# that was already merged (before, they came only with a run new to the output). Rows of an older
+# database get a uid from their own time; a row merged before it had a uid is recognised by
+# what it measured (probe/store/merge.py).
+_V9_ENDPOINT_UIDS = f"""
+ALTER TABLE endpoint_measurements ADD COLUMN uid TEXT;
+UPDATE endpoint_measurements SET uid = {sql_uuid7(_ms("measured_at"))} WHERE uid IS NULL;
+CREATE UNIQUE INDEX endpoint_measurements_uid ON endpoint_measurements(uid);
+"""
+
 #: (version, name, SQL); applied in order, each in its own transaction.
 MIGRATIONS: tuple[tuple[int, str, str], ...] = (
     (1, "initial schema", _V1 + _stats_sql()),
@@ -525,6 +536,8 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
     # Packet metadata of what came back on the probe's flows (probe run --capture), and the
     # results of probe trace. docs/packets.md says what each column is evidence of.
     (8, "packets and traces", _V8),
+    # Global ids of endpoint measurements, so that merge is idempotent on them.
+    (9, "endpoint measurement ids", _V9_ENDPOINT_UIDS),
 )
 
 #: The schema version this probe writes.

@@ -233,7 +233,7 @@ def test_every_table_of_the_schema_has_a_merge_rule() -> None:
         plan = merge_module._Plan(s.conn)
         tables = set(s._tables())
     ruled = (set(plan.content) | {t for t, _, _ in plan.owned} | set(merge_module._ENTITIES)
-             | merge_module._NOT_COPIED)
+             | set(plan.keyed) | merge_module._NOT_COPIED)
     assert tables <= ruled, tables - ruled
 
 
@@ -244,13 +244,76 @@ def test_table_without_a_rule_is_refused_by_name() -> None:
             merge_module._Plan(s.conn)
 
 
+def _endpoints(store: Store, run: int, vid: int, names: list[str], t0: float = 1_790_000_000.0) -> None:
+    from probe.circumvention.measure import EndpointObservation
+    from probe.store.endpoints import write_endpoints
+
+    rows = [(EndpointObservation("tor", n, "192.0.2.1", 443, "tcp", t0 + i, 0.1,
+                                 tcp_failure="connection_reset"),
+             None, Verdict("reset", "tcp", None, ("tcp/reset",), "test"))
+            for i, n in enumerate(names)]  # fmt: skip
+    write_endpoints(store, run, vid, "circumvention", rows)
+
+
+def _endpoint_rows(path: Path) -> list[tuple[object, ...]]:
+    conn = sqlite3.connect(path)
+    try:
+        return conn.execute(
+            "SELECT v.name, r.uid, e.uid, e.name, e.verdict FROM endpoint_measurements e "
+            "JOIN runs r ON r.id = e.run_id JOIN vantage_points v ON v.id = e.vantage_id "
+            "ORDER BY e.uid").fetchall()
+    finally:
+        conn.close()
+
+
+def test_endpoint_rows_added_to_an_already_merged_run_come_with_the_next_merge(
+    tmp_path: Path,
+) -> None:
+    a = tmp_path / "a.db"
+    with Store.open(a) as s:
+        vid = s.vantage("moscow")
+        run = s.start_run(vid, ["endpoints.csv"], {})
+        _endpoints(s, run, vid, ["r1", "r2"])
+    out = _probe_db(tmp_path / "all.db", "home")
+    first = merge(out, [a])[0]
+    assert first.keyed == {"endpoint_measurements": 2}
+    with Store.open(a) as s:  # the same run goes on after it was merged
+        _endpoints(s, run, vid, ["r3"], t0=1_790_000_100.0)
+        s.finish_run(run, "complete")
+    again = merge(out, [a])[0]
+    assert again.keyed == {"endpoint_measurements": 1} and again.runs == 0
+    assert "+1 endpoint measurements" in again.summary()
+    assert merge(out, [a])[0].keyed == {"endpoint_measurements": 0}
+    rows = _endpoint_rows(out)
+    assert rows == _endpoint_rows(a)  # same vantage point, run uid, uid, name and verdict
+    assert [r[3] for r in rows] == ["r1", "r2", "r3"]
+
+
+def test_endpoint_rows_merged_before_they_had_uids_are_not_copied_again(tmp_path: Path) -> None:
+    a = tmp_path / "a.db"
+    with Store.open(a) as s:
+        vid = s.vantage("moscow")
+        run = s.start_run(vid, ["endpoints.csv"], {})
+        _endpoints(s, run, vid, ["r1", "r2"])
+        s.finish_run(run, "complete")
+    out = tmp_path / "all.db"
+    merge(out, [a])
+    # Both databases upgraded to schema 9 on their own: each drew other uids for the same rows.
+    conn = sqlite3.connect(out)
+    conn.execute("UPDATE endpoint_measurements SET uid = 'old-' || id")
+    conn.commit()
+    conn.close()
+    assert merge(out, [a])[0].keyed == {"endpoint_measurements": 0}
+    assert len(_endpoint_rows(out)) == 2
+
+
 def test_endpoint_measurements_come_with_their_runs_once(tmp_path: Path) -> None:
     a = _probe_db(tmp_path / "a.db", "moscow")
     conn = sqlite3.connect(a)
     conn.execute(
         "INSERT INTO endpoint_measurements (run_id, vantage_id, suite, kind, name, address, port, "
-        "transport, measured_at, runtime, verdict, observation) "
-        "VALUES (1, 1, 'tor', 'relay', 'r1', '192.0.2.1', 443, 'tcp', 't', 0.1, 'blocked', '{}')"
+        "transport, measured_at, runtime, verdict, observation, uid) VALUES (1, 1, 'tor', "
+        "'relay', 'r1', '192.0.2.1', 443, 'tcp', 't', 0.1, 'blocked', '{}', 'e1')"
     )
     conn.commit()
     conn.close()

@@ -77,3 +77,30 @@ def test_database_from_before_uids_is_backfilled_with_distinct_uids(tmp_path: Pa
     assert len(set(uids)) == 50 and all(UID_RE.match(u) for u in uids)
     assert uids == sorted(uids)  # their time part is each measurement's start
     assert int(run_uid.replace("-", "")[:12], 16) == 1_793_527_201_250  # 2026-11-01T10:00:01.250Z
+
+
+def test_endpoint_measurements_of_a_schema_8_database_are_backfilled_with_uids(tmp_path: Path) -> None:
+    from probe.store.schema import MIGRATIONS
+
+    path = tmp_path / "v8.db"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, "
+                 "applied_at TEXT NOT NULL)")
+    for version, name, sql in MIGRATIONS[:8]:
+        conn.executescript(sql)
+        conn.execute("INSERT INTO schema_migrations VALUES (?, ?, '2026-11-01')", (version, name))
+    conn.execute("INSERT INTO vantage_points (name, created_at, updated_at) VALUES ('v', 't', 't')")
+    conn.execute("INSERT INTO runs (vantage_id, started_at, software_version) VALUES (1, 't', '0')")
+    conn.executemany(
+        "INSERT INTO endpoint_measurements (run_id, vantage_id, suite, kind, name, address, port, "
+        "transport, measured_at, runtime, verdict, observation) "
+        "VALUES (1, 1, 'circumvention', 'tor', ?, '192.0.2.1', 443, 'tcp', ?, 0.1, 'ok', '{}')",
+        [(f"r{i}", f"2026-11-01T10:00:0{i}.000Z") for i in range(5)],
+    )
+    conn.commit()
+    conn.close()
+    with Store.open(path) as s:
+        assert s.schema_version() == SCHEMA_VERSION
+        uids = [r[0] for r in s.conn.execute("SELECT uid FROM endpoint_measurements ORDER BY id")]
+    assert len(set(uids)) == 5 and all(UID_RE.match(u) for u in uids)
+    assert uids == sorted(uids)  # their time part is each endpoint measurement's start
