@@ -20,6 +20,7 @@ fits.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -192,6 +193,9 @@ class _Plan:
         self.content: list[str] = []  # content-addressed: INSERT OR IGNORE by primary key
         self.owned: list[tuple[str, str, str]] = []  # (table, owner column, owner table)
         self.keyed: list[str] = []  # rows with their own uid, referring to runs/vantage points
+        # (table, measurement column, unique key columns): one row per measurement that names
+        # it outside probe (an imported OONI measurement); the same key is the same measurement.
+        self.measurement_keys: list[tuple[str, str, tuple[str, ...]]] = []
         self.fks = fks
         for name in self._ordered(tables, fks):
             if name in _NOT_COPIED or name in _ENTITIES:
@@ -207,6 +211,10 @@ class _Plan:
                               if parent in ("runs", "vantage_points")), None)
             if owner is not None:
                 self.owned.append((name, owner[0], owner[1]))
+                if owner[1] == "measurements" and owner[0] in tables[name].pks:
+                    key = _unique_key(conn, name)
+                    if key:
+                        self.measurement_keys.append((name, owner[0], key))
             elif not fks[name] and tables[name].pks not in (["id"], ["rowid"]):
                 self.content.append(name)
             else:
@@ -227,6 +235,14 @@ class _Plan:
         for name in sorted(tables):
             visit(name, ())
         return done
+
+
+def _unique_key(conn: sqlite3.Connection, table: str) -> tuple[str, ...]:
+    """The columns of the first UNIQUE index created on ``table`` (not its primary key)."""
+    for _, index, unique, origin, *_ in conn.execute(f"PRAGMA main.index_list({table})"):
+        if unique and origin == "c":
+            return tuple(r[2] for r in conn.execute(f"PRAGMA main.index_info({index})"))
+    return ()
 
 
 def _cols(conn: sqlite3.Connection, schema: str, table: str) -> list[str]:
@@ -335,6 +351,8 @@ def _merge_vantage_points(conn: sqlite3.Connection, plan: _Plan, result: MergeRe
                     + ", ".join(f"{c} = coalesce({c}, ?)" for c in fill) + " WHERE id = ?",
                     (*(values[cols.index(c)] for c in fill), dst),
                 )
+        elif (same := _same_ooni_vantage(conn, values[i_name], values[cols.index("meta")])):
+            dst, new = same, 0
         else:
             name = values[i_name]
             if conn.execute("SELECT 1 FROM main.vantage_points WHERE name = ?", (name,)).fetchone():
@@ -377,6 +395,10 @@ def _merge_runs(conn: sqlite3.Connection, plan: _Plan, result: MergeResult) -> N
                 "SELECT dst FROM temp.merge_map WHERE tbl = 'vantage_points' AND src = ?",
                 (values[i_vid],),
             ).fetchone()[0]
+            same = _same_ooni_report(conn, values[i_vid], values[cols.index("options")])
+            if same is not None:
+                conn.execute("INSERT INTO temp.merge_map VALUES ('runs', ?, ?, 0)", (sid, same))
+                continue
             cur = conn.execute(
                 f"INSERT INTO main.runs ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
                 values,
@@ -384,6 +406,37 @@ def _merge_runs(conn: sqlite3.Connection, plan: _Plan, result: MergeResult) -> N
             dst, new = cur.lastrowid, 1
             result.runs += 1
         conn.execute("INSERT INTO temp.merge_map VALUES ('runs', ?, ?, ?)", (sid, dst, new))
+
+
+# Imported OONI data (probe/ooni_import.py) is named by OONI, not by the database that imported
+# it: the vantage point ooni-CC-ASN and the run of one OONI report are the same in every database
+# that imported them, so their rows come together in the output instead of being kept apart.
+def _is_ooni(meta: str | None, key: str, value: str) -> bool:
+    try:
+        return bool(json.loads(meta or "{}").get(key) == value)
+    except (ValueError, AttributeError):
+        return False
+
+
+def _same_ooni_vantage(conn: sqlite3.Connection, name: str, meta: str | None) -> int | None:
+    """The output's vantage point of the same name when both hold imported OONI data."""
+    if not _is_ooni(meta, "source", "ooni"):
+        return None
+    row = conn.execute("SELECT id, meta FROM main.vantage_points WHERE name = ?", (name,)).fetchone()
+    return int(row[0]) if row is not None and _is_ooni(row[1], "source", "ooni") else None
+
+
+def _same_ooni_report(conn: sqlite3.Connection, vantage_id: int, options: str | None) -> int | None:
+    """The output's run of the same OONI report at the same vantage point, if any."""
+    if not _is_ooni(options, "source", "ooni import"):
+        return None
+    report = json.loads(options or "{}").get("report_id")
+    row = conn.execute(
+        "SELECT id FROM main.runs WHERE vantage_id = ? AND json_extract(options, '$.source') = "
+        "'ooni import' AND json_extract(options, '$.report_id') = ? ORDER BY id LIMIT 1",
+        (vantage_id, report),
+    ).fetchone()
+    return None if row is None else int(row[0])
 
 
 def _merge_measurements(conn: sqlite3.Connection, plan: _Plan, result: MergeResult) -> int:
@@ -400,7 +453,8 @@ def _merge_measurements(conn: sqlite3.Connection, plan: _Plan, result: MergeResu
         "JOIN temp.merge_map AS r ON r.tbl = 'runs' AND r.src = s.run_id "
         "JOIN temp.merge_map AS v ON v.tbl = 'vantage_points' AND v.src = s.vantage_id "
         "WHERE NOT EXISTS (SELECT 1 FROM main.measurements AS t WHERE t.uid = s.uid) "
-        "ORDER BY s.id"
+        + "".join(_known_elsewhere(table, col, key) for table, col, key in plan.measurement_keys)
+        + "ORDER BY s.id"
     )
     result.measurements = conn.execute("SELECT changes()").fetchone()[0]
     total = conn.execute("SELECT count(*) FROM src.measurements").fetchone()[0]
@@ -419,6 +473,18 @@ def _merge_measurements(conn: sqlite3.Connection, plan: _Plan, result: MergeResu
         )
         result.verdicts_updated = conn.execute("SELECT changes()").fetchone()[0]
     return moff
+
+
+def _known_elsewhere(table: str, col: str, key: tuple[str, ...]) -> str:
+    """SQL: the source measurement ``s`` is not one the output holds under another uid.
+
+    The same OONI measurement imported into two databases is two probe measurements with their
+    own uids but one OONI identity (report, input, start time, measurement_uid): it is merged
+    once.
+    """
+    same = " AND ".join(f"o.{c} = k.{c}" for c in key)
+    return (f"AND NOT EXISTS (SELECT 1 FROM src.{table} AS k JOIN main.{table} AS o ON {same} "
+            f"WHERE k.{col} = s.id) ")
 
 
 def _merge_keyed(conn: sqlite3.Connection, plan: _Plan, table: str, result: MergeResult) -> None:

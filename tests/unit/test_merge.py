@@ -326,3 +326,80 @@ def test_endpoint_measurements_come_with_their_runs_once(tmp_path: Path) -> None
         "JOIN vantage_points v ON v.id = e.vantage_id").fetchall()
     (src_run_uid,) = sqlite3.connect(a).execute("SELECT uid FROM runs").fetchone()
     assert rows == [("moscow", src_run_uid, "r1")]
+
+
+OONI_FILE = Path(__file__).resolve().parents[1] / "fixtures" / "ooni" / "fastpath.jsonl.gz"
+
+
+def _ooni_parts(tmp_path: Path) -> tuple[Path, Path]:
+    import gzip
+
+    lines = [x for x in gzip.open(OONI_FILE, "rt", encoding="utf-8").read().splitlines() if x]
+    first, second = tmp_path / "part1.jsonl", tmp_path / "part2.jsonl"
+    first.write_text("\n".join(lines[:6]) + "\n")
+    second.write_text("\n".join(lines[6:]) + "\n")
+    return first, second
+
+
+def _ooni_rows(path: Path) -> list[tuple[object, ...]]:
+    conn = sqlite3.connect(path)
+    try:
+        return conn.execute(
+            "SELECT o.report_id, o.input, o.measurement_uid, o.ooni_verdict, o.source, m.uid, "
+            "m.verdict, v.name, json_extract(r.options, '$.report_id') "
+            "FROM ooni_measurements o JOIN measurements m ON m.id = o.measurement_id "
+            "JOIN runs r ON r.id = m.run_id JOIN vantage_points v ON v.id = m.vantage_id "
+            "ORDER BY o.report_id, o.input").fetchall()
+    finally:
+        conn.close()
+
+
+def test_imported_ooni_measurements_travel_with_their_ooni_rows(tmp_path: Path) -> None:
+    from probe.ooni_import import import_ooni
+
+    part1, part2 = _ooni_parts(tmp_path)
+    a, out = tmp_path / "a.db", tmp_path / "all.db"
+    with Store.open(a) as s:
+        import_ooni(s, [part1])
+    assert merge(out, [a])[0].measurements == 6
+    with Store.open(a) as s:  # more of OONI's archive imported after the merge
+        import_ooni(s, [part2])
+    again = merge(out, [a])[0]
+    assert (again.measurements, again.already_present) == (6, 6)
+    assert merge(out, [a])[0].measurements == 0
+    assert len(_ooni_rows(out)) == 12 and _ooni_rows(out) == _ooni_rows(a)
+    with Store.open(out) as s:  # the output knows them as imported: importing again adds nothing
+        assert import_ooni(s, [OONI_FILE]).duplicates == 12
+    conn = sqlite3.connect(out)
+    assert conn.execute("SELECT count(*) FROM ooni_disagreements").fetchone()[0] == (
+        sqlite3.connect(a).execute("SELECT count(*) FROM ooni_disagreements").fetchone()[0])
+
+
+def test_the_same_ooni_measurement_imported_into_two_databases_is_merged_once(
+    tmp_path: Path,
+) -> None:
+    from probe.ooni_import import import_ooni
+
+    part1, _ = _ooni_parts(tmp_path)
+    a, b, out = tmp_path / "a.db", tmp_path / "b.db", tmp_path / "all.db"
+    with Store.open(a) as s:
+        import_ooni(s, [part1])
+    with Store.open(b) as s:
+        import_ooni(s, [OONI_FILE])
+    first, second = merge(out, [a, b])
+    assert first.measurements == 6
+    # b's six others are new; its copies of a's six are the same OONI measurements, in the same
+    # OONI vantage points (ooni-CC-ASN) and runs (one per report), not kept apart as new ones.
+    assert (second.measurements, second.already_present) == (6, 6)
+    assert second.renamed == [] and second.vantage_points == _ooni_vantages(b) - _ooni_vantages(a)
+    rows = _ooni_rows(out)
+    assert len(rows) == 12 and len({r[:3] for r in rows}) == 12
+    assert {r[0]: r[7] for r in rows} == {r[0]: r[7] for r in _ooni_rows(b)}
+    assert all(r[0] == r[8] for r in rows)  # each in the run of its report
+    conn = sqlite3.connect(out)
+    assert conn.execute("SELECT count(*) FROM runs").fetchone()[0] == len({r[0] for r in rows})
+    assert merge(out, [a, b])[1].measurements == 0
+
+
+def _ooni_vantages(path: Path) -> int:
+    return int(sqlite3.connect(path).execute("SELECT count(*) FROM vantage_points").fetchone()[0])
