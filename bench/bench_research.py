@@ -121,6 +121,7 @@ def copy_source(base: Path, path: Path, k: int) -> None:
 
 def run_measured(cmd: list[str], stdout: Any = subprocess.DEVNULL) -> dict[str, Any]:
     """Run ``cmd``: wall time, CPU time, peak RSS (wait4) and RSS sampled every 0.2 s."""
+    load = [round(x, 2) for x in os.getloadavg()]
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=stdout, stderr=subprocess.PIPE, cwd=ROOT)
     samples: list[tuple[float, int]] = []
@@ -152,7 +153,8 @@ def run_measured(cmd: list[str], stdout: Any = subprocess.DEVNULL) -> dict[str, 
 
     return {"wall_s": round(wall, 2), "cpu_s": round(usage.ru_utime + usage.ru_stime, 2),
             "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
-            "rss_mb_at_25_50_75": [rss_at(0.25), rss_at(0.5), rss_at(0.75)], "stderr": err[-300:]}
+            "rss_mb_at_25_50_75": [rss_at(0.25), rss_at(0.5), rss_at(0.75)], "stderr": err[-300:],
+            "load": load}
 
 
 def _size(path: Path) -> float:
@@ -161,19 +163,58 @@ def _size(path: Path) -> float:
     return round(path.stat().st_size / 1e6, 1)
 
 
+# Issue 11's targets: peak RSS of merge and exports, flat exports, compare's wall time.
+PEAK_MB = 200.0
+COMPARE_S = 2.0
+FLAT = 1.15  # RSS at three quarters of an export / RSS at a quarter: at most this
+
+
+def verdict(report: dict[str, Any]) -> list[tuple[str, bool, str]]:
+    """(target, met, figures) for every target measured in ``report``."""
+    out: list[tuple[str, bool, str]] = []
+    for key, what in (("merge", "merge"), ("merge_again", "merge again (idempotent)"),
+                      ("export_parquet", "export parquet"), ("export_ooni", "export ooni")):
+        r = report.get(key)
+        if r is None:
+            continue
+        out.append((f"{what}: peak RSS <= {PEAK_MB:.0f} MB", r["peak_rss_mb"] <= PEAK_MB,
+                    f"{r['peak_rss_mb']} MB, {r['wall_s']} s wall, {r['cpu_s']} s CPU, "
+                    f"load {r['load']}"))
+        q = r["rss_mb_at_25_50_75"]
+        if key.startswith("export") and None not in q:
+            out.append((f"{what}: flat (RSS at 75% <= {FLAT} x RSS at 25%)",
+                        q[2] <= FLAT * q[0], f"{q[0]} / {q[1]} / {q[2]} MB"))
+    for key in ("compare_table", "compare_csv"):
+        r = report.get(key)
+        if r is not None:
+            out.append((f"{key.replace('_', ' ')}: wall <= {COMPARE_S:.0f} s (median of 3)",
+                        r["wall_s_median"] <= COMPARE_S,
+                        f"{r['wall_s_median']} s wall, {r['cpu_s_median']} s CPU, "
+                        f"load {r['load']}"))
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--per-db", type=int, default=100_000, help="measurements per source database")
     ap.add_argument("--dbs", type=int, default=10, help="source databases")
     ap.add_argument("--reuse", action="store_true", help="keep existing sources")
     ap.add_argument("--skip-ooni", action="store_true", help="skip the (slow) OONI export")
+    ap.add_argument("--steps", default="merge,parquet,compare,ooni",
+                    help="comma-separated steps (merge, parquet, compare, ooni); steps after "
+                         "merge reuse bench/out/research/all.db")
+    ap.add_argument("--work", type=Path, default=OUT / "research",
+                    help="directory of the sources and outputs (default bench/out/research)")
     args = ap.parse_args()
-    work = OUT / "research"
+    steps = set(args.steps.split(","))
+    if args.skip_ooni:
+        steps.discard("ooni")
+    work = args.work
     work.mkdir(parents=True, exist_ok=True)
     report: dict[str, Any] = {"load_start": os.getloadavg(), "per_db": args.per_db, "dbs": args.dbs,
-                              "cpus": os.cpu_count()}
+                              "cpus": os.cpu_count(), "steps": sorted(steps)}
     sources = [work / f"src-{k:02d}.db" for k in range(args.dbs)]
-    if not (args.reuse and all(p.exists() for p in sources)):
+    if "merge" in steps and not (args.reuse and all(p.exists() for p in sources)):
         report["make_source"] = make_source(sources[0], args.per_db)
         print("source", report["make_source"], flush=True)
         t0 = time.perf_counter()
@@ -181,43 +222,50 @@ def main() -> None:
             copy_source(sources[0], path, k)
         report["copies_s"] = round(time.perf_counter() - t0, 1)
     merged = work / "all.db"
-    _rm(merged)
-    report["merge"] = run_measured([*PROBE, "merge", *map(str, sources), "--into", str(merged)])
-    report["merge"]["measurements"] = args.per_db * args.dbs
-    report["merge"]["db_mb"] = _size(merged)
-    print("merge", report["merge"], flush=True)
-    report["merge_again"] = run_measured([*PROBE, "merge", *map(str, sources), "--into", str(merged)])
-    print("merge again", report["merge_again"], flush=True)
+    if "merge" in steps:
+        _rm(merged)
+        report["merge"] = run_measured([*PROBE, "merge", *map(str, sources), "--into", str(merged)])
+        report["merge"]["measurements"] = args.per_db * args.dbs
+        report["merge"]["db_mb"] = _size(merged)
+        print("merge", report["merge"], flush=True)
+        report["merge_again"] = run_measured(
+            [*PROBE, "merge", *map(str, sources), "--into", str(merged)])
+        print("merge again", report["merge_again"], flush=True)
 
-    pq_dir = work / "all-parquet"
-    report["export_parquet"] = run_measured(
-        [*PROBE, "export", "--db", str(merged), "--format", "parquet", "-o", str(pq_dir),
-         "--all-attempts"])
-    report["export_parquet"]["mb"] = _size(pq_dir)
-    print("parquet", report["export_parquet"], flush=True)
+    if "parquet" in steps:
+        pq_dir = work / "all-parquet"
+        report["export_parquet"] = run_measured(
+            [*PROBE, "export", "--db", str(merged), "--format", "parquet", "-o", str(pq_dir),
+             "--all-attempts"])
+        report["export_parquet"]["mb"] = _size(pq_dir)
+        print("parquet", report["export_parquet"], flush=True)
 
-    compare = []
-    for _ in range(3):
-        compare.append(run_measured([*PROBE, "compare", "--db", str(merged)]))
-    report["compare_table"] = {"wall_s_median": statistics.median(c["wall_s"] for c in compare),
-                               "cpu_s_median": statistics.median(c["cpu_s"] for c in compare),
-                               "peak_rss_mb": max(c["peak_rss_mb"] for c in compare)}
-    csv_runs = [run_measured([*PROBE, "compare", "--db", str(merged), "--csv"]) for _ in range(3)]
-    report["compare_csv"] = {"wall_s_median": statistics.median(c["wall_s"] for c in csv_runs),
-                             "cpu_s_median": statistics.median(c["cpu_s"] for c in csv_runs)}
-    print("compare", report["compare_table"], report["compare_csv"], flush=True)
+    if "compare" in steps:
+        for key, extra in (("compare_table", []), ("compare_csv", ["--csv"])):
+            load = os.getloadavg()
+            runs = [run_measured([*PROBE, "compare", "--db", str(merged), *extra])
+                    for _ in range(3)]
+            report[key] = {"wall_s_median": statistics.median(c["wall_s"] for c in runs),
+                           "cpu_s_median": statistics.median(c["cpu_s"] for c in runs),
+                           "peak_rss_mb": max(c["peak_rss_mb"] for c in runs),
+                           "load": [round(x, 2) for x in load]}
+            print(key, report[key], flush=True)
 
-    if not args.skip_ooni:
+    if "ooni" in steps:
         ooni = work / "all.ooni.jsonl"
         report["export_ooni"] = run_measured(
             [*PROBE, "export", "--db", str(merged), "--format", "ooni", "-o", str(ooni),
              "--all-attempts"])
         report["export_ooni"]["mb"] = _size(ooni)
         print("ooni", report["export_ooni"], flush=True)
+        ooni.unlink()  # 1M measurements are several GB
     report["load_end"] = os.getloadavg()
+    report["targets"] = [{"target": t, "pass": ok, "figures": f} for t, ok, f in verdict(report)]
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     (OUT / f"research-{stamp}.json").write_text(json.dumps(report, indent=1))
     print(json.dumps(report, indent=1))
+    for target, ok, figures in verdict(report):
+        print(f"{'PASS' if ok else 'FAIL'}  {target}: {figures}")
 
 
 if __name__ == "__main__":

@@ -197,3 +197,44 @@ def test_parquet_without_pyarrow_says_how_to_install_it(db: Path, tmp_path: Path
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 1 and "pip install 'probe[parquet]'" in proc.stderr
     assert not (tmp_path / "p").exists() and not (tmp_path / "p.partial").exists()
+
+
+def test_parquet_row_groups_are_bounded_and_hold_every_row(
+    db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pq = pytest.importorskip("pyarrow.parquet")
+    from probe.export import parquet as pqexport
+
+    # Tiny bounds, so that the five measurements make several fetches and row groups.
+    monkeypatch.setattr(pqexport, "_FETCH", 2)
+    monkeypatch.setattr(pqexport, "_GROUP_ROWS", 3)
+    out = tmp_path / "p"
+    _export(db, "--format", "parquet", "-o", str(out), "--all-attempts")
+    f = pq.ParquetFile(out / "measurements.parquet")
+    sizes = [f.metadata.row_group(i).num_rows for i in range(f.metadata.num_row_groups)]
+    assert sizes == [4, 1]  # fetches of 2 gathered until 3 rows or more, then the rest
+    monkeypatch.setattr(pqexport, "_GROUP_ROWS", 10**6)
+    monkeypatch.setattr(pqexport, "_GROUP_BYTES", 1)  # every fetch is over the byte bound
+    _export(db, "--format", "parquet", "-o", str(out), "--all-attempts")
+    f = pq.ParquetFile(out / "measurements.parquet")
+    sizes = [f.metadata.row_group(i).num_rows for i in range(f.metadata.num_row_groups)]
+    assert sizes == [2, 2, 1]
+    uids = [r["uid"] for r in f.read().to_pylist()]
+    assert len(uids) == 5 and len(set(uids)) == 5
+
+
+def test_parquet_export_does_not_import_pandas(db: Path, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    pytest.importorskip("pyarrow.parquet")
+    code = (
+        "import sys\n"
+        "from probe.cli import cli\n"
+        f"try: cli(['export', '--db', {str(db)!r}, '--format', 'parquet', '-o', {str(tmp_path / 'p')!r}])\n"
+        "except SystemExit: pass\n"
+        "print('pandas' in sys.modules)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines()[-1] == "False"  # pyarrow would import it: +50 MB RSS

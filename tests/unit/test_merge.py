@@ -334,7 +334,8 @@ OONI_FILE = Path(__file__).resolve().parents[1] / "fixtures" / "ooni" / "fastpat
 def _ooni_parts(tmp_path: Path) -> tuple[Path, Path]:
     import gzip
 
-    lines = [x for x in gzip.open(OONI_FILE, "rt", encoding="utf-8").read().splitlines() if x]
+    with gzip.open(OONI_FILE, "rt", encoding="utf-8") as fh:
+        lines = [x for x in fh.read().splitlines() if x]
     first, second = tmp_path / "part1.jsonl", tmp_path / "part2.jsonl"
     first.write_text("\n".join(lines[:6]) + "\n")
     second.write_text("\n".join(lines[6:]) + "\n")
