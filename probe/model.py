@@ -1,20 +1,17 @@
 """Typed records: targets, observations, control observations and verdicts.
 
 Every record is a frozen dataclass. Measurement code produces them, the classifier reads them,
-the store serialises them as JSON (``to_json``/``from_json``) so that old measurements can be
-re-judged by newer classifiers. Times are Unix epoch seconds (``started``) and seconds
+the store serialises them as JSON (:mod:`probe.codec`; ``to_json``/``from_json`` here) so that
+old measurements can be re-judged by newer classifiers. Times are Unix epoch seconds (``started``) and seconds
 (``duration``, ``t``). A ``failure`` is ``None`` on success, otherwise one of the strings of
 :mod:`probe.failures`.
 """
 
 from __future__ import annotations
 
-import base64
 import dataclasses
-import types
-import typing
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar, get_args, get_origin, get_type_hints
+from typing import Any, Literal, TypeVar
 
 __all__ = [
     "INTERFERENCE_VERDICTS",
@@ -271,58 +268,22 @@ class Verdict:
 
 
 # --- JSON round trip ------------------------------------------------------------------------
-# Records become plain JSON-able dicts; bytes become base64 strings. ``from_json`` rebuilds the
-# typed record from the dataclass type hints, so stored observations can be re-judged later.
+# One codec (probe/codec.py) converts every record; these names are kept for the callers that
+# think of records, not of the codec.
 
 T = TypeVar("T")
-_HINTS: dict[type, dict[str, Any]] = {}
 
 
 def to_json(obj: Any) -> Any:
-    """Convert a record (or tuple/list/dict of records) into JSON-able data."""
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {f.name: to_json(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
-    if isinstance(obj, bytes):
-        return base64.b64encode(obj).decode("ascii")
-    if isinstance(obj, tuple | list):
-        return [to_json(x) for x in obj]
-    if isinstance(obj, dict):
-        return {k: to_json(v) for k, v in obj.items()}
-    return obj
+    """Convert a record (or tuple/list/dict of records) into JSON-able data (bytes as base64)."""
+    from probe.codec import to_data
 
-
-def _hints(cls: type) -> dict[str, Any]:
-    hints = _HINTS.get(cls)
-    if hints is None:
-        hints = _HINTS[cls] = get_type_hints(cls)
-    return hints
-
-
-def _convert(tp: Any, value: Any) -> Any:
-    if value is None:
-        return None
-    origin = get_origin(tp)
-    if origin in (typing.Union, types.UnionType):
-        members = [a for a in get_args(tp) if a is not type(None)]
-        return _convert(members[0], value) if len(members) == 1 else value
-    if origin is tuple:
-        args = get_args(tp)
-        if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(_convert(args[0], v) for v in value)
-        return tuple(_convert(a, v) for a, v in zip(args, value, strict=False))
-    if tp is bytes:
-        return base64.b64decode(value)
-    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
-        return from_json(tp, value)
-    return value
+    return to_data(obj)
 
 
 def from_json(cls: type[T], data: dict[str, Any]) -> T:
-    """Rebuild a record of type ``cls`` from ``to_json`` output. Unknown keys are ignored."""
-    hints = _hints(cls)
-    kwargs = {}
-    for f in dataclasses.fields(cls):  # type: ignore[arg-type]  # T is any record class: always a dataclass
-        if f.name in data:
-            kwargs[f.name] = _convert(hints[f.name], data[f.name])
-    return cls(**kwargs)
+    """Rebuild a record of type ``cls`` from ``to_json`` output. Unknown keys are ignored;
+    raises :class:`probe.codec.CodecError` when a value does not fit its declared type."""
+    from probe.codec import from_data
 
+    return from_data(cls, data)

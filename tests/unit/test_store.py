@@ -379,14 +379,21 @@ def test_db_property_is_a_sqlite_utils_view_of_the_same_connection(store: Store)
     assert "latest_verdicts" in store.db.view_names()
 
 
-def test_fast_encoder_matches_model_to_json() -> None:
+def test_codec_writes_every_field_in_declared_order_with_bytes_as_base64() -> None:
+    """The store's JSON (probe.codec) is the model's JSON: one codec, the documented shape."""
+    import base64
+    import dataclasses
+
+    from probe.codec import to_data
     from probe.model import to_json
-    from probe.store.encode import fast_to_json
 
     m = sample_measurement(5)
-    assert json.dumps(fast_to_json(m)) == json.dumps(to_json(m))  # same keys, order and values
+    assert json.dumps(to_data(m)) == json.dumps(to_json(m))  # same keys, order and values
+    assert list(to_data(m)) == [f.name for f in dataclasses.fields(m)]
+    tls = next(t for hop in m.hops for t in hop.tls if t.cert_chain)
+    assert list(to_data(tls)["cert_chain"]) == [base64.b64encode(c).decode() for c in tls.cert_chain]
     v = sample_verdict()
-    assert fast_to_json(v) == to_json(v)
+    assert to_data(v) == to_json(v)
 
 
 # --- the documented example queries ---------------------------------------------------------------
@@ -420,16 +427,48 @@ def test_documented_example_query_runs_and_finds_rows(store: Store, n: int) -> N
     assert rows, queries[n]
 
 
-def test_fast_decoder_matches_model_from_json() -> None:
+def test_codec_reads_back_and_tolerates_unknown_and_missing_keys() -> None:
+    from probe.codec import from_data
     from probe.model import Measurement, from_json, to_json
-    from probe.store.encode import fast_from_json
 
     m = sample_measurement(6)
-    data = to_json(m)
-    assert fast_from_json(Measurement, data) == from_json(Measurement, data) == m
+    data = json.loads(json.dumps(to_json(m)))
+    assert from_data(Measurement, data) == from_json(Measurement, data) == m
     data["unknown_key"] = 1
     del data["attempt"]
-    assert fast_from_json(Measurement, data) == from_json(Measurement, data)
+    assert from_data(Measurement, data) == from_json(Measurement, data) == replace(m, attempt=0)
+
+
+def test_codec_reads_observations_written_by_an_older_probe() -> None:
+    """Stored JSON without the fields added since (timing, decoys, packets) still decodes."""
+    from probe.codec import from_data
+    from probe.model import Measurement, to_json
+
+    m = sample_measurement(7)
+    data = json.loads(json.dumps(to_json(m)))
+    for key in ("captured", "packets"):
+        del data[key]
+    data["started"] = int(data["started"])  # an integer where a float is declared
+    for hop in data["hops"]:
+        for key in ("dns_probe", "decoy_tls", "decoy_http"):
+            del hop[key]
+        if hop["http"] is not None:
+            for key in ("ttfb", "wire_bytes", "path_rtt"):
+                del hop["http"][key]
+    old = from_data(Measurement, data)
+    assert old.started == int(m.started) and old.packets == () and not old.captured
+    assert old.hops[0].decoy_tls == () and old.hops[-1].http is not None
+    assert old.hops[-1].http.ttfb is None and old.hops[-1].http.body == m.hops[-1].http.body  # type: ignore[union-attr]
+
+
+def test_codec_names_where_a_stored_value_does_not_fit() -> None:
+    from probe.codec import CodecError, from_data
+    from probe.model import Measurement, to_json
+
+    data = json.loads(json.dumps(to_json(sample_measurement(8))))
+    data["hops"][0]["tcp"][0]["port"] = "eighty"
+    with pytest.raises(CodecError, match=r"hops\[0\]\.tcp\[0\]\.port: expected int, got str"):
+        from_data(Measurement, data)
 
 
 def test_documented_queries_use_indexes_not_automatic_ones(store: Store) -> None:
