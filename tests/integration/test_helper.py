@@ -23,8 +23,9 @@ from helper_util import ooni_request, running_helper
 
 from probe.control.client import ControlClient
 from probe.control.helper import Helper, HelperConfig, serve
-from probe.control.protocol import THRequest, format_endpoint, response_problems
+from probe.control.protocol import THRequest, response_problems
 from probe.model import Hop, HTTPObservation, Measurement, TCPObservation
+from probe.net import format_endpoint
 
 pytestmark = pytest.mark.integration
 

@@ -18,8 +18,6 @@ from probe.control.protocol import (
     THResponseError,
     build_request,
     build_response,
-    format_endpoint,
-    parse_endpoint,
     parse_request,
     parse_response,
     response_problems,
@@ -33,6 +31,7 @@ from probe.model import (
     TCPObservation,
     TLSObservation,
 )
+from probe.net import format_endpoint, parse_endpoint
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "ooni_th"
 
@@ -330,3 +329,43 @@ def test_response_over_an_invalid_certificate_is_a_failed_fetch() -> None:
     http = resp["http_request"]
     assert (http["failure"], http["status_code"], http["body_length"]) == ("ssl_unknown_authority", -1, -1)
     assert http["x_insecure_response"]["title"] == "Block"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"tcp_connect": [], "http_request": 5, "dns": "x"}',
+        b'{"tcp_connect": {"1.2.3.4:80": []}, "tls_handshake": {"1.2.3.4:443": 7}}',
+        b'{"http_request": {"headers": [1, 2], "status_code": true, "body_length": "9"}}',
+        b'{"dns": {"addrs": "1.2.3.4", "failure": 3}, "ip_info": {"1.2.3.4": {"asn": "x"}}}',
+        b'{"http_request": {"x_http_timing": {"ttfb": "nan", "transfer": -1}}, "dns": {}}',
+        b'\xff\xfe{',
+        b"",
+        b"null",
+    ],
+)
+def test_a_malformed_reply_is_a_failed_control_never_a_crash(body: bytes) -> None:
+    """A helper answering junk costs the control of one URL: no exception but THResponseError."""
+    try:
+        obs = parse_response(body, source="s", url="u")
+    except THResponseError:
+        return
+    assert obs.failure is None and obs.source == "s"
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b'{"http_request": 5}', "http_request: expected str, got int"),
+        (b'{"http_request": "http://example.org/", "tcp_connect": ["1.2.3.4:80", 7]}',
+         "tcp_connect[1]: expected str, got int"),
+        (b'{"http_request": "http://example.org/", "x_quic_enabled": "true"}',
+         "x_quic_enabled: expected bool, got str"),
+        (b'{"http_request": "http://example.org/", "http_request_headers": {"A": ["1"], "B": {}}}',
+         "http_request_headers.B: must be a list of strings"),
+    ],
+)
+def test_the_codec_names_the_field_of_a_malformed_request(body: bytes, message: str) -> None:
+    with pytest.raises(THRequestError) as info:
+        parse_request(body)
+    assert str(info.value) == message
