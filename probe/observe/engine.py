@@ -20,11 +20,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import ssl
 import time
-import weakref
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
 
 import httpcore
 
@@ -32,7 +29,6 @@ from probe.failures import Failure, failure_string
 from probe.model import (
     ControlObservation,
     DNSObservation,
-    Hop,
     HTTPObservation,
     Measurement,
     Target,
@@ -44,13 +40,14 @@ from probe.net import (
     is_ip_literal,
     parse_resolver,
     parse_url,
-    system_nameservers,
 )
 from probe.observe import capture
 from probe.observe.dns import UDPQuery, doh_query, union_addresses
+from probe.observe.hop import HopState
 from probe.observe.http import REDIRECT_STATUSES, ConnTransport, absolute_location, http_get
+from probe.observe.runtime import aclose, runtime
 from probe.observe.tcp import Conn, tcp_connect
-from probe.observe.tls import TLSContexts, decoy_handshake, tls_handshake
+from probe.observe.tls import decoy_handshake, tls_handshake
 from probe.settings import DEFAULT_USER_AGENT, MeasureConfig
 
 __all__ = ["DEFAULT_USER_AGENT", "ControlFn", "MeasureConfig", "aclose", "measure"]
@@ -62,146 +59,6 @@ ControlFn = Callable[[str, Sequence[str], int], Awaitable[ControlObservation]]
 _QTYPES = ("A", "AAAA")
 _DECOY_BODY_CAP = 64 << 10  # a decoy answer is judged by its status; its body is not kept
 _RESOLUTION_DELAY = 0.05  # RFC 8305 section 3: how long AAAA may lag behind A
-
-
-class _Runtime:
-    """What is expensive to build, built once per configuration: SSL contexts, resolvers."""
-
-    def __init__(self, cfg: MeasureConfig) -> None:
-        self.tls = TLSContexts(cfg.cafile)
-        self.cafile = cfg.cafile
-        if cfg.resolvers:
-            self.resolvers = [parse_resolver(r) for r in cfg.resolvers]
-            self.no_resolver: str | None = None
-        elif cfg.system_resolver:
-            self.resolvers = []
-            for ns in system_nameservers(cfg.resolv_conf):
-                try:
-                    self.resolvers.append(parse_resolver(ns))
-                except ValueError:
-                    log.warning("ignoring nameserver %r of %s", ns, cfg.resolv_conf)
-            self.no_resolver = None if self.resolvers else f"no nameserver in {cfg.resolv_conf}"
-        else:
-            self.resolvers = []
-            self.no_resolver = "no resolver configured"
-        self._doh: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = (
-            weakref.WeakKeyDictionary()
-        )
-
-    def doh_client(self) -> Any:
-        """The shared DoH client of the running loop (an httpx2 client, as dnspython wants)."""
-        loop = asyncio.get_running_loop()
-        client = self._doh.get(loop)
-        if client is None:
-            import httpx2
-
-            ctx: ssl.SSLContext | bool = True
-            if self.cafile:
-                ctx = ssl.create_default_context(cafile=self.cafile)
-                ctx.load_default_certs()
-            client = self._doh[loop] = httpx2.AsyncClient(http1=True, http2=True, verify=ctx)
-        return client
-
-    async def aclose(self) -> None:
-        loop = asyncio.get_running_loop()
-        client = self._doh.pop(loop, None)
-        if client is not None:
-            await client.aclose()
-
-
-# Keyed by the fields a runtime depends on only: the test helper derives a config per request
-# (the client's User-Agent), and that must neither rebuild SSL contexts nor grow this dict.
-_RUNTIMES: dict[tuple[Any, ...], _Runtime] = {}
-
-
-def _runtime_key(cfg: MeasureConfig) -> tuple[Any, ...]:
-    return (cfg.cafile, cfg.resolvers, cfg.system_resolver, cfg.resolv_conf)
-
-
-def _runtime(cfg: MeasureConfig) -> _Runtime:
-    key = _runtime_key(cfg)
-    rt = _RUNTIMES.get(key)
-    if rt is None:
-        rt = _RUNTIMES[key] = _Runtime(cfg)
-    return rt
-
-
-async def aclose(cfg: MeasureConfig | None = None) -> None:
-    """Close the shared DoH clients of the running loop (call once at the end of a run)."""
-    for key, rt in list(_RUNTIMES.items()):
-        if cfg is None or key == _runtime_key(cfg):
-            await rt.aclose()
-
-
-class _HopState:
-    """Mutable notes while a hop is measured; ``build()`` freezes them into a Hop."""
-
-    def __init__(self, index: int, url: str, host: str, port: int, scheme: str) -> None:
-        self.index = index
-        self.url = url
-        self.host = host
-        self.port = port
-        self.scheme = scheme
-        self.queries: list[UDPQuery] = []
-        self.probe_queries: list[UDPQuery] = []  # to addresses without a DNS server
-        self.decoy_tls: list[TLSObservation] = []
-        self.decoy_http: list[HTTPObservation] = []
-        self.dns_static: list[DNSObservation] = []
-        self.doh: list[tuple[str, str, float, asyncio.Task[DNSObservation]]] = []
-        self.addresses: list[str] = []
-        self.tcp: list[TCPObservation] = []
-        self.tls: list[TLSObservation] = []
-        self.http: HTTPObservation | None = None
-        self.control: tuple[str, float, asyncio.Task[ControlObservation]] | None = None
-
-    def background(self) -> list[asyncio.Task[Any]]:
-        tasks: list[asyncio.Task[Any]] = [
-            q.task for q in (*self.queries, *self.probe_queries) if q.task is not None
-        ]
-        tasks.extend(t for _, _, _, t in self.doh)
-        if self.control is not None:
-            tasks.append(self.control[2])
-        return tasks
-
-    def build(self, control_source: str) -> Hop:
-        order = {ip: i for i, ip in enumerate(self.addresses)}
-        dns = [*self.dns_static, *(q.observation() for q in self.queries)]
-        doh = []
-        for qtype, url, started, task in self.doh:
-            if task.done() and not task.cancelled():
-                doh.append(task.result())
-            else:
-                doh.append(
-                    DNSObservation(
-                        self.host, qtype, f"doh:{url}", "doh", started,
-                        time.time() - started, Failure.DEADLINE_EXCEEDED,
-                    )
-                )
-        control = None
-        if self.control is not None:
-            ctl_url, ctl_started, ctl_task = self.control
-            if ctl_task.done() and not ctl_task.cancelled():
-                control = ctl_task.result()
-            else:
-                control = ControlObservation(
-                    control_source, ctl_url, ctl_started, time.time() - ctl_started, Failure.DEADLINE_EXCEEDED
-                )
-        return Hop(
-            index=self.index,
-            url=self.url,
-            host=self.host,
-            port=self.port,
-            scheme=self.scheme,
-            dns=tuple(dns),
-            tcp=tuple(sorted(self.tcp, key=lambda o: order.get(o.ip, len(order)))),
-            tls=tuple(sorted(self.tls, key=lambda o: order.get(o.ip, len(order)))),
-            http=self.http,
-            control=control,
-            dns_control=tuple(doh),
-            dns_probe=tuple(q.observation() for q in self.probe_queries),
-            decoy_tls=tuple(self.decoy_tls),
-            decoy_http=tuple(self.decoy_http),
-        )
 
 
 class _Measurer:
@@ -216,10 +73,10 @@ class _Measurer:
     ) -> None:
         self.target = target
         self.cfg = cfg
-        self.rt = _runtime(cfg)
+        self.rt = runtime(cfg)
         self.control = control
         self.extra = [a for a in extra_addresses if is_ip_literal(a)]
-        self.hops: list[_HopState] = []
+        self.hops: list[HopState] = []
 
     # -- the hop loop ---------------------------------------------------------------------
     async def run(self) -> None:
@@ -230,7 +87,7 @@ class _Measurer:
         transport: ConnTransport | None = None
         try:
             for index in range(cfg.max_redirects + 1):
-                hs = _HopState(index, url, host, port, scheme)
+                hs = HopState(index, url, host, port, scheme)
                 self.hops.append(hs)
                 same_origin = previous == (scheme, host, port)
                 if same_origin and transport is not None and transport.reusable():
@@ -259,7 +116,7 @@ class _Measurer:
             if transport is not None:
                 transport.conn.close()
 
-    def _next_hop(self, hs: _HopState) -> tuple[str, str, int, str] | None:
+    def _next_hop(self, hs: HopState) -> tuple[str, str, int, str] | None:
         http = hs.http
         if http is None or http.failure or http.status not in REDIRECT_STATUSES:
             return None
@@ -278,7 +135,7 @@ class _Measurer:
         return nxt.url, nxt.host, nxt.port, nxt.scheme
 
     # -- DNS --------------------------------------------------------------------------------
-    async def _dns(self, hs: _HopState) -> list[str]:
+    async def _dns(self, hs: HopState) -> list[str]:
         cfg, rt = self.cfg, self.rt
         if is_ip_literal(hs.host):
             return self._cap([hs.host, *self.extra])
@@ -335,7 +192,7 @@ class _Measurer:
         return list(dict.fromkeys(addresses))[: self.cfg.max_addresses]
 
     # -- control ----------------------------------------------------------------------------
-    def _start_control(self, hs: _HopState) -> None:
+    def _start_control(self, hs: HopState) -> None:
         if self.control is None:
             return
         started = time.time()
@@ -361,7 +218,7 @@ class _Measurer:
             )
 
     # -- TCP, TLS, HTTP ---------------------------------------------------------------------
-    async def _connect_one(self, hs: _HopState, ip: str) -> Conn | None:
+    async def _connect_one(self, hs: HopState, ip: str) -> Conn | None:
         cfg = self.cfg
         started, t0 = time.time(), time.monotonic()
         try:
@@ -391,7 +248,7 @@ class _Measurer:
             )
         return tconn
 
-    async def _connect_and_get(self, hs: _HopState) -> ConnTransport | None:
+    async def _connect_and_get(self, hs: HopState) -> ConnTransport | None:
         """Connect to every address; GET over the first good connection; the transport used."""
         if not hs.addresses:
             return None
@@ -436,7 +293,7 @@ class _Measurer:
                     c.close()
         return chosen[0] if chosen else None
 
-    async def _http(self, hs: _HopState, transport: ConnTransport) -> None:
+    async def _http(self, hs: HopState, transport: ConnTransport) -> None:
         cfg = self.cfg
         started, t0 = time.time(), time.monotonic()
         try:
@@ -452,7 +309,7 @@ class _Measurer:
         if cfg.decoy_host and hs.scheme == "http" and hs.http.failure is not None:
             await self._decoy_http(hs, transport.conn.ip)
 
-    async def _decoy_http(self, hs: _HopState, ip: str) -> None:
+    async def _decoy_http(self, hs: HopState, ip: str) -> None:
         """GET from the same address with a harmless Host: does the name or the address fail?"""
         cfg = self.cfg
         decoy = cfg.decoy_host
