@@ -162,15 +162,18 @@ def render_json(matrix: Matrix, filters: dict[str, object],
               help="Only the per-pair summary and technique mix, not the matrix.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON document: matrix, pairs, techniques.")
 @click.option("--csv", "as_csv", is_flag=True, help="The matrix as CSV (verdict, stage per vantage point).")
+@click.option("--isolation", is_flag=True,
+              help="Also each vantage point's national isolation (runs isolated, intervals): "
+              "reads every run's first-hop results, about 12 s of CPU per million measurements.")
 @click.option("--geo", type=click.Path(exists=True, dir_okay=False),
-              help="IP-to-country data for the isolation rule (as `probe outages --geo`)  "
-              "[default: probe's]")
+              help="IP-to-country data for --isolation (as `probe outages --geo`; implies "
+              "--isolation)  [default: probe's]")
 @click.option("--with-ooni", is_flag=True,
               help="Compare probe's verdicts with OONI's on imported OONI measurements "
                    "(`probe import ooni`): agreement, then where they differ (--json: JSON lines).")
 def compare_command(db: Path, vantages: tuple[str, ...], categories: tuple[str, ...],
                     since: str | None, only_differences: bool, summary_only: bool, as_json: bool,
-                    as_csv: bool, geo: str | None, with_ooni: bool) -> None:
+                    as_csv: bool, isolation: bool, geo: str | None, with_ooni: bool) -> None:
     """Compare vantage points: the latest verdict of every URL at each, and how they agree.
 
     The summary compares each pair of vantage points over the URLs both measured: how many each
@@ -180,10 +183,10 @@ def compare_command(db: Path, vantages: tuple[str, ...], categories: tuple[str, 
     blocked).
 
     Circumvention endpoints (`probe circumvention`: Tor relays, OpenVPN, VPN endpoints) get a
-    matrix of their own, with how many of each kind each vantage point reached; and each
-    vantage point's national isolation (`probe outages`): its runs where sites at home were
-    reached and those abroad were not, and the intervals they form. --category applies to URLs
-    only.
+    matrix of their own, with how many of each kind each vantage point reached; --category
+    applies to URLs only. With --isolation, each vantage point's national isolation too (`probe
+    outages`): its runs where sites at home were reached and those abroad were not, and the
+    intervals they form.
 
     \b
     Examples:
@@ -191,6 +194,7 @@ def compare_command(db: Path, vantages: tuple[str, ...], categories: tuple[str, 
       probe compare --db all.db
       probe compare --db all.db --only-differences --category NEWS,HUMR
       probe compare --db all.db --since 7d --csv > matrix.csv
+      probe compare --db all.db --summary --isolation
       probe compare --db ooni.db --with-ooni   # after probe import ooni
     """
     if as_json and as_csv:
@@ -212,13 +216,15 @@ def compare_command(db: Path, vantages: tuple[str, ...], categories: tuple[str, 
         for chunk in render_csv(matrix):
             click.echo(chunk, nl=False)
         return
-    endpoints, isolated = _beyond(db, names, since_iso, geo)
+    endpoints, isolated = _beyond(db, names, since_iso, geo, isolation or geo is not None)
     if only_differences:
         endpoints = endpoints.only_differences()
     if as_json:
         filters: dict[str, object] = {"vantage": names or None, "category": cats or None, "since": since_iso,
                    "only_differences": only_differences}
-        extra = {**endpoints.as_json(), "isolation": {k: v.to_dict() for k, v in isolated.items()}}
+        extra: dict[str, object] = {**endpoints.as_json()}
+        if isolated is not None:
+            extra["isolation"] = {k: v.to_dict() for k, v in isolated.items()}
         for chunk in render_json(matrix, filters, extra):
             click.echo(chunk, nl=False)
         return
@@ -231,7 +237,8 @@ def compare_command(db: Path, vantages: tuple[str, ...], categories: tuple[str, 
     click.echo(render_summary(matrix), nl=False)
     for chunk in endpoints.render_table(width, matrix=not summary_only):
         click.echo(chunk, nl=False)
-    click.echo(render_isolation(isolated), nl=False)
+    if isolated is not None:
+        click.echo(render_isolation(isolated), nl=False)
 
 
 def render_isolation(isolated: dict[str, Isolation]) -> str:
@@ -254,9 +261,10 @@ def render_isolation(isolated: dict[str, Isolation]) -> str:
     return "".join(out)
 
 
-def _beyond(db: Path, names: list[str], since: str | None, geo: str | None
-            ) -> tuple[EndpointMatrix, dict[str, Isolation]]:
-    """The endpoint matrix and each vantage point's isolation (same vantage points and time)."""
+def _beyond(db: Path, names: list[str], since: str | None, geo: str | None, isolation_too: bool
+            ) -> tuple[EndpointMatrix, dict[str, Isolation] | None]:
+    """The endpoint matrix and (``isolation_too``) each vantage point's isolation (same vantage
+    points and time)."""
     import sqlite3
 
     from probe.endpointview import EndpointMatrix
@@ -265,14 +273,18 @@ def _beyond(db: Path, names: list[str], since: str | None, geo: str | None
     from probe.store import Store, StoreError
     from probe.store.endpoints import latest_endpoints
 
-    try:
-        country_of = country_lookup(geo)
-    except GeoError as exc:
-        raise click.BadParameter(str(exc), param_hint="--geo") from None
+    country_of = None
+    if isolation_too:
+        try:
+            country_of = country_lookup(geo)
+        except GeoError as exc:
+            raise click.BadParameter(str(exc), param_hint="--geo") from None
     try:
         with Store.open(db, create=False) as store:
             endpoints = EndpointMatrix.from_latest(latest_endpoints(store.conn, names or None, since),
                                                    names or None)  # fmt: skip
+            if not isolation_too:
+                return endpoints, None
             stats = [s for s in run_stats(store.conn, None, since, country_of=country_of)
                      if not names or s.vantage in names]  # fmt: skip
     except (StoreError, sqlite3.Error) as exc:

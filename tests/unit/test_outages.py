@@ -280,6 +280,11 @@ def test_probe_compare_shows_each_vantage_points_isolation(tmp_path: Path) -> No
     assert interval["state"] == "isolated" and interval["runs"] == [1] and interval["before"] is None
     r = CliRunner().invoke(cli, ["compare", "--db", str(db), "--geo", str(geo), "--summary"])
     assert "moscow (RU): 1 of 1 runs isolated" in r.output and "6/6 URLs in RU reached" in r.output
+    # Without --isolation (or --geo) compare stays one pass over the latest verdicts.
+    r = CliRunner().invoke(cli, ["compare", "--db", str(db), "--json"])
+    assert "isolation" not in json.loads(r.output)
+    r = CliRunner().invoke(cli, ["compare", "--db", str(db), "--isolation"])
+    assert "National isolation" in r.output
 
 
 def test_probe_compare_finds_no_isolation_where_sites_abroad_work(tmp_path: Path) -> None:
