@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from probe.store.rows import now as _now
 from probe.store.schema import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION
@@ -12,7 +13,7 @@ from probe.store.schema import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION
 if TYPE_CHECKING:
     import sqlite_utils
 
-__all__ = ["Connection", "StoreError", "Transaction"]
+__all__ = ["Connection", "StoreError", "Transaction", "dict_rows", "named_rows"]
 
 _BUSY_TIMEOUT_MS = 30_000
 
@@ -109,7 +110,7 @@ class Connection:
         c.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
         # Reading the header is the first access: a non-SQLite file fails here.
         c.execute("PRAGMA schema_version").fetchone()
-        app_id = c.execute("PRAGMA application_id").fetchone()[0]
+        app_id = self._value("PRAGMA application_id")
         tables = self._tables()
         if app_id not in (0, APPLICATION_ID) or (tables and "schema_migrations" not in tables):
             shown = ", ".join(tables[:5]) + (", ..." if len(tables) > 5 else "")
@@ -137,19 +138,23 @@ class Connection:
     def db(self) -> sqlite_utils.Database:
         """The same connection as a :class:`sqlite_utils.Database`, for ad-hoc queries.
 
-        Created on first use: importing sqlite-utils costs ~0.15 s (it imports numpy when
-        installed), which `probe results` must not pay (issue 4: results in <= 1 s).
+        Created on first use, and never by the store itself (docs/design.md): importing
+        sqlite-utils costs 0.1-0.2 s of CPU, and when pandas is installed it imports it too
+        (+0.6 s, +85 MB RSS, two BLAS threads). Plugins and recursive triggers stay off, so the
+        connection behaves the same whether or not it was made.
         """
         if self._db is None:
             import sqlite_utils
 
-            self._db = sqlite_utils.Database(self.conn)
+            self._db = sqlite_utils.Database(
+                self.conn, recursive_triggers=False, execute_plugins=False
+            )
         return self._db
 
     def _tables(self) -> list[str]:
-        return [r[0] for r in self.conn.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' "
-            "ORDER BY name")]
+        sql = ("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' "
+               "ORDER BY name")  # fmt: skip
+        return [row["name"] for row in self._rows(sql)]
 
     def close(self) -> None:
         """Close the connection (committed data is already on disk)."""
@@ -167,7 +172,7 @@ class Connection:
             c.execute("PRAGMA query_only = 1")
             return
         if self.path != ":memory:":
-            mode = c.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            mode = self._value("PRAGMA journal_mode = WAL")
             if str(mode).lower() != "wal":
                 raise StoreError(f"{self.path}: cannot switch to WAL journal mode (got {mode})")
         c.execute("PRAGMA synchronous = NORMAL")
@@ -180,8 +185,7 @@ class Connection:
         """The highest migration applied (0 for an empty database)."""
         if "schema_migrations" not in self._tables():
             return 0
-        row = self.conn.execute("SELECT max(version) FROM schema_migrations").fetchone()
-        return int(row[0] or 0)
+        return int(self._value("SELECT max(version) FROM schema_migrations") or 0)
 
     def _migrate(self) -> None:
         c = self.conn  # a foreign database was refused by _refuse_foreign already
@@ -198,43 +202,95 @@ class Connection:
                 f"{self.path}: read-only, and written by an older probe (schema version "
                 f"{current}); open it where probe can write, once, to upgrade it"
             )
-        c.execute("BEGIN IMMEDIATE")
-        try:
+        with self.transaction():
             c.execute(
                 "CREATE TABLE IF NOT EXISTS schema_migrations ("
                 "version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
             )
             c.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-            c.execute("COMMIT")
-        except BaseException:
-            c.execute("ROLLBACK")
-            raise
         for version, name, sql in MIGRATIONS:
-            c.execute("BEGIN IMMEDIATE")
-            try:
+            with self.transaction():
                 # Re-check inside the lock: another process may have migrated meanwhile.
-                done = c.execute(
-                    "SELECT 1 FROM schema_migrations WHERE version = ?", (version,)
-                ).fetchone()
-                if not done:
-                    for statement in _split_sql(sql):
-                        c.execute(statement)
-                    c.execute(
-                        "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
-                        (version, name, _now()),
-                    )
-                c.execute("COMMIT")
-            except BaseException:
-                c.execute("ROLLBACK")
-                raise
+                if self._value("SELECT 1 FROM schema_migrations WHERE version = ?", (version,)):
+                    continue
+                for statement in _split_sql(sql):
+                    c.execute(statement)
+                self.insert_records("schema_migrations",
+                                    [{"version": version, "name": name, "applied_at": _now()}])  # fmt: skip
         c.execute("ANALYZE sqlite_schema")  # load the planner statistics into this connection
 
-    def _transaction(self) -> Transaction:
+    # --- transactions and named rows ---------------------------------------------------------
+    def transaction(self) -> Transaction:
+        """A write transaction: ``with store.transaction(): ...`` commits, or rolls back on error.
+
+        Every write of the store is one: ``BEGIN IMMEDIATE`` takes the write lock at once, so
+        a second writer waits (busy timeout) instead of failing on a read-to-write upgrade.
+        sqlite-utils writes made inside it nest as savepoints (its ``Database.atomic``).
+        """
         return Transaction(self.conn)
+
+    def insert_records(self, table: str, records: Iterable[Mapping[str, Any]]) -> int:
+        """Insert rows given as column -> value mappings (every one with the same columns), in
+        one prepared statement; call it inside :meth:`transaction`. Returns the last rowid.
+
+        ``table`` and the column names come from probe's code, never from data.
+        """
+        it = iter(records)
+        first = next(it, None)
+        if first is None:
+            return 0
+        sql = (f"INSERT INTO {table} ({', '.join(first)}) "
+               f"VALUES ({', '.join(':' + c for c in first)})")  # fmt: skip
+        cur = self.conn.cursor()
+        cur.execute(sql, first)
+        last = cur.lastrowid
+        rest = list(it)
+        if rest:
+            cur.executemany(sql, rest)
+            last = self._value("SELECT last_insert_rowid()")
+        return int(last or 0)
+
+    def _update(self, table: str, row_id: int, updates: Mapping[str, Any]) -> None:
+        """Set columns (by name) of the row of ``table`` whose ``id`` is ``row_id`` (none: no-op)."""
+        sets = ", ".join(f"{c} = :{c}" for c in updates)
+        self.conn.execute(f"UPDATE {table} SET {sets} WHERE id = :id_", {**updates, "id_": row_id})
+
+    def _rows(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
+        """Execute ``sql``; its rows are :class:`sqlite3.Row`, read by column name."""
+        return named_rows(self.conn, sql, params)
+
+    def _row(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Row | None:
+        """The first row of ``sql`` (by column name), or None."""
+        row: sqlite3.Row | None = self._rows(sql, params).fetchone()
+        return row
+
+    def _value(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        """The one value ``sql`` selects (a count, a max, an id), or None when no row."""
+        row = self.conn.execute(sql, params).fetchone()
+        return None if row is None else row[0]
+
+
+def named_rows(conn: sqlite3.Connection, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
+    """Execute ``sql`` on ``conn``; its rows are :class:`sqlite3.Row`, read by column name.
+
+    The row factory is the cursor's, not the connection's: code handed ``store.conn`` (tests,
+    ad-hoc queries, an import's extra rows) still gets plain tuples.
+    """
+    cur = conn.cursor()
+    cur.row_factory = sqlite3.Row
+    return cur.execute(sql, params)
+
+
+def dict_rows(cur: sqlite3.Cursor) -> Iterator[dict[str, Any]]:
+    """The rows of ``cur`` as dicts keyed by column name (``SELECT ... AS key`` names them)."""
+    names = [d[0] for d in cur.description]
+    for row in cur:
+        yield dict(zip(names, row, strict=True))
 
 
 class Transaction:
-    """``BEGIN IMMEDIATE`` ... ``COMMIT`` (``ROLLBACK`` on any exception)."""
+    """``BEGIN IMMEDIATE`` ... ``COMMIT`` (``ROLLBACK`` on any exception): see
+    :meth:`Connection.transaction`."""
 
     __slots__ = ("conn",)
 
@@ -247,7 +303,7 @@ class Transaction:
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         if exc_type is None:
             self.conn.execute("COMMIT")
-        else:
+        elif self.conn.in_transaction:  # an error (disk full) may have rolled it back already
             self.conn.execute("ROLLBACK")
 
 

@@ -24,11 +24,6 @@ __all__ = [
     "write_endpoints",
 ]
 
-_COLUMNS = ("run_id", "vantage_id", "suite", "kind", "name", "address", "port", "transport", "source",
-            "measured_at", "runtime", "tcp_failure", "handshake", "handshake_failure", "verdict",
-            "stage", "reasons", "classifier_version", "observation", "control", "uid")  # fmt: skip
-
-
 def write_endpoints(
     store: Store,
     run_id: int,
@@ -40,21 +35,22 @@ def write_endpoints(
     from probe.store.rows import iso
     from probe.store.uid import uuid7
 
-    values = []
-    for obs, control, verdict in rows:
-        values.append((
-            run_id, vantage_id, suite, obs.kind, obs.name, obs.address, obs.port, obs.transport,
-            obs.source, iso(obs.started), obs.runtime, obs.tcp_failure, obs.handshake,
-            obs.handshake_failure, verdict.verdict, verdict.stage, json.dumps(list(verdict.reasons)),
-            verdict.classifier_version, json.dumps(dataclasses.asdict(obs), sort_keys=True),
-            None if control is None else json.dumps(to_json(control), sort_keys=True),
-            uuid7(int(obs.started * 1000)),  # a global id (probe merge), from when it was taken
-        ))  # fmt: skip
-    sql = (f"INSERT INTO endpoint_measurements ({', '.join(_COLUMNS)}) "
-           f"VALUES ({', '.join('?' * len(_COLUMNS))})")  # fmt: skip
-    with store._transaction():
-        store.conn.executemany(sql, values)
-    return len(values)
+    records = [
+        {"run_id": run_id, "vantage_id": vantage_id, "suite": suite, "kind": obs.kind,
+         "name": obs.name, "address": obs.address, "port": obs.port, "transport": obs.transport,
+         "source": obs.source, "measured_at": iso(obs.started), "runtime": obs.runtime,
+         "tcp_failure": obs.tcp_failure, "handshake": obs.handshake,
+         "handshake_failure": obs.handshake_failure, "verdict": verdict.verdict,
+         "stage": verdict.stage, "reasons": json.dumps(list(verdict.reasons)),
+         "classifier_version": verdict.classifier_version,
+         "observation": json.dumps(dataclasses.asdict(obs), sort_keys=True),
+         "control": None if control is None else json.dumps(to_json(control), sort_keys=True),
+         "uid": uuid7(int(obs.started * 1000))}  # a global id (probe merge), from when it was taken
+        for obs, control, verdict in rows
+    ]  # fmt: skip
+    with store.transaction():
+        store.insert_records("endpoint_measurements", records)
+    return len(records)
 
 
 #: Keys of an endpoint result (`probe results --suite circumvention --json`).

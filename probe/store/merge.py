@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from probe.store.connection import named_rows
 from probe.store.database import Store, StoreError
 from probe.store.schema import SCHEMA_VERSION
 
@@ -166,11 +167,11 @@ class _TableInfo:
 
     @classmethod
     def read(cls, conn: sqlite3.Connection, table: str) -> _TableInfo:
-        info = conn.execute(f"PRAGMA main.table_info({table})").fetchall()
-        pks = [r[1] for r in sorted((r for r in info if r[5]), key=lambda r: r[5])] or ["rowid"]
-        fks = tuple((str(r[3]), str(r[2])) for r in conn.execute(
-            f"PRAGMA main.foreign_key_list({table})"))
-        return cls(tuple(r[1] for r in info), pks, fks)
+        info = named_rows(conn, f"PRAGMA main.table_info({table})").fetchall()
+        pks = [r["name"] for r in sorted((r for r in info if r["pk"]), key=lambda r: r["pk"])]
+        fks = tuple((str(r["from"]), str(r["table"]))
+                    for r in named_rows(conn, f"PRAGMA main.foreign_key_list({table})"))  # fmt: skip
+        return cls(tuple(r["name"] for r in info), pks or ["rowid"], fks)
 
 
 class _Plan:
@@ -246,7 +247,7 @@ def _unique_key(conn: sqlite3.Connection, table: str) -> tuple[str, ...]:
 
 
 def _cols(conn: sqlite3.Connection, schema: str, table: str) -> list[str]:
-    return [r[1] for r in conn.execute(f"PRAGMA {schema}.table_info({table})")]
+    return [r["name"] for r in named_rows(conn, f"PRAGMA {schema}.table_info({table})")]
 
 
 def _merge_one(store: Store, plan: _Plan, src: Path) -> MergeResult:
@@ -257,15 +258,10 @@ def _merge_one(store: Store, plan: _Plan, src: Path) -> MergeResult:
         version = conn.execute("SELECT max(version) FROM src.schema_migrations").fetchone()[0]
         if version != SCHEMA_VERSION:  # changed since it was checked
             raise MergeError(f"{src}: schema version {version}, expected {SCHEMA_VERSION}")
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with store.transaction():
             # The first read of src starts its read transaction: every statement below sees
             # the same snapshot of it, whatever a running probe commits meanwhile.
             _merge_tables(conn, plan, result)
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
     except MergeError:
         raise
     except Exception as exc:  # sqlite3 errors: disk full, corrupt source, ...
@@ -378,12 +374,12 @@ def _merge_runs(conn: sqlite3.Connection, plan: _Plan, result: MergeResult) -> N
     i_status = cols.index("status")
     end = [c for c in _RUN_END_COLUMNS if c in cols]
     for sid, *values in conn.execute(f"SELECT id, {', '.join(cols)} FROM src.runs").fetchall():
-        found = conn.execute(
-            "SELECT id, status FROM main.runs WHERE uid = ?", (values[i_uid],)
+        found = named_rows(
+            conn, "SELECT id, status FROM main.runs WHERE uid = ?", (values[i_uid],)
         ).fetchone()
         if found is not None:
-            dst, new = found[0], 0
-            if found[1] == "running" and values[i_status] != "running":
+            dst, new = found["id"], 0
+            if found["status"] == "running" and values[i_status] != "running":
                 # The output took a snapshot while the run was going; the source saw its end.
                 conn.execute(
                     "UPDATE main.runs SET " + ", ".join(f"{c} = ?" for c in end) + " WHERE id = ?",

@@ -9,12 +9,14 @@ from typing import Any
 
 from probe.model import Measurement, Verdict
 from probe.store import rows as _rows
+from probe.store.connection import dict_rows
 from probe.store.runs import Runs
 
 __all__ = ["Reader"]
 
 _CHUNK = 500  # measurements per read chunk (iter_measurements, reclassify)
 _BLOB_CACHE_BYTES = 16 << 20  # bodies/certificates kept in memory while reading
+_VERDICT = "m.verdict, m.stage, m.hop, m.reasons, m.classifier_version"  # what _verdict reads
 
 
 class Reader(Runs):
@@ -53,22 +55,18 @@ class Reader(Runs):
             where.append("v.name = ?")
             params.append(vantage)
         sql = (
-            "SELECT m.id, m.run_id, v.name, m.url, m.original_url, m.domain, m.category, "
-            "m.measured_at, m.runtime, m.attempt, m.verdict, m.stage, m.hop, m.reasons, "
-            "m.classifier_version FROM measurements m "
+            "SELECT m.id AS measurement_id, m.run_id, v.name AS vantage, m.url, m.original_url, "
+            "m.domain, m.category, m.measured_at, m.runtime, m.attempt, m.verdict, m.stage, m.hop, "
+            "m.reasons, m.classifier_version FROM measurements m "
             "JOIN vantage_points v ON v.id = m.vantage_id "
             f"WHERE {' AND '.join(where)} ORDER BY m.id"
         )
         if limit is not None:
             sql += " LIMIT ?"
             params.append(int(limit))
-        for r in self.conn.execute(sql, params):
-            yield {
-                "measurement_id": r[0], "run_id": r[1], "vantage": r[2], "url": r[3],
-                "original_url": r[4], "domain": r[5], "category": r[6], "measured_at": r[7],
-                "runtime": r[8], "attempt": r[9], "verdict": r[10], "stage": r[11],
-                "hop": r[12], "reasons": _reasons(r[13]), "classifier_version": r[14],
-            }
+        for row in dict_rows(self.conn.execute(sql, params)):
+            row["reasons"] = _reasons(row["reasons"])
+            yield row
 
     def latest_verdicts(
         self, vantage: str | None = None, verdict: str | None = None
@@ -82,13 +80,9 @@ class Reader(Runs):
             where.append("verdict = ?")
             params.append(verdict)
         sql = "SELECT * FROM latest_verdicts" + (f" WHERE {' AND '.join(where)}" if where else "")
-        cur = self.conn.execute(sql, params)
-        names = [d[0] for d in cur.description]
-        at = names.index("reasons")
-        for r in cur:
-            d = dict(zip(names, r, strict=True))
-            d["reasons"] = _reasons(r[at])
-            yield d
+        for row in dict_rows(self.conn.execute(sql, params)):
+            row["reasons"] = _reasons(row["reasons"])
+            yield row
 
     def iter_measurements(self, run_id: int | None = None) -> Iterator[tuple[int, Measurement]]:
         """Every stored measurement (every attempt) of a run, or of all runs, rebuilt in full."""
@@ -103,56 +97,44 @@ class Reader(Runs):
         Reads in chunks by id, holding no cursor open between chunks, so callers may write
         (e.g. :meth:`set_verdicts`) while iterating.
         """
-        c = self.conn
+        select = f"SELECT m.id, o.data, {_VERDICT} FROM measurements m " \
+                 "JOIN observations o ON o.measurement_id = m.id"  # fmt: skip
         last = 0
         while True:
             if run_id is None:
-                chunk = c.execute(
-                    "SELECT m.id, o.data, verdict, stage, hop, reasons, classifier_version "
-                    "FROM measurements m JOIN observations o ON o.measurement_id = m.id "
-                    "WHERE m.id > ? ORDER BY m.id LIMIT ?",
-                    (last, _CHUNK),
-                ).fetchall()
+                chunk = self._rows(f"{select} WHERE m.id > ? ORDER BY m.id LIMIT ?",
+                                   (last, _CHUNK)).fetchall()  # fmt: skip
             else:
-                chunk = c.execute(
-                    "SELECT m.id, o.data, verdict, stage, hop, reasons, classifier_version "
-                    "FROM measurements m JOIN observations o ON o.measurement_id = m.id "
-                    "WHERE m.run_id = ? AND m.id > ? ORDER BY m.id LIMIT ?",
-                    (run_id, last, _CHUNK),
-                ).fetchall()
+                chunk = self._rows(f"{select} WHERE m.run_id = ? AND m.id > ? ORDER BY m.id LIMIT ?",
+                                   (run_id, last, _CHUNK)).fetchall()  # fmt: skip
             if not chunk:
                 return
-            lo, hi = chunk[0][0], chunk[-1][0]
-            last = hi
-            controls = self.controls_between(lo, hi)
-            for mid, obs, verdict, stage, hop, reasons, version in chunk:
-                m = self.rebuild(obs, controls.get(mid, {}))
-                v = Verdict(verdict, stage, hop, tuple(json.loads(reasons)), version)
-                yield mid, m, v
+            last = chunk[-1]["id"]
+            controls = self.controls_between(chunk[0]["id"], last)
+            for row in chunk:
+                m = self.rebuild(row["data"], controls.get(row["id"], {}))
+                yield row["id"], m, _verdict(row)
 
     def measurement(self, measurement_id: int) -> tuple[Measurement, Verdict] | None:
         """One stored measurement rebuilt in full, with its stored verdict (None: no such id)."""
-        row = self.conn.execute(
-            "SELECT o.data, verdict, stage, hop, reasons, classifier_version "
+        row = self._row(
+            f"SELECT o.data, {_VERDICT} "
             "FROM measurements m JOIN observations o ON o.measurement_id = m.id WHERE m.id = ?",
             (measurement_id,),
-        ).fetchone()
+        )
         if row is None:
             return None
-        controls = dict(self.conn.execute(
-            "SELECT hop, data FROM controls WHERE measurement_id = ?", (measurement_id,)
-        ).fetchall())
-        m = _rows.rebuild(row[0], controls, self._body, self._cert)
-        return m, Verdict(row[1], row[2], row[3], tuple(json.loads(row[4])), row[5])
+        controls = self.controls_between(measurement_id, measurement_id).get(measurement_id, {})
+        return self.rebuild(row["data"], controls), _verdict(row)
 
     def controls_between(self, lo: int, hi: int) -> dict[int, dict[int, str]]:
         """Control JSON of measurements ``lo``..``hi``: measurement id -> hop -> JSON."""
         controls: dict[int, dict[int, str]] = {}
-        for mid, hop, data in self.conn.execute(
+        for row in self._rows(
             "SELECT measurement_id, hop, data FROM controls WHERE measurement_id BETWEEN ? AND ?",
             (lo, hi),
         ):
-            controls.setdefault(mid, {})[hop] = data
+            controls.setdefault(row["measurement_id"], {})[row["hop"]] = row["data"]
         return controls
 
     def rebuild(self, observations: str, controls: dict[int, str]) -> Measurement:
@@ -164,20 +146,16 @@ class Reader(Runs):
         if body is None:
             import zlib
 
-            row = self.conn.execute(
-                "SELECT body FROM http_bodies WHERE sha256 = ?", (sha,)
-            ).fetchone()
-            body = zlib.decompress(row[0]) if row else b""
+            row = self._row("SELECT body FROM http_bodies WHERE sha256 = ?", (sha,))
+            body = zlib.decompress(row["body"]) if row else b""
             self._remember(sha, body)
         return body
 
     def _cert(self, sha: str) -> bytes:
         der = self._blob_cache.get(sha)
         if der is None:
-            row = self.conn.execute(
-                "SELECT der FROM certificates WHERE sha256 = ?", (sha,)
-            ).fetchone()
-            der = bytes(row[0]) if row else b""
+            row = self._row("SELECT der FROM certificates WHERE sha256 = ?", (sha,))
+            der = bytes(row["der"]) if row else b""
             self._remember(sha, der)
         return der
 
@@ -190,6 +168,12 @@ class Reader(Runs):
         if len(blob) <= _BLOB_CACHE_BYTES // 4:
             self._blob_cache[sha] = blob
             self._blob_bytes += len(blob)
+
+
+def _verdict(row: sqlite3.Row) -> Verdict:
+    """The stored verdict of a row that selected the columns of ``_VERDICT``."""
+    return Verdict(row["verdict"], row["stage"], row["hop"], tuple(json.loads(row["reasons"])),
+                   row["classifier_version"])  # fmt: skip
 
 
 def _reasons(text: str) -> list[str]:

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from probe.model import VERDICTS
-from probe.store.connection import Connection, StoreError
+from probe.store.connection import Connection, StoreError, dict_rows
 from probe.store.rows import now as _now
 from probe.store.uid import uuid7
 
@@ -39,32 +39,17 @@ class Runs(Connection):
         meta = {k: v for k, v in meta.items() if v is not None}
         cols = {k: meta.pop(k) for k in _VANTAGE_COLUMNS if k in meta}
         now = _now()
-        c = self.conn
-        c.execute("BEGIN IMMEDIATE")
-        try:
-            row = c.execute("SELECT id, meta FROM vantage_points WHERE name = ?", (name,)).fetchone()
+        with self.transaction():
+            row = self._row("SELECT id, meta FROM vantage_points WHERE name = ?", (name,))
             if row is None:
-                cur = c.execute(
-                    "INSERT INTO vantage_points (name, asn, as_org, country, resolver, network, "
-                    "meta, created_at, updated_at, uid) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (name, *(cols.get(k) for k in _VANTAGE_COLUMNS), json.dumps(meta), now, now,
-                     uuid7()),
-                )
-                vid = int(cur.lastrowid or 0)
-            else:
-                vid = int(row[0])
-                merged = {**json.loads(row[1] or "{}"), **meta}
-                sets = ", ".join(f"{k} = ?" for k in cols)
-                c.execute(
-                    f"UPDATE vantage_points SET {sets + ', ' if sets else ''}meta = ?, "
-                    "updated_at = ? WHERE id = ?",
-                    (*cols.values(), json.dumps(merged), now, vid),
-                )
-            c.execute("COMMIT")
-        except BaseException:
-            c.execute("ROLLBACK")
-            raise
-        return vid
+                record = {"name": name, **dict.fromkeys(_VANTAGE_COLUMNS), **cols,
+                          "meta": json.dumps(meta), "created_at": now, "updated_at": now,
+                          "uid": uuid7()}  # fmt: skip
+                return self.insert_records("vantage_points", [record])
+            merged = {**json.loads(row["meta"] or "{}"), **meta}
+            self._update("vantage_points", row["id"],
+                         {**cols, "meta": json.dumps(merged), "updated_at": now})  # fmt: skip
+            return int(row["id"])
 
     def start_run(self, vantage_id: int, lists: list[str], options: dict[str, Any]) -> int:
         """Record a new run (status ``running``, owned by this process) and return its id.
@@ -76,15 +61,18 @@ class Runs(Connection):
         from probe.store.owner import current_owner
 
         self.close_dead_runs()
-        with self._transaction():
-            cur = self.conn.execute(
-                "INSERT INTO runs (vantage_id, started_at, software_version, lists, options, "
-                "status, owner, uid) VALUES (?, ?, ?, ?, ?, 'running', ?, ?)",
-                (vantage_id, _now(), __version__, json.dumps([str(x) for x in lists]),
-                 json.dumps(options, default=str, sort_keys=True), current_owner().to_text(),
-                 uuid7()),
-            )
-        return int(cur.lastrowid or 0)
+        record = {
+            "vantage_id": vantage_id,
+            "started_at": _now(),
+            "software_version": __version__,
+            "lists": json.dumps([str(x) for x in lists]),
+            "options": json.dumps(options, default=str, sort_keys=True),
+            "status": "running",
+            "owner": current_owner().to_text(),
+            "uid": uuid7(),
+        }
+        with self.transaction():
+            return self.insert_records("runs", [record])
 
     def resume_run(self, run: int | str) -> tuple[int, int]:
         """Reopen an interrupted run (an id or ``"latest"``) as ``running``, owned by this
@@ -94,35 +82,28 @@ class Runs(Connection):
 
         self.close_dead_runs()  # a killed run is interrupted from now on
         if run == "latest":
-            row = self.conn.execute(
+            latest = self._value(
                 "SELECT id FROM runs WHERE status = 'interrupted' ORDER BY id DESC LIMIT 1"
-            ).fetchone()
-            if row is None:
+            )
+            if latest is None:
                 raise StoreError(f"{self.path}: no interrupted run to resume")
-            run = int(row[0])
+            run = int(latest)
         run_id = int(run)
-        with self._transaction():
-            row = self.conn.execute(
-                "SELECT status, vantage_id FROM runs WHERE id = ?", (run_id,)
-            ).fetchone()
+        with self.transaction():
+            row = self._row("SELECT status, vantage_id FROM runs WHERE id = ?", (run_id,))
             if row is None:
                 raise StoreError(f"{self.path}: no run {run_id}")
-            if row[0] != "interrupted":
-                raise StoreError(
-                    f"{self.path}: run {run_id} is {row[0]}; only an interrupted run can be resumed"
-                )
-            self.conn.execute(
-                "UPDATE runs SET status = 'running', finished_at = NULL, owner = ? WHERE id = ?",
-                (current_owner().to_text(), run_id),
-            )
-        return run_id, int(row[1])
+            if row["status"] != "interrupted":
+                raise StoreError(f"{self.path}: run {run_id} is {row['status']}; "
+                                 "only an interrupted run can be resumed")  # fmt: skip
+            self._update("runs", run_id, {
+                "status": "running", "finished_at": None, "owner": current_owner().to_text()})  # fmt: skip
+        return run_id, int(row["vantage_id"])
 
     def final_urls(self, run_id: int) -> Iterator[str]:
         """The URLs of a run that have a final verdict stored."""
-        for (url,) in self.conn.execute(
-            "SELECT url FROM measurements WHERE run_id = ? AND final = 1", (run_id,)
-        ):
-            yield url
+        for row in self._rows("SELECT url FROM measurements WHERE run_id = ? AND final = 1", (run_id,)):
+            yield row["url"]
 
     def set_run_identity(
         self, run_id: int, record: dict[str, Any], *, network_changed: bool | None = None
@@ -136,15 +117,12 @@ class Runs(Connection):
         if private:
             raise ValueError(f"refusing to store the probe's address ({', '.join(sorted(private))})")
         start = record.get("start", {})
-        with self._transaction():
-            self.conn.execute(
-                "UPDATE runs SET asn = ?, as_org = ?, country = ?, resolver_ip = ?, resolver_asn = ?, "
-                "resolver_as_org = ?, network_changed = ?, identity = ? WHERE id = ?",
-                (start.get("asn"), start.get("as_org"), start.get("country"), start.get("resolver_ip"),
-                 start.get("resolver_asn"), start.get("resolver_as_org"),
-                 None if network_changed is None else int(network_changed),
-                 json.dumps(record, sort_keys=True), run_id),
-            )
+        columns = ("asn", "as_org", "country", "resolver_ip", "resolver_asn", "resolver_as_org")
+        updates = {k: start.get(k) for k in columns}
+        updates["network_changed"] = None if network_changed is None else int(network_changed)
+        updates["identity"] = json.dumps(record, sort_keys=True)
+        with self.transaction():
+            self._update("runs", run_id, updates)
 
     def close_dead_runs(self) -> list[int]:
         """Mark ``interrupted`` the runs still ``running`` whose process is certainly gone.
@@ -158,19 +136,17 @@ class Runs(Connection):
 
         here = current_owner()
         dead = [
-            run_id
-            for run_id, text in self.conn.execute(
-                "SELECT id, owner FROM runs WHERE status = 'running' AND owner IS NOT NULL"
-            )
-            if (owner := Owner.parse(text)) is not None and is_dead(owner, here)
+            int(row["id"])
+            for row in self._rows("SELECT id, owner FROM runs WHERE status = 'running' AND owner IS NOT NULL")
+            if (owner := Owner.parse(row["owner"])) is not None and is_dead(owner, here)
         ]
         for run_id in dead:
             # Its process is gone: nothing more arrives, so its last measurement is its end.
-            (last,) = self.conn.execute(
+            last = self._value(
                 "SELECT coalesce((SELECT max(measured_at) FROM measurements WHERE run_id = ?), "
                 "started_at) FROM runs WHERE id = ?",
                 (run_id, run_id),
-            ).fetchone()
+            )
             self.finish_run(run_id, "interrupted", finished_at=last)
         return dead
 
@@ -178,22 +154,20 @@ class Runs(Connection):
         """Close a run: its end time (default now), status and verdict counts."""
         if status not in RUN_STATUSES:
             raise ValueError(f"run status must be one of {', '.join(RUN_STATUSES)}, not {status!r}")
-        with self._transaction():
+        with self.transaction():
             counts = self._counts(run_id)
-            self.conn.execute(
-                "UPDATE runs SET finished_at = ?, status = ?, n_measurements = ?, counts = ? "
-                "WHERE id = ?",
-                (finished_at or _now(), status, sum(counts.values()), json.dumps(counts), run_id),
-            )
+            self._update("runs", run_id, {"finished_at": finished_at or _now(), "status": status,
+                                      "n_measurements": sum(counts.values()),
+                                      "counts": json.dumps(counts)})  # fmt: skip
 
     def _counts(self, run_id: int) -> dict[str, int]:
         counts = dict.fromkeys(VERDICTS, 0)
-        for verdict, n in self.conn.execute(
-            "SELECT verdict, count(*) FROM measurements WHERE run_id = ? AND final = 1 "
+        for row in self._rows(
+            "SELECT verdict, count(*) AS n FROM measurements WHERE run_id = ? AND final = 1 "
             "GROUP BY verdict",
             (run_id,),
         ):
-            counts[verdict] = n
+            counts[row["verdict"]] = row["n"]
         return counts
 
     def run_summary(self, run_id: int) -> dict[str, int]:
@@ -202,17 +176,14 @@ class Runs(Connection):
 
     def run_info(self, run_id: int) -> dict[str, Any] | None:
         """One run as a dict (vantage name, times, status, lists, options, counts), or None."""
-        row = self.conn.execute(
-            "SELECT r.id, v.name, r.started_at, r.finished_at, r.software_version, r.lists, "
-            "r.options, r.status, r.n_measurements FROM runs r "
+        info = next(dict_rows(self.conn.execute(
+            "SELECT r.id AS run_id, v.name AS vantage, r.started_at, r.finished_at, "
+            "r.software_version, r.lists, r.options, r.status, r.n_measurements FROM runs r "
             "JOIN vantage_points v ON v.id = r.vantage_id WHERE r.id = ?",
             (run_id,),
-        ).fetchone()
-        if row is None:
+        )), None)  # fmt: skip
+        if info is None:
             return None
-        keys = ("run_id", "vantage", "started_at", "finished_at", "software_version", "lists",
-                "options", "status", "n_measurements")
-        info = dict(zip(keys, row, strict=True))
         info["lists"] = json.loads(info["lists"])
         info["options"] = json.loads(info["options"])
         info["counts"] = self._counts(run_id)
@@ -221,14 +192,14 @@ class Runs(Connection):
     def latest_run_id(self, vantage: str | None = None) -> int | None:
         """The most recent run (of vantage point ``vantage``, when given), or None."""
         if vantage is None:
-            row = self.conn.execute("SELECT max(id) FROM runs").fetchone()
+            rid = self._value("SELECT max(id) FROM runs")
         else:
-            row = self.conn.execute(
+            rid = self._value(
                 "SELECT max(r.id) FROM runs r JOIN vantage_points v ON v.id = r.vantage_id "
                 "WHERE v.name = ?",
                 (vantage,),
-            ).fetchone()
-        return None if row[0] is None else int(row[0])
+            )
+        return None if rid is None else int(rid)
 
     def runs(self, vantage: str | None = None, limit: int | None = None) -> Iterator[dict[str, Any]]:
         """Runs, newest first, as dicts (of vantage point ``vantage`` when given).
@@ -237,8 +208,8 @@ class Runs(Connection):
         -> URLs; counted now for a run still ``running``), lists, software_version.
         """
         sql = (
-            "SELECT r.id, v.name, r.started_at, r.finished_at, r.status, r.n_measurements, "
-            "r.counts, r.lists, r.software_version FROM runs r "
+            "SELECT r.id AS run_id, v.name AS vantage, r.started_at, r.finished_at, r.status, "
+            "r.n_measurements, r.counts, r.lists, r.software_version FROM runs r "
             "JOIN vantage_points v ON v.id = r.vantage_id"
         )
         params: list[Any] = []
@@ -249,17 +220,13 @@ class Runs(Connection):
         if limit is not None:
             sql += " LIMIT ?"
             params.append(int(limit))
-        for r in self.conn.execute(sql, params).fetchall():
-            counts = json.loads(r[6] or "{}")
-            n = r[5]
-            if r[4] == "running":
-                counts = self._counts(r[0])
-                n = sum(counts.values())
-            yield {
-                "run_id": r[0], "vantage": r[1], "started_at": r[2], "finished_at": r[3],
-                "status": r[4], "n_measurements": n, "counts": counts,
-                "lists": json.loads(r[7] or "[]"), "software_version": r[8],
-            }
+        for run in list(dict_rows(self.conn.execute(sql, params))):
+            run["counts"] = json.loads(run["counts"] or "{}")
+            if run["status"] == "running":
+                run["counts"] = self._counts(run["run_id"])
+                run["n_measurements"] = sum(run["counts"].values())
+            run["lists"] = json.loads(run["lists"] or "[]")
+            yield run
 
     def resolve_run(self, run: int | str | None, vantage: str | None = None) -> int | None:
         """``"latest"`` -> the latest run id (of ``vantage``); an id or digits -> that id.
@@ -278,6 +245,6 @@ class Runs(Connection):
             rid = int(run)
         except (TypeError, ValueError):
             raise StoreError(f"run must be an id or 'latest', not {run!r}") from None
-        if self.conn.execute("SELECT 1 FROM runs WHERE id = ?", (rid,)).fetchone() is None:
+        if self._value("SELECT 1 FROM runs WHERE id = ?", (rid,)) is None:
             raise StoreError(f"{self.path}: no run {rid}")
         return rid

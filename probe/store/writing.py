@@ -45,11 +45,11 @@ class Writer(Runs):
             return []
         c = self.conn
         new_ids: list[int] = []
-        with self._transaction():
-            mid = c.execute("SELECT coalesce(max(id), 0) FROM measurements").fetchone()[0]
+        with self.transaction():
+            mid = self._value("SELECT coalesce(max(id), 0) FROM measurements")
             ids = _rows.IdCounters(
-                c.execute("SELECT coalesce(max(id), 0) FROM dns_queries").fetchone()[0],
-                c.execute("SELECT coalesce(max(id), 0) FROM dns_replies").fetchone()[0],
+                self._value("SELECT coalesce(max(id), 0) FROM dns_queries"),
+                self._value("SELECT coalesce(max(id), 0) FROM dns_replies"),
             )
             rows = _rows.Rows()
             cert_info, body_ref = self._refs(rows)
@@ -61,7 +61,7 @@ class Writer(Runs):
                     final = item[2] if len(item) > 2 else True
                     flatten(rows, mid, run_id, vantage_id, item[0], item[1], final, ids,
                             cert_info, body_ref)
-                self._insert(rows)
+                self._insert_rows(rows)
                 if extra is not None:
                     extra(c, new_ids)
             except BaseException:
@@ -98,7 +98,9 @@ class Writer(Runs):
 
         return cert_info, body_ref
 
-    def _insert(self, rows: _rows.Rows) -> None:
+    def _insert_rows(self, rows: _rows.Rows) -> None:
+        # The hot path: one prepared statement per table, executemany over tuples built by
+        # rows.flatten in the column order written here (docs/design.md: why not sqlite-utils).
         x = self.conn.executemany
         x(
             "INSERT INTO measurements (id, run_id, vantage_id, url, original_url, domain, category, "
@@ -171,21 +173,20 @@ class Writer(Runs):
         import dataclasses
 
         vantage_id = self.vantage(vantage)
-        with self._transaction():
-            cur = self.conn.execute(
-                "INSERT INTO traces (vantage_id, started_at, url, trigger, control_name, ip, port, "
-                "censor_hop, placement, packets_sent, duration, data) "
-                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                (vantage_id, _rows.iso(trace.started), trace.url, trace.trigger, trace.control_name, trace.ip,
-                 trace.port, trace.censor_hop, trace.placement, trace.packets_sent, trace.duration,
-                 json.dumps(dataclasses.asdict(trace))),
-            )
-            tid = int(cur.lastrowid or 0)
-            self.conn.executemany(
-                "INSERT INTO trace_hops (trace_id, ttl, probe, router, outcome, rtt) "
-                "VALUES (?,?,?,?,?,?)",
-                [(tid, p.ttl, p.probe, p.router, p.outcome, p.rtt) for p in trace.probes],
-            )
+        record = {
+            "vantage_id": vantage_id, "started_at": _rows.iso(trace.started), "url": trace.url,
+            "trigger": trace.trigger, "control_name": trace.control_name, "ip": trace.ip,
+            "port": trace.port, "censor_hop": trace.censor_hop, "placement": trace.placement,
+            "packets_sent": trace.packets_sent, "duration": trace.duration,
+            "data": json.dumps(dataclasses.asdict(trace)),
+        }  # fmt: skip
+        with self.transaction():
+            tid = self.insert_records("traces", [record])
+            self.insert_records("trace_hops", (
+                {"trace_id": tid, "ttl": p.ttl, "probe": p.probe, "router": p.router,
+                 "outcome": p.outcome, "rtt": p.rtt}
+                for p in trace.probes
+            ))  # fmt: skip
         return tid
 
     def set_verdicts(self, updates: Sequence[tuple[int, Verdict]]) -> None:
@@ -193,7 +194,9 @@ class Writer(Runs):
         if not updates:
             return
         now = _now()
-        with self._transaction():
+        # Bulk: one prepared UPDATE over every row (sqlite-utils updates one row per call,
+        # each after a SELECT of it); reclassify re-judges whole databases this way.
+        with self.transaction():
             self.conn.executemany(
                 "UPDATE measurements SET verdict = ?, stage = ?, hop = ?, reasons = ?, "
                 "classifier_version = ?, classified_at = ? WHERE id = ?",
