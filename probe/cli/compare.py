@@ -267,18 +267,13 @@ def _beyond(db: Path, names: list[str], since: str | None, geo: str | None, isol
     points and time)."""
     import sqlite3
 
+    from probe.cli.outages import geo_lookup
     from probe.endpointview import EndpointMatrix
-    from probe.geo import GeoError
-    from probe.outages import country_lookup, isolation, run_stats
+    from probe.outages import isolation, run_stats
     from probe.store import Store, StoreError
     from probe.store.endpoints import latest_endpoints
 
-    country_of = None
-    if isolation_too:
-        try:
-            country_of = country_lookup(geo)
-        except GeoError as exc:
-            raise click.BadParameter(str(exc), param_hint="--geo") from None
+    country_of = geo_lookup(geo) if isolation_too else None
     try:
         with Store.open(db, create=False) as store:
             endpoints = EndpointMatrix.from_latest(latest_endpoints(store.conn, names or None, since),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -36,8 +37,7 @@ def outages_command(db: Path, vantage: str | None, since: str | None, geo: str |
     """
     from datetime import datetime
 
-    from probe.geo import GeoError
-    from probe.outages import country_lookup, outages, run_stats
+    from probe.outages import outages, run_stats
     from probe.store import Store, StoreError
     from probe.store.report import format_json_lines, format_outages_table
 
@@ -48,10 +48,7 @@ def outages_command(db: Path, vantage: str | None, since: str | None, geo: str |
             raise click.BadParameter(f"{since!r} is not an ISO date or time", param_hint="--since") from None
     if country is not None and not (len(country) == 2 and country.isalpha()):
         raise click.BadParameter(f"{country!r} is not a two-letter country code", param_hint="--country")
-    try:
-        country_of = country_lookup(geo)
-    except GeoError as exc:
-        raise click.BadParameter(str(exc), param_hint="--geo") from None
+    country_of = geo_lookup(geo)
 
     try:
         with Store.open(db, create=False) as store:
@@ -63,3 +60,15 @@ def outages_command(db: Path, vantage: str | None, since: str | None, geo: str |
                 click.echo(chunk, nl=False)
     except StoreError as exc:
         raise click.ClickException(str(exc)) from None
+
+
+def geo_lookup(geo: str | None) -> Callable[[str], str] | None:
+    """The address -> country function of a ``--geo`` option (None: probe has no geo data); a
+    file that cannot be read is a usage error naming the option."""
+    from probe.geo import GeoError
+    from probe.outages import country_lookup
+
+    try:
+        return country_lookup(geo)
+    except GeoError as exc:
+        raise click.BadParameter(str(exc), param_hint="--geo") from None

@@ -41,16 +41,12 @@ def report_command(db: Path, out: Path, vantages: tuple[str, ...], title: str, m
     """
     import os
 
+    from probe.cli.outages import geo_lookup
     from probe.fingerprints import default_fingerprints
-    from probe.geo import GeoError
     from probe.htmlreport import ReportLimits, write_report
-    from probe.outages import country_lookup
     from probe.store import Store, StoreError
 
-    try:
-        country_of = country_lookup(geo)
-    except GeoError as exc:
-        raise click.BadParameter(str(exc), param_hint="--geo") from None
+    country_of = geo_lookup(geo)
     limits = ReportLimits(heatmap_urls=max_urls, evidence_details=max_evidence)
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     try:

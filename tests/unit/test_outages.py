@@ -232,6 +232,14 @@ def _two_country_db(path: Path, abroad_alive: bool) -> None:
         s.finish_run(run, "complete")
 
 
+def _geo_file(tmp_path: Path) -> Path:
+    """IP-to-country data: 198.51.100.0/24 in Russia (home), 203.0.113.0/24 in Germany."""
+    geo = tmp_path / "geo.tsv"
+    geo.write_text("198.51.100.0\t198.51.100.255\t64500\tRU\tHOME-NET\n"
+                   "203.0.113.0\t203.0.113.255\t64501\tDE\tABROAD-NET\n")  # fmt: skip
+    return geo
+
+
 def _country_of(ip: str) -> str:
     return {"198.51.100.1": "RU", "203.0.113.1": "DE"}.get(ip, "")
 
@@ -253,9 +261,7 @@ def test_run_stats_split_urls_by_the_country_of_their_addresses(tmp_path: Path) 
 def test_probe_outages_reports_isolation_with_geo_data(tmp_path: Path) -> None:
     db = tmp_path / "p.db"
     _two_country_db(db, abroad_alive=False)
-    geo = tmp_path / "geo.tsv"
-    geo.write_text("198.51.100.0\t198.51.100.255\t64500\tRU\tHOME-NET\n"
-                   "203.0.113.0\t203.0.113.255\t64501\tDE\tABROAD-NET\n")  # fmt: skip
+    geo = _geo_file(tmp_path)
     args = ["outages", "--db", str(db), "--geo", str(geo), "--json"]
     r = CliRunner().invoke(cli, args, catch_exceptions=False)
     assert r.exit_code == 0, r.output
@@ -268,9 +274,7 @@ def test_probe_outages_reports_isolation_with_geo_data(tmp_path: Path) -> None:
 def test_probe_compare_shows_each_vantage_points_isolation(tmp_path: Path) -> None:
     db = tmp_path / "p.db"
     _two_country_db(db, abroad_alive=False)
-    geo = tmp_path / "geo.tsv"
-    geo.write_text("198.51.100.0\t198.51.100.255\t64500\tRU\tHOME-NET\n"
-                   "203.0.113.0\t203.0.113.255\t64501\tDE\tABROAD-NET\n")  # fmt: skip
+    geo = _geo_file(tmp_path)
     r = CliRunner().invoke(cli, ["compare", "--db", str(db), "--geo", str(geo), "--json"],
                            catch_exceptions=False)  # fmt: skip
     assert r.exit_code == 0, r.output
@@ -290,9 +294,7 @@ def test_probe_compare_shows_each_vantage_points_isolation(tmp_path: Path) -> No
 def test_probe_compare_finds_no_isolation_where_sites_abroad_work(tmp_path: Path) -> None:
     db = tmp_path / "p.db"
     _two_country_db(db, abroad_alive=True)
-    geo = tmp_path / "geo.tsv"
-    geo.write_text("198.51.100.0\t198.51.100.255\t64500\tRU\tHOME-NET\n"
-                   "203.0.113.0\t203.0.113.255\t64501\tDE\tABROAD-NET\n")  # fmt: skip
+    geo = _geo_file(tmp_path)
     r = CliRunner().invoke(cli, ["compare", "--db", str(db), "--geo", str(geo), "--json"],
                            catch_exceptions=False)  # fmt: skip
     iso = json.loads(r.output)["isolation"]["moscow"]
@@ -302,9 +304,7 @@ def test_probe_compare_finds_no_isolation_where_sites_abroad_work(tmp_path: Path
 def test_the_report_shows_outages_and_isolation(tmp_path: Path) -> None:
     db = tmp_path / "p.db"
     _two_country_db(db, abroad_alive=False)
-    geo = tmp_path / "geo.tsv"
-    geo.write_text("198.51.100.0\t198.51.100.255\t64500\tRU\tHOME-NET\n"
-                   "203.0.113.0\t203.0.113.255\t64501\tDE\tABROAD-NET\n")  # fmt: skip
+    geo = _geo_file(tmp_path)
     out = tmp_path / "r.html"
     r = CliRunner().invoke(cli, ["report", "--db", str(db), "--geo", str(geo), "--out", str(out)])
     assert r.exit_code == 0, r.output
