@@ -90,7 +90,7 @@ CERTIFICATE_FAILURES: frozenset[str] = frozenset(
 
 
 class AddressRefused(OSError):
-    """A connect policy refused the address (see :mod:`probe.netpolicy`); nothing was sent."""
+    """A connect policy refused the address (see :mod:`probe.net.policy`); nothing was sent."""
 
 
 UNKNOWN_PREFIX = "unknown_failure: "

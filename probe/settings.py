@@ -24,7 +24,7 @@ from probe.net.resolvers import DEFAULT_RESOLV_CONF
 
 if TYPE_CHECKING:
     from probe.identity import IdentityConfig
-    from probe.netpolicy import ConnectPolicy
+    from probe.net.policy import ConnectPolicy
 
 __all__ = [
     "DEFAULT_CONCURRENCY",
@@ -89,7 +89,7 @@ class MeasureConfig:
     user_agent: str = DEFAULT_USER_AGENT
     max_addresses: int = 8  # addresses connected to per hop
     resolv_conf: str = DEFAULT_RESOLV_CONF
-    #: Addresses that may be connected to (probe.netpolicy); None: any. The test helper sets
+    #: Addresses that may be connected to (probe.net.policy); None: any. The test helper sets
     #: it, since it connects on its clients' behalf: checked after DNS and every redirect.
     connect_policy: ConnectPolicy | None = None
     # After a failed TLS handshake / HTTP exchange, retry the same address with this harmless

@@ -6,7 +6,9 @@ helper and the classifier all call (after dnspython's ``dns.inet`` and httpx's `
 - :mod:`probe.net.urls`: URL -> :class:`~probe.model.Target`, with the one IDNA policy;
 - :mod:`probe.net.addresses`: IP literals, canonical addresses, address classes, public names;
 - :mod:`probe.net.endpoints`: ``host:port`` parsing and ``[IPv6]:port`` formatting;
-- :mod:`probe.net.resolvers`: resolver specifications and resolv.conf (read in one place).
+- :mod:`probe.net.resolvers`: resolver specifications and resolv.conf (read in one place);
+- :mod:`probe.net.policy`: which addresses may be connected to on someone else's behalf (the
+  test helper's SSRF guard).
 
 Nothing here does network I/O, and nothing heavy is imported (``idna`` lazily, on a non-ASCII
 host only).
@@ -31,6 +33,7 @@ from probe.net.endpoints import (
     parse_listen,
     split_hostport,
 )
+from probe.net.policy import is_public_address
 from probe.net.resolvers import (
     DEFAULT_RESOLV_CONF,
     format_resolver,
@@ -39,7 +42,6 @@ from probe.net.resolvers import (
     system_nameservers,
 )
 from probe.net.urls import DEFAULT_PORTS, InvalidURL, idna_host, is_valid_host, parse_url
-from probe.netpolicy import is_public_address
 
 __all__ = [
     "DEFAULT_PORTS",

@@ -5,7 +5,7 @@ Two address policies live here, side by side because they answer different quest
 - :func:`addr_class` (the classifier's): why an address cannot be a public web server. The
   documentation prefixes count as usable, because tests and labs stand them in for public
   addresses and no censor answers with them.
-- :func:`probe.netpolicy.is_public_address` (the test helper's SSRF guard): is the address
+- :func:`probe.net.policy.is_public_address` (the test helper's SSRF guard): is the address
   globally routable. Documentation prefixes are not, so the helper never connects to them on a
   probe's behalf.
 """

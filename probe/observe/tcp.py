@@ -8,7 +8,7 @@ import time
 
 from probe.failures import AddressRefused, failure_string
 from probe.model import TCPObservation
-from probe.netpolicy import ConnectPolicy, canonical_address
+from probe.net.policy import ConnectPolicy, canonical_address
 from probe.observe import capture
 
 __all__ = ["Conn", "tcp_connect"]

@@ -22,7 +22,7 @@ from helper_util import ooni_request, running_helper
 from servers import DNSServer, Page, ServerLoop, WebServer, zone_handler
 
 from probe.control.helper import Helper, HelperConfig
-from probe.netpolicy import embedded_ipv4, is_public_address
+from probe.net.policy import embedded_ipv4, is_public_address
 from probe.observe import MeasureConfig
 from probe.observe.tcp import tcp_connect
 

@@ -11,7 +11,7 @@ from typing import Any
 from probe.control.protocol import THRequest
 from probe.model import Measurement
 from probe.net import read_resolv_conf
-from probe.netpolicy import ConnectPolicy, is_public_address
+from probe.net.policy import ConnectPolicy, is_public_address
 
 __all__ = ["HelperConfig", "MeasureFn", "engine_measure", "measure_config"]
 

@@ -14,7 +14,7 @@ from probe.control.protocol.request import THRequest
 from probe.failures import Failure
 from probe.model import Hop, HTTPObservation, Measurement
 from probe.net import bracket, format_endpoint, is_ip_literal
-from probe.netpolicy import is_public_address
+from probe.net.policy import is_public_address
 
 __all__ = [
     "FLAG_NAMES",
