@@ -63,19 +63,19 @@ def load_config(path: Path | None = None) -> UserConfig:
 
     explicit = path is not None or bool(os.environ.get(CONFIG_FILE_ENV))
     where = path if path is not None else config_path()
+    from probe.files import read_bounded
+
     try:
-        if not where.is_file():
-            if where.exists():
-                raise ConfigError(f"{where}: not a regular file")
-            if explicit:
-                raise ConfigError(f"{where}: no such config file")
-            return UserConfig(where, False, {})
-        with open(where, "rb") as fh:
-            raw = fh.read(_MAX_BYTES + 1)
+        is_file, exists = where.is_file(), where.exists()
     except OSError as exc:
         raise ConfigError(f"{where}: cannot read: {exc.strerror or exc}") from None
-    if len(raw) > _MAX_BYTES:
-        raise ConfigError(f"{where}: larger than {_MAX_BYTES} bytes; not a config file")
+    if not is_file:
+        if exists:
+            raise ConfigError(f"{where}: not a regular file")
+        if explicit:
+            raise ConfigError(f"{where}: no such config file")
+        return UserConfig(where, False, {})
+    raw = read_bounded(where, _MAX_BYTES, what="a config file", error=ConfigError)
     try:
         data = tomllib.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:

@@ -24,6 +24,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from probe.files import read_bounded
+
 __all__ = ["DEFAULT_LIST", "KINDS", "Endpoint", "EndpointListError", "load_endpoints", "parse_endpoints"]
 
 #: Endpoint kinds and the transport each uses.
@@ -97,13 +99,7 @@ def load_endpoints(paths: Iterable[Path]) -> list[Endpoint]:
     seen: dict[tuple[str, str, int], Endpoint] = {}
     for path in chosen:
         name = path.name  # the list's name, never the user's directories
-        try:
-            with open(path, "rb") as fh:
-                data = fh.read(_MAX_BYTES + 1)
-        except OSError as exc:
-            raise EndpointListError(f"{path}: cannot read: {exc.strerror or exc}") from None
-        if len(data) > _MAX_BYTES:
-            raise EndpointListError(f"{path}: larger than {_MAX_BYTES >> 20} MiB: not an endpoint list")
+        data = read_bounded(path, _MAX_BYTES, what="an endpoint list", error=EndpointListError)
         try:
             text = data.decode("utf-8-sig")
         except UnicodeDecodeError as exc:
