@@ -31,6 +31,8 @@ import sys
 from pathlib import Path
 from typing import Any, cast
 
+from probe.lab.udpserver import Answer, DatagramServer, serve_udp
+
 __all__ = ["ConfigFile", "main"]
 
 
@@ -106,38 +108,30 @@ def _rcode(query: Any, rcode: str, *, aa: bool) -> Any:
     return resp
 
 
-class _Server(asyncio.DatagramProtocol):
-    def __init__(self, handler: Any) -> None:
-        self.handler = handler
-        self.transport: asyncio.DatagramTransport | None = None
-        self.tasks: set[asyncio.Task[None]] = set()
+def _answerer(handler: Any) -> Answer:
+    """One datagram -> its DNS reply: ``handler(query, data, addr)`` answers a parsed query
+    (a message, raw bytes or None); junk gets no reply, a failing handler SERVFAIL."""
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.DatagramTransport, transport)  # a datagram endpoint's
-
-    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        task = asyncio.ensure_future(self._handle(data, addr))
-        self.tasks.add(task)  # keep a reference until it is done
-        task.add_done_callback(self.tasks.discard)
-
-    async def _handle(self, data: bytes, addr: tuple[str, int]) -> None:
+    async def answer(data: bytes, addr: tuple[str, int]) -> bytes | None:
         import dns.exception
         import dns.message
 
         try:
             query = dns.message.from_wire(data)
         except dns.exception.DNSException:
-            return
+            return None
         if not query.question:
-            return
+            return None
         try:
-            reply = await self.handler(query, data, addr)
+            reply = await handler(query, data, addr)
         except Exception as exc:  # a lab server must keep serving whatever one query does
             print(f"dnsserver: {type(exc).__name__}: {exc}", file=sys.stderr)
             reply = _rcode(query, "SERVFAIL", aa=False)
-        if reply is not None and self.transport is not None:
-            wire = reply if isinstance(reply, bytes) else reply.to_wire()
-            self.transport.sendto(wire, addr)
+        if reply is None:
+            return None
+        return reply if isinstance(reply, bytes) else cast(bytes, reply.to_wire())
+
+    return answer
 
 
 async def _forward(data: bytes, upstream: tuple[str, int], timeout: float) -> bytes | None:
@@ -157,9 +151,6 @@ async def _forward(data: bytes, upstream: tuple[str, int], timeout: float) -> by
 async def serve(mode: str, listen: tuple[str, int], *, zone: str | None = None,
                 upstream: tuple[str, int] | None = None, overrides: str | None = None) -> None:
     """Serve DNS on ``listen`` until cancelled."""
-    from probe.lab.safety import require_lab_namespace
-
-    require_lab_namespace("a lab DNS server")
     zone_file = ConfigFile(zone, {})
     over_file = ConfigFile(overrides, {})
 
@@ -200,15 +191,9 @@ async def serve(mode: str, listen: tuple[str, int], *, zone: str | None = None,
         resp.flags = (resp.flags & ~dns.flags.AA) | dns.flags.RA
         return resp
 
-    loop = asyncio.get_running_loop()
-    transport, _ = await loop.create_datagram_endpoint(
-        lambda: _Server(auth if mode == "auth" else resolver), local_addr=listen
-    )
-    print("ready", flush=True)
-    try:
-        await asyncio.Event().wait()
-    finally:
-        transport.close()
+    handler = auth if mode == "auth" else resolver
+    await serve_udp(listen, lambda: DatagramServer(_answerer(handler), "dnsserver"),
+                    what="a lab DNS server")  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:

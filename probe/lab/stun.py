@@ -17,6 +17,8 @@ import ipaddress
 import struct
 import sys
 
+from probe.lab.udpserver import DatagramServer, serve_udp
+
 __all__ = ["StunProtocol", "binding_response", "main", "serve"]
 
 _COOKIE = 0x2112A442
@@ -41,38 +43,24 @@ def binding_response(request: bytes, ip: str, port: int) -> bytes | None:
     return struct.pack("!HHI", 0x0101, len(body), _COOKIE) + txid + body
 
 
-class StunProtocol(asyncio.DatagramProtocol):
+class StunProtocol(DatagramServer):
     """Answers binding requests; ``mapped`` (if set) replaces the source address seen."""
 
     def __init__(self, mapped: str | None = None) -> None:
+        super().__init__(self._binding, "stun")
         self.mapped = mapped
-        self.transport: asyncio.DatagramTransport | None = None
         self.requests = 0
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]  # a datagram endpoint's transport
-
-    def datagram_received(self, data: bytes, addr: tuple[str | int, ...]) -> None:
-        ip, port = str(addr[0]), int(addr[1])
-        reply = binding_response(data, self.mapped or ip, port)
-        if reply is not None and self.transport is not None:
+    async def _binding(self, data: bytes, addr: tuple[str, int]) -> bytes | None:
+        reply = binding_response(data, self.mapped or addr[0], addr[1])
+        if reply is not None:
             self.requests += 1
-            self.transport.sendto(reply, addr)
+        return reply
 
 
 async def serve(listen: tuple[str, int], mapped: str | None = None) -> None:
     """Serve until cancelled (outside a lab namespace, only on loopback)."""
-    if not ipaddress.ip_address(listen[0]).is_loopback:
-        from probe.lab.safety import require_lab_namespace
-
-        require_lab_namespace("the lab STUN server")
-    loop = asyncio.get_running_loop()
-    transport, _ = await loop.create_datagram_endpoint(lambda: StunProtocol(mapped), local_addr=listen)
-    print("ready", flush=True)
-    try:
-        await asyncio.Event().wait()
-    finally:
-        transport.close()
+    await serve_udp(listen, lambda: StunProtocol(mapped), what="the lab STUN server", loopback_ok=True)
 
 
 def main(argv: list[str] | None = None) -> int:
