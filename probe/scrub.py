@@ -25,6 +25,15 @@ __all__ = ["SCRUBBED", "Scrubber"]
 SCRUBBED = "[scrubbed]"
 
 
+#: Field names of each dataclass met (None: not a dataclass), so that a walk does not call
+#: dataclasses.fields() on every record of every measurement.
+_FIELDS: dict[type, tuple[str, ...] | None] = {}
+
+
+def _has_letter(text: str) -> bool:
+    return any(c.isalpha() for c in text)
+
+
 def _forms(ip: str) -> list[str]:
     addr = ipaddress.ip_address(ip)
     if addr.version == 4:
@@ -47,8 +56,11 @@ class Scrubber:
             keep.append(addr)
         self.addresses = frozenset(str(a) for a in keep)
         forms = sorted({f for a in keep for f in _forms(str(a))}, key=len, reverse=True)
-        self._needles = tuple(f.lower() for f in forms)
-        self._bneedles = tuple(f.encode() for f in self._needles)
+        needles = [f.lower() for f in forms]
+        # Forms without letters (IPv4, and IPv6 written with digits only) are found in bytes
+        # without lower-casing them first: the common case costs no copy of a body or a chain.
+        self._bneedles = tuple(n.encode() for n in needles if not _has_letter(n))
+        self._bcased = tuple(n.encode() for n in needles if _has_letter(n))
         self._packed = tuple(a.packed for a in keep)
         if forms:
             # Not inside a longer address: no digit or dot around an IPv4 address; no hex digit
@@ -71,19 +83,17 @@ class Scrubber:
 
     def text(self, value: str) -> str:
         """``value`` with every address replaced by ``[scrubbed]``."""
-        if self._re is None:
-            return value
-        low = value.lower()
-        if not any(n in low for n in self._needles):
-            return value  # the common case: one substring test per form, no regex
+        if self._re is None or self._re.search(value) is None:
+            return value  # the common case: one search in C over a short string, no copy
         return self._re.sub(SCRUBBED, value)
 
     def data(self, value: bytes, *, wire: bool = False) -> bytes:
         """``value`` with textual addresses replaced; with ``wire``, packed ones zeroed too."""
         if self._bre is None:
             return value
-        low = value.lower()
-        if any(n in low for n in self._bneedles):
+        if any(n in value for n in self._bneedles) or (
+            self._bcased and any(n in value.lower() for n in self._bcased)
+        ):
             value = self._bre.sub(SCRUBBED.encode(), value)
         if wire:
             for packed in self._packed:
@@ -102,6 +112,38 @@ class Scrubber:
         return self._walk(obj, "")
 
     def _walk(self, obj: Any, name: str) -> Any:
+        # Exact types first (a measurement is hundreds of strings, tuples and records): a dict
+        # lookup and identity tests instead of the isinstance ladder below.
+        tp = type(obj)
+        if tp is str:
+            return self.text(obj)
+        if tp is bytes:
+            return self.data(obj, wire=name == "raw")
+        if obj is None or tp is int or tp is float or tp is bool:
+            return obj
+        if tp is tuple:
+            items = [self._walk(v, name) for v in obj]
+            if all(a is b for a, b in zip(items, obj, strict=True)):
+                return obj
+            return tuple(items)
+        names = _FIELDS.get(tp)
+        if names is None:
+            names = _FIELDS[tp] = (
+                tuple(f.name for f in dataclasses.fields(obj))
+                if dataclasses.is_dataclass(obj) and not isinstance(obj, type)
+                else None
+            )
+        if names is not None:
+            changes: dict[str, Any] = {}
+            for field_name in names:
+                old = getattr(obj, field_name)
+                new = self._walk(old, field_name)
+                if new is not old:
+                    changes[field_name] = new
+            return dataclasses.replace(obj, **changes) if changes else obj
+        return self._walk_other(obj, name)
+
+    def _walk_other(self, obj: Any, name: str) -> Any:
         if isinstance(obj, str):
             return self.text(obj)
         if isinstance(obj, bytes | bytearray):

@@ -28,6 +28,7 @@ from probe.model import ControlObservation
 
 if TYPE_CHECKING:
     import aiohttp
+    from yarl import URL
 
 __all__ = ["DEFAULT_HEADERS", "ControlClient"]
 
@@ -110,6 +111,7 @@ class ControlClient:
         self._session: aiohttp.ClientSession | None = None
         self._lock = asyncio.Lock()
         self._down_until: dict[str, float] = {}
+        self._urls: dict[str, URL] = {}
         self.busy_wait = max(0.0, busy_wait)  # seconds per URL spent waiting for busy helpers
 
     async def __aenter__(self) -> ControlClient:
@@ -126,6 +128,8 @@ class ControlClient:
             await session.close()
 
     async def _ensure_session(self) -> aiohttp.ClientSession:
+        if self._session is not None:  # every request after the first: no lock to take
+            return self._session
         async with self._lock:
             if self._session is None:
                 import aiohttp
@@ -155,7 +159,12 @@ class ControlClient:
         """POST ``body``; the status, the answer (bounded) and a 503's Retry-After in seconds."""
         session = await self._ensure_session()
         data = json.dumps(body, separators=(",", ":")).encode()
-        async with session.post(url, data=data, headers=_JSON, allow_redirects=False) as resp:
+        target = self._urls.get(url)
+        if target is None:  # parsed once per helper, not on every request
+            from yarl import URL
+
+            target = self._urls[url] = URL(url)
+        async with session.post(target, data=data, headers=_JSON, allow_redirects=False) as resp:
             parts: list[bytes] = []
             size = 0
             async for chunk in resp.content.iter_any():

@@ -79,6 +79,10 @@ def is_ip_literal(host: str) -> bool:
 
     Such a host has no DNS step. No brackets or spaces are accepted: hosts are stored bare.
     """
+    # Every IPv4 literal ends in a digit and every IPv6 literal has a colon: a host name is
+    # told apart without ipaddress's two failed parses (and their exceptions), on every URL.
+    if ":" not in host and not host[-1:].isdigit():
+        return False
     try:
         ipaddress.ip_address(host)
     except ValueError:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import secrets
+import socket
 import struct
 import time
 from collections.abc import Sequence
@@ -125,6 +126,23 @@ def _same_source(addr: Any, ip: str, port: int) -> bool:
         return int(addr[1]) == port and canon_ip(str(addr[0]).split("%", 1)[0]) == canon_ip(ip)
     except (IndexError, TypeError, ValueError):
         return False
+
+
+def _connected_socket(ip: str, port: int) -> socket.socket:
+    """A non-blocking UDP socket connected to ``ip``:``port`` (an IP literal).
+
+    Made here rather than by ``create_datagram_endpoint(remote_addr=...)``, which resolves the
+    literal and connects through the loop: the same socket, at a fraction of the CPU, on every
+    query.
+    """
+    sock = socket.socket(socket.AF_INET6 if ":" in ip else socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        sock.setblocking(False)
+        sock.connect((ip, port))  # UDP: no packet, only the kernel's route and peer filter
+    except BaseException:
+        sock.close()
+        raise
+    return sock
 
 
 class _Protocol(asyncio.DatagramProtocol):
@@ -285,7 +303,7 @@ class UDPQuery:
         try:
             try:
                 self._transport, _ = await loop.create_datagram_endpoint(
-                    lambda: _Protocol(self), remote_addr=(self.ip, self.port)
+                    lambda: _Protocol(self), sock=_connected_socket(self.ip, self.port)
                 )
                 local = self._transport.get_extra_info("sockname")
                 if local is not None:
