@@ -8,6 +8,7 @@ form the OONI test-helper protocol uses for its ``tcp_connect`` keys.
 from __future__ import annotations
 
 import ipaddress
+import socket
 from typing import NamedTuple
 
 __all__ = [
@@ -87,11 +88,26 @@ def parse_endpoint(text: str) -> Endpoint:
         raise ValueError("expected [IPv6]:PORT") from None
     if port_s is None:
         raise ValueError("expected [IPv6]:PORT" if text.startswith("[") else "expected IP:PORT")
-    ip = ipaddress.ip_address(host.split("%", 1)[0])  # raises ValueError
+    ip = _compressed(host.split("%", 1)[0])  # raises ValueError
     port = _port(port_s)
     if port is None:
         raise ValueError(f"invalid port {port_s!r}")
-    return Endpoint(ip.compressed, port)
+    return Endpoint(ip, port)
+
+
+def _compressed(text: str) -> str:
+    """The compressed form of the address ``text``; raises ValueError.
+
+    A canonical dotted quad (what helpers send) is checked by the C library and is its own
+    compressed form: ipaddress's parse in Python is skipped on every control answer. Anything
+    else goes through ipaddress, which decides.
+    """
+    try:
+        if socket.inet_ntop(socket.AF_INET, socket.inet_pton(socket.AF_INET, text)) == text:
+            return text
+    except OSError:
+        pass
+    return ipaddress.ip_address(text).compressed
 
 
 def parse_listen(text: str) -> tuple[str, int]:
