@@ -25,9 +25,23 @@ from pathlib import Path
 
 from bench.topology import BenchNet, in_netns
 
-__all__ = ["DOMAIN", "Services", "make_certs", "nginx_config", "write_url_list"]
+__all__ = [
+    "DOMAIN",
+    "MAPPED_ADDRESS",
+    "STUN_PORT",
+    "WHOAMI_NAME",
+    "Services",
+    "make_certs",
+    "nginx_config",
+    "write_url_list",
+]
 
 DOMAIN = "bench.test"
+STUN_PORT = 3478
+#: The public address the bench's STUN server reports (a documentation address, RFC 5737).
+MAPPED_ADDRESS = "192.0.2.77"
+#: A name whose A answer stands in for the resolver's address (dnsmasq answers every bench name).
+WHOAMI_NAME = f"whoami.{DOMAIN}"
 
 _PAGE = (
     "<!doctype html><html><head><title>bench site</title></head><body><h1>bench site</h1>"
@@ -143,7 +157,7 @@ class Services:
         out = open(self.directory / log, "wb")  # noqa: SIM115 (the child owns it)
         proc = subprocess.Popen(
             in_netns(self.net.server, *argv), stdout=out, stderr=subprocess.STDOUT,
-            start_new_session=True,
+            start_new_session=True, cwd=Path(__file__).resolve().parent.parent,  # bench.* modules
         )  # fmt: skip
         out.close()
         self.procs.append(proc)
@@ -166,16 +180,30 @@ class Services:
         _wait_port(self.net, self.net.web_ip, 443, nginx)
         if dns.poll() is not None:
             raise RuntimeError(f"dnsmasq exited: {(self.directory / 'dnsmasq.log').read_text()}")
+        # The probe learns its network identity at the start and end of a run (STUN, whoami):
+        # it gets answers here, never from the public servers it would ask by default. The
+        # mapped address stands in for a NAT's public one, so the probe scrubs it as a user's.
+        self._spawn([sys.executable, "-m", "bench.stun", "--listen",
+                     f"{self.net.helper_ip}:{STUN_PORT}", "--mapped", MAPPED_ADDRESS],
+                    "stun.log")  # fmt: skip
         if self.helper and _helper_available():
-            port = 8080
-            helper = self._spawn(
-                [sys.executable, "-m", "probe", "helper", "serve",
-                 "--listen", f"{self.net.helper_ip}:{port}", "--resolver", self.net.dns_ip,
-                 "--cafile", str(self.ca), "--allow-private", "--max-in-flight", "1024"],
-                "helper.log",
-            )  # fmt: skip
-            _wait_port(self.net, self.net.helper_ip, port, helper)
-            self.control_url = f"http://{self.net.helper_ip}:{port}"
+            # Room for one probe at the highest concurrency benchmarked (C = 256).
+            self.control_url = self.start_helper(8080, "helper.log", "--max-in-flight", "1024")
+
+    def start_helper(self, port: int, log: str, *extra: str) -> str:
+        """Start ``probe helper serve`` on the helper address at ``port``; its URL.
+
+        Its output goes to ``log`` in the run's directory (one line per request).
+        """
+        assert self.ca is not None
+        helper = self._spawn(
+            [sys.executable, "-m", "probe", "helper", "serve",
+             "--listen", f"{self.net.helper_ip}:{port}", "--resolver", self.net.dns_ip,
+             "--cafile", str(self.ca), "--allow-private", *extra],
+            log,
+        )  # fmt: skip
+        _wait_port(self.net, self.net.helper_ip, port, helper)
+        return f"http://{self.net.helper_ip}:{port}"
 
     def cpu_seconds(self) -> dict[str, float]:
         """user+sys CPU seconds used so far by each server (with its child processes)."""

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import topology
-from bench.services import Services, write_url_list
+from bench.services import STUN_PORT, WHOAMI_NAME, Services, write_url_list
 from bench.topology import BenchNet, in_netns
 
 __all__ = ["ChildResult", "main", "run_child"]
@@ -42,12 +42,8 @@ ROOT = Path(__file__).resolve().parent.parent
 #: Extra `probe run` arguments for every probe run (--probe-arg), e.g. to try an option's effect.
 PROBE_EXTRA_ARGS: list[str] = []
 
-#: Issue 4's targets.
-TARGET_THROUGHPUT_RATIO = 0.8
-TARGET_CPU_RATIO = 2.0
-TARGET_RSS_MB = 150.0
-TARGET_HELP_S = 0.3
-#: The concurrency the issue's targets are set at; other concurrencies are reported, not judged.
+#: The concurrency of the latency-bound target (with the control); the memory runs' default.
+#: Every target is in bench/targets.py.
 TARGET_CONCURRENCY = 64
 
 
@@ -258,6 +254,8 @@ def probe_argv(
     argv += ["-m", "probe", "run", *map(str, lists), "--resolver", net.dns_ip,
              "--cafile", str(ca), "--concurrency", str(c), "--db", str(db), "--accept-risks",
              "--no-progress", "--vantage", "bench"]  # fmt: skip
+    # The identity check asks the lab's STUN server and resolver, never the public defaults.
+    argv += ["--stun", f"{net.helper_ip}:{STUN_PORT}", "--whoami", WHOAMI_NAME]
     argv += ["--control", control] if control else ["--no-control"]
     for k, v in timeouts.items():
         argv += [f"--{k.replace('_', '-')}", str(v)]
@@ -562,7 +560,8 @@ def print_table(result: dict[str, Any]) -> None:
            f"{'ok':>6} {'wall s':>7} {'load':>5}")  # fmt: skip
     for row in result["runs"]:
         print()
-        print(f"C = {row['concurrency']}  (TCP connect measured: {row['measured_connect_ms']} ms)")
+        print(f"C = {row['concurrency']}, {'with' if row.get('control', True) else 'without'} the "
+              f"control  (TCP connect measured: {row['measured_connect_ms']} ms)")  # fmt: skip
         print(hdr)
         for name in ("ideal", "floor", "probe"):
             if name == "ideal":
@@ -574,9 +573,8 @@ def print_table(result: dict[str, Any]) -> None:
                   f"{_fmt(f['ok'], '>6')} {_fmt(f['wall_s'], '7.1f')} "
                   f"{_fmt(f.get('loadavg_before'), '5.2f')}")  # fmt: skip
         r = row["ratios"]
-        print(f"     probe/floor throughput {_fmt(r['probe_vs_floor_throughput'])} (target >= "
-              f"{TARGET_THROUGHPUT_RATIO})  CPU {_fmt(r['probe_vs_floor_cpu'])} (target <= "
-              f"{TARGET_CPU_RATIO})  probe/ideal {_fmt(r['probe_vs_ideal'])}  "
+        print(f"     probe/floor throughput {_fmt(r['probe_vs_floor_throughput'])}  CPU "
+              f"{_fmt(r['probe_vs_floor_cpu'])}  probe/ideal {_fmt(r['probe_vs_ideal'])}  "
               f"floor/ideal {_fmt(r['floor_vs_ideal'])}")  # fmt: skip
         for name in ("floor", "probe"):
             if row[name].get("step_median_ms"):
@@ -604,7 +602,24 @@ def print_table(result: dict[str, Any]) -> None:
               f"{m['rss'].get('rss_75')}/{m['rss'].get('rss_end')} MB")  # fmt: skip
     if result.get("help"):
         h = result["help"]
-        print(f"probe --help: median {h['median_s']} s over {h['runs']} runs (target <= {TARGET_HELP_S})")
+        print(f"probe --help: median {h['median_s']} s over {h['runs']} runs")
+    hl = result.get("helper_load")
+    if hl:
+        print(f"helper serving {hl['probes']} probes at C={hl['concurrency']} (load "
+              f"{hl['loadavg_before']}): {hl['served_200']} measurements in {hl['wall_s']} s, "
+              f"{hl['busy_503']} busy (503), at most {hl['max_in_flight_seen']} in flight, CPU "
+              f"{hl['helper_cpu_ms_per_measurement']} ms per measurement = "
+              f"{hl['measurements_per_cpu_s']} measurements/s per core; the probes "
+              f"{hl['probes_cpu_ms_per_url']} ms/URL each; control failures stored "
+              f"{hl['control_failures']}")  # fmt: skip
+    fp = result.get("fingerprints")
+    if fp:
+        print(f"block-page matching over a {fp['body_kib']} KiB page: {fp['all']} fingerprints "
+              f"{fp['all_us']} us, {fp['few']} fingerprints {fp['few_us']} us")  # fmt: skip
+    lq = result.get("latest_query")
+    if lq:
+        print(f"latest verdicts over {lq['rows']:,} measurements: {lq['latest_rows']:,} rows in "
+              f"{lq['median_s']} s (median of {lq['runs_s']})")  # fmt: skip
     if result.get("targets"):
         print()
         for name, t in result["targets"].items():
@@ -614,39 +629,37 @@ def print_table(result: dict[str, Any]) -> None:
 
 
 def check_targets(result: dict[str, Any]) -> dict[str, Any]:
-    """Issue 4's targets, judged on this run's figures.
+    """Issue 16's targets, judged on this run's figures (bench/targets.py)."""
+    from bench.targets import check_targets as check
 
-    Throughput, CPU and RSS are judged at TARGET_CONCURRENCY only (the issue's settings); rows
-    at other concurrencies get ``"pass": None`` (shown as "info").
-    """
-    t: dict[str, Any] = {}
-    for row in result["runs"]:
-        c, r = row["concurrency"], row["ratios"]
-        judged = c == TARGET_CONCURRENCY
-        if r["probe_vs_floor_throughput"] is not None:
-            v = r["probe_vs_floor_throughput"]
-            t[f"C{c} throughput >= {TARGET_THROUGHPUT_RATIO} x floor"] = {
-                "value": v, "pass": v >= TARGET_THROUGHPUT_RATIO if judged else None}
-        if r["probe_vs_floor_cpu"] is not None:
-            v = r["probe_vs_floor_cpu"]
-            t[f"C{c} CPU/URL <= {TARGET_CPU_RATIO} x floor"] = {
-                "value": v, "pass": v <= TARGET_CPU_RATIO if judged else None}
-        v = row["probe"]["peak_rss_mb"]
-        t[f"C{c} peak RSS <= {TARGET_RSS_MB} MB"] = {
-            "value": v, "pass": v <= TARGET_RSS_MB and row["probe"]["valid"] if judged else None}
-        if not row["probe"]["valid"]:
-            t[f"C{c} probe run valid"] = {"value": row["probe"]["returncode"], "pass": False}
-    mem = result.get("memory") or []
-    if len(mem) >= 2:
-        lo, hi = mem[0]["peak_rss_mb"], mem[-1]["peak_rss_mb"]
-        # "Flat": the 10x longer list may not cost more than 10 % (plus 5 MB of noise).
-        flat = hi <= lo * 1.1 + 5 and hi <= TARGET_RSS_MB and all(m["valid"] for m in mem)
-        t[f"RSS flat {mem[0]['urls']} -> {mem[-1]['urls']} URLs"] = {
-            "value": f"{lo} -> {hi} MB", "pass": flat}
-    if result.get("help"):
-        v = result["help"]["median_s"]
-        t[f"probe --help <= {TARGET_HELP_S} s"] = {"value": v, "pass": v <= TARGET_HELP_S}
-    return t
+    return check(result)
+
+
+def parse_cases(text: str) -> list[tuple[bool, int]]:
+    """``control@64,none@128`` -> [(True, 64), (False, 128)]; raises SystemExit on a bad case."""
+    cases = []
+    for part in text.split(","):
+        kind, _, c = part.strip().partition("@")
+        if kind not in ("control", "none") or not c.isdigit() or int(c) < 1:
+            raise SystemExit(f"--cases: {part!r} is not control@C or none@C")
+        cases.append((kind == "control", int(c)))
+    return cases
+
+
+def probe_event_loop(workdir: Path) -> str:
+    """The event loop `probe run` gets (uvloop when installed, asyncio's otherwise)."""
+    code = ("from probe.eventloop import loop_factory as f\n"
+            "print('asyncio' if f() is None else 'uvloop')")  # fmt: skip
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       env=_env(workdir))  # fmt: skip
+    return r.stdout.strip() or f"unknown ({r.stderr.strip()[-200:]})"
+
+
+def _probe_alone_cpu(runs: Sequence[dict[str, Any]]) -> float | None:
+    """The probe's CPU ms per URL without the control, from this run's no-control cases."""
+    xs = [r["probe"]["cpu_ms_per_url"] for r in runs
+          if not r.get("control", True) and r["probe"]["valid"]]  # fmt: skip
+    return min(xs) if xs else None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -657,6 +670,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--repeat", type=int, default=1,
                     help="runs of each client per concurrency (order alternates; median reported)")
     ap.add_argument("--no-control", action="store_true", help="run the probe without the helper")
+    ap.add_argument("--cases", metavar="CASES",
+                    help="comma-separated control@C or none@C (e.g. control@64,none@128,none@256): "
+                    "each a floor + probe pair, with or without the helper, side by side in one "
+                    "run (replaces --concurrency / --no-control)")
+    ap.add_argument("--issue16", action="store_true",
+                    help="issue 16's targets: --cases control@64,none@128,none@256, the helper "
+                    "serving 4 probes, --memory (10k and 100k URLs with the control) and the "
+                    "latest-verdict query over 1M rows, each judged PASS/FAIL")
+    ap.add_argument("--helper-load", action="store_true",
+                    help="the helper (default --max-in-flight) serving --helper-probes probes at once")
+    ap.add_argument("--helper-probes", type=int, default=4)
+    ap.add_argument("--helper-concurrency", type=int, default=16,
+                    help="concurrency of each probe of --helper-load (default 16: 4 x 16 = the "
+                    "helper's documented capacity of 64)")
+    ap.add_argument("--latest-rows", type=int, default=0,
+                    help="time the latest-verdict query over a synthetic database of this many "
+                    "measurements (bench/bench_store.py's, kept in bench/out for reuse); 0: skip")
     ap.add_argument("--no-throughput", action="store_true", help="skip the probe/floor runs")
     ap.add_argument("--memory", action="store_true", help="also measure peak RSS on long lists")
     ap.add_argument("--memory-urls", default="10000,100000", help="list sizes for --memory")
@@ -676,7 +706,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if os.geteuid() != 0:
         ap.error("needs root (network namespaces, iptables, NFQUEUE); run with sudo")
-    concurrencies = [int(x) for x in args.concurrency.split(",") if x.strip()]
+    if args.issue16:
+        args.cases = args.cases or "control@64,none@128,none@256"
+        args.helper_load = True
+        args.memory = True
+        args.latest_rows = args.latest_rows or 1_000_000
+    cases = parse_cases(args.cases) if args.cases else [
+        (not args.no_control, int(x)) for x in args.concurrency.split(",") if x.strip()
+    ]
+    concurrencies = [c for _, c in cases]
+    wants_helper = any(ctl for ctl, _ in cases) or args.helper_load or (
+        args.memory and not args.no_control
+    )
     PROBE_EXTRA_ARGS[:] = args.probe_arg
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     out = args.out or OUT / f"throughput-{stamp}.json"
@@ -691,30 +732,49 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "kernel": platform.release(), "nginx_workers": args.nginx_workers},
         "params": {"urls": args.urls, "concurrency": concurrencies, "rtt_ms": args.rtt_ms,
                    "control": not args.no_control, "timeouts": timeouts, "profile": args.profile,
-                   "repeat": args.repeat, "probe_args": args.probe_arg},
+                   "repeat": args.repeat, "probe_args": args.probe_arg,
+                   "cases": [f"{'control' if ctl else 'none'}@{c}" for ctl, c in cases]},
         "started": stamp, "runs": [],
     }  # fmt: skip
     workdir = Path(tempfile.mkdtemp(prefix="probe-bench-"))
     try:
-        with _signals_raise(), lab(workdir, helper=not args.no_control,
+        with _signals_raise(), lab(workdir, helper=wants_helper,
                                    nginx_workers=args.nginx_workers) as (net, services):  # fmt: skip
-            control = not args.no_control and services.control_url is not None
-            if not args.no_control and services.control_url is None:
+            if wants_helper and services.control_url is None:
                 print("note: `probe helper serve` is not available: running without control",
                       flush=True)  # fmt: skip
+            control = not args.no_control and services.control_url is not None
             result["params"]["control"] = control
-            result["params"]["control_url"] = services.control_url if control else None
+            result["params"]["control_url"] = services.control_url
+            result["params"]["event_loop"] = probe_event_loop(workdir)
             if not args.no_throughput:
                 lst = write_url_list(workdir / f"urls-{args.urls}.csv", args.urls)
-                for c in concurrencies:
-                    print(f"C={c}: floor and probe over {args.urls} URLs, RTT {args.rtt_ms} ms ...",
+                for with_control, c in cases:
+                    with_control = with_control and services.control_url is not None
+                    print(f"C={c}: floor and probe over {args.urls} URLs, RTT {args.rtt_ms} ms, "
+                          f"{'with' if with_control else 'without'} the control ...",
                           flush=True)  # fmt: skip
-                    profile = OUT / f"profile-c{c}-{stamp}.pyisession" if args.profile else None
+                    kind = "control" if with_control else "none"
+                    profile = (OUT / f"profile-{kind}-c{c}-{stamp}.pyisession" if args.profile
+                               else None)  # fmt: skip
                     row = run_pair(net, services, workdir, [lst], args.urls, c, args.rtt_ms,
-                                   timeouts, args.timeout, profile, control,
+                                   timeouts, args.timeout, profile, with_control,
                                    args.repeat)  # fmt: skip
+                    row["control"] = with_control
                     result["runs"].append(row)
                     out.write_text(json.dumps(result, indent=2))
+            if args.helper_load and services.control_url is not None:
+                from bench.helper_load import helper_load
+
+                print(f"helper: {args.helper_probes} probes at C={args.helper_concurrency} at once "
+                      f"over {args.urls} URLs each ...", flush=True)  # fmt: skip
+                result["helper_load"] = helper_load(
+                    net, services, workdir, probes=args.helper_probes,
+                    concurrency=args.helper_concurrency, urls=args.urls, rtt_ms=args.rtt_ms,
+                    timeouts=timeouts, timeout=args.timeout,
+                    probe_alone=_probe_alone_cpu(result["runs"]),
+                )  # fmt: skip
+                out.write_text(json.dumps(result, indent=2))
             if args.memory:
                 sizes = [int(x) for x in args.memory_urls.split(",") if x.strip()]
                 result["memory_params"] = {"rtt_ms": args.memory_rtt_ms, "timeouts": mem_timeouts,
@@ -724,6 +784,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                                                control)  # fmt: skip
         if args.help_runs:
             result["help"] = help_time(args.help_runs)
+        from bench.targets import fingerprint_scaling, latest_query_time
+
+        result["fingerprints"] = fingerprint_scaling()
+        if args.latest_rows:
+            result["latest_query"] = latest_query_time(args.latest_rows)
         result["targets"] = check_targets(result)
         out.write_text(json.dumps(result, indent=2))
         print_table(result)
