@@ -329,6 +329,12 @@ class _Measurer:
         hs.decoy_http.append(dataclasses.replace(obs, body=b""))
 
     # -- the end ----------------------------------------------------------------------------
+    async def wait_controls(self) -> None:
+        """Wait for the controls the hops started (their answers or failures)."""
+        tasks = [hs.control[2] for hs in self.hops if hs.control is not None]
+        if tasks:
+            await asyncio.wait(tasks)
+
     async def wait_background(self) -> None:
         tasks = [t for hs in self.hops for t in hs.background()]
         if tasks:
@@ -360,9 +366,12 @@ async def measure(
     with ``deadline_exceeded`` and so is ``Measurement.failure``.
 
     ``on_ready`` (optional) is called once, as soon as the foreground steps (DNS decisions,
-    TCP, TLS, HTTP of every hop) are over, before waiting for the background ones (late-reply
-    windows, DoH, control). A runner that bounds concurrency can release its slot there, so
-    that the late-reply window never costs throughput; the measurement still completes.
+    TCP, TLS, HTTP of every hop) and the control are over, before waiting for the background
+    ones (late-reply windows, DoH). A runner that bounds concurrency can release its slot
+    there, so that the late-reply window never costs throughput; the measurement still
+    completes. The control counts as foreground here although it runs in parallel with the
+    steps: a slot released while the control is still out would let the measurements waiting
+    for a slow helper (and their memory, and the helper's load) grow without bound.
     """
     started = time.time()
     t0 = time.monotonic()
@@ -384,6 +393,7 @@ async def measure(
     try:
         async with deadline:
             await m.run()
+            await m.wait_controls()
             signal_ready()
             await m.wait_background()
     except TimeoutError:

@@ -1,9 +1,10 @@
 """The measurer pool: bounded concurrency, a per-host limit, classification and retries.
 
 Each target runs as its own task holding a global slot and its host's share while its
-foreground steps run; both are released at ``on_ready`` (the DNS late-reply window then runs on
-in the background without holding them). A verdict with ``retryable`` set is measured again,
-up to ``retries`` times; every attempt goes to the writer, the last one marked final.
+foreground steps and its control run; both are released at ``on_ready`` (the DNS late-reply
+window then runs on in the background without holding them). A verdict with ``retryable`` set
+is measured again, up to ``retries`` times; every attempt goes to the writer, the last one
+marked final.
 """
 
 from __future__ import annotations
@@ -112,8 +113,9 @@ class MeasurerPool:
         slots, limiter = self.slots, self.limiter
 
         async def attempt_once(attempt: int) -> Measurement:
-            # Slots are released as soon as the foreground steps are done (on_ready): the DNS
-            # late-reply window then runs on without holding a slot or the host's share.
+            # Slots are released as soon as the foreground steps and the control are done
+            # (on_ready): the DNS late-reply window then runs on without holding a slot or the
+            # host's share.
             nonlocal held
             if not held:
                 await slots.acquire()

@@ -246,3 +246,31 @@ def test_dropped_aaaa_queries_do_not_hold_up_the_connection(loopback_net: Loopba
     assert hop.http is not None and hop.http.status == 200
     assert hop.tcp[0].started < aaaa.started + cfg.dns_timeout
     assert hop.http.started + hop.http.duration < aaaa.started + aaaa.duration
+
+
+def test_on_ready_waits_for_a_slow_control(loopback_net: LoopbackNet) -> None:
+    # A helper slower than the measurement: the slot is released only once its answer came, so
+    # the measurements (and requests) waiting for a slow helper stay bounded by the concurrency.
+    import asyncio
+    import time
+
+    from probe.model import ControlObservation
+
+    events: list[str] = []
+    answered: list[float] = []
+
+    async def slow_control(url: str, addrs: object, port: int) -> ControlObservation:
+        started = time.time()
+        gate = asyncio.Event()
+        asyncio.get_running_loop().call_later(0.5, gate.set)  # the helper's slowness
+        await gate.wait()
+        events.append("control answered")
+        answered.append(time.time())
+        return ControlObservation(source="slow", url=url, started=started, duration=0.5)
+
+    m = run(loopback_net.url("ok.test"), config(loopback_net), control=slow_control,
+            on_ready=lambda: events.append("ready"))  # fmt: skip
+    http = m.hops[0].http
+    assert http is not None and http.failure is None
+    assert http.started + http.duration < answered[0], "the fetch was over before the answer"
+    assert events == ["control answered", "ready"]
