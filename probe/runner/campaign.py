@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from probe import eventloop
 from probe.model import Target, Verdict
 from probe.runner.pool import MeasurerPool
 from probe.runner.preflight import NoControlError, NoNetworkError, preflight
@@ -327,4 +328,4 @@ def run_sync(
         return await run(targets, options, reporter, total, stop, config=config, lists=lists,
                          store=store)
 
-    return asyncio.run(main())
+    return eventloop.run(main())  # uvloop when installed (the `fast` extra)

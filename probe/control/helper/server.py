@@ -10,7 +10,7 @@ import ssl
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from probe import __version__
+from probe import __version__, eventloop
 from probe.control.helper.app import Helper
 from probe.control.helper.config import HelperConfig
 from probe.control.helper.connections import guarded_site
@@ -111,4 +111,4 @@ def run(
     """Serve until SIGTERM/SIGINT with the probe's engine (the CLI's entry point)."""
     _raise_open_files_limit()
     helper = Helper.with_engine(measure_config, config, asn=asn)
-    asyncio.run(serve(helper))
+    eventloop.run(serve(helper))  # uvloop when installed (the `fast` extra)
