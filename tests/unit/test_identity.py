@@ -124,6 +124,17 @@ def test_scrubber_zeroes_packed_addresses_in_dns_wire_data() -> None:
     assert out.raw == b"\x12\x34header\0\0\0\0tail" and len(out.raw) == len(raw)
 
 
+def test_scrubber_finds_an_address_anywhere_in_a_record_before_walking_it() -> None:
+    s = Scrubber(["2001:db8::7", "192.0.2.77"])
+    clean = DNSReply(t=0.0, source="127.0.0.1:53", rcode="NOERROR", answers=("2001:db8::8",),
+                     raw=b"\x20\x01\x0d\xb8" + bytes(11) + b"\x08")  # fmt: skip
+    assert s.record(clean) is clean
+    body = DNSReply(t=0.0, source="127.0.0.1:53", rcode="NOERROR", raw=b"<p>you: 2001:DB8::7</p>")
+    assert s.record(body).raw == b"<p>you: [scrubbed]</p>"
+    odd = ("x", {frozenset({"192.0.2.77"}): object()})  # msgpack cannot pack it: walked anyway
+    assert s.record(odd)[1] != odd[1]
+
+
 def test_scrubber_walks_nested_records_dicts_and_lists() -> None:
     s = Scrubber(["192.0.2.77"])
     value = {"headers": [("X-Client-IP", "192.0.2.77")], "n": 1, "nested": ("a", b"192.0.2.77")}
