@@ -280,41 +280,26 @@ async def whoami(resolver: str, name: str, timeout: float = 3.0) -> tuple[list[s
     """Ask ``resolver`` ("IP:PORT") for the A/AAAA records of a whoami ``name``.
 
     Returns ``(addresses, failure)``: the addresses the authoritative server saw the query come
-    from, and "" or an OONI-style failure string.
+    from, and "" or an OONI-style failure string. Both queries go out at once, through the
+    engine's UDP query (no DoH stack to import: this runs before the first URL of a run).
     """
-    import dns.asyncquery
-    import dns.exception
-    import dns.message
-    import dns.rcode
-    import dns.rdatatype
-
     from probe.failures import Failure
-    from probe.failures import failure_string as from_exception
-    from probe.observe.dns import _RCODE_FAILURES
+    from probe.observe.dns import UDPQuery
 
     try:
         host, port = _split(resolver, 53)
     except ValueError:
         return [], "invalid resolver address"
+    queries = [UDPQuery(name, qtype, host, port, timeout, 0.0).start() for qtype in ("A", "AAAA")]
+    await asyncio.gather(*(q.task for q in queries if q.task is not None))
     found: list[str] = []
     failure = ""
-    for qtype in ("A", "AAAA"):
-        query = dns.message.make_query(name, qtype)
-        try:
-            reply = await dns.asyncquery.udp(query, host, port=port, timeout=timeout)
-        except (dns.exception.Timeout, TimeoutError):
-            failure = failure or Failure.GENERIC_TIMEOUT_ERROR
-            continue
-        except (OSError, dns.exception.DNSException) as exc:
-            failure = failure or from_exception(exc)
-            continue
-        if reply.rcode() != dns.rcode.NOERROR:
-            failure = failure or _RCODE_FAILURES.get(dns.rcode.to_text(reply.rcode()),
-                                                     Failure.DNS_SERVER_MISBEHAVING)
-            continue
-        for rrset in reply.answer:
-            if rrset.rdtype in (dns.rdatatype.A, dns.rdatatype.AAAA):
-                found.extend(r.to_text() for r in rrset)
+    for q in queries:
+        replies = [r for r in q.replies if r.rcode != "MALFORMED"]
+        if replies:  # every A and AAAA record of the answer, whichever the query's type
+            found.extend(replies[0].answers)
+        if q.failure and q.failure != Failure.DNS_NO_ANSWER:
+            failure = failure or q.failure
     return found, "" if found else (failure or Failure.DNS_NO_ANSWER)
 
 
@@ -330,10 +315,26 @@ async def discover(resolvers: Iterable[str], config: IdentityConfig, geo: Any) -
     local: set[str] = set()  # the source addresses of the STUN exchanges
     stun_used = ""
 
+    async def ask_whoami() -> tuple[str, str, list[str]]:
+        tried: list[str] = []
+        if config.whoami_names and resolvers:
+            for name in config.whoami_names:
+                addrs, failure = await whoami(resolvers[0], name, config.timeout)
+                if addrs:
+                    return addrs[0], name, tried
+                tried.append(f"whoami {name}: {failure}")
+        return "", "", tried
+
+    # STUN and whoami at once: one round trip before the first URL instead of three.
+    whoami_task = asyncio.ensure_future(ask_whoami())
     if config.stun_servers:
-        results = await asyncio.gather(
-            *(stun_public_ip(s, config.timeout) for s in config.stun_servers)
-        )
+        try:
+            results = await asyncio.gather(
+                *(stun_public_ip(s, config.timeout) for s in config.stun_servers)
+            )
+        except BaseException:
+            whoami_task.cancel()
+            raise
         for server, (ip, src, failure) in zip(config.stun_servers, results, strict=True):
             if src:
                 local.add(src)
@@ -347,14 +348,8 @@ async def discover(resolvers: Iterable[str], config: IdentityConfig, geo: Any) -
     else:
         failures.append("stun: off")
 
-    resolver_ip, whoami_used = "", ""
-    if config.whoami_names and resolvers:
-        for name in config.whoami_names:
-            addrs, failure = await whoami(resolvers[0], name, config.timeout)
-            if addrs:
-                resolver_ip, whoami_used = addrs[0], name
-                break
-            failures.append(f"whoami {name}: {failure}")
+    resolver_ip, whoami_used, whoami_failures = await whoami_task
+    failures.extend(whoami_failures)
 
     def info(ip: str) -> tuple[int, str, str]:
         found = geo.lookup(ip) if geo is not None and ip else None
