@@ -11,7 +11,7 @@ URL was measured by two runs at once (C's first measurement must start after A f
 
 Bad input: a database that already holds a complete run, then ``probe run`` with each bad list
 or flag value. Measured: the exit status, the time to refuse, and whether the database changed
-(every row before and after: how many stored rows were lost, which were added).
+(every row before and after, by id: deleted, changed, added).
 """
 
 from __future__ import annotations
@@ -103,21 +103,27 @@ def overlap_round(net: LoopbackNet, tmp: Path) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def _db_rows(db: Path) -> dict[str, set[str]]:
-    """Every row of every table, as text (to compare a database before and after)."""
+def _db_rows(db: Path) -> dict[str, dict[str, str]]:
+    """Every row of every table, by its first column (the id), as text."""
     con = sqlite3.connect(db)
     try:
         names = [n for (n,) in con.execute("select name from sqlite_master where type = 'table'")]
-        return {n: {repr(r) for r in con.execute(f'select * from "{n}"')} for n in names}
+        return {n: {repr(r[0]): repr(r) for r in con.execute(f'select * from "{n}"')} for n in names}
     finally:
         con.close()
 
 
-def _changes(before: dict[str, set[str]], after: dict[str, set[str]]) -> tuple[int, dict[str, int]]:
-    """(rows lost, rows added per table)."""
-    lost = sum(len(rows - after.get(t, set())) for t, rows in before.items())
-    added = {t: n for t, rows in after.items() if (n := len(rows - before.get(t, set())))}
-    return lost, added
+def _changes(before: dict[str, dict[str, str]], after: dict[str, dict[str, str]]) -> dict[str, Any]:
+    """Rows deleted, rows changed (same id, other content) and rows added, per table."""
+    out: dict[str, Any] = {"deleted": 0, "changed": {}, "added": {}}
+    for table, rows in after.items():
+        old = before.get(table, {})
+        out["deleted"] += sum(1 for key in old if key not in rows)
+        if n := sum(1 for key, text in rows.items() if key in old and old[key] != text):
+            out["changed"][table] = n
+        if n := sum(1 for key in rows if key not in old):
+            out["added"][table] = n
+    return out
 
 
 def bad_inputs(net: LoopbackNet, tmp: Path) -> list[dict[str, Any]]:
@@ -164,9 +170,8 @@ def bad_inputs(net: LoopbackNet, tmp: Path) -> list[dict[str, Any]]:
         proc = _probe(args, cfg)
         _, err = proc.communicate(timeout=120)
         secs = time.monotonic() - t0
-        lost, added = _changes(before, _db_rows(db))
         out.append({"input": name, "exit": proc.returncode, "seconds": round(secs, 2),
-                    "rows_lost": lost, "rows_added": added,
+                    **_changes(before, _db_rows(db)),
                     "message": (err.strip().splitlines() or [""])[-1][:140]})  # fmt: skip
     return out
 
@@ -198,12 +203,14 @@ def main() -> None:
               f"measurement after the first run's last: {r['c_started_after_a_ended']} | "
               f"{r['runs']}, measurements per run {r['measurements_per_run']} | "
               f"{r['measured_by_two_runs_at_once']} |")
-    print("\n| bad input | exit | time to refuse | stored rows lost | rows added | message |")
-    print("|---|---|---|---|---|---|")
+    print("\n| bad input | exit | time to refuse | stored rows deleted | rows changed | rows added "
+          "| message |")
+    print("|---|---|---|---|---|---|---|")
     for b in bad:
-        added = ", ".join(f"{t} +{n}" for t, n in sorted(b["rows_added"].items())) or "none"
-        print(f"| {b['input']} | {b['exit']} | {b['seconds']} s | {b['rows_lost']} | {added} | "
-              f"`{b['message']}` |")
+        changed = ", ".join(f"{t} {n}" for t, n in sorted(b["changed"].items())) or "none"
+        added = ", ".join(f"{t} +{n}" for t, n in sorted(b["added"].items())) or "none"
+        print(f"| {b['input']} | {b['exit']} | {b['seconds']} s | {b['deleted']} | {changed} | "
+              f"{added} | `{b['message']}` |")
     print(f"load average {os.getloadavg()[0]:.1f}")
 
 

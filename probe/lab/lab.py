@@ -169,7 +169,8 @@ class Lab:
             if not info.persistent:
                 raise LabError(f"lab {prefix} belongs to process {info.owner_pid} (a test or "
                                "`probe lab run`), not to `probe lab up`; leaving it alone")  # fmt: skip
-            if not info.mine(me):
+            # A lab made before labs recorded their user (uid None) is taken when named.
+            if info.uid is not None and not info.mine(me):
                 raise LabError(f"lab {prefix} belongs to another user (uid {info.uid}); leaving it alone")
         else:
             mine = [i for i in every if i.mine(me)]

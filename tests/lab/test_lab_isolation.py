@@ -113,3 +113,17 @@ def test_another_users_persistent_lab_is_never_attached_to_nor_removed(lab_tools
         assert json.loads((topo.state_dir / "state.json").read_text())["uid"] == 4242
     finally:
         topology.destroy(topo)
+
+
+def test_a_lab_from_before_labs_had_users_is_taken_only_when_named(lab_tools: None) -> None:
+    prefix = f"old{os.getpid() % 10**6}"
+    topo = topology.Topology(prefix)
+    with topology.state_lock():
+        topo.state_dir.mkdir(parents=True)
+        topology.write_state(topo.state_dir, {"prefix": prefix, "owner": 1, "persistent": True})
+    subprocess.run(["ip", "netns", "add", topo.client], check=True)
+    try:
+        assert prefix not in [i.prefix for i in topology.labs() if i.mine()]  # never picked unnamed
+        assert Lab.attach(prefix).topo.prefix == prefix  # `probe lab down --prefix` can remove it
+    finally:
+        topology.destroy(topo)
