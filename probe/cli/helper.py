@@ -6,12 +6,12 @@ import click
 
 from probe.cli._group import cli
 from probe.cli.options import (
-    Seconds,
     cafile_option,
     geo_option,
     resolv_conf_option,
     resolver_option,
 )
+from probe.cli.types import Seconds
 
 __all__ = ["helper"]
 
