@@ -1,20 +1,4 @@
-"""Offline IP -> (ASN, country, organisation) lookups for the DNS consistency check.
-
-Two standard formats are read:
-
-- an **ip2asn TSV** (iptoasn.com: ``range_start range_end AS_number country_code
-  AS_description``, tab-separated, IPv4 and/or IPv6, optionally gzip-compressed); ASN 0 marks
-  unrouted space and is treated as "unknown";
-- a **MaxMind-style .mmdb** (GeoLite2-ASN, GeoLite2-Country, DB-IP lite, ipinfo) through the
-  ``maxminddb`` package. Several files can be combined, e.g. an ASN database and a country one;
-- probe's **packed table** (probe/asndata.py): what probe ships and what ``probe geo update``
-  writes, memory-mapped so that opening it costs nothing.
-
-Data is there by default: :func:`open_default_geo` opens the table ``probe geo update`` wrote
-(:func:`default_geo_path`: ``$PROBE_DATA_DIR`` or ``$XDG_DATA_HOME/probe`` or
-``~/.local/share/probe``), else the one shipped in the package (:func:`bundled_geo_path`, derived
-from the IPFire Location database, CC BY-SA 4.0: probe/data/NOTICE-ip-asn.txt).
-"""
+"""Reading IP-to-ASN tables: ip2asn TSV, MaxMind-style .mmdb and probe's packed table."""
 
 from __future__ import annotations
 
@@ -22,7 +6,6 @@ import bisect
 import gzip
 import io
 import ipaddress
-import os
 import time
 import zlib
 from collections.abc import Iterable, Iterator
@@ -31,25 +14,7 @@ from typing import Any, NamedTuple
 
 from probe.asndata import MAGIC, PackedTable, PackError
 
-__all__ = [
-    "DEFAULT_GEO_URL",
-    "GeoDB",
-    "GeoError",
-    "GeoInfo",
-    "bundled_geo_path",
-    "default_geo_path",
-    "describe_source",
-    "geo_url",
-    "open_default_geo",
-    "update_geo",
-]
-
-#: iptoasn.com's combined IPv4 + IPv6 table: public domain (PDDL 1.0), updated hourly.
-DEFAULT_GEO_URL = "https://iptoasn.com/data/ip2asn-combined.tsv.gz"
-DEFAULT_GEO_LICENSE = "PDDL 1.0 (https://opendatacommons.org/licenses/pddl/1-0/)"
-DEFAULT_FILENAME = "ip-asn.bin"
-#: Data older than this is flagged by `probe geo path` (routing changes slowly, but it changes).
-STALE_DAYS = 365
+__all__ = ["GeoDB", "GeoError", "GeoInfo", "describe_source"]
 
 
 class GeoError(Exception):
@@ -310,146 +275,3 @@ def describe_source(path: Path) -> dict[str, Any]:
         info["age_days"] = max(0, int((time.time() - created) // 86400))
     return info
 
-
-def bundled_geo_path() -> Path:
-    """The IP-to-ASN table shipped inside the package (probe/data/ip-asn.bin)."""
-    return Path(__file__).resolve().parent / "data" / "ip-asn.bin"
-
-
-def geo_url() -> str:
-    """Where ``probe geo update`` downloads from: ``$PROBE_GEO_URL``, else iptoasn.com."""
-    return os.environ.get("PROBE_GEO_URL") or DEFAULT_GEO_URL
-
-
-def default_geo_path() -> Path:
-    """Where ``probe geo update`` stores its download."""
-    base = os.environ.get("PROBE_DATA_DIR")
-    if base:
-        return Path(base) / DEFAULT_FILENAME
-    xdg = os.environ.get("XDG_DATA_HOME")
-    root = Path(xdg) if xdg else Path.home() / ".local" / "share"
-    return root / "probe" / DEFAULT_FILENAME
-
-
-def default_geo_sources() -> list[Path]:
-    """The files :func:`open_default_geo` would open: the downloaded table, else the bundled one."""
-    downloaded = default_geo_path()
-    if downloaded.exists():
-        return [downloaded]
-    bundled = bundled_geo_path()
-    return [bundled] if bundled.exists() else []
-
-
-def open_default_geo() -> GeoDB | None:
-    """The table ``probe geo update`` wrote, else the one shipped with probe.
-
-    None only when neither exists (a build that left the package data out).
-    """
-    paths = default_geo_sources()
-    return GeoDB(paths) if paths else None
-
-
-#: A download larger than this is refused (iptoasn's combined file is ~10 MB compressed).
-MAX_DOWNLOAD = 256 << 20
-
-
-def update_geo(
-    url: str | None = None,
-    dest: str | Path | None = None,
-    *,
-    timeout: float = 60.0,
-    license: str | None = None,
-) -> Path:
-    """Download an ip2asn TSV (plain or gzip) and store it as a packed table at ``dest``.
-
-    ``url`` defaults to :func:`geo_url`; ``dest`` to :func:`default_geo_path`, which then takes
-    precedence over the bundled table. An ``.mmdb`` URL is stored as it is (it needs ``dest``,
-    and ``--geo`` to be used). The table records its source, license (``license``, known for the
-    default URL), the date of the data (the server's Last-Modified) and when it was fetched.
-    Raises :class:`GeoError` with a plain message when offline or when the file is invalid; the
-    previous table is then left in place.
-    """
-    import email.utils
-
-    import httpx
-
-    from probe.asndata import pack
-
-    url = url or geo_url()
-    mmdb = url.split("?")[0].endswith(".mmdb")
-    if mmdb and dest is None:
-        raise GeoError("an .mmdb download needs --dest (then use it with --geo PATH)")
-    target = Path(dest) if dest else default_geo_path()
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise GeoError(f"{target.parent}: cannot create: {exc.strerror or exc}") from None
-    tmp = target.with_name(target.name + ".download")
-    fetched = time.time()
-    created = fetched
-    try:
-        with httpx.stream("GET", url, timeout=timeout, follow_redirects=True, trust_env=False) as response:
-            if response.status_code != 200:
-                raise GeoError(f"download of {url} failed: HTTP {response.status_code}")
-            modified = response.headers.get("last-modified")
-            if modified:
-                try:
-                    created = email.utils.parsedate_to_datetime(modified).timestamp()
-                except (TypeError, ValueError):
-                    pass
-            size = 0
-            with tmp.open("wb") as fh:
-                for chunk in response.iter_raw():
-                    size += len(chunk)
-                    if size > MAX_DOWNLOAD:
-                        raise GeoError(f"download of {url} is larger than {MAX_DOWNLOAD >> 20} MB")
-                    fh.write(chunk)
-    except httpx.HTTPError as exc:
-        tmp.unlink(missing_ok=True)
-        raise GeoError(f"cannot download {url}: {exc or type(exc).__name__} (are you online?)") from None
-    except (GeoError, OSError) as exc:
-        tmp.unlink(missing_ok=True)
-        if isinstance(exc, OSError):
-            raise GeoError(f"{tmp}: cannot write: {exc.strerror or exc}") from None
-        raise
-    try:
-        if mmdb:
-            check = target.with_name(target.stem + ".download.mmdb")
-            tmp.replace(check)
-            try:
-                GeoDB.open(check).close()
-            except GeoError as exc:
-                check.unlink(missing_ok=True)
-                raise GeoError(f"downloaded file is not a valid geo database: {exc}") from None
-            check.replace(target)
-            return target
-        names: dict[int, str] = {}
-
-        def ranges() -> Iterator[tuple[int, int, int, int, str]]:
-            for version, start, end, asn, country, org in _iter_tsv(tmp):
-                if asn and org:
-                    names.setdefault(asn, org)
-                yield version, start, end, asn, country
-
-        def stamp(t: float) -> str:
-            return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
-
-        meta = {
-            "name": "ip2asn table downloaded by `probe geo update`",
-            "source": url,
-            "license": license
-            or (DEFAULT_GEO_LICENSE if url == DEFAULT_GEO_URL else "as given by the source"),
-            "created": stamp(created),
-            "fetched": stamp(fetched),
-        }
-        try:
-            counts = pack(target, ranges(), names, meta)
-        except GeoError as exc:  # name the URL, not our temporary file
-            detail = str(exc).replace(str(tmp), url)
-            raise GeoError(f"downloaded file is not a valid ip2asn table: {detail}") from None
-        if not counts["ipv4_ranges"] and not counts["ipv6_ranges"]:
-            target.unlink(missing_ok=True)
-            raise GeoError(f"downloaded file from {url} has no address ranges")
-        return target
-    finally:
-        tmp.unlink(missing_ok=True)
