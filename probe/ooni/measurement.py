@@ -1,303 +1,41 @@
-"""OONI Web Connectivity measurements -> probe's records, so probe's classifier can re-judge them.
-
-OONI publishes every measurement (https://ooni.org/data, CC-BY 4.0). A Web Connectivity
-measurement (ooni/spec ``nettests/ts-017-web-connectivity.md``, data formats ``df-*``) carries the
-probe's DNS queries, TCP connects, TLS handshakes (engine 0.4+), the HTTP redirect chain
-(``requests``, newest first) and the test helper's answer (``control``), which has the shape of
-probe's own helper response. This module maps one such measurement into a :class:`Measurement`
-(hop 0 carries the control, as OONI's helper describes only the first URL), keeping OONI's own
-verdict (``blocking``, ``accessible``) and the metadata that identifies it.
-
-Three engine generations are read:
-
-* Measurement Kit (``libmeasurement_kit``, data format 0.2): no TLS handshakes, no request
-  addresses, DNS answers without ASNs;
-* ooniprobe-engine Web Connectivity 0.4: ``tls_handshakes``, still no request addresses;
-* Web Connectivity 0.5 (LTE): per-request ``address``/``transaction_id``, control with
-  ``tls_handshake`` and ``ip_info``.
-
-What the format lacks is inferred conservatively and named in :attr:`OONIRecord.inferred`:
-
-* ``http-ip``: the address of an HTTP exchange without one (before 0.5) is the first address of
-  that host whose TCP connect succeeded on the request's port; with none, the exchange keeps
-  no address (so it authenticates nothing);
-* ``dns-replies``: one reply per query, rebuilt from its answers (OONI keeps no raw replies,
-  so injection cannot be seen);
-* ``tls-cert-valid``: a handshake without failure validated the certificate (OONI's engine
-  verifies the chain and the name, and reports ``ssl_*`` failures otherwise);
-* ``hop-of-tcp``: connects are given to the hop whose host resolved to that address.
-
-Nothing here does I/O except :func:`iter_lines`, which streams files (plain, ``.gz``, or the
-files of a directory) one line at a time.
-"""
+"""One OONI Web Connectivity measurement -> probe's records (see :mod:`probe.ooni`)."""
 
 from __future__ import annotations
 
-import base64
-import binascii
-import gzip
 import hashlib
 import json
-import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from pathlib import Path
-from typing import IO, Any
+from collections.abc import Mapping, Sequence
+from typing import Any
 from urllib.parse import urlsplit
 
 from probe.control.protocol import THRequestError, THResponseError, parse_response, target_from_url
-from probe.failures import CERTIFICATE_FAILURES, Failure
+from probe.failures import CERTIFICATE_FAILURES
 from probe.model import (
     ControlObservation,
-    DNSObservation,
-    DNSReply,
     Hop,
     HTTPObservation,
     Measurement,
     TCPObservation,
     TLSObservation,
 )
+from probe.ooni.fields import (
+    _REDIRECTS,
+    _body,
+    _dns,
+    _epoch,
+    _failure,
+    _headers,
+    _host_port,
+    _list,
+    _num,
+    _obj,
+    _split_address,
+    _str,
+    _title,
+)
+from probe.ooni.record import OONIFormatError, OONIRecord, ooni_verdict
 
-__all__ = [
-    "OONIFormatError",
-    "OONIRecord",
-    "iter_lines",
-    "ooni_verdict",
-    "parse_measurement",
-]
-
-#: Bodies are kept up to this size, as probe's own engine caps them.
-BODY_CAP = 1 << 20
-_TITLE = re.compile(rb"<title[^>]*>(.*?)</title>", re.I | re.S)
-_REDIRECTS = frozenset({301, 302, 303, 307, 308})
-# Failure strings of older engines, mapped to the ones probe's classifier knows.
-_FAILURES: dict[str, str] = {
-    "connection_refused_error": Failure.CONNECTION_REFUSED,
-    "connection_reset_error": Failure.CONNECTION_RESET,
-    "ssl_error": Failure.SSL_FAILED_HANDSHAKE,
-}
-
-
-class OONIFormatError(ValueError):
-    """A line that is not a usable Web Connectivity measurement; the message says why."""
-
-
-@dataclass(frozen=True)
-class OONIRecord:
-    """One OONI measurement, mapped.
-
-    ``meta`` keeps OONI's identifiers (``report_id``, ``measurement_uid``, ``probe_asn``,
-    ``probe_cc``, ``resolver_asn``, ``measurement_start_time``, ``software``, ``engine``,
-    ``test_version``). ``blocking``/``accessible`` are OONI's verdict as published;
-    ``ooni_verdict`` is it in probe's vocabulary (:func:`ooni_verdict`).
-    """
-
-    measurement: Measurement
-    meta: Mapping[str, Any]
-    blocking: str | None
-    accessible: bool | None
-    ooni_verdict: str
-    inferred: tuple[str, ...]
-
-
-def ooni_verdict(blocking: object, accessible: object) -> str:
-    """OONI's ``blocking``/``accessible`` in probe's vocabulary.
-
-    ``false`` + accessible: ok; ``false`` + not accessible: down (OONI: "the website is down");
-    ``"dns"``: hijacked; ``"tcp_ip"``, ``"http-failure"``, ``"http-diff"``: blocked (OONI does not
-    tell a reset from a timeout at this level); anything else (``null``): inconclusive.
-    """
-    if blocking is False:
-        return "ok" if accessible is True else "down" if accessible is False else "inconclusive"
-    if blocking == "dns":
-        return "hijacked"
-    if blocking in ("tcp_ip", "http-failure", "http-diff"):
-        return "blocked"
-    return "inconclusive"
-
-
-# --- reading files ---------------------------------------------------------------------------
-
-
-def _open(path: Path) -> IO[bytes]:
-    if path.suffix == ".gz":
-        return gzip.GzipFile(path, "rb")  # type: ignore[return-value]  # a binary file object
-    return path.open("rb")
-
-
-def _files(paths: Iterable[Path]) -> Iterator[Path]:
-    for p in paths:
-        if p.is_dir():
-            for f in sorted(p.rglob("*")):
-                if f.is_file() and (f.suffix in (".json", ".jsonl", ".gz")):
-                    yield f
-        else:
-            yield p
-
-
-def iter_lines(paths: Iterable[Path], *, max_json: int = 64 << 20) -> Iterator[tuple[str, int, Any]]:
-    """Yield ``(file, line, parsed JSON or OONIFormatError)`` for every non-empty line.
-
-    Files are JSON Lines (OONI's archive format), plain or gzip. A ``.json`` file that is one
-    pretty-printed object (as in OONI's test fixtures) is read whole when its first line is not
-    JSON by itself and the file is smaller than ``max_json``. Memory stays flat: one line at
-    a time.
-    """
-    for f in _files(paths):
-        name = str(f)
-        with _open(f) as fh:
-            first = True
-            for n, raw in enumerate(fh, 1):
-                line = raw.strip()
-                if not line:
-                    continue
-                try:
-                    yield name, n, json.loads(line)
-                except (ValueError, UnicodeDecodeError) as exc:
-                    if first and f.suffix == ".json" and f.stat().st_size <= max_json:
-                        try:
-                            yield name, n, json.loads(f.read_bytes())
-                        except (ValueError, UnicodeDecodeError) as exc2:
-                            yield name, n, OONIFormatError(f"not JSON: {exc2}")
-                        break
-                    yield name, n, OONIFormatError(f"not JSON: {exc}")
-                first = False
-
-
-# --- mapping ---------------------------------------------------------------------------------
-
-
-def _epoch(text: object) -> float:
-    if not isinstance(text, str):
-        raise OONIFormatError("measurement_start_time missing")
-    try:
-        return datetime.strptime(text, "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC).timestamp()
-    except ValueError:
-        raise OONIFormatError(f"bad measurement_start_time {text!r}") from None
-
-
-def _failure(value: object) -> str | None:
-    if value is None or value is False:
-        return None
-    if not isinstance(value, str):
-        return "unknown_failure"
-    f = value.strip()
-    if f.startswith("ssl_error") and "certificate verify failed" in f:
-        return Failure.SSL_INVALID_CERTIFICATE  # Measurement Kit's OpenSSL message
-    if "stopped after" in f and "redirects" in f:
-        return Failure.HTTP_TOO_MANY_REDIRECTS  # Go's net/http, as OONI's engine reports it
-    if f.startswith("unknown_failure"):
-        return "unknown_failure"
-    return _FAILURES.get(f, f)
-
-
-def _num(value: object, default: float = 0.0) -> float:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else default
-
-
-def _list(value: object) -> list[Mapping[str, Any]]:
-    return [x for x in value if isinstance(x, Mapping)] if isinstance(value, list) else []
-
-
-def _str(value: object) -> str | None:
-    return value if isinstance(value, str) and value else None
-
-
-def _obj(value: object) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
-
-
-def _body(value: object) -> bytes:
-    if isinstance(value, str):
-        return value.encode("utf-8", "surrogatepass")[:BODY_CAP]
-    if isinstance(value, Mapping) and value.get("format") == "base64":
-        try:
-            return base64.b64decode(str(value.get("data", "")), validate=False)[:BODY_CAP]
-        except (binascii.Error, ValueError):
-            return b""
-    return b""
-
-
-def _headers(value: object) -> tuple[tuple[str, str], ...]:
-    """OONI's headers: a ``{name: value}`` map, or (0.4+) ``headers_list`` pairs."""
-    out: list[tuple[str, str]] = []
-    if isinstance(value, Mapping):
-        for k, v in value.items():
-            if isinstance(v, list):
-                v = v[0] if v else ""
-            if isinstance(v, Mapping) and v.get("format") == "base64":
-                v = _body(v).decode("latin-1")
-            if isinstance(v, str):
-                out.append((str(k).lower(), v))
-    elif isinstance(value, list):
-        for pair in value:
-            if isinstance(pair, list) and len(pair) == 2 and isinstance(pair[1], str):
-                out.append((str(pair[0]).lower(), pair[1]))
-    return tuple(out)
-
-
-def _host_port(url: str) -> tuple[str, str, int]:
-    t = target_from_url(url)
-    return t.scheme, t.host, t.port
-
-
-def _split_address(addr: object) -> tuple[str, int] | None:
-    if not isinstance(addr, str) or not addr:
-        return None
-    host, sep, port = addr.rpartition(":")
-    if not sep or not port.isdigit():
-        return None
-    return host.strip("[]"), int(port)
-
-
-def _dns(q: Mapping[str, Any], t0: float, resolver_ip: str) -> DNSObservation | None:
-    host = q.get("hostname")
-    qtype = q.get("query_type")
-    if not isinstance(host, str) or qtype not in ("A", "AAAA", "ANY"):
-        return None
-    addrs: list[str] = []
-    cnames: list[str] = []
-    for a in _list(q.get("answers")):
-        kind = a.get("answer_type")
-        if kind == "A" and isinstance(a.get("ipv4"), str):
-            addrs.append(a["ipv4"])
-        elif kind == "AAAA" and isinstance(a.get("ipv6"), str):
-            addrs.append(a["ipv6"])
-        elif kind == "CNAME" and isinstance(a.get("hostname"), str):
-            cnames.append(a["hostname"])
-    failure = _failure(q.get("failure"))
-    engine = q.get("engine") if isinstance(q.get("engine"), str) else "system"
-    addr = q.get("resolver_address")
-    resolver = f"udp://{addr}" if engine == "udp" and isinstance(addr, str) and addr else "system"
-    if resolver == "system" and resolver_ip:
-        resolver = f"system:{resolver_ip}"
-    rcodes: dict[str, str] = {Failure.DNS_NXDOMAIN_ERROR: "NXDOMAIN", Failure.DNS_SERVFAIL_ERROR: "SERVFAIL",
-                              Failure.DNS_REFUSED_ERROR: "REFUSED"}  # fmt: skip
-    rcode = rcodes.get(failure or "", "NOERROR")
-    timeout = failure in (Failure.GENERIC_TIMEOUT_ERROR, Failure.DNS_TIMEOUT_ERROR)
-    reply = () if timeout else (DNSReply(t=_num(q.get("t")), source="", rcode=rcode, answers=tuple(addrs),
-                                         cnames=tuple(cnames)),)  # fmt: skip
-    if not addrs and failure is None and qtype != "ANY":
-        failure = Failure.DNS_NO_ANSWER
-    return DNSObservation(
-        hostname=host.rstrip(".").lower(),
-        qtype="A" if qtype == "ANY" else qtype,
-        resolver=resolver,
-        transport="udp" if engine == "udp" else "system",
-        started=t0,
-        duration=_num(q.get("t")),
-        failure=failure,
-        addresses=tuple(addrs) if failure is None or addrs else (),
-        replies=reply,
-    )
-
-
-def _title(body: bytes) -> str | None:
-    m = _TITLE.search(body[:65536])
-    if not m:
-        return None
-    return re.sub(r"\s+", " ", m.group(1).decode("utf-8", "replace")).strip() or None
+__all__ = ["parse_measurement"]
 
 
 def parse_measurement(raw: object) -> OONIRecord:
@@ -559,3 +297,4 @@ def _absolute(base: str, location: str | None) -> str | None:
     except ValueError:
         return None
     return out
+
