@@ -1,7 +1,8 @@
 """OONI's values read defensively: times, failures, bodies, headers, addresses, DNS queries.
 
-A field of the wrong type is treated as missing (a default): the measurement it belongs to is
-still mapped, with what it does carry.
+A field of the wrong type is treated as missing (a default), so the measurement it belongs to
+is still mapped with what it does carry; only a missing or malformed start time is an
+:class:`OONIFormatError` (nothing can be placed in time without it).
 """
 
 from __future__ import annotations
