@@ -127,10 +127,11 @@ def _ooni_lines(store: object, f: object) -> Iterator[str]:
     import json
 
     from probe.export import Filters, iter_records
-    from probe.export.ooni import to_ooni
+    from probe.export.ooni import geo_asn_lookup, to_ooni
     from probe.store import Store
 
     assert isinstance(store, Store) and isinstance(f, Filters)
     dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+    geo_asn = geo_asn_lookup()
     for record in iter_records(store, f):
-        yield dumps(to_ooni(record)) + "\n"
+        yield dumps(to_ooni(record, geo_asn)) + "\n"

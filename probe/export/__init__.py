@@ -74,6 +74,16 @@ class Record:
     asn: int | None
     as_org: str | None
     country: str | None
+    # The run's network identity (docs/identity.md), when it was found: where this run was
+    # measured (the vantage point's columns above are its latest run's), and its resolver as
+    # seen from outside. None for runs from before identity, imports and synthetic data.
+    run_asn: int | None = None
+    run_as_org: str | None = None
+    run_country: str | None = None
+    resolver_ip: str | None = None
+    resolver_asn: int | None = None
+    resolver_as_org: str | None = None
+    user_agent: str | None = None  # the User-Agent the run sent (runs.options)
 
 
 def iter_records(store: Store, f: Filters) -> Iterator[Record]:
@@ -84,7 +94,8 @@ def iter_records(store: Store, f: Filters) -> Iterator[Record]:
     sql = (
         "SELECT m.id, m.uid, o.data, m.verdict, m.stage, m.hop, m.reasons, m.classifier_version, "
         "m.final, m.classified_at, r.uid, r.started_at, r.software_version, v.uid, v.name, v.asn, "
-        "v.as_org, v.country FROM measurements AS m "
+        "v.as_org, v.country, r.asn, r.as_org, r.country, r.resolver_ip, r.resolver_asn, "
+        "r.resolver_as_org, json_extract(r.options, '$.measure.user_agent') FROM measurements AS m "
         "JOIN observations AS o ON o.measurement_id = m.id "
         "JOIN runs AS r ON r.id = m.run_id JOIN vantage_points AS v ON v.id = m.vantage_id "
         f"WHERE m.id > ? AND {cond} ORDER BY m.id LIMIT {_CHUNK}"
@@ -99,11 +110,12 @@ def iter_records(store: Store, f: Filters) -> Iterator[Record]:
         last = hi
         controls = store.controls_between(lo, hi)
         for (mid, uid, obs, verdict, stage, hop, reasons, version, final, classified_at,
-             run_uid, run_started, software, v_uid, v_name, asn, as_org, country) in chunk:
+             run_uid, run_started, software, v_uid, v_name, asn, as_org, country,
+             *identity) in chunk:
             m = store.rebuild(obs, controls.get(mid, {}))
             v = Verdict(verdict, stage, hop, tuple(json.loads(reasons)), version)
             yield Record(uid, m, v, bool(final), classified_at, run_uid, run_started, software,
-                         v_uid, v_name, asn, as_org, country)
+                         v_uid, v_name, asn, as_org, country, *identity)
 
 
 def jsonl_lines(store: Store, f: Filters) -> Iterator[str]:

@@ -238,3 +238,88 @@ def test_parquet_export_does_not_import_pandas(db: Path, tmp_path: Path) -> None
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().splitlines()[-1] == "False"  # pyarrow would import it: +50 MB RSS
+
+
+def _identity_db(tmp_path: Path) -> Path:
+    """A run with its network identity and User-Agent recorded, as `probe run` records them."""
+    path = tmp_path / "identity.db"
+    with Store.open(path) as s:
+        vid = s.vantage("home", asn=64500, country="RU")
+        run = s.start_run(vid, ["list.csv"], {"measure": {"user_agent": "Mozilla/5.0 test"}})
+        s.conn.execute(
+            "UPDATE runs SET asn = 64501, as_org = 'Run Telecom', country = 'KZ', "
+            "resolver_ip = '198.51.100.53', resolver_asn = 64511, resolver_as_org = 'Resolver Net' "
+            "WHERE id = ?", (run,))
+        s.write(run, vid, [(sample_measurement(0, started=T0), sample_verdict())])
+        s.finish_run(run, "complete")
+    return path
+
+
+def test_ooni_export_fills_network_events_from_what_probe_timed(tmp_path: Path) -> None:
+    spec = json.loads(SPEC_EXAMPLE.read_text())["test_keys"]["network_events"]
+    (m,) = [json.loads(x) for x in _export(_identity_db(tmp_path), "--format", "ooni").splitlines()]
+    tk = m["test_keys"]
+    events = tk["network_events"]
+    ops = [e["operation"] for e in events]
+    # One connect per TCP connect, same endpoint, failure, times and transaction.
+    connects = [e for e in events if e["operation"] == "connect"]
+    assert [(e["address"], e["failure"], e["t0"], e["t"], e["transaction_id"]) for e in connects] == [
+        (f"{c['ip']}:{c['port']}", c["status"]["failure"], c["t0"], c["t"], c["transaction_id"])
+        for c in tk["tcp_connect"]]
+    assert ops.count("tls_handshake_start") == ops.count("tls_handshake_done") == len(
+        tk["tls_handshakes"])
+    assert ops.count("http_transaction_start") == len(tk["requests"])
+    # DNS over UDP: the query sent, then every reply read with its size (DoH has no UDP events).
+    udp = [q for q in tk["queries"] if q["engine"] == "udp"]
+    assert ops.count("write_to") == len(udp)
+    reads = [e for e in events if e["operation"] == "read_from" and e.get("num_bytes")]
+    assert reads and all(e["proto"] == "udp" and e["address"] == "127.0.0.53:53" for e in reads)
+    assert [e["t"] for e in events] == sorted(e["t"] for e in events)
+    # The shape of the spec example's events of the same operation.
+    for e in events:
+        theirs = next((x for x in spec if x["operation"] == e["operation"]), None)
+        if theirs is not None:
+            _same_shape(e, {k: v for k, v in theirs.items() if k != "num_bytes"}, e["operation"])
+        assert e["t0"] <= e["t"] and isinstance(e["transaction_id"], int)
+
+
+def test_ooni_export_fills_the_runs_identity_resolver_and_sent_headers(tmp_path: Path) -> None:
+    (m,) = [json.loads(x) for x in _export(_identity_db(tmp_path), "--format", "ooni").splitlines()]
+    # The run's own network, not the vantage point's latest.
+    assert (m["probe_asn"], m["probe_cc"], m["probe_network_name"]) == ("AS64501", "KZ", "Run Telecom")
+    assert (m["resolver_ip"], m["resolver_asn"], m["resolver_network_name"]) == (
+        "198.51.100.53", "AS64511", "Resolver Net")
+    assert m["test_keys"]["client_resolver"] == "198.51.100.53"
+    assert m["probe_ip"] == "127.0.0.1"
+    sent = m["test_keys"]["requests"][-1]["request"]["headers_list"]
+    assert sent[:2] == [["Host", "site0.example.org"], ["User-Agent", "Mozilla/5.0 test"]]
+    assert ["Accept-Language", "en-US,en;q=0.9"] in sent
+
+
+def test_ooni_export_answers_carry_the_helpers_or_the_ip_datas_asn(db: Path) -> None:
+    from probe.export import Filters, iter_records
+    from probe.export.ooni import to_ooni
+
+    with Store.open(db) as s:
+        record = next(iter_records(s, Filters(vantages=("moscow",))))
+    # The helper reported 192.0.2.10 in AS64496 (ip_info); the IP data knows 10.10.34.34.
+    data = {"10.10.34.34": (64999, "Bogon Holder"), "192.0.2.10": (64496, "Example CDN")}
+    tk = to_ooni(record, lambda ip: data.get(ip, (0, "")))["test_keys"]
+    got = {a.get("ipv4"): (a["asn"], a["as_org_name"]) for q in tk["queries"]
+           for a in q["answers"] or () if a.get("ipv4")}
+    assert got["10.10.34.34"] == (64999, "Bogon Holder")
+    assert got["192.0.2.10"] == (64496, "Example CDN")
+    no_data = to_ooni(record)["test_keys"]  # without IP data: the helper's, else 0 (unknown)
+    got = {a.get("ipv4"): a["asn"] for q in no_data["queries"] for a in q["answers"] or ()
+           if a.get("ipv4")}
+    assert got["10.10.34.34"] == 0 and got["192.0.2.10"] == 64496
+
+
+def test_ooni_export_is_read_back_by_probe_import_ooni(db: Path, tmp_path: Path) -> None:
+    from probe.ooni_import import import_ooni
+
+    out = tmp_path / "export.jsonl"
+    out.write_text(_export(db, "--format", "ooni"))
+    with Store.open(tmp_path / "back.db") as s:
+        stats = import_ooni(s, [out])
+    assert (stats.read, stats.imported, stats.skipped) == (4, 4, 0), stats.errors
