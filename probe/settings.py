@@ -98,6 +98,10 @@ class MeasureConfig:
     decoy_host: str = ""
     # Addresses that run no DNS server: each name is queried there too; any reply is injected.
     dns_probe: tuple[str, ...] = ()
+    # Ask the control about the URL of the list only, as OONI Probe asks OONI's helper (which
+    # follows the redirects itself and describes the first URL): one helper request per URL.
+    # Hops after a redirect are then judged by the first URL's control (classify/core.py).
+    control_first_url: bool = False
 
     def __post_init__(self) -> None:
         from probe.net import parse_resolver

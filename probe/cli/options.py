@@ -155,6 +155,9 @@ measure_options = _compose(
     _option("--dns-probe", "dns_probe", multiple=True, type=Resolver(), metavar="IP",
                  help="An address that runs no DNS server: query each name there too; any "
                  "answer is injected on the path (repeatable)."),
+    _option("--control-first-url", is_flag=True,
+                 help="Ask the control about the URL of the list only, not about each redirect "
+                 "(OONI Probe's way with OONI's helper, which follows the redirects itself)."),
 )
 
 _R = RunSettings
@@ -212,7 +215,7 @@ run_settings_options = _compose(
 
 _MEASURE_KEYS = ("resolvers", "resolv_conf", "doh", "cafile", "dns_timeout", "tcp_timeout",
                  "tls_timeout", "http_timeout", "deadline", "late_window", "body_cap",
-                 "max_redirects", "decoy_sni", "decoy_host", "dns_probe")
+                 "max_redirects", "decoy_sni", "decoy_host", "dns_probe", "control_first_url")
 _SETTINGS_KEYS = ("db", "vantage", "concurrency", "per_host", "retries", "retry_pause",
                   "fingerprints", "geo", "allow_no_control", "wait_lock", "resume", "asn",
                   "country", "network", "capture", "pcap")

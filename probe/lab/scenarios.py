@@ -259,6 +259,19 @@ SCENARIOS: tuple[Scenario, ...] = (
             f"{sni_hex(_name('redirect-censored'))} {_RST}",
         )),
     ),
+    Scenario(
+        "redirect-target-first-url-control", 41,
+        "the redirect target blackholed, judged with an OONI-style first-URL control",
+        "censorship",
+        (Expect(_u("redirect-open"), "blocked", "tcp", hop=1, step="tcp", step_hop=1,
+                failure=Failure.GENERIC_TIMEOUT_ERROR, hops=2,
+                reason="control/reached-by-redirect"),),
+        Censor(forward=(f"-d {_ip('redirect-censored')} -p tcp --dport 443 --syn -j DROP",)),
+        notes="the probe asks the control about the first URL only (--control-first-url), as "
+        "OONI Probe asks OONI's helper, which follows the redirects itself: its fetch of the "
+        "final page went through the hop the probe could not reach",
+        probe_args=("--control-first-url",),
+    ),
     # --- packet-level evidence (issue 14): the same techniques, judged from the packets -------
     Scenario(
         "packets-injected", 33, "RST and FIN from the censor at hop 3, with --capture", "censorship",

@@ -193,7 +193,7 @@ class _Measurer:
 
     # -- control ----------------------------------------------------------------------------
     def _start_control(self, hs: HopState) -> None:
-        if self.control is None:
+        if self.control is None or (hs.index > 0 and self.cfg.control_first_url):
             return
         started = time.time()
         task = asyncio.get_running_loop().create_task(

@@ -127,6 +127,19 @@ def test_control_runs_per_hop_with_the_probe_addresses(loopback_net: LoopbackNet
     assert [h.control.url for h in m.hops] == [h.url for h in m.hops]  # type: ignore[union-attr]
 
 
+def test_control_first_url_asks_about_the_url_of_the_list_only(loopback_net: LoopbackNet) -> None:
+    calls: list[str] = []
+
+    async def control(url: str, addrs: Sequence[str], port: int) -> ControlObservation:
+        calls.append(url)
+        return ControlObservation(source="fake", url=url, started=0.0, duration=0.0)
+
+    m = run(loopback_net.url("redirect.test", tls=True),
+            config(loopback_net, control_first_url=True), control=control)
+    assert len(m.hops) > 1 and calls == [m.hops[0].url]  # OONI Probe's way with OONI's helper
+    assert m.hops[0].control is not None and all(h.control is None for h in m.hops[1:])
+
+
 def test_failing_control_becomes_a_record(loopback_net: LoopbackNet) -> None:
     async def control(url: str, addrs: Sequence[str], port: int) -> ControlObservation:
         raise ConnectionRefusedError(111, "helper down")
