@@ -1,14 +1,20 @@
-"""Two vantage points behind different censors: merged, compared, diffed and exported.
+"""Two vantage points behind different censors, measuring at the same time: merged, compared,
+diffed and exported.
 
 "moscow" sits behind a censor that lies about DNS, resets TCP and resets TLS on an SNI;
-"almaty" behind one that only resets TCP. Each runs the real `probe run` in the lab's client
-namespace into its own database (the censor is reconfigured between them), then the databases
-are merged and the commands researchers use are checked against what each censor did.
+"almaty" behind one that only resets TCP. They are two labs side by side (two client namespaces,
+each behind its own censor, with its own sites and control helper), and each runs the real
+`probe run` into its own database at the same time as the other; then the databases are merged
+and the commands researchers use are checked against what each censor did.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import sqlite3
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +59,27 @@ def _measure(lab: Any, censor: Censor, vantage: str, db: Path) -> None:
     assert proc.returncode == 0, proc.stderr[-2000:]
 
 
+def _run_span(db: Path) -> tuple[str, str]:
+    conn = sqlite3.connect(db)
+    try:
+        ((started, finished),) = conn.execute("SELECT started_at, finished_at FROM runs").fetchall()
+    finally:
+        conn.close()
+    return started, finished
+
+
+@pytest.fixture(scope="module")
+def almaty_lab(lab: Any) -> Iterator[Any]:
+    """A second lab next to the session's: another client namespace behind another censor."""
+    from probe.lab.lab import Lab
+
+    other = Lab.create(env=dict(os.environ), prefix=f"vp{os.getpid() % 10**6}")
+    try:
+        yield other
+    finally:
+        other.down()
+
+
 def _cli(*args: str) -> str:
     result = CliRunner().invoke(cli, list(args))
     assert result.exit_code == 0, result.output
@@ -60,14 +87,20 @@ def _cli(*args: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def merged(lab: Any, lab_workdir: Path) -> Path:
+def merged(lab: Any, almaty_lab: Any, lab_workdir: Path) -> Path:
     work = lab_workdir / "vantage-points"
     work.mkdir(exist_ok=True)
     moscow, almaty = work / "moscow.db", work / "almaty.db"
     for db in (moscow, almaty):
         db.unlink(missing_ok=True)
-    _measure(lab, MOSCOW, "moscow", moscow)
-    _measure(lab, ALMATY, "almaty", almaty)
+    # Both probes at once, each in its own lab behind its own censor.
+    with ThreadPoolExecutor(2) as pool:
+        done = [pool.submit(_measure, lab, MOSCOW, "moscow", moscow),
+                pool.submit(_measure, almaty_lab, ALMATY, "almaty", almaty)]
+        for future in done:
+            future.result()
+    (m_start, m_end), (a_start, a_end) = _run_span(moscow), _run_span(almaty)
+    assert max(m_start, a_start) < min(m_end, a_end), "the two runs did not overlap in time"
     out = work / "all.db"
     out.unlink(missing_ok=True)
     _cli("merge", str(moscow), str(almaty), "--into", str(out))
