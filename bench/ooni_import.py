@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
-import resource
+import os
 import subprocess
 import sys
 import tempfile
@@ -42,16 +42,22 @@ def make_input(path: Path, count: int) -> int:
     return path.stat().st_size
 
 
-def run(path: Path, db: Path) -> tuple[float, float]:
-    """(seconds, peak RSS MiB) of one import in a child process."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+#: Targets: the memory budget of issue 11's commands, and flat memory (10x the input may not
+#: cost more than this ratio of the small import's peak).
+PEAK_MIB = 200.0
+FLAT_RATIO = 1.25
+
+
+def run(path: Path, db: Path) -> tuple[float, float, float]:
+    """(wall seconds, CPU seconds, peak RSS MiB) of one import in a child process."""
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "probe", "import", "ooni", str(path), "--db", str(db)],
-                   check=True, stdout=subprocess.DEVNULL)  # fmt: skip
+    proc = subprocess.Popen([sys.executable, "-m", "probe", "import", "ooni", str(path), "--db", str(db)],
+                            stdout=subprocess.DEVNULL, cwd=ROOT)  # fmt: skip
+    _, status, usage = os.wait4(proc.pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"probe import ooni failed ({os.waitstatus_to_exitcode(status)})")
     dt = time.perf_counter() - t0
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    # ru_maxrss of children is the largest of any child so far: run the small import first.
-    return dt, max(peak, before) / 1024
+    return dt, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
 
 
 def main() -> None:
@@ -62,14 +68,27 @@ def main() -> None:
         small, big = Path(tmp) / "small.jsonl", Path(tmp) / "big.jsonl"
         make_input(small, args.count // 10)
         size = make_input(big, args.count)
-        t_small, rss_small = run(small, Path(tmp) / "small.db")
-        t_big, rss_big = run(big, Path(tmp) / "big.db")
+        load0 = os.getloadavg()
+        t_small, cpu_small, rss_small = run(small, Path(tmp) / "small.db")
+        load1 = os.getloadavg()
+        t_big, cpu_big, rss_big = run(big, Path(tmp) / "big.db")
+        load2 = os.getloadavg()
+        n_small = args.count // 10
         print(f"input: {args.count} measurements, {size / 1e6:.0f} MB JSONL")
-        print(f"{args.count // 10:>7} measurements: {t_small:7.1f} s  {args.count // 10 / t_small:7.0f}/s  "
-              f"peak RSS {rss_small:.0f} MiB")  # fmt: skip
-        print(f"{args.count:>7} measurements: {t_big:7.1f} s  {args.count / t_big:7.0f}/s  "
-              f"peak RSS {rss_big:.0f} MiB")  # fmt: skip
-        print(f"peak RSS ratio (10x the input): {rss_big / rss_small:.2f}")
+        print(f"{n_small:>7} measurements: {t_small:7.1f} s wall ({n_small / t_small:5.0f}/s), "
+              f"{cpu_small:6.1f} s CPU ({n_small / cpu_small:5.0f}/s of CPU), peak RSS "
+              f"{rss_small:.0f} MiB, load {load0[0]:.1f}-{load1[0]:.1f}")  # fmt: skip
+        print(f"{args.count:>7} measurements: {t_big:7.1f} s wall ({args.count / t_big:5.0f}/s), "
+              f"{cpu_big:6.1f} s CPU ({args.count / cpu_big:5.0f}/s of CPU), peak RSS "
+              f"{rss_big:.0f} MiB, load {load1[0]:.1f}-{load2[0]:.1f}")  # fmt: skip
+        ratio = rss_big / rss_small
+        print(f"{'PASS' if rss_big <= PEAK_MIB else 'FAIL'}  peak RSS <= {PEAK_MIB:.0f} MiB: "
+              f"{rss_big:.0f} MiB")
+        print(f"{'PASS' if ratio <= FLAT_RATIO else 'FAIL'}  flat: peak at 10x the input <= "
+              f"{FLAT_RATIO} x the small import's: {ratio:.2f}")
+        per_small, per_big = cpu_small / n_small, cpu_big / args.count
+        print(f"CPU per measurement: {per_small * 1e3:.1f} ms (small), {per_big * 1e3:.1f} ms "
+              f"(10x): ratio {per_big / per_small:.2f} (1.0 = linear)")
 
 
 if __name__ == "__main__":
