@@ -232,13 +232,15 @@ def main() -> None:
             [*PROBE, "merge", *map(str, sources), "--into", str(merged)])
         print("merge again", report["merge_again"], flush=True)
 
+    def export(fmt: str, out: Path) -> None:
+        key = f"export_{fmt}"
+        report[key] = run_measured([*PROBE, "export", "--db", str(merged), "--format", fmt,
+                                    "-o", str(out), "--all-attempts"])
+        report[key]["mb"] = _size(out)
+        print(fmt, report[key], flush=True)
+
     if "parquet" in steps:
-        pq_dir = work / "all-parquet"
-        report["export_parquet"] = run_measured(
-            [*PROBE, "export", "--db", str(merged), "--format", "parquet", "-o", str(pq_dir),
-             "--all-attempts"])
-        report["export_parquet"]["mb"] = _size(pq_dir)
-        print("parquet", report["export_parquet"], flush=True)
+        export("parquet", work / "all-parquet")
 
     if "compare" in steps:
         for key, extra in (("compare_table", []), ("compare_csv", ["--csv"])):
@@ -252,13 +254,8 @@ def main() -> None:
             print(key, report[key], flush=True)
 
     if "ooni" in steps:
-        ooni = work / "all.ooni.jsonl"
-        report["export_ooni"] = run_measured(
-            [*PROBE, "export", "--db", str(merged), "--format", "ooni", "-o", str(ooni),
-             "--all-attempts"])
-        report["export_ooni"]["mb"] = _size(ooni)
-        print("ooni", report["export_ooni"], flush=True)
-        ooni.unlink()  # 1M measurements are several GB
+        export("ooni", work / "all.ooni.jsonl")
+        (work / "all.ooni.jsonl").unlink()  # 1M measurements are several GB
     report["load_end"] = os.getloadavg()
     report["targets"] = [{"target": t, "pass": ok, "figures": f} for t, ok, f in verdict(report)]
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
