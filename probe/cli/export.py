@@ -87,7 +87,7 @@ def export_command(db: Path, fmt: str, output: Path | None, vantages: tuple[str,
     if output is not None and fmt != "parquet" and output.is_dir():
         raise click.BadParameter(f"{output} is a directory", param_hint="--output")
     try:
-        with Store.open(db, create=False) as store:
+        with Store.open(db, create=False, check=False) as store:
             names = cmp.split_list(vantages)
             known = cmp.vantage_ids(store.conn)
             unknown = [n for n in names if n not in known]

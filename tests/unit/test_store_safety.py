@@ -92,6 +92,27 @@ def test_a_corrupt_database_is_refused_before_anything_is_written(tmp_path: Path
     assert _digest(path) == before
 
 
+def test_read_only_commands_skip_the_full_check_unless_opening_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # quick_check reads the whole file: minutes for a merged database of gigabytes, which
+    # `probe compare` (2 s) cannot pay; a reader writes nothing, so it needs no check first.
+    path = tmp_path / "r.db"
+    _filled(path, 3)
+    checked: list[str] = []
+    monkeypatch.setattr(Store, "_check_integrity", lambda self: checked.append(self.path))
+    Store.open(path, create=False, check=False).close()
+    assert checked == []
+    Store.open(path, create=False).close()  # writers are checked
+    assert checked == [str(path)]
+    conn = sqlite3.connect(path)  # a copy out of WAL mode: opening switches it, so it is checked
+    conn.execute("PRAGMA journal_mode = DELETE")
+    conn.close()
+    checked.clear()
+    Store.open(path, create=False, check=False).close()
+    assert checked == [str(path)]
+
+
 def test_probe_run_on_a_corrupt_database_exits_1_and_writes_nothing(tmp_path: Path) -> None:
     path = tmp_path / "r.db"
     _filled(path)
