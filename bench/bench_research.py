@@ -259,6 +259,7 @@ def main() -> None:
     report["load_end"] = os.getloadavg()
     report["targets"] = [{"target": t, "pass": ok, "figures": f} for t, ok, f in verdict(report)]
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    OUT.mkdir(parents=True, exist_ok=True)  # --work may be elsewhere
     (OUT / f"research-{stamp}.json").write_text(json.dumps(report, indent=1))
     print(json.dumps(report, indent=1))
     for target, ok, figures in verdict(report):
