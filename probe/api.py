@@ -57,7 +57,7 @@ def measure_lists(request: RunRequest, reporter: Reporter | None = None) -> RunS
     """
     from probe.runner import run_sync
     from probe.store.lock import run_lock
-    from probe.testlists import open_list
+    from probe.testlists import check_usable, open_list
 
     selection = request.selection
     # Lists are opened (streams copied) here, before the run's event loop: Ctrl-C still ends a
@@ -66,6 +66,8 @@ def measure_lists(request: RunRequest, reporter: Reporter | None = None) -> RunS
     try:
         for path in resolve_lists(selection):
             opened.append(open_list(path))
+        # Bad input is refused before the database is touched: no run row, no vantage update.
+        check_usable(opened, selection.urls)
         if selection.strict:
             # Validate every row before measuring anything: a strict run is all or nothing.
             for _ in _targets(selection, opened, lambda problem: None):

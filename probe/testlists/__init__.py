@@ -28,7 +28,7 @@ from probe.testlists.location import (
 from probe.testlists.problems import ListProblem, ListStats, TestListError
 from probe.testlists.source import OpenedList, open_list
 from probe.testlists.summary import ListSummary, Summary, render_summary, summarize, summary_records
-from probe.testlists.targets import iter_targets
+from probe.testlists.targets import check_usable, iter_targets
 
 __all__ = [
     "LEGEND_NAME",
@@ -41,6 +41,7 @@ __all__ = [
     "OpenedList",
     "Summary",
     "TestListError",
+    "check_usable",
     "default_lists",
     "iter_targets",
     "known_lists",

@@ -9,7 +9,7 @@ lines does not shift the numbers of the rows after it.
 from __future__ import annotations
 
 import csv
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -159,7 +159,7 @@ def _open(path: str | Path | OpenedList) -> tuple[str, BinaryIO, bool]:
 
 def read_rows(
     path: str | Path | OpenedList, report: Callable[[ListProblem], None], stats: ListStats
-) -> Iterator[tuple[int, str, str]]:
+) -> Generator[tuple[int, str, str], None, None]:
     """Yield ``(line, url, category_code)`` for each structurally sound row of one file;
     report every other row. Raises TestListError for file-level problems."""
     name, fh, owned = _open(path)

@@ -14,7 +14,7 @@ from probe.testlists.problems import ListProblem, ListStats, TestListError
 from probe.testlists.source import OpenedList, open_list
 from probe.urlset import URLSet
 
-__all__ = ["iter_targets"]
+__all__ = ["check_usable", "iter_targets"]
 
 log = logging.getLogger("probe.testlists")
 
@@ -63,12 +63,7 @@ def iter_targets(
         return False
 
     # Fail fast on usage errors, before the first target is measured.
-    cli_targets = []
-    for i, u in enumerate(urls, 1):
-        try:
-            cli_targets.append(parse_url(u, source="cli"))
-        except InvalidURL as exc:
-            raise TestListError(ListProblem("--url", 0, f"#{i}: {exc}")) from None
+    cli_targets = _cli_targets(urls)
     # Open every list first (a stream is copied now): a missing file fails before any target.
     opened: list[OpenedList] = []
     try:
@@ -90,6 +85,33 @@ def iter_targets(
         if fresh(target):
             st.targets += 1
             yield target
+
+
+def check_usable(lists: Iterable[OpenedList], urls: Iterable[str] = ()) -> None:
+    """Raise :class:`TestListError` if a run could not use these lists and URLs at all.
+
+    What :func:`iter_targets` would raise only once it reached it (a bad ``--url``; a list that
+    cannot be read, is not text, or has no ``url`` header), checked up front so that a run
+    refused for bad input records nothing. Problems of single rows are not checked: a run
+    reports them as it reads them and measures the other rows.
+    """
+    _cli_targets(urls)
+    for item in lists:
+        rows = read_rows(item, lambda problem: None, ListStats())
+        try:
+            next(rows, None)  # reads the header and at most the rows before the first good one
+        finally:
+            rows.close()
+
+
+def _cli_targets(urls: Iterable[str]) -> list[Target]:
+    targets = []
+    for i, u in enumerate(urls, 1):
+        try:
+            targets.append(parse_url(u, source="cli"))
+        except InvalidURL as exc:
+            raise TestListError(ListProblem("--url", 0, f"#{i}: {exc}")) from None
+    return targets
 
 
 def _targets_of(

@@ -133,3 +133,33 @@ def test_runs_record_list_names_and_hashes_never_paths(
     for table, column in (("runs", "lists"), ("runs", "options"), ("measurements", "source")):
         for r in rows(db, f"select {column} as v from {table}"):
             assert "alice" not in r["v"] and str(tmp_path) not in r["v"], (table, column)
+
+
+@pytest.mark.parametrize(("name", "content", "extra"), [
+    ("utf16.csv", (HEADER + "http://a.test/,NEWS,News,2020-01-01,x,\n").encode("utf-16"), ()),
+    ("noheader.csv", b"http://a.test/,NEWS,News,2020-01-01,x,\n", ()),
+    ("fine.csv", HEADER.encode() + b"http://a.test/,NEWS,News,2020-01-01,x,\n",
+     ("--url", "ftp://x/")),
+])
+def test_bad_input_is_refused_before_anything_is_recorded(
+    loopback_net: LoopbackNet, tmp_path: Path, name: str, content: bytes, extra: tuple[str, ...]
+) -> None:
+    """A list or --url the run cannot use exits 2 and leaves the database as it was: no run
+    row, no vantage point seen again (docs/reliability.md's guarantee for bad input)."""
+    from probe.store import Store
+
+    db = tmp_path / "r.db"
+    with Store.open(db) as store:  # an existing database, as a cron job's would be
+        store.conn.execute("INSERT INTO vantage_points (name, created_at, updated_at) "
+                           "VALUES ('home', '2020-01-01T00:00:00Z', '2020-01-01T00:00:00Z')")
+        store.conn.commit()
+    lst = tmp_path / name
+    lst.write_bytes(content)
+    result = subprocess.run([*_argv(loopback_net, db, str(lst)), "--vantage", "home", *extra],
+                            env=_env(tmp_path), capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2, result.stderr
+    assert (name if not extra else "--url") in result.stderr
+    with Store.open(db, create=False) as store:
+        assert store.conn.execute("SELECT count(*) FROM runs").fetchone()[0] == 0
+        assert store.conn.execute("SELECT updated_at FROM vantage_points WHERE name = 'home'"
+                                  ).fetchone()[0] == "2020-01-01T00:00:00Z"
