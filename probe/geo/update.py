@@ -6,6 +6,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from probe.files import download_bounded
 from probe.geo.db import GeoDB, GeoError, _iter_tsv
 from probe.geo.sources import DEFAULT_GEO_LICENSE, DEFAULT_GEO_URL, default_geo_path, geo_url
 
@@ -50,30 +51,21 @@ def update_geo(
     fetched = time.time()
     created = fetched
     try:
-        with httpx.stream("GET", url, timeout=timeout, follow_redirects=True, trust_env=False) as response:
-            if response.status_code != 200:
-                raise GeoError(f"download of {url} failed: HTTP {response.status_code}")
-            modified = response.headers.get("last-modified")
-            if modified:
-                try:
-                    created = email.utils.parsedate_to_datetime(modified).timestamp()
-                except (TypeError, ValueError):
-                    pass
-            size = 0
-            with tmp.open("wb") as fh:
-                for chunk in response.iter_raw():
-                    size += len(chunk)
-                    if size > MAX_DOWNLOAD:
-                        raise GeoError(f"download of {url} is larger than {MAX_DOWNLOAD >> 20} MB")
-                    fh.write(chunk)
-    except httpx.HTTPError as exc:
+        with httpx.Client(timeout=timeout, follow_redirects=True, trust_env=False) as client:
+            headers = download_bounded(client, url, tmp, MAX_DOWNLOAD, what="an ip2asn table",
+                                       error=GeoError)
+    except OSError as exc:
         tmp.unlink(missing_ok=True)
-        raise GeoError(f"cannot download {url}: {exc or type(exc).__name__} (are you online?)") from None
-    except (GeoError, OSError) as exc:
+        raise GeoError(f"{tmp}: cannot write: {exc.strerror or exc}") from None
+    except GeoError:
         tmp.unlink(missing_ok=True)
-        if isinstance(exc, OSError):
-            raise GeoError(f"{tmp}: cannot write: {exc.strerror or exc}") from None
         raise
+    modified = headers.get("last-modified")
+    if modified:
+        try:
+            created = email.utils.parsedate_to_datetime(modified).timestamp()
+        except (TypeError, ValueError):
+            pass
     try:
         if mmdb:
             check = target.with_name(target.stem + ".download.mmdb")

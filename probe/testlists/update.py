@@ -24,7 +24,9 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from probe.files import download_bounded
 from probe.testlists.categories import load_legend
 from probe.testlists.location import (
     LEGEND_NAME,
@@ -37,6 +39,9 @@ from probe.testlists.location import (
 )
 from probe.testlists.problems import ListStats, TestListError
 from probe.testlists.targets import iter_targets
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = [
     "DEFAULT_SOURCE",
@@ -114,28 +119,14 @@ def default_destination() -> Path:
     return Path(env).expanduser() if env else user_testlists_dir()
 
 
-def _fetch(client: object, url: str, dest: Path) -> None:
-    """GET ``url`` into ``dest``: status 200, no content coding (so no decompression bomb), at
-    most :data:`MAX_FILE_BYTES`."""
-    import httpx
-
-    assert isinstance(client, httpx.Client)
-    try:
-        with client.stream("GET", url, headers={"Accept-Encoding": "identity"}) as response:
-            if response.status_code != 200:
-                raise UpdateError(f"{url}: HTTP {response.status_code}")
-            coding = response.headers.get("content-encoding", "identity").strip().lower()
-            if coding not in ("", "identity"):
-                raise UpdateError(f"{url}: unexpected Content-Encoding {coding!r}")
-            size = 0
-            with dest.open("wb") as fh:
-                for chunk in response.iter_raw():
-                    size += len(chunk)
-                    if size > MAX_FILE_BYTES:
-                        raise UpdateError(f"{url}: larger than {MAX_FILE_BYTES >> 20} MiB; not a test list")
-                    fh.write(chunk)
-    except httpx.HTTPError as exc:
-        raise UpdateError(f"cannot fetch {url}: {exc or type(exc).__name__} (are you online?)") from None
+def _fetch(client: httpx.Client, url: str, dest: Path) -> None:
+    """GET ``url`` into ``dest``: status 200, no content coding (a test list is plain text; a
+    coded body is refused rather than decoded), at most :data:`MAX_FILE_BYTES`."""
+    headers = download_bounded(client, url, dest, MAX_FILE_BYTES, what="a test list",
+                               error=UpdateError)
+    coding = headers.get("content-encoding", "identity").strip().lower()
+    if coding not in ("", "identity"):
+        raise UpdateError(f"{url}: unexpected Content-Encoding {coding!r}")
 
 
 def _urls_of(path: Path) -> tuple[set[str], ListStats]:
