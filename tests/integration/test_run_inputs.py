@@ -92,9 +92,22 @@ def test_a_fifo_with_a_writer_is_measured(loopback_net: LoopbackNet, tmp_path: P
     db = tmp_path / "r.db"
     proc = subprocess.Popen(_argv(loopback_net, db, str(fifo)), env=_env(tmp_path),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    with open(fifo, "w") as fh:  # blocks until the probe opened it: that is the handshake
-        fh.write(_list(loopback_net))
-    _out, err = proc.communicate(timeout=120)
+
+    def write() -> None:
+        with open(fifo, "w") as fh:  # blocks until the probe opened it: that is the handshake
+            fh.write(_list(loopback_net))
+
+    # The writer waits in a thread, so a probe that exits without opening the FIFO fails the
+    # test (with its stderr) instead of leaving it blocked in open() for ever.
+    writer = threading.Thread(target=write, daemon=True)
+    writer.start()
+    try:
+        _out, err = proc.communicate(timeout=120)
+    finally:
+        if writer.is_alive():  # nobody opened the FIFO: be its reader, so the writer ends
+            reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+            writer.join(timeout=10)
+            os.close(reader)
     assert proc.returncode == 0, err
     assert rows(db, "select count(*) as n from measurements where final = 1")[0]["n"] == 2
 
