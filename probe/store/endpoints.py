@@ -9,6 +9,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from probe.model import ControlObservation, Verdict, to_json
+from probe.store.connection import named_rows
 
 if TYPE_CHECKING:
     from probe.circumvention.measure import EndpointObservation
@@ -53,16 +54,24 @@ def write_endpoints(
     return len(records)
 
 
-#: Keys of an endpoint result (`probe results --suite circumvention --json`).
-RESULT_KEYS = ("id", "run_id", "vantage", "suite", "kind", "name", "address", "port", "transport",
-               "measured_at", "runtime", "verdict", "stage", "reasons", "source")  # fmt: skip
-_SELECT = ("SELECT e.id, e.run_id, v.name AS vantage, e.suite, e.kind, e.name AS endpoint, "
-           "e.address, e.port, e.transport, e.measured_at, e.runtime, e.verdict, e.stage, e.reasons, "
-           "e.source")
+#: Each key of an endpoint result (`probe results --suite circumvention --json`), in output order,
+#: with the column it is read from. The SELECT names every column after its key and rows are read
+#: by name, so a column added to the table or the query cannot shift a value into another key.
+_RESULT_COLUMNS = (
+    ("id", "e.id"), ("run_id", "e.run_id"), ("vantage", "v.name"), ("suite", "e.suite"),
+    ("kind", "e.kind"), ("name", "e.name"), ("address", "e.address"), ("port", "e.port"),
+    ("transport", "e.transport"), ("measured_at", "e.measured_at"), ("runtime", "e.runtime"),
+    ("verdict", "e.verdict"), ("stage", "e.stage"), ("reasons", "e.reasons"), ("source", "e.source"),
+)  # fmt: skip
+#: Keys of an endpoint result, in output order.
+RESULT_KEYS = tuple(key for key, _ in _RESULT_COLUMNS)
+_SELECT = "SELECT " + ", ".join(f"{column} AS {key}" for key, column in _RESULT_COLUMNS)
+_FROM = "FROM endpoint_measurements e JOIN vantage_points v ON v.id = e.vantage_id"
 
 
-def _row(row: tuple[Any, ...]) -> dict[str, Any]:
-    d = dict(zip(RESULT_KEYS, row, strict=True))
+def _result(row: sqlite3.Row) -> dict[str, Any]:
+    """The endpoint result in a row that selected :data:`_SELECT` (other columns are left out)."""
+    d = {key: row[key] for key in RESULT_KEYS}
     d["reasons"] = json.loads(d["reasons"])
     return d
 
@@ -80,7 +89,7 @@ def endpoint_results(
 
     ``verdicts``: only these (any of them); ``vantage``: only this vantage point's.
     """
-    sql = _SELECT + " FROM endpoint_measurements e JOIN vantage_points v ON v.id = e.vantage_id WHERE 1"
+    sql = f"{_SELECT} {_FROM} WHERE 1"
     params: list[Any] = []
     if run_id is not None:
         sql += " AND e.run_id = ?"
@@ -99,8 +108,8 @@ def endpoint_results(
     if limit is not None:
         sql += " LIMIT ?"
         params.append(int(limit))
-    for row in store.conn.execute(sql, params):
-        yield _row(row)
+    for row in named_rows(store.conn, sql, params):
+        yield _result(row)
 
 
 def latest_endpoint_run(store: Store, vantage: str | None = None) -> int | None:
@@ -136,10 +145,9 @@ def latest_endpoints(
         where += " AND e.measured_at >= ?"
         params.append(since)
     sql = (f"SELECT * FROM ({_SELECT}, row_number() OVER (PARTITION BY e.vantage_id, e.kind, e.address, "
-           "e.port ORDER BY e.measured_at DESC, e.id DESC) AS n FROM endpoint_measurements e "
-           f"JOIN vantage_points v ON v.id = e.vantage_id WHERE 1 {where}) WHERE n = 1 "
-           "ORDER BY kind, endpoint, address, port, vantage")  # fmt: skip
-    return [_row(row[:-1]) for row in conn.execute(sql, params)]
+           f"e.port ORDER BY e.measured_at DESC, e.id DESC) AS n {_FROM} WHERE 1 {where}) WHERE n = 1 "
+           "ORDER BY kind, name, address, port, vantage")  # fmt: skip
+    return [_result(row) for row in named_rows(conn, sql, params)]
 
 
 def endpoint_measurements_at(
@@ -164,14 +172,12 @@ def endpoint_measurements_at(
         params.append(run_id)
     sql = (f"SELECT * FROM ({_SELECT}, e.classifier_version, e.observation, e.control, "
            "row_number() OVER (PARTITION BY e.kind, e.address, e.port ORDER BY e.measured_at DESC, "
-           "e.id DESC) AS n FROM endpoint_measurements e JOIN vantage_points v ON v.id = e.vantage_id "
-           f"WHERE 1 {where}) WHERE n = 1 ORDER BY kind, address, port")  # fmt: skip
+           f"e.id DESC) AS n {_FROM} WHERE 1 {where}) WHERE n = 1 ORDER BY kind, address, port")  # fmt: skip
     out = []
-    for row in store.conn.execute(sql, params):
-        d = _row(row[: len(RESULT_KEYS)])
-        version, observation, control = row[len(RESULT_KEYS): len(RESULT_KEYS) + 3]
-        d["classifier_version"] = version
-        d["observation"] = json.loads(observation)
-        d["control"] = None if control is None else json.loads(control)
+    for row in named_rows(store.conn, sql, params):
+        d = _result(row)
+        d["classifier_version"] = row["classifier_version"]
+        d["observation"] = json.loads(row["observation"])
+        d["control"] = None if row["control"] is None else json.loads(row["control"])
         out.append(d)
     return out
