@@ -6,11 +6,16 @@ CI, where CI=true, tests/conftest.py turns such a skip into a failure).
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from probe.lab.lab import Lab
 
 
 def lab_unavailable() -> str | None:
@@ -60,3 +65,26 @@ def lab_workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def scenario_results(lab: object, lab_workdir: Path) -> dict[str, object]:
     """Results per scenario name, filled on first use (each scenario runs once per session)."""
     return {}
+
+
+# Second labs of this session: "two", the session's pid, then a serial number. Never a "pl"
+# prefix (what Lab.create picks by default): no one mistakes it for another session's lab.
+_second_labs = itertools.count()
+
+
+@pytest.fixture(scope="module")
+def second_lab(lab: Lab) -> Iterator[Lab]:
+    """A second lab, under a prefix of its own, up next to the session's for one test module.
+
+    It runs its own censor, sites and control helper, and is torn down when the module is
+    done, whatever its tests did; the teardown then checks that nothing of it is left.
+    """
+    from probe.lab import topology
+    from probe.lab.lab import Lab
+
+    prefix = f"two{os.getpid() % 10**6}{next(_second_labs)}"
+    with Lab.create(env=dict(os.environ), prefix=prefix) as other:  # Lab.__exit__: down()
+        assert other.topo.prefix != lab.topo.prefix
+        yield other
+    left = set(other.topo.namespaces) & set(topology.list_namespaces())
+    assert not left and not other.state_dir.exists(), f"second lab {prefix} left {sorted(left)}"

@@ -13,7 +13,6 @@ import json
 import os
 import subprocess
 import threading
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -26,16 +25,6 @@ from probe.lab.lab import Lab, LabError
 from probe.lab.scenarios import Expect, Scenario, by_name
 
 pytestmark = pytest.mark.lab
-
-
-@pytest.fixture
-def second_lab(lab: Lab) -> Iterator[Lab]:
-    """Another lab, under a prefix of its own, up next to the session's."""
-    other = Lab.create(env=dict(os.environ), prefix=f"iso{os.getpid() % 10**6}")
-    try:
-        yield other
-    finally:
-        other.down()
 
 
 def test_a_second_lab_has_its_own_prefix_and_a_taken_prefix_is_refused(lab: Lab, second_lab: Lab) -> None:

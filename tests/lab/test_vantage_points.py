@@ -11,9 +11,7 @@ and the commands researchers use are checked against what each censor did.
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -68,18 +66,6 @@ def _run_span(db: Path) -> tuple[str, str]:
     return started, finished
 
 
-@pytest.fixture(scope="module")
-def almaty_lab(lab: Any) -> Iterator[Any]:
-    """A second lab next to the session's: another client namespace behind another censor."""
-    from probe.lab.lab import Lab
-
-    other = Lab.create(env=dict(os.environ), prefix=f"vp{os.getpid() % 10**6}")
-    try:
-        yield other
-    finally:
-        other.down()
-
-
 def _cli(*args: str) -> str:
     result = CliRunner().invoke(cli, list(args))
     assert result.exit_code == 0, result.output
@@ -87,16 +73,17 @@ def _cli(*args: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def merged(lab: Any, almaty_lab: Any, lab_workdir: Path) -> Path:
+def merged(lab: Any, second_lab: Any, lab_workdir: Path) -> Path:
     work = lab_workdir / "vantage-points"
     work.mkdir(exist_ok=True)
     moscow, almaty = work / "moscow.db", work / "almaty.db"
     for db in (moscow, almaty):
         db.unlink(missing_ok=True)
-    # Both probes at once, each in its own lab behind its own censor.
+    # Both probes at once, each in its own lab behind its own censor: moscow in the session's
+    # lab, almaty in the second lab (tests/lab/conftest.py).
     with ThreadPoolExecutor(2) as pool:
         done = [pool.submit(_measure, lab, MOSCOW, "moscow", moscow),
-                pool.submit(_measure, almaty_lab, ALMATY, "almaty", almaty)]
+                pool.submit(_measure, second_lab, ALMATY, "almaty", almaty)]
         for future in done:
             future.result()
     (m_start, m_end), (a_start, a_end) = _run_span(moscow), _run_span(almaty)
