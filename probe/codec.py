@@ -1,7 +1,7 @@
 """The one codec of probe's records: typed record <-> JSON data, for the store and the helper.
 
-Records are frozen dataclasses (:mod:`probe.model`, the helper's messages in
-:mod:`probe.control.messages`); msgspec converts them, compiled per type in C:
+Records are frozen dataclasses (:mod:`probe.model`) and msgspec Structs (the helper's messages,
+:mod:`probe.control.protocol.wire`); msgspec converts them, compiled per type in C:
 
 - :func:`to_data` turns a record into JSON-able data: field order as declared, bytes as
   base64 strings, tuples as arrays. This is the ``observations`` JSON of the store, the exports

@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import ssl
 import time
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from probe.control.protocol import THResponseError, build_request, parse_response
+from probe.codec import encode_json
+from probe.control.protocol import RequestMessage, THResponseError, build_request, parse_response
 from probe.failures import Failure
 from probe.model import ControlObservation
 
@@ -155,10 +155,10 @@ class ControlClient:
                 )
             return self._session
 
-    async def _post(self, url: str, body: dict[str, Any]) -> tuple[int, bytes, float | None]:
+    async def _post(self, url: str, body: RequestMessage) -> tuple[int, bytes, float | None]:
         """POST ``body``; the status, the answer (bounded) and a 503's Retry-After in seconds."""
         session = await self._ensure_session()
-        data = json.dumps(body, separators=(",", ":")).encode()
+        data = encode_json(body)
         target = self._urls.get(url)
         if target is None:  # parsed once per helper, not on every request
             from yarl import URL

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from probe.codec import decode_json, encode_json
 from probe.control.protocol import (
     IP_FLAG_BOGON,
     IP_FLAG_RESOLVED_BY_PROBE,
@@ -15,6 +17,7 @@ from probe.control.protocol import (
     IP_FLAG_VALID_FOR_DOMAIN,
     MAX_ENDPOINTS,
     THRequestError,
+    THResponse,
     THResponseError,
     build_request,
     build_response,
@@ -38,6 +41,11 @@ FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "ooni_th"
 
 def load(name: str) -> Any:
     return json.loads((FIXTURES / name).read_text())
+
+
+def on_wire(resp: THResponse) -> Any:
+    """A built response as the JSON the helper sends, decoded."""
+    return json.loads(encode_json(resp))
 
 
 # --- requests ------------------------------------------------------------------------------
@@ -100,7 +108,7 @@ def test_request_with_too_many_endpoints_is_refused() -> None:
 def test_built_request_parses_back() -> None:
     body = build_request("http://example.org:8080/a?b=1", ["192.0.2.1", "2001:db8::1", "192.0.2.1"], 8080,
                          headers={"User-Agent": "ua/1"})
-    req = parse_request(json.dumps(body))
+    req = parse_request(encode_json(body))
     assert req.endpoints == (("192.0.2.1", 8080), ("2001:db8::1", 8080))
     assert req.addresses == ("192.0.2.1", "2001:db8::1")
     assert req.target.path == "/a?b=1" and req.target.port == 8080
@@ -231,7 +239,7 @@ def _measurement(url: str = "https://www.example.com/") -> Measurement:
 
 def test_built_response_has_the_spec_shape_and_keys() -> None:
     req = parse_request(load("request.json"))
-    resp = build_response(req, _measurement(), version="9.9")
+    resp = on_wire(build_response(req, _measurement(), version="9.9"))
     assert response_problems(resp) == []
     spec = load("response.json")
     assert set(spec) <= set(resp)
@@ -244,7 +252,7 @@ def test_built_response_has_the_spec_shape_and_keys() -> None:
 def test_built_response_reports_the_final_hop_and_every_endpoint() -> None:
     req = parse_request(load("request.json"))
     m = _measurement()
-    resp = build_response(req, m, version="9.9", asn=lambda ip: 64500)
+    resp = on_wire(build_response(req, m, version="9.9", asn=lambda ip: 64500))
     final = m.hops[-1].http
     assert final is not None
     http = resp["http_request"]
@@ -265,7 +273,7 @@ def test_built_response_reports_the_final_hop_and_every_endpoint() -> None:
 
 def test_ip_info_flags_say_who_resolved_and_what_validated() -> None:
     req = parse_request(load("request.json"))
-    info = build_response(req, _measurement(), asn=lambda ip: 64500)["ip_info"]
+    info = on_wire(build_response(req, _measurement(), asn=lambda ip: 64500))["ip_info"]
     both = IP_FLAG_RESOLVED_BY_PROBE | IP_FLAG_RESOLVED_BY_TH | IP_FLAG_VALID_FOR_DOMAIN
     assert info["93.184.216.34"] == {"asn": 64500, "flags": both}
     assert info["198.51.100.7"]["flags"] == IP_FLAG_RESOLVED_BY_TH | IP_FLAG_BOGON  # TEST-NET-2
@@ -275,7 +283,7 @@ def test_ip_info_flags_say_who_resolved_and_what_validated() -> None:
 def test_our_response_parses_back_consistently() -> None:
     req = parse_request(load("request.json"))
     m = _measurement()
-    obs = parse_response(json.dumps(build_response(req, m)), source="s", url=req.url)
+    obs = parse_response(encode_json(build_response(req, m)), source="s", url=req.url)
     assert obs.http_status == 200 and obs.http_body_sha256 == "ab" * 32
     assert {(t.ip, t.ok) for t in obs.tcp} == {(t.ip, t.failure is None) for t in m.hops[0].tcp}
     assert {(t.ip, t.ok) for t in obs.tls} == {("93.184.216.34", True), ("198.51.100.7", False)}
@@ -289,7 +297,7 @@ def test_dns_failure_gives_failed_fetch_with_minus_one() -> None:
         DNSObservation(hostname="nx.example", qtype="AAAA", resolver="udp://127.0.0.53:53",
                        transport="udp", started=0.0, duration=0.01, failure="dns_no_answer"),
     ))
-    resp = build_response(req, Measurement(target=req.target, started=0.0, runtime=0.1, hops=(hop,)))
+    resp = on_wire(build_response(req, Measurement(target=req.target, started=0.0, runtime=0.1, hops=(hop,))))
     assert response_problems(resp) == []
     assert resp["dns"] == {"failure": "dns_nxdomain_error", "addrs": []}
     assert resp["http_request"]["failure"] == "dns_nxdomain_error"
@@ -301,15 +309,15 @@ def test_ip_literal_url_reports_itself_as_dns_answer() -> None:
     hop = Hop(index=0, url=req.target.url, host="192.0.2.9", port=80, scheme="http",
               tcp=(TCPObservation(ip="192.0.2.9", port=80, started=0.0, duration=0.1,
                                   failure="generic_timeout_error"),))
-    resp = build_response(req, Measurement(target=req.target, started=0.0, runtime=0.1, hops=(hop,)))
+    resp = on_wire(build_response(req, Measurement(target=req.target, started=0.0, runtime=0.1, hops=(hop,))))
     assert resp["dns"] == {"failure": None, "addrs": ["192.0.2.9"]}
     assert resp["http_request"]["failure"] == "generic_timeout_error"
 
 
 def test_unmeasured_request_still_gives_a_valid_response() -> None:
     req = parse_request({"http_request": "https://example.org/"})
-    resp = build_response(req, Measurement(target=req.target, started=0.0, runtime=60.0,
-                                           failure="deadline_exceeded"))
+    resp = on_wire(build_response(req, Measurement(target=req.target, started=0.0, runtime=60.0,
+                                           failure="deadline_exceeded")))
     assert response_problems(resp) == []
     assert resp["http_request"]["failure"] == "deadline_exceeded"
     assert resp["x_failure"] == "deadline_exceeded"
@@ -324,7 +332,7 @@ def test_response_over_an_invalid_certificate_is_a_failed_fetch() -> None:
                                   failure="ssl_unknown_authority", cert_valid=False),),
               http=HTTPObservation(url=t.url, ip="93.184.216.34", port=443, started=0.0, duration=0.1,
                                    status=200, body_length=10, title="Block"))
-    resp = build_response(req, Measurement(target=t, started=0.0, runtime=0.1, hops=(hop,)))
+    resp = on_wire(build_response(req, Measurement(target=t, started=0.0, runtime=0.1, hops=(hop,))))
     assert response_problems(resp) == []
     http = resp["http_request"]
     assert (http["failure"], http["status_code"], http["body_length"]) == ("ssl_unknown_authority", -1, -1)
@@ -369,3 +377,117 @@ def test_the_codec_names_the_field_of_a_malformed_request(body: bytes, message: 
     with pytest.raises(THRequestError) as info:
         parse_request(body)
     assert str(info.value) == message
+
+
+# --- the wire types: lenient where OONI's helpers differ, strict on types ------------------
+
+
+def test_ooni_go_helper_nulls_are_read_as_absent() -> None:
+    """OONI's Go helper sends null for empty maps and slices and for a missing ip_info entry."""
+    data = {
+        "tcp_connect": {"192.0.2.1:443": {"status": False, "failure": "connection_refused"}},
+        "tls_handshake": None,
+        "quic_handshake": None,
+        "http_request": {"body_length": -1, "discovered_h3_endpoint": "", "failure": "connection_refused",
+                         "title": "", "headers": None, "status_code": -1},
+        "http3_request": None,
+        "dns": {"failure": "dns_nxdomain_error", "addrs": None},
+        "ip_info": {"192.0.2.1": None, "192.0.2.2": {"asn": 0, "flags": 1}},
+    }
+    obs = parse_response(json.dumps(data), source="s", url="u")
+    assert obs.failure is None and obs.tls == () and obs.http_headers == ()
+    assert obs.dns_addrs == () and obs.dns_failure == "dns_nxdomain_error"
+    assert obs.ip_info == (("192.0.2.1", 0, ""), ("192.0.2.2", 0, "resolved_by_probe"))
+    assert obs.http_status is None and obs.http_failure == "connection_refused"
+
+
+def test_an_ooni_answer_without_our_extensions_has_no_timing_or_digest() -> None:
+    data = load("response.json")
+    assert not any(k.startswith("x_") for k in data) and "x_body_sha256" not in data["http_request"]
+    obs = parse_response(json.dumps(data).encode(), source="s", url="u")
+    assert obs.http_body_sha256 is None and obs.http_ttfb is None and obs.http_rtt is None
+    assert obs.http_status == data["http_request"]["status_code"]
+
+
+def test_header_values_may_be_a_list_a_string_or_empty() -> None:
+    data = {"http_request": {"headers": {"Set-Cookie": ["a=1", "b=2"], "Server": "nginx", "X-Empty": []}}}
+    obs = parse_response(json.dumps(data), source="s", url="u")
+    assert obs.http_headers == (("set-cookie", "a=1"), ("server", "nginx"), ("x-empty", ""))
+
+
+def test_missing_status_is_read_from_the_failure() -> None:
+    data = {"tcp_connect": {"192.0.2.1:80": {"failure": "connection_refused"}, "192.0.2.2:80": {}}}
+    obs = parse_response(json.dumps(data), source="s", url="u")
+    assert [(t.ip, t.ok, t.failure) for t in obs.tcp] == [("192.0.2.1", False, "connection_refused"),
+                                                          ("192.0.2.2", True, None)]
+
+
+def test_our_timing_extension_is_read_and_implausible_timing_dropped() -> None:
+    timing = {"ttfb": 0.25, "transfer": 0.5, "wire_bytes": 1300, "rtt": 0.1}
+    obs = parse_response(json.dumps({"http_request": {"x_http_timing": timing}}), source="s", url="u")
+    assert (obs.http_ttfb, obs.http_transfer, obs.http_wire_bytes, obs.http_rtt) == (0.25, 0.5, 1300, 0.1)
+    negative = {**timing, "rtt": -0.1}
+    obs = parse_response(json.dumps({"http_request": {"x_http_timing": negative}}), source="s", url="u")
+    assert obs.http_rtt is None and obs.http_ttfb is None
+    infinite = {"http_request": {"x_http_timing": {**timing, "ttfb": float("inf")}}}  # decoded elsewhere
+    assert parse_response(infinite, source="s", url="u").http_ttfb is None
+    with pytest.raises(THResponseError, match="out of range"):  # JSON cannot say inf: 1e999 is junk
+        parse_response(json.dumps(infinite).replace("Infinity", "1e999"), source="s", url="u")
+
+
+@pytest.mark.parametrize(
+    ("body", "where"),
+    [
+        (b'{"tcp_connect": {"1.2.3.4:80": {"status": "yes"}}}', "tcp_connect"),
+        (b'{"tls_handshake": {"1.2.3.4:443": {"server_name": 7}}, "dns": {}}', "tls_handshake"),
+        (b'{"http_request": {"headers": {"A": [1]}}}', "http_request.headers"),
+        (b'{"http_request": {"headers": {"A": {"b": "c"}}}}', "http_request.headers"),
+        (b'{"http_request": {"status_code": true}}', "http_request.status_code"),
+        (b'{"http_request": {"body_length": "9"}}', "http_request.body_length"),
+        (b'{"http_request": {"x_http_timing": {"ttfb": "nan", "transfer": 0, "wire_bytes": 1, "rtt": 0}}}',
+         "http_request.x_http_timing.ttfb"),
+        (b'{"http_request": {"x_http_timing": {"ttfb": 1}}}', "x_http_timing.transfer"),
+        (b'{"http_request": {"x_insecure_response": {"title": ["x"]}}}', "x_insecure_response.title"),
+        (b'{"dns": {"addrs": [1, 2]}}', "dns.addrs[0]"),
+        (b'{"dns": {"addrs": ["192.0.2.1", {"a": [[[[[]]]]]}]}}', "dns.addrs[1]"),
+        (b'{"dns": {}, "ip_info": {"192.0.2.1": {"asn": true}}}', "ip_info"),
+        (b'{"dns": {}, "x_tls": {"192.0.2.1:443": {"chain_length": "2"}}}', "x_tls"),
+        (b'{"dns": {}, "x_dns": [{"replies": []}]}', "x_dns[0].replies"),
+        (b'{"dns": "192.0.2.1"}', "dns"),
+        (b'{"tcp_connect": []}', "tcp_connect"),
+        (b'{"dns": {}, "http_request": {"headers": {"A": "1"}, "title": ' + b"[" * 200 + b"]" * 200 + b"}}",
+         "http_request.title"),
+    ],
+)
+def test_a_wrong_type_anywhere_is_a_failed_control_naming_the_field(body: bytes, where: str) -> None:
+    """Hostile or broken answers: the decoder refuses them; no exception but THResponseError."""
+    with pytest.raises(THResponseError, match=re.escape(where)):
+        parse_response(body, source="s", url="u")
+    with pytest.raises(THResponseError, match=re.escape(where)):  # already decoded (OONI import)
+        parse_response(json.loads(body), source="s", url="u")
+
+
+@pytest.mark.parametrize("body", [b'{"dns": null}', b'{"x_version": "1"}', b"{}"])
+def test_an_answer_with_no_protocol_section_is_not_a_helper_response(body: bytes) -> None:
+    with pytest.raises(THResponseError, match="none of"):
+        parse_response(body, source="s", url="u")
+
+
+def test_both_sides_share_the_wire_types() -> None:
+    """The probe decodes what the helper encodes into the very same records, losslessly."""
+    req = parse_request(load("request.json"))
+    built = build_response(req, _measurement(), version="9.9", asn=lambda ip: 64500,
+                           skipped=[("10.0.0.1", 443)])
+    wire = encode_json(built)
+    assert decode_json(wire, THResponse, strict=True) == built
+    assert encode_json(decode_json(wire, THResponse, strict=True)) == wire
+    assert json.loads(wire)["x_skipped_endpoints"] == ["10.0.0.1:443"]
+
+
+def test_absent_extensions_are_not_written() -> None:
+    """Our optional x_ keys are left out when unset, never written as null."""
+    req = parse_request({"http_request": "http://192.0.2.9/", "tcp_connect": ["192.0.2.9:80"]})
+    resp = on_wire(build_response(req, Measurement(target=req.target, started=0.0, runtime=0.1)))
+    assert "x_failure" not in resp and "x_skipped_endpoints" not in resp
+    assert "x_http_timing" not in resp["http_request"] and "x_insecure_response" not in resp["http_request"]
+    assert resp["http3_request"] is None and resp["quic_handshake"] == {}  # the spec's, always written

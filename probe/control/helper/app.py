@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import hashlib
-import json
 import logging
 import os
 import time
@@ -13,6 +12,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from probe import __version__
+from probe.codec import encode_json
 from probe.control.helper.config import HelperConfig, MeasureFn, engine_measure
 from probe.control.helper.connections import ClientLimiter
 from probe.control.protocol import THRequest, THRequestError, build_response, parse_request
@@ -140,7 +140,7 @@ class Helper:
         from aiohttp import web
 
         return web.Response(
-            body=json.dumps(data, separators=(",", ":")).encode(),
+            body=encode_json(data),  # msgspec: the typed response, or a small dict
             status=status,
             content_type="application/json",
             headers=headers,

@@ -21,13 +21,18 @@ and the helper answers with what it saw from an uncensored network::
 ``x_tls`` (per-endpoint TLS details), ``x_dns`` (per-query details) and ``x_skipped_endpoints``.
 
 Nothing here does I/O: the helper server and the client call these functions. The messages
-are typed records read and written by the one codec (:mod:`probe.codec`):
+are typed records (msgspec Structs, :mod:`~probe.control.protocol.wire`) read and written by
+the one codec (:mod:`probe.codec`), the same types on both sides:
 
 - :mod:`~probe.control.protocol.request`: the request, built by the probe and validated by the
   helper (a malformed one is a :class:`THRequestError` naming the field: the helper answers 400);
-- :mod:`~probe.control.protocol.response`: the response the helper builds from its measurement;
-- :mod:`~probe.control.protocol.reply`: the response as the probe reads it (a body that is not a
-  test-helper response is a :class:`THResponseError`: the control failed, the run goes on).
+- :mod:`~probe.control.protocol.wire`: the messages' types, lenient where OONI's helpers
+  differ (nulls, missing sections, ``{name: [values]}`` headers), strict on value types;
+- :mod:`~probe.control.protocol.response`: the :class:`THResponse` the helper builds from its
+  measurement and encodes;
+- :mod:`~probe.control.protocol.reply`: the response as the probe reads it, decoded straight
+  into :class:`THResponse` (a body that is not a test-helper response, or a value of the wrong
+  type anywhere, is a :class:`THResponseError`: the control failed, the run goes on).
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ from probe.control.protocol.reply import (
 from probe.control.protocol.request import (
     MAX_ENDPOINTS,
     MAX_URL_LENGTH,
+    RequestMessage,
     THRequest,
     THRequestError,
     build_request,
@@ -54,6 +60,7 @@ from probe.control.protocol.response import (
     IP_FLAG_VALID_FOR_DOMAIN,
     build_response,
 )
+from probe.control.protocol.wire import THResponse
 
 __all__ = [
     "IP_FLAG_BOGON",
@@ -62,8 +69,10 @@ __all__ = [
     "IP_FLAG_VALID_FOR_DOMAIN",
     "MAX_ENDPOINTS",
     "MAX_URL_LENGTH",
+    "RequestMessage",
     "THRequest",
     "THRequestError",
+    "THResponse",
     "THResponseError",
     "build_request",
     "build_response",

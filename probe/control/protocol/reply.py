@@ -1,21 +1,34 @@
 """The test-helper response as the probe reads it, and its conformance to the spec's shape.
 
-:func:`parse_response` is tolerant, as OONI's clients are: a missing, null or malformed field
-or entry is read as absent, so one odd entry does not cost the whole control. A body that is
-not a test-helper response at all is a :class:`THResponseError`: the client records the
-control as failed and the run goes on. :func:`response_problems` checks a response against the
-spec's shape (:class:`ResponseShape`, decoded strictly by the codec).
+:func:`parse_response` decodes the answer straight into the typed records of
+:mod:`probe.control.protocol.wire`, whose types are as lenient as OONI's clients: a missing or
+null field is absent, headers may be ``{name: [values]}``, an endpoint key that is not IP:PORT
+is skipped. A value of the wrong type anywhere, or a body that is not a test-helper response
+at all, is a :class:`THResponseError`: the client records the control as failed and the run
+goes on. :func:`response_problems` checks a response against the spec's strict shape
+(:class:`ResponseShape`), which is what an OONI client needs from our helper.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
+
+from msgspec import Struct
 
 from probe.codec import CodecError, decode_json, from_data
 from probe.control.protocol.response import FLAG_NAMES
+from probe.control.protocol.wire import (
+    DNSResult,
+    HTTPRequestResult,
+    HTTPTiming,
+    IPInfo,
+    TCPConnectResult,
+    THResponse,
+    TLSHandshakeResult,
+    header_values,
+)
 from probe.model import ControlObservation, ControlTCP, ControlTLS
 from probe.net import parse_endpoint
 
@@ -26,24 +39,21 @@ class THResponseError(ValueError):
     """A body that is not a Web Connectivity test-helper response at all."""
 
 
-# --- the spec's shape ----------------------------------------------------------------------
+# --- the spec's shape: every field required, with the type an OONI client reads into -------
 
 
-@dataclass(frozen=True)
-class TCPConnectShape:
+class TCPConnectShape(Struct, frozen=True, kw_only=True):
     status: bool
     failure: str | None
 
 
-@dataclass(frozen=True)
-class TLSHandshakeShape:
+class TLSHandshakeShape(Struct, frozen=True, kw_only=True):
     server_name: str
     status: bool
     failure: str | None
 
 
-@dataclass(frozen=True)
-class HTTPRequestShape:
+class HTTPRequestShape(Struct, frozen=True, kw_only=True):
     body_length: int
     discovered_h3_endpoint: str
     failure: str | None
@@ -52,20 +62,17 @@ class HTTPRequestShape:
     status_code: int
 
 
-@dataclass(frozen=True)
-class DNSShape:
+class DNSShape(Struct, frozen=True, kw_only=True):
     failure: str | None
     addrs: list[str]
 
 
-@dataclass(frozen=True)
-class IPInfoShape:
+class IPInfoShape(Struct, frozen=True, kw_only=True):
     asn: int
     flags: int
 
 
-@dataclass(frozen=True)
-class ResponseShape:
+class ResponseShape(Struct, frozen=True, kw_only=True):
     """Every field an OONI client expects in a response, with its type (the spec's example)."""
 
     tcp_connect: dict[str, TCPConnectShape]
@@ -78,25 +85,16 @@ class ResponseShape:
 
 
 def response_problems(data: Any) -> list[str]:
-    """Differences between ``data`` and the shape of the spec's current TH response.
+    """Differences between ``data`` (decoded JSON) and the shape of the spec's current TH response.
 
     An empty list means an OONI client can read every field it expects. The codec names the
-    first field that does not fit; endpoint keys that are not IP:PORT are listed too.
+    first field that does not fit; then endpoint keys that are not IP:PORT are listed.
     """
-    if not isinstance(data, dict):
-        return ["response is not a JSON object"]
-    problems: list[str] = []
     try:
-        from_data(ResponseShape, data, strict=True)
+        shape = from_data(ResponseShape, data, strict=True)
     except CodecError as exc:
-        problems.append(str(exc))
-    tcp = data.get("tcp_connect")
-    for ep in tcp if isinstance(tcp, dict) else ():
-        try:
-            parse_endpoint(ep)
-        except ValueError:
-            problems.append(f"tcp_connect: bad key {ep!r}")
-    return problems
+        return [str(exc)]
+    return [f"tcp_connect: bad key {ep!r}" for ep in shape.tcp_connect if _endpoint(ep) is None]
 
 
 # --- reading -------------------------------------------------------------------------------
@@ -111,39 +109,75 @@ def flags_names(flags: int) -> str:
     return ",".join(names)
 
 
-def _str_or_none(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
-
-
-def _int_or_none(value: Any) -> int | None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        return None  # -1 is the helper's "no value"
-    return value
-
-
-def _status(entry: Mapping[str, Any]) -> tuple[bool, str | None]:
-    failure = _str_or_none(entry.get("failure"))
-    status = entry.get("status")
-    ok = status if isinstance(status, bool) else failure is None
-    return ok, failure
-
-
-def _parse_timing(value: Any) -> dict[str, Any]:
-    """ControlObservation fields from ``x_http_timing`` (absent or malformed: none)."""
-    if not isinstance(value, dict):
-        return {}
+def _endpoint(text: str) -> tuple[str, int] | None:
     try:
-        out = {
-            "http_ttfb": float(value["ttfb"]),
-            "http_transfer": float(value["transfer"]),
-            "http_wire_bytes": int(value["wire_bytes"]),
-            "http_rtt": float(value["rtt"]),
-        }
-    except (KeyError, TypeError, ValueError):
+        return parse_endpoint(text)
+    except ValueError:
+        return None
+
+
+def _count(value: int | None) -> int | None:
+    return value if value is not None and value >= 0 else None  # -1 is the helper's "no value"
+
+
+def _ok(entry: TCPConnectResult | TLSHandshakeResult) -> bool:
+    return entry.status if entry.status is not None else entry.failure is None
+
+
+def _tcp(entries: dict[str, TCPConnectResult] | None) -> tuple[ControlTCP, ...]:
+    out = []
+    for key, e in (entries or {}).items():
+        ep = _endpoint(key)
+        if ep is not None:
+            out.append(ControlTCP(ip=ep[0], port=ep[1], ok=_ok(e), failure=e.failure or None))
+    return tuple(out)
+
+
+def _tls(entries: dict[str, TLSHandshakeResult] | None) -> tuple[ControlTLS, ...]:
+    out = []
+    for key, e in (entries or {}).items():
+        ep = _endpoint(key)
+        if ep is not None:
+            out.append(ControlTLS(ip=ep[0], port=ep[1], server_name=e.server_name or "", ok=_ok(e),
+                                  failure=e.failure or None))  # fmt: skip
+    return tuple(out)
+
+
+def _first(values: str | list[str]) -> str:
+    """A header's first value (an empty list: the empty value)."""
+    return next(iter(header_values(values)), "")
+
+
+def _headers(headers: dict[str, str | list[str]] | None) -> tuple[tuple[str, str], ...]:
+    """Lower-cased names with their first value."""
+    return tuple((name.lower(), _first(values)) for name, values in (headers or {}).items())
+
+
+def _ip_info(entries: dict[str, IPInfo | None] | None) -> tuple[tuple[str, int, str], ...]:
+    """(ip, asn, flag names); a null entry (OONI's Go helper) is an unknown one."""
+    out = []
+    for ip, entry in (entries or {}).items():
+        e = entry if entry is not None else _NO_IP_INFO
+        out.append((ip, e.asn or 0, flags_names(e.flags) if e.flags is not None else ""))
+    return tuple(out)
+
+
+def _timing(t: HTTPTiming | None) -> dict[str, Any]:
+    """ControlObservation fields from ``x_http_timing`` (absent, negative or infinite: none)."""
+    if t is None or not all(math.isfinite(v) and v >= 0 for v in (t.ttfb, t.transfer, t.rtt, t.wire_bytes)):
         return {}
-    if not all(math.isfinite(v) and v >= 0 for v in out.values()):
-        return {}
-    return out
+    return {"http_ttfb": t.ttfb, "http_transfer": t.transfer, "http_wire_bytes": t.wire_bytes,
+            "http_rtt": t.rtt}  # fmt: skip
+
+
+def _decode(body: bytes | str | Mapping[str, Any]) -> THResponse:
+    """The answer as typed records; :class:`THResponseError` says why it is not one."""
+    try:
+        if isinstance(body, Mapping):  # already decoded (an OONI measurement's test_keys.control)
+            return from_data(THResponse, body, strict=True)
+        return decode_json(body, THResponse, strict=True)
+    except CodecError as exc:
+        raise THResponseError(f"response is {exc.reason}" if not exc.path else f"response: {exc}") from None
 
 
 def parse_response(
@@ -154,91 +188,40 @@ def parse_response(
     started: float = 0.0,
     duration: float = 0.0,
 ) -> ControlObservation:
-    """A TH response -> :class:`ControlObservation`, tolerant of missing or null fields.
+    """A TH response (JSON, or decoded JSON) -> :class:`ControlObservation`.
 
     Header names are lower-cased (as in :class:`probe.model.HTTPObservation`); -1 body length
     or status code become None. Raises :class:`THResponseError` when ``body`` is not a JSON
-    object with at least one of the protocol's keys.
+    object with at least one of tcp_connect, http_request and dns, or when any value has the
+    wrong type.
     """
-    if isinstance(body, bytes | str):
-        try:
-            decoded: Any = decode_json(body, object)
-        except CodecError as exc:
-            raise THResponseError(f"response is {exc.reason}") from None
-    else:
-        decoded = body
-    if not isinstance(decoded, Mapping):
-        raise THResponseError("response is not a JSON object")
-    if not any(k in decoded for k in ("tcp_connect", "http_request", "dns")):
+    r = _decode(body)
+    if r.tcp_connect is None and r.http_request is None and r.dns is None:
         raise THResponseError("response has none of tcp_connect, http_request, dns")
-    data: Mapping[str, Any] = decoded
-
-    def obj(value: Any) -> Mapping[str, Any]:
-        return value if isinstance(value, Mapping) else {}
-
-    tcp: list[ControlTCP] = []
-    for ep, entry in obj(data.get("tcp_connect")).items():
-        try:
-            ip, port = parse_endpoint(ep)
-        except ValueError:
-            continue
-        ok, failure = _status(obj(entry))
-        tcp.append(ControlTCP(ip=ip, port=port, ok=ok, failure=failure))
-
-    tls: list[ControlTLS] = []
-    for ep, entry in obj(data.get("tls_handshake")).items():
-        try:
-            ip, port = parse_endpoint(ep)
-        except ValueError:
-            continue
-        e = obj(entry)
-        ok, failure = _status(e)
-        sni = e.get("server_name")
-        sni = sni if isinstance(sni, str) else ""
-        tls.append(ControlTLS(ip=ip, port=port, server_name=sni, ok=ok, failure=failure))
-
-    http = obj(data.get("http_request"))
-    headers: list[tuple[str, str]] = []
-    for name, value in obj(http.get("headers")).items():
-        if isinstance(value, list):  # tolerate {name: [values]}
-            value = value[0] if value else ""
-        if isinstance(value, str):
-            headers.append((str(name).lower(), value))
-
-    dns = obj(data.get("dns"))
-    addrs = dns.get("addrs")
-    dns_addrs = tuple(a for a in addrs if isinstance(a, str)) if isinstance(addrs, list) else ()
-
-    ip_info: list[tuple[str, int, str]] = []
-    for ip, entry in obj(data.get("ip_info")).items():
-        e = obj(entry)
-        asn = e.get("asn")
-        flags = e.get("flags")
-        ip_info.append(
-            (
-                str(ip),
-                asn if isinstance(asn, int) and not isinstance(asn, bool) else 0,
-                flags_names(flags) if isinstance(flags, int) and not isinstance(flags, bool) else "",
-            )
-        )
-
-    sha = http.get("x_body_sha256")
+    http = r.http_request or _NO_HTTP
+    dns = r.dns or _NO_DNS
+    timing = http.x_http_timing
     return ControlObservation(
         source=source,
         url=url,
         started=started,
         duration=duration,
         failure=None,
-        dns_failure=_str_or_none(dns.get("failure")),
-        dns_addrs=dns_addrs,
-        tcp=tuple(tcp),
-        tls=tuple(tls),
-        http_failure=_str_or_none(http.get("failure")),
-        http_status=_int_or_none(http.get("status_code")),
-        http_body_length=_int_or_none(http.get("body_length")),
-        http_headers=tuple(headers),
-        http_title=_str_or_none(http.get("title")),
-        http_body_sha256=sha if isinstance(sha, str) and sha else None,
-        ip_info=tuple(ip_info),
-        **_parse_timing(http.get("x_http_timing")),
+        dns_failure=dns.failure or None,
+        dns_addrs=tuple(dns.addrs or ()),
+        tcp=_tcp(r.tcp_connect),
+        tls=_tls(r.tls_handshake),
+        http_failure=http.failure or None,
+        http_status=_count(http.status_code),
+        http_body_length=_count(http.body_length),
+        http_headers=_headers(http.headers),
+        http_title=http.title or None,
+        http_body_sha256=http.x_body_sha256 or None,
+        ip_info=_ip_info(r.ip_info),
+        **_timing(timing or None),
     )
+
+
+_NO_HTTP = HTTPRequestResult()
+_NO_DNS = DNSResult()
+_NO_IP_INFO = IPInfo()

@@ -13,7 +13,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
+
 from probe.codec import CodecError, decode_json, from_data
+from probe.control.protocol.wire import RequestMessage, header_values
 from probe.model import Target
 from probe.net import InvalidURL, format_endpoint, parse_endpoint, parse_url
 
@@ -37,17 +40,6 @@ _MAX_HEADER_LENGTH = 4096
 
 class THRequestError(ValueError):
     """A test-helper request that cannot be served; the message says which field and why."""
-
-
-@dataclass(frozen=True)
-class RequestMessage:
-    """The request as sent: what the codec checks before anything else is looked at."""
-
-    http_request: str
-    # {name: [values]}; a single string instead of the list is tolerated.
-    http_request_headers: dict[str, list[str] | str] | None = None
-    tcp_connect: list[str] | None = None  # "IP:PORT" / "[IPv6]:PORT"
-    x_quic_enabled: bool = False
 
 
 @dataclass(frozen=True)
@@ -99,37 +91,60 @@ def build_request(
     port: int,
     headers: Mapping[str, str] | None = None,
     quic_enabled: bool = False,
-) -> dict[str, Any]:
-    """The JSON request a probe sends for ``url`` and the addresses it resolved."""
+) -> RequestMessage:
+    """The request a probe sends for ``url`` and the addresses it resolved (encode it with
+    :func:`probe.codec.encode_json`)."""
     seen: dict[str, None] = {}
     for a in addrs:
         seen.setdefault(format_endpoint(a, port), None)
-    return {
-        "http_request": url,
-        "http_request_headers": {k: [v] for k, v in (headers or {}).items()},
-        "tcp_connect": list(seen),
-        "x_quic_enabled": quic_enabled,
-    }
+    return RequestMessage(
+        http_request=url,
+        http_request_headers={k: [v] for k, v in (headers or {}).items()},
+        tcp_connect=list(seen),
+        x_quic_enabled=quic_enabled,
+    )
+
+
+class _HeadersOnly(msgspec.Struct, frozen=True):
+    """The request's headers, any values: to name the header a malformed request got wrong."""
+
+    http_request_headers: dict[str, Any]
+
+
+def _bad_header(data: bytes | str | Mapping[str, Any]) -> str:
+    """The name of the first header whose value is neither a string nor a list of strings."""
+    try:
+        raw = (from_data(_HeadersOnly, data) if isinstance(data, Mapping)
+               else decode_json(data, _HeadersOnly)).http_request_headers  # fmt: skip
+    except CodecError:
+        return ""
+    for name, values in raw.items():
+        try:
+            msgspec.convert({name: values}, _HEADERS_TYPE, strict=True)
+        except msgspec.ValidationError:
+            return name
+    return ""
+
+
+# The declared type of http_request_headers, checked one header at a time.
+_HEADERS_TYPE = next(f.type for f in msgspec.structs.fields(RequestMessage)
+                     if f.name == "http_request_headers")
 
 
 def _message(data: bytes | str | Mapping[str, Any]) -> RequestMessage:
     """The request decoded by the codec; a :class:`THRequestError` names what does not fit."""
     try:
-        if isinstance(data, bytes | str):
-            raw: Any = decode_json(data, object)
-        else:
-            raw = data
-        if not isinstance(raw, Mapping):
-            raise THRequestError("request must be a JSON object")
-        return from_data(RequestMessage, dict(raw), strict=True)
+        if isinstance(data, Mapping):  # already decoded
+            return from_data(RequestMessage, data, strict=True)
+        return decode_json(data, RequestMessage, strict=True)
     except CodecError as exc:
         if not exc.path:
-            raise THRequestError(f"request body is {exc.reason}") from None
+            if exc.reason.startswith("not JSON"):
+                raise THRequestError(f"request body is {exc.reason}") from None
+            raise THRequestError(f"request must be a JSON object ({exc.reason})") from None
         if exc.path.startswith("http_request_headers["):
             # The codec cannot name a mapping's key: find the header whose values are wrong.
-            name = next((k for k, v in raw["http_request_headers"].items()
-                         if not isinstance(v, str | list) or not all(isinstance(x, str) for x in v)),
-                        "")
+            name = _bad_header(data)
             raise THRequestError(f"http_request_headers.{name}: must be a list of strings") from None
         raise THRequestError(str(exc)) from None
 
@@ -151,7 +166,7 @@ def parse_request(data: bytes | str | Mapping[str, Any]) -> THRequest:
         raise THRequestError(f"http_request_headers: more than {_MAX_HEADERS} headers")
     headers: list[tuple[str, str]] = []
     for name, values in raw_headers.items():
-        for v in [values] if isinstance(values, str) else values:
+        for v in header_values(values):
             if len(v) > _MAX_HEADER_LENGTH or "\n" in v or "\r" in v:
                 raise THRequestError(f"http_request_headers.{name}: invalid value")
             headers.append((name, v))

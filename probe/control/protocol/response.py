@@ -1,6 +1,8 @@
 """The test-helper response, built by the helper from what it measured.
 
-The shape is the spec's (module :mod:`probe.control.protocol` shows it), plus our ``x_`` keys.
+The shape is the spec's (module :mod:`probe.control.protocol` shows it), plus our ``x_`` keys,
+as the typed records of :mod:`probe.control.protocol.wire`, which the helper encodes with the
+one codec (:func:`probe.codec.encode_json`).
 """
 
 from __future__ import annotations
@@ -8,9 +10,23 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+
+from msgspec import UnsetType
 
 from probe.control.protocol.request import THRequest
+from probe.control.protocol.wire import (
+    UNSET,
+    DNSQuery,
+    DNSResult,
+    HTTPRequestResult,
+    HTTPTiming,
+    InsecureResponse,
+    IPInfo,
+    TCPConnectResult,
+    THResponse,
+    TLSDetails,
+    TLSHandshakeResult,
+)
 from probe.failures import Failure
 from probe.model import Hop, HTTPObservation, Measurement
 from probe.net import bracket, format_endpoint, is_ip_literal
@@ -111,15 +127,15 @@ def _insecure_failure(hop: Hop, http: HTTPObservation) -> str | None:
     return None
 
 
-def _timing(hop: Hop, h: HTTPObservation) -> dict[str, float | int] | None:
+def _timing(hop: Hop, h: HTTPObservation) -> HTTPTiming | None:
     """How fast the helper's fetch went (for the throttling rule): probe's helper's extension."""
     if h.ttfb is None or h.wire_bytes is None:
         return None
     rtt = h.path_rtt or next((t.duration for t in hop.tcp if t.failure is None and t.ip == h.ip), None)
     if rtt is None:
         return None
-    return {"ttfb": round(h.ttfb, 6), "transfer": round(max(h.duration - h.ttfb, 0.0), 6),
-            "wire_bytes": h.wire_bytes, "rtt": round(rtt, 6)}  # fmt: skip
+    return HTTPTiming(ttfb=round(h.ttfb, 6), transfer=round(max(h.duration - h.ttfb, 0.0), 6),
+                      wire_bytes=h.wire_bytes, rtt=round(rtt, 6))  # fmt: skip
 
 
 def build_response(
@@ -129,7 +145,7 @@ def build_response(
     version: str = "",
     asn: Callable[[str], int | None] | None = None,
     skipped: Sequence[tuple[str, int]] = (),
-) -> dict[str, Any]:
+) -> THResponse:
     """The TH response for ``req`` from what the helper measured (``m``).
 
     ``m.hops[0]`` holds DNS for the helper's own lookup and TCP/TLS to its addresses plus the
@@ -150,9 +166,9 @@ def build_response(
         th_addrs, dns_failure = [], m.failure or "unknown_failure: not measured"
 
     # tcp / tls, for the original URL (as OONI's helper does)
-    tcp_connect: dict[str, Any] = {}
-    tls_handshake: dict[str, Any] = {}
-    x_tls: dict[str, Any] = {}
+    tcp_connect: dict[str, TCPConnectResult] = {}
+    tls_handshake: dict[str, TLSHandshakeResult] = {}
+    x_tls: dict[str, TLSDetails] = {}
     valid_ips: set[str] = set()
     refused: list[tuple[str, int]] = []
     if hop0 is not None:
@@ -160,73 +176,26 @@ def build_response(
             if t.failure == Failure.ADDRESS_REFUSED_BY_POLICY:
                 refused.append((t.ip, t.port))  # never connected to: not a TCP result
                 continue
-            tcp_connect[format_endpoint(t.ip, t.port)] = {
-                "status": t.failure is None,
-                "failure": t.failure,
-            }
+            tcp_connect[format_endpoint(t.ip, t.port)] = TCPConnectResult(
+                status=t.failure is None, failure=t.failure
+            )
         for s in hop0.tls:
             ep = format_endpoint(s.ip, s.port)
             ok = s.failure is None and s.cert_valid is not False
             failure = s.failure if s.failure or ok else Failure.SSL_INVALID_CERTIFICATE
-            tls_handshake[ep] = {"server_name": s.sni, "status": ok, "failure": failure}
+            tls_handshake[ep] = TLSHandshakeResult(server_name=s.sni, status=ok, failure=failure)
             if ok:
                 valid_ips.add(s.ip)
-            x_tls[ep] = {
-                "version": s.version,
-                "cipher": s.cipher,
-                "alpn": s.alpn,
-                "cert_valid": s.cert_valid,
-                "leaf_sha256": hashlib.sha256(s.cert_chain[0]).hexdigest() if s.cert_chain else None,
-                "chain_length": len(s.cert_chain),
-            }
+            x_tls[ep] = TLSDetails(
+                version=s.version,
+                cipher=s.cipher,
+                alpn=s.alpn,
+                cert_valid=s.cert_valid,
+                leaf_sha256=hashlib.sha256(s.cert_chain[0]).hexdigest() if s.cert_chain else None,
+                chain_length=len(s.cert_chain),
+            )
 
-    # http: the final response after redirects
-    http: dict[str, Any]
-    h = last.http if last is not None else None
-    insecure = _insecure_failure(last, h) if last is not None and h is not None else None
-    if last is not None and h is not None and h.failure is None and insecure is None:
-        canon: dict[str, str] = {}
-        for name, value in h.headers:
-            canon.setdefault(_canonical_header(name), value)  # first value, like Go's Get
-        http = {
-            "body_length": h.body_length if h.body_length is not None else -1,
-            "discovered_h3_endpoint": _h3_endpoint(last.host, h.headers) if last.scheme == "https" else "",
-            "failure": None,
-            "title": h.title or "",
-            "headers": canon,
-            "status_code": h.status if h.status is not None else -1,
-            "x_body_sha256": h.body_sha256,
-            "x_body_truncated": h.body_truncated,
-            "x_headers": [[k, v] for k, v in h.headers],
-        }
-        timing = _timing(last, h)
-        if timing is not None:
-            http["x_http_timing"] = timing
-    else:
-        if insecure is not None and h is not None:
-            # A browser (and OONI's helper) would stop at the certificate; the page the
-            # engine fetched anyway is kept aside for analysis.
-            failure = insecure
-            x_insecure = {"status_code": h.status, "body_length": h.body_length, "title": h.title,
-                          "x_body_sha256": h.body_sha256}
-        elif h is not None:
-            failure = h.failure
-        elif last is not None:
-            failure = _hop_failure(last) or m.failure or "unknown_failure: no HTTP exchange"
-        else:
-            failure = m.failure or "unknown_failure: not measured"
-        http = {
-            "body_length": -1,
-            "discovered_h3_endpoint": "",
-            "failure": failure,
-            "title": "",
-            "headers": {},
-            "status_code": -1,
-        }
-        if insecure is not None and h is not None:
-            http["x_insecure_response"] = x_insecure
-    http["x_final_url"] = last.url if last is not None else req.target.url
-    http["x_redirects"] = [hop.url for hop in m.hops[1:]]
+    http = _http_result(req, m, last)
 
     # ip_info
     probe_ips = set(req.addresses) | {ip for ip, _ in skipped}
@@ -235,7 +204,7 @@ def build_response(
     all_ips.update(dict.fromkeys(th_addrs))
     if hop0 is not None:
         all_ips.update(dict.fromkeys(t.ip for t in hop0.tcp))
-    ip_info: dict[str, Any] = {}
+    ip_info: dict[str, IPInfo | None] = {}
     for ip in all_ips:
         flags = 0
         if ip in probe_ips:
@@ -246,32 +215,74 @@ def build_response(
             flags |= IP_FLAG_BOGON
         if ip in valid_ips:
             flags |= IP_FLAG_VALID_FOR_DOMAIN
-        ip_info[ip] = {"asn": (asn(ip) if asn else None) or 0, "flags": flags}
+        ip_info[ip] = IPInfo(asn=(asn(ip) if asn else None) or 0, flags=flags)
 
-    resp: dict[str, Any] = {
-        "tcp_connect": tcp_connect,
-        "tls_handshake": tls_handshake,
-        "quic_handshake": {},
-        "http_request": http,
-        "http3_request": None,
-        "dns": {"failure": dns_failure, "addrs": th_addrs},
-        "ip_info": ip_info,
-        "x_version": version,
-        "x_tls": x_tls,
-        "x_dns": [
-            {
-                "qtype": o.qtype,
-                "resolver": o.resolver,
-                "failure": o.failure,
-                "addrs": list(o.addresses),
-                "replies": len(o.replies),
-            }
+    return THResponse(
+        tcp_connect=tcp_connect,
+        tls_handshake=tls_handshake,
+        quic_handshake={},
+        http_request=http,
+        http3_request=None,
+        dns=DNSResult(failure=dns_failure, addrs=th_addrs),
+        ip_info=ip_info,
+        x_version=version,
+        x_tls=x_tls,
+        x_dns=[
+            DNSQuery(qtype=o.qtype, resolver=o.resolver, failure=o.failure,
+                     addrs=list(o.addresses), replies=len(o.replies))
             for o in (hop0.dns if hop0 is not None else ())
         ],
-        "x_runtime": round(m.runtime, 6),
-    }
-    if skipped:
-        resp["x_skipped_endpoints"] = [format_endpoint(ip, port) for ip, port in skipped]
-    if m.failure:
-        resp["x_failure"] = m.failure
-    return resp
+        x_runtime=round(m.runtime, 6),
+        x_skipped_endpoints=[format_endpoint(ip, port) for ip, port in skipped] if skipped else UNSET,
+        x_failure=m.failure or UNSET,
+    )
+
+
+def _http_result(req: THRequest, m: Measurement, last: Hop | None) -> HTTPRequestResult:
+    """``http_request``: the final response after redirects, or why there is none."""
+    final_url = last.url if last is not None else req.target.url
+    redirects = [hop.url for hop in m.hops[1:]]
+    h = last.http if last is not None else None
+    insecure = _insecure_failure(last, h) if last is not None and h is not None else None
+    if last is not None and h is not None and h.failure is None and insecure is None:
+        canon: dict[str, str | list[str]] = {}
+        for name, value in h.headers:
+            canon.setdefault(_canonical_header(name), value)  # first value, like Go's Get
+        return HTTPRequestResult(
+            body_length=h.body_length if h.body_length is not None else -1,
+            discovered_h3_endpoint=_h3_endpoint(last.host, h.headers) if last.scheme == "https" else "",
+            failure=None,
+            title=h.title or "",
+            headers=canon,
+            status_code=h.status if h.status is not None else -1,
+            x_body_sha256=h.body_sha256,
+            x_body_truncated=h.body_truncated,
+            x_headers=list(h.headers),
+            x_http_timing=_timing(last, h) or UNSET,
+            x_final_url=final_url,
+            x_redirects=redirects,
+        )
+    x_insecure: InsecureResponse | UnsetType = UNSET
+    if insecure is not None and h is not None:
+        # A browser (and OONI's helper) would stop at the certificate; the page the
+        # engine fetched anyway is kept aside for analysis.
+        failure: str | None = insecure
+        x_insecure = InsecureResponse(status_code=h.status, body_length=h.body_length, title=h.title,
+                                      x_body_sha256=h.body_sha256)  # fmt: skip
+    elif h is not None:
+        failure = h.failure
+    elif last is not None:
+        failure = _hop_failure(last) or m.failure or "unknown_failure: no HTTP exchange"
+    else:
+        failure = m.failure or "unknown_failure: not measured"
+    return HTTPRequestResult(
+        body_length=-1,
+        discovered_h3_endpoint="",
+        failure=failure,
+        title="",
+        headers={},
+        status_code=-1,
+        x_insecure_response=x_insecure,
+        x_final_url=final_url,
+        x_redirects=redirects,
+    )
