@@ -11,6 +11,7 @@ goes on. :func:`response_problems` checks a response against the spec's strict s
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -100,6 +101,7 @@ def response_problems(data: Any) -> list[str]:
 # --- reading -------------------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=64)  # a handful of combinations, read on every reply
 def flags_names(flags: int) -> str:
     """ip_info flags as comma-separated names, e.g. ``"resolved_by_probe,valid_for_domain"``."""
     names = [name for bit, name in FLAG_NAMES if flags & bit]
@@ -109,6 +111,7 @@ def flags_names(flags: int) -> str:
     return ",".join(names)
 
 
+@functools.lru_cache(maxsize=4096)  # the same endpoints come back URL after URL (CDNs, one site)
 def _endpoint(text: str) -> tuple[str, int] | None:
     try:
         return parse_endpoint(text)
