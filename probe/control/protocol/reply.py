@@ -111,7 +111,6 @@ def flags_names(flags: int) -> str:
     return ",".join(names)
 
 
-@functools.lru_cache(maxsize=4096)  # the same endpoints come back URL after URL (CDNs, one site)
 def _endpoint(text: str) -> tuple[str, int] | None:
     try:
         return parse_endpoint(text)
