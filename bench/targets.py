@@ -110,10 +110,10 @@ def fingerprint_scaling(body_kib: int = 64, runs: int = 50) -> dict[str, Any]:
     headers = [("content-type", "text/html; charset=utf-8")]
 
     def per_body(fps: Fingerprints) -> float:
-        fps.blockpages(body, headers)  # builds the automaton
+        fps.match_response(body, headers)  # builds the automaton
         t0 = time.process_time()
         for _ in range(runs):
-            fps.blockpages(body, headers)
+            fps.match_response(body, headers)
         return (time.process_time() - t0) / runs * 1e6
 
     all_us, few_us = per_body(full), per_body(few)

@@ -103,12 +103,9 @@ def _fingerprint_names(hop: Hop, fingerprints: Any) -> list[dict[str, Any]]:
     h = hop.http
     if h is None or fingerprints is None or h.status is None:
         return []
-    found = []
-    for fp in fingerprints.false_positives(h.body, h.headers):
-        found.append({"name": fp.name, "false_positive": True, "location": fp.location})
-    for fp in fingerprints.blockpages(h.body, h.headers):
-        found.append({"name": fp.name, "false_positive": False, "location": fp.location})
-    return found
+    fps, bps = fingerprints.match_response(h.body, h.headers)
+    return [{"name": fp.name, "false_positive": fp.false_positive, "location": fp.location}
+            for fp in (*fps, *bps)]
 
 
 def _hop(hop: Hop, certs: dict[str, dict[str, Any]], fingerprints: Any) -> dict[str, Any]:

@@ -269,17 +269,17 @@ class Fingerprints:
     def __init__(self, fingerprints: Iterable[Fingerprint]) -> None:
         self.all: tuple[Fingerprint, ...] = tuple(fingerprints)
         self._dns: dict[str, list[Fingerprint]] = {}
-        self._body_fp, self._body_block = _Group(), _Group()
-        self._headers_fp: dict[str, _Group] = {}
-        self._headers_block: dict[str, _Group] = {}
+        # Block pages and false positives share one group per location, so that a response is
+        # scanned once for both (the classifier needs both for nearly every page it scans).
+        self._body = _Group()
+        self._headers: dict[str, _Group] = {}
         for fp in self.all:
             if fp.location == "dns":
                 self._dns.setdefault(fp.pattern, []).append(fp)
             elif fp.location == "body":
-                (self._body_fp if fp.false_positive else self._body_block).add(fp)
+                self._body.add(fp)
             else:
-                groups = self._headers_fp if fp.false_positive else self._headers_block
-                groups.setdefault(fp.location[len("header.") :], _Group()).add(fp)
+                self._headers.setdefault(fp.location[len("header.") :], _Group()).add(fp)
 
     def __len__(self) -> int:
         return len(self.all)
@@ -288,28 +288,35 @@ class Fingerprints:
         """Block-page fingerprints for a DNS answer: an A/AAAA address or a CNAME target."""
         return list(self._dns.get(_dns_key(answer), ()))
 
+    def match_response(
+        self, body: bytes, headers: Sequence[tuple[str, str]]
+    ) -> tuple[list[Fingerprint], list[Fingerprint]]:
+        """(false positives, block pages) matching a response, in one pass over its body."""
+        hits: list[Fingerprint] = []
+        for name, value in headers:
+            group = self._headers.get(name.lower())
+            if group is not None:
+                hits.extend(group.match(value.encode("utf-8", "surrogateescape")))
+        if body:
+            hits.extend(self._body.match(_to_utf8(body[:SCAN_LIMIT], headers)))
+        fps = [fp for fp in hits if fp.false_positive]
+        bps = [fp for fp in hits if not fp.false_positive] if fps else hits
+        return fps, bps
+
     def match_http(
         self, body: bytes, headers: Sequence[tuple[str, str]], *, false_positive: bool
     ) -> list[Fingerprint]:
         """Fingerprints of one kind (false positives, or block pages) matching a response."""
-        body_group = self._body_fp if false_positive else self._body_block
-        header_groups = self._headers_fp if false_positive else self._headers_block
-        hits: list[Fingerprint] = []
-        for name, value in headers:
-            group = header_groups.get(name.lower())
-            if group is not None:
-                hits.extend(group.match(value.encode("utf-8", "surrogateescape")))
-        if body:
-            hits.extend(body_group.match(_to_utf8(body[:SCAN_LIMIT], headers)))
-        return hits
+        fps, bps = self.match_response(body, headers)
+        return fps if false_positive else bps
 
     def false_positives(self, body: bytes, headers: Sequence[tuple[str, str]]) -> list[Fingerprint]:
         """False-positive fingerprints (scope ``fp``) matching a response."""
-        return self.match_http(body, headers, false_positive=True)
+        return self.match_response(body, headers)[0]
 
     def blockpages(self, body: bytes, headers: Sequence[tuple[str, str]]) -> list[Fingerprint]:
         """Block-page fingerprints (any scope but ``fp``) matching a response."""
-        return self.match_http(body, headers, false_positive=False)
+        return self.match_response(body, headers)[1]
 
 
 def load_fingerprints(extra_paths: Iterable[str | Path] = (), *, packaged: bool = True) -> Fingerprints:

@@ -269,9 +269,9 @@ def _judge_http(ctx: Context, hop: Hop, ctl: HopControl, h: HTTPObservation) -> 
     if h.failure is not None:
         failed = _failure(hop, h, fctl if fctl is not None else ctl)
         # A response that still failed (a redirect loop, a bad Location) can name a block page.
-        if h.status is not None and not ctx.fingerprints.false_positives(h.body, h.headers):
-            bps = ctx.fingerprints.blockpages(h.body, h.headers)
-            if bps:
+        if h.status is not None:
+            fps, bps = ctx.fingerprints.match_response(h.body, h.headers)
+            if bps and not fps:
                 return [Finding("http", i, f"http/blockpage:{bps[0].name}", "blocked"), *failed]
         return failed
 
@@ -284,8 +284,7 @@ def _judge_http(ctx: Context, hop: Hop, ctl: HopControl, h: HTTPObservation) -> 
         # The control's page (or close enough): patterns in it are the site's own content, and
         # skipping the scan keeps the common case cheap (~1,300 body patterns).
         return [Finding("http", i, "http/match", "ok")]
-    fps = ctx.fingerprints.false_positives(h.body, h.headers)
-    bps = ctx.fingerprints.blockpages(h.body, h.headers)
+    fps, bps = ctx.fingerprints.match_response(h.body, h.headers)
     for fp in fps:
         out.append(Finding("http", i, f"http/false-positive:{fp.name}"))
     # False positives are checked first: a CAPTCHA or geo-restriction page is never "blocked".
