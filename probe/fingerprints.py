@@ -185,6 +185,7 @@ class _Group:
     contains: list[tuple[bytes, Fingerprint]] = field(default_factory=list)
     regexp: list[tuple[re.Pattern[bytes], Fingerprint]] = field(default_factory=list)
     _automaton: _Automaton | None = None
+    _prefix_tuple: tuple[bytes, ...] | None = None
 
     def add(self, fp: Fingerprint) -> None:
         pat = fp.pattern.encode("utf-8")
@@ -192,15 +193,22 @@ class _Group:
             self.full.setdefault(pat, []).append(fp)
         elif fp.pattern_type == "prefix":
             self.prefix.append((pat, fp))
+            self._prefix_tuple = None
         elif fp.pattern_type == "contains":
             self.contains.append((pat, fp))
             self._automaton = None
         else:
             self.regexp.append((re.compile(pat), fp))
 
+    def _prefixes(self) -> tuple[bytes, ...]:
+        if self._prefix_tuple is None:
+            self._prefix_tuple = tuple(pat for pat, _ in self.prefix)
+        return self._prefix_tuple
+
     def match(self, value: bytes) -> list[Fingerprint]:
         hits = list(self.full.get(value, ()))
-        hits.extend(fp for pat, fp in self.prefix if value.startswith(pat))
+        if self.prefix and value.startswith(self._prefixes()):  # one C call rules them all out
+            hits.extend(fp for pat, fp in self.prefix if value.startswith(pat))
         if self.contains:
             if self._automaton is None:
                 self._automaton = _Automaton([pat for pat, _ in self.contains])

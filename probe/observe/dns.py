@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import secrets
+import os
 import socket
 import struct
 import time
@@ -88,10 +88,27 @@ def reply_from_message(
         answers=tuple(answers),
         cnames=tuple(cnames),
         ttl=ttl,
-        flags=tuple(dns.flags.to_text(msg.flags).split()),
+        flags=_flag_names(msg.flags),
         raw=raw,
     )
     return reply, tuple(wanted)
+
+
+@functools.lru_cache(maxsize=64)
+def _flag_names(flags: int) -> tuple[str, ...]:
+    """A reply's header flags by name (``("QR", "RD", "RA")``); few combinations occur."""
+    return tuple(dns.flags.to_text(flags).split())
+
+
+# Query ids come from the system's CSPRNG, 256 at a time: one getrandom() call per query cost
+# more than building the query.
+_ids: list[int] = []
+
+
+def _random_id() -> int:
+    if not _ids:
+        _ids.extend(struct.unpack("!256H", os.urandom(512)))
+    return _ids.pop()
 
 
 @functools.lru_cache(maxsize=256)
@@ -110,7 +127,7 @@ def _query_wire(name_wire: bytes, rdtype: int) -> tuple[int, bytes]:
 
     Built by hand: dnspython's make_query + to_wire cost ~20x more, on every query.
     """
-    qid = secrets.randbits(16)
+    qid = _random_id()
     header = struct.pack("!HHHHHH", qid, dns.flags.RD, 1, 0, 0, 0)
     return qid, header + name_wire + struct.pack("!HH", rdtype, dns.rdataclass.IN)
 
