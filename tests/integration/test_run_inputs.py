@@ -63,8 +63,15 @@ def test_a_fifo_nobody_writes_to_does_not_block_ctrl_c(
     fifo = tmp_path / "list.fifo"
     os.mkfifo(fifo)
     db = tmp_path / "r.db"
-    proc = subprocess.Popen(_argv(loopback_net, db, str(fifo)), env=_env(tmp_path),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # The probe must see Ctrl-C as a terminal delivers it. A test run started as a background
+    # job of a non-interactive shell inherits SIGINT ignored, and an exec'd child keeps it
+    # ignored: give the child the default disposition whatever this process inherited.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        proc = subprocess.Popen(_argv(loopback_net, db, str(fifo)), env=_env(tmp_path),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     try:
         # A writer's blocking open returns once the probe has the FIFO open for reading: that
         # is the handshake (in a thread, so that a probe that never opens it fails the test).
