@@ -391,7 +391,7 @@ def _floor_once(
     assert services.ca is not None
     delay_stats: list[dict[str, Any]] = []
     load = os.getloadavg()[0]
-    cpu0 = services.cpu_seconds()
+    cpu0, m0 = services.cpu_seconds(), machine_cpu()
     with delayed(net, rtt_ms, delay_stats):
         fr = run_child(floor_argv(lists, net, services.ca, c, timeouts.get("deadline", 15.0)),
                        net.client, timeout=timeout, env=_env(workdir), workdir=workdir)  # fmt: skip
@@ -402,7 +402,8 @@ def _floor_once(
     fig = _figures(fr, urls, fdata.get("ok"))
     fig.update(failures=fdata.get("failures"), internal_elapsed_s=fdata.get("elapsed"),
                step_median_ms=fdata.get("step_median_ms"), loadavg_before=round(load, 2),
-               delay=delay_stats, server_cpu_s=_cpu_delta(cpu0, services.cpu_seconds()))  # fmt: skip
+               delay=delay_stats, server_cpu_s=_cpu_delta(cpu0, services.cpu_seconds()),
+               machine_busy=machine_busy(m0, machine_cpu()))  # fmt: skip
     if fr.returncode != 0:
         fig["stderr"] = fr.stderr[-1500:]
     fig["valid"] = _valid(fig)
@@ -419,7 +420,7 @@ def _probe_once(
         Path(f"{db}{suffix}").unlink(missing_ok=True)
     delay_stats: list[dict[str, Any]] = []
     load = os.getloadavg()[0]
-    cpu0 = services.cpu_seconds()
+    cpu0, m0 = services.cpu_seconds(), machine_cpu()
     with delayed(net, rtt_ms, delay_stats):
         pr = run_child(
             probe_argv(lists, net, services.ca, c, db, services.control_url if control else None,
@@ -431,11 +432,29 @@ def _probe_once(
     fig.update(verdicts=verdicts, control=services.control_url if control else None,
                timeline_median_ms=_probe_timeline(db),
                loadavg_before=round(load, 2), delay=delay_stats,
-               server_cpu_s=_cpu_delta(cpu0, services.cpu_seconds()))  # fmt: skip
+               server_cpu_s=_cpu_delta(cpu0, services.cpu_seconds()),
+               machine_busy=machine_busy(m0, machine_cpu()))  # fmt: skip
     if pr.returncode != 0:
         fig["stderr"] = pr.stderr[-1500:]
     fig["valid"] = _valid(fig)
     return fig
+
+
+def machine_cpu() -> tuple[int, int]:
+    """(busy, total) jiffies of all cores so far, from /proc/stat (idle and iowait are not busy)."""
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:9]]
+    return sum(fields) - fields[3] - fields[4], sum(fields)
+
+
+def machine_busy(before: tuple[int, int], after: tuple[int, int]) -> float | None:
+    """Share of the machine's cores busy between two :func:`machine_cpu` readings (0 to 1).
+
+    Near 1, every process of the run (client, helper, nginx, delay program) together used all
+    the cores: the case was CPU-bound, whatever its concurrency.
+    """
+    total = after[1] - before[1]
+    return round((after[0] - before[0]) / total, 3) if total > 0 else None
 
 
 def _cpu_delta(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
@@ -600,6 +619,9 @@ def print_table(result: dict[str, Any]) -> None:
                 print(f"     {name} median timeline ms: {row[name]['timeline_median_ms']}")
             if row[name].get("server_cpu_s"):
                 print(f"     server CPU s during {name}: {row[name]['server_cpu_s']}")
+            if row[name].get("machine_busy") is not None:
+                print(f"     machine CPU busy during {name}: {row[name]['machine_busy']:.0%} of "
+                      f"{os.cpu_count()} cores")
             for s in row[name].get("delay", []):
                 print(f"     delay q{s['queue']} during {name}: {s['packets']} packets, late p50 "
                       f"{s['late_p50_ms']} ms p99 {s['late_p99_ms']} ms max {s['late_max_ms']} ms, "
@@ -641,7 +663,8 @@ def print_table(result: dict[str, Any]) -> None:
         print()
         for name, t in result["targets"].items():
             verdict = "info" if t["pass"] is None else "PASS" if t["pass"] else "FAIL"
-            print(f"target {name}: {t['value']} -> {verdict}")
+            print(f"target {name}: {t['value']} -> {verdict}"
+                  + (f"  ({t['note']})" if t.get("note") else ""))
     print()
 
 
