@@ -1,8 +1,13 @@
-"""A compact set of URLs, for de-duplicating test lists that are streamed, not loaded.
+"""A set of URLs kept on disk, for de-duplicating test lists that are streamed, not loaded.
 
-De-duplication has to remember every URL seen. A Python ``set`` of digests costs about 90 bytes
-per URL (9 MB for 100,000 URLs: most of what grew in the memory benchmark); this table keeps an
-8-byte fingerprint per URL in one ``array`` at most half full, about 16 to 32 bytes per URL.
+De-duplication has to remember every URL seen, so any in-memory structure grows with the list:
+a Python ``set`` of digests costs about 90 bytes per URL, and even a table of 8-byte
+fingerprints was 2 MiB at 100,000 URLs (5 MiB at the moment it doubled): most of what the
+memory benchmark saw grow between 10,000 and 100,000 URLs (docs/bench.md, issue 16). This set
+keeps each URL's 64-bit fingerprint in a private temporary SQLite database instead: SQLite
+holds it in a page cache of at most :data:`CACHE_KIB` KiB and spills the rest to a temporary
+file (about 16 bytes per URL, deleted when the set is closed), so the memory it takes stops
+growing at about 16,000 URLs however long the list is. An ``add`` costs a few microseconds.
 
 Two different URLs share a 64-bit fingerprint with probability about n² / 2⁶⁵: for a list of a
 million URLs, 3 in 100 million that one URL is wrongly skipped as a duplicate.
@@ -11,21 +16,32 @@ million URLs, 3 in 100 million that one URL is wrongly skipped as a duplicate.
 from __future__ import annotations
 
 import hashlib
-from array import array
+import sqlite3
+from types import TracebackType
+from typing import Self
 
-__all__ = ["URLSet"]
+__all__ = ["CACHE_KIB", "URLSet"]
 
-_MIN_SLOTS = 1024
+#: SQLite's page cache for one set: the most memory it takes, whatever the number of URLs.
+CACHE_KIB = 256
 
 
 class URLSet:
-    """Remembers URLs by 64-bit fingerprint (open addressing, linear probing)."""
+    """Remembers URLs by 64-bit fingerprint, in memory up to a bound and on disk beyond it."""
 
-    __slots__ = ("_mask", "_slots", "_used")
+    __slots__ = ("_add", "_db", "_used")
 
     def __init__(self) -> None:
-        self._slots = array("Q", bytes(8 * _MIN_SLOTS))  # 0 marks an empty slot
-        self._mask = _MIN_SLOTS - 1
+        # "" opens a private temporary database: SQLite keeps it in its page cache and writes
+        # pages to an anonymous temporary file only once the cache is full. One process, one
+        # consumer at a time (a generator may be resumed on another thread than it started on).
+        self._db = sqlite3.connect("", isolation_level=None, check_same_thread=False)
+        self._db.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
+        # Nothing to recover after a crash: no journal, no syncs.
+        self._db.execute("PRAGMA journal_mode = OFF")
+        self._db.execute("PRAGMA synchronous = OFF")
+        self._db.execute("CREATE TABLE seen (fp INTEGER PRIMARY KEY)")
+        self._add = "INSERT OR IGNORE INTO seen (fp) VALUES (?)"
         self._used = 0
 
     def __len__(self) -> int:
@@ -34,38 +50,27 @@ class URLSet:
     @staticmethod
     def _fingerprint(url: str) -> int:
         digest = hashlib.blake2b(url.encode("utf-8"), digest_size=8).digest()
-        return int.from_bytes(digest, "little") or 1  # 0 is the empty marker
-
-    def _slot(self, fp: int) -> int:
-        """Where ``fp`` is, or the empty slot where it would go (linear probing)."""
-        slots, mask = self._slots, self._mask
-        i = fp & mask
-        while (here := slots[i]) != 0 and here != fp:
-            i = (i + 1) & mask
-        return i
+        return int.from_bytes(digest, "little", signed=True)  # SQLite integers are signed
 
     def add(self, url: str) -> bool:
         """Add ``url``; True if it was new, False if it was already in the set."""
-        fp = self._fingerprint(url)
-        i = self._slot(fp)
-        if self._slots[i] == fp:
-            return False
-        self._slots[i] = fp
-        self._used += 1
-        if 2 * self._used > len(self._slots):
-            self._grow()
-        return True
+        new = self._db.execute(self._add, (self._fingerprint(url),)).rowcount == 1
+        self._used += new
+        return new
 
     def __contains__(self, url: object) -> bool:
         if not isinstance(url, str):
             return False
-        fp = self._fingerprint(url)
-        return self._slots[self._slot(fp)] == fp
+        row = self._db.execute("SELECT 1 FROM seen WHERE fp = ?", (self._fingerprint(url),))
+        return row.fetchone() is not None
 
-    def _grow(self) -> None:
-        old = self._slots
-        self._slots = array("Q", bytes(16 * len(old)))
-        self._mask = 2 * len(old) - 1
-        for fp in old:
-            if fp:
-                self._slots[self._slot(fp)] = fp
+    def close(self) -> None:
+        """Forget every URL and delete the temporary file (also done when the set is freed)."""
+        self._db.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()

@@ -39,13 +39,13 @@ def iter_targets(
     - A missing or unreadable file, or one whose header lacks a ``url`` column, always raises
       :class:`TestListError`; every file is checked for readability before the first target.
     - The first occurrence of a URL wins; de-duplication keeps an 8-byte fingerprint per URL
-      (:class:`probe.urlset.URLSet`), so memory stays small however long the list.
+      in a temporary SQLite database (:class:`probe.urlset.URLSet`): its memory is bounded
+      (256 KiB of cache) however long the list.
     - ``stats``, if given, is filled in with counts (rows, targets, problems, duplicates, ...).
     """
     paths = list(paths)
     wanted = parse_categories(categories)
     st = stats if stats is not None else ListStats()
-    seen = URLSet()
 
     def report(problem: ListProblem) -> None:
         st.problems += 1
@@ -74,17 +74,19 @@ def iter_targets(
             if item is not path:
                 item.close()
         raise
-    try:
-        yield from _targets_of(opened, report, fresh, wanted, st)
-    finally:
-        for item, path in zip(opened, paths, strict=True):
-            if item is not path:
-                item.close()
+    # On disk beyond a small cache, and its temporary file deleted when the stream ends.
+    with URLSet() as seen:
+        try:
+            yield from _targets_of(opened, report, fresh, wanted, st)
+        finally:
+            for item, path in zip(opened, paths, strict=True):
+                if item is not path:
+                    item.close()
 
-    for target in cli_targets:
-        if fresh(target):
-            st.targets += 1
-            yield target
+        for target in cli_targets:
+            if fresh(target):
+                st.targets += 1
+                yield target
 
 
 def check_usable(lists: Iterable[OpenedList], urls: Iterable[str] = ()) -> None:

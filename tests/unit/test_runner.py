@@ -130,6 +130,44 @@ def test_stop_event_interrupts_and_keeps_finished_results(tmp_path: Path) -> Non
     assert con.execute("select status from runs").fetchone()[0] == "interrupted"
 
 
+def test_a_resumed_run_measures_only_the_urls_it_has_not_stored(tmp_path: Path) -> None:
+    """--resume skips what the interrupted run stored (looked up in the on-disk URL set)."""
+    first = FakeSteps(delay=0.01)
+
+    class StopAfter:
+        def __init__(self, stop: asyncio.Event) -> None:
+            self.stop, self.seen = stop, 0
+
+        def started(self, run_id: int, total: int | None) -> None:
+            pass
+
+        def problem(self, message: str) -> None:
+            pass
+
+        def result(self, target: Target, verdict: Verdict) -> None:
+            self.seen += 1
+            if self.seen == 50:
+                self.stop.set()
+
+    async def interrupted() -> object:
+        stop = asyncio.Event()
+        return await run(targets(400), _opts(tmp_path, concurrency=4), StopAfter(stop), stop=stop,
+                         measure=first.measure, classify=first.classify)
+
+    assert asyncio.run(interrupted()).status == "interrupted"  # type: ignore[attr-defined]
+    con = sqlite3.connect(tmp_path / "r.db")
+    stored = {u for (u,) in con.execute("select url from measurements where final = 1")}
+    assert 50 <= len(stored) < 400
+
+    again = FakeSteps(delay=0.0)
+    summary = _run(again, targets(400), _opts(tmp_path, concurrency=4, resume="latest"))
+    assert summary.status == "complete" and summary.run_id == 1
+    measured_again = {url for url, _ in again.calls}
+    assert not measured_again & stored
+    finals = [u for (u,) in con.execute("select url from measurements where final = 1")]
+    assert sorted(finals) == sorted(f"http://h{i % 1000}.example/{i}" for i in range(400))
+
+
 def test_limiter_forgets_idle_hosts() -> None:
     limiter = HostLimiter(2)
 

@@ -358,6 +358,20 @@ def test_duplicates_across_lists_are_dropped_and_first_wins(tmp_path: Path) -> N
     assert problems == []
 
 
+def test_duplicates_across_long_lists_are_dropped_beyond_the_in_memory_cache(tmp_path: Path) -> None:
+    """22,500 distinct URLs: more than URLSet keeps in memory, so lookups reach its file."""
+    first = write(tmp_path, HEADER + b"".join(row(f"http://n{i}.example/") for i in range(15_000)),
+                  "one.csv")
+    second = write(tmp_path, HEADER + b"".join(row(f"http://n{i}.example/", "HUMR")
+                                               for i in range(7_500, 22_500)), "two.csv")
+    stats = ListStats()
+    targets = list(iter_targets([first, second], stats=stats))
+    assert [t.url for t in targets] == [f"http://n{i}.example/" for i in range(22_500)]
+    assert stats.duplicates == 7_500
+    # The first occurrence wins: the overlap keeps the first list's category and source.
+    assert (targets[10_000].category_code, targets[10_000].source) == ("NEWS", "one.csv:10002")
+
+
 def test_category_filter_keeps_only_the_given_codes(tmp_path: Path) -> None:
     data = HEADER + row("http://n.example/", "NEWS") + row("http://h.example/", "HUMR")
     data += row("http://g.example/", "GMB")
