@@ -218,17 +218,18 @@ def _slow_list(net: LoopbackNet, path: Path, fast: int, slow: int) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
-def _wait_for_rows(db: Path, n: int, timeout: float = 60) -> int:
+def _wait_for_rows(db: Path, n: int, timeout: float = 60, where: str = "1") -> int:
+    """Poll ``db`` until at least ``n`` measurements (``where`` holds for them) are committed."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            got = rows(db, "select count(*) as n from measurements")[0]["n"]
+            got = rows(db, f"select count(*) as n from measurements where {where}")[0]["n"]
             if got >= n:
                 return got
         except sqlite3.Error:
-            pass
-        time.sleep(0.1)
-    raise AssertionError(f"fewer than {n} measurements after {timeout} s")
+            pass  # the probe has not created its tables yet
+        time.sleep(0.1)  # the poll interval, not a wait for the condition
+    raise AssertionError(f"fewer than {n} measurements ({where}) after {timeout} s")
 
 
 def _start_run(net: LoopbackNet, tmp_path: Path, db: Path) -> subprocess.Popen[str]:
@@ -249,8 +250,8 @@ def test_kill_leaves_a_valid_database_with_completed_measurements(
     db = tmp_path / "r.db"
     proc = _start_run(loopback_net, tmp_path, db)
     try:
-        _wait_for_rows(db, 30)
-        time.sleep(0.5)  # past one flush interval: everything completed is committed
+        # Every fast URL measured and committed (the black-holed ones are still waiting).
+        _wait_for_rows(db, 30, where="url like '%ok.test%' and final = 1")
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
     finally:
