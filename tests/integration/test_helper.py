@@ -238,6 +238,23 @@ def test_log_has_one_line_per_request_without_client_address(caplog: pytest.LogC
     assert not any("client=" in line or "127.0.0.1" in line for line in lines)
 
 
+async def _until_refused(host: str, port: int, timeout: float) -> None:
+    """Return once ``host:port`` refuses connections (polled; AssertionError after ``timeout``)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            _, writer = await asyncio.open_connection(host, port)
+        except ConnectionRefusedError:
+            return
+        except ConnectionResetError:
+            pass  # accepted into a backlog the closing listener then dropped: ask again
+        else:
+            writer.close()
+            await writer.wait_closed()
+        await asyncio.sleep(0.01)  # the poll interval, not a wait for the condition
+    raise AssertionError(f"{host}:{port} still accepts connections after {timeout} s")
+
+
 def test_stop_lets_requests_in_flight_finish() -> None:
     async def main() -> httpx.Response:
         gate = asyncio.Event()
@@ -253,7 +270,7 @@ def test_stop_lets_requests_in_flight_finish() -> None:
             )
             await asyncio.wait_for(entered.wait(), 10)
             stop.set()
-            await asyncio.sleep(0.1)  # let the server start shutting down
+            await _until_refused(host, port, 10)  # the listener is closed: shutdown has begun
             gate.set()
             resp = await req
         await server
