@@ -409,6 +409,43 @@ def test_client_never_raises() -> None:
     assert none.failure is not None and bad_url.failure is not None
 
 
+def test_client_reads_an_ooni_style_answer_and_fails_over_from_a_hostile_one() -> None:
+    """A Go helper's answer (nulls, list header values, no x_ keys) is a control; an answer with a
+    wrong type deep inside is a failed control for that helper, and the next helper is asked."""
+    ooni = {
+        "tcp_connect": {"192.0.2.1:80": {"status": True, "failure": None}},
+        "tls_handshake": None, "quic_handshake": None, "http3_request": None, "ip_info": None,
+        "http_request": {"body_length": 5, "discovered_h3_endpoint": "", "failure": None, "title": "Hi",
+                         "headers": {"Server": ["go"], "Vary": "Accept"}, "status_code": 200},
+        "dns": {"failure": None, "addrs": None},
+    }
+    hostile = {**ooni, "http_request": {**ooni["http_request"], "headers": {"Server": [["go"]]}}}
+
+    def answering(data: dict[str, Any]) -> web.Application:
+        async def answer(request: web.Request) -> web.Response:
+            return web.json_response(data)
+
+        app = web.Application()
+        app.router.add_post("/", answer)
+        return app
+
+    async def main() -> tuple[Any, Any, str]:
+        async with web_server(answering(ooni)) as good, web_server(answering(hostile)) as bad:
+            good_url, bad_url = f"http://127.0.0.1:{good}/", f"http://127.0.0.1:{bad}/"
+            async with ControlClient([bad_url], timeout=5) as c:
+                alone = await c("http://example.org/", ["192.0.2.1"], 80)
+            async with ControlClient([bad_url, good_url], timeout=5) as c:
+                failover = await c("http://example.org/", ["192.0.2.1"], 80)
+            return alone, failover, good_url
+
+    alone, failover, good_url = asyncio.run(main())
+    assert alone.failure == "unknown_failure: not a test-helper response"
+    assert failover.failure is None and failover.source == good_url
+    assert failover.http_headers == (("server", "go"), ("vary", "Accept"))
+    assert failover.http_status == 200 and failover.tls == () and failover.dns_addrs == ()
+    assert [(t.ip, t.ok) for t in failover.tcp] == [("192.0.2.1", True)]
+
+
 # --- the whole chain on the loopback network: client -> helper -> engine -> DNS/web servers ---
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from msgspec import Struct
 
-from probe.codec import CodecError, decode_json, from_data
+from probe.codec import CodecError, from_data
 from probe.control.protocol.response import FLAG_NAMES
 from probe.control.protocol.wire import (
     DNSResult,
@@ -28,6 +28,7 @@ from probe.control.protocol.wire import (
     TCPConnectResult,
     THResponse,
     TLSHandshakeResult,
+    decode_message,
     header_values,
 )
 from probe.model import ControlObservation, ControlTCP, ControlTLS
@@ -175,9 +176,7 @@ def _timing(t: HTTPTiming | None) -> dict[str, Any]:
 def _decode(body: bytes | str | Mapping[str, Any]) -> THResponse:
     """The answer as typed records; :class:`THResponseError` says why it is not one."""
     try:
-        if isinstance(body, Mapping):  # already decoded (an OONI measurement's test_keys.control)
-            return from_data(THResponse, body, strict=True)
-        return decode_json(body, THResponse, strict=True)
+        return decode_message(body, THResponse)  # a Mapping: an OONI measurement's control
     except CodecError as exc:
         raise THResponseError(f"response is {exc.reason}" if not exc.path else f"response: {exc}") from None
 

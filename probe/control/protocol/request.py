@@ -15,8 +15,8 @@ from typing import Any
 
 import msgspec
 
-from probe.codec import CodecError, decode_json, from_data
-from probe.control.protocol.wire import RequestMessage, header_values
+from probe.codec import CodecError
+from probe.control.protocol.wire import RequestMessage, decode_message, header_values
 from probe.model import Target
 from probe.net import InvalidURL, format_endpoint, parse_endpoint, parse_url
 
@@ -114,8 +114,7 @@ class _HeadersOnly(msgspec.Struct, frozen=True):
 def _bad_header(data: bytes | str | Mapping[str, Any]) -> str:
     """The name of the first header whose value is neither a string nor a list of strings."""
     try:
-        raw = (from_data(_HeadersOnly, data) if isinstance(data, Mapping)
-               else decode_json(data, _HeadersOnly)).http_request_headers  # fmt: skip
+        raw = decode_message(data, _HeadersOnly).http_request_headers
     except CodecError:
         return ""
     for name, values in raw.items():
@@ -134,9 +133,7 @@ _HEADERS_TYPE = next(f.type for f in msgspec.structs.fields(RequestMessage)
 def _message(data: bytes | str | Mapping[str, Any]) -> RequestMessage:
     """The request decoded by the codec; a :class:`THRequestError` names what does not fit."""
     try:
-        if isinstance(data, Mapping):  # already decoded
-            return from_data(RequestMessage, data, strict=True)
-        return decode_json(data, RequestMessage, strict=True)
+        return decode_message(data, RequestMessage)
     except CodecError as exc:
         if not exc.path:
             if exc.reason.startswith("not JSON"):

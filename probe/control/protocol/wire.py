@@ -22,7 +22,14 @@ order is the order on the wire.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any, TypeVar
+
 from msgspec import UNSET, Struct, UnsetType
+
+from probe.codec import decode_json, from_data
+
+T = TypeVar("T")
 
 __all__ = [
     "UNSET",
@@ -37,8 +44,19 @@ __all__ = [
     "THResponse",
     "TLSDetails",
     "TLSHandshakeResult",
+    "decode_message",
     "header_values",
 ]
+
+
+def decode_message(data: bytes | str | Mapping[str, Any], cls: type[T]) -> T:
+    """A message of type ``cls`` from JSON, or from JSON already decoded, with strict types.
+
+    Raises :class:`probe.codec.CodecError` naming the field that does not fit.
+    """
+    if isinstance(data, Mapping):
+        return from_data(cls, data, strict=True)
+    return decode_json(data, cls, strict=True)
 
 
 # --- the request ---------------------------------------------------------------------------
