@@ -41,6 +41,11 @@ ROOT = Path(__file__).resolve().parent.parent
 
 #: Extra `probe run` arguments for every probe run (--probe-arg), e.g. to try an option's effect.
 PROBE_EXTRA_ARGS: list[str] = []
+#: --probe-tree: a directory holding another version's ``probe`` package (``git archive REV
+#: probe``), measured instead of this checkout's, against the same floor, lab and helper.
+PROBE_TREE: list[Path] = []
+#: Options of :func:`probe_argv` that the --probe-tree version's `probe run` does not have.
+_UNKNOWN_OPTIONS: set[str] = set()
 
 #: The concurrency of the latency-bound target (with the control); the memory runs' default.
 #: Every target is in bench/targets.py.
@@ -276,7 +281,46 @@ def probe_argv(
     argv += ["--control", control] if control else ["--no-control"]
     for k, v in timeouts.items():
         argv += [f"--{k.replace('_', '-')}", str(v)]
-    return argv + PROBE_EXTRA_ARGS
+    return _known_options(argv) + PROBE_EXTRA_ARGS
+
+
+def _known_options(argv: list[str]) -> list[str]:
+    """``argv`` without the options (and their values) an older --probe-tree lacks."""
+    out: list[str] = []
+    skip = False
+    for i, arg in enumerate(argv):
+        if skip:
+            skip = False
+            continue
+        if arg in _UNKNOWN_OPTIONS:
+            skip = i + 1 < len(argv) and not argv[i + 1].startswith("--")
+            continue
+        out.append(arg)
+    return out
+
+
+def use_probe_tree(tree: Path, workdir: Path) -> list[str]:
+    """Measure the probe of ``tree``; returns the options of probe_argv it does not know."""
+    import compileall
+
+    PROBE_TREE[:] = [tree.resolve()]
+    compileall.compile_dir(PROBE_TREE[0], quiet=1, workers=0)  # as for this checkout's
+    r = subprocess.run([sys.executable, "-m", "probe", "run", "--help"], capture_output=True,
+                       text=True, env=_probe_env(workdir), check=True)  # fmt: skip
+    wanted = ["--stun", "--whoami", "--vantage", "--no-progress", "--accept-risks", "--no-control",
+              "--control", "--dns-timeout", "--tcp-timeout", "--tls-timeout", "--http-timeout",
+              "--deadline"]  # fmt: skip
+    _UNKNOWN_OPTIONS.clear()
+    _UNKNOWN_OPTIONS.update(o for o in wanted if o not in r.stdout)
+    return sorted(_UNKNOWN_OPTIONS)
+
+
+def _probe_env(workdir: Path) -> dict[str, str]:
+    """The environment of `probe run`: this checkout's, or --probe-tree's probe first."""
+    env = _env(workdir)
+    if PROBE_TREE:
+        env["PYTHONPATH"] = os.pathsep.join([str(PROBE_TREE[0]), env["PYTHONPATH"]])
+    return env
 
 
 def _figures(r: ChildResult, urls: int, ok: int | None) -> dict[str, Any]:
@@ -425,7 +469,7 @@ def _probe_once(
         pr = run_child(
             probe_argv(lists, net, services.ca, c, db, services.control_url if control else None,
                        timeouts, profile),
-            net.client, timeout=timeout, env=_env(workdir), workdir=workdir,
+            net.client, timeout=timeout, env=_probe_env(workdir), workdir=workdir,
         )  # fmt: skip
     ok, verdicts = _probe_ok(db)
     fig = _figures(pr, urls, ok)
@@ -555,7 +599,7 @@ def memory_runs(
             pr = run_child(
                 probe_argv([lst], net, services.ca, c, db,
                            services.control_url if control else None, timeouts),
-                net.client, timeout=timeout, env=_env(workdir), workdir=workdir,
+                net.client, timeout=timeout, env=_probe_env(workdir), workdir=workdir,
             )  # fmt: skip
         ok, verdicts = _probe_ok(db)
         row = {"urls": n, "concurrency": c, "rtt_ms": rtt_ms, **_figures(pr, n, ok),
@@ -691,7 +735,9 @@ def probe_event_loop(workdir: Path) -> str:
     code = ("from probe.eventloop import loop_factory as f\n"
             "print('asyncio' if f() is None else 'uvloop')")  # fmt: skip
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                       env=_env(workdir))  # fmt: skip
+                       env=_probe_env(workdir))  # fmt: skip
+    if r.returncode != 0 and "probe.eventloop" in r.stderr:
+        return "asyncio"  # a version from before probe.eventloop: asyncio's loop
     return r.stdout.strip() or f"unknown ({r.stderr.strip()[-200:]})"
 
 
@@ -740,6 +786,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "to the report (the measured figures come from runs without the profiler)")
     ap.add_argument("--probe-arg", action="append", default=[], metavar="ARG",
                     help="extra argument for `probe run` (repeatable), e.g. --probe-arg=--late-window=0")
+    ap.add_argument("--probe-tree", type=Path, metavar="DIR",
+                    help="measure the probe package in DIR (e.g. `git archive REV probe` of an "
+                    "older version) instead of this checkout's, against the same floor and lab")
     ap.add_argument("--nginx-workers", type=int, default=1)
     ap.add_argument("--timeout", type=float, default=900.0, help="kill a client after this many s")
     ap.add_argument("--out", type=Path, help="JSON output (default bench/out/throughput-<time>.json)")
@@ -788,6 +837,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             result["params"]["control"] = control
             result["params"]["control_url"] = services.control_url
             result["params"]["event_loop"] = probe_event_loop(workdir)
+            if args.probe_tree:
+                result["params"]["probe_tree"] = str(args.probe_tree)
+                result["params"]["probe_tree_lacks"] = use_probe_tree(args.probe_tree, workdir)
+                result["params"]["event_loop"] = probe_event_loop(workdir)
             if not args.no_throughput:
                 lst = write_url_list(workdir / f"urls-{args.urls}.csv", args.urls)
                 for with_control, c in cases:
