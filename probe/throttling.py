@@ -44,6 +44,7 @@ __all__ = [
     "CONTROL_SLOWDOWN",
     "MIN_BYTES",
     "MIN_REFERENCES",
+    "RTT_FLOOR",
     "SLOWDOWN",
     "Sample",
     "ThrottleChange",
@@ -63,6 +64,14 @@ SLOWDOWN = 10.0
 CONTROL_SLOWDOWN = 3.0
 #: Fewest other URLs of the run that a URL is compared with.
 MIN_REFERENCES = 3
+#: Shortest round trip a speed is normalised by. Below a few milliseconds the round trip no
+#: longer shapes a transfer of 64 KiB (bandwidth and the hosts do), and what is measured is
+#: mostly noise: on a network with a queue (a slow link shared by the run's own fetches) or a
+#: busy machine, one connection's minimum may be 0.05 ms and another's 2 ms, a 40x spread
+#: that divided by the round trip made pages of one slow-for-everyone network look 20-30
+#: times slower than their peers (a lab run under load). Flooring it only ever makes a near
+#: site look faster, i.e. less often throttled.
+RTT_FLOOR = 0.010
 #: Shortest transfer taken into account (a body that arrived with its headers has none).
 _MIN_TRANSFER = 0.001
 #: Fewest decoded body bytes (``body_length``, a column of ``http_requests``) of a fetch that
@@ -94,7 +103,7 @@ def _per_rtt(wire_bytes: Any, transfer: Any, rtt: Any) -> float | None:
         return None
     if nbytes < MIN_BYTES or rtt_s <= 0:
         return None
-    return nbytes * rtt_s / max(secs, _MIN_TRANSFER)
+    return nbytes * max(rtt_s, RTT_FLOOR) / max(secs, _MIN_TRANSFER)
 
 
 def sample_from_json(

@@ -20,7 +20,15 @@ from probe.model import (
 )
 from probe.reclassify import reclassify
 from probe.store import Store
-from probe.throttling import MIN_BYTES, Sample, judge_run, judge_samples, sample_from_json, unthrottled
+from probe.throttling import (
+    MIN_BYTES,
+    RTT_FLOOR,
+    Sample,
+    judge_run,
+    judge_samples,
+    sample_from_json,
+    unthrottled,
+)
 
 OK = Verdict("ok", None, None, ("http/match",), "test")
 
@@ -215,3 +223,31 @@ def test_the_median_of_the_others_is_statistics_median_without_the_sample() -> N
             others = [x for mid, x in values if mid != own]
             want = statistics.median(others) if len(others) >= throttling.MIN_REFERENCES else None
             assert medians.without(own) == want
+
+
+def test_sub_millisecond_round_trips_do_not_turn_queueing_noise_into_throttling() -> None:
+    # One slow network for everyone: every page moved at about the same rate, but the kernel's
+    # minimum round trip of each connection (behind the shared queue, on a busy machine) spread
+    # from 0.05 ms to 2 ms. Divided by those, the pages with the smallest ones looked 40x slower.
+    rtts = [0.002, 0.0018, 0.0015, 0.0012, 0.00005, 0.00006]
+    ctl = (128 << 10, 0.02, 0.03)  # the control's fetches: all at their usual speed
+    pages = [_measurement(i, nbytes=128 << 10, transfer=0.25, rtt=rtt, control=ctl)
+             for i, rtt in enumerate(rtts)]
+    samples = [sample_from_json(i, m.target.url, OK, to_json(m), {0: to_json(m.hops[0].control)})
+               for i, m in enumerate(pages)]
+    assert all(s.per_rtt == pytest.approx((128 << 10) * RTT_FLOOR / 0.25) for s in samples)
+    assert all(v.verdict == "ok" for v in judge_samples(samples).values())
+
+
+def test_a_policed_page_is_throttled_whatever_the_round_trip_floor() -> None:
+    # The lab's policer: 4 KB/s for one site, full speed for the others and at the control, on
+    # a 0.1 ms network (every round trip under the floor).
+    ctl = (128 << 10, 0.01, 0.0001)
+    pages = [_measurement(i, nbytes=128 << 10, transfer=0.01, rtt=0.0001, control=ctl)
+             for i in range(5)]
+    pages.append(_measurement(9, nbytes=128 << 10, transfer=32.0, rtt=0.0001, control=ctl))
+    samples = [sample_from_json(i, m.target.url, OK, to_json(m), {0: to_json(m.hops[0].control)})
+               for i, m in enumerate(pages)]
+    got = judge_samples(samples)
+    assert got[5].verdict == "throttled", got[5]
+    assert all(got[i].verdict == "ok" for i in range(5))
