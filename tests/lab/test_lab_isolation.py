@@ -15,6 +15,7 @@ import subprocess
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -40,7 +41,7 @@ def test_a_second_lab_has_its_own_prefix_and_a_taken_prefix_is_refused(lab: Lab,
 
 
 def test_two_labs_run_scenarios_side_by_side_without_changing_each_others(
-    lab: Lab, second_lab: Lab, lab_workdir: Path, tmp_path: Path
+    lab: Lab, second_lab: Lab, lab_workdir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The session's lab drops ClientHellos naming tls-drop; in the second lab the same site,
     # at the same address, is uncensored, and that lab keeps resetting its censor (what a
@@ -49,22 +50,39 @@ def test_two_labs_run_scenarios_side_by_side_without_changing_each_others(
     same_site = Scenario("tls-drop-uncensored", 0, "the same site, uncensored", "benign",
                          (Expect(drop.targets[0].url, "ok", step="none", status=200),))  # fmt: skip
     done = threading.Event()
+    reset = threading.Condition()
+    resets = 0
 
-    def neighbour() -> tuple[bool, int]:
+    def neighbour() -> bool:
+        nonlocal resets
         result = second_lab.run_scenario(same_site, tmp_path)
-        resets = 0
         while not done.is_set():
             second_lab.reset()
-            resets += 1
-        return result.ok, resets
+            with reset:
+                resets += 1
+                reset.notify_all()
+        return result.ok
 
+    # Our probe starts only once the neighbour has reset its censor after ours was applied:
+    # the moment the old bug struck (a reset between a scenario's rules and its probe). Without
+    # this, a neighbour whose own scenario outlasted ours (a loaded machine) never reset
+    # during ours, and the test proved nothing.
+    measure = lab.probe
+
+    def probe_after_a_neighbour_reset(*args: Any, **kw: Any) -> Any:
+        with reset:
+            seen = resets
+            assert reset.wait_for(lambda: resets > seen, timeout=120), "the neighbour never reset"
+        return measure(*args, **kw)
+
+    monkeypatch.setattr(lab, "probe", probe_after_a_neighbour_reset)
     with ThreadPoolExecutor(2) as pool:
         other = pool.submit(neighbour)
         try:
             ours = lab.run_scenario(drop, lab_workdir / "isolation")
         finally:
             done.set()
-        other_ok, resets = other.result()
+        other_ok = other.result()
     assert ours.ok, [(o.observed, o.observation_errors, o.verdict_errors) for o in ours.outcomes]
     assert other_ok
     assert resets >= 1
