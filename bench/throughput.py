@@ -105,7 +105,10 @@ def run_child(
     out_path, err_path = workdir / "child.out", workdir / "child.err"
     with out_path.open("wb") as out, err_path.open("wb") as err:
         t0 = time.monotonic()
-        proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=env, start_new_session=True)
+        # In the work directory: `python -m` puts the current directory first on sys.path, and a
+        # checkout's own probe/ there would shadow a --probe-tree version.
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=env, start_new_session=True,
+                                cwd=workdir)  # fmt: skip
     timed_out = False
     series: list[tuple[float, float]] = []
     peak: float | None = None
@@ -306,7 +309,7 @@ def use_probe_tree(tree: Path, workdir: Path) -> list[str]:
     PROBE_TREE[:] = [tree.resolve()]
     compileall.compile_dir(PROBE_TREE[0], quiet=1, workers=0)  # as for this checkout's
     r = subprocess.run([sys.executable, "-m", "probe", "run", "--help"], capture_output=True,
-                       text=True, env=_probe_env(workdir), check=True)  # fmt: skip
+                       text=True, env=_probe_env(workdir), check=True, cwd=workdir)  # fmt: skip
     wanted = ["--stun", "--whoami", "--vantage", "--no-progress", "--accept-risks", "--no-control",
               "--control", "--dns-timeout", "--tcp-timeout", "--tls-timeout", "--http-timeout",
               "--deadline"]  # fmt: skip
@@ -732,12 +735,15 @@ def parse_cases(text: str) -> list[tuple[bool, int]]:
 
 def probe_event_loop(workdir: Path) -> str:
     """The event loop `probe run` gets (uvloop when installed, asyncio's otherwise)."""
-    code = ("from probe.eventloop import loop_factory as f\n"
+    # A --probe-tree version from before probe/eventloop.py runs on asyncio's loop; the
+    # editable install's finder would otherwise answer with this checkout's module.
+    code = ("import os, probe\n"
+            "if not os.path.exists(os.path.join(os.path.dirname(probe.__file__), 'eventloop.py')):\n"
+            "    print('asyncio'); raise SystemExit\n"
+            "from probe.eventloop import loop_factory as f\n"
             "print('asyncio' if f() is None else 'uvloop')")  # fmt: skip
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                       env=_probe_env(workdir))  # fmt: skip
-    if r.returncode != 0 and "probe.eventloop" in r.stderr:
-        return "asyncio"  # a version from before probe.eventloop: asyncio's loop
+                       env=_probe_env(workdir), cwd=workdir)  # fmt: skip
     return r.stdout.strip() or f"unknown ({r.stderr.strip()[-200:]})"
 
 
