@@ -12,6 +12,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from probe.heap import Trimmer
 from probe.model import Measurement, Verdict
 from probe.settings import MeasureConfig, RunSettings
 
@@ -75,6 +76,7 @@ class Writer:
         self.failure: Exception | None = None
         self.stored = 0  # URLs whose final attempt is committed
         self._room = asyncio.Event()  # set whenever a batch leaves the queue
+        self._trim = Trimmer()  # keeps RSS flat over long lists (probe/heap.py)
         self._draining: asyncio.Task[None] | None = None
 
     # --- the run's record ----------------------------------------------------------------
@@ -131,6 +133,12 @@ class Writer:
         """Start :meth:`drain` as a task of ``tasks``."""
         self._draining = tasks.create_task(self.drain(), name="probe-writer")
 
+    def _write(self, batch: list[Result]) -> None:
+        """One batch in one transaction (in the writer's thread), then the heap's free pages
+        back to the system now and then: the batch's objects were just freed."""
+        self.store.write(self.run_id, self.vantage_id, batch)
+        self._trim()
+
     async def drain(self) -> None:
         """Take results off the queue in batches and write each in one transaction."""
         loop = asyncio.get_running_loop()
@@ -168,7 +176,7 @@ class Writer:
                     # Off the event loop: a batch costs milliseconds of CPU that the measurements
                     # in flight should not wait for. Only this task writes: no contention.
                     try:
-                        await asyncio.to_thread(self.store.write, self.run_id, self.vantage_id, batch)
+                        await asyncio.to_thread(self._write, batch)
                     except Exception as exc:  # disk full, read-only file, I/O error, ...
                         # Measuring on cannot be stored: stop the run, keep what is committed.
                         self.failure = exc
