@@ -97,29 +97,30 @@ def test_targets_are_pulled_only_when_a_slot_is_free(tmp_path: Path) -> None:
     assert pulled == 100
 
 
+class _StopAfter:
+    """A reporter that sets the stop event once ``after`` results are in (no timing assumptions)."""
+
+    def __init__(self, stop: asyncio.Event, after: int) -> None:
+        self.stop, self.after, self.seen = stop, after, 0
+
+    def started(self, run_id: int, total: int | None) -> None:
+        pass
+
+    def problem(self, message: str) -> None:
+        pass
+
+    def result(self, target: Target, verdict: Verdict) -> None:
+        self.seen += 1
+        if self.seen == self.after:
+            self.stop.set()
+
+
 def test_stop_event_interrupts_and_keeps_finished_results(tmp_path: Path) -> None:
     steps = FakeSteps(delay=0.05)
 
-    class StopAfter:
-        """Sets the stop event once some results are in (no timing assumptions)."""
-
-        def __init__(self, stop: asyncio.Event) -> None:
-            self.stop, self.seen = stop, 0
-
-        def started(self, run_id: int, total: int | None) -> None:
-            pass
-
-        def problem(self, message: str) -> None:
-            pass
-
-        def result(self, target: Target, verdict: Verdict) -> None:
-            self.seen += 1
-            if self.seen == 10:
-                self.stop.set()
-
     async def main() -> object:
         stop = asyncio.Event()
-        return await run(targets(10_000), _opts(tmp_path, concurrency=4), StopAfter(stop), stop=stop,
+        return await run(targets(10_000), _opts(tmp_path, concurrency=4), _StopAfter(stop, 10), stop=stop,
                          measure=steps.measure, classify=steps.classify)
 
     summary = asyncio.run(main())
@@ -134,24 +135,9 @@ def test_a_resumed_run_measures_only_the_urls_it_has_not_stored(tmp_path: Path) 
     """--resume skips what the interrupted run stored (looked up in the on-disk URL set)."""
     first = FakeSteps(delay=0.01)
 
-    class StopAfter:
-        def __init__(self, stop: asyncio.Event) -> None:
-            self.stop, self.seen = stop, 0
-
-        def started(self, run_id: int, total: int | None) -> None:
-            pass
-
-        def problem(self, message: str) -> None:
-            pass
-
-        def result(self, target: Target, verdict: Verdict) -> None:
-            self.seen += 1
-            if self.seen == 50:
-                self.stop.set()
-
     async def interrupted() -> object:
         stop = asyncio.Event()
-        return await run(targets(400), _opts(tmp_path, concurrency=4), StopAfter(stop), stop=stop,
+        return await run(targets(400), _opts(tmp_path, concurrency=4), _StopAfter(stop, 50), stop=stop,
                          measure=first.measure, classify=first.classify)
 
     assert asyncio.run(interrupted()).status == "interrupted"  # type: ignore[attr-defined]
