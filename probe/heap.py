@@ -12,31 +12,34 @@ nothing.
 from __future__ import annotations
 
 import ctypes
+import functools
 import time
 from collections.abc import Callable
+from typing import cast
 
 __all__ = ["TRIM_INTERVAL", "Trimmer", "malloc_trim"]
 
 #: Seconds between two trims: a trim walks the heap (milliseconds), so not after every batch.
 TRIM_INTERVAL = 5.0
 
-_unset = object()
-_trim_fn: object = _unset
+
+@functools.cache
+def _c_malloc_trim() -> Callable[[int], int] | None:
+    """glibc's ``malloc_trim``, looked up once in the C library the interpreter runs on."""
+    try:
+        fn = ctypes.CDLL(None).malloc_trim
+    except (AttributeError, OSError):
+        return None
+    fn.argtypes, fn.restype = [ctypes.c_size_t], ctypes.c_int
+    return cast(Callable[[int], int], fn)
 
 
 def malloc_trim() -> bool:
     """Return the heap's free pages to the system (glibc); False where there is no such call."""
-    global _trim_fn
-    if _trim_fn is _unset:
-        try:
-            fn = ctypes.CDLL(None).malloc_trim  # the C library the interpreter runs on
-            fn.argtypes, fn.restype = [ctypes.c_size_t], ctypes.c_int
-            _trim_fn = fn
-        except (AttributeError, OSError):
-            _trim_fn = None
-    if _trim_fn is None:
+    fn = _c_malloc_trim()
+    if fn is None:
         return False
-    _trim_fn(0)  # type: ignore[operator]  # a ctypes function, checked above
+    fn(0)
     return True
 
 
