@@ -25,11 +25,14 @@ __all__ = ["CACHE_KIB", "URLSet"]
 #: SQLite's page cache for one set: the most memory it takes, whatever the number of URLs.
 CACHE_KIB = 256
 
+_ADD = "INSERT OR IGNORE INTO seen (fp) VALUES (?)"
+_HAS = "SELECT 1 FROM seen WHERE fp = ?"
+
 
 class URLSet:
     """Remembers URLs by 64-bit fingerprint, in memory up to a bound and on disk beyond it."""
 
-    __slots__ = ("_add", "_db", "_used")
+    __slots__ = ("_db", "_used")
 
     def __init__(self) -> None:
         # "" opens a private temporary database: SQLite keeps it in its page cache and writes
@@ -41,7 +44,6 @@ class URLSet:
         self._db.execute("PRAGMA journal_mode = OFF")
         self._db.execute("PRAGMA synchronous = OFF")
         self._db.execute("CREATE TABLE seen (fp INTEGER PRIMARY KEY)")
-        self._add = "INSERT OR IGNORE INTO seen (fp) VALUES (?)"
         self._used = 0
 
     def __len__(self) -> int:
@@ -54,14 +56,14 @@ class URLSet:
 
     def add(self, url: str) -> bool:
         """Add ``url``; True if it was new, False if it was already in the set."""
-        new = self._db.execute(self._add, (self._fingerprint(url),)).rowcount == 1
+        new = self._db.execute(_ADD, (self._fingerprint(url),)).rowcount == 1
         self._used += new
         return new
 
     def __contains__(self, url: object) -> bool:
         if not isinstance(url, str):
             return False
-        row = self._db.execute("SELECT 1 FROM seen WHERE fp = ?", (self._fingerprint(url),))
+        row = self._db.execute(_HAS, (self._fingerprint(url),))
         return row.fetchone() is not None
 
     def close(self) -> None:
