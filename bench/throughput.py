@@ -74,8 +74,8 @@ class ChildResult:
         return self.user_s + self.sys_s
 
 
-def compile_bytecode() -> dict[str, Any]:
-    """Byte-compile probe/ and bench/ once, before anything is timed.
+def compile_bytecode(dirs: Sequence[Path] = (ROOT / "probe", ROOT / "bench")) -> dict[str, Any]:
+    """Byte-compile ``dirs`` (probe/ and bench/) once, before anything is timed.
 
     pip and pipx compile an installed package's modules at install time; an editable checkout
     writes its .pyc files on the first run, unless PYTHONDONTWRITEBYTECODE is set (it is in some
@@ -86,7 +86,7 @@ def compile_bytecode() -> dict[str, Any]:
     import compileall
 
     t0 = time.process_time()
-    ok = all(compileall.compile_dir(ROOT / d, quiet=1, workers=0) for d in ("probe", "bench"))
+    ok = all(compileall.compile_dir(d, quiet=1, workers=0) for d in dirs)
     return {"ok": ok, "cpu_s": round(time.process_time() - t0, 3),
             "dont_write_bytecode_env": bool(os.environ.get("PYTHONDONTWRITEBYTECODE"))}
 
@@ -304,10 +304,8 @@ def _known_options(argv: list[str]) -> list[str]:
 
 def use_probe_tree(tree: Path, workdir: Path) -> list[str]:
     """Measure the probe of ``tree``; returns the options of probe_argv it does not know."""
-    import compileall
-
     PROBE_TREE[:] = [tree.resolve()]
-    compileall.compile_dir(PROBE_TREE[0], quiet=1, workers=0)  # as for this checkout's
+    compile_bytecode([PROBE_TREE[0]])  # as for this checkout's
     r = subprocess.run([sys.executable, "-m", "probe", "run", "--help"], capture_output=True,
                        text=True, env=_probe_env(workdir), check=True, cwd=workdir)  # fmt: skip
     wanted = ["--stun", "--whoami", "--vantage", "--no-progress", "--accept-risks", "--no-control",
