@@ -33,6 +33,15 @@ def _env(tmp_path: Path) -> dict[str, str]:
     return dict(os.environ, PROBE_CONFIG_DIR=str(tmp_path / "cfg"))
 
 
+# Exec argv[1:] with SIGINT as a terminal leaves it: not blocked, default disposition.
+_TERMINAL_SIGINT = (
+    "import os, signal, sys; "
+    "signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT}); "
+    "signal.signal(signal.SIGINT, signal.SIG_DFL); "
+    "os.execv(sys.argv[1], sys.argv[1:])"
+)
+
+
 def test_a_list_from_a_pipe_is_measured_whole(loopback_net: LoopbackNet, tmp_path: Path) -> None:
     # What `probe run <(cat list)` passes: /dev/fd/N, a pipe.
     db = tmp_path / "r.db"
@@ -63,15 +72,13 @@ def test_a_fifo_nobody_writes_to_does_not_block_ctrl_c(
     fifo = tmp_path / "list.fifo"
     os.mkfifo(fifo)
     db = tmp_path / "r.db"
-    # The probe must see Ctrl-C as a terminal delivers it. A test run started as a background
-    # job of a non-interactive shell inherits SIGINT ignored, and an exec'd child keeps it
-    # ignored: give the child the default disposition whatever this process inherited.
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
-    try:
-        proc = subprocess.Popen(_argv(loopback_net, db, str(fifo)), env=_env(tmp_path),
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    finally:
-        signal.signal(signal.SIGINT, previous)
+    # The probe must see Ctrl-C as a terminal delivers it. A test run can inherit SIGINT ignored
+    # (a background job of a non-interactive shell) or blocked (a supervisor's signal mask), and
+    # an exec'd child keeps both: exec the probe through a wrapper that gives it a terminal's
+    # SIGINT, unblocked with the default disposition.
+    proc = subprocess.Popen([sys.executable, "-c", _TERMINAL_SIGINT, *_argv(loopback_net, db, str(fifo))],
+                            env=_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
     try:
         # A writer's blocking open returns once the probe has the FIFO open for reading: that
         # is the handshake (in a thread, so that a probe that never opens it fails the test).
