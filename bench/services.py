@@ -144,6 +144,8 @@ class Services:
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
     ca: Path | None = None
     control_url: str | None = None
+    #: Run the helper under pyinstrument, its session written here when it stops.
+    helper_profile: Path | None = None
 
     def start(self) -> Services:
         try:
@@ -188,16 +190,19 @@ class Services:
                     "stun.log")  # fmt: skip
         if self.helper and _helper_available():
             # Room for one probe at the highest concurrency benchmarked (C = 256).
-            self.control_url = self.start_helper(8080, "helper.log", "--max-in-flight", "1024")
+            self.control_url = self.start_helper(8080, "helper.log", "--max-in-flight", "1024",
+                                                  profile=self.helper_profile)
 
-    def start_helper(self, port: int, log: str, *extra: str) -> str:
+    def start_helper(self, port: int, log: str, *extra: str, profile: Path | None = None) -> str:
         """Start ``probe helper serve`` on the helper address at ``port``; its URL.
 
-        Its output goes to ``log`` in the run's directory (one line per request).
+        Its output goes to ``log`` in the run's directory (one line per request). With
+        ``profile``, it runs under pyinstrument, which writes its session there when it stops.
         """
         assert self.ca is not None
+        wrap = ["-m", "pyinstrument", "-r", "pyisession", "-o", str(profile)] if profile else []
         helper = self._spawn(
-            [sys.executable, "-m", "probe", "helper", "serve",
+            [sys.executable, *wrap, "-m", "probe", "helper", "serve",
              "--listen", f"{self.net.helper_ip}:{port}", "--resolver", self.net.dns_ip,
              "--cafile", str(self.ca), "--allow-private", *extra],
             log,
@@ -237,7 +242,8 @@ class Services:
                     os.killpg(proc.pid, signal.SIGTERM)
         for proc in self.procs:
             try:
-                proc.wait(timeout=5)
+                # A helper under pyinstrument writes its session on the way out.
+                proc.wait(timeout=60 if self.helper_profile else 5)
             except subprocess.TimeoutExpired:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGKILL)

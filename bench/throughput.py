@@ -206,11 +206,13 @@ def _signals_raise() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def lab(workdir: Path, *, helper: bool, nginx_workers: int) -> Iterator[tuple[BenchNet, Services]]:
+def lab(workdir: Path, *, helper: bool, nginx_workers: int,
+        helper_profile: Path | None = None) -> Iterator[tuple[BenchNet, Services]]:
     """The namespaces and servers; everything is torn down on exit, whatever happened."""
     net = topology.create()
     try:
-        with Services(net, workdir, helper=helper, nginx_workers=nginx_workers) as services:
+        with Services(net, workdir, helper=helper, nginx_workers=nginx_workers,
+                      helper_profile=helper_profile) as services:
             yield net, services
     finally:
         topology.destroy(net)
@@ -788,6 +790,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--profile", action="store_true",
                     help="one more probe run per concurrency under pyinstrument; its summary goes "
                     "to the report (the measured figures come from runs without the profiler)")
+    ap.add_argument("--profile-helper", type=Path, metavar="SESSION",
+                    help="run the control helper under pyinstrument for the whole benchmark and "
+                    "write its session here (slows the helper: the figures of that run are for "
+                    "finding its costs, not for the targets)")
     ap.add_argument("--probe-arg", action="append", default=[], metavar="ARG",
                     help="extra argument for `probe run` (repeatable), e.g. --probe-arg=--late-window=0")
     ap.add_argument("--probe-tree", type=Path, metavar="DIR",
@@ -832,8 +838,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     }  # fmt: skip
     workdir = Path(tempfile.mkdtemp(prefix="probe-bench-"))
     try:
-        with _signals_raise(), lab(workdir, helper=wants_helper,
-                                   nginx_workers=args.nginx_workers) as (net, services):  # fmt: skip
+        with _signals_raise(), lab(workdir, helper=wants_helper, nginx_workers=args.nginx_workers,
+                                   helper_profile=args.profile_helper) as (net, services):
             if wants_helper and services.control_url is None:
                 print("note: `probe helper serve` is not available: running without control",
                       flush=True)  # fmt: skip
