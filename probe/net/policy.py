@@ -12,6 +12,7 @@ A policy is a function ``(canonical IP text) -> bool`` (True: may connect). The 
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Callable
 
@@ -60,6 +61,10 @@ def embedded_ipv4(addr: IPAddress) -> list[ipaddress.IPv4Address]:
     return found
 
 
+# Cached: the helper asks it for every address of every request it answers, the same CDN and
+# hosting addresses over and over, and ipaddress's is_global walks a list of networks each time.
+# A pure function of the text; the cache is bounded, so memory does not grow with the load.
+@functools.lru_cache(maxsize=4096)
 def is_public_address(ip: str) -> bool:
     """True for a globally routable unicast address, every address it embeds included.
 
