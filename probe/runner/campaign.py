@@ -82,7 +82,7 @@ async def _run(
 ) -> RunSummary:
     from probe.fingerprints import load_fingerprints
     from probe.geo import GeoDB, open_default_geo
-    from probe.identity import Identity, discover, vantage_name
+    from probe.identity import discover, vantage_name
     from probe.netcheck import resolver_addresses
 
     if measure is None:
@@ -105,8 +105,13 @@ async def _run(
     resolvers = resolver_addresses(cfg)
     # Who we are on the network, before anything is stored: the public address (STUN) and the
     # resolver's egress (whoami). Only what they map to is stored; the addresses feed the
-    # scrubber, which removes them from every stored measurement.
-    ident = await discover(resolvers, options.identity, geo) if options.identity else Identity()
+    # scrubber, which removes them from every stored measurement. The pre-flight check runs at
+    # the same time (both only wait on the network); its outcome is acted on below, once the
+    # run is recorded.
+    ident, checked = await asyncio.gather(
+        discover(resolvers, options.identity, geo) if options.identity else _no_identity(),
+        _preflight(options, cfg),
+    )
     ident = _apply_overrides(ident, options)
     watch = NetworkWatch(ident, options.identity, resolvers, geo, reporter)
     name = options.vantage or (vantage_name(ident) if ident.asn or ident.country else "default")
@@ -129,7 +134,7 @@ async def _run(
     summary = RunSummary(run_id=run_id, status="running", started=time.time(), vantage=name,
                          network=ident.describe() if options.identity is not None else "")
 
-    controls = await _check_network(options, cfg, writer, summary, reporter)
+    controls = _check_network(checked, options, writer, summary, reporter)
     cap = _open_capture(options, run_id, reporter)
     reporter.started(run_id, total)
 
@@ -241,25 +246,51 @@ async def _close(status: str, writer: Writer, watch: NetworkWatch, options: RunS
     return status
 
 
-async def _check_network(options: RunSettings, cfg: MeasureConfig, writer: Writer,
-                         summary: RunSummary, reporter: Reporter) -> tuple[str, ...]:
-    """The pre-flight check; returns the controls to use (none when none answers)."""
-    controls = options.controls
+@dataclasses.dataclass(frozen=True)
+class _Checked:
+    """What the pre-flight check found: its warnings, the controls that answered, or no network."""
+
+    warnings: tuple[str, ...] = ()
+    answered: tuple[str, ...] = ()
+    offline: str | None = None  # why nothing works (NoNetworkError's message)
+    ran: bool = True
+
+
+async def _preflight(options: RunSettings, cfg: MeasureConfig) -> _Checked:
+    """Run the pre-flight check (when the options want one); never raises NoNetworkError."""
     if not options.preflight:
-        return controls
+        return _Checked(ran=False)
     answered: list[str] = []
     try:
-        for message in await preflight(cfg, options.controls, reachable=answered):
-            reporter.problem(f"warning: {message}")
+        warnings = await preflight(cfg, options.controls, reachable=answered)
     except NoNetworkError as exc:
+        return _Checked(offline=str(exc))
+    return _Checked(warnings=tuple(warnings), answered=tuple(answered))
+
+
+async def _no_identity() -> Identity:
+    from probe.identity import Identity
+
+    return Identity()
+
+
+def _check_network(checked: _Checked, options: RunSettings, writer: Writer, summary: RunSummary,
+                   reporter: Reporter) -> tuple[str, ...]:
+    """Act on the pre-flight check (record the run offline or failed); the controls to use."""
+    controls = options.controls
+    if not checked.ran:
+        return controls
+    if checked.offline is not None:
         writer.finish_run("offline")
         summary.status = "offline"
         summary.finished = time.time()
         raise NoNetworkError(
-            f"no network: {exc}. Nothing was measured; run {summary.run_id} is recorded as "
-            "offline."
-        ) from None
-    if controls and not answered:
+            f"no network: {checked.offline}. Nothing was measured; run {summary.run_id} is "
+            "recorded as offline."
+        )
+    for message in checked.warnings:
+        reporter.problem(f"warning: {message}")
+    if controls and not checked.answered:
         # Every verdict would be inconclusive: a cron job must notice, not exit 0.
         if not options.allow_no_control:
             writer.finish_run("failed")
