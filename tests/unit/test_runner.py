@@ -322,3 +322,47 @@ def test_an_error_reading_the_list_is_raised_as_itself_after_writing(tmp_path: P
     # One at a time: the first four are settled before the fifth is started; the fifth may be
     # cancelled in flight when reading the sixth fails.
     assert 4 <= con.execute("select count(*) from measurements").fetchone()[0] <= 5
+
+
+def test_the_preflight_check_and_the_identity_discovery_wait_on_the_network_together(
+    tmp_path: Path, monkeypatch  # type: ignore[no-untyped-def]
+) -> None:
+    # Both only wait on the network: the run's start costs the longer of the two round trips,
+    # not their sum. Each fake waits until the other has started; run one after the other,
+    # the first would wait for ever (bounded here, to fail instead of hanging).
+    import probe.identity
+    import probe.runner.campaign as campaign
+    from probe.identity import Identity, IdentityConfig
+
+    started: dict[str, asyncio.Event] = {}
+
+    async def meet(me: str, other: str) -> None:
+        started.setdefault(me, asyncio.Event()).set()
+        try:
+            async with asyncio.timeout(10):
+                await started.setdefault(other, asyncio.Event()).wait()
+        except TimeoutError:
+            raise AssertionError(f"{me} ran without {other} waiting at the same time") from None
+
+    calls = 0
+
+    async def discover(resolvers: object, config: object, geo: object) -> Identity:
+        nonlocal calls
+        calls += 1
+        if calls == 1:  # the start of the run; the end's check comes after measuring
+            await meet("discover", "preflight")
+        return Identity()
+
+    async def preflight(cfg: object, controls: object, timeout: float = 3.0,
+                        reachable: list[str] | None = None) -> list[str]:
+        await meet("preflight", "discover")
+        return []
+
+    monkeypatch.setattr(probe.identity, "discover", discover)
+    monkeypatch.setattr(campaign, "preflight", preflight)
+    opts = RunSettings(db=tmp_path / "r.db", retry_pause=0.0, preflight=True,
+                       identity=IdentityConfig(stun_servers=(), whoami_names=(), recheck_interval=0))
+    steps = FakeSteps()
+    summary = _run(steps, targets(3), opts)
+    assert summary.measured == 3
+    assert set(started) == {"discover", "preflight"}
