@@ -151,6 +151,9 @@ class ControlClient:
                         total=self.timeout, sock_connect=min(self.timeout, 10.0)
                     ),
                     trust_env=False,  # never route the control through an environment proxy
+                    # A helper's cookies are never sent back: they would let it link a probe's
+                    # requests together (and the jar's filtering costs CPU on every request).
+                    cookie_jar=aiohttp.DummyCookieJar(),
                     skip_auto_headers=("User-Agent",),
                 )
             return self._session

@@ -101,7 +101,7 @@ def test_an_oversized_helper_answer_is_a_failure_not_a_memory_bomb() -> None:
 
         app = web.Application()
         app.router.add_post("/", handle)
-        async with web_server(app) as port, ControlClient([f"http://127.0.0.1:{port}/"]) as control:
+        async with web_server(app) as port, ControlClient([f"http://localhost:{port}/"]) as control:
             return await control("http://example.org/", [], 80)
 
     obs = asyncio.run(main())
@@ -112,3 +112,27 @@ def test_an_oversized_helper_answer_is_a_failure_not_a_memory_bomb() -> None:
                                                  (None, None), ("Wed, 21 Oct 2015 07:28:00 GMT", 0.0)])
 def test_retry_after_values(value: str | None, expected: float | None) -> None:
     assert _retry_after(value) == expected
+
+
+def test_a_helper_cookie_is_never_sent_back() -> None:
+    # A helper that sets a cookie could link one probe's requests together; the client keeps
+    # no cookies, so every request reaches the helper without one. Named by a host name: a
+    # cookie jar drops cookies from IP-literal hosts by itself, so an IP would prove nothing.
+    cookies: list[str | None] = []
+
+    async def handle(request: web.Request) -> web.Response:
+        await request.read()
+        cookies.append(request.headers.get("Cookie"))
+        resp = web.Response(body=RESPONSE, content_type="application/json")
+        resp.set_cookie("probe_id", "tracking-1234")
+        return resp
+
+    async def main() -> list[object]:
+        app = web.Application()
+        app.router.add_post("/", handle)
+        async with web_server(app) as port, ControlClient([f"http://localhost:{port}/"]) as control:
+            return [await control("http://example.org/", [], 80) for _ in range(3)]
+
+    answers = asyncio.run(main())
+    assert all(a.failure is None for a in answers)  # type: ignore[attr-defined]
+    assert cookies == [None, None, None]
