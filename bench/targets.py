@@ -63,6 +63,8 @@ def check_targets(result: dict[str, Any]) -> dict[str, Any]:
                 # spare while the probe ran, so its pace was set by CPU, not by round trips.
                 extra["note"] = (f"CPU-bound: probe, helper and servers kept {busy:.0%} of the "
                                  "cores busy")
+        if r.get("probe_vs_floor_measuring") is not None:
+            extra["measuring_time_only"] = r["probe_vs_floor_measuring"]  # info: see run_pair
         t[name] = _target(thr, thr >= goal if goal and thr is not None else None, **extra)
         t[f"C{c} {kind}: CPU/URL probe/floor <= {CPU_RATIO}"] = _target(
             cpu, cpu <= CPU_RATIO if cpu is not None else None,

@@ -395,6 +395,29 @@ _TIMELINE = ("dns_a_done", "dns_aaaa_done", "tcp_start", "tcp_done", "tls_start"
              "http_start", "http_done", "control_start", "control_done", "runtime")  # fmt: skip
 
 
+def _probe_span(db: Path) -> float | None:
+    """Seconds from the first measurement's start to the last one's end (every attempt).
+
+    The probe's measuring time without its fixed costs (start-up, identity and pre-flight
+    checks, the end-of-run check): what the floor's own ``elapsed`` (first URL to last) is
+    compared with in :func:`run_pair`'s ``probe_vs_floor_measuring``.
+    """
+    import sqlite3
+
+    if not db.exists():
+        return None
+    try:
+        con = sqlite3.connect(db)
+        try:
+            first, last = con.execute(
+                "select min(started), max(started + runtime) from measurements").fetchone()
+        finally:
+            con.close()
+    except sqlite3.Error:
+        return None
+    return round(last - first, 3) if first is not None and last is not None else None
+
+
 def _probe_timeline(db: Path) -> dict[str, float | None]:
     """Median offsets (ms after the measurement started) of each step of the probe's URLs.
 
@@ -477,7 +500,7 @@ def _probe_once(
     ok, verdicts = _probe_ok(db)
     fig = _figures(pr, urls, ok)
     fig.update(verdicts=verdicts, control=services.control_url if control else None,
-               timeline_median_ms=_probe_timeline(db),
+               timeline_median_ms=_probe_timeline(db), measuring_span_s=_probe_span(db),
                loadavg_before=round(load, 2), delay=delay_stats,
                server_cpu_s=_cpu_delta(cpu0, services.cpu_seconds()),
                machine_busy=machine_busy(m0, machine_cpu()))  # fmt: skip
@@ -562,6 +585,9 @@ def run_pair(
         "probe_vs_floor_cpu": _ratio(p["cpu_ms_per_url"], f["cpu_ms_per_url"]),
         "probe_vs_ideal": _ratio(p["urls_per_s"], ideal),
         "floor_vs_ideal": _ratio(f["urls_per_s"], ideal),
+        # Throughput over each client's measuring time only (first URL to last): the part of
+        # the gap that is per URL, without the probe's fixed start and end costs.
+        "probe_vs_floor_measuring": _ratio(f.get("internal_elapsed_s"), p.get("measuring_span_s")),
     }
     if not (f["valid"] and p["valid"]):
         row["ratios"] = {k: None for k in row["ratios"]}
@@ -659,6 +685,11 @@ def print_table(result: dict[str, Any]) -> None:
         print(f"     probe/floor throughput {_fmt(r['probe_vs_floor_throughput'])}  CPU "
               f"{_fmt(r['probe_vs_floor_cpu'])}  probe/ideal {_fmt(r['probe_vs_ideal'])}  "
               f"floor/ideal {_fmt(r['floor_vs_ideal'])}")  # fmt: skip
+        if r.get("probe_vs_floor_measuring") is not None:
+            print(f"     probe/floor throughput over their measuring time only (first URL to "
+                  f"last; fixed start and end costs excluded): {_fmt(r['probe_vs_floor_measuring'])}"
+                  f"  (probe {_fmt(row['probe'].get('measuring_span_s'))} s, floor "
+                  f"{_fmt(row['floor'].get('internal_elapsed_s'))} s)")  # fmt: skip
         for name in ("floor", "probe"):
             if row[name].get("step_median_ms"):
                 print(f"     {name} median step ms: {row[name]['step_median_ms']}")
