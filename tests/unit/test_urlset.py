@@ -83,3 +83,24 @@ def test_closing_forgets_and_a_new_set_starts_empty() -> None:
     with URLSet() as second:
         assert "http://a.example/" not in second
         assert second.add("http://a.example/") and len(second) == 1
+
+
+def test_a_set_that_cannot_spill_to_a_temporary_file_is_kept_whole_in_memory() -> None:
+    # No temporary file can be written (here: a file-size limit of 0; elsewhere a read-only or
+    # missing temporary directory). Spilling would fail at ~16,000 URLs and lose the set; it is
+    # kept in memory instead, every URL remembered. In a child: the limit is per process.
+    code = (
+        "import resource; resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))\n"
+        "from probe.urlset import URLSet\n"
+        "s = URLSet(); urls = [f'https://n{i}.example/' for i in range(60_000)]\n"
+        "assert all(s.add(u) for u in urls) and not any(s.add(u) for u in urls[::7])\n"
+        "assert all(u in s for u in urls[::13]) and 'https://other.example/' not in s\n"
+        "assert s.in_memory and len(s) == 60_000\n"
+    )
+    # Output through pipes: the file-size limit would stop writes to a file.
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+
+
+def test_a_set_spills_to_a_temporary_file_where_it_can() -> None:
+    assert not URLSet().in_memory
