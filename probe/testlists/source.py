@@ -13,6 +13,8 @@ __all__ = ["MAX_STREAM_BYTES", "OpenedList", "open_list"]
 
 # A list read from a stream (stdin, a pipe, a FIFO) is copied to a temporary file, up to this.
 MAX_STREAM_BYTES = 256 << 20
+# The longest a wait for a stream's data goes without Python looking at pending signals.
+_WAKE = 0.25
 
 
 class OpenedList:
@@ -72,7 +74,12 @@ def _spool(fd: int, name: str) -> BinaryIO:
     total = 0
     try:
         while True:
-            select.select([fd], [], [])  # interruptible: signal handlers run while waiting
+            # Woken every _WAKE seconds, not only by data or EINTR: a signal that lands after
+            # Python last checked for one but before select() starts waiting interrupts
+            # nothing, and its handler (Ctrl-C's KeyboardInterrupt) runs only when select
+            # returns; without a timeout, never.
+            if not select.select([fd], [], [], _WAKE)[0]:
+                continue
             try:
                 chunk = os.read(fd, 1 << 16)
             except BlockingIOError:

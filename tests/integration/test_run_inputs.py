@@ -42,6 +42,17 @@ _TERMINAL_SIGINT = (
 )
 
 
+def _signal_state(pid: int) -> str:
+    """A process's state, threads and signal masks, from /proc (for a failure's message)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text().splitlines()
+        wchan = Path(f"/proc/{pid}/wchan").read_text()
+    except OSError as exc:
+        return f"no /proc entry: {exc}"
+    keep = ("State", "Threads", "SigPnd", "ShdPnd", "SigBlk", "SigIgn", "SigCgt")
+    return ", ".join(line for line in status if line.split(":")[0] in keep) + f", wchan {wchan}"
+
+
 def test_a_list_from_a_pipe_is_measured_whole(loopback_net: LoopbackNet, tmp_path: Path) -> None:
     # What `probe run <(cat list)` passes: /dev/fd/N, a pipe.
     db = tmp_path / "r.db"
@@ -76,9 +87,10 @@ def test_a_fifo_nobody_writes_to_does_not_block_ctrl_c(
     # (a background job of a non-interactive shell) or blocked (a supervisor's signal mask), and
     # an exec'd child keeps both: exec the probe through a wrapper that gives it a terminal's
     # SIGINT, unblocked with the default disposition.
+    # PYTHONFAULTHANDLER: if it does not stop, SIGABRT makes it print where every thread is.
     proc = subprocess.Popen([sys.executable, "-c", _TERMINAL_SIGINT, *_argv(loopback_net, db, str(fifo))],
-                            env=_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+                            env=dict(_env(tmp_path), PYTHONFAULTHANDLER="1"),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         # A writer's blocking open returns once the probe has the FIFO open for reading: that
         # is the handshake (in a thread, so that a probe that never opens it fails the test).
@@ -90,7 +102,13 @@ def test_a_fifo_nobody_writes_to_does_not_block_ctrl_c(
         assert opened, "the probe never opened the FIFO"
         fd = opened[0]
         proc.send_signal(signal.SIGINT)
-        _out, err = proc.communicate(timeout=20)
+        try:
+            _out, err = proc.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            state = _signal_state(proc.pid)
+            proc.send_signal(signal.SIGABRT)
+            _out, err = proc.communicate(timeout=10)
+            raise AssertionError(f"the probe ignored SIGINT for 20 s ({state}); stderr:\n{err}") from None
         os.close(fd)
     finally:
         if proc.poll() is None:
