@@ -347,23 +347,34 @@ def _figures(r: ChildResult, urls: int, ok: int | None) -> dict[str, Any]:
     }
 
 
+def _read_probe_db(db: Path, *sql: str) -> list[list[tuple[Any, ...]]]:
+    """The rows of each query over the probe's database, in one connection.
+
+    Raises FileNotFoundError when the run left no database, sqlite3.Error when it cannot be read.
+    """
+    import sqlite3
+
+    if not db.exists():
+        raise FileNotFoundError(db)
+    con = sqlite3.connect(db)
+    try:
+        return [con.execute(q).fetchall() for q in sql]
+    finally:
+        con.close()
+
+
 def _probe_ok(db: Path) -> tuple[int | None, dict[str, int]]:
     """How many URLs the probe judged ok, and the verdict counts, read from its database."""
     import sqlite3
 
-    if not db.exists():
-        return None, {}
     try:
-        con = sqlite3.connect(db)
-        try:
-            counts = dict(con.execute(
-                "select verdict, count(*) from measurements where final = 1 group by verdict"
-            ))  # fmt: skip
-            counts["_all_attempts"] = con.execute("select count(*) from measurements").fetchone()[0]
-        finally:
-            con.close()
-    except sqlite3.Error:
+        verdicts, attempts = _read_probe_db(
+            db, "select verdict, count(*) from measurements where final = 1 group by verdict",
+            "select count(*) from measurements")  # fmt: skip
+    except (FileNotFoundError, sqlite3.Error):
         return None, {}
+    counts = dict(verdicts)
+    counts["_all_attempts"] = attempts[0][0]
     return counts.get("ok", 0), counts
 
 
@@ -404,16 +415,10 @@ def _probe_span(db: Path) -> float | None:
     """
     import sqlite3
 
-    if not db.exists():
-        return None
     try:
-        con = sqlite3.connect(db)
-        try:
-            first, last = con.execute(
-                "select min(started), max(started + runtime) from measurements").fetchone()
-        finally:
-            con.close()
-    except sqlite3.Error:
+        [[(first, last)]] = _read_probe_db(
+            db, "select min(started), max(started + runtime) from measurements")
+    except (FileNotFoundError, sqlite3.Error):
         return None
     return round(last - first, 3) if first is not None and last is not None else None
 
@@ -426,14 +431,10 @@ def _probe_timeline(db: Path) -> dict[str, float | None]:
     """
     import sqlite3
 
-    if not db.exists():
-        return {}
     try:
-        con = sqlite3.connect(db)
-        try:
-            rows = con.execute(_TIMELINE_SQL).fetchall()
-        finally:
-            con.close()
+        [rows] = _read_probe_db(db, _TIMELINE_SQL)
+    except FileNotFoundError:
+        return {}
     except sqlite3.Error as exc:
         return {"error": str(exc)}  # type: ignore[dict-item]
     out: dict[str, float | None] = {}
