@@ -37,7 +37,7 @@ _HAS = "SELECT 1 FROM seen WHERE fp = ?"
 
 
 @functools.cache
-def temp_files_work() -> bool:
+def _temp_files_work() -> bool:
     """True when SQLite can spill a temporary database to a file (checked once per process)."""
     db = sqlite3.connect("", isolation_level=None)
     try:
@@ -62,7 +62,7 @@ class URLSet:
         # consumer at a time (a generator may be resumed on another thread than it started on).
         self._db = sqlite3.connect("", isolation_level=None, check_same_thread=False)
         #: True when no temporary file can be written and the set is kept in memory.
-        self.in_memory = not temp_files_work()
+        self.in_memory = not _temp_files_work()
         self._db.execute(f"PRAGMA cache_size = -{_MEMORY_KIB if self.in_memory else CACHE_KIB}")
         # Nothing to recover after a crash: no journal, no syncs.
         self._db.execute("PRAGMA journal_mode = OFF")

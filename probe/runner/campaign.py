@@ -253,13 +253,12 @@ class _Checked:
     warnings: tuple[str, ...] = ()
     answered: tuple[str, ...] = ()
     offline: str | None = None  # why nothing works (NoNetworkError's message)
-    ran: bool = True
 
 
-async def _preflight(options: RunSettings, cfg: MeasureConfig) -> _Checked:
-    """Run the pre-flight check (when the options want one); never raises NoNetworkError."""
+async def _preflight(options: RunSettings, cfg: MeasureConfig) -> _Checked | None:
+    """Run the pre-flight check (None: the options want none); never raises NoNetworkError."""
     if not options.preflight:
-        return _Checked(ran=False)
+        return None
     answered: list[str] = []
     try:
         warnings = await preflight(cfg, options.controls, reachable=answered)
@@ -274,11 +273,11 @@ async def _no_identity() -> Identity:
     return Identity()
 
 
-def _check_network(checked: _Checked, options: RunSettings, writer: Writer, summary: RunSummary,
-                   reporter: Reporter) -> tuple[str, ...]:
+def _check_network(checked: _Checked | None, options: RunSettings, writer: Writer,
+                   summary: RunSummary, reporter: Reporter) -> tuple[str, ...]:
     """Act on the pre-flight check (record the run offline or failed); the controls to use."""
     controls = options.controls
-    if not checked.ran:
+    if checked is None:
         return controls
     if checked.offline is not None:
         writer.finish_run("offline")
