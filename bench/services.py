@@ -146,6 +146,12 @@ class Services:
     control_url: str | None = None
     #: Run the helper under pyinstrument, its session written here when it stops.
     helper_profile: Path | None = None
+    #: Run the probes' control helper at SCHED_IDLE. Deployed, the helper is another machine;
+    #: here it shares the client's two cores, and at normal priority the kernel gives it an
+    #: equal share of them whenever the probe wants them too. Idle, it runs on the CPU time
+    #: the probe, nginx and dnsmasq leave; a helper that then falls behind still costs the
+    #: probe (a slot is held until the control answers). --helper-priority normal turns it off.
+    helper_idle: bool = False
 
     def start(self) -> Services:
         try:
@@ -191,18 +197,23 @@ class Services:
         if self.helper and _helper_available():
             # Room for one probe at the highest concurrency benchmarked (C = 256).
             self.control_url = self.start_helper(8080, "helper.log", "--max-in-flight", "1024",
-                                                  profile=self.helper_profile)
+                                                  profile=self.helper_profile,
+                                                  idle=self.helper_idle)
 
-    def start_helper(self, port: int, log: str, *extra: str, profile: Path | None = None) -> str:
+    def start_helper(self, port: int, log: str, *extra: str, profile: Path | None = None,
+                     idle: bool = False) -> str:
         """Start ``probe helper serve`` on the helper address at ``port``; its URL.
 
         Its output goes to ``log`` in the run's directory (one line per request). With
         ``profile``, it runs under pyinstrument, which writes its session there when it stops.
+        With ``idle``, it runs at Linux's SCHED_IDLE priority: only on CPU time that nothing
+        else on the machine wants (see :attr:`helper_idle`).
         """
         assert self.ca is not None
         wrap = ["-m", "pyinstrument", "-r", "pyisession", "-o", str(profile)] if profile else []
         helper = self._spawn(
-            [sys.executable, *wrap, "-m", "probe", "helper", "serve",
+            [*(["chrt", "--idle", "0"] if idle else []), sys.executable, *wrap,
+             "-m", "probe", "helper", "serve",
              "--listen", f"{self.net.helper_ip}:{port}", "--resolver", self.net.dns_ip,
              "--cafile", str(self.ca), "--allow-private", *extra],
             log,

@@ -207,12 +207,13 @@ def _signals_raise() -> Iterator[None]:
 
 @contextlib.contextmanager
 def lab(workdir: Path, *, helper: bool, nginx_workers: int,
-        helper_profile: Path | None = None) -> Iterator[tuple[BenchNet, Services]]:
+        helper_profile: Path | None = None,
+        helper_idle: bool = False) -> Iterator[tuple[BenchNet, Services]]:
     """The namespaces and servers; everything is torn down on exit, whatever happened."""
     net = topology.create()
     try:
         with Services(net, workdir, helper=helper, nginx_workers=nginx_workers,
-                      helper_profile=helper_profile) as services:
+                      helper_profile=helper_profile, helper_idle=helper_idle) as services:
             yield net, services
     finally:
         topology.destroy(net)
@@ -662,7 +663,8 @@ def print_table(result: dict[str, Any]) -> None:
     print()
     if result["runs"]:
         print(f"probe throughput benchmark  cores={result['machine']['cores']}  RTT={p['rtt_ms']} ms"
-              f"  URLs={p['urls']}  control={'yes' if p['control'] else 'no'}")  # fmt: skip
+              f"  URLs={p['urls']}  control={'yes' if p['control'] else 'no'}"
+              f"  helper priority={p.get('helper_priority', 'normal')}")  # fmt: skip
     else:
         print(f"probe benchmark  cores={result['machine']['cores']}  "
               f"control={'yes' if p['control'] else 'no'}")  # fmt: skip
@@ -832,6 +834,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                     help="measure the probe package in DIR (e.g. `git archive REV probe` of an "
                     "older version) instead of this checkout's, against the same floor and lab")
     ap.add_argument("--nginx-workers", type=int, default=1)
+    ap.add_argument("--helper-priority", choices=("idle", "normal"), default="idle",
+                    help="CPU priority of the probes' control helper, which shares the client's "
+                    "cores here (deployed, it is another machine): idle (SCHED_IDLE, default) or "
+                    "normal")
     ap.add_argument("--timeout", type=float, default=900.0, help="kill a client after this many s")
     ap.add_argument("--out", type=Path, help="JSON output (default bench/out/throughput-<time>.json)")
     args = ap.parse_args(argv)
@@ -864,6 +870,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "params": {"urls": args.urls, "concurrency": concurrencies, "rtt_ms": args.rtt_ms,
                    "control": not args.no_control, "timeouts": timeouts, "profile": args.profile,
                    "repeat": args.repeat, "probe_args": args.probe_arg,
+                   "helper_priority": args.helper_priority,
                    "cases": [f"{'control' if ctl else 'none'}@{c}" for ctl, c in cases]},
         "started": stamp, "runs": [],
         "bytecode": compile_bytecode(),
@@ -871,7 +878,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="probe-bench-"))
     try:
         with _signals_raise(), lab(workdir, helper=wants_helper, nginx_workers=args.nginx_workers,
-                                   helper_profile=args.profile_helper) as (net, services):
+                                   helper_profile=args.profile_helper,
+                                   helper_idle=args.helper_priority == "idle") as (net, services):
             if wants_helper and services.control_url is None:
                 print("note: `probe helper serve` is not available: running without control",
                       flush=True)  # fmt: skip

@@ -47,6 +47,9 @@ def download_bounded(
     may then hold part of the body: the caller stages downloads and removes what failed. The
     body is never decoded, so no Content-Encoding can make it larger than it was on the wire.
     """
+    from probe.httpstack import load
+
+    load()
     import httpx
 
     try:

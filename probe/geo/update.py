@@ -34,6 +34,9 @@ def update_geo(
     """
     import email.utils
 
+    from probe.httpstack import load
+
+    load()
     import httpx
 
     from probe.asndata import pack

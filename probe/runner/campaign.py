@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import signal
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -85,20 +86,11 @@ async def _run(
     from probe.identity import discover, vantage_name
     from probe.netcheck import resolver_addresses
 
-    if measure is None:
-        from probe.observe import measure as measure_fn
-    else:
-        measure_fn = measure
-    if classify is None:
-        from probe.classify import classify as classify_fn
-    else:
-        classify_fn = classify
-
     reporter = reporter or NullReporter()
     cfg = config or MeasureConfig()
     stop = stop or asyncio.Event()
     writer = Writer(store, stop)
-    fingerprints = load_fingerprints(options.fingerprints)
+    fingerprints = load_fingerprints(options.fingerprints)  # a bad file: before any packet
     # The database `probe geo update` downloaded is used unless --geo names another.
     geo = GeoDB.open(options.geo) if options.geo else open_default_geo()
 
@@ -107,11 +99,26 @@ async def _run(
     # resolver's egress (whoami). Only what they map to is stored; the addresses feed the
     # scrubber, which removes them from every stored measurement. The pre-flight check runs at
     # the same time (both only wait on the network); its outcome is acted on below, once the
-    # run is recorded.
-    ident, checked = await asyncio.gather(
+    # run is recorded. While they wait on their round trips, the run imports what it measures
+    # with (CPU work that would otherwise come before or after them).
+    checks = asyncio.gather(
         discover(resolvers, options.identity, geo) if options.identity else _no_identity(),
         _preflight(options, cfg),
     )
+    try:
+        await _warm_up(_WARM_UP + (_WARM_UP_CONTROL if options.controls else ()))
+        ident, checked = await checks
+    except BaseException:
+        checks.cancel()
+        raise
+    if measure is None:
+        from probe.observe import measure as measure_fn
+    else:
+        measure_fn = measure
+    if classify is None:
+        from probe.classify import classify as classify_fn
+    else:
+        classify_fn = classify
     ident = _apply_overrides(ident, options)
     watch = NetworkWatch(ident, options.identity, resolvers, geo, reporter)
     name = options.vantage or (vantage_name(ident) if ident.asn or ident.country else "default")
@@ -183,7 +190,9 @@ async def _drive(targets: Iterable[Target], pool: MeasurerPool, writer: Writer,
         checker: asyncio.Task[None] | None = None
         if options.identity is not None and options.identity.recheck_interval > 0:
             checker = tasks.create_task(watch.periodically(options.identity.recheck_interval))
-        producing = asyncio.ensure_future(produce(targets, pool))
+        # The end-of-run identity check starts once the last URL is out (a run that then
+        # does not complete drops it): its round trips overlap the last measurements.
+        producing = asyncio.ensure_future(produce(targets, pool, watch.start_end_check))
         stopping = asyncio.ensure_future(stop.wait())
         try:
             await asyncio.wait({producing, stopping}, return_when=asyncio.FIRST_COMPLETED)
@@ -221,8 +230,10 @@ async def _close(status: str, writer: Writer, watch: NetworkWatch, options: RunS
     checked_end = False
     if options.identity is not None and status == "complete":
         # Did the run end on the network it started on? (An interrupted run ends at once.)
-        await watch.check("end")
+        await watch.end_check()
         checked_end = True
+    else:
+        await watch.drop_end_check()
     if options.identity is not None and writer.failure is None:
         summary.network_changed = watch.changed if checked_end else (watch.changed or None)
         writer.set_identity(watch.record, network_changed=summary.network_changed)
@@ -265,6 +276,30 @@ async def _preflight(options: RunSettings, cfg: MeasureConfig) -> _Checked | Non
     except NoNetworkError as exc:
         return _Checked(offline=str(exc))
     return _Checked(warnings=tuple(warnings), answered=tuple(answered))
+
+
+#: What a run imports to measure, ~0.2 s of CPU together, in the order they build on each
+#: other (httpx and httpcore first, through probe.httpstack); and what the control client
+#: adds (aiohttp, ~0.1 s) when a control is in use.
+_WARM_UP = ("probe.observe", "probe.classify")
+_WARM_UP_CONTROL = ("aiohttp",)
+#: The pause before each import: time for the network checks' tasks to take their next step
+#: (a thread's address lookup, a connect, a send), so that their round trips run during the
+#: imports. It orders work for speed only: nothing depends on what happened in it.
+_STEP = 0.002
+
+
+async def _warm_up(modules: Sequence[str]) -> None:
+    """Import ``modules`` one at a time, letting the loop run between them."""
+    import importlib
+
+    from probe import httpstack
+
+    steps: list[Callable[[], object]] = [httpstack.load]
+    steps += [functools.partial(importlib.import_module, name) for name in modules]
+    for step in steps:
+        await asyncio.sleep(_STEP)
+        step()
 
 
 async def _no_identity() -> Identity:

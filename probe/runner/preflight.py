@@ -57,6 +57,9 @@ async def preflight(
 
 
 async def _control_reachable(url: str, timeout: float, cafile: str | None) -> bool:
+    from probe.httpstack import load
+
+    load()
     import httpx
 
     from probe.netcheck import health_url

@@ -7,7 +7,7 @@ writer), so the lists are never read far ahead of what was measured.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING
 
 from probe.model import Target
@@ -24,13 +24,17 @@ def unmeasured(targets: Iterable[Target], done: URLSet) -> Iterator[Target]:
     return (t for t in targets if t.url not in done)
 
 
-async def produce(targets: Iterable[Target], pool: MeasurerPool) -> None:
+async def produce(targets: Iterable[Target], pool: MeasurerPool,
+                  all_out: Callable[[], None] | None = None) -> None:
     """Measure every target in ``pool``; returns when all are settled.
 
-    Cancelling it cancels the measurements in flight (a stopped run); an error reading the
-    targets cancels them too and is raised.
+    ``all_out`` (optional) is called once every target is handed to the pool, while the last
+    ones are still measured. Cancelling it cancels the measurements in flight (a stopped run);
+    an error reading the targets cancels them too and is raised.
     """
     async with asyncio.TaskGroup() as measurers:
         for target in targets:
             await pool.admit()
             measurers.create_task(pool.measure(target))
+        if all_out is not None:
+            all_out()

@@ -33,6 +33,7 @@ class NetworkWatch:
         self.scrubber = Scrubber(start.public_ips | start.local_ips)
         self.record: dict[str, Any] = {"start": self.scrubber.record(start.record()), "checks": []}
         self.changed = False
+        self._end: asyncio.Task[None] | None = None
 
     async def check(self, when: str) -> None:
         """Learn the identity again; note a change; scrub any new address from now on."""
@@ -53,6 +54,27 @@ class NetworkWatch:
         )
         if changed:
             self.reporter.problem(f"warning: the network changed during the run ({now.describe()})")
+
+    def start_end_check(self) -> None:
+        """Start the end-of-run check now: the last URL is out, its answers are yet to come.
+
+        Its round trips then overlap the last measurements instead of following them.
+        """
+        if self.config is not None and self._end is None:
+            self._end = asyncio.ensure_future(self.check("end"))
+
+    async def end_check(self) -> None:
+        """Finish the end-of-run check (started now unless :meth:`start_end_check` did)."""
+        self.start_end_check()
+        if self._end is not None:
+            await self._end
+
+    async def drop_end_check(self) -> None:
+        """Stop an end-of-run check still running (the run did not complete)."""
+        task, self._end = self._end, None
+        if task is not None and not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
 
     async def periodically(self, interval: float) -> None:
         """Check every ``interval`` seconds until cancelled."""

@@ -184,6 +184,9 @@ def update_testlists(
     """Fetch the lists installed now (and ``lists``, by name: ``ir``, ``de``), check them, and
     install them in ``dest`` (default :func:`default_destination`). Raises :class:`UpdateError`
     with installed lists untouched when anything is missing or invalid."""
+    from probe.httpstack import load
+
+    load()
     import httpx
 
     base = source_url(source)

@@ -366,3 +366,83 @@ def test_the_preflight_check_and_the_identity_discovery_wait_on_the_network_toge
     summary = _run(steps, targets(3), opts)
     assert summary.measured == 3
     assert set(started) == {"discover", "preflight"}
+
+
+def test_the_network_checks_are_under_way_before_the_run_imports_its_engine(
+    tmp_path: Path, monkeypatch  # type: ignore[no-untyped-def]
+) -> None:
+    # The imports (~0.3 s of CPU) run while the checks wait on their round trips, instead of
+    # before them.
+    import importlib
+
+    import probe.identity
+    import probe.runner.campaign as campaign
+    from probe.identity import Identity, IdentityConfig
+
+    order: list[str] = []
+    real_import = importlib.import_module
+
+    def recording_import(name: str, package: str | None = None):  # type: ignore[no-untyped-def]
+        if name in campaign._WARM_UP:
+            order.append(name)
+        return real_import(name, package)
+
+    async def discover(resolvers: object, config: object, geo: object) -> Identity:
+        order.append("discover")
+        return Identity()
+
+    async def preflight(cfg: object, controls: object, timeout: float = 3.0,
+                        reachable: list[str] | None = None) -> list[str]:
+        order.append("preflight")
+        return []
+
+    monkeypatch.setattr(importlib, "import_module", recording_import)
+    monkeypatch.setattr(probe.identity, "discover", discover)
+    monkeypatch.setattr(campaign, "preflight", preflight)
+    opts = RunSettings(db=tmp_path / "r.db", retry_pause=0.0, preflight=True,
+                       identity=IdentityConfig(stun_servers=(), whoami_names=(), recheck_interval=0))
+    summary = _run(FakeSteps(), targets(3), opts)
+    assert summary.measured == 3
+    assert order[:2] in (["discover", "preflight"], ["preflight", "discover"])
+    assert order[2:4] == list(campaign._WARM_UP)
+
+
+def test_the_end_of_run_identity_check_overlaps_the_last_measurements(
+    tmp_path: Path, monkeypatch  # type: ignore[no-untyped-def]
+) -> None:
+    # It starts once the last URL is out: the last measurement below waits for it to start;
+    # run after the measurements, it would never start (bounded here, to fail instead).
+    import probe.identity
+    from probe.identity import Identity, IdentityConfig
+
+    checks = 0
+    end_started = asyncio.Event()
+    waited: list[bool] = []
+
+    async def discover(resolvers: object, config: object, geo: object) -> Identity:
+        nonlocal checks
+        checks += 1
+        if checks == 2:  # the first is the start of the run's
+            end_started.set()
+        return Identity()
+
+    class LastWaits(FakeSteps):
+        async def measure(self, target: Target, cfg: object, control: object, attempt: int = 0,
+                          on_ready: object = None) -> Measurement:
+            if target.url.endswith("/3"):
+                try:
+                    async with asyncio.timeout(10):
+                        await end_started.wait()
+                    waited.append(True)
+                except TimeoutError:
+                    waited.append(False)
+            return await super().measure(target, cfg, control, attempt, on_ready)
+
+    monkeypatch.setattr(probe.identity, "discover", discover)
+    opts = _opts(tmp_path, concurrency=2,
+                 identity=IdentityConfig(stun_servers=(), whoami_names=(), recheck_interval=0))
+    summary = _run(LastWaits(), targets(4), opts)
+    assert (summary.status, summary.measured, checks, waited) == ("complete", 4, 2, [True])
+    con = sqlite3.connect(tmp_path / "r.db")
+    [[identity]] = con.execute("select identity from runs").fetchall()
+    assert '"when": "end"' in identity
