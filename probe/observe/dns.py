@@ -26,7 +26,7 @@ import os
 import socket
 import struct
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, cast
 
 import dns.flags
@@ -213,6 +213,7 @@ class UDPQuery:
         "junk",
         "junk_parsed",
         "late_window",
+        "on_decided",
         "port",
         "qtype",
         "replies",
@@ -251,12 +252,45 @@ class UDPQuery:
         self._transport: asyncio.DatagramTransport | None = None
         loop = asyncio.get_running_loop()
         self.decided: asyncio.Future[None] = loop.create_future()
+        self.on_decided: Callable[[], None] | None = None
         self.task: asyncio.Task[None] | None = None
 
     def start(self) -> UDPQuery:
-        """Send the query; the listening runs as a background task."""
-        self.task = asyncio.get_running_loop().create_task(self._run())
+        """Send the query now; the listening runs as a background task.
+
+        The datagram leaves before the loop has registered the socket (a reply that comes
+        first waits in the socket's buffer): sending from the task would cost the event-loop
+        iterations of starting it and of ``create_datagram_endpoint``, milliseconds on a
+        busy loop, on every query of every URL.
+        """
+        sock: socket.socket | None = None
+        try:
+            sock = _connected_socket(self.ip, self.port)
+            local = sock.getsockname()
+            capture.watch("udp", (local[0], local[1]), (self.ip, self.port))
+            self._t0 = time.monotonic()
+            self.started = time.time()
+            sock.send(self._wire)
+        except OSError as exc:
+            if sock is not None:
+                sock.close()
+                sock = None
+            self._decide(failure_string(exc))
+        self.task = asyncio.get_running_loop().create_task(self._run(sock))
+        if sock is not None:
+            # A task cancelled before its first step never runs _run: the socket is closed
+            # here then (the transport owns it once made).
+            self.task.add_done_callback(functools.partial(self._unwrapped, sock))
         return self
+
+    def _unwrapped(self, sock: socket.socket, _task: object) -> None:
+        if self._transport is None:
+            sock.close()
+
+    def wait_decided(self, on_decided: Callable[[], None] | None) -> None:
+        """Have ``on_decided`` called (once, synchronously) when the query is decided; None
+        removes it. One waiter at a time: :func:`wait_decided` is the one that uses it."""
+        self.on_decided = on_decided
 
     @property
     def resolver(self) -> str:
@@ -269,6 +303,8 @@ class UDPQuery:
         self.failure = failure
         self.addresses = addresses
         self.decided.set_result(None)
+        if self.on_decided is not None:
+            self.on_decided()
 
     def _on_datagram(self, data: bytes, addr: Any) -> None:
         t = time.monotonic() - self._t0
@@ -325,22 +361,21 @@ class UDPQuery:
             return
         self._decide(failure_string(exc))
 
-    async def _run(self) -> None:
+    async def _run(self, sock: socket.socket | None) -> None:
+        if sock is None:  # the send failed: decided already
+            return
         loop = asyncio.get_running_loop()
         try:
             try:
                 self._transport, _ = await loop.create_datagram_endpoint(
-                    lambda: _Protocol(self), sock=_connected_socket(self.ip, self.port)
+                    lambda: _Protocol(self), sock=sock
                 )
-                local = self._transport.get_extra_info("sockname")
-                if local is not None:
-                    capture.watch("udp", (local[0], local[1]), (self.ip, self.port))
-                self._t0 = time.monotonic()
-                self.started = time.time()
-                self._transport.sendto(self._wire)
-            except OSError as exc:
-                self._decide(failure_string(exc))
-                return
+            except BaseException as exc:
+                sock.close()
+                if isinstance(exc, OSError):
+                    self._decide(failure_string(exc))
+                    return
+                raise
             try:
                 async with asyncio.timeout(self.timeout):
                     await asyncio.shield(self.decided)
@@ -406,6 +441,34 @@ async def doh_query(
     reply, addresses = reply_from_message(msg, msg.to_wire(), t, url, rdtype)
     return observation(duration=t, failure=_reply_failure(reply, addresses), addresses=addresses,
                        replies=(reply,))  # fmt: skip
+
+
+async def wait_decided(queries: Sequence[UDPQuery]) -> None:
+    """Return once every query in ``queries`` is decided (an answer, an error, its timeout).
+
+    The task wakes one event-loop iteration after the last decision; ``asyncio.wait`` on the
+    ``decided`` futures costs two (a done-callback, then the wake-up), milliseconds on a busy
+    loop, on the critical path of every URL. Cancelling the wait leaves the queries running.
+    """
+    pending = [q for q in queries if not q.decided.done()]
+    if not pending:
+        return
+    waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    left = len(pending)
+
+    def one_decided() -> None:
+        nonlocal left
+        left -= 1
+        if left == 0 and not waiter.done():
+            waiter.set_result(None)
+
+    for q in pending:
+        q.wait_decided(one_decided)
+    try:
+        await waiter
+    finally:
+        for q in pending:
+            q.wait_decided(None)
 
 
 def union_addresses(queries: Sequence[UDPQuery]) -> list[str]:
