@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from probe import eventloop
+from probe.heap import steady_heap
 from probe.model import Target, Verdict
 from probe.runner.pool import MeasurerPool
 from probe.runner.preflight import NoControlError, NoNetworkError, preflight
@@ -162,7 +163,8 @@ async def _run(
                 classify=classify_fn, cfg=cfg, control=control, fingerprints=fingerprints,
                 geo=geo, watch=watch, writer=writer, reporter=reporter, summary=summary,
             )
-            status = await _drive(targets, pool, writer, watch, options, stop)
+            with steady_heap():  # everything long-lived is loaded by now
+                status = await _drive(targets, pool, writer, watch, options, stop)
     finally:
         if cap is not None:
             from probe.observe import capture

@@ -446,3 +446,25 @@ def test_the_end_of_run_identity_check_overlaps_the_last_measurements(
     con = sqlite3.connect(tmp_path / "r.db")
     [[identity]] = con.execute("select identity from runs").fetchall()
     assert '"when": "end"' in identity
+
+
+def test_the_collector_leaves_the_loaded_libraries_alone_while_measuring(tmp_path: Path) -> None:
+    # gc pauses of up to 50 ms (a full walk of the imported libraries) held up every URL in
+    # flight; the run freezes what is loaded and restores the collector at its end.
+    import gc
+
+    from probe.heap import YOUNG_THRESHOLD
+
+    seen: list[tuple[int, bool]] = []
+
+    class Recording(FakeSteps):
+        async def measure(self, target: Target, cfg: object, control: object, attempt: int = 0,
+                          on_ready: object = None) -> Measurement:
+            seen.append((gc.get_threshold()[0], gc.get_freeze_count() > 0))
+            return await super().measure(target, cfg, control, attempt, on_ready)
+
+    before = gc.get_threshold()
+    summary = _run(Recording(), targets(3), _opts(tmp_path))
+    assert summary.measured == 3
+    assert seen == [(YOUNG_THRESHOLD, True)] * 3
+    assert gc.get_threshold() == before and gc.get_freeze_count() == 0

@@ -15,6 +15,7 @@ from probe.control.helper.app import Helper
 from probe.control.helper.config import HelperConfig
 from probe.control.helper.connections import guarded_site
 from probe.control.helper.privacy import ClientScrubber
+from probe.heap import steady_heap
 from probe.net import format_endpoint
 
 log = logging.getLogger("probe.helper")
@@ -74,7 +75,8 @@ async def serve(
             log.info("listening on %s://%s (probe %s)", scheme, format_endpoint(host, port), __version__)
         if ready is not None:
             ready(bound)
-        await stop.wait()
+        with steady_heap():  # what serving allocates is collected; the libraries are left alone
+            await stop.wait()
         log.info("stopping: finishing %d request(s) in flight", helper.in_flight)
     finally:
         if own_signals:
