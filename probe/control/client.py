@@ -15,7 +15,6 @@ measurement itself still uses httpx over connections the engine established step
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ssl
 import time
 from collections.abc import Mapping, Sequence
@@ -86,7 +85,8 @@ class ControlClient:
     request is POSTed to each URL as given. ``timeout`` bounds each helper request; it must
     exceed the helper's own measurement deadline (25 s for ``probe helper serve``), so that a
     slow site comes back as the helper's observation rather than a control failure. ``cafile``
-    adds trusted CAs for helpers with private certificates.
+    adds trusted CAs for helpers with private certificates; ``ssl_context`` (optional) is the
+    run's verifying context (:func:`probe.observe.tls.verifying_context`) to share instead.
 
     Use as ``async with ControlClient([...]) as control: obs = await control(url, addrs, port)``.
     """
@@ -100,10 +100,12 @@ class ControlClient:
         user_agent: str | None = None,
         max_connections: int = 64,
         busy_wait: float = 20.0,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.helpers: tuple[str, ...] = tuple(helpers)
         self.timeout = timeout
         self.cafile = cafile
+        self._ssl_context = ssl_context
         self._headers = dict(DEFAULT_HEADERS)
         if user_agent:
             self._headers["User-Agent"] = user_agent
@@ -134,14 +136,9 @@ class ControlClient:
             if self._session is None:
                 import aiohttp
 
-                verify = ssl.create_default_context()
-                if not verify.cert_store_stats().get("x509_ca"):
-                    with contextlib.suppress(ImportError, OSError):
-                        import certifi  # for systems without a CA store
+                from probe.observe.tls import verifying_context
 
-                        verify.load_verify_locations(cafile=certifi.where())
-                if self.cafile:
-                    verify.load_verify_locations(cafile=self.cafile)
+                verify = self._ssl_context or verifying_context(self.cafile)
                 connector = aiohttp.TCPConnector(
                     limit=self._max_connections, ssl=verify, enable_cleanup_closed=True
                 )

@@ -149,9 +149,11 @@ async def _run(
     control_ctx: Any = contextlib.nullcontext(None)
     if controls:
         from probe.control.client import ControlClient
+        from probe.observe.runtime import runtime
 
         control_ctx = ControlClient(
-            controls, timeout=options.control_timeout, cafile=getattr(cfg, "cafile", None)
+            controls, timeout=options.control_timeout, cafile=getattr(cfg, "cafile", None),
+            ssl_context=runtime(cfg).tls.verifying,  # the engine's: one trust policy, built once
         )
 
     status = "failed"

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import ssl
 
 __all__ = ["NoControlError", "NoNetworkError", "preflight"]
 
@@ -28,6 +31,7 @@ async def preflight(
     that answered are appended to ``reachable`` when given.
     """
     from probe.netcheck import dns_server_reachable, resolver_addresses
+    from probe.observe.runtime import runtime
 
     failed: list[str] = []
     resolvers = resolver_addresses(cfg)
@@ -40,7 +44,7 @@ async def preflight(
         return ok
 
     async def check_control(url: str) -> bool:
-        ok = await _control_reachable(url, timeout, getattr(cfg, "cafile", None))
+        ok = await _control_reachable(url, timeout, runtime(cfg).tls.verifying)
         if not ok:
             failed.append(f"control {url} is unreachable")
         elif reachable is not None:
@@ -56,7 +60,7 @@ async def preflight(
     return failed
 
 
-async def _control_reachable(url: str, timeout: float, cafile: str | None) -> bool:
+async def _control_reachable(url: str, timeout: float, verify: ssl.SSLContext) -> bool:
     from probe.httpstack import load
 
     load()
@@ -65,11 +69,6 @@ async def _control_reachable(url: str, timeout: float, cafile: str | None) -> bo
     from probe.netcheck import health_url
 
     try:
-        verify: Any = True
-        if cafile:
-            import ssl
-
-            verify = ssl.create_default_context(cafile=cafile)
         async with httpx.AsyncClient(timeout=timeout, verify=verify, trust_env=False) as client:
             await client.get(health_url(url))
         return True  # any HTTP answer proves the path works

@@ -511,6 +511,7 @@ def test_wrong_certificate_fails_the_tls_handshake_entry(loopback_net: Any) -> N
 def test_helper_serves_tls_and_client_trusts_it_with_cafile(tmp_path: Path) -> None:
     pytest.importorskip("trustme")
     from probe.lab.certs import CertAuthority
+    from probe.observe.tls import verifying_context
 
     ca = CertAuthority("probe test CA")
     cert_path, key_path = ca.leaf_files(tmp_path, "cert", "127.0.0.1")
@@ -524,6 +525,9 @@ def test_helper_serves_tls_and_client_trusts_it_with_cafile(tmp_path: Path) -> N
                 ok = await trusted("http://example.org/", [], 80)
             async with ControlClient([url]) as untrusted:
                 bad = await untrusted("http://example.org/", [], 80)
+            # A run passes the engine's verifying context (--cafile included): built once.
+            async with ControlClient([url], ssl_context=verifying_context(str(ca_path))) as shared:
+                assert (await shared("http://example.org/", [], 80)).failure is None
             return ok, bad
 
     ok, bad = asyncio.run(main())

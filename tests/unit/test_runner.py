@@ -7,6 +7,8 @@ import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+
 from probe.model import Measurement, Target, Verdict
 from probe.runner import run
 from probe.runner.pool import HostLimiter
@@ -468,3 +470,47 @@ def test_the_collector_leaves_the_loaded_libraries_alone_while_measuring(tmp_pat
     assert summary.measured == 3
     assert seen == [(YOUNG_THRESHOLD, True)] * 3
     assert gc.get_threshold() == before and gc.get_freeze_count() == 0
+
+
+def test_a_run_builds_its_verifying_context_once_for_the_engine_and_the_control_client(
+    tmp_path: Path, monkeypatch  # type: ignore[no-untyped-def]
+) -> None:
+    # Each costs ~20 ms of CPU; the engine, the control client and the pre-flight check
+    # share one (same trust: system CAs plus --cafile).
+    import probe.observe.tls as tls
+    import probe.runner.campaign as campaign
+    from probe.control.client import ControlClient
+    from probe.observe.runtime import runtime
+    from probe.settings import MeasureConfig
+
+    built: list[object] = []
+    real = tls.verifying_context
+    monkeypatch.setattr(tls, "verifying_context", lambda cafile=None: built.append(cafile) or real(cafile))
+    given: list[object] = []
+
+    class Recording(ControlClient):
+        async def __aenter__(self) -> ControlClient:
+            given.append(self._ssl_context)
+            return self
+
+    async def preflight(cfg: object, controls: object, timeout: float = 3.0,
+                        reachable: list[str] | None = None) -> list[str]:
+        if reachable is not None:
+            reachable.extend(controls)  # type: ignore[call-overload]
+        return []
+
+    monkeypatch.setattr("probe.control.client.ControlClient", Recording)
+    monkeypatch.setattr(campaign, "preflight", preflight)
+    pytest.importorskip("trustme")
+    from probe.lab.certs import CertAuthority
+
+    ca = str(CertAuthority("probe test CA").write(tmp_path / "ca.pem"))
+    cfg = MeasureConfig(resolvers=("127.0.0.1:53",), cafile=ca)
+    opts = RunSettings(db=tmp_path / "r.db", retry_pause=0.0, preflight=True,
+                       controls=("http://127.0.0.1:9/",))
+    steps = FakeSteps()
+    summary = asyncio.run(run(targets(2), opts, config=cfg, measure=steps.measure,
+                              classify=steps.classify))
+    assert summary.measured == 2
+    assert given == [runtime(cfg).tls.verifying]
+    assert built == [ca]
