@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    import ssl
+from typing import Any
 
 __all__ = ["NoControlError", "NoNetworkError", "preflight"]
 
@@ -30,8 +27,7 @@ async def preflight(
     Any DNS reply (even NXDOMAIN or REFUSED) proves that a resolver is reachable. The controls
     that answered are appended to ``reachable`` when given.
     """
-    from probe.netcheck import dns_server_reachable, resolver_addresses
-    from probe.observe.runtime import runtime
+    from probe.netcheck import dns_server_reachable, health_url, http_reachable, resolver_addresses
 
     failed: list[str] = []
     resolvers = resolver_addresses(cfg)
@@ -44,7 +40,14 @@ async def preflight(
         return ok
 
     async def check_control(url: str) -> bool:
-        ok = await _control_reachable(url, timeout, runtime(cfg).tls.verifying)
+        # The run's verifying context for an https helper; a plain-http one needs none (and
+        # importing the engine to build it would delay the check's first packet).
+        verify = None
+        if url.lower().startswith("https:"):
+            from probe.observe.runtime import runtime
+
+            verify = runtime(cfg).tls.verifying
+        ok = await http_reachable(health_url(url), timeout, verify)
         if not ok:
             failed.append(f"control {url} is unreachable")
         elif reachable is not None:
@@ -58,19 +61,3 @@ async def preflight(
     if not any(results):
         raise NoNetworkError("; ".join(failed))
     return failed
-
-
-async def _control_reachable(url: str, timeout: float, verify: ssl.SSLContext) -> bool:
-    from probe.httpstack import load
-
-    load()
-    import httpx
-
-    from probe.netcheck import health_url
-
-    try:
-        async with httpx.AsyncClient(timeout=timeout, verify=verify, trust_env=False) as client:
-            await client.get(health_url(url))
-        return True  # any HTTP answer proves the path works
-    except Exception:
-        return False
