@@ -80,14 +80,10 @@ async def http_reachable(url: str, timeout: float = 3.0,
     except ValueError:
         return False
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    if https and ssl_context is None:
-        import ssl
-
-        ssl_context = ssl.create_default_context()
     try:
         async with asyncio.timeout(timeout):
             reader, writer = await asyncio.open_connection(
-                host, port, ssl=ssl_context if https else None,
+                host, port, ssl=(ssl_context or True) if https else None,
                 server_hostname=host if https else None,
             )  # fmt: skip
             try:

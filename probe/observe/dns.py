@@ -278,8 +278,8 @@ class UDPQuery:
             self._decide(failure_string(exc))
         self.task = asyncio.get_running_loop().create_task(self._run(sock))
         if sock is not None:
-            # A task cancelled before its first step never runs _run: the socket is closed
-            # here then (the transport owns it once made).
+            # Closed here whenever no transport took it: a task cancelled before its first
+            # step (_run never ran), or a failed create_datagram_endpoint.
             self.task.add_done_callback(functools.partial(self._unwrapped, sock))
         return self
 
@@ -370,12 +370,9 @@ class UDPQuery:
                 self._transport, _ = await loop.create_datagram_endpoint(
                     lambda: _Protocol(self), sock=sock
                 )
-            except BaseException as exc:
-                sock.close()
-                if isinstance(exc, OSError):
-                    self._decide(failure_string(exc))
-                    return
-                raise
+            except OSError as exc:  # the socket is closed by _unwrapped, as on any exit
+                self._decide(failure_string(exc))
+                return
             try:
                 async with asyncio.timeout(self.timeout):
                     await asyncio.shield(self.decided)
