@@ -26,7 +26,7 @@ def main() -> int:
     ap.add_argument("--n", type=int, default=200_000, help="lookups per measurement")
     args = ap.parse_args()
 
-    from probe.geo import GeoDB, bundled_geo_path
+    from probe.inputs.geo import GeoDB, bundled_geo_path
 
     r0 = _rss_mb()
     t0 = time.perf_counter()

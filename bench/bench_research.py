@@ -60,7 +60,7 @@ def make_source(path: Path, per_db: int) -> dict[str, float]:
     """The first source: ``per_db`` realistic measurements through Store.write."""
     from store_samples import BLOCKPAGE, sample_measurement
 
-    from probe.model import Verdict
+    from probe.core.model import Verdict
     from probe.store import Store
 
     _rm(path)

@@ -245,7 +245,7 @@ def time_doc_queries(path: Path, repeat: int) -> dict[str, dict[str, float]]:
 
 def time_reclassify(path: Path) -> dict[str, float]:
     """``reclassify`` with the real classifier over the Store.write database."""
-    from probe.reclassify import reclassify
+    from probe.run.reclassify import reclassify
     from probe.store import Store
 
     with Store.open(path, create=False) as store:

@@ -41,7 +41,7 @@ def _endpoints(lab: Any, tmp: Path, n: int) -> tuple[Path, subprocess.Popen[byte
     ns_run(lab.topo.server, ["ip", "addr", "add", f"{ip}/32", "dev", "s0"], check=False)
     tls_ports = list(range(20000, 20000 + (n + 2) // 3))
     vpn_ports = list(range(21000, 21000 + (n + 2) // 3))
-    argv = [sys.executable, "-m", "probe.lab.endpoints", "--cert", str(tmp / "relay.pem"),
+    argv = [sys.executable, "-m", "probe.lab.toolservers", "--cert", str(tmp / "relay.pem"),
             "--key", str(tmp / "relay.key")]  # fmt: skip
     for p in tls_ports:
         argv += ["--tls", f"{ip}:{p}"]

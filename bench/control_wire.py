@@ -49,10 +49,11 @@ def capture(path: Path) -> dict[str, Any]:
     from helper_util import ooni_request, running_helper
     from servers import start_loopback_net
 
-    from probe.control.helper import Helper, HelperConfig, app
-    from probe.net import format_endpoint
-    from probe.observe import MeasureConfig
-
+    from probe.core.net import format_endpoint
+    from probe.measure.engine import MeasureConfig
+    from probe.serve import app
+    from probe.serve.app import Helper
+    from probe.serve.config import HelperConfig
     netguard.install()
     net = start_loopback_net()
     built: list[tuple[Any, Any, dict[str, Any]]] = []
@@ -91,7 +92,7 @@ def capture(path: Path) -> dict[str, Any]:
 def worker(path: Path, number: int, repeat: int) -> dict[str, Any]:
     """Time this interpreter's ``probe`` on the captured inputs (run in a child process)."""
     import probe
-    from probe.control.protocol import build_response, parse_response
+    from probe.measure.control.protocol import build_response, parse_response
 
     data = pickle.loads(path.read_bytes())
     raw, req, m, kw = data["raw"], data["req"], data["m"], data["kw"]
@@ -100,7 +101,7 @@ def worker(path: Path, number: int, repeat: int) -> dict[str, Any]:
     def encode(resp: Any) -> bytes:
         if isinstance(resp, dict):  # before the wire types: what the helper did
             return json.dumps(resp, separators=(",", ":")).encode()
-        from probe.codec import encode_json
+        from probe.core.codec import encode_json
 
         return encode_json(resp)
 

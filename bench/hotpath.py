@@ -46,8 +46,8 @@ def worker(repeat: int) -> dict[str, float]:
     import asyncio
 
     import probe
-    from probe.fingerprints import default_fingerprints
-    from probe.observe.dns import UDPQuery
+    from probe.inputs.fingerprints import default_fingerprints
+    from probe.measure.dns import UDPQuery
 
     if not str(Path(probe.__file__).resolve()).startswith(str(Path(sys.path[0]).resolve())):
         raise SystemExit(f"imported {probe.__file__}, not the tree's probe")

@@ -111,7 +111,7 @@ def fingerprint_scaling(body_kib: int = 64, runs: int = 50) -> dict[str, Any]:
     One pass over the body (an automaton) costs about the same whatever the number of
     patterns; one search per pattern would cost ~100 times more.
     """
-    from probe.fingerprints import Fingerprints, default_fingerprints
+    from probe.inputs.fingerprints import Fingerprints, default_fingerprints
 
     full = default_fingerprints()
     few = Fingerprints(full.all[:: max(1, len(full.all) // max(1, len(full.all) // 100))])

@@ -1,4 +1,4 @@
-"""CPU of the throttling pass at the end of `probe run` (probe/throttling.py ``judge_run``).
+"""CPU of the throttling pass at the end of `probe run` (probe/judge/throttling.py ``judge_run``).
 
     .venv/bin/python -m bench.throttling_pass                         # 30,000 URLs
     .venv/bin/python -m bench.throttling_pass --urls 30000 --large-share 0.5 --before 402a0a9
@@ -40,7 +40,7 @@ def _page(n: int, nbytes: int, transfer: float) -> Any:
     """A measurement whose final fetch moved ``nbytes`` in ``transfer`` seconds, control fast."""
     from store_samples import sample_measurement
 
-    from probe.model import ControlObservation
+    from probe.core.model import ControlObservation
 
     m = sample_measurement(n, body=b"")
     hop0, hop1 = m.hops
@@ -55,7 +55,7 @@ def _page(n: int, nbytes: int, transfer: float) -> Any:
 
 def build(path: Path, urls: int, large_share: float, throttled: bool, seed: int = 1) -> None:
     """The synthetic run database (one complete run of ``urls`` final measurements)."""
-    from probe.model import Verdict
+    from probe.core.model import Verdict
     from probe.store import Store
 
     rnd = random.Random(seed)
@@ -82,14 +82,14 @@ def build(path: Path, urls: int, large_share: float, throttled: bool, seed: int 
 
 
 def _module_at(rev: str) -> ModuleType:
-    """probe/throttling.py as of ``rev`` (a git revision), as a module of its own."""
-    src = subprocess.run(["git", "-C", str(ROOT), "show", f"{rev}:probe/throttling.py"],
+    """probe/judge/throttling.py as of ``rev`` (a git revision), as a module of its own."""
+    src = subprocess.run(["git", "-C", str(ROOT), "show", f"{rev}:probe/judge/throttling.py"],
                          capture_output=True, text=True, check=True).stdout  # fmt: skip
     spec = importlib.util.spec_from_loader(f"throttling_{rev}", loader=None)
     assert spec is not None
     mod = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = mod  # dataclasses look their module up there
-    exec(compile(src, f"{rev}:probe/throttling.py", "exec"), mod.__dict__)
+    exec(compile(src, f"{rev}:probe/judge/throttling.py", "exec"), mod.__dict__)
     return mod
 
 
@@ -113,11 +113,10 @@ def main() -> int:
     ap.add_argument("--large-share", type=float, default=0.2,
                     help="share of pages with a body of at least 64 KiB")
     ap.add_argument("--throttled", action="store_true", help="one page far slower than the rest")
-    ap.add_argument("--before", metavar="REV", help="also time probe/throttling.py of this commit")
+    ap.add_argument("--before", metavar="REV", help="also time probe/judge/throttling.py of this commit")
     ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args()
-    from probe import throttling
-
+    from probe.judge import throttling
     mods: dict[str, Any] = {"after": throttling}
     if args.before:
         mods = {"before": _module_at(args.before), **mods}

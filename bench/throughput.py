@@ -769,12 +769,17 @@ def parse_cases(text: str) -> list[tuple[bool, int]]:
 
 def probe_event_loop(workdir: Path) -> str:
     """The event loop `probe run` gets (uvloop when installed, asyncio's otherwise)."""
-    # A --probe-tree version from before probe/eventloop.py runs on asyncio's loop; the
-    # editable install's finder would otherwise answer with this checkout's module.
-    code = ("import os, probe\n"
-            "if not os.path.exists(os.path.join(os.path.dirname(probe.__file__), 'eventloop.py')):\n"
+    # A --probe-tree version from before the event loop module runs on asyncio's loop; one from
+    # before the layers (2026-12) has it at probe/eventloop.py. Looked up by file: the editable
+    # install's finder would otherwise answer with this checkout's module.
+    code = ("import importlib, os, probe\n"
+            "d = os.path.dirname(probe.__file__)\n"
+            "name = next((m for f, m in (('host/eventloop.py', 'probe.host.eventloop'),\n"
+            "                            ('eventloop.py', 'probe.eventloop'))\n"
+            "             if os.path.exists(os.path.join(d, f))), None)\n"
+            "if name is None:\n"
             "    print('asyncio'); raise SystemExit\n"
-            "from probe.eventloop import loop_factory as f\n"
+            "f = importlib.import_module(name).loop_factory\n"
             "print('asyncio' if f() is None else 'uvloop')")  # fmt: skip
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                        env=_probe_env(workdir), cwd=workdir)  # fmt: skip

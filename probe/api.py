@@ -4,8 +4,8 @@
     request = RunRequest(ListSelection(urls=("https://example.org/",)))
     summary = measure_lists(request)
 
-Lower layers are importable too: :func:`probe.observe.measure` measures one target,
-:func:`probe.classify.classify` judges a measurement, :class:`probe.store.Store` reads results.
+Lower layers are importable too: :func:`probe.measure.measure` measures one target,
+:func:`probe.judge.classify.classify` judges a measurement, :class:`probe.store.Store` reads results.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from probe.runner import Reporter, RunSummary
-from probe.settings import ListSelection, MeasureConfig, RunRequest, RunSettings
+from probe.core.settings import ListSelection, MeasureConfig, RunRequest, RunSettings
+from probe.run.summary import Reporter, RunSummary
 
 __all__ = [
     "ListSelection",
@@ -29,7 +29,7 @@ __all__ = [
 
 def resolve_lists(selection: ListSelection) -> list[Path]:
     """The lists to read: those named, else the default list unless only --url was given."""
-    from probe.testlists import default_lists
+    from probe.inputs.testlists import default_lists
 
     if selection.lists:
         return list(selection.lists)
@@ -39,7 +39,7 @@ def resolve_lists(selection: ListSelection) -> list[Path]:
 def _targets(
     selection: ListSelection, paths: Sequence[Any], on_problem: Callable[[Any], None]
 ) -> Iterator[Any]:
-    from probe.testlists import iter_targets, parse_categories
+    from probe.inputs.testlists import iter_targets, parse_categories
 
     categories = parse_categories(selection.category)
     return iter_targets(paths, urls=selection.urls, categories=categories,
@@ -50,14 +50,14 @@ def measure_lists(request: RunRequest, reporter: Reporter | None = None) -> RunS
     """Measure the request's lists and URLs into its database and return the summary.
 
     Raises ``TestListError`` (bad list, exit 2 in the CLI), ``StoreError`` (bad database),
-    :class:`probe.runner.NoNetworkError` (nothing answers; the run is recorded as offline) and
-    :class:`probe.runner.NoControlError` (no control answers; recorded as failed) and
+    :class:`probe.run.NoNetworkError` (nothing answers; the run is recorded as offline) and
+    :class:`probe.run.NoControlError` (no control answers; recorded as failed) and
     :class:`probe.store.lock.DatabaseBusy` (another run holds the database; nothing measured).
     Network failures of single URLs are data, never exceptions.
     """
-    from probe.runner import run_sync
+    from probe.inputs.testlists import check_usable, open_list
+    from probe.run.campaign import run_sync
     from probe.store.lock import run_lock
-    from probe.testlists import check_usable, open_list
 
     selection = request.selection
     # Lists are opened (streams copied) here, before the run's event loop: Ctrl-C still ends a
@@ -96,9 +96,9 @@ def measure_lists(request: RunRequest, reporter: Reporter | None = None) -> RunS
 
 
 def _judge_throttling(db: Path, summary: Any) -> None:
-    """The run-level throttling rule (probe/throttling.py), once every URL of the run is stored."""
+    """The run-level throttling rule (probe/judge/throttling.py), once every URL of the run is stored."""
+    from probe.judge.throttling import judge_run
     from probe.store import Store
-    from probe.throttling import judge_run
 
     with Store.open(db, create=False) as store:
         for change in judge_run(store, summary.run_id):

@@ -10,7 +10,7 @@ The IPFire Location database (https://location.ipfire.org/) is licensed CC BY-SA
 packaged by Debian as ``libloc-database``. This script keeps, for every network (the most
 specific one wins where they nest, as in libloc's own lookups), the AS number and the country,
 and the name of every AS, and writes them
-in probe's packed format (probe/asndata.py). The result is an adaptation of that database and
+in probe's packed format (probe/inputs/geo/asndata.py). The result is an adaptation of that database and
 is distributed under the same license: probe/data/NOTICE-ip-asn.txt says so.
 """
 
@@ -25,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from probe.asndata import pack  # noqa: E402
+from probe.inputs.geo.asndata import pack  # noqa: E402
 
 DEFAULT_SRC = Path("/usr/share/libloc-location/location.db")
 

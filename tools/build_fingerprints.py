@@ -25,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from probe.fingerprints import COLUMNS, FingerprintError, parse_rows  # noqa: E402
+from probe.inputs.fingerprints import COLUMNS, FingerprintError, parse_rows  # noqa: E402
 
 DEFAULT_SRC = Path("/work/shared/data/ooni-blocking-fingerprints")
 UPSTREAM = (

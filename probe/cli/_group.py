@@ -89,7 +89,7 @@ def cli(ctx: click.Context) -> None:
     (bad flags, invalid test list with --strict), 75 when another run holds the
     database (see --wait-lock), 130 when interrupted.
     """
-    from probe.userconfig import ConfigError, load_config
+    from probe.host.userconfig import ConfigError, load_config
 
     if ctx.invoked_subcommand == "config":
         return  # `probe config` must work to show a broken file

@@ -46,9 +46,10 @@ def circumvention_command(lists: tuple[Path, ...], db: Path, vantage: str, contr
       probe circumvention
       probe circumvention my-vpns.csv --vantage home --json
     """
-    from probe import consent
-    from probe.circumvention import EndpointListError, SuiteConfig, load_endpoints, run_suite
-    from probe.settings import DEFAULT_CONTROLS
+    from probe.core.settings import DEFAULT_CONTROLS
+    from probe.host import consent
+    from probe.inputs.endpointlists import EndpointListError, load_endpoints
+    from probe.run.circumvention import SuiteConfig, run_suite
     from probe.store import StoreError
 
     if controls and no_control:

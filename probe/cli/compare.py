@@ -12,9 +12,9 @@ from probe.cli._group import cli
 from probe.cli.options import db_option, since_option
 
 if TYPE_CHECKING:
-    from probe.compare import Cell, Matrix
-    from probe.endpointview import EndpointMatrix
-    from probe.outages import Isolation
+    from probe.present.circumvention import EndpointMatrix
+    from probe.research.compare import Cell, Matrix
+    from probe.research.outages import Isolation
 
 # One or two letters per verdict when the vantage points do not fit the terminal by name.
 _CODES = {"ok": ".", "blocked": "B", "reset": "R", "hijacked": "H", "throttled": "T", "down": "~",
@@ -200,12 +200,11 @@ def compare_command(db: Path, vantages: tuple[str, ...], categories: tuple[str, 
     if as_json and as_csv:
         raise click.UsageError("--json and --csv are exclusive")
     if with_ooni:
-        from probe.cli.ooni_import import ooni_report
+        from probe.cli.import_ooni import ooni_report
 
         ooni_report(db, limit=1000, as_json=as_json)
         return
-    from probe import compare as cmp
-
+    from probe.research import compare as cmp
     since_iso = since  # made ISO by the option's callback
     names = cmp.split_list(vantages)
     cats = cmp.split_list(categories)
@@ -268,10 +267,10 @@ def _beyond(db: Path, names: list[str], since: str | None, geo: str | None, isol
     import sqlite3
 
     from probe.cli.outages import geo_lookup
-    from probe.endpointview import EndpointMatrix
-    from probe.outages import isolation, run_stats
+    from probe.present.circumvention import EndpointMatrix
+    from probe.research.outages import isolation, run_stats
     from probe.store import Store, StoreError
-    from probe.store.endpoints import latest_endpoints
+    from probe.store.circumvention import latest_endpoints
 
     country_of = geo_lookup(geo) if isolation_too else None
     try:
@@ -295,7 +294,7 @@ def _load(db: Path, names: list[str], cats: list[str], since: str | None, *, tim
     """Open the database read-only-ish through Store (checks it is a probe database)."""
     import sqlite3
 
-    from probe import compare as cmp
+    from probe.research import compare as cmp
     from probe.store import Store, StoreError
 
     try:

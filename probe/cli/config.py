@@ -17,7 +17,7 @@ def config() -> None:
 @config.command("path")
 def path_command() -> None:
     """Print where the config file is read from ($PROBE_CONFIG, else the XDG location)."""
-    from probe.userconfig import config_path
+    from probe.host.userconfig import config_path
 
     click.echo(str(config_path()))
 
@@ -26,7 +26,7 @@ def path_command() -> None:
 def show_command() -> None:
     """Check the config file and print the defaults it sets, per command (exit 2 if invalid)."""
     from probe.cli._group import config_defaults
-    from probe.userconfig import ConfigError, load_config
+    from probe.host.userconfig import ConfigError, load_config
 
     try:
         loaded = load_config()

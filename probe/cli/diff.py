@@ -11,7 +11,7 @@ from probe.cli._group import cli
 from probe.cli.options import db_option, since_option
 
 if TYPE_CHECKING:
-    from probe.compare import Cell
+    from probe.research.compare import Cell
 
 #: Exit status of `probe diff --exit-code` when something changed (0: nothing did).
 EXIT_CHANGED = 3
@@ -52,7 +52,7 @@ def diff_command(db: Path, vantage: str | None, from_run: int | None, to_run: st
     """
     import sqlite3
 
-    from probe import compare as cmp
+    from probe.research import compare as cmp
     from probe.store import Store, StoreError
 
     since_iso = since  # made ISO by the option's callback

@@ -37,7 +37,7 @@ def explore_command(db: Path, host: str, port: int, open_browser: bool,
     import sys
     import tempfile
 
-    from probe.explore import PLUGINS_DIR, metadata
+    from probe.research.explore import PLUGINS_DIR, metadata
 
     meta = metadata(db.stem)
     if metadata_out is not None:

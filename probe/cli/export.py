@@ -73,8 +73,8 @@ def export_command(db: Path, fmt: str, output: Path | None, vantages: tuple[str,
       probe export --format ooni --vantage moscow > moscow.jsonl
       probe export --db all.db --format parquet -o all-parquet/
     """
-    from probe import compare as cmp
-    from probe.export import Filters, csv_lines, jsonl_lines
+    from probe.research import compare as cmp
+    from probe.research.export import Filters, csv_lines, jsonl_lines
     from probe.store import Store, StoreError
 
     since_iso = since  # made ISO by the option's callback
@@ -99,7 +99,7 @@ def export_command(db: Path, fmt: str, output: Path | None, vantages: tuple[str,
             f = Filters(tuple(names), run_id, since_iso, all_attempts)
             if fmt == "parquet":
                 assert output is not None
-                from probe.export.parquet import ParquetMissing, write_parquet
+                from probe.research.export.parquet import ParquetMissing, write_parquet
 
                 try:
                     counts = write_parquet(store, output, f, observations=observations)
@@ -126,8 +126,8 @@ def export_command(db: Path, fmt: str, output: Path | None, vantages: tuple[str,
 def _ooni_lines(store: object, f: object) -> Iterator[str]:
     import json
 
-    from probe.export import Filters, iter_records
-    from probe.export.ooni import geo_asn_lookup, to_ooni
+    from probe.research.export import Filters, iter_records
+    from probe.research.ooni.export import geo_asn_lookup, to_ooni
     from probe.store import Store
 
     assert isinstance(store, Store) and isinstance(f, Filters)

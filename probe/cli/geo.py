@@ -38,7 +38,7 @@ def geo_update(url: str | None, dest: Path | None, license_: str | None, timeout
       probe geo update
       probe geo update --url https://example.org/ip2asn-v4.tsv.gz --license "CC BY 4.0"
     """
-    from probe.geo import GeoError, describe_source, update_geo
+    from probe.inputs.geo import GeoError, describe_source, update_geo
 
     try:
         path = update_geo(url, dest, timeout=timeout, license=license_)
@@ -59,7 +59,7 @@ def geo_lookup(ips: tuple[str, ...], db: tuple[Path, ...]) -> None:
     Example:
       probe geo lookup 192.0.2.1 2001:db8::1
     """
-    from probe.geo import GeoDB, GeoError, default_geo_sources
+    from probe.inputs.geo import GeoDB, GeoError, default_geo_sources
 
     paths = list(db) or default_geo_sources()
     try:
@@ -82,7 +82,13 @@ def geo_path(as_json: bool) -> None:
     The table `probe geo update` downloaded is used when it exists, else the one shipped
     with probe. `probe run --geo PATH` overrides both for one run.
     """
-    from probe.geo import STALE_DAYS, bundled_geo_path, default_geo_path, default_geo_sources, describe_source
+    from probe.inputs.geo import (
+        STALE_DAYS,
+        bundled_geo_path,
+        default_geo_path,
+        default_geo_sources,
+        describe_source,
+    )
 
     sources = default_geo_sources()
     if as_json:

@@ -69,9 +69,10 @@ def serve(listen: str, cafile: str | None, tls_cert: str | None, tls_key: str | 
     """
     import logging
 
-    from probe.control.helper import HelperConfig, measure_config, run
-    from probe.geo import GeoDB, GeoError, open_default_geo
-    from probe.net import parse_listen
+    from probe.core.net import parse_listen
+    from probe.inputs.geo import GeoDB, GeoError, open_default_geo
+    from probe.serve.config import HelperConfig, measure_config
+    from probe.serve.server import run
 
     if bool(tls_cert) != bool(tls_key):
         raise click.UsageError("--tls-cert and --tls-key go together")

@@ -1,13 +1,13 @@
 """Shared click options: each run setting is declared once, with its default and its check.
 
 The decorators here stack the options of one part of the run configuration
-(:mod:`probe.settings`) the way sqlite-utils shares its options between commands; the
+(:mod:`probe.core.settings`) the way sqlite-utils shares its options between commands; the
 ``build_*`` functions turn the parsed values back into those dataclasses. Defaults are read from
 the dataclasses' fields, so a default is written in exactly one place.
 
 Every value is checked when the command line is parsed: a bad value is a usage error (exit 2)
 that names the flag, never a traceback or a run that measures nothing: the parameter types
-that check them are in :mod:`probe.cli.types`; :mod:`probe.settings` re-checks what the Python
+that check them are in :mod:`probe.cli.types`; :mod:`probe.core.settings` re-checks what the Python
 API is given.
 """
 
@@ -32,7 +32,7 @@ from probe.cli.types import (
     Seconds,
     StunServer,
 )
-from probe.settings import (
+from probe.core.settings import (
     DEFAULT_CONCURRENCY,
     DEFAULT_CONTROLS,
     DEFAULT_DB,
@@ -83,7 +83,7 @@ def _compose(*decorators: Callable[[F], F]) -> Callable[[F], F]:
 
 
 class ConfigOption(click.Option):
-    """An option the config file may set (see :mod:`probe.userconfig`)."""
+    """An option the config file may set (see :mod:`probe.host.userconfig`)."""
 
     configurable = True
 
@@ -255,7 +255,7 @@ def build_request(ctx: click.Context, params: dict[str, Any]) -> RunRequest:
     if measure.get("cafile") is not None:
         measure["cafile"] = str(measure["cafile"])
     if "no_identity" in params:  # commands with the identity options: learn who we are
-        from probe.identity import IdentityConfig
+        from probe.measure.identity import IdentityConfig
 
         settings["identity"] = IdentityConfig.from_options(
             params.get("stun") or (), params.get("whoami") or (), enabled=not params["no_identity"])
@@ -276,7 +276,7 @@ def _since_to_iso(ctx: click.Context, param: click.Parameter, value: str | None)
     """``--since`` as ISO text comparable with ``measured_at`` (a usage error when bad)."""
     if value is None:
         return None
-    from probe.compare import parse_since
+    from probe.research.compare import parse_since
 
     try:
         return parse_since(value)

@@ -37,9 +37,9 @@ def outages_command(db: Path, vantage: str | None, since: str | None, geo: str |
     """
     from datetime import datetime
 
-    from probe.outages import outages, run_stats
+    from probe.present.tables import format_json_lines, format_outages_table
+    from probe.research.outages import outages, run_stats
     from probe.store import Store, StoreError
-    from probe.store.report import format_json_lines, format_outages_table
 
     if since is not None:
         try:
@@ -65,8 +65,8 @@ def outages_command(db: Path, vantage: str | None, since: str | None, geo: str |
 def geo_lookup(geo: str | None) -> Callable[[str], str] | None:
     """The address -> country function of a ``--geo`` option (None: probe has no geo data); a
     file that cannot be read is a usage error naming the option."""
-    from probe.geo import GeoError
-    from probe.outages import country_lookup
+    from probe.inputs.geo import GeoError
+    from probe.research.outages import country_lookup
 
     try:
         return country_lookup(geo)

@@ -28,9 +28,9 @@ def reclassify_command(db: Path, run: str | None, fingerprints: tuple[str, ...],
     """
     if run is not None and run != "latest" and not run.isdigit():
         raise click.BadParameter(f"expected a run id or 'latest', not {run!r}", param_hint="--run")
-    from probe.fingerprints import FingerprintError, load_fingerprints
-    from probe.geo import GeoDB, GeoError
-    from probe.reclassify import reclassify
+    from probe.inputs.fingerprints import FingerprintError, load_fingerprints
+    from probe.inputs.geo import GeoDB, GeoError
+    from probe.run.reclassify import reclassify
     from probe.store import Store, StoreError
 
     try:

@@ -42,8 +42,8 @@ def report_command(db: Path, out: Path, vantages: tuple[str, ...], title: str, m
     import os
 
     from probe.cli.outages import geo_lookup
-    from probe.fingerprints import default_fingerprints
-    from probe.htmlreport import ReportLimits, write_report
+    from probe.inputs.fingerprints import default_fingerprints
+    from probe.present.html import ReportLimits, write_report
     from probe.store import Store, StoreError
 
     country_of = geo_lookup(geo)

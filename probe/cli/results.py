@@ -13,7 +13,7 @@ from probe.cli.options import db_option
 if TYPE_CHECKING:
     from probe.store import Store
 
-# The verdict vocabulary of probe.model.VERDICTS, repeated so that `probe --help` imports only
+# The verdict vocabulary of probe.core.model.VERDICTS, repeated so that `probe --help` imports only
 # click (a unit test checks the two agree).
 VERDICT_CHOICES = ("ok", "blocked", "reset", "hijacked", "throttled", "down", "inconclusive")
 #: What `probe results --suite` shows: URLs (`probe run`) or endpoints (`probe circumvention`).
@@ -94,8 +94,8 @@ def results_command(db: Path, run: str, verdicts: tuple[str, ...], vantage: str 
     if as_json and as_csv:
         raise click.UsageError("--json and --csv exclude each other")
     run_value = _run_param(run)
+    from probe.present.tables import format_csv, format_json_lines, format_table
     from probe.store import Store, StoreError
-    from probe.store.report import format_csv, format_json_lines, format_table
 
     try:
         with Store.open(db, create=False) as store:
@@ -119,7 +119,7 @@ def results_command(db: Path, run: str, verdicts: tuple[str, ...], vantage: str 
 
 def _endpoint_run(store: Store, run: str | int | None, vantage: str | None) -> bool:
     """True when the run shown (``latest`` or an id) measured endpoints and no URLs."""
-    from probe.store.endpoints import run_has_endpoints
+    from probe.store.circumvention import run_has_endpoints
 
     rid = store.resolve_run(run, vantage)
     return rid is not None and run_has_endpoints(store, rid)
@@ -128,10 +128,10 @@ def _endpoint_run(store: Store, run: str | int | None, vantage: str | None) -> b
 def _endpoint_results(store: Store, run: str | int | None, verdicts: tuple[str, ...] | None,
                       vantage: str | None, limit: int | None, as_json: bool, as_csv: bool) -> None:
     """`probe results --suite circumvention`: endpoint verdicts of a `probe circumvention` run."""
-    from probe.endpointview import format_endpoint_csv, format_endpoint_table
+    from probe.present.circumvention import format_endpoint_csv, format_endpoint_table
+    from probe.present.tables import format_json_lines
     from probe.store import StoreError
-    from probe.store.endpoints import RESULT_KEYS, endpoint_results, latest_endpoint_run
-    from probe.store.report import format_json_lines
+    from probe.store.circumvention import RESULT_KEYS, endpoint_results, latest_endpoint_run
 
     run_id: int | None = None
     if run == "latest":

@@ -12,7 +12,7 @@ from probe.cli._group import cli
 from probe.cli.options import build_request, list_options, measure_options, run_settings_options
 
 if TYPE_CHECKING:
-    from probe.model import Target, Verdict
+    from probe.core.model import Target, Verdict
 
 
 def _stamp(message: str) -> str:
@@ -124,18 +124,18 @@ def run(ctx: click.Context, /, accept_risks: bool, progress: bool | None, quiet:
       probe run testlists/ru.csv --category NEWS,HUMR --vantage home-isp
       probe run --url https://example.org/ --control https://th.example.net/
     """
-    from probe import consent
     from probe.api import measure_lists
-    from probe.cli._summary import print_summary
-    from probe.runner import NoControlError, NoNetworkError
+    from probe.host import consent
+    from probe.inputs.testlists import TestListError
+    from probe.present.summary import print_summary
+    from probe.run.preflight import NoControlError, NoNetworkError
     from probe.store import StoreError
     from probe.store.lock import EXIT_BUSY, DatabaseBusy
-    from probe.testlists import TestListError
 
     request = build_request(ctx, params)
     category = request.selection.category
     if category:
-        from probe.testlists import parse_categories, unknown_categories
+        from probe.inputs.testlists import parse_categories, unknown_categories
 
         try:
             unknown = unknown_categories(parse_categories(category) or ())
@@ -153,7 +153,7 @@ def run(ctx: click.Context, /, accept_risks: bool, progress: bool | None, quiet:
     if quiet:
         reporter = _Quiet()
     elif live:  # rich is imported only here: cron runs and `probe --help` never load it
-        from probe.cli._progress import LiveProgress
+        from probe.present.progress import LiveProgress
 
         m, st = request.measure, request.settings
         reporter = LiveProgress(url_budget=m.deadline * (st.retries + 1) + st.retry_pause * st.retries)

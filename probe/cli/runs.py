@@ -27,8 +27,8 @@ def runs_command(db: Path, vantage: str | None, limit: int, as_json: bool) -> No
       probe runs                       # the 20 newest runs
       probe runs --vantage home --json
     """
+    from probe.present.tables import format_json_lines, format_runs_table
     from probe.store import Store, StoreError
-    from probe.store.report import format_json_lines, format_runs_table
 
     try:
         with Store.open(db, create=False) as store:

@@ -44,8 +44,8 @@ def show_command(what: str, db: Path, vantage: str | None, run_id: int | None, a
     import shutil
     import sys
 
-    from probe.evidence import EvidenceError, dumps, evidence, find_measurement, render_text
-    from probe.fingerprints import default_fingerprints
+    from probe.inputs.fingerprints import default_fingerprints
+    from probe.present.evidence import EvidenceError, dumps, evidence, find_measurement, render_text
     from probe.store import Store, StoreError
 
     endpoint = _address_port(what)
@@ -86,9 +86,9 @@ def _address_port(what: str) -> tuple[str, int] | None:
 def _show_endpoints(store: Store, what: str, endpoint: tuple[str, int] | None, vantage: str | None,
                     run_id: int | None, as_json: bool, missing_ok: bool = False) -> bool:
     """Print the newest measurement of each endpoint at ``endpoint`` (or named ``what``)."""
-    from probe.endpointview import dumps, render_endpoint
-    from probe.evidence import EvidenceError
-    from probe.store.endpoints import endpoint_measurements_at
+    from probe.present.circumvention import dumps, render_endpoint
+    from probe.present.evidence import EvidenceError
+    from probe.store.circumvention import endpoint_measurements_at
 
     address, port = endpoint if endpoint is not None else (None, None)
     found = endpoint_measurements_at(store, address, port, name=None if endpoint else what,

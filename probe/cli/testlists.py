@@ -50,7 +50,7 @@ def show(paths: tuple[Path, ...], as_json: bool) -> None:
     """
     import json
 
-    from probe.testlists import TestListError, render_summary, summarize, summary_records
+    from probe.inputs.testlists import TestListError, render_summary, summarize, summary_records
 
     try:
         summary = summarize(paths or None)
@@ -99,7 +99,7 @@ def update(testlists_url: str | None, directory: Path | None, extra: tuple[str, 
       probe testlists update --list ir --list de
       probe testlists update --source-url https://mirror.example/test-lists/
     """
-    from probe.testlists.update import UpdateError, update_testlists
+    from probe.inputs.testlists.update import UpdateError, update_testlists
 
     try:
         result = update_testlists(testlists_url, directory, extra, timeout=timeout)

@@ -42,9 +42,9 @@ def trace_command(url: str, control_name: str, ip: str | None, max_ttl: int, wai
     import dataclasses
     import socket
 
-    from probe.net.addresses import is_ip_literal
-    from probe.net.urls import parse_url
-    from probe.trace import TraceUnavailable, trace
+    from probe.core.net.addresses import is_ip_literal
+    from probe.core.net.urls import parse_url
+    from probe.measure.trace import TraceUnavailable, trace
 
     try:
         target = parse_url(url)

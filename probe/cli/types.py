@@ -49,7 +49,7 @@ class Resolver(_Type):
     name = "resolver"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
-        from probe.net import parse_resolver
+        from probe.core.net import parse_resolver
 
         try:
             parse_resolver(str(value))
@@ -113,7 +113,7 @@ class StunServer(_Type):
     name = "host[:port]"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
-        from probe.identity import host_port
+        from probe.measure.identity import host_port
 
         text = str(value).strip()
         try:
@@ -143,7 +143,7 @@ class CAFile(click.Path):
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         path = super().convert(value, param, ctx)
-        from probe.settings import check_cafile
+        from probe.core.settings import check_cafile
 
         try:
             check_cafile(str(path))
@@ -160,7 +160,7 @@ class GeoFile(click.Path):
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         path = super().convert(value, param, ctx)
-        from probe.geo import GeoDB, GeoError
+        from probe.inputs.geo import GeoDB, GeoError
 
         try:
             GeoDB.open(str(path))
@@ -177,7 +177,7 @@ class FingerprintFile(click.Path):
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         path = super().convert(value, param, ctx)
-        from probe.fingerprints import FingerprintError, load_fingerprints
+        from probe.inputs.fingerprints import FingerprintError, load_fingerprints
 
         try:
             load_fingerprints([str(path)])

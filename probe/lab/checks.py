@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from probe.failures import Failure
+from probe.core.failures import Failure
+from probe.core.model import DNSObservation, Hop, Measurement, Verdict
 from probe.lab.blockpage import BLOCKPAGE_MARKER
 from probe.lab.scenarios import Expect
-from probe.model import DNSObservation, Hop, Measurement, Verdict
 
 __all__ = ["Outcome", "check", "first_failure", "observed", "system_a_query"]
 

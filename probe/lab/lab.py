@@ -407,7 +407,7 @@ class Lab:
         """Apply the scenario's censor, run the probe on its URLs, reset, and check the results.
 
         """
-        from probe.testlists import parse_url
+        from probe.inputs.testlists import parse_url
 
         workdir.mkdir(parents=True, exist_ok=True)
         control = UNREACHABLE_CONTROL if scenario.control == "unreachable" else None

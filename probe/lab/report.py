@@ -128,7 +128,7 @@ def export_golden(results: Iterable[Any], directory: Path) -> list[Path]:
     ``observations.json`` (the measurement without control), ``control.json`` (one control per
     hop, or null) and ``verdict.json`` (what the lab expects). Returns the directories written.
     """
-    from probe.model import to_json
+    from probe.core.model import to_json
 
     written = []
     for r in results:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from probe.failures import Failure
+from probe.core.failures import Failure
 from probe.lab.blockpage import BLOCKPAGE_FINGERPRINT
 from probe.lab.sites import BLOCKPAGE_IP, FORGED_IP, site
 from probe.lab.topology import AUTH_DNS, CLIENT, NODNS_IP

@@ -145,7 +145,7 @@ def zone() -> dict[str, dict[str, Any]]:
     z: dict[str, dict[str, Any]] = {
         _n("blockpage"): {"A": [BLOCKPAGE_IP]},
         DOMAIN: {"A": []},
-        # The resolver's egress address, as seen by this authoritative server (probe.identity).
+        # The resolver's egress address, as seen by this authoritative server (probe.measure.identity).
         WHOAMI: {"whoami": True},
     }
     for s in SITES:

@@ -65,7 +65,7 @@ async def serve(listen: tuple[str, int], mapped: str | None = None) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point (see the module docstring)."""
-    from probe.identity import host_port
+    from probe.measure.identity import host_port
 
     ap = argparse.ArgumentParser(prog="python -m probe.lab.stun")
     ap.add_argument("--listen", required=True, help="IP:PORT")

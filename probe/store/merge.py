@@ -404,7 +404,7 @@ def _merge_runs(conn: sqlite3.Connection, plan: _Plan, result: MergeResult) -> N
         conn.execute("INSERT INTO temp.merge_map VALUES ('runs', ?, ?, ?)", (sid, dst, new))
 
 
-# Imported OONI data (probe/ooni_import.py) is named by OONI, not by the database that imported
+# Imported OONI data (probe/research/ooni/importer.py) is named by OONI, not by the database that imported
 # it: the vantage point ooni-CC-ASN and the run of one OONI report are the same in every database
 # that imported them, so their rows come together in the output instead of being kept apart.
 def _is_ooni(meta: str | None, key: str, value: str) -> bool:

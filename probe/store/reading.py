@@ -7,7 +7,7 @@ import sqlite3
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from probe.model import Measurement, Verdict
+from probe.core.model import Measurement, Verdict
 from probe.store import rows as _rows
 from probe.store.connection import dict_rows
 from probe.store.runs import Runs

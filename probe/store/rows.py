@@ -1,6 +1,6 @@
 """Measurement <-> rows: flatten one Measurement into per-operation rows, and rebuild it.
 
-The ``observations`` JSON column is :func:`probe.codec.to_data` of the Measurement with three
+The ``observations`` JSON column is :func:`probe.core.codec.to_data` of the Measurement with three
 bulky parts moved out, each replaced by a reference that :func:`rebuild` follows:
 
 - HTTP bodies go to ``http_bodies`` (zlib, keyed by sha256, stored once); the HTTP dict keeps
@@ -22,9 +22,9 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from probe.codec import from_data as from_json
-from probe.codec import to_data as to_json
-from probe.model import Measurement, Verdict
+from probe.core.codec import from_data as from_json
+from probe.core.codec import to_data as to_json
+from probe.core.model import Measurement, Verdict
 from probe.store.uid import uuid7
 
 __all__ = [

@@ -6,7 +6,7 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-from probe.model import VERDICTS
+from probe.core.model import VERDICTS
 from probe.store.connection import Connection, StoreError, dict_rows
 from probe.store.rows import now as _now
 from probe.store.uid import uuid7
@@ -108,7 +108,7 @@ class Runs(Connection):
     def set_run_identity(
         self, run_id: int, record: dict[str, Any], *, network_changed: bool | None = None
     ) -> None:
-        """Store a run's network identity (:meth:`probe.identity.Identity.record` and checks).
+        """Store a run's network identity (:meth:`probe.measure.identity.Identity.record` and checks).
 
         ``record`` holds ``start`` (and ``end``, ``checks``) identity records; the columns
         take the start's values. ``network_changed`` is NULL until the run's end was checked.

@@ -404,7 +404,7 @@ BEGIN
 END;
 """
 
-# OONI measurements imported by `probe import ooni` (probe/ooni_import.py): OONI's identifiers and
+# OONI measurements imported by `probe import ooni` (probe/research/ooni/importer.py): OONI's identifiers and
 # verdict next to probe's, and the measurements where the two differ.
 _OONI = """
 CREATE TABLE ooni_measurements (
@@ -530,7 +530,7 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
     (5, "latest verdicts in latest", _V5_LATEST_VERDICTS),
     # OONI measurements imported by `probe import ooni`, OONI's verdict beside probe's.
     (6, "OONI imports", _OONI),
-    # The network identity of each run (probe/identity.py): what the public address maps to
+    # The network identity of each run (probe/measure/identity.py): what the public address maps to
     # (never the address), the resolver seen from outside, and whether the network changed.
     (7, "run network identity", _V7_IDENTITY),
     # Packet metadata of what came back on the probe's flows (probe run --capture), and the

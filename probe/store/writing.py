@@ -8,7 +8,7 @@ import sqlite3
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from probe.model import Measurement, Verdict
+from probe.core.model import Measurement, Verdict
 from probe.store import rows as _rows
 from probe.store.rows import now as _now
 from probe.store.runs import Runs
@@ -169,7 +169,7 @@ class Writer(Runs):
             )
 
     def write_trace(self, trace: Any, vantage: str = "default") -> int:
-        """Store a :class:`probe.trace.Trace` taken at ``vantage`` (``traces``, ``trace_hops``)."""
+        """Store a :class:`probe.measure.trace.Trace` taken at ``vantage`` (``traces``, ``trace_hops``)."""
         import dataclasses
 
         vantage_id = self.vantage(vantage)

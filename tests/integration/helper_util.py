@@ -9,7 +9,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from probe.control.helper import Helper, serve
+from probe.serve.app import Helper
+from probe.serve.server import serve
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "ooni_th"
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import httpx
 
-from probe.model import Measurement, Target
-from probe.observe import MeasureConfig, measure
+from probe.core.model import Measurement, Target
+from probe.measure.engine import MeasureConfig, measure
 
 __all__ = ["config", "run", "target"]
 

@@ -11,8 +11,9 @@ import pytest
 from observe_helpers import config, target
 from servers import LoopbackNet
 
-from probe.model import Measurement
-from probe.observe import capture, measure
+from probe.core.model import Measurement
+from probe.measure import capture
+from probe.measure.engine import measure
 
 
 @pytest.fixture

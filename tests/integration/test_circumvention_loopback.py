@@ -16,10 +16,12 @@ import pytest
 from click.testing import CliRunner
 from helper_util import running_helper
 
-from probe.circumvention import Endpoint, SuiteConfig, measure_endpoints
 from probe.cli import cli
-from probe.control.helper import Helper, HelperConfig
-from probe.lab import endpoints as lab_endpoints
+from probe.inputs.endpointlists import Endpoint
+from probe.lab import toolservers as lab_endpoints
+from probe.run.circumvention import SuiteConfig, measure_endpoints
+from probe.serve.app import Helper
+from probe.serve.config import HelperConfig
 
 pytestmark = pytest.mark.integration
 

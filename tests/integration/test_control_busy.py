@@ -18,7 +18,7 @@ import pytest
 from aiohttp import web
 from test_helper import web_server
 
-from probe.control.client import ControlClient, _retry_after
+from probe.measure.control.client import ControlClient, _retry_after
 
 pytestmark = pytest.mark.integration
 

@@ -19,10 +19,10 @@ import pytest
 from observe_helpers import config, run
 from servers import DNSServer, LoopbackNet, zone_handler
 
-from probe.classify import classify
-from probe.classify.dns import injection
-from probe.model import DNSObservation, DNSReply
-from probe.observe.dns import MAX_JUNK, MAX_REPLIES
+from probe.core.model import DNSObservation, DNSReply
+from probe.judge.classify import classify
+from probe.judge.classify.dns import injection
+from probe.measure.dns import MAX_JUNK, MAX_REPLIES
 
 pytestmark = pytest.mark.integration
 

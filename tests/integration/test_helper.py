@@ -21,11 +21,13 @@ import pytest
 from aiohttp import web
 from helper_util import ooni_request, running_helper
 
-from probe.control.client import ControlClient
-from probe.control.helper import Helper, HelperConfig, serve
-from probe.control.protocol import THRequest, response_problems
-from probe.model import Hop, HTTPObservation, Measurement, TCPObservation
-from probe.net import format_endpoint
+from probe.core.model import Hop, HTTPObservation, Measurement, TCPObservation
+from probe.core.net import format_endpoint
+from probe.measure.control.client import ControlClient
+from probe.measure.control.protocol import THRequest, response_problems
+from probe.serve.app import Helper
+from probe.serve.config import HelperConfig
+from probe.serve.server import serve
 
 pytestmark = pytest.mark.integration
 
@@ -88,8 +90,7 @@ def fake_measure(
 
 
 def engine_config() -> Any:
-    from probe.observe import MeasureConfig
-
+    from probe.measure.engine import MeasureConfig
     # No DNS is needed for IP-literal URLs; the resolver is a dead loopback port, never the system's.
     return MeasureConfig(resolvers=("127.0.0.1:9",), system_resolver=False, deadline=10.0,
                          tcp_timeout=3.0, tls_timeout=3.0, http_timeout=5.0, late_window=0.0)
@@ -164,7 +165,6 @@ def test_requests_over_the_in_flight_limit_get_503_with_retry_after() -> None:
 
 def test_health_reports_status_version_and_load() -> None:
     from probe import __version__
-
     async def main() -> dict[str, Any]:
         async with running_helper(Helper(fake_measure(), config())) as base, \
                 httpx.AsyncClient(trust_env=False) as http:
@@ -450,8 +450,7 @@ def test_client_reads_an_ooni_style_answer_and_fails_over_from_a_hostile_one() -
 
 
 def _net_helper(net: Any) -> Helper:
-    from probe.observe import MeasureConfig
-
+    from probe.measure.engine import MeasureConfig
     cfg = MeasureConfig(resolvers=(net.resolver,), system_resolver=False, cafile=net.ca_path,
                         late_window=0.0, deadline=10.0, tcp_timeout=3.0, tls_timeout=3.0,
                         http_timeout=5.0)
@@ -511,7 +510,7 @@ def test_wrong_certificate_fails_the_tls_handshake_entry(loopback_net: Any) -> N
 def test_helper_serves_tls_and_client_trusts_it_with_cafile(tmp_path: Path) -> None:
     pytest.importorskip("trustme")
     from probe.lab.certs import CertAuthority
-    from probe.observe.tls import verifying_context
+    from probe.measure.tls import verifying_context
 
     ca = CertAuthority("probe test CA")
     cert_path, key_path = ca.leaf_files(tmp_path, "cert", "127.0.0.1")
@@ -540,6 +539,6 @@ def test_helper_serves_tls_and_client_trusts_it_with_cafile(tmp_path: Path) -> N
     [("127.0.0.1:8080", ("127.0.0.1", 8080)), ("[::1]:443", ("::1", 443)), (":8080", ("", 8080))],
 )
 def test_listen_address_is_parsed(text: str, expected: tuple[str, int]) -> None:
-    from probe.net import parse_listen
+    from probe.core.net import parse_listen
 
     assert parse_listen(text) == expected

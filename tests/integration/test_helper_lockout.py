@@ -23,9 +23,10 @@ from hostile import HelperProcess, closed_by_peer, hold_connections, raise_open_
 from servers import Page, ServerLoop, WebServer
 from test_helper import fake_measure
 
-from probe.control.helper import Helper, HelperConfig
-from probe.control.protocol import THRequest
-from probe.model import Measurement
+from probe.core.model import Measurement
+from probe.measure.control.protocol import THRequest
+from probe.serve.app import Helper
+from probe.serve.config import HelperConfig
 
 pytestmark = pytest.mark.integration
 

@@ -21,10 +21,11 @@ import pytest
 from helper_util import ooni_request, running_helper
 from servers import DNSServer, Page, ServerLoop, WebServer, zone_handler
 
-from probe.control.helper import Helper, HelperConfig
-from probe.net.policy import embedded_ipv4, is_public_address
-from probe.observe import MeasureConfig
-from probe.observe.tcp import tcp_connect
+from probe.core.net.policy import embedded_ipv4, is_public_address
+from probe.measure.engine import MeasureConfig
+from probe.measure.tcp import tcp_connect
+from probe.serve.app import Helper
+from probe.serve.config import HelperConfig
 
 pytestmark = pytest.mark.integration
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from servers import LoopbackNet
 
-from probe.netcheck import http_reachable
+from probe.measure.netcheck import http_reachable
 
 pytestmark = pytest.mark.integration
 
@@ -87,7 +87,7 @@ def test_an_endless_head_is_cut_off_not_buffered() -> None:
 def test_https_is_verified_with_the_context_given(tmp_path: Path) -> None:
     pytest.importorskip("trustme")
     from probe.lab.certs import CertAuthority
-    from probe.observe.tls import verifying_context
+    from probe.measure.tls import verifying_context
 
     ca = CertAuthority("probe test CA")
     cert, key = ca.leaf_files(tmp_path, "cert", "127.0.0.1")

@@ -8,8 +8,8 @@ import pytest
 from observe_helpers import config, run
 from servers import LIE_ADDRESS, DNSServer, LoopbackNet, injecting_handler, zone_handler
 
-from probe.model import from_json, to_json
-from probe.observe import MeasureConfig
+from probe.core.model import from_json, to_json
+from probe.measure.engine import MeasureConfig
 
 
 def _dns(m, qtype="A", hop=0):  # type: ignore[no-untyped-def]
@@ -201,7 +201,7 @@ def test_bad_resolver_is_a_config_error() -> None:
 
 
 def test_measurement_round_trips_through_json(loopback_net: LoopbackNet) -> None:
-    from probe.model import Measurement
+    from probe.core.model import Measurement
 
     m = run(loopback_net.url("redirect.test", tls=True),
             config(loopback_net, resolvers=(loopback_net.injecting_resolver, loopback_net.resolver),
@@ -254,7 +254,7 @@ def test_on_ready_waits_for_a_slow_control(loopback_net: LoopbackNet) -> None:
     import asyncio
     import time
 
-    from probe.model import ControlObservation
+    from probe.core.model import ControlObservation
 
     events: list[str] = []
     answered: list[float] = []
@@ -282,7 +282,7 @@ def test_a_query_leaves_before_the_event_loop_runs_again() -> None:
     import asyncio
     import socket
 
-    from probe.observe.dns import UDPQuery
+    from probe.measure.dns import UDPQuery
 
     server = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     server.bind(("127.0.0.1", 0))
@@ -309,7 +309,7 @@ def test_a_query_cancelled_before_its_task_ran_closes_its_socket() -> None:
     import asyncio
     import os
 
-    from probe.observe.dns import UDPQuery
+    from probe.measure.dns import UDPQuery
 
     def open_fds() -> int:
         return len(os.listdir("/proc/self/fd"))
@@ -330,7 +330,7 @@ def test_the_engine_goes_on_one_loop_iteration_after_the_answer() -> None:
     # wake-up): milliseconds per URL on a loop busy with 64 measurements.
     import asyncio
 
-    from probe.observe.dns import UDPQuery, wait_decided
+    from probe.measure.dns import UDPQuery, wait_decided
 
     async def main() -> tuple[bool, bool]:
         a = UDPQuery("ok.test", "A", "127.0.0.1", 9, 1.0, 0.0)
@@ -350,7 +350,7 @@ def test_the_engine_goes_on_one_loop_iteration_after_the_answer() -> None:
 def test_a_cancelled_wait_leaves_the_queries_undisturbed() -> None:
     import asyncio
 
-    from probe.observe.dns import UDPQuery, wait_decided
+    from probe.measure.dns import UDPQuery, wait_decided
 
     async def main() -> UDPQuery:
         q = UDPQuery("ok.test", "A", "127.0.0.1", 9, 1.0, 0.0)
@@ -371,9 +371,9 @@ def test_waiting_for_controls_that_answered_already_does_not_yield_to_the_loop()
     # cost two loop iterations while the URL held its slot.
     import asyncio
 
-    from probe.model import ControlObservation, Target
-    from probe.observe.engine import _Measurer
-    from probe.observe.hop import HopState
+    from probe.core.model import ControlObservation, Target
+    from probe.measure.engine import _Measurer
+    from probe.measure.hop import HopState
 
     async def main() -> None:
         async def answer() -> ControlObservation:

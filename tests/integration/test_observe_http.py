@@ -10,9 +10,9 @@ import pytest
 from observe_helpers import config, run
 from servers import HUGE_SIZE, LoopbackNet
 
-from probe.model import ControlObservation
-from probe.observe.engine import DEFAULT_USER_AGENT
-from probe.observe.http import extract_title
+from probe.core.model import ControlObservation
+from probe.measure.engine import DEFAULT_USER_AGENT
+from probe.measure.http import extract_title
 
 
 def test_get_records_status_headers_body_and_title(loopback_net: LoopbackNet) -> None:
@@ -204,8 +204,7 @@ def test_deadline_during_dns_keeps_the_query(loopback_net: LoopbackNet) -> None:
 
 
 def test_unreadable_cafile_is_a_config_error(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from probe.observe import MeasureConfig
-
+    from probe.measure.engine import MeasureConfig
     with pytest.raises(ValueError, match=r"missing\.pem"):
         MeasureConfig(cafile=str(tmp_path / "missing.pem"))
 

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from probe import testlists
 from probe.cli import cli
+from probe.inputs import testlists
 
 SHIPPED = Path(__file__).resolve().parents[2] / "testlists"
 README = """# test-lists (loopback copy)
@@ -145,7 +145,7 @@ def test_source_comes_from_the_flag_then_the_environment_then_the_config_file(
 def test_an_encoded_or_oversized_answer_is_refused(
     data_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import probe.testlists.update as update
+    import probe.inputs.testlists.update as update
 
     class Hostile(SimpleHTTPRequestHandler):
         gzip = True  # a gzip-encoded body (a decompression bomb is one); else 64 plain bytes

@@ -33,7 +33,7 @@ def endpoints_up(lab: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     for ip in (BLOCKED_RELAY, OPEN_RELAY, VPN):
         ns_run(server, ["ip", "addr", "add", f"{ip}/32", "dev", "s0"], check=False)
     proc = subprocess.Popen(
-        ["ip", "netns", "exec", server, sys.executable, "-m", "probe.lab.endpoints",
+        ["ip", "netns", "exec", server, sys.executable, "-m", "probe.lab.toolservers",
          "--tls", f"{BLOCKED_RELAY}:9001", "--tls", f"{OPEN_RELAY}:9001", "--openvpn", f"{VPN}:1194",
          "--cert", str(d / "relay.pem"), "--key", str(d / "relay.key")],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from probe.core.model import STAGES, VERDICTS
+from probe.inputs.testlists import parse_url
 from probe.lab.blockpage import BLOCKPAGE_FINGERPRINT, BLOCKPAGE_HTML
 from probe.lab.scenarios import SCENARIOS, by_name, host_hex, sni_hex
 from probe.lab.sites import DOMAIN, SITES, server_addresses, zone
-from probe.model import STAGES, VERDICTS
-from probe.testlists import parse_url
 
 
 def test_lab_has_the_scenarios_of_issues_5_12_and_14() -> None:
@@ -56,7 +56,7 @@ def test_sni_pattern_includes_the_length_so_longer_names_do_not_match() -> None:
 
 
 def test_block_page_matches_exactly_its_ooni_fingerprint() -> None:
-    from probe.fingerprints import default_fingerprints
+    from probe.inputs.fingerprints import default_fingerprints
 
     fps = default_fingerprints()
     headers = [("content-type", "text/html; charset=utf-8")]

@@ -10,9 +10,9 @@ sys.path.insert(0, str(HERE / "golden"))
 
 from builders import control, dns, hop, http, measurement, page, tcp, tls  # noqa: E402
 
-from probe.classify import classify  # noqa: E402
-from probe.geo import GeoDB  # noqa: E402
-from probe.model import Measurement, Verdict  # noqa: E402
+from probe.core.model import Measurement, Verdict  # noqa: E402
+from probe.inputs.geo import GeoDB  # noqa: E402
+from probe.judge.classify import classify  # noqa: E402
 
 GEO_FIXTURE = HERE.parent / "fixtures" / "geo" / "ip2asn-fixture.tsv"
 SITE, SITE2, CENSOR, CDN = "192.0.2.10", "192.0.2.11", "203.0.113.66", "198.51.100.7"

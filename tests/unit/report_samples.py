@@ -6,7 +6,7 @@ from pathlib import Path
 
 from store_samples import sample_measurement
 
-from probe.model import Verdict
+from probe.core.model import Verdict
 from probe.store import Store
 
 #: Verdict, stage and reason of each kind used below.

@@ -6,7 +6,7 @@ import datetime
 import hashlib
 from functools import lru_cache
 
-from probe.model import (
+from probe.core.model import (
     ControlObservation,
     ControlTCP,
     ControlTLS,

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from probe.circumvention import openvpn
-from probe.circumvention.endpoints import DEFAULT_LIST, EndpointListError, load_endpoints, parse_endpoints
-from probe.circumvention.judge import judge_endpoint
-from probe.circumvention.measure import EndpointObservation
-from probe.model import ControlObservation, ControlTCP, ControlTLS
+from probe.core.model import ControlObservation, ControlTCP, ControlTLS
+from probe.inputs.endpointlists import DEFAULT_LIST, EndpointListError, load_endpoints, parse_endpoints
+from probe.judge.circumvention import judge_endpoint
+from probe.measure import openvpn
+from probe.measure.circumvention import EndpointObservation
 
 HEADER = "kind,name,address,port,sni,notes,source\n"
 
@@ -121,9 +121,9 @@ def test_judge_endpoint(obs: EndpointObservation, control: ControlObservation | 
 def test_a_failure_the_control_did_not_see_is_measured_again(monkeypatch: pytest.MonkeyPatch) -> None:
     import asyncio
 
-    from probe.circumvention import suite
-    from probe.circumvention.endpoints import Endpoint
-    from probe.control import client
+    from probe.inputs.endpointlists import Endpoint
+    from probe.measure.control import client
+    from probe.run import circumvention as suite
 
     tries: list[int] = []
 

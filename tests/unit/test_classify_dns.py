@@ -25,8 +25,8 @@ from classify_helpers import (
     tcp,
 )
 
-from probe.classify.dns import injection
-from probe.model import ControlObservation
+from probe.core.model import ControlObservation
+from probe.judge.classify.dns import injection
 
 
 def test_two_identical_replies_are_not_injection() -> None:

@@ -26,8 +26,8 @@ from classify_helpers import (
     tls,
 )
 
-from probe.classify.http import body_length_match, diff, headers_match, title_match
-from probe.fingerprints import default_fingerprints
+from probe.inputs.fingerprints import default_fingerprints
+from probe.judge.classify.http import body_length_match, diff, headers_match, title_match
 
 BLOCKPAGE = (
     "<html><body>"

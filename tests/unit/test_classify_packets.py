@@ -1,4 +1,4 @@
-"""Packet-level evidence (probe/classify/packets.py) on recorded packet metadata.
+"""Packet-level evidence (probe/judge/classify/packets.py) on recorded packet metadata.
 
 The packets below are the metadata the lab's capture recorded (TTLs, IP IDs, DF) for the
 scenarios of docs/packets.md: a server 4 routers away (TTL 64 -> 60), a censor at hop 3 whose
@@ -12,9 +12,9 @@ import dataclasses
 
 from classify_helpers import SITE, URL, dns, has, http, judge, measurement, plain, sctl, secure, tcp, tls
 
-from probe.classify.packets import judge_flow
-from probe.model import DNSObservation, DNSReply, HTTPObservation, Packet, TLSObservation
-from probe.observe.capture import digest
+from probe.core.model import DNSObservation, DNSReply, HTTPObservation, Packet, TLSObservation
+from probe.judge.classify.packets import judge_flow
+from probe.measure.capture import digest
 
 LOCAL = 40312
 SYN_ACK = Packet(1.0, "tcp", SITE, 443, LOCAL, 60, 0, True, "SA", 64240, 1000, 5001, 0, 0)
@@ -163,14 +163,14 @@ def test_decoy_host_failure_means_the_address_is_blocked() -> None:
 
 
 def test_packets_round_trip_through_json() -> None:
-    from probe.model import Measurement, from_json, to_json
+    from probe.core.model import Measurement, from_json, to_json
 
     m = _tls_reset((SYN_ACK, _rst(62, 0, True)))
     assert from_json(Measurement, to_json(m)) == m
 
 
 def test_packets_are_stored_in_their_table_and_come_back(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from probe.classify import classify
+    from probe.judge.classify import classify
     from probe.store import Store
 
     m = _tls_reset((SYN_ACK, _rst(62, 0, True)))

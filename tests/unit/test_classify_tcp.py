@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from classify_helpers import SITE, SITE2, URL, ctl, has, http, judge, measurement, plain, tcp
 
-from probe.classify import needs_retry
+from probe.judge.classify import needs_retry
 
 
 @pytest.mark.parametrize(
@@ -80,7 +80,7 @@ def test_retry_decision_travels_with_the_verdict() -> None:
     """classify is pure: the retry decision is on the verdict, not in module state."""
     import dataclasses
 
-    from probe.classify import classify
+    from probe.judge.classify import classify
 
     timeout = measurement(plain(ctl=ctl(), tcp_=[tcp(SITE, 80, "generic_timeout_error")], http_=None))
     fine = measurement(plain(ctl=ctl()))

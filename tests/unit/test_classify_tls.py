@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from classify_helpers import HOST, SITE, URL, ctl, has, judge, measurement, plain, sctl, secure, tls
 
-from probe.classify import needs_retry
+from probe.judge.classify import needs_retry
 
 
 @pytest.mark.parametrize(

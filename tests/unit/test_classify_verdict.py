@@ -21,8 +21,8 @@ from classify_helpers import (
     tcp,
 )
 
-from probe.classify import CLASSIFIER_VERSION, classify, findings, needs_retry
-from probe.model import VERDICTS, Measurement, from_json, to_json
+from probe.core.model import VERDICTS, Measurement, from_json, to_json
+from probe.judge.classify import CLASSIFIER_VERSION, classify, findings, needs_retry
 
 
 def test_first_stage_decides_and_later_evidence_stays_in_the_reasons() -> None:
@@ -123,7 +123,7 @@ def test_content_evidence_is_not_retried() -> None:
 def test_odd_and_partial_observations_never_raise() -> None:
     import random
 
-    from probe.model import HTTPObservation
+    from probe.core.model import HTTPObservation
 
     rng = random.Random(7)
     failures = [

@@ -11,10 +11,10 @@ import pytest
 from click.testing import CliRunner
 from store_samples import sample_measurement, sample_verdict
 
-import probe.classify
+import probe.judge.classify
 from probe.cli import cli
 from probe.cli.results import VERDICT_CHOICES
-from probe.model import VERDICTS, Verdict
+from probe.core.model import VERDICTS, Verdict
 from probe.store import Store
 
 
@@ -90,7 +90,7 @@ def test_results_unknown_run_exits_1(db: Path) -> None:
 def test_verdict_choices_match_the_model() -> None:
     assert VERDICT_CHOICES == VERDICTS
     from probe.cli.results import INTERFERENCE
-    from probe.model import INTERFERENCE_VERDICTS
+    from probe.core.model import INTERFERENCE_VERDICTS
 
     assert set(INTERFERENCE) == set(INTERFERENCE_VERDICTS)
 
@@ -149,8 +149,8 @@ def test_reclassify_reports_changed_verdicts(db: Path, monkeypatch: pytest.Monke
     def fake_classify(m: object, **options: object) -> Verdict:
         return Verdict("ok", None, None, ())
 
-    monkeypatch.setattr(probe.classify, "classify", fake_classify, raising=False)
-    monkeypatch.setattr(probe.classify, "CLASSIFIER_VERSION", "fake-9", raising=False)
+    monkeypatch.setattr(probe.judge.classify, "classify", fake_classify, raising=False)
+    monkeypatch.setattr(probe.judge.classify, "CLASSIFIER_VERSION", "fake-9", raising=False)
     r = _invoke("reclassify", "--db", str(db), "--run", "1")
     assert r.exit_code == 0, r.output
     assert "run 1: re-judged 3 measurements with classifier fake-9; 2 verdicts changed" in r.output
@@ -195,7 +195,7 @@ def test_results_interference_matches_the_blocked_view(db: Path) -> None:
 
 @pytest.mark.parametrize("width", [60, 80, 100, 132, 200])
 def test_results_table_fits_the_width(db: Path, width: int) -> None:
-    from probe.store.report import format_table
+    from probe.present.tables import format_table
 
     with Store.open(db, create=False) as s:
         rows = [{**r, "url": r["url"] + "x" * 90} for r in s.results(None)]

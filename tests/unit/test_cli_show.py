@@ -35,8 +35,8 @@ def _show(*args: str) -> tuple[int, str]:
 
 
 def _text(db: Path, width: int) -> list[str]:
-    from probe.evidence import evidence, render_text
-    from probe.fingerprints import default_fingerprints
+    from probe.inputs.fingerprints import default_fingerprints
+    from probe.present.evidence import evidence, render_text
 
     with Store.open(db, create=False) as s:
         return list(render_text(evidence(s, 1, fingerprints=default_fingerprints()), width))

@@ -34,7 +34,6 @@ def test_version_prints_package_version() -> None:
     from click.testing import CliRunner
 
     from probe import __version__
-
     result = CliRunner().invoke(cli, ["--version"])
     assert result.exit_code == 0
     assert __version__ in result.output
@@ -69,8 +68,8 @@ def test_unknown_flag_is_a_usage_error() -> None:
 
 def test_the_engine_imports_httpx_without_its_cli_or_trio() -> None:
     # httpx imports its CLI (click, rich, pygments) and httpcore imports trio when installed:
-    # ~0.1 s at every run's start for code probe never runs (probe/httpstack.py).
-    loaded = _modules_after("import probe.observe, httpx\nassert httpx.AsyncClient")
+    # ~0.1 s at every run's start for code probe never runs (probe/host/httpstack.py).
+    loaded = _modules_after("import probe.measure.engine, httpx\nassert httpx.AsyncClient")
     assert {"httpx", "httpcore"} <= loaded
     assert not {"rich", "pygments", "trio", "httpx._main"} & loaded
 
@@ -78,7 +77,7 @@ def test_the_engine_imports_httpx_without_its_cli_or_trio() -> None:
 def test_the_stand_ins_are_gone_once_httpx_is_imported() -> None:
     # Only the import itself goes without them: trio and httpx's CLI stay importable later.
     code = (
-        "from probe import httpstack\nhttpstack.load()\nimport httpx\n"
+        "from probe.host import httpstack\nhttpstack.load()\nimport httpx\n"
         "print(sys.modules.get('trio', 'absent'), sys.modules.get('httpx._main', 'absent'))\n"
         "import httpx._main\nassert httpx._main.main is not None\n"
         "try:\n    import trio\nexcept ModuleNotFoundError:\n    pass  # not installed here\n"

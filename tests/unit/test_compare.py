@@ -15,8 +15,8 @@ from click.testing import CliRunner
 from store_samples import sample_measurement
 
 from probe.cli import cli
-from probe.compare import Cell, diff_states, load_matrix, parse_since
-from probe.model import Verdict
+from probe.core.model import Verdict
+from probe.research.compare import Cell, diff_states, load_matrix, parse_since
 from probe.store import Store
 
 T0 = 1_790_000_000.0  # 2026-09-21T14:13:20Z

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from probe import __version__, consent
-from probe.consent import (
+from probe import __version__
+from probe.host import consent
+from probe.host.consent import (
     RISK_TEXT,
     config_dir,
     consent_file,

@@ -9,8 +9,17 @@ from typing import Any
 
 import pytest
 
-from probe.codec import decode_json, encode_json
-from probe.control.protocol import (
+from probe.core.codec import decode_json, encode_json
+from probe.core.model import (
+    DNSObservation,
+    Hop,
+    HTTPObservation,
+    Measurement,
+    TCPObservation,
+    TLSObservation,
+)
+from probe.core.net import format_endpoint, parse_endpoint
+from probe.measure.control.protocol import (
     IP_FLAG_BOGON,
     IP_FLAG_RESOLVED_BY_PROBE,
     IP_FLAG_RESOLVED_BY_TH,
@@ -26,15 +35,6 @@ from probe.control.protocol import (
     response_problems,
     target_from_url,
 )
-from probe.model import (
-    DNSObservation,
-    Hop,
-    HTTPObservation,
-    Measurement,
-    TCPObservation,
-    TLSObservation,
-)
-from probe.net import format_endpoint, parse_endpoint
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "ooni_th"
 

@@ -1,4 +1,4 @@
-"""Bounded content decoding (probe.observe.decoding): every layer, every coding, every cap."""
+"""Bounded content decoding (probe.measure.decoding): every layer, every coding, every cap."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import zlib
 import httpx
 import pytest
 
-from probe.observe.decoding import PIECE, BodyDecoder
+from probe.measure.decoding import PIECE, BodyDecoder
 
 
 def gz(data: bytes) -> bytes:

@@ -11,11 +11,11 @@ import pytest
 from click.testing import CliRunner
 from store_samples import sample_measurement
 
-from probe.circumvention.measure import EndpointObservation
 from probe.cli import cli
-from probe.model import ControlObservation, ControlTCP, ControlTLS, Verdict
+from probe.core.model import ControlObservation, ControlTCP, ControlTLS, Verdict
+from probe.measure.circumvention import EndpointObservation
 from probe.store import Store
-from probe.store.endpoints import write_endpoints
+from probe.store.circumvention import write_endpoints
 
 T0 = 1_790_000_000.0
 RELAY = ("tor", "moria1", "128.31.0.39", 9101, "tcp")

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from probe import eventloop
+from probe.host import eventloop
 
 
 def test_asyncio_is_forced_by_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,4 +1,4 @@
-"""Reasons in plain words (probe.explain) and the end-of-run summary built on them."""
+"""Reasons in plain words (probe.judge.explain) and the end-of-run summary built on them."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from probe.cli._summary import SHOWN_PER_VERDICT, compact_summary, summary_lines
-from probe.explain import REASONS, decisive, explain
+from probe.judge.explain import REASONS, decisive, explain
+from probe.present.summary import SHOWN_PER_VERDICT, compact_summary, summary_lines
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "classification.md"
 
@@ -61,7 +61,7 @@ def test_explain_keeps_unknown_codes_and_words_down_as_down() -> None:
 
 
 def test_russian_block_page_fingerprint_exists_for_the_example() -> None:
-    from probe.explain import fingerprint_countries
+    from probe.judge.explain import fingerprint_countries
 
     assert fingerprint_countries("ooni.ru_1") == ("RU",)
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from probe.explore import CANNED_QUERIES, parse_schema_doc
+from probe.research.explore import CANNED_QUERIES, parse_schema_doc
 
 
 def test_every_table_and_view_has_a_description_from_docs_schema(tmp_path: Path) -> None:
-    from probe.explore import metadata
+    from probe.research.explore import metadata
     from probe.store import Store
 
     with Store.open(tmp_path / "x.db") as s:

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from store_samples import sample_measurement, sample_verdict
 
 from probe.cli import cli
-from probe.model import Measurement, Verdict, from_json
+from probe.core.model import Measurement, Verdict, from_json
 from probe.store import Store
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -155,7 +155,7 @@ def test_ooni_export_maps_verdicts_and_keeps_identity_private(db: Path) -> None:
 # --- Parquet -----------------------------------------------------------------------------------
 def test_parquet_writes_one_file_per_table_with_stable_types(db: Path, tmp_path: Path) -> None:
     pq = pytest.importorskip("pyarrow.parquet")
-    from probe.export.parquet import TABLES, arrow_schema
+    from probe.research.export.parquet import TABLES, arrow_schema
 
     out = tmp_path / "pq"
     _export(db, "--format", "parquet", "-o", str(out))
@@ -203,7 +203,7 @@ def test_parquet_row_groups_are_bounded_and_hold_every_row(
     db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pq = pytest.importorskip("pyarrow.parquet")
-    from probe.export import parquet as pqexport
+    from probe.research.export import parquet as pqexport
 
     # Tiny bounds, so that the five measurements make several fetches and row groups.
     monkeypatch.setattr(pqexport, "_FETCH", 2)
@@ -297,8 +297,8 @@ def test_ooni_export_fills_the_runs_identity_resolver_and_sent_headers(tmp_path:
 
 
 def test_ooni_export_answers_carry_the_helpers_or_the_ip_datas_asn(db: Path) -> None:
-    from probe.export import Filters, iter_records
-    from probe.export.ooni import to_ooni
+    from probe.research.export import Filters, iter_records
+    from probe.research.ooni.export import to_ooni
 
     with Store.open(db) as s:
         record = next(iter_records(s, Filters(vantages=("moscow",))))
@@ -316,7 +316,7 @@ def test_ooni_export_answers_carry_the_helpers_or_the_ip_datas_asn(db: Path) -> 
 
 
 def test_ooni_export_is_read_back_by_probe_import_ooni(db: Path, tmp_path: Path) -> None:
-    from probe.ooni_import import import_ooni
+    from probe.research.ooni.importer import import_ooni
 
     out = tmp_path / "export.jsonl"
     out.write_text(_export(db, "--format", "ooni"))

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from probe.files import read_bounded
+from probe.host.files import read_bounded
 
 
 class _Bad(Exception):

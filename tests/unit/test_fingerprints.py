@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from probe.fingerprints import (
+from probe.inputs.fingerprints import (
     COLUMNS,
     SCAN_LIMIT,
     FingerprintError,

@@ -16,9 +16,8 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from probe.asndata import PackedTable, pack
 from probe.cli import cli
-from probe.geo import (
+from probe.inputs.geo import (
     GeoDB,
     GeoError,
     GeoInfo,
@@ -30,6 +29,7 @@ from probe.geo import (
     open_default_geo,
     update_geo,
 )
+from probe.inputs.geo.asndata import PackedTable, pack
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "geo" / "ip2asn-fixture.tsv"
 

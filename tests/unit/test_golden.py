@@ -1,6 +1,6 @@
 """Golden cases: observations.json + control.json -> verdict.json, one directory per case.
 
-A case directory holds ``observations.json`` (``probe.model.to_json(Measurement)`` without the
+A case directory holds ``observations.json`` (``probe.core.model.to_json(Measurement)`` without the
 helper's control), ``control.json`` (a list with one ControlObservation or null per hop),
 ``verdict.json`` (``verdict``, ``stage``, ``hop``, ``reasons_include``: substrings each of which
 must appear in some reason, optional ``reasons_exclude``) and, optionally, ``fingerprints.csv``
@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from probe.classify import CLASSIFIER_VERSION, classify
-from probe.fingerprints import default_fingerprints, load_fingerprints
-from probe.geo import GeoDB
-from probe.model import ControlObservation, Measurement, from_json
+from probe.core.model import ControlObservation, Measurement, from_json
+from probe.inputs.fingerprints import default_fingerprints, load_fingerprints
+from probe.inputs.geo import GeoDB
+from probe.judge.classify import CLASSIFIER_VERSION, classify
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 GEO_FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "geo" / "ip2asn-fixture.tsv"

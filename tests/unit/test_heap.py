@@ -6,7 +6,7 @@ import ctypes
 
 import pytest
 
-from probe import heap
+from probe.host import heap
 
 
 def test_the_trimmer_trims_at_most_once_per_interval() -> None:

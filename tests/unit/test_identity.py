@@ -7,10 +7,10 @@ import struct
 
 import pytest
 
-from probe.identity import Identity, IdentityConfig, _parse_stun, host_port, vantage_name
+from probe.core.model import DNSReply
 from probe.lab.stun import binding_response
-from probe.model import DNSReply
-from probe.scrub import SCRUBBED, Scrubber
+from probe.measure.identity import Identity, IdentityConfig, _parse_stun, host_port, vantage_name
+from probe.run.scrub import SCRUBBED, Scrubber
 
 TXID = bytes(range(12))
 REQUEST = struct.pack("!HHI", 1, 0, 0x2112A442) + TXID

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from store_samples import sample_measurement, sample_verdict
 
 from probe.cli import cli
-from probe.model import Verdict
+from probe.core.model import Verdict
 from probe.store import Store
 from probe.store import merge as merge_module
 from probe.store.merge import MergeError, merge
@@ -245,8 +245,8 @@ def test_table_without_a_rule_is_refused_by_name() -> None:
 
 
 def _endpoints(store: Store, run: int, vid: int, names: list[str], t0: float = 1_790_000_000.0) -> None:
-    from probe.circumvention.measure import EndpointObservation
-    from probe.store.endpoints import write_endpoints
+    from probe.measure.circumvention import EndpointObservation
+    from probe.store.circumvention import write_endpoints
 
     rows = [(EndpointObservation("tor", n, "192.0.2.1", 443, "tcp", t0 + i, 0.1,
                                  tcp_failure="connection_reset"),
@@ -356,7 +356,7 @@ def _ooni_rows(path: Path) -> list[tuple[object, ...]]:
 
 
 def test_imported_ooni_measurements_travel_with_their_ooni_rows(tmp_path: Path) -> None:
-    from probe.ooni_import import import_ooni
+    from probe.research.ooni.importer import import_ooni
 
     part1, part2 = _ooni_parts(tmp_path)
     a, out = tmp_path / "a.db", tmp_path / "all.db"
@@ -379,7 +379,7 @@ def test_imported_ooni_measurements_travel_with_their_ooni_rows(tmp_path: Path) 
 def test_the_same_ooni_measurement_imported_into_two_databases_is_merged_once(
     tmp_path: Path,
 ) -> None:
-    from probe.ooni_import import import_ooni
+    from probe.research.ooni.importer import import_ooni
 
     part1, _ = _ooni_parts(tmp_path)
     a, b, out = tmp_path / "a.db", tmp_path / "b.db", tmp_path / "all.db"

@@ -1,4 +1,4 @@
-"""The network vocabulary (probe.net): one URL policy, one host:port syntax, one resolv.conf."""
+"""The network vocabulary (probe.core.net): one URL policy, one host:port syntax, one resolv.conf."""
 
 from __future__ import annotations
 
@@ -6,8 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from probe.control.protocol import target_from_url
-from probe.net import (
+from probe.core.net import (
     Endpoint,
     InvalidURL,
     addr_class,
@@ -24,6 +23,7 @@ from probe.net import (
     read_resolv_conf,
     system_nameservers,
 )
+from probe.measure.control.protocol import target_from_url
 
 # --- the URL policy -----------------------------------------------------------------------
 

@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from probe.classify import classify
-from probe.ooni import OONIRecord, iter_lines, parse_measurement
-from probe.ooni_import import verdict_class
+from probe.judge.classify import classify
+from probe.research.ooni import OONIRecord, iter_lines, parse_measurement
+from probe.research.ooni.importer import verdict_class
 
 HERE = Path(__file__).resolve().parents[1] / "fixtures" / "ooni"
 CORPUS: list[dict[str, Any]] = json.loads((HERE / "corpus.json").read_text())["cases"]

@@ -10,8 +10,8 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from probe.cli import cli
-from probe.ooni import iter_lines, ooni_verdict, parse_measurement
-from probe.ooni_import import agreement, disagreements, import_ooni
+from probe.research.ooni import iter_lines, ooni_verdict, parse_measurement
+from probe.research.ooni.importer import agreement, disagreements, import_ooni
 from probe.store import Store
 
 CORPUS = Path(__file__).resolve().parents[1] / "fixtures" / "ooni"

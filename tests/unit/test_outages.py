@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from probe.cli import cli
-from probe.model import (
+from probe.core.model import (
     ControlObservation,
     DNSObservation,
     DNSReply,
@@ -21,7 +21,7 @@ from probe.model import (
     TCPObservation,
     Verdict,
 )
-from probe.outages import (
+from probe.research.outages import (
     RunStats,
     missed_slots,
     outage_intervals,

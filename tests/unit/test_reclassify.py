@@ -7,9 +7,9 @@ from collections import Counter
 import pytest
 from store_samples import sample_measurement, sample_verdict
 
-import probe.reclassify as reclassify_module
-from probe.model import Measurement, Verdict
-from probe.reclassify import reclassify
+import probe.run.reclassify as reclassify_module
+from probe.core.model import Measurement, Verdict
+from probe.run.reclassify import reclassify
 from probe.store import Store
 
 
@@ -81,9 +81,9 @@ def test_reclassify_writes_in_batches(store: Store, monkeypatch: pytest.MonkeyPa
 
 
 def test_reclassify_uses_the_real_classifier_by_default(store: Store) -> None:
-    classify = pytest.importorskip("probe.classify")
+    classify = pytest.importorskip("probe.judge.classify")
     if not hasattr(classify, "classify") or not hasattr(classify, "CLASSIFIER_VERSION"):
-        pytest.skip("probe.classify.classify is not written yet")
+        pytest.skip("probe.judge.classify.classify is not written yet")
     report = reclassify(store, 1)
     assert report.judged == 4
     assert report.classifier_version == classify.CLASSIFIER_VERSION

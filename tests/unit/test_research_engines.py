@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from store_samples import sample_measurement
 
 from probe.cli import cli
-from probe.model import Verdict
+from probe.core.model import Verdict
 from probe.store import Store
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from probe.cli import cli
-from probe.settings import DEFAULT_DB, MeasureConfig, RunSettings
+from probe.core.settings import DEFAULT_DB, MeasureConfig, RunSettings
 
 
 def invoke(*args: str, env: dict[str, str] | None = None) -> click.testing.Result:

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from probe.model import Measurement, Target, Verdict
-from probe.runner import run
-from probe.runner.pool import HostLimiter
-from probe.settings import RunSettings
-from probe.testlists import parse_url
+from probe.core.model import Measurement, Target, Verdict
+from probe.core.settings import RunSettings
+from probe.inputs.testlists import parse_url
+from probe.run.campaign import run
+from probe.run.pool import HostLimiter
 
 
 def targets(n: int, hosts: int = 1000) -> Iterator[Target]:
@@ -229,7 +229,7 @@ def test_a_slow_disk_slows_measuring_instead_of_queueing_results(tmp_path: Path,
     """Memory stays flat when the writer lags: no new URL starts while the backlog is full."""
     import time
 
-    from probe.runner import writer as runner
+    from probe.run import writer as runner
     from probe.store import Store
 
     monkeypatch.setattr(runner, "BATCH_MAX", 8)
@@ -264,7 +264,7 @@ def test_a_failing_disk_stops_the_run_and_keeps_what_was_stored(tmp_path: Path, 
     """Measuring on when nothing can be stored is pointless: stop, say why, keep the rest."""
     import pytest
 
-    from probe.runner import writer as runner
+    from probe.run import writer as runner
     from probe.store import Store, StoreError
 
     monkeypatch.setattr(runner, "BATCH_MAX", 8)
@@ -332,9 +332,9 @@ def test_the_preflight_check_and_the_identity_discovery_wait_on_the_network_toge
     # Both only wait on the network: the run's start costs the longer of the two round trips,
     # not their sum. Each fake waits until the other has started; run one after the other,
     # the first would wait for ever (bounded here, to fail instead of hanging).
-    import probe.identity
-    import probe.runner.campaign as campaign
-    from probe.identity import Identity, IdentityConfig
+    import probe.measure.identity
+    import probe.run.campaign as campaign
+    from probe.measure.identity import Identity, IdentityConfig
 
     started: dict[str, asyncio.Event] = {}
 
@@ -360,7 +360,7 @@ def test_the_preflight_check_and_the_identity_discovery_wait_on_the_network_toge
         await meet("preflight", "discover")
         return []
 
-    monkeypatch.setattr(probe.identity, "discover", discover)
+    monkeypatch.setattr(probe.measure.identity, "discover", discover)
     monkeypatch.setattr(campaign, "preflight", preflight)
     opts = RunSettings(db=tmp_path / "r.db", retry_pause=0.0, preflight=True,
                        identity=IdentityConfig(stun_servers=(), whoami_names=(), recheck_interval=0))
@@ -377,9 +377,9 @@ def test_the_network_checks_are_under_way_before_the_run_imports_its_engine(
     # before them.
     import importlib
 
-    import probe.identity
-    import probe.runner.campaign as campaign
-    from probe.identity import Identity, IdentityConfig
+    import probe.measure.identity
+    import probe.run.campaign as campaign
+    from probe.measure.identity import Identity, IdentityConfig
 
     order: list[str] = []
     real_import = importlib.import_module
@@ -399,7 +399,7 @@ def test_the_network_checks_are_under_way_before_the_run_imports_its_engine(
         return []
 
     monkeypatch.setattr(importlib, "import_module", recording_import)
-    monkeypatch.setattr(probe.identity, "discover", discover)
+    monkeypatch.setattr(probe.measure.identity, "discover", discover)
     monkeypatch.setattr(campaign, "preflight", preflight)
     opts = RunSettings(db=tmp_path / "r.db", retry_pause=0.0, preflight=True,
                        identity=IdentityConfig(stun_servers=(), whoami_names=(), recheck_interval=0))
@@ -414,8 +414,8 @@ def test_the_end_of_run_identity_check_overlaps_the_last_measurements(
 ) -> None:
     # It starts once the last URL is out: the last measurement below waits for it to start;
     # run after the measurements, it would never start (bounded here, to fail instead).
-    import probe.identity
-    from probe.identity import Identity, IdentityConfig
+    import probe.measure.identity
+    from probe.measure.identity import Identity, IdentityConfig
 
     checks = 0
     end_started = asyncio.Event()
@@ -440,7 +440,7 @@ def test_the_end_of_run_identity_check_overlaps_the_last_measurements(
                     waited.append(False)
             return await super().measure(target, cfg, control, attempt, on_ready)
 
-    monkeypatch.setattr(probe.identity, "discover", discover)
+    monkeypatch.setattr(probe.measure.identity, "discover", discover)
     opts = _opts(tmp_path, concurrency=2,
                  identity=IdentityConfig(stun_servers=(), whoami_names=(), recheck_interval=0))
     summary = _run(LastWaits(), targets(4), opts)
@@ -455,7 +455,7 @@ def test_the_collector_leaves_the_loaded_libraries_alone_while_measuring(tmp_pat
     # flight; the run freezes what is loaded and restores the collector at its end.
     import gc
 
-    from probe.heap import YOUNG_THRESHOLD
+    from probe.host.heap import YOUNG_THRESHOLD
 
     seen: list[tuple[int, bool]] = []
 
@@ -477,11 +477,11 @@ def test_a_run_builds_its_verifying_context_once_for_the_engine_and_the_control_
 ) -> None:
     # Each costs ~20 ms of CPU; the engine, the control client and the pre-flight check
     # share one (same trust: system CAs plus --cafile).
-    import probe.observe.tls as tls
-    import probe.runner.campaign as campaign
-    from probe.control.client import ControlClient
-    from probe.observe.runtime import runtime
-    from probe.settings import MeasureConfig
+    import probe.measure.tls as tls
+    import probe.run.campaign as campaign
+    from probe.core.settings import MeasureConfig
+    from probe.measure.control.client import ControlClient
+    from probe.measure.runtime import runtime
 
     built: list[object] = []
     real = tls.verifying_context
@@ -499,7 +499,7 @@ def test_a_run_builds_its_verifying_context_once_for_the_engine_and_the_control_
             reachable.extend(controls)  # type: ignore[call-overload]
         return []
 
-    monkeypatch.setattr("probe.control.client.ControlClient", Recording)
+    monkeypatch.setattr("probe.measure.control.client.ControlClient", Recording)
     monkeypatch.setattr(campaign, "preflight", preflight)
     pytest.importorskip("trustme")
     from probe.lab.certs import CertAuthority

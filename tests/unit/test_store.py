@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from store_samples import BLOCKPAGE, certificate, sample_measurement, sample_verdict
 
-from probe.model import Verdict
+from probe.core.model import Verdict
 from probe.store import SCHEMA_VERSION, Store, StoreError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -380,12 +380,12 @@ def test_db_property_is_a_sqlite_utils_view_of_the_same_connection(store: Store)
 
 
 def test_codec_writes_every_field_in_declared_order_with_bytes_as_base64() -> None:
-    """The store's JSON (probe.codec) is the model's JSON: one codec, the documented shape."""
+    """The store's JSON (probe.core.codec) is the model's JSON: one codec, the documented shape."""
     import base64
     import dataclasses
 
-    from probe.codec import to_data
-    from probe.model import to_json
+    from probe.core.codec import to_data
+    from probe.core.model import to_json
 
     m = sample_measurement(5)
     assert json.dumps(to_data(m)) == json.dumps(to_json(m))  # same keys, order and values
@@ -428,8 +428,8 @@ def test_documented_example_query_runs_and_finds_rows(store: Store, n: int) -> N
 
 
 def test_codec_reads_back_and_tolerates_unknown_and_missing_keys() -> None:
-    from probe.codec import from_data
-    from probe.model import Measurement, from_json, to_json
+    from probe.core.codec import from_data
+    from probe.core.model import Measurement, from_json, to_json
 
     m = sample_measurement(6)
     data = json.loads(json.dumps(to_json(m)))
@@ -441,8 +441,8 @@ def test_codec_reads_back_and_tolerates_unknown_and_missing_keys() -> None:
 
 def test_codec_reads_observations_written_by_an_older_probe() -> None:
     """Stored JSON without the fields added since (timing, decoys, packets) still decodes."""
-    from probe.codec import from_data
-    from probe.model import Measurement, to_json
+    from probe.core.codec import from_data
+    from probe.core.model import Measurement, to_json
 
     m = sample_measurement(7)
     data = json.loads(json.dumps(to_json(m)))
@@ -462,8 +462,8 @@ def test_codec_reads_observations_written_by_an_older_probe() -> None:
 
 
 def test_codec_names_where_a_stored_value_does_not_fit() -> None:
-    from probe.codec import CodecError, from_data
-    from probe.model import Measurement, to_json
+    from probe.core.codec import CodecError, from_data
+    from probe.core.model import Measurement, to_json
 
     data = json.loads(json.dumps(to_json(sample_measurement(8))))
     data["hops"][0]["tcp"][0]["port"] = "eighty"

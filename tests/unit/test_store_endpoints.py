@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from probe.circumvention.measure import EndpointObservation
-from probe.model import Verdict
+from probe.core.model import Verdict
+from probe.measure.circumvention import EndpointObservation
 from probe.store import Store
-from probe.store.endpoints import (
+from probe.store.circumvention import (
     RESULT_KEYS,
     endpoint_measurements_at,
     endpoint_results,

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from probe import testlists
-from probe.testlists import (
+from probe.inputs import testlists
+from probe.inputs.testlists import (
     InvalidURL,
     ListProblem,
     ListStats,
@@ -434,7 +434,7 @@ def test_problems_without_on_error_are_logged_not_dropped(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     path = write(tmp_path, HEADER + row("ftp://a.example/") + row("http://b.example/"))
-    with caplog.at_level(logging.WARNING, logger="probe.testlists"):
+    with caplog.at_level(logging.WARNING, logger="probe.inputs.testlists"):
         urls = [t.url for t in iter_targets([path])]
     assert urls == ["http://b.example/"]
     assert f"{path}:2: invalid URL" in caplog.text

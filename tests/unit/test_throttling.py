@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from probe import throttling
-from probe.model import (
+from probe.core.model import (
     ControlObservation,
     Hop,
     HTTPObservation,
@@ -18,9 +17,8 @@ from probe.model import (
     Verdict,
     to_json,
 )
-from probe.reclassify import reclassify
-from probe.store import Store
-from probe.throttling import (
+from probe.judge import throttling
+from probe.judge.throttling import (
     MIN_BYTES,
     RTT_FLOOR,
     Sample,
@@ -29,6 +27,8 @@ from probe.throttling import (
     sample_from_json,
     unthrottled,
 )
+from probe.run.reclassify import reclassify
+from probe.store import Store
 
 OK = Verdict("ok", None, None, ("http/match",), "test")
 

@@ -6,7 +6,7 @@ import subprocess
 import sys
 import tracemalloc
 
-from probe.urlset import URLSet
+from probe.store.urlset import URLSet
 
 
 def test_add_reports_new_and_repeated_urls() -> None:
@@ -47,7 +47,7 @@ def test_memory_per_url_is_a_fraction_of_a_python_set() -> None:
 
 # Run in a fresh interpreter: memory freed earlier in the test process would hide growth.
 _GROWTH = """
-from probe.urlset import URLSet
+from probe.store.urlset import URLSet
 
 def anon():
     with open("/proc/self/status") as f:
@@ -91,7 +91,7 @@ def test_a_set_that_cannot_spill_to_a_temporary_file_is_kept_whole_in_memory() -
     # kept in memory instead, every URL remembered. In a child: the limit is per process.
     code = (
         "import resource; resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))\n"
-        "from probe.urlset import URLSet\n"
+        "from probe.store.urlset import URLSet\n"
         "s = URLSet(); urls = [f'https://n{i}.example/' for i in range(60_000)]\n"
         "assert all(s.add(u) for u in urls) and not any(s.add(u) for u in urls[::7])\n"
         "assert all(u in s for u in urls[::13]) and 'https://other.example/' not in s\n"

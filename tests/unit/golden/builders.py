@@ -15,7 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from probe.model import (
+from probe.core.model import (
     ControlObservation,
     ControlTCP,
     ControlTLS,

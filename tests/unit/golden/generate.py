@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 
 from builders import control, dns, hop, http, measurement, page, tcp, tls, write_case
 
-from probe.fingerprints import default_fingerprints
+from probe.inputs.fingerprints import default_fingerprints
 
 SITE = "192.0.2.10"
 SITE2 = "192.0.2.11"

@@ -1,0 +1,289 @@
+"""Typed records: targets, observations, control observations and verdicts.
+
+Every record is a frozen dataclass. Measurement code produces them, the classifier reads them,
+the store serialises them as JSON (:mod:`probe.core.codec`; ``to_json``/``from_json`` here) so that
+old measurements can be re-judged by newer classifiers. Times are Unix epoch seconds (``started``) and seconds
+(``duration``, ``t``). A ``failure`` is ``None`` on success, otherwise one of the strings of
+:mod:`probe.core.failures`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar
+
+__all__ = [
+    "INTERFERENCE_VERDICTS",
+    "STAGES",
+    "VERDICTS",
+    "ControlObservation",
+    "ControlTCP",
+    "ControlTLS",
+    "DNSObservation",
+    "DNSReply",
+    "HTTPObservation",
+    "Hop",
+    "Measurement",
+    "Packet",
+    "TCPObservation",
+    "TLSObservation",
+    "Target",
+    "Verdict",
+    "from_json",
+    "to_json",
+]
+
+VerdictName = Literal["ok", "blocked", "reset", "hijacked", "throttled", "down", "inconclusive"]
+StageName = Literal["dns", "tcp", "tls", "http"]
+
+#: The fixed verdict vocabulary, most to least specific is not implied.
+VERDICTS: tuple[str, ...] = ("ok", "blocked", "reset", "hijacked", "throttled", "down", "inconclusive")
+#: Verdicts that say someone interfered: what the `blocked` view holds and what
+#: `probe results --verdict interference` means.
+INTERFERENCE_VERDICTS: tuple[str, ...] = ("hijacked", "reset", "blocked", "throttled")
+#: Measurement stages in the order they run.
+STAGES: tuple[str, ...] = ("dns", "tcp", "tls", "http")
+
+
+@dataclass(frozen=True)
+class Target:
+    """One URL to measure.
+
+    ``url`` is what is measured (host in punycode, brackets around IPv6 literals);
+    ``original_url`` is the URL as written in the list, kept for the record.
+    """
+
+    url: str
+    original_url: str
+    scheme: str  # "http" or "https"
+    host: str  # ASCII (punycode) host name or IP literal, without brackets
+    port: int
+    path: str = "/"  # path + query, as sent in the request line
+    category_code: str = ""
+    source: str = ""  # "FILE:LINE" of the list row, or "cli" for --url
+
+
+@dataclass(frozen=True)
+class DNSReply:
+    """One DNS reply as received, with its raw bytes (injection evidence)."""
+
+    t: float  # seconds after the query was sent
+    source: str  # "IP:PORT" the datagram came from
+    rcode: str  # "NOERROR", "NXDOMAIN", "SERVFAIL", "REFUSED", ... or "MALFORMED"
+    answers: tuple[str, ...] = ()  # A/AAAA addresses in the answer section, in order
+    cnames: tuple[str, ...] = ()
+    ttl: int | None = None  # smallest TTL of the answer RRsets
+    flags: tuple[str, ...] = ()  # dnspython flag names, e.g. ("QR", "AA", "RD", "RA")
+    raw: bytes = b""
+
+
+@dataclass(frozen=True)
+class DNSObservation:
+    """One query (one name, one type) to one resolver, with every reply seen."""
+
+    hostname: str
+    qtype: str  # "A" or "AAAA"
+    resolver: str  # "udp://IP:PORT", "tcp://IP:PORT", "doh:URL", "system"
+    transport: str  # "udp", "tcp", "doh"
+    started: float
+    duration: float  # until the first usable reply, or the failure
+    failure: str | None = None
+    addresses: tuple[str, ...] = ()  # from the first reply (what a normal stub would use)
+    replies: tuple[DNSReply, ...] = ()  # every reply received within the late-reply window
+
+
+@dataclass(frozen=True)
+class TCPObservation:
+    ip: str
+    port: int
+    started: float
+    duration: float
+    failure: str | None = None
+
+
+@dataclass(frozen=True)
+class TLSObservation:
+    ip: str
+    port: int
+    sni: str
+    started: float
+    duration: float
+    failure: str | None = None  # handshake failure, or the certificate failure
+    version: str | None = None  # "TLSv1.3"
+    cipher: str | None = None
+    alpn: str | None = None
+    cert_chain: tuple[bytes, ...] = ()  # peer chain, DER, leaf first
+    cert_valid: bool | None = None  # validates for sni against the trust store (+ --cafile)
+
+
+@dataclass(frozen=True)
+class HTTPObservation:
+    url: str
+    ip: str
+    port: int
+    started: float
+    duration: float
+    failure: str | None = None
+    status: int | None = None
+    headers: tuple[tuple[str, str], ...] = ()  # as received, in order, names lower-cased
+    body_length: int | None = None  # bytes received (capped)
+    body_sha256: str | None = None
+    body_truncated: bool = False
+    title: str | None = None
+    body: bytes = b""  # the (capped) body; stored once per distinct sha256
+    location: str | None = None  # absolute redirect target, if the response redirects
+    ttfb: float | None = None  # seconds from sending the request to the response headers
+    wire_bytes: int | None = None  # body bytes read from the connection (before decoding)
+    path_rtt: float | None = None  # the kernel's minimum round trip on the connection (s)
+
+
+@dataclass(frozen=True)
+class ControlTCP:
+    ip: str
+    port: int
+    ok: bool
+    failure: str | None = None
+
+
+@dataclass(frozen=True)
+class ControlTLS:
+    ip: str
+    port: int
+    server_name: str
+    ok: bool
+    failure: str | None = None
+
+
+@dataclass(frozen=True)
+class ControlObservation:
+    """What an uncensored vantage point saw for one URL (one hop).
+
+    Mirrors the response of OONI's Web Connectivity test helper; ``source`` names the helper
+    (its URL) or "doh:URL" for a DNS-only control. ``failure`` is set when the control itself
+    could not be obtained (helper unreachable), and then nothing else is meaningful.
+    """
+
+    source: str
+    url: str
+    started: float
+    duration: float
+    failure: str | None = None
+    dns_failure: str | None = None
+    dns_addrs: tuple[str, ...] = ()
+    tcp: tuple[ControlTCP, ...] = ()
+    tls: tuple[ControlTLS, ...] = ()
+    http_failure: str | None = None
+    http_status: int | None = None
+    http_body_length: int | None = None
+    http_headers: tuple[tuple[str, str], ...] = ()
+    http_title: str | None = None
+    http_body_sha256: str | None = None
+    ip_info: tuple[tuple[str, int, str], ...] = ()  # (ip, asn, flags), when the helper sends it
+    # How fast the helper's own fetch of the final URL went (probe's helper only: x_http_timing):
+    # seconds to the headers, seconds of body transfer, body bytes on the wire, TCP connect time.
+    http_ttfb: float | None = None
+    http_transfer: float | None = None
+    http_wire_bytes: int | None = None
+    http_rtt: float | None = None
+
+
+@dataclass(frozen=True)
+class Packet:
+    """Metadata of one packet that came back to the probe on one of its own flows (``--capture``).
+
+    Recorded for SYN-ACKs, RSTs, FINs, the first response packets carrying data, and every DNS
+    reply datagram: the tells that separate a middlebox's forged packet from the server's own
+    (see docs/packets.md). ``seq_rel``/``ack_rel`` relate the segment to the flow: its sequence
+    number minus the server's initial one (from the SYN-ACK), and how many of the probe's bytes
+    it acknowledges; None when the SYN-ACK was not seen.
+    """
+
+    t: float  # arrival (kernel timestamp), Unix time
+    proto: str  # "tcp" or "udp"
+    src: str  # the remote address the packet claims to come from
+    sport: int  # its source port (the server's port)
+    dport: int  # the probe's local port
+    ttl: int
+    ip_id: int
+    df: bool
+    flags: str = ""  # TCP flags in tcpdump letters: "SA", "R", "RA", "FA", "PA", ...
+    window: int | None = None
+    seq: int | None = None
+    ack: int | None = None
+    seq_rel: int | None = None
+    ack_rel: int | None = None
+    payload: int = 0  # payload bytes (TCP segment data, UDP datagram)
+    digest: str = ""  # UDP: the first 16 hex digits of the payload's sha256 (-> DNSReply.raw)
+
+
+@dataclass(frozen=True)
+class Hop:
+    """One step of a redirect chain: a URL measured DNS -> TCP -> TLS -> HTTP."""
+
+    index: int  # 0 for the URL of the list, 1.. for redirects
+    url: str
+    host: str
+    port: int
+    scheme: str
+    dns: tuple[DNSObservation, ...] = ()
+    tcp: tuple[TCPObservation, ...] = ()
+    tls: tuple[TLSObservation, ...] = ()
+    http: HTTPObservation | None = None
+    control: ControlObservation | None = None
+    dns_control: tuple[DNSObservation, ...] = ()  # DoH control queries, when --doh is the DNS control
+    # Queries for the host to an address that runs no DNS server (--dns-probe): any reply is
+    # injected on the path (GFWatch's technique).
+    dns_probe: tuple[DNSObservation, ...] = ()
+    # After a failed handshake or request: the same address again with a harmless SNI / Host
+    # (--decoy-sni, --decoy-host). Success there means the name was filtered, not the address.
+    decoy_tls: tuple[TLSObservation, ...] = ()
+    decoy_http: tuple[HTTPObservation, ...] = ()
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """Everything observed for one target on one attempt."""
+
+    target: Target
+    started: float
+    runtime: float
+    attempt: int = 0  # 0 for the first try, 1.. for retries
+    hops: tuple[Hop, ...] = ()
+    failure: str | None = None  # set only when the measurement could not run at all (deadline)
+    captured: bool = False  # measured with --capture: ``packets`` is what came back
+    packets: tuple[Packet, ...] = ()
+
+
+@dataclass(frozen=True)
+class Verdict:
+    verdict: str  # one of VERDICTS
+    stage: str | None = None  # one of STAGES, where interference (or the failure) was seen
+    hop: int | None = None
+    reasons: tuple[str, ...] = ()
+    classifier_version: str = ""
+    #: The deciding evidence may be transient (a failure of a step the control completed): the
+    #: runner measures again before believing it. Not stored: it is about this attempt only.
+    retryable: bool = dataclasses.field(default=False, compare=False)
+
+
+# --- JSON round trip ------------------------------------------------------------------------
+# One codec (probe/core/codec.py) converts every record; these names are kept for the callers that
+# think of records, not of the codec.
+
+T = TypeVar("T")
+
+
+def to_json(obj: Any) -> Any:
+    """Convert a record (or tuple/list/dict of records) into JSON-able data (bytes as base64)."""
+    from probe.core.codec import to_data
+
+    return to_data(obj)
+
+
+def from_json(cls: type[T], data: dict[str, Any]) -> T:
+    """Rebuild a record of type ``cls`` from ``to_json`` output. Unknown keys are ignored;
+    raises :class:`probe.core.codec.CodecError` when a value does not fit its declared type."""
+    from probe.core.codec import from_data
+
+    return from_data(cls, data)

@@ -1,0 +1,211 @@
+"""The run configuration: one definition of every setting of a run, with its default.
+
+A run is configured by a :class:`RunRequest`, composed of
+
+- :class:`ListSelection`: what to measure (lists, ad-hoc URLs, categories, strictness);
+- :class:`RunSettings`: how the run is driven (database, vantage point, control, concurrency,
+  retries, fingerprints, geo data);
+- :class:`MeasureConfig`: how each URL is measured (resolvers, DoH, CA file, timeouts, caps).
+
+The command line builds these once, from shared option decorators (:mod:`probe.cli.options`)
+whose defaults are read from the fields below; the Python API builds them directly. This module
+imports nothing heavy: ``probe --help`` reads the defaults from it.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from probe.core.net.resolvers import DEFAULT_RESOLV_CONF
+
+if TYPE_CHECKING:
+    from probe.core.net.policy import ConnectPolicy
+    from probe.measure.identity import IdentityConfig
+
+__all__ = [
+    "DEFAULT_CONCURRENCY",
+    "DEFAULT_CONTROLS",
+    "DEFAULT_DB",
+    "DEFAULT_USER_AGENT",
+    "ListSelection",
+    "MeasureConfig",
+    "RunRequest",
+    "RunSettings",
+]
+
+#: The results database every command uses when given none (``--db``, ``$PROBE_DB``, config).
+DEFAULT_DB = Path("results/probe.db")
+
+#: Chosen from bench/ (docs/bench.md): on 2 cores at 100 ms RTT the probe keeps 0.89 x the
+#: floor's throughput at C = 64 (0.81 x the ideal), while at C = 128 it turns CPU-bound
+#: (0.72 x the floor). 64 is the most the smallest machines we target keep network-bound.
+DEFAULT_CONCURRENCY = 64
+
+# OONI's public Web Connectivity test helpers speak the protocol our helper speaks; they are the
+# default control, as in OONI Probe. Self-hosters pass --control with their own helper.
+DEFAULT_CONTROLS = (
+    "https://0.th.ooni.org/",
+    "https://1.th.ooni.org/",
+    "https://2.th.ooni.org/",
+    "https://3.th.ooni.org/",
+)
+
+#: A current desktop browser: some servers and middleboxes treat unknown clients differently.
+DEFAULT_USER_AGENT = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/131.0.0.0 Safari/537.36"
+)
+
+
+def _check_positive_finite(name: str, value: float) -> None:
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"{name} must be a finite number of seconds >= 0, not {value!r}")
+
+
+@dataclass(frozen=True)
+class MeasureConfig:
+    """How to measure; one instance is shared by every URL of a run (it is hashable).
+
+    Validated on construction: a bad resolver, DoH URL, CA file or timeout raises ``ValueError``
+    naming it, before anything is measured.
+    """
+
+    resolvers: tuple[str, ...] = ()  # "IP" or "IP:PORT" (UDP); empty -> system resolver
+    system_resolver: bool = True  # read resolv_conf (dnspython) when no resolvers are given
+    doh: tuple[str, ...] = ()  # DoH URLs: the DNS control (stored in Hop.dns_control)
+    dns_timeout: float = 4.0
+    tcp_timeout: float = 10.0
+    tls_timeout: float = 10.0
+    http_timeout: float = 15.0
+    deadline: float = 60.0  # per URL, all hops included
+    late_window: float = 0.5  # keep UDP sockets open this long after the first reply
+    body_cap: int = 1 << 20
+    max_redirects: int = 10
+    cafile: str | None = None
+    user_agent: str = DEFAULT_USER_AGENT
+    max_addresses: int = 8  # addresses connected to per hop
+    resolv_conf: str = DEFAULT_RESOLV_CONF
+    #: Addresses that may be connected to (probe.core.net.policy); None: any. The test helper sets
+    #: it, since it connects on its clients' behalf: checked after DNS and every redirect.
+    connect_policy: ConnectPolicy | None = None
+    # After a failed TLS handshake / HTTP exchange, retry the same address with this harmless
+    # SNI / Host header ("" = off): tells name-based filtering from a blocked address.
+    decoy_sni: str = ""
+    decoy_host: str = ""
+    # Addresses that run no DNS server: each name is queried there too; any reply is injected.
+    dns_probe: tuple[str, ...] = ()
+    # Ask the control about the URL of the list only, as OONI Probe asks OONI's helper (which
+    # follows the redirects itself and describes the first URL): one helper request per URL.
+    # Hops after a redirect are then judged by the first URL's control (classify/core.py).
+    control_first_url: bool = False
+
+    def __post_init__(self) -> None:
+        from probe.core.net import parse_resolver
+
+        for r in (*self.resolvers, *self.dns_probe):
+            parse_resolver(r)  # ValueError naming the bad resolver, before any measuring
+        for u in self.doh:
+            check_doh_url(u)
+        for name in ("dns_timeout", "tcp_timeout", "tls_timeout", "http_timeout", "deadline",
+                     "late_window"):
+            _check_positive_finite(name, getattr(self, name))
+        if self.cafile:
+            check_cafile(self.cafile)
+
+
+def check_doh_url(url: str) -> None:
+    """ValueError unless ``url`` is an ``https://`` URL with a host (DoH is never plain HTTP)."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:
+        host = None
+        parts = None
+    if parts is None or parts.scheme != "https" or not host:
+        raise ValueError(f"invalid DoH URL {url!r}: must be https://HOST/PATH")
+
+
+@functools.lru_cache(maxsize=16)
+def check_cafile(path: str) -> None:
+    """ValueError naming ``path`` when it is not a usable PEM CA file (checked once per path)."""
+    import ssl
+
+    try:
+        # A bare context: loading the system's CAs too (create_default_context) cost ~20 ms.
+        ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(cafile=path)
+    except (OSError, ssl.SSLError) as exc:
+        raise ValueError(f"cannot use CA file {path}: {exc}") from None
+
+
+@dataclass(frozen=True)
+class ListSelection:
+    """What a run measures: test lists (paths, ``-`` for stdin), ad-hoc URLs, a category filter."""
+
+    lists: tuple[Path, ...] = ()
+    urls: tuple[str, ...] = ()
+    category: str | None = None
+    strict: bool = False
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """How a run is driven, besides how each URL is measured."""
+
+    db: Path = DEFAULT_DB
+    #: None: named after the network (e.g. ``AS12389-RU``), ``default`` when it is unknown.
+    vantage: str | None = None
+    controls: tuple[str, ...] = ()  # test-helper URLs; empty: no control (local proofs only)
+    concurrency: int = DEFAULT_CONCURRENCY
+    per_host: int = 4
+    retries: int = 1
+    retry_pause: float = 2.0
+    fingerprints: tuple[str, ...] = ()
+    geo: str | None = None
+    preflight: bool = True
+    control_timeout: float = 30.0
+    #: Without a reachable control every verdict would be inconclusive: by default such a run
+    #: fails (exit 1) so that cron notices; True measures anyway (local proofs only).
+    allow_no_control: bool = False
+    #: Seconds to wait for another run on the same database to finish (then exit 75).
+    wait_lock: float = 0.0
+    #: Continue this interrupted run (an id, or "latest": the newest interrupted run) instead
+    #: of starting a new one; URLs it already stored are not measured again.
+    resume: int | str | None = None
+    #: How to learn the network identity (STUN, whoami: probe.measure.identity); None: no discovery.
+    identity: IdentityConfig | None = None
+    #: What the user says about the network, over what the identity check found.
+    asn: int | None = None
+    country: str | None = None
+    network: str | None = None
+    #: Record packet metadata of the probe's own flows (root or CAP_NET_RAW; else a warning).
+    capture: bool = False
+    #: Directory for one pcap file per run (implies capture).
+    pcap: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.vantage is not None and not self.vantage.strip():
+            raise ValueError("the vantage point needs a name")
+        if self.country is not None and not (
+            len(self.country) == 2 and self.country.isascii() and self.country.isalpha()
+        ):
+            raise ValueError(f"country must be a two-letter ISO 3166 code, not {self.country!r}")
+        if self.asn is not None and not 0 < self.asn < 1 << 32:
+            raise ValueError(f"ASN must be from 1 to 4294967295, not {self.asn}")
+        _check_positive_finite("retry_pause", self.retry_pause)
+        _check_positive_finite("control_timeout", self.control_timeout)
+        _check_positive_finite("wait_lock", self.wait_lock)
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """One run, composed: what to measure, how to drive the run, how to measure each URL."""
+
+    selection: ListSelection = field(default_factory=ListSelection)
+    settings: RunSettings = field(default_factory=RunSettings)
+    measure: MeasureConfig = field(default_factory=MeasureConfig)

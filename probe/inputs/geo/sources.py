@@ -1,0 +1,57 @@
+"""Where the geo tables are: the one ``probe geo update`` wrote, else the one probe ships."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from probe.host.data import DATA_DIR
+from probe.inputs.geo.db import GeoDB
+
+__all__ = ["DEFAULT_GEO_LICENSE", "DEFAULT_GEO_URL", "STALE_DAYS", "bundled_geo_path",
+           "default_geo_path", "default_geo_sources", "geo_url", "open_default_geo"]  # fmt: skip
+
+#: iptoasn.com's combined IPv4 + IPv6 table: public domain (PDDL 1.0), updated hourly.
+DEFAULT_GEO_URL = "https://iptoasn.com/data/ip2asn-combined.tsv.gz"
+DEFAULT_GEO_LICENSE = "PDDL 1.0 (https://opendatacommons.org/licenses/pddl/1-0/)"
+DEFAULT_FILENAME = "ip-asn.bin"
+#: Data older than this is flagged by `probe geo path` (routing changes slowly, but it changes).
+STALE_DAYS = 365
+
+
+def bundled_geo_path() -> Path:
+    """The IP-to-ASN table shipped inside the package (probe/data/ip-asn.bin)."""
+    return DATA_DIR / "ip-asn.bin"
+
+
+def geo_url() -> str:
+    """Where ``probe geo update`` downloads from: ``$PROBE_GEO_URL``, else iptoasn.com."""
+    return os.environ.get("PROBE_GEO_URL") or DEFAULT_GEO_URL
+
+
+def default_geo_path() -> Path:
+    """Where ``probe geo update`` stores its download."""
+    base = os.environ.get("PROBE_DATA_DIR")
+    if base:
+        return Path(base) / DEFAULT_FILENAME
+    xdg = os.environ.get("XDG_DATA_HOME")
+    root = Path(xdg) if xdg else Path.home() / ".local" / "share"
+    return root / "probe" / DEFAULT_FILENAME
+
+
+def default_geo_sources() -> list[Path]:
+    """The files :func:`open_default_geo` would open: the downloaded table, else the bundled one."""
+    downloaded = default_geo_path()
+    if downloaded.exists():
+        return [downloaded]
+    bundled = bundled_geo_path()
+    return [bundled] if bundled.exists() else []
+
+
+def open_default_geo() -> GeoDB | None:
+    """The table ``probe geo update`` wrote, else the one shipped with probe.
+
+    None only when neither exists (a build that left the package data out).
+    """
+    paths = default_geo_sources()
+    return GeoDB(paths) if paths else None

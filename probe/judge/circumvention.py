@@ -1,0 +1,72 @@
+"""Judge one endpoint from its observation and the control's view of the same address (pure).
+
+The control (a Web Connectivity test helper) connects to the endpoint over an uncensored network
+and, for TLS endpoints, completes a TLS handshake (a certificate it cannot verify still proves the
+handshake worked: Tor relays' certificates are self-signed by design). It cannot speak UDP or
+OpenVPN, so:
+
+- TCP failed here, connected there: ``blocked`` (timeout: the address is blackholed) or
+  ``reset`` (refused or reset);
+- TLS failed here, completed there: ``reset`` (reset/EOF) or ``blocked`` (timeout, failed);
+- OpenVPN over TCP reset here after a TCP connect that works everywhere: ``reset`` (a server does
+  not answer its own protocol's first packet with a reset; DPI boxes do). A silent OpenVPN server
+  is ``inconclusive``: one configured with tls-auth/tls-crypt stays silent too;
+- OpenVPN over UDP without an answer: ``inconclusive`` (no UDP control exists);
+- the same failure at the control: ``down``; no usable control: ``inconclusive``.
+"""
+
+from __future__ import annotations
+
+from probe.core.failures import CERTIFICATE_FAILURES
+from probe.core.model import ControlObservation, Verdict
+from probe.judge.classify.core import failure_kind
+from probe.measure.circumvention import EndpointObservation
+
+__all__ = ["CLASSIFIER_VERSION", "judge_endpoint"]
+
+CLASSIFIER_VERSION = "circumvention-1"
+_TCP = {"timeout": "blocked", "refused": "reset", "reset": "reset"}
+_TLS = {"timeout": "blocked", "reset": "reset", "eof": "reset", "handshake-failed": "blocked"}
+
+
+def _verdict(verdict: str, stage: str | None, reasons: list[str]) -> Verdict:
+    return Verdict(verdict, stage, None, tuple(reasons), CLASSIFIER_VERSION)
+
+
+def judge_endpoint(obs: EndpointObservation, control: ControlObservation | None) -> Verdict:
+    """The verdict of one endpoint, with reasons ``stage/outcome[:detail]``."""
+    where = f"{obs.address}:{obs.port}"
+    if obs.reached:
+        return _verdict("ok", None, [f"{obs.handshake or 'tcp'}/ok:{where}"])
+    stage = "tcp" if obs.tcp_failure else obs.handshake
+    failure = obs.tcp_failure or obs.handshake_failure or ""
+    kind = failure_kind(failure) or "failure"
+    reasons = [f"{stage}/{kind}:{where}"]
+    if kind == "local":
+        return _verdict("inconclusive", stage, [*reasons, f"{stage}/local:{failure}"])
+    if obs.transport == "udp":
+        return _verdict("inconclusive", stage, [*reasons, "control/none:udp"])
+    if control is None or control.failure is not None:
+        return _verdict("inconclusive", stage, [*reasons, "control/unavailable"])
+    ctcp = next((t for t in control.tcp if t.port == obs.port and t.ip == obs.address), None)
+    if ctcp is None:
+        return _verdict("inconclusive", stage, [*reasons, "control/no-tcp-result"])
+    if not ctcp.ok:
+        ckind = failure_kind(ctcp.failure or "") or "failure"
+        return _verdict("down", stage, [*reasons, f"control/tcp-{ckind}:{where}"])
+    if stage == "tcp":
+        verdict = _TCP.get(kind)
+        return _verdict(verdict or "inconclusive", stage, reasons)
+    if stage == "tls":
+        ctls = next((t for t in control.tls if t.port == obs.port and t.ip == obs.address), None)
+        if ctls is None:
+            return _verdict("inconclusive", stage, [*reasons, "control/no-tls-result"])
+        if not (ctls.ok or ctls.failure in CERTIFICATE_FAILURES):
+            ckind = failure_kind(ctls.failure or "") or "failure"
+            return _verdict("down", stage, [*reasons, f"control/tls-{ckind}:{where}"])
+        verdict = _TLS.get(kind)
+        return _verdict(verdict or "inconclusive", stage, reasons)
+    # openvpn over TCP: only a reset is evidence (see the module's docstring)
+    if kind == "reset":
+        return _verdict("reset", stage, reasons)
+    return _verdict("inconclusive", stage, [*reasons, "openvpn/silent-server-possible"])

@@ -1,0 +1,314 @@
+"""HTTP observations: one GET with httpx over a connection the engine already established.
+
+httpx never resolves, connects or handshakes here: :class:`ConnTransport` is an
+``httpx.AsyncBaseTransport`` that drives ``httpcore.AsyncHTTP11Connection`` over
+:class:`ConnStream`, a thin ``httpcore.AsyncNetworkStream`` around the engine's asyncio
+stream (plain or already TLS). So the HTTP exchange happens on exactly the address (and TLS
+session) whose DNS/TCP/TLS were recorded, and a failure here is an HTTP-stage failure.
+
+The recorded body is the *decoded* body (gzip/deflate removed, as a browser would render it and
+as block-page fingerprints are written), capped at ``body_cap`` bytes; the download stops at the
+cap (``body_truncated``), so memory per URL stays bounded. Decoding is ours
+(:mod:`probe.measure.decoding`): every layer of ``Content-Encoding: gzip, gzip`` is bounded,
+and the raw bytes read are bounded too (``body_cap`` plus a little), so a decompression bomb
+is a truncated body, not gigabytes of memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import html
+import re
+import socket
+import struct
+import time
+import urllib.parse
+from collections.abc import AsyncIterator
+from typing import Any
+
+from probe.host import httpstack
+
+httpstack.load()  # before httpx and httpcore: without the parts probe never runs
+
+import httpcore
+import httpx
+
+from probe.core.failures import Failure, failure_string
+from probe.core.model import HTTPObservation
+from probe.core.net import authority, is_valid_host
+from probe.measure.decoding import BodyDecoder
+from probe.measure.tcp import Conn
+
+__all__ = [
+    "BROWSER_HEADERS",
+    "REDIRECT_STATUSES",
+    "ConnStream",
+    "ConnTransport",
+    "extract_title",
+    "http_get",
+]
+
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+
+#: Sent with every request after Host and User-Agent, like a desktop browser would.
+BROWSER_HEADERS: tuple[tuple[str, str], ...] = (
+    ("Accept", "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"),
+    ("Accept-Language", "en-US,en;q=0.9"),
+    ("Accept-Encoding", "gzip, deflate"),  # what httpx decodes without optional packages
+)
+
+_TITLE_WINDOW = 64 * 1024
+_RAW_SLACK = 64 * 1024  # raw bytes read beyond body_cap (headers of compressed data, gzip trailers)
+_TITLE_RE = re.compile(rb"<title\b[^>]*>(.*?)</title\s*>", re.IGNORECASE | re.DOTALL)
+_CHARSET_RE = re.compile(r"charset\s*=\s*[\"']?([A-Za-z0-9._:-]+)", re.IGNORECASE)
+_META_CHARSET_RE = re.compile(rb"<meta[^>]+charset\s*=\s*[\"']?([A-Za-z0-9._:-]+)", re.IGNORECASE)
+
+
+class ConnStream(httpcore.AsyncNetworkStream):
+    """An httpcore network stream over an established asyncio connection."""
+
+    def __init__(self, conn: Conn) -> None:
+        self._conn = conn
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        async with asyncio.timeout(timeout):
+            return await self._conn.reader.read(max_bytes)
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        if not buffer:
+            return
+        self._conn.writer.write(buffer)
+        async with asyncio.timeout(timeout):
+            await self._conn.writer.drain()
+
+    async def aclose(self) -> None:
+        self._conn.close()
+
+    async def start_tls(self, *args: Any, **kwargs: Any) -> httpcore.AsyncNetworkStream:
+        return self  # TLS, when wanted, was done (and recorded) by the TLS step
+
+    def get_extra_info(self, info: str) -> Any:
+        if info == "ssl_object":
+            return self._conn.writer.get_extra_info("ssl_object")
+        if info == "server_addr":
+            return (self._conn.ip, self._conn.port)
+        if info == "client_addr":
+            return self._conn.writer.get_extra_info("sockname")
+        if info == "is_readable":
+            return self._conn.reader.at_eof() or bool(getattr(self._conn.reader, "_buffer", b""))
+        return None
+
+
+class _Body(httpx.AsyncByteStream):
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for part in self._stream:
+            yield part
+
+    async def aclose(self) -> None:
+        await self._stream.aclose()
+
+
+class ConnTransport(httpx.AsyncBaseTransport):
+    """Sends requests over one httpcore HTTP/1.1 connection on an established stream."""
+
+    def __init__(self, conn: Conn, origin: httpcore.Origin) -> None:
+        self.conn = conn
+        self.http = httpcore.AsyncHTTP11Connection(origin, ConnStream(conn))
+
+    def reusable(self) -> bool:
+        """True when the connection is idle and open (keep-alive) for another request."""
+        return (
+            self.http.is_idle()
+            and not self.http.has_expired()  # the server closed it, or sent unexpected bytes
+            and not self.conn.writer.transport.is_closing()
+        )
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        req = httpcore.Request(
+            method=request.method,
+            url=httpcore.URL(
+                scheme=request.url.raw_scheme,
+                host=request.url.raw_host,
+                port=request.url.port,
+                target=request.url.raw_path,
+            ),
+            headers=request.headers.raw,
+            content=request.stream,
+            extensions=request.extensions,
+        )
+        resp = await self.http.handle_async_request(req)
+        return httpx.Response(
+            status_code=resp.status,
+            headers=resp.headers,
+            stream=_Body(resp.stream),
+            extensions=resp.extensions,
+        )
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+
+def _charset(content_type: str, head: bytes) -> str:
+    m = _CHARSET_RE.search(content_type)
+    if m is None:
+        m2 = _META_CHARSET_RE.search(head[:4096])
+        return m2.group(1).decode("ascii", "replace") if m2 else "utf-8"
+    return m.group(1)
+
+
+def extract_title(body: bytes, content_type: str = "") -> str | None:
+    """The page's ``<title>``: first 64 KiB, html-unescaped, whitespace collapsed; None if absent."""
+    head = body[:_TITLE_WINDOW]
+    m = _TITLE_RE.search(head)
+    if m is None:
+        return None
+    raw = m.group(1)
+    try:
+        text = raw.decode(_charset(content_type, head), "replace")
+    except LookupError:
+        text = raw.decode("utf-8", "replace")
+    return " ".join(html.unescape(text).split())[:1024]
+
+
+def absolute_location(url: str, location: str) -> str | None:
+    """``location`` resolved against ``url``; None when it is not a usable http(s) URL.
+
+    Stricter than httpx's lenient join (which would percent-encode ``http://[bad`` into a
+    host): an absolute or scheme-relative Location must name a valid host and port.
+    """
+    loc = location.strip()
+    if not loc:
+        return None
+    try:
+        parts = urllib.parse.urlsplit(loc)
+        if parts.scheme and parts.scheme.lower() not in ("http", "https"):
+            return None
+        if parts.scheme or loc.startswith("//"):
+            _ = parts.port  # ValueError on a bad port
+            if not parts.hostname or not is_valid_host(parts.hostname):
+                return None
+        target = httpx.URL(url).join(loc)
+    except Exception:
+        return None
+    if target.scheme not in ("http", "https") or not target.host:
+        return None
+    return str(target)
+
+
+_TCP_INFO_MIN_RTT = 148  # offset of tcpi_min_rtt (microseconds) in Linux's struct tcp_info
+
+
+def kernel_min_rtt(conn: Conn) -> float | None:
+    """The kernel's minimum round-trip time of the connection (seconds), or None.
+
+    The kernel times ACKs as they arrive, so this is the path's round trip, free of the event
+    loop's scheduling delays that inflate a connect time measured in Python under load.
+    Linux only (``TCP_INFO``); None elsewhere or when the kernel has no sample yet.
+    """
+    sock = conn.writer.get_extra_info("socket")
+    opt = getattr(socket, "TCP_INFO", None)
+    if sock is None or opt is None:
+        return None
+    try:
+        info = sock.getsockopt(socket.IPPROTO_TCP, opt, _TCP_INFO_MIN_RTT + 4)
+    except OSError:
+        return None
+    if len(info) < _TCP_INFO_MIN_RTT + 4:
+        return None
+    (micros,) = struct.unpack_from("=I", info, _TCP_INFO_MIN_RTT)
+    return micros / 1e6 if 0 < micros < 0xFFFFFFFF else None
+
+
+async def http_get(
+    transport: ConnTransport,
+    url: str,
+    host: str,
+    port: int,
+    scheme: str,
+    user_agent: str,
+    body_cap: int,
+    timeout: float,
+) -> HTTPObservation:
+    """GET ``url`` over ``transport``'s connection; never raises for network failures."""
+    conn = transport.conn
+    started = time.time()
+    t0 = time.monotonic()
+    status: int | None = None
+    headers: tuple[tuple[str, str], ...] = ()
+    chunks: list[bytes] = []
+    truncated = False
+    failure: str | None = None
+    headers_list = [("Host", authority(host, port, scheme)), ("User-Agent", user_agent)]
+    headers_list.extend(BROWSER_HEADERS)
+    request = httpx.Request("GET", url, headers=headers_list)
+    t_out = {"connect": timeout, "read": timeout, "write": timeout, "pool": timeout}
+    request.extensions = {"timeout": t_out}
+    response: httpx.Response | None = None
+    ttfb: float | None = None
+    path_rtt: float | None = None
+    raw_size = 0
+    try:
+        async with asyncio.timeout(timeout):
+            response = await transport.handle_async_request(request)
+            ttfb = time.monotonic() - t0  # throttling shows in the transfer after this
+            status = response.status_code
+            raw_headers = response.headers.raw
+            headers = tuple((k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in raw_headers)
+            # Decoded here, not by httpx: every layer's output is bounded (decompression
+            # bombs), and so are the raw bytes read (an incompressible body of any length).
+            encoding = ",".join(v for k, v in headers if k == "content-encoding")
+            decoder = BodyDecoder(encoding, body_cap)
+            async for part in response.aiter_raw():
+                raw_size += len(part)
+                chunks.extend(decoder.feed(part))
+                if decoder.truncated or raw_size > body_cap + _RAW_SLACK:
+                    truncated = True
+                    break
+            path_rtt = kernel_min_rtt(conn)
+    except asyncio.CancelledError:
+        conn.close()
+        raise
+    except Exception as exc:
+        failure = failure_string(exc)
+    finally:
+        if response is not None and (truncated or failure):
+            conn.close()  # the rest of the body is unread: the connection cannot be reused
+        if response is not None:
+            try:
+                await response.aclose()
+            except Exception:
+                conn.close()
+    body = b"".join(chunks)
+    size = len(body)
+    duration = time.monotonic() - t0
+    if status is None:
+        return HTTPObservation(url, conn.ip, port, started, duration, failure or Failure.HTTP_REQUEST_FAILED)
+    content_type = next((v for k, v in headers if k == "content-type"), "")
+    location = None
+    if status in REDIRECT_STATUSES:
+        raw_location = next((v for k, v in headers if k == "location"), None)
+        if raw_location is not None:
+            location = absolute_location(url, raw_location) or raw_location
+    return HTTPObservation(
+        url=url,
+        ip=conn.ip,
+        port=port,
+        started=started,
+        duration=duration,
+        failure=failure,
+        status=status,
+        headers=headers,
+        body_length=size,
+        body_sha256=hashlib.sha256(body).hexdigest(),
+        body_truncated=truncated,
+        title=extract_title(body, content_type),
+        body=body,
+        location=location,
+        ttfb=ttfb,
+        wire_bytes=raw_size,
+        path_rtt=path_rtt,
+    )

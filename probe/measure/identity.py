@@ -1,0 +1,370 @@
+"""The network identity of a run: which network the probe measured from, and which resolver.
+
+Two questions are answered before a run (and again at its end, to notice a network change):
+
+- **the probe's public address**, learned the way OONI does, with a STUN binding request
+  (RFC 5389) to configurable servers. The address itself is never stored: only what it maps to
+  in the offline IP data (ASN, AS organisation, country), and the scrubber
+  (:mod:`probe.run.scrub`) uses it to remove it from everything stored;
+- **the resolver's identity seen from outside**: "whoami" names (an authoritative server that
+  answers with the address the query came from, e.g. ``whoami.akamai.net``), asked through the
+  probe's resolver, give the resolver's egress address and so its ASN: many verdicts depend on
+  which resolver lied.
+
+Servers and names come from ``--stun`` / ``--whoami``, else ``$PROBE_STUN_SERVERS`` /
+``$PROBE_WHOAMI_NAMES`` (comma-separated; ``none`` turns the check off), else the defaults
+below. Network failures are recorded as failures, never raised: a run without identity still
+measures.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import os
+import secrets
+import socket
+import struct
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = [
+    "DEFAULT_STUN_SERVERS",
+    "DEFAULT_WHOAMI_NAMES",
+    "Identity",
+    "IdentityConfig",
+    "discover",
+    "host_port",
+    "stun_public_ip",
+    "vantage_name",
+    "whoami",
+]
+
+#: Public STUN servers, as OONI Probe uses them (any one answering is enough).
+DEFAULT_STUN_SERVERS = ("stun.l.google.com:19302", "stun.cloudflare.com:3478", "stun.nextcloud.com:443")
+#: Names whose authoritative server answers with the address of the resolver that asked.
+DEFAULT_WHOAMI_NAMES = ("whoami.akamai.net",)
+
+_MAGIC_COOKIE = 0x2112A442
+_BINDING_REQUEST = 0x0001
+_BINDING_SUCCESS = 0x0101
+_ATTR_MAPPED = 0x0001
+_ATTR_XOR_MAPPED = 0x0020
+
+
+def _env_list(name: str) -> tuple[str, ...] | None:
+    value = os.environ.get(name)
+    if value is None:
+        return None
+    if value.strip().lower() in ("", "none", "off"):
+        return ()
+    return tuple(v.strip() for v in value.split(",") if v.strip())
+
+
+@dataclass(frozen=True)
+class IdentityConfig:
+    """Where to learn the network identity from; empty tuples turn a check off."""
+
+    stun_servers: tuple[str, ...] = DEFAULT_STUN_SERVERS
+    whoami_names: tuple[str, ...] = DEFAULT_WHOAMI_NAMES
+    timeout: float = 3.0
+    #: Seconds between re-checks during a run (0: only at the start and the end).
+    recheck_interval: float = 300.0
+
+    @classmethod
+    def from_options(
+        cls, stun: Iterable[str] = (), whoami: Iterable[str] = (), *, enabled: bool = True,
+        timeout: float = 3.0,
+    ) -> IdentityConfig:
+        """Flags first, then ``$PROBE_STUN_SERVERS`` / ``$PROBE_WHOAMI_NAMES``, then defaults."""
+        if not enabled:
+            return cls(stun_servers=(), whoami_names=(), timeout=timeout)
+        stun, whoami = tuple(stun), tuple(whoami)
+        env_stun, env_whoami = _env_list("PROBE_STUN_SERVERS"), _env_list("PROBE_WHOAMI_NAMES")
+        return cls(
+            stun_servers=stun or (env_stun if env_stun is not None else DEFAULT_STUN_SERVERS),
+            whoami_names=whoami or (env_whoami if env_whoami is not None else DEFAULT_WHOAMI_NAMES),
+            timeout=timeout,
+        )
+
+
+@dataclass(frozen=True)
+class Identity:
+    """What a run knows about its network. ``public_ips`` and ``local_ips`` are never stored."""
+
+    asn: int = 0
+    as_org: str = ""
+    country: str = ""
+    resolver_ip: str = ""  # the resolver's egress address ("" if unknown or the probe's own)
+    resolver_asn: int = 0
+    resolver_as_org: str = ""
+    resolver_country: str = ""
+    stun_server: str = ""  # which server answered
+    whoami_name: str = ""
+    failures: tuple[str, ...] = ()
+    checked_at: float = 0.0
+    public_ips: frozenset[str] = field(default=frozenset(), repr=False)
+    local_ips: frozenset[str] = field(default=frozenset(), repr=False)
+
+    @property
+    def known(self) -> bool:
+        """True when the public address was learned (the ASN may still be unknown)."""
+        return bool(self.public_ips)
+
+    def same_network(self, other: Identity) -> bool:
+        """True unless the AS, the country or every public address changed.
+
+        Some NATs (carrier-grade ones, multi-homed routers) map flows to several addresses of
+        one pool, so sharing one address is enough; a different AS is always another network.
+        """
+        if (self.asn, self.country) != (other.asn, other.country):
+            return False
+        return bool(self.public_ips & other.public_ips)
+
+    def record(self) -> dict[str, Any]:
+        """The storable part: no address of the probe's own."""
+        return {
+            "asn": self.asn or None,
+            "as_org": self.as_org or None,
+            "country": self.country or None,
+            "resolver_ip": self.resolver_ip or None,
+            "resolver_asn": self.resolver_asn or None,
+            "resolver_as_org": self.resolver_as_org or None,
+            "resolver_country": self.resolver_country or None,
+            "stun_server": self.stun_server or None,
+            "whoami_name": self.whoami_name or None,
+            "failures": list(self.failures),
+            "checked_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.checked_at))
+            if self.checked_at else None,
+        }
+
+    def describe(self) -> str:
+        """One short line for the terminal (no addresses of the probe; ~70 columns at most)."""
+        if not self.known:
+            why = "identity check off" if not self.failures or self.failures == ("stun: off",) else (
+                "no STUN server answered")
+            return f"network unknown ({why})"
+
+        def short(org: str) -> str:
+            return org if len(org) <= 20 else org[:19] + "…"
+
+        net = f"AS{self.asn}" if self.asn else "unknown AS"
+        if self.as_org:
+            net += f" {short(self.as_org)}"
+        if self.country:
+            net += f" {self.country}"
+        res = f", resolver AS{self.resolver_asn}" if self.resolver_asn else ""
+        return f"network {net}{res}"
+
+
+def vantage_name(identity: Identity) -> str:
+    """The default vantage name for a network, e.g. ``AS12389-RU`` (``unknown`` when unknown)."""
+    if not identity.asn:
+        return "unknown" if not identity.country else f"unknown-{identity.country}"
+    return f"AS{identity.asn}-{identity.country}" if identity.country else f"AS{identity.asn}"
+
+
+def host_port(spec: str, default_port: int) -> tuple[str, int]:
+    """``HOST``, ``HOST:PORT``, ``[IPv6]:PORT`` or ``IPv6`` -> (host, port); ValueError if bad."""
+    from probe.core.net import split_hostport
+
+    host, port_text = split_hostport(spec.strip())
+    if not host:
+        raise ValueError(f"no host in {spec!r}")
+    if port_text is None:
+        return host, default_port
+    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise ValueError(f"bad port in {spec!r}")
+    return host, int(port_text)
+
+
+def _split(spec: str, default_port: int) -> tuple[str, int]:
+    return host_port(spec, default_port)
+
+
+def _parse_stun(data: bytes, txid: bytes) -> str | None:
+    """The mapped address of a STUN binding success response with our transaction id."""
+    if len(data) < 20:
+        return None
+    mtype, length, cookie = struct.unpack_from("!HHI", data)
+    if mtype != _BINDING_SUCCESS or cookie != _MAGIC_COOKIE or data[8:20] != txid:
+        return None
+    pos, end = 20, min(len(data), 20 + length)
+    mapped: str | None = None
+    while pos + 4 <= end:
+        atype, alen = struct.unpack_from("!HH", data, pos)
+        value = data[pos + 4 : pos + 4 + alen]
+        pos += 4 + alen + (-alen % 4)
+        if atype not in (_ATTR_XOR_MAPPED, _ATTR_MAPPED) or len(value) < 8:
+            continue
+        family = value[1]
+        port_bytes, addr = value[2:4], value[4:]
+        del port_bytes
+        if atype == _ATTR_XOR_MAPPED:
+            key = struct.pack("!I", _MAGIC_COOKIE) + txid
+            addr = bytes(a ^ k for a, k in zip(addr, key, strict=False))
+        if family == 0x01 and len(addr) >= 4:
+            ip = str(ipaddress.IPv4Address(addr[:4]))
+        elif family == 0x02 and len(addr) >= 16:
+            ip = str(ipaddress.IPv6Address(addr[:16]))
+        else:
+            continue
+        if atype == _ATTR_XOR_MAPPED:
+            return ip  # preferred: NATs that rewrite addresses in payloads cannot mangle it
+        mapped = mapped or ip
+    return mapped
+
+
+async def stun_public_ip(server: str, timeout: float = 3.0) -> tuple[str | None, str | None, str]:
+    """Ask one STUN server for our public address: ``(ip, local_ip, failure)``.
+
+    ``failure`` is "" on success, else an OONI-style failure string. Replies that are not a
+    well-formed binding success for our transaction id are ignored (a spoofed or junk datagram
+    cannot set the identity).
+    """
+    from probe.core.failures import Failure
+    from probe.core.failures import failure_string as from_exception
+
+    try:
+        host, port = _split(server, 3478)
+    except ValueError:
+        return None, None, "invalid server address"
+    loop = asyncio.get_running_loop()
+    try:
+        infos = await asyncio.wait_for(
+            loop.getaddrinfo(host, port, type=socket.SOCK_DGRAM), timeout
+        )
+    except (OSError, TimeoutError) as exc:
+        return None, None, f"cannot resolve the server: {from_exception(exc)}"
+    if not infos:
+        return None, None, "cannot resolve the server"
+    family, _, _, _, addr = infos[0]
+    txid = secrets.token_bytes(12)
+    request = struct.pack("!HHI", _BINDING_REQUEST, 0, _MAGIC_COOKIE) + txid
+    sock = socket.socket(family, socket.SOCK_DGRAM)
+    sock.setblocking(False)
+    try:
+        await loop.sock_connect(sock, addr)
+        local = sock.getsockname()[0]
+        deadline = loop.time() + timeout
+        await loop.sock_sendall(sock, request)
+        resent = False
+        while True:
+            left = deadline - loop.time()
+            if left <= 0:
+                return None, local, Failure.GENERIC_TIMEOUT_ERROR
+            try:
+                # One retransmission half-way: STUN runs over UDP, and one loss must not fail it.
+                wait = left if resent else min(left, timeout / 2)
+                data = await asyncio.wait_for(loop.sock_recv(sock, 2048), wait)
+            except TimeoutError:
+                if not resent:
+                    resent = True
+                    await loop.sock_sendall(sock, request)
+                    continue
+                return None, local, Failure.GENERIC_TIMEOUT_ERROR
+            ip = _parse_stun(data, txid)
+            if ip is not None:
+                return ip, local, ""
+    except OSError as exc:
+        return None, None, from_exception(exc)
+    finally:
+        with contextlib.suppress(OSError):
+            sock.close()
+
+
+async def whoami(resolver: str, name: str, timeout: float = 3.0) -> tuple[list[str], str]:
+    """Ask ``resolver`` ("IP:PORT") for the A/AAAA records of a whoami ``name``.
+
+    Returns ``(addresses, failure)``: the addresses the authoritative server saw the query come
+    from, and "" or an OONI-style failure string. Both queries go out at once, through the
+    engine's UDP query (no DoH stack to import: this runs before the first URL of a run).
+    """
+    from probe.core.failures import Failure
+    from probe.measure.dns import UDPQuery
+
+    try:
+        host, port = _split(resolver, 53)
+    except ValueError:
+        return [], "invalid resolver address"
+    queries = [UDPQuery(name, qtype, host, port, timeout, 0.0).start() for qtype in ("A", "AAAA")]
+    await asyncio.gather(*(q.task for q in queries if q.task is not None))
+    found: list[str] = []
+    failure = ""
+    for q in queries:
+        replies = [r for r in q.replies if r.rcode != "MALFORMED"]
+        if replies:  # every A and AAAA record of the answer, whichever the query's type
+            found.extend(replies[0].answers)
+        if q.failure and q.failure != Failure.DNS_NO_ANSWER:
+            failure = failure or q.failure
+    return found, "" if found else (failure or Failure.DNS_NO_ANSWER)
+
+
+async def discover(resolvers: Iterable[str], config: IdentityConfig, geo: Any) -> Identity:
+    """Learn the network identity: STUN for the public address, whoami for the resolver.
+
+    ``resolvers`` are the probe's resolvers ("IP:PORT"); ``geo`` a :class:`probe.inputs.geo.GeoDB`
+    or None. Never raises for network failures: they are listed in ``Identity.failures``.
+    """
+    resolvers = list(resolvers)
+    failures: list[str] = []
+    public: set[str] = set()
+    local: set[str] = set()  # the source addresses of the STUN exchanges
+    stun_used = ""
+
+    async def ask_whoami() -> tuple[str, str, list[str]]:
+        tried: list[str] = []
+        if config.whoami_names and resolvers:
+            for name in config.whoami_names:
+                addrs, failure = await whoami(resolvers[0], name, config.timeout)
+                if addrs:
+                    return addrs[0], name, tried
+                tried.append(f"whoami {name}: {failure}")
+        return "", "", tried
+
+    # STUN and whoami at once: one round trip before the first URL instead of three.
+    whoami_task = asyncio.ensure_future(ask_whoami())
+    if config.stun_servers:
+        try:
+            results = await asyncio.gather(
+                *(stun_public_ip(s, config.timeout) for s in config.stun_servers)
+            )
+        except BaseException:
+            whoami_task.cancel()
+            raise
+        for server, (ip, src, failure) in zip(config.stun_servers, results, strict=True):
+            if src:
+                local.add(src)
+            if ip:
+                public.add(ip)
+                stun_used = stun_used or server
+            else:
+                failures.append(f"stun {server}: {failure}")
+        if public:
+            failures = [f for f in failures if not f.startswith("stun ")]
+    else:
+        failures.append("stun: off")
+
+    resolver_ip, whoami_used, whoami_failures = await whoami_task
+    failures.extend(whoami_failures)
+
+    def info(ip: str) -> tuple[int, str, str]:
+        found = geo.lookup(ip) if geo is not None and ip else None
+        return (found.asn, found.org, found.country) if found is not None else (0, "", "")
+
+    # Several STUN servers may see different addresses (dual stack, multiple uplinks): the
+    # identity is that of the IPv4 address when there is one, the first otherwise.
+    main = sorted(public, key=lambda a: (":" in a, a))[0] if public else ""
+    asn, org, cc = info(main)
+    r_asn, r_org, r_cc = info(resolver_ip)
+    if resolver_ip in public or resolver_ip in local:
+        resolver_ip = ""  # our own address (a local recursive resolver): never stored
+    return Identity(
+        asn=asn, as_org=org, country=cc,
+        resolver_ip=resolver_ip, resolver_asn=r_asn, resolver_as_org=r_org, resolver_country=r_cc,
+        stun_server=stun_used, whoami_name=whoami_used, failures=tuple(failures),
+        checked_at=time.time(), public_ips=frozenset(public), local_ips=frozenset(local),
+    )

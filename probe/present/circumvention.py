@@ -1,0 +1,270 @@
+"""Circumvention results as people read them: `probe results --suite circumvention`, `probe show
+ADDRESS:PORT`, the endpoint matrix of `probe compare` and the report's section.
+
+The rows come from probe/store/circumvention.py (one dict per endpoint measurement). Only the
+standard library: read-only commands import nothing heavy.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from probe.core.model import INTERFERENCE_VERDICTS
+
+__all__ = [
+    "ENDPOINT_CSV_KEYS",
+    "EndpointMatrix",
+    "explain_endpoint_reason",
+    "format_endpoint_csv",
+    "format_endpoint_table",
+    "render_endpoint",
+]
+
+_CHUNK = 2000
+
+# What each reason of probe/judge/circumvention.py says, by its ``stage/outcome`` key.
+_WORDS = {
+    "tls/ok": "the TLS handshake completed",
+    "openvpn/ok": "the OpenVPN server answered our HARD_RESET for this session",
+    "tcp/ok": "the TCP connection was accepted",
+    "tcp/timeout": "no answer to the TCP connection attempt (SYN)",
+    "tcp/refused": "the TCP connection was refused (RST to the SYN)",
+    "tcp/reset": "the TCP connection was reset",
+    "tcp/local": "a local failure (no route, network down here): never a censor's",
+    "tls/timeout": "the TLS handshake got no answer in time",
+    "tls/reset": "the TLS handshake was reset",
+    "tls/eof": "the connection was closed during the TLS handshake",
+    "tls/handshake-failed": "the TLS handshake failed",
+    "tls/local": "a local failure during the TLS handshake",
+    "openvpn/reset": "the connection was reset after OpenVPN's first packet (servers do not; DPI boxes do)",
+    "openvpn/timeout": "no OpenVPN answer in time",
+    "openvpn/silent-server-possible": "no answer; a server configured with tls-auth is silent too",
+    "control/none": "no control can speak for a UDP path",
+    "control/unavailable": "no usable control",
+    "control/no-tcp-result": "the control did not report this address",
+}
+
+
+def explain_endpoint_reason(reason: str) -> str:
+    """A reason of an endpoint verdict in words (the code itself when it has none)."""
+    key = reason.split(":", 1)[0]
+    if key in _WORDS:
+        return _WORDS[key]
+    if key.startswith("control/tcp-"):
+        return f"the control failed to connect too ({key.removeprefix('control/tcp-')}): down for everyone"
+    if key.startswith("control/tls-"):
+        what = key.removeprefix("control/tls-")
+        return f"the control's TLS handshake failed too ({what}): down for everyone"
+    return reason
+
+
+def _cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: max(1, width - 1)] + "…"
+
+
+def _where(r: dict[str, Any]) -> str:
+    addr = r["address"]
+    return f"[{addr}]:{r['port']}" if ":" in addr else f"{addr}:{r['port']}"
+
+
+def _time(iso: str | None) -> str:
+    return f"{iso[:16].replace('T', ' ')} UTC" if iso else "-"
+
+
+def format_endpoint_table(rows: Iterable[dict[str, Any]], width: int = 160) -> Iterator[str]:
+    """Endpoint results as fixed-width lines fitted to ``width`` (a count at the end)."""
+    fixed = {"KIND": 11, "VERDICT": 12, "STAGE": 7, "VANTAGE": 12, "RUN": 5, "TIME": 20}
+    cols = ["NAME", "KIND", "ENDPOINT", "VERDICT", "STAGE", "REASON", "VANTAGE", "RUN", "TIME"]
+    for drop in ("RUN", "VANTAGE", "TIME", "STAGE"):  # narrow terminals lose these first
+        if 16 + 21 + 24 + sum(fixed[c] for c in cols if c in fixed) + 2 * (len(cols) - 1) <= width:
+            break
+        cols.remove(drop)
+    room = width - sum(fixed[c] for c in cols if c in fixed) - 2 * (len(cols) - 1)
+    flex = {"NAME": max(8, room * 2 // 10), "ENDPOINT": max(12, room * 3 // 10)}
+    flex["REASON"] = max(16, room - flex["NAME"] - flex["ENDPOINT"])
+    widths = {**fixed, **flex}
+    fmt = "  ".join(f"{{:<{widths[c]}}}" for c in cols[:-1]) + "  {}\n"
+    buf = [fmt.format(*cols)]
+    n = 0
+    for r in rows:
+        n += 1
+        reasons = r["reasons"] or []
+        # The first reason decides; "+N" says how many more there are.
+        reason = (reasons[0] + (f" +{len(reasons) - 1}" if len(reasons) > 1 else "")) if reasons else "-"
+        cells = {"NAME": _cut(r["name"], widths["NAME"]), "KIND": r["kind"],
+                 "ENDPOINT": _cut(_where(r), widths["ENDPOINT"]), "VERDICT": r["verdict"],
+                 "STAGE": r["stage"] or "-", "REASON": _cut(reason, widths["REASON"]),
+                 "VANTAGE": _cut(r["vantage"], 12), "RUN": r["run_id"],
+                 "TIME": _time(r["measured_at"])}  # fmt: skip
+        buf.append(fmt.format(*(cells[c] for c in cols)))
+        if len(buf) >= _CHUNK:
+            yield "".join(buf)
+            buf = []
+    buf.append(f"({n} endpoint{'s' if n != 1 else ''})\n")
+    yield "".join(buf)
+
+
+#: Columns of `probe results --suite circumvention --csv`.
+ENDPOINT_CSV_KEYS = ("name", "kind", "address", "port", "transport", "verdict", "stage", "explanation",
+                     "reasons", "vantage", "run_id", "measured_at", "runtime", "source", "id")  # fmt: skip
+
+
+def format_endpoint_csv(rows: Iterable[dict[str, Any]]) -> Iterator[str]:
+    """Endpoint results as CSV (a header first); ``explanation`` is the first reason in words."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\r\n")
+    w.writerow(ENDPOINT_CSV_KEYS)
+    for n, r in enumerate(rows, 1):
+        reasons = r["reasons"] or []
+        row = {**r, "reasons": " ".join(reasons),
+               "explanation": explain_endpoint_reason(reasons[0]) if reasons else ""}  # fmt: skip
+        w.writerow([row[k] for k in ENDPOINT_CSV_KEYS])
+        if n % _CHUNK == 0:
+            yield buf.getvalue()
+            buf.seek(0)
+            buf.truncate()
+    yield buf.getvalue()
+
+
+def render_endpoint(d: dict[str, Any]) -> list[str]:
+    """One endpoint measurement (``endpoint_measurements_at``) step by step, for `probe show`."""
+    obs = d["observation"]
+    ctl = d.get("control") or {}
+    retry = f", retry {obs['attempt']} after a failure the control did not see" if obs.get("attempt") else ""
+    lines = [f"{d['name']} ({d['kind']}) {_where(d)} over {d['transport']}",
+             f"  vantage {d['vantage']}, run {d['run_id']}, measured {_time(d['measured_at'])}{retry}",
+             f"  list: {d['source'] or '-'}"]  # fmt: skip
+    if d["transport"] == "tcp":
+        took = obs.get("tcp_duration")
+        ms = f" in {took * 1000:.0f} ms" if isinstance(took, (int, float)) else ""
+        lines.append(f"  tcp      {obs.get('tcp_failure') or 'connected'}{ms}")
+    if obs.get("handshake"):
+        took = obs.get("handshake_duration")
+        ms = f" in {took * 1000:.0f} ms" if isinstance(took, (int, float)) else ""
+        what = obs.get("handshake_failure") or "completed"
+        extra = []
+        if obs.get("sni"):
+            extra.append(f"SNI {obs['sni']}")
+        if obs.get("tls_version"):
+            extra.append(obs["tls_version"])
+        if obs.get("leaf_sha256"):
+            extra.append(f"certificate sha256 {obs['leaf_sha256'][:16]}…")
+        if obs.get("other_datagrams"):
+            extra.append(f"{obs['other_datagrams']} other datagrams ignored")
+        lines.append(f"  {obs['handshake']:<8} {what}{ms}" + (f" ({', '.join(extra)})" if extra else ""))
+    elif d["transport"] == "tcp" and not obs.get("tcp_failure"):
+        lines.append("  (TCP only: the tool's handshake needs a secret we do not have)")
+    if ctl:
+        seen = [f"tcp {t.get('ip')}:{t.get('port')} {'ok' if t.get('ok') else t.get('failure') or 'failed'}"
+                for t in ctl.get("tcp") or [] if t.get("ip") == d["address"] and t.get("port") == d["port"]]
+        seen += [f"tls {'ok' if t.get('ok') else t.get('failure') or 'failed'}"
+                 for t in ctl.get("tls") or [] if t.get("ip") == d["address"] and t.get("port") == d["port"]]
+        state = ctl.get("failure") or ("; ".join(seen) if seen else "no result for this address")
+        lines.append(f"  control  {ctl.get('source', '?')}: {state}")
+    else:
+        lines.append("  control  none")
+    lines.append(f"verdict: {d['verdict']}" + (f" at {d['stage']}" if d["stage"] else "")
+                 + f" (classifier {d.get('classifier_version') or '-'})")
+    for r in d["reasons"]:
+        lines.append(f"  {r}: {explain_endpoint_reason(r)}")
+    return lines
+
+
+def _key(r: dict[str, Any]) -> tuple[str, str, str, int]:
+    return (r["kind"], r["name"], r["address"], int(r["port"]))
+
+
+@dataclass
+class EndpointMatrix:
+    """The newest verdict of every endpoint at every vantage point (`probe compare`)."""
+
+    columns: list[str]
+    rows: dict[tuple[str, str, str, int], dict[str, dict[str, Any]]] = field(default_factory=dict)
+
+    @classmethod
+    def from_latest(
+        cls, latest: Iterable[dict[str, Any]], columns: Sequence[str] | None = None
+    ) -> EndpointMatrix:
+        """From ``latest_endpoints`` rows; ``columns`` fixes the vantage points and their order."""
+        m = cls(list(columns) if columns else [])
+        seen = set(m.columns)
+        for r in latest:
+            if columns and r["vantage"] not in seen:
+                continue
+            if r["vantage"] not in seen:
+                seen.add(r["vantage"])
+                m.columns.append(r["vantage"])
+            m.rows.setdefault(_key(r), {})[r["vantage"]] = r
+        if not columns:
+            m.columns.sort()
+        return m
+
+    def only_differences(self) -> EndpointMatrix:
+        """Only endpoints whose verdicts differ between the vantage points that measured them."""
+        rows = {k: v for k, v in self.rows.items() if len({c["verdict"] for c in v.values()}) > 1}
+        return EndpointMatrix(self.columns, rows)
+
+    def summary(self) -> dict[str, dict[str, dict[str, int]]]:
+        """Per vantage point, per kind: how many endpoints were tried and each verdict's count."""
+        out: dict[str, dict[str, Counter[str]]] = {c: {} for c in self.columns}
+        for (kind, *_), cells in self.rows.items():
+            for vp, r in cells.items():
+                counts = out[vp].setdefault(kind, Counter())
+                counts["tried"] += 1
+                counts[r["verdict"]] += 1
+        return {vp: {k: dict(c) for k, c in sorted(kinds.items())} for vp, kinds in out.items()}
+
+    def render_table(self, width: int = 120, *, matrix: bool = True) -> Iterator[str]:
+        """The matrix as text (``matrix``): one line per endpoint, the verdict (and stage) per
+        vantage point; then how many endpoints of each kind each vantage point reached."""
+        if not self.rows:
+            return
+        col_w = [max(12, min(len(c), 16)) for c in self.columns]
+        name_w = max(16, min(40, width - 26 - sum(w + 2 for w in col_w)))
+        fmt = f"{{:<{name_w}}}  {{:<11}}  {{:<21}}" + "".join(f"  {{:<{w}}}" for w in col_w)
+        out = ["\nCircumvention endpoints (newest verdict per vantage point; blocks = blocked, reset):\n",
+               fmt.format("NAME", "KIND", "ENDPOINT", *(_cut(c, w) for c, w in zip(self.columns, col_w,
+                          strict=True))).rstrip() + "\n"]  # fmt: skip
+        for (kind, name, address, port), cells in sorted(self.rows.items()) if matrix else ():
+            texts = []
+            for c in self.columns:
+                r = cells.get(c)
+                if r is None:
+                    texts.append("-")
+                elif r["verdict"] in INTERFERENCE_VERDICTS:
+                    texts.append(f"{r['verdict']}/{r['stage'] or '-'}")
+                else:
+                    texts.append(r["verdict"])
+            where = _where({"address": address, "port": port})
+            out.append(fmt.format(_cut(name, name_w), kind, _cut(where, 21), *texts).rstrip() + "\n")
+        if not matrix:
+            out = []
+        out.append("\nCircumvention endpoints reached per vantage point (ok / tried, by kind):\n")
+        for vp, kinds in self.summary().items():
+            parts = [f"{k} {c.get('ok', 0)}/{c['tried']}" for k, c in kinds.items()]
+            blocked = sum(c.get(v, 0) for c in kinds.values() for v in INTERFERENCE_VERDICTS)
+            out.append(f"  {vp}: {', '.join(parts) or 'none measured'}"
+                       + (f"; {blocked} blocked or reset" if blocked else "") + "\n")
+        yield "".join(out)
+
+    def as_json(self) -> dict[str, Any]:
+        """JSON form: the endpoints with their verdicts per vantage point, and the summary."""
+        endpoints = []
+        for (kind, name, address, port), cells in sorted(self.rows.items()):
+            verdicts = {vp: {"verdict": r["verdict"], "stage": r["stage"], "reasons": r["reasons"],
+                             "measured_at": r["measured_at"], "run_id": r["run_id"]}
+                        for vp, r in cells.items()}  # fmt: skip
+            endpoints.append({"kind": kind, "name": name, "address": address, "port": port,
+                              "verdicts": verdicts})  # fmt: skip
+        return {"endpoints": endpoints, "endpoint_summary": self.summary()}
+
+
+def dumps(d: dict[str, Any]) -> str:
+    """One endpoint measurement as JSON (``probe show --json``)."""
+    return json.dumps(d, ensure_ascii=False, sort_keys=True)

@@ -1,0 +1,361 @@
+"""The whole evidence of one stored measurement, step by step, as plain data.
+
+`probe show` renders it as text or JSON and `probe report` as HTML: one builder, so both say
+the same. For each hop: every DNS query with every reply (replies that disagree with the
+control, or that raced a different reply to the same query, are marked injected), every TCP
+connect and TLS handshake next to the control's result for the same address, the certificate
+(subject, issuer, validity), the HTTP exchange (status, title, body length, the fingerprints it
+matches) next to the control's, then the verdict and every reason in words.
+
+Reads only SQLite and the packaged fingerprints: no network library is imported.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import textwrap
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from probe.core.model import DNSObservation, Hop, Measurement, Verdict
+from probe.judge.explain import decisive, explain
+
+__all__ = ["EvidenceError", "dumps", "evidence", "find_measurement", "render_text"]
+
+
+class EvidenceError(LookupError):
+    """No measurement matches what was asked for; the message says what was looked for."""
+
+
+def find_measurement(store: Any, what: str, vantage: str | None = None,
+                     run: int | None = None) -> int:
+    """The measurement id ``what`` names: an id, or a URL's newest final measurement.
+
+    A URL is matched as measured (``url``), as written in the list (``original_url``), and then
+    by host name (``domain``); ``vantage`` and ``run`` narrow the search.
+    """
+    conn = store.conn
+    if what.isdigit():
+        if conn.execute("SELECT 1 FROM measurements WHERE id = ?", (int(what),)).fetchone():
+            return int(what)
+        raise EvidenceError(f"no measurement {what}")
+    where: list[str] = ["m.final = 1"]
+    params: list[object] = []
+    if vantage is not None:
+        where.append("v.name = ?")
+        params.append(vantage)
+    if run is not None:
+        where.append("m.run_id = ?")
+        params.append(run)
+    host = what.split("://", 1)[-1].split("/", 1)[0].split(":", 1)[0].lower()
+    for column, value in (("m.url", what), ("m.original_url", what), ("m.domain", host)):
+        row = conn.execute(
+            "SELECT m.id FROM measurements m JOIN vantage_points v ON v.id = m.vantage_id "
+            f"WHERE {' AND '.join([*where, f'{column} = ?'])} ORDER BY m.measured_at DESC, m.id DESC "
+            "LIMIT 1", (*params, value),
+        ).fetchone()
+        if row is not None:
+            return int(row[0])
+    narrowed = "".join(f" {k} {v!r}" for k, v in (("vantage", vantage), ("run", run)) if v)
+    raise EvidenceError(f"no measurement of {what!r}{(' (' + narrowed.strip() + ')') if narrowed else ''}")
+
+
+def _injected(q: DNSObservation, control_addrs: set[str]) -> list[str | None]:
+    """Per reply: why it looks injected, or None.
+
+    A query answered by several different replies was raced by a forger (GFW-style injection):
+    a reply whose addresses the control does not see is the forged one; without a control the
+    earlier replies are (injectors race to answer first).
+    """
+    distinct = {(r.rcode, tuple(sorted(r.answers)), r.cnames) for r in q.replies}
+    if len(distinct) < 2:
+        return [None] * len(q.replies)
+    out: list[str | None] = []
+    last = (q.replies[-1].rcode, tuple(sorted(q.replies[-1].answers)), q.replies[-1].cnames)
+    for r in q.replies:
+        key = (r.rcode, tuple(sorted(r.answers)), r.cnames)
+        if control_addrs:
+            bad = not (set(r.answers) & control_addrs)
+            out.append("injected: one of several different replies, not what the control sees"
+                       if bad else None)
+        else:
+            out.append("injected (likely): raced a different later reply" if key != last else None)
+    return out
+
+
+def _certs(store: Any, m: Measurement) -> dict[str, dict[str, Any]]:
+    shas = {hashlib.sha256(t.cert_chain[0]).hexdigest() for h in m.hops for t in h.tls
+            if t.cert_chain}
+    out: dict[str, dict[str, Any]] = {}
+    for sha in shas:
+        row = store.conn.execute(
+            "SELECT subject, issuer, not_before, not_after FROM certificates WHERE sha256 = ?",
+            (sha,),
+        ).fetchone()
+        if row is not None:
+            out[sha] = {"subject": row[0], "issuer": row[1], "not_before": row[2],
+                        "not_after": row[3]}
+    return out
+
+
+def _fingerprint_names(hop: Hop, fingerprints: Any) -> list[dict[str, Any]]:
+    h = hop.http
+    if h is None or fingerprints is None or h.status is None:
+        return []
+    fps, bps = fingerprints.match_response(h.body, h.headers)
+    return [{"name": fp.name, "false_positive": fp.false_positive, "location": fp.location}
+            for fp in (*fps, *bps)]
+
+
+def _hop(hop: Hop, certs: dict[str, dict[str, Any]], fingerprints: Any) -> dict[str, Any]:
+    c = hop.control
+    ctl_addrs = set(c.dns_addrs) if c is not None and not c.failure else set()
+    ctl_tcp = {(t.ip, t.port): t for t in (c.tcp if c is not None else ())}
+    ctl_tls = {(t.ip, t.port): t for t in (c.tls if c is not None else ())}
+    dns = []
+    for q in hop.dns:
+        marks = _injected(q, ctl_addrs)
+        dns.append({
+            "resolver": q.resolver, "transport": q.transport, "qtype": q.qtype,
+            "hostname": q.hostname, "failure": q.failure, "addresses": list(q.addresses),
+            "duration": round(q.duration, 4),
+            "replies": [{"t": round(r.t, 4), "source": r.source, "rcode": r.rcode,
+                         "answers": list(r.answers), "cnames": list(r.cnames), "ttl": r.ttl,
+                         "flags": list(r.flags), "injected": mark}
+                        for r, mark in zip(q.replies, marks, strict=True)],
+        })
+    tcp = []
+    for t in hop.tcp:
+        ct = ctl_tcp.get((t.ip, t.port))
+        tcp.append({"ip": t.ip, "port": t.port, "failure": t.failure,
+                    "duration": round(t.duration, 4),
+                    "control": None if ct is None else {"ok": ct.ok, "failure": ct.failure}})
+    tls = []
+    for s in hop.tls:
+        cs = ctl_tls.get((s.ip, s.port))
+        leaf = hashlib.sha256(s.cert_chain[0]).hexdigest() if s.cert_chain else None
+        tls.append({"ip": s.ip, "port": s.port, "sni": s.sni, "failure": s.failure,
+                    "duration": round(s.duration, 4), "version": s.version, "cipher": s.cipher,
+                    "alpn": s.alpn, "cert_valid": s.cert_valid, "leaf_sha256": leaf,
+                    "certificate": certs.get(leaf) if leaf else None,
+                    "chain_length": len(s.cert_chain),
+                    "control": None if cs is None else {"ok": cs.ok, "failure": cs.failure}})
+    http = None
+    if hop.http is not None:
+        h = hop.http
+        http = {"url": h.url, "ip": h.ip, "port": h.port, "failure": h.failure,
+                "status": h.status, "title": h.title, "body_length": h.body_length,
+                "body_truncated": h.body_truncated, "body_sha256": h.body_sha256,
+                "duration": round(h.duration, 4),
+                "location": next((v for k, v in h.headers if k == "location"), None),
+                "server": next((v for k, v in h.headers if k == "server"), None),
+                "fingerprints": _fingerprint_names(hop, fingerprints)}
+    control = None
+    if c is not None:
+        control = {"source": c.source, "failure": c.failure, "dns_failure": c.dns_failure,
+                   "dns_addrs": list(c.dns_addrs), "http_failure": c.http_failure,
+                   "http_status": c.http_status, "http_title": c.http_title,
+                   "http_body_length": c.http_body_length}
+    return {"hop": hop.index, "url": hop.url, "dns": dns, "tcp": tcp, "tls": tls, "http": http,
+            "control": control}
+
+
+def evidence(store: Any, measurement_id: int, *, fingerprints: Any = None) -> dict[str, Any]:
+    """Everything stored about one measurement, with the verdict and its reasons in words.
+
+    ``store`` is an open :class:`probe.store.Store`; ``fingerprints`` (a
+    :class:`probe.inputs.fingerprints.Fingerprints`) names the fingerprints each HTTP response matches.
+    """
+    got = store.measurement(measurement_id)
+    if got is None:
+        raise EvidenceError(f"no measurement {measurement_id}")
+    m, v = got
+    meta = store.conn.execute(
+        "SELECT m.run_id, v.name, m.measured_at, m.final, m.category, m.url, m.original_url "
+        "FROM measurements m JOIN vantage_points v ON v.id = m.vantage_id WHERE m.id = ?",
+        (measurement_id,),
+    ).fetchone()
+    attempts = store.conn.execute(
+        "SELECT id, attempt, final, verdict, measured_at FROM measurements "
+        "WHERE run_id = ? AND url = ? ORDER BY attempt, id", (meta[0], meta[5]),
+    ).fetchall()
+    certs = _certs(store, m)
+    return {
+        "measurement_id": measurement_id,
+        "url": meta[5],
+        "original_url": meta[6],
+        "category": meta[4],
+        "vantage": meta[1],
+        "run_id": meta[0],
+        "measured_at": meta[2],
+        "final": bool(meta[3]),
+        "attempt": m.attempt,
+        "runtime": round(m.runtime, 3),
+        "failure": m.failure,
+        "attempts": [{"measurement_id": a[0], "attempt": a[1], "final": bool(a[2]),
+                      "verdict": a[3], "measured_at": a[4]} for a in attempts],
+        "verdict": _verdict(v),
+        "hops": [_hop(h, certs, fingerprints) for h in m.hops],
+    }
+
+
+def _verdict(v: Verdict) -> dict[str, Any]:
+    key = decisive(v.verdict, v.stage, v.reasons)
+    return {
+        "verdict": v.verdict, "stage": v.stage, "hop": v.hop,
+        "classifier_version": v.classifier_version,
+        "decisive": key,
+        "summary": explain(key, v.verdict) if key else _ok_words(v.reasons),
+        "reasons": [{"code": r, "words": explain(r, v.verdict if r == key else None),
+                     "decisive": r == key} for r in v.reasons],
+    }
+
+
+def _ok_words(reasons: Iterable[str]) -> str:
+    reasons = list(reasons)
+    for r in ("http/match", "http/authenticated"):
+        if r in reasons:
+            return explain(r)
+    return "nothing suggests interference"
+
+
+def dumps(ev: dict[str, Any]) -> str:
+    """The evidence as pretty JSON (what `probe show --json` prints)."""
+    return json.dumps(ev, ensure_ascii=False, indent=2)
+
+
+# --- text rendering (probe show, the HTML report's evidence blocks) ----------------------------
+
+
+def _ms(seconds: float | None) -> str:
+    return "" if seconds is None else f"{seconds * 1000:.0f} ms"
+
+
+def _ok(failure: str | None, success: str) -> str:
+    return f"FAILED {failure}" if failure else success
+
+
+def _control(c: dict[str, Any] | None, success: str = "ok") -> str:
+    if c is None:
+        return "-"
+    if c.get("ok") is False:
+        return f"FAILED {c.get('failure') or 'failed'}"
+    return _ok(c.get("failure"), success)
+
+
+def _rows(hop: dict[str, Any]) -> Iterator[tuple[str, str, str]]:
+    """(step, probe, control) rows of one hop."""
+    ctl = hop["control"]
+    if ctl is not None and ctl["failure"]:
+        yield ("control", "", f"unavailable: {ctl['failure']} ({ctl['source']})")
+        ctl = None
+    for q in hop["dns"]:
+        step = f"DNS {q['qtype']} {q['hostname']} via {q['resolver']}"
+        probe = _ok(q["failure"], ", ".join(q["addresses"]) or "no address")
+        n = len(q["replies"])
+        probe += f" ({_ms(q['duration'])}, {n} repl{'y' if n == 1 else 'ies'})"
+        control = "-"
+        if ctl is not None:
+            control = _ok(ctl["dns_failure"], ", ".join(ctl["dns_addrs"]) or "no address")
+        yield (step, probe, control)
+        if len(q["replies"]) > 1 or any(r["injected"] for r in q["replies"]):
+            for i, r in enumerate(q["replies"]):
+                answer = " ".join([*r["cnames"], *r["answers"]]) or "-"
+                mark = f"  << {r['injected']}" if r["injected"] else ""
+                yield (f"  reply {i} +{_ms(r['t'])} from {r['source']}", f"{r['rcode']} {answer}{mark}", "")
+    for t in hop["tcp"]:
+        yield (f"TCP {t['ip']}:{t['port']}", _ok(t["failure"], f"connected ({_ms(t['duration'])})"),
+               _control(t["control"], "connected"))
+    for t in hop["tls"]:
+        if t["failure"]:
+            probe = f"FAILED {t['failure']}"
+        else:
+            probe = f"{t['version'] or 'TLS'} {t['cipher'] or ''}".strip()
+            probe += ", certificate valid" if t["cert_valid"] else ", certificate NOT valid"
+        probe += f" ({_ms(t['duration'])})"
+        yield (f"TLS {t['ip']}:{t['port']} SNI {t['sni']}", probe, _control(t["control"], "handshake ok"))
+        cert = t["certificate"]
+        if cert is not None:
+            valid = f"valid {str(cert['not_before'] or '?')[:10]} to {str(cert['not_after'] or '?')[:10]}"
+            yield ("  certificate", f"subject {cert['subject']}; issuer {cert['issuer']}; {valid}", "")
+    h = hop["http"]
+    if h is not None:
+        if h["failure"]:
+            probe = f"FAILED {h['failure']}"
+        else:
+            title = f" \"{h['title']}\"" if h["title"] else ""
+            more = "+ (truncated)" if h["body_truncated"] else ""
+            probe = f"{h['status']}{title}, {h['body_length']}{more} bytes"
+            if h["location"]:
+                probe += f", Location {h['location']}"
+        for fp in h["fingerprints"]:
+            kind = "known look-alike (false positive)" if fp["false_positive"] else "BLOCK PAGE"
+            probe += f"; matches {kind} {fp['name']}"
+        control = "-"
+        if ctl is not None:
+            if ctl["http_failure"]:
+                control = f"FAILED {ctl['http_failure']}"
+            elif ctl["http_status"] is not None:
+                title = f" \"{ctl['http_title']}\"" if ctl["http_title"] else ""
+                control = f"{ctl['http_status']}{title}, {ctl['http_body_length']} bytes"
+        yield (f"HTTP GET {h['url']} via {h['ip']}:{h['port']}", probe, control)
+
+
+def _table(rows: list[tuple[str, str, str]], width: int) -> Iterator[str]:
+    """Three columns (step | probe | control) that fit ``width``; long cells wrap."""
+    inner = max(width - 4 - 2 * 3, 30)
+    w_step = min(max((len(r[0]) for r in rows), default=4), max(inner * 3 // 10, 12))
+    w_ctl = min(max((len(r[2]) for r in rows), default=7), max(inner * 3 // 10, 12))
+    w_ctl = max(w_ctl, len("control"))
+    w_probe = max(inner - w_step - w_ctl, 12)
+    header = ("step", "probe", "control")
+    for r in (header, *rows):
+        cols = [textwrap.wrap(cell, w, break_long_words=True, break_on_hyphens=False) or [""]
+                for cell, w in zip(r, (w_step, w_probe, w_ctl), strict=True)]
+        for i in range(max(len(c) for c in cols)):
+            parts = [(c[i] if i < len(c) else "").ljust(w)
+                     for c, w in zip(cols, (w_step, w_probe, w_ctl), strict=True)]
+            yield ("    " + "   ".join(parts)).rstrip()
+
+
+def render_text(ev: dict[str, Any], width: int = 100) -> Iterator[str]:
+    """The evidence (:func:`probe.present.evidence.evidence`) as text lines fitted to ``width``."""
+    v = ev["verdict"]
+    yield ev["url"]
+    meta = (f"measurement {ev['measurement_id']}, run {ev['run_id']}, vantage {ev['vantage']}, "
+            f"{ev['measured_at'][:19].replace('T', ' ')} UTC, attempt {ev['attempt']}"
+            f"{'' if ev['final'] else ' (not final: retried)'}, {ev['runtime']} s")
+    yield from textwrap.wrap(meta, width, initial_indent="  ", subsequent_indent="  ")
+    if len(ev["attempts"]) > 1:
+        tries = ", ".join(f"#{a['measurement_id']} {a['verdict']}{' (final)' if a['final'] else ''}"
+                          for a in ev["attempts"])
+        yield from textwrap.wrap(f"attempts: {tries}", width, initial_indent="  ",
+                                 subsequent_indent="  ")
+    where = f" at {v['stage']} (hop {v['hop']})" if v["stage"] else ""
+    yield ""
+    yield f"verdict: {v['verdict'].upper()}{where}"
+    yield from textwrap.wrap(v["summary"], width, initial_indent="  ", subsequent_indent="  ")
+    if ev["failure"]:
+        yield f"  the measurement did not finish: {ev['failure']}"
+    for hop in ev["hops"]:
+        yield ""
+        yield _cut(f"hop {hop['hop']}: {hop['url']}", width)
+        rows = list(_rows(hop))
+        if rows:
+            yield from _table(rows, width)
+        else:
+            yield "    nothing measured"
+    yield ""
+    yield f"reasons (classifier {v['classifier_version']}):"
+    for r in v["reasons"]:
+        mark = "*" if r["decisive"] else "-"
+        yield _cut(f"  {mark} {r['code']}{'  (decided the verdict)' if r['decisive'] else ''}", width)
+        yield from textwrap.wrap(r["words"], width, initial_indent="      ",
+                                 subsequent_indent="      ")
+    if not v["reasons"]:
+        yield "  (none)"
+
+
+def _cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"

@@ -1,0 +1,513 @@
+"""`probe report`: one self-contained HTML file with the results of one or many vantage points.
+
+The file opens offline: styles are inline, plots are inline SVG drawn here, there is no
+script, and a Content-Security-Policy forbids every fetch (no fonts, images or scripts from
+anywhere). Sections:
+
+1. a summary per vantage point (network, runs, last measurement, latest verdict counts);
+2. a heatmap of URLs x vantage points coloured by each one's latest verdict (URLs with any
+   verdict other than ok first, by how many vantage points see interference);
+3. a timeline of verdict changes per URL and vantage point;
+4. the technique mix per vantage point (which verdict at which stage: DNS hijack, TLS reset...);
+5. circumvention endpoints (`probe circumvention`: Tor relays, OpenVPN, VPN endpoints): each
+   one's newest verdict per vantage point, and how many of each kind each reached;
+6. outages and national isolation (`probe outages`): the intervals per vantage point;
+7. the evidence of each non-ok URL: the decisive reason in words, and for the first ones the
+   whole `probe show` evidence.
+
+Memory stays bounded however large the database: every section reads what it draws with one
+SQL query over the `latest` bookkeeping or over a bounded set of URLs, and each section is
+capped (the caps are in :class:`ReportLimits` and the report says what it left out).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+from probe.core.model import INTERFERENCE_VERDICTS
+from probe.judge.explain import decisive, explain
+
+__all__ = ["COLOURS", "ReportLimits", "write_report"]
+
+VERDICT_ORDER = (*INTERFERENCE_VERDICTS, "down", "inconclusive", "ok")
+INTERFERENCE = INTERFERENCE_VERDICTS
+_IN_INTERFERENCE = "(" + ", ".join(f"'{v}'" for v in INTERFERENCE) + ")"
+#: Verdict colours, chosen to stay distinct for the common colour-vision deficiencies.
+COLOURS = {"ok": "#4caf50", "blocked": "#d32f2f", "reset": "#f57c00", "hijacked": "#7b1fa2",
+           "throttled": "#c2185b", "down": "#9e9e9e", "inconclusive": "#64b5f6", None: "#eeeeee"}
+_TECHNIQUE_COLOURS = ("#7b1fa2", "#ba68c8", "#f57c00", "#ffb74d", "#d32f2f", "#e57373",
+                      "#1976d2", "#4db6ac", "#795548", "#607d8b", "#c0ca33", "#5c6bc0")
+_STAGE_WORDS = {"dns": "DNS", "tcp": "TCP", "tls": "TLS", "http": "HTTP"}
+
+
+@dataclass(frozen=True)
+class ReportLimits:
+    """Caps that keep the file readable (and its size bounded) on big databases."""
+
+    heatmap_urls: int = 150
+    timeline_rows: int = 60
+    evidence_rows: int = 2000
+    evidence_details: int = 100
+    endpoint_rows: int = 300
+    outage_rows: int = 500
+
+
+def _colour(verdict: str | None) -> str:
+    return COLOURS.get(verdict, COLOURS[None])
+
+
+def _e(text: object) -> str:
+    return html.escape("" if text is None else str(text), quote=True)
+
+
+def _ago(iso: str | None) -> str:
+    return "-" if not iso else iso[:16].replace("T", " ") + " UTC"
+
+
+def _where(vantages: list[str] | None, column: str = "v.name") -> tuple[str, list[Any]]:
+    if not vantages:
+        return "", []
+    return f" AND {column} IN ({','.join('?' * len(vantages))})", list(vantages)
+
+
+def _vantage_summary(conn: Any, vantages: list[str] | None) -> list[dict[str, Any]]:
+    w, p = _where(vantages)
+    rows = conn.execute(
+        "SELECT v.id, v.name, v.asn, v.as_org, v.country, v.network, "
+        "(SELECT count(*) FROM runs r WHERE r.vantage_id = v.id), "
+        "(SELECT max(l.measured_at) FROM latest l WHERE l.vantage_id = v.id) "
+        f"FROM vantage_points v WHERE 1 {w} ORDER BY v.name", p,
+    ).fetchall()
+    counts: dict[int, Counter[str]] = defaultdict(Counter)
+    for vid, verdict, n in conn.execute(
+        "SELECT l.vantage_id, m.verdict, count(*) FROM latest l "
+        "JOIN measurements m ON m.id = l.measurement_id GROUP BY l.vantage_id, m.verdict"
+    ):
+        counts[vid][verdict] = n
+    return [{"id": r[0], "name": r[1], "asn": r[2], "as_org": r[3], "country": r[4],
+             "network": r[5], "runs": r[6], "last": r[7], "counts": counts.get(r[0], Counter())}
+            for r in rows]
+
+
+def _interesting_urls(conn: Any, vids: list[int], limit: int) -> tuple[list[str], int]:
+    """URLs with a latest verdict other than ok somewhere, most interference first."""
+    if not vids:
+        return [], 0
+    marks = ",".join("?" * len(vids))
+    rows = conn.execute(
+        f"SELECT l.url, sum(m.verdict IN {_IN_INTERFERENCE}) AS bad, "
+        "sum(m.verdict != 'ok') AS notok FROM latest l JOIN measurements m ON m.id = l.measurement_id "
+        f"WHERE l.vantage_id IN ({marks}) GROUP BY l.url HAVING notok > 0 "
+        "ORDER BY bad DESC, notok DESC, l.url", vids,
+    ).fetchall()
+    return [r[0] for r in rows[:limit]], len(rows)
+
+
+def _latest_cells(conn: Any, urls: list[str], vids: list[int]) -> dict[tuple[str, int], tuple[str, int]]:
+    out: dict[tuple[str, int], tuple[str, int]] = {}
+    for i in range(0, len(urls), 400):
+        chunk = urls[i: i + 400]
+        for url, vid, verdict, mid in conn.execute(
+            "SELECT l.url, l.vantage_id, m.verdict, m.id FROM latest l "
+            "JOIN measurements m ON m.id = l.measurement_id "
+            f"WHERE l.url IN ({','.join('?' * len(chunk))})", chunk,
+        ):
+            if vid in vids:
+                out[(url, vid)] = (verdict, mid)
+    return out
+
+
+def _svg_heatmap(urls: list[str], vps: list[dict[str, Any]],
+                 cells: dict[tuple[str, int], tuple[str, int]]) -> str:
+    cw, ch, label = 26, 16, 330
+    head = 110
+    width = label + cw * len(vps) + 10
+    height = head + ch * len(urls) + 10
+    out = [f'<svg id="heatmap" xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+           f'viewBox="0 0 {width} {height}" role="img" aria-label="URLs by vantage point">']
+    for j, vp in enumerate(vps):
+        x = label + j * cw + cw // 2
+        out.append(f'<text class="vp" x="{x}" y="{head - 6}" transform="rotate(-60 {x} {head - 6})">'
+                   f'{_e(vp["name"][:18])}</text>')
+    for i, url in enumerate(urls):
+        y = head + i * ch
+        short = url if len(url) <= 52 else url[:51] + "…"
+        out.append(f'<text class="url" x="{label - 6}" y="{y + ch - 4}" text-anchor="end">'
+                   f'<title>{_e(url)}</title>{_e(short)}</text>')
+        for j, vp in enumerate(vps):
+            got = cells.get((url, vp["id"]))
+            verdict, mid = got if got else (None, 0)
+            rect = (f'<rect class="cell v-{verdict or "none"}" data-url="{_e(url)}" '
+                    f'data-vantage="{_e(vp["name"])}" x="{label + j * cw + 1}" y="{y + 1}" '
+                    f'width="{cw - 2}" height="{ch - 2}" fill="{_colour(verdict)}">'
+                    f'<title>{_e(url)} at {_e(vp["name"])}: {verdict or "not measured"}</title></rect>')
+            out.append(f'<a href="#m{mid}">{rect}</a>' if verdict and verdict != "ok" else rect)
+    out.append("</svg>")
+    return "".join(out)
+
+
+def _timelines(conn: Any, urls: list[str], vps: list[dict[str, Any]], limit: int
+               ) -> list[tuple[str, str, list[tuple[str, str]]]]:
+    """(url, vantage, [(measured_at, verdict) at each change]) for pairs whose verdict changed."""
+    names = {vp["id"]: vp["name"] for vp in vps}
+    series: dict[tuple[str, int], list[tuple[str, str]]] = defaultdict(list)
+    for i in range(0, len(urls), 400):
+        chunk = urls[i: i + 400]
+        for url, vid, at, verdict in conn.execute(
+            "SELECT url, vantage_id, measured_at, verdict FROM measurements "
+            f"WHERE final = 1 AND url IN ({','.join('?' * len(chunk))}) ORDER BY measured_at, id",
+            chunk,
+        ):
+            if vid not in names:
+                continue
+            s = series[(url, vid)]
+            if not s or s[-1][1] != verdict:
+                s.append((at, verdict))
+    changed = [(url, names[vid], s) for (url, vid), s in series.items() if len(s) > 1]
+    changed.sort(key=lambda x: (-len(x[2]), x[0], x[1]))
+    return changed[:limit]
+
+
+def _epoch(iso: str) -> float:
+    import calendar
+
+    return calendar.timegm(time.strptime(iso[:19], "%Y-%m-%dT%H:%M:%S"))
+
+
+def _svg_timeline(rows: list[tuple[str, str, list[tuple[str, str]]]], t_end: str) -> str:
+    if not rows:
+        return '<p class="empty">No URL changed its verdict at any vantage point.</p>'
+    label, plot, rh = 420, 560, 16
+    t0 = min(_epoch(s[0][0]) for _, _, s in rows)
+    t1 = max(_epoch(t_end), t0 + 1)
+    t1 += (t1 - t0) * 0.08  # room after the last change, so that the latest state shows
+    height = 30 + rh * len(rows) + 24
+    width = label + plot + 20
+    out = [f'<svg id="timeline" xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+           f'viewBox="0 0 {width} {height}" role="img" aria-label="verdict changes over time">']
+
+    def x(t: float) -> float:
+        return label + plot * (t - t0) / (t1 - t0)
+
+    for i, (url, vantage, series) in enumerate(rows):
+        y = 20 + i * rh
+        name = f"{url} @ {vantage}"
+        short = name if len(name) <= 64 else name[:63] + "…"
+        out.append(f'<text class="url" x="{label - 6}" y="{y + rh - 4}" text-anchor="end">'
+                   f'<title>{_e(name)}</title>{_e(short)}</text>')
+        for k, (at, verdict) in enumerate(series):
+            start = x(_epoch(at))
+            end = x(_epoch(series[k + 1][0])) if k + 1 < len(series) else x(t1)
+            out.append(f'<rect class="seg v-{verdict}" x="{start:.1f}" y="{y + 2}" '
+                       f'width="{max(end - start, 1.5):.1f}" height="{rh - 4}" fill="{_colour(verdict)}">'
+                       f'<title>{_e(name)}: {verdict} from {_ago(at)}</title></rect>')
+    y = 20 + len(rows) * rh + 14
+    for frac in (0.0, 0.5, 1.0):
+        t = t0 + frac * (t1 - t0)
+        stamp = time.strftime("%Y-%m-%d %H:%M", time.gmtime(t)) + " UTC"
+        anchor = ("start", "middle", "end")[int(frac * 2)]
+        out.append(f'<text class="axis" x="{x(t):.1f}" y="{y}" text-anchor="{anchor}">{stamp}</text>')
+    out.append("</svg>")
+    return "".join(out)
+
+
+def _techniques(conn: Any, vids: list[int]) -> dict[int, Counter[str]]:
+    out: dict[int, Counter[str]] = defaultdict(Counter)
+    if not vids:
+        return out
+    for vid, verdict, stage, n in conn.execute(
+        "SELECT l.vantage_id, m.verdict, m.stage, count(*) FROM latest l "
+        "JOIN measurements m ON m.id = l.measurement_id "
+        f"WHERE m.verdict IN {_IN_INTERFERENCE} "
+        f"AND l.vantage_id IN ({','.join('?' * len(vids))}) GROUP BY 1, 2, 3", vids,
+    ):
+        out[vid][f"{verdict} at {_STAGE_WORDS.get(stage or '', stage or '?')}"] += n
+    return out
+
+
+def _svg_techniques(vps: list[dict[str, Any]], mix: dict[int, Counter[str]]) -> str:
+    kinds = sorted({k for c in mix.values() for k in c}, key=lambda k: (VERDICT_ORDER.index(k.split()[0]), k))
+    if not kinds:
+        return '<p class="empty">No interference seen.</p>'
+    colour = {k: _TECHNIQUE_COLOURS[i % len(_TECHNIQUE_COLOURS)] for i, k in enumerate(kinds)}
+    label, plot, rh = 160, 600, 22
+    height = 10 + rh * len(vps) + 30 + 18 * ((len(kinds) + 3) // 4)
+    width = label + plot + 80
+    out = [f'<svg id="techniques" xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+           f'viewBox="0 0 {width} {height}" role="img" aria-label="technique mix per vantage point">']
+    for i, vp in enumerate(vps):
+        y = 10 + i * rh
+        c = mix.get(vp["id"], Counter())
+        total = sum(c.values())
+        out.append(f'<text class="vp" x="{label - 6}" y="{y + rh - 7}" text-anchor="end">'
+                   f'{_e(vp["name"])}</text>')
+        x = float(label)
+        for k in kinds:
+            if not c[k]:
+                continue
+            w = plot * c[k] / total
+            out.append(f'<rect class="tech" data-vantage="{_e(vp["name"])}" data-technique="{_e(k)}" '
+                       f'data-n="{c[k]}" x="{x:.1f}" y="{y + 2}" width="{w:.1f}" height="{rh - 6}" '
+                       f'fill="{colour[k]}"><title>{_e(vp["name"])}: {_e(k)} {c[k]} '
+                       f'({100 * c[k] / total:.0f}%)</title></rect>')
+            x += w
+        out.append(f'<text class="n" x="{label + plot + 6}" y="{y + rh - 7}">{total}</text>')
+    y0 = 10 + rh * len(vps) + 16
+    for i, k in enumerate(kinds):
+        lx, ly = label + (i % 4) * 150, y0 + (i // 4) * 18
+        out.append(f'<rect x="{lx}" y="{ly - 10}" width="12" height="12" fill="{colour[k]}"/>'
+                   f'<text class="legend" x="{lx + 16}" y="{ly}">{_e(k)}</text>')
+    out.append("</svg>")
+    return "".join(out)
+
+
+def _non_ok(conn: Any, vids: list[int], limit: int) -> tuple[list[tuple[Any, ...]], int]:
+    if not vids:
+        return [], 0
+    marks = ",".join("?" * len(vids))
+    order = "CASE m.verdict " + " ".join(f"WHEN '{v}' THEN {i}" for i, v in enumerate(VERDICT_ORDER)) + " END"
+    total = conn.execute(
+        "SELECT count(*) FROM latest l JOIN measurements m ON m.id = l.measurement_id "
+        f"WHERE m.verdict != 'ok' AND l.vantage_id IN ({marks})", vids,
+    ).fetchone()[0]
+    rows = conn.execute(
+        "SELECT m.id, v.name, l.url, m.verdict, m.stage, m.reasons, m.measured_at "
+        "FROM latest l JOIN measurements m ON m.id = l.measurement_id "
+        "JOIN vantage_points v ON v.id = l.vantage_id "
+        f"WHERE m.verdict != 'ok' AND l.vantage_id IN ({marks}) "
+        f"ORDER BY {order}, l.url, v.name LIMIT ?", (*vids, limit),
+    ).fetchall()
+    return rows, total
+
+
+_CSS = """
+body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0 auto;max-width:1180px;
+padding:0 18px 40px;color:#222}
+h1{font-size:24px;margin:24px 0 4px}h2{font-size:19px;margin:34px 0 8px;border-bottom:1px solid #ddd}
+.meta{color:#666}table{border-collapse:collapse;margin:8px 0}
+td,th{padding:3px 8px;border-bottom:1px solid #eee;text-align:left;vertical-align:top}
+th{background:#fafafa}td.n{text-align:right;font-variant-numeric:tabular-nums}
+.legend-row span{display:inline-block;margin-right:14px}.sw{display:inline-block;width:12px;height:12px;
+vertical-align:-1px;margin-right:4px;border-radius:2px}svg text{font:11px system-ui,sans-serif;fill:#333}
+svg text.vp{font-weight:600}svg text.axis{fill:#666}.scroll{overflow-x:auto}
+pre{background:#f7f7f7;padding:8px;overflow-x:auto;font-size:12px;line-height:1.35}
+details summary{cursor:pointer}.verdict{font-weight:600}.empty{color:#666;font-style:italic}
+"""
+
+
+def _legend() -> str:
+    return '<p class="legend-row">' + "".join(
+        f'<span><i class="sw" style="background:{COLOURS[v]}"></i>{v}</span>' for v in VERDICT_ORDER
+    ) + f'<span><i class="sw" style="background:{COLOURS[None]}"></i>not measured</span></p>'
+
+
+def _endpoints_section(conn: Any, vps: list[dict[str, Any]], limit: int) -> tuple[str, int]:
+    """The circumvention section (HTML) and how many endpoints it covers."""
+    from probe.present.circumvention import EndpointMatrix, explain_endpoint_reason
+    from probe.store.circumvention import latest_endpoints
+
+    names = [vp["name"] for vp in vps]
+    matrix = EndpointMatrix.from_latest(latest_endpoints(conn, names), names)
+    if not matrix.rows:
+        return ('<p class="empty">No circumvention endpoints measured (<code>probe circumvention'
+                "</code>).</p>"), 0
+
+    def badness(item: tuple[tuple[str, str, str, int], dict[str, dict[str, Any]]]) -> tuple[int, int]:
+        cells = item[1].values()
+        return (-sum(c["verdict"] in INTERFERENCE for c in cells), -sum(c["verdict"] != "ok" for c in cells))
+
+    rows = sorted(matrix.rows.items(), key=lambda kv: (badness(kv), kv[0]))
+    out = ["<p>Whether the tools people use to get around censorship connect from each vantage "
+           "point: each endpoint's newest verdict (the reasons are in the cell's tooltip).</p>",
+           '<table id="endpoints"><thead><tr><th>vantage point</th>'
+           + "".join(f"<th>{_e(k)}</th>" for k in sorted({key[0] for key in matrix.rows}))
+           + "</tr></thead><tbody>"]
+    summary = matrix.summary()
+    kinds = sorted({key[0] for key in matrix.rows})
+    for name in names:
+        reach = []
+        for k in kinds:
+            counts = summary.get(name, {}).get(k)
+            reach.append("<td>-</td>" if not counts else
+                         f'<td class="n">{counts.get("ok", 0)} / {counts["tried"]} reached</td>')
+        out.append(f"<tr><td>{_e(name)}</td>{''.join(reach)}</tr>")
+    out.append("</tbody></table>")
+    more = f" The {limit} with the most interference are shown." if len(rows) > limit else ""
+    out.append(f"<p>{len(rows)} endpoints.{more}</p>")
+    out.append('<div class="scroll"><table id="endpoint-matrix"><thead><tr><th>endpoint</th><th>kind</th>'
+               "<th>address</th>" + "".join(f"<th>{_e(n)}</th>" for n in names) + "</tr></thead><tbody>")
+    for (kind, ep_name, address, port), by_vp in rows[:limit]:
+        tds = []
+        for n in names:
+            c = by_vp.get(n)
+            if c is None:
+                tds.append("<td>-</td>")
+                continue
+            why = "; ".join(f"{r}: {explain_endpoint_reason(r)}" for r in c["reasons"])
+            text = c["verdict"] + (f"/{c['stage']}" if c["stage"] and c["verdict"] != "ok" else "")
+            tds.append(f'<td class="v-{_e(c["verdict"])}" style="color:{_colour(c["verdict"])}" '
+                       f'title="{_e(why)}">{_e(text)}</td>')
+        where = f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+        out.append(f"<tr><td>{_e(ep_name)}</td><td>{_e(kind)}</td><td>{_e(where)}</td>{''.join(tds)}</tr>")
+    out.append("</tbody></table></div>")
+    return "".join(out), len(rows)
+
+
+def _outages_section(conn: Any, names: list[str], country_of: Callable[[str], str] | None,
+                     limit: int) -> tuple[str, int]:
+    """The outages section (HTML): intervals per vantage point, isolation first."""
+    from probe.research.outages import isolation, outages, run_stats
+
+    stats = [s for s in run_stats(conn, None, None, country_of=country_of) if s.vantage in names]
+    found = list(outages(stats))
+    isolated = isolation(stats)
+    out = ['<table id="isolation"><thead><tr><th>vantage point</th><th>country</th><th>runs</th>'
+           "<th>isolated runs</th></tr></thead><tbody>"]
+    for name in names:
+        iso = isolated.get(name)
+        if iso is None:
+            continue
+        country = iso.country or "unknown (not judged)"
+        out.append(f'<tr><td>{_e(name)}</td><td>{_e(country)}</td><td class="n">{iso.runs}</td>'
+                   f'<td class="n">{iso.isolated_runs}</td></tr>')
+    out.append("</tbody></table>")
+    if not found:
+        out.append('<p class="empty">No outages: every run found the network as usual.</p>')
+        return "".join(out), 0
+    more = (f" The first {limit} are shown (<code>probe outages</code> lists all)."
+            if len(found) > limit else "")
+    out.append(f"<p>{len(found)} intervals. Each lasted at least from <i>first seen</i> to <i>last "
+               f"seen</i>, and fitted between <i>after</i> and <i>before</i>.{more}</p>")
+    out.append('<table id="outages"><thead><tr><th>vantage point</th><th>state</th><th>first seen</th>'
+               "<th>last seen</th><th>after</th><th>before</th><th>evidence</th></tr></thead><tbody>")
+    for o in found[:limit]:
+        out.append(f'<tr class="o-{_e(o.state)}"><td>{_e(o.vantage)}</td><td>{_e(o.state)}</td>'
+                   f"<td>{_ago(o.first_seen)}</td><td>{_ago(o.last_seen)}</td><td>{_ago(o.after)}</td>"
+                   f"<td>{_ago(o.before) if o.before else 'ongoing'}</td><td>{_e(o.evidence)}</td></tr>")
+    out.append("</tbody></table>")
+    return "".join(out), len(found)
+
+
+def write_report(store: Any, out: TextIO, *, vantages: Iterable[str] | None = None,
+                 limits: ReportLimits = ReportLimits(), fingerprints: Any = None,
+                 title: str = "probe report", country_of: Callable[[str], str] | None = None,
+                 ) -> dict[str, int]:
+    """Write the HTML report of ``store`` (an open :class:`probe.store.Store`) to ``out``.
+
+    ``vantages`` restricts it to those vantage points; ``country_of`` maps an address to its
+    country for the isolation rule (None: isolation is not judged). Returns what was drawn
+    (counts), for the command's one-line summary and for tests.
+    """
+    from probe.present.evidence import EvidenceError, evidence, render_text
+
+    conn = store.conn
+    wanted = list(vantages) if vantages else None
+    vps = _vantage_summary(conn, wanted)
+    vids = [vp["id"] for vp in vps]
+    urls, n_interesting = _interesting_urls(conn, vids, limits.heatmap_urls)
+    cells = _latest_cells(conn, urls, vids)
+    last = max((vp["last"] for vp in vps if vp["last"]), default=None)
+    timeline = _timelines(conn, urls, vps, limits.timeline_rows)
+    mix = _techniques(conn, vids)
+    non_ok, n_non_ok = _non_ok(conn, vids, limits.evidence_rows)
+    generated = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+
+    def w(s: str) -> None:
+        out.write(s)
+
+    w('<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+      '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; '
+      'style-src \'unsafe-inline\'; img-src data:">'
+      '<meta name="viewport" content="width=device-width, initial-scale=1">'
+      f'<link rel="icon" href="data:,"><title>{_e(title)}</title><style>{_CSS}</style></head><body>')
+    w(f'<h1>{_e(title)}</h1><p class="meta">{len(vps)} vantage point{"s" * (len(vps) != 1)}; '
+      f'latest measurement {_ago(last)}; generated {generated} by probe. Verdicts are each vantage '
+      "point's latest for each URL.</p>")
+
+    # 1. Summary per vantage point.
+    w('<h2 id="summary-h">Vantage points</h2><table id="summary"><thead><tr><th>vantage point</th>'
+      "<th>network</th><th>runs</th><th>latest measurement</th><th>URLs</th>"
+      + "".join(f'<th><i class="sw" style="background:{COLOURS[v]}"></i>{v}</th>' for v in VERDICT_ORDER)
+      + "<th>interference</th></tr></thead><tbody>")
+    for vp in vps:
+        c = vp["counts"]
+        total = sum(c.values())
+        bad = sum(c[v] for v in INTERFERENCE)
+        net = " ".join(x for x in (f"AS{vp['asn']}" if vp["asn"] else "", vp["as_org"] or "",
+                                   vp["country"] or "", vp["network"] or "") if x) or "-"
+        w(f'<tr data-vantage="{_e(vp["name"])}"><td>{_e(vp["name"])}</td><td>{_e(net)}</td>'
+          f'<td class="n">{vp["runs"]}</td><td>{_ago(vp["last"])}</td><td class="n">{total}</td>'
+          + "".join(f'<td class="n v-{v}">{c[v]}</td>' for v in VERDICT_ORDER)
+          + f'<td class="n">{(100 * bad / total) if total else 0:.1f}%</td></tr>')
+    w("</tbody></table>")
+
+    # 2. Heatmap.
+    w('<h2 id="heatmap-h">URLs by vantage point</h2>')
+    if urls:
+        more = (f" The {len(urls)} with the most interference of {n_interesting} are shown."
+                if n_interesting > len(urls) else "")
+        w(f"<p>Every URL whose latest verdict is not ok at some vantage point ({n_interesting}), "
+          f"coloured by verdict; a cell links to its evidence below.{more}</p>{_legend()}")
+        w(f'<div class="scroll">{_svg_heatmap(urls, vps, cells)}</div>')
+    else:
+        w('<p class="empty">Every URL is ok at every vantage point.</p>')
+
+    # 3. Timeline.
+    w('<h2 id="timeline-h">Verdict changes over time</h2><p>Each row is one URL at one vantage '
+      "point whose verdict changed, coloured by verdict from each change to the next.</p>")
+    w(f'<div class="scroll">{_svg_timeline(timeline, last or generated)}</div>')
+
+    # 4. Techniques.
+    w('<h2 id="techniques-h">Technique mix per vantage point</h2><p>Latest verdicts of '
+      "interference by verdict and the stage where it was seen (share of each vantage point's "
+      "interfered URLs; the number is their count).</p>")
+    w(f'<div class="scroll">{_svg_techniques(vps, mix)}</div>')
+
+    # 5. Circumvention endpoints.
+    w('<h2 id="circumvention-h">Circumvention: Tor, OpenVPN and VPN endpoints</h2>')
+    section, n_endpoints = _endpoints_section(conn, vps, limits.endpoint_rows)
+    w(section)
+
+    # 6. Outages and national isolation.
+    w('<h2 id="outages-h">Outages and national isolation</h2><p>Each run judged from what it '
+      "saw (docs/outages.md): no network at all, a silent resolver, sites at home reached while "
+      "those abroad were not (isolation), connections dead far beyond the usual, missed runs.</p>")
+    section, n_outages = _outages_section(conn, [vp["name"] for vp in vps], country_of, limits.outage_rows)
+    w(section)
+
+    # 7. Evidence.
+    w(f'<h2 id="evidence-h">Evidence: {n_non_ok} non-ok verdicts</h2>')
+    if n_non_ok > len(non_ok):
+        w(f"<p>The first {len(non_ok)} are listed; <code>probe results --verdict ...</code> lists all.</p>")
+    w('<table id="evidence"><thead><tr><th>verdict</th><th>vantage point</th><th>URL</th>'
+      "<th>why</th><th>measured</th></tr></thead><tbody>")
+    detailed = 0
+    for mid, vantage, url, verdict, stage, reasons_json, at in non_ok:
+        reasons = json.loads(reasons_json or "[]")
+        key = decisive(verdict, stage, reasons)
+        why = explain(key, verdict) if key else "no reason recorded"
+        cell = _e(why)
+        if detailed < limits.evidence_details:
+            try:
+                ev = evidence(store, mid, fingerprints=fingerprints)
+                text = "\n".join(render_text(ev, 130))
+                cell += f"<details><summary>evidence</summary><pre>{_e(text)}</pre></details>"
+                detailed += 1
+            except (EvidenceError, KeyError, TypeError, ValueError, AttributeError):
+                # Observations from a foreign or synthetic database: the verdict row still says
+                # what was decided; the step-by-step view is left out for this one.
+                cell += " <i>(observations not readable)</i>"
+        w(f'<tr id="m{mid}" class="v-{verdict}"><td class="verdict" style="color:{_colour(verdict)}">'
+          f"{verdict}</td><td>{_e(vantage)}</td><td>{_e(url)}</td><td>{cell}</td><td>{_ago(at)}</td></tr>")
+    w("</tbody></table>")
+    w('<p class="meta">Reasons in words come from probe/judge/explain.py; docs/classification.md '
+      "defines every verdict rule.</p></body></html>\n")
+    return {"vantage_points": len(vps), "heatmap_urls": len(urls), "timeline_rows": len(timeline),
+            "evidence_rows": len(non_ok), "evidence_details": detailed, "non_ok": n_non_ok,
+            "endpoints": n_endpoints, "outages": n_outages}

@@ -1,0 +1,392 @@
+"""Comparing vantage points and runs: the verdict matrix (`probe compare`) and changes (`probe diff`).
+
+The matrix has one row per URL and one column per vantage point, each cell the latest final
+verdict there (the ``latest`` table: one primary-key lookup per cell, so a million measurements
+cost what their latest verdicts cost). Its summary answers "who blocks the same things the same
+way": per pair of vantage points, the URLs each blocks, both block, the Jaccard similarity of
+the blocked sets and how many of the shared blocks use the same technique; per vantage point,
+the mix of techniques.
+
+Columns are sources of verdicts, not only vantage points of this database: another source (e.g.
+OONI's measurements of the same network) joins with :meth:`Matrix.add_column` and takes part in
+the same differences and summaries.
+
+Only the standard library and sqlite3: `probe compare` and `probe diff` import nothing heavy.
+"""
+
+from __future__ import annotations
+
+import datetime
+import re
+import sqlite3
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+from probe.core.model import INTERFERENCE_VERDICTS as _INTERFERENCE
+
+__all__ = [
+    "INTERFERENCE",
+    "Cell",
+    "Change",
+    "Matrix",
+    "PairSummary",
+    "diff_states",
+    "load_matrix",
+    "parse_since",
+    "state_at",
+    "state_latest",
+    "state_of_run",
+]
+
+#: Verdicts that claim interference (the ``blocked`` view of docs/schema.md).
+INTERFERENCE = frozenset(_INTERFERENCE)
+STAGES = ("dns", "tcp", "tls", "http")
+
+
+class Cell(NamedTuple):
+    """One verdict: what, at which stage, when measured."""
+
+    verdict: str
+    stage: str | None
+    measured_at: str
+
+    @property
+    def interference(self) -> bool:
+        """True for blocked, reset, hijacked and throttled."""
+        return self.verdict in INTERFERENCE
+
+    @property
+    def technique(self) -> str:
+        """``verdict/stage`` for interference (``hijacked/dns``), else the verdict."""
+        return f"{self.verdict}/{self.stage or '-'}" if self.verdict in INTERFERENCE else self.verdict
+
+
+@dataclass(frozen=True)
+class PairSummary:
+    """Two columns compared over the URLs both have a verdict for."""
+
+    a: str
+    b: str
+    common: int  # URLs with a verdict in both
+    a_blocks: int  # of those, interfered with at a
+    b_blocks: int
+    both_block: int
+    same_technique: int  # both block with the same verdict and stage
+    jaccard: float | None  # both / (a or b); None when neither blocks anything
+
+    def as_dict(self) -> dict[str, object]:
+        """JSON form."""
+        return {"a": self.a, "b": self.b, "common_urls": self.common, "a_blocks": self.a_blocks,
+                "b_blocks": self.b_blocks, "both_block": self.both_block,
+                "same_technique": self.same_technique, "jaccard": self.jaccard}
+
+
+@dataclass
+class Matrix:
+    """URL x column verdicts, stored by column: ``cells[column][url_index] -> Cell``.
+
+    Columns are vantage points (or other sources of verdicts). By column because the
+    summaries work on whole columns: each column's measured and blocked URLs become bit sets
+    (Python integers), so a pair of vantage points is compared with a few big-integer ANDs.
+    """
+
+    columns: list[str]
+    urls: list[str] = field(default_factory=list)
+    categories: list[str] = field(default_factory=list)
+    cells: dict[str, dict[int, Cell]] = field(default_factory=dict)
+    index: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for c in self.columns:
+            self.cells.setdefault(c, {})
+
+    def url_index(self, url: str, category: str) -> int:
+        """The row of ``url``, added when new."""
+        i = self.index.get(url)
+        if i is None:
+            i = self.index[url] = len(self.urls)
+            self.urls.append(url)
+            self.categories.append(category)
+        return i
+
+    def cell(self, url: str, column: str) -> Cell | None:
+        """The verdict of ``url`` in ``column``, if any."""
+        i = self.index.get(url)
+        return None if i is None else self.cells[column].get(i)
+
+    def add_column(self, name: str, cells: Mapping[str, tuple[str, Cell]]) -> None:
+        """Add a column of verdicts: ``cells`` maps url -> (category, cell).
+
+        URLs new to the matrix become rows. This is how verdicts from outside this database
+        (another measurement platform) are compared with the vantage points.
+        """
+        if name in self.columns:
+            raise ValueError(f"column {name!r} exists already")
+        self.columns.append(name)
+        column = self.cells[name] = {}
+        for url, (category, cell) in cells.items():
+            column[self.url_index(url, category)] = cell
+
+    def rows(self) -> Iterator[tuple[str, str, list[Cell | None]]]:
+        """(url, category, one cell or None per column), by URL."""
+        columns = [self.cells[c] for c in self.columns]
+        for i in sorted(range(len(self.urls)), key=self.urls.__getitem__):
+            yield self.urls[i], self.categories[i], [col.get(i) for col in columns]
+
+    def __len__(self) -> int:
+        return len(self.urls)
+
+    def only_differences(self) -> Matrix:
+        """The rows whose columns do not all agree (two or more distinct verdicts)."""
+        out = Matrix(list(self.columns))
+        columns = [self.cells[c] for c in self.columns]
+        for i, url in enumerate(self.urls):
+            present = [col[i] for col in columns if i in col]
+            if len({c.verdict for c in present}) > 1:
+                j = out.url_index(url, self.categories[i])
+                for name, col in zip(self.columns, columns, strict=True):
+                    if i in col:
+                        out.cells[name][j] = col[i]
+        return out
+
+    def _bits(self, column: str) -> tuple[int, int, dict[str, int]]:
+        """Bit sets of a column: measured URLs, interfered-with URLs, and per technique."""
+        measured = blocked = 0
+        by_technique: dict[str, int] = {}
+        for i, cell in self.cells[column].items():
+            bit = 1 << i
+            measured |= bit
+            if cell.verdict in INTERFERENCE:
+                blocked |= bit
+                t = cell.technique
+                by_technique[t] = by_technique.get(t, 0) | bit
+        return measured, blocked, by_technique
+
+    def pairs(self) -> list[PairSummary]:
+        """One summary per pair of columns, in column order."""
+        bits = {c: self._bits(c) for c in self.columns}
+        out = []
+        for i, a in enumerate(self.columns):
+            ma, ba, ta = bits[a]
+            for b in self.columns[i + 1:]:
+                mb, bb, tb = bits[b]
+                common = ma & mb
+                a_blocks = (ba & common).bit_count()
+                b_blocks = (bb & common).bit_count()
+                both = (ba & bb).bit_count()
+                same = sum((v & tb.get(t, 0)).bit_count() for t, v in ta.items())
+                union = a_blocks + b_blocks - both
+                out.append(PairSummary(a, b, common.bit_count(), a_blocks, b_blocks, both, same,
+                                       round(both / union, 4) if union else None))
+        return out
+
+    def techniques(self) -> dict[str, dict[str, int]]:
+        """Per column: URLs measured, interfered with, and the mix by stage and by verdict."""
+        keys = ("urls", "interference", *STAGES, "other_stage", *sorted(INTERFERENCE))
+        out = {}
+        for c in self.columns:
+            counts = dict.fromkeys(keys, 0)
+            for cell in self.cells[c].values():
+                if cell.verdict in INTERFERENCE:
+                    counts["interference"] += 1
+                    counts[cell.verdict] += 1
+                    counts[cell.stage if cell.stage in STAGES else "other_stage"] += 1
+            counts["urls"] = len(self.cells[c])
+            out[c] = counts
+        return out
+
+
+# --- reading the database ----------------------------------------------------------------------
+def vantage_ids(conn: sqlite3.Connection, names: Sequence[str] | None = None) -> dict[str, int]:
+    """Vantage point name -> id (every one, or those named; unknown names raise KeyError)."""
+    known = dict(conn.execute("SELECT name, id FROM vantage_points ORDER BY name").fetchall())
+    if not names:
+        return known
+    missing = [n for n in names if n not in known]
+    if missing:
+        raise KeyError(", ".join(missing))
+    return {n: known[n] for n in names}
+
+
+def load_matrix(
+    conn: sqlite3.Connection,
+    vantages: Sequence[str] | None = None,
+    categories: Sequence[str] | None = None,
+    since: str | None = None,
+    *,
+    times: bool = True,
+) -> Matrix:
+    """The latest verdict per vantage point and URL, as a :class:`Matrix`.
+
+    ``vantages``: only these (in this column order; default all, by name); ``categories``:
+    only URLs of these category codes; ``since``: only verdicts measured at or after this ISO
+    time (a URL whose latest verdict is older has no cell there). With ``times=False`` cells
+    have an empty ``measured_at`` and are shared between equal verdicts (faster: the table and
+    the summaries do not need times).
+    """
+    ids = vantage_ids(conn, vantages)
+    names = {vid: name for name, vid in ids.items()}
+    where = [f"vantage_id IN ({','.join('?' * len(ids))})"]
+    params: list[object] = list(ids.values())
+    if categories:
+        where.append(f"category IN ({','.join('?' * len(categories))})")
+        params.extend(categories)
+    if since:
+        where.append("measured_at >= ?")
+        params.append(since)
+    # `latest` alone (schema version 5 keeps the verdicts there): one scan in key order.
+    sql = (
+        f"SELECT vantage_id, url, category, verdict, stage, {'measured_at' if times else 'NULL'} "
+        f"FROM latest WHERE {' AND '.join(where)}"
+    )
+    matrix = Matrix(list(ids))
+    if not ids:
+        return matrix
+    index = matrix.index
+    urls, cats = matrix.urls, matrix.categories
+    make = Cell._make
+    shared: dict[tuple[str, str | None], Cell] = {}  # a few dozen distinct cells without times
+    current_vid = -1
+    column: dict[int, Cell] = {}
+    for vid, url, category, verdict, stage, at in conn.execute(sql, params):
+        if vid != current_vid:
+            current_vid, column = vid, matrix.cells[names[vid]]
+        i = index.get(url)
+        if i is None:  # inlined url_index: this loop runs once per cell
+            i = index[url] = len(urls)
+            urls.append(url)
+            cats.append(category or "")
+        if times:
+            column[i] = make((verdict, stage, at))
+        else:
+            cell = shared.get((verdict, stage))
+            if cell is None:
+                cell = shared[(verdict, stage)] = Cell(verdict, stage, "")
+            column[i] = cell
+    return matrix
+
+
+def state_latest(conn: sqlite3.Connection, vantage_id: int) -> dict[str, Cell]:
+    """URL -> latest final verdict at a vantage point."""
+    return {
+        url: Cell(verdict, stage, at)
+        for url, verdict, stage, at in conn.execute(
+            "SELECT url, verdict, stage, measured_at FROM latest WHERE vantage_id = ?",
+            (vantage_id,),
+        )
+    }
+
+
+def state_at(conn: sqlite3.Connection, vantage_id: int, before: str) -> dict[str, Cell]:
+    """URL -> the latest final verdict at a vantage point measured before ``before`` (ISO)."""
+    # SQLite returns the other columns of the row holding max(): one pass over the
+    # (vantage_id, url, measured_at) index.
+    return {
+        url: Cell(verdict, stage, at)
+        for url, verdict, stage, at in conn.execute(
+            "SELECT url, verdict, stage, max(measured_at) FROM measurements "
+            "WHERE vantage_id = ? AND final = 1 AND measured_at < ? GROUP BY url",
+            (vantage_id, before),
+        )
+    }
+
+
+def state_of_run(conn: sqlite3.Connection, run_id: int) -> dict[str, Cell]:
+    """URL -> final verdict in one run."""
+    return {
+        url: Cell(verdict, stage, at)
+        for url, verdict, stage, at in conn.execute(
+            "SELECT url, verdict, stage, measured_at FROM measurements "
+            "WHERE run_id = ? AND final = 1 ORDER BY id",
+            (run_id,),
+        )
+    }
+
+
+# --- what changed ------------------------------------------------------------------------------
+CHANGE_KINDS = ("newly_blocked", "unblocked", "technique_changed", "unclear")
+
+
+@dataclass(frozen=True)
+class Change:
+    """One URL whose verdict changed between two states of a vantage point.
+
+    Kinds: ``newly_blocked`` (no interference before, interference now), ``unblocked``
+    (interference before, ``ok`` now), ``technique_changed`` (interference in both, another
+    verdict or stage), ``unclear`` (interference before, ``down`` or ``inconclusive`` now: not
+    evidence that the block was lifted).
+    """
+
+    url: str
+    kind: str
+    before: Cell
+    after: Cell
+
+    def as_dict(self) -> dict[str, object]:
+        """JSON form."""
+        return {"url": self.url, "change": self.kind,
+                "before": {"verdict": self.before.verdict, "stage": self.before.stage,
+                           "measured_at": self.before.measured_at},
+                "after": {"verdict": self.after.verdict, "stage": self.after.stage,
+                          "measured_at": self.after.measured_at}}
+
+
+def diff_states(before: Mapping[str, Cell], after: Mapping[str, Cell]) -> list[Change]:
+    """The changes from ``before`` to ``after`` (URLs in both), by kind then URL."""
+    out = []
+    for url in before.keys() & after.keys():
+        b, a = before[url], after[url]
+        if a.interference and not b.interference:
+            kind = "newly_blocked"
+        elif b.interference and not a.interference:
+            kind = "unblocked" if a.verdict == "ok" else "unclear"
+        elif a.interference and b.interference and a.technique != b.technique:
+            kind = "technique_changed"
+        else:
+            continue
+        out.append(Change(url, kind, b, a))
+    order = {k: i for i, k in enumerate(CHANGE_KINDS)}
+    out.sort(key=lambda c: (order[c.kind], c.url))
+    return out
+
+
+# --- options -----------------------------------------------------------------------------------
+_RELATIVE = re.compile(r"^(\d+)\s*([dhw])$")
+
+
+def parse_since(text: str, now: datetime.datetime | None = None) -> str:
+    """A ``--since`` value -> ISO text comparable with ``measured_at``.
+
+    Accepts a date (``2026-11-20``), a date and time (``2026-11-20T10:00``, ``2026-11-20 10:00``,
+    UTC) or an age (``7d``, ``24h``, ``2w``). Raises ValueError otherwise.
+    """
+    text = text.strip()
+    m = _RELATIVE.match(text)
+    if m:
+        n, unit = int(m.group(1)), m.group(2)
+        delta = {"h": datetime.timedelta(hours=n), "d": datetime.timedelta(days=n),
+                 "w": datetime.timedelta(weeks=n)}[unit]
+        t = (now or datetime.datetime.now(datetime.UTC)) - delta
+        return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
+    try:
+        t = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(
+            f"expected a date (2026-11-20), a time (2026-11-20T10:00) or an age (7d, 24h), "
+            f"not {text!r}"
+        ) from None
+    if t.tzinfo is not None:
+        t = t.astimezone(datetime.UTC).replace(tzinfo=None)
+    return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
+
+
+def split_list(values: Iterable[str]) -> list[str]:
+    """Repeatable, comma-separated option values -> one list without duplicates, in order."""
+    out: list[str] = []
+    for v in values:
+        for part in v.split(","):
+            part = part.strip()
+            if part and part not in out:
+                out.append(part)
+    return out

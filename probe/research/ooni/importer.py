@@ -1,0 +1,202 @@
+"""``probe import ooni``: stream OONI measurements into a probe database, re-judged by probe.
+
+Each measurement becomes a probe measurement (classified by :func:`probe.judge.classify.classify`)
+plus one ``ooni_measurements`` row with OONI's identifiers, OONI's own verdict and what had to
+be inferred. The vantage point is ``ooni-CC-ASN`` (probe_cc, probe_asn); each OONI report is
+a run. Lines that are not usable measurements are reported as ``file:line: reason`` and
+skipped; a measurement already imported (same report, input and start time) is skipped, so an
+import can be repeated or resumed. Writes go in batches, one transaction each: memory stays
+flat and an interrupted import keeps every batch already written.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from probe.core.model import Measurement, Verdict
+from probe.inputs.fingerprints import Fingerprints
+from probe.inputs.geo import GeoDB
+from probe.judge.classify import classify
+from probe.research.ooni import OONIFormatError, OONIRecord, iter_lines, parse_measurement
+from probe.store import Store
+
+__all__ = ["ImportStats", "agreement", "disagreements", "import_ooni", "verdict_class"]
+
+#: Measurements per transaction.
+BATCH = 500
+#: Runs (OONI reports) kept open at once; older ones are finished (memory stays bounded).
+OPEN_RUNS = 256
+_INTERFERENCE = frozenset({"blocked", "reset", "hijacked"})
+
+
+def verdict_class(verdict: str) -> str:
+    """``interference`` for blocked/reset/hijacked (OONI does not tell them apart the same way
+    probe does), else the verdict itself: the level at which probe and OONI are compared."""
+    return "interference" if verdict in _INTERFERENCE else verdict
+
+
+@dataclass
+class ImportStats:
+    """What an import did."""
+
+    read: int = 0
+    imported: int = 0
+    duplicates: int = 0
+    skipped: int = 0  # malformed or not web_connectivity
+    errors: list[str] = field(default_factory=list)  # the first few "file:line: reason"
+    verdicts: dict[str, int] = field(default_factory=dict)
+    agree: int = 0
+
+
+def _vantage(store: Store, rec: OONIRecord, cache: dict[tuple[str, str], int]) -> int:
+    cc = str(rec.meta.get("probe_cc") or "ZZ")
+    asn_text = str(rec.meta.get("probe_asn") or "AS0")
+    key = (cc, asn_text)
+    vid = cache.get(key)
+    if vid is None:
+        asn = int(asn_text[2:]) if asn_text.upper().startswith("AS") and asn_text[2:].isdigit() else None
+        vid = store.vantage(f"ooni-{cc}-{asn_text}", asn=asn, country=cc,
+                            as_org=rec.meta.get("probe_network_name") or None, source="ooni")  # fmt: skip
+        cache[key] = vid
+    return vid
+
+
+def import_ooni(
+    store: Store,
+    paths: Sequence[Path],
+    *,
+    fingerprints: Fingerprints | None = None,
+    geo: GeoDB | None = None,
+    on_error: Callable[[str], None] | None = None,
+    batch: int = BATCH,
+) -> ImportStats:
+    """Import every OONI Web Connectivity measurement of ``paths`` (files or directories)."""
+    stats = ImportStats()
+    vantages: dict[tuple[str, str], int] = {}
+    runs: OrderedDict[tuple[int, str], int] = OrderedDict()
+    pending: list[tuple[int, int, Measurement, Verdict, OONIRecord, str]] = []
+
+    def report(msg: str) -> None:
+        stats.skipped += 1
+        if len(stats.errors) < 100:
+            stats.errors.append(msg)
+        if on_error is not None:
+            on_error(msg)
+
+    def run_for(vid: int, report_id: str) -> int:
+        key = (vid, report_id)
+        rid = runs.get(key)
+        if rid is not None:
+            runs.move_to_end(key)
+            return rid
+        rid = store.start_run(vid, [str(p) for p in paths], {"source": "ooni import", "report_id": report_id})
+        runs[key] = rid
+        if len(runs) > OPEN_RUNS:
+            flush()
+            _, old = runs.popitem(last=False)
+            store.finish_run(old, "complete")
+        return rid
+
+    def flush() -> None:
+        if not pending:
+            return
+        keys = [(r.meta.get("report_id") or "", r.measurement.target.original_url,
+                 r.meta.get("measurement_start_time") or "", r.meta.get("measurement_uid") or "")
+                for *_, r, _src in pending]  # fmt: skip
+        seen = _existing(store.conn, keys)
+        by_run: dict[tuple[int, int], list[int]] = {}
+        fresh: set[tuple[str, str, str, str]] = set()
+        for k, (key, item) in enumerate(zip(keys, pending, strict=True)):
+            if key in seen or key in fresh:
+                stats.duplicates += 1
+                continue
+            fresh.add(key)
+            by_run.setdefault((item[0], item[1]), []).append(k)
+        for (rid, vid), idx in by_run.items():
+            items = [(pending[k][2], pending[k][3]) for k in idx]
+            recs = [(pending[k][4], pending[k][5]) for k in idx]
+
+            def extra(
+                conn: sqlite3.Connection, ids: list[int], recs: list[tuple[OONIRecord, str]] = recs
+            ) -> None:
+                conn.executemany(
+                    "INSERT INTO ooni_measurements (measurement_id, report_id, measurement_uid, input, "
+                    "measurement_start_time, probe_asn, probe_cc, resolver_asn, software, engine, "
+                    "test_version, blocking, accessible, ooni_verdict, inferred, source) "
+                    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    [
+                        (mid, r.meta.get("report_id") or "", r.meta.get("measurement_uid") or "",
+                         r.measurement.target.original_url, r.meta.get("measurement_start_time") or "",
+                         r.meta.get("probe_asn"), r.meta.get("probe_cc"), r.meta.get("resolver_asn"),
+                         r.meta.get("software"), r.meta.get("engine"), r.meta.get("test_version"),
+                         r.blocking, None if r.accessible is None else int(r.accessible),
+                         r.ooni_verdict, json.dumps(list(r.inferred)), src)
+                        for mid, (r, src) in zip(ids, recs, strict=True)
+                    ],
+                )  # fmt: skip
+
+            store.write(rid, vid, items, extra=extra)
+            stats.imported += len(items)
+        pending.clear()
+
+    for name, line, obj in iter_lines(paths):
+        stats.read += 1
+        if isinstance(obj, OONIFormatError):
+            report(f"{name}:{line}: {obj}")
+            continue
+        try:
+            rec = parse_measurement(obj)
+        except OONIFormatError as exc:
+            report(f"{name}:{line}: {exc}")
+            continue
+        v = classify(rec.measurement, fingerprints=fingerprints, geo=geo)
+        stats.verdicts[v.verdict] = stats.verdicts.get(v.verdict, 0) + 1
+        stats.agree += verdict_class(v.verdict) == verdict_class(rec.ooni_verdict)
+        vid = _vantage(store, rec, vantages)
+        rid = run_for(vid, str(rec.meta.get("report_id") or ""))
+        pending.append((rid, vid, rec.measurement, v, rec, f"{Path(name).name}:{line}"))
+        if len(pending) >= batch:
+            flush()
+    flush()
+    for rid in runs.values():
+        store.finish_run(rid, "complete")
+    return stats
+
+
+def _existing(
+    conn: sqlite3.Connection, keys: Iterable[tuple[str, str, str, str]]
+) -> set[tuple[str, str, str, str]]:
+    found: set[tuple[str, str, str, str]] = set()
+    q = ("SELECT 1 FROM ooni_measurements WHERE report_id = ? AND input = ? "
+         "AND measurement_start_time = ? AND measurement_uid = ? LIMIT 1")  # fmt: skip
+    for key in set(keys):
+        if conn.execute(q, key).fetchone() is not None:
+            found.add(key)
+    return found
+
+
+def disagreements(conn: sqlite3.Connection, limit: int | None = None) -> list[dict[str, object]]:
+    """Imported measurements where probe's verdict class differs from OONI's, with both reasons."""
+    sql = "SELECT * FROM ooni_disagreements ORDER BY measurement_id"
+    if limit is not None:
+        sql += f" LIMIT {int(limit)}"
+    cur = conn.execute(sql)
+    cols = [d[0] for d in cur.description]
+    return [dict(zip(cols, row, strict=True)) for row in cur]
+
+
+def agreement(conn: sqlite3.Connection) -> dict[str, int]:
+    """Counts of (probe class, OONI class) pairs over every imported measurement."""
+    out: dict[str, int] = {}
+    for pv, ov, n in conn.execute(
+        "SELECT m.verdict, o.ooni_verdict, count(*) FROM ooni_measurements AS o "
+        "JOIN measurements AS m ON m.id = o.measurement_id GROUP BY 1, 2"
+    ):
+        key = f"{verdict_class(pv)}|{verdict_class(ov)}"
+        out[key] = out.get(key, 0) + int(n)
+    return out

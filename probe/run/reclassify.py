@@ -1,0 +1,116 @@
+"""Re-judge stored measurements with the current classifier (``probe reclassify``).
+
+Observations are kept in full (bodies and certificates included), so a newer classifier can
+re-judge old data: this module streams every stored measurement through ``classify``, writes
+back the verdicts that changed (with the classifier version), and reports what changed.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+from probe.core.model import Measurement, Verdict
+
+if TYPE_CHECKING:
+    from probe.store import Store
+
+__all__ = ["ReclassifyReport", "VerdictChange", "reclassify"]
+
+_BATCH = 500  # verdict updates per transaction
+_KEEP_CHANGES = 10_000  # changes listed in the report; the counts cover them all
+
+
+@dataclass(frozen=True)
+class VerdictChange:
+    """One measurement whose verdict changed."""
+
+    measurement_id: int
+    url: str
+    attempt: int
+    old: Verdict
+    new: Verdict
+
+    def describe(self) -> str:
+        """``url: blocked/http -> ok`` (stage shown when set)."""
+        return f"{self.url}: {_label(self.old)} -> {_label(self.new)}"
+
+
+@dataclass
+class ReclassifyReport:
+    """What ``reclassify`` did."""
+
+    run_id: int | None
+    classifier_version: str
+    judged: int = 0
+    changed: int = 0
+    # (old verdict, new verdict) -> count, over every change
+    transitions: Counter[tuple[str, str]] = field(default_factory=Counter)
+    # the first changes, in measurement order (all of them unless there are very many)
+    changes: list[VerdictChange] = field(default_factory=list)
+
+
+def _label(v: Verdict) -> str:
+    return f"{v.verdict}/{v.stage}" if v.stage else v.verdict
+
+
+def _same(a: Verdict, b: Verdict) -> bool:
+    return (a.verdict, a.stage, a.hop, tuple(a.reasons)) == (b.verdict, b.stage, b.hop, tuple(b.reasons))
+
+
+def reclassify(
+    store: Store,
+    run_id: int | None = None,
+    classify: Callable[[Measurement], Verdict] | None = None,
+    *,
+    version: str | None = None,
+    fingerprints: Any = None,
+    geo: Any = None,
+) -> ReclassifyReport:
+    """Re-judge every stored measurement (of ``run_id``, or of all runs) with ``classify``.
+
+    ``classify`` defaults to :func:`probe.judge.classify.classify` (imported here, lazily); ``version``
+    defaults to the classifier's ``CLASSIFIER_VERSION``, and is recorded on every re-judged
+    measurement whose verdict does not carry its own. Verdicts are written in batches, each one
+    transaction, so an interrupted reclassify leaves every row either old or new, never mixed.
+    ``fingerprints`` and ``geo`` are passed to the default classifier (as in ``probe run``).
+    """
+    if classify is None or version is None:
+        from probe.judge import classify as classifier
+        if classify is None:
+            classify = functools.partial(classifier.classify, fingerprints=fingerprints, geo=geo)
+        version = version if version is not None else classifier.CLASSIFIER_VERSION
+    from probe.judge.throttling import judge_run, unthrottled
+
+    report = ReclassifyReport(run_id=run_id, classifier_version=version)
+    pending: list[tuple[int, Verdict]] = []
+    for mid, m, old in store.iter_judged(run_id):
+        new = classify(m)
+        if not new.classifier_version:
+            new = replace(new, classifier_version=version)
+        report.judged += 1
+        # Throttling is judged per run below: what it added is not this classifier's change.
+        if _same(unthrottled(old), new) and old.classifier_version == new.classifier_version:
+            continue
+        if not _same(old, new):
+            report.changed += 1
+            report.transitions[(old.verdict, new.verdict)] += 1
+            if len(report.changes) < _KEEP_CHANGES:
+                report.changes.append(VerdictChange(mid, m.target.url, m.attempt, old, new))
+        if not _same(old, new) or old.classifier_version != new.classifier_version:
+            pending.append((mid, new))
+            if len(pending) >= _BATCH:
+                store.set_verdicts(pending)
+                pending = []
+    store.set_verdicts(pending)
+    runs = [run_id] if run_id is not None else [r for (r,) in store.conn.execute("SELECT id FROM runs")]
+    for rid in runs:
+        for ch in judge_run(store, rid):
+            report.changed += 1
+            report.transitions[(ch.old.verdict, ch.new.verdict)] += 1
+            if len(report.changes) < _KEEP_CHANGES:
+                report.changes.append(VerdictChange(ch.measurement_id, ch.url, 0, ch.old, ch.new))
+    return report

@@ -1,0 +1,183 @@
+"""Endpoint measurements (``probe circumvention``) in a results database."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+from probe.core.model import ControlObservation, Verdict, to_json
+from probe.store.connection import named_rows
+
+if TYPE_CHECKING:
+    from probe.measure.circumvention import EndpointObservation
+    from probe.store.database import Store
+
+__all__ = [
+    "RESULT_KEYS",
+    "endpoint_measurements_at",
+    "endpoint_results",
+    "latest_endpoint_run",
+    "latest_endpoints",
+    "run_has_endpoints",
+    "write_endpoints",
+]
+
+def write_endpoints(
+    store: Store,
+    run_id: int,
+    vantage_id: int,
+    suite: str,
+    rows: Iterable[tuple[EndpointObservation, ControlObservation | None, Verdict]],
+) -> int:
+    """Store judged endpoint observations in one transaction; the number stored."""
+    from probe.store.rows import iso
+    from probe.store.uid import uuid7
+
+    records = [
+        {"run_id": run_id, "vantage_id": vantage_id, "suite": suite, "kind": obs.kind,
+         "name": obs.name, "address": obs.address, "port": obs.port, "transport": obs.transport,
+         "source": obs.source, "measured_at": iso(obs.started), "runtime": obs.runtime,
+         "tcp_failure": obs.tcp_failure, "handshake": obs.handshake,
+         "handshake_failure": obs.handshake_failure, "verdict": verdict.verdict,
+         "stage": verdict.stage, "reasons": json.dumps(list(verdict.reasons)),
+         "classifier_version": verdict.classifier_version,
+         "observation": json.dumps(dataclasses.asdict(obs), sort_keys=True),
+         "control": None if control is None else json.dumps(to_json(control), sort_keys=True),
+         "uid": uuid7(int(obs.started * 1000))}  # a global id (probe merge), from when it was taken
+        for obs, control, verdict in rows
+    ]  # fmt: skip
+    with store.transaction():
+        store.insert_records("endpoint_measurements", records)
+    return len(records)
+
+
+#: Each key of an endpoint result (`probe results --suite circumvention --json`), in output order,
+#: with the column it is read from. The SELECT names every column after its key and rows are read
+#: by name, so a column added to the table or the query cannot shift a value into another key.
+_RESULT_COLUMNS = (
+    ("id", "e.id"), ("run_id", "e.run_id"), ("vantage", "v.name"), ("suite", "e.suite"),
+    ("kind", "e.kind"), ("name", "e.name"), ("address", "e.address"), ("port", "e.port"),
+    ("transport", "e.transport"), ("measured_at", "e.measured_at"), ("runtime", "e.runtime"),
+    ("verdict", "e.verdict"), ("stage", "e.stage"), ("reasons", "e.reasons"), ("source", "e.source"),
+)  # fmt: skip
+#: Keys of an endpoint result, in output order.
+RESULT_KEYS = tuple(key for key, _ in _RESULT_COLUMNS)
+_SELECT = "SELECT " + ", ".join(f"{column} AS {key}" for key, column in _RESULT_COLUMNS)
+_FROM = "FROM endpoint_measurements e JOIN vantage_points v ON v.id = e.vantage_id"
+
+
+def _result(row: sqlite3.Row) -> dict[str, Any]:
+    """The endpoint result in a row that selected :data:`_SELECT` (other columns are left out)."""
+    d = {key: row[key] for key in RESULT_KEYS}
+    d["reasons"] = json.loads(d["reasons"])
+    return d
+
+
+def endpoint_results(
+    store: Store,
+    run_id: int | None = None,
+    suite: str | None = None,
+    *,
+    verdicts: Iterable[str] | None = None,
+    vantage: str | None = None,
+    limit: int | None = None,
+) -> Iterator[dict[str, Any]]:
+    """Stored endpoint results (of one run, or all), oldest first, as dicts with :data:`RESULT_KEYS`.
+
+    ``verdicts``: only these (any of them); ``vantage``: only this vantage point's.
+    """
+    sql = f"{_SELECT} {_FROM} WHERE 1"
+    params: list[Any] = []
+    if run_id is not None:
+        sql += " AND e.run_id = ?"
+        params.append(run_id)
+    if suite is not None:
+        sql += " AND e.suite = ?"
+        params.append(suite)
+    if verdicts is not None:
+        wanted = list(dict.fromkeys(verdicts))
+        sql += f" AND e.verdict IN ({','.join('?' * len(wanted))})" if wanted else " AND 0"
+        params.extend(wanted)
+    if vantage is not None:
+        sql += " AND v.name = ?"
+        params.append(vantage)
+    sql += " ORDER BY e.id"
+    if limit is not None:
+        sql += " LIMIT ?"
+        params.append(int(limit))
+    for row in named_rows(store.conn, sql, params):
+        yield _result(row)
+
+
+def latest_endpoint_run(store: Store, vantage: str | None = None) -> int | None:
+    """The newest run that measured endpoints (of ``vantage`` when given), or None."""
+    sql = "SELECT max(e.run_id) FROM endpoint_measurements e"
+    params: list[Any] = []
+    if vantage is not None:
+        sql += " JOIN vantage_points v ON v.id = e.vantage_id WHERE v.name = ?"
+        params.append(vantage)
+    row = store.conn.execute(sql, params).fetchone()
+    return None if row is None or row[0] is None else int(row[0])
+
+
+def run_has_endpoints(store: Store, run_id: int) -> bool:
+    """True when the run measured endpoints (``probe circumvention``) and no URLs."""
+    c = store.conn
+    return (c.execute("SELECT 1 FROM endpoint_measurements WHERE run_id = ? LIMIT 1", (run_id,)).fetchone()
+            is not None and
+            c.execute("SELECT 1 FROM measurements WHERE run_id = ? LIMIT 1", (run_id,)).fetchone() is None)
+
+
+def latest_endpoints(
+    conn: sqlite3.Connection, vantages: Sequence[str] | None = None, since: str | None = None
+) -> list[dict[str, Any]]:
+    """The newest result of every endpoint (kind, address, port) at every vantage point (of
+    ``vantages``, measured at or after ``since``), ordered by kind, name, address, port, vantage.
+    """
+    where, params = "", list[Any]()
+    if vantages:
+        where += f" AND v.name IN ({','.join('?' * len(vantages))})"
+        params.extend(vantages)
+    if since is not None:
+        where += " AND e.measured_at >= ?"
+        params.append(since)
+    sql = (f"SELECT * FROM ({_SELECT}, row_number() OVER (PARTITION BY e.vantage_id, e.kind, e.address, "
+           f"e.port ORDER BY e.measured_at DESC, e.id DESC) AS n {_FROM} WHERE 1 {where}) WHERE n = 1 "
+           "ORDER BY kind, name, address, port, vantage")  # fmt: skip
+    return [_result(row) for row in named_rows(conn, sql, params)]
+
+
+def endpoint_measurements_at(
+    store: Store, address: str | None, port: int | None, *, name: str | None = None,
+    vantage: str | None = None, run_id: int | None = None,
+) -> list[dict[str, Any]]:
+    """The newest measurement of each kind of endpoint at ``address:port`` (or named ``name``),
+    narrowed by vantage point and run, with its observation and control decoded (``probe show``).
+    """
+    where, params = "", list[Any]()
+    if address is not None:
+        where += " AND e.address = ? AND e.port = ?"
+        params += [address, port]
+    if name is not None:
+        where += " AND e.name = ?"
+        params.append(name)
+    if vantage is not None:
+        where += " AND v.name = ?"
+        params.append(vantage)
+    if run_id is not None:
+        where += " AND e.run_id = ?"
+        params.append(run_id)
+    sql = (f"SELECT * FROM ({_SELECT}, e.classifier_version, e.observation, e.control, "
+           "row_number() OVER (PARTITION BY e.kind, e.address, e.port ORDER BY e.measured_at DESC, "
+           f"e.id DESC) AS n {_FROM} WHERE 1 {where}) WHERE n = 1 ORDER BY kind, address, port")  # fmt: skip
+    out = []
+    for row in named_rows(store.conn, sql, params):
+        d = _result(row)
+        d["classifier_version"] = row["classifier_version"]
+        d["observation"] = json.loads(row["observation"])
+        d["control"] = None if row["control"] is None else json.loads(row["control"])
+        out.append(d)
+    return out
