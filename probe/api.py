@@ -97,7 +97,7 @@ def measure_lists(request: RunRequest, reporter: Reporter | None = None) -> RunS
 
 def _judge_throttling(db: Path, summary: Any) -> None:
     """The run-level throttling rule (probe/judge/throttling.py), once every URL of the run is stored."""
-    from probe.judge.throttling import judge_run
+    from probe.run.throttling import judge_run
     from probe.store import Store
 
     with Store.open(db, create=False) as store:

@@ -255,7 +255,7 @@ def build_request(ctx: click.Context, params: dict[str, Any]) -> RunRequest:
     if measure.get("cafile") is not None:
         measure["cafile"] = str(measure["cafile"])
     if "no_identity" in params:  # commands with the identity options: learn who we are
-        from probe.measure.identity import IdentityConfig
+        from probe.core.settings import IdentityConfig
 
         settings["identity"] = IdentityConfig.from_options(
             params.get("stun") or (), params.get("whoami") or (), enabled=not params["no_identity"])

@@ -10,6 +10,7 @@ old measurements can be re-judged by newer classifiers. Times are Unix epoch sec
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
@@ -22,6 +23,7 @@ __all__ = [
     "ControlTLS",
     "DNSObservation",
     "DNSReply",
+    "EndpointObservation",
     "HTTPObservation",
     "Hop",
     "Measurement",
@@ -31,6 +33,7 @@ __all__ = [
     "Target",
     "Verdict",
     "from_json",
+    "packet_digest",
     "to_json",
 ]
 
@@ -215,6 +218,45 @@ class Packet:
     ack_rel: int | None = None
     payload: int = 0  # payload bytes (TCP segment data, UDP datagram)
     digest: str = ""  # UDP: the first 16 hex digits of the payload's sha256 (-> DNSReply.raw)
+
+
+def packet_digest(payload: bytes) -> str:
+    """The ``Packet.digest`` of a UDP payload (ties a DNS reply packet to ``DNSReply.raw``)."""
+    return hashlib.sha256(payload).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class EndpointObservation:
+    """What happened when the probe tried one endpoint.
+
+    ``tcp_failure`` is None when TCP connected (always None for UDP); ``handshake`` is the
+    protocol tried on top (``tls``, ``openvpn`` or ``""`` for a TCP-only endpoint) and
+    ``handshake_failure`` its OONI failure string (None: the server answered as it should).
+    """
+
+    kind: str
+    name: str
+    address: str
+    port: int
+    transport: str
+    started: float
+    runtime: float
+    tcp_failure: str | None = None
+    tcp_duration: float | None = None
+    handshake: str = ""
+    handshake_failure: str | None = None
+    handshake_duration: float | None = None
+    sni: str = ""
+    tls_version: str | None = None
+    leaf_sha256: str | None = None
+    other_datagrams: int = 0  # UDP datagrams that were not the server's answer
+    source: str = ""
+    attempt: int = 0  # 0 for the first try, 1.. for a retry after a failure the control did not see
+
+    @property
+    def reached(self) -> bool:
+        """True when the endpoint answered as its tool expects."""
+        return self.tcp_failure is None and self.handshake_failure is None
 
 
 @dataclass(frozen=True)

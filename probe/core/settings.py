@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import functools
 import math
+import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -24,13 +26,15 @@ from probe.core.net.resolvers import DEFAULT_RESOLV_CONF
 
 if TYPE_CHECKING:
     from probe.core.net.policy import ConnectPolicy
-    from probe.measure.identity import IdentityConfig
 
 __all__ = [
     "DEFAULT_CONCURRENCY",
     "DEFAULT_CONTROLS",
     "DEFAULT_DB",
+    "DEFAULT_STUN_SERVERS",
     "DEFAULT_USER_AGENT",
+    "DEFAULT_WHOAMI_NAMES",
+    "IdentityConfig",
     "ListSelection",
     "MeasureConfig",
     "RunRequest",
@@ -64,6 +68,49 @@ DEFAULT_USER_AGENT = (
 def _check_positive_finite(name: str, value: float) -> None:
     if not math.isfinite(value) or value < 0:
         raise ValueError(f"{name} must be a finite number of seconds >= 0, not {value!r}")
+
+
+# The network identity (probe/measure/identity.py learns it; docs/identity.md).
+#: Public STUN servers, as OONI Probe uses them (any one answering is enough).
+DEFAULT_STUN_SERVERS = ("stun.l.google.com:19302", "stun.cloudflare.com:3478", "stun.nextcloud.com:443")
+#: Names whose authoritative server answers with the address of the resolver that asked.
+DEFAULT_WHOAMI_NAMES = ("whoami.akamai.net",)
+
+
+def _env_list(name: str) -> tuple[str, ...] | None:
+    value = os.environ.get(name)
+    if value is None:
+        return None
+    if value.strip().lower() in ("", "none", "off"):
+        return ()
+    return tuple(v.strip() for v in value.split(",") if v.strip())
+
+
+@dataclass(frozen=True)
+class IdentityConfig:
+    """Where to learn the network identity from; empty tuples turn a check off."""
+
+    stun_servers: tuple[str, ...] = DEFAULT_STUN_SERVERS
+    whoami_names: tuple[str, ...] = DEFAULT_WHOAMI_NAMES
+    timeout: float = 3.0
+    #: Seconds between re-checks during a run (0: only at the start and the end).
+    recheck_interval: float = 300.0
+
+    @classmethod
+    def from_options(
+        cls, stun: Iterable[str] = (), whoami: Iterable[str] = (), *, enabled: bool = True,
+        timeout: float = 3.0,
+    ) -> IdentityConfig:
+        """Flags first, then ``$PROBE_STUN_SERVERS`` / ``$PROBE_WHOAMI_NAMES``, then defaults."""
+        if not enabled:
+            return cls(stun_servers=(), whoami_names=(), timeout=timeout)
+        stun, whoami = tuple(stun), tuple(whoami)
+        env_stun, env_whoami = _env_list("PROBE_STUN_SERVERS"), _env_list("PROBE_WHOAMI_NAMES")
+        return cls(
+            stun_servers=stun or (env_stun if env_stun is not None else DEFAULT_STUN_SERVERS),
+            whoami_names=whoami or (env_whoami if env_whoami is not None else DEFAULT_WHOAMI_NAMES),
+            timeout=timeout,
+        )
 
 
 @dataclass(frozen=True)

@@ -18,9 +18,8 @@ OpenVPN, so:
 from __future__ import annotations
 
 from probe.core.failures import CERTIFICATE_FAILURES
-from probe.core.model import ControlObservation, Verdict
+from probe.core.model import ControlObservation, EndpointObservation, Verdict
 from probe.judge.classify.core import failure_kind
-from probe.measure.circumvention import EndpointObservation
 
 __all__ = ["CLASSIFIER_VERSION", "judge_endpoint"]
 

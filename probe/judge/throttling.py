@@ -2,10 +2,10 @@
 
 In March 2021 Russia throttled Twitter rather than blocking it: pages loaded, at a few KB/s. A
 probe that only asks "did it load?" says ``ok``. Throttling is seen only by comparison, so it is
-judged per run, after every URL was measured (:func:`judge_run`), from numbers the measurement
-records for each HTTP fetch: seconds to the response headers (``ttfb``), seconds of body
-transfer after them, body bytes on the wire, and the TCP connect time to the same address (one
-round trip, ``rtt``).
+judged per run, after every URL was measured (:func:`probe.run.throttling.judge_run`), from
+numbers the measurement records for each HTTP fetch: seconds to the response headers
+(``ttfb``), seconds of body transfer after them, body bytes on the wire, and the TCP connect
+time to the same address (one round trip, ``rtt``).
 
 The measure is **bytes per round trip** during the body transfer, ``wire_bytes * rtt /
 transfer``. Normalising by the round-trip time makes a far site (long path) comparable with a
@@ -30,15 +30,11 @@ reported with them. ``probe reclassify`` re-applies the rule, so old data can be
 from __future__ import annotations
 
 import bisect
-import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from probe.core.model import Verdict
-
-if TYPE_CHECKING:
-    from probe.store import Store
 
 __all__ = [
     "CONTROL_SLOWDOWN",
@@ -48,7 +44,8 @@ __all__ = [
     "SLOWDOWN",
     "Sample",
     "ThrottleChange",
-    "judge_run",
+    "any_slow",
+    "control_per_rtt",
     "judge_samples",
     "sample_from_json",
     "unthrottled",
@@ -78,8 +75,9 @@ _MIN_TRANSFER = 0.001
 #: gives a sample, unless its body was truncated. Standard encoders never make a body much
 #: larger on the wire than decoded (gzip of incompressible data: under 0.1 % plus 18 bytes), so
 #: every fetch of :data:`MIN_BYTES` on the wire passes it; what it excludes (kilobytes of gzip
-#: header fields around a tiny body) says nothing about speed. It lets :func:`judge_run` find
-#: the candidates in SQL instead of decoding every measurement's JSON.
+#: header fields around a tiny body) says nothing about speed. It lets
+#: :func:`probe.run.throttling.judge_run` find the candidates in SQL instead of decoding every
+#: measurement's JSON.
 MIN_BODY = MIN_BYTES - MIN_BYTES // 64
 _OWN_PREFIXES = ("http/throttled:", "http/slow:", "control/http-speed:")
 
@@ -110,7 +108,7 @@ def sample_from_json(
     measurement_id: int, url: str, verdict: Verdict, data: dict[str, Any], controls: dict[int, dict[str, Any]]
 ) -> Sample:
     """A :class:`Sample` from a stored measurement's JSON and its controls' JSON (by hop)."""
-    per_rtt = control_per_rtt = None
+    per_rtt = there = None
     hop = None
     hops = data.get("hops") or []
     final = next((h for h in reversed(hops) if isinstance(h, dict) and h.get("http")), None)
@@ -125,11 +123,11 @@ def sample_from_json(
                         if t.get("ip") == http.get("ip") and t.get("failure") is None), None)  # fmt: skip
             transfer = float(http.get("duration") or 0.0) - float(http["ttfb"])
             per_rtt = _per_rtt(http.get("wire_bytes"), transfer, rtt)
-        control_per_rtt = _control_per_rtt(controls, hop)
-    return Sample(measurement_id, url, verdict, per_rtt, control_per_rtt, hop)
+        there = control_per_rtt(controls, hop)
+    return Sample(measurement_id, url, verdict, per_rtt, there, hop)
 
 
-def _control_per_rtt(controls: dict[int, dict[str, Any]], hop: int) -> float | None:
+def control_per_rtt(controls: dict[int, dict[str, Any]], hop: int) -> float | None:
     """The control's speed for the final hop ``hop`` (an OONI-style helper describes the final
     page at hop 0)."""
     for c in (controls.get(hop), controls.get(0)):
@@ -189,6 +187,12 @@ def _slow(samples: Sequence[Sample], base: dict[int, Verdict]) -> dict[int, floa
     return out
 
 
+def any_slow(samples: Sequence[Sample]) -> bool:
+    """True when some ``ok`` sample is slow against its references: only then are the control's
+    references (the other pages' controls) needed."""
+    return bool(_slow(samples, {s.measurement_id: unthrottled(s.verdict) for s in samples}))
+
+
 def judge_samples(samples: Sequence[Sample]) -> dict[int, Verdict]:
     """The verdict each sample should have (pure): ``throttled``, ``ok`` with ``http/slow``
     evidence when the control cannot confirm, or its base verdict."""
@@ -223,107 +227,9 @@ def judge_samples(samples: Sequence[Sample]) -> dict[int, Verdict]:
 
 @dataclass(frozen=True)
 class ThrottleChange:
-    """A verdict changed by :func:`judge_run`."""
+    """A verdict changed by :func:`probe.run.throttling.judge_run`."""
 
     measurement_id: int
     url: str
     old: Verdict
     new: Verdict
-
-
-_CHUNK = 2000
-
-# The run's final measurements judged ok or throttled (keyset pages by id)...
-_JUDGED = ("SELECT m.id, m.url, m.verdict, m.stage, m.hop, m.reasons, m.classifier_version, o.data "
-           "FROM measurements m JOIN observations o ON o.measurement_id = m.id "
-           "WHERE m.run_id = ? AND m.final = 1 AND m.verdict IN ('ok', 'throttled') AND m.id > ? ")
-# ...and, of those, the only ones this module can change without references from the others:
-# a fetch large enough to give a sample (see MIN_BODY), or a verdict or reasons it wrote before.
-_CANDIDATE = ("(m.verdict = 'throttled' "
-              "OR m.reasons LIKE '%\"http/slow:%' OR m.reasons LIKE '%\"control/http-speed:%' "
-              "OR EXISTS (SELECT 1 FROM http_requests h WHERE h.measurement_id = m.id "
-              "AND h.status = 200 AND h.failure IS NULL AND (h.body_length >= ? OR h.body_truncated = 1)))")
-# The others with a control that reported its speed: the control's references for a slow page.
-# Their final hop (the last with an HTTP fetch) is the highest hop of their http_requests rows.
-_CONTROL_ONLY = ("SELECT m.id, m.url, m.verdict, m.stage, m.hop, m.reasons, m.classifier_version, "
-                 "(SELECT max(h.hop) FROM http_requests h WHERE h.measurement_id = m.id) "
-                 "FROM measurements m WHERE m.run_id = ? AND m.final = 1 AND m.verdict = 'ok' "
-                 f"AND m.id > ? AND NOT {_CANDIDATE} AND EXISTS (SELECT 1 FROM controls c "
-                 "WHERE c.measurement_id = m.id AND instr(c.data, '\"http_transfer\"')) "
-                 "ORDER BY m.id LIMIT ?")
-
-
-def _controls(store: Store, ids: list[int], timed_only: bool = False) -> dict[int, dict[int, dict[str, Any]]]:
-    """The controls' JSON of these measurements, by measurement and hop (``timed_only``: only
-    those that reported their fetch's speed)."""
-    controls: dict[int, dict[int, dict[str, Any]]] = {}
-    sql = ("SELECT measurement_id, hop, data FROM controls "
-           "WHERE measurement_id IN (SELECT value FROM json_each(?))")
-    if timed_only:
-        sql += " AND instr(data, '\"http_transfer\"')"
-    for mid, hop, data in store.conn.execute(sql + " ORDER BY id", (json.dumps(ids),)):
-        controls.setdefault(mid, {})[hop] = json.loads(data)
-    return controls
-
-
-def _samples(store: Store, run_id: int, *, candidates_only: bool = True) -> Iterator[Sample]:
-    """The run's final measurements judged ok or throttled, as samples (streamed in chunks);
-    ``candidates_only``: only those with a large fetch or this module's own reasons (selected in
-    SQL, so the others' JSON is never decoded)."""
-    sql = _JUDGED + (f"AND {_CANDIDATE} " if candidates_only else "") + "ORDER BY m.id LIMIT ?"
-    last = 0
-    while True:
-        params = (run_id, last, MIN_BODY, _CHUNK) if candidates_only else (run_id, last, _CHUNK)
-        chunk = store.conn.execute(sql, params).fetchall()
-        if not chunk:
-            return
-        last = chunk[-1][0]
-        controls = _controls(store, [row[0] for row in chunk])
-        for mid, url, verdict, stage, hop, reasons, version, data in chunk:
-            v = Verdict(verdict, stage, hop, tuple(json.loads(reasons)), version)
-            yield sample_from_json(mid, url, v, json.loads(data), controls.get(mid, {}))
-
-
-def _control_samples(store: Store, run_id: int) -> Iterator[Sample]:
-    """The run's other ok pages as samples with only the control's speed (their own fetch gives
-    none: they are not candidates), without decoding their observations."""
-    last = 0
-    while True:
-        chunk = store.conn.execute(_CONTROL_ONLY, (run_id, last, MIN_BODY, _CHUNK)).fetchall()
-        if not chunk:
-            return
-        last = chunk[-1][0]
-        controls = _controls(store, [row[0] for row in chunk], timed_only=True)
-        for mid, url, verdict, stage, hop, reasons, version, final_hop in chunk:
-            v = Verdict(verdict, stage, hop, tuple(json.loads(reasons)), version)
-            timed = None if final_hop is None else _control_per_rtt(controls.get(mid, {}), final_hop)
-            yield Sample(mid, url, v, None, timed, final_hop)
-
-
-def judge_run(store: Store, run_id: int) -> list[ThrottleChange]:
-    """Apply the throttling rule to one stored run; writes and returns the verdicts it changed.
-
-    Memory is a few numbers per URL of the run (the samples), not the measurements. Only the
-    candidates (a fetch of at least :data:`MIN_BODY` decoded bytes, or reasons this rule wrote
-    before), selected in SQL, are decoded first. Without one of them slow, nothing else can
-    change: the other pages give no sample, and the control's references are needed only for a
-    slow page. With one, the control's references are needed, and they include pages whose own
-    fetch was small: the other pages' controls that reported their speed are read too (not their
-    observations). The verdicts are those of decoding every page (tests/unit/test_throttling.py).
-    """
-    samples = list(_samples(store, run_id))
-    if _slow(samples, {s.measurement_id: unthrottled(s.verdict) for s in samples}):
-        samples += _control_samples(store, run_id)
-    judged = judge_samples(samples)
-    changes = [
-        ThrottleChange(s.measurement_id, s.url, s.verdict, judged[s.measurement_id])
-        for s in samples
-        if judged[s.measurement_id] != s.verdict
-    ]
-    if changes:
-        store.set_verdicts([(ch.measurement_id, ch.new) for ch in changes])
-        row = store.conn.execute("SELECT status, finished_at FROM runs WHERE id = ?", (run_id,)).fetchone()
-        if row is not None and row[0] != "running":
-            store.finish_run(run_id, row[0], finished_at=row[1])  # recount the run's verdicts
-    return changes
-

@@ -28,7 +28,6 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import ctypes
-import hashlib
 import os
 import select
 import socket
@@ -38,7 +37,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import IO, Any
 
-from probe.core.model import Packet
+from probe.core.model import Packet, packet_digest
 
 __all__ = [
     "Capture",
@@ -151,16 +150,11 @@ def parse_packet(data: bytes, t: float) -> tuple[tuple[str, int, str, int], Pack
     if proto == socket.IPPROTO_UDP and len(data) >= ihl + 8:
         sport, dport, length = struct.unpack_from("!HHH", data, ihl)
         body = data[ihl + 8 : ihl + length] if length >= 8 else b""
-        digest = hashlib.sha256(body).hexdigest()[:16]
+        digest = packet_digest(body)
         pkt = Packet(t, "udp", src, sport, dport, ttl, ip_id, df, payload=max(0, length - 8),
                      digest=digest)  # fmt: skip
         return ("udp", dport, src, sport), pkt, body
     return None
-
-
-def digest(payload: bytes) -> str:
-    """The ``Packet.digest`` of a UDP payload (ties a DNS reply packet to ``DNSReply.raw``)."""
-    return hashlib.sha256(payload).hexdigest()[:16]
 
 
 class Sink:

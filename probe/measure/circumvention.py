@@ -9,54 +9,20 @@ import os
 import secrets
 import socket
 import time
-from dataclasses import dataclass
 from typing import Any
 
 from probe.core.failures import Failure, failure_string
+from probe.core.model import EndpointObservation
 from probe.inputs.endpointlists import Endpoint
 from probe.measure import openvpn
 from probe.measure.tcp import Conn, tcp_connect
 from probe.measure.tls import TLSContexts, tls_handshake_unverified
 
-__all__ = ["EndpointObservation", "measure_endpoint", "tor_sni"]
+__all__ = ["measure_endpoint", "tor_sni"]
 
 _UNEXPECTED = Failure.OPENVPN_UNEXPECTED_REPLY
 #: Datagrams read while waiting for an OpenVPN server's answer (a flood cannot hold us longer).
 MAX_DATAGRAMS = 16
-
-
-@dataclass(frozen=True)
-class EndpointObservation:
-    """What happened when the probe tried one endpoint.
-
-    ``tcp_failure`` is None when TCP connected (always None for UDP); ``handshake`` is the
-    protocol tried on top (``tls``, ``openvpn`` or ``""`` for a TCP-only endpoint) and
-    ``handshake_failure`` its OONI failure string (None: the server answered as it should).
-    """
-
-    kind: str
-    name: str
-    address: str
-    port: int
-    transport: str
-    started: float
-    runtime: float
-    tcp_failure: str | None = None
-    tcp_duration: float | None = None
-    handshake: str = ""
-    handshake_failure: str | None = None
-    handshake_duration: float | None = None
-    sni: str = ""
-    tls_version: str | None = None
-    leaf_sha256: str | None = None
-    other_datagrams: int = 0  # UDP datagrams that were not the server's answer
-    source: str = ""
-    attempt: int = 0  # 0 for the first try, 1.. for a retry after a failure the control did not see
-
-    @property
-    def reached(self) -> bool:
-        """True when the endpoint answered as its tool expects."""
-        return self.tcp_failure is None and self.handshake_failure is None
 
 
 def tor_sni() -> str:

@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
-import os
 import secrets
 import socket
 import struct
@@ -31,11 +30,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from probe.core.settings import IdentityConfig
+
 __all__ = [
-    "DEFAULT_STUN_SERVERS",
-    "DEFAULT_WHOAMI_NAMES",
     "Identity",
-    "IdentityConfig",
     "discover",
     "host_port",
     "stun_public_ip",
@@ -43,52 +41,11 @@ __all__ = [
     "whoami",
 ]
 
-#: Public STUN servers, as OONI Probe uses them (any one answering is enough).
-DEFAULT_STUN_SERVERS = ("stun.l.google.com:19302", "stun.cloudflare.com:3478", "stun.nextcloud.com:443")
-#: Names whose authoritative server answers with the address of the resolver that asked.
-DEFAULT_WHOAMI_NAMES = ("whoami.akamai.net",)
-
 _MAGIC_COOKIE = 0x2112A442
 _BINDING_REQUEST = 0x0001
 _BINDING_SUCCESS = 0x0101
 _ATTR_MAPPED = 0x0001
 _ATTR_XOR_MAPPED = 0x0020
-
-
-def _env_list(name: str) -> tuple[str, ...] | None:
-    value = os.environ.get(name)
-    if value is None:
-        return None
-    if value.strip().lower() in ("", "none", "off"):
-        return ()
-    return tuple(v.strip() for v in value.split(",") if v.strip())
-
-
-@dataclass(frozen=True)
-class IdentityConfig:
-    """Where to learn the network identity from; empty tuples turn a check off."""
-
-    stun_servers: tuple[str, ...] = DEFAULT_STUN_SERVERS
-    whoami_names: tuple[str, ...] = DEFAULT_WHOAMI_NAMES
-    timeout: float = 3.0
-    #: Seconds between re-checks during a run (0: only at the start and the end).
-    recheck_interval: float = 300.0
-
-    @classmethod
-    def from_options(
-        cls, stun: Iterable[str] = (), whoami: Iterable[str] = (), *, enabled: bool = True,
-        timeout: float = 3.0,
-    ) -> IdentityConfig:
-        """Flags first, then ``$PROBE_STUN_SERVERS`` / ``$PROBE_WHOAMI_NAMES``, then defaults."""
-        if not enabled:
-            return cls(stun_servers=(), whoami_names=(), timeout=timeout)
-        stun, whoami = tuple(stun), tuple(whoami)
-        env_stun, env_whoami = _env_list("PROBE_STUN_SERVERS"), _env_list("PROBE_WHOAMI_NAMES")
-        return cls(
-            stun_servers=stun or (env_stun if env_stun is not None else DEFAULT_STUN_SERVERS),
-            whoami_names=whoami or (env_whoami if env_whoami is not None else DEFAULT_WHOAMI_NAMES),
-            timeout=timeout,
-        )
 
 
 @dataclass(frozen=True)

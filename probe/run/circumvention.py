@@ -10,10 +10,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from probe.core.model import INTERFERENCE_VERDICTS as INTERFERENCE
-from probe.core.model import ControlObservation, Verdict
+from probe.core.model import ControlObservation, EndpointObservation, Verdict
 from probe.inputs.endpointlists import Endpoint
 from probe.judge.circumvention import judge_endpoint
-from probe.measure.circumvention import EndpointObservation, measure_endpoint
+from probe.measure.circumvention import measure_endpoint
 
 __all__ = ["SUITE", "SuiteConfig", "SuiteSummary", "measure_endpoints", "run_suite"]
 

@@ -83,7 +83,8 @@ def reclassify(
         if classify is None:
             classify = functools.partial(classifier.classify, fingerprints=fingerprints, geo=geo)
         version = version if version is not None else classifier.CLASSIFIER_VERSION
-    from probe.judge.throttling import judge_run, unthrottled
+    from probe.judge.throttling import unthrottled
+    from probe.run.throttling import judge_run
 
     report = ReclassifyReport(run_id=run_id, classifier_version=version)
     pending: list[tuple[int, Verdict]] = []

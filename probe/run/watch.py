@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 from probe.run.summary import Reporter
 
 if TYPE_CHECKING:
-    from probe.measure.identity import Identity, IdentityConfig
+    from probe.core.settings import IdentityConfig
+    from probe.measure.identity import Identity
 
 __all__ = ["NetworkWatch"]
 

@@ -12,7 +12,7 @@ from probe.core.model import ControlObservation, Verdict, to_json
 from probe.store.connection import named_rows
 
 if TYPE_CHECKING:
-    from probe.measure.circumvention import EndpointObservation
+    from probe.core.model import EndpointObservation
     from probe.store.database import Store
 
 __all__ = [

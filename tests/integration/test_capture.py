@@ -11,7 +11,7 @@ import pytest
 from observe_helpers import config, target
 from servers import LoopbackNet
 
-from probe.core.model import Measurement
+from probe.core.model import Measurement, packet_digest
 from probe.measure import capture
 from probe.measure.engine import measure
 
@@ -47,7 +47,7 @@ def test_capture_records_syn_ack_data_and_dns_replies(loopback_net: LoopbackNet,
     # The ack of the first response packet covers the whole request the probe sent.
     assert data[0].ack_rel is not None and data[0].ack_rel > 0
     # Every DNS reply datagram is there, and its digest ties it to the stored raw reply.
-    raws = {capture.digest(r.raw) for q in m.hops[0].dns for r in q.replies}
+    raws = {packet_digest(r.raw) for q in m.hops[0].dns for r in q.replies}
     udp = [p for p in m.packets if p.proto == "udp"]
     assert raws and raws <= {p.digest for p in udp}
     assert cap.packets_kept >= len(m.packets)

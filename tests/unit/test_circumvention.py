@@ -6,11 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from probe.core.model import ControlObservation, ControlTCP, ControlTLS
+from probe.core.model import ControlObservation, ControlTCP, ControlTLS, EndpointObservation
 from probe.inputs.endpointlists import DEFAULT_LIST, EndpointListError, load_endpoints, parse_endpoints
 from probe.judge.circumvention import judge_endpoint
 from probe.measure import openvpn
-from probe.measure.circumvention import EndpointObservation
 
 HEADER = "kind,name,address,port,sni,notes,source\n"
 

@@ -13,8 +13,8 @@ import dataclasses
 from classify_helpers import SITE, URL, dns, has, http, judge, measurement, plain, sctl, secure, tcp, tls
 
 from probe.core.model import DNSObservation, DNSReply, HTTPObservation, Packet, TLSObservation
+from probe.core.model import packet_digest as digest
 from probe.judge.classify.packets import judge_flow
-from probe.measure.capture import digest
 
 LOCAL = 40312
 SYN_ACK = Packet(1.0, "tcp", SITE, 443, LOCAL, 60, 0, True, "SA", 64240, 1000, 5001, 0, 0)

@@ -12,8 +12,7 @@ from click.testing import CliRunner
 from store_samples import sample_measurement
 
 from probe.cli import cli
-from probe.core.model import ControlObservation, ControlTCP, ControlTLS, Verdict
-from probe.measure.circumvention import EndpointObservation
+from probe.core.model import ControlObservation, ControlTCP, ControlTLS, EndpointObservation, Verdict
 from probe.store import Store
 from probe.store.circumvention import write_endpoints
 

@@ -8,8 +8,9 @@ import struct
 import pytest
 
 from probe.core.model import DNSReply
+from probe.core.settings import IdentityConfig
 from probe.lab.stun import binding_response
-from probe.measure.identity import Identity, IdentityConfig, _parse_stun, host_port, vantage_name
+from probe.measure.identity import Identity, _parse_stun, host_port, vantage_name
 from probe.run.scrub import SCRUBBED, Scrubber
 
 TXID = bytes(range(12))

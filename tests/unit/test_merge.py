@@ -245,7 +245,7 @@ def test_table_without_a_rule_is_refused_by_name() -> None:
 
 
 def _endpoints(store: Store, run: int, vid: int, names: list[str], t0: float = 1_790_000_000.0) -> None:
-    from probe.measure.circumvention import EndpointObservation
+    from probe.core.model import EndpointObservation
     from probe.store.circumvention import write_endpoints
 
     rows = [(EndpointObservation("tor", n, "192.0.2.1", 443, "tcp", t0 + i, 0.1,

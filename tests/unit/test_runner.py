@@ -334,7 +334,8 @@ def test_the_preflight_check_and_the_identity_discovery_wait_on_the_network_toge
     # the first would wait for ever (bounded here, to fail instead of hanging).
     import probe.measure.identity
     import probe.run.campaign as campaign
-    from probe.measure.identity import Identity, IdentityConfig
+    from probe.core.settings import IdentityConfig
+    from probe.measure.identity import Identity
 
     started: dict[str, asyncio.Event] = {}
 
@@ -379,7 +380,8 @@ def test_the_network_checks_are_under_way_before_the_run_imports_its_engine(
 
     import probe.measure.identity
     import probe.run.campaign as campaign
-    from probe.measure.identity import Identity, IdentityConfig
+    from probe.core.settings import IdentityConfig
+    from probe.measure.identity import Identity
 
     order: list[str] = []
     real_import = importlib.import_module
@@ -415,7 +417,8 @@ def test_the_end_of_run_identity_check_overlaps_the_last_measurements(
     # It starts once the last URL is out: the last measurement below waits for it to start;
     # run after the measurements, it would never start (bounded here, to fail instead).
     import probe.measure.identity
-    from probe.measure.identity import Identity, IdentityConfig
+    from probe.core.settings import IdentityConfig
+    from probe.measure.identity import Identity
 
     checks = 0
     end_started = asyncio.Event()

@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from probe.core.model import Verdict
-from probe.measure.circumvention import EndpointObservation
+from probe.core.model import EndpointObservation, Verdict
 from probe.store import Store
 from probe.store.circumvention import (
     RESULT_KEYS,

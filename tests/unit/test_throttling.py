@@ -22,12 +22,13 @@ from probe.judge.throttling import (
     MIN_BYTES,
     RTT_FLOOR,
     Sample,
-    judge_run,
     judge_samples,
     sample_from_json,
     unthrottled,
 )
+from probe.run import throttling as run_throttling
 from probe.run.reclassify import reclassify
+from probe.run.throttling import judge_run
 from probe.store import Store
 
 OK = Verdict("ok", None, None, ("http/match",), "test")
@@ -170,7 +171,7 @@ def _mixed_run(path: Path, *, throttled: bool) -> None:
 
 
 def _decoding_everything(s: Store) -> dict[int, Verdict]:
-    samples = list(throttling._samples(s, 1, candidates_only=False))
+    samples = list(run_throttling._samples(s, 1, candidates_only=False))
     return {m: v for m, v in judge_samples(samples).items()
             if v != next(x.verdict for x in samples if x.measurement_id == m)}  # fmt: skip
 
@@ -192,13 +193,13 @@ def test_the_sql_prefilter_changes_the_same_verdicts_as_decoding_every_page(
 def test_the_prefilter_selects_large_or_truncated_fetches_and_earlier_judgements(tmp_path: Path) -> None:
     _mixed_run(tmp_path / "p.db", throttled=False)
     with Store.open(tmp_path / "p.db") as s:
-        hosts = {x.url.split("/")[2] for x in throttling._samples(s, 1, candidates_only=True)}
+        hosts = {x.url.split("/")[2] for x in run_throttling._samples(s, 1, candidates_only=True)}
         assert hosts == {"s0.example", "s1.example", "s2.example", "s3.example", "s4.example",
                          "s42.example"}  # fmt: skip
         slow = Verdict("ok", None, None, ("http/match", "http/slow:20x"), "test")
         (mid,) = s.conn.execute("SELECT id FROM measurements WHERE url = 'https://s11.example/big'").fetchone()
         s.set_verdicts([(mid, slow)])
-        hosts = {x.url.split("/")[2] for x in throttling._samples(s, 1, candidates_only=True)}
+        hosts = {x.url.split("/")[2] for x in run_throttling._samples(s, 1, candidates_only=True)}
         assert "s11.example" in hosts  # its evidence must be re-judged (and dropped)
         assert {ch.measurement_id: ch.new.reasons for ch in judge_run(s, 1)} == {mid: ("http/match",)}
 

@@ -35,7 +35,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from probe.core.model import DNSObservation, Hop, Packet
+from probe.core.model import DNSObservation, Hop, Packet, packet_digest
 from probe.core.net.addresses import canon_ip
 from probe.judge.classify.core import Context, Finding, HopControl, failure_kind
 
@@ -141,11 +141,10 @@ def _tcp_findings(hop: Hop, packets: Sequence[Packet]) -> list[Finding]:
 
 
 def _reply_packets(q: DNSObservation, by_digest: dict[str, Packet]) -> list[tuple[int, Packet]]:
-    from probe.measure.capture import digest
 
     out = []
     for i, r in enumerate(q.replies):
-        p = by_digest.get(digest(r.raw)) if r.raw else None
+        p = by_digest.get(packet_digest(r.raw)) if r.raw else None
         if p is not None:
             out.append((i, p))
     return out
