@@ -58,7 +58,8 @@ def _label(v: Verdict) -> str:
 
 
 def _same(a: Verdict, b: Verdict) -> bool:
-    return (a.verdict, a.stage, a.hop, tuple(a.reasons)) == (b.verdict, b.stage, b.hop, tuple(b.reasons))
+    return ((a.verdict, a.stage, a.hop, tuple(a.reasons), a.protocols)
+            == (b.verdict, b.stage, b.hop, tuple(b.reasons), b.protocols))  # fmt: skip
 
 
 def reclassify(
@@ -88,10 +89,14 @@ def reclassify(
 
     report = ReclassifyReport(run_id=run_id, classifier_version=version)
     pending: list[tuple[int, Verdict]] = []
+    from probe.store.protocols import protocol_verdicts_of
+
     for mid, m, old in store.iter_judged(run_id):
         new = classify(m)
         if not new.classifier_version:
             new = replace(new, classifier_version=version)
+        if m.protocols:  # --quic / --ech: their stored verdicts are compared too
+            old = replace(old, protocols=protocol_verdicts_of(store, mid))
         report.judged += 1
         # Throttling is judged per run below: what it added is not this classifier's change.
         if _same(unthrottled(old), new) and old.classifier_version == new.classifier_version:

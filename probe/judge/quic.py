@@ -1,0 +1,96 @@
+"""Judge the QUIC test of a URL (``probe run --quic``): pure, from the hops and their controls.
+
+Per address of an https hop, the probe's QUIC handshakes with the site's name are compared with
+the decoy handshake (a harmless name, same address), with the TCP/TLS test of that address and
+with the control's QUIC handshake to it (``quic_handshake``):
+
+- a handshake with the site's name completed: ``quic/ok``;
+- the control could not do QUIC there either: ``quic/unsupported`` (``down``: the site, or that
+  address, has no HTTP/3; never interference);
+- the control did QUIC there, and
+  - the decoy completed: ``quic/sni-filtered`` (``blocked``: only the name fails, as with the
+    GFW's rule of 2024, Zohaib et al., USENIX Security 2025);
+  - the decoy failed too while TCP and TLS to the address work: ``quic/udp-blocked`` (``blocked``:
+    QUIC to the address is blocked whatever the name, UDP endpoint blocking);
+  - the decoy failed and TCP failed too: ``quic/address-blocked`` (``blocked``);
+  - no decoy was tried: ``quic/failed:control-ok`` (``blocked``, mechanism unknown);
+- no control answer for that address: ``inconclusive`` with ``control/no-quic`` (OONI's
+  helpers answer only when they do QUIC) or ``control/unavailable``.
+
+Failures of the probe's own network (no IPv6 route) say nothing and are left out. An address
+that works decides for the hop (a browser gets the page over HTTP/3); a blocked hop decides for
+the URL; otherwise the last hop's verdict (the final page's origin) does.
+"""
+
+from __future__ import annotations
+
+from probe.core.model import Hop, Measurement, ProtocolVerdict, QUICObservation
+from probe.judge.classify.core import failure_kind
+
+__all__ = ["CLASSIFIER_VERSION", "judge_quic"]
+
+CLASSIFIER_VERSION = "quic-1"
+_ORDER = {"blocked": 0, "ok": 1, "down": 2, "inconclusive": 3}
+
+
+def _kind(failure: str | None) -> str:
+    return failure_kind(failure) or "ok"
+
+
+def _address(hop: Hop, ip: str, tries: list[QUICObservation]) -> tuple[str, list[str]] | None:
+    """(verdict, reasons) for one address; None when only the probe's own network failed."""
+    if any(q.failure is None for q in tries):
+        return "ok", [f"quic/ok:{ip}"]
+    kind = _kind(tries[-1].failure)
+    if kind == "local":
+        return None
+    reasons = [f"quic/{kind}:{ip}"]
+    decoy = next((d for d in hop.decoy_quic if d.ip == ip), None)
+    if decoy is not None:
+        reasons.append(f"quic/decoy-{_kind(decoy.failure)}:{decoy.sni}")
+    ctl = hop.control
+    if ctl is None or ctl.failure is not None:
+        return "inconclusive", [*reasons, "control/unavailable"]
+    cq = next((c for c in ctl.quic if c.ip == ip and c.port == hop.port), None)
+    if cq is None:
+        return "inconclusive", [*reasons, "control/no-quic"]
+    if not cq.ok:
+        return "down", [*reasons, f"quic/unsupported:control-{_kind(cq.failure)}"]
+    if decoy is None:
+        return "blocked", [*reasons, "quic/failed:control-ok"]
+    if decoy.failure is None:
+        return "blocked", [*reasons, f"quic/sni-filtered:decoy={decoy.sni}"]
+    tcp_ok = any(t.ip == ip and t.failure is None for t in hop.tcp)
+    tls_ok = any(t.ip == ip and (t.failure is None or t.cert_valid is False) for t in hop.tls)
+    if tcp_ok and tls_ok:
+        return "blocked", [*reasons, "quic/udp-blocked"]
+    if not tcp_ok:
+        return "blocked", [*reasons, "quic/address-blocked"]
+    return "blocked", [*reasons, "quic/udp-blocked:tls-failed-too"]
+
+
+def _hop(hop: Hop) -> tuple[str, list[str]]:
+    found = []
+    for ip in dict.fromkeys(q.ip for q in hop.quic):
+        out = _address(hop, ip, [q for q in hop.quic if q.ip == ip])
+        if out is not None:
+            found.append(out)
+    if not found:
+        return "inconclusive", ["quic/local-only"]
+    verdict = min((v for v, _ in found), key=lambda v: _ORDER[v])
+    return verdict, [r for _, reasons in found for r in reasons]
+
+
+def judge_quic(m: Measurement) -> ProtocolVerdict:
+    """The QUIC verdict of ``m`` (measured with ``--quic``), with its reasons."""
+    hops = [h for h in m.hops if h.quic]
+    if not hops:
+        reason = ("quic/not-measured:no-https" if not any(h.scheme == "https" for h in m.hops)
+                  else "quic/not-measured")  # fmt: skip
+        return ProtocolVerdict("quic", "inconclusive", None, None, (reason,), CLASSIFIER_VERSION)
+    judged = [(hop.index, *_hop(hop)) for hop in hops]
+    reasons = tuple(dict.fromkeys(r for _, _, rs in judged for r in rs))
+    blocked = next((j for j in judged if j[1] == "blocked"), None)
+    index, verdict, _ = blocked or judged[-1]
+    stage = "quic" if verdict not in ("ok",) else None
+    return ProtocolVerdict("quic", verdict, stage, index, reasons, CLASSIFIER_VERSION)

@@ -1,0 +1,73 @@
+"""The opt-in protocol tests of one https hop: QUIC (``--quic``) and ECH (``--ech``).
+
+They run after the hop's DNS, TCP, TLS and HTTP, to the addresses those steps used, so they
+never delay or disturb what the web verdict is judged on (a censor that blocks an address for a
+while after a hello it disliked must not spoil the web test). Per address, concurrently:
+
+- QUIC: a handshake with the site's SNI; after a failure, one with a harmless name (the decoy:
+  does the name or the address fail?) and, when the decoy got through and the control already
+  says QUIC works there, the site's SNI once more (one lost datagram must not make a finding);
+- ECH: the plain and the GREASE-ECH ClientHello (:func:`probe.measure.ech.ech_pair`) to each
+  address TCP connected to.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from probe.core.failures import Failure
+from probe.core.settings import MeasureConfig
+from probe.measure.ech import ech_pair
+from probe.measure.hop import HopState
+from probe.measure.quic import quic_handshake
+
+__all__ = ["requested", "run"]
+
+# Failures that say nothing about the path: the probe cannot send there at all.
+_LOCAL = frozenset({Failure.NETWORK_UNREACHABLE, Failure.NETWORK_DOWN, Failure.ADDRESS_NOT_AVAILABLE,
+                    Failure.ADDRESS_REFUSED_BY_POLICY})  # fmt: skip
+
+
+def requested(cfg: MeasureConfig) -> tuple[str, ...]:
+    """The protocol tests ``cfg`` asks for, in a fixed order (recorded in the Measurement)."""
+    return tuple(name for name, on in (("quic", cfg.quic), ("ech", cfg.ech)) if on)
+
+
+def _control_quic_ok(hs: HopState, ip: str) -> bool:
+    """The hop's control has answered and completed a QUIC handshake with ``ip``."""
+    if hs.control is None or not hs.control[2].done() or hs.control[2].cancelled():
+        return False
+    ctl = hs.control[2].result()
+    return any(q.ip == ip and q.port == hs.port and q.ok for q in ctl.quic)
+
+
+async def _quic(hs: HopState, ip: str, cfg: MeasureConfig) -> None:
+    policy = cfg.connect_policy
+    first = await quic_handshake(ip, hs.port, hs.host, cfg.quic_timeout, policy=policy)
+    hs.quic.append(first)
+    if first.failure is None or first.failure in _LOCAL or not cfg.quic_decoy:
+        return
+    decoy = await quic_handshake(ip, hs.port, cfg.quic_decoy, cfg.quic_timeout, policy=policy)
+    hs.decoy_quic.append(decoy)
+    if decoy.failure is None and _control_quic_ok(hs, ip):
+        hs.quic.append(await quic_handshake(ip, hs.port, hs.host, cfg.quic_timeout, policy=policy,
+                                            attempt=1))  # fmt: skip
+
+
+async def _ech(hs: HopState, ip: str, cfg: MeasureConfig) -> None:
+    hs.ech.extend(await ech_pair(ip, hs.port, cfg.ech_sni or hs.host, timeout=cfg.tls_timeout,
+                                 tcp_timeout=cfg.tcp_timeout, policy=cfg.connect_policy))  # fmt: skip
+
+
+async def run(hs: HopState, cfg: MeasureConfig) -> None:
+    """Run the tests ``cfg`` asks for on ``hs``'s addresses; the observations go into ``hs``."""
+    jobs = []
+    if cfg.quic:
+        jobs += [_quic(hs, ip, cfg) for ip in hs.addresses]
+    if cfg.ech:
+        connected = dict.fromkeys(t.ip for t in hs.tcp if t.failure is None)
+        jobs += [_ech(hs, ip, cfg) for ip in connected]
+    if len(jobs) == 1:
+        await jobs[0]
+    elif jobs:
+        await asyncio.gather(*jobs)

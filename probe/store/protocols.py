@@ -1,0 +1,114 @@
+"""The verdicts of the opt-in protocol tests (``probe run --quic``, ``--ech``) in a results database.
+
+One row per measurement and test in ``protocol_verdicts`` (written with the measurement by
+:mod:`probe.store.writing`); these are the named read queries over it.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+from probe.core.model import ProtocolVerdict
+from probe.store.connection import named_rows
+
+if TYPE_CHECKING:
+    from probe.store.database import Store
+
+__all__ = [
+    "RESULT_KEYS",
+    "latest_protocol_verdicts",
+    "protocol_results",
+    "protocol_verdicts_of",
+    "run_has_protocol",
+]
+
+#: Each key of a protocol result (`probe results --suite quic --json`), in output order, with
+#: the column it is read from (rows are read by name).
+_RESULT_COLUMNS = (
+    ("id", "m.id"), ("run_id", "m.run_id"), ("vantage", "v.name"), ("url", "m.url"),
+    ("category", "m.category"), ("measured_at", "m.measured_at"), ("suite", "p.suite"),
+    ("verdict", "p.verdict"), ("stage", "p.stage"), ("hop", "p.hop"), ("reasons", "p.reasons"),
+    ("web_verdict", "m.verdict"), ("classifier_version", "p.classifier_version"),
+)  # fmt: skip
+#: Keys of a protocol result, in output order.
+RESULT_KEYS = tuple(key for key, _ in _RESULT_COLUMNS)
+_SELECT = "SELECT " + ", ".join(f"{column} AS {key}" for key, column in _RESULT_COLUMNS)
+_FROM = ("FROM protocol_verdicts p JOIN measurements m ON m.id = p.measurement_id "
+         "JOIN vantage_points v ON v.id = m.vantage_id")  # fmt: skip
+
+
+def _result(row: sqlite3.Row) -> dict[str, Any]:
+    d = {key: row[key] for key in RESULT_KEYS}
+    d["reasons"] = json.loads(d["reasons"])
+    return d
+
+
+def protocol_verdicts_of(store: Store, measurement_id: int) -> tuple[ProtocolVerdict, ...]:
+    """The stored protocol verdicts of one measurement, by suite name."""
+    rows = named_rows(store.conn, "SELECT suite, verdict, stage, hop, reasons, classifier_version "
+                      "FROM protocol_verdicts WHERE measurement_id = ? ORDER BY suite",
+                      (measurement_id,))  # fmt: skip
+    return tuple(ProtocolVerdict(r["suite"], r["verdict"], r["stage"], r["hop"],
+                                 tuple(json.loads(r["reasons"])), r["classifier_version"])
+                 for r in rows)  # fmt: skip
+
+
+def run_has_protocol(store: Store, run_id: int, suite: str) -> bool:
+    """True when the run measured URLs with the protocol test ``suite`` (``quic``, ``ech``)."""
+    row = store.conn.execute(
+        "SELECT 1 FROM measurements m JOIN protocol_verdicts p ON p.measurement_id = m.id "
+        "WHERE m.run_id = ? AND p.suite = ? LIMIT 1", (run_id, suite)).fetchone()
+    return row is not None
+
+
+def protocol_results(
+    store: Store,
+    suite: str,
+    run_id: int | None = None,
+    *,
+    verdicts: Iterable[str] | None = None,
+    vantage: str | None = None,
+    limit: int | None = None,
+) -> Iterator[dict[str, Any]]:
+    """The ``suite`` verdicts of the final attempt of each URL (of one run, or all), oldest
+    first, as dicts with :data:`RESULT_KEYS`."""
+    sql = f"{_SELECT} {_FROM} WHERE p.suite = ? AND m.final = 1"
+    params: list[Any] = [suite]
+    if run_id is not None:
+        sql += " AND m.run_id = ?"
+        params.append(run_id)
+    if verdicts is not None:
+        wanted = list(dict.fromkeys(verdicts))
+        sql += f" AND p.verdict IN ({','.join('?' * len(wanted))})" if wanted else " AND 0"
+        params.extend(wanted)
+    if vantage is not None:
+        sql += " AND v.name = ?"
+        params.append(vantage)
+    sql += " ORDER BY m.id"
+    if limit is not None:
+        sql += " LIMIT ?"
+        params.append(int(limit))
+    for row in named_rows(store.conn, sql, params):
+        yield _result(row)
+
+
+def latest_protocol_verdicts(
+    conn: sqlite3.Connection, suite: str, vantages: Sequence[str] | None = None,
+    since: str | None = None,
+) -> list[dict[str, Any]]:
+    """The ``suite`` verdict of the latest measurement of every URL at every vantage point (of
+    ``vantages``, measured at or after ``since``) that has one, ordered by URL and vantage."""
+    where, params = "", list[Any]([suite])
+    if vantages:
+        where += f" AND v.name IN ({','.join('?' * len(vantages))})"
+        params.extend(vantages)
+    if since is not None:
+        where += " AND l.measured_at >= ?"
+        params.append(since)
+    sql = (f"{_SELECT} FROM latest l JOIN protocol_verdicts p ON p.measurement_id = l.measurement_id "
+           "JOIN measurements m ON m.id = l.measurement_id JOIN vantage_points v ON v.id = l.vantage_id "
+           f"WHERE p.suite = ? {where} ORDER BY m.url, v.name")  # fmt: skip
+    return [_result(row) for row in named_rows(conn, sql, params)]
