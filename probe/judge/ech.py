@@ -36,6 +36,11 @@ def _what(h: TLSHelloObservation) -> str:
     return h.answer if h.answer is not None else (failure_kind(h.failure) or "ok")
 
 
+def _failed(failure: str | None) -> str:
+    """The kind of a step the control reports as failed (``failed`` when it says no more)."""
+    return failure_kind(failure) or "failed"
+
+
 def _address(hop: Hop, ip: str, tries: list[TLSHelloObservation]) -> tuple[str, list[str]] | None:
     plains = [h for h in tries if not h.ech]
     echs = [h for h in tries if h.ech]
@@ -57,9 +62,9 @@ def _address(hop: Hop, ip: str, tries: list[TLSHelloObservation]) -> tuple[str, 
     if ce is None:
         return "inconclusive", [*reasons, "control/no-ech"]
     if not ce.plain_ok:
-        return "inconclusive", [*reasons, f"control/plain-{failure_kind(ce.plain_failure)}"]
+        return "inconclusive", [*reasons, f"control/plain-{_failed(ce.plain_failure)}"]
     if not ce.ech_ok:
-        return "down", [*reasons, f"ech/rejected-everywhere:control-{failure_kind(ce.ech_failure)}"]
+        return "down", [*reasons, f"ech/rejected-everywhere:control-{_failed(ce.ech_failure)}"]
     verdict = "reset" if what in ("reset", "eof") else "blocked"
     return verdict, [*reasons, f"tls/ech-blocked:{what}"]
 

@@ -55,7 +55,7 @@ def _address(hop: Hop, ip: str, tries: list[QUICObservation]) -> tuple[str, list
     if cq is None:
         return "inconclusive", [*reasons, "control/no-quic"]
     if not cq.ok:
-        return "down", [*reasons, f"quic/unsupported:control-{_kind(cq.failure)}"]
+        return "down", [*reasons, f"quic/unsupported:control-{failure_kind(cq.failure) or 'failed'}"]
     if decoy is None:
         return "blocked", [*reasons, "quic/failed:control-ok"]
     if decoy.failure is None:
