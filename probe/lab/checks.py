@@ -156,4 +156,14 @@ def check(e: Expect, m: Measurement | None, v: Verdict | None) -> Outcome:
         for ev in e.evidence:
             if not any(ev in r for r in v.reasons):
                 ver.append(f"evidence: expected {ev!r} in the reasons, got {list(v.reasons)}")
+        got_p = {p.suite: p for p in v.protocols}
+        for suite, verdict, reason in e.protocols:
+            p = got_p.get(suite)
+            if p is None:
+                ver.append(f"{suite}: expected {verdict}, got no {suite} verdict")
+                continue
+            if p.verdict != verdict:
+                ver.append(f"{suite}: expected {verdict}, got {p.verdict} {list(p.reasons)}")
+            if reason and not any(reason in r for r in p.reasons):
+                ver.append(f"{suite}: expected a reason naming {reason!r}, got {list(p.reasons)}")
     return Outcome(e.url, tuple(obs), tuple(ver), observed(m), got_v)

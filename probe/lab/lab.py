@@ -17,6 +17,7 @@ SQLite database with :class:`probe.store.Store`.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -64,6 +65,8 @@ def missing_tools() -> list[str]:
 
     missing = [t for t in _TOOLS if shutil.which(t) is None]
     try:
+        import aioquic  # noqa: F401
+        import netfilterqueue  # noqa: F401
         import scapy  # noqa: F401
         import trustme  # noqa: F401
     except ImportError as exc:
@@ -74,6 +77,7 @@ def missing_tools() -> list[str]:
 def _read_db(db: Path) -> dict[str, tuple[Any, Any]]:
     """Final (measurement, verdict) per measured URL, from a probe database."""
     from probe.store import Store
+    from probe.store.protocols import protocol_verdicts_of
 
     stored: dict[str, tuple[Any, Any]] = {}
     if not db.exists():
@@ -82,6 +86,8 @@ def _read_db(db: Path) -> dict[str, tuple[Any, Any]]:
         final = {r["measurement_id"] for r in store.results(run=None)}
         for mid, m, v in store.iter_judged():
             if mid in final:
+                if m.protocols:  # --quic, --ech: their verdicts, stored beside the web one
+                    v = dataclasses.replace(v, protocols=protocol_verdicts_of(store, mid))
                 stored[m.target.url] = (m, v)
     return stored
 
@@ -263,6 +269,11 @@ class Lab:
             "injector": (t.censor, [py, "-m", "probe.lab.injector", "--iface", "r0", "--config",
                                     str(sd / _censor.CONFIG_FILES["injector"])]),
             "stun": (t.server, [py, "-m", "probe.lab.stun", "--listen", sites.STUN]),
+            "quic": (t.server, [py, "-m", "probe.lab.quicserver",
+                                *(a for spec in sites.quic_listeners(*certs["valid"])
+                                  for a in ("--listen", spec))]),
+            "quic-censor": (t.censor, [py, "-m", "probe.lab.quiccensor", "--config",
+                                       str(sd / _censor.CONFIG_FILES["quic"])]),
         }  # fmt: skip
         for name, (ns, argv) in specs.items():
             self._start(name, ns, argv)

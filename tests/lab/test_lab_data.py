@@ -9,21 +9,32 @@ from probe.lab.scenarios import SCENARIOS, by_name, host_hex, sni_hex
 from probe.lab.sites import DOMAIN, SITES, server_addresses, zone
 
 
-def test_lab_has_the_scenarios_of_issues_5_12_and_14() -> None:
-    assert sorted(s.number for s in SCENARIOS) == list(range(1, 42))
-    assert len({s.name for s in SCENARIOS}) == 41
-    assert [s.kind for s in SCENARIOS].count("censorship") == 17 + 8
-    assert [s.kind for s in SCENARIOS].count("benign") == 15 + 1
+def test_lab_has_the_scenarios_of_issues_5_12_14_and_26() -> None:
+    assert sorted(s.number for s in SCENARIOS) == list(range(1, 50))
+    assert len({s.name for s in SCENARIOS}) == 49
+    assert [s.kind for s in SCENARIOS].count("censorship") == 17 + 8 + 4
+    assert [s.kind for s in SCENARIOS].count("benign") == 15 + 1 + 4
 
 
 def test_censorship_scenarios_expect_a_censorship_verdict_and_benign_ones_never_do() -> None:
     for s in SCENARIOS:
         for e in s.targets:
             assert e.verdict in VERDICTS and (e.stage is None or e.stage in STAGES), s.name
+            # The web verdict, or a protocol test's (QUIC, ECH: the web one stays ok there).
+            verdicts = {e.verdict, *(verdict for _, verdict, _ in e.protocols)}
+            assert all(v in VERDICTS for v in verdicts), s.name
             if s.kind == "censorship":
-                assert e.verdict in ("blocked", "reset", "hijacked"), s.name
+                assert verdicts & {"blocked", "reset", "hijacked"}, s.name
             else:
-                assert e.verdict in ("ok", "down", "inconclusive"), s.name
+                assert verdicts <= {"ok", "down", "inconclusive"}, s.name
+
+
+def test_protocol_scenarios_ask_for_their_test_and_keep_the_web_verdict_ok() -> None:
+    for s in SCENARIOS:
+        for e in s.targets:
+            for suite, _, _ in e.protocols:
+                assert f"--{suite}" in s.probe_args, s.name
+                assert e.verdict == "ok", s.name
 
 
 def test_every_scenario_url_names_a_lab_site() -> None:
