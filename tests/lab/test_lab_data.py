@@ -83,3 +83,18 @@ def test_scenario_lookup_names_the_known_scenarios_on_a_typo() -> None:
         assert "dns-injection" in str(exc)
     else:
         raise AssertionError("a typo must raise KeyError")
+
+
+def test_quic_censor_reads_the_sni_of_a_clients_initial() -> None:
+    from aioquic.quic.configuration import QuicConfiguration
+    from aioquic.quic.connection import QuicConnection
+
+    from probe.lab.quiccensor import initial_sni
+
+    config = QuicConfiguration(is_client=True, alpn_protocols=["h3"], server_name="quic-sni.lab.example")
+    conn = QuicConnection(configuration=config)
+    conn.connect(("10.66.2.81", 443), now=0.0)
+    (datagram, _), = conn.datagrams_to_send(now=0.0)
+    assert initial_sni(datagram) == "quic-sni.lab.example"
+    assert initial_sni(b"\x00" * 1200) is None  # a short-header packet: not inspected
+    assert initial_sni(datagram[:200]) is None  # truncated: cannot be decrypted
