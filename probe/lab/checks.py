@@ -145,6 +145,7 @@ def check(e: Expect, m: Measurement | None, v: Verdict | None) -> Outcome:
         ver.append("no verdict stored")
     else:
         got_v = v.verdict + (f"/{v.stage}" if v.stage else "") + (f"@{v.hop}" if v.hop else "")
+        got_v += "".join(f" {p.suite}:{p.verdict}" for p in v.protocols)
         if v.verdict != e.verdict:
             ver.append(f"verdict: expected {e.verdict}, got {v.verdict}")
         if e.stage is not None and v.stage != e.stage:

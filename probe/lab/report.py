@@ -22,8 +22,9 @@ GOLDEN_BODY_CAP = 64 * 1024
 
 
 def expected_text(e: Expect) -> str:
-    """``verdict/stage@hop`` as expected."""
-    return e.verdict + (f"/{e.stage}" if e.stage else "") + (f"@{e.hop}" if e.hop else "")
+    """``verdict/stage@hop`` as expected, then each protocol test's (``quic:blocked``)."""
+    return (e.verdict + (f"/{e.stage}" if e.stage else "") + (f"@{e.hop}" if e.hop else "")
+            + "".join(f" {suite}:{verdict}" for suite, verdict, _ in e.protocols))
 
 
 def _cut(text: str, width: int) -> str:
@@ -48,6 +49,8 @@ def censor_lines(s: Scenario) -> list[str]:
         lines.append(f"injector (copies the server's TTL): {flags} after a port-{port} segment "
                      f"with {trigger!r}")  # fmt: skip
     lines += [f"server: iptables -A INPUT {r}" for r in c.server_input]
+    lines += [f"QUIC censor: decrypt the client's Initial, block the flow 120 s when the SNI is {n}"
+              for n in c.quic_sni]
     if s.probe_args:
         lines.append(f"probe: {' '.join(s.probe_args)}")
     if s.control == "unreachable":

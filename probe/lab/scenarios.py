@@ -536,7 +536,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         probe_args=("--quic", "--quic-timeout", "4"),
     ),
     Scenario(
-        "ech-rejected-everywhere", 48, "a firewall in front of the site resets ECH hellos, for "
+        "ech-refused-everywhere", 48, "a firewall in front of the site resets ECH hellos, for "
         "everyone", "benign",
         (Expect(_u("ech-refused", "https"), "ok", step="none", status=200,
                 protocols=(("ech", "down", "ech/rejected-everywhere"),)),),

@@ -12,13 +12,14 @@ Reads only SQLite and the packaged fingerprints: no network library is imported.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import textwrap
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from probe.core.model import DNSObservation, Hop, Measurement, Verdict
+from probe.core.model import DNSObservation, Hop, Measurement, ProtocolVerdict, Verdict
 from probe.judge.explain import decisive, explain
 
 __all__ = ["EvidenceError", "dumps", "evidence", "find_measurement", "render_text"]
@@ -151,6 +152,24 @@ def _hop(hop: Hop, certs: dict[str, dict[str, Any]], fingerprints: Any) -> dict[
                 "location": next((v for k, v in h.headers if k == "location"), None),
                 "server": next((v for k, v in h.headers if k == "server"), None),
                 "fingerprints": _fingerprint_names(hop, fingerprints)}
+    ctl_quic = {(q.ip, q.port): q for q in (c.quic if c is not None else ())}
+    quic = [{"ip": q.ip, "port": q.port, "sni": q.sni, "decoy": decoy, "attempt": q.attempt,
+             "failure": q.failure, "alpn": q.alpn, "datagrams": q.datagrams,
+             "duration": round(q.duration, 4),
+             "control": None if decoy or (q.ip, q.port) not in ctl_quic else
+             {"ok": ctl_quic[(q.ip, q.port)].ok, "failure": ctl_quic[(q.ip, q.port)].failure}}
+            for decoy, q in sorted([*((False, q) for q in hop.quic), *((True, q) for q in hop.decoy_quic)],
+                                   key=lambda dq: dq[1].started)]  # in the order they were made
+    ctl_ech = {(e.ip, e.port): e for e in (c.ech if c is not None else ())}
+    ech = []
+    for e in hop.ech:
+        ce = ctl_ech.get((e.ip, e.port))
+        ech.append({"ip": e.ip, "port": e.port, "sni": e.sni, "ech": e.ech, "attempt": e.attempt,
+                    "failure": e.failure, "connected": e.connected, "answer": e.answer,
+                    "duration": round(e.duration, 4),
+                    "control": None if ce is None else
+                    {"ok": ce.ech_ok if e.ech else ce.plain_ok,
+                     "failure": ce.ech_failure if e.ech else ce.plain_failure}})
     control = None
     if c is not None:
         control = {"source": c.source, "failure": c.failure, "dns_failure": c.dns_failure,
@@ -158,7 +177,7 @@ def _hop(hop: Hop, certs: dict[str, dict[str, Any]], fingerprints: Any) -> dict[
                    "http_status": c.http_status, "http_title": c.http_title,
                    "http_body_length": c.http_body_length}
     return {"hop": hop.index, "url": hop.url, "dns": dns, "tcp": tcp, "tls": tls, "http": http,
-            "control": control}
+            "quic": quic, "ech": ech, "control": control}
 
 
 def evidence(store: Any, measurement_id: int, *, fingerprints: Any = None) -> dict[str, Any]:
@@ -171,6 +190,10 @@ def evidence(store: Any, measurement_id: int, *, fingerprints: Any = None) -> di
     if got is None:
         raise EvidenceError(f"no measurement {measurement_id}")
     m, v = got
+    if m.protocols:  # --quic, --ech: their verdicts, stored beside the web one
+        from probe.store.protocols import protocol_verdicts_of
+
+        v = dataclasses.replace(v, protocols=protocol_verdicts_of(store, measurement_id))
     meta = store.conn.execute(
         "SELECT m.run_id, v.name, m.measured_at, m.final, m.category, m.url, m.original_url "
         "FROM measurements m JOIN vantage_points v ON v.id = m.vantage_id WHERE m.id = ?",
@@ -196,8 +219,18 @@ def evidence(store: Any, measurement_id: int, *, fingerprints: Any = None) -> di
         "attempts": [{"measurement_id": a[0], "attempt": a[1], "final": bool(a[2]),
                       "verdict": a[3], "measured_at": a[4]} for a in attempts],
         "verdict": _verdict(v),
+        "protocols": [_protocol(p) for p in v.protocols],
         "hops": [_hop(h, certs, fingerprints) for h in m.hops],
     }
+
+
+def _protocol(p: ProtocolVerdict) -> dict[str, Any]:
+    """One protocol test's verdict (QUIC, ECH) with its reasons in words."""
+    key = decisive(p.verdict, p.stage, p.reasons) if p.verdict != "ok" else None
+    return {"suite": p.suite, "verdict": p.verdict, "stage": p.stage, "hop": p.hop,
+            "classifier_version": p.classifier_version, "decisive": key,
+            "reasons": [{"code": r, "words": explain(r, p.verdict if r == key else None),
+                         "decisive": r == key} for r in p.reasons]}
 
 
 def _verdict(v: Verdict) -> dict[str, Any]:
@@ -300,6 +333,21 @@ def _rows(hop: dict[str, Any]) -> Iterator[tuple[str, str, str]]:
                 title = f" \"{ctl['http_title']}\"" if ctl["http_title"] else ""
                 control = f"{ctl['http_status']}{title}, {ctl['http_body_length']} bytes"
         yield (f"HTTP GET {h['url']} via {h['ip']}:{h['port']}", probe, control)
+    for q in hop.get("quic", ()):
+        what = "QUIC decoy" if q["decoy"] else "QUIC" + (" again" if q["attempt"] else "")
+        probe = _ok(q["failure"], f"handshake ok, ALPN {q['alpn'] or '-'}")
+        probe += f" ({_ms(q['duration'])}, {q['datagrams']} datagrams back)"
+        yield (f"{what} {q['ip']}:{q['port']} SNI {q['sni']}", probe,
+               _control(q["control"], "handshake ok"))
+    for e in hop.get("ech", ()):
+        what = "TLS hello + ECH" if e["ech"] else "TLS hello, plain"
+        what += " again" if e["attempt"] else ""
+        probe = (e["answer"] or "") if e["failure"] is None else f"FAILED {e['failure']}"
+        if e["failure"] is not None and e["answer"]:
+            probe += f" ({e['answer']})"
+        probe += f" ({_ms(e['duration'])})"
+        yield (f"{what} {e['ip']}:{e['port']} SNI {e['sni']}", probe,
+               _control(e["control"], "answered"))
 
 
 def _table(rows: list[tuple[str, str, str]], width: int) -> Iterator[str]:
@@ -355,6 +403,16 @@ def render_text(ev: dict[str, Any], width: int = 100) -> Iterator[str]:
                                  subsequent_indent="      ")
     if not v["reasons"]:
         yield "  (none)"
+    for p in ev.get("protocols", ()):
+        where = f" at {p['stage']} (hop {p['hop']})" if p["stage"] else ""
+        yield ""
+        yield _cut(f"{p['suite'].upper()} verdict: {p['verdict'].upper()}{where}  "
+                   f"(classifier {p['classifier_version']})", width)
+        for r in p["reasons"]:
+            mark = "*" if r["decisive"] else "-"
+            yield _cut(f"  {mark} {r['code']}{'  (decided the verdict)' if r['decisive'] else ''}", width)
+            yield from textwrap.wrap(r["words"], width, initial_indent="      ",
+                                     subsequent_indent="      ")
 
 
 def _cut(text: str, width: int) -> str:

@@ -19,6 +19,8 @@ __all__ = [
     "format_outages_table",
     "format_runs_table",
     "format_table",
+    "time_text",
+    "write_fixed_width",
 ]
 
 _CHUNK = 2000  # rows per chunk written to the terminal
@@ -59,6 +61,21 @@ def _fixed_width(
             buf = []
     buf.append(f"({n} {noun}{'s' if n != 1 else ''})\n")
     yield "".join(buf)
+
+
+def write_fixed_width(
+    rows: Iterable[dict[str, Any]],
+    columns: tuple[tuple[str, int], ...],
+    cells: Callable[[dict[str, Any]], tuple[Any, ...]],
+    noun: str,
+) -> Iterator[str]:
+    """Fixed-width lines of ``rows`` (see :func:`fit_columns`), for renderers of other modules."""
+    return _fixed_width(rows, columns, cells, noun)
+
+
+def time_text(iso: str | None) -> str:
+    """A stored UTC time as the tables show it: ``2026-11-26 11:52 UTC``."""
+    return _time(iso)
 
 
 def _time(iso: str | None) -> str:

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "RESULT_KEYS",
+    "latest_protocol_run",
     "latest_protocol_verdicts",
     "protocol_results",
     "protocol_verdicts_of",
@@ -54,6 +55,18 @@ def protocol_verdicts_of(store: Store, measurement_id: int) -> tuple[ProtocolVer
     return tuple(ProtocolVerdict(r["suite"], r["verdict"], r["stage"], r["hop"],
                                  tuple(json.loads(r["reasons"])), r["classifier_version"])
                  for r in rows)  # fmt: skip
+
+
+def latest_protocol_run(store: Store, suite: str, vantage: str | None = None) -> int | None:
+    """The newest run with ``suite`` verdicts (of ``vantage`` when given), or None."""
+    sql = ("SELECT max(m.run_id) FROM protocol_verdicts p JOIN measurements m ON m.id = p.measurement_id "
+           "JOIN vantage_points v ON v.id = m.vantage_id WHERE p.suite = ?")  # fmt: skip
+    params: list[Any] = [suite]
+    if vantage is not None:
+        sql += " AND v.name = ?"
+        params.append(vantage)
+    row = store.conn.execute(sql, params).fetchone()
+    return None if row is None or row[0] is None else int(row[0])
 
 
 def run_has_protocol(store: Store, run_id: int, suite: str) -> bool:
