@@ -267,6 +267,31 @@ def load_matrix(
     return matrix
 
 
+def protocol_matrix(
+    conn: sqlite3.Connection,
+    suite: str,
+    vantages: Sequence[str] | None = None,
+    categories: Sequence[str] | None = None,
+    since: str | None = None,
+) -> Matrix:
+    """The ``suite`` verdict (``quic``, ``ech``: ``probe run --quic``/``--ech``) of the latest
+    measurement of every URL at every vantage point, as a :class:`Matrix` (stage ``quic`` or
+    ``tls``); URLs whose latest measurement had no such test have no cell."""
+    from probe.store.protocols import latest_protocol_verdicts
+
+    ids = vantage_ids(conn, vantages)
+    matrix = Matrix(list(ids))
+    if not ids:
+        return matrix
+    wanted = set(categories or ())
+    for r in latest_protocol_verdicts(conn, suite, list(ids), since):
+        if wanted and r["category"] not in wanted:
+            continue
+        i = matrix.url_index(r["url"], r["category"] or "")
+        matrix.cells[r["vantage"]][i] = Cell(r["verdict"], r["stage"], r["measured_at"])
+    return matrix
+
+
 def state_latest(conn: sqlite3.Connection, vantage_id: int) -> dict[str, Cell]:
     """URL -> latest final verdict at a vantage point."""
     return {
