@@ -22,6 +22,7 @@ __all__ = [
     "latest_protocol_run",
     "latest_protocol_verdicts",
     "protocol_results",
+    "protocol_summary",
     "protocol_verdicts_of",
     "run_has_protocol",
 ]
@@ -69,6 +70,27 @@ def latest_protocol_run(store: Store, suite: str, vantage: str | None = None) ->
     return None if row is None or row[0] is None else int(row[0])
 
 
+def protocol_summary(
+    conn: sqlite3.Connection, suite: str, vantages: Sequence[str], limit: int
+) -> tuple[dict[str, dict[str, int]], list[str], int]:
+    """Per vantage point, how many URLs' latest ``suite`` verdict is each verdict; and the URLs
+    (at most ``limit``, those most often not ok first) whose latest verdict is not ok somewhere,
+    with how many there are in all. Grouped queries over ``latest``: what is read is bounded."""
+    marks = ",".join("?" * len(vantages))
+    base = ("FROM latest l JOIN protocol_verdicts p ON p.measurement_id = l.measurement_id "
+            f"JOIN vantage_points v ON v.id = l.vantage_id WHERE p.suite = ? AND v.name IN ({marks})")
+    counts: dict[str, dict[str, int]] = {}
+    for name, verdict, n in conn.execute(f"SELECT v.name, p.verdict, count(*) {base} "
+                                         "GROUP BY v.name, p.verdict", (suite, *vantages)):
+        counts.setdefault(name, {})[verdict] = n
+    urls = [r[0] for r in conn.execute(
+        f"SELECT l.url, sum(p.verdict IN ('blocked', 'reset')) AS bad {base} AND p.verdict != 'ok' "
+        "GROUP BY l.url ORDER BY bad DESC, l.url LIMIT ?", (suite, *vantages, limit))]
+    (total,) = conn.execute(f"SELECT count(DISTINCT l.url) {base} AND p.verdict != 'ok'",
+                            (suite, *vantages)).fetchone()
+    return counts, urls, int(total)
+
+
 def run_has_protocol(store: Store, run_id: int, suite: str) -> bool:
     """True when the run measured URLs with the protocol test ``suite`` (``quic``, ``ech``)."""
     row = store.conn.execute(
@@ -110,11 +132,15 @@ def protocol_results(
 
 def latest_protocol_verdicts(
     conn: sqlite3.Connection, suite: str, vantages: Sequence[str] | None = None,
-    since: str | None = None,
+    since: str | None = None, *, urls: Sequence[str] | None = None,
 ) -> list[dict[str, Any]]:
-    """The ``suite`` verdict of the latest measurement of every URL at every vantage point (of
-    ``vantages``, measured at or after ``since``) that has one, ordered by URL and vantage."""
+    """The ``suite`` verdict of the latest measurement of every URL (of ``urls``) at every
+    vantage point (of ``vantages``, measured at or after ``since``) that has one, ordered by URL
+    and vantage."""
     where, params = "", list[Any]([suite])
+    if urls is not None:
+        where += f" AND l.url IN ({','.join('?' * len(urls))})" if urls else " AND 0"
+        params.extend(urls)
     if vantages:
         where += f" AND v.name IN ({','.join('?' * len(vantages))})"
         params.extend(vantages)
