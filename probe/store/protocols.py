@@ -23,6 +23,7 @@ __all__ = [
     "latest_protocol_verdicts",
     "protocol_results",
     "protocol_summary",
+    "protocol_verdicts_between",
     "protocol_verdicts_of",
     "run_has_protocol",
 ]
@@ -48,14 +49,32 @@ def _result(row: sqlite3.Row) -> dict[str, Any]:
     return d
 
 
+def _verdict(r: sqlite3.Row) -> ProtocolVerdict:
+    return ProtocolVerdict(r["suite"], r["verdict"], r["stage"], r["hop"],
+                           tuple(json.loads(r["reasons"])), r["classifier_version"])
+
+
+_VERDICT_COLUMNS = "measurement_id, suite, verdict, stage, hop, reasons, classifier_version"
+# The order the tests run in (probe.measure.protocols.requested): quic, then ech.
+_ORDER = "ORDER BY measurement_id, CASE suite WHEN 'quic' THEN 0 WHEN 'ech' THEN 1 ELSE 2 END, suite"
+
+
 def protocol_verdicts_of(store: Store, measurement_id: int) -> tuple[ProtocolVerdict, ...]:
-    """The stored protocol verdicts of one measurement, by suite name."""
-    rows = named_rows(store.conn, "SELECT suite, verdict, stage, hop, reasons, classifier_version "
-                      "FROM protocol_verdicts WHERE measurement_id = ? ORDER BY suite",
-                      (measurement_id,))  # fmt: skip
-    return tuple(ProtocolVerdict(r["suite"], r["verdict"], r["stage"], r["hop"],
-                                 tuple(json.loads(r["reasons"])), r["classifier_version"])
-                 for r in rows)  # fmt: skip
+    """The stored protocol verdicts of one measurement (quic first, then ech)."""
+    rows = named_rows(store.conn, f"SELECT {_VERDICT_COLUMNS} FROM protocol_verdicts "
+                      f"WHERE measurement_id = ? {_ORDER}", (measurement_id,))  # fmt: skip
+    return tuple(_verdict(r) for r in rows)
+
+
+def protocol_verdicts_between(conn: sqlite3.Connection, lo: int, hi: int
+                              ) -> dict[int, tuple[ProtocolVerdict, ...]]:
+    """measurement id -> its protocol verdicts, for the ids from ``lo`` to ``hi`` (exports read
+    them a chunk of measurements at a time)."""
+    out: dict[int, list[ProtocolVerdict]] = {}
+    for r in named_rows(conn, f"SELECT {_VERDICT_COLUMNS} FROM protocol_verdicts "
+                        f"WHERE measurement_id BETWEEN ? AND ? {_ORDER}", (lo, hi)):  # fmt: skip
+        out.setdefault(r["measurement_id"], []).append(_verdict(r))
+    return {k: tuple(v) for k, v in out.items()}
 
 
 def latest_protocol_run(store: Store, suite: str, vantage: str | None = None) -> int | None:

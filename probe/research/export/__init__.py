@@ -100,6 +100,8 @@ def iter_records(store: Store, f: Filters) -> Iterator[Record]:
         "JOIN runs AS r ON r.id = m.run_id JOIN vantage_points AS v ON v.id = m.vantage_id "
         f"WHERE m.id > ? AND {cond} ORDER BY m.id LIMIT {_CHUNK}"
     )
+    from probe.store.protocols import protocol_verdicts_between
+
     conn = store.conn
     last = 0
     while True:
@@ -109,11 +111,13 @@ def iter_records(store: Store, f: Filters) -> Iterator[Record]:
         lo, hi = chunk[0][0], chunk[-1][0]
         last = hi
         controls = store.controls_between(lo, hi)
+        protocols = protocol_verdicts_between(conn, lo, hi)  # --quic, --ech
         for (mid, uid, obs, verdict, stage, hop, reasons, version, final, classified_at,
              run_uid, run_started, software, v_uid, v_name, asn, as_org, country,
              *identity) in chunk:
             m = store.rebuild(obs, controls.get(mid, {}))
-            v = Verdict(verdict, stage, hop, tuple(json.loads(reasons)), version)
+            v = Verdict(verdict, stage, hop, tuple(json.loads(reasons)), version,
+                        protocols=protocols.get(mid, ()))
             yield Record(uid, m, v, bool(final), classified_at, run_uid, run_started, software,
                          v_uid, v_name, asn, as_org, country, *identity)
 
@@ -130,6 +134,7 @@ def jsonl_lines(store: Store, f: Filters) -> Iterator[str]:
             "vantage": r.vantage, "asn": r.asn, "country": r.country, "final": r.final,
             "verdict": v.verdict, "stage": v.stage, "hop": v.hop, "reasons": list(v.reasons),
             "classifier_version": v.classifier_version, "classified_at": r.classified_at,
+            **({"protocols": to_json(v.protocols)} if v.protocols else {}),  # --quic, --ech
             "measurement": to_json(r.measurement),
         }) + "\n"
 
@@ -138,7 +143,14 @@ def jsonl_lines(store: Store, f: Filters) -> Iterator[str]:
 CSV_COLUMNS = ("measurement_uid", "run_uid", "vantage_uid", "vantage", "asn", "country", "url",
                "original_url", "domain", "category", "source", "measured_at", "runtime",
                "attempt", "final", "failure", "n_hops", "final_url", "verdict", "stage", "hop",
-               "reasons", "classifier_version", "classified_at")
+               "reasons", "classifier_version", "classified_at", "quic_verdict", "quic_reasons",
+               "ech_verdict", "ech_reasons")
+# The QUIC and ECH tests' verdicts (probe run --quic, --ech): empty for URLs measured without.
+_PROTOCOL_COLUMNS = {
+    f"{suite}_{what}": f"(SELECT p.{what} FROM protocol_verdicts AS p WHERE p.measurement_id = m.id "
+                       f"AND p.suite = '{suite}')"
+    for suite in ("quic", "ech") for what in ("verdict", "reasons")
+}
 
 
 def csv_lines(store: Store, f: Filters) -> Iterator[str]:
@@ -149,7 +161,8 @@ def csv_lines(store: Store, f: Filters) -> Iterator[str]:
     cond, params = where(f)
     cols = ", ".join(
         {"measurement_uid": "m.uid", "run_uid": "r.uid", "vantage_uid": "v.uid", "vantage": "v.name",
-         "asn": "v.asn", "country": "v.country"}.get(c, f"m.{c}") for c in CSV_COLUMNS
+         "asn": "v.asn", "country": "v.country", **_PROTOCOL_COLUMNS}.get(c, f"m.{c}")
+        for c in CSV_COLUMNS
     )
     cur = store.conn.execute(
         f"SELECT {cols} FROM measurements AS m JOIN runs AS r ON r.id = m.run_id "

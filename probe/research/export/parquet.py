@@ -2,7 +2,8 @@
 
 ``probe export --format parquet --output DIR`` writes DIR/vantage_points.parquet, runs.parquet,
 measurements.parquet, dns_queries.parquet, tcp_connects.parquet, tls_handshakes.parquet,
-http_requests.parquet and controls.parquet (and observations.parquet with ``--observations``).
+http_requests.parquet, controls.parquet and protocol_verdicts.parquet (and observations.parquet
+with ``--observations``).
 Each table's Arrow schema is fixed below (docs/research.md lists it): times are
 ``timestamp[ms, UTC]``, JSON lists of strings are ``list<string>``, flags are ``bool``, counts
 ``int32``/``int64``, so DuckDB and ClickHouse read the same types from every export. Rows refer to
@@ -139,6 +140,12 @@ TABLES: tuple[Table, ...] = (
         ("http_title", "str", "c.http_title"), ("http_body_sha256", "str", "c.http_body_sha256"),
         ("data", "str", "c.data"),
     ), "c.id"),
+    # The verdicts of the opt-in QUIC and ECH tests (probe run --quic, --ech; docs/protocols.md).
+    _child("protocol_verdicts", "p", (
+        ("suite", "str", "p.suite"), ("verdict", "str", "p.verdict"), ("stage", "str", "p.stage"),
+        ("hop", "i32", "p.hop"), ("reasons", "strlist", "p.reasons"),
+        ("classifier_version", "str", "p.classifier_version"),
+    ), "p.measurement_id, p.suite"),
 )
 
 OBSERVATIONS = _child("observations", "o", (("data", "str", "o.data"),), "o.measurement_id")
