@@ -49,7 +49,8 @@ def _measurement(host: str, *, quic_blocked: bool, started: float = 1_790_000_00
     quic = ((QUICObservation(IP, 443, host, started, 5.0, TIMEOUT),
              QUICObservation(IP, 443, host, started + 6, 5.0, TIMEOUT, attempt=1))
             if quic_blocked else (QUICObservation(IP, 443, host, started, 0.05, None, "h3", 2),))
-    decoy = (QUICObservation(IP, 443, "example.com", started + 5, 0.05, None, "h3", 2),) if quic_blocked else ()
+    decoy = ((QUICObservation(IP, 443, "example.com", started + 5, 0.05, None, "h3", 2),)
+             if quic_blocked else ())
     hop = Hop(
         0, url, host, 443, "https",
         tcp=(TCPObservation(IP, 443, started, 0.01),),
