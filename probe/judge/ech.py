@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from probe.core.model import Hop, Measurement, ProtocolVerdict, TLSHelloObservation
 from probe.judge.classify.core import failure_kind
+from probe.judge.protocol_hops import control_entry, judge_measurement
 
 __all__ = ["CLASSIFIER_VERSION", "judge_ech"]
 
@@ -55,12 +56,9 @@ def _address(hop: Hop, ip: str, tries: list[TLSHelloObservation]) -> tuple[str, 
     reasons = [f"ech/{what}:{ip}"]
     if any(h.failure is not None for h in plains):
         reasons.append(f"ech/residual:{ip}")
-    ctl = hop.control
-    if ctl is None or ctl.failure is not None:
-        return "inconclusive", [*reasons, "control/unavailable"]
-    ce = next((c for c in ctl.ech if c.ip == ip and c.port == hop.port), None)
-    if ce is None:
-        return "inconclusive", [*reasons, "control/no-ech"]
+    ce = control_entry(hop, ip, lambda c: c.ech, "control/no-ech")
+    if isinstance(ce, str):
+        return "inconclusive", [*reasons, ce]
     if not ce.plain_ok:
         return "inconclusive", [*reasons, f"control/plain-{_failed(ce.plain_failure)}"]
     if not ce.ech_ok:
@@ -69,28 +67,10 @@ def _address(hop: Hop, ip: str, tries: list[TLSHelloObservation]) -> tuple[str, 
     return verdict, [*reasons, f"tls/ech-blocked:{what}"]
 
 
-def _hop(hop: Hop) -> tuple[str, list[str]]:
-    found = []
-    for ip in dict.fromkeys(h.ip for h in hop.ech):
-        out = _address(hop, ip, [h for h in hop.ech if h.ip == ip])
-        if out is not None:
-            found.append(out)
-    if not found:
-        return "inconclusive", ["ech/local-only"]
-    verdict = min((v for v, _ in found), key=lambda v: _ORDER[v])
-    return verdict, [r for _, reasons in found for r in reasons]
-
-
 def judge_ech(m: Measurement) -> ProtocolVerdict:
     """The ECH verdict of ``m`` (measured with ``--ech``), with its reasons."""
-    hops = [h for h in m.hops if h.ech]
-    if not hops:
-        reason = ("ech/not-measured:no-https" if not any(h.scheme == "https" for h in m.hops)
-                  else "ech/not-measured:no-connection")  # fmt: skip
-        return ProtocolVerdict("ech", "inconclusive", None, None, (reason,), CLASSIFIER_VERSION)
-    judged = [(hop.index, *_hop(hop)) for hop in hops]
-    reasons = tuple(dict.fromkeys(r for _, _, rs in judged for r in rs))
-    blocked = next((j for j in judged if j[1] in ("reset", "blocked")), None)
-    index, verdict, _ = blocked or judged[-1]
-    stage = "tls" if verdict != "ok" else None
-    return ProtocolVerdict("ech", verdict, stage, index, reasons, CLASSIFIER_VERSION)
+    return judge_measurement(
+        m, "ech", addresses=lambda hop: list(dict.fromkeys(h.ip for h in hop.ech)),
+        judge=lambda hop, ip: _address(hop, ip, [h for h in hop.ech if h.ip == ip]),
+        order=_ORDER, stage="tls", version=CLASSIFIER_VERSION, not_measured=":no-connection",
+    )  # fmt: skip

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from probe.core.model import Hop, Measurement, ProtocolVerdict, QUICObservation
 from probe.judge.classify.core import failure_kind
+from probe.judge.protocol_hops import control_entry, judge_measurement
 
 __all__ = ["CLASSIFIER_VERSION", "judge_quic"]
 
@@ -48,12 +49,9 @@ def _address(hop: Hop, ip: str, tries: list[QUICObservation]) -> tuple[str, list
     decoy = next((d for d in hop.decoy_quic if d.ip == ip), None)
     if decoy is not None:
         reasons.append(f"quic/decoy-{_kind(decoy.failure)}:{decoy.sni}")
-    ctl = hop.control
-    if ctl is None or ctl.failure is not None:
-        return "inconclusive", [*reasons, "control/unavailable"]
-    cq = next((c for c in ctl.quic if c.ip == ip and c.port == hop.port), None)
-    if cq is None:
-        return "inconclusive", [*reasons, "control/no-quic"]
+    cq = control_entry(hop, ip, lambda c: c.quic, "control/no-quic")
+    if isinstance(cq, str):
+        return "inconclusive", [*reasons, cq]
     if not cq.ok:
         return "down", [*reasons, f"quic/unsupported:control-{failure_kind(cq.failure) or 'failed'}"]
     if decoy is None:
@@ -69,28 +67,10 @@ def _address(hop: Hop, ip: str, tries: list[QUICObservation]) -> tuple[str, list
     return "blocked", [*reasons, "quic/udp-blocked:tls-failed-too"]
 
 
-def _hop(hop: Hop) -> tuple[str, list[str]]:
-    found = []
-    for ip in dict.fromkeys(q.ip for q in hop.quic):
-        out = _address(hop, ip, [q for q in hop.quic if q.ip == ip])
-        if out is not None:
-            found.append(out)
-    if not found:
-        return "inconclusive", ["quic/local-only"]
-    verdict = min((v for v, _ in found), key=lambda v: _ORDER[v])
-    return verdict, [r for _, reasons in found for r in reasons]
-
-
 def judge_quic(m: Measurement) -> ProtocolVerdict:
     """The QUIC verdict of ``m`` (measured with ``--quic``), with its reasons."""
-    hops = [h for h in m.hops if h.quic]
-    if not hops:
-        reason = ("quic/not-measured:no-https" if not any(h.scheme == "https" for h in m.hops)
-                  else "quic/not-measured")  # fmt: skip
-        return ProtocolVerdict("quic", "inconclusive", None, None, (reason,), CLASSIFIER_VERSION)
-    judged = [(hop.index, *_hop(hop)) for hop in hops]
-    reasons = tuple(dict.fromkeys(r for _, _, rs in judged for r in rs))
-    blocked = next((j for j in judged if j[1] == "blocked"), None)
-    index, verdict, _ = blocked or judged[-1]
-    stage = "quic" if verdict not in ("ok",) else None
-    return ProtocolVerdict("quic", verdict, stage, index, reasons, CLASSIFIER_VERSION)
+    return judge_measurement(
+        m, "quic", addresses=lambda hop: list(dict.fromkeys(q.ip for q in hop.quic)),
+        judge=lambda hop, ip: _address(hop, ip, [q for q in hop.quic if q.ip == ip]),
+        order=_ORDER, stage="quic", version=CLASSIFIER_VERSION, not_measured="",
+    )  # fmt: skip

@@ -22,9 +22,10 @@ import ssl
 import time
 from typing import TYPE_CHECKING, Any, cast
 
-from probe.core.failures import AddressRefused, QUICClosed, failure_string
+from probe.core.failures import QUICClosed, failure_string
 from probe.core.model import QUICObservation
-from probe.core.net.policy import ConnectPolicy, canonical_address
+from probe.core.net.policy import ConnectPolicy
+from probe.measure.tcp import checked_address
 
 if TYPE_CHECKING:
     from aioquic.quic.connection import QuicConnection
@@ -138,11 +139,7 @@ async def quic_handshake(
         from aioquic.quic.configuration import QuicConfiguration  # missing: a recorded failure
         from aioquic.quic.connection import QuicConnection
 
-        addr = canonical_address(ip)
-        if addr is None:
-            raise AddressRefused(f"{ip!r} is not an IP address")
-        if policy is not None and not policy(addr.compressed):
-            raise AddressRefused(f"{addr.compressed} is refused by the connect policy")
+        addr = checked_address(ip, policy)
         config = QuicConfiguration(is_client=True, alpn_protocols=list(ALPN), server_name=sni,
                                    verify_mode=ssl.CERT_NONE)  # fmt: skip
         loop = asyncio.get_running_loop()
@@ -150,7 +147,7 @@ async def quic_handshake(
         conn = QuicConnection(configuration=config)
         async with asyncio.timeout(timeout):
             _, proto = await loop.create_datagram_endpoint(
-                lambda: _Driver(conn, done), remote_addr=(str(addr), port)
+                lambda: _Driver(conn, done), remote_addr=(addr, port)
             )
             driver = proto
             driver.start()

@@ -7,17 +7,14 @@ beside it, so that "reachable over TCP, blocked over QUIC" reads on one line.
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from probe.judge.explain import decisive, explain
-from probe.present.tables import abbreviate_reasons, fit_columns, time_text, write_fixed_width
+from probe.judge.explain import decisive
+from probe.present.tables import abbreviate_reasons, fit_columns, format_csv, time_text, write_fixed_width
 
 __all__ = ["CSV_KEYS", "format_protocol_csv", "format_protocol_table"]
 
-_CHUNK = 2000
 # (name, width, flexible minimum or 0 for fixed, drop order: higher goes first when narrow)
 _COLUMNS: tuple[tuple[str, int, int, int], ...] = (
     ("URL", 50, 20, 0), ("VERDICT", 12, 0, 0), ("WEB", 12, 0, 2), ("REASON", 60, 16, 0),
@@ -64,16 +61,4 @@ CSV_KEYS = ("url", "suite", "verdict", "stage", "hop", "decisive_reason", "expla
 
 def format_protocol_csv(rows: Iterable[dict[str, Any]]) -> Iterator[str]:
     """Protocol verdicts as CSV (RFC 4180, a header row first), in chunks of text."""
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\r\n")
-    w.writerow(CSV_KEYS)
-    for n, r in enumerate(rows, 1):
-        key = decisive(r["verdict"], r["stage"], r["reasons"] or [])
-        row = {**r, "reasons": " ".join(r["reasons"] or []), "decisive_reason": key or "",
-               "explanation": explain(key, r["verdict"]) if key else ""}
-        w.writerow(["" if row.get(k) is None else row.get(k) for k in CSV_KEYS])
-        if n % _CHUNK == 0:
-            yield buf.getvalue()
-            buf.seek(0)
-            buf.truncate()
-    yield buf.getvalue()
+    return format_csv(rows, CSV_KEYS)
