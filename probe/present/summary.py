@@ -111,13 +111,20 @@ def print_summary(summary: Any, db: Path, echo: Callable[[str], Any], tty: bool,
     said is what was stored); otherwise one compact line.
     """
     counts = dict(summary.verdicts)
+    from probe.store import Store, StoreError
+
     if not tty:
         echo(compact_summary(summary.run_id, summary.status, summary.measured, summary.elapsed,
                              counts, db))
+        if summary.protocols:
+            try:
+                with Store.open(db, create=False) as store:
+                    for line in protocol_lines(store, summary.run_id, db, tty=False):
+                        echo(line)
+            except StoreError:
+                pass  # the database went away: the compact line said what matters
         _problems(summary, echo)
         return
-    from probe.store import Store, StoreError
-
     try:
         with Store.open(db, create=False) as store:
             rows = store.results(summary.run_id,
@@ -125,10 +132,42 @@ def print_summary(summary: Any, db: Path, echo: Callable[[str], Any], tty: bool,
             for line in summary_lines(summary.run_id, summary.status, summary.measured,
                                       summary.elapsed, counts, db, rows, width):
                 echo(line)
+            if summary.protocols:
+                for line in protocol_lines(store, summary.run_id, db, width):
+                    echo(line)
     except StoreError:  # the database went away: the counts are still worth printing
         echo(compact_summary(summary.run_id, summary.status, summary.measured, summary.elapsed,
                              counts, db))
     _problems(summary, echo)
+
+
+_SUITES = (("quic", "QUIC (HTTP/3)"), ("ech", "ECH"))
+
+
+def protocol_lines(store: Any, run_id: int, db: Path, width: int = 80, *, tty: bool = True
+                   ) -> Iterator[str]:
+    """What the run's QUIC and ECH tests found (``probe run --quic``, ``--ech``): their counts
+    and, on a terminal, the URLs they found blocked or reset with the reason in words."""
+    from probe.judge.explain import decisive, explain
+    from probe.store.protocols import protocol_results, run_protocol_counts
+
+    counts = run_protocol_counts(store, run_id)
+    dbq = "" if Path(db) == DEFAULT_DB else f" --db {shlex.quote(str(db))}"
+    for suite, title in _SUITES:
+        if suite not in counts:
+            continue
+        line = ", ".join(f"{v} {n}" for v, n in sorted(counts[suite].items()))
+        if not tty:
+            yield f"run {run_id} {suite}: {line}"
+            continue
+        yield ""
+        yield from textwrap.wrap(f"{title}, judged apart from the web verdicts above: {line}",
+                                 width=max(width, 40), break_on_hyphens=False)
+        for r in protocol_results(store, suite, run_id, verdicts=("blocked", "reset"),
+                                  limit=SHOWN_PER_VERDICT):
+            key = decisive(r["verdict"], r["stage"], r["reasons"] or [])
+            yield from _entry(f"{r['verdict']}: {r['url']}", explain(key) if key else r["verdict"], width)
+        yield f"  probe results{dbq} --run {run_id} --suite {suite}"
 
 
 def _problems(summary: Any, echo: Callable[[str], Any]) -> None:

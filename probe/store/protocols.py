@@ -26,6 +26,7 @@ __all__ = [
     "protocol_verdicts_between",
     "protocol_verdicts_of",
     "run_has_protocol",
+    "run_protocol_counts",
 ]
 
 #: Each key of a protocol result (`probe results --suite quic --json`), in output order, with
@@ -108,6 +109,16 @@ def protocol_summary(
     (total,) = conn.execute(f"SELECT count(DISTINCT l.url) {base} AND p.verdict != 'ok'",
                             (suite, *vantages)).fetchone()
     return counts, urls, int(total)
+
+
+def run_protocol_counts(store: Store, run_id: int) -> dict[str, dict[str, int]]:
+    """suite -> verdict -> how many URLs of the run (their final attempt) got it."""
+    out: dict[str, dict[str, int]] = {}
+    for suite, verdict, n in store.conn.execute(
+            "SELECT p.suite, p.verdict, count(*) FROM protocol_verdicts p JOIN measurements m "
+            "ON m.id = p.measurement_id WHERE m.run_id = ? AND m.final = 1 GROUP BY 1, 2", (run_id,)):
+        out.setdefault(suite, {})[verdict] = n
+    return out
 
 
 def run_has_protocol(store: Store, run_id: int, suite: str) -> bool:

@@ -174,3 +174,15 @@ def test_exports_carry_the_protocol_verdicts(db: Path, tmp_path: Path) -> None:
         ("udp", "blocked.example"), ("udp", "example.com"), ("udp", "blocked.example")]
     assert keys["control"]["quic_handshake"][f"{IP}:443"]["status"] is True
     assert keys["x_probe_protocols"][0]["verdict"] == "blocked"
+
+
+def test_the_end_of_run_summary_counts_the_protocol_verdicts_apart(db: Path) -> None:
+    from probe.present.summary import protocol_lines
+
+    with Store.open(db, create=False) as s:
+        lines = list(protocol_lines(s, 1, db, 80))
+        compact = list(protocol_lines(s, 1, db, tty=False))
+    assert lines[1].startswith("QUIC (HTTP/3), judged apart from the web verdicts above:")
+    assert "  blocked: https://blocked.example/" in lines
+    assert all(len(line) <= 80 for line in lines if not line.startswith("  probe results"))  # a path
+    assert compact == ["run 1 quic: blocked 1, ok 1", "run 1 ech: ok 2"]
