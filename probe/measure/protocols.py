@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 
 from probe.core.failures import Failure
+from probe.core.net import is_ip_literal
 from probe.core.settings import MeasureConfig
 from probe.measure.ech import ech_pair
 from probe.measure.hop import HopState
@@ -64,7 +65,7 @@ async def run(hs: HopState, cfg: MeasureConfig) -> None:
     jobs = []
     if cfg.quic:
         jobs += [_quic(hs, ip, cfg) for ip in hs.addresses]
-    if cfg.ech:
+    if cfg.ech and (cfg.ech_sni or not is_ip_literal(hs.host)):  # no name to hide in an IP URL
         connected = dict.fromkeys(t.ip for t in hs.tcp if t.failure is None)
         jobs += [_ech(hs, ip, cfg) for ip in connected]
     if len(jobs) == 1:

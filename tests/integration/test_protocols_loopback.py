@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from observe_helpers import config, run, target
@@ -99,15 +99,16 @@ def test_ech_pair_against_a_resetting_server_stops_after_the_plain_hello(loopbac
     assert pv.verdict == "inconclusive" and f"ech/plain-reset:{loopback_net.reset_ip}" in pv.reasons
 
 
-def _helper_answer(net: LoopbackNet, url: str, *, quic: bool, ech: bool) -> ControlObservation:
-    """What probe's helper (its engine, no connect policy) answers for ``url``."""
+def _helper_answer(net: LoopbackNet, url: str, *, quic: bool, ech: bool,
+                   policy: Callable[[str], bool] | None = None) -> ControlObservation:
+    """What probe's helper (its engine, with ``policy``: none by default) answers for ``url``."""
     from probe.core.codec import encode_json
     from probe.measure.control.protocol import build_request
 
     body = encode_json(build_request(url, [], 443, quic_enabled=quic, ech_enabled=ech))
     req = parse_request(body)
     cfg = dataclasses.replace(config(net), quic_timeout=1.0)
-    m: Measurement = asyncio.run(engine_measure(cfg, policy=None)(req))
+    m: Measurement = asyncio.run(engine_measure(cfg, policy=policy)(req))
     resp = build_response(req, m, version="test")
     return parse_response(encode_json(resp), source="helper", url=url)
 
@@ -121,6 +122,14 @@ def test_helper_answers_quic_handshake_and_x_ech_when_asked(
     assert [(c.ip, c.plain_ok, c.ech_ok) for c in ctl.ech] == [(loopback_net.web_ip, True, True)]
     quiet = _helper_answer(loopback_net, url, quic=False, ech=False)
     assert quiet.quic == () and quiet.ech == ()
+
+
+def test_helper_never_sends_quic_or_hellos_where_its_policy_refuses(
+    loopback_net: LoopbackNet, quic_server: None
+) -> None:
+    url = loopback_net.url("ok.test", tls=True)
+    ctl = _helper_answer(loopback_net, url, quic=True, ech=True, policy=lambda ip: False)
+    assert ctl.quic == () and ctl.ech == ()
 
 
 def test_probe_and_helper_together_judge_quic_ok(loopback_net: LoopbackNet, quic_server: None) -> None:

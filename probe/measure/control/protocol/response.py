@@ -145,6 +145,8 @@ def _quic(hop: Hop) -> dict[str, TLSHandshakeResult]:
     completed counts)."""
     out: dict[str, TLSHandshakeResult] = {}
     for q in hop.quic:
+        if q.failure == Failure.ADDRESS_REFUSED_BY_POLICY:
+            continue  # never sent to: not a QUIC result (x_skipped_endpoints names it)
         ep = format_endpoint(q.ip, q.port)
         if ep in out and out[ep].status:
             continue
@@ -155,7 +157,7 @@ def _quic(hop: Hop) -> dict[str, TLSHandshakeResult]:
 def _ech(hop: Hop) -> dict[str, ECHResult]:
     """``x_ech``: per endpoint, whether the plain and the GREASE-ECH hellos were answered."""
     out: dict[str, ECHResult] = {}
-    for ip in dict.fromkeys(h.ip for h in hop.ech):
+    for ip in dict.fromkeys(h.ip for h in hop.ech if h.failure != Failure.ADDRESS_REFUSED_BY_POLICY):
         tries = [h for h in hop.ech if h.ip == ip]
         plain = [h for h in tries if not h.ech]
         ech = [h for h in tries if h.ech]
