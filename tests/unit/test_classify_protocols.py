@@ -157,3 +157,15 @@ def test_only_the_tests_asked_for_get_a_verdict() -> None:
     ech_only = classify(_m(scheme="http", protocols=("ech",)))
     assert [(p.suite, p.verdict, p.reasons) for p in ech_only.protocols] == [
         ("ech", "inconclusive", ("ech/not-measured:no-https",))]
+
+
+def test_data_stored_before_the_protocol_tests_still_decodes_and_gets_no_protocol_verdict() -> None:
+    from probe.core.codec import from_data
+
+    old = {"target": {"url": URL, "original_url": URL, "scheme": "https", "host": "site.example",
+                      "port": 443}, "started": 0.0, "runtime": 1.0,
+           "hops": [{"index": 0, "url": URL, "host": "site.example", "port": 443, "scheme": "https",
+                     "control": {"source": "helper", "url": URL, "started": 0.0, "duration": 0.1}}]}
+    m = from_data(Measurement, old)
+    assert (m.protocols, m.hops[0].quic, m.hops[0].ech, m.hops[0].control.quic) == ((), (), (), ())
+    assert classify(m).protocols == ()
