@@ -54,6 +54,8 @@ def _address(hop: Hop, ip: str, tries: list[TLSHelloObservation]) -> tuple[str, 
         return "ok", [f"ech/ok:{ip}"]
     what = _what(echs[-1])
     reasons = [f"ech/{what}:{ip}"]
+    if what == "deadline":
+        return "inconclusive", reasons  # cut by the URL's deadline: not an answer from the path
     if any(h.failure is not None for h in plains):
         reasons.append(f"ech/residual:{ip}")
     ce = control_entry(hop, ip, lambda c: c.ech, "control/no-ech")

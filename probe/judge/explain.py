@@ -261,7 +261,13 @@ REASONS: dict[str, _Entry] = {
                            "and the control's QUIC worked: UDP to the address is blocked", "blocked"),
     "quic/address-blocked": _e(lambda d: "QUIC and TCP to the address failed while the control's "
                                "QUIC worked: the address is blocked", "blocked"),
-    "quic/failed": _e(lambda d: "QUIC failed while the control's QUIC worked", "blocked"),
+    "quic/no-decoy": _e(lambda d: "QUIC failed while the control's worked, but no handshake with "
+                        "a harmless name was made to tell the name from the address",
+                        "inconclusive"),
+    "quic/deadline": _e(lambda d: f"the QUIC handshake with {d} was cut by the URL's deadline",
+                        "inconclusive"),
+    "ech/deadline": _e(lambda d: f"the ECH hello to {d} was cut by the URL's deadline",
+                       "inconclusive"),
     "quic/local-only": _e(lambda d: "only this machine's own network failed (no route)",
                           "inconclusive"),
     "quic/not-measured": _e(lambda d: "QUIC was not tried: no https hop" if d == "no-https"

@@ -13,9 +13,12 @@ with the control's QUIC handshake to it (``quic_handshake``):
   - the decoy failed too while TCP and TLS to the address work: ``quic/udp-blocked`` (``blocked``:
     QUIC to the address is blocked whatever the name, UDP endpoint blocking);
   - the decoy failed and TCP failed too: ``quic/address-blocked`` (``blocked``);
-  - no decoy was tried: ``quic/failed:control-ok`` (``blocked``, mechanism unknown);
+  - no decoy was tried: ``quic/no-decoy:control-ok`` (``inconclusive``: the probe always tries
+    one, so only a measurement cut short or made without one lacks it);
 - no control answer for that address: ``inconclusive`` with ``control/no-quic`` (OONI's
-  helpers answer only when they do QUIC) or ``control/unavailable``.
+  helpers answer only when they do QUIC) or ``control/unavailable``;
+- a handshake cut by the URL's deadline (``quic/deadline``) is no answer from the path:
+  ``inconclusive``.
 
 Failures of the probe's own network (no IPv6 route) say nothing and are left out. An address
 that works decides for the hop (a browser gets the page over HTTP/3); a blocked hop decides for
@@ -49,13 +52,15 @@ def _address(hop: Hop, ip: str, tries: list[QUICObservation]) -> tuple[str, list
     decoy = next((d for d in hop.decoy_quic if d.ip == ip), None)
     if decoy is not None:
         reasons.append(f"quic/decoy-{_kind(decoy.failure)}:{decoy.sni}")
+    if "deadline" in (kind, _kind(decoy.failure if decoy else None)):
+        return "inconclusive", reasons  # cut by the URL's deadline: not an answer from the path
     cq = control_entry(hop, ip, lambda c: c.quic, "control/no-quic")
     if isinstance(cq, str):
         return "inconclusive", [*reasons, cq]
     if not cq.ok:
         return "down", [*reasons, f"quic/unsupported:control-{failure_kind(cq.failure) or 'failed'}"]
-    if decoy is None:
-        return "blocked", [*reasons, "quic/failed:control-ok"]
+    if decoy is None:  # none tried (the helper's own test): name or address, nobody can say
+        return "inconclusive", [*reasons, "quic/no-decoy:control-ok"]
     if decoy.failure is None:
         return "blocked", [*reasons, f"quic/sni-filtered:decoy={decoy.sni}"]
     tcp_ok = any(t.ip == ip and t.failure is None for t in hop.tcp)

@@ -187,23 +187,31 @@ def _dropped(obs: TLSHelloObservation) -> bool:
 
 
 async def ech_pair(
-    ip: str, port: int, sni: str, *, timeout: float, tcp_timeout: float,
-    policy: ConnectPolicy | None = None,
-) -> list[TLSHelloObservation]:
-    """The plain hello, then the ECH one; when only the ECH one went unanswered, both once more
-    (plain first), so that one lost packet does not make a finding.
+    ip: str, port: int, sni: str, out: list[TLSHelloObservation], *, timeout: float,
+    tcp_timeout: float, policy: ConnectPolicy | None = None,
+) -> None:
+    """The plain hello, then the ECH one, each recorded in ``out`` as it ends; when only the ECH
+    one went unanswered, both once more (plain first), so that one lost packet does not make a
+    finding. A hello cut by the URL's deadline is recorded as ``deadline_exceeded``.
 
     Never raises for network problems.
     """
     plain, ech = client_hellos(sni)
-    out = [await send_hello(ip, port, sni, plain, ech=False, timeout=timeout, tcp_timeout=tcp_timeout,
-                            policy=policy)]  # fmt: skip
-    if out[0].failure is not None:
-        return out  # the address does not answer a plain hello: nothing to compare with
-    out.append(await send_hello(ip, port, sni, ech, ech=True, timeout=timeout, tcp_timeout=tcp_timeout,
-                                policy=policy))  # fmt: skip
-    if _dropped(out[1]):
-        for hello, is_ech in ((plain, False), (ech, True)):
-            out.append(await send_hello(ip, port, sni, hello, ech=is_ech, timeout=timeout,
-                                        tcp_timeout=tcp_timeout, policy=policy, attempt=1))  # fmt: skip
-    return out
+
+    async def send(hello: bytes, is_ech: bool, attempt: int = 0) -> TLSHelloObservation:
+        started, t0 = time.time(), time.monotonic()
+        try:
+            obs = await send_hello(ip, port, sni, hello, ech=is_ech, timeout=timeout,
+                                   tcp_timeout=tcp_timeout, policy=policy, attempt=attempt)  # fmt: skip
+        except asyncio.CancelledError:
+            out.append(TLSHelloObservation(ip, port, sni, is_ech, started, time.monotonic() - t0,
+                                           Failure.DEADLINE_EXCEEDED, attempt=attempt))  # fmt: skip
+            raise
+        out.append(obs)
+        return obs
+
+    if (await send(plain, False)).failure is not None:
+        return  # the address does not answer a plain hello: nothing to compare with
+    if _dropped(await send(ech, True)):
+        await send(plain, False, 1)
+        await send(ech, True, 1)

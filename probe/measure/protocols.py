@@ -14,8 +14,10 @@ while after a hello it disliked must not spoil the web test). Per address, concu
 from __future__ import annotations
 
 import asyncio
+import time
 
 from probe.core.failures import Failure
+from probe.core.model import QUICObservation
 from probe.core.net import is_ip_literal
 from probe.core.settings import MeasureConfig
 from probe.measure.ech import ech_pair
@@ -42,22 +44,33 @@ def _control_quic_ok(hs: HopState, ip: str) -> bool:
     return any(q.ip == ip and q.port == hs.port and q.ok for q in ctl.quic)
 
 
+async def _handshake(hs: HopState, ip: str, sni: str, cfg: MeasureConfig,
+                     out: list[QUICObservation], attempt: int = 0) -> QUICObservation:
+    """One handshake, recorded in ``out``; cut by the URL's deadline, recorded as that."""
+    started, t0 = time.time(), time.monotonic()
+    try:
+        obs = await quic_handshake(ip, hs.port, sni, cfg.quic_timeout, policy=cfg.connect_policy,
+                                   attempt=attempt)  # fmt: skip
+    except asyncio.CancelledError:
+        out.append(QUICObservation(ip, hs.port, sni, started, time.monotonic() - t0,
+                                   Failure.DEADLINE_EXCEEDED, attempt=attempt))  # fmt: skip
+        raise
+    out.append(obs)
+    return obs
+
+
 async def _quic(hs: HopState, ip: str, cfg: MeasureConfig) -> None:
-    policy = cfg.connect_policy
-    first = await quic_handshake(ip, hs.port, hs.host, cfg.quic_timeout, policy=policy)
-    hs.quic.append(first)
+    first = await _handshake(hs, ip, hs.host, cfg, hs.quic)
     if first.failure is None or first.failure in _LOCAL or not cfg.quic_decoy:
         return
-    decoy = await quic_handshake(ip, hs.port, cfg.quic_decoy, cfg.quic_timeout, policy=policy)
-    hs.decoy_quic.append(decoy)
+    decoy = await _handshake(hs, ip, cfg.quic_decoy, cfg, hs.decoy_quic)
     if decoy.failure is None and _control_quic_ok(hs, ip):
-        hs.quic.append(await quic_handshake(ip, hs.port, hs.host, cfg.quic_timeout, policy=policy,
-                                            attempt=1))  # fmt: skip
+        await _handshake(hs, ip, hs.host, cfg, hs.quic, attempt=1)
 
 
 async def _ech(hs: HopState, ip: str, cfg: MeasureConfig) -> None:
-    hs.ech.extend(await ech_pair(ip, hs.port, cfg.ech_sni or hs.host, timeout=cfg.tls_timeout,
-                                 tcp_timeout=cfg.tcp_timeout, policy=cfg.connect_policy))  # fmt: skip
+    await ech_pair(ip, hs.port, cfg.ech_sni or hs.host, hs.ech, timeout=cfg.tls_timeout,
+                   tcp_timeout=cfg.tcp_timeout, policy=cfg.connect_policy)
 
 
 async def run(hs: HopState, cfg: MeasureConfig) -> None:

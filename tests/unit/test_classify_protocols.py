@@ -69,10 +69,12 @@ def _m(*, quic: tuple[QUICObservation, ...] = (), decoy: tuple[QUICObservation, 
          _ctl(False), True, "down", "quic/unsupported:control-timeout"),
         ((_q(TIMEOUT),), (_q(None, "example.com"),), _ctl(None), True, "inconclusive", "control/no-quic"),
         ((_q(TIMEOUT),), (_q(None, "example.com"),), None, True, "inconclusive", "control/unavailable"),
-        ((_q(TIMEOUT),), (), _ctl(True), True, "blocked", "quic/failed:control-ok"),
+        ((_q(TIMEOUT),), (), _ctl(True), True, "inconclusive", "quic/no-decoy:control-ok"),
+        ((_q(TIMEOUT),), (_q(Failure.DEADLINE_EXCEEDED, "example.com"),), _ctl(True), True,
+         "inconclusive", "quic/decoy-deadline:example.com"),
     ],
     ids=["ok", "retry-ok", "sni-filtered", "udp-blocked", "address-blocked", "unsupported",
-         "no-quic-control", "no-control", "no-decoy"],
+         "no-quic-control", "no-control", "no-decoy", "decoy-cut-by-deadline"],
 )
 def test_quic_rules(quic: tuple[QUICObservation, ...], decoy: tuple[QUICObservation, ...],
                     control: ControlObservation | None, tcp_ok: bool, verdict: str, reason: str) -> None:
@@ -121,9 +123,11 @@ ALERT = Failure.SSL_FAILED_HANDSHAKE
          "inconclusive", "control/no-ech"),
         ((_h(False, RESET, connected=True),), _ctl(ech=(True, True)), "inconclusive",
          f"ech/plain-reset:{IP}"),
+        ((_h(False), _h(True, Failure.DEADLINE_EXCEEDED, connected=False)), _ctl(ech=(True, True)),
+         "inconclusive", f"ech/deadline:{IP}"),
     ],
     ids=["ok", "reset", "dropped", "residual", "rejected-everywhere", "alert-everywhere",
-         "no-control", "plain-fails"],
+         "no-control", "plain-fails", "cut-by-deadline"],
 )
 def test_ech_rules(hellos: tuple[TLSHelloObservation, ...], control: ControlObservation,
                    verdict: str, reason: str) -> None:
