@@ -158,7 +158,9 @@ async def send_hello(
     """Send ``hello`` on a fresh connection to ``ip:port`` and read the first answer."""
     started = time.time()
     t0 = time.monotonic()
-    tcp, conn = await tcp_connect(ip, port, tcp_timeout, policy)
+    # Not captured: --capture's packet rules judge the web steps' flows (docs/packets.md), and a
+    # reset of an ECH hello must not be read as evidence about them.
+    tcp, conn = await tcp_connect(ip, port, tcp_timeout, policy, captured=False)
     if conn is None:
         return TLSHelloObservation(ip, port, sni, ech, started, time.monotonic() - t0, tcp.failure,
                                    attempt=attempt)  # fmt: skip

@@ -51,7 +51,7 @@ def checked_address(ip: str, policy: ConnectPolicy | None) -> str:
 
 
 async def tcp_connect(
-    ip: str, port: int, timeout: float, policy: ConnectPolicy | None = None
+    ip: str, port: int, timeout: float, policy: ConnectPolicy | None = None, *, captured: bool = True
 ) -> tuple[TCPObservation, Conn | None]:
     """Connect to ``ip:port``; the observation, and the connection when it succeeded.
 
@@ -59,14 +59,15 @@ async def tcp_connect(
     test helper's SSRF guard) is enforced: on the address about to be connected to, after
     DNS and after each redirect. ``ip`` must be a strict IP literal; the connect goes to its
     canonical form, so ``getaddrinfo`` never reinterprets the text (``0177.0.0.1``). A
-    refused address gets ``address_refused_by_policy`` and no packet.
+    refused address gets ``address_refused_by_policy`` and no packet. ``captured=False`` keeps
+    the flow out of ``--capture`` (whose packet rules judge the web steps' flows only).
     """
     started = time.time()
     t0 = time.monotonic()
     try:
         addr = checked_address(ip, policy)
         async with asyncio.timeout(timeout):
-            if capture.current() is None:
+            if not captured or capture.current() is None:
                 reader, writer = await asyncio.open_connection(addr, port)
             else:
                 reader, writer = await _captured_connection(addr, port)

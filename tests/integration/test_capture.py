@@ -97,3 +97,12 @@ def test_bpf_program_is_short_jumps_and_rejects_by_default() -> None:
     assert prog[-1] == (0x06, 0, 0, 0)
     assert all(jt <= 1 and jf <= 1 for _, jt, jf, _ in prog)
     assert sum(1 for code, _, _, k in prog if code == 0x15 and k in (40000, 40001, 50000)) == 3
+
+
+def test_capture_leaves_the_ech_tests_flows_out(loopback_net: LoopbackNet, cap: capture.Capture) -> None:
+    # The packet rules judge the web steps' flows; the ECH hellos' connections are not theirs.
+    url = loopback_net.url("ok.test", tls=True)
+    m = asyncio.run(measure(target(url), config(loopback_net, ech=True)))
+    assert len(m.hops[0].ech) == 2 and len(m.hops[0].tcp) == 1
+    flows = {p.dport for p in m.packets if p.proto == "tcp"}
+    assert len(flows) == 1  # the web test's one connection
