@@ -10,7 +10,7 @@ helper only):
 - only the ECH hello went unanswered (reset, EOF, silence: twice, plain hellos answered in
   between) or got an answer that is no ServerHello, and the control's ECH hello got a
   ServerHello from the same address: ``tls/ech-blocked`` (``reset`` for a reset or an EOF,
-  else ``blocked``), as Russia's TSPU did from November 2024;
+  else ``blocked``), as Russia's TSPU did from November 2024 (to hellos naming cloudflare-ech.com);
 - the control's ECH hello failed too: ``ech/rejected-everywhere`` (``down``: the server does not
   take such hellos, never interference);
 - no control pair: ``inconclusive`` (``control/no-ech``): a server, or a firewall in front of it,

@@ -7,7 +7,8 @@ from one set of random values (client random, session id, key share): they diffe
 value as browsers send when they have no ECH configuration for a site (the draft's section
 6.2: outer type, HKDF-SHA256 / AES-128-GCM, a random config id, a random X25519 ``enc`` and a
 random payload). A server that does not support ECH must ignore it and answer both alike; a
-censor matching the extension treats them differently (Russia's TSPU, from November 2024).
+censor matching the extension treats them differently (Russia's TSPU from November 2024,
+with Cloudflare's outer name as the SNI: ``--ech-sni cloudflare-ech.com``).
 
 Each hello goes on a fresh TCP connection, the plain one first: a censor that keeps blocking
 the address after a hello it disliked (residual blocking, as the GFW did with ESNI) must not
