@@ -153,7 +153,9 @@ class QUICObservation:
     ``failure`` is None when the handshake completed; ``datagrams`` counts the UDP datagrams
     that came back (0 with a timeout: nothing answered, not even the server's Initial).
     ``attempt`` numbers the tries with this SNI on this address (a failed one is tried again
-    after the decoy handshake).
+    after the decoy handshake). After a handshake with the site's name, one HTTP/3 GET of the
+    hop's path: ``h3_status`` is the response's status, ``h3_failure`` why there was none (None
+    both when no request was made: the decoy, a failed handshake).
     """
 
     ip: str
@@ -165,6 +167,8 @@ class QUICObservation:
     alpn: str | None = None
     datagrams: int = 0
     attempt: int = 0
+    h3_status: int | None = None
+    h3_failure: str | None = None
 
 
 @dataclass(frozen=True)
@@ -253,8 +257,11 @@ class ControlObservation:
     http_wire_bytes: int | None = None
     http_rtt: float | None = None
     #: QUIC handshakes with the URL's name (``quic_handshake``, asked for with
-    #: ``x_quic_enabled``); ECH tests (``x_ech``, probe's helper only).
+    #: ``x_quic_enabled``) and the HTTP/3 request after them (``http3_request``: its status, or
+    #: its failure); ECH tests (``x_ech``, probe's helper only).
     quic: tuple[ControlTLS, ...] = ()
+    http3_status: int | None = None
+    http3_failure: str | None = None
     ech: tuple[ControlECH, ...] = ()
 
 

@@ -261,6 +261,14 @@ REASONS: dict[str, _Entry] = {
                            "and the control's QUIC worked: UDP to the address is blocked", "blocked"),
     "quic/address-blocked": _e(lambda d: "QUIC and TCP to the address failed while the control's "
                                "QUIC worked: the address is blocked", "blocked"),
+    "quic/handshake-ok": _e(lambda d: f"the QUIC handshake with {d} naming the site completed"),
+    "quic/h3": _e(lambda d: f"the HTTP/3 request over it to {d} got no answer"),
+    "quic/h3-blocked": _e(lambda d: "the HTTP/3 request got no answer after a QUIC handshake that "
+                          "completed, while the control's HTTP/3 request was answered", "blocked"),
+    "quic/h3-failed-everywhere": _e(lambda d: "the control's HTTP/3 request got no answer either: "
+                                    "the site's HTTP/3 does not answer, not censorship", "down"),
+    "control/no-http3": _e(lambda d: "the control made no HTTP/3 request to compare with",
+                           "inconclusive"),
     "quic/no-decoy": _e(lambda d: "QUIC failed while the control's worked, but no handshake with "
                         "a harmless name was made to tell the name from the address",
                         "inconclusive"),
@@ -323,7 +331,7 @@ def explain(reason: str, verdict: str | None = None) -> str:
 def _words(reason: str) -> str:
     stage, outcome, detail = _split(reason)
     if stage == "control" and outcome not in ("unavailable", "failed", "reached-by-redirect",
-                                              "no-quic", "no-ech"):
+                                              "no-quic", "no-ech", "no-http3"):
         return _control(outcome, detail)
     if stage == "measurement" and f"measurement/{outcome}" not in REASONS:
         return f"the measurement could not finish ({_failure(outcome)})"

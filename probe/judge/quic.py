@@ -4,7 +4,11 @@ Per address of an https hop, the probe's QUIC handshakes with the site's name ar
 the decoy handshake (a harmless name, same address), with the TCP/TLS test of that address and
 with the control's QUIC handshake to it (``quic_handshake``):
 
-- a handshake with the site's name completed: ``quic/ok``;
+- a handshake with the site's name completed and the HTTP/3 GET over it got an answer (or none
+  was made): ``quic/ok``; the GET got none (``quic/handshake-ok`` and ``quic/h3-<kind>``):
+  ``quic/h3-blocked`` (``blocked``) when the control's HTTP/3 request (``http3_request``) got
+  an answer, ``quic/h3-failed-everywhere`` (``down``) when it failed too, ``inconclusive``
+  (``control/no-http3``) without one;
 - the control could not do QUIC there either: ``quic/unsupported`` (``down``: the site, or that
   address, has no HTTP/3; never interference);
 - the control did QUIC there, and
@@ -43,8 +47,9 @@ def _kind(failure: str | None) -> str:
 
 def _address(hop: Hop, ip: str, tries: list[QUICObservation]) -> tuple[str, list[str]] | None:
     """(verdict, reasons) for one address; None when only the probe's own network failed."""
-    if any(q.failure is None for q in tries):
-        return "ok", [f"quic/ok:{ip}"]
+    done = [q for q in tries if q.failure is None]
+    if done:
+        return _request(hop, ip, done)
     kind = _kind(tries[-1].failure)
     if kind == "local":
         return None
@@ -70,6 +75,25 @@ def _address(hop: Hop, ip: str, tries: list[QUICObservation]) -> tuple[str, list
     if not tcp_ok:
         return "blocked", [*reasons, "quic/address-blocked"]
     return "blocked", [*reasons, "quic/udp-blocked:tls-failed-too"]
+
+
+def _request(hop: Hop, ip: str, done: list[QUICObservation]) -> tuple[str, list[str]]:
+    """After a handshake that completed: what became of the HTTP/3 GET over it."""
+    answered = next((q for q in done if q.h3_status is not None), None)
+    if answered is not None or not any(q.h3_failure for q in done):
+        return "ok", [f"quic/ok:{ip}"]
+    kind = _kind(next(q.h3_failure for q in done if q.h3_failure))
+    reasons = [f"quic/handshake-ok:{ip}", f"quic/h3-{kind}:{ip}"]
+    if kind in ("deadline", "local"):
+        return "inconclusive", reasons
+    ctl = hop.control
+    if ctl is None or ctl.failure is not None:
+        return "inconclusive", [*reasons, "control/unavailable"]
+    if ctl.http3_status is None and ctl.http3_failure is None:
+        return "inconclusive", [*reasons, "control/no-http3"]
+    if ctl.http3_status is None:
+        return "down", [*reasons, f"quic/h3-failed-everywhere:control-{_kind(ctl.http3_failure)}"]
+    return "blocked", [*reasons, "quic/h3-blocked"]
 
 
 def judge_quic(m: Measurement) -> ProtocolVerdict:

@@ -68,7 +68,7 @@ def install_base(censor_ns: str, server_ns: str | None = None) -> None:
 def _rules(censor: Censor) -> str:
     lines = ["*filter", "-F LAB-FWD"]
     lines += [f"-A LAB-FWD {r}" for r in censor.forward]
-    if censor.quic_sni:  # every UDP/443 datagram, both ways, through the QUIC SNI filter
+    if censor.quic_sni or censor.quic_drop_data:  # every UDP/443 datagram, both ways, through it
         lines += [f"-A LAB-FWD -p udp --{d}port 443 -j NFQUEUE --queue-num {QUEUE} --queue-bypass"
                   for d in ("d", "s")]  # fmt: skip
     lines += ["COMMIT", "*nat", "-F LAB-PRE"]
@@ -102,7 +102,8 @@ def apply(censor_ns: str, state_dir: Path, censor: Censor, server_ns: str | None
     )
     _write_json(
         state_dir / CONFIG_FILES["quic"],
-        {"block": [n.lower() for n in censor.quic_sni], "residual": QUIC_RESIDUAL},
+        {"block": [n.lower() for n in censor.quic_sni], "residual": QUIC_RESIDUAL,
+         "drop_data": list(censor.quic_drop_data)},
     )
     try:
         ns_run(censor_ns, ["iptables-restore", "--noflush"], stdin=_rules(censor))

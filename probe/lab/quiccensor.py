@@ -4,7 +4,8 @@
 
     python -m probe.lab.quiccensor --queue 7 --config QUIC.json
 
-``QUIC.json`` is re-read whenever it changes: ``{"block": ["name", ...], "residual": 120}``.
+``QUIC.json`` is re-read whenever it changes:
+``{"block": ["name", ...], "residual": 120, "drop_data": ["server address", ...]}``.
 The censor's rules (:mod:`probe.lab.censor`, when a scenario names QUIC SNIs) queue every
 forwarded UDP datagram to or from port 443 here.
 
@@ -17,6 +18,11 @@ and port, server address and port) is blocked for ``residual`` seconds, both way
 the triggering datagram itself passes, and everything after it (the server's answer first) is
 dropped. Only the first datagram of a flow is inspected, as the GFW does; a ClientHello split
 over several Initials, or not decryptable, passes.
+
+``drop_data`` is another technique: the handshake passes and what follows does not. Client
+datagrams to those addresses that carry a short-header (1-RTT) packet, the application data
+(the HTTP/3 request), are dropped, also when it is coalesced behind the handshake's last
+long-header packet (the client then sends that one again alone, and the handshake ends).
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["QUEUE", "initial_sni", "main"]
+__all__ = ["QUEUE", "carries_data", "initial_sni", "main"]
 
 #: The NFQUEUE number the censor's rules feed (the latency knob uses 0 and 1).
 QUEUE = 7
@@ -94,6 +100,28 @@ def initial_sni(datagram: bytes) -> str | None:
         return None
 
 
+def carries_data(datagram: bytes) -> bool:
+    """True when a QUIC datagram holds a short-header (1-RTT) packet: alone, or coalesced behind
+    the long-header packets of the handshake (each of which says its own length)."""
+    from aioquic._buffer import Buffer  # aioquic.buffer re-exports it without __all__
+    from aioquic.quic.packet import pull_quic_header
+
+    i = 0
+    try:
+        while i < len(datagram):
+            if datagram[i] & 0x80 == 0:
+                # A short header (fixed bit 0x40 set) runs to the end of the datagram; zero
+                # bytes after the last packet are padding (aioquic pads the Initial's datagram).
+                return datagram[i] & 0x40 != 0
+            header = pull_quic_header(Buffer(data=datagram[i:]), host_cid_length=8)
+            if header.packet_length <= 0:
+                return False
+            i += header.packet_length
+    except Exception:  # not QUIC: not the censor's business
+        return False
+    return False
+
+
 def _udp(packet: bytes) -> tuple[str, int, str, int, bytes] | None:
     """(src, sport, dst, dport, payload) of an IPv4 UDP packet, or None."""
     if len(packet) < 28 or packet[0] >> 4 != 4 or packet[9] != 17:
@@ -133,6 +161,9 @@ def run(queue: int, config: str) -> None:
             del blocked[key]
         rules = cfg.get() or {}
         names = {n.lower() for n in rules.get("block", ())}
+        if dport == 443 and dst in set(rules.get("drop_data", ())) and carries_data(data):
+            pkt.drop()
+            return
         if dport == 443 and names:
             sni = initial_sni(data)
             if sni is not None and sni in names:

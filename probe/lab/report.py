@@ -51,6 +51,8 @@ def censor_lines(s: Scenario) -> list[str]:
     lines += [f"server: iptables -A INPUT {r}" for r in c.server_input]
     lines += [f"QUIC censor: decrypt the client's Initial, block the flow 120 s when the SNI is {n}"
               for n in c.quic_sni]
+    lines += [f"QUIC censor: drop the client's 1-RTT packets to {ip} (the handshake passes)"
+              for ip in c.quic_drop_data]
     if s.probe_args:
         lines.append(f"probe: {' '.join(s.probe_args)}")
     if s.control == "unreachable":

@@ -66,7 +66,9 @@ class Censor:
       itself refusing this client (its kernel sends the RST, with the server's TTL and IP ID);
       rules without ``-s`` apply to the control helper too (a site that is so for everyone);
     * ``quic_sni``: names whose QUIC Initial makes the censor block the flow
-      (:mod:`probe.lab.quiccensor`: the GFW's rule, decrypting the Initial to read the SNI).
+      (:mod:`probe.lab.quiccensor`: the GFW's rule, decrypting the Initial to read the SNI);
+    * ``quic_drop_data``: server addresses whose QUIC handshakes pass and whose application
+      data (1-RTT packets from the client: the HTTP/3 request) is dropped.
     """
 
     resolver: tuple[tuple[str, str, tuple[str, ...], float], ...] = ()
@@ -79,6 +81,7 @@ class Censor:
     inject_tcp_copy_ttl: tuple[tuple[int, str, str], ...] = ()
     server_input: tuple[str, ...] = ()
     quic_sni: tuple[str, ...] = ()
+    quic_drop_data: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -552,6 +555,23 @@ SCENARIOS: tuple[Scenario, ...] = (
         (Expect(_u("quic", "https"), "ok", step="none", status=200,
                 protocols=(("quic", "ok", "quic/ok"), ("ech", "ok", "ech/ok"))),),
         probe_args=("--quic", "--ech"),
+    ),
+    Scenario(
+        "quic-data-drop", 50, "QUIC handshake passes, the HTTP/3 request is dropped", "censorship",
+        (Expect(_u("quic-data", "https"), "ok", step="none", status=200,
+                protocols=(("quic", "blocked", "quic/h3-blocked"),)),),
+        Censor(quic_drop_data=(_ip("quic-data"),)),
+        notes="the censor drops the client's 1-RTT packets to the address: the handshake "
+        "completes, the request never reaches the server; the control's request is answered",
+        probe_args=("--quic", "--quic-timeout", "2"),
+    ),
+    Scenario(
+        "quic-h3-mute", 51, "an HTTP/3 server that completes handshakes and answers no request, "
+        "for everyone", "benign",
+        (Expect(_u("quic-mute", "https"), "ok", step="none", status=200,
+                protocols=(("quic", "down", "quic/h3-failed-everywhere"),)),),
+        notes="the control's HTTP/3 request goes unanswered too: the site's side",
+        probe_args=("--quic", "--quic-timeout", "2"),
     ),
     Scenario(
         "huge-body", 27, "body larger than the body cap", "benign",

@@ -46,7 +46,8 @@ class Site:
     ``none`` (no HTTPS listener).
     ``alt_ip`` is a second address serving the same site (a CDN node), not in the zone.
     ``ip6`` is an AAAA record. A site whose ``ip`` is loopback is served by nobody. ``quic``
-    sites also answer QUIC (HTTP/3's handshake) on UDP 443; the others have nothing there.
+    sites also answer QUIC on UDP 443 (``h3``: and HTTP/3 requests; ``mute``: handshakes only);
+    the others have nothing there.
     """
 
     name: str
@@ -60,7 +61,7 @@ class Site:
     alt_ip: str | None = None
     title: str = ""
     ip6: str | None = None  # an AAAA record (nothing serves it: the lab has no IPv6 routes)
-    quic: bool = False  # a QUIC (HTTP/3) server on UDP 443 too (probe.lab.quicserver)
+    quic: str = ""  # "h3": a QUIC (HTTP/3) server on UDP 443 too; "mute": one that never answers a request
 
 
 def _n(label: str) -> str:
@@ -124,10 +125,12 @@ SITES: tuple[Site, ...] = (
     Site(_n("decoy-ip"), "10.66.2.75"),
     Site(_n("decoy-host"), "10.66.2.76"),
     # Issue 26: QUIC (HTTP/3) and ECH (docs/protocols.md).
-    Site(_n("quic"), "10.66.2.80", quic=True, title="HTTP/3 site"),
-    Site(_n("quic-sni"), "10.66.2.81", quic=True),
-    Site(_n("quic-udp"), "10.66.2.82", quic=True),
-    Site(_n("quic-lossy"), "10.66.2.83", quic=True),
+    Site(_n("quic"), "10.66.2.80", quic="h3", title="HTTP/3 site"),
+    Site(_n("quic-sni"), "10.66.2.81", quic="h3"),
+    Site(_n("quic-udp"), "10.66.2.82", quic="h3"),
+    Site(_n("quic-lossy"), "10.66.2.83", quic="h3"),
+    Site(_n("quic-data"), "10.66.2.87", quic="h3"),
+    Site(_n("quic-mute"), "10.66.2.88", quic="mute"),
     Site(_n("ech-drop"), "10.66.2.84"),
     Site(_n("ech-rst"), "10.66.2.85"),
     Site(_n("ech-refused"), "10.66.2.86"),
@@ -152,8 +155,10 @@ def server_addresses() -> tuple[str, ...]:
 
 
 def quic_listeners(cert: str, key: str) -> list[str]:
-    """``IP:443:CERT:KEY`` for every site that speaks QUIC (probe.lab.quicserver's arguments)."""
-    return [f"{s.ip}:443:{cert}:{key}" for s in SITES if s.quic and s.ip]
+    """``IP:443:CERT:KEY[:mute]`` for every site that speaks QUIC (probe.lab.quicserver's
+    arguments)."""
+    return [f"{s.ip}:443:{cert}:{key}" + (":mute" if s.quic == "mute" else "")
+            for s in SITES if s.quic and s.ip]
 
 
 def zone() -> dict[str, dict[str, Any]]:

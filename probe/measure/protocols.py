@@ -4,9 +4,10 @@ They run after the hop's DNS, TCP, TLS and HTTP, to the addresses those steps us
 never delay or disturb what the web verdict is judged on (a censor that blocks an address for a
 while after a hello it disliked must not spoil the web test). Per address, concurrently:
 
-- QUIC: a handshake with the site's SNI; after a failure, one with a harmless name (the decoy:
-  does the name or the address fail?) and, when the decoy got through and the control already
-  says QUIC works there, the site's SNI once more (one lost datagram must not make a finding);
+- QUIC: a handshake with the site's SNI and an HTTP/3 GET of the page over it; after a failure,
+  one with a harmless name (the decoy: does the name or the address fail?) and, when the decoy
+  got through and the control already says QUIC works there, the site's SNI once more (one lost
+  datagram must not make a finding);
 - ECH: the plain and the GREASE-ECH ClientHello (:func:`probe.measure.ech.ech_pair`) to each
   address TCP connected to.
 """
@@ -15,14 +16,15 @@ from __future__ import annotations
 
 import asyncio
 import time
+from urllib.parse import urlsplit
 
 from probe.core.failures import Failure
 from probe.core.model import QUICObservation
-from probe.core.net import is_ip_literal
+from probe.core.net import authority, is_ip_literal
 from probe.core.settings import MeasureConfig
 from probe.measure.ech import ech_pair
 from probe.measure.hop import HopState
-from probe.measure.quic import quic_handshake
+from probe.measure.quic import H3Request, quic_handshake
 
 __all__ = ["requested", "run"]
 
@@ -44,13 +46,22 @@ def _control_quic_ok(hs: HopState, ip: str) -> bool:
     return any(q.ip == ip and q.port == hs.port and q.ok for q in ctl.quic)
 
 
+def _request(hs: HopState, cfg: MeasureConfig) -> H3Request:
+    """The HTTP/3 GET of the hop's page, as the web step asked for it."""
+    parts = urlsplit(hs.url)
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    return authority(hs.host, hs.port, "https"), path, cfg.user_agent
+
+
 async def _handshake(hs: HopState, ip: str, sni: str, cfg: MeasureConfig,
                      out: list[QUICObservation], attempt: int = 0) -> QUICObservation:
-    """One handshake, recorded in ``out``; cut by the URL's deadline, recorded as that."""
+    """One handshake (with the site's name: and its HTTP/3 GET), recorded in ``out``; cut by
+    the URL's deadline, recorded as that."""
     started, t0 = time.time(), time.monotonic()
+    request = _request(hs, cfg) if sni == hs.host else None
     try:
         obs = await quic_handshake(ip, hs.port, sni, cfg.quic_timeout, policy=cfg.connect_policy,
-                                   attempt=attempt)  # fmt: skip
+                                   attempt=attempt, request=request)  # fmt: skip
     except asyncio.CancelledError:
         out.append(QUICObservation(ip, hs.port, sni, started, time.monotonic() - t0,
                                    Failure.DEADLINE_EXCEEDED, attempt=attempt))  # fmt: skip

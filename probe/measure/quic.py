@@ -1,10 +1,15 @@
-"""QUIC observations: a QUIC handshake (ALPN ``h3``) with one address, over one UDP socket.
+"""QUIC observations: a QUIC handshake (ALPN ``h3``) with one address, over one UDP socket, and
+an HTTP/3 GET over it.
 
 aioquic's sans-I/O :class:`QuicConnection` does the protocol; this module drives it on a
 *connected* UDP socket of its own, so that an ICMP "port unreachable" (nothing listens on the
 server's UDP port) comes back as ``connection_refused`` instead of a silent timeout, and so that
 every datagram that came back is counted (a censor that drops the flow after the client's
 Initial leaves 0; a server that answered but never finished leaves more).
+
+After a handshake with the site's name, one HTTP/3 GET of the page's path goes over the same
+connection (aioquic's H3Connection), and only the response's status is read: a censor that
+lets the handshake through and stops what follows (TSPU-style) shows there.
 
 The handshake does not verify the certificate: the question is whether QUIC gets through, and
 the decoy handshake (a harmless SNI, the server's certificate is for another name) must be
@@ -30,11 +35,14 @@ from probe.measure.tcp import checked_address
 if TYPE_CHECKING:
     from aioquic.quic.connection import QuicConnection
 
-__all__ = ["MISSING", "available", "quic_handshake"]
+__all__ = ["MISSING", "H3Request", "available", "quic_handshake"]
 
 #: What to tell a user who asked for QUIC without aioquic installed.
 MISSING = "QUIC needs aioquic: pip install 'probe[quic]' (or: pip install aioquic)"
 ALPN = ("h3",)
+
+#: An HTTP/3 GET: (authority, path and query, User-Agent).
+H3Request = tuple[str, str, str]
 
 
 def available() -> bool:
@@ -45,10 +53,15 @@ def available() -> bool:
 class _Driver(asyncio.DatagramProtocol):
     """Feeds one QuicConnection from one connected UDP socket until the handshake ends."""
 
-    def __init__(self, conn: QuicConnection, done: asyncio.Future[str | None]) -> None:
+    def __init__(self, conn: QuicConnection, done: asyncio.Future[str | None],
+                 request: H3Request | None = None) -> None:
         self.conn = conn
         self.done = done
+        self.request = request
         self.loop = asyncio.get_running_loop()
+        self.response: asyncio.Future[int] = self.loop.create_future()  # the GET's status
+        self.h3: Any = None
+        self.stream = -1
         self.transport: asyncio.DatagramTransport | None = None
         self.peer: Any = None
         self.datagrams = 0
@@ -68,14 +81,18 @@ class _Driver(asyncio.DatagramProtocol):
         self.conn.receive_datagram(data, addr, now=self.loop.time())
         self._flush()
 
+    def _fail(self, exc: BaseException) -> None:
+        for fut in (self.done, self.response):
+            if not fut.done():
+                fut.set_exception(exc)
+
     def error_received(self, exc: Exception) -> None:
         # ICMP errors on a connected socket: port unreachable -> ConnectionRefusedError, ...
-        if not self.done.done():
-            self.done.set_exception(exc)
+        self._fail(exc)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if exc is not None and not self.done.done():
-            self.done.set_exception(exc)
+        if exc is not None:
+            self._fail(exc)
 
     def _on_timer(self) -> None:
         self._timer = None
@@ -86,12 +103,15 @@ class _Driver(asyncio.DatagramProtocol):
         from aioquic.quic import events
 
         while (event := self.conn.next_event()) is not None:
-            if self.done.done():
-                continue
-            if isinstance(event, events.HandshakeCompleted):
+            if isinstance(event, events.HandshakeCompleted) and not self.done.done():
                 self.done.set_result(event.alpn_protocol)
+                self._get()
             elif isinstance(event, events.ConnectionTerminated):
-                self.done.set_exception(QUICClosed(event.error_code, event.reason_phrase))
+                self._fail(QUICClosed(event.error_code, event.reason_phrase))
+            elif isinstance(event, events.StreamReset) and event.stream_id == self.stream:
+                self._fail(ConnectionResetError(f"HTTP/3 stream reset: error 0x{event.error_code:x}"))
+            elif self.h3 is not None:
+                self._h3_event(event)
         transport = self.transport
         if transport is None or transport.is_closing():
             return
@@ -103,6 +123,32 @@ class _Driver(asyncio.DatagramProtocol):
         when = self.conn.get_timer()
         if when is not None:
             self._timer = self.loop.call_at(when, self._on_timer)
+
+    def _get(self) -> None:
+        """Send the HTTP/3 GET (when asked for) once the handshake completed."""
+        if self.request is None:
+            return
+        from aioquic.h3.connection import H3Connection
+
+        authority, path, user_agent = self.request
+        self.h3 = H3Connection(self.conn)
+        self.stream = self.conn.get_next_available_stream_id()
+        self.h3.send_headers(self.stream, [
+            (b":method", b"GET"), (b":scheme", b"https"), (b":authority", authority.encode()),
+            (b":path", path.encode()), (b"user-agent", user_agent.encode()),
+        ], end_stream=True)  # fmt: skip
+
+    def _h3_event(self, event: Any) -> None:
+        from aioquic.h3.events import HeadersReceived
+
+        for h3_event in self.h3.handle_event(event):
+            if (isinstance(h3_event, HeadersReceived) and h3_event.stream_id == self.stream
+                    and not self.response.done()):
+                status = dict(h3_event.headers).get(b":status", b"")
+                if status.isdigit():
+                    self.response.set_result(int(status))
+                else:
+                    self.response.set_exception(ValueError("HTTP/3 response without a status"))
 
     def close(self) -> None:
         """Say goodbye when the handshake completed (the server frees its state), then close."""
@@ -124,8 +170,11 @@ async def quic_handshake(
     *,
     policy: ConnectPolicy | None = None,
     attempt: int = 0,
+    request: H3Request | None = None,
 ) -> QUICObservation:
-    """One QUIC handshake with ``ip:port`` naming ``sni``; never raises for network problems.
+    """One QUIC handshake with ``ip:port`` naming ``sni`` and, when it completed and ``request``
+    is given, that HTTP/3 GET over it (``timeout`` again for the response's headers); never
+    raises for network problems.
 
     ``policy`` (the test helper's connect policy) is checked on the address before any packet
     is sent: a refused address gets ``address_refused_by_policy``.
@@ -135,6 +184,8 @@ async def quic_handshake(
     driver: _Driver | None = None
     alpn: str | None = None
     failure: str | None = None
+    h3_status: int | None = None
+    h3_failure: str | None = None
     try:
         from aioquic.quic.configuration import QuicConfiguration  # missing: a recorded failure
         from aioquic.quic.connection import QuicConnection
@@ -147,7 +198,7 @@ async def quic_handshake(
         conn = QuicConnection(configuration=config)
         async with asyncio.timeout(timeout):
             _, proto = await loop.create_datagram_endpoint(
-                lambda: _Driver(conn, done), remote_addr=(addr, port)
+                lambda: _Driver(conn, done, request), remote_addr=(addr, port)
             )
             driver = proto
             driver.start()
@@ -158,9 +209,18 @@ async def quic_handshake(
         raise
     except Exception as exc:
         failure = failure_string(exc)
+    if failure is None and request is not None and driver is not None:
+        try:
+            async with asyncio.timeout(timeout):
+                h3_status = await driver.response
+        except asyncio.CancelledError:
+            driver.close()
+            raise
+        except Exception as exc:
+            h3_failure = failure_string(exc)
     datagrams = 0
     if driver is not None:
         datagrams = driver.datagrams
         driver.close()
     return QUICObservation(ip, port, sni, started, time.monotonic() - t0, failure, alpn, datagrams,
-                           attempt)  # fmt: skip
+                           attempt, h3_status, h3_failure)  # fmt: skip

@@ -155,6 +155,7 @@ def _hop(hop: Hop, certs: dict[str, dict[str, Any]], fingerprints: Any) -> dict[
     ctl_quic = {(q.ip, q.port): q for q in (c.quic if c is not None else ())}
     quic = [{"ip": q.ip, "port": q.port, "sni": q.sni, "decoy": decoy, "attempt": q.attempt,
              "failure": q.failure, "alpn": q.alpn, "datagrams": q.datagrams,
+             "h3_status": q.h3_status, "h3_failure": q.h3_failure,
              "duration": round(q.duration, 4),
              "control": None if decoy or (q.ip, q.port) not in ctl_quic else
              {"ok": ctl_quic[(q.ip, q.port)].ok, "failure": ctl_quic[(q.ip, q.port)].failure}}
@@ -336,6 +337,10 @@ def _rows(hop: dict[str, Any]) -> Iterator[tuple[str, str, str]]:
     for q in hop.get("quic", ()):
         what = "QUIC decoy" if q["decoy"] else "QUIC" + (" again" if q["attempt"] else "")
         probe = _ok(q["failure"], f"handshake ok, ALPN {q['alpn'] or '-'}")
+        if q["h3_status"] is not None:
+            probe += f", HTTP/3 {q['h3_status']}"
+        elif q["h3_failure"]:
+            probe += f", HTTP/3 request FAILED {q['h3_failure']}"
         probe += f" ({_ms(q['duration'])}, {q['datagrams']} datagrams back)"
         yield (f"{what} {q['ip']}:{q['port']} SNI {q['sni']}", probe,
                _control(q["control"], "handshake ok"))

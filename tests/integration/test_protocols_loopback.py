@@ -48,6 +48,7 @@ def test_quic_handshake_with_the_sites_name_is_recorded(loopback_net: LoopbackNe
     assert (q.ip, q.port, q.sni, q.failure, q.alpn) == (loopback_net.web_ip, loopback_net.https_port,
                                                         "ok.test", None, "h3")
     assert q.datagrams >= 1
+    assert (q.h3_status, q.h3_failure) == (200, None)  # the HTTP/3 GET of the page, over it
     assert m.hops[0].decoy_quic == ()  # no decoy after a success
     assert m.hops[0].http is not None and m.hops[0].http.status == 200
 
@@ -119,6 +120,7 @@ def test_helper_answers_quic_handshake_and_x_ech_when_asked(
     url = loopback_net.url("ok.test", tls=True)
     ctl = _helper_answer(loopback_net, url, quic=True, ech=True)
     assert [(c.ip, c.ok, c.server_name) for c in ctl.quic] == [(loopback_net.web_ip, True, "ok.test")]
+    assert (ctl.http3_status, ctl.http3_failure) == (200, None)
     assert [(c.ip, c.plain_ok, c.ech_ok) for c in ctl.ech] == [(loopback_net.web_ip, True, True)]
     quiet = _helper_answer(loopback_net, url, quic=False, ech=False)
     assert quiet.quic == () and quiet.ech == ()

@@ -10,10 +10,10 @@ from probe.lab.sites import DOMAIN, SITES, server_addresses, zone
 
 
 def test_lab_has_the_scenarios_of_issues_5_12_14_and_26() -> None:
-    assert sorted(s.number for s in SCENARIOS) == list(range(1, 50))
-    assert len({s.name for s in SCENARIOS}) == 49
-    assert [s.kind for s in SCENARIOS].count("censorship") == 17 + 8 + 4
-    assert [s.kind for s in SCENARIOS].count("benign") == 15 + 1 + 4
+    assert sorted(s.number for s in SCENARIOS) == list(range(1, 52))
+    assert len({s.name for s in SCENARIOS}) == 51
+    assert [s.kind for s in SCENARIOS].count("censorship") == 17 + 8 + 5
+    assert [s.kind for s in SCENARIOS].count("benign") == 15 + 1 + 5
 
 
 def test_censorship_scenarios_expect_a_censorship_verdict_and_benign_ones_never_do() -> None:
@@ -98,3 +98,19 @@ def test_quic_censor_reads_the_sni_of_a_clients_initial() -> None:
     assert initial_sni(datagram) == "quic-sni.lab.example"
     assert initial_sni(b"\x00" * 1200) is None  # a short-header packet: not inspected
     assert initial_sni(datagram[:200]) is None  # truncated: cannot be decrypted
+
+
+def test_quic_censor_tells_application_data_from_the_handshake() -> None:
+    from aioquic.quic.configuration import QuicConfiguration
+    from aioquic.quic.connection import QuicConnection
+
+    from probe.lab.quiccensor import carries_data
+
+    conn = QuicConnection(configuration=QuicConfiguration(is_client=True, alpn_protocols=["h3"],
+                                                          server_name="quic-data.lab.example"))
+    conn.connect(("10.66.2.87", 443), now=0.0)
+    (initial, _), = conn.datagrams_to_send(now=0.0)
+    assert not carries_data(initial)  # a long-header Initial, padded with zeros to 1200 bytes
+    assert carries_data(bytes([0x41]) + bytes(40))  # a short-header (1-RTT) packet
+    assert carries_data(initial[:initial.index(bytes(8))] + bytes([0x5f]) + bytes(30))  # coalesced
+    assert not carries_data(b"")

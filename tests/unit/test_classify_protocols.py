@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from probe.core.failures import Failure
@@ -173,3 +175,29 @@ def test_data_stored_before_the_protocol_tests_still_decodes_and_gets_no_protoco
     m = from_data(Measurement, old)
     assert (m.protocols, m.hops[0].quic, m.hops[0].ech, m.hops[0].control.quic) == ((), (), (), ())
     assert classify(m).protocols == ()
+
+
+def _h3(status: int | None, failure: str | None) -> QUICObservation:
+    return QUICObservation(IP, 443, "site.example", 0.0, 0.1, None, "h3", 2, 0, status, failure)
+
+
+@pytest.mark.parametrize(
+    ("control_h3", "verdict", "reason"),
+    [
+        ((200, None), "blocked", "quic/h3-blocked"),
+        ((None, TIMEOUT), "down", "quic/h3-failed-everywhere:control-timeout"),
+        ((None, None), "inconclusive", "control/no-http3"),
+    ],
+    ids=["control-answered", "control-unanswered-too", "no-control-request"],
+)
+def test_an_http3_request_unanswered_after_a_handshake(control_h3: tuple[int | None, str | None],
+                                                      verdict: str, reason: str) -> None:
+    ctl = dataclasses.replace(_ctl(True), http3_status=control_h3[0], http3_failure=control_h3[1])
+    pv = judge_quic(_m(quic=(_h3(None, TIMEOUT),), control=ctl))
+    assert (pv.verdict, pv.reasons[:2]) == (verdict, (f"quic/handshake-ok:{IP}", f"quic/h3-timeout:{IP}"))
+    assert reason in pv.reasons
+
+
+def test_an_http3_answer_of_any_status_is_ok() -> None:
+    pv = judge_quic(_m(quic=(_h3(404, None),), control=_ctl(True)))
+    assert (pv.verdict, pv.reasons) == ("ok", (f"quic/ok:{IP}",))

@@ -48,7 +48,8 @@ def _measurement(host: str, *, quic_blocked: bool, started: float = 1_790_000_00
     )  # fmt: skip
     quic = ((QUICObservation(IP, 443, host, started, 5.0, TIMEOUT),
              QUICObservation(IP, 443, host, started + 6, 5.0, TIMEOUT, attempt=1))
-            if quic_blocked else (QUICObservation(IP, 443, host, started, 0.05, None, "h3", 2),))
+            if quic_blocked else (QUICObservation(IP, 443, host, started, 0.05, None, "h3", 2,
+                                                  h3_status=200),))
     decoy = ((QUICObservation(IP, 443, "example.com", started + 5, 0.05, None, "h3", 2),)
              if quic_blocked else ())
     hop = Hop(
@@ -134,6 +135,7 @@ def test_results_suite_without_such_runs_says_so(tmp_path: Path) -> None:
 def test_show_lists_quic_and_ech_steps_and_their_verdicts(db: Path) -> None:
     out = _invoke("show", "https://blocked.example/", "--db", str(db))
     assert "QUIC decoy" in out and "SNI example.com" in out
+    assert "HTTP/3 200" in _invoke("show", "https://open.example/", "--db", str(db))
     assert "TLS hello + ECH" in out
     assert "QUIC verdict: BLOCKED" in out and "ECH verdict: OK" in out
     with Store.open(db, create=False) as s:

@@ -159,6 +159,13 @@ def _ech(entries: dict[str, ECHResult] | None) -> tuple[ControlECH, ...]:
     return tuple(out)
 
 
+def _http3(h: HTTPRequestResult | None) -> dict[str, Any]:
+    """ControlObservation fields from ``http3_request`` (null: the helper made none)."""
+    if h is None or (h.failure is None and _count(h.status_code) is None):
+        return {}
+    return {"http3_status": _count(h.status_code), "http3_failure": h.failure or None}
+
+
 def _first(values: str | list[str]) -> str:
     """A header's first value (an empty list: the empty value)."""
     return next(iter(header_values(values)), "")
@@ -233,6 +240,7 @@ def parse_response(
         http_body_sha256=http.x_body_sha256 or None,
         ip_info=_ip_info(r.ip_info),
         quic=_tls(r.quic_handshake),
+        **_http3(r.http3_request),
         ech=_ech(r.x_ech or None),
         **_timing(timing or None),
     )

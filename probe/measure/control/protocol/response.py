@@ -154,6 +154,18 @@ def _quic(hop: Hop) -> dict[str, TLSHandshakeResult]:
     return out
 
 
+def _http3(hop: Hop) -> HTTPRequestResult | None:
+    """``http3_request``: the helper's HTTP/3 GET after its QUIC handshake (the first that got
+    an answer, else the last tried); only its status or its failure (no body, no redirects)."""
+    tried = [q for q in hop.quic if q.failure is None and (q.h3_status is not None or q.h3_failure)]
+    if not tried:
+        return None
+    q = next((q for q in tried if q.h3_status is not None), tried[-1])
+    return HTTPRequestResult(body_length=-1, discovered_h3_endpoint="", failure=q.h3_failure,
+                             title="", headers={},
+                             status_code=q.h3_status if q.h3_status is not None else -1)  # fmt: skip
+
+
 def _ech(hop: Hop) -> dict[str, ECHResult]:
     """``x_ech``: per endpoint, whether the plain and the GREASE-ECH hellos were answered."""
     out: dict[str, ECHResult] = {}
@@ -261,7 +273,7 @@ def build_response(
         tls_handshake=tls_handshake,
         quic_handshake=_quic(hop0) if hop0 is not None and req.quic_enabled else {},
         http_request=http,
-        http3_request=None,
+        http3_request=_http3(hop0) if hop0 is not None and req.quic_enabled else None,
         dns=DNSResult(failure=dns_failure, addrs=th_addrs),
         ip_info=ip_info,
         x_version=version,
