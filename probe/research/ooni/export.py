@@ -255,9 +255,16 @@ def _request(h: HTTPObservation, hop: Hop, t0: float, tid: int, user_agent: str 
 
 
 def _control(c: ControlObservation) -> dict[str, Any]:
-    quic = ({"quic_handshake": {_endpoint(x.ip, x.port): {"server_name": x.server_name, "status": x.ok,
-                                                          "failure": x.failure} for x in c.quic}}
-            if c.quic else {})  # fmt: skip
+    quic: dict[str, Any] = {}
+    if c.quic:
+        quic["quic_handshake"] = {_endpoint(x.ip, x.port): {"server_name": x.server_name,
+                                                            "status": x.ok, "failure": x.failure}
+                                  for x in c.quic}  # fmt: skip
+    if c.http3_status is not None or c.http3_failure is not None:
+        quic["http3_request"] = {
+            "body_length": -1, "discovered_h3_endpoint": "", "failure": c.http3_failure, "title": "",
+            "headers": {}, "status_code": c.http3_status if c.http3_status is not None else -1,
+        }  # fmt: skip
     return {**quic,
         "tcp_connect": {_endpoint(x.ip, x.port): {"status": x.ok, "failure": x.failure}
                         for x in c.tcp},
