@@ -14,7 +14,10 @@ owns a flow is the one whose task registered it: :func:`begin` puts a sink in a 
 variable, which the tasks a measurement starts inherit.
 
 What is kept per flow: the SYN-ACK, every RST and FIN, the first :data:`DATA_PACKETS` packets
-carrying data, and every UDP datagram (DNS replies); at most :data:`FLOW_CAP` packets per flow
+carrying data, and every UDP datagram that answers the flow's DNS query (its id, QR set, its one
+question: what :func:`probe.measure.dns` accepts as a reply; anything else the resolver's
+address sends is junk, counted and never kept, so it can never pose as a reply or as injection
+evidence, nor crowd the genuine reply out of the flow's cap); at most :data:`FLOW_CAP` packets per flow
 and :data:`SINK_CAP` per measurement, so memory stays bounded whatever a peer sends. With
 ``pcap`` the same packets (headers, and UDP payloads) are also written to a pcap file
 (LINKTYPE_RAW).
@@ -44,6 +47,7 @@ __all__ = [
     "CaptureUnavailable",
     "Sink",
     "active",
+    "answers_query",
     "begin",
     "bpf_program",
     "current",
@@ -160,26 +164,50 @@ def parse_packet(data: bytes, t: float) -> tuple[tuple[str, int, str, int], Pack
 class Sink:
     """The packets of one measurement's flows."""
 
-    __slots__ = ("dropped", "flows", "packets")
+    __slots__ = ("dropped", "flows", "junk", "packets")
 
     def __init__(self) -> None:
         self.packets: list[Packet] = []
         self.flows: dict[tuple[str, int, str, int], _Flow] = {}
         self.dropped = 0  # flows not captured (port table full, IPv6)
+        self.junk = 0  # datagrams on a DNS flow that did not answer its query (not kept)
+
+
+def answers_query(body: bytes, query: bytes) -> bool:
+    """True when the UDP payload ``body`` is a DNS reply to ``query`` (a query's wire form).
+
+    The header and question test :mod:`probe.measure.dns` applies before a datagram may count
+    as a reply: our id, QR set, exactly one question, and that question (the name compared
+    case-insensitively, the type and class exactly). On raw bytes, without parsing the
+    answers: a flood costs little.
+    """
+    end = len(query)
+    name = end - 4  # the question's name, then its type and class
+    if len(body) < end or body[:2] != query[:2] or not body[2] & 0x80 or body[4:6] != b"\0\1":
+        return False
+    return body[12:name].lower() == query[12:name].lower() and body[name:end] == query[name:]
 
 
 class _Flow:
-    __slots__ = ("data", "kept", "server_isn", "sink", "syn_ack")
+    __slots__ = ("data", "kept", "query", "server_isn", "sink", "syn_ack")
 
-    def __init__(self, sink: Sink) -> None:
+    def __init__(self, sink: Sink, query: bytes | None = None) -> None:
         self.sink = sink
         self.kept = 0
         self.data = 0
+        self.query = query  # UDP: the DNS query sent on this flow (only its replies are kept)
         self.server_isn: int | None = None
         self.syn_ack: int | None = None  # the ack of the SYN-ACK: our ISN + 1
 
-    def keep(self, pkt: Packet) -> Packet | None:
-        """The packet as stored (with its flow-relative seq/ack), or None when not kept."""
+    def keep(self, pkt: Packet, body: bytes = b"") -> Packet | None:
+        """The packet as stored (with its flow-relative seq/ack), or None when not kept.
+
+        A datagram on a DNS flow is kept only when it answers the flow's query (see
+        :func:`answers_query`); the others are counted as junk in the sink.
+        """
+        if pkt.proto == "udp" and self.query is not None and not answers_query(body, self.query):
+            self.sink.junk += 1
+            return None
         if pkt.proto == "tcp":
             if "S" in pkt.flags and "A" in pkt.flags and pkt.seq is not None:
                 self.server_isn, self.syn_ack = pkt.seq, pkt.ack
@@ -251,8 +279,13 @@ async def finish(started: tuple[Sink, contextvars.Token[Sink | None]] | None) ->
     return tuple(sorted(sink.packets, key=lambda p: p.t))
 
 
-def watch(proto: str, local: tuple[str, int], remote: tuple[str, int]) -> None:
-    """Register a flow of the current measurement (before its first packet is sent)."""
+def watch(proto: str, local: tuple[str, int], remote: tuple[str, int],
+          query: bytes | None = None) -> None:  # fmt: skip
+    """Register a flow of the current measurement (before its first packet is sent).
+
+    ``query``: for a UDP flow, the DNS query about to be sent on it; only datagrams that answer
+    it are kept (:func:`answers_query`).
+    """
     sink = current()
     cap = _ACTIVE
     if sink is None or cap is None:
@@ -260,7 +293,7 @@ def watch(proto: str, local: tuple[str, int], remote: tuple[str, int]) -> None:
     if ":" in remote[0] or ":" in local[0]:
         sink.dropped += 1  # IPv6: not captured
         return
-    cap.register(sink, (proto, local[1], remote[0], remote[1]))
+    cap.register(sink, (proto, local[1], remote[0], remote[1]), query)
 
 
 class Capture:
@@ -323,14 +356,14 @@ class Capture:
         self._sock.setsockopt(socket.SOL_SOCKET, _SO_ATTACH_FILTER, fprog)
         self._prog = buf
 
-    def register(self, sink: Sink, key: tuple[str, int, str, int]) -> None:
-        """Capture flow ``key`` for ``sink`` from now on."""
+    def register(self, sink: Sink, key: tuple[str, int, str, int], query: bytes | None = None) -> None:
+        """Capture flow ``key`` for ``sink`` from now on (``query``: see :func:`watch`)."""
         port = (key[0], key[1])
         if port not in self._ports and len(self._ports) >= MAX_PORTS:
             self.refused += 1
             sink.dropped += 1
             return
-        flow = _Flow(sink)
+        flow = _Flow(sink, query)
         sink.flows[key] = flow
         self._flows[key] = flow
         n = self._ports.get(port, 0)
@@ -411,11 +444,11 @@ class Capture:
         parsed = parse_packet(data, t)
         if parsed is None:
             return
-        key, pkt, _ = parsed
+        key, pkt, body = parsed
         flow = self._flows.get(key)
         if flow is None:
             return  # a packet to our port from someone else: not the probe's flow
-        kept = flow.keep(pkt)
+        kept = flow.keep(pkt, body)
         if kept is None:
             return
         self.packets_kept += 1

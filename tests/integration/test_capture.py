@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+import dns.message
+import dns.rdatatype
+import dns.rrset
 import pytest
 from observe_helpers import config, target
-from servers import LoopbackNet
+from servers import LoopbackNet, zone_handler
 
 from probe.core.model import Measurement, packet_digest
+from probe.judge.classify import classify
 from probe.measure import capture
 from probe.measure.engine import measure
 
@@ -97,3 +102,94 @@ def test_bpf_program_is_short_jumps_and_rejects_by_default() -> None:
     assert prog[-1] == (0x06, 0, 0, 0)
     assert all(jt <= 1 and jf <= 1 for _, jt, jf, _ in prog)
     assert sum(1 for code, _, _, k in prog if code == 0x15 and k in (40000, 40001, 50000)) == 3
+
+
+class _FarJunkResolver(threading.Thread):
+    """A resolver on loopback that answers each A query genuinely (TTL 64) and sends, from its
+    own address and port but with IP TTL 50, a flood of junk: garbage, a lie with another id,
+    a lie with our id for another question, our id followed by garbage. ``junk_first`` puts
+    50 of them before the genuine reply."""
+
+    FLOOD = 2_000
+
+    def __init__(self, zone: dict[str, list[str] | str], junk_first: bool) -> None:
+        super().__init__(daemon=True)
+        self.genuine = zone_handler(zone)
+        self.junk_first = junk_first
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.62", 0))
+        self.sock.settimeout(0.2)
+        self.address = f"127.0.0.62:{self.sock.getsockname()[1]}"
+        self.stop = False
+
+    def _junk(self, query: dns.message.Message) -> list[bytes]:
+        other = dns.message.make_query("other.test", "A")
+        lies = []
+        for q, qid in ((query, (query.id + 1) & 0xFFFF), (other, query.id)):
+            r = dns.message.make_response(q)
+            r.id = qid
+            r.answer.append(dns.rrset.from_text(q.question[0].name, 60, "IN", "A", "10.10.34.34"))
+            lies.append(r.to_wire())
+        kinds = [b"\x13\x37garbage" * 3, lies[0], lies[1], query.id.to_bytes(2, "big") + b"\0" * 40]
+        return [kinds[i % 4] for i in range(self.FLOOD)]
+
+    def _send(self, wires: list[bytes], addr: tuple[str, int], ttl: int) -> None:
+        self.sock.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, ttl)
+        for w in wires:
+            try:
+                self.sock.sendto(w, addr)
+            except OSError:  # the probe's socket buffer is full: a dropped datagram
+                pass
+
+    def run(self) -> None:
+        while not self.stop:
+            try:
+                data, addr = self.sock.recvfrom(2048)
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            query = dns.message.from_wire(data)
+            genuine = [r.to_wire() for _, r in self.genuine(query)]
+            if query.question[0].rdtype != dns.rdatatype.A:
+                self._send(genuine, addr, 64)
+                continue
+            junk = self._junk(query)
+            if self.junk_first:
+                self._send(junk[:50], addr, 50)
+                junk = junk[50:]
+            self._send(genuine, addr, 64)
+            self._send(junk, addr, 50)
+
+    def close(self) -> None:
+        self.stop = True
+        self.join(timeout=5)
+        self.sock.close()
+
+
+@pytest.mark.parametrize("junk_first", [False, True])
+def test_junk_from_the_resolver_is_never_kept_as_a_reply(loopback_net: LoopbackNet,
+                                                         cap: capture.Capture,
+                                                         junk_first: bool) -> None:
+    # Junk from the resolver's own address and port, sent from another distance (TTL 50 where
+    # the genuine reply has 64): before, it was captured like a reply and its TTL made the
+    # clean site "hijacked" (dns/injected:ttl-delta=14); with junk first, the flow's cap filled
+    # with junk and the genuine reply's packet was never kept.
+    server = _FarJunkResolver(loopback_net.zone, junk_first)
+    server.start()
+    try:
+        m = asyncio.run(measure(target(loopback_net.url("ok.test")),
+                                config(loopback_net, resolvers=(server.address,), late_window=0.5,
+                                       dns_timeout=3.0)))  # fmt: skip
+    finally:
+        server.close()
+    a = next(q for q in m.hops[0].dns if q.qtype == "A")
+    assert a.addresses == (loopback_net.web_ip,)
+    replies = {packet_digest(r.raw) for q in m.hops[0].dns for r in q.replies
+               if r.rcode != "MALFORMED"}  # fmt: skip
+    udp = [p for p in m.packets if p.proto == "udp"]
+    assert replies and {p.digest for p in udp} == replies  # every reply kept, nothing else
+    assert all(p.ttl == 64 for p in udp)
+    verdict = classify(m)
+    assert verdict.verdict != "hijacked", verdict  # (no control here: inconclusive at best)
+    assert not any(r.startswith("dns/inject") for r in verdict.reasons), verdict

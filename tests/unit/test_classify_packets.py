@@ -112,6 +112,23 @@ def test_dns_replies_without_capture_keep_the_reply_count_evidence() -> None:
     assert not has(v, "dns/injected:")
 
 
+def test_junk_from_the_resolvers_address_is_no_injection_evidence() -> None:
+    # A junk flood (garbage, another id, another question) from the resolver's address, sent
+    # from another distance: kept as MALFORMED evidence, it never answered the query, so its
+    # TTL says nothing about who answered (26 of 600 clean URLs were hijacked this way).
+    genuine = DNSReply(0.01, "10.66.2.53:53", "NOERROR", (SITE,), raw=b"genuine")
+    junk = (DNSReply(0.011, "10.66.2.53:53", "MALFORMED", raw=b"junk-1"),
+            DNSReply(0.012, "10.66.2.53:53", "MALFORMED", ("10.10.34.34",), raw=b"junk-2"))
+    q = dataclasses.replace(dns("news.example.com", (SITE,)), replies=(genuine, *junk))
+    pk = tuple(Packet(1.0 + i / 100, "udp", "10.66.2.53", 53, 5353, ttl, i, False, payload=6,
+                      digest=digest(raw)) for i, (ttl, raw) in
+               enumerate(((60, b"genuine"), (50, b"junk-1"), (50, b"junk-2"))))
+    h = plain((SITE,), ctl=_ctl(), dns_=[q])
+    v = judge(dataclasses.replace(measurement(h), captured=True, packets=pk))
+    assert v.verdict == "ok", v
+    assert not has(v, "dns/injected:")
+
+
 def test_any_answer_from_an_address_without_dns_server_is_injected() -> None:
     probe_q = DNSObservation("news.example.com", "A", "udp://10.66.2.99:53", "udp", 0.0, 0.01,
                              None, ("203.0.113.7",),
