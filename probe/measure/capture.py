@@ -19,8 +19,8 @@ question: what :func:`probe.measure.dns` accepts as a reply; anything else the r
 address sends is junk, counted and never kept, so it can never pose as a reply or as injection
 evidence, nor crowd the genuine reply out of the flow's cap); at most :data:`FLOW_CAP` packets per flow
 and :data:`SINK_CAP` per measurement, so memory stays bounded whatever a peer sends. With
-``pcap`` the same packets (headers, and UDP payloads) are also written to a pcap file
-(LINKTYPE_RAW).
+``pcap`` the same packets are also written to a pcap file (:mod:`probe.measure.pcap`: headers
+and DNS payloads only, the probe's addresses rewritten).
 
 Capture needs root or CAP_NET_RAW; :meth:`Capture.open` raises :class:`CaptureUnavailable`
 otherwise. IPv6 flows are measured but not captured.
@@ -37,10 +37,12 @@ import socket
 import struct
 import threading
 from collections.abc import Iterable
-from pathlib import Path
-from typing import IO, Any
+from typing import TYPE_CHECKING, Any
 
 from probe.core.model import Packet, packet_digest
+
+if TYPE_CHECKING:
+    from probe.measure.pcap import PcapFile  # imports scapy: only when a pcap is written
 
 __all__ = [
     "Capture",
@@ -299,7 +301,7 @@ def watch(proto: str, local: tuple[str, int], remote: tuple[str, int],
 class Capture:
     """The capture socket, its filter and its reader thread (see the module docstring)."""
 
-    def __init__(self, sock: socket.socket, pcap: Path | None = None) -> None:
+    def __init__(self, sock: socket.socket, pcap: PcapFile | None = None) -> None:
         self._sock = sock
         self._flows: dict[tuple[str, int, str, int], _Flow] = {}
         self._ports: dict[tuple[str, int], int] = {}
@@ -309,18 +311,19 @@ class Capture:
         self._wake_r, self._wake_w = os.pipe()
         self._stop = False
         self._thread: threading.Thread | None = None
-        self._pcap: IO[bytes] | None = None
+        self._pcap = pcap
         self.packets_seen = 0  # packets the kernel passed up (ours by port)
         self.packets_kept = 0
         self.refused = 0  # flows not captured because the port table was full
-        if pcap is not None:
-            self._pcap = open(pcap, "wb")  # noqa: SIM115  # closed in close()
-            # pcap global header: magic, v2.4, tz 0, sigfigs 0, snaplen, LINKTYPE_RAW (101)
-            self._pcap.write(struct.pack("<IHHiIII", 0xA1B23C4D, 2, 4, 0, 0, UDP_SNAP, 101))
+        self.errors = 0  # packets whose handling raised (skipped; capture goes on)
 
     @classmethod
-    def open(cls, pcap: Path | None = None) -> Capture:
-        """Open the capture socket with a reject-everything filter and start the thread."""
+    def open(cls, pcap: PcapFile | None = None) -> Capture:
+        """Open the capture socket with a reject-everything filter and start the thread.
+
+        ``pcap``: where the packets kept are also written (sanitized, see
+        :mod:`probe.measure.pcap`); closed with the capture.
+        """
         try:
             sock = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(_ETH_P_IP))
         except (PermissionError, OSError, AttributeError) as exc:
@@ -420,7 +423,10 @@ class Capture:
                     break
                 except OSError:
                     return
-                self._handle(data, anc)
+                try:
+                    self._handle(data, anc)
+                except Exception:  # one odd packet must not end capture: sync() waits on us
+                    self.errors += 1
             if woken:
                 with self._lock:
                     pending, self._pending = self._pending, []
@@ -453,9 +459,7 @@ class Capture:
             return
         self.packets_kept += 1
         if self._pcap is not None:
-            sec = int(t)
-            self._pcap.write(struct.pack("<IIII", sec, int((t - sec) * 1e9), len(data), len(data)))
-            self._pcap.write(data)
+            self._pcap.write(data, t, dns=flow.query is not None)
 
     def close(self) -> None:
         """Stop the thread, close the socket and the pcap file."""
@@ -474,7 +478,6 @@ class Capture:
         self._sock.close()
         if self._pcap is not None:
             self._pcap.close()
-            self._pcap = None
         with self._lock:
             pending, self._pending = self._pending, []
         for loop, fut in pending:

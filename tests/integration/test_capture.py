@@ -19,12 +19,15 @@ from probe.core.model import Measurement, packet_digest
 from probe.judge.classify import classify
 from probe.measure import capture
 from probe.measure.engine import measure
+from probe.measure.pcap import PLACEHOLDER, PcapFile, new_pcap_path
 
 
 @pytest.fixture
 def cap(tmp_path: Path) -> Iterator[capture.Capture]:
+    path, f = new_pcap_path(tmp_path, 1)
+    assert path == tmp_path / "run-1.pcap"
     try:
-        c = capture.Capture.open(tmp_path / "run.pcap")
+        c = capture.Capture.open(PcapFile(f))
     except capture.CaptureUnavailable as exc:
         pytest.skip(str(exc))
     capture.set_active(c)
@@ -87,14 +90,40 @@ def test_without_capture_nothing_is_recorded(loopback_net: LoopbackNet) -> None:
     assert not m.captured and m.packets == ()
 
 
-def test_pcap_file_holds_the_kept_packets(loopback_net: LoopbackNet, cap: capture.Capture,
-                                          tmp_path: Path) -> None:
-    _measure(loopback_net.url("ok.test"), loopback_net)
+def test_pcap_file_keeps_headers_and_dns_only_with_the_probes_address_rewritten(
+        loopback_net: LoopbackNet, cap: capture.Capture, tmp_path: Path) -> None:  # fmt: skip
+    from scapy.layers.inet import IP, TCP, UDP
+    from scapy.utils import RawPcapReader
+
+    m = _measure(loopback_net.url("ok.test"), loopback_net)
     kept = cap.packets_kept
     cap.close()
-    data = (tmp_path / "run.pcap").read_bytes()
-    assert data[:4] == bytes.fromhex("4d3cb2a1")  # nanosecond pcap, little endian
-    assert kept > 0 and len(data) > 24 + kept * 16
+    data = (tmp_path / "run-1.pcap").read_bytes()
+    assert data[:4] == bytes.fromhex("4d3cb2a1")  # nanosecond pcap, little endian, LINKTYPE_RAW
+    assert int.from_bytes(data[20:24], "little") == 101
+    # Before, every TCP record kept the head of its payload: the start of the HTTP response
+    # (where a site echoes X-Client-IP), and the probe's address in every IP header.
+    assert b"HTTP/1.1" not in data and b"ok.test" not in data.replace(b"\x02ok\x04test", b"")
+    records = list(RawPcapReader(str(tmp_path / "run-1.pcap")))
+    assert kept > 0 and len(records) == kept
+    raws = {r.raw for q in m.hops[0].dns for r in q.replies}
+    local = {socket.inet_aton("127.0.0.1")}
+    for raw, meta in records:
+        pkt = IP(raw)
+        assert pkt.dst == PLACEHOLDER and pkt.src != PLACEHOLDER
+        assert not any(a in raw[:20] for a in local)
+        assert meta.wirelen == pkt.len >= meta.caplen == len(raw)
+        ip_ok = IP(raw)
+        del ip_ok.chksum
+        assert IP(bytes(ip_ok)).chksum == pkt.chksum  # the IP checksum fits the new address
+        if pkt.haslayer(TCP):
+            assert len(raw) == pkt.ihl * 4 + pkt[TCP].dataofs * 4  # headers, no payload
+        else:
+            body = raw[pkt.ihl * 4 + 8 :]
+            assert body in raws  # the DNS reply, whole (nothing of ours in it to rewrite)
+            udp = IP(raw)
+            del udp[UDP].chksum
+            assert IP(bytes(udp))[UDP].chksum == pkt[UDP].chksum  # valid for the new address
 
 
 def test_bpf_program_is_short_jumps_and_rejects_by_default() -> None:
