@@ -18,16 +18,20 @@ TCP or UDP one is updated for the changed pseudo-header (RFC 1624), so it still 
 packet as it travelled (with its payload), or recomputed over a whole DNS datagram whose
 payload was rewritten.
 
-scapy dissects each packet, rewrites it and writes the file (nanosecond pcap, LINKTYPE_RAW);
-it runs only for the few packets per measurement capture keeps (the capture's hot path, which
-looks at every packet the kernel passes up, is hand-written: bench/packet_parse.py,
-docs/bench.md). A file is never overwritten: ``run-N.pcap`` exists already (another
-database's run N), the next free ``run-N.K.pcap`` is taken.
+scapy writes the file (``RawPcapWriter``: nanosecond pcap, LINKTYPE_RAW) and computes the
+checksums; the rewrite of each kept packet's headers is done by hand with slices, in capture's
+reader thread, because dissecting and rebuilding each packet with scapy cost 39x more and
+took ``probe run --pcap`` from 0.85 to 0.59 of plain throughput (bench/packet_parse.py,
+bench/capture.py --pcap, docs/bench.md); the tests check the records with scapy's dissection.
+A file is never overwritten: when ``run-N.pcap`` exists already (another database's run N),
+the next free ``run-N.K.pcap`` is taken.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import socket
+import struct
 import threading
 from collections.abc import Callable, Collection
 from pathlib import Path
@@ -92,61 +96,65 @@ def _scrub_dns(body: bytes, addresses: Collection[str]) -> bytes | None:
     return body
 
 
+def _header_checksum(header: bytes) -> int:
+    """The IPv4 header checksum of ``header`` (its checksum field zeroed by the caller)."""
+    from scapy.utils import checksum
+
+    return int(checksum(header))
+
+
+def _udp_checksum(src: bytes, dst: bytes, datagram: bytes) -> int:
+    """The UDP checksum of a whole datagram (its checksum field zeroed) between src and dst."""
+    from scapy.utils import checksum
+
+    pseudo = src + dst + struct.pack("!BBH", 0, socket.IPPROTO_UDP, len(datagram))
+    value = int(checksum(pseudo + datagram))
+    return value or 0xFFFF  # 0 means "no checksum" in UDP: an all-ones sum is sent as 0xFFFF
+
+
 def sanitize(data: bytes, mine: Collection[str], *, dns: bool) -> tuple[bytes, int] | None:
-    """The record to write for one kept packet, and its length on the wire (None: not IPv4
-    TCP/UDP, or a header scapy would not rebuild byte for byte).
+    """The record to write for one kept packet, and its length on the wire (None: not an
+    unfragmented IPv4 TCP/UDP packet with whole headers).
 
     ``data`` starts at the IP header (as capture reads it); ``mine`` are the probe's own
     addresses besides the packet's destination; ``dns``: the UDP payload is a DNS reply
     and may be kept (see the module docstring).
     """
-    from scapy.layers.inet import IP, TCP, UDP
-    from scapy.packet import Raw
-
-    try:
-        pkt = IP(data)
-    except Exception:  # scapy raises what malformed bytes make it raise
+    # By hand, with slices: this runs in capture's reader thread for every kept packet, and
+    # dissecting and rebuilding it with scapy cost 39x more (bench/packet_parse.py) and took
+    # `probe run --pcap` from 0.85 to 0.59 of plain throughput (docs/bench.md). scapy still
+    # computes the checksums and writes the file.
+    if len(data) < 20 or data[0] >> 4 != 4 or int.from_bytes(data[6:8], "big") & 0x1FFF:
         return None
-    l4 = pkt.getlayer(TCP) or pkt.getlayer(UDP)
-    if pkt.version != 4 or l4 is None or l4.underlayer is not pkt:
+    ihl, proto, wire = (data[0] & 0x0F) * 4, data[9], int.from_bytes(data[2:4], "big")
+    if proto == socket.IPPROTO_TCP and len(data) >= ihl + 20:
+        head, at = ihl + (data[ihl + 12] >> 4) * 4, ihl + 16
+    elif proto == socket.IPPROTO_UDP:
+        head, at = ihl + 8, ihl + 6
+    else:
         return None
-    ihl = pkt.ihl * 4
-    head = ihl + (l4.dataofs * 4 if isinstance(l4, TCP) else 8)
-    wire = int(pkt.len)  # what follows it in ``data`` is link-layer padding
-    if len(data) < head or wire < head:
+    if ihl < 20 or len(data) < head or wire < head:
         return None
+    header = bytearray(data[:head])  # what follows ``wire`` in ``data`` is link-layer padding
     body = data[head:wire]
-    old = data[12:20]  # source and destination, packed
-    ours = set(mine) | {str(pkt.dst)}
-    pkt.dst = PLACEHOLDER
-    if str(pkt.src) in ours:
-        pkt.src = PLACEHOLDER
-    new = bytes(ipaddress.IPv4Address(pkt.src).packed + _PLACEHOLDER_PACKED)
-    del pkt.chksum  # recomputed when built
-    l4.remove_payload()
-    clean = _scrub_dns(body, ours) if dns and isinstance(l4, UDP) else None
+    ours = set(mine) | {socket.inet_ntoa(data[16:20])}
+    old = bytes(header[12:20])
+    header[16:20] = _PLACEHOLDER_PACKED  # the destination: always the probe
+    if socket.inet_ntoa(data[12:16]) in ours:
+        header[12:16] = _PLACEHOLDER_PACKED
+    header[10:12] = b"\0\0"
+    header[10:12] = _header_checksum(bytes(header[:ihl])).to_bytes(2, "big")
+    csum = int.from_bytes(header[at : at + 2], "big")
+    clean = _scrub_dns(body, ours) if dns and proto == socket.IPPROTO_UDP else None
     if clean is not None and len(body) == wire - head:  # the whole datagram was captured
-        l4.add_payload(Raw(clean))
-        if l4.chksum:  # 0: the sender computed none
-            del l4.chksum  # recomputed over the whole (rewritten) datagram
-    elif l4.chksum or isinstance(l4, TCP):
-        l4.chksum = _adjust(int(l4.chksum), old, new)
-    out = bytes(pkt)
-    # scapy rebuilds the headers from its fields: anything but the rewritten addresses and
-    # checksums that came out different (an odd TCP option) is not written as if it were.
-    if not _same_headers(data[:head], out[:head], ihl, isinstance(l4, TCP)):
-        return None
-    return out, wire
-
-
-def _same_headers(before: bytes, after: bytes, ihl: int, tcp: bool) -> bool:
-    if len(before) != len(after):
-        return False
-    masked = [(10, 20), (ihl + (16 if tcp else 6), ihl + (18 if tcp else 8))]
-    for a, b in masked:
-        before = before[:a] + bytes(b - a) + before[b:]
-        after = after[:a] + bytes(b - a) + after[b:]
-    return before == after
+        if csum:  # 0: the sender computed none
+            header[at : at + 2] = b"\0\0"
+            value = _udp_checksum(bytes(header[12:16]), bytes(header[16:20]), bytes(header[ihl:]) + clean)
+            header[at : at + 2] = value.to_bytes(2, "big")
+        return bytes(header) + clean, wire
+    if csum or proto == socket.IPPROTO_TCP:
+        header[at : at + 2] = _adjust(csum, old, bytes(header[12:20])).to_bytes(2, "big")
+    return bytes(header), wire
 
 
 class PcapFile:
@@ -165,7 +173,7 @@ class PcapFile:
         self._addresses = addresses
         self._lock = threading.Lock()
         self.written = 0
-        self.skipped = 0  # packets scapy could not rebuild faithfully (not written)
+        self.skipped = 0  # packets that are not whole IPv4 TCP/UDP headers (not written)
         self.error: str | None = None  # why writing stopped early (a full disk)
 
     def write(self, data: bytes, t: float, *, dns: bool = False) -> None:

@@ -181,8 +181,9 @@ def parse_time_exceeded(data: bytes) -> Quote | None:
     icmp, inner, tcp = pkt.getlayer(ICMP), pkt.getlayer(IPerror), pkt.getlayer(TCPerror)
     if icmp is None or icmp.type != _ICMP_TIME_EXCEEDED or inner is None or tcp is None:
         return None
-    if inner.proto != socket.IPPROTO_TCP or len(bytes(tcp)) < 4:
-        return None
+    quoted = len(data) - pkt.ihl * 4 - 8  # the bytes of the expired packet the router sent back
+    if inner.proto != socket.IPPROTO_TCP or quoted < inner.ihl * 4 + 4:
+        return None  # a quote cut before the ports ends names no flow
     return Quote(str(pkt.src), int(tcp.sport), str(inner.dst), int(tcp.dport))
 
 
