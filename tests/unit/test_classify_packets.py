@@ -200,3 +200,25 @@ def test_packets_are_stored_in_their_table_and_come_back(tmp_path) -> None:  # t
         ((_, back, v),) = list(store.iter_judged())
         assert back.packets == m.packets and back.captured
         assert "tcp/injected-rst:ttl-delta=2@192.0.2.10" in v.reasons
+
+
+def test_show_lists_the_captured_packets_behind_the_verdict(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # `probe show` prints the tells the verdict rests on: the SYN-ACK at TTL 60, the RST at 62.
+    from probe.judge.classify import classify
+    from probe.present.evidence import evidence, render_text
+    from probe.store import Store
+
+    m = _tls_reset((SYN_ACK, _rst(62, 0, True)))
+    with Store.open(tmp_path / "p.db") as store:
+        vid = store.vantage("test")
+        run = store.start_run(vid, [], {})
+        store.write(run, vid, [(m, classify(m))])
+        mid = store.conn.execute("SELECT id FROM measurements").fetchone()[0]
+        ev = evidence(store, mid)
+    assert [(p["flags"], p["ttl"], p["t"]) for p in ev["packets"]] == [("SA", 60, 0.0), ("R", 62, 0.05)]
+    lines = list(render_text(ev, width=80))
+    assert all(len(line) <= 80 for line in lines)
+    text = "\n".join(lines)
+    assert "packets captured (2)" in text
+    assert f"+0 ms tcp {SITE}:443 ttl 60 id 0 DF SA win 64240 seq +0 ack +0 0 B" in text
+    assert f"+50 ms tcp {SITE}:443 ttl 62 id 0 DF R win 0 0 B" in text
