@@ -8,6 +8,7 @@ TTL-copying injector (TTL 60, no DF, random IP ID).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 
 from classify_helpers import SITE, URL, dns, has, http, judge, measurement, plain, sctl, secure, tcp, tls
@@ -186,15 +187,21 @@ def test_packets_round_trip_through_json() -> None:
     assert from_json(Measurement, to_json(m)) == m
 
 
-def test_packets_are_stored_in_their_table_and_come_back(tmp_path) -> None:  # type: ignore[no-untyped-def]
+@contextlib.contextmanager
+def _stored_reset(tmp_path):  # type: ignore[no-untyped-def]
+    """A store holding one judged measurement: a TLS reset with its SYN-ACK (TTL 60) and RST (62)."""
     from probe.judge.classify import classify
     from probe.store import Store
 
     m = _tls_reset((SYN_ACK, _rst(62, 0, True)))
     with Store.open(tmp_path / "p.db") as store:
         vid = store.vantage("test")
-        run = store.start_run(vid, [], {})
-        store.write(run, vid, [(m, classify(m))])
+        store.write(store.start_run(vid, [], {}), vid, [(m, classify(m))])
+        yield store, m
+
+
+def test_packets_are_stored_in_their_table_and_come_back(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    with _stored_reset(tmp_path) as (store, m):
         rows = store.conn.execute("SELECT idx, flags, ttl, ip_id, df FROM packets ORDER BY idx").fetchall()
         assert rows == [(0, "SA", 60, 0, 1), (1, "R", 62, 0, 1)]
         ((_, back, v),) = list(store.iter_judged())
@@ -204,15 +211,9 @@ def test_packets_are_stored_in_their_table_and_come_back(tmp_path) -> None:  # t
 
 def test_show_lists_the_captured_packets_behind_the_verdict(tmp_path) -> None:  # type: ignore[no-untyped-def]
     # `probe show` prints the tells the verdict rests on: the SYN-ACK at TTL 60, the RST at 62.
-    from probe.judge.classify import classify
     from probe.present.evidence import evidence, render_text
-    from probe.store import Store
 
-    m = _tls_reset((SYN_ACK, _rst(62, 0, True)))
-    with Store.open(tmp_path / "p.db") as store:
-        vid = store.vantage("test")
-        run = store.start_run(vid, [], {})
-        store.write(run, vid, [(m, classify(m))])
+    with _stored_reset(tmp_path) as (store, _m):
         mid = store.conn.execute("SELECT id FROM measurements").fetchone()[0]
         ev = evidence(store, mid)
     assert [(p["flags"], p["ttl"], p["t"]) for p in ev["packets"]] == [("SA", 60, 0.0), ("R", 62, 0.05)]
