@@ -12,7 +12,8 @@ trigger may react (RST, FIN) or silently drop it; the server answers once the TT
 :func:`locate` (pure) compares the two probes TTL by TTL and finds the *link* where the
 trigger's fate parts from the control's:
 
-* **reaction**: the first TTL at which the trigger draws a RST or FIN the control does not;
+* **reaction**: the first TTL at which the trigger draws a RST or FIN the control does not, or
+  an answer (a block page) from before the hop where the control reaches the server;
 * **silent drop**: the hop after which the trigger's ICMP quotes stop while the control's go
   on (routers behind it, or the server, answer only the control).
 
@@ -102,7 +103,7 @@ class TraceLink:
 class Location:
     """What :func:`locate` concludes from the probes of a trace."""
 
-    technique: str | None  # "rst", "fin" or "drop": how the trigger fared differently; None: alike
+    technique: str | None  # "rst", "fin", "response" (injected) or "drop"; None: fared alike
     link: TraceLink | None
     censor_hop: int | None  # link.far when a censor is named (not this machine, not the server)
     placement: str | None  # "on-path", "in-path", or None (no censor named, or cannot tell)
@@ -126,7 +127,7 @@ class Trace:
     placement: str | None  # "on-path", "in-path", or None
     server_hop: int | None  # the TTL at which the control reached the server
     packets_sent: int
-    technique: str | None = None  # "rst", "fin", "drop" (see Location)
+    technique: str | None = None  # "rst", "fin", "response", "drop" (see Location)
     link: TraceLink | None = None  # the link where trigger and control part (see TraceLink)
 
 
@@ -287,7 +288,8 @@ def _answered(p: TraceProbe) -> bool:
 def locate(probes: Sequence[TraceProbe]) -> Location:
     """Where the trigger's fate parts from the control's (pure; see the module docstring).
 
-    Reaction: the first TTL at which the trigger draws a RST/FIN the control does not. Silent
+    Reaction: the first TTL at which the trigger draws a RST/FIN the control does not, or a
+    response before the control's server hop (an injected answer). Silent
     drop: past the last TTL at which anything answered the trigger, the first TTL at which the
     control is answered; concluded only when every trigger from there on drew nothing at all,
     and the control reached the server past the link or was answered at
@@ -308,6 +310,9 @@ def locate(probes: Sequence[TraceProbe]) -> Location:
     for t in ttls:
         if trig(t).outcome in _REACTIONS and ctl(t).outcome not in _REACTIONS:
             technique, far = trig(t).outcome, t
+            break
+        if trig(t).outcome == "response" and server_hop is not None and t < server_hop:
+            technique, far = "response", t  # answered before the server: injected (a block page)
             break
     if far is None:
         # Anything but plain silence (an ICMP, a response, a reset, a failed connect) is a sign
@@ -335,7 +340,10 @@ def locate(probes: Sequence[TraceProbe]) -> Location:
     beyond = [t for t in ttls if t >= far and _answered(ctl(t))]
     if not beyond:
         return Location(technique, link, far, None, server_hop)
-    on = any(_answered(trig(t)) for t in beyond)
+    if technique == "response":  # the injected answers themselves say nothing of the original
+        on = any(trig(t).router is not None for t in beyond)
+    else:
+        on = any(_answered(trig(t)) for t in beyond)
     return Location(technique, link, far, "on-path" if on else "in-path", server_hop)
 
 

@@ -19,18 +19,22 @@ __all__ = ["describe_link", "render_trace"]
 _HOW = {
     "rst": "resets the connection",
     "fin": "closes the connection (FIN)",
+    "response": "answers the trigger itself (an injected response, such as a block page)",
     "drop": "silently drops the trigger",
 }
 _FARED = {
     "rst": "was reset",
     "fin": "was closed with a FIN",
+    "response": "was answered before it could reach the server",
     "drop": "drew no answer at all while the control did",
 }
 
 
-def _cell(p: TraceProbe) -> str:
-    """How one probe fared, in a word or two."""
-    word = {"rst": "reset", "fin": "fin", "response": "server", "connect-failed": "no connect"}
+def _cell(p: TraceProbe, server_hop: int | None) -> str:
+    """How one probe fared, in a word or two (an answer before the server's hop is injected)."""
+    at_server = server_hop is not None and p.ttl >= server_hop
+    word = {"rst": "reset", "fin": "fin", "response": "server" if at_server else "answer",
+            "connect-failed": "no connect"}  # fmt: skip
     if p.outcome == "silent":
         return "expired" if p.router else "no answer"
     text = word.get(p.outcome, p.outcome)
@@ -112,7 +116,8 @@ def render_trace(t: Trace, width: int = 80, stored: str = "") -> Iterator[str]:
         mark = ""
         if link is not None and ttl == link.far:
             mark = " <- differs"
-        yield f"{ttl:>3}  {router:<16} {_cell(trig):<15} {_cell(ctl):<15}{mark}"[:width].rstrip()
+        cells = f"{_cell(trig, t.server_hop):<15} {_cell(ctl, t.server_hop):<15}"
+        yield f"{ttl:>3}  {router:<16} {cells}{mark}"[:width].rstrip()
     yield ""
     if link is None:
         if t.server_hop is not None:

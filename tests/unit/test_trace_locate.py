@@ -4,7 +4,7 @@
 Each case is a path as data: per TTL, what the trigger and the control drew. A letter per
 probe: ``e`` ICMP time exceeded from the router of that TTL, ``.`` nothing, ``r`` a reset,
 ``R`` a reset and the ICMP, ``f`` a FIN, ``F`` a FIN and the ICMP, ``s`` the server's answer,
-``x`` the connection failed. Routers are 10.0.0.TTL; the server is 192.0.2.10.
+``S`` an answer and the ICMP, ``x`` the connection failed. Routers are 10.0.0.TTL; the server is 192.0.2.10.
 """
 
 from __future__ import annotations
@@ -16,14 +16,14 @@ from probe.measure.trace import Trace, TraceProbe, locate, parse_time_exceeded
 from probe.present.trace import render_trace
 
 _OUTCOME = {"e": "silent", ".": "silent", "r": "rst", "R": "rst", "f": "fin", "F": "fin",
-            "s": "response", "x": "connect-failed"}  # fmt: skip
+            "s": "response", "S": "response", "x": "connect-failed"}  # fmt: skip
 
 
 def _probes(trigger: str, control: str) -> list[TraceProbe]:
     out = []
     for i, (t, c) in enumerate(zip(trigger, control, strict=True), start=1):
         for name, ch in (("trigger", t), ("control", c)):
-            router = f"10.0.0.{i}" if ch in "eRF" else None
+            router = f"10.0.0.{i}" if ch in "eRFS" else None
             out.append(TraceProbe(i, name, router, _OUTCOME[ch], 0.01, 5))
     return out
 
@@ -34,6 +34,10 @@ CASES = [
     ("on-path FIN tap on the link into hop 3", "eeFFs", "eeees", "fin", (2, 3), 3, "on-path"),
     ("on-path RST, the server still answers", "eeRes", "eeees", "rst", (2, 3), 3, "on-path"),
     ("in-path reset in hop 3's forwarding", "eeerr", "eeees", "rst", (3, 4), 4, "in-path"),
+    ("a block page injected from hop 3 on, the original goes on", "eeSSSs", "eeeees", "response",
+     (2, 3), 3, "on-path"),
+    ("a block page answered in place of the original from hop 3 on", "eessss", "eeeees",
+     "response", (2, 3), 3, "in-path"),
     ("silent drop after hop 3", "eee..", "eeees", "drop", (3, 4), 4, "in-path"),
     ("silent drop after hop 1", "e....", "eeees", "drop", (1, 2), 2, "in-path"),
     ("silent drop past a hop without ICMP", "ee...", "ee.es", "drop", (2, 4), 4, "in-path"),
