@@ -16,7 +16,7 @@ variable, which the tasks a measurement starts inherit.
 What is kept per flow: the SYN-ACK, every RST and FIN, the first :data:`DATA_PACKETS` packets
 carrying data, and every UDP datagram that answers the flow's DNS query (its id, QR set, its one
 question: what :func:`probe.measure.dns` accepts as a reply; anything else the resolver's
-address sends is junk, counted and never kept, so it can never pose as a reply or as injection
+address sends is junk and never kept, so it can never pose as a reply or as injection
 evidence, nor crowd the genuine reply out of the flow's cap); at most :data:`FLOW_CAP` packets per flow
 and :data:`SINK_CAP` per measurement, so memory stays bounded whatever a peer sends. With
 ``pcap`` the same packets are also written to a pcap file (:mod:`probe.measure.pcap`: headers
@@ -172,13 +172,12 @@ def parse_packet(data: bytes, t: float) -> tuple[tuple[str, int, str, int], Pack
 class Sink:
     """The packets of one measurement's flows."""
 
-    __slots__ = ("dropped", "flows", "junk", "packets")
+    __slots__ = ("dropped", "flows", "packets")
 
     def __init__(self) -> None:
         self.packets: list[Packet] = []
         self.flows: dict[tuple[str, int, str, int], _Flow] = {}
         self.dropped = 0  # flows not captured (port table full, IPv6)
-        self.junk = 0  # datagrams on a DNS flow that did not answer its query (not kept)
 
 
 def answers_query(body: bytes, query: bytes) -> bool:
@@ -211,10 +210,9 @@ class _Flow:
         """The packet as stored (with its flow-relative seq/ack), or None when not kept.
 
         A datagram on a DNS flow is kept only when it answers the flow's query (see
-        :func:`answers_query`); the others are counted as junk in the sink.
+        :func:`answers_query`); the others are junk (the query's own record keeps a few).
         """
         if pkt.proto == "udp" and self.query is not None and not answers_query(body, self.query):
-            self.sink.junk += 1
             return None
         if pkt.proto == "tcp":
             if "S" in pkt.flags and "A" in pkt.flags and pkt.seq is not None:
