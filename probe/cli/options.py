@@ -210,7 +210,8 @@ run_settings_options = _compose(
                  "probe's own flows: injection evidence. Needs root or CAP_NET_RAW (else a "
                  "warning, and no capture)."),
     _option("--pcap", type=click.Path(file_okay=False), default=None, metavar="DIR",
-                 help="Also write the captured packets to DIR/run-N.pcap (implies --capture)."),
+                 help="Also write the captured packets' headers (and DNS replies), your address "
+                      "rewritten, to DIR/run-N.pcap (implies --capture)."),
 )
 
 _MEASURE_KEYS = ("resolvers", "resolv_conf", "doh", "cafile", "dns_timeout", "tcp_timeout",

@@ -28,7 +28,8 @@ from probe.cli.options import db_option
 def trace_command(url: str, control_name: str, ip: str | None, max_ttl: int, wait: float, db: Path,
                   vantage: str, no_store: bool, as_json: bool) -> None:  # fmt: skip
     """Send the URL's trigger (HTTP Host, or TLS SNI for https) with growing IP TTL, next to a
-    harmless name, and report where the censor reacts and whether it is on-path or in-path.
+    harmless name, and report the link between two hops where the trigger is reset or silently
+    dropped while the harmless name passes, and whether the censor is on-path or in-path.
 
     Needs root or CAP_NET_RAW (exit 2 without). Sends at most about 2 x MAX_TTL x 7 packets;
     see docs/packets.md.
@@ -84,18 +85,8 @@ def trace_command(url: str, control_name: str, ip: str | None, max_ttl: int, wai
         data["id"] = trace_id
         click.echo(json.dumps(data, indent=1))
         return
-    click.echo(f"trace {result.kind} {result.trigger} -> {result.ip}:{result.port} "
-               f"(control {result.control_name})")  # fmt: skip
-    click.echo(f"{'ttl':>3}  {'router':<16} {'trigger':<10} {'control':<10}")
-    by = {(p.ttl, p.probe): p for p in result.probes}
-    for t in sorted({p.ttl for p in result.probes}):
-        trig, ctl = by[(t, "trigger")], by[(t, "control")]
-        router = ctl.router or trig.router or "*"
-        mark = "  <- censor" if t == result.censor_hop else ""
-        click.echo(f"{t:>3}  {router:<16} {trig.outcome:<10} {ctl.outcome:<10}{mark}")
-    if result.censor_hop is None:
-        click.echo("no censor reaction seen")
-    else:
-        click.echo(f"censor reacts at TTL {result.censor_hop} ({result.placement})")
-    click.echo(f"{result.packets_sent} packets sent in {result.duration:.2f} s"
-               + (f"; stored as trace {trace_id} in {db}" if trace_id else ""))  # fmt: skip
+    from probe.present.trace import render_trace
+
+    stored = f"; stored as trace {trace_id} in {db}" if trace_id else ""
+    for line in render_trace(result, stored=stored):
+        click.echo(line)

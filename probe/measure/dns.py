@@ -267,7 +267,7 @@ class UDPQuery:
         try:
             sock = _connected_socket(self.ip, self.port)
             local = sock.getsockname()
-            capture.watch("udp", (local[0], local[1]), (self.ip, self.port))
+            capture.watch("udp", (local[0], local[1]), (self.ip, self.port), self._wire)
             self._t0 = time.monotonic()
             self.started = time.time()
             sock.send(self._wire)

@@ -20,6 +20,7 @@ from typing import Any
 
 from probe.core.model import DNSObservation, Hop, Measurement, Verdict
 from probe.judge.explain import decisive, explain
+from probe.present.packets import packet_rows, render_packets
 
 __all__ = ["EvidenceError", "dumps", "evidence", "find_measurement", "render_text"]
 
@@ -197,6 +198,7 @@ def evidence(store: Any, measurement_id: int, *, fingerprints: Any = None) -> di
                       "verdict": a[3], "measured_at": a[4]} for a in attempts],
         "verdict": _verdict(v),
         "hops": [_hop(h, certs, fingerprints) for h in m.hops],
+        "packets": packet_rows(m.packets) if m.captured else None,
     }
 
 
@@ -346,6 +348,9 @@ def render_text(ev: dict[str, Any], width: int = 100) -> Iterator[str]:
             yield from _table(rows, width)
         else:
             yield "    nothing measured"
+    if ev.get("packets"):
+        yield ""
+        yield from render_packets(ev["packets"], width)
     yield ""
     yield f"reasons (classifier {v['classifier_version']}):"
     for r in v["reasons"]:

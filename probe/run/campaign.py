@@ -143,7 +143,7 @@ async def _run(
                          network=ident.describe() if options.identity is not None else "")
 
     controls = _check_network(checked, options, writer, summary, reporter)
-    cap = _open_capture(options, run_id, reporter)
+    cap = _open_capture(options, run_id, reporter, watch)
     reporter.started(run_id, total)
 
     control_ctx: Any = contextlib.nullcontext(None)
@@ -351,19 +351,30 @@ def _apply_overrides(ident: Identity, options: RunSettings) -> Identity:
     return dataclasses.replace(ident, **changes) if changes else ident
 
 
-def _open_capture(options: RunSettings, run_id: int, reporter: Reporter) -> Any:
-    """The run's packet capture, or None (without privileges: one warning, and no capture)."""
+def _open_capture(options: RunSettings, run_id: int, reporter: Reporter,
+                  watch: NetworkWatch) -> Any:  # fmt: skip
+    """The run's packet capture, or None (without privileges: one warning, and no capture).
+
+    With ``--pcap`` the packets kept also go to a new file in that directory, with the
+    probe's addresses (those the run's scrubber knows at each packet) rewritten.
+    """
     if not (options.capture or options.pcap):
         return None
     from probe.measure import capture
-    pcap = None
+    writer = None
     if options.pcap:
+        from probe.measure import pcap
+
         Path(options.pcap).mkdir(parents=True, exist_ok=True)
-        pcap = Path(options.pcap) / f"run-{run_id}.pcap"
+        path, f = pcap.new_pcap_path(Path(options.pcap), run_id)
+        writer = pcap.PcapFile(f, lambda: watch.scrubber.addresses)
     try:
-        cap = capture.Capture.open(pcap)
+        cap = capture.Capture.open(writer)
     except capture.CaptureUnavailable as exc:
         reporter.problem(f"warning: {exc}; measuring without capture")
+        if writer is not None:  # the empty file this run just made
+            writer.close()
+            path.unlink(missing_ok=True)
         return None
     capture.set_active(cap)
     return cap

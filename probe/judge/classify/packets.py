@@ -141,9 +141,17 @@ def _tcp_findings(hop: Hop, packets: Sequence[Packet]) -> list[Finding]:
 
 
 def _reply_packets(q: DNSObservation, by_digest: dict[str, Packet]) -> list[tuple[int, Packet]]:
+    """(index in ``q.replies``, captured packet) of each reply to the query that was captured.
 
+    Only replies count: a datagram kept as junk (``MALFORMED``: garbage, another id or question)
+    answered nothing, so its TTL or IP ID says nothing about who answered the query. Databases
+    from before capture kept only replies hold such packets; re-judging them must not see
+    injection in a junk flood either.
+    """
     out = []
     for i, r in enumerate(q.replies):
+        if r.rcode == "MALFORMED":
+            continue
         p = by_digest.get(packet_digest(r.raw)) if r.raw else None
         if p is not None:
             out.append((i, p))
