@@ -132,7 +132,7 @@ def run_has_endpoints(store: Store, run_id: int) -> bool:
 
 
 def latest_endpoints(
-    conn: sqlite3.Connection, vantages: Sequence[str] | None = None, since: str | None = None
+    store: Store, vantages: Sequence[str] | None = None, since: str | None = None
 ) -> list[dict[str, Any]]:
     """The newest result of every endpoint (kind, address, port) at every vantage point (of
     ``vantages``, measured at or after ``since``), ordered by kind, name, address, port, vantage.
@@ -147,7 +147,7 @@ def latest_endpoints(
     sql = (f"SELECT * FROM ({_SELECT}, row_number() OVER (PARTITION BY e.vantage_id, e.kind, e.address, "
            f"e.port ORDER BY e.measured_at DESC, e.id DESC) AS n {_FROM} WHERE 1 {where}) WHERE n = 1 "
            "ORDER BY kind, name, address, port, vantage")  # fmt: skip
-    return [_result(row) for row in named_rows(conn, sql, params)]
+    return [_result(row) for row in named_rows(store.conn, sql, params)]
 
 
 def endpoint_measurements_at(
