@@ -45,7 +45,7 @@ if TYPE_CHECKING:
         Measurement,
         TLSObservation,
     )
-    from probe.research.export import Record
+    from probe.store.export import Record
 
 __all__ = ["TEST_VERSION", "geo_asn_lookup", "to_ooni"]
 
