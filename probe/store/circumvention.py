@@ -9,7 +9,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from probe.core.model import ControlObservation, Verdict, to_json
-from probe.store.connection import named_rows
+from probe.store.connection import named_rows, scalar
 
 if TYPE_CHECKING:
     from probe.core.model import EndpointObservation
@@ -119,16 +119,15 @@ def latest_endpoint_run(store: Store, vantage: str | None = None) -> int | None:
     if vantage is not None:
         sql += " JOIN vantage_points v ON v.id = e.vantage_id WHERE v.name = ?"
         params.append(vantage)
-    row = store.conn.execute(sql, params).fetchone()
-    return None if row is None or row[0] is None else int(row[0])
+    run_id = scalar(store.conn, sql, params)
+    return None if run_id is None else int(run_id)
 
 
 def run_has_endpoints(store: Store, run_id: int) -> bool:
     """True when the run measured endpoints (``probe circumvention``) and no URLs."""
     c = store.conn
-    return (c.execute("SELECT 1 FROM endpoint_measurements WHERE run_id = ? LIMIT 1", (run_id,)).fetchone()
-            is not None and
-            c.execute("SELECT 1 FROM measurements WHERE run_id = ? LIMIT 1", (run_id,)).fetchone() is None)
+    return (scalar(c, "SELECT 1 FROM endpoint_measurements WHERE run_id = ? LIMIT 1", (run_id,)) is not None
+            and scalar(c, "SELECT 1 FROM measurements WHERE run_id = ? LIMIT 1", (run_id,)) is None)
 
 
 def latest_endpoints(

@@ -138,7 +138,7 @@ class Connection:
         """Opening will write: a migration to apply, or the switch to WAL."""
         if self.path == ":memory:":
             return False
-        mode = str(self.conn.execute("PRAGMA journal_mode").fetchone()[0]).lower()
+        mode = str(self._value("PRAGMA journal_mode")).lower()
         return mode != "wal" or self.schema_version() < SCHEMA_VERSION
 
     def _check_integrity(self) -> None:
@@ -149,7 +149,7 @@ class Connection:
         """
         if self.path == ":memory:":
             return
-        problems = [r[0] for r in self.conn.execute("PRAGMA quick_check(5)")]
+        problems = [r["quick_check"] for r in self._rows("PRAGMA quick_check(5)")]
         if problems != ["ok"]:
             raise StoreError(
                 f"{self.path}: the database is corrupt ({'; '.join(problems[:3])}); nothing was "
