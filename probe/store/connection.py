@@ -55,7 +55,8 @@ class Connection:
         self.readonly = False  # opened read-only (a database probe cannot write)
 
     @classmethod
-    def open(cls, path: str | Path, *, create: bool = True, check: bool = True) -> Self:
+    def open(cls, path: str | Path, *, create: bool = True, check: bool = True,
+             readonly: bool = False) -> Self:
         """Open (creating it and its parent directories if needed) and migrate a database.
 
         ``":memory:"`` opens a private in-memory database. With ``create=False`` a missing file
@@ -70,27 +71,36 @@ class Connection:
         quick_check reads every page of the file, minutes for a merged database of gigabytes
         (7 minutes for 9 GB under load), so they skip it, unless opening writes (an older
         schema to upgrade, the switch to WAL). A damaged page they read is still an error.
+
+        ``readonly=True`` opens an existing database for reading only, whoever may write it: no
+        migration, no WAL switch, no write of any kind (SQLite refuses them: ``query_only``). For
+        researchers' scripts and notebooks (docs/research.md); a probe may keep writing the file
+        meanwhile. A database of an older schema is refused (any probe command upgrades it).
         """
         name = str(path)
-        readonly = False
+        asked_readonly = readonly
+        if readonly and name == ":memory:":
+            raise StoreError(":memory: cannot be opened read-only (it would be empty)")
         if name != ":memory:":
             p = Path(path)
             if p.is_dir():
                 raise StoreError(f"{name}: is a directory, not a database file")
             if not p.exists():
-                if not create:
+                if not create or asked_readonly:
                     raise StoreError(f"{name}: no such database (run `probe run` first?)")
                 try:
                     p.parent.mkdir(parents=True, exist_ok=True)
                 except OSError as exc:
                     raise StoreError(f"{name}: cannot create its directory: {exc}") from None
-            elif not create and not _writable(p):
+            elif (not create or asked_readonly) and not _writable(p):
                 readonly = True
+                asked_readonly = False  # nobody can write it: read it as immutable, below
         try:
             if readonly:
-                # immutable: a read-only medium cannot hold the WAL index (-shm) SQLite would
-                # otherwise need to read a WAL database.
-                uri = f"{p.resolve().as_uri()}?mode=ro&immutable=1"
+                # immutable where nobody can write: a read-only medium cannot hold the WAL index
+                # (-shm) SQLite would otherwise need to read a WAL database. Asked for read-only
+                # on a writable file, not immutable: a probe may be writing it meanwhile.
+                uri = f"{p.resolve().as_uri()}?mode=ro{'' if asked_readonly else '&immutable=1'}"
                 conn = sqlite3.connect(uri, uri=True, timeout=_BUSY_TIMEOUT_MS / 1000,
                                        isolation_level=None, check_same_thread=False)
             else:
@@ -158,14 +168,18 @@ class Connection:
 
     @property
     def db(self) -> sqlite_utils.Database:
-        """The same connection as a :class:`sqlite_utils.Database`, for ad-hoc queries.
+        """The same connection as a :class:`sqlite_utils.Database`: the researcher's Python face
+        of a results database (docs/research.md: tables, columns, queries, rows as dicts), and
+        the introspection of ``probe explore`` (:mod:`probe.store.explore`).
 
-        Created on first use, and never by the store itself (docs/design.md): importing
-        sqlite-utils costs 0.1-0.2 s of CPU, and when pandas is installed it imports it too
-        (+0.6 s, +85 MB RSS, two BLAS threads). Plugins and recursive triggers stay off, so the
-        connection behaves the same whether or not it was made.
+        Plugins and recursive triggers stay off, so the connection behaves the same whether or
+        not it was made; on a store opened ``readonly=True`` every write through it fails.
         """
         if self._db is None:
+            # Imported here, on first use: never on the store's own paths. Importing sqlite-utils
+            # costs 0.12 s of CPU, and 1.4 s and +95 MB where pandas is installed (it imports
+            # pandas when it can), on commands that take 0.1-0.4 s; its reads cost 2x positional
+            # tuples a row and its inserts 3.8x (bench/bench_read.py, bench_insert.py: docs/bench.md).
             import sqlite_utils
 
             self._db = sqlite_utils.Database(
