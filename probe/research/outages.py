@@ -32,6 +32,7 @@ first and last run that saw the state (the outage certainly lasted at least that
 
 from __future__ import annotations
 
+import functools
 import itertools
 import statistics
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -40,6 +41,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from probe.core.failures import Failure
+from probe.inputs.geo import GeoDB, open_default_geo
 from probe.store.outages import AddressRow, finished_runs, first_hop_addresses, run_counts
 
 if TYPE_CHECKING:
@@ -367,10 +369,6 @@ def isolation(stats: Iterable[RunStats]) -> dict[str, Isolation]:
 def country_lookup(geo: str | None = None) -> Callable[[str], str] | None:
     """An address -> country function ("" unknown) from the IP-to-country data ``geo`` (a file),
     or probe's default data; None when there is none. Raises :class:`probe.inputs.geo.GeoError`."""
-    import functools
-
-    from probe.inputs.geo import GeoDB, open_default_geo
-
     geodb = GeoDB([geo]) if geo else open_default_geo()
     if geodb is None:
         return None

@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 from probe.core.model import ControlObservation, Verdict, to_json
 from probe.store.connection import named_rows, scalar
+from probe.store.rows import iso
+from probe.store.uid import uuid7
 
 if TYPE_CHECKING:
     from probe.core.model import EndpointObservation
@@ -33,9 +35,6 @@ def write_endpoints(
     rows: Iterable[tuple[EndpointObservation, ControlObservation | None, Verdict]],
 ) -> int:
     """Store judged endpoint observations in one transaction; the number stored."""
-    from probe.store.rows import iso
-    from probe.store.uid import uuid7
-
     records = [
         {"run_id": run_id, "vantage_id": vantage_id, "suite": suite, "kind": obs.kind,
          "name": obs.name, "address": obs.address, "port": obs.port, "transport": obs.transport,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -25,8 +26,6 @@ _BUSY_TIMEOUT_MS = 30_000
 
 def _writable(path: Path) -> bool:
     """Whether probe could write ``path`` and its directory (journal files live beside it)."""
-    import os
-
     if not (os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)):
         return False
     try:  # root passes os.access even on a read-only mount: ask the file system too

@@ -6,8 +6,10 @@ import json
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from probe import __version__
 from probe.core.model import VERDICTS
 from probe.store.connection import Connection, StoreError, dict_rows
+from probe.store.owner import Owner, current_owner, is_dead
 from probe.store.rows import now as _now
 from probe.store.uid import uuid7
 
@@ -57,9 +59,6 @@ class Runs(Connection):
         Runs of this database left ``running`` by a process that is gone are closed first
         (:meth:`close_dead_runs`).
         """
-        from probe import __version__
-        from probe.store.owner import current_owner
-
         self.close_dead_runs()
         record = {
             "vantage_id": vantage_id,
@@ -78,8 +77,6 @@ class Runs(Connection):
         """Reopen an interrupted run (an id or ``"latest"``) as ``running``, owned by this
         process; returns ``(run_id, vantage_id)``. Raises :class:`StoreError` when the run does
         not exist or did not end as interrupted (a complete run has nothing left to do)."""
-        from probe.store.owner import current_owner
-
         self.close_dead_runs()  # a killed run is interrupted from now on
         if run == "latest":
             latest = self._value(
@@ -132,8 +129,6 @@ class Runs(Connection):
         it measured stays. Only runs started on this machine can be judged (see
         :func:`probe.store.owner.is_dead`). Returns the ids closed.
         """
-        from probe.store.owner import Owner, current_owner, is_dead
-
         here = current_owner()
         dead = [
             int(row["id"])

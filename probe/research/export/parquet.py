@@ -121,6 +121,8 @@ def _converter(kind: str, typ: Any) -> Callable[[Sequence[Any]], Any]:
 
 
 def _write_table(store: Store, table: ExportTable, f: Filters, path: Path) -> int:
+    # pyarrow is the optional extra `parquet`: imported by an export only, once _arrow() (above)
+    # has set its allocator up, or said how to install it.
     import pyarrow.parquet as pq  # type: ignore[import-untyped,import-not-found,unused-ignore]
 
     pa = _arrow()
