@@ -9,7 +9,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from probe.core.model import ControlObservation, Verdict, to_json
-from probe.store.connection import named_rows, scalar
+from probe.store.connection import filters, named_rows, scalar
 from probe.store.rows import iso
 from probe.store.uid import uuid7
 
@@ -88,21 +88,12 @@ def endpoint_results(
 
     ``verdicts``: only these (any of them); ``vantage``: only this vantage point's.
     """
-    sql = f"{_SELECT} {_FROM} WHERE 1"
-    params: list[Any] = []
-    if run_id is not None:
-        sql += " AND e.run_id = ?"
-        params.append(run_id)
-    if suite is not None:
-        sql += " AND e.suite = ?"
-        params.append(suite)
+    where, params = filters(("e.run_id = ?", run_id), ("e.suite = ?", suite), ("v.name = ?", vantage))
+    sql = f"{_SELECT} {_FROM} WHERE 1{where}"
     if verdicts is not None:
         wanted = list(dict.fromkeys(verdicts))
         sql += f" AND e.verdict IN ({','.join('?' * len(wanted))})" if wanted else " AND 0"
         params.extend(wanted)
-    if vantage is not None:
-        sql += " AND v.name = ?"
-        params.append(vantage)
     sql += " ORDER BY e.id"
     if limit is not None:
         sql += " LIMIT ?"
@@ -155,19 +146,9 @@ def endpoint_measurements_at(
     """The newest measurement of each kind of endpoint at ``address:port`` (or named ``name``),
     narrowed by vantage point and run, with its observation and control decoded (``probe show``).
     """
-    where, params = "", list[Any]()
+    where, params = filters(("e.name = ?", name), ("v.name = ?", vantage), ("e.run_id = ?", run_id))
     if address is not None:
-        where += " AND e.address = ? AND e.port = ?"
-        params += [address, port]
-    if name is not None:
-        where += " AND e.name = ?"
-        params.append(name)
-    if vantage is not None:
-        where += " AND v.name = ?"
-        params.append(vantage)
-    if run_id is not None:
-        where += " AND e.run_id = ?"
-        params.append(run_id)
+        where, params = f" AND e.address = ? AND e.port = ?{where}", [address, port, *params]
     sql = (f"SELECT * FROM ({_SELECT}, e.classifier_version, e.observation, e.control, "
            "row_number() OVER (PARTITION BY e.kind, e.address, e.port ORDER BY e.measured_at DESC, "
            f"e.id DESC) AS n {_FROM} WHERE 1 {where}) WHERE n = 1 ORDER BY kind, address, port")  # fmt: skip

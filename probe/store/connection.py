@@ -15,8 +15,8 @@ from probe.store.schema import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION
 if TYPE_CHECKING:
     import sqlite_utils
 
-__all__ = ["Connection", "SQLiteError", "StoreError", "Transaction", "dict_rows", "named_rows",
-           "scalar", "typed_row", "typed_rows"]
+__all__ = ["Connection", "SQLiteError", "StoreError", "Transaction", "dict_rows", "filters",
+           "named_rows", "scalar", "typed_row", "typed_rows"]
 
 #: A row type: a NamedTuple whose fields name the columns of the query that fills it, in order.
 RowT = TypeVar("RowT", bound=tuple[Any, ...])
@@ -313,6 +313,17 @@ def named_rows(conn: sqlite3.Connection, sql: str, params: Sequence[Any] = ()) -
     cur = conn.cursor()
     cur.row_factory = sqlite3.Row
     return cur.execute(sql, params)
+
+
+def filters(*conditions: tuple[str, object | None]) -> tuple[str, list[Any]]:
+    """The optional filters of a query: `` AND condition`` for each ``(condition, value)`` whose
+    value is not None (a condition with one ``?``, from probe's code), and their parameters."""
+    sql, params = "", list[Any]()
+    for condition, value in conditions:
+        if value is not None:
+            sql += f" AND {condition}"
+            params.append(value)
+    return sql, params
 
 
 def scalar(conn: sqlite3.Connection, sql: str, params: Sequence[Any] = ()) -> Any:

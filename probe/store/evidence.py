@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Literal, NamedTuple
 
-from probe.store.connection import scalar, typed_row, typed_rows
+from probe.store.connection import filters, scalar, typed_row, typed_rows
 
 if TYPE_CHECKING:
     from probe.store.database import Store
@@ -70,17 +70,10 @@ def newest_final(store: Store, column: URLColumn, value: str, *, vantage: str | 
     ``run``), or None."""
     if column not in ("url", "original_url", "domain"):  # a column name goes into the SQL
         raise ValueError(f"not a URL column: {column!r}")
-    where: list[str] = ["m.final = 1", f"m.{column} = ?"]
-    params: list[object] = [value]
-    if vantage is not None:
-        where.append("v.name = ?")
-        params.append(vantage)
-    if run is not None:
-        where.append("m.run_id = ?")
-        params.append(run)
+    where, params = filters((f"m.{column} = ?", value), ("v.name = ?", vantage), ("m.run_id = ?", run))
     mid = scalar(store.conn,
                  "SELECT m.id FROM measurements m JOIN vantage_points v ON v.id = m.vantage_id "
-                 f"WHERE {' AND '.join(where)} ORDER BY m.measured_at DESC, m.id DESC LIMIT 1",
+                 f"WHERE m.final = 1 {where} ORDER BY m.measured_at DESC, m.id DESC LIMIT 1",
                  params)  # fmt: skip
     return None if mid is None else int(mid)
 

@@ -14,9 +14,9 @@ Which failures count as "no answer at all" is the outage rules' choice: the call
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from probe.store.connection import typed_rows
+from probe.store.connection import filters, typed_rows
 
 if TYPE_CHECKING:
     from probe.store.database import Store
@@ -55,16 +55,9 @@ class AddressRow(NamedTuple):
     alive: int  # 1: some connection to it got an answer (not a ``silent`` failure)
 
 
-def _where(vantage: str | None, since: str | None) -> tuple[str, list[object]]:
+def _where(vantage: str | None, since: str | None) -> tuple[str, list[Any]]:
     """Conditions on ``runs AS r`` joined with ``vantage_points AS v``."""
-    where, params = "", list[object]()
-    if vantage is not None:
-        where += " AND v.name = ?"
-        params.append(vantage)
-    if since is not None:
-        where += " AND r.started_at >= ?"
-        params.append(since)
-    return where, params
+    return filters(("v.name = ?", vantage), ("r.started_at >= ?", since))
 
 
 def finished_runs(store: Store, vantage: str | None = None, since: str | None = None) -> list[RunRow]:
