@@ -264,24 +264,22 @@ def _beyond(db: Path, names: list[str], since: str | None, geo: str | None, isol
             ) -> tuple[EndpointMatrix, dict[str, Isolation] | None]:
     """The endpoint matrix and (``isolation_too``) each vantage point's isolation (same vantage
     points and time)."""
-    import sqlite3
-
     from probe.cli.outages import geo_lookup
     from probe.present.circumvention import EndpointMatrix
     from probe.research.outages import isolation, run_stats
-    from probe.store import Store, StoreError
+    from probe.store import SQLiteError, Store, StoreError
     from probe.store.circumvention import latest_endpoints
 
     country_of = geo_lookup(geo) if isolation_too else None
     try:
         with Store.open(db, create=False, check=False) as store:
-            endpoints = EndpointMatrix.from_latest(latest_endpoints(store.conn, names or None, since),
+            endpoints = EndpointMatrix.from_latest(latest_endpoints(store, names or None, since),
                                                    names or None)  # fmt: skip
             if not isolation_too:
                 return endpoints, None
-            stats = [s for s in run_stats(store.conn, None, since, country_of=country_of)
+            stats = [s for s in run_stats(store, None, since, country_of=country_of)
                      if not names or s.vantage in names]  # fmt: skip
-    except (StoreError, sqlite3.Error) as exc:
+    except (StoreError, SQLiteError) as exc:
         raise click.ClickException(str(exc)) from None
     isolated = isolation(stats)
     if names:
@@ -292,20 +290,18 @@ def _beyond(db: Path, names: list[str], since: str | None, geo: str | None, isol
 def _load(db: Path, names: list[str], cats: list[str], since: str | None, *, times: bool
           ) -> Matrix:
     """Open the database read-only-ish through Store (checks it is a probe database)."""
-    import sqlite3
-
     from probe.research import compare as cmp
-    from probe.store import Store, StoreError
+    from probe.store import SQLiteError, Store, StoreError
 
     try:
         with Store.open(db, create=False, check=False) as store:
             try:
-                return cmp.load_matrix(store.conn, names or None, cats or None, since, times=times)
+                return cmp.load_matrix(store, names or None, cats or None, since, times=times)
             except KeyError as exc:
-                known = ", ".join(cmp.vantage_ids(store.conn)) or "none"
+                known = ", ".join(store.vantage_ids()) or "none"
                 raise click.BadParameter(
                     f"no vantage point {exc.args[0]} in {db} (known: {known})",
                     param_hint="--vantage",
                 ) from None
-    except (StoreError, sqlite3.Error) as exc:
+    except (StoreError, SQLiteError) as exc:
         raise click.ClickException(str(exc)) from None

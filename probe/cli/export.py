@@ -89,7 +89,7 @@ def export_command(db: Path, fmt: str, output: Path | None, vantages: tuple[str,
     try:
         with Store.open(db, create=False, check=False) as store:
             names = cmp.split_list(vantages)
-            known = cmp.vantage_ids(store.conn)
+            known = store.vantage_ids()
             unknown = [n for n in names if n not in known]
             if unknown:
                 raise click.BadParameter(

@@ -12,7 +12,7 @@ from probe.cli._group import cli
 from probe.cli.options import db_option, fingerprints_option, geo_option
 
 if TYPE_CHECKING:
-    import sqlite3
+    from probe.store import Store
 
 _SHOW_ERRORS = 20
 
@@ -89,7 +89,7 @@ def ooni_command(
                 if stats.read and not stats.imported and not stats.duplicates:
                     raise SystemExit(1)
             if report:
-                _report(store.conn, limit, as_json)
+                _report(store, limit, as_json)
     except (StoreError, FingerprintError, GeoError) as exc:
         raise click.ClickException(str(exc)) from None
 
@@ -101,21 +101,21 @@ def ooni_report(db: Path, *, limit: int, as_json: bool) -> None:
 
     try:
         with Store.open(db, create=False) as store:
-            _report(store.conn, limit, as_json)
+            _report(store, limit, as_json)
     except StoreError as exc:
         raise click.ClickException(str(exc)) from None
 
 
-def _report(conn: sqlite3.Connection, limit: int, as_json: bool) -> None:
+def _report(store: Store, limit: int, as_json: bool) -> None:
     from probe.research.ooni.importer import agreement as agree_fn
     from probe.research.ooni.importer import disagreements as disagree_fn
 
-    rows = disagree_fn(conn, limit)
+    rows = disagree_fn(store, limit)
     if as_json:
         for r in rows:
             click.echo(json.dumps(r, sort_keys=True))
         return
-    pairs = agree_fn(conn)
+    pairs = agree_fn(store)
     total = sum(pairs.values())
     same = sum(n for k, n in pairs.items() if k.split("|")[0] == k.split("|")[1])
     click.echo(f"{total} imported measurements; probe and OONI agree on {same}")

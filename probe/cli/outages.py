@@ -52,7 +52,7 @@ def outages_command(db: Path, vantage: str | None, since: str | None, geo: str |
 
     try:
         with Store.open(db, create=False) as store:
-            stats = run_stats(store.conn, vantage, since, country_of=country_of,
+            stats = run_stats(store, vantage, since, country_of=country_of,
                               country=country)  # fmt: skip
             rows = (o.to_dict() for o in outages(stats))
             out = format_json_lines(rows, keys=None) if as_json else format_outages_table(rows)

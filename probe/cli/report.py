@@ -52,7 +52,7 @@ def report_command(db: Path, out: Path, vantages: tuple[str, ...], title: str, m
     try:
         with Store.open(db, create=False) as store:
             if vantages:
-                known = {r[0] for r in store.conn.execute("SELECT name FROM vantage_points")}
+                known = set(store.vantage_ids())
                 missing = [v for v in vantages if v not in known]
                 if missing:
                     raise click.BadParameter(f"no vantage point {', '.join(missing)} in {db}",

@@ -20,13 +20,13 @@ a quarter of its deadline).
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+from rich.console import Console
+from rich.live import Live
+from rich.text import Text
 
 from probe.core.model import VERDICTS, Target, Verdict
-
-if TYPE_CHECKING:
-    from rich.console import Console
-    from rich.live import Live
 
 __all__ = ["LiveProgress", "eta_seconds", "format_duration"]
 
@@ -69,8 +69,6 @@ class LiveProgress:
     """A :class:`probe.run.Reporter` drawing a live, width-fitted display on stderr."""
 
     def __init__(self, url_budget: float = 60.0, console: Console | None = None) -> None:
-        from rich.console import Console
-
         self.console = console or Console(stderr=True)
         self.url_budget = url_budget
         self.total: int | None = None
@@ -83,8 +81,6 @@ class LiveProgress:
 
     # -- Reporter events --------------------------------------------------------------------
     def started(self, run_id: int, total: int | None) -> None:
-        from rich.live import Live
-
         self.run_id, self.total, self.t0 = run_id, total, time.monotonic()
         of = f" up to {total} URLs" if total else ""
         self.console.print(f"run {run_id}: measuring{of}", highlight=False)
@@ -115,8 +111,6 @@ class LiveProgress:
     # -- rendering -------------------------------------------------------------------------
     def lines(self, width: int, now: float | None = None) -> list[Any]:
         """The display as rich Text lines, each cropped to ``width`` cells."""
-        from rich.text import Text
-
         now = time.monotonic() if now is None else now
         elapsed = now - self.t0
         # The refresh runs in rich's thread while the event loop adds and removes URLs:

@@ -14,7 +14,10 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from probe.core.model import VERDICTS
 from probe.core.settings import DEFAULT_DB
+from probe.judge.explain import decisive, explain
+from probe.store import Store, StoreError
 
 __all__ = ["SHOWN_PER_VERDICT", "compact_summary", "summary_lines"]
 
@@ -32,8 +35,6 @@ SHOWN_PER_VERDICT = 25
 
 
 def _counts_text(counts: dict[str, int]) -> str:
-    from probe.core.model import VERDICTS
-
     return ", ".join(f"{v} {counts.get(v, 0)}" for v in VERDICTS)
 
 
@@ -59,8 +60,6 @@ def summary_lines(
 
     ``rows`` are the run's non-ok results (dicts of :meth:`probe.store.Store.results`).
     """
-    from probe.judge.explain import decisive, explain
-
     rate = measured / elapsed if elapsed else 0.0
     groups: dict[str, list[dict[str, Any]]] = {v: [] for v, _ in _GROUPS}
     extra: dict[str, int] = {v: 0 for v, _ in _GROUPS}
@@ -116,8 +115,6 @@ def print_summary(summary: Any, db: Path, echo: Callable[[str], Any], tty: bool,
                              counts, db))
         _problems(summary, echo)
         return
-    from probe.store import Store, StoreError
-
     try:
         with Store.open(db, create=False) as store:
             rows = store.results(summary.run_id,

@@ -107,7 +107,7 @@ def reclassify(
                 store.set_verdicts(pending)
                 pending = []
     store.set_verdicts(pending)
-    runs = [run_id] if run_id is not None else [r for (r,) in store.conn.execute("SELECT id FROM runs")]
+    runs = [run_id] if run_id is not None else store.run_ids()
     for rid in runs:
         for ch in judge_run(store, rid):
             report.changed += 1

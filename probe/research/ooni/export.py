@@ -34,6 +34,9 @@ import base64
 import time
 from typing import TYPE_CHECKING, Any
 
+from probe import __version__
+from probe.inputs.geo import open_default_geo
+
 if TYPE_CHECKING:
     from collections.abc import Callable
 
@@ -45,7 +48,7 @@ if TYPE_CHECKING:
         Measurement,
         TLSObservation,
     )
-    from probe.research.export import Record
+    from probe.store.export import Record
 
 __all__ = ["TEST_VERSION", "geo_asn_lookup", "to_ooni"]
 
@@ -191,6 +194,8 @@ def _sent_headers(host: str, user_agent: str | None) -> list[list[str]]:
     fixed browser headers; only Host when the run did not record its User-Agent."""
     if user_agent is None:
         return [["Host", host]]
+    # Imported on first use: probe.measure.http imports httpx (0.6 s here), and only the runs
+    # that recorded their User-Agent need the header list.
     from probe.measure.http import BROWSER_HEADERS
 
     return [["Host", host], ["User-Agent", user_agent], *([n, v] for n, v in BROWSER_HEADERS)]
@@ -415,7 +420,6 @@ def to_ooni(record: Record, geo_asn: Callable[[str], tuple[int, str]] | None = N
     report_id = (f"{run_time.replace('-', '').replace(':', '').replace(' ', 'T')}Z_webconnectivity_"
                  f"{cc}_{asn[2:]}_n1_{record.run_uid.replace('-', '')[-16:]}")
     helper = next((h.control.source for h in m.hops if h.control is not None), None)
-    from probe import __version__
     return {
         "annotations": {
             "engine_name": "probe",
@@ -456,8 +460,6 @@ def geo_asn_lookup(cache_size: int = 65536) -> Callable[[str], tuple[int, str]]:
     The table is memory-mapped (pages touched only); answers repeat across measurements, so a
     bounded cache keeps an export's memory flat and its lookups few.
     """
-    from probe.inputs.geo import open_default_geo
-
     geo = open_default_geo()
     cache: dict[str, tuple[int, str]] = {}
 

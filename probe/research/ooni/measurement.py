@@ -5,8 +5,9 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 from probe.core.failures import CERTIFICATE_FAILURES
 from probe.core.model import (
@@ -239,8 +240,6 @@ def _uid(raw: Mapping[str, Any]) -> str:
 
 def _fix_control(c: ControlObservation, hs: Mapping[str, Any]) -> ControlObservation:
     """Older helpers send ``status_code``/``body_length`` as -1 on failure without a failure."""
-    from dataclasses import replace
-
     if c.http_failure is None and (c.http_status is None or c.http_status < 0) and hs:
         return replace(c, http_failure="unknown_failure", http_status=None, http_body_length=None)
     if c.http_body_length is not None and c.http_body_length < 0:
@@ -289,8 +288,6 @@ def _http(
 def _absolute(base: str, location: str | None) -> str | None:
     if not location:
         return None
-    from urllib.parse import urljoin
-
     try:
         out = urljoin(base, location)
         urlsplit(out)
