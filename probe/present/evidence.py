@@ -20,6 +20,7 @@ from typing import Any
 
 from probe.core.model import DNSObservation, Hop, Measurement, Verdict
 from probe.judge.explain import decisive, explain
+from probe.present.text import cut
 
 __all__ = ["EvidenceError", "dumps", "evidence", "find_measurement", "render_text"]
 
@@ -340,7 +341,7 @@ def render_text(ev: dict[str, Any], width: int = 100) -> Iterator[str]:
         yield f"  the measurement did not finish: {ev['failure']}"
     for hop in ev["hops"]:
         yield ""
-        yield _cut(f"hop {hop['hop']}: {hop['url']}", width)
+        yield cut(f"hop {hop['hop']}: {hop['url']}", width)
         rows = list(_rows(hop))
         if rows:
             yield from _table(rows, width)
@@ -350,12 +351,8 @@ def render_text(ev: dict[str, Any], width: int = 100) -> Iterator[str]:
     yield f"reasons (classifier {v['classifier_version']}):"
     for r in v["reasons"]:
         mark = "*" if r["decisive"] else "-"
-        yield _cut(f"  {mark} {r['code']}{'  (decided the verdict)' if r['decisive'] else ''}", width)
+        yield cut(f"  {mark} {r['code']}{'  (decided the verdict)' if r['decisive'] else ''}", width)
         yield from textwrap.wrap(r["words"], width, initial_indent="      ",
                                  subsequent_indent="      ")
     if not v["reasons"]:
         yield "  (none)"
-
-
-def _cut(text: str, width: int) -> str:
-    return text if len(text) <= width else text[: width - 1] + "…"
