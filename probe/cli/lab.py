@@ -60,7 +60,7 @@ def list_command(verbose: bool) -> None:
       probe lab list
       probe lab list -v        # with the censor's rules for each scenario
     """
-    from probe.lab.report import format_scenarios
+    from probe.present.lab import format_scenarios
 
     for line in format_scenarios(_scenarios(()), verbose=verbose):
         click.echo(line, nl=False)
@@ -89,13 +89,14 @@ def up(prefix: str | None, latency: float, bandwidth: str | None, no_helper: boo
     """
     _need_root()
     from probe.lab.lab import Lab, LabError
+    from probe.present.lab import describe_lab
 
     try:
         lab_ = Lab.create(helper=not no_helper, persistent=True, latency_ms=latency,
                           bandwidth=bandwidth, prefix=prefix)  # fmt: skip
     except LabError as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(lab_.describe())
+    click.echo(describe_lab(lab_))
 
 
 @lab.command()
@@ -183,8 +184,9 @@ def run(scenarios: tuple[str, ...], prefix: str | None, workdir: Path | None, go
     _need_root()
     import tempfile
 
+    from probe.lab.golden import export_golden
     from probe.lab.lab import Lab, LabError
-    from probe.lab.report import export_golden, format_results
+    from probe.present.lab import format_results
 
     chosen = _scenarios(scenarios)
     try:

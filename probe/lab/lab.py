@@ -443,24 +443,3 @@ class Lab:
         """Run scenarios one after the other (the censor is reset between them)."""
         for s in scenarios:
             yield self.run_scenario(s, workdir)
-
-    def describe(self) -> str:
-        """How to use this lab, for people."""
-        t = self.topo
-        helper = (f"control helper: {self.control_url} (in {t.uncensored})" if self.helper
-                  else f"control helper: not running ({self.helper_error or 'disabled'})")  # fmt: skip
-        return (
-            f"lab {t.prefix} is up\n"
-            f"  client namespace:  {t.client} (resolver {topology.CENSOR_IN}, the censor's)\n"
-            f"  censor namespace:  {t.censor}\n"
-            f"  server namespace:  {t.server} (authoritative DNS {topology.AUTH_DNS})\n"
-            f"  {helper}\n"
-            f"  lab CA:            {self.cafile}\n"
-            f"  state and logs:    {self.state_dir}\n\n"
-            "Measure a lab site from the client namespace (the only place lab traffic may start):\n"
-            f"  ip netns exec {t.client} probe run --url https://clean.lab.example/ \\\n"
-            f"      --cafile {self.cafile} --control {self.control_url} \\\n"
-            f"      --accept-risks --vantage lab --db /tmp/lab.db\n"
-            "Censorship rules are applied per scenario by `probe lab run`; the lab starts uncensored.\n"
-            "Tear it down with `probe lab down`."
-        )
