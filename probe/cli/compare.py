@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import click
 
 from probe.cli._group import cli
-from probe.cli.options import db_option, since_option
+from probe.cli.options import country_lookup, db_option, since_option
 
 if TYPE_CHECKING:
     from probe.present.circumvention import EndpointMatrix
@@ -67,9 +67,7 @@ def compare_command(db: Path, vantages: tuple[str, ...], categories: tuple[str, 
     if as_json and as_csv:
         raise click.UsageError("--json and --csv are exclusive")
     if with_ooni:
-        from probe.cli.import_ooni import ooni_report
-
-        ooni_report(db, limit=1000, as_json=as_json)
+        _with_ooni(db, as_json)
         return
     from probe.present.compare import (
         render_csv,
@@ -121,13 +119,12 @@ def _beyond(db: Path, names: list[str], since: str | None, geo: str | None, isol
     points and time)."""
     import sqlite3
 
-    from probe.cli.outages import geo_lookup
     from probe.present.circumvention import EndpointMatrix
     from probe.research.outages import isolation, run_stats
     from probe.store import Store, StoreError
     from probe.store.circumvention import latest_endpoints
 
-    country_of = geo_lookup(geo) if isolation_too else None
+    country_of = country_lookup(geo) if isolation_too else None
     try:
         with Store.open(db, create=False, check=False) as store:
             endpoints = EndpointMatrix.from_latest(latest_endpoints(store.conn, names or None, since),
@@ -163,4 +160,17 @@ def _load(db: Path, names: list[str], cats: list[str], since: str | None, *, tim
                     param_hint="--vantage",
                 ) from None
     except (StoreError, sqlite3.Error) as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _with_ooni(db: Path, as_json: bool) -> None:
+    """Where probe's verdicts and OONI's differ on the OONI measurements imported into ``db``."""
+    from probe.present.ooni import ooni_report
+    from probe.store import Store, StoreError
+
+    try:
+        with Store.open(db, create=False) as store:
+            for line in ooni_report(store.conn, 1000, as_json):
+                click.echo(line, nl=False)
+    except StoreError as exc:
         raise click.ClickException(str(exc)) from None
