@@ -75,6 +75,7 @@ def export_command(db: Path, fmt: str, output: Path | None, vantages: tuple[str,
     """
     from probe.research import compare as cmp
     from probe.research.export import Filters, csv_lines, jsonl_lines
+    from probe.research.ooni.export import ooni_lines
     from probe.store import Store, StoreError
 
     since_iso = since  # made ISO by the option's callback
@@ -113,7 +114,7 @@ def export_command(db: Path, fmt: str, output: Path | None, vantages: tuple[str,
             elif fmt == "jsonl":
                 chunks = jsonl_lines(store, f)
             else:
-                chunks = _ooni_lines(store, f)
+                chunks = ooni_lines(store, f)
             n = _write_stream(chunks, output)
             if output is not None:
                 click.echo(f"{output}: {n} lines", err=True)
@@ -121,17 +122,3 @@ def export_command(db: Path, fmt: str, output: Path | None, vantages: tuple[str,
         raise click.ClickException(str(exc)) from None
     except OSError as exc:
         raise click.ClickException(f"cannot write {output or 'output'}: {exc}") from None
-
-
-def _ooni_lines(store: object, f: object) -> Iterator[str]:
-    import json
-
-    from probe.research.export import Filters, iter_records
-    from probe.research.ooni.export import geo_asn_lookup, to_ooni
-    from probe.store import Store
-
-    assert isinstance(store, Store) and isinstance(f, Filters)
-    dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-    geo_asn = geo_asn_lookup()
-    for record in iter_records(store, f):
-        yield dumps(to_ooni(record, geo_asn)) + "\n"

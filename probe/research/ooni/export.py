@@ -31,8 +31,12 @@ under ``x_probe_verdict``.
 from __future__ import annotations
 
 import base64
+import json
 import time
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
+
+from probe.research.export import Filters, iter_records
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -46,8 +50,9 @@ if TYPE_CHECKING:
         TLSObservation,
     )
     from probe.research.export import Record
+    from probe.store import Store
 
-__all__ = ["TEST_VERSION", "geo_asn_lookup", "to_ooni"]
+__all__ = ["TEST_VERSION", "geo_asn_lookup", "ooni_lines", "to_ooni"]
 
 #: The Web Connectivity test keys written follow this version of the test (ts-017).
 TEST_VERSION = "0.4.3"
@@ -472,3 +477,12 @@ def geo_asn_lookup(cache_size: int = 65536) -> Callable[[str], tuple[int, str]]:
         return found
 
     return lookup
+
+
+def ooni_lines(store: Store, f: Filters) -> Iterator[str]:
+    """The measurements ``f`` selects as OONI measurements, one JSON line each (``probe export
+    --format ooni``): streamed, so memory stays flat however many there are."""
+    dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+    geo_asn = geo_asn_lookup()
+    for record in iter_records(store, f):
+        yield dumps(to_ooni(record, geo_asn)) + "\n"
