@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -49,7 +48,8 @@ def circumvention_command(lists: tuple[Path, ...], db: Path, vantage: str, contr
     from probe.core.settings import DEFAULT_CONTROLS
     from probe.host import consent
     from probe.inputs.endpointlists import EndpointListError, load_endpoints
-    from probe.run.circumvention import SuiteConfig, run_suite
+    from probe.present.circumvention import format_judged, format_suite_end
+    from probe.run.circumvention import Judged, SuiteConfig, run_suite
     from probe.store import StoreError
 
     if controls and no_control:
@@ -69,16 +69,9 @@ def circumvention_command(lists: tuple[Path, ...], db: Path, vantage: str, contr
                          tcp_timeout=tcp_timeout, handshake_timeout=handshake_timeout,
                          concurrency=concurrency, retries=retries, retry_pause=retry_pause)  # fmt: skip
 
-    def show(judged: tuple) -> None:  # type: ignore[type-arg]  # (obs, control, verdict)
-        obs, _, verdict = judged
-        if as_json:
-            row = {"kind": obs.kind, "name": obs.name, "address": obs.address, "port": obs.port,
-                   "verdict": verdict.verdict, "stage": verdict.stage, "reasons": list(verdict.reasons)}
-            click.echo(json.dumps(row))  # fmt: skip
-        else:
-            reason = verdict.reasons[0] if verdict.reasons else ""
-            where = f"{obs.address}:{obs.port}"
-            click.echo(f"{verdict.verdict:<12} {obs.kind:<11} {obs.name:<16} {where}  {reason}", err=True)
+    def show(judged: Judged) -> None:
+        # JSON is the command's output (stdout); the lines for people are progress (stderr).
+        click.echo(format_judged(judged, as_json), err=not as_json)
 
     names = [p.name for p in lists] or ["circumvention.csv (packaged)"]
     try:
@@ -88,6 +81,4 @@ def circumvention_command(lists: tuple[Path, ...], db: Path, vantage: str, contr
     except KeyboardInterrupt:
         click.echo("interrupted: what was measured is stored", err=True)
         sys.exit(130)
-    counts = " / ".join(f"{k} {v}" for k, v in sorted(summary.counts.items()))
-    click.echo(f"run {summary.run_id}: {len(summary.results)} endpoints: {counts or 'none'}; stored in {db}",
-               err=True)  # fmt: skip
+    click.echo(format_suite_end(summary, db), err=True)

@@ -3,22 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import click
 
 from probe.cli._group import cli
 from probe.cli.options import db_option, since_option
 
-if TYPE_CHECKING:
-    from probe.research.compare import Cell
-
 #: Exit status of `probe diff --exit-code` when something changed (0: nothing did).
 EXIT_CHANGED = 3
-
-
-def _show(cell: Cell) -> str:
-    return f"{cell.technique} ({cell.measured_at[:16].replace('T', ' ')})"
 
 
 @cli.command("diff")
@@ -52,6 +44,7 @@ def diff_command(db: Path, vantage: str | None, from_run: int | None, to_run: st
     """
     import sqlite3
 
+    from probe.present.diff import format_changes, format_changes_json
     from probe.research import compare as cmp
     from probe.store import Store, StoreError
 
@@ -92,21 +85,10 @@ def diff_command(db: Path, vantage: str | None, from_run: int | None, to_run: st
     except (StoreError, sqlite3.Error) as exc:
         raise click.ClickException(str(exc)) from None
     changes = cmp.diff_states(before, after)
-    if as_json:
-        import json
-
-        for c in changes:
-            click.echo(json.dumps({"vantage": vantage, **c.as_dict()}, ensure_ascii=False))
-    else:
-        counts = {k: 0 for k in cmp.CHANGE_KINDS}
-        for c in changes:
-            counts[c.kind] += 1
-        common = len(before.keys() & after.keys())
-        click.echo(f"{title}: " + ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in counts.items())
-                   + f" ({common} URLs in both; {len(before.keys() - after.keys())} only before, "
-                   f"{len(after.keys() - before.keys())} only after)")
-        for c in changes:
-            click.echo(f"  {c.kind:<17} {c.url}  {_show(c.before)} -> {_show(c.after)}")
+    lines = (format_changes_json(vantage, changes) if as_json
+             else format_changes(title, before, after, changes))  # fmt: skip
+    for line in lines:
+        click.echo(line, nl=False)
     if exit_code and changes:
         raise SystemExit(EXIT_CHANGED)
 

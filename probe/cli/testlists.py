@@ -50,7 +50,8 @@ def show(paths: tuple[Path, ...], as_json: bool) -> None:
     """
     import json
 
-    from probe.inputs.testlists import TestListError, render_summary, summarize, summary_records
+    from probe.inputs.testlists import TestListError, summarize, summary_records
+    from probe.present.testlists import render_summary
 
     try:
         summary = summarize(paths or None)
@@ -100,11 +101,11 @@ def update(testlists_url: str | None, directory: Path | None, extra: tuple[str, 
       probe testlists update --source-url https://mirror.example/test-lists/
     """
     from probe.inputs.testlists.update import UpdateError, update_testlists
+    from probe.present.testlists import format_update
 
     try:
         result = update_testlists(testlists_url, directory, extra, timeout=timeout)
     except UpdateError as exc:
         raise click.ClickException(f"{exc} (installed lists unchanged)") from None
-    click.echo(f"updated {result.directory} from {result.source}")
-    for change in result.changes:
-        click.echo(f"  {change.describe()}")
+    for line in format_update(result):
+        click.echo(line)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -39,12 +38,12 @@ def trace_command(url: str, control_name: str, ip: str | None, max_ttl: int, wai
       sudo probe trace http://news.example/ --ip 192.0.2.10 --json
     """
     import asyncio
-    import dataclasses
     import socket
 
     from probe.core.net.addresses import is_ip_literal
     from probe.core.net.urls import parse_url
     from probe.measure.trace import TraceUnavailable, trace
+    from probe.present.trace import format_trace, trace_json
 
     try:
         target = parse_url(url)
@@ -80,22 +79,7 @@ def trace_command(url: str, control_name: str, ip: str | None, max_ttl: int, wai
         except StoreError as exc:
             raise click.ClickException(str(exc)) from None
     if as_json:
-        data = dataclasses.asdict(result)
-        data["id"] = trace_id
-        click.echo(json.dumps(data, indent=1))
+        click.echo(trace_json(result, trace_id))
         return
-    click.echo(f"trace {result.kind} {result.trigger} -> {result.ip}:{result.port} "
-               f"(control {result.control_name})")  # fmt: skip
-    click.echo(f"{'ttl':>3}  {'router':<16} {'trigger':<10} {'control':<10}")
-    by = {(p.ttl, p.probe): p for p in result.probes}
-    for t in sorted({p.ttl for p in result.probes}):
-        trig, ctl = by[(t, "trigger")], by[(t, "control")]
-        router = ctl.router or trig.router or "*"
-        mark = "  <- censor" if t == result.censor_hop else ""
-        click.echo(f"{t:>3}  {router:<16} {trig.outcome:<10} {ctl.outcome:<10}{mark}")
-    if result.censor_hop is None:
-        click.echo("no censor reaction seen")
-    else:
-        click.echo(f"censor reacts at TTL {result.censor_hop} ({result.placement})")
-    click.echo(f"{result.packets_sent} packets sent in {result.duration:.2f} s"
-               + (f"; stored as trace {trace_id} in {db}" if trace_id else ""))  # fmt: skip
+    for line in format_trace(result, trace_id, db):
+        click.echo(line)

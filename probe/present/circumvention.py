@@ -13,10 +13,14 @@ import json
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from probe.core.model import INTERFERENCE_VERDICTS
 from probe.present.text import cut
+
+if TYPE_CHECKING:
+    from probe.run.circumvention import Judged, SuiteSummary
 
 __all__ = [
     "ENDPOINT_CSV_KEYS",
@@ -24,6 +28,8 @@ __all__ = [
     "explain_endpoint_reason",
     "format_endpoint_csv",
     "format_endpoint_table",
+    "format_judged",
+    "format_suite_end",
     "render_endpoint",
 ]
 
@@ -265,3 +271,22 @@ class EndpointMatrix:
 def dumps(d: dict[str, Any]) -> str:
     """One endpoint measurement as JSON (``probe show --json``)."""
     return json.dumps(d, ensure_ascii=False, sort_keys=True)
+
+
+def format_judged(judged: Judged, as_json: bool) -> str:
+    """One endpoint as `probe circumvention` judges it: a line for people (verdict, kind, name,
+    where, the first reason), or ``as_json`` one JSON object."""
+    obs, _, verdict = judged
+    if as_json:
+        row = {"kind": obs.kind, "name": obs.name, "address": obs.address, "port": obs.port,
+               "verdict": verdict.verdict, "stage": verdict.stage, "reasons": list(verdict.reasons)}
+        return json.dumps(row)  # fmt: skip
+    reason = verdict.reasons[0] if verdict.reasons else ""
+    where = f"{obs.address}:{obs.port}"
+    return f"{verdict.verdict:<12} {obs.kind:<11} {obs.name:<16} {where}  {reason}"
+
+
+def format_suite_end(summary: SuiteSummary, db: Path) -> str:
+    """The last line of `probe circumvention`: the run, its verdict counts, the database."""
+    counts = " / ".join(f"{k} {v}" for k, v in sorted(summary.counts.items()))
+    return f"run {summary.run_id}: {len(summary.results)} endpoints: {counts or 'none'}; stored in {db}"

@@ -34,10 +34,6 @@ class VerdictChange:
     old: Verdict
     new: Verdict
 
-    def describe(self) -> str:
-        """``url: blocked/http -> ok`` (stage shown when set)."""
-        return f"{self.url}: {_label(self.old)} -> {_label(self.new)}"
-
 
 @dataclass
 class ReclassifyReport:
@@ -51,10 +47,6 @@ class ReclassifyReport:
     transitions: Counter[tuple[str, str]] = field(default_factory=Counter)
     # the first changes, in measurement order (all of them unless there are very many)
     changes: list[VerdictChange] = field(default_factory=list)
-
-
-def _label(v: Verdict) -> str:
-    return f"{v.verdict}/{v.stage}" if v.stage else v.verdict
 
 
 def _same(a: Verdict, b: Verdict) -> bool:

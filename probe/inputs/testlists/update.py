@@ -83,17 +83,6 @@ class ListChange:
     removed: int
     invalid_rows: int
 
-    def describe(self) -> str:
-        """One line for people: ``global.csv: 1722 -> 1730 URLs (+12, -4)``."""
-        if self.before is None:
-            change = f"new, {self.after} URLs"
-        elif not self.added and not self.removed:
-            change = f"unchanged, {self.after} URLs"
-        else:
-            change = f"{self.before} -> {self.after} URLs (+{self.added}, -{self.removed})"
-        bad = f"; {self.invalid_rows} invalid row(s) skipped when measured" if self.invalid_rows else ""
-        return f"{self.name}: {change}{bad}"
-
 
 @dataclass(frozen=True)
 class UpdateResult:
