@@ -26,6 +26,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from probe.core.model import VERDICTS, Target, Verdict
+from probe.run.summary import NullReporter
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -73,24 +74,12 @@ def stamp(message: str) -> str:
     return f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} {message}"
 
 
-class QuietProgress:
+class QuietProgress(NullReporter):
     """A :class:`probe.run.Reporter` for --quiet: only errors (messages starting with ``error``),
     stamped; no progress, warnings or summary. ``echo`` writes one line (to stderr)."""
 
     def __init__(self, echo: Callable[[str], None]) -> None:
         self.echo = echo
-
-    def started(self, run_id: int, total: int | None) -> None:
-        pass
-
-    def measuring(self, target: Target) -> None:
-        pass
-
-    def result(self, target: Target, verdict: Verdict) -> None:
-        pass
-
-    def settled(self, target: Target) -> None:
-        pass
 
     def problem(self, message: str) -> None:
         if message.startswith("error"):
