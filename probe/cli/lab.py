@@ -145,18 +145,10 @@ def status() -> None:
     """
     _need_root()
     from probe.lab import topology
+    from probe.present.lab import format_labs
 
-    me = topology.creator_uid()
-    found = topology.labs()
-    if not found:
-        click.echo("no lab is up")
-    for info in found:
-        if info.persistent:
-            owner = "yours" if info.mine(me) else f"uid {info.uid}"
-            kind = f"probe lab up, {owner}"
-        else:
-            kind = f"process {info.owner_pid}{'' if info.owner_alive else ' (gone: stale)'}"
-        click.echo(f"{info.prefix}  {'up' if info.live else 'not running'}  ({kind})")
+    for line in format_labs(topology.labs(), topology.creator_uid()):
+        click.echo(line)
 
 
 @lab.command()

@@ -14,7 +14,8 @@ from probe.lab.lab import Lab, ScenarioResult
 from probe.lab.scenarios import Expect, Scenario
 from probe.present.text import cut
 
-__all__ = ["censor_lines", "describe_lab", "expected_text", "format_results", "format_scenarios"]
+__all__ = ["censor_lines", "describe_lab", "expected_text", "format_labs", "format_results",
+           "format_scenarios"]
 
 
 def expected_text(e: Expect) -> str:
@@ -117,3 +118,17 @@ def describe_lab(lab: Lab) -> str:
         "Censorship rules are applied per scenario by `probe lab run`; the lab starts uncensored.\n"
         "Tear it down with `probe lab down`."
     )
+
+
+def format_labs(found: Sequence[topology.LabInfo], me: int) -> Iterator[str]:
+    """One line per lab of this machine (``probe lab status``): prefix, whether it is up, and
+    whose it is (``me``: the user asking)."""
+    if not found:
+        yield "no lab is up"
+    for info in found:
+        if info.persistent:
+            owner = "yours" if info.mine(me) else f"uid {info.uid}"
+            kind = f"probe lab up, {owner}"
+        else:
+            kind = f"process {info.owner_pid}{'' if info.owner_alive else ' (gone: stale)'}"
+        yield f"{info.prefix}  {'up' if info.live else 'not running'}  ({kind})"
