@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -74,11 +73,10 @@ def show_command(what: str, db: Path, vantage: str | None, run_id: int | None, a
 
 def _address_port(what: str) -> tuple[str, int] | None:
     """``ADDRESS:PORT`` or ``[ADDRESS]:PORT`` with a literal IP address, else None."""
-    host, sep, port = what.rpartition(":")
-    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
-        return None
+    from probe.core.net import parse_endpoint
+
     try:
-        return str(ipaddress.ip_address(host.removeprefix("[").removesuffix("]"))), int(port)
+        return parse_endpoint(what)
     except ValueError:
         return None
 

@@ -31,6 +31,7 @@ import sys
 from pathlib import Path
 from typing import Any, cast
 
+from probe.core.net import parse_hostport
 from probe.lab.udpserver import Answer, DatagramServer, serve_udp
 
 __all__ = ["ConfigFile", "main"]
@@ -62,13 +63,6 @@ class ConfigFile:
             except (OSError, ValueError) as exc:
                 print(f"dnsserver: cannot read {self.path}: {exc}", file=sys.stderr)
         return self.value
-
-
-def _hostport(text: str, default_port: int = 53) -> tuple[str, int]:
-    host, _, port = text.rpartition(":")
-    if not host:
-        return text, default_port
-    return host, int(port)
 
 
 def _norm(name: Any) -> str:
@@ -211,9 +205,9 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(
             serve(
                 args.mode,
-                _hostport(args.listen),
+                parse_hostport(args.listen, 53),
                 zone=args.zone,
-                upstream=_hostport(args.upstream) if args.upstream else None,
+                upstream=parse_hostport(args.upstream, 53) if args.upstream else None,
                 overrides=args.overrides,
             )
         )

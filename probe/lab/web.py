@@ -21,6 +21,8 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any
 
+from probe.core.net import host_of
+
 if TYPE_CHECKING:
     from aiohttp import web
 
@@ -72,7 +74,7 @@ def make_app(sites: dict[str, dict[str, Any]], blockpage_ports: set[tuple[str, i
         sockname = request.transport.get_extra_info("sockname") if request.transport else None
         if sockname and (sockname[0], sockname[1]) in blockpage_ports:
             return web.Response(body=BLOCKPAGE_HTML, content_type="text/html", charset="utf-8")
-        host = (request.host or "").rsplit(":", 1)[0].lower().rstrip(".")
+        host = host_of(request.host or "")
         spec = sites.get(host)
         if spec is None:
             return web.Response(status=404, text=_page("Not found", f"no site {host}"),

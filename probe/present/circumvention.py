@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from probe.core.model import INTERFERENCE_VERDICTS
+from probe.core.net import format_endpoint
 from probe.present.text import cut
 
 if TYPE_CHECKING:
@@ -72,8 +73,7 @@ def explain_endpoint_reason(reason: str) -> str:
 
 
 def _where(r: dict[str, Any]) -> str:
-    addr = r["address"]
-    return f"[{addr}]:{r['port']}" if ":" in addr else f"{addr}:{r['port']}"
+    return format_endpoint(r["address"], r["port"])
 
 
 def _time(iso: str | None) -> str:

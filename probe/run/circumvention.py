@@ -11,6 +11,7 @@ from pathlib import Path
 
 from probe.core.model import INTERFERENCE_VERDICTS as INTERFERENCE
 from probe.core.model import ControlObservation, EndpointObservation, Verdict
+from probe.core.net import format_endpoint
 from probe.inputs.endpointlists import Endpoint
 from probe.judge.circumvention import judge_endpoint
 from probe.measure.circumvention import measure_endpoint
@@ -47,10 +48,9 @@ class SuiteSummary:
 
 
 def _control_url(ep: Endpoint) -> str:
-    host = f"[{ep.address}]" if ":" in ep.address else ep.address
     # https makes the helper complete a TLS handshake with the endpoint as well as connect.
     scheme = "https" if ep.kind in ("tor", "tls") else "http"
-    return f"{scheme}://{host}:{ep.port}/"
+    return f"{scheme}://{format_endpoint(ep.address, ep.port)}/"
 
 
 async def measure_endpoints(

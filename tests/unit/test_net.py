@@ -13,14 +13,17 @@ from probe.core.net import (
     authority,
     format_endpoint,
     format_resolver,
+    host_of,
     is_ip_literal,
     is_public_address,
     is_valid_host,
     parse_endpoint,
+    parse_hostport,
     parse_listen,
     parse_resolver,
     parse_url,
     read_resolv_conf,
+    split_port,
     system_nameservers,
 )
 from probe.measure.control.protocol import target_from_url
@@ -152,6 +155,46 @@ def test_listen_addresses_allow_every_address_and_port_zero() -> None:
     assert parse_listen(":0") == ("", 0)
     with pytest.raises(ValueError, match="HOST:PORT"):
         parse_listen("127.0.0.1")
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [("127.0.0.1", ("127.0.0.1", 3478)), ("127.0.0.1:19302", ("127.0.0.1", 19302)),
+     ("[::1]:443", ("::1", 443)), ("::1", ("::1", 3478)), ("stun.example:3478", ("stun.example", 3478))],
+)
+def test_stun_server_specs(spec: str, expected: tuple[str, int]) -> None:
+    assert parse_hostport(spec, 3478) == expected
+
+
+@pytest.mark.parametrize("spec", ["127.0.0.1:0", "127.0.0.1:99999", "host:x", "[::1", ":3478"])
+def test_bad_stun_server_specs(spec: str) -> None:
+    with pytest.raises(ValueError):
+        parse_hostport(spec, 3478)
+
+
+def test_a_port_is_required_without_a_default() -> None:
+    assert parse_hostport("[2001:db8::1]:443") == ("2001:db8::1", 443)
+    with pytest.raises(ValueError, match="no port"):
+        parse_hostport("192.0.2.1")
+    with pytest.raises(ValueError, match="no host"):
+        parse_hostport(":443", 53)
+
+
+def test_the_host_of_a_host_header_is_looked_up_without_port_brackets_or_dot() -> None:
+    assert host_of("Blocked.Lab.Example.:8080") == "blocked.lab.example"
+    assert host_of("[2001:db8::1]:443") == "2001:db8::1"
+    assert host_of("[2001:db8::1") == "[2001:db8::1"  # not host[:port]: as it is
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("192.0.2.1:5555", ("192.0.2.1", 5555)), ("::ffff:192.0.2.1:80", ("::ffff:192.0.2.1", 80)),
+     ("[2001:db8::1]:443", ("[2001:db8::1]", 443)), ("12:30", ("12", 30)),
+     ("192.0.2.1", None), ("host:x", None), ("2001:db8::", None)],
+)
+def test_a_port_is_split_from_text_we_did_not_write(text: str, expected: object) -> None:
+    # Log lines: an IPv6 address may stand unbracketed before its port (serve/privacy.py).
+    assert split_port(text) == expected
 
 
 # --- resolv.conf ----------------------------------------------------------------------------

@@ -29,9 +29,12 @@ from probe.core.net.hostport import (
     authority,
     bracket,
     format_endpoint,
+    host_of,
     parse_endpoint,
+    parse_hostport,
     parse_listen,
     split_hostport,
+    split_port,
 )
 from probe.core.net.policy import is_public_address
 from probe.core.net.resolvers import (
@@ -55,17 +58,20 @@ __all__ = [
     "family",
     "format_endpoint",
     "format_resolver",
+    "host_of",
     "idna_host",
     "is_ip_literal",
     "is_public_address",
     "is_public_name",
     "is_valid_host",
     "parse_endpoint",
+    "parse_hostport",
     "parse_listen",
     "parse_resolver",
     "parse_url",
     "read_resolv_conf",
     "related_hosts",
     "split_hostport",
+    "split_port",
     "system_nameservers",
 ]

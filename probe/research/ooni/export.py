@@ -36,6 +36,7 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from probe.core.net import format_endpoint
 from probe.research.export import Filters, iter_records
 
 if TYPE_CHECKING:
@@ -65,10 +66,6 @@ def _ooni_time(t: float) -> str:
 
 def _iso_to_ooni(iso: str) -> str:
     return iso[:19].replace("T", " ")
-
-
-def _endpoint(ip: str, port: int) -> str:
-    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
 
 
 def _tags(hop: int) -> list[str]:
@@ -168,7 +165,7 @@ def _span_events(op: str, address: str, started: float, duration: float, failure
 def _tls(t: TLSObservation, t0: float, hop: int, tid: int) -> dict[str, Any]:
     return {
         "network": "tcp",
-        "address": _endpoint(t.ip, t.port),
+        "address": format_endpoint(t.ip, t.port),
         "cipher_suite": t.cipher or "",
         "failure": t.failure,
         "negotiated_protocol": t.alpn or "",
@@ -218,7 +215,7 @@ def _request(h: HTTPObservation, hop: Hop, t0: float, tid: int, user_agent: str 
     }
     return {
         "network": "tcp",
-        "address": _endpoint(h.ip, h.port),
+        "address": format_endpoint(h.ip, h.port),
         "alpn": alpn or "",
         "failure": h.failure,
         "request": {
@@ -241,9 +238,9 @@ def _request(h: HTTPObservation, hop: Hop, t0: float, tid: int, user_agent: str 
 
 def _control(c: ControlObservation) -> dict[str, Any]:
     return {
-        "tcp_connect": {_endpoint(x.ip, x.port): {"status": x.ok, "failure": x.failure}
+        "tcp_connect": {format_endpoint(x.ip, x.port): {"status": x.ok, "failure": x.failure}
                         for x in c.tcp},
-        "tls_handshake": {_endpoint(x.ip, x.port): {"server_name": x.server_name, "status": x.ok,
+        "tls_handshake": {format_endpoint(x.ip, x.port): {"server_name": x.server_name, "status": x.ok,
                                                      "failure": x.failure} for x in c.tls},
         "http_request": {
             "body_length": c.http_body_length if c.http_body_length is not None else -1,
@@ -343,7 +340,7 @@ def _test_keys(m: Measurement, record: Record, geo_asn: Callable[[str], tuple[in
         by_endpoint: dict[str, int] = {}
         for c in hop.tcp:
             tid += 1
-            ep = _endpoint(c.ip, c.port)
+            ep = format_endpoint(c.ip, c.port)
             by_endpoint[ep] = tid
             a, b = round(c.started - t0, 6), round(c.started - t0 + c.duration, 6)
             tcp.append({"ip": c.ip, "port": c.port,
@@ -353,13 +350,13 @@ def _test_keys(m: Measurement, record: Record, geo_asn: Callable[[str], tuple[in
                            "proto": "tcp", "t0": a, "t": b, "tags": _tags(hop.index),
                            "transaction_id": tid})
         for t in hop.tls:
-            ep = _endpoint(t.ip, t.port)
+            ep = format_endpoint(t.ip, t.port)
             tls.append(_tls(t, t0, hop.index, by_endpoint.get(ep, tid)))
             events.extend(_span_events("tls_handshake", ep, t.started, t.duration, t.failure,
                                        t0, hop.index, by_endpoint.get(ep, tid)))
         if hop.http is not None:
             h = hop.http
-            ep = _endpoint(h.ip, h.port)
+            ep = format_endpoint(h.ip, h.port)
             requests.append(_request(h, hop, t0, by_endpoint.get(ep, tid), record.user_agent))
             events.extend(_span_events("http_transaction", ep, h.started, h.duration, h.failure,
                                        t0, hop.index, by_endpoint.get(ep, tid)))

@@ -19,6 +19,7 @@ from probe.core.model import (
     DNSObservation,
     DNSReply,
 )
+from probe.core.net import parse_hostport
 from probe.measure.control.protocol import target_from_url
 from probe.research.ooni.record import OONIFormatError
 
@@ -109,12 +110,13 @@ def _host_port(url: str) -> tuple[str, str, int]:
 
 
 def _split_address(addr: object) -> tuple[str, int] | None:
+    """OONI's ``IP:PORT`` / ``[IPv6]:PORT`` (Go's JoinHostPort), or None."""
     if not isinstance(addr, str) or not addr:
         return None
-    host, sep, port = addr.rpartition(":")
-    if not sep or not port.isdigit():
+    try:
+        return parse_hostport(addr)
+    except ValueError:
         return None
-    return host.strip("[]"), int(port)
 
 
 def _dns(q: Mapping[str, Any], t0: float, resolver_ip: str) -> DNSObservation | None:
