@@ -23,6 +23,7 @@ from probe.core.net import (
     parse_resolver,
     parse_url,
     read_resolv_conf,
+    run_resolvers,
     split_port,
     system_nameservers,
 )
@@ -240,3 +241,17 @@ def test_ip_literals_are_bare_addresses() -> None:
 def test_the_two_address_policies(ip: str, klass: str | None, public: bool) -> None:
     assert addr_class(ip) == klass
     assert is_public_address(ip) is public
+
+
+def test_a_run_asks_its_resolvers_else_the_nameservers_of_resolv_conf(tmp_path: Path) -> None:
+    conf = tmp_path / "resolv.conf"
+    conf.write_text("nameserver 192.0.2.53\nnameserver dns.example\nnameserver 2001:db8::53\n")
+    given = run_resolvers(["198.51.100.1:5353"], True, conf)
+    assert given.addresses == (("198.51.100.1", 5353),) and given.missing is None
+    system = run_resolvers((), True, conf)
+    assert system.addresses == (("192.0.2.53", 53), ("2001:db8::53", 53))
+    assert system.ignored == ("dns.example",)  # a name would need a resolver
+    assert system.endpoints() == ["192.0.2.53:53", "[2001:db8::53]:53"]
+    assert run_resolvers((), False, conf).missing == "no resolver configured"
+    assert run_resolvers((), True, tmp_path / "none").missing == f"no nameserver in {tmp_path / 'none'}"
+
