@@ -31,7 +31,8 @@ __all__ = [
 
 
 class Failure(StrEnum):
-    """Every failure string the probe can record, besides ``unknown_failure: <message>``.
+    """Every failure string the probe can record. An unknown failure is recorded with its
+    message when there is one (:data:`UNKNOWN_PREFIX`: ``unknown_failure: <message>``).
 
     The values are OONI's; a member *is* its string (``Failure.EOF_ERROR == 'eof_error'``), so
     records, JSON and SQL hold plain strings. Nothing outside this module spells one out
@@ -79,6 +80,8 @@ class Failure(StrEnum):
     ADDRESS_REFUSED_BY_POLICY = "address_refused_by_policy"
     # every test helper answered 503 (busy) for longer than the client waits (Retry-After)
     TEST_HELPER_BUSY = "test_helper_busy"
+    # none of the above; as ``unknown_failure: <message>`` when the message is known
+    UNKNOWN = "unknown_failure"
 
 
 #: The failure strings as a set (members compare and hash as their strings).
@@ -93,7 +96,8 @@ class AddressRefused(OSError):
     """A connect policy refused the address (see :mod:`probe.core.net.policy`); nothing was sent."""
 
 
-UNKNOWN_PREFIX = "unknown_failure: "
+#: An unknown failure with its message: ``unknown_failure: <message>``.
+UNKNOWN_PREFIX = f"{Failure.UNKNOWN.value}: "
 
 
 def is_failure(value: str) -> bool:

@@ -197,6 +197,25 @@ def test_no_failure_string_is_spelled_outside_failures_module() -> None:
     assert found == []
 
 
+def test_the_unknown_failure_is_not_spelled_outside_failures_module() -> None:
+    """``unknown_failure: <message>`` is built from ``UNKNOWN_PREFIX``, never spelled."""
+    import ast
+    from pathlib import Path
+
+    import probe
+
+    root = Path(probe.__file__).parent
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        if path == root / "core" / "failures.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and (
+                    node.value.startswith("unknown_failure")):
+                found.append(f"{path.relative_to(root.parent)}:{node.lineno}: {node.value}")
+    assert found == []
+
+
 def test_failure_members_are_their_strings() -> None:
     from probe.core.failures import Failure
 

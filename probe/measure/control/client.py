@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from probe.core.codec import encode_json
-from probe.core.failures import Failure
+from probe.core.failures import UNKNOWN_PREFIX, Failure
 from probe.core.model import ControlObservation
 from probe.measure.control.protocol import RequestMessage, THResponseError, build_request, parse_response
 
@@ -49,7 +49,7 @@ def _failure(exc: BaseException) -> str:
     try:
         return failure_string(exc)
     except Exception:  # the translation boundary must never turn a failure into a crash
-        return f"unknown_failure: {type(exc).__name__}"
+        return UNKNOWN_PREFIX + type(exc).__name__
 
 
 def _unreachable(exc: BaseException) -> bool:
@@ -193,9 +193,9 @@ class ControlClient:
         if not self.helpers:
             return ControlObservation(
                 source="", url=url, started=started, duration=0.0,
-                failure="unknown_failure: no test helper configured",
+                failure=UNKNOWN_PREFIX + "no test helper configured",
             )  # fmt: skip
-        failure = "unknown_failure: no test helper answered"
+        failure = UNKNOWN_PREFIX + "no test helper answered"
         source = self.helpers[0]
         give_up = time.monotonic() + self.busy_wait
         try:
@@ -230,7 +230,7 @@ class ControlClient:
                             duration=time.perf_counter() - t0,
                         )
                     except THResponseError:
-                        failure = "unknown_failure: not a test-helper response"
+                        failure = UNKNOWN_PREFIX + "not a test-helper response"
                         continue
                     self._down_until.pop(helper, None)
                     return obs

@@ -48,14 +48,14 @@ def _failure(value: object) -> str | None:
     if value is None or value is False:
         return None
     if not isinstance(value, str):
-        return "unknown_failure"
+        return Failure.UNKNOWN
     f = value.strip()
     if f.startswith("ssl_error") and "certificate verify failed" in f:
         return Failure.SSL_INVALID_CERTIFICATE  # Measurement Kit's OpenSSL message
     if "stopped after" in f and "redirects" in f:
         return Failure.HTTP_TOO_MANY_REDIRECTS  # Go's net/http, as OONI's engine reports it
-    if f.startswith("unknown_failure"):
-        return "unknown_failure"
+    if f.startswith(Failure.UNKNOWN):
+        return Failure.UNKNOWN
     return _FAILURES.get(f, f)
 
 
