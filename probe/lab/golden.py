@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from probe.core.model import to_json
+from probe.core.codec import to_data
 from probe.lab.scenarios import Expect, Scenario
 
 __all__ = ["GOLDEN_BODY_CAP", "export_golden"]
@@ -51,7 +51,7 @@ def export_golden(results: Iterable[Any], directory: Path) -> list[Path]:
             if rec is None:
                 continue
             m, v = rec
-            controls = [to_json(h.control) if h.control is not None else None for h in m.hops]
+            controls = [to_data(h.control) if h.control is not None else None for h in m.hops]
             hops = []
             for h in m.hops:
                 http = h.http
@@ -62,7 +62,7 @@ def export_golden(results: Iterable[Any], directory: Path) -> list[Path]:
             name = f"lab-{s.name}" + (f"-{i + 1}" if len(s.targets) > 1 else "")
             d = directory / name
             d.mkdir(parents=True, exist_ok=True)
-            (d / "observations.json").write_text(json.dumps(to_json(m), indent=1, ensure_ascii=False))
+            (d / "observations.json").write_text(json.dumps(to_data(m), indent=1, ensure_ascii=False))
             (d / "control.json").write_text(json.dumps(controls, indent=1, ensure_ascii=False))
             (d / "verdict.json").write_text(
                 json.dumps(_golden_expected(e, v, s), indent=1, ensure_ascii=False) + "\n"
