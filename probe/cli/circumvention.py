@@ -47,19 +47,15 @@ def circumvention_command(lists: tuple[Path, ...], db: Path, vantage: str, contr
     """
     from probe.core.settings import DEFAULT_CONTROLS
     from probe.host import consent
-    from probe.inputs.endpointlists import EndpointListError, load_endpoints
+    from probe.inputs.endpointlists import load_endpoints
     from probe.present.circumvention import format_judged, format_suite_end
     from probe.run.circumvention import Judged, SuiteConfig, run_suite
-    from probe.store import StoreError
 
     if controls and no_control:
         raise click.UsageError("--control and --no-control exclude each other")
     if not vantage.strip():
         raise click.BadParameter("must not be empty", param_hint="--vantage")
-    try:
-        endpoints = load_endpoints(lists)
-    except EndpointListError as exc:
-        raise click.UsageError(str(exc)) from None
+    endpoints = load_endpoints(lists)
     interactive = consent.is_interactive()
     if not consent.ensure_consent(accept_risks, interactive, click.echo, click.confirm):
         raise click.UsageError(
@@ -76,8 +72,6 @@ def circumvention_command(lists: tuple[Path, ...], db: Path, vantage: str, contr
     names = [p.name for p in lists] or ["circumvention.csv (packaged)"]
     try:
         summary = run_suite(endpoints, db, vantage, names, config, show)
-    except StoreError as exc:
-        raise click.ClickException(str(exc)) from None
     except KeyboardInterrupt:
         click.echo("interrupted: what was measured is stored", err=True)
         sys.exit(130)

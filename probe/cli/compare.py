@@ -121,7 +121,7 @@ def _beyond(db: Path, names: list[str], since: str | None, geo: str | None, isol
 
     from probe.present.circumvention import EndpointMatrix
     from probe.research.outages import isolation, run_stats
-    from probe.store import Store, StoreError
+    from probe.store import Store
     from probe.store.circumvention import latest_endpoints
 
     country_of = country_lookup(geo) if isolation_too else None
@@ -133,7 +133,7 @@ def _beyond(db: Path, names: list[str], since: str | None, geo: str | None, isol
                 return endpoints, None
             stats = [s for s in run_stats(store.conn, None, since, country_of=country_of)
                      if not names or s.vantage in names]  # fmt: skip
-    except (StoreError, sqlite3.Error) as exc:
+    except sqlite3.Error as exc:  # a file that is not a database (Store.open does not check it)
         raise click.ClickException(str(exc)) from None
     isolated = isolation(stats)
     if names:
@@ -147,7 +147,7 @@ def _load(db: Path, names: list[str], cats: list[str], since: str | None, *, tim
     import sqlite3
 
     from probe.research import compare as cmp
-    from probe.store import Store, StoreError
+    from probe.store import Store
 
     try:
         with Store.open(db, create=False, check=False) as store:
@@ -159,18 +159,15 @@ def _load(db: Path, names: list[str], cats: list[str], since: str | None, *, tim
                     f"no vantage point {exc.args[0]} in {db} (known: {known})",
                     param_hint="--vantage",
                 ) from None
-    except (StoreError, sqlite3.Error) as exc:
+    except sqlite3.Error as exc:  # a file that is not a database (Store.open does not check it)
         raise click.ClickException(str(exc)) from None
 
 
 def _with_ooni(db: Path, as_json: bool) -> None:
     """Where probe's verdicts and OONI's differ on the OONI measurements imported into ``db``."""
     from probe.present.ooni import ooni_report
-    from probe.store import Store, StoreError
+    from probe.store import Store
 
-    try:
-        with Store.open(db, create=False) as store:
-            for line in ooni_report(store.conn, 1000, as_json):
-                click.echo(line, nl=False)
-    except StoreError as exc:
-        raise click.ClickException(str(exc)) from None
+    with Store.open(db, create=False) as store:
+        for line in ooni_report(store.conn, 1000, as_json):
+            click.echo(line, nl=False)

@@ -26,13 +26,10 @@ def path_command() -> None:
 def show_command() -> None:
     """Check the config file and print the defaults it sets, per command (exit 2 if invalid)."""
     from probe.cli._group import config_defaults
-    from probe.host.userconfig import ConfigError, load_config
+    from probe.host.userconfig import load_config
     from probe.present.config import format_defaults
 
-    try:
-        loaded = load_config()
-    except ConfigError as exc:
-        raise click.UsageError(str(exc)) from None
+    loaded = load_config()
     if not loaded.exists:
         lines = format_defaults(loaded.path, None)
     else:

@@ -46,7 +46,7 @@ def diff_command(db: Path, vantage: str | None, from_run: int | None, to_run: st
 
     from probe.present.diff import format_changes, format_changes_json
     from probe.research import compare as cmp
-    from probe.store import Store, StoreError
+    from probe.store import Store
 
     since_iso = since  # made ISO by the option's callback
     if since_iso is not None and from_run is not None:
@@ -82,7 +82,7 @@ def diff_command(db: Path, vantage: str | None, from_run: int | None, to_run: st
                     before = cmp.state_of_run(conn, earlier)
                     title = f"{vantage}: run {earlier} -> run {later}"
                 after = cmp.state_of_run(conn, later)
-    except (StoreError, sqlite3.Error) as exc:
+    except sqlite3.Error as exc:  # a file that is not a database (Store.open does not check it)
         raise click.ClickException(str(exc)) from None
     changes = cmp.diff_states(before, after)
     lines = (format_changes_json(vantage, changes) if as_json

@@ -51,12 +51,10 @@ def explore_command(db: Path, host: str, port: int, open_browser: bool,
         raise click.ClickException(
             "Datasette is not installed: pip install 'probe[explore]' (or pip install datasette)"
         ) from None
-    from probe.store import Store, StoreError
+    from probe.store import Store
 
-    try:  # refuse what is not a probe database, and bring an old one to the current schema
-        Store.open(db, create=False).close()
-    except StoreError as exc:
-        raise click.ClickException(str(exc)) from None
+    # Refuse what is not a probe database, and bring an old one to the current schema.
+    Store.open(db, create=False).close()
     with tempfile.TemporaryDirectory(prefix="probe-explore-") as tmp:
         meta_path = Path(tmp) / "metadata.json"
         meta_path.write_text(json.dumps(meta), encoding="utf-8")

@@ -37,13 +37,10 @@ def geo_update(url: str | None, dest: Path | None, license_: str | None, timeout
       probe geo update
       probe geo update --url https://example.org/ip2asn-v4.tsv.gz --license "CC BY 4.0"
     """
-    from probe.inputs.geo import GeoError, update_geo
+    from probe.inputs.geo import update_geo
     from probe.present.geo import format_saved
 
-    try:
-        path = update_geo(url, dest, timeout=timeout, license=license_)
-    except GeoError as exc:
-        raise click.ClickException(str(exc)) from None
+    path = update_geo(url, dest, timeout=timeout, license=license_)
     click.echo(format_saved(path, url))
 
 

@@ -53,33 +53,30 @@ def ooni_command(
     """
     if not files and not report:
         raise click.UsageError("give OONI files or directories to import, or --report")
-    from probe.inputs.fingerprints import FingerprintError, load_fingerprints
-    from probe.inputs.geo import GeoDB, GeoError
+    from probe.inputs.fingerprints import load_fingerprints
+    from probe.inputs.geo import GeoDB
     from probe.present.ooni import format_import, ooni_report
     from probe.research.ooni.importer import import_ooni
-    from probe.store import Store, StoreError
+    from probe.store import Store
 
-    try:
-        fps = load_fingerprints(fingerprints) if fingerprints else None
-        geodb = GeoDB.open(geo) if geo else None
-        with Store.open(db, create=bool(files)) as store:
-            if files:
-                shown = 0
+    fps = load_fingerprints(fingerprints) if fingerprints else None
+    geodb = GeoDB.open(geo) if geo else None
+    with Store.open(db, create=bool(files)) as store:
+        if files:
+            shown = 0
 
-                def on_error(msg: str) -> None:
-                    nonlocal shown
-                    shown += 1
-                    if shown <= _SHOW_ERRORS:
-                        click.echo(f"skipped {msg}", err=True)
+            def on_error(msg: str) -> None:
+                nonlocal shown
+                shown += 1
+                if shown <= _SHOW_ERRORS:
+                    click.echo(f"skipped {msg}", err=True)
 
-                stats = import_ooni(store, list(files), fingerprints=fps, geo=geodb, on_error=on_error)
-                if shown > _SHOW_ERRORS:
-                    click.echo(f"... and {shown - _SHOW_ERRORS} more skipped lines", err=True)
-                click.echo(format_import(stats, db))
-                if stats.read and not stats.imported and not stats.duplicates:
-                    raise SystemExit(1)
-            if report:
-                for line in ooni_report(store.conn, limit, as_json):
-                    click.echo(line, nl=False)
-    except (StoreError, FingerprintError, GeoError) as exc:
-        raise click.ClickException(str(exc)) from None
+            stats = import_ooni(store, list(files), fingerprints=fps, geo=geodb, on_error=on_error)
+            if shown > _SHOW_ERRORS:
+                click.echo(f"... and {shown - _SHOW_ERRORS} more skipped lines", err=True)
+            click.echo(format_import(stats, db))
+            if stats.read and not stats.imported and not stats.duplicates:
+                raise SystemExit(1)
+        if report:
+            for line in ooni_report(store.conn, limit, as_json):
+                click.echo(line, nl=False)

@@ -88,14 +88,11 @@ def up(prefix: str | None, latency: float, bandwidth: str | None, no_helper: boo
       sudo probe lab up --prefix mylab && sudo probe lab run --prefix mylab clean
     """
     _need_root()
-    from probe.lab.lab import Lab, LabError
+    from probe.lab.lab import Lab
     from probe.present.lab import describe_lab
 
-    try:
-        lab_ = Lab.create(helper=not no_helper, persistent=True, latency_ms=latency,
-                          bandwidth=bandwidth, prefix=prefix)  # fmt: skip
-    except LabError as exc:
-        raise click.ClickException(str(exc)) from None
+    lab_ = Lab.create(helper=not no_helper, persistent=True, latency_ms=latency,
+                      bandwidth=bandwidth, prefix=prefix)  # fmt: skip
     click.echo(describe_lab(lab_))
 
 
@@ -182,14 +179,11 @@ def run(scenarios: tuple[str, ...], prefix: str | None, workdir: Path | None, go
 
     chosen = _scenarios(scenarios)
     try:
-        try:
-            lab_, own = Lab.attach(prefix), False
-        except LabError:
-            if prefix is not None:
-                raise
-            lab_, own = Lab.create(), True
-    except LabError as exc:
-        raise click.ClickException(str(exc)) from None
+        lab_, own = Lab.attach(prefix), False
+    except LabError:
+        if prefix is not None:
+            raise
+        lab_, own = Lab.create(), True
     if not lab_.helper:
         click.echo(f"note: {lab_.helper_error or 'no control helper'}; verdicts needing a control "
                    "will not match", err=True)  # fmt: skip

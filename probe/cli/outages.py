@@ -38,7 +38,7 @@ def outages_command(db: Path, vantage: str | None, since: str | None, geo: str |
 
     from probe.present.tables import format_json_lines, format_outages_table
     from probe.research.outages import outages, run_stats
-    from probe.store import Store, StoreError
+    from probe.store import Store
 
     if since is not None:
         try:
@@ -49,13 +49,10 @@ def outages_command(db: Path, vantage: str | None, since: str | None, geo: str |
         raise click.BadParameter(f"{country!r} is not a two-letter country code", param_hint="--country")
     country_of = country_lookup(geo)
 
-    try:
-        with Store.open(db, create=False) as store:
-            stats = run_stats(store.conn, vantage, since, country_of=country_of,
-                              country=country)  # fmt: skip
-            rows = (o.to_dict() for o in outages(stats))
-            out = format_json_lines(rows, keys=None) if as_json else format_outages_table(rows)
-            for chunk in out:
-                click.echo(chunk, nl=False)
-    except StoreError as exc:
-        raise click.ClickException(str(exc)) from None
+    with Store.open(db, create=False) as store:
+        stats = run_stats(store.conn, vantage, since, country_of=country_of,
+                          country=country)  # fmt: skip
+        rows = (o.to_dict() for o in outages(stats))
+        out = format_json_lines(rows, keys=None) if as_json else format_outages_table(rows)
+        for chunk in out:
+            click.echo(chunk, nl=False)

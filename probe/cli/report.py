@@ -43,7 +43,7 @@ def report_command(db: Path, out: Path, vantages: tuple[str, ...], title: str, m
 
     from probe.inputs.fingerprints import default_fingerprints
     from probe.present.html import ReportLimits, write_report
-    from probe.store import Store, StoreError
+    from probe.store import Store
 
     country_of = country_lookup(geo)
     limits = ReportLimits(heatmap_urls=max_urls, evidence_details=max_evidence)
@@ -61,8 +61,6 @@ def report_command(db: Path, out: Path, vantages: tuple[str, ...], title: str, m
                                      fingerprints=default_fingerprints(), title=title,
                                      country_of=country_of)
         os.replace(tmp, out)  # a reader never sees half a report
-    except StoreError as exc:
-        raise click.ClickException(str(exc)) from None
     except OSError as exc:
         raise click.ClickException(f"{out}: cannot write the report ({exc.strerror or exc})") from None
     finally:

@@ -95,26 +95,23 @@ def results_command(db: Path, run: str, verdicts: tuple[str, ...], vantage: str 
         raise click.UsageError("--json and --csv exclude each other")
     run_value = _run_param(run)
     from probe.present.tables import format_csv, format_json_lines, format_table
-    from probe.store import Store, StoreError
+    from probe.store import Store
 
-    try:
-        with Store.open(db, create=False) as store:
-            if suite == "circumvention" or (suite is None and _endpoint_run(store, run_value, vantage)):
-                _endpoint_results(store, run_value, expand_verdicts(verdicts), vantage, limit,
-                                  as_json, as_csv)
-                return
-            rows = store.results(run_value, verdict=expand_verdicts(verdicts), vantage=vantage,
-                                 limit=limit)
-            if as_json:
-                out = format_json_lines(rows)
-            elif as_csv:
-                out = format_csv(rows)
-            else:
-                out = format_table(rows, table_width())
-            for chunk in out:
-                click.echo(chunk, nl=False)
-    except StoreError as exc:
-        raise click.ClickException(str(exc)) from None
+    with Store.open(db, create=False) as store:
+        if suite == "circumvention" or (suite is None and _endpoint_run(store, run_value, vantage)):
+            _endpoint_results(store, run_value, expand_verdicts(verdicts), vantage, limit,
+                              as_json, as_csv)
+            return
+        rows = store.results(run_value, verdict=expand_verdicts(verdicts), vantage=vantage,
+                             limit=limit)
+        if as_json:
+            out = format_json_lines(rows)
+        elif as_csv:
+            out = format_csv(rows)
+        else:
+            out = format_table(rows, table_width())
+        for chunk in out:
+            click.echo(chunk, nl=False)
 
 
 def _endpoint_run(store: Store, run: str | int | None, vantage: str | None) -> bool:

@@ -35,12 +35,8 @@ def run(ctx: click.Context, /, accept_risks: bool, progress: bool | None, quiet:
     """
     from probe.api import measure_lists
     from probe.host import consent
-    from probe.inputs.testlists import TestListError
     from probe.present.progress import LiveProgress, LogProgress, QuietProgress
     from probe.present.summary import print_summary
-    from probe.run.preflight import NoControlError, NoNetworkError
-    from probe.store import StoreError
-    from probe.store.lock import EXIT_BUSY, DatabaseBusy
 
     request = build_request(ctx, params)
     category = request.selection.category
@@ -69,13 +65,6 @@ def run(ctx: click.Context, /, accept_risks: bool, progress: bool | None, quiet:
         reporter = LogProgress(_echo_err)
     try:
         summary = measure_lists(request, reporter)
-    except TestListError as exc:
-        raise click.UsageError(str(exc)) from None
-    except (StoreError, NoNetworkError, NoControlError) as exc:
-        raise click.ClickException(str(exc)) from None
-    except DatabaseBusy as exc:
-        click.echo(f"Error: {exc}", err=True)
-        sys.exit(EXIT_BUSY)
     except KeyboardInterrupt:
         # Only possible before the run starts (e.g. waiting on a FIFO nobody writes to): once
         # it runs, SIGINT ends it cleanly as interrupted.

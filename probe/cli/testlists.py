@@ -6,13 +6,13 @@ from pathlib import Path
 
 import click
 
-from probe.cli._group import cli
+from probe.cli._group import ProbeGroup, cli
 from probe.cli.options import ConfigOption
 
 __all__ = ["testlists"]
 
 
-class _ShowByDefault(click.Group):
+class _ShowByDefault(ProbeGroup):
     """`probe testlists [LIST]...` shows lists; `probe testlists update` updates them."""
 
     configurable = True  # `testlists_url` in the config file sets `update --source-url`
@@ -50,14 +50,10 @@ def show(paths: tuple[Path, ...], as_json: bool) -> None:
     """
     import json
 
-    from probe.inputs.testlists import TestListError, summarize, summary_records
+    from probe.inputs.testlists import summarize, summary_records
     from probe.present.testlists import render_summary
 
-    try:
-        summary = summarize(paths or None)
-    except TestListError as exc:
-        click.echo(f"Error: {exc}", err=True)
-        raise SystemExit(2) from None
+    summary = summarize(paths or None)
     for entry in summary.lists:
         for problem in entry.problems:
             click.echo(f"warning: {problem}", err=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
@@ -42,7 +41,7 @@ def trace_command(url: str, control_name: str, ip: str | None, max_ttl: int, wai
 
     from probe.core.net.addresses import is_ip_literal
     from probe.core.net.urls import parse_url
-    from probe.measure.trace import TraceUnavailable, trace
+    from probe.measure.trace import trace
     from probe.present.trace import format_trace, trace_json
 
     try:
@@ -63,21 +62,14 @@ def trace_command(url: str, control_name: str, ip: str | None, max_ttl: int, wai
         raise click.BadParameter(f"{ip!r} is not an IPv4 address", param_hint="--ip")
     else:
         address = ip
-    try:
-        result = asyncio.run(trace(target.url, target.host, address, target.port, kind, control_name,
-                                   max_ttl=max_ttl, wait=wait))  # fmt: skip
-    except TraceUnavailable as exc:
-        click.echo(f"Error: {exc}", err=True)
-        sys.exit(2)
+    result = asyncio.run(trace(target.url, target.host, address, target.port, kind, control_name,
+                               max_ttl=max_ttl, wait=wait))  # fmt: skip
     trace_id = None
     if not no_store:
-        from probe.store import Store, StoreError
+        from probe.store import Store
 
-        try:
-            with Store.open(db) as store:
-                trace_id = store.write_trace(result, vantage)
-        except StoreError as exc:
-            raise click.ClickException(str(exc)) from None
+        with Store.open(db) as store:
+            trace_id = store.write_trace(result, vantage)
     if as_json:
         click.echo(trace_json(result, trace_id))
         return

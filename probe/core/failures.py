@@ -13,6 +13,8 @@ import socket
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
+from probe.core.errors import ProbeError
+
 if TYPE_CHECKING:
     import ssl
 
@@ -92,7 +94,7 @@ CERTIFICATE_FAILURES: frozenset[str] = frozenset(
 )
 
 
-class AddressRefused(OSError):
+class AddressRefused(ProbeError, OSError):
     """A connect policy refused the address (see :mod:`probe.core.net.policy`); nothing was sent."""
 
 

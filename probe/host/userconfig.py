@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from probe.core.errors import ProbeUsageError
+
 __all__ = ["CONFIG_FILE_ENV", "ConfigError", "UserConfig", "config_path", "load_config"]
 
 #: Environment variable naming the config file itself.
@@ -30,7 +32,7 @@ CONFIG_FILE_ENV = "PROBE_CONFIG"
 _MAX_BYTES = 1 << 20  # a config file is a few lines; refuse to read /dev/zero
 
 
-class ConfigError(Exception):
+class ConfigError(ProbeUsageError):
     """The config file cannot be used; the message names the file (and the key)."""
 
 

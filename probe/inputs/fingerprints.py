@@ -32,6 +32,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from probe.core.errors import ProbeError
 from probe.host.data import DATA_DIR
 
 __all__ = [
@@ -72,7 +73,7 @@ _DATA_DIR = DATA_DIR
 _CHARSET = re.compile(rb"""charset\s*=\s*["']?([A-Za-z0-9_.:-]+)""", re.IGNORECASE)
 
 
-class FingerprintError(ValueError):
+class FingerprintError(ProbeError, ValueError):
     """An invalid fingerprint file or row; the message names ``file:line``."""
 
 

@@ -16,6 +16,8 @@ from __future__ import annotations
 import os
 import re
 
+from probe.core.errors import ProbeError
+
 __all__ = [
     "LabSafetyError",
     "current_lab_namespace",
@@ -41,7 +43,7 @@ def _is_lab_name(name: str) -> bool:
     return (STATE_ROOT / m.group(1) / "state.json").is_file()
 
 
-class LabSafetyError(RuntimeError):
+class LabSafetyError(ProbeError, RuntimeError):
     """Raised when lab traffic would be sent from outside the lab's namespaces."""
 
 

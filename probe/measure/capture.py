@@ -37,6 +37,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import IO, Any
 
+from probe.core.errors import ProbeError
 from probe.core.model import Packet, packet_digest
 
 __all__ = [
@@ -78,7 +79,7 @@ _LDX_B_MSH, _JA, _JEQ, _JSET, _RET = 0xB1, 0x05, 0x15, 0x45, 0x06
 _TCP_FLAGS = "FSRPAUEC"
 
 
-class CaptureUnavailable(RuntimeError):
+class CaptureUnavailable(ProbeError, RuntimeError):
     """Capture cannot run here (no root or CAP_NET_RAW, no AF_PACKET)."""
 
 

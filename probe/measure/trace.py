@@ -32,13 +32,17 @@ import struct
 import time
 from dataclasses import dataclass
 
+from probe.core.errors import ProbeError
+
 __all__ = ["Trace", "TraceProbe", "TraceUnavailable", "client_hello", "http_request", "trace"]
 
 _TCP_INFO_TOTAL_RETRANS = 100  # offset of tcpi_total_retrans in struct tcp_info (Linux)
 
 
-class TraceUnavailable(RuntimeError):
+class TraceUnavailable(ProbeError, RuntimeError):
     """Tracing needs root or CAP_NET_RAW (a raw ICMP socket)."""
+
+    exit_code = 2  # what the user can change, as a usage error (docs/packets.md)
 
 
 @dataclass(frozen=True)

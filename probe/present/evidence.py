@@ -18,6 +18,7 @@ import textwrap
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from probe.core.errors import ProbeError
 from probe.core.model import DNSObservation, Hop, Measurement, Verdict
 from probe.judge.explain import decisive, explain
 from probe.present.text import cut
@@ -25,7 +26,7 @@ from probe.present.text import cut
 __all__ = ["EvidenceError", "dumps", "evidence", "find_measurement", "render_text"]
 
 
-class EvidenceError(LookupError):
+class EvidenceError(ProbeError, LookupError):
     """No measurement matches what was asked for; the message says what was looked for."""
 
 

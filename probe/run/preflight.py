@@ -6,14 +6,16 @@ import asyncio
 from collections.abc import Iterable
 from typing import Any
 
+from probe.core.errors import ProbeError
+
 __all__ = ["NoControlError", "NoNetworkError", "preflight"]
 
 
-class NoNetworkError(Exception):
+class NoNetworkError(ProbeError):
     """The pre-flight check found no working network; nothing was measured."""
 
 
-class NoControlError(Exception):
+class NoControlError(ProbeError):
     """No configured control answered the pre-flight check and the run was not allowed to
     measure without one (``RunSettings.allow_no_control``); nothing was measured."""
 

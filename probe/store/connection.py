@@ -7,6 +7,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
+from probe.core.errors import ProbeError
 from probe.store.rows import now as _now
 from probe.store.schema import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION
 
@@ -31,7 +32,7 @@ def _writable(path: Path) -> bool:
 
 
 
-class StoreError(Exception):
+class StoreError(ProbeError):
     """The database cannot be used: not SQLite, not a probe database, too new, unwritable."""
 
 

@@ -34,13 +34,15 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
 
+from probe.core.errors import ProbeError
+
 __all__ = ["MAGIC", "PackError", "PackedTable", "pack"]
 
 MAGIC = b"PRBASN1\n"
 _COUNTS = struct.Struct("<6I")
 
 
-class PackError(Exception):
+class PackError(ProbeError):
     """A file that is not a valid packed table."""
 
 

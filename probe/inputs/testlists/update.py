@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from probe.core.errors import ProbeError
 from probe.host.files import download_bounded
 from probe.inputs.testlists.categories import load_legend
 from probe.inputs.testlists.location import (
@@ -68,7 +69,7 @@ MAX_FILE_BYTES = 32 << 20
 MAX_BAD_SHARE = 0.2
 
 
-class UpdateError(Exception):
+class UpdateError(ProbeError):
     """The update could not be done; the message says why. Installed lists are untouched."""
 
 

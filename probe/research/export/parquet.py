@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from probe.core.errors import ProbeError
 from probe.research.export import Filters, where
 
 if TYPE_CHECKING:
@@ -43,7 +44,7 @@ _GROUP_BYTES = 8 << 20
 _GROUP_ROWS = 128 * 1024
 
 
-class ParquetMissing(RuntimeError):
+class ParquetMissing(ProbeError, RuntimeError):
     """pyarrow is not installed."""
 
 
