@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 from dataclasses import dataclass
-from typing import Literal
 
 __all__ = [
     "INTERFERENCE_VERDICTS",
@@ -34,9 +33,6 @@ __all__ = [
     "Verdict",
     "packet_digest",
 ]
-
-VerdictName = Literal["ok", "blocked", "reset", "hijacked", "throttled", "down", "inconclusive"]
-StageName = Literal["dns", "tcp", "tls", "http"]
 
 #: The fixed verdict vocabulary, most to least specific is not implied.
 VERDICTS: tuple[str, ...] = ("ok", "blocked", "reset", "hijacked", "throttled", "down", "inconclusive")

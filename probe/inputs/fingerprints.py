@@ -314,13 +314,6 @@ class Fingerprints:
         bps = [fp for fp in hits if not fp.false_positive] if fps else hits
         return fps, bps
 
-    def match_http(
-        self, body: bytes, headers: Sequence[tuple[str, str]], *, false_positive: bool
-    ) -> list[Fingerprint]:
-        """Fingerprints of one kind (false positives, or block pages) matching a response."""
-        fps, bps = self.match_response(body, headers)
-        return fps if false_positive else bps
-
     def false_positives(self, body: bytes, headers: Sequence[tuple[str, str]]) -> list[Fingerprint]:
         """False-positive fingerprints (scope ``fp``) matching a response."""
         return self.match_response(body, headers)[0]
