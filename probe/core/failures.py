@@ -204,7 +204,7 @@ def _dns(exc: BaseException) -> str | None:
 
 def _specific(exc: BaseException) -> str | None:
     """A precise failure for one exception of the chain, or None when it says nothing precise."""
-    import asyncio
+    import asyncio  # here, not at the top: see the note on imports there
     import ssl
 
     if isinstance(exc, asyncio.CancelledError):
@@ -296,7 +296,7 @@ def failure_string(exc: BaseException) -> str:
     failure. Library wrappers without a precise cause map to a coarse string of their stage; all
     else becomes ``unknown_failure: <message>``. Never raises.
     """
-    import asyncio
+    import asyncio  # here, not at the top: see the note on imports there
 
     try:
         chain = _chain(exc)

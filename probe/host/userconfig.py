@@ -19,11 +19,14 @@ Example::
 from __future__ import annotations
 
 import os
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from probe.core.errors import ProbeUsageError
+from probe.host.consent import config_dir
+from probe.host.files import read_bounded
 
 __all__ = ["CONFIG_FILE_ENV", "ConfigError", "UserConfig", "config_path", "load_config"]
 
@@ -50,8 +53,6 @@ def config_path() -> Path:
     env = os.environ.get(CONFIG_FILE_ENV)
     if env:
         return Path(env).expanduser()
-    from probe.host.consent import config_dir
-
     return config_dir() / "config.toml"
 
 
@@ -61,11 +62,8 @@ def load_config(path: Path | None = None) -> UserConfig:
     A file named by ``$PROBE_CONFIG`` (or ``path``) must exist. Raises :class:`ConfigError` for
     an unreadable file, invalid TOML, or a value that is not a string, number, boolean or list.
     """
-    import tomllib
-
     explicit = path is not None or bool(os.environ.get(CONFIG_FILE_ENV))
     where = path if path is not None else config_path()
-    from probe.host.files import read_bounded
 
     try:
         is_file, exists = where.is_file(), where.exists()

@@ -32,6 +32,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import ahocorasick_rs
+
 from probe.core.errors import ProbeError
 from probe.host.data import DATA_DIR
 
@@ -226,8 +228,6 @@ class _Automaton:
     per 64 KiB body with the ~1,300 packaged body patterns)."""
 
     def __init__(self, patterns: Sequence[bytes]) -> None:
-        import ahocorasick_rs  # compiled (Rust); imported when the first body is scanned
-
         unique = list(dict.fromkeys(patterns))
         where: dict[bytes, list[int]] = {}
         for i, pat in enumerate(patterns):

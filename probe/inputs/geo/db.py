@@ -154,6 +154,7 @@ class GeoDB:
                 except PackError as exc:
                     raise GeoError(str(exc)) from None
             elif path.suffix == ".mmdb":
+                # Only for .mmdb files (~50 ms to import): read-only commands open the packed table.
                 import maxminddb
 
                 try:

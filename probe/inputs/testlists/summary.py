@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,8 +97,6 @@ def _summarize(paths: list[str | Path], opened: list[OpenedList]) -> Summary:
 
 def _row_descriptions(item: OpenedList) -> dict[str, str]:
     """category_code -> category_description as written in a list (fallback for the legend)."""
-    import io
-
     out: dict[str, str] = {}
     item.fh.seek(0)
     fh = io.TextIOWrapper(item.fh, encoding="utf-8-sig", errors="replace", newline="")

@@ -174,9 +174,10 @@ def update_testlists(
     """Fetch the lists installed now (and ``lists``, by name: ``ir``, ``de``), check them, and
     install them in ``dest`` (default :func:`default_destination`). Raises :class:`UpdateError`
     with installed lists untouched when anything is missing or invalid."""
+    # httpx only when updating: `probe testlists` imports this module (present/testlists.py).
     from probe.host.httpstack import load
 
-    load()
+    load()  # before httpx is first imported (probe/host/httpstack.py)
     import httpx
 
     base = source_url(source)
