@@ -144,7 +144,7 @@ def run_delay(
     the loop ends when ``should_stop()`` returns true (checked at least every 100 ms) and then
     releases everything still held. Returns the statistics.
     """
-    from netfilterqueue import COPY_META, NetfilterQueue
+    from netfilterqueue import COPY_META, NetfilterQueue  # the `lab` extra
 
     delay = delay_ms / 1000.0
     jitter = jitter_ms / 1000.0

@@ -27,7 +27,9 @@ import struct
 import sys
 
 from probe.core.net import host_of, parse_listen
+from probe.lab.blockpage import blockpage_response
 from probe.lab.dnsserver import ConfigFile
+from probe.lab.safety import require_lab_namespace
 
 __all__ = ["main", "original_destination", "redirect_response"]
 
@@ -88,9 +90,6 @@ async def _close(writer: asyncio.StreamWriter) -> None:
 async def serve(http: tuple[str, int], tls: tuple[str, int] | None, cert: str | None,
                 key: str | None, config: str | None) -> None:
     """Serve the proxy (and the interceptor when ``tls`` is given) until cancelled."""
-    from probe.lab.blockpage import blockpage_response
-    from probe.lab.safety import require_lab_namespace
-
     require_lab_namespace("the censor's proxy")
     cfg = ConfigFile(config, {})
 

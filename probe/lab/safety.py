@@ -17,6 +17,7 @@ import os
 import re
 
 from probe.core.errors import ProbeError
+from probe.lab.topology import STATE_ROOT
 
 __all__ = [
     "LabSafetyError",
@@ -38,8 +39,6 @@ def _is_lab_name(name: str) -> bool:
     m = _CHOSEN_NS.match(name)
     if m is None:
         return False
-    from probe.lab.topology import STATE_ROOT
-
     return (STATE_ROOT / m.group(1) / "state.json").is_file()
 
 

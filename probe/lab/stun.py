@@ -17,6 +17,7 @@ import ipaddress
 import struct
 import sys
 
+from probe.core.net import parse_hostport
 from probe.lab.udpserver import DatagramServer, serve_udp
 
 __all__ = ["StunProtocol", "binding_response", "main", "serve"]
@@ -65,8 +66,6 @@ async def serve(listen: tuple[str, int], mapped: str | None = None) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point (see the module docstring)."""
-    from probe.core.net import parse_hostport
-
     ap = argparse.ArgumentParser(prog="python -m probe.lab.stun")
     ap.add_argument("--listen", required=True, help="IP:PORT")
     ap.add_argument("--mapped", help="answer this address instead of the client's (a NAT)")

@@ -420,7 +420,7 @@ async def doh_query(
     The DoH reply is stored re-encoded (``to_wire()``) since dnspython does not expose the
     bytes received; DoH is the DNS control, not injection evidence.
     """
-    import dns.asyncquery
+    import dns.asyncquery  # DoH only: with its HTTP stack, ~1 s to import; runs without --doh skip it
 
     started = time.time()
     t0 = time.monotonic()

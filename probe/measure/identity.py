@@ -30,6 +30,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from probe.core.failures import Failure
+from probe.core.failures import failure_string as from_exception
 from probe.core.net import parse_hostport
 from probe.core.settings import IdentityConfig
 
@@ -164,9 +166,6 @@ async def stun_public_ip(server: str, timeout: float = 3.0) -> tuple[str | None,
     well-formed binding success for our transaction id are ignored (a spoofed or junk datagram
     cannot set the identity).
     """
-    from probe.core.failures import Failure
-    from probe.core.failures import failure_string as from_exception
-
     try:
         host, port = parse_hostport(server, 3478)
     except ValueError:
@@ -222,7 +221,8 @@ async def whoami(resolver: str, name: str, timeout: float = 3.0) -> tuple[list[s
     from, and "" or an OONI-style failure string. Both queries go out at once, through the
     engine's UDP query (no DoH stack to import: this runs before the first URL of a run).
     """
-    from probe.core.failures import Failure
+    # dnspython (~0.1 s) is imported once the STUN requests are out: their round trips run
+    # during the import (a run's first packets should not wait for it).
     from probe.measure.dns import UDPQuery
 
     try:

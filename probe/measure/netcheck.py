@@ -31,6 +31,8 @@ def resolver_addresses(cfg: MeasureConfig) -> list[str]:
 
 async def dns_server_reachable(server: str, timeout: float = 3.0, name: str = "example.com") -> bool:
     """True when the DNS server answers a query at all (any rcode counts)."""
+    # dnspython (~0.1 s) here, not at the top: a run imports this module before its checks
+    # start, and the identity check's STUN requests go out while this import runs.
     import dns.message
 
     host, port = parse_resolver(server)

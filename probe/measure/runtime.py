@@ -41,7 +41,7 @@ class Runtime:
         loop = asyncio.get_running_loop()
         client = self._doh.get(loop)
         if client is None:
-            import httpx2
+            import httpx2  # DoH only (runs with --doh)
 
             ctx: ssl.SSLContext | bool = True
             if self.cafile:

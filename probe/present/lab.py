@@ -8,11 +8,14 @@ Pure formatting of the scenario records, :class:`probe.lab.lab.ScenarioResult` a
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING
 
 from probe.lab import topology
-from probe.lab.lab import Lab, ScenarioResult
 from probe.lab.scenarios import Expect, Scenario
 from probe.present.text import cut
+
+if TYPE_CHECKING:  # `probe lab list` reads only the scenarios: it must not import the lab
+    from probe.lab.lab import Lab, ScenarioResult
 
 __all__ = ["censor_lines", "describe_lab", "expected_text", "format_labs", "format_results",
            "format_scenarios"]
