@@ -39,7 +39,7 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
 
-from probe.core.net import parse_hostport
+from probe.core.net import parse_hostport, parse_listen
 from probe.lab.udpserver import Answer, DatagramServer, serve_udp
 
 __all__ = ["ConfigFile", "main"]
@@ -196,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(
             serve(
                 args.mode,
-                parse_hostport(args.listen, 53),
+                parse_listen(args.listen),
                 zone=args.zone,
                 upstream=parse_hostport(args.upstream, 53) if args.upstream else None,
                 overrides=args.overrides,
