@@ -11,15 +11,10 @@ from probe.cli._group import cli
 from probe.cli.options import db_option, since_option
 
 if TYPE_CHECKING:
-    from probe.research.compare import Cell
     from probe.store import Store
 
 #: Exit status of `probe diff --exit-code` when something changed (0: nothing did).
 EXIT_CHANGED = 3
-
-
-def _show(cell: Cell) -> str:
-    return f"{cell.technique} ({cell.measured_at[:16].replace('T', ' ')})"
 
 
 @cli.command("diff")
@@ -51,8 +46,9 @@ def diff_command(db: Path, vantage: str | None, from_run: int | None, to_run: st
       probe diff --vantage moscow --from 12 --to 15
       probe diff --vantage moscow --since 7d --exit-code || mail -s "censorship changed" ...
     """
+    from probe.present.diff import format_changes, format_changes_json
     from probe.research import compare as cmp
-    from probe.store import SQLiteError, Store, StoreError
+    from probe.store import SQLiteError, Store
 
     since_iso = since  # made ISO by the option's callback
     if since_iso is not None and from_run is not None:
@@ -87,24 +83,13 @@ def diff_command(db: Path, vantage: str | None, from_run: int | None, to_run: st
                     before = cmp.state_of_run(store, earlier)
                     title = f"{vantage}: run {earlier} -> run {later}"
                 after = cmp.state_of_run(store, later)
-    except (StoreError, SQLiteError) as exc:
+    except SQLiteError as exc:  # a file that is not a database (Store.open does not check it)
         raise click.ClickException(str(exc)) from None
     changes = cmp.diff_states(before, after)
-    if as_json:
-        import json
-
-        for c in changes:
-            click.echo(json.dumps({"vantage": vantage, **c.as_dict()}, ensure_ascii=False))
-    else:
-        counts = {k: 0 for k in cmp.CHANGE_KINDS}
-        for c in changes:
-            counts[c.kind] += 1
-        common = len(before.keys() & after.keys())
-        click.echo(f"{title}: " + ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in counts.items())
-                   + f" ({common} URLs in both; {len(before.keys() - after.keys())} only before, "
-                   f"{len(after.keys() - before.keys())} only after)")
-        for c in changes:
-            click.echo(f"  {c.kind:<17} {c.url}  {_show(c.before)} -> {_show(c.after)}")
+    lines = (format_changes_json(vantage, changes) if as_json
+             else format_changes(title, before, after, changes))  # fmt: skip
+    for line in lines:
+        click.echo(line, nl=False)
     if exit_code and changes:
         raise SystemExit(EXIT_CHANGED)
 

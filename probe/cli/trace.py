@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
 
 import click
@@ -40,12 +38,12 @@ def trace_command(url: str, control_name: str, ip: str | None, max_ttl: int, wai
       sudo probe trace http://news.example/ --ip 192.0.2.10 --json
     """
     import asyncio
-    import dataclasses
     import socket
 
     from probe.core.net.addresses import is_ip_literal
     from probe.core.net.urls import parse_url
-    from probe.measure.trace import TraceUnavailable, trace
+    from probe.measure.trace import trace
+    from probe.present.trace import render_trace, trace_json
 
     try:
         target = parse_url(url)
@@ -65,28 +63,17 @@ def trace_command(url: str, control_name: str, ip: str | None, max_ttl: int, wai
         raise click.BadParameter(f"{ip!r} is not an IPv4 address", param_hint="--ip")
     else:
         address = ip
-    try:
-        result = asyncio.run(trace(target.url, target.host, address, target.port, kind, control_name,
-                                   max_ttl=max_ttl, wait=wait))  # fmt: skip
-    except TraceUnavailable as exc:
-        click.echo(f"Error: {exc}", err=True)
-        sys.exit(2)
+    result = asyncio.run(trace(target.url, target.host, address, target.port, kind, control_name,
+                               max_ttl=max_ttl, wait=wait))  # fmt: skip
     trace_id = None
     if not no_store:
-        from probe.store import Store, StoreError
+        from probe.store import Store
 
-        try:
-            with Store.open(db) as store:
-                trace_id = store.write_trace(result, vantage)
-        except StoreError as exc:
-            raise click.ClickException(str(exc)) from None
+        with Store.open(db) as store:
+            trace_id = store.write_trace(result, vantage)
     if as_json:
-        data = dataclasses.asdict(result)
-        data["id"] = trace_id
-        click.echo(json.dumps(data, indent=1))
+        click.echo(trace_json(result, trace_id))
         return
-    from probe.present.trace import render_trace
-
     stored = f"; stored as trace {trace_id} in {db}" if trace_id else ""
     for line in render_trace(result, stored=stored):
         click.echo(line)

@@ -39,6 +39,7 @@ import threading
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+from probe.core.errors import ProbeError
 from probe.core.model import Packet, packet_digest
 
 if TYPE_CHECKING:
@@ -84,7 +85,7 @@ _LDX_B_MSH, _JA, _JEQ, _JSET, _RET = 0xB1, 0x05, 0x15, 0x45, 0x06
 _TCP_FLAGS = "FSRPAUEC"
 
 
-class CaptureUnavailable(RuntimeError):
+class CaptureUnavailable(ProbeError, RuntimeError):
     """Capture cannot run here (no root or CAP_NET_RAW, no AF_PACKET)."""
 
 

@@ -47,6 +47,8 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from probe.core.errors import ProbeError
+
 __all__ = [
     "Location",
     "Quote",
@@ -66,8 +68,10 @@ _ICMP_TIME_EXCEEDED = 11
 _READ_BATCH = 64
 
 
-class TraceUnavailable(RuntimeError):
+class TraceUnavailable(ProbeError, RuntimeError):
     """Tracing needs root or CAP_NET_RAW (a raw ICMP socket)."""
+
+    exit_code = 2  # what the user can change, as a usage error (docs/packets.md)
 
 
 @dataclass(frozen=True)

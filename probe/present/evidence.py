@@ -19,9 +19,11 @@ import textwrap
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
+from probe.core.errors import ProbeError
 from probe.core.model import DNSObservation, Hop, Measurement, Verdict
 from probe.judge.explain import decisive, explain
 from probe.present.packets import packet_rows, render_packets
+from probe.present.text import cut
 from probe.store.evidence import (
     URLColumn,
     attempts,
@@ -37,7 +39,7 @@ if TYPE_CHECKING:
 __all__ = ["EvidenceError", "dumps", "evidence", "find_measurement", "render_text"]
 
 
-class EvidenceError(LookupError):
+class EvidenceError(ProbeError, LookupError):
     """No measurement matches what was asked for; the message says what was looked for."""
 
 
@@ -328,7 +330,7 @@ def render_text(ev: dict[str, Any], width: int = 100) -> Iterator[str]:
         yield f"  the measurement did not finish: {ev['failure']}"
     for hop in ev["hops"]:
         yield ""
-        yield _cut(f"hop {hop['hop']}: {hop['url']}", width)
+        yield cut(f"hop {hop['hop']}: {hop['url']}", width)
         rows = list(_rows(hop))
         if rows:
             yield from _table(rows, width)
@@ -341,12 +343,8 @@ def render_text(ev: dict[str, Any], width: int = 100) -> Iterator[str]:
     yield f"reasons (classifier {v['classifier_version']}):"
     for r in v["reasons"]:
         mark = "*" if r["decisive"] else "-"
-        yield _cut(f"  {mark} {r['code']}{'  (decided the verdict)' if r['decisive'] else ''}", width)
+        yield cut(f"  {mark} {r['code']}{'  (decided the verdict)' if r['decisive'] else ''}", width)
         yield from textwrap.wrap(r["words"], width, initial_indent="      ",
                                  subsequent_indent="      ")
     if not v["reasons"]:
         yield "  (none)"
-
-
-def _cut(text: str, width: int) -> str:
-    return text if len(text) <= width else text[: width - 1] + "…"

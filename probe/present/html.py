@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TextIO
 
 from probe.core.model import INTERFERENCE_VERDICTS
+from probe.core.net import format_endpoint
 from probe.judge.explain import decisive, explain
 from probe.present.circumvention import EndpointMatrix, explain_endpoint_reason
 from probe.present.evidence import EvidenceError, evidence, render_text
@@ -306,7 +307,7 @@ def _endpoints_section(store: Store, vps: list[dict[str, Any]], limit: int) -> t
             text = c["verdict"] + (f"/{c['stage']}" if c["stage"] and c["verdict"] != "ok" else "")
             tds.append(f'<td class="v-{_e(c["verdict"])}" style="color:{_colour(c["verdict"])}" '
                        f'title="{_e(why)}">{_e(text)}</td>')
-        where = f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+        where = format_endpoint(address, port)
         out.append(f"<tr><td>{_e(ep_name)}</td><td>{_e(kind)}</td><td>{_e(where)}</td>{''.join(tds)}</tr>")
     out.append("</tbody></table></div>")
     return "".join(out), len(rows)

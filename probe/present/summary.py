@@ -107,13 +107,15 @@ def print_summary(summary: Any, db: Path, echo: Callable[[str], Any], tty: bool,
     """Write the end-of-run summary of a :class:`probe.run.RunSummary`.
 
     On a terminal: the non-ok URLs with their reasons (read back from the database, so what is
-    said is what was stored); otherwise one compact line.
+    said is what was stored); otherwise one compact line. Then the network measured from, when
+    it is known.
     """
     counts = dict(summary.verdicts)
     if not tty:
         echo(compact_summary(summary.run_id, summary.status, summary.measured, summary.elapsed,
                              counts, db))
         _problems(summary, echo)
+        _network(summary, echo, width)
         return
     try:
         with Store.open(db, create=False) as store:
@@ -126,6 +128,15 @@ def print_summary(summary: Any, db: Path, echo: Callable[[str], Any], tty: bool,
         echo(compact_summary(summary.run_id, summary.status, summary.measured, summary.elapsed,
                              counts, db))
     _problems(summary, echo)
+    _network(summary, echo, width)
+
+
+def _network(summary: Any, echo: Callable[[str], Any], width: int) -> None:
+    if summary.network:
+        line = f"vantage {summary.vantage}: {summary.network}"
+        if summary.network_changed:
+            line += " (CHANGED during the run)"
+        echo(line[: max(width, 40)])
 
 
 def _problems(summary: Any, echo: Callable[[str], Any]) -> None:

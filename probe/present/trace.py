@@ -9,12 +9,14 @@ it says that and why. Every line fits ``width`` columns.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import textwrap
 from collections.abc import Iterator
 
 from probe.measure.trace import Trace, TraceLink, TraceProbe
 
-__all__ = ["describe_link", "render_trace"]
+__all__ = ["describe_link", "render_trace", "trace_json"]
 
 _HOW = {
     "rst": "resets the connection",
@@ -142,3 +144,10 @@ def render_trace(t: Trace, width: int = 80, stored: str = "") -> Iterator[str]:
         yield from textwrap.wrap(body, width=width, initial_indent="  ", subsequent_indent="  ",
                                  break_long_words=False, break_on_hyphens=False)  # fmt: skip
     yield from wrap.wrap(f"{t.packets_sent} packets sent in {t.duration:.2f} s" + stored)
+
+
+def trace_json(result: Trace, trace_id: int | None) -> str:
+    """The trace as one JSON document, with the id it was stored under (or null)."""
+    data = dataclasses.asdict(result)
+    data["id"] = trace_id
+    return json.dumps(data, indent=1)

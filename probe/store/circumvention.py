@@ -8,7 +8,8 @@ import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from probe.core.model import ControlObservation, Verdict, to_json
+from probe.core.codec import to_data
+from probe.core.model import ControlObservation, Verdict
 from probe.store.connection import filters, named_rows, scalar
 from probe.store.rows import iso
 from probe.store.uid import uuid7
@@ -44,7 +45,7 @@ def write_endpoints(
          "stage": verdict.stage, "reasons": json.dumps(list(verdict.reasons)),
          "classifier_version": verdict.classifier_version,
          "observation": json.dumps(dataclasses.asdict(obs), sort_keys=True),
-         "control": None if control is None else json.dumps(to_json(control), sort_keys=True),
+         "control": None if control is None else json.dumps(to_data(control), sort_keys=True),
          "uid": uuid7(int(obs.started * 1000))}  # a global id (probe merge), from when it was taken
         for obs, control, verdict in rows
     ]  # fmt: skip

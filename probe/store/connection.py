@@ -9,6 +9,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self, TypeVar, cast
 
+from probe.core.errors import ProbeError
 from probe.store.rows import now as _now
 from probe.store.schema import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION
 
@@ -40,7 +41,7 @@ def _writable(path: Path) -> bool:
 SQLiteError = sqlite3.Error
 
 
-class StoreError(Exception):
+class StoreError(ProbeError):
     """The database cannot be used: not SQLite, not a probe database, too new, unwritable."""
 
 

@@ -62,27 +62,6 @@ class MergeResult:
     renamed: list[tuple[str, str]] = field(default_factory=list)  # (name, name in the output)
     keyed: dict[str, int] = field(default_factory=dict)  # rows added to tables with their own uid
 
-    def summary(self) -> str:
-        """One line for the terminal."""
-        parts = [
-            f"+{self.measurements} measurements",
-            f"{self.already_present} already present",
-            f"+{self.runs} runs",
-            f"+{self.vantage_points} vantage points",
-        ]
-        if self.runs_updated:
-            parts.append(f"{self.runs_updated} runs updated")
-        if self.verdicts_updated:
-            parts.append(f"{self.verdicts_updated} verdicts updated")
-        for table, n in self.keyed.items():
-            if n:
-                parts.append(f"+{n} {table.replace('_', ' ')}")
-        text = f"{self.source}: " + ", ".join(parts)
-        for old, new in self.renamed:
-            text += f"\n  vantage point {old!r} of this source is another vantage point's name "
-            text += f"in the output: stored as {new!r}"
-        return text
-
 
 def _same_file(a: Path, b: Path) -> bool:
     try:

@@ -181,10 +181,11 @@ def test_decoy_host_failure_means_the_address_is_blocked() -> None:
 
 
 def test_packets_round_trip_through_json() -> None:
-    from probe.core.model import Measurement, from_json, to_json
+    from probe.core.codec import from_data, to_data
+    from probe.core.model import Measurement
 
     m = _tls_reset((SYN_ACK, _rst(62, 0, True)))
-    assert from_json(Measurement, to_json(m)) == m
+    assert from_data(Measurement, to_data(m)) == m
 
 
 @contextlib.contextmanager

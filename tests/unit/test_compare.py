@@ -124,7 +124,7 @@ def test_compare_table_json_and_csv_agree(db: Path) -> None:
 
 
 def test_table_falls_back_to_codes_when_names_do_not_fit(db: Path) -> None:
-    from probe.cli.compare import render_table
+    from probe.present.compare import render_table
 
     with Store.open(db, create=False) as s:
         m = load_matrix(s)

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 
 from probe.core.model import DNSObservation, Hop, Packet, packet_digest
 from probe.core.net.addresses import canon_ip
+from probe.core.net.hostport import split_hostport
 from probe.judge.classify.core import Context, Finding, HopControl, failure_kind
 
 __all__ = ["FlowJudgement", "judge_decoys", "judge_flow", "judge_packets", "withdraw_server_resets"]
@@ -180,7 +181,7 @@ def _dns_findings(hop: Hop, ctl: HopControl, packets: Sequence[Packet]) -> list[
     for q in hop.dns_probe:
         answered = [r for r in q.replies if r.rcode != "MALFORMED" or r.answers]
         if answered:
-            ip = q.resolver.removeprefix("udp://").rsplit(":", 1)[0]
+            ip = split_hostport(q.resolver.removeprefix("udp://"))[0]
             out.append(Finding("dns", hop.index, f"dns/injected:no-resolver@{ip}", "hijacked"))
     return out
 

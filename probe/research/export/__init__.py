@@ -6,7 +6,7 @@ different databases can be concatenated without merging them first.
 
 - ``csv``: one row per measurement (verdict, where, when; no raw observations).
 - ``jsonl``: one JSON object per measurement: the verdict fields and the complete observations
-  (``probe.core.model.to_json`` of the Measurement: bodies and certificates in base64, controls).
+  (``probe.core.codec.to_data`` of the Measurement: bodies and certificates in base64, controls).
 - ``ooni``: one OONI Web Connectivity measurement per line (probe/research/ooni/export.py).
 - ``parquet``: a directory with one file per entity (probe/research/export/parquet.py; needs pyarrow).
 """
@@ -19,7 +19,7 @@ import json
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from probe.core.model import to_json
+from probe.core.codec import to_data
 from probe.store.export import Filters, Record, iter_records, measurement_columns
 
 if TYPE_CHECKING:
@@ -40,7 +40,7 @@ def jsonl_lines(store: Store, f: Filters) -> Iterator[str]:
             "vantage": r.vantage, "asn": r.asn, "country": r.country, "final": r.final,
             "verdict": v.verdict, "stage": v.stage, "hop": v.hop, "reasons": list(v.reasons),
             "classifier_version": v.classifier_version, "classified_at": r.classified_at,
-            "measurement": to_json(r.measurement),
+            "measurement": to_data(r.measurement),
         }) + "\n"
 
 

@@ -25,6 +25,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from probe.core.errors import ProbeError
 from probe.store.export import OBSERVATIONS, TABLES, ExportTable, Filters, table_columns
 
 if TYPE_CHECKING:
@@ -44,7 +45,7 @@ _GROUP_BYTES = 8 << 20
 _GROUP_ROWS = 128 * 1024
 
 
-class ParquetMissing(RuntimeError):
+class ParquetMissing(ProbeError, RuntimeError):
     """pyarrow is not installed."""
 
 

@@ -31,11 +31,15 @@ under ``x_probe_verdict``.
 from __future__ import annotations
 
 import base64
+import json
 import time
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from probe import __version__
+from probe.core.net import format_endpoint
 from probe.inputs.geo import open_default_geo
+from probe.store.export import Filters, iter_records
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -48,9 +52,10 @@ if TYPE_CHECKING:
         Measurement,
         TLSObservation,
     )
+    from probe.store import Store
     from probe.store.export import Record
 
-__all__ = ["TEST_VERSION", "geo_asn_lookup", "to_ooni"]
+__all__ = ["TEST_VERSION", "geo_asn_lookup", "ooni_lines", "to_ooni"]
 
 #: The Web Connectivity test keys written follow this version of the test (ts-017).
 TEST_VERSION = "0.4.3"
@@ -63,10 +68,6 @@ def _ooni_time(t: float) -> str:
 
 def _iso_to_ooni(iso: str) -> str:
     return iso[:19].replace("T", " ")
-
-
-def _endpoint(ip: str, port: int) -> str:
-    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
 
 
 def _tags(hop: int) -> list[str]:
@@ -166,7 +167,7 @@ def _span_events(op: str, address: str, started: float, duration: float, failure
 def _tls(t: TLSObservation, t0: float, hop: int, tid: int) -> dict[str, Any]:
     return {
         "network": "tcp",
-        "address": _endpoint(t.ip, t.port),
+        "address": format_endpoint(t.ip, t.port),
         "cipher_suite": t.cipher or "",
         "failure": t.failure,
         "negotiated_protocol": t.alpn or "",
@@ -218,7 +219,7 @@ def _request(h: HTTPObservation, hop: Hop, t0: float, tid: int, user_agent: str 
     }
     return {
         "network": "tcp",
-        "address": _endpoint(h.ip, h.port),
+        "address": format_endpoint(h.ip, h.port),
         "alpn": alpn or "",
         "failure": h.failure,
         "request": {
@@ -241,9 +242,9 @@ def _request(h: HTTPObservation, hop: Hop, t0: float, tid: int, user_agent: str 
 
 def _control(c: ControlObservation) -> dict[str, Any]:
     return {
-        "tcp_connect": {_endpoint(x.ip, x.port): {"status": x.ok, "failure": x.failure}
+        "tcp_connect": {format_endpoint(x.ip, x.port): {"status": x.ok, "failure": x.failure}
                         for x in c.tcp},
-        "tls_handshake": {_endpoint(x.ip, x.port): {"server_name": x.server_name, "status": x.ok,
+        "tls_handshake": {format_endpoint(x.ip, x.port): {"server_name": x.server_name, "status": x.ok,
                                                      "failure": x.failure} for x in c.tls},
         "http_request": {
             "body_length": c.http_body_length if c.http_body_length is not None else -1,
@@ -343,7 +344,7 @@ def _test_keys(m: Measurement, record: Record, geo_asn: Callable[[str], tuple[in
         by_endpoint: dict[str, int] = {}
         for c in hop.tcp:
             tid += 1
-            ep = _endpoint(c.ip, c.port)
+            ep = format_endpoint(c.ip, c.port)
             by_endpoint[ep] = tid
             a, b = round(c.started - t0, 6), round(c.started - t0 + c.duration, 6)
             tcp.append({"ip": c.ip, "port": c.port,
@@ -353,13 +354,13 @@ def _test_keys(m: Measurement, record: Record, geo_asn: Callable[[str], tuple[in
                            "proto": "tcp", "t0": a, "t": b, "tags": _tags(hop.index),
                            "transaction_id": tid})
         for t in hop.tls:
-            ep = _endpoint(t.ip, t.port)
+            ep = format_endpoint(t.ip, t.port)
             tls.append(_tls(t, t0, hop.index, by_endpoint.get(ep, tid)))
             events.extend(_span_events("tls_handshake", ep, t.started, t.duration, t.failure,
                                        t0, hop.index, by_endpoint.get(ep, tid)))
         if hop.http is not None:
             h = hop.http
-            ep = _endpoint(h.ip, h.port)
+            ep = format_endpoint(h.ip, h.port)
             requests.append(_request(h, hop, t0, by_endpoint.get(ep, tid), record.user_agent))
             events.extend(_span_events("http_transaction", ep, h.started, h.duration, h.failure,
                                        t0, hop.index, by_endpoint.get(ep, tid)))
@@ -474,3 +475,12 @@ def geo_asn_lookup(cache_size: int = 65536) -> Callable[[str], tuple[int, str]]:
         return found
 
     return lookup
+
+
+def ooni_lines(store: Store, f: Filters) -> Iterator[str]:
+    """The measurements ``f`` selects as OONI measurements, one JSON line each (``probe export
+    --format ooni``): streamed, so memory stays flat however many there are."""
+    dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+    geo_asn = geo_asn_lookup()
+    for record in iter_records(store, f):
+        yield dumps(to_ooni(record, geo_asn)) + "\n"
