@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -48,18 +47,15 @@ def circumvention_command(lists: tuple[Path, ...], db: Path, vantage: str, contr
     """
     from probe.core.settings import DEFAULT_CONTROLS
     from probe.host import consent
-    from probe.inputs.endpointlists import EndpointListError, load_endpoints
-    from probe.run.circumvention import SuiteConfig, run_suite
-    from probe.store import StoreError
+    from probe.inputs.endpointlists import load_endpoints
+    from probe.present.circumvention import format_judged, format_suite_end
+    from probe.run.circumvention import Judged, SuiteConfig, run_suite
 
     if controls and no_control:
         raise click.UsageError("--control and --no-control exclude each other")
     if not vantage.strip():
         raise click.BadParameter("must not be empty", param_hint="--vantage")
-    try:
-        endpoints = load_endpoints(lists)
-    except EndpointListError as exc:
-        raise click.UsageError(str(exc)) from None
+    endpoints = load_endpoints(lists)
     interactive = consent.is_interactive()
     if not consent.ensure_consent(accept_risks, interactive, click.echo, click.confirm):
         raise click.UsageError(
@@ -69,25 +65,14 @@ def circumvention_command(lists: tuple[Path, ...], db: Path, vantage: str, contr
                          tcp_timeout=tcp_timeout, handshake_timeout=handshake_timeout,
                          concurrency=concurrency, retries=retries, retry_pause=retry_pause)  # fmt: skip
 
-    def show(judged: tuple) -> None:  # type: ignore[type-arg]  # (obs, control, verdict)
-        obs, _, verdict = judged
-        if as_json:
-            row = {"kind": obs.kind, "name": obs.name, "address": obs.address, "port": obs.port,
-                   "verdict": verdict.verdict, "stage": verdict.stage, "reasons": list(verdict.reasons)}
-            click.echo(json.dumps(row))  # fmt: skip
-        else:
-            reason = verdict.reasons[0] if verdict.reasons else ""
-            where = f"{obs.address}:{obs.port}"
-            click.echo(f"{verdict.verdict:<12} {obs.kind:<11} {obs.name:<16} {where}  {reason}", err=True)
+    def show(judged: Judged) -> None:
+        # JSON is the command's output (stdout); the lines for people are progress (stderr).
+        click.echo(format_judged(judged, as_json), err=not as_json)
 
     names = [p.name for p in lists] or ["circumvention.csv (packaged)"]
     try:
         summary = run_suite(endpoints, db, vantage, names, config, show)
-    except StoreError as exc:
-        raise click.ClickException(str(exc)) from None
     except KeyboardInterrupt:
         click.echo("interrupted: what was measured is stored", err=True)
         sys.exit(130)
-    counts = " / ".join(f"{k} {v}" for k, v in sorted(summary.counts.items()))
-    click.echo(f"run {summary.run_id}: {len(summary.results)} endpoints: {counts or 'none'}; stored in {db}",
-               err=True)  # fmt: skip
+    click.echo(format_suite_end(summary, db), err=True)

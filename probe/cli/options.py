@@ -46,6 +46,7 @@ __all__ = [
     "DB_ENV",
     "build_request",
     "cafile_option",
+    "country_lookup",
     "db_option",
     "fingerprints_option",
     "geo_option",
@@ -221,7 +222,8 @@ run_settings_options = _compose(
                  "probe's own flows: injection evidence. Needs root or CAP_NET_RAW (else a "
                  "warning, and no capture)."),
     _option("--pcap", type=click.Path(file_okay=False), default=None, metavar="DIR",
-                 help="Also write the captured packets to DIR/run-N.pcap (implies --capture)."),
+                 help="Also write the captured packets' headers (and DNS replies), your address "
+                      "rewritten, to DIR/run-N.pcap (implies --capture)."),
 )
 
 _MEASURE_KEYS = ("resolvers", "resolv_conf", "doh", "cafile", "dns_timeout", "tcp_timeout",
@@ -306,3 +308,16 @@ def _since_to_iso(ctx: click.Context, param: click.Parameter, value: str | None)
 def since_option(help_text: str) -> Callable[[F], F]:
     """``--since DATE|AGE`` (2026-11-20, 2026-11-20T10:00 UTC, 7d, 24h), given as ISO text."""
     return click.option("--since", metavar="DATE|AGE", callback=_since_to_iso, help=help_text)
+
+
+def country_lookup(geo: str | None) -> Callable[[str], str] | None:
+    """The address -> country function of a command's ``--geo`` option (`probe outages`,
+    `compare --isolation`, `report`); None when probe has no geo data. A file that cannot be
+    read is a usage error naming the option."""
+    from probe.inputs.geo import GeoError
+    from probe.research.outages import country_lookup as lookup
+
+    try:
+        return lookup(geo)
+    except GeoError as exc:
+        raise click.BadParameter(str(exc), param_hint="--geo") from None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -99,30 +100,21 @@ def results_command(db: Path, run: str, verdicts: tuple[str, ...], vantage: str 
         raise click.UsageError("--json and --csv exclude each other")
     run_value = _run_param(run)
     from probe.present.tables import format_csv, format_json_lines, format_table
-    from probe.store import Store, StoreError
+    from probe.store import Store
 
-    try:
-        with Store.open(db, create=False) as store:
-            if suite in ("quic", "ech"):
-                _protocol_results(store, suite, run_value, expand_verdicts(verdicts), vantage, limit,
-                                  as_json, as_csv)
-                return
-            if suite == "circumvention" or (suite is None and _endpoint_run(store, run_value, vantage)):
-                _endpoint_results(store, run_value, expand_verdicts(verdicts), vantage, limit,
-                                  as_json, as_csv)
-                return
-            rows = store.results(run_value, verdict=expand_verdicts(verdicts), vantage=vantage,
-                                 limit=limit)
-            if as_json:
-                out = format_json_lines(rows)
-            elif as_csv:
-                out = format_csv(rows)
-            else:
-                out = format_table(rows, table_width())
-            for chunk in out:
-                click.echo(chunk, nl=False)
-    except StoreError as exc:
-        raise click.ClickException(str(exc)) from None
+    with Store.open(db, create=False) as store:
+        if suite in ("quic", "ech"):
+            _protocol_results(store, suite, run_value, expand_verdicts(verdicts), vantage, limit,
+                              as_json, as_csv)
+            return
+        if suite == "circumvention" or (suite is None and _endpoint_run(store, run_value, vantage)):
+            _endpoint_results(store, run_value, expand_verdicts(verdicts), vantage, limit,
+                              as_json, as_csv)
+            return
+        rows = store.results(run_value, verdict=expand_verdicts(verdicts), vantage=vantage,
+                             limit=limit)
+        _echo(format_json_lines(rows) if as_json else format_csv(rows) if as_csv
+              else format_table(rows, table_width()))  # fmt: skip
 
 
 def _protocol_results(store: Store, suite: str, run: str | int | None,
@@ -144,14 +136,8 @@ def _protocol_results(store: Store, suite: str, run: str | int | None,
     elif run is not None:
         run_id = store.resolve_run(run)
     rows = protocol_results(store, suite, run_id, verdicts=verdicts, vantage=vantage, limit=limit)
-    if as_json:
-        out = format_json_lines(rows, keys=RESULT_KEYS)
-    elif as_csv:
-        out = format_protocol_csv(rows)
-    else:
-        out = format_protocol_table(rows, table_width())
-    for chunk in out:
-        click.echo(chunk, nl=False)
+    _echo(format_json_lines(rows, keys=RESULT_KEYS) if as_json else format_protocol_csv(rows)
+          if as_csv else format_protocol_table(rows, table_width()))  # fmt: skip
 
 
 def _endpoint_run(store: Store, run: str | int | None, vantage: str | None) -> bool:
@@ -179,11 +165,10 @@ def _endpoint_results(store: Store, run: str | int | None, verdicts: tuple[str, 
     elif run is not None:
         run_id = store.resolve_run(run)
     rows = endpoint_results(store, run_id, verdicts=verdicts, vantage=vantage, limit=limit)
-    if as_json:
-        out = format_json_lines(rows, keys=RESULT_KEYS)
-    elif as_csv:
-        out = format_endpoint_csv(rows)
-    else:
-        out = format_endpoint_table(rows, table_width())
-    for chunk in out:
+    _echo(format_json_lines(rows, keys=RESULT_KEYS) if as_json else format_endpoint_csv(rows)
+          if as_csv else format_endpoint_table(rows, table_width()))  # fmt: skip
+
+
+def _echo(chunks: Iterable[str]) -> None:
+    for chunk in chunks:
         click.echo(chunk, nl=False)

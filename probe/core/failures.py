@@ -13,6 +13,8 @@ import socket
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
+from probe.core.errors import ProbeError
+
 if TYPE_CHECKING:
     import ssl
 
@@ -32,7 +34,8 @@ __all__ = [
 
 
 class Failure(StrEnum):
-    """Every failure string the probe can record, besides ``unknown_failure: <message>``.
+    """Every failure string the probe can record. An unknown failure is recorded with its
+    message when there is one (:data:`UNKNOWN_PREFIX`: ``unknown_failure: <message>``).
 
     The values are OONI's; a member *is* its string (``Failure.EOF_ERROR == 'eof_error'``), so
     records, JSON and SQL hold plain strings. Nothing outside this module spells one out
@@ -80,6 +83,8 @@ class Failure(StrEnum):
     ADDRESS_REFUSED_BY_POLICY = "address_refused_by_policy"
     # every test helper answered 503 (busy) for longer than the client waits (Retry-After)
     TEST_HELPER_BUSY = "test_helper_busy"
+    # none of the above; as ``unknown_failure: <message>`` when the message is known
+    UNKNOWN = "unknown_failure"
 
 
 #: The failure strings as a set (members compare and hash as their strings).
@@ -90,11 +95,11 @@ CERTIFICATE_FAILURES: frozenset[str] = frozenset(
 )
 
 
-class AddressRefused(OSError):
+class AddressRefused(ProbeError, OSError):
     """A connect policy refused the address (see :mod:`probe.core.net.policy`); nothing was sent."""
 
 
-class QUICClosed(Exception):
+class QUICClosed(ProbeError):
     """A QUIC connection closed before its handshake completed (a CONNECTION_CLOSE frame).
 
     ``error_code`` is the frame's: 0x100-0x1ff carry a TLS alert (RFC 9001 section 4.8), the
@@ -108,7 +113,8 @@ class QUICClosed(Exception):
         self.reason = reason
 
 
-UNKNOWN_PREFIX = "unknown_failure: "
+#: An unknown failure with its message: ``unknown_failure: <message>``.
+UNKNOWN_PREFIX = f"{Failure.UNKNOWN.value}: "
 
 
 def is_failure(value: str) -> bool:
@@ -213,7 +219,7 @@ def _dns(exc: BaseException) -> str | None:
 
 def _specific(exc: BaseException) -> str | None:
     """A precise failure for one exception of the chain, or None when it says nothing precise."""
-    import asyncio
+    import asyncio  # here, not at the top: see the note on imports there
     import ssl
 
     if isinstance(exc, asyncio.CancelledError):
@@ -309,7 +315,7 @@ def failure_string(exc: BaseException) -> str:
     failure. Library wrappers without a precise cause map to a coarse string of their stage; all
     else becomes ``unknown_failure: <message>``. Never raises.
     """
-    import asyncio
+    import asyncio  # here, not at the top: see the note on imports there
 
     try:
         chain = _chain(exc)

@@ -1,7 +1,7 @@
 """Typed records: targets, observations, control observations and verdicts.
 
 Every record is a frozen dataclass. Measurement code produces them, the classifier reads them,
-the store serialises them as JSON (:mod:`probe.core.codec`; ``to_json``/``from_json`` here) so that
+the store serialises them as JSON (:mod:`probe.core.codec`: ``to_data``/``from_data``) so that
 old measurements can be re-judged by newer classifiers. Times are Unix epoch seconds (``started``) and seconds
 (``duration``, ``t``). A ``failure`` is ``None`` on success, otherwise one of the strings of
 :mod:`probe.core.failures`.
@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
 
 __all__ = [
     "INTERFERENCE_VERDICTS",
@@ -36,13 +35,8 @@ __all__ = [
     "TLSObservation",
     "Target",
     "Verdict",
-    "from_json",
     "packet_digest",
-    "to_json",
 ]
-
-VerdictName = Literal["ok", "blocked", "reset", "hijacked", "throttled", "down", "inconclusive"]
-StageName = Literal["dns", "tcp", "tls", "http"]
 
 #: The fixed verdict vocabulary, most to least specific is not implied.
 VERDICTS: tuple[str, ...] = ("ok", "blocked", "reset", "hijacked", "throttled", "down", "inconclusive")
@@ -409,24 +403,3 @@ class Verdict:
     #: Verdicts of the opt-in protocol tests (QUIC, ECH), stored beside this one.
     protocols: tuple[ProtocolVerdict, ...] = ()
 
-
-# --- JSON round trip ------------------------------------------------------------------------
-# One codec (probe/core/codec.py) converts every record; these names are kept for the callers that
-# think of records, not of the codec.
-
-T = TypeVar("T")
-
-
-def to_json(obj: Any) -> Any:
-    """Convert a record (or tuple/list/dict of records) into JSON-able data (bytes as base64)."""
-    from probe.core.codec import to_data
-
-    return to_data(obj)
-
-
-def from_json(cls: type[T], data: dict[str, Any]) -> T:
-    """Rebuild a record of type ``cls`` from ``to_json`` output. Unknown keys are ignored;
-    raises :class:`probe.core.codec.CodecError` when a value does not fit its declared type."""
-    from probe.core.codec import from_data
-
-    return from_data(cls, data)

@@ -21,8 +21,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
-from probe.core.net.resolvers import DEFAULT_RESOLV_CONF
+from probe.core.net.resolvers import DEFAULT_RESOLV_CONF, parse_resolver
 
 if TYPE_CHECKING:
     from probe.core.net.policy import ConnectPolicy
@@ -167,8 +168,6 @@ class MeasureConfig:
     ech_sni: str = ""
 
     def __post_init__(self) -> None:
-        from probe.core.net import parse_resolver
-
         for r in (*self.resolvers, *self.dns_probe):
             parse_resolver(r)  # ValueError naming the bad resolver, before any measuring
         for u in self.doh:
@@ -192,8 +191,6 @@ def _is_host(name: str) -> bool:
 
 def check_doh_url(url: str) -> None:
     """ValueError unless ``url`` is an ``https://`` URL with a host (DoH is never plain HTTP)."""
-    from urllib.parse import urlsplit
-
     try:
         parts = urlsplit(url)
         host = parts.hostname
@@ -207,7 +204,7 @@ def check_doh_url(url: str) -> None:
 @functools.lru_cache(maxsize=16)
 def check_cafile(path: str) -> None:
     """ValueError naming ``path`` when it is not a usable PEM CA file (checked once per path)."""
-    import ssl
+    import ssl  # only with a CA file: `probe --help` reads this module and must not load TLS
 
     try:
         # A bare context: loading the system's CAs too (create_default_context) cost ~20 ms.

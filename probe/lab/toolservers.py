@@ -18,6 +18,7 @@ import ssl
 import struct
 from collections.abc import Sequence
 
+from probe.core.net import parse_endpoint
 from probe.measure import openvpn
 
 __all__ = ["OpenVPNUDP", "main", "start"]
@@ -81,16 +82,11 @@ async def start(
     return servers
 
 
-def _endpoint(text: str) -> tuple[str, int]:
-    host, _, port = text.rpartition(":")
-    return host.strip("[]"), int(port)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Serve until killed (the lab's process supervisor stops it)."""
     ap = argparse.ArgumentParser(prog="python -m probe.lab.toolservers")
-    ap.add_argument("--tls", action="append", default=[], type=_endpoint)
-    ap.add_argument("--openvpn", action="append", default=[], type=_endpoint)
+    ap.add_argument("--tls", action="append", default=[], type=parse_endpoint)
+    ap.add_argument("--openvpn", action="append", default=[], type=parse_endpoint)
     ap.add_argument("--cert")
     ap.add_argument("--key")
     args = ap.parse_args(argv)

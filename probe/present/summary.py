@@ -14,7 +14,10 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from probe.core.model import VERDICTS
 from probe.core.settings import DEFAULT_DB
+from probe.judge.explain import decisive, explain
+from probe.store import Store, StoreError
 
 __all__ = ["SHOWN_PER_VERDICT", "compact_summary", "summary_lines"]
 
@@ -32,8 +35,6 @@ SHOWN_PER_VERDICT = 25
 
 
 def _counts_text(counts: dict[str, int]) -> str:
-    from probe.core.model import VERDICTS
-
     return ", ".join(f"{v} {counts.get(v, 0)}" for v in VERDICTS)
 
 
@@ -59,8 +60,6 @@ def summary_lines(
 
     ``rows`` are the run's non-ok results (dicts of :meth:`probe.store.Store.results`).
     """
-    from probe.judge.explain import decisive, explain
-
     rate = measured / elapsed if elapsed else 0.0
     groups: dict[str, list[dict[str, Any]]] = {v: [] for v, _ in _GROUPS}
     extra: dict[str, int] = {v: 0 for v, _ in _GROUPS}
@@ -108,11 +107,10 @@ def print_summary(summary: Any, db: Path, echo: Callable[[str], Any], tty: bool,
     """Write the end-of-run summary of a :class:`probe.run.RunSummary`.
 
     On a terminal: the non-ok URLs with their reasons (read back from the database, so what is
-    said is what was stored); otherwise one compact line.
+    said is what was stored); otherwise one compact line. Then the network measured from, when
+    it is known.
     """
     counts = dict(summary.verdicts)
-    from probe.store import Store, StoreError
-
     if not tty:
         echo(compact_summary(summary.run_id, summary.status, summary.measured, summary.elapsed,
                              counts, db))
@@ -124,6 +122,7 @@ def print_summary(summary: Any, db: Path, echo: Callable[[str], Any], tty: bool,
             except StoreError:
                 pass  # the database went away: the compact line said what matters
         _problems(summary, echo)
+        _network(summary, echo, width)
         return
     try:
         with Store.open(db, create=False) as store:
@@ -139,6 +138,15 @@ def print_summary(summary: Any, db: Path, echo: Callable[[str], Any], tty: bool,
         echo(compact_summary(summary.run_id, summary.status, summary.measured, summary.elapsed,
                              counts, db))
     _problems(summary, echo)
+    _network(summary, echo, width)
+
+
+def _network(summary: Any, echo: Callable[[str], Any], width: int) -> None:
+    if summary.network:
+        line = f"vantage {summary.vantage}: {summary.network}"
+        if summary.network_changed:
+            line += " (CHANGED during the run)"
+        echo(line[: max(width, 40)])
 
 
 _SUITES = (("quic", "QUIC (HTTP/3)"), ("ech", "ECH"))
@@ -148,7 +156,6 @@ def protocol_lines(store: Any, run_id: int, db: Path, width: int = 80, *, tty: b
                    ) -> Iterator[str]:
     """What the run's QUIC and ECH tests found (``probe run --quic``, ``--ech``): their counts
     and, on a terminal, the URLs they found blocked or reset with the reason in words."""
-    from probe.judge.explain import decisive, explain
     from probe.store.protocols import protocol_results, run_protocol_counts
 
     counts = run_protocol_counts(store, run_id)

@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from probe.judge.explain import decisive, explain
+from probe.present.text import cut
 
 __all__ = [
     "CSV_KEYS",
@@ -28,16 +29,12 @@ _JSON_KEYS = ("url", "verdict", "stage", "hop", "reasons", "vantage", "run_id", 
               "category", "domain", "attempt", "runtime", "classifier_version", "measurement_id")
 
 
-def _cut(text: str, width: int) -> str:
-    return text if len(text) <= width else text[: width - 1] + "…"
-
-
 def abbreviate_reasons(reasons: list[str], width: int = 34) -> str:
     """The first reason, cut to fit, and ``+N`` for the others."""
     if not reasons:
         return "-"
     more = f" +{len(reasons) - 1}" if len(reasons) > 1 else ""
-    return _cut(reasons[0], width - len(more)) + more
+    return cut(reasons[0], width - len(more)) + more
 
 
 def _fixed_width(
@@ -118,13 +115,13 @@ def fit_columns(
 def _result_cells(widths: dict[str, int]) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
     def cell(name: str, r: dict[str, Any]) -> Any:
         if name == "URL":
-            return _cut(r["url"], widths["URL"])
+            return cut(r["url"], widths["URL"])
         if name == "STAGE":
             return r["stage"] or "-"
         if name == "REASON":
             return abbreviate_reasons(_decisive_first(r), widths["REASON"])
         if name == "VANTAGE":
-            return _cut(r["vantage"], widths["VANTAGE"])
+            return cut(r["vantage"], widths["VANTAGE"])
         if name == "TIME":
             return _time(r["measured_at"])
         return r[{"VERDICT": "verdict", "RUN": "run_id"}[name]]
@@ -178,7 +175,7 @@ _RUN_COLUMNS = (("RUN", 5), ("VANTAGE", 12), ("STARTED", _TIME_WIDTH), ("FINISHE
 
 def _run_cells(r: dict[str, Any]) -> tuple[Any, ...]:
     verdicts = " ".join(f"{k} {v}" for k, v in r["counts"].items() if v) or "-"
-    return (r["run_id"], _cut(r["vantage"], 12), _time(r["started_at"]), _time(r["finished_at"]),
+    return (r["run_id"], cut(r["vantage"], 12), _time(r["started_at"]), _time(r["finished_at"]),
             r["status"], r["n_measurements"], verdicts)  # fmt: skip
 
 
@@ -192,7 +189,7 @@ _OUTAGE_COLUMNS = (("VANTAGE", 12), ("STATE", 7), ("FIRST SEEN", _TIME_WIDTH), (
 
 
 def _outage_cells(o: dict[str, Any]) -> tuple[Any, ...]:
-    return (_cut(o["vantage"], 12), o["state"], _time(o["first_seen"]), _time(o["last_seen"]),
+    return (cut(o["vantage"], 12), o["state"], _time(o["first_seen"]), _time(o["last_seen"]),
             _time(o["after"]), _time(o["before"]) if o["before"] else "ongoing", o["evidence"])  # fmt: skip
 
 

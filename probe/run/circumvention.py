@@ -11,9 +11,14 @@ from pathlib import Path
 
 from probe.core.model import INTERFERENCE_VERDICTS as INTERFERENCE
 from probe.core.model import ControlObservation, EndpointObservation, Verdict
+from probe.core.net import format_endpoint
 from probe.inputs.endpointlists import Endpoint
 from probe.judge.circumvention import judge_endpoint
 from probe.measure.circumvention import measure_endpoint
+from probe.measure.control import client as control_client
+from probe.measure.tls import TLSContexts
+from probe.store import Store
+from probe.store.circumvention import write_endpoints
 
 __all__ = ["SUITE", "SuiteConfig", "SuiteSummary", "measure_endpoints", "run_suite"]
 
@@ -47,24 +52,20 @@ class SuiteSummary:
 
 
 def _control_url(ep: Endpoint) -> str:
-    host = f"[{ep.address}]" if ":" in ep.address else ep.address
     # https makes the helper complete a TLS handshake with the endpoint as well as connect.
     scheme = "https" if ep.kind in ("tor", "tls") else "http"
-    return f"{scheme}://{host}:{ep.port}/"
+    return f"{scheme}://{format_endpoint(ep.address, ep.port)}/"
 
 
 async def measure_endpoints(
     endpoints: Sequence[Endpoint], config: SuiteConfig, on_result: Callable[[Judged], None] | None = None
 ) -> list[Judged]:
     """Measure and judge every endpoint; results in the order of ``endpoints``."""
-    from probe.measure.control.client import ControlClient
-    from probe.measure.tls import TLSContexts
-
     contexts = TLSContexts(config.cafile)
     slots = asyncio.Semaphore(max(1, config.concurrency))
     out: list[Judged | None] = [None] * len(endpoints)
 
-    async def one(i: int, ep: Endpoint, control: ControlClient | None) -> None:
+    async def one(i: int, ep: Endpoint, control: control_client.ControlClient | None) -> None:
         async with slots:
             ask = None
             if control is not None and ep.transport == "tcp":
@@ -87,7 +88,7 @@ async def measure_endpoints(
             on_result(judged)
 
     control = (
-        ControlClient(config.controls, timeout=config.control_timeout, cafile=config.cafile)
+        control_client.ControlClient(config.controls, timeout=config.control_timeout, cafile=config.cafile)
         if config.controls
         else None
     )
@@ -114,9 +115,6 @@ def run_suite(
     The run is recorded ``complete``, or ``interrupted`` (and what was measured is kept) when
     the measuring is cancelled.
     """
-    from probe.store import Store
-    from probe.store.circumvention import write_endpoints
-
     with Store.open(db) as store:
         vid = store.vantage(vantage)
         run_id = store.start_run(vid, list(lists), {"suite": SUITE, "endpoints": len(endpoints)})

@@ -11,7 +11,9 @@ from typing import Any
 from probe.core.model import Measurement
 from probe.core.net import read_resolv_conf
 from probe.core.net.policy import ConnectPolicy, is_public_address
+from probe.core.settings import MeasureConfig
 from probe.measure.control.protocol import THRequest
+from probe.measure.engine import measure
 
 __all__ = ["HelperConfig", "MeasureFn", "engine_measure", "measure_config"]
 
@@ -65,7 +67,6 @@ def measure_config(
     ``resolvers`` win; otherwise the ``nameserver`` lines of ``resolv_conf``; otherwise the
     engine's system resolver. Raises OSError/ValueError for an unreadable resolv.conf.
     """
-    from probe.measure.engine import MeasureConfig
     names = {f.name for f in dataclasses.fields(MeasureConfig)}
     servers = tuple(resolvers)
     wanted: dict[str, Any] = {}
@@ -93,7 +94,6 @@ def engine_measure(cfg: Any = None, *, policy: ConnectPolicy | None = is_public_
     enforced on every address connected to (after DNS, after each redirect): public
     addresses only unless the caller passes another policy or None (``--allow-private``).
     """
-    from probe.measure.engine import MeasureConfig, measure
     base = dataclasses.replace(cfg if cfg is not None else MeasureConfig(), connect_policy=policy)
     has_ua = any(f.name == "user_agent" for f in dataclasses.fields(base))
 

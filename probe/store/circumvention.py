@@ -8,8 +8,11 @@ import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from probe.core.model import ControlObservation, Verdict, to_json
-from probe.store.connection import named_rows
+from probe.core.codec import to_data
+from probe.core.model import ControlObservation, Verdict
+from probe.store.connection import filters, named_rows, scalar
+from probe.store.rows import iso
+from probe.store.uid import uuid7
 
 if TYPE_CHECKING:
     from probe.core.model import EndpointObservation
@@ -33,9 +36,6 @@ def write_endpoints(
     rows: Iterable[tuple[EndpointObservation, ControlObservation | None, Verdict]],
 ) -> int:
     """Store judged endpoint observations in one transaction; the number stored."""
-    from probe.store.rows import iso
-    from probe.store.uid import uuid7
-
     records = [
         {"run_id": run_id, "vantage_id": vantage_id, "suite": suite, "kind": obs.kind,
          "name": obs.name, "address": obs.address, "port": obs.port, "transport": obs.transport,
@@ -45,7 +45,7 @@ def write_endpoints(
          "stage": verdict.stage, "reasons": json.dumps(list(verdict.reasons)),
          "classifier_version": verdict.classifier_version,
          "observation": json.dumps(dataclasses.asdict(obs), sort_keys=True),
-         "control": None if control is None else json.dumps(to_json(control), sort_keys=True),
+         "control": None if control is None else json.dumps(to_data(control), sort_keys=True),
          "uid": uuid7(int(obs.started * 1000))}  # a global id (probe merge), from when it was taken
         for obs, control, verdict in rows
     ]  # fmt: skip
@@ -89,21 +89,12 @@ def endpoint_results(
 
     ``verdicts``: only these (any of them); ``vantage``: only this vantage point's.
     """
-    sql = f"{_SELECT} {_FROM} WHERE 1"
-    params: list[Any] = []
-    if run_id is not None:
-        sql += " AND e.run_id = ?"
-        params.append(run_id)
-    if suite is not None:
-        sql += " AND e.suite = ?"
-        params.append(suite)
+    where, params = filters(("e.run_id = ?", run_id), ("e.suite = ?", suite), ("v.name = ?", vantage))
+    sql = f"{_SELECT} {_FROM} WHERE 1{where}"
     if verdicts is not None:
         wanted = list(dict.fromkeys(verdicts))
         sql += f" AND e.verdict IN ({','.join('?' * len(wanted))})" if wanted else " AND 0"
         params.extend(wanted)
-    if vantage is not None:
-        sql += " AND v.name = ?"
-        params.append(vantage)
     sql += " ORDER BY e.id"
     if limit is not None:
         sql += " LIMIT ?"
@@ -119,20 +110,19 @@ def latest_endpoint_run(store: Store, vantage: str | None = None) -> int | None:
     if vantage is not None:
         sql += " JOIN vantage_points v ON v.id = e.vantage_id WHERE v.name = ?"
         params.append(vantage)
-    row = store.conn.execute(sql, params).fetchone()
-    return None if row is None or row[0] is None else int(row[0])
+    run_id = scalar(store.conn, sql, params)
+    return None if run_id is None else int(run_id)
 
 
 def run_has_endpoints(store: Store, run_id: int) -> bool:
     """True when the run measured endpoints (``probe circumvention``) and no URLs."""
     c = store.conn
-    return (c.execute("SELECT 1 FROM endpoint_measurements WHERE run_id = ? LIMIT 1", (run_id,)).fetchone()
-            is not None and
-            c.execute("SELECT 1 FROM measurements WHERE run_id = ? LIMIT 1", (run_id,)).fetchone() is None)
+    return (scalar(c, "SELECT 1 FROM endpoint_measurements WHERE run_id = ? LIMIT 1", (run_id,)) is not None
+            and scalar(c, "SELECT 1 FROM measurements WHERE run_id = ? LIMIT 1", (run_id,)) is None)
 
 
 def latest_endpoints(
-    conn: sqlite3.Connection, vantages: Sequence[str] | None = None, since: str | None = None
+    store: Store, vantages: Sequence[str] | None = None, since: str | None = None
 ) -> list[dict[str, Any]]:
     """The newest result of every endpoint (kind, address, port) at every vantage point (of
     ``vantages``, measured at or after ``since``), ordered by kind, name, address, port, vantage.
@@ -147,7 +137,7 @@ def latest_endpoints(
     sql = (f"SELECT * FROM ({_SELECT}, row_number() OVER (PARTITION BY e.vantage_id, e.kind, e.address, "
            f"e.port ORDER BY e.measured_at DESC, e.id DESC) AS n {_FROM} WHERE 1 {where}) WHERE n = 1 "
            "ORDER BY kind, name, address, port, vantage")  # fmt: skip
-    return [_result(row) for row in named_rows(conn, sql, params)]
+    return [_result(row) for row in named_rows(store.conn, sql, params)]
 
 
 def endpoint_measurements_at(
@@ -157,19 +147,9 @@ def endpoint_measurements_at(
     """The newest measurement of each kind of endpoint at ``address:port`` (or named ``name``),
     narrowed by vantage point and run, with its observation and control decoded (``probe show``).
     """
-    where, params = "", list[Any]()
+    where, params = filters(("e.name = ?", name), ("v.name = ?", vantage), ("e.run_id = ?", run_id))
     if address is not None:
-        where += " AND e.address = ? AND e.port = ?"
-        params += [address, port]
-    if name is not None:
-        where += " AND e.name = ?"
-        params.append(name)
-    if vantage is not None:
-        where += " AND v.name = ?"
-        params.append(vantage)
-    if run_id is not None:
-        where += " AND e.run_id = ?"
-        params.append(run_id)
+        where, params = f" AND e.address = ? AND e.port = ?{where}", [address, port, *params]
     sql = (f"SELECT * FROM ({_SELECT}, e.classifier_version, e.observation, e.control, "
            "row_number() OVER (PARTITION BY e.kind, e.address, e.port ORDER BY e.measured_at DESC, "
            f"e.id DESC) AS n {_FROM} WHERE 1 {where}) WHERE n = 1 ORDER BY kind, address, port")  # fmt: skip

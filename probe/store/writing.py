@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import sqlite3
@@ -174,8 +175,6 @@ class Writer(Runs):
 
     def write_trace(self, trace: Any, vantage: str = "default") -> int:
         """Store a :class:`probe.measure.trace.Trace` taken at ``vantage`` (``traces``, ``trace_hops``)."""
-        import dataclasses
-
         vantage_id = self.vantage(vantage)
         record = {
             "vantage_id": vantage_id, "started_at": _rows.iso(trace.started), "url": trace.url,

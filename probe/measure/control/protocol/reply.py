@@ -19,6 +19,7 @@ from typing import Any
 from msgspec import Struct
 
 from probe.core.codec import CodecError, from_data
+from probe.core.errors import ProbeError
 from probe.core.model import ControlECH, ControlObservation, ControlTCP, ControlTLS
 from probe.core.net import parse_endpoint
 from probe.measure.control.protocol.response import FLAG_NAMES
@@ -38,7 +39,7 @@ from probe.measure.control.protocol.wire import (
 __all__ = ["ResponseShape", "THResponseError", "flags_names", "parse_response", "response_problems"]
 
 
-class THResponseError(ValueError):
+class THResponseError(ProbeError, ValueError):
     """A body that is not a Web Connectivity test-helper response at all."""
 
 

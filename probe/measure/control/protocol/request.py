@@ -16,6 +16,7 @@ from typing import Any
 import msgspec
 
 from probe.core.codec import CodecError
+from probe.core.errors import ProbeError
 from probe.core.model import Target
 from probe.core.net import InvalidURL, format_endpoint, is_valid_host, parse_endpoint, parse_url
 from probe.measure.control.protocol.wire import RequestMessage, decode_message, header_values
@@ -38,7 +39,7 @@ _MAX_HEADERS = 64
 _MAX_HEADER_LENGTH = 4096
 
 
-class THRequestError(ValueError):
+class THRequestError(ProbeError, ValueError):
     """A test-helper request that cannot be served; the message says which field and why."""
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from msgspec import UnsetType
 
-from probe.core.failures import Failure
+from probe.core.failures import UNKNOWN_PREFIX, Failure
 from probe.core.model import Hop, HTTPObservation, Measurement
 from probe.core.net import bracket, format_endpoint, is_ip_literal
 from probe.core.net.policy import is_public_address
@@ -214,7 +214,7 @@ def build_response(
     elif is_ip_literal(req.target.host):
         th_addrs, dns_failure = [req.target.host], None
     else:
-        th_addrs, dns_failure = [], m.failure or "unknown_failure: not measured"
+        th_addrs, dns_failure = [], m.failure or UNKNOWN_PREFIX + "not measured"
 
     # tcp / tls, for the original URL (as OONI's helper does)
     tcp_connect: dict[str, TCPConnectResult] = {}
@@ -324,9 +324,9 @@ def _http_result(req: THRequest, m: Measurement, last: Hop | None) -> HTTPReques
     elif h is not None:
         failure = h.failure
     elif last is not None:
-        failure = _hop_failure(last) or m.failure or "unknown_failure: no HTTP exchange"
+        failure = _hop_failure(last) or m.failure or UNKNOWN_PREFIX + "no HTTP exchange"
     else:
-        failure = m.failure or "unknown_failure: not measured"
+        failure = m.failure or UNKNOWN_PREFIX + "not measured"
     return HTTPRequestResult(
         body_length=-1,
         discovered_h3_endpoint="",
