@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+from probe.core.net import is_valid_host
 from probe.core.net.resolvers import DEFAULT_RESOLV_CONF, parse_resolver
 
 if TYPE_CHECKING:
@@ -184,8 +185,6 @@ class MeasureConfig:
 
 
 def _is_host(name: str) -> bool:
-    from probe.core.net import is_valid_host
-
     return name.isascii() and is_valid_host(name)
 
 

@@ -33,6 +33,9 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from probe.lab.dnsserver import ConfigFile
+from probe.lab.safety import require_lab_namespace
+
 __all__ = ["QUEUE", "carries_data", "initial_sni", "main"]
 
 #: The NFQUEUE number the censor's rules feed (the latency knob uses 0 and 1).
@@ -74,6 +77,7 @@ def _crypto_data(payload: bytes) -> bytes:
 
 def initial_sni(datagram: bytes) -> str | None:
     """The SNI of the ClientHello in a client's QUIC v1 Initial, or None when there is none."""
+    # aioquic: the `lab` extra (and the `test` one: unit tests call this without a lab)
     from aioquic._buffer import Buffer  # aioquic.buffer re-exports it without __all__
     from aioquic.quic.crypto import CryptoPair
     from aioquic.quic.packet import QuicPacketType, pull_quic_header
@@ -103,6 +107,7 @@ def initial_sni(datagram: bytes) -> str | None:
 def carries_data(datagram: bytes) -> bool:
     """True when a QUIC datagram holds a short-header (1-RTT) packet: alone, or coalesced behind
     the long-header packets of the handshake (each of which says its own length)."""
+    # aioquic: the `lab` extra (and the `test` one: unit tests call this without a lab)
     from aioquic._buffer import Buffer  # aioquic.buffer re-exports it without __all__
     from aioquic.quic.packet import pull_quic_header
 
@@ -136,10 +141,7 @@ def _udp(packet: bytes) -> tuple[str, int, str, int, bytes] | None:
 
 def run(queue: int, config: str) -> None:
     """Bind NFQUEUE ``queue`` and filter until killed."""
-    from netfilterqueue import NetfilterQueue
-
-    from probe.lab.dnsserver import ConfigFile
-    from probe.lab.safety import require_lab_namespace
+    from netfilterqueue import NetfilterQueue  # the `lab` extra
 
     require_lab_namespace("the QUIC censor")
     cfg = ConfigFile(config, {})

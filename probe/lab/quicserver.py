@@ -25,6 +25,7 @@ _PAGE = b"<html><head><title>HTTP/3</title></head><body>served over HTTP/3</body
 
 def _protocol(answer: bool) -> Any:
     """The server's connection class: HTTP/3 on top of aioquic's QUIC connection."""
+    # aioquic: the `lab` extra (and the `test` one: the loopback tests serve QUIC with this)
     from aioquic.asyncio.protocol import QuicConnectionProtocol
     from aioquic.h3.connection import H3Connection
     from aioquic.h3.events import HeadersReceived
@@ -53,6 +54,7 @@ def _protocol(answer: bool) -> Any:
 async def serve_quic(host: str, port: int, cert: str, key: str, *, answer: bool = True) -> Any:
     """Start one QUIC server on ``host:port`` (UDP) answering HTTP/3 requests (``answer``
     False: never); its ``close()`` stops it."""
+    # aioquic: the `lab` and `test` extras
     from aioquic.asyncio.server import serve
     from aioquic.quic.configuration import QuicConfiguration
 

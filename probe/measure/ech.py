@@ -114,6 +114,7 @@ def client_hellos(sni: str, rand: Callable[[int], bytes] = os.urandom) -> tuple[
 
 def _x25519_public(rand: Callable[[int], bytes]) -> bytes:
     """A real X25519 public key (a server computing the shared secret must not choke on it)."""
+    # Imported here: cryptography's bindings (~10 ms) only when a run builds ECH hellos (--ech).
     from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
     return X25519PrivateKey.from_private_bytes(rand(32)).public_key().public_bytes_raw()

@@ -100,7 +100,7 @@ class _Driver(asyncio.DatagramProtocol):
         self._flush()
 
     def _flush(self) -> None:
-        from aioquic.quic import events
+        from aioquic.quic import events  # the `quic` extra: only a run with --quic has it
 
         while (event := self.conn.next_event()) is not None:
             if isinstance(event, events.HandshakeCompleted) and not self.done.done():
@@ -128,7 +128,7 @@ class _Driver(asyncio.DatagramProtocol):
         """Send the HTTP/3 GET (when asked for) once the handshake completed."""
         if self.request is None:
             return
-        from aioquic.h3.connection import H3Connection
+        from aioquic.h3.connection import H3Connection  # the `quic` extra
 
         authority, path, user_agent = self.request
         self.h3 = H3Connection(self.conn)
@@ -139,7 +139,7 @@ class _Driver(asyncio.DatagramProtocol):
         ], end_stream=True)  # fmt: skip
 
     def _h3_event(self, event: Any) -> None:
-        from aioquic.h3.events import HeadersReceived
+        from aioquic.h3.events import HeadersReceived  # the `quic` extra
 
         for h3_event in self.h3.handle_event(event):
             if (isinstance(h3_event, HeadersReceived) and h3_event.stream_id == self.stream
@@ -187,7 +187,8 @@ async def quic_handshake(
     h3_status: int | None = None
     h3_failure: str | None = None
     try:
-        from aioquic.quic.configuration import QuicConfiguration  # missing: a recorded failure
+        # aioquic is the `quic` extra: imported here, and when missing, a recorded failure
+        from aioquic.quic.configuration import QuicConfiguration
         from aioquic.quic.connection import QuicConnection
 
         addr = checked_address(ip, policy)

@@ -18,6 +18,7 @@ from probe.core.model import VERDICTS
 from probe.core.settings import DEFAULT_DB
 from probe.judge.explain import decisive, explain
 from probe.store import Store, StoreError
+from probe.store.protocols import protocol_results, run_protocol_counts
 
 __all__ = ["SHOWN_PER_VERDICT", "compact_summary", "summary_lines"]
 
@@ -152,12 +153,10 @@ def _network(summary: Any, echo: Callable[[str], Any], width: int) -> None:
 _SUITES = (("quic", "QUIC (HTTP/3)"), ("ech", "ECH"))
 
 
-def protocol_lines(store: Any, run_id: int, db: Path, width: int = 80, *, tty: bool = True
+def protocol_lines(store: Store, run_id: int, db: Path, width: int = 80, *, tty: bool = True
                    ) -> Iterator[str]:
     """What the run's QUIC and ECH tests found (``probe run --quic``, ``--ech``): their counts
     and, on a terminal, the URLs they found blocked or reset with the reason in words."""
-    from probe.store.protocols import protocol_results, run_protocol_counts
-
     counts = run_protocol_counts(store, run_id)
     dbq = "" if Path(db) == DEFAULT_DB else f" --db {shlex.quote(str(db))}"
     for suite, title in _SUITES:

@@ -17,6 +17,7 @@ from probe.core.model import Measurement, Verdict
 from probe.judge import classify as classifier
 from probe.judge.throttling import unthrottled
 from probe.run.throttling import judge_run
+from probe.store.protocols import protocol_verdicts_of
 
 if TYPE_CHECKING:
     from probe.store import Store
@@ -80,8 +81,6 @@ def reclassify(
         version = version if version is not None else classifier.CLASSIFIER_VERSION
     report = ReclassifyReport(run_id=run_id, classifier_version=version)
     pending: list[tuple[int, Verdict]] = []
-    from probe.store.protocols import protocol_verdicts_of
-
     for mid, m, old in store.iter_judged(run_id):
         new = classify(m)
         if not new.classifier_version:

@@ -14,6 +14,7 @@ from probe.core.net.policy import ConnectPolicy, is_public_address
 from probe.core.settings import MeasureConfig
 from probe.measure.control.protocol import THRequest
 from probe.measure.engine import measure
+from probe.measure.quic import available as quic_available
 
 __all__ = ["HelperConfig", "MeasureFn", "engine_measure", "measure_config"]
 
@@ -96,10 +97,7 @@ def engine_measure(cfg: Any = None, *, policy: ConnectPolicy | None = is_public_
     """
     base = dataclasses.replace(cfg if cfg is not None else MeasureConfig(), connect_policy=policy)
     has_ua = any(f.name == "user_agent" for f in dataclasses.fields(base))
-
-    from probe.measure.quic import available
-
-    quic_ok = available()
+    quic_ok = quic_available()
 
     async def run_measure(req: THRequest) -> Measurement:
         mcfg = base
