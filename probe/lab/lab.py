@@ -270,8 +270,7 @@ class Lab:
                                     str(sd / _censor.CONFIG_FILES["injector"])]),
             "stun": (t.server, [py, "-m", "probe.lab.stun", "--listen", sites.STUN]),
             "quic": (t.server, [py, "-m", "probe.lab.quicserver",
-                                *(a for spec in sites.quic_listeners(*certs["valid"])
-                                  for a in ("--listen", spec))]),
+                                *sites.quic_listeners(*certs["valid"])]),
             "quic-censor": (t.censor, [py, "-m", "probe.lab.quiccensor", "--config",
                                        str(sd / _censor.CONFIG_FILES["quic"])]),
         }  # fmt: skip

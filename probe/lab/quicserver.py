@@ -1,10 +1,11 @@
 """The lab's QUIC servers: aioquic listening on UDP, ALPN ``h3``, one certificate per address.
 
-``python -m probe.lab.quicserver --listen IP:PORT:CERT:KEY[:mute] ...`` serves each address
-with its site's certificate (from the lab CA, :mod:`probe.lab.certs`) and prints ``ready`` once
-every socket is bound. A QUIC handshake with any name completes (the probe's decoy handshake
-names another site); every HTTP/3 request gets a small 200 page, except on a ``mute`` address,
-which completes handshakes and never answers a request (a broken HTTP/3 server, for everyone).
+``python -m probe.lab.quicserver --cert CERT --key KEY --listen IP:PORT ... --mute IP:PORT ...``
+serves each address with the sites' certificate (from the lab CA, :mod:`probe.lab.certs`) and
+prints ``ready`` once every socket is bound. A QUIC handshake with any name completes (the
+probe's decoy handshake names another site); every HTTP/3 request gets a small 200 page, except
+on a ``--mute`` address, which completes handshakes and never answers a request (a broken HTTP/3
+server, for everyone).
 Addresses of sites that must not speak QUIC are simply not listed: nothing listens on their UDP
 port, and the server's kernel answers ICMP port unreachable, as a real site without HTTP/3 does.
 """
@@ -16,6 +17,8 @@ import asyncio
 import sys
 from collections.abc import Sequence
 from typing import Any
+
+from probe.core.net import Endpoint, parse_endpoint
 
 __all__ = ["main", "serve_quic"]
 
@@ -63,14 +66,9 @@ async def serve_quic(host: str, port: int, cert: str, key: str, *, answer: bool 
     return await serve(host, port, configuration=config, create_protocol=_protocol(answer))
 
 
-def _listen(text: str) -> tuple[str, int, str, str, bool]:
-    ip, port, cert, key, *mode = text.split(":", 4)
-    return ip, int(port), cert, key, mode != ["mute"]
-
-
-async def _main(listens: Sequence[tuple[str, int, str, str, bool]]) -> None:
-    servers = [await serve_quic(ip, port, cert, key, answer=answer)
-               for ip, port, cert, key, answer in listens]  # fmt: skip
+async def _main(cert: str, key: str, listens: Sequence[tuple[Endpoint, bool]]) -> None:
+    servers = [await serve_quic(ep.ip, ep.port, cert, key, answer=answer)
+               for ep, answer in listens]  # fmt: skip
     print("ready", flush=True)
     try:
         await asyncio.Event().wait()
@@ -82,11 +80,18 @@ async def _main(listens: Sequence[tuple[str, int, str, str, bool]]) -> None:
 def main(argv: Sequence[str] | None = None) -> None:
     """Run until killed."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--listen", action="append", type=_listen, required=True,
-                        metavar="IP:PORT:CERT:KEY[:mute]")  # fmt: skip
+    parser.add_argument("--cert", required=True, help="the certificate chain (PEM)")
+    parser.add_argument("--key", required=True, help="its private key (PEM)")
+    parser.add_argument("--listen", action="append", type=parse_endpoint, default=[],
+                        metavar="IP:PORT", help="a QUIC server answering HTTP/3 requests")
+    parser.add_argument("--mute", action="append", type=parse_endpoint, default=[],
+                        metavar="IP:PORT", help="a QUIC server that never answers a request")
     args = parser.parse_args(argv)
+    if not args.listen and not args.mute:
+        parser.error("nothing to serve: give --listen or --mute")
+    listens = [(ep, True) for ep in args.listen] + [(ep, False) for ep in args.mute]
     try:
-        asyncio.run(_main(args.listen))
+        asyncio.run(_main(args.cert, args.key, listens))
     except KeyboardInterrupt:
         sys.exit(0)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from probe.core.net import format_endpoint
 from probe.lab.topology import BLOCKPAGE_IP
 
 __all__ = [
@@ -155,10 +156,13 @@ def server_addresses() -> tuple[str, ...]:
 
 
 def quic_listeners(cert: str, key: str) -> list[str]:
-    """``IP:443:CERT:KEY[:mute]`` for every site that speaks QUIC (probe.lab.quicserver's
-    arguments)."""
-    return [f"{s.ip}:443:{cert}:{key}" + (":mute" if s.quic == "mute" else "")
-            for s in SITES if s.quic and s.ip]
+    """probe.lab.quicserver's arguments: the certificate, and ``--listen IP:443`` (``--mute``
+    for a ``mute`` site) for every site that speaks QUIC."""
+    out = ["--cert", cert, "--key", key]
+    for s in SITES:
+        if s.quic and s.ip:
+            out += ["--mute" if s.quic == "mute" else "--listen", format_endpoint(s.ip, 443)]
+    return out
 
 
 def zone() -> dict[str, dict[str, Any]]:
