@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+from probe.core.net import is_valid_host
 from probe.core.net.resolvers import DEFAULT_RESOLV_CONF, parse_resolver
 
 if TYPE_CHECKING:
@@ -32,6 +33,7 @@ __all__ = [
     "DEFAULT_CONCURRENCY",
     "DEFAULT_CONTROLS",
     "DEFAULT_DB",
+    "DEFAULT_QUIC_DECOY",
     "DEFAULT_STUN_SERVERS",
     "DEFAULT_USER_AGENT",
     "DEFAULT_WHOAMI_NAMES",
@@ -64,6 +66,11 @@ DEFAULT_USER_AGENT = (
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
     "Chrome/131.0.0.0 Safari/537.36"
 )
+
+
+#: The harmless name of the decoy QUIC handshake (``--quic``): a name no censor has a reason to
+#: block (RFC 2606 reserves it for documentation). ``--decoy-sni`` replaces it.
+DEFAULT_QUIC_DECOY = "example.com"
 
 
 def _check_positive_finite(name: str, value: float) -> None:
@@ -150,6 +157,16 @@ class MeasureConfig:
     # follows the redirects itself and describes the first URL): one helper request per URL.
     # Hops after a redirect are then judged by the first URL's control (classify/core.py).
     control_first_url: bool = False
+    # Opt-in protocol tests of every https hop (docs/protocols.md): QUIC handshakes with the
+    # site's SNI (and, after a failure, with ``quic_decoy``: "" = none), and pairs of hand-made
+    # ClientHellos without and with a GREASE ECH extension.
+    quic: bool = False
+    quic_timeout: float = 5.0
+    quic_decoy: str = DEFAULT_QUIC_DECOY
+    ech: bool = False
+    #: The SNI of both ECH-test hellos ("": the site's name). Russia's 2024 rule dropped only
+    #: hellos with an ECH extension *and* the SNI ``cloudflare-ech.com`` (docs/protocols.md).
+    ech_sni: str = ""
 
     def __post_init__(self) -> None:
         for r in (*self.resolvers, *self.dns_probe):
@@ -157,10 +174,18 @@ class MeasureConfig:
         for u in self.doh:
             check_doh_url(u)
         for name in ("dns_timeout", "tcp_timeout", "tls_timeout", "http_timeout", "deadline",
-                     "late_window"):
+                     "late_window", "quic_timeout"):
             _check_positive_finite(name, getattr(self, name))
         if self.cafile:
             check_cafile(self.cafile)
+        for name in ("ech_sni", "quic_decoy"):
+            value = getattr(self, name)
+            if value and not _is_host(value):
+                raise ValueError(f"{name}: {value!r} is not a host name")
+
+
+def _is_host(name: str) -> bool:
+    return name.isascii() and is_valid_host(name)
 
 
 def check_doh_url(url: str) -> None:

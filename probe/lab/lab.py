@@ -17,6 +17,7 @@ SQLite database with :class:`probe.store.Store`.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -38,6 +39,7 @@ from probe.lab.safety import namespace_id
 from probe.lab.scenarios import Censor, Scenario
 from probe.lab.topology import LabError, Topology
 from probe.store import Store
+from probe.store.protocols import protocol_verdicts_of
 
 __all__ = [
     "PROBE_TIMEOUTS",
@@ -68,6 +70,8 @@ def missing_tools() -> list[str]:
     """The command-line tools the lab needs that are not installed."""
     missing = [t for t in _TOOLS if shutil.which(t) is None]
     try:  # are the lab's Python packages installed? (imported here to find out)
+        import aioquic  # noqa: F401
+        import netfilterqueue  # noqa: F401
         import scapy  # noqa: F401
         import trustme  # noqa: F401
     except ImportError as exc:
@@ -84,6 +88,8 @@ def _read_db(db: Path) -> dict[str, tuple[Any, Any]]:
         final = {r["measurement_id"] for r in store.results(run=None)}
         for mid, m, v in store.iter_judged():
             if mid in final:
+                if m.protocols:  # --quic, --ech: their verdicts, stored beside the web one
+                    v = dataclasses.replace(v, protocols=protocol_verdicts_of(store, mid))
                 stored[m.target.url] = (m, v)
     return stored
 
@@ -263,6 +269,10 @@ class Lab:
             "injector": (t.censor, [py, "-m", "probe.lab.injector", "--iface", "r0", "--config",
                                     str(sd / _censor.CONFIG_FILES["injector"])]),
             "stun": (t.server, [py, "-m", "probe.lab.stun", "--listen", sites.STUN]),
+            "quic": (t.server, [py, "-m", "probe.lab.quicserver",
+                                *sites.quic_listeners(*certs["valid"])]),
+            "quic-censor": (t.censor, [py, "-m", "probe.lab.quiccensor", "--config",
+                                       str(sd / _censor.CONFIG_FILES["quic"])]),
         }  # fmt: skip
         for name, (ns, argv) in specs.items():
             self._start(name, ns, argv)

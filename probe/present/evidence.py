@@ -13,6 +13,7 @@ library is imported.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import textwrap
@@ -20,7 +21,7 @@ from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from probe.core.errors import ProbeError
-from probe.core.model import DNSObservation, Hop, Measurement, Verdict
+from probe.core.model import DNSObservation, Hop, Measurement, ProtocolVerdict, Verdict
 from probe.judge.explain import decisive, explain
 from probe.present.packets import packet_rows, render_packets
 from probe.present.text import cut
@@ -32,6 +33,7 @@ from probe.store.evidence import (
     measurement_place,
     newest_final,
 )
+from probe.store.protocols import protocol_verdicts_of
 
 if TYPE_CHECKING:
     from probe.store import Store
@@ -145,6 +147,25 @@ def _hop(hop: Hop, certs: dict[str, dict[str, Any]], fingerprints: Any) -> dict[
                 "location": next((v for k, v in h.headers if k == "location"), None),
                 "server": next((v for k, v in h.headers if k == "server"), None),
                 "fingerprints": _fingerprint_names(hop, fingerprints)}
+    ctl_quic = {(q.ip, q.port): q for q in (c.quic if c is not None else ())}
+    quic = [{"ip": q.ip, "port": q.port, "sni": q.sni, "decoy": decoy, "attempt": q.attempt,
+             "failure": q.failure, "alpn": q.alpn, "datagrams": q.datagrams,
+             "h3_status": q.h3_status, "h3_failure": q.h3_failure,
+             "duration": round(q.duration, 4),
+             "control": None if decoy or (q.ip, q.port) not in ctl_quic else
+             {"ok": ctl_quic[(q.ip, q.port)].ok, "failure": ctl_quic[(q.ip, q.port)].failure}}
+            for decoy, q in sorted([*((False, q) for q in hop.quic), *((True, q) for q in hop.decoy_quic)],
+                                   key=lambda dq: dq[1].started)]  # in the order they were made
+    ctl_ech = {(e.ip, e.port): e for e in (c.ech if c is not None else ())}
+    ech = []
+    for e in hop.ech:
+        ce = ctl_ech.get((e.ip, e.port))
+        ech.append({"ip": e.ip, "port": e.port, "sni": e.sni, "ech": e.ech, "attempt": e.attempt,
+                    "failure": e.failure, "connected": e.connected, "answer": e.answer,
+                    "duration": round(e.duration, 4),
+                    "control": None if ce is None else
+                    {"ok": ce.ech_ok if e.ech else ce.plain_ok,
+                     "failure": ce.ech_failure if e.ech else ce.plain_failure}})
     control = None
     if c is not None:
         control = {"source": c.source, "failure": c.failure, "dns_failure": c.dns_failure,
@@ -152,7 +173,7 @@ def _hop(hop: Hop, certs: dict[str, dict[str, Any]], fingerprints: Any) -> dict[
                    "http_status": c.http_status, "http_title": c.http_title,
                    "http_body_length": c.http_body_length}
     return {"hop": hop.index, "url": hop.url, "dns": dns, "tcp": tcp, "tls": tls, "http": http,
-            "control": control}
+            "quic": quic, "ech": ech, "control": control}
 
 
 def evidence(store: Store, measurement_id: int, *, fingerprints: Any = None) -> dict[str, Any]:
@@ -165,6 +186,8 @@ def evidence(store: Store, measurement_id: int, *, fingerprints: Any = None) -> 
     if got is None:
         raise EvidenceError(f"no measurement {measurement_id}")
     m, v = got
+    if m.protocols:  # --quic, --ech: their verdicts, stored beside the web one
+        v = dataclasses.replace(v, protocols=protocol_verdicts_of(store, measurement_id))
     place = measurement_place(store, measurement_id)
     if place is None:  # deleted since it was read
         raise EvidenceError(f"no measurement {measurement_id}")
@@ -185,9 +208,19 @@ def evidence(store: Store, measurement_id: int, *, fingerprints: Any = None) -> 
                       "verdict": a.verdict, "measured_at": a.measured_at}
                      for a in attempts(store, place.run_id, place.url)],
         "verdict": _verdict(v),
+        "protocols": [_protocol(p) for p in v.protocols],
         "hops": [_hop(h, certs, fingerprints) for h in m.hops],
         "packets": packet_rows(m.packets) if m.captured else None,
     }
+
+
+def _protocol(p: ProtocolVerdict) -> dict[str, Any]:
+    """One protocol test's verdict (QUIC, ECH) with its reasons in words."""
+    key = decisive(p.verdict, p.stage, p.reasons) if p.verdict != "ok" else None
+    return {"suite": p.suite, "verdict": p.verdict, "stage": p.stage, "hop": p.hop,
+            "classifier_version": p.classifier_version, "decisive": key,
+            "reasons": [{"code": r, "words": explain(r, p.verdict if r == key else None),
+                         "decisive": r == key} for r in p.reasons]}
 
 
 def _verdict(v: Verdict) -> dict[str, Any]:
@@ -290,6 +323,25 @@ def _rows(hop: dict[str, Any]) -> Iterator[tuple[str, str, str]]:
                 title = f" \"{ctl['http_title']}\"" if ctl["http_title"] else ""
                 control = f"{ctl['http_status']}{title}, {ctl['http_body_length']} bytes"
         yield (f"HTTP GET {h['url']} via {h['ip']}:{h['port']}", probe, control)
+    for q in hop.get("quic", ()):
+        what = "QUIC decoy" if q["decoy"] else "QUIC" + (" again" if q["attempt"] else "")
+        probe = _ok(q["failure"], f"handshake ok, ALPN {q['alpn'] or '-'}")
+        if q["h3_status"] is not None:
+            probe += f", HTTP/3 {q['h3_status']}"
+        elif q["h3_failure"]:
+            probe += f", HTTP/3 request FAILED {q['h3_failure']}"
+        probe += f" ({_ms(q['duration'])}, {q['datagrams']} datagrams back)"
+        yield (f"{what} {q['ip']}:{q['port']} SNI {q['sni']}", probe,
+               _control(q["control"], "handshake ok"))
+    for e in hop.get("ech", ()):
+        what = "TLS hello + ECH" if e["ech"] else "TLS hello, plain"
+        what += " again" if e["attempt"] else ""
+        probe = (e["answer"] or "") if e["failure"] is None else f"FAILED {e['failure']}"
+        if e["failure"] is not None and e["answer"]:
+            probe += f" ({e['answer']})"
+        probe += f" ({_ms(e['duration'])})"
+        yield (f"{what} {e['ip']}:{e['port']} SNI {e['sni']}", probe,
+               _control(e["control"], "answered"))
 
 
 def _table(rows: list[tuple[str, str, str]], width: int) -> Iterator[str]:
@@ -348,3 +400,14 @@ def render_text(ev: dict[str, Any], width: int = 100) -> Iterator[str]:
                                  subsequent_indent="      ")
     if not v["reasons"]:
         yield "  (none)"
+    for p in ev.get("protocols", ()):
+        where = f" at {p['stage']} (hop {p['hop']})" if p["stage"] else ""
+        yield ""
+        yield cut(f"{p['suite'].upper()} verdict: {p['verdict'].upper()}{where}  "
+                  f"(classifier {p['classifier_version']})", width)
+        for r in p["reasons"]:
+            mark = "*" if r["decisive"] else "-"
+            yield cut(f"  {mark} {r['code']}{'  (decided the verdict)' if r['decisive'] else ''}", width)
+            yield from textwrap.wrap(r["words"], width, initial_indent="      ",
+                                     subsequent_indent="      ")
+

@@ -11,6 +11,8 @@ anywhere). Sections:
 4. the technique mix per vantage point (which verdict at which stage: DNS hijack, TLS reset...);
 5. circumvention endpoints (`probe circumvention`: Tor relays, OpenVPN, VPN endpoints): each
    one's newest verdict per vantage point, and how many of each kind each reached;
+   then the opt-in QUIC and ECH tests (`probe run --quic --ech`): each test's verdict counts per
+   vantage point and the URLs whose latest verdict is not ok somewhere;
 6. outages and national isolation (`probe outages`): the intervals per vantage point;
 7. the evidence of each non-ok URL: the decisive reason in words, and for the first ones the
    whole `probe show` evidence.
@@ -49,6 +51,7 @@ from probe.store.overview import (
     urls_not_ok,
     vantage_overview,
 )
+from probe.store.protocols import latest_protocol_verdicts, protocol_summary
 
 if TYPE_CHECKING:
     from probe.store import Store
@@ -313,6 +316,58 @@ def _endpoints_section(store: Store, vps: list[dict[str, Any]], limit: int) -> t
     return "".join(out), len(rows)
 
 
+_SUITE_TITLES = {"quic": "QUIC (HTTP/3)", "ech": "Encrypted Client Hello"}
+
+
+def _protocols_section(store: Store, names: list[str], limit: int) -> tuple[str, int]:
+    """The QUIC and ECH section (HTML): verdict counts per vantage point, then the URLs whose
+    latest QUIC or ECH verdict is not ok somewhere; and how many such URLs there are."""
+    out: list[str] = []
+    shown_total = 0
+    for suite, title in _SUITE_TITLES.items():
+        counts, urls, n_bad = protocol_summary(store, suite, names, limit)
+        if not counts:
+            continue
+        shown_total += n_bad
+        out.append(f"<h3>{_e(title)}</h3><table id=\"{suite}-summary\"><thead><tr><th>vantage point</th>"
+                   + "".join(f'<th><i class="sw" style="background:{COLOURS[v]}"></i>{v}</th>'
+                             for v in VERDICT_ORDER) + "</tr></thead><tbody>")
+        for name in names:
+            c = counts.get(name, {})
+            out.append(f"<tr><td>{_e(name)}</td>"
+                       + "".join(f'<td class="n v-{v}">{c.get(v, 0)}</td>' for v in VERDICT_ORDER)
+                       + "</tr>")
+        out.append("</tbody></table>")
+        if not urls:
+            out.append(f'<p class="empty">Every URL measured with --{suite} is ok everywhere.</p>')
+            continue
+        more = f" The {len(urls)} with the most interference are shown." if n_bad > len(urls) else ""
+        out.append(f"<p>{n_bad} URLs whose {_e(title)} verdict is not ok somewhere (the reasons are "
+                   f"in each cell's tooltip).{more}</p>")
+        out.append(f'<div class="scroll"><table id="{suite}-matrix"><thead><tr><th>URL</th>'
+                   + "".join(f"<th>{_e(n)}</th>" for n in names) + "</tr></thead><tbody>")
+        cells = {(r.url, r.vantage): r for r in latest_protocol_verdicts(store, suite, names, urls=urls)}
+        for url in urls:
+            tds = []
+            for n in names:
+                r = cells.get((url, n))
+                if r is None:
+                    tds.append("<td>-</td>")
+                    continue
+                why = "; ".join(explain(x) for x in r.reasons)
+                tds.append(f'<td class="v-{_e(r.verdict)}" style="color:{_colour(r.verdict)}" '
+                           f'title="{_e(why)}">{_e(r.verdict)}</td>')
+            out.append(f"<tr><td>{_e(url)}</td>{''.join(tds)}</tr>")
+        out.append("</tbody></table></div>")
+    if not out:
+        return ('<p class="empty">No URL measured with the QUIC or ECH test (<code>probe run '
+                "--quic --ech</code>).</p>"), 0
+    return ("<p>The opt-in tests of each https site (docs/protocols.md): HTTP/3 over QUIC with "
+            "the site's name and a harmless one, and a ClientHello with and without an Encrypted "
+            "Client Hello extension, each judged against the control apart from the web verdict.</p>"
+            + "".join(out)), shown_total
+
+
 def _outages_section(store: Store, names: list[str], country_of: Callable[[str], str] | None,
                      limit: int) -> tuple[str, int]:
     """The outages section (HTML): intervals per vantage point, isolation first."""
@@ -423,6 +478,11 @@ def write_report(store: Store, out: TextIO, *, vantages: Iterable[str] | None = 
     section, n_endpoints = _endpoints_section(store, vps, limits.endpoint_rows)
     w(section)
 
+    # 5b. The opt-in protocol tests (QUIC, ECH).
+    w('<h2 id="protocols-h">Protocol tests: QUIC (HTTP/3) and ECH</h2>')
+    section, n_protocols = _protocols_section(store, [vp["name"] for vp in vps], limits.endpoint_rows)
+    w(section)
+
     # 6. Outages and national isolation.
     w('<h2 id="outages-h">Outages and national isolation</h2><p>Each run judged from what it '
       "saw (docs/outages.md): no network at all, a silent resolver, sites at home reached while "
@@ -461,4 +521,4 @@ def write_report(store: Store, out: TextIO, *, vantages: Iterable[str] | None = 
       "defines every verdict rule.</p></body></html>\n")
     return {"vantage_points": len(vps), "heatmap_urls": len(urls), "timeline_rows": len(timeline),
             "evidence_rows": len(non_ok), "evidence_details": detailed, "non_ok": n_non_ok,
-            "endpoints": n_endpoints, "outages": n_outages}
+            "endpoints": n_endpoints, "outages": n_outages, "protocol_urls": n_protocols}

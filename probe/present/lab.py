@@ -22,8 +22,9 @@ __all__ = ["censor_lines", "describe_lab", "expected_text", "format_labs", "form
 
 
 def expected_text(e: Expect) -> str:
-    """``verdict/stage@hop`` as expected."""
-    return e.verdict + (f"/{e.stage}" if e.stage else "") + (f"@{e.hop}" if e.hop else "")
+    """``verdict/stage@hop`` as expected, then each protocol test's (``quic:blocked``)."""
+    return (e.verdict + (f"/{e.stage}" if e.stage else "") + (f"@{e.hop}" if e.hop else "")
+            + "".join(f" {suite}:{verdict}" for suite, verdict, _ in e.protocols))
 
 
 def censor_lines(s: Scenario) -> list[str]:
@@ -44,6 +45,10 @@ def censor_lines(s: Scenario) -> list[str]:
         lines.append(f"injector (copies the server's TTL): {flags} after a port-{port} segment "
                      f"with {trigger!r}")  # fmt: skip
     lines += [f"server: iptables -A INPUT {r}" for r in c.server_input]
+    lines += [f"QUIC censor: decrypt the client's Initial, block the flow 120 s when the SNI is {n}"
+              for n in c.quic_sni]
+    lines += [f"QUIC censor: drop the client's 1-RTT packets to {ip} (the handshake passes)"
+              for ip in c.quic_drop_data]
     if s.probe_args:
         lines.append(f"probe: {' '.join(s.probe_args)}")
     if s.control == "unreachable":

@@ -20,6 +20,8 @@ __all__ = [
     "format_outages_table",
     "format_runs_table",
     "format_table",
+    "time_text",
+    "write_fixed_width",
 ]
 
 _CHUNK = 2000  # rows per chunk written to the terminal
@@ -63,6 +65,11 @@ def _time(iso: str | None) -> str:
     # the full ISO 8601 time with its Z).
     return f"{iso[:16].replace('T', ' ')} UTC" if iso else "-"
 
+
+#: For renderers of other modules: fixed-width lines (with :func:`fit_columns`), and a stored
+#: UTC time as the tables show it (``2026-11-26 11:52 UTC``).
+write_fixed_width = _fixed_width
+time_text = _time
 
 _TIME_WIDTH = 20  # "2026-11-26 11:52 UTC"
 # (name, width, flexible minimum or 0 for fixed, drop order: higher goes first when narrow)
@@ -197,20 +204,20 @@ CSV_KEYS = ("url", "verdict", "stage", "hop", "decisive_reason", "explanation", 
             "classifier_version", "measurement_id")  # fmt: skip
 
 
-def format_csv(rows: Iterable[dict[str, Any]]) -> Iterator[str]:
-    """Results as CSV (RFC 4180, a header row first), in chunks of text.
+def format_csv(rows: Iterable[dict[str, Any]], keys: tuple[str, ...] = CSV_KEYS) -> Iterator[str]:
+    """Results as CSV (RFC 4180, a header row first), in chunks of text: the columns ``keys``.
 
     ``reasons`` are joined with spaces (codes contain none); ``decisive_reason`` is the one that
     decided the verdict and ``explanation`` says it in words.
     """
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\r\n")
-    w.writerow(CSV_KEYS)
+    w.writerow(keys)
     for n, r in enumerate(rows, 1):
         key = decisive(r["verdict"], r["stage"], r["reasons"] or [])
         row = {**r, "reasons": " ".join(r["reasons"] or []), "decisive_reason": key or "",
                "explanation": explain(key, r["verdict"]) if key else ""}
-        w.writerow(["" if row.get(k) is None else row.get(k) for k in CSV_KEYS])
+        w.writerow(["" if row.get(k) is None else row.get(k) for k in keys])
         if n % _CHUNK == 0:
             yield buf.getvalue()
             buf.seek(0)

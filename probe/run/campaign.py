@@ -158,6 +158,8 @@ async def _run(
         control_ctx = ControlClient(
             controls, timeout=options.control_timeout, cafile=getattr(cfg, "cafile", None),
             ssl_context=runtime(cfg).tls.verifying,  # the engine's: one trust policy, built once
+            quic=getattr(cfg, "quic", False), ech=getattr(cfg, "ech", False),
+            ech_sni=getattr(cfg, "ech_sni", ""),
         )
 
     status = "failed"

@@ -17,6 +17,7 @@ from probe.core.model import Measurement, Verdict
 from probe.judge import classify as classifier
 from probe.judge.throttling import unthrottled
 from probe.run.throttling import judge_run
+from probe.store.protocols import protocol_verdicts_of
 
 if TYPE_CHECKING:
     from probe.store import Store
@@ -53,7 +54,8 @@ class ReclassifyReport:
 
 
 def _same(a: Verdict, b: Verdict) -> bool:
-    return (a.verdict, a.stage, a.hop, tuple(a.reasons)) == (b.verdict, b.stage, b.hop, tuple(b.reasons))
+    return ((a.verdict, a.stage, a.hop, tuple(a.reasons), a.protocols)
+            == (b.verdict, b.stage, b.hop, tuple(b.reasons), b.protocols))  # fmt: skip
 
 
 def reclassify(
@@ -83,6 +85,8 @@ def reclassify(
         new = classify(m)
         if not new.classifier_version:
             new = replace(new, classifier_version=version)
+        if m.protocols:  # --quic / --ech: their stored verdicts are compared too
+            old = replace(old, protocols=protocol_verdicts_of(store, mid))
         report.judged += 1
         # Throttling is judged per run below: what it added is not this classifier's change.
         if _same(unthrottled(old), new) and old.classifier_version == new.classifier_version:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from probe.core.model import Measurement, Verdict
 from probe.store.connection import typed_rows
+from probe.store.protocols import PROTOCOL_COLUMNS, protocol_verdicts_between
 
 if TYPE_CHECKING:
     from probe.store.database import Store
@@ -147,11 +148,12 @@ def iter_records(store: Store, f: Filters) -> Iterator[Record]:
             return
         lo, last = chunk[0].id, chunk[-1].id
         controls = store.controls_between(lo, last)
+        protocols = protocol_verdicts_between(store, lo, last)  # --quic, --ech
         for row in chunk:
             yield Record(
                 row.uid, store.rebuild(row.data, controls.get(row.id, {})),
                 Verdict(row.verdict, row.stage, row.hop, tuple(json.loads(row.reasons)),
-                        row.classifier_version),
+                        row.classifier_version, protocols=protocols.get(row.id, ())),
                 bool(row.final), row.classified_at, row.run_uid, row.run_started_at,
                 row.software_version, row.vantage_uid, row.vantage, row.asn, row.as_org,
                 row.country, run_asn=row.run_asn, run_as_org=row.run_as_org,
@@ -163,7 +165,8 @@ def iter_records(store: Store, f: Filters) -> Iterator[Record]:
 
 # --- flat columns of the measurements ----------------------------------------------------------
 #: Column -> SQL for :func:`measurement_columns`: the measurement's own columns (``m``), its global
-#: ids and where it was taken (``r`` its run, ``v`` its vantage point).
+#: ids and where it was taken (``r`` its run, ``v`` its vantage point), and the verdicts of its
+#: QUIC and ECH tests (``quic_verdict`` ... ``ech_reasons``: NULL when measured without them).
 MEASUREMENT_COLUMNS: dict[str, str] = {
     "measurement_uid": "m.uid", "run_uid": "r.uid", "vantage_uid": "v.uid", "vantage": "v.name",
     "asn": "v.asn", "country": "v.country",
@@ -171,6 +174,7 @@ MEASUREMENT_COLUMNS: dict[str, str] = {
         "url", "original_url", "domain", "category", "source", "measured_at", "started",
         "runtime", "attempt", "final", "failure", "n_hops", "final_url", "verdict", "stage", "hop",
         "reasons", "classifier_version", "classified_at")},
+    **PROTOCOL_COLUMNS,
 }  # fmt: skip
 
 
@@ -289,6 +293,12 @@ TABLES: tuple[ExportTable, ...] = (
         ("http_title", "str", "c.http_title"), ("http_body_sha256", "str", "c.http_body_sha256"),
         ("data", "str", "c.data"),
     ), "c.id"),
+    # The verdicts of the opt-in QUIC and ECH tests (probe run --quic, --ech; docs/protocols.md).
+    _child("protocol_verdicts", "p", (
+        ("suite", "str", "p.suite"), ("verdict", "str", "p.verdict"), ("stage", "str", "p.stage"),
+        ("hop", "i32", "p.hop"), ("reasons", "strlist", "p.reasons"),
+        ("classifier_version", "str", "p.classifier_version"),
+    ), "p.measurement_id, p.suite"),
 )
 
 #: The observations' JSON, one row per measurement (exported on request only).

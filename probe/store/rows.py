@@ -36,6 +36,7 @@ __all__ = [
     "iso",
     "now",
     "parse_certificate",
+    "protocol_rows",
     "rebuild",
 ]
 
@@ -86,6 +87,7 @@ class Rows:
         "measurements",
         "observations",
         "packets",
+        "protocols",
         "queries",
         "replies",
         "tcp",
@@ -96,6 +98,7 @@ class Rows:
         self.measurements: list[tuple[Any, ...]] = []
         self.observations: list[tuple[int, str]] = []
         self.packets: list[tuple[Any, ...]] = []
+        self.protocols: list[tuple[Any, ...]] = []
         self.queries: list[tuple[Any, ...]] = []
         self.replies: list[tuple[Any, ...]] = []
         self.answers: list[tuple[Any, ...]] = []
@@ -243,6 +246,13 @@ def flatten(
          uuid7(round(m.started * 1000)))
     )
     rows.observations.append((mid, _dumps(data)))
+    rows.protocols.extend(protocol_rows(mid, v))
+
+
+def protocol_rows(mid: int, v: Verdict) -> list[tuple[Any, ...]]:
+    """Rows of ``protocol_verdicts`` for the protocol tests' verdicts in ``v``."""
+    return [(mid, p.suite, p.verdict, p.stage, p.hop, _dumps(list(p.reasons)), p.classifier_version)
+            for p in v.protocols]
 
 
 def rebuild(

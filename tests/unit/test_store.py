@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from store_samples import BLOCKPAGE, certificate, sample_measurement, sample_verdict
 
-from probe.core.model import Verdict
+from probe.core.model import ProtocolVerdict, Verdict
 from probe.store import SCHEMA_VERSION, Store, StoreError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -410,8 +410,10 @@ def test_documented_example_query_runs_and_finds_rows(store: Store, n: int) -> N
     home = store.vantage("home")
     vps = store.vantage("vps")
     r1 = store.start_run(home, [], {})
+    # The second URL was also measured with --quic: its HTTP/3 is blocked (docs/protocols.md).
+    quic = ProtocolVerdict("quic", "blocked", "quic", 0, ("quic/udp-blocked",), "quic-1")
     store.write(r1, home, [(sample_measurement(0), sample_verdict("blocked")),
-                           (sample_measurement(1), sample_verdict("ok"))])
+                           (sample_measurement(1), replace(sample_verdict("ok"), protocols=(quic,)))])
     store.finish_run(r1, "complete")
     r2 = store.start_run(vps, [], {})
     m = sample_measurement(0)

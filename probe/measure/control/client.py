@@ -95,6 +95,9 @@ class ControlClient:
         max_connections: int = 64,
         busy_wait: float = 20.0,
         ssl_context: ssl.SSLContext | None = None,
+        quic: bool = False,
+        ech: bool = False,
+        ech_sni: str = "",
     ) -> None:
         self.helpers: tuple[str, ...] = tuple(helpers)
         self.timeout = timeout
@@ -109,6 +112,9 @@ class ControlClient:
         self._down_until: dict[str, float] = {}
         self._urls: dict[str, URL] = {}
         self.busy_wait = max(0.0, busy_wait)  # seconds per URL spent waiting for busy helpers
+        self.quic = quic  # ask for the helper's QUIC handshakes (x_quic_enabled)
+        self.ech = ech  # ask for its ECH test (x_ech_enabled: probe's helper only)
+        self.ech_sni = ech_sni
 
     async def __aenter__(self) -> ControlClient:
         await self._ensure_session()
@@ -187,7 +193,8 @@ class ControlClient:
         source = self.helpers[0]
         give_up = time.monotonic() + self.busy_wait
         try:
-            body = build_request(url, addrs, port, headers=self._headers)
+            body = build_request(url, addrs, port, headers=self._headers, quic_enabled=self.quic,
+                                 ech_enabled=self.ech, ech_sni=self.ech_sni)
             helpers = self._order()
             while helpers:
                 busy: list[tuple[float, str]] = []  # (Retry-After, helper) of the 503s

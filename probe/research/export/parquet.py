@@ -2,7 +2,8 @@
 
 ``probe export --format parquet --output DIR`` writes DIR/vantage_points.parquet, runs.parquet,
 measurements.parquet, dns_queries.parquet, tcp_connects.parquet, tls_handshakes.parquet,
-http_requests.parquet and controls.parquet (and observations.parquet with ``--observations``).
+http_requests.parquet, controls.parquet and protocol_verdicts.parquet (and observations.parquet
+with ``--observations``).
 Each table's columns and their kinds are fixed in :data:`probe.store.export.TABLES`, and their
 Arrow types here (docs/research.md lists them): times are
 ``timestamp[ms, UTC]``, JSON lists of strings are ``list<string>``, flags are ``bool``, counts
