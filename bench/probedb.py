@@ -104,19 +104,20 @@ def timeline(db: Path) -> dict[str, float | None]:
     return out
 
 
-def control_failures(db: Path) -> int | None:
-    """How many of the run's controls failed, or None when the database cannot be read."""
+def _count(db: Path, sql: str) -> int | None:
+    """The one number ``sql`` selects, or None when the database cannot be read."""
     try:
-        [[(n,)]] = read(db, "SELECT count(*) FROM controls WHERE failure IS NOT NULL")
+        [[(n,)]] = read(db, sql)
     except (FileNotFoundError, sqlite3.Error):
         return None
     return int(n)
+
+
+def control_failures(db: Path) -> int | None:
+    """How many of the run's controls failed, or None when the database cannot be read."""
+    return _count(db, "SELECT count(*) FROM controls WHERE failure IS NOT NULL")
 
 
 def packets(db: Path) -> int | None:
     """How many packets the run's capture stored, or None when the database cannot be read."""
-    try:
-        [[(n,)]] = read(db, "SELECT count(*) FROM packets")
-    except (FileNotFoundError, sqlite3.Error):
-        return None
-    return int(n)
+    return _count(db, "SELECT count(*) FROM packets")
