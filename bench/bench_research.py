@@ -32,9 +32,7 @@ import os
 import random
 import shutil
 import statistics
-import subprocess
 import sys
-import threading
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -44,6 +42,8 @@ ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "bench" / "out"
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests" / "unit"))  # store_samples: hand-built Measurements
+
+from bench.children import run_child  # noqa: E402
 
 PROBE = [sys.executable, "-m", "probe"]
 VERDICTS = (("ok", None, 0.86), ("blocked", "http", 0.04), ("reset", "tls", 0.03),
@@ -119,42 +119,20 @@ def copy_source(base: Path, path: Path, k: int) -> None:
     conn.close()
 
 
-def run_measured(cmd: list[str], stdout: Any = subprocess.DEVNULL) -> dict[str, Any]:
-    """Run ``cmd``: wall time, CPU time, peak RSS (wait4) and RSS sampled every 0.2 s."""
+def run_measured(cmd: list[str]) -> dict[str, Any]:
+    """Run ``cmd``: wall time, CPU time, peak RSS (wait4) and RSS sampled every 0.25 s."""
     load = [round(x, 2) for x in os.getloadavg()]
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=stdout, stderr=subprocess.PIPE, cwd=ROOT)
-    samples: list[tuple[float, int]] = []
-
-    def sample() -> None:
-        while proc.poll() is None:
-            try:
-                with open(f"/proc/{proc.pid}/status") as fh:
-                    for line in fh:
-                        if line.startswith("VmRSS:"):
-                            samples.append((time.perf_counter() - t0, int(line.split()[1])))
-            except OSError:
-                return
-            time.sleep(0.2)
-
-    thread = threading.Thread(target=sample, daemon=True)
-    thread.start()
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    wall = time.perf_counter() - t0
-    thread.join()
-    err = proc.stderr.read().decode() if proc.stderr else ""
-    if proc.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}): {err}")
+    r = run_child(cmd, timeout=4 * 3600, cwd=ROOT)
+    if r.returncode != 0 or r.timed_out:
+        raise SystemExit(f"{' '.join(cmd)} failed ({r.returncode}): {r.stderr}")
 
     def rss_at(frac: float) -> float | None:
-        pts = [r for t, r in samples if t >= frac * wall]
-        return round(pts[0] / 1024, 1) if pts else None
+        return next((mb for t, mb in r.rss_series if t >= frac * r.wall_s), None)
 
-    return {"wall_s": round(wall, 2), "cpu_s": round(usage.ru_utime + usage.ru_stime, 2),
-            "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
-            "rss_mb_at_25_50_75": [rss_at(0.25), rss_at(0.5), rss_at(0.75)], "stderr": err[-300:],
-            "load": load}
+    return {"wall_s": round(r.wall_s, 2), "cpu_s": round(r.cpu_s, 2),
+            "peak_rss_mb": round(r.maxrss_mb, 1),
+            "rss_mb_at_25_50_75": [rss_at(0.25), rss_at(0.5), rss_at(0.75)], "stderr": r.stderr[-300:],
+            "load": load}  # fmt: skip
 
 
 def _size(path: Path) -> float:
