@@ -26,7 +26,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps",
                     "--no-build-isolation", "-w", str(tmp / "dist"), str(ROOT)],
                    check=True, capture_output=True, timeout=300)
-    (wheel,) = (tmp / "dist").glob("probe-*.whl")
+    (wheel,) = (tmp / "dist").glob("censorship_probe-*.whl")
     env_dir = tmp / "venv"
     venv.create(env_dir, with_pip=True)  # ensurepip: offline
     py = env_dir / "bin" / "python"
@@ -43,6 +43,17 @@ def _probe(env_dir: Path, tmp_path: Path, *args: str) -> subprocess.CompletedPro
     env["PROBE_CONFIG_DIR"] = str(tmp_path / "cfg")
     return subprocess.run([str(env_dir / "bin" / "probe"), *args], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=120)
+
+
+def test_the_distribution_is_censorship_probe_and_its_command_probe(installed: Path) -> None:
+    code = ("import importlib.metadata as m; d = m.distribution('censorship-probe'); "
+            "print(d.version, [e.name for e in d.entry_points if e.group == 'console_scripts'])")
+    out = subprocess.run([str(installed / "bin" / "python"), "-c", code], capture_output=True,
+                         text=True, check=True).stdout
+    from probe import __version__
+
+    assert out.split(" ", 1) == [__version__, "['probe']\n"]
+    assert (installed / "bin" / "probe").exists()
 
 
 def test_the_wheel_install_is_not_the_checkout(installed: Path, tmp_path: Path) -> None:
@@ -85,8 +96,11 @@ def _lists(db: Path) -> bool:
 
 
 def test_the_metadata_names_the_license_urls_and_classifiers(installed: Path) -> None:
-    (meta,) = installed.glob("lib/python*/site-packages/probe-*.dist-info/METADATA")
+    (meta,) = installed.glob("lib/python*/site-packages/censorship_probe-*.dist-info/METADATA")
     text = meta.read_text()
+    # `probe` on the package index is someone else's (2013): ours is censorship-probe, whose
+    # command and import package stay `probe`.
+    assert "\nName: censorship-probe\n" in text
     assert "License :: OSI Approved :: Apache Software License" in text
     assert "Classifier: Topic :: Internet" in text
     # Only addresses that exist: the placeholder home of the project is gone.
