@@ -35,7 +35,21 @@ class _MapsErrors(click.Command):
         try:
             return super().invoke(ctx)
         except ProbeError as exc:
-            raise click_error(exc, ctx) from None
+            raise _safe(click_error(exc, ctx)) from None
+        except click.ClickException as exc:
+            raise _safe(exc)  # noqa: B904  (the same exception, its message made safe)
+
+
+def _safe(exc: click.ClickException) -> click.ClickException:
+    """``exc`` with its message safe for a terminal: errors quote files, databases and the
+    network (a list's row, a vantage point's name), so this is the one boundary where every
+    error's text passes through the terminal sanitizer (:mod:`probe.present.terminal`)."""
+    from probe.present.terminal import clean_lines
+
+    # click declares ``message`` Final; the exception keeps its class (exit status, usage line,
+    # parameter hint) and only its text changes.
+    setattr(exc, "message", clean_lines(exc.message))  # noqa: B010
+    return exc
 
 
 class ProbeCommand(_MapsErrors, click.Command):

@@ -61,8 +61,9 @@ def list_command(verbose: bool) -> None:
       probe lab list -v        # with the censor's rules for each scenario
     """
     from probe.present.lab import format_scenarios
+    from probe.present.terminal import output_width
 
-    for line in format_scenarios(_scenarios(()), verbose=verbose):
+    for line in format_scenarios(_scenarios(()), verbose=verbose, width=output_width()):
         click.echo(line, nl=False)
 
 
@@ -176,6 +177,7 @@ def run(scenarios: tuple[str, ...], prefix: str | None, workdir: Path | None, go
     from probe.lab.golden import export_golden
     from probe.lab.lab import Lab, LabError
     from probe.present.lab import format_results
+    from probe.present.terminal import output_width
 
     chosen = _scenarios(scenarios)
     try:
@@ -198,7 +200,7 @@ def run(scenarios: tuple[str, ...], prefix: str | None, workdir: Path | None, go
     finally:
         if own:
             lab_.down()
-    for line in format_results(results, verbose=verbose):
+    for line in format_results(results, verbose=verbose, width=output_width()):
         click.echo(line, nl=False)
     if golden:
         dirs = export_golden(results, golden)

@@ -50,16 +50,6 @@ def expand_verdicts(chosen: tuple[str, ...]) -> tuple[str, ...] | None:
     return tuple(dict.fromkeys(out))
 
 
-def table_width() -> int:
-    """Columns of the terminal on stdout, or 160 when it is a pipe or a file."""
-    import shutil
-    import sys
-
-    if sys.stdout.isatty():
-        return shutil.get_terminal_size((80, 24)).columns
-    return 160
-
-
 @cli.command("results")
 @db_option
 @click.option("--run", "run", default="latest", show_default=True, metavar="ID|latest|all",
@@ -96,6 +86,7 @@ def results_command(db: Path, run: str, verdicts: tuple[str, ...], vantage: str 
         raise click.UsageError("--json and --csv exclude each other")
     run_value = _run_param(run)
     from probe.present.tables import format_csv, format_json_lines, format_table
+    from probe.present.terminal import output_width
     from probe.store import Store
 
     with Store.open(db, create=False) as store:
@@ -106,7 +97,7 @@ def results_command(db: Path, run: str, verdicts: tuple[str, ...], vantage: str 
         rows = store.results(run_value, verdict=expand_verdicts(verdicts), vantage=vantage,
                              limit=limit)
         _echo(format_json_lines(rows) if as_json else format_csv(rows) if as_csv
-              else format_table(rows, table_width()))  # fmt: skip
+              else format_table(rows, output_width(160)))  # fmt: skip
 
 
 def _endpoint_run(store: Store, run: str | int | None, vantage: str | None) -> bool:
@@ -122,6 +113,7 @@ def _endpoint_results(store: Store, run: str | int | None, verdicts: tuple[str, 
     """`probe results --suite circumvention`: endpoint verdicts of a `probe circumvention` run."""
     from probe.present.circumvention import format_endpoint_csv, format_endpoint_table
     from probe.present.tables import format_json_lines
+    from probe.present.terminal import output_width
     from probe.store import StoreError
     from probe.store.circumvention import RESULT_KEYS, endpoint_results, latest_endpoint_run
 
@@ -135,7 +127,7 @@ def _endpoint_results(store: Store, run: str | int | None, verdicts: tuple[str, 
         run_id = store.resolve_run(run)
     rows = endpoint_results(store, run_id, verdicts=verdicts, vantage=vantage, limit=limit)
     _echo(format_json_lines(rows, keys=RESULT_KEYS) if as_json else format_endpoint_csv(rows)
-          if as_csv else format_endpoint_table(rows, table_width()))  # fmt: skip
+          if as_csv else format_endpoint_table(rows, output_width(160)))  # fmt: skip
 
 
 def _echo(chunks: Iterable[str]) -> None:

@@ -51,20 +51,21 @@ def show(paths: tuple[Path, ...], as_json: bool) -> None:
     import json
 
     from probe.inputs.testlists import summarize, summary_records
+    from probe.present.terminal import clean, json_safe, output_width
     from probe.present.testlists import render_summary
 
     summary = summarize(paths or None)
     for entry in summary.lists:
         for problem in entry.problems:
-            click.echo(f"warning: {problem}", err=True)
+            click.echo(f"warning: {clean(problem)}", err=True)
         if entry.problem_count > len(entry.problems):
             more = entry.problem_count - len(entry.problems)
-            click.echo(f"warning: {entry.path}: {more} more invalid row(s)", err=True)
+            click.echo(f"warning: {clean(entry.path)}: {more} more invalid row(s)", err=True)
     if as_json:
         for record in summary_records(summary):
-            click.echo(json.dumps(record, ensure_ascii=False))
+            click.echo(json_safe(json.dumps(record, ensure_ascii=False)))
     else:
-        click.echo(render_summary(summary))
+        click.echo(render_summary(summary, width=output_width()))
 
 
 @testlists.command("update")
@@ -97,11 +98,12 @@ def update(testlists_url: str | None, directory: Path | None, extra: tuple[str, 
       probe testlists update --source-url https://mirror.example/test-lists/
     """
     from probe.inputs.testlists.update import UpdateError, update_testlists
+    from probe.present.terminal import output_width
     from probe.present.testlists import format_update
 
     try:
         result = update_testlists(testlists_url, directory, extra, timeout=timeout)
     except UpdateError as exc:
         raise click.ClickException(f"{exc} (installed lists unchanged)") from None
-    for line in format_update(result):
+    for line in format_update(result, output_width()):
         click.echo(line)

@@ -36,6 +36,7 @@ from probe.core.net import format_endpoint
 from probe.judge.explain import decisive, explain
 from probe.present.circumvention import EndpointMatrix, explain_endpoint_reason
 from probe.present.evidence import EvidenceError, evidence, render_text
+from probe.present.terminal import clean_lines
 from probe.research.outages import isolation, outages, run_stats
 from probe.store.circumvention import latest_endpoints
 from probe.store.overview import (
@@ -82,7 +83,9 @@ def _colour(verdict: str | None) -> str:
 
 
 def _e(text: object) -> str:
-    return html.escape("" if text is None else str(text), quote=True)
+    # HTML-escaped, after the terminal sanitizer: control characters and bidirectional
+    # overrides are shown as escapes in the page as they are on the terminal.
+    return html.escape(clean_lines("" if text is None else text), quote=True)
 
 
 def _ago(iso: str | None) -> str:

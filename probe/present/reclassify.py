@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from probe.core.model import Verdict
+from probe.present.terminal import clean
 from probe.run.reclassify import ReclassifyReport, VerdictChange
 
 __all__ = ["SHOWN", "describe_change", "format_reclassify"]
@@ -19,7 +20,7 @@ def _label(v: Verdict) -> str:
 
 def describe_change(change: VerdictChange) -> str:
     """``url: blocked/http -> ok`` (stage shown when set)."""
-    return f"{change.url}: {_label(change.old)} -> {_label(change.new)}"
+    return f"{clean(change.url)}: {_label(change.old)} -> {_label(change.new)}"
 
 
 def format_reclassify(report: ReclassifyReport, run_id: int | None) -> Iterator[str]:
