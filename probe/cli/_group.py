@@ -133,8 +133,9 @@ def cli(ctx: click.Context) -> None:
     """probe: measure Internet censorship with DNS, TCP, TLS and HTTP tests.
 
     \b
-    Defaults for any option can be set in a TOML config file (`probe config path` shows
-    where); the command line and $PROBE_DB override it. See docs/running.md.
+    Defaults for any option can be set in a TOML config file (`probe config
+    path` shows where); the command line and $PROBE_DB override it. See
+    docs/running.md.
 
     \b
     Exit status: 0 when the command completed (whatever censorship a run found),

@@ -43,9 +43,9 @@ def diff_command(db: Path, vantage: str | None, from_run: int | None, to_run: st
 
     \b
     Examples:
-      probe diff                          # the latest run against the one before it
+      probe diff                      # the latest run against the one before
       probe diff --vantage moscow --from 12 --to 15
-      probe diff --vantage moscow --since 7d --exit-code || mail -s "censorship changed" ...
+      probe diff --vantage moscow --since 7d --exit-code || mail ...
     """
     from probe.present.diff import format_changes, format_changes_json
     from probe.present.terminal import clean, output_width

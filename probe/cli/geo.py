@@ -35,7 +35,8 @@ def geo_update(url: str | None, dest: Path | None, license_: str | None, timeout
     \b
     Examples:
       probe geo update
-      probe geo update --url https://example.org/ip2asn-v4.tsv.gz --license "CC BY 4.0"
+      probe geo update --url https://example.org/ip2asn-v4.tsv.gz \\
+          --license "CC BY 4.0"
     """
     from probe.inputs.geo import update_geo
     from probe.present.geo import format_saved

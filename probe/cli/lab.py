@@ -44,7 +44,6 @@ def _scenarios(names: tuple[str, ...]) -> tuple[Scenario, ...]:
 def lab() -> None:
     """The censorship lab: a censor between the probe and lab servers, in network namespaces.
 
-    \b
     Every lab command except `list` needs root. Lab traffic only ever runs inside the lab's
     namespaces; see docs/lab.md.
     """

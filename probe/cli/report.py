@@ -37,7 +37,8 @@ def report_command(db: Path, out: Path, vantages: tuple[str, ...], title: str, m
     \b
     Examples:
       probe report --out report.html
-      probe report --db results/all.db --vantage msk-isp1 --vantage spb-isp2 --out ru.html
+      probe report --db results/all.db --vantage msk-isp1 \\
+          --vantage spb-isp2 --out ru.html
     """
     import os
 

@@ -77,10 +77,10 @@ def results_command(db: Path, run: str, verdicts: tuple[str, ...], vantage: str 
     \b
     Examples:
       probe results                                  # the latest run, as a table
-      probe results --verdict interference           # blocked, reset, hijacked or throttled
-      probe results --verdict blocked --verdict reset --json   # JSON lines, for jq
+      probe results --verdict interference   # blocked, reset, hijacked, throttled
+      probe results --verdict blocked --verdict reset --json   # for jq
       probe results --run all --vantage home --csv > home.csv
-      probe results --suite circumvention --verdict interference   # blocked Tor relays, VPNs
+      probe results --suite circumvention --verdict interference   # Tor, VPNs
     """
     if as_json and as_csv:
         raise click.UsageError("--json and --csv exclude each other")

@@ -29,7 +29,7 @@ def run(ctx: click.Context, /, accept_risks: bool, progress: bool | None, quiet:
 
     \b
     Examples:
-      probe run                                   # the default list, results/probe.db
+      probe run                      # the default list, results/probe.db
       probe run testlists/ru.csv --category NEWS,HUMR --vantage home-isp
       probe run --url https://example.org/ --control https://th.example.net/
     """

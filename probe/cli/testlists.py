@@ -29,7 +29,7 @@ def testlists() -> None:
 
     \b
     Examples:
-      probe testlists                       # the lists probe measures, URLs per category
+      probe testlists                # the lists probe measures, URLs per category
       probe testlists my-list.csv testlists/ru.csv
       probe testlists update                # fetch current Citizen Lab lists
     """
