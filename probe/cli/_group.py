@@ -44,11 +44,16 @@ def _safe(exc: click.ClickException) -> click.ClickException:
     """``exc`` with its message safe for a terminal: errors quote files, databases and the
     network (a list's row, a vantage point's name), so this is the one boundary where every
     error's text passes through the terminal sanitizer (:mod:`probe.present.terminal`)."""
-    from probe.present.terminal import clean_lines
+    import sys
 
+    from probe.present.terminal import clean_lines, fit_lines, output_width
+
+    text = clean_lines(exc.message)
+    if sys.stderr.isatty():  # on a terminal, lines fit it ("Error: " leads the first one)
+        text = fit_lines(text, output_width(err=True), first=len("Error: "))
     # click declares ``message`` Final; the exception keeps its class (exit status, usage line,
     # parameter hint) and only its text changes.
-    setattr(exc, "message", clean_lines(exc.message))  # noqa: B010
+    setattr(exc, "message", text)  # noqa: B010
     return exc
 
 

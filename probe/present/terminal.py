@@ -27,7 +27,9 @@ import os
 import shutil
 import sys
 
-__all__ = ["clean", "clean_lines", "json_safe", "output_width"]
+from probe.present.text import cells, wrap
+
+__all__ = ["clean", "clean_lines", "fit_lines", "json_safe", "output_width"]
 
 _NAMED = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}
 _UNSAFE = [*range(0x00, 0x20), 0x7F, *range(0x80, 0xA0),
@@ -80,3 +82,18 @@ def output_width(default: int = 80, *, err: bool = False) -> int:
         return max(20, shutil.get_terminal_size((default, 24)).columns)
     columns = os.environ.get("COLUMNS", "")
     return max(20, int(columns)) if columns.isdigit() else default
+
+
+def fit_lines(text: str, width: int, first: int = 0) -> str:
+    """``text`` (already safe) with every line longer than ``width`` columns wrapped at spaces,
+    continuations indented by two; the first line starts ``first`` columns in (after click's
+    ``Error: ``)."""
+    out: list[str] = []
+    for i, line in enumerate(text.split("\n")):
+        lead = first if i == 0 else 0
+        if lead + cells(line) <= width:
+            out.append(line)
+            continue
+        parts = wrap(line, width, " " * lead, "  ")
+        out += [parts[0][lead:], *parts[1:]]
+    return "\n".join(out)

@@ -85,14 +85,40 @@ def test_probe_run_from_the_wheel_reads_the_default_list(installed: Path, tmp_pa
     assert _lists(tmp_path / "r.db")
 
 
-def _lists(db: Path) -> bool:
+def _lists(db: Path, *names: str) -> bool:
     import sqlite3
 
     conn = sqlite3.connect(db)
     try:
-        return "global.csv sha256:" in conn.execute("select lists from runs").fetchone()[0]
+        stored = conn.execute("select lists from runs").fetchone()[0]
     finally:
         conn.close()
+    return all(f"{name} sha256:" in stored for name in names or ("global.csv",))
+
+
+# The README's ways of naming a list, run from a directory without a testlists/ folder: after
+# a pipx install the lists are data files of the package (share/probe/testlists).
+@pytest.mark.parametrize(("args", "names"), [
+    (["testlists/ru.csv", "--category", "NEWS,HUMR", "--vantage", "moscow-home"], ["ru.csv"]),
+    (["ru.csv"], ["ru.csv"]), (["ru"], ["ru.csv"]), (["global,cn"], ["global.csv", "cn.csv"]),
+])  # fmt: skip
+def test_the_installed_probe_finds_lists_by_name(installed: Path, tmp_path: Path,
+                                                args: list[str], names: list[str]) -> None:
+    assert not (tmp_path / "testlists").exists()
+    result = _probe(installed, tmp_path, "run", *args, "--resolver", "127.0.0.1:9", "--no-control",
+                    "--accept-risks", "--db", str(tmp_path / "r.db"))
+    assert result.returncode == 1, result.stderr  # the lists were read; then: no network
+    assert "no network" in result.stderr and "no such file" not in result.stderr
+    assert _lists(tmp_path / "r.db", *names)
+
+
+def test_the_installed_probe_names_its_lists_when_one_is_unknown(installed: Path,
+                                                                 tmp_path: Path) -> None:
+    result = _probe(installed, tmp_path, "run", "xx", "--accept-risks", "--db", str(tmp_path / "r.db"))
+    assert result.returncode == 2
+    assert "known: global, cn, ru" in result.stderr and "probe testlists" in result.stderr
+    shown = _probe(installed, tmp_path, "testlists", "ru", "--json")
+    assert shown.returncode == 0 and json.loads(shown.stdout)["urls"] > 500
 
 
 def test_the_metadata_names_the_license_urls_and_classifiers(installed: Path) -> None:
