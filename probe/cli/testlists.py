@@ -81,15 +81,20 @@ def show(paths: tuple[Path, ...], as_json: bool) -> None:
               help="Also fetch this country list (e.g. ir, de); repeatable. The lists installed "
                    "now are always fetched.")  # fmt: skip
 @click.option("--timeout", type=click.FloatRange(1, 600), default=60.0, show_default=True,
-              metavar="SECONDS", help="Per-request timeout.")  # fmt: skip
+              metavar="SECONDS", help="Time allowed for each file's whole download (a server "
+              "trickling bytes is cut off).")  # fmt: skip
+@click.option("--force", is_flag=True, help="Install a list even when it loses more than half "
+              "of its URLs (refused otherwise: a broken or hostile mirror?).")
 def update(testlists_url: str | None, directory: Path | None, extra: tuple[str, ...],
-           timeout: float) -> None:  # fmt: skip
+           timeout: float, force: bool) -> None:  # fmt: skip
     """Fetch the current Citizen Lab lists, check them, and install them with their license.
 
     Every file is fetched and checked (a Citizen Lab header, valid URLs, the legend, the
     CC BY-NC-SA 4.0 license) before any installed list is replaced; each is then replaced with
     an atomic rename, so a failed or interrupted update never destroys the installed lists.
-    Prints, per list, how many URLs it has and how many were added and removed.
+    Prints, per list, how many URLs it has and how many were added and removed. A list that
+    would lose more than half of its URLs is refused unless --force; staging directories left
+    by a killed update are removed.
 
     \b
     Examples:
@@ -102,7 +107,7 @@ def update(testlists_url: str | None, directory: Path | None, extra: tuple[str, 
     from probe.present.testlists import format_update
 
     try:
-        result = update_testlists(testlists_url, directory, extra, timeout=timeout)
+        result = update_testlists(testlists_url, directory, extra, timeout=timeout, force=force)
     except UpdateError as exc:
         raise click.ClickException(f"{exc} (installed lists unchanged)") from None
     for line in format_update(result, output_width()):

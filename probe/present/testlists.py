@@ -69,11 +69,11 @@ def render_summary(summary: Summary, legend: dict[str, str] | None = None, width
 def describe_list_change(change: ListChange) -> str:
     """One line for people: ``global.csv: 1722 -> 1730 URLs (+12, -4)``."""
     if change.before is None:
-        what = f"new, {change.after} URLs"
+        what = f"new, {plural(change.after, 'URL')}"
     elif not change.added and not change.removed:
-        what = f"unchanged, {change.after} URLs"
+        what = f"unchanged, {plural(change.after, 'URL')}"
     else:
-        what = f"{change.before} -> {change.after} URLs (+{change.added}, -{change.removed})"
+        what = f"{change.before} -> {plural(change.after, 'URL')} (+{change.added}, -{change.removed})"
     bad = f"; {change.invalid_rows} invalid row(s) skipped when measured" if change.invalid_rows else ""
     return f"{clean(change.name)}: {what}{bad}"
 
