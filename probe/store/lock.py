@@ -49,13 +49,17 @@ def run_lock(db: str | Path, wait: float = 0.0) -> Iterator[None]:
         yield
         return
     path = lock_path(db)
-    path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
-        created = True
-    except FileExistsError:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        created = False
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+            created = True
+        except FileExistsError:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            created = False
+    except OSError as exc:  # e.g. a service started in / with a relative --db: say so, no traceback
+        raise StoreError(f"{db}: cannot create its lock file {path}: {exc.strerror or exc} "
+                         "(is the database's directory writable?)") from None
     try:
         deadline = time.monotonic() + max(0.0, wait)
         while True:
