@@ -430,7 +430,10 @@ def write_report(store: Store, out: TextIO, *, vantages: Iterable[str] | None = 
     last = max((vp["last"] for vp in vps if vp["last"]), default=None)
     latest_changes = _latest_changes(store, vps)
     changed = frozenset((c.url, name) for name, _, changes in latest_changes for c in changes)
-    timeline = _timelines(store, list(dict.fromkeys([*urls, *quiet, *(u for u, _ in sorted(changed))])),
+    # The timeline draws at most timeline_rows pairs, the latest runs' changes first: reading the
+    # history of more of their URLs than that would be read for nothing.
+    first = list(dict.fromkeys(c.url for _, _, changes in latest_changes for c in changes))
+    timeline = _timelines(store, list(dict.fromkeys([*first[:limits.timeline_rows], *urls])),
                           vps, limits.timeline_rows, changed)
     mix = _techniques(store, vids)
     non_ok, n_non_ok = _non_ok(store, vids, limits.evidence_rows)
