@@ -57,7 +57,7 @@ def circumvention_command(lists: tuple[Path, ...], db: Path, vantage: str, contr
         raise click.BadParameter("must not be empty", param_hint="--vantage")
     endpoints = load_endpoints(lists)
     interactive = consent.is_interactive()
-    if not consent.ensure_consent(accept_risks, interactive, click.echo, click.confirm):
+    if not consent.ensure_consent(accept_risks, interactive, _echo_prose, click.confirm):
         raise click.UsageError(
             consent.CONSENT_DECLINED_MESSAGE if interactive else consent.CONSENT_REQUIRED_MESSAGE
         )
@@ -76,3 +76,11 @@ def circumvention_command(lists: tuple[Path, ...], db: Path, vantage: str, contr
         click.echo("interrupted: what was measured is stored", err=True)
         sys.exit(130)
     click.echo(format_suite_end(summary, db), err=True)
+
+
+def _echo_prose(text: str) -> None:
+    """The consent's prose, re-wrapped to the terminal (it is written at another width)."""
+    from probe.present.terminal import output_width
+    from probe.present.text import reflow
+
+    click.echo(reflow(text, output_width()), nl=not text.endswith("\n"))

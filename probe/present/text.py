@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import unicodedata
 
-__all__ = ["cells", "cut", "cut_middle", "pad", "plural", "wrap"]
+__all__ = ["cells", "cut", "cut_middle", "pad", "plural", "reflow", "wrap"]
 
 _ELLIPSIS = "…"
 
@@ -107,3 +107,41 @@ def wrap(text: str, width: int, indent: str = "", subsequent: str | None = None)
     if line != lead or not lines:
         lines.append(line)
     return lines
+
+
+_BULLETS = ("* ", "- ")
+
+
+def reflow(text: str, width: int) -> str:
+    """Prose written as paragraphs re-wrapped to ``width`` columns, as a terminal of that width
+    needs it (text wrapped at another width breaks mid-line there, every line).
+
+    Paragraphs are separated by blank lines; a paragraph's lines are joined, then wrapped at
+    its first line's indentation. An item (a line starting with ``* `` or ``- ``) starts a new
+    paragraph whose continuation lines hang under its text. A heading underlined with ``=`` or
+    ``-`` keeps its line, its rule cut to the width. Single line breaks inside a paragraph are
+    not kept.
+    """
+    out: list[str] = []
+    for block in text.split("\n\n"):
+        lines = block.split("\n")
+        if len(lines) == 2 and lines[1] and set(lines[1]) <= {"=", "-"}:
+            out += [*wrap(lines[0], width), lines[1][:width]]
+            out.append("")
+            continue
+        items: list[list[str]] = []
+        for line in lines:
+            if not items or line.lstrip().startswith(_BULLETS):
+                items.append([line])
+            else:
+                items[-1].append(line)
+        for item in items:
+            first = item[0]
+            lead = first[: len(first) - len(first.lstrip())]
+            body = " ".join(x.strip() for x in item)
+            if body.startswith(_BULLETS):
+                out += wrap(body[2:], width, lead + body[:2], lead + "  ")
+            else:
+                out += wrap(body, width, lead) or [""]
+        out.append("")
+    return "\n".join(out[:-1]) + ("\n" if text.endswith("\n") else "")

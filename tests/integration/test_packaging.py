@@ -5,37 +5,18 @@ from __future__ import annotations
 
 import json
 import os
-import site
 import subprocess
-import sys
-import venv
 from pathlib import Path
 
 import pytest
+from wheelhouse import ROOT, install_wheel
 
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A fresh virtualenv with only the built wheel installed (dependencies borrowed from the
-    test environment by a plain path entry, which does not bring the editable checkout)."""
-    tmp = tmp_path_factory.mktemp("wheel")
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps",
-                    "--no-build-isolation", "-w", str(tmp / "dist"), str(ROOT)],
-                   check=True, capture_output=True, timeout=300)
-    (wheel,) = (tmp / "dist").glob("censorship_probe-*.whl")
-    env_dir = tmp / "venv"
-    venv.create(env_dir, with_pip=True)  # ensurepip: offline
-    py = env_dir / "bin" / "python"
-    purelib = subprocess.run([str(py), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
-                             check=True, capture_output=True, text=True).stdout.strip()
-    (Path(purelib) / "deps.pth").write_text("\n".join(site.getsitepackages()) + "\n")
-    subprocess.run([str(py), "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)],
-                   check=True, capture_output=True, timeout=300)
-    return env_dir
+    """A fresh virtualenv with only the built wheel installed (wheelhouse.install_wheel)."""
+    return install_wheel(tmp_path_factory.mktemp("wheel"))
 
 
 def _probe(env_dir: Path, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:

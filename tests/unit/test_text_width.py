@@ -36,3 +36,18 @@ def test_cut_pad_and_wrap_count_columns_not_characters() -> None:
 def test_plurals() -> None:
     assert (plural(1, "URL"), plural(2, "URL"), plural(0, "URL")) == ("1 URL", "2 URLs", "0 URLs")
     assert plural(3, "vantage point") == "3 vantage points"
+
+
+@pytest.mark.parametrize("width", [60, 80, 100])
+def test_the_consent_is_reflowed_to_the_terminal_without_losing_a_word(width: int) -> None:
+    # Written at ~88 columns, it broke mid-line on every line of an 80-column terminal.
+    from probe.host.consent import RISK_TEXT
+    from probe.present.text import reflow
+
+    text = reflow(RISK_TEXT, width)
+    assert max(cells(line) for line in text.splitlines()) <= width
+    assert text.split() == RISK_TEXT.split()
+    items = [line for line in text.splitlines() if line.startswith("* ")]
+    assert len(items) == RISK_TEXT.count("\n* ")  # each item starts its own line
+    assert all(line.startswith("  ") or line.startswith("* ") or not line.strip() or line[0].isalpha()
+               or line[0] == "=" for line in text.splitlines())
