@@ -49,6 +49,7 @@ def circumvention_command(lists: tuple[Path, ...], db: Path, vantage: str, contr
     from probe.host import consent
     from probe.inputs.endpointlists import load_endpoints
     from probe.present.circumvention import format_judged, format_suite_end
+    from probe.present.terminal import output_width
     from probe.run.circumvention import Judged, SuiteConfig, run_suite
 
     if controls and no_control:
@@ -67,7 +68,7 @@ def circumvention_command(lists: tuple[Path, ...], db: Path, vantage: str, contr
 
     def show(judged: Judged) -> None:
         # JSON is the command's output (stdout); the lines for people are progress (stderr).
-        click.echo(format_judged(judged, as_json), err=not as_json)
+        click.echo(format_judged(judged, as_json, output_width(err=True)), err=not as_json)
 
     names = [p.name for p in lists] or ["circumvention.csv (packaged)"]
     try:

@@ -78,7 +78,8 @@ def geo_path(as_json: bool) -> None:
     """
     from probe.inputs.geo import default_geo_sources
     from probe.present.geo import format_sources, format_sources_json
+    from probe.present.terminal import output_width
 
     sources = default_geo_sources()
-    for line in format_sources_json(sources) if as_json else format_sources(sources):
+    for line in format_sources_json(sources) if as_json else format_sources(sources, output_width()):
         click.echo(line)

@@ -64,7 +64,7 @@ def download_bounded(
     start = time.monotonic()
     expired = threading.Event()
     timer: threading.Timer | None = None
-    slow = f"{url}: not complete after {total:g} s (a stalled or trickling server); not {what}"
+    slow = f"{url}: not complete after {total or 0:g} s (a stalled or trickling server); not {what}"
     try:
         with client.stream("GET", url, headers={"Accept-Encoding": "identity"},
                            timeout=httpx.USE_CLIENT_DEFAULT if total is None else total) as response:

@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any
 from probe.core.model import INTERFERENCE_VERDICTS
 from probe.core.net import format_endpoint
 from probe.present.terminal import clean, json_safe
-from probe.present.text import cut
+from probe.present.text import cells as columns_of
+from probe.present.text import cut, wrap
 
 if TYPE_CHECKING:
     from probe.run.circumvention import Judged, SuiteSummary
@@ -276,9 +277,9 @@ def dumps(d: dict[str, Any]) -> str:
     return json_safe(json.dumps(d, ensure_ascii=False, sort_keys=True))
 
 
-def format_judged(judged: Judged, as_json: bool) -> str:
-    """One endpoint as `probe circumvention` judges it: a line for people (verdict, kind, name,
-    where, the first reason), or ``as_json`` one JSON object."""
+def format_judged(judged: Judged, as_json: bool, width: int = 80) -> str:
+    """One endpoint as `probe circumvention` judges it: for people, verdict, kind, name, where
+    and the first reason in lines of at most ``width`` columns; or ``as_json`` one JSON object."""
     obs, _, verdict = judged
     if as_json:
         row = {"kind": obs.kind, "name": obs.name, "address": obs.address, "port": obs.port,
@@ -286,7 +287,8 @@ def format_judged(judged: Judged, as_json: bool) -> str:
         return json.dumps(row)  # fmt: skip
     reason = verdict.reasons[0] if verdict.reasons else ""
     where = f"{obs.address}:{obs.port}"
-    return f"{verdict.verdict:<12} {obs.kind:<11} {clean(obs.name):<16} {where}  {clean(reason)}"
+    line = f"{verdict.verdict:<12} {obs.kind:<11} {clean(obs.name):<16} {where}  {clean(reason)}"
+    return "\n".join(wrap(line, width, "", " " * 13)) if columns_of(line) > width else line
 
 
 def format_suite_end(summary: SuiteSummary, db: Path) -> str:

@@ -10,6 +10,7 @@ from typing import Any
 
 from probe.inputs.geo import STALE_DAYS, GeoInfo, bundled_geo_path, default_geo_path, describe_source
 from probe.present.terminal import clean
+from probe.present.text import wrap
 
 __all__ = ["format_lookup", "format_saved", "format_sources", "format_sources_json"]
 
@@ -34,9 +35,14 @@ def format_sources_json(sources: list[Path]) -> Iterator[str]:
         yield json.dumps(describe_source(path), sort_keys=True)
 
 
-def format_sources(sources: list[Path]) -> Iterator[str]:
-    """Lines: each data file in use with its source, license and age (a hint when it is stale),
-    then where `probe geo update` writes."""
+def format_sources(sources: list[Path], width: int = 80) -> Iterator[str]:
+    """Lines of at most ``width`` columns: each data file in use with its source, license and
+    age (a hint when it is stale), then where `probe geo update` writes."""
+    for line in _sources(sources):
+        yield from wrap(line, width, "", "          ")
+
+
+def _sources(sources: list[Path]) -> Iterator[str]:
     if not sources:
         yield f"no IP-to-ASN data: neither {default_geo_path()} nor {bundled_geo_path()} exists"
         return

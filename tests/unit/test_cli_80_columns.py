@@ -64,3 +64,12 @@ def test_ooni_import_and_its_report_fit_80_columns(db: Path, monkeypatch: pytest
         r = CliRunner().invoke(cli, [*args, "--db", str(ooni)])
         assert r.exit_code == 0, r.output
         assert _too_wide(r.output) == [], args
+
+
+def test_geo_path_and_reclassify_fit_80_columns(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "80")
+    db = build(tmp_path / "r.db")
+    for args in (["geo", "path"], ["reclassify", "--db", str(db)]):
+        r = CliRunner().invoke(cli, args)
+        assert r.exit_code == 0, r.output
+        assert r.output.strip() and _too_wide(r.output) == [], args
