@@ -78,6 +78,9 @@ def test_each_technique_has_one_colour_in_every_report(tmp_path: Path) -> None:
 
 
 def test_counts_are_in_correct_english(tmp_path: Path) -> None:
-    page = _report(_db(tmp_path / "p.db", {"msk": ["ok", "reset"]}))
+    db = _db(tmp_path / "p.db", {"msk": ["ok", "reset"]})
+    page = _report(db)
     assert "1 vantage point;" in page and "Evidence: 1 non-ok verdict<" in page
     assert "(1 URL)" in page
+    r = CliRunner().invoke(cli, ["report", "--db", str(db), "--out", str(tmp_path / "o.html")])
+    assert "o.html: 1 vantage point, 1 non-ok verdict, " in r.output
