@@ -28,11 +28,13 @@ __all__ = [
 
 
 def resolve_lists(selection: ListSelection) -> list[Path]:
-    """The lists to read: those named, else the default list unless only --url was given."""
-    from probe.inputs.testlists import default_lists
+    """The lists to read: those named (files, or lists known by name: ``ru``, ``global,cn``;
+    :func:`probe.inputs.testlists.find_lists`), else the default list unless only --url was
+    given."""
+    from probe.inputs.testlists import default_lists, find_lists
 
     if selection.lists:
-        return list(selection.lists)
+        return find_lists(selection.lists)
     return [] if selection.urls else default_lists()
 
 

@@ -54,6 +54,15 @@ def network_guard() -> None:
     yield
 
 
+@pytest.fixture(autouse=True)
+def no_terminal_size(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Autouse: the output width is what the test sets, not the runner's: pytest-xdist's
+    workers inherit COLUMNS=80 and LINES=24 (execnet sets them), a plain pytest run has none, and
+    `probe.present.terminal.output_width` honours $COLUMNS on a pipe."""
+    monkeypatch.delenv("COLUMNS", raising=False)
+    monkeypatch.delenv("LINES", raising=False)
+
+
 @pytest.fixture
 def tmp_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A private config directory (consent file) for one test."""

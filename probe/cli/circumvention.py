@@ -49,6 +49,7 @@ def circumvention_command(lists: tuple[Path, ...], db: Path, vantage: str, contr
     from probe.host import consent
     from probe.inputs.endpointlists import load_endpoints
     from probe.present.circumvention import format_judged, format_suite_end
+    from probe.present.terminal import output_width
     from probe.run.circumvention import Judged, SuiteConfig, run_suite
 
     if controls and no_control:
@@ -57,7 +58,7 @@ def circumvention_command(lists: tuple[Path, ...], db: Path, vantage: str, contr
         raise click.BadParameter("must not be empty", param_hint="--vantage")
     endpoints = load_endpoints(lists)
     interactive = consent.is_interactive()
-    if not consent.ensure_consent(accept_risks, interactive, click.echo, click.confirm):
+    if not consent.ensure_consent(accept_risks, interactive, _echo_prose, click.confirm):
         raise click.UsageError(
             consent.CONSENT_DECLINED_MESSAGE if interactive else consent.CONSENT_REQUIRED_MESSAGE
         )
@@ -67,7 +68,7 @@ def circumvention_command(lists: tuple[Path, ...], db: Path, vantage: str, contr
 
     def show(judged: Judged) -> None:
         # JSON is the command's output (stdout); the lines for people are progress (stderr).
-        click.echo(format_judged(judged, as_json), err=not as_json)
+        click.echo(format_judged(judged, as_json, output_width(err=True)), err=not as_json)
 
     names = [p.name for p in lists] or ["circumvention.csv (packaged)"]
     try:
@@ -76,3 +77,11 @@ def circumvention_command(lists: tuple[Path, ...], db: Path, vantage: str, contr
         click.echo("interrupted: what was measured is stored", err=True)
         sys.exit(130)
     click.echo(format_suite_end(summary, db), err=True)
+
+
+def _echo_prose(text: str) -> None:
+    """The consent's prose, re-wrapped to the terminal (it is written at another width)."""
+    from probe.present.terminal import output_width
+    from probe.present.text import reflow
+
+    click.echo(reflow(text, output_width()), nl=not text.endswith("\n"))

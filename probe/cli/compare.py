@@ -108,17 +108,17 @@ def compare_command(db: Path, vantages: tuple[str, ...], categories: tuple[str, 
         for chunk in render_json(matrix, filters, extra):
             click.echo(chunk, nl=False)
         return
-    import shutil
+    from probe.present.terminal import output_width
 
-    width = shutil.get_terminal_size((120, 24)).columns
+    width = output_width(120)
     if not summary_only:
         for chunk in render_table(matrix, width):
             click.echo(chunk, nl=False)
-    click.echo(render_summary(matrix), nl=False)
+    click.echo(render_summary(matrix, width), nl=False)
     for chunk in endpoints.render_table(width, matrix=not summary_only):
         click.echo(chunk, nl=False)
     if isolated is not None:
-        click.echo(render_isolation(isolated), nl=False)
+        click.echo(render_isolation(isolated, width), nl=False)
 
 
 def _beyond(db: Path, names: list[str], since: str | None, geo: str | None, isolation_too: bool,
@@ -172,8 +172,9 @@ def _load(db: Path, names: list[str], cats: list[str], since: str | None, *, tim
 def _with_ooni(db: Path, as_json: bool) -> None:
     """Where probe's verdicts and OONI's differ on the OONI measurements imported into ``db``."""
     from probe.present.ooni import ooni_report
+    from probe.present.terminal import output_width
     from probe.store import Store
 
     with Store.open(db, create=False) as store:
-        for line in ooni_report(store, 1000, as_json):
+        for line in ooni_report(store, 1000, as_json, output_width(120)):
             click.echo(line, nl=False)

@@ -51,16 +51,6 @@ def expand_verdicts(chosen: tuple[str, ...]) -> tuple[str, ...] | None:
     return tuple(dict.fromkeys(out))
 
 
-def table_width() -> int:
-    """Columns of the terminal on stdout, or 160 when it is a pipe or a file."""
-    import shutil
-    import sys
-
-    if sys.stdout.isatty():
-        return shutil.get_terminal_size((80, 24)).columns
-    return 160
-
-
 @cli.command("results")
 @db_option
 @click.option("--run", "run", default="latest", show_default=True, metavar="ID|latest|all",
@@ -90,16 +80,17 @@ def results_command(db: Path, run: str, verdicts: tuple[str, ...], vantage: str 
     \b
     Examples:
       probe results                                  # the latest run, as a table
-      probe results --verdict interference           # blocked, reset, hijacked or throttled
-      probe results --verdict blocked --verdict reset --json   # JSON lines, for jq
+      probe results --verdict interference   # blocked, reset, hijacked, throttled
+      probe results --verdict blocked --verdict reset --json   # for jq
       probe results --run all --vantage home --csv > home.csv
-      probe results --suite circumvention --verdict interference   # blocked Tor relays, VPNs
-      probe results --suite quic --verdict blocked   # sites whose HTTP/3 is blocked
+      probe results --suite circumvention --verdict interference   # Tor, VPNs
+      probe results --suite quic --verdict blocked   # blocked HTTP/3
     """
     if as_json and as_csv:
         raise click.UsageError("--json and --csv exclude each other")
     run_value = _run_param(run)
     from probe.present.tables import format_csv, format_json_lines, format_table
+    from probe.present.terminal import output_width
     from probe.store import Store
 
     with Store.open(db, create=False) as store:
@@ -114,7 +105,7 @@ def results_command(db: Path, run: str, verdicts: tuple[str, ...], vantage: str 
         rows = store.results(run_value, verdict=expand_verdicts(verdicts), vantage=vantage,
                              limit=limit)
         _echo(format_json_lines(rows) if as_json else format_csv(rows) if as_csv
-              else format_table(rows, table_width()))  # fmt: skip
+              else format_table(rows, output_width(160)))  # fmt: skip
 
 
 def _protocol_results(store: Store, suite: str, run: str | int | None,
@@ -123,6 +114,7 @@ def _protocol_results(store: Store, suite: str, run: str | int | None,
     """`probe results --suite quic|ech`: the protocol test's verdicts of a run's URLs."""
     from probe.present.protocols import format_protocol_csv, format_protocol_table
     from probe.present.tables import format_json_lines
+    from probe.present.terminal import output_width
     from probe.store import StoreError
     from probe.store.protocols import RESULT_KEYS, latest_protocol_run, protocol_results
 
@@ -137,7 +129,7 @@ def _protocol_results(store: Store, suite: str, run: str | int | None,
         run_id = store.resolve_run(run)
     rows = protocol_results(store, suite, run_id, verdicts=verdicts, vantage=vantage, limit=limit)
     _echo(format_json_lines(rows, keys=RESULT_KEYS) if as_json else format_protocol_csv(rows)
-          if as_csv else format_protocol_table(rows, table_width()))  # fmt: skip
+          if as_csv else format_protocol_table(rows, output_width(160)))  # fmt: skip
 
 
 def _endpoint_run(store: Store, run: str | int | None, vantage: str | None) -> bool:
@@ -153,6 +145,7 @@ def _endpoint_results(store: Store, run: str | int | None, verdicts: tuple[str, 
     """`probe results --suite circumvention`: endpoint verdicts of a `probe circumvention` run."""
     from probe.present.circumvention import format_endpoint_csv, format_endpoint_table
     from probe.present.tables import format_json_lines
+    from probe.present.terminal import output_width
     from probe.store import StoreError
     from probe.store.circumvention import RESULT_KEYS, endpoint_results, latest_endpoint_run
 
@@ -166,7 +159,7 @@ def _endpoint_results(store: Store, run: str | int | None, verdicts: tuple[str, 
         run_id = store.resolve_run(run)
     rows = endpoint_results(store, run_id, verdicts=verdicts, vantage=vantage, limit=limit)
     _echo(format_json_lines(rows, keys=RESULT_KEYS) if as_json else format_endpoint_csv(rows)
-          if as_csv else format_endpoint_table(rows, table_width()))  # fmt: skip
+          if as_csv else format_endpoint_table(rows, output_width(160)))  # fmt: skip
 
 
 def _echo(chunks: Iterable[str]) -> None:

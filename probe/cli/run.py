@@ -29,7 +29,7 @@ def run(ctx: click.Context, /, accept_risks: bool, progress: bool | None, quiet:
 
     \b
     Examples:
-      probe run                                   # the default list, results/probe.db
+      probe run                      # the default list, results/probe.db
       probe run testlists/ru.csv --category NEWS,HUMR --vantage home-isp
       probe run --url https://example.org/ --control https://th.example.net/
     """
@@ -50,7 +50,7 @@ def run(ctx: click.Context, /, accept_risks: bool, progress: bool | None, quiet:
         if unknown:
             click.echo(f"warning: unknown category code(s): {', '.join(unknown)}", err=True)
     interactive = consent.is_interactive()
-    if not consent.ensure_consent(accept_risks, interactive, click.echo, click.confirm):
+    if not consent.ensure_consent(accept_risks, interactive, _echo_prose, click.confirm):
         raise click.UsageError(
             consent.CONSENT_DECLINED_MESSAGE if interactive else consent.CONSENT_REQUIRED_MESSAGE
         )
@@ -86,3 +86,11 @@ def run(ctx: click.Context, /, accept_risks: bool, progress: bool | None, quiet:
 
 def _echo_err(line: str) -> None:
     click.echo(line, err=True)
+
+
+def _echo_prose(text: str) -> None:
+    """The consent's prose, re-wrapped to the terminal (it is written at another width)."""
+    from probe.present.terminal import output_width
+    from probe.present.text import reflow
+
+    click.echo(reflow(text, output_width()), nl=not text.endswith("\n"))

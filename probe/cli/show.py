@@ -40,11 +40,9 @@ def show_command(what: str, db: Path, vantage: str | None, run_id: int | None, a
       probe show 42 --json | jq .verdict
       probe show 128.31.0.39:9101          # a Tor directory authority's OR port
     """
-    import shutil
-    import sys
-
     from probe.inputs.fingerprints import default_fingerprints
     from probe.present.evidence import EvidenceError, dumps, evidence, find_measurement, render_text
+    from probe.present.terminal import output_width
     from probe.store import Store
 
     endpoint = _address_port(what)
@@ -63,8 +61,7 @@ def show_command(what: str, db: Path, vantage: str | None, run_id: int | None, a
     if as_json:
         click.echo(dumps(ev))
         return
-    width = shutil.get_terminal_size((100, 24)).columns if sys.stdout.isatty() else 100
-    for line in render_text(ev, width):
+    for line in render_text(ev, output_width(100)):
         click.echo(line)
 
 

@@ -135,6 +135,10 @@ SITES: tuple[Site, ...] = (
     Site(_n("ech-drop"), "10.66.2.84"),
     Site(_n("ech-rst"), "10.66.2.85"),
     Site(_n("ech-refused"), "10.66.2.86"),
+    # Issue 24: a page title carrying terminal escape sequences (OSC 0 window title, OSC 52
+    # clipboard write, a CSI colour): `probe show` must print them disarmed.
+    Site(_n("hostile-title"), "10.66.2.77",
+         title="News \x1b]0;pwned\x07\x1b]52;c;cHduZWQ=\x07\x1b[31mtoday"),
     # Nonexistent everywhere: not in the zone, so the authoritative server says NXDOMAIN.
     Site(_n("does-not-exist"), None, cert="none"),
 )

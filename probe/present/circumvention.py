@@ -18,7 +18,9 @@ from typing import TYPE_CHECKING, Any
 
 from probe.core.model import INTERFERENCE_VERDICTS
 from probe.core.net import format_endpoint
-from probe.present.text import cut
+from probe.present.terminal import clean, json_safe
+from probe.present.text import cells as columns_of
+from probe.present.text import cut, wrap
 
 if TYPE_CHECKING:
     from probe.run.circumvention import Judged, SuiteSummary
@@ -100,10 +102,10 @@ def format_endpoint_table(rows: Iterable[dict[str, Any]], width: int = 160) -> I
         reasons = r["reasons"] or []
         # The first reason decides; "+N" says how many more there are.
         reason = (reasons[0] + (f" +{len(reasons) - 1}" if len(reasons) > 1 else "")) if reasons else "-"
-        cells = {"NAME": cut(r["name"], widths["NAME"]), "KIND": r["kind"],
+        cells = {"NAME": cut(clean(r["name"]), widths["NAME"]), "KIND": clean(r["kind"]),
                  "ENDPOINT": cut(_where(r), widths["ENDPOINT"]), "VERDICT": r["verdict"],
-                 "STAGE": r["stage"] or "-", "REASON": cut(reason, widths["REASON"]),
-                 "VANTAGE": cut(r["vantage"], 12), "RUN": r["run_id"],
+                 "STAGE": r["stage"] or "-", "REASON": cut(clean(reason), widths["REASON"]),
+                 "VANTAGE": cut(clean(r["vantage"]), 12), "RUN": r["run_id"],
                  "TIME": _time(r["measured_at"])}  # fmt: skip
         buf.append(fmt.format(*(cells[c] for c in cols)))
         if len(buf) >= _CHUNK:
@@ -127,7 +129,7 @@ def format_endpoint_csv(rows: Iterable[dict[str, Any]]) -> Iterator[str]:
         reasons = r["reasons"] or []
         row = {**r, "reasons": " ".join(reasons),
                "explanation": explain_endpoint_reason(reasons[0]) if reasons else ""}  # fmt: skip
-        w.writerow([row[k] for k in ENDPOINT_CSV_KEYS])
+        w.writerow([clean(row[k]) if isinstance(row[k], str) else row[k] for k in ENDPOINT_CSV_KEYS])
         if n % _CHUNK == 0:
             yield buf.getvalue()
             buf.seek(0)
@@ -176,7 +178,8 @@ def render_endpoint(d: dict[str, Any]) -> list[str]:
                  + f" (classifier {d.get('classifier_version') or '-'})")
     for r in d["reasons"]:
         lines.append(f"  {r}: {explain_endpoint_reason(r)}")
-    return lines
+    # Names, list lines, control answers: text from files and the network (probe.present.terminal).
+    return [clean(line) for line in lines]
 
 
 def _key(r: dict[str, Any]) -> tuple[str, str, str, int]:
@@ -232,7 +235,7 @@ class EndpointMatrix:
         name_w = max(16, min(40, width - 26 - sum(w + 2 for w in col_w)))
         fmt = f"{{:<{name_w}}}  {{:<11}}  {{:<21}}" + "".join(f"  {{:<{w}}}" for w in col_w)
         out = ["\nCircumvention endpoints (newest verdict per vantage point; blocks = blocked, reset):\n",
-               fmt.format("NAME", "KIND", "ENDPOINT", *(cut(c, w) for c, w in zip(self.columns, col_w,
+               fmt.format("NAME", "KIND", "ENDPOINT", *(cut(clean(c), w) for c, w in zip(self.columns, col_w,
                           strict=True))).rstrip() + "\n"]  # fmt: skip
         for (kind, name, address, port), cells in sorted(self.rows.items()) if matrix else ():
             texts = []
@@ -245,14 +248,15 @@ class EndpointMatrix:
                 else:
                     texts.append(r["verdict"])
             where = _where({"address": address, "port": port})
-            out.append(fmt.format(cut(name, name_w), kind, cut(where, 21), *texts).rstrip() + "\n")
+            out.append(fmt.format(cut(clean(name), name_w), clean(kind), cut(where, 21), *texts).rstrip()
+                       + "\n")
         if not matrix:
             out = []
         out.append("\nCircumvention endpoints reached per vantage point (ok / tried, by kind):\n")
         for vp, kinds in self.summary().items():
             parts = [f"{k} {c.get('ok', 0)}/{c['tried']}" for k, c in kinds.items()]
             blocked = sum(c.get(v, 0) for c in kinds.values() for v in INTERFERENCE_VERDICTS)
-            out.append(f"  {vp}: {', '.join(parts) or 'none measured'}"
+            out.append(f"  {clean(vp)}: {clean(', '.join(parts)) or 'none measured'}"
                        + (f"; {blocked} blocked or reset" if blocked else "") + "\n")
         yield "".join(out)
 
@@ -270,12 +274,12 @@ class EndpointMatrix:
 
 def dumps(d: dict[str, Any]) -> str:
     """One endpoint measurement as JSON (``probe show --json``)."""
-    return json.dumps(d, ensure_ascii=False, sort_keys=True)
+    return json_safe(json.dumps(d, ensure_ascii=False, sort_keys=True))
 
 
-def format_judged(judged: Judged, as_json: bool) -> str:
-    """One endpoint as `probe circumvention` judges it: a line for people (verdict, kind, name,
-    where, the first reason), or ``as_json`` one JSON object."""
+def format_judged(judged: Judged, as_json: bool, width: int = 80) -> str:
+    """One endpoint as `probe circumvention` judges it: for people, verdict, kind, name, where
+    and the first reason in lines of at most ``width`` columns; or ``as_json`` one JSON object."""
     obs, _, verdict = judged
     if as_json:
         row = {"kind": obs.kind, "name": obs.name, "address": obs.address, "port": obs.port,
@@ -283,7 +287,8 @@ def format_judged(judged: Judged, as_json: bool) -> str:
         return json.dumps(row)  # fmt: skip
     reason = verdict.reasons[0] if verdict.reasons else ""
     where = f"{obs.address}:{obs.port}"
-    return f"{verdict.verdict:<12} {obs.kind:<11} {obs.name:<16} {where}  {reason}"
+    line = f"{verdict.verdict:<12} {obs.kind:<11} {clean(obs.name):<16} {where}  {clean(reason)}"
+    return "\n".join(wrap(line, width, "", " " * 13)) if columns_of(line) > width else line
 
 
 def format_suite_end(summary: SuiteSummary, db: Path) -> str:

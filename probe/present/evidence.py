@@ -16,7 +16,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import textwrap
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +23,8 @@ from probe.core.errors import ProbeError
 from probe.core.model import DNSObservation, Hop, Measurement, ProtocolVerdict, Verdict
 from probe.judge.explain import decisive, explain
 from probe.present.packets import packet_rows, render_packets
-from probe.present.text import cut
+from probe.present.terminal import clean, json_safe
+from probe.present.text import cells, cut, cut_middle, pad, wrap
 from probe.store.evidence import (
     URLColumn,
     attempts,
@@ -244,8 +244,8 @@ def _ok_words(reasons: Iterable[str]) -> str:
 
 
 def dumps(ev: dict[str, Any]) -> str:
-    """The evidence as pretty JSON (what `probe show --json` prints)."""
-    return json.dumps(ev, ensure_ascii=False, indent=2)
+    """The evidence as pretty JSON (what `probe show --json` prints), safe on a terminal."""
+    return json_safe(json.dumps(ev, ensure_ascii=False, indent=2))
 
 
 # --- text rendering (probe show, the HTML report's evidence blocks) ----------------------------
@@ -345,18 +345,20 @@ def _rows(hop: dict[str, Any]) -> Iterator[tuple[str, str, str]]:
 
 
 def _table(rows: list[tuple[str, str, str]], width: int) -> Iterator[str]:
-    """Three columns (step | probe | control) that fit ``width``; long cells wrap."""
+    """Three columns (step | probe | control) that fit ``width``; long cells wrap. Cells are
+    made safe for a terminal first (:func:`probe.present.terminal.clean`): they quote titles,
+    headers and certificates as the network sent them."""
+    rows = [(clean(a), clean(b), clean(c)) for a, b, c in rows]
     inner = max(width - 4 - 2 * 3, 30)
-    w_step = min(max((len(r[0]) for r in rows), default=4), max(inner * 3 // 10, 12))
-    w_ctl = min(max((len(r[2]) for r in rows), default=7), max(inner * 3 // 10, 12))
+    w_step = min(max((cells(r[0]) for r in rows), default=4), max(inner * 3 // 10, 12))
+    w_ctl = min(max((cells(r[2]) for r in rows), default=7), max(inner * 3 // 10, 12))
     w_ctl = max(w_ctl, len("control"))
     w_probe = max(inner - w_step - w_ctl, 12)
     header = ("step", "probe", "control")
     for r in (header, *rows):
-        cols = [textwrap.wrap(cell, w, break_long_words=True, break_on_hyphens=False) or [""]
-                for cell, w in zip(r, (w_step, w_probe, w_ctl), strict=True)]
+        cols = [wrap(cell, w) or [""] for cell, w in zip(r, (w_step, w_probe, w_ctl), strict=True)]
         for i in range(max(len(c) for c in cols)):
-            parts = [(c[i] if i < len(c) else "").ljust(w)
+            parts = [pad(c[i] if i < len(c) else "", w)
                      for c, w in zip(cols, (w_step, w_probe, w_ctl), strict=True)]
             yield ("    " + "   ".join(parts)).rstrip()
 
@@ -364,25 +366,24 @@ def _table(rows: list[tuple[str, str, str]], width: int) -> Iterator[str]:
 def render_text(ev: dict[str, Any], width: int = 100) -> Iterator[str]:
     """The evidence (:func:`probe.present.evidence.evidence`) as text lines fitted to ``width``."""
     v = ev["verdict"]
-    yield ev["url"]
-    meta = (f"measurement {ev['measurement_id']}, run {ev['run_id']}, vantage {ev['vantage']}, "
+    yield cut_middle(clean(ev["url"]), width)
+    meta = (f"measurement {ev['measurement_id']}, run {ev['run_id']}, vantage {clean(ev['vantage'])}, "
             f"{ev['measured_at'][:19].replace('T', ' ')} UTC, attempt {ev['attempt']}"
             f"{'' if ev['final'] else ' (not final: retried)'}, {ev['runtime']} s")
-    yield from textwrap.wrap(meta, width, initial_indent="  ", subsequent_indent="  ")
+    yield from wrap(meta, width, "  ")
     if len(ev["attempts"]) > 1:
         tries = ", ".join(f"#{a['measurement_id']} {a['verdict']}{' (final)' if a['final'] else ''}"
                           for a in ev["attempts"])
-        yield from textwrap.wrap(f"attempts: {tries}", width, initial_indent="  ",
-                                 subsequent_indent="  ")
+        yield from wrap(f"attempts: {tries}", width, "  ")
     where = f" at {v['stage']} (hop {v['hop']})" if v["stage"] else ""
     yield ""
     yield f"verdict: {v['verdict'].upper()}{where}"
-    yield from textwrap.wrap(v["summary"], width, initial_indent="  ", subsequent_indent="  ")
+    yield from wrap(clean(v["summary"]), width, "  ")
     if ev["failure"]:
-        yield f"  the measurement did not finish: {ev['failure']}"
+        yield from wrap(f"the measurement did not finish: {clean(ev['failure'])}", width, "  ")
     for hop in ev["hops"]:
         yield ""
-        yield cut(f"hop {hop['hop']}: {hop['url']}", width)
+        yield f"hop {hop['hop']}: " + cut_middle(clean(hop["url"]), width - 7 - len(str(hop["hop"])))
         rows = list(_rows(hop))
         if rows:
             yield from _table(rows, width)
@@ -395,9 +396,9 @@ def render_text(ev: dict[str, Any], width: int = 100) -> Iterator[str]:
     yield f"reasons (classifier {v['classifier_version']}):"
     for r in v["reasons"]:
         mark = "*" if r["decisive"] else "-"
-        yield cut(f"  {mark} {r['code']}{'  (decided the verdict)' if r['decisive'] else ''}", width)
-        yield from textwrap.wrap(r["words"], width, initial_indent="      ",
-                                 subsequent_indent="      ")
+        yield cut(f"  {mark} {clean(r['code'])}{'  (decided the verdict)' if r['decisive'] else ''}",
+                  width)
+        yield from wrap(clean(r["words"]), width, "      ")
     if not v["reasons"]:
         yield "  (none)"
     for p in ev.get("protocols", ()):
@@ -408,6 +409,5 @@ def render_text(ev: dict[str, Any], width: int = 100) -> Iterator[str]:
         for r in p["reasons"]:
             mark = "*" if r["decisive"] else "-"
             yield cut(f"  {mark} {r['code']}{'  (decided the verdict)' if r['decisive'] else ''}", width)
-            yield from textwrap.wrap(r["words"], width, initial_indent="      ",
-                                     subsequent_indent="      ")
+            yield from wrap(clean(r["words"]), width, "      ")
 

@@ -12,6 +12,8 @@ from typing import Any
 
 from probe.judge.explain import decisive
 from probe.present.tables import abbreviate_reasons, fit_columns, format_csv, time_text, write_fixed_width
+from probe.present.terminal import clean
+from probe.present.text import cut, cut_middle
 
 __all__ = ["CSV_KEYS", "format_protocol_csv", "format_protocol_table"]
 
@@ -34,12 +36,11 @@ def _reasons(r: dict[str, Any]) -> list[str]:
 def _cells(widths: dict[str, int]) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
     def cell(name: str, r: dict[str, Any]) -> Any:
         if name == "URL":
-            url: str = r["url"]
-            return url if len(url) <= widths[name] else url[: widths[name] - 1] + "…"
+            return cut_middle(clean(r["url"]), widths[name])
         if name == "REASON":
             return abbreviate_reasons(_reasons(r), widths[name])
         if name == "VANTAGE":
-            return str(r["vantage"])[: widths[name]]
+            return cut(clean(str(r["vantage"])), widths[name])
         if name == "TIME":
             return time_text(r["measured_at"])
         return r[{"VERDICT": "verdict", "WEB": "web_verdict", "RUN": "run_id"}[name]]

@@ -9,7 +9,6 @@ were already logged while the run went on.
 from __future__ import annotations
 
 import shlex
-import textwrap
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,8 @@ from typing import Any
 from probe.core.model import VERDICTS
 from probe.core.settings import DEFAULT_DB
 from probe.judge.explain import decisive, explain
+from probe.present.terminal import clean
+from probe.present.text import cut_middle, wrap
 from probe.store import Store, StoreError
 from probe.store.protocols import protocol_results, run_protocol_counts
 
@@ -99,9 +100,8 @@ def summary_lines(
 def _entry(url: str, words: str, width: int) -> Iterator[str]:
     # The URL on its own line, the reason indented under it: both stay readable at 80 columns.
     width = max(width, 40)
-    yield "  " + (url if len(url) <= width - 2 else url[: width - 3] + "…")
-    yield from textwrap.wrap(words, width=width, initial_indent="      ",
-                             subsequent_indent="      ", break_on_hyphens=False)
+    yield "  " + cut_middle(clean(url), width - 2)
+    yield from wrap(words, width, "      ")
 
 
 def print_summary(summary: Any, db: Path, echo: Callable[[str], Any], tty: bool, width: int) -> None:
@@ -144,10 +144,11 @@ def print_summary(summary: Any, db: Path, echo: Callable[[str], Any], tty: bool,
 
 def _network(summary: Any, echo: Callable[[str], Any], width: int) -> None:
     if summary.network:
-        line = f"vantage {summary.vantage}: {summary.network}"
+        line = f"vantage {clean(summary.vantage)}: {clean(summary.network)}"
         if summary.network_changed:
             line += " (CHANGED during the run)"
-        echo(line[: max(width, 40)])
+        for part in wrap(line, max(width, 40), "", "  "):
+            echo(part)
 
 
 _SUITES = (("quic", "QUIC (HTTP/3)"), ("ech", "ECH"))
@@ -167,8 +168,7 @@ def protocol_lines(store: Store, run_id: int, db: Path, width: int = 80, *, tty:
             yield f"run {run_id} {suite}: {line}"
             continue
         yield ""
-        yield from textwrap.wrap(f"{title}, judged apart from the web verdicts above: {line}",
-                                 width=max(width, 40), break_on_hyphens=False)
+        yield from wrap(f"{title}, judged apart from the web verdicts above: {line}", max(width, 40))
         for r in protocol_results(store, suite, run_id, verdicts=("blocked", "reset"),
                                   limit=SHOWN_PER_VERDICT):
             key = decisive(r["verdict"], r["stage"], r["reasons"] or [])

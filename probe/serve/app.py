@@ -192,6 +192,11 @@ class Helper:
             req = parse_request(body)
         except THRequestError as exc:
             return self._json({"error": str(exc)}, status=400)
+        except Exception as exc:  # whatever the body did to the parser, it is the body's fault
+            # Any request the parser cannot handle is a bad request, never a 500 with a
+            # traceback: one line in the log, without the body.
+            log.warning("unparsable request: %s", type(exc).__name__)
+            return self._json({"error": "request cannot be parsed"}, status=400)
         if self.in_flight >= self.config.max_in_flight:
             return self._json(
                 {"error": "too many requests in flight, retry later"},

@@ -185,6 +185,10 @@ def test_health_reports_status_version_and_load() -> None:
         (b'{"http_request": "gopher://example.org/"}', 400, "http_request"),
         (b'{"http_request": "http://example.org/", "tcp_connect": ["nope"]}', 400, "tcp_connect[0]"),
         (b'{"http_request": "http://example.org/", "x": "' + b"a" * 70000 + b'"}', 413, "too large"),
+        # Nesting deep enough to exhaust the decoder's recursion (a 500 with a traceback before).
+        (b'{"http_request": "http://example.org/", "http_request_headers": {"x": '
+         + b"[" * 30000 + b"]" * 30000 + b"}}", 400, "http_request_headers"),
+        (b"[" * 30000 + b"]" * 30000, 400, "JSON object"),
     ],
 )
 def test_bad_requests_get_a_clear_error(body: bytes, status: int, field: str) -> None:

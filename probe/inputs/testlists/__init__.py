@@ -22,6 +22,7 @@ from probe.inputs.testlists.location import (
     SHIPPED_ORIGIN,
     TESTLISTS_ENV,
     default_lists,
+    find_lists,
     known_lists,
     testlists_dir,
 )
@@ -43,6 +44,7 @@ __all__ = [
     "TestListError",
     "check_usable",
     "default_lists",
+    "find_lists",
     "iter_targets",
     "known_lists",
     "load_legend",

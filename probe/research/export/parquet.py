@@ -13,7 +13,7 @@ ids, so exports of several databases can be read together as one dataset.
 
 Rows are read ``_FETCH`` at a time, as columns by name (:func:`probe.store.export.table_columns`),
 and written one record batch at a time: memory stays flat.
-Needs pyarrow (``pip install 'probe[parquet]'``).
+Needs pyarrow (``pip install 'censorship-probe[parquet]'``).
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ def _arrow() -> Any:
         import pyarrow.parquet  # type: ignore[import-untyped,import-not-found,unused-ignore]
     except ImportError:
         raise ParquetMissing(
-            "Parquet export needs pyarrow: pip install 'probe[parquet]' (or pyarrow)"
+            "Parquet export needs pyarrow: pip install 'censorship-probe[parquet]' (or pyarrow)"
         ) from None
     _without_pandas(pa)
     return pa

@@ -149,7 +149,8 @@ def _message(data: bytes | str | Mapping[str, Any]) -> RequestMessage:
         if exc.path.startswith("http_request_headers["):
             # The codec cannot name a mapping's key: find the header whose values are wrong.
             name = _bad_header(data)
-            raise THRequestError(f"http_request_headers.{name}: must be a list of strings") from None
+            where = f"http_request_headers.{name}" if name else "http_request_headers"
+            raise THRequestError(f"{where}: must be a list of strings") from None
         raise THRequestError(str(exc)) from None
 
 
