@@ -31,6 +31,8 @@ __all__ = [
     "DEFAULT_CONCURRENCY",
     "DEFAULT_CONTROLS",
     "DEFAULT_DB",
+    "DEFAULT_DECOY_SNI",
+    "DEFAULT_ENCRYPTED_DNS_NAMES",
     "DEFAULT_STUN_SERVERS",
     "DEFAULT_USER_AGENT",
     "DEFAULT_WHOAMI_NAMES",
@@ -57,6 +59,13 @@ DEFAULT_CONTROLS = (
     "https://2.th.ooni.org/",
     "https://3.th.ooni.org/",
 )
+
+#: Names `probe circumvention` resolves through each encrypted DNS resolver (``doh``, ``dot``)
+#: and asks the control about: a neutral one, and one on Citizen Lab's global list (ANON) that
+#: censors block (``--dns-name`` replaces them).
+DEFAULT_ENCRYPTED_DNS_NAMES = ("example.com", "www.torproject.org")
+#: The harmless SNI tried at a resolver's address after its own name's handshake failed.
+DEFAULT_DECOY_SNI = "example.com"
 
 #: A current desktop browser: some servers and middleboxes treat unknown clients differently.
 DEFAULT_USER_AGENT = (

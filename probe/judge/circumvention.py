@@ -13,13 +13,18 @@ OpenVPN, so:
   is ``inconclusive``: one configured with tls-auth/tls-crypt stays silent too;
 - OpenVPN over UDP without an answer: ``inconclusive`` (no UDP control exists);
 - the same failure at the control: ``down``; no usable control: ``inconclusive``.
+
+Encrypted DNS resolvers and the kinds judged against their own twin exchange (fully encrypted
+traffic, WireGuard) are judged by :mod:`probe.judge.protocols`.
 """
 
 from __future__ import annotations
 
 from probe.core.failures import CERTIFICATE_FAILURES
 from probe.core.model import ControlObservation, EndpointObservation, Verdict
+from probe.inputs.endpointlists import DNS_KINDS, TWIN_KINDS
 from probe.judge.classify.core import failure_kind
+from probe.judge.protocols import AsnOf, judge_encrypted_dns, judge_twin
 
 __all__ = ["CLASSIFIER_VERSION", "judge_endpoint"]
 
@@ -32,8 +37,15 @@ def _verdict(verdict: str, stage: str | None, reasons: list[str]) -> Verdict:
     return Verdict(verdict, stage, None, tuple(reasons), CLASSIFIER_VERSION)
 
 
-def judge_endpoint(obs: EndpointObservation, control: ControlObservation | None) -> Verdict:
-    """The verdict of one endpoint, with reasons ``stage/outcome[:detail]``."""
+def judge_endpoint(
+    obs: EndpointObservation, control: ControlObservation | None, asn: AsnOf | None = None
+) -> Verdict:
+    """The verdict of one endpoint, with reasons ``stage/outcome[:detail]``; ``asn`` (IP to AS
+    number, offline data) settles whether an encrypted resolver's answers match the control's."""
+    if obs.kind in DNS_KINDS:
+        return judge_encrypted_dns(obs, control, asn)
+    if obs.kind in TWIN_KINDS:
+        return judge_twin(obs)
     where = f"{obs.address}:{obs.port}"
     if obs.reached:
         return _verdict("ok", None, [f"{obs.handshake or 'tcp'}/ok:{where}"])
