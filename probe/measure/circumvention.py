@@ -58,7 +58,8 @@ async def measure_endpoint(
         r = await encdns.measure_resolver(ep.kind, ep.address, ep.port, ep.sni, opts.names, contexts,
                                           tcp_timeout=tcp_timeout, timeout=handshake_timeout,
                                           decoy_sni=opts.decoy_sni)  # fmt: skip
-        return EndpointObservation(**base, runtime=time.monotonic() - t0, sni=ep.sni, **dataclasses.asdict(r),
+        fields = {f.name: getattr(r, f.name) for f in dataclasses.fields(r)}  # shallow: records stay records
+        return EndpointObservation(**base, runtime=time.monotonic() - t0, sni=ep.sni, **fields,
                                    handshake="tls" if r.tcp_failure is None else "")  # fmt: skip
     if ep.kind in TWIN_KINDS:
         trials = await _twin_sequence(ep, opts, tcp_timeout, handshake_timeout)

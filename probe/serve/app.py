@@ -21,6 +21,8 @@ from probe.serve.connections import ClientLimiter
 if TYPE_CHECKING:
     from aiohttp import web
 
+    from probe.serve.reflector import Reflector
+
 log = logging.getLogger("probe.helper")
 
 __all__ = ["Helper"]
@@ -47,6 +49,7 @@ class Helper:
         self.started = time.time()
         self._salt = os.urandom(16)
         self._url_key: Any = "measured_url"
+        self.reflector: Reflector | None = None  # set by serve() while the reflector runs
 
     @classmethod
     def with_engine(
@@ -147,9 +150,11 @@ class Helper:
         )
 
     async def handle_health(self, request: web.Request) -> web.Response:
-        """GET /health: liveness and load, for monitoring and load balancers."""
+        """GET /health: liveness and load, for monitoring and load balancers; the reflector's
+        ports and WireGuard key when it runs (probes find it there)."""
+        extra = {"reflector": self.reflector.advertise()} if self.reflector is not None else {}
         return self._json(
-            {
+            extra | {
                 "status": "ok",
                 "version": __version__,
                 "in_flight": self.in_flight,

@@ -12,6 +12,7 @@ from probe.core.model import Measurement
 from probe.core.net import read_resolv_conf
 from probe.core.net.policy import ConnectPolicy, is_public_address
 from probe.measure.control.protocol import THRequest
+from probe.serve.reflector import ReflectorConfig
 
 __all__ = ["HelperConfig", "MeasureFn", "engine_measure", "measure_config"]
 
@@ -46,6 +47,7 @@ class HelperConfig:
     body_timeout: float = 10.0
     max_connections_per_client: int = 256  # open connections per client address; more: closed
     backlog: int = 1024
+    reflector: ReflectorConfig | None = None  # echo and WireGuard ports (--reflector); None: off
 
     def connect_policy(self) -> ConnectPolicy | None:
         """The engine's connect policy for this helper (None: connect anywhere)."""
