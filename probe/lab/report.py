@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from probe.lab.scenarios import Expect, Scenario
+from probe.lab.scenarios import EndpointExpect, Expect, Scenario
 
 __all__ = ["expected_text", "export_golden", "format_results", "format_scenarios"]
 
@@ -21,7 +21,7 @@ __all__ = ["expected_text", "export_golden", "format_results", "format_scenarios
 GOLDEN_BODY_CAP = 64 * 1024
 
 
-def expected_text(e: Expect) -> str:
+def expected_text(e: Expect | EndpointExpect) -> str:
     """``verdict/stage@hop`` as expected."""
     return e.verdict + (f"/{e.stage}" if e.stage else "") + (f"@{e.hop}" if e.hop else "")
 
@@ -48,6 +48,9 @@ def censor_lines(s: Scenario) -> list[str]:
         lines.append(f"injector (copies the server's TTL): {flags} after a port-{port} segment "
                      f"with {trigger!r}")  # fmt: skip
     lines += [f"server: iptables -A INPUT {r}" for r in c.server_input]
+    lines += [f"censor program: {p} (probe/lab/{p}censor.py)" for p in c.programs]
+    if s.latency_ms:
+        lines.append(f"censor: every forwarded packet delayed {s.latency_ms:g} ms each way")
     if s.probe_args:
         lines.append(f"probe: {' '.join(s.probe_args)}")
     if s.control == "unreachable":
@@ -66,7 +69,7 @@ def format_scenarios(scenarios: Iterable[Scenario], *, verbose: bool = False) ->
     """
     yield f"{'#':>2}  {'scenario':<22} {'kind':<10} {'technique':<50} expected\n"
     for s in scenarios:
-        for i, e in enumerate(s.targets):
+        for i, e in enumerate(s.expectations):
             head = (f"{s.number:>2}  {s.name:<22} {s.kind:<10} {_cut(s.technique, 50):<50}"
                     if i == 0 else " " * 88)  # fmt: skip
             yield f"{head} {expected_text(e):<18} {e.url}\n"
@@ -87,7 +90,7 @@ def format_results(results: Sequence[Any], *, verbose: bool = False) -> Iterator
     passed = obs_only = failed = 0
     for r in results:
         s = r.scenario
-        for i, (e, o) in enumerate(zip(s.targets, r.outcomes, strict=True)):
+        for i, (e, o) in enumerate(zip(s.expectations, r.outcomes, strict=True)):
             if o.ok:
                 mark, passed = "PASS", passed + 1
             elif not o.observation_errors:
@@ -133,9 +136,9 @@ def export_golden(results: Iterable[Any], directory: Path) -> list[Path]:
     written = []
     for r in results:
         s = r.scenario
-        for i, (e, rec) in enumerate(zip(s.targets, r.records, strict=True)):
-            if rec is None:
-                continue
+        for i, (e, rec) in enumerate(zip(s.expectations, r.records, strict=True)):
+            if rec is None or not isinstance(e, Expect):
+                continue  # endpoints have no golden cases (they are not web measurements)
             m, v = rec
             controls = [to_json(h.control) if h.control is not None else None for h in m.hops]
             hops = []

@@ -94,8 +94,10 @@ class _Echo(asyncio.Protocol):
         self.left = owner.config.tcp_bytes
         self.timer: asyncio.TimerHandle | None = None
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
+    def connection_made(self, base: asyncio.BaseTransport) -> None:
+        # uvloop's transports (the helper runs on uvloop when installed) do not derive from
+        # asyncio.Transport: no isinstance check here.
+        transport = typing.cast(asyncio.Transport, base)
         peer = transport.get_extra_info("peername")
         self.client = str(peer[0]) if isinstance(peer, tuple) and peer else ""
         if not self.owner._admit(self.client):

@@ -9,11 +9,26 @@ from probe.lab.scenarios import SCENARIOS, by_name, host_hex, sni_hex
 from probe.lab.sites import DOMAIN, SITES, server_addresses, zone
 
 
-def test_lab_has_the_scenarios_of_issues_5_12_and_14() -> None:
-    assert sorted(s.number for s in SCENARIOS) == list(range(1, 42))
-    assert len({s.name for s in SCENARIOS}) == 41
-    assert [s.kind for s in SCENARIOS].count("censorship") == 17 + 8
-    assert [s.kind for s in SCENARIOS].count("benign") == 15 + 1
+def test_lab_has_the_scenarios_of_issues_5_12_14_and_26() -> None:
+    assert sorted(s.number for s in SCENARIOS) == list(range(1, 49))
+    assert len({s.name for s in SCENARIOS}) == 48
+    assert [s.kind for s in SCENARIOS].count("censorship") == 17 + 8 + 4
+    assert [s.kind for s in SCENARIOS].count("benign") == 15 + 1 + 3
+
+
+def test_circumvention_scenarios_censor_something_and_their_benign_twins_nothing() -> None:
+    from probe.core.model import INTERFERENCE_VERDICTS
+    from probe.inputs.endpointlists import KINDS
+
+    suites = [s for s in SCENARIOS if s.endpoints]
+    for s in suites:
+        assert not s.targets and all(e.kind in KINDS and e.verdict in VERDICTS for e in s.endpoints), s.name
+        flagged = [e for e in s.endpoints if e.verdict in INTERFERENCE_VERDICTS]
+        assert bool(flagged) == (s.kind == "censorship"), s.name
+    # Every kind a censored scenario blocks is also measured by a benign one (its twin).
+    blocked = {e.kind for s in suites if s.kind == "censorship" for e in s.endpoints}
+    benign = {e.kind for s in suites if s.kind == "benign" for e in s.endpoints}
+    assert blocked <= benign and {"doh", "dot", "fet", "wireguard"} <= blocked
 
 
 def test_censorship_scenarios_expect_a_censorship_verdict_and_benign_ones_never_do() -> None:
