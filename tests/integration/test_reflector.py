@@ -18,6 +18,7 @@ from helper_util import running_helper
 from servers import DNSServer, ServerLoop, zone_handler
 
 from probe.core.failures import Failure
+from probe.core.model import EchoTrial
 from probe.inputs.endpointlists import Endpoint
 from probe.measure import fet, wireguard
 from probe.run.circumvention import SuiteConfig, measure_endpoints, reflector_endpoints
@@ -270,3 +271,21 @@ async def test_circumvention_measures_resolvers_and_the_reflector_with_a_control
     assert fet_v.verdict == "ok" and [t.role for t in fet_obs.trials] == ["twin", "random", "random"]
     wg_obs, wg_v = got["reflector-wireguard"]
     assert wg_v.verdict == "ok" and [t.detail for t in wg_obs.trials] == ["echoed", "ok"]
+
+
+def test_the_reflector_answers_on_the_helper_s_event_loop() -> None:
+    """The helper runs on uvloop when installed, whose transports are not asyncio's classes
+    (an isinstance check there once made the reflector refuse every connection)."""
+    from probe.host import eventloop
+
+    async def exchange() -> tuple[str, EchoTrial, EchoTrial]:
+        r = await _started()
+        try:
+            tcp = await fet.twin_trial("twin", LOCAL, r.ports["tcp_echo"][0], tcp_timeout=2, timeout=2)
+            udp = await wireguard.twin_trial("twin", LOCAL, r.ports["wireguard"], timeout=2)
+        finally:
+            await r.close()
+        return eventloop.loop_name(), tcp, udp
+
+    name, tcp, udp = eventloop.run(exchange())
+    assert tcp.failure is None and udp.failure is None, (name, tcp, udp)
