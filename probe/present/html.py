@@ -9,7 +9,8 @@ anywhere). Sections:
    verdict other than ok first, by how many vantage points see interference);
 3. a timeline of verdict changes per URL and vantage point;
 4. the technique mix per vantage point (which verdict at which stage: DNS hijack, TLS reset...);
-5. circumvention endpoints (`probe circumvention`: Tor relays, OpenVPN, VPN endpoints): each
+5. circumvention endpoints (`probe circumvention`: Tor relays, OpenVPN, VPN endpoints), then
+   encrypted DNS and VPN protocols (DoH, DoT, fully encrypted traffic, WireGuard): each
    one's newest verdict per vantage point, and how many of each kind each reached;
 6. outages and national isolation (`probe outages`): the intervals per vantage point;
 7. the evidence of each non-ok URL: the decisive reason in words, and for the first ones the
@@ -307,15 +308,21 @@ def _legend() -> str:
     ) + f'<span><i class="sw" style="background:{COLOURS[None]}"></i>not measured</span></p>'
 
 
-def _endpoints_section(conn: Any, vps: list[dict[str, Any]], limit: int) -> tuple[str, int]:
-    """The circumvention section (HTML) and how many endpoints it covers."""
-    from probe.present.circumvention import EndpointMatrix, explain_endpoint_reason
+def _endpoints_section(conn: Any, vps: list[dict[str, Any]], limit: int, *, protocols: bool = False,
+                       latest: list[dict[str, Any]] | None = None) -> tuple[str, int]:
+    """A circumvention section (HTML) and how many endpoints it covers: Tor, OpenVPN and VPN
+    endpoints, or (``protocols``) encrypted DNS resolvers and the reflector kinds."""
+    from probe.present.circumvention import PROTOCOL_KINDS, EndpointMatrix, explain_endpoint_reason
     from probe.store.circumvention import latest_endpoints
 
     names = [vp["name"] for vp in vps]
-    matrix = EndpointMatrix.from_latest(latest_endpoints(conn, names), names)
+    rows_in = latest if latest is not None else latest_endpoints(conn, names)
+    matrix = EndpointMatrix.from_latest([r for r in rows_in if (r["kind"] in PROTOCOL_KINDS) == protocols],
+                                        names)  # fmt: skip
+    ids = ("protocols", "protocol-matrix") if protocols else ("endpoints", "endpoint-matrix")
     if not matrix.rows:
-        return ('<p class="empty">No circumvention endpoints measured (<code>probe circumvention'
+        what = "encrypted DNS resolvers or VPN protocols" if protocols else "circumvention endpoints"
+        return (f'<p class="empty">No {what} measured (<code>probe circumvention'
                 "</code>).</p>"), 0
 
     def badness(item: tuple[tuple[str, str, str, int], dict[str, dict[str, Any]]]) -> tuple[int, int]:
@@ -325,7 +332,7 @@ def _endpoints_section(conn: Any, vps: list[dict[str, Any]], limit: int) -> tupl
     rows = sorted(matrix.rows.items(), key=lambda kv: (badness(kv), kv[0]))
     out = ["<p>Whether the tools people use to get around censorship connect from each vantage "
            "point: each endpoint's newest verdict (the reasons are in the cell's tooltip).</p>",
-           '<table id="endpoints"><thead><tr><th>vantage point</th>'
+           f'<table id="{ids[0]}"><thead><tr><th>vantage point</th>'
            + "".join(f"<th>{_e(k)}</th>" for k in sorted({key[0] for key in matrix.rows}))
            + "</tr></thead><tbody>"]
     summary = matrix.summary()
@@ -340,7 +347,7 @@ def _endpoints_section(conn: Any, vps: list[dict[str, Any]], limit: int) -> tupl
     out.append("</tbody></table>")
     more = f" The {limit} with the most interference are shown." if len(rows) > limit else ""
     out.append(f"<p>{len(rows)} endpoints.{more}</p>")
-    out.append('<div class="scroll"><table id="endpoint-matrix"><thead><tr><th>endpoint</th><th>kind</th>'
+    out.append(f'<div class="scroll"><table id="{ids[1]}"><thead><tr><th>endpoint</th><th>kind</th>'
                "<th>address</th>" + "".join(f"<th>{_e(n)}</th>" for n in names) + "</tr></thead><tbody>")
     for (kind, ep_name, address, port), by_vp in rows[:limit]:
         tds = []
@@ -470,9 +477,20 @@ def write_report(store: Any, out: TextIO, *, vantages: Iterable[str] | None = No
     w(f'<div class="scroll">{_svg_techniques(vps, mix)}</div>')
 
     # 5. Circumvention endpoints.
+    from probe.store.circumvention import latest_endpoints
+
+    latest = latest_endpoints(conn, [vp["name"] for vp in vps])
     w('<h2 id="circumvention-h">Circumvention: Tor, OpenVPN and VPN endpoints</h2>')
-    section, n_endpoints = _endpoints_section(conn, vps, limits.endpoint_rows)
+    section, n_endpoints = _endpoints_section(conn, vps, limits.endpoint_rows, latest=latest)
     w(section)
+    w('<h2 id="protocols-h">Encrypted DNS and VPN protocols: DoH, DoT, fully encrypted traffic, '
+      "WireGuard</h2><p>Public DoH/DoT resolvers (reached, and their answers against the "
+      "control's), and a reflector's echo and WireGuard ports, each judged against its own "
+      "twin: printable bytes for the fully encrypted traffic rule, a same-size datagram for "
+      "WireGuard (docs/circumvention.md).</p>")
+    section, n_protocols = _endpoints_section(conn, vps, limits.endpoint_rows, protocols=True, latest=latest)
+    w(section)
+    n_endpoints += n_protocols
 
     # 6. Outages and national isolation.
     w('<h2 id="outages-h">Outages and national isolation</h2><p>Each run judged from what it '

@@ -3,6 +3,7 @@ WireGuard's handshake, endpoint rows, the reflector's advertisement and the judg
 
 from __future__ import annotations
 
+import json
 import struct
 
 import pytest
@@ -287,3 +288,75 @@ def test_a_silent_wireguard_server_without_a_key_is_never_blocked() -> None:
     junk = _twin_obs("wireguard", _trial("twin"), _trial("initiation", Failure.WIREGUARD_UNEXPECTED_REPLY,
                                                           "answer", "mac1"), _trial("followup"))  # fmt: skip
     assert judge_endpoint(junk, None).verdict == "inconclusive"
+
+
+# --- how people read them -----------------------------------------------------------------------
+
+
+def _stored(obs: EndpointObservation, v: object) -> dict[str, object]:
+    import dataclasses
+
+    return {"name": obs.name, "kind": obs.kind, "address": obs.address, "port": obs.port,
+            "transport": obs.transport, "vantage": "home", "run_id": 1, "measured_at": "2026-12-01T10:00:00Z",
+            "source": "lab", "verdict": v.verdict, "stage": v.stage, "reasons": list(v.reasons),  # type: ignore[attr-defined]
+            "classifier_version": "x", "observation": dataclasses.asdict(obs), "control": None}  # fmt: skip
+
+
+def test_show_tells_the_twin_exchanges_and_the_names_step_by_step() -> None:
+    from probe.present.circumvention import explain_endpoint_reason, render_endpoint
+
+    obs = _twin_obs("fet", _trial("twin"), _trial("random", T, "second"), _trial("followup", T, "connect"),
+                    _trial("other-port"))  # fmt: skip
+    v = judge_endpoint(obs, None)
+    text = "\n".join(render_endpoint(_stored(obs, v)))
+    assert "random     port 8781: 320 bytes sent, 0 back, second: generic_timeout_error" in text
+    assert "the twin exchanges above" in text and "tcp      connected" not in text
+    assert "residual blocking" in text and "verdict: blocked at fet" in text
+    dns = _dns_obs(queries=(NameQuery("news.org", "A", 0.01, None, "NOERROR", ("10.10.34.34",)),),
+                   name_controls=(_name("news.org", ("203.0.113.5",)),))  # fmt: skip
+    text = "\n".join(render_endpoint(_stored(dns, judge_endpoint(dns, _control()))))
+    assert "A        news.org: 10.10.34.34 (control: 203.0.113.5)" in text
+    for reason in ("wireguard/initiation-dropped:1.2.3.4:51820", "fet/twin-failed:x",
+                   "tls/sni-filtered:decoy=a", "dns/answers-differ:news.org:bogon", "wireguard/no-key:x"):
+        assert explain_endpoint_reason(reason) != reason, reason
+
+
+def test_results_compare_and_the_report_show_the_new_kinds(tmp_path: object) -> None:
+    from pathlib import Path
+
+    from click.testing import CliRunner
+
+    from probe.cli import cli
+    from probe.store import Store
+    from probe.store.circumvention import write_endpoints
+
+    path = Path(str(tmp_path)) / "p.db"
+    blocked = _dns_obs(handshake_failure=Failure.CONNECTION_RESET, decoy_sni="example.com")
+    fet_obs = _twin_obs("fet", _trial("twin"), _trial("random", T, "second"), _trial("followup"))
+    with Store.open(path) as s:
+        for vantage, rows in (("moscow", [blocked, fet_obs]), ("almaty", [_dns_obs(queries=())])):
+            vid = s.vantage(vantage)
+            run = s.start_run(vid, ["x.csv"], {"suite": "circumvention"})
+            write_endpoints(s, run, vid, "circumvention", [(o, _control(), judge_endpoint(o, _control()))
+                                                             for o in rows])  # fmt: skip
+            s.finish_run(run, "complete")
+
+    def invoke(*args: str) -> str:
+        r = CliRunner().invoke(cli, list(args), catch_exceptions=False)
+        assert r.exit_code == 0, r.output
+        return r.output
+
+    table = invoke("results", "--db", str(path), "--suite", "circumvention", "--run", "1")
+    assert "doh" in table and "reset" in table and "fet" in table and "blocked" in table
+    doc = json.loads(invoke("compare", "--db", str(path), "--json"))
+    assert doc["endpoint_summary"]["moscow"]["doh"] == {"tried": 1, "reset": 1}
+    assert doc["endpoint_summary"]["almaty"]["doh"] == {"tried": 1, "ok": 1}
+    assert doc["endpoint_summary"]["moscow"]["fet"] == {"tried": 1, "blocked": 1}
+    out = Path(str(tmp_path)) / "r.html"
+    invoke("report", "--db", str(path), "--out", str(out))
+    page = out.read_text()
+    tor = page[page.index('id="circumvention-h"'):page.index('id="protocols-h"')]
+    protocols = page[page.index('id="protocols-h"'):page.index('id="outages-h"')]
+    assert "No circumvention endpoints measured" in tor
+    assert "<td>doh</td>" in protocols and "<td>fet</td>" in protocols and "reset/tls" in protocols
+    assert "a harmless SNI to the same address completed" in protocols  # the reason in words
