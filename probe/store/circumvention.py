@@ -19,6 +19,7 @@ __all__ = [
     "RESULT_KEYS",
     "endpoint_measurements_at",
     "endpoint_results",
+    "iter_endpoint_exports",
     "latest_endpoint_run",
     "latest_endpoints",
     "run_has_endpoints",
@@ -181,3 +182,38 @@ def endpoint_measurements_at(
         d["control"] = None if row["control"] is None else json.loads(row["control"])
         out.append(d)
     return out
+
+
+def iter_endpoint_exports(
+    store: Store, *, run_id: int | None = None, vantages: Sequence[str] = (), since: str | None = None,
+    chunk: int = 500,
+) -> Iterator[dict[str, Any]]:
+    """Every endpoint measurement (of ``run_id``, of ``vantages``, measured at or after
+    ``since``) in id order, with its global ids, observation and control decoded, read chunk by
+    chunk (`probe export --suite circumvention`)."""
+    where, params = "", list[Any]()
+    if run_id is not None:
+        where += " AND e.run_id = ?"
+        params.append(run_id)
+    if vantages:
+        where += f" AND v.name IN ({','.join('?' * len(vantages))})"
+        params.extend(vantages)
+    if since is not None:
+        where += " AND e.measured_at >= ?"
+        params.append(since)
+    sql = (f"{_SELECT}, e.uid AS uid, r.uid AS run_uid, v.uid AS vantage_uid, e.classifier_version, "
+           f"e.observation, e.control {_FROM} JOIN runs r ON r.id = e.run_id WHERE e.id > ? {where} "
+           f"ORDER BY e.id LIMIT {int(chunk)}")  # fmt: skip
+    last = 0
+    while True:
+        rows = list(named_rows(store.conn, sql, [last, *params]))
+        if not rows:
+            return
+        last = rows[-1]["id"]
+        for row in rows:
+            d = _result(row)
+            for key in ("uid", "run_uid", "vantage_uid", "classifier_version"):
+                d[key] = row[key]
+            d["observation"] = json.loads(row["observation"])
+            d["control"] = None if row["control"] is None else json.loads(row["control"])
+            yield d

@@ -360,3 +360,32 @@ def test_results_compare_and_the_report_show_the_new_kinds(tmp_path: object) -> 
     assert "No circumvention endpoints measured" in tor
     assert "<td>doh</td>" in protocols and "<td>fet</td>" in protocols and "reset/tls" in protocols
     assert "a harmless SNI to the same address completed" in protocols  # the reason in words
+
+
+def test_export_writes_endpoint_measurements_with_their_observations(tmp_path: object) -> None:
+    from pathlib import Path
+
+    from click.testing import CliRunner
+
+    from probe.cli import cli
+    from probe.store import Store
+    from probe.store.circumvention import write_endpoints
+
+    path = Path(str(tmp_path)) / "p.db"
+    fet_obs = _twin_obs("fet", _trial("twin"), _trial("random", T, "second"), _trial("followup"))
+    with Store.open(path) as s:
+        vid = s.vantage("moscow")
+        run = s.start_run(vid, ["x.csv"], {"suite": "circumvention"})
+        write_endpoints(s, run, vid, "circumvention", [(fet_obs, None, judge_endpoint(fet_obs, None))])
+        s.finish_run(run, "complete")
+    base = ["export", "--db", str(path), "--suite", "circumvention", "--format"]
+    r = CliRunner().invoke(cli, [*base, "jsonl"])
+    assert r.exit_code == 0, r.output
+    row = json.loads(r.output.splitlines()[0])
+    assert row["kind"] == "fet" and row["verdict"] == "blocked" and row["uid"] and row["run_uid"]
+    assert [t["role"] for t in row["observation"]["trials"]] == ["twin", "random", "followup"]
+    r = CliRunner().invoke(cli, [*base, "csv"])
+    assert r.exit_code == 0 and r.output.splitlines()[0].startswith("uid,run_uid,vantage_uid,vantage,kind")
+    assert ',fet,' in r.output.splitlines()[1]
+    r = CliRunner().invoke(cli, [*base, "ooni"])
+    assert r.exit_code == 2 and "csv or jsonl" in r.output
