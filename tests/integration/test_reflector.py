@@ -289,3 +289,16 @@ def test_the_reflector_answers_on_the_helper_s_event_loop() -> None:
 
     name, tcp, udp = eventloop.run(exchange())
     assert tcp.failure is None and udp.failure is None, (name, tcp, udp)
+
+
+@sync
+async def test_wireguard_responses_have_a_global_cap() -> None:
+    r = await _started(wireguard_rate=0.01, rate=1000.0, burst=1000)  # one response, then none
+    try:
+        port = r.ports["wireguard"]
+        first = await wireguard.initiation_trial(LOCAL, port, r.keys.public, timeout=1)
+        second = await wireguard.initiation_trial(LOCAL, port, r.keys.public, timeout=0.6)
+    finally:
+        await r.close()
+    assert first.detail == "ok" and second.failure == Failure.GENERIC_TIMEOUT_ERROR
+    assert r.stats["wireguard_responses"] == 1
