@@ -24,7 +24,7 @@ from probe.core.failures import CERTIFICATE_FAILURES
 from probe.core.model import ControlObservation, EndpointObservation, Verdict
 from probe.inputs.endpointlists import DNS_KINDS, TWIN_KINDS
 from probe.judge.classify.core import failure_kind
-from probe.judge.protocols import AsnOf, judge_encrypted_dns, judge_twin
+from probe.judge.protocols import AsnOf, control_gate, judge_encrypted_dns, judge_twin
 
 __all__ = ["CLASSIFIER_VERSION", "judge_endpoint"]
 
@@ -57,14 +57,10 @@ def judge_endpoint(
         return _verdict("inconclusive", stage, [*reasons, f"{stage}/local:{failure}"])
     if obs.transport == "udp":
         return _verdict("inconclusive", stage, [*reasons, "control/none:udp"])
-    if control is None or control.failure is not None:
-        return _verdict("inconclusive", stage, [*reasons, "control/unavailable"])
-    ctcp = next((t for t in control.tcp if t.port == obs.port and t.ip == obs.address), None)
-    if ctcp is None:
-        return _verdict("inconclusive", stage, [*reasons, "control/no-tcp-result"])
-    if not ctcp.ok:
-        ckind = failure_kind(ctcp.failure or "") or "failure"
-        return _verdict("down", stage, [*reasons, f"control/tcp-{ckind}:{where}"])
+    gate = control_gate(obs, control)
+    if gate is not None:
+        return _verdict(gate[0], stage, [*reasons, gate[1]])
+    assert control is not None
     if stage == "tcp":
         verdict = _TCP.get(kind)
         return _verdict(verdict or "inconclusive", stage, reasons)

@@ -39,7 +39,7 @@ from probe.core.model import ControlObservation, EchoTrial, EndpointObservation,
 from probe.core.net.addresses import addr_class, canon_ip, is_public_name
 from probe.judge.classify.core import failure_kind
 
-__all__ = ["CLASSIFIER_VERSION", "judge_encrypted_dns", "judge_twin", "name_consistency"]
+__all__ = ["CLASSIFIER_VERSION", "control_gate", "judge_encrypted_dns", "judge_twin", "name_consistency"]
 
 CLASSIFIER_VERSION = "circumvention-2"
 AsnOf = Callable[[str], int | None]
@@ -112,14 +112,10 @@ def judge_encrypted_dns(
     reasons = [f"{stage}/{kind}:{where}"]
     if kind == "local":
         return _v("inconclusive", stage, [*reasons, f"{stage}/local:{failure}"])
-    if control is None or control.failure is not None:
-        return _v("inconclusive", stage, [*reasons, "control/unavailable"])
-    ctcp = next((t for t in control.tcp if t.port == obs.port and t.ip == obs.address), None)
-    if ctcp is None:
-        return _v("inconclusive", stage, [*reasons, "control/no-tcp-result"])
-    if not ctcp.ok:
-        ckind = failure_kind(ctcp.failure or "") or "failure"
-        return _v("down", stage, [*reasons, f"control/tcp-{ckind}:{where}"])
+    gate = control_gate(obs, control)
+    if gate is not None:
+        return _v(gate[0], stage, [*reasons, gate[1]])
+    assert control is not None
     if stage == "tcp":
         return _v(_FAILED.get(kind, "inconclusive"), stage, reasons)
     ctls = next((t for t in control.tls if t.port == obs.port and t.ip == obs.address), None)
@@ -136,6 +132,21 @@ def judge_encrypted_dns(
         else:
             reasons.append(f"tls/address-blocked:decoy-failed:{obs.decoy_failure}")
     return _v(_FAILED.get(kind, "inconclusive"), stage, reasons)
+
+
+def control_gate(obs: EndpointObservation, control: ControlObservation | None) -> tuple[str, str] | None:
+    """(verdict, reason) when the control cannot vouch for the endpoint's address: none usable
+    (``inconclusive``), no result for it, or TCP failing there too (``down``); None when the
+    control connected to it (the shared first steps of every TCP endpoint's rules)."""
+    if control is None or control.failure is not None:
+        return "inconclusive", "control/unavailable"
+    ctcp = next((t for t in control.tcp if t.port == obs.port and t.ip == obs.address), None)
+    if ctcp is None:
+        return "inconclusive", "control/no-tcp-result"
+    if not ctcp.ok:
+        ckind = failure_kind(ctcp.failure or "") or "failure"
+        return "down", f"control/tcp-{ckind}:{obs.address}:{obs.port}"
+    return None
 
 
 def _by_role(trials: tuple[EchoTrial, ...], role: str) -> EchoTrial | None:

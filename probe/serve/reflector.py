@@ -34,6 +34,7 @@ from typing import Any
 
 from probe.core.wgkey import encode_key
 from probe.measure import wireguard
+from probe.serve.connections import ClientLimiter
 
 __all__ = ["RateLimiter", "Reflector", "ReflectorConfig"]
 
@@ -175,7 +176,7 @@ class Reflector:
         self.per_client = RateLimiter(c.rate, c.burst, c.max_clients)
         self.everyone = RateLimiter(c.global_rate, max(c.burst, int(c.global_rate)), 1)
         self.handshakes = RateLimiter(c.wireguard_rate, max(1, int(c.wireguard_rate)), 1)
-        self.open: dict[str, int] = {}
+        self.connections = ClientLimiter(c.per_client)  # the helper's own per-address cap
         self.stats: dict[str, int] = dict.fromkeys(
             ("connections", "refused_connections", "idle_closed", "tcp_bytes", "datagrams", "answered",
              "dropped_datagrams", "wireguard_responses"), 0)  # fmt: skip
@@ -187,22 +188,16 @@ class Reflector:
     # --- admission ------------------------------------------------------------------------------
 
     def _admit(self, client: str) -> bool:
-        c = self.config
-        total = sum(self.open.values())
-        if (total >= c.max_connections or self.open.get(client, 0) >= c.per_client
-                or not self.per_client.allow(client)):  # fmt: skip
+        # The total cap and the rate limit first: a refused connection takes no slot.
+        if (self.connections.open >= self.config.max_connections or not self.per_client.allow(client)
+                or not self.connections.acquire(client)):  # fmt: skip
             self.stats["refused_connections"] += 1
             return False
-        self.open[client] = self.open.get(client, 0) + 1
         self.stats["connections"] += 1
         return True
 
     def _release(self, client: str) -> None:
-        n = self.open.get(client, 0) - 1
-        if n > 0:
-            self.open[client] = n
-        else:
-            self.open.pop(client, None)
+        self.connections.release(client)
 
     def _answer(self, data: bytes, client: str, wireguard_port: bool) -> bytes | None:
         """What to send back for a datagram from ``client`` (None: nothing)."""

@@ -132,12 +132,8 @@ def run_has_endpoints(store: Store, run_id: int) -> bool:
             c.execute("SELECT 1 FROM measurements WHERE run_id = ? LIMIT 1", (run_id,)).fetchone() is None)
 
 
-def latest_endpoints(
-    conn: sqlite3.Connection, vantages: Sequence[str] | None = None, since: str | None = None
-) -> list[dict[str, Any]]:
-    """The newest result of every endpoint (kind, address, port) at every vantage point (of
-    ``vantages``, measured at or after ``since``), ordered by kind, name, address, port, vantage.
-    """
+def _vantage_since(vantages: Sequence[str] | None, since: str | None) -> tuple[str, list[Any]]:
+    """SQL conditions (``AND ...``) and parameters: of these vantage points, measured since."""
     where, params = "", list[Any]()
     if vantages:
         where += f" AND v.name IN ({','.join('?' * len(vantages))})"
@@ -145,6 +141,16 @@ def latest_endpoints(
     if since is not None:
         where += " AND e.measured_at >= ?"
         params.append(since)
+    return where, params
+
+
+def latest_endpoints(
+    conn: sqlite3.Connection, vantages: Sequence[str] | None = None, since: str | None = None
+) -> list[dict[str, Any]]:
+    """The newest result of every endpoint (kind, address, port) at every vantage point (of
+    ``vantages``, measured at or after ``since``), ordered by kind, name, address, port, vantage.
+    """
+    where, params = _vantage_since(vantages, since)
     sql = (f"SELECT * FROM ({_SELECT}, row_number() OVER (PARTITION BY e.vantage_id, e.kind, e.address, "
            f"e.port ORDER BY e.measured_at DESC, e.id DESC) AS n {_FROM} WHERE 1 {where}) WHERE n = 1 "
            "ORDER BY kind, name, address, port, vantage")  # fmt: skip
@@ -191,16 +197,10 @@ def iter_endpoint_exports(
     """Every endpoint measurement (of ``run_id``, of ``vantages``, measured at or after
     ``since``) in id order, with its global ids, observation and control decoded, read chunk by
     chunk (`probe export --suite circumvention`)."""
-    where, params = "", list[Any]()
+    where, params = _vantage_since(vantages, since)
     if run_id is not None:
         where += " AND e.run_id = ?"
         params.append(run_id)
-    if vantages:
-        where += f" AND v.name IN ({','.join('?' * len(vantages))})"
-        params.extend(vantages)
-    if since is not None:
-        where += " AND e.measured_at >= ?"
-        params.append(since)
     sql = (f"{_SELECT}, e.uid AS uid, r.uid AS run_uid, v.uid AS vantage_uid, e.classifier_version, "
            f"e.observation, e.control {_FROM} JOIN runs r ON r.id = e.run_id WHERE e.id > ? {where} "
            f"ORDER BY e.id LIMIT {int(chunk)}")  # fmt: skip
