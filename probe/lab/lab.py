@@ -266,8 +266,9 @@ class Lab:
             "stun": (t.server, [py, "-m", "probe.lab.stun", "--listen", sites.STUN]),
         }  # fmt: skip
         tools = tunnels.services(sd, certs)
-        reflector = tools.pop("reflector")
-        specs.update({name: (t.server, argv) for name, argv in tools.items()})
+        _, reflector = tools.pop("reflector")
+        specs.update({name: (t.server if role == "server" else t.censor, argv)
+                      for name, (role, argv) in tools.items()})  # fmt: skip
         for name, (ns, argv) in specs.items():
             self._start(name, ns, argv)
         self._start("reflector", t.server, reflector)

@@ -23,6 +23,8 @@ from probe.lab.tunnels import (
     REFLECTOR_WIREGUARD,
     RESOLVER_IP,
     RESOLVER_NAME,
+    TRUSTED_LIAR,
+    UNTRUSTED_LIAR,
 )
 
 __all__ = [
@@ -583,6 +585,24 @@ SCENARIOS: tuple[Scenario, ...] = (
         endpoints=(_fet("inconclusive", "tcp", "fet/twin-failed"),
                    _wg("inconclusive", "wireguard", "wireguard/twin-failed")),
         notes="the reflector's own firewall drops everything: the twin fails, nothing is compared",
+    ),
+    Scenario(
+        "encdns-intercepted", 49, "DoH and DoT intercepted with the censor's own (untrusted) CA",
+        "censorship", (),
+        Censor(nat=tuple(f"-i r0 -p tcp -d {RESOLVER_IP} --dport {port} -j REDIRECT --to-ports {to}"
+                         for port, to in zip((443, 853), UNTRUSTED_LIAR, strict=True))),
+        endpoints=_resolvers("hijacked", "tls", "tls/cert-invalid", "tls:ssl_unknown_authority"),
+        notes="the control's handshake with the same name verifies: interception, not a broken resolver",
+    ),
+    Scenario(
+        "encdns-tampered", 50, "DoH and DoT intercepted with a certificate the device trusts, "
+        "answering NXDOMAIN", "censorship", (),
+        Censor(nat=tuple(f"-i r0 -p tcp -d {RESOLVER_IP} --dport {port} -j REDIRECT --to-ports {to}"
+                         for port, to in zip((443, 853), TRUSTED_LIAR, strict=True))),
+        endpoints=_resolvers("hijacked", "dns", "dns/answers-differ:clean.lab.example:nxdomain",
+                             "clean.lab.example=NXDOMAIN"),
+        notes="as with a state root CA installed on the device (Kazakhstan, 2019): TLS verifies, "
+        "the answers lie; the control resolves the name",
     ),
     Scenario(
         "tunnels-slow", 48, "resolvers and reflector through a slow path (300 ms RTT)", "benign", (),

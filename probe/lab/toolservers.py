@@ -62,13 +62,19 @@ async def _tls(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> No
 
 
 class Resolver:
-    """Answers DNS queries: from ``table`` (name -> addresses; other names NXDOMAIN), or by
-    asking ``upstream`` (IP, port) over UDP."""
+    """Answers DNS queries: from ``table`` (name -> addresses; other names NXDOMAIN, so an empty
+    table lies NXDOMAIN for every name), or by asking ``upstream`` (IP, port) over UDP."""
 
     def __init__(self, table: dict[str, list[str]] | None = None,
                  upstream: tuple[str, int] | None = None) -> None:  # fmt: skip
         self.table = {k.lower().rstrip("."): v for k, v in (table or {}).items()}
         self.upstream = upstream
+        # Imported now, not on the first query: on a loaded machine the imports took longer
+        # than the probe's query timeout in the lab (the first DoH answer timed out).
+        import dns.asyncquery
+        import dns.message
+        import dns.rrset  # noqa: F401
+        import h11  # noqa: F401
 
     async def answer(self, wire: bytes) -> bytes:
         """The answer to the query ``wire`` (a SERVFAIL when upstream fails)."""
@@ -188,6 +194,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--doh", action="append", default=[], type=_endpoint)
     ap.add_argument("--dot", action="append", default=[], type=_endpoint)
     ap.add_argument("--upstream", type=_endpoint, help="DNS server the resolvers ask (UDP)")
+    ap.add_argument("--lie-nxdomain", action="store_true", help="answer NXDOMAIN for every name")
     ap.add_argument("--cert")
     ap.add_argument("--key")
     args = ap.parse_args(argv)
@@ -198,7 +205,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.cert:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(args.cert, args.key)
-    resolver = Resolver(upstream=args.upstream) if args.upstream else None
+    resolver = None
+    if args.upstream or args.lie_nxdomain:
+        resolver = Resolver(upstream=args.upstream)  # no upstream: an empty table, NXDOMAIN for all
 
     async def serve() -> None:
         await start(args.tls, args.openvpn, ctx, doh=args.doh, dot=args.dot, resolver=resolver)

@@ -8,7 +8,9 @@ Servers, all in the server namespace behind the censor:
   server (probe/lab/toolservers.py);
 - ``DOWN_IP``: an address where nothing listens (a resolver down for everyone);
 - ``REFLECTOR_IP``: a second control helper, ``probe helper serve --reflector``, whose reflector
-  the probe finds through its ``/health`` (``--reflector URL``), as it would on the Internet.
+  the probe finds through its ``/health`` (``--reflector URL``), as it would on the Internet;
+
+and in the censor namespace two lying resolvers that scenarios redirect DoH/DoT to (NAT).
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ __all__ = [
     "RESOLVER_IP",
     "RESOLVER_NAME",
     "TOOL_ADDRESSES",
+    "TRUSTED_LIAR",
+    "UNTRUSTED_LIAR",
     "check_endpoint",
     "circumvention_argv",
     "endpoint_list",
@@ -59,16 +63,31 @@ ARGS = ("--tcp-timeout", "2", "--handshake-timeout", "2", "--retry-pause", "0.2"
         "--decoy-sni", NAME, "--fet-tries", "2", "--reflector", REFLECTOR_URL)  # fmt: skip
 
 
-def services(state_dir: Path, certs: dict[str, tuple[str, str]]) -> dict[str, list[str]]:
-    """The command lines of the servers (run in the server namespace), by service name."""
+#: Ports of the censor's own resolvers (the NAT rules of scenarios redirect DoH and DoT there):
+#: one with a certificate the client trusts (a state CA installed on the device), one with the
+#: censor's untrusted CA. Both answer NXDOMAIN for every name.
+TRUSTED_LIAR = (4443, 4853)
+UNTRUSTED_LIAR = (5443, 5853)
+
+
+def services(state_dir: Path, certs: dict[str, tuple[str, str]]) -> dict[str, tuple[str, list[str]]]:
+    """The servers: (``server`` or ``censor``, the namespace role; command line), by name."""
     py = sys.executable
     cert, key = certs["valid"]
+    ccert, ckey = certs["censor"]
+    liar = [py, "-m", "probe.lab.toolservers", "--lie-nxdomain"]
     return {
-        "resolvers": [py, "-m", "probe.lab.toolservers", "--doh", f"{RESOLVER_IP}:443", "--dot",
-                      f"{RESOLVER_IP}:853", "--upstream", f"{AUTH_DNS}:53", "--cert", cert, "--key", key],
+        "resolvers": ("server", [py, "-m", "probe.lab.toolservers", "--doh", f"{RESOLVER_IP}:443", "--dot",
+                                 f"{RESOLVER_IP}:853", "--upstream", f"{AUTH_DNS}:53", "--cert", cert,
+                                 "--key", key]),
+        "liar-trusted": ("censor", [*liar, "--doh", f"0.0.0.0:{TRUSTED_LIAR[0]}", "--dot",
+                                    f"0.0.0.0:{TRUSTED_LIAR[1]}", "--cert", cert, "--key", key]),
+        "liar-untrusted": ("censor", [*liar, "--doh", f"0.0.0.0:{UNTRUSTED_LIAR[0]}", "--dot",
+                                      f"0.0.0.0:{UNTRUSTED_LIAR[1]}", "--cert", ccert, "--key", ckey]),
         # A reflector generous enough for the scenarios (the helper's defaults are for the Internet).
-        "reflector": [py, "-m", "probe", "helper", "serve", "--listen", f"{REFLECTOR_IP}:{REFLECTOR_PORT}",
-                      "--reflector", "--reflector-rate", "200"],
+        "reflector": ("server", [py, "-m", "probe", "helper", "serve", "--listen",
+                                 f"{REFLECTOR_IP}:{REFLECTOR_PORT}", "--reflector",
+                                 "--reflector-rate", "200"]),
     }  # fmt: skip
 
 
