@@ -245,8 +245,8 @@ def _protocol_lines(obs: dict[str, Any]) -> list[str]:
         ms = f" in {t['duration'] * 1000:.0f} ms" if isinstance(t.get("duration"), (int, float)) else ""
         what = f"{t['step']}: {t['failure']}" if t.get("failure") else (t.get("detail") or "ok")
         exempt = f", exempt by {'+'.join(t['exempt'])}" if t.get("exempt") else ""
-        lines.append(f"  {t['role']:<10} port {t['port']}: {t['sent']} bytes sent, {t['received']} back, "
-                     f"{what}{ms}{exempt}")
+        head = f"  {t['role']:<10} :{t['port']} sent {t['sent']}, back {t['received']}"
+        lines.append(f"{head}: {what}{ms}{exempt}")
     if obs.get("key"):
         lines.append(f"  key      {obs['key']} (the responder's public key)")
     return lines

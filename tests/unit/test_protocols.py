@@ -309,7 +309,8 @@ def test_show_tells_the_twin_exchanges_and_the_names_step_by_step() -> None:
                     _trial("other-port"))  # fmt: skip
     v = judge_endpoint(obs, None)
     text = "\n".join(render_endpoint(_stored(obs, v)))
-    assert "random     port 8781: 320 bytes sent, 0 back, second: generic_timeout_error" in text
+    assert "random     :8781 sent 320, back 0: second: generic_timeout_error in 10 ms" in text
+    assert all(len(line) <= 80 for line in text.splitlines() if not line.startswith("  fet/")), text
     assert "the twin exchanges above" in text and "tcp      connected" not in text
     assert "residual blocking" in text and "verdict: blocked at fet" in text
     dns = _dns_obs(queries=(NameQuery("news.org", "A", 0.01, None, "NOERROR", ("10.10.34.34",)),),
