@@ -587,7 +587,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         notes="the reflector's own firewall drops everything: the twin fails, nothing is compared",
     ),
     Scenario(
-        "encdns-intercepted", 49, "DoH and DoT intercepted with the censor's own (untrusted) CA",
+        "encdns-intercepted", 48, "DoH and DoT intercepted with the censor's own (untrusted) CA",
         "censorship", (),
         Censor(nat=tuple(f"-i r0 -p tcp -d {RESOLVER_IP} --dport {port} -j REDIRECT --to-ports {to}"
                          for port, to in zip((443, 853), UNTRUSTED_LIAR, strict=True))),
@@ -595,7 +595,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         notes="the control's handshake with the same name verifies: interception, not a broken resolver",
     ),
     Scenario(
-        "encdns-tampered", 50, "DoH and DoT intercepted with a certificate the device trusts, "
+        "encdns-tampered", 49, "DoH and DoT intercepted with a certificate the device trusts, "
         "answering NXDOMAIN", "censorship", (),
         Censor(nat=tuple(f"-i r0 -p tcp -d {RESOLVER_IP} --dport {port} -j REDIRECT --to-ports {to}"
                          for port, to in zip((443, 853), TRUSTED_LIAR, strict=True))),
@@ -605,7 +605,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         "the answers lie; the control resolves the name",
     ),
     Scenario(
-        "tunnels-slow", 48, "resolvers and reflector through a slow path (300 ms RTT)", "benign", (),
+        "tunnels-slow", 50, "resolvers and reflector through a slow path (300 ms RTT)", "benign", (),
         endpoints=(*_resolvers("ok"), _fet("ok"), _wg("ok", None, "wireguard/ok")),
         latency_ms=150.0,
     ),
