@@ -390,3 +390,43 @@ def test_export_writes_endpoint_measurements_with_their_observations(tmp_path: o
     assert ',fet,' in r.output.splitlines()[1]
     r = CliRunner().invoke(cli, [*base, "ooni"])
     assert r.exit_code == 2 and "csv or jsonl" in r.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--reflector-tcp", "9000"], "need --reflector"),
+        (["--reflector", "--reflector-key", "KEYFILE"], "not a WireGuard key"),
+        (["--reflector", "--reflector-rate", "0"], "not in the range"),
+    ],
+)
+def test_bad_reflector_flags_are_usage_errors_before_anything_listens(
+    args: list[str], message: str, tmp_path: object
+) -> None:
+    from pathlib import Path
+
+    from click.testing import CliRunner
+
+    from probe.cli import cli
+
+    key = Path(str(tmp_path)) / "wg.key"
+    key.write_text("not a key\n")
+    r = CliRunner().invoke(cli, ["helper", "serve", *(str(key) if a == "KEYFILE" else a for a in args)])
+    assert r.exit_code == 2 and message in r.output, r.output
+
+
+def test_circumvention_rejects_an_unknown_kind_and_an_empty_selection(tmp_path: object) -> None:
+    from pathlib import Path
+
+    from click.testing import CliRunner
+
+    from probe.cli import cli
+
+    lst = Path(str(tmp_path)) / "l.csv"
+    lst.write_text(HEADER + "tor,r,192.0.2.1,443,,,src,\n")
+    db = str(Path(str(tmp_path)) / "p.db")
+    base = ["circumvention", str(lst), "--db", db, "--accept-risks", "--no-control"]
+    r = CliRunner().invoke(cli, [*base, "--kind", "vpn"])
+    assert r.exit_code == 2 and "unknown kind 'vpn'" in r.output
+    r = CliRunner().invoke(cli, [*base, "--kind", "doh"])
+    assert r.exit_code == 2 and "no endpoint of kind doh" in r.output
