@@ -52,3 +52,8 @@ def reclassify_command(db: Path, run: str | None, fingerprints: tuple[str, ...],
         click.echo(f"  #{change.measurement_id} {change.describe()}")
     if report.changed > _SHOW:
         click.echo(f"  ... and {report.changed - _SHOW} more (see the measurements table)")
+    if report.endpoints_judged:
+        click.echo(f"{scope}: re-judged {report.endpoints_judged} circumvention endpoints; "
+                   f"{report.endpoints_changed} verdicts changed")
+        for (old, new), n in sorted(report.endpoint_transitions.items(), key=lambda kv: -kv[1]):
+            click.echo(f"  {old} -> {new}: {n}")

@@ -16,7 +16,15 @@ from probe.judge.circumvention import judge_endpoint
 from probe.judge.protocols import AsnOf
 from probe.measure.circumvention import EndpointOptions, measure_endpoint
 
-__all__ = ["SUITE", "SuiteConfig", "SuiteSummary", "measure_endpoints", "reflector_endpoints", "run_suite"]
+__all__ = [
+    "SUITE",
+    "SuiteConfig",
+    "SuiteSummary",
+    "asn_lookup",
+    "measure_endpoints",
+    "reflector_endpoints",
+    "run_suite",
+]
 
 SUITE = "circumvention"
 Judged = tuple[EndpointObservation, ControlObservation | None, Verdict]
@@ -88,7 +96,7 @@ async def measure_endpoints(
     slots = asyncio.Semaphore(max(1, config.concurrency))
     out: list[Judged | None] = [None] * len(endpoints)
     options = EndpointOptions(config.names, config.decoy_sni, config.fet_tries)
-    asn = _asn_lookup() if any(ep.kind in DNS_KINDS for ep in endpoints) else None
+    asn = asn_lookup() if any(ep.kind in DNS_KINDS for ep in endpoints) else None
     # What the control resolves for each name: asked once per run, shared by every resolver.
     name_asks: dict[str, asyncio.Future[ControlObservation]] = {}
 
@@ -145,7 +153,7 @@ async def measure_endpoints(
     return [r for r in out if r is not None]
 
 
-def _asn_lookup() -> AsnOf | None:
+def asn_lookup() -> AsnOf | None:
     """IP -> AS number from the offline data probe ships (or `probe geo update`'s), or None."""
     from probe.inputs.geo import open_default_geo
 

@@ -47,6 +47,10 @@ class ReclassifyReport:
     classifier_version: str
     judged: int = 0
     changed: int = 0
+    # Endpoint measurements (`probe circumvention`), judged again by their own rules.
+    endpoints_judged: int = 0
+    endpoints_changed: int = 0
+    endpoint_transitions: Counter[tuple[str, str]] = field(default_factory=Counter)
     # (old verdict, new verdict) -> count, over every change
     transitions: Counter[tuple[str, str]] = field(default_factory=Counter)
     # the first changes, in measurement order (all of them unless there are very many)
@@ -59,6 +63,34 @@ def _label(v: Verdict) -> str:
 
 def _same(a: Verdict, b: Verdict) -> bool:
     return (a.verdict, a.stage, a.hop, tuple(a.reasons)) == (b.verdict, b.stage, b.hop, tuple(b.reasons))
+
+
+def _reclassify_endpoints(store: Store, run_id: int | None, report: ReclassifyReport, geo: Any) -> None:
+    """Judge every stored endpoint measurement again (its observation keeps what the rules read,
+    the names' controls included) and write the verdicts that changed."""
+    from probe.judge.circumvention import judge_endpoint
+    from probe.run.circumvention import asn_lookup
+    from probe.store.circumvention import iter_endpoint_judged, set_endpoint_verdicts
+
+    asn = None  # looked up (the data `probe circumvention` used) only when a resolver needs it
+    if geo is not None:
+        asn = geo.asn
+    pending: list[tuple[int, Verdict]] = []
+    for eid, obs, control, old in iter_endpoint_judged(store, run_id):
+        if asn is None and obs.queries:
+            asn = asn_lookup()
+        new = judge_endpoint(obs, control, asn)
+        report.endpoints_judged += 1
+        if _same(old, new) and old.classifier_version == new.classifier_version:
+            continue
+        if not _same(old, new):
+            report.endpoints_changed += 1
+            report.endpoint_transitions[(old.verdict, new.verdict)] += 1
+        pending.append((eid, new))
+        if len(pending) >= _BATCH:
+            set_endpoint_verdicts(store, pending)
+            pending = []
+    set_endpoint_verdicts(store, pending)
 
 
 def reclassify(
@@ -107,6 +139,7 @@ def reclassify(
                 store.set_verdicts(pending)
                 pending = []
     store.set_verdicts(pending)
+    _reclassify_endpoints(store, run_id, report, geo)
     runs = [run_id] if run_id is not None else [r for (r,) in store.conn.execute("SELECT id FROM runs")]
     for rid in runs:
         for ch in judge_run(store, rid):

@@ -20,9 +20,11 @@ __all__ = [
     "endpoint_measurements_at",
     "endpoint_results",
     "iter_endpoint_exports",
+    "iter_endpoint_judged",
     "latest_endpoint_run",
     "latest_endpoints",
     "run_has_endpoints",
+    "set_endpoint_verdicts",
     "write_endpoints",
 ]
 
@@ -217,3 +219,38 @@ def iter_endpoint_exports(
             d["observation"] = json.loads(row["observation"])
             d["control"] = None if row["control"] is None else json.loads(row["control"])
             yield d
+
+
+def iter_endpoint_judged(
+    store: Store, run_id: int | None = None, chunk: int = 500
+) -> Iterator[tuple[int, EndpointObservation, ControlObservation | None, Verdict]]:
+    """Every stored endpoint measurement (of ``run_id``, or all) rebuilt as records with its
+    stored verdict, in id order, chunk by chunk (`probe reclassify`)."""
+    from probe.core.model import EndpointObservation, from_json
+
+    sql = ("SELECT id, observation, control, verdict, stage, reasons, classifier_version "
+           "FROM endpoint_measurements WHERE id > ?" + (" AND run_id = ?" if run_id is not None else "")
+           + f" ORDER BY id LIMIT {int(chunk)}")  # fmt: skip
+    last = 0
+    while True:
+        rows = store.conn.execute(sql, [last] + ([run_id] if run_id is not None else [])).fetchall()
+        if not rows:
+            return
+        last = rows[-1][0]
+        for eid, obs, ctl, verdict, stage, reasons, version in rows:
+            control = None if ctl is None else from_json(ControlObservation, json.loads(ctl))
+            yield (eid, from_json(EndpointObservation, json.loads(obs)), control,
+                   Verdict(verdict, stage, None, tuple(json.loads(reasons)), version))  # fmt: skip
+
+
+def set_endpoint_verdicts(store: Store, verdicts: Sequence[tuple[int, Verdict]]) -> None:
+    """Write re-judged verdicts of endpoint measurements (by id) in one transaction."""
+    if not verdicts:
+        return
+    with store.transaction():
+        store.conn.executemany(
+            "UPDATE endpoint_measurements SET verdict = ?, stage = ?, reasons = ?, classifier_version = ? "
+            "WHERE id = ?",
+            [(v.verdict, v.stage, json.dumps(list(v.reasons)), v.classifier_version, eid)
+             for eid, v in verdicts],
+        )

@@ -430,3 +430,35 @@ def test_circumvention_rejects_an_unknown_kind_and_an_empty_selection(tmp_path: 
     assert r.exit_code == 2 and "unknown kind 'vpn'" in r.output
     r = CliRunner().invoke(cli, [*base, "--kind", "doh"])
     assert r.exit_code == 2 and "no endpoint of kind doh" in r.output
+
+
+def test_reclassify_judges_stored_endpoints_again_and_writes_what_changed(tmp_path: object) -> None:
+    import sqlite3
+    from pathlib import Path
+
+    from click.testing import CliRunner
+
+    from probe.cli import cli
+    from probe.core.model import Verdict
+    from probe.store import Store
+    from probe.store.circumvention import write_endpoints
+
+    path = Path(str(tmp_path)) / "p.db"
+    fet_obs = _twin_obs("fet", _trial("twin"), _trial("random", T, "second"), _trial("followup"))
+    tor = EndpointObservation("tor", "relay", "192.0.2.7", 443, "tcp", 0.0, 0.1,
+                              tcp_failure=Failure.GENERIC_TIMEOUT_ERROR)  # fmt: skip
+    stale = Verdict("ok", None, None, ("fet/ok:old",), "circumvention-0")  # as an older rule judged it
+    with Store.open(path) as s:
+        vid = s.vantage("home")
+        run = s.start_run(vid, ["x.csv"], {"suite": "circumvention"})
+        write_endpoints(s, run, vid, "circumvention", [(fet_obs, None, stale),
+                                                       (tor, _control(), judge_endpoint(tor, _control()))])
+        s.finish_run(run, "complete")
+    r = CliRunner().invoke(cli, ["reclassify", "--db", str(path)])
+    assert r.exit_code == 0, r.output
+    assert "re-judged 2 circumvention endpoints; 1 verdicts changed" in r.output
+    assert "ok -> blocked: 1" in r.output
+    with sqlite3.connect(path) as c:
+        sql = "SELECT kind, verdict, classifier_version FROM endpoint_measurements ORDER BY id"
+        rows = c.execute(sql).fetchall()
+    assert rows == [("fet", "blocked", "circumvention-2"), ("tor", "blocked", "circumvention-1")]
