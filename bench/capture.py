@@ -50,6 +50,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--rtt-ms", type=float, default=100.0)
     ap.add_argument("--repeat", type=int, default=3, help="runs of each side (alternating)")
     ap.add_argument("--no-control", action="store_true")
+    ap.add_argument("--pcap", action="store_true",
+                    help="also run a third side, capture writing a --pcap file (scapy's cost)")
     ap.add_argument("--timeout", type=float, default=900.0)
     ap.add_argument("--out", type=Path)
     args = ap.parse_args(argv)
@@ -64,15 +66,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     result: dict[str, Any] = {"params": vars(args) | {"out": str(out)}, "started": stamp,
                               "cores": os.cpu_count(), "loadavg": os.getloadavg()}  # fmt: skip
     workdir = Path(tempfile.mkdtemp(prefix="probe-bench-capture-"))
-    runs: dict[str, list[dict[str, Any]]] = {"plain": [], "capture": []}
+    sides = ("plain", "capture", "pcap") if args.pcap else ("plain", "capture")
+    runs: dict[str, list[dict[str, Any]]] = {side: [] for side in sides}
+    extra = {"plain": [], "capture": ["--capture"], "pcap": ["--pcap", str(workdir / "pcap")]}
     try:
         with throughput.lab(workdir, helper=not args.no_control, nginx_workers=1) as (net, services):
             control = not args.no_control and services.control_url is not None
             lst = write_url_list(workdir / f"urls-{args.urls}.csv", args.urls)
             for i in range(args.repeat):
-                order = ("plain", "capture") if i % 2 == 0 else ("capture", "plain")
+                order = sides if i % 2 == 0 else sides[::-1]
                 for side in order:
-                    throughput.PROBE_EXTRA_ARGS[:] = ["--capture"] if side == "capture" else []
+                    throughput.PROBE_EXTRA_ARGS[:] = extra[side]
                     print(f"run {i + 1}/{args.repeat}: {side}, C={c}, {args.urls} URLs ...", flush=True)
                     fig = throughput._probe_once(
                         net, services, workdir, [lst], args.urls, c, args.rtt_ms, timeouts,
@@ -86,17 +90,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         throughput.PROBE_EXTRA_ARGS[:] = []
         shutil.rmtree(workdir, ignore_errors=True)
-    plain, cap = throughput._median_run(runs["plain"]), throughput._median_run(runs["capture"])
+    median = {side: throughput._median_run(runs[side]) for side in sides}
+    plain, cap = median["plain"], median["capture"]
     ratio = throughput._ratio(cap["urls_per_s"], plain["urls_per_s"])
     met = ratio is not None and ratio >= TARGET_RATIO
-    result.update(runs=runs, median={"plain": plain, "capture": cap}, ratio=ratio,
-                  target={"ratio": TARGET_RATIO, "met": met})
+    result.update(runs=runs, median=median, ratio=ratio, target={"ratio": TARGET_RATIO, "met": met})
+    if args.pcap:
+        result["pcap_ratio"] = throughput._ratio(median["pcap"]["urls_per_s"], plain["urls_per_s"])
     out.write_text(json.dumps(result, indent=2))
     print(f"\n{'':<8} {'URLs/s':>8} {'CPU ms/URL':>11} {'peak RSS MB':>12} {'packets':>8}")
-    for name, f in (("plain", plain), ("capture", cap)):
+    for name, f in median.items():
         print(f"{name:<8} {f['urls_per_s']:>8} {f['cpu_ms_per_url']:>11} {f['peak_rss_mb']:>12} "
               f"{f['packets_stored'] or 0:>8}")  # fmt: skip
     print(f"capture / plain throughput: {ratio} (target >= {TARGET_RATIO}); wrote {out}")
+    if args.pcap:
+        print(f"pcap (capture + scapy writing the file) / plain throughput: {result['pcap_ratio']}")
     return 0
 
 

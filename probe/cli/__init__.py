@@ -2,7 +2,9 @@
 
 Each submodule registers its commands on :data:`cli`. Submodules import only click at module
 level; the library (httpx, dnspython, scapy, ...) is imported inside the command functions so
-that ``probe --help`` stays cheap.
+that ``probe --help`` stays cheap. A command module never imports another (the independence
+contract in pyproject.toml): what commands share is option plumbing (:mod:`.options`,
+:mod:`.types`), rendering (``probe.present``) or logic (``probe.research`` and below).
 """
 
 from __future__ import annotations

@@ -1,15 +1,53 @@
-"""The click group every command attaches to. Kept import-light: `probe --help` must be fast."""
+"""The click group every command attaches to, and the one place where probe's errors become
+click's. Kept import-light: `probe --help` must be fast."""
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
 import click
 
 from probe import __version__
+from probe.core.errors import ProbeError
 
-__all__ = ["cli", "config_defaults"]
+__all__ = ["ProbeCommand", "ProbeGroup", "cli", "click_error", "config_defaults"]
+
+
+def click_error(exc: ProbeError, ctx: click.Context) -> click.ClickException:
+    """The click error that ends a command with ``exc``: a usage error (exit 2, with the
+    command's usage) for bad input given by the user, else ``Error: message`` and the error's
+    exit status (1 unless its class says otherwise, e.g. 75 for a busy database)."""
+    if exc.usage:
+        return click.UsageError(str(exc), ctx)
+    return _exiting_with(exc.exit_code)(str(exc))
+
+
+@functools.cache
+def _exiting_with(code: int) -> type[click.ClickException]:
+    # click reads the exit status from the exception's class.
+    return type(f"ExitWith{code}", (click.ClickException,), {"exit_code": code})
+
+
+class _MapsErrors(click.Command):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ProbeError as exc:
+            raise click_error(exc, ctx) from None
+
+
+class ProbeCommand(_MapsErrors, click.Command):
+    """A command whose :class:`~probe.core.errors.ProbeError` ends it as :func:`click_error` says:
+    commands catch only what they can say better (a hint, the flag concerned)."""
+
+
+class ProbeGroup(_MapsErrors, click.Group):
+    """A group whose commands and sub-groups map probe's errors the same way."""
+
+    command_class = ProbeCommand
+    group_class = type  # sub-groups are ProbeGroups
 
 
 def _keys(command: click.Command) -> dict[str, click.Parameter]:
@@ -73,7 +111,8 @@ def config_defaults(
     return out, used
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(cls=ProbeGroup,
+             context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="probe")
 @click.pass_context
 def cli(ctx: click.Context) -> None:
@@ -89,14 +128,11 @@ def cli(ctx: click.Context) -> None:
     (bad flags, invalid test list with --strict), 75 when another run holds the
     database (see --wait-lock), 130 when interrupted.
     """
-    from probe.host.userconfig import ConfigError, load_config
+    from probe.host.userconfig import load_config
 
     if ctx.invoked_subcommand == "config":
         return  # `probe config` must work to show a broken file
-    try:
-        config = load_config()
-    except ConfigError as exc:
-        raise click.UsageError(str(exc)) from None
+    config = load_config()
     if not config.values:
         return
     defaults, used = config_defaults(ctx, cli, config.values, config.path)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -70,9 +69,9 @@ def circumvention_command(lists: tuple[Path, ...], db: Path, vantage: str, contr
     """
     from probe.core.settings import DEFAULT_CONTROLS, DEFAULT_DECOY_SNI, DEFAULT_ENCRYPTED_DNS_NAMES
     from probe.host import consent
-    from probe.inputs.endpointlists import KINDS, EndpointListError, load_endpoints
-    from probe.run.circumvention import SuiteConfig, run_suite
-    from probe.store import StoreError
+    from probe.inputs.endpointlists import KINDS, TWIN_KINDS, load_endpoints
+    from probe.present.circumvention import format_judged, format_no_reflector, format_suite_end
+    from probe.run.circumvention import Judged, SuiteConfig, run_suite
 
     if controls and no_control:
         raise click.UsageError("--control and --no-control exclude each other")
@@ -84,13 +83,10 @@ def circumvention_command(lists: tuple[Path, ...], db: Path, vantage: str, contr
                                  param_hint="--kind")  # fmt: skip
     if not vantage.strip():
         raise click.BadParameter("must not be empty", param_hint="--vantage")
-    try:
-        endpoints = load_endpoints(lists)
-    except EndpointListError as exc:
-        raise click.UsageError(str(exc)) from None
+    endpoints = load_endpoints(lists)
     if kinds:
         endpoints = [ep for ep in endpoints if ep.kind in kinds]
-    wants_reflector = not no_reflector and (not kinds or bool({"fet", "wireguard"} & set(kinds)))
+    wants_reflector = not no_reflector and (not kinds or bool(set(TWIN_KINDS) & set(kinds)))
     if not endpoints and not wants_reflector:
         raise click.UsageError(f"no endpoint of kind {', '.join(kinds)} in the lists")
     interactive = consent.is_interactive()
@@ -106,29 +102,17 @@ def circumvention_command(lists: tuple[Path, ...], db: Path, vantage: str, contr
                          fet_tries=fet_tries,
                          reflectors=() if not wants_reflector else (reflectors or None))  # fmt: skip
 
-    def show(judged: tuple) -> None:  # type: ignore[type-arg]  # (obs, control, verdict)
-        obs, _, verdict = judged
-        if as_json:
-            row = {"kind": obs.kind, "name": obs.name, "address": obs.address, "port": obs.port,
-                   "verdict": verdict.verdict, "stage": verdict.stage, "reasons": list(verdict.reasons)}
-            click.echo(json.dumps(row))  # fmt: skip
-        else:
-            reason = verdict.reasons[0] if verdict.reasons else ""
-            where = f"{obs.address}:{obs.port}"
-            click.echo(f"{verdict.verdict:<12} {obs.kind:<11} {obs.name:<16} {where}  {reason}", err=True)
+    def show(judged: Judged) -> None:
+        # JSON is the command's output (stdout); the lines for people are progress (stderr).
+        click.echo(format_judged(judged, as_json), err=not as_json)
 
     list_names = [p.name for p in lists] or ["circumvention.csv, encrypted-dns.csv (packaged)"]
     try:
         summary = run_suite(endpoints, db, vantage, list_names, config, show)
-    except StoreError as exc:
-        raise click.ClickException(str(exc)) from None
     except KeyboardInterrupt:
         click.echo("interrupted: what was measured is stored", err=True)
         sys.exit(130)
-    listed = any(ep.kind in ("fet", "wireguard") for ep in endpoints)
+    listed = any(ep.kind in TWIN_KINDS for ep in endpoints)
     if wants_reflector and not summary.reflector and not listed and not no_control:
-        click.echo("note: no helper offered a reflector: fully encrypted traffic and WireGuard were not "
-                   "measured (run your own: probe helper serve --reflector)", err=True)  # fmt: skip
-    counts = " / ".join(f"{k} {v}" for k, v in sorted(summary.counts.items()))
-    click.echo(f"run {summary.run_id}: {len(summary.results)} endpoints: {counts or 'none'}; stored in {db}",
-               err=True)  # fmt: skip
+        click.echo(format_no_reflector(), err=True)
+    click.echo(format_suite_end(summary, db), err=True)

@@ -26,27 +26,18 @@ def path_command() -> None:
 def show_command() -> None:
     """Check the config file and print the defaults it sets, per command (exit 2 if invalid)."""
     from probe.cli._group import config_defaults
-    from probe.host.userconfig import ConfigError, load_config
+    from probe.host.userconfig import load_config
+    from probe.present.config import format_defaults
 
-    try:
-        loaded = load_config()
-    except ConfigError as exc:
-        raise click.UsageError(str(exc)) from None
+    loaded = load_config()
     if not loaded.exists:
-        click.echo(f"# {loaded.path}: no config file (built-in defaults)")
-        return
-    ctx = click.get_current_context()
-    defaults, used = config_defaults(ctx, cli, loaded.values, loaded.path)
-    unknown = sorted(set(loaded.values) - used)
-    if unknown:
-        raise click.UsageError(f"{loaded.path}: unknown key(s): {', '.join(unknown)}")
-    click.echo(f"# {loaded.path}")
-
-    def show(prefix: str, tree: dict[str, object]) -> None:
-        for name, value in sorted(tree.items()):
-            if isinstance(value, dict):
-                show(f"{prefix}{name} ", value)
-            else:
-                click.echo(f"{prefix.strip()}: {name} = {value!r}")
-
-    show("probe ", defaults)
+        lines = format_defaults(loaded.path, None)
+    else:
+        ctx = click.get_current_context()
+        defaults, used = config_defaults(ctx, cli, loaded.values, loaded.path)
+        unknown = sorted(set(loaded.values) - used)
+        if unknown:
+            raise click.UsageError(f"{loaded.path}: unknown key(s): {', '.join(unknown)}")
+        lines = format_defaults(loaded.path, defaults)
+    for line in lines:
+        click.echo(line)

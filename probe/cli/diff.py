@@ -11,14 +11,10 @@ from probe.cli._group import cli
 from probe.cli.options import db_option, since_option
 
 if TYPE_CHECKING:
-    from probe.research.compare import Cell
+    from probe.store import Store
 
 #: Exit status of `probe diff --exit-code` when something changed (0: nothing did).
 EXIT_CHANGED = 3
-
-
-def _show(cell: Cell) -> str:
-    return f"{cell.technique} ({cell.measured_at[:16].replace('T', ' ')})"
 
 
 @cli.command("diff")
@@ -50,10 +46,9 @@ def diff_command(db: Path, vantage: str | None, from_run: int | None, to_run: st
       probe diff --vantage moscow --from 12 --to 15
       probe diff --vantage moscow --since 7d --exit-code || mail -s "censorship changed" ...
     """
-    import sqlite3
-
+    from probe.present.diff import format_changes, format_changes_json
     from probe.research import compare as cmp
-    from probe.store import Store, StoreError
+    from probe.store import SQLiteError, Store
 
     since_iso = since  # made ISO by the option's callback
     if since_iso is not None and from_run is not None:
@@ -62,8 +57,7 @@ def diff_command(db: Path, vantage: str | None, from_run: int | None, to_run: st
         raise click.BadParameter(f"expected a run id or 'latest', not {to_run!r}", param_hint="--to")
     try:
         with Store.open(db, create=False, check=False) as store:
-            conn = store.conn
-            vps = cmp.vantage_ids(conn)
+            vps = store.vantage_ids()
             if vantage is None:
                 if len(vps) != 1:
                     raise click.UsageError(
@@ -76,70 +70,49 @@ def diff_command(db: Path, vantage: str | None, from_run: int | None, to_run: st
                                          param_hint="--vantage")
             vid = vps[vantage]
             if since_iso is not None and to_run == "latest":
-                before, after = cmp.state_at(conn, vid, since_iso), cmp.state_latest(conn, vid)
+                before, after = cmp.state_at(store, vid, since_iso), cmp.state_latest(store, vid)
                 title = f"{vantage}: latest verdicts against those before {since_iso[:16]}"
             else:
                 later = _run_of(store, to_run, vantage, vid)
                 if since_iso is not None:
-                    before = cmp.state_at(conn, vid, since_iso)
+                    before = cmp.state_at(store, vid, since_iso)
                     title = f"{vantage}: run {later} against the verdicts before {since_iso[:16]}"
                 else:
-                    earlier = from_run if from_run is not None else _previous_run(conn, vid, later)
-                    _check_run(conn, earlier, vantage, vid, "--from")
-                    before = cmp.state_of_run(conn, earlier)
+                    earlier = from_run if from_run is not None else _previous_run(store, vid, later)
+                    _check_run(store, earlier, vantage, vid, "--from")
+                    before = cmp.state_of_run(store, earlier)
                     title = f"{vantage}: run {earlier} -> run {later}"
-                after = cmp.state_of_run(conn, later)
-    except (StoreError, sqlite3.Error) as exc:
+                after = cmp.state_of_run(store, later)
+    except SQLiteError as exc:  # a file that is not a database (Store.open does not check it)
         raise click.ClickException(str(exc)) from None
     changes = cmp.diff_states(before, after)
-    if as_json:
-        import json
-
-        for c in changes:
-            click.echo(json.dumps({"vantage": vantage, **c.as_dict()}, ensure_ascii=False))
-    else:
-        counts = {k: 0 for k in cmp.CHANGE_KINDS}
-        for c in changes:
-            counts[c.kind] += 1
-        common = len(before.keys() & after.keys())
-        click.echo(f"{title}: " + ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in counts.items())
-                   + f" ({common} URLs in both; {len(before.keys() - after.keys())} only before, "
-                   f"{len(after.keys() - before.keys())} only after)")
-        for c in changes:
-            click.echo(f"  {c.kind:<17} {c.url}  {_show(c.before)} -> {_show(c.after)}")
+    lines = (format_changes_json(vantage, changes) if as_json
+             else format_changes(title, before, after, changes))  # fmt: skip
+    for line in lines:
+        click.echo(line, nl=False)
     if exit_code and changes:
         raise SystemExit(EXIT_CHANGED)
 
 
-def _run_of(store: object, run: str, vantage: str, vid: int) -> int:
-    from probe.store import Store
-
-    assert isinstance(store, Store)
+def _run_of(store: Store, run: str, vantage: str, vid: int) -> int:
     rid = store.resolve_run(run, vantage)
     assert rid is not None
-    _check_run(store.conn, rid, vantage, vid, "--to")
+    _check_run(store, rid, vantage, vid, "--to")
     return rid
 
 
-def _check_run(conn: object, run_id: int, vantage: str, vid: int, flag: str) -> None:
-    import sqlite3
-
-    assert isinstance(conn, sqlite3.Connection)
-    row = conn.execute("SELECT vantage_id FROM runs WHERE id = ?", (run_id,)).fetchone()
-    if row is None:
+def _check_run(store: Store, run_id: int, vantage: str, vid: int, flag: str) -> None:
+    run_vid = store.run_vantage_id(run_id)
+    if run_vid is None:
         raise click.BadParameter(f"no run {run_id}", param_hint=flag)
-    if row[0] != vid:
+    if run_vid != vid:
         raise click.BadParameter(f"run {run_id} is not a run of vantage point {vantage!r}",
                                  param_hint=flag)
 
 
-def _previous_run(conn: object, vid: int, later: int) -> int:
-    import sqlite3
-
-    assert isinstance(conn, sqlite3.Connection)
-    row = conn.execute("SELECT max(id) FROM runs WHERE vantage_id = ? AND id < ?",
-                       (vid, later)).fetchone()
-    if row[0] is None:
+def _previous_run(store: Store, vid: int, later: int) -> int:
+    earlier = store.previous_run(vid, later)
+    if earlier is None:
         raise click.ClickException(f"run {later} is the first run of this vantage point: "
                                    "nothing to compare it with (use --since)")
-    return int(row[0])
+    return earlier

@@ -38,8 +38,17 @@ def explore_command(db: Path, host: str, port: int, open_browser: bool,
     import tempfile
 
     from probe.research.explore import PLUGINS_DIR, metadata
+    from probe.store import Store, StoreError
+    from probe.store.explore import relations
 
-    meta = metadata(db.stem)
+    shape = None
+    if db.is_file():
+        try:  # refuse what is not a probe database, and bring an old one to the current schema
+            with Store.open(db, create=False) as store:
+                shape = relations(store)  # what the file holds: its tables, views and columns
+        except StoreError as exc:
+            raise click.ClickException(str(exc)) from None
+    meta = metadata(db.stem, relations=shape)
     if metadata_out is not None:
         metadata_out.write_text(json.dumps(meta, indent=2), encoding="utf-8")
         return
@@ -51,12 +60,6 @@ def explore_command(db: Path, host: str, port: int, open_browser: bool,
         raise click.ClickException(
             "Datasette is not installed: pip install 'probe[explore]' (or pip install datasette)"
         ) from None
-    from probe.store import Store, StoreError
-
-    try:  # refuse what is not a probe database, and bring an old one to the current schema
-        Store.open(db, create=False).close()
-    except StoreError as exc:
-        raise click.ClickException(str(exc)) from None
     with tempfile.TemporaryDirectory(prefix="probe-explore-") as tmp:
         meta_path = Path(tmp) / "metadata.json"
         meta_path.write_text(json.dumps(meta), encoding="utf-8")

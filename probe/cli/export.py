@@ -79,7 +79,8 @@ def export_command(db: Path, fmt: str, output: Path | None, vantages: tuple[str,
     """
     from probe.research import compare as cmp
     from probe.research.export import Filters, csv_lines, jsonl_lines
-    from probe.store import Store, StoreError
+    from probe.research.ooni.export import ooni_lines
+    from probe.store import Store
 
     since_iso = since  # made ISO by the option's callback
     if run is not None and run != "latest" and not run.isdigit():
@@ -95,7 +96,7 @@ def export_command(db: Path, fmt: str, output: Path | None, vantages: tuple[str,
     try:
         with Store.open(db, create=False, check=False) as store:
             names = cmp.split_list(vantages)
-            known = cmp.vantage_ids(store.conn)
+            known = store.vantage_ids()
             unknown = [n for n in names if n not in known]
             if unknown:
                 raise click.BadParameter(
@@ -105,12 +106,9 @@ def export_command(db: Path, fmt: str, output: Path | None, vantages: tuple[str,
             f = Filters(tuple(names), run_id, since_iso, all_attempts)
             if fmt == "parquet":
                 assert output is not None
-                from probe.research.export.parquet import ParquetMissing, write_parquet
+                from probe.research.export.parquet import write_parquet
 
-                try:
-                    counts = write_parquet(store, output, f, observations=observations)
-                except ParquetMissing as exc:
-                    raise click.ClickException(str(exc)) from None
+                counts = write_parquet(store, output, f, observations=observations)
                 click.echo(f"{output}: " + ", ".join(f"{t} {n}" for t, n in counts.items()),
                            err=True)
                 return
@@ -123,25 +121,9 @@ def export_command(db: Path, fmt: str, output: Path | None, vantages: tuple[str,
             elif fmt == "jsonl":
                 chunks = jsonl_lines(store, f)
             else:
-                chunks = _ooni_lines(store, f)
+                chunks = ooni_lines(store, f)
             n = _write_stream(chunks, output)
             if output is not None:
                 click.echo(f"{output}: {n} lines", err=True)
-    except StoreError as exc:
-        raise click.ClickException(str(exc)) from None
     except OSError as exc:
         raise click.ClickException(f"cannot write {output or 'output'}: {exc}") from None
-
-
-def _ooni_lines(store: object, f: object) -> Iterator[str]:
-    import json
-
-    from probe.research.export import Filters, iter_records
-    from probe.research.ooni.export import geo_asn_lookup, to_ooni
-    from probe.store import Store
-
-    assert isinstance(store, Store) and isinstance(f, Filters)
-    dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-    geo_asn = geo_asn_lookup()
-    for record in iter_records(store, f):
-        yield dumps(to_ooni(record, geo_asn)) + "\n"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
@@ -38,14 +37,11 @@ def geo_update(url: str | None, dest: Path | None, license_: str | None, timeout
       probe geo update
       probe geo update --url https://example.org/ip2asn-v4.tsv.gz --license "CC BY 4.0"
     """
-    from probe.inputs.geo import GeoError, describe_source, update_geo
+    from probe.inputs.geo import update_geo
+    from probe.present.geo import format_saved
 
-    try:
-        path = update_geo(url, dest, timeout=timeout, license=license_)
-    except GeoError as exc:
-        raise click.ClickException(str(exc)) from None
-    info = describe_source(path)
-    click.echo(f"saved {path} (data of {info['created'] or 'unknown date'}, from {info['source'] or url})")
+    path = update_geo(url, dest, timeout=timeout, license=license_)
+    click.echo(format_saved(path, url))
 
 
 @geo_group.command("lookup")
@@ -60,6 +56,7 @@ def geo_lookup(ips: tuple[str, ...], db: tuple[Path, ...]) -> None:
       probe geo lookup 192.0.2.1 2001:db8::1
     """
     from probe.inputs.geo import GeoDB, GeoError, default_geo_sources
+    from probe.present.geo import format_lookup
 
     paths = list(db) or default_geo_sources()
     try:
@@ -67,11 +64,7 @@ def geo_lookup(ips: tuple[str, ...], db: tuple[Path, ...]) -> None:
     except GeoError as exc:
         raise click.ClickException(f"{exc} (run `probe geo update` or pass --db)") from None
     for ip in ips:
-        info = geo.lookup(ip)
-        if info is None:
-            click.echo(f"{ip}\tunknown")
-        else:
-            click.echo(f"{ip}\tAS{info.asn}\t{info.country or '-'}\t{info.org}")
+        click.echo(format_lookup(ip, geo.lookup(ip)))
 
 
 @geo_group.command("path")
@@ -82,35 +75,9 @@ def geo_path(as_json: bool) -> None:
     The table `probe geo update` downloaded is used when it exists, else the one shipped
     with probe. `probe run --geo PATH` overrides both for one run.
     """
-    from probe.inputs.geo import (
-        STALE_DAYS,
-        bundled_geo_path,
-        default_geo_path,
-        default_geo_sources,
-        describe_source,
-    )
+    from probe.inputs.geo import default_geo_sources
+    from probe.present.geo import format_sources, format_sources_json
 
     sources = default_geo_sources()
-    if as_json:
-        for path in sources:
-            click.echo(json.dumps(describe_source(path), sort_keys=True))
-        return
-    if not sources:
-        click.echo(f"no IP-to-ASN data: neither {default_geo_path()} nor {bundled_geo_path()} exists")
-        return
-    for path in sources:
-        info = describe_source(path)
-        kind = "bundled" if path == bundled_geo_path() else "downloaded"
-        click.echo(f"in use:   {path} ({kind}, {info['format']})")
-        if info.get("name"):
-            click.echo(f"data:     {info['name']}")
-        click.echo(f"source:   {info['source'] or 'unknown'}")
-        click.echo(f"license:  {info['license'] or 'unknown'}")
-        age = info["age_days"]
-        stale = f"  (older than {STALE_DAYS} days: consider `probe geo update`)" if (
-            age is not None and age > STALE_DAYS) else ""
-        click.echo(f"data of:  {info['created'] or 'unknown'}"
-                   + (f", {age} days old" if age is not None else "") + stale)
-        if info.get("fetched"):
-            click.echo(f"fetched:  {info['fetched']}")
-    click.echo(f"updates go to {default_geo_path()} (`probe geo update`)")
+    for line in format_sources_json(sources) if as_json else format_sources(sources):
+        click.echo(line)

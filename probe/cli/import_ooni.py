@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import click
 
 from probe.cli._group import cli
 from probe.cli.options import db_option, fingerprints_option, geo_option
-
-if TYPE_CHECKING:
-    import sqlite3
 
 _SHOW_ERRORS = 20
 
@@ -58,78 +53,30 @@ def ooni_command(
     """
     if not files and not report:
         raise click.UsageError("give OONI files or directories to import, or --report")
-    from probe.inputs.fingerprints import FingerprintError, load_fingerprints
-    from probe.inputs.geo import GeoDB, GeoError
+    from probe.inputs.fingerprints import load_fingerprints
+    from probe.inputs.geo import GeoDB
+    from probe.present.ooni import format_import, ooni_report
     from probe.research.ooni.importer import import_ooni
-    from probe.store import Store, StoreError
+    from probe.store import Store
 
-    try:
-        fps = load_fingerprints(fingerprints) if fingerprints else None
-        geodb = GeoDB.open(geo) if geo else None
-        with Store.open(db, create=bool(files)) as store:
-            if files:
-                shown = 0
+    fps = load_fingerprints(fingerprints) if fingerprints else None
+    geodb = GeoDB.open(geo) if geo else None
+    with Store.open(db, create=bool(files)) as store:
+        if files:
+            shown = 0
 
-                def on_error(msg: str) -> None:
-                    nonlocal shown
-                    shown += 1
-                    if shown <= _SHOW_ERRORS:
-                        click.echo(f"skipped {msg}", err=True)
+            def on_error(msg: str) -> None:
+                nonlocal shown
+                shown += 1
+                if shown <= _SHOW_ERRORS:
+                    click.echo(f"skipped {msg}", err=True)
 
-                stats = import_ooni(store, list(files), fingerprints=fps, geo=geodb, on_error=on_error)
-                if shown > _SHOW_ERRORS:
-                    click.echo(f"... and {shown - _SHOW_ERRORS} more skipped lines", err=True)
-                counts = ", ".join(f"{k} {v}" for k, v in sorted(stats.verdicts.items()))
-                click.echo(
-                    f"imported {stats.imported} of {stats.read} lines into {db} "
-                    f"({stats.duplicates} already there, {stats.skipped} skipped); "
-                    f"probe's verdicts: {counts or 'none'}; agrees with OONI on "
-                    f"{stats.agree} of {stats.imported + stats.duplicates}"
-                )
-                if stats.read and not stats.imported and not stats.duplicates:
-                    raise SystemExit(1)
-            if report:
-                _report(store.conn, limit, as_json)
-    except (StoreError, FingerprintError, GeoError) as exc:
-        raise click.ClickException(str(exc)) from None
-
-
-def ooni_report(db: Path, *, limit: int, as_json: bool) -> None:
-    """Print the agreement of probe and OONI on ``db``'s imported measurements, then where
-    they differ (``probe import ooni --report``, ``probe compare --with-ooni``)."""
-    from probe.store import Store, StoreError
-
-    try:
-        with Store.open(db, create=False) as store:
-            _report(store.conn, limit, as_json)
-    except StoreError as exc:
-        raise click.ClickException(str(exc)) from None
-
-
-def _report(conn: sqlite3.Connection, limit: int, as_json: bool) -> None:
-    from probe.research.ooni.importer import agreement as agree_fn
-    from probe.research.ooni.importer import disagreements as disagree_fn
-
-    rows = disagree_fn(conn, limit)
-    if as_json:
-        for r in rows:
-            click.echo(json.dumps(r, sort_keys=True))
-        return
-    pairs = agree_fn(conn)
-    total = sum(pairs.values())
-    same = sum(n for k, n in pairs.items() if k.split("|")[0] == k.split("|")[1])
-    click.echo(f"{total} imported measurements; probe and OONI agree on {same}")
-    for k, n in sorted(pairs.items(), key=lambda kv: -kv[1]):
-        p, o = k.split("|")
-        click.echo(f"  probe {p:<13} OONI {o:<13} {n}")
-    if rows:
-        click.echo(f"where they differ (first {len(rows)}):")
-    for r in rows:
-        reasons = ", ".join(json.loads(str(r["probe_reasons"]))[:4])
-        click.echo(
-            f"  #{r['measurement_id']} {r['input']} {r['probe_cc']} {r['probe_asn']} "
-            f"{r['measurement_start_time']}: probe {r['probe_verdict']}"
-            f"{'/' + str(r['probe_stage']) if r['probe_stage'] else ''} ({reasons}); "
-            f"OONI {r['ooni_verdict']} (blocking={r['ooni_blocking']}, "
-            f"accessible={r['ooni_accessible']})"
-        )
+            stats = import_ooni(store, list(files), fingerprints=fps, geo=geodb, on_error=on_error)
+            if shown > _SHOW_ERRORS:
+                click.echo(f"... and {shown - _SHOW_ERRORS} more skipped lines", err=True)
+            click.echo(format_import(stats, db))
+            if stats.read and not stats.imported and not stats.duplicates:
+                raise SystemExit(1)
+        if report:
+            for line in ooni_report(store, limit, as_json):
+                click.echo(line, nl=False)

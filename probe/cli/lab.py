@@ -60,7 +60,7 @@ def list_command(verbose: bool) -> None:
       probe lab list
       probe lab list -v        # with the censor's rules for each scenario
     """
-    from probe.lab.report import format_scenarios
+    from probe.present.lab import format_scenarios
 
     for line in format_scenarios(_scenarios(()), verbose=verbose):
         click.echo(line, nl=False)
@@ -88,14 +88,12 @@ def up(prefix: str | None, latency: float, bandwidth: str | None, no_helper: boo
       sudo probe lab up --prefix mylab && sudo probe lab run --prefix mylab clean
     """
     _need_root()
-    from probe.lab.lab import Lab, LabError
+    from probe.lab.lab import Lab
+    from probe.present.lab import describe_lab
 
-    try:
-        lab_ = Lab.create(helper=not no_helper, persistent=True, latency_ms=latency,
-                          bandwidth=bandwidth, prefix=prefix)  # fmt: skip
-    except LabError as exc:
-        raise click.ClickException(str(exc)) from None
-    click.echo(lab_.describe())
+    lab_ = Lab.create(helper=not no_helper, persistent=True, latency_ms=latency,
+                      bandwidth=bandwidth, prefix=prefix)  # fmt: skip
+    click.echo(describe_lab(lab_))
 
 
 @lab.command()
@@ -144,18 +142,10 @@ def status() -> None:
     """
     _need_root()
     from probe.lab import topology
+    from probe.present.lab import format_labs
 
-    me = topology.creator_uid()
-    found = topology.labs()
-    if not found:
-        click.echo("no lab is up")
-    for info in found:
-        if info.persistent:
-            owner = "yours" if info.mine(me) else f"uid {info.uid}"
-            kind = f"probe lab up, {owner}"
-        else:
-            kind = f"process {info.owner_pid}{'' if info.owner_alive else ' (gone: stale)'}"
-        click.echo(f"{info.prefix}  {'up' if info.live else 'not running'}  ({kind})")
+    for line in format_labs(topology.labs(), topology.creator_uid()):
+        click.echo(line)
 
 
 @lab.command()
@@ -183,19 +173,17 @@ def run(scenarios: tuple[str, ...], prefix: str | None, workdir: Path | None, go
     _need_root()
     import tempfile
 
+    from probe.lab.golden import export_golden
     from probe.lab.lab import Lab, LabError
-    from probe.lab.report import export_golden, format_results
+    from probe.present.lab import format_results
 
     chosen = _scenarios(scenarios)
     try:
-        try:
-            lab_, own = Lab.attach(prefix), False
-        except LabError:
-            if prefix is not None:
-                raise
-            lab_, own = Lab.create(), True
-    except LabError as exc:
-        raise click.ClickException(str(exc)) from None
+        lab_, own = Lab.attach(prefix), False
+    except LabError:
+        if prefix is not None:
+            raise
+        lab_, own = Lab.create(), True
     if not lab_.helper:
         click.echo(f"note: {lab_.helper_error or 'no control helper'}; verdicts needing a control "
                    "will not match", err=True)  # fmt: skip

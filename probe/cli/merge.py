@@ -29,10 +29,7 @@ def merge_command(sources: tuple[Path, ...], into: Path) -> None:
       probe merge moscow.db almaty.db --into all.db
       probe merge results/*.db --into all.db      # again tomorrow: only new measurements
     """
-    from probe.store import StoreError
+    from probe.present.merge import format_merged
     from probe.store.merge import merge
 
-    try:
-        merge(into, sources, on_merged=lambda r: click.echo(r.summary()))
-    except StoreError as exc:
-        raise click.ClickException(str(exc)) from None
+    merge(into, sources, on_merged=lambda r: click.echo(format_merged(r)))

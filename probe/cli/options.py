@@ -46,6 +46,7 @@ __all__ = [
     "DB_ENV",
     "build_request",
     "cafile_option",
+    "country_lookup",
     "db_option",
     "fingerprints_option",
     "geo_option",
@@ -155,6 +156,17 @@ measure_options = _compose(
     _option("--dns-probe", "dns_probe", multiple=True, type=Resolver(), metavar="IP",
                  help="An address that runs no DNS server: query each name there too; any "
                  "answer is injected on the path (repeatable)."),
+    _option("--quic", is_flag=True,
+                 help="Also try QUIC (HTTP/3) to each https site's addresses, with its name and "
+                 "with a harmless one: a verdict of its own (docs/protocols.md; needs aioquic)."),
+    _option("--quic-timeout", type=Seconds(0.1), default=_default(_M, "quic_timeout"),
+                 show_default=True, help="Seconds allowed per QUIC handshake."),
+    _option("--ech", is_flag=True,
+                 help="Also send each https site's addresses a ClientHello with and without an "
+                 "Encrypted Client Hello extension: a verdict of its own (docs/protocols.md)."),
+    _option("--ech-sni", default="", metavar="NAME",
+                 help="The SNI of the --ech hellos instead of each site's name (e.g. an ECH "
+                 "provider's public name, cloudflare-ech.com)."),
     _option("--control-first-url", is_flag=True,
                  help="Ask the control about the URL of the list only, not about each redirect "
                  "(OONI Probe's way with OONI's helper, which follows the redirects itself)."),
@@ -210,12 +222,14 @@ run_settings_options = _compose(
                  "probe's own flows: injection evidence. Needs root or CAP_NET_RAW (else a "
                  "warning, and no capture)."),
     _option("--pcap", type=click.Path(file_okay=False), default=None, metavar="DIR",
-                 help="Also write the captured packets to DIR/run-N.pcap (implies --capture)."),
+                 help="Also write the captured packets' headers (and DNS replies), your address "
+                      "rewritten, to DIR/run-N.pcap (implies --capture)."),
 )
 
 _MEASURE_KEYS = ("resolvers", "resolv_conf", "doh", "cafile", "dns_timeout", "tcp_timeout",
                  "tls_timeout", "http_timeout", "deadline", "late_window", "body_cap",
-                 "max_redirects", "decoy_sni", "decoy_host", "dns_probe", "control_first_url")
+                 "max_redirects", "decoy_sni", "decoy_host", "dns_probe", "control_first_url",
+                 "quic", "quic_timeout", "ech", "ech_sni")
 _SETTINGS_KEYS = ("db", "vantage", "concurrency", "per_host", "retries", "retry_pause",
                   "fingerprints", "geo", "allow_no_control", "wait_lock", "resume", "asn",
                   "country", "network", "capture", "pcap")
@@ -241,8 +255,15 @@ def build_request(ctx: click.Context, params: dict[str, Any]) -> RunRequest:
     measure["system_resolver"] = not measure["resolvers"]
     measure["doh"] = tuple(measure.get("doh") or ())
     measure["dns_probe"] = tuple(measure.get("dns_probe") or ())
-    for key in ("decoy_sni", "decoy_host"):
+    for key in ("decoy_sni", "decoy_host", "ech_sni"):
         measure[key] = (measure.get(key) or "").strip().lower()
+    if measure.get("decoy_sni"):  # one harmless name for the TLS and the QUIC decoys
+        measure["quic_decoy"] = measure["decoy_sni"]
+    if measure.get("quic"):
+        from probe.measure.quic import MISSING, available
+
+        if not available():
+            raise click.UsageError(f"--quic: {MISSING}")
     if measure.get("resolv_conf") is None:
         measure.pop("resolv_conf", None)
     settings: dict[str, Any] = {k: params[k] for k in _SETTINGS_KEYS if k in params}
@@ -287,3 +308,16 @@ def _since_to_iso(ctx: click.Context, param: click.Parameter, value: str | None)
 def since_option(help_text: str) -> Callable[[F], F]:
     """``--since DATE|AGE`` (2026-11-20, 2026-11-20T10:00 UTC, 7d, 24h), given as ISO text."""
     return click.option("--since", metavar="DATE|AGE", callback=_since_to_iso, help=help_text)
+
+
+def country_lookup(geo: str | None) -> Callable[[str], str] | None:
+    """The address -> country function of a command's ``--geo`` option (`probe outages`,
+    `compare --isolation`, `report`); None when probe has no geo data. A file that cannot be
+    read is a usage error naming the option."""
+    from probe.inputs.geo import GeoError
+    from probe.research.outages import country_lookup as lookup
+
+    try:
+        return lookup(geo)
+    except GeoError as exc:
+        raise click.BadParameter(str(exc), param_hint="--geo") from None

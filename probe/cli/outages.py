@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 import click
 
 from probe.cli._group import cli
-from probe.cli.options import db_option
+from probe.cli.options import country_lookup, db_option
 
 
 @cli.command("outages")
@@ -39,7 +38,7 @@ def outages_command(db: Path, vantage: str | None, since: str | None, geo: str |
 
     from probe.present.tables import format_json_lines, format_outages_table
     from probe.research.outages import outages, run_stats
-    from probe.store import Store, StoreError
+    from probe.store import Store
 
     if since is not None:
         try:
@@ -48,27 +47,12 @@ def outages_command(db: Path, vantage: str | None, since: str | None, geo: str |
             raise click.BadParameter(f"{since!r} is not an ISO date or time", param_hint="--since") from None
     if country is not None and not (len(country) == 2 and country.isalpha()):
         raise click.BadParameter(f"{country!r} is not a two-letter country code", param_hint="--country")
-    country_of = geo_lookup(geo)
+    country_of = country_lookup(geo)
 
-    try:
-        with Store.open(db, create=False) as store:
-            stats = run_stats(store.conn, vantage, since, country_of=country_of,
-                              country=country)  # fmt: skip
-            rows = (o.to_dict() for o in outages(stats))
-            out = format_json_lines(rows, keys=None) if as_json else format_outages_table(rows)
-            for chunk in out:
-                click.echo(chunk, nl=False)
-    except StoreError as exc:
-        raise click.ClickException(str(exc)) from None
-
-
-def geo_lookup(geo: str | None) -> Callable[[str], str] | None:
-    """The address -> country function of a ``--geo`` option (None: probe has no geo data); a
-    file that cannot be read is a usage error naming the option."""
-    from probe.inputs.geo import GeoError
-    from probe.research.outages import country_lookup
-
-    try:
-        return country_lookup(geo)
-    except GeoError as exc:
-        raise click.BadParameter(str(exc), param_hint="--geo") from None
+    with Store.open(db, create=False) as store:
+        stats = run_stats(store, vantage, since, country_of=country_of,
+                          country=country)  # fmt: skip
+        rows = (o.to_dict() for o in outages(stats))
+        out = format_json_lines(rows, keys=None) if as_json else format_outages_table(rows)
+        for chunk in out:
+            click.echo(chunk, nl=False)

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from probe.cli._group import cli
-from probe.cli.options import db_option
+from probe.cli.options import country_lookup, db_option
 
 
 @cli.command("report")
@@ -41,18 +41,17 @@ def report_command(db: Path, out: Path, vantages: tuple[str, ...], title: str, m
     """
     import os
 
-    from probe.cli.outages import geo_lookup
     from probe.inputs.fingerprints import default_fingerprints
     from probe.present.html import ReportLimits, write_report
-    from probe.store import Store, StoreError
+    from probe.store import Store
 
-    country_of = geo_lookup(geo)
+    country_of = country_lookup(geo)
     limits = ReportLimits(heatmap_urls=max_urls, evidence_details=max_evidence)
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     try:
         with Store.open(db, create=False) as store:
             if vantages:
-                known = {r[0] for r in store.conn.execute("SELECT name FROM vantage_points")}
+                known = set(store.vantage_ids())
                 missing = [v for v in vantages if v not in known]
                 if missing:
                     raise click.BadParameter(f"no vantage point {', '.join(missing)} in {db}",
@@ -62,8 +61,6 @@ def report_command(db: Path, out: Path, vantages: tuple[str, ...], title: str, m
                                      fingerprints=default_fingerprints(), title=title,
                                      country_of=country_of)
         os.replace(tmp, out)  # a reader never sees half a report
-    except StoreError as exc:
-        raise click.ClickException(str(exc)) from None
     except OSError as exc:
         raise click.ClickException(f"{out}: cannot write the report ({exc.strerror or exc})") from None
     finally:

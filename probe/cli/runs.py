@@ -28,13 +28,10 @@ def runs_command(db: Path, vantage: str | None, limit: int, as_json: bool) -> No
       probe runs --vantage home --json
     """
     from probe.present.tables import format_json_lines, format_runs_table
-    from probe.store import Store, StoreError
+    from probe.store import Store
 
-    try:
-        with Store.open(db, create=False) as store:
-            rows = store.runs(vantage=vantage, limit=limit)
-            out = format_json_lines(rows, keys=None) if as_json else format_runs_table(rows)
-            for chunk in out:
-                click.echo(chunk, nl=False)
-    except StoreError as exc:
-        raise click.ClickException(str(exc)) from None
+    with Store.open(db, create=False) as store:
+        rows = store.runs(vantage=vantage, limit=limit)
+        out = format_json_lines(rows, keys=None) if as_json else format_runs_table(rows)
+        for chunk in out:
+            click.echo(chunk, nl=False)

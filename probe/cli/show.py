@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -46,24 +45,21 @@ def show_command(what: str, db: Path, vantage: str | None, run_id: int | None, a
 
     from probe.inputs.fingerprints import default_fingerprints
     from probe.present.evidence import EvidenceError, dumps, evidence, find_measurement, render_text
-    from probe.store import Store, StoreError
+    from probe.store import Store
 
     endpoint = _address_port(what)
-    try:
-        with Store.open(db, create=False) as store:
-            if endpoint is not None:
-                _show_endpoints(store, what, endpoint, vantage, run_id, as_json)
-                return
-            try:
-                mid = find_measurement(store, what, vantage, run_id)
-            except EvidenceError:
-                if what.isdigit() or "/" in what or not _show_endpoints(
-                        store, what, None, vantage, run_id, as_json, missing_ok=True):
-                    raise
-                return
-            ev = evidence(store, mid, fingerprints=default_fingerprints())
-    except (StoreError, EvidenceError) as exc:
-        raise click.ClickException(str(exc)) from None
+    with Store.open(db, create=False) as store:
+        if endpoint is not None:
+            _show_endpoints(store, what, endpoint, vantage, run_id, as_json)
+            return
+        try:
+            mid = find_measurement(store, what, vantage, run_id)
+        except EvidenceError:
+            if what.isdigit() or "/" in what or not _show_endpoints(
+                    store, what, None, vantage, run_id, as_json, missing_ok=True):
+                raise
+            return
+        ev = evidence(store, mid, fingerprints=default_fingerprints())
     if as_json:
         click.echo(dumps(ev))
         return
@@ -74,11 +70,10 @@ def show_command(what: str, db: Path, vantage: str | None, run_id: int | None, a
 
 def _address_port(what: str) -> tuple[str, int] | None:
     """``ADDRESS:PORT`` or ``[ADDRESS]:PORT`` with a literal IP address, else None."""
-    host, sep, port = what.rpartition(":")
-    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
-        return None
+    from probe.core.net import parse_endpoint
+
     try:
-        return str(ipaddress.ip_address(host.removeprefix("[").removesuffix("]"))), int(port)
+        return parse_endpoint(what)
     except ValueError:
         return None
 

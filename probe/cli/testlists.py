@@ -6,13 +6,13 @@ from pathlib import Path
 
 import click
 
-from probe.cli._group import cli
+from probe.cli._group import ProbeGroup, cli
 from probe.cli.options import ConfigOption
 
 __all__ = ["testlists"]
 
 
-class _ShowByDefault(click.Group):
+class _ShowByDefault(ProbeGroup):
     """`probe testlists [LIST]...` shows lists; `probe testlists update` updates them."""
 
     configurable = True  # `testlists_url` in the config file sets `update --source-url`
@@ -50,13 +50,10 @@ def show(paths: tuple[Path, ...], as_json: bool) -> None:
     """
     import json
 
-    from probe.inputs.testlists import TestListError, render_summary, summarize, summary_records
+    from probe.inputs.testlists import summarize, summary_records
+    from probe.present.testlists import render_summary
 
-    try:
-        summary = summarize(paths or None)
-    except TestListError as exc:
-        click.echo(f"Error: {exc}", err=True)
-        raise SystemExit(2) from None
+    summary = summarize(paths or None)
     for entry in summary.lists:
         for problem in entry.problems:
             click.echo(f"warning: {problem}", err=True)
@@ -100,11 +97,11 @@ def update(testlists_url: str | None, directory: Path | None, extra: tuple[str, 
       probe testlists update --source-url https://mirror.example/test-lists/
     """
     from probe.inputs.testlists.update import UpdateError, update_testlists
+    from probe.present.testlists import format_update
 
     try:
         result = update_testlists(testlists_url, directory, extra, timeout=timeout)
     except UpdateError as exc:
         raise click.ClickException(f"{exc} (installed lists unchanged)") from None
-    click.echo(f"updated {result.directory} from {result.source}")
-    for change in result.changes:
-        click.echo(f"  {change.describe()}")
+    for line in format_update(result):
+        click.echo(line)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
 
 import click
@@ -28,7 +26,8 @@ from probe.cli.options import db_option
 def trace_command(url: str, control_name: str, ip: str | None, max_ttl: int, wait: float, db: Path,
                   vantage: str, no_store: bool, as_json: bool) -> None:  # fmt: skip
     """Send the URL's trigger (HTTP Host, or TLS SNI for https) with growing IP TTL, next to a
-    harmless name, and report where the censor reacts and whether it is on-path or in-path.
+    harmless name, and report the link between two hops where the trigger is reset or silently
+    dropped while the harmless name passes, and whether the censor is on-path or in-path.
 
     Needs root or CAP_NET_RAW (exit 2 without). Sends at most about 2 x MAX_TTL x 7 packets;
     see docs/packets.md.
@@ -39,12 +38,12 @@ def trace_command(url: str, control_name: str, ip: str | None, max_ttl: int, wai
       sudo probe trace http://news.example/ --ip 192.0.2.10 --json
     """
     import asyncio
-    import dataclasses
     import socket
 
     from probe.core.net.addresses import is_ip_literal
     from probe.core.net.urls import parse_url
-    from probe.measure.trace import TraceUnavailable, trace
+    from probe.measure.trace import trace
+    from probe.present.trace import render_trace, trace_json
 
     try:
         target = parse_url(url)
@@ -64,38 +63,17 @@ def trace_command(url: str, control_name: str, ip: str | None, max_ttl: int, wai
         raise click.BadParameter(f"{ip!r} is not an IPv4 address", param_hint="--ip")
     else:
         address = ip
-    try:
-        result = asyncio.run(trace(target.url, target.host, address, target.port, kind, control_name,
-                                   max_ttl=max_ttl, wait=wait))  # fmt: skip
-    except TraceUnavailable as exc:
-        click.echo(f"Error: {exc}", err=True)
-        sys.exit(2)
+    result = asyncio.run(trace(target.url, target.host, address, target.port, kind, control_name,
+                               max_ttl=max_ttl, wait=wait))  # fmt: skip
     trace_id = None
     if not no_store:
-        from probe.store import Store, StoreError
+        from probe.store import Store
 
-        try:
-            with Store.open(db) as store:
-                trace_id = store.write_trace(result, vantage)
-        except StoreError as exc:
-            raise click.ClickException(str(exc)) from None
+        with Store.open(db) as store:
+            trace_id = store.write_trace(result, vantage)
     if as_json:
-        data = dataclasses.asdict(result)
-        data["id"] = trace_id
-        click.echo(json.dumps(data, indent=1))
+        click.echo(trace_json(result, trace_id))
         return
-    click.echo(f"trace {result.kind} {result.trigger} -> {result.ip}:{result.port} "
-               f"(control {result.control_name})")  # fmt: skip
-    click.echo(f"{'ttl':>3}  {'router':<16} {'trigger':<10} {'control':<10}")
-    by = {(p.ttl, p.probe): p for p in result.probes}
-    for t in sorted({p.ttl for p in result.probes}):
-        trig, ctl = by[(t, "trigger")], by[(t, "control")]
-        router = ctl.router or trig.router or "*"
-        mark = "  <- censor" if t == result.censor_hop else ""
-        click.echo(f"{t:>3}  {router:<16} {trig.outcome:<10} {ctl.outcome:<10}{mark}")
-    if result.censor_hop is None:
-        click.echo("no censor reaction seen")
-    else:
-        click.echo(f"censor reacts at TTL {result.censor_hop} ({result.placement})")
-    click.echo(f"{result.packets_sent} packets sent in {result.duration:.2f} s"
-               + (f"; stored as trace {trace_id} in {db}" if trace_id else ""))  # fmt: skip
+    stored = f"; stored as trace {trace_id} in {db}" if trace_id else ""
+    for line in render_trace(result, stored=stored):
+        click.echo(line)

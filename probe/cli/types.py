@@ -113,11 +113,11 @@ class StunServer(_Type):
     name = "host[:port]"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
-        from probe.measure.identity import host_port
+        from probe.core.net import parse_hostport
 
         text = str(value).strip()
         try:
-            host_port(text, 3478)
+            parse_hostport(text, 3478)
         except ValueError as exc:
             self.fail(str(exc), param, ctx)
         return text

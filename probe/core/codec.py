@@ -22,12 +22,14 @@ from typing import Any, TypeVar
 
 import msgspec
 
+from probe.core.errors import ProbeError
+
 __all__ = ["CodecError", "decode_json", "encode_json", "from_data", "to_data"]
 
 T = TypeVar("T")
 
 
-class CodecError(ValueError):
+class CodecError(ProbeError, ValueError):
     """Data that does not fit the record type; ``path`` says where (``""``: the whole value)."""
 
     def __init__(self, message: str, path: str = "") -> None:

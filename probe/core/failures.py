@@ -13,6 +13,8 @@ import socket
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
+from probe.core.errors import ProbeError
+
 if TYPE_CHECKING:
     import ssl
 
@@ -25,13 +27,15 @@ __all__ = [
     "UNKNOWN_PREFIX",
     "AddressRefused",
     "Failure",
+    "QUICClosed",
     "failure_string",
     "is_failure",
 ]
 
 
 class Failure(StrEnum):
-    """Every failure string the probe can record, besides ``unknown_failure: <message>``.
+    """Every failure string the probe can record. An unknown failure is recorded with its
+    message when there is one (:data:`UNKNOWN_PREFIX`: ``unknown_failure: <message>``).
 
     The values are OONI's; a member *is* its string (``Failure.EOF_ERROR == 'eof_error'``), so
     records, JSON and SQL hold plain strings. Nothing outside this module spells one out
@@ -83,6 +87,8 @@ class Failure(StrEnum):
     ADDRESS_REFUSED_BY_POLICY = "address_refused_by_policy"
     # every test helper answered 503 (busy) for longer than the client waits (Retry-After)
     TEST_HELPER_BUSY = "test_helper_busy"
+    # none of the above; as ``unknown_failure: <message>`` when the message is known
+    UNKNOWN = "unknown_failure"
 
 
 #: The failure strings as a set (members compare and hash as their strings).
@@ -93,11 +99,26 @@ CERTIFICATE_FAILURES: frozenset[str] = frozenset(
 )
 
 
-class AddressRefused(OSError):
+class AddressRefused(ProbeError, OSError):
     """A connect policy refused the address (see :mod:`probe.core.net.policy`); nothing was sent."""
 
 
-UNKNOWN_PREFIX = "unknown_failure: "
+class QUICClosed(ProbeError):
+    """A QUIC connection closed before its handshake completed (a CONNECTION_CLOSE frame).
+
+    ``error_code`` is the frame's: 0x100-0x1ff carry a TLS alert (RFC 9001 section 4.8), the
+    rest are transport errors (RFC 9000 section 20). Anyone on the path can forge one before
+    the handshake ends: Initial packets are protected with keys derived from public values.
+    """
+
+    def __init__(self, error_code: int, reason: str = "") -> None:
+        super().__init__(f"QUIC connection closed: error 0x{error_code:x} {reason}".strip())
+        self.error_code = error_code
+        self.reason = reason
+
+
+#: An unknown failure with its message: ``unknown_failure: <message>``.
+UNKNOWN_PREFIX = f"{Failure.UNKNOWN.value}: "
 
 
 def is_failure(value: str) -> bool:
@@ -202,13 +223,17 @@ def _dns(exc: BaseException) -> str | None:
 
 def _specific(exc: BaseException) -> str | None:
     """A precise failure for one exception of the chain, or None when it says nothing precise."""
-    import asyncio
+    import asyncio  # here, not at the top: see the note on imports there
     import ssl
 
     if isinstance(exc, asyncio.CancelledError):
         return Failure.INTERRUPTED
     if isinstance(exc, AddressRefused):
         return Failure.ADDRESS_REFUSED_BY_POLICY
+    if isinstance(exc, QUICClosed):
+        if 0x100 <= exc.error_code <= 0x1FF:  # a TLS alert inside QUIC's CONNECTION_CLOSE
+            return Failure.SSL_FAILED_HANDSHAKE
+        return f"{UNKNOWN_PREFIX}quic_error 0x{exc.error_code:x}"
     if isinstance(exc, ssl.SSLCertVerificationError):
         return _ssl_verify(exc)
     if isinstance(exc, ssl.SSLZeroReturnError | ssl.SSLEOFError):
@@ -294,7 +319,7 @@ def failure_string(exc: BaseException) -> str:
     failure. Library wrappers without a precise cause map to a coarse string of their stage; all
     else becomes ``unknown_failure: <message>``. Never raises.
     """
-    import asyncio
+    import asyncio  # here, not at the top: see the note on imports there
 
     try:
         chain = _chain(exc)

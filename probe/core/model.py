@@ -1,7 +1,7 @@
 """Typed records: targets, observations, control observations and verdicts.
 
 Every record is a frozen dataclass. Measurement code produces them, the classifier reads them,
-the store serialises them as JSON (:mod:`probe.core.codec`; ``to_json``/``from_json`` here) so that
+the store serialises them as JSON (:mod:`probe.core.codec`: ``to_data``/``from_data``) so that
 old measurements can be re-judged by newer classifiers. Times are Unix epoch seconds (``started``) and seconds
 (``duration``, ``t``). A ``failure`` is ``None`` on success, otherwise one of the strings of
 :mod:`probe.core.failures`.
@@ -12,12 +12,12 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
 
 __all__ = [
     "INTERFERENCE_VERDICTS",
     "STAGES",
     "VERDICTS",
+    "ControlECH",
     "ControlObservation",
     "ControlTCP",
     "ControlTLS",
@@ -30,17 +30,15 @@ __all__ = [
     "Measurement",
     "NameQuery",
     "Packet",
+    "ProtocolVerdict",
+    "QUICObservation",
     "TCPObservation",
+    "TLSHelloObservation",
     "TLSObservation",
     "Target",
     "Verdict",
-    "from_json",
     "packet_digest",
-    "to_json",
 ]
-
-VerdictName = Literal["ok", "blocked", "reset", "hijacked", "throttled", "down", "inconclusive"]
-StageName = Literal["dns", "tcp", "tls", "http"]
 
 #: The fixed verdict vocabulary, most to least specific is not implied.
 VERDICTS: tuple[str, ...] = ("ok", "blocked", "reset", "hijacked", "throttled", "down", "inconclusive")
@@ -144,6 +142,56 @@ class HTTPObservation:
 
 
 @dataclass(frozen=True)
+class QUICObservation:
+    """One QUIC handshake (RFC 9000, TLS 1.3 inside, ALPN ``h3``) with one address over UDP
+    (``probe run --quic``, docs/protocols.md).
+
+    ``failure`` is None when the handshake completed; ``datagrams`` counts the UDP datagrams
+    that came back (0 with a timeout: nothing answered, not even the server's Initial).
+    ``attempt`` numbers the tries with this SNI on this address (a failed one is tried again
+    after the decoy handshake). After a handshake with the site's name, one HTTP/3 GET of the
+    hop's path: ``h3_status`` is the response's status, ``h3_failure`` why there was none (None
+    both when no request was made: the decoy, a failed handshake).
+    """
+
+    ip: str
+    port: int
+    sni: str
+    started: float
+    duration: float
+    failure: str | None = None
+    alpn: str | None = None
+    datagrams: int = 0
+    attempt: int = 0
+    h3_status: int | None = None
+    h3_failure: str | None = None
+
+
+@dataclass(frozen=True)
+class TLSHelloObservation:
+    """One hand-made TLS ClientHello sent on a fresh TCP connection, and what came back first
+    (``probe run --ech``, docs/protocols.md).
+
+    The ECH test sends two hellos that differ only in a GREASE Encrypted Client Hello
+    extension (``ech``). ``answer`` is ``server_hello``, ``hello_retry_request``,
+    ``alert:<description>`` or ``not_tls`` (the first bytes were no TLS record); ``failure``
+    is None when a ServerHello (or HelloRetryRequest) came back, else the OONI failure of the
+    connect or of the read (``connected`` says which step failed).
+    """
+
+    ip: str
+    port: int
+    sni: str
+    ech: bool
+    started: float
+    duration: float
+    failure: str | None = None
+    connected: bool = False
+    answer: str | None = None
+    attempt: int = 0
+
+
+@dataclass(frozen=True)
 class ControlTCP:
     ip: str
     port: int
@@ -158,6 +206,19 @@ class ControlTLS:
     server_name: str
     ok: bool
     failure: str | None = None
+
+
+@dataclass(frozen=True)
+class ControlECH:
+    """The control's ECH test of one address (probe's helper only: ``x_ech``)."""
+
+    ip: str
+    port: int
+    server_name: str
+    plain_ok: bool
+    ech_ok: bool
+    plain_failure: str | None = None
+    ech_failure: str | None = None
 
 
 @dataclass(frozen=True)
@@ -191,6 +252,13 @@ class ControlObservation:
     http_transfer: float | None = None
     http_wire_bytes: int | None = None
     http_rtt: float | None = None
+    #: QUIC handshakes with the URL's name (``quic_handshake``, asked for with
+    #: ``x_quic_enabled``) and the HTTP/3 request after them (``http3_request``: its status, or
+    #: its failure); ECH tests (``x_ech``, probe's helper only).
+    quic: tuple[ControlTLS, ...] = ()
+    http3_status: int | None = None
+    http3_failure: str | None = None
+    ech: tuple[ControlECH, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -328,6 +396,12 @@ class Hop:
     # (--decoy-sni, --decoy-host). Success there means the name was filtered, not the address.
     decoy_tls: tuple[TLSObservation, ...] = ()
     decoy_http: tuple[HTTPObservation, ...] = ()
+    # Opt-in protocol tests of an https hop (--quic, --ech; docs/protocols.md): QUIC handshakes
+    # with the site's SNI and, after a failure, with a harmless one; pairs of ClientHellos
+    # without and with a GREASE ECH extension.
+    quic: tuple[QUICObservation, ...] = ()
+    decoy_quic: tuple[QUICObservation, ...] = ()
+    ech: tuple[TLSHelloObservation, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -342,6 +416,25 @@ class Measurement:
     failure: str | None = None  # set only when the measurement could not run at all (deadline)
     captured: bool = False  # measured with --capture: ``packets`` is what came back
     packets: tuple[Packet, ...] = ()
+    #: The opt-in protocol tests this measurement was made with ("quic", "ech"): each gets a
+    #: verdict of its own (:class:`ProtocolVerdict`), even when no hop could run it.
+    protocols: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ProtocolVerdict:
+    """The verdict of one opt-in protocol test of a URL (``quic``, ``ech``), beside the web one.
+
+    Same vocabulary as :class:`Verdict`; it never changes the URL's web verdict (a site that
+    works over TCP but not over QUIC is still reachable): docs/protocols.md.
+    """
+
+    suite: str  # "quic" or "ech"
+    verdict: str
+    stage: str | None = None  # "quic" or "tls"
+    hop: int | None = None
+    reasons: tuple[str, ...] = ()
+    classifier_version: str = ""
 
 
 @dataclass(frozen=True)
@@ -354,25 +447,6 @@ class Verdict:
     #: The deciding evidence may be transient (a failure of a step the control completed): the
     #: runner measures again before believing it. Not stored: it is about this attempt only.
     retryable: bool = dataclasses.field(default=False, compare=False)
+    #: Verdicts of the opt-in protocol tests (QUIC, ECH), stored beside this one.
+    protocols: tuple[ProtocolVerdict, ...] = ()
 
-
-# --- JSON round trip ------------------------------------------------------------------------
-# One codec (probe/core/codec.py) converts every record; these names are kept for the callers that
-# think of records, not of the codec.
-
-T = TypeVar("T")
-
-
-def to_json(obj: Any) -> Any:
-    """Convert a record (or tuple/list/dict of records) into JSON-able data (bytes as base64)."""
-    from probe.core.codec import to_data
-
-    return to_data(obj)
-
-
-def from_json(cls: type[T], data: dict[str, Any]) -> T:
-    """Rebuild a record of type ``cls`` from ``to_json`` output. Unknown keys are ignored;
-    raises :class:`probe.core.codec.CodecError` when a value does not fit its declared type."""
-    from probe.core.codec import from_data
-
-    return from_data(cls, data)

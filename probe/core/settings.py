@@ -21,8 +21,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
-from probe.core.net.resolvers import DEFAULT_RESOLV_CONF
+from probe.core.net import is_valid_host
+from probe.core.net.resolvers import DEFAULT_RESOLV_CONF, parse_resolver
 
 if TYPE_CHECKING:
     from probe.core.net.policy import ConnectPolicy
@@ -64,7 +66,10 @@ DEFAULT_CONTROLS = (
 #: and asks the control about: a neutral one, and one on Citizen Lab's global list (ANON) that
 #: censors block (``--dns-name`` replaces them).
 DEFAULT_ENCRYPTED_DNS_NAMES = ("example.com", "www.torproject.org")
-#: The harmless SNI tried at a resolver's address after its own name's handshake failed.
+#: The harmless name of a decoy handshake: a name no censor has a reason to block (RFC 2606
+#: reserves it for documentation). The decoy QUIC handshake of ``probe run --quic`` and the
+#: handshake `probe circumvention` tries at a resolver's address after its own name's failed;
+#: each command's ``--decoy-sni`` replaces it.
 DEFAULT_DECOY_SNI = "example.com"
 
 #: A current desktop browser: some servers and middleboxes treat unknown clients differently.
@@ -158,25 +163,39 @@ class MeasureConfig:
     # follows the redirects itself and describes the first URL): one helper request per URL.
     # Hops after a redirect are then judged by the first URL's control (classify/core.py).
     control_first_url: bool = False
+    # Opt-in protocol tests of every https hop (docs/protocols.md): QUIC handshakes with the
+    # site's SNI (and, after a failure, with ``quic_decoy``: "" = none), and pairs of hand-made
+    # ClientHellos without and with a GREASE ECH extension.
+    quic: bool = False
+    quic_timeout: float = 5.0
+    quic_decoy: str = DEFAULT_DECOY_SNI
+    ech: bool = False
+    #: The SNI of both ECH-test hellos ("": the site's name). Russia's 2024 rule dropped only
+    #: hellos with an ECH extension *and* the SNI ``cloudflare-ech.com`` (docs/protocols.md).
+    ech_sni: str = ""
 
     def __post_init__(self) -> None:
-        from probe.core.net import parse_resolver
-
         for r in (*self.resolvers, *self.dns_probe):
             parse_resolver(r)  # ValueError naming the bad resolver, before any measuring
         for u in self.doh:
             check_doh_url(u)
         for name in ("dns_timeout", "tcp_timeout", "tls_timeout", "http_timeout", "deadline",
-                     "late_window"):
+                     "late_window", "quic_timeout"):
             _check_positive_finite(name, getattr(self, name))
         if self.cafile:
             check_cafile(self.cafile)
+        for name in ("ech_sni", "quic_decoy"):
+            value = getattr(self, name)
+            if value and not _is_host(value):
+                raise ValueError(f"{name}: {value!r} is not a host name")
+
+
+def _is_host(name: str) -> bool:
+    return name.isascii() and is_valid_host(name)
 
 
 def check_doh_url(url: str) -> None:
     """ValueError unless ``url`` is an ``https://`` URL with a host (DoH is never plain HTTP)."""
-    from urllib.parse import urlsplit
-
     try:
         parts = urlsplit(url)
         host = parts.hostname
@@ -190,7 +209,7 @@ def check_doh_url(url: str) -> None:
 @functools.lru_cache(maxsize=16)
 def check_cafile(path: str) -> None:
     """ValueError naming ``path`` when it is not a usable PEM CA file (checked once per path)."""
-    import ssl
+    import ssl  # only with a CA file: `probe --help` reads this module and must not load TLS
 
     try:
         # A bare context: loading the system's CAs too (create_default_context) cost ~20 ms.

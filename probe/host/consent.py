@@ -17,6 +17,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import click
+
+from probe import __version__
+
 __all__ = [
     "CONSENT_DECLINED_MESSAGE",
     "CONSENT_REQUIRED_MESSAGE",
@@ -86,9 +90,7 @@ def config_dir() -> Path:
     env = os.environ.get(CONFIG_ENV)
     if env:
         return Path(env).expanduser()
-    import click  # only for its platform-aware app directory
-
-    return Path(click.get_app_dir("probe"))
+    return Path(click.get_app_dir("probe"))  # the platform-aware app directory
 
 
 def consent_file() -> Path:
@@ -117,7 +119,6 @@ def record_consent() -> None:
     Written atomically (temporary file + rename). Raises ``OSError`` if the directory cannot
     be written.
     """
-    from probe import __version__
     path = consent_file()
     path.parent.mkdir(parents=True, exist_ok=True)
     record = {

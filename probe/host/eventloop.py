@@ -39,7 +39,7 @@ def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     if choice not in ("auto", "uvloop"):
         raise RuntimeError(f"${_ENV}={choice!r}: expected auto, uvloop or asyncio")
     try:
-        import uvloop
+        import uvloop  # the optional extra `fast`
     except ImportError:
         if choice == "uvloop":
             raise RuntimeError(

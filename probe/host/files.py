@@ -47,9 +47,10 @@ def download_bounded(
     may then hold part of the body: the caller stages downloads and removes what failed. The
     body is never decoded, so no Content-Encoding can make it larger than it was on the wire.
     """
+    # httpx only here, for downloads: read-only commands import this module for read_bounded.
     from probe.host.httpstack import load
 
-    load()
+    load()  # before httpx is first imported (probe/host/httpstack.py)
     import httpx
 
     try:

@@ -19,9 +19,14 @@ Example::
 from __future__ import annotations
 
 import os
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from probe.core.errors import ProbeUsageError
+from probe.host.consent import config_dir
+from probe.host.files import read_bounded
 
 __all__ = ["CONFIG_FILE_ENV", "ConfigError", "UserConfig", "config_path", "load_config"]
 
@@ -30,7 +35,7 @@ CONFIG_FILE_ENV = "PROBE_CONFIG"
 _MAX_BYTES = 1 << 20  # a config file is a few lines; refuse to read /dev/zero
 
 
-class ConfigError(Exception):
+class ConfigError(ProbeUsageError):
     """The config file cannot be used; the message names the file (and the key)."""
 
 
@@ -48,8 +53,6 @@ def config_path() -> Path:
     env = os.environ.get(CONFIG_FILE_ENV)
     if env:
         return Path(env).expanduser()
-    from probe.host.consent import config_dir
-
     return config_dir() / "config.toml"
 
 
@@ -59,11 +62,8 @@ def load_config(path: Path | None = None) -> UserConfig:
     A file named by ``$PROBE_CONFIG`` (or ``path``) must exist. Raises :class:`ConfigError` for
     an unreadable file, invalid TOML, or a value that is not a string, number, boolean or list.
     """
-    import tomllib
-
     explicit = path is not None or bool(os.environ.get(CONFIG_FILE_ENV))
     where = path if path is not None else config_path()
-    from probe.host.files import read_bounded
 
     try:
         is_file, exists = where.is_file(), where.exists()

@@ -29,6 +29,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from probe.core.errors import ProbeUsageError
 from probe.core.wgkey import decode_key
 from probe.host.data import DATA_DIR
 from probe.host.files import read_bounded
@@ -70,7 +71,7 @@ _REQUIRED = ("kind", "name", "address", "port")
 _MAX_BYTES = 4 << 20  # an endpoint list is a few KB; refuse to read a runaway file
 
 
-class EndpointListError(ValueError):
+class EndpointListError(ProbeUsageError, ValueError):
     """A bad endpoint list; the message names ``file:line``."""
 
 

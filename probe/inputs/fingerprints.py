@@ -32,6 +32,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import ahocorasick_rs
+
+from probe.core.errors import ProbeError
 from probe.host.data import DATA_DIR
 
 __all__ = [
@@ -72,7 +75,7 @@ _DATA_DIR = DATA_DIR
 _CHARSET = re.compile(rb"""charset\s*=\s*["']?([A-Za-z0-9_.:-]+)""", re.IGNORECASE)
 
 
-class FingerprintError(ValueError):
+class FingerprintError(ProbeError, ValueError):
     """An invalid fingerprint file or row; the message names ``file:line``."""
 
 
@@ -225,8 +228,6 @@ class _Automaton:
     per 64 KiB body with the ~1,300 packaged body patterns)."""
 
     def __init__(self, patterns: Sequence[bytes]) -> None:
-        import ahocorasick_rs  # compiled (Rust); imported when the first body is scanned
-
         unique = list(dict.fromkeys(patterns))
         where: dict[bytes, list[int]] = {}
         for i, pat in enumerate(patterns):
@@ -312,13 +313,6 @@ class Fingerprints:
         fps = [fp for fp in hits if fp.false_positive]
         bps = [fp for fp in hits if not fp.false_positive] if fps else hits
         return fps, bps
-
-    def match_http(
-        self, body: bytes, headers: Sequence[tuple[str, str]], *, false_positive: bool
-    ) -> list[Fingerprint]:
-        """Fingerprints of one kind (false positives, or block pages) matching a response."""
-        fps, bps = self.match_response(body, headers)
-        return fps if false_positive else bps
 
     def false_positives(self, body: bytes, headers: Sequence[tuple[str, str]]) -> list[Fingerprint]:
         """False-positive fingerprints (scope ``fp``) matching a response."""

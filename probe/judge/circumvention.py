@@ -15,7 +15,7 @@ OpenVPN, so:
 - the same failure at the control: ``down``; no usable control: ``inconclusive``.
 
 Encrypted DNS resolvers and the kinds judged against their own twin exchange (fully encrypted
-traffic, WireGuard) are judged by :mod:`probe.judge.protocols`.
+traffic, WireGuard) are judged by :mod:`probe.judge.tunnels`.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from probe.core.failures import CERTIFICATE_FAILURES
 from probe.core.model import ControlObservation, EndpointObservation, Verdict
 from probe.inputs.endpointlists import DNS_KINDS, TWIN_KINDS
 from probe.judge.classify.core import failure_kind
-from probe.judge.protocols import AsnOf, control_gate, judge_encrypted_dns, judge_twin
+from probe.judge.tunnels import AsnOf, control_gate, judge_encrypted_dns, judge_twin
 
 __all__ = ["CLASSIFIER_VERSION", "judge_endpoint"]
 

@@ -30,7 +30,7 @@ class CertAuthority:
     """A CA made on the spot (trustme); nothing trusts it unless given :meth:`write`'s file."""
 
     def __init__(self, organization: str = "probe lab CA") -> None:
-        import trustme
+        import trustme  # the `lab` and `test` extras
 
         self.ca = trustme.CA(organization_name=organization)
 

@@ -145,6 +145,7 @@ def check(e: Expect, m: Measurement | None, v: Verdict | None) -> Outcome:
         ver.append("no verdict stored")
     else:
         got_v = v.verdict + (f"/{v.stage}" if v.stage else "") + (f"@{v.hop}" if v.hop else "")
+        got_v += "".join(f" {p.suite}:{p.verdict}" for p in v.protocols)
         if v.verdict != e.verdict:
             ver.append(f"verdict: expected {e.verdict}, got {v.verdict}")
         if e.stage is not None and v.stage != e.stage:
@@ -156,4 +157,14 @@ def check(e: Expect, m: Measurement | None, v: Verdict | None) -> Outcome:
         for ev in e.evidence:
             if not any(ev in r for r in v.reasons):
                 ver.append(f"evidence: expected {ev!r} in the reasons, got {list(v.reasons)}")
+        got_p = {p.suite: p for p in v.protocols}
+        for suite, verdict, reason in e.protocols:
+            p = got_p.get(suite)
+            if p is None:
+                ver.append(f"{suite}: expected {verdict}, got no {suite} verdict")
+                continue
+            if p.verdict != verdict:
+                ver.append(f"{suite}: expected {verdict}, got {p.verdict} {list(p.reasons)}")
+            if reason and not any(reason in r for r in p.reasons):
+                ver.append(f"{suite}: expected a reason naming {reason!r}, got {list(p.reasons)}")
     return Outcome(e.url, tuple(obs), tuple(ver), observed(m), got_v)

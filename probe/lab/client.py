@@ -14,13 +14,13 @@ from __future__ import annotations
 import os
 import sys
 
+from probe.lab.safety import LabSafetyError, require_lab_namespace
+
 __all__ = ["main"]
 
 
 def main(argv: list[str] | None = None) -> int:
     """Check the namespace, then exec ``probe ARGS...`` in this process (no return)."""
-    from probe.lab.safety import LabSafetyError, require_lab_namespace
-
     try:
         require_lab_namespace("the probe's lab traffic")
     except LabSafetyError as exc:

@@ -31,6 +31,15 @@ import sys
 from pathlib import Path
 from typing import Any, cast
 
+import dns.exception
+import dns.flags
+import dns.message
+import dns.rcode
+import dns.rdataclass
+import dns.rdatatype
+import dns.rrset
+
+from probe.core.net import parse_hostport, parse_listen
 from probe.lab.udpserver import Answer, DatagramServer, serve_udp
 
 __all__ = ["ConfigFile", "main"]
@@ -64,25 +73,11 @@ class ConfigFile:
         return self.value
 
 
-def _hostport(text: str, default_port: int = 53) -> tuple[str, int]:
-    host, _, port = text.rpartition(":")
-    if not host:
-        return text, default_port
-    return host, int(port)
-
-
 def _norm(name: Any) -> str:
     return str(name.to_text(omit_final_dot=True)).lower()
 
 
 def _answer(query: Any, addresses: list[str], *, aa: bool, ttl: int = 300) -> Any:
-    import dns.flags
-    import dns.message
-    import dns.rcode
-    import dns.rdataclass
-    import dns.rdatatype
-    import dns.rrset
-
     resp = dns.message.make_response(query)
     q = query.question[0]
     want = "A" if q.rdtype == dns.rdatatype.A else "AAAA" if q.rdtype == dns.rdatatype.AAAA else ""
@@ -98,10 +93,6 @@ def _answer(query: Any, addresses: list[str], *, aa: bool, ttl: int = 300) -> An
 
 
 def _rcode(query: Any, rcode: str, *, aa: bool) -> Any:
-    import dns.flags
-    import dns.message
-    import dns.rcode
-
     resp = dns.message.make_response(query)
     resp.set_rcode(dns.rcode.from_text(rcode))
     resp.flags |= dns.flags.AA if aa else dns.flags.RA
@@ -113,9 +104,6 @@ def _answerer(handler: Any) -> Answer:
     (a message, raw bytes or None); junk gets no reply, a failing handler SERVFAIL."""
 
     async def answer(data: bytes, addr: tuple[str, int]) -> bytes | None:
-        import dns.exception
-        import dns.message
-
         try:
             query = dns.message.from_wire(data)
         except dns.exception.DNSException:
@@ -164,9 +152,6 @@ async def serve(mode: str, listen: tuple[str, int], *, zone: str | None = None,
         return _answer(query, list(records.get("A", [])) + list(records.get("AAAA", [])), aa=True)
 
     async def resolver(query: Any, data: bytes, addr: tuple[str, int]) -> Any:
-        import dns.flags
-        import dns.message
-
         name = _norm(query.question[0].name)
         rule = over_file.get().get(name) or {}
         action = rule.get("action")
@@ -211,9 +196,9 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(
             serve(
                 args.mode,
-                _hostport(args.listen),
+                parse_listen(args.listen),
                 zone=args.zone,
-                upstream=_hostport(args.upstream) if args.upstream else None,
+                upstream=parse_hostport(args.upstream, 53) if args.upstream else None,
                 overrides=args.overrides,
             )
         )

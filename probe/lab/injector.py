@@ -32,15 +32,15 @@ import sys
 from typing import Any
 
 from probe.lab.dnsserver import ConfigFile
+from probe.lab.safety import require_lab_namespace
 
 __all__ = ["main"]
 
 
 def run(iface: str, config: str) -> None:
     """Sniff ``iface`` and inject per ``config`` until killed."""
-    from probe.lab.safety import require_lab_namespace
-
     require_lab_namespace("injected packets")
+    # scapy only after the check: importing it reads the interfaces and routes (~1 s).
     from scapy.all import DNS, DNSRR, IP, TCP, UDP, conf, sniff
 
     conf.ifaces.reload()

@@ -17,8 +17,10 @@ SQLite database with :class:`probe.store.Store`.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -27,11 +29,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from probe.inputs.testlists import parse_url
 from probe.lab import censor as _censor
 from probe.lab import sites, topology, tunnels
+from probe.lab.certs import make_certs
 from probe.lab.checks import Outcome, check
+from probe.lab.latency import Delay
+from probe.lab.safety import namespace_id
 from probe.lab.scenarios import Censor, Scenario
 from probe.lab.topology import LabError, Topology
+from probe.store import Store
+from probe.store.protocols import protocol_verdicts_of
 
 __all__ = [
     "PROBE_TIMEOUTS",
@@ -60,10 +68,10 @@ def is_root() -> bool:
 
 def missing_tools() -> list[str]:
     """The command-line tools the lab needs that are not installed."""
-    import shutil
-
     missing = [t for t in _TOOLS if shutil.which(t) is None]
-    try:
+    try:  # are the lab's Python packages installed? (imported here to find out)
+        import aioquic  # noqa: F401
+        import netfilterqueue  # noqa: F401
         import scapy  # noqa: F401
         import trustme  # noqa: F401
     except ImportError as exc:
@@ -73,8 +81,6 @@ def missing_tools() -> list[str]:
 
 def _read_db(db: Path) -> dict[str, tuple[Any, Any]]:
     """Final (measurement, verdict) per measured URL, from a probe database."""
-    from probe.store import Store
-
     stored: dict[str, tuple[Any, Any]] = {}
     if not db.exists():
         return stored
@@ -82,6 +88,8 @@ def _read_db(db: Path) -> dict[str, tuple[Any, Any]]:
         final = {r["measurement_id"] for r in store.results(run=None)}
         for mid, m, v in store.iter_judged():
             if mid in final:
+                if m.protocols:  # --quic, --ech: their verdicts, stored beside the web one
+                    v = dataclasses.replace(v, protocols=protocol_verdicts_of(store, mid))
                 stored[m.target.url] = (m, v)
     return stored
 
@@ -238,8 +246,6 @@ class Lab:
             self._save_state()  # first, so that a crash from here on is cleaned up as stale
 
     def _up(self, latency_ms: float, bandwidth: str | None) -> None:
-        from probe.lab.certs import make_certs
-
         sd = self.state_dir
         topology.build(self.topo)
         certs = make_certs(sd, [*(s.name for s in sites.SITES if s.ip), tunnels.RESOLVER_NAME])
@@ -264,6 +270,10 @@ class Lab:
             "injector": (t.censor, [py, "-m", "probe.lab.injector", "--iface", "r0", "--config",
                                     str(sd / _censor.CONFIG_FILES["injector"])]),
             "stun": (t.server, [py, "-m", "probe.lab.stun", "--listen", sites.STUN]),
+            "quic": (t.server, [py, "-m", "probe.lab.quicserver",
+                                *sites.quic_listeners(*certs["valid"])]),
+            "quic-censor": (t.censor, [py, "-m", "probe.lab.quiccensor", "--config",
+                                       str(sd / _censor.CONFIG_FILES["quic"])]),
         }  # fmt: skip
         tools = tunnels.services(sd, certs)
         _, reflector = tools.pop("reflector")
@@ -343,8 +353,6 @@ class Lab:
 
     def set_latency(self, delay_ms: float) -> None:
         """Delay every packet the censor forwards by ``delay_ms`` each way (NFQUEUE), 0 to stop."""
-        from probe.lab.latency import Delay
-
         if self._delay is not None:
             if delay_ms:
                 self._delay.set_delay(delay_ms)
@@ -416,8 +424,6 @@ class Lab:
 
     def client_argv(self, argv: Sequence[str]) -> list[str]:
         """The command line running ``probe ARGV`` in the client namespace (with the guard)."""
-        from probe.lab.safety import namespace_id
-
         ns_id = namespace_id(str(Path("/run/netns") / self.topo.client))
         if ns_id is None:
             raise LabError(f"the lab's client namespace {self.topo.client} does not exist")
@@ -449,8 +455,6 @@ class Lab:
         """Apply the scenario's censor, run the probe on its URLs, reset, and check the results.
 
         """
-        from probe.inputs.testlists import parse_url
-
         if scenario.endpoints:
             return self._run_endpoint_scenario(scenario, workdir)
         workdir.mkdir(parents=True, exist_ok=True)
@@ -516,24 +520,3 @@ class Lab:
         """Run scenarios one after the other (the censor is reset between them)."""
         for s in scenarios:
             yield self.run_scenario(s, workdir)
-
-    def describe(self) -> str:
-        """How to use this lab, for people."""
-        t = self.topo
-        helper = (f"control helper: {self.control_url} (in {t.uncensored})" if self.helper
-                  else f"control helper: not running ({self.helper_error or 'disabled'})")  # fmt: skip
-        return (
-            f"lab {t.prefix} is up\n"
-            f"  client namespace:  {t.client} (resolver {topology.CENSOR_IN}, the censor's)\n"
-            f"  censor namespace:  {t.censor}\n"
-            f"  server namespace:  {t.server} (authoritative DNS {topology.AUTH_DNS})\n"
-            f"  {helper}\n"
-            f"  lab CA:            {self.cafile}\n"
-            f"  state and logs:    {self.state_dir}\n\n"
-            "Measure a lab site from the client namespace (the only place lab traffic may start):\n"
-            f"  ip netns exec {t.client} probe run --url https://clean.lab.example/ \\\n"
-            f"      --cafile {self.cafile} --control {self.control_url} \\\n"
-            f"      --accept-risks --vantage lab --db /tmp/lab.db\n"
-            "Censorship rules are applied per scenario by `probe lab run`; the lab starts uncensored.\n"
-            "Tear it down with `probe lab down`."
-        )

@@ -43,7 +43,7 @@ import subprocess
 import sys
 import time
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -144,7 +144,7 @@ def run_delay(
     the loop ends when ``should_stop()`` returns true (checked at least every 100 ms) and then
     releases everything still held. Returns the statistics.
     """
-    from netfilterqueue import COPY_META, NetfilterQueue
+    from netfilterqueue import COPY_META, NetfilterQueue  # the `lab` extra
 
     delay = delay_ms / 1000.0
     jitter = jitter_ms / 1000.0
@@ -436,20 +436,6 @@ class Delay:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-    @contextlib.contextmanager
-    def paused(self) -> Iterator[None]:
-        """Temporarily remove the rules (traffic flows undelayed), e.g. while setting up."""
-        rules = list(self._rules)
-        for iface, q in rules:
-            remove_delay_rule(self.netns, iface, q)
-        self._rules.clear()
-        try:
-            yield
-        finally:
-            for iface, q in rules:
-                install_delay_rule(self.netns, iface, q)
-                self._rules.append((iface, q))
 
 
 if __name__ == "__main__":

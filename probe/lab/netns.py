@@ -25,6 +25,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from probe.core.errors import ProbeError
+
 __all__ = [
     "Namespace",
     "NetnsError",
@@ -48,7 +50,7 @@ BASE_SYSCTLS = (
 )
 
 
-class NetnsError(RuntimeError):
+class NetnsError(ProbeError, RuntimeError):
     """A namespace command failed; the message has the command and its stderr."""
 
 

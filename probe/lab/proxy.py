@@ -26,7 +26,10 @@ import ssl
 import struct
 import sys
 
+from probe.core.net import host_of, parse_listen
+from probe.lab.blockpage import blockpage_response
 from probe.lab.dnsserver import ConfigFile
+from probe.lab.safety import require_lab_namespace
 
 __all__ = ["main", "original_destination", "redirect_response"]
 
@@ -55,7 +58,7 @@ def _host_of(head: bytes) -> str:
     for line in head.split(b"\r\n")[1:]:
         name, _, value = line.partition(b":")
         if name.strip().lower() == b"host":
-            return value.strip().decode("latin-1").rsplit(":", 1)[0].lower().rstrip(".")
+            return host_of(value.decode("latin-1"))
     return ""
 
 
@@ -87,9 +90,6 @@ async def _close(writer: asyncio.StreamWriter) -> None:
 async def serve(http: tuple[str, int], tls: tuple[str, int] | None, cert: str | None,
                 key: str | None, config: str | None) -> None:
     """Serve the proxy (and the interceptor when ``tls`` is given) until cancelled."""
-    from probe.lab.blockpage import blockpage_response
-    from probe.lab.safety import require_lab_namespace
-
     require_lab_namespace("the censor's proxy")
     cfg = ConfigFile(config, {})
 
@@ -147,8 +147,8 @@ async def serve(http: tuple[str, int], tls: tuple[str, int] | None, cert: str | 
 
 
 def _hostport(text: str) -> tuple[str, int]:
-    host, _, port = text.rpartition(":")
-    return host or "0.0.0.0", int(port)
+    host, port = parse_listen(text)
+    return host or "0.0.0.0", port
 
 
 def main(argv: list[str] | None = None) -> int:

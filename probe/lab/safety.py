@@ -16,6 +16,9 @@ from __future__ import annotations
 import os
 import re
 
+from probe.core.errors import ProbeError
+from probe.lab.topology import STATE_ROOT
+
 __all__ = [
     "LabSafetyError",
     "current_lab_namespace",
@@ -36,12 +39,10 @@ def _is_lab_name(name: str) -> bool:
     m = _CHOSEN_NS.match(name)
     if m is None:
         return False
-    from probe.lab.topology import STATE_ROOT
-
     return (STATE_ROOT / m.group(1) / "state.json").is_file()
 
 
-class LabSafetyError(RuntimeError):
+class LabSafetyError(ProbeError, RuntimeError):
     """Raised when lab traffic would be sent from outside the lab's namespaces."""
 
 

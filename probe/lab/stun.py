@@ -17,6 +17,7 @@ import ipaddress
 import struct
 import sys
 
+from probe.core.net import parse_hostport
 from probe.lab.udpserver import DatagramServer, serve_udp
 
 __all__ = ["StunProtocol", "binding_response", "main", "serve"]
@@ -65,14 +66,12 @@ async def serve(listen: tuple[str, int], mapped: str | None = None) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point (see the module docstring)."""
-    from probe.measure.identity import host_port
-
     ap = argparse.ArgumentParser(prog="python -m probe.lab.stun")
     ap.add_argument("--listen", required=True, help="IP:PORT")
     ap.add_argument("--mapped", help="answer this address instead of the client's (a NAT)")
     args = ap.parse_args(argv)
     try:
-        asyncio.run(serve(host_port(args.listen, 3478), args.mapped))
+        asyncio.run(serve(parse_hostport(args.listen, 3478), args.mapped))
     except KeyboardInterrupt:
         pass
     return 0

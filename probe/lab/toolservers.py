@@ -22,6 +22,7 @@ import ssl
 import struct
 from collections.abc import Sequence
 
+from probe.core.net import parse_endpoint
 from probe.measure import openvpn
 
 __all__ = ["OpenVPNUDP", "Resolver", "main", "start"]
@@ -181,19 +182,14 @@ async def start(
     return servers
 
 
-def _endpoint(text: str) -> tuple[str, int]:
-    host, _, port = text.rpartition(":")
-    return host.strip("[]"), int(port)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Serve until killed (the lab's process supervisor stops it)."""
     ap = argparse.ArgumentParser(prog="python -m probe.lab.toolservers")
-    ap.add_argument("--tls", action="append", default=[], type=_endpoint)
-    ap.add_argument("--openvpn", action="append", default=[], type=_endpoint)
-    ap.add_argument("--doh", action="append", default=[], type=_endpoint)
-    ap.add_argument("--dot", action="append", default=[], type=_endpoint)
-    ap.add_argument("--upstream", type=_endpoint, help="DNS server the resolvers ask (UDP)")
+    ap.add_argument("--tls", action="append", default=[], type=parse_endpoint)
+    ap.add_argument("--openvpn", action="append", default=[], type=parse_endpoint)
+    ap.add_argument("--doh", action="append", default=[], type=parse_endpoint)
+    ap.add_argument("--dot", action="append", default=[], type=parse_endpoint)
+    ap.add_argument("--upstream", type=parse_endpoint, help="DNS server the resolvers ask (UDP)")
     ap.add_argument("--lie-nxdomain", action="store_true", help="answer NXDOMAIN for every name")
     ap.add_argument("--cert")
     ap.add_argument("--key")

@@ -13,6 +13,8 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import cast
 
+from probe.lab.safety import require_lab_namespace
+
 __all__ = ["Answer", "DatagramServer", "serve_udp"]
 
 #: ``(datagram, sender) -> reply`` (None: no reply).
@@ -59,8 +61,6 @@ async def serve_udp(
     ``loopback_ok``: the STUN server of loopback tests). Prints ``ready`` once listening.
     """
     if not (loopback_ok and ipaddress.ip_address(listen[0]).is_loopback):
-        from probe.lab.safety import require_lab_namespace
-
         require_lab_namespace(what)
     loop = asyncio.get_running_loop()
     transport, _ = await loop.create_datagram_endpoint(protocol, local_addr=listen)

@@ -19,10 +19,13 @@ import secrets
 import ssl
 import sys
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from aiohttp import web
+from aiohttp import web
+
+from probe.core.net import host_of
+from probe.lab.blockpage import BLOCKPAGE_HTML
+from probe.lab.safety import require_lab_namespace
 
 __all__ = ["main", "make_app"]
 
@@ -45,8 +48,6 @@ _LARGE = re.compile(r"/large/(\d{1,5})")
 
 async def _send_object(request: Any, size: int, rate: float) -> web.StreamResponse:
     """``size`` bytes of octet-stream, at ``rate`` bytes per second (0: as fast as it goes)."""
-    from aiohttp import web
-
     stream = web.StreamResponse(headers={"Content-Type": "application/octet-stream"})
     stream.content_length = size
     await stream.prepare(request)
@@ -64,15 +65,11 @@ async def _send_object(request: Any, size: int, rate: float) -> web.StreamRespon
 
 def make_app(sites: dict[str, dict[str, Any]], blockpage_ports: set[tuple[str, int]]) -> Any:
     """The aiohttp application serving ``sites`` (by Host) and the block page (by listener)."""
-    from aiohttp import web
-
-    from probe.lab.blockpage import BLOCKPAGE_HTML
-
     async def handle(request: web.Request) -> web.StreamResponse:
         sockname = request.transport.get_extra_info("sockname") if request.transport else None
         if sockname and (sockname[0], sockname[1]) in blockpage_ports:
             return web.Response(body=BLOCKPAGE_HTML, content_type="text/html", charset="utf-8")
-        host = (request.host or "").rsplit(":", 1)[0].lower().rstrip(".")
+        host = host_of(request.host or "")
         spec = sites.get(host)
         if spec is None:
             return web.Response(status=404, text=_page("Not found", f"no site {host}"),
@@ -136,10 +133,6 @@ def _tls_context(cert: str, key: str) -> ssl.SSLContext:
 
 async def serve(config: dict[str, Any]) -> None:
     """Start every listener of ``config`` and serve until cancelled."""
-    from aiohttp import web
-
-    from probe.lab.safety import require_lab_namespace
-
     require_lab_namespace("the lab's web servers")
     listeners = config["listeners"]
     blockpage = {(lst["ip"], int(lst["port"])) for lst in listeners if lst.get("blockpage")}

@@ -14,10 +14,13 @@ owns a flow is the one whose task registered it: :func:`begin` puts a sink in a 
 variable, which the tasks a measurement starts inherit.
 
 What is kept per flow: the SYN-ACK, every RST and FIN, the first :data:`DATA_PACKETS` packets
-carrying data, and every UDP datagram (DNS replies); at most :data:`FLOW_CAP` packets per flow
+carrying data, and every UDP datagram that answers the flow's DNS query (its id, QR set, its one
+question: what :func:`probe.measure.dns` accepts as a reply; anything else the resolver's
+address sends is junk and never kept, so it can never pose as a reply or as injection
+evidence, nor crowd the genuine reply out of the flow's cap); at most :data:`FLOW_CAP` packets per flow
 and :data:`SINK_CAP` per measurement, so memory stays bounded whatever a peer sends. With
-``pcap`` the same packets (headers, and UDP payloads) are also written to a pcap file
-(LINKTYPE_RAW).
+``pcap`` the same packets are also written to a pcap file (:mod:`probe.measure.pcap`: headers
+and DNS payloads only, the probe's addresses rewritten).
 
 Capture needs root or CAP_NET_RAW; :meth:`Capture.open` raises :class:`CaptureUnavailable`
 otherwise. IPv6 flows are measured but not captured.
@@ -34,16 +37,20 @@ import socket
 import struct
 import threading
 from collections.abc import Iterable
-from pathlib import Path
-from typing import IO, Any
+from typing import TYPE_CHECKING, Any
 
+from probe.core.errors import ProbeError
 from probe.core.model import Packet, packet_digest
+
+if TYPE_CHECKING:
+    from probe.measure.pcap import PcapFile  # imports scapy: only when a pcap is written
 
 __all__ = [
     "Capture",
     "CaptureUnavailable",
     "Sink",
     "active",
+    "answers_query",
     "begin",
     "bpf_program",
     "current",
@@ -78,7 +85,7 @@ _LDX_B_MSH, _JA, _JEQ, _JSET, _RET = 0xB1, 0x05, 0x15, 0x45, 0x06
 _TCP_FLAGS = "FSRPAUEC"
 
 
-class CaptureUnavailable(RuntimeError):
+class CaptureUnavailable(ProbeError, RuntimeError):
     """Capture cannot run here (no root or CAP_NET_RAW, no AF_PACKET)."""
 
 
@@ -132,6 +139,12 @@ def parse_packet(data: bytes, t: float) -> tuple[tuple[str, int, str, int], Pack
     The key is (proto, local port, remote address, remote port); ``seq_rel``/``ack_rel`` are
     left to the flow (they need its SYN-ACK). Pure: the unit tests feed it recorded packets.
     """
+    # Hand-written with struct, not scapy: this runs for every packet the kernel passes up
+    # (every segment of every body, and any flood aimed at a query's port), and scapy builds
+    # the same record 32-40x slower (bench/packet_parse.py, docs/bench.md: ~3,800 packets/s
+    # on one loaded core, where a 20,000 packets/s junk flood must not stall the thread).
+    # scapy does the rest of probe's packet work: the pcap file (measure/pcap.py) and trace's
+    # ICMP quotes (measure/trace.py), a few packets per measurement or per trace.
     if len(data) < 20 or data[0] >> 4 != 4:
         return None
     ihl = (data[0] & 0x0F) * 4
@@ -168,18 +181,40 @@ class Sink:
         self.dropped = 0  # flows not captured (port table full, IPv6)
 
 
-class _Flow:
-    __slots__ = ("data", "kept", "server_isn", "sink", "syn_ack")
+def answers_query(body: bytes, query: bytes) -> bool:
+    """True when the UDP payload ``body`` is a DNS reply to ``query`` (a query's wire form).
 
-    def __init__(self, sink: Sink) -> None:
+    The header and question test :mod:`probe.measure.dns` applies before a datagram may count
+    as a reply: our id, QR set, exactly one question, and that question (the name compared
+    case-insensitively, the type and class exactly). On raw bytes, without parsing the
+    answers: a flood costs little.
+    """
+    end = len(query)
+    name = end - 4  # the question's name, then its type and class
+    if len(body) < end or body[:2] != query[:2] or not body[2] & 0x80 or body[4:6] != b"\0\1":
+        return False
+    return body[12:name].lower() == query[12:name].lower() and body[name:end] == query[name:]
+
+
+class _Flow:
+    __slots__ = ("data", "kept", "query", "server_isn", "sink", "syn_ack")
+
+    def __init__(self, sink: Sink, query: bytes | None = None) -> None:
         self.sink = sink
         self.kept = 0
         self.data = 0
+        self.query = query  # UDP: the DNS query sent on this flow (only its replies are kept)
         self.server_isn: int | None = None
         self.syn_ack: int | None = None  # the ack of the SYN-ACK: our ISN + 1
 
-    def keep(self, pkt: Packet) -> Packet | None:
-        """The packet as stored (with its flow-relative seq/ack), or None when not kept."""
+    def keep(self, pkt: Packet, body: bytes = b"") -> Packet | None:
+        """The packet as stored (with its flow-relative seq/ack), or None when not kept.
+
+        A datagram on a DNS flow is kept only when it answers the flow's query (see
+        :func:`answers_query`); the others are junk (the query's own record keeps a few).
+        """
+        if pkt.proto == "udp" and self.query is not None and not answers_query(body, self.query):
+            return None
         if pkt.proto == "tcp":
             if "S" in pkt.flags and "A" in pkt.flags and pkt.seq is not None:
                 self.server_isn, self.syn_ack = pkt.seq, pkt.ack
@@ -251,8 +286,13 @@ async def finish(started: tuple[Sink, contextvars.Token[Sink | None]] | None) ->
     return tuple(sorted(sink.packets, key=lambda p: p.t))
 
 
-def watch(proto: str, local: tuple[str, int], remote: tuple[str, int]) -> None:
-    """Register a flow of the current measurement (before its first packet is sent)."""
+def watch(proto: str, local: tuple[str, int], remote: tuple[str, int],
+          query: bytes | None = None) -> None:  # fmt: skip
+    """Register a flow of the current measurement (before its first packet is sent).
+
+    ``query``: for a UDP flow, the DNS query about to be sent on it; only datagrams that answer
+    it are kept (:func:`answers_query`).
+    """
     sink = current()
     cap = _ACTIVE
     if sink is None or cap is None:
@@ -260,13 +300,13 @@ def watch(proto: str, local: tuple[str, int], remote: tuple[str, int]) -> None:
     if ":" in remote[0] or ":" in local[0]:
         sink.dropped += 1  # IPv6: not captured
         return
-    cap.register(sink, (proto, local[1], remote[0], remote[1]))
+    cap.register(sink, (proto, local[1], remote[0], remote[1]), query)
 
 
 class Capture:
     """The capture socket, its filter and its reader thread (see the module docstring)."""
 
-    def __init__(self, sock: socket.socket, pcap: Path | None = None) -> None:
+    def __init__(self, sock: socket.socket, pcap: PcapFile | None = None) -> None:
         self._sock = sock
         self._flows: dict[tuple[str, int, str, int], _Flow] = {}
         self._ports: dict[tuple[str, int], int] = {}
@@ -276,18 +316,19 @@ class Capture:
         self._wake_r, self._wake_w = os.pipe()
         self._stop = False
         self._thread: threading.Thread | None = None
-        self._pcap: IO[bytes] | None = None
+        self._pcap = pcap
         self.packets_seen = 0  # packets the kernel passed up (ours by port)
         self.packets_kept = 0
         self.refused = 0  # flows not captured because the port table was full
-        if pcap is not None:
-            self._pcap = open(pcap, "wb")  # noqa: SIM115  # closed in close()
-            # pcap global header: magic, v2.4, tz 0, sigfigs 0, snaplen, LINKTYPE_RAW (101)
-            self._pcap.write(struct.pack("<IHHiIII", 0xA1B23C4D, 2, 4, 0, 0, UDP_SNAP, 101))
+        self.errors = 0  # packets whose handling raised (skipped; capture goes on)
 
     @classmethod
-    def open(cls, pcap: Path | None = None) -> Capture:
-        """Open the capture socket with a reject-everything filter and start the thread."""
+    def open(cls, pcap: PcapFile | None = None) -> Capture:
+        """Open the capture socket with a reject-everything filter and start the thread.
+
+        ``pcap``: where the packets kept are also written (sanitized, see
+        :mod:`probe.measure.pcap`); closed with the capture.
+        """
         try:
             sock = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(_ETH_P_IP))
         except (PermissionError, OSError, AttributeError) as exc:
@@ -323,14 +364,14 @@ class Capture:
         self._sock.setsockopt(socket.SOL_SOCKET, _SO_ATTACH_FILTER, fprog)
         self._prog = buf
 
-    def register(self, sink: Sink, key: tuple[str, int, str, int]) -> None:
-        """Capture flow ``key`` for ``sink`` from now on."""
+    def register(self, sink: Sink, key: tuple[str, int, str, int], query: bytes | None = None) -> None:
+        """Capture flow ``key`` for ``sink`` from now on (``query``: see :func:`watch`)."""
         port = (key[0], key[1])
         if port not in self._ports and len(self._ports) >= MAX_PORTS:
             self.refused += 1
             sink.dropped += 1
             return
-        flow = _Flow(sink)
+        flow = _Flow(sink, query)
         sink.flows[key] = flow
         self._flows[key] = flow
         n = self._ports.get(port, 0)
@@ -387,7 +428,10 @@ class Capture:
                     break
                 except OSError:
                     return
-                self._handle(data, anc)
+                try:
+                    self._handle(data, anc)
+                except Exception:  # one odd packet must not end capture: sync() waits on us
+                    self.errors += 1
             if woken:
                 with self._lock:
                     pending, self._pending = self._pending, []
@@ -411,18 +455,16 @@ class Capture:
         parsed = parse_packet(data, t)
         if parsed is None:
             return
-        key, pkt, _ = parsed
+        key, pkt, body = parsed
         flow = self._flows.get(key)
         if flow is None:
             return  # a packet to our port from someone else: not the probe's flow
-        kept = flow.keep(pkt)
+        kept = flow.keep(pkt, body)
         if kept is None:
             return
         self.packets_kept += 1
         if self._pcap is not None:
-            sec = int(t)
-            self._pcap.write(struct.pack("<IIII", sec, int((t - sec) * 1e9), len(data), len(data)))
-            self._pcap.write(data)
+            self._pcap.write(data, t, dns=flow.query is not None)
 
     def close(self) -> None:
         """Stop the thread, close the socket and the pcap file."""
@@ -441,7 +483,6 @@ class Capture:
         self._sock.close()
         if self._pcap is not None:
             self._pcap.close()
-            self._pcap = None
         with self._lock:
             pending, self._pending = self._pending, []
         for loop, fut in pending:

@@ -38,7 +38,7 @@ import dns.rdatatype
 
 from probe.core.failures import Failure, failure_string
 from probe.core.model import DNSObservation, DNSReply
-from probe.core.net import canon_ip, format_resolver
+from probe.core.net import canon_ip, format_endpoint, format_resolver
 from probe.measure import capture
 
 __all__ = [
@@ -267,7 +267,7 @@ class UDPQuery:
         try:
             sock = _connected_socket(self.ip, self.port)
             local = sock.getsockname()
-            capture.watch("udp", (local[0], local[1]), (self.ip, self.port))
+            capture.watch("udp", (local[0], local[1]), (self.ip, self.port), self._wire)
             self._t0 = time.monotonic()
             self.started = time.time()
             sock.send(self._wire)
@@ -323,7 +323,7 @@ class UDPQuery:
         if not _matches(msg, self._qid, self._qname, qtype):
             self._on_junk(data, addr, t, msg)
             return
-        source = format_resolver(addr[0], addr[1])[len("udp://") :]
+        source = format_endpoint(addr[0], addr[1])
         reply, addresses = reply_from_message(msg, data, t, source, qtype)
         self.replies.append(reply)
         if self._first_t is None:
@@ -344,7 +344,7 @@ class UDPQuery:
         if self.junk > MAX_JUNK:
             return
         try:
-            source = format_resolver(addr[0], addr[1])[len("udp://") :]
+            source = format_endpoint(addr[0], addr[1])
         except (IndexError, TypeError, ValueError):
             source = str(addr)
         if msg is None:
@@ -420,7 +420,7 @@ async def doh_query(
     The DoH reply is stored re-encoded (``to_wire()``) since dnspython does not expose the
     bytes received; DoH is the DNS control, not injection evidence.
     """
-    import dns.asyncquery
+    import dns.asyncquery  # DoH only: with its HTTP stack, ~1 s to import; runs without --doh skip it
 
     started = time.time()
     t0 = time.monotonic()

@@ -30,12 +30,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from probe.core.failures import Failure
+from probe.core.failures import failure_string as from_exception
+from probe.core.net import parse_hostport
 from probe.core.settings import IdentityConfig
 
 __all__ = [
     "Identity",
     "discover",
-    "host_port",
     "stun_public_ip",
     "vantage_name",
     "whoami",
@@ -124,24 +126,6 @@ def vantage_name(identity: Identity) -> str:
     return f"AS{identity.asn}-{identity.country}" if identity.country else f"AS{identity.asn}"
 
 
-def host_port(spec: str, default_port: int) -> tuple[str, int]:
-    """``HOST``, ``HOST:PORT``, ``[IPv6]:PORT`` or ``IPv6`` -> (host, port); ValueError if bad."""
-    from probe.core.net import split_hostport
-
-    host, port_text = split_hostport(spec.strip())
-    if not host:
-        raise ValueError(f"no host in {spec!r}")
-    if port_text is None:
-        return host, default_port
-    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
-        raise ValueError(f"bad port in {spec!r}")
-    return host, int(port_text)
-
-
-def _split(spec: str, default_port: int) -> tuple[str, int]:
-    return host_port(spec, default_port)
-
-
 def _parse_stun(data: bytes, txid: bytes) -> str | None:
     """The mapped address of a STUN binding success response with our transaction id."""
     if len(data) < 20:
@@ -182,11 +166,8 @@ async def stun_public_ip(server: str, timeout: float = 3.0) -> tuple[str | None,
     well-formed binding success for our transaction id are ignored (a spoofed or junk datagram
     cannot set the identity).
     """
-    from probe.core.failures import Failure
-    from probe.core.failures import failure_string as from_exception
-
     try:
-        host, port = _split(server, 3478)
+        host, port = parse_hostport(server, 3478)
     except ValueError:
         return None, None, "invalid server address"
     loop = asyncio.get_running_loop()
@@ -240,11 +221,12 @@ async def whoami(resolver: str, name: str, timeout: float = 3.0) -> tuple[list[s
     from, and "" or an OONI-style failure string. Both queries go out at once, through the
     engine's UDP query (no DoH stack to import: this runs before the first URL of a run).
     """
-    from probe.core.failures import Failure
+    # dnspython (~0.1 s) is imported once the STUN requests are out: their round trips run
+    # during the import (a run's first packets should not wait for it).
     from probe.measure.dns import UDPQuery
 
     try:
-        host, port = _split(resolver, 53)
+        host, port = parse_hostport(resolver, 53)
     except ValueError:
         return [], "invalid resolver address"
     queries = [UDPQuery(name, qtype, host, port, timeout, 0.0).start() for qtype in ("A", "AAAA")]

@@ -9,10 +9,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
-from probe.core.net import DEFAULT_RESOLV_CONF, format_endpoint, parse_resolver, system_nameservers
+from probe.core.net import parse_resolver, run_resolvers
+from probe.core.settings import MeasureConfig
 
 if TYPE_CHECKING:
     import ssl
@@ -23,25 +24,15 @@ __all__ = ["dns_server_reachable", "health_url", "http_reachable", "resolver_add
 _HEAD_MAX = 16 << 10
 
 
-def resolver_addresses(cfg: Any) -> list[str]:
-    """The probe's resolvers as "IP:PORT" strings: --resolver, else the resolv.conf nameservers."""
-    resolvers = list(getattr(cfg, "resolvers", ()) or ())
-    if resolvers:
-        return [format_endpoint(*parse_resolver(spec)) for spec in resolvers]
-    if not getattr(cfg, "system_resolver", True):
-        return []
-    path = getattr(cfg, "resolv_conf", DEFAULT_RESOLV_CONF)
-    out = []
-    for ns in system_nameservers(path):
-        try:
-            out.append(format_endpoint(*parse_resolver(ns)))
-        except ValueError:
-            continue  # the engine ignores it too (and logs it)
-    return out
+def resolver_addresses(cfg: MeasureConfig) -> list[str]:
+    """The run's resolvers as "IP:PORT" strings, by the engine's rule (:func:`run_resolvers`)."""
+    return run_resolvers(cfg.resolvers, cfg.system_resolver, cfg.resolv_conf).endpoints()
 
 
 async def dns_server_reachable(server: str, timeout: float = 3.0, name: str = "example.com") -> bool:
     """True when the DNS server answers a query at all (any rcode counts)."""
+    # dnspython (~0.1 s) here, not at the top: a run imports this module before its checks
+    # start, and the identity check's STUN requests go out while this import runs.
     import dns.message
 
     host, port = parse_resolver(server)

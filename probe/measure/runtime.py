@@ -12,7 +12,7 @@ import ssl
 import weakref
 from typing import Any
 
-from probe.core.net import parse_resolver, system_nameservers
+from probe.core.net import run_resolvers
 from probe.core.settings import MeasureConfig
 from probe.measure.tls import TLSContexts
 
@@ -27,20 +27,11 @@ class Runtime:
     def __init__(self, cfg: MeasureConfig) -> None:
         self.tls = TLSContexts(cfg.cafile)
         self.cafile = cfg.cafile
-        if cfg.resolvers:
-            self.resolvers = [parse_resolver(r) for r in cfg.resolvers]
-            self.no_resolver: str | None = None
-        elif cfg.system_resolver:
-            self.resolvers = []
-            for ns in system_nameservers(cfg.resolv_conf):
-                try:
-                    self.resolvers.append(parse_resolver(ns))
-                except ValueError:
-                    log.warning("ignoring nameserver %r of %s", ns, cfg.resolv_conf)
-            self.no_resolver = None if self.resolvers else f"no nameserver in {cfg.resolv_conf}"
-        else:
-            self.resolvers = []
-            self.no_resolver = "no resolver configured"
+        chosen = run_resolvers(cfg.resolvers, cfg.system_resolver, cfg.resolv_conf)
+        self.resolvers = list(chosen.addresses)
+        self.no_resolver = chosen.missing
+        for ns in chosen.ignored:
+            log.warning("ignoring nameserver %r of %s", ns, cfg.resolv_conf)
         self._doh: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = (
             weakref.WeakKeyDictionary()
         )
@@ -50,7 +41,7 @@ class Runtime:
         loop = asyncio.get_running_loop()
         client = self._doh.get(loop)
         if client is None:
-            import httpx2
+            import httpx2  # DoH only (runs with --doh)
 
             ctx: ssl.SSLContext | bool = True
             if self.cafile:

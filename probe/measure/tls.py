@@ -41,7 +41,7 @@ def verifying_context(cafile: str | None = None) -> ssl.SSLContext:
     ctx = ssl.create_default_context()
     if not ctx.cert_store_stats().get("x509_ca"):
         with contextlib.suppress(ImportError, OSError):
-            import certifi  # for systems without a CA store
+            import certifi  # only for systems without a CA store
 
             ctx.load_verify_locations(cafile=certifi.where())
     if cafile:

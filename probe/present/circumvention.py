@@ -13,17 +13,26 @@ import json
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from probe.core.model import INTERFERENCE_VERDICTS
+from probe.core.net import format_endpoint
+from probe.present.text import cut
+
+if TYPE_CHECKING:
+    from probe.run.circumvention import Judged, SuiteSummary
 
 __all__ = [
     "ENDPOINT_CSV_KEYS",
-    "PROTOCOL_KINDS",
+    "TUNNEL_KINDS",
     "EndpointMatrix",
     "explain_endpoint_reason",
     "format_endpoint_csv",
     "format_endpoint_table",
+    "format_judged",
+    "format_no_reflector",
+    "format_suite_end",
     "render_endpoint",
 ]
 
@@ -52,8 +61,9 @@ _WORDS = {
 }
 
 
-#: Kinds shown apart from Tor, OpenVPN and VPN endpoints (the report's protocols section).
-PROTOCOL_KINDS = frozenset({"doh", "dot", "fet", "wireguard"})
+#: Kinds shown apart from Tor, OpenVPN and VPN endpoints (the report's section on encrypted DNS
+#: and VPN protocols).
+TUNNEL_KINDS = frozenset({"doh", "dot", "fet", "wireguard"})
 
 _WORDS.update({
     "doh/ok": "the DoH resolver answered over a verified TLS connection; no answer contradicts the control's",
@@ -113,13 +123,8 @@ def explain_endpoint_reason(reason: str) -> str:
     return reason
 
 
-def _cut(text: str, width: int) -> str:
-    return text if len(text) <= width else text[: max(1, width - 1)] + "…"
-
-
 def _where(r: dict[str, Any]) -> str:
-    addr = r["address"]
-    return f"[{addr}]:{r['port']}" if ":" in addr else f"{addr}:{r['port']}"
+    return format_endpoint(r["address"], r["port"])
 
 
 def _time(iso: str | None) -> str:
@@ -146,10 +151,10 @@ def format_endpoint_table(rows: Iterable[dict[str, Any]], width: int = 160) -> I
         reasons = r["reasons"] or []
         # The first reason decides; "+N" says how many more there are.
         reason = (reasons[0] + (f" +{len(reasons) - 1}" if len(reasons) > 1 else "")) if reasons else "-"
-        cells = {"NAME": _cut(r["name"], widths["NAME"]), "KIND": r["kind"],
-                 "ENDPOINT": _cut(_where(r), widths["ENDPOINT"]), "VERDICT": r["verdict"],
-                 "STAGE": r["stage"] or "-", "REASON": _cut(reason, widths["REASON"]),
-                 "VANTAGE": _cut(r["vantage"], 12), "RUN": r["run_id"],
+        cells = {"NAME": cut(r["name"], widths["NAME"]), "KIND": r["kind"],
+                 "ENDPOINT": cut(_where(r), widths["ENDPOINT"]), "VERDICT": r["verdict"],
+                 "STAGE": r["stage"] or "-", "REASON": cut(reason, widths["REASON"]),
+                 "VANTAGE": cut(r["vantage"], 12), "RUN": r["run_id"],
                  "TIME": _time(r["measured_at"])}  # fmt: skip
         buf.append(fmt.format(*(cells[c] for c in cols)))
         if len(buf) >= _CHUNK:
@@ -209,7 +214,7 @@ def render_endpoint(d: dict[str, Any]) -> list[str]:
         lines.append(f"  {obs['handshake']:<8} {what}{ms}" + (f" ({', '.join(extra)})" if extra else ""))
     elif d["transport"] == "tcp" and not obs.get("tcp_failure") and not obs.get("trials"):
         lines.append("  (TCP only: the tool's handshake needs a secret we do not have)")
-    lines += _protocol_lines(obs)
+    lines += _tunnel_lines(obs)
     if ctl:
         seen = [f"tcp {t.get('ip')}:{t.get('port')} {'ok' if t.get('ok') else t.get('failure') or 'failed'}"
                 for t in ctl.get("tcp") or [] if t.get("ip") == d["address"] and t.get("port") == d["port"]]
@@ -228,7 +233,7 @@ def render_endpoint(d: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _protocol_lines(obs: dict[str, Any]) -> list[str]:
+def _tunnel_lines(obs: dict[str, Any]) -> list[str]:
     """The decoy, the names resolved and the twin exchanges of one observation, for `probe show`."""
     lines = []
     if obs.get("decoy_sni"):
@@ -305,7 +310,7 @@ class EndpointMatrix:
         name_w = max(16, min(40, width - 26 - sum(w + 2 for w in col_w)))
         fmt = f"{{:<{name_w}}}  {{:<11}}  {{:<21}}" + "".join(f"  {{:<{w}}}" for w in col_w)
         out = ["\nCircumvention endpoints (newest verdict per vantage point; blocks = blocked, reset):\n",
-               fmt.format("NAME", "KIND", "ENDPOINT", *(_cut(c, w) for c, w in zip(self.columns, col_w,
+               fmt.format("NAME", "KIND", "ENDPOINT", *(cut(c, w) for c, w in zip(self.columns, col_w,
                           strict=True))).rstrip() + "\n"]  # fmt: skip
         for (kind, name, address, port), cells in sorted(self.rows.items()) if matrix else ():
             texts = []
@@ -318,7 +323,7 @@ class EndpointMatrix:
                 else:
                     texts.append(r["verdict"])
             where = _where({"address": address, "port": port})
-            out.append(fmt.format(_cut(name, name_w), kind, _cut(where, 21), *texts).rstrip() + "\n")
+            out.append(fmt.format(cut(name, name_w), kind, cut(where, 21), *texts).rstrip() + "\n")
         if not matrix:
             out = []
         out.append("\nCircumvention endpoints reached per vantage point (ok / tried, by kind):\n")
@@ -344,3 +349,28 @@ class EndpointMatrix:
 def dumps(d: dict[str, Any]) -> str:
     """One endpoint measurement as JSON (``probe show --json``)."""
     return json.dumps(d, ensure_ascii=False, sort_keys=True)
+
+
+def format_judged(judged: Judged, as_json: bool) -> str:
+    """One endpoint as `probe circumvention` judges it: a line for people (verdict, kind, name,
+    where, the first reason), or ``as_json`` one JSON object."""
+    obs, _, verdict = judged
+    if as_json:
+        row = {"kind": obs.kind, "name": obs.name, "address": obs.address, "port": obs.port,
+               "verdict": verdict.verdict, "stage": verdict.stage, "reasons": list(verdict.reasons)}
+        return json.dumps(row)  # fmt: skip
+    reason = verdict.reasons[0] if verdict.reasons else ""
+    where = f"{obs.address}:{obs.port}"
+    return f"{verdict.verdict:<12} {obs.kind:<11} {obs.name:<16} {where}  {reason}"
+
+
+def format_no_reflector() -> str:
+    """The note of `probe circumvention` when it wanted a reflector and no helper offered one."""
+    return ("note: no helper offered a reflector: fully encrypted traffic and WireGuard were not "
+            "measured (run your own: probe helper serve --reflector)")  # fmt: skip
+
+
+def format_suite_end(summary: SuiteSummary, db: Path) -> str:
+    """The last line of `probe circumvention`: the run, its verdict counts, the database."""
+    counts = " / ".join(f"{k} {v}" for k, v in sorted(summary.counts.items()))
+    return f"run {summary.run_id}: {len(summary.results)} endpoints: {counts or 'none'}; stored in {db}"

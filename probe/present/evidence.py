@@ -7,56 +7,61 @@ connect and TLS handshake next to the control's result for the same address, the
 (subject, issuer, validity), the HTTP exchange (status, title, body length, the fingerprints it
 matches) next to the control's, then the verdict and every reason in words.
 
-Reads only SQLite and the packaged fingerprints: no network library is imported.
+Reads only the store (probe/store/evidence.py) and the packaged fingerprints: no network
+library is imported.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import textwrap
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from probe.core.model import DNSObservation, Hop, Measurement, Verdict
+from probe.core.errors import ProbeError
+from probe.core.model import DNSObservation, Hop, Measurement, ProtocolVerdict, Verdict
 from probe.judge.explain import decisive, explain
+from probe.present.packets import packet_rows, render_packets
+from probe.present.text import cut
+from probe.store.evidence import (
+    URLColumn,
+    attempts,
+    certificate_info,
+    has_measurement,
+    measurement_place,
+    newest_final,
+)
+from probe.store.protocols import protocol_verdicts_of
+
+if TYPE_CHECKING:
+    from probe.store import Store
 
 __all__ = ["EvidenceError", "dumps", "evidence", "find_measurement", "render_text"]
 
 
-class EvidenceError(LookupError):
+class EvidenceError(ProbeError, LookupError):
     """No measurement matches what was asked for; the message says what was looked for."""
 
 
-def find_measurement(store: Any, what: str, vantage: str | None = None,
+def find_measurement(store: Store, what: str, vantage: str | None = None,
                      run: int | None = None) -> int:
     """The measurement id ``what`` names: an id, or a URL's newest final measurement.
 
     A URL is matched as measured (``url``), as written in the list (``original_url``), and then
     by host name (``domain``); ``vantage`` and ``run`` narrow the search.
     """
-    conn = store.conn
     if what.isdigit():
-        if conn.execute("SELECT 1 FROM measurements WHERE id = ?", (int(what),)).fetchone():
+        if has_measurement(store, int(what)):
             return int(what)
         raise EvidenceError(f"no measurement {what}")
-    where: list[str] = ["m.final = 1"]
-    params: list[object] = []
-    if vantage is not None:
-        where.append("v.name = ?")
-        params.append(vantage)
-    if run is not None:
-        where.append("m.run_id = ?")
-        params.append(run)
     host = what.split("://", 1)[-1].split("/", 1)[0].split(":", 1)[0].lower()
-    for column, value in (("m.url", what), ("m.original_url", what), ("m.domain", host)):
-        row = conn.execute(
-            "SELECT m.id FROM measurements m JOIN vantage_points v ON v.id = m.vantage_id "
-            f"WHERE {' AND '.join([*where, f'{column} = ?'])} ORDER BY m.measured_at DESC, m.id DESC "
-            "LIMIT 1", (*params, value),
-        ).fetchone()
-        if row is not None:
-            return int(row[0])
+    lookups: tuple[tuple[URLColumn, str], ...] = (("url", what), ("original_url", what), ("domain", host))
+    for column, value in lookups:
+        mid = newest_final(store, column, value, vantage=vantage, run=run)
+        if mid is not None:
+            return mid
     narrowed = "".join(f" {k} {v!r}" for k, v in (("vantage", vantage), ("run", run)) if v)
     raise EvidenceError(f"no measurement of {what!r}{(' (' + narrowed.strip() + ')') if narrowed else ''}")
 
@@ -84,19 +89,10 @@ def _injected(q: DNSObservation, control_addrs: set[str]) -> list[str | None]:
     return out
 
 
-def _certs(store: Any, m: Measurement) -> dict[str, dict[str, Any]]:
+def _certs(store: Store, m: Measurement) -> dict[str, dict[str, Any]]:
     shas = {hashlib.sha256(t.cert_chain[0]).hexdigest() for h in m.hops for t in h.tls
             if t.cert_chain}
-    out: dict[str, dict[str, Any]] = {}
-    for sha in shas:
-        row = store.conn.execute(
-            "SELECT subject, issuer, not_before, not_after FROM certificates WHERE sha256 = ?",
-            (sha,),
-        ).fetchone()
-        if row is not None:
-            out[sha] = {"subject": row[0], "issuer": row[1], "not_before": row[2],
-                        "not_after": row[3]}
-    return out
+    return {sha: info._asdict() for sha, info in certificate_info(store, shas).items()}
 
 
 def _fingerprint_names(hop: Hop, fingerprints: Any) -> list[dict[str, Any]]:
@@ -151,6 +147,25 @@ def _hop(hop: Hop, certs: dict[str, dict[str, Any]], fingerprints: Any) -> dict[
                 "location": next((v for k, v in h.headers if k == "location"), None),
                 "server": next((v for k, v in h.headers if k == "server"), None),
                 "fingerprints": _fingerprint_names(hop, fingerprints)}
+    ctl_quic = {(q.ip, q.port): q for q in (c.quic if c is not None else ())}
+    quic = [{"ip": q.ip, "port": q.port, "sni": q.sni, "decoy": decoy, "attempt": q.attempt,
+             "failure": q.failure, "alpn": q.alpn, "datagrams": q.datagrams,
+             "h3_status": q.h3_status, "h3_failure": q.h3_failure,
+             "duration": round(q.duration, 4),
+             "control": None if decoy or (q.ip, q.port) not in ctl_quic else
+             {"ok": ctl_quic[(q.ip, q.port)].ok, "failure": ctl_quic[(q.ip, q.port)].failure}}
+            for decoy, q in sorted([*((False, q) for q in hop.quic), *((True, q) for q in hop.decoy_quic)],
+                                   key=lambda dq: dq[1].started)]  # in the order they were made
+    ctl_ech = {(e.ip, e.port): e for e in (c.ech if c is not None else ())}
+    ech = []
+    for e in hop.ech:
+        ce = ctl_ech.get((e.ip, e.port))
+        ech.append({"ip": e.ip, "port": e.port, "sni": e.sni, "ech": e.ech, "attempt": e.attempt,
+                    "failure": e.failure, "connected": e.connected, "answer": e.answer,
+                    "duration": round(e.duration, 4),
+                    "control": None if ce is None else
+                    {"ok": ce.ech_ok if e.ech else ce.plain_ok,
+                     "failure": ce.ech_failure if e.ech else ce.plain_failure}})
     control = None
     if c is not None:
         control = {"source": c.source, "failure": c.failure, "dns_failure": c.dns_failure,
@@ -158,10 +173,10 @@ def _hop(hop: Hop, certs: dict[str, dict[str, Any]], fingerprints: Any) -> dict[
                    "http_status": c.http_status, "http_title": c.http_title,
                    "http_body_length": c.http_body_length}
     return {"hop": hop.index, "url": hop.url, "dns": dns, "tcp": tcp, "tls": tls, "http": http,
-            "control": control}
+            "quic": quic, "ech": ech, "control": control}
 
 
-def evidence(store: Any, measurement_id: int, *, fingerprints: Any = None) -> dict[str, Any]:
+def evidence(store: Store, measurement_id: int, *, fingerprints: Any = None) -> dict[str, Any]:
     """Everything stored about one measurement, with the verdict and its reasons in words.
 
     ``store`` is an open :class:`probe.store.Store`; ``fingerprints`` (a
@@ -171,33 +186,41 @@ def evidence(store: Any, measurement_id: int, *, fingerprints: Any = None) -> di
     if got is None:
         raise EvidenceError(f"no measurement {measurement_id}")
     m, v = got
-    meta = store.conn.execute(
-        "SELECT m.run_id, v.name, m.measured_at, m.final, m.category, m.url, m.original_url "
-        "FROM measurements m JOIN vantage_points v ON v.id = m.vantage_id WHERE m.id = ?",
-        (measurement_id,),
-    ).fetchone()
-    attempts = store.conn.execute(
-        "SELECT id, attempt, final, verdict, measured_at FROM measurements "
-        "WHERE run_id = ? AND url = ? ORDER BY attempt, id", (meta[0], meta[5]),
-    ).fetchall()
+    if m.protocols:  # --quic, --ech: their verdicts, stored beside the web one
+        v = dataclasses.replace(v, protocols=protocol_verdicts_of(store, measurement_id))
+    place = measurement_place(store, measurement_id)
+    if place is None:  # deleted since it was read
+        raise EvidenceError(f"no measurement {measurement_id}")
     certs = _certs(store, m)
     return {
         "measurement_id": measurement_id,
-        "url": meta[5],
-        "original_url": meta[6],
-        "category": meta[4],
-        "vantage": meta[1],
-        "run_id": meta[0],
-        "measured_at": meta[2],
-        "final": bool(meta[3]),
+        "url": place.url,
+        "original_url": place.original_url,
+        "category": place.category,
+        "vantage": place.vantage,
+        "run_id": place.run_id,
+        "measured_at": place.measured_at,
+        "final": bool(place.final),
         "attempt": m.attempt,
         "runtime": round(m.runtime, 3),
         "failure": m.failure,
-        "attempts": [{"measurement_id": a[0], "attempt": a[1], "final": bool(a[2]),
-                      "verdict": a[3], "measured_at": a[4]} for a in attempts],
+        "attempts": [{"measurement_id": a.measurement_id, "attempt": a.attempt, "final": bool(a.final),
+                      "verdict": a.verdict, "measured_at": a.measured_at}
+                     for a in attempts(store, place.run_id, place.url)],
         "verdict": _verdict(v),
+        "protocols": [_protocol(p) for p in v.protocols],
         "hops": [_hop(h, certs, fingerprints) for h in m.hops],
+        "packets": packet_rows(m.packets) if m.captured else None,
     }
+
+
+def _protocol(p: ProtocolVerdict) -> dict[str, Any]:
+    """One protocol test's verdict (QUIC, ECH) with its reasons in words."""
+    key = decisive(p.verdict, p.stage, p.reasons) if p.verdict != "ok" else None
+    return {"suite": p.suite, "verdict": p.verdict, "stage": p.stage, "hop": p.hop,
+            "classifier_version": p.classifier_version, "decisive": key,
+            "reasons": [{"code": r, "words": explain(r, p.verdict if r == key else None),
+                         "decisive": r == key} for r in p.reasons]}
 
 
 def _verdict(v: Verdict) -> dict[str, Any]:
@@ -300,6 +323,25 @@ def _rows(hop: dict[str, Any]) -> Iterator[tuple[str, str, str]]:
                 title = f" \"{ctl['http_title']}\"" if ctl["http_title"] else ""
                 control = f"{ctl['http_status']}{title}, {ctl['http_body_length']} bytes"
         yield (f"HTTP GET {h['url']} via {h['ip']}:{h['port']}", probe, control)
+    for q in hop.get("quic", ()):
+        what = "QUIC decoy" if q["decoy"] else "QUIC" + (" again" if q["attempt"] else "")
+        probe = _ok(q["failure"], f"handshake ok, ALPN {q['alpn'] or '-'}")
+        if q["h3_status"] is not None:
+            probe += f", HTTP/3 {q['h3_status']}"
+        elif q["h3_failure"]:
+            probe += f", HTTP/3 request FAILED {q['h3_failure']}"
+        probe += f" ({_ms(q['duration'])}, {q['datagrams']} datagrams back)"
+        yield (f"{what} {q['ip']}:{q['port']} SNI {q['sni']}", probe,
+               _control(q["control"], "handshake ok"))
+    for e in hop.get("ech", ()):
+        what = "TLS hello + ECH" if e["ech"] else "TLS hello, plain"
+        what += " again" if e["attempt"] else ""
+        probe = (e["answer"] or "") if e["failure"] is None else f"FAILED {e['failure']}"
+        if e["failure"] is not None and e["answer"]:
+            probe += f" ({e['answer']})"
+        probe += f" ({_ms(e['duration'])})"
+        yield (f"{what} {e['ip']}:{e['port']} SNI {e['sni']}", probe,
+               _control(e["control"], "answered"))
 
 
 def _table(rows: list[tuple[str, str, str]], width: int) -> Iterator[str]:
@@ -340,22 +382,32 @@ def render_text(ev: dict[str, Any], width: int = 100) -> Iterator[str]:
         yield f"  the measurement did not finish: {ev['failure']}"
     for hop in ev["hops"]:
         yield ""
-        yield _cut(f"hop {hop['hop']}: {hop['url']}", width)
+        yield cut(f"hop {hop['hop']}: {hop['url']}", width)
         rows = list(_rows(hop))
         if rows:
             yield from _table(rows, width)
         else:
             yield "    nothing measured"
+    if ev.get("packets"):
+        yield ""
+        yield from render_packets(ev["packets"], width)
     yield ""
     yield f"reasons (classifier {v['classifier_version']}):"
     for r in v["reasons"]:
         mark = "*" if r["decisive"] else "-"
-        yield _cut(f"  {mark} {r['code']}{'  (decided the verdict)' if r['decisive'] else ''}", width)
+        yield cut(f"  {mark} {r['code']}{'  (decided the verdict)' if r['decisive'] else ''}", width)
         yield from textwrap.wrap(r["words"], width, initial_indent="      ",
                                  subsequent_indent="      ")
     if not v["reasons"]:
         yield "  (none)"
+    for p in ev.get("protocols", ()):
+        where = f" at {p['stage']} (hop {p['hop']})" if p["stage"] else ""
+        yield ""
+        yield cut(f"{p['suite'].upper()} verdict: {p['verdict'].upper()}{where}  "
+                  f"(classifier {p['classifier_version']})", width)
+        for r in p["reasons"]:
+            mark = "*" if r["decisive"] else "-"
+            yield cut(f"  {mark} {r['code']}{'  (decided the verdict)' if r['decisive'] else ''}", width)
+            yield from textwrap.wrap(r["words"], width, initial_indent="      ",
+                                     subsequent_indent="      ")
 
-
-def _cut(text: str, width: int) -> str:
-    return text if len(text) <= width else text[: width - 1] + "…"

@@ -12,6 +12,8 @@ anywhere). Sections:
 5. circumvention endpoints (`probe circumvention`: Tor relays, OpenVPN, VPN endpoints), then
    encrypted DNS and VPN protocols (DoH, DoT, fully encrypted traffic, WireGuard): each
    one's newest verdict per vantage point, and how many of each kind each reached;
+   then the opt-in QUIC and ECH tests (`probe run --quic --ech`): each test's verdict counts per
+   vantage point and the URLs whose latest verdict is not ok somewhere;
 6. outages and national isolation (`probe outages`): the intervals per vantage point;
 7. the evidence of each non-ok URL: the decisive reason in words, and for the first ones the
    whole `probe show` evidence.
@@ -23,22 +25,42 @@ capped (the caps are in :class:`ReportLimits` and the report says what it left o
 
 from __future__ import annotations
 
+import calendar
 import html
 import json
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from probe.core.model import INTERFERENCE_VERDICTS
+from probe.core.net import format_endpoint
 from probe.judge.explain import decisive, explain
+from probe.present.circumvention import TUNNEL_KINDS, EndpointMatrix, explain_endpoint_reason
+from probe.present.evidence import EvidenceError, evidence, render_text
+from probe.research.outages import isolation, outages, run_stats
+from probe.store.circumvention import latest_endpoints
+from probe.store.overview import (
+    NonOk,
+    final_history,
+    interference_mix,
+    latest_of_urls,
+    latest_verdict_counts,
+    non_ok_count,
+    non_ok_latest,
+    urls_not_ok,
+    vantage_overview,
+)
+from probe.store.protocols import latest_protocol_verdicts, protocol_summary
+
+if TYPE_CHECKING:
+    from probe.store import Store
 
 __all__ = ["COLOURS", "ReportLimits", "write_report"]
 
 VERDICT_ORDER = (*INTERFERENCE_VERDICTS, "down", "inconclusive", "ok")
 INTERFERENCE = INTERFERENCE_VERDICTS
-_IN_INTERFERENCE = "(" + ", ".join(f"'{v}'" for v in INTERFERENCE) + ")"
 #: Verdict colours, chosen to stay distinct for the common colour-vision deficiencies.
 COLOURS = {"ok": "#4caf50", "blocked": "#d32f2f", "reset": "#f57c00", "hijacked": "#7b1fa2",
            "throttled": "#c2185b", "down": "#9e9e9e", "inconclusive": "#64b5f6", None: "#eeeeee"}
@@ -71,57 +93,25 @@ def _ago(iso: str | None) -> str:
     return "-" if not iso else iso[:16].replace("T", " ") + " UTC"
 
 
-def _where(vantages: list[str] | None, column: str = "v.name") -> tuple[str, list[Any]]:
-    if not vantages:
-        return "", []
-    return f" AND {column} IN ({','.join('?' * len(vantages))})", list(vantages)
-
-
-def _vantage_summary(conn: Any, vantages: list[str] | None) -> list[dict[str, Any]]:
-    w, p = _where(vantages)
-    rows = conn.execute(
-        "SELECT v.id, v.name, v.asn, v.as_org, v.country, v.network, "
-        "(SELECT count(*) FROM runs r WHERE r.vantage_id = v.id), "
-        "(SELECT max(l.measured_at) FROM latest l WHERE l.vantage_id = v.id) "
-        f"FROM vantage_points v WHERE 1 {w} ORDER BY v.name", p,
-    ).fetchall()
+def _vantage_summary(store: Store, vantages: list[str] | None) -> list[dict[str, Any]]:
     counts: dict[int, Counter[str]] = defaultdict(Counter)
-    for vid, verdict, n in conn.execute(
-        "SELECT l.vantage_id, m.verdict, count(*) FROM latest l "
-        "JOIN measurements m ON m.id = l.measurement_id GROUP BY l.vantage_id, m.verdict"
-    ):
-        counts[vid][verdict] = n
-    return [{"id": r[0], "name": r[1], "asn": r[2], "as_org": r[3], "country": r[4],
-             "network": r[5], "runs": r[6], "last": r[7], "counts": counts.get(r[0], Counter())}
-            for r in rows]
+    for c in latest_verdict_counts(store):
+        counts[c.vantage_id][c.verdict] = c.n
+    return [{"id": r.id, "name": r.name, "asn": r.asn, "as_org": r.as_org, "country": r.country,
+             "network": r.network, "runs": r.runs, "last": r.last,
+             "counts": counts.get(r.id, Counter())}
+            for r in vantage_overview(store, vantages)]  # fmt: skip
 
 
-def _interesting_urls(conn: Any, vids: list[int], limit: int) -> tuple[list[str], int]:
+def _interesting_urls(store: Store, vids: list[int], limit: int) -> tuple[list[str], int]:
     """URLs with a latest verdict other than ok somewhere, most interference first."""
-    if not vids:
-        return [], 0
-    marks = ",".join("?" * len(vids))
-    rows = conn.execute(
-        f"SELECT l.url, sum(m.verdict IN {_IN_INTERFERENCE}) AS bad, "
-        "sum(m.verdict != 'ok') AS notok FROM latest l JOIN measurements m ON m.id = l.measurement_id "
-        f"WHERE l.vantage_id IN ({marks}) GROUP BY l.url HAVING notok > 0 "
-        "ORDER BY bad DESC, notok DESC, l.url", vids,
-    ).fetchall()
-    return [r[0] for r in rows[:limit]], len(rows)
+    rows = urls_not_ok(store, vids)
+    return [r.url for r in rows[:limit]], len(rows)
 
 
-def _latest_cells(conn: Any, urls: list[str], vids: list[int]) -> dict[tuple[str, int], tuple[str, int]]:
-    out: dict[tuple[str, int], tuple[str, int]] = {}
-    for i in range(0, len(urls), 400):
-        chunk = urls[i: i + 400]
-        for url, vid, verdict, mid in conn.execute(
-            "SELECT l.url, l.vantage_id, m.verdict, m.id FROM latest l "
-            "JOIN measurements m ON m.id = l.measurement_id "
-            f"WHERE l.url IN ({','.join('?' * len(chunk))})", chunk,
-        ):
-            if vid in vids:
-                out[(url, vid)] = (verdict, mid)
-    return out
+def _latest_cells(store: Store, urls: list[str], vids: list[int]) -> dict[tuple[str, int], tuple[str, int]]:
+    return {(r.url, r.vantage_id): (r.verdict, r.measurement_id)
+            for r in latest_of_urls(store, urls) if r.vantage_id in vids}
 
 
 def _svg_heatmap(urls: list[str], vps: list[dict[str, Any]],
@@ -153,31 +143,23 @@ def _svg_heatmap(urls: list[str], vps: list[dict[str, Any]],
     return "".join(out)
 
 
-def _timelines(conn: Any, urls: list[str], vps: list[dict[str, Any]], limit: int
+def _timelines(store: Store, urls: list[str], vps: list[dict[str, Any]], limit: int
                ) -> list[tuple[str, str, list[tuple[str, str]]]]:
     """(url, vantage, [(measured_at, verdict) at each change]) for pairs whose verdict changed."""
     names = {vp["id"]: vp["name"] for vp in vps}
     series: dict[tuple[str, int], list[tuple[str, str]]] = defaultdict(list)
-    for i in range(0, len(urls), 400):
-        chunk = urls[i: i + 400]
-        for url, vid, at, verdict in conn.execute(
-            "SELECT url, vantage_id, measured_at, verdict FROM measurements "
-            f"WHERE final = 1 AND url IN ({','.join('?' * len(chunk))}) ORDER BY measured_at, id",
-            chunk,
-        ):
-            if vid not in names:
-                continue
-            s = series[(url, vid)]
-            if not s or s[-1][1] != verdict:
-                s.append((at, verdict))
+    for r in final_history(store, urls):
+        if r.vantage_id not in names:
+            continue
+        s = series[(r.url, r.vantage_id)]
+        if not s or s[-1][1] != r.verdict:
+            s.append((r.measured_at, r.verdict))
     changed = [(url, names[vid], s) for (url, vid), s in series.items() if len(s) > 1]
     changed.sort(key=lambda x: (-len(x[2]), x[0], x[1]))
     return changed[:limit]
 
 
 def _epoch(iso: str) -> float:
-    import calendar
-
     return calendar.timegm(time.strptime(iso[:19], "%Y-%m-%dT%H:%M:%S"))
 
 
@@ -218,17 +200,10 @@ def _svg_timeline(rows: list[tuple[str, str, list[tuple[str, str]]]], t_end: str
     return "".join(out)
 
 
-def _techniques(conn: Any, vids: list[int]) -> dict[int, Counter[str]]:
+def _techniques(store: Store, vids: list[int]) -> dict[int, Counter[str]]:
     out: dict[int, Counter[str]] = defaultdict(Counter)
-    if not vids:
-        return out
-    for vid, verdict, stage, n in conn.execute(
-        "SELECT l.vantage_id, m.verdict, m.stage, count(*) FROM latest l "
-        "JOIN measurements m ON m.id = l.measurement_id "
-        f"WHERE m.verdict IN {_IN_INTERFERENCE} "
-        f"AND l.vantage_id IN ({','.join('?' * len(vids))}) GROUP BY 1, 2, 3", vids,
-    ):
-        out[vid][f"{verdict} at {_STAGE_WORDS.get(stage or '', stage or '?')}"] += n
+    for r in interference_mix(store, vids):
+        out[r.vantage_id][f"{r.verdict} at {_STAGE_WORDS.get(r.stage or '', r.stage or '?')}"] += r.n
     return out
 
 
@@ -268,23 +243,8 @@ def _svg_techniques(vps: list[dict[str, Any]], mix: dict[int, Counter[str]]) -> 
     return "".join(out)
 
 
-def _non_ok(conn: Any, vids: list[int], limit: int) -> tuple[list[tuple[Any, ...]], int]:
-    if not vids:
-        return [], 0
-    marks = ",".join("?" * len(vids))
-    order = "CASE m.verdict " + " ".join(f"WHEN '{v}' THEN {i}" for i, v in enumerate(VERDICT_ORDER)) + " END"
-    total = conn.execute(
-        "SELECT count(*) FROM latest l JOIN measurements m ON m.id = l.measurement_id "
-        f"WHERE m.verdict != 'ok' AND l.vantage_id IN ({marks})", vids,
-    ).fetchone()[0]
-    rows = conn.execute(
-        "SELECT m.id, v.name, l.url, m.verdict, m.stage, m.reasons, m.measured_at "
-        "FROM latest l JOIN measurements m ON m.id = l.measurement_id "
-        "JOIN vantage_points v ON v.id = l.vantage_id "
-        f"WHERE m.verdict != 'ok' AND l.vantage_id IN ({marks}) "
-        f"ORDER BY {order}, l.url, v.name LIMIT ?", (*vids, limit),
-    ).fetchall()
-    return rows, total
+def _non_ok(store: Store, vids: list[int], limit: int) -> tuple[list[NonOk], int]:
+    return non_ok_latest(store, vids, VERDICT_ORDER, limit), non_ok_count(store, vids)
 
 
 _CSS = """
@@ -308,20 +268,16 @@ def _legend() -> str:
     ) + f'<span><i class="sw" style="background:{COLOURS[None]}"></i>not measured</span></p>'
 
 
-def _endpoints_section(conn: Any, vps: list[dict[str, Any]], limit: int, *, protocols: bool = False,
-                       latest: list[dict[str, Any]] | None = None) -> tuple[str, int]:
-    """A circumvention section (HTML) and how many endpoints it covers: Tor, OpenVPN and VPN
-    endpoints, or (``protocols``) encrypted DNS resolvers and the reflector kinds."""
-    from probe.present.circumvention import PROTOCOL_KINDS, EndpointMatrix, explain_endpoint_reason
-    from probe.store.circumvention import latest_endpoints
-
+def _endpoints_section(vps: list[dict[str, Any]], latest: list[dict[str, Any]], limit: int, *,
+                       tunnels: bool = False) -> tuple[str, int]:
+    """A circumvention section (HTML) and how many endpoints it covers, from ``latest`` (the
+    newest result of every endpoint at every vantage point): Tor, OpenVPN and VPN endpoints, or
+    (``tunnels``) encrypted DNS resolvers and the reflector kinds."""
     names = [vp["name"] for vp in vps]
-    rows_in = latest if latest is not None else latest_endpoints(conn, names)
-    matrix = EndpointMatrix.from_latest([r for r in rows_in if (r["kind"] in PROTOCOL_KINDS) == protocols],
-                                        names)  # fmt: skip
-    ids = ("protocols", "protocol-matrix") if protocols else ("endpoints", "endpoint-matrix")
+    matrix = EndpointMatrix.from_latest([r for r in latest if (r["kind"] in TUNNEL_KINDS) == tunnels], names)
+    ids = ("tunnels", "tunnel-matrix") if tunnels else ("endpoints", "endpoint-matrix")
     if not matrix.rows:
-        what = "encrypted DNS resolvers or VPN protocols" if protocols else "circumvention endpoints"
+        what = "encrypted DNS resolvers or VPN protocols" if tunnels else "circumvention endpoints"
         return (f'<p class="empty">No {what} measured (<code>probe circumvention'
                 "</code>).</p>"), 0
 
@@ -360,18 +316,68 @@ def _endpoints_section(conn: Any, vps: list[dict[str, Any]], limit: int, *, prot
             text = c["verdict"] + (f"/{c['stage']}" if c["stage"] and c["verdict"] != "ok" else "")
             tds.append(f'<td class="v-{_e(c["verdict"])}" style="color:{_colour(c["verdict"])}" '
                        f'title="{_e(why)}">{_e(text)}</td>')
-        where = f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+        where = format_endpoint(address, port)
         out.append(f"<tr><td>{_e(ep_name)}</td><td>{_e(kind)}</td><td>{_e(where)}</td>{''.join(tds)}</tr>")
     out.append("</tbody></table></div>")
     return "".join(out), len(rows)
 
 
-def _outages_section(conn: Any, names: list[str], country_of: Callable[[str], str] | None,
+_SUITE_TITLES = {"quic": "QUIC (HTTP/3)", "ech": "Encrypted Client Hello"}
+
+
+def _protocols_section(store: Store, names: list[str], limit: int) -> tuple[str, int]:
+    """The QUIC and ECH section (HTML): verdict counts per vantage point, then the URLs whose
+    latest QUIC or ECH verdict is not ok somewhere; and how many such URLs there are."""
+    out: list[str] = []
+    shown_total = 0
+    for suite, title in _SUITE_TITLES.items():
+        counts, urls, n_bad = protocol_summary(store, suite, names, limit)
+        if not counts:
+            continue
+        shown_total += n_bad
+        out.append(f"<h3>{_e(title)}</h3><table id=\"{suite}-summary\"><thead><tr><th>vantage point</th>"
+                   + "".join(f'<th><i class="sw" style="background:{COLOURS[v]}"></i>{v}</th>'
+                             for v in VERDICT_ORDER) + "</tr></thead><tbody>")
+        for name in names:
+            c = counts.get(name, {})
+            out.append(f"<tr><td>{_e(name)}</td>"
+                       + "".join(f'<td class="n v-{v}">{c.get(v, 0)}</td>' for v in VERDICT_ORDER)
+                       + "</tr>")
+        out.append("</tbody></table>")
+        if not urls:
+            out.append(f'<p class="empty">Every URL measured with --{suite} is ok everywhere.</p>')
+            continue
+        more = f" The {len(urls)} with the most interference are shown." if n_bad > len(urls) else ""
+        out.append(f"<p>{n_bad} URLs whose {_e(title)} verdict is not ok somewhere (the reasons are "
+                   f"in each cell's tooltip).{more}</p>")
+        out.append(f'<div class="scroll"><table id="{suite}-matrix"><thead><tr><th>URL</th>'
+                   + "".join(f"<th>{_e(n)}</th>" for n in names) + "</tr></thead><tbody>")
+        cells = {(r.url, r.vantage): r for r in latest_protocol_verdicts(store, suite, names, urls=urls)}
+        for url in urls:
+            tds = []
+            for n in names:
+                r = cells.get((url, n))
+                if r is None:
+                    tds.append("<td>-</td>")
+                    continue
+                why = "; ".join(explain(x) for x in r.reasons)
+                tds.append(f'<td class="v-{_e(r.verdict)}" style="color:{_colour(r.verdict)}" '
+                           f'title="{_e(why)}">{_e(r.verdict)}</td>')
+            out.append(f"<tr><td>{_e(url)}</td>{''.join(tds)}</tr>")
+        out.append("</tbody></table></div>")
+    if not out:
+        return ('<p class="empty">No URL measured with the QUIC or ECH test (<code>probe run '
+                "--quic --ech</code>).</p>"), 0
+    return ("<p>The opt-in tests of each https site (docs/protocols.md): HTTP/3 over QUIC with "
+            "the site's name and a harmless one, and a ClientHello with and without an Encrypted "
+            "Client Hello extension, each judged against the control apart from the web verdict.</p>"
+            + "".join(out)), shown_total
+
+
+def _outages_section(store: Store, names: list[str], country_of: Callable[[str], str] | None,
                      limit: int) -> tuple[str, int]:
     """The outages section (HTML): intervals per vantage point, isolation first."""
-    from probe.research.outages import isolation, outages, run_stats
-
-    stats = [s for s in run_stats(conn, None, None, country_of=country_of) if s.vantage in names]
+    stats = [s for s in run_stats(store, None, None, country_of=country_of) if s.vantage in names]
     found = list(outages(stats))
     isolated = isolation(stats)
     out = ['<table id="isolation"><thead><tr><th>vantage point</th><th>country</th><th>runs</th>'
@@ -401,7 +407,7 @@ def _outages_section(conn: Any, names: list[str], country_of: Callable[[str], st
     return "".join(out), len(found)
 
 
-def write_report(store: Any, out: TextIO, *, vantages: Iterable[str] | None = None,
+def write_report(store: Store, out: TextIO, *, vantages: Iterable[str] | None = None,
                  limits: ReportLimits = ReportLimits(), fingerprints: Any = None,
                  title: str = "probe report", country_of: Callable[[str], str] | None = None,
                  ) -> dict[str, int]:
@@ -411,18 +417,15 @@ def write_report(store: Any, out: TextIO, *, vantages: Iterable[str] | None = No
     country for the isolation rule (None: isolation is not judged). Returns what was drawn
     (counts), for the command's one-line summary and for tests.
     """
-    from probe.present.evidence import EvidenceError, evidence, render_text
-
-    conn = store.conn
     wanted = list(vantages) if vantages else None
-    vps = _vantage_summary(conn, wanted)
+    vps = _vantage_summary(store, wanted)
     vids = [vp["id"] for vp in vps]
-    urls, n_interesting = _interesting_urls(conn, vids, limits.heatmap_urls)
-    cells = _latest_cells(conn, urls, vids)
+    urls, n_interesting = _interesting_urls(store, vids, limits.heatmap_urls)
+    cells = _latest_cells(store, urls, vids)
     last = max((vp["last"] for vp in vps if vp["last"]), default=None)
-    timeline = _timelines(conn, urls, vps, limits.timeline_rows)
-    mix = _techniques(conn, vids)
-    non_ok, n_non_ok = _non_ok(conn, vids, limits.evidence_rows)
+    timeline = _timelines(store, urls, vps, limits.timeline_rows)
+    mix = _techniques(store, vids)
+    non_ok, n_non_ok = _non_ok(store, vids, limits.evidence_rows)
     generated = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
 
     def w(s: str) -> None:
@@ -476,27 +479,31 @@ def write_report(store: Any, out: TextIO, *, vantages: Iterable[str] | None = No
       "interfered URLs; the number is their count).</p>")
     w(f'<div class="scroll">{_svg_techniques(vps, mix)}</div>')
 
-    # 5. Circumvention endpoints.
-    from probe.store.circumvention import latest_endpoints
-
-    latest = latest_endpoints(conn, [vp["name"] for vp in vps])
+    # 5. Circumvention endpoints: Tor, OpenVPN and VPN endpoints, then encrypted DNS and VPN
+    # protocols (one read of the newest result of every endpoint for both).
+    latest = latest_endpoints(store, [vp["name"] for vp in vps])
     w('<h2 id="circumvention-h">Circumvention: Tor, OpenVPN and VPN endpoints</h2>')
-    section, n_endpoints = _endpoints_section(conn, vps, limits.endpoint_rows, latest=latest)
+    section, n_endpoints = _endpoints_section(vps, latest, limits.endpoint_rows)
     w(section)
-    w('<h2 id="protocols-h">Encrypted DNS and VPN protocols: DoH, DoT, fully encrypted traffic, '
+    w('<h2 id="tunnels-h">Encrypted DNS and VPN protocols: DoH, DoT, fully encrypted traffic, '
       "WireGuard</h2><p>Public DoH/DoT resolvers (reached, and their answers against the "
       "control's), and a reflector's echo and WireGuard ports, each judged against its own "
       "twin: printable bytes for the fully encrypted traffic rule, a same-size datagram for "
       "WireGuard (docs/circumvention.md).</p>")
-    section, n_protocols = _endpoints_section(conn, vps, limits.endpoint_rows, protocols=True, latest=latest)
+    section, n_tunnels = _endpoints_section(vps, latest, limits.endpoint_rows, tunnels=True)
     w(section)
-    n_endpoints += n_protocols
+    n_endpoints += n_tunnels
+
+    # 5b. The opt-in protocol tests (QUIC, ECH).
+    w('<h2 id="protocols-h">Protocol tests: QUIC (HTTP/3) and ECH</h2>')
+    section, n_protocols = _protocols_section(store, [vp["name"] for vp in vps], limits.endpoint_rows)
+    w(section)
 
     # 6. Outages and national isolation.
     w('<h2 id="outages-h">Outages and national isolation</h2><p>Each run judged from what it '
       "saw (docs/outages.md): no network at all, a silent resolver, sites at home reached while "
       "those abroad were not (isolation), connections dead far beyond the usual, missed runs.</p>")
-    section, n_outages = _outages_section(conn, [vp["name"] for vp in vps], country_of, limits.outage_rows)
+    section, n_outages = _outages_section(store, [vp["name"] for vp in vps], country_of, limits.outage_rows)
     w(section)
 
     # 7. Evidence.
@@ -506,9 +513,10 @@ def write_report(store: Any, out: TextIO, *, vantages: Iterable[str] | None = No
     w('<table id="evidence"><thead><tr><th>verdict</th><th>vantage point</th><th>URL</th>'
       "<th>why</th><th>measured</th></tr></thead><tbody>")
     detailed = 0
-    for mid, vantage, url, verdict, stage, reasons_json, at in non_ok:
-        reasons = json.loads(reasons_json or "[]")
-        key = decisive(verdict, stage, reasons)
+    for row in non_ok:
+        mid, verdict = row.measurement_id, row.verdict
+        reasons = json.loads(row.reasons or "[]")
+        key = decisive(verdict, row.stage, reasons)
         why = explain(key, verdict) if key else "no reason recorded"
         cell = _e(why)
         if detailed < limits.evidence_details:
@@ -522,10 +530,11 @@ def write_report(store: Any, out: TextIO, *, vantages: Iterable[str] | None = No
                 # what was decided; the step-by-step view is left out for this one.
                 cell += " <i>(observations not readable)</i>"
         w(f'<tr id="m{mid}" class="v-{verdict}"><td class="verdict" style="color:{_colour(verdict)}">'
-          f"{verdict}</td><td>{_e(vantage)}</td><td>{_e(url)}</td><td>{cell}</td><td>{_ago(at)}</td></tr>")
+          f"{verdict}</td><td>{_e(row.vantage)}</td><td>{_e(row.url)}</td><td>{cell}</td>"
+          f"<td>{_ago(row.measured_at)}</td></tr>")
     w("</tbody></table>")
     w('<p class="meta">Reasons in words come from probe/judge/explain.py; docs/classification.md '
       "defines every verdict rule.</p></body></html>\n")
     return {"vantage_points": len(vps), "heatmap_urls": len(urls), "timeline_rows": len(timeline),
             "evidence_rows": len(non_ok), "evidence_details": detailed, "non_ok": n_non_ok,
-            "endpoints": n_endpoints, "outages": n_outages}
+            "endpoints": n_endpoints, "outages": n_outages, "protocol_urls": n_protocols}

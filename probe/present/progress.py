@@ -1,4 +1,6 @@
-"""The live progress display of `probe run` on a terminal (rich), fitted to its width.
+"""What `probe run` shows while it measures: a live display on a terminal (rich), fitted to its
+width; log lines for cron, journald and pipes (:class:`LogProgress`); errors only with --quiet
+(:class:`QuietProgress`).
 
 Imported only when stderr is a terminal, so that `probe --help` and runs under cron never
 import rich. Every line is cropped to the terminal's width (never wrapped): a wrapped line
@@ -20,15 +22,17 @@ a quarter of its deadline).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from probe.core.model import VERDICTS, Target, Verdict
+from probe.run.summary import NullReporter
 
 if TYPE_CHECKING:
     from rich.console import Console
     from rich.live import Live
 
-__all__ = ["LiveProgress", "eta_seconds", "format_duration"]
+__all__ = ["LiveProgress", "LogProgress", "QuietProgress", "eta_seconds", "format_duration", "stamp"]
 
 _COLOURS = {"ok": "green", "blocked": "red", "reset": "red", "hijacked": "magenta",
             "throttled": "red", "down": "yellow", "inconclusive": "cyan"}
@@ -63,6 +67,79 @@ def eta_seconds(total: int | None, done: int, in_flight_ages: list[float], elaps
         # far says nothing about them (the fast URLs are the ones that finished).
         return slowest
     return max(queue_eta, min(slowest, queue_eta + url_budget))
+
+
+def stamp(message: str) -> str:
+    """A log line for cron and journald: UTC time first, so lines can be ordered and matched."""
+    return f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} {message}"
+
+
+class QuietProgress(NullReporter):
+    """A :class:`probe.run.Reporter` for --quiet: only errors (messages starting with ``error``),
+    stamped; no progress, warnings or summary. ``echo`` writes one line (to stderr)."""
+
+    def __init__(self, echo: Callable[[str], None]) -> None:
+        self.echo = echo
+
+    def problem(self, message: str) -> None:
+        if message.startswith("error"):
+            self.echo(stamp(message))
+
+    def close(self) -> None:
+        pass
+
+
+class LogProgress:
+    """A :class:`probe.run.Reporter` writing log lines, each starting with the UTC time, for
+    cron, journald and pipes: every URL that is neither ok nor inconclusive as it is judged, and
+    the counts so far every 30 seconds. ``echo`` writes one line (to stderr)."""
+
+    def __init__(self, echo: Callable[[str], None]) -> None:
+        self.echo = echo
+        self.total: int | None = None
+        self.done = 0
+        self.counts: dict[str, int] = {}
+        self.t0 = time.monotonic()
+        self.last_log = self.t0
+
+    def started(self, run_id: int, total: int | None) -> None:
+        self.total = total
+        self.t0 = time.monotonic()
+        self.echo(stamp(f"run {run_id}: measuring{f' up to {total} URLs' if total else ''}"))
+
+    def measuring(self, target: Target) -> None:
+        pass
+
+    def result(self, target: Target, verdict: Verdict) -> None:
+        self.done += 1
+        self.counts[verdict.verdict] = self.counts.get(verdict.verdict, 0) + 1
+        if verdict.verdict not in ("ok", "inconclusive"):
+            stage = f"/{verdict.stage}" if verdict.stage else ""
+            self.echo(stamp(f"{verdict.verdict}{stage} {target.url}"))
+        now = time.monotonic()
+        if now - self.last_log >= 30:
+            self.last_log = now
+            self.echo(stamp(self._line(now)))
+
+    def settled(self, target: Target) -> None:
+        pass
+
+    def problem(self, message: str) -> None:
+        self.echo(stamp(message))
+
+    def _line(self, now: float) -> str:
+        elapsed = max(now - self.t0, 1e-6)
+        rate = self.done / elapsed
+        counts = " ".join(f"{k} {v}" for k, v in sorted(self.counts.items()))
+        eta = ""
+        if self.total and rate > 0 and self.total > self.done:
+            secs = int((self.total - self.done) / rate)
+            eta = f" ETA {secs // 60}m{secs % 60:02d}s"
+        of = f"/{self.total}" if self.total else ""
+        return f"{self.done}{of} URLs | {counts} | {rate:.1f} URLs/s{eta}"
+
+    def close(self) -> None:
+        pass
 
 
 class LiveProgress:

@@ -14,7 +14,11 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from probe.core.model import VERDICTS
 from probe.core.settings import DEFAULT_DB
+from probe.judge.explain import decisive, explain
+from probe.store import Store, StoreError
+from probe.store.protocols import protocol_results, run_protocol_counts
 
 __all__ = ["SHOWN_PER_VERDICT", "compact_summary", "summary_lines"]
 
@@ -32,8 +36,6 @@ SHOWN_PER_VERDICT = 25
 
 
 def _counts_text(counts: dict[str, int]) -> str:
-    from probe.core.model import VERDICTS
-
     return ", ".join(f"{v} {counts.get(v, 0)}" for v in VERDICTS)
 
 
@@ -59,8 +61,6 @@ def summary_lines(
 
     ``rows`` are the run's non-ok results (dicts of :meth:`probe.store.Store.results`).
     """
-    from probe.judge.explain import decisive, explain
-
     rate = measured / elapsed if elapsed else 0.0
     groups: dict[str, list[dict[str, Any]]] = {v: [] for v, _ in _GROUPS}
     extra: dict[str, int] = {v: 0 for v, _ in _GROUPS}
@@ -108,16 +108,23 @@ def print_summary(summary: Any, db: Path, echo: Callable[[str], Any], tty: bool,
     """Write the end-of-run summary of a :class:`probe.run.RunSummary`.
 
     On a terminal: the non-ok URLs with their reasons (read back from the database, so what is
-    said is what was stored); otherwise one compact line.
+    said is what was stored); otherwise one compact line. Then the network measured from, when
+    it is known.
     """
     counts = dict(summary.verdicts)
     if not tty:
         echo(compact_summary(summary.run_id, summary.status, summary.measured, summary.elapsed,
                              counts, db))
+        if summary.protocols:
+            try:
+                with Store.open(db, create=False) as store:
+                    for line in protocol_lines(store, summary.run_id, db, tty=False):
+                        echo(line)
+            except StoreError:
+                pass  # the database went away: the compact line said what matters
         _problems(summary, echo)
+        _network(summary, echo, width)
         return
-    from probe.store import Store, StoreError
-
     try:
         with Store.open(db, create=False) as store:
             rows = store.results(summary.run_id,
@@ -125,10 +132,48 @@ def print_summary(summary: Any, db: Path, echo: Callable[[str], Any], tty: bool,
             for line in summary_lines(summary.run_id, summary.status, summary.measured,
                                       summary.elapsed, counts, db, rows, width):
                 echo(line)
+            if summary.protocols:
+                for line in protocol_lines(store, summary.run_id, db, width):
+                    echo(line)
     except StoreError:  # the database went away: the counts are still worth printing
         echo(compact_summary(summary.run_id, summary.status, summary.measured, summary.elapsed,
                              counts, db))
     _problems(summary, echo)
+    _network(summary, echo, width)
+
+
+def _network(summary: Any, echo: Callable[[str], Any], width: int) -> None:
+    if summary.network:
+        line = f"vantage {summary.vantage}: {summary.network}"
+        if summary.network_changed:
+            line += " (CHANGED during the run)"
+        echo(line[: max(width, 40)])
+
+
+_SUITES = (("quic", "QUIC (HTTP/3)"), ("ech", "ECH"))
+
+
+def protocol_lines(store: Store, run_id: int, db: Path, width: int = 80, *, tty: bool = True
+                   ) -> Iterator[str]:
+    """What the run's QUIC and ECH tests found (``probe run --quic``, ``--ech``): their counts
+    and, on a terminal, the URLs they found blocked or reset with the reason in words."""
+    counts = run_protocol_counts(store, run_id)
+    dbq = "" if Path(db) == DEFAULT_DB else f" --db {shlex.quote(str(db))}"
+    for suite, title in _SUITES:
+        if suite not in counts:
+            continue
+        line = ", ".join(f"{v} {n}" for v, n in sorted(counts[suite].items()))
+        if not tty:
+            yield f"run {run_id} {suite}: {line}"
+            continue
+        yield ""
+        yield from textwrap.wrap(f"{title}, judged apart from the web verdicts above: {line}",
+                                 width=max(width, 40), break_on_hyphens=False)
+        for r in protocol_results(store, suite, run_id, verdicts=("blocked", "reset"),
+                                  limit=SHOWN_PER_VERDICT):
+            key = decisive(r["verdict"], r["stage"], r["reasons"] or [])
+            yield from _entry(f"{r['verdict']}: {r['url']}", explain(key) if key else r["verdict"], width)
+        yield f"  probe results{dbq} --run {run_id} --suite {suite}"
 
 
 def _problems(summary: Any, echo: Callable[[str], Any]) -> None:

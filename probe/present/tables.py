@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from probe.judge.explain import decisive, explain
+from probe.present.text import cut
 
 __all__ = [
     "CSV_KEYS",
@@ -19,6 +20,8 @@ __all__ = [
     "format_outages_table",
     "format_runs_table",
     "format_table",
+    "time_text",
+    "write_fixed_width",
 ]
 
 _CHUNK = 2000  # rows per chunk written to the terminal
@@ -26,16 +29,12 @@ _JSON_KEYS = ("url", "verdict", "stage", "hop", "reasons", "vantage", "run_id", 
               "category", "domain", "attempt", "runtime", "classifier_version", "measurement_id")
 
 
-def _cut(text: str, width: int) -> str:
-    return text if len(text) <= width else text[: width - 1] + "…"
-
-
 def abbreviate_reasons(reasons: list[str], width: int = 34) -> str:
     """The first reason, cut to fit, and ``+N`` for the others."""
     if not reasons:
         return "-"
     more = f" +{len(reasons) - 1}" if len(reasons) > 1 else ""
-    return _cut(reasons[0], width - len(more)) + more
+    return cut(reasons[0], width - len(more)) + more
 
 
 def _fixed_width(
@@ -66,6 +65,11 @@ def _time(iso: str | None) -> str:
     # the full ISO 8601 time with its Z).
     return f"{iso[:16].replace('T', ' ')} UTC" if iso else "-"
 
+
+#: For renderers of other modules: fixed-width lines (with :func:`fit_columns`), and a stored
+#: UTC time as the tables show it (``2026-11-26 11:52 UTC``).
+write_fixed_width = _fixed_width
+time_text = _time
 
 _TIME_WIDTH = 20  # "2026-11-26 11:52 UTC"
 # (name, width, flexible minimum or 0 for fixed, drop order: higher goes first when narrow)
@@ -111,13 +115,13 @@ def fit_columns(
 def _result_cells(widths: dict[str, int]) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
     def cell(name: str, r: dict[str, Any]) -> Any:
         if name == "URL":
-            return _cut(r["url"], widths["URL"])
+            return cut(r["url"], widths["URL"])
         if name == "STAGE":
             return r["stage"] or "-"
         if name == "REASON":
             return abbreviate_reasons(_decisive_first(r), widths["REASON"])
         if name == "VANTAGE":
-            return _cut(r["vantage"], widths["VANTAGE"])
+            return cut(r["vantage"], widths["VANTAGE"])
         if name == "TIME":
             return _time(r["measured_at"])
         return r[{"VERDICT": "verdict", "RUN": "run_id"}[name]]
@@ -171,7 +175,7 @@ _RUN_COLUMNS = (("RUN", 5), ("VANTAGE", 12), ("STARTED", _TIME_WIDTH), ("FINISHE
 
 def _run_cells(r: dict[str, Any]) -> tuple[Any, ...]:
     verdicts = " ".join(f"{k} {v}" for k, v in r["counts"].items() if v) or "-"
-    return (r["run_id"], _cut(r["vantage"], 12), _time(r["started_at"]), _time(r["finished_at"]),
+    return (r["run_id"], cut(r["vantage"], 12), _time(r["started_at"]), _time(r["finished_at"]),
             r["status"], r["n_measurements"], verdicts)  # fmt: skip
 
 
@@ -185,7 +189,7 @@ _OUTAGE_COLUMNS = (("VANTAGE", 12), ("STATE", 7), ("FIRST SEEN", _TIME_WIDTH), (
 
 
 def _outage_cells(o: dict[str, Any]) -> tuple[Any, ...]:
-    return (_cut(o["vantage"], 12), o["state"], _time(o["first_seen"]), _time(o["last_seen"]),
+    return (cut(o["vantage"], 12), o["state"], _time(o["first_seen"]), _time(o["last_seen"]),
             _time(o["after"]), _time(o["before"]) if o["before"] else "ongoing", o["evidence"])  # fmt: skip
 
 
@@ -200,20 +204,20 @@ CSV_KEYS = ("url", "verdict", "stage", "hop", "decisive_reason", "explanation", 
             "classifier_version", "measurement_id")  # fmt: skip
 
 
-def format_csv(rows: Iterable[dict[str, Any]]) -> Iterator[str]:
-    """Results as CSV (RFC 4180, a header row first), in chunks of text.
+def format_csv(rows: Iterable[dict[str, Any]], keys: tuple[str, ...] = CSV_KEYS) -> Iterator[str]:
+    """Results as CSV (RFC 4180, a header row first), in chunks of text: the columns ``keys``.
 
     ``reasons`` are joined with spaces (codes contain none); ``decisive_reason`` is the one that
     decided the verdict and ``explanation`` says it in words.
     """
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\r\n")
-    w.writerow(CSV_KEYS)
+    w.writerow(keys)
     for n, r in enumerate(rows, 1):
         key = decisive(r["verdict"], r["stage"], r["reasons"] or [])
         row = {**r, "reasons": " ".join(r["reasons"] or []), "decisive_reason": key or "",
                "explanation": explain(key, r["verdict"]) if key else ""}
-        w.writerow(["" if row.get(k) is None else row.get(k) for k in CSV_KEYS])
+        w.writerow(["" if row.get(k) is None else row.get(k) for k in keys])
         if n % _CHUNK == 0:
             yield buf.getvalue()
             buf.seek(0)

@@ -11,19 +11,24 @@ Columns are sources of verdicts, not only vantage points of this database: anoth
 OONI's measurements of the same network) joins with :meth:`Matrix.add_column` and takes part in
 the same differences and summaries.
 
-Only the standard library and sqlite3: `probe compare` and `probe diff` import nothing heavy.
+What they read comes from :mod:`probe.store.matrix`; only the standard library besides:
+`probe compare` and `probe diff` import nothing heavy.
 """
 
 from __future__ import annotations
 
 import datetime
 import re
-import sqlite3
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from probe.core.model import INTERFERENCE_VERDICTS as _INTERFERENCE
+from probe.store.matrix import UrlVerdict, before_by_url, latest_by_url, latest_cells, run_by_url
+from probe.store.protocols import latest_protocol_verdicts
+
+if TYPE_CHECKING:
+    from probe.store import Store
 
 __all__ = [
     "INTERFERENCE",
@@ -34,6 +39,7 @@ __all__ = [
     "diff_states",
     "load_matrix",
     "parse_since",
+    "protocol_matrix",
     "state_at",
     "state_latest",
     "state_of_run",
@@ -198,19 +204,8 @@ class Matrix:
 
 
 # --- reading the database ----------------------------------------------------------------------
-def vantage_ids(conn: sqlite3.Connection, names: Sequence[str] | None = None) -> dict[str, int]:
-    """Vantage point name -> id (every one, or those named; unknown names raise KeyError)."""
-    known = dict(conn.execute("SELECT name, id FROM vantage_points ORDER BY name").fetchall())
-    if not names:
-        return known
-    missing = [n for n in names if n not in known]
-    if missing:
-        raise KeyError(", ".join(missing))
-    return {n: known[n] for n in names}
-
-
 def load_matrix(
-    conn: sqlite3.Connection,
+    store: Store,
     vantages: Sequence[str] | None = None,
     categories: Sequence[str] | None = None,
     since: str | None = None,
@@ -219,89 +214,79 @@ def load_matrix(
 ) -> Matrix:
     """The latest verdict per vantage point and URL, as a :class:`Matrix`.
 
-    ``vantages``: only these (in this column order; default all, by name); ``categories``:
-    only URLs of these category codes; ``since``: only verdicts measured at or after this ISO
-    time (a URL whose latest verdict is older has no cell there). With ``times=False`` cells
-    have an empty ``measured_at`` and are shared between equal verdicts (faster: the table and
-    the summaries do not need times).
+    ``vantages``: only these (in this column order; default all, by name; an unknown name
+    raises KeyError); ``categories``: only URLs of these category codes; ``since``: only
+    verdicts measured at or after this ISO time (a URL whose latest verdict is older has no
+    cell there). With ``times=False`` cells have an empty ``measured_at`` and are shared between
+    equal verdicts (faster: the table and the summaries do not need times).
     """
-    ids = vantage_ids(conn, vantages)
+    ids = store.vantage_ids(vantages)
     names = {vid: name for name, vid in ids.items()}
-    where = [f"vantage_id IN ({','.join('?' * len(ids))})"]
-    params: list[object] = list(ids.values())
-    if categories:
-        where.append(f"category IN ({','.join('?' * len(categories))})")
-        params.extend(categories)
-    if since:
-        where.append("measured_at >= ?")
-        params.append(since)
-    # `latest` alone (schema version 5 keeps the verdicts there): one scan in key order.
-    sql = (
-        f"SELECT vantage_id, url, category, verdict, stage, {'measured_at' if times else 'NULL'} "
-        f"FROM latest WHERE {' AND '.join(where)}"
-    )
     matrix = Matrix(list(ids))
-    if not ids:
-        return matrix
     index = matrix.index
     urls, cats = matrix.urls, matrix.categories
-    make = Cell._make
     shared: dict[tuple[str, str | None], Cell] = {}  # a few dozen distinct cells without times
     current_vid = -1
     column: dict[int, Cell] = {}
-    for vid, url, category, verdict, stage, at in conn.execute(sql, params):
-        if vid != current_vid:
-            current_vid, column = vid, matrix.cells[names[vid]]
-        i = index.get(url)
+    for row in latest_cells(store, list(ids.values()), categories, since, times=times):
+        if row.vantage_id != current_vid:
+            current_vid, column = row.vantage_id, matrix.cells[names[row.vantage_id]]
+        i = index.get(row.url)
         if i is None:  # inlined url_index: this loop runs once per cell
-            i = index[url] = len(urls)
-            urls.append(url)
-            cats.append(category or "")
+            i = index[row.url] = len(urls)
+            urls.append(row.url)
+            cats.append(row.category or "")
         if times:
-            column[i] = make((verdict, stage, at))
+            column[i] = Cell(row.verdict, row.stage, row.measured_at or "")
         else:
-            cell = shared.get((verdict, stage))
+            cell = shared.get((row.verdict, row.stage))
             if cell is None:
-                cell = shared[(verdict, stage)] = Cell(verdict, stage, "")
+                cell = shared[(row.verdict, row.stage)] = Cell(row.verdict, row.stage, "")
             column[i] = cell
     return matrix
 
 
-def state_latest(conn: sqlite3.Connection, vantage_id: int) -> dict[str, Cell]:
+def protocol_matrix(
+    store: Store,
+    suite: str,
+    vantages: Sequence[str] | None = None,
+    categories: Sequence[str] | None = None,
+    since: str | None = None,
+) -> Matrix:
+    """The ``suite`` verdict (``quic``, ``ech``: ``probe run --quic``/``--ech``) of the latest
+    measurement of every URL at every vantage point, as a :class:`Matrix` (stage ``quic`` or
+    ``tls``); URLs whose latest measurement had no such test have no cell. ``vantages``: as
+    :func:`load_matrix` (an unknown name raises KeyError)."""
+    ids = store.vantage_ids(vantages)
+    matrix = Matrix(list(ids))
+    if not ids:
+        return matrix
+    wanted = set(categories or ())
+    for r in latest_protocol_verdicts(store, suite, list(ids), since):
+        if wanted and r.category not in wanted:
+            continue
+        i = matrix.url_index(r.url, r.category or "")
+        matrix.cells[r.vantage][i] = Cell(r.verdict, r.stage, r.measured_at)
+    return matrix
+
+
+def _by_url(rows: Iterable[UrlVerdict]) -> dict[str, Cell]:
+    return {r.url: Cell(r.verdict, r.stage, r.measured_at) for r in rows}
+
+
+def state_latest(store: Store, vantage_id: int) -> dict[str, Cell]:
     """URL -> latest final verdict at a vantage point."""
-    return {
-        url: Cell(verdict, stage, at)
-        for url, verdict, stage, at in conn.execute(
-            "SELECT url, verdict, stage, measured_at FROM latest WHERE vantage_id = ?",
-            (vantage_id,),
-        )
-    }
+    return _by_url(latest_by_url(store, vantage_id))
 
 
-def state_at(conn: sqlite3.Connection, vantage_id: int, before: str) -> dict[str, Cell]:
+def state_at(store: Store, vantage_id: int, before: str) -> dict[str, Cell]:
     """URL -> the latest final verdict at a vantage point measured before ``before`` (ISO)."""
-    # SQLite returns the other columns of the row holding max(): one pass over the
-    # (vantage_id, url, measured_at) index.
-    return {
-        url: Cell(verdict, stage, at)
-        for url, verdict, stage, at in conn.execute(
-            "SELECT url, verdict, stage, max(measured_at) FROM measurements "
-            "WHERE vantage_id = ? AND final = 1 AND measured_at < ? GROUP BY url",
-            (vantage_id, before),
-        )
-    }
+    return _by_url(before_by_url(store, vantage_id, before))
 
 
-def state_of_run(conn: sqlite3.Connection, run_id: int) -> dict[str, Cell]:
+def state_of_run(store: Store, run_id: int) -> dict[str, Cell]:
     """URL -> final verdict in one run."""
-    return {
-        url: Cell(verdict, stage, at)
-        for url, verdict, stage, at in conn.execute(
-            "SELECT url, verdict, stage, measured_at FROM measurements "
-            "WHERE run_id = ? AND final = 1 ORDER BY id",
-            (run_id,),
-        )
-    }
+    return _by_url(run_by_url(store, run_id))
 
 
 # --- what changed ------------------------------------------------------------------------------

@@ -4,7 +4,11 @@
   start-up (one source: the page people read is what Datasette shows). The page is found in a
   source checkout (``docs/schema.md`` beside the package) or where the package installs it
   (``share/probe/docs/schema.md`` under the environment's prefix).
-- **Canned queries** for the usual research questions (:data:`CANNED_QUERIES`).
+- **The database's own shape**: its tables, views and columns, read with sqlite-utils
+  (:func:`probe.store.explore.relations`), so the metadata describes what the file holds, and
+  each table and view offers the facets it has columns for (:data:`FACETS`), newest first where
+  it has ``measured_at``.
+- **Canned queries** for the usual research questions (:data:`CANNED_QUERIES`, the store's SQL).
 - **Readable bodies**: a Datasette plugin (``probe/research/datasette_plugins/probe_sql.py``) registers
   the SQL functions ``body_text(body)`` (a zlib-compressed body as text, cut at 64 KiB) and
   ``reason_words(code)`` (a reason code in plain words, probe/judge/explain.py) on every connection.
@@ -16,78 +20,20 @@ from __future__ import annotations
 
 import re
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from probe.host.data import SOURCE_ROOT
+from probe.store.explore import CANNED_QUERIES, Relation
 
-__all__ = ["CANNED_QUERIES", "PLUGINS_DIR", "metadata", "parse_schema_doc", "schema_doc_path"]
+__all__ = ["CANNED_QUERIES", "FACETS", "PLUGINS_DIR", "metadata", "parse_schema_doc", "schema_doc_path"]
 
 PLUGINS_DIR = Path(__file__).resolve().parent / "datasette_plugins"
 
-_INTERFERENCE = "('blocked', 'reset', 'hijacked', 'throttled')"  # model.INTERFERENCE_VERDICTS
-
-#: name -> (title, description, SQL). Named parameters become form fields in Datasette;
-#: an empty value means "any" where the query says so.
-CANNED_QUERIES: dict[str, tuple[str, str, str]] = {
-    "blocked_now": (
-        "What is blocked now",
-        "Each vantage point's latest verdict of interference (blocked, reset, hijacked, throttled) "
-        "per URL, "
-        "with the decisive reason in words. Leave vantage empty for every vantage point.",
-        "SELECT b.vantage, b.url, b.category, b.verdict, b.stage, "
-        "reason_words(json_extract(b.reasons, '$[0]')) AS why, b.reasons, b.measured_at, "
-        "b.measurement_id FROM blocked AS b "
-        "WHERE (:vantage = '' OR b.vantage = :vantage) ORDER BY b.vantage, b.verdict, b.url",
-    ),
-    "blocked_at_a_not_b": (
-        "Blocked at A but not at B",
-        "URLs whose latest verdict is interference at vantage point A and not at vantage point B "
-        "(measured at both).",
-        "SELECT a.url, a.verdict AS verdict_at_a, a.stage AS stage_at_a, a.reasons AS reasons_at_a, "
-        "b.verdict AS verdict_at_b, a.measured_at AS measured_at_a, b.measured_at AS measured_at_b "
-        "FROM latest_verdicts AS a JOIN latest_verdicts AS b ON b.url = a.url AND b.vantage = :b "
-        f"WHERE a.vantage = :a AND a.verdict IN {_INTERFERENCE} "
-        f"AND b.verdict NOT IN {_INTERFERENCE} ORDER BY a.url",
-    ),
-    "when_blocked": (
-        "When did a URL become blocked",
-        "Every change of a URL's final verdict at each vantage point (the first row per vantage "
-        "point is its first measurement). Give the URL as measured, e.g. https://example.org/.",
-        "WITH h AS (SELECT v.name AS vantage, m.measured_at, m.verdict, m.stage, m.reasons, "
-        "m.run_id, m.id AS measurement_id, lag(m.verdict) OVER "
-        "(PARTITION BY m.vantage_id ORDER BY m.measured_at, m.id) AS previous "
-        "FROM measurements AS m JOIN vantage_points AS v ON v.id = m.vantage_id "
-        "WHERE m.final = 1 AND m.url = :url) "
-        "SELECT vantage, measured_at, previous, verdict, stage, reasons, run_id, measurement_id "
-        "FROM h WHERE previous IS NULL OR previous != verdict ORDER BY vantage, measured_at",
-    ),
-    "technique_mix": (
-        "Technique mix per vantage point",
-        "Latest verdicts of interference per vantage point by verdict and stage (DNS hijack, TCP "
-        "or TLS reset, HTTP block page...), with each one's share of the vantage point's "
-        "interference.",
-        "SELECT vantage, verdict, stage, count(*) AS urls, round(100.0 * count(*) / sum(count(*)) "
-        "OVER (PARTITION BY vantage), 1) AS pct FROM latest_verdicts "
-        f"WHERE verdict IN {_INTERFERENCE} GROUP BY vantage, verdict, stage "
-        "ORDER BY vantage, urls DESC",
-    ),
-    "block_pages": (
-        "Block pages served",
-        "Bodies of responses judged blocked at the HTTP stage, most common first, readable.",
-        "SELECT h.body_sha256, h.title, h.status, count(*) AS n, count(DISTINCT m.domain) AS domains, "
-        "(SELECT body_text(b.body) FROM http_bodies AS b WHERE b.sha256 = h.body_sha256) AS body "
-        "FROM measurements AS m JOIN http_requests AS h ON h.measurement_id = m.id AND h.hop = m.hop "
-        "WHERE m.final = 1 AND m.verdict = 'blocked' AND m.stage = 'http' "
-        "GROUP BY h.body_sha256 ORDER BY n DESC LIMIT 100",
-    ),
-    "bodies": (
-        "Response bodies, readable",
-        "Stored HTTP bodies decompressed to text (cut at 64 KiB). Leave sha256 empty to list them.",
-        "SELECT sha256, length, body_text(body) AS text FROM http_bodies "
-        "WHERE (:sha256 = '' OR sha256 = :sha256) LIMIT 100",
-    ),
-}
+#: Columns Datasette offers as facets (URLs counted by value, a click to filter) on the page of
+#: each table or view that has them: the ways researchers cut results.
+FACETS = ("vantage", "verdict", "stage", "category", "status", "kind", "suite")
 
 
 def schema_doc_path() -> Path | None:
@@ -164,8 +110,38 @@ def parse_schema_doc(text: str) -> dict[str, dict[str, Any]]:
     return out
 
 
-def metadata(db_name: str, schema_doc: Path | None = None) -> dict[str, Any]:
-    """Datasette metadata for a database called ``db_name`` (its file name without .db)."""
+def _described(tables: dict[str, dict[str, Any]], relations: Sequence[Relation] | None
+               ) -> dict[str, dict[str, Any]]:
+    """Datasette's metadata of each table and view: of the database's ``relations`` when known
+    (their columns, facets and order), else of every one docs/schema.md describes."""
+    if relations is None:
+        return {name: {"description": t["description"],
+                       **({"columns": t["columns"]} if t["columns"] else {})}
+                for name, t in tables.items()}  # fmt: skip
+    out: dict[str, dict[str, Any]] = {}
+    for rel in relations:
+        doc = tables.get(rel.name, {"description": "", "columns": {}})
+        entry: dict[str, Any] = {"description": doc["description"] or "not described in docs/schema.md"}
+        columns = {c: doc["columns"][c] for c in rel.columns if c in doc["columns"]}
+        if columns:
+            entry["columns"] = columns
+        facets = [c for c in FACETS if c in rel.columns]
+        if facets:
+            entry["facets"] = facets
+        if "measured_at" in rel.columns:
+            entry["sort_desc"] = "measured_at"
+        out[rel.name] = entry
+    return out
+
+
+def metadata(db_name: str, schema_doc: Path | None = None, *,
+             relations: Sequence[Relation] | None = None) -> dict[str, Any]:
+    """Datasette metadata for a database called ``db_name`` (its file name without .db).
+
+    ``relations``: the database's tables and views (:func:`probe.store.explore.relations`):
+    the metadata then describes those, with their facets; without, every table and view of
+    docs/schema.md.
+    """
     doc = schema_doc or schema_doc_path()
     tables = parse_schema_doc(doc.read_text(encoding="utf-8")) if doc else {}
     return {
@@ -176,9 +152,7 @@ def metadata(db_name: str, schema_doc: Path | None = None) -> dict[str, Any]:
                        "reason.",
         "databases": {
             db_name: {
-                "tables": {name: {"description": t["description"],
-                                  **({"columns": t["columns"]} if t["columns"] else {})}
-                           for name, t in tables.items()},
+                "tables": _described(tables, relations),
                 "queries": {name: {"title": title, "description": desc, "sql": sql}
                             for name, (title, desc, sql) in CANNED_QUERIES.items()},
             }

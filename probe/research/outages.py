@@ -32,15 +32,20 @@ first and last run that saw the state (the outage certainly lasted at least that
 
 from __future__ import annotations
 
+import functools
 import itertools
-import sqlite3
 import statistics
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from probe.core.failures import Failure
+from probe.inputs.geo import GeoDB, open_default_geo
+from probe.store.outages import AddressRow, finished_runs, first_hop_addresses, run_counts
+
+if TYPE_CHECKING:
+    from probe.store import Store
 
 __all__ = [
     "OUTAGE_STATES",
@@ -136,74 +141,19 @@ class Outage:
         return d
 
 
-_STATS_SQL = f"""
-WITH final AS (
-    SELECT m.id, m.run_id FROM measurements AS m
-    JOIN runs AS r ON r.id = m.run_id
-    JOIN vantage_points AS v ON v.id = r.vantage_id
-    WHERE m.final = 1 {{where}}
-),
-dns AS (
-    SELECT q.measurement_id AS mid, max(q.n_replies) AS replies
-    FROM dns_queries AS q JOIN final AS f ON f.id = q.measurement_id
-    WHERE q.control = 0 AND q.hop = 0 AND q.qtype = 'A'
-    GROUP BY q.measurement_id
-),
-tcp AS (
-    SELECT t.measurement_id AS mid,
-           sum(CASE WHEN t.failure IN ({", ".join("?" * len(_SILENT))}) THEN 0 ELSE 1 END) AS alive
-    FROM tcp_connects AS t JOIN final AS f ON f.id = t.measurement_id
-    WHERE t.hop = 0
-    GROUP BY t.measurement_id
-),
-ctl AS (
-    SELECT c.measurement_id AS mid, max(c.failure IS NOT NULL) AS failed
-    FROM controls AS c JOIN final AS f ON f.id = c.measurement_id
-    WHERE c.hop = 0
-    GROUP BY c.measurement_id
-)
-SELECT f.run_id,
-       count(*),
-       sum(dns.replies = 0),
-       count(tcp.mid),
-       sum(tcp.alive = 0),
-       sum(coalesce(ctl.failed, 0))
-FROM final AS f
-LEFT JOIN dns ON dns.mid = f.id
-LEFT JOIN tcp ON tcp.mid = f.id
-LEFT JOIN ctl ON ctl.mid = f.id
-GROUP BY f.run_id
-"""
-
-
-_ADDRESSES_SQL = f"""
-SELECT m.run_id, t.measurement_id, t.ip,
-       max(CASE WHEN t.failure IN ({", ".join("?" * len(_SILENT))}) THEN 0 ELSE 1 END)
-FROM tcp_connects AS t
-JOIN measurements AS m ON m.id = t.measurement_id
-JOIN runs AS r ON r.id = m.run_id
-JOIN vantage_points AS v ON v.id = r.vantage_id
-WHERE m.final = 1 AND t.hop = 0 {{where}}
-GROUP BY t.measurement_id, t.ip
-ORDER BY t.measurement_id
-"""
-
-
 def _home_abroad(
-    conn: sqlite3.Connection, where: str, params: Sequence[Any], country_of: Callable[[str], str],
-    countries: dict[int, str],
+    rows: Iterable[AddressRow], country_of: Callable[[str], str], countries: dict[int, str],
 ) -> dict[int, tuple[int, int, int, int]]:
     """Per run: (domestic tried, alive, foreign tried, alive), URLs by their addresses' country."""
     out: dict[int, list[int]] = {}
-    rows = conn.execute(_ADDRESSES_SQL.format(where=where), [*_SILENT, *params])
-    for _, group in itertools.groupby(rows, key=lambda r: r[1]):
+    for _, group in itertools.groupby(rows, key=lambda r: r.measurement_id):
         group_rows = list(group)
-        run_id = group_rows[0][0]
+        run_id = group_rows[0].run_id
         home = countries.get(run_id, "")
         if not home:
             continue
-        where_to = {country_of(r[2]) for r in group_rows}
-        alive = any(r[3] for r in group_rows)
+        where_to = {country_of(r.ip) for r in group_rows}
+        alive = any(r.alive for r in group_rows)
         if "" in where_to:  # an address of unknown country: neither home nor abroad
             continue
         acc = out.setdefault(run_id, [0, 0, 0, 0])
@@ -217,7 +167,7 @@ def _home_abroad(
 
 
 def run_stats(
-    conn: sqlite3.Connection,
+    store: Store,
     vantage: str | None = None,
     since: str | None = None,
     *,
@@ -230,35 +180,19 @@ def run_stats(
     it, URLs are counted at home and abroad for the isolation rule. The vantage point's country
     is ``country`` when given, else the one stored with the vantage point.
     """
-    where, params = "", []
-    run_where, run_params = "", []
-    if vantage is not None:
-        where += " AND v.name = ?"
-        params.append(vantage)
-        run_where += " AND v.name = ?"
-        run_params.append(vantage)
-    if since is not None:
-        where += " AND r.started_at >= ?"
-        params.append(since)
-        run_where += " AND r.started_at >= ?"
-        run_params.append(since)
-    counts: dict[int, tuple[int, ...]] = {}
-    for row in conn.execute(_STATS_SQL.format(where=where), [*params, *_SILENT]):
-        counts[row[0]] = tuple(int(x or 0) for x in row[1:])
-    sql = (
-        "SELECT r.id, v.name, r.status, r.started_at, r.finished_at, coalesce(v.country, '') "
-        "FROM runs AS r JOIN vantage_points AS v ON v.id = r.vantage_id "
-        f"WHERE r.status != 'running' {run_where} ORDER BY r.started_at, r.id"
-    )
-    runs = conn.execute(sql, run_params).fetchall()
-    countries = {r[0]: (country or r[5] or "").upper() for r in runs}
-    split = _home_abroad(conn, where, params, country_of, countries) if country_of is not None else {}
+    counts = {c.run_id: c for c in run_counts(store, _SILENT, vantage, since)}
+    runs = finished_runs(store, vantage, since)
+    countries = {r.run_id: (country or r.country or "").upper() for r in runs}
+    split = (_home_abroad(first_hop_addresses(store, _SILENT, vantage, since), country_of, countries)
+             if country_of is not None else {})  # fmt: skip
     out = []
-    for rid, name, status, started, finished, _ in runs:
-        urls, silent, tried, dead, ctl = counts.get(rid, (0, 0, 0, 0, 0))
-        home = split.get(rid, (0, 0, 0, 0))
-        out.append(RunStats(rid, name, status, started, finished, urls, silent, tried, dead, ctl,
-                            countries[rid], *home))  # fmt: skip
+    for run in runs:
+        c = counts.get(run.run_id)
+        home = split.get(run.run_id, (0, 0, 0, 0))
+        out.append(RunStats(run.run_id, run.vantage, run.status, run.started_at, run.finished_at,
+                            *((c.urls, c.dns_silent, c.tcp_tried, c.tcp_dead, c.control_failed)
+                              if c is not None else (0, 0, 0, 0, 0)),
+                            countries[run.run_id], *home))  # fmt: skip
     return out
 
 
@@ -435,10 +369,6 @@ def isolation(stats: Iterable[RunStats]) -> dict[str, Isolation]:
 def country_lookup(geo: str | None = None) -> Callable[[str], str] | None:
     """An address -> country function ("" unknown) from the IP-to-country data ``geo`` (a file),
     or probe's default data; None when there is none. Raises :class:`probe.inputs.geo.GeoError`."""
-    import functools
-
-    from probe.inputs.geo import GeoDB, open_default_geo
-
     geodb = GeoDB([geo]) if geo else open_default_geo()
     if geodb is None:
         return None

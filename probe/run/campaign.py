@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import dataclasses
 import functools
+import importlib
 import signal
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -20,18 +21,23 @@ from typing import TYPE_CHECKING, Any
 
 from probe.core.model import Target, Verdict
 from probe.core.settings import MeasureConfig, RunSettings
-from probe.host import eventloop
+from probe.host import eventloop, httpstack
 from probe.host.heap import steady_heap
+from probe.inputs.fingerprints import load_fingerprints
+from probe.inputs.geo import GeoDB, open_default_geo
+from probe.measure import identity
+from probe.measure.identity import Identity, vantage_name
+from probe.measure.netcheck import resolver_addresses
 from probe.run.pool import MeasurerPool
 from probe.run.preflight import NoControlError, NoNetworkError, preflight
 from probe.run.producer import produce, unmeasured
 from probe.run.summary import NullReporter, Reporter, RunSummary
 from probe.run.watch import NetworkWatch
 from probe.run.writer import Writer, recorded_options
+from probe.store import Store, StoreError
 
 if TYPE_CHECKING:
-    from probe.measure.identity import Identity
-    from probe.store import Store
+    from probe.measure.control.client import ControlClient
 
 __all__ = ["run", "run_sync"]
 
@@ -63,8 +69,6 @@ async def run(
     if store is not None:
         return await _run(targets, options, reporter, total, stop, config, lists, measure,
                           classify, store)
-    from probe.store import Store
-
     with Store.open(options.db) as opened:
         return await _run(targets, options, reporter, total, stop, config, lists, measure,
                           classify, opened)
@@ -82,11 +86,6 @@ async def _run(
     classify: Callable[..., Verdict] | None,
     store: Store,
 ) -> RunSummary:
-    from probe.inputs.fingerprints import load_fingerprints
-    from probe.inputs.geo import GeoDB, open_default_geo
-    from probe.measure.identity import discover, vantage_name
-    from probe.measure.netcheck import resolver_addresses
-
     reporter = reporter or NullReporter()
     cfg = config or MeasureConfig()
     stop = stop or asyncio.Event()
@@ -103,7 +102,7 @@ async def _run(
     # run is recorded. While they wait on their round trips, the run imports what it measures
     # with (CPU work that would otherwise come before or after them).
     checks = asyncio.gather(
-        discover(resolvers, options.identity, geo) if options.identity else _no_identity(),
+        identity.discover(resolvers, options.identity, geo) if options.identity else _no_identity(),
         _preflight(options, cfg),
     )
     try:
@@ -112,6 +111,8 @@ async def _run(
     except BaseException:
         checks.cancel()
         raise
+    # The engine and the classifier were imported by _warm_up, during the checks: the import
+    # here only binds them (and a run without the checks imports them here).
     if measure is None:
         from probe.measure.engine import measure as measure_fn
     else:
@@ -143,17 +144,22 @@ async def _run(
                          network=ident.describe() if options.identity is not None else "")
 
     controls = _check_network(checked, options, writer, summary, reporter)
-    cap = _open_capture(options, run_id, reporter)
+    cap = _open_capture(options, run_id, reporter, watch)
     reporter.started(run_id, total)
 
-    control_ctx: Any = contextlib.nullcontext(None)
+    control_ctx: contextlib.AbstractAsyncContextManager[ControlClient | None] = (
+        contextlib.nullcontext(None))
     if controls:
+        # After the checks, as the engine: importing these (aiohttp, the TLS contexts) before
+        # would delay the checks' first packets.
         from probe.measure.control.client import ControlClient
         from probe.measure.runtime import runtime
 
         control_ctx = ControlClient(
             controls, timeout=options.control_timeout, cafile=getattr(cfg, "cafile", None),
             ssl_context=runtime(cfg).tls.verifying,  # the engine's: one trust policy, built once
+            quic=getattr(cfg, "quic", False), ech=getattr(cfg, "ech", False),
+            ech_sni=getattr(cfg, "ech_sni", ""),
         )
 
     status = "failed"
@@ -169,10 +175,10 @@ async def _run(
                 status = await _drive(targets, pool, writer, watch, options, stop)
     finally:
         if cap is not None:
-            from probe.measure import capture
+            from probe.measure import capture  # only runs that capture import it (below)
             capture.set_active(None)
             cap.close()
-        from probe.measure.engine import aclose
+        from probe.measure.engine import aclose  # imported already unless no URL was measured
         await aclose(cfg)
         status = await _close(status, writer, watch, options, summary)
     return summary
@@ -249,8 +255,6 @@ async def _close(status: str, writer: Writer, watch: NetworkWatch, options: RunS
             raise
         recorded = False  # the same disk problem, most likely; the cause is raised below
     if writer.failure is not None:
-        from probe.store import StoreError
-
         raise StoreError(
             f"{options.db}: cannot write results ({writer.failure}); the run stopped after "
             f"{writer.stored} URLs were stored"
@@ -283,7 +287,7 @@ async def _preflight(options: RunSettings, cfg: MeasureConfig) -> _Checked | Non
 #: What a run imports to measure, ~0.2 s of CPU together, in the order they build on each
 #: other (httpx and httpcore first, through probe.host.httpstack); and what the control client
 #: adds (aiohttp, ~0.1 s) when a control is in use.
-_WARM_UP = ("probe.measure", "probe.judge.classify")
+_WARM_UP = ("probe.measure.engine", "probe.judge.classify")
 _WARM_UP_CONTROL = ("aiohttp",)
 #: The pause before each import: time for the network checks' tasks to take their next step
 #: (a thread's address lookup, a connect, a send), so that their round trips run during the
@@ -293,9 +297,6 @@ _STEP = 0.002
 
 async def _warm_up(modules: Sequence[str]) -> None:
     """Import ``modules`` one at a time, letting the loop run between them."""
-    import importlib
-
-    from probe.host import httpstack
     steps: list[Callable[[], object]] = [httpstack.load]
     steps += [functools.partial(importlib.import_module, name) for name in modules]
     for step in steps:
@@ -304,8 +305,6 @@ async def _warm_up(modules: Sequence[str]) -> None:
 
 
 async def _no_identity() -> Identity:
-    from probe.measure.identity import Identity
-
     return Identity()
 
 
@@ -351,19 +350,31 @@ def _apply_overrides(ident: Identity, options: RunSettings) -> Identity:
     return dataclasses.replace(ident, **changes) if changes else ident
 
 
-def _open_capture(options: RunSettings, run_id: int, reporter: Reporter) -> Any:
-    """The run's packet capture, or None (without privileges: one warning, and no capture)."""
+def _open_capture(options: RunSettings, run_id: int, reporter: Reporter,
+                  watch: NetworkWatch) -> Any:  # fmt: skip
+    """The run's packet capture, or None (without privileges: one warning, and no capture).
+
+    With ``--pcap`` the packets kept also go to a new file in that directory, with the
+    probe's addresses (those the run's scrubber knows at each packet) rewritten.
+    """
     if not (options.capture or options.pcap):
         return None
+    # Only runs that capture import it: raw sockets, a reader thread, pcap writing.
     from probe.measure import capture
-    pcap = None
+    writer = None
     if options.pcap:
+        from probe.measure import pcap
+
         Path(options.pcap).mkdir(parents=True, exist_ok=True)
-        pcap = Path(options.pcap) / f"run-{run_id}.pcap"
+        path, f = pcap.new_pcap_path(Path(options.pcap), run_id)
+        writer = pcap.PcapFile(f, lambda: watch.scrubber.addresses)
     try:
-        cap = capture.Capture.open(pcap)
+        cap = capture.Capture.open(writer)
     except capture.CaptureUnavailable as exc:
         reporter.problem(f"warning: {exc}; measuring without capture")
+        if writer is not None:  # the empty file this run just made
+            writer.close()
+            path.unlink(missing_ok=True)
         return None
     capture.set_active(cap)
     return cap

@@ -11,10 +11,15 @@ from pathlib import Path
 
 from probe.core.model import INTERFERENCE_VERDICTS as INTERFERENCE
 from probe.core.model import ControlObservation, EndpointObservation, Verdict
+from probe.core.net import format_endpoint
 from probe.inputs.endpointlists import DNS_KINDS, TWIN_KINDS, Endpoint
 from probe.judge.circumvention import judge_endpoint
-from probe.judge.protocols import AsnOf
+from probe.judge.tunnels import AsnOf
 from probe.measure.circumvention import EndpointOptions, measure_endpoint
+from probe.measure.control import client as control_client
+from probe.measure.tls import TLSContexts
+from probe.store import Store
+from probe.store.circumvention import write_endpoints
 
 __all__ = [
     "SUITE",
@@ -66,11 +71,10 @@ class SuiteSummary:
 def _control_url(ep: Endpoint) -> str:
     if ep.kind in DNS_KINDS:
         # The resolver's own name: the helper's handshake then verifies the same certificate.
-        return f"https://{ep.sni}:{ep.port}/"
-    host = f"[{ep.address}]" if ":" in ep.address else ep.address
+        return f"https://{format_endpoint(ep.sni, ep.port)}/"
     # https makes the helper complete a TLS handshake with the endpoint as well as connect.
     scheme = "https" if ep.kind in ("tor", "tls") else "http"
-    return f"{scheme}://{host}:{ep.port}/"
+    return f"{scheme}://{format_endpoint(ep.address, ep.port)}/"
 
 
 async def reflector_endpoints(urls: Sequence[str], cafile: str | None, timeout: float) -> list[Endpoint]:
@@ -89,9 +93,6 @@ async def measure_endpoints(
     endpoints: Sequence[Endpoint], config: SuiteConfig, on_result: Callable[[Judged], None] | None = None
 ) -> list[Judged]:
     """Measure and judge every endpoint; results in the order of ``endpoints``."""
-    from probe.measure.control.client import ControlClient
-    from probe.measure.tls import TLSContexts
-
     contexts = TLSContexts(config.cafile)
     slots = asyncio.Semaphore(max(1, config.concurrency))
     out: list[Judged | None] = [None] * len(endpoints)
@@ -100,7 +101,7 @@ async def measure_endpoints(
     # What the control resolves for each name: asked once per run, shared by every resolver.
     name_asks: dict[str, asyncio.Future[ControlObservation]] = {}
 
-    async def names_of(control: ControlClient | None) -> tuple[ControlObservation, ...]:
+    async def names_of(control: control_client.ControlClient | None) -> tuple[ControlObservation, ...]:
         if control is None:
             return ()
         for name in config.names:
@@ -108,14 +109,16 @@ async def measure_endpoints(
                 name_asks[name] = asyncio.ensure_future(control(f"http://{name}/", [], 80))
         return tuple([await name_asks[n] for n in config.names])
 
-    async def measure(ep: Endpoint, control: ControlClient | None, attempt: int) -> EndpointObservation:
+    async def measure(
+        ep: Endpoint, control: control_client.ControlClient | None, attempt: int
+    ) -> EndpointObservation:
         obs = await measure_endpoint(ep, contexts, tcp_timeout=config.tcp_timeout,
                                      handshake_timeout=config.handshake_timeout, options=options)  # fmt: skip
         if ep.kind in DNS_KINDS and obs.queries:
             obs = replace(obs, name_controls=await names_of(control))
         return replace(obs, attempt=attempt) if attempt else obs
 
-    async def one(i: int, ep: Endpoint, control: ControlClient | None) -> None:
+    async def one(i: int, ep: Endpoint, control: control_client.ControlClient | None) -> None:
         async with slots:
             ask = None
             if control is not None and ep.transport == "tcp" and ep.kind not in TWIN_KINDS:
@@ -137,7 +140,7 @@ async def measure_endpoints(
             on_result(judged)
 
     control = (
-        ControlClient(config.controls, timeout=config.control_timeout, cafile=config.cafile)
+        control_client.ControlClient(config.controls, timeout=config.control_timeout, cafile=config.cafile)
         if config.controls
         else None
     )
@@ -177,9 +180,6 @@ def run_suite(
     The run is recorded ``complete``, or ``interrupted`` (and what was measured is kept) when
     the measuring is cancelled.
     """
-    from probe.store import Store
-    from probe.store.circumvention import write_endpoints
-
     with Store.open(db) as store:
         vid = store.vantage(vantage)
         run_id = store.start_run(vid, list(lists), {"suite": SUITE, "endpoints": len(endpoints)})

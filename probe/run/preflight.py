@@ -6,14 +6,17 @@ import asyncio
 from collections.abc import Iterable
 from typing import Any
 
+from probe.core.errors import ProbeError
+from probe.measure.netcheck import dns_server_reachable, health_url, http_reachable, resolver_addresses
+
 __all__ = ["NoControlError", "NoNetworkError", "preflight"]
 
 
-class NoNetworkError(Exception):
+class NoNetworkError(ProbeError):
     """The pre-flight check found no working network; nothing was measured."""
 
 
-class NoControlError(Exception):
+class NoControlError(ProbeError):
     """No configured control answered the pre-flight check and the run was not allowed to
     measure without one (``RunSettings.allow_no_control``); nothing was measured."""
 
@@ -27,8 +30,6 @@ async def preflight(
     Any DNS reply (even NXDOMAIN or REFUSED) proves that a resolver is reachable. The controls
     that answered are appended to ``reachable`` when given.
     """
-    from probe.measure.netcheck import dns_server_reachable, health_url, http_reachable, resolver_addresses
-
     failed: list[str] = []
     resolvers = resolver_addresses(cfg)
     controls = list(controls)
@@ -44,7 +45,7 @@ async def preflight(
         # importing the engine to build it would delay the check's first packet).
         verify = None
         if url.lower().startswith("https:"):
-            from probe.measure.runtime import runtime
+            from probe.measure.runtime import runtime  # only now: see above
 
             verify = runtime(cfg).tls.verifying
         ok = await http_reachable(health_url(url), timeout, verify)

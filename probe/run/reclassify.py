@@ -14,6 +14,10 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from probe.core.model import Measurement, Verdict
+from probe.judge import classify as classifier
+from probe.judge.throttling import unthrottled
+from probe.run.throttling import judge_run
+from probe.store.protocols import protocol_verdicts_of
 
 if TYPE_CHECKING:
     from probe.store import Store
@@ -34,10 +38,6 @@ class VerdictChange:
     old: Verdict
     new: Verdict
 
-    def describe(self) -> str:
-        """``url: blocked/http -> ok`` (stage shown when set)."""
-        return f"{self.url}: {_label(self.old)} -> {_label(self.new)}"
-
 
 @dataclass
 class ReclassifyReport:
@@ -57,12 +57,9 @@ class ReclassifyReport:
     changes: list[VerdictChange] = field(default_factory=list)
 
 
-def _label(v: Verdict) -> str:
-    return f"{v.verdict}/{v.stage}" if v.stage else v.verdict
-
-
 def _same(a: Verdict, b: Verdict) -> bool:
-    return (a.verdict, a.stage, a.hop, tuple(a.reasons)) == (b.verdict, b.stage, b.hop, tuple(b.reasons))
+    return ((a.verdict, a.stage, a.hop, tuple(a.reasons), a.protocols)
+            == (b.verdict, b.stage, b.hop, tuple(b.reasons), b.protocols))  # fmt: skip
 
 
 def _reclassify_endpoints(store: Store, run_id: int | None, report: ReclassifyReport, geo: Any) -> None:
@@ -104,26 +101,24 @@ def reclassify(
 ) -> ReclassifyReport:
     """Re-judge every stored measurement (of ``run_id``, or of all runs) with ``classify``.
 
-    ``classify`` defaults to :func:`probe.judge.classify.classify` (imported here, lazily); ``version``
+    ``classify`` defaults to :func:`probe.judge.classify.classify`; ``version``
     defaults to the classifier's ``CLASSIFIER_VERSION``, and is recorded on every re-judged
     measurement whose verdict does not carry its own. Verdicts are written in batches, each one
     transaction, so an interrupted reclassify leaves every row either old or new, never mixed.
     ``fingerprints`` and ``geo`` are passed to the default classifier (as in ``probe run``).
     """
     if classify is None or version is None:
-        from probe.judge import classify as classifier
         if classify is None:
             classify = functools.partial(classifier.classify, fingerprints=fingerprints, geo=geo)
         version = version if version is not None else classifier.CLASSIFIER_VERSION
-    from probe.judge.throttling import unthrottled
-    from probe.run.throttling import judge_run
-
     report = ReclassifyReport(run_id=run_id, classifier_version=version)
     pending: list[tuple[int, Verdict]] = []
     for mid, m, old in store.iter_judged(run_id):
         new = classify(m)
         if not new.classifier_version:
             new = replace(new, classifier_version=version)
+        if m.protocols:  # --quic / --ech: their stored verdicts are compared too
+            old = replace(old, protocols=protocol_verdicts_of(store, mid))
         report.judged += 1
         # Throttling is judged per run below: what it added is not this classifier's change.
         if _same(unthrottled(old), new) and old.classifier_version == new.classifier_version:
@@ -140,7 +135,7 @@ def reclassify(
                 pending = []
     store.set_verdicts(pending)
     _reclassify_endpoints(store, run_id, report, geo)
-    runs = [run_id] if run_id is not None else [r for (r,) in store.conn.execute("SELECT id FROM runs")]
+    runs = [run_id] if run_id is not None else store.run_ids()
     for rid in runs:
         for ch in judge_run(store, rid):
             report.changed += 1

@@ -20,6 +20,8 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
+import msgspec
+
 __all__ = ["SCRUBBED", "Scrubber"]
 
 SCRUBBED = "[scrubbed]"
@@ -120,8 +122,6 @@ class Scrubber:
         measurement (nearly all of them) costs one encoding instead of a walk of its hundreds
         of fields. Anything msgpack cannot encode is walked.
         """
-        import msgspec
-
         try:
             blob = msgspec.msgpack.encode(obj)
         except (TypeError, ValueError, OverflowError):

@@ -19,6 +19,7 @@ class RunSummary:
     status: str  # complete | interrupted | offline | failed
     measured: int = 0
     verdicts: Counter[str] = field(default_factory=Counter)
+    protocols: Counter[str] = field(default_factory=Counter)  # "quic:blocked" -> URLs (--quic, --ech)
     problems: int = 0
     errors: int = 0  # URLs lost to a bug in probe (reported as they happen)
     started: float = 0.0

@@ -32,19 +32,21 @@ def _samples(store: Store, run_id: int, *, candidates_only: bool = True) -> Iter
     ``candidates_only``: only those with a large fetch or the rule's own reasons (selected in
     SQL, so the others' JSON is never decoded)."""
     for page in rows.judged_rows(store, run_id, MIN_BODY, candidates_only=candidates_only):
-        controls = rows.control_rows(store, [r[0] for r in page])
-        for mid, url, verdict, data in page:
-            yield sample_from_json(mid, url, verdict, data, controls.get(mid, {}))
+        controls = rows.control_rows(store, [r.measurement_id for r in page])
+        for r in page:
+            yield sample_from_json(r.measurement_id, r.url, r.verdict, r.data,
+                                   controls.get(r.measurement_id, {}))  # fmt: skip
 
 
 def _control_samples(store: Store, run_id: int) -> Iterator[Sample]:
     """The run's other ok pages as samples with only the control's speed (their own fetch gives
     none: they are not candidates), without decoding their observations."""
     for page in rows.other_ok_rows(store, run_id, MIN_BODY):
-        controls = rows.control_rows(store, [r[0] for r in page], timed_only=True)
-        for mid, url, verdict, final_hop in page:
+        controls = rows.control_rows(store, [r.measurement_id for r in page], timed_only=True)
+        for r in page:
+            final_hop, mid = r.data, r.measurement_id
             timed = None if final_hop is None else control_per_rtt(controls.get(mid, {}), final_hop)
-            yield Sample(mid, url, verdict, None, timed, final_hop)
+            yield Sample(mid, r.url, r.verdict, None, timed, final_hop)
 
 
 def judge_run(store: Store, run_id: int) -> list[ThrottleChange]:
@@ -70,6 +72,6 @@ def judge_run(store: Store, run_id: int) -> list[ThrottleChange]:
     if changes:
         store.set_verdicts([(ch.measurement_id, ch.new) for ch in changes])
         status = rows.run_status(store, run_id)
-        if status is not None and status[0] != "running":
-            store.finish_run(run_id, status[0], finished_at=status[1])  # recount the run's verdicts
+        if status is not None and status.status != "running":
+            store.finish_run(run_id, status.status, finished_at=status.finished_at)  # recount the verdicts
     return changes

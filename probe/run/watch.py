@@ -10,6 +10,8 @@ import asyncio
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from probe.measure import identity
+from probe.run.scrub import Scrubber
 from probe.run.summary import Reporter
 
 if TYPE_CHECKING:
@@ -24,8 +26,6 @@ class NetworkWatch:
 
     def __init__(self, start: Identity, config: IdentityConfig | None, resolvers: Sequence[str],
                  geo: Any, reporter: Reporter) -> None:
-        from probe.run.scrub import Scrubber
-
         self.start = start
         self.config = config
         self.resolvers = list(resolvers)
@@ -38,12 +38,9 @@ class NetworkWatch:
 
     async def check(self, when: str) -> None:
         """Learn the identity again; note a change; scrub any new address from now on."""
-        from probe.measure.identity import discover
-        from probe.run.scrub import Scrubber
-
         if self.config is None:
             return
-        now = await discover(self.resolvers, self.config, self.geo)
+        now = await identity.discover(self.resolvers, self.config, self.geo)
         new = (now.public_ips | now.local_ips) - self.scrubber.addresses
         if new:
             self.scrubber = Scrubber(self.scrubber.addresses | new)

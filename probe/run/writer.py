@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from probe.core.model import Measurement, Verdict
 from probe.core.settings import MeasureConfig, RunSettings
 from probe.host.heap import Trimmer
+from probe.store.urlset import URLSet
 
 if TYPE_CHECKING:
     from probe.store import Store
@@ -89,8 +90,6 @@ class Writer:
 
     def resume_run(self, run: int | str) -> URLSet:
         """Reopen an interrupted run; returns the URLs it already stored a final verdict for."""
-        from probe.store.urlset import URLSet
-
         self.run_id, self.vantage_id = self.store.resume_run(run)
         done = URLSet()
         for url in self.store.final_urls(self.run_id):

@@ -9,7 +9,9 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+from aiohttp import web
 
 from probe import __version__
 from probe.core.codec import encode_json
@@ -17,11 +19,7 @@ from probe.core.net import is_ip_literal
 from probe.measure.control.protocol import THRequest, THRequestError, build_response, parse_request
 from probe.serve.config import HelperConfig, MeasureFn, engine_measure
 from probe.serve.connections import ClientLimiter
-
-if TYPE_CHECKING:
-    from aiohttp import web
-
-    from probe.serve.reflector import Reflector
+from probe.serve.reflector import Reflector
 
 log = logging.getLogger("probe.helper")
 
@@ -68,8 +66,6 @@ class Helper:
 
     def app(self) -> web.Application:
         """A new aiohttp Application serving this helper."""
-        from aiohttp import web
-
         # A typed request key where aiohttp has them (3.12+), a plain string before.
         request_key = getattr(web, "RequestKey", None)
         self._url_key = request_key("measured_url", str) if request_key else "measured_url"
@@ -101,8 +97,6 @@ class Helper:
 
     @property
     def _log_middleware(self) -> Any:
-        from aiohttp import web
-
         @web.middleware
         async def log_request(request: web.Request, handler: Any) -> web.StreamResponse:
             t0 = time.perf_counter()
@@ -140,8 +134,6 @@ class Helper:
 
     @staticmethod
     def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
-        from aiohttp import web
-
         return web.Response(
             body=encode_json(data),  # msgspec: the typed response, or a small dict
             status=status,
@@ -188,8 +180,6 @@ class Helper:
         as in flight: a client that sends its body slowly, or never, holds no measurement
         slot, so it cannot make the helper answer 503 to everyone else.
         """
-        from aiohttp import web
-
         try:
             async with asyncio.timeout(self.config.body_timeout):
                 body = await request.read()

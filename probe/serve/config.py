@@ -11,7 +11,10 @@ from typing import Any
 from probe.core.model import Measurement
 from probe.core.net import read_resolv_conf
 from probe.core.net.policy import ConnectPolicy, is_public_address
+from probe.core.settings import MeasureConfig
 from probe.measure.control.protocol import THRequest
+from probe.measure.engine import measure
+from probe.measure.quic import available as quic_available
 from probe.serve.reflector import ReflectorConfig
 
 __all__ = ["HelperConfig", "MeasureFn", "engine_measure", "measure_config"]
@@ -67,7 +70,6 @@ def measure_config(
     ``resolvers`` win; otherwise the ``nameserver`` lines of ``resolv_conf``; otherwise the
     engine's system resolver. Raises OSError/ValueError for an unreadable resolv.conf.
     """
-    from probe.measure.engine import MeasureConfig
     names = {f.name for f in dataclasses.fields(MeasureConfig)}
     servers = tuple(resolvers)
     wanted: dict[str, Any] = {}
@@ -95,15 +97,20 @@ def engine_measure(cfg: Any = None, *, policy: ConnectPolicy | None = is_public_
     enforced on every address connected to (after DNS, after each redirect): public
     addresses only unless the caller passes another policy or None (``--allow-private``).
     """
-    from probe.measure.engine import MeasureConfig, measure
     base = dataclasses.replace(cfg if cfg is not None else MeasureConfig(), connect_policy=policy)
     has_ua = any(f.name == "user_agent" for f in dataclasses.fields(base))
+    quic_ok = quic_available()
 
     async def run_measure(req: THRequest) -> Measurement:
         mcfg = base
         ua = req.header("User-Agent")
         if ua and has_ua:
             mcfg = dataclasses.replace(base, user_agent=ua)
+        if (req.quic_enabled and quic_ok) or req.ech_enabled:
+            # The probe's own tests, without decoy: the helper answers whether the site's name
+            # gets through from here (x_quic_enabled, x_ech_enabled; docs/protocols.md).
+            mcfg = dataclasses.replace(mcfg, quic=req.quic_enabled and quic_ok, quic_decoy="",
+                                       ech=req.ech_enabled, ech_sni=req.ech_sni)
         return await measure(req.target, mcfg, control=None, extra_addresses=req.addresses)
 
     return run_measure

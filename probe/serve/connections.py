@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from aiohttp import web
+
 __all__ = ["ClientLimiter", "guarded_site"]
 
 
@@ -87,8 +89,6 @@ class _Guarded(asyncio.Protocol):
 
 
 def _guarded_site_class() -> type[Any]:
-    from aiohttp import web
-
     class GuardedSite(web.TCPSite):
         """aiohttp's TCPSite whose connections go through a :class:`ClientLimiter`."""
 

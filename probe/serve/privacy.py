@@ -6,7 +6,7 @@ import logging
 import re
 from collections.abc import Callable
 
-from probe.core.net import is_ip_literal
+from probe.core.net import is_ip_literal, split_port
 
 __all__ = ["ClientScrubber"]
 
@@ -38,9 +38,9 @@ class ClientScrubber(logging.Filter):
             found = m.group(0)
             if is_ip_literal(found.split("%", 1)[0]):
                 return self._replace(found)
-            host, sep, port = found.rpartition(":")
-            if sep and port.isdigit() and is_ip_literal(host):
-                return f"{self._replace(host)}:{port}"  # 192.0.2.1:5555
+            split = split_port(found)
+            if split is not None and is_ip_literal(split[0]):
+                return f"{self._replace(split[0])}:{split[1]}"  # 192.0.2.1:5555
             return found  # a time, a version, a hex string: not an address
 
         return _ADDRESS_RE.sub(sub, text)

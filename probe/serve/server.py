@@ -5,10 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import resource
 import signal
 import ssl
 from collections.abc import Callable, Sequence
 from typing import Any
+
+from aiohttp import web
 
 from probe import __version__
 from probe.core.net import format_endpoint
@@ -45,8 +48,6 @@ async def serve(
     picks a free port). On stop, the listener closes and in-flight requests get up to
     ``shutdown_timeout`` seconds to finish.
     """
-    from aiohttp import web
-
     config = helper.config
     # access_log=None: the per-request line comes from our middleware, without client IPs.
     # keepalive_timeout: aiohttp closes a connection that has not delivered a complete request
@@ -107,8 +108,6 @@ def _raise_open_files_limit(wanted: int = 65536) -> None:
     The usual soft limit (1024) would let a thousand stalled connections take every file
     descriptor; the per-client cap and the deadlines bound them, this leaves room for the rest.
     """
-    import resource
-
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
     if soft != resource.RLIM_INFINITY and soft < target:

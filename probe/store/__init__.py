@@ -7,7 +7,8 @@ cannot be used.
 
 from __future__ import annotations
 
+from probe.store.connection import SQLiteError
 from probe.store.database import RUN_STATUSES, Store, StoreError
 from probe.store.schema import SCHEMA_VERSION
 
-__all__ = ["RUN_STATUSES", "SCHEMA_VERSION", "Store", "StoreError"]
+__all__ = ["RUN_STATUSES", "SCHEMA_VERSION", "SQLiteError", "Store", "StoreError"]

@@ -6,13 +6,15 @@ import dataclasses
 import json
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from probe.core.model import ControlObservation, Verdict, to_json
-from probe.store.connection import named_rows
+from probe.core.codec import from_data, to_data
+from probe.core.model import ControlObservation, EndpointObservation, Verdict
+from probe.store.connection import filters, named_rows, scalar, typed_rows
+from probe.store.rows import iso
+from probe.store.uid import uuid7
 
 if TYPE_CHECKING:
-    from probe.core.model import EndpointObservation
     from probe.store.database import Store
 
 __all__ = [
@@ -36,9 +38,6 @@ def write_endpoints(
     rows: Iterable[tuple[EndpointObservation, ControlObservation | None, Verdict]],
 ) -> int:
     """Store judged endpoint observations in one transaction; the number stored."""
-    from probe.store.rows import iso
-    from probe.store.uid import uuid7
-
     records = [
         {"run_id": run_id, "vantage_id": vantage_id, "suite": suite, "kind": obs.kind,
          "name": obs.name, "address": obs.address, "port": obs.port, "transport": obs.transport,
@@ -48,7 +47,7 @@ def write_endpoints(
          "stage": verdict.stage, "reasons": json.dumps(list(verdict.reasons)),
          "classifier_version": verdict.classifier_version,
          "observation": json.dumps(dataclasses.asdict(obs), sort_keys=True),
-         "control": None if control is None else json.dumps(to_json(control), sort_keys=True),
+         "control": None if control is None else json.dumps(to_data(control), sort_keys=True),
          "uid": uuid7(int(obs.started * 1000))}  # a global id (probe merge), from when it was taken
         for obs, control, verdict in rows
     ]  # fmt: skip
@@ -92,21 +91,12 @@ def endpoint_results(
 
     ``verdicts``: only these (any of them); ``vantage``: only this vantage point's.
     """
-    sql = f"{_SELECT} {_FROM} WHERE 1"
-    params: list[Any] = []
-    if run_id is not None:
-        sql += " AND e.run_id = ?"
-        params.append(run_id)
-    if suite is not None:
-        sql += " AND e.suite = ?"
-        params.append(suite)
+    where, params = filters(("e.run_id = ?", run_id), ("e.suite = ?", suite), ("v.name = ?", vantage))
+    sql = f"{_SELECT} {_FROM} WHERE 1{where}"
     if verdicts is not None:
         wanted = list(dict.fromkeys(verdicts))
         sql += f" AND e.verdict IN ({','.join('?' * len(wanted))})" if wanted else " AND 0"
         params.extend(wanted)
-    if vantage is not None:
-        sql += " AND v.name = ?"
-        params.append(vantage)
     sql += " ORDER BY e.id"
     if limit is not None:
         sql += " LIMIT ?"
@@ -122,16 +112,15 @@ def latest_endpoint_run(store: Store, vantage: str | None = None) -> int | None:
     if vantage is not None:
         sql += " JOIN vantage_points v ON v.id = e.vantage_id WHERE v.name = ?"
         params.append(vantage)
-    row = store.conn.execute(sql, params).fetchone()
-    return None if row is None or row[0] is None else int(row[0])
+    run_id = scalar(store.conn, sql, params)
+    return None if run_id is None else int(run_id)
 
 
 def run_has_endpoints(store: Store, run_id: int) -> bool:
     """True when the run measured endpoints (``probe circumvention``) and no URLs."""
     c = store.conn
-    return (c.execute("SELECT 1 FROM endpoint_measurements WHERE run_id = ? LIMIT 1", (run_id,)).fetchone()
-            is not None and
-            c.execute("SELECT 1 FROM measurements WHERE run_id = ? LIMIT 1", (run_id,)).fetchone() is None)
+    return (scalar(c, "SELECT 1 FROM endpoint_measurements WHERE run_id = ? LIMIT 1", (run_id,)) is not None
+            and scalar(c, "SELECT 1 FROM measurements WHERE run_id = ? LIMIT 1", (run_id,)) is None)
 
 
 def _vantage_since(vantages: Sequence[str] | None, since: str | None) -> tuple[str, list[Any]]:
@@ -147,7 +136,7 @@ def _vantage_since(vantages: Sequence[str] | None, since: str | None) -> tuple[s
 
 
 def latest_endpoints(
-    conn: sqlite3.Connection, vantages: Sequence[str] | None = None, since: str | None = None
+    store: Store, vantages: Sequence[str] | None = None, since: str | None = None
 ) -> list[dict[str, Any]]:
     """The newest result of every endpoint (kind, address, port) at every vantage point (of
     ``vantages``, measured at or after ``since``), ordered by kind, name, address, port, vantage.
@@ -156,7 +145,7 @@ def latest_endpoints(
     sql = (f"SELECT * FROM ({_SELECT}, row_number() OVER (PARTITION BY e.vantage_id, e.kind, e.address, "
            f"e.port ORDER BY e.measured_at DESC, e.id DESC) AS n {_FROM} WHERE 1 {where}) WHERE n = 1 "
            "ORDER BY kind, name, address, port, vantage")  # fmt: skip
-    return [_result(row) for row in named_rows(conn, sql, params)]
+    return [_result(row) for row in named_rows(store.conn, sql, params)]
 
 
 def endpoint_measurements_at(
@@ -166,19 +155,9 @@ def endpoint_measurements_at(
     """The newest measurement of each kind of endpoint at ``address:port`` (or named ``name``),
     narrowed by vantage point and run, with its observation and control decoded (``probe show``).
     """
-    where, params = "", list[Any]()
+    where, params = filters(("e.name = ?", name), ("v.name = ?", vantage), ("e.run_id = ?", run_id))
     if address is not None:
-        where += " AND e.address = ? AND e.port = ?"
-        params += [address, port]
-    if name is not None:
-        where += " AND e.name = ?"
-        params.append(name)
-    if vantage is not None:
-        where += " AND v.name = ?"
-        params.append(vantage)
-    if run_id is not None:
-        where += " AND e.run_id = ?"
-        params.append(run_id)
+        where, params = f" AND e.address = ? AND e.port = ?{where}", [address, port, *params]
     sql = (f"SELECT * FROM ({_SELECT}, e.classifier_version, e.observation, e.control, "
            "row_number() OVER (PARTITION BY e.kind, e.address, e.port ORDER BY e.measured_at DESC, "
            f"e.id DESC) AS n {_FROM} WHERE 1 {where}) WHERE n = 1 ORDER BY kind, address, port")  # fmt: skip
@@ -221,26 +200,36 @@ def iter_endpoint_exports(
             yield d
 
 
+class _JudgedRow(NamedTuple):
+    """An endpoint measurement as :func:`iter_endpoint_judged` reads it."""
+
+    eid: int
+    observation: str  # JSON
+    control: str | None  # JSON
+    verdict: str
+    stage: str | None
+    reasons: str  # JSON list
+    classifier_version: str
+
+
 def iter_endpoint_judged(
     store: Store, run_id: int | None = None, chunk: int = 500
 ) -> Iterator[tuple[int, EndpointObservation, ControlObservation | None, Verdict]]:
     """Every stored endpoint measurement (of ``run_id``, or all) rebuilt as records with its
     stored verdict, in id order, chunk by chunk (`probe reclassify`)."""
-    from probe.core.model import EndpointObservation, from_json
-
-    sql = ("SELECT id, observation, control, verdict, stage, reasons, classifier_version "
-           "FROM endpoint_measurements WHERE id > ?" + (" AND run_id = ?" if run_id is not None else "")
-           + f" ORDER BY id LIMIT {int(chunk)}")  # fmt: skip
+    where, params = filters(("run_id = ?", run_id))
+    sql = ("SELECT id AS eid, observation, control, verdict, stage, reasons, classifier_version "
+           f"FROM endpoint_measurements WHERE id > ?{where} ORDER BY id LIMIT {int(chunk)}")  # fmt: skip
     last = 0
     while True:
-        rows = store.conn.execute(sql, [last] + ([run_id] if run_id is not None else [])).fetchall()
+        rows = list(typed_rows(store.conn, _JudgedRow, sql, [last, *params]))
         if not rows:
             return
-        last = rows[-1][0]
-        for eid, obs, ctl, verdict, stage, reasons, version in rows:
-            control = None if ctl is None else from_json(ControlObservation, json.loads(ctl))
-            yield (eid, from_json(EndpointObservation, json.loads(obs)), control,
-                   Verdict(verdict, stage, None, tuple(json.loads(reasons)), version))  # fmt: skip
+        last = rows[-1].eid
+        for r in rows:
+            control = None if r.control is None else from_data(ControlObservation, json.loads(r.control))
+            verdict = Verdict(r.verdict, r.stage, None, tuple(json.loads(r.reasons)), r.classifier_version)
+            yield r.eid, from_data(EndpointObservation, json.loads(r.observation)), control, verdict
 
 
 def set_endpoint_verdicts(store: Store, verdicts: Sequence[tuple[int, Verdict]]) -> None:

@@ -2,26 +2,31 @@
 
 from __future__ import annotations
 
+import functools
+import os
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, Self, TypeVar, cast
 
+from probe.core.errors import ProbeError
 from probe.store.rows import now as _now
 from probe.store.schema import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION
 
 if TYPE_CHECKING:
     import sqlite_utils
 
-__all__ = ["Connection", "StoreError", "Transaction", "dict_rows", "named_rows"]
+__all__ = ["Connection", "SQLiteError", "StoreError", "Transaction", "dict_rows", "filters",
+           "named_rows", "scalar", "typed_row", "typed_rows"]
+
+#: A row type: a NamedTuple whose fields name the columns of the query that fills it, in order.
+RowT = TypeVar("RowT", bound=tuple[Any, ...])
 
 _BUSY_TIMEOUT_MS = 30_000
 
 
 def _writable(path: Path) -> bool:
     """Whether probe could write ``path`` and its directory (journal files live beside it)."""
-    import os
-
     if not (os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)):
         return False
     try:  # root passes os.access even on a read-only mount: ask the file system too
@@ -31,7 +36,12 @@ def _writable(path: Path) -> bool:
 
 
 
-class StoreError(Exception):
+#: What SQLite raises when a query fails on a database that opened (a page damaged since, a
+#: disk error): commands that read catch it beside :class:`StoreError`, without importing sqlite3.
+SQLiteError = sqlite3.Error
+
+
+class StoreError(ProbeError):
     """The database cannot be used: not SQLite, not a probe database, too new, unwritable."""
 
 
@@ -45,7 +55,8 @@ class Connection:
         self.readonly = False  # opened read-only (a database probe cannot write)
 
     @classmethod
-    def open(cls, path: str | Path, *, create: bool = True, check: bool = True) -> Self:
+    def open(cls, path: str | Path, *, create: bool = True, check: bool = True,
+             readonly: bool = False) -> Self:
         """Open (creating it and its parent directories if needed) and migrate a database.
 
         ``":memory:"`` opens a private in-memory database. With ``create=False`` a missing file
@@ -60,27 +71,36 @@ class Connection:
         quick_check reads every page of the file, minutes for a merged database of gigabytes
         (7 minutes for 9 GB under load), so they skip it, unless opening writes (an older
         schema to upgrade, the switch to WAL). A damaged page they read is still an error.
+
+        ``readonly=True`` opens an existing database for reading only, whoever may write it: no
+        migration, no WAL switch, no write of any kind (SQLite refuses them: ``query_only``). For
+        researchers' scripts and notebooks (docs/research.md); a probe may keep writing the file
+        meanwhile. A database of an older schema is refused (any probe command upgrades it).
         """
         name = str(path)
-        readonly = False
+        asked_readonly = readonly
+        if readonly and name == ":memory:":
+            raise StoreError(":memory: cannot be opened read-only (it would be empty)")
         if name != ":memory:":
             p = Path(path)
             if p.is_dir():
                 raise StoreError(f"{name}: is a directory, not a database file")
             if not p.exists():
-                if not create:
+                if not create or asked_readonly:
                     raise StoreError(f"{name}: no such database (run `probe run` first?)")
                 try:
                     p.parent.mkdir(parents=True, exist_ok=True)
                 except OSError as exc:
                     raise StoreError(f"{name}: cannot create its directory: {exc}") from None
-            elif not create and not _writable(p):
+            elif (not create or asked_readonly) and not _writable(p):
                 readonly = True
+                asked_readonly = False  # nobody can write it: read it as immutable, below
         try:
             if readonly:
-                # immutable: a read-only medium cannot hold the WAL index (-shm) SQLite would
-                # otherwise need to read a WAL database.
-                uri = f"{p.resolve().as_uri()}?mode=ro&immutable=1"
+                # immutable where nobody can write: a read-only medium cannot hold the WAL index
+                # (-shm) SQLite would otherwise need to read a WAL database. Asked for read-only
+                # on a writable file, not immutable: a probe may be writing it meanwhile.
+                uri = f"{p.resolve().as_uri()}?mode=ro{'' if asked_readonly else '&immutable=1'}"
                 conn = sqlite3.connect(uri, uri=True, timeout=_BUSY_TIMEOUT_MS / 1000,
                                        isolation_level=None, check_same_thread=False)
             else:
@@ -128,7 +148,7 @@ class Connection:
         """Opening will write: a migration to apply, or the switch to WAL."""
         if self.path == ":memory:":
             return False
-        mode = str(self.conn.execute("PRAGMA journal_mode").fetchone()[0]).lower()
+        mode = str(self._value("PRAGMA journal_mode")).lower()
         return mode != "wal" or self.schema_version() < SCHEMA_VERSION
 
     def _check_integrity(self) -> None:
@@ -139,7 +159,7 @@ class Connection:
         """
         if self.path == ":memory:":
             return
-        problems = [r[0] for r in self.conn.execute("PRAGMA quick_check(5)")]
+        problems = [r["quick_check"] for r in self._rows("PRAGMA quick_check(5)")]
         if problems != ["ok"]:
             raise StoreError(
                 f"{self.path}: the database is corrupt ({'; '.join(problems[:3])}); nothing was "
@@ -148,14 +168,18 @@ class Connection:
 
     @property
     def db(self) -> sqlite_utils.Database:
-        """The same connection as a :class:`sqlite_utils.Database`, for ad-hoc queries.
+        """The same connection as a :class:`sqlite_utils.Database`: the researcher's Python face
+        of a results database (docs/research.md: tables, columns, queries, rows as dicts), and
+        the introspection of ``probe explore`` (:mod:`probe.store.explore`).
 
-        Created on first use, and never by the store itself (docs/design.md): importing
-        sqlite-utils costs 0.1-0.2 s of CPU, and when pandas is installed it imports it too
-        (+0.6 s, +85 MB RSS, two BLAS threads). Plugins and recursive triggers stay off, so the
-        connection behaves the same whether or not it was made.
+        Plugins and recursive triggers stay off, so the connection behaves the same whether or
+        not it was made; on a store opened ``readonly=True`` every write through it fails.
         """
         if self._db is None:
+            # Imported here, on first use: never on the store's own paths. Importing sqlite-utils
+            # costs 0.12 s of CPU, and 1.4 s and +95 MB where pandas is installed (it imports
+            # pandas when it can), on commands that take 0.1-0.4 s; its reads cost 2x positional
+            # tuples a row and its inserts 3.8x (bench/bench_read.py, bench_insert.py: docs/bench.md).
             import sqlite_utils
 
             self._db = sqlite_utils.Database(
@@ -278,8 +302,7 @@ class Connection:
 
     def _value(self, sql: str, params: Sequence[Any] = ()) -> Any:
         """The one value ``sql`` selects (a count, a max, an id), or None when no row."""
-        row = self.conn.execute(sql, params).fetchone()
-        return None if row is None else row[0]
+        return scalar(self.conn, sql, params)
 
 
 def named_rows(conn: sqlite3.Connection, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
@@ -291,6 +314,48 @@ def named_rows(conn: sqlite3.Connection, sql: str, params: Sequence[Any] = ()) -
     cur = conn.cursor()
     cur.row_factory = sqlite3.Row
     return cur.execute(sql, params)
+
+
+def filters(*conditions: tuple[str, object | None]) -> tuple[str, list[Any]]:
+    """The optional filters of a query: `` AND condition`` for each ``(condition, value)`` whose
+    value is not None (a condition with one ``?``, from probe's code), and their parameters."""
+    sql, params = "", list[Any]()
+    for condition, value in conditions:
+        if value is not None:
+            sql += f" AND {condition}"
+            params.append(value)
+    return sql, params
+
+
+def scalar(conn: sqlite3.Connection, sql: str, params: Sequence[Any] = ()) -> Any:
+    """The one value ``sql`` selects (a count, a max, an id), or None when there is no row."""
+    row = conn.execute(sql, params).fetchone()
+    return None if row is None else row[0]
+
+
+def typed_rows(conn: sqlite3.Connection, row_type: type[RowT], sql: str,
+               params: Sequence[Any] | Mapping[str, Any] = ()) -> Iterator[RowT]:
+    """Execute ``sql`` on ``conn``; its rows come as ``row_type``, a NamedTuple read by field name.
+
+    The query's column names (``SELECT ... AS name``) must be the row type's fields, in order:
+    checked once per query, so a column added, dropped or moved in the SQL fails here, naming
+    both lists, instead of shifting a value into another field. Building the tuples costs next
+    to nothing (``tuple.__new__`` in C, no Python call per row): what callers pay for reading by
+    name is the attribute access (about 0.1 us a field).
+    """
+    cur = conn.execute(sql, params)
+    fields: tuple[str, ...] = getattr(row_type, "_fields", ())
+    names = tuple(d[0] for d in cur.description or ())
+    if names != fields:
+        cur.close()
+        raise TypeError(f"{row_type.__name__}: the query selects {names}, the row type has {fields}")
+    return map(cast("Any", functools.partial(tuple.__new__, row_type)), cur)
+
+
+def typed_row(conn: sqlite3.Connection, row_type: type[RowT], sql: str,
+              params: Sequence[Any] | Mapping[str, Any] = ()) -> RowT | None:
+    """The first row of ``sql`` as ``row_type`` (see :func:`typed_rows`), or None."""
+    return next(typed_rows(conn, row_type, sql, params), None)
 
 
 def dict_rows(cur: sqlite3.Cursor) -> Iterator[dict[str, Any]]:

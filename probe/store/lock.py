@@ -17,6 +17,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from probe.core.errors import ProbeError
+
 __all__ = ["EXIT_BUSY", "DatabaseBusy", "lock_path", "run_lock"]
 
 #: Exit status of a run that found its database busy (sysexits.h EX_TEMPFAIL: try again later).
@@ -24,8 +26,10 @@ EXIT_BUSY = 75
 _POLL = 0.2  # seconds between attempts while waiting (flock has no timeout of its own)
 
 
-class DatabaseBusy(Exception):
+class DatabaseBusy(ProbeError):
     """Another run holds the database's lock (and did not release it within the wait)."""
+
+    exit_code = EXIT_BUSY
 
 
 def lock_path(db: str | Path) -> Path:

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from probe.store.connection import named_rows
+from probe.store.connection import named_rows, scalar
 from probe.store.database import Store, StoreError
 from probe.store.schema import SCHEMA_VERSION
 
@@ -61,27 +61,6 @@ class MergeResult:
     verdicts_updated: int = 0  # present measurements re-judged more recently in the source
     renamed: list[tuple[str, str]] = field(default_factory=list)  # (name, name in the output)
     keyed: dict[str, int] = field(default_factory=dict)  # rows added to tables with their own uid
-
-    def summary(self) -> str:
-        """One line for the terminal."""
-        parts = [
-            f"+{self.measurements} measurements",
-            f"{self.already_present} already present",
-            f"+{self.runs} runs",
-            f"+{self.vantage_points} vantage points",
-        ]
-        if self.runs_updated:
-            parts.append(f"{self.runs_updated} runs updated")
-        if self.verdicts_updated:
-            parts.append(f"{self.verdicts_updated} verdicts updated")
-        for table, n in self.keyed.items():
-            if n:
-                parts.append(f"+{n} {table.replace('_', ' ')}")
-        text = f"{self.source}: " + ", ".join(parts)
-        for old, new in self.renamed:
-            text += f"\n  vantage point {old!r} of this source is another vantage point's name "
-            text += f"in the output: stored as {new!r}"
-        return text
 
 
 def _same_file(a: Path, b: Path) -> bool:
@@ -117,9 +96,7 @@ def _check_sources(into: Path, sources: Sequence[Path]) -> None:
         # Store.open refuses non-SQLite files, other SQLite databases and newer schemas, and
         # upgrades an older probe database in place, as every probe command does.
         with Store.open(src, create=False) as store:
-            missing = store.conn.execute(
-                "SELECT count(*) FROM measurements WHERE uid IS NULL"
-            ).fetchone()[0]
+            missing = scalar(store.conn, "SELECT count(*) FROM measurements WHERE uid IS NULL")
         if missing:
             raise MergeError(
                 f"{src}: {missing} measurements have no uid (written outside probe?); "
@@ -180,8 +157,8 @@ class _Plan:
     def __init__(self, conn: sqlite3.Connection) -> None:
         # PRAGMAs rather than sqlite-utils' introspection: importing sqlite-utils imports pandas
         # when it is installed (+85 MB RSS, +1 s), a quarter of merge's memory budget.
-        names = [r[0] for r in conn.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")]
+        names = [r["name"] for r in named_rows(
+            conn, "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")]
         tables = {n: _TableInfo.read(conn, n) for n in names}
         self.columns = {name: list(t.columns) for name, t in tables.items()}
         fks = {name: list(t.foreign_keys) for name, t in tables.items()}
@@ -211,11 +188,12 @@ class _Plan:
                 owner = next(((col, parent) for col, parent in fks[name]
                               if parent in ("runs", "vantage_points")), None)
             if owner is not None:
-                self.owned.append((name, owner[0], owner[1]))
-                if owner[1] == "measurements" and owner[0] in tables[name].pks:
+                column, parent = owner
+                self.owned.append((name, column, parent))
+                if parent == "measurements" and column in tables[name].pks:
                     key = _unique_key(conn, name)
                     if key:
-                        self.measurement_keys.append((name, owner[0], key))
+                        self.measurement_keys.append((name, column, key))
             elif not fks[name] and tables[name].pks not in (["id"], ["rowid"]):
                 self.content.append(name)
             else:
@@ -240,9 +218,9 @@ class _Plan:
 
 def _unique_key(conn: sqlite3.Connection, table: str) -> tuple[str, ...]:
     """The columns of the first UNIQUE index created on ``table`` (not its primary key)."""
-    for _, index, unique, origin, *_ in conn.execute(f"PRAGMA main.index_list({table})"):
-        if unique and origin == "c":
-            return tuple(r[2] for r in conn.execute(f"PRAGMA main.index_info({index})"))
+    for index in named_rows(conn, f"PRAGMA main.index_list({table})"):
+        if index["unique"] and index["origin"] == "c":
+            return tuple(r["name"] for r in named_rows(conn, f"PRAGMA main.index_info({index['name']})"))
     return ()
 
 
@@ -255,7 +233,7 @@ def _merge_one(store: Store, plan: _Plan, src: Path) -> MergeResult:
     result = MergeResult(str(src))
     conn.execute("ATTACH DATABASE ? AS src", (str(src),))
     try:
-        version = conn.execute("SELECT max(version) FROM src.schema_migrations").fetchone()[0]
+        version = scalar(conn, "SELECT max(version) FROM src.schema_migrations")
         if version != SCHEMA_VERSION:  # changed since it was checked
             raise MergeError(f"{src}: schema version {version}, expected {SCHEMA_VERSION}")
         with store.transaction():
@@ -281,7 +259,7 @@ def _merge_tables(conn: sqlite3.Connection, plan: _Plan, result: MergeResult) ->
     moff = _merge_measurements(conn, plan, result)
     offsets = {"measurements": moff}
     for table in plan.offset_tables:
-        offsets[table] = conn.execute(f"SELECT coalesce(max(id), 0) FROM main.{table}").fetchone()[0]
+        offsets[table] = scalar(conn, f"SELECT coalesce(max(id), 0) FROM main.{table}")
     for table in plan.content:
         cols = [c for c in plan.columns[table] if c in _cols(conn, "src", table)]
         names = ", ".join(cols)
@@ -387,10 +365,8 @@ def _merge_runs(conn: sqlite3.Connection, plan: _Plan, result: MergeResult) -> N
                 )
                 result.runs_updated += 1
         else:
-            values[i_vid] = conn.execute(
-                "SELECT dst FROM temp.merge_map WHERE tbl = 'vantage_points' AND src = ?",
-                (values[i_vid],),
-            ).fetchone()[0]
+            values[i_vid] = scalar(conn, "SELECT dst FROM temp.merge_map WHERE tbl = 'vantage_points' "
+                                   "AND src = ?", (values[i_vid],))  # fmt: skip
             same = _same_ooni_report(conn, values[i_vid], values[cols.index("options")])
             if same is not None:
                 conn.execute("INSERT INTO temp.merge_map VALUES ('runs', ?, ?, 0)", (sid, same))
@@ -418,8 +394,8 @@ def _same_ooni_vantage(conn: sqlite3.Connection, name: str, meta: str | None) ->
     """The output's vantage point of the same name when both hold imported OONI data."""
     if not _is_ooni(meta, "source", "ooni"):
         return None
-    row = conn.execute("SELECT id, meta FROM main.vantage_points WHERE name = ?", (name,)).fetchone()
-    return int(row[0]) if row is not None and _is_ooni(row[1], "source", "ooni") else None
+    row = named_rows(conn, "SELECT id, meta FROM main.vantage_points WHERE name = ?", (name,)).fetchone()
+    return int(row["id"]) if row is not None and _is_ooni(row["meta"], "source", "ooni") else None
 
 
 def _same_ooni_report(conn: sqlite3.Connection, vantage_id: int, options: str | None) -> int | None:
@@ -427,17 +403,16 @@ def _same_ooni_report(conn: sqlite3.Connection, vantage_id: int, options: str | 
     if not _is_ooni(options, "source", "ooni import"):
         return None
     report = json.loads(options or "{}").get("report_id")
-    row = conn.execute(
-        "SELECT id FROM main.runs WHERE vantage_id = ? AND json_extract(options, '$.source') = "
-        "'ooni import' AND json_extract(options, '$.report_id') = ? ORDER BY id LIMIT 1",
-        (vantage_id, report),
-    ).fetchone()
-    return None if row is None else int(row[0])
+    run_id = scalar(conn,
+                    "SELECT id FROM main.runs WHERE vantage_id = ? AND json_extract(options, '$.source') = "
+                    "'ooni import' AND json_extract(options, '$.report_id') = ? ORDER BY id LIMIT 1",
+                    (vantage_id, report))  # fmt: skip
+    return None if run_id is None else int(run_id)
 
 
 def _merge_measurements(conn: sqlite3.Connection, plan: _Plan, result: MergeResult) -> int:
     """Copy the measurements whose uid is new; return the id offset they were given."""
-    moff = int(conn.execute("SELECT coalesce(max(id), 0) FROM main.measurements").fetchone()[0])
+    moff = int(scalar(conn, "SELECT coalesce(max(id), 0) FROM main.measurements"))
     cols = [c for c in _entity_columns(conn, plan, "measurements")
             if c not in ("run_id", "vantage_id")]
     names = ", ".join(cols)
@@ -452,8 +427,8 @@ def _merge_measurements(conn: sqlite3.Connection, plan: _Plan, result: MergeResu
         + "".join(_known_elsewhere(table, col, key) for table, col, key in plan.measurement_keys)
         + "ORDER BY s.id"
     )
-    result.measurements = conn.execute("SELECT changes()").fetchone()[0]
-    total = conn.execute("SELECT count(*) FROM src.measurements").fetchone()[0]
+    result.measurements = scalar(conn, "SELECT changes()")
+    total = scalar(conn, "SELECT count(*) FROM src.measurements")
     result.already_present = total - result.measurements
     verdict_cols = [c for c in _VERDICT_COLUMNS if c in cols]
     if result.already_present and "classified_at" in verdict_cols:
@@ -467,7 +442,7 @@ def _merge_measurements(conn: sqlite3.Connection, plan: _Plan, result: MergeResu
             "AND (t.classified_at IS NULL OR s.classified_at > t.classified_at)",
             (moff,),
         )
-        result.verdicts_updated = conn.execute("SELECT changes()").fetchone()[0]
+        result.verdicts_updated = scalar(conn, "SELECT changes()")
     return moff
 
 
@@ -510,5 +485,5 @@ def _merge_keyed(conn: sqlite3.Connection, plan: _Plan, table: str, result: Merg
         f"AND NOT ({old_run} AND EXISTS (SELECT 1 FROM main.{table} AS t WHERE {same})) "
         "ORDER BY s.id"
     )
-    added = conn.execute("SELECT changes()").fetchone()[0]
+    added = scalar(conn, "SELECT changes()")
     result.keyed[table] = result.keyed.get(table, 0) + added

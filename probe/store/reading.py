@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import zlib
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -144,8 +145,6 @@ class Reader(Runs):
     def _body(self, sha: str) -> bytes:
         body = self._blob_cache.get(sha)
         if body is None:
-            import zlib
-
             row = self._row("SELECT body FROM http_bodies WHERE sha256 = ?", (sha,))
             body = zlib.decompress(row["body"]) if row else b""
             self._remember(sha, body)

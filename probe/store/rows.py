@@ -9,7 +9,7 @@ bulky parts moved out, each replaced by a reference that :func:`rebuild` follows
   ``cert_chain_sha256``.
 - Control observations go to ``controls`` (one row per hop, with the full JSON).
 
-``from_json`` ignores unknown keys, so the reference keys never reach the typed records.
+``from_data`` ignores unknown keys, so the reference keys never reach the typed records.
 """
 
 from __future__ import annotations
@@ -22,8 +22,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from probe.core.codec import from_data as from_json
-from probe.core.codec import to_data as to_json
+from probe.core.codec import from_data, to_data
 from probe.core.model import Measurement, Verdict
 from probe.store.uid import uuid7
 
@@ -37,6 +36,7 @@ __all__ = [
     "iso",
     "now",
     "parse_certificate",
+    "protocol_rows",
     "rebuild",
 ]
 
@@ -60,6 +60,8 @@ Certificate = tuple[str | None, str | None, str | None, str | None]  # subject, 
 def parse_certificate(der: bytes) -> Certificate:
     """Subject, issuer, notBefore, notAfter of a DER certificate; Nones when it does not parse."""
     try:
+        # Imported here, when a certificate is first stored: importing cryptography.x509 takes
+        # 0.13 s, and `probe results`, `compare`, `diff` (which read) never parse one.
         from cryptography import x509
 
         cert = x509.load_der_x509_certificate(der)
@@ -85,6 +87,7 @@ class Rows:
         "measurements",
         "observations",
         "packets",
+        "protocols",
         "queries",
         "replies",
         "tcp",
@@ -95,6 +98,7 @@ class Rows:
         self.measurements: list[tuple[Any, ...]] = []
         self.observations: list[tuple[int, str]] = []
         self.packets: list[tuple[Any, ...]] = []
+        self.protocols: list[tuple[Any, ...]] = []
         self.queries: list[tuple[Any, ...]] = []
         self.replies: list[tuple[Any, ...]] = []
         self.answers: list[tuple[Any, ...]] = []
@@ -206,7 +210,7 @@ def flatten(
                 (mid, h, ctl.source, ctl.url, ctl.failure, ctl.dns_failure,
                  _dumps(list(ctl.dns_addrs)), ctl.http_failure, ctl.http_status,
                  ctl.http_body_length, ctl.http_title, ctl.http_body_sha256,
-                 _dumps(to_json(ctl)))
+                 _dumps(to_data(ctl)))
             )
         if new_tls is not None or http is not hop.http or ctl is not None:
             hop = replace(
@@ -216,7 +220,7 @@ def flatten(
                 control=None,
             )
         hops.append(hop)
-    data = to_json(replace(m, hops=tuple(hops)) if hops else m)
+    data = to_data(replace(m, hops=tuple(hops)) if hops else m)
     for hd in data["hops"]:
         h = hd["index"]
         if h in body_refs:
@@ -242,6 +246,13 @@ def flatten(
          uuid7(round(m.started * 1000)))
     )
     rows.observations.append((mid, _dumps(data)))
+    rows.protocols.extend(protocol_rows(mid, v))
+
+
+def protocol_rows(mid: int, v: Verdict) -> list[tuple[Any, ...]]:
+    """Rows of ``protocol_verdicts`` for the protocol tests' verdicts in ``v``."""
+    return [(mid, p.suite, p.verdict, p.stage, p.hop, _dumps(list(p.reasons)), p.classifier_version)
+            for p in v.protocols]
 
 
 def rebuild(
@@ -270,7 +281,7 @@ def rebuild(
         ctl = controls.get(h)
         if ctl is not None:
             hd["control"] = json.loads(ctl)
-    m: Measurement = from_json(Measurement, data)
+    m: Measurement = from_data(Measurement, data)
     if not refs:
         return m
     hops = []

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
+from probe import __version__
 from probe.core.model import VERDICTS
 from probe.store.connection import Connection, StoreError, dict_rows
+from probe.store.owner import Owner, current_owner, is_dead
 from probe.store.rows import now as _now
 from probe.store.uid import uuid7
 
@@ -57,9 +59,6 @@ class Runs(Connection):
         Runs of this database left ``running`` by a process that is gone are closed first
         (:meth:`close_dead_runs`).
         """
-        from probe import __version__
-        from probe.store.owner import current_owner
-
         self.close_dead_runs()
         record = {
             "vantage_id": vantage_id,
@@ -78,8 +77,6 @@ class Runs(Connection):
         """Reopen an interrupted run (an id or ``"latest"``) as ``running``, owned by this
         process; returns ``(run_id, vantage_id)``. Raises :class:`StoreError` when the run does
         not exist or did not end as interrupted (a complete run has nothing left to do)."""
-        from probe.store.owner import current_owner
-
         self.close_dead_runs()  # a killed run is interrupted from now on
         if run == "latest":
             latest = self._value(
@@ -132,8 +129,6 @@ class Runs(Connection):
         it measured stays. Only runs started on this machine can be judged (see
         :func:`probe.store.owner.is_dead`). Returns the ids closed.
         """
-        from probe.store.owner import Owner, current_owner, is_dead
-
         here = current_owner()
         dead = [
             int(row["id"])
@@ -199,6 +194,34 @@ class Runs(Connection):
                 "WHERE v.name = ?",
                 (vantage,),
             )
+        return None if rid is None else int(rid)
+
+    def vantage_ids(self, names: Sequence[str] | None = None) -> dict[str, int]:
+        """Vantage point name -> id: every one, by name, or those named, in that order.
+
+        Raises ``KeyError`` naming the unknown ones (comma-separated) when a name is not there.
+        """
+        known = {row["name"]: int(row["id"])
+                 for row in self._rows("SELECT name, id FROM vantage_points ORDER BY name")}  # fmt: skip
+        if not names:
+            return known
+        missing = [n for n in names if n not in known]
+        if missing:
+            raise KeyError(", ".join(missing))
+        return {n: known[n] for n in names}
+
+    def run_ids(self) -> list[int]:
+        """Every run's id, oldest first."""
+        return [int(row["id"]) for row in self._rows("SELECT id FROM runs ORDER BY id")]
+
+    def run_vantage_id(self, run_id: int) -> int | None:
+        """The id of the vantage point that made run ``run_id`` (None: no such run)."""
+        vid = self._value("SELECT vantage_id FROM runs WHERE id = ?", (run_id,))
+        return None if vid is None else int(vid)
+
+    def previous_run(self, vantage_id: int, run_id: int) -> int | None:
+        """The vantage point's run before ``run_id`` (by id), or None when it is the first."""
+        rid = self._value("SELECT max(id) FROM runs WHERE vantage_id = ? AND id < ?", (vantage_id, run_id))
         return None if rid is None else int(rid)
 
     def runs(self, vantage: str | None = None, limit: int | None = None) -> Iterator[dict[str, Any]]:

@@ -516,6 +516,27 @@ UPDATE endpoint_measurements SET uid = {sql_uuid7(_ms("measured_at"))} WHERE uid
 CREATE UNIQUE INDEX endpoint_measurements_uid ON endpoint_measurements(uid);
 """
 
+# The verdicts of the opt-in protocol tests of a URL (probe run --quic / --ech), one row per
+# measurement and test, beside the URL's web verdict in measurements (docs/protocols.md). The
+# observations themselves are in the measurement's observations JSON (hops[].quic, .ech).
+_V10_PROTOCOLS = """
+CREATE TABLE protocol_verdicts (
+    measurement_id INTEGER NOT NULL REFERENCES measurements(id),
+    suite TEXT NOT NULL,
+    verdict TEXT NOT NULL,
+    stage TEXT,
+    hop INTEGER,
+    reasons TEXT NOT NULL DEFAULT '[]',
+    classifier_version TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (measurement_id, suite)
+) WITHOUT ROWID;
+CREATE INDEX protocol_verdicts_suite ON protocol_verdicts(suite, verdict);
+CREATE TRIGGER measurements_protocol_verdicts_delete AFTER DELETE ON measurements
+BEGIN
+    DELETE FROM protocol_verdicts WHERE measurement_id = OLD.id;
+END;
+"""
+
 #: (version, name, SQL); applied in order, each in its own transaction.
 MIGRATIONS: tuple[tuple[int, str, str], ...] = (
     (1, "initial schema", _V1 + _stats_sql()),
@@ -538,6 +559,8 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
     (8, "packets and traces", _V8),
     # Global ids of endpoint measurements, so that merge is idempotent on them.
     (9, "endpoint measurement ids", _V9_ENDPOINT_UIDS),
+    # Verdicts of the opt-in QUIC and ECH tests (probe run --quic, --ech).
+    (10, "protocol verdicts", _V10_PROTOCOLS),
 )
 
 #: The schema version this probe writes.

@@ -9,20 +9,21 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from probe.core.model import Verdict
+from probe.store.connection import typed_row, typed_rows
 
 if TYPE_CHECKING:
     from probe.store.database import Store
 
-__all__ = ["CHUNK", "JudgedRow", "control_rows", "judged_rows", "other_ok_rows", "run_status"]
+__all__ = ["CHUNK", "JudgedRow", "RunStatus", "control_rows", "judged_rows", "other_ok_rows", "run_status"]
 
 #: Measurements per page.
 CHUNK = 2000
 
 # The run's final measurements judged ok or throttled (keyset pages by id)...
-_JUDGED = ("SELECT m.id, m.url, m.verdict, m.stage, m.hop, m.reasons, m.classifier_version, o.data "
+_JUDGED = ("SELECT m.id, m.url, m.verdict, m.stage, m.hop, m.reasons, m.classifier_version, o.data AS extra "
            "FROM measurements m JOIN observations o ON o.measurement_id = m.id "
            "WHERE m.run_id = ? AND m.final = 1 AND m.verdict IN ('ok', 'throttled') AND m.id > ? ")
 # ...and, of those, the only ones the rule can change without references from the others:
@@ -34,7 +35,7 @@ _CANDIDATE = ("(m.verdict = 'throttled' "
 # The others with a control that reported its speed: the control's references for a slow page.
 # Their final hop (the last with an HTTP fetch) is the highest hop of their http_requests rows.
 _CONTROL_ONLY = ("SELECT m.id, m.url, m.verdict, m.stage, m.hop, m.reasons, m.classifier_version, "
-                 "(SELECT max(h.hop) FROM http_requests h WHERE h.measurement_id = m.id) "
+                 "(SELECT max(h.hop) FROM http_requests h WHERE h.measurement_id = m.id) AS extra "
                  "FROM measurements m WHERE m.run_id = ? AND m.final = 1 AND m.verdict = 'ok' "
                  f"AND m.id > ? AND NOT {_CANDIDATE} AND EXISTS (SELECT 1 FROM controls c "
                  "WHERE c.measurement_id = m.id AND instr(c.data, '\"http_transfer\"')) "
@@ -42,12 +43,43 @@ _CONTROL_ONLY = ("SELECT m.id, m.url, m.verdict, m.stage, m.hop, m.reasons, m.cl
 _CONTROLS = ("SELECT measurement_id, hop, data FROM controls "
              "WHERE measurement_id IN (SELECT value FROM json_each(?))")
 
-#: (measurement id, URL, verdict, its observations' JSON or its final hop)
-JudgedRow = tuple[int, str, Verdict, Any]
+class JudgedRow(NamedTuple):
+    """A measurement with its stored verdict and what the rule reads of it."""
+
+    measurement_id: int
+    url: str
+    verdict: Verdict
+    data: Any  # its observations' JSON decoded (judged_rows), or its final hop (other_ok_rows)
 
 
-def _verdict(verdict: str, stage: str | None, hop: int | None, reasons: str, version: str) -> Verdict:
-    return Verdict(verdict, stage, hop, tuple(json.loads(reasons)), version)
+class _Row(NamedTuple):
+    """What the queries select; ``extra`` is the observations' JSON or the final hop."""
+
+    id: int
+    url: str
+    verdict: str
+    stage: str | None
+    hop: int | None
+    reasons: str
+    classifier_version: str
+    extra: Any
+
+
+class RunStatus(NamedTuple):
+    """A run's status and end time."""
+
+    status: str
+    finished_at: str | None
+
+
+def _verdict(row: _Row) -> Verdict:
+    return Verdict(row.verdict, row.stage, row.hop, tuple(json.loads(row.reasons)), row.classifier_version)
+
+
+class _Control(NamedTuple):
+    measurement_id: int
+    hop: int
+    data: str
 
 
 def control_rows(
@@ -57,8 +89,8 @@ def control_rows(
     those that reported their fetch's speed)."""
     controls: dict[int, dict[int, dict[str, Any]]] = {}
     sql = _CONTROLS + (" AND instr(data, '\"http_transfer\"')" if timed_only else "")
-    for mid, hop, data in store.conn.execute(sql + " ORDER BY id", (json.dumps(ids),)):
-        controls.setdefault(mid, {})[hop] = json.loads(data)
+    for row in typed_rows(store.conn, _Control, sql + " ORDER BY id", (json.dumps(ids),)):
+        controls.setdefault(row.measurement_id, {})[row.hop] = json.loads(row.data)
     return controls
 
 
@@ -71,12 +103,11 @@ def judged_rows(store: Store, run_id: int, min_body: int, *, candidates_only: bo
     last = 0
     while True:
         params = (run_id, last, min_body, CHUNK) if candidates_only else (run_id, last, CHUNK)
-        chunk = store.conn.execute(sql, params).fetchall()
+        chunk = list(typed_rows(store.conn, _Row, sql, params))
         if not chunk:
             return
-        last = chunk[-1][0]
-        yield [(mid, url, _verdict(v, st, hop, rs, ver), json.loads(data))
-               for mid, url, v, st, hop, rs, ver, data in chunk]  # fmt: skip
+        last = chunk[-1].id
+        yield [JudgedRow(r.id, r.url, _verdict(r), json.loads(r.extra)) for r in chunk]
 
 
 def other_ok_rows(store: Store, run_id: int, min_body: int) -> Iterator[list[JudgedRow]]:
@@ -84,15 +115,13 @@ def other_ok_rows(store: Store, run_id: int, min_body: int) -> Iterator[list[Jud
     final hop (their observations are not read)."""
     last = 0
     while True:
-        chunk = store.conn.execute(_CONTROL_ONLY, (run_id, last, min_body, CHUNK)).fetchall()
+        chunk = list(typed_rows(store.conn, _Row, _CONTROL_ONLY, (run_id, last, min_body, CHUNK)))
         if not chunk:
             return
-        last = chunk[-1][0]
-        yield [(mid, url, _verdict(v, st, hop, rs, ver), final_hop)
-               for mid, url, v, st, hop, rs, ver, final_hop in chunk]  # fmt: skip
+        last = chunk[-1].id
+        yield [JudgedRow(r.id, r.url, _verdict(r), r.extra) for r in chunk]
 
 
-def run_status(store: Store, run_id: int) -> tuple[str, str | None] | None:
+def run_status(store: Store, run_id: int) -> RunStatus | None:
     """The run's status and end time (None: no such run)."""
-    row = store.conn.execute("SELECT status, finished_at FROM runs WHERE id = ?", (run_id,)).fetchone()
-    return None if row is None else (row[0], row[1])
+    return typed_row(store.conn, RunStatus, "SELECT status, finished_at FROM runs WHERE id = ?", (run_id,))

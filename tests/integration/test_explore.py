@@ -122,3 +122,19 @@ def test_tables_and_columns_carry_the_descriptions_of_docs_schema(explore: str) 
     with urllib.request.urlopen(f"{explore}/measurements", timeout=30) as r:
         page = r.read().decode()
     assert "one attempt at one URL" in page  # shown on the table's page
+
+
+def test_tables_offer_facets_from_their_own_columns(explore: str) -> None:
+    # The facets come from the database's columns (sqlite-utils' introspection): Datasette
+    # counts the latest verdicts by vantage point and verdict on the view's page.
+    data = _get_json(f"{explore}/latest_verdicts.json")
+    facets = data["facet_results"]
+    facets = facets.get("results", facets)  # Datasette 1.x nests them
+    verdicts = {v["value"]: v["count"] for v in facets["verdict"]["results"]}
+    assert verdicts["hijacked"] == 2 and verdicts["reset"] == 1 and verdicts["blocked"] == 1
+    assert {v["value"] for v in facets["vantage"]["results"]} == {"ams-vps", "msk-isp1", "spb-isp2"}
+
+
+def _get_json(endpoint: str) -> Any:
+    with urllib.request.urlopen(endpoint, timeout=30) as r:
+        return json.load(r)

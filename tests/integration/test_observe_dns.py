@@ -8,7 +8,7 @@ import pytest
 from observe_helpers import config, run
 from servers import LIE_ADDRESS, DNSServer, LoopbackNet, injecting_handler, zone_handler
 
-from probe.core.model import from_json, to_json
+from probe.core.codec import from_data, to_data
 from probe.measure.engine import MeasureConfig
 
 
@@ -206,7 +206,7 @@ def test_measurement_round_trips_through_json(loopback_net: LoopbackNet) -> None
     m = run(loopback_net.url("redirect.test", tls=True),
             config(loopback_net, resolvers=(loopback_net.injecting_resolver, loopback_net.resolver),
                    tcp_timeout=0.3))
-    assert from_json(Measurement, to_json(m)) == m
+    assert from_data(Measurement, to_data(m)) == m
 
 
 def test_on_ready_fires_once_before_the_late_window_closes(loopback_net: LoopbackNet) -> None:

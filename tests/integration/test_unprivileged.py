@@ -25,7 +25,7 @@ def test_run_with_capture_warns_once_and_measures_without_it(
 ) -> None:
     db = tmp_path / "r.db"
     proc = subprocess.run(
-        [*_without_net_raw(), sys.executable, "-m", "probe", "run", "--capture", "--url",
+        [*_without_net_raw(), sys.executable, "-m", "probe", "run", "--pcap", str(tmp_path / "p"), "--url",
          loopback_net.url("ok.test"), "--no-control", "--accept-risks", "--db", str(db),
          "--no-progress", "--retries", "0", "--resolver", loopback_net.resolver],
         capture_output=True, text=True, timeout=120, env={**os.environ, "PROBE_CONFIG_DIR": str(tmp_path)},
@@ -38,6 +38,7 @@ def test_run_with_capture_warns_once_and_measures_without_it(
     con = sqlite3.connect(db)
     assert con.execute("SELECT count(*) FROM measurements").fetchone()[0] == 1
     assert con.execute("SELECT count(*) FROM packets").fetchone()[0] == 0
+    assert list((tmp_path / "p").iterdir()) == []  # no empty pcap left behind
 
 
 def test_trace_without_privileges_exits_2_before_sending(tmp_path: Path) -> None:

@@ -69,3 +69,36 @@ def test_identity_is_learned_and_the_client_address_is_scrubbed(lab: Any, tmp_pa
             data = path.read_bytes()
             assert CLIENT not in data, f"{path} holds the client's address"
             assert CLIENT_PACKED not in data, f"{path} holds the client's address (packed)"
+
+
+def test_pcap_files_hold_headers_only_and_never_the_client_address(lab: Any, tmp_path: Path) -> None:
+    # Before, every TCP record kept the head of its payload (the echo site's X-Client-IP, its
+    # title) and every IP header the client's address; the whoami reply carried it packed.
+    from scapy.layers.inet import IP, TCP
+    from scapy.utils import RawPcapReader
+
+    from probe.measure.pcap import PLACEHOLDER
+
+    db, pcaps = tmp_path / "pcap.db", tmp_path / "pcaps"
+    proc = lab.probe([f"http://{ECHO}/", f"https://{ECHO}/"], db,
+                     extra=["--geo", GEO, "--pcap", str(pcaps)])  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    proc = lab.probe([f"http://{WHOAMI}/"], db, extra=[
+        "--geo", GEO, "--resolver", f"{topology.AUTH_DNS}:53", "--pcap", str(pcaps)])  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    files = sorted(pcaps.iterdir())
+    assert [f.name for f in files] == ["run-1.pcap", "run-2.pcap"]
+    udp = tcp = 0
+    for f in files:
+        data = f.read_bytes()
+        assert CLIENT not in data and CLIENT_PACKED not in data, f"{f.name} holds the address"
+        assert b"Your address" not in data and b"X-Client-IP" not in data
+        for raw, meta in RawPcapReader(str(f)):
+            pkt = IP(raw)
+            assert pkt.dst == PLACEHOLDER and meta.wirelen == pkt.len >= len(raw)
+            if pkt.haslayer(TCP):
+                tcp += 1
+                assert len(raw) == pkt.ihl * 4 + pkt[TCP].dataofs * 4
+            else:
+                udp += 1
+    assert tcp and udp

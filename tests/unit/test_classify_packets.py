@@ -8,6 +8,7 @@ TTL-copying injector (TTL 60, no DF, random IP ID).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 
 from classify_helpers import SITE, URL, dns, has, http, judge, measurement, plain, sctl, secure, tcp, tls
@@ -112,6 +113,23 @@ def test_dns_replies_without_capture_keep_the_reply_count_evidence() -> None:
     assert not has(v, "dns/injected:")
 
 
+def test_junk_from_the_resolvers_address_is_no_injection_evidence() -> None:
+    # A junk flood (garbage, another id, another question) from the resolver's address, sent
+    # from another distance: kept as MALFORMED evidence, it never answered the query, so its
+    # TTL says nothing about who answered (26 of 600 clean URLs were hijacked this way).
+    genuine = DNSReply(0.01, "10.66.2.53:53", "NOERROR", (SITE,), raw=b"genuine")
+    junk = (DNSReply(0.011, "10.66.2.53:53", "MALFORMED", raw=b"junk-1"),
+            DNSReply(0.012, "10.66.2.53:53", "MALFORMED", ("10.10.34.34",), raw=b"junk-2"))
+    q = dataclasses.replace(dns("news.example.com", (SITE,)), replies=(genuine, *junk))
+    pk = tuple(Packet(1.0 + i / 100, "udp", "10.66.2.53", 53, 5353, ttl, i, False, payload=6,
+                      digest=digest(raw)) for i, (ttl, raw) in
+               enumerate(((60, b"genuine"), (50, b"junk-1"), (50, b"junk-2"))))
+    h = plain((SITE,), ctl=_ctl(), dns_=[q])
+    v = judge(dataclasses.replace(measurement(h), captured=True, packets=pk))
+    assert v.verdict == "ok", v
+    assert not has(v, "dns/injected:")
+
+
 def test_any_answer_from_an_address_without_dns_server_is_injected() -> None:
     probe_q = DNSObservation("news.example.com", "A", "udp://10.66.2.99:53", "udp", 0.0, 0.01,
                              None, ("203.0.113.7",),
@@ -163,23 +181,46 @@ def test_decoy_host_failure_means_the_address_is_blocked() -> None:
 
 
 def test_packets_round_trip_through_json() -> None:
-    from probe.core.model import Measurement, from_json, to_json
+    from probe.core.codec import from_data, to_data
+    from probe.core.model import Measurement
 
     m = _tls_reset((SYN_ACK, _rst(62, 0, True)))
-    assert from_json(Measurement, to_json(m)) == m
+    assert from_data(Measurement, to_data(m)) == m
 
 
-def test_packets_are_stored_in_their_table_and_come_back(tmp_path) -> None:  # type: ignore[no-untyped-def]
+@contextlib.contextmanager
+def _stored_reset(tmp_path):  # type: ignore[no-untyped-def]
+    """A store holding one judged measurement: a TLS reset with its SYN-ACK (TTL 60) and RST (62)."""
     from probe.judge.classify import classify
     from probe.store import Store
 
     m = _tls_reset((SYN_ACK, _rst(62, 0, True)))
     with Store.open(tmp_path / "p.db") as store:
         vid = store.vantage("test")
-        run = store.start_run(vid, [], {})
-        store.write(run, vid, [(m, classify(m))])
+        store.write(store.start_run(vid, [], {}), vid, [(m, classify(m))])
+        yield store, m
+
+
+def test_packets_are_stored_in_their_table_and_come_back(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    with _stored_reset(tmp_path) as (store, m):
         rows = store.conn.execute("SELECT idx, flags, ttl, ip_id, df FROM packets ORDER BY idx").fetchall()
         assert rows == [(0, "SA", 60, 0, 1), (1, "R", 62, 0, 1)]
         ((_, back, v),) = list(store.iter_judged())
         assert back.packets == m.packets and back.captured
         assert "tcp/injected-rst:ttl-delta=2@192.0.2.10" in v.reasons
+
+
+def test_show_lists_the_captured_packets_behind_the_verdict(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # `probe show` prints the tells the verdict rests on: the SYN-ACK at TTL 60, the RST at 62.
+    from probe.present.evidence import evidence, render_text
+
+    with _stored_reset(tmp_path) as (store, _m):
+        mid = store.conn.execute("SELECT id FROM measurements").fetchone()[0]
+        ev = evidence(store, mid)
+    assert [(p["flags"], p["ttl"], p["t"]) for p in ev["packets"]] == [("SA", 60, 0.0), ("R", 62, 0.05)]
+    lines = list(render_text(ev, width=80))
+    assert all(len(line) <= 80 for line in lines)
+    text = "\n".join(lines)
+    assert "packets captured (2)" in text
+    assert f"+0 ms tcp {SITE}:443 ttl 60 id 0 DF SA win 64240 seq +0 ack +0 0 B" in text
+    assert f"+50 ms tcp {SITE}:443 ttl 62 id 0 DF R win 0 0 B" in text

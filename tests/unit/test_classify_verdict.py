@@ -21,7 +21,8 @@ from classify_helpers import (
     tcp,
 )
 
-from probe.core.model import VERDICTS, Measurement, from_json, to_json
+from probe.core.codec import from_data, to_data
+from probe.core.model import VERDICTS, Measurement
 from probe.judge.classify import CLASSIFIER_VERSION, classify, findings, needs_retry
 
 
@@ -64,8 +65,8 @@ def test_same_input_same_verdict() -> None:
 
 def test_verdict_is_reproducible_from_stored_json() -> None:
     m = measurement(plain((CENSOR,), ctl(), http_=http(URL, CENSOR, body=page("Access restricted", 700))))
-    stored = json.loads(json.dumps(to_json(m)))
-    again = from_json(Measurement, stored)
+    stored = json.loads(json.dumps(to_data(m)))
+    again = from_data(Measurement, stored)
     assert classify(again) == classify(m)
 
 

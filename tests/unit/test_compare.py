@@ -67,7 +67,7 @@ def _invoke(*args: str) -> tuple[int, str]:
 # --- the matrix --------------------------------------------------------------------------------
 def test_matrix_holds_the_latest_verdict_per_vantage_point_and_url(db: Path) -> None:
     with Store.open(db, create=False) as s:
-        m = load_matrix(s.conn)
+        m = load_matrix(s)
     assert m.columns == ["almaty", "moscow"]
     cells = {(u, c): cell.technique for u, _, row in m.rows()
              for c, cell in zip(m.columns, row, strict=True) if cell is not None}
@@ -81,7 +81,7 @@ def test_matrix_holds_the_latest_verdict_per_vantage_point_and_url(db: Path) -> 
 
 def test_pair_summary_counts_blocks_over_common_urls_and_jaccard(db: Path) -> None:
     with Store.open(db, create=False) as s:
-        (pair,) = load_matrix(s.conn, ["moscow", "almaty"]).pairs()
+        (pair,) = load_matrix(s, ["moscow", "almaty"]).pairs()
     # Common URLs: 1-4. moscow blocks 1, 2, 3; almaty blocks 1, 2, 3; 1 and 2 the same way.
     assert (pair.a, pair.b, pair.common) == ("moscow", "almaty", 4)
     assert (pair.a_blocks, pair.b_blocks, pair.both_block, pair.same_technique) == (3, 3, 3, 2)
@@ -90,7 +90,7 @@ def test_pair_summary_counts_blocks_over_common_urls_and_jaccard(db: Path) -> No
 
 def test_technique_mix_per_vantage_point(db: Path) -> None:
     with Store.open(db, create=False) as s:
-        tech = load_matrix(s.conn).techniques()
+        tech = load_matrix(s).techniques()
     assert tech["moscow"] | {} == {"urls": 5, "interference": 4, "dns": 1, "tcp": 1, "tls": 1,
                                     "http": 1, "other_stage": 0, "blocked": 1, "hijacked": 1,
                                     "reset": 2, "throttled": 0}
@@ -99,12 +99,11 @@ def test_technique_mix_per_vantage_point(db: Path) -> None:
 
 def test_filters_vantage_category_since_and_only_differences(db: Path) -> None:
     with Store.open(db, create=False) as s:
-        conn = s.conn
-        assert load_matrix(conn, categories=["HUMR"]).urls == ["http://site4.example.org/"]
-        assert load_matrix(conn, ["moscow"]).columns == ["moscow"]
-        old = load_matrix(conn, since=parse_since("2026-09-21T14:13:22"))
+        assert load_matrix(s, categories=["HUMR"]).urls == ["http://site4.example.org/"]
+        assert load_matrix(s, ["moscow"]).columns == ["moscow"]
+        old = load_matrix(s, since=parse_since("2026-09-21T14:13:22"))
         assert set(old.urls) == {f"http://site{i}.example.org/" for i in (2, 3, 4, 5)}
-        diff = load_matrix(conn).only_differences()
+        diff = load_matrix(s).only_differences()
     # site1 and site2 agree, site4 ok in both; site0 and site5 have one column only.
     assert diff.urls == ["http://site3.example.org/"]
 
@@ -125,10 +124,10 @@ def test_compare_table_json_and_csv_agree(db: Path) -> None:
 
 
 def test_table_falls_back_to_codes_when_names_do_not_fit(db: Path) -> None:
-    from probe.cli.compare import render_table
+    from probe.present.compare import render_table
 
     with Store.open(db, create=False) as s:
-        m = load_matrix(s.conn)
+        m = load_matrix(s)
     text = "".join(render_table(m, 40))
     assert "1=almaty, 2=moscow" in text
     line = next(x for x in text.splitlines() if x.startswith("http://site0"))
@@ -251,7 +250,7 @@ def test_latest_keeps_verdicts_in_step_with_reclassify_and_deletes(db: Path) -> 
         c.execute("DELETE FROM measurements WHERE id = ?", (mid2,))
         assert c.execute(q2).fetchone() == ("ok", None, "NEWS")
         # The matrix reads exactly what the latest_verdicts view says.
-        m = load_matrix(c)
+        m = load_matrix(s)
         view = {(r["vantage"], r["url"]): (r["verdict"], r["stage"]) for r in s.latest_verdicts()}
         got = {(col, url): (cell.verdict, cell.stage) for url, _, cells in m.rows()
                for col, cell in zip(m.columns, cells, strict=True) if cell is not None}
@@ -260,7 +259,7 @@ def test_latest_keeps_verdicts_in_step_with_reclassify_and_deletes(db: Path) -> 
 
 def test_another_source_of_verdicts_joins_as_a_column(db: Path) -> None:
     with Store.open(db, create=False) as s:
-        m = load_matrix(s.conn)
+        m = load_matrix(s)
     m.add_column("ooni:RU", {"http://site0.example.org/": ("NEWS", Cell("hijacked", "dns", "t")),
                              "http://other.example/": ("GRP", Cell("ok", None, "t"))})
     assert m.columns == ["almaty", "moscow", "ooni:RU"] and len(m) == 7

@@ -54,3 +54,26 @@ def test_canned_queries_are_valid_sql_on_a_fresh_database(tmp_path: Path) -> Non
     for name, (_, _, sql) in CANNED_QUERIES.items():
         params = {p: "" for p in ("vantage", "a", "b", "url", "sha256") if f":{p}" in sql}
         assert conn.execute(sql, params).fetchall() == [], name
+
+
+def test_metadata_of_a_database_describes_its_tables_with_their_facets(tmp_path: Path) -> None:
+    from probe.research.explore import metadata
+    from probe.store import Store
+    from probe.store.explore import relations
+
+    with Store.open(tmp_path / "x.db") as s:
+        s.conn.execute("CREATE TABLE notes (id INTEGER PRIMARY KEY, vantage TEXT, text TEXT)")
+        shape = relations(s)
+    tables = metadata("x", relations=shape)["databases"]["x"]["tables"]
+    # Every table and view of the file, and only those (SQLite's own tables left out).
+    assert set(tables) == {r.name for r in shape} and "notes" in tables
+    assert not any(name.startswith("sqlite_") for name in tables)
+    assert tables["notes"]["description"] == "not described in docs/schema.md"
+    m = tables["measurements"]
+    assert m["description"] == "one attempt at one URL"
+    assert m["facets"] == ["verdict", "stage", "category"] and m["sort_desc"] == "measured_at"
+    assert set(m["columns"]) <= {c for r in shape if r.name == "measurements" for c in r.columns}
+    assert tables["latest_verdicts"]["facets"] == ["vantage", "verdict", "stage", "category"]
+    assert tables["notes"]["facets"] == ["vantage"] and "sort_desc" not in tables["notes"]
+    kinds = {r.name: r.kind for r in shape}
+    assert kinds["measurements"] == "table" and kinds["blocked"] == "view"

@@ -13,7 +13,8 @@ from click.testing import CliRunner
 from store_samples import sample_measurement, sample_verdict
 
 from probe.cli import cli
-from probe.core.model import Measurement, Verdict, from_json
+from probe.core.codec import from_data
+from probe.core.model import Measurement, Verdict
 from probe.store import Store
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -79,7 +80,7 @@ def test_jsonl_holds_the_complete_measurement(db: Path) -> None:
     lines = _export(db, "--format", "jsonl", "--vantage", "moscow").splitlines()
     first = json.loads(lines[0])
     assert first["verdict"] == "hijacked" and first["classifier_version"] == "c1"
-    assert from_json(Measurement, first["measurement"]) == sample_measurement(0, started=T0)
+    assert from_data(Measurement, first["measurement"]) == sample_measurement(0, started=T0)
 
 
 def test_output_file_is_written_whole(db: Path, tmp_path: Path) -> None:

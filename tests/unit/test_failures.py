@@ -6,6 +6,7 @@ import asyncio
 import errno
 import socket
 import ssl
+from collections.abc import Callable
 
 import aiohttp
 import dns.exception
@@ -176,24 +177,38 @@ def test_vocabulary_contains_the_strings_of_issue_2() -> None:
     assert named <= FAILURES
 
 
-def test_no_failure_string_is_spelled_outside_failures_module() -> None:
-    """Every failure string in probe/ is a ``Failure`` member, so a rename cannot miss a copy."""
+def _constants_outside_failures_module(spelled: Callable[[object], bool]) -> list[str]:
+    """``file:line: value`` of every constant in probe/ but core/failures.py that ``spelled``."""
     import ast
     from pathlib import Path
 
     import probe
-    from probe.core.failures import Failure
 
-    # "interrupted" is also a run status (runs.status), a different vocabulary.
-    values = {f.value for f in Failure} - {"interrupted"}
     root = Path(probe.__file__).parent
     found = []
     for path in sorted(root.rglob("*.py")):
         if path == root / "core" / "failures.py":
             continue
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
-            if isinstance(node, ast.Constant) and node.value in values:
+            if isinstance(node, ast.Constant) and spelled(node.value):
                 found.append(f"{path.relative_to(root.parent)}:{node.lineno}: {node.value}")
+    return found
+
+
+def test_no_failure_string_is_spelled_outside_failures_module() -> None:
+    """Every failure string in probe/ is a ``Failure`` member, so a rename cannot miss a copy."""
+    from probe.core.failures import Failure
+
+    # "interrupted" is also a run status (runs.status), a different vocabulary.
+    values = {f.value for f in Failure} - {"interrupted"}
+    found = _constants_outside_failures_module(lambda value: isinstance(value, str) and value in values)
+    assert found == []
+
+
+def test_the_unknown_failure_is_not_spelled_outside_failures_module() -> None:
+    """``unknown_failure: <message>`` is built from ``UNKNOWN_PREFIX``, never spelled."""
+    found = _constants_outside_failures_module(
+        lambda value: isinstance(value, str) and value.startswith("unknown_failure"))
     assert found == []
 
 

@@ -187,7 +187,7 @@ def test_one_pass_finds_exactly_what_a_substring_search_per_pattern_finds() -> N
                 for fp in body_patterns
                 if fp.false_positive == false_positive and fp.pattern.encode("utf-8") in body
             ]
-            hits = fps.match_http(body, [], false_positive=false_positive)
+            hits = fps.false_positives(body, []) if false_positive else fps.blockpages(body, [])
             got = [fp for fp in hits if fp.pattern_type == "contains"]
             assert got == expected
 

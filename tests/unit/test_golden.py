@@ -1,6 +1,6 @@
 """Golden cases: observations.json + control.json -> verdict.json, one directory per case.
 
-A case directory holds ``observations.json`` (``probe.core.model.to_json(Measurement)`` without the
+A case directory holds ``observations.json`` (``probe.core.codec.to_data(Measurement)`` without the
 helper's control), ``control.json`` (a list with one ControlObservation or null per hop),
 ``verdict.json`` (``verdict``, ``stage``, ``hop``, ``reasons_include``: substrings each of which
 must appear in some reason, optional ``reasons_exclude``) and, optionally, ``fingerprints.csv``
@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from probe.core.model import ControlObservation, Measurement, from_json
+from probe.core.codec import from_data
+from probe.core.model import ControlObservation, Measurement
 from probe.inputs.fingerprints import default_fingerprints, load_fingerprints
 from probe.inputs.geo import GeoDB
 from probe.judge.classify import CLASSIFIER_VERSION, classify
@@ -37,10 +38,10 @@ def geo() -> GeoDB:
 
 def load_case(name: str) -> tuple[Measurement, dict]:
     d = GOLDEN / name
-    m = from_json(Measurement, json.loads((d / "observations.json").read_text()))
+    m = from_data(Measurement, json.loads((d / "observations.json").read_text()))
     controls_path = d / "control.json"
     raw = json.loads(controls_path.read_text()) if controls_path.exists() else []
-    controls = [from_json(ControlObservation, c) if c else None for c in raw]
+    controls = [from_data(ControlObservation, c) if c else None for c in raw]
     return join(m, controls), json.loads((d / "verdict.json").read_text())
 
 

@@ -10,7 +10,7 @@ import pytest
 from probe.core.model import DNSReply
 from probe.core.settings import IdentityConfig
 from probe.lab.stun import binding_response
-from probe.measure.identity import Identity, _parse_stun, host_port, vantage_name
+from probe.measure.identity import Identity, _parse_stun, vantage_name
 from probe.run.scrub import SCRUBBED, Scrubber
 
 TXID = bytes(range(12))
@@ -141,18 +141,3 @@ def test_scrubber_walks_nested_records_dicts_and_lists() -> None:
     value = {"headers": [("X-Client-IP", "192.0.2.77")], "n": 1, "nested": ("a", b"192.0.2.77")}
     assert s.record(value) == {"headers": [("X-Client-IP", SCRUBBED)], "n": 1,
                                "nested": ("a", b"[scrubbed]")}
-
-
-@pytest.mark.parametrize(
-    ("spec", "expected"),
-    [("127.0.0.1", ("127.0.0.1", 3478)), ("127.0.0.1:19302", ("127.0.0.1", 19302)),
-     ("[::1]:443", ("::1", 443)), ("::1", ("::1", 3478)), ("stun.example:3478", ("stun.example", 3478))],
-)
-def test_stun_server_specs(spec: str, expected: tuple[str, int]) -> None:
-    assert host_port(spec, 3478) == expected
-
-
-@pytest.mark.parametrize("spec", ["127.0.0.1:0", "127.0.0.1:99999", "host:x", "[::1", ":3478"])
-def test_bad_stun_server_specs(spec: str) -> None:
-    with pytest.raises(ValueError):
-        host_port(spec, 3478)

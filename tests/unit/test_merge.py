@@ -15,6 +15,7 @@ from store_samples import sample_measurement, sample_verdict
 
 from probe.cli import cli
 from probe.core.model import Verdict
+from probe.present.merge import format_merged
 from probe.store import Store
 from probe.store import merge as merge_module
 from probe.store.merge import MergeError, merge
@@ -122,7 +123,7 @@ def test_same_name_from_another_probe_is_kept_apart(tmp_path: Path) -> None:
     with Store.open(out, create=False) as s:
         names = sorted(r[0] for r in s.conn.execute("SELECT name FROM vantage_points"))
     assert names == sorted(["default", new])
-    assert "stored as" in second.summary()
+    assert "stored as" in format_merged(second)
 
 
 def test_running_probe_is_merged_as_a_snapshot_then_completed_by_the_next_merge(tmp_path: Path) -> None:
@@ -282,7 +283,7 @@ def test_endpoint_rows_added_to_an_already_merged_run_come_with_the_next_merge(
         s.finish_run(run, "complete")
     again = merge(out, [a])[0]
     assert again.keyed == {"endpoint_measurements": 1} and again.runs == 0
-    assert "+1 endpoint measurements" in again.summary()
+    assert "+1 endpoint measurements" in format_merged(again)
     assert merge(out, [a])[0].keyed == {"endpoint_measurements": 0}
     rows = _endpoint_rows(out)
     assert rows == _endpoint_rows(a)  # same vantage point, run uid, uid, name and verdict

@@ -13,14 +13,18 @@ from probe.core.net import (
     authority,
     format_endpoint,
     format_resolver,
+    host_of,
     is_ip_literal,
     is_public_address,
     is_valid_host,
     parse_endpoint,
+    parse_hostport,
     parse_listen,
     parse_resolver,
     parse_url,
     read_resolv_conf,
+    run_resolvers,
+    split_port,
     system_nameservers,
 )
 from probe.measure.control.protocol import target_from_url
@@ -154,6 +158,46 @@ def test_listen_addresses_allow_every_address_and_port_zero() -> None:
         parse_listen("127.0.0.1")
 
 
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [("127.0.0.1", ("127.0.0.1", 3478)), ("127.0.0.1:19302", ("127.0.0.1", 19302)),
+     ("[::1]:443", ("::1", 443)), ("::1", ("::1", 3478)), ("stun.example:3478", ("stun.example", 3478))],
+)
+def test_stun_server_specs(spec: str, expected: tuple[str, int]) -> None:
+    assert parse_hostport(spec, 3478) == expected
+
+
+@pytest.mark.parametrize("spec", ["127.0.0.1:0", "127.0.0.1:99999", "host:x", "[::1", ":3478"])
+def test_bad_stun_server_specs(spec: str) -> None:
+    with pytest.raises(ValueError):
+        parse_hostport(spec, 3478)
+
+
+def test_a_port_is_required_without_a_default() -> None:
+    assert parse_hostport("[2001:db8::1]:443") == ("2001:db8::1", 443)
+    with pytest.raises(ValueError, match="no port"):
+        parse_hostport("192.0.2.1")
+    with pytest.raises(ValueError, match="no host"):
+        parse_hostport(":443", 53)
+
+
+def test_the_host_of_a_host_header_is_looked_up_without_port_brackets_or_dot() -> None:
+    assert host_of("Blocked.Lab.Example.:8080") == "blocked.lab.example"
+    assert host_of("[2001:db8::1]:443") == "2001:db8::1"
+    assert host_of("[2001:db8::1") == "[2001:db8::1"  # not host[:port]: as it is
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("192.0.2.1:5555", ("192.0.2.1", 5555)), ("::ffff:192.0.2.1:80", ("::ffff:192.0.2.1", 80)),
+     ("[2001:db8::1]:443", ("[2001:db8::1]", 443)), ("12:30", ("12", 30)),
+     ("192.0.2.1", None), ("host:x", None), ("2001:db8::", None)],
+)
+def test_a_port_is_split_from_text_we_did_not_write(text: str, expected: object) -> None:
+    # Log lines: an IPv6 address may stand unbracketed before its port (serve/privacy.py).
+    assert split_port(text) == expected
+
+
 # --- resolv.conf ----------------------------------------------------------------------------
 
 
@@ -197,3 +241,17 @@ def test_ip_literals_are_bare_addresses() -> None:
 def test_the_two_address_policies(ip: str, klass: str | None, public: bool) -> None:
     assert addr_class(ip) == klass
     assert is_public_address(ip) is public
+
+
+def test_a_run_asks_its_resolvers_else_the_nameservers_of_resolv_conf(tmp_path: Path) -> None:
+    conf = tmp_path / "resolv.conf"
+    conf.write_text("nameserver 192.0.2.53\nnameserver dns.example\nnameserver 2001:db8::53\n")
+    given = run_resolvers(["198.51.100.1:5353"], True, conf)
+    assert given.addresses == (("198.51.100.1", 5353),) and given.missing is None
+    system = run_resolvers((), True, conf)
+    assert system.addresses == (("192.0.2.53", 53), ("2001:db8::53", 53))
+    assert system.ignored == ("dns.example",)  # a name would need a resolver
+    assert system.endpoints() == ["192.0.2.53:53", "[2001:db8::53]:53"]
+    assert run_resolvers((), False, conf).missing == "no resolver configured"
+    assert run_resolvers((), True, tmp_path / "none").missing == f"no nameserver in {tmp_path / 'none'}"
+

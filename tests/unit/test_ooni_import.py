@@ -87,9 +87,9 @@ def test_import_keeps_oonis_verdict_beside_probes_and_is_idempotent(tmp_path: Pa
         assert row[0].startswith("20250527") and row[1] == "ID" and row[2] == "AS23693"
         assert (row[3], row[4]) == ("ok", "blocked")  # OONI missed the Kominfo redirect
         assert row[5] == "ooni-ID-AS23693" and row[6] == "ID"
-        rows = disagreements(conn)
+        rows = disagreements(store)
         assert any(r["input"] == "http://archive.org" for r in rows)
-        pairs = agreement(conn)
+        pairs = agreement(store)
         assert sum(pairs.values()) == 12
 
 

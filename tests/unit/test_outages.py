@@ -170,7 +170,7 @@ def db(tmp_path: Path) -> Path:
 
 def test_run_stats_count_silent_resolvers_dead_tcp_and_failed_controls(db: Path) -> None:
     with Store.open(db, create=False) as s:
-        stats = run_stats(s.conn)
+        stats = run_stats(s)
     assert [(r.status, r.urls, r.dns_silent, r.tcp_tried) for r in stats] == [
         ("complete", 10, 0, 10),
         ("complete", 10, 9, 1),
@@ -248,13 +248,13 @@ def test_run_stats_split_urls_by_the_country_of_their_addresses(tmp_path: Path) 
     db = tmp_path / "p.db"
     _two_country_db(db, abroad_alive=False)
     with Store.open(db, create=False) as s:
-        (stats,) = run_stats(s.conn, country_of=_country_of)
+        (stats,) = run_stats(s, country_of=_country_of)
         assert (stats.country, stats.domestic_tried, stats.domestic_alive) == ("RU", 6, 6)
         assert (stats.foreign_tried, stats.foreign_alive) == (6, 0)
         assert [o.state for o in outages([stats])] == ["isolated"]
-        (unknown,) = run_stats(s.conn, country_of=lambda ip: "")
+        (unknown,) = run_stats(s, country_of=lambda ip: "")
         assert unknown.domestic_tried == unknown.foreign_tried == 0
-        (elsewhere,) = run_stats(s.conn, country_of=_country_of, country="de")
+        (elsewhere,) = run_stats(s, country_of=_country_of, country="de")
         assert (elsewhere.domestic_tried, elsewhere.foreign_alive) == (6, 6)
 
 

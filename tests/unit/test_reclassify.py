@@ -9,6 +9,7 @@ from store_samples import sample_measurement, sample_verdict
 
 import probe.run.reclassify as reclassify_module
 from probe.core.model import Measurement, Verdict
+from probe.present.reclassify import describe_change
 from probe.run.reclassify import reclassify
 from probe.store import Store
 
@@ -40,7 +41,7 @@ def test_reclassify_rewrites_changed_verdicts_and_reports_them(store: Store) -> 
     (change,) = report.changes
     assert (change.url, change.old.verdict, change.new.verdict) == ("http://site0.example.org/",
                                                                     "blocked", "ok")
-    assert change.describe() == "http://site0.example.org/: blocked/http -> ok"
+    assert describe_change(change) == "http://site0.example.org/: blocked/http -> ok"
     rows = {r["url"]: (r["verdict"], r["classifier_version"]) for r in store.results(1)}
     assert rows["http://site0.example.org/"] == ("ok", "new-2")
     assert rows["http://site2.example.org/"] == ("reset", "new-2")  # unchanged, version recorded

@@ -39,7 +39,7 @@ EXPECTED: dict[str, Any] = {
 
 
 def _read(store: Store) -> tuple[list[dict[str, Any]], ...]:
-    return (list(endpoint_results(store)), latest_endpoints(store.conn),
+    return (list(endpoint_results(store)), latest_endpoints(store),
             endpoint_measurements_at(store, "198.51.100.9", 4431))  # fmt: skip
 
 

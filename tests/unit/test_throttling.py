@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from probe.core.codec import to_data
 from probe.core.model import (
     ControlObservation,
     Hop,
@@ -15,7 +16,6 @@ from probe.core.model import (
     Target,
     TCPObservation,
     Verdict,
-    to_json,
 )
 from probe.judge import throttling
 from probe.judge.throttling import (
@@ -97,15 +97,15 @@ def _measurement(n: int, *, nbytes: int, transfer: float, rtt: float = 0.05, sta
 
 def test_samples_measure_bytes_per_round_trip_from_stored_json() -> None:
     m = _measurement(1, nbytes=256 << 10, transfer=0.5, control=(256 << 10, 0.25, 0.02))
-    data = to_json(m)
-    ctl = {0: to_json(m.hops[0].control)}
+    data = to_data(m)
+    ctl = {0: to_data(m.hops[0].control)}
     s = sample_from_json(7, m.target.url, OK, data, ctl)
     assert s.per_rtt == pytest.approx((256 << 10) * 0.05 / 0.5)
     assert s.control_per_rtt == pytest.approx((256 << 10) * 0.02 / 0.25)
     small = _measurement(2, nbytes=MIN_BYTES - 1, transfer=0.5)
-    assert sample_from_json(8, small.target.url, OK, to_json(small), {}).per_rtt is None
+    assert sample_from_json(8, small.target.url, OK, to_data(small), {}).per_rtt is None
     notfound = _measurement(3, nbytes=256 << 10, transfer=0.5, status=404)
-    assert sample_from_json(9, notfound.target.url, OK, to_json(notfound), {}).per_rtt is None
+    assert sample_from_json(9, notfound.target.url, OK, to_data(notfound), {}).per_rtt is None
 
 
 @pytest.fixture
@@ -143,7 +143,7 @@ def test_reclassify_keeps_a_throttled_verdict_and_reports_no_change(db: Path) ->
 
 def test_the_kernels_round_trip_is_preferred_to_the_connect_time() -> None:
     m = _measurement(1, nbytes=256 << 10, transfer=0.5, rtt=0.4)
-    data = to_json(m)
+    data = to_data(m)
     data["hops"][0]["http"]["path_rtt"] = 0.05
     assert sample_from_json(7, m.target.url, OK, data, {}).per_rtt == pytest.approx((256 << 10) * 0.05 / 0.5)
 
@@ -208,7 +208,7 @@ def test_a_body_far_smaller_decoded_than_on_the_wire_gives_no_sample() -> None:
     m = _measurement(1, nbytes=256 << 10, transfer=0.5)
     http = replace(m.hops[0].http, body_length=100)  # kilobytes of gzip header fields, say
     odd = replace(m, hops=(replace(m.hops[0], http=http),))
-    assert sample_from_json(7, m.target.url, OK, to_json(odd), {}).per_rtt is None
+    assert sample_from_json(7, m.target.url, OK, to_data(odd), {}).per_rtt is None
 
 
 def test_the_median_of_the_others_is_statistics_median_without_the_sample() -> None:
@@ -234,7 +234,7 @@ def test_sub_millisecond_round_trips_do_not_turn_queueing_noise_into_throttling(
     ctl = (128 << 10, 0.02, 0.03)  # the control's fetches: all at their usual speed
     pages = [_measurement(i, nbytes=128 << 10, transfer=0.25, rtt=rtt, control=ctl)
              for i, rtt in enumerate(rtts)]
-    samples = [sample_from_json(i, m.target.url, OK, to_json(m), {0: to_json(m.hops[0].control)})
+    samples = [sample_from_json(i, m.target.url, OK, to_data(m), {0: to_data(m.hops[0].control)})
                for i, m in enumerate(pages)]
     assert all(s.per_rtt == pytest.approx((128 << 10) * RTT_FLOOR / 0.25) for s in samples)
     assert all(v.verdict == "ok" for v in judge_samples(samples).values())
@@ -247,7 +247,7 @@ def test_a_policed_page_is_throttled_whatever_the_round_trip_floor() -> None:
     pages = [_measurement(i, nbytes=128 << 10, transfer=0.01, rtt=0.0001, control=ctl)
              for i in range(5)]
     pages.append(_measurement(9, nbytes=128 << 10, transfer=32.0, rtt=0.0001, control=ctl))
-    samples = [sample_from_json(i, m.target.url, OK, to_json(m), {0: to_json(m.hops[0].control)})
+    samples = [sample_from_json(i, m.target.url, OK, to_data(m), {0: to_data(m.hops[0].control)})
                for i, m in enumerate(pages)]
     got = judge_samples(samples)
     assert got[5].verdict == "throttled", got[5]

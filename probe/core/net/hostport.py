@@ -3,6 +3,15 @@
 Forms accepted by the splitter: ``HOST``, ``HOST:PORT``, ``[IPv6]``, ``[IPv6]:PORT`` and a bare
 IPv6 address (more than one colon, so no port). Formatting always brackets IPv6 addresses, the
 form the OONI test-helper protocol uses for its ``tcp_connect`` keys.
+
+The parsers, one per kind of text: :func:`parse_endpoint` (an IP address and a port: helper
+keys, ``probe show ADDRESS:PORT``, the lab's services), :func:`parse_hostport` (a host name or
+address, the port optional: STUN servers, OONI's addresses, the lab's DNS servers),
+:func:`parse_listen` (where a server listens: ``:PORT`` for every address), :func:`host_of`
+(the site a ``Host`` header names: the lab's web server and proxy) and
+:func:`split_port` (text we did not write, such as a log line, where an IPv6 address may stand
+unbracketed before its port). Resolvers (:mod:`probe.core.net.resolvers`) build on the splitter.
+No other module splits ``host:port`` text.
 """
 
 from __future__ import annotations
@@ -16,9 +25,12 @@ __all__ = [
     "authority",
     "bracket",
     "format_endpoint",
+    "host_of",
     "parse_endpoint",
+    "parse_hostport",
     "parse_listen",
     "split_hostport",
+    "split_port",
 ]
 
 
@@ -93,6 +105,49 @@ def parse_endpoint(text: str) -> Endpoint:
     if port is None:
         raise ValueError(f"invalid port {port_s!r}")
     return Endpoint(ip, port)
+
+
+def parse_hostport(text: str, default_port: int | None = None) -> tuple[str, int]:
+    """``HOST``, ``HOST:PORT``, ``[IPv6]``, ``[IPv6]:PORT`` or a bare IPv6 address -> (host,
+    port), the port ``default_port`` when the text has none (None: a port is required).
+
+    The host is kept as written (a name or an address, brackets removed). Raises ValueError
+    naming the text when the host is empty or the port is missing or not from 1 to 65535.
+    """
+    host, port_text = split_hostport(text.strip())
+    if not host:
+        raise ValueError(f"no host in {text!r}")
+    if port_text is None:
+        if default_port is None:
+            raise ValueError(f"no port in {text!r}")
+        return host, default_port
+    port = _port(port_text)
+    if port is None:
+        raise ValueError(f"bad port in {text!r}")
+    return host, port
+
+
+def host_of(authority: str) -> str:
+    """The host a ``Host`` header (or URL authority) names, as sites are looked up: lower-case,
+    without its port, brackets or trailing dot; text that is not ``host[:port]`` as it is."""
+    try:
+        host = split_hostport(authority.strip())[0]
+    except ValueError:
+        host = authority.strip()
+    return host.lower().rstrip(".")
+
+
+def split_port(text: str) -> tuple[str, int] | None:
+    """``ANYTHING:PORT`` -> (ANYTHING, port), split at the last colon; None when ``text`` does
+    not end with ``:`` and a port number.
+
+    For text we did not write (a log line, where an IPv6 address may stand unbracketed before
+    its port): the part before the port is not checked, and brackets around it are kept.
+    """
+    host, sep, port_text = text.rpartition(":")
+    if not sep or not port_text.isdigit():
+        return None
+    return host, int(port_text)
 
 
 def _compressed(text: str) -> str:

@@ -1,21 +1,27 @@
-"""Resolvers: ``--resolver`` specifications, their recorded names, and resolv.conf.
+"""Resolvers: ``--resolver`` specifications, their recorded names, resolv.conf, and which
+resolvers a run asks.
 
-resolv.conf is read here and nowhere else: the engine, the pre-flight check and the test helper
-all see the same nameservers for the same file.
+resolv.conf is read here and nowhere else, and :func:`run_resolvers` is the one rule for which
+resolvers a configuration means: the engine, the pre-flight check, the identity check and the
+test helper all ask the same resolvers for the same configuration.
 """
 
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
-from probe.core.net.hostport import _port, bracket, split_hostport
+from probe.core.net.hostport import _port, bracket, format_endpoint, split_hostport
 
 __all__ = [
     "DEFAULT_RESOLV_CONF",
+    "RunResolvers",
     "format_resolver",
     "parse_resolver",
     "read_resolv_conf",
+    "run_resolvers",
     "system_nameservers",
 ]
 
@@ -77,3 +83,36 @@ def system_nameservers(path: str | Path = DEFAULT_RESOLV_CONF) -> list[str]:
         return list(read_resolv_conf(path))
     except (OSError, ValueError):  # UnicodeDecodeError is a ValueError
         return []
+
+
+@dataclass(frozen=True)
+class RunResolvers:
+    """The resolvers a run asks, and what the rule left out."""
+
+    addresses: tuple[tuple[str, int], ...]  # (IP, port), in order
+    ignored: tuple[str, ...] = ()  # resolv.conf nameservers that are not IP addresses
+    missing: str | None = None  # why there is none ("no nameserver in /etc/resolv.conf")
+
+    def endpoints(self) -> list[str]:
+        """The addresses as ``IP:PORT`` (``[IPv6]:PORT``) text."""
+        return [format_endpoint(ip, port) for ip, port in self.addresses]
+
+
+def run_resolvers(resolvers: Sequence[str], system_resolver: bool = True,
+                  resolv_conf: str | Path = DEFAULT_RESOLV_CONF) -> RunResolvers:
+    """Which resolvers a run asks: the ``--resolver`` specifications when there are any (a bad
+    one raises ValueError); else, unless the system resolver is off, the nameservers of
+    ``resolv_conf`` that are IP addresses (the others are ``ignored``); else none, and why."""
+    if resolvers:
+        return RunResolvers(tuple(parse_resolver(r) for r in resolvers))
+    if not system_resolver:
+        return RunResolvers((), missing="no resolver configured")
+    addresses: list[tuple[str, int]] = []
+    ignored: list[str] = []
+    for ns in system_nameservers(resolv_conf):
+        try:
+            addresses.append(parse_resolver(ns))
+        except ValueError:
+            ignored.append(ns)
+    missing = None if addresses else f"no nameserver in {resolv_conf}"
+    return RunResolvers(tuple(addresses), tuple(ignored), missing)

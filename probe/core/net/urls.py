@@ -18,6 +18,7 @@ import ipaddress
 import re
 from urllib.parse import quote, urlsplit
 
+from probe.core.errors import ProbeUsageError
 from probe.core.model import Target
 from probe.core.net.hostport import authority
 
@@ -36,7 +37,7 @@ _QUERY_SAFE = _PATH_SAFE + "?"
 _LONE_PERCENT_RE = re.compile(r"%(?![0-9A-Fa-f]{2})")  # a "%" that starts no escape
 
 
-class InvalidURL(ValueError):
+class InvalidURL(ProbeUsageError, ValueError):
     """A URL that probe cannot measure; ``reason`` says why."""
 
     def __init__(self, url: str, reason: str) -> None:

@@ -24,6 +24,7 @@ page cache, so a probe pays in memory only for the pages its lookups touch.
 
 from __future__ import annotations
 
+import array
 import bisect
 import ipaddress
 import json
@@ -34,13 +35,15 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
 
+from probe.core.errors import ProbeError
+
 __all__ = ["MAGIC", "PackError", "PackedTable", "pack"]
 
 MAGIC = b"PRBASN1\n"
 _COUNTS = struct.Struct("<6I")
 
 
-class PackError(Exception):
+class PackError(ProbeError):
     """A file that is not a valid packed table."""
 
 
@@ -118,8 +121,6 @@ def pack(
     counts = (len(v4), len(v6), len(info_list), len(named), len(blob), 0)
 
     def arr(code: str, values: Iterable[int]) -> bytes:
-        import array
-
         a = array.array(code, values)
         if sys.byteorder != "little":
             a.byteswap()

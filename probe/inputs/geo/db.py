@@ -12,12 +12,13 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from probe.core.errors import ProbeError
 from probe.inputs.geo.asndata import MAGIC, PackedTable, PackError
 
 __all__ = ["GeoDB", "GeoError", "GeoInfo", "describe_source"]
 
 
-class GeoError(Exception):
+class GeoError(ProbeError):
     """An unreadable or invalid geo database (the message names file:line), or a failed update."""
 
 
@@ -153,6 +154,7 @@ class GeoDB:
                 except PackError as exc:
                     raise GeoError(str(exc)) from None
             elif path.suffix == ".mmdb":
+                # Only for .mmdb files (~50 ms to import): read-only commands open the packed table.
                 import maxminddb
 
                 try:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import email.utils
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 from probe.host.files import download_bounded
+from probe.inputs.geo.asndata import pack
 from probe.inputs.geo.db import GeoDB, GeoError, _iter_tsv
 from probe.inputs.geo.sources import DEFAULT_GEO_LICENSE, DEFAULT_GEO_URL, default_geo_path, geo_url
 
@@ -32,14 +34,11 @@ def update_geo(
     Raises :class:`GeoError` with a plain message when offline or when the file is invalid; the
     previous table is then left in place.
     """
-    import email.utils
-
+    # httpx only when downloading: read-only commands import probe.inputs.geo (and this module).
     from probe.host.httpstack import load
 
-    load()
+    load()  # before httpx is first imported (probe/host/httpstack.py)
     import httpx
-
-    from probe.inputs.geo.asndata import pack
 
     url = url or geo_url()
     mmdb = url.split("?")[0].endswith(".mmdb")

@@ -27,7 +27,7 @@ from probe.inputs.testlists.location import (
 )
 from probe.inputs.testlists.problems import ListProblem, ListStats, TestListError
 from probe.inputs.testlists.source import OpenedList, open_list
-from probe.inputs.testlists.summary import ListSummary, Summary, render_summary, summarize, summary_records
+from probe.inputs.testlists.summary import ListSummary, Summary, summarize, summary_records
 from probe.inputs.testlists.targets import check_usable, iter_targets
 
 __all__ = [
@@ -49,7 +49,6 @@ __all__ = [
     "open_list",
     "parse_categories",
     "parse_url",
-    "render_summary",
     "summarize",
     "summary_records",
     "testlists_dir",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -89,8 +90,6 @@ def known_lists() -> list[Path]:
 def lists_origin(directory: Path | None = None) -> str:
     """Where the lists of ``directory`` (default :func:`testlists_dir`) come from, for people:
     the source and date of ``probe testlists update``, or the shipped lists' commit."""
-    import json
-
     where = testlists_dir() if directory is None else directory
     try:
         origin = json.loads((where / ORIGIN_NAME).read_text(encoding="utf-8"))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from probe.core.errors import ProbeUsageError
+
 __all__ = ["ListProblem", "ListStats", "TestListError"]
 
 
@@ -22,7 +24,7 @@ class ListProblem:
         return f"{self.path}:{self.line}: {self.reason}" if self.line else f"{self.path}: {self.reason}"
 
 
-class TestListError(Exception):
+class TestListError(ProbeUsageError):
     """A test list that cannot be used: missing, unreadable, no ``url`` column, or a bad row
     with ``strict=True``. The message names ``file:line``."""
 

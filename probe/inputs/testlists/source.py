@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+import select
+import stat
 import sys
+import tempfile
 from pathlib import Path
 from typing import BinaryIO
 
@@ -39,8 +43,6 @@ class OpenedList:
     def scan(self) -> tuple[int, str]:
         """(lines, sha256 of the content), read once; the list is left at its start."""
         if self._scan is None:
-            import hashlib
-
             digest = hashlib.sha256()
             lines = 0
             self.fh.seek(0)
@@ -67,9 +69,6 @@ class OpenedList:
 
 def _spool(fd: int, name: str) -> BinaryIO:
     """Copy a stream into an anonymous temporary file, waiting for data in ``select``."""
-    import select
-    import tempfile
-
     out = tempfile.TemporaryFile()  # noqa: SIM115  (returned open; its owner closes it)
     total = 0
     try:
@@ -104,8 +103,6 @@ def _spool(fd: int, name: str) -> BinaryIO:
 
 def open_list(path: str | Path) -> OpenedList:
     """Open one test list (``-``: standard input). Raises :class:`TestListError` naming it."""
-    import stat
-
     name = str(path)
     if name == "-":
         return OpenedList("<stdin>", _spool(sys.stdin.fileno(), "<stdin>"), True)

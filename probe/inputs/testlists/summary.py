@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import csv
+import io
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from probe.inputs.testlists.categories import load_legend
-from probe.inputs.testlists.location import TESTLISTS_ENV, known_lists, lists_origin, testlists_dir
+from probe.inputs.testlists.location import known_lists, testlists_dir
 from probe.inputs.testlists.problems import ListProblem, ListStats
 from probe.inputs.testlists.source import OpenedList, open_list
 from probe.inputs.testlists.targets import iter_targets
 from probe.store.urlset import URLSet
 
-__all__ = ["ListSummary", "Summary", "render_summary", "summarize", "summary_records"]
+__all__ = ["ListSummary", "Summary", "summarize", "summary_records"]
 
 
 @dataclass(frozen=True)
@@ -96,8 +97,6 @@ def _summarize(paths: list[str | Path], opened: list[OpenedList]) -> Summary:
 
 def _row_descriptions(item: OpenedList) -> dict[str, str]:
     """category_code -> category_description as written in a list (fallback for the legend)."""
-    import io
-
     out: dict[str, str] = {}
     item.fh.seek(0)
     fh = io.TextIOWrapper(item.fh, encoding="utf-8-sig", errors="replace", newline="")
@@ -129,45 +128,3 @@ def summary_records(summary: Summary, legend: dict[str, str] | None = None) -> I
                 for code, n in entry.categories
             },
         }
-
-
-def render_summary(summary: Summary, legend: dict[str, str] | None = None) -> str:
-    """A text table for ``probe testlists``: URLs per category (rows) and list (columns)."""
-    summaries = summary.lists
-    if not summaries:
-        return f"No test lists found in {testlists_dir()} (set ${TESTLISTS_ENV} or name files)."
-    legend = dict(load_legend() if legend is None else legend)
-    for s in summaries:
-        for code, desc in s.descriptions:
-            legend.setdefault(code, desc)
-    names = [Path(s.path).name for s in summaries]
-    if len(set(names)) != len(names):
-        names = [s.path for s in summaries]
-    codes = sorted({code for s in summaries for code, _ in s.categories})
-    per = [dict(s.categories) for s in summaries]
-    desc_w = max([len("category"), *(len(legend.get(c, "")) for c in codes)])
-    code_w = max([len("code"), len("total"), *(len(c or "-") for c in codes)])
-    col_w = [max(len(n), 6) for n in names]
-
-    lines = ["Test lists:"]
-    for s in summaries:
-        lines.append(f"  {s.path}  {s.targets} URLs{'  [shipped]' if s.shipped else ''}")
-        if s.problem_count:
-            lines.append(f"    {s.problem_count} invalid row(s), first: {s.problems[0]}")
-        if s.duplicates:
-            lines.append(f"    {s.duplicates} duplicate row(s) skipped")
-    if any(s.shipped for s in summaries):
-        lines.append(f"  [shipped] {lists_origin()} in {testlists_dir()}")
-    lines.append("")
-    head = f"{'code':<{code_w}}  {'category':<{desc_w}}"
-    lines.append(head + "".join(f"  {n:>{w}}" for n, w in zip(names, col_w, strict=True)))
-    for code in codes:
-        row = f"{code or '-':<{code_w}}  {legend.get(code, ''):<{desc_w}}"
-        row += "".join(f"  {p.get(code, 0):>{w}}" for p, w in zip(per, col_w, strict=True))
-        lines.append(row)
-    total = f"{'total':<{code_w}}  {'':<{desc_w}}"
-    total += "".join(f"  {s.targets:>{w}}" for s, w in zip(summaries, col_w, strict=True))
-    lines.append(total)
-    if len(summaries) > 1:
-        lines.append(f"{summary.unique_targets} distinct URLs over these {len(summaries)} lists")
-    return "\n".join(lines)

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from probe.core.errors import ProbeError
 from probe.host.files import download_bounded
 from probe.inputs.testlists.categories import load_legend
 from probe.inputs.testlists.location import (
@@ -68,7 +69,7 @@ MAX_FILE_BYTES = 32 << 20
 MAX_BAD_SHARE = 0.2
 
 
-class UpdateError(Exception):
+class UpdateError(ProbeError):
     """The update could not be done; the message says why. Installed lists are untouched."""
 
 
@@ -82,17 +83,6 @@ class ListChange:
     added: int
     removed: int
     invalid_rows: int
-
-    def describe(self) -> str:
-        """One line for people: ``global.csv: 1722 -> 1730 URLs (+12, -4)``."""
-        if self.before is None:
-            change = f"new, {self.after} URLs"
-        elif not self.added and not self.removed:
-            change = f"unchanged, {self.after} URLs"
-        else:
-            change = f"{self.before} -> {self.after} URLs (+{self.added}, -{self.removed})"
-        bad = f"; {self.invalid_rows} invalid row(s) skipped when measured" if self.invalid_rows else ""
-        return f"{self.name}: {change}{bad}"
 
 
 @dataclass(frozen=True)
@@ -184,9 +174,10 @@ def update_testlists(
     """Fetch the lists installed now (and ``lists``, by name: ``ir``, ``de``), check them, and
     install them in ``dest`` (default :func:`default_destination`). Raises :class:`UpdateError`
     with installed lists untouched when anything is missing or invalid."""
+    # httpx only when updating: `probe testlists` imports this module (present/testlists.py).
     from probe.host.httpstack import load
 
-    load()
+    load()  # before httpx is first imported (probe/host/httpstack.py)
     import httpx
 
     base = source_url(source)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from probe.core.failures import Failure
 from probe.core.model import ControlObservation, Hop, HTTPObservation
 from probe.core.net.addresses import canon_ip, related_hosts
 from probe.judge.classify.core import INTERFERENCE, Context, Finding, HopControl, failure_kind, is_loopback
@@ -42,7 +43,7 @@ COMMON_HEADERS = frozenset(
 )  # fmt: skip
 _WORD = re.compile(r"\w+", re.UNICODE)
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
-_UNCLASSIFIED = frozenset({"unknown_error", "unknown_failure"})
+_UNCLASSIFIED = frozenset({"unknown_error", Failure.UNKNOWN})  # unknown_error: OONI's helper
 # Failure kinds a censor produces: never matched against an unclassified control failure.
 _SIGNATURES = frozenset({"reset", "eof", "timeout", "cert-invalid"})
 

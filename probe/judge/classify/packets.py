@@ -37,6 +37,7 @@ from dataclasses import dataclass
 
 from probe.core.model import DNSObservation, Hop, Packet, packet_digest
 from probe.core.net.addresses import canon_ip
+from probe.core.net.hostport import split_hostport
 from probe.judge.classify.core import Context, Finding, HopControl, failure_kind
 
 __all__ = ["FlowJudgement", "judge_decoys", "judge_flow", "judge_packets", "withdraw_server_resets"]
@@ -141,9 +142,17 @@ def _tcp_findings(hop: Hop, packets: Sequence[Packet]) -> list[Finding]:
 
 
 def _reply_packets(q: DNSObservation, by_digest: dict[str, Packet]) -> list[tuple[int, Packet]]:
+    """(index in ``q.replies``, captured packet) of each reply to the query that was captured.
 
+    Only replies count: a datagram kept as junk (``MALFORMED``: garbage, another id or question)
+    answered nothing, so its TTL or IP ID says nothing about who answered the query. Databases
+    from before capture kept only replies hold such packets; re-judging them must not see
+    injection in a junk flood either.
+    """
     out = []
     for i, r in enumerate(q.replies):
+        if r.rcode == "MALFORMED":
+            continue
         p = by_digest.get(packet_digest(r.raw)) if r.raw else None
         if p is not None:
             out.append((i, p))
@@ -172,7 +181,7 @@ def _dns_findings(hop: Hop, ctl: HopControl, packets: Sequence[Packet]) -> list[
     for q in hop.dns_probe:
         answered = [r for r in q.replies if r.rcode != "MALFORMED" or r.answers]
         if answered:
-            ip = q.resolver.removeprefix("udp://").rsplit(":", 1)[0]
+            ip = split_hostport(q.resolver.removeprefix("udp://"))[0]
             out.append(Finding("dns", hop.index, f"dns/injected:no-resolver@{ip}", "hijacked"))
     return out
 

@@ -15,19 +15,19 @@ measurement itself still uses httpx over connections the engine established step
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import ssl
 import time
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
+
+import aiohttp
+from yarl import URL
 
 from probe.core.codec import encode_json
-from probe.core.failures import Failure
+from probe.core.failures import UNKNOWN_PREFIX, Failure, failure_string
 from probe.core.model import ControlObservation
 from probe.measure.control.protocol import RequestMessage, THResponseError, build_request, parse_response
-
-if TYPE_CHECKING:
-    import aiohttp
-    from yarl import URL
+from probe.measure.tls import verifying_context
 
 __all__ = ["DEFAULT_HEADERS", "ControlClient"]
 
@@ -44,17 +44,13 @@ _JSON = {"Content-Type": "application/json", "Accept": "application/json"}
 
 
 def _failure(exc: BaseException) -> str:
-    from probe.core.failures import failure_string
-
     try:
         return failure_string(exc)
     except Exception:  # the translation boundary must never turn a failure into a crash
-        return f"unknown_failure: {type(exc).__name__}"
+        return UNKNOWN_PREFIX + type(exc).__name__
 
 
 def _unreachable(exc: BaseException) -> bool:
-    import aiohttp
-
     connect_timeout = getattr(aiohttp, "ConnectionTimeoutError", ())
     return isinstance(exc, aiohttp.ClientConnectorError | connect_timeout)
 
@@ -68,8 +64,6 @@ def _retry_after(value: str | None) -> float | None:
     if value.isdigit():
         seconds = float(value)
     else:
-        import email.utils
-
         try:
             when = email.utils.parsedate_to_datetime(value)
         except (TypeError, ValueError):
@@ -101,6 +95,9 @@ class ControlClient:
         max_connections: int = 64,
         busy_wait: float = 20.0,
         ssl_context: ssl.SSLContext | None = None,
+        quic: bool = False,
+        ech: bool = False,
+        ech_sni: str = "",
     ) -> None:
         self.helpers: tuple[str, ...] = tuple(helpers)
         self.timeout = timeout
@@ -115,6 +112,9 @@ class ControlClient:
         self._down_until: dict[str, float] = {}
         self._urls: dict[str, URL] = {}
         self.busy_wait = max(0.0, busy_wait)  # seconds per URL spent waiting for busy helpers
+        self.quic = quic  # ask for the helper's QUIC handshakes (x_quic_enabled)
+        self.ech = ech  # ask for its ECH test (x_ech_enabled: probe's helper only)
+        self.ech_sni = ech_sni
 
     async def __aenter__(self) -> ControlClient:
         await self._ensure_session()
@@ -134,10 +134,6 @@ class ControlClient:
             return self._session
         async with self._lock:
             if self._session is None:
-                import aiohttp
-
-                from probe.measure.tls import verifying_context
-
                 verify = self._ssl_context or verifying_context(self.cafile)
                 connector = aiohttp.TCPConnector(
                     limit=self._max_connections, ssl=verify, enable_cleanup_closed=True
@@ -161,8 +157,6 @@ class ControlClient:
         data = encode_json(body)
         target = self._urls.get(url)
         if target is None:  # parsed once per helper, not on every request
-            from yarl import URL
-
             target = self._urls[url] = URL(url)
         async with session.post(target, data=data, headers=_JSON, allow_redirects=False) as resp:
             parts: list[bytes] = []
@@ -193,13 +187,14 @@ class ControlClient:
         if not self.helpers:
             return ControlObservation(
                 source="", url=url, started=started, duration=0.0,
-                failure="unknown_failure: no test helper configured",
+                failure=UNKNOWN_PREFIX + "no test helper configured",
             )  # fmt: skip
-        failure = "unknown_failure: no test helper answered"
+        failure = UNKNOWN_PREFIX + "no test helper answered"
         source = self.helpers[0]
         give_up = time.monotonic() + self.busy_wait
         try:
-            body = build_request(url, addrs, port, headers=self._headers)
+            body = build_request(url, addrs, port, headers=self._headers, quic_enabled=self.quic,
+                                 ech_enabled=self.ech, ech_sni=self.ech_sni)
             helpers = self._order()
             while helpers:
                 busy: list[tuple[float, str]] = []  # (Retry-After, helper) of the 503s
@@ -230,7 +225,7 @@ class ControlClient:
                             duration=time.perf_counter() - t0,
                         )
                     except THResponseError:
-                        failure = "unknown_failure: not a test-helper response"
+                        failure = UNKNOWN_PREFIX + "not a test-helper response"
                         continue
                     self._down_until.pop(helper, None)
                     return obs

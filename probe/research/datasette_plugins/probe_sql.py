@@ -3,31 +3,16 @@
 - ``body_text(body)``: an ``http_bodies.body`` (zlib-compressed) as text, cut at 64 KiB,
   decompressed with a bound (a hostile body cannot make it allocate more than that);
 - ``reason_words(code)``: a reason code (``tls/reset:192.0.2.7``) in plain words.
+
+The functions are the store's (probe/store/explore.py); this file only hands them to Datasette.
 """
 
 from __future__ import annotations
 
-import sqlite3
-import zlib
-
 from datasette import hookimpl
 
 from probe.judge.explain import explain
-
-TEXT_LIMIT = 64 * 1024
-
-
-def body_text(body: bytes | None) -> str | None:
-    """The decompressed body as text (UTF-8, undecodable bytes replaced), at most 64 KiB."""
-    if body is None:
-        return None
-    try:
-        d = zlib.decompressobj()
-        raw = d.decompress(bytes(body), TEXT_LIMIT)
-    except zlib.error:
-        return None
-    text = raw.decode("utf-8", "replace")
-    return text + ("\n[... cut at 64 KiB]" if d.unconsumed_tail else "")
+from probe.store.explore import SQLiteConnection, register_functions
 
 
 def reason_words(code: str | None) -> str | None:
@@ -36,7 +21,6 @@ def reason_words(code: str | None) -> str | None:
 
 
 @hookimpl  # type: ignore[untyped-decorator]
-def prepare_connection(conn: sqlite3.Connection) -> None:
+def prepare_connection(conn: SQLiteConnection) -> None:
     """Register the functions on every connection Datasette opens."""
-    conn.create_function("body_text", 1, body_text, deterministic=True)
-    conn.create_function("reason_words", 1, reason_words, deterministic=True)
+    register_functions(conn, reason_words)

@@ -2,14 +2,17 @@
 
 ``probe export --format parquet --output DIR`` writes DIR/vantage_points.parquet, runs.parquet,
 measurements.parquet, dns_queries.parquet, tcp_connects.parquet, tls_handshakes.parquet,
-http_requests.parquet and controls.parquet (and observations.parquet with ``--observations``).
-Each table's Arrow schema is fixed below (docs/research.md lists it): times are
+http_requests.parquet, controls.parquet and protocol_verdicts.parquet (and observations.parquet
+with ``--observations``).
+Each table's columns and their kinds are fixed in :data:`probe.store.export.TABLES`, and their
+Arrow types here (docs/research.md lists them): times are
 ``timestamp[ms, UTC]``, JSON lists of strings are ``list<string>``, flags are ``bool``, counts
 ``int32``/``int64``, so DuckDB and ClickHouse read the same types from every export. Rows refer to
 each other by uid (``measurement_uid``, ``run_uid``, ``vantage_uid``), never by the local integer
 ids, so exports of several databases can be read together as one dataset.
 
-Rows are read with ``fetchmany`` and written one record batch at a time: memory stays flat.
+Rows are read ``_FETCH`` at a time, as columns by name (:func:`probe.store.export.table_columns`),
+and written one record batch at a time: memory stays flat.
 Needs pyarrow (``pip install 'probe[parquet]'``).
 """
 
@@ -20,11 +23,11 @@ import os
 import shutil
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from probe.research.export import Filters, where
+from probe.core.errors import ProbeError
+from probe.store.export import OBSERVATIONS, TABLES, ExportTable, Filters, table_columns
 
 if TYPE_CHECKING:
     import pyarrow as pa  # type: ignore[import-untyped,import-not-found,unused-ignore]
@@ -43,105 +46,8 @@ _GROUP_BYTES = 8 << 20
 _GROUP_ROWS = 128 * 1024
 
 
-class ParquetMissing(RuntimeError):
+class ParquetMissing(ProbeError, RuntimeError):
     """pyarrow is not installed."""
-
-
-# Column kinds -> Arrow types (made once pyarrow is imported).
-_KINDS = ("str", "i32", "i64", "f64", "bool", "ts", "strlist")
-
-
-@dataclass(frozen=True)
-class Table:
-    """One exported table: its columns (name, kind, SQL expression) and its FROM clause."""
-
-    name: str
-    columns: tuple[tuple[str, str, str], ...]
-    source: str  # FROM ... (measurements AS m available for filtering when child=True)
-    child: bool = True  # filtered through the measurement it belongs to
-    order: str = "m.id"
-
-
-def _child(name: str, alias: str, cols: Sequence[tuple[str, str, str]], order: str) -> Table:
-    return Table(
-        name,
-        (("measurement_uid", "str", "m.uid"), *cols),
-        f"{name} AS {alias} JOIN measurements AS m ON m.id = {alias}.measurement_id",
-        order=order,
-    )
-
-
-TABLES: tuple[Table, ...] = (
-    Table("vantage_points", (
-        ("uid", "str", "v.uid"), ("name", "str", "v.name"), ("asn", "i64", "v.asn"),
-        ("as_org", "str", "v.as_org"), ("country", "str", "v.country"),
-        ("resolver", "str", "v.resolver"), ("network", "str", "v.network"),
-        ("meta", "str", "v.meta"), ("created_at", "ts", "v.created_at"),
-        ("updated_at", "ts", "v.updated_at"),
-    ), "vantage_points AS v", child=False, order="v.id"),
-    Table("runs", (
-        ("uid", "str", "r.uid"), ("vantage_uid", "str", "v.uid"), ("vantage", "str", "v.name"),
-        ("started_at", "ts", "r.started_at"), ("finished_at", "ts", "r.finished_at"),
-        ("software_version", "str", "r.software_version"), ("lists", "strlist", "r.lists"),
-        ("options", "str", "r.options"), ("status", "str", "r.status"),
-        ("n_measurements", "i64", "r.n_measurements"), ("counts", "str", "r.counts"),
-    ), "runs AS r JOIN vantage_points AS v ON v.id = r.vantage_id", child=False, order="r.id"),
-    Table("measurements", (
-        ("uid", "str", "m.uid"), ("run_uid", "str", "r.uid"), ("vantage_uid", "str", "v.uid"),
-        ("vantage", "str", "v.name"), ("url", "str", "m.url"),
-        ("original_url", "str", "m.original_url"), ("domain", "str", "m.domain"),
-        ("category", "str", "m.category"), ("source", "str", "m.source"),
-        ("measured_at", "ts", "m.measured_at"), ("started", "f64", "m.started"),
-        ("runtime", "f64", "m.runtime"), ("attempt", "i32", "m.attempt"),
-        ("final", "bool", "m.final"), ("failure", "str", "m.failure"),
-        ("n_hops", "i32", "m.n_hops"), ("final_url", "str", "m.final_url"),
-        ("verdict", "str", "m.verdict"), ("stage", "str", "m.stage"), ("hop", "i32", "m.hop"),
-        ("reasons", "strlist", "m.reasons"), ("classifier_version", "str", "m.classifier_version"),
-        ("classified_at", "ts", "m.classified_at"),
-    ), "measurements AS m JOIN runs AS r ON r.id = m.run_id "
-       "JOIN vantage_points AS v ON v.id = m.vantage_id"),
-    _child("dns_queries", "q", (
-        ("hop", "i32", "q.hop"), ("control", "bool", "q.control"), ("resolver", "str", "q.resolver"),
-        ("transport", "str", "q.transport"), ("qtype", "str", "q.qtype"),
-        ("hostname", "str", "q.hostname"), ("started", "f64", "q.started"),
-        ("duration", "f64", "q.duration"), ("failure", "str", "q.failure"),
-        ("addresses", "strlist", "q.addresses"), ("n_replies", "i32", "q.n_replies"),
-        ("n_distinct", "i32", "q.n_distinct"),
-    ), "q.id"),
-    _child("tcp_connects", "t", (
-        ("hop", "i32", "t.hop"), ("ip", "str", "t.ip"), ("port", "i32", "t.port"),
-        ("started", "f64", "t.started"), ("duration", "f64", "t.duration"),
-        ("failure", "str", "t.failure"),
-    ), "t.id"),
-    _child("tls_handshakes", "t", (
-        ("hop", "i32", "t.hop"), ("ip", "str", "t.ip"), ("port", "i32", "t.port"),
-        ("sni", "str", "t.sni"), ("started", "f64", "t.started"), ("duration", "f64", "t.duration"),
-        ("failure", "str", "t.failure"), ("version", "str", "t.version"),
-        ("cipher", "str", "t.cipher"), ("alpn", "str", "t.alpn"),
-        ("cert_valid", "bool", "t.cert_valid"), ("leaf_sha256", "str", "t.leaf_sha256"),
-        ("leaf_subject", "str", "t.leaf_subject"), ("leaf_issuer", "str", "t.leaf_issuer"),
-        ("leaf_not_after", "ts", "t.leaf_not_after"), ("chain", "strlist", "t.chain"),
-    ), "t.id"),
-    _child("http_requests", "h", (
-        ("hop", "i32", "h.hop"), ("url", "str", "h.url"), ("ip", "str", "h.ip"),
-        ("port", "i32", "h.port"), ("started", "f64", "h.started"),
-        ("duration", "f64", "h.duration"), ("failure", "str", "h.failure"),
-        ("status", "i32", "h.status"), ("headers", "str", "h.headers"),
-        ("location", "str", "h.location"), ("body_length", "i64", "h.body_length"),
-        ("body_sha256", "str", "h.body_sha256"), ("body_truncated", "bool", "h.body_truncated"),
-        ("title", "str", "h.title"),
-    ), "h.id"),
-    _child("controls", "c", (
-        ("hop", "i32", "c.hop"), ("source", "str", "c.source"), ("url", "str", "c.url"),
-        ("failure", "str", "c.failure"), ("dns_failure", "str", "c.dns_failure"),
-        ("dns_addrs", "strlist", "c.dns_addrs"), ("http_failure", "str", "c.http_failure"),
-        ("http_status", "i32", "c.http_status"), ("http_body_length", "i64", "c.http_body_length"),
-        ("http_title", "str", "c.http_title"), ("http_body_sha256", "str", "c.http_body_sha256"),
-        ("data", "str", "c.data"),
-    ), "c.id"),
-)
-
-OBSERVATIONS = _child("observations", "o", (("data", "str", "o.data"),), "o.measurement_id")
 
 
 def _arrow() -> Any:
@@ -189,7 +95,7 @@ class _NoPandas:
             raise ImportError("pandas is not used by probe's Parquet export")
 
 
-def arrow_schema(table: Table) -> pa.Schema:
+def arrow_schema(table: ExportTable) -> pa.Schema:
     """The fixed Arrow schema of an exported table."""
     pa = _arrow()
     types = {"str": pa.string(), "i32": pa.int32(), "i64": pa.int64(), "f64": pa.float64(),
@@ -216,36 +122,26 @@ def _converter(kind: str, typ: Any) -> Callable[[Sequence[Any]], Any]:
     return lambda col: pa.array(col, typ)
 
 
-def _write_table(store: Store, table: Table, f: Filters, path: Path) -> int:
+def _write_table(store: Store, table: ExportTable, f: Filters, path: Path) -> int:
+    # pyarrow is the optional extra `parquet`: imported by an export only, once _arrow() (above)
+    # has set its allocator up, or said how to install it.
     import pyarrow.parquet as pq  # type: ignore[import-untyped,import-not-found,unused-ignore]
 
     pa = _arrow()
     schema = arrow_schema(table)
-    convert = [_converter(kind, schema.field(name).type) for name, kind, _ in table.columns]
-    select = ", ".join(expr for _, _, expr in table.columns)
-    if table.child or table.name == "measurements":
-        cond, params = where(f)
-    elif f.vantages:  # vantage_points and runs both name the vantage point v
-        cond = f"v.name IN ({','.join('?' * len(f.vantages))})"
-        params = list(f.vantages)
-    else:
-        cond, params = "1", []
-    cur = store.conn.execute(
-        f"SELECT {select} FROM {table.source} WHERE {cond} ORDER BY {table.order}", params
-    )
+    convert = {name: _converter(kind, schema.field(name).type) for name, kind, _ in table.columns}
+    batches = table_columns(store, table, f, fetch=_FETCH)
     n = 0
     with pq.ParquetWriter(path, schema, compression="zstd") as writer:
         group: list[Any] = []  # record batches of the row group being gathered
         group_bytes = group_rows = 0
         while True:
-            rows = cur.fetchmany(_FETCH)
-            done = not rows
-            if rows:
-                columns = list(zip(*rows, strict=True))
-                batch = pa.record_batch(
-                    [conv(col) for conv, col in zip(convert, columns, strict=True)], schema=schema
-                )
-                del rows, columns  # the Python objects go before the next fetch
+            columns = next(batches, None)
+            done = columns is None
+            if columns is not None:
+                batch = pa.record_batch([conv(columns[name]) for name, conv in convert.items()],
+                                        schema=schema)  # fmt: skip
+                del columns  # the Python objects go before the next fetch
                 group.append(batch)
                 group_bytes += batch.nbytes
                 group_rows += batch.num_rows

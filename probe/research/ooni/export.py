@@ -31,8 +31,15 @@ under ``x_probe_verdict``.
 from __future__ import annotations
 
 import base64
+import json
 import time
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
+
+from probe import __version__
+from probe.core.net import format_endpoint
+from probe.inputs.geo import open_default_geo
+from probe.store.export import Filters, iter_records
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -43,11 +50,13 @@ if TYPE_CHECKING:
         Hop,
         HTTPObservation,
         Measurement,
+        QUICObservation,
         TLSObservation,
     )
-    from probe.research.export import Record
+    from probe.store import Store
+    from probe.store.export import Record
 
-__all__ = ["TEST_VERSION", "geo_asn_lookup", "to_ooni"]
+__all__ = ["TEST_VERSION", "geo_asn_lookup", "ooni_lines", "to_ooni"]
 
 #: The Web Connectivity test keys written follow this version of the test (ts-017).
 TEST_VERSION = "0.4.3"
@@ -60,10 +69,6 @@ def _ooni_time(t: float) -> str:
 
 def _iso_to_ooni(iso: str) -> str:
     return iso[:19].replace("T", " ")
-
-
-def _endpoint(ip: str, port: int) -> str:
-    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
 
 
 def _tags(hop: int) -> list[str]:
@@ -163,7 +168,7 @@ def _span_events(op: str, address: str, started: float, duration: float, failure
 def _tls(t: TLSObservation, t0: float, hop: int, tid: int) -> dict[str, Any]:
     return {
         "network": "tcp",
-        "address": _endpoint(t.ip, t.port),
+        "address": format_endpoint(t.ip, t.port),
         "cipher_suite": t.cipher or "",
         "failure": t.failure,
         "negotiated_protocol": t.alpn or "",
@@ -175,6 +180,25 @@ def _tls(t: TLSObservation, t0: float, hop: int, tid: int) -> dict[str, Any]:
         "t": round(t.started - t0 + t.duration, 6),
         "tags": _tags(hop),
         "tls_version": t.version or "",
+        "transaction_id": tid,
+    }
+
+
+def _quic(q: QUICObservation, t0: float, hop: int, tid: int, decoy: bool) -> dict[str, Any]:
+    """A QUIC handshake as df-006 records one: network ``udp`` (ooni/probe-cli#946)."""
+    return {
+        "network": "udp",
+        "address": format_endpoint(q.ip, q.port),
+        "cipher_suite": "",
+        "failure": q.failure,
+        "negotiated_protocol": q.alpn or "",
+        "no_tls_verify": True,  # probe's QUIC test does not verify (docs/protocols.md)
+        "peer_certificates": None,
+        "server_name": q.sni,
+        "t0": round(q.started - t0, 6),
+        "t": round(q.started - t0 + q.duration, 6),
+        "tags": [f"depth={hop}", "quic", *(["decoy"] if decoy else [])],
+        "tls_version": "TLSv1.3" if q.failure is None else "",
         "transaction_id": tid,
     }
 
@@ -191,6 +215,8 @@ def _sent_headers(host: str, user_agent: str | None) -> list[list[str]]:
     fixed browser headers; only Host when the run did not record its User-Agent."""
     if user_agent is None:
         return [["Host", host]]
+    # Imported on first use: probe.measure.http imports httpx (0.6 s here), and only the runs
+    # that recorded their User-Agent need the header list.
     from probe.measure.http import BROWSER_HEADERS
 
     return [["Host", host], ["User-Agent", user_agent], *([n, v] for n, v in BROWSER_HEADERS)]
@@ -213,7 +239,7 @@ def _request(h: HTTPObservation, hop: Hop, t0: float, tid: int, user_agent: str 
     }
     return {
         "network": "tcp",
-        "address": _endpoint(h.ip, h.port),
+        "address": format_endpoint(h.ip, h.port),
         "alpn": alpn or "",
         "failure": h.failure,
         "request": {
@@ -235,10 +261,20 @@ def _request(h: HTTPObservation, hop: Hop, t0: float, tid: int, user_agent: str 
 
 
 def _control(c: ControlObservation) -> dict[str, Any]:
-    return {
-        "tcp_connect": {_endpoint(x.ip, x.port): {"status": x.ok, "failure": x.failure}
+    quic: dict[str, Any] = {}
+    if c.quic:
+        quic["quic_handshake"] = {format_endpoint(x.ip, x.port): {"server_name": x.server_name,
+                                                                  "status": x.ok, "failure": x.failure}
+                                  for x in c.quic}  # fmt: skip
+    if c.http3_status is not None or c.http3_failure is not None:
+        quic["http3_request"] = {
+            "body_length": -1, "discovered_h3_endpoint": "", "failure": c.http3_failure, "title": "",
+            "headers": {}, "status_code": c.http3_status if c.http3_status is not None else -1,
+        }  # fmt: skip
+    return {**quic,
+        "tcp_connect": {format_endpoint(x.ip, x.port): {"status": x.ok, "failure": x.failure}
                         for x in c.tcp},
-        "tls_handshake": {_endpoint(x.ip, x.port): {"server_name": x.server_name, "status": x.ok,
+        "tls_handshake": {format_endpoint(x.ip, x.port): {"server_name": x.server_name, "status": x.ok,
                                                      "failure": x.failure} for x in c.tls},
         "http_request": {
             "body_length": c.http_body_length if c.http_body_length is not None else -1,
@@ -338,7 +374,7 @@ def _test_keys(m: Measurement, record: Record, geo_asn: Callable[[str], tuple[in
         by_endpoint: dict[str, int] = {}
         for c in hop.tcp:
             tid += 1
-            ep = _endpoint(c.ip, c.port)
+            ep = format_endpoint(c.ip, c.port)
             by_endpoint[ep] = tid
             a, b = round(c.started - t0, 6), round(c.started - t0 + c.duration, 6)
             tcp.append({"ip": c.ip, "port": c.port,
@@ -348,13 +384,13 @@ def _test_keys(m: Measurement, record: Record, geo_asn: Callable[[str], tuple[in
                            "proto": "tcp", "t0": a, "t": b, "tags": _tags(hop.index),
                            "transaction_id": tid})
         for t in hop.tls:
-            ep = _endpoint(t.ip, t.port)
+            ep = format_endpoint(t.ip, t.port)
             tls.append(_tls(t, t0, hop.index, by_endpoint.get(ep, tid)))
             events.extend(_span_events("tls_handshake", ep, t.started, t.duration, t.failure,
                                        t0, hop.index, by_endpoint.get(ep, tid)))
         if hop.http is not None:
             h = hop.http
-            ep = _endpoint(h.ip, h.port)
+            ep = format_endpoint(h.ip, h.port)
             requests.append(_request(h, hop, t0, by_endpoint.get(ep, tid), record.user_agent))
             events.extend(_span_events("http_transaction", ep, h.started, h.duration, h.failure,
                                        t0, hop.index, by_endpoint.get(ep, tid)))
@@ -372,6 +408,16 @@ def _test_keys(m: Measurement, record: Record, geo_asn: Callable[[str], tuple[in
         consistency = "consistent"
     else:
         consistency = None
+    protocols: dict[str, Any] = {}
+    if m.protocols:  # probe run --quic/--ech: OONI's quic_handshakes, and probe's own verdicts
+        quic = [_quic(q, t0, hop.index, 0, decoy) for hop in m.hops
+                for decoy, qs in ((False, hop.quic), (True, hop.decoy_quic)) for q in qs]
+        if quic:
+            protocols["quic_handshakes"] = sorted(quic, key=lambda x: x["t0"])
+        protocols["x_probe_protocols"] = [
+            {"suite": p.suite, "verdict": p.verdict, "stage": p.stage, "hop": p.hop,
+             "reasons": list(p.reasons), "classifier_version": p.classifier_version}
+            for p in v.protocols]
     keys: dict[str, Any] = {
         "agent": "redirect",
         "client_resolver": record.resolver_ip,
@@ -394,6 +440,7 @@ def _test_keys(m: Measurement, record: Record, geo_asn: Callable[[str], tuple[in
             "verdict": v.verdict, "stage": v.stage, "hop": v.hop, "reasons": list(v.reasons),
             "classifier_version": v.classifier_version, "classified_at": record.classified_at,
         },
+        **protocols,
     }
     return keys
 
@@ -415,7 +462,6 @@ def to_ooni(record: Record, geo_asn: Callable[[str], tuple[int, str]] | None = N
     report_id = (f"{run_time.replace('-', '').replace(':', '').replace(' ', 'T')}Z_webconnectivity_"
                  f"{cc}_{asn[2:]}_n1_{record.run_uid.replace('-', '')[-16:]}")
     helper = next((h.control.source for h in m.hops if h.control is not None), None)
-    from probe import __version__
     return {
         "annotations": {
             "engine_name": "probe",
@@ -456,8 +502,6 @@ def geo_asn_lookup(cache_size: int = 65536) -> Callable[[str], tuple[int, str]]:
     The table is memory-mapped (pages touched only); answers repeat across measurements, so a
     bounded cache keeps an export's memory flat and its lookups few.
     """
-    from probe.inputs.geo import open_default_geo
-
     geo = open_default_geo()
     cache: dict[str, tuple[int, str]] = {}
 
@@ -472,3 +516,12 @@ def geo_asn_lookup(cache_size: int = 65536) -> Callable[[str], tuple[int, str]]:
         return found
 
     return lookup
+
+
+def ooni_lines(store: Store, f: Filters) -> Iterator[str]:
+    """The measurements ``f`` selects as OONI measurements, one JSON line each (``probe export
+    --format ooni``): streamed, so memory stays flat however many there are."""
+    dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+    geo_asn = geo_asn_lookup()
+    for record in iter_records(store, f):
+        yield dumps(to_ooni(record, geo_asn)) + "\n"

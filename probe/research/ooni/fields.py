@@ -19,6 +19,7 @@ from probe.core.model import (
     DNSObservation,
     DNSReply,
 )
+from probe.core.net import parse_hostport
 from probe.measure.control.protocol import target_from_url
 from probe.research.ooni.record import OONIFormatError
 
@@ -47,14 +48,14 @@ def _failure(value: object) -> str | None:
     if value is None or value is False:
         return None
     if not isinstance(value, str):
-        return "unknown_failure"
+        return Failure.UNKNOWN
     f = value.strip()
     if f.startswith("ssl_error") and "certificate verify failed" in f:
         return Failure.SSL_INVALID_CERTIFICATE  # Measurement Kit's OpenSSL message
     if "stopped after" in f and "redirects" in f:
         return Failure.HTTP_TOO_MANY_REDIRECTS  # Go's net/http, as OONI's engine reports it
-    if f.startswith("unknown_failure"):
-        return "unknown_failure"
+    if f.startswith(Failure.UNKNOWN):
+        return Failure.UNKNOWN
     return _FAILURES.get(f, f)
 
 
@@ -109,12 +110,13 @@ def _host_port(url: str) -> tuple[str, str, int]:
 
 
 def _split_address(addr: object) -> tuple[str, int] | None:
+    """OONI's ``IP:PORT`` / ``[IPv6]:PORT`` (Go's JoinHostPort), or None."""
     if not isinstance(addr, str) or not addr:
         return None
-    host, sep, port = addr.rpartition(":")
-    if not sep or not port.isdigit():
+    try:
+        return parse_hostport(addr)
+    except ValueError:
         return None
-    return host.strip("[]"), int(port)
 
 
 def _dns(q: Mapping[str, Any], t0: float, resolver_ip: str) -> DNSObservation | None:

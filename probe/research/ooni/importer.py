@@ -11,10 +11,8 @@ flat and an interrupted import keeps every batch already written.
 
 from __future__ import annotations
 
-import json
-import sqlite3
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,6 +22,14 @@ from probe.inputs.geo import GeoDB
 from probe.judge.classify import classify
 from probe.research.ooni import OONIFormatError, OONIRecord, iter_lines, parse_measurement
 from probe.store import Store
+from probe.store.ooni import (
+    ImportKey,
+    OONISource,
+    disagreements,
+    imported_keys,
+    verdict_pairs,
+    write_imported,
+)
 
 __all__ = ["ImportStats", "agreement", "disagreements", "import_ooni", "verdict_class"]
 
@@ -105,12 +111,12 @@ def import_ooni(
     def flush() -> None:
         if not pending:
             return
-        keys = [(r.meta.get("report_id") or "", r.measurement.target.original_url,
-                 r.meta.get("measurement_start_time") or "", r.meta.get("measurement_uid") or "")
+        keys = [ImportKey(r.meta.get("report_id") or "", r.measurement.target.original_url,
+                          r.meta.get("measurement_start_time") or "", r.meta.get("measurement_uid") or "")
                 for *_, r, _src in pending]  # fmt: skip
-        seen = _existing(store.conn, keys)
+        seen = imported_keys(store, keys)
         by_run: dict[tuple[int, int], list[int]] = {}
-        fresh: set[tuple[str, str, str, str]] = set()
+        fresh: set[ImportKey] = set()
         for k, (key, item) in enumerate(zip(keys, pending, strict=True)):
             if key in seen or key in fresh:
                 stats.duplicates += 1
@@ -118,29 +124,8 @@ def import_ooni(
             fresh.add(key)
             by_run.setdefault((item[0], item[1]), []).append(k)
         for (rid, vid), idx in by_run.items():
-            items = [(pending[k][2], pending[k][3]) for k in idx]
-            recs = [(pending[k][4], pending[k][5]) for k in idx]
-
-            def extra(
-                conn: sqlite3.Connection, ids: list[int], recs: list[tuple[OONIRecord, str]] = recs
-            ) -> None:
-                conn.executemany(
-                    "INSERT INTO ooni_measurements (measurement_id, report_id, measurement_uid, input, "
-                    "measurement_start_time, probe_asn, probe_cc, resolver_asn, software, engine, "
-                    "test_version, blocking, accessible, ooni_verdict, inferred, source) "
-                    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                    [
-                        (mid, r.meta.get("report_id") or "", r.meta.get("measurement_uid") or "",
-                         r.measurement.target.original_url, r.meta.get("measurement_start_time") or "",
-                         r.meta.get("probe_asn"), r.meta.get("probe_cc"), r.meta.get("resolver_asn"),
-                         r.meta.get("software"), r.meta.get("engine"), r.meta.get("test_version"),
-                         r.blocking, None if r.accessible is None else int(r.accessible),
-                         r.ooni_verdict, json.dumps(list(r.inferred)), src)
-                        for mid, (r, src) in zip(ids, recs, strict=True)
-                    ],
-                )  # fmt: skip
-
-            store.write(rid, vid, items, extra=extra)
+            items = [(pending[k][2], pending[k][3], _source(pending[k][4], pending[k][5])) for k in idx]
+            write_imported(store, rid, vid, items)
             stats.imported += len(items)
         pending.clear()
 
@@ -168,35 +153,24 @@ def import_ooni(
     return stats
 
 
-def _existing(
-    conn: sqlite3.Connection, keys: Iterable[tuple[str, str, str, str]]
-) -> set[tuple[str, str, str, str]]:
-    found: set[tuple[str, str, str, str]] = set()
-    q = ("SELECT 1 FROM ooni_measurements WHERE report_id = ? AND input = ? "
-         "AND measurement_start_time = ? AND measurement_uid = ? LIMIT 1")  # fmt: skip
-    for key in set(keys):
-        if conn.execute(q, key).fetchone() is not None:
-            found.add(key)
-    return found
+def _source(r: OONIRecord, src: str) -> OONISource:
+    """What is kept of OONI's record beside probe's (``src``: file:line)."""
+    meta = r.meta
+    return OONISource(
+        report_id=meta.get("report_id") or "", measurement_uid=meta.get("measurement_uid") or "",
+        input=r.measurement.target.original_url,
+        measurement_start_time=meta.get("measurement_start_time") or "",
+        probe_asn=meta.get("probe_asn"), probe_cc=meta.get("probe_cc"),
+        resolver_asn=meta.get("resolver_asn"), software=meta.get("software"),
+        engine=meta.get("engine"), test_version=meta.get("test_version"), blocking=r.blocking,
+        accessible=r.accessible, ooni_verdict=r.ooni_verdict, inferred=r.inferred, source=src,
+    )  # fmt: skip
 
 
-def disagreements(conn: sqlite3.Connection, limit: int | None = None) -> list[dict[str, object]]:
-    """Imported measurements where probe's verdict class differs from OONI's, with both reasons."""
-    sql = "SELECT * FROM ooni_disagreements ORDER BY measurement_id"
-    if limit is not None:
-        sql += f" LIMIT {int(limit)}"
-    cur = conn.execute(sql)
-    cols = [d[0] for d in cur.description]
-    return [dict(zip(cols, row, strict=True)) for row in cur]
-
-
-def agreement(conn: sqlite3.Connection) -> dict[str, int]:
+def agreement(store: Store) -> dict[str, int]:
     """Counts of (probe class, OONI class) pairs over every imported measurement."""
     out: dict[str, int] = {}
-    for pv, ov, n in conn.execute(
-        "SELECT m.verdict, o.ooni_verdict, count(*) FROM ooni_measurements AS o "
-        "JOIN measurements AS m ON m.id = o.measurement_id GROUP BY 1, 2"
-    ):
-        key = f"{verdict_class(pv)}|{verdict_class(ov)}"
-        out[key] = out.get(key, 0) + int(n)
+    for pair in verdict_pairs(store):
+        key = f"{verdict_class(pair.probe_verdict)}|{verdict_class(pair.ooni_verdict)}"
+        out[key] = out.get(key, 0) + int(pair.n)
     return out

@@ -5,10 +5,11 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
-from probe.core.failures import CERTIFICATE_FAILURES
+from probe.core.failures import CERTIFICATE_FAILURES, Failure
 from probe.core.model import (
     ControlObservation,
     Hop,
@@ -116,7 +117,7 @@ def parse_measurement(raw: object) -> OONIRecord:
         st = _obj(c.get("status"))
         fail = _failure(st.get("failure"))
         if fail is None and st.get("success") is False:
-            fail = "unknown_failure"
+            fail = Failure.UNKNOWN
         tcp_all.append(TCPObservation(c_ip.strip("[]"), c_port, t0 + _num(c.get("t")), 0.0, fail))
 
     tls_all: list[TLSObservation] = []
@@ -239,10 +240,8 @@ def _uid(raw: Mapping[str, Any]) -> str:
 
 def _fix_control(c: ControlObservation, hs: Mapping[str, Any]) -> ControlObservation:
     """Older helpers send ``status_code``/``body_length`` as -1 on failure without a failure."""
-    from dataclasses import replace
-
     if c.http_failure is None and (c.http_status is None or c.http_status < 0) and hs:
-        return replace(c, http_failure="unknown_failure", http_status=None, http_body_length=None)
+        return replace(c, http_failure=Failure.UNKNOWN, http_status=None, http_body_length=None)
     if c.http_body_length is not None and c.http_body_length < 0:
         return replace(c, http_body_length=None)
     return c
@@ -276,7 +275,7 @@ def _http(
     headers = _headers(resp.get("headers_list") or resp.get("headers"))
     location = next((v for k, v in headers if k == "location"), None) if status in _REDIRECTS else None
     if status is None and fail is None:
-        fail = "unknown_failure"
+        fail = Failure.UNKNOWN
     return HTTPObservation(
         url=url, ip=ip, port=port, started=t0 + _num(r.get("t")), duration=0.0, failure=fail,
         status=status, headers=headers, body_length=len(body) if status is not None else None,
@@ -289,8 +288,6 @@ def _http(
 def _absolute(base: str, location: str | None) -> str | None:
     if not location:
         return None
-    from urllib.parse import urljoin
-
     try:
         out = urljoin(base, location)
         urlsplit(out)

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from probe.core.errors import ProbeError
 from probe.core.model import (
     Measurement,
 )
@@ -13,7 +14,7 @@ from probe.core.model import (
 __all__ = ["OONIFormatError", "OONIRecord", "ooni_verdict"]
 
 
-class OONIFormatError(ValueError):
+class OONIFormatError(ProbeError, ValueError):
     """A line that is not a usable Web Connectivity measurement; the message says why."""
 
 

@@ -15,6 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from probe.core.codec import to_data
 from probe.core.model import (
     ControlObservation,
     ControlTCP,
@@ -27,7 +28,6 @@ from probe.core.model import (
     Target,
     TCPObservation,
     TLSObservation,
-    to_json,
 )
 
 T0 = 1_760_000_000.0
@@ -180,7 +180,7 @@ def write_case(name: str, m: Measurement, expected: dict[str, Any], root: Path =
     d = root / name
     d.mkdir(parents=True, exist_ok=True)
     obs, controls = split(m)
-    (d / "observations.json").write_text(json.dumps(to_json(obs), indent=1, ensure_ascii=False) + "\n")
-    (d / "control.json").write_text(json.dumps(to_json(controls), indent=1, ensure_ascii=False) + "\n")
+    (d / "observations.json").write_text(json.dumps(to_data(obs), indent=1, ensure_ascii=False) + "\n")
+    (d / "control.json").write_text(json.dumps(to_data(controls), indent=1, ensure_ascii=False) + "\n")
     (d / "verdict.json").write_text(json.dumps(expected, indent=1, ensure_ascii=False) + "\n")
     return d

@@ -16,8 +16,9 @@ from typing import Any
 import msgspec
 
 from probe.core.codec import CodecError
+from probe.core.errors import ProbeError
 from probe.core.model import Target
-from probe.core.net import InvalidURL, format_endpoint, parse_endpoint, parse_url
+from probe.core.net import InvalidURL, format_endpoint, is_valid_host, parse_endpoint, parse_url
 from probe.measure.control.protocol.wire import RequestMessage, decode_message, header_values
 
 __all__ = [
@@ -38,7 +39,7 @@ _MAX_HEADERS = 64
 _MAX_HEADER_LENGTH = 4096
 
 
-class THRequestError(ValueError):
+class THRequestError(ProbeError, ValueError):
     """A test-helper request that cannot be served; the message says which field and why."""
 
 
@@ -51,6 +52,8 @@ class THRequest:
     headers: tuple[tuple[str, str], ...] = ()  # (name, value) in the order sent
     endpoints: tuple[tuple[str, int], ...] = ()  # (ip, port) from tcp_connect, de-duplicated
     quic_enabled: bool = False
+    ech_enabled: bool = False  # probe's x_ech_enabled
+    ech_sni: str = ""  # probe's x_ech_sni ("": the URL's host)
 
     @property
     def addresses(self) -> tuple[str, ...]:
@@ -91,6 +94,8 @@ def build_request(
     port: int,
     headers: Mapping[str, str] | None = None,
     quic_enabled: bool = False,
+    ech_enabled: bool = False,
+    ech_sni: str = "",
 ) -> RequestMessage:
     """The request a probe sends for ``url`` and the addresses it resolved (encode it with
     :func:`probe.core.codec.encode_json`)."""
@@ -102,6 +107,8 @@ def build_request(
         http_request_headers={k: [v] for k, v in (headers or {}).items()},
         tcp_connect=list(seen),
         x_quic_enabled=quic_enabled,
+        x_ech_enabled=True if ech_enabled else msgspec.UNSET,
+        x_ech_sni=ech_sni if ech_enabled and ech_sni else msgspec.UNSET,
     )
 
 
@@ -177,10 +184,15 @@ def parse_request(data: bytes | str | Mapping[str, Any]) -> THRequest:
             endpoints.setdefault(parse_endpoint(ep), None)
         except ValueError as exc:
             raise THRequestError(f"tcp_connect[{i}]: {ep!r} is not IP:PORT ({exc})") from None
+    ech_sni = msg.x_ech_sni if isinstance(msg.x_ech_sni, str) else ""
+    if ech_sni and not is_valid_host(ech_sni):
+        raise THRequestError("x_ech_sni: not a host name")
     return THRequest(
         url=url,
         target=target,
         headers=tuple(headers),
         endpoints=tuple(endpoints),
         quic_enabled=msg.x_quic_enabled,
+        ech_enabled=msg.x_ech_enabled is True,
+        ech_sni=ech_sni,
     )

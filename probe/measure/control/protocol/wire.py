@@ -35,6 +35,7 @@ __all__ = [
     "UNSET",
     "DNSQuery",
     "DNSResult",
+    "ECHResult",
     "HTTPRequestResult",
     "HTTPTiming",
     "IPInfo",
@@ -63,13 +64,16 @@ def decode_message(data: bytes | str | Mapping[str, Any], cls: type[T]) -> T:
 
 
 class RequestMessage(Struct, frozen=True, kw_only=True):
-    """The request as sent (the spec's, plus ``x_quic_enabled``)."""
+    """The request as sent (the spec's, plus ``x_quic_enabled``; ``x_ech_enabled`` is
+    probe's own and written only when set)."""
 
     http_request: str
     # {name: [values]}; a single string instead of the list is tolerated.
     http_request_headers: dict[str, list[str] | str] | None = None
     tcp_connect: list[str] | None = None  # "IP:PORT" / "[IPv6]:PORT"
     x_quic_enabled: bool = False
+    x_ech_enabled: bool | UnsetType = UNSET
+    x_ech_sni: str | UnsetType = UNSET  # the SNI of the ECH test's hellos, when not the URL's host
 
 
 def header_values(values: str | list[str]) -> list[str]:
@@ -169,6 +173,17 @@ class DNSQuery(Struct, frozen=True, kw_only=True):
     replies: int = 0
 
 
+class ECHResult(Struct, frozen=True, kw_only=True):
+    """One ``x_ech`` entry: the helper's plain and GREASE-ECH ClientHellos to one endpoint
+    (``status``: a ServerHello came back; ``failure``: else why not)."""
+
+    server_name: str | None = None
+    plain_status: bool | None = None
+    plain_failure: str | None = None
+    ech_status: bool | None = None
+    ech_failure: str | None = None
+
+
 class THResponse(Struct, frozen=True, kw_only=True):
     """The Web Connectivity test-helper response (ooni/spec ts-017), plus our ``x_`` keys."""
 
@@ -185,3 +200,4 @@ class THResponse(Struct, frozen=True, kw_only=True):
     x_runtime: float | UnsetType | None = UNSET
     x_skipped_endpoints: list[str] | UnsetType | None = UNSET
     x_failure: str | UnsetType | None = UNSET
+    x_ech: dict[str, ECHResult] | UnsetType | None = UNSET

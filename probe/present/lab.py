@@ -1,33 +1,31 @@
-"""Tables for people (``probe lab list``, ``probe lab run``) and golden cases for the classifier.
+"""The lab for people: the scenario table (``probe lab list``), the results table (``probe lab
+run``) and how to use a lab that is up (``probe lab up``).
 
-Everything here is pure formatting of :class:`probe.lab.lab.ScenarioResult` and the scenario
-records; nothing touches the network.
+Pure formatting of the scenario records, :class:`probe.lab.lab.ScenarioResult` and
+:class:`probe.lab.lab.Lab`; nothing touches the network.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import json
 from collections.abc import Iterable, Iterator, Sequence
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
+from probe.lab import topology
 from probe.lab.scenarios import EndpointExpect, Expect, Scenario
+from probe.present.text import cut
 
-__all__ = ["expected_text", "export_golden", "format_results", "format_scenarios"]
+if TYPE_CHECKING:  # `probe lab list` reads only the scenarios: it must not import the lab
+    from probe.lab.lab import Lab, ScenarioResult
 
-#: Exported bodies are cut to this many bytes (the golden files stay small; the hash and length
-#: of the full captured body are kept in the record).
-GOLDEN_BODY_CAP = 64 * 1024
+__all__ = ["censor_lines", "describe_lab", "expected_text", "format_labs", "format_results",
+           "format_scenarios"]
 
 
 def expected_text(e: Expect | EndpointExpect) -> str:
-    """``verdict/stage@hop`` as expected."""
-    return e.verdict + (f"/{e.stage}" if e.stage else "") + (f"@{e.hop}" if e.hop else "")
-
-
-def _cut(text: str, width: int) -> str:
-    return text if len(text) <= width else text[: width - 1] + "…"
+    """``verdict/stage@hop`` as expected, then each protocol test's (``quic:blocked``)."""
+    protocols = e.protocols if isinstance(e, Expect) else ()
+    return (e.verdict + (f"/{e.stage}" if e.stage else "") + (f"@{e.hop}" if e.hop else "")
+            + "".join(f" {suite}:{verdict}" for suite, verdict, _ in protocols))
 
 
 def censor_lines(s: Scenario) -> list[str]:
@@ -48,6 +46,10 @@ def censor_lines(s: Scenario) -> list[str]:
         lines.append(f"injector (copies the server's TTL): {flags} after a port-{port} segment "
                      f"with {trigger!r}")  # fmt: skip
     lines += [f"server: iptables -A INPUT {r}" for r in c.server_input]
+    lines += [f"QUIC censor: decrypt the client's Initial, block the flow 120 s when the SNI is {n}"
+              for n in c.quic_sni]
+    lines += [f"QUIC censor: drop the client's 1-RTT packets to {ip} (the handshake passes)"
+              for ip in c.quic_drop_data]
     lines += [f"censor program: {p} (probe/lab/{p}censor.py)" for p in c.programs]
     if s.latency_ms:
         lines.append(f"censor: every forwarded packet delayed {s.latency_ms:g} ms each way")
@@ -70,7 +72,7 @@ def format_scenarios(scenarios: Iterable[Scenario], *, verbose: bool = False) ->
     yield f"{'#':>2}  {'scenario':<22} {'kind':<10} {'technique':<50} expected\n"
     for s in scenarios:
         for i, e in enumerate(s.expectations):
-            head = (f"{s.number:>2}  {s.name:<22} {s.kind:<10} {_cut(s.technique, 50):<50}"
+            head = (f"{s.number:>2}  {s.name:<22} {s.kind:<10} {cut(s.technique, 50):<50}"
                     if i == 0 else " " * 88)  # fmt: skip
             yield f"{head} {expected_text(e):<18} {e.url}\n"
         if verbose:
@@ -78,7 +80,7 @@ def format_scenarios(scenarios: Iterable[Scenario], *, verbose: bool = False) ->
                 yield f"{'':>6}{line}\n"
 
 
-def format_results(results: Sequence[Any], *, verbose: bool = False) -> Iterator[str]:
+def format_results(results: Sequence[ScenarioResult], *, verbose: bool = False) -> Iterator[str]:
     """The ``probe lab run`` table: expected against stored, and pass/fail, per target.
 
     ``PASS`` needs both the observation and the verdict checks; ``obs`` marks a target whose
@@ -97,8 +99,8 @@ def format_results(results: Sequence[Any], *, verbose: bool = False) -> Iterator
                 mark, obs_only = "obs", obs_only + 1
             else:
                 mark, failed = "FAIL", failed + 1
-            head = f"{s.number:>2}  {s.name:<22} {_cut(s.technique, 34):<34}" if i == 0 else " " * 61
-            yield f"{head} {expected_text(e):<18} {o.verdict:<18} {mark:<6} {_cut(o.observed, 70)}\n"
+            head = f"{s.number:>2}  {s.name:<22} {cut(s.technique, 34):<34}" if i == 0 else " " * 61
+            yield f"{head} {expected_text(e):<18} {o.verdict:<18} {mark:<6} {cut(o.observed, 70)}\n"
             for err in (*o.observation_errors, *o.verdict_errors):
                 yield f"{'':>62}! {err}\n"
         if verbose and r.probe_exit != 0:
@@ -108,53 +110,37 @@ def format_results(results: Sequence[Any], *, verbose: bool = False) -> Iterator
            f"wrong; {failed} with observations wrong\n")  # fmt: skip
 
 
-def _golden_expected(e: Expect, stored: Any, scenario: Scenario) -> dict[str, Any]:
-    stage = e.stage
-    hop = e.hop
-    if hop is None and stage is not None:
-        hop = 0
-    if stored is not None and stored.verdict == e.verdict and (e.stage is None or stored.stage == e.stage):
-        stage, hop = stored.stage, stored.hop
-    return {
-        "rule": f"lab scenario {scenario.number} ({scenario.name}): {scenario.technique}",
-        "verdict": e.verdict,
-        "stage": stage,
-        "hop": hop,
-        "reasons_include": [e.reason] if e.reason else [],
-    }
+def describe_lab(lab: Lab) -> str:
+    """How to use a lab that is up (``probe lab up``), for people."""
+    t = lab.topo
+    helper = (f"control helper: {lab.control_url} (in {t.uncensored})" if lab.helper
+              else f"control helper: not running ({lab.helper_error or 'disabled'})")  # fmt: skip
+    return (
+        f"lab {t.prefix} is up\n"
+        f"  client namespace:  {t.client} (resolver {topology.CENSOR_IN}, the censor's)\n"
+        f"  censor namespace:  {t.censor}\n"
+        f"  server namespace:  {t.server} (authoritative DNS {topology.AUTH_DNS})\n"
+        f"  {helper}\n"
+        f"  lab CA:            {lab.cafile}\n"
+        f"  state and logs:    {lab.state_dir}\n\n"
+        "Measure a lab site from the client namespace (the only place lab traffic may start):\n"
+        f"  ip netns exec {t.client} probe run --url https://clean.lab.example/ \\\n"
+        f"      --cafile {lab.cafile} --control {lab.control_url} \\\n"
+        f"      --accept-risks --vantage lab --db /tmp/lab.db\n"
+        "Censorship rules are applied per scenario by `probe lab run`; the lab starts uncensored.\n"
+        "Tear it down with `probe lab down`."
+    )
 
 
-def export_golden(results: Iterable[Any], directory: Path) -> list[Path]:
-    """Write each target's recorded observations as a golden case directory.
-
-    Layout (the classifier's tests/unit/golden format): ``lab-<scenario>[-<n>]/`` with
-    ``observations.json`` (the measurement without control), ``control.json`` (one control per
-    hop, or null) and ``verdict.json`` (what the lab expects). Returns the directories written.
-    """
-    from probe.core.model import to_json
-
-    written = []
-    for r in results:
-        s = r.scenario
-        for i, (e, rec) in enumerate(zip(s.expectations, r.records, strict=True)):
-            if rec is None or not isinstance(e, Expect):
-                continue  # endpoints have no golden cases (they are not web measurements)
-            m, v = rec
-            controls = [to_json(h.control) if h.control is not None else None for h in m.hops]
-            hops = []
-            for h in m.hops:
-                http = h.http
-                if http is not None and len(http.body) > GOLDEN_BODY_CAP:
-                    http = dataclasses.replace(http, body=http.body[:GOLDEN_BODY_CAP])
-                hops.append(dataclasses.replace(h, control=None, http=http))
-            m = dataclasses.replace(m, hops=tuple(hops))
-            name = f"lab-{s.name}" + (f"-{i + 1}" if len(s.targets) > 1 else "")
-            d = directory / name
-            d.mkdir(parents=True, exist_ok=True)
-            (d / "observations.json").write_text(json.dumps(to_json(m), indent=1, ensure_ascii=False))
-            (d / "control.json").write_text(json.dumps(controls, indent=1, ensure_ascii=False))
-            (d / "verdict.json").write_text(
-                json.dumps(_golden_expected(e, v, s), indent=1, ensure_ascii=False) + "\n"
-            )
-            written.append(d)
-    return written
+def format_labs(found: Sequence[topology.LabInfo], me: int) -> Iterator[str]:
+    """One line per lab of this machine (``probe lab status``): prefix, whether it is up, and
+    whose it is (``me``: the user asking)."""
+    if not found:
+        yield "no lab is up"
+    for info in found:
+        if info.persistent:
+            owner = "yours" if info.mine(me) else f"uid {info.uid}"
+            kind = f"probe lab up, {owner}"
+        else:
+            kind = f"process {info.owner_pid}{'' if info.owner_alive else ' (gone: stale)'}"
+        yield f"{info.prefix}  {'up' if info.live else 'not running'}  ({kind})"

@@ -356,11 +356,12 @@ def test_results_compare_and_the_report_show_the_new_kinds(tmp_path: object) -> 
     out = Path(str(tmp_path)) / "r.html"
     invoke("report", "--db", str(path), "--out", str(out))
     page = out.read_text()
-    tor = page[page.index('id="circumvention-h"'):page.index('id="protocols-h"')]
-    protocols = page[page.index('id="protocols-h"'):page.index('id="outages-h"')]
+    tor = page[page.index('id="circumvention-h"'):page.index('id="tunnels-h"')]
+    tunnels = page[page.index('id="tunnels-h"'):page.index('id="protocols-h"')]
     assert "No circumvention endpoints measured" in tor
-    assert "<td>doh</td>" in protocols and "<td>fet</td>" in protocols and "reset/tls" in protocols
-    assert "a harmless SNI to the same address completed" in protocols  # the reason in words
+    assert "<td>doh</td>" in tunnels and "<td>fet</td>" in tunnels and "reset/tls" in tunnels
+    assert "a harmless SNI to the same address completed" in tunnels  # the reason in words
+    assert 'id="tunnel-matrix"' in tunnels
 
 
 def test_export_writes_endpoint_measurements_with_their_observations(tmp_path: object) -> None:

@@ -1,0 +1,53 @@
+"""OONI measurements imported into probe, for people: what an import did (``probe import
+ooni``), and where probe's verdicts and OONI's agree and differ (``probe import ooni --report``,
+``probe compare --with-ooni``), as text or JSON lines.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from probe.research.ooni.importer import ImportStats, agreement, disagreements
+
+if TYPE_CHECKING:
+    from probe.store import Store
+
+__all__ = ["format_import", "ooni_report"]
+
+
+def format_import(stats: ImportStats, db: Path) -> str:
+    """One line: lines read and imported into ``db``, probe's verdicts, agreement with OONI."""
+    counts = ", ".join(f"{k} {v}" for k, v in sorted(stats.verdicts.items()))
+    return (f"imported {stats.imported} of {stats.read} lines into {db} "
+            f"({stats.duplicates} already there, {stats.skipped} skipped); "
+            f"probe's verdicts: {counts or 'none'}; agrees with OONI on "
+            f"{stats.agree} of {stats.imported + stats.duplicates}")  # fmt: skip
+
+
+def ooni_report(store: Store, limit: int, as_json: bool) -> Iterator[str]:
+    """Lines: how often probe and OONI agree on the imported measurements of ``store``, then the
+    first ``limit`` where they differ (``as_json``: only those, one JSON object a line)."""
+    rows = disagreements(store, limit)
+    if as_json:
+        for r in rows:
+            yield json.dumps(r, sort_keys=True) + "\n"
+        return
+    pairs = agreement(store)
+    total = sum(pairs.values())
+    same = sum(n for k, n in pairs.items() if k.split("|")[0] == k.split("|")[1])
+    yield f"{total} imported measurements; probe and OONI agree on {same}\n"
+    for k, n in sorted(pairs.items(), key=lambda kv: -kv[1]):
+        p, o = k.split("|")
+        yield f"  probe {p:<13} OONI {o:<13} {n}\n"
+    if rows:
+        yield f"where they differ (first {len(rows)}):\n"
+    for r in rows:
+        reasons = ", ".join(json.loads(str(r["probe_reasons"]))[:4])
+        yield (f"  #{r['measurement_id']} {r['input']} {r['probe_cc']} {r['probe_asn']} "
+               f"{r['measurement_start_time']}: probe {r['probe_verdict']}"
+               f"{'/' + str(r['probe_stage']) if r['probe_stage'] else ''} ({reasons}); "
+               f"OONI {r['ooni_verdict']} (blocking={r['ooni_blocking']}, "
+               f"accessible={r['ooni_accessible']})\n")  # fmt: skip

@@ -1,0 +1,115 @@
+"""OONI measurements imported into a results database (``probe import ooni``).
+
+Each imported measurement is a probe measurement plus one ``ooni_measurements`` row: OONI's
+identifiers, OONI's own verdict and what had to be inferred (:class:`OONISource`), written in
+the same transaction (:func:`write_imported`). :func:`imported_keys` says which are there
+already (an import can be repeated or resumed); :func:`disagreements` and
+:func:`verdict_pairs` read where probe's verdict and OONI's differ.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from probe.store.connection import dict_rows, typed_rows
+
+if TYPE_CHECKING:
+    from probe.core.model import Measurement, Verdict
+    from probe.store.database import Store
+
+__all__ = ["ImportKey", "OONISource", "VerdictPair", "disagreements", "imported_keys",
+           "verdict_pairs", "write_imported"]
+
+
+class ImportKey(NamedTuple):
+    """What identifies an OONI measurement: its report, input, start time and uid."""
+
+    report_id: str
+    input: str
+    measurement_start_time: str
+    measurement_uid: str
+
+
+class OONISource(NamedTuple):
+    """What probe keeps of an OONI measurement beside its own records (``ooni_measurements``)."""
+
+    report_id: str
+    measurement_uid: str
+    input: str
+    measurement_start_time: str
+    probe_asn: str | None
+    probe_cc: str | None
+    resolver_asn: str | None
+    software: str | None
+    engine: str | None
+    test_version: str | None
+    blocking: str | None  # OONI's ``blocking`` as published
+    accessible: bool | None
+    ooni_verdict: str
+    inferred: tuple[str, ...]  # what OONI's record did not say and probe inferred
+    source: str  # file:line of the import
+
+
+class VerdictPair(NamedTuple):
+    """How many imported measurements probe judged ``probe_verdict`` and OONI ``ooni_verdict``."""
+
+    probe_verdict: str
+    ooni_verdict: str
+    n: int
+
+
+_INSERT = ("INSERT INTO ooni_measurements (measurement_id, report_id, measurement_uid, input, "
+           "measurement_start_time, probe_asn, probe_cc, resolver_asn, software, engine, "
+           "test_version, blocking, accessible, ooni_verdict, inferred, source) "
+           "VALUES (:measurement_id, :report_id, :measurement_uid, :input, :measurement_start_time, "
+           ":probe_asn, :probe_cc, :resolver_asn, :software, :engine, :test_version, :blocking, "
+           ":accessible, :ooni_verdict, :inferred, :source)")  # fmt: skip
+
+
+def write_imported(store: Store, run_id: int, vantage_id: int,
+                   items: Sequence[tuple[Measurement, Verdict, OONISource]]) -> list[int]:
+    """Store imported measurements, judged, with their OONI source rows, in one transaction;
+    returns the new measurement ids."""
+    sources = [src for _, _, src in items]
+
+    def extra(conn: sqlite3.Connection, ids: list[int]) -> None:
+        conn.executemany(_INSERT, [
+            {**src._asdict(), "measurement_id": mid,
+             "accessible": None if src.accessible is None else int(src.accessible),
+             "inferred": json.dumps(list(src.inferred))}
+            for mid, src in zip(ids, sources, strict=True)
+        ])  # fmt: skip
+
+    return store.write(run_id, vantage_id, [(m, v) for m, v, _ in items], extra=extra)
+
+
+def imported_keys(store: Store, keys: Iterable[ImportKey]) -> set[ImportKey]:
+    """Those of ``keys`` already imported."""
+    found: set[ImportKey] = set()
+    q = ("SELECT 1 FROM ooni_measurements WHERE report_id = ? AND input = ? "
+         "AND measurement_start_time = ? AND measurement_uid = ? LIMIT 1")  # fmt: skip
+    for key in set(keys):
+        if store.conn.execute(q, key).fetchone() is not None:
+            found.add(key)
+    return found
+
+
+def disagreements(store: Store, limit: int | None = None) -> list[dict[str, Any]]:
+    """Rows of the ``ooni_disagreements`` view (docs/schema.md), by measurement id, as dicts."""
+    sql = "SELECT * FROM ooni_disagreements ORDER BY measurement_id"
+    params: list[int] = []
+    if limit is not None:
+        sql += " LIMIT ?"
+        params.append(int(limit))
+    return list(dict_rows(store.conn.execute(sql, params)))
+
+
+def verdict_pairs(store: Store) -> list[VerdictPair]:
+    """Imported measurements counted by (probe's verdict, OONI's verdict)."""
+    return list(typed_rows(store.conn, VerdictPair,
+                           "SELECT m.verdict AS probe_verdict, o.ooni_verdict, count(*) AS n "
+                           "FROM ooni_measurements AS o JOIN measurements AS m ON m.id = o.measurement_id "
+                           "GROUP BY 1, 2"))  # fmt: skip
