@@ -15,10 +15,17 @@ length prefix cannot say more), ``timeout`` per query.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import dns.message
+import dns.rcode
+import dns.rdatatype
+import h11
+
+from probe.core.errors import ProbeError
 from probe.core.failures import Failure, failure_string
 from probe.core.model import NameQuery
 from probe.measure.tcp import Conn, tcp_connect
@@ -32,8 +39,9 @@ _HEAD_MAX = 16 * 1024
 _BODY_MAX = 64 * 1024
 
 
-class _BadAnswer(Exception):
-    """The resolver's answer was not a DNS answer to our query (HTTP error, junk)."""
+class _BadAnswer(ProbeError):
+    """The resolver's answer was not a DNS answer to our query (HTTP error, junk): raised and
+    caught within this module, where it becomes the query's failure (never seen outside)."""
 
     def __init__(self, failure: str) -> None:
         super().__init__(failure)
@@ -56,18 +64,12 @@ class EncryptedDNS:
 
 
 def _query_wire(name: str) -> bytes:
-    import dns.message
-
     q = dns.message.make_query(name, "A")
     q.id = 0  # RFC 8484 4.1: a cache-friendly id; DoT reuses it (one query at a time)
     return q.to_wire()
 
 
 def _answer(name: str, wire: bytes, started: float, took: float) -> NameQuery:
-    import dns.message
-    import dns.rcode
-    import dns.rdatatype
-
     try:
         msg = dns.message.from_wire(wire)
     except Exception:
@@ -80,8 +82,6 @@ def _answer(name: str, wire: bytes, started: float, took: float) -> NameQuery:
 
 
 async def _doh(conn: Conn, host: str, name: str, timeout: float) -> bytes:
-    import h11
-
     body = _query_wire(name)
     http = h11.Connection(h11.CLIENT, max_incomplete_event_size=_HEAD_MAX)
     request = h11.Request(method="POST", target=DOH_PATH, headers=[
@@ -147,8 +147,6 @@ async def measure_resolver(
 ) -> EncryptedDNS:  # fmt: skip
     """Reach the ``doh`` or ``dot`` resolver at ``address:port`` named ``sni`` and resolve
     ``names`` through it; network failures are recorded, never raised."""
-    import hashlib
-
     tcp, conn = await tcp_connect(address, port, tcp_timeout)
     if conn is None:
         return EncryptedDNS(tcp.failure, tcp.duration)
