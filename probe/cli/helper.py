@@ -87,8 +87,10 @@ def serve(listen: str, cafile: str | None, tls_cert: str | None, tls_key: str | 
     import logging
 
     from probe.core.net import parse_listen
+    from probe.core.wgkey import decode_key
     from probe.inputs.geo import GeoDB, GeoError, open_default_geo
     from probe.serve.config import HelperConfig, measure_config
+    from probe.serve.reflector import ReflectorConfig
     from probe.serve.server import run
 
     if bool(tls_cert) != bool(tls_key):
@@ -109,9 +111,6 @@ def serve(listen: str, cafile: str | None, tls_cert: str | None, tls_key: str | 
         raise click.UsageError(str(exc)) from None
     reflector_config = None
     if reflector:
-        from probe.core.wgkey import decode_key
-        from probe.serve.reflector import ReflectorConfig
-
         private = None
         if reflector_key:
             try:

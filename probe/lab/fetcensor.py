@@ -27,6 +27,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
+from probe.lab.safety import require_lab_namespace
 from probe.measure.fet import exemptions
 
 __all__ = ["FETRule", "main"]
@@ -94,9 +95,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--residual", type=float, default=180.0)
     ap.add_argument("--probability", type=float, default=1.0)
     args = ap.parse_args(argv)
-    from netfilterqueue import NetfilterQueue
-
-    from probe.lab.safety import require_lab_namespace
+    from netfilterqueue import NetfilterQueue  # the `lab` extra
 
     require_lab_namespace()
     rule = FETRule(args.residual, args.probability)

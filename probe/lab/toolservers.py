@@ -22,7 +22,14 @@ import ssl
 import struct
 from collections.abc import Sequence
 
+import dns.asyncquery
+import dns.message
+import dns.rcode
+import dns.rrset
+import h11
+
 from probe.core.net import parse_endpoint
+from probe.lab.safety import require_lab_namespace
 from probe.measure import openvpn
 
 __all__ = ["OpenVPNUDP", "Resolver", "main", "start"]
@@ -70,20 +77,9 @@ class Resolver:
                  upstream: tuple[str, int] | None = None) -> None:  # fmt: skip
         self.table = {k.lower().rstrip("."): v for k, v in (table or {}).items()}
         self.upstream = upstream
-        # Imported now, not on the first query: on a loaded machine the imports took longer
-        # than the probe's query timeout in the lab (the first DoH answer timed out).
-        import dns.asyncquery
-        import dns.message
-        import dns.rrset  # noqa: F401
-        import h11  # noqa: F401
 
     async def answer(self, wire: bytes) -> bytes:
         """The answer to the query ``wire`` (a SERVFAIL when upstream fails)."""
-        import dns.asyncquery
-        import dns.message
-        import dns.rcode
-        import dns.rrset
-
         query = dns.message.from_wire(wire)
         if self.upstream is not None:
             try:
@@ -114,8 +110,6 @@ async def _dot(resolver: Resolver, reader: asyncio.StreamReader, writer: asyncio
 
 
 async def _doh(resolver: Resolver, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    import h11
-
     conn = h11.Connection(h11.SERVER, max_incomplete_event_size=16384)
     with contextlib.suppress(Exception):
         for _ in range(64):  # requests per connection
@@ -194,8 +188,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--cert")
     ap.add_argument("--key")
     args = ap.parse_args(argv)
-    from probe.lab.safety import require_lab_namespace
-
     require_lab_namespace()
     ctx = None
     if args.cert:

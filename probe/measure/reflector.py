@@ -16,9 +16,12 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+import aiohttp
+
 from probe.core.net.addresses import is_ip_literal
 from probe.core.wgkey import decode_key
 from probe.inputs.endpointlists import Endpoint
+from probe.measure.tls import verifying_context
 
 __all__ = ["ReflectorInfo", "discover", "parse_health"]
 
@@ -85,10 +88,6 @@ async def discover(
     url: str, *, timeout: float = 10.0, cafile: str | None = None
 ) -> tuple[ReflectorInfo, str] | None:
     """Ask the helper at ``url`` for its reflector: (info, the address to measure), or None."""
-    import aiohttp
-
-    from probe.measure.tls import verifying_context
-
     parts = urlsplit(url)
     host = parts.hostname or ""
     health = f"{parts.scheme}://{parts.netloc}/health"

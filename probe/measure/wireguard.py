@@ -39,6 +39,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
 from probe.core.failures import Failure, failure_string
 from probe.core.model import EchoTrial
 from probe.core.wgkey import decode_key, encode_key
@@ -103,20 +107,14 @@ def _kdf(key: bytes, data: bytes, n: int) -> list[bytes]:
 
 
 def _aead(key: bytes, counter: int, plain: bytes, ad: bytes) -> bytes:
-    from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
-
     return ChaCha20Poly1305(key).encrypt(b"\0\0\0\0" + struct.pack("<Q", counter), plain, ad)
 
 
 def _open(key: bytes, counter: int, sealed: bytes, ad: bytes) -> bytes:
-    from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
-
     return ChaCha20Poly1305(key).decrypt(b"\0\0\0\0" + struct.pack("<Q", counter), sealed, ad)
 
 
 def _dh(private: bytes, public: bytes) -> bytes:
-    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
-
     return X25519PrivateKey.from_private_bytes(private).exchange(X25519PublicKey.from_public_bytes(public))
 
 
@@ -140,9 +138,6 @@ class KeyPair:
     @classmethod
     def from_private(cls, private: bytes) -> KeyPair:
         """The pair of a private key (clamped by X25519 as WireGuard does)."""
-        from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
-        from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-
         key = X25519PrivateKey.from_private_bytes(private)
         return cls(private, key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw))
 

@@ -13,10 +13,11 @@ from probe.core.model import INTERFERENCE_VERDICTS as INTERFERENCE
 from probe.core.model import ControlObservation, EndpointObservation, Verdict
 from probe.core.net import format_endpoint
 from probe.inputs.endpointlists import DNS_KINDS, TWIN_KINDS, Endpoint
+from probe.inputs.geo import default_asn_lookup
 from probe.judge.circumvention import judge_endpoint
-from probe.judge.tunnels import AsnOf
 from probe.measure.circumvention import EndpointOptions, measure_endpoint
 from probe.measure.control import client as control_client
+from probe.measure.reflector import discover
 from probe.measure.tls import TLSContexts
 from probe.store import Store
 from probe.store.circumvention import write_endpoints
@@ -25,7 +26,6 @@ __all__ = [
     "SUITE",
     "SuiteConfig",
     "SuiteSummary",
-    "asn_lookup",
     "measure_endpoints",
     "reflector_endpoints",
     "run_suite",
@@ -79,8 +79,6 @@ def _control_url(ep: Endpoint) -> str:
 
 async def reflector_endpoints(urls: Sequence[str], cafile: str | None, timeout: float) -> list[Endpoint]:
     """The fet and wireguard endpoints of the first helper in ``urls`` that has a reflector."""
-    from probe.measure.reflector import discover
-
     for url in urls:
         found = await discover(url, timeout=timeout, cafile=cafile)
         if found is not None:
@@ -97,7 +95,7 @@ async def measure_endpoints(
     slots = asyncio.Semaphore(max(1, config.concurrency))
     out: list[Judged | None] = [None] * len(endpoints)
     options = EndpointOptions(config.names, config.decoy_sni, config.fet_tries)
-    asn = asn_lookup() if any(ep.kind in DNS_KINDS for ep in endpoints) else None
+    asn = default_asn_lookup() if any(ep.kind in DNS_KINDS for ep in endpoints) else None
     # What the control resolves for each name: asked once per run, shared by every resolver.
     name_asks: dict[str, asyncio.Future[ControlObservation]] = {}
 
@@ -154,17 +152,6 @@ async def measure_endpoints(
         if control is not None:
             await control.aclose()
     return [r for r in out if r is not None]
-
-
-def asn_lookup() -> AsnOf | None:
-    """IP -> AS number from the offline data probe ships (or `probe geo update`'s), or None."""
-    from probe.inputs.geo import open_default_geo
-
-    try:
-        geo = open_default_geo()
-    except Exception:
-        return None
-    return geo.asn if geo is not None else None
 
 
 def run_suite(

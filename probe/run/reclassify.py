@@ -14,9 +14,12 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from probe.core.model import Measurement, Verdict
+from probe.inputs.geo import default_asn_lookup
 from probe.judge import classify as classifier
+from probe.judge.circumvention import judge_endpoint
 from probe.judge.throttling import unthrottled
 from probe.run.throttling import judge_run
+from probe.store.circumvention import iter_endpoint_judged, set_endpoint_verdicts
 from probe.store.protocols import protocol_verdicts_of
 
 if TYPE_CHECKING:
@@ -65,17 +68,13 @@ def _same(a: Verdict, b: Verdict) -> bool:
 def _reclassify_endpoints(store: Store, run_id: int | None, report: ReclassifyReport, geo: Any) -> None:
     """Judge every stored endpoint measurement again (its observation keeps what the rules read,
     the names' controls included) and write the verdicts that changed."""
-    from probe.judge.circumvention import judge_endpoint
-    from probe.run.circumvention import asn_lookup
-    from probe.store.circumvention import iter_endpoint_judged, set_endpoint_verdicts
-
     asn = None  # looked up (the data `probe circumvention` used) only when a resolver needs it
     if geo is not None:
         asn = geo.asn
     pending: list[tuple[int, Verdict]] = []
     for eid, obs, control, old in iter_endpoint_judged(store, run_id):
         if asn is None and obs.queries:
-            asn = asn_lookup()
+            asn = default_asn_lookup()
         new = judge_endpoint(obs, control, asn)
         report.endpoints_judged += 1
         if _same(old, new) and old.classifier_version == new.classifier_version:

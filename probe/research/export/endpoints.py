@@ -15,8 +15,10 @@ import json
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from probe.store.circumvention import iter_endpoint_exports
+from probe.store.export import Filters
+
 if TYPE_CHECKING:
-    from probe.research.export import Filters
     from probe.store import Store
 
 __all__ = ["ENDPOINT_CSV_COLUMNS", "endpoint_csv_lines", "endpoint_jsonl_lines"]
@@ -28,8 +30,6 @@ ENDPOINT_CSV_COLUMNS = ("uid", "run_uid", "vantage_uid", "vantage", "kind", "nam
 
 
 def _rows(store: Store, f: Filters) -> Iterator[dict[str, Any]]:
-    from probe.store.circumvention import iter_endpoint_exports
-
     return iter_endpoint_exports(store, run_id=f.run_id, vantages=tuple(f.vantages), since=f.since)
 
 
