@@ -29,7 +29,7 @@ ROUND_TRIPS = {"doh": 1 + 1 + 2, "dot": 1 + 1 + 2, "fet": 6 * 3, "wireguard": 2}
 
 def main() -> int:
     from probe.lab import tunnels
-    from probe.lab.lab import Lab
+    from probe.lab.lab import Lab, read_endpoints
     from probe.lab.scenarios import by_name
 
     ap = argparse.ArgumentParser(prog="python -m bench.tunnels")
@@ -58,7 +58,7 @@ def main() -> int:
                 cpus.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
                 if done.returncode != 0:
                     raise SystemExit(done.stderr[-2000:])
-                for d in tunnels.read_endpoints(db).values():
+                for d in read_endpoints(db).values():
                     if d["verdict"] != "ok":
                         raise SystemExit(f"{d['name']}: {d['verdict']} {d['reasons']}")
                     per_kind.setdefault(d["kind"], []).append(float(d["observation"]["runtime"]))

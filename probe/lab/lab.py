@@ -31,14 +31,15 @@ from typing import Any
 
 from probe.inputs.testlists import parse_url
 from probe.lab import censor as _censor
-from probe.lab import sites, topology, tunnels
+from probe.lab import fetcensor, sites, topology, tunnels
 from probe.lab.certs import make_certs
-from probe.lab.checks import Outcome, check
+from probe.lab.checks import Outcome, check, check_endpoint
 from probe.lab.latency import Delay
 from probe.lab.safety import namespace_id
 from probe.lab.scenarios import Censor, Scenario
 from probe.lab.topology import LabError, Topology
 from probe.store import Store
+from probe.store.circumvention import endpoint_measurements_at
 from probe.store.protocols import protocol_verdicts_of
 
 __all__ = [
@@ -48,6 +49,7 @@ __all__ = [
     "ScenarioResult",
     "is_root",
     "missing_tools",
+    "read_endpoints",
 ]
 
 #: Step timeouts the lab gives the probe: short, since the lab's network answers in
@@ -92,6 +94,15 @@ def _read_db(db: Path) -> dict[str, tuple[Any, Any]]:
                     v = dataclasses.replace(v, protocols=protocol_verdicts_of(store, mid))
                 stored[m.target.url] = (m, v)
     return stored
+
+
+def read_endpoints(db: Path) -> dict[str, dict[str, Any]]:
+    """The stored endpoint results by name (with the observation), from a probe database
+    written by `probe circumvention`."""
+    if not db.exists():
+        return {}
+    with Store.open(db, create=False) as store:
+        return {d["name"]: d for d in endpoint_measurements_at(store, None, None)}
 
 
 @dataclass(frozen=True)
@@ -404,8 +415,6 @@ class Lab:
         for name in sorted(set(wanted) - set(self._censor_procs)):
             if name != "fet":
                 raise LabError(f"no censor program {name!r}")
-            from probe.lab import fetcensor
-
             argv = ["ip", "netns", "exec", self.topo.censor, sys.executable, "-m", "probe.lab.fetcensor",
                     "--queue", str(fetcensor.QUEUE), "--residual", "60"]  # fmt: skip
             with open(self.state_dir / f"censor-{name}.log", "ab") as log:
@@ -504,12 +513,12 @@ class Lab:
                 self.set_latency(scenario.latency_ms)
             proc = subprocess.run(self.client_argv([*argv, *scenario.probe_args]), capture_output=True,
                                   text=True, timeout=240, env=self._env())  # fmt: skip
-            stored = tunnels.read_endpoints(db)
+            stored = read_endpoints(db)
         finally:
             if scenario.latency_ms:
                 self.set_latency(0)
             self.reset()
-        outcomes = tuple(tunnels.check_endpoint(e, stored.get(e.name)) for e in scenario.endpoints)
+        outcomes = tuple(check_endpoint(e, stored.get(e.name)) for e in scenario.endpoints)
         if proc.returncode != 0:
             outcomes = tuple(Outcome(o.url, (*o.observation_errors, f"probe exited {proc.returncode}"),
                                      o.verdict_errors, o.observed, o.verdict) for o in outcomes)  # fmt: skip

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from probe.core.failures import Failure
+from probe.core.net import format_endpoint
 from probe.lab.blockpage import BLOCKPAGE_FINGERPRINT
 from probe.lab.sites import BLOCKPAGE_IP, FORGED_IP, site
 from probe.lab.topology import AUTH_DNS, CLIENT, NODNS_IP
@@ -150,7 +151,7 @@ class EndpointExpect:
     Endpoints with an ``address`` are written to the scenario's endpoint list; the others
     (``reflector-fet``, ``reflector-wireguard``) are found through the lab reflector's
     ``/health``. ``observed``, when set, must be a substring of the summary of what was
-    observed (probe.lab.tunnels.observed_endpoint); ``reason`` of one of the verdict's reasons.
+    observed (probe.lab.checks.observed_endpoint); ``reason`` of one of the verdict's reasons.
     """
 
     name: str
@@ -167,7 +168,8 @@ class EndpointExpect:
     @property
     def url(self) -> str:
         """How the report names it."""
-        return f"{self.kind} {self.name}" + (f" {self.address}:{self.port}" if self.address else "")
+        where = f" {format_endpoint(self.address, self.port)}" if self.address else ""
+        return f"{self.kind} {self.name}{where}"
 
 
 @dataclass(frozen=True)

@@ -15,17 +15,16 @@ and in the censor namespace two lying resolvers that scenarios redirect DoH/DoT 
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from probe.core.net import format_endpoint
 from probe.lab.topology import AUTH_DNS
 
 if TYPE_CHECKING:
     # Types only: the scenarios (data) import this module's addresses.
-    from probe.lab.checks import Outcome
-    from probe.lab.scenarios import EndpointExpect, Scenario
+    from probe.lab.scenarios import Scenario
 
 __all__ = [
     "DOWN_IP",
@@ -37,11 +36,8 @@ __all__ = [
     "TOOL_ADDRESSES",
     "TRUSTED_LIAR",
     "UNTRUSTED_LIAR",
-    "check_endpoint",
     "circumvention_argv",
     "endpoint_list",
-    "observed_endpoint",
-    "read_endpoints",
     "services",
 ]
 
@@ -50,7 +46,7 @@ RESOLVER_NAME = "resolver.lab.example"
 DOWN_IP = "10.66.2.211"
 REFLECTOR_IP = "10.66.2.212"
 REFLECTOR_PORT = 8780
-REFLECTOR_URL = f"http://{REFLECTOR_IP}:{REFLECTOR_PORT}/"
+REFLECTOR_URL = f"http://{format_endpoint(REFLECTOR_IP, REFLECTOR_PORT)}/"
 #: The reflector's ports (the defaults of `probe helper serve --reflector`).
 REFLECTOR_TCP = (8781, 8782)
 REFLECTOR_WIREGUARD = 51820
@@ -76,17 +72,21 @@ def services(state_dir: Path, certs: dict[str, tuple[str, str]]) -> dict[str, tu
     cert, key = certs["valid"]
     ccert, ckey = certs["censor"]
     liar = [py, "-m", "probe.lab.toolservers", "--lie-nxdomain"]
+    anywhere = "0.0.0.0"  # the censor's resolvers take what its NAT rules redirect to them
     return {
-        "resolvers": ("server", [py, "-m", "probe.lab.toolservers", "--doh", f"{RESOLVER_IP}:443", "--dot",
-                                 f"{RESOLVER_IP}:853", "--upstream", f"{AUTH_DNS}:53", "--cert", cert,
-                                 "--key", key]),
-        "liar-trusted": ("censor", [*liar, "--doh", f"0.0.0.0:{TRUSTED_LIAR[0]}", "--dot",
-                                    f"0.0.0.0:{TRUSTED_LIAR[1]}", "--cert", cert, "--key", key]),
-        "liar-untrusted": ("censor", [*liar, "--doh", f"0.0.0.0:{UNTRUSTED_LIAR[0]}", "--dot",
-                                      f"0.0.0.0:{UNTRUSTED_LIAR[1]}", "--cert", ccert, "--key", ckey]),
+        "resolvers": ("server", [py, "-m", "probe.lab.toolservers",
+                                 "--doh", format_endpoint(RESOLVER_IP, 443),
+                                 "--dot", format_endpoint(RESOLVER_IP, 853),
+                                 "--upstream", format_endpoint(AUTH_DNS, 53), "--cert", cert, "--key", key]),
+        "liar-trusted": ("censor", [*liar, "--doh", format_endpoint(anywhere, TRUSTED_LIAR[0]),
+                                    "--dot", format_endpoint(anywhere, TRUSTED_LIAR[1]),
+                                    "--cert", cert, "--key", key]),
+        "liar-untrusted": ("censor", [*liar, "--doh", format_endpoint(anywhere, UNTRUSTED_LIAR[0]),
+                                      "--dot", format_endpoint(anywhere, UNTRUSTED_LIAR[1]),
+                                      "--cert", ccert, "--key", ckey]),
         # A reflector generous enough for the scenarios (the helper's defaults are for the Internet).
         "reflector": ("server", [py, "-m", "probe", "helper", "serve", "--listen",
-                                 f"{REFLECTOR_IP}:{REFLECTOR_PORT}", "--reflector",
+                                 format_endpoint(REFLECTOR_IP, REFLECTOR_PORT), "--reflector",
                                  "--reflector-rate", "200"]),
     }  # fmt: skip
 
@@ -104,61 +104,3 @@ def circumvention_argv(scenario: Scenario, listfile: Path, db: Path, control: st
     args = [a for a in ARGS if reflector or a not in ("--reflector", REFLECTOR_URL)]
     return ["circumvention", str(listfile), "--db", str(db), "--vantage", "lab", "--control", control,
             "--cafile", cafile, "--accept-risks", "--json", *args, *([] if reflector else ["--no-reflector"])]
-
-
-def read_endpoints(db: Path) -> dict[str, dict[str, Any]]:
-    """The stored endpoint results by name (with the observation), from a probe database."""
-    from probe.store import Store
-    from probe.store.circumvention import endpoint_measurements_at
-
-    if not db.exists():
-        return {}
-    with Store.open(db, create=False) as store:
-        return {d["name"]: d for d in endpoint_measurements_at(store, None, None)}
-
-
-def observed_endpoint(d: dict[str, Any]) -> str:
-    """A one-line summary of what was observed at one endpoint."""
-    obs = d["observation"]
-    parts = []
-    if obs.get("tcp_failure"):
-        parts.append(f"tcp:{obs['tcp_failure']}")
-    elif obs.get("handshake") in ("tls", "openvpn"):
-        parts.append(f"{obs['handshake']}:{obs.get('handshake_failure') or 'ok'}")
-    if obs.get("decoy_sni"):
-        parts.append(f"decoy:{obs.get('decoy_failure') or 'ok'}")
-    for q in obs.get("queries") or []:
-        parts.append(f"{q['name']}={','.join(q['addresses']) or q.get('rcode') or q.get('failure')}")
-    for t in obs.get("trials") or []:
-        what = f"{t['step']}:{t['failure']}" if t.get("failure") else (t.get("detail") or "ok")
-        parts.append(f"{t['role']}@{t['port']} {what}")
-    return "; ".join(parts) or "nothing"
-
-
-def check_endpoint(e: EndpointExpect, d: dict[str, Any] | None) -> Outcome:
-    """Check one stored endpoint result against ``e``."""
-    from probe.lab.checks import Outcome
-
-    if d is None:
-        return Outcome(e.url, ("the probe stored no result for this endpoint",), ("no verdict",),
-                       "nothing", "-")  # fmt: skip
-    seen = observed_endpoint(d)
-    obs_errors = []
-    if e.observed and e.observed not in seen:
-        obs_errors.append(f"observed: expected {e.observed!r} in {seen!r}")
-    if d["kind"] != e.kind:
-        obs_errors.append(f"kind: expected {e.kind}, got {d['kind']}")
-    verdict_errors = []
-    got = d["verdict"] + (f"/{d['stage']}" if d["stage"] else "")
-    if d["verdict"] != e.verdict:
-        verdict_errors.append(f"verdict: expected {e.verdict}, got {d['verdict']}")
-    if e.stage is not None and d["stage"] != e.stage:
-        verdict_errors.append(f"stage: expected {e.stage}, got {d['stage']}")
-    if e.reason and not any(e.reason in r for r in d["reasons"]):
-        verdict_errors.append(f"reason: expected {e.reason!r} in {d['reasons']}")
-    return Outcome(e.url, tuple(obs_errors), tuple(verdict_errors), seen, got)
-
-
-def dumps(d: dict[str, Any]) -> str:
-    """A stored endpoint result as one JSON line (for `probe lab run -v`)."""
-    return json.dumps({k: d[k] for k in ("name", "verdict", "stage", "reasons")}, sort_keys=True)
