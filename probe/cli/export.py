@@ -59,9 +59,12 @@ def _write_stream(chunks: Iterator[str], output: Path | None) -> int:
               help="Every attempt, retries included (default: the final attempt of each URL).")
 @click.option("--observations", is_flag=True,
               help="parquet: also observations.parquet (the full observations JSON; large).")
+@click.option("--suite", type=click.Choice(["web", "circumvention"]), default="web", show_default=True,
+              help="web: URL measurements (`probe run`); circumvention: endpoint measurements "
+              "(`probe circumvention`: Tor, VPN protocols, encrypted DNS), csv or jsonl.")
 def export_command(db: Path, fmt: str, output: Path | None, vantages: tuple[str, ...],
                    run: str | None, since: str | None, all_attempts: bool,
-                   observations: bool) -> None:
+                   observations: bool, suite: str) -> None:
     """Export results for other tools, streaming (memory stays flat however big the database).
 
     Rows are named by global ids (measurement_uid, run_uid, vantage_uid), so exports of several
@@ -72,6 +75,7 @@ def export_command(db: Path, fmt: str, output: Path | None, vantages: tuple[str,
       probe export --format csv -o results.csv
       probe export --format ooni --vantage moscow > moscow.jsonl
       probe export --db all.db --format parquet -o all-parquet/
+      probe export --suite circumvention --format jsonl -o endpoints.jsonl
     """
     from probe.research import compare as cmp
     from probe.research.export import Filters, csv_lines, jsonl_lines
@@ -83,6 +87,8 @@ def export_command(db: Path, fmt: str, output: Path | None, vantages: tuple[str,
         raise click.BadParameter(f"expected a run id or 'latest', not {run!r}", param_hint="--run")
     if fmt == "parquet" and output is None:
         raise click.UsageError("--format parquet writes a directory: give it with --output DIR")
+    if suite == "circumvention" and fmt not in ("csv", "jsonl"):
+        raise click.UsageError("--suite circumvention exports csv or jsonl")
     if observations and fmt != "parquet":
         raise click.UsageError("--observations is for --format parquet (jsonl always has them)")
     if output is not None and fmt != "parquet" and output.is_dir():
@@ -106,7 +112,11 @@ def export_command(db: Path, fmt: str, output: Path | None, vantages: tuple[str,
                 click.echo(f"{output}: " + ", ".join(f"{t} {n}" for t, n in counts.items()),
                            err=True)
                 return
-            if fmt == "csv":
+            if suite == "circumvention":
+                from probe.research.export.endpoints import endpoint_csv_lines, endpoint_jsonl_lines
+
+                chunks = (endpoint_csv_lines if fmt == "csv" else endpoint_jsonl_lines)(store, f)
+            elif fmt == "csv":
                 chunks = csv_lines(store, f)
             elif fmt == "jsonl":
                 chunks = jsonl_lines(store, f)

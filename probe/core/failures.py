@@ -76,6 +76,10 @@ class Failure(StrEnum):
     HTTP_RESPONSE_MALFORMED = "http_response_malformed"
     # circumvention: an OpenVPN endpoint answered, but not with its handshake
     OPENVPN_UNEXPECTED_REPLY = "openvpn_unexpected_reply"
+    # a WireGuard endpoint answered, but not with a response to our initiation
+    WIREGUARD_UNEXPECTED_REPLY = "wireguard_unexpected_reply"
+    # a reflector's echo came back different from what was sent
+    ECHO_MISMATCH = "echo_mismatch"
     # the per-URL deadline fired before the step finished
     DEADLINE_EXCEEDED = "deadline_exceeded"
     # a connect policy (the test helper's: public addresses only) refused the address;

@@ -23,10 +23,12 @@ __all__ = [
     "ControlTLS",
     "DNSObservation",
     "DNSReply",
+    "EchoTrial",
     "EndpointObservation",
     "HTTPObservation",
     "Hop",
     "Measurement",
+    "NameQuery",
     "Packet",
     "ProtocolVerdict",
     "QUICObservation",
@@ -294,6 +296,42 @@ def packet_digest(payload: bytes) -> str:
 
 
 @dataclass(frozen=True)
+class NameQuery:
+    """One name resolved through an encrypted resolver (``doh``, ``dot`` endpoints)."""
+
+    name: str
+    qtype: str  # "A"
+    duration: float
+    failure: str | None = None  # None: the resolver answered (any rcode)
+    rcode: str = ""  # "NOERROR", "NXDOMAIN", ...
+    addresses: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class EchoTrial:
+    """One exchange with a reflector or a VPN server (``fet``, ``wireguard`` endpoints).
+
+    ``role`` says what was sent: ``twin`` (the control: printable bytes, or a datagram of the
+    same size that is not WireGuard), ``random`` (bytes no exemption of the fully encrypted
+    traffic rule covers), ``initiation`` (a WireGuard handshake initiation), ``followup`` (the
+    twin again after a failure), ``other-port`` (the twin to the reflector's second port).
+    ``failure`` is None when the peer answered as expected; ``step`` says where it failed
+    (``connect``, ``first``, ``second``, ``answer``).
+    """
+
+    role: str
+    port: int
+    started: float
+    duration: float
+    sent: int = 0
+    received: int = 0
+    failure: str | None = None
+    step: str = ""
+    exempt: tuple[str, ...] = ()  # the rule's exemptions covering the first bytes sent (fet)
+    detail: str = ""  # what the answer was: "ok", "cookie", "unverifiable", "mac1", ...
+
+
+@dataclass(frozen=True)
 class EndpointObservation:
     """What happened when the probe tried one endpoint.
 
@@ -320,6 +358,15 @@ class EndpointObservation:
     other_datagrams: int = 0  # UDP datagrams that were not the server's answer
     source: str = ""
     attempt: int = 0  # 0 for the first try, 1.. for a retry after a failure the control did not see
+    # doh, dot: after a failed handshake, the same address with a harmless SNI (None: it passed)
+    decoy_sni: str = ""
+    decoy_failure: str | None = None
+    queries: tuple[NameQuery, ...] = ()  # doh, dot: the names resolved through the endpoint
+    # doh, dot: what the control resolved for each name, asked during this measurement (kept
+    # with the observation so that the verdict can be judged again from what is stored)
+    name_controls: tuple[ControlObservation, ...] = ()
+    trials: tuple[EchoTrial, ...] = ()  # fet, wireguard: the exchanges, in order
+    key: str = ""  # wireguard: the responder's public key the initiation was made for
 
     @property
     def reached(self) -> bool:

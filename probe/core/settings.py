@@ -33,7 +33,8 @@ __all__ = [
     "DEFAULT_CONCURRENCY",
     "DEFAULT_CONTROLS",
     "DEFAULT_DB",
-    "DEFAULT_QUIC_DECOY",
+    "DEFAULT_DECOY_SNI",
+    "DEFAULT_ENCRYPTED_DNS_NAMES",
     "DEFAULT_STUN_SERVERS",
     "DEFAULT_USER_AGENT",
     "DEFAULT_WHOAMI_NAMES",
@@ -61,16 +62,21 @@ DEFAULT_CONTROLS = (
     "https://3.th.ooni.org/",
 )
 
+#: Names `probe circumvention` resolves through each encrypted DNS resolver (``doh``, ``dot``)
+#: and asks the control about: a neutral one, and one on Citizen Lab's global list (ANON) that
+#: censors block (``--dns-name`` replaces them).
+DEFAULT_ENCRYPTED_DNS_NAMES = ("example.com", "www.torproject.org")
+#: The harmless name of a decoy handshake: a name no censor has a reason to block (RFC 2606
+#: reserves it for documentation). The decoy QUIC handshake of ``probe run --quic`` and the
+#: handshake `probe circumvention` tries at a resolver's address after its own name's failed;
+#: each command's ``--decoy-sni`` replaces it.
+DEFAULT_DECOY_SNI = "example.com"
+
 #: A current desktop browser: some servers and middleboxes treat unknown clients differently.
 DEFAULT_USER_AGENT = (
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
     "Chrome/131.0.0.0 Safari/537.36"
 )
-
-
-#: The harmless name of the decoy QUIC handshake (``--quic``): a name no censor has a reason to
-#: block (RFC 2606 reserves it for documentation). ``--decoy-sni`` replaces it.
-DEFAULT_QUIC_DECOY = "example.com"
 
 
 def _check_positive_finite(name: str, value: float) -> None:
@@ -162,7 +168,7 @@ class MeasureConfig:
     # ClientHellos without and with a GREASE ECH extension.
     quic: bool = False
     quic_timeout: float = 5.0
-    quic_decoy: str = DEFAULT_QUIC_DECOY
+    quic_decoy: str = DEFAULT_DECOY_SNI
     ech: bool = False
     #: The SNI of both ECH-test hellos ("": the site's name). Russia's 2024 rule dropped only
     #: hellos with an ECH extension *and* the SNI ``cloudflare-ech.com`` (docs/protocols.md).

@@ -27,11 +27,13 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ENDPOINT_CSV_KEYS",
+    "TUNNEL_KINDS",
     "EndpointMatrix",
     "explain_endpoint_reason",
     "format_endpoint_csv",
     "format_endpoint_table",
     "format_judged",
+    "format_no_reflector",
     "format_suite_end",
     "render_endpoint",
 ]
@@ -61,11 +63,60 @@ _WORDS = {
 }
 
 
+#: Kinds shown apart from Tor, OpenVPN and VPN endpoints (the report's section on encrypted DNS
+#: and VPN protocols).
+TUNNEL_KINDS = frozenset({"doh", "dot", "fet", "wireguard"})
+
+_WORDS.update({
+    "doh/ok": "the DoH resolver answered over a verified TLS connection; no answer contradicts the control's",
+    "dot/ok": "the DoT resolver answered over a verified TLS connection; no answer contradicts the control's",
+    "doh/reached": "the DoH resolver was reached (its answers are judged by the reasons before)",
+    "dot/reached": "the DoT resolver was reached (its answers are judged by the reasons before)",
+    "dns/answers-differ": "the resolver's answer for this name disagrees with the control's beyond "
+                          "what a CDN explains (a bogon, NXDOMAIN, or addresses of another AS)",
+    "dns/unverified": "the answer differs from the control's and AS data cannot settle it (a CDN?): "
+                      "not counted",
+    "dns/no-control": "the control gave nothing to compare this name's answer with",
+    "dns/query-failed": "the query failed over the established connection",
+    "tls/cert-invalid": "the certificate did not verify for the resolver's name while the "
+                        "control's did: TLS interception",
+    "tls/sni-filtered": "a harmless SNI to the same address completed: the resolver's name was filtered",
+    "tls/address-blocked": "a harmless SNI to the same address failed too: the address is blocked",
+    "control/no-tls-result": "the control did not report a TLS handshake with this address",
+    "wireguard/no-key": "no server key: nobody can answer this initiation, so its silence proves nothing",
+    "wireguard/cookie": "a WireGuard server answered with a cookie (it is under load): reachable",
+    "wireguard/answered-unverified": "something answered an initiation we could not make verifiable",
+})
+# What the reasons of the twin-controlled kinds say (fet, wireguard), by their outcome.
+_TWIN_WORDS = {
+    "ok": "every exchange came back as it should (the {tool} was not blocked in these tries)",
+    "twin-failed": "the twin (the control exchange) failed too: the peer is silent or down for this "
+                   "path, nothing to compare",
+    "random-dropped": "random bytes the published rule does not exempt were dropped, while "
+                      "printable bytes of the same length passed",
+    "random-reset": "the connection carrying random bytes was reset; printable bytes passed",
+    "initiation-dropped": "the WireGuard handshake initiation got no answer while a datagram of the "
+                          "same size passed",
+    "initiation-reset": "the WireGuard handshake initiation was refused",
+    "first-echoed": "the first segment came back (the censor saw it pass) and the rest was dropped",
+    "twin-passed-after": "the twin passed again right after: the path works, only the {tool} is blocked",
+    "residual": "after it, the same port stayed blocked for the twin too while the other port "
+                "worked (residual blocking, as the GFW's)",
+    "followup-failed": "after it the twin failed too: a residual block or a broken path; not judged",
+    "unexpected": "the peer answered something unexpected",
+    "not-measured": "nothing was measured",
+}
+_TOOLS = {"fet": "fully encrypted traffic", "wireguard": "WireGuard handshake"}
+
+
 def explain_endpoint_reason(reason: str) -> str:
     """A reason of an endpoint verdict in words (the code itself when it has none)."""
     key = reason.split(":", 1)[0]
     if key in _WORDS:
         return _WORDS[key]
+    kind, _, outcome = key.partition("/")
+    if kind in _TOOLS and outcome in _TWIN_WORDS:
+        return _TWIN_WORDS[outcome].format(tool=_TOOLS[kind])
     if key.startswith("control/tcp-"):
         return f"the control failed to connect too ({key.removeprefix('control/tcp-')}): down for everyone"
     if key.startswith("control/tls-"):
@@ -145,11 +196,11 @@ def render_endpoint(d: dict[str, Any]) -> list[str]:
     lines = [f"{d['name']} ({d['kind']}) {_where(d)} over {d['transport']}",
              f"  vantage {d['vantage']}, run {d['run_id']}, measured {_time(d['measured_at'])}{retry}",
              f"  list: {d['source'] or '-'}"]  # fmt: skip
-    if d["transport"] == "tcp":
+    if d["transport"] == "tcp" and not obs.get("trials"):
         took = obs.get("tcp_duration")
         ms = f" in {took * 1000:.0f} ms" if isinstance(took, (int, float)) else ""
         lines.append(f"  tcp      {obs.get('tcp_failure') or 'connected'}{ms}")
-    if obs.get("handshake"):
+    if obs.get("handshake") and not obs.get("trials"):
         took = obs.get("handshake_duration")
         ms = f" in {took * 1000:.0f} ms" if isinstance(took, (int, float)) else ""
         what = obs.get("handshake_failure") or "completed"
@@ -163,8 +214,9 @@ def render_endpoint(d: dict[str, Any]) -> list[str]:
         if obs.get("other_datagrams"):
             extra.append(f"{obs['other_datagrams']} other datagrams ignored")
         lines.append(f"  {obs['handshake']:<8} {what}{ms}" + (f" ({', '.join(extra)})" if extra else ""))
-    elif d["transport"] == "tcp" and not obs.get("tcp_failure"):
+    elif d["transport"] == "tcp" and not obs.get("tcp_failure") and not obs.get("trials"):
         lines.append("  (TCP only: the tool's handshake needs a secret we do not have)")
+    lines += _tunnel_lines(obs)
     if ctl:
         seen = [f"tcp {t.get('ip')}:{t.get('port')} {'ok' if t.get('ok') else t.get('failure') or 'failed'}"
                 for t in ctl.get("tcp") or [] if t.get("ip") == d["address"] and t.get("port") == d["port"]]
@@ -172,6 +224,8 @@ def render_endpoint(d: dict[str, Any]) -> list[str]:
                  for t in ctl.get("tls") or [] if t.get("ip") == d["address"] and t.get("port") == d["port"]]
         state = ctl.get("failure") or ("; ".join(seen) if seen else "no result for this address")
         lines.append(f"  control  {ctl.get('source', '?')}: {state}")
+    elif obs.get("trials"):
+        lines.append("  control  the twin exchanges above (no test helper speaks this protocol)")
     else:
         lines.append("  control  none")
     lines.append(f"verdict: {d['verdict']}" + (f" at {d['stage']}" if d["stage"] else "")
@@ -180,6 +234,30 @@ def render_endpoint(d: dict[str, Any]) -> list[str]:
         lines.append(f"  {r}: {explain_endpoint_reason(r)}")
     # Names, list lines, control answers: text from files and the network (probe.present.terminal).
     return [clean(line) for line in lines]
+
+
+def _tunnel_lines(obs: dict[str, Any]) -> list[str]:
+    """The decoy, the names resolved and the twin exchanges of one observation, for `probe show`."""
+    lines = []
+    if obs.get("decoy_sni"):
+        lines.append(f"  decoy    SNI {obs['decoy_sni']}: {obs.get('decoy_failure') or 'completed'}")
+    controls = {c.get("url"): c for c in obs.get("name_controls") or []}
+    for q in obs.get("queries") or []:
+        got = ", ".join(q.get("addresses") or []) or q.get("rcode") or "-"
+        if q.get("failure"):
+            got = q["failure"]
+        ctl = controls.get(f"http://{q['name']}/")
+        theirs = ", ".join((ctl or {}).get("dns_addrs") or []) or ((ctl or {}).get("failure") or "-")
+        lines.append(f"  {q['qtype']:<8} {q['name']}: {got} (control: {theirs})")
+    for t in obs.get("trials") or []:
+        ms = f" in {t['duration'] * 1000:.0f} ms" if isinstance(t.get("duration"), (int, float)) else ""
+        what = f"{t['step']}: {t['failure']}" if t.get("failure") else (t.get("detail") or "ok")
+        exempt = f", exempt by {'+'.join(t['exempt'])}" if t.get("exempt") else ""
+        head = f"  {t['role']:<10} :{t['port']} sent {t['sent']}, back {t['received']}"
+        lines.append(f"{head}: {what}{ms}{exempt}")
+    if obs.get("key"):
+        lines.append(f"  key      {obs['key']} (the responder's public key)")
+    return lines
 
 
 def _key(r: dict[str, Any]) -> tuple[str, str, str, int]:
@@ -289,6 +367,12 @@ def format_judged(judged: Judged, as_json: bool, width: int = 80) -> str:
     where = f"{obs.address}:{obs.port}"
     line = f"{verdict.verdict:<12} {obs.kind:<11} {clean(obs.name):<16} {where}  {clean(reason)}"
     return "\n".join(wrap(line, width, "", " " * 13)) if columns_of(line) > width else line
+
+
+def format_no_reflector() -> str:
+    """The note of `probe circumvention` when it wanted a reflector and no helper offered one."""
+    return ("note: no helper offered a reflector: fully encrypted traffic and WireGuard were not "
+            "measured (run your own: probe helper serve --reflector)")  # fmt: skip
 
 
 def format_suite_end(summary: SuiteSummary, db: Path) -> str:

@@ -13,7 +13,8 @@ anywhere). Sections:
    timeline of verdict changes per URL and vantage point (unblockings included);
 4. the technique mix per vantage point (which verdict at which stage: DNS hijack, TLS reset...),
    each technique in one fixed colour, the same in every report, with a legend;
-5. circumvention endpoints (`probe circumvention`: Tor relays, OpenVPN, VPN endpoints): each
+5. circumvention endpoints (`probe circumvention`: Tor relays, OpenVPN, VPN endpoints), then
+   encrypted DNS and VPN protocols (DoH, DoT, fully encrypted traffic, WireGuard): each
    one's newest verdict per vantage point, and how many of each kind each reached;
    then the opt-in QUIC and ECH tests (`probe run --quic --ech`): each test's verdict counts per
    vantage point and the URLs whose latest verdict is not ok somewhere;
@@ -40,7 +41,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from probe.core.model import INTERFERENCE_VERDICTS
 from probe.core.net import format_endpoint
 from probe.judge.explain import decisive, explain
-from probe.present.circumvention import EndpointMatrix, explain_endpoint_reason
+from probe.present.circumvention import TUNNEL_KINDS, EndpointMatrix, explain_endpoint_reason
 from probe.present.evidence import EvidenceError, evidence, render_text
 from probe.present.terminal import clean_lines
 from probe.present.text import plural
@@ -332,12 +333,17 @@ def _legend() -> str:
     ) + f'<span><i class="sw" style="background:{COLOURS[None]}"></i>not measured</span></p>'
 
 
-def _endpoints_section(store: Store, vps: list[dict[str, Any]], limit: int) -> tuple[str, int]:
-    """The circumvention section (HTML) and how many endpoints it covers."""
+def _endpoints_section(vps: list[dict[str, Any]], latest: list[dict[str, Any]], limit: int, *,
+                       tunnels: bool = False) -> tuple[str, int]:
+    """A circumvention section (HTML) and how many endpoints it covers, from ``latest`` (the
+    newest result of every endpoint at every vantage point): Tor, OpenVPN and VPN endpoints, or
+    (``tunnels``) encrypted DNS resolvers and the reflector kinds."""
     names = [vp["name"] for vp in vps]
-    matrix = EndpointMatrix.from_latest(latest_endpoints(store, names), names)
+    matrix = EndpointMatrix.from_latest([r for r in latest if (r["kind"] in TUNNEL_KINDS) == tunnels], names)
+    ids = ("tunnels", "tunnel-matrix") if tunnels else ("endpoints", "endpoint-matrix")
     if not matrix.rows:
-        return ('<p class="empty">No circumvention endpoints measured (<code>probe circumvention'
+        what = "encrypted DNS resolvers or VPN protocols" if tunnels else "circumvention endpoints"
+        return (f'<p class="empty">No {what} measured (<code>probe circumvention'
                 "</code>).</p>"), 0
 
     def badness(item: tuple[tuple[str, str, str, int], dict[str, dict[str, Any]]]) -> tuple[int, int]:
@@ -347,7 +353,7 @@ def _endpoints_section(store: Store, vps: list[dict[str, Any]], limit: int) -> t
     rows = sorted(matrix.rows.items(), key=lambda kv: (badness(kv), kv[0]))
     out = ["<p>Whether the tools people use to get around censorship connect from each vantage "
            "point: each endpoint's newest verdict (the reasons are in the cell's tooltip).</p>",
-           '<table id="endpoints"><thead><tr><th>vantage point</th>'
+           f'<table id="{ids[0]}"><thead><tr><th>vantage point</th>'
            + "".join(f"<th>{_e(k)}</th>" for k in sorted({key[0] for key in matrix.rows}))
            + "</tr></thead><tbody>"]
     summary = matrix.summary()
@@ -362,7 +368,7 @@ def _endpoints_section(store: Store, vps: list[dict[str, Any]], limit: int) -> t
     out.append("</tbody></table>")
     more = f" The {limit} with the most interference are shown." if len(rows) > limit else ""
     out.append(f"<p>{plural(len(rows), 'endpoint')}.{more}</p>")
-    out.append('<div class="scroll"><table id="endpoint-matrix"><thead><tr><th>endpoint</th><th>kind</th>'
+    out.append(f'<div class="scroll"><table id="{ids[1]}"><thead><tr><th>endpoint</th><th>kind</th>'
                "<th>address</th>" + "".join(f"<th>{_e(n)}</th>" for n in names) + "</tr></thead><tbody>")
     for (kind, ep_name, address, port), by_vp in rows[:limit]:
         tds = []
@@ -559,10 +565,20 @@ def write_report(store: Store, out: TextIO, *, vantages: Iterable[str] | None = 
       "interfered URLs; the number is their count).</p>")
     w(f'<div class="scroll">{_svg_techniques(vps, mix)}</div>')
 
-    # 5. Circumvention endpoints.
+    # 5. Circumvention endpoints: Tor, OpenVPN and VPN endpoints, then encrypted DNS and VPN
+    # protocols (one read of the newest result of every endpoint for both).
+    latest = latest_endpoints(store, [vp["name"] for vp in vps])
     w('<h2 id="circumvention-h">Circumvention: Tor, OpenVPN and VPN endpoints</h2>')
-    section, n_endpoints = _endpoints_section(store, vps, limits.endpoint_rows)
+    section, n_endpoints = _endpoints_section(vps, latest, limits.endpoint_rows)
     w(section)
+    w('<h2 id="tunnels-h">Encrypted DNS and VPN protocols: DoH, DoT, fully encrypted traffic, '
+      "WireGuard</h2><p>Public DoH/DoT resolvers (reached, and their answers against the "
+      "control's), and a reflector's echo and WireGuard ports, each judged against its own "
+      "twin: printable bytes for the fully encrypted traffic rule, a same-size datagram for "
+      "WireGuard (docs/circumvention.md).</p>")
+    section, n_tunnels = _endpoints_section(vps, latest, limits.endpoint_rows, tunnels=True)
+    w(section)
+    n_endpoints += n_tunnels
 
     # 5b. The opt-in protocol tests (QUIC, ECH).
     w('<h2 id="protocols-h">Protocol tests: QUIC (HTTP/3) and ECH</h2>')

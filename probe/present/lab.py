@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
 from probe.lab import topology
-from probe.lab.scenarios import Expect, Scenario
+from probe.lab.scenarios import EndpointExpect, Expect, Scenario
 from probe.present.terminal import clean
 from probe.present.text import cut, cut_middle, wrap
 
@@ -22,10 +22,11 @@ __all__ = ["censor_lines", "describe_lab", "expected_text", "format_labs", "form
            "format_scenarios"]
 
 
-def expected_text(e: Expect) -> str:
+def expected_text(e: Expect | EndpointExpect) -> str:
     """``verdict/stage@hop`` as expected, then each protocol test's (``quic:blocked``)."""
+    protocols = e.protocols if isinstance(e, Expect) else ()
     return (e.verdict + (f"/{e.stage}" if e.stage else "") + (f"@{e.hop}" if e.hop else "")
-            + "".join(f" {suite}:{verdict}" for suite, verdict, _ in e.protocols))
+            + "".join(f" {suite}:{verdict}" for suite, verdict, _ in protocols))
 
 
 def censor_lines(s: Scenario) -> list[str]:
@@ -50,6 +51,9 @@ def censor_lines(s: Scenario) -> list[str]:
               for n in c.quic_sni]
     lines += [f"QUIC censor: drop the client's 1-RTT packets to {ip} (the handshake passes)"
               for ip in c.quic_drop_data]
+    lines += [f"censor program: {p} (probe/lab/{p}censor.py)" for p in c.programs]
+    if s.latency_ms:
+        lines.append(f"censor: every forwarded packet delayed {s.latency_ms:g} ms each way")
     if s.probe_args:
         lines.append(f"probe: {' '.join(s.probe_args)}")
     if s.control == "unreachable":
@@ -73,7 +77,7 @@ def format_scenarios(scenarios: Iterable[Scenario], *, verbose: bool = False,
         yield "\n"
         yield from (line + "\n" for line in wrap(f"{s.name} ({s.kind}): {s.technique}", width,
                                                  f"{s.number:>2}  ", "      "))
-        for e in s.targets:
+        for e in s.expectations:
             yield f"      {expected_text(e):<18}  {cut_middle(e.url, width - 26)}\n"
         if verbose:
             for line in censor_lines(s):
@@ -93,7 +97,7 @@ def format_results(results: Sequence[ScenarioResult], *, verbose: bool = False,
     passed = obs_only = failed = 0
     for r in results:
         s = r.scenario
-        for i, (e, o) in enumerate(zip(s.targets, r.outcomes, strict=True)):
+        for i, (e, o) in enumerate(zip(s.expectations, r.outcomes, strict=True)):
             if o.ok:
                 mark, passed = "PASS", passed + 1
             elif not o.observation_errors:

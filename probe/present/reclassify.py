@@ -26,7 +26,8 @@ def describe_change(change: VerdictChange) -> str:
 
 def format_reclassify(report: ReclassifyReport, run_id: int | None, width: int = 80) -> Iterator[str]:
     """Lines of at most ``width`` columns: the scope and counts, each transition with its count,
-    then the first changes."""
+    then the first changes; then the endpoint measurements re-judged (`probe circumvention`'s),
+    when there were any."""
     scope = f"run {run_id}" if run_id is not None else "all runs"
     yield from wrap(f"{scope}: re-judged {plural(report.judged, 'measurement')} with classifier "
                     f"{report.classifier_version or '(unversioned)'}; "
@@ -37,3 +38,8 @@ def format_reclassify(report: ReclassifyReport, run_id: int | None, width: int =
         yield from wrap(f"#{change.measurement_id} {describe_change(change)}", width, "  ", "      ")
     if report.changed > SHOWN:
         yield f"  ... and {report.changed - SHOWN} more (see the measurements table)"
+    if report.endpoints_judged:
+        yield from wrap(f"{scope}: re-judged {plural(report.endpoints_judged, 'circumvention endpoint')}; "
+                        f"{plural(report.endpoints_changed, 'verdict')} changed", width, "", "  ")
+        for (old, new), n in sorted(report.endpoint_transitions.items(), key=lambda kv: -kv[1]):
+            yield f"  {old} -> {new}: {n}"

@@ -19,6 +19,7 @@ from probe.core.net import is_ip_literal
 from probe.measure.control.protocol import THRequest, THRequestError, build_response, parse_request
 from probe.serve.config import HelperConfig, MeasureFn, engine_measure
 from probe.serve.connections import ClientLimiter
+from probe.serve.reflector import Reflector
 
 log = logging.getLogger("probe.helper")
 
@@ -46,6 +47,7 @@ class Helper:
         self.started = time.time()
         self._salt = os.urandom(16)
         self._url_key: Any = "measured_url"
+        self.reflector: Reflector | None = None  # set by serve() while the reflector runs
 
     @classmethod
     def with_engine(
@@ -140,9 +142,11 @@ class Helper:
         )
 
     async def handle_health(self, request: web.Request) -> web.Response:
-        """GET /health: liveness and load, for monitoring and load balancers."""
+        """GET /health: liveness and load, for monitoring and load balancers; the reflector's
+        ports and WireGuard key when it runs (probes find it there)."""
+        extra = {"reflector": self.reflector.advertise()} if self.reflector is not None else {}
         return self._json(
-            {
+            extra | {
                 "status": "ok",
                 "version": __version__,
                 "in_flight": self.in_flight,

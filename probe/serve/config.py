@@ -15,6 +15,7 @@ from probe.core.settings import MeasureConfig
 from probe.measure.control.protocol import THRequest
 from probe.measure.engine import measure
 from probe.measure.quic import available as quic_available
+from probe.serve.reflector import ReflectorConfig
 
 __all__ = ["HelperConfig", "MeasureFn", "engine_measure", "measure_config"]
 
@@ -49,6 +50,7 @@ class HelperConfig:
     body_timeout: float = 10.0
     max_connections_per_client: int = 256  # open connections per client address; more: closed
     backlog: int = 1024
+    reflector: ReflectorConfig | None = None  # echo and WireGuard ports (--reflector); None: off
 
     def connect_policy(self) -> ConnectPolicy | None:
         """The engine's connect policy for this helper (None: connect anywhere)."""

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from probe.core.model import STAGES, VERDICTS
+from probe.core.model import INTERFERENCE_VERDICTS, STAGES, VERDICTS
+from probe.inputs.endpointlists import KINDS
 from probe.inputs.testlists import parse_url
 from probe.lab.blockpage import BLOCKPAGE_FINGERPRINT, BLOCKPAGE_HTML
 from probe.lab.scenarios import SCENARIOS, by_name, host_hex, sni_hex
@@ -10,10 +11,24 @@ from probe.lab.sites import DOMAIN, SITES, server_addresses, zone
 
 
 def test_lab_has_the_scenarios_of_issues_5_12_14_and_26() -> None:
-    assert sorted(s.number for s in SCENARIOS) == list(range(1, 52))
-    assert len({s.name for s in SCENARIOS}) == 51
-    assert [s.kind for s in SCENARIOS].count("censorship") == 17 + 8 + 5
-    assert [s.kind for s in SCENARIOS].count("benign") == 15 + 1 + 5
+    assert sorted(s.number for s in SCENARIOS) == list(range(1, 61))
+    assert len({s.name for s in SCENARIOS}) == 60
+    # issues 5 and 12, 14, 26 (QUIC/ECH: 42-51), 26 (encrypted DNS and VPN protocols: 52-60)
+    assert [s.kind for s in SCENARIOS].count("censorship") == 17 + 8 + 5 + 6
+    assert [s.kind for s in SCENARIOS].count("benign") == 15 + 1 + 5 + 3
+    assert [s.number for s in SCENARIOS if s.endpoints] == list(range(52, 61))
+
+
+def test_circumvention_scenarios_censor_something_and_their_benign_twins_nothing() -> None:
+    suites = [s for s in SCENARIOS if s.endpoints]
+    for s in suites:
+        assert not s.targets and all(e.kind in KINDS and e.verdict in VERDICTS for e in s.endpoints), s.name
+        flagged = [e for e in s.endpoints if e.verdict in INTERFERENCE_VERDICTS]
+        assert bool(flagged) == (s.kind == "censorship"), s.name
+    # Every kind a censored scenario blocks is also measured by a benign one (its twin).
+    blocked = {e.kind for s in suites if s.kind == "censorship" for e in s.endpoints}
+    benign = {e.kind for s in suites if s.kind == "benign" for e in s.endpoints}
+    assert blocked <= benign and {"doh", "dot", "fet", "wireguard"} <= blocked
 
 
 def test_censorship_scenarios_expect_a_censorship_verdict_and_benign_ones_never_do() -> None:
