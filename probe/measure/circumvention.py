@@ -14,7 +14,7 @@ from typing import Any
 from probe.core.failures import Failure, failure_string
 from probe.core.model import EndpointObservation
 from probe.inputs.endpointlists import Endpoint
-from probe.measure import openvpn
+from probe.measure import localaddrs, openvpn
 from probe.measure.tcp import Conn, tcp_connect
 from probe.measure.tls import TLSContexts, tls_handshake_unverified
 
@@ -91,6 +91,7 @@ async def _openvpn_udp(ep: Endpoint, timeout: float) -> tuple[str | None, float,
         async with asyncio.timeout(timeout):
             # A connected UDP socket: the kernel drops datagrams from any other source.
             await loop.sock_connect(sock, (ep.address, ep.port))
+            localaddrs.note(sock.getsockname())
             await loop.sock_sendall(sock, openvpn.client_hard_reset(session))
             while other < MAX_DATAGRAMS:
                 data = await loop.sock_recv(sock, 2048)

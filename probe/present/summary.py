@@ -137,6 +137,11 @@ def _network(summary: Any, echo: Callable[[str], Any], width: int) -> None:
         if summary.network_changed:
             line += " (CHANGED during the run)"
         echo(line[: max(width, 40)])
+    if summary.address_unknown:
+        text = (f"your public address stayed unknown ({summary.address_unknown}): pages that "
+                "show it may hold it; this machine's own addresses were scrubbed")
+        for line in textwrap.wrap(text, width=max(width, 40), break_on_hyphens=False):
+            echo(line)
 
 
 def _problems(summary: Any, echo: Callable[[str], Any]) -> None:

@@ -32,7 +32,7 @@ from probe.run.pool import MeasurerPool
 from probe.run.preflight import NoControlError, NoNetworkError, preflight
 from probe.run.producer import produce, unmeasured
 from probe.run.summary import NullReporter, Reporter, RunSummary
-from probe.run.watch import NetworkWatch
+from probe.run.watch import IdentityUnknownError, NetworkWatch
 from probe.run.writer import Writer, recorded_options
 from probe.store import Store, StoreError
 
@@ -101,8 +101,10 @@ async def _run(
     # the same time (both only wait on the network); its outcome is acted on below, once the
     # run is recorded. While they wait on their round trips, the run imports what it measures
     # with (CPU work that would otherwise come before or after them).
+    tls = functools.partial(_verifying, cfg)  # called only for an https helper
     checks = asyncio.gather(
-        identity.discover(resolvers, options.identity, geo) if options.identity else _no_identity(),
+        identity.discover(resolvers, options.identity, geo, helpers=options.controls, tls=tls)
+        if options.identity else _no_identity(),
         _preflight(options, cfg),
     )
     try:
@@ -122,7 +124,8 @@ async def _run(
     else:
         classify_fn = classify
     ident = _apply_overrides(ident, options)
-    watch = NetworkWatch(ident, options.identity, resolvers, geo, reporter)
+    watch = NetworkWatch(ident, options.identity, resolvers, geo, reporter,
+                         helpers=options.controls, tls=tls)
     name = options.vantage or (vantage_name(ident) if ident.asn or ident.country else "default")
     if options.resume is not None:
         # Continue an interrupted run: same run id and vantage point; what it stored (a final
@@ -141,9 +144,11 @@ async def _run(
     run_id = writer.run_id
     writer.set_identity(watch.record)
     summary = RunSummary(run_id=run_id, status="running", started=time.time(), vantage=name,
-                         network=ident.describe() if options.identity is not None else "")
+                         network=ident.describe() if options.identity is not None else "",
+                         address_unknown=ident.unknown_why if options.identity is not None else "")
 
     controls = _check_network(checked, options, writer, summary, reporter)
+    _check_identity(ident, options, writer, summary, reporter)
     cap = _open_capture(options, run_id, reporter, watch)
     reporter.started(run_id, total)
 
@@ -336,6 +341,38 @@ def _check_network(checked: _Checked | None, options: RunSettings, writer: Write
         reporter.problem("warning: no control answers; measuring with local proofs only")
         controls = ()
     return controls
+
+
+def _check_identity(ident: Identity, options: RunSettings, writer: Writer, summary: RunSummary,
+                    reporter: Reporter) -> None:
+    """Say when the public address is unknown; refuse to measure then if the options say so.
+
+    The local addresses of the probe's sockets are scrubbed anyway; what cannot be is the
+    public address behind a NAT, which a site that shows "your IP" would echo.
+    """
+    if ident.known or options.identity is None:  # None: a library caller asked for no check
+        return
+    if options.require_identity:
+        writer.finish_run("failed")
+        summary.status = "failed"
+        summary.finished = time.time()
+        raise IdentityUnknownError(
+            f"your public address is unknown ({ident.unknown_why}), so it could not be "
+            f"scrubbed from what sites echo; not measuring (--require-identity). Nothing was "
+            f"measured; run {summary.run_id} is recorded as failed, with the reasons."
+        )
+    reporter.problem(
+        f"warning: your public address is unknown ({ident.unknown_why}): a site that shows "
+        "it could put it into the results (the addresses of this machine are scrubbed). "
+        "--require-identity refuses to measure then."
+    )
+
+
+def _verifying(cfg: MeasureConfig) -> Any:
+    """The run's verifying SSL context (built on first use, shared with the engine)."""
+    from probe.measure.runtime import runtime  # only for an https helper: see _preflight
+
+    return runtime(cfg).tls.verifying
 
 
 def _apply_overrides(ident: Identity, options: RunSettings) -> Identity:
