@@ -32,15 +32,19 @@ __all__ = [
     "DEFAULT_CONCURRENCY",
     "DEFAULT_CONTROLS",
     "DEFAULT_DB",
+    "DEFAULT_GEO_URL",
     "DEFAULT_STUN_FALLBACK",
     "DEFAULT_STUN_SERVERS",
+    "DEFAULT_TESTLISTS_SOURCE",
     "DEFAULT_USER_AGENT",
     "DEFAULT_WHOAMI_NAMES",
+    "OPERATORS",
     "IdentityConfig",
     "ListSelection",
     "MeasureConfig",
     "RunRequest",
     "RunSettings",
+    "server_host",
 ]
 
 #: The results database every command uses when given none (``--db``, ``$PROBE_DB``, config).
@@ -81,6 +85,32 @@ DEFAULT_STUN_SERVERS = ("stun.l.google.com:19302", "stun.cloudflare.com:3478", "
 DEFAULT_STUN_FALLBACK = ("stun.miwifi.com:3478", "stun.chat.bilibili.com:3478", "stun.sipnet.ru:3478")
 #: Names whose authoritative server answers with the address of the resolver that asked.
 DEFAULT_WHOAMI_NAMES = ("whoami.akamai.net",)
+
+
+# What other commands download by default (only when they are run).
+#: `probe testlists update`: the upstream Citizen Lab repository's files, as GitHub serves them raw.
+DEFAULT_TESTLISTS_SOURCE = "https://raw.githubusercontent.com/citizenlab/test-lists/master/"
+#: `probe geo update`: iptoasn.com's combined IPv4 + IPv6 table (public domain, PDDL 1.0).
+DEFAULT_GEO_URL = "https://iptoasn.com/data/ip2asn-combined.tsv.gz"
+
+#: Who runs each server probe contacts by default, by host name (docs/identity.md). The
+#: consent text (probe/host/consent.py) names each default server with its operator from here.
+OPERATORS = {
+    "0.th.ooni.org": "OONI", "1.th.ooni.org": "OONI", "2.th.ooni.org": "OONI",
+    "3.th.ooni.org": "OONI",
+    "stun.l.google.com": "Google", "stun.cloudflare.com": "Cloudflare",
+    "stun.nextcloud.com": "Nextcloud", "stun.miwifi.com": "Xiaomi, China",
+    "stun.chat.bilibili.com": "Bilibili, China", "stun.sipnet.ru": "SIPNET, Russia",
+    "whoami.akamai.net": "Akamai",
+    "raw.githubusercontent.com": "GitHub", "iptoasn.com": "iptoasn.com",
+}
+
+
+def server_host(server: str) -> str:
+    """The host name of a default server: a URL's host, or HOST of ``HOST:PORT``, or a name."""
+    if "//" in server:
+        return urlsplit(server).hostname or server
+    return server.rsplit(":", 1)[0] if server.count(":") == 1 else server
 
 
 def _env_list(name: str) -> tuple[str, ...] | None:
