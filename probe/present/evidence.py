@@ -17,10 +17,11 @@ import hashlib
 import json
 import textwrap
 from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from probe.core.errors import ProbeError
 from probe.core.model import DNSObservation, Hop, Measurement, Verdict
+from probe.core.net import InvalidURL, parse_url
 from probe.judge.explain import decisive, explain
 from probe.present.packets import packet_rows, render_packets
 from probe.present.text import cut
@@ -31,37 +32,70 @@ from probe.store.evidence import (
     has_measurement,
     measurement_place,
     newest_final,
+    urls_of_host,
 )
 
 if TYPE_CHECKING:
     from probe.store import Store
 
-__all__ = ["EvidenceError", "dumps", "evidence", "find_measurement", "render_text"]
+__all__ = ["EvidenceError", "Found", "dumps", "evidence", "find_measurement", "render_text"]
 
 
 class EvidenceError(ProbeError, LookupError):
     """No measurement matches what was asked for; the message says what was looked for."""
 
 
-def find_measurement(store: Store, what: str, vantage: str | None = None,
-                     run: int | None = None) -> int:
-    """The measurement id ``what`` names: an id, or a URL's newest final measurement.
+class Found(NamedTuple):
+    """The measurement a ``probe show`` argument names, and what to tell the reader about it."""
 
-    A URL is matched as measured (``url``), as written in the list (``original_url``), and then
-    by host name (``domain``); ``vantage`` and ``run`` narrow the search.
+    measurement_id: int
+    #: Said on stderr when the measurement shown is not of exactly what was named (a host
+    #: name's newest URL); None when it is.
+    note: str | None = None
+
+
+def find_measurement(store: Store, what: str, vantage: str | None = None,
+                     run: int | None = None) -> Found:
+    """The measurement ``what`` names: an id, a URL, or a host name.
+
+    A URL (``scheme://...``) is matched exactly, as measured once normalised (``http://x`` is
+    ``http://x/``) or as written in the list; never by its host alone: an ``http://`` URL is
+    not its ``https://`` twin. When it was not measured the error names the URLs of its host
+    that were. A bare host name (``example.org``) shows its newest measured URL, and
+    :attr:`Found.note` says which. ``vantage`` and ``run`` narrow the search.
     """
     if what.isdigit():
         if has_measurement(store, int(what)):
-            return int(what)
+            return Found(int(what))
         raise EvidenceError(f"no measurement {what}")
-    host = what.split("://", 1)[-1].split("/", 1)[0].split(":", 1)[0].lower()
-    lookups: tuple[tuple[URLColumn, str], ...] = (("url", what), ("original_url", what), ("domain", host))
-    for column, value in lookups:
+    narrowed = ", ".join(f"{k} {v!r}" for k, v in (("vantage", vantage), ("run", run)) if v)
+    where = f" ({narrowed})" if narrowed else ""
+    if "://" not in what:
+        host = what.split("/", 1)[0].rsplit(":", 1)[0].lower().rstrip(".")
+        mid = newest_final(store, "domain", host, vantage=vantage, run=run)
+        if mid is None:
+            raise EvidenceError(f"no measurement of host {host!r}{where}")
+        place = measurement_place(store, mid)
+        url = place.url if place is not None else "?"
+        return Found(mid, f"showing {url}, the newest measurement of host {host}{where}; "
+                          "name a URL to see another")
+    try:
+        target = parse_url(what)
+    except InvalidURL:
+        target = None
+    lookups: list[tuple[URLColumn, str]] = []
+    if target is not None:
+        lookups += [("url", target.url), ("original_url", target.url)]
+    lookups += [("url", what), ("original_url", what)]
+    for column, value in dict.fromkeys(lookups):
         mid = newest_final(store, column, value, vantage=vantage, run=run)
         if mid is not None:
-            return mid
-    narrowed = "".join(f" {k} {v!r}" for k, v in (("vantage", vantage), ("run", run)) if v)
-    raise EvidenceError(f"no measurement of {what!r}{(' (' + narrowed.strip() + ')') if narrowed else ''}")
+            return Found(mid)
+    name = target.url if target is not None else what
+    others = urls_of_host(store, target.host, vantage=vantage, run=run) if target else []
+    hint = (f"; measured of host {target.host}: {', '.join(others)}"
+            if target is not None and others else "")
+    raise EvidenceError(f"no measurement of {name}{where}{hint}")
 
 
 def _injected(q: DNSObservation, control_addrs: set[str]) -> list[str | None]:

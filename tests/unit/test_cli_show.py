@@ -34,6 +34,12 @@ def _show(*args: str) -> tuple[int, str]:
     return r.exit_code, r.output
 
 
+def _show_apart(*args: str) -> tuple[int, str, str]:
+    """Exit status, stdout and stderr, apart."""
+    r = CliRunner().invoke(cli, ["show", *args])
+    return r.exit_code, r.stdout, r.stderr
+
+
 def _text(db: Path, width: int) -> list[str]:
     from probe.inputs.fingerprints import default_fingerprints
     from probe.present.evidence import evidence, render_text
@@ -88,15 +94,44 @@ def test_show_json_has_the_evidence_for_scripts(db: Path) -> None:
 
 
 def test_show_finds_a_url_by_url_list_spelling_or_host(db: Path) -> None:
-    for what in ("http://site1.example.org/", "http://site1.example.org", "site1.example.org"):
-        code, out = _show(what, "--db", str(db), "--json")
-        assert code == 0, (what, out)
-        assert json.loads(out)["measurement_id"] == 2
+    for what in ("http://site1.example.org/", "http://site1.example.org", "HTTP://Site1.example.org"):
+        code, out, err = _show_apart(what, "--db", str(db), "--json")
+        assert code == 0, (what, out, err)
+        assert json.loads(out)["measurement_id"] == 2 and err == ""
+    # A host name shows its newest URL, and says which on stderr.
+    code, out, err = _show_apart("site1.example.org", "--db", str(db), "--json")
+    assert code == 0 and json.loads(out)["measurement_id"] == 2
+    assert err.strip() == ("showing http://site1.example.org/, the newest measurement of host "
+                           "site1.example.org; name a URL to see another")
+
+
+def test_show_never_answers_a_url_with_another_url_of_its_host(tmp_path: Path) -> None:
+    # Only https://site0.example.org/ is stored (the second hop of the sample is its redirect
+    # target; here the list URL itself is https). Before, `probe show http://site0.example.org`
+    # fell back to the host and showed the https measurement without a word.
+    import dataclasses
+
+    path = tmp_path / "https-only.db"
+    m = sample_measurement(0)
+    target = dataclasses.replace(m.target, url="https://site0.example.org/",
+                                 original_url="https://site0.example.org", scheme="https", port=443)
+    with Store.open(path) as s:
+        vid = s.vantage("home")
+        run = s.start_run(vid, [], {})
+        s.write(run, vid, [(dataclasses.replace(m, target=target), sample_verdict("ok"))])
+        s.finish_run(run, "complete")
+    code, out, err = _show_apart("http://site0.example.org", "--db", str(path))
+    assert code == 1 and out == ""
+    assert " ".join(err.split()) == (
+        "Error: no measurement of http://site0.example.org/; measured of host "
+        "site0.example.org: https://site0.example.org/")
+    code, out, _ = _show_apart("https://site0.example.org", "--db", str(path), "--json")
+    assert code == 0 and json.loads(out)["measurement_id"] == 1
 
 
 @pytest.mark.parametrize(("args", "message"), [
     (("99",), "no measurement 99"),
-    (("http://nowhere.example/",), "no measurement of 'http://nowhere.example/'"),
+    (("http://nowhere.example/",), "no measurement of http://nowhere.example/"),
     (("http://site0.example.org/", "--vantage", "elsewhere"), "vantage 'elsewhere'"),
 ])
 def test_show_unknown_measurement_exits_1_saying_what_was_looked_for(
