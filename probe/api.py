@@ -49,13 +49,20 @@ def _targets(
 def measure_lists(request: RunRequest, reporter: Reporter | None = None) -> RunSummary:
     """Measure the request's lists and URLs into its database and return the summary.
 
-    Raises ``TestListError`` (bad list, exit 2 in the CLI), ``StoreError`` (bad database),
+    Raises ``TestListError`` (bad list, exit 2 in the CLI), ``SelectionError`` (an unknown
+    category, or nothing selected: exit 2), ``StoreError`` (bad database),
     :class:`probe.run.NoNetworkError` (nothing answers; the run is recorded as offline) and
     :class:`probe.run.NoControlError` (no control answers; recorded as failed) and
     :class:`probe.store.lock.DatabaseBusy` (another run holds the database; nothing measured).
     Network failures of single URLs are data, never exceptions.
     """
-    from probe.inputs.testlists import check_usable, open_list
+    from probe.inputs.testlists import (
+        check_categories,
+        check_usable,
+        open_list,
+        parse_categories,
+        require_targets,
+    )
     from probe.run.campaign import run_sync
     from probe.store.lock import run_lock
 
@@ -68,6 +75,9 @@ def measure_lists(request: RunRequest, reporter: Reporter | None = None) -> RunS
             opened.append(open_list(path))
         # Bad input is refused before the database is touched: no run row, no vantage update.
         check_usable(opened, selection.urls)
+        categories = parse_categories(selection.category)
+        if categories:
+            check_categories(opened, categories)
         if selection.strict:
             # Validate every row before measuring anything: a strict run is all or nothing.
             for _ in _targets(selection, opened, lambda problem: None):
@@ -81,9 +91,11 @@ def measure_lists(request: RunRequest, reporter: Reporter | None = None) -> RunS
                 reporter.problem(f"skipped {problem}")
 
         total = len(selection.urls) + sum(max(0, item.scan()[0] - 1) for item in opened)
+        # Nothing selected is a usage error, not a "complete" run of 0 URLs (cron runs nightly).
+        targets = require_targets(_targets(selection, opened, on_problem), opened, categories)
         # One run per database at a time (DatabaseBusy after --wait-lock seconds).
         with run_lock(request.settings.db, request.settings.wait_lock):
-            summary = run_sync(_targets(selection, opened, on_problem), request.settings,
+            summary = run_sync(targets, request.settings,
                                reporter, total, config=request.measure,
                                lists=[item.identity() for item in opened])
     finally:

@@ -41,14 +41,12 @@ def run(ctx: click.Context, /, accept_risks: bool, progress: bool | None, quiet:
     request = build_request(ctx, params)
     category = request.selection.category
     if category:
-        from probe.inputs.testlists import parse_categories, unknown_categories
+        from probe.inputs.testlists import parse_categories
 
         try:
-            unknown = unknown_categories(parse_categories(category) or ())
+            parse_categories(category)  # codes unknown to the lists: measure_lists says so
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--category") from None
-        if unknown:
-            click.echo(f"warning: unknown category code(s): {', '.join(unknown)}", err=True)
     interactive = consent.is_interactive()
     if not consent.ensure_consent(accept_risks, interactive, click.echo, click.confirm):
         raise click.UsageError(
