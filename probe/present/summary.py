@@ -103,12 +103,13 @@ def _entry(url: str, words: str, width: int) -> Iterator[str]:
                              subsequent_indent="      ", break_on_hyphens=False)
 
 
-def print_summary(summary: Any, db: Path, echo: Callable[[str], Any], tty: bool, width: int) -> None:
+def print_summary(summary: Any, db: Path, echo: Callable[[str], Any], tty: bool, width: int,
+                  resume: str = "") -> None:
     """Write the end-of-run summary of a :class:`probe.run.RunSummary`.
 
     On a terminal: the non-ok URLs with their reasons (read back from the database, so what is
     said is what was stored); otherwise one compact line. Then the network measured from, when
-    it is known.
+    it is known; for an interrupted run, ``resume``: the command that finishes it.
     """
     counts = dict(summary.verdicts)
     if not tty:
@@ -116,6 +117,7 @@ def print_summary(summary: Any, db: Path, echo: Callable[[str], Any], tty: bool,
                              counts, db))
         _problems(summary, echo)
         _network(summary, echo, width)
+        _resume(summary, resume, echo)
         return
     try:
         with Store.open(db, create=False) as store:
@@ -129,6 +131,14 @@ def print_summary(summary: Any, db: Path, echo: Callable[[str], Any], tty: bool,
                              counts, db))
     _problems(summary, echo)
     _network(summary, echo, width)
+    _resume(summary, resume, echo)
+
+
+def _resume(summary: Any, command: str, echo: Callable[[str], Any]) -> None:
+    if summary.status == "interrupted" and command:
+        # Whole on its own line, even past the width: a command is copied, not read.
+        echo("to measure the URLs it has not measured yet, in the same run:")
+        echo(f"  {command}")
 
 
 def _network(summary: Any, echo: Callable[[str], Any], width: int) -> None:

@@ -15,7 +15,7 @@ import functools
 import importlib
 import signal
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -54,6 +54,7 @@ async def run(
     measure: Callable[..., Any] | None = None,
     classify: Callable[..., Verdict] | None = None,
     store: Store | None = None,
+    selection: Mapping[str, Any] | None = None,
 ) -> RunSummary:
     """Measure every target, classify it and store it. Never raises for network failures.
 
@@ -63,15 +64,17 @@ async def run(
     passing others lets researchers and tests drive the same policy with their own steps. A
     verdict with ``retryable`` set is measured again (up to ``retries`` times). ``config`` says
     how each URL is measured (default: :class:`MeasureConfig`'s defaults); ``lists`` is what the
-    run records as its lists. ``store`` is where results go (the caller keeps it open); by
-    default the run opens ``options.db`` and closes it at the end.
+    run records as its lists, ``selection`` what it records of its selection for a later
+    ``--resume`` (:func:`probe.run.resume.selection_record`). ``store`` is where results go
+    (the caller keeps it open); by default the run opens ``options.db`` and closes it at the
+    end.
     """
     if store is not None:
         return await _run(targets, options, reporter, total, stop, config, lists, measure,
-                          classify, store)
+                          classify, store, selection)
     with Store.open(options.db) as opened:
         return await _run(targets, options, reporter, total, stop, config, lists, measure,
-                          classify, opened)
+                          classify, opened, selection)
 
 
 async def _run(
@@ -85,6 +88,7 @@ async def _run(
     measure: Callable[..., Any] | None,
     classify: Callable[..., Verdict] | None,
     store: Store,
+    selection: Mapping[str, Any] | None,
 ) -> RunSummary:
     reporter = reporter or NullReporter()
     cfg = config or MeasureConfig()
@@ -131,6 +135,7 @@ async def _run(
         # Continue an interrupted run: same run id and vantage point; what it stored (a final
         # verdict) is not measured again, so the run ends with no duplicate URL.
         done = writer.resume_run(options.resume)
+        name = writer.vantage_name  # the run's own, whatever the network says now
         if total is not None:
             total = max(0, total - len(done))
         targets = unmeasured(targets, done)
@@ -140,7 +145,8 @@ async def _run(
             resolver=",".join(resolvers), asn=ident.asn or None, as_org=ident.as_org or None,
             country=ident.country or None, network=options.network,
             resolver_asn=ident.resolver_asn or None, resolver_as_org=ident.resolver_as_org or None,
-        ), list(lists), recorded_options(options, cfg))
+        ), list(lists), {**recorded_options(options, cfg),
+                         **({"selection": dict(selection)} if selection is not None else {})})
     run_id = writer.run_id
     writer.set_identity(watch.record)
     summary = RunSummary(run_id=run_id, status="running", started=time.time(), vantage=name,
@@ -424,6 +430,7 @@ def run_sync(
     config: MeasureConfig | None = None,
     lists: Sequence[str] = (),
     store: Store | None = None,
+    selection: Mapping[str, Any] | None = None,
 ) -> RunSummary:
     """Run from synchronous code; SIGINT, SIGTERM and SIGHUP end the run cleanly as
     interrupted."""
@@ -437,6 +444,6 @@ def run_sync(
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.add_signal_handler(sig, stop.set)
         return await run(targets, options, reporter, total, stop, config=config, lists=lists,
-                         store=store)
+                         store=store, selection=selection)
 
     return eventloop.run(main())  # uvloop when installed (the `fast` extra)
