@@ -136,7 +136,30 @@ def _fingerprint_names(hop: Hop, fingerprints: Any) -> list[dict[str, Any]]:
             for fp in (*fps, *bps)]
 
 
-def _hop(hop: Hop, certs: dict[str, dict[str, Any]], fingerprints: Any) -> dict[str, Any]:
+def _dns_probe(hop: Hop, reasons: Iterable[str]) -> list[dict[str, Any]]:
+    """The hop's resolver-less queries (``--dns-probe``): what answered, and what it decided."""
+    said = {r.split("@", 1)[1]: r.split(":", 1)[0] for r in reasons
+            if r.startswith(("dns/injected:no-resolver@", "dns/intercepted:no-resolver@"))}
+    marks = {"dns/injected": "injected: an address without a DNS server answered, against the "
+                             "control",
+             "dns/intercepted": "intercepted: an address without a DNS server answered, as the "
+                                "control"}
+    out = []
+    for q in hop.dns_probe:
+        ip = q.resolver.removeprefix("udp://").rsplit(":", 1)[0].strip("[]")
+        answered = [r for r in q.replies if r.rcode != "MALFORMED"]
+        out.append({
+            "resolver": q.resolver, "qtype": q.qtype, "hostname": q.hostname,
+            "failure": q.failure, "addresses": list(q.addresses),
+            "rcode": answered[0].rcode if answered else None,
+            "replies": len(q.replies), "duration": round(q.duration, 4),
+            "decided": marks.get(said.get(ip, "")),
+        })
+    return out
+
+
+def _hop(hop: Hop, certs: dict[str, dict[str, Any]], fingerprints: Any,
+         reasons: Iterable[str] = ()) -> dict[str, Any]:
     c = hop.control
     ctl_addrs = set(c.dns_addrs) if c is not None and not c.failure else set()
     ctl_tcp = {(t.ip, t.port): t for t in (c.tcp if c is not None else ())}
@@ -185,7 +208,8 @@ def _hop(hop: Hop, certs: dict[str, dict[str, Any]], fingerprints: Any) -> dict[
                    "dns_addrs": list(c.dns_addrs), "http_failure": c.http_failure,
                    "http_status": c.http_status, "http_title": c.http_title,
                    "http_body_length": c.http_body_length}
-    return {"hop": hop.index, "url": hop.url, "dns": dns, "tcp": tcp, "tls": tls, "http": http,
+    return {"hop": hop.index, "url": hop.url, "dns": dns,
+            "dns_probe": _dns_probe(hop, reasons), "tcp": tcp, "tls": tls, "http": http,
             "control": control}
 
 
@@ -219,7 +243,7 @@ def evidence(store: Store, measurement_id: int, *, fingerprints: Any = None) -> 
                       "verdict": a.verdict, "measured_at": a.measured_at}
                      for a in attempts(store, place.run_id, place.url)],
         "verdict": _verdict(v),
-        "hops": [_hop(h, certs, fingerprints) for h in m.hops],
+        "hops": [_hop(h, certs, fingerprints, v.reasons) for h in m.hops],
         "packets": packet_rows(m.packets) if m.captured else None,
     }
 
@@ -288,6 +312,21 @@ def _rows(hop: dict[str, Any]) -> Iterator[tuple[str, str, str]]:
                 answer = " ".join([*r["cnames"], *r["answers"]]) or "-"
                 mark = f"  << {r['injected']}" if r["injected"] else ""
                 yield (f"  reply {i} +{_ms(r['t'])} from {r['source']}", f"{r['rcode']} {answer}{mark}", "")
+    for q in hop["dns_probe"]:
+        # --dns-probe: a query to an address that runs no DNS server; any answer came from
+        # the path, and its verdict (interception, or injection) is said next to it.
+        step = f"DNS-PROBE {q['qtype']} {q['hostname']} via {q['resolver']}"
+        if q["rcode"] is None:
+            probe = f"no answer ({q['failure'] or 'none'})" if q["replies"] == 0 else (
+                f"{q['replies']} datagram(s), none a reply")
+        else:
+            probe = f"{q['rcode']} {', '.join(q['addresses']) or 'no address'}"
+        if q["decided"]:
+            probe += f"  << {q['decided']}"
+        control = "-"
+        if ctl is not None:
+            control = _ok(ctl["dns_failure"], ", ".join(ctl["dns_addrs"]) or "no address")
+        yield (step, probe, control)
     for t in hop["tcp"]:
         yield (f"TCP {t['ip']}:{t['port']}", _ok(t["failure"], f"connected ({_ms(t['duration'])})"),
                _control(t["control"], "connected"))

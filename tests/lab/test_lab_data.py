@@ -9,11 +9,11 @@ from probe.lab.scenarios import SCENARIOS, by_name, host_hex, sni_hex
 from probe.lab.sites import DOMAIN, SITES, server_addresses, zone
 
 
-def test_lab_has_the_scenarios_of_issues_5_12_and_14() -> None:
-    assert sorted(s.number for s in SCENARIOS) == list(range(1, 42))
-    assert len({s.name for s in SCENARIOS}) == 41
+def test_lab_has_the_scenarios_of_issues_5_12_14_and_24() -> None:
+    assert sorted(s.number for s in SCENARIOS) == list(range(1, 43))
+    assert len({s.name for s in SCENARIOS}) == 42
     assert [s.kind for s in SCENARIOS].count("censorship") == 17 + 8
-    assert [s.kind for s in SCENARIOS].count("benign") == 15 + 1
+    assert [s.kind for s in SCENARIOS].count("benign") == 15 + 1 + 1
 
 
 def test_censorship_scenarios_expect_a_censorship_verdict_and_benign_ones_never_do() -> None:

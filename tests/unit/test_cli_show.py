@@ -150,3 +150,36 @@ def test_show_imports_no_network_or_plotting_library(db: Path) -> None:
         "assert r.exit_code == 0, r.output"
     )
     assert sorted(m for m in loaded if m.split(".")[0] in NETWORK_OR_PLOTTING) == []
+
+
+def test_show_prints_the_dns_probe_answer_and_what_it_decided(tmp_path: Path) -> None:
+    # With --dns-probe, the answer from the address that runs no DNS server decides between
+    # interception and injection; before, `probe show` never showed that query at all.
+    import dataclasses
+
+    from probe.core.model import DNSObservation, DNSReply, Verdict
+
+    m = sample_measurement(0)
+    probe_q = DNSObservation("site0.example.org", "A", "udp://203.0.113.53:53", "udp", 1000.0,
+                             0.02, None, ("192.0.2.10",),
+                             (DNSReply(0.02, "203.0.113.53:53", "NOERROR", ("192.0.2.10",)),))
+    m = dataclasses.replace(m, hops=(dataclasses.replace(m.hops[0], dns_probe=(probe_q,)),
+                                     *m.hops[1:]))
+    v = Verdict("ok", None, None, ("dns/intercepted:no-resolver@203.0.113.53", "http/match"), "t")
+    path = tmp_path / "probe.db"
+    with Store.open(path) as s:
+        vid = s.vantage("home")
+        run = s.start_run(vid, [], {})
+        s.write(run, vid, [(m, v)])
+        s.finish_run(run, "complete")
+    code, out = _show("1", "--db", str(path), "--json")
+    assert code == 0, out
+    (shown,) = json.loads(out)["hops"][0]["dns_probe"]
+    assert shown["addresses"] == ["192.0.2.10"] and shown["rcode"] == "NOERROR"
+    assert shown["decided"].startswith("intercepted: an address without a DNS server answered")
+    with Store.open(path, create=False) as s:
+        from probe.present.evidence import evidence, render_text
+
+        flat = " ".join(" ".join(render_text(evidence(s, 1), 400)).split())
+    assert ("DNS-PROBE A site0.example.org via udp://203.0.113.53:53 NOERROR 192.0.2.10 << "
+            "intercepted") in flat
