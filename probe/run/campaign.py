@@ -29,7 +29,7 @@ from probe.measure import identity
 from probe.measure.identity import Identity, vantage_name
 from probe.measure.netcheck import resolver_addresses
 from probe.run.pool import MeasurerPool
-from probe.run.preflight import NoControlError, NoNetworkError, preflight
+from probe.run.preflight import NoControlError, NoNetworkError, offline_error, preflight
 from probe.run.producer import produce, unmeasured
 from probe.run.summary import NullReporter, Reporter, RunSummary
 from probe.run.watch import IdentityUnknownError, NetworkWatch
@@ -327,10 +327,7 @@ def _check_network(checked: _Checked | None, options: RunSettings, writer: Write
         writer.finish_run("offline")
         summary.status = "offline"
         summary.finished = time.time()
-        raise NoNetworkError(
-            f"no network: {checked.offline}. Nothing was measured; run {summary.run_id} is "
-            "recorded as offline."
-        )
+        raise offline_error(checked.offline, summary.run_id)
     for message in checked.warnings:
         reporter.problem(f"warning: {message}")
     if controls and not checked.answered:
