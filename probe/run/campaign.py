@@ -364,11 +364,10 @@ def _check_identity(ident: Identity, options: RunSettings, writer: Writer, summa
             f"scrubbed from what sites echo; not measuring (--require-identity). Nothing was "
             f"measured; run {summary.run_id} is recorded as failed, with the reasons."
         )
-    reporter.problem(
-        f"warning: your public address is unknown ({ident.unknown_why}): a site that shows "
-        "it could put it into the results (the addresses of this machine are scrubbed). "
-        "--require-identity refuses to measure then."
-    )
+    # Short lines: each fits 80 columns above a live progress display.
+    reporter.problem(f"warning: your public address is unknown ({ident.unknown_why}):")
+    reporter.problem("  a page that shows it may be stored with it (this machine's own")
+    reporter.problem("  addresses are scrubbed); --require-identity refuses to measure then")
 
 
 def _verifying(cfg: MeasureConfig) -> Any:
