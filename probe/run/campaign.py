@@ -324,18 +324,14 @@ def _check_network(checked: _Checked | None, options: RunSettings, writer: Write
     if checked is None:
         return controls
     if checked.offline is not None:
-        writer.finish_run("offline")
-        summary.status = "offline"
-        summary.finished = time.time()
+        _stop_before_measuring(writer, summary, "offline")
         raise offline_error(checked.offline, summary.run_id)
     for message in checked.warnings:
         reporter.problem(f"warning: {message}")
     if controls and not checked.answered:
         # Every verdict would be inconclusive: a cron job must notice, not exit 0.
         if not options.allow_no_control:
-            writer.finish_run("failed")
-            summary.status = "failed"
-            summary.finished = time.time()
+            _stop_before_measuring(writer, summary, "failed")
             raise NoControlError(
                 f"no control answers ({', '.join(controls)}): every verdict would be "
                 f"inconclusive. Nothing was measured; run {summary.run_id} is recorded as failed. "
@@ -344,6 +340,13 @@ def _check_network(checked: _Checked | None, options: RunSettings, writer: Write
         reporter.problem("warning: no control answers; measuring with local proofs only")
         controls = ()
     return controls
+
+
+def _stop_before_measuring(writer: Writer, summary: RunSummary, status: str) -> None:
+    """Record the run's end with ``status`` before anything was measured."""
+    writer.finish_run(status)
+    summary.status = status
+    summary.finished = time.time()
 
 
 def _check_identity(ident: Identity, options: RunSettings, writer: Writer, summary: RunSummary,
@@ -356,9 +359,7 @@ def _check_identity(ident: Identity, options: RunSettings, writer: Writer, summa
     if ident.known or options.identity is None:  # None: a library caller asked for no check
         return
     if options.require_identity:
-        writer.finish_run("failed")
-        summary.status = "failed"
-        summary.finished = time.time()
+        _stop_before_measuring(writer, summary, "failed")
         raise IdentityUnknownError(
             f"your public address is unknown ({ident.unknown_why}), so it could not be "
             f"scrubbed from what sites echo; not measuring (--require-identity). Nothing was "

@@ -85,23 +85,29 @@ def test_resume_refuses_a_complete_run(loopback_net: LoopbackNet, tmp_path: Path
     assert nothing.returncode == 1 and "no interrupted run" in nothing.stderr
 
 
-def _killed_run(net: LoopbackNet, tmp_path: Path, lst: Path, *extra: str) -> Path:
-    """A run of ``lst`` killed (SIGKILL) once it stored a few URLs: an interrupted run 1."""
-    db = tmp_path / "r.db"
-    argv = [sys.executable, "-m", "probe", "run", str(lst), "--resolver", net.resolver,
-            "--no-control", "--accept-risks", "--db", str(db), "--concurrency", "1",
-            "--late-window", "0.05", "--no-progress", *extra]
+def _signalled(argv: list[str], tmp_path: Path, db: Path, sig: int) -> tuple[int, str]:
+    """Run ``probe ARGV``, send ``sig`` once it stored a few URLs: (exit status, stdout)."""
     env = dict(os.environ, PROBE_CONFIG_DIR=str(tmp_path / "c"))
-    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            stdin=subprocess.DEVNULL)
+    proc = subprocess.Popen([sys.executable, "-m", "probe", *argv], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                            stdin=subprocess.DEVNULL, text=True)
     try:
         _wait_for_rows(db, 3)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=10)
+        proc.send_signal(sig)
+        out, _ = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+    return proc.returncode, out
+
+
+def _killed_run(net: LoopbackNet, tmp_path: Path, lst: Path, *extra: str) -> Path:
+    """A run of ``lst`` killed (SIGKILL) once it stored a few URLs: an interrupted run 1."""
+    db = tmp_path / "r.db"
+    _signalled(["run", str(lst), "--resolver", net.resolver, "--no-control", "--accept-risks",
+                "--db", str(db), "--concurrency", "1", "--late-window", "0.05", "--no-progress",
+                *extra], tmp_path, db, signal.SIGKILL)
     return db
 
 
@@ -158,23 +164,13 @@ def test_an_interrupted_run_says_how_to_resume_it(loopback_net: LoopbackNet, tmp
     lst.write_text("url,category_code,category_description,date_added,source,notes\n" + "".join(
         f"{loopback_net.url('ok.test', f'/?n={i}')},NEWS,x,,,\n" for i in range(300)))
     db = tmp_path / "r.db"
-    argv = [sys.executable, "-m", "probe", "run", str(lst), "--resolver", loopback_net.resolver,
-            "--no-control", "--accept-risks", "--db", str(db), "--concurrency", "1",
-            "--late-window", "0.05", "--no-progress", "--category", "NEWS"]
-    env = dict(os.environ, PROBE_CONFIG_DIR=str(tmp_path / "c"))
-    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            stdin=subprocess.DEVNULL, text=True)
-    try:
-        _wait_for_rows(db, 3)
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    if proc.returncode == 0:
+    code, out = _signalled(["run", str(lst), "--resolver", loopback_net.resolver, "--no-control",
+                            "--accept-risks", "--db", str(db), "--concurrency", "1",
+                            "--late-window", "0.05", "--no-progress", "--category", "NEWS"],
+                           tmp_path, db, signal.SIGINT)
+    if code == 0:
         pytest.skip("the run finished before it could be interrupted")
-    assert proc.returncode == 130, err
+    assert code == 130
     import shlex
 
     command = shlex.join(["probe", "run", str(lst), "--resolver", loopback_net.resolver,

@@ -145,26 +145,16 @@ def test_risk_text_covers_the_risks() -> None:
 
 
 def test_risk_text_names_every_server_probe_contacts_by_default() -> None:
-    from probe.core.settings import (
-        DEFAULT_CONTROLS,
-        DEFAULT_GEO_URL,
-        DEFAULT_STUN_FALLBACK,
-        DEFAULT_STUN_SERVERS,
-        DEFAULT_TESTLISTS_SOURCE,
-        DEFAULT_WHOAMI_NAMES,
-        OPERATORS,
-        MeasureConfig,
-        server_host,
-    )
+    from probe.core import settings as st
 
     words = RISK_TEXT.replace(",", " ").replace(";", " ").split()
-    servers = (*DEFAULT_CONTROLS, *DEFAULT_STUN_SERVERS, *DEFAULT_STUN_FALLBACK,
-               *DEFAULT_WHOAMI_NAMES, *MeasureConfig().doh, DEFAULT_TESTLISTS_SOURCE,
-               DEFAULT_GEO_URL)  # fmt: skip
+    servers = (*st.DEFAULT_CONTROLS, *st.DEFAULT_STUN_SERVERS, *st.DEFAULT_STUN_FALLBACK,
+               *st.DEFAULT_WHOAMI_NAMES, *st.MeasureConfig().doh, st.DEFAULT_TESTLISTS_SOURCE,
+               st.DEFAULT_GEO_URL)  # fmt: skip
     for server in servers:
-        host = server_host(server)
+        host = st.server_host(server)
         assert host in words or f"{host}." in words, host  # whole, never cut by the wrapping
-        assert OPERATORS[host].split(",")[0] in RISK_TEXT, host
+        assert st.OPERATORS[host].split(",")[0] in RISK_TEXT, host
     assert "no DNS-over-HTTPS server" in RISK_TEXT  # none by default, and it says so
 
 
