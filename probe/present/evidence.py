@@ -74,7 +74,7 @@ def find_measurement(store: Store, what: str, vantage: str | None = None,
         host = what.split("/", 1)[0].rsplit(":", 1)[0].lower().rstrip(".")
         mid = newest_final(store, "domain", host, vantage=vantage, run=run)
         if mid is None:
-            raise EvidenceError(f"no measurement of host {host!r}{where}")
+            raise EvidenceError(f"no measurement of {what!r}{where}")  # a host or an endpoint
         place = measurement_place(store, mid)
         url = place.url if place is not None else "?"
         return Found(mid, f"showing {url}, the newest measurement of host {host}{where}; "
