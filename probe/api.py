@@ -107,6 +107,11 @@ def measure_lists(request: RunRequest, reporter: Reporter | None = None) -> RunS
         # Nothing selected is a usage error, not a "complete" run of 0 URLs (cron runs nightly).
         targets = require_targets(_targets(selection, opened, on_problem), opened, categories)
         # One run per database at a time (DatabaseBusy after --wait-lock seconds).
+        if plan is not None and reporter is not None:
+            from probe.run.writer import recorded_options
+
+            for line in plan.differences(recorded_options(settings, request.measure)):
+                reporter.problem(f"warning: {line}")
         with run_lock(settings.db, settings.wait_lock):
             summary = run_sync(targets, settings, reporter, total, config=request.measure,
                                lists=[item.identity() for item in opened],

@@ -10,7 +10,9 @@ selection, minus the URLs the run already stored:
   must have the content hash the run recorded, or the resume is refused (a changed list would
   measure something else under the same run). It never falls back to the default list;
 - the ``--url`` values, categories and strictness are the run's; given again, they must be the
-  same.
+  same;
+- measuring flags given differently from the run's (another ``--resolver``, ``--control``,
+  ``--dns-probe`` ...) are said, one warning each: the printed resume command repeats them.
 
 Every refusal is a :class:`ResumeError` (a usage error, exit 2) that names the list or flag
 and says what to do.
@@ -18,8 +20,8 @@ and says what to do.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -61,6 +63,22 @@ def selection_record(selection: ListSelection, opened: Sequence[OpenedList]) -> 
     }
 
 
+#: Settings that change what a measurement says, as ``runs.options`` records them, and their
+#: flags: a resume that changes one measures the rest of the run another way.
+_COMPARED = (("controls", "--control"), ("measure.resolvers", "--resolver"),
+             ("measure.doh", "--doh"), ("measure.dns_probe", "--dns-probe"),
+             ("measure.decoy_sni", "--decoy-sni"), ("measure.decoy_host", "--decoy-host"),
+             ("measure.control_first_url", "--control-first-url"), ("capture", "--capture"),
+             ("fingerprints", "--fingerprints"))  # fmt: skip
+
+
+def _setting(options: Mapping[str, Any], key: str) -> Any:
+    value: Any = options
+    for part in key.split("."):
+        value = value.get(part) if isinstance(value, Mapping) else None
+    return value
+
+
 @dataclass(frozen=True)
 class ResumePlan:
     """The interrupted run to resume, and the selection to measure for it."""
@@ -68,6 +86,22 @@ class ResumePlan:
     run_id: int
     selection: ListSelection
     expected: tuple[StoredList, ...]
+    options: Mapping[str, Any] = field(default_factory=dict)  # as the run recorded them
+
+    def differences(self, now: Mapping[str, Any]) -> list[str]:
+        """The measuring flags that differ from the run's (``now``: today's recorded options),
+        one line each: the rest of the run would be measured another way than its start."""
+        out = []
+        for key, flag in _COMPARED:
+            then, today = _setting(self.options, key), _setting(now, key)
+            if key in ("controls", "fingerprints", "measure.resolvers", "measure.doh",
+                       "measure.dns_probe"):
+                then, today = list(then or []), list(today or [])
+            if then != today:
+                none = "the system's" if flag == "--resolver" else "none"
+                out.append(f"{flag}: run {self.run_id} was measured with {_shown(then, none)}, "
+                           f"this resume with {_shown(today, none)}")
+        return out
 
     def check(self, opened: Sequence[OpenedList]) -> None:
         """Raise :class:`ResumeError` unless ``opened`` are the run's lists, content included."""
@@ -86,6 +120,12 @@ class ResumePlan:
                     "run measures exactly what it started with: start a new run to measure it")
 
 
+def _shown(value: Any, none: str = "none") -> str:
+    if isinstance(value, list):
+        return ", ".join(map(str, value)) or none
+    return none if value in (None, "", False) else ("yes" if value is True else str(value))
+
+
 def _count(lists: Sequence[StoredList]) -> str:
     return f"{len(lists)} list{'s' if len(lists) != 1 else ''}"
 
@@ -101,7 +141,7 @@ def plan_resume(store: Store, run: int | str, given: ListSelection) -> ResumePla
     info = store.run_info(run_id) or {}
     stored = info.get("options", {}).get("selection")
     if not isinstance(stored, dict):
-        return _plan_older(run_id, info.get("lists") or [], given)
+        return _plan_older(run_id, info.get("lists") or [], given, info.get("options") or {})
     expected = tuple(StoredList(str(x["name"]), str(x["sha256"])) for x in stored["lists"])
     urls = tuple(str(u) for u in stored.get("urls") or ())
     category = stored.get("category")
@@ -117,7 +157,7 @@ def plan_resume(store: Store, run: int | str, given: ListSelection) -> ResumePla
     selection = ListSelection(lists=lists, urls=urls,
                               category=",".join(category) if category else None,
                               strict=bool(stored.get("strict")))
-    return ResumePlan(run_id, selection, expected)
+    return ResumePlan(run_id, selection, expected, info.get("options") or {})
 
 
 def _urls(urls: Sequence[str]) -> str:
@@ -137,7 +177,8 @@ def _find(run_id: int, want: StoredList) -> Path:
         f"list again, e.g. `{how}` (every list of the run, in the same order)")
 
 
-def _plan_older(run_id: int, lists: Iterable[str], given: ListSelection) -> ResumePlan:
+def _plan_older(run_id: int, lists: Iterable[str], given: ListSelection,
+                options: Mapping[str, Any]) -> ResumePlan:
     """A run recorded before runs stored their selection: only its lists' names and hashes
     are known, so the lists (or URLs) must be given again; filters are taken as given."""
     expected = []
@@ -149,4 +190,4 @@ def _plan_older(run_id: int, lists: Iterable[str], given: ListSelection) -> Resu
         raise ResumeError(f"run {run_id} was recorded by an older probe that did not store "
                           f"its selection ({names}): give its lists, --url and --category "
                           f"again with --resume {run_id}")
-    return ResumePlan(run_id, given, tuple(expected))
+    return ResumePlan(run_id, given, tuple(expected), options)

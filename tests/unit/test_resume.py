@@ -69,3 +69,22 @@ def test_a_run_of_an_older_probe_needs_its_lists_given_again(tmp_path: Path) -> 
         plan = plan_resume(store, 1, ListSelection(lists=(mine,)))
     with open_list(mine) as opened:
         plan.check([opened])
+
+
+def test_measuring_flags_other_than_the_runs_are_said(tmp_path: Path) -> None:
+    from probe.core.settings import MeasureConfig, RunSettings
+    from probe.run.writer import recorded_options
+
+    then = recorded_options(RunSettings(controls=("http://127.0.0.1:1/",)),
+                            MeasureConfig(resolvers=("127.0.0.53",), dns_probe=("127.0.0.9",)))
+    db = tmp_path / "r.db"
+    _interrupted(db, [f"my.csv sha256:{SHA}"], {**then, **_selection("my.csv")})
+    mine = tmp_path / "my.csv"
+    mine.write_bytes(LIST)
+    with Store.open(db, create=False) as store:
+        plan = plan_resume(store, 1, ListSelection(lists=(mine,)))
+    assert plan.differences(then) == []
+    now = recorded_options(RunSettings(controls=("http://127.0.0.1:1/",)), MeasureConfig())
+    assert plan.differences(now) == [
+        "--resolver: run 1 was measured with 127.0.0.53, this resume with the system's",
+        "--dns-probe: run 1 was measured with 127.0.0.9, this resume with none"]
