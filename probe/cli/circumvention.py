@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from probe.cli._group import cli
-from probe.cli.options import cafile_option, db_option
+from probe.cli.options import cafile_option, db_option, resolv_conf_option, resolver_option
 
 
 @cli.command("circumvention")
@@ -20,6 +20,8 @@ from probe.cli.options import cafile_option, db_option
               "Default: OONI's public helpers.")
 @click.option("--no-control", is_flag=True, help="Use no control: failures stay inconclusive.")
 @cafile_option
+@resolver_option
+@resolv_conf_option
 @click.option("--tcp-timeout", type=click.FloatRange(0.1, 300), default=10.0, show_default=True)
 @click.option("--handshake-timeout", type=click.FloatRange(0.1, 300), default=10.0, show_default=True)
 @click.option("--concurrency", type=click.IntRange(1, 1024), default=32, show_default=True,
@@ -45,12 +47,16 @@ from probe.cli.options import cafile_option, db_option
 @click.option("--accept-risks", is_flag=True, help="Accept the risks of measuring (non-interactive).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per endpoint on stdout.")
 def circumvention_command(lists: tuple[Path, ...], db: Path, vantage: str, controls: tuple[str, ...],
-                          no_control: bool, cafile: str | None, tcp_timeout: float,
+                          no_control: bool, cafile: str | None, resolvers: tuple[str, ...],
+                          resolv_conf: str | None, tcp_timeout: float,
                           handshake_timeout: float, concurrency: int, retries: int,
                           retry_pause: float, kinds: tuple[str, ...], names: tuple[str, ...],
                           decoy_sni: str | None, fet_tries: int, reflectors: tuple[str, ...],
                           no_reflector: bool, accept_risks: bool, as_json: bool) -> None:  # fmt: skip
     """Try the endpoints of circumvention tools and store ok / blocked / reset / down per endpoint.
+
+    Like `probe run`, it first checks that the network works at all (--resolver, else the
+    system's; the controls): with no network it records the run as offline and exits 1.
 
     LISTS are endpoint CSV files (kind,name,address,port,sni,notes,source[,key]; see
     docs/circumvention.md); without them, the packaged lists: Tor directory and bridge
@@ -96,6 +102,7 @@ def circumvention_command(lists: tuple[Path, ...], db: Path, vantage: str, contr
             consent.CONSENT_DECLINED_MESSAGE if interactive else consent.CONSENT_REQUIRED_MESSAGE
         )
     config = SuiteConfig(controls=() if no_control else (controls or DEFAULT_CONTROLS), cafile=cafile,
+                         resolvers=tuple(resolvers), resolv_conf=resolv_conf,
                          tcp_timeout=tcp_timeout, handshake_timeout=handshake_timeout,
                          concurrency=concurrency, retries=retries, retry_pause=retry_pause,
                          names=names or DEFAULT_ENCRYPTED_DNS_NAMES,
@@ -109,7 +116,7 @@ def circumvention_command(lists: tuple[Path, ...], db: Path, vantage: str, contr
 
     list_names = [p.name for p in lists] or ["circumvention.csv, encrypted-dns.csv (packaged)"]
     try:
-        summary = run_suite(endpoints, db, vantage, list_names, config, show)
+        summary = run_suite(endpoints, db, vantage, list_names, config, show, warn=_echo_err)
     except KeyboardInterrupt:
         click.echo("interrupted: what was measured is stored", err=True)
         sys.exit(130)
@@ -125,3 +132,5 @@ def _echo_prose(text: str) -> None:
     from probe.present.text import reflow
 
     click.echo(reflow(text, output_width()), nl=not text.endswith("\n"))
+def _echo_err(line: str) -> None:
+    click.echo(line, err=True)

@@ -192,6 +192,9 @@ run_settings_options = _compose(
     _option("--no-identity", is_flag=True,
                  help="Do not learn the network identity (no STUN, no whoami; then the public "
                  "address is unknown and cannot be scrubbed from what is stored)."),
+    _option("--require-identity", is_flag=True,
+                 help="Measure only when the public address was learned (so it can be scrubbed "
+                 "from what sites echo); else exit 1, the run recorded as failed."),
     _option("--control", "controls", multiple=True, type=HttpURL(), metavar="URL",
                  help="Test helper (OONI Web Connectivity protocol); repeatable, tried in turn. "
                  "Default: OONI's public helpers."),
@@ -232,7 +235,7 @@ _MEASURE_KEYS = ("resolvers", "resolv_conf", "doh", "cafile", "dns_timeout", "tc
                  "quic", "quic_timeout", "ech", "ech_sni")
 _SETTINGS_KEYS = ("db", "vantage", "concurrency", "per_host", "retries", "retry_pause",
                   "fingerprints", "geo", "allow_no_control", "wait_lock", "resume", "asn",
-                  "country", "network", "capture", "pcap")
+                  "country", "network", "capture", "pcap", "require_identity")
 _LIST_KEYS = ("lists", "urls", "category", "strict")
 
 

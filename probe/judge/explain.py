@@ -124,6 +124,17 @@ def _injection(detail: str) -> str:
     return (f"{n} different DNS replies to one query: a forged answer was injected on the path")
 
 
+def _no_resolver(detail: str, lie: bool) -> str:
+    where = detail.split("@", 1)[1] if "@" in detail else "?"
+    if lie:
+        if not detail.startswith("no-resolver@"):
+            return f"of several DNS replies to one query, one was forged on the path ({detail})"
+        return (f"{where}, an address that runs no DNS server, answered the query, and its answer "
+                "disagrees with the control: forged on the path")
+    return (f"{where}, an address that runs no DNS server, answered the query: DNS is intercepted "
+            "on the path (the answer agrees with the control)")
+
+
 def _diff(detail: str) -> str:
     parts = [_DIFF_PARTS.get(p, p) for p in detail.split(",") if p]
     return "the page differs from the control's" + (f" ({', '.join(parts)})" if parts else "")
@@ -161,6 +172,8 @@ def _e(words: Callable[[str], str], *carries: str) -> _Entry:
 #: command that explains (a unit test checks it covers docs/classification.md's vocabulary).
 REASONS: dict[str, _Entry] = {
     "dns/injection": _e(_injection, "hijacked"),
+    "dns/injected": _e(lambda d: _no_resolver(d, lie=True), "hijacked"),
+    "dns/intercepted": _e(lambda d: _no_resolver(d, lie=False)),
     "dns/bogon": _e(lambda d: f"DNS answered {d}, a private or reserved address no public site "
                     "has", "hijacked"),
     "dns/blockpage": _e(_blockpage_dns, "hijacked"),

@@ -447,13 +447,19 @@ class Lab:
         db: Path,
         *,
         control: str | None = None,
+        stun: str | None = None,
         extra: Sequence[str] = (),
         timeout: float = 240.0,
     ) -> subprocess.CompletedProcess[str]:
-        """Run ``probe run`` for ``urls`` in the client namespace into ``db``."""
+        """Run ``probe run`` for ``urls`` in the client namespace into ``db``.
+
+        ``control`` and ``stun`` replace the lab's helper and STUN server; ``control="none"``
+        runs with no control.
+        """
+        helper = ["--no-control"] if control == "none" else ["--control", control or self.control_url]
         argv = ["run", "--db", str(db), "--vantage", "lab", "--cafile", self.cafile,
-                "--control", control or self.control_url, "--accept-risks", "--no-progress",
-                "--stun", sites.STUN, "--whoami", sites.WHOAMI,  # the lab's identity services
+                *helper, "--accept-risks", "--no-progress",
+                "--stun", stun or sites.STUN, "--whoami", sites.WHOAMI,  # the lab's identity services
                 *PROBE_TIMEOUTS, *extra]  # fmt: skip
         for u in urls:
             argv += ["--url", u]

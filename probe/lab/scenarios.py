@@ -413,6 +413,15 @@ SCENARIOS: tuple[Scenario, ...] = (
         probe_args=("--dns-probe", NODNS_IP),
     ),
     Scenario(
+        "dns-interception", 61, "all DNS redirected to an honest resolver, --dns-probe", "benign",
+        (Expect(_u("dns-probe"), "ok", step="none", status=200,
+                evidence=(f"dns/intercepted:no-resolver@{NODNS_IP}",)),),
+        Censor(nat=(f"-p udp -d {NODNS_IP} --dport 53 -j DNAT --to-destination {AUTH_DNS}:53",)),
+        notes=f"the ISP sends every DNS query, {NODNS_IP}'s too, to a resolver that tells the "
+        "truth: interception, not censorship",
+        probe_args=("--dns-probe", NODNS_IP),
+    ),
+    Scenario(
         "decoy-sni", 38, "RST on SNI; the same address answers a harmless SNI", "censorship",
         (Expect(_u("decoy-sni", "https"), "reset", "tls", step="tls", failure=Failure.CONNECTION_RESET,
                 evidence=("tls/sni-filtered:decoy=clean.lab.example",)),),

@@ -17,7 +17,7 @@ from typing import Any
 from probe.core.failures import Failure, failure_string
 from probe.core.model import EchoTrial, EndpointObservation
 from probe.inputs.endpointlists import DNS_KINDS, TWIN_KINDS, Endpoint
-from probe.measure import encdns, fet, openvpn, wireguard
+from probe.measure import encdns, fet, localaddrs, openvpn, wireguard
 from probe.measure.tcp import Conn, tcp_connect
 from probe.measure.tls import TLSContexts, tls_handshake_unverified
 
@@ -157,6 +157,7 @@ async def _openvpn_udp(ep: Endpoint, timeout: float) -> tuple[str | None, float,
         async with asyncio.timeout(timeout):
             # A connected UDP socket: the kernel drops datagrams from any other source.
             await loop.sock_connect(sock, (ep.address, ep.port))
+            localaddrs.note(sock.getsockname())
             await loop.sock_sendall(sock, openvpn.client_hard_reset(session))
             while other < MAX_DATAGRAMS:
                 data = await loop.sock_recv(sock, 2048)

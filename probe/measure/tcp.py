@@ -9,7 +9,7 @@ import time
 from probe.core.failures import AddressRefused, failure_string
 from probe.core.model import TCPObservation
 from probe.core.net.policy import ConnectPolicy, canonical_address
-from probe.measure import capture
+from probe.measure import capture, localaddrs
 
 __all__ = ["Conn", "checked_address", "tcp_connect"]
 
@@ -73,6 +73,8 @@ async def tcp_connect(
                 reader, writer = await _captured_connection(addr, port)
     except Exception as exc:
         return TCPObservation(ip, port, started, time.monotonic() - t0, failure_string(exc)), None
+    # The address this connection came from: what the site sees when no NAT is in between.
+    localaddrs.note(writer.get_extra_info("sockname"))
     return TCPObservation(ip, port, started, time.monotonic() - t0), Conn(ip, port, reader, writer)
 
 

@@ -17,10 +17,11 @@ import dataclasses
 import hashlib
 import json
 from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from probe.core.errors import ProbeError
 from probe.core.model import DNSObservation, Hop, Measurement, ProtocolVerdict, Verdict
+from probe.core.net import InvalidURL, parse_url
 from probe.judge.explain import decisive, explain
 from probe.present.packets import packet_rows, render_packets
 from probe.present.terminal import clean, json_safe
@@ -32,38 +33,71 @@ from probe.store.evidence import (
     has_measurement,
     measurement_place,
     newest_final,
+    urls_of_host,
 )
 from probe.store.protocols import protocol_verdicts_of
 
 if TYPE_CHECKING:
     from probe.store import Store
 
-__all__ = ["EvidenceError", "dumps", "evidence", "find_measurement", "render_text"]
+__all__ = ["EvidenceError", "Found", "dumps", "evidence", "find_measurement", "render_text"]
 
 
 class EvidenceError(ProbeError, LookupError):
     """No measurement matches what was asked for; the message says what was looked for."""
 
 
-def find_measurement(store: Store, what: str, vantage: str | None = None,
-                     run: int | None = None) -> int:
-    """The measurement id ``what`` names: an id, or a URL's newest final measurement.
+class Found(NamedTuple):
+    """The measurement a ``probe show`` argument names, and what to tell the reader about it."""
 
-    A URL is matched as measured (``url``), as written in the list (``original_url``), and then
-    by host name (``domain``); ``vantage`` and ``run`` narrow the search.
+    measurement_id: int
+    #: Said on stderr when the measurement shown is not of exactly what was named (a host
+    #: name's newest URL); None when it is.
+    note: str | None = None
+
+
+def find_measurement(store: Store, what: str, vantage: str | None = None,
+                     run: int | None = None) -> Found:
+    """The measurement ``what`` names: an id, a URL, or a host name.
+
+    A URL (``scheme://...``) is matched exactly, as measured once normalised (``http://x`` is
+    ``http://x/``) or as written in the list; never by its host alone: an ``http://`` URL is
+    not its ``https://`` twin. When it was not measured the error names the URLs of its host
+    that were. A bare host name (``example.org``) shows its newest measured URL, and
+    :attr:`Found.note` says which. ``vantage`` and ``run`` narrow the search.
     """
     if what.isdigit():
         if has_measurement(store, int(what)):
-            return int(what)
+            return Found(int(what))
         raise EvidenceError(f"no measurement {what}")
-    host = what.split("://", 1)[-1].split("/", 1)[0].split(":", 1)[0].lower()
-    lookups: tuple[tuple[URLColumn, str], ...] = (("url", what), ("original_url", what), ("domain", host))
-    for column, value in lookups:
+    narrowed = ", ".join(f"{k} {v!r}" for k, v in (("vantage", vantage), ("run", run)) if v)
+    where = f" ({narrowed})" if narrowed else ""
+    if "://" not in what:
+        host = what.split("/", 1)[0].rsplit(":", 1)[0].lower().rstrip(".")
+        mid = newest_final(store, "domain", host, vantage=vantage, run=run)
+        if mid is None:
+            raise EvidenceError(f"no measurement of {what!r}{where}")  # a host or an endpoint
+        place = measurement_place(store, mid)
+        url = place.url if place is not None else "?"
+        return Found(mid, f"showing {url}, the newest measurement of host {host}{where}; "
+                          "name a URL to see another")
+    try:
+        target = parse_url(what)
+    except InvalidURL:
+        target = None
+    lookups: list[tuple[URLColumn, str]] = []
+    if target is not None:
+        lookups += [("url", target.url), ("original_url", target.url)]
+    lookups += [("url", what), ("original_url", what)]
+    for column, value in dict.fromkeys(lookups):
         mid = newest_final(store, column, value, vantage=vantage, run=run)
         if mid is not None:
-            return mid
-    narrowed = "".join(f" {k} {v!r}" for k, v in (("vantage", vantage), ("run", run)) if v)
-    raise EvidenceError(f"no measurement of {what!r}{(' (' + narrowed.strip() + ')') if narrowed else ''}")
+            return Found(mid)
+    name = target.url if target is not None else what
+    others = urls_of_host(store, target.host, vantage=vantage, run=run) if target else []
+    hint = (f"; measured of host {target.host}: {', '.join(others)}"
+            if target is not None and others else "")
+    raise EvidenceError(f"no measurement of {name}{where}{hint}")
 
 
 def _injected(q: DNSObservation, control_addrs: set[str]) -> list[str | None]:
@@ -104,7 +138,30 @@ def _fingerprint_names(hop: Hop, fingerprints: Any) -> list[dict[str, Any]]:
             for fp in (*fps, *bps)]
 
 
-def _hop(hop: Hop, certs: dict[str, dict[str, Any]], fingerprints: Any) -> dict[str, Any]:
+def _dns_probe(hop: Hop, reasons: Iterable[str]) -> list[dict[str, Any]]:
+    """The hop's resolver-less queries (``--dns-probe``): what answered, and what it decided."""
+    said = {r.split("@", 1)[1]: r.split(":", 1)[0] for r in reasons
+            if r.startswith(("dns/injected:no-resolver@", "dns/intercepted:no-resolver@"))}
+    marks = {"dns/injected": "injected: an address without a DNS server answered, against the "
+                             "control",
+             "dns/intercepted": "intercepted: an address without a DNS server answered, as the "
+                                "control"}
+    out = []
+    for q in hop.dns_probe:
+        ip = q.resolver.removeprefix("udp://").rsplit(":", 1)[0].strip("[]")
+        answered = [r for r in q.replies if r.rcode != "MALFORMED"]
+        out.append({
+            "resolver": q.resolver, "qtype": q.qtype, "hostname": q.hostname,
+            "failure": q.failure, "addresses": list(q.addresses),
+            "rcode": answered[0].rcode if answered else None,
+            "replies": len(q.replies), "duration": round(q.duration, 4),
+            "decided": marks.get(said.get(ip, "")),
+        })
+    return out
+
+
+def _hop(hop: Hop, certs: dict[str, dict[str, Any]], fingerprints: Any,
+         reasons: Iterable[str] = ()) -> dict[str, Any]:
     c = hop.control
     ctl_addrs = set(c.dns_addrs) if c is not None and not c.failure else set()
     ctl_tcp = {(t.ip, t.port): t for t in (c.tcp if c is not None else ())}
@@ -172,7 +229,8 @@ def _hop(hop: Hop, certs: dict[str, dict[str, Any]], fingerprints: Any) -> dict[
                    "dns_addrs": list(c.dns_addrs), "http_failure": c.http_failure,
                    "http_status": c.http_status, "http_title": c.http_title,
                    "http_body_length": c.http_body_length}
-    return {"hop": hop.index, "url": hop.url, "dns": dns, "tcp": tcp, "tls": tls, "http": http,
+    return {"hop": hop.index, "url": hop.url, "dns": dns,
+            "dns_probe": _dns_probe(hop, reasons), "tcp": tcp, "tls": tls, "http": http,
             "quic": quic, "ech": ech, "control": control}
 
 
@@ -209,7 +267,7 @@ def evidence(store: Store, measurement_id: int, *, fingerprints: Any = None) -> 
                      for a in attempts(store, place.run_id, place.url)],
         "verdict": _verdict(v),
         "protocols": [_protocol(p) for p in v.protocols],
-        "hops": [_hop(h, certs, fingerprints) for h in m.hops],
+        "hops": [_hop(h, certs, fingerprints, v.reasons) for h in m.hops],
         "packets": packet_rows(m.packets) if m.captured else None,
     }
 
@@ -287,6 +345,21 @@ def _rows(hop: dict[str, Any]) -> Iterator[tuple[str, str, str]]:
                 answer = " ".join([*r["cnames"], *r["answers"]]) or "-"
                 mark = f"  << {r['injected']}" if r["injected"] else ""
                 yield (f"  reply {i} +{_ms(r['t'])} from {r['source']}", f"{r['rcode']} {answer}{mark}", "")
+    for q in hop["dns_probe"]:
+        # --dns-probe: a query to an address that runs no DNS server; any answer came from
+        # the path, and its verdict (interception, or injection) is said next to it.
+        step = f"DNS-PROBE {q['qtype']} {q['hostname']} via {q['resolver']}"
+        if q["rcode"] is None:
+            probe = f"no answer ({q['failure'] or 'none'})" if q["replies"] == 0 else (
+                f"{q['replies']} datagram(s), none a reply")
+        else:
+            probe = f"{q['rcode']} {', '.join(q['addresses']) or 'no address'}"
+        if q["decided"]:
+            probe += f"  << {q['decided']}"
+        control = "-"
+        if ctl is not None:
+            control = _ok(ctl["dns_failure"], ", ".join(ctl["dns_addrs"]) or "no address")
+        yield (step, probe, control)
     for t in hop["tcp"]:
         yield (f"TCP {t['ip']}:{t['port']}", _ok(t["failure"], f"connected ({_ms(t['duration'])})"),
                _control(t["control"], "connected"))

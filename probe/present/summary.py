@@ -104,12 +104,13 @@ def _entry(url: str, words: str, width: int) -> Iterator[str]:
     yield from wrap(words, width, "      ")
 
 
-def print_summary(summary: Any, db: Path, echo: Callable[[str], Any], tty: bool, width: int) -> None:
+def print_summary(summary: Any, db: Path, echo: Callable[[str], Any], tty: bool, width: int,
+                  resume: str = "") -> None:
     """Write the end-of-run summary of a :class:`probe.run.RunSummary`.
 
     On a terminal: the non-ok URLs with their reasons (read back from the database, so what is
     said is what was stored); otherwise one compact line. Then the network measured from, when
-    it is known.
+    it is known; for an interrupted run, ``resume``: the command that finishes it.
     """
     counts = dict(summary.verdicts)
     if not tty:
@@ -124,6 +125,7 @@ def print_summary(summary: Any, db: Path, echo: Callable[[str], Any], tty: bool,
                 pass  # the database went away: the compact line said what matters
         _problems(summary, echo)
         _network(summary, echo, width)
+        _resume(summary, resume, echo)
         return
     try:
         with Store.open(db, create=False) as store:
@@ -140,6 +142,14 @@ def print_summary(summary: Any, db: Path, echo: Callable[[str], Any], tty: bool,
                              counts, db))
     _problems(summary, echo)
     _network(summary, echo, width)
+    _resume(summary, resume, echo)
+
+
+def _resume(summary: Any, command: str, echo: Callable[[str], Any]) -> None:
+    if summary.status == "interrupted" and command:
+        # Whole on its own line, even past the width: a command is copied, not read.
+        echo("to measure the URLs it has not measured yet, in the same run:")
+        echo(f"  {command}")
 
 
 def _network(summary: Any, echo: Callable[[str], Any], width: int) -> None:
@@ -148,6 +158,11 @@ def _network(summary: Any, echo: Callable[[str], Any], width: int) -> None:
         if summary.network_changed:
             line += " (CHANGED during the run)"
         for part in wrap(line, max(width, 40), "", "  "):
+            echo(part)
+    if summary.address_unknown:
+        text = (f"your public address stayed unknown ({summary.address_unknown}): pages that "
+                "show it may hold it; this machine's own addresses were scrubbed")
+        for part in wrap(text, max(width, 40)):
             echo(part)
 
 

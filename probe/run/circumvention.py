@@ -12,6 +12,7 @@ from pathlib import Path
 from probe.core.model import INTERFERENCE_VERDICTS as INTERFERENCE
 from probe.core.model import ControlObservation, EndpointObservation, Verdict
 from probe.core.net import format_endpoint
+from probe.core.settings import MeasureConfig
 from probe.inputs.endpointlists import DNS_KINDS, TWIN_KINDS, Endpoint
 from probe.inputs.geo import default_asn_lookup
 from probe.judge.circumvention import judge_endpoint
@@ -19,6 +20,7 @@ from probe.measure.circumvention import EndpointOptions, measure_endpoint
 from probe.measure.control import client as control_client
 from probe.measure.reflector import discover
 from probe.measure.tls import TLSContexts
+from probe.run.preflight import NoNetworkError, offline_error, preflight
 from probe.store import Store
 from probe.store.circumvention import write_endpoints
 
@@ -37,10 +39,16 @@ Judged = tuple[EndpointObservation, ControlObservation | None, Verdict]
 
 @dataclass(frozen=True)
 class SuiteConfig:
-    """How to measure: controls (test helpers; none: no control), timeouts, concurrency."""
+    """How to measure: controls (test helpers; none: no control), timeouts, concurrency.
+
+    ``resolvers`` (or the system's, from ``resolv_conf``) are what the pre-flight check asks,
+    as ``probe run``'s does: the endpoints are addresses, nothing else here uses DNS.
+    """
 
     controls: tuple[str, ...] = ()
     cafile: str | None = None
+    resolvers: tuple[str, ...] = ()
+    resolv_conf: str | None = None
     tcp_timeout: float = 10.0
     handshake_timeout: float = 10.0
     control_timeout: float = 30.0
@@ -154,6 +162,25 @@ async def measure_endpoints(
     return [r for r in out if r is not None]
 
 
+def _check_config(config: SuiteConfig) -> MeasureConfig:
+    """The pre-flight check's view of the suite's configuration (resolvers, trust)."""
+    cfg = MeasureConfig(resolvers=config.resolvers, system_resolver=not config.resolvers,
+                        cafile=config.cafile)
+    return replace(cfg, resolv_conf=config.resolv_conf) if config.resolv_conf else cfg
+
+
+async def _offline(config: SuiteConfig, warn: Callable[[str], None] | None) -> str | None:
+    """Why the network does not work at all (the pre-flight check of every run), or None."""
+    try:
+        warnings = await preflight(_check_config(config), config.controls)
+    except NoNetworkError as exc:
+        return str(exc)
+    if warn is not None:
+        for message in warnings:
+            warn(f"warning: {message}")
+    return None
+
+
 def run_suite(
     endpoints: Sequence[Endpoint],
     db: Path,
@@ -161,15 +188,22 @@ def run_suite(
     lists: Sequence[str],
     config: SuiteConfig,
     on_result: Callable[[Judged], None] | None = None,
+    warn: Callable[[str], None] | None = None,
 ) -> SuiteSummary:
     """Measure ``endpoints`` into database ``db`` as one run of vantage point ``vantage``.
 
     The run is recorded ``complete``, or ``interrupted`` (and what was measured is kept) when
-    the measuring is cancelled.
+    the measuring is cancelled. The network is checked first, as ``probe run`` checks it: with
+    no network at all the run is recorded ``offline`` and :class:`NoNetworkError` raised,
+    instead of recording every endpoint as a failure. ``warn`` receives the check's warnings.
     """
     with Store.open(db) as store:
         vid = store.vantage(vantage)
         run_id = store.start_run(vid, list(lists), {"suite": SUITE, "endpoints": len(endpoints)})
+        offline = asyncio.run(_offline(config, warn))
+        if offline is not None:
+            store.finish_run(run_id, "offline")
+            raise offline_error(offline, run_id)
         summary = SuiteSummary(run_id)
         status = "interrupted"
 

@@ -27,6 +27,8 @@ class RunSummary:
     vantage: str = ""
     network: str = ""  # one line describing the network identity (no addresses)
     network_changed: bool | None = None  # None: not checked at the end
+    #: Why the public address is unknown ("" when it is known, or the check was off).
+    address_unknown: str = ""
 
     @property
     def elapsed(self) -> float:

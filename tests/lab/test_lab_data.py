@@ -10,12 +10,13 @@ from probe.lab.scenarios import SCENARIOS, by_name, host_hex, sni_hex
 from probe.lab.sites import DOMAIN, SITES, server_addresses, zone
 
 
-def test_lab_has_the_scenarios_of_issues_5_12_14_and_26() -> None:
-    assert sorted(s.number for s in SCENARIOS) == list(range(1, 61))
-    assert len({s.name for s in SCENARIOS}) == 60
-    # issues 5 and 12, 14, 26 (QUIC/ECH: 42-51), 26 (encrypted DNS and VPN protocols: 52-60)
+def test_lab_has_the_scenarios_of_issues_5_12_14_24_and_26() -> None:
+    assert sorted(s.number for s in SCENARIOS) == list(range(1, 62))
+    assert len({s.name for s in SCENARIOS}) == 61
+    # issues 5 and 12, 14, 26 (QUIC/ECH: 42-51), 26 (encrypted DNS and VPN protocols: 52-60),
+    # 24 (DNS interception, 61)
     assert [s.kind for s in SCENARIOS].count("censorship") == 17 + 8 + 5 + 6
-    assert [s.kind for s in SCENARIOS].count("benign") == 15 + 1 + 5 + 3
+    assert [s.kind for s in SCENARIOS].count("benign") == 15 + 1 + 5 + 3 + 1
     assert [s.number for s in SCENARIOS if s.endpoints] == list(range(52, 61))
 
 

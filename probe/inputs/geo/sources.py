@@ -6,6 +6,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+from probe.core.settings import DEFAULT_GEO_URL
 from probe.host.data import DATA_DIR
 from probe.inputs.geo.db import GeoDB, GeoError
 
@@ -13,8 +14,6 @@ __all__ = ["DEFAULT_GEO_LICENSE", "DEFAULT_GEO_URL", "STALE_DAYS", "bundled_geo_
            "default_asn_lookup", "default_geo_path", "default_geo_sources", "geo_url",
            "open_default_geo"]  # fmt: skip
 
-#: iptoasn.com's combined IPv4 + IPv6 table: public domain (PDDL 1.0), updated hourly.
-DEFAULT_GEO_URL = "https://iptoasn.com/data/ip2asn-combined.tsv.gz"
 DEFAULT_GEO_LICENSE = "PDDL 1.0 (https://opendatacommons.org/licenses/pddl/1-0/)"
 DEFAULT_FILENAME = "ip-asn.bin"
 #: Data older than this is flagged by `probe geo path` (routing changes slowly, but it changes).

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from probe.core.errors import ProbeError
+from probe.core.settings import DEFAULT_TESTLISTS_SOURCE
 from probe.host.files import download_bounded
 from probe.inputs.testlists.categories import load_legend
 from probe.inputs.testlists.location import (
@@ -45,7 +46,6 @@ if TYPE_CHECKING:
     import httpx
 
 __all__ = [
-    "DEFAULT_SOURCE",
     "SOURCE_ENV",
     "ListChange",
     "UpdateError",
@@ -55,8 +55,6 @@ __all__ = [
     "update_testlists",
 ]
 
-#: The upstream repository's files, as GitHub serves them raw.
-DEFAULT_SOURCE = "https://raw.githubusercontent.com/citizenlab/test-lists/master/"
 #: Environment variable naming another source (a mirror with the same layout).
 SOURCE_ENV = "PROBE_TESTLISTS_URL"
 #: The upstream file that states the license (its README), kept next to the lists as this.
@@ -103,7 +101,7 @@ class UpdateResult:
 
 def source_url(url: str | None = None) -> str:
     """The source of an update: ``url``, else ``$PROBE_TESTLISTS_URL``, else upstream."""
-    chosen = url or os.environ.get(SOURCE_ENV) or DEFAULT_SOURCE
+    chosen = url or os.environ.get(SOURCE_ENV) or DEFAULT_TESTLISTS_SOURCE
     if not chosen.startswith(("http://", "https://")):
         raise UpdateError(f"{chosen}: the source must be an http:// or https:// URL")
     return chosen if chosen.endswith("/") else chosen + "/"

@@ -31,7 +31,7 @@ from probe.judge.protocols import protocol_verdicts
 __all__ = ["CLASSIFIER_VERSION", "classify", "findings", "needs_retry", "open_step"]
 
 #: Recorded with every verdict; bump it whenever a rule changes what a measurement gets.
-CLASSIFIER_VERSION = "2026.12.1"
+CLASSIFIER_VERSION = "2026.12.2"
 
 
 def findings(

@@ -26,6 +26,7 @@ from yarl import URL
 from probe.core.codec import encode_json
 from probe.core.failures import UNKNOWN_PREFIX, Failure, failure_string
 from probe.core.model import ControlObservation
+from probe.measure import localaddrs
 from probe.measure.control.protocol import RequestMessage, THResponseError, build_request, parse_response
 from probe.measure.tls import verifying_context
 
@@ -159,6 +160,8 @@ class ControlClient:
         if target is None:  # parsed once per helper, not on every request
             target = self._urls[url] = URL(url)
         async with session.post(target, data=data, headers=_JSON, allow_redirects=False) as resp:
+            if resp.connection is not None:  # the address the helper (and any echo) sees
+                localaddrs.note_stream(resp.connection.transport)
             parts: list[bytes] = []
             size = 0
             async for chunk in resp.content.iter_any():

@@ -29,6 +29,7 @@ __all__ = [
     "THRequestError",
     "build_request",
     "parse_request",
+    "read_request",
     "target_from_url",
 ]
 
@@ -154,13 +155,25 @@ def _message(data: bytes | str | Mapping[str, Any]) -> RequestMessage:
         raise THRequestError(str(exc)) from None
 
 
+def read_request(data: bytes | str | Mapping[str, Any]) -> THRequest | None:
+    """The request in ``data``, validated; None when it only asks the client's own address
+    (``{"x_client_address": true}`` alone). Raises :class:`THRequestError` naming the field."""
+    msg = _message(data)
+    if msg.x_client_address and not msg.http_request:
+        return None
+    return _validated(msg)
+
+
 def parse_request(data: bytes | str | Mapping[str, Any]) -> THRequest:
     """Validate a test-helper request (JSON text or decoded object).
 
     Raises :class:`THRequestError` with a message naming the field; the helper answers 400
     with it.
     """
-    msg = _message(data)
+    return _validated(_message(data))
+
+
+def _validated(msg: RequestMessage) -> THRequest:
     url = msg.http_request
     if not url:
         raise THRequestError("http_request: required, a URL string")
