@@ -105,8 +105,13 @@ def test_the_service_runs_in_an_emulation_of_its_sandbox(tmp_path: Path) -> None
     subprocess.run(["/usr/bin/python3", "-m", "venv", "--without-pip", str(venv)], check=True,
                    capture_output=True, timeout=120)
     site = next(venv.glob("lib/python3*/site-packages"))
-    deps = next(Path(sys.prefix).glob("lib/python3*/site-packages"))  # the built dependencies
-    (site / "deps.pth").write_text(f"{deps}\n{Path(__file__).resolve().parents[2]}\n")
+    # The built dependencies and this checkout are bound onto /mnt/deps and /mnt/src inside the
+    # namespace: where they are on this machine (/root, /tmp: a clone in CI) the sandbox hides.
+    deps = next(Path(sys.prefix).glob("lib/python3*/site-packages"))
+    checkout = Path(__file__).resolve().parents[2]
+    (tmp_path / "deps").mkdir()
+    (tmp_path / "src").mkdir()
+    (site / "deps.pth").write_text("/mnt/deps\n/mnt/src\n")
     inside = Path("/mnt") / venv.relative_to(tmp_path) / "bin" / "python"
     (tmp_path / "bin").mkdir()
     (tmp_path / "bin" / "probe").write_text(f"#!{inside}\nfrom probe.cli import main\nmain()\n")
@@ -128,10 +133,11 @@ def test_the_service_runs_in_an_emulation_of_its_sandbox(tmp_path: Path) -> None
                                              "PROBE_GEO_URL", "PROBE_TESTLISTS_URL")]
     hide = " && ".join(f"mount -t tmpfs none {d}" for d in ("/root", "/home", "/var/tmp")
                        if Path(d).is_dir())
-    script = (f"mount --make-rprivate / && mount --bind {tmp_path} /mnt && {hide} && "
+    script = (f"mount --make-rprivate / && mount --bind {tmp_path} /mnt && "
+              f"mount --bind {deps} /mnt/deps && mount --bind {checkout} /mnt/src && {hide} && "
               f"mount -t tmpfs none /tmp && exec setpriv --reuid={uid} --regid={uid} "
               '--clear-groups -- env -i PATH=/usr/bin:/bin HOME=/ "$@"')
-    guard = Path(__file__).resolve().parents[1] / "netguard_site"
+    guard = "/mnt/src/tests/netguard_site"  # the network guard, from inside the namespace
     result = subprocess.run(
         ["unshare", "--mount", "--net", "sh", "-c", script, "sh", *env,
          f"PYTHONPATH={guard}", "PROBE_NETGUARD=1", *args],
