@@ -218,6 +218,9 @@ class MeasureConfig:
     #: The SNI of both ECH-test hellos ("": the site's name). Russia's 2024 rule dropped only
     #: hellos with an ECH extension *and* the SNI ``cloudflare-ech.com`` (docs/protocols.md).
     ech_sni: str = ""
+    #: False: no HTTP request after the handshakes (the helper, when a probe asks for the
+    #: control of an endpoint that speaks no HTTP: ``x_skip_http``).
+    http: bool = True
 
     def __post_init__(self) -> None:
         for r in (*self.resolvers, *self.dns_probe):

@@ -305,6 +305,8 @@ class _Measurer:
 
     async def _http(self, hs: HopState, transport: ConnTransport) -> None:
         cfg = self.cfg
+        if not cfg.http:
+            return  # the connects and handshakes were all that was asked (x_skip_http)
         started, t0 = time.time(), time.monotonic()
         try:
             hs.http = await http_get(

@@ -112,7 +112,7 @@ async def measure_endpoints(
             return ()
         for name in config.names:
             if name not in name_asks:
-                name_asks[name] = asyncio.ensure_future(control(f"http://{name}/", [], 80))
+                name_asks[name] = asyncio.ensure_future(control(f"http://{name}/", [], 80, http=False))
         return tuple([await name_asks[n] for n in config.names])
 
     async def measure(
@@ -128,7 +128,7 @@ async def measure_endpoints(
         async with slots:
             ask = None
             if control is not None and ep.transport == "tcp" and ep.kind not in TWIN_KINDS:
-                ask = asyncio.ensure_future(control(_control_url(ep), [ep.address], ep.port))
+                ask = asyncio.ensure_future(control(_control_url(ep), [ep.address], ep.port, http=False))
             obs = await measure(ep, control, 0)
             ctl = await ask if ask is not None else None
             verdict = judge_endpoint(obs, ctl, asn)

@@ -111,6 +111,8 @@ def engine_measure(cfg: Any = None, *, policy: ConnectPolicy | None = is_public_
             # gets through from here (x_quic_enabled, x_ech_enabled; docs/protocols.md).
             mcfg = dataclasses.replace(mcfg, quic=req.quic_enabled and quic_ok, quic_decoy="",
                                        ech=req.ech_enabled, ech_sni=req.ech_sni)
+        if not req.http:
+            mcfg = dataclasses.replace(mcfg, http=False)
         return await measure(req.target, mcfg, control=None, extra_addresses=req.addresses)
 
     return run_measure

@@ -101,12 +101,12 @@ def test_ech_pair_against_a_resetting_server_stops_after_the_plain_hello(loopbac
 
 
 def _helper_answer(net: LoopbackNet, url: str, *, quic: bool, ech: bool,
-                   policy: Callable[[str], bool] | None = None) -> ControlObservation:
+                   policy: Callable[[str], bool] | None = None, http: bool = True) -> ControlObservation:
     """What probe's helper (its engine, with ``policy``: none by default) answers for ``url``."""
     from probe.core.codec import encode_json
     from probe.measure.control.protocol import build_request
 
-    body = encode_json(build_request(url, [], 443, quic_enabled=quic, ech_enabled=ech))
+    body = encode_json(build_request(url, [], 443, quic_enabled=quic, ech_enabled=ech, http=http))
     req = parse_request(body)
     cfg = dataclasses.replace(config(net), quic_timeout=1.0)
     m: Measurement = asyncio.run(engine_measure(cfg, policy=policy)(req))
@@ -124,6 +124,19 @@ def test_helper_answers_quic_handshake_and_x_ech_when_asked(
     assert [(c.ip, c.plain_ok, c.ech_ok) for c in ctl.ech] == [(loopback_net.web_ip, True, True)]
     quiet = _helper_answer(loopback_net, url, quic=False, ech=False)
     assert quiet.quic == () and quiet.ech == ()
+
+
+def test_helper_stops_after_the_handshakes_when_asked_to_skip_http(loopback_net: LoopbackNet) -> None:
+    # The control of a DoT resolver, a Tor bridge or a messaging server: an HTTP request there
+    # would wait out the helper's HTTP timeout (15 s) for an answer nobody needs.
+    url = loopback_net.url("ok.test", tls=True)
+    full = _helper_answer(loopback_net, url, quic=False, ech=False)
+    assert full.http_status == 200
+    bare = _helper_answer(loopback_net, url, quic=False, ech=False, http=False)
+    assert [(t.ip, t.ok) for t in bare.tls] == [(loopback_net.web_ip, True)]
+    assert [(t.ip, t.ok) for t in bare.tcp] == [(loopback_net.web_ip, True)]
+    assert bare.http_status is None
+    assert bare.http_failure == "unknown_failure: not requested (x_skip_http)"
 
 
 def test_helper_never_sends_quic_or_hellos_where_its_policy_refuses(

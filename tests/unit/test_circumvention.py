@@ -137,11 +137,16 @@ def test_a_failure_the_control_did_not_see_is_measured_again(monkeypatch: pytest
         failure = "generic_timeout_error" if len(tries) == 1 else None
         return _obs(address=ep.address, port=ep.port, handshake_failure=failure)
 
+    asked: list[bool] = []
+
     class Control:
         def __init__(self, *a: object, **kw: object) -> None:
             pass
 
-        async def __call__(self, url: str, addrs: list[str], port: int) -> ControlObservation:
+        async def __call__(
+            self, url: str, addrs: list[str], port: int, *, http: bool = True
+        ) -> ControlObservation:
+            asked.append(http)
             return _control(tls=TLS_COMPLETED_AT_CONTROL)
 
         async def aclose(self) -> None:
@@ -153,6 +158,7 @@ def test_a_failure_the_control_did_not_see_is_measured_again(monkeypatch: pytest
     cfg = suite.SuiteConfig(controls=("http://127.0.0.1:1/",), retry_pause=0.0)
     ((obs, _, verdict),) = asyncio.run(suite.measure_endpoints([ep], cfg))
     assert len(tries) == 2 and obs.attempt == 1 and verdict.verdict == "ok"
+    assert asked == [False]  # a Tor relay speaks no HTTP: the helper stops after the handshake
     tries.clear()
     cfg = suite.SuiteConfig(controls=("http://127.0.0.1:1/",), retries=0)
     ((obs, _, verdict),) = asyncio.run(suite.measure_endpoints([ep], cfg))

@@ -179,8 +179,13 @@ class ControlClient:
         down = [h for h in self.helpers if h not in up]
         return up + down
 
-    async def __call__(self, url: str, addrs: Sequence[str], port: int) -> ControlObservation:
+    async def __call__(
+        self, url: str, addrs: Sequence[str], port: int, *, http: bool = True
+    ) -> ControlObservation:
         """Ask the helpers, in turn, what they see for ``url`` and ``addrs`` on ``port``.
+
+        ``http=False`` asks probe's helper to stop after the handshakes (``x_skip_http``), for
+        endpoints that speak no HTTP; OONI's helper ignores it and fetches as usual.
 
         Returns the first usable answer with ``source`` set to the helper that gave it, or
         a ControlObservation whose ``failure`` says why no helper answered.
@@ -197,7 +202,7 @@ class ControlClient:
         give_up = time.monotonic() + self.busy_wait
         try:
             body = build_request(url, addrs, port, headers=self._headers, quic_enabled=self.quic,
-                                 ech_enabled=self.ech, ech_sni=self.ech_sni)
+                                 ech_enabled=self.ech, ech_sni=self.ech_sni, http=http)
             helpers = self._order()
             while helpers:
                 busy: list[tuple[float, str]] = []  # (Retry-After, helper) of the 503s

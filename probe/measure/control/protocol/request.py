@@ -55,6 +55,7 @@ class THRequest:
     quic_enabled: bool = False
     ech_enabled: bool = False  # probe's x_ech_enabled
     ech_sni: str = ""  # probe's x_ech_sni ("": the URL's host)
+    http: bool = True  # False: probe's x_skip_http (no HTTP request after the handshakes)
 
     @property
     def addresses(self) -> tuple[str, ...]:
@@ -97,6 +98,7 @@ def build_request(
     quic_enabled: bool = False,
     ech_enabled: bool = False,
     ech_sni: str = "",
+    http: bool = True,
 ) -> RequestMessage:
     """The request a probe sends for ``url`` and the addresses it resolved (encode it with
     :func:`probe.core.codec.encode_json`)."""
@@ -110,6 +112,7 @@ def build_request(
         x_quic_enabled=quic_enabled,
         x_ech_enabled=True if ech_enabled else msgspec.UNSET,
         x_ech_sni=ech_sni if ech_enabled and ech_sni else msgspec.UNSET,
+        x_skip_http=msgspec.UNSET if http else True,
     )
 
 
@@ -209,4 +212,5 @@ def _validated(msg: RequestMessage) -> THRequest:
         quic_enabled=msg.x_quic_enabled,
         ech_enabled=msg.x_ech_enabled is True,
         ech_sni=ech_sni,
+        http=msg.x_skip_http is not True,
     )

@@ -323,6 +323,8 @@ def _http_result(req: THRequest, m: Measurement, last: Hop | None) -> HTTPReques
                                       x_body_sha256=h.body_sha256)  # fmt: skip
     elif h is not None:
         failure = h.failure
+    elif last is not None and not req.http:
+        failure = _hop_failure(last) or m.failure or UNKNOWN_PREFIX + "not requested (x_skip_http)"
     elif last is not None:
         failure = _hop_failure(last) or m.failure or UNKNOWN_PREFIX + "no HTTP exchange"
     else:

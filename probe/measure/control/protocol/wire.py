@@ -66,7 +66,7 @@ def decode_message(data: bytes | str | Mapping[str, Any], cls: type[T]) -> T:
 
 class RequestMessage(Struct, frozen=True, kw_only=True):
     """The request as sent (the spec's, plus ``x_quic_enabled``; probe's own ``x_ech_enabled``,
-    ``x_ech_sni`` and ``x_client_address`` are written only when set).
+    ``x_ech_sni``, ``x_skip_http`` and ``x_client_address`` are written only when set).
 
     ``http_request`` is required by the helper unless ``x_client_address`` is all that is
     asked (:class:`ClientAddress`).
@@ -79,6 +79,10 @@ class RequestMessage(Struct, frozen=True, kw_only=True):
     x_quic_enabled: bool = False
     x_ech_enabled: bool | UnsetType = UNSET
     x_ech_sni: str | UnsetType = UNSET  # the SNI of the ECH test's hellos, when not the URL's host
+    #: True: stop after DNS, the connects and the handshakes (probe's helper; OONI's ignores
+    #: it and fetches): the control of an endpoint that speaks no HTTP (DoT, Tor, OpenVPN,
+    #: a messaging service) would otherwise hold the answer until the helper's HTTP timeout.
+    x_skip_http: bool | UnsetType = UNSET
     #: Alone (no ``http_request``): "which address did this request come from?"; probe's
     #: helper answers a :class:`ClientAddress`, OONI's answer 400.
     x_client_address: bool | UnsetType = UNSET
