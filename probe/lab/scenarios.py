@@ -369,14 +369,14 @@ _THROTTLED = "tls-fin"
 _THROTTLE_ARGS = ("--http-timeout", "50", "--deadline", "60")
 
 
-def _throttle_targets(throttled: Expect) -> tuple[Expect, ...]:
+def _throttle_targets(throttled: Expect, trickle_reason: str | None) -> tuple[Expect, ...]:
     """The references at full speed, the object ``throttled`` expects, and a site slow for
-    everyone (the server itself sends 16 KB/s: the control sees it slow too)."""
+    everyone (the server itself sends 16 KB/s: the control sees it slow too), whose reason,
+    when set, must be ``trickle_reason``."""
     return (*(Expect(_u(r, "https", "/large/128"), "ok", step="none", status=200, reason="http/match")
               for r in _THROTTLE_REFERENCES),
             throttled,
-            Expect(_u("trickle", "https"), "ok", step="none", status=200,
-                   reason="control/http-speed:"))  # fmt: skip
+            Expect(_u("trickle", "https"), "ok", step="none", status=200, reason=trickle_reason))  # fmt: skip
 
 
 # --- trace: the censor at hop 3 of the chain client -> 1 -> 2 -> 3 (censor) -> 4 -> server -------
@@ -1017,7 +1017,8 @@ SCENARIOS: tuple[Scenario, ...] = (
         "March 2021)", "censorship",
         _throttle_targets(Expect(_u(_THROTTLED, "https", "/large/128"), "throttled", step="none",
                                  status=200, reason="http/throttled:",
-                                 evidence=("control/http-speed:",))),
+                                 evidence=("control/http-speed:",)),
+                          "control/http-speed:"),
         Censor(forward=(
             f"-p tcp --dport 443 -m string --algo bm --string {_name(_THROTTLED)} "
             "-j CONNMARK --set-mark 0x7",
@@ -1033,7 +1034,7 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario(
         "throttling-slow-network", 64, "the whole network slow (4 Mbit/s) for every site", "benign",
         _throttle_targets(Expect(_u(_THROTTLED, "https", "/large/128"), "ok", step="none",
-                                 status=200, reason="http/match")),
+                                 status=200, reason="http/match"), None),
         notes="the censor's forwarding capped with tbf: every site is slower alike, none is throttled",
         probe_args=_THROTTLE_ARGS, group="throttling", bandwidth="4mbit",
     ),
