@@ -168,7 +168,9 @@ def format_results(results: Sequence[ScenarioResult], *, verbose: bool = False,
     observations matched but whose verdict did not (for example while the classifier or the
     control helper is missing), ``FAIL`` one whose observations did not match.
     """
-    yield f"{'#':>2}  {'scenario':<22}  {'expected':<18}  {'got':<18}  result\n"
+    # 24 + 2 + 22 + 2 + 22 + 2 + "result": 80 columns; "inconclusive/wireguard" and a trace's
+    # "censor@4 in-path drop" fit.
+    yield f"{'#':>2}  {'scenario':<20}  {'expected':<22}  {'got':<22}  result\n"
     passed = obs_only = failed = 0
     for r in results:
         s = r.scenario
@@ -179,8 +181,8 @@ def format_results(results: Sequence[ScenarioResult], *, verbose: bool = False,
                 mark, obs_only = "obs", obs_only + 1
             else:
                 mark, failed = "FAIL", failed + 1
-            head = f"{s.number:>2}  {cut(s.name, 22):<22}" if i == 0 else " " * 26
-            yield f"{head}  {expected_text(e):<18}  {cut(clean(o.verdict), 18):<18}  {mark}\n"
+            head = f"{s.number:>2}  {cut(s.name, 20):<20}" if i == 0 else " " * 24
+            yield f"{head}  {cut(expected_text(e), 22):<22}  {cut(clean(o.verdict), 22):<22}  {mark}\n"
             yield f"      {cut(clean(o.observed), width - 6)}\n"
             for err in (*o.observation_errors, *o.verdict_errors):
                 yield from (line + "\n" for line in wrap(clean(err), width, "      ! ", "        "))
