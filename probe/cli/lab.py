@@ -163,7 +163,7 @@ def status() -> None:
 
 
 @lab.command()
-@click.argument("scenarios", nargs=-1, metavar="[SCENARIO]...")
+@click.argument("scenarios", nargs=-1, metavar="[SCENARIO|GROUP]...")
 @_prefix_option("Use the lab of yours with this prefix (default: your only lab, else a new one).")
 @click.option("--workdir", type=click.Path(file_okay=False, path_type=Path),
               help="Keep the probe's databases here (default: a temporary directory).")
@@ -174,8 +174,10 @@ def run(scenarios: tuple[str, ...], prefix: str | None, workdir: Path | None, go
         verbose: bool) -> None:
     """Run scenarios (default: all) and compare what the probe stored with what is expected.
 
-    Uses your lab started by `probe lab up` (--prefix picks one), or builds a temporary one;
-    never another user's lab or one a running test owns. Prints one row per URL:
+    A group name (web, packets, trace, throttling, circumvention, quic-ech, outages; `probe
+    lab list`) stands for its scenarios. Uses your lab started by `probe lab up` (--prefix
+    picks one), or builds a temporary one; never another user's lab or one a running test
+    owns. Prints one row per URL:
     expected verdict/stage, the stored one, and PASS, obs (observations right, verdict wrong)
     or FAIL. Exits 1 when any URL did not pass.
 
@@ -183,6 +185,7 @@ def run(scenarios: tuple[str, ...], prefix: str | None, workdir: Path | None, go
     Examples:
       sudo probe lab run
       sudo probe lab run dns-injection tls-sni-rst --workdir /tmp/lab
+      sudo probe lab run throttling trace-drop
     """
     _need_root()
     import tempfile
