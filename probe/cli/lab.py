@@ -268,6 +268,10 @@ def censor(ctx: click.Context, scenarios: tuple[str, ...], prefix: str | None, o
 
         on = tuple(by_name(n) for n in lab_.switched_on())
     elif off:
+        was_on = lab_.switched_on()
+        for s in chosen:
+            if s.name not in was_on:
+                click.echo(f"{s.name}: was not switched on", err=True)
         on = lab_.switch_off([s.name for s in chosen])
     else:
         idle = [s for s in chosen if s.censor == Censor() and not s.latency_ms and not s.bandwidth]

@@ -87,6 +87,8 @@ def test_techniques_switched_on_censor_the_running_lab_until_switched_off(
     off = _censor(lab_up, "--off")
     assert off.exit_code == 0 and "no technique is switched on" in off.output
     assert _forward_rules(lab_up) == []
+    again = _censor(lab_up, "--off", "dns-bogon")
+    assert again.exit_code == 0 and "dns-bogon: was not switched on" in again.output
     # The sites the censor had reset or lied about are reachable again.
     from probe.lab.scenarios import by_name
 
