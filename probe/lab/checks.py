@@ -13,10 +13,13 @@ from typing import Any
 from probe.core.failures import Failure
 from probe.core.model import DNSObservation, Hop, Measurement, Verdict
 from probe.lab.blockpage import BLOCKPAGE_MARKER
-from probe.lab.scenarios import EndpointExpect, Expect
+from probe.lab.scenarios import EndpointExpect, Expect, OutageExpect, TraceExpect, trace_summary
 
-__all__ = ["Outcome", "check", "check_endpoint", "first_failure", "observed", "observed_endpoint",
-           "system_a_query"]
+__all__ = ["Outcome", "check", "check_endpoint", "check_outages", "check_trace", "first_failure",
+           "observed", "observed_endpoint", "system_a_query"]
+
+#: The width every text report of probe must fit (README: "Every command fits an 80-column terminal").
+WIDTH = 80
 
 _MARKER = BLOCKPAGE_MARKER.encode()
 
@@ -211,3 +214,73 @@ def check_endpoint(e: EndpointExpect, d: dict[str, Any] | None) -> Outcome:
     if e.reason and not any(e.reason in r for r in d["reasons"]):
         verdict_errors.append(f"reason: expected {e.reason!r} in {d['reasons']}")
     return Outcome(e.url, tuple(obs_errors), tuple(verdict_errors), seen, got)
+
+
+def _routers(trace: dict[str, Any], probe: str) -> tuple[str, ...]:
+    """The routers that reported ``probe``'s packets (``trigger``, ``control``) expiring, in order."""
+    return tuple(p["router"] for p in trace.get("probes", ()) if p.get("probe") == probe and p.get("router"))
+
+
+def check_trace(e: TraceExpect, trace: dict[str, Any] | None, text: str | None = None) -> Outcome:
+    """Check one `probe trace --json` result (None: the trace failed) and, when the scenario
+    reads it, the text report ``text`` against ``e``."""
+    if trace is None:
+        return Outcome(e.url, ("the trace produced no result",), ("no conclusion",), "nothing", "-")
+    obs: list[str] = []
+    trigger, control = _routers(trace, "trigger"), _routers(trace, "control")
+    if trace.get("server_hop") != e.server_hop:
+        obs.append(f"server hop: expected {e.server_hop}, got {trace.get('server_hop')}")
+    if e.trigger_routers is not None and trigger != e.trigger_routers:
+        obs.append(f"trigger's routers: expected {list(e.trigger_routers)}, got {list(trigger)}")
+    if e.control_routers is not None and control != e.control_routers:
+        obs.append(f"control's routers: expected {list(e.control_routers)}, got {list(control)}")
+    obs += [f"trigger's routers: expected {r} among {list(trigger)}" for r in e.trigger_reaches
+            if r not in trigger]  # fmt: skip
+    obs += [f"trigger's routers: expected no {r}, got {list(trigger)}" for r in e.trigger_misses
+            if r in trigger]  # fmt: skip
+    sent = trace.get("packets_sent") or 0
+    if e.max_packets and not 0 < sent <= e.max_packets:
+        obs.append(f"packets sent: expected 1 to {e.max_packets}, got {sent}")
+    if text is not None:
+        wide = [line for line in text.splitlines() if len(line) > WIDTH]
+        if wide:
+            obs.append(f"text report: {len(wide)} lines wider than {WIDTH} columns")
+        words = " ".join(text.split())  # the words, whatever the line breaks
+        obs += [f"text report: expected {w!r}" for w in e.says if w not in words]
+        obs += [f"text report: expected no {w!r}" for w in e.never_says if w in words]
+    ver: list[str] = []
+    link = trace.get("link")
+    got_link = None if link is None else (link.get("near"), link.get("near_router"), link.get("far"),
+                                          link.get("far_router"))  # fmt: skip
+    for what, want, got in (("censor hop", e.censor_hop, trace.get("censor_hop")),
+                            ("placement", e.placement, trace.get("placement")),
+                            ("technique", e.technique, trace.get("technique")),
+                            ("link", e.link, got_link)):  # fmt: skip
+        if want != got:
+            ver.append(f"{what}: expected {want}, got {got}")
+    seen = f"trigger {'>'.join(trigger) or '-'}; control {'>'.join(control) or '-'}; server hop " \
+           f"{trace.get('server_hop')}"
+    got_v = trace_summary(trace.get("censor_hop"), trace.get("placement"), trace.get("technique"))
+    return Outcome(e.url, tuple(obs), tuple(ver), seen, got_v)
+
+
+def check_outages(e: OutageExpect, exit_code: int, status: str | None,
+                  found: list[dict[str, Any]]) -> Outcome:
+    """Check a run's exit code and stored ``status`` and the outage intervals the rules found in
+    it (:meth:`probe.research.outages.Outage.to_dict`) against ``e``."""
+    obs: list[str] = []
+    if e.offline and (exit_code != 1 or status != "offline"):
+        obs.append(f"run: expected no network (exit 1, recorded offline), got exit {exit_code}, {status}")
+    if not e.offline and (exit_code != 0 or status != "complete"):
+        obs.append(f"run: expected it to complete (exit 0), got exit {exit_code}, {status}")
+    ver: list[str] = []
+    states = tuple(str(o.get("state")) for o in found)
+    if states != e.states:
+        ver.append(f"outages: expected {list(e.states) or 'none'}, got {list(states) or 'none'}")
+    first = str(found[0].get("evidence", "")) if found else ""
+    if e.evidence and e.evidence not in first:
+        ver.append(f"evidence: expected {e.evidence!r} in {first!r}")
+    seen = f"run {status or 'not recorded'}; " + ("; ".join(f"{s}: {o.get('evidence', '')}"
+                                                       for s, o in zip(states, found, strict=True))
+                                             or "no outage")  # fmt: skip
+    return Outcome(e.url, tuple(obs), tuple(ver), seen, "outage:" + (",".join(states) or "none"))

@@ -15,9 +15,11 @@ from probe.core.net import format_endpoint
 from probe.lab.topology import BLOCKPAGE_IP
 
 __all__ = [
+    "ABROAD",
     "BLOCKPAGE_IP",
     "DOMAIN",
     "FORGED_IP",
+    "GEO",
     "SITES",
     "Site",
     "quic_listeners",
@@ -135,6 +137,8 @@ SITES: tuple[Site, ...] = (
     Site(_n("ech-drop"), "10.66.2.84"),
     Site(_n("ech-rst"), "10.66.2.85"),
     Site(_n("ech-refused"), "10.66.2.86"),
+    # Issue 27: a resolver that fails for one name only.
+    Site(_n("dns-servfail"), "10.66.2.89"),
     # Issue 24: a page title carrying terminal escape sequences (OSC 0 window title, OSC 52
     # clipboard write, a CSI colour): `probe show` must print them disarmed.
     Site(_n("hostile-title"), "10.66.2.77",
@@ -144,6 +148,17 @@ SITES: tuple[Site, ...] = (
 )
 
 _BY_NAME = {s.name: s for s in SITES}
+
+#: The sites' addresses "abroad" (first, last) in the lab's IP-to-country table :data:`GEO`.
+ABROAD = ("10.66.2.26", "10.66.2.49")
+#: The lab's IP-to-country table (ip2asn TSV, `--geo`): 10.66.2.10-.25 and everything from .50
+#: "at home" (RU), 10.66.2.26-.49 "abroad" (DE). The resolver's upstream (10.66.2.53) stays at
+#: home, as a national DNS would. The outage scenarios (national isolation) judge with it.
+GEO = (
+    "10.66.2.0\t10.66.2.25\t64500\tRU\tLAB-HOME\n"
+    f"{ABROAD[0]}\t{ABROAD[1]}\t64501\tDE\tLAB-ABROAD\n"
+    "10.66.2.50\t10.66.2.255\t64500\tRU\tLAB-HOME\n"
+)
 
 
 def site(name: str) -> Site:

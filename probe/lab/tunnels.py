@@ -9,6 +9,9 @@ Servers, all in the server namespace behind the censor:
 - ``DOWN_IP``: an address where nothing listens (a resolver down for everyone);
 - ``REFLECTOR_IP``: a second control helper, ``probe helper serve --reflector``, whose reflector
   the probe finds through its ``/health`` (``--reflector URL``), as it would on the Internet;
+- ``BLOCKED_RELAY`` and ``OPEN_RELAY``: Tor-like relays (TLS on 9001 with a certificate of a CA
+  nobody trusts, as Tor relays' are self-signed), and ``VPN``: an OpenVPN server answering the
+  first handshake packet over UDP and TCP on 1194 (probe/lab/toolservers.py);
 
 and in the censor namespace two lying resolvers that scenarios redirect DoH/DoT to (NAT).
 """
@@ -27,7 +30,9 @@ if TYPE_CHECKING:
     from probe.lab.scenarios import Scenario
 
 __all__ = [
+    "BLOCKED_RELAY",
     "DOWN_IP",
+    "OPEN_RELAY",
     "REFLECTOR_IP",
     "REFLECTOR_PORT",
     "REFLECTOR_URL",
@@ -36,6 +41,7 @@ __all__ = [
     "TOOL_ADDRESSES",
     "TRUSTED_LIAR",
     "UNTRUSTED_LIAR",
+    "VPN",
     "circumvention_argv",
     "endpoint_list",
     "services",
@@ -50,8 +56,11 @@ REFLECTOR_URL = f"http://{format_endpoint(REFLECTOR_IP, REFLECTOR_PORT)}/"
 #: The reflector's ports (the defaults of `probe helper serve --reflector`).
 REFLECTOR_TCP = (8781, 8782)
 REFLECTOR_WIREGUARD = 51820
+BLOCKED_RELAY = "10.66.2.201"  # a relay the circumvention scenarios' censor blackholes
+OPEN_RELAY = "10.66.2.202"
+VPN = "10.66.2.203"
 #: Addresses the server namespace carries for these servers.
-TOOL_ADDRESSES = (RESOLVER_IP, DOWN_IP, REFLECTOR_IP)
+TOOL_ADDRESSES = (RESOLVER_IP, DOWN_IP, REFLECTOR_IP, BLOCKED_RELAY, OPEN_RELAY, VPN)
 #: A name every resolver is asked about, which the control resolves too.
 NAME = "clean.lab.example"
 #: `probe circumvention` options the scenarios share: short steps (the lab answers in ms).
@@ -71,6 +80,7 @@ def services(state_dir: Path, certs: dict[str, tuple[str, str]]) -> dict[str, tu
     py = sys.executable
     cert, key = certs["valid"]
     ccert, ckey = certs["censor"]
+    rcert, rkey = certs["relay"]
     liar = [py, "-m", "probe.lab.toolservers", "--lie-nxdomain"]
     anywhere = "0.0.0.0"  # the censor's resolvers take what its NAT rules redirect to them
     return {
@@ -84,6 +94,10 @@ def services(state_dir: Path, certs: dict[str, tuple[str, str]]) -> dict[str, tu
         "liar-untrusted": ("censor", [*liar, "--doh", format_endpoint(anywhere, UNTRUSTED_LIAR[0]),
                                       "--dot", format_endpoint(anywhere, UNTRUSTED_LIAR[1]),
                                       "--cert", ccert, "--key", ckey]),
+        "relays": ("server", [py, "-m", "probe.lab.toolservers",
+                              "--tls", format_endpoint(BLOCKED_RELAY, 9001),
+                              "--tls", format_endpoint(OPEN_RELAY, 9001),
+                              "--openvpn", format_endpoint(VPN, 1194), "--cert", rcert, "--key", rkey]),
         # A reflector generous enough for the scenarios (the helper's defaults are for the Internet).
         "reflector": ("server", [py, "-m", "probe", "helper", "serve", "--listen",
                                  format_endpoint(REFLECTOR_IP, REFLECTOR_PORT), "--reflector",
