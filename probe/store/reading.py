@@ -37,15 +37,21 @@ class Reader(Runs):
     ) -> Iterator[dict[str, Any]]:
         """Final verdicts, one dict per URL measured, in measurement order.
 
-        ``run``: an id, ``"latest"`` (the latest run, of ``vantage`` when given) or None (every
-        run). ``verdict``: one verdict or several (any of them). Keys: measurement_id, run_id,
+        ``run``: an id, ``"latest"`` (the latest run of ``vantage`` when given, otherwise the
+        latest run of every vantage point: :meth:`latest_runs`) or None (every run).
+        ``verdict``: one verdict or several (any of them). Keys: measurement_id, run_id,
         vantage, url, original_url, domain, category,
         measured_at, runtime, attempt, verdict, stage, hop, reasons (list), classifier_version.
         """
-        rid = self.resolve_run(run, vantage)
         where = ["m.final = 1"]
         params: list[Any] = []
-        if rid is not None:
+        if run == "latest" and vantage is None:
+            runs = [rid for _, rid in self.latest_runs()]
+            if not runs:
+                self.resolve_run(run)  # raises: no runs yet
+            where.append(f"m.run_id IN ({','.join('?' * len(runs))})")
+            params.extend(runs)
+        elif (rid := self.resolve_run(run, vantage)) is not None:
             where.append("m.run_id = ?")
             params.append(rid)
         if verdict is not None:

@@ -196,6 +196,12 @@ class Runs(Connection):
             )
         return None if rid is None else int(rid)
 
+    def latest_runs(self) -> list[tuple[str, int]]:
+        """(vantage point, its latest run id) for every vantage point with a run, by name."""
+        return [(str(row["vantage"]), int(row["run_id"])) for row in self._rows(
+            "SELECT v.name AS vantage, max(r.id) AS run_id FROM runs r "
+            "JOIN vantage_points v ON v.id = r.vantage_id GROUP BY r.vantage_id ORDER BY v.name")]
+
     def vantage_ids(self, names: Sequence[str] | None = None) -> dict[str, int]:
         """Vantage point name -> id: every one, by name, or those named, in that order.
 

@@ -244,7 +244,9 @@ def _two_runs(store: Store) -> tuple[int, int]:
 
 def test_results_filters_by_run_verdict_vantage_and_limit(store: Store) -> None:
     r1, r2 = _two_runs(store)
-    assert [r["run_id"] for r in store.results()] == [r2]
+    # Latest: each vantage point's latest run (alpha's r1 and beta's r2).
+    assert [r["run_id"] for r in store.results()] == [r1, r1, r2]
+    assert store.latest_runs() == [("alpha", r1), ("beta", r2)]
     assert [r["url"] for r in store.results(r1)] == ["http://site0.example.org/",
                                                     "http://site1.example.org/"]
     assert len(list(store.results(None))) == 3
