@@ -18,7 +18,7 @@ from probe.store.connection import named_rows
 if TYPE_CHECKING:
     import sqlite3
 
-__all__ = ["base_name", "claim_name", "suffixed"]
+__all__ = ["LIKE_SUFFIXED", "base_name", "claim_name", "suffixed", "suffixed_like"]
 
 _SEP = "~"
 
@@ -34,6 +34,15 @@ def base_name(name: str, uid: str) -> str:
     return name[: -len(tail)] if name.endswith(tail) and len(name) > len(tail) else name
 
 
+#: SQL condition on ``name``, with :func:`suffixed_like` as its parameter.
+LIKE_SUFFIXED = "name LIKE ? ESCAPE '\\'"
+
+
+def suffixed_like(base: str) -> str:
+    """A LIKE pattern (for :data:`LIKE_SUFFIXED`) of the names ``base~...``."""
+    return base.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + _SEP + "%"
+
+
 def claim_name(conn: sqlite3.Connection, name: str, uid: str) -> tuple[str, list[tuple[str, str]]]:
     """The name under which the vantage point (``name``, ``uid``) enters the ``main`` database.
 
@@ -42,10 +51,9 @@ def claim_name(conn: sqlite3.Connection, name: str, uid: str) -> tuple[str, list
     carry their suffix; otherwise the plain name is kept.
     """
     base = base_name(name, uid)
-    like = base.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + _SEP + "%"
     rows = named_rows(conn, "SELECT id, name, uid FROM main.vantage_points "
-                            "WHERE (name = ? OR name LIKE ? ESCAPE '\\') AND uid != ?",
-                      (base, like, uid))
+                            f"WHERE (name = ? OR {LIKE_SUFFIXED}) AND uid != ?",
+                      (base, suffixed_like(base), uid))
     others = [(int(r["id"]), str(r["name"]), str(r["uid"])) for r in rows
               if base_name(str(r["name"]), str(r["uid"])) == base]
     if not others:

@@ -133,6 +133,9 @@ def test_same_name_from_another_probe_is_kept_apart(tmp_path: Path) -> None:
     assert sorted(second.renamed) == sorted([("default", f"default~{uid_a[-8:]}"),
                                              ("default", f"default~{uid_b[-8:]}")])
     assert "another probe has its name" in format_merged(second)
+    r = CliRunner().invoke(cli, ["results", "--db", str(out), "--vantage", "default"])
+    assert r.exit_code == 1
+    assert f"a merge renamed it apart: default~{min(uid_a[-8:], uid_b[-8:])}" in r.output
 
 
 def test_vantage_point_names_do_not_depend_on_merge_order(tmp_path: Path) -> None:
