@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self, TypeVar, cast
 
 from probe.core.errors import ProbeError
+from probe.store import observations
 from probe.store.rows import now as _now
 from probe.store.schema import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION
 
@@ -204,6 +205,10 @@ class Connection:
 
     def _configure(self) -> None:
         c = self.conn
+        # The stored observations as JSON for SQL (json_extract, json_each), and the packing of
+        # migration 10 (probe/store/observations.py).
+        c.create_function("observations_json", 1, observations.json_text, deterministic=True)
+        c.create_function("probe_pack_legacy", 2, observations.pack_legacy, deterministic=True)
         if self.readonly:
             c.execute("PRAGMA query_only = 1")
             return

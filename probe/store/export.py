@@ -101,7 +101,7 @@ class _RecordRow(NamedTuple):
 
     id: int
     uid: str
-    data: str  # the observations' JSON
+    data: bytes  # the packed observations
     verdict: str
     stage: str | None
     hop: int | None
@@ -145,11 +145,10 @@ def iter_records(store: Store, f: Filters) -> Iterator[Record]:
         chunk = list(typed_rows(store.conn, _RecordRow, sql, [last, *params]))
         if not chunk:
             return
-        lo, last = chunk[0].id, chunk[-1].id
-        controls = store.controls_between(lo, last)
+        last = chunk[-1].id
         for row in chunk:
             yield Record(
-                row.uid, store.rebuild(row.data, controls.get(row.id, {})),
+                row.uid, store.rebuild(row.data),
                 Verdict(row.verdict, row.stage, row.hop, tuple(json.loads(row.reasons)),
                         row.classifier_version),
                 bool(row.final), row.classified_at, row.run_uid, row.run_started_at,
@@ -212,11 +211,12 @@ class ExportTable:
     order: str = "m.id"
 
 
-def _child(name: str, alias: str, cols: Sequence[tuple[str, str, str]], order: str) -> ExportTable:
+def _child(name: str, alias: str, cols: Sequence[tuple[str, str, str]], order: str,
+           join: str = "") -> ExportTable:
     return ExportTable(
         name,
         (("measurement_uid", "str", "m.uid"), *cols),
-        f"{name} AS {alias} JOIN measurements AS m ON m.id = {alias}.measurement_id",
+        f"{name} AS {alias} JOIN measurements AS m ON m.id = {alias}.measurement_id {join}".rstrip(),
         order=order,
     )
 
@@ -269,14 +269,14 @@ TABLES: tuple[ExportTable, ...] = (
         ("failure", "str", "t.failure"), ("version", "str", "t.version"),
         ("cipher", "str", "t.cipher"), ("alpn", "str", "t.alpn"),
         ("cert_valid", "bool", "t.cert_valid"), ("leaf_sha256", "str", "t.leaf_sha256"),
-        ("leaf_subject", "str", "t.leaf_subject"), ("leaf_issuer", "str", "t.leaf_issuer"),
-        ("leaf_not_after", "ts", "t.leaf_not_after"), ("chain", "strlist", "t.chain"),
-    ), "t.id"),
+        ("leaf_subject", "str", "c.subject"), ("leaf_issuer", "str", "c.issuer"),
+        ("leaf_not_after", "ts", "c.not_after"),
+    ), "t.id", join="LEFT JOIN certificates AS c ON c.sha256 = t.leaf_sha256"),
     _child("http_requests", "h", (
         ("hop", "i32", "h.hop"), ("url", "str", "h.url"), ("ip", "str", "h.ip"),
         ("port", "i32", "h.port"), ("started", "f64", "h.started"),
         ("duration", "f64", "h.duration"), ("failure", "str", "h.failure"),
-        ("status", "i32", "h.status"), ("headers", "str", "h.headers"),
+        ("status", "i32", "h.status"),
         ("location", "str", "h.location"), ("body_length", "i64", "h.body_length"),
         ("body_sha256", "str", "h.body_sha256"), ("body_truncated", "bool", "h.body_truncated"),
         ("title", "str", "h.title"),
@@ -287,12 +287,12 @@ TABLES: tuple[ExportTable, ...] = (
         ("dns_addrs", "strlist", "c.dns_addrs"), ("http_failure", "str", "c.http_failure"),
         ("http_status", "i32", "c.http_status"), ("http_body_length", "i64", "c.http_body_length"),
         ("http_title", "str", "c.http_title"), ("http_body_sha256", "str", "c.http_body_sha256"),
-        ("data", "str", "c.data"),
     ), "c.id"),
 )
 
 #: The observations' JSON, one row per measurement (exported on request only).
-OBSERVATIONS = _child("observations", "o", (("data", "str", "o.data"),), "o.measurement_id")
+OBSERVATIONS = _child("observations", "o", (("data", "str", "observations_json(o.data)"),),
+                      "o.measurement_id")
 
 
 def table_columns(store: Store, table: ExportTable, f: Filters, *, fetch: int

@@ -117,10 +117,8 @@ class Reader(Runs):
             if not chunk:
                 return
             last = chunk[-1]["id"]
-            controls = self.controls_between(chunk[0]["id"], last)
             for row in chunk:
-                m = self.rebuild(row["data"], controls.get(row["id"], {}))
-                yield row["id"], m, _verdict(row)
+                yield row["id"], self.rebuild(row["data"]), _verdict(row)
 
     def measurement(self, measurement_id: int) -> tuple[Measurement, Verdict] | None:
         """One stored measurement rebuilt in full, with its stored verdict (None: no such id)."""
@@ -131,22 +129,12 @@ class Reader(Runs):
         )
         if row is None:
             return None
-        controls = self.controls_between(measurement_id, measurement_id).get(measurement_id, {})
-        return self.rebuild(row["data"], controls), _verdict(row)
+        return self.rebuild(row["data"]), _verdict(row)
 
-    def controls_between(self, lo: int, hi: int) -> dict[int, dict[int, str]]:
-        """Control JSON of measurements ``lo``..``hi``: measurement id -> hop -> JSON."""
-        controls: dict[int, dict[int, str]] = {}
-        for row in self._rows(
-            "SELECT measurement_id, hop, data FROM controls WHERE measurement_id BETWEEN ? AND ?",
-            (lo, hi),
-        ):
-            controls.setdefault(row["measurement_id"], {})[row["hop"]] = row["data"]
-        return controls
-
-    def rebuild(self, observations: str, controls: dict[int, str]) -> Measurement:
-        """A stored measurement rebuilt in full from its observations JSON and its controls."""
-        return _rows.rebuild(observations, controls, self._body, self._cert)
+    def rebuild(self, observations: bytes) -> Measurement:
+        """A stored measurement rebuilt in full from its packed observations (and the bodies and
+        certificates they refer to)."""
+        return _rows.rebuild(observations, self._body, self._cert)
 
     def _body(self, sha: str) -> bytes:
         body = self._blob_cache.get(sha)

@@ -1,13 +1,17 @@
 """Measurement <-> rows: flatten one Measurement into per-operation rows, and rebuild it.
 
-The ``observations`` JSON column is :func:`probe.core.codec.to_data` of the Measurement with three
-bulky parts moved out, each replaced by a reference that :func:`rebuild` follows:
+The ``observations`` column is :func:`probe.core.codec.to_data` of the Measurement, packed
+(:mod:`probe.store.observations`), with two bulky parts moved out, each replaced by a reference
+that :func:`rebuild` follows:
 
 - HTTP bodies go to ``http_bodies`` (zlib, keyed by sha256, stored once); the HTTP dict keeps
   ``body_ref``.
 - Certificate chains go to ``certificates`` (DER, keyed by sha256, stored once); the TLS dict keeps
   ``cert_chain_sha256``.
-- Control observations go to ``controls`` (one row per hop, with the full JSON).
+
+Controls stay in their hops (schema version 10; before, they were in ``controls.data``). The flat
+tables (``dns_queries``, ``tcp_connects``, ...) index what SQL asks about; the packed
+observations are the record, and the only thing :func:`rebuild` reads.
 
 ``from_data`` ignores unknown keys, so the reference keys never reach the typed records.
 """
@@ -24,6 +28,7 @@ from typing import Any
 
 from probe.core.codec import from_data, to_data
 from probe.core.model import Measurement, Verdict
+from probe.store.observations import pack, unpack
 from probe.store.uid import uuid7
 
 __all__ = [
@@ -94,7 +99,7 @@ class Rows:
 
     def __init__(self) -> None:
         self.measurements: list[tuple[Any, ...]] = []
-        self.observations: list[tuple[int, str]] = []
+        self.observations: list[tuple[int, bytes]] = []
         self.packets: list[tuple[Any, ...]] = []
         self.queries: list[tuple[Any, ...]] = []
         self.replies: list[tuple[Any, ...]] = []
@@ -131,9 +136,7 @@ def _dns_rows(rows: Rows, ids: IdCounters, mid: int, hop: int, control: int, obs
         for i, r in enumerate(q.replies):
             ids.reply += 1
             rid = ids.reply
-            rows.replies.append(
-                (rid, qid, i, r.t, r.source, r.rcode, " ".join(r.flags), r.ttl, r.raw or None)
-            )
+            rows.replies.append((rid, qid, i, r.t, r.source, r.rcode, " ".join(r.flags), r.ttl))
             j = 0
             for name in r.cnames:
                 rows.answers.append((rid, j, "CNAME", name))
@@ -173,22 +176,17 @@ def flatten(
             rows.tcp.append((mid, h, c.ip, c.port, c.started, c.duration, c.failure))
         new_tls = None
         for k, t in enumerate(hop.tls):
-            leaf: tuple[Any, ...] = (None, None, None, None)
-            chain: list[str] = []
+            leaf = None
             if t.cert_chain:
-                for der in t.cert_chain:
-                    sha, info = cert_info(der)
-                    if not chain:
-                        leaf = (sha, info[0], info[1], info[3])
-                    chain.append(sha)
+                chain = [cert_info(der)[0] for der in t.cert_chain]
+                leaf = chain[0]
                 tls_chains[(h, k)] = chain
                 if new_tls is None:
                     new_tls = list(hop.tls)
                 new_tls[k] = replace(t, cert_chain=())
             rows.tls.append(
                 (mid, h, t.ip, t.port, t.sni, t.started, t.duration, t.failure, t.version,
-                 t.cipher, t.alpn, None if t.cert_valid is None else int(t.cert_valid), *leaf,
-                 _dumps(chain))
+                 t.cipher, t.alpn, None if t.cert_valid is None else int(t.cert_valid), leaf)
             )
         http = hop.http
         if http is not None:
@@ -198,24 +196,18 @@ def flatten(
                 http = replace(http, body=b"")
             rows.http.append(
                 (mid, h, http.url, http.ip, http.port, http.started, http.duration, http.failure,
-                 http.status, _dumps([list(h) for h in http.headers]), http.location, http.body_length,
-                 http.body_sha256, int(http.body_truncated), http.title, ref)
+                 http.status, http.location, http.body_length, http.body_sha256,
+                 int(http.body_truncated), http.title, ref)
             )
         ctl = hop.control
         if ctl is not None:
             rows.controls.append(
                 (mid, h, ctl.source, ctl.url, ctl.failure, ctl.dns_failure,
                  _dumps(list(ctl.dns_addrs)), ctl.http_failure, ctl.http_status,
-                 ctl.http_body_length, ctl.http_title, ctl.http_body_sha256,
-                 _dumps(to_data(ctl)))
+                 ctl.http_body_length, ctl.http_title, ctl.http_body_sha256, ctl.http_transfer)
             )
-        if new_tls is not None or http is not hop.http or ctl is not None:
-            hop = replace(
-                hop,
-                tls=tuple(new_tls) if new_tls is not None else hop.tls,
-                http=http,
-                control=None,
-            )
+        if new_tls is not None or http is not hop.http:
+            hop = replace(hop, tls=tuple(new_tls) if new_tls is not None else hop.tls, http=http)
         hops.append(hop)
     data = to_data(replace(m, hops=tuple(hops)) if hops else m)
     for hd in data["hops"]:
@@ -228,7 +220,6 @@ def flatten(
             if digests is not None:
                 td["cert_chain_sha256"] = digests
                 del td["cert_chain"]
-        del hd["control"]
     for k, p in enumerate(m.packets):
         rows.packets.append(
             (mid, k, p.t, p.proto, p.src, p.sport, p.dport, p.ttl, p.ip_id, int(p.df), p.flags,
@@ -242,23 +233,23 @@ def flatten(
          last, v.verdict, v.stage, v.hop, _dumps(list(v.reasons)), v.classifier_version,
          uuid7(round(m.started * 1000)))
     )
-    rows.observations.append((mid, _dumps(data)))
+    rows.observations.append((mid, pack(data)))
 
 
 def rebuild(
-    observations: str,
-    controls: dict[int, str],
+    observations: bytes,
     bodies: Callable[[str], bytes],
     certs: Callable[[str], bytes],
 ) -> Measurement:
-    """Rebuild a Measurement from its ``observations`` JSON and the rows it references.
+    """Rebuild a Measurement from its packed ``observations`` and the blobs they reference.
 
-    ``controls`` maps hop index -> control JSON; ``bodies(sha)`` and ``certs(sha)`` fetch blobs.
+    ``bodies(sha)`` and ``certs(sha)`` fetch blobs. Raises
+    :class:`probe.store.observations.ObservationsError` for a value that cannot be read and
+    :class:`probe.core.codec.CodecError` for data that does not fit the records.
     """
-    data = json.loads(observations)
+    data = unpack(observations)
     refs: dict[int, tuple[str | None, dict[int, list[str]]]] = {}
     for hd in data.get("hops", ()):
-        h = hd["index"]
         http = hd.get("http")
         body = http.pop("body_ref", None) if http is not None else None
         chains = {}
@@ -267,10 +258,7 @@ def rebuild(
             if chain is not None:
                 chains[k] = chain
         if body is not None or chains:
-            refs[h] = (body, chains)
-        ctl = controls.get(h)
-        if ctl is not None:
-            hd["control"] = json.loads(ctl)
+            refs[hd["index"]] = (body, chains)
     m: Measurement = from_data(Measurement, data)
     if not refs:
         return m

@@ -516,6 +516,50 @@ UPDATE endpoint_measurements SET uid = {sql_uuid7(_ms("measured_at"))} WHERE uid
 CREATE UNIQUE INDEX endpoint_measurements_uid ON endpoint_measurements(uid);
 """
 
+# The store at a third of its size (issue 25): observations packed with their controls
+# (probe/store/observations.py: zlib against a dictionary made from probe's record types), and
+# the flat tables keep what SQL asks about, not copies of what is elsewhere. Dropped: controls.data
+# (the control is in its hop of the observations), dns_replies.raw (the wire bytes are in the
+# observations), the leaf certificate's subject, issuer and expiry (in `certificates`: the
+# `tls_certificates` view joins them back under their old names) and the chain
+# (cert_chain_sha256 in the observations), http_requests.headers (in the observations); indexes
+# that another covers (tls_handshakes_invalid by tls_handshakes_leaf, tcp_connects_failed by
+# tcp_connects_ip) or that no query uses (dns_queries_hostname). controls.http_transfer says which
+# controls timed their fetch (the throttling rule asks; it used to search controls.data).
+# `probe_pack_legacy` is probe/store/observations.py's pack_legacy, registered on the connection.
+_V10_COMPACT = """
+ALTER TABLE controls ADD COLUMN http_transfer REAL;
+UPDATE controls SET http_transfer = json_extract(data, '$.http_transfer');
+UPDATE observations SET data = probe_pack_legacy(data, (
+    SELECT json_group_array(json_array(c.hop, json(c.data))) FROM controls AS c
+    WHERE c.measurement_id = observations.measurement_id));
+ALTER TABLE controls DROP COLUMN data;
+ALTER TABLE dns_replies DROP COLUMN raw;
+DROP INDEX tls_handshakes_leaf;
+DROP INDEX tls_handshakes_invalid;
+ALTER TABLE tls_handshakes DROP COLUMN leaf_subject;
+ALTER TABLE tls_handshakes DROP COLUMN leaf_issuer;
+ALTER TABLE tls_handshakes DROP COLUMN leaf_not_after;
+ALTER TABLE tls_handshakes DROP COLUMN chain;
+CREATE INDEX tls_handshakes_leaf ON tls_handshakes(leaf_sha256) WHERE leaf_sha256 IS NOT NULL;
+ALTER TABLE http_requests DROP COLUMN headers;
+DROP INDEX http_requests_body;
+CREATE INDEX http_requests_body ON http_requests(body_sha256) WHERE body_sha256 IS NOT NULL;
+DROP INDEX tcp_connects_failed;
+DROP INDEX dns_queries_hostname;
+DELETE FROM sqlite_stat1 WHERE idx IN ('tls_handshakes_invalid', 'tcp_connects_failed',
+                                       'dns_queries_hostname');
+UPDATE sqlite_stat1 SET stat = '1000000 100' WHERE idx = 'tls_handshakes_leaf';
+UPDATE sqlite_stat1 SET stat = '750000 50' WHERE idx = 'http_requests_body';
+
+-- The leaf certificate of each handshake, under the column names tls_handshakes had before.
+CREATE VIEW tls_certificates AS
+SELECT t.id, t.measurement_id, t.hop, t.ip, t.port, t.sni, t.failure, t.cert_valid,
+       t.leaf_sha256, c.subject AS leaf_subject, c.issuer AS leaf_issuer,
+       c.not_before AS leaf_not_before, c.not_after AS leaf_not_after
+FROM tls_handshakes AS t JOIN certificates AS c ON c.sha256 = t.leaf_sha256;
+"""
+
 #: (version, name, SQL); applied in order, each in its own transaction.
 MIGRATIONS: tuple[tuple[int, str, str], ...] = (
     (1, "initial schema", _V1 + _stats_sql()),
@@ -538,6 +582,8 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
     (8, "packets and traces", _V8),
     # Global ids of endpoint measurements, so that merge is idempotent on them.
     (9, "endpoint measurement ids", _V9_ENDPOINT_UIDS),
+    # Observations packed with their controls; flat tables without copies (docs/schema.md).
+    (10, "compact observations", _V10_COMPACT),
 )
 
 #: The schema version this probe writes.

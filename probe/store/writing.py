@@ -127,8 +127,8 @@ class Writer(Runs):
             )
         if rows.replies:
             x(
-                "INSERT INTO dns_replies (id, query_id, idx, t, source, rcode, flags, ttl, raw) "
-                "VALUES (?,?,?,?,?,?,?,?,?)",
+                "INSERT INTO dns_replies (id, query_id, idx, t, source, rcode, flags, ttl) "
+                "VALUES (?,?,?,?,?,?,?,?)",
                 rows.replies,
             )
         if rows.answers:
@@ -148,8 +148,8 @@ class Writer(Runs):
         if rows.tls:
             x(
                 "INSERT INTO tls_handshakes (measurement_id, hop, ip, port, sni, started, duration, "
-                "failure, version, cipher, alpn, cert_valid, leaf_sha256, leaf_subject, "
-                "leaf_issuer, leaf_not_after, chain) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                "failure, version, cipher, alpn, cert_valid, leaf_sha256) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 rows.tls,
             )
         if rows.bodies:
@@ -157,15 +157,15 @@ class Writer(Runs):
         if rows.http:
             x(
                 "INSERT INTO http_requests (measurement_id, hop, url, ip, port, started, duration, "
-                "failure, status, headers, location, body_length, body_sha256, body_truncated, "
-                "title, body_ref) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                "failure, status, location, body_length, body_sha256, body_truncated, title, "
+                "body_ref) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 rows.http,
             )
         if rows.controls:
             x(
                 "INSERT INTO controls (measurement_id, hop, source, url, failure, dns_failure, "
                 "dns_addrs, http_failure, http_status, http_body_length, http_title, "
-                "http_body_sha256, data) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                "http_body_sha256, http_transfer) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 rows.controls,
             )
 
