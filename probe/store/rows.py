@@ -130,8 +130,8 @@ def _dns_rows(rows: Rows, ids: IdCounters, mid: int, hop: int, control: int, obs
         distinct = {(r.rcode, frozenset(r.answers), frozenset(r.cnames)) for r in q.replies
                     if r.rcode != "MALFORMED"}
         rows.queries.append(
-            (qid, mid, hop, control, q.resolver, q.transport, q.qtype, q.hostname, q.started,
-             q.duration, q.failure, _dumps(list(q.addresses)), len(q.replies), len(distinct))
+            (qid, mid, hop, control, q.resolver, q.qtype, q.hostname, q.failure, len(q.replies),
+             len(distinct))
         )
         for i, r in enumerate(q.replies):
             ids.reply += 1
@@ -173,7 +173,7 @@ def flatten(
         if hop.dns_control:
             _dns_rows(rows, ids, mid, h, 1, hop.dns_control)
         for c in hop.tcp:
-            rows.tcp.append((mid, h, c.ip, c.port, c.started, c.duration, c.failure))
+            rows.tcp.append((mid, h, c.ip, c.port, c.failure))
         new_tls = None
         for k, t in enumerate(hop.tls):
             leaf = None
@@ -184,10 +184,8 @@ def flatten(
                 if new_tls is None:
                     new_tls = list(hop.tls)
                 new_tls[k] = replace(t, cert_chain=())
-            rows.tls.append(
-                (mid, h, t.ip, t.port, t.sni, t.started, t.duration, t.failure, t.version,
-                 t.cipher, t.alpn, None if t.cert_valid is None else int(t.cert_valid), leaf)
-            )
+            rows.tls.append((mid, h, t.ip, t.port, t.sni, t.failure, t.version,
+                             None if t.cert_valid is None else int(t.cert_valid), leaf))
         http = hop.http
         if http is not None:
             ref = None
@@ -195,16 +193,15 @@ def flatten(
                 ref = body_refs[h] = body_ref(http.body)
                 http = replace(http, body=b"")
             rows.http.append(
-                (mid, h, http.url, http.ip, http.port, http.started, http.duration, http.failure,
-                 http.status, http.location, http.body_length, http.body_sha256,
-                 int(http.body_truncated), http.title, ref)
+                (mid, h, http.url, http.ip, http.port, http.failure, http.status, http.location,
+                 http.body_length, http.body_sha256, int(http.body_truncated), http.title, ref)
             )
         ctl = hop.control
         if ctl is not None:
             rows.controls.append(
-                (mid, h, ctl.source, ctl.url, ctl.failure, ctl.dns_failure,
+                (mid, h, ctl.failure, ctl.dns_failure,
                  _dumps(list(ctl.dns_addrs)), ctl.http_failure, ctl.http_status,
-                 ctl.http_body_length, ctl.http_title, ctl.http_body_sha256, ctl.http_transfer)
+                 ctl.http_body_length, ctl.http_title, ctl.http_transfer)
             )
         if new_tls is not None or http is not hop.http:
             hop = replace(hop, tls=tuple(new_tls) if new_tls is not None else hop.tls, http=http)

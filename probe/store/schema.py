@@ -518,14 +518,22 @@ CREATE UNIQUE INDEX endpoint_measurements_uid ON endpoint_measurements(uid);
 
 # The store at a third of its size (issue 25): observations packed with their controls
 # (probe/store/observations.py: zlib against a dictionary made from probe's record types), and
-# the flat tables keep what SQL asks about, not copies of what is elsewhere. Dropped: controls.data
-# (the control is in its hop of the observations), dns_replies.raw (the wire bytes are in the
-# observations), the leaf certificate's subject, issuer and expiry (in `certificates`: the
-# `tls_certificates` view joins them back under their old names) and the chain
-# (cert_chain_sha256 in the observations), http_requests.headers (in the observations); indexes
-# that another covers (tls_handshakes_invalid by tls_handshakes_leaf, tcp_connects_failed by
-# tcp_connects_ip) or that no query uses (dns_queries_hostname). controls.http_transfer says which
-# controls timed their fetch (the throttling rule asks; it used to search controls.data).
+# the flat tables keep what SQL asks about (who, what, outcome), not copies of what the
+# observations hold. Dropped: controls.data, .url and .source (the control is in its hop of the
+# observations, with the helper it came from, and measured the hop's URL), dns_replies.raw
+# (the wire bytes are in the observations), the timings of queries, connects, handshakes and
+# requests (the observations' started and duration: no query of probe's or of docs/ reads them
+# from SQL), dns_queries.transport
+# (the resolver's scheme says it) and .addresses (dns_answers holds every reply's), the leaf
+# certificate's subject, issuer and expiry (in `certificates`: the `tls_certificates` view joins
+# them back under their old names), the chain, cipher and ALPN of handshakes, and
+# http_requests.headers (in the observations), the control's body hash (its length and title
+# stay); indexes that no query of probe's or of docs/ uses: lookups of one certificate or body
+# hash (tls_handshakes_leaf, _invalid, http_requests_body: the documented questions group every
+# handshake or every blocked page, which reads the table anyway; a lookup of one hash now scans
+# the table), dns_queries_hostname, and tcp_connects_ip (the failed connects, the ones asked
+# about, keep tcp_connects_failed). controls.http_transfer says
+# which controls timed their fetch (the throttling rule asks; it used to search controls.data).
 # `probe_pack_legacy` is probe/store/observations.py's pack_legacy, registered on the connection.
 _V10_COMPACT = """
 ALTER TABLE controls ADD COLUMN http_transfer REAL;
@@ -534,23 +542,34 @@ UPDATE observations SET data = probe_pack_legacy(data, (
     SELECT json_group_array(json_array(c.hop, json(c.data))) FROM controls AS c
     WHERE c.measurement_id = observations.measurement_id));
 ALTER TABLE controls DROP COLUMN data;
+ALTER TABLE controls DROP COLUMN url;
+ALTER TABLE controls DROP COLUMN source;
+ALTER TABLE controls DROP COLUMN http_body_sha256;
 ALTER TABLE dns_replies DROP COLUMN raw;
+DROP INDEX dns_queries_hostname;
+ALTER TABLE dns_queries DROP COLUMN transport;
+ALTER TABLE dns_queries DROP COLUMN started;
+ALTER TABLE dns_queries DROP COLUMN duration;
+ALTER TABLE dns_queries DROP COLUMN addresses;
+DROP INDEX tcp_connects_ip;
+ALTER TABLE tcp_connects DROP COLUMN started;
+ALTER TABLE tcp_connects DROP COLUMN duration;
 DROP INDEX tls_handshakes_leaf;
 DROP INDEX tls_handshakes_invalid;
+ALTER TABLE tls_handshakes DROP COLUMN started;
+ALTER TABLE tls_handshakes DROP COLUMN duration;
+ALTER TABLE tls_handshakes DROP COLUMN cipher;
+ALTER TABLE tls_handshakes DROP COLUMN alpn;
 ALTER TABLE tls_handshakes DROP COLUMN leaf_subject;
 ALTER TABLE tls_handshakes DROP COLUMN leaf_issuer;
 ALTER TABLE tls_handshakes DROP COLUMN leaf_not_after;
 ALTER TABLE tls_handshakes DROP COLUMN chain;
-CREATE INDEX tls_handshakes_leaf ON tls_handshakes(leaf_sha256) WHERE leaf_sha256 IS NOT NULL;
-ALTER TABLE http_requests DROP COLUMN headers;
 DROP INDEX http_requests_body;
-CREATE INDEX http_requests_body ON http_requests(body_sha256) WHERE body_sha256 IS NOT NULL;
-DROP INDEX tcp_connects_failed;
-DROP INDEX dns_queries_hostname;
-DELETE FROM sqlite_stat1 WHERE idx IN ('tls_handshakes_invalid', 'tcp_connects_failed',
-                                       'dns_queries_hostname');
-UPDATE sqlite_stat1 SET stat = '1000000 100' WHERE idx = 'tls_handshakes_leaf';
-UPDATE sqlite_stat1 SET stat = '750000 50' WHERE idx = 'http_requests_body';
+ALTER TABLE http_requests DROP COLUMN started;
+ALTER TABLE http_requests DROP COLUMN duration;
+ALTER TABLE http_requests DROP COLUMN headers;
+DELETE FROM sqlite_stat1 WHERE idx IN ('tls_handshakes_leaf', 'tls_handshakes_invalid',
+    'tcp_connects_ip', 'dns_queries_hostname', 'http_requests_body');
 
 -- The leaf certificate of each handshake, under the column names tls_handshakes had before.
 CREATE VIEW tls_certificates AS

@@ -100,11 +100,11 @@ def test_flat_tables_hold_every_operation(store: Store) -> None:
     ).fetchall() == [(0, "10.10.34.34", "connection_reset"), (0, "192.0.2.10", None),
                      (1, "192.0.2.10", None)]
     tls = store.conn.execute(
-        "SELECT version, alpn, cert_valid, leaf_sha256 IS NOT NULL, failure "
+        "SELECT version, cert_valid, leaf_sha256 IS NOT NULL, failure "
         "FROM tls_handshakes ORDER BY id"
     ).fetchall()
-    assert tls == [("TLSv1.3", "h2", 0, 1, "ssl_invalid_hostname"),
-                   (None, None, None, 0, "generic_timeout_error")]
+    assert tls == [("TLSv1.3", 0, 1, "ssl_invalid_hostname"),
+                   (None, None, 0, "generic_timeout_error")]
     # The leaf's names and dates are in `certificates`; the view joins them back.
     assert store.conn.execute(
         "SELECT leaf_subject, leaf_not_after, failure FROM tls_certificates").fetchall() == [

@@ -47,7 +47,7 @@ def test_old_database_migrates_and_rebuilds_the_same_measurements(old_db: Path) 
         cols = {t: [r[1] for r in store.conn.execute(f"PRAGMA table_info({t})")]
                 for t in ("controls", "dns_replies", "tls_handshakes", "http_requests")}
         assert "data" not in cols["controls"] and "raw" not in cols["dns_replies"]
-        assert not {"leaf_subject", "chain"} & set(cols["tls_handshakes"])
+        assert not {"leaf_subject", "chain", "started", "cipher"} & set(cols["tls_handshakes"])
         assert "headers" not in cols["http_requests"]
         # Nothing of the controls was lost: the flat rows stay, the one that timed its fetch
         # says so, and each control is back in its hop.
