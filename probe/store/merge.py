@@ -268,6 +268,10 @@ def _merge_tables(conn: sqlite3.Connection, plan: _Plan, result: MergeResult) ->
         names = ", ".join(cols)
         conn.execute(f"INSERT OR IGNORE INTO main.{table} ({names}) "
                      f"SELECT {names} FROM src.{table}")
+    # The source's own id among those merged into the output (its 'merged:' rows came with
+    # the content tables above): exports cite them as their provenance.
+    conn.execute("INSERT OR IGNORE INTO main.probe_meta (key, value) SELECT 'merged:' || value, "
+                 "strftime('%Y-%m-%dT%H:%M:%fZ', 'now') FROM src.probe_meta WHERE key = 'uid'")
     for table in plan.keyed:
         _merge_keyed(conn, plan, table, result)
     for table, owner_col, owner in plan.owned:

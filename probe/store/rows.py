@@ -22,7 +22,7 @@ import hashlib
 import json
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from typing import Any
 
@@ -37,6 +37,7 @@ __all__ = [
     "Rows",
     "body_key",
     "compress",
+    "distinct_replies",
     "flatten",
     "iso",
     "now",
@@ -122,16 +123,20 @@ class IdCounters:
         self.reply = reply
 
 
+def distinct_replies(replies: Iterable[tuple[str, Iterable[str], Iterable[str]]]) -> int:
+    """``dns_queries.n_distinct``: distinct (rcode, answers, CNAMEs) among a query's replies, as
+    the classifier counts injection: well-formed replies only."""
+    return len({(rcode, frozenset(answers), frozenset(cnames)) for rcode, answers, cnames in replies
+                if rcode != "MALFORMED"})
+
+
 def _dns_rows(rows: Rows, ids: IdCounters, mid: int, hop: int, control: int, obs: Any) -> None:
     for q in obs:
         ids.query += 1
         qid = ids.query
-        # As the classifier counts injection: well-formed replies to the query only.
-        distinct = {(r.rcode, frozenset(r.answers), frozenset(r.cnames)) for r in q.replies
-                    if r.rcode != "MALFORMED"}
         rows.queries.append(
             (qid, mid, hop, control, q.resolver, q.qtype, q.hostname, q.failure, len(q.replies),
-             len(distinct))
+             distinct_replies((r.rcode, r.answers, r.cnames) for r in q.replies))
         )
         for i, r in enumerate(q.replies):
             ids.reply += 1

@@ -197,6 +197,13 @@ class Runs(Connection):
             )
         return None if rid is None else int(rid)
 
+    def database_uids(self) -> tuple[str, list[str]]:
+        """This database's global id, and those of the databases merged into it (oldest first)."""
+        own = self._value("SELECT value FROM probe_meta WHERE key = 'uid'")
+        merged = [str(r["key"])[len("merged:"):] for r in self._rows(
+            "SELECT key FROM probe_meta WHERE key LIKE 'merged:%' ORDER BY value, key")]
+        return str(own), merged
+
     def latest_runs(self) -> list[tuple[str, int]]:
         """(vantage point, its latest run id) for every vantage point with a run, by name."""
         return [(str(row["vantage"]), int(row["run_id"])) for row in self._rows(

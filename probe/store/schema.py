@@ -579,6 +579,19 @@ SELECT t.id, t.measurement_id, t.hop, t.ip, t.port, t.sni, t.failure, t.cert_val
 FROM tls_handshakes AS t JOIN certificates AS c ON c.sha256 = t.leaf_sha256;
 """
 
+# The database's own global id (a UUIDv7 drawn when it was made or upgraded), and those of the
+# databases merged into it ('merged:<uid>' keys, probe/store/merge.py; a merge copies its
+# source's own 'merged:' rows too, so a merge of merges knows every source): what exports cite as
+# their provenance and put in their file names, so exports of many databases never collide.
+_V11_DATABASE_UID = f"""
+CREATE TABLE probe_meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+) WITHOUT ROWID;
+INSERT INTO probe_meta (key, value)
+VALUES ('uid', {sql_uuid7("CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)")});
+"""
+
 #: (version, name, SQL); applied in order, each in its own transaction.
 MIGRATIONS: tuple[tuple[int, str, str], ...] = (
     (1, "initial schema", _V1 + _stats_sql()),
@@ -603,6 +616,8 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
     (9, "endpoint measurement ids", _V9_ENDPOINT_UIDS),
     # Observations packed with their controls; flat tables without copies (docs/schema.md).
     (10, "compact observations", _V10_COMPACT),
+    # The database's global id, and those of the databases merged into it.
+    (11, "database ids", _V11_DATABASE_UID),
 )
 
 #: The schema version this probe writes.

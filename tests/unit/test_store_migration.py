@@ -42,7 +42,7 @@ def test_old_database_migrates_and_rebuilds_the_same_measurements(old_db: Path) 
     controls = conn.execute("SELECT count(*) FROM controls").fetchone()[0]
     conn.close()
     with Store.open(old_db, create=False) as store:
-        assert store.schema_version() == SCHEMA_VERSION == 10
+        assert store.schema_version() == SCHEMA_VERSION == 11
         assert [m for _, m in store.iter_measurements()] == _expected()
         cols = {t: [r[1] for r in store.conn.execute(f"PRAGMA table_info({t})")]
                 for t in ("controls", "dns_replies", "tls_handshakes", "http_requests")}
