@@ -67,10 +67,14 @@ def _write_stream(chunks: Iterator[str], output: Path | None) -> int:
               help="parquet: a hive-style dataset partitioned by country (the run's), date "
                    "(UTC) and/or vantage, which exports of other databases extend: only this "
                    "database's files are replaced.")
+@click.option("--stability", "stability_runs", type=click.IntRange(min=1), default=10,
+              show_default=True, metavar="N",
+              help="parquet: stability.parquet counts, per vantage point and URL, how many of the "
+                   "last N runs agree with the latest verdict.")
 def export_command(db: Path, fmt: str, output: Path | None, vantages: tuple[str, ...],
                    run: str | None, since: str | None, all_attempts: bool,
                    observations: bool, dns_replies: bool, certs: bool,
-                   partition_by: str | None) -> None:
+                   partition_by: str | None, stability_runs: int) -> None:
     """Export results for other tools, streaming (memory stays flat however big the database).
 
     Rows are named by global ids (measurement_uid, run_uid, vantage_uid), so exports of several
@@ -126,7 +130,7 @@ def export_command(db: Path, fmt: str, output: Path | None, vantages: tuple[str,
 
                 counts = write_parquet(store, output, f, observations=observations,
                                        dns_replies=dns_replies, certificates=certs,
-                                       partition_by=partitions)
+                                       partition_by=partitions, stability_runs=stability_runs)
                 click.echo(f"{output}: " + ", ".join(f"{t} {n}" for t, n in counts.items()),
                            err=True)
                 return

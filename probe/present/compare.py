@@ -10,16 +10,17 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING
 
-from probe.present.text import cut
+from probe.present.text import cut, printable
 
 if TYPE_CHECKING:
-    from probe.research.compare import Cell, Matrix
+    from probe.research.compare import Cell, Matrix, Stability
     from probe.research.outages import Isolation
 
-__all__ = ["render_csv", "render_isolation", "render_json", "render_summary", "render_table"]
+__all__ = ["render_csv", "render_isolation", "render_json", "render_stability", "render_summary",
+           "render_table"]
 
 # One or two letters per verdict when the vantage points do not fit the terminal by name.
 _CODES = {"ok": ".", "blocked": "B", "reset": "R", "hijacked": "H", "throttled": "T", "down": "~",
@@ -102,18 +103,28 @@ def render_summary(matrix: Matrix) -> str:
     return "".join(out)
 
 
-def render_csv(matrix: Matrix) -> Iterator[str]:
-    """url, category, then per vantage point its verdict and stage."""
+def _stable(stability: Mapping[str, Stability] | None, column: str, url: str) -> str:
+    """``agree/runs`` of a cell (``7/10``), or empty."""
+    s = stability.get(column) if stability else None
+    got = s.cells.get(url) if s else None
+    return f"{got[0]}/{got[1]}" if got else ""
+
+
+def render_csv(matrix: Matrix, stability: Mapping[str, Stability] | None = None) -> Iterator[str]:
+    """url, category, then per vantage point its verdict and stage (and, with ``stability``,
+    how many of its last runs agree with the verdict: ``7/10``)."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     header = ["url", "category"]
     for c in matrix.columns:
-        header += [c, f"{c}:stage"]
+        header += [c, f"{c}:stage"] + ([f"{c}:stable"] if stability else [])
     w.writerow(header)
     for i, (url, category, cells) in enumerate(matrix.rows()):
         values: list[str] = [url, category]
-        for cell in cells:
+        for c, cell in zip(matrix.columns, cells, strict=True):
             values += [cell.verdict, cell.stage or ""] if cell else ["", ""]
+            if stability:
+                values.append(_stable(stability, c, url))
         w.writerow(values)
         if i % _CHUNK == _CHUNK - 1:
             yield buf.getvalue()
@@ -123,16 +134,19 @@ def render_csv(matrix: Matrix) -> Iterator[str]:
 
 
 def render_json(matrix: Matrix, filters: dict[str, object],
-                extra: dict[str, object] | None = None) -> Iterator[str]:
+                extra: dict[str, object] | None = None,
+                stability: Mapping[str, Stability] | None = None) -> Iterator[str]:
     """The matrix, the pairs and the techniques as one JSON document, written URL by URL;
-    ``extra`` adds keys at the end (endpoints, isolation)."""
+    ``extra`` adds keys at the end (endpoints, isolation); with ``stability``, each verdict says
+    how many of the last runs agree with it (``"stable": "7/10"``)."""
     dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
     yield (f'{{"vantage_points":{dumps(matrix.columns)},\n"filters":{dumps(filters)},\n'
            '"urls":[')
     buf: list[str] = []
     for n, (url, category, cells) in enumerate(matrix.rows()):
         verdicts = {c: {"verdict": cell.verdict, "stage": cell.stage,
-                        "measured_at": cell.measured_at}
+                        "measured_at": cell.measured_at,
+                        **({"stable": _stable(stability, c, url)} if stability else {})}
                     for c, cell in zip(matrix.columns, cells, strict=True) if cell is not None}
         buf.append(("\n" if n == 0 else ",\n")
                    + dumps({"url": url, "category": category, "verdicts": verdicts}))
@@ -143,6 +157,25 @@ def render_json(matrix: Matrix, filters: dict[str, object],
     more = "".join(f',\n{dumps(k)}:{dumps(v)}' for k, v in (extra or {}).items())
     yield (f'],\n"pairs":{dumps([p.as_dict() for p in matrix.pairs()])},\n'
            f'"techniques":{dumps(matrix.techniques())}{more}}}\n')
+
+
+def render_stability(matrix: Matrix, stability: Mapping[str, Stability]) -> str:
+    """Per vantage point: how steady its latest verdicts are over its last runs."""
+    last = next(iter(stability.values())).last if stability else 0
+    out = [f"\nStability of the latest verdicts over each vantage point's last {last} runs:\n",
+           f"  {'VANTAGE':<16} {'URLS':>6} {'STEADY':>7} {'CHANGED':>8} {'WEAK BLOCKS':>12} {'MEAN':>6}\n"]
+    for c in matrix.columns:
+        s = stability.get(c)
+        if s is None:
+            continue
+        column = matrix.cells[c]
+        interference = {matrix.urls[i]: cell.interference for i, cell in column.items()}
+        n = s.summary(interference)
+        out.append(f"  {cut(printable(c), 16):<16} {n['urls']:>6} {n['steady']:>7} "
+                   f"{n['changed']:>8} {n['weak_interference']:>12} {n['mean']:>6.0%}\n")
+    out.append("  STEADY: all of those runs (two or more) had the latest verdict; CHANGED: some\n"
+               "  did not; WEAK BLOCKS: interference now that half of those runs or fewer saw.\n")
+    return "".join(out)
 
 
 def render_isolation(isolated: dict[str, Isolation]) -> str:

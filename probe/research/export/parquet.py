@@ -45,7 +45,13 @@ from urllib.parse import quote
 import msgspec
 
 from probe.core.errors import ProbeError
-from probe.research.export.tables import CERTIFICATES, OBSERVED_TABLES, ObservedTable, rows_of
+from probe.research.export.tables import (
+    CERTIFICATES,
+    OBSERVED_TABLES,
+    STABILITY,
+    ObservedTable,
+    rows_of,
+)
 from probe.store.export import TABLES, ExportTable, Filters, table_columns
 
 if TYPE_CHECKING:
@@ -53,7 +59,8 @@ if TYPE_CHECKING:
 
     from probe.store import Store
 
-__all__ = ["PARTITIONS", "TABLES", "ParquetMissing", "arrow_schema", "provenance", "write_parquet"]
+__all__ = ["PARTITIONS", "TABLES", "ParquetMissing", "arrow_schema", "arrow_table", "provenance",
+           "write_parquet"]
 
 _dumps = msgspec.json.encode
 
@@ -194,6 +201,16 @@ def _array(kind: str, typ: Any, col: Sequence[Any], *, sql: bool) -> Any:
     if kind == "bytes":  # DNS wire data, base64 in the observations
         return pa.array([base64.b64decode(x) if isinstance(x, str) else x for x in col], typ)
     return pa.array(col, typ)
+
+
+def arrow_table(columns: Columns, data: Mapping[str, Sequence[Any]], *, sql: bool = True
+                ) -> pa.Table:
+    """Columns of values (SQL values when ``sql``: JSON text for lists) as an Arrow table with
+    the export's types and nullability (the notebook API, probe/research/notebook.py)."""
+    pa = _arrow()
+    schema = _schema(columns)
+    return pa.table([_array(kind, schema.field(name).type, data[name], sql=sql)
+                     for name, kind, _ in columns], schema=schema)
 
 
 class _File:
@@ -353,7 +370,7 @@ def _stem(meta: Mapping[str, str]) -> str:
 
 def _write_all(store: Store, root: Path, f: Filters, meta: Mapping[str, str], *,
                extra: frozenset[str], observations: bool, partition_by: Sequence[str],
-               stem: str) -> tuple[dict[str, int], set[Path]]:
+               stem: str, stability_runs: int) -> tuple[dict[str, int], set[Path]]:
     """Every table into ``root`` (one file per table, or partitions); rows per table, and the
     files written."""
     from probe.store.export import CertificateRow, certificates, observed
@@ -382,6 +399,20 @@ def _write_all(store: Store, root: Path, f: Filters, meta: Mapping[str, str], *,
                              for row in zip(*columns.values(), strict=True)]
                 out.add(columns, parts)
                 del columns
+        # How stable each latest verdict is, per vantage point (of the selection) and URL.
+        from probe.store.history import stability
+
+        ids = list(store.vantage_ids(f.vantages).values()) if f.vantages else []
+        out = sink("stability", [(c.name, c.kind, c.required) for c in STABILITY], sql=False,
+                   partitioned=False)
+        batch: list[Any] = []
+        for stable in (*stability(store, stability_runs, ids), None):
+            if stable is not None:
+                batch.append(stable)
+            if batch and (stable is None or len(batch) >= _FETCH):
+                out.add({c.name: [r.agree / r.runs if c.name == "stability" else getattr(r, c.name)
+                                  for r in batch] for c in STABILITY}, None)
+                batch = []
         wanted = [t for t in OBSERVED_TABLES if t.default or t.name in extra]
         outs = {t.name: sink(t.name, _observed_columns(t), sql=False) for t in wanted}
         obs_out = (sink("observations", [("measurement_uid", "str", True), ("data", "str", True)],
@@ -445,7 +476,7 @@ def _write_all(store: Store, root: Path, f: Filters, meta: Mapping[str, str], *,
 
 def write_parquet(store: Store, out_dir: Path, f: Filters, *, observations: bool = False,
                   dns_replies: bool = False, certificates: bool = False,
-                  partition_by: Sequence[str] = ()) -> dict[str, int]:
+                  partition_by: Sequence[str] = (), stability_runs: int = 10) -> dict[str, int]:
     """Write every table into ``out_dir`` (created; replaced atomically) or, with
     ``partition_by``, into the dataset ``out_dir`` (this database's and selection's own files
     replaced, nothing else touched); return rows per table."""
@@ -456,7 +487,7 @@ def write_parquet(store: Store, out_dir: Path, f: Filters, *, observations: bool
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise NotADirectoryError(f"{out_dir}: exists and is not a directory")
-    meta = provenance(store, f)
+    meta = {**provenance(store, f), "probe.stability_runs": str(stability_runs)}
     extra = frozenset(n for n, on in (("dns_replies", dns_replies), ("certificates", certificates))
                       if on)
     if partition_by:
@@ -467,7 +498,7 @@ def write_parquet(store: Store, out_dir: Path, f: Filters, *, observations: bool
         old = [p for p in out_dir.rglob(f"part-{stem}-*.parquet") if p.is_file()]
         counts, written = _write_all(store, out_dir, f, meta, extra=extra,
                                      observations=observations, partition_by=partition_by,
-                                     stem=stem)
+                                     stem=stem, stability_runs=stability_runs)
         for path in old:  # written again: replaced; not written again: stale
             if path not in written:
                 path.unlink(missing_ok=True)
@@ -477,7 +508,7 @@ def write_parquet(store: Store, out_dir: Path, f: Filters, *, observations: bool
     tmp.mkdir(parents=True)
     try:
         counts, _ = _write_all(store, tmp, f, meta, extra=extra, observations=observations,
-                               partition_by=(), stem="")
+                               partition_by=(), stem="", stability_runs=stability_runs)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

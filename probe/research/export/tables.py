@@ -20,7 +20,8 @@ from typing import Any
 
 from probe.store.rows import distinct_replies
 
-__all__ = ["OBSERVED_TABLES", "OPTIONAL_TABLES", "Column", "ObservedTable", "rows_of"]
+__all__ = ["CERTIFICATES", "OBSERVED_TABLES", "OPTIONAL_TABLES", "STABILITY", "Column",
+           "ObservedTable", "rows_of"]
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,12 @@ OBSERVED_TABLES: tuple[ObservedTable, ...] = (
 
 #: Tables written only when asked for (``probe export --dns-replies``, ``--certificates``).
 OPTIONAL_TABLES = frozenset(t.name for t in OBSERVED_TABLES if not t.default) | {"certificates"}
+
+#: How stable each vantage point's latest verdict of each URL is (probe/store/history.py): of
+#: its last ``runs`` runs that measured it (at most ``probe export --stability N``), ``agree`` had
+#: the latest verdict; ``stability`` = agree / runs.
+STABILITY = _cols("vantage:str! vantage_uid:str! url:str! verdict:str! stage:str runs:i32! "
+                  "agree:i32! stability:f64!")
 
 #: The certificates the exported handshakes received (every one of each chain, once per file).
 CERTIFICATES = _cols("sha256:str! subject:str issuer:str not_before:ts not_after:ts der:bytes!")
