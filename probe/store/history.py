@@ -86,14 +86,10 @@ def stability(store: Store, last: int, vantage_ids: Sequence[int] = (), url: str
     """
     if last < 1:
         raise ValueError("stability needs at least one run")
-    where = "m.final = 1"
-    params: list[object] = []
+    where, params = filters(("m.url = ?", url))
     if vantage_ids:
         where += f" AND m.vantage_id IN ({','.join('?' * len(vantage_ids))})"
         params.extend(vantage_ids)
-    if url is not None:
-        where += " AND m.url = ?"
-        params.append(url)
     sql = f"""
 WITH ranked AS (
     SELECT m.vantage_id, m.url, m.verdict,
@@ -101,7 +97,7 @@ WITH ranked AS (
            first_value(m.verdict) OVER w AS latest,
            first_value(m.stage) OVER w AS latest_stage
     FROM measurements AS m
-    WHERE {where}
+    WHERE m.final = 1{where}
     WINDOW w AS (PARTITION BY m.vantage_id, m.url ORDER BY m.measured_at DESC, m.id DESC)
 )
 SELECT v.name AS vantage, v.uid AS vantage_uid, r.url, r.latest AS verdict,

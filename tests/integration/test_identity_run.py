@@ -16,10 +16,10 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 from servers import ZONE, DNSServer, Page, ServerLoop, WebServer, zone_handler
+from stored import observed
 
 from probe.lab.stun import StunProtocol
 
@@ -92,19 +92,6 @@ def query(db: Path, sql: str) -> list[tuple[object, ...]]:
     finally:
         con.close()
 
-
-def observed(db: Path) -> tuple[list[Any], str, bytes]:
-    """Every stored measurement rebuilt, its observations' JSON (packed in the database since
-    schema version 10: the byte scans below cannot see into it) and its DNS wire bytes."""
-    from probe.store import Store
-
-    with Store.open(db, readonly=True) as s:
-        text = "\n".join(r[0] for r in s.conn.execute(
-            "SELECT observations_json(data) FROM observations"))
-        ms = [m for _, m in s.iter_measurements()]
-    raw = b"".join(r.raw for m in ms for h in m.hops
-                   for q in (*h.dns, *h.dns_control, *h.dns_probe) for r in q.replies)
-    return ms, text, raw
 
 
 def test_run_stores_the_network_identity_and_names_the_vantage_after_it(

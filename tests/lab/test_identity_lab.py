@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from stored import observed
 
 from probe.lab import topology
 from probe.lab.sites import WHOAMI
@@ -34,19 +35,6 @@ def _query(db: Path, sql: str) -> list[tuple[Any, ...]]:
     finally:
         con.close()
 
-
-def observed(db: Path) -> tuple[list[Any], str, bytes]:
-    """Every stored measurement rebuilt, its observations' JSON (packed in the database since
-    schema version 10: the byte scans below cannot see into it) and its DNS wire bytes."""
-    from probe.store import Store
-
-    with Store.open(db, readonly=True) as s:
-        text = "\n".join(r[0] for r in s.conn.execute(
-            "SELECT observations_json(data) FROM observations"))
-        ms = [m for _, m in s.iter_measurements()]
-    raw = b"".join(r.raw for m in ms for h in m.hops
-                   for q in (*h.dns, *h.dns_control, *h.dns_probe) for r in q.replies)
-    return ms, text, raw
 
 
 def test_identity_is_learned_and_the_client_address_is_scrubbed(lab: Any, tmp_path: Path) -> None:
