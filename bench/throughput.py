@@ -379,7 +379,7 @@ def _probe_ok(db: Path) -> tuple[int | None, dict[str, int]]:
     return counts.get("ok", 0), counts
 
 
-_TIMELINE_SQL = """
+_TIMELINE_SQL = """  -- schema versions before 10, whose flat tables held the timings
 select
   (select min(q.started + q.duration) from dns_queries q where q.measurement_id = m.id
      and q.hop = 0 and q.control = 0 and q.qtype = 'A') - m.started,
@@ -424,16 +424,45 @@ def _probe_span(db: Path) -> float | None:
     return round(last - first, 3) if first is not None and last is not None else None
 
 
+def _timeline_row(started: float, runtime: float, data: dict[str, Any]) -> tuple[Any, ...]:
+    """The offsets of _TIMELINE for one measurement, from its observations (hop 0)."""
+    hop = next((h for h in data.get("hops") or () if h.get("index") == 0), {})
+
+    def first(items: Any, end: bool, pick: Any = lambda x: True) -> float | None:
+        ts = [x["started"] + (x["duration"] if end else 0.0) for x in items or () if pick(x)]
+        return min(ts) - started if ts else None
+
+    http = [hop["http"]] if hop.get("http") else []
+    ctl = [hop["control"]] if hop.get("control") else []
+    return (first(hop.get("dns"), True, lambda q: q["qtype"] == "A"),
+            first(hop.get("dns"), True, lambda q: q["qtype"] == "AAAA"),
+            first(hop.get("tcp"), False), first(hop.get("tcp"), True),
+            first(hop.get("tls"), False), first(hop.get("tls"), True),
+            first(http, False), first(http, True), first(ctl, False), first(ctl, True), runtime)
+
+
 def _probe_timeline(db: Path) -> dict[str, float | None]:
     """Median offsets (ms after the measurement started) of each step of the probe's URLs.
 
     Read from the probe's own database: where the time of one URL goes (extra round trips,
-    gaps between steps, the control on or off the critical path).
+    gaps between steps, the control on or off the critical path). Timings are in the packed
+    observations since schema version 10 (the flat tables of older probes, --probe-tree, held
+    them as columns).
     """
     import sqlite3
 
+    from probe.store.observations import unpack
+
     try:
-        [rows] = _read_probe_db(db, _TIMELINE_SQL)
+        [[(version,)]] = _read_probe_db(db, "select max(version) from schema_migrations")
+        if version >= 10:
+            [packed] = _read_probe_db(db, "select m.started, m.runtime, o.data from measurements m "
+                                          "join observations o on o.measurement_id = m.id "
+                                          "where m.final = 1")
+            rows = [_timeline_row(started, runtime, unpack(data))
+                    for started, runtime, data in packed]
+        else:
+            [rows] = _read_probe_db(db, _TIMELINE_SQL)
     except FileNotFoundError:
         return {}
     except sqlite3.Error as exc:
