@@ -71,7 +71,7 @@ def generate(path: Path, rows: int, vantages: int, urls: int, obs_bytes: int) ->
     weights = [w for _, w in VERDICT_MIX]
     from probe.store.observations import pack
 
-    # Packed as the store packs observations (schema 10); the filler is incompressible, so the
+    # Packed as the store packs observations (schema 11); the filler is incompressible, so the
     # row keeps about --obs-bytes bytes.
     placeholder = pack({"hops": [], "note": os.urandom(max(0, obs_bytes - 30) // 2).hex()})
     url_list = [f"https://www{i}.example{i % 997}.org/" for i in range(urls)]

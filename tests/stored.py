@@ -8,7 +8,7 @@ from typing import Any
 
 def observed(db: Path) -> tuple[list[Any], str, bytes]:
     """Every stored measurement rebuilt, its observations' JSON (packed in the database since
-    schema version 10: a scan of the file's bytes cannot see into them) and its DNS wire bytes."""
+    schema version 11: a scan of the file's bytes cannot see into them) and its DNS wire bytes."""
     from probe.store import Store
 
     with Store.open(db, readonly=True) as s:

@@ -35,6 +35,9 @@ if TYPE_CHECKING:
 @click.option("--geo", type=click.Path(exists=True, dir_okay=False),
               help="IP-to-country data for --isolation (as `probe outages --geo`; implies "
               "--isolation)  [default: probe's]")
+@click.option("--suite", type=click.Choice(("web", "quic", "ech")), default="web", show_default=True,
+              help="web: the URLs' verdicts; quic, ech: the verdicts of their QUIC (HTTP/3) or "
+              "ECH test (`probe run --quic`, `--ech`), per vantage point.")
 @click.option("--with-ooni", is_flag=True,
               help="Compare probe's verdicts with OONI's on imported OONI measurements "
                    "(`probe import ooni`): agreement, then where they differ (--json: JSON lines).")
@@ -43,8 +46,8 @@ if TYPE_CHECKING:
                    "summary per vantage point, and a stable column (7/10) in --csv and --json.")
 def compare_command(db: Path, vantages: tuple[str, ...], categories: tuple[str, ...],
                     since: str | None, only_differences: bool, summary_only: bool, as_json: bool,
-                    as_csv: bool, isolation: bool, geo: str | None, with_ooni: bool,
-                    stability_runs: int | None) -> None:
+                    as_csv: bool, isolation: bool, geo: str | None, suite: str,
+                    with_ooni: bool, stability_runs: int | None) -> None:
     """Compare vantage points: the latest verdict of every URL at each, and how they agree.
 
     The summary compares each pair of vantage points over the URLs both measured: how many each
@@ -68,9 +71,12 @@ def compare_command(db: Path, vantages: tuple[str, ...], categories: tuple[str, 
       probe compare --db all.db --summary --isolation
       probe compare --db all.db --stability 10   # how steady each verdict is
       probe compare --db ooni.db --with-ooni   # after probe import ooni
+      probe compare --db all.db --suite quic   # whose HTTP/3 is blocked where
     """
     if as_json and as_csv:
         raise click.UsageError("--json and --csv are exclusive")
+    if suite != "web" and stability_runs:
+        raise click.UsageError(f"--stability is about the web verdicts, not --suite {suite}")
     if with_ooni:
         _with_ooni(db, as_json)
         return
@@ -78,6 +84,7 @@ def compare_command(db: Path, vantages: tuple[str, ...], categories: tuple[str, 
         render_csv,
         render_isolation,
         render_json,
+        render_stability,
         render_summary,
         render_table,
     )
@@ -86,7 +93,7 @@ def compare_command(db: Path, vantages: tuple[str, ...], categories: tuple[str, 
     since_iso = since  # made ISO by the option's callback
     names = cmp.split_list(vantages)
     cats = cmp.split_list(categories)
-    matrix = _load(db, names, cats, since_iso, times=as_json)
+    matrix = _load(db, names, cats, since_iso, times=as_json, suite=suite)
     if only_differences:
         matrix = matrix.only_differences()
     stable = _stability(db, matrix, stability_runs) if stability_runs else None
@@ -94,7 +101,10 @@ def compare_command(db: Path, vantages: tuple[str, ...], categories: tuple[str, 
         for chunk in render_csv(matrix, stable):
             click.echo(chunk, nl=False)
         return
-    endpoints, isolated = _beyond(db, names, since_iso, geo, isolation or geo is not None)
+    if suite != "web" and (isolation or geo):
+        raise click.UsageError(f"--isolation is about the web verdicts, not --suite {suite}")
+    endpoints, isolated = _beyond(db, names, since_iso, geo, isolation or geo is not None,
+                                  with_endpoints=suite == "web")
     if only_differences:
         endpoints = endpoints.only_differences()
     if as_json:
@@ -108,27 +118,25 @@ def compare_command(db: Path, vantages: tuple[str, ...], categories: tuple[str, 
         for chunk in render_json(matrix, filters, extra, stable):
             click.echo(chunk, nl=False)
         return
-    import shutil
+    from probe.present.terminal import output_width
 
-    width = shutil.get_terminal_size((120, 24)).columns
+    width = output_width(120)
     if not summary_only:
         for chunk in render_table(matrix, width):
             click.echo(chunk, nl=False)
-    click.echo(render_summary(matrix), nl=False)
+    click.echo(render_summary(matrix, width), nl=False)
     if stable is not None:
-        from probe.present.compare import render_stability
-
-        click.echo(render_stability(matrix, stable), nl=False)
+        click.echo(render_stability(matrix, stable, width), nl=False)
     for chunk in endpoints.render_table(width, matrix=not summary_only):
         click.echo(chunk, nl=False)
     if isolated is not None:
-        click.echo(render_isolation(isolated), nl=False)
+        click.echo(render_isolation(isolated, width), nl=False)
 
 
-def _beyond(db: Path, names: list[str], since: str | None, geo: str | None, isolation_too: bool
-            ) -> tuple[EndpointMatrix, dict[str, Isolation] | None]:
-    """The endpoint matrix and (``isolation_too``) each vantage point's isolation (same vantage
-    points and time)."""
+def _beyond(db: Path, names: list[str], since: str | None, geo: str | None, isolation_too: bool,
+            *, with_endpoints: bool = True) -> tuple[EndpointMatrix, dict[str, Isolation] | None]:
+    """The endpoint matrix (empty without ``with_endpoints``) and (``isolation_too``) each
+    vantage point's isolation (same vantage points and time)."""
     from probe.present.circumvention import EndpointMatrix
     from probe.research.outages import isolation, run_stats
     from probe.store import SQLiteError, Store
@@ -137,8 +145,8 @@ def _beyond(db: Path, names: list[str], since: str | None, geo: str | None, isol
     country_of = country_lookup(geo) if isolation_too else None
     try:
         with Store.open(db, create=False, check=False) as store:
-            endpoints = EndpointMatrix.from_latest(latest_endpoints(store, names or None, since),
-                                                   names or None)  # fmt: skip
+            rows = latest_endpoints(store, names or None, since) if with_endpoints else []
+            endpoints = EndpointMatrix.from_latest(rows, names or None)
             if not isolation_too:
                 return endpoints, None
             stats = [s for s in run_stats(store, None, since, country_of=country_of)
@@ -151,8 +159,8 @@ def _beyond(db: Path, names: list[str], since: str | None, geo: str | None, isol
     return endpoints, isolated
 
 
-def _load(db: Path, names: list[str], cats: list[str], since: str | None, *, times: bool
-          ) -> Matrix:
+def _load(db: Path, names: list[str], cats: list[str], since: str | None, *, times: bool,
+          suite: str = "web") -> Matrix:
     """Open the database read-only-ish through Store (checks it is a probe database)."""
     from probe.research import compare as cmp
     from probe.store import SQLiteError, Store
@@ -160,6 +168,8 @@ def _load(db: Path, names: list[str], cats: list[str], since: str | None, *, tim
     try:
         with Store.open(db, create=False, check=False) as store:
             try:
+                if suite != "web":
+                    return cmp.protocol_matrix(store, suite, names or None, cats or None, since)
                 return cmp.load_matrix(store, names or None, cats or None, since, times=times)
             except KeyError as exc:
                 known = ", ".join(store.vantage_ids()) or "none"
@@ -184,8 +194,9 @@ def _stability(db: Path, matrix: Matrix, last: int) -> dict[str, Stability]:
 def _with_ooni(db: Path, as_json: bool) -> None:
     """Where probe's verdicts and OONI's differ on the OONI measurements imported into ``db``."""
     from probe.present.ooni import ooni_report
+    from probe.present.terminal import output_width
     from probe.store import Store
 
     with Store.open(db, create=False) as store:
-        for line in ooni_report(store, 1000, as_json):
+        for line in ooni_report(store, 1000, as_json, output_width(120)):
             click.echo(line, nl=False)

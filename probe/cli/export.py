@@ -71,10 +71,13 @@ def _write_stream(chunks: Iterator[str], output: Path | None) -> int:
               show_default=True, metavar="N",
               help="parquet: stability.parquet counts, per vantage point and URL, how many of the "
                    "last N runs agree with the latest verdict.")
+@click.option("--suite", type=click.Choice(["web", "circumvention"]), default="web", show_default=True,
+              help="web: URL measurements (`probe run`); circumvention: endpoint measurements "
+              "(`probe circumvention`: Tor, VPN protocols, encrypted DNS), csv or jsonl.")
 def export_command(db: Path, fmt: str, output: Path | None, vantages: tuple[str, ...],
                    run: str | None, since: str | None, all_attempts: bool,
                    observations: bool, dns_replies: bool, certs: bool,
-                   partition_by: str | None, stability_runs: int) -> None:
+                   partition_by: str | None, stability_runs: int, suite: str) -> None:
     """Export results for other tools, streaming (memory stays flat however big the database).
 
     Rows are named by global ids (measurement_uid, run_uid, vantage_uid), so exports of several
@@ -86,6 +89,7 @@ def export_command(db: Path, fmt: str, output: Path | None, vantages: tuple[str,
       probe export --format ooni --vantage moscow > moscow.jsonl
       probe export --db all.db --format parquet -o all-parquet/
       probe export --format parquet --partition-by country,date -o dataset/
+      probe export --suite circumvention --format jsonl -o endpoints.jsonl
     """
     from probe.research import compare as cmp
     from probe.research.export import Filters, csv_lines, jsonl_lines
@@ -97,6 +101,8 @@ def export_command(db: Path, fmt: str, output: Path | None, vantages: tuple[str,
         raise click.BadParameter(f"expected a run id or 'latest', not {run!r}", param_hint="--run")
     if fmt == "parquet" and output is None:
         raise click.UsageError("--format parquet writes a directory: give it with --output DIR")
+    if suite == "circumvention" and fmt not in ("csv", "jsonl"):
+        raise click.UsageError("--suite circumvention exports csv or jsonl")
     if observations and fmt != "parquet":
         raise click.UsageError("--observations is for --format parquet (jsonl always has them)")
     parquet_only = [flag for flag, on in (("--dns-replies", dns_replies), ("--certificates", certs),
@@ -134,7 +140,11 @@ def export_command(db: Path, fmt: str, output: Path | None, vantages: tuple[str,
                 click.echo(f"{output}: " + ", ".join(f"{t} {n}" for t, n in counts.items()),
                            err=True)
                 return
-            if fmt == "csv":
+            if suite == "circumvention":
+                from probe.research.export.endpoints import endpoint_csv_lines, endpoint_jsonl_lines
+
+                chunks = (endpoint_csv_lines if fmt == "csv" else endpoint_jsonl_lines)(store, f)
+            elif fmt == "csv":
                 chunks = csv_lines(store, f)
             elif fmt == "jsonl":
                 chunks = jsonl_lines(store, f)

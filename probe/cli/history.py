@@ -38,6 +38,7 @@ def history_command(db: Path, url: str, vantage: str | None, last: int, as_json:
     if as_json and as_csv:
         raise click.UsageError("--json and --csv exclude each other")
     from probe.present.history import render_history, render_history_csv, render_history_json
+    from probe.present.terminal import output_width
     from probe.research.notebook import NotMeasured, history_rows, stability_rows
     from probe.store import Store
 
@@ -53,6 +54,6 @@ def history_command(db: Path, url: str, vantage: str | None, last: int, as_json:
     elif as_csv:
         out = render_history_csv(rows, stable)
     else:
-        out = render_history(rows, stable, width=80, last=last)
+        out = render_history(rows, stable, width=min(output_width(80), 80), last=last)
     for chunk in out:
         click.echo(chunk, nl=False)

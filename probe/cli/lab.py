@@ -44,7 +44,6 @@ def _scenarios(names: tuple[str, ...]) -> tuple[Scenario, ...]:
 def lab() -> None:
     """The censorship lab: a censor between the probe and lab servers, in network namespaces.
 
-    \b
     Every lab command except `list` needs root. Lab traffic only ever runs inside the lab's
     namespaces; see docs/lab.md.
     """
@@ -61,8 +60,9 @@ def list_command(verbose: bool) -> None:
       probe lab list -v        # with the censor's rules for each scenario
     """
     from probe.present.lab import format_scenarios
+    from probe.present.terminal import output_width
 
-    for line in format_scenarios(_scenarios(()), verbose=verbose):
+    for line in format_scenarios(_scenarios(()), verbose=verbose, width=output_width()):
         click.echo(line, nl=False)
 
 
@@ -176,6 +176,7 @@ def run(scenarios: tuple[str, ...], prefix: str | None, workdir: Path | None, go
     from probe.lab.golden import export_golden
     from probe.lab.lab import Lab, LabError
     from probe.present.lab import format_results
+    from probe.present.terminal import output_width
 
     chosen = _scenarios(scenarios)
     try:
@@ -198,7 +199,7 @@ def run(scenarios: tuple[str, ...], prefix: str | None, workdir: Path | None, go
     finally:
         if own:
             lab_.down()
-    for line in format_results(results, verbose=verbose):
+    for line in format_results(results, verbose=verbose, width=output_width()):
         click.echo(line, nl=False)
     if golden:
         dirs = export_golden(results, golden)

@@ -37,7 +37,8 @@ def report_command(db: Path, out: Path, vantages: tuple[str, ...], title: str, m
     \b
     Examples:
       probe report --out report.html
-      probe report --db results/all.db --vantage msk-isp1 --vantage spb-isp2 --out ru.html
+      probe report --db results/all.db --vantage msk-isp1 \\
+          --vantage spb-isp2 --out ru.html
     """
     import os
 
@@ -65,5 +66,7 @@ def report_command(db: Path, out: Path, vantages: tuple[str, ...], title: str, m
         raise click.ClickException(f"{out}: cannot write the report ({exc.strerror or exc})") from None
     finally:
         tmp.unlink(missing_ok=True)
-    click.echo(f"{out}: {drawn['vantage_points']} vantage points, {drawn['non_ok']} non-ok verdicts, "
-               f"{out.stat().st_size / 1e3:.0f} kB")
+    from probe.present.text import plural
+
+    click.echo(f"{out}: {plural(drawn['vantage_points'], 'vantage point')}, "
+               f"{plural(drawn['non_ok'], 'non-ok verdict')}, {out.stat().st_size / 1e3:.0f} kB")

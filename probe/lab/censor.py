@@ -15,6 +15,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from probe.lab.quiccensor import QUEUE
 from probe.lab.scenarios import Censor
 from probe.lab.topology import LabError, ns_run
 
@@ -25,7 +26,10 @@ CONFIG_FILES = {
     "resolver": "resolver-overrides.json",
     "proxy": "proxy.json",
     "injector": "injector.json",
+    "quic": "quic-censor.json",
 }
+#: Seconds a flow stays blocked after a QUIC Initial naming a blocked SNI (the GFW: ~2 minutes).
+QUIC_RESIDUAL = 120
 
 _SERVER_BASE = """*filter
 :LAB-IN - [0:0]
@@ -64,6 +68,9 @@ def install_base(censor_ns: str, server_ns: str | None = None) -> None:
 def _rules(censor: Censor) -> str:
     lines = ["*filter", "-F LAB-FWD"]
     lines += [f"-A LAB-FWD {r}" for r in censor.forward]
+    if censor.quic_sni or censor.quic_drop_data:  # every UDP/443 datagram, both ways, through it
+        lines += [f"-A LAB-FWD -p udp --{d}port 443 -j NFQUEUE --queue-num {QUEUE} --queue-bypass"
+                  for d in ("d", "s")]  # fmt: skip
     lines += ["COMMIT", "*nat", "-F LAB-PRE"]
     lines += [f"-A LAB-PRE {r}" for r in censor.nat]
     lines += ["COMMIT", ""]
@@ -92,6 +99,11 @@ def apply(censor_ns: str, state_dir: Path, censor: Censor, server_ns: str | None
             + [{"port": p, "hex": h, "flags": f, "ttl": "copy"}
                for p, h, f in censor.inject_tcp_copy_ttl],
         },
+    )
+    _write_json(
+        state_dir / CONFIG_FILES["quic"],
+        {"block": [n.lower() for n in censor.quic_sni], "residual": QUIC_RESIDUAL,
+         "drop_data": list(censor.quic_drop_data)},
     )
     try:
         ns_run(censor_ns, ["iptables-restore", "--noflush"], stdin=_rules(censor))

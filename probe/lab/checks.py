@@ -8,13 +8,15 @@ verdict mismatch, never as a hidden pass.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from probe.core.failures import Failure
 from probe.core.model import DNSObservation, Hop, Measurement, Verdict
 from probe.lab.blockpage import BLOCKPAGE_MARKER
-from probe.lab.scenarios import Expect
+from probe.lab.scenarios import EndpointExpect, Expect
 
-__all__ = ["Outcome", "check", "first_failure", "observed", "system_a_query"]
+__all__ = ["Outcome", "check", "check_endpoint", "first_failure", "observed", "observed_endpoint",
+           "system_a_query"]
 
 _MARKER = BLOCKPAGE_MARKER.encode()
 
@@ -145,6 +147,7 @@ def check(e: Expect, m: Measurement | None, v: Verdict | None) -> Outcome:
         ver.append("no verdict stored")
     else:
         got_v = v.verdict + (f"/{v.stage}" if v.stage else "") + (f"@{v.hop}" if v.hop else "")
+        got_v += "".join(f" {p.suite}:{p.verdict}" for p in v.protocols)
         if v.verdict != e.verdict:
             ver.append(f"verdict: expected {e.verdict}, got {v.verdict}")
         if e.stage is not None and v.stage != e.stage:
@@ -156,4 +159,55 @@ def check(e: Expect, m: Measurement | None, v: Verdict | None) -> Outcome:
         for ev in e.evidence:
             if not any(ev in r for r in v.reasons):
                 ver.append(f"evidence: expected {ev!r} in the reasons, got {list(v.reasons)}")
+        got_p = {p.suite: p for p in v.protocols}
+        for suite, verdict, reason in e.protocols:
+            p = got_p.get(suite)
+            if p is None:
+                ver.append(f"{suite}: expected {verdict}, got no {suite} verdict")
+                continue
+            if p.verdict != verdict:
+                ver.append(f"{suite}: expected {verdict}, got {p.verdict} {list(p.reasons)}")
+            if reason and not any(reason in r for r in p.reasons):
+                ver.append(f"{suite}: expected a reason naming {reason!r}, got {list(p.reasons)}")
     return Outcome(e.url, tuple(obs), tuple(ver), observed(m), got_v)
+
+
+def observed_endpoint(d: dict[str, Any]) -> str:
+    """A one-line summary of what was observed at one endpoint (a stored endpoint measurement,
+    :func:`probe.store.circumvention.endpoint_measurements_at`'s dict)."""
+    obs = d["observation"]
+    parts = []
+    if obs.get("tcp_failure"):
+        parts.append(f"tcp:{obs['tcp_failure']}")
+    elif obs.get("handshake") in ("tls", "openvpn"):
+        parts.append(f"{obs['handshake']}:{obs.get('handshake_failure') or 'ok'}")
+    if obs.get("decoy_sni"):
+        parts.append(f"decoy:{obs.get('decoy_failure') or 'ok'}")
+    for q in obs.get("queries") or []:
+        parts.append(f"{q['name']}={','.join(q['addresses']) or q.get('rcode') or q.get('failure')}")
+    for t in obs.get("trials") or []:
+        what = f"{t['step']}:{t['failure']}" if t.get("failure") else (t.get("detail") or "ok")
+        parts.append(f"{t['role']}@{t['port']} {what}")
+    return "; ".join(parts) or "nothing"
+
+
+def check_endpoint(e: EndpointExpect, d: dict[str, Any] | None) -> Outcome:
+    """Check one stored endpoint result (or None: nothing stored) against ``e``."""
+    if d is None:
+        return Outcome(e.url, ("the probe stored no result for this endpoint",), ("no verdict",),
+                       "nothing", "-")  # fmt: skip
+    seen = observed_endpoint(d)
+    obs_errors = []
+    if e.observed and e.observed not in seen:
+        obs_errors.append(f"observed: expected {e.observed!r} in {seen!r}")
+    if d["kind"] != e.kind:
+        obs_errors.append(f"kind: expected {e.kind}, got {d['kind']}")
+    verdict_errors = []
+    got = d["verdict"] + (f"/{d['stage']}" if d["stage"] else "")
+    if d["verdict"] != e.verdict:
+        verdict_errors.append(f"verdict: expected {e.verdict}, got {d['verdict']}")
+    if e.stage is not None and d["stage"] != e.stage:
+        verdict_errors.append(f"stage: expected {e.stage}, got {d['stage']}")
+    if e.reason and not any(e.reason in r for r in d["reasons"]):
+        verdict_errors.append(f"reason: expected {e.reason!r} in {d['reasons']}")
+    return Outcome(e.url, tuple(obs_errors), tuple(verdict_errors), seen, got)

@@ -17,6 +17,7 @@ SQLite database with :class:`probe.store.Store`.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -30,14 +31,16 @@ from typing import Any
 
 from probe.inputs.testlists import parse_url
 from probe.lab import censor as _censor
-from probe.lab import sites, topology
+from probe.lab import fetcensor, sites, topology, tunnels
 from probe.lab.certs import make_certs
-from probe.lab.checks import Outcome, check
+from probe.lab.checks import Outcome, check, check_endpoint
 from probe.lab.latency import Delay
 from probe.lab.safety import namespace_id
 from probe.lab.scenarios import Censor, Scenario
 from probe.lab.topology import LabError, Topology
 from probe.store import Store
+from probe.store.circumvention import endpoint_measurements_at
+from probe.store.protocols import protocol_verdicts_of
 
 __all__ = [
     "PROBE_TIMEOUTS",
@@ -46,6 +49,7 @@ __all__ = [
     "ScenarioResult",
     "is_root",
     "missing_tools",
+    "read_endpoints",
 ]
 
 #: Step timeouts the lab gives the probe: short, since the lab's network answers in
@@ -68,6 +72,8 @@ def missing_tools() -> list[str]:
     """The command-line tools the lab needs that are not installed."""
     missing = [t for t in _TOOLS if shutil.which(t) is None]
     try:  # are the lab's Python packages installed? (imported here to find out)
+        import aioquic  # noqa: F401
+        import netfilterqueue  # noqa: F401
         import scapy  # noqa: F401
         import trustme  # noqa: F401
     except ImportError as exc:
@@ -84,8 +90,19 @@ def _read_db(db: Path) -> dict[str, tuple[Any, Any]]:
         final = {r["measurement_id"] for r in store.results(run=None)}
         for mid, m, v in store.iter_judged():
             if mid in final:
+                if m.protocols:  # --quic, --ech: their verdicts, stored beside the web one
+                    v = dataclasses.replace(v, protocols=protocol_verdicts_of(store, mid))
                 stored[m.target.url] = (m, v)
     return stored
+
+
+def read_endpoints(db: Path) -> dict[str, dict[str, Any]]:
+    """The stored endpoint results by name (with the observation), from a probe database
+    written by `probe circumvention`."""
+    if not db.exists():
+        return {}
+    with Store.open(db, create=False) as store:
+        return {d["name"]: d for d in endpoint_measurements_at(store, None, None)}
 
 
 @dataclass(frozen=True)
@@ -125,6 +142,7 @@ class Lab:
     uid: int = field(default_factory=topology.creator_uid)  # the user it belongs to
     _procs: list[subprocess.Popen[bytes]] = field(default_factory=list, repr=False)
     _delay: Any = field(default=None, repr=False)
+    _censor_procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict, repr=False)
 
     # --- life cycle -----------------------------------------------------------------------------
 
@@ -145,7 +163,7 @@ class Lab:
             raise LabError(f"the lab needs these tools: {', '.join(missing)}")
         topology.cleanup_stale()
         chosen = topology.check_prefix(prefix) if prefix is not None else topology.new_prefix()
-        lab = cls(Topology(chosen, sites.server_addresses()), persistent, helper,
+        lab = cls(Topology(chosen, sites.server_addresses() + tunnels.TOOL_ADDRESSES), persistent, helper,
                   env=dict(env) if env is not None else None)  # fmt: skip
         lab._claim()  # raises, touching nothing, if the prefix is taken
         try:
@@ -241,7 +259,7 @@ class Lab:
     def _up(self, latency_ms: float, bandwidth: str | None) -> None:
         sd = self.state_dir
         topology.build(self.topo)
-        certs = make_certs(sd, [s.name for s in sites.SITES if s.ip])
+        certs = make_certs(sd, [*(s.name for s in sites.SITES if s.ip), tunnels.RESOLVER_NAME])
         (sd / "zone.json").write_text(json.dumps(sites.zone(), indent=1))
         (sd / "web.json").write_text(json.dumps(sites.web_config(certs), indent=1))
         _censor.install_base(self.topo.censor, self.topo.server)
@@ -263,13 +281,25 @@ class Lab:
             "injector": (t.censor, [py, "-m", "probe.lab.injector", "--iface", "r0", "--config",
                                     str(sd / _censor.CONFIG_FILES["injector"])]),
             "stun": (t.server, [py, "-m", "probe.lab.stun", "--listen", sites.STUN]),
+            "quic": (t.server, [py, "-m", "probe.lab.quicserver",
+                                *sites.quic_listeners(*certs["valid"])]),
+            "quic-censor": (t.censor, [py, "-m", "probe.lab.quiccensor", "--config",
+                                       str(sd / _censor.CONFIG_FILES["quic"])]),
         }  # fmt: skip
+        tools = tunnels.services(sd, certs)
+        _, reflector = tools.pop("reflector")
+        specs.update({name: (t.server if role == "server" else t.censor, argv)
+                      for name, (role, argv) in tools.items()})  # fmt: skip
         for name, (ns, argv) in specs.items():
             self._start(name, ns, argv)
+        self._start("reflector", t.server, reflector)
         if self.helper:
             self._start_helper()
         for name in specs:
             self._wait_ready(name)
+        if not self._listening("reflector", t.server, tunnels.REFLECTOR_PORT):
+            log = (self.state_dir / "reflector.log").read_text(errors="replace")[-1500:]
+            raise LabError(f"lab service reflector did not start: {log.strip() or 'no output'}")
         if self.helper:
             self._wait_helper()
         if latency_ms:
@@ -312,18 +342,22 @@ class Lab:
                 "--allow-private"]  # fmt: skip
         self._start("helper", self.topo.uncensored, argv)
 
-    def _wait_helper(self, timeout: float = 20.0) -> None:
-        # Readiness without sending a packet from here: ask the namespace's own socket table.
-        proc = next(p for p in self._procs if p.pid == self.services["helper"])
+    def _listening(self, name: str, ns: str, port: int, timeout: float = 20.0) -> bool:
+        """Wait until service ``name`` listens on TCP ``port`` in ``ns``; False if it died or
+        never did. Readiness without sending a packet from here: the namespace's socket table."""
+        proc = next(p for p in self._procs if p.pid == self.services[name])
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            query = ["ss", "-Hltn", f"sport = :{topology.HELPER_PORT}"]
-            out = topology.ns_run(self.topo.uncensored, query, check=False)
-            if out.strip():
-                return
+            if topology.ns_run(ns, ["ss", "-Hltn", f"sport = :{port}"], check=False).strip():
+                return True
             if proc.poll() is not None:
-                break
+                return False
             time.sleep(0.05)
+        return False
+
+    def _wait_helper(self, timeout: float = 20.0) -> None:
+        if self._listening("helper", self.topo.uncensored, topology.HELPER_PORT, timeout):
+            return
         log = (self.state_dir / "helper.log").read_text(errors="replace")[-1500:]
         self.helper = False
         self.helper_error = f"control helper did not start: {log.strip() or 'no output'}"
@@ -346,6 +380,7 @@ class Lab:
 
     def down(self) -> None:
         """Stop the services and delete the namespaces and state (safe to call twice)."""
+        self._programs(set())
         if self._delay is not None:
             try:
                 self._delay.stop()
@@ -364,7 +399,33 @@ class Lab:
 
     def apply(self, censor: Censor) -> None:
         """Configure the censor (``Censor()`` resets it; conntrack is flushed either way)."""
+        self._programs(set(censor.programs))
         _censor.apply(self.topo.censor, self.state_dir, censor, self.topo.server)
+
+    def _programs(self, wanted: set[str]) -> None:
+        """Run exactly the censor programs ``wanted`` (their rules pass traffic when they stop)."""
+        for name in [n for n in self._censor_procs if n not in wanted]:
+            proc = self._censor_procs.pop(name)
+            proc.terminate()
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        for name in sorted(set(wanted) - set(self._censor_procs)):
+            if name != "fet":
+                raise LabError(f"no censor program {name!r}")
+            argv = ["ip", "netns", "exec", self.topo.censor, sys.executable, "-m", "probe.lab.fetcensor",
+                    "--queue", str(fetcensor.QUEUE), "--residual", "60"]  # fmt: skip
+            with open(self.state_dir / f"censor-{name}.log", "ab") as log:
+                proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=log,
+                                        stdin=subprocess.DEVNULL, env=self._env())  # fmt: skip
+            assert proc.stdout is not None
+            if proc.stdout.readline().strip() != b"ready":
+                proc.kill()
+                proc.wait()
+                raise LabError("the fully encrypted traffic censor did not start (NetfilterQueue?)")
+            self._censor_procs[name] = proc
 
     def reset(self) -> None:
         """Remove every censorship rule and flush conntrack."""
@@ -386,13 +447,19 @@ class Lab:
         db: Path,
         *,
         control: str | None = None,
+        stun: str | None = None,
         extra: Sequence[str] = (),
         timeout: float = 240.0,
     ) -> subprocess.CompletedProcess[str]:
-        """Run ``probe run`` for ``urls`` in the client namespace into ``db``."""
+        """Run ``probe run`` for ``urls`` in the client namespace into ``db``.
+
+        ``control`` and ``stun`` replace the lab's helper and STUN server; ``control="none"``
+        runs with no control.
+        """
+        helper = ["--no-control"] if control == "none" else ["--control", control or self.control_url]
         argv = ["run", "--db", str(db), "--vantage", "lab", "--cafile", self.cafile,
-                "--control", control or self.control_url, "--accept-risks", "--no-progress",
-                "--stun", sites.STUN, "--whoami", sites.WHOAMI,  # the lab's identity services
+                *helper, "--accept-risks", "--no-progress",
+                "--stun", stun or sites.STUN, "--whoami", sites.WHOAMI,  # the lab's identity services
                 *PROBE_TIMEOUTS, *extra]  # fmt: skip
         for u in urls:
             argv += ["--url", u]
@@ -403,6 +470,8 @@ class Lab:
         """Apply the scenario's censor, run the probe on its URLs, reset, and check the results.
 
         """
+        if scenario.endpoints:
+            return self._run_endpoint_scenario(scenario, workdir)
         workdir.mkdir(parents=True, exist_ok=True)
         control = UNREACHABLE_CONTROL if scenario.control == "unreachable" else None
         urls = [e.url for e in scenario.targets]
@@ -432,6 +501,35 @@ class Lab:
             ]
         return ScenarioResult(scenario, tuple(outcomes), tuple(records), proc.returncode,
                               proc.stderr[-4000:], duration)  # fmt: skip
+
+    def _run_endpoint_scenario(self, scenario: Scenario, workdir: Path) -> ScenarioResult:
+        """`probe circumvention` on the scenario's endpoints (and the lab reflector's) under its
+        censor, then each endpoint's stored verdict checked."""
+        workdir.mkdir(parents=True, exist_ok=True)
+        lst = workdir / f"{scenario.name}.csv"
+        lst.write_text(tunnels.endpoint_list(scenario))
+        db = workdir / f"{scenario.name}.db"
+        db.unlink(missing_ok=True)
+        control = UNREACHABLE_CONTROL if scenario.control == "unreachable" else self.control_url
+        argv = tunnels.circumvention_argv(scenario, lst, db, control, self.cafile)
+        t0 = time.monotonic()
+        self.apply(scenario.censor)
+        try:
+            if scenario.latency_ms:
+                self.set_latency(scenario.latency_ms)
+            proc = subprocess.run(self.client_argv([*argv, *scenario.probe_args]), capture_output=True,
+                                  text=True, timeout=240, env=self._env())  # fmt: skip
+            stored = read_endpoints(db)
+        finally:
+            if scenario.latency_ms:
+                self.set_latency(0)
+            self.reset()
+        outcomes = tuple(check_endpoint(e, stored.get(e.name)) for e in scenario.endpoints)
+        if proc.returncode != 0:
+            outcomes = tuple(Outcome(o.url, (*o.observation_errors, f"probe exited {proc.returncode}"),
+                                     o.verdict_errors, o.observed, o.verdict) for o in outcomes)  # fmt: skip
+        return ScenarioResult(scenario, outcomes, tuple(None for _ in outcomes), proc.returncode,
+                              proc.stderr[-4000:], time.monotonic() - t0)  # fmt: skip
 
     def run_scenarios(self, scenarios: Iterable[Scenario], workdir: Path) -> Iterator[ScenarioResult]:
         """Run scenarios one after the other (the censor is reset between them)."""

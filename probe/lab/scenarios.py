@@ -13,14 +13,26 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from probe.core.failures import Failure
+from probe.core.net import format_endpoint
 from probe.lab.blockpage import BLOCKPAGE_FINGERPRINT
 from probe.lab.sites import BLOCKPAGE_IP, FORGED_IP, site
 from probe.lab.topology import AUTH_DNS, CLIENT, NODNS_IP
+from probe.lab.tunnels import (
+    DOWN_IP,
+    REFLECTOR_IP,
+    REFLECTOR_TCP,
+    REFLECTOR_WIREGUARD,
+    RESOLVER_IP,
+    RESOLVER_NAME,
+    TRUSTED_LIAR,
+    UNTRUSTED_LIAR,
+)
 
 __all__ = [
     "BOGON",
     "SCENARIOS",
     "Censor",
+    "EndpointExpect",
     "Expect",
     "Scenario",
     "by_name",
@@ -63,7 +75,15 @@ class Censor:
     * ``inject_tcp_copy_ttl``: same, from an injector that copies the server's TTL (and draws
       random IP IDs) to evade a TTL check;
     * ``server_input``: iptables rules in the *server's* INPUT chain (``LAB-IN``): the site
-      itself refusing this client (its kernel sends the RST, with the server's TTL and IP ID).
+      itself refusing this client (its kernel sends the RST, with the server's TTL and IP ID);
+      rules without ``-s`` apply to the control helper too (a site that is so for everyone);
+    * ``quic_sni``: names whose QUIC Initial makes the censor block the flow
+      (:mod:`probe.lab.quiccensor`: the GFW's rule, decrypting the Initial to read the SNI);
+    * ``quic_drop_data``: server addresses whose QUIC handshakes pass and whose application
+      data (1-RTT packets from the client: the HTTP/3 request) is dropped;
+    * ``programs``: censor programs to run while the scenario lasts: ``fet`` is the fully
+      encrypted traffic rule (probe/lab/fetcensor.py) serving the NFQUEUE its ``forward`` rules
+      feed.
     """
 
     resolver: tuple[tuple[str, str, tuple[str, ...], float], ...] = ()
@@ -75,6 +95,9 @@ class Censor:
     proxy_redirect: tuple[tuple[str, str], ...] = ()
     inject_tcp_copy_ttl: tuple[tuple[int, str, str], ...] = ()
     server_input: tuple[str, ...] = ()
+    quic_sni: tuple[str, ...] = ()
+    quic_drop_data: tuple[str, ...] = ()
+    programs: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -96,7 +119,9 @@ class Expect:
 
     Verdict checks: ``verdict`` always; ``stage`` and ``hop`` when not ``None``; ``reason``, when
     set, must be a substring of one of the verdict's reasons (e.g. the block page's fingerprint);
-    so must each of ``evidence`` (packet-level evidence, decoys).
+    so must each of ``evidence`` (packet-level evidence, decoys). ``protocols``: for each
+    ``(suite, verdict, reason)``, the opt-in protocol test ``suite`` (``quic``, ``ech``) got
+    ``verdict``, with ``reason`` (when not empty) a substring of one of its reasons.
     """
 
     url: str
@@ -116,11 +141,44 @@ class Expect:
     reason: str | None = None
     captured: bool | None = None
     evidence: tuple[str, ...] = ()
+    protocols: tuple[tuple[str, str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class EndpointExpect:
+    """One endpoint of a ``probe circumvention`` scenario and the verdict it must get.
+
+    Endpoints with an ``address`` are written to the scenario's endpoint list; the others
+    (``reflector-fet``, ``reflector-wireguard``) are found through the lab reflector's
+    ``/health``. ``observed``, when set, must be a substring of the summary of what was
+    observed (probe.lab.checks.observed_endpoint); ``reason`` of one of the verdict's reasons.
+    """
+
+    name: str
+    kind: str
+    verdict: str
+    stage: str | None = None
+    reason: str | None = None
+    observed: str = ""
+    address: str = ""
+    port: int = 0
+    sni: str = ""
+    hop: int | None = None  # (endpoints have no hops; kept for the shared report code)
+
+    @property
+    def url(self) -> str:
+        """How the report names it."""
+        where = f" {format_endpoint(self.address, self.port)}" if self.address else ""
+        return f"{self.kind} {self.name}{where}"
 
 
 @dataclass(frozen=True)
 class Scenario:
-    """One lab scenario: a technique (or a benign case) and its expected outcome."""
+    """One lab scenario: a technique (or a benign case) and its expected outcome.
+
+    A web scenario has ``targets`` (URLs, measured by `probe run`); a circumvention scenario
+    has ``endpoints`` (measured by `probe circumvention`, probe/lab/tunnels.py).
+    """
 
     name: str
     number: int  # the row of issue 5's table
@@ -131,6 +189,13 @@ class Scenario:
     control: str = "helper"  # "helper", or "unreachable" (a control URL nothing answers)
     notes: str = ""
     probe_args: tuple[str, ...] = ()  # extra `probe run` options (--capture, decoys, ...)
+    endpoints: tuple[EndpointExpect, ...] = ()
+    latency_ms: float = 0.0  # the censor delays every forwarded packet this much each way
+
+    @property
+    def expectations(self) -> tuple[Expect | EndpointExpect, ...]:
+        """The URLs and endpoints of the scenario, in order."""
+        return (*self.targets, *self.endpoints)
 
 
 def _u(label: str, scheme: str = "http", path: str = "/") -> str:
@@ -148,6 +213,31 @@ def _name(label: str) -> str:
 
 
 _RST = "-j REJECT --reject-with tcp-reset"
+#: The ECH extension's type code point as iptables --hex-string (probe.measure.ech.ECH_EXTENSION).
+ECH_HEX = "|fe0d|"
+#: The outer SNI of the lab's ECH scenarios (an ECH provider's public name, as Cloudflare's
+#: cloudflare-ech.com): the web test's hellos carry the site's own name and never match.
+ECH_OUTER = "public.ech.lab.example"
+
+
+def _resolvers(verdict: str, stage: str | None = None, reason: str | None = None,
+               observed: str = "") -> tuple[EndpointExpect, ...]:  # fmt: skip
+    """The lab's DoH and DoT resolver (one address, one name), both expected the same way."""
+    return tuple(EndpointExpect(f"lab-{kind}", kind, verdict, stage, reason, observed, RESOLVER_IP, port,
+                                RESOLVER_NAME) for kind, port in (("doh", 443), ("dot", 853)))  # fmt: skip
+
+
+def _fet(verdict: str, stage: str | None = None, reason: str | None = None,
+         observed: str = "") -> EndpointExpect:  # fmt: skip
+    return EndpointExpect("reflector-fet", "fet", verdict, stage, reason, observed)
+
+
+def _wg(verdict: str, stage: str | None = None, reason: str | None = None,
+        observed: str = "") -> EndpointExpect:  # fmt: skip
+    return EndpointExpect("reflector-wireguard", "wireguard", verdict, stage, reason, observed)
+
+
+_ECHO_PORTS = ",".join(map(str, REFLECTOR_TCP))
 
 SCENARIOS: tuple[Scenario, ...] = (
     # --- censorship -----------------------------------------------------------------------------
@@ -323,6 +413,15 @@ SCENARIOS: tuple[Scenario, ...] = (
         probe_args=("--dns-probe", NODNS_IP),
     ),
     Scenario(
+        "dns-interception", 61, "all DNS redirected to an honest resolver, --dns-probe", "benign",
+        (Expect(_u("dns-probe"), "ok", step="none", status=200,
+                evidence=(f"dns/intercepted:no-resolver@{NODNS_IP}",)),),
+        Censor(nat=(f"-p udp -d {NODNS_IP} --dport 53 -j DNAT --to-destination {AUTH_DNS}:53",)),
+        notes=f"the ISP sends every DNS query, {NODNS_IP}'s too, to a resolver that tells the "
+        "truth: interception, not censorship",
+        probe_args=("--dns-probe", NODNS_IP),
+    ),
+    Scenario(
         "decoy-sni", 38, "RST on SNI; the same address answers a harmless SNI", "censorship",
         (Expect(_u("decoy-sni", "https"), "reset", "tls", step="tls", failure=Failure.CONNECTION_RESET,
                 evidence=("tls/sni-filtered:decoy=clean.lab.example",)),),
@@ -460,9 +559,179 @@ SCENARIOS: tuple[Scenario, ...] = (
         "connects fine. Without capture this reads as a reset by a censor",
         probe_args=("--capture",),
     ),
+    # --- issue 26: QUIC (HTTP/3) and ECH, judged apart from the web verdict -----------------
+    Scenario(
+        "quic-sni", 42, "QUIC Initial decrypted and its SNI matched: flow dropped (GFW, 2024)",
+        "censorship",
+        (Expect(_u("quic-sni", "https"), "ok", step="none", status=200,
+                protocols=(("quic", "blocked", "quic/sni-filtered:decoy=example.com"),)),),
+        Censor(quic_sni=(_name("quic-sni"),)),
+        notes="the censor's NFQUEUE program reads the SNI of the client's first Initial and drops "
+        "the flow for 120 s, letting the trigger pass; the decoy handshake (example.com) to the "
+        "same address and TCP/TLS pass, the control's QUIC handshake completes",
+        probe_args=("--quic", "--quic-timeout", "2"),
+    ),
+    Scenario(
+        "quic-udp-blocked", 43, "every UDP datagram to the site's port 443 dropped", "censorship",
+        (Expect(_u("quic-udp", "https"), "ok", step="none", status=200,
+                protocols=(("quic", "blocked", "quic/udp-blocked"),)),),
+        Censor(forward=(f"-d {_ip('quic-udp')} -p udp --dport 443 -j DROP",)),
+        notes="UDP endpoint blocking (Iran 2021, India, Russia 2022): the decoy fails too while "
+        "TCP and TLS to the address work",
+        probe_args=("--quic", "--quic-timeout", "2"),
+    ),
+    Scenario(
+        "ech-drop", 44, "ClientHello with an ECH extension and Cloudflare's outer SNI dropped "
+        "(Russia, November 2024)", "censorship",
+        (Expect(_u("ech-drop", "https"), "ok", step="none", status=200,
+                protocols=(("ech", "blocked", "tls/ech-blocked:timeout"),)),),
+        Censor(forward=(
+            f"-d {_ip('ech-drop')} -p tcp --dport 443 -m string --algo bm --hex-string "
+            f"{sni_hex('cloudflare-ech.com')} -m string --algo bm --hex-string {ECH_HEX} -j DROP",
+        )),
+        notes="the TSPU's trigger: an ECH extension and the SNI cloudflare-ech.com in one hello; "
+        "the plain hello with the same SNI passes, the web test (the site's own SNI) too",
+        probe_args=("--ech", "--ech-sni", "cloudflare-ech.com"),
+    ),
+    Scenario(
+        "ech-reset", 45, "ClientHello with an ECH extension answered with a reset", "censorship",
+        (Expect(_u("ech-rst", "https"), "ok", step="none", status=200,
+                protocols=(("ech", "reset", "tls/ech-blocked:reset"),)),),
+        Censor(forward=(
+            f"-d {_ip('ech-rst')} -p tcp --dport 443 -m string --algo bm --hex-string "
+            f"{sni_hex(ECH_OUTER)} -m string --algo bm --hex-string {ECH_HEX} {_RST}",
+        )),
+        probe_args=("--ech", "--ech-sni", ECH_OUTER),
+    ),
+    Scenario(
+        "quic-unsupported", 46, "no QUIC server (nothing on UDP 443), for everyone", "benign",
+        (Expect(_u("clean", "https"), "ok", step="none", status=200,
+                protocols=(("quic", "down", "quic/unsupported"),)),),
+        notes="the server's kernel answers ICMP port unreachable to the probe and the control "
+        "alike: no HTTP/3 there, never interference",
+        probe_args=("--quic", "--quic-timeout", "2"),
+    ),
+    Scenario(
+        "quic-lossy", 47, "10 % of the datagrams to the site's UDP 443 lost, for everyone", "benign",
+        (Expect(_u("quic-lossy", "https"), "ok", step="none", status=200,
+                protocols=(("quic", "ok", "quic/ok"),)),),
+        Censor(server_input=(
+            f"-d {_ip('quic-lossy')} -p udp --dport 443 -m statistic --mode random "
+            "--probability 0.1 -j DROP",
+        )),
+        notes="QUIC retransmits its Initial; the handshake completes, slower",
+        probe_args=("--quic", "--quic-timeout", "4"),
+    ),
+    Scenario(
+        "ech-refused-everywhere", 48, "a firewall in front of the site resets ECH hellos, for "
+        "everyone", "benign",
+        (Expect(_u("ech-refused", "https"), "ok", step="none", status=200,
+                protocols=(("ech", "down", "ech/rejected-everywhere"),)),),
+        Censor(server_input=(
+            f"-d {_ip('ech-refused')} -p tcp --dport 443 -m string --algo bm --hex-string "
+            f"{sni_hex(ECH_OUTER)} -m string --algo bm --hex-string {ECH_HEX} {_RST}",
+        )),
+        notes="the control's ECH hello is reset too: the site's side, not the network",
+        probe_args=("--ech", "--ech-sni", ECH_OUTER),
+    ),
+    Scenario(
+        "quic-clean", 49, "an HTTP/3 site and its ECH test, uncensored", "benign",
+        (Expect(_u("quic", "https"), "ok", step="none", status=200,
+                protocols=(("quic", "ok", "quic/ok"), ("ech", "ok", "ech/ok"))),),
+        probe_args=("--quic", "--ech"),
+    ),
+    Scenario(
+        "quic-data-drop", 50, "QUIC handshake passes, the HTTP/3 request is dropped", "censorship",
+        (Expect(_u("quic-data", "https"), "ok", step="none", status=200,
+                protocols=(("quic", "blocked", "quic/h3-blocked"),)),),
+        Censor(quic_drop_data=(_ip("quic-data"),)),
+        notes="the censor drops the client's 1-RTT packets to the address: the handshake "
+        "completes, the request never reaches the server; the control's request is answered",
+        probe_args=("--quic", "--quic-timeout", "2"),
+    ),
+    Scenario(
+        "quic-h3-mute", 51, "an HTTP/3 server that completes handshakes and answers no request, "
+        "for everyone", "benign",
+        (Expect(_u("quic-mute", "https"), "ok", step="none", status=200,
+                protocols=(("quic", "down", "quic/h3-failed-everywhere"),)),),
+        notes="the control's HTTP/3 request goes unanswered too: the site's side",
+        probe_args=("--quic", "--quic-timeout", "2"),
+    ),
     Scenario(
         "huge-body", 27, "body larger than the body cap", "benign",
         (Expect(_u("huge"), "ok", step="none", status=200, truncated=True),),
+    ),
+    # --- issue 26: encrypted DNS, fully encrypted traffic, WireGuard (`probe circumvention`) ---
+    Scenario(
+        "encdns-address", 52, "DoH and DoT resolver blackholed by address", "censorship", (),
+        Censor(forward=(f"-d {RESOLVER_IP} -p tcp --syn -j DROP",)),
+        endpoints=_resolvers("blocked", "tcp", f"tcp/timeout:{RESOLVER_IP}",
+                             "tcp:generic_timeout_error"),
+    ),
+    Scenario(
+        "encdns-sni", 53, "RST on a ClientHello naming the resolver (DoH and DoT)", "censorship", (),
+        Censor(forward=(f"-p tcp -m multiport --dports 443,853 -m string --algo bm --hex-string "
+                        f"{sni_hex(RESOLVER_NAME)} {_RST}",)),
+        notes="the decoy SNI (clean.lab.example) to the same address completes: filtered by name",
+        endpoints=_resolvers("reset", "tls", "tls/sni-filtered:decoy=clean.lab.example",
+                             "tls:connection_reset; decoy:ok"),
+    ),
+    Scenario(
+        "encdns-down", 54, "a resolver down for everyone next to one that answers", "benign", (),
+        endpoints=(*_resolvers("ok", None, "doh/ok", "clean.lab.example=10.66.2.10")[:1],
+                   EndpointExpect("down-dot", "dot", "down", "tcp", "control/tcp-refused",
+                                  "tcp:connection_refused", DOWN_IP, 853, RESOLVER_NAME)),
+        notes="nothing listens at the second address; the control is refused there too",
+    ),
+    Scenario(
+        "wireguard-first-packet", 55, "UDP dropped when it starts like a WireGuard initiation "
+        "(type 1, 148 bytes)", "censorship", (),
+        Censor(forward=(f"-d {REFLECTOR_IP} -p udp --dport {REFLECTOR_WIREGUARD} -m length --length 176 "
+                        "-m string --algo bm --hex-string |01000000| --from 28 --to 32 -j DROP",)),
+        endpoints=(_wg("blocked", "wireguard", "wireguard/twin-passed-after", "initiation@51820 answer:"),
+                   _fet("ok")),
+        notes="the twin datagram (same size, type 0xF0) passes before and after the initiation",
+    ),
+    Scenario(
+        "fet-entropy", 56, "the GFW's fully encrypted traffic rule (Wu et al. 2023), with "
+        "residual blocking", "censorship", (),
+        Censor(forward=(f"-d {REFLECTOR_IP} -p tcp -m multiport --dports {_ECHO_PORTS} -j NFQUEUE "
+                        "--queue-num 42 --queue-bypass",), programs=("fet",)),
+        endpoints=(_fet("blocked", "fet", f"fet/residual:port={REFLECTOR_TCP[0]}",
+                        "random@8781 second:generic_timeout_error"), _wg("ok")),
+        notes="the first random segment passes (the censor is on the path) and the rest of the "
+        "connection is dropped; the same port stays blocked for 60 s, the other port does not",
+    ),
+    Scenario(
+        "reflector-silent", 57, "the reflector's ports silent for everyone", "benign", (),
+        Censor(server_input=(f"-d {REFLECTOR_IP} -p tcp -m multiport --dports {_ECHO_PORTS} -j DROP",
+                             f"-d {REFLECTOR_IP} -p udp --dport {REFLECTOR_WIREGUARD} -j DROP")),
+        endpoints=(_fet("inconclusive", "tcp", "fet/twin-failed"),
+                   _wg("inconclusive", "wireguard", "wireguard/twin-failed")),
+        notes="the reflector's own firewall drops everything: the twin fails, nothing is compared",
+    ),
+    Scenario(
+        "encdns-intercepted", 58, "DoH and DoT intercepted with the censor's own (untrusted) CA",
+        "censorship", (),
+        Censor(nat=tuple(f"-i r0 -p tcp -d {RESOLVER_IP} --dport {port} -j REDIRECT --to-ports {to}"
+                         for port, to in zip((443, 853), UNTRUSTED_LIAR, strict=True))),
+        endpoints=_resolvers("hijacked", "tls", "tls/cert-invalid", "tls:ssl_unknown_authority"),
+        notes="the control's handshake with the same name verifies: interception, not a broken resolver",
+    ),
+    Scenario(
+        "encdns-tampered", 59, "DoH and DoT intercepted with a certificate the device trusts, "
+        "answering NXDOMAIN", "censorship", (),
+        Censor(nat=tuple(f"-i r0 -p tcp -d {RESOLVER_IP} --dport {port} -j REDIRECT --to-ports {to}"
+                         for port, to in zip((443, 853), TRUSTED_LIAR, strict=True))),
+        endpoints=_resolvers("hijacked", "dns", "dns/answers-differ:clean.lab.example:nxdomain",
+                             "clean.lab.example=NXDOMAIN"),
+        notes="as with a state root CA installed on the device (Kazakhstan, 2019): TLS verifies, "
+        "the answers lie; the control resolves the name",
+    ),
+    Scenario(
+        "tunnels-slow", 60, "resolvers and reflector through a slow path (300 ms RTT)", "benign", (),
+        endpoints=(*_resolvers("ok"), _fet("ok"), _wg("ok", None, "wireguard/ok")),
+        latency_ms=150.0,
     ),
 )  # fmt: skip
 

@@ -11,7 +11,8 @@ from itertools import groupby
 from typing import Any
 
 from probe.judge.explain import decisive
-from probe.present.text import cut, printable
+from probe.present.terminal import clean, json_safe
+from probe.present.text import cut, pad
 from probe.store.history import HistoryRow, StabilityRow
 
 __all__ = ["HISTORY_KEYS", "render_history", "render_history_csv", "render_history_json",
@@ -46,21 +47,21 @@ def render_history(rows: Sequence[HistoryRow], stability: Mapping[str, Stability
     """Per vantage point: its stability line, then its verdicts, newest first (the newest
     ``last`` when given, and how many older ones there are). Fits ``width`` columns."""
     reason_w = max(10, width - 2 - sum(w + 2 for _, w in _WIDTHS))
-    yield cut(rows[0].url, width) + "\n" if rows else ""
+    yield cut(clean(rows[0].url), width) + "\n" if rows else ""
     for vantage, group in groupby(rows, key=lambda r: r.vantage):
         runs = list(group)[::-1]  # newest first
         s = stability.get(vantage)
-        head = f"{printable(vantage)}: " + (stability_words(s) if s else "")
+        head = f"{clean(vantage)}: " + (stability_words(s) if s else "")
         buf = ["\n", cut(head, width) + "\n"]
         buf.append("  " + "  ".join(f"{n:<{w}}" for n, w in _WIDTHS) + "  REASON\n")
         shown = runs if last is None else runs[:last]
         for r in shown:
             reasons = _reasons(r.reasons)
             first = decisive(r.verdict, r.stage, reasons) or (reasons[0] if reasons else None)
-            reason = (first or "-") + (f" +{len(reasons) - 1}" if len(reasons) > 1 else "")
+            reason = clean(first or "-") + (f" +{len(reasons) - 1}" if len(reasons) > 1 else "")
             cells = (f"{r.measured_at[:16].replace('T', ' ')} UTC", str(r.run_id),
                      cut(_verdict(r.verdict, r.stage), 13))
-            buf.append("  " + "  ".join(f"{c:<{w}}" for c, (_, w) in zip(cells, _WIDTHS, strict=True))
+            buf.append("  " + "  ".join(pad(c, w) for c, (_, w) in zip(cells, _WIDTHS, strict=True))
                        + "  " + cut(reason, reason_w) + "\n")
         if len(shown) < len(runs):
             buf.append(f"  ({len(runs) - len(shown)} older not shown: --last)\n")
@@ -80,17 +81,18 @@ def render_history_json(rows: Iterable[HistoryRow], stability: Mapping[str, Stab
     """One JSON object per verdict (:data:`HISTORY_KEYS`), oldest first per vantage point."""
     dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
     for r in rows:
-        yield dumps(_record(r, stability)) + "\n"
+        yield json_safe(dumps(_record(r, stability))) + "\n"
 
 
 def render_history_csv(rows: Iterable[HistoryRow], stability: Mapping[str, StabilityRow]
                        ) -> Iterator[str]:
-    """CSV with a header (:data:`HISTORY_KEYS`; reasons space-separated)."""
+    """CSV with a header (:data:`HISTORY_KEYS`; reasons space-separated; text made safe for a
+    terminal, as probe results' CSV)."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(HISTORY_KEYS)
     for r in rows:
         d = _record(r, stability)
         d["reasons"] = " ".join(d["reasons"])
-        w.writerow([d[k] for k in HISTORY_KEYS])
+        w.writerow([clean(d[k]) if isinstance(d[k], str) else d[k] for k in HISTORY_KEYS])
     yield buf.getvalue()

@@ -11,8 +11,9 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
 from probe.lab import topology
-from probe.lab.scenarios import Expect, Scenario
-from probe.present.text import cut
+from probe.lab.scenarios import EndpointExpect, Expect, Scenario
+from probe.present.terminal import clean
+from probe.present.text import cut, cut_middle, wrap
 
 if TYPE_CHECKING:  # `probe lab list` reads only the scenarios: it must not import the lab
     from probe.lab.lab import Lab, ScenarioResult
@@ -21,9 +22,11 @@ __all__ = ["censor_lines", "describe_lab", "expected_text", "format_labs", "form
            "format_scenarios"]
 
 
-def expected_text(e: Expect) -> str:
-    """``verdict/stage@hop`` as expected."""
-    return e.verdict + (f"/{e.stage}" if e.stage else "") + (f"@{e.hop}" if e.hop else "")
+def expected_text(e: Expect | EndpointExpect) -> str:
+    """``verdict/stage@hop`` as expected, then each protocol test's (``quic:blocked``)."""
+    protocols = e.protocols if isinstance(e, Expect) else ()
+    return (e.verdict + (f"/{e.stage}" if e.stage else "") + (f"@{e.hop}" if e.hop else "")
+            + "".join(f" {suite}:{verdict}" for suite, verdict, _ in protocols))
 
 
 def censor_lines(s: Scenario) -> list[str]:
@@ -44,6 +47,13 @@ def censor_lines(s: Scenario) -> list[str]:
         lines.append(f"injector (copies the server's TTL): {flags} after a port-{port} segment "
                      f"with {trigger!r}")  # fmt: skip
     lines += [f"server: iptables -A INPUT {r}" for r in c.server_input]
+    lines += [f"QUIC censor: decrypt the client's Initial, block the flow 120 s when the SNI is {n}"
+              for n in c.quic_sni]
+    lines += [f"QUIC censor: drop the client's 1-RTT packets to {ip} (the handshake passes)"
+              for ip in c.quic_drop_data]
+    lines += [f"censor program: {p} (probe/lab/{p}censor.py)" for p in c.programs]
+    if s.latency_ms:
+        lines.append(f"censor: every forwarded packet delayed {s.latency_ms:g} ms each way")
     if s.probe_args:
         lines.append(f"probe: {' '.join(s.probe_args)}")
     if s.control == "unreachable":
@@ -55,50 +65,58 @@ def censor_lines(s: Scenario) -> list[str]:
     return lines
 
 
-def format_scenarios(scenarios: Iterable[Scenario], *, verbose: bool = False) -> Iterator[str]:
-    """The scenario table: number, name, kind, technique, URLs and the verdicts expected.
+def format_scenarios(scenarios: Iterable[Scenario], *, verbose: bool = False,
+                     width: int = 80) -> Iterator[str]:
+    """The scenarios in lines of at most ``width`` columns: number, name, kind and technique,
+    then each URL with the verdict expected for it.
 
     With ``verbose``, each scenario is followed by the censor's configuration for it.
     """
-    yield f"{'#':>2}  {'scenario':<22} {'kind':<10} {'technique':<50} expected\n"
+    yield f"{'#':>2}  scenario (kind): technique\n      {'expected':<18}  URL\n"
     for s in scenarios:
-        for i, e in enumerate(s.targets):
-            head = (f"{s.number:>2}  {s.name:<22} {s.kind:<10} {cut(s.technique, 50):<50}"
-                    if i == 0 else " " * 88)  # fmt: skip
-            yield f"{head} {expected_text(e):<18} {e.url}\n"
+        yield "\n"
+        yield from (line + "\n" for line in wrap(f"{s.name} ({s.kind}): {s.technique}", width,
+                                                 f"{s.number:>2}  ", "      "))
+        for e in s.expectations:
+            yield f"      {expected_text(e):<18}  {cut_middle(e.url, width - 26)}\n"
         if verbose:
             for line in censor_lines(s):
-                yield f"{'':>6}{line}\n"
+                yield from (part + "\n" for part in wrap(clean(line), width, "        ", "          "))
 
 
-def format_results(results: Sequence[ScenarioResult], *, verbose: bool = False) -> Iterator[str]:
-    """The ``probe lab run`` table: expected against stored, and pass/fail, per target.
+def format_results(results: Sequence[ScenarioResult], *, verbose: bool = False,
+                   width: int = 80) -> Iterator[str]:
+    """The ``probe lab run`` table in lines of at most ``width`` columns: expected against
+    stored, and pass/fail, per target; what was observed under it.
 
     ``PASS`` needs both the observation and the verdict checks; ``obs`` marks a target whose
     observations matched but whose verdict did not (for example while the classifier or the
     control helper is missing), ``FAIL`` one whose observations did not match.
     """
-    yield (f"{'#':>2}  {'scenario':<22} {'technique':<34} {'expected':<18} {'got':<18} "
-           f"{'result':<6} observed\n")  # fmt: skip
+    yield f"{'#':>2}  {'scenario':<22}  {'expected':<18}  {'got':<18}  result\n"
     passed = obs_only = failed = 0
     for r in results:
         s = r.scenario
-        for i, (e, o) in enumerate(zip(s.targets, r.outcomes, strict=True)):
+        for i, (e, o) in enumerate(zip(s.expectations, r.outcomes, strict=True)):
             if o.ok:
                 mark, passed = "PASS", passed + 1
             elif not o.observation_errors:
                 mark, obs_only = "obs", obs_only + 1
             else:
                 mark, failed = "FAIL", failed + 1
-            head = f"{s.number:>2}  {s.name:<22} {cut(s.technique, 34):<34}" if i == 0 else " " * 61
-            yield f"{head} {expected_text(e):<18} {o.verdict:<18} {mark:<6} {cut(o.observed, 70)}\n"
+            head = f"{s.number:>2}  {cut(s.name, 22):<22}" if i == 0 else " " * 26
+            yield f"{head}  {expected_text(e):<18}  {cut(clean(o.verdict), 18):<18}  {mark}\n"
+            yield f"      {cut(clean(o.observed), width - 6)}\n"
             for err in (*o.observation_errors, *o.verdict_errors):
-                yield f"{'':>62}! {err}\n"
+                yield from (line + "\n" for line in wrap(clean(err), width, "      ! ", "        "))
         if verbose and r.probe_exit != 0:
-            yield f"{'':>62}probe exited {r.probe_exit}: {r.probe_stderr.strip()[-400:]}\n"
+            said = clean(r.probe_stderr.strip()[-400:])
+            yield from (line + "\n" for line in wrap(f"probe exited {r.probe_exit}: {said}", width,
+                                                     "      ", "        "))
     total = passed + obs_only + failed
-    yield (f"\n{passed}/{total} targets passed; {obs_only} with observations right but the verdict "
-           f"wrong; {failed} with observations wrong\n")  # fmt: skip
+    yield "\n" + "\n".join(wrap(
+        f"{passed}/{total} targets passed; {obs_only} with observations right but the verdict "
+        f"wrong; {failed} with observations wrong", width)) + "\n"
 
 
 def describe_lab(lab: Lab) -> str:
@@ -134,4 +152,4 @@ def format_labs(found: Sequence[topology.LabInfo], me: int) -> Iterator[str]:
             kind = f"probe lab up, {owner}"
         else:
             kind = f"process {info.owner_pid}{'' if info.owner_alive else ' (gone: stale)'}"
-        yield f"{info.prefix}  {'up' if info.live else 'not running'}  ({kind})"
+        yield f"{clean(info.prefix)}  {'up' if info.live else 'not running'}  ({kind})"

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, NamedTuple
 from probe.core.model import INTERFERENCE_VERDICTS as _INTERFERENCE
 from probe.store.history import stability
 from probe.store.matrix import UrlVerdict, before_by_url, latest_by_url, latest_cells, run_by_url
+from probe.store.protocols import latest_protocol_verdicts
 
 if TYPE_CHECKING:
     from probe.store import Store
@@ -41,6 +42,7 @@ __all__ = [
     "load_matrix",
     "load_stability",
     "parse_since",
+    "protocol_matrix",
     "state_at",
     "state_latest",
     "state_of_run",
@@ -278,6 +280,30 @@ def load_stability(store: Store, matrix: Matrix, last: int) -> dict[str, Stabili
         if row.url in matrix.index:
             out[row.vantage].cells[row.url] = (row.agree, row.runs)
     return out
+
+
+def protocol_matrix(
+    store: Store,
+    suite: str,
+    vantages: Sequence[str] | None = None,
+    categories: Sequence[str] | None = None,
+    since: str | None = None,
+) -> Matrix:
+    """The ``suite`` verdict (``quic``, ``ech``: ``probe run --quic``/``--ech``) of the latest
+    measurement of every URL at every vantage point, as a :class:`Matrix` (stage ``quic`` or
+    ``tls``); URLs whose latest measurement had no such test have no cell. ``vantages``: as
+    :func:`load_matrix` (an unknown name raises KeyError)."""
+    ids = store.vantage_ids(vantages)
+    matrix = Matrix(list(ids))
+    if not ids:
+        return matrix
+    wanted = set(categories or ())
+    for r in latest_protocol_verdicts(store, suite, list(ids), since):
+        if wanted and r.category not in wanted:
+            continue
+        i = matrix.url_index(r.url, r.category or "")
+        matrix.cells[r.vantage][i] = Cell(r.verdict, r.stage, r.measured_at)
+    return matrix
 
 
 def _by_url(rows: Iterable[UrlVerdict]) -> dict[str, Cell]:

@@ -11,7 +11,7 @@ Each function takes a database path (opened read-only: no migration, no write, a
 writing it) or an open :class:`probe.store.Store`, and returns a ``pyarrow.Table`` with the
 types and nullability of the Parquet export (docs/research.md): times ``timestamp[ms, UTC]``,
 lists ``list<string>``, columns that are never NULL declared so. Needs pyarrow
-(``pip install 'probe[parquet]'``). docs/research.md, section 7, runs these examples.
+(``pip install 'censorship-probe[parquet]'``). docs/research.md, section 7, runs these examples.
 """
 
 from __future__ import annotations
@@ -69,6 +69,7 @@ def measurements(db: str | Path | Store, *, vantages: Sequence[str] = (), run: i
 
 def _concat(parts: Sequence[pa.Table]) -> pa.Table:
     """Tables of one schema as one (their chunks kept, nothing copied)."""
+    # pyarrow is the optional parquet extra (arrow_table has imported it by now).
     import pyarrow as pa  # type: ignore[import-untyped,import-not-found,unused-ignore]
 
     return pa.concat_tables(parts)

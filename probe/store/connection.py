@@ -207,7 +207,7 @@ class Connection:
     def _configure(self) -> None:
         c = self.conn
         # The stored observations as JSON for SQL (json_extract, json_each), and the packing of
-        # migration 10 (probe/store/observations.py).
+        # migration 11 (probe/store/observations.py).
         c.create_function("observations_json", 1, observations.json_text, deterministic=True)
         c.create_function("probe_pack_legacy", 2, observations.pack_legacy, deterministic=True)
         if self.readonly:

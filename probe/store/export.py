@@ -5,7 +5,7 @@ id order, chunk by chunk, so memory stays flat however big the database.
   taken (:class:`Record`: the JSON-based formats, jsonl and OONI's);
 - :func:`measurement_columns`: named columns of the measurements (CSV);
 - :data:`TABLES`: the tables of the Parquet export read by SQL (vantage points, runs,
-  measurements), each column with its kind and the SQL that reads it, and
+  measurements, the QUIC and ECH verdicts), each column with its kind and the SQL that reads it, and
   :func:`table_columns`, their rows a batch of columns at a time;
 - :func:`observed`: the measurements' observations decoded, chunk by chunk, for the
   per-operation tables (DNS, TCP, TLS, HTTP, controls: probe/research/export/tables.py), and
@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from probe.core.model import Measurement, Verdict
 from probe.store.connection import typed_rows
 from probe.store.observations import unpack
+from probe.store.protocols import PROTOCOL_COLUMNS, protocol_verdicts_between
 
 if TYPE_CHECKING:
     from probe.store.database import Store
@@ -166,12 +167,13 @@ def iter_records(store: Store, f: Filters) -> Iterator[Record]:
         chunk = list(typed_rows(store.conn, _RecordRow, sql, [last, *params]))
         if not chunk:
             return
-        last = chunk[-1].id
+        lo, last = chunk[0].id, chunk[-1].id
+        protocols = protocol_verdicts_between(store, lo, last)  # --quic, --ech
         for row in chunk:
             yield Record(
                 row.uid, store.rebuild(row.data),
                 Verdict(row.verdict, row.stage, row.hop, tuple(json.loads(row.reasons)),
-                        row.classifier_version),
+                        row.classifier_version, protocols=protocols.get(row.id, ())),
                 bool(row.final), row.classified_at, row.run_uid, row.run_started_at,
                 row.software_version, row.vantage_uid, row.vantage, row.asn, row.as_org,
                 row.country, run_asn=row.run_asn, run_as_org=row.run_as_org,
@@ -187,7 +189,8 @@ def iter_records(store: Store, f: Filters) -> Iterator[Record]:
 _RUN_HAS_NETWORK = "(r.asn IS NOT NULL OR r.country IS NOT NULL)"
 
 #: Column -> SQL for :func:`measurement_columns`: the measurement's own columns (``m``), its global
-#: ids and where it was taken (``r`` its run, ``v`` its vantage point).
+#: ids and where it was taken (``r`` its run, ``v`` its vantage point), and the verdicts of its
+#: QUIC and ECH tests (``quic_verdict`` ... ``ech_reasons``: NULL when measured without them).
 MEASUREMENT_COLUMNS: dict[str, str] = {
     "measurement_uid": "m.uid", "run_uid": "r.uid", "vantage_uid": "v.uid", "vantage": "v.name",
     # Where the measurement was taken: its own run's network (docs/identity.md), not its vantage
@@ -203,6 +206,7 @@ MEASUREMENT_COLUMNS: dict[str, str] = {
         "url", "original_url", "domain", "category", "source", "measured_at", "started",
         "runtime", "attempt", "final", "failure", "n_hops", "final_url", "verdict", "stage", "hop",
         "reasons", "classifier_version", "classified_at")},
+    **PROTOCOL_COLUMNS,
 }  # fmt: skip
 
 
@@ -244,6 +248,9 @@ class ExportTable:
     child: bool = True  # filtered through the measurement it belongs to
     order: str = "m.id"
     required: frozenset[str] = frozenset()
+    # (name, SQL) read beside the columns but not exported: what a partitioned export needs of
+    # a row's measurement (its vantage point, country and time) when the columns do not say it.
+    keys: tuple[tuple[str, str], ...] = ()
 
 
 _RUN_NETWORK = tuple((name, kind, MEASUREMENT_COLUMNS[name]) for name, kind in (
@@ -288,6 +295,19 @@ TABLES: tuple[ExportTable, ...] = (
                             "domain", "category", "source", "measured_at", "started", "runtime",
                             "attempt", "final", "n_hops", "verdict", "reasons",
                             "classifier_version"})),
+    # The verdicts of the opt-in QUIC and ECH tests (probe run --quic, --ech; docs/protocols.md),
+    # partitioned like their measurements (the keys are read, not written).
+    ExportTable("protocol_verdicts", (
+        ("measurement_uid", "str", "m.uid"), ("suite", "str", "p.suite"),
+        ("verdict", "str", "p.verdict"), ("stage", "str", "p.stage"), ("hop", "i32", "p.hop"),
+        ("reasons", "strlist", "p.reasons"), ("classifier_version", "str", "p.classifier_version"),
+    ), "protocol_verdicts AS p JOIN measurements AS m ON m.id = p.measurement_id "
+       "JOIN runs AS r ON r.id = m.run_id JOIN vantage_points AS v ON v.id = m.vantage_id",
+        order="p.measurement_id, p.suite",
+        required=frozenset({"measurement_uid", "suite", "verdict", "reasons",
+                            "classifier_version"}),
+        keys=(("vantage", "v.name"), ("country", MEASUREMENT_COLUMNS["country"]),
+              ("measured_at", "m.measured_at"))),
 )
 
 
@@ -353,9 +373,10 @@ def classifier_versions(store: Store, f: Filters) -> list[str]:
 def table_columns(store: Store, table: ExportTable, f: Filters, *, fetch: int
                   ) -> Iterator[dict[str, tuple[Any, ...]]]:
     """The rows of an exported table selected by ``f``, ``fetch`` at a time, as columns by name
-    (each column a tuple of values)."""
-    names = [name for name, _, _ in table.columns]
-    select = ", ".join(f"{expr} AS {name}" for name, _, expr in table.columns)
+    (each column a tuple of values; its :attr:`ExportTable.keys` after its columns)."""
+    names = [name for name, _, _ in table.columns] + [name for name, _ in table.keys]
+    select = ", ".join([f"{expr} AS {name}" for name, _, expr in table.columns]
+                       + [f"{expr} AS {name}" for name, expr in table.keys])
     if table.child or table.name == "measurements":
         cond, params = where(f)
     elif f.vantages:  # vantage_points and runs both name the vantage point v

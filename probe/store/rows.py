@@ -9,7 +9,7 @@ that :func:`rebuild` follows:
 - Certificate chains go to ``certificates`` (DER, keyed by sha256, stored once); the TLS dict keeps
   ``cert_chain_sha256``.
 
-Controls stay in their hops (schema version 10; before, they were in ``controls.data``). The flat
+Controls stay in their hops (schema version 11; before, they were in ``controls.data``). The flat
 tables (``dns_queries``, ``tcp_connects``, ...) index what SQL asks about; the packed
 observations are the record, and the only thing :func:`rebuild` reads.
 
@@ -28,7 +28,7 @@ from typing import Any
 
 from probe.core.codec import from_data, to_data
 from probe.core.model import Measurement, Verdict
-from probe.store.observations import pack, unpack
+from probe.store.observations import drop_empty_steps, pack, unpack
 from probe.store.uid import uuid7
 
 __all__ = [
@@ -42,6 +42,7 @@ __all__ = [
     "iso",
     "now",
     "parse_certificate",
+    "protocol_rows",
     "rebuild",
 ]
 
@@ -92,6 +93,7 @@ class Rows:
         "measurements",
         "observations",
         "packets",
+        "protocols",
         "queries",
         "replies",
         "tcp",
@@ -102,6 +104,7 @@ class Rows:
         self.measurements: list[tuple[Any, ...]] = []
         self.observations: list[tuple[int, bytes]] = []
         self.packets: list[tuple[Any, ...]] = []
+        self.protocols: list[tuple[Any, ...]] = []
         self.queries: list[tuple[Any, ...]] = []
         self.replies: list[tuple[Any, ...]] = []
         self.answers: list[tuple[Any, ...]] = []
@@ -235,7 +238,14 @@ def flatten(
          last, v.verdict, v.stage, v.hop, _dumps(list(v.reasons)), v.classifier_version,
          uuid7(round(m.started * 1000)))
     )
-    rows.observations.append((mid, pack(data)))
+    rows.observations.append((mid, pack(drop_empty_steps(data))))
+    rows.protocols.extend(protocol_rows(mid, v))
+
+
+def protocol_rows(mid: int, v: Verdict) -> list[tuple[Any, ...]]:
+    """Rows of ``protocol_verdicts`` for the protocol tests' verdicts in ``v``."""
+    return [(mid, p.suite, p.verdict, p.stage, p.hop, _dumps(list(p.reasons)), p.classifier_version)
+            for p in v.protocols]
 
 
 def rebuild(

@@ -74,10 +74,13 @@ class Runs(Connection):
         with self.transaction():
             return self.insert_records("runs", [record])
 
-    def resume_run(self, run: int | str) -> tuple[int, int]:
-        """Reopen an interrupted run (an id or ``"latest"``) as ``running``, owned by this
-        process; returns ``(run_id, vantage_id)``. Raises :class:`StoreError` when the run does
-        not exist or did not end as interrupted (a complete run has nothing left to do)."""
+    def interrupted_run(self, run: int | str) -> int:
+        """The id of the interrupted run ``run`` names (an id, or ``"latest"``: the newest).
+
+        Runs left ``running`` by a process that is gone are closed first. Raises
+        :class:`StoreError` when the run does not exist or did not end as interrupted (a
+        complete run has nothing left to do).
+        """
         self.close_dead_runs()  # a killed run is interrupted from now on
         if run == "latest":
             latest = self._value(
@@ -85,15 +88,25 @@ class Runs(Connection):
             )
             if latest is None:
                 raise StoreError(f"{self.path}: no interrupted run to resume")
-            run = int(latest)
+            return int(latest)
         run_id = int(run)
+        status = self._value("SELECT status FROM runs WHERE id = ?", (run_id,))
+        if status is None:
+            raise StoreError(f"{self.path}: no run {run_id}")
+        if status != "interrupted":
+            raise StoreError(f"{self.path}: run {run_id} is {status}; "
+                             "only an interrupted run can be resumed")  # fmt: skip
+        return run_id
+
+    def resume_run(self, run: int | str) -> tuple[int, int]:
+        """Reopen an interrupted run (an id or ``"latest"``) as ``running``, owned by this
+        process; returns ``(run_id, vantage_id)``. Raises :class:`StoreError` as
+        :meth:`interrupted_run` does."""
+        run_id = self.interrupted_run(run)
         with self.transaction():
             row = self._row("SELECT status, vantage_id FROM runs WHERE id = ?", (run_id,))
-            if row is None:
-                raise StoreError(f"{self.path}: no run {run_id}")
-            if row["status"] != "interrupted":
-                raise StoreError(f"{self.path}: run {run_id} is {row['status']}; "
-                                 "only an interrupted run can be resumed")  # fmt: skip
+            if row is None or row["status"] != "interrupted":  # another process took it since
+                raise StoreError(f"{self.path}: run {run_id} is no longer interrupted")
             self._update("runs", run_id, {
                 "status": "running", "finished_at": None, "owner": current_owner().to_text()})  # fmt: skip
         return run_id, int(row["vantage_id"])

@@ -516,6 +516,27 @@ UPDATE endpoint_measurements SET uid = {sql_uuid7(_ms("measured_at"))} WHERE uid
 CREATE UNIQUE INDEX endpoint_measurements_uid ON endpoint_measurements(uid);
 """
 
+# The verdicts of the opt-in protocol tests of a URL (probe run --quic / --ech), one row per
+# measurement and test, beside the URL's web verdict in measurements (docs/protocols.md). The
+# observations themselves are in the measurement's observations JSON (hops[].quic, .ech).
+_V10_PROTOCOLS = """
+CREATE TABLE protocol_verdicts (
+    measurement_id INTEGER NOT NULL REFERENCES measurements(id),
+    suite TEXT NOT NULL,
+    verdict TEXT NOT NULL,
+    stage TEXT,
+    hop INTEGER,
+    reasons TEXT NOT NULL DEFAULT '[]',
+    classifier_version TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (measurement_id, suite)
+) WITHOUT ROWID;
+CREATE INDEX protocol_verdicts_suite ON protocol_verdicts(suite, verdict);
+CREATE TRIGGER measurements_protocol_verdicts_delete AFTER DELETE ON measurements
+BEGIN
+    DELETE FROM protocol_verdicts WHERE measurement_id = OLD.id;
+END;
+"""
+
 # The store at a third of its size (issue 25): observations packed with their controls
 # (probe/store/observations.py: zlib against a dictionary made from probe's record types), and
 # the flat tables keep what SQL asks about (who, what, outcome), not copies of what the
@@ -535,7 +556,9 @@ CREATE UNIQUE INDEX endpoint_measurements_uid ON endpoint_measurements(uid);
 # about, keep tcp_connects_failed). controls.http_transfer says
 # which controls timed their fetch (the throttling rule asks; it used to search controls.data).
 # `probe_pack_legacy` is probe/store/observations.py's pack_legacy, registered on the connection.
-_V10_COMPACT = """
+# (Written as migration 10 on its branch; numbered 11 after main's protocol verdicts, which it
+# leaves alone: the QUIC and ECH observations are packed in their hops like the rest.)
+_V11_COMPACT = """
 ALTER TABLE controls ADD COLUMN http_transfer REAL;
 UPDATE controls SET http_transfer = json_extract(data, '$.http_transfer');
 UPDATE observations SET data = probe_pack_legacy(data, (
@@ -583,7 +606,7 @@ FROM tls_handshakes AS t JOIN certificates AS c ON c.sha256 = t.leaf_sha256;
 # databases merged into it ('merged:<uid>' keys, probe/store/merge.py; a merge copies its
 # source's own 'merged:' rows too, so a merge of merges knows every source): what exports cite as
 # their provenance and put in their file names, so exports of many databases never collide.
-_V11_DATABASE_UID = f"""
+_V12_DATABASE_UID = f"""
 CREATE TABLE probe_meta (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL
@@ -614,10 +637,12 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
     (8, "packets and traces", _V8),
     # Global ids of endpoint measurements, so that merge is idempotent on them.
     (9, "endpoint measurement ids", _V9_ENDPOINT_UIDS),
+    # Verdicts of the opt-in QUIC and ECH tests (probe run --quic, --ech).
+    (10, "protocol verdicts", _V10_PROTOCOLS),
     # Observations packed with their controls; flat tables without copies (docs/schema.md).
-    (10, "compact observations", _V10_COMPACT),
+    (11, "compact observations", _V11_COMPACT),
     # The database's global id, and those of the databases merged into it.
-    (11, "database ids", _V11_DATABASE_UID),
+    (12, "database ids", _V12_DATABASE_UID),
 )
 
 #: The schema version this probe writes.

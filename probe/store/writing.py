@@ -17,6 +17,8 @@ from probe.store.runs import Runs
 __all__ = ["Writer"]
 
 _SEEN_MAX = 20_000  # bodies/certificates remembered as already stored, per Store
+_PROTOCOL_INSERT = ("INSERT OR REPLACE INTO protocol_verdicts (measurement_id, suite, verdict, stage, "
+                    "hop, reasons, classifier_version) VALUES (?,?,?,?,?,?,?)")
 
 
 class Writer(Runs):
@@ -111,6 +113,8 @@ class Writer(Runs):
             rows.measurements,
         )
         x("INSERT INTO observations (measurement_id, data) VALUES (?,?)", rows.observations)
+        if rows.protocols:
+            x(_PROTOCOL_INSERT, rows.protocols)
         if rows.packets:
             x(
                 "INSERT INTO packets (measurement_id, idx, t, proto, src, sport, dport, ttl, ip_id, "
@@ -203,3 +207,6 @@ class Writer(Runs):
                     for mid, v in updates
                 ],
             )
+            protocols = [r for mid, v in updates for r in _rows.protocol_rows(mid, v)]
+            if protocols:
+                self.conn.executemany(_PROTOCOL_INSERT, protocols)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from service_priority import favour_services
 
 if TYPE_CHECKING:
     from probe.lab.lab import Lab
@@ -50,6 +51,7 @@ def lab() -> Iterator[object]:
     # PROBE_NETGUARD_ROOTNS) on top of probe.lab.safety's own check.
     lab_ = Lab.create(env=dict(os.environ))
     try:
+        favour_services(lab_)
         yield lab_
     finally:
         lab_.down()
@@ -84,6 +86,7 @@ def second_lab(lab: Lab) -> Iterator[Lab]:
 
     prefix = f"two{os.getpid() % 10**6}{next(_second_labs)}"
     with Lab.create(env=dict(os.environ), prefix=prefix) as other:  # Lab.__exit__: down()
+        favour_services(other)
         assert other.topo.prefix != lab.topo.prefix
         yield other
     left = set(other.topo.namespaces) & set(topology.list_namespaces())

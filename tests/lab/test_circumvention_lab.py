@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from service_priority import favour
 
 pytestmark = pytest.mark.lab
 
@@ -40,6 +41,7 @@ def endpoints_up(lab: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     )  # fmt: skip
     try:
         assert proc.stdout is not None and proc.stdout.readline().strip() == b"ready"
+        favour(proc.pid)  # `ip netns exec` exec'd the server: a lab service like the others
         yield
     finally:
         proc.kill()

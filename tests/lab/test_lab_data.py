@@ -2,28 +2,55 @@
 
 from __future__ import annotations
 
-from probe.core.model import STAGES, VERDICTS
+from probe.core.model import INTERFERENCE_VERDICTS, STAGES, VERDICTS
+from probe.inputs.endpointlists import KINDS
 from probe.inputs.testlists import parse_url
 from probe.lab.blockpage import BLOCKPAGE_FINGERPRINT, BLOCKPAGE_HTML
 from probe.lab.scenarios import SCENARIOS, by_name, host_hex, sni_hex
 from probe.lab.sites import DOMAIN, SITES, server_addresses, zone
 
 
-def test_lab_has_the_scenarios_of_issues_5_12_and_14() -> None:
-    assert sorted(s.number for s in SCENARIOS) == list(range(1, 42))
-    assert len({s.name for s in SCENARIOS}) == 41
-    assert [s.kind for s in SCENARIOS].count("censorship") == 17 + 8
-    assert [s.kind for s in SCENARIOS].count("benign") == 15 + 1
+def test_lab_has_the_scenarios_of_issues_5_12_14_24_and_26() -> None:
+    assert sorted(s.number for s in SCENARIOS) == list(range(1, 62))
+    assert len({s.name for s in SCENARIOS}) == 61
+    # issues 5 and 12, 14, 26 (QUIC/ECH: 42-51), 26 (encrypted DNS and VPN protocols: 52-60),
+    # 24 (DNS interception, 61)
+    assert [s.kind for s in SCENARIOS].count("censorship") == 17 + 8 + 5 + 6
+    assert [s.kind for s in SCENARIOS].count("benign") == 15 + 1 + 5 + 3 + 1
+    assert [s.number for s in SCENARIOS if s.endpoints] == list(range(52, 61))
+
+
+def test_circumvention_scenarios_censor_something_and_their_benign_twins_nothing() -> None:
+    suites = [s for s in SCENARIOS if s.endpoints]
+    for s in suites:
+        assert not s.targets and all(e.kind in KINDS and e.verdict in VERDICTS for e in s.endpoints), s.name
+        flagged = [e for e in s.endpoints if e.verdict in INTERFERENCE_VERDICTS]
+        assert bool(flagged) == (s.kind == "censorship"), s.name
+    # Every kind a censored scenario blocks is also measured by a benign one (its twin).
+    blocked = {e.kind for s in suites if s.kind == "censorship" for e in s.endpoints}
+    benign = {e.kind for s in suites if s.kind == "benign" for e in s.endpoints}
+    assert blocked <= benign and {"doh", "dot", "fet", "wireguard"} <= blocked
 
 
 def test_censorship_scenarios_expect_a_censorship_verdict_and_benign_ones_never_do() -> None:
     for s in SCENARIOS:
         for e in s.targets:
             assert e.verdict in VERDICTS and (e.stage is None or e.stage in STAGES), s.name
+            # The web verdict, or a protocol test's (QUIC, ECH: the web one stays ok there).
+            verdicts = {e.verdict, *(verdict for _, verdict, _ in e.protocols)}
+            assert all(v in VERDICTS for v in verdicts), s.name
             if s.kind == "censorship":
-                assert e.verdict in ("blocked", "reset", "hijacked"), s.name
+                assert verdicts & {"blocked", "reset", "hijacked"}, s.name
             else:
-                assert e.verdict in ("ok", "down", "inconclusive"), s.name
+                assert verdicts <= {"ok", "down", "inconclusive"}, s.name
+
+
+def test_protocol_scenarios_ask_for_their_test_and_keep_the_web_verdict_ok() -> None:
+    for s in SCENARIOS:
+        for e in s.targets:
+            for suite, _, _ in e.protocols:
+                assert f"--{suite}" in s.probe_args, s.name
+                assert e.verdict == "ok", s.name
 
 
 def test_every_scenario_url_names_a_lab_site() -> None:
@@ -72,3 +99,34 @@ def test_scenario_lookup_names_the_known_scenarios_on_a_typo() -> None:
         assert "dns-injection" in str(exc)
     else:
         raise AssertionError("a typo must raise KeyError")
+
+
+def test_quic_censor_reads_the_sni_of_a_clients_initial() -> None:
+    from aioquic.quic.configuration import QuicConfiguration
+    from aioquic.quic.connection import QuicConnection
+
+    from probe.lab.quiccensor import initial_sni
+
+    config = QuicConfiguration(is_client=True, alpn_protocols=["h3"], server_name="quic-sni.lab.example")
+    conn = QuicConnection(configuration=config)
+    conn.connect(("10.66.2.81", 443), now=0.0)
+    (datagram, _), = conn.datagrams_to_send(now=0.0)
+    assert initial_sni(datagram) == "quic-sni.lab.example"
+    assert initial_sni(b"\x00" * 1200) is None  # a short-header packet: not inspected
+    assert initial_sni(datagram[:200]) is None  # truncated: cannot be decrypted
+
+
+def test_quic_censor_tells_application_data_from_the_handshake() -> None:
+    from aioquic.quic.configuration import QuicConfiguration
+    from aioquic.quic.connection import QuicConnection
+
+    from probe.lab.quiccensor import carries_data
+
+    conn = QuicConnection(configuration=QuicConfiguration(is_client=True, alpn_protocols=["h3"],
+                                                          server_name="quic-data.lab.example"))
+    conn.connect(("10.66.2.87", 443), now=0.0)
+    (initial, _), = conn.datagrams_to_send(now=0.0)
+    assert not carries_data(initial)  # a long-header Initial, padded with zeros to 1200 bytes
+    assert carries_data(bytes([0x41]) + bytes(40))  # a short-header (1-RTT) packet
+    assert carries_data(initial[:initial.index(bytes(8))] + bytes([0x5f]) + bytes(30))  # coalesced
+    assert not carries_data(b"")

@@ -2,7 +2,8 @@
 
 The observation checks test the measurement engine against real censorship techniques; the
 verdict checks test the classifier with the control helper running on the uncensored side.
-Each scenario runs once per session; its two tests read the same result.
+Each scenario runs once per session; its two tests read the same result (with pytest-xdist,
+both run on one worker: its group is the scenario's).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from probe.lab.scenarios import SCENARIOS
 
 pytestmark = pytest.mark.lab
 
-NAMES = [s.name for s in SCENARIOS]
+NAMES = [pytest.param(s.name, marks=pytest.mark.xdist_group(f"scenario-{s.name}")) for s in SCENARIOS]
 
 
 def _result(name: str, lab, lab_workdir: Path, scenario_results: dict):  # type: ignore[no-untyped-def]

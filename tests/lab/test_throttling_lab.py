@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-pytestmark = pytest.mark.lab
+pytestmark = [pytest.mark.lab, pytest.mark.slow]  # transfer speeds; ~40 s by design
 
 REFERENCES = ("clean", "tls-rst", "tls-drop", "http-rst", "http-drop")
 TARGET = "tls-fin"

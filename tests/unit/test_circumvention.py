@@ -27,11 +27,17 @@ def test_a_server_reset_must_acknowledge_our_session() -> None:
         openvpn.client_hard_reset(b"short")
 
 
-def test_the_packaged_list_loads_with_its_sources() -> None:
+def test_the_packaged_lists_load_with_their_sources() -> None:
     eps = load_endpoints([])
-    assert len(eps) >= 10 and {e.kind for e in eps} == {"tor"}
-    assert all(e.source.startswith("torproject/tor") for e in eps)
-    assert all(e.origin.startswith("circumvention.csv:") for e in eps)
+    tor = [e for e in eps if e.kind == "tor"]
+    dns = [e for e in eps if e.kind != "tor"]
+    assert len(tor) >= 10 and {e.kind for e in dns} == {"doh", "dot"}
+    assert all(e.source.startswith("torproject/tor") for e in tor)
+    assert all(e.origin.startswith("circumvention.csv:") for e in tor)
+    # Every resolver names the operator's page that publishes it, and its name for TLS.
+    assert all(e.source.startswith("https://") and e.sni for e in dns)
+    assert all(e.origin.startswith("encrypted-dns.csv:") for e in dns)
+    assert {e.sni for e in dns} >= {"cloudflare-dns.com", "dns.google", "dns.quad9.net"}
     assert DEFAULT_LIST.name == "circumvention.csv"
 
 

@@ -18,7 +18,7 @@ import pytest
 from store_samples import BLOCKPAGE, certificate, sample_measurement, sample_verdict
 
 from probe.core.codec import to_data
-from probe.core.model import Verdict
+from probe.core.model import ProtocolVerdict, Verdict
 from probe.store import SCHEMA_VERSION, Store, StoreError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -63,12 +63,18 @@ def test_observations_json_holds_references_not_bodies_or_certificates(store: St
     assert "cert_chain" not in data["hops"][1]["tls"][0]
     assert len(data["hops"][1]["tls"][0]["cert_chain_sha256"]) == 2
     control = json.loads(json.dumps(to_data(sample_measurement(0).hops[0].control)))
+    # Stored without the empty fields of the steps it did not take (QUIC, ECH: format 2) ...
+    assert {k: control.pop(k) for k in ("quic", "http3_status", "http3_failure", "ech")} == {
+        "quic": [], "http3_status": None, "http3_failure": None, "ech": []}
     assert data["hops"][0]["control"] == control
-    # json_extract reads it through the function; the stored value is packed (format 1).
+    # ... which the rebuilt measurement has again, as written.
+    got = store.measurement(1)
+    assert got is not None and got[0].hops[0].control == sample_measurement(0).hops[0].control
+    # json_extract reads it through the function; the stored value is packed (format 2).
     (packed, addrs) = store.conn.execute(
         "SELECT data, json_extract(observations_json(data), '$.hops[0].dns[0].addresses') "
         "FROM observations WHERE measurement_id = 1").fetchone()
-    assert packed[0] == 1 and len(packed) < len(obs) / 3 and addrs == '["10.10.34.34"]'
+    assert packed[0] == 2 and len(packed) < len(obs) / 3 and addrs == '["10.10.34.34"]'
 
 
 def test_identical_bodies_and_certificates_are_stored_once_compressed(store: Store) -> None:
@@ -420,8 +426,10 @@ def test_documented_example_query_runs_and_finds_rows(store: Store, n: int) -> N
     home = store.vantage("home")
     vps = store.vantage("vps")
     r1 = store.start_run(home, [], {})
+    # The second URL was also measured with --quic: its HTTP/3 is blocked (docs/protocols.md).
+    quic = ProtocolVerdict("quic", "blocked", "quic", 0, ("quic/udp-blocked",), "quic-1")
     store.write(r1, home, [(sample_measurement(0), sample_verdict("blocked")),
-                           (sample_measurement(1), sample_verdict("ok"))])
+                           (sample_measurement(1), replace(sample_verdict("ok"), protocols=(quic,)))])
     store.finish_run(r1, "complete")
     r2 = store.start_run(vps, [], {})
     m = sample_measurement(0)

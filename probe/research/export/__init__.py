@@ -49,6 +49,7 @@ def jsonl_lines(store: Store, f: Filters) -> Iterator[str]:
             "final": r.final,
             "verdict": v.verdict, "stage": v.stage, "hop": v.hop, "reasons": list(v.reasons),
             "classifier_version": v.classifier_version, "classified_at": r.classified_at,
+            **({"protocols": to_data(v.protocols)} if v.protocols else {}),  # --quic, --ech
             "measurement": to_data(r.measurement),
         }) + "\n"
 
@@ -58,7 +59,10 @@ CSV_COLUMNS = ("measurement_uid", "run_uid", "vantage_uid", "vantage", "asn", "a
                "resolver_asn", "network_source", "url",
                "original_url", "domain", "category", "source", "measured_at", "runtime",
                "attempt", "final", "failure", "n_hops", "final_url", "verdict", "stage", "hop",
-               "reasons", "classifier_version", "classified_at")
+               "reasons", "classifier_version", "classified_at", "quic_verdict", "quic_reasons",
+               "ech_verdict", "ech_reasons")
+# quic_* and ech_*: the QUIC and ECH tests' verdicts (probe run --quic, --ech), empty for URLs
+# measured without them (probe.store.protocols.PROTOCOL_COLUMNS).
 
 
 def csv_lines(store: Store, f: Filters) -> Iterator[str]:

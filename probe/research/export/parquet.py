@@ -1,7 +1,8 @@
 """Parquet export: one file per entity (or a partitioned dataset), typed columns, provenance.
 
 ``probe export --format parquet --output DIR`` writes DIR/vantage_points.parquet, runs.parquet,
-measurements.parquet (read by SQL: probe.store.export.TABLES), and dns_queries, tcp_connects,
+measurements.parquet and protocol_verdicts.parquet (the QUIC and ECH tests' verdicts; read
+by SQL: probe.store.export.TABLES), and dns_queries, tcp_connects,
 tls_handshakes, http_requests and controls (made from the stored observations:
 probe/research/export/tables.py), with dns_replies.parquet, certificates.parquet and
 observations.parquet on request. Types are fixed (docs/research.md lists them): times
@@ -24,7 +25,7 @@ many probes extend one dataset without collisions, and exporting the same select
 replaces exactly its own files.
 
 Rows are read ``_FETCH`` at a time and written one record batch at a time: memory stays flat.
-Needs pyarrow (``pip install 'probe[parquet]'``).
+Needs pyarrow (``pip install 'censorship-probe[parquet]'``).
 """
 
 from __future__ import annotations
@@ -44,7 +45,10 @@ from urllib.parse import quote
 
 import msgspec
 
+from probe import __version__
 from probe.core.errors import ProbeError
+from probe.core.model import VERDICTS
+from probe.judge.classify import CLASSIFIER_VERSION
 from probe.research.export.tables import (
     CERTIFICATES,
     OBSERVED_TABLES,
@@ -52,7 +56,17 @@ from probe.research.export.tables import (
     ObservedTable,
     rows_of,
 )
-from probe.store.export import TABLES, ExportTable, Filters, table_columns
+from probe.store.export import (
+    TABLES,
+    CertificateRow,
+    ExportTable,
+    Filters,
+    certificates,
+    classifier_versions,
+    observed,
+    table_columns,
+)
+from probe.store.history import stability
 
 if TYPE_CHECKING:
     import pyarrow as pa  # type: ignore[import-untyped,import-not-found,unused-ignore]
@@ -90,7 +104,7 @@ def _arrow() -> Any:
         import pyarrow.parquet  # type: ignore[import-untyped,import-not-found,unused-ignore]
     except ImportError:
         raise ParquetMissing(
-            "Parquet export needs pyarrow: pip install 'probe[parquet]' (or pyarrow)"
+            "Parquet export needs pyarrow: pip install 'censorship-probe[parquet]' (or pyarrow)"
         ) from None
     _without_pandas(pa)
     return pa
@@ -125,8 +139,6 @@ class _NoPandas:
 
 def _types(pa: Any) -> dict[str, Any]:
     """Arrow type of each column kind (probe.store.export.KINDS, research/export/tables.py)."""
-    from probe.core.model import VERDICTS
-
     def rec(*fields: tuple[str, Any, bool]) -> Any:
         return pa.list_(pa.field("item", pa.struct(
             [pa.field(n, t, nullable=not req) for n, t, req in fields]), nullable=False))
@@ -178,8 +190,6 @@ def _json_list(text: str | None) -> list[str] | None:
 
 
 def _counts(text: str | None) -> dict[str, int] | None:
-    from probe.core.model import VERDICTS
-
     if text is None:
         return None
     got = json.loads(text)
@@ -218,6 +228,7 @@ class _File:
 
     def __init__(self, path: Path, schema: Any, columns: Columns, *, sql: bool, group_bytes: int
                  ) -> None:
+        # pyarrow is the optional parquet extra: imported once an export is written (_arrow()).
         import pyarrow.parquet as pq  # type: ignore[import-untyped,import-not-found,unused-ignore]
 
         self.path, self.schema, self.sql = path, schema, sql
@@ -342,10 +353,6 @@ def _partition(values: Mapping[str, Any], by: Sequence[str]) -> tuple[str, ...]:
 
 def provenance(store: Store, f: Filters) -> dict[str, str]:
     """The key-value metadata every exported file carries (``probe.*`` keys)."""
-    from probe import __version__
-    from probe.judge.classify import CLASSIFIER_VERSION
-    from probe.store.export import classifier_versions
-
     own, merged = store.database_uids()
     return {
         "probe.version": __version__,
@@ -373,8 +380,6 @@ def _write_all(store: Store, root: Path, f: Filters, meta: Mapping[str, str], *,
                stem: str, stability_runs: int) -> tuple[dict[str, int], set[Path]]:
     """Every table into ``root`` (one file per table, or partitions); rows per table, and the
     files written."""
-    from probe.store.export import CertificateRow, certificates, observed
-
     sinks: list[_Sink] = []
     # Hundreds of thousands of small dicts and lists (decoded observations, rows) live for a
     # page at a time: the cyclic collector would walk them again and again (decoding took 200
@@ -389,8 +394,8 @@ def _write_all(store: Store, root: Path, f: Filters, meta: Mapping[str, str], *,
         return s
 
     try:
-        for table in TABLES:  # vantage points, runs, measurements: by SQL
-            is_m = table.name == "measurements"
+        for table in TABLES:  # vantage points, runs, measurements, protocol verdicts: by SQL
+            is_m = table.child  # a measurement's row, partitioned like it
             out = sink(table.name, _sql_columns(table), sql=True, partitioned=is_m)
             for columns in table_columns(store, table, f, fetch=_FETCH):
                 parts = None
@@ -400,8 +405,6 @@ def _write_all(store: Store, root: Path, f: Filters, meta: Mapping[str, str], *,
                 out.add(columns, parts)
                 del columns
         # How stable each latest verdict is, per vantage point (of the selection) and URL.
-        from probe.store.history import stability
-
         ids = list(store.vantage_ids(f.vantages).values()) if f.vantages else []
         out = sink("stability", [(c.name, c.kind, c.required) for c in STABILITY], sql=False,
                    partitioned=False)
