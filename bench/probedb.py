@@ -12,6 +12,8 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+from probe.store.observations import unpack
+
 __all__ = ["control_failures", "measuring_span", "packets", "probe_ok", "read", "timeline"]
 
 
@@ -42,6 +44,8 @@ def probe_ok(db: Path) -> tuple[int | None, dict[str, int]]:
     return counts.get("ok", 0), counts
 
 
+# Databases whose flat tables hold the timings (probe trees before the packed observations of
+# schema version 11; --probe-tree runs an older one): read by SQL.
 _TIMELINE_SQL = """
 select
   (select min(q.started + q.duration) from dns_queries q where q.measurement_id = m.id
@@ -85,14 +89,46 @@ def measuring_span(db: Path) -> float | None:
     return round(last - first, 3) if first is not None and last is not None else None
 
 
+def _timeline_row(started: float, runtime: float, data: dict[str, Any]) -> tuple[Any, ...]:
+    """The offsets of _TIMELINE for one measurement, from its observations (hop 0)."""
+    hop = next((h for h in data.get("hops") or () if h.get("index") == 0), {})
+
+    def first(items: Any, end: bool, pick: Any = lambda x: True) -> float | None:
+        ts = [x["started"] + (x["duration"] if end else 0.0) for x in items or () if pick(x)]
+        return min(ts) - started if ts else None
+
+    http = [hop["http"]] if hop.get("http") else []
+    ctl = [hop["control"]] if hop.get("control") else []
+    return (first(hop.get("dns"), True, lambda q: q["qtype"] == "A"),
+            first(hop.get("dns"), True, lambda q: q["qtype"] == "AAAA"),
+            first(hop.get("tcp"), False), first(hop.get("tcp"), True),
+            first(hop.get("tls"), False), first(hop.get("tls"), True),
+            first(http, False), first(http, True), first(ctl, False), first(ctl, True), runtime)
+
+
+# Whether the flat tables still hold the timings (a column, not a schema version: probe trees
+# of other branches numbered their migrations differently).
+_FLAT_TIMINGS = "select count(*) from pragma_table_info('tcp_connects') where name = 'started'"
+_PACKED = ("select m.started, m.runtime, o.data from measurements m "
+           "join observations o on o.measurement_id = m.id where m.final = 1")
+
+
 def timeline(db: Path) -> dict[str, float | None]:
     """Median offsets (ms after the measurement started) of each step of the probe's URLs.
 
     Read from the probe's own database: where the time of one URL goes (extra round trips,
-    gaps between steps, the control on or off the critical path).
+    gaps between steps, the control on or off the critical path). Timings are in the packed
+    observations since schema version 11 (the flat tables of older probes, --probe-tree, held
+    them as columns).
     """
     try:
-        [rows] = read(db, _TIMELINE_SQL)
+        [[(flat,)]] = read(db, _FLAT_TIMINGS)
+        if flat:
+            [rows] = read(db, _TIMELINE_SQL)
+        else:
+            [packed] = read(db, _PACKED)
+            rows = [_timeline_row(started, runtime, unpack(data))
+                    for started, runtime, data in packed]
     except FileNotFoundError:
         return {}
     except sqlite3.Error as exc:

@@ -12,7 +12,7 @@ from probe.cli.options import country_lookup, db_option, since_option
 
 if TYPE_CHECKING:
     from probe.present.circumvention import EndpointMatrix
-    from probe.research.compare import Matrix
+    from probe.research.compare import Matrix, Stability
     from probe.research.outages import Isolation
 
 
@@ -41,10 +41,13 @@ if TYPE_CHECKING:
 @click.option("--with-ooni", is_flag=True,
               help="Compare probe's verdicts with OONI's on imported OONI measurements "
                    "(`probe import ooni`): agreement, then where they differ (--json: JSON lines).")
+@click.option("--stability", "stability_runs", type=click.IntRange(min=1), metavar="N",
+              help="How many of each vantage point's last N runs agree with each latest verdict: a "
+                   "summary per vantage point, and a stable column (7/10) in --csv and --json.")
 def compare_command(db: Path, vantages: tuple[str, ...], categories: tuple[str, ...],
                     since: str | None, only_differences: bool, summary_only: bool, as_json: bool,
                     as_csv: bool, isolation: bool, geo: str | None, suite: str,
-                    with_ooni: bool) -> None:
+                    with_ooni: bool, stability_runs: int | None) -> None:
     """Compare vantage points: the latest verdict of every URL at each, and how they agree.
 
     The summary compares each pair of vantage points over the URLs both measured: how many each
@@ -66,11 +69,14 @@ def compare_command(db: Path, vantages: tuple[str, ...], categories: tuple[str, 
       probe compare --db all.db --only-differences --category NEWS,HUMR
       probe compare --db all.db --since 7d --csv > matrix.csv
       probe compare --db all.db --summary --isolation
+      probe compare --db all.db --stability 10   # how steady each verdict is
       probe compare --db ooni.db --with-ooni   # after probe import ooni
       probe compare --db all.db --suite quic   # whose HTTP/3 is blocked where
     """
     if as_json and as_csv:
         raise click.UsageError("--json and --csv are exclusive")
+    if suite != "web" and stability_runs:
+        raise click.UsageError(f"--stability is about the web verdicts, not --suite {suite}")
     if with_ooni:
         _with_ooni(db, as_json)
         return
@@ -78,6 +84,7 @@ def compare_command(db: Path, vantages: tuple[str, ...], categories: tuple[str, 
         render_csv,
         render_isolation,
         render_json,
+        render_stability,
         render_summary,
         render_table,
     )
@@ -89,8 +96,9 @@ def compare_command(db: Path, vantages: tuple[str, ...], categories: tuple[str, 
     matrix = _load(db, names, cats, since_iso, times=as_json, suite=suite)
     if only_differences:
         matrix = matrix.only_differences()
+    stable = _stability(db, matrix, stability_runs) if stability_runs else None
     if as_csv:
-        for chunk in render_csv(matrix):
+        for chunk in render_csv(matrix, stable):
             click.echo(chunk, nl=False)
         return
     if suite != "web" and (isolation or geo):
@@ -105,7 +113,9 @@ def compare_command(db: Path, vantages: tuple[str, ...], categories: tuple[str, 
         extra: dict[str, object] = {**endpoints.as_json()}
         if isolated is not None:
             extra["isolation"] = {k: v.to_dict() for k, v in isolated.items()}
-        for chunk in render_json(matrix, filters, extra):
+        if stable is not None:
+            filters["stability"] = stability_runs
+        for chunk in render_json(matrix, filters, extra, stable):
             click.echo(chunk, nl=False)
         return
     from probe.present.terminal import output_width
@@ -115,6 +125,8 @@ def compare_command(db: Path, vantages: tuple[str, ...], categories: tuple[str, 
         for chunk in render_table(matrix, width):
             click.echo(chunk, nl=False)
     click.echo(render_summary(matrix, width), nl=False)
+    if stable is not None:
+        click.echo(render_stability(matrix, stable, width), nl=False)
     for chunk in endpoints.render_table(width, matrix=not summary_only):
         click.echo(chunk, nl=False)
     if isolated is not None:
@@ -167,6 +179,16 @@ def _load(db: Path, names: list[str], cats: list[str], since: str | None, *, tim
                 ) from None
     except SQLiteError as exc:  # a file that is not a database (Store.open does not check it)
         raise click.ClickException(str(exc)) from None
+
+
+def _stability(db: Path, matrix: Matrix, last: int) -> dict[str, Stability]:
+    """Per vantage point of the matrix: how many of its last ``last`` runs agree with each
+    latest verdict."""
+    from probe.research import compare as cmp
+    from probe.store import Store
+
+    with Store.open(db, create=False, check=False) as store:
+        return cmp.load_stability(store, matrix, last)
 
 
 def _with_ooni(db: Path, as_json: bool) -> None:

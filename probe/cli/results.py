@@ -73,6 +73,9 @@ def results_command(db: Path, run: str, verdicts: tuple[str, ...], vantage: str 
                     limit: int | None, as_json: bool, as_csv: bool, suite: str | None) -> None:
     """Show the verdicts of a run (by default the latest), one line per URL or endpoint.
 
+    In a database of several vantage points (probe merge), the default is the latest run of
+    each of them, and a note on standard error names them.
+
     The table fits the terminal; its REASON column is the reason that decided the verdict
     (`probe show URL` or `probe show ADDRESS:PORT` explains every reason). Times are UTC.
     With --suite circumvention, --run latest is the latest `probe circumvention` run.
@@ -104,6 +107,13 @@ def results_command(db: Path, run: str, verdicts: tuple[str, ...], vantage: str 
             return
         rows = store.results(run_value, verdict=expand_verdicts(verdicts), vantage=vantage,
                              limit=limit)
+        if run_value == "latest" and vantage is None:
+            latest = store.latest_runs()
+            if len(latest) > 1:  # a merged database: say whose runs these are
+                from probe.present.tables import format_latest_runs
+
+                click.echo(format_latest_runs(latest, output_width(80, err=True)), nl=False,
+                           err=True)
         _echo(format_json_lines(rows) if as_json else format_csv(rows) if as_csv
               else format_table(rows, output_width(160)))  # fmt: skip
 

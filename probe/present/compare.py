@@ -10,17 +10,18 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING
 
 from probe.present.terminal import clean, json_safe
 from probe.present.text import cells, cut, cut_middle, pad, plural, wrap
 
 if TYPE_CHECKING:
-    from probe.research.compare import Cell, Matrix
+    from probe.research.compare import Cell, Matrix, Stability
     from probe.research.outages import Isolation
 
-__all__ = ["render_csv", "render_isolation", "render_json", "render_summary", "render_table"]
+__all__ = ["render_csv", "render_isolation", "render_json", "render_stability", "render_summary",
+           "render_table"]
 
 # One or two letters per verdict when the vantage points do not fit the terminal by name.
 _CODES = {"ok": ".", "blocked": "B", "reset": "R", "hijacked": "H", "throttled": "T", "down": "~",
@@ -129,18 +130,28 @@ def render_summary(matrix: Matrix, width: int = 80) -> str:
     return "".join(out)
 
 
-def render_csv(matrix: Matrix) -> Iterator[str]:
-    """url, category, then per vantage point its verdict and stage."""
+def _stable(stability: Mapping[str, Stability] | None, column: str, url: str) -> str:
+    """``agree/runs`` of a cell (``7/10``), or empty."""
+    s = stability.get(column) if stability else None
+    got = s.cells.get(url) if s else None
+    return f"{got[0]}/{got[1]}" if got else ""
+
+
+def render_csv(matrix: Matrix, stability: Mapping[str, Stability] | None = None) -> Iterator[str]:
+    """url, category, then per vantage point its verdict and stage (and, with ``stability``,
+    how many of its last runs agree with the verdict: ``7/10``)."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     header = ["url", "category"]
     for c in matrix.columns:
-        header += [clean(c), f"{clean(c)}:stage"]
+        header += [clean(c), f"{clean(c)}:stage"] + ([f"{clean(c)}:stable"] if stability else [])
     w.writerow(header)
     for i, (url, category, row) in enumerate(matrix.rows()):
         values: list[str] = [clean(url), clean(category)]
-        for cell in row:
+        for c, cell in zip(matrix.columns, row, strict=True):
             values += [cell.verdict, cell.stage or ""] if cell else ["", ""]
+            if stability:
+                values.append(_stable(stability, c, url))
         w.writerow(values)
         if i % _CHUNK == _CHUNK - 1:
             yield buf.getvalue()
@@ -150,9 +161,11 @@ def render_csv(matrix: Matrix) -> Iterator[str]:
 
 
 def render_json(matrix: Matrix, filters: dict[str, object],
-                extra: dict[str, object] | None = None) -> Iterator[str]:
+                extra: dict[str, object] | None = None,
+                stability: Mapping[str, Stability] | None = None) -> Iterator[str]:
     """The matrix, the pairs and the techniques as one JSON document, written URL by URL;
-    ``extra`` adds keys at the end (endpoints, isolation)."""
+    ``extra`` adds keys at the end (endpoints, isolation); with ``stability``, each verdict says
+    how many of the last runs agree with it (``"stable": "7/10"``)."""
     encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
     def dumps(value: object) -> str:
@@ -163,7 +176,8 @@ def render_json(matrix: Matrix, filters: dict[str, object],
     buf: list[str] = []
     for n, (url, category, row) in enumerate(matrix.rows()):
         verdicts = {c: {"verdict": cell.verdict, "stage": cell.stage,
-                        "measured_at": cell.measured_at}
+                        "measured_at": cell.measured_at,
+                        **({"stable": _stable(stability, c, url)} if stability else {})}
                     for c, cell in zip(matrix.columns, row, strict=True) if cell is not None}
         buf.append(("\n" if n == 0 else ",\n")
                    + dumps({"url": url, "category": category, "verdicts": verdicts}))
@@ -174,6 +188,30 @@ def render_json(matrix: Matrix, filters: dict[str, object],
     more = "".join(f',\n{dumps(k)}:{dumps(v)}' for k, v in (extra or {}).items())
     yield (f'],\n"pairs":{dumps([p.as_dict() for p in matrix.pairs()])},\n'
            f'"techniques":{dumps(matrix.techniques())}{more}}}\n')
+
+
+def render_stability(matrix: Matrix, stability: Mapping[str, Stability], width: int = 80) -> str:
+    """Per vantage point: how steady its latest verdicts are over its last runs (lines of at
+    most ``width`` columns, and never more than 80: prose; the table's rows take 62)."""
+    width = min(width, 80)
+    last = next(iter(stability.values())).last if stability else 0
+    out = ["\n"] + [line + "\n" for line in wrap(
+        f"Stability of the latest verdicts over each vantage point's last {last} runs:", width)]
+    out.append(f"  {'VANTAGE':<16} {'URLS':>6} {'STEADY':>7} {'CHANGED':>8} {'WEAK BLOCKS':>12} "
+               f"{'MEAN':>6}\n")
+    for c in matrix.columns:
+        s = stability.get(c)
+        if s is None:
+            continue
+        column = matrix.cells[c]
+        interference = {matrix.urls[i]: cell.interference for i, cell in column.items()}
+        n = s.summary(interference)
+        out.append(f"  {pad(cut(clean(c), 16), 16)} {n['urls']:>6} {n['steady']:>7} "
+                   f"{n['changed']:>8} {n['weak_interference']:>12} {n['mean']:>6.0%}\n")
+    out += [line + "\n" for line in wrap(
+        "STEADY: all of those runs (two or more) had the latest verdict; CHANGED: some did not; "
+        "WEAK BLOCKS: interference now that half of those runs or fewer saw.", width, "  ")]
+    return "".join(out)
 
 
 def render_isolation(isolated: dict[str, Isolation], width: int = 80) -> str:

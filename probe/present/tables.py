@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from probe.judge.explain import decisive, explain
@@ -18,6 +18,7 @@ __all__ = [
     "fit_columns",
     "format_csv",
     "format_json_lines",
+    "format_latest_runs",
     "format_outages_table",
     "format_runs_table",
     "format_table",
@@ -175,6 +176,23 @@ def format_table(rows: Iterable[dict[str, Any]], width: int = 160) -> Iterator[s
     cols = fit_columns(_RESULT_COLUMNS, width)
     widths = dict(cols)
     return _fixed_width(rows, cols, _result_cells(widths), "result")
+
+
+def format_latest_runs(runs: Sequence[tuple[str, int]], width: int = 80) -> str:
+    """The note that ``probe results`` shows every vantage point's latest run, wrapped to
+    ``width`` columns: which run of which vantage point (names cut to fit)."""
+    head = f"The latest run of each of {len(runs)} vantage points:"
+    items = [f"{cut(clean(name), width // 2)} (run {rid})" for name, rid in runs]
+    lines, line = [], head
+    for k, item in enumerate(items):
+        item += "," if k < len(items) - 1 else "."
+        if cells(line) + 1 + cells(item) > width:
+            lines.append(line)
+            line = "  " + item
+        else:
+            line += " " + item
+    lines.append(line)
+    return "\n".join(lines) + "\n"
 
 
 def format_json_lines(

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 
 from probe.store.connection import named_rows, scalar
 from probe.store.database import Store, StoreError
+from probe.store.names import claim_name
 from probe.store.schema import SCHEMA_VERSION
 
 if TYPE_CHECKING:
@@ -59,7 +60,9 @@ class MergeResult:
     measurements: int = 0
     already_present: int = 0  # measurements skipped: their uid was in the output
     verdicts_updated: int = 0  # present measurements re-judged more recently in the source
-    renamed: list[tuple[str, str]] = field(default_factory=list)  # (name, name in the output)
+    # (old name, new name): vantage points of the source or the output renamed because another
+    # probe had the same name (probe/store/names.py)
+    renamed: list[tuple[str, str]] = field(default_factory=list)
     keyed: dict[str, int] = field(default_factory=dict)  # rows added to tables with their own uid
 
 
@@ -265,6 +268,10 @@ def _merge_tables(conn: sqlite3.Connection, plan: _Plan, result: MergeResult) ->
         names = ", ".join(cols)
         conn.execute(f"INSERT OR IGNORE INTO main.{table} ({names}) "
                      f"SELECT {names} FROM src.{table}")
+    # The source's own id among those merged into the output (its 'merged:' rows came with
+    # the content tables above): exports cite them as their provenance.
+    conn.execute("INSERT OR IGNORE INTO main.probe_meta (key, value) SELECT 'merged:' || value, "
+                 "strftime('%Y-%m-%dT%H:%M:%fZ', 'now') FROM src.probe_meta WHERE key = 'uid'")
     for table in plan.keyed:
         _merge_keyed(conn, plan, table, result)
     for table, owner_col, owner in plan.owned:
@@ -328,13 +335,13 @@ def _merge_vantage_points(conn: sqlite3.Connection, plan: _Plan, result: MergeRe
         elif (same := _same_ooni_vantage(conn, values[i_name], values[cols.index("meta")])):
             dst, new = same, 0
         else:
+            # Same name, another vantage point (another machine that kept the default name,
+            # say): both are kept, each told apart by the end of its uid, whatever the order.
             name = values[i_name]
-            if conn.execute("SELECT 1 FROM main.vantage_points WHERE name = ?", (name,)).fetchone():
-                # Same name, another vantage point (another machine that kept the default
-                # name, say): both are kept, told apart by the end of the source's uid.
-                new_name = f"{name}~{values[i_uid][-8:]}"
-                result.renamed.append((name, new_name))
-                values[i_name] = new_name
+            values[i_name], renames = claim_name(conn, name, values[i_uid])
+            result.renamed.extend(renames)
+            if values[i_name] != name:
+                result.renamed.append((name, values[i_name]))
             cur = conn.execute(
                 f"INSERT INTO main.vantage_points ({', '.join(cols)}) "
                 f"VALUES ({', '.join('?' * len(cols))})",

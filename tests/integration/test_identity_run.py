@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 from aiohttp import web as aioweb
 from servers import ZONE, DNSServer, Page, ServerLoop, WebServer, zone_handler
+from stored import observed
 
 from probe.lab.stun import StunProtocol
 
@@ -116,6 +117,7 @@ def query(db: Path, sql: str) -> list[tuple[object, ...]]:
         con.close()
 
 
+
 def test_run_stores_the_network_identity_and_names_the_vantage_after_it(
     net: IdentityNet, tmp_path: Path
 ) -> None:
@@ -136,7 +138,9 @@ def test_the_public_address_is_in_no_byte_of_the_database(net: IdentityNet, tmp_
     # The site really showed it: the stored title, header and Location say [scrubbed] instead.
     titles = {t for (t,) in query(db, "SELECT title FROM http_requests WHERE title IS NOT NULL")}
     assert "Your IP is [scrubbed]" in titles
-    assert any("[scrubbed]" in str(h) for (h,) in query(db, "SELECT headers FROM http_requests"))
+    ms, text, raw = observed(db)
+    assert any("[scrubbed]" in v for m in ms for h in m.hops if h.http for _, v in h.http.headers)
+    assert PUBLIC not in text and bytes([192, 0, 2, 77]) not in raw
     locations = [loc for (loc,) in query(db, "SELECT location FROM http_requests") if loc]
     assert locations and all(loc.endswith("/seen?client=[scrubbed]") for loc in locations)
     for path in (db, Path(f"{db}-wal"), Path(f"{db}-shm")):
@@ -189,6 +193,8 @@ def test_a_helper_that_tells_the_address_stands_in_for_stun(net: IdentityNet, tm
             data = path.read_bytes()
             assert PUBLIC.encode() not in data, path
             assert bytes([192, 0, 2, 77]) not in data, path
+    _, text, raw = observed(db)  # the packed observations, read back
+    assert PUBLIC not in text and bytes([192, 0, 2, 77]) not in raw
     assert query(db, "SELECT name, asn FROM vantage_points") == [("AS64496-US", 64496)]
     (identity,) = query(db, "SELECT identity FROM runs")[0]
     assert f'"public_address": "learned from helper {net.helper}"' in str(identity)

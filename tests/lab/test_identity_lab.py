@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from stored import observed
 
 from probe.lab import topology
 from probe.lab.sites import WHOAMI
@@ -55,8 +56,10 @@ def test_identity_is_learned_and_the_client_address_is_scrubbed(lab: Any, tmp_pa
     # The echo site did show the address: what was stored says [scrubbed] in its place.
     titles = [t for (t,) in _query(db, "SELECT title FROM http_requests WHERE title IS NOT NULL")]
     assert "Your address is [scrubbed]" in titles
-    headers = " ".join(h for (h,) in _query(db, "SELECT headers FROM http_requests"))
-    assert '"[scrubbed]"' in headers or "[scrubbed]" in headers
+    ms, text, raw = observed(db)
+    assert any("[scrubbed]" in v for m in ms for h in m.hops if h.http for _, v in h.http.headers)
+    # The packed observations, read back: the address is in none of them either.
+    assert CLIENT.decode() not in text and CLIENT_PACKED not in raw
     locations = [loc for (loc,) in _query(db, "SELECT location FROM http_requests") if loc]
     assert any(loc.endswith("client=[scrubbed]") for loc in locations)
     answers = [v for (v,) in _query(db, "SELECT a.value FROM dns_answers a JOIN dns_replies r ON "
@@ -105,9 +108,13 @@ def test_pcap_files_hold_headers_only_and_never_the_client_address(lab: Any, tmp
 
 
 def _holds_client(db: Path) -> list[str]:
-    """The database files that hold the client's address, as text or packed."""
-    return [path.name for path in (db, Path(f"{db}-wal"), Path(f"{db}-shm"))
-            if path.exists() and (CLIENT in (data := path.read_bytes()) or CLIENT_PACKED in data)]
+    """The database files that hold the client's address, as text or packed, and
+    ``observations`` when the stored observations hold it (they are compressed in the file, so
+    they are read back: tests/stored.py)."""
+    files = [path.name for path in (db, Path(f"{db}-wal"), Path(f"{db}-shm"))
+             if path.exists() and (CLIENT in (data := path.read_bytes()) or CLIENT_PACKED in data)]
+    _, text, raw = observed(db)
+    return files + (["observations"] if CLIENT.decode() in text or CLIENT_PACKED in raw else [])
 
 
 def test_without_stun_or_helper_the_sockets_own_address_is_still_scrubbed(
@@ -145,6 +152,7 @@ def test_the_helper_tells_the_address_when_no_stun_server_answers(lab: Any, tmp_
     for path in (db, Path(f"{db}-wal")):
         if path.exists():
             assert topology.CLIENT_CTL.encode() not in path.read_bytes()
+    assert topology.CLIENT_CTL not in observed(db)[1]
 
 
 def test_require_identity_refuses_to_measure_when_the_address_stays_unknown(

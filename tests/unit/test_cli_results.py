@@ -36,7 +36,7 @@ def _invoke(*args: str) -> object:
 
 
 def test_results_shows_the_latest_run_as_a_table(db: Path) -> None:
-    r = _invoke("results", "--db", str(db))
+    r = CliRunner().invoke(cli, ["results", "--db", str(db), "--vantage", "beta"])
     assert r.exit_code == 0, r.output
     lines = r.output.splitlines()
     assert lines[0].split() == ["URL", "VERDICT", "STAGE", "REASON", "VANTAGE", "RUN", "TIME"]
@@ -45,6 +45,33 @@ def test_results_shows_the_latest_run_as_a_table(db: Path) -> None:
     assert all(line.endswith(" UTC") for line in lines[1:3])  # times say their zone
     r = _invoke("results", "--db", str(db), "--run", "1")
     assert "http/blockpage:test_1 +1" in r.output.splitlines()[1]
+
+
+def test_results_of_several_vantage_points_show_each_ones_latest_run_and_say_so(db: Path) -> None:
+    with Store.open(db, create=False) as s:  # a newer run of beta: alpha's run 1 stays its latest
+        vid = s.vantage("beta")
+        run = s.start_run(vid, [], {})
+        s.write(run, vid, [(sample_measurement(7, started=2000.0), sample_verdict("reset"))])
+        s.finish_run(run, "complete")
+    r = CliRunner().invoke(cli, ["results", "--db", str(db), "--json"])
+    assert r.exit_code == 0, r.output
+    rows = [json.loads(line) for line in r.stdout.splitlines()]
+    assert sorted((row["vantage"], row["run_id"], row["verdict"]) for row in rows) == [
+        ("alpha", 1, "blocked"), ("alpha", 1, "ok"), ("alpha", 1, "reset"), ("beta", 3, "reset")]
+    assert r.stderr == "The latest run of each of 2 vantage points: alpha (run 1), beta (run 3).\n"
+    # One vantage point asked for, or one run: no note.
+    for args in (["--vantage", "alpha"], ["--run", "2"]):
+        r = CliRunner().invoke(cli, ["results", "--db", str(db), "--json", *args])
+        assert r.exit_code == 0 and r.stderr == "", r.output
+
+
+def test_latest_runs_note_fits_80_columns_and_escapes_names() -> None:
+    from probe.present.tables import format_latest_runs
+
+    runs = [(f"vantage-{k}\x1b[31m", k) for k in range(12)]
+    text = format_latest_runs(runs)
+    assert all(len(line) <= 80 for line in text.splitlines())
+    assert "\x1b" not in text and "vantage-11\\x1b[31m (run 11)." in text
 
 
 def test_results_json_lines_have_the_documented_keys(db: Path) -> None:

@@ -65,7 +65,7 @@ def _corrupt(path: Path) -> None:
     """Zero one page in the middle: the schema stays readable (opening alone notices nothing),
     the table that page belongs to is damaged."""
     data = bytearray(path.read_bytes())
-    page = 4096
+    page = int.from_bytes(data[16:18], "big")  # the header's page size (8 KiB since schema 11)
     pages = len(data) // page
     assert pages > 8
     middle = pages // 2
