@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from probe.core.codec import from_data, to_data
@@ -34,12 +34,15 @@ def write_endpoints(
     store: Store,
     run_id: int,
     vantage_id: int,
-    suite: str,
+    suite: str | Callable[[str], str],
     rows: Iterable[tuple[EndpointObservation, ControlObservation | None, Verdict]],
 ) -> int:
-    """Store judged endpoint observations in one transaction; the number stored."""
+    """Store judged endpoint observations in one transaction; the number stored. ``suite`` is
+    the rows' suite, or a function naming each row's from its kind (``circumvention``,
+    ``messaging``)."""
+    suite_of = suite if callable(suite) else (lambda _kind: suite)
     records = [
-        {"run_id": run_id, "vantage_id": vantage_id, "suite": suite, "kind": obs.kind,
+        {"run_id": run_id, "vantage_id": vantage_id, "suite": suite_of(obs.kind), "kind": obs.kind,
          "name": obs.name, "address": obs.address, "port": obs.port, "transport": obs.transport,
          "source": obs.source, "measured_at": iso(obs.started), "runtime": obs.runtime,
          "tcp_failure": obs.tcp_failure, "handshake": obs.handshake,
