@@ -24,7 +24,12 @@ from probe.core.settings import MeasureConfig
 from probe.inputs.endpointlists import HTTPS_KINDS, Endpoint
 from probe.measure.engine import ControlFn, measure
 
-__all__ = ["measure_service", "pinned_subjects", "summary"]
+__all__ = ["BODY_KEPT", "measure_service", "pinned_subjects", "summary"]
+
+#: Bytes of each response body kept with a service's observation (its length and SHA-256 stay
+#: those of the whole capped body): a block page shows itself in its first kilobytes, and an
+#: endpoint's observation is stored whole with it, not deduplicated as the web's bodies are.
+BODY_KEPT = 64 << 10
 
 
 @functools.lru_cache(maxsize=8)
@@ -33,6 +38,13 @@ def pinned_subjects(path: str) -> tuple[str, ...]:
     with open(path, "rb") as fh:
         data = fh.read(1 << 20)
     return tuple(c.subject.rfc4514_string() for c in x509.load_pem_x509_certificates(data))
+
+
+def _bounded(hop: Hop) -> Hop:
+    h = hop.http
+    if h is None or len(h.body) <= BODY_KEPT:
+        return hop
+    return dataclasses.replace(hop, http=dataclasses.replace(h, body=h.body[:BODY_KEPT]))
 
 
 def summary(hops: tuple[Hop, ...]) -> dict[str, Any]:
@@ -61,7 +73,8 @@ async def measure_service(
                       connect_only=ep.kind not in HTTPS_KINDS)  # fmt: skip
     obs = EndpointObservation(
         kind=ep.kind, name=ep.name, address=ep.address, port=ep.port, transport=ep.transport,
-        started=m.started, runtime=m.runtime, source=ep.source, attempt=attempt, hops=m.hops,
+        started=m.started, runtime=m.runtime, source=ep.source, attempt=attempt,
+        hops=tuple(_bounded(h) for h in m.hops),
         measure_failure=m.failure, pinned=pinned_subjects(ep.ca) if ep.ca else (),
     )  # fmt: skip
     return dataclasses.replace(obs, **summary(m.hops))

@@ -30,8 +30,10 @@ __all__ = [
     "app_lines",
     "app_parts",
     "app_state",
+    "app_summary",
     "format_messaging_end",
     "part_of",
+    "vantage_app_lines",
 ]
 
 #: The apps as people write them, in the order they are shown.
@@ -141,3 +143,34 @@ def format_messaging_end(summary: SuiteSummary, db: Path, width: int = 80) -> It
     counts = " / ".join(f"{k} {v}" for k, v in sorted(summary.counts.items()))
     yield from wrap(f"run {summary.run_id}: {len(summary.results)} endpoints: {counts or 'none'}; "
                     f"stored in {db} (probe results --suite messaging)", width, "", "  ")  # fmt: skip
+
+
+def _by_vantage(rows: Iterable[Mapping[str, Any]]) -> dict[str, list[Mapping[str, Any]]]:
+    out: dict[str, list[Mapping[str, Any]]] = {}
+    for r in rows:
+        if r["kind"] in MESSAGING_APPS:
+            out.setdefault(str(r["vantage"]), []).append(r)
+    return dict(sorted(out.items()))
+
+
+def app_summary(rows: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, dict[str, Any]]]:
+    """Per vantage point, per app: its state and each part's (`probe compare --json`, the
+    report), from endpoint results that carry their ``vantage``."""
+    return {vp: {app: {"state": app_state(parts),
+                       "parts": {p.part: {"state": p.state, "stage": p.stage, "reached": p.ok,
+                                          "tried": p.tried} for p in parts}}
+                 for app, parts in app_parts(mine).items()}
+            for vp, mine in _by_vantage(rows).items()}  # fmt: skip
+
+
+def vantage_app_lines(rows: Iterable[Mapping[str, Any]], width: int = 80) -> Iterator[str]:
+    """Each vantage point's apps (`probe compare`): the vantage point, then one paragraph per app."""
+    by_vp = _by_vantage(rows)
+    if not by_vp:
+        return
+    yield ""
+    yield "Messaging apps per vantage point (newest verdict of each endpoint):"
+    for vp, mine in by_vp.items():
+        yield f"  {clean(vp)}:"
+        for line in app_lines(mine, width - 4):
+            yield f"    {line}"
