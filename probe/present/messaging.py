@@ -22,6 +22,7 @@ from probe.present.terminal import clean
 from probe.present.text import wrap
 
 if TYPE_CHECKING:
+    from probe.inputs.endpointupdate import EndpointUpdate
     from probe.run.circumvention import SuiteSummary
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "app_parts",
     "app_state",
     "app_summary",
+    "format_endpoint_update",
     "format_messaging_end",
     "part_of",
     "vantage_app_lines",
@@ -174,3 +176,10 @@ def vantage_app_lines(rows: Iterable[Mapping[str, Any]], width: int = 80) -> Ite
         yield f"  {clean(vp)}:"
         for line in app_lines(mine, width - 4):
             yield f"    {line}"
+
+
+def format_endpoint_update(u: EndpointUpdate, width: int = 80) -> Iterator[str]:
+    """What `probe testlists update --endpoints-url` installed, in a line or two."""
+    change = "" if u.before is None else f" (+{u.added}, -{u.removed})"
+    yield from wrap(clean(f"messaging endpoints: {u.after}{change} from {u.source}, installed in "
+                          f"{u.target} with {', '.join(u.files[1:]) or 'no CA file'}"), width, "", "  ")
