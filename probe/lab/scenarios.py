@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from probe.core.failures import Failure
 from probe.core.net import format_endpoint
 from probe.lab.blockpage import BLOCKPAGE_FINGERPRINT
+from probe.lab.messaging import DC_IP, SERVICES
 from probe.lab.sites import BLOCKPAGE_IP, FORGED_IP, site
 from probe.lab.topology import AUTH_DNS, CLIENT, NODNS_IP
 from probe.lab.tunnels import (
@@ -238,6 +239,18 @@ def _wg(verdict: str, stage: str | None = None, reason: str | None = None,
 
 
 _ECHO_PORTS = ",".join(map(str, REFLECTOR_TCP))
+
+
+def _dc(verdict: str, stage: str | None = None, reason: str | None = None, *, port: int = 443,
+        address: str = DC_IP, name: str = "") -> EndpointExpect:  # fmt: skip
+    """A Telegram data centre of the lab (probe/lab/messaging.py)."""
+    return EndpointExpect(name or f"dc-{port}", "telegram-dc", verdict, stage, reason, "", address, port)
+
+
+def _svc(kind: str, verdict: str, stage: str | None = None, reason: str | None = None) -> EndpointExpect:
+    """A messaging service reached by name (a lab site standing in for the app's)."""
+    name, host, port = SERVICES[kind]
+    return EndpointExpect(name, kind, verdict, stage, reason, "", host, port)
 
 SCENARIOS: tuple[Scenario, ...] = (
     # --- censorship -----------------------------------------------------------------------------
@@ -731,6 +744,51 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario(
         "tunnels-slow", 60, "resolvers and reflector through a slow path (300 ms RTT)", "benign", (),
         endpoints=(*_resolvers("ok"), _fet("ok"), _wg("ok", None, "wireguard/ok")),
+        latency_ms=150.0,
+    ),
+    # --- issue 27: messaging apps (`probe messaging`; lab stand-ins, never the apps' servers) ---
+    Scenario(
+        "telegram-dc-address", 62, "Telegram's data centres blackholed by address (80 and 443)",
+        "censorship", (),
+        Censor(forward=(f"-d {DC_IP} -p tcp --syn -j DROP",)),
+        endpoints=(_dc("blocked", "tcp", f"tcp/timeout:{DC_IP}:443"),
+                   _dc("blocked", "tcp", f"tcp/timeout:{DC_IP}:80", port=80),
+                   _svc("telegram-web", "ok", None, "https/reached:200")),
+        notes="as Russia in 2018: the control connects to the same addresses and the DC answers its "
+        "HTTP; Telegram Web, on another address, works",
+    ),
+    Scenario(
+        "whatsapp-dns", 63, "ISP resolver answers NXDOMAIN for WhatsApp's names", "censorship", (),
+        Censor(resolver=tuple((SERVICES[k][1], "nxdomain", (), 0.0) for k in ("whatsapp-web", "whatsapp"))),
+        endpoints=(_svc("whatsapp-web", "hijacked", "dns", "dns/"),
+                   _svc("whatsapp", "hijacked", "dns", "dns/"),
+                   _svc("signal", "ok", None, "https/reached:403")),
+        notes="the control resolves both names: a DNS lie, judged as for the web",
+    ),
+    Scenario(
+        "whatsapp-sni", 64, "RST on a ClientHello naming WhatsApp Web", "censorship", (),
+        Censor(forward=(f"-p tcp --dport 443 -m string --algo bm --hex-string "
+                        f"{sni_hex(SERVICES['whatsapp-web'][1])} {_RST}",)),
+        endpoints=(_svc("whatsapp-web", "reset", "tls", "tls/sni-filtered"), _svc("whatsapp", "ok")),
+        notes="the decoy SNI to the same address completes; the chat endpoint (TCP only) is reached",
+    ),
+    Scenario(
+        "signal-sni", 65, "RST on a ClientHello naming Signal's service", "censorship", (),
+        Censor(forward=(f"-p tcp --dport 443 -m string --algo bm --hex-string "
+                        f"{sni_hex(SERVICES['signal'][1])} {_RST}",)),
+        endpoints=(_svc("signal", "reset", "tls", "tls/sni-filtered"), _svc("telegram-web", "ok")),
+        notes="as Iran and Russia filter Signal by name; the decoy SNI to the same address completes",
+    ),
+    Scenario(
+        "telegram-dc-down", 66, "a data centre down for everyone next to one that answers", "benign", (),
+        endpoints=(_dc("ok", None, f"mtproto/ok:{DC_IP}:443"),
+                   _dc("down", "tcp", f"control/tcp-refused:{DOWN_IP}:443", address=DOWN_IP, name="dc-down")),
+        notes="nothing listens at the second address; the control is refused there too",
+    ),
+    Scenario(
+        "messaging-slow", 67, "every app through a slow path (300 ms RTT)", "benign", (),
+        endpoints=(_dc("ok"), _svc("telegram-web", "ok"), _svc("whatsapp-web", "ok"), _svc("whatsapp", "ok"),
+                   _svc("signal", "ok")),
         latency_ms=150.0,
     ),
 )  # fmt: skip

@@ -10,14 +10,14 @@ from probe.lab.scenarios import SCENARIOS, by_name, host_hex, sni_hex
 from probe.lab.sites import DOMAIN, SITES, server_addresses, zone
 
 
-def test_lab_has_the_scenarios_of_issues_5_12_14_24_and_26() -> None:
-    assert sorted(s.number for s in SCENARIOS) == list(range(1, 62))
-    assert len({s.name for s in SCENARIOS}) == 61
+def test_lab_has_the_scenarios_of_issues_5_12_14_24_26_and_27() -> None:
+    assert sorted(s.number for s in SCENARIOS) == list(range(1, 68))
+    assert len({s.name for s in SCENARIOS}) == 67
     # issues 5 and 12, 14, 26 (QUIC/ECH: 42-51), 26 (encrypted DNS and VPN protocols: 52-60),
-    # 24 (DNS interception, 61)
-    assert [s.kind for s in SCENARIOS].count("censorship") == 17 + 8 + 5 + 6
-    assert [s.kind for s in SCENARIOS].count("benign") == 15 + 1 + 5 + 3 + 1
-    assert [s.number for s in SCENARIOS if s.endpoints] == list(range(52, 61))
+    # 24 (DNS interception, 61), 27 (messaging apps: 62-67)
+    assert [s.kind for s in SCENARIOS].count("censorship") == 17 + 8 + 5 + 6 + 4
+    assert [s.kind for s in SCENARIOS].count("benign") == 15 + 1 + 5 + 3 + 1 + 2
+    assert [s.number for s in SCENARIOS if s.endpoints] == [*range(52, 61), *range(62, 68)]
 
 
 def test_circumvention_scenarios_censor_something_and_their_benign_twins_nothing() -> None:
@@ -30,6 +30,23 @@ def test_circumvention_scenarios_censor_something_and_their_benign_twins_nothing
     blocked = {e.kind for s in suites if s.kind == "censorship" for e in s.endpoints}
     benign = {e.kind for s in suites if s.kind == "benign" for e in s.endpoints}
     assert blocked <= benign and {"doh", "dot", "fet", "wireguard"} <= blocked
+    assert {"telegram-dc", "telegram-web", "whatsapp", "whatsapp-web", "signal"} <= benign
+    assert {"telegram-dc", "whatsapp", "whatsapp-web", "signal"} <= blocked
+
+
+def test_messaging_scenarios_use_lab_stand_ins_never_the_apps_addresses() -> None:
+    from probe.inputs.endpointlists import MESSAGING_APPS, MESSAGING_LIST, load_endpoints
+    from probe.lab.messaging import is_messaging
+
+    real = {e.address for e in load_endpoints([MESSAGING_LIST])}
+    for s in SCENARIOS:
+        if not is_messaging(s):
+            assert not any(e.kind in MESSAGING_APPS for e in s.endpoints), s.name
+            continue
+        for e in s.endpoints:
+            assert e.address not in real, (s.name, e.address)
+            assert e.address.endswith("." + DOMAIN) or e.address.startswith("10.66.2."), (s.name, e.address)
+        assert len({e.name for e in s.endpoints}) == len(s.endpoints), s.name  # read back by name
 
 
 def test_censorship_scenarios_expect_a_censorship_verdict_and_benign_ones_never_do() -> None:
