@@ -24,12 +24,7 @@ from probe.core.settings import MeasureConfig
 from probe.inputs.endpointlists import HTTPS_KINDS, Endpoint
 from probe.measure.engine import ControlFn, measure
 
-__all__ = ["BODY_KEPT", "measure_service", "pinned_subjects", "summary"]
-
-#: Bytes of each response body kept with a service's observation (its length and SHA-256 stay
-#: those of the whole capped body): a block page shows itself in its first kilobytes, and an
-#: endpoint's observation is stored whole with it, not deduplicated as the web's bodies are.
-BODY_KEPT = 64 << 10
+__all__ = ["measure_service", "pinned_subjects", "summary"]
 
 
 @functools.lru_cache(maxsize=8)
@@ -40,11 +35,12 @@ def pinned_subjects(path: str) -> tuple[str, ...]:
     return tuple(c.subject.rfc4514_string() for c in x509.load_pem_x509_certificates(data))
 
 
-def _bounded(hop: Hop) -> Hop:
+def _without_body(hop: Hop) -> Hop:
+    """The hop without its response body (its length, SHA-256 and title stay): the service's
+    rules never read it, and a page may echo the user's public address, which a run of this
+    suite does not learn and so could not scrub."""
     h = hop.http
-    if h is None or len(h.body) <= BODY_KEPT:
-        return hop
-    return dataclasses.replace(hop, http=dataclasses.replace(h, body=h.body[:BODY_KEPT]))
+    return hop if h is None or not h.body else dataclasses.replace(hop, http=dataclasses.replace(h, body=b""))
 
 
 def summary(hops: tuple[Hop, ...]) -> dict[str, Any]:
@@ -74,7 +70,7 @@ async def measure_service(
     obs = EndpointObservation(
         kind=ep.kind, name=ep.name, address=ep.address, port=ep.port, transport=ep.transport,
         started=m.started, runtime=m.runtime, source=ep.source, attempt=attempt,
-        hops=tuple(_bounded(h) for h in m.hops),
+        hops=tuple(_without_body(h) for h in m.hops),
         measure_failure=m.failure, pinned=pinned_subjects(ep.ca) if ep.ca else (),
     )  # fmt: skip
     return dataclasses.replace(obs, **summary(m.hops))

@@ -16,6 +16,7 @@ from probe.core.settings import MeasureConfig
 from probe.inputs.endpointlists import DNS_KINDS, TWIN_KINDS, Endpoint, suite_of
 from probe.inputs.geo import GeoDB, GeoError, default_asn_lookup, open_default_geo
 from probe.judge.circumvention import judge_endpoint
+from probe.measure import localaddrs
 from probe.measure.circumvention import EndpointOptions, measure_endpoint
 from probe.measure.control import client as control_client
 from probe.measure.engine import aclose as engine_aclose
@@ -23,6 +24,7 @@ from probe.measure.messaging import measure_service
 from probe.measure.reflector import discover
 from probe.measure.tls import TLSContexts
 from probe.run.preflight import NoNetworkError, offline_error, preflight
+from probe.run.scrub import Scrubber
 from probe.store import Store
 from probe.store.circumvention import write_endpoints
 
@@ -185,6 +187,15 @@ async def measure_endpoints(
     return [r for r in out if r is not None]
 
 
+def _scrubbed(results: list[Judged]) -> list[Judged]:
+    """The results with the local addresses of the probe's sockets replaced (probe.run.scrub):
+    a service's headers, title or DNS answers may echo them."""
+    scrub = Scrubber(localaddrs.seen())
+    if not scrub:
+        return results
+    return [(scrub.record(o), None if c is None else scrub.record(c), scrub.record(v)) for o, c, v in results]
+
+
 def _geo() -> GeoDB | None:
     """The IP-to-AS data the web rules read (as `probe run` opens it), or None."""
     try:
@@ -259,7 +270,7 @@ def run_suite(
             asyncio.run(go())
             status = "complete"
         finally:
-            write_endpoints(store, run_id, vid, suite_of, summary.results)
+            write_endpoints(store, run_id, vid, suite_of, _scrubbed(summary.results))
             store.finish_run(run_id, status)
         summary.counts.update(v.verdict for _, _, v in summary.results)
     return summary

@@ -256,3 +256,19 @@ def test_the_commands_app_choices_are_the_lists_apps() -> None:
     from probe.cli.messaging import APPS
 
     assert set(APPS) == set(MESSAGING_APPS.values())
+
+
+def test_stored_results_are_scrubbed_of_the_probes_local_addresses() -> None:
+    from probe.core.model import Verdict
+    from probe.measure import localaddrs
+    from probe.run.circumvention import _scrubbed
+
+    localaddrs.note(("198.51.100.77", 40000))  # TEST-NET-2: the address a socket of ours used
+    ctl = _web_ctl()
+    echoed = http(WURL, SITE, body=page("Your address is 198.51.100.77", 3000))
+    h = hop(WURL, dns_=[dns(WEB, [SITE])], tcp_=[tcp(SITE, 443)], tls_=[tls(SITE, WEB)], http_=echoed,
+            control=ctl)  # fmt: skip
+    obs = _service("whatsapp-web", h)
+    (stored, _, verdict), = _scrubbed([(obs, ctl, Verdict("ok", None, None, ("x:198.51.100.77",), "m"))])
+    assert stored.hops[0].http is not None and stored.hops[0].http.title == "Your address is [scrubbed]"
+    assert verdict.reasons == ("x:[scrubbed]",)
