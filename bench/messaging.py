@@ -14,11 +14,8 @@ Every packet stays inside the lab's namespaces. Figures depend on the machine's 
 from __future__ import annotations
 
 import argparse
-import resource
 import statistics
-import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 #: Round trips each kind needs when nothing fails (the floor of its runtime): a DC: TCP and
@@ -28,8 +25,9 @@ ROUND_TRIPS = {"telegram-dc": 2, "telegram-web": 4, "whatsapp-web": 4, "signal":
 
 
 def main() -> int:
-    from probe.lab import messaging, tunnels
-    from probe.lab.lab import Lab, read_endpoints
+    from bench.tunnels import endpoint_runs
+    from probe.lab import messaging
+    from probe.lab.lab import Lab
     from probe.lab.scenarios import by_name
 
     ap = argparse.ArgumentParser(prog="python -m bench.messaging")
@@ -37,33 +35,14 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args()
     scenario = by_name("messaging-slow")
-    rows: list[tuple[int, dict[str, list[float]], list[float], list[float]]] = []
     n = len(scenario.endpoints)
     with Lab.create() as lab, tempfile.TemporaryDirectory(prefix="bench-messaging-") as tmp:
-        lst = Path(tmp) / "endpoints.csv"
-        lst.write_text(tunnels.endpoint_list(scenario))
-        for rtt in (int(x) for x in args.rtt_ms.split(",")):
-            lab.set_latency(rtt / 2)
-            per_kind: dict[str, list[float]] = {}
-            walls, cpus = [], []
-            for i in range(args.repeat):
-                db = Path(tmp) / f"b{rtt}-{i}.db"
-                argv = messaging.messaging_argv(lst, db, lab.control_url, lab.cafile)
-                argv = [a if a != "2" else "10" for a in argv]  # no step may time out at 100 ms RTT
-                before = resource.getrusage(resource.RUSAGE_CHILDREN)
-                t0 = time.monotonic()
-                done = subprocess.run(lab.client_argv(argv), capture_output=True, text=True, timeout=300)
-                walls.append(time.monotonic() - t0)
-                after = resource.getrusage(resource.RUSAGE_CHILDREN)
-                cpus.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
-                if done.returncode != 0:
-                    raise SystemExit(done.stderr[-2000:])
-                for d in read_endpoints(db).values():
-                    if d["verdict"] != "ok":
-                        raise SystemExit(f"{d['name']}: {d['verdict']} {d['reasons']}")
-                    per_kind.setdefault(d["kind"], []).append(float(d["observation"]["runtime"]))
-            rows.append((rtt, per_kind, walls, cpus))
-        lab.set_latency(0)
+
+        def argv_of(lst: Path, db: Path) -> list[str]:
+            return messaging.messaging_argv(lst, db, lab.control_url, lab.cafile)
+
+        rows = endpoint_runs(lab, scenario, argv_of, [int(x) for x in args.rtt_ms.split(",")],
+                             args.repeat, Path(tmp))  # fmt: skip
     print(f"{'RTT':>5}  {'kind':<13} {'runtime median (s)':>18} {'floor (s)':>9}")
     for rtt, per_kind, walls, cpus in rows:
         for kind in sorted(per_kind):

@@ -36,9 +36,8 @@ from probe.inputs.endpointlists import (
 from probe.inputs.testlists.update import (
     MIN_KEPT_SHARE,
     UpdateError,
-    clean_stale_stages,
     install_staged,
-    stage_name,
+    new_stage,
 )
 
 __all__ = ["ENDPOINTS_ENV", "ORIGIN_NAME", "EndpointUpdate", "endpoints_source", "update_endpoints"]
@@ -128,14 +127,7 @@ def update_endpoints(
     target = dest if dest is not None else endpoints_dir()
     name = MESSAGING_LIST.name
     before_path = target / name if (target / name).is_file() else messaging_list()
-    try:
-        target.mkdir(parents=True, exist_ok=True)
-        clean_stale_stages(target)
-        stage = stage_name(target, os.getpid())
-        shutil.rmtree(stage, ignore_errors=True)
-        stage.mkdir()
-    except OSError as exc:
-        raise UpdateError(f"{target}: cannot write: {exc.strerror or exc}") from None
+    stage = new_stage(target)
     try:
         url = f"{base}{name}"
         with httpx.Client(timeout=timeout, follow_redirects=True, max_redirects=5,

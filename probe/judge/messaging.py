@@ -55,7 +55,7 @@ from probe.inputs.geo import GeoDB
 from probe.judge.classify import findings, open_step
 from probe.judge.classify.core import INTERFERENCE, Finding, failure_kind
 from probe.judge.classify.http import authenticated
-from probe.judge.tunnels import control_gate
+from probe.judge.tunnels import failure_gate
 
 __all__ = ["CLASSIFIER_VERSION", "judge_dc", "judge_messaging", "judge_service"]
 
@@ -95,14 +95,10 @@ def judge_dc(obs: EndpointObservation, control: ControlObservation | None) -> Ve
     if obs.answer and stage == "mtproto":
         kind = "unexpected"
     reasons = [f"{stage}/{kind}:{where}"]
-    if kind == "local":
-        return _v("inconclusive", stage, [*reasons, f"{stage}/local:{failure}"])
-    gate = control_gate(obs, control)
-    if gate is not None:
-        return _v(gate[0], stage, [*reasons, gate[1]])
+    settled = failure_gate(obs, control, stage, kind, failure, reasons, _TCP)
+    if settled is not None:
+        return _v(settled[0], stage, settled[1])
     assert control is not None
-    if stage == "tcp":
-        return _v(_TCP.get(kind, "inconclusive"), stage, reasons)
     if kind in ("reset", "eof", "refused"):
         return _v("reset", stage, reasons)
     if kind == "unexpected":

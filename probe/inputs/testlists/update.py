@@ -52,6 +52,7 @@ __all__ = [
     "UpdateResult",
     "clean_stale_stages",
     "install_staged",
+    "new_stage",
     "source_url",
     "stage_name",
     "update_testlists",
@@ -188,6 +189,20 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def new_stage(target: Path) -> Path:
+    """A fresh staging directory for an update of ``target`` (created, with ``target``), after
+    removing those killed updates left; UpdateError when it cannot be written."""
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+        clean_stale_stages(target)
+        stage = stage_name(target, os.getpid())
+        shutil.rmtree(stage, ignore_errors=True)
+        stage.mkdir()
+    except OSError as exc:
+        raise UpdateError(f"{target}: cannot write: {exc.strerror or exc}") from None
+    return stage
+
+
 def clean_stale_stages(target: Path) -> list[Path]:
     """Remove the staging directories that killed updates of ``target`` left behind (their
     process is gone, or they are older than a day); returns those removed. A live update's
@@ -248,14 +263,7 @@ def update_testlists(
             raise UpdateError(f"{name!r}: a list is named by its file name without .csv (e.g. ir)")
     names = _list_names(target, lists)
     before_dir = target if (target / "global.csv").is_file() else testlists_dir()
-    try:
-        target.mkdir(parents=True, exist_ok=True)
-        clean_stale_stages(target)
-        stage = stage_name(target, os.getpid())
-        shutil.rmtree(stage, ignore_errors=True)
-        stage.mkdir()
-    except OSError as exc:
-        raise UpdateError(f"{target}: cannot write: {exc.strerror or exc}") from None
+    stage = new_stage(target)
     try:
         files = {f"{n}.csv": f"{base}lists/{n}.csv" for n in names}
         files[LEGEND_NAME] = f"{base}lists/{LEGEND_NAME}"
