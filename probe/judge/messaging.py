@@ -65,8 +65,9 @@ _TCP = {"timeout": "blocked", "refused": "reset", "reset": "reset"}
 _TCP_ONLY_NOISE = ("http/not-attempted",)
 
 
-def _v(verdict: str, stage: str | None, reasons: Sequence[str], hop: int | None = None) -> Verdict:
-    return Verdict(verdict, stage, hop, tuple(dict.fromkeys(reasons)), CLASSIFIER_VERSION)
+def _v(verdict: str, stage: str | None, reasons: Sequence[str]) -> Verdict:
+    # No hop: an endpoint's verdict is stored without one (its reasons name the addresses).
+    return Verdict(verdict, stage, None, tuple(dict.fromkeys(reasons)), CLASSIFIER_VERSION)
 
 
 def judge_messaging(
@@ -170,7 +171,7 @@ def judge_service(
 
     def decided(f: Finding, verdict: str | None = None) -> Verdict:
         stage = f.stage if f.stage in ("dns", "tcp", "tls", "http") else None
-        return _v(verdict or f.verdict or "inconclusive", stage, reasons, f.hop if stage else None)
+        return _v(verdict or f.verdict or "inconclusive", stage, reasons)
 
     for wanted in (INTERFERENCE, {"down"}):
         hit = next((f for f in found if f.verdict in wanted), None)
@@ -189,5 +190,5 @@ def judge_service(
     inconclusive = next((f for f in found if f.verdict == "inconclusive"), None)
     if inconclusive is not None:
         return decided(inconclusive)
-    hop_i, stage = open_step(m)
-    return _v("inconclusive", stage, reasons, hop_i if stage else None)
+    _, stage = open_step(m)
+    return _v("inconclusive", stage, reasons)

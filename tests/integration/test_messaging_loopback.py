@@ -152,6 +152,11 @@ def test_each_app_part_is_judged_against_the_control(tmp_path: Path, loopback_ne
     assert len(lines) == 7 and all(x["observation"]["kind"] == x["kind"] for x in lines)
     none = runner.invoke(cli, ["export", "--db", str(db), "--suite", "circumvention", "--format", "csv"])
     assert none.output.count("\n") == 1  # the header: no circumvention endpoint here
+    # Re-judged from what is stored (hops, controls, bytes through the codec): nothing changes.
+    again = runner.invoke(cli, ["reclassify", "--db", str(db)])
+    assert again.exit_code == 0, again.output
+    said = " ".join(again.output.split())
+    assert "re-judged 7 circumvention endpoints; 0 verdicts changed" in said
 
 
 def test_a_pinned_ca_is_trusted_for_its_service_only(tmp_path: Path, loopback_net: LoopbackNet,
