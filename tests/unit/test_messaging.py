@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import struct
 from pathlib import Path
 
@@ -272,3 +273,16 @@ def test_stored_results_are_scrubbed_of_the_probes_local_addresses() -> None:
     (stored, _, verdict), = _scrubbed([(obs, ctl, Verdict("ok", None, None, ("x:198.51.100.77",), "m"))])
     assert stored.hops[0].http is not None and stored.hops[0].http.title == "Your address is [scrubbed]"
     assert verdict.reasons == ("x:[scrubbed]",)
+
+
+def test_a_chat_endpoint_is_ok_though_the_controls_http_there_fails() -> None:
+    """WhatsApp's chat port speaks no HTTP: the helper's fetch there fails for everyone, and
+    says nothing against the connection the probe made."""
+    url = f"http://{WEB}:5222/"
+    ctl = control(url, [SITE], tcp_=[(SITE, 5222, None)], http_failure="connection_reset", status=None)
+    h = hop(url, dns_=[dns(WEB, [SITE])], tcp_=[tcp(SITE, 5222)], control=ctl)
+    obs = EndpointObservation("whatsapp", "e1", WEB, 5222, "tcp", 1.0, 0.1, hops=(h,))
+    assert judge_endpoint(obs, None).verdict == "ok"
+    refused = hop(url, dns_=[dns(WEB, [SITE])], tcp_=[tcp(SITE, 5222, "generic_timeout_error")], control=ctl)
+    v = judge_endpoint(dataclasses.replace(obs, hops=(refused,)), None)
+    assert (v.verdict, v.stage) == ("blocked", "tcp")  # the helper connected; we timed out
