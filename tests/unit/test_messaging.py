@@ -286,3 +286,22 @@ def test_a_chat_endpoint_is_ok_though_the_controls_http_there_fails() -> None:
     refused = hop(url, dns_=[dns(WEB, [SITE])], tcp_=[tcp(SITE, 5222, "generic_timeout_error")], control=ctl)
     v = judge_endpoint(dataclasses.replace(obs, hops=(refused,)), None)
     assert (v.verdict, v.stage) == ("blocked", "tcp")  # the helper connected; we timed out
+
+
+def test_an_empty_selection_and_a_bad_list_are_usage_errors(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from probe.cli import cli
+
+    lst = tmp_path / "m.csv"
+    lst.write_text(HEADER + "telegram-dc,DC1,192.0.2.50,443,,,,me\n")
+    db = tmp_path / "p.db"
+    r = CliRunner().invoke(cli, ["messaging", str(lst), "--app", "signal", "--db", str(db), "--accept-risks"])
+    assert r.exit_code == 2 and "no messaging endpoint of signal in the lists" in r.output
+    lst.write_text(HEADER + "telegram-dc,DC1,dc.example,443,,,,me\n")
+    r = CliRunner().invoke(cli, ["messaging", str(lst), "--db", str(db), "--accept-risks"])
+    assert r.exit_code == 2 and "m.csv:2" in r.output
+    r = CliRunner().invoke(cli, ["messaging", str(lst), "--db", str(db), "--control", "http://127.0.0.1:9/",
+                                 "--no-control", "--accept-risks"])  # fmt: skip
+    assert r.exit_code == 2 and "exclude each other" in r.output
+    assert not db.exists()  # nothing measured, nothing created
