@@ -44,6 +44,8 @@ os.environ["PROBE_WHOAMI_NAMES"] = "whoami.probe.test"
 os.environ["PROBE_DATA_DIR"] = str(TESTS / ".probe-data-unused")
 # `probe testlists update` fetches from a loopback port where nothing listens, never GitHub.
 os.environ["PROBE_TESTLISTS_URL"] = "http://127.0.0.1:9/test-lists/"
+# The messaging endpoint list has no default source; one from the environment is never used.
+os.environ.pop("PROBE_ENDPOINTS_URL", None)
 netguard.install()
 
 

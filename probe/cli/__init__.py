@@ -22,6 +22,7 @@ from probe.cli import (  # noqa: F401  (registers the commands)
     import_ooni,
     lab,
     merge,
+    messaging,
     outages,
     reclassify,
     report,

@@ -8,27 +8,17 @@ from pathlib import Path
 import click
 
 from probe.cli._group import cli
-from probe.cli.options import cafile_option, db_option, resolv_conf_option, resolver_option
+from probe.cli.options import (
+    check_endpoint_suite,
+    echo_err,
+    endpoint_suite_options,
+    require_consent,
+)
 
 
 @cli.command("circumvention")
 @click.argument("lists", nargs=-1, type=click.Path(dir_okay=False, path_type=Path))
-@db_option
-@click.option("--vantage", default="default", show_default=True, help="Name of this vantage point.")
-@click.option("--control", "controls", multiple=True, metavar="URL",
-              help="Test helper (OONI Web Connectivity protocol); repeatable. "
-              "Default: OONI's public helpers.")
-@click.option("--no-control", is_flag=True, help="Use no control: failures stay inconclusive.")
-@cafile_option
-@resolver_option
-@resolv_conf_option
-@click.option("--tcp-timeout", type=click.FloatRange(0.1, 300), default=10.0, show_default=True)
-@click.option("--handshake-timeout", type=click.FloatRange(0.1, 300), default=10.0, show_default=True)
-@click.option("--concurrency", type=click.IntRange(1, 1024), default=32, show_default=True,
-              help="Endpoints in flight.")
-@click.option("--retries", type=click.IntRange(0, 5), default=1, show_default=True,
-              help="Measure again an endpoint that failed while the control reached it.")
-@click.option("--retry-pause", type=click.FloatRange(0.0, 60.0), default=2.0, show_default=True)
+@endpoint_suite_options
 @click.option("--kind", "kinds", multiple=True, metavar="KIND",
               help="Only endpoints of this kind (repeatable): tor, tls, tcp, openvpn-tcp, "
               "openvpn-udp, doh, dot, fet, wireguard.")
@@ -44,8 +34,6 @@ from probe.cli.options import cafile_option, db_option, resolv_conf_option, reso
               help="Helper whose reflector to measure (fet, wireguard); repeatable. "
               "Default: the controls'.")
 @click.option("--no-reflector", is_flag=True, help="Ask no helper for its reflector.")
-@click.option("--accept-risks", is_flag=True, help="Accept the risks of measuring (non-interactive).")
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per endpoint on stdout.")
 def circumvention_command(lists: tuple[Path, ...], db: Path, vantage: str, controls: tuple[str, ...],
                           no_control: bool, cafile: str | None, resolvers: tuple[str, ...],
                           resolv_conf: str | None, tcp_timeout: float,
@@ -74,33 +62,25 @@ def circumvention_command(lists: tuple[Path, ...], db: Path, vantage: str, contr
       probe circumvention --control https://th.example.org/   # + its reflector
     """
     from probe.core.settings import DEFAULT_CONTROLS, DEFAULT_DECOY_SNI, DEFAULT_ENCRYPTED_DNS_NAMES
-    from probe.host import consent
     from probe.inputs.endpointlists import KINDS, TWIN_KINDS, load_endpoints
     from probe.present.circumvention import format_judged, format_no_reflector, format_suite_end
     from probe.present.terminal import output_width
     from probe.run.circumvention import Judged, SuiteConfig, run_suite
 
-    if controls and no_control:
-        raise click.UsageError("--control and --no-control exclude each other")
+    check_endpoint_suite(vantage, controls, no_control)
     if reflectors and no_reflector:
         raise click.UsageError("--reflector and --no-reflector exclude each other")
     unknown = [k for k in kinds if k not in KINDS]
     if unknown:
         raise click.BadParameter(f"unknown kind {unknown[0]!r} (one of {', '.join(KINDS)})",
                                  param_hint="--kind")  # fmt: skip
-    if not vantage.strip():
-        raise click.BadParameter("must not be empty", param_hint="--vantage")
     endpoints = load_endpoints(lists)
     if kinds:
         endpoints = [ep for ep in endpoints if ep.kind in kinds]
     wants_reflector = not no_reflector and (not kinds or bool(set(TWIN_KINDS) & set(kinds)))
     if not endpoints and not wants_reflector:
         raise click.UsageError(f"no endpoint of kind {', '.join(kinds)} in the lists")
-    interactive = consent.is_interactive()
-    if not consent.ensure_consent(accept_risks, interactive, _echo_prose, click.confirm):
-        raise click.UsageError(
-            consent.CONSENT_DECLINED_MESSAGE if interactive else consent.CONSENT_REQUIRED_MESSAGE
-        )
+    require_consent(accept_risks)
     config = SuiteConfig(controls=() if no_control else (controls or DEFAULT_CONTROLS), cafile=cafile,
                          resolvers=tuple(resolvers), resolv_conf=resolv_conf,
                          tcp_timeout=tcp_timeout, handshake_timeout=handshake_timeout,
@@ -116,7 +96,7 @@ def circumvention_command(lists: tuple[Path, ...], db: Path, vantage: str, contr
 
     list_names = [p.name for p in lists] or ["circumvention.csv, encrypted-dns.csv (packaged)"]
     try:
-        summary = run_suite(endpoints, db, vantage, list_names, config, show, warn=_echo_err)
+        summary = run_suite(endpoints, db, vantage, list_names, config, show, warn=echo_err)
     except KeyboardInterrupt:
         click.echo("interrupted: what was measured is stored", err=True)
         sys.exit(130)
@@ -124,13 +104,3 @@ def circumvention_command(lists: tuple[Path, ...], db: Path, vantage: str, contr
     if wants_reflector and not summary.reflector and not listed and not no_control:
         click.echo(format_no_reflector(), err=True)
     click.echo(format_suite_end(summary, db), err=True)
-
-
-def _echo_prose(text: str) -> None:
-    """The consent's prose, re-wrapped to the terminal (it is written at another width)."""
-    from probe.present.terminal import output_width
-    from probe.present.text import reflow
-
-    click.echo(reflow(text, output_width()), nl=not text.endswith("\n"))
-def _echo_err(line: str) -> None:
-    click.echo(line, err=True)

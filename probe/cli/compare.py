@@ -56,8 +56,9 @@ def compare_command(db: Path, vantages: tuple[str, ...], categories: tuple[str, 
     then, per vantage point, the mix of techniques (DNS / TCP / TLS / HTTP; hijacked / reset /
     blocked).
 
-    Circumvention endpoints (`probe circumvention`: Tor relays, OpenVPN, VPN endpoints) get a
-    matrix of their own, with how many of each kind each vantage point reached; --category
+    Circumvention endpoints (`probe circumvention`: Tor relays, OpenVPN, VPN endpoints) and
+    messaging endpoints (`probe messaging`) get matrices of their own, with how many of each
+    kind each vantage point reached, then each messaging app per vantage point; --category
     applies to URLs only. With --isolation, each vantage point's national isolation too (`probe
     outages`): its runs where sites at home were reached and those abroad were not, and the
     intervals they form.
@@ -103,14 +104,20 @@ def compare_command(db: Path, vantages: tuple[str, ...], categories: tuple[str, 
         return
     if suite != "web" and (isolation or geo):
         raise click.UsageError(f"--isolation is about the web verdicts, not --suite {suite}")
-    endpoints, isolated = _beyond(db, names, since_iso, geo, isolation or geo is not None,
-                                  with_endpoints=suite == "web")
+    endpoints, messaging, isolated = _beyond(db, names, since_iso, geo, isolation or geo is not None,
+                                             with_endpoints=suite == "web")
     if only_differences:
         endpoints = endpoints.only_differences()
+        messaging = messaging.only_differences()
+    from probe.present.messaging import app_summary, vantage_app_lines
+
+    apps = [r for cells in messaging.rows.values() for r in cells.values()]
     if as_json:
         filters: dict[str, object] = {"vantage": names or None, "category": cats or None, "since": since_iso,
                    "only_differences": only_differences}
         extra: dict[str, object] = {**endpoints.as_json()}
+        if messaging.rows:
+            extra["messaging"] = {**messaging.as_json(), "apps": app_summary(apps)}
         if isolated is not None:
             extra["isolation"] = {k: v.to_dict() for k, v in isolated.items()}
         if stable is not None:
@@ -129,14 +136,21 @@ def compare_command(db: Path, vantages: tuple[str, ...], categories: tuple[str, 
         click.echo(render_stability(matrix, stable, width), nl=False)
     for chunk in endpoints.render_table(width, matrix=not summary_only):
         click.echo(chunk, nl=False)
+    for chunk in messaging.render_table(width, matrix=not summary_only):
+        click.echo(chunk, nl=False)
+    for line in vantage_app_lines(apps, width):
+        click.echo(line)
     if isolated is not None:
         click.echo(render_isolation(isolated, width), nl=False)
 
 
 def _beyond(db: Path, names: list[str], since: str | None, geo: str | None, isolation_too: bool,
-            *, with_endpoints: bool = True) -> tuple[EndpointMatrix, dict[str, Isolation] | None]:
-    """The endpoint matrix (empty without ``with_endpoints``) and (``isolation_too``) each
-    vantage point's isolation (same vantage points and time)."""
+            *, with_endpoints: bool = True
+            ) -> tuple[EndpointMatrix, EndpointMatrix, dict[str, Isolation] | None]:
+    """The endpoint matrices, circumvention's and the messaging apps' (empty without
+    ``with_endpoints``), and (``isolation_too``) each vantage point's isolation (same vantage
+    points and time)."""
+    from probe.inputs.endpointlists import MESSAGING_APPS
     from probe.present.circumvention import EndpointMatrix
     from probe.research.outages import isolation, run_stats
     from probe.store import SQLiteError, Store
@@ -146,9 +160,12 @@ def _beyond(db: Path, names: list[str], since: str | None, geo: str | None, isol
     try:
         with Store.open(db, create=False, check=False) as store:
             rows = latest_endpoints(store, names or None, since) if with_endpoints else []
-            endpoints = EndpointMatrix.from_latest(rows, names or None)
+            endpoints = EndpointMatrix.from_latest([r for r in rows if r["kind"] not in MESSAGING_APPS],
+                                                   names or None)
+            messaging = EndpointMatrix.from_latest([r for r in rows if r["kind"] in MESSAGING_APPS],
+                                                   names or None, "Messaging endpoints")
             if not isolation_too:
-                return endpoints, None
+                return endpoints, messaging, None
             stats = [s for s in run_stats(store, None, since, country_of=country_of)
                      if not names or s.vantage in names]  # fmt: skip
     except SQLiteError as exc:  # a file that is not a database (Store.open does not check it)
@@ -156,7 +173,7 @@ def _beyond(db: Path, names: list[str], since: str | None, geo: str | None, isol
     isolated = isolation(stats)
     if names:
         isolated = {n: isolated[n] for n in names if n in isolated}
-    return endpoints, isolated
+    return endpoints, messaging, isolated
 
 
 def _load(db: Path, names: list[str], cats: list[str], since: str | None, *, times: bool,

@@ -71,9 +71,11 @@ def _write_stream(chunks: Iterator[str], output: Path | None) -> int:
               show_default=True, metavar="N",
               help="parquet: stability.parquet counts, per vantage point and URL, how many of the "
                    "last N runs agree with the latest verdict.")
-@click.option("--suite", type=click.Choice(["web", "circumvention"]), default="web", show_default=True,
+@click.option("--suite", type=click.Choice(["web", "circumvention", "messaging"]), default="web",
+              show_default=True,
               help="web: URL measurements (`probe run`); circumvention: endpoint measurements "
-              "(`probe circumvention`: Tor, VPN protocols, encrypted DNS), csv or jsonl.")
+              "(`probe circumvention`: Tor, VPN protocols, encrypted DNS); messaging: Telegram, "
+              "WhatsApp and Signal (`probe messaging`); csv or jsonl.")
 def export_command(db: Path, fmt: str, output: Path | None, vantages: tuple[str, ...],
                    run: str | None, since: str | None, all_attempts: bool,
                    observations: bool, dns_replies: bool, certs: bool,
@@ -90,6 +92,7 @@ def export_command(db: Path, fmt: str, output: Path | None, vantages: tuple[str,
       probe export --db all.db --format parquet -o all-parquet/
       probe export --format parquet --partition-by country,date -o dataset/
       probe export --suite circumvention --format jsonl -o endpoints.jsonl
+      probe export --suite messaging --format csv -o apps.csv
     """
     from probe.research import compare as cmp
     from probe.research.export import Filters, csv_lines, jsonl_lines
@@ -101,8 +104,8 @@ def export_command(db: Path, fmt: str, output: Path | None, vantages: tuple[str,
         raise click.BadParameter(f"expected a run id or 'latest', not {run!r}", param_hint="--run")
     if fmt == "parquet" and output is None:
         raise click.UsageError("--format parquet writes a directory: give it with --output DIR")
-    if suite == "circumvention" and fmt not in ("csv", "jsonl"):
-        raise click.UsageError("--suite circumvention exports csv or jsonl")
+    if suite != "web" and fmt not in ("csv", "jsonl"):
+        raise click.UsageError(f"--suite {suite} exports csv or jsonl")
     if observations and fmt != "parquet":
         raise click.UsageError("--observations is for --format parquet (jsonl always has them)")
     parquet_only = [flag for flag, on in (("--dns-replies", dns_replies), ("--certificates", certs),
@@ -140,10 +143,10 @@ def export_command(db: Path, fmt: str, output: Path | None, vantages: tuple[str,
                 click.echo(f"{output}: " + ", ".join(f"{t} {n}" for t, n in counts.items()),
                            err=True)
                 return
-            if suite == "circumvention":
+            if suite != "web":
                 from probe.research.export.endpoints import endpoint_csv_lines, endpoint_jsonl_lines
 
-                chunks = (endpoint_csv_lines if fmt == "csv" else endpoint_jsonl_lines)(store, f)
+                chunks = (endpoint_csv_lines if fmt == "csv" else endpoint_jsonl_lines)(store, f, suite)
             elif fmt == "csv":
                 chunks = csv_lines(store, f)
             elif fmt == "jsonl":

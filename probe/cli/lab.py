@@ -58,7 +58,8 @@ def list_command(scenarios: tuple[str, ...], verbose: bool, reasons: bool) -> No
     """List the scenarios by technique group: technique, URLs, the verdict each must get, and
     the benign twin of each censorship scenario.
 
-    Groups: web, packets, trace, throttling, circumvention, quic-ech, outages.
+    Groups: web, packets, trace, throttling, circumvention, quic-ech, outages,
+    messaging.
 
     \b
     Examples:
@@ -174,8 +175,8 @@ def run(scenarios: tuple[str, ...], prefix: str | None, workdir: Path | None, go
         verbose: bool) -> None:
     """Run scenarios (default: all) and compare what the probe stored with what is expected.
 
-    A group name (web, packets, trace, throttling, circumvention, quic-ech, outages; `probe
-    lab list`) stands for its scenarios. Uses your lab started by `probe lab up` (--prefix
+    A group name (web, packets, trace, throttling, circumvention, quic-ech, outages,
+    messaging; `probe lab list`) stands for its scenarios. Uses your lab started by `probe lab up` (--prefix
     picks one), or builds a temporary one; never another user's lab or one a running test
     owns. Prints one row per URL:
     expected verdict/stage, the stored one, and PASS, obs (observations right, verdict wrong)

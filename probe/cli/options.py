@@ -46,12 +46,17 @@ __all__ = [
     "DB_ENV",
     "build_request",
     "cafile_option",
+    "check_endpoint_suite",
     "country_lookup",
     "db_option",
+    "echo_err",
+    "echo_prose",
+    "endpoint_suite_options",
     "fingerprints_option",
     "geo_option",
     "list_options",
     "measure_options",
+    "require_consent",
     "resolv_conf_option",
     "resolver_option",
     "run_settings_options",
@@ -324,3 +329,62 @@ def country_lookup(geo: str | None) -> Callable[[str], str] | None:
         return lookup(geo)
     except GeoError as exc:
         raise click.BadParameter(str(exc), param_hint="--geo") from None
+
+
+# --- the endpoint suites: `probe circumvention` and `probe messaging` --------------------------
+
+#: The options both endpoint suites take (their controls, trust, timeouts, pace and output);
+#: each suite adds its own (kinds, names, apps).
+endpoint_suite_options = _compose(
+    db_option,
+    click.option("--vantage", default="default", show_default=True, help="Name of this vantage point."),
+    click.option("--control", "controls", multiple=True, metavar="URL",
+                 help="Test helper (OONI Web Connectivity protocol); repeatable. "
+                 "Default: OONI's public helpers."),
+    click.option("--no-control", is_flag=True, help="Use no control: failures stay inconclusive."),
+    cafile_option,
+    resolver_option,
+    resolv_conf_option,
+    click.option("--tcp-timeout", type=click.FloatRange(0.1, 300), default=10.0, show_default=True),
+    click.option("--handshake-timeout", type=click.FloatRange(0.1, 300), default=10.0, show_default=True),
+    click.option("--concurrency", type=click.IntRange(1, 1024), default=32, show_default=True,
+                 help="Endpoints in flight."),
+    click.option("--retries", type=click.IntRange(0, 5), default=1, show_default=True,
+                 help="Measure again an endpoint that failed while the control reached it."),
+    click.option("--retry-pause", type=click.FloatRange(0.0, 60.0), default=2.0, show_default=True),
+    click.option("--accept-risks", is_flag=True, help="Accept the risks of measuring (non-interactive)."),
+    click.option("--json", "as_json", is_flag=True, help="One JSON object per endpoint on stdout."),
+)  # fmt: skip
+
+
+def check_endpoint_suite(vantage: str, controls: tuple[str, ...], no_control: bool) -> None:
+    """The usage errors both endpoint suites share (exit 2, naming the flag)."""
+    if controls and no_control:
+        raise click.UsageError("--control and --no-control exclude each other")
+    if not vantage.strip():
+        raise click.BadParameter("must not be empty", param_hint="--vantage")
+
+
+def require_consent(accept_risks: bool) -> None:
+    """Informed consent before anything is measured (probe.host.consent): asked on a terminal,
+    ``--accept-risks`` otherwise; a usage error when declined or missing."""
+    from probe.host import consent
+
+    interactive = consent.is_interactive()
+    if not consent.ensure_consent(accept_risks, interactive, echo_prose, click.confirm):
+        raise click.UsageError(
+            consent.CONSENT_DECLINED_MESSAGE if interactive else consent.CONSENT_REQUIRED_MESSAGE
+        )
+
+
+def echo_prose(text: str) -> None:
+    """Prose (the consent's) re-wrapped to the terminal: it is written at another width."""
+    from probe.present.terminal import output_width
+    from probe.present.text import reflow
+
+    click.echo(reflow(text, output_width()), nl=not text.endswith("\n"))
+
+
+def echo_err(line: str) -> None:
+    """A line on stderr (warnings, progress for people)."""
+    click.echo(line, err=True)

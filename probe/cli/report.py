@@ -31,8 +31,9 @@ def report_command(db: Path, out: Path, vantages: tuple[str, ...], title: str, m
     It opens offline (no script, nothing fetched: plots are inline SVG): a summary per
     vantage point, a heatmap of URLs x vantage points coloured by verdict, a timeline of
     verdict changes, the technique mix per vantage point, circumvention endpoints (Tor,
-    OpenVPN, VPNs) per vantage point, outages and national isolation, and the evidence of each
-    non-ok URL.
+    OpenVPN, VPNs) and messaging apps (Telegram, WhatsApp, Signal: reachable or not, which
+    part) per vantage point, outages and national isolation, and the evidence of each non-ok
+    URL.
 
     \b
     Examples:

@@ -8,7 +8,14 @@ from typing import Any
 import click
 
 from probe.cli._group import cli
-from probe.cli.options import build_request, list_options, measure_options, run_settings_options
+from probe.cli.options import (
+    build_request,
+    echo_err,
+    list_options,
+    measure_options,
+    require_consent,
+    run_settings_options,
+)
 
 
 @cli.command()
@@ -34,7 +41,6 @@ def run(ctx: click.Context, /, accept_risks: bool, progress: bool | None, quiet:
       probe run --url https://example.org/ --control https://th.example.net/
     """
     from probe.api import measure_lists
-    from probe.host import consent
     from probe.present.progress import LiveProgress, LogProgress, QuietProgress
     from probe.present.summary import print_summary
 
@@ -47,20 +53,16 @@ def run(ctx: click.Context, /, accept_risks: bool, progress: bool | None, quiet:
             parse_categories(category)  # codes unknown to the lists: measure_lists says so
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--category") from None
-    interactive = consent.is_interactive()
-    if not consent.ensure_consent(accept_risks, interactive, _echo_prose, click.confirm):
-        raise click.UsageError(
-            consent.CONSENT_DECLINED_MESSAGE if interactive else consent.CONSENT_REQUIRED_MESSAGE
-        )
+    require_consent(accept_risks)
     live = sys.stderr.isatty() if progress is None else progress
     reporter: LiveProgress | LogProgress | QuietProgress
     if quiet:
-        reporter = QuietProgress(_echo_err)
+        reporter = QuietProgress(echo_err)
     elif live:  # rich is imported by LiveProgress only: cron runs and `probe --help` never load it
         m, st = request.measure, request.settings
         reporter = LiveProgress(url_budget=m.deadline * (st.retries + 1) + st.retry_pause * st.retries)
     else:
-        reporter = LogProgress(_echo_err)
+        reporter = LogProgress(echo_err)
     try:
         summary = measure_lists(request, reporter)
     except KeyboardInterrupt:
@@ -107,15 +109,3 @@ def _resume_command(run_id: int) -> str:
             continue
         kept.append(arg)
     return shlex.join(["probe", "run", *kept, "--resume", str(run_id)])
-
-
-def _echo_err(line: str) -> None:
-    click.echo(line, err=True)
-
-
-def _echo_prose(text: str) -> None:
-    """The consent's prose, re-wrapped to the terminal (it is written at another width)."""
-    from probe.present.terminal import output_width
-    from probe.present.text import reflow
-
-    click.echo(reflow(text, output_width()), nl=not text.endswith("\n"))

@@ -31,15 +31,17 @@ def show_command(what: str, db: Path, vantage: str | None, run_id: int | None, a
     certificate, HTTP with the fingerprints it matches, each next to what the control saw;
     then the verdict and every reason in plain words.
 
-    WHAT may also be a circumvention endpoint (`probe circumvention`): ADDRESS:PORT
-    ([ADDRESS]:PORT for IPv6) or the endpoint's name from its list: the newest measurement of
-    each kind there (OpenVPN over UDP and TCP may share a port), step by step with the control.
+    WHAT may also be a circumvention or messaging endpoint (`probe circumvention`, `probe
+    messaging`): ADDRESS:PORT ([ADDRESS]:PORT for IPv6), a service's HOST[:PORT], or the
+    endpoint's name from its list: the newest measurement of each kind there (OpenVPN over
+    UDP and TCP may share a port), step by step with the control.
 
     \b
     Examples:
       probe show http://example.org/
       probe show 42 --json | jq .verdict
       probe show 128.31.0.39:9101          # a Tor directory authority's OR port
+      probe show web.whatsapp.com          # a messaging service
     """
     from probe.inputs.fingerprints import default_fingerprints
     from probe.present.evidence import EvidenceError, dumps, evidence, find_measurement, render_text
@@ -55,7 +57,7 @@ def show_command(what: str, db: Path, vantage: str | None, run_id: int | None, a
             found = find_measurement(store, what, vantage, run_id)
         except EvidenceError:
             if what.isdigit() or "/" in what or not _show_endpoints(
-                    store, what, None, vantage, run_id, as_json, missing_ok=True):
+                    store, what, _host_port(what), vantage, run_id, as_json, missing_ok=True):
                 raise
             return
         if found.note:
@@ -76,6 +78,12 @@ def _address_port(what: str) -> tuple[str, int] | None:
         return parse_endpoint(what)
     except ValueError:
         return None
+
+
+def _host_port(what: str) -> tuple[str, int] | None:
+    """``HOST:PORT`` with a host name (a messaging service: ``e1.whatsapp.net:5222``), else None."""
+    host, sep, port = what.rpartition(":")
+    return (host.lower(), int(port)) if sep and host and port.isdigit() and 0 < int(port) < 65536 else None
 
 
 def _show_endpoints(store: Store, what: str, endpoint: tuple[str, int] | None, vantage: str | None,

@@ -85,8 +85,13 @@ def show(paths: tuple[Path, ...], as_json: bool) -> None:
               "trickling bytes is cut off).")  # fmt: skip
 @click.option("--force", is_flag=True, help="Install a list even when it loses more than half "
               "of its URLs (refused otherwise: a broken or hostile mirror?).")
+@click.option("--endpoints-url", "endpoints_url", cls=ConfigOption, metavar="URL",
+              envvar="PROBE_ENDPOINTS_URL", show_envvar=True,
+              help="Also update the messaging endpoint list (`probe messaging`) from this "
+                   "mirror: messaging.csv and the CA files it names [default: the config "
+                   "file's endpoints_url; none: the packaged list stays].")  # fmt: skip
 def update(testlists_url: str | None, directory: Path | None, extra: tuple[str, ...],
-           timeout: float, force: bool) -> None:  # fmt: skip
+           timeout: float, force: bool, endpoints_url: str | None) -> None:  # fmt: skip
     """Fetch the current Citizen Lab lists, check them, and install them with their license.
 
     Every file is fetched and checked (a Citizen Lab header, valid URLs, the legend, the
@@ -101,14 +106,30 @@ def update(testlists_url: str | None, directory: Path | None, extra: tuple[str, 
       probe testlists update
       probe testlists update --list ir --list de
       probe testlists update --source-url https://mirror.example/test-lists/
+      probe testlists update --endpoints-url https://mirror.example/endpoints/
+
+    With --endpoints-url, the messaging endpoint list is then updated the same way
+    (checked, atomic, refused when it loses more than half of its endpoints) into
+    ~/.local/share/probe/endpoints, which `probe messaging` then measures.
     """
+    from probe.inputs.endpointupdate import endpoints_source, update_endpoints
     from probe.inputs.testlists.update import UpdateError, update_testlists
+    from probe.present.messaging import format_endpoint_update
     from probe.present.terminal import output_width
     from probe.present.testlists import format_update
 
     try:
+        source = endpoints_source(endpoints_url)
         result = update_testlists(testlists_url, directory, extra, timeout=timeout, force=force)
     except UpdateError as exc:
         raise click.ClickException(f"{exc} (installed lists unchanged)") from None
     for line in format_update(result, output_width()):
+        click.echo(line)
+    if source is None:
+        return
+    try:
+        endpoints = update_endpoints(source, timeout=timeout, force=force)
+    except UpdateError as exc:
+        raise click.ClickException(f"{exc} (installed endpoint list unchanged)") from None
+    for line in format_endpoint_update(endpoints, output_width()):
         click.echo(line)

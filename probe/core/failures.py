@@ -76,6 +76,8 @@ class Failure(StrEnum):
     HTTP_RESPONSE_MALFORMED = "http_response_malformed"
     # circumvention: an OpenVPN endpoint answered, but not with its handshake
     OPENVPN_UNEXPECTED_REPLY = "openvpn_unexpected_reply"
+    # a Telegram data centre's address answered, but not with MTProto's answer to our req_pq
+    MTPROTO_UNEXPECTED_REPLY = "mtproto_unexpected_reply"
     # a WireGuard endpoint answered, but not with a response to our initiation
     WIREGUARD_UNEXPECTED_REPLY = "wireguard_unexpected_reply"
     # a reflector's echo came back different from what was sent

@@ -336,8 +336,10 @@ class EndpointObservation:
     """What happened when the probe tried one endpoint.
 
     ``tcp_failure`` is None when TCP connected (always None for UDP); ``handshake`` is the
-    protocol tried on top (``tls``, ``openvpn`` or ``""`` for a TCP-only endpoint) and
-    ``handshake_failure`` its OONI failure string (None: the server answered as it should).
+    protocol tried on top (``tls``, ``openvpn``, ``mtproto`` or ``""`` for a TCP-only
+    endpoint) and ``handshake_failure`` its OONI failure string (None: the server answered as
+    it should). For services reached by name these summarise the first hop's steps (the
+    first connect and handshake that worked, else the first failure); ``hops`` holds them all.
     """
 
     kind: str
@@ -367,6 +369,15 @@ class EndpointObservation:
     name_controls: tuple[ControlObservation, ...] = ()
     trials: tuple[EchoTrial, ...] = ()  # fet, wireguard: the exchanges, in order
     key: str = ""  # wireguard: the responder's public key the initiation was made for
+    # telegram-dc: what the data centre answered to req_pq_multi ("res_pq", "error:-404", ...)
+    answer: str = ""
+    # Services reached by name (docs/messaging.md): the web steps, hop by hop, each with the
+    # control's view of it (DNS through the probe's resolvers, TCP, TLS, HTTP); ``address`` is
+    # then the host name. ``measure_failure`` is why the steps stopped early (the deadline).
+    hops: tuple[Hop, ...] = ()
+    measure_failure: str | None = None
+    # The subjects (RFC 4514) of the CA the app pins, trusted besides the system's (Signal's)
+    pinned: tuple[str, ...] = ()
 
     @property
     def reached(self) -> bool:

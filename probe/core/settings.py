@@ -192,6 +192,9 @@ class MeasureConfig:
     body_cap: int = 1 << 20
     max_redirects: int = 10
     cafile: str | None = None
+    #: A CA file trusted besides the system's and ``cafile``: a service's own CA that its app
+    #: pins (Signal's), named by the endpoint list (probe/inputs/endpointlists.py).
+    extra_ca: str | None = None
     user_agent: str = DEFAULT_USER_AGENT
     max_addresses: int = 8  # addresses connected to per hop
     resolv_conf: str = DEFAULT_RESOLV_CONF
@@ -230,8 +233,9 @@ class MeasureConfig:
         for name in ("dns_timeout", "tcp_timeout", "tls_timeout", "http_timeout", "deadline",
                      "late_window", "quic_timeout"):
             _check_positive_finite(name, getattr(self, name))
-        if self.cafile:
-            check_cafile(self.cafile)
+        for path in (self.cafile, self.extra_ca):
+            if path:
+                check_cafile(path)
         for name in ("ech_sni", "quic_decoy"):
             value = getattr(self, name)
             if value and not _is_host(value):

@@ -15,15 +15,19 @@ OpenVPN, so:
 - the same failure at the control: ``down``; no usable control: ``inconclusive``.
 
 Encrypted DNS resolvers and the kinds judged against their own twin exchange (fully encrypted
-traffic, WireGuard) are judged by :mod:`probe.judge.tunnels`.
+traffic, WireGuard) are judged by :mod:`probe.judge.tunnels`, the messaging apps' endpoints by
+:mod:`probe.judge.messaging`.
 """
 
 from __future__ import annotations
 
 from probe.core.failures import CERTIFICATE_FAILURES
 from probe.core.model import ControlObservation, EndpointObservation, Verdict
-from probe.inputs.endpointlists import DNS_KINDS, TWIN_KINDS
+from probe.inputs.endpointlists import DNS_KINDS, MESSAGING_APPS, TWIN_KINDS
+from probe.inputs.fingerprints import Fingerprints
+from probe.inputs.geo import GeoDB
 from probe.judge.classify.core import failure_kind
+from probe.judge.messaging import judge_messaging
 from probe.judge.tunnels import AsnOf, control_gate, judge_encrypted_dns, judge_twin
 
 __all__ = ["CLASSIFIER_VERSION", "judge_endpoint"]
@@ -38,10 +42,15 @@ def _verdict(verdict: str, stage: str | None, reasons: list[str]) -> Verdict:
 
 
 def judge_endpoint(
-    obs: EndpointObservation, control: ControlObservation | None, asn: AsnOf | None = None
+    obs: EndpointObservation, control: ControlObservation | None, asn: AsnOf | None = None, *,
+    geo: GeoDB | None = None, fingerprints: Fingerprints | None = None,
 ) -> Verdict:
     """The verdict of one endpoint, with reasons ``stage/outcome[:detail]``; ``asn`` (IP to AS
-    number, offline data) settles whether an encrypted resolver's answers match the control's."""
+    number, offline data) settles whether an encrypted resolver's answers match the control's;
+    ``geo`` and ``fingerprints`` are what the web rules read for the messaging services reached
+    by name (as ``probe run`` passes them to its classifier)."""
+    if obs.kind in MESSAGING_APPS:
+        return judge_messaging(obs, control, fingerprints=fingerprints, geo=geo)
     if obs.kind in DNS_KINDS:
         return judge_encrypted_dns(obs, control, asn)
     if obs.kind in TWIN_KINDS:

@@ -39,7 +39,14 @@ from probe.core.model import ControlObservation, EchoTrial, EndpointObservation,
 from probe.core.net.addresses import addr_class, canon_ip, is_public_name
 from probe.judge.classify.core import failure_kind
 
-__all__ = ["CLASSIFIER_VERSION", "control_gate", "judge_encrypted_dns", "judge_twin", "name_consistency"]
+__all__ = [
+    "CLASSIFIER_VERSION",
+    "control_gate",
+    "failure_gate",
+    "judge_encrypted_dns",
+    "judge_twin",
+    "name_consistency",
+]
 
 CLASSIFIER_VERSION = "circumvention-2"
 AsnOf = Callable[[str], int | None]
@@ -110,14 +117,10 @@ def judge_encrypted_dns(
     failure = obs.tcp_failure or obs.handshake_failure or ""
     kind = failure_kind(failure) or "failure"
     reasons = [f"{stage}/{kind}:{where}"]
-    if kind == "local":
-        return _v("inconclusive", stage, [*reasons, f"{stage}/local:{failure}"])
-    gate = control_gate(obs, control)
-    if gate is not None:
-        return _v(gate[0], stage, [*reasons, gate[1]])
+    settled = failure_gate(obs, control, stage, kind, failure, reasons, _FAILED)
+    if settled is not None:
+        return _v(settled[0], stage, settled[1])
     assert control is not None
-    if stage == "tcp":
-        return _v(_FAILED.get(kind, "inconclusive"), stage, reasons)
     ctls = next((t for t in control.tls if t.port == obs.port and t.ip == obs.address), None)
     if ctls is None:
         return _v("inconclusive", stage, [*reasons, "control/no-tls-result"])
@@ -146,6 +149,23 @@ def control_gate(obs: EndpointObservation, control: ControlObservation | None) -
     if not ctcp.ok:
         ckind = failure_kind(ctcp.failure or "") or "failure"
         return "down", f"control/tcp-{ckind}:{obs.address}:{obs.port}"
+    return None
+
+
+def failure_gate(
+    obs: EndpointObservation, control: ControlObservation | None, stage: str, kind: str, failure: str,
+    reasons: list[str], on_tcp: dict[str, str],
+) -> tuple[str, list[str]] | None:
+    """(verdict, reasons) that the first rules settle for a failed TCP endpoint: a local
+    failure (inconclusive), the control's gate (:func:`control_gate`), a TCP failure the
+    control did not share (``on_tcp`` by failure kind); None when the stage's own rules decide."""
+    if kind == "local":
+        return "inconclusive", [*reasons, f"{stage}/local:{failure}"]
+    gate = control_gate(obs, control)
+    if gate is not None:
+        return gate[0], [*reasons, gate[1]]
+    if stage == "tcp":
+        return on_tcp.get(kind, "inconclusive"), reasons
     return None
 
 

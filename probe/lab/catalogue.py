@@ -38,6 +38,7 @@ GROUPS: dict[str, str] = {
     "(`probe circumvention`)",
     "quic-ech": "HTTP/3 (QUIC) and Encrypted Client Hello (`probe run --quic --ech`)",
     "outages": "national isolation, DNS-only, partial and full shutdowns (`probe outages`)",
+    "messaging": "Telegram's data centres and web, WhatsApp and Signal (`probe messaging`)",
 }
 
 #: Terms of the judges' vocabulary no lab scenario reproduces, and why: ``kind:code`` -> why.

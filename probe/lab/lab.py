@@ -34,6 +34,7 @@ from typing import Any
 from probe.inputs.testlists import parse_url
 from probe.lab import censor as _censor
 from probe.lab import fetcensor, sites, topology, tunnels
+from probe.lab import messaging as lab_messaging
 from probe.lab.certs import make_certs
 from probe.lab.checks import Outcome, check, check_endpoint, check_outages, check_trace
 from probe.lab.combine import Conflict, combine, conflicts
@@ -214,7 +215,8 @@ class Lab:
             raise LabError(f"the lab needs these tools: {', '.join(missing)}")
         topology.cleanup_stale()
         chosen = topology.check_prefix(prefix) if prefix is not None else topology.new_prefix()
-        lab = cls(Topology(chosen, sites.server_addresses() + tunnels.TOOL_ADDRESSES), persistent, helper,
+        addresses = sites.server_addresses() + tunnels.TOOL_ADDRESSES + lab_messaging.TOOL_ADDRESSES
+        lab = cls(Topology(chosen, addresses), persistent, helper,
                   env=dict(env) if env is not None else None, latency_ms=latency_ms,
                   bandwidth=bandwidth or None)  # fmt: skip
         lab._claim()  # raises, touching nothing, if the prefix is taken
@@ -356,7 +358,7 @@ class Lab:
             "quic-censor": (t.censor, [py, "-m", "probe.lab.quiccensor", "--config",
                                        str(sd / _censor.CONFIG_FILES["quic"])]),
         }  # fmt: skip
-        tools = tunnels.services(sd, certs)
+        tools = {**tunnels.services(sd, certs), **lab_messaging.services()}
         _, reflector = tools.pop("reflector")
         specs.update({name: (t.server if role == "server" else t.censor, argv)
                       for name, (role, argv) in tools.items()})  # fmt: skip
@@ -603,15 +605,19 @@ class Lab:
                               proc.stderr[-4000:], duration)  # fmt: skip
 
     def _run_endpoint_scenario(self, scenario: Scenario, workdir: Path) -> ScenarioResult:
-        """`probe circumvention` on the scenario's endpoints (and the lab reflector's) under its
-        censor, then each endpoint's stored verdict checked."""
+        """`probe circumvention` on the scenario's endpoints (and the lab reflector's), or
+        `probe messaging` on the messaging apps', under its censor, then each endpoint's stored
+        verdict checked."""
         workdir.mkdir(parents=True, exist_ok=True)
         lst = workdir / f"{scenario.name}.csv"
         lst.write_text(tunnels.endpoint_list(scenario))
         db = workdir / f"{scenario.name}.db"
         db.unlink(missing_ok=True)
         control = UNREACHABLE_CONTROL if scenario.control == "unreachable" else self.control_url
-        argv = tunnels.circumvention_argv(scenario, lst, db, control, self.cafile)
+        if lab_messaging.is_messaging(scenario):
+            argv = lab_messaging.messaging_argv(lst, db, control, self.cafile)
+        else:
+            argv = tunnels.circumvention_argv(scenario, lst, db, control, self.cafile)
         t0 = time.monotonic()
         with self.under(scenario):
             proc = subprocess.run(self.client_argv([*argv, *scenario.probe_args]), capture_output=True,

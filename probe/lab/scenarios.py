@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from probe.core.failures import Failure
 from probe.core.net import format_endpoint
 from probe.lab.blockpage import BLOCKPAGE_FINGERPRINT
+from probe.lab.messaging import DC_IP, SERVICES, is_messaging
 from probe.lab.sites import ABROAD, BLOCKPAGE_IP, FORGED_IP, SITES, site
 from probe.lab.topology import AUTH_DNS, CHAIN, CLIENT, NODNS_IP
 from probe.lab.tunnels import (
@@ -274,7 +275,8 @@ class Scenario:
 
     ``group`` is the technique group (probe/lab/catalogue.py's ``GROUPS``); left empty, it
     follows from what the scenario measures (``trace``, ``outages``, ``circumvention`` for
-    endpoints, ``quic-ech`` when a target expects a QUIC or ECH verdict, else ``web``).
+    endpoints (``messaging`` for the messaging apps'), ``quic-ech`` when a target expects a
+    QUIC or ECH verdict, else ``web``).
     ``twin``, for a censorship scenario, names the benign scenario that looks like it and must
     not be flagged (tests/lab/test_lab_data.py checks that every censorship scenario has one).
     ``latency_ms`` and ``bandwidth`` set the lab's knobs while the scenario runs.
@@ -307,7 +309,7 @@ class Scenario:
         if self.outages is not None:
             return "outages"
         if self.endpoints:
-            return "circumvention"
+            return "messaging" if is_messaging(self) else "circumvention"
         if any(e.protocols for e in self.targets):
             return "quic-ech"
         return "web"
@@ -412,6 +414,17 @@ def _vpn(kind: str, verdict: str, reason: str | None = None) -> EndpointExpect:
     transport = kind.rsplit("-", 1)[1]
     return EndpointExpect(f"vpn-{transport}", kind, verdict, None, reason, address=VPN, port=1194)
 
+
+def _dc(verdict: str, stage: str | None = None, reason: str | None = None, *, port: int = 443,
+        address: str = DC_IP, name: str = "") -> EndpointExpect:  # fmt: skip
+    """A Telegram data centre of the lab (probe/lab/messaging.py)."""
+    return EndpointExpect(name or f"dc-{port}", "telegram-dc", verdict, stage, reason, "", address, port)
+
+
+def _svc(kind: str, verdict: str, stage: str | None = None, reason: str | None = None) -> EndpointExpect:
+    """A messaging service reached by name (a lab site standing in for the app's)."""
+    name, host, port = SERVICES[kind]
+    return EndpointExpect(name, kind, verdict, stage, reason, "", host, port)
 
 SCENARIOS: tuple[Scenario, ...] = (
     # --- censorship -----------------------------------------------------------------------------
@@ -1165,6 +1178,55 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario(
         "no-outage", 77, "the same sites, no censor: no outage", "benign", (),
         outages=OutageExpect(_OUTAGE_URLS, ()),
+    ),
+    # --- issue 27: messaging apps (`probe messaging`; lab stand-ins, never the apps' servers) ---
+    Scenario(
+        "telegram-dc-address", 79, "Telegram's data centres blackholed by address (80 and 443)",
+        "censorship", (),
+        Censor(forward=(f"-d {DC_IP} -p tcp --syn -j DROP",)),
+        endpoints=(_dc("blocked", "tcp", f"tcp/timeout:{DC_IP}:443"),
+                   _dc("blocked", "tcp", f"tcp/timeout:{DC_IP}:80", port=80),
+                   _svc("telegram-web", "ok", None, "https/reached:200")),
+        notes="as Russia in 2018: the control connects to the same addresses and the DC answers its "
+        "HTTP; Telegram Web, on another address, works",
+        twin="telegram-dc-down",
+    ),
+    Scenario(
+        "whatsapp-dns", 80, "ISP resolver answers NXDOMAIN for WhatsApp's names", "censorship", (),
+        Censor(resolver=tuple((SERVICES[k][1], "nxdomain", (), 0.0) for k in ("whatsapp-web", "whatsapp"))),
+        endpoints=(_svc("whatsapp-web", "hijacked", "dns", "dns/"),
+                   _svc("whatsapp", "hijacked", "dns", "dns/"),
+                   _svc("signal", "ok", None, "https/reached:403")),
+        notes="the control resolves both names: a DNS lie, judged as for the web",
+        twin="messaging-slow",
+    ),
+    Scenario(
+        "whatsapp-sni", 81, "RST on a ClientHello naming WhatsApp Web", "censorship", (),
+        Censor(forward=(f"-p tcp --dport 443 -m string --algo bm --hex-string "
+                        f"{sni_hex(SERVICES['whatsapp-web'][1])} {_RST}",)),
+        endpoints=(_svc("whatsapp-web", "reset", "tls", "tls/sni-filtered"), _svc("whatsapp", "ok")),
+        notes="the decoy SNI to the same address completes; the chat endpoint (TCP only) is reached",
+        twin="messaging-slow",
+    ),
+    Scenario(
+        "signal-sni", 82, "RST on a ClientHello naming Signal's service", "censorship", (),
+        Censor(forward=(f"-p tcp --dport 443 -m string --algo bm --hex-string "
+                        f"{sni_hex(SERVICES['signal'][1])} {_RST}",)),
+        endpoints=(_svc("signal", "reset", "tls", "tls/sni-filtered"), _svc("telegram-web", "ok")),
+        notes="as Iran and Russia filter Signal by name; the decoy SNI to the same address completes",
+        twin="messaging-slow",
+    ),
+    Scenario(
+        "telegram-dc-down", 83, "a data centre down for everyone next to one that answers", "benign", (),
+        endpoints=(_dc("ok", None, f"mtproto/ok:{DC_IP}:443"),
+                   _dc("down", "tcp", f"control/tcp-refused:{DOWN_IP}:443", address=DOWN_IP, name="dc-down")),
+        notes="nothing listens at the second address; the control is refused there too",
+    ),
+    Scenario(
+        "messaging-slow", 84, "every app through a slow path (300 ms RTT)", "benign", (),
+        endpoints=(_dc("ok"), _svc("telegram-web", "ok"), _svc("whatsapp-web", "ok"), _svc("whatsapp", "ok"),
+                   _svc("signal", "ok")),
+        latency_ms=150.0,
     ),
 )  # fmt: skip
 

@@ -143,6 +143,12 @@ SITES: tuple[Site, ...] = (
     # clipboard write, a CSI colour): `probe show` must print them disarmed.
     Site(_n("hostile-title"), "10.66.2.77",
          title="News \x1b]0;pwned\x07\x1b]52;c;cHduZWQ=\x07\x1b[31mtoday"),
+    # Issue 27: the messaging apps' services, at lab addresses (probe/lab/messaging.py): never
+    # the real ones. e1.whatsapp is a chat endpoint, measured by TCP only.
+    Site(_n("web.telegram"), "10.66.2.90", title="Telegram Web (lab)"),
+    Site(_n("web.whatsapp"), "10.66.2.91", title="WhatsApp Web (lab)"),
+    Site(_n("e1.whatsapp"), "10.66.2.92"),
+    Site(_n("chat.signal"), "10.66.2.93", kind="forbidden"),  # Signal answers / with an error
     # Nonexistent everywhere: not in the zone, so the authoritative server says NXDOMAIN.
     Site(_n("does-not-exist"), None, cert="none"),
 )

@@ -1,12 +1,15 @@
 """Lab servers for the circumvention suite: a Tor-like TLS server (self-signed certificate, as
 Tor relays have), an OpenVPN responder that answers the HARD_RESET handshake over UDP and TCP,
 and encrypted DNS resolvers: DNS over HTTPS (``POST /dns-query``) and DNS over TLS, answering
-from a fixed table or by asking an upstream server over UDP.
+from a fixed table or by asking an upstream server over UDP; and for the messaging suite a
+stand-in Telegram data centre (``--mtproto``): MTProto's first exchange over the obfuscated
+transport, and a short HTTP answer to an HTTP request (as a DC answers the control's).
 
 Run in a lab namespace::
 
     python -m probe.lab.toolservers --tls IP:PORT --openvpn IP:PORT [--cert PEM --key PEM]
     python -m probe.lab.toolservers --doh IP:PORT --dot IP:PORT --upstream IP:PORT --cert ...
+    python -m probe.lab.toolservers --mtproto IP:PORT
 
 Used on loopback by the integration tests too (:func:`start`).
 """
@@ -30,7 +33,7 @@ import h11
 
 from probe.core.net import parse_endpoint
 from probe.lab.safety import require_lab_namespace
-from probe.measure import openvpn
+from probe.measure import mtproto, openvpn
 
 __all__ = ["OpenVPNUDP", "Resolver", "main", "start"]
 
@@ -58,6 +61,41 @@ async def _openvpn_tcp(reader: asyncio.StreamReader, writer: asyncio.StreamWrite
         if head[2] >> 3 == openvpn.CLIENT_HARD_RESET_V2 and size <= 1500:
             data = head[2:] + await reader.readexactly(size - 1)
             writer.write(openvpn.frame(openvpn.server_hard_reset(os.urandom(8), data[1:9])))
+            await writer.drain()
+            await reader.read(1)  # hold the connection until the client closes it
+    writer.close()
+
+
+#: First bytes of an HTTP request: a DC answers HTTP too (the control helper's fetch).
+_HTTP_STARTS = (b"GET ", b"POST", b"HEAD", b"PUT ", b"OPTI")
+_DC_HTTP = b"HTTP/1.1 501 Not Implemented\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+
+
+async def _mtproto_dc(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """A stand-in data centre: answers ``req_pq_multi`` with a ``resPQ`` naming its nonce
+    (transport error -404 for anything else it can decrypt), and an HTTP request with 501."""
+    with contextlib.suppress(Exception):
+        async with asyncio.timeout(10):
+            head = await reader.readexactly(4)
+            if head in _HTTP_STARTS:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(1):
+                        while (await reader.readline()).strip():  # the request's headers
+                            pass
+                writer.write(_DC_HTTP)
+                await writer.drain()
+                return
+            side = mtproto.server_side(head + await reader.readexactly(60))
+            size = struct.unpack("<I", side.decrypt.update(await reader.readexactly(4)))[0]
+            if side.tag != mtproto.INTERMEDIATE or not 20 <= size <= mtproto.MAX_ANSWER:
+                return
+            message = side.decrypt.update(await reader.readexactly(size))
+            if struct.unpack("<I", message[20:24])[0] == mtproto.REQ_PQ_MULTI and len(message) >= 40:
+                answer = mtproto.res_pq(message[24:40], os.urandom(16), b"\x17\xed\x48\x94\x1a\x08\xf9\x81",
+                                        (0x5B8E7E2E,))  # fmt: skip
+            else:
+                answer = struct.pack("<i", -404)
+            writer.write(side.encrypt.update(struct.pack("<I", len(answer)) + answer))
             await writer.drain()
             await reader.read(1)  # hold the connection until the client closes it
     writer.close()
@@ -149,6 +187,7 @@ async def start(
     doh: Sequence[tuple[str, int]] = (),
     dot: Sequence[tuple[str, int]] = (),
     resolver: Resolver | None = None,
+    mtproto_dcs: Sequence[tuple[str, int]] = (),
 ) -> list[object]:
     """Start the servers in the running loop; returns them (close() each to stop)."""
     loop = asyncio.get_running_loop()
@@ -169,6 +208,8 @@ async def start(
         # exists). Through the lab's NFQUEUE delay the client's ACK and its ClientHello are
         # released together, so most handshakes stalled that way (docs/bench.md).
         servers.append(await asyncio.start_server(_tls, host, port, ssl=ctx, ssl_handshake_timeout=10))
+    for host, port in mtproto_dcs:
+        servers.append(await asyncio.start_server(_mtproto_dc, host, port))
     for host, port in openvpn_endpoints:
         servers.append(await asyncio.start_server(_openvpn_tcp, host, port))
         transport, _ = await loop.create_datagram_endpoint(OpenVPNUDP, local_addr=(host, port))
@@ -181,6 +222,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m probe.lab.toolservers")
     ap.add_argument("--tls", action="append", default=[], type=parse_endpoint)
     ap.add_argument("--openvpn", action="append", default=[], type=parse_endpoint)
+    ap.add_argument("--mtproto", action="append", default=[], type=parse_endpoint,
+                    help="a stand-in Telegram data centre")
     ap.add_argument("--doh", action="append", default=[], type=parse_endpoint)
     ap.add_argument("--dot", action="append", default=[], type=parse_endpoint)
     ap.add_argument("--upstream", type=parse_endpoint, help="DNS server the resolvers ask (UDP)")
@@ -198,7 +241,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         resolver = Resolver(upstream=args.upstream)  # no upstream: an empty table, NXDOMAIN for all
 
     async def serve() -> None:
-        await start(args.tls, args.openvpn, ctx, doh=args.doh, dot=args.dot, resolver=resolver)
+        await start(args.tls, args.openvpn, ctx, doh=args.doh, dot=args.dot, resolver=resolver,
+                    mtproto_dcs=args.mtproto)
         print("ready", flush=True)
         await asyncio.Event().wait()
 

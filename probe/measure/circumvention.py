@@ -17,13 +17,14 @@ from typing import Any
 from probe.core.failures import Failure, failure_string
 from probe.core.model import EchoTrial, EndpointObservation
 from probe.inputs.endpointlists import DNS_KINDS, TWIN_KINDS, Endpoint
-from probe.measure import encdns, fet, localaddrs, openvpn, wireguard
+from probe.measure import encdns, fet, localaddrs, mtproto, openvpn, wireguard
 from probe.measure.tcp import Conn, tcp_connect
 from probe.measure.tls import TLSContexts, tls_handshake_unverified
 
 __all__ = ["EndpointOptions", "measure_endpoint", "tor_sni"]
 
 _UNEXPECTED = Failure.OPENVPN_UNEXPECTED_REPLY
+_MTPROTO_UNEXPECTED = Failure.MTPROTO_UNEXPECTED_REPLY
 #: Datagrams read while waiting for an OpenVPN server's answer (a flood cannot hold us longer).
 MAX_DATAGRAMS = 16
 
@@ -88,6 +89,10 @@ async def measure_endpoint(
         elif ep.kind == "openvpn-tcp":
             failure, took = await _openvpn_tcp(conn, handshake_timeout)
             extra = {"handshake": "openvpn", "handshake_failure": failure, "handshake_duration": took}
+        elif ep.kind == "telegram-dc":
+            failure, took, answer = await _mtproto(conn, handshake_timeout)
+            extra = {"handshake": "mtproto", "handshake_failure": failure, "handshake_duration": took,
+                     "answer": answer}  # fmt: skip
     finally:
         conn.close()
     return EndpointObservation(**base, runtime=time.monotonic() - t0, tcp_duration=tcp.duration,
@@ -143,6 +148,30 @@ async def _openvpn_tcp(conn: Conn, timeout: float) -> tuple[str | None, float]:
         return failure_string(exc), time.monotonic() - t0
     ok = openvpn.is_server_reset_for(packet, session)
     return (None if ok else _UNEXPECTED), time.monotonic() - t0
+
+
+async def _mtproto(conn: Conn, timeout: float) -> tuple[str | None, float, str]:
+    """Telegram's first exchange (probe.measure.mtproto): (failure, seconds, what answered).
+
+    A transport error code from the DC (``error:-404``) is an answer too: only a DC that read
+    our obfuscated bytes can encrypt one with the keys they carry."""
+    hello = mtproto.client_hello()
+    t0 = time.monotonic()
+    try:
+        async with asyncio.timeout(timeout):
+            conn.writer.write(hello.data)
+            await conn.writer.drain()
+            size = int.from_bytes(hello.decrypt.update(await conn.reader.readexactly(4)), "little")
+            if not 4 <= size <= mtproto.MAX_ANSWER:
+                return _MTPROTO_UNEXPECTED, time.monotonic() - t0, f"length:{size}"
+            message = hello.decrypt.update(await conn.reader.readexactly(size))
+    except Exception as exc:
+        return failure_string(exc), time.monotonic() - t0, ""
+    answer = mtproto.parse_res_pq(message, hello.nonce)
+    took = time.monotonic() - t0
+    if answer == "ok":
+        return None, took, "res_pq"
+    return (None if answer.startswith("error:") else _MTPROTO_UNEXPECTED), took, answer
 
 
 async def _openvpn_udp(ep: Endpoint, timeout: float) -> tuple[str | None, float, int]:

@@ -74,8 +74,10 @@ class _Measurer:
         cfg: MeasureConfig,
         control: ControlFn | None,
         extra_addresses: Sequence[str],
+        connect_only: bool = False,
     ) -> None:
         self.target = target
+        self.connect_only = connect_only
         self.cfg = cfg
         self.rt = runtime(cfg)
         self.control = control
@@ -270,6 +272,9 @@ class _Measurer:
             conn = await self._connect_one(hs, ip)
             if conn is None:
                 return
+            if self.connect_only:
+                conn.close()  # the service speaks its own protocol: reaching it is the test
+                return
             if conn.tls_valid is not False and not chosen:
                 # GET right here: handing the connection to the caller through a future costs
                 # two event-loop iterations, milliseconds on a busy loop, on every URL.
@@ -382,6 +387,7 @@ async def measure(
     extra_addresses: Sequence[str] = (),
     *,
     on_ready: Callable[[], None] | None = None,
+    connect_only: bool = False,
 ) -> Measurement:
     """Measure one target step by step, following redirects; never raises for network problems.
 
@@ -398,10 +404,13 @@ async def measure(
     completes. The control counts as foreground here although it runs in parallel with the
     steps: a slot released while the control is still out would let the measurements waiting
     for a slow helper (and their memory, and the helper's load) grow without bound.
+
+    ``connect_only`` stops each hop after TCP (and TLS, for https): for services that speak a
+    protocol of their own on the port (WhatsApp's chat endpoints), reaching them is the test.
     """
     started = time.time()
     t0 = time.monotonic()
-    m = _Measurer(target, cfg, control, extra_addresses)
+    m = _Measurer(target, cfg, control, extra_addresses, connect_only)
     failure: str | None = None
     ready = on_ready
 

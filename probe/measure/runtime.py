@@ -26,7 +26,7 @@ class Runtime:
     """What is expensive to build, built once per configuration: SSL contexts, resolvers."""
 
     def __init__(self, cfg: MeasureConfig) -> None:
-        self.tls = TLSContexts(cfg.cafile)
+        self.tls = TLSContexts(cfg.cafile, cfg.extra_ca)
         self.cafile = cfg.cafile
         chosen = run_resolvers(cfg.resolvers, cfg.system_resolver, cfg.resolv_conf)
         self.resolvers = list(chosen.addresses)
@@ -71,7 +71,7 @@ _RUNTIMES: dict[tuple[Any, ...], Runtime] = {}
 
 
 def _runtime_key(cfg: MeasureConfig) -> tuple[Any, ...]:
-    return (cfg.cafile, cfg.resolvers, cfg.system_resolver, cfg.resolv_conf)
+    return (cfg.cafile, cfg.extra_ca, cfg.resolvers, cfg.system_resolver, cfg.resolv_conf)
 
 
 def runtime(cfg: MeasureConfig) -> Runtime:

@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 from probe.core.model import INTERFERENCE_VERDICTS
 from probe.core.net import format_endpoint
+from probe.inputs.endpointlists import BY_NAME_KINDS
+from probe.judge.explain import explain
 from probe.present.terminal import clean, json_safe
 from probe.present.text import cells as columns_of
 from probe.present.text import cut, wrap
@@ -109,9 +111,38 @@ _TWIN_WORDS = {
 _TOOLS = {"fet": "fully encrypted traffic", "wireguard": "WireGuard handshake"}
 
 
-def explain_endpoint_reason(reason: str) -> str:
-    """A reason of an endpoint verdict in words (the code itself when it has none)."""
+# What the reasons of probe/judge/messaging.py say; a service reached by name also gets the web
+# classifier's reasons, worded by probe.judge.explain.
+_MESSAGING_WORDS = {
+    "mtproto/ok": "the data centre answered MTProto's first message (resPQ with our nonce)",
+    "mtproto/error-code": "the data centre answered with an MTProto error code: it read our "
+                          "obfuscated bytes, so it was reached",
+    "mtproto/reset": "the connection was reset after MTProto's first message while the control "
+                     "connected (data centres do not; DPI boxes do)",
+    "mtproto/eof": "the connection was closed after MTProto's first message while the control connected",
+    "mtproto/timeout": "no MTProto answer in time",
+    "mtproto/silent": "no MTProto answer, and the control's HTTP request to the data centre failed "
+                      "too: not proof of blocking",
+    "mtproto/unexpected": "something answered that is not MTProto: not a data centre's answer",
+    "mtproto/local": "a local failure during MTProto's first exchange",
+    "control/http-answered": "the data centre answered the control's HTTP request: it is up and talking",
+    "https/reached": "an HTTPS answer came back over a connection whose certificate verified for "
+                     "the name (any status: the app needs the conversation, not a page)",
+    "tcp/reached": "an address the name resolved to (consistent with the control's) accepted the "
+                   "connection",
+    "tls/pinned-ca-issued": "the certificate that failed was issued by the CA the app pins: a stale "
+                            "pin or the service's own mistake, not a censor's",
+}
+
+
+def explain_endpoint_reason(reason: str, kind: str = "") -> str:
+    """A reason of an endpoint verdict in words (the code itself when it has none); ``kind``
+    selects the web classifier's words for the messaging services reached by name."""
     key = reason.split(":", 1)[0]
+    if key in _MESSAGING_WORDS:
+        return _MESSAGING_WORDS[key]
+    if kind in BY_NAME_KINDS or key.endswith("/not-measured"):
+        return explain(reason)
     if key in _WORDS:
         return _WORDS[key]
     kind, _, outcome = key.partition("/")
@@ -196,11 +227,12 @@ def render_endpoint(d: dict[str, Any]) -> list[str]:
     lines = [f"{d['name']} ({d['kind']}) {_where(d)} over {d['transport']}",
              f"  vantage {d['vantage']}, run {d['run_id']}, measured {_time(d['measured_at'])}{retry}",
              f"  list: {d['source'] or '-'}"]  # fmt: skip
-    if d["transport"] == "tcp" and not obs.get("trials"):
+    flat = not obs.get("trials") and not obs.get("hops")  # steps not shown otherwise
+    if d["transport"] == "tcp" and flat:
         took = obs.get("tcp_duration")
         ms = f" in {took * 1000:.0f} ms" if isinstance(took, (int, float)) else ""
         lines.append(f"  tcp      {obs.get('tcp_failure') or 'connected'}{ms}")
-    if obs.get("handshake") and not obs.get("trials"):
+    if obs.get("handshake") and flat:
         took = obs.get("handshake_duration")
         ms = f" in {took * 1000:.0f} ms" if isinstance(took, (int, float)) else ""
         what = obs.get("handshake_failure") or "completed"
@@ -214,10 +246,14 @@ def render_endpoint(d: dict[str, Any]) -> list[str]:
         if obs.get("other_datagrams"):
             extra.append(f"{obs['other_datagrams']} other datagrams ignored")
         lines.append(f"  {obs['handshake']:<8} {what}{ms}" + (f" ({', '.join(extra)})" if extra else ""))
-    elif d["transport"] == "tcp" and not obs.get("tcp_failure") and not obs.get("trials"):
+    elif d["transport"] == "tcp" and not obs.get("tcp_failure") and flat:
         lines.append("  (TCP only: the tool's handshake needs a secret we do not have)")
     lines += _tunnel_lines(obs)
-    if ctl:
+    lines += _hop_lines(obs)
+    if obs.get("hops"):
+        src = next((h["control"].get("source") for h in obs["hops"] if h.get("control")), None)
+        lines.append(f"  control  {src}: beside each step above" if src else "  control  none")
+    elif ctl:
         seen = [f"tcp {t.get('ip')}:{t.get('port')} {'ok' if t.get('ok') else t.get('failure') or 'failed'}"
                 for t in ctl.get("tcp") or [] if t.get("ip") == d["address"] and t.get("port") == d["port"]]
         seen += [f"tls {'ok' if t.get('ok') else t.get('failure') or 'failed'}"
@@ -231,7 +267,7 @@ def render_endpoint(d: dict[str, Any]) -> list[str]:
     lines.append(f"verdict: {d['verdict']}" + (f" at {d['stage']}" if d["stage"] else "")
                  + f" (classifier {d.get('classifier_version') or '-'})")
     for r in d["reasons"]:
-        lines.append(f"  {r}: {explain_endpoint_reason(r)}")
+        lines.append(f"  {r}: {explain_endpoint_reason(r, d['kind'])}")
     # Names, list lines, control answers: text from files and the network (probe.present.terminal).
     return [clean(line) for line in lines]
 
@@ -260,6 +296,41 @@ def _tunnel_lines(obs: dict[str, Any]) -> list[str]:
     return lines
 
 
+_CERT = {True: ", certificate verified", False: ", certificate NOT verified"}
+
+
+def _hop_lines(obs: dict[str, Any]) -> list[str]:
+    """A Telegram DC's answer, and the steps of a service reached by name (each hop's DNS, TCP,
+    TLS and HTTP next to the control's view of them), for `probe show`."""
+    lines = [f"  answer   {obs['answer']}"] if obs.get("answer") else []
+    for h in obs.get("hops") or []:
+        ctl = h.get("control") or {}
+        lines.append(f"  hop {h.get('index', 0)}    {h.get('url')}")
+        theirs = ", ".join(ctl.get("dns_addrs") or []) or ctl.get("dns_failure") or ctl.get("failure") or "-"
+        for q in h.get("dns") or []:
+            got = q.get("failure") or ", ".join(q.get("addresses") or []) or "-"
+            lines.append(f"  dns      {q.get('qtype')} via {q.get('resolver')}: {got} (control: {theirs})")
+        ctcp = {(t.get("ip"), t.get("port")): t for t in ctl.get("tcp") or []}
+        for t in h.get("tcp") or []:
+            c = ctcp.get((t.get("ip"), t.get("port")))
+            cs = "-" if c is None else ("ok" if c.get("ok") else c.get("failure") or "failed")
+            lines.append(f"  tcp      {format_endpoint(t['ip'], t['port'])}: "
+                         f"{t.get('failure') or 'connected'} (control: {cs})")  # fmt: skip
+        for t in h.get("tls") or []:
+            valid = _CERT.get(t.get("cert_valid"), "")
+            what = t.get("failure") or "completed"
+            lines.append(f"  tls      {t.get('ip')} SNI {t.get('sni')}: {what}{valid}")
+        http = h.get("http")
+        if http:
+            theirs = ctl.get("http_failure") or ctl.get("http_status") or "-"
+            lines.append(f"  http     {http.get('failure') or http.get('status')} (control: {theirs})")
+    if obs.get("pinned"):
+        lines.append(f"  pinned   {'; '.join(obs['pinned'])} (the app's CA, trusted too)")
+    if obs.get("measure_failure"):
+        lines.append(f"  stopped  {obs['measure_failure']}")
+    return lines
+
+
 def _key(r: dict[str, Any]) -> tuple[str, str, str, int]:
     return (r["kind"], r["name"], r["address"], int(r["port"]))
 
@@ -270,13 +341,15 @@ class EndpointMatrix:
 
     columns: list[str]
     rows: dict[tuple[str, str, str, int], dict[str, dict[str, Any]]] = field(default_factory=dict)
+    title: str = "Circumvention endpoints"
 
     @classmethod
     def from_latest(
-        cls, latest: Iterable[dict[str, Any]], columns: Sequence[str] | None = None
+        cls, latest: Iterable[dict[str, Any]], columns: Sequence[str] | None = None,
+        title: str = "Circumvention endpoints",
     ) -> EndpointMatrix:
         """From ``latest_endpoints`` rows; ``columns`` fixes the vantage points and their order."""
-        m = cls(list(columns) if columns else [])
+        m = cls(list(columns) if columns else [], title=title)
         seen = set(m.columns)
         for r in latest:
             if columns and r["vantage"] not in seen:
@@ -292,7 +365,7 @@ class EndpointMatrix:
     def only_differences(self) -> EndpointMatrix:
         """Only endpoints whose verdicts differ between the vantage points that measured them."""
         rows = {k: v for k, v in self.rows.items() if len({c["verdict"] for c in v.values()}) > 1}
-        return EndpointMatrix(self.columns, rows)
+        return EndpointMatrix(self.columns, rows, self.title)
 
     def summary(self) -> dict[str, dict[str, dict[str, int]]]:
         """Per vantage point, per kind: how many endpoints were tried and each verdict's count."""
@@ -312,7 +385,7 @@ class EndpointMatrix:
         col_w = [max(12, min(len(c), 16)) for c in self.columns]
         name_w = max(16, min(40, width - 26 - sum(w + 2 for w in col_w)))
         fmt = f"{{:<{name_w}}}  {{:<11}}  {{:<21}}" + "".join(f"  {{:<{w}}}" for w in col_w)
-        out = ["\nCircumvention endpoints (newest verdict per vantage point; blocks = blocked, reset):\n",
+        out = [f"\n{self.title} (newest verdict per vantage point; blocks = blocked, reset):\n",
                fmt.format("NAME", "KIND", "ENDPOINT", *(cut(clean(c), w) for c, w in zip(self.columns, col_w,
                           strict=True))).rstrip() + "\n"]  # fmt: skip
         for (kind, name, address, port), cells in sorted(self.rows.items()) if matrix else ():
@@ -330,7 +403,7 @@ class EndpointMatrix:
                        + "\n")
         if not matrix:
             out = []
-        out.append("\nCircumvention endpoints reached per vantage point (ok / tried, by kind):\n")
+        out.append(f"\n{self.title} reached per vantage point (ok / tried, by kind):\n")
         for vp, kinds in self.summary().items():
             parts = [f"{k} {c.get('ok', 0)}/{c['tried']}" for k, c in kinds.items()]
             blocked = sum(c.get(v, 0) for c in kinds.values() for v in INTERFERENCE_VERDICTS)

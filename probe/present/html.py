@@ -15,9 +15,11 @@ anywhere). Sections:
    each technique in one fixed colour, the same in every report, with a legend;
 5. circumvention endpoints (`probe circumvention`: Tor relays, OpenVPN, VPN endpoints), then
    encrypted DNS and VPN protocols (DoH, DoT, fully encrypted traffic, WireGuard): each
-   one's newest verdict per vantage point, and how many of each kind each reached;
-   then the opt-in QUIC and ECH tests (`probe run --quic --ech`): each test's verdict counts per
-   vantage point and the URLs whose latest verdict is not ok somewhere;
+   one's newest verdict per vantage point, and how many of each kind each reached; the
+   messaging apps (`probe messaging`): each app per vantage point, reachable or not and
+   which part, then its endpoints; then the opt-in QUIC and ECH tests (`probe run --quic
+   --ech`): each test's verdict counts per vantage point and the URLs whose latest verdict
+   is not ok somewhere;
 6. outages and national isolation (`probe outages`): the intervals per vantage point;
 7. the evidence of each non-ok URL: the decisive reason in words, and for the first ones the
    whole `probe show` evidence.
@@ -40,9 +42,11 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from probe.core.model import INTERFERENCE_VERDICTS
 from probe.core.net import format_endpoint
+from probe.inputs.endpointlists import MESSAGING_APPS
 from probe.judge.explain import decisive, explain
 from probe.present.circumvention import TUNNEL_KINDS, EndpointMatrix, explain_endpoint_reason
 from probe.present.evidence import EvidenceError, evidence, render_text
+from probe.present.messaging import APP_NAMES, app_summary
 from probe.present.terminal import clean_lines
 from probe.present.text import plural
 from probe.research.compare import CHANGE_KINDS, Change, diff_states, state_of_run
@@ -333,27 +337,70 @@ def _legend() -> str:
     ) + f'<span><i class="sw" style="background:{COLOURS[None]}"></i>not measured</span></p>'
 
 
+def _group(kind: str) -> str:
+    """The report's section of an endpoint kind: messaging, tunnels or endpoints."""
+    return "messaging" if kind in MESSAGING_APPS else "tunnels" if kind in TUNNEL_KINDS else "endpoints"
+
+
+# Per section: the ids of its two tables, what it is called when empty, the command measuring it.
+_GROUPS = {
+    "endpoints": ("endpoints", "endpoint-matrix", "circumvention endpoints", "probe circumvention"),
+    "tunnels": ("tunnels", "tunnel-matrix", "encrypted DNS resolvers or VPN protocols",
+                "probe circumvention"),
+    "messaging": ("messaging", "messaging-matrix", "messaging apps", "probe messaging"),
+}
+
+
+def _apps_table(names: list[str], latest: list[dict[str, Any]]) -> str:
+    """Per vantage point and app: reachable or not, and which part (the messaging section)."""
+    states = app_summary(latest)
+    apps = [a for a in APP_NAMES if any(a in states.get(n, {}) for n in names)]
+    out = ['<table id="apps"><thead><tr><th>vantage point</th>'
+           + "".join(f"<th>{_e(APP_NAMES[a])}</th>" for a in apps) + "</tr></thead><tbody>"]
+    for n in names:
+        tds = []
+        for a in apps:
+            app = states.get(n, {}).get(a)
+            if app is None:
+                tds.append("<td>-</td>")
+                continue
+            parts = "; ".join(f"{p}: {v['state']}" + (f" at {v['stage']}" if v["stage"] and v["state"] != "ok"
+                                                       else "") + f" ({v['reached']}/{v['tried']})"
+                              for p, v in app["parts"].items())  # fmt: skip
+            worst = next((v["state"] for v in app["parts"].values() if v["state"] in INTERFERENCE), None)
+            colour = _colour(worst or ("ok" if app["state"] == "reachable" else "inconclusive"))
+            tds.append(f'<td style="color:{colour}"><b>{_e(app["state"])}</b><br>{_e(parts)}</td>')
+        out.append(f"<tr><td>{_e(n)}</td>{''.join(tds)}</tr>")
+    out.append("</tbody></table>")
+    return "".join(out)
+
+
 def _endpoints_section(vps: list[dict[str, Any]], latest: list[dict[str, Any]], limit: int, *,
-                       tunnels: bool = False) -> tuple[str, int]:
-    """A circumvention section (HTML) and how many endpoints it covers, from ``latest`` (the
-    newest result of every endpoint at every vantage point): Tor, OpenVPN and VPN endpoints, or
-    (``tunnels``) encrypted DNS resolvers and the reflector kinds."""
+                       group: str = "endpoints") -> tuple[str, int]:
+    """An endpoint section (HTML) and how many endpoints it covers, from ``latest`` (the newest
+    result of every endpoint at every vantage point): Tor, OpenVPN and VPN endpoints
+    (``endpoints``), encrypted DNS resolvers and the reflector kinds (``tunnels``), or the
+    messaging apps' endpoints (``messaging``), preceded by each app per vantage point."""
     names = [vp["name"] for vp in vps]
-    matrix = EndpointMatrix.from_latest([r for r in latest if (r["kind"] in TUNNEL_KINDS) == tunnels], names)
-    ids = ("tunnels", "tunnel-matrix") if tunnels else ("endpoints", "endpoint-matrix")
+    mine = [r for r in latest if _group(r["kind"]) == group]
+    matrix = EndpointMatrix.from_latest(mine, names)
+    table_id, matrix_id, what, command = _GROUPS[group]
+    ids = (table_id, matrix_id)
     if not matrix.rows:
-        what = "encrypted DNS resolvers or VPN protocols" if tunnels else "circumvention endpoints"
-        return (f'<p class="empty">No {what} measured (<code>probe circumvention'
-                "</code>).</p>"), 0
+        return f'<p class="empty">No {what} measured (<code>{command}</code>).</p>', 0
 
     def badness(item: tuple[tuple[str, str, str, int], dict[str, dict[str, Any]]]) -> tuple[int, int]:
         cells = item[1].values()
         return (-sum(c["verdict"] in INTERFERENCE for c in cells), -sum(c["verdict"] != "ok" for c in cells))
 
     rows = sorted(matrix.rows.items(), key=lambda kv: (badness(kv), kv[0]))
-    out = ["<p>Whether the tools people use to get around censorship connect from each vantage "
-           "point: each endpoint's newest verdict (the reasons are in the cell's tooltip).</p>",
-           f'<table id="{ids[0]}"><thead><tr><th>vantage point</th>'
+    lead = ("<p>Whether the tools people use to get around censorship connect from each vantage "
+            "point: each endpoint's newest verdict (the reasons are in the cell's tooltip).</p>")
+    if group == "messaging":
+        lead = _apps_table(names, mine) + ("<p>Each app's endpoints, newest verdict per vantage "
+                                           "point (the reasons are in the cell's tooltip).</p>")
+        ids = ("messaging-kinds", matrix_id)
+    out = [lead, f'<table id="{ids[0]}"><thead><tr><th>vantage point</th>'
            + "".join(f"<th>{_e(k)}</th>" for k in sorted({key[0] for key in matrix.rows}))
            + "</tr></thead><tbody>"]
     summary = matrix.summary()
@@ -377,7 +424,7 @@ def _endpoints_section(vps: list[dict[str, Any]], latest: list[dict[str, Any]], 
             if c is None:
                 tds.append("<td>-</td>")
                 continue
-            why = "; ".join(f"{r}: {explain_endpoint_reason(r)}" for r in c["reasons"])
+            why = "; ".join(f"{r}: {explain_endpoint_reason(r, kind)}" for r in c["reasons"])
             text = c["verdict"] + (f"/{c['stage']}" if c["stage"] and c["verdict"] != "ok" else "")
             tds.append(f'<td class="v-{_e(c["verdict"])}" style="color:{_colour(c["verdict"])}" '
                        f'title="{_e(why)}">{_e(text)}</td>')
@@ -576,9 +623,16 @@ def write_report(store: Store, out: TextIO, *, vantages: Iterable[str] | None = 
       "control's), and a reflector's echo and WireGuard ports, each judged against its own "
       "twin: printable bytes for the fully encrypted traffic rule, a same-size datagram for "
       "WireGuard (docs/circumvention.md).</p>")
-    section, n_tunnels = _endpoints_section(vps, latest, limits.endpoint_rows, tunnels=True)
+    section, n_tunnels = _endpoints_section(vps, latest, limits.endpoint_rows, group="tunnels")
     w(section)
     n_endpoints += n_tunnels
+    w('<h2 id="messaging-h">Messaging apps: Telegram, WhatsApp, Signal</h2><p>Each app per '
+      "vantage point, reachable or not and which part: Telegram's data centres (MTProto) and "
+      "web, WhatsApp's chat endpoints, web and registration, Signal's services, each judged "
+      "against the control (docs/messaging.md).</p>")
+    section, n_messaging = _endpoints_section(vps, latest, limits.endpoint_rows, group="messaging")
+    w(section)
+    n_endpoints += n_messaging
 
     # 5b. The opt-in protocol tests (QUIC, ECH).
     w('<h2 id="protocols-h">Protocol tests: QUIC (HTTP/3) and ECH</h2>')

@@ -13,14 +13,18 @@ from probe.core.model import INTERFERENCE_VERDICTS as INTERFERENCE
 from probe.core.model import ControlObservation, EndpointObservation, Verdict
 from probe.core.net import format_endpoint
 from probe.core.settings import MeasureConfig
-from probe.inputs.endpointlists import DNS_KINDS, TWIN_KINDS, Endpoint
-from probe.inputs.geo import default_asn_lookup
+from probe.inputs.endpointlists import DNS_KINDS, TWIN_KINDS, Endpoint, suite_of
+from probe.inputs.geo import GeoDB, GeoError, default_asn_lookup, open_default_geo
 from probe.judge.circumvention import judge_endpoint
+from probe.measure import localaddrs
 from probe.measure.circumvention import EndpointOptions, measure_endpoint
 from probe.measure.control import client as control_client
+from probe.measure.engine import aclose as engine_aclose
+from probe.measure.messaging import measure_service
 from probe.measure.reflector import discover
 from probe.measure.tls import TLSContexts
 from probe.run.preflight import NoNetworkError, offline_error, preflight
+from probe.run.scrub import Scrubber
 from probe.store import Store
 from probe.store.circumvention import write_endpoints
 
@@ -64,6 +68,19 @@ class SuiteConfig:
     fet_tries: int = 5
     # Helpers whose reflector is measured (fet, wireguard); None: the controls'.
     reflectors: tuple[str, ...] | None = None
+    # Services reached by name (the messaging apps'): their DNS and HTTP steps, and the
+    # deadline of each one's measurement (all hops), as `probe run` has them.
+    dns_timeout: float = 4.0
+    http_timeout: float = 15.0
+    deadline: float = 60.0
+
+    def measure_config(self) -> MeasureConfig:
+        """How services reached by name are measured: the web engine's configuration."""
+        cfg = MeasureConfig(resolvers=self.resolvers, system_resolver=not self.resolvers,
+                            dns_timeout=self.dns_timeout, tcp_timeout=self.tcp_timeout,
+                            tls_timeout=self.handshake_timeout, http_timeout=self.http_timeout,
+                            deadline=self.deadline, cafile=self.cafile, decoy_sni=self.decoy_sni)
+        return replace(cfg, resolv_conf=self.resolv_conf) if self.resolv_conf else cfg
 
 
 @dataclass
@@ -74,6 +91,12 @@ class SuiteSummary:
     counts: Counter[str] = field(default_factory=Counter)
     results: list[Judged] = field(default_factory=list)
     reflector: int = 0  # endpoints added from a helper's reflector (0: none offered one)
+
+
+#: Kinds whose control must fetch over HTTP: a Telegram data centre answers HTTP, and a DC
+#: silent here counts as blocked only when it answered the control's request
+#: (probe/judge/messaging.py). The others' control stops after the handshakes (x_skip_http).
+_CONTROL_FETCHES = frozenset({"telegram-dc"})
 
 
 def _control_url(ep: Endpoint) -> str:
@@ -104,6 +127,9 @@ async def measure_endpoints(
     out: list[Judged | None] = [None] * len(endpoints)
     options = EndpointOptions(config.names, config.decoy_sni, config.fet_tries)
     asn = default_asn_lookup() if any(ep.kind in DNS_KINDS for ep in endpoints) else None
+    by_name = any(ep.by_name for ep in endpoints)
+    web_cfg = config.measure_config() if by_name else None
+    geo = _geo() if by_name else None
     # What the control resolves for each name: asked once per run, shared by every resolver.
     name_asks: dict[str, asyncio.Future[ControlObservation]] = {}
 
@@ -118,6 +144,9 @@ async def measure_endpoints(
     async def measure(
         ep: Endpoint, control: control_client.ControlClient | None, attempt: int
     ) -> EndpointObservation:
+        if web_cfg is not None and ep.by_name:
+            # Measured as the web is: the engine asks the control about every hop itself.
+            return await measure_service(ep, web_cfg, control, attempt)
         obs = await measure_endpoint(ep, contexts, tcp_timeout=config.tcp_timeout,
                                      handshake_timeout=config.handshake_timeout, options=options)  # fmt: skip
         if ep.kind in DNS_KINDS and obs.queries:
@@ -127,11 +156,13 @@ async def measure_endpoints(
     async def one(i: int, ep: Endpoint, control: control_client.ControlClient | None) -> None:
         async with slots:
             ask = None
-            if control is not None and ep.transport == "tcp" and ep.kind not in TWIN_KINDS:
-                ask = asyncio.ensure_future(control(_control_url(ep), [ep.address], ep.port, http=False))
+            if control is not None and ep.transport == "tcp" and ep.kind not in TWIN_KINDS and not ep.by_name:
+                ask = asyncio.ensure_future(
+                    control(_control_url(ep), [ep.address], ep.port, http=ep.kind in _CONTROL_FETCHES)
+                )
             obs = await measure(ep, control, 0)
             ctl = await ask if ask is not None else None
-            verdict = judge_endpoint(obs, ctl, asn)
+            verdict = judge_endpoint(obs, ctl, asn, geo=geo)
             attempt = 0
             # Twin kinds repeat their own exchanges; measuring them again a moment later would
             # meet a censor's residual block of the address and read as a broken path.
@@ -139,7 +170,7 @@ async def measure_endpoints(
                 attempt += 1
                 await asyncio.sleep(config.retry_pause)
                 obs = await measure(ep, control, attempt)
-                verdict = judge_endpoint(obs, ctl, asn)
+                verdict = judge_endpoint(obs, ctl, asn, geo=geo)
         judged = (obs, ctl, verdict)
         out[i] = judged
         if on_result is not None:
@@ -159,7 +190,26 @@ async def measure_endpoints(
             fut.cancel()
         if control is not None:
             await control.aclose()
+        if web_cfg is not None:
+            await engine_aclose(web_cfg)
     return [r for r in out if r is not None]
+
+
+def _scrubbed(results: list[Judged]) -> list[Judged]:
+    """The results with the local addresses of the probe's sockets replaced (probe.run.scrub):
+    a service's headers, title or DNS answers may echo them."""
+    scrub = Scrubber(localaddrs.seen())
+    if not scrub:
+        return results
+    return [(scrub.record(o), None if c is None else scrub.record(c), scrub.record(v)) for o, c, v in results]
+
+
+def _geo() -> GeoDB | None:
+    """The IP-to-AS data the web rules read (as `probe run` opens it), or None."""
+    try:
+        return open_default_geo()
+    except (GeoError, OSError):
+        return None
 
 
 def _check_config(config: SuiteConfig) -> MeasureConfig:
@@ -189,6 +239,7 @@ def run_suite(
     config: SuiteConfig,
     on_result: Callable[[Judged], None] | None = None,
     warn: Callable[[str], None] | None = None,
+    suite: str = SUITE,
 ) -> SuiteSummary:
     """Measure ``endpoints`` into database ``db`` as one run of vantage point ``vantage``.
 
@@ -196,10 +247,12 @@ def run_suite(
     the measuring is cancelled. The network is checked first, as ``probe run`` checks it: with
     no network at all the run is recorded ``offline`` and :class:`NoNetworkError` raised,
     instead of recording every endpoint as a failure. ``warn`` receives the check's warnings.
+    ``suite`` names the run's suite (``circumvention``, ``messaging``); each endpoint is
+    stored under its own kind's suite.
     """
     with Store.open(db) as store:
         vid = store.vantage(vantage)
-        run_id = store.start_run(vid, list(lists), {"suite": SUITE, "endpoints": len(endpoints)})
+        run_id = store.start_run(vid, list(lists), {"suite": suite, "endpoints": len(endpoints)})
         offline = asyncio.run(_offline(config, warn))
         if offline is not None:
             store.finish_run(run_id, "offline")
@@ -225,7 +278,7 @@ def run_suite(
             asyncio.run(go())
             status = "complete"
         finally:
-            write_endpoints(store, run_id, vid, SUITE, summary.results)
+            write_endpoints(store, run_id, vid, suite_of, _scrubbed(summary.results))
             store.finish_run(run_id, status)
         summary.counts.update(v.verdict for _, _, v in summary.results)
     return summary

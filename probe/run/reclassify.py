@@ -75,7 +75,7 @@ def _reclassify_endpoints(store: Store, run_id: int | None, report: ReclassifyRe
     for eid, obs, control, old in iter_endpoint_judged(store, run_id):
         if asn is None and obs.queries:
             asn = default_asn_lookup()
-        new = judge_endpoint(obs, control, asn)
+        new = judge_endpoint(obs, control, asn, geo=geo)
         report.endpoints_judged += 1
         if _same(old, new) and old.classifier_version == new.classifier_version:
             continue

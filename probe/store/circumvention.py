@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from probe.core.codec import from_data, to_data
@@ -34,19 +33,23 @@ def write_endpoints(
     store: Store,
     run_id: int,
     vantage_id: int,
-    suite: str,
+    suite: str | Callable[[str], str],
     rows: Iterable[tuple[EndpointObservation, ControlObservation | None, Verdict]],
 ) -> int:
-    """Store judged endpoint observations in one transaction; the number stored."""
+    """Store judged endpoint observations in one transaction; the number stored. ``suite`` is
+    the rows' suite, or a function naming each row's from its kind (``circumvention``,
+    ``messaging``)."""
+    suite_of = suite if callable(suite) else (lambda _kind: suite)
     records = [
-        {"run_id": run_id, "vantage_id": vantage_id, "suite": suite, "kind": obs.kind,
+        {"run_id": run_id, "vantage_id": vantage_id, "suite": suite_of(obs.kind), "kind": obs.kind,
          "name": obs.name, "address": obs.address, "port": obs.port, "transport": obs.transport,
          "source": obs.source, "measured_at": iso(obs.started), "runtime": obs.runtime,
          "tcp_failure": obs.tcp_failure, "handshake": obs.handshake,
          "handshake_failure": obs.handshake_failure, "verdict": verdict.verdict,
          "stage": verdict.stage, "reasons": json.dumps(list(verdict.reasons)),
          "classifier_version": verdict.classifier_version,
-         "observation": json.dumps(dataclasses.asdict(obs), sort_keys=True),
+         # to_data: a service's hops hold bytes (certificates, a body's start), as base64
+         "observation": json.dumps(to_data(obs), sort_keys=True),
          "control": None if control is None else json.dumps(to_data(control), sort_keys=True),
          "uid": uuid7(int(obs.started * 1000))}  # a global id (probe merge), from when it was taken
         for obs, control, verdict in rows
@@ -105,13 +108,11 @@ def endpoint_results(
         yield _result(row)
 
 
-def latest_endpoint_run(store: Store, vantage: str | None = None) -> int | None:
-    """The newest run that measured endpoints (of ``vantage`` when given), or None."""
-    sql = "SELECT max(e.run_id) FROM endpoint_measurements e"
-    params: list[Any] = []
-    if vantage is not None:
-        sql += " JOIN vantage_points v ON v.id = e.vantage_id WHERE v.name = ?"
-        params.append(vantage)
+def latest_endpoint_run(store: Store, vantage: str | None = None, suite: str | None = None) -> int | None:
+    """The newest run that measured endpoints (of ``vantage``, of ``suite`` when given), or None."""
+    where, params = filters(("v.name = ?", vantage), ("e.suite = ?", suite))
+    sql = ("SELECT max(e.run_id) FROM endpoint_measurements e JOIN vantage_points v ON v.id = e.vantage_id "
+           f"WHERE 1{where}")  # fmt: skip
     run_id = scalar(store.conn, sql, params)
     return None if run_id is None else int(run_id)
 
@@ -152,10 +153,13 @@ def endpoint_measurements_at(
     store: Store, address: str | None, port: int | None, *, name: str | None = None,
     vantage: str | None = None, run_id: int | None = None,
 ) -> list[dict[str, Any]]:
-    """The newest measurement of each kind of endpoint at ``address:port`` (or named ``name``),
+    """The newest measurement of each kind of endpoint at ``address:port`` (or named ``name``:
+    its list's name or, for a service reached by name, its host name),
     narrowed by vantage point and run, with its observation and control decoded (``probe show``).
     """
-    where, params = filters(("e.name = ?", name), ("v.name = ?", vantage), ("e.run_id = ?", run_id))
+    # A name is the list's (``DC2``) or the host name a service is reached by (``web.whatsapp.com``).
+    where, params = filters(("? IN (e.name, e.address)", name), ("v.name = ?", vantage),
+                            ("e.run_id = ?", run_id))  # fmt: skip
     if address is not None:
         where, params = f" AND e.address = ? AND e.port = ?{where}", [address, port, *params]
     sql = (f"SELECT * FROM ({_SELECT}, e.classifier_version, e.observation, e.control, "
@@ -173,15 +177,15 @@ def endpoint_measurements_at(
 
 def iter_endpoint_exports(
     store: Store, *, run_id: int | None = None, vantages: Sequence[str] = (), since: str | None = None,
-    chunk: int = 500,
+    chunk: int = 500, suite: str | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Every endpoint measurement (of ``run_id``, of ``vantages``, measured at or after
-    ``since``) in id order, with its global ids, observation and control decoded, read chunk by
-    chunk (`probe export --suite circumvention`)."""
+    ``since``, of ``suite``) in id order, with its global ids, observation and control decoded,
+    read chunk by chunk (`probe export --suite circumvention|messaging`)."""
     where, params = _vantage_since(vantages, since)
-    if run_id is not None:
-        where += " AND e.run_id = ?"
-        params.append(run_id)
+    more, more_params = filters(("e.run_id = ?", run_id), ("e.suite = ?", suite))
+    where += more
+    params.extend(more_params)
     sql = (f"{_SELECT}, e.uid AS uid, r.uid AS run_uid, v.uid AS vantage_uid, e.classifier_version, "
            f"e.observation, e.control {_FROM} JOIN runs r ON r.id = e.run_id WHERE e.id > ? {where} "
            f"ORDER BY e.id LIMIT {int(chunk)}")  # fmt: skip

@@ -23,13 +23,13 @@ from probe.lab.sites import DOMAIN, SITES, server_addresses, zone
 
 
 def test_lab_has_the_scenarios_of_issues_5_12_14_24_26_and_27() -> None:
-    assert sorted(s.number for s in SCENARIOS) == list(range(1, 79))
-    assert len({s.name for s in SCENARIOS}) == 78
+    assert sorted(s.number for s in SCENARIOS) == list(range(1, 85))
+    assert len({s.name for s in SCENARIOS}) == 84
     # issues 5 and 12, 14, 26 (QUIC/ECH: 42-51), 26 (encrypted DNS and VPN protocols: 52-60),
-    # 24 (DNS interception, 61), 27 (the catalogue: 62-78)
-    assert [s.kind for s in SCENARIOS].count("censorship") == 17 + 8 + 5 + 6 + 11
-    assert [s.kind for s in SCENARIOS].count("benign") == 15 + 1 + 5 + 3 + 1 + 6
-    assert [s.number for s in SCENARIOS if s.endpoints] == [*range(52, 61), 70, 71, 72]
+    # 24 (DNS interception, 61), 27 (the catalogue: 62-78; messaging apps: 79-84)
+    assert [s.kind for s in SCENARIOS].count("censorship") == 17 + 8 + 5 + 6 + 11 + 4
+    assert [s.kind for s in SCENARIOS].count("benign") == 15 + 1 + 5 + 3 + 1 + 6 + 2
+    assert [s.number for s in SCENARIOS if s.endpoints] == [*range(52, 61), 70, 71, 72, *range(79, 85)]
 
 
 def test_circumvention_scenarios_censor_something_and_their_benign_twins_nothing() -> None:
@@ -42,6 +42,23 @@ def test_circumvention_scenarios_censor_something_and_their_benign_twins_nothing
     blocked = {e.kind for s in suites if s.kind == "censorship" for e in s.endpoints}
     benign = {e.kind for s in suites if s.kind == "benign" for e in s.endpoints}
     assert blocked <= benign and {"doh", "dot", "fet", "wireguard", "tor", "openvpn-tcp"} <= blocked
+    assert {"telegram-dc", "telegram-web", "whatsapp", "whatsapp-web", "signal"} <= benign
+    assert {"telegram-dc", "whatsapp", "whatsapp-web", "signal"} <= blocked
+
+
+def test_messaging_scenarios_use_lab_stand_ins_never_the_apps_addresses() -> None:
+    from probe.inputs.endpointlists import MESSAGING_APPS, MESSAGING_LIST, load_endpoints
+    from probe.lab.messaging import is_messaging
+
+    real = {e.address for e in load_endpoints([MESSAGING_LIST])}
+    for s in SCENARIOS:
+        if not is_messaging(s):
+            assert not any(e.kind in MESSAGING_APPS for e in s.endpoints), s.name
+            continue
+        for e in s.endpoints:
+            assert e.address not in real, (s.name, e.address)
+            assert e.address.endswith("." + DOMAIN) or e.address.startswith("10.66.2."), (s.name, e.address)
+        assert len({e.name for e in s.endpoints}) == len(s.endpoints), s.name  # read back by name
 
 
 def _flags(e: Expectation) -> set[str]:

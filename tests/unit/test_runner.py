@@ -488,7 +488,8 @@ def test_a_run_builds_its_verifying_context_once_for_the_engine_and_the_control_
 
     built: list[object] = []
     real = tls.verifying_context
-    monkeypatch.setattr(tls, "verifying_context", lambda cafile=None: built.append(cafile) or real(cafile))
+    monkeypatch.setattr(tls, "verifying_context",
+                        lambda cafile=None, extra_ca=None: built.append(cafile) or real(cafile, extra_ca))
     given: list[object] = []
 
     class Recording(ControlClient):

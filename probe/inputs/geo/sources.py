@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from probe.core.settings import DEFAULT_GEO_URL
-from probe.host.data import DATA_DIR
+from probe.host.data import DATA_DIR, user_data_dir
 from probe.inputs.geo.db import GeoDB, GeoError
 
 __all__ = ["DEFAULT_GEO_LICENSE", "DEFAULT_GEO_URL", "STALE_DAYS", "bundled_geo_path",
@@ -32,12 +32,7 @@ def geo_url() -> str:
 
 def default_geo_path() -> Path:
     """Where ``probe geo update`` stores its download."""
-    base = os.environ.get("PROBE_DATA_DIR")
-    if base:
-        return Path(base) / DEFAULT_FILENAME
-    xdg = os.environ.get("XDG_DATA_HOME")
-    root = Path(xdg) if xdg else Path.home() / ".local" / "share"
-    return root / "probe" / DEFAULT_FILENAME
+    return user_data_dir() / DEFAULT_FILENAME
 
 
 def default_geo_sources() -> list[Path]:

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 
-from probe.host.data import SOURCE_ROOT
+from probe.host.data import SOURCE_ROOT, user_data_dir
 from probe.inputs.testlists.problems import ListProblem, TestListError
 
 __all__ = [
@@ -43,11 +43,7 @@ SHIPPED_ORIGIN = (
 def user_testlists_dir() -> Path:
     """Where ``probe testlists update`` puts the lists it fetches: ``testlists`` in probe's data
     directory (``$PROBE_DATA_DIR``, else ``$XDG_DATA_HOME/probe``, i.e. ``~/.local/share/probe``)."""
-    base = os.environ.get("PROBE_DATA_DIR")
-    if base:
-        return Path(base).expanduser() / "testlists"
-    xdg = os.environ.get("XDG_DATA_HOME")
-    return (Path(xdg) if xdg else Path.home() / ".local" / "share") / "probe" / "testlists"
+    return user_data_dir() / "testlists"
 
 
 def testlists_dir() -> Path:

@@ -51,7 +51,10 @@ __all__ = [
     "UpdateError",
     "UpdateResult",
     "clean_stale_stages",
+    "install_staged",
+    "new_stage",
     "source_url",
+    "stage_name",
     "update_testlists",
 ]
 
@@ -170,7 +173,9 @@ def _list_names(dest: Path, extra: Iterable[str]) -> list[str]:
     return sorted(names, key=lambda n: (n != "global", n))
 
 
-def _stage_name(target: Path, pid: int) -> Path:
+def stage_name(target: Path, pid: int) -> Path:
+    """The staging directory of an update of ``target`` by process ``pid`` (next to it: the
+    same file system, so that each staged file is installed with one rename)."""
     return Path(os.path.join(target.parent, f".{target.name}.update-{pid}"))
 
 
@@ -182,6 +187,20 @@ def _alive(pid: int) -> bool:
     except OSError:  # EPERM: someone else's live process
         return True
     return True
+
+
+def new_stage(target: Path) -> Path:
+    """A fresh staging directory for an update of ``target`` (created, with ``target``), after
+    removing those killed updates left; UpdateError when it cannot be written."""
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+        clean_stale_stages(target)
+        stage = stage_name(target, os.getpid())
+        shutil.rmtree(stage, ignore_errors=True)
+        stage.mkdir()
+    except OSError as exc:
+        raise UpdateError(f"{target}: cannot write: {exc.strerror or exc}") from None
+    return stage
 
 
 def clean_stale_stages(target: Path) -> list[Path]:
@@ -244,14 +263,7 @@ def update_testlists(
             raise UpdateError(f"{name!r}: a list is named by its file name without .csv (e.g. ir)")
     names = _list_names(target, lists)
     before_dir = target if (target / "global.csv").is_file() else testlists_dir()
-    try:
-        target.mkdir(parents=True, exist_ok=True)
-        clean_stale_stages(target)
-        stage = _stage_name(target, os.getpid())
-        shutil.rmtree(stage, ignore_errors=True)
-        stage.mkdir()
-    except OSError as exc:
-        raise UpdateError(f"{target}: cannot write: {exc.strerror or exc}") from None
+    stage = new_stage(target)
     try:
         files = {f"{n}.csv": f"{base}lists/{n}.csv" for n in names}
         files[LEGEND_NAME] = f"{base}lists/{LEGEND_NAME}"
@@ -286,7 +298,7 @@ def update_testlists(
         (stage / NOTICE_NAME).write_text(_notice(base, fetched, digests), encoding="utf-8")
         origin = {"source": base, "fetched": fetched, "license": LICENSE_TEXT, "files": digests}
         (stage / ORIGIN_NAME).write_text(json.dumps(origin, indent=1, sort_keys=True), encoding="utf-8")
-        _install(stage, target)
+        install_staged(stage, target)
         return UpdateResult(target, base, tuple(changes))
     except OSError as exc:
         raise UpdateError(f"{exc.filename or target}: {exc.strerror or exc}") from None
@@ -294,7 +306,7 @@ def update_testlists(
         shutil.rmtree(stage, ignore_errors=True)
 
 
-def _install(stage: Path, target: Path) -> None:
+def install_staged(stage: Path, target: Path) -> None:
     """Move every staged file into ``target``, each with one atomic rename (same file system):
     the license and notice first, so that no list is ever there without them."""
     order = sorted(os.listdir(stage), key=lambda n: (n.endswith(".csv"), n))

@@ -1,5 +1,6 @@
-"""Exports of circumvention results (`probe export --suite circumvention`): one row per endpoint
-measurement (Tor, OpenVPN, VPN endpoints, encrypted DNS resolvers, reflector kinds), named by
+"""Exports of circumvention and messaging results (`probe export --suite circumvention|messaging`):
+one row per endpoint measurement (Tor, OpenVPN, VPN endpoints, encrypted DNS resolvers,
+reflector kinds; Telegram's DCs and the apps' services, with their hops), named by
 global ids like the measurements' exports, streamed chunk by chunk from the store.
 
 - ``csv``: the verdict and where and when (no observation): :data:`ENDPOINT_CSV_COLUMNS`;
@@ -29,16 +30,18 @@ ENDPOINT_CSV_COLUMNS = ("uid", "run_uid", "vantage_uid", "vantage", "kind", "nam
                         "classifier_version", "source")  # fmt: skip
 
 
-def _rows(store: Store, f: Filters) -> Iterator[dict[str, Any]]:
-    return iter_endpoint_exports(store, run_id=f.run_id, vantages=tuple(f.vantages), since=f.since)
+def _rows(store: Store, f: Filters, suite: str | None) -> Iterator[dict[str, Any]]:
+    return iter_endpoint_exports(store, run_id=f.run_id, vantages=tuple(f.vantages), since=f.since,
+                                 suite=suite)  # fmt: skip
 
 
-def endpoint_csv_lines(store: Store, f: Filters) -> Iterator[str]:
-    """CSV text: a header, then one row per endpoint measurement (``reasons`` is JSON)."""
+def endpoint_csv_lines(store: Store, f: Filters, suite: str | None = None) -> Iterator[str]:
+    """CSV text: a header, then one row per endpoint measurement (of ``suite``: circumvention,
+    messaging; None: all) (``reasons`` is JSON)."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(ENDPOINT_CSV_COLUMNS)
-    for n, r in enumerate(_rows(store, f), 1):
+    for n, r in enumerate(_rows(store, f, suite), 1):
         w.writerow([json.dumps(r[c]) if c == "reasons" else r[c] for c in ENDPOINT_CSV_COLUMNS])
         if n % 2000 == 0:
             yield buf.getvalue()
@@ -47,8 +50,8 @@ def endpoint_csv_lines(store: Store, f: Filters) -> Iterator[str]:
     yield buf.getvalue()
 
 
-def endpoint_jsonl_lines(store: Store, f: Filters) -> Iterator[str]:
-    """One JSON line per endpoint measurement, with its observation and control."""
+def endpoint_jsonl_lines(store: Store, f: Filters, suite: str | None = None) -> Iterator[str]:
+    """One JSON line per endpoint measurement (of ``suite``), with its observation and control."""
     dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-    for r in _rows(store, f):
+    for r in _rows(store, f, suite):
         yield dumps({k: r[k] for k in (*ENDPOINT_CSV_COLUMNS, "observation", "control")}) + "\n"
