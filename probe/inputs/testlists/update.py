@@ -20,6 +20,7 @@ import hashlib
 import json
 import os
 import shutil
+import tempfile
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -189,9 +190,9 @@ def update_testlists(
     before_dir = target if (target / "global.csv").is_file() else testlists_dir()
     try:
         target.mkdir(parents=True, exist_ok=True)
-        stage = Path(os.path.join(target.parent, f".{target.name}.update-{os.getpid()}"))
-        shutil.rmtree(stage, ignore_errors=True)
-        stage.mkdir()
+        # A directory of our own (a fresh name, created exclusively): removing it afterwards
+        # never removes anything else.
+        stage = Path(tempfile.mkdtemp(prefix=f".{target.name}.update-", dir=target.parent))
     except OSError as exc:
         raise UpdateError(f"{target}: cannot write: {exc.strerror or exc}") from None
     try:

@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from probe.core.errors import ProbeError
+from probe.host.output import check_output_dir, stage_files
 from probe.store.export import OBSERVATIONS, TABLES, ExportTable, Filters, table_columns
 
 if TYPE_CHECKING:
@@ -153,30 +153,22 @@ def _write_table(store: Store, table: ExportTable, f: Filters, path: Path) -> in
     return n
 
 
-def write_parquet(store: Store, out_dir: Path, f: Filters, *, observations: bool = False
-                  ) -> dict[str, int]:
-    """Write every table into ``out_dir`` (created; replaced atomically); return rows per table."""
+def write_parquet(store: Store, out_dir: Path, f: Filters, *, observations: bool = False,
+                  force: bool = False) -> dict[str, int]:
+    """Write every table into ``out_dir``; return rows per table.
+
+    Only this export's files are written (``vantage_points.parquet``, ...); a directory holding
+    anything else is refused unless ``force`` (:func:`probe.host.output.check_output_dir`), and
+    nothing is ever deleted. The files are written under temporary names and renamed into place
+    once all of them are complete: an interrupted export leaves the directory as it was.
+    """
     _arrow()
     out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise NotADirectoryError(f"{out_dir}: exists and is not a directory")
-    tmp = out_dir.with_name(out_dir.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    tables = (*TABLES, *((OBSERVATIONS,) if observations else ()))
+    names = [f"{table.name}.parquet" for table in tables]
+    check_output_dir(out_dir, names, force=force, what="a Parquet export")
     counts: dict[str, int] = {}
-    try:
-        for table in (*TABLES, *((OBSERVATIONS,) if observations else ())):
-            counts[table.name] = _write_table(store, table, f, tmp / f"{table.name}.parquet")
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    # A reader never sees a half-written export: the directory appears complete.
-    if out_dir.exists():
-        old = out_dir.with_name(out_dir.name + ".old")
-        shutil.rmtree(old, ignore_errors=True)
-        os.rename(out_dir, old)
-        os.rename(tmp, out_dir)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.rename(tmp, out_dir)
+    with stage_files([out_dir / name for name in names]) as files:
+        for table, staged in zip(tables, files, strict=True):
+            counts[table.name] = _write_table(store, table, f, staged.tmp)
     return counts
