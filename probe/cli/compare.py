@@ -124,7 +124,7 @@ def _beyond(db: Path, names: list[str], since: str | None, geo: str | None, isol
 
     country_of = country_lookup(geo) if isolation_too else None
     try:
-        with Store.open(db, create=False, check=False) as store:
+        with Store.open(db, create=False) as store:
             endpoints = EndpointMatrix.from_latest(latest_endpoints(store, names or None, since),
                                                    names or None)  # fmt: skip
             if not isolation_too:
@@ -146,7 +146,7 @@ def _load(db: Path, names: list[str], cats: list[str], since: str | None, *, tim
     from probe.store import SQLiteError, Store
 
     try:
-        with Store.open(db, create=False, check=False) as store:
+        with Store.open(db, create=False) as store:
             try:
                 return cmp.load_matrix(store, names or None, cats or None, since, times=times)
             except KeyError as exc:

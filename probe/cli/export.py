@@ -88,7 +88,7 @@ def export_command(db: Path, fmt: str, output: Path | None, vantages: tuple[str,
     if output is not None and fmt != "parquet":
         check_output_file(output, protect=[db])
     try:
-        with Store.open(db, create=False, check=False) as store:
+        with Store.open(db, create=False) as store:
             names = cmp.split_list(vantages)
             known = store.vantage_ids()
             unknown = [n for n in names if n not in known]

@@ -61,7 +61,7 @@ def ooni_command(
 
     fps = load_fingerprints(fingerprints) if fingerprints else None
     geodb = GeoDB.open(geo) if geo else None
-    with Store.open(db, create=bool(files)) as store:
+    with Store.open(db, create=bool(files), check=bool(files)) as store:
         if files:
             shown = 0
 

@@ -115,7 +115,7 @@ def run_suite(
     The run is recorded ``complete``, or ``interrupted`` (and what was measured is kept) when
     the measuring is cancelled.
     """
-    with Store.open(db) as store:
+    with Store.open(db, check=True) as store:
         vid = store.vantage(vantage)
         run_id = store.start_run(vid, list(lists), {"suite": SUITE, "endpoints": len(endpoints)})
         summary = SuiteSummary(run_id)

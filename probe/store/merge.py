@@ -95,7 +95,7 @@ def _check_sources(into: Path, sources: Sequence[Path]) -> None:
             raise MergeError(f"{src}: is the output database itself; nothing merged")
         # Store.open refuses non-SQLite files, other SQLite databases and newer schemas, and
         # upgrades an older probe database in place, as every probe command does.
-        with Store.open(src, create=False) as store:
+        with Store.open(src, create=False, check=True) as store:
             missing = scalar(store.conn, "SELECT count(*) FROM measurements WHERE uid IS NULL")
         if missing:
             raise MergeError(
@@ -124,7 +124,7 @@ def merge(
     _check_output(out)
     _check_sources(out, paths)
     results: list[MergeResult] = []
-    with Store.open(out) as store:
+    with Store.open(out, check=True) as store:
         plan = _Plan(store.conn)
         for src in paths:
             result = _merge_one(store, plan, src)
