@@ -22,8 +22,8 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from probe.core.codec import from_data, to_data
-from probe.core.model import Measurement, Verdict
+from probe.core.codec import decode_json, from_data, to_data
+from probe.core.model import ControlObservation, Measurement, Verdict
 from probe.store.uid import uuid7
 
 __all__ = [
@@ -31,6 +31,8 @@ __all__ = [
     "IdCounters",
     "Rows",
     "body_key",
+    "check_control",
+    "check_observations",
     "compress",
     "flatten",
     "iso",
@@ -291,6 +293,23 @@ def rebuild(
             hop = replace(hop, tls=tls, http=http)
         hops.append(hop)
     return replace(m, hops=tuple(hops))
+
+
+def check_observations(data: str | bytes) -> None:
+    """Raise :class:`~probe.core.codec.CodecError` unless :func:`rebuild` can read ``data``, an
+    ``observations`` value, into a Measurement (the check ``probe merge`` makes of every row).
+
+    The same codec and the same leniency as :func:`rebuild` (unknown keys, such as the body and
+    chain references, are ignored; missing ones take their defaults), decoding straight from
+    the JSON text: a row this accepts is a row every reader of the store can rebuild.
+    """
+    decode_json(data, Measurement)
+
+
+def check_control(data: str | bytes) -> None:
+    """Raise :class:`~probe.core.codec.CodecError` unless ``data``, a ``controls`` value, is the
+    control observation :func:`rebuild` puts back into its hop."""
+    decode_json(data, ControlObservation)
 
 
 def body_key(body: bytes) -> str:

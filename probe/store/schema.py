@@ -516,6 +516,19 @@ UPDATE endpoint_measurements SET uid = {sql_uuid7(_ms("measured_at"))} WHERE uid
 CREATE UNIQUE INDEX endpoint_measurements_uid ON endpoint_measurements(uid);
 """
 
+# The sources `probe merge` has merged into this database, by the fingerprint of what each held
+# (probe/store/sources.py): a source merged again unchanged is skipped unread. The file's name
+# only (never its directory: no user's path is stored), for people.
+_V10_MERGED_SOURCES = """
+CREATE TABLE merged_sources (
+    fingerprint TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    merged_at TEXT NOT NULL,
+    measurements INTEGER NOT NULL DEFAULT 0,
+    refused INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
+"""
+
 #: (version, name, SQL); applied in order, each in its own transaction.
 MIGRATIONS: tuple[tuple[int, str, str], ...] = (
     (1, "initial schema", _V1 + _stats_sql()),
@@ -538,6 +551,8 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
     (8, "packets and traces", _V8),
     # Global ids of endpoint measurements, so that merge is idempotent on them.
     (9, "endpoint measurement ids", _V9_ENDPOINT_UIDS),
+    # Sources probe merge has merged, so that merging them again unchanged costs nothing.
+    (10, "merged sources", _V10_MERGED_SOURCES),
 )
 
 #: The schema version this probe writes.

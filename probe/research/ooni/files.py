@@ -75,7 +75,7 @@ class _Counting:
         return getattr(self.raw, name)
 
 
-class _Bomb(Exception):
+class _Bomb(OONIFormatError):
     pass
 
 
