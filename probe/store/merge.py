@@ -18,11 +18,12 @@ table added by a later migration is merged by the same rules, or refused by name
 fits.
 
 Nothing enters unchecked, and no source is written (probe/store/sources.py: read-only, an older
-one upgraded in a temporary copy). Each source's structure (``quick_check``) and every row of it
-(probe/store/validate.py: types, vocabularies, JSON shapes, the observations and controls decoded
-by the codec that reads them later) are checked before its copy, in a thread beside the copy of
-the source before it; a row that fails is refused with what depends on it (named by table and
-row), a damaged source as a whole, and the rest is merged. Only the rows checked are copied (a
+one upgraded in a temporary copy). Every row of each source (probe/store/validate.py: types,
+vocabularies, JSON shapes as probe's schema declares them, the observations and controls decoded
+by the codec that reads them later; reading them, SQLite checks every page that is copied) is
+checked before its copy, in a thread beside the copy of the source before it; a row that fails
+is refused with what depends on it (named by table and row), a damaged source as a whole, and
+the rest is merged. Only the rows checked are copied (a
 source still being written: what came after the check waits for the next merge). The output
 remembers each source's fingerprint (``merged_sources``): a source merged again unchanged is
 skipped unread. A new output is written with a rollback journal during the merge (pages new to
@@ -47,7 +48,15 @@ from probe.store.database import Store, StoreError
 from probe.store.rows import now as _now
 from probe.store.schema import SCHEMA_VERSION
 from probe.store.sources import Source, SourceError, fingerprint, inspect_source
-from probe.store.validate import MAX_PROBLEMS, Problem, Screened, row_checks, screen
+from probe.store.validate import (
+    MAX_PROBLEMS,
+    Declared,
+    Problem,
+    Screened,
+    declared,
+    row_checks,
+    screen,
+)
 
 __all__ = ["MergeError", "MergeResult", "merge"]
 
@@ -155,7 +164,8 @@ def merge(
                 done(MergeResult(str(src.path), unchanged=str(when or "earlier in this merge")))
                 continue
             todo.append((src, fp))
-        with _bulk_copy(store, new_output and bool(todo)), _Checks(todo, out.parent) as checks:
+        spec = declared(store.conn)  # probe's schema: what the sources' rows are checked against
+        with _bulk_copy(store, new_output and bool(todo)), _Checks(todo, out.parent, spec) as checks:
             for src, fp in todo:
                 try:
                     screened = checks.result(src)
@@ -202,7 +212,8 @@ class _Checks:
     interpreter during the copy, so both cores work). Memory: one chunk of rows at a time, and
     each source's problems (bounded)."""
 
-    def __init__(self, todo: Sequence[tuple[Source, str]], beside: Path) -> None:
+    def __init__(self, todo: Sequence[tuple[Source, str]], beside: Path, spec: Declared) -> None:
+        self._spec = spec
         self._stop = threading.Event()
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="merge-check")
         self._futures: dict[int, Future[Screened]] = {
@@ -214,11 +225,10 @@ class _Checks:
         try:
             src.upgrade(beside)
             with closing(src.connect()) as conn:
-                found = [r[0] for r in conn.execute("PRAGMA quick_check(5)")]
-                if found != ["ok"]:
-                    return Screened(damaged=f"damaged ({'; '.join(found[:3])}): nothing of it "
-                                            f"merged; `probe check --db {src.path.name}` says more")
-                return screen(conn, stop=self._stop.is_set)
+                # No quick_check of its own: the check reads every page of every table it copies
+                # (SQLite checks each page it reads, a damaged one is an error here), and the
+                # source's indexes, which quick_check would add, are never copied.
+                return screen(conn, spec=self._spec, stop=self._stop.is_set)
         except sqlite3.DatabaseError as exc:  # a page SQLite cannot read at all
             return Screened(damaged=f"damaged ({exc}): nothing of it merged; "
                                     f"`probe check --db {src.path.name}` says more")
@@ -457,11 +467,17 @@ def _entity_columns(conn: sqlite3.Connection, plan: _Plan, table: str) -> list[s
     return [c for c in plan.columns[table] if c != "id" and c in src_cols]
 
 
+def _declared(conn: sqlite3.Connection, table: str, only: Iterable[str] | None = None
+              ) -> list[tuple[str, str, bool]]:
+    """``table``'s columns as probe declares them (the output's schema), those the source has."""
+    here = set(_cols(conn, "src", table)) if only is None else set(only)
+    return [(r["name"], str(r["type"]).upper(), bool(r["notnull"]))
+            for r in named_rows(conn, f"PRAGMA main.table_info({table})") if r["name"] in here]
+
+
 def _entity_checks(conn: sqlite3.Connection, table: str) -> list[tuple[str, str]]:
     """(column, SQL) checks of a row ``s`` of ``src.table`` (probe/store/validate.py)."""
-    info = named_rows(conn, f"PRAGMA src.table_info({table})").fetchall()
-    return row_checks(table, [(r["name"], str(r["type"]).upper(), bool(r["notnull"])) for r in info],
-                      alias="s")  # fmt: skip
+    return row_checks(table, _declared(conn, table), alias="s")
 
 
 def _invalid_entities(conn: sqlite3.Connection, table: str, result: MergeResult,
@@ -632,10 +648,8 @@ def _merge_measurements(conn: sqlite3.Connection, plan: _Plan, result: MergeResu
         # A measurement re-judged (probe reclassify) in the source after it was merged: the
         # newer judgement wins, with its classifier version.
         # The newer judgement is checked here, in this snapshot: it may be newer than the check.
-        info = named_rows(conn, "PRAGMA src.table_info(measurements)").fetchall()
         valid = " AND ".join(f"({cond})" for _, cond in row_checks(
-            "measurements", [(r["name"], str(r["type"]).upper(), bool(r["notnull"])) for r in info
-                             if r["name"] in verdict_cols], alias="s"))  # fmt: skip
+            "measurements", _declared(conn, "measurements", verdict_cols), alias="s"))
         conn.execute(
             "UPDATE main.measurements AS t SET "
             + ", ".join(f"{c} = s.{c}" for c in verdict_cols)

@@ -7,8 +7,8 @@ empty, or was written by a newer probe. A source of an older schema is copied (S
 into a temporary file beside the output, which is upgraded and read instead; the source itself
 stays as it was.
 
-Before a source is merged, its structure is checked (``PRAGMA quick_check``) and every row of it
-(:mod:`probe.store.validate`); that is the expensive part, read once per source. To make merging
+Before a source is merged, every row of it is checked (:mod:`probe.store.validate`); that is the
+expensive part, read once per source. To make merging
 the same sources again cheap, :func:`fingerprint` says what a source holds in a few index
 lookups (the largest id of every table, the newest re-judgement, the runs and vantage points
 whole): the output remembers the fingerprint of every source it merged (``merged_sources``),

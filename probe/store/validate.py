@@ -34,7 +34,7 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 import zlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from probe.core.codec import CodecError
@@ -43,7 +43,8 @@ from probe.store.connection import named_rows
 from probe.store.rows import check_control, check_observations
 from probe.store.runs import RUN_STATUSES
 
-__all__ = ["MAX_DOCUMENT", "MAX_PROBLEMS", "Problem", "Screened", "row_checks", "screen"]
+__all__ = ["MAX_DOCUMENT", "MAX_PROBLEMS", "Declared", "Problem", "Screened", "declared", "row_checks",
+           "screen"]
 
 #: Problems kept (with table, row and reason) for the report; all are counted.
 MAX_PROBLEMS = 20
@@ -203,14 +204,29 @@ def row_checks(table: str, columns: Iterable[tuple[str, str, bool]], alias: str 
     return out
 
 
-def screen(conn: sqlite3.Connection, *, tables: Sequence[str] | None = None,
+#: What a table's columns are declared as in probe's schema: (name, declared type, NOT NULL).
+Declared = Mapping[str, Sequence[tuple[str, str, bool]]]
+
+
+def declared(conn: sqlite3.Connection) -> dict[str, list[tuple[str, str, bool]]]:
+    """Every table's columns as the database on ``conn`` declares them (for probe's own
+    schema: the output of a merge, migrated by this probe)."""
+    names = [r["name"] for r in named_rows(
+        conn, "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")]
+    return {n: [(c.name, c.type, c.notnull) for c in _columns(conn, n)] for n in names}
+
+
+def screen(conn: sqlite3.Connection, *, spec: Declared | None = None,
+           tables: Sequence[str] | None = None,
            stop: Callable[[], bool] = lambda: False) -> Screened:
     """Check every row of the probe database on ``conn`` (opened on the source, read-only).
 
-    ``tables`` limits the check (default: every table with rules, entities included). The last
-    rowid checked of each table is in ``Screened.limits``: rows added after (a probe still
-    writing the source) were not checked, and the copy leaves them for the next merge.
-    ``stop`` is asked between chunks; when it says so the check ends early (merge failed).
+    ``spec`` is probe's schema (:func:`declared` of the output): the source's own declarations
+    are not trusted (a file with probe's table names may declare ``name BLOB``); default: the
+    source's. ``tables`` limits the check (default: every table with rules). The last rowid
+    checked of each table is in ``Screened.limits``: rows added after (a probe still writing the
+    source) were not checked, and the copy leaves them for the next merge. ``stop`` is asked
+    between chunks; when it says so the check ends early (merge failed).
     """
     result = Screened()
     names = [r["name"] for r in named_rows(
@@ -220,7 +236,7 @@ def screen(conn: sqlite3.Connection, *, tables: Sequence[str] | None = None,
     for table in wanted:
         if stop():
             return result
-        _screen_table(conn, table, result, names, stop)
+        _screen_table(conn, table, result, names, stop, spec)
     if "http_bodies" in wanted and not stop():
         _screen_bodies(conn, result)
     _propagate(conn, result, names)
@@ -238,9 +254,12 @@ def _key_column(conn: sqlite3.Connection, table: str) -> str:
 
 
 def _screen_table(conn: sqlite3.Connection, table: str, result: Screened, names: Sequence[str],
-                  stop: Callable[[], bool] = lambda: False) -> None:
+                  stop: Callable[[], bool] = lambda: False, spec: Declared | None = None) -> None:
     info = _columns(conn, table)
-    checks = row_checks(table, [(c.name, c.type, c.notnull) for c in info], alias="t")
+    here = {c.name for c in info}
+    columns = ([c for c in spec[table] if c[0] in here] if spec is not None and table in spec
+               else [(c.name, c.type, c.notnull) for c in info])  # fmt: skip
+    checks = row_checks(table, columns, alias="t")
     refs = _refs(conn, table)
     for col, parent in refs.items():
         # An owner missing from the source: the row would be given another row's id in the output.

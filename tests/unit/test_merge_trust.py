@@ -266,3 +266,18 @@ def test_merge_fails_before_it_writes_when_a_source_is_missing(tmp_path: Path) -
         merge(tmp_path / "all.db", [a, tmp_path / "missing.db"])
     assert not (tmp_path / "all.db").exists()
     shutil.rmtree(tmp_path / "nothing", ignore_errors=True)
+
+
+def test_rows_are_checked_against_probes_schema_not_the_sources_own(tmp_path: Path) -> None:
+    a = _db(tmp_path / "a.db", "moscow")
+    conn = sqlite3.connect(a)  # a file with probe's tables, one of them declared its own way
+    cols = [r[1] for r in conn.execute("PRAGMA table_info(vantage_points)")]
+    conn.execute("ALTER TABLE vantage_points RENAME TO vp_old")
+    declared = ", ".join(c + (" BLOB" if c == "name" else "") for c in cols)
+    conn.execute(f"CREATE TABLE vantage_points ({declared})")
+    values = ", ".join("CAST(name AS BLOB)" if c == "name" else c for c in cols)
+    conn.execute(f"INSERT INTO vantage_points SELECT {values} FROM vp_old")
+    conn.commit()
+    conn.close()
+    (result,) = merge(tmp_path / "all.db", [a])
+    assert result.measurements == 0 and str(result.problems[0]).startswith("vantage_points row 1: name")
