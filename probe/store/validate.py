@@ -69,38 +69,38 @@ _VOCABULARY: dict[tuple[str, str], Sequence[object]] = {
 # Columns added by a migration (so declared without NOT NULL) that merge needs all the same.
 _REQUIRED = frozenset({("vantage_points", "uid"), ("runs", "uid"), ("measurements", "uid"),
                        ("endpoint_measurements", "uid")})  # fmt: skip
-# JSON columns and the shape their readers take for granted.
+# JSON columns and the shape their readers take for granted: an object, an array (the exports
+# read lists of strings with str() of each element, the headers as text), an array of strings
+# (reasons: joined into sentences), an object of counts, or a document the codec decodes.
 _SHAPES: dict[tuple[str, str], str] = {
     ("vantage_points", "meta"): "object",
-    ("runs", "lists"): "texts",
+    ("runs", "lists"): "array",
     ("runs", "options"): "object",
     ("runs", "counts"): "counts",
     ("runs", "identity"): "object",
     ("measurements", "reasons"): "texts",
-    ("dns_queries", "addresses"): "texts",
-    ("tls_handshakes", "chain"): "texts",
-    ("http_requests", "headers"): "pairs",
-    ("controls", "dns_addrs"): "texts",
+    ("dns_queries", "addresses"): "array",
+    ("tls_handshakes", "chain"): "array",
+    ("http_requests", "headers"): "array",
+    ("controls", "dns_addrs"): "array",
     ("controls", "data"): "document",
     ("observations", "data"): "document",
     ("endpoint_measurements", "reasons"): "texts",
     ("endpoint_measurements", "observation"): "object",
     ("endpoint_measurements", "control"): "object",
-    ("ooni_measurements", "inferred"): "texts",
+    ("ooni_measurements", "inferred"): "array",
     ("traces", "data"): "object",
 }
-# JSON shapes in SQL. json_type() raises on malformed JSON, so json_valid() guards it (CASE
-# evaluates in order); the empty array, most rows' value, skips the parser.
+# JSON shapes in SQL, each parsing the text once: valid JSON whose first and last characters make
+# it an array or an object (json_type would parse it again); element types only where a reader
+# needs them (json_each), after the empty array, most rows' value.
 _SHAPE_SQL = {
-    "object": "CASE WHEN json_valid({c}) THEN json_type({c}) = 'object' ELSE 0 END",
-    "texts": ("{c} = '[]' OR CASE WHEN json_valid({c}) THEN json_type({c}) = 'array' "
-              "AND NOT EXISTS (SELECT 1 FROM json_each({c}) WHERE type != 'text') ELSE 0 END"),
-    "counts": ("CASE WHEN json_valid({c}) THEN json_type({c}) = 'object' "
-               "AND NOT EXISTS (SELECT 1 FROM json_each({c}) WHERE type != 'integer') ELSE 0 END"),
-    "pairs": ("{c} = '[]' OR CASE WHEN json_valid({c}) THEN json_type({c}) = 'array' AND NOT "
-              "EXISTS (SELECT 1 FROM json_each({c}) AS p WHERE p.type != 'array' OR "
-              "json_array_length(p.value) != 2 OR json_type(p.value, '$[0]') != 'text' "
-              "OR json_type(p.value, '$[1]') != 'text') ELSE 0 END"),
+    "object": "json_valid({c}) AND trim({c}) GLOB '{{*}}'",
+    "array": "{c} = '[]' OR (json_valid({c}) AND trim({c}) GLOB '[[]*]')",
+    "texts": ("{c} = '[]' OR (json_valid({c}) AND trim({c}) GLOB '[[]*]' "
+              "AND NOT EXISTS (SELECT 1 FROM json_each({c}) WHERE type != 'text'))"),
+    "counts": ("json_valid({c}) AND trim({c}) GLOB '{{*}}' "
+               "AND NOT EXISTS (SELECT 1 FROM json_each({c}) WHERE type != 'integer')"),
     # Decoded in Python by the codec (_DOCUMENTS); here only its size, so that the decoder never
     # reads a document of gigabytes into memory.
     "document": f"length(CAST({{c}} AS BLOB)) <= {MAX_DOCUMENT}",
