@@ -90,12 +90,13 @@ class Staged:
 
 
 @contextmanager
-def staged(path: Path) -> Iterator[Staged]:
+def staged(path: Path, *, suffix: str = "") -> Iterator[Staged]:
     """``with staged(path) as s:`` write ``s.tmp``; committed at the end, discarded on error.
 
-    For writers that open the file themselves by name (pyarrow, SQLite, a packer).
+    For writers that open the file themselves by name (pyarrow, SQLite, a packer); ``suffix``
+    ends the temporary name (:class:`Staged`).
     """
-    s = Staged(path)
+    s = Staged(path, suffix=suffix)
     try:
         yield s
         s.commit()

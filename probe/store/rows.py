@@ -14,6 +14,7 @@ bulky parts moved out, each replaced by a reference that :func:`rebuild` follows
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import time
@@ -22,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from probe.core.codec import decode_json, from_data, to_data
+from probe.core.codec import checker, from_data, to_data
 from probe.core.model import ControlObservation, Measurement, Verdict
 from probe.store.uid import uuid7
 
@@ -299,17 +300,22 @@ def check_observations(data: str | bytes) -> None:
     """Raise :class:`~probe.core.codec.CodecError` unless :func:`rebuild` can read ``data``, an
     ``observations`` value, into a Measurement (the check ``probe merge`` makes of every row).
 
-    The same codec and the same leniency as :func:`rebuild` (unknown keys, such as the body and
-    chain references, are ignored; missing ones take their defaults), decoding straight from
-    the JSON text: a row this accepts is a row every reader of the store can rebuild.
+    The same codec and leniency as :func:`rebuild` (unknown keys, such as the body and chain
+    references, are ignored; missing ones take their defaults): a row this accepts, every
+    reader of the store can rebuild. Built on first use (:func:`probe.core.codec.checker`).
     """
-    decode_json(data, Measurement)
+    _checkers()[0](data)
 
 
 def check_control(data: str | bytes) -> None:
     """Raise :class:`~probe.core.codec.CodecError` unless ``data``, a ``controls`` value, is the
     control observation :func:`rebuild` puts back into its hop."""
-    decode_json(data, ControlObservation)
+    _checkers()[1](data)
+
+
+@functools.cache
+def _checkers() -> tuple[Callable[[str | bytes], None], Callable[[str | bytes], None]]:
+    return checker(Measurement), checker(ControlObservation)
 
 
 def body_key(body: bytes) -> str:

@@ -281,3 +281,99 @@ def test_rows_are_checked_against_probes_schema_not_the_sources_own(tmp_path: Pa
     conn.close()
     (result,) = merge(tmp_path / "all.db", [a])
     assert result.measurements == 0 and str(result.problems[0]).startswith("vantage_points row 1: name")
+
+
+def _golden_documents() -> list[str]:
+    """Every golden case's observations and controls (tests/unit/golden), as stored JSON."""
+    root = Path(__file__).parent / "golden"
+    return [p.read_text() for p in sorted(root.glob("*/observations.json"))]
+
+
+@pytest.mark.parametrize("mutate", [
+    lambda d: d, lambda d: {**d, "hops": [{**h, "tcp": [{"ip": 5}]} for h in d["hops"]]},
+    lambda d: {**d, "runtime": "slow"}, lambda d: {k: v for k, v in d.items() if k != "target"},
+    lambda d: {**d, "started": 3}, lambda d: {**d, "extra": {"ignored": True}},
+    lambda d: {**d, "hops": [{**h, "dns": [{"hostname": None}]} for h in d["hops"]]},
+    lambda d: {**d, "target": {**d["target"], "port": "80"}},
+])
+def test_the_fast_check_accepts_exactly_what_the_codec_decodes(mutate: Any) -> None:
+    from probe.core.codec import CodecError, checker, decode_json
+    from probe.core.model import Measurement
+
+    check = checker(Measurement)
+    docs = _golden_documents()
+    assert len(docs) >= 50
+    for text in docs:
+        data = json.dumps(mutate(json.loads(text)))
+        try:
+            decode_json(data, Measurement)
+            expected = None
+        except CodecError as exc:
+            expected = str(exc)
+        try:
+            check(data)
+            got = None
+        except CodecError as exc:
+            got = str(exc)
+        assert got == expected
+
+
+def test_the_fast_check_of_controls_agrees_with_the_codec() -> None:
+    from probe.core.codec import CodecError, checker, decode_json
+    from probe.core.model import ControlObservation
+
+    check = checker(ControlObservation)
+    root = Path(__file__).parent / "golden"
+    controls = [c for p in sorted(root.glob("*/control.json")) for c in json.loads(p.read_text()) or []
+                if c is not None]
+    assert len(controls) >= 20
+    for c in controls:
+        for variant in (c, {**c, "source": 5}, {**c, "http_status": "200"}, {**c, "dns_addrs": "x"}):
+            data = json.dumps(variant)
+            outcomes = []
+            for f in (lambda d: decode_json(d, ControlObservation), check):
+                try:
+                    f(data)
+                    outcomes.append(None)
+                except CodecError as exc:
+                    outcomes.append(str(exc))
+            assert outcomes[0] == outcomes[1]
+
+
+def test_a_new_output_appears_complete_with_every_index_and_its_statistics(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a, b = _db(tmp_path / "a.db", "moscow"), _db(tmp_path / "b.db", "almaty", t0=T0 + 100)
+    out = tmp_path / "all.db"
+    real = merge_module._merge_one
+    calls: list[int] = []
+
+    def fail_at_the_second(*args: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 2:
+            raise MergeError("b.db: merge failed and was rolled back: disk I/O error")
+        return real(*args)
+
+    monkeypatch.setattr(merge_module, "_merge_one", fail_at_the_second)
+    with pytest.raises(MergeError, match="disk I/O"):
+        merge(out, [a, b])
+    # Nothing half-made (the sources' -shm/-wal are SQLite's index of a WAL database read).
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.endswith(("-shm", "-wal"))) == [
+        "a.db", "b.db"]
+    monkeypatch.setattr(merge_module, "_merge_one", real)
+    merge(out, [a, b])
+    fresh = tmp_path / "fresh.db"
+    Store.open(fresh).close()
+
+    def schema(path: Path) -> tuple[list[Any], list[Any]]:
+        conn = sqlite3.connect(path)
+        try:
+            return (conn.execute("SELECT name, sql FROM sqlite_master ORDER BY name").fetchall(),
+                    conn.execute("SELECT tbl, idx, stat FROM sqlite_stat1 ORDER BY tbl, idx").fetchall())
+        finally:
+            conn.close()
+
+    assert schema(out) == schema(fresh)
+    conn = sqlite3.connect(out)
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
