@@ -94,21 +94,24 @@ def test_check_finds_a_damaged_page_and_says_what_to_do(db: Path) -> None:
     assert _digest(db) == before
 
 
-def test_check_counts_rows_whose_parent_is_missing(db: Path) -> None:
-    conn = sqlite3.connect(db)
-    conn.execute("INSERT INTO observations (measurement_id, data) VALUES (99999, '{}')")
+def _sql(path: Path, *statements: str) -> None:
+    """Run ``statements`` on ``path`` as another program would (committed, closed)."""
+    conn = sqlite3.connect(path)
+    for statement in statements:
+        conn.execute(statement)
     conn.commit()
     conn.close()
+
+
+def test_check_counts_rows_whose_parent_is_missing(db: Path) -> None:
+    _sql(db, "INSERT INTO observations (measurement_id, data) VALUES (99999, '{}')")
     r = CliRunner().invoke(cli, ["check", "--db", str(db)])
     assert r.exit_code == 1 and "1 rows of observations refer to rows that are not there" in r.output
 
 
 def test_check_reads_an_older_database_without_upgrading_it(db: Path) -> None:
-    conn = sqlite3.connect(db)
-    conn.execute("DELETE FROM schema_migrations WHERE version = (SELECT max(version) FROM schema_migrations)")
-    conn.commit()
-    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    conn.close()
+    _sql(db, "DELETE FROM schema_migrations WHERE version = (SELECT max(version) FROM schema_migrations)")
+    _sql(db, "PRAGMA wal_checkpoint(TRUNCATE)")
     before = _digest(db)
     r = CliRunner().invoke(cli, ["check", "--db", str(db)])
     assert r.exit_code == 0, r.output
@@ -117,10 +120,7 @@ def test_check_reads_an_older_database_without_upgrading_it(db: Path) -> None:
 
 def test_check_refuses_what_is_not_a_probe_database(tmp_path: Path) -> None:
     other = tmp_path / "other.db"
-    conn = sqlite3.connect(other)
-    conn.execute("CREATE TABLE customers (id INTEGER)")
-    conn.commit()
-    conn.close()
+    _sql(other, "CREATE TABLE customers (id INTEGER)")
     r = CliRunner().invoke(cli, ["check", "--db", str(other)])
     assert r.exit_code == 1 and "not a probe database" in r.output
     r = CliRunner().invoke(cli, ["check", "--db", str(tmp_path / "missing.db")])
@@ -135,10 +135,14 @@ class _Plans:
         self.conn = conn
         self.plans: list[tuple[str, list[str]]] = []
 
-    def execute(self, sql: str, params: Any = ()) -> sqlite3.Cursor:
+    def record(self, sql: str, params: Any) -> None:
+        """Keep the plan of ``sql`` when it reads."""
         if sql.lstrip().upper().startswith(("SELECT", "WITH")):
             plan = [row[3] for row in self.conn.execute("EXPLAIN QUERY PLAN " + sql, params)]
             self.plans.append((" ".join(sql.split())[:120], plan))
+
+    def execute(self, sql: str, params: Any = ()) -> sqlite3.Cursor:
+        self.record(sql, params)
         return self.conn.execute(sql, params)
 
     def cursor(self) -> Any:
@@ -150,9 +154,7 @@ class _Plans:
             def execute(self, sql: str, params: Any = ()) -> sqlite3.Cursor:
                 cur = outer.conn.cursor()
                 cur.row_factory = self.row_factory
-                if sql.lstrip().upper().startswith(("SELECT", "WITH")):
-                    plan = [row[3] for row in outer.conn.execute("EXPLAIN QUERY PLAN " + sql, params)]
-                    outer.plans.append((" ".join(sql.split())[:120], plan))
+                outer.record(sql, params)
                 return cur.execute(sql, params)
 
         return Cursor()
