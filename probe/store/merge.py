@@ -97,13 +97,6 @@ class MergeResult:
     damaged: str | None = None  # the source's structure is damaged: nothing of it was merged
 
 
-def _same_file(a: Path, b: Path) -> bool:
-    try:
-        return a.exists() and b.exists() and os.path.samefile(a, b)
-    except OSError:
-        return False
-
-
 def _check_output(into: Path) -> None:
     if into.is_dir():
         raise MergeError(f"{into}: is a directory, not a database file")
@@ -262,6 +255,7 @@ class _Checks:
 
     def __init__(self, todo: Sequence[tuple[Source, str]], beside: Path, spec: Declared) -> None:
         self._spec = spec
+        self._sources = [src for src, _ in todo]
         self._stop = threading.Event()
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="merge-check")
         self._futures: dict[int, Future[Screened]] = {
@@ -293,6 +287,8 @@ class _Checks:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._pool.shutdown(wait=True, cancel_futures=True)
+        for src in self._sources:  # upgraded copies of sources a failed merge never reached
+            src.cleanup()
 
 
 @dataclass(frozen=True)
