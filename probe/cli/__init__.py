@@ -19,6 +19,7 @@ from probe.cli import (  # noqa: F401  (registers the commands)
     export,
     geo,
     helper,
+    history,
     import_ooni,
     lab,
     merge,

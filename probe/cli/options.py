@@ -156,6 +156,17 @@ measure_options = _compose(
     _option("--dns-probe", "dns_probe", multiple=True, type=Resolver(), metavar="IP",
                  help="An address that runs no DNS server: query each name there too; any "
                  "answer is injected on the path (repeatable)."),
+    _option("--quic", is_flag=True,
+                 help="Also try QUIC (HTTP/3) to each https site's addresses, with its name and "
+                 "with a harmless one: a verdict of its own (docs/protocols.md; needs aioquic)."),
+    _option("--quic-timeout", type=Seconds(0.1), default=_default(_M, "quic_timeout"),
+                 show_default=True, help="Seconds allowed per QUIC handshake."),
+    _option("--ech", is_flag=True,
+                 help="Also send each https site's addresses a ClientHello with and without an "
+                 "Encrypted Client Hello extension: a verdict of its own (docs/protocols.md)."),
+    _option("--ech-sni", default="", metavar="NAME",
+                 help="The SNI of the --ech hellos instead of each site's name (e.g. an ECH "
+                 "provider's public name, cloudflare-ech.com)."),
     _option("--control-first-url", is_flag=True,
                  help="Ask the control about the URL of the list only, not about each redirect "
                  "(OONI Probe's way with OONI's helper, which follows the redirects itself)."),
@@ -181,6 +192,9 @@ run_settings_options = _compose(
     _option("--no-identity", is_flag=True,
                  help="Do not learn the network identity (no STUN, no whoami; then the public "
                  "address is unknown and cannot be scrubbed from what is stored)."),
+    _option("--require-identity", is_flag=True,
+                 help="Measure only when the public address was learned (so it can be scrubbed "
+                 "from what sites echo); else exit 1, the run recorded as failed."),
     _option("--control", "controls", multiple=True, type=HttpURL(), metavar="URL",
                  help="Test helper (OONI Web Connectivity protocol); repeatable, tried in turn. "
                  "Default: OONI's public helpers."),
@@ -217,10 +231,11 @@ run_settings_options = _compose(
 
 _MEASURE_KEYS = ("resolvers", "resolv_conf", "doh", "cafile", "dns_timeout", "tcp_timeout",
                  "tls_timeout", "http_timeout", "deadline", "late_window", "body_cap",
-                 "max_redirects", "decoy_sni", "decoy_host", "dns_probe", "control_first_url")
+                 "max_redirects", "decoy_sni", "decoy_host", "dns_probe", "control_first_url",
+                 "quic", "quic_timeout", "ech", "ech_sni")
 _SETTINGS_KEYS = ("db", "vantage", "concurrency", "per_host", "retries", "retry_pause",
                   "fingerprints", "geo", "allow_no_control", "wait_lock", "resume", "asn",
-                  "country", "network", "capture", "pcap")
+                  "country", "network", "capture", "pcap", "require_identity")
 _LIST_KEYS = ("lists", "urls", "category", "strict")
 
 
@@ -243,8 +258,15 @@ def build_request(ctx: click.Context, params: dict[str, Any]) -> RunRequest:
     measure["system_resolver"] = not measure["resolvers"]
     measure["doh"] = tuple(measure.get("doh") or ())
     measure["dns_probe"] = tuple(measure.get("dns_probe") or ())
-    for key in ("decoy_sni", "decoy_host"):
+    for key in ("decoy_sni", "decoy_host", "ech_sni"):
         measure[key] = (measure.get(key) or "").strip().lower()
+    if measure.get("decoy_sni"):  # one harmless name for the TLS and the QUIC decoys
+        measure["quic_decoy"] = measure["decoy_sni"]
+    if measure.get("quic"):
+        from probe.measure.quic import MISSING, available
+
+        if not available():
+            raise click.UsageError(f"--quic: {MISSING}")
     if measure.get("resolv_conf") is None:
         measure.pop("resolv_conf", None)
     settings: dict[str, Any] = {k: params[k] for k in _SETTINGS_KEYS if k in params}

@@ -24,11 +24,12 @@ if TYPE_CHECKING:
 def show_command(what: str, db: Path, vantage: str | None, run_id: int | None, as_json: bool) -> None:
     """Show the whole evidence of one measurement, step by step.
 
-    WHAT is a measurement id (from `probe results --json`) or a URL: its newest final
-    measurement (narrowed by --vantage or --run). For each hop: every DNS query and reply
-    (injected replies marked), TCP per address, TLS with the certificate, HTTP with the
-    fingerprints it matches, each next to what the control saw; then the verdict and every
-    reason in plain words.
+    WHAT is a measurement id (from `probe results --json`), a URL (its newest final
+    measurement, narrowed by --vantage or --run; the URL exactly, `http://x` never shows
+    `https://x`), or a host name (its newest measured URL, named on stderr). For each hop:
+    every DNS query and reply (injected replies marked), TCP per address, TLS with the
+    certificate, HTTP with the fingerprints it matches, each next to what the control saw;
+    then the verdict and every reason in plain words.
 
     WHAT may also be a circumvention endpoint (`probe circumvention`): ADDRESS:PORT
     ([ADDRESS]:PORT for IPv6) or the endpoint's name from its list: the newest measurement of
@@ -40,11 +41,9 @@ def show_command(what: str, db: Path, vantage: str | None, run_id: int | None, a
       probe show 42 --json | jq .verdict
       probe show 128.31.0.39:9101          # a Tor directory authority's OR port
     """
-    import shutil
-    import sys
-
     from probe.inputs.fingerprints import default_fingerprints
     from probe.present.evidence import EvidenceError, dumps, evidence, find_measurement, render_text
+    from probe.present.terminal import output_width
     from probe.store import Store
 
     endpoint = _address_port(what)
@@ -53,18 +52,19 @@ def show_command(what: str, db: Path, vantage: str | None, run_id: int | None, a
             _show_endpoints(store, what, endpoint, vantage, run_id, as_json)
             return
         try:
-            mid = find_measurement(store, what, vantage, run_id)
+            found = find_measurement(store, what, vantage, run_id)
         except EvidenceError:
             if what.isdigit() or "/" in what or not _show_endpoints(
                     store, what, None, vantage, run_id, as_json, missing_ok=True):
                 raise
             return
-        ev = evidence(store, mid, fingerprints=default_fingerprints())
+        if found.note:
+            click.echo(found.note, err=True)
+        ev = evidence(store, found.measurement_id, fingerprints=default_fingerprints())
     if as_json:
         click.echo(dumps(ev))
         return
-    width = shutil.get_terminal_size((100, 24)).columns if sys.stdout.isatty() else 100
-    for line in render_text(ev, width):
+    for line in render_text(ev, output_width(100)):
         click.echo(line)
 
 

@@ -13,13 +13,18 @@ OpenVPN, so:
   is ``inconclusive``: one configured with tls-auth/tls-crypt stays silent too;
 - OpenVPN over UDP without an answer: ``inconclusive`` (no UDP control exists);
 - the same failure at the control: ``down``; no usable control: ``inconclusive``.
+
+Encrypted DNS resolvers and the kinds judged against their own twin exchange (fully encrypted
+traffic, WireGuard) are judged by :mod:`probe.judge.tunnels`.
 """
 
 from __future__ import annotations
 
 from probe.core.failures import CERTIFICATE_FAILURES
 from probe.core.model import ControlObservation, EndpointObservation, Verdict
+from probe.inputs.endpointlists import DNS_KINDS, TWIN_KINDS
 from probe.judge.classify.core import failure_kind
+from probe.judge.tunnels import AsnOf, control_gate, judge_encrypted_dns, judge_twin
 
 __all__ = ["CLASSIFIER_VERSION", "judge_endpoint"]
 
@@ -32,8 +37,15 @@ def _verdict(verdict: str, stage: str | None, reasons: list[str]) -> Verdict:
     return Verdict(verdict, stage, None, tuple(reasons), CLASSIFIER_VERSION)
 
 
-def judge_endpoint(obs: EndpointObservation, control: ControlObservation | None) -> Verdict:
-    """The verdict of one endpoint, with reasons ``stage/outcome[:detail]``."""
+def judge_endpoint(
+    obs: EndpointObservation, control: ControlObservation | None, asn: AsnOf | None = None
+) -> Verdict:
+    """The verdict of one endpoint, with reasons ``stage/outcome[:detail]``; ``asn`` (IP to AS
+    number, offline data) settles whether an encrypted resolver's answers match the control's."""
+    if obs.kind in DNS_KINDS:
+        return judge_encrypted_dns(obs, control, asn)
+    if obs.kind in TWIN_KINDS:
+        return judge_twin(obs)
     where = f"{obs.address}:{obs.port}"
     if obs.reached:
         return _verdict("ok", None, [f"{obs.handshake or 'tcp'}/ok:{where}"])
@@ -45,14 +57,10 @@ def judge_endpoint(obs: EndpointObservation, control: ControlObservation | None)
         return _verdict("inconclusive", stage, [*reasons, f"{stage}/local:{failure}"])
     if obs.transport == "udp":
         return _verdict("inconclusive", stage, [*reasons, "control/none:udp"])
-    if control is None or control.failure is not None:
-        return _verdict("inconclusive", stage, [*reasons, "control/unavailable"])
-    ctcp = next((t for t in control.tcp if t.port == obs.port and t.ip == obs.address), None)
-    if ctcp is None:
-        return _verdict("inconclusive", stage, [*reasons, "control/no-tcp-result"])
-    if not ctcp.ok:
-        ckind = failure_kind(ctcp.failure or "") or "failure"
-        return _verdict("down", stage, [*reasons, f"control/tcp-{ckind}:{where}"])
+    gate = control_gate(obs, control)
+    if gate is not None:
+        return _verdict(gate[0], stage, [*reasons, gate[1]])
+    assert control is not None
     if stage == "tcp":
         verdict = _TCP.get(kind)
         return _verdict(verdict or "inconclusive", stage, reasons)

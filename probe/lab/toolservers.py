@@ -1,9 +1,12 @@
 """Lab servers for the circumvention suite: a Tor-like TLS server (self-signed certificate, as
-Tor relays have) and an OpenVPN responder that answers the HARD_RESET handshake over UDP and TCP.
+Tor relays have), an OpenVPN responder that answers the HARD_RESET handshake over UDP and TCP,
+and encrypted DNS resolvers: DNS over HTTPS (``POST /dns-query``) and DNS over TLS, answering
+from a fixed table or by asking an upstream server over UDP.
 
 Run in a lab namespace::
 
     python -m probe.lab.toolservers --tls IP:PORT --openvpn IP:PORT [--cert PEM --key PEM]
+    python -m probe.lab.toolservers --doh IP:PORT --dot IP:PORT --upstream IP:PORT --cert ...
 
 Used on loopback by the integration tests too (:func:`start`).
 """
@@ -13,15 +16,23 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import os
 import ssl
 import struct
 from collections.abc import Sequence
 
+import dns.asyncquery
+import dns.message
+import dns.rcode
+import dns.rrset
+import h11
+
 from probe.core.net import parse_endpoint
+from probe.lab.safety import require_lab_namespace
 from probe.measure import openvpn
 
-__all__ = ["OpenVPNUDP", "main", "start"]
+__all__ = ["OpenVPNUDP", "Resolver", "main", "start"]
 
 
 class OpenVPNUDP(asyncio.DatagramProtocol):
@@ -58,14 +69,97 @@ async def _tls(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> No
     writer.close()
 
 
+class Resolver:
+    """Answers DNS queries: from ``table`` (name -> addresses; other names NXDOMAIN, so an empty
+    table lies NXDOMAIN for every name), or by asking ``upstream`` (IP, port) over UDP."""
+
+    def __init__(self, table: dict[str, list[str]] | None = None,
+                 upstream: tuple[str, int] | None = None) -> None:  # fmt: skip
+        self.table = {k.lower().rstrip("."): v for k, v in (table or {}).items()}
+        self.upstream = upstream
+
+    async def answer(self, wire: bytes) -> bytes:
+        """The answer to the query ``wire`` (a SERVFAIL when upstream fails)."""
+        query = dns.message.from_wire(wire)
+        if self.upstream is not None:
+            try:
+                reply = await dns.asyncquery.udp(query, self.upstream[0], timeout=2.0, port=self.upstream[1])
+                return reply.to_wire()
+            except Exception:
+                failed = dns.message.make_response(query)
+                failed.set_rcode(dns.rcode.SERVFAIL)
+                return failed.to_wire()
+        response = dns.message.make_response(query)
+        q = query.question[0]
+        name = q.name.to_text(omit_final_dot=True).lower()
+        if name not in self.table:
+            response.set_rcode(dns.rcode.NXDOMAIN)
+        elif self.table[name]:
+            response.answer.append(dns.rrset.from_text_list(q.name, 60, "IN", "A", self.table[name]))
+        return response.to_wire()
+
+
+async def _dot(resolver: Resolver, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    with contextlib.suppress(Exception):
+        for _ in range(64):  # queries per connection
+            size = struct.unpack("!H", await reader.readexactly(2))[0]
+            answer = await resolver.answer(await reader.readexactly(size))
+            writer.write(struct.pack("!H", len(answer)) + answer)
+            await writer.drain()
+    writer.close()
+
+
+async def _doh(resolver: Resolver, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    conn = h11.Connection(h11.SERVER, max_incomplete_event_size=16384)
+    with contextlib.suppress(Exception):
+        for _ in range(64):  # requests per connection
+            method, target, body = b"", b"", b""
+            while True:
+                event = conn.next_event()
+                if event is h11.NEED_DATA:
+                    data = await reader.read(16384)
+                    if not data:
+                        return
+                    conn.receive_data(data)
+                elif isinstance(event, h11.Request):
+                    method, target = event.method, event.target
+                elif isinstance(event, h11.Data):
+                    body += event.data
+                elif isinstance(event, h11.EndOfMessage):
+                    break
+                else:
+                    return
+            if method == b"POST" and target == b"/dns-query":
+                status, answer = 200, await resolver.answer(body)
+            else:
+                status, answer = 404, b""
+            headers = [("Content-Type", "application/dns-message"), ("Content-Length", str(len(answer)))]
+            writer.write(conn.send(h11.Response(status_code=status, headers=headers))
+                         + conn.send(h11.Data(data=answer)) + conn.send(h11.EndOfMessage()))  # fmt: skip
+            await writer.drain()
+            conn.start_next_cycle()
+    writer.close()
+
+
 async def start(
     tls: Sequence[tuple[str, int]] = (),
     openvpn_endpoints: Sequence[tuple[str, int]] = (),
     ctx: ssl.SSLContext | None = None,
+    *,
+    doh: Sequence[tuple[str, int]] = (),
+    dot: Sequence[tuple[str, int]] = (),
+    resolver: Resolver | None = None,
 ) -> list[object]:
     """Start the servers in the running loop; returns them (close() each to stop)."""
     loop = asyncio.get_running_loop()
     servers: list[object] = []
+    if (doh or dot) and (ctx is None or resolver is None):
+        raise ValueError("a DoH or DoT resolver needs a certificate and answers")
+    for handler, endpoints in ((_doh, doh), (_dot, dot)):
+        for host, port in endpoints:
+            assert resolver is not None
+            serve = functools.partial(handler, resolver)
+            servers.append(await asyncio.start_server(serve, host, port, ssl=ctx, ssl_handshake_timeout=10))
     for host, port in tls:
         if ctx is None:
             raise ValueError("a TLS endpoint needs a certificate")
@@ -87,16 +181,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m probe.lab.toolservers")
     ap.add_argument("--tls", action="append", default=[], type=parse_endpoint)
     ap.add_argument("--openvpn", action="append", default=[], type=parse_endpoint)
+    ap.add_argument("--doh", action="append", default=[], type=parse_endpoint)
+    ap.add_argument("--dot", action="append", default=[], type=parse_endpoint)
+    ap.add_argument("--upstream", type=parse_endpoint, help="DNS server the resolvers ask (UDP)")
+    ap.add_argument("--lie-nxdomain", action="store_true", help="answer NXDOMAIN for every name")
     ap.add_argument("--cert")
     ap.add_argument("--key")
     args = ap.parse_args(argv)
+    require_lab_namespace()
     ctx = None
     if args.cert:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(args.cert, args.key)
+    resolver = None
+    if args.upstream or args.lie_nxdomain:
+        resolver = Resolver(upstream=args.upstream)  # no upstream: an empty table, NXDOMAIN for all
 
     async def serve() -> None:
-        await start(args.tls, args.openvpn, ctx)
+        await start(args.tls, args.openvpn, ctx, doh=args.doh, dot=args.dot, resolver=resolver)
         print("ready", flush=True)
         await asyncio.Event().wait()
 

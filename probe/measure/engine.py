@@ -46,7 +46,7 @@ from probe.core.net import (
     parse_url,
 )
 from probe.core.settings import DEFAULT_USER_AGENT, MeasureConfig
-from probe.measure import capture
+from probe.measure import capture, protocols
 from probe.measure.dns import UDPQuery, doh_query, union_addresses, wait_decided
 from probe.measure.hop import HopState
 from probe.measure.http import REDIRECT_STATUSES, ConnTransport, absolute_location, http_get
@@ -81,6 +81,7 @@ class _Measurer:
         self.control = control
         self.extra = [a for a in extra_addresses if is_ip_literal(a)]
         self.hops: list[HopState] = []
+        self.protocol_origins: set[tuple[str, int]] = set()  # (host, port) the --quic/--ech tests ran on
 
     # -- the hop loop ---------------------------------------------------------------------
     async def run(self) -> None:
@@ -108,6 +109,7 @@ class _Measurer:
                     hs.addresses = addresses
                     self._start_control(hs)
                     transport = await self._connect_and_get(hs)
+                    await self._protocols(hs)
                 previous = (scheme, host, port)
                 nxt = self._next_hop(hs)
                 if nxt is None:
@@ -303,6 +305,8 @@ class _Measurer:
 
     async def _http(self, hs: HopState, transport: ConnTransport) -> None:
         cfg = self.cfg
+        if not cfg.http:
+            return  # the connects and handshakes were all that was asked (x_skip_http)
         started, t0 = time.time(), time.monotonic()
         try:
             hs.http = await http_get(
@@ -335,6 +339,17 @@ class _Measurer:
         finally:
             conn.close()
         hs.decoy_http.append(dataclasses.replace(obs, body=b""))
+
+    async def _protocols(self, hs: HopState) -> None:
+        """The opt-in protocol tests (--quic, --ech) of an https hop, once per host and port,
+        after its web steps: they never delay or disturb what the web verdict is judged on."""
+        cfg = self.cfg
+        origin = (hs.host, hs.port)
+        if (not (cfg.quic or cfg.ech) or hs.scheme != "https" or not hs.addresses
+                or origin in self.protocol_origins):
+            return
+        self.protocol_origins.add(origin)
+        await protocols.run(hs, cfg)
 
     # -- the end ----------------------------------------------------------------------------
     async def wait_controls(self) -> None:
@@ -428,4 +443,5 @@ async def measure(
         failure=failure,
         captured=capturing is not None,
         packets=packets,
+        protocols=protocols.requested(cfg),
     )

@@ -14,6 +14,7 @@ from typing import Any
 
 from probe.core.net import run_resolvers
 from probe.core.settings import MeasureConfig
+from probe.measure import localaddrs
 from probe.measure.tls import TLSContexts
 
 __all__ = ["Runtime", "aclose", "runtime"]
@@ -47,7 +48,9 @@ class Runtime:
             if self.cafile:
                 ctx = ssl.create_default_context(cafile=self.cafile)
                 ctx.load_default_certs()
-            client = self._doh[loop] = httpx2.AsyncClient(http1=True, http2=True, verify=ctx)
+            client = self._doh[loop] = httpx2.AsyncClient(
+                http1=True, http2=True, verify=ctx,
+                event_hooks={"response": [_note_local_address]})
         return client
 
     async def aclose(self) -> None:
@@ -55,6 +58,11 @@ class Runtime:
         client = self._doh.pop(loop, None)
         if client is not None:
             await client.aclose()
+
+
+async def _note_local_address(response: Any) -> None:
+    """The DoH connection's local address, for the run's scrubber (probe.measure.localaddrs)."""
+    localaddrs.note_stream(response.extensions.get("network_stream"))
 
 
 # Keyed by the fields a runtime depends on only: the test helper derives a config per request

@@ -18,18 +18,22 @@ from typing import TYPE_CHECKING, Any
 
 from probe.core.model import INTERFERENCE_VERDICTS
 from probe.core.net import format_endpoint
-from probe.present.text import cut
+from probe.present.terminal import clean, json_safe
+from probe.present.text import cells as columns_of
+from probe.present.text import cut, wrap
 
 if TYPE_CHECKING:
     from probe.run.circumvention import Judged, SuiteSummary
 
 __all__ = [
     "ENDPOINT_CSV_KEYS",
+    "TUNNEL_KINDS",
     "EndpointMatrix",
     "explain_endpoint_reason",
     "format_endpoint_csv",
     "format_endpoint_table",
     "format_judged",
+    "format_no_reflector",
     "format_suite_end",
     "render_endpoint",
 ]
@@ -59,11 +63,60 @@ _WORDS = {
 }
 
 
+#: Kinds shown apart from Tor, OpenVPN and VPN endpoints (the report's section on encrypted DNS
+#: and VPN protocols).
+TUNNEL_KINDS = frozenset({"doh", "dot", "fet", "wireguard"})
+
+_WORDS.update({
+    "doh/ok": "the DoH resolver answered over a verified TLS connection; no answer contradicts the control's",
+    "dot/ok": "the DoT resolver answered over a verified TLS connection; no answer contradicts the control's",
+    "doh/reached": "the DoH resolver was reached (its answers are judged by the reasons before)",
+    "dot/reached": "the DoT resolver was reached (its answers are judged by the reasons before)",
+    "dns/answers-differ": "the resolver's answer for this name disagrees with the control's beyond "
+                          "what a CDN explains (a bogon, NXDOMAIN, or addresses of another AS)",
+    "dns/unverified": "the answer differs from the control's and AS data cannot settle it (a CDN?): "
+                      "not counted",
+    "dns/no-control": "the control gave nothing to compare this name's answer with",
+    "dns/query-failed": "the query failed over the established connection",
+    "tls/cert-invalid": "the certificate did not verify for the resolver's name while the "
+                        "control's did: TLS interception",
+    "tls/sni-filtered": "a harmless SNI to the same address completed: the resolver's name was filtered",
+    "tls/address-blocked": "a harmless SNI to the same address failed too: the address is blocked",
+    "control/no-tls-result": "the control did not report a TLS handshake with this address",
+    "wireguard/no-key": "no server key: nobody can answer this initiation, so its silence proves nothing",
+    "wireguard/cookie": "a WireGuard server answered with a cookie (it is under load): reachable",
+    "wireguard/answered-unverified": "something answered an initiation we could not make verifiable",
+})
+# What the reasons of the twin-controlled kinds say (fet, wireguard), by their outcome.
+_TWIN_WORDS = {
+    "ok": "every exchange came back as it should (the {tool} was not blocked in these tries)",
+    "twin-failed": "the twin (the control exchange) failed too: the peer is silent or down for this "
+                   "path, nothing to compare",
+    "random-dropped": "random bytes the published rule does not exempt were dropped, while "
+                      "printable bytes of the same length passed",
+    "random-reset": "the connection carrying random bytes was reset; printable bytes passed",
+    "initiation-dropped": "the WireGuard handshake initiation got no answer while a datagram of the "
+                          "same size passed",
+    "initiation-reset": "the WireGuard handshake initiation was refused",
+    "first-echoed": "the first segment came back (the censor saw it pass) and the rest was dropped",
+    "twin-passed-after": "the twin passed again right after: the path works, only the {tool} is blocked",
+    "residual": "after it, the same port stayed blocked for the twin too while the other port "
+                "worked (residual blocking, as the GFW's)",
+    "followup-failed": "after it the twin failed too: a residual block or a broken path; not judged",
+    "unexpected": "the peer answered something unexpected",
+    "not-measured": "nothing was measured",
+}
+_TOOLS = {"fet": "fully encrypted traffic", "wireguard": "WireGuard handshake"}
+
+
 def explain_endpoint_reason(reason: str) -> str:
     """A reason of an endpoint verdict in words (the code itself when it has none)."""
     key = reason.split(":", 1)[0]
     if key in _WORDS:
         return _WORDS[key]
+    kind, _, outcome = key.partition("/")
+    if kind in _TOOLS and outcome in _TWIN_WORDS:
+        return _TWIN_WORDS[outcome].format(tool=_TOOLS[kind])
     if key.startswith("control/tcp-"):
         return f"the control failed to connect too ({key.removeprefix('control/tcp-')}): down for everyone"
     if key.startswith("control/tls-"):
@@ -100,10 +153,10 @@ def format_endpoint_table(rows: Iterable[dict[str, Any]], width: int = 160) -> I
         reasons = r["reasons"] or []
         # The first reason decides; "+N" says how many more there are.
         reason = (reasons[0] + (f" +{len(reasons) - 1}" if len(reasons) > 1 else "")) if reasons else "-"
-        cells = {"NAME": cut(r["name"], widths["NAME"]), "KIND": r["kind"],
+        cells = {"NAME": cut(clean(r["name"]), widths["NAME"]), "KIND": clean(r["kind"]),
                  "ENDPOINT": cut(_where(r), widths["ENDPOINT"]), "VERDICT": r["verdict"],
-                 "STAGE": r["stage"] or "-", "REASON": cut(reason, widths["REASON"]),
-                 "VANTAGE": cut(r["vantage"], 12), "RUN": r["run_id"],
+                 "STAGE": r["stage"] or "-", "REASON": cut(clean(reason), widths["REASON"]),
+                 "VANTAGE": cut(clean(r["vantage"]), 12), "RUN": r["run_id"],
                  "TIME": _time(r["measured_at"])}  # fmt: skip
         buf.append(fmt.format(*(cells[c] for c in cols)))
         if len(buf) >= _CHUNK:
@@ -127,7 +180,7 @@ def format_endpoint_csv(rows: Iterable[dict[str, Any]]) -> Iterator[str]:
         reasons = r["reasons"] or []
         row = {**r, "reasons": " ".join(reasons),
                "explanation": explain_endpoint_reason(reasons[0]) if reasons else ""}  # fmt: skip
-        w.writerow([row[k] for k in ENDPOINT_CSV_KEYS])
+        w.writerow([clean(row[k]) if isinstance(row[k], str) else row[k] for k in ENDPOINT_CSV_KEYS])
         if n % _CHUNK == 0:
             yield buf.getvalue()
             buf.seek(0)
@@ -143,11 +196,11 @@ def render_endpoint(d: dict[str, Any]) -> list[str]:
     lines = [f"{d['name']} ({d['kind']}) {_where(d)} over {d['transport']}",
              f"  vantage {d['vantage']}, run {d['run_id']}, measured {_time(d['measured_at'])}{retry}",
              f"  list: {d['source'] or '-'}"]  # fmt: skip
-    if d["transport"] == "tcp":
+    if d["transport"] == "tcp" and not obs.get("trials"):
         took = obs.get("tcp_duration")
         ms = f" in {took * 1000:.0f} ms" if isinstance(took, (int, float)) else ""
         lines.append(f"  tcp      {obs.get('tcp_failure') or 'connected'}{ms}")
-    if obs.get("handshake"):
+    if obs.get("handshake") and not obs.get("trials"):
         took = obs.get("handshake_duration")
         ms = f" in {took * 1000:.0f} ms" if isinstance(took, (int, float)) else ""
         what = obs.get("handshake_failure") or "completed"
@@ -161,8 +214,9 @@ def render_endpoint(d: dict[str, Any]) -> list[str]:
         if obs.get("other_datagrams"):
             extra.append(f"{obs['other_datagrams']} other datagrams ignored")
         lines.append(f"  {obs['handshake']:<8} {what}{ms}" + (f" ({', '.join(extra)})" if extra else ""))
-    elif d["transport"] == "tcp" and not obs.get("tcp_failure"):
+    elif d["transport"] == "tcp" and not obs.get("tcp_failure") and not obs.get("trials"):
         lines.append("  (TCP only: the tool's handshake needs a secret we do not have)")
+    lines += _tunnel_lines(obs)
     if ctl:
         seen = [f"tcp {t.get('ip')}:{t.get('port')} {'ok' if t.get('ok') else t.get('failure') or 'failed'}"
                 for t in ctl.get("tcp") or [] if t.get("ip") == d["address"] and t.get("port") == d["port"]]
@@ -170,12 +224,39 @@ def render_endpoint(d: dict[str, Any]) -> list[str]:
                  for t in ctl.get("tls") or [] if t.get("ip") == d["address"] and t.get("port") == d["port"]]
         state = ctl.get("failure") or ("; ".join(seen) if seen else "no result for this address")
         lines.append(f"  control  {ctl.get('source', '?')}: {state}")
+    elif obs.get("trials"):
+        lines.append("  control  the twin exchanges above (no test helper speaks this protocol)")
     else:
         lines.append("  control  none")
     lines.append(f"verdict: {d['verdict']}" + (f" at {d['stage']}" if d["stage"] else "")
                  + f" (classifier {d.get('classifier_version') or '-'})")
     for r in d["reasons"]:
         lines.append(f"  {r}: {explain_endpoint_reason(r)}")
+    # Names, list lines, control answers: text from files and the network (probe.present.terminal).
+    return [clean(line) for line in lines]
+
+
+def _tunnel_lines(obs: dict[str, Any]) -> list[str]:
+    """The decoy, the names resolved and the twin exchanges of one observation, for `probe show`."""
+    lines = []
+    if obs.get("decoy_sni"):
+        lines.append(f"  decoy    SNI {obs['decoy_sni']}: {obs.get('decoy_failure') or 'completed'}")
+    controls = {c.get("url"): c for c in obs.get("name_controls") or []}
+    for q in obs.get("queries") or []:
+        got = ", ".join(q.get("addresses") or []) or q.get("rcode") or "-"
+        if q.get("failure"):
+            got = q["failure"]
+        ctl = controls.get(f"http://{q['name']}/")
+        theirs = ", ".join((ctl or {}).get("dns_addrs") or []) or ((ctl or {}).get("failure") or "-")
+        lines.append(f"  {q['qtype']:<8} {q['name']}: {got} (control: {theirs})")
+    for t in obs.get("trials") or []:
+        ms = f" in {t['duration'] * 1000:.0f} ms" if isinstance(t.get("duration"), (int, float)) else ""
+        what = f"{t['step']}: {t['failure']}" if t.get("failure") else (t.get("detail") or "ok")
+        exempt = f", exempt by {'+'.join(t['exempt'])}" if t.get("exempt") else ""
+        head = f"  {t['role']:<10} :{t['port']} sent {t['sent']}, back {t['received']}"
+        lines.append(f"{head}: {what}{ms}{exempt}")
+    if obs.get("key"):
+        lines.append(f"  key      {obs['key']} (the responder's public key)")
     return lines
 
 
@@ -232,7 +313,7 @@ class EndpointMatrix:
         name_w = max(16, min(40, width - 26 - sum(w + 2 for w in col_w)))
         fmt = f"{{:<{name_w}}}  {{:<11}}  {{:<21}}" + "".join(f"  {{:<{w}}}" for w in col_w)
         out = ["\nCircumvention endpoints (newest verdict per vantage point; blocks = blocked, reset):\n",
-               fmt.format("NAME", "KIND", "ENDPOINT", *(cut(c, w) for c, w in zip(self.columns, col_w,
+               fmt.format("NAME", "KIND", "ENDPOINT", *(cut(clean(c), w) for c, w in zip(self.columns, col_w,
                           strict=True))).rstrip() + "\n"]  # fmt: skip
         for (kind, name, address, port), cells in sorted(self.rows.items()) if matrix else ():
             texts = []
@@ -245,14 +326,15 @@ class EndpointMatrix:
                 else:
                     texts.append(r["verdict"])
             where = _where({"address": address, "port": port})
-            out.append(fmt.format(cut(name, name_w), kind, cut(where, 21), *texts).rstrip() + "\n")
+            out.append(fmt.format(cut(clean(name), name_w), clean(kind), cut(where, 21), *texts).rstrip()
+                       + "\n")
         if not matrix:
             out = []
         out.append("\nCircumvention endpoints reached per vantage point (ok / tried, by kind):\n")
         for vp, kinds in self.summary().items():
             parts = [f"{k} {c.get('ok', 0)}/{c['tried']}" for k, c in kinds.items()]
             blocked = sum(c.get(v, 0) for c in kinds.values() for v in INTERFERENCE_VERDICTS)
-            out.append(f"  {vp}: {', '.join(parts) or 'none measured'}"
+            out.append(f"  {clean(vp)}: {clean(', '.join(parts)) or 'none measured'}"
                        + (f"; {blocked} blocked or reset" if blocked else "") + "\n")
         yield "".join(out)
 
@@ -270,12 +352,12 @@ class EndpointMatrix:
 
 def dumps(d: dict[str, Any]) -> str:
     """One endpoint measurement as JSON (``probe show --json``)."""
-    return json.dumps(d, ensure_ascii=False, sort_keys=True)
+    return json_safe(json.dumps(d, ensure_ascii=False, sort_keys=True))
 
 
-def format_judged(judged: Judged, as_json: bool) -> str:
-    """One endpoint as `probe circumvention` judges it: a line for people (verdict, kind, name,
-    where, the first reason), or ``as_json`` one JSON object."""
+def format_judged(judged: Judged, as_json: bool, width: int = 80) -> str:
+    """One endpoint as `probe circumvention` judges it: for people, verdict, kind, name, where
+    and the first reason in lines of at most ``width`` columns; or ``as_json`` one JSON object."""
     obs, _, verdict = judged
     if as_json:
         row = {"kind": obs.kind, "name": obs.name, "address": obs.address, "port": obs.port,
@@ -283,7 +365,14 @@ def format_judged(judged: Judged, as_json: bool) -> str:
         return json.dumps(row)  # fmt: skip
     reason = verdict.reasons[0] if verdict.reasons else ""
     where = f"{obs.address}:{obs.port}"
-    return f"{verdict.verdict:<12} {obs.kind:<11} {obs.name:<16} {where}  {reason}"
+    line = f"{verdict.verdict:<12} {obs.kind:<11} {clean(obs.name):<16} {where}  {clean(reason)}"
+    return "\n".join(wrap(line, width, "", " " * 13)) if columns_of(line) > width else line
+
+
+def format_no_reflector() -> str:
+    """The note of `probe circumvention` when it wanted a reflector and no helper offered one."""
+    return ("note: no helper offered a reflector: fully encrypted traffic and WireGuard were not "
+            "measured (run your own: probe helper serve --reflector)")  # fmt: skip
 
 
 def format_suite_end(summary: SuiteSummary, db: Path) -> str:

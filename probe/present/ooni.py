@@ -10,26 +10,38 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from probe.present.terminal import clean
+from probe.present.text import wrap
 from probe.research.ooni.importer import ImportStats, agreement, disagreements
 
 if TYPE_CHECKING:
     from probe.store import Store
 
-__all__ = ["format_import", "ooni_report"]
+__all__ = ["format_import", "format_skipped", "ooni_report"]
 
 
-def format_import(stats: ImportStats, db: Path) -> str:
-    """One line: lines read and imported into ``db``, probe's verdicts, agreement with OONI."""
+def format_import(stats: ImportStats, db: Path, width: int = 80) -> str:
+    """What an import did, in lines of at most ``width`` columns: lines read and imported into
+    ``db``, probe's verdicts, agreement with OONI."""
     counts = ", ".join(f"{k} {v}" for k, v in sorted(stats.verdicts.items()))
-    return (f"imported {stats.imported} of {stats.read} lines into {db} "
-            f"({stats.duplicates} already there, {stats.skipped} skipped); "
-            f"probe's verdicts: {counts or 'none'}; agrees with OONI on "
-            f"{stats.agree} of {stats.imported + stats.duplicates}")  # fmt: skip
+    return "\n".join(wrap(
+        f"imported {stats.imported} of {stats.read} lines into {clean(db)} "
+        f"({stats.duplicates} already there, {stats.skipped} skipped); "
+        f"probe's verdicts: {clean(counts) or 'none'}; agrees with OONI on "
+        f"{stats.agree} of {stats.imported + stats.duplicates}", width, "", "  "))  # fmt: skip
 
 
-def ooni_report(store: Store, limit: int, as_json: bool) -> Iterator[str]:
-    """Lines: how often probe and OONI agree on the imported measurements of ``store``, then the
-    first ``limit`` where they differ (``as_json``: only those, one JSON object a line)."""
+def format_skipped(message: str, width: int = 80) -> str:
+    """A line of an OONI file that was skipped (``file:line: why``, quoting the file: made safe
+    for a terminal), in lines of at most ``width`` columns."""
+    return "\n".join(wrap(f"skipped {clean(message)}", width, "", "  "))
+
+
+def ooni_report(store: Store, limit: int, as_json: bool, width: int = 80) -> Iterator[str]:
+    """Lines of at most ``width`` columns: how often probe and OONI agree on the imported
+    measurements of ``store``, then the first ``limit`` where they differ (``as_json``: only
+    those, one JSON object a line). Every field quoted from the OONI files is made safe for a
+    terminal (:mod:`probe.present.terminal`)."""
     rows = disagreements(store, limit)
     if as_json:
         for r in rows:
@@ -41,13 +53,14 @@ def ooni_report(store: Store, limit: int, as_json: bool) -> Iterator[str]:
     yield f"{total} imported measurements; probe and OONI agree on {same}\n"
     for k, n in sorted(pairs.items(), key=lambda kv: -kv[1]):
         p, o = k.split("|")
-        yield f"  probe {p:<13} OONI {o:<13} {n}\n"
+        yield f"  probe {clean(p):<13} OONI {clean(o):<13} {n}\n"
     if rows:
         yield f"where they differ (first {len(rows)}):\n"
     for r in rows:
         reasons = ", ".join(json.loads(str(r["probe_reasons"]))[:4])
-        yield (f"  #{r['measurement_id']} {r['input']} {r['probe_cc']} {r['probe_asn']} "
-               f"{r['measurement_start_time']}: probe {r['probe_verdict']}"
-               f"{'/' + str(r['probe_stage']) if r['probe_stage'] else ''} ({reasons}); "
-               f"OONI {r['ooni_verdict']} (blocking={r['ooni_blocking']}, "
-               f"accessible={r['ooni_accessible']})\n")  # fmt: skip
+        text = clean(f"#{r['measurement_id']} {r['input']} {r['probe_cc']} {r['probe_asn']} "
+                     f"{r['measurement_start_time']}: probe {r['probe_verdict']}"
+                     f"{'/' + str(r['probe_stage']) if r['probe_stage'] else ''} ({reasons}); "
+                     f"OONI {r['ooni_verdict']} (blocking={r['ooni_blocking']}, "
+                     f"accessible={r['ooni_accessible']})")  # fmt: skip
+        yield "".join(line + "\n" for line in wrap(text, width, "  ", "      "))

@@ -6,25 +6,27 @@ import dataclasses
 import json
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from probe.core.codec import to_data
-from probe.core.model import ControlObservation, Verdict
-from probe.store.connection import filters, named_rows, scalar
+from probe.core.codec import from_data, to_data
+from probe.core.model import ControlObservation, EndpointObservation, Verdict
+from probe.store.connection import filters, named_rows, scalar, typed_rows
 from probe.store.rows import iso
 from probe.store.uid import uuid7
 
 if TYPE_CHECKING:
-    from probe.core.model import EndpointObservation
     from probe.store.database import Store
 
 __all__ = [
     "RESULT_KEYS",
     "endpoint_measurements_at",
     "endpoint_results",
+    "iter_endpoint_exports",
+    "iter_endpoint_judged",
     "latest_endpoint_run",
     "latest_endpoints",
     "run_has_endpoints",
+    "set_endpoint_verdicts",
     "write_endpoints",
 ]
 
@@ -121,12 +123,8 @@ def run_has_endpoints(store: Store, run_id: int) -> bool:
             and scalar(c, "SELECT 1 FROM measurements WHERE run_id = ? LIMIT 1", (run_id,)) is None)
 
 
-def latest_endpoints(
-    store: Store, vantages: Sequence[str] | None = None, since: str | None = None
-) -> list[dict[str, Any]]:
-    """The newest result of every endpoint (kind, address, port) at every vantage point (of
-    ``vantages``, measured at or after ``since``), ordered by kind, name, address, port, vantage.
-    """
+def _vantage_since(vantages: Sequence[str] | None, since: str | None) -> tuple[str, list[Any]]:
+    """SQL conditions (``AND ...``) and parameters: of these vantage points, measured since."""
     where, params = "", list[Any]()
     if vantages:
         where += f" AND v.name IN ({','.join('?' * len(vantages))})"
@@ -134,6 +132,16 @@ def latest_endpoints(
     if since is not None:
         where += " AND e.measured_at >= ?"
         params.append(since)
+    return where, params
+
+
+def latest_endpoints(
+    store: Store, vantages: Sequence[str] | None = None, since: str | None = None
+) -> list[dict[str, Any]]:
+    """The newest result of every endpoint (kind, address, port) at every vantage point (of
+    ``vantages``, measured at or after ``since``), ordered by kind, name, address, port, vantage.
+    """
+    where, params = _vantage_since(vantages, since)
     sql = (f"SELECT * FROM ({_SELECT}, row_number() OVER (PARTITION BY e.vantage_id, e.kind, e.address, "
            f"e.port ORDER BY e.measured_at DESC, e.id DESC) AS n {_FROM} WHERE 1 {where}) WHERE n = 1 "
            "ORDER BY kind, name, address, port, vantage")  # fmt: skip
@@ -161,3 +169,77 @@ def endpoint_measurements_at(
         d["control"] = None if row["control"] is None else json.loads(row["control"])
         out.append(d)
     return out
+
+
+def iter_endpoint_exports(
+    store: Store, *, run_id: int | None = None, vantages: Sequence[str] = (), since: str | None = None,
+    chunk: int = 500,
+) -> Iterator[dict[str, Any]]:
+    """Every endpoint measurement (of ``run_id``, of ``vantages``, measured at or after
+    ``since``) in id order, with its global ids, observation and control decoded, read chunk by
+    chunk (`probe export --suite circumvention`)."""
+    where, params = _vantage_since(vantages, since)
+    if run_id is not None:
+        where += " AND e.run_id = ?"
+        params.append(run_id)
+    sql = (f"{_SELECT}, e.uid AS uid, r.uid AS run_uid, v.uid AS vantage_uid, e.classifier_version, "
+           f"e.observation, e.control {_FROM} JOIN runs r ON r.id = e.run_id WHERE e.id > ? {where} "
+           f"ORDER BY e.id LIMIT {int(chunk)}")  # fmt: skip
+    last = 0
+    while True:
+        rows = list(named_rows(store.conn, sql, [last, *params]))
+        if not rows:
+            return
+        last = rows[-1]["id"]
+        for row in rows:
+            d = _result(row)
+            for key in ("uid", "run_uid", "vantage_uid", "classifier_version"):
+                d[key] = row[key]
+            d["observation"] = json.loads(row["observation"])
+            d["control"] = None if row["control"] is None else json.loads(row["control"])
+            yield d
+
+
+class _JudgedRow(NamedTuple):
+    """An endpoint measurement as :func:`iter_endpoint_judged` reads it."""
+
+    eid: int
+    observation: str  # JSON
+    control: str | None  # JSON
+    verdict: str
+    stage: str | None
+    reasons: str  # JSON list
+    classifier_version: str
+
+
+def iter_endpoint_judged(
+    store: Store, run_id: int | None = None, chunk: int = 500
+) -> Iterator[tuple[int, EndpointObservation, ControlObservation | None, Verdict]]:
+    """Every stored endpoint measurement (of ``run_id``, or all) rebuilt as records with its
+    stored verdict, in id order, chunk by chunk (`probe reclassify`)."""
+    where, params = filters(("run_id = ?", run_id))
+    sql = ("SELECT id AS eid, observation, control, verdict, stage, reasons, classifier_version "
+           f"FROM endpoint_measurements WHERE id > ?{where} ORDER BY id LIMIT {int(chunk)}")  # fmt: skip
+    last = 0
+    while True:
+        rows = list(typed_rows(store.conn, _JudgedRow, sql, [last, *params]))
+        if not rows:
+            return
+        last = rows[-1].eid
+        for r in rows:
+            control = None if r.control is None else from_data(ControlObservation, json.loads(r.control))
+            verdict = Verdict(r.verdict, r.stage, None, tuple(json.loads(r.reasons)), r.classifier_version)
+            yield r.eid, from_data(EndpointObservation, json.loads(r.observation)), control, verdict
+
+
+def set_endpoint_verdicts(store: Store, verdicts: Sequence[tuple[int, Verdict]]) -> None:
+    """Write re-judged verdicts of endpoint measurements (by id) in one transaction."""
+    if not verdicts:
+        return
+    with store.transaction():
+        store.conn.executemany(
+            "UPDATE endpoint_measurements SET verdict = ?, stage = ?, reasons = ?, classifier_version = ? "
+            "WHERE id = ?",
+            [(v.verdict, v.stage, json.dumps(list(v.reasons)), v.classifier_version, eid)
+             for eid, v in verdicts],
+        )

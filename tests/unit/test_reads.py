@@ -216,7 +216,7 @@ def test_show_reads_one_url_by_index(plans: tuple[Store, _Plans]) -> None:
 
     store, spy = plans
     for what in ("http://site7.example.org/", "site7.example.org"):
-        evidence(store, find_measurement(store, what, None, None))
+        evidence(store, find_measurement(store, what, None, None).measurement_id)
     assert spy.plans and spy.full_scans() == []
 
 

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
+from probe.core.settings import DEFAULT_GEO_URL
 from probe.host.data import DATA_DIR
-from probe.inputs.geo.db import GeoDB
+from probe.inputs.geo.db import GeoDB, GeoError
 
 __all__ = ["DEFAULT_GEO_LICENSE", "DEFAULT_GEO_URL", "STALE_DAYS", "bundled_geo_path",
-           "default_geo_path", "default_geo_sources", "geo_url", "open_default_geo"]  # fmt: skip
+           "default_asn_lookup", "default_geo_path", "default_geo_sources", "geo_url",
+           "open_default_geo"]  # fmt: skip
 
-#: iptoasn.com's combined IPv4 + IPv6 table: public domain (PDDL 1.0), updated hourly.
-DEFAULT_GEO_URL = "https://iptoasn.com/data/ip2asn-combined.tsv.gz"
 DEFAULT_GEO_LICENSE = "PDDL 1.0 (https://opendatacommons.org/licenses/pddl/1-0/)"
 DEFAULT_FILENAME = "ip-asn.bin"
 #: Data older than this is flagged by `probe geo path` (routing changes slowly, but it changes).
@@ -55,3 +56,14 @@ def open_default_geo() -> GeoDB | None:
     """
     paths = default_geo_sources()
     return GeoDB(paths) if paths else None
+
+
+def default_asn_lookup() -> Callable[[str], int | None] | None:
+    """IP -> AS number from :func:`open_default_geo`'s table, or None when there is none or it
+    cannot be read (what needs AS data then does without: `probe circumvention` and `probe
+    reclassify` judging resolvers' answers)."""
+    try:
+        geo = open_default_geo()
+    except (GeoError, OSError):
+        return None
+    return geo.asn if geo is not None else None
