@@ -10,6 +10,7 @@ contract in pyproject.toml): what commands share is option plumbing (:mod:`.opti
 from __future__ import annotations
 
 from probe.cli import (  # noqa: F401  (registers the commands)
+    check,
     circumvention,
     compare,
     config,

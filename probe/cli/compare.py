@@ -158,7 +158,7 @@ def _beyond(db: Path, names: list[str], since: str | None, geo: str | None, isol
 
     country_of = country_lookup(geo) if isolation_too else None
     try:
-        with Store.open(db, create=False, check=False) as store:
+        with Store.open(db, create=False) as store:
             rows = latest_endpoints(store, names or None, since) if with_endpoints else []
             endpoints = EndpointMatrix.from_latest([r for r in rows if r["kind"] not in MESSAGING_APPS],
                                                    names or None)
@@ -183,7 +183,7 @@ def _load(db: Path, names: list[str], cats: list[str], since: str | None, *, tim
     from probe.store import SQLiteError, Store
 
     try:
-        with Store.open(db, create=False, check=False) as store:
+        with Store.open(db, create=False) as store:
             try:
                 if suite != "web":
                     return cmp.protocol_matrix(store, suite, names or None, cats or None, since)

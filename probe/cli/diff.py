@@ -58,7 +58,7 @@ def diff_command(db: Path, vantage: str | None, from_run: int | None, to_run: st
     if to_run != "latest" and not to_run.isdigit():
         raise click.BadParameter(f"expected a run id or 'latest', not {to_run!r}", param_hint="--to")
     try:
-        with Store.open(db, create=False, check=False) as store:
+        with Store.open(db, create=False) as store:
             vps = store.vantage_ids()
             if vantage is None and not vps and from_run is None and to_run == "latest":
                 _nothing_yet(f"{db}: no runs yet", as_json)

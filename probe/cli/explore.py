@@ -50,7 +50,11 @@ def explore_command(db: Path, host: str, port: int, open_browser: bool,
             raise click.ClickException(str(exc)) from None
     meta = metadata(db.stem, relations=shape)
     if metadata_out is not None:
-        metadata_out.write_text(json.dumps(meta, indent=2), encoding="utf-8")
+        from probe.host.output import check_output_file, replacing
+
+        check_output_file(metadata_out, protect=[db])
+        with replacing(metadata_out, "w", encoding="utf-8") as fh:
+            fh.write(json.dumps(meta, indent=2))
         return
     if not db.is_file():
         raise click.ClickException(f"{db}: no such database")

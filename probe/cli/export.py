@@ -11,12 +11,13 @@ import click
 
 from probe.cli._group import cli
 from probe.cli.options import db_option, since_option
+from probe.host.output import check_output_file, replacing
 
 _FORMATS = ("csv", "jsonl", "ooni", "parquet")
 
 
 def _write_stream(chunks: Iterator[str], output: Path | None) -> int:
-    """Write text chunks to ``output`` (atomically: a .partial file renamed) or stdout."""
+    """Write text chunks to ``output`` (atomically: probe/host/output.py) or stdout."""
     n = 0
     if output is None:
         try:
@@ -30,16 +31,10 @@ def _write_stream(chunks: Iterator[str], output: Path | None) -> int:
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, sys.stdout.fileno())
         return n
-    tmp = output.with_name(output.name + ".partial")
-    try:
-        with open(tmp, "w", encoding="utf-8", newline="") as fh:
-            for chunk in chunks:
-                fh.write(chunk)
-                n += chunk.count("\n")
-        os.replace(tmp, output)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with replacing(output, "w", encoding="utf-8", newline="") as fh:
+        for chunk in chunks:
+            fh.write(chunk)
+            n += chunk.count("\n")
     return n
 
 
@@ -59,6 +54,9 @@ def _write_stream(chunks: Iterator[str], output: Path | None) -> int:
               help="Every attempt, retries included (default: the final attempt of each URL).")
 @click.option("--observations", is_flag=True,
               help="parquet: also observations.parquet (the full observations JSON; large).")
+@click.option("--force", is_flag=True,
+              help="parquet: write into a directory that holds other files too (they are left "
+                   "as they are; nothing is ever deleted).")
 @click.option("--dns-replies", is_flag=True,
               help="parquet: also dns_replies.parquet (every reply: answers, TTL, flags, bytes).")
 @click.option("--certificates", "certs", is_flag=True,
@@ -78,7 +76,7 @@ def _write_stream(chunks: Iterator[str], output: Path | None) -> int:
               "WhatsApp and Signal (`probe messaging`); csv or jsonl.")
 def export_command(db: Path, fmt: str, output: Path | None, vantages: tuple[str, ...],
                    run: str | None, since: str | None, all_attempts: bool,
-                   observations: bool, dns_replies: bool, certs: bool,
+                   observations: bool, force: bool, dns_replies: bool, certs: bool,
                    partition_by: str | None, stability_runs: int, suite: str) -> None:
     """Export results for other tools, streaming (memory stays flat however big the database).
 
@@ -108,6 +106,10 @@ def export_command(db: Path, fmt: str, output: Path | None, vantages: tuple[str,
         raise click.UsageError(f"--suite {suite} exports csv or jsonl")
     if observations and fmt != "parquet":
         raise click.UsageError("--observations is for --format parquet (jsonl always has them)")
+    if force and fmt != "parquet":
+        raise click.UsageError("--force is for --format parquet (a file is replaced atomically)")
+    if output is not None and fmt != "parquet":
+        check_output_file(output, protect=[db])
     parquet_only = [flag for flag, on in (("--dns-replies", dns_replies), ("--certificates", certs),
                                           ("--partition-by", partition_by)) if on]
     if parquet_only and fmt != "parquet":
@@ -120,10 +122,8 @@ def export_command(db: Path, fmt: str, output: Path | None, vantages: tuple[str,
             raise click.BadParameter(
                 f"{partition_by!r}: a comma-separated list of country, date, vantage",
                 param_hint="--partition-by")
-    if output is not None and fmt != "parquet" and output.is_dir():
-        raise click.BadParameter(f"{output} is a directory", param_hint="--output")
     try:
-        with Store.open(db, create=False, check=False) as store:
+        with Store.open(db, create=False) as store:
             names = cmp.split_list(vantages)
             known = store.vantage_ids()
             unknown = [n for n in names if n not in known]
@@ -139,7 +139,8 @@ def export_command(db: Path, fmt: str, output: Path | None, vantages: tuple[str,
 
                 counts = write_parquet(store, output, f, observations=observations,
                                        dns_replies=dns_replies, certificates=certs,
-                                       partition_by=partitions, stability_runs=stability_runs)
+                                       partition_by=partitions, stability_runs=stability_runs,
+                                       force=force)
                 click.echo(f"{output}: " + ", ".join(f"{t} {n}" for t, n in counts.items()),
                            err=True)
                 return

@@ -8,6 +8,7 @@ import click
 
 from probe.cli._group import cli
 from probe.cli.options import db_option, fingerprints_option, geo_option
+from probe.cli.types import Bytes
 
 _SHOW_ERRORS = 20
 
@@ -27,6 +28,13 @@ def import_group() -> None:
     "--limit", type=click.IntRange(min=1), default=50, show_default=True, help="Rows listed by --report."
 )
 @click.option("--json", "as_json", is_flag=True, help="--report as JSON lines.")
+@click.option("--max-line-bytes", "max_line", type=Bytes(1024, 1 << 30), default="8M",
+              show_default=True,
+              help="Longer lines are skipped unread (file:line); also bounds the values a line "
+                   "may hold, so memory stays bounded whatever the file.")
+@click.option("--max-ratio", type=click.FloatRange(min=1.0), default=100.0, show_default=True,
+              help="A .gz file that decompresses to more than this many times its size is a "
+                   "compression bomb: the rest of it is skipped.")
 @fingerprints_option
 @geo_option
 def ooni_command(
@@ -35,6 +43,8 @@ def ooni_command(
     report: bool,
     limit: int,
     as_json: bool,
+    max_line: int,
+    max_ratio: float,
     fingerprints: tuple[str, ...],
     geo: str | None,
 ) -> None:
@@ -42,8 +52,10 @@ def ooni_command(
 
     Each measurement is mapped into probe's records, classified by probe's classifier and
     stored with OONI's own verdict (blocking, accessible) beside probe's, in a vantage point
-    ooni-CC-ASN and one run per OONI report. Malformed lines are reported as file:line and
-    skipped; measurements already imported are skipped.
+    ooni-CC-ASN and one run per OONI report. Lines that cannot be read, parsed, mapped or
+    stored (malformed, too long, nested too deep, wrong types) are reported as file:line and
+    skipped, the rest of the file is imported; measurements already imported are skipped.
+    Memory stays bounded whatever the files hold (--max-line-bytes, --max-ratio).
 
     \b
     Examples:
@@ -57,12 +69,12 @@ def ooni_command(
     from probe.inputs.geo import GeoDB
     from probe.present.ooni import format_import, format_skipped, ooni_report
     from probe.present.terminal import output_width
-    from probe.research.ooni.importer import import_ooni
+    from probe.research.ooni.importer import Limits, import_ooni
     from probe.store import Store
 
     fps = load_fingerprints(fingerprints) if fingerprints else None
     geodb = GeoDB.open(geo) if geo else None
-    with Store.open(db, create=bool(files)) as store:
+    with Store.open(db, create=bool(files), check=bool(files)) as store:
         if files:
             shown = 0
 
@@ -72,7 +84,8 @@ def ooni_command(
                 if shown <= _SHOW_ERRORS:
                     click.echo(format_skipped(msg, output_width(err=True)), err=True)
 
-            stats = import_ooni(store, list(files), fingerprints=fps, geo=geodb, on_error=on_error)
+            stats = import_ooni(store, list(files), fingerprints=fps, geo=geodb, on_error=on_error,
+                                limits=Limits(max_line=max_line, max_ratio=max_ratio))
             if shown > _SHOW_ERRORS:
                 click.echo(f"... and {shown - _SHOW_ERRORS} more skipped lines", err=True)
             click.echo(format_import(stats, db, output_width()))

@@ -19,10 +19,12 @@ def merge_command(sources: tuple[Path, ...], into: Path) -> None:
 
     Everything is copied: vantage points, runs, measurements with their raw observations,
     controls and verdicts (each with its classifier version). Rows are matched by their global
-    ids, so merging the same database again adds nothing, and a database still being written
-    by a running probe can be merged (a consistent snapshot of it; merge again later for the
-    rest). Each source is merged in one transaction: an error leaves the output as it was
-    before that source.
+    ids, so merging the same database again adds nothing (a source unchanged since it was
+    merged is skipped unread), and a database still being written by a running probe can be
+    merged (a consistent snapshot of it; merge again later for the rest). Sources are only
+    read. Every row is checked before it enters: invalid ones are refused, named by table and
+    row, with what depends on them; a damaged source is not merged (exit 1). Each source is
+    merged in one transaction: an error leaves the output as it was before that source.
 
     \b
     Examples:

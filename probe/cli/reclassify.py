@@ -35,7 +35,7 @@ def reclassify_command(db: Path, run: str | None, fingerprints: tuple[str, ...],
 
     fps = load_fingerprints(fingerprints) if fingerprints else None
     geodb = GeoDB.open(geo) if geo else None
-    with Store.open(db, create=False) as store:
+    with Store.open(db, create=False, check=True) as store:
         run_id = store.resolve_run(run) if run is not None else None
         report = reclassify(store, run_id, fingerprints=fps, geo=geodb)
     for line in format_reclassify(report, run_id, output_width()):

@@ -41,15 +41,15 @@ def report_command(db: Path, out: Path, vantages: tuple[str, ...], title: str, m
       probe report --db results/all.db --vantage msk-isp1 \\
           --vantage spb-isp2 --out ru.html
     """
-    import os
-
+    from probe.host.output import check_output_file, replacing
     from probe.inputs.fingerprints import default_fingerprints
     from probe.present.html import ReportLimits, write_report
+    from probe.present.text import plural
     from probe.store import Store
 
+    check_output_file(out, protect=[db])
     country_of = country_lookup(geo)
     limits = ReportLimits(heatmap_urls=max_urls, evidence_details=max_evidence)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     try:
         with Store.open(db, create=False) as store:
             if vantages:
@@ -58,16 +58,12 @@ def report_command(db: Path, out: Path, vantages: tuple[str, ...], title: str, m
                 if missing:
                     raise click.BadParameter(f"no vantage point {', '.join(missing)} in {db}",
                                              param_hint="--vantage")
-            with open(tmp, "w", encoding="utf-8") as f:
+            # Written under a temporary name and renamed: a reader never sees half a report.
+            with replacing(out, "w", encoding="utf-8") as f:
                 drawn = write_report(store, f, vantages=vantages or None, limits=limits,
                                      fingerprints=default_fingerprints(), title=title,
                                      country_of=country_of)
-        os.replace(tmp, out)  # a reader never sees half a report
     except OSError as exc:
         raise click.ClickException(f"{out}: cannot write the report ({exc.strerror or exc})") from None
-    finally:
-        tmp.unlink(missing_ok=True)
-    from probe.present.text import plural
-
     click.echo(f"{out}: {plural(drawn['vantage_points'], 'vantage point')}, "
                f"{plural(drawn['non_ok'], 'non-ok verdict')}, {out.stat().st_size / 1e3:.0f} kB")

@@ -69,7 +69,7 @@ def trace_command(url: str, control_name: str, ip: str | None, max_ttl: int, wai
     if not no_store:
         from probe.store import Store
 
-        with Store.open(db) as store:
+        with Store.open(db, check=True) as store:
             trace_id = store.write_trace(result, vantage)
     if as_json:
         click.echo(trace_json(result, trace_id))

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-__all__ = ["CAFile", "Country", "FingerprintFile", "GeoFile", "HttpURL", "NonEmpty", "Resolver",
-           "RunRef", "Seconds", "StunServer"]  # fmt: skip
+__all__ = ["Bytes", "CAFile", "Country", "FingerprintFile", "GeoFile", "HttpURL", "NonEmpty",
+           "Resolver", "RunRef", "Seconds", "StunServer"]  # fmt: skip
 
 if TYPE_CHECKING:
     _Type = click.ParamType[Any, Any]  # generic in click >= 8.2 only; plain at run time
@@ -40,6 +40,33 @@ class Seconds(_Type):
             self.fail(f"{value!r} is not a finite number of seconds", param, ctx)
         if not self.minimum <= number <= self.maximum:
             self.fail(f"{number:g} is not in the range {self.minimum:g}..{self.maximum:g}", param, ctx)
+        return number
+
+
+class Bytes(_Type):
+    """A size in bytes, plain or with a binary unit: ``8388608``, ``512K``, ``8M``, ``1G``
+    (``KiB``, ``MiB``, ``GiB`` too), in [minimum, maximum]."""
+
+    name = "bytes"
+    _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+
+    def __init__(self, minimum: int, maximum: int) -> None:
+        self.minimum = minimum
+        self.maximum = maximum
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            number = value
+        else:
+            text = str(value).strip().upper().removesuffix("IB").removesuffix("B")
+            unit = text[-1:] if text[-1:] in ("K", "M", "G") else ""
+            digits = text[: len(text) - len(unit)].strip()
+            if not digits.isdigit():
+                self.fail(f"{value!r} is not a size (e.g. 8M, 512K, 1048576)", param, ctx)
+            number = int(digits) * self._UNITS[unit]
+        if not self.minimum <= number <= self.maximum:
+            self.fail(f"{number:,} bytes is not in the range {self.minimum:,}..{self.maximum:,}",
+                      param, ctx)
         return number
 
 

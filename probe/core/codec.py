@@ -17,14 +17,20 @@ Records are frozen dataclasses (:mod:`probe.core.model`) and msgspec Structs (th
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import operator
 import re
+import types
+import typing
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 import msgspec
 
 from probe.core.errors import ProbeError
 
-__all__ = ["CodecError", "decode_json", "encode_json", "from_data", "to_data"]
+__all__ = ["CodecError", "checker", "decode_json", "encode_json", "from_data", "to_data"]
 
 T = TypeVar("T")
 
@@ -78,6 +84,52 @@ def decode_json(data: bytes | str, cls: type[T], *, strict: bool = False) -> T:
         raise CodecError("not JSON: nested too deeply") from None
     except msgspec.DecodeError as exc:
         raise CodecError(f"not JSON: {exc}") from None
+
+
+def checker(cls: type[Any]) -> Callable[[bytes | str], None]:
+    """A check that ``data`` decodes into a ``cls`` record, without building the record.
+
+    Raises :class:`CodecError` exactly when ``decode_json(data, cls)`` does (the same lax
+    rules), at about half its cost: the record types are mirrored as msgspec Structs derived
+    from the dataclasses themselves (the same fields, types and defaults; unknown keys
+    ignored, as for the records), which msgspec builds faster than dataclasses. For checking
+    many stored documents at once (``probe merge`` checks every row of a source).
+    """
+    decode = msgspec.json.Decoder(_mirror(typing.cast(Any, cls)), strict=False).decode
+
+    def check(data: bytes | str) -> None:
+        try:
+            decode(data)
+        except msgspec.ValidationError as exc:
+            raise _error(exc) from None
+        except msgspec.DecodeError as exc:
+            raise CodecError(f"not JSON: {exc}") from None
+
+    return check
+
+
+@functools.cache
+def _mirror(tp: Any) -> Any:
+    """``tp`` with every dataclass in it replaced by a Struct of the same fields."""
+    if dataclasses.is_dataclass(tp) and isinstance(tp, type):
+        hints = typing.get_type_hints(tp)
+        fields: list[Any] = []
+        for f in dataclasses.fields(tp):
+            kind = _mirror(hints[f.name])
+            if f.default is not dataclasses.MISSING:
+                fields.append((f.name, kind, f.default))
+            elif f.default_factory is not dataclasses.MISSING:
+                fields.append((f.name, kind, msgspec.field(default_factory=f.default_factory)))
+            else:
+                fields.append((f.name, kind))
+        return msgspec.defstruct(f"{tp.__name__}Shape", fields, kw_only=True, gc=False)
+    origin = typing.get_origin(tp)
+    if origin is None or origin is typing.Literal:
+        return tp
+    args = tuple(_mirror(a) for a in typing.get_args(tp))
+    if origin in (types.UnionType, typing.Union):
+        return functools.reduce(operator.or_, args)
+    return origin[args]
 
 
 _AT = re.compile(r"^(.*) - at `\$(.*)`$", re.S)

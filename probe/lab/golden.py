@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from probe.core.codec import to_data
+from probe.host.output import stage_files
 from probe.lab.scenarios import Expect, Scenario
 
 __all__ = ["GOLDEN_BODY_CAP", "export_golden"]
@@ -62,10 +63,13 @@ def export_golden(results: Iterable[Any], directory: Path) -> list[Path]:
             name = f"lab-{s.name}" + (f"-{i + 1}" if len(s.targets) > 1 else "")
             d = directory / name
             d.mkdir(parents=True, exist_ok=True)
-            (d / "observations.json").write_text(json.dumps(to_data(m), indent=1, ensure_ascii=False))
-            (d / "control.json").write_text(json.dumps(controls, indent=1, ensure_ascii=False))
-            (d / "verdict.json").write_text(
-                json.dumps(_golden_expected(e, v, s), indent=1, ensure_ascii=False) + "\n"
-            )
+            texts = {"observations.json": json.dumps(to_data(m), indent=1, ensure_ascii=False),
+                     "control.json": json.dumps(controls, indent=1, ensure_ascii=False),
+                     "verdict.json": json.dumps(_golden_expected(e, v, s), indent=1,
+                                                ensure_ascii=False) + "\n"}
+            # The three files of a case are replaced together: never a case of two runs.
+            with stage_files([d / name for name in texts]) as files:
+                for staged, text in zip(files, texts.values(), strict=True):
+                    staged.tmp.write_text(text, encoding="utf-8")
             written.append(d)
     return written

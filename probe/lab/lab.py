@@ -99,6 +99,16 @@ def missing_tools() -> list[str]:
     return missing
 
 
+def _fresh(workdir: Path, name: str) -> Path:
+    """A database path in ``workdir`` that no file holds yet (``NAME.db``, ``NAME.2.db``, ...):
+    a scenario never writes into, or deletes, a database of an earlier run kept there."""
+    for k in range(1, 10_000):
+        path = workdir / (f"{name}.db" if k == 1 else f"{name}.{k}.db")
+        if not any(Path(f"{path}{s}").exists() for s in ("", "-wal", "-shm", "-journal")):
+            return path
+    raise LabError(f"{workdir}: {name}.db and 9,998 numbered copies exist: clean it up")
+
+
 def _read_db(db: Path) -> dict[str, tuple[Any, Any]]:
     """Final (measurement, verdict) per measured URL, from a probe database."""
     stored: dict[str, tuple[Any, Any]] = {}
@@ -582,8 +592,7 @@ class Lab:
         urls = [e.url for e in scenario.targets]
         t0 = time.monotonic()
         with self.under(scenario):
-            db = workdir / f"{scenario.name}.db"
-            db.unlink(missing_ok=True)
+            db = _fresh(workdir, scenario.name)
             # An unreachable control makes `probe run` refuse to measure (so that cron
             # notices); this scenario is about what is provable without one.
             extra = [*scenario.probe_args, *(["--allow-no-control"] if control else [])]

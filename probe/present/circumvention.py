@@ -166,7 +166,8 @@ def _time(iso: str | None) -> str:
 
 def format_endpoint_table(rows: Iterable[dict[str, Any]], width: int = 160) -> Iterator[str]:
     """Endpoint results as fixed-width lines fitted to ``width`` (a count at the end)."""
-    fixed = {"KIND": 11, "VERDICT": 12, "STAGE": 7, "VANTAGE": 12, "RUN": 5, "TIME": 20}
+    # KIND: the longest kinds (telegram-web, whatsapp-web) are 12 characters.
+    fixed = {"KIND": 12, "VERDICT": 12, "STAGE": 7, "VANTAGE": 12, "RUN": 5, "TIME": 20}
     cols = ["NAME", "KIND", "ENDPOINT", "VERDICT", "STAGE", "REASON", "VANTAGE", "RUN", "TIME"]
     for drop in ("RUN", "VANTAGE", "TIME", "STAGE"):  # narrow terminals lose these first
         if 16 + 21 + 24 + sum(fixed[c] for c in cols if c in fixed) + 2 * (len(cols) - 1) <= width:
@@ -184,7 +185,7 @@ def format_endpoint_table(rows: Iterable[dict[str, Any]], width: int = 160) -> I
         reasons = r["reasons"] or []
         # The first reason decides; "+N" says how many more there are.
         reason = (reasons[0] + (f" +{len(reasons) - 1}" if len(reasons) > 1 else "")) if reasons else "-"
-        cells = {"NAME": cut(clean(r["name"]), widths["NAME"]), "KIND": clean(r["kind"]),
+        cells = {"NAME": cut(clean(r["name"]), widths["NAME"]), "KIND": cut(clean(r["kind"]), widths["KIND"]),
                  "ENDPOINT": cut(_where(r), widths["ENDPOINT"]), "VERDICT": r["verdict"],
                  "STAGE": r["stage"] or "-", "REASON": cut(clean(reason), widths["REASON"]),
                  "VANTAGE": cut(clean(r["vantage"]), 12), "RUN": r["run_id"],

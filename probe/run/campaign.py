@@ -72,7 +72,7 @@ async def run(
     if store is not None:
         return await _run(targets, options, reporter, total, stop, config, lists, measure,
                           classify, store, selection)
-    with Store.open(options.db) as opened:
+    with Store.open(options.db, check=True) as opened:
         return await _run(targets, options, reporter, total, stop, config, lists, measure,
                           classify, opened, selection)
 

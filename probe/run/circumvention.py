@@ -250,7 +250,7 @@ def run_suite(
     ``suite`` names the run's suite (``circumvention``, ``messaging``); each endpoint is
     stored under its own kind's suite.
     """
-    with Store.open(db) as store:
+    with Store.open(db, check=True) as store:
         vid = store.vantage(vantage)
         run_id = store.start_run(vid, list(lists), {"suite": suite, "endpoints": len(endpoints)})
         offline = asyncio.run(_offline(config, warn))

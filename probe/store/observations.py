@@ -31,8 +31,8 @@ import msgspec
 from probe.core.errors import ProbeError
 from probe.host.data import DATA_DIR
 
-__all__ = ["MAX_JSON", "ObservationsError", "drop_empty_steps", "json_text", "pack", "pack_legacy",
-           "unpack"]
+__all__ = ["MAX_JSON", "ObservationsError", "drop_empty_steps", "json_bytes", "json_text", "pack",
+           "pack_legacy", "unpack"]
 
 #: The format written: 2 = zlib against observations-dict-2.json (the record types with the QUIC
 #: and ECH fields; 1: before them, still read).
@@ -122,6 +122,13 @@ def _json(blob: bytes | str) -> bytes | str:
     except zlib.error as exc:
         raise ObservationsError(f"damaged observations: {exc}") from None
     return out
+
+
+def json_bytes(blob: bytes) -> bytes:
+    """A stored observations value's JSON, unparsed (what :func:`unpack` parses): for a reader
+    that decodes it into records directly (``probe merge``'s check of every row)."""
+    raw = _json(blob)
+    return raw if isinstance(raw, bytes) else raw.encode()
 
 
 def unpack(blob: bytes) -> Any:

@@ -18,6 +18,7 @@ observations are the record, and the only thing :func:`rebuild` reads.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import time
@@ -26,9 +27,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import replace
 from typing import Any
 
-from probe.core.codec import from_data, to_data
+from probe.core.codec import CodecError, checker, from_data, to_data
 from probe.core.model import Measurement, Verdict
-from probe.store.observations import drop_empty_steps, pack, unpack
+from probe.store.observations import ObservationsError, drop_empty_steps, json_bytes, pack, unpack
 from probe.store.uid import uuid7
 
 __all__ = [
@@ -36,6 +37,7 @@ __all__ = [
     "IdCounters",
     "Rows",
     "body_key",
+    "check_observations",
     "compress",
     "distinct_replies",
     "flatten",
@@ -291,6 +293,31 @@ def rebuild(
             hop = replace(hop, tls=tls, http=http)
         hops.append(hop)
     return replace(m, hops=tuple(hops))
+
+
+def check_observations(data: bytes) -> None:
+    """Raise :class:`~probe.core.codec.CodecError` unless :func:`rebuild` can read ``data``, an
+    ``observations`` value, into a Measurement (the check ``probe merge`` makes of every row).
+
+    The value is unpacked as :func:`rebuild` unpacks it (:mod:`probe.store.observations`; a
+    value that is not packed observations fails naming why), then decoded by the same codec with
+    the same leniency (unknown keys, such as the body and chain references, are ignored; missing
+    ones take their defaults): a row this accepts, every reader of the store can rebuild. The
+    decoder is built on first use (:func:`probe.core.codec.checker`) and reads the unpacked JSON
+    without building the records.
+    """
+    if not isinstance(data, bytes):
+        raise CodecError("JSON text where packed observations belong")
+    try:
+        raw = json_bytes(data)
+    except ObservationsError as exc:
+        raise CodecError(str(exc)) from None
+    _checker()(raw)
+
+
+@functools.cache
+def _checker() -> Callable[[str | bytes], None]:
+    return checker(Measurement)
 
 
 def body_key(body: bytes) -> str:

@@ -213,8 +213,8 @@ class Runs(Connection):
     def database_uids(self) -> tuple[str, list[str]]:
         """This database's global id, and those of the databases merged into it (oldest first)."""
         own = self._value("SELECT value FROM probe_meta WHERE key = 'uid'")
-        merged = [str(r["key"])[len("merged:"):] for r in self._rows(
-            "SELECT key FROM probe_meta WHERE key LIKE 'merged:%' ORDER BY value, key")]
+        merged = [str(r["uid"]) for r in self._rows(
+            "SELECT uid FROM merged_sources ORDER BY merged_at, uid")]
         return str(own), merged
 
     def latest_runs(self) -> list[tuple[str, int]]:

@@ -606,6 +606,7 @@ FROM tls_handshakes AS t JOIN certificates AS c ON c.sha256 = t.leaf_sha256;
 # databases merged into it ('merged:<uid>' keys, probe/store/merge.py; a merge copies its
 # source's own 'merged:' rows too, so a merge of merges knows every source): what exports cite as
 # their provenance and put in their file names, so exports of many databases never collide.
+# (Since migration 13 the merged databases are rows of merged_sources instead.)
 _V12_DATABASE_UID = f"""
 CREATE TABLE probe_meta (
     key TEXT PRIMARY KEY,
@@ -613,6 +614,28 @@ CREATE TABLE probe_meta (
 ) WITHOUT ROWID;
 INSERT INTO probe_meta (key, value)
 VALUES ('uid', {sql_uuid7("CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)")});
+"""
+
+# The databases merged into this one, by their global ids (probe_meta's 'uid' in each): one row
+# per database, whether `probe merge` read it as a source (with the fingerprint of what it held
+# then, probe/store/sources.py, so that merging it again unchanged skips it unread; its file's
+# name only, never its directory: no user's path is stored) or it came inside a merged database
+# (that one's own rows: a merge of merges knows every database, fingerprint NULL). Migration 12
+# kept these as probe_meta's 'merged:<uid>' rows: moved here, so that one table says which
+# databases were merged, and probe_meta holds this database's own id.
+_V13_MERGED_SOURCES = """
+CREATE TABLE merged_sources (
+    uid TEXT PRIMARY KEY,
+    merged_at TEXT NOT NULL,
+    fingerprint TEXT,
+    name TEXT,
+    measurements INTEGER NOT NULL DEFAULT 0,
+    refused INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
+CREATE INDEX merged_sources_fingerprint ON merged_sources(fingerprint);
+INSERT INTO merged_sources (uid, merged_at)
+SELECT substr(key, length('merged:') + 1), value FROM probe_meta WHERE key LIKE 'merged:%';
+DELETE FROM probe_meta WHERE key LIKE 'merged:%';
 """
 
 #: (version, name, SQL); applied in order, each in its own transaction.
@@ -643,6 +666,8 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
     (11, "compact observations", _V11_COMPACT),
     # The database's global id, and those of the databases merged into it.
     (12, "database ids", _V12_DATABASE_UID),
+    # The databases merged into this one (probe merge skips a source merged unchanged).
+    (13, "merged sources", _V13_MERGED_SOURCES),
 )
 
 #: The schema version this probe writes.

@@ -190,6 +190,20 @@ def test_probe_testlists_still_shows_a_named_list(tmp_path: Path) -> None:
     assert result.exit_code == 0 and "update 1 URL\n" in result.output
 
 
+def test_the_update_stages_in_a_directory_of_its_own(mirror: tuple[str, Path], data_dir: Path) -> None:
+    url, _ = mirror
+    # A directory with the name the update once took for its staging (from the process id): the
+    # update must neither write into it nor remove it.
+    data_dir.mkdir(parents=True)
+    theirs = data_dir / f".testlists.update-{os.getpid()}"
+    theirs.mkdir()
+    (theirs / "notes.txt").write_text("keep me")
+    result = CliRunner().invoke(cli, ["testlists", "update", "--source-url", url])
+    assert result.exit_code == 0, result.output
+    assert (theirs / "notes.txt").read_text() == "keep me"
+    assert sorted(p.name for p in data_dir.iterdir()) == sorted(["testlists", theirs.name])
+
+
 def test_the_timeout_bounds_the_whole_download_of_a_trickling_mirror(
     mirror: tuple[str, Path], data_dir: Path
 ) -> None:

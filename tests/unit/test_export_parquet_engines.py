@@ -137,8 +137,18 @@ def test_partitioned_datasets_of_two_probes_extend_one_another(tmp_path: Path) -
     ds = tmp_path / "dataset"
     ds.mkdir()
     (ds / "README").write_text("a neighbour")
-    for db in (a, b):
-        _export(db, "--format", "parquet", "-o", str(ds), "--partition-by", "country,date")
+    # A file the export does not write needs --force (probe/host/output.py), and is kept.
+    r = CliRunner().invoke(cli, ["export", "--db", str(a), "--format", "parquet", "-o", str(ds),
+                                 "--partition-by", "country,date"])
+    assert r.exit_code == 2 and "README" in r.output and "--force" in r.output
+    assert sorted(p.name for p in ds.iterdir()) == ["README"]
+    _export(a, "--format", "parquet", "-o", str(ds), "--partition-by", "country,date", "--force")
+    # The dataset's own tables are no strangers: another probe's export extends it as it is.
+    r = CliRunner().invoke(cli, ["export", "--db", str(b), "--format", "parquet", "-o", str(ds),
+                                 "--partition-by", "country,date"])
+    assert r.exit_code == 2 and "README" in r.output  # ... but the README still is one
+    _export(b, "--format", "parquet", "-o", str(ds), "--partition-by", "country,date", "--force")
+    assert (ds / "README").read_text() == "a neighbour"
     files = sorted(str(p.relative_to(ds)) for p in ds.rglob("*.parquet"))
     with Store.open(a, create=False) as s:
         uid_a = s.database_uids()[0]
@@ -151,7 +161,7 @@ def test_partitioned_datasets_of_two_probes_extend_one_another(tmp_path: Path) -
     assert con.execute(f"SELECT count(DISTINCT measurement_uid) FROM "
                    f"read_parquet('{ds}/dns_queries/**/*.parquet')").fetchone() == (8,)
     # Exporting a again replaces its own files only: same rows, the neighbour untouched.
-    _export(a, "--format", "parquet", "-o", str(ds), "--partition-by", "country,date")
+    _export(a, "--format", "parquet", "-o", str(ds), "--partition-by", "country,date", "--force")
     assert sorted(str(p.relative_to(ds)) for p in ds.rglob("*.parquet")) == files
     assert (ds / "README").read_text() == "a neighbour"
     assert not list(ds.rglob("*.partial"))

@@ -387,3 +387,26 @@ def test_cli_path_shows_the_data_in_use(monkeypatch: pytest.MonkeyPatch, tmp_pat
     assert json.loads(res.output)["format"] == "packed"
     res = CliRunner().invoke(cli, ["geo", "lookup", "8.8.8.8"])
     assert res.exit_code == 0 and "AS15169\tUS\tGOOGLE" in res.output
+
+
+def test_update_never_touches_files_beside_the_table_and_keeps_it_when_the_new_one_is_empty(
+    server: str, tmp_path: Path
+) -> None:
+    dest = tmp_path / "data" / "ip-asn.bin"
+    dest.parent.mkdir()
+    # Files of the user's that carry the names the update once used for its temporary files.
+    mine = {dest.parent / "ip-asn.bin.download": b"mine", dest.parent / "ip-asn.bin.tmp": b"also mine"}
+    for path, data in mine.items():
+        path.write_bytes(data)
+    update_geo(f"{server}/ip2asn.tsv.gz", dest)
+    with pytest.raises(GeoError):
+        update_geo(f"{server}/junk.tsv.gz", dest)
+    # A table with no usable range (unrouted space only) is refused before it replaces the old one.
+    unrouted = b"0.0.0.0\t0.255.255.255\t0\tNone\tNot routed\n"
+    (tmp_path / "www" / "empty.tsv.gz").write_bytes(gzip.compress(unrouted))
+    with pytest.raises(GeoError, match="no address ranges"):
+        update_geo(f"{server}/empty.tsv.gz", dest)
+    assert GeoDB.open(dest).asn("10.66.2.10") == 64510
+    assert {p: p.read_bytes() for p in mine} == mine
+    assert sorted(p.name for p in dest.parent.iterdir()) == [
+        "ip-asn.bin", "ip-asn.bin.download", "ip-asn.bin.tmp"]

@@ -74,12 +74,20 @@ def test_merging_again_adds_nothing(tmp_path: Path) -> None:
     out = tmp_path / "all.db"
     merge(out, [a])
     before = _counts(out)
-    (again,) = merge(out, [a])
-    assert again.measurements == 0 and again.already_present == 4 and again.runs == 0
+    (again,) = merge(out, [a])  # unchanged since: skipped unread
+    assert again.unchanged and again.measurements == 0 and "unchanged since" in format_merged(again)
     assert _counts(out) == before
     # A copy of the same database is the same measurements.
     shutil.copy(a, tmp_path / "copy.db")
     merge(out, [tmp_path / "copy.db"])
+    assert _counts(out) == before
+    # Merged by a probe that kept no fingerprints: read again, and nothing added (by uid).
+    conn = sqlite3.connect(out)
+    conn.execute("DELETE FROM merged_sources")
+    conn.commit()
+    conn.close()
+    (again,) = merge(out, [a])
+    assert again.measurements == 0 and again.already_present == 4 and again.runs == 0
     assert _counts(out) == before
 
 
@@ -316,7 +324,7 @@ def test_endpoint_rows_added_to_an_already_merged_run_come_with_the_next_merge(
     again = merge(out, [a])[0]
     assert again.keyed == {"endpoint_measurements": 1} and again.runs == 0
     assert "+1 endpoint measurements" in format_merged(again)
-    assert merge(out, [a])[0].keyed == {"endpoint_measurements": 0}
+    assert merge(out, [a])[0].unchanged
     rows = _endpoint_rows(out)
     assert rows == _endpoint_rows(a)  # same vantage point, run uid, uid, name and verdict
     assert [r[3] for r in rows] == ["r1", "r2", "r3"]
@@ -334,6 +342,7 @@ def test_endpoint_rows_merged_before_they_had_uids_are_not_copied_again(tmp_path
     # Both databases upgraded to schema 9 on their own: each drew other uids for the same rows.
     conn = sqlite3.connect(out)
     conn.execute("UPDATE endpoint_measurements SET uid = 'old-' || id")
+    conn.execute("DELETE FROM merged_sources")  # as merged by a probe that kept no fingerprints
     conn.commit()
     conn.close()
     assert merge(out, [a])[0].keyed == {"endpoint_measurements": 0}
@@ -346,7 +355,11 @@ def test_endpoint_measurements_come_with_their_runs_once(tmp_path: Path) -> None
     conn.execute(
         "INSERT INTO endpoint_measurements (run_id, vantage_id, suite, kind, name, address, port, "
         "transport, measured_at, runtime, verdict, observation, uid) VALUES (1, 1, 'tor', "
-        "'relay', 'r1', '192.0.2.1', 443, 'tcp', 't', 0.1, 'blocked', '{}', 'e1')"
+        "'relay', 'r1', '192.0.2.1', 443, 'tcp', '2026-09-21T00:00:00.000Z', 0.1, 'blocked', ?, "
+        "'e1')",
+        # An observation reclassify can read (merge checks it by the codec: '{}' is refused).
+        ('{"kind": "relay", "name": "r1", "address": "192.0.2.1", "port": 443, '
+         '"transport": "tcp", "started": 1.0, "runtime": 0.1}',),
     )
     conn.commit()
     conn.close()

@@ -88,28 +88,30 @@ def test_a_corrupt_database_is_refused_before_anything_is_written(tmp_path: Path
     _corrupt(path)
     before = _digest(path)
     with pytest.raises(StoreError, match=r"corrupt.*nothing was written"):
-        Store.open(path)
+        Store.open(path, check=True)  # as the commands that write measurements open it
     assert _digest(path) == before
 
 
-def test_read_only_commands_skip_the_full_check_unless_opening_writes(
+def test_opening_reads_no_more_than_the_schema_unless_asked_or_about_to_write(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # quick_check reads the whole file: minutes for a merged database of gigabytes, which
-    # `probe compare` (2 s) cannot pay; a reader writes nothing, so it needs no check first.
+    # `probe results` (a query of milliseconds) cannot pay; a reader writes nothing, so it
+    # needs no check first (probe check does it on demand).
     path = tmp_path / "r.db"
     _filled(path, 3)
     checked: list[str] = []
     monkeypatch.setattr(Store, "_check_integrity", lambda self: checked.append(self.path))
-    Store.open(path, create=False, check=False).close()
+    Store.open(path, create=False).close()
+    Store.open(path, readonly=True).close()
     assert checked == []
-    Store.open(path, create=False).close()  # writers are checked
+    Store.open(path, create=False, check=True).close()  # writers of measurements are checked
     assert checked == [str(path)]
     conn = sqlite3.connect(path)  # a copy out of WAL mode: opening switches it, so it is checked
     conn.execute("PRAGMA journal_mode = DELETE")
     conn.close()
     checked.clear()
-    Store.open(path, create=False, check=False).close()
+    Store.open(path, create=False).close()
     assert checked == [str(path)]
 
 

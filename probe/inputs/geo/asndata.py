@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from probe.core.errors import ProbeError
+from probe.host.output import replacing
 
 __all__ = ["MAGIC", "PackError", "PackedTable", "pack"]
 
@@ -135,9 +136,8 @@ def pack(
     body += b"\0" * (_align8(len(head) + len(body)) - len(head) - len(body))
     body += arr("I", (asn for asn, _ in named)) + arr("I", offsets) + bytes(blob)
 
-    tmp = dest.with_name(dest.name + ".tmp")
-    tmp.write_bytes(head + bytes(body))
-    tmp.replace(dest)
+    with replacing(dest, "wb") as fh:
+        fh.write(head + bytes(body))
     return {"ipv4_ranges": len(v4), "ipv6_ranges": len(v6), "infos": len(info_list),
             "names": len(named)}
 

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from probe.host.files import download_bounded
+from probe.host.output import Staged, staged
 from probe.inputs.geo.asndata import pack
 from probe.inputs.geo.db import GeoDB, GeoError, _iter_tsv
 from probe.inputs.geo.sources import DEFAULT_GEO_LICENSE, DEFAULT_GEO_URL, default_geo_path, geo_url
@@ -49,40 +50,38 @@ def update_geo(
         target.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise GeoError(f"{target.parent}: cannot create: {exc.strerror or exc}") from None
-    tmp = target.with_name(target.name + ".download")
+    # The download goes to a temporary file of its own beside the table (never a fixed name
+    # that a file of the user's could have), and only a checked table replaces the old one.
+    try:
+        download = Staged(target, suffix=".mmdb" if mmdb else "")
+    except OSError as exc:
+        raise GeoError(f"{target.parent}: cannot write: {exc.strerror or exc}") from None
     fetched = time.time()
     created = fetched
     try:
-        with httpx.Client(timeout=timeout, follow_redirects=True, trust_env=False) as client:
-            headers = download_bounded(client, url, tmp, MAX_DOWNLOAD, what="an ip2asn table",
-                                       error=GeoError)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise GeoError(f"{tmp}: cannot write: {exc.strerror or exc}") from None
-    except GeoError:
-        tmp.unlink(missing_ok=True)
-        raise
-    modified = headers.get("last-modified")
-    if modified:
         try:
-            created = email.utils.parsedate_to_datetime(modified).timestamp()
-        except (TypeError, ValueError):
-            pass
-    try:
-        if mmdb:
-            check = target.with_name(target.stem + ".download.mmdb")
-            tmp.replace(check)
+            with httpx.Client(timeout=timeout, follow_redirects=True, trust_env=False) as client:
+                headers = download_bounded(client, url, download.tmp, MAX_DOWNLOAD,
+                                           what="an ip2asn table", error=GeoError)
+        except OSError as exc:
+            raise GeoError(f"{target.parent}: cannot write: {exc.strerror or exc}") from None
+        modified = headers.get("last-modified")
+        if modified:
             try:
-                GeoDB.open(check).close()
+                created = email.utils.parsedate_to_datetime(modified).timestamp()
+            except (TypeError, ValueError):
+                pass
+        if mmdb:
+            try:
+                GeoDB.open(download.tmp).close()
             except GeoError as exc:
-                check.unlink(missing_ok=True)
                 raise GeoError(f"downloaded file is not a valid geo database: {exc}") from None
-            check.replace(target)
+            download.commit()
             return target
         names: dict[int, str] = {}
 
         def ranges() -> Iterator[tuple[int, int, int, int, str]]:
-            for version, start, end, asn, country, org in _iter_tsv(tmp):
+            for version, start, end, asn, country, org in _iter_tsv(download.tmp):
                 if asn and org:
                     names.setdefault(asn, org)
                 yield version, start, end, asn, country
@@ -99,14 +98,17 @@ def update_geo(
             "fetched": stamp(fetched),
         }
         try:
-            counts = pack(target, ranges(), names, meta)
+            with staged(target) as packed:
+                counts = pack(packed.tmp, ranges(), names, meta)
+                if not counts["ipv4_ranges"] and not counts["ipv6_ranges"]:
+                    raise GeoError(f"downloaded file from {url} has no address ranges")
         except GeoError as exc:  # name the URL, not our temporary file
-            detail = str(exc).replace(str(tmp), url)
+            detail = str(exc).replace(str(download.tmp), url)
+            if detail.startswith("downloaded file from"):
+                raise GeoError(detail) from None
             raise GeoError(f"downloaded file is not a valid ip2asn table: {detail}") from None
-        if not counts["ipv4_ranges"] and not counts["ipv6_ranges"]:
-            target.unlink(missing_ok=True)
-            raise GeoError(f"downloaded file from {url} has no address ranges")
+        except OSError as exc:
+            raise GeoError(f"{target}: cannot write: {exc.strerror or exc}") from None
         return target
     finally:
-        tmp.unlink(missing_ok=True)
-
+        download.discard()  # a table was packed from it, or it failed: either way not kept

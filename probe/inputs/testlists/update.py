@@ -19,7 +19,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
+import tempfile
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -54,7 +56,6 @@ __all__ = [
     "install_staged",
     "new_stage",
     "source_url",
-    "stage_name",
     "update_testlists",
 ]
 
@@ -173,10 +174,17 @@ def _list_names(dest: Path, extra: Iterable[str]) -> list[str]:
     return sorted(names, key=lambda n: (n != "global", n))
 
 
-def stage_name(target: Path, pid: int) -> Path:
-    """The staging directory of an update of ``target`` by process ``pid`` (next to it: the
-    same file system, so that each staged file is installed with one rename)."""
-    return Path(os.path.join(target.parent, f".{target.name}.update-{pid}"))
+def _new_stage(target: Path, pid: int) -> Path:
+    """A fresh staging directory ``.NAME.update-PID-RANDOM`` beside ``target``, created
+    exclusively (never one that exists, whoever made it)."""
+    return Path(tempfile.mkdtemp(prefix=f".{target.name}.update-{pid}-", dir=target.parent))
+
+
+def _stage_pid(target: Path, stage: Path) -> int | None:
+    """The process id in a staging directory's name (``.NAME.update-PID`` as older probes
+    named it, or ``.NAME.update-PID-RANDOM``); None for any other name."""
+    match = re.fullmatch(rf"\.{re.escape(target.name)}\.update-(\d+)(?:-\w+)?", stage.name)
+    return int(match.group(1)) if match else None
 
 
 def _alive(pid: int) -> bool:
@@ -195,9 +203,9 @@ def new_stage(target: Path) -> Path:
     try:
         target.mkdir(parents=True, exist_ok=True)
         clean_stale_stages(target)
-        stage = stage_name(target, os.getpid())
-        shutil.rmtree(stage, ignore_errors=True)
-        stage.mkdir()
+        # A directory of our own (a fresh name with our process id, created exclusively):
+        # removing it afterwards never removes anything else.
+        stage = _new_stage(target, os.getpid())
     except OSError as exc:
         raise UpdateError(f"{target}: cannot write: {exc.strerror or exc}") from None
     return stage
@@ -214,12 +222,14 @@ def clean_stale_stages(target: Path) -> list[Path]:
         return removed
     now = time.time()
     for stage in stages:
-        pid_text = stage.name.rsplit("-", 1)[-1]
+        pid = _stage_pid(target, stage)
         try:
             old = now - stage.lstat().st_mtime > STALE_STAGE_SECONDS
         except OSError:
             continue
-        if pid_text.isdigit() and int(pid_text) != os.getpid() and _alive(int(pid_text)) and not old:
+        # A live process's (ours included: its directory is not this update's, which has a
+        # fresh name) stays; so does a name no update gives, unless a day old.
+        if not old and (pid is None or _alive(pid)):
             continue
         if stage.is_dir() and not stage.is_symlink():
             shutil.rmtree(stage, ignore_errors=True)

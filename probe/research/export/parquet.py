@@ -35,7 +35,6 @@ import gc
 import hashlib
 import json
 import os
-import shutil
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -48,6 +47,7 @@ import msgspec
 from probe import __version__
 from probe.core.errors import ProbeError
 from probe.core.model import VERDICTS
+from probe.host.output import Staged, check_output_dir
 from probe.judge.classify import CLASSIFIER_VERSION
 from probe.research.export.tables import (
     CERTIFICATES,
@@ -234,9 +234,11 @@ class _File:
         self.path, self.schema, self.sql = path, schema, sql
         self.kinds = [(name, kind) for name, kind, _ in columns]
         self.group_bytes = group_bytes
-        self.tmp = path.with_name(path.name + ".partial")
         path.parent.mkdir(parents=True, exist_ok=True)
-        self.writer = pq.ParquetWriter(self.tmp, schema, compression="zstd")
+        # A temporary name of its own (created exclusively: never a file someone else has),
+        # put in place by commit() once the whole export is written (probe/host/output.py).
+        self.staged = Staged(path)
+        self.writer = pq.ParquetWriter(self.staged.tmp, schema, compression="zstd")
         self.group: list[Any] = []
         self.bytes = self.rows = self.total = 0
 
@@ -260,13 +262,17 @@ class _File:
             self.group, self.bytes, self.rows = [], 0, 0
 
     def close(self) -> None:
+        """Finish writing (the file stays under its temporary name until :meth:`commit`)."""
         self.flush()
         self.writer.close()
-        os.replace(self.tmp, self.path)
+
+    def commit(self) -> None:
+        self.staged.commit()
 
     def abort(self) -> None:
-        self.writer.close()
-        self.tmp.unlink(missing_ok=True)
+        if self.writer.is_open:
+            self.writer.close()
+        self.staged.discard()
 
 
 #: How a partition value is read from a measurement's row: the run's country, the UTC date.
@@ -333,8 +339,13 @@ class _Sink:
         """The files written (closed)."""
         return [f.path for f in self.done]
 
+    def commit(self) -> None:
+        """Put every file written in place (after every table of the export is complete)."""
+        for f in self.done:
+            f.commit()
+
     def abort(self) -> None:
-        for f in self.files.values():
+        for f in (*self.files.values(), *self.done):
             f.abort()
         self.files.clear()
 
@@ -467,6 +478,9 @@ def _write_all(store: Store, root: Path, f: Filters, meta: Mapping[str, str], *,
             chains.clear()
         for s in sinks:
             s.close()
+        # Every file is complete: each takes its name, one rename after the other.
+        for s in sinks:
+            s.commit()
     except BaseException:
         for s in sinks:
             s.abort()
@@ -477,25 +491,44 @@ def _write_all(store: Store, root: Path, f: Filters, meta: Mapping[str, str], *,
     return {s.name: s.rows for s in sinks}, {p for s in sinks for p in s.paths}
 
 
+def _names(extra: frozenset[str], observations: bool) -> list[str]:
+    """The tables an export writes (each a file NAME.parquet, or a directory NAME of a dataset)."""
+    names = [t.name for t in TABLES] + ["stability"]
+    names += [t.name for t in OBSERVED_TABLES if t.default or t.name in extra]
+    names += ["observations"] if observations else []
+    names += ["certificates"] if "certificates" in extra else []
+    return names
+
+
 def write_parquet(store: Store, out_dir: Path, f: Filters, *, observations: bool = False,
                   dns_replies: bool = False, certificates: bool = False,
-                  partition_by: Sequence[str] = (), stability_runs: int = 10) -> dict[str, int]:
-    """Write every table into ``out_dir`` (created; replaced atomically) or, with
-    ``partition_by``, into the dataset ``out_dir`` (this database's and selection's own files
-    replaced, nothing else touched); return rows per table."""
+                  partition_by: Sequence[str] = (), stability_runs: int = 10,
+                  force: bool = False) -> dict[str, int]:
+    """Write every table into ``out_dir`` or, with ``partition_by``, into the dataset
+    ``out_dir``; return rows per table.
+
+    Only this export's files are written (probe/host/output.py): ``vantage_points.parquet``,
+    ... or, in a dataset, ``TABLE/KEY=VALUE/part-UID-DIGEST-N.parquet`` named by this database's
+    uid and the selection's digest. A directory holding anything else (for a dataset: anything
+    but its tables' directories, which other databases' exports extend) is refused unless
+    ``force`` (:func:`probe.host.output.check_output_dir`). The files are written under
+    temporary names and renamed into place once all of them are complete: an interrupted
+    export leaves the directory as it was. Nothing is deleted but, in a dataset, this
+    database's own files of the same selection that the export did not write again (a partition
+    that no longer has rows): files an earlier export of this very database and selection wrote.
+    """
     _arrow()
     unknown = [p for p in partition_by if p not in PARTITIONS]
     if unknown:
         raise ValueError(f"cannot partition by {', '.join(unknown)} (only {', '.join(PARTITIONS)})")
     out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise NotADirectoryError(f"{out_dir}: exists and is not a directory")
     meta = {**provenance(store, f), "probe.stability_runs": str(stability_runs)}
     extra = frozenset(n for n, on in (("dns_replies", dns_replies), ("certificates", certificates))
                       if on)
+    names = _names(extra, observations)
     if partition_by:
         stem = _stem(meta)
-        out_dir.mkdir(parents=True, exist_ok=True)
+        check_output_dir(out_dir, names, force=force, what="a partitioned Parquet export")
         # This database's files of this selection from an earlier export, and only those: an
         # export into the dataset replaces its own files, never another probe's.
         old = [p for p in out_dir.rglob(f"part-{stem}-*.parquet") if p.is_file()]
@@ -506,22 +539,8 @@ def write_parquet(store: Store, out_dir: Path, f: Filters, *, observations: bool
             if path not in written:
                 path.unlink(missing_ok=True)
         return counts
-    tmp = out_dir.with_name(out_dir.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    try:
-        counts, _ = _write_all(store, tmp, f, meta, extra=extra, observations=observations,
-                               partition_by=(), stem="", stability_runs=stability_runs)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    # A reader never sees a half-written export: the directory appears complete.
-    if out_dir.exists():
-        old_dir = out_dir.with_name(out_dir.name + ".old")
-        shutil.rmtree(old_dir, ignore_errors=True)
-        os.rename(out_dir, old_dir)
-        os.rename(tmp, out_dir)
-        shutil.rmtree(old_dir, ignore_errors=True)
-    else:
-        os.rename(tmp, out_dir)
+    check_output_dir(out_dir, [f"{n}.parquet" for n in names], force=force,
+                     what="a Parquet export")
+    counts, _ = _write_all(store, out_dir, f, meta, extra=extra, observations=observations,
+                           partition_by=(), stem="", stability_runs=stability_runs)
     return counts

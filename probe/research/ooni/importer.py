@@ -21,7 +21,8 @@ from probe.inputs.fingerprints import Fingerprints
 from probe.inputs.geo import GeoDB
 from probe.judge.classify import classify
 from probe.research.ooni import OONIFormatError, OONIRecord, iter_lines, parse_measurement
-from probe.store import Store
+from probe.research.ooni.files import Limits
+from probe.store import SQLiteError, Store
 from probe.store.ooni import (
     ImportKey,
     OONISource,
@@ -31,10 +32,12 @@ from probe.store.ooni import (
     write_imported,
 )
 
-__all__ = ["ImportStats", "agreement", "disagreements", "import_ooni", "verdict_class"]
+__all__ = ["ImportStats", "Limits", "agreement", "disagreements", "import_ooni", "verdict_class"]
 
 #: Measurements per transaction.
 BATCH = 500
+#: What storing a mapped measurement can raise for a value SQLite cannot hold.
+_UNSTORABLE = (OverflowError, ValueError, TypeError, SQLiteError)
 #: Runs (OONI reports) kept open at once; older ones are finished (memory stays bounded).
 OPEN_RUNS = 256
 _INTERFERENCE = frozenset({"blocked", "reset", "hijacked"})
@@ -80,8 +83,14 @@ def import_ooni(
     geo: GeoDB | None = None,
     on_error: Callable[[str], None] | None = None,
     batch: int = BATCH,
+    limits: Limits = Limits(),
 ) -> ImportStats:
-    """Import every OONI Web Connectivity measurement of ``paths`` (files or directories)."""
+    """Import every OONI Web Connectivity measurement of ``paths`` (files or directories).
+
+    Files are read within ``limits`` (:mod:`probe.research.ooni.files`). A line that cannot be
+    read, parsed, mapped, judged or stored is skipped and reported as ``file:line: reason``
+    (``on_error``); every other line of the same file is imported.
+    """
     stats = ImportStats()
     vantages: dict[tuple[str, str], int] = {}
     runs: OrderedDict[tuple[int, str], int] = OrderedDict()
@@ -125,23 +134,41 @@ def import_ooni(
             by_run.setdefault((item[0], item[1]), []).append(k)
         for (rid, vid), idx in by_run.items():
             items = [(pending[k][2], pending[k][3], _source(pending[k][4], pending[k][5])) for k in idx]
-            write_imported(store, rid, vid, items)
-            stats.imported += len(items)
+            try:
+                write_imported(store, rid, vid, items)
+                stored = items
+            except _UNSTORABLE:
+                # The batch was rolled back: store its measurements one by one, so that one
+                # the database cannot hold (a number beyond 64 bits, say) costs only itself.
+                stored = []
+                for one in items:
+                    try:
+                        write_imported(store, rid, vid, [one])
+                        stored.append(one)
+                    except _UNSTORABLE as exc:
+                        report(f"{one[2].source}: cannot be stored ({type(exc).__name__}: {exc})")
+            for _m, v, src in stored:
+                stats.imported += 1
+                stats.verdicts[v.verdict] = stats.verdicts.get(v.verdict, 0) + 1
+                stats.agree += verdict_class(v.verdict) == verdict_class(src.ooni_verdict)
         pending.clear()
 
-    for name, line, obj in iter_lines(paths):
+    for name, line, obj in iter_lines(paths, limits=limits):
         stats.read += 1
         if isinstance(obj, OONIFormatError):
             report(f"{name}:{line}: {obj}")
             continue
         try:
             rec = parse_measurement(obj)
+            v = classify(rec.measurement, fingerprints=fingerprints, geo=geo)
         except OONIFormatError as exc:
             report(f"{name}:{line}: {exc}")
             continue
-        v = classify(rec.measurement, fingerprints=fingerprints, geo=geo)
-        stats.verdicts[v.verdict] = stats.verdicts.get(v.verdict, 0) + 1
-        stats.agree += verdict_class(v.verdict) == verdict_class(rec.ooni_verdict)
+        except Exception as exc:
+            # A line shaped in a way the mapping or the classifier did not foresee is that
+            # line's problem, not the import's: the good lines of the file still count.
+            report(f"{name}:{line}: cannot be mapped ({type(exc).__name__}: {exc})")
+            continue
         vid = _vantage(store, rec, vantages)
         rid = run_for(vid, str(rec.meta.get("report_id") or ""))
         pending.append((rid, vid, rec.measurement, v, rec, f"{Path(name).name}:{line}"))

@@ -58,7 +58,7 @@ def parse_measurement(raw: object) -> OONIRecord:
     t0 = _epoch(raw.get("measurement_start_time"))
     inferred: set[str] = set()
     annotations = _obj(raw.get("annotations"))
-    software = f"{raw.get('software_name', '')}/{raw.get('software_version', '')}"
+    software = f"{_text(raw, 'software_name') or ''}/{_text(raw, 'software_version') or ''}"
     engine = str(annotations.get("engine_name") or "")
     if not engine and "measurement_kit" in software:
         engine = "libmeasurement_kit"
@@ -204,16 +204,16 @@ def parse_measurement(raw: object) -> OONIRecord:
     blocking = tk.get("blocking")
     accessible = tk.get("accessible")
     meta = {
-        "report_id": raw.get("report_id"),
+        "report_id": _text(raw, "report_id"),
         "measurement_uid": _uid(raw),
-        "probe_asn": raw.get("probe_asn"),
-        "probe_cc": raw.get("probe_cc"),
-        "probe_network_name": raw.get("probe_network_name"),
-        "resolver_asn": raw.get("resolver_asn"),
+        "probe_asn": _text(raw, "probe_asn"),
+        "probe_cc": _text(raw, "probe_cc"),
+        "probe_network_name": _text(raw, "probe_network_name"),
+        "resolver_asn": _text(raw, "resolver_asn"),
         "measurement_start_time": raw.get("measurement_start_time"),
         "software": software,
         "engine": engine,
-        "test_version": raw.get("test_version"),
+        "test_version": _text(raw, "test_version"),
     }
     return OONIRecord(
         measurement=m,
@@ -223,6 +223,19 @@ def parse_measurement(raw: object) -> OONIRecord:
         ooni_verdict=ooni_verdict(blocking, accessible),
         inferred=tuple(sorted(inferred)),
     )
+
+
+_JSON_TYPES = {dict: "an object", list: "an array", bool: "a boolean", int: "a number",
+               float: "a number"}
+
+
+def _text(raw: Mapping[str, Any], key: str) -> str | None:
+    """A metadata field that must be a string when present (it names the measurement, its
+    network or its vantage point): anything else makes the line unusable, said by name."""
+    value = raw.get(key)
+    if value is None or isinstance(value, str):
+        return value
+    raise OONIFormatError(f"{key}: expected a string, got {_JSON_TYPES.get(type(value), 'a value')}")
 
 
 def _uid(raw: Mapping[str, Any]) -> str:
