@@ -620,8 +620,7 @@ class Lab:
         workdir.mkdir(parents=True, exist_ok=True)
         lst = workdir / f"{scenario.name}.csv"
         lst.write_text(tunnels.endpoint_list(scenario))
-        db = workdir / f"{scenario.name}.db"
-        db.unlink(missing_ok=True)
+        db = _fresh(workdir, scenario.name)
         control = UNREACHABLE_CONTROL if scenario.control == "unreachable" else self.control_url
         if lab_messaging.is_messaging(scenario):
             argv = lab_messaging.messaging_argv(lst, db, control, self.cafile)
@@ -645,8 +644,7 @@ class Lab:
         e = scenario.trace
         assert e is not None
         workdir.mkdir(parents=True, exist_ok=True)
-        db = workdir / f"{scenario.name}.db"
-        db.unlink(missing_ok=True)
+        db = _fresh(workdir, scenario.name)
         argv = ["trace", e.url, "--ip", e.ip, "--control-name", e.control_name, "--wait", "0.5",
                 "--db", str(db), *scenario.probe_args]  # fmt: skip
         t0 = time.monotonic()
@@ -678,8 +676,7 @@ class Lab:
         workdir.mkdir(parents=True, exist_ok=True)
         geo = workdir / "lab-geo.tsv"
         geo.write_text(sites.GEO)
-        db = workdir / f"{scenario.name}.db"
-        db.unlink(missing_ok=True)
+        db = _fresh(workdir, scenario.name)
         t0 = time.monotonic()
         with self.under(scenario):
             proc = self.probe(o.urls, db, extra=["--geo", str(geo), *scenario.probe_args])
