@@ -13,15 +13,27 @@ OpenVPN, so:
   is ``inconclusive``: one configured with tls-auth/tls-crypt stays silent too;
 - OpenVPN over UDP without an answer: ``inconclusive`` (no UDP control exists);
 - the same failure at the control: ``down``; no usable control: ``inconclusive``.
+
+Endpoints measured by another tool without a control (OONI's experiments, imported by
+``probe import ooni``) are judged by :func:`judge_without_control`: the same rules, where every
+failure is ``inconclusive`` (``control/absent``) unless content evidence decides it as probe's
+classifier would (a bogon or block-page DNS answer, a block page).
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from probe.core.failures import CERTIFICATE_FAILURES
-from probe.core.model import ControlObservation, EndpointObservation, Verdict
+from probe.core.model import ControlObservation, EndpointObservation, Measurement, Verdict
+from probe.judge.classify import classify
 from probe.judge.classify.core import failure_kind
 
-__all__ = ["CLASSIFIER_VERSION", "judge_endpoint"]
+if TYPE_CHECKING:
+    from probe.inputs.fingerprints import Fingerprints
+    from probe.inputs.geo import GeoDB
+
+__all__ = ["CLASSIFIER_VERSION", "judge_endpoint", "judge_without_control"]
 
 CLASSIFIER_VERSION = "circumvention-1"
 _TCP = {"timeout": "blocked", "refused": "reset", "reset": "reset"}
@@ -32,8 +44,10 @@ def _verdict(verdict: str, stage: str | None, reasons: list[str]) -> Verdict:
     return Verdict(verdict, stage, None, tuple(reasons), CLASSIFIER_VERSION)
 
 
-def judge_endpoint(obs: EndpointObservation, control: ControlObservation | None) -> Verdict:
-    """The verdict of one endpoint, with reasons ``stage/outcome[:detail]``."""
+def judge_endpoint(obs: EndpointObservation, control: ControlObservation | None, *,
+                   missing: str = "control/unavailable") -> Verdict:
+    """The verdict of one endpoint, with reasons ``stage/outcome[:detail]``; ``missing`` is the
+    reason given when there is no control."""
     where = f"{obs.address}:{obs.port}"
     if obs.reached:
         return _verdict("ok", None, [f"{obs.handshake or 'tcp'}/ok:{where}"])
@@ -45,7 +59,9 @@ def judge_endpoint(obs: EndpointObservation, control: ControlObservation | None)
         return _verdict("inconclusive", stage, [*reasons, f"{stage}/local:{failure}"])
     if obs.transport == "udp":
         return _verdict("inconclusive", stage, [*reasons, "control/none:udp"])
-    if control is None or control.failure is not None:
+    if control is None:
+        return _verdict("inconclusive", stage, [*reasons, missing])
+    if control.failure is not None:
         return _verdict("inconclusive", stage, [*reasons, "control/unavailable"])
     ctcp = next((t for t in control.tcp if t.port == obs.port and t.ip == obs.address), None)
     if ctcp is None:
@@ -69,3 +85,27 @@ def judge_endpoint(obs: EndpointObservation, control: ControlObservation | None)
     if kind == "reset":
         return _verdict("reset", stage, reasons)
     return _verdict("inconclusive", stage, [*reasons, "openvpn/silent-server-possible"])
+
+
+# Reasons of probe's classifier that decide without a control: what the network answered, not
+# whether something failed. A bogon answer decides only for a fixed target (an app's own names,
+# which never resolve to private addresses); an arbitrary URL may (its owner's choice).
+_CONTENT = frozenset({"dns/blockpage", "http/blockpage"})
+_FIXED_CONTENT = _CONTENT | {"dns/bogon"}
+
+
+def judge_without_control(obs: EndpointObservation, evidence: Measurement | None, *, fixed_target: bool,
+                          fingerprints: Fingerprints | None = None, geo: GeoDB | None = None,
+                          source: str = "ooni") -> Verdict:
+    """An endpoint measured without a control (``source``: by whom; OONI's experiments carry
+    none): ``ok`` when it answered as its tool expects; ``hijacked``/``blocked`` when probe's
+    classifier finds content evidence in ``evidence`` (its DNS answers and HTTP responses);
+    otherwise ``inconclusive`` with the failure and ``control/absent:SOURCE``, because a failure
+    without a control may be the server's or the path's, not a censor's.
+    """
+    if evidence is not None:
+        v = classify(evidence, fingerprints=fingerprints, geo=geo)
+        keys = {r.split(":", 1)[0] for r in v.reasons}
+        if v.verdict in ("hijacked", "blocked") and keys & (_FIXED_CONTENT if fixed_target else _CONTENT):
+            return _verdict(v.verdict, v.stage, [r for r in v.reasons if r != "control/unavailable"])
+    return judge_endpoint(obs, None, missing=f"control/absent:{source}")

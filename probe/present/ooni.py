@@ -10,7 +10,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from probe.research.ooni.importer import ImportStats, agreement, disagreements
+from probe.research.ooni.importer import (
+    ImportStats,
+    agreement,
+    disagreements,
+    endpoint_agreement,
+    endpoint_disagreements,
+)
 
 if TYPE_CHECKING:
     from probe.store import Store
@@ -19,20 +25,32 @@ __all__ = ["format_import", "ooni_report"]
 
 
 def format_import(stats: ImportStats, db: Path) -> str:
-    """One line: lines read and imported into ``db``, probe's verdicts, agreement with OONI."""
+    """What an import did: lines read and imported into ``db``, probe's verdicts, agreement with
+    OONI; a second line for the endpoints of OONI's other experiments, when there were any."""
     counts = ", ".join(f"{k} {v}" for k, v in sorted(stats.verdicts.items()))
-    return (f"imported {stats.imported} of {stats.read} lines into {db} "
-            f"({stats.duplicates} already there, {stats.skipped} skipped); "
-            f"probe's verdicts: {counts or 'none'}; agrees with OONI on "
-            f"{stats.agree} of {stats.imported + stats.duplicates}")  # fmt: skip
+    web = sum(stats.verdicts.values())
+    out = (f"imported {stats.imported} of {stats.read} lines into {db} "
+           f"({stats.duplicates} already there, {stats.skipped} skipped); "
+           f"probe's verdicts: {counts or 'none'}; agrees with OONI on "
+           f"{stats.agree} of {web + stats.duplicates}")  # fmt: skip
+    if stats.experiments:
+        tests = ", ".join(f"{k} {v}" for k, v in sorted(stats.experiments.items()))
+        eps = ", ".join(f"{k} {v}" for k, v in sorted(stats.endpoint_verdicts.items()))
+        out += (f"\nother experiments: {tests}; {stats.endpoints} endpoints, probe's verdicts: "
+                f"{eps or 'none'}; agrees with OONI on {stats.endpoint_agree} of {stats.endpoints}")
+    return out
 
 
 def ooni_report(store: Store, limit: int, as_json: bool) -> Iterator[str]:
     """Lines: how often probe and OONI agree on the imported measurements of ``store``, then the
-    first ``limit`` where they differ (``as_json``: only those, one JSON object a line)."""
+    first ``limit`` where they differ (``as_json``: only those, one JSON object a line); the same
+    for the endpoints of OONI's other experiments."""
     rows = disagreements(store, limit)
+    eps = endpoint_disagreements(store, limit)
     if as_json:
         for r in rows:
+            yield json.dumps(r, sort_keys=True) + "\n"
+        for r in eps:
             yield json.dumps(r, sort_keys=True) + "\n"
         return
     pairs = agreement(store)
@@ -51,3 +69,25 @@ def ooni_report(store: Store, limit: int, as_json: bool) -> Iterator[str]:
                f"{'/' + str(r['probe_stage']) if r['probe_stage'] else ''} ({reasons}); "
                f"OONI {r['ooni_verdict']} (blocking={r['ooni_blocking']}, "
                f"accessible={r['ooni_accessible']})\n")  # fmt: skip
+    yield from _endpoint_report(store, eps)
+
+
+def _endpoint_report(store: Store, rows: list[dict[str, object]]) -> Iterator[str]:
+    """The endpoints of OONI's other experiments: agreement, then where probe and OONI differ."""
+    pairs = endpoint_agreement(store)
+    if not pairs:
+        return
+    total = sum(pairs.values())
+    same = sum(n for k, n in pairs.items() if k.split("|")[0] == k.split("|")[1])
+    yield f"{total} endpoints of OONI's other experiments; probe and OONI agree on {same}\n"
+    for k, n in sorted(pairs.items(), key=lambda kv: -kv[1]):
+        p, o = k.split("|")
+        yield f"  probe {p:<13} OONI {o:<13} {n}\n"
+    if rows:
+        yield f"where they differ (first {len(rows)}):\n"
+    for r in rows:
+        reasons = ", ".join(json.loads(str(r["probe_reasons"]))[:3])
+        yield (f"  #{r['endpoint_id']} {r['test_name']} {r['target']} {r['probe_cc']} {r['probe_asn']} "
+               f"{r['measurement_start_time']}: probe {r['probe_verdict']}"
+               f"{'/' + str(r['probe_stage']) if r['probe_stage'] else ''} ({reasons}); "
+               f"OONI {r['ooni_verdict']} ({r['ooni_status']})\n")  # fmt: skip

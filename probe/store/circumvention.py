@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 __all__ = [
     "RESULT_KEYS",
     "endpoint_measurements_at",
+    "endpoint_records",
     "endpoint_results",
     "latest_endpoint_run",
     "latest_endpoints",
@@ -28,15 +29,14 @@ __all__ = [
     "write_endpoints",
 ]
 
-def write_endpoints(
-    store: Store,
+def endpoint_records(
     run_id: int,
     vantage_id: int,
     suite: str,
     rows: Iterable[tuple[EndpointObservation, ControlObservation | None, Verdict]],
-) -> int:
-    """Store judged endpoint observations in one transaction; the number stored."""
-    records = [
+) -> list[dict[str, Any]]:
+    """The ``endpoint_measurements`` rows of judged endpoint observations (a new uid each)."""
+    return [
         {"run_id": run_id, "vantage_id": vantage_id, "suite": suite, "kind": obs.kind,
          "name": obs.name, "address": obs.address, "port": obs.port, "transport": obs.transport,
          "source": obs.source, "measured_at": iso(obs.started), "runtime": obs.runtime,
@@ -49,6 +49,17 @@ def write_endpoints(
          "uid": uuid7(int(obs.started * 1000))}  # a global id (probe merge), from when it was taken
         for obs, control, verdict in rows
     ]  # fmt: skip
+
+
+def write_endpoints(
+    store: Store,
+    run_id: int,
+    vantage_id: int,
+    suite: str,
+    rows: Iterable[tuple[EndpointObservation, ControlObservation | None, Verdict]],
+) -> int:
+    """Store judged endpoint observations in one transaction; the number stored."""
+    records = endpoint_records(run_id, vantage_id, suite, rows)
     with store.transaction():
         store.insert_records("endpoint_measurements", records)
     return len(records)

@@ -89,6 +89,7 @@ _SHAPES: dict[tuple[str, str], str] = {
     ("endpoint_measurements", "observation"): "object",
     ("endpoint_measurements", "control"): "object",
     ("ooni_measurements", "inferred"): "array",
+    ("ooni_endpoints", "ooni_keys"): "object",
     ("traces", "data"): "object",
 }
 # JSON shapes in SQL, each parsing the text once: valid JSON whose first and last characters make
