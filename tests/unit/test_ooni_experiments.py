@@ -1,0 +1,153 @@
+"""`probe import ooni` of OONI's other experiments, on real OONI measurements of each type
+(tests/fixtures/ooni/experiments.json says where each comes from)."""
+
+from __future__ import annotations
+
+import copy
+import gzip
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from probe.research.ooni.experiments import EXPERIMENTS, parse_experiment
+from probe.research.ooni.importer import import_ooni
+from probe.store import Store
+from probe.store.merge import merge
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "ooni"
+SAMPLES = FIXTURES / "experiments.jsonl.gz"
+
+
+def _samples() -> list[dict[str, Any]]:
+    with gzip.open(SAMPLES, "rt", encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh if line.strip()]
+
+
+def _rows(db: Path, where: str = "1", params: tuple[object, ...] = ()) -> list[sqlite3.Row]:
+    conn = sqlite3.connect(db)
+    conn.row_factory = sqlite3.Row
+    return conn.execute(
+        "SELECT o.test_name, o.target, o.ooni_verdict, o.ooni_status, e.kind, e.suite, e.verdict, e.stage, "
+        "e.reasons, v.name AS vantage FROM ooni_endpoints o JOIN endpoint_measurements e ON e.uid = o.uid "
+        f"JOIN vantage_points v ON v.id = e.vantage_id WHERE {where} ORDER BY e.id", params).fetchall()
+
+
+def _one(db: Path, test_name: str, target: str, cc: str) -> sqlite3.Row:
+    rows = _rows(db, "o.test_name = ? AND o.target = ? AND o.probe_cc = ?", (test_name, target, cc))
+    assert len(rows) == 1, rows
+    return rows[0]
+
+
+def test_every_experiment_probe_imports_has_a_real_sample_and_is_imported(tmp_path: Path) -> None:
+    assert {m["test_name"] for m in _samples()} == set(EXPERIMENTS)
+    db = tmp_path / "o.db"
+    with Store.open(db) as store:
+        stats = import_ooni(store, [SAMPLES])
+    assert stats.skipped == 0 and stats.imported == len(_samples()) == 24
+    assert set(stats.experiments) == set(EXPERIMENTS)
+    rows = _rows(db)
+    assert len(rows) == stats.endpoints == 173
+    assert {r["suite"] for r in rows if r["kind"] in ("telegram", "whatsapp", "signal")} == {"messaging"}
+    assert {r["suite"] for r in rows if r["kind"] == "tor"} == {"circumvention"}
+    assert {r["vantage"] for r in rows} >= {"ooni-AM-AS44395", "ooni-CN-AS17623", "ooni-IT-AS30722"}
+    # Without a control nothing is called blocked on a failure alone.
+    assert {r["verdict"] for r in rows} == {"ok", "inconclusive"}
+
+
+def test_failures_without_a_control_are_inconclusive_where_ooni_says_blocked(tmp_path: Path) -> None:
+    db = tmp_path / "o.db"
+    with Store.open(db) as store:
+        import_ooni(store, [SAMPLES])
+    # Armenia 2022: Signal's hosts answered with a certificate of no known authority. An
+    # interception, or a middlebox, or the server's own: OONI says blocked, probe cannot tell.
+    r = _one(db, "signal", "storage.signal.org:443", "AM")
+    assert (r["verdict"], r["stage"], r["ooni_verdict"]) == ("inconclusive", "tls", "blocked")
+    assert json.loads(r["reasons"]) == ["tls/cert-invalid:storage.signal.org:443", "control/absent:ooni"]
+    # The host that worked in the same measurement is ok for both.
+    r = _one(db, "signal", "api.directory.signal.org:443", "AM")
+    assert (r["verdict"], r["ooni_verdict"]) == ("ok", "ok")
+    # China 2022: Tor's bootstrap timed out: OONI's anomaly, probe's inconclusive.
+    r = _one(db, "vanilla_tor", "vanilla", "CN")
+    assert (r["verdict"], r["ooni_verdict"]) == ("inconclusive", "anomaly")
+    # A dnscheck lookup over IPv6 with no route: a local failure, never a censor's.
+    r = _one(db, "dnscheck", "dot://[2001:4860:4860::8844]:853", "IT")
+    assert r["verdict"] == "inconclusive" and "tcp/local:host_unreachable" in json.loads(r["reasons"])
+    # An old engine's wrapped failure string (Get ...: eof_error) is read as the failure it wraps.
+    r = _one(db, "tor", "199.58.81.140:80", "IT")
+    assert json.loads(r["reasons"])[0] == "http/eof:199.58.81.140:80"
+
+
+def test_where_probe_and_ooni_differ_is_in_the_report(tmp_path: Path) -> None:
+    db = tmp_path / "o.db"
+    with Store.open(db) as store:
+        import_ooni(store, [SAMPLES])
+    conn = sqlite3.connect(db)
+    differ = {(t, target) for t, target in conn.execute(
+        "SELECT test_name, target FROM ooni_endpoint_disagreements")}
+    # Ireland 2022: web.whatsapp.com answered 400 over TLS with a valid certificate; OONI's
+    # http_unexpected_status_code made it "blocked". probe: the endpoint answered.
+    assert ("whatsapp", "web.whatsapp.com:443") in differ
+    r = _one(db, "whatsapp", "web.whatsapp.com:443", "IE")
+    assert (r["verdict"], r["ooni_verdict"]) == ("ok", "blocked")
+    assert ("signal", "storage.signal.org:443") in differ
+    assert len(differ) == 14  # distinct (experiment, endpoint); 15 rows
+
+
+def test_a_bogon_answer_for_an_apps_own_name_is_hijacked_without_a_control(tmp_path: Path) -> None:
+    # Synthetic, from the real spec sample: e1.whatsapp.net resolved to Iran's 10.10.34.35.
+    raw = copy.deepcopy(next(m for m in _samples() if m["test_name"] == "whatsapp"))
+    for q in raw["test_keys"]["queries"]:
+        if q["hostname"] == "e1.whatsapp.net":
+            q["answers"] = [{"answer_type": "A", "ipv4": "10.10.34.35"}]
+    f = tmp_path / "forged.jsonl"
+    f.write_text(json.dumps(raw) + "\n")
+    db = tmp_path / "o.db"
+    with Store.open(db) as store:
+        import_ooni(store, [f])
+    r = _rows(db, "o.target = 'e1.whatsapp.net:443'")[0]
+    assert (r["verdict"], r["stage"]) == ("hijacked", "dns")
+    assert any(x.startswith("dns/bogon:10.10.34.35") for x in json.loads(r["reasons"]))
+
+
+def test_bad_experiment_lines_cost_only_themselves(tmp_path: Path) -> None:
+    lines = [json.dumps(m) for m in _samples()[:3]]
+    bad = [json.dumps({"test_name": "tor", "measurement_start_time": "2020-01-01 00:00:00",
+                       "test_keys": {"targets": 5}}),
+           json.dumps({"test_name": "signal", "test_keys": {}}),
+           json.dumps({"test_name": "telegram", "measurement_start_time": "2020-01-01 00:00:00",
+                       "probe_cc": ["IT"], "test_keys": {"tcp_connect": [{"ip": "1.2.3.4", "port": 443}]}})]
+    f = tmp_path / "mixed.jsonl"
+    f.write_text("\n".join([lines[0], bad[0], lines[1], bad[1], bad[2], lines[2]]) + "\n")
+    errors: list[str] = []
+    with Store.open(tmp_path / "o.db") as store:
+        stats = import_ooni(store, [f], on_error=errors.append)
+    assert stats.imported == 3 and stats.skipped == 3
+    assert errors[0].startswith(f"{f}:2: tor: no endpoint recorded")
+    assert errors[1].startswith(f"{f}:4: measurement_start_time missing")
+    assert errors[2].startswith(f"{f}:5: probe_cc: expected a string")
+
+
+def test_reimport_and_merge_keep_one_row_per_ooni_endpoint(tmp_path: Path) -> None:
+    a, b = tmp_path / "a.db", tmp_path / "b.db"
+    for db in (a, b):
+        with Store.open(db) as store:
+            import_ooni(store, [SAMPLES])
+    with Store.open(a) as store:
+        again = import_ooni(store, [SAMPLES])
+    assert again.imported == 0 and again.duplicates == 24
+    out = tmp_path / "all.db"
+    with Store.open(out):
+        pass
+    merge(out, [a, b])
+    conn = sqlite3.connect(out)
+    assert conn.execute("SELECT count(*) FROM endpoint_measurements").fetchone()[0] == 173
+    assert conn.execute("SELECT count(*) FROM ooni_endpoints").fetchone()[0] == 173
+    assert conn.execute("SELECT count(*) FROM ooni_endpoint_disagreements").fetchone()[0] == 15
+
+
+def test_parse_keeps_oonis_verdict_fields() -> None:
+    exp = parse_experiment(next(m for m in _samples() if m["test_name"] == "tor" and m["probe_cc"] == "IT"
+                                and len(m["test_keys"]["targets"]) > 30))
+    assert exp.ooni_keys["dir_port_accessible"] == 9 and exp.ooni_keys["obfs4_total"] == 14
+    assert len(exp.endpoints) == 34
