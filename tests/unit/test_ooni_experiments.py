@@ -15,6 +15,9 @@ from probe.research.ooni.importer import import_ooni
 from probe.store import Store
 from probe.store.merge import merge
 
+# probe messaging's endpoint kinds and the experiment each comes from (main's MESSAGING_APPS).
+MESSAGING_KINDS = {"telegram-dc": "telegram", "telegram-web": "telegram", "whatsapp": "whatsapp",
+                   "whatsapp-web": "whatsapp", "signal": "signal"}
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "ooni"
 SAMPLES = FIXTURES / "experiments.jsonl.gz"
 
@@ -48,11 +51,47 @@ def test_every_experiment_probe_imports_has_a_real_sample_and_is_imported(tmp_pa
     assert set(stats.experiments) == set(EXPERIMENTS)
     rows = _rows(db)
     assert len(rows) == stats.endpoints == 173
-    assert {r["suite"] for r in rows if r["kind"] in ("telegram", "whatsapp", "signal")} == {"messaging"}
+    # probe messaging's kinds (docs/messaging.md); OONI's experiment stays in ooni_endpoints.
+    messaging = {r["kind"] for r in rows if r["test_name"] in ("telegram", "whatsapp", "signal")}
+    assert messaging == set(MESSAGING_KINDS)
+    assert {r["suite"] for r in rows if r["kind"] in MESSAGING_KINDS} == {"messaging"}
     assert {r["suite"] for r in rows if r["kind"] == "tor"} == {"circumvention"}
     assert {r["vantage"] for r in rows} >= {"ooni-AM-AS44395", "ooni-CN-AS17623", "ooni-IT-AS30722"}
     # Without a control nothing is called blocked on a failure alone.
     assert {r["verdict"] for r in rows} == {"ok", "inconclusive"}
+
+
+def test_messaging_endpoints_take_probe_messagings_kinds_and_names(tmp_path: Path) -> None:
+    db = tmp_path / "o.db"
+    with Store.open(db) as store:
+        import_ooni(store, [SAMPLES])
+    conn = sqlite3.connect(db)
+    rows = conn.execute(
+        "SELECT o.test_name, o.target, e.kind, e.name, e.address, e.port, e.suite FROM ooni_endpoints o "
+        "JOIN endpoint_measurements e ON e.uid = o.uid "
+        "WHERE o.test_name IN ('telegram', 'whatsapp', 'signal')"
+    ).fetchall()
+    assert all(MESSAGING_KINDS[kind] == test_name and suite == "messaging"
+               for test_name, _, kind, *_, suite in rows)
+    got = {(kind, name, address, port) for _, _, kind, name, address, port, _ in rows}
+    # As probe/data/messaging.csv names them: a DC by address and its number, the web clients
+    # and WhatsApp's registration service by name, the chat endpoints eN, Signal by first label.
+    assert {("telegram-dc", "DC2", "149.154.167.51", 443), ("telegram-dc", "DC2", "95.161.76.100", 80),
+            ("telegram-dc", "DC5", "149.154.171.5", 80), ("telegram-web", "web", "web.telegram.org", 443),
+            ("whatsapp", "e1", "e1.whatsapp.net", 5222), ("whatsapp-web", "web", "web.whatsapp.com", 443),
+            ("whatsapp-web", "registration", "v.whatsapp.net", 443),
+            ("signal", "storage", "storage.signal.org", 443), ("signal", "sfu", "sfu.voip.signal.org", 443),
+            ("signal", "chat", "chat.signal.org", 443)} <= got
+    # An address outside Telegram Desktop's table (an older OONI's 149.154.167.99) is a DC unnamed.
+    unnamed = {(address, port) for kind, name, address, port in got if kind == "telegram-dc" and name == "DC"}
+    assert unnamed == {("149.154.167.99", 80), ("149.154.167.99", 443)}
+    dcs = {name for kind, name, *_ in got if kind == "telegram-dc"}
+    assert dcs == {"DC", *(f"DC{n}" for n in range(1, 6))}
+    # The registration service keeps OONI's own verdict field beside probe's row.
+    status = {s for (s,) in conn.execute(
+        "SELECT o.ooni_status FROM ooni_endpoints o JOIN endpoint_measurements e ON e.uid = o.uid "
+        "WHERE e.name = 'registration'")}  # fmt: skip
+    assert status and all(s.startswith("registration_server_status=") for s in status)
 
 
 def test_failures_without_a_control_are_inconclusive_where_ooni_says_blocked(tmp_path: Path) -> None:

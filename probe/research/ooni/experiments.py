@@ -12,9 +12,10 @@ torsf (ts-030)            Tor's bootstrap over Snowflake
 openvpn (ts-040)          the OpenVPN server of the input (vpn://provider/?addr=IP:PORT&...)
 riseupvpn (ts-026)        RiseupVPN's API hosts and the gateways it reached or failed
 psiphon (ts-015)          Psiphon's bootstrap
-telegram (ts-020)         each data centre address:port; web.telegram.org
-whatsapp (ts-018)         each eN.whatsapp.net:port; v.whatsapp.net (registration); web.whatsapp.com
-signal (ts-029)           each Signal host (TLS with Signal's own CA)
+telegram (ts-020)         each data centre address:port (``telegram-dc``); web.telegram.org (``telegram-web``)
+whatsapp (ts-018)         each eN.whatsapp.net:port (``whatsapp``); v.whatsapp.net (registration) and
+                          web.whatsapp.com (``whatsapp-web``)
+signal (ts-029)           each Signal host (``signal``; TLS with Signal's own CA)
 dnscheck (ts-028)         each address of the resolver of the input (DoT, DoH, UDP)
 echcheck (ts-039)         the TLS server of the input, with ECH (GREASE)
 urlgetter (ts-027)        the URL of the input
@@ -30,6 +31,12 @@ status of the service it belongs to (``telegram_tcp_blocking``, ``signal_backend
 where a service OONI calls blocked counts as blocked at the endpoints whose steps failed.
 In probe's words: ``ok``, ``blocked`` (OONI says blocked), ``anomaly`` (OONI records a failure
 and makes no claim) or ``inconclusive`` (OONI says nothing).
+
+The messaging experiments' endpoints take the kinds and names of ``probe messaging``'s own
+endpoint list (docs/messaging.md): ``telegram-dc`` named ``DC1``..``DC5`` (Telegram Desktop's
+built-in table, :data:`TELEGRAM_DCS`), ``telegram-web`` and ``whatsapp-web`` named ``web``,
+``whatsapp-web`` named ``registration``, ``whatsapp`` named ``eN``, ``signal`` named by the host's
+first label (``storage``, ``sfu``, ...); the experiment's name stays in ``ooni_endpoints.test_name``.
 """
 
 from __future__ import annotations
@@ -66,13 +73,20 @@ from probe.research.ooni.fields import (
 from probe.research.ooni.measurement import http_observation, measurement_meta, software_engine
 from probe.research.ooni.record import OONIFormatError
 
-__all__ = ["EXPERIMENTS", "OONIEndpoint", "OONIExperiment", "parse_experiment"]
+__all__ = ["EXPERIMENTS", "TELEGRAM_DCS", "OONIEndpoint", "OONIExperiment", "parse_experiment"]
 
 #: OONI's verdicts of an endpoint, in probe's words.
 OONI_VERDICTS = ("ok", "blocked", "anomaly", "inconclusive")
 #: Most endpoints kept of one measurement (a tor measurement has ~40 targets; a hostile line
 #: could name millions).
 MAX_ENDPOINTS = 512
+#: Telegram's data centres by address, named as ``probe messaging``'s list names them (Telegram
+#: Desktop's built-in table, ``kBuiltInDcs``; ooni/spec ts-020 measures the same addresses). An
+#: address not in it is named ``DC``.
+TELEGRAM_DCS: dict[str, str] = {
+    "149.154.175.50": "DC1", "149.154.167.51": "DC2", "95.161.76.100": "DC2", "149.154.175.100": "DC3",
+    "149.154.167.91": "DC4", "149.154.171.5": "DC5",
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -348,11 +362,12 @@ def _hosts(ctx: _Ctx, keep: Callable[[str], bool]) -> list[tuple[str, int, str]]
 
 def _web(ctx: _Ctx, kind: str, name: str, hosts: Iterable[tuple[str, int, str]], status: str,
          verdict: str, *, shared: bool = False) -> Built:
-    """Endpoints of a service measured by name; ``shared``: OONI's status covers several hosts
-    (Signal's backend), so a blocked service is blocked at the hosts whose steps failed."""
+    """Endpoints of a service measured by name (``name``: default, the host's first label, as
+    ``probe messaging`` names Signal's); ``shared``: OONI's status covers several hosts (Signal's
+    backend), so a blocked service is blocked at the hosts whose steps failed."""
     out: Built = []
     for host, port, scheme in hosts:
-        got = _endpoint(ctx, kind, name or host, host, port, scheme)
+        got = _endpoint(ctx, kind, name or host.split(".", 1)[0], host, port, scheme)
         if got is not None:
             obs, ev = got
             out.append(OONIEndpoint(f"{host}:{port}", obs, ev, status,
@@ -372,13 +387,13 @@ def _telegram(ctx: _Ctx, raw: Mapping[str, Any]) -> Built:
     out: Built = []
     dc_verdict = _status(tk.get("telegram_tcp_blocking"))
     for ip, port in dict.fromkeys((t.ip, t.port) for t in ctx.tcp if t.ip not in web_ips):
-        got = _endpoint(ctx, "telegram", "data centre", ip, port, "http", tcp_only=True)
+        got = _endpoint(ctx, "telegram-dc", TELEGRAM_DCS.get(ip, "DC"), ip, port, "http", tcp_only=True)
         if got is not None:
             obs, ev = got
             out.append(OONIEndpoint(f"{ip}:{port}", obs, ev, _flag(tk, "telegram_tcp_blocking"),
                                     _service(dc_verdict, obs)))
     web_verdict = _status(tk.get("telegram_web_status"))
-    out += _web(ctx, "telegram", web, _hosts(ctx, lambda h: h == web),
+    out += _web(ctx, "telegram-web", "web", _hosts(ctx, lambda h: h == web),
                 _flag(tk, "telegram_web_status", "telegram_web_failure"), web_verdict)
     return out
 
@@ -394,7 +409,7 @@ def _whatsapp(ctx: _Ctx, raw: Mapping[str, Any]) -> Built:
         addrs = _addresses(ctx, [host])
         ports = sorted({t.port for t in ctx.tcp if t.ip in addrs}) or [443]
         for port in ports:
-            got = _endpoint(ctx, "whatsapp", host, host, port, "https", tcp_only=True)
+            got = _endpoint(ctx, "whatsapp", host.split(".", 1)[0], host, port, "https", tcp_only=True)
             if got is None:
                 continue
             obs, ev = got
@@ -405,10 +420,10 @@ def _whatsapp(ctx: _Ctx, raw: Mapping[str, Any]) -> Built:
             status = _flag(tk, "whatsapp_endpoints_status") + (
                 f", listed in whatsapp_endpoints_{listed}" if named else "")
             out.append(OONIEndpoint(key, obs, ev, status, verdict))
-    out += _web(ctx, "whatsapp", "registration server", _hosts(ctx, lambda h: h == "v.whatsapp.net"),
+    out += _web(ctx, "whatsapp-web", "registration", _hosts(ctx, lambda h: h == "v.whatsapp.net"),
                 _flag(tk, "registration_server_status", "registration_server_failure"),
                 _status(tk.get("registration_server_status")))
-    out += _web(ctx, "whatsapp", "web.whatsapp.com", _hosts(ctx, lambda h: h == "web.whatsapp.com"),
+    out += _web(ctx, "whatsapp-web", "web", _hosts(ctx, lambda h: h == "web.whatsapp.com"),
                 _flag(tk, "whatsapp_web_status", "whatsapp_web_failure"),
                 _status(tk.get("whatsapp_web_status")))
     return out
