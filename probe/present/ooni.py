@@ -6,9 +6,9 @@ ooni``), and where probe's verdicts and OONI's agree and differ (``probe import 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from probe.research.ooni.importer import (
     ImportStats,
@@ -53,41 +53,31 @@ def ooni_report(store: Store, limit: int, as_json: bool) -> Iterator[str]:
         for r in eps:
             yield json.dumps(r, sort_keys=True) + "\n"
         return
-    pairs = agreement(store)
-    total = sum(pairs.values())
-    same = sum(n for k, n in pairs.items() if k.split("|")[0] == k.split("|")[1])
-    yield f"{total} imported measurements; probe and OONI agree on {same}\n"
-    for k, n in sorted(pairs.items(), key=lambda kv: -kv[1]):
-        p, o = k.split("|")
-        yield f"  probe {p:<13} OONI {o:<13} {n}\n"
-    if rows:
-        yield f"where they differ (first {len(rows)}):\n"
-    for r in rows:
-        reasons = ", ".join(json.loads(str(r["probe_reasons"]))[:4])
-        yield (f"  #{r['measurement_id']} {r['input']} {r['probe_cc']} {r['probe_asn']} "
-               f"{r['measurement_start_time']}: probe {r['probe_verdict']}"
-               f"{'/' + str(r['probe_stage']) if r['probe_stage'] else ''} ({reasons}); "
-               f"OONI {r['ooni_verdict']} (blocking={r['ooni_blocking']}, "
-               f"accessible={r['ooni_accessible']})\n")  # fmt: skip
-    yield from _endpoint_report(store, eps)
-
-
-def _endpoint_report(store: Store, rows: list[dict[str, object]]) -> Iterator[str]:
-    """The endpoints of OONI's other experiments: agreement, then where probe and OONI differ."""
+    yield from _section("imported measurements", agreement(store), rows, 4, lambda r: (
+        f"#{r['measurement_id']} {r['input']}",
+        f"(blocking={r['ooni_blocking']}, accessible={r['ooni_accessible']})"))  # fmt: skip
     pairs = endpoint_agreement(store)
-    if not pairs:
-        return
+    if pairs:  # the endpoints of OONI's other experiments, when any were imported
+        yield from _section("endpoints of OONI's other experiments", pairs, eps, 3, lambda r: (
+            f"#{r['endpoint_id']} {r['test_name']} {r['target']}", f"({r['ooni_status']})"))  # fmt: skip
+
+
+def _section(what: str, pairs: dict[str, int], rows: list[dict[str, Any]], reasons_shown: int,
+             names: Callable[[dict[str, Any]], tuple[str, str]]) -> Iterator[str]:
+    """Agreement of probe and OONI (``pairs``: ``probe class|OONI class`` -> count), then the
+    rows where they differ; ``names``: a row's (what it is, OONI's own words of it)."""
     total = sum(pairs.values())
     same = sum(n for k, n in pairs.items() if k.split("|")[0] == k.split("|")[1])
-    yield f"{total} endpoints of OONI's other experiments; probe and OONI agree on {same}\n"
+    yield f"{total} {what}; probe and OONI agree on {same}\n"
     for k, n in sorted(pairs.items(), key=lambda kv: -kv[1]):
         p, o = k.split("|")
         yield f"  probe {p:<13} OONI {o:<13} {n}\n"
     if rows:
         yield f"where they differ (first {len(rows)}):\n"
     for r in rows:
-        reasons = ", ".join(json.loads(str(r["probe_reasons"]))[:3])
-        yield (f"  #{r['endpoint_id']} {r['test_name']} {r['target']} {r['probe_cc']} {r['probe_asn']} "
+        reasons = ", ".join(json.loads(str(r["probe_reasons"]))[:reasons_shown])
+        what_it_is, ooni_words = names(r)
+        yield (f"  {what_it_is} {r['probe_cc']} {r['probe_asn']} "
                f"{r['measurement_start_time']}: probe {r['probe_verdict']}"
                f"{'/' + str(r['probe_stage']) if r['probe_stage'] else ''} ({reasons}); "
-               f"OONI {r['ooni_verdict']} ({r['ooni_status']})\n")  # fmt: skip
+               f"OONI {r['ooni_verdict']} {ooni_words}\n")  # fmt: skip

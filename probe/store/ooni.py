@@ -101,7 +101,18 @@ def imported_keys(store: Store, keys: Iterable[ImportKey]) -> set[ImportKey]:
 
 def disagreements(store: Store, limit: int | None = None) -> list[dict[str, Any]]:
     """Rows of the ``ooni_disagreements`` view (docs/schema.md), by measurement id, as dicts."""
-    sql = "SELECT * FROM ooni_disagreements ORDER BY measurement_id"
+    return _view_rows(store, "ooni_disagreements", "measurement_id", limit)
+
+
+def verdict_pairs(store: Store) -> list[VerdictPair]:
+    """Imported measurements counted by (probe's verdict, OONI's verdict)."""
+    return _verdict_pairs(store, "ooni_measurements AS o JOIN measurements AS e ON e.id = o.measurement_id")
+
+
+# The two views and joins below are named by the code, never by input.
+def _view_rows(store: Store, view: str, order: str, limit: int | None) -> list[dict[str, Any]]:
+    """The rows of ``view`` by ``order``, the first ``limit`` of them, as dicts."""
+    sql = f"SELECT * FROM {view} ORDER BY {order}"
     params: list[int] = []
     if limit is not None:
         sql += " LIMIT ?"
@@ -109,12 +120,12 @@ def disagreements(store: Store, limit: int | None = None) -> list[dict[str, Any]
     return list(dict_rows(store.conn.execute(sql, params)))
 
 
-def verdict_pairs(store: Store) -> list[VerdictPair]:
-    """Imported measurements counted by (probe's verdict, OONI's verdict)."""
+def _verdict_pairs(store: Store, joined: str) -> list[VerdictPair]:
+    """The rows of ``joined`` (OONI's as ``o``, probe's as ``e``) counted by (probe's verdict,
+    OONI's verdict)."""
     return list(typed_rows(store.conn, VerdictPair,
-                           "SELECT m.verdict AS probe_verdict, o.ooni_verdict, count(*) AS n "
-                           "FROM ooni_measurements AS o JOIN measurements AS m ON m.id = o.measurement_id "
-                           "GROUP BY 1, 2"))  # fmt: skip
+                           "SELECT e.verdict AS probe_verdict, o.ooni_verdict, count(*) AS n "
+                           f"FROM {joined} GROUP BY 1, 2"))  # fmt: skip
 
 
 class OONIEndpointSource(NamedTuple):
@@ -167,17 +178,9 @@ def imported_endpoint_uids(store: Store, uids: Iterable[str]) -> set[str]:
 
 def endpoint_disagreements(store: Store, limit: int | None = None) -> list[dict[str, Any]]:
     """Rows of the ``ooni_endpoint_disagreements`` view (docs/schema.md), oldest first, as dicts."""
-    sql = "SELECT * FROM ooni_endpoint_disagreements ORDER BY endpoint_id"
-    params: list[int] = []
-    if limit is not None:
-        sql += " LIMIT ?"
-        params.append(int(limit))
-    return list(dict_rows(store.conn.execute(sql, params)))
+    return _view_rows(store, "ooni_endpoint_disagreements", "endpoint_id", limit)
 
 
 def endpoint_verdict_pairs(store: Store) -> list[VerdictPair]:
     """Imported endpoints counted by (probe's verdict, OONI's verdict)."""
-    return list(typed_rows(store.conn, VerdictPair,
-                           "SELECT e.verdict AS probe_verdict, o.ooni_verdict, count(*) AS n "
-                           "FROM ooni_endpoints AS o JOIN endpoint_measurements AS e ON e.uid = o.uid "
-                           "GROUP BY 1, 2"))  # fmt: skip
+    return _verdict_pairs(store, "ooni_endpoints AS o JOIN endpoint_measurements AS e ON e.uid = o.uid")

@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import json
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from probe.core.model import EndpointObservation, Measurement, Verdict
 from probe.inputs.fingerprints import Fingerprints
@@ -36,6 +37,7 @@ from probe.store.ooni import (
     ImportKey,
     OONIEndpointSource,
     OONISource,
+    VerdictPair,
     disagreements,
     endpoint_disagreements,
     endpoint_verdict_pairs,
@@ -49,6 +51,8 @@ from probe.store.uid import uuid7
 
 __all__ = ["ImportStats", "Limits", "agreement", "disagreements", "endpoint_agreement",
            "endpoint_disagreements", "import_ooni", "verdict_class"]
+
+_T = TypeVar("_T")
 
 #: Measurements per transaction.
 BATCH = 500
@@ -158,19 +162,8 @@ def import_ooni(
             by_run.setdefault((item[0], item[1]), []).append(k)
         for (rid, vid), idx in by_run.items():
             items = [(pending[k][2], pending[k][3], _source(pending[k][4], pending[k][5])) for k in idx]
-            try:
-                write_imported(store, rid, vid, items)
-                stored = items
-            except _UNSTORABLE:
-                # The batch was rolled back: store its measurements one by one, so that one
-                # the database cannot hold (a number beyond 64 bits, say) costs only itself.
-                stored = []
-                for one in items:
-                    try:
-                        write_imported(store, rid, vid, [one])
-                        stored.append(one)
-                    except _UNSTORABLE as exc:
-                        report(f"{one[2].source}: cannot be stored ({type(exc).__name__}: {exc})")
+            stored = _store_batch(partial(write_imported, store, rid, vid), items, lambda one: one[2].source,
+                                  report)  # fmt: skip
             for _m, v, src in stored:
                 stats.imported += 1
                 stats.verdicts[v.verdict] = stats.verdicts.get(v.verdict, 0) + 1
@@ -191,18 +184,9 @@ def import_ooni(
             groups.setdefault((j.run_id, j.vantage_id, j.suite), []).append(_Judged(
                 j.run_id, j.vantage_id, j.suite, j.test_name, j.where, tuple(fresh)))
         for (rid, vid, suite), judged in groups.items():
-            try:
-                write_imported_endpoints(store, rid, vid, suite, [r for j in judged for r in j.rows])
-                stored = judged
-            except _UNSTORABLE:
-                stored = []
-                for one in judged:  # one measurement that cannot be stored costs only itself
-                    try:
-                        write_imported_endpoints(store, rid, vid, suite, list(one.rows))
-                        stored.append(one)
-                    except _UNSTORABLE as exc:
-                        report(f"{one.where}: cannot be stored ({type(exc).__name__}: {exc})")
-            for j in stored:
+            stored_eps = _store_batch(partial(_write_judged, store, rid, vid, suite), judged,
+                                      lambda one: one.where, report)  # fmt: skip
+            for j in stored_eps:
                 stats.imported += 1
                 stats.experiments[j.test_name] = stats.experiments.get(j.test_name, 0) + 1
                 for _o, _c, v, src in j.rows:
@@ -211,39 +195,39 @@ def import_ooni(
                     stats.endpoint_agree += verdict_class(v.verdict) == verdict_class(src.ooni_verdict)
         pending_eps.clear()
 
+    def mapped(build: Callable[[], _T], where: str) -> _T | None:
+        """``build()``, or None with ``where`` reported: a line shaped in a way the mapping or
+        the classifier did not foresee is that line's problem, not the import's (the good lines
+        of the file still count)."""
+        try:
+            return build()
+        except OONIFormatError as exc:
+            report(f"{where}: {exc}")
+        except Exception as exc:
+            report(f"{where}: cannot be mapped ({type(exc).__name__}: {exc})")
+        return None
+
     for name, line, obj in iter_lines(paths, limits=limits):
         stats.read += 1
         if isinstance(obj, OONIFormatError):
             report(f"{name}:{line}: {obj}")
             continue
+        where = f"{name}:{line}"
         if isinstance(obj, Mapping) and obj.get("test_name") in EXPERIMENTS:
-            try:
-                exp = parse_experiment(obj)
-                rows = _judge_experiment(exp, f"{Path(name).name}:{line}", fingerprints, geo)
-            except OONIFormatError as exc:
-                report(f"{name}:{line}: {exc}")
+            judged = mapped(partial(_experiment, obj, f"{Path(name).name}:{line}", fingerprints, geo), where)
+            if judged is None:
                 continue
-            except Exception as exc:
-                # As for Web Connectivity below: that line's problem, not the import's.
-                report(f"{name}:{line}: cannot be mapped ({type(exc).__name__}: {exc})")
-                continue
+            exp, rows = judged
             vid = _vantage(store, exp.meta, vantages)
             rid = run_for(vid, str(exp.meta.get("report_id") or ""))
-            pending_eps.append(_Judged(rid, vid, exp.suite, exp.test_name, f"{name}:{line}", rows))
+            pending_eps.append(_Judged(rid, vid, exp.suite, exp.test_name, where, rows))
             if len(pending_eps) >= batch:
                 flush_endpoints()
             continue
-        try:
-            rec = parse_measurement(obj)
-            v = classify(rec.measurement, fingerprints=fingerprints, geo=geo)
-        except OONIFormatError as exc:
-            report(f"{name}:{line}: {exc}")
+        classified = mapped(partial(_web_connectivity, obj, fingerprints, geo), where)
+        if classified is None:
             continue
-        except Exception as exc:
-            # A line shaped in a way the mapping or the classifier did not foresee is that
-            # line's problem, not the import's: the good lines of the file still count.
-            report(f"{name}:{line}: cannot be mapped ({type(exc).__name__}: {exc})")
-            continue
+        rec, v = classified
         vid = _vantage(store, rec.meta, vantages)
         rid = run_for(vid, str(rec.meta.get("report_id") or ""))
         pending.append((rid, vid, rec.measurement, v, rec, f"{Path(name).name}:{line}"))
@@ -254,6 +238,25 @@ def import_ooni(
     for rid in runs.values():
         store.finish_run(rid, "complete")
     return stats
+
+
+def _store_batch(write: Callable[[list[_T]], object], items: Sequence[_T], where: Callable[[_T], str],
+                 report: Callable[[str], None]) -> list[_T]:
+    """Write ``items`` in one transaction (``write``); the items stored. When the database refuses
+    the batch (rolled back), they are written one by one, so that one it cannot hold (a number
+    beyond 64 bits, say) costs only itself, reported as ``where: cannot be stored (...)``."""
+    try:
+        write(list(items))
+        return list(items)
+    except _UNSTORABLE:
+        stored = []
+        for one in items:
+            try:
+                write([one])
+                stored.append(one)
+            except _UNSTORABLE as exc:
+                report(f"{where(one)}: cannot be stored ({type(exc).__name__}: {exc})")
+        return stored
 
 
 _EndpointRow = tuple[EndpointObservation, None, Verdict, OONIEndpointSource]
@@ -269,6 +272,25 @@ class _Judged:
     test_name: str
     where: str  # file:line
     rows: tuple[_EndpointRow, ...]
+
+
+def _web_connectivity(obj: object, fingerprints: Fingerprints | None,
+                      geo: GeoDB | None) -> tuple[OONIRecord, Verdict]:
+    """A Web Connectivity measurement mapped, and probe's verdict of it."""
+    rec = parse_measurement(obj)
+    return rec, classify(rec.measurement, fingerprints=fingerprints, geo=geo)
+
+
+def _experiment(obj: Mapping[str, Any], src: str, fingerprints: Fingerprints | None,
+                geo: GeoDB | None) -> tuple[OONIExperiment, tuple[_EndpointRow, ...]]:
+    """A measurement of another experiment mapped, and probe's verdicts of its endpoints."""
+    exp = parse_experiment(obj)
+    return exp, _judge_experiment(exp, src, fingerprints, geo)
+
+
+def _write_judged(store: Store, run_id: int, vantage_id: int, suite: str, judged: list[_Judged]) -> int:
+    """Store the endpoints of judged experiment measurements in one transaction."""
+    return write_imported_endpoints(store, run_id, vantage_id, suite, [row for j in judged for row in j.rows])
 
 
 def _judge_experiment(exp: OONIExperiment, src: str, fingerprints: Fingerprints | None,
@@ -310,18 +332,19 @@ def _source(r: OONIRecord, src: str) -> OONISource:
 
 def agreement(store: Store) -> dict[str, int]:
     """Counts of (probe class, OONI class) pairs over every imported measurement."""
-    out: dict[str, int] = {}
-    for pair in verdict_pairs(store):
-        key = f"{verdict_class(pair.probe_verdict)}|{verdict_class(pair.ooni_verdict)}"
-        out[key] = out.get(key, 0) + int(pair.n)
-    return out
+    return _classes(verdict_pairs(store))
 
 
 def endpoint_agreement(store: Store) -> dict[str, int]:
     """Counts of (probe class, OONI class) pairs over every imported endpoint of OONI's other
     experiments."""
+    return _classes(endpoint_verdict_pairs(store))
+
+
+def _classes(pairs: Iterable[VerdictPair]) -> dict[str, int]:
+    """``probe class|OONI class`` -> count, from verdict pairs."""
     out: dict[str, int] = {}
-    for pair in endpoint_verdict_pairs(store):
+    for pair in pairs:
         key = f"{verdict_class(pair.probe_verdict)}|{verdict_class(pair.ooni_verdict)}"
         out[key] = out.get(key, 0) + int(pair.n)
     return out
