@@ -41,9 +41,7 @@ import os
 import random
 import shutil
 import statistics
-import subprocess
 import sys
-import threading
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -53,6 +51,8 @@ ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "bench" / "out"
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests" / "unit"))  # store_samples: hand-built Measurements
+
+from bench.children import run_child  # noqa: E402
 
 PROBE = [sys.executable, "-m", "probe"]
 VERDICTS = (("ok", None, 0.86), ("blocked", "http", 0.04), ("reset", "tls", 0.03),
@@ -121,6 +121,8 @@ def copy_source(base: Path, path: Path, k: int) -> None:
                  f"uid = {sql_uuid7('1790000000000')}")
     conn.execute(f"UPDATE runs SET uid = {sql_uuid7('1790000000000')}")
     conn.execute(f"UPDATE measurements SET uid = {sql_uuid7('CAST(started * 1000 AS INTEGER)')}")
+    # Another database: its own global id (what exports cite and merge records as a source).
+    conn.execute(f"UPDATE probe_meta SET value = {sql_uuid7('1790000000000')} WHERE key = 'uid'")
     conn.execute("UPDATE measurements SET verdict = 'reset', stage = 'tcp' "
                  "WHERE abs(random()) % 20 = 0")
     conn.execute("COMMIT")
@@ -128,42 +130,20 @@ def copy_source(base: Path, path: Path, k: int) -> None:
     conn.close()
 
 
-def run_measured(cmd: list[str], stdout: Any = subprocess.DEVNULL) -> dict[str, Any]:
-    """Run ``cmd``: wall time, CPU time, peak RSS (wait4) and RSS sampled every 0.2 s."""
+def run_measured(cmd: list[str]) -> dict[str, Any]:
+    """Run ``cmd``: wall time, CPU time, peak RSS (wait4) and RSS sampled every 0.25 s."""
     load = [round(x, 2) for x in os.getloadavg()]
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=stdout, stderr=subprocess.PIPE, cwd=ROOT)
-    samples: list[tuple[float, int]] = []
-
-    def sample() -> None:
-        while proc.poll() is None:
-            try:
-                with open(f"/proc/{proc.pid}/status") as fh:
-                    for line in fh:
-                        if line.startswith("VmRSS:"):
-                            samples.append((time.perf_counter() - t0, int(line.split()[1])))
-            except OSError:
-                return
-            time.sleep(0.2)
-
-    thread = threading.Thread(target=sample, daemon=True)
-    thread.start()
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    wall = time.perf_counter() - t0
-    thread.join()
-    err = proc.stderr.read().decode() if proc.stderr else ""
-    if proc.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}): {err}")
+    r = run_child(cmd, timeout=4 * 3600, cwd=ROOT)
+    if r.returncode != 0 or r.timed_out:
+        raise SystemExit(f"{' '.join(cmd)} failed ({r.returncode}): {r.stderr}")
 
     def rss_at(frac: float) -> float | None:
-        pts = [r for t, r in samples if t >= frac * wall]
-        return round(pts[0] / 1024, 1) if pts else None
+        return next((mb for t, mb in r.rss_series if t >= frac * r.wall_s), None)
 
-    return {"wall_s": round(wall, 2), "cpu_s": round(usage.ru_utime + usage.ru_stime, 2),
-            "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
-            "rss_mb_at_25_50_75": [rss_at(0.25), rss_at(0.5), rss_at(0.75)], "stderr": err[-300:],
-            "load": load}
+    return {"wall_s": round(r.wall_s, 2), "cpu_s": round(r.cpu_s, 2),
+            "peak_rss_mb": round(r.maxrss_mb, 1),
+            "rss_mb_at_25_50_75": [rss_at(0.25), rss_at(0.5), rss_at(0.75)], "stderr": r.stderr[-300:],
+            "load": load}  # fmt: skip
 
 
 def _size(path: Path) -> float:
@@ -185,7 +165,7 @@ def anchor(out: Path, sources: list[Path], journal: str) -> None:
     conn = sqlite3.connect(out, isolation_level=None)
     conn.execute(f"PRAGMA journal_mode = {journal}")
     conn.execute("PRAGMA synchronous = NORMAL")
-    skip = ("schema_migrations", "latest", "merged_sources")
+    skip = ("schema_migrations", "latest", "probe_meta", "merged_sources")
     tables = [r[0] for r in conn.execute(
         "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")
         if r[0] not in skip]
@@ -303,6 +283,9 @@ MERGE_SPEED = 1.0  # anchor wall / merge wall: at least this
 REMERGE = 0.10  # merge again / merge (wall and CPU): at most this
 READS_S = {"results": 0.2, "runs": 0.1, "show": 0.1, "compare": 0.5}
 PROPORTIONAL = 3.0  # one vantage point of N costs at most this x (all / N)
+# Issue 25's: the merged database's bytes per measurement (schema version 11's packed
+# observations and trimmed flat tables; 8,909 at version 9).
+BYTES_PER_MEASUREMENT = 3000
 
 
 def verdict(report: dict[str, Any]) -> list[tuple[str, bool, str]]:
@@ -339,6 +322,12 @@ def verdict(report: dict[str, Any]) -> list[tuple[str, bool, str]]:
         if key.startswith("export") and None not in q:
             out.append((f"{what}: flat (RSS at 75% <= {FLAT} x RSS at 25%)",
                         q[2] <= FLAT * q[0], f"{q[0]} / {q[1]} / {q[2]} MB"))
+    m = report.get("merge")
+    if m is not None and "bytes_per_measurement" in m:
+        out.append((f"merged database: <= {BYTES_PER_MEASUREMENT:,} bytes per measurement",
+                    m["bytes_per_measurement"] <= BYTES_PER_MEASUREMENT,
+                    f"{m['bytes_per_measurement']:,} bytes ({m['db_mb']} MB, "
+                    f"{m['measurements']:,} measurements)"))
     r = report.get("reads")
     if r is not None:
         start = r["startup"]["cpu_s"]
@@ -361,7 +350,8 @@ def verdict(report: dict[str, Any]) -> list[tuple[str, bool, str]]:
                         "(CPU beyond start-up)"))
     b = report.get("bytes")
     if b is not None:
-        out.append(("bytes per measurement (research-b's target: <= 3,000)", True,
+        out.append((f"bytes per measurement (dbstat): <= {BYTES_PER_MEASUREMENT:,}",
+                    b["bytes_per_measurement"] <= BYTES_PER_MEASUREMENT,
                     f"{b['bytes_per_measurement']:,} B: "
                     + ", ".join(f"{t} {v:,}" for t, v in list(b["by_table"].items())[:6])))
     return out
@@ -407,6 +397,8 @@ def main() -> None:
         report["merge"] = run_measured([*PROBE, "merge", *map(str, sources), "--into", str(merged)])
         report["merge"]["measurements"] = args.per_db * args.dbs
         report["merge"]["db_mb"] = _size(merged)
+        report["merge"]["bytes_per_measurement"] = round(
+            merged.stat().st_size / report["merge"]["measurements"])
         print("merge", report["merge"], flush=True)
         if args.anchors == "both":
             report["anchor_journal"] = run_measured(

@@ -7,7 +7,7 @@
 The synthetic database is filled directly with executemany (not through Store.write, which is
 timed separately) in the real schema, so the latest-verdict triggers and indexes do their real
 work. Rows are 10 vantage points x R rounds x U URLs, each round one run per vantage point,
-verdicts drawn from a realistic mix; observations JSON is a placeholder of --obs-bytes bytes.
+verdicts drawn from a realistic mix; observations are a packed placeholder of --obs-bytes bytes.
 Timed (median of --repeat, each on a fresh connection or process):
 
 - the ``latest_verdicts`` view, every row (one per vantage point and URL);
@@ -69,7 +69,11 @@ def generate(path: Path, rows: int, vantages: int, urls: int, obs_bytes: int) ->
     rounds = max(1, rows // (vantages * urls))
     verdicts = [v for v, _ in VERDICT_MIX]
     weights = [w for _, w in VERDICT_MIX]
-    placeholder = json.dumps({"hops": [], "note": "x" * max(0, obs_bytes - 30)})
+    from probe.store.observations import pack
+
+    # Packed as the store packs observations (schema 11); the filler is incompressible, so the
+    # row keeps about --obs-bytes bytes.
+    placeholder = pack({"hops": [], "note": os.urandom(max(0, obs_bytes - 30) // 2).hex()})
     url_list = [f"https://www{i}.example{i % 997}.org/" for i in range(urls)]
     t_start = 1_780_000_000.0
     mid = 0

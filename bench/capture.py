@@ -16,7 +16,6 @@ import argparse
 import json
 import os
 import shutil
-import sqlite3
 import sys
 import tempfile
 import time
@@ -24,23 +23,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bench import throughput
+from bench import probedb, throughput
+from bench.children import PROBE_EXTRA_ARGS
 from bench.services import write_url_list
 
 __all__ = ["main"]
 
 TARGET_RATIO = 0.8
-
-
-def _packets(db: Path) -> int | None:
-    try:
-        con = sqlite3.connect(db)
-        try:
-            return int(con.execute("SELECT count(*) FROM packets").fetchone()[0])
-        finally:
-            con.close()
-    except sqlite3.Error:
-        return None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -76,27 +65,27 @@ def main(argv: Sequence[str] | None = None) -> int:
             for i in range(args.repeat):
                 order = sides if i % 2 == 0 else sides[::-1]
                 for side in order:
-                    throughput.PROBE_EXTRA_ARGS[:] = extra[side]
+                    PROBE_EXTRA_ARGS[:] = extra[side]
                     print(f"run {i + 1}/{args.repeat}: {side}, C={c}, {args.urls} URLs ...", flush=True)
-                    fig = throughput._probe_once(
+                    fig = throughput.probe_once(
                         net, services, workdir, [lst], args.urls, c, args.rtt_ms, timeouts,
                         args.timeout, None, control,
                     )
-                    fig["packets_stored"] = _packets(workdir / f"probe-c{c}.db")
+                    fig["packets_stored"] = probedb.packets(workdir / f"probe-c{c}.db")
                     runs[side].append(fig)
                     print(f"  {fig['urls_per_s']} URLs/s, peak RSS {fig['peak_rss_mb']} MB, "
                           f"cpu {fig['cpu_ms_per_url']} ms/URL, packets {fig['packets_stored']}, "
                           f"valid {fig['valid']}", flush=True)  # fmt: skip
     finally:
-        throughput.PROBE_EXTRA_ARGS[:] = []
+        PROBE_EXTRA_ARGS[:] = []
         shutil.rmtree(workdir, ignore_errors=True)
-    median = {side: throughput._median_run(runs[side]) for side in sides}
+    median = {side: throughput.median_run(runs[side]) for side in sides}
     plain, cap = median["plain"], median["capture"]
-    ratio = throughput._ratio(cap["urls_per_s"], plain["urls_per_s"])
+    ratio = throughput.ratio(cap["urls_per_s"], plain["urls_per_s"])
     met = ratio is not None and ratio >= TARGET_RATIO
     result.update(runs=runs, median=median, ratio=ratio, target={"ratio": TARGET_RATIO, "met": met})
     if args.pcap:
-        result["pcap_ratio"] = throughput._ratio(median["pcap"]["urls_per_s"], plain["urls_per_s"])
+        result["pcap_ratio"] = throughput.ratio(median["pcap"]["urls_per_s"], plain["urls_per_s"])
     out.write_text(json.dumps(result, indent=2))
     print(f"\n{'':<8} {'URLs/s':>8} {'CPU ms/URL':>11} {'peak RSS MB':>12} {'packets':>8}")
     for name, f in median.items():

@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import os
 import re
-import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from bench import probedb
+from bench.children import child_env, probe_argv, run_child
 from bench.services import Services, write_url_list
-from bench.topology import BenchNet
+from bench.topology import BenchNet, delayed
 
 __all__ = ["helper_load", "parse_helper_log"]
 
@@ -49,25 +50,11 @@ def _cpu_s(pid: int) -> float:
     return sum(int(x) for x in rest[11:15]) / tick
 
 
-def _control_failures(db: Path) -> int | None:
-    try:
-        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-        try:
-            return int(con.execute("SELECT count(*) FROM controls WHERE failure IS NOT NULL")
-                       .fetchone()[0])  # fmt: skip
-        finally:
-            con.close()
-    except sqlite3.Error:
-        return None
-
-
 def helper_load(
     net: BenchNet, services: Services, workdir: Path, *, probes: int, concurrency: int, urls: int,
     rtt_ms: float, timeouts: dict[str, float], timeout: float, probe_alone: float | None,
 ) -> dict[str, Any]:  # fmt: skip
     """Run ``probes`` probe runs at once against a fresh helper; the figures (see module doc)."""
-    from bench.throughput import _env, _probe_ok, delayed, probe_argv, run_child
-
     assert services.ca is not None
     log = workdir / "helper-load.log"
     url = services.start_helper(_PORT, log.name)
@@ -80,8 +67,8 @@ def helper_load(
     dbs = [d / "probe.db" for d in dirs]
 
     def one(i: int) -> Any:
-        argv = probe_argv([lists[i]], net, services.ca, concurrency, dbs[i], url, timeouts)  # type: ignore[arg-type]
-        return run_child(argv, net.client, timeout=timeout, env=_env(workdir), workdir=dirs[i])
+        argv = probe_argv([lists[i]], net, services.ca, concurrency, dbs[i], url, timeouts)
+        return run_child(argv, net.client, timeout=timeout, env=child_env(workdir), workdir=dirs[i])
 
     load = os.getloadavg()[0]
     delay: list[dict[str, Any]] = []
@@ -91,8 +78,8 @@ def helper_load(
     helper_cpu = _cpu_s(helper_pid) - cpu0
     counts = parse_helper_log(log.read_text(errors="replace"))
     served = counts.get("200", 0)
-    oks = [_probe_ok(db)[0] or 0 for db in dbs]
-    failures = [_control_failures(db) for db in dbs]
+    oks = [probedb.probe_ok(db)[0] or 0 for db in dbs]
+    failures = [probedb.control_failures(db) for db in dbs]
     wall = max(r.wall_s for r in results)
     probe_cpu = sum(r.cpu_s for r in results)
     per_meas = 1000 * helper_cpu / served if served else None

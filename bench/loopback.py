@@ -26,6 +26,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "tests" / "integration"))
 
+from bench.children import run_child  # noqa: E402
+
 
 def write_list(path: Path, urls: int, net: object) -> None:
     names = ["ok.test", "www.ok.test", "redirect.test"]
@@ -81,18 +83,15 @@ def main() -> None:
                *control, "--cafile", net.ca_path, "--accept-risks", "--db", f"{tmp}/r.db",
                "--concurrency", str(args.concurrency), "--per-host", str(args.concurrency),
                "--no-progress"]
-        t0 = time.perf_counter()
-        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        _, status, usage = os.wait4(proc.pid, 0)
-        wall = time.perf_counter() - t0
-        out = proc.stdout.read().decode() if proc.stdout else ""
-        if os.waitstatus_to_exitcode(status) != 0:
-            sys.exit(f"probe run failed:\n{out}\n{proc.stderr.read().decode() if proc.stderr else ''}")
+        r = run_child(cmd, timeout=4 * 3600, env=env, workdir=Path(tmp), cwd=ROOT)
+        out = r.stdout
+        if r.returncode != 0 or r.timed_out:
+            sys.exit(f"probe run failed:\n{out}\n{r.stderr}")
     if helper is not None:
         helper.terminate()
         helper.wait()
     net.close()
-    cpu = usage.ru_utime + usage.ru_stime
+    wall, cpu = r.wall_s, r.cpu_s
     figures = {
         "urls": args.urls,
         "concurrency": args.concurrency,
@@ -101,7 +100,7 @@ def main() -> None:
         "wall_s": round(wall, 2),
         "urls_per_s": round(args.urls / wall, 1),
         "cpu_ms_per_url": round(1000 * cpu / args.urls, 2),
-        "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
+        "peak_rss_mb": round(r.maxrss_mb, 1),
         "help_s": round(help_time(), 3),
         "server_cpu_s": round(sum(resource.getrusage(resource.RUSAGE_SELF)[:2]), 2),
     }

@@ -17,13 +17,15 @@ import argparse
 import gzip
 import json
 import os
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # run as a script (bench/ooni_import.py): bench.children below
+
+from bench.children import run_child  # noqa: E402
+
 CORPUS = ROOT / "tests" / "fixtures" / "ooni"
 
 
@@ -50,14 +52,11 @@ FLAT_RATIO = 1.25
 
 def run(path: Path, db: Path) -> tuple[float, float, float]:
     """(wall seconds, CPU seconds, peak RSS MiB) of one import in a child process."""
-    t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "probe", "import", "ooni", str(path), "--db", str(db)],
-                            stdout=subprocess.DEVNULL, cwd=ROOT)  # fmt: skip
-    _, status, usage = os.wait4(proc.pid, 0)
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"probe import ooni failed ({os.waitstatus_to_exitcode(status)})")
-    dt = time.perf_counter() - t0
-    return dt, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
+    r = run_child([sys.executable, "-m", "probe", "import", "ooni", str(path), "--db", str(db)],
+                  timeout=4 * 3600, cwd=ROOT)  # fmt: skip
+    if r.returncode != 0 or r.timed_out:
+        raise SystemExit(f"probe import ooni failed ({r.returncode}): {r.stderr[-1000:]}")
+    return r.wall_s, r.cpu_s, r.maxrss_mb
 
 
 def main() -> None:

@@ -52,9 +52,9 @@ def _real_observations(db: Path, limit: int) -> int:
         obs = src.execute("SELECT data FROM observations").fetchone()[0]
         bodies = src.execute("SELECT * FROM http_bodies").fetchall()
         certs = src.execute("SELECT * FROM certificates").fetchall()
-        controls = src.execute("SELECT hop, source, url, failure, dns_failure, dns_addrs, "
-                               "http_failure, http_status, http_body_length, http_title, "
-                               "http_body_sha256, data FROM controls").fetchall()
+        controls = src.execute("SELECT hop, failure, dns_failure, dns_addrs, http_failure, "
+                               "http_status, http_body_length, http_title, http_transfer "
+                               "FROM controls").fetchall()
         src.close()
     dst = sqlite3.connect(db)
     ids = [r[0] for r in dst.execute(
@@ -68,9 +68,9 @@ def _real_observations(db: Path, limit: int) -> int:
         dst.executemany("UPDATE observations SET data = ? WHERE measurement_id = ?",
                         [(obs, i) for i in ids])
         dst.executemany(
-            "INSERT INTO controls (measurement_id, hop, source, url, failure, dns_failure, dns_addrs, "
-            "http_failure, http_status, http_body_length, http_title, http_body_sha256, data) "
-            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            "INSERT INTO controls (measurement_id, hop, failure, dns_failure, dns_addrs, "
+            "http_failure, http_status, http_body_length, http_title, http_transfer) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?)",
             [(i, *c) for i in ids for c in controls])
     dst.close()
     return len(ids)

@@ -26,165 +26,35 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench import topology
-from bench.services import STUN_PORT, WHOAMI_NAME, Services, write_url_list
-from bench.topology import BenchNet, in_netns
+from bench import probedb, topology
+from bench.children import (
+    PROBE_EXTRA_ARGS,
+    ChildResult,
+    child_env,
+    compile_bytecode,
+    floor_argv,
+    probe_argv,
+    probe_env,
+    rss_profile,
+    run_child,
+    use_probe_tree,
+)
+from bench.helper_load import helper_load
+from bench.services import Services, write_url_list
+from bench.targets import check_targets as _check_targets
+from bench.targets import fingerprint_scaling, latest_query_time
+from bench.topology import BenchNet, delayed, in_netns
 
-__all__ = ["ChildResult", "main", "run_child"]
+__all__ = ["OUT", "lab", "main", "median_run", "probe_once", "ratio"]
 
 OUT = Path(__file__).resolve().parent / "out"
-ROOT = Path(__file__).resolve().parent.parent
-
-#: Extra `probe run` arguments for every probe run (--probe-arg), e.g. to try an option's effect.
-PROBE_EXTRA_ARGS: list[str] = []
-#: --probe-tree: a directory holding another version's ``probe`` package (``git archive REV
-#: probe``), measured instead of this checkout's, against the same floor, lab and helper.
-PROBE_TREE: list[Path] = []
-#: Options of :func:`probe_argv` that the --probe-tree version's `probe run` does not have.
-_UNKNOWN_OPTIONS: set[str] = set()
 
 #: The concurrency of the latency-bound target (with the control); the memory runs' default.
 #: Every target is in bench/targets.py.
 TARGET_CONCURRENCY = 64
-
-
-@dataclass(frozen=True)
-class ChildResult:
-    """One child process, as the kernel accounted it."""
-
-    argv: tuple[str, ...]
-    returncode: int
-    wall_s: float
-    user_s: float
-    sys_s: float
-    maxrss_mb: float
-    stdout: str
-    stderr: str
-    timed_out: bool = False
-    rss_series: tuple[tuple[float, float], ...] = ()  # (seconds since start, RSS MB), every ~0.25 s
-    hwm_mb: float | None = None  # VmHWM: the peak RSS of the command itself (after exec)
-    rss_parts: dict[str, float] | None = None  # RssAnon/RssFile/RssShmem MB at the last sample
-
-    @property
-    def cpu_s(self) -> float:
-        return self.user_s + self.sys_s
-
-
-def compile_bytecode(dirs: Sequence[Path] = (ROOT / "probe", ROOT / "bench")) -> dict[str, Any]:
-    """Byte-compile ``dirs`` (probe/ and bench/) once, before anything is timed.
-
-    pip and pipx compile an installed package's modules at install time; an editable checkout
-    writes its .pyc files on the first run, unless PYTHONDONTWRITEBYTECODE is set (it is in some
-    CI and sandbox environments). Without this, every probe start here compiled ~100 modules
-    from source (~0.35 s of CPU each time), a cost no installed probe pays and the floor (one
-    module of its own) hardly pays: it was counted against the probe.
-    """
-    import compileall
-
-    t0 = time.process_time()
-    ok = all(compileall.compile_dir(d, quiet=1, workers=0) for d in dirs)
-    return {"ok": ok, "cpu_s": round(time.process_time() - t0, 3),
-            "dont_write_bytecode_env": bool(os.environ.get("PYTHONDONTWRITEBYTECODE"))}
-
-
-def run_child(
-    argv: Sequence[str], netns: str | None, *, timeout: float, env: dict[str, str] | None = None,
-    workdir: Path | None = None,
-) -> ChildResult:  # fmt: skip
-    """Run ``argv`` (in ``netns``), wait with ``os.wait4`` and return its resource usage.
-
-    ``ip netns exec`` execs the command, so the accounted process is the command itself.
-    A child that outlives ``timeout`` is killed (its whole process group) and marked timed out.
-    """
-    cmd = in_netns(netns, *argv) if netns else list(argv)
-    workdir = workdir or Path(tempfile.gettempdir())
-    out_path, err_path = workdir / "child.out", workdir / "child.err"
-    with out_path.open("wb") as out, err_path.open("wb") as err:
-        t0 = time.monotonic()
-        # In the work directory: `python -m` puts the current directory first on sys.path, and a
-        # checkout's own probe/ there would shadow a --probe-tree version.
-        proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=env, start_new_session=True,
-                                cwd=workdir)  # fmt: skip
-    timed_out = False
-    series: list[tuple[float, float]] = []
-    peak: float | None = None
-    parts: dict[str, float] | None = None
-    next_sample = t0
-    try:
-        while True:
-            pid, status, ru = os.wait4(proc.pid, os.WNOHANG)
-            if pid:
-                break
-            now = time.monotonic()
-            if now >= next_sample:
-                rss, hwm, sample_parts = _rss_mb(proc.pid)
-                parts = sample_parts or parts
-                if rss is not None:
-                    series.append((round(now - t0, 2), rss))
-                if hwm is not None:
-                    peak = max(peak or 0.0, hwm)
-                next_sample = now + 0.25
-            if time.monotonic() - t0 > timeout:
-                timed_out = True
-                os.killpg(proc.pid, signal.SIGKILL)
-                pid, status, ru = os.wait4(proc.pid, 0)
-                break
-            time.sleep(0.02)
-    except BaseException:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        with contextlib.suppress(ChildProcessError):
-            os.wait4(proc.pid, 0)
-        raise
-    wall = time.monotonic() - t0
-    proc.returncode = os.waitstatus_to_exitcode(status)  # keep Popen from waiting again
-    return ChildResult(
-        argv=tuple(argv), returncode=proc.returncode, wall_s=wall, user_s=ru.ru_utime,
-        sys_s=ru.ru_stime, maxrss_mb=ru.ru_maxrss / 1024, stdout=out_path.read_text(errors="replace"),
-        stderr=err_path.read_text(errors="replace")[-4000:], timed_out=timed_out,
-        rss_series=tuple(series), hwm_mb=peak, rss_parts=parts,
-    )  # fmt: skip
-
-
-def _rss_mb(pid: int) -> tuple[float | None, float | None, dict[str, float]]:
-    """(VmRSS, VmHWM, {RssAnon, RssFile, RssShmem}) of ``pid`` in MB.
-
-    The parts tell heap growth (anonymous memory) from file pages that are merely mapped.
-    """
-    rss = hwm = None
-    parts: dict[str, float] = {}
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                key, _, value = line.partition(":")
-                if key == "VmRSS":
-                    rss = round(int(value.split()[0]) / 1024, 1)
-                elif key == "VmHWM":
-                    hwm = round(int(value.split()[0]) / 1024, 1)
-                elif key in ("RssAnon", "RssFile", "RssShmem"):
-                    parts[key] = round(int(value.split()[0]) / 1024, 1)
-    except OSError:
-        pass
-    return rss, hwm, parts
-
-
-def rss_profile(series: Sequence[tuple[float, float]]) -> dict[str, Any]:
-    """RSS at 25/50/75/100 % of a run and its growth over the second half (MB per minute)."""
-    if len(series) < 4:
-        return {}
-    end = series[-1][0] or 1.0
-
-    def at(frac: float) -> float:
-        return next((mb for t, mb in series if t >= frac * end), series[-1][1])
-
-    half = [(t, mb) for t, mb in series if t >= end / 2]
-    slope = (half[-1][1] - half[0][1]) / max(half[-1][0] - half[0][0], 1e-9) * 60 if len(half) > 1 else 0.0
-    return {"rss_25": at(0.25), "rss_50": at(0.5), "rss_75": at(0.75), "rss_end": series[-1][1],
-            "second_half_mb_per_min": round(slope, 2)}  # fmt: skip
 
 
 # --- the lab --------------------------------------------------------------------------------
@@ -219,23 +89,6 @@ def lab(workdir: Path, *, helper: bool, nginx_workers: int,
         topology.destroy(net)
 
 
-@contextlib.contextmanager
-def delayed(net: BenchNet, rtt_ms: float, stats_out: list[dict[str, Any]]) -> Iterator[None]:
-    """Add ``rtt_ms`` of round-trip time (half each way) while the block runs."""
-    from probe.lab.latency import Delay
-
-    if rtt_ms <= 0:
-        yield
-        return
-    delay = Delay(net.router, [net.router_to_client, net.router_to_server], rtt_ms / 2,
-                  realtime=True)  # fmt: skip
-    delay.start()
-    try:
-        yield
-    finally:
-        stats_out.extend(s.as_dict() for s in delay.stop())
-
-
 def measure_rtt(net: BenchNet, n: int = 5) -> float:
     """Median TCP connect time (ms) from the client namespace to the web server."""
     code = (
@@ -253,78 +106,6 @@ def measure_rtt(net: BenchNet, n: int = 5) -> float:
 
 
 # --- the two clients -------------------------------------------------------------------------
-
-
-def _env(workdir: Path) -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
-    env["PROBE_CONFIG_DIR"] = str(workdir / "probe-config")  # never the user's consent file
-    env.pop("http_proxy", None)
-    env.pop("https_proxy", None)
-    return env
-
-
-def floor_argv(lists: Sequence[Path], net: BenchNet, ca: Path, c: int, timeout: float) -> list[str]:
-    argv = [sys.executable, "-m", "bench.floor", "--resolver", net.dns_ip, "--cafile", str(ca),
-            "--concurrency", str(c), "--timeout", str(timeout), "--timings"]  # fmt: skip
-    for p in lists:
-        argv += ["--list", str(p)]
-    return argv
-
-
-def probe_argv(
-    lists: Sequence[Path], net: BenchNet, ca: Path, c: int, db: Path, control: str | None,
-    timeouts: dict[str, float], profile: Path | None = None,
-) -> list[str]:  # fmt: skip
-    argv = [sys.executable]
-    if profile is not None:
-        argv += ["-m", "pyinstrument", "-r", "pyisession", "-o", str(profile)]
-    argv += ["-m", "probe", "run", *map(str, lists), "--resolver", net.dns_ip,
-             "--cafile", str(ca), "--concurrency", str(c), "--db", str(db), "--accept-risks",
-             "--no-progress", "--vantage", "bench"]  # fmt: skip
-    # The identity check asks the lab's STUN server and resolver, never the public defaults.
-    argv += ["--stun", f"{net.helper_ip}:{STUN_PORT}", "--whoami", WHOAMI_NAME]
-    argv += ["--control", control] if control else ["--no-control"]
-    for k, v in timeouts.items():
-        argv += [f"--{k.replace('_', '-')}", str(v)]
-    return _known_options(argv) + PROBE_EXTRA_ARGS
-
-
-def _known_options(argv: list[str]) -> list[str]:
-    """``argv`` without the options (and their values) an older --probe-tree lacks."""
-    out: list[str] = []
-    skip = False
-    for i, arg in enumerate(argv):
-        if skip:
-            skip = False
-            continue
-        if arg in _UNKNOWN_OPTIONS:
-            skip = i + 1 < len(argv) and not argv[i + 1].startswith("--")
-            continue
-        out.append(arg)
-    return out
-
-
-def use_probe_tree(tree: Path, workdir: Path) -> list[str]:
-    """Measure the probe of ``tree``; returns the options of probe_argv it does not know."""
-    PROBE_TREE[:] = [tree.resolve()]
-    compile_bytecode([PROBE_TREE[0]])  # as for this checkout's
-    r = subprocess.run([sys.executable, "-m", "probe", "run", "--help"], capture_output=True,
-                       text=True, env=_probe_env(workdir), check=True, cwd=workdir)  # fmt: skip
-    wanted = ["--stun", "--whoami", "--vantage", "--no-progress", "--accept-risks", "--no-control",
-              "--control", "--dns-timeout", "--tcp-timeout", "--tls-timeout", "--http-timeout",
-              "--deadline"]  # fmt: skip
-    _UNKNOWN_OPTIONS.clear()
-    _UNKNOWN_OPTIONS.update(o for o in wanted if o not in r.stdout)
-    return sorted(_UNKNOWN_OPTIONS)
-
-
-def _probe_env(workdir: Path) -> dict[str, str]:
-    """The environment of `probe run`: this checkout's, or --probe-tree's probe first."""
-    env = _env(workdir)
-    if PROBE_TREE:
-        env["PYTHONPATH"] = os.pathsep.join([str(PROBE_TREE[0]), env["PYTHONPATH"]])
-    return env
 
 
 def _figures(r: ChildResult, urls: int, ok: int | None) -> dict[str, Any]:
@@ -348,103 +129,6 @@ def _figures(r: ChildResult, urls: int, ok: int | None) -> dict[str, Any]:
     }
 
 
-def _read_probe_db(db: Path, *sql: str) -> list[list[tuple[Any, ...]]]:
-    """The rows of each query over the probe's database, in one connection.
-
-    Raises FileNotFoundError when the run left no database, sqlite3.Error when it cannot be read.
-    """
-    import sqlite3
-
-    if not db.exists():
-        raise FileNotFoundError(db)
-    con = sqlite3.connect(db)
-    try:
-        return [con.execute(q).fetchall() for q in sql]
-    finally:
-        con.close()
-
-
-def _probe_ok(db: Path) -> tuple[int | None, dict[str, int]]:
-    """How many URLs the probe judged ok, and the verdict counts, read from its database."""
-    import sqlite3
-
-    try:
-        verdicts, attempts = _read_probe_db(
-            db, "select verdict, count(*) from measurements where final = 1 group by verdict",
-            "select count(*) from measurements")  # fmt: skip
-    except (FileNotFoundError, sqlite3.Error):
-        return None, {}
-    counts = dict(verdicts)
-    counts["_all_attempts"] = attempts[0][0]
-    return counts.get("ok", 0), counts
-
-
-_TIMELINE_SQL = """
-select
-  (select min(q.started + q.duration) from dns_queries q where q.measurement_id = m.id
-     and q.hop = 0 and q.control = 0 and q.qtype = 'A') - m.started,
-  (select min(q.started + q.duration) from dns_queries q where q.measurement_id = m.id
-     and q.hop = 0 and q.control = 0 and q.qtype = 'AAAA') - m.started,
-  (select min(t.started) from tcp_connects t where t.measurement_id = m.id and t.hop = 0) - m.started,
-  (select min(t.started + t.duration) from tcp_connects t where t.measurement_id = m.id
-     and t.hop = 0) - m.started,
-  (select min(t.started) from tls_handshakes t where t.measurement_id = m.id and t.hop = 0)
-     - m.started,
-  (select min(t.started + t.duration) from tls_handshakes t where t.measurement_id = m.id
-     and t.hop = 0) - m.started,
-  (select min(h.started) from http_requests h where h.measurement_id = m.id and h.hop = 0)
-     - m.started,
-  (select min(h.started + h.duration) from http_requests h where h.measurement_id = m.id
-     and h.hop = 0) - m.started,
-  (select min(json_extract(c.data, '$.started')) from controls c where c.measurement_id = m.id
-     and c.hop = 0) - m.started,
-  (select min(json_extract(c.data, '$.started') + json_extract(c.data, '$.duration'))
-     from controls c where c.measurement_id = m.id and c.hop = 0) - m.started,
-  m.runtime
-from measurements m where m.final = 1
-"""
-_TIMELINE = ("dns_a_done", "dns_aaaa_done", "tcp_start", "tcp_done", "tls_start", "tls_done",
-             "http_start", "http_done", "control_start", "control_done", "runtime")  # fmt: skip
-
-
-def _probe_span(db: Path) -> float | None:
-    """Seconds from the first measurement's start to the last one's end (every attempt).
-
-    The probe's measuring time without its fixed costs (start-up, identity and pre-flight
-    checks, the end-of-run check): what the floor's own ``elapsed`` (first URL to last) is
-    compared with in :func:`run_pair`'s ``probe_vs_floor_measuring``.
-    """
-    import sqlite3
-
-    try:
-        [[(first, last)]] = _read_probe_db(
-            db, "select min(started), max(started + runtime) from measurements")
-    except (FileNotFoundError, sqlite3.Error):
-        return None
-    return round(last - first, 3) if first is not None and last is not None else None
-
-
-def _probe_timeline(db: Path) -> dict[str, float | None]:
-    """Median offsets (ms after the measurement started) of each step of the probe's URLs.
-
-    Read from the probe's own database: where the time of one URL goes (extra round trips,
-    gaps between steps, the control on or off the critical path).
-    """
-    import sqlite3
-
-    try:
-        [rows] = _read_probe_db(db, _TIMELINE_SQL)
-    except FileNotFoundError:
-        return {}
-    except sqlite3.Error as exc:
-        return {"error": str(exc)}  # type: ignore[dict-item]
-    out: dict[str, float | None] = {}
-    for i, name in enumerate(_TIMELINE):
-        xs = [r[i] for r in rows if r[i] is not None]
-        out[name] = round(statistics.median(xs) * 1000, 1) if xs else None
-    return out
-
-
 def _valid(fig: dict[str, Any]) -> bool:
     """A run counts when it exited 0 in time and fetched (nearly) every URL fine."""
     ok = fig.get("ok")
@@ -466,7 +150,7 @@ def _floor_once(
     cpu0, m0 = services.cpu_seconds(), machine_cpu()
     with delayed(net, rtt_ms, delay_stats):
         fr = run_child(floor_argv(lists, net, services.ca, c, timeouts.get("deadline", 15.0)),
-                       net.client, timeout=timeout, env=_env(workdir), workdir=workdir)  # fmt: skip
+                       net.client, timeout=timeout, env=child_env(workdir), workdir=workdir)  # fmt: skip
     try:
         fdata = json.loads(fr.stdout.strip().splitlines()[-1])
     except (ValueError, IndexError):
@@ -482,7 +166,7 @@ def _floor_once(
     return fig
 
 
-def _probe_once(
+def probe_once(
     net: BenchNet, services: Services, workdir: Path, lists: Sequence[Path], urls: int, c: int,
     rtt_ms: float, timeouts: dict[str, float], timeout: float, profile: Path | None, control: bool,
 ) -> dict[str, Any]:  # fmt: skip
@@ -497,12 +181,12 @@ def _probe_once(
         pr = run_child(
             probe_argv(lists, net, services.ca, c, db, services.control_url if control else None,
                        timeouts, profile),
-            net.client, timeout=timeout, env=_probe_env(workdir), workdir=workdir,
+            net.client, timeout=timeout, env=probe_env(workdir), workdir=workdir,
         )  # fmt: skip
-    ok, verdicts = _probe_ok(db)
+    ok, verdicts = probedb.probe_ok(db)
     fig = _figures(pr, urls, ok)
     fig.update(verdicts=verdicts, control=services.control_url if control else None,
-               timeline_median_ms=_probe_timeline(db), measuring_span_s=_probe_span(db),
+               timeline_median_ms=probedb.timeline(db), measuring_span_s=probedb.measuring_span(db),
                loadavg_before=round(load, 2), delay=delay_stats,
                server_cpu_s=_cpu_delta(cpu0, services.cpu_seconds()),
                machine_busy=machine_busy(m0, machine_cpu()))  # fmt: skip
@@ -534,7 +218,7 @@ def _cpu_delta(before: dict[str, float], after: dict[str, float]) -> dict[str, f
     return {k: round(v - before.get(k, 0.0), 2) for k, v in after.items()}
 
 
-def _median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
+def median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """The run with the median throughput (valid runs first), so its figures belong together."""
     pool = [r for r in runs if r["valid"]] or runs
     pool = sorted(pool, key=lambda r: r["urls_per_s"] or 0.0)
@@ -563,19 +247,19 @@ def run_pair(
                 floors.append(_floor_once(net, services, workdir, lists, urls, c, rtt_ms, timeouts,
                                           timeout))  # fmt: skip
             else:
-                probes.append(_probe_once(net, services, workdir, lists, urls, c, rtt_ms, timeouts,
+                probes.append(probe_once(net, services, workdir, lists, urls, c, rtt_ms, timeouts,
                                           timeout, None, control))  # fmt: skip
-    row["floor"], row["probe"] = _median_run(floors), _median_run(probes)
+    row["floor"], row["probe"] = median_run(floors), median_run(probes)
     if profile is not None:
         # A separate run under pyinstrument: the figures above stay free of its overhead.
-        prof = _probe_once(net, services, workdir, lists, urls, c, rtt_ms, timeouts, timeout,
+        prof = probe_once(net, services, workdir, lists, urls, c, rtt_ms, timeouts, timeout,
                            profile, control)  # fmt: skip
         row["profile"] = {"session": str(profile), "urls_per_s": prof["urls_per_s"],
                           "cpu_ms_per_url": prof["cpu_ms_per_url"], "valid": prof["valid"]}  # fmt: skip
         if profile.exists():
             # In a child: loading a session takes hundreds of MB, which later forks would inherit.
             r = subprocess.run([sys.executable, "-m", "bench.profile", str(profile)],
-                               capture_output=True, text=True, env=_env(workdir))  # fmt: skip
+                               capture_output=True, text=True, env=child_env(workdir))  # fmt: skip
             row["profile"]["summary"] = r.stdout or r.stderr[-1000:]
     if repeat > 1:
         row["floor_runs"], row["probe_runs"] = floors, probes
@@ -583,22 +267,22 @@ def run_pair(
     row["ideal_urls_per_s"] = round(ideal, 1) if ideal else None
     f, p = row["floor"], row["probe"]
     row["ratios"] = {
-        "probe_vs_floor_throughput": _ratio(p["urls_per_s"], f["urls_per_s"]),
-        "probe_vs_floor_cpu": _ratio(p["cpu_ms_per_url"], f["cpu_ms_per_url"]),
-        "probe_vs_ideal": _ratio(p["urls_per_s"], ideal),
-        "floor_vs_ideal": _ratio(f["urls_per_s"], ideal),
+        "probe_vs_floor_throughput": ratio(p["urls_per_s"], f["urls_per_s"]),
+        "probe_vs_floor_cpu": ratio(p["cpu_ms_per_url"], f["cpu_ms_per_url"]),
+        "probe_vs_ideal": ratio(p["urls_per_s"], ideal),
+        "floor_vs_ideal": ratio(f["urls_per_s"], ideal),
         # Throughput over each client's measuring time only (first URL to last): the part of
         # the gap that is per URL, without the probe's fixed start and end costs.
-        "probe_vs_floor_measuring": _ratio(f.get("internal_elapsed_s"), p.get("measuring_span_s")),
+        "probe_vs_floor_measuring": ratio(f.get("internal_elapsed_s"), p.get("measuring_span_s")),
     }
     if not (f["valid"] and p["valid"]):
         row["ratios"] = {k: None for k in row["ratios"]}
         if f["valid"]:
-            row["ratios"]["floor_vs_ideal"] = _ratio(f["urls_per_s"], ideal)
+            row["ratios"]["floor_vs_ideal"] = ratio(f["urls_per_s"], ideal)
     return row
 
 
-def _ratio(a: float | None, b: float | None) -> float | None:
+def ratio(a: float | None, b: float | None) -> float | None:
     return round(a / b, 3) if a and b else None
 
 
@@ -630,9 +314,9 @@ def memory_runs(
             pr = run_child(
                 probe_argv([lst], net, services.ca, c, db,
                            services.control_url if control else None, timeouts),
-                net.client, timeout=timeout, env=_probe_env(workdir), workdir=workdir,
+                net.client, timeout=timeout, env=probe_env(workdir), workdir=workdir,
             )  # fmt: skip
-        ok, verdicts = _probe_ok(db)
+        ok, verdicts = probedb.probe_ok(db)
         row = {"urls": n, "concurrency": c, "rtt_ms": rtt_ms, **_figures(pr, n, ok),
                "verdicts": verdicts, "delay": delay_stats, "rss_parts_end": pr.rss_parts}  # fmt: skip
         row["valid"] = _valid(row)
@@ -751,9 +435,7 @@ def print_table(result: dict[str, Any]) -> None:
 
 def check_targets(result: dict[str, Any]) -> dict[str, Any]:
     """Issue 16's targets, judged on this run's figures (bench/targets.py)."""
-    from bench.targets import check_targets as check
-
-    return check(result)
+    return _check_targets(result)
 
 
 def parse_cases(text: str) -> list[tuple[bool, int]]:
@@ -782,7 +464,7 @@ def probe_event_loop(workdir: Path) -> str:
             "f = importlib.import_module(name).loop_factory\n"
             "print('asyncio' if f() is None else 'uvloop')")  # fmt: skip
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                       env=_probe_env(workdir), cwd=workdir)  # fmt: skip
+                       env=probe_env(workdir), cwd=workdir)  # fmt: skip
     return r.stdout.strip() or f"unknown ({r.stderr.strip()[-200:]})"
 
 
@@ -913,8 +595,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                     result["runs"].append(row)
                     out.write_text(json.dumps(result, indent=2))
             if args.helper_load and services.control_url is not None:
-                from bench.helper_load import helper_load
-
                 print(f"helper: {args.helper_probes} probes at C={args.helper_concurrency} at once "
                       f"over {args.urls} URLs each ...", flush=True)  # fmt: skip
                 result["helper_load"] = helper_load(
@@ -933,8 +613,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                                                control)  # fmt: skip
         if args.help_runs:
             result["help"] = help_time(args.help_runs)
-        from bench.targets import fingerprint_scaling, latest_query_time
-
         result["fingerprints"] = fingerprint_scaling()
         if args.latest_rows:
             result["latest_query"] = latest_query_time(args.latest_rows)

@@ -14,12 +14,15 @@ benchmark, not a fingerprinting lab). Nothing here routes to the root namespace.
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from probe.lab.netns import RoutedPair, in_netns, routed_pair
 
-__all__ = ["BenchNet", "create", "destroy", "in_netns"]
+__all__ = ["BenchNet", "create", "delayed", "destroy", "in_netns"]
 
 # Many short connections: room in the accept queue, and ports for the client.
 _BUSY = ("net.core.somaxconn=8192", "net.ipv4.tcp_max_syn_backlog=8192",
@@ -83,3 +86,21 @@ def create(prefix: str | None = None) -> BenchNet:
 def destroy(net: BenchNet) -> None:
     """Delete the namespaces (their veths and processes' sockets go with them)."""
     net.pair.delete()
+
+
+@contextlib.contextmanager
+def delayed(net: BenchNet, rtt_ms: float, stats_out: list[dict[str, Any]]) -> Iterator[None]:
+    """Add ``rtt_ms`` of round-trip time (half each way) while the block runs."""
+    # Lazy: probe.lab.latency needs NetfilterQueue (the `lab` extra) only when a delay is wanted.
+    from probe.lab.latency import Delay
+
+    if rtt_ms <= 0:
+        yield
+        return
+    delay = Delay(net.router, [net.router_to_client, net.router_to_server], rtt_ms / 2,
+                  realtime=True)  # fmt: skip
+    delay.start()
+    try:
+        yield
+    finally:
+        stats_out.extend(s.as_dict() for s in delay.stop())

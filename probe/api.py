@@ -10,6 +10,7 @@ Lower layers are importable too: :func:`probe.measure.measure` measures one targ
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -28,11 +29,13 @@ __all__ = [
 
 
 def resolve_lists(selection: ListSelection) -> list[Path]:
-    """The lists to read: those named, else the default list unless only --url was given."""
-    from probe.inputs.testlists import default_lists
+    """The lists to read: those named (files, or lists known by name: ``ru``, ``global,cn``;
+    :func:`probe.inputs.testlists.find_lists`), else the default list unless only --url was
+    given."""
+    from probe.inputs.testlists import default_lists, find_lists
 
     if selection.lists:
-        return list(selection.lists)
+        return find_lists(selection.lists)
     return [] if selection.urls else default_lists()
 
 
@@ -49,17 +52,34 @@ def _targets(
 def measure_lists(request: RunRequest, reporter: Reporter | None = None) -> RunSummary:
     """Measure the request's lists and URLs into its database and return the summary.
 
-    Raises ``TestListError`` (bad list, exit 2 in the CLI), ``StoreError`` (bad database),
+    Raises ``TestListError`` (bad list, exit 2 in the CLI), ``SelectionError`` (an unknown
+    category, or nothing selected: exit 2), ``StoreError`` (bad database),
     :class:`probe.run.NoNetworkError` (nothing answers; the run is recorded as offline) and
     :class:`probe.run.NoControlError` (no control answers; recorded as failed) and
     :class:`probe.store.lock.DatabaseBusy` (another run holds the database; nothing measured).
     Network failures of single URLs are data, never exceptions.
     """
-    from probe.inputs.testlists import check_usable, open_list
+    from probe.inputs.testlists import (
+        check_categories,
+        check_usable,
+        open_list,
+        parse_categories,
+        require_targets,
+    )
     from probe.run.campaign import run_sync
+    from probe.run.resume import plan_resume, selection_record
+    from probe.store import Store
     from probe.store.lock import run_lock
 
-    selection = request.selection
+    selection, settings = request.selection, request.settings
+    plan = None
+    if settings.resume is not None:
+        # The interrupted run's own selection (its lists checked by content once open), never
+        # the default list: a resume measures what the run started with, and nothing more.
+        with Store.open(settings.db, create=False) as store:
+            plan = plan_resume(store, settings.resume, selection)
+        selection = plan.selection
+        settings = dataclasses.replace(settings, resume=plan.run_id)
     # Lists are opened (streams copied) here, before the run's event loop: Ctrl-C still ends a
     # wait on a FIFO, and a pipe is not consumed by counting its rows.
     opened = []
@@ -67,7 +87,12 @@ def measure_lists(request: RunRequest, reporter: Reporter | None = None) -> RunS
         for path in resolve_lists(selection):
             opened.append(open_list(path))
         # Bad input is refused before the database is touched: no run row, no vantage update.
+        if plan is not None:
+            plan.check(opened)
         check_usable(opened, selection.urls)
+        categories = parse_categories(selection.category)
+        if categories:
+            check_categories(opened, categories)
         if selection.strict:
             # Validate every row before measuring anything: a strict run is all or nothing.
             for _ in _targets(selection, opened, lambda problem: None):
@@ -81,17 +106,24 @@ def measure_lists(request: RunRequest, reporter: Reporter | None = None) -> RunS
                 reporter.problem(f"skipped {problem}")
 
         total = len(selection.urls) + sum(max(0, item.scan()[0] - 1) for item in opened)
+        # Nothing selected is a usage error, not a "complete" run of 0 URLs (cron runs nightly).
+        targets = require_targets(_targets(selection, opened, on_problem), opened, categories)
         # One run per database at a time (DatabaseBusy after --wait-lock seconds).
-        with run_lock(request.settings.db, request.settings.wait_lock):
-            summary = run_sync(_targets(selection, opened, on_problem), request.settings,
-                               reporter, total, config=request.measure,
-                               lists=[item.identity() for item in opened])
+        if plan is not None and reporter is not None:
+            from probe.run.writer import recorded_options
+
+            for line in plan.differences(recorded_options(settings, request.measure)):
+                reporter.problem(f"warning: {line}")
+        with run_lock(settings.db, settings.wait_lock):
+            summary = run_sync(targets, settings, reporter, total, config=request.measure,
+                               lists=[item.identity() for item in opened],
+                               selection=selection_record(selection, opened))
     finally:
         for item in opened:
             item.close()
     summary.problems = problems
     if summary.measured and summary.status in ("complete", "interrupted"):
-        _judge_throttling(Path(request.settings.db), summary)
+        _judge_throttling(Path(settings.db), summary)
     return summary
 
 

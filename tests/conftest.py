@@ -1,4 +1,5 @@
-"""Suite-wide fixtures: the network guard, and CI's rule that no lab test may skip."""
+"""Suite-wide fixtures: the network guard, CI's rule that no lab test may skip, and how the suite
+is spread over pytest-xdist workers (pyproject's addopts: ``-n auto --dist loadgroup``)."""
 
 from __future__ import annotations
 
@@ -43,6 +44,8 @@ os.environ["PROBE_WHOAMI_NAMES"] = "whoami.probe.test"
 os.environ["PROBE_DATA_DIR"] = str(TESTS / ".probe-data-unused")
 # `probe testlists update` fetches from a loopback port where nothing listens, never GitHub.
 os.environ["PROBE_TESTLISTS_URL"] = "http://127.0.0.1:9/test-lists/"
+# The messaging endpoint list has no default source; one from the environment is never used.
+os.environ.pop("PROBE_ENDPOINTS_URL", None)
 netguard.install()
 
 
@@ -53,12 +56,75 @@ def network_guard() -> None:
     yield
 
 
+@pytest.fixture(autouse=True)
+def no_terminal_size(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Autouse: the output width is what the test sets, not the runner's: pytest-xdist's
+    workers inherit COLUMNS=80 and LINES=24 (execnet sets them), a plain pytest run has none, and
+    `probe.present.terminal.output_width` honours $COLUMNS on a pipe."""
+    monkeypatch.delenv("COLUMNS", raising=False)
+    monkeypatch.delenv("LINES", raising=False)
+
+
 @pytest.fixture
 def tmp_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A private config directory (consent file) for one test."""
     cfg = tmp_path / "config"
     monkeypatch.setenv("PROBE_CONFIG_DIR", str(cfg))
     return cfg
+
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """Workers for ``-n auto``: PYTEST_XDIST_AUTO_NUM_WORKERS if set, else one more than the cores.
+
+    Much of the suite's time is spent waiting (lab scenarios' timeouts, child processes
+    starting, servers answering), so one extra worker keeps the cores busy; each worker builds
+    its own lab when it first runs a lab test, and on a loaded 2-core machine four labs starved
+    their control helpers (the probe's pre-flight check of the control timed out).
+    """
+    value = os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS")
+    if value:
+        return int(value)
+    return len(os.sched_getaffinity(0)) + 1
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Which tests share a worker under ``--dist loadgroup`` (an xdist_group each).
+
+    - ``slow`` tests (budgets of memory, time or connections, and tests slow by design): all on
+      one worker, one at a time, so that no two budgets compete with each other; the group is
+      the largest unit of work, so xdist starts it first.
+    - tests of a module with a module-scoped fixture (a second lab, a built wheel, a merged
+      database): on one worker, so that the fixture is built once, not once per worker.
+    A group set in the test module (the lab scenarios' pairs) is kept.
+    """
+    for item in items:
+        if item.get_closest_marker("slow") is not None:
+            group = "slow"
+        elif item.get_closest_marker("xdist_group") is not None:
+            continue
+        elif any(
+            d.scope == "module" for defs in item._fixtureinfo.name2fixturedefs.values() for d in defs
+        ):
+            group = item.nodeid.split("::", 1)[0]
+        else:
+            continue
+        item.add_marker(pytest.mark.xdist_group(group))
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """On a worker: stop if pytest-xdist ignored the groups (it does so silently with some pytest
+    versions: pytest-dev/pytest-xdist#1386); the suite would then build fixtures and run lab
+    scenarios once per worker, and run the budgets side by side."""
+    config = session.config
+    if not hasattr(config, "workerinput") or not config.getvalue("loadgroup"):
+        return
+    lost = [i.nodeid for i in session.items if i.get_closest_marker("xdist_group") and "@" not in i.nodeid]
+    if lost:
+        raise pytest.UsageError(
+            f"pytest-xdist ignored the xdist_group of {len(lost)} tests (e.g. {lost[0]}) with pytest "
+            f"{pytest.__version__}: install the test extra's versions (pip install -e '.[test]')"
+        )
 
 
 @pytest.hookimpl(hookwrapper=True)

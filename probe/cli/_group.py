@@ -35,7 +35,26 @@ class _MapsErrors(click.Command):
         try:
             return super().invoke(ctx)
         except ProbeError as exc:
-            raise click_error(exc, ctx) from None
+            raise _safe(click_error(exc, ctx)) from None
+        except click.ClickException as exc:
+            raise _safe(exc)  # noqa: B904  (the same exception, its message made safe)
+
+
+def _safe(exc: click.ClickException) -> click.ClickException:
+    """``exc`` with its message safe for a terminal: errors quote files, databases and the
+    network (a list's row, a vantage point's name), so this is the one boundary where every
+    error's text passes through the terminal sanitizer (:mod:`probe.present.terminal`)."""
+    import sys
+
+    from probe.present.terminal import clean_lines, fit_lines, output_width
+
+    text = clean_lines(exc.message)
+    if sys.stderr.isatty():  # on a terminal, lines fit it ("Error: " leads the first one)
+        text = fit_lines(text, output_width(err=True), first=len("Error: "))
+    # click declares ``message`` Final; the exception keeps its class (exit status, usage line,
+    # parameter hint) and only its text changes.
+    setattr(exc, "message", text)  # noqa: B010
+    return exc
 
 
 class ProbeCommand(_MapsErrors, click.Command):
@@ -119,8 +138,9 @@ def cli(ctx: click.Context) -> None:
     """probe: measure Internet censorship with DNS, TCP, TLS and HTTP tests.
 
     \b
-    Defaults for any option can be set in a TOML config file (`probe config path` shows
-    where); the command line and $PROBE_DB override it. See docs/running.md.
+    Defaults for any option can be set in a TOML config file (`probe config
+    path` shows where); the command line and $PROBE_DB override it. See
+    docs/running.md.
 
     \b
     Exit status: 0 when the command completed (whatever censorship a run found),

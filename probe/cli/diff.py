@@ -38,15 +38,17 @@ def diff_command(db: Path, vantage: str | None, from_run: int | None, to_run: st
     or hijacked); unblocked when it was and is now ok; technique changed when it is interfered
     with in both but by another verdict or at another stage; unclear when it was interfered
     with and is now down or inconclusive. URLs measured on one side only are counted, not
-    listed.
+    listed. On a vantage point's first run (or a database without runs yet) there is nothing
+    to compare yet: it says so and exits 0, also with --exit-code (a cron job's first night).
 
     \b
     Examples:
-      probe diff                          # the latest run against the one before it
+      probe diff                      # the latest run against the one before
       probe diff --vantage moscow --from 12 --to 15
-      probe diff --vantage moscow --since 7d --exit-code || mail -s "censorship changed" ...
+      probe diff --vantage moscow --since 7d --exit-code || mail ...
     """
     from probe.present.diff import format_changes, format_changes_json
+    from probe.present.terminal import clean, output_width
     from probe.research import compare as cmp
     from probe.store import SQLiteError, Store
 
@@ -58,17 +60,23 @@ def diff_command(db: Path, vantage: str | None, from_run: int | None, to_run: st
     try:
         with Store.open(db, create=False) as store:
             vps = store.vantage_ids()
+            if vantage is None and not vps and from_run is None and to_run == "latest":
+                _nothing_yet(f"{db}: no runs yet", as_json)
+                return
             if vantage is None:
                 if len(vps) != 1:
                     raise click.UsageError(
                         f"{db} has {len(vps)} vantage points: name one with --vantage "
-                        f"({', '.join(vps) or 'none'})")
+                        f"({clean(', '.join(vps)) or 'none'})")
                 vantage = next(iter(vps))
             if vantage not in vps:
                 raise click.BadParameter(f"no vantage point {vantage!r} in {db} "
-                                         f"(known: {', '.join(vps) or 'none'})",
+                                         f"(known: {clean(', '.join(vps)) or 'none'})",
                                          param_hint="--vantage")
             vid = vps[vantage]
+            if to_run == "latest" and store.latest_run_id(vantage) is None:
+                _nothing_yet(f"{clean(vantage)}: no runs yet", as_json)
+                return
             if since_iso is not None and to_run == "latest":
                 before, after = cmp.state_at(store, vid, since_iso), cmp.state_latest(store, vid)
                 title = f"{vantage}: latest verdicts against those before {since_iso[:16]}"
@@ -78,7 +86,10 @@ def diff_command(db: Path, vantage: str | None, from_run: int | None, to_run: st
                     before = cmp.state_at(store, vid, since_iso)
                     title = f"{vantage}: run {later} against the verdicts before {since_iso[:16]}"
                 else:
-                    earlier = from_run if from_run is not None else _previous_run(store, vid, later)
+                    earlier = from_run if from_run is not None else store.previous_run(vid, later)
+                    if earlier is None:
+                        _nothing_yet(f"{clean(vantage)}: run {later} is its first run", as_json)
+                        return
                     _check_run(store, earlier, vantage, vid, "--from")
                     before = cmp.state_of_run(store, earlier)
                     title = f"{vantage}: run {earlier} -> run {later}"
@@ -87,7 +98,7 @@ def diff_command(db: Path, vantage: str | None, from_run: int | None, to_run: st
         raise click.ClickException(str(exc)) from None
     changes = cmp.diff_states(before, after)
     lines = (format_changes_json(vantage, changes) if as_json
-             else format_changes(title, before, after, changes))  # fmt: skip
+             else format_changes(title, before, after, changes, output_width()))  # fmt: skip
     for line in lines:
         click.echo(line, nl=False)
     if exit_code and changes:
@@ -110,9 +121,7 @@ def _check_run(store: Store, run_id: int, vantage: str, vid: int, flag: str) -> 
                                  param_hint=flag)
 
 
-def _previous_run(store: Store, vid: int, later: int) -> int:
-    earlier = store.previous_run(vid, later)
-    if earlier is None:
-        raise click.ClickException(f"run {later} is the first run of this vantage point: "
-                                   "nothing to compare it with (use --since)")
-    return earlier
+def _nothing_yet(what: str, as_json: bool) -> None:
+    """A first run has nothing before it: say so (on stderr under --json, whose lines are
+    changes) and end with status 0, --exit-code or not."""
+    click.echo(f"{what}: nothing to compare yet", err=as_json)

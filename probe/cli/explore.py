@@ -26,7 +26,7 @@ def explore_command(db: Path, host: str, port: int, open_browser: bool,
     Tables and columns carry their descriptions from docs/schema.md; canned queries answer
     what is blocked now, what is blocked at A but not at B, when a URL became blocked, and the
     technique mix per vantage point; body_text(body) and reason_words(code) make bodies and
-    reasons readable in any SQL. Needs the optional extra: pip install 'probe[explore]'.
+    reasons readable in any SQL. Needs the optional extra: pip install 'censorship-probe[explore]'.
 
     \b
     Examples:
@@ -62,7 +62,7 @@ def explore_command(db: Path, host: str, port: int, open_browser: bool,
         import datasette  # noqa: F401
     except ImportError:
         raise click.ClickException(
-            "Datasette is not installed: pip install 'probe[explore]' (or pip install datasette)"
+            "Datasette is not installed: pip install 'censorship-probe[explore]' (or pip install datasette)"
         ) from None
     with tempfile.TemporaryDirectory(prefix="probe-explore-") as tmp:
         meta_path = Path(tmp) / "metadata.json"

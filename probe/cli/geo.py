@@ -35,7 +35,8 @@ def geo_update(url: str | None, dest: Path | None, license_: str | None, timeout
     \b
     Examples:
       probe geo update
-      probe geo update --url https://example.org/ip2asn-v4.tsv.gz --license "CC BY 4.0"
+      probe geo update --url https://example.org/ip2asn-v4.tsv.gz \\
+          --license "CC BY 4.0"
     """
     from probe.inputs.geo import update_geo
     from probe.present.geo import format_saved
@@ -77,7 +78,8 @@ def geo_path(as_json: bool) -> None:
     """
     from probe.inputs.geo import default_geo_sources
     from probe.present.geo import format_sources, format_sources_json
+    from probe.present.terminal import output_width
 
     sources = default_geo_sources()
-    for line in format_sources_json(sources) if as_json else format_sources(sources):
+    for line in format_sources_json(sources) if as_json else format_sources(sources, output_width()):
         click.echo(line)

@@ -50,11 +50,27 @@ def helper() -> None:
               help="Also connect to loopback/private addresses a client names (labs, tests).")
 @click.option("--log-clients", type=click.Choice(["none", "hashed", "full"]), default="none",
               show_default=True, help="Client addresses in the log: omitted, salted hash, or full.")
+@click.option("--reflector", is_flag=True,
+              help="Also open the reflector: TCP echo, UDP echo and a WireGuard responder, for "
+              "probes' fully-encrypted-traffic and WireGuard tests (bounded; docs/helper.md).")
+@click.option("--reflector-tcp", "reflector_tcp", multiple=True, type=click.IntRange(0, 65535),
+              metavar="PORT", help="TCP echo ports (repeatable; default 8781 and 8782).")
+@click.option("--reflector-udp", type=click.IntRange(0, 65535), default=8781, show_default=True,
+              metavar="PORT", help="UDP echo port.")
+@click.option("--reflector-wireguard", type=click.IntRange(0, 65535), default=51820, show_default=True,
+              metavar="PORT", help="WireGuard responder port.")
+@click.option("--reflector-key", type=click.Path(exists=True, dir_okay=False), metavar="FILE",
+              help="The WireGuard responder's private key (`wg genkey` output); default: a new "
+              "key at each start (probes read the public key from /health).")
+@click.option("--reflector-rate", type=click.FloatRange(0.1, 10000), default=20.0, show_default=True,
+              help="Datagrams and new connections per second per client address.")
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
 def serve(listen: str, cafile: str | None, tls_cert: str | None, tls_key: str | None,
           max_in_flight: int, body_cap: int, resolvers: tuple[str, ...], resolv_conf: str | None,
           deadline: float, geo: str | None, header_timeout: float, body_timeout: float,
           max_connections_per_client: int, allow_private: bool, log_clients: str,
+          reflector: bool, reflector_tcp: tuple[int, ...], reflector_udp: int,
+          reflector_wireguard: int, reflector_key: str | None, reflector_rate: float,
           verbose: bool) -> None:
     """Serve OONI's Web Connectivity test-helper protocol (POST /), measuring with probe's engine.
 
@@ -66,12 +82,15 @@ def serve(listen: str, cafile: str | None, tls_cert: str | None, tls_key: str | 
       probe helper serve --listen 127.0.0.1:8080
       probe helper serve --listen :443 --tls-cert fullchain.pem --tls-key key.pem
       probe run --url https://example.org/ --control http://127.0.0.1:8080/
+      probe helper serve --listen :8080 --reflector   # + echo, WireGuard
     """
     import logging
 
     from probe.core.net import parse_listen
+    from probe.core.wgkey import decode_key
     from probe.inputs.geo import GeoDB, GeoError, open_default_geo
     from probe.serve.config import HelperConfig, measure_config
+    from probe.serve.reflector import ReflectorConfig
     from probe.serve.server import run
 
     if bool(tls_cert) != bool(tls_key):
@@ -90,13 +109,29 @@ def serve(listen: str, cafile: str | None, tls_cert: str | None, tls_key: str | 
         geo_db = GeoDB.open(geo) if geo else open_default_geo()
     except GeoError as exc:
         raise click.UsageError(str(exc)) from None
+    reflector_config = None
+    if reflector:
+        private = None
+        if reflector_key:
+            try:
+                with open(reflector_key, encoding="ascii") as fh:
+                    private = decode_key(fh.read(200))
+            except (OSError, ValueError, UnicodeDecodeError) as exc:
+                raise click.BadParameter(str(exc), param_hint="--reflector-key") from None
+        reflector_config = ReflectorConfig(
+            tcp_echo=reflector_tcp or (8781, 8782), udp_echo=reflector_udp, wireguard=reflector_wireguard,
+            private_key=private, rate=reflector_rate, burst=max(2, int(reflector_rate * 2)),
+        )
+    elif reflector_tcp or reflector_key:
+        raise click.UsageError("--reflector-tcp and --reflector-key need --reflector")
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     config = HelperConfig(host=host, port=port, max_in_flight=max_in_flight,
                           measure_timeout=deadline + 5.0, allow_private=allow_private,
                           header_timeout=header_timeout, body_timeout=body_timeout,
                           max_connections_per_client=max_connections_per_client,
-                          log_clients=log_clients, tls_cert=tls_cert, tls_key=tls_key)
+                          log_clients=log_clients, tls_cert=tls_cert, tls_key=tls_key,
+                          reflector=reflector_config)
     try:
         run(config, mcfg, asn=geo_db.asn if geo_db else None)
     except OSError as exc:  # e.g. address already in use

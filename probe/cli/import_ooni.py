@@ -71,7 +71,8 @@ def ooni_command(
         raise click.UsageError("give OONI files or directories to import, or --report")
     from probe.inputs.fingerprints import load_fingerprints
     from probe.inputs.geo import GeoDB
-    from probe.present.ooni import format_import, ooni_report
+    from probe.present.ooni import format_import, format_skipped, ooni_report
+    from probe.present.terminal import output_width
     from probe.research.ooni.importer import Limits, import_ooni
     from probe.store import Store
 
@@ -85,15 +86,15 @@ def ooni_command(
                 nonlocal shown
                 shown += 1
                 if shown <= _SHOW_ERRORS:
-                    click.echo(f"skipped {msg}", err=True)
+                    click.echo(format_skipped(msg, output_width(err=True)), err=True)
 
             stats = import_ooni(store, list(files), fingerprints=fps, geo=geodb, on_error=on_error,
                                 limits=Limits(max_line=max_line, max_ratio=max_ratio))
             if shown > _SHOW_ERRORS:
                 click.echo(f"... and {shown - _SHOW_ERRORS} more skipped lines", err=True)
-            click.echo(format_import(stats, db))
+            click.echo(format_import(stats, db, output_width()))
             if stats.read and not stats.imported and not stats.duplicates:
                 raise SystemExit(1)
         if report:
-            for line in ooni_report(store, limit, as_json):
+            for line in ooni_report(store, limit, as_json, output_width()):
                 click.echo(line, nl=False)

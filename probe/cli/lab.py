@@ -30,12 +30,11 @@ def _need_root() -> None:
 
 
 def _scenarios(names: tuple[str, ...]) -> tuple[Scenario, ...]:
-    from probe.lab.scenarios import SCENARIOS, by_name
+    """The scenarios named (a group name stands for its scenarios; none: every scenario)."""
+    from probe.lab.catalogue import select
 
-    if not names:
-        return SCENARIOS
     try:
-        return tuple(by_name(n) for n in names)
+        return select(names)
     except KeyError as exc:
         raise click.BadParameter(str(exc.args[0]), param_hint="SCENARIO") from None
 
@@ -44,25 +43,41 @@ def _scenarios(names: tuple[str, ...]) -> tuple[Scenario, ...]:
 def lab() -> None:
     """The censorship lab: a censor between the probe and lab servers, in network namespaces.
 
-    \b
     Every lab command except `list` needs root. Lab traffic only ever runs inside the lab's
     namespaces; see docs/lab.md.
     """
 
 
 @lab.command("list")
+@click.argument("scenarios", nargs=-1, metavar="[SCENARIO|GROUP]...")
 @click.option("-v", "--verbose", is_flag=True, help="Also show how the censor does each technique.")
-def list_command(verbose: bool) -> None:
-    """List the scenarios: technique, URLs, and the verdict each must get.
+@click.option("--reasons", is_flag=True,
+              help="Every verdict, reason, trace conclusion and outage state the judges can name, "
+              "with the scenarios that reproduce it or why none can.")
+def list_command(scenarios: tuple[str, ...], verbose: bool, reasons: bool) -> None:
+    """List the scenarios by technique group: technique, URLs, the verdict each must get, and
+    the benign twin of each censorship scenario.
+
+    Groups: web, packets, trace, throttling, circumvention, quic-ech, outages,
+    messaging.
 
     \b
     Examples:
       probe lab list
-      probe lab list -v        # with the censor's rules for each scenario
+      probe lab list trace -v  # one group, with the censor's rules
+      probe lab list --reasons # what the judges name, and where
     """
-    from probe.present.lab import format_scenarios
+    from probe.lab.catalogue import terms
+    from probe.present.lab import format_scenarios, format_terms
+    from probe.present.terminal import output_width
 
-    for line in format_scenarios(_scenarios(()), verbose=verbose):
+    chosen = _scenarios(scenarios)
+    if reasons:
+        lines = format_terms(terms(chosen), width=output_width())
+    else:
+        lines = format_scenarios(chosen, verbose=verbose, width=output_width(),
+                                 terms=() if scenarios else terms(chosen))  # fmt: skip
+    for line in lines:
         click.echo(line, nl=False)
 
 
@@ -149,7 +164,7 @@ def status() -> None:
 
 
 @lab.command()
-@click.argument("scenarios", nargs=-1, metavar="[SCENARIO]...")
+@click.argument("scenarios", nargs=-1, metavar="[SCENARIO|GROUP]...")
 @_prefix_option("Use the lab of yours with this prefix (default: your only lab, else a new one).")
 @click.option("--workdir", type=click.Path(file_okay=False, path_type=Path),
               help="Keep the probe's databases here (default: a temporary directory).")
@@ -160,8 +175,10 @@ def run(scenarios: tuple[str, ...], prefix: str | None, workdir: Path | None, go
         verbose: bool) -> None:
     """Run scenarios (default: all) and compare what the probe stored with what is expected.
 
-    Uses your lab started by `probe lab up` (--prefix picks one), or builds a temporary one;
-    never another user's lab or one a running test owns. Prints one row per URL:
+    A group name (web, packets, trace, throttling, circumvention, quic-ech, outages,
+    messaging; `probe lab list`) stands for its scenarios. Uses your lab started by `probe lab up` (--prefix
+    picks one), or builds a temporary one; never another user's lab or one a running test
+    owns. Prints one row per URL:
     expected verdict/stage, the stored one, and PASS, obs (observations right, verdict wrong)
     or FAIL. Exits 1 when any URL did not pass.
 
@@ -169,6 +186,7 @@ def run(scenarios: tuple[str, ...], prefix: str | None, workdir: Path | None, go
     Examples:
       sudo probe lab run
       sudo probe lab run dns-injection tls-sni-rst --workdir /tmp/lab
+      sudo probe lab run throttling trace-drop
     """
     _need_root()
     import tempfile
@@ -176,6 +194,7 @@ def run(scenarios: tuple[str, ...], prefix: str | None, workdir: Path | None, go
     from probe.lab.golden import export_golden
     from probe.lab.lab import Lab, LabError
     from probe.present.lab import format_results
+    from probe.present.terminal import output_width
 
     chosen = _scenarios(scenarios)
     try:
@@ -198,13 +217,77 @@ def run(scenarios: tuple[str, ...], prefix: str | None, workdir: Path | None, go
     finally:
         if own:
             lab_.down()
-    for line in format_results(results, verbose=verbose):
+    for line in format_results(results, verbose=verbose, width=output_width()):
         click.echo(line, nl=False)
     if golden:
         dirs = export_golden(results, golden)
         click.echo(f"wrote {len(dirs)} golden cases to {golden}", err=True)
     if not all(r.ok for r in results):
         sys.exit(1)
+
+
+@lab.command("censor")
+@click.argument("scenarios", nargs=-1, metavar="[SCENARIO|GROUP]...")
+@_prefix_option("Use the lab of yours with this prefix (default: your only lab).")
+@click.option("--off", is_flag=True, help="Switch the named scenarios off (none named: all of them).")
+@click.option("--list", "show", is_flag=True, help="Show what is switched on, and how to measure it.")
+@click.pass_context
+def censor(ctx: click.Context, scenarios: tuple[str, ...], prefix: str | None, off: bool,
+           show: bool) -> None:  # fmt: skip
+    """Switch censorship techniques on in a lab made by `probe lab up`.
+
+    Applies the censor of each scenario named (iptables rules, NFQUEUE programs, DNS answers,
+    injectors, knobs) beside those already on, until `--off`. Scenarios that act on the same
+    traffic cannot both work (one would silently never act): they are refused with the reason,
+    exit 2, and nothing changes. Measure by hand from the client namespace, as `probe lab up`
+    says.
+
+    \b
+    Examples:
+      sudo probe lab censor dns-bogon tls-sni-rst
+      sudo probe lab censor --list
+      sudo probe lab censor --off tls-sni-rst   # --off alone: everything
+    """
+    _need_root()
+    from probe.lab.lab import CensorConflict, Lab, LabError
+    from probe.lab.scenarios import Censor
+    from probe.present.lab import format_conflicts, format_switched
+    from probe.present.terminal import output_width
+
+    if show and (off or scenarios):
+        raise click.UsageError("--list takes no scenario and no --off")
+    if not (scenarios or off or show):
+        raise click.UsageError("name the scenarios to switch on (probe lab list), or --off or --list")
+    chosen = _scenarios(scenarios) if scenarios else ()
+    try:
+        lab_ = Lab.attach(prefix)
+    except LabError as exc:
+        raise click.ClickException(str(exc)) from None
+    width = output_width()
+    if show:
+        from probe.lab.scenarios import by_name
+
+        on = tuple(by_name(n) for n in lab_.switched_on())
+    elif off:
+        was_on = lab_.switched_on()
+        for s in chosen:
+            if s.name not in was_on:
+                click.echo(f"{s.name}: was not switched on", err=True)
+        on = lab_.switch_off([s.name for s in chosen])
+    else:
+        idle = [s for s in chosen if s.censor == Censor() and not s.latency_ms and not s.bandwidth]
+        for s in idle:
+            click.echo(f"{s.name}: nothing to switch on (the lab's sites behave so without a censor)",
+                       err=True)  # fmt: skip
+        try:
+            on = lab_.switch_on([s for s in chosen if s not in idle])
+        except CensorConflict as exc:
+            for line in format_conflicts(exc.conflicts, width=width):
+                click.echo(line, nl=False, err=True)
+            click.echo("Error: nothing was switched on (the lab's censor is as it was).", err=True)
+            ctx.exit(2)
+    for line in format_switched(lab_, on, width=width):
+        click.echo(line, nl=False)
 
 
 @lab.command("export-golden")

@@ -29,7 +29,7 @@ def merge_command(sources: tuple[Path, ...], into: Path) -> None:
     \b
     Examples:
       probe merge moscow.db almaty.db --into all.db
-      probe merge results/*.db --into all.db      # again tomorrow: only new measurements
+      probe merge results/*.db --into all.db   # again tomorrow: only new ones
     """
     from probe.present.merge import format_merged
     from probe.store.merge import merge

@@ -46,12 +46,17 @@ __all__ = [
     "DB_ENV",
     "build_request",
     "cafile_option",
+    "check_endpoint_suite",
     "country_lookup",
     "db_option",
+    "echo_err",
+    "echo_prose",
+    "endpoint_suite_options",
     "fingerprints_option",
     "geo_option",
     "list_options",
     "measure_options",
+    "require_consent",
     "resolv_conf_option",
     "resolver_option",
     "run_settings_options",
@@ -156,6 +161,17 @@ measure_options = _compose(
     _option("--dns-probe", "dns_probe", multiple=True, type=Resolver(), metavar="IP",
                  help="An address that runs no DNS server: query each name there too; any "
                  "answer is injected on the path (repeatable)."),
+    _option("--quic", is_flag=True,
+                 help="Also try QUIC (HTTP/3) to each https site's addresses, with its name and "
+                 "with a harmless one: a verdict of its own (docs/protocols.md; needs aioquic)."),
+    _option("--quic-timeout", type=Seconds(0.1), default=_default(_M, "quic_timeout"),
+                 show_default=True, help="Seconds allowed per QUIC handshake."),
+    _option("--ech", is_flag=True,
+                 help="Also send each https site's addresses a ClientHello with and without an "
+                 "Encrypted Client Hello extension: a verdict of its own (docs/protocols.md)."),
+    _option("--ech-sni", default="", metavar="NAME",
+                 help="The SNI of the --ech hellos instead of each site's name (e.g. an ECH "
+                 "provider's public name, cloudflare-ech.com)."),
     _option("--control-first-url", is_flag=True,
                  help="Ask the control about the URL of the list only, not about each redirect "
                  "(OONI Probe's way with OONI's helper, which follows the redirects itself)."),
@@ -181,6 +197,9 @@ run_settings_options = _compose(
     _option("--no-identity", is_flag=True,
                  help="Do not learn the network identity (no STUN, no whoami; then the public "
                  "address is unknown and cannot be scrubbed from what is stored)."),
+    _option("--require-identity", is_flag=True,
+                 help="Measure only when the public address was learned (so it can be scrubbed "
+                 "from what sites echo); else exit 1, the run recorded as failed."),
     _option("--control", "controls", multiple=True, type=HttpURL(), metavar="URL",
                  help="Test helper (OONI Web Connectivity protocol); repeatable, tried in turn. "
                  "Default: OONI's public helpers."),
@@ -217,10 +236,11 @@ run_settings_options = _compose(
 
 _MEASURE_KEYS = ("resolvers", "resolv_conf", "doh", "cafile", "dns_timeout", "tcp_timeout",
                  "tls_timeout", "http_timeout", "deadline", "late_window", "body_cap",
-                 "max_redirects", "decoy_sni", "decoy_host", "dns_probe", "control_first_url")
+                 "max_redirects", "decoy_sni", "decoy_host", "dns_probe", "control_first_url",
+                 "quic", "quic_timeout", "ech", "ech_sni")
 _SETTINGS_KEYS = ("db", "vantage", "concurrency", "per_host", "retries", "retry_pause",
                   "fingerprints", "geo", "allow_no_control", "wait_lock", "resume", "asn",
-                  "country", "network", "capture", "pcap")
+                  "country", "network", "capture", "pcap", "require_identity")
 _LIST_KEYS = ("lists", "urls", "category", "strict")
 
 
@@ -243,8 +263,15 @@ def build_request(ctx: click.Context, params: dict[str, Any]) -> RunRequest:
     measure["system_resolver"] = not measure["resolvers"]
     measure["doh"] = tuple(measure.get("doh") or ())
     measure["dns_probe"] = tuple(measure.get("dns_probe") or ())
-    for key in ("decoy_sni", "decoy_host"):
+    for key in ("decoy_sni", "decoy_host", "ech_sni"):
         measure[key] = (measure.get(key) or "").strip().lower()
+    if measure.get("decoy_sni"):  # one harmless name for the TLS and the QUIC decoys
+        measure["quic_decoy"] = measure["decoy_sni"]
+    if measure.get("quic"):
+        from probe.measure.quic import MISSING, available
+
+        if not available():
+            raise click.UsageError(f"--quic: {MISSING}")
     if measure.get("resolv_conf") is None:
         measure.pop("resolv_conf", None)
     settings: dict[str, Any] = {k: params[k] for k in _SETTINGS_KEYS if k in params}
@@ -302,3 +329,62 @@ def country_lookup(geo: str | None) -> Callable[[str], str] | None:
         return lookup(geo)
     except GeoError as exc:
         raise click.BadParameter(str(exc), param_hint="--geo") from None
+
+
+# --- the endpoint suites: `probe circumvention` and `probe messaging` --------------------------
+
+#: The options both endpoint suites take (their controls, trust, timeouts, pace and output);
+#: each suite adds its own (kinds, names, apps).
+endpoint_suite_options = _compose(
+    db_option,
+    click.option("--vantage", default="default", show_default=True, help="Name of this vantage point."),
+    click.option("--control", "controls", multiple=True, metavar="URL",
+                 help="Test helper (OONI Web Connectivity protocol); repeatable. "
+                 "Default: OONI's public helpers."),
+    click.option("--no-control", is_flag=True, help="Use no control: failures stay inconclusive."),
+    cafile_option,
+    resolver_option,
+    resolv_conf_option,
+    click.option("--tcp-timeout", type=click.FloatRange(0.1, 300), default=10.0, show_default=True),
+    click.option("--handshake-timeout", type=click.FloatRange(0.1, 300), default=10.0, show_default=True),
+    click.option("--concurrency", type=click.IntRange(1, 1024), default=32, show_default=True,
+                 help="Endpoints in flight."),
+    click.option("--retries", type=click.IntRange(0, 5), default=1, show_default=True,
+                 help="Measure again an endpoint that failed while the control reached it."),
+    click.option("--retry-pause", type=click.FloatRange(0.0, 60.0), default=2.0, show_default=True),
+    click.option("--accept-risks", is_flag=True, help="Accept the risks of measuring (non-interactive)."),
+    click.option("--json", "as_json", is_flag=True, help="One JSON object per endpoint on stdout."),
+)  # fmt: skip
+
+
+def check_endpoint_suite(vantage: str, controls: tuple[str, ...], no_control: bool) -> None:
+    """The usage errors both endpoint suites share (exit 2, naming the flag)."""
+    if controls and no_control:
+        raise click.UsageError("--control and --no-control exclude each other")
+    if not vantage.strip():
+        raise click.BadParameter("must not be empty", param_hint="--vantage")
+
+
+def require_consent(accept_risks: bool) -> None:
+    """Informed consent before anything is measured (probe.host.consent): asked on a terminal,
+    ``--accept-risks`` otherwise; a usage error when declined or missing."""
+    from probe.host import consent
+
+    interactive = consent.is_interactive()
+    if not consent.ensure_consent(accept_risks, interactive, echo_prose, click.confirm):
+        raise click.UsageError(
+            consent.CONSENT_DECLINED_MESSAGE if interactive else consent.CONSENT_REQUIRED_MESSAGE
+        )
+
+
+def echo_prose(text: str) -> None:
+    """Prose (the consent's) re-wrapped to the terminal: it is written at another width."""
+    from probe.present.terminal import output_width
+    from probe.present.text import reflow
+
+    click.echo(reflow(text, output_width()), nl=not text.endswith("\n"))
+
+
+def echo_err(line: str) -> None:
+    """A line on stderr (warnings, progress for people)."""
+    click.echo(line, err=True)

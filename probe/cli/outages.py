@@ -37,6 +37,7 @@ def outages_command(db: Path, vantage: str | None, since: str | None, geo: str |
     from datetime import datetime
 
     from probe.present.tables import format_json_lines, format_outages_table
+    from probe.present.terminal import output_width
     from probe.research.outages import outages, run_stats
     from probe.store import Store
 
@@ -53,6 +54,6 @@ def outages_command(db: Path, vantage: str | None, since: str | None, geo: str |
         stats = run_stats(store, vantage, since, country_of=country_of,
                           country=country)  # fmt: skip
         rows = (o.to_dict() for o in outages(stats))
-        out = format_json_lines(rows, keys=None) if as_json else format_outages_table(rows)
+        out = format_json_lines(rows, keys=None) if as_json else format_outages_table(rows, output_width())
         for chunk in out:
             click.echo(chunk, nl=False)

@@ -29,6 +29,7 @@ def reclassify_command(db: Path, run: str | None, fingerprints: tuple[str, ...],
     from probe.inputs.fingerprints import load_fingerprints
     from probe.inputs.geo import GeoDB
     from probe.present.reclassify import format_reclassify
+    from probe.present.terminal import output_width
     from probe.run.reclassify import reclassify
     from probe.store import Store
 
@@ -37,5 +38,5 @@ def reclassify_command(db: Path, run: str | None, fingerprints: tuple[str, ...],
     with Store.open(db, create=False, check=True) as store:
         run_id = store.resolve_run(run) if run is not None else None
         report = reclassify(store, run_id, fingerprints=fps, geo=geodb)
-    for line in format_reclassify(report, run_id):
+    for line in format_reclassify(report, run_id, output_width()):
         click.echo(line)

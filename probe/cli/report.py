@@ -31,17 +31,20 @@ def report_command(db: Path, out: Path, vantages: tuple[str, ...], title: str, m
     It opens offline (no script, nothing fetched: plots are inline SVG): a summary per
     vantage point, a heatmap of URLs x vantage points coloured by verdict, a timeline of
     verdict changes, the technique mix per vantage point, circumvention endpoints (Tor,
-    OpenVPN, VPNs) per vantage point, outages and national isolation, and the evidence of each
-    non-ok URL.
+    OpenVPN, VPNs) and messaging apps (Telegram, WhatsApp, Signal: reachable or not, which
+    part) per vantage point, outages and national isolation, and the evidence of each non-ok
+    URL.
 
     \b
     Examples:
       probe report --out report.html
-      probe report --db results/all.db --vantage msk-isp1 --vantage spb-isp2 --out ru.html
+      probe report --db results/all.db --vantage msk-isp1 \\
+          --vantage spb-isp2 --out ru.html
     """
     from probe.host.output import check_output_file, replacing
     from probe.inputs.fingerprints import default_fingerprints
     from probe.present.html import ReportLimits, write_report
+    from probe.present.text import plural
     from probe.store import Store
 
     check_output_file(out, protect=[db])
@@ -62,5 +65,5 @@ def report_command(db: Path, out: Path, vantages: tuple[str, ...], title: str, m
                                      country_of=country_of)
     except OSError as exc:
         raise click.ClickException(f"{out}: cannot write the report ({exc.strerror or exc})") from None
-    click.echo(f"{out}: {drawn['vantage_points']} vantage points, {drawn['non_ok']} non-ok verdicts, "
-               f"{out.stat().st_size / 1e3:.0f} kB")
+    click.echo(f"{out}: {plural(drawn['vantage_points'], 'vantage point')}, "
+               f"{plural(drawn['non_ok'], 'non-ok verdict')}, {out.stat().st_size / 1e3:.0f} kB")

@@ -28,10 +28,11 @@ def runs_command(db: Path, vantage: str | None, limit: int, as_json: bool) -> No
       probe runs --vantage home --json
     """
     from probe.present.tables import format_json_lines, format_runs_table
+    from probe.present.terminal import output_width
     from probe.store import Store
 
     with Store.open(db, create=False) as store:
         rows = store.runs(vantage=vantage, limit=limit)
-        out = format_json_lines(rows, keys=None) if as_json else format_runs_table(rows)
+        out = format_json_lines(rows, keys=None) if as_json else format_runs_table(rows, output_width())
         for chunk in out:
             click.echo(chunk, nl=False)

@@ -24,27 +24,28 @@ if TYPE_CHECKING:
 def show_command(what: str, db: Path, vantage: str | None, run_id: int | None, as_json: bool) -> None:
     """Show the whole evidence of one measurement, step by step.
 
-    WHAT is a measurement id (from `probe results --json`) or a URL: its newest final
-    measurement (narrowed by --vantage or --run). For each hop: every DNS query and reply
-    (injected replies marked), TCP per address, TLS with the certificate, HTTP with the
-    fingerprints it matches, each next to what the control saw; then the verdict and every
-    reason in plain words.
+    WHAT is a measurement id (from `probe results --json`), a URL (its newest final
+    measurement, narrowed by --vantage or --run; the URL exactly, `http://x` never shows
+    `https://x`), or a host name (its newest measured URL, named on stderr). For each hop:
+    every DNS query and reply (injected replies marked), TCP per address, TLS with the
+    certificate, HTTP with the fingerprints it matches, each next to what the control saw;
+    then the verdict and every reason in plain words.
 
-    WHAT may also be a circumvention endpoint (`probe circumvention`): ADDRESS:PORT
-    ([ADDRESS]:PORT for IPv6) or the endpoint's name from its list: the newest measurement of
-    each kind there (OpenVPN over UDP and TCP may share a port), step by step with the control.
+    WHAT may also be a circumvention or messaging endpoint (`probe circumvention`, `probe
+    messaging`): ADDRESS:PORT ([ADDRESS]:PORT for IPv6), a service's HOST[:PORT], or the
+    endpoint's name from its list: the newest measurement of each kind there (OpenVPN over
+    UDP and TCP may share a port), step by step with the control.
 
     \b
     Examples:
       probe show http://example.org/
       probe show 42 --json | jq .verdict
       probe show 128.31.0.39:9101          # a Tor directory authority's OR port
+      probe show web.whatsapp.com          # a messaging service
     """
-    import shutil
-    import sys
-
     from probe.inputs.fingerprints import default_fingerprints
     from probe.present.evidence import EvidenceError, dumps, evidence, find_measurement, render_text
+    from probe.present.terminal import output_width
     from probe.store import Store
 
     endpoint = _address_port(what)
@@ -53,18 +54,19 @@ def show_command(what: str, db: Path, vantage: str | None, run_id: int | None, a
             _show_endpoints(store, what, endpoint, vantage, run_id, as_json)
             return
         try:
-            mid = find_measurement(store, what, vantage, run_id)
+            found = find_measurement(store, what, vantage, run_id)
         except EvidenceError:
             if what.isdigit() or "/" in what or not _show_endpoints(
-                    store, what, None, vantage, run_id, as_json, missing_ok=True):
+                    store, what, _host_port(what), vantage, run_id, as_json, missing_ok=True):
                 raise
             return
-        ev = evidence(store, mid, fingerprints=default_fingerprints())
+        if found.note:
+            click.echo(found.note, err=True)
+        ev = evidence(store, found.measurement_id, fingerprints=default_fingerprints())
     if as_json:
         click.echo(dumps(ev))
         return
-    width = shutil.get_terminal_size((100, 24)).columns if sys.stdout.isatty() else 100
-    for line in render_text(ev, width):
+    for line in render_text(ev, output_width(100)):
         click.echo(line)
 
 
@@ -76,6 +78,12 @@ def _address_port(what: str) -> tuple[str, int] | None:
         return parse_endpoint(what)
     except ValueError:
         return None
+
+
+def _host_port(what: str) -> tuple[str, int] | None:
+    """``HOST:PORT`` with a host name (a messaging service: ``e1.whatsapp.net:5222``), else None."""
+    host, sep, port = what.rpartition(":")
+    return (host.lower(), int(port)) if sep and host and port.isdigit() and 0 < int(port) < 65536 else None
 
 
 def _show_endpoints(store: Store, what: str, endpoint: tuple[str, int] | None, vantage: str | None,

@@ -29,7 +29,7 @@ def testlists() -> None:
 
     \b
     Examples:
-      probe testlists                       # the lists probe measures, URLs per category
+      probe testlists                # the lists probe measures, URLs per category
       probe testlists my-list.csv testlists/ru.csv
       probe testlists update                # fetch current Citizen Lab lists
     """
@@ -51,20 +51,21 @@ def show(paths: tuple[Path, ...], as_json: bool) -> None:
     import json
 
     from probe.inputs.testlists import summarize, summary_records
+    from probe.present.terminal import clean, json_safe, output_width
     from probe.present.testlists import render_summary
 
     summary = summarize(paths or None)
     for entry in summary.lists:
         for problem in entry.problems:
-            click.echo(f"warning: {problem}", err=True)
+            click.echo(f"warning: {clean(problem)}", err=True)
         if entry.problem_count > len(entry.problems):
             more = entry.problem_count - len(entry.problems)
-            click.echo(f"warning: {entry.path}: {more} more invalid row(s)", err=True)
+            click.echo(f"warning: {clean(entry.path)}: {more} more invalid row(s)", err=True)
     if as_json:
         for record in summary_records(summary):
-            click.echo(json.dumps(record, ensure_ascii=False))
+            click.echo(json_safe(json.dumps(record, ensure_ascii=False)))
     else:
-        click.echo(render_summary(summary))
+        click.echo(render_summary(summary, width=output_width()))
 
 
 @testlists.command("update")
@@ -80,28 +81,55 @@ def show(paths: tuple[Path, ...], as_json: bool) -> None:
               help="Also fetch this country list (e.g. ir, de); repeatable. The lists installed "
                    "now are always fetched.")  # fmt: skip
 @click.option("--timeout", type=click.FloatRange(1, 600), default=60.0, show_default=True,
-              metavar="SECONDS", help="Per-request timeout.")  # fmt: skip
+              metavar="SECONDS", help="Time allowed for each file's whole download (a server "
+              "trickling bytes is cut off).")  # fmt: skip
+@click.option("--force", is_flag=True, help="Install a list even when it loses more than half "
+              "of its URLs (refused otherwise: a broken or hostile mirror?).")
+@click.option("--endpoints-url", "endpoints_url", cls=ConfigOption, metavar="URL",
+              envvar="PROBE_ENDPOINTS_URL", show_envvar=True,
+              help="Also update the messaging endpoint list (`probe messaging`) from this "
+                   "mirror: messaging.csv and the CA files it names [default: the config "
+                   "file's endpoints_url; none: the packaged list stays].")  # fmt: skip
 def update(testlists_url: str | None, directory: Path | None, extra: tuple[str, ...],
-           timeout: float) -> None:  # fmt: skip
+           timeout: float, force: bool, endpoints_url: str | None) -> None:  # fmt: skip
     """Fetch the current Citizen Lab lists, check them, and install them with their license.
 
     Every file is fetched and checked (a Citizen Lab header, valid URLs, the legend, the
     CC BY-NC-SA 4.0 license) before any installed list is replaced; each is then replaced with
     an atomic rename, so a failed or interrupted update never destroys the installed lists.
-    Prints, per list, how many URLs it has and how many were added and removed.
+    Prints, per list, how many URLs it has and how many were added and removed. A list that
+    would lose more than half of its URLs is refused unless --force; staging directories left
+    by a killed update are removed.
 
     \b
     Examples:
       probe testlists update
       probe testlists update --list ir --list de
       probe testlists update --source-url https://mirror.example/test-lists/
+      probe testlists update --endpoints-url https://mirror.example/endpoints/
+
+    With --endpoints-url, the messaging endpoint list is then updated the same way
+    (checked, atomic, refused when it loses more than half of its endpoints) into
+    ~/.local/share/probe/endpoints, which `probe messaging` then measures.
     """
+    from probe.inputs.endpointupdate import endpoints_source, update_endpoints
     from probe.inputs.testlists.update import UpdateError, update_testlists
+    from probe.present.messaging import format_endpoint_update
+    from probe.present.terminal import output_width
     from probe.present.testlists import format_update
 
     try:
-        result = update_testlists(testlists_url, directory, extra, timeout=timeout)
+        source = endpoints_source(endpoints_url)
+        result = update_testlists(testlists_url, directory, extra, timeout=timeout, force=force)
     except UpdateError as exc:
         raise click.ClickException(f"{exc} (installed lists unchanged)") from None
-    for line in format_update(result):
+    for line in format_update(result, output_width()):
+        click.echo(line)
+    if source is None:
+        return
+    try:
+        endpoints = update_endpoints(source, timeout=timeout, force=force)
+    except UpdateError as exc:
+        raise click.ClickException(f"{exc} (installed endpoint list unchanged)") from None
+    for line in format_endpoint_update(endpoints, output_width()):
         click.echo(line)

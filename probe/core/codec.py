@@ -65,17 +65,23 @@ def from_data(cls: type[T], data: Any, *, strict: bool = False) -> T:
         return msgspec.convert(data, cls, strict=strict)
     except msgspec.ValidationError as exc:
         raise _error(exc) from None
+    except RecursionError:  # nesting past the interpreter's limit, in a field typed Any
+        raise CodecError("nested too deeply") from None
 
 
 def decode_json(data: bytes | str, cls: type[T], *, strict: bool = False) -> T:
     """JSON text -> a record of type ``cls``, checked as :func:`from_data` checks.
 
-    Raises :class:`CodecError`: with path ``""`` and "not JSON" when the text does not parse.
+    Raises :class:`CodecError`: with path ``""`` and "not JSON" when the text does not parse,
+    or nests deeper than the decoder can follow (100,000 brackets: msgspec raises RecursionError
+    where a field is typed ``Any``).
     """
     try:
         return msgspec.json.decode(data, type=cls, strict=strict)
     except msgspec.ValidationError as exc:
         raise _error(exc) from None
+    except RecursionError:
+        raise CodecError("not JSON: nested too deeply") from None
     except msgspec.DecodeError as exc:
         raise CodecError(f"not JSON: {exc}") from None
 

@@ -27,6 +27,7 @@ __all__ = [
     "UNKNOWN_PREFIX",
     "AddressRefused",
     "Failure",
+    "QUICClosed",
     "failure_string",
     "is_failure",
 ]
@@ -75,6 +76,12 @@ class Failure(StrEnum):
     HTTP_RESPONSE_MALFORMED = "http_response_malformed"
     # circumvention: an OpenVPN endpoint answered, but not with its handshake
     OPENVPN_UNEXPECTED_REPLY = "openvpn_unexpected_reply"
+    # a Telegram data centre's address answered, but not with MTProto's answer to our req_pq
+    MTPROTO_UNEXPECTED_REPLY = "mtproto_unexpected_reply"
+    # a WireGuard endpoint answered, but not with a response to our initiation
+    WIREGUARD_UNEXPECTED_REPLY = "wireguard_unexpected_reply"
+    # a reflector's echo came back different from what was sent
+    ECHO_MISMATCH = "echo_mismatch"
     # the per-URL deadline fired before the step finished
     DEADLINE_EXCEEDED = "deadline_exceeded"
     # a connect policy (the test helper's: public addresses only) refused the address;
@@ -96,6 +103,20 @@ CERTIFICATE_FAILURES: frozenset[str] = frozenset(
 
 class AddressRefused(ProbeError, OSError):
     """A connect policy refused the address (see :mod:`probe.core.net.policy`); nothing was sent."""
+
+
+class QUICClosed(ProbeError):
+    """A QUIC connection closed before its handshake completed (a CONNECTION_CLOSE frame).
+
+    ``error_code`` is the frame's: 0x100-0x1ff carry a TLS alert (RFC 9001 section 4.8), the
+    rest are transport errors (RFC 9000 section 20). Anyone on the path can forge one before
+    the handshake ends: Initial packets are protected with keys derived from public values.
+    """
+
+    def __init__(self, error_code: int, reason: str = "") -> None:
+        super().__init__(f"QUIC connection closed: error 0x{error_code:x} {reason}".strip())
+        self.error_code = error_code
+        self.reason = reason
 
 
 #: An unknown failure with its message: ``unknown_failure: <message>``.
@@ -211,6 +232,10 @@ def _specific(exc: BaseException) -> str | None:
         return Failure.INTERRUPTED
     if isinstance(exc, AddressRefused):
         return Failure.ADDRESS_REFUSED_BY_POLICY
+    if isinstance(exc, QUICClosed):
+        if 0x100 <= exc.error_code <= 0x1FF:  # a TLS alert inside QUIC's CONNECTION_CLOSE
+            return Failure.SSL_FAILED_HANDSHAKE
+        return f"{UNKNOWN_PREFIX}quic_error 0x{exc.error_code:x}"
     if isinstance(exc, ssl.SSLCertVerificationError):
         return _ssl_verify(exc)
     if isinstance(exc, ssl.SSLZeroReturnError | ssl.SSLEOFError):

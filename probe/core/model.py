@@ -17,17 +17,23 @@ __all__ = [
     "INTERFERENCE_VERDICTS",
     "STAGES",
     "VERDICTS",
+    "ControlECH",
     "ControlObservation",
     "ControlTCP",
     "ControlTLS",
     "DNSObservation",
     "DNSReply",
+    "EchoTrial",
     "EndpointObservation",
     "HTTPObservation",
     "Hop",
     "Measurement",
+    "NameQuery",
     "Packet",
+    "ProtocolVerdict",
+    "QUICObservation",
     "TCPObservation",
+    "TLSHelloObservation",
     "TLSObservation",
     "Target",
     "Verdict",
@@ -136,6 +142,56 @@ class HTTPObservation:
 
 
 @dataclass(frozen=True)
+class QUICObservation:
+    """One QUIC handshake (RFC 9000, TLS 1.3 inside, ALPN ``h3``) with one address over UDP
+    (``probe run --quic``, docs/protocols.md).
+
+    ``failure`` is None when the handshake completed; ``datagrams`` counts the UDP datagrams
+    that came back (0 with a timeout: nothing answered, not even the server's Initial).
+    ``attempt`` numbers the tries with this SNI on this address (a failed one is tried again
+    after the decoy handshake). After a handshake with the site's name, one HTTP/3 GET of the
+    hop's path: ``h3_status`` is the response's status, ``h3_failure`` why there was none (None
+    both when no request was made: the decoy, a failed handshake).
+    """
+
+    ip: str
+    port: int
+    sni: str
+    started: float
+    duration: float
+    failure: str | None = None
+    alpn: str | None = None
+    datagrams: int = 0
+    attempt: int = 0
+    h3_status: int | None = None
+    h3_failure: str | None = None
+
+
+@dataclass(frozen=True)
+class TLSHelloObservation:
+    """One hand-made TLS ClientHello sent on a fresh TCP connection, and what came back first
+    (``probe run --ech``, docs/protocols.md).
+
+    The ECH test sends two hellos that differ only in a GREASE Encrypted Client Hello
+    extension (``ech``). ``answer`` is ``server_hello``, ``hello_retry_request``,
+    ``alert:<description>`` or ``not_tls`` (the first bytes were no TLS record); ``failure``
+    is None when a ServerHello (or HelloRetryRequest) came back, else the OONI failure of the
+    connect or of the read (``connected`` says which step failed).
+    """
+
+    ip: str
+    port: int
+    sni: str
+    ech: bool
+    started: float
+    duration: float
+    failure: str | None = None
+    connected: bool = False
+    answer: str | None = None
+    attempt: int = 0
+
+
+@dataclass(frozen=True)
 class ControlTCP:
     ip: str
     port: int
@@ -150,6 +206,19 @@ class ControlTLS:
     server_name: str
     ok: bool
     failure: str | None = None
+
+
+@dataclass(frozen=True)
+class ControlECH:
+    """The control's ECH test of one address (probe's helper only: ``x_ech``)."""
+
+    ip: str
+    port: int
+    server_name: str
+    plain_ok: bool
+    ech_ok: bool
+    plain_failure: str | None = None
+    ech_failure: str | None = None
 
 
 @dataclass(frozen=True)
@@ -183,6 +252,13 @@ class ControlObservation:
     http_transfer: float | None = None
     http_wire_bytes: int | None = None
     http_rtt: float | None = None
+    #: QUIC handshakes with the URL's name (``quic_handshake``, asked for with
+    #: ``x_quic_enabled``) and the HTTP/3 request after them (``http3_request``: its status, or
+    #: its failure); ECH tests (``x_ech``, probe's helper only).
+    quic: tuple[ControlTLS, ...] = ()
+    http3_status: int | None = None
+    http3_failure: str | None = None
+    ech: tuple[ControlECH, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -220,12 +296,50 @@ def packet_digest(payload: bytes) -> str:
 
 
 @dataclass(frozen=True)
+class NameQuery:
+    """One name resolved through an encrypted resolver (``doh``, ``dot`` endpoints)."""
+
+    name: str
+    qtype: str  # "A"
+    duration: float
+    failure: str | None = None  # None: the resolver answered (any rcode)
+    rcode: str = ""  # "NOERROR", "NXDOMAIN", ...
+    addresses: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class EchoTrial:
+    """One exchange with a reflector or a VPN server (``fet``, ``wireguard`` endpoints).
+
+    ``role`` says what was sent: ``twin`` (the control: printable bytes, or a datagram of the
+    same size that is not WireGuard), ``random`` (bytes no exemption of the fully encrypted
+    traffic rule covers), ``initiation`` (a WireGuard handshake initiation), ``followup`` (the
+    twin again after a failure), ``other-port`` (the twin to the reflector's second port).
+    ``failure`` is None when the peer answered as expected; ``step`` says where it failed
+    (``connect``, ``first``, ``second``, ``answer``).
+    """
+
+    role: str
+    port: int
+    started: float
+    duration: float
+    sent: int = 0
+    received: int = 0
+    failure: str | None = None
+    step: str = ""
+    exempt: tuple[str, ...] = ()  # the rule's exemptions covering the first bytes sent (fet)
+    detail: str = ""  # what the answer was: "ok", "cookie", "unverifiable", "mac1", ...
+
+
+@dataclass(frozen=True)
 class EndpointObservation:
     """What happened when the probe tried one endpoint.
 
     ``tcp_failure`` is None when TCP connected (always None for UDP); ``handshake`` is the
-    protocol tried on top (``tls``, ``openvpn`` or ``""`` for a TCP-only endpoint) and
-    ``handshake_failure`` its OONI failure string (None: the server answered as it should).
+    protocol tried on top (``tls``, ``openvpn``, ``mtproto`` or ``""`` for a TCP-only
+    endpoint) and ``handshake_failure`` its OONI failure string (None: the server answered as
+    it should). For services reached by name these summarise the first hop's steps (the
+    first connect and handshake that worked, else the first failure); ``hops`` holds them all.
     """
 
     kind: str
@@ -246,6 +360,24 @@ class EndpointObservation:
     other_datagrams: int = 0  # UDP datagrams that were not the server's answer
     source: str = ""
     attempt: int = 0  # 0 for the first try, 1.. for a retry after a failure the control did not see
+    # doh, dot: after a failed handshake, the same address with a harmless SNI (None: it passed)
+    decoy_sni: str = ""
+    decoy_failure: str | None = None
+    queries: tuple[NameQuery, ...] = ()  # doh, dot: the names resolved through the endpoint
+    # doh, dot: what the control resolved for each name, asked during this measurement (kept
+    # with the observation so that the verdict can be judged again from what is stored)
+    name_controls: tuple[ControlObservation, ...] = ()
+    trials: tuple[EchoTrial, ...] = ()  # fet, wireguard: the exchanges, in order
+    key: str = ""  # wireguard: the responder's public key the initiation was made for
+    # telegram-dc: what the data centre answered to req_pq_multi ("res_pq", "error:-404", ...)
+    answer: str = ""
+    # Services reached by name (docs/messaging.md): the web steps, hop by hop, each with the
+    # control's view of it (DNS through the probe's resolvers, TCP, TLS, HTTP); ``address`` is
+    # then the host name. ``measure_failure`` is why the steps stopped early (the deadline).
+    hops: tuple[Hop, ...] = ()
+    measure_failure: str | None = None
+    # The subjects (RFC 4514) of the CA the app pins, trusted besides the system's (Signal's)
+    pinned: tuple[str, ...] = ()
 
     @property
     def reached(self) -> bool:
@@ -275,6 +407,12 @@ class Hop:
     # (--decoy-sni, --decoy-host). Success there means the name was filtered, not the address.
     decoy_tls: tuple[TLSObservation, ...] = ()
     decoy_http: tuple[HTTPObservation, ...] = ()
+    # Opt-in protocol tests of an https hop (--quic, --ech; docs/protocols.md): QUIC handshakes
+    # with the site's SNI and, after a failure, with a harmless one; pairs of ClientHellos
+    # without and with a GREASE ECH extension.
+    quic: tuple[QUICObservation, ...] = ()
+    decoy_quic: tuple[QUICObservation, ...] = ()
+    ech: tuple[TLSHelloObservation, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -289,6 +427,25 @@ class Measurement:
     failure: str | None = None  # set only when the measurement could not run at all (deadline)
     captured: bool = False  # measured with --capture: ``packets`` is what came back
     packets: tuple[Packet, ...] = ()
+    #: The opt-in protocol tests this measurement was made with ("quic", "ech"): each gets a
+    #: verdict of its own (:class:`ProtocolVerdict`), even when no hop could run it.
+    protocols: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ProtocolVerdict:
+    """The verdict of one opt-in protocol test of a URL (``quic``, ``ech``), beside the web one.
+
+    Same vocabulary as :class:`Verdict`; it never changes the URL's web verdict (a site that
+    works over TCP but not over QUIC is still reachable): docs/protocols.md.
+    """
+
+    suite: str  # "quic" or "ech"
+    verdict: str
+    stage: str | None = None  # "quic" or "tls"
+    hop: int | None = None
+    reasons: tuple[str, ...] = ()
+    classifier_version: str = ""
 
 
 @dataclass(frozen=True)
@@ -301,3 +458,6 @@ class Verdict:
     #: The deciding evidence may be transient (a failure of a step the control completed): the
     #: runner measures again before believing it. Not stored: it is about this attempt only.
     retryable: bool = dataclasses.field(default=False, compare=False)
+    #: Verdicts of the opt-in protocol tests (QUIC, ECH), stored beside this one.
+    protocols: tuple[ProtocolVerdict, ...] = ()
+

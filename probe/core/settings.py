@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+from probe.core.net import is_valid_host
 from probe.core.net.resolvers import DEFAULT_RESOLV_CONF, parse_resolver
 
 if TYPE_CHECKING:
@@ -32,14 +33,21 @@ __all__ = [
     "DEFAULT_CONCURRENCY",
     "DEFAULT_CONTROLS",
     "DEFAULT_DB",
+    "DEFAULT_DECOY_SNI",
+    "DEFAULT_ENCRYPTED_DNS_NAMES",
+    "DEFAULT_GEO_URL",
+    "DEFAULT_STUN_FALLBACK",
     "DEFAULT_STUN_SERVERS",
+    "DEFAULT_TESTLISTS_SOURCE",
     "DEFAULT_USER_AGENT",
     "DEFAULT_WHOAMI_NAMES",
+    "OPERATORS",
     "IdentityConfig",
     "ListSelection",
     "MeasureConfig",
     "RunRequest",
     "RunSettings",
+    "server_host",
 ]
 
 #: The results database every command uses when given none (``--db``, ``$PROBE_DB``, config).
@@ -59,6 +67,16 @@ DEFAULT_CONTROLS = (
     "https://3.th.ooni.org/",
 )
 
+#: Names `probe circumvention` resolves through each encrypted DNS resolver (``doh``, ``dot``)
+#: and asks the control about: a neutral one, and one on Citizen Lab's global list (ANON) that
+#: censors block (``--dns-name`` replaces them).
+DEFAULT_ENCRYPTED_DNS_NAMES = ("example.com", "www.torproject.org")
+#: The harmless name of a decoy handshake: a name no censor has a reason to block (RFC 2606
+#: reserves it for documentation). The decoy QUIC handshake of ``probe run --quic`` and the
+#: handshake `probe circumvention` tries at a resolver's address after its own name's failed;
+#: each command's ``--decoy-sni`` replaces it.
+DEFAULT_DECOY_SNI = "example.com"
+
 #: A current desktop browser: some servers and middleboxes treat unknown clients differently.
 DEFAULT_USER_AGENT = (
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
@@ -71,11 +89,41 @@ def _check_positive_finite(name: str, value: float) -> None:
         raise ValueError(f"{name} must be a finite number of seconds >= 0, not {value!r}")
 
 
-# The network identity (probe/measure/identity.py learns it; docs/identity.md).
+# The network identity (probe/measure/identity.py learns it; docs/identity.md says who runs
+# each server). The consent text names every one of them (probe/host/consent.py reads these).
 #: Public STUN servers, as OONI Probe uses them (any one answering is enough).
 DEFAULT_STUN_SERVERS = ("stun.l.google.com:19302", "stun.cloudflare.com:3478", "stun.nextcloud.com:443")
+#: Asked only when none of those answered (Google's is blocked in China): servers run in China
+#: (Xiaomi, Bilibili) and in Russia (SIPNET), where the first ones may be unreachable.
+DEFAULT_STUN_FALLBACK = ("stun.miwifi.com:3478", "stun.chat.bilibili.com:3478", "stun.sipnet.ru:3478")
 #: Names whose authoritative server answers with the address of the resolver that asked.
 DEFAULT_WHOAMI_NAMES = ("whoami.akamai.net",)
+
+
+# What other commands download by default (only when they are run).
+#: `probe testlists update`: the upstream Citizen Lab repository's files, as GitHub serves them raw.
+DEFAULT_TESTLISTS_SOURCE = "https://raw.githubusercontent.com/citizenlab/test-lists/master/"
+#: `probe geo update`: iptoasn.com's combined IPv4 + IPv6 table (public domain, PDDL 1.0).
+DEFAULT_GEO_URL = "https://iptoasn.com/data/ip2asn-combined.tsv.gz"
+
+#: Who runs each server probe contacts by default, by host name (docs/identity.md). The
+#: consent text (probe/host/consent.py) names each default server with its operator from here.
+OPERATORS = {
+    "0.th.ooni.org": "OONI", "1.th.ooni.org": "OONI", "2.th.ooni.org": "OONI",
+    "3.th.ooni.org": "OONI",
+    "stun.l.google.com": "Google", "stun.cloudflare.com": "Cloudflare",
+    "stun.nextcloud.com": "Nextcloud", "stun.miwifi.com": "Xiaomi, China",
+    "stun.chat.bilibili.com": "Bilibili, China", "stun.sipnet.ru": "SIPNET, Russia",
+    "whoami.akamai.net": "Akamai",
+    "raw.githubusercontent.com": "GitHub", "iptoasn.com": "iptoasn.com",
+}
+
+
+def server_host(server: str) -> str:
+    """The host name of a default server: a URL's host, or HOST of ``HOST:PORT``, or a name."""
+    if "//" in server:
+        return urlsplit(server).hostname or server
+    return server.rsplit(":", 1)[0] if server.count(":") == 1 else server
 
 
 def _env_list(name: str) -> tuple[str, ...] | None:
@@ -92,7 +140,11 @@ class IdentityConfig:
     """Where to learn the network identity from; empty tuples turn a check off."""
 
     stun_servers: tuple[str, ...] = DEFAULT_STUN_SERVERS
+    #: Asked only when no server of ``stun_servers`` answered; () when the servers were given.
+    stun_fallback: tuple[str, ...] = DEFAULT_STUN_FALLBACK
     whoami_names: tuple[str, ...] = DEFAULT_WHOAMI_NAMES
+    #: Ask the run's test helpers which address they see (``{"x_client_address": true}``).
+    ask_helpers: bool = True
     timeout: float = 3.0
     #: Seconds between re-checks during a run (0: only at the start and the end).
     recheck_interval: float = 300.0
@@ -102,13 +154,19 @@ class IdentityConfig:
         cls, stun: Iterable[str] = (), whoami: Iterable[str] = (), *, enabled: bool = True,
         timeout: float = 3.0,
     ) -> IdentityConfig:
-        """Flags first, then ``$PROBE_STUN_SERVERS`` / ``$PROBE_WHOAMI_NAMES``, then defaults."""
+        """Flags first, then ``$PROBE_STUN_SERVERS`` / ``$PROBE_WHOAMI_NAMES``, then defaults.
+
+        STUN servers given (flag or environment) replace both default sets.
+        """
         if not enabled:
-            return cls(stun_servers=(), whoami_names=(), timeout=timeout)
+            return cls(stun_servers=(), stun_fallback=(), whoami_names=(), ask_helpers=False,
+                       timeout=timeout)
         stun, whoami = tuple(stun), tuple(whoami)
         env_stun, env_whoami = _env_list("PROBE_STUN_SERVERS"), _env_list("PROBE_WHOAMI_NAMES")
+        given = stun or env_stun
         return cls(
-            stun_servers=stun or (env_stun if env_stun is not None else DEFAULT_STUN_SERVERS),
+            stun_servers=given if given is not None else DEFAULT_STUN_SERVERS,
+            stun_fallback=() if given is not None else DEFAULT_STUN_FALLBACK,
             whoami_names=whoami or (env_whoami if env_whoami is not None else DEFAULT_WHOAMI_NAMES),
             timeout=timeout,
         )
@@ -134,6 +192,9 @@ class MeasureConfig:
     body_cap: int = 1 << 20
     max_redirects: int = 10
     cafile: str | None = None
+    #: A CA file trusted besides the system's and ``cafile``: a service's own CA that its app
+    #: pins (Signal's), named by the endpoint list (probe/inputs/endpointlists.py).
+    extra_ca: str | None = None
     user_agent: str = DEFAULT_USER_AGENT
     max_addresses: int = 8  # addresses connected to per hop
     resolv_conf: str = DEFAULT_RESOLV_CONF
@@ -150,6 +211,19 @@ class MeasureConfig:
     # follows the redirects itself and describes the first URL): one helper request per URL.
     # Hops after a redirect are then judged by the first URL's control (classify/core.py).
     control_first_url: bool = False
+    # Opt-in protocol tests of every https hop (docs/protocols.md): QUIC handshakes with the
+    # site's SNI (and, after a failure, with ``quic_decoy``: "" = none), and pairs of hand-made
+    # ClientHellos without and with a GREASE ECH extension.
+    quic: bool = False
+    quic_timeout: float = 5.0
+    quic_decoy: str = DEFAULT_DECOY_SNI
+    ech: bool = False
+    #: The SNI of both ECH-test hellos ("": the site's name). Russia's 2024 rule dropped only
+    #: hellos with an ECH extension *and* the SNI ``cloudflare-ech.com`` (docs/protocols.md).
+    ech_sni: str = ""
+    #: False: no HTTP request after the handshakes (the helper, when a probe asks for the
+    #: control of an endpoint that speaks no HTTP: ``x_skip_http``).
+    http: bool = True
 
     def __post_init__(self) -> None:
         for r in (*self.resolvers, *self.dns_probe):
@@ -157,10 +231,19 @@ class MeasureConfig:
         for u in self.doh:
             check_doh_url(u)
         for name in ("dns_timeout", "tcp_timeout", "tls_timeout", "http_timeout", "deadline",
-                     "late_window"):
+                     "late_window", "quic_timeout"):
             _check_positive_finite(name, getattr(self, name))
-        if self.cafile:
-            check_cafile(self.cafile)
+        for path in (self.cafile, self.extra_ca):
+            if path:
+                check_cafile(path)
+        for name in ("ech_sni", "quic_decoy"):
+            value = getattr(self, name)
+            if value and not _is_host(value):
+                raise ValueError(f"{name}: {value!r} is not a host name")
+
+
+def _is_host(name: str) -> bool:
+    return name.isascii() and is_valid_host(name)
 
 
 def check_doh_url(url: str) -> None:
@@ -223,6 +306,9 @@ class RunSettings:
     resume: int | str | None = None
     #: How to learn the network identity (STUN, whoami: probe.measure.identity); None: no discovery.
     identity: IdentityConfig | None = None
+    #: Refuse to measure (the run is recorded as failed) when the public address stays unknown:
+    #: then it cannot be scrubbed from what sites echo.
+    require_identity: bool = False
     #: What the user says about the network, over what the identity check found.
     asn: int | None = None
     country: str | None = None
@@ -241,6 +327,9 @@ class RunSettings:
             raise ValueError(f"country must be a two-letter ISO 3166 code, not {self.country!r}")
         if self.asn is not None and not 0 < self.asn < 1 << 32:
             raise ValueError(f"ASN must be from 1 to 4294967295, not {self.asn}")
+        if self.require_identity and (self.identity is None or not (
+                self.identity.stun_servers or self.identity.ask_helpers)):
+            raise ValueError("--require-identity needs the identity check (not --no-identity)")
         _check_positive_finite("retry_pause", self.retry_pause)
         _check_positive_finite("control_timeout", self.control_timeout)
         _check_positive_finite("wait_lock", self.wait_lock)

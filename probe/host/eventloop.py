@@ -1,6 +1,6 @@
 """The event loop the probe and the helper run on: uvloop when installed, asyncio's own otherwise.
 
-uvloop (the ``fast`` extra: ``pip install 'probe[fast]'``) implements the same asyncio API on
+uvloop (the ``fast`` extra: ``pip install 'censorship-probe[fast]'``) implements the same asyncio API on
 libuv, with transports, the TLS protocol and the loop itself in compiled code. Profiling the
 throughput benchmark showed the pure-Python loop, its socket transports and ``asyncio.sslproto``
 among the largest per-URL costs after the libraries' own work (docs/bench.md); on uvloop they
@@ -43,7 +43,7 @@ def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     except ImportError:
         if choice == "uvloop":
             raise RuntimeError(
-                f"${_ENV}=uvloop but uvloop is not installed (pip install 'probe[fast]')"
+                f"${_ENV}=uvloop but uvloop is not installed (pip install 'censorship-probe[fast]')"
             ) from None
         return None
     factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop

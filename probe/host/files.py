@@ -9,6 +9,9 @@ writes the raw bytes (never decompressed) and stops one chunk past its limit.
 
 from __future__ import annotations
 
+import socket
+import threading
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -38,7 +41,8 @@ def read_bounded(path: Path, limit: int, *, what: str, error: type[Exception]) -
 
 
 def download_bounded(
-    client: httpx.Client, url: str, dest: Path, limit: int, *, what: str, error: type[Exception]
+    client: httpx.Client, url: str, dest: Path, limit: int, *, what: str, error: type[Exception],
+    total: float | None = None,
 ) -> Mapping[str, str]:
     """GET ``url`` into ``dest`` (its raw bytes, at most ``limit``) and return the headers.
 
@@ -46,6 +50,10 @@ def download_bounded(
     (``larger than ...: not`` ``what``), or a network failure (``cannot fetch ...``); ``dest``
     may then hold part of the body: the caller stages downloads and removes what failed. The
     body is never decoded, so no Content-Encoding can make it larger than it was on the wire.
+
+    ``total`` bounds the whole request in seconds, not each read: a server trickling a byte
+    every few seconds never trips a read timeout, so at ``total`` a timer shuts the connection's
+    socket down (which wakes the blocked read) and ``error`` says the download took too long.
     """
     # httpx only here, for downloads: read-only commands import this module for read_bounded.
     from probe.host.httpstack import load
@@ -53,8 +61,22 @@ def download_bounded(
     load()  # before httpx is first imported (probe/host/httpstack.py)
     import httpx
 
+    start = time.monotonic()
+    expired = threading.Event()
+    timer: threading.Timer | None = None
+    slow = f"{url}: not complete after {total or 0:g} s (a stalled or trickling server); not {what}"
     try:
-        with client.stream("GET", url, headers={"Accept-Encoding": "identity"}) as response:
+        with client.stream("GET", url, headers={"Accept-Encoding": "identity"},
+                           timeout=httpx.USE_CLIENT_DEFAULT if total is None else total) as response:
+            if total is not None:
+                remaining = total - (time.monotonic() - start)
+                stream = response.extensions.get("network_stream")
+                sock = stream.get_extra_info("socket") if stream is not None else None
+                if remaining <= 0 or sock is None:
+                    raise error(slow)
+                timer = threading.Timer(remaining, _cut, (sock, expired))
+                timer.daemon = True
+                timer.start()
             if response.status_code != 200:
                 raise error(f"{url}: HTTP {response.status_code}")
             size = 0
@@ -63,7 +85,25 @@ def download_bounded(
                     size += len(chunk)
                     if size > limit:
                         raise error(f"{url}: larger than {limit >> 20} MiB: not {what}")
+                    if expired.is_set():
+                        raise error(slow)
                     fh.write(chunk)
+            if expired.is_set():
+                raise error(slow)
             return response.headers
     except httpx.HTTPError as exc:
+        if expired.is_set() or (total is not None and time.monotonic() - start >= total):
+            raise error(slow) from None
         raise error(f"cannot fetch {url}: {exc or type(exc).__name__} (are you online?)") from None
+    finally:
+        if timer is not None:
+            timer.cancel()
+
+
+def _cut(sock: socket.socket, expired: threading.Event) -> None:
+    """The deadline of a download: shut its socket down, so that a blocked read returns."""
+    expired.set()
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:  # already closed: the download ended as the timer fired
+        pass

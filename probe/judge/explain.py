@@ -124,6 +124,17 @@ def _injection(detail: str) -> str:
     return (f"{n} different DNS replies to one query: a forged answer was injected on the path")
 
 
+def _no_resolver(detail: str, lie: bool) -> str:
+    where = detail.split("@", 1)[1] if "@" in detail else "?"
+    if lie:
+        if not detail.startswith("no-resolver@"):
+            return f"of several DNS replies to one query, one was forged on the path ({detail})"
+        return (f"{where}, an address that runs no DNS server, answered the query, and its answer "
+                "disagrees with the control: forged on the path")
+    return (f"{where}, an address that runs no DNS server, answered the query: DNS is intercepted "
+            "on the path (the answer agrees with the control)")
+
+
 def _diff(detail: str) -> str:
     parts = [_DIFF_PARTS.get(p, p) for p in detail.split(",") if p]
     return "the page differs from the control's" + (f" ({', '.join(parts)})" if parts else "")
@@ -161,6 +172,8 @@ def _e(words: Callable[[str], str], *carries: str) -> _Entry:
 #: command that explains (a unit test checks it covers docs/classification.md's vocabulary).
 REASONS: dict[str, _Entry] = {
     "dns/injection": _e(_injection, "hijacked"),
+    "dns/injected": _e(lambda d: _no_resolver(d, lie=True), "hijacked"),
+    "dns/intercepted": _e(lambda d: _no_resolver(d, lie=False)),
     "dns/bogon": _e(lambda d: f"DNS answered {d}, a private or reserved address no public site "
                     "has", "hijacked"),
     "dns/blockpage": _e(_blockpage_dns, "hijacked"),
@@ -245,6 +258,69 @@ REASONS: dict[str, _Entry] = {
     "measurement/deadline_exceeded": _e(lambda d: "the measurement ran out of time (deadline)",
                                         "inconclusive"),
     "measurement/no-hops": _e(lambda d: "nothing was measured", "inconclusive"),
+    # --quic (probe/judge/quic.py, docs/protocols.md); "quic/decoy-<kind>" reads as "quic/decoy"
+    "quic/ok": _e(lambda d: f"a QUIC (HTTP/3) handshake with {d} naming the site completed", "ok"),
+    "quic/timeout": _e(lambda d: f"the QUIC handshake with {d} naming the site got no answer in time"),
+    "quic/refused": _e(lambda d: f"nothing answers QUIC at {d} (ICMP port unreachable)"),
+    "quic/handshake-failed": _e(lambda d: f"the QUIC handshake with {d} was closed with a TLS alert"),
+    "quic/other": _e(lambda d: f"the QUIC handshake with {d} failed"),
+    "quic/decoy": _e(lambda d: f"QUIC naming a harmless name, {d}, at the same address"),
+    "quic/unsupported": _e(lambda d: "the control could not do QUIC there either: the site has no "
+                           "HTTP/3 there, not censorship", "down"),
+    "quic/sni-filtered": _e(lambda d: "QUIC naming the site failed while QUIC naming a harmless name "
+                            "to the same address, TCP/TLS and the control's QUIC worked: the name "
+                            "is filtered", "blocked"),
+    "quic/udp-blocked": _e(lambda d: "QUIC failed whatever the name while TCP/TLS to the address "
+                           "and the control's QUIC worked: UDP to the address is blocked", "blocked"),
+    "quic/address-blocked": _e(lambda d: "QUIC and TCP to the address failed while the control's "
+                               "QUIC worked: the address is blocked", "blocked"),
+    "quic/handshake-ok": _e(lambda d: f"the QUIC handshake with {d} naming the site completed"),
+    "quic/h3": _e(lambda d: f"the HTTP/3 request over it to {d} got no answer"),
+    "quic/h3-blocked": _e(lambda d: "the HTTP/3 request got no answer after a QUIC handshake that "
+                          "completed, while the control's HTTP/3 request was answered", "blocked"),
+    "quic/h3-failed-everywhere": _e(lambda d: "the control's HTTP/3 request got no answer either: "
+                                    "the site's HTTP/3 does not answer, not censorship", "down"),
+    "control/no-http3": _e(lambda d: "the control made no HTTP/3 request to compare with",
+                           "inconclusive"),
+    "quic/no-decoy": _e(lambda d: "QUIC failed while the control's worked, but no handshake with "
+                        "a harmless name was made to tell the name from the address",
+                        "inconclusive"),
+    "quic/deadline": _e(lambda d: f"the QUIC handshake with {d} was cut by the URL's deadline",
+                        "inconclusive"),
+    "ech/deadline": _e(lambda d: f"the ECH hello to {d} was cut by the URL's deadline",
+                       "inconclusive"),
+    "quic/local-only": _e(lambda d: "only this machine's own network failed (no route)",
+                          "inconclusive"),
+    "quic/not-measured": _e(lambda d: "QUIC was not tried: no https hop" if d == "no-https"
+                            else "QUIC was not tried: no address", "inconclusive"),
+    "control/no-quic": _e(lambda d: "the control gave no QUIC result for the address (its helper "
+                          "does not do QUIC)", "inconclusive"),
+    # --ech (probe/judge/ech.py); "ech/plain-<kind>" reads as "ech/plain"
+    "ech/ok": _e(lambda d: f"{d} answered the ClientHello with and without an ECH extension", "ok"),
+    "ech/plain": _e(lambda d: f"the plain ClientHello to {d} failed: nothing to compare with",
+                    "inconclusive"),
+    "ech/reset": _e(lambda d: f"the ClientHello with an ECH extension to {d} was reset"),
+    "ech/eof": _e(lambda d: f"the connection closed after the ClientHello with an ECH extension "
+                  f"to {d}"),
+    "ech/timeout": _e(lambda d: f"the ClientHello with an ECH extension to {d} got no answer"),
+    "ech/alert": _e(lambda d: f"the ClientHello with an ECH extension got an alert "
+                    f"({d.replace(':', ' from ', 1)})"),
+    "ech/not_tls": _e(lambda d: f"the ClientHello with an ECH extension to {d} got an answer that "
+                      "is not TLS"),
+    "ech/residual": _e(lambda d: f"a plain ClientHello sent to {d} after the ECH one went "
+                       "unanswered too: the address stayed blocked for a while"),
+    "ech/rejected-everywhere": _e(lambda d: "the control's ClientHello with an ECH extension failed "
+                                  "too: the site's side refuses it, not censorship", "down"),
+    "ech/not-sent": _e(lambda d: f"no ECH ClientHello was sent to {d}", "inconclusive"),
+    "ech/not-measured": _e(lambda d: "ECH was not tried: no https hop" if d == "no-https"
+                           else "ECH was not tried: no address connected", "inconclusive"),
+    "ech/local-only": _e(lambda d: "only this machine's own network failed (no route)",
+                         "inconclusive"),
+    "tls/ech-blocked": _e(lambda d: "only the ClientHello with an ECH extension failed "
+                          f"({d.replace('_', ' ')}), twice, while the plain one and the control's "
+                          "ECH hello to the same address were answered", "reset", "blocked"),
+    "control/no-ech": _e(lambda d: "no control ECH test to compare with (only probe's own helper "
+                         "has one)", "inconclusive"),
 }
 
 
@@ -267,11 +343,17 @@ def explain(reason: str, verdict: str | None = None) -> str:
 
 def _words(reason: str) -> str:
     stage, outcome, detail = _split(reason)
-    if stage == "control" and outcome not in ("unavailable", "failed", "reached-by-redirect"):
+    if stage == "control" and outcome not in ("unavailable", "failed", "reached-by-redirect",
+                                              "no-quic", "no-ech", "no-http3"):
         return _control(outcome, detail)
     if stage == "measurement" and f"measurement/{outcome}" not in REASONS:
         return f"the measurement could not finish ({_failure(outcome)})"
     entry = REASONS.get(f"{stage}/{outcome}")
+    if entry is None and stage in ("quic", "ech"):  # quic/decoy-timeout, ech/plain-reset, ...
+        kind, _, rest = outcome.partition("-")
+        entry = REASONS.get(f"{stage}/{kind}")
+        if entry is not None and rest:
+            return f"{entry.words(detail)} ({rest.replace('-', ' ')})"
     if entry is None:
         return reason
     try:

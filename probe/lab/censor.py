@@ -1,8 +1,11 @@
 """Configure the censor namespace: base chains once, then one scenario's rules at a time.
 
 The censor's iptables rules live in chains of their own (``LAB-FWD`` in filter, jumped to from
-FORWARD; ``LAB-PRE`` in nat, jumped to from PREROUTING), so a reset flushes only them and leaves
-the latency knob's mangle rules alone. Every change is one ``iptables-restore --noflush``
+FORWARD; ``LAB-PRE`` in nat, jumped to from PREROUTING; ``LAB-LOCAL`` in filter, jumped to from
+INPUT, for what reaches the censor itself), so a reset flushes only them and leaves the latency
+knob's mangle rules alone. The server and the uncensored namespace have a ``LAB-IN`` chain of
+their own (the sites' own firewall; the client's link to the control helper). Every change is
+one ``iptables-restore --noflush``
 (atomic), followed by ``conntrack -F`` so that no flow keeps a NAT mapping from the scenario
 before. The resolver, proxy and injector read their JSON files on change; they are replaced
 atomically (write + rename).
@@ -15,8 +18,9 @@ import os
 from pathlib import Path
 from typing import Any
 
+from probe.lab.quiccensor import QUEUE
 from probe.lab.scenarios import Censor
-from probe.lab.topology import LabError, ns_run
+from probe.lab.topology import LabError, Topology, ns_run
 
 __all__ = ["CONFIG_FILES", "apply", "install_base", "set_bandwidth"]
 
@@ -25,7 +29,10 @@ CONFIG_FILES = {
     "resolver": "resolver-overrides.json",
     "proxy": "proxy.json",
     "injector": "injector.json",
+    "quic": "quic-censor.json",
 }
+#: Seconds a flow stays blocked after a QUIC Initial naming a blocked SNI (the GFW: ~2 minutes).
+QUIC_RESIDUAL = 120
 
 _SERVER_BASE = """*filter
 :LAB-IN - [0:0]
@@ -35,8 +42,10 @@ COMMIT
 
 _BASE = """*filter
 :LAB-FWD - [0:0]
+:LAB-LOCAL - [0:0]
 :LAB-PRIME - [0:0]
 -A FORWARD -j LAB-FWD
+-A INPUT -j LAB-LOCAL
 -A LAB-PRIME -m conntrack --ctstate INVALID -j RETURN
 COMMIT
 *nat
@@ -52,25 +61,34 @@ def _write_json(path: Path, data: Any) -> None:
     os.replace(tmp, path)
 
 
-def install_base(censor_ns: str, server_ns: str | None = None) -> None:
+def install_base(topo: Topology) -> None:
     """Create the lab chains, and prime conntrack (iptables-nft tracks flows only once a rule
     needs it; a flow opened before the first NAT rule would be picked up mid-stream). The
-    server gets a ``LAB-IN`` chain for scenarios where the site itself refuses a client."""
-    ns_run(censor_ns, ["iptables-restore", "--noflush"], stdin=_BASE)
-    if server_ns is not None:
-        ns_run(server_ns, ["iptables-restore", "--noflush"], stdin=_SERVER_BASE)
+    server gets a ``LAB-IN`` chain for scenarios where the site itself refuses a client, the
+    uncensored namespace one for the shutdown that cuts the client's link to the helper."""
+    ns_run(topo.censor, ["iptables-restore", "--noflush"], stdin=_BASE)
+    for ns in (topo.server, topo.uncensored):
+        ns_run(ns, ["iptables-restore", "--noflush"], stdin=_SERVER_BASE)
 
 
 def _rules(censor: Censor) -> str:
     lines = ["*filter", "-F LAB-FWD"]
     lines += [f"-A LAB-FWD {r}" for r in censor.forward]
+    if censor.quic_sni or censor.quic_drop_data:  # every UDP/443 datagram, both ways, through it
+        lines += [f"-A LAB-FWD -p udp --{d}port 443 -j NFQUEUE --queue-num {QUEUE} --queue-bypass"
+                  for d in ("d", "s")]  # fmt: skip
+    lines += ["-F LAB-LOCAL", *(f"-A LAB-LOCAL {r}" for r in censor.censor_input)]
     lines += ["COMMIT", "*nat", "-F LAB-PRE"]
     lines += [f"-A LAB-PRE {r}" for r in censor.nat]
     lines += ["COMMIT", ""]
     return "\n".join(lines)
 
 
-def apply(censor_ns: str, state_dir: Path, censor: Censor, server_ns: str | None = None) -> None:
+def _input_rules(rules: tuple[str, ...]) -> str:
+    return "\n".join(["*filter", "-F LAB-IN", *(f"-A LAB-IN {r}" for r in rules), "COMMIT", ""])
+
+
+def apply(topo: Topology, state_dir: Path, censor: Censor) -> None:
     """Make the censor do exactly what ``censor`` says (``Censor()`` resets it)."""
     overrides = {
         name.lower(): {"action": action, "addresses": list(addrs), "delay": delay}
@@ -93,19 +111,20 @@ def apply(censor_ns: str, state_dir: Path, censor: Censor, server_ns: str | None
                for p, h, f in censor.inject_tcp_copy_ttl],
         },
     )
-    try:
-        ns_run(censor_ns, ["iptables-restore", "--noflush"], stdin=_rules(censor))
-    except LabError as exc:
-        raise LabError(f"censor rules rejected: {exc}\n{_rules(censor)}") from None
-    if server_ns is not None:
-        server_rules = "\n".join(["*filter", "-F LAB-IN",
-                                  *(f"-A LAB-IN {r}" for r in censor.server_input), "COMMIT", ""])
+    _write_json(
+        state_dir / CONFIG_FILES["quic"],
+        {"block": [n.lower() for n in censor.quic_sni], "residual": QUIC_RESIDUAL,
+         "drop_data": list(censor.quic_drop_data)},
+    )
+    for what, ns, rules in (("censor", topo.censor, _rules(censor)),
+                            ("server", topo.server, _input_rules(censor.server_input)),
+                            ("helper link", topo.uncensored, _input_rules(censor.helper_input))):  # fmt: skip
         try:
-            ns_run(server_ns, ["iptables-restore", "--noflush"], stdin=server_rules)
+            ns_run(ns, ["iptables-restore", "--noflush"], stdin=rules)
         except LabError as exc:
-            raise LabError(f"server rules rejected: {exc}\n{server_rules}") from None
+            raise LabError(f"{what} rules rejected: {exc}\n{rules}") from None
     # Flows of the previous scenario must not keep their conntrack (NAT) state.
-    ns_run(censor_ns, ["conntrack", "-F"], check=False)
+    ns_run(topo.censor, ["conntrack", "-F"], check=False)
 
 
 def set_bandwidth(censor_ns: str, rate: str | None, ifaces: tuple[str, ...] = ("r0", "r1")) -> None:

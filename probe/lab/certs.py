@@ -9,7 +9,9 @@ the lab's set into its state directory:
 * ``expired.pem``/``.key``: a leaf for the expired-certificate site, valid only in the past;
 * ``wrong-name.pem``/``.key``: a leaf for ``other.lab.example``, served by the wrong-name site;
 * ``censor-ca.pem`` and ``censor.pem``/``.key``: the interception CA and its leaf for every lab
-  name, presented by the censor's TLS interceptor. Nothing trusts this CA.
+  name, presented by the censor's TLS interceptor. Nothing trusts this CA;
+* ``relay.pem``/``.key``: the lab's Tor-like relays' leaf (``relay.invalid``), from a CA of
+  its own that nothing trusts either (a Tor relay's certificate is self-signed).
 """
 
 from __future__ import annotations
@@ -71,7 +73,7 @@ class CertAuthority:
 def make_certs(directory: Path, names: Iterable[str]) -> dict[str, tuple[str, str]]:
     """Write the lab's CAs and leaves into ``directory``; returns kind -> (cert, key) paths.
 
-    The kinds are ``valid``, ``expired``, ``wrong-name`` and ``censor``; the CA files are
+    The kinds are ``valid``, ``expired``, ``wrong-name``, ``censor`` and ``relay``; the CA files are
     ``directory/lab-ca.pem`` and ``directory/censor-ca.pem``.
     """
     directory.mkdir(parents=True, exist_ok=True)
@@ -86,4 +88,5 @@ def make_certs(directory: Path, names: Iterable[str]) -> dict[str, tuple[str, st
         "expired": lab.leaf_files(directory, "expired", expired_name, expired=True),
         "wrong-name": lab.leaf_files(directory, "wrong-name", "other.lab.example"),
         "censor": censor.leaf_files(directory, "censor", *chosen),
+        "relay": CertAuthority("untrusted relay CA").leaf_files(directory, "relay", "relay.invalid"),
     }

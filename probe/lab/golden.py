@@ -48,9 +48,9 @@ def export_golden(results: Iterable[Any], directory: Path) -> list[Path]:
     written = []
     for r in results:
         s = r.scenario
-        for i, (e, rec) in enumerate(zip(s.targets, r.records, strict=True)):
-            if rec is None:
-                continue
+        for i, (e, rec) in enumerate(zip(s.expectations, r.records, strict=True)):
+            if rec is None or not isinstance(e, Expect):
+                continue  # endpoints have no golden cases (they are not web measurements)
             m, v = rec
             controls = [to_data(h.control) if h.control is not None else None for h in m.hops]
             hops = []

@@ -11,14 +11,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from probe.core.net import format_endpoint
 from probe.lab.topology import BLOCKPAGE_IP
 
 __all__ = [
+    "ABROAD",
     "BLOCKPAGE_IP",
     "DOMAIN",
     "FORGED_IP",
+    "GEO",
     "SITES",
     "Site",
+    "quic_listeners",
     "site",
     "web_config",
     "zone",
@@ -44,7 +48,9 @@ class Site:
     ``cert`` is what its HTTPS listener presents: ``valid``, ``expired``, ``wrong-name`` or
     ``none`` (no HTTPS listener).
     ``alt_ip`` is a second address serving the same site (a CDN node), not in the zone.
-    ``ip6`` is an AAAA record. A site whose ``ip`` is loopback is served by nobody.
+    ``ip6`` is an AAAA record. A site whose ``ip`` is loopback is served by nobody. ``quic``
+    sites also answer QUIC on UDP 443 (``h3``: and HTTP/3 requests; ``mute``: handshakes only);
+    the others have nothing there.
     """
 
     name: str
@@ -58,6 +64,7 @@ class Site:
     alt_ip: str | None = None
     title: str = ""
     ip6: str | None = None  # an AAAA record (nothing serves it: the lab has no IPv6 routes)
+    quic: str = ""  # "h3": a QUIC (HTTP/3) server on UDP 443 too; "mute": one that never answers a request
 
 
 def _n(label: str) -> str:
@@ -120,11 +127,44 @@ SITES: tuple[Site, ...] = (
     Site(_n("decoy-sni"), "10.66.2.74"),
     Site(_n("decoy-ip"), "10.66.2.75"),
     Site(_n("decoy-host"), "10.66.2.76"),
+    # Issue 26: QUIC (HTTP/3) and ECH (docs/protocols.md).
+    Site(_n("quic"), "10.66.2.80", quic="h3", title="HTTP/3 site"),
+    Site(_n("quic-sni"), "10.66.2.81", quic="h3"),
+    Site(_n("quic-udp"), "10.66.2.82", quic="h3"),
+    Site(_n("quic-lossy"), "10.66.2.83", quic="h3"),
+    Site(_n("quic-data"), "10.66.2.87", quic="h3"),
+    Site(_n("quic-mute"), "10.66.2.88", quic="mute"),
+    Site(_n("ech-drop"), "10.66.2.84"),
+    Site(_n("ech-rst"), "10.66.2.85"),
+    Site(_n("ech-refused"), "10.66.2.86"),
+    # Issue 27: a resolver that fails for one name only.
+    Site(_n("dns-servfail"), "10.66.2.89"),
+    # Issue 24: a page title carrying terminal escape sequences (OSC 0 window title, OSC 52
+    # clipboard write, a CSI colour): `probe show` must print them disarmed.
+    Site(_n("hostile-title"), "10.66.2.77",
+         title="News \x1b]0;pwned\x07\x1b]52;c;cHduZWQ=\x07\x1b[31mtoday"),
+    # Issue 27: the messaging apps' services, at lab addresses (probe/lab/messaging.py): never
+    # the real ones. e1.whatsapp is a chat endpoint, measured by TCP only.
+    Site(_n("web.telegram"), "10.66.2.90", title="Telegram Web (lab)"),
+    Site(_n("web.whatsapp"), "10.66.2.91", title="WhatsApp Web (lab)"),
+    Site(_n("e1.whatsapp"), "10.66.2.92"),
+    Site(_n("chat.signal"), "10.66.2.93", kind="forbidden"),  # Signal answers / with an error
     # Nonexistent everywhere: not in the zone, so the authoritative server says NXDOMAIN.
     Site(_n("does-not-exist"), None, cert="none"),
 )
 
 _BY_NAME = {s.name: s for s in SITES}
+
+#: The sites' addresses "abroad" (first, last) in the lab's IP-to-country table :data:`GEO`.
+ABROAD = ("10.66.2.26", "10.66.2.49")
+#: The lab's IP-to-country table (ip2asn TSV, `--geo`): 10.66.2.10-.25 and everything from .50
+#: "at home" (RU), 10.66.2.26-.49 "abroad" (DE). The resolver's upstream (10.66.2.53) stays at
+#: home, as a national DNS would. The outage scenarios (national isolation) judge with it.
+GEO = (
+    "10.66.2.0\t10.66.2.25\t64500\tRU\tLAB-HOME\n"
+    f"{ABROAD[0]}\t{ABROAD[1]}\t64501\tDE\tLAB-ABROAD\n"
+    "10.66.2.50\t10.66.2.255\t64500\tRU\tLAB-HOME\n"
+)
 
 
 def site(name: str) -> Site:
@@ -138,6 +178,16 @@ def server_addresses() -> tuple[str, ...]:
     for s in SITES:
         out += [a for a in (s.ip, s.alt_ip) if a and not a.startswith("127.")]
     return tuple(dict.fromkeys(out))
+
+
+def quic_listeners(cert: str, key: str) -> list[str]:
+    """probe.lab.quicserver's arguments: the certificate, and ``--listen IP:443`` (``--mute``
+    for a ``mute`` site) for every site that speaks QUIC."""
+    out = ["--cert", cert, "--key", key]
+    for s in SITES:
+        if s.quic and s.ip:
+            out += ["--mute" if s.quic == "mute" else "--listen", format_endpoint(s.ip, 443)]
+    return out
 
 
 def zone() -> dict[str, dict[str, Any]]:

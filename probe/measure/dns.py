@@ -39,7 +39,7 @@ import dns.rdatatype
 from probe.core.failures import Failure, failure_string
 from probe.core.model import DNSObservation, DNSReply
 from probe.core.net import canon_ip, format_endpoint, format_resolver
-from probe.measure import capture
+from probe.measure import capture, localaddrs
 
 __all__ = [
     "MAX_JUNK",
@@ -267,6 +267,7 @@ class UDPQuery:
         try:
             sock = _connected_socket(self.ip, self.port)
             local = sock.getsockname()
+            localaddrs.note(local)
             capture.watch("udp", (local[0], local[1]), (self.ip, self.port), self._wire)
             self._t0 = time.monotonic()
             self.started = time.time()

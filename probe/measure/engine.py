@@ -46,7 +46,7 @@ from probe.core.net import (
     parse_url,
 )
 from probe.core.settings import DEFAULT_USER_AGENT, MeasureConfig
-from probe.measure import capture
+from probe.measure import capture, protocols
 from probe.measure.dns import UDPQuery, doh_query, union_addresses, wait_decided
 from probe.measure.hop import HopState
 from probe.measure.http import REDIRECT_STATUSES, ConnTransport, absolute_location, http_get
@@ -74,13 +74,16 @@ class _Measurer:
         cfg: MeasureConfig,
         control: ControlFn | None,
         extra_addresses: Sequence[str],
+        connect_only: bool = False,
     ) -> None:
         self.target = target
+        self.connect_only = connect_only
         self.cfg = cfg
         self.rt = runtime(cfg)
         self.control = control
         self.extra = [a for a in extra_addresses if is_ip_literal(a)]
         self.hops: list[HopState] = []
+        self.protocol_origins: set[tuple[str, int]] = set()  # (host, port) the --quic/--ech tests ran on
 
     # -- the hop loop ---------------------------------------------------------------------
     async def run(self) -> None:
@@ -108,6 +111,7 @@ class _Measurer:
                     hs.addresses = addresses
                     self._start_control(hs)
                     transport = await self._connect_and_get(hs)
+                    await self._protocols(hs)
                 previous = (scheme, host, port)
                 nxt = self._next_hop(hs)
                 if nxt is None:
@@ -268,6 +272,9 @@ class _Measurer:
             conn = await self._connect_one(hs, ip)
             if conn is None:
                 return
+            if self.connect_only:
+                conn.close()  # the service speaks its own protocol: reaching it is the test
+                return
             if conn.tls_valid is not False and not chosen:
                 # GET right here: handing the connection to the caller through a future costs
                 # two event-loop iterations, milliseconds on a busy loop, on every URL.
@@ -303,6 +310,8 @@ class _Measurer:
 
     async def _http(self, hs: HopState, transport: ConnTransport) -> None:
         cfg = self.cfg
+        if not cfg.http:
+            return  # the connects and handshakes were all that was asked (x_skip_http)
         started, t0 = time.time(), time.monotonic()
         try:
             hs.http = await http_get(
@@ -336,6 +345,17 @@ class _Measurer:
             conn.close()
         hs.decoy_http.append(dataclasses.replace(obs, body=b""))
 
+    async def _protocols(self, hs: HopState) -> None:
+        """The opt-in protocol tests (--quic, --ech) of an https hop, once per host and port,
+        after its web steps: they never delay or disturb what the web verdict is judged on."""
+        cfg = self.cfg
+        origin = (hs.host, hs.port)
+        if (not (cfg.quic or cfg.ech) or hs.scheme != "https" or not hs.addresses
+                or origin in self.protocol_origins):
+            return
+        self.protocol_origins.add(origin)
+        await protocols.run(hs, cfg)
+
     # -- the end ----------------------------------------------------------------------------
     async def wait_controls(self) -> None:
         """Wait for the controls the hops started (their answers or failures)."""
@@ -367,6 +387,7 @@ async def measure(
     extra_addresses: Sequence[str] = (),
     *,
     on_ready: Callable[[], None] | None = None,
+    connect_only: bool = False,
 ) -> Measurement:
     """Measure one target step by step, following redirects; never raises for network problems.
 
@@ -383,10 +404,13 @@ async def measure(
     completes. The control counts as foreground here although it runs in parallel with the
     steps: a slot released while the control is still out would let the measurements waiting
     for a slow helper (and their memory, and the helper's load) grow without bound.
+
+    ``connect_only`` stops each hop after TCP (and TLS, for https): for services that speak a
+    protocol of their own on the port (WhatsApp's chat endpoints), reaching them is the test.
     """
     started = time.time()
     t0 = time.monotonic()
-    m = _Measurer(target, cfg, control, extra_addresses)
+    m = _Measurer(target, cfg, control, extra_addresses, connect_only)
     failure: str | None = None
     ready = on_ready
 
@@ -428,4 +452,5 @@ async def measure(
         failure=failure,
         captured=capturing is not None,
         packets=packets,
+        protocols=protocols.requested(cfg),
     )

@@ -12,7 +12,9 @@ from probe.core.model import (
     DNSObservation,
     Hop,
     HTTPObservation,
+    QUICObservation,
     TCPObservation,
+    TLSHelloObservation,
     TLSObservation,
 )
 from probe.measure.dns import UDPQuery
@@ -40,6 +42,9 @@ class HopState:
         self.tls: list[TLSObservation] = []
         self.http: HTTPObservation | None = None
         self.control: tuple[str, float, asyncio.Task[ControlObservation]] | None = None
+        self.quic: list[QUICObservation] = []
+        self.decoy_quic: list[QUICObservation] = []
+        self.ech: list[TLSHelloObservation] = []
 
     def background(self) -> list[asyncio.Task[Any]]:
         """The hop's tasks still running in the background (late replies, DoH, the control)."""
@@ -90,5 +95,8 @@ class HopState:
             dns_probe=tuple(q.observation() for q in self.probe_queries),
             decoy_tls=tuple(self.decoy_tls),
             decoy_http=tuple(self.decoy_http),
+            quic=tuple(sorted(self.quic, key=lambda o: (order.get(o.ip, len(order)), o.attempt))),
+            decoy_quic=tuple(sorted(self.decoy_quic, key=lambda o: order.get(o.ip, len(order)))),
+            ech=tuple(self.ech),
         )
 

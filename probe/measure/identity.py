@@ -2,10 +2,13 @@
 
 Two questions are answered before a run (and again at its end, to notice a network change):
 
-- **the probe's public address**, learned the way OONI does, with a STUN binding request
-  (RFC 5389) to configurable servers. The address itself is never stored: only what it maps to
-  in the offline IP data (ASN, AS organisation, country), and the scrubber
-  (:mod:`probe.run.scrub`) uses it to remove it from everything stored;
+- **the probe's public address**, learned by two routes at once: a STUN binding request
+  (RFC 5389) to configurable servers, the way OONI does (a second set of servers, run in China
+  and Russia, is asked only when none of the first answered), and the run's own test helpers,
+  asked ``{"x_client_address": true}`` (probe's helper answers; OONI's do not). The address
+  itself is never stored: only what it maps to in the offline IP data (ASN, AS organisation,
+  country), and the scrubber (:mod:`probe.run.scrub`) uses it to remove it from everything
+  stored;
 - **the resolver's identity seen from outside**: "whoami" names (an authoritative server that
   answers with the address the query came from, e.g. ``whoami.akamai.net``), asked through the
   probe's resolver, give the resolver's egress address and so its ASN: many verdicts depend on
@@ -26,18 +29,22 @@ import secrets
 import socket
 import struct
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from probe.core.codec import CodecError, decode_json, encode_json
 from probe.core.failures import Failure
 from probe.core.failures import failure_string as from_exception
 from probe.core.net import parse_hostport
 from probe.core.settings import IdentityConfig
+from probe.measure import localaddrs, minihttp
+from probe.measure.control.protocol.wire import ClientAddress, RequestMessage
 
 __all__ = [
     "Identity",
     "discover",
+    "helper_client_address",
     "stun_public_ip",
     "vantage_name",
     "whoami",
@@ -62,6 +69,8 @@ class Identity:
     resolver_as_org: str = ""
     resolver_country: str = ""
     stun_server: str = ""  # which server answered
+    #: The route that taught the public address ("stun HOST:PORT", "helper URL"), "" if none.
+    learned_from: str = ""
     whoami_name: str = ""
     failures: tuple[str, ...] = ()
     checked_at: float = 0.0
@@ -94,18 +103,29 @@ class Identity:
             "resolver_as_org": self.resolver_as_org or None,
             "resolver_country": self.resolver_country or None,
             "stun_server": self.stun_server or None,
+            "public_address": ("learned from " + self.learned_from) if self.known else (
+                "unknown: " + self.unknown_why),
             "whoami_name": self.whoami_name or None,
             "failures": list(self.failures),
             "checked_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.checked_at))
             if self.checked_at else None,
         }
 
+    @property
+    def unknown_why(self) -> str:
+        """Why the public address is unknown, in a few words ("" when it is known)."""
+        if self.known:
+            return ""
+        if not self.failures or self.failures == ("stun: off",):
+            return "identity check off"
+        if any(f.startswith("helper ") for f in self.failures):
+            return "no STUN server or helper answered"
+        return "no STUN server answered"
+
     def describe(self) -> str:
         """One short line for the terminal (no addresses of the probe; ~70 columns at most)."""
         if not self.known:
-            why = "identity check off" if not self.failures or self.failures == ("stun: off",) else (
-                "no STUN server answered")
-            return f"network unknown ({why})"
+            return f"network unknown ({self.unknown_why})"
 
         def short(org: str) -> str:
             return org if len(org) <= 20 else org[:19] + "…"
@@ -187,6 +207,7 @@ async def stun_public_ip(server: str, timeout: float = 3.0) -> tuple[str | None,
     try:
         await loop.sock_connect(sock, addr)
         local = sock.getsockname()[0]
+        localaddrs.note(local)
         deadline = loop.time() + timeout
         await loop.sock_sendall(sock, request)
         resent = False
@@ -242,17 +263,83 @@ async def whoami(resolver: str, name: str, timeout: float = 3.0) -> tuple[list[s
     return found, "" if found else (failure or Failure.DNS_NO_ANSWER)
 
 
-async def discover(resolvers: Iterable[str], config: IdentityConfig, geo: Any) -> Identity:
-    """Learn the network identity: STUN for the public address, whoami for the resolver.
+async def helper_client_address(helper: str, timeout: float = 3.0,
+                                 ssl_context: Any = None) -> tuple[str | None, str]:
+    """Ask a test helper which address our request came from: ``(ip, failure)``.
+
+    POSTs ``{"x_client_address": true}`` to the helper's URL (probe's helper answers
+    ``{"x_client_address": IP}``; OONI's answer 400). ``failure`` is "" on success; "no
+    answer" when nothing came back over HTTP (try another helper), else why the answer is
+    not an address.
+    """
+    body = encode_json(RequestMessage(x_client_address=True))
+    answer = await minihttp.exchange(helper, method="POST", body=body,
+                                     content_type="application/json", timeout=timeout,
+                                     ssl_context=ssl_context, body_max=4096)  # fmt: skip
+    if answer is None:
+        return None, "no answer"
+    status, data = answer
+    if status != 200:
+        return None, f"HTTP {status} (not a probe helper)"
+    try:
+        addr = ipaddress.ip_address(
+            decode_json(data, ClientAddress, strict=True).x_client_address.split("%", 1)[0])
+    except (CodecError, ValueError):
+        return None, "not an address"
+    if addr.is_loopback or addr.is_unspecified:
+        return None, "a helper on this machine"  # it saw us on loopback: nothing to learn
+    return str(addr), ""
+
+
+async def _ask_helpers(helpers: Iterable[str], timeout: float,
+                       tls: Callable[[], Any] | None) -> tuple[str, str, list[str]]:
+    """The first helper that answers over HTTP decides: ``(ip, helper, failures)``."""
+    failures: list[str] = []
+    for helper in helpers:
+        https = helper.lower().startswith("https:")
+        ctx = tls() if https and tls is not None else None
+        ip, failure = await helper_client_address(helper, timeout, ctx)
+        if ip:
+            return ip, helper, failures
+        failures.append(f"helper {helper}: {failure}")
+        if failure != "no answer":
+            break  # it answered, and will not say: its siblings run the same software
+    return "", "", failures
+
+
+async def _ask_stun(servers: Iterable[str], timeout: float, public: set[str], local: set[str],
+                    failures: list[str]) -> str:
+    """Ask ``servers`` at once; the first that answered (its address added to ``public``)."""
+    servers = list(servers)
+    results = await asyncio.gather(*(stun_public_ip(s, timeout) for s in servers))
+    used = ""
+    for server, (ip, src, failure) in zip(servers, results, strict=True):
+        if src:
+            local.add(src)
+        if ip:
+            public.add(ip)
+            used = used or server
+        else:
+            failures.append(f"stun {server}: {failure}")
+    return used
+
+
+async def discover(resolvers: Iterable[str], config: IdentityConfig, geo: Any, *,
+                   helpers: Iterable[str] = (), tls: Callable[[], Any] | None = None) -> Identity:
+    """Learn the network identity: STUN and the helpers for the public address, whoami for the
+    resolver.
 
     ``resolvers`` are the probe's resolvers ("IP:PORT"); ``geo`` a :class:`probe.inputs.geo.GeoDB`
-    or None. Never raises for network failures: they are listed in ``Identity.failures``.
+    or None; ``helpers`` the run's test helpers (asked in turn unless
+    ``config.ask_helpers`` is off), ``tls`` makes the context that verifies an https one
+    (called only then; None: the system's CAs). Never raises for network failures: they are
+    listed in ``Identity.failures``.
     """
     resolvers = list(resolvers)
+    helpers = list(helpers) if config.ask_helpers else []
     failures: list[str] = []
     public: set[str] = set()
     local: set[str] = set()  # the source addresses of the STUN exchanges
-    stun_used = ""
 
     async def ask_whoami() -> tuple[str, str, list[str]]:
         tried: list[str] = []
@@ -264,28 +351,33 @@ async def discover(resolvers: Iterable[str], config: IdentityConfig, geo: Any) -
                 tried.append(f"whoami {name}: {failure}")
         return "", "", tried
 
-    # STUN and whoami at once: one round trip before the first URL instead of three.
+    # STUN, the helpers and whoami at once: one round trip before the first URL, not three.
     whoami_task = asyncio.ensure_future(ask_whoami())
-    if config.stun_servers:
-        try:
-            results = await asyncio.gather(
-                *(stun_public_ip(s, config.timeout) for s in config.stun_servers)
-            )
-        except BaseException:
-            whoami_task.cancel()
-            raise
-        for server, (ip, src, failure) in zip(config.stun_servers, results, strict=True):
-            if src:
-                local.add(src)
-            if ip:
-                public.add(ip)
-                stun_used = stun_used or server
-            else:
-                failures.append(f"stun {server}: {failure}")
-        if public:
-            failures = [f for f in failures if not f.startswith("stun ")]
-    else:
-        failures.append("stun: off")
+    helper_task = asyncio.ensure_future(_ask_helpers(helpers, config.timeout, tls))
+    stun_used = ""
+    try:
+        if config.stun_servers:
+            stun_used = await _ask_stun(config.stun_servers, config.timeout, public, local,
+                                        failures)
+            if not public and config.stun_fallback:
+                # Where the first servers are blocked (Google's in China): servers run there.
+                stun_used = await _ask_stun(config.stun_fallback, config.timeout, public, local,
+                                            failures)
+            if public:
+                failures = [f for f in failures if not f.startswith("stun ")]
+        else:
+            failures.append("stun: off")
+        helper_ip, helper_used, helper_failures = await helper_task
+    except BaseException:
+        whoami_task.cancel()
+        helper_task.cancel()
+        raise
+    learned_from = f"stun {stun_used}" if stun_used else ""
+    if helper_ip:
+        public.add(helper_ip)
+        learned_from = learned_from or f"helper {helper_used}"
+    elif not public:
+        failures.extend(helper_failures)
 
     resolver_ip, whoami_used, whoami_failures = await whoami_task
     failures.extend(whoami_failures)
@@ -294,16 +386,17 @@ async def discover(resolvers: Iterable[str], config: IdentityConfig, geo: Any) -
         found = geo.lookup(ip) if geo is not None and ip else None
         return (found.asn, found.org, found.country) if found is not None else (0, "", "")
 
-    # Several STUN servers may see different addresses (dual stack, multiple uplinks): the
-    # identity is that of the IPv4 address when there is one, the first otherwise.
+    # Several routes may see different addresses (dual stack, multiple uplinks): the identity
+    # is that of the IPv4 address when there is one, the first otherwise.
     main = sorted(public, key=lambda a: (":" in a, a))[0] if public else ""
     asn, org, cc = info(main)
     r_asn, r_org, r_cc = info(resolver_ip)
-    if resolver_ip in public or resolver_ip in local:
+    if resolver_ip in public or resolver_ip in local or resolver_ip in localaddrs.seen():
         resolver_ip = ""  # our own address (a local recursive resolver): never stored
     return Identity(
         asn=asn, as_org=org, country=cc,
         resolver_ip=resolver_ip, resolver_asn=r_asn, resolver_as_org=r_org, resolver_country=r_cc,
-        stun_server=stun_used, whoami_name=whoami_used, failures=tuple(failures),
-        checked_at=time.time(), public_ips=frozenset(public), local_ips=frozenset(local),
+        stun_server=stun_used, learned_from=learned_from, whoami_name=whoami_used,
+        failures=tuple(failures), checked_at=time.time(), public_ips=frozenset(public),
+        local_ips=frozenset(local),
     )

@@ -14,6 +14,7 @@ from typing import Any
 
 from probe.core.net import run_resolvers
 from probe.core.settings import MeasureConfig
+from probe.measure import localaddrs
 from probe.measure.tls import TLSContexts
 
 __all__ = ["Runtime", "aclose", "runtime"]
@@ -25,7 +26,7 @@ class Runtime:
     """What is expensive to build, built once per configuration: SSL contexts, resolvers."""
 
     def __init__(self, cfg: MeasureConfig) -> None:
-        self.tls = TLSContexts(cfg.cafile)
+        self.tls = TLSContexts(cfg.cafile, cfg.extra_ca)
         self.cafile = cfg.cafile
         chosen = run_resolvers(cfg.resolvers, cfg.system_resolver, cfg.resolv_conf)
         self.resolvers = list(chosen.addresses)
@@ -47,7 +48,9 @@ class Runtime:
             if self.cafile:
                 ctx = ssl.create_default_context(cafile=self.cafile)
                 ctx.load_default_certs()
-            client = self._doh[loop] = httpx2.AsyncClient(http1=True, http2=True, verify=ctx)
+            client = self._doh[loop] = httpx2.AsyncClient(
+                http1=True, http2=True, verify=ctx,
+                event_hooks={"response": [_note_local_address]})
         return client
 
     async def aclose(self) -> None:
@@ -57,13 +60,18 @@ class Runtime:
             await client.aclose()
 
 
+async def _note_local_address(response: Any) -> None:
+    """The DoH connection's local address, for the run's scrubber (probe.measure.localaddrs)."""
+    localaddrs.note_stream(response.extensions.get("network_stream"))
+
+
 # Keyed by the fields a runtime depends on only: the test helper derives a config per request
 
 _RUNTIMES: dict[tuple[Any, ...], Runtime] = {}
 
 
 def _runtime_key(cfg: MeasureConfig) -> tuple[Any, ...]:
-    return (cfg.cafile, cfg.resolvers, cfg.system_resolver, cfg.resolv_conf)
+    return (cfg.cafile, cfg.extra_ca, cfg.resolvers, cfg.system_resolver, cfg.resolv_conf)
 
 
 def runtime(cfg: MeasureConfig) -> Runtime:

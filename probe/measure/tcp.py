@@ -9,9 +9,9 @@ import time
 from probe.core.failures import AddressRefused, failure_string
 from probe.core.model import TCPObservation
 from probe.core.net.policy import ConnectPolicy, canonical_address
-from probe.measure import capture
+from probe.measure import capture, localaddrs
 
-__all__ = ["Conn", "tcp_connect"]
+__all__ = ["Conn", "checked_address", "tcp_connect"]
 
 
 class Conn:
@@ -39,8 +39,19 @@ class Conn:
             transport.abort()
 
 
+def checked_address(ip: str, policy: ConnectPolicy | None) -> str:
+    """The canonical form of the IP literal ``ip``, once ``policy`` allows it; AddressRefused
+    (nothing may be sent) for text that is no address or an address the policy refuses."""
+    addr = canonical_address(ip)
+    if addr is None:
+        raise AddressRefused(f"{ip!r} is not an IP address")
+    if policy is not None and not policy(addr.compressed):
+        raise AddressRefused(f"{addr.compressed} is refused by the connect policy")
+    return str(addr)
+
+
 async def tcp_connect(
-    ip: str, port: int, timeout: float, policy: ConnectPolicy | None = None
+    ip: str, port: int, timeout: float, policy: ConnectPolicy | None = None, *, captured: bool = True
 ) -> tuple[TCPObservation, Conn | None]:
     """Connect to ``ip:port``; the observation, and the connection when it succeeded.
 
@@ -48,23 +59,22 @@ async def tcp_connect(
     test helper's SSRF guard) is enforced: on the address about to be connected to, after
     DNS and after each redirect. ``ip`` must be a strict IP literal; the connect goes to its
     canonical form, so ``getaddrinfo`` never reinterprets the text (``0177.0.0.1``). A
-    refused address gets ``address_refused_by_policy`` and no packet.
+    refused address gets ``address_refused_by_policy`` and no packet. ``captured=False`` keeps
+    the flow out of ``--capture`` (whose packet rules judge the web steps' flows only).
     """
     started = time.time()
     t0 = time.monotonic()
     try:
-        addr = canonical_address(ip)
-        if addr is None:
-            raise AddressRefused(f"{ip!r} is not an IP address")
-        if policy is not None and not policy(addr.compressed):
-            raise AddressRefused(f"{addr.compressed} is refused by the connect policy")
+        addr = checked_address(ip, policy)
         async with asyncio.timeout(timeout):
-            if capture.current() is None:
-                reader, writer = await asyncio.open_connection(str(addr), port)
+            if not captured or capture.current() is None:
+                reader, writer = await asyncio.open_connection(addr, port)
             else:
-                reader, writer = await _captured_connection(str(addr), port)
+                reader, writer = await _captured_connection(addr, port)
     except Exception as exc:
         return TCPObservation(ip, port, started, time.monotonic() - t0, failure_string(exc)), None
+    # The address this connection came from: what the site sees when no NAT is in between.
+    localaddrs.note(writer.get_extra_info("sockname"))
     return TCPObservation(ip, port, started, time.monotonic() - t0), Conn(ip, port, reader, writer)
 
 

@@ -31,9 +31,10 @@ __all__ = [
 _DER = ssl._ssl.ENCODING_DER  # type: ignore[attr-defined]  # private in typeshed; stable since 3.4
 
 
-def verifying_context(cafile: str | None = None) -> ssl.SSLContext:
+def verifying_context(cafile: str | None = None, extra_ca: str | None = None) -> ssl.SSLContext:
     """A context that validates certificates as a browser would: the system's CAs (certifi's
-    on a system that has none) plus ``cafile``; ALPN ``http/1.1``.
+    on a system that has none) plus ``cafile`` (and ``extra_ca``: a CA an app pins, as
+    Signal's); ALPN ``http/1.1``.
 
     The one trust policy of a run: the engine's handshakes, the control client and the
     pre-flight check share one such context (each costs ~20 ms of CPU to build).
@@ -44,8 +45,9 @@ def verifying_context(cafile: str | None = None) -> ssl.SSLContext:
             import certifi  # only for systems without a CA store
 
             ctx.load_verify_locations(cafile=certifi.where())
-    if cafile:
-        ctx.load_verify_locations(cafile=cafile)
+    for path in (cafile, extra_ca):
+        if path:
+            ctx.load_verify_locations(cafile=path)
     ctx.set_alpn_protocols(["http/1.1"])
     return ctx
 
@@ -55,8 +57,8 @@ class TLSContexts:
 
     __slots__ = ("evidence", "verifying")
 
-    def __init__(self, cafile: str | None = None) -> None:
-        self.verifying = verifying_context(cafile)
+    def __init__(self, cafile: str | None = None, extra_ca: str | None = None) -> None:
+        self.verifying = verifying_context(cafile, extra_ca)
         self.evidence = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         self.evidence.check_hostname = False
         self.evidence.verify_mode = ssl.CERT_NONE

@@ -50,6 +50,7 @@ from dataclasses import dataclass
 from probe.core.errors import ProbeError
 
 __all__ = [
+    "TECHNIQUES",
     "Location",
     "Quote",
     "Trace",
@@ -101,6 +102,10 @@ class TraceLink:
     far: int
     far_router: str | None
     far_is_server: bool
+
+
+#: What a censor can do to the trigger, as a trace names it (``Location.technique``).
+TECHNIQUES = ("rst", "fin", "response", "drop")
 
 
 @dataclass(frozen=True)

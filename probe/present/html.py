@@ -5,12 +5,21 @@ script, and a Content-Security-Policy forbids every fetch (no fonts, images or s
 anywhere). Sections:
 
 1. a summary per vantage point (network, runs, last measurement, latest verdict counts);
-2. a heatmap of URLs x vantage points coloured by each one's latest verdict (URLs with any
-   verdict other than ok first, by how many vantage points see interference);
-3. a timeline of verdict changes per URL and vantage point;
-4. the technique mix per vantage point (which verdict at which stage: DNS hijack, TLS reset...);
-5. circumvention endpoints (`probe circumvention`: Tor relays, OpenVPN, VPN endpoints): each
-   one's newest verdict per vantage point, and how many of each kind each reached;
+2. a heatmap of URLs x vantage points coloured by each one's latest verdict: the URLs with
+   interference somewhere (by how many vantage points see it), and apart from them, folded,
+   the URLs only down or inconclusive (not censorship);
+3. changes over time in both directions: what each vantage point's latest run changed, as
+   `probe diff` lists it (newly blocked, unblocked, technique changed, unclear), and a
+   timeline of verdict changes per URL and vantage point (unblockings included);
+4. the technique mix per vantage point (which verdict at which stage: DNS hijack, TLS reset...),
+   each technique in one fixed colour, the same in every report, with a legend;
+5. circumvention endpoints (`probe circumvention`: Tor relays, OpenVPN, VPN endpoints), then
+   encrypted DNS and VPN protocols (DoH, DoT, fully encrypted traffic, WireGuard): each
+   one's newest verdict per vantage point, and how many of each kind each reached; the
+   messaging apps (`probe messaging`): each app per vantage point, reachable or not and
+   which part, then its endpoints; then the opt-in QUIC and ECH tests (`probe run --quic
+   --ech`): each test's verdict counts per vantage point and the URLs whose latest verdict
+   is not ok somewhere;
 6. outages and national isolation (`probe outages`): the intervals per vantage point;
 7. the evidence of each non-ok URL: the decisive reason in words, and for the first ones the
    whole `probe show` evidence.
@@ -33,9 +42,14 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from probe.core.model import INTERFERENCE_VERDICTS
 from probe.core.net import format_endpoint
+from probe.inputs.endpointlists import MESSAGING_APPS
 from probe.judge.explain import decisive, explain
-from probe.present.circumvention import EndpointMatrix, explain_endpoint_reason
+from probe.present.circumvention import TUNNEL_KINDS, EndpointMatrix, explain_endpoint_reason
 from probe.present.evidence import EvidenceError, evidence, render_text
+from probe.present.messaging import APP_NAMES, app_summary
+from probe.present.terminal import clean_lines
+from probe.present.text import plural
+from probe.research.compare import CHANGE_KINDS, Change, diff_states, state_of_run
 from probe.research.outages import isolation, outages, run_stats
 from probe.store.circumvention import latest_endpoints
 from probe.store.overview import (
@@ -49,20 +63,29 @@ from probe.store.overview import (
     urls_not_ok,
     vantage_overview,
 )
+from probe.store.protocols import latest_protocol_verdicts, protocol_summary
 
 if TYPE_CHECKING:
     from probe.store import Store
 
-__all__ = ["COLOURS", "ReportLimits", "write_report"]
+__all__ = ["COLOURS", "TECHNIQUE_COLOURS", "ReportLimits", "write_report"]
 
 VERDICT_ORDER = (*INTERFERENCE_VERDICTS, "down", "inconclusive", "ok")
 INTERFERENCE = INTERFERENCE_VERDICTS
 #: Verdict colours, chosen to stay distinct for the common colour-vision deficiencies.
 COLOURS = {"ok": "#4caf50", "blocked": "#d32f2f", "reset": "#f57c00", "hijacked": "#7b1fa2",
            "throttled": "#c2185b", "down": "#9e9e9e", "inconclusive": "#64b5f6", None: "#eeeeee"}
-_TECHNIQUE_COLOURS = ("#7b1fa2", "#ba68c8", "#f57c00", "#ffb74d", "#d32f2f", "#e57373",
-                      "#1976d2", "#4db6ac", "#795548", "#607d8b", "#c0ca33", "#5c6bc0")
 _STAGE_WORDS = {"dns": "DNS", "tcp": "TCP", "tls": "TLS", "http": "HTTP"}
+# One shade per stage (DNS, TCP, TLS, HTTP: dark to light) of each verdict's own hue.
+_SHADES = {"hijacked": ("#4a148c", "#7b1fa2", "#ab47bc", "#ce93d8"),
+           "reset": ("#bf360c", "#e65100", "#fb8c00", "#ffb74d"),
+           "blocked": ("#7f0000", "#c62828", "#e53935", "#ef9a9a"),
+           "throttled": ("#880e4f", "#c2185b", "#ec407a", "#f48fb1")}
+#: The colour of each technique ("verdict at STAGE"), fixed: the same in every report, whatever
+#: else the report shows. A stage not recorded takes the verdict's colour.
+TECHNIQUE_COLOURS = {f"{v} at {_STAGE_WORDS[st]}": shade
+                     for v, shades in _SHADES.items()
+                     for st, shade in zip(_STAGE_WORDS, shades, strict=True)}
 
 
 @dataclass(frozen=True)
@@ -70,7 +93,9 @@ class ReportLimits:
     """Caps that keep the file readable (and its size bounded) on big databases."""
 
     heatmap_urls: int = 150
+    quiet_urls: int = 100  # URLs only down or inconclusive: their own, folded heatmap
     timeline_rows: int = 60
+    change_rows: int = 200  # changes of the latest runs listed (`probe diff`)
     evidence_rows: int = 2000
     evidence_details: int = 100
     endpoint_rows: int = 300
@@ -82,7 +107,9 @@ def _colour(verdict: str | None) -> str:
 
 
 def _e(text: object) -> str:
-    return html.escape("" if text is None else str(text), quote=True)
+    # HTML-escaped, after the terminal sanitizer: control characters and bidirectional
+    # overrides are shown as escapes in the page as they are on the terminal.
+    return html.escape(clean_lines("" if text is None else text), quote=True)
 
 
 def _ago(iso: str | None) -> str:
@@ -99,10 +126,15 @@ def _vantage_summary(store: Store, vantages: list[str] | None) -> list[dict[str,
             for r in vantage_overview(store, vantages)]  # fmt: skip
 
 
-def _interesting_urls(store: Store, vids: list[int], limit: int) -> tuple[list[str], int]:
-    """URLs with a latest verdict other than ok somewhere, most interference first."""
+def _interesting_urls(store: Store, vids: list[int], limit: int, quiet_limit: int
+                      ) -> tuple[list[str], int, list[str], int]:
+    """URLs with interference at some vantage point (most interference first) and how many;
+    then, apart, the URLs whose latest verdict is not ok somewhere but never interference
+    (down or inconclusive: not censorship) and how many."""
     rows = urls_not_ok(store, vids)
-    return [r.url for r in rows[:limit]], len(rows)
+    loud = [r.url for r in rows if r.interference]
+    quiet = [r.url for r in rows if not r.interference]
+    return loud[:limit], len(loud), quiet[:quiet_limit], len(quiet)
 
 
 def _latest_cells(store: Store, urls: list[str], vids: list[int]) -> dict[tuple[str, int], tuple[str, int]]:
@@ -111,12 +143,12 @@ def _latest_cells(store: Store, urls: list[str], vids: list[int]) -> dict[tuple[
 
 
 def _svg_heatmap(urls: list[str], vps: list[dict[str, Any]],
-                 cells: dict[tuple[str, int], tuple[str, int]]) -> str:
+                 cells: dict[tuple[str, int], tuple[str, int]], svg_id: str = "heatmap") -> str:
     cw, ch, label = 26, 16, 330
     head = 110
     width = label + cw * len(vps) + 10
     height = head + ch * len(urls) + 10
-    out = [f'<svg id="heatmap" xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+    out = [f'<svg id="{svg_id}" xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
            f'viewBox="0 0 {width} {height}" role="img" aria-label="URLs by vantage point">']
     for j, vp in enumerate(vps):
         x = label + j * cw + cw // 2
@@ -139,9 +171,11 @@ def _svg_heatmap(urls: list[str], vps: list[dict[str, Any]],
     return "".join(out)
 
 
-def _timelines(store: Store, urls: list[str], vps: list[dict[str, Any]], limit: int
+def _timelines(store: Store, urls: list[str], vps: list[dict[str, Any]], limit: int,
+               first: frozenset[tuple[str, str]] = frozenset(),
                ) -> list[tuple[str, str, list[tuple[str, str]]]]:
-    """(url, vantage, [(measured_at, verdict) at each change]) for pairs whose verdict changed."""
+    """(url, vantage, [(measured_at, verdict) at each change]) for pairs whose verdict changed;
+    the (url, vantage) pairs in ``first`` (what the latest runs changed) come first."""
     names = {vp["id"]: vp["name"] for vp in vps}
     series: dict[tuple[str, int], list[tuple[str, str]]] = defaultdict(list)
     for r in final_history(store, urls):
@@ -151,8 +185,47 @@ def _timelines(store: Store, urls: list[str], vps: list[dict[str, Any]], limit: 
         if not s or s[-1][1] != r.verdict:
             s.append((r.measured_at, r.verdict))
     changed = [(url, names[vid], s) for (url, vid), s in series.items() if len(s) > 1]
-    changed.sort(key=lambda x: (-len(x[2]), x[0], x[1]))
+    changed.sort(key=lambda x: ((x[0], x[1]) not in first, -len(x[2]), x[0], x[1]))
     return changed[:limit]
+
+
+def _latest_changes(store: Store, vps: list[dict[str, Any]]) -> list[tuple[str, str, list[Change]]]:
+    """Per vantage point with two runs: ``probe diff``'s title and changes between its latest
+    run and the one before (the same functions: the report and the command agree)."""
+    out = []
+    for vp in vps:
+        later = store.latest_run_id(vp["name"])
+        earlier = None if later is None else store.previous_run(vp["id"], later)
+        if later is None or earlier is None:
+            continue
+        changes = diff_states(state_of_run(store, earlier), state_of_run(store, later))
+        out.append((vp["name"], f"run {earlier} -> run {later}", changes))
+    return out
+
+
+def _changes_table(latest: list[tuple[str, str, list[Change]]], limit: int) -> str:
+    if not latest:
+        return '<p class="empty">No vantage point has two runs to compare yet.</p>'
+    out = ["<ul>"]
+    for name, runs, changes in latest:
+        counts = Counter(c.kind for c in changes)
+        out.append(f"<li>{_e(name)}, {_e(runs)}: " + ", ".join(
+            f"{counts[k]} {k.replace('_', ' ')}" for k in CHANGE_KINDS) + "</li>")
+    out.append("</ul>")
+    rows = [(name, c) for name, _, changes in latest for c in changes]
+    if not rows:
+        return "".join(out) + '<p class="empty">Nothing changed in the latest runs.</p>'
+    more = f" The first {limit} are listed (<code>probe diff</code> lists all)." if len(rows) > limit else ""
+    out.append(f"<p>{plural(len(rows), 'change')}.{more}</p>")
+    out.append('<table id="changes"><thead><tr><th>vantage point</th><th>change</th><th>URL</th>'
+               "<th>before</th><th>after</th></tr></thead><tbody>")
+    for name, c in rows[:limit]:
+        sides = "".join(f'<td class="v-{_e(x.verdict)}">{_e(x.technique)} ({_ago(x.measured_at)})</td>'
+                        for x in (c.before, c.after))
+        out.append(f'<tr data-change="{c.kind}"><td>{_e(name)}</td><td>{c.kind.replace("_", " ")}</td>'
+                   f"<td>{_e(c.url)}</td>{sides}</tr>")
+    out.append("</tbody></table>")
+    return "".join(out)
 
 
 def _epoch(iso: str) -> float:
@@ -207,7 +280,7 @@ def _svg_techniques(vps: list[dict[str, Any]], mix: dict[int, Counter[str]]) -> 
     kinds = sorted({k for c in mix.values() for k in c}, key=lambda k: (VERDICT_ORDER.index(k.split()[0]), k))
     if not kinds:
         return '<p class="empty">No interference seen.</p>'
-    colour = {k: _TECHNIQUE_COLOURS[i % len(_TECHNIQUE_COLOURS)] for i, k in enumerate(kinds)}
+    colour = {k: TECHNIQUE_COLOURS.get(k, COLOURS.get(k.split()[0], COLOURS[None])) for k in kinds}
     label, plot, rh = 160, 600, 22
     height = 10 + rh * len(vps) + 30 + 18 * ((len(kinds) + 3) // 4)
     width = label + plot + 80
@@ -264,22 +337,70 @@ def _legend() -> str:
     ) + f'<span><i class="sw" style="background:{COLOURS[None]}"></i>not measured</span></p>'
 
 
-def _endpoints_section(store: Store, vps: list[dict[str, Any]], limit: int) -> tuple[str, int]:
-    """The circumvention section (HTML) and how many endpoints it covers."""
+def _group(kind: str) -> str:
+    """The report's section of an endpoint kind: messaging, tunnels or endpoints."""
+    return "messaging" if kind in MESSAGING_APPS else "tunnels" if kind in TUNNEL_KINDS else "endpoints"
+
+
+# Per section: the ids of its two tables, what it is called when empty, the command measuring it.
+_GROUPS = {
+    "endpoints": ("endpoints", "endpoint-matrix", "circumvention endpoints", "probe circumvention"),
+    "tunnels": ("tunnels", "tunnel-matrix", "encrypted DNS resolvers or VPN protocols",
+                "probe circumvention"),
+    "messaging": ("messaging", "messaging-matrix", "messaging apps", "probe messaging"),
+}
+
+
+def _apps_table(names: list[str], latest: list[dict[str, Any]]) -> str:
+    """Per vantage point and app: reachable or not, and which part (the messaging section)."""
+    states = app_summary(latest)
+    apps = [a for a in APP_NAMES if any(a in states.get(n, {}) for n in names)]
+    out = ['<table id="apps"><thead><tr><th>vantage point</th>'
+           + "".join(f"<th>{_e(APP_NAMES[a])}</th>" for a in apps) + "</tr></thead><tbody>"]
+    for n in names:
+        tds = []
+        for a in apps:
+            app = states.get(n, {}).get(a)
+            if app is None:
+                tds.append("<td>-</td>")
+                continue
+            parts = "; ".join(f"{p}: {v['state']}" + (f" at {v['stage']}" if v["stage"] and v["state"] != "ok"
+                                                       else "") + f" ({v['reached']}/{v['tried']})"
+                              for p, v in app["parts"].items())  # fmt: skip
+            worst = next((v["state"] for v in app["parts"].values() if v["state"] in INTERFERENCE), None)
+            colour = _colour(worst or ("ok" if app["state"] == "reachable" else "inconclusive"))
+            tds.append(f'<td style="color:{colour}"><b>{_e(app["state"])}</b><br>{_e(parts)}</td>')
+        out.append(f"<tr><td>{_e(n)}</td>{''.join(tds)}</tr>")
+    out.append("</tbody></table>")
+    return "".join(out)
+
+
+def _endpoints_section(vps: list[dict[str, Any]], latest: list[dict[str, Any]], limit: int, *,
+                       group: str = "endpoints") -> tuple[str, int]:
+    """An endpoint section (HTML) and how many endpoints it covers, from ``latest`` (the newest
+    result of every endpoint at every vantage point): Tor, OpenVPN and VPN endpoints
+    (``endpoints``), encrypted DNS resolvers and the reflector kinds (``tunnels``), or the
+    messaging apps' endpoints (``messaging``), preceded by each app per vantage point."""
     names = [vp["name"] for vp in vps]
-    matrix = EndpointMatrix.from_latest(latest_endpoints(store, names), names)
+    mine = [r for r in latest if _group(r["kind"]) == group]
+    matrix = EndpointMatrix.from_latest(mine, names)
+    table_id, matrix_id, what, command = _GROUPS[group]
+    ids = (table_id, matrix_id)
     if not matrix.rows:
-        return ('<p class="empty">No circumvention endpoints measured (<code>probe circumvention'
-                "</code>).</p>"), 0
+        return f'<p class="empty">No {what} measured (<code>{command}</code>).</p>', 0
 
     def badness(item: tuple[tuple[str, str, str, int], dict[str, dict[str, Any]]]) -> tuple[int, int]:
         cells = item[1].values()
         return (-sum(c["verdict"] in INTERFERENCE for c in cells), -sum(c["verdict"] != "ok" for c in cells))
 
     rows = sorted(matrix.rows.items(), key=lambda kv: (badness(kv), kv[0]))
-    out = ["<p>Whether the tools people use to get around censorship connect from each vantage "
-           "point: each endpoint's newest verdict (the reasons are in the cell's tooltip).</p>",
-           '<table id="endpoints"><thead><tr><th>vantage point</th>'
+    lead = ("<p>Whether the tools people use to get around censorship connect from each vantage "
+            "point: each endpoint's newest verdict (the reasons are in the cell's tooltip).</p>")
+    if group == "messaging":
+        lead = _apps_table(names, mine) + ("<p>Each app's endpoints, newest verdict per vantage "
+                                           "point (the reasons are in the cell's tooltip).</p>")
+        ids = ("messaging-kinds", matrix_id)
+    out = [lead, f'<table id="{ids[0]}"><thead><tr><th>vantage point</th>'
            + "".join(f"<th>{_e(k)}</th>" for k in sorted({key[0] for key in matrix.rows}))
            + "</tr></thead><tbody>"]
     summary = matrix.summary()
@@ -293,8 +414,8 @@ def _endpoints_section(store: Store, vps: list[dict[str, Any]], limit: int) -> t
         out.append(f"<tr><td>{_e(name)}</td>{''.join(reach)}</tr>")
     out.append("</tbody></table>")
     more = f" The {limit} with the most interference are shown." if len(rows) > limit else ""
-    out.append(f"<p>{len(rows)} endpoints.{more}</p>")
-    out.append('<div class="scroll"><table id="endpoint-matrix"><thead><tr><th>endpoint</th><th>kind</th>'
+    out.append(f"<p>{plural(len(rows), 'endpoint')}.{more}</p>")
+    out.append(f'<div class="scroll"><table id="{ids[1]}"><thead><tr><th>endpoint</th><th>kind</th>'
                "<th>address</th>" + "".join(f"<th>{_e(n)}</th>" for n in names) + "</tr></thead><tbody>")
     for (kind, ep_name, address, port), by_vp in rows[:limit]:
         tds = []
@@ -303,7 +424,7 @@ def _endpoints_section(store: Store, vps: list[dict[str, Any]], limit: int) -> t
             if c is None:
                 tds.append("<td>-</td>")
                 continue
-            why = "; ".join(f"{r}: {explain_endpoint_reason(r)}" for r in c["reasons"])
+            why = "; ".join(f"{r}: {explain_endpoint_reason(r, kind)}" for r in c["reasons"])
             text = c["verdict"] + (f"/{c['stage']}" if c["stage"] and c["verdict"] != "ok" else "")
             tds.append(f'<td class="v-{_e(c["verdict"])}" style="color:{_colour(c["verdict"])}" '
                        f'title="{_e(why)}">{_e(text)}</td>')
@@ -311,6 +432,58 @@ def _endpoints_section(store: Store, vps: list[dict[str, Any]], limit: int) -> t
         out.append(f"<tr><td>{_e(ep_name)}</td><td>{_e(kind)}</td><td>{_e(where)}</td>{''.join(tds)}</tr>")
     out.append("</tbody></table></div>")
     return "".join(out), len(rows)
+
+
+_SUITE_TITLES = {"quic": "QUIC (HTTP/3)", "ech": "Encrypted Client Hello"}
+
+
+def _protocols_section(store: Store, names: list[str], limit: int) -> tuple[str, int]:
+    """The QUIC and ECH section (HTML): verdict counts per vantage point, then the URLs whose
+    latest QUIC or ECH verdict is not ok somewhere; and how many such URLs there are."""
+    out: list[str] = []
+    shown_total = 0
+    for suite, title in _SUITE_TITLES.items():
+        counts, urls, n_bad = protocol_summary(store, suite, names, limit)
+        if not counts:
+            continue
+        shown_total += n_bad
+        out.append(f"<h3>{_e(title)}</h3><table id=\"{suite}-summary\"><thead><tr><th>vantage point</th>"
+                   + "".join(f'<th><i class="sw" style="background:{COLOURS[v]}"></i>{v}</th>'
+                             for v in VERDICT_ORDER) + "</tr></thead><tbody>")
+        for name in names:
+            c = counts.get(name, {})
+            out.append(f"<tr><td>{_e(name)}</td>"
+                       + "".join(f'<td class="n v-{v}">{c.get(v, 0)}</td>' for v in VERDICT_ORDER)
+                       + "</tr>")
+        out.append("</tbody></table>")
+        if not urls:
+            out.append(f'<p class="empty">Every URL measured with --{suite} is ok everywhere.</p>')
+            continue
+        more = f" The {len(urls)} with the most interference are shown." if n_bad > len(urls) else ""
+        out.append(f"<p>{n_bad} URLs whose {_e(title)} verdict is not ok somewhere (the reasons are "
+                   f"in each cell's tooltip).{more}</p>")
+        out.append(f'<div class="scroll"><table id="{suite}-matrix"><thead><tr><th>URL</th>'
+                   + "".join(f"<th>{_e(n)}</th>" for n in names) + "</tr></thead><tbody>")
+        cells = {(r.url, r.vantage): r for r in latest_protocol_verdicts(store, suite, names, urls=urls)}
+        for url in urls:
+            tds = []
+            for n in names:
+                r = cells.get((url, n))
+                if r is None:
+                    tds.append("<td>-</td>")
+                    continue
+                why = "; ".join(explain(x) for x in r.reasons)
+                tds.append(f'<td class="v-{_e(r.verdict)}" style="color:{_colour(r.verdict)}" '
+                           f'title="{_e(why)}">{_e(r.verdict)}</td>')
+            out.append(f"<tr><td>{_e(url)}</td>{''.join(tds)}</tr>")
+        out.append("</tbody></table></div>")
+    if not out:
+        return ('<p class="empty">No URL measured with the QUIC or ECH test (<code>probe run '
+                "--quic --ech</code>).</p>"), 0
+    return ("<p>The opt-in tests of each https site (docs/protocols.md): HTTP/3 over QUIC with "
+            "the site's name and a harmless one, and a ClientHello with and without an Encrypted "
+            "Client Hello extension, each judged against the control apart from the web verdict.</p>"
+            + "".join(out)), shown_total
 
 
 def _outages_section(store: Store, names: list[str], country_of: Callable[[str], str] | None,
@@ -342,7 +515,7 @@ def _outages_section(store: Store, names: list[str], country_of: Callable[[str],
         return "".join(out), 0
     more = (f" The first {limit} are shown (<code>probe outages</code> lists all)."
             if len(found) > limit else "")
-    out.append(f"<p>{len(found)} intervals. Each lasted at least from <i>first seen</i> to <i>last "
+    out.append(f"<p>{plural(len(found), 'interval')}. Each lasted at least from <i>first seen</i> to <i>last "
                f"seen</i>, and fitted between <i>after</i> and <i>before</i>.{more}</p>")
     out.append('<table id="outages"><thead><tr><th>vantage point</th><th>state</th><th>first seen</th>'
                "<th>last seen</th><th>after</th><th>before</th><th>evidence</th></tr></thead><tbody>")
@@ -367,10 +540,17 @@ def write_report(store: Store, out: TextIO, *, vantages: Iterable[str] | None = 
     wanted = list(vantages) if vantages else None
     vps = _vantage_summary(store, wanted)
     vids = [vp["id"] for vp in vps]
-    urls, n_interesting = _interesting_urls(store, vids, limits.heatmap_urls)
-    cells = _latest_cells(store, urls, vids)
+    urls, n_interesting, quiet, n_quiet = _interesting_urls(store, vids, limits.heatmap_urls,
+                                                            limits.quiet_urls)
+    cells = _latest_cells(store, [*urls, *quiet], vids)
     last = max((vp["last"] for vp in vps if vp["last"]), default=None)
-    timeline = _timelines(store, urls, vps, limits.timeline_rows)
+    latest_changes = _latest_changes(store, vps)
+    changed = frozenset((c.url, name) for name, _, changes in latest_changes for c in changes)
+    # The timeline draws at most timeline_rows pairs, the latest runs' changes first: reading the
+    # history of more of their URLs than that would be read for nothing.
+    first = list(dict.fromkeys(c.url for _, _, changes in latest_changes for c in changes))
+    timeline = _timelines(store, list(dict.fromkeys([*first[:limits.timeline_rows], *urls])),
+                          vps, limits.timeline_rows, changed)
     mix = _techniques(store, vids)
     non_ok, n_non_ok = _non_ok(store, vids, limits.evidence_rows)
     generated = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
@@ -383,7 +563,7 @@ def write_report(store: Store, out: TextIO, *, vantages: Iterable[str] | None = 
       'style-src \'unsafe-inline\'; img-src data:">'
       '<meta name="viewport" content="width=device-width, initial-scale=1">'
       f'<link rel="icon" href="data:,"><title>{_e(title)}</title><style>{_CSS}</style></head><body>')
-    w(f'<h1>{_e(title)}</h1><p class="meta">{len(vps)} vantage point{"s" * (len(vps) != 1)}; '
+    w(f'<h1>{_e(title)}</h1><p class="meta">{plural(len(vps), "vantage point")}; '
       f'latest measurement {_ago(last)}; generated {generated} by probe. Verdicts are each vantage '
       "point's latest for each URL.</p>")
 
@@ -409,15 +589,29 @@ def write_report(store: Store, out: TextIO, *, vantages: Iterable[str] | None = 
     if urls:
         more = (f" The {len(urls)} with the most interference of {n_interesting} are shown."
                 if n_interesting > len(urls) else "")
-        w(f"<p>Every URL whose latest verdict is not ok at some vantage point ({n_interesting}), "
-          f"coloured by verdict; a cell links to its evidence below.{more}</p>{_legend()}")
+        w(f"<p>Every URL blocked, reset, hijacked or throttled at some vantage point "
+          f"({plural(n_interesting, 'URL')}), coloured by each vantage point's latest verdict; a "
+          f"cell links to its evidence below.{more}</p>{_legend()}")
         w(f'<div class="scroll">{_svg_heatmap(urls, vps, cells)}</div>')
     else:
+        w('<p class="empty">No URL is interfered with at any vantage point.</p>')
+    if quiet:
+        more = f" The first {len(quiet)} are shown." if n_quiet > len(quiet) else ""
+        w(f'<details id="quiet"><summary>{plural(n_quiet, "URL")} down or inconclusive, never '
+          "interfered with (not censorship: the site fails for the control too, or the evidence is "
+          f"too thin)</summary><p>{more}</p>"
+          f'<div class="scroll">{_svg_heatmap(quiet, vps, cells, "heatmap-quiet")}</div></details>')
+    if not urls and not quiet:
         w('<p class="empty">Every URL is ok at every vantage point.</p>')
 
-    # 3. Timeline.
-    w('<h2 id="timeline-h">Verdict changes over time</h2><p>Each row is one URL at one vantage '
-      "point whose verdict changed, coloured by verdict from each change to the next.</p>")
+    # 3. Changes over time, both directions.
+    w('<h2 id="timeline-h">Verdict changes over time</h2><p>What each vantage point\'s latest '
+      "run changed against the run before, as <code>probe diff</code> lists it: newly blocked, "
+      "unblocked (interfered with before, ok now), technique changed, unclear (interfered with "
+      "before, down or inconclusive now).</p>")
+    w(_changes_table(latest_changes, limits.change_rows))
+    w("<p>Each row below is one URL at one vantage point whose verdict changed, coloured by "
+      "verdict from each change to the next (the latest runs' changes first).</p>")
     w(f'<div class="scroll">{_svg_timeline(timeline, last or generated)}</div>')
 
     # 4. Techniques.
@@ -426,9 +620,31 @@ def write_report(store: Store, out: TextIO, *, vantages: Iterable[str] | None = 
       "interfered URLs; the number is their count).</p>")
     w(f'<div class="scroll">{_svg_techniques(vps, mix)}</div>')
 
-    # 5. Circumvention endpoints.
+    # 5. Circumvention endpoints: Tor, OpenVPN and VPN endpoints, then encrypted DNS and VPN
+    # protocols (one read of the newest result of every endpoint for both).
+    latest = latest_endpoints(store, [vp["name"] for vp in vps])
     w('<h2 id="circumvention-h">Circumvention: Tor, OpenVPN and VPN endpoints</h2>')
-    section, n_endpoints = _endpoints_section(store, vps, limits.endpoint_rows)
+    section, n_endpoints = _endpoints_section(vps, latest, limits.endpoint_rows)
+    w(section)
+    w('<h2 id="tunnels-h">Encrypted DNS and VPN protocols: DoH, DoT, fully encrypted traffic, '
+      "WireGuard</h2><p>Public DoH/DoT resolvers (reached, and their answers against the "
+      "control's), and a reflector's echo and WireGuard ports, each judged against its own "
+      "twin: printable bytes for the fully encrypted traffic rule, a same-size datagram for "
+      "WireGuard (docs/circumvention.md).</p>")
+    section, n_tunnels = _endpoints_section(vps, latest, limits.endpoint_rows, group="tunnels")
+    w(section)
+    n_endpoints += n_tunnels
+    w('<h2 id="messaging-h">Messaging apps: Telegram, WhatsApp, Signal</h2><p>Each app per '
+      "vantage point, reachable or not and which part: Telegram's data centres (MTProto) and "
+      "web, WhatsApp's chat endpoints, web and registration, Signal's services, each judged "
+      "against the control (docs/messaging.md).</p>")
+    section, n_messaging = _endpoints_section(vps, latest, limits.endpoint_rows, group="messaging")
+    w(section)
+    n_endpoints += n_messaging
+
+    # 5b. The opt-in protocol tests (QUIC, ECH).
+    w('<h2 id="protocols-h">Protocol tests: QUIC (HTTP/3) and ECH</h2>')
+    section, n_protocols = _protocols_section(store, [vp["name"] for vp in vps], limits.endpoint_rows)
     w(section)
 
     # 6. Outages and national isolation.
@@ -440,7 +656,7 @@ def write_report(store: Store, out: TextIO, *, vantages: Iterable[str] | None = 
     w(section)
 
     # 7. Evidence.
-    w(f'<h2 id="evidence-h">Evidence: {n_non_ok} non-ok verdicts</h2>')
+    w(f'<h2 id="evidence-h">Evidence: {plural(n_non_ok, "non-ok verdict")}</h2>')
     if n_non_ok > len(non_ok):
         w(f"<p>The first {len(non_ok)} are listed; <code>probe results --verdict ...</code> lists all.</p>")
     w('<table id="evidence"><thead><tr><th>verdict</th><th>vantage point</th><th>URL</th>'
@@ -468,6 +684,7 @@ def write_report(store: Store, out: TextIO, *, vantages: Iterable[str] | None = 
     w("</tbody></table>")
     w('<p class="meta">Reasons in words come from probe/judge/explain.py; docs/classification.md '
       "defines every verdict rule.</p></body></html>\n")
-    return {"vantage_points": len(vps), "heatmap_urls": len(urls), "timeline_rows": len(timeline),
+    return {"vantage_points": len(vps), "heatmap_urls": len(urls), "quiet_urls": len(quiet),
+            "changes": sum(len(c) for _, _, c in latest_changes), "timeline_rows": len(timeline),
             "evidence_rows": len(non_ok), "evidence_details": detailed, "non_ok": n_non_ok,
-            "endpoints": n_endpoints, "outages": n_outages}
+            "endpoints": n_endpoints, "outages": n_outages, "protocol_urls": n_protocols}

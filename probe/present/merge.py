@@ -38,6 +38,6 @@ def format_merged(result: MergeResult) -> str:
     if result.refused > len(result.problems):
         text += f"\n  ... and {result.refused - len(result.problems)} more"
     for old, new in result.renamed:
-        text += f"\n  vantage point {old!r} of this source is another vantage point's name "
-        text += f"in the output: stored as {new!r}"
+        why = "no other probe has its name" if old.startswith(new + "~") else "another probe has its name"
+        text += f"\n  vantage point {old!r} is now {new!r}: {why}"
     return text

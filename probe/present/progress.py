@@ -26,6 +26,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from probe.core.model import VERDICTS, Target, Verdict
+from probe.present.terminal import clean
 from probe.run.summary import NullReporter
 
 if TYPE_CHECKING:
@@ -83,7 +84,7 @@ class QuietProgress(NullReporter):
 
     def problem(self, message: str) -> None:
         if message.startswith("error"):
-            self.echo(stamp(message))
+            self.echo(stamp(clean(message)))
 
     def close(self) -> None:
         pass
@@ -125,7 +126,8 @@ class LogProgress:
         pass
 
     def problem(self, message: str) -> None:
-        self.echo(stamp(message))
+        # Messages may quote the network (a resolver's answer, an AS name): made safe first.
+        self.echo(stamp(clean(message)))
 
     def _line(self, now: float) -> str:
         elapsed = max(now - self.t0, 1e-6)
@@ -181,7 +183,7 @@ class LiveProgress:
 
     def problem(self, message: str) -> None:
         # Printed above the live lines, which are then drawn again below it.
-        self.console.print(message, highlight=False, markup=False, soft_wrap=True)
+        self.console.print(clean(message), highlight=False, markup=False, soft_wrap=True)
 
     def close(self) -> None:
         """Draw the final state once and leave it on the screen."""

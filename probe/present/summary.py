@@ -9,7 +9,6 @@ were already logged while the run went on.
 from __future__ import annotations
 
 import shlex
-import textwrap
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,10 @@ from typing import Any
 from probe.core.model import VERDICTS
 from probe.core.settings import DEFAULT_DB
 from probe.judge.explain import decisive, explain
+from probe.present.terminal import clean
+from probe.present.text import cut_middle, wrap
 from probe.store import Store, StoreError
+from probe.store.protocols import protocol_results, run_protocol_counts
 
 __all__ = ["SHOWN_PER_VERDICT", "compact_summary", "summary_lines"]
 
@@ -98,24 +100,32 @@ def summary_lines(
 def _entry(url: str, words: str, width: int) -> Iterator[str]:
     # The URL on its own line, the reason indented under it: both stay readable at 80 columns.
     width = max(width, 40)
-    yield "  " + (url if len(url) <= width - 2 else url[: width - 3] + "…")
-    yield from textwrap.wrap(words, width=width, initial_indent="      ",
-                             subsequent_indent="      ", break_on_hyphens=False)
+    yield "  " + cut_middle(clean(url), width - 2)
+    yield from wrap(words, width, "      ")
 
 
-def print_summary(summary: Any, db: Path, echo: Callable[[str], Any], tty: bool, width: int) -> None:
+def print_summary(summary: Any, db: Path, echo: Callable[[str], Any], tty: bool, width: int,
+                  resume: str = "") -> None:
     """Write the end-of-run summary of a :class:`probe.run.RunSummary`.
 
     On a terminal: the non-ok URLs with their reasons (read back from the database, so what is
     said is what was stored); otherwise one compact line. Then the network measured from, when
-    it is known.
+    it is known; for an interrupted run, ``resume``: the command that finishes it.
     """
     counts = dict(summary.verdicts)
     if not tty:
         echo(compact_summary(summary.run_id, summary.status, summary.measured, summary.elapsed,
                              counts, db))
+        if summary.protocols:
+            try:
+                with Store.open(db, create=False) as store:
+                    for line in protocol_lines(store, summary.run_id, db, tty=False):
+                        echo(line)
+            except StoreError:
+                pass  # the database went away: the compact line said what matters
         _problems(summary, echo)
         _network(summary, echo, width)
+        _resume(summary, resume, echo)
         return
     try:
         with Store.open(db, create=False) as store:
@@ -124,19 +134,61 @@ def print_summary(summary: Any, db: Path, echo: Callable[[str], Any], tty: bool,
             for line in summary_lines(summary.run_id, summary.status, summary.measured,
                                       summary.elapsed, counts, db, rows, width):
                 echo(line)
+            if summary.protocols:
+                for line in protocol_lines(store, summary.run_id, db, width):
+                    echo(line)
     except StoreError:  # the database went away: the counts are still worth printing
         echo(compact_summary(summary.run_id, summary.status, summary.measured, summary.elapsed,
                              counts, db))
     _problems(summary, echo)
     _network(summary, echo, width)
+    _resume(summary, resume, echo)
+
+
+def _resume(summary: Any, command: str, echo: Callable[[str], Any]) -> None:
+    if summary.status == "interrupted" and command:
+        # Whole on its own line, even past the width: a command is copied, not read.
+        echo("to measure the URLs it has not measured yet, in the same run:")
+        echo(f"  {command}")
 
 
 def _network(summary: Any, echo: Callable[[str], Any], width: int) -> None:
     if summary.network:
-        line = f"vantage {summary.vantage}: {summary.network}"
+        line = f"vantage {clean(summary.vantage)}: {clean(summary.network)}"
         if summary.network_changed:
             line += " (CHANGED during the run)"
-        echo(line[: max(width, 40)])
+        for part in wrap(line, max(width, 40), "", "  "):
+            echo(part)
+    if summary.address_unknown:
+        text = (f"your public address stayed unknown ({summary.address_unknown}): pages that "
+                "show it may hold it; this machine's own addresses were scrubbed")
+        for part in wrap(text, max(width, 40)):
+            echo(part)
+
+
+_SUITES = (("quic", "QUIC (HTTP/3)"), ("ech", "ECH"))
+
+
+def protocol_lines(store: Store, run_id: int, db: Path, width: int = 80, *, tty: bool = True
+                   ) -> Iterator[str]:
+    """What the run's QUIC and ECH tests found (``probe run --quic``, ``--ech``): their counts
+    and, on a terminal, the URLs they found blocked or reset with the reason in words."""
+    counts = run_protocol_counts(store, run_id)
+    dbq = "" if Path(db) == DEFAULT_DB else f" --db {shlex.quote(str(db))}"
+    for suite, title in _SUITES:
+        if suite not in counts:
+            continue
+        line = ", ".join(f"{v} {n}" for v, n in sorted(counts[suite].items()))
+        if not tty:
+            yield f"run {run_id} {suite}: {line}"
+            continue
+        yield ""
+        yield from wrap(f"{title}, judged apart from the web verdicts above: {line}", max(width, 40))
+        for r in protocol_results(store, suite, run_id, verdicts=("blocked", "reset"),
+                                  limit=SHOWN_PER_VERDICT):
+            key = decisive(r["verdict"], r["stage"], r["reasons"] or [])
+            yield from _entry(f"{r['verdict']}: {r['url']}", explain(key) if key else r["verdict"], width)
+        yield f"  probe results{dbq} --run {run_id} --suite {suite}"
 
 
 def _problems(summary: Any, echo: Callable[[str], Any]) -> None:

@@ -24,7 +24,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NamedTuple
 
 from probe.core.model import INTERFERENCE_VERDICTS as _INTERFERENCE
+from probe.store.history import stability
 from probe.store.matrix import UrlVerdict, before_by_url, latest_by_url, latest_cells, run_by_url
+from probe.store.protocols import latest_protocol_verdicts
 
 if TYPE_CHECKING:
     from probe.store import Store
@@ -35,9 +37,12 @@ __all__ = [
     "Change",
     "Matrix",
     "PairSummary",
+    "Stability",
     "diff_states",
     "load_matrix",
+    "load_stability",
     "parse_since",
+    "protocol_matrix",
     "state_at",
     "state_latest",
     "state_of_run",
@@ -241,6 +246,63 @@ def load_matrix(
             if cell is None:
                 cell = shared[(row.verdict, row.stage)] = Cell(row.verdict, row.stage, "")
             column[i] = cell
+    return matrix
+
+
+@dataclass
+class Stability:
+    """How stable one vantage point's latest verdicts are over its last ``last`` runs."""
+
+    last: int
+    cells: dict[str, tuple[int, int]] = field(default_factory=dict)  # url -> (agree, runs)
+
+    def summary(self, interference: Mapping[str, bool]) -> dict[str, int | float]:
+        """URLs with a verdict; of those, how many every considered run agrees with (with
+        two runs or more), how many changed at least once, and how many of the interfered-with
+        ones (``interference``: url -> latest is interference) half the runs or fewer agree
+        with (weak evidence); and the mean share of agreeing runs."""
+        cells = self.cells.values()
+        weak = sum(1 for url, (agree, runs) in self.cells.items()
+                   if interference.get(url) and 2 * agree <= runs)
+        return {"urls": len(self.cells),
+                "steady": sum(1 for agree, runs in cells if runs > 1 and agree == runs),
+                "changed": sum(1 for agree, runs in cells if agree < runs),
+                "weak_interference": weak,
+                "mean": round(sum(a / r for a, r in cells) / len(self.cells), 3) if cells else 0.0}
+
+
+def load_stability(store: Store, matrix: Matrix, last: int) -> dict[str, Stability]:
+    """Per column of ``matrix`` (a vantage point of ``store``): how many of the last ``last``
+    runs that measured each URL agree with its latest verdict (probe/store/history.py)."""
+    ids = store.vantage_ids([c for c in matrix.columns if c in store.vantage_ids()])
+    out = {name: Stability(last) for name in ids}
+    for row in stability(store, last, list(ids.values())):
+        if row.url in matrix.index:
+            out[row.vantage].cells[row.url] = (row.agree, row.runs)
+    return out
+
+
+def protocol_matrix(
+    store: Store,
+    suite: str,
+    vantages: Sequence[str] | None = None,
+    categories: Sequence[str] | None = None,
+    since: str | None = None,
+) -> Matrix:
+    """The ``suite`` verdict (``quic``, ``ech``: ``probe run --quic``/``--ech``) of the latest
+    measurement of every URL at every vantage point, as a :class:`Matrix` (stage ``quic`` or
+    ``tls``); URLs whose latest measurement had no such test have no cell. ``vantages``: as
+    :func:`load_matrix` (an unknown name raises KeyError)."""
+    ids = store.vantage_ids(vantages)
+    matrix = Matrix(list(ids))
+    if not ids:
+        return matrix
+    wanted = set(categories or ())
+    for r in latest_protocol_verdicts(store, suite, list(ids), since):
+        if wanted and r.category not in wanted:
+            continue
+        i = matrix.url_index(r.url, r.category or "")
+        matrix.cells[r.vantage][i] = Cell(r.verdict, r.stage, r.measured_at)
     return matrix
 
 

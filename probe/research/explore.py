@@ -13,7 +13,7 @@
   the SQL functions ``body_text(body)`` (a zlib-compressed body as text, cut at 64 KiB) and
   ``reason_words(code)`` (a reason code in plain words, probe/judge/explain.py) on every connection.
 
-Datasette is an optional extra: ``pip install 'probe[explore]'``.
+Datasette is an optional extra: ``pip install 'censorship-probe[explore]'``.
 """
 
 from __future__ import annotations

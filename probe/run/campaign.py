@@ -15,7 +15,7 @@ import functools
 import importlib
 import signal
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,10 +29,10 @@ from probe.measure import identity
 from probe.measure.identity import Identity, vantage_name
 from probe.measure.netcheck import resolver_addresses
 from probe.run.pool import MeasurerPool
-from probe.run.preflight import NoControlError, NoNetworkError, preflight
+from probe.run.preflight import NoControlError, NoNetworkError, offline_error, preflight
 from probe.run.producer import produce, unmeasured
 from probe.run.summary import NullReporter, Reporter, RunSummary
-from probe.run.watch import NetworkWatch
+from probe.run.watch import IdentityUnknownError, NetworkWatch
 from probe.run.writer import Writer, recorded_options
 from probe.store import Store, StoreError
 
@@ -54,6 +54,7 @@ async def run(
     measure: Callable[..., Any] | None = None,
     classify: Callable[..., Verdict] | None = None,
     store: Store | None = None,
+    selection: Mapping[str, Any] | None = None,
 ) -> RunSummary:
     """Measure every target, classify it and store it. Never raises for network failures.
 
@@ -63,15 +64,17 @@ async def run(
     passing others lets researchers and tests drive the same policy with their own steps. A
     verdict with ``retryable`` set is measured again (up to ``retries`` times). ``config`` says
     how each URL is measured (default: :class:`MeasureConfig`'s defaults); ``lists`` is what the
-    run records as its lists. ``store`` is where results go (the caller keeps it open); by
-    default the run opens ``options.db`` and closes it at the end.
+    run records as its lists, ``selection`` what it records of its selection for a later
+    ``--resume`` (:func:`probe.run.resume.selection_record`). ``store`` is where results go
+    (the caller keeps it open); by default the run opens ``options.db`` and closes it at the
+    end.
     """
     if store is not None:
         return await _run(targets, options, reporter, total, stop, config, lists, measure,
-                          classify, store)
+                          classify, store, selection)
     with Store.open(options.db, check=True) as opened:
         return await _run(targets, options, reporter, total, stop, config, lists, measure,
-                          classify, opened)
+                          classify, opened, selection)
 
 
 async def _run(
@@ -85,6 +88,7 @@ async def _run(
     measure: Callable[..., Any] | None,
     classify: Callable[..., Verdict] | None,
     store: Store,
+    selection: Mapping[str, Any] | None,
 ) -> RunSummary:
     reporter = reporter or NullReporter()
     cfg = config or MeasureConfig()
@@ -101,8 +105,10 @@ async def _run(
     # the same time (both only wait on the network); its outcome is acted on below, once the
     # run is recorded. While they wait on their round trips, the run imports what it measures
     # with (CPU work that would otherwise come before or after them).
+    tls = functools.partial(_verifying, cfg)  # called only for an https helper
     checks = asyncio.gather(
-        identity.discover(resolvers, options.identity, geo) if options.identity else _no_identity(),
+        identity.discover(resolvers, options.identity, geo, helpers=options.controls, tls=tls)
+        if options.identity else _no_identity(),
         _preflight(options, cfg),
     )
     try:
@@ -122,12 +128,14 @@ async def _run(
     else:
         classify_fn = classify
     ident = _apply_overrides(ident, options)
-    watch = NetworkWatch(ident, options.identity, resolvers, geo, reporter)
+    watch = NetworkWatch(ident, options.identity, resolvers, geo, reporter,
+                         helpers=options.controls, tls=tls)
     name = options.vantage or (vantage_name(ident) if ident.asn or ident.country else "default")
     if options.resume is not None:
         # Continue an interrupted run: same run id and vantage point; what it stored (a final
         # verdict) is not measured again, so the run ends with no duplicate URL.
         done = writer.resume_run(options.resume)
+        name = writer.vantage_name  # the run's own, whatever the network says now
         if total is not None:
             total = max(0, total - len(done))
         targets = unmeasured(targets, done)
@@ -137,13 +145,16 @@ async def _run(
             resolver=",".join(resolvers), asn=ident.asn or None, as_org=ident.as_org or None,
             country=ident.country or None, network=options.network,
             resolver_asn=ident.resolver_asn or None, resolver_as_org=ident.resolver_as_org or None,
-        ), list(lists), recorded_options(options, cfg))
+        ), list(lists), {**recorded_options(options, cfg),
+                         **({"selection": dict(selection)} if selection is not None else {})})
     run_id = writer.run_id
     writer.set_identity(watch.record)
     summary = RunSummary(run_id=run_id, status="running", started=time.time(), vantage=name,
-                         network=ident.describe() if options.identity is not None else "")
+                         network=ident.describe() if options.identity is not None else "",
+                         address_unknown=ident.unknown_why if options.identity is not None else "")
 
     controls = _check_network(checked, options, writer, summary, reporter)
+    _check_identity(ident, options, writer, summary, reporter)
     cap = _open_capture(options, run_id, reporter, watch)
     reporter.started(run_id, total)
 
@@ -158,6 +169,8 @@ async def _run(
         control_ctx = ControlClient(
             controls, timeout=options.control_timeout, cafile=getattr(cfg, "cafile", None),
             ssl_context=runtime(cfg).tls.verifying,  # the engine's: one trust policy, built once
+            quic=getattr(cfg, "quic", False), ech=getattr(cfg, "ech", False),
+            ech_sni=getattr(cfg, "ech_sni", ""),
         )
 
     status = "failed"
@@ -313,21 +326,14 @@ def _check_network(checked: _Checked | None, options: RunSettings, writer: Write
     if checked is None:
         return controls
     if checked.offline is not None:
-        writer.finish_run("offline")
-        summary.status = "offline"
-        summary.finished = time.time()
-        raise NoNetworkError(
-            f"no network: {checked.offline}. Nothing was measured; run {summary.run_id} is "
-            "recorded as offline."
-        )
+        _stop_before_measuring(writer, summary, "offline")
+        raise offline_error(checked.offline, summary.run_id)
     for message in checked.warnings:
         reporter.problem(f"warning: {message}")
     if controls and not checked.answered:
         # Every verdict would be inconclusive: a cron job must notice, not exit 0.
         if not options.allow_no_control:
-            writer.finish_run("failed")
-            summary.status = "failed"
-            summary.finished = time.time()
+            _stop_before_measuring(writer, summary, "failed")
             raise NoControlError(
                 f"no control answers ({', '.join(controls)}): every verdict would be "
                 f"inconclusive. Nothing was measured; run {summary.run_id} is recorded as failed. "
@@ -336,6 +342,42 @@ def _check_network(checked: _Checked | None, options: RunSettings, writer: Write
         reporter.problem("warning: no control answers; measuring with local proofs only")
         controls = ()
     return controls
+
+
+def _stop_before_measuring(writer: Writer, summary: RunSummary, status: str) -> None:
+    """Record the run's end with ``status`` before anything was measured."""
+    writer.finish_run(status)
+    summary.status = status
+    summary.finished = time.time()
+
+
+def _check_identity(ident: Identity, options: RunSettings, writer: Writer, summary: RunSummary,
+                    reporter: Reporter) -> None:
+    """Say when the public address is unknown; refuse to measure then if the options say so.
+
+    The local addresses of the probe's sockets are scrubbed anyway; what cannot be is the
+    public address behind a NAT, which a site that shows "your IP" would echo.
+    """
+    if ident.known or options.identity is None:  # None: a library caller asked for no check
+        return
+    if options.require_identity:
+        _stop_before_measuring(writer, summary, "failed")
+        raise IdentityUnknownError(
+            f"your public address is unknown ({ident.unknown_why}), so it could not be "
+            f"scrubbed from what sites echo; not measuring (--require-identity). Nothing was "
+            f"measured; run {summary.run_id} is recorded as failed, with the reasons."
+        )
+    # Short lines: each fits 80 columns above a live progress display.
+    reporter.problem(f"warning: your public address is unknown ({ident.unknown_why}):")
+    reporter.problem("  a page that shows it may be stored with it (this machine's own")
+    reporter.problem("  addresses are scrubbed); --require-identity refuses to measure then")
+
+
+def _verifying(cfg: MeasureConfig) -> Any:
+    """The run's verifying SSL context (built on first use, shared with the engine)."""
+    from probe.measure.runtime import runtime  # only for an https helper: see _preflight
+
+    return runtime(cfg).tls.verifying
 
 
 def _apply_overrides(ident: Identity, options: RunSettings) -> Identity:
@@ -387,6 +429,7 @@ def run_sync(
     config: MeasureConfig | None = None,
     lists: Sequence[str] = (),
     store: Store | None = None,
+    selection: Mapping[str, Any] | None = None,
 ) -> RunSummary:
     """Run from synchronous code; SIGINT, SIGTERM and SIGHUP end the run cleanly as
     interrupted."""
@@ -400,6 +443,6 @@ def run_sync(
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.add_signal_handler(sig, stop.set)
         return await run(targets, options, reporter, total, stop, config=config, lists=lists,
-                         store=store)
+                         store=store, selection=selection)
 
     return eventloop.run(main())  # uvloop when installed (the `fast` extra)

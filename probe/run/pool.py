@@ -167,4 +167,6 @@ class MeasurerPool:
         await self.writer.put((m, v, True))
         self.summary.measured += 1
         self.summary.verdicts[v.verdict] += 1
+        for p in v.protocols:  # --quic, --ech: counted apart from the web verdicts
+            self.summary.protocols[f"{p.suite}:{p.verdict}"] += 1
         self.reporter.result(target, v)

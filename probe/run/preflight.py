@@ -9,7 +9,7 @@ from typing import Any
 from probe.core.errors import ProbeError
 from probe.measure.netcheck import dns_server_reachable, health_url, http_reachable, resolver_addresses
 
-__all__ = ["NoControlError", "NoNetworkError", "preflight"]
+__all__ = ["NoControlError", "NoNetworkError", "offline_error", "preflight"]
 
 
 class NoNetworkError(ProbeError):
@@ -21,6 +21,13 @@ class NoControlError(ProbeError):
     measure without one (``RunSettings.allow_no_control``); nothing was measured."""
 
 
+def offline_error(reason: str, run_id: int) -> NoNetworkError:
+    """What every measuring command says when the pre-flight check found no network; the run
+    ``run_id`` is recorded as offline (``probe outages`` counts it)."""
+    return NoNetworkError(f"no network: {reason}. Nothing was measured; run {run_id} is "
+                          "recorded as offline.")
+
+
 async def preflight(
     cfg: Any, controls: Iterable[str], timeout: float = 3.0, reachable: list[str] | None = None
 ) -> list[str]:
@@ -30,17 +37,14 @@ async def preflight(
     Any DNS reply (even NXDOMAIN or REFUSED) proves that a resolver is reachable. The controls
     that answered are appended to ``reachable`` when given.
     """
-    failed: list[str] = []
     resolvers = resolver_addresses(cfg)
     controls = list(controls)
 
-    async def check_resolver(server: str) -> bool:
+    async def check_resolver(server: str) -> str | None:
         ok = await dns_server_reachable(server, timeout)
-        if not ok:
-            failed.append(f"resolver {server} did not answer")
-        return ok
+        return None if ok else f"resolver {server} did not answer"
 
-    async def check_control(url: str) -> bool:
+    async def check_control(url: str) -> str | None:
         # The run's verifying context for an https helper; a plain-http one needs none (and
         # importing the engine to build it would delay the check's first packet).
         verify = None
@@ -48,17 +52,17 @@ async def preflight(
             from probe.measure.runtime import runtime  # only now: see above
 
             verify = runtime(cfg).tls.verifying
-        ok = await http_reachable(health_url(url), timeout, verify)
-        if not ok:
-            failed.append(f"control {url} is unreachable")
-        elif reachable is not None:
+        if not await http_reachable(health_url(url), timeout, verify):
+            return f"control {url} is unreachable"
+        if reachable is not None:
             reachable.append(url)
-        return ok
+        return None
 
     checks = [check_resolver(r) for r in resolvers] + [check_control(c) for c in controls]
     if not checks:
         raise NoNetworkError("no resolver is configured (empty /etc/resolv.conf?) and no control")
-    results = await asyncio.gather(*checks)
-    if not any(results):
+    # In the order of the checks, whichever answered first: the same words every time.
+    failed = [f for f in await asyncio.gather(*checks) if f is not None]
+    if len(failed) == len(checks):
         raise NoNetworkError("; ".join(failed))
     return failed

@@ -14,9 +14,13 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from probe.core.model import Measurement, Verdict
+from probe.inputs.geo import default_asn_lookup
 from probe.judge import classify as classifier
+from probe.judge.circumvention import judge_endpoint
 from probe.judge.throttling import unthrottled
 from probe.run.throttling import judge_run
+from probe.store.circumvention import iter_endpoint_judged, set_endpoint_verdicts
+from probe.store.protocols import protocol_verdicts_of
 
 if TYPE_CHECKING:
     from probe.store import Store
@@ -25,6 +29,12 @@ __all__ = ["ReclassifyReport", "VerdictChange", "reclassify"]
 
 _BATCH = 500  # verdict updates per transaction
 _KEEP_CHANGES = 10_000  # changes listed in the report; the counts cover them all
+# Sources of endpoint rows imported from another tool's measurements (`probe import ooni`):
+# judged without a control (probe.judge.circumvention.judge_without_control), partly from
+# evidence (DNS answers, HTTP responses) not stored with them. The control rules would make
+# them all control/unavailable, and without that evidence a content verdict would be lost:
+# they are not re-judged here (re-import them to re-judge), only counted.
+_IMPORTED_SOURCES = frozenset({"ooni"})
 
 
 @dataclass(frozen=True)
@@ -46,6 +56,12 @@ class ReclassifyReport:
     classifier_version: str
     judged: int = 0
     changed: int = 0
+    # Endpoint measurements (`probe circumvention`), judged again by their own rules.
+    endpoints_judged: int = 0
+    endpoints_changed: int = 0
+    # Endpoint rows imported from OONI (no control, evidence not stored): left as they are.
+    endpoints_skipped: int = 0
+    endpoint_transitions: Counter[tuple[str, str]] = field(default_factory=Counter)
     # (old verdict, new verdict) -> count, over every change
     transitions: Counter[tuple[str, str]] = field(default_factory=Counter)
     # the first changes, in measurement order (all of them unless there are very many)
@@ -53,7 +69,36 @@ class ReclassifyReport:
 
 
 def _same(a: Verdict, b: Verdict) -> bool:
-    return (a.verdict, a.stage, a.hop, tuple(a.reasons)) == (b.verdict, b.stage, b.hop, tuple(b.reasons))
+    return ((a.verdict, a.stage, a.hop, tuple(a.reasons), a.protocols)
+            == (b.verdict, b.stage, b.hop, tuple(b.reasons), b.protocols))  # fmt: skip
+
+
+def _reclassify_endpoints(store: Store, run_id: int | None, report: ReclassifyReport, geo: Any) -> None:
+    """Judge every stored endpoint measurement again (its observation keeps what the rules read,
+    the names' controls included) and write the verdicts that changed; those imported from
+    another tool (:data:`_IMPORTED_SOURCES`) are counted as skipped, never re-judged."""
+    asn = None  # looked up (the data `probe circumvention` used) only when a resolver needs it
+    if geo is not None:
+        asn = geo.asn
+    pending: list[tuple[int, Verdict]] = []
+    for eid, obs, control, old in iter_endpoint_judged(store, run_id):
+        if obs.source in _IMPORTED_SOURCES:
+            report.endpoints_skipped += 1
+            continue
+        if asn is None and obs.queries:
+            asn = default_asn_lookup()
+        new = judge_endpoint(obs, control, asn, geo=geo)
+        report.endpoints_judged += 1
+        if _same(old, new) and old.classifier_version == new.classifier_version:
+            continue
+        if not _same(old, new):
+            report.endpoints_changed += 1
+            report.endpoint_transitions[(old.verdict, new.verdict)] += 1
+        pending.append((eid, new))
+        if len(pending) >= _BATCH:
+            set_endpoint_verdicts(store, pending)
+            pending = []
+    set_endpoint_verdicts(store, pending)
 
 
 def reclassify(
@@ -83,6 +128,8 @@ def reclassify(
         new = classify(m)
         if not new.classifier_version:
             new = replace(new, classifier_version=version)
+        if m.protocols:  # --quic / --ech: their stored verdicts are compared too
+            old = replace(old, protocols=protocol_verdicts_of(store, mid))
         report.judged += 1
         # Throttling is judged per run below: what it added is not this classifier's change.
         if _same(unthrottled(old), new) and old.classifier_version == new.classifier_version:
@@ -98,6 +145,7 @@ def reclassify(
                 store.set_verdicts(pending)
                 pending = []
     store.set_verdicts(pending)
+    _reclassify_endpoints(store, run_id, report, geo)
     runs = [run_id] if run_id is not None else store.run_ids()
     for rid in runs:
         for ch in judge_run(store, rid):

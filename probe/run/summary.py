@@ -19,6 +19,7 @@ class RunSummary:
     status: str  # complete | interrupted | offline | failed
     measured: int = 0
     verdicts: Counter[str] = field(default_factory=Counter)
+    protocols: Counter[str] = field(default_factory=Counter)  # "quic:blocked" -> URLs (--quic, --ech)
     problems: int = 0
     errors: int = 0  # URLs lost to a bug in probe (reported as they happen)
     started: float = 0.0
@@ -26,6 +27,8 @@ class RunSummary:
     vantage: str = ""
     network: str = ""  # one line describing the network identity (no addresses)
     network_changed: bool | None = None  # None: not checked at the end
+    #: Why the public address is unknown ("" when it is known, or the check was off).
+    address_unknown: str = ""
 
     @property
     def elapsed(self) -> float:

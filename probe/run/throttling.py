@@ -32,10 +32,9 @@ def _samples(store: Store, run_id: int, *, candidates_only: bool = True) -> Iter
     ``candidates_only``: only those with a large fetch or the rule's own reasons (selected in
     SQL, so the others' JSON is never decoded)."""
     for page in rows.judged_rows(store, run_id, MIN_BODY, candidates_only=candidates_only):
-        controls = rows.control_rows(store, [r.measurement_id for r in page])
-        for r in page:
+        for r in page:  # the controls are in the observations' hops
             yield sample_from_json(r.measurement_id, r.url, r.verdict, r.data,
-                                   controls.get(r.measurement_id, {}))  # fmt: skip
+                                   rows.controls_of(r.data))  # fmt: skip
 
 
 def _control_samples(store: Store, run_id: int) -> Iterator[Sample]:

@@ -71,6 +71,7 @@ class Writer:
         self.stop = stop
         self.run_id = 0
         self.vantage_id = 0
+        self.vantage_name = ""  # of a resumed run: its own vantage point's
         self.batch_max = BATCH_MAX
         self.backlog_max = BACKLOG_MAX
         self.queue: asyncio.Queue[Result | None] = asyncio.Queue(maxsize=self.backlog_max)
@@ -91,6 +92,8 @@ class Writer:
     def resume_run(self, run: int | str) -> URLSet:
         """Reopen an interrupted run; returns the URLs it already stored a final verdict for."""
         self.run_id, self.vantage_id = self.store.resume_run(run)
+        info = self.store.run_info(self.run_id) or {}
+        self.vantage_name = str(info.get("vantage") or "")
         done = URLSet()
         for url in self.store.final_urls(self.run_id):
             done.add(url)

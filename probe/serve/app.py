@@ -16,9 +16,16 @@ from aiohttp import web
 from probe import __version__
 from probe.core.codec import encode_json
 from probe.core.net import is_ip_literal
-from probe.measure.control.protocol import THRequest, THRequestError, build_response, parse_request
+from probe.measure.control.protocol import (
+    ClientAddress,
+    THRequest,
+    THRequestError,
+    build_response,
+    read_request,
+)
 from probe.serve.config import HelperConfig, MeasureFn, engine_measure
 from probe.serve.connections import ClientLimiter
+from probe.serve.reflector import Reflector
 
 log = logging.getLogger("probe.helper")
 
@@ -46,6 +53,7 @@ class Helper:
         self.started = time.time()
         self._salt = os.urandom(16)
         self._url_key: Any = "measured_url"
+        self.reflector: Reflector | None = None  # set by serve() while the reflector runs
 
     @classmethod
     def with_engine(
@@ -140,9 +148,11 @@ class Helper:
         )
 
     async def handle_health(self, request: web.Request) -> web.Response:
-        """GET /health: liveness and load, for monitoring and load balancers."""
+        """GET /health: liveness and load, for monitoring and load balancers; the reflector's
+        ports and WireGuard key when it runs (probes find it there)."""
+        extra = {"reflector": self.reflector.advertise()} if self.reflector is not None else {}
         return self._json(
-            {
+            extra | {
                 "status": "ok",
                 "version": __version__,
                 "in_flight": self.in_flight,
@@ -189,9 +199,18 @@ class Helper:
                 headers={"Connection": "close"},
             )
         try:
-            req = parse_request(body)
+            req = read_request(body)
         except THRequestError as exc:
             return self._json({"error": str(exc)}, status=400)
+        except Exception as exc:  # whatever the body did to the parser, it is the body's fault
+            # Any request the parser cannot handle is a bad request, never a 500 with a
+            # traceback: one line in the log, without the body.
+            log.warning("unparsable request: %s", type(exc).__name__)
+            return self._json({"error": "request cannot be parsed"}, status=400)
+        if req is None:
+            # {"x_client_address": true}: the address this request came from, to this client
+            # only (a probe scrubs it from what it stores). The log line says nothing of it.
+            return self._json(ClientAddress(x_client_address=request.remote or ""))
         if self.in_flight >= self.config.max_in_flight:
             return self._json(
                 {"error": "too many requests in flight, retry later"},

@@ -14,6 +14,8 @@ from probe.core.net.policy import ConnectPolicy, is_public_address
 from probe.core.settings import MeasureConfig
 from probe.measure.control.protocol import THRequest
 from probe.measure.engine import measure
+from probe.measure.quic import available as quic_available
+from probe.serve.reflector import ReflectorConfig
 
 __all__ = ["HelperConfig", "MeasureFn", "engine_measure", "measure_config"]
 
@@ -48,6 +50,7 @@ class HelperConfig:
     body_timeout: float = 10.0
     max_connections_per_client: int = 256  # open connections per client address; more: closed
     backlog: int = 1024
+    reflector: ReflectorConfig | None = None  # echo and WireGuard ports (--reflector); None: off
 
     def connect_policy(self) -> ConnectPolicy | None:
         """The engine's connect policy for this helper (None: connect anywhere)."""
@@ -96,12 +99,20 @@ def engine_measure(cfg: Any = None, *, policy: ConnectPolicy | None = is_public_
     """
     base = dataclasses.replace(cfg if cfg is not None else MeasureConfig(), connect_policy=policy)
     has_ua = any(f.name == "user_agent" for f in dataclasses.fields(base))
+    quic_ok = quic_available()
 
     async def run_measure(req: THRequest) -> Measurement:
         mcfg = base
         ua = req.header("User-Agent")
         if ua and has_ua:
             mcfg = dataclasses.replace(base, user_agent=ua)
+        if (req.quic_enabled and quic_ok) or req.ech_enabled:
+            # The probe's own tests, without decoy: the helper answers whether the site's name
+            # gets through from here (x_quic_enabled, x_ech_enabled; docs/protocols.md).
+            mcfg = dataclasses.replace(mcfg, quic=req.quic_enabled and quic_ok, quic_decoy="",
+                                       ech=req.ech_enabled, ech_sni=req.ech_sni)
+        if not req.http:
+            mcfg = dataclasses.replace(mcfg, http=False)
         return await measure(req.target, mcfg, control=None, extra_addresses=req.addresses)
 
     return run_measure

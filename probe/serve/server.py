@@ -21,6 +21,7 @@ from probe.serve.app import Helper
 from probe.serve.config import HelperConfig
 from probe.serve.connections import guarded_site
 from probe.serve.privacy import ClientScrubber
+from probe.serve.reflector import Reflector
 
 log = logging.getLogger("probe.helper")
 
@@ -69,8 +70,15 @@ async def serve(
     scrubber = ClientScrubber(helper._client_id_of) if config.log_clients != "full" else None
     if scrubber is not None:
         scrubber.install()
+    reflector = Reflector(config.reflector) if config.reflector is not None else None
     try:
         await site.start()
+        if reflector is not None:
+            await reflector.start(config.host or None)
+            helper.reflector = reflector
+            log.info("reflector: tcp echo %s, udp echo %s, wireguard %s (key %s)",
+                     ",".join(map(str, reflector.ports["tcp_echo"])), reflector.ports.get("udp_echo", "-"),
+                     reflector.ports.get("wireguard", "-"), reflector.advertise()["wireguard"]["public_key"])
         bound = [(str(a[0]), int(a[1])) for a in runner.addresses]
         scheme = "https" if config.tls_cert else "http"
         for host, port in bound:
@@ -85,6 +93,9 @@ async def serve(
             for sig in (signal.SIGTERM, signal.SIGINT):
                 with contextlib.suppress(Exception):
                     loop.remove_signal_handler(sig)
+        if reflector is not None:
+            helper.reflector = None
+            await reflector.close()
         await runner.cleanup()
         log.info("stopped after %d measurement(s)", helper.served)
         if scrubber is not None:

@@ -22,6 +22,7 @@ __all__ = [
     "has_measurement",
     "measurement_place",
     "newest_final",
+    "urls_of_host",
 ]
 
 #: The columns a URL is looked up by: as measured, as written in the list, its host name.
@@ -76,6 +77,18 @@ def newest_final(store: Store, column: URLColumn, value: str, *, vantage: str | 
                  f"WHERE m.final = 1 {where} ORDER BY m.measured_at DESC, m.id DESC LIMIT 1",
                  params)  # fmt: skip
     return None if mid is None else int(mid)
+
+
+def urls_of_host(store: Store, host: str, *, vantage: str | None = None, run: int | None = None,
+                 limit: int = 5) -> list[str]:
+    """The URLs of host ``host`` with a final measurement (of ``vantage``, in ``run``), the
+    most recently measured first, at most ``limit``."""
+    where, params = filters(("m.domain = ?", host), ("v.name = ?", vantage), ("m.run_id = ?", run))
+    rows = store.conn.execute(
+        "SELECT m.url FROM measurements m JOIN vantage_points v ON v.id = m.vantage_id "
+        f"WHERE m.final = 1 {where} GROUP BY m.url ORDER BY max(m.measured_at) DESC LIMIT ?",
+        (*params, limit))  # fmt: skip
+    return [str(url) for (url,) in rows]
 
 
 def measurement_place(store: Store, measurement_id: int) -> MeasurementPlace | None:

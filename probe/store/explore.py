@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Literal, NamedTuple
 
 from probe.core.model import INTERFERENCE_VERDICTS
+from probe.store import observations
 
 if TYPE_CHECKING:
     from probe.store.database import Store
@@ -111,10 +112,12 @@ def body_text(body: bytes | None) -> str | None:
 
 
 def register_functions(conn: SQLiteConnection, reason_words: Callable[[str | None], str | None]) -> None:
-    """Register ``body_text(body)`` and ``reason_words(code)`` (a reason code in words: given by
-    the caller, the store does not judge) on ``conn``."""
+    """Register ``body_text(body)``, ``observations_json(data)`` (the packed observations as
+    JSON text) and ``reason_words(code)`` (a reason code in words: given by the caller, the store
+    does not judge) on ``conn``."""
     conn.create_function("body_text", 1, body_text, deterministic=True)
     conn.create_function("reason_words", 1, reason_words, deterministic=True)
+    conn.create_function("observations_json", 1, observations.json_text, deterministic=True)
 
 
 class Relation(NamedTuple):

@@ -4,8 +4,12 @@ id order, chunk by chunk, so memory stays flat however big the database.
 - :func:`iter_records`: each measurement rebuilt in full, with its verdict and where it was
   taken (:class:`Record`: the JSON-based formats, jsonl and OONI's);
 - :func:`measurement_columns`: named columns of the measurements (CSV);
-- :data:`TABLES`: the tables of the Parquet export, each column with its kind and the SQL that
-  reads it, and :func:`table_columns`, their rows a batch of columns at a time.
+- :data:`TABLES`: the tables of the Parquet export read by SQL (vantage points, runs,
+  measurements, the QUIC and ECH verdicts), each column with its kind and the SQL that reads it, and
+  :func:`table_columns`, their rows a batch of columns at a time;
+- :func:`observed`: the measurements' observations decoded, chunk by chunk, for the
+  per-operation tables (DNS, TCP, TLS, HTTP, controls: probe/research/export/tables.py), and
+  :func:`certificates`, the certificates they refer to.
 """
 
 from __future__ import annotations
@@ -17,19 +21,25 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from probe.core.model import Measurement, Verdict
 from probe.store.connection import typed_rows
+from probe.store.observations import unpack
+from probe.store.protocols import PROTOCOL_COLUMNS, protocol_verdicts_between
 
 if TYPE_CHECKING:
     from probe.store.database import Store
 
 __all__ = [
     "MEASUREMENT_COLUMNS",
-    "OBSERVATIONS",
     "TABLES",
+    "CertificateRow",
     "ExportTable",
     "Filters",
+    "ObservedRow",
     "Record",
+    "certificates",
+    "classifier_versions",
     "iter_records",
     "measurement_columns",
+    "observed",
     "table_columns",
     "where",
 ]
@@ -94,6 +104,10 @@ class Record:
     resolver_asn: int | None = None
     resolver_as_org: str | None = None
     user_agent: str | None = None  # the User-Agent the run sent (runs.options)
+    # Where the measurement was taken, as the CSV and Parquet exports say it (MEASUREMENT_COLUMNS:
+    # the run's network, else the vantage point's; network_source says which).
+    network: tuple[int | None, str | None, str | None, int | None, str | None] = (
+        None, None, None, None, None)  # asn, as_org, country, resolver_asn, network_source
 
 
 class _RecordRow(NamedTuple):
@@ -101,7 +115,7 @@ class _RecordRow(NamedTuple):
 
     id: int
     uid: str
-    data: str  # the observations' JSON
+    data: bytes  # the packed observations
     verdict: str
     stage: str | None
     hop: int | None
@@ -124,6 +138,11 @@ class _RecordRow(NamedTuple):
     resolver_asn: int | None
     resolver_as_org: str | None
     user_agent: str | None
+    net_asn: int | None
+    net_as_org: str | None
+    net_country: str | None
+    net_resolver_asn: int | None
+    network_source: str | None
 
 
 def iter_records(store: Store, f: Filters) -> Iterator[Record]:
@@ -135,7 +154,10 @@ def iter_records(store: Store, f: Filters) -> Iterator[Record]:
         "r.software_version, v.uid AS vantage_uid, v.name AS vantage, v.asn, v.as_org, v.country, "
         "r.asn AS run_asn, r.as_org AS run_as_org, r.country AS run_country, r.resolver_ip, "
         "r.resolver_asn, r.resolver_as_org, "
-        "json_extract(r.options, '$.measure.user_agent') AS user_agent FROM measurements AS m "
+        "json_extract(r.options, '$.measure.user_agent') AS user_agent, "
+        + ", ".join(f"{MEASUREMENT_COLUMNS[c]} AS {'' if c == 'network_source' else 'net_'}{c}"
+                    for c in ("asn", "as_org", "country", "resolver_asn", "network_source"))
+        + " FROM measurements AS m "
         "JOIN observations AS o ON o.measurement_id = m.id "
         "JOIN runs AS r ON r.id = m.run_id JOIN vantage_points AS v ON v.id = m.vantage_id "
         f"WHERE m.id > ? AND {cond} ORDER BY m.id LIMIT {_CHUNK}"
@@ -146,31 +168,45 @@ def iter_records(store: Store, f: Filters) -> Iterator[Record]:
         if not chunk:
             return
         lo, last = chunk[0].id, chunk[-1].id
-        controls = store.controls_between(lo, last)
+        protocols = protocol_verdicts_between(store, lo, last)  # --quic, --ech
         for row in chunk:
             yield Record(
-                row.uid, store.rebuild(row.data, controls.get(row.id, {})),
+                row.uid, store.rebuild(row.data),
                 Verdict(row.verdict, row.stage, row.hop, tuple(json.loads(row.reasons)),
-                        row.classifier_version),
+                        row.classifier_version, protocols=protocols.get(row.id, ())),
                 bool(row.final), row.classified_at, row.run_uid, row.run_started_at,
                 row.software_version, row.vantage_uid, row.vantage, row.asn, row.as_org,
                 row.country, run_asn=row.run_asn, run_as_org=row.run_as_org,
                 run_country=row.run_country, resolver_ip=row.resolver_ip,
                 resolver_asn=row.resolver_asn, resolver_as_org=row.resolver_as_org,
                 user_agent=row.user_agent,
+                network=(row.net_asn, row.net_as_org, row.net_country, row.net_resolver_asn,
+                         row.network_source),
             )  # fmt: skip
 
 
 # --- flat columns of the measurements ----------------------------------------------------------
+_RUN_HAS_NETWORK = "(r.asn IS NOT NULL OR r.country IS NOT NULL)"
+
 #: Column -> SQL for :func:`measurement_columns`: the measurement's own columns (``m``), its global
-#: ids and where it was taken (``r`` its run, ``v`` its vantage point).
+#: ids and where it was taken (``r`` its run, ``v`` its vantage point), and the verdicts of its
+#: QUIC and ECH tests (``quic_verdict`` ... ``ech_reasons``: NULL when measured without them).
 MEASUREMENT_COLUMNS: dict[str, str] = {
     "measurement_uid": "m.uid", "run_uid": "r.uid", "vantage_uid": "v.uid", "vantage": "v.name",
-    "asn": "v.asn", "country": "v.country",
+    # Where the measurement was taken: its own run's network (docs/identity.md), not its vantage
+    # point's today. A run that recorded none (before schema version 7, --no-identity) falls
+    # back to its vantage point's (what --asn/--country said), and network_source says which.
+    **{c: f"CASE WHEN {_RUN_HAS_NETWORK} THEN r.{c} ELSE v.{c} END"
+       for c in ("asn", "as_org", "country")},
+    "resolver_asn": f"CASE WHEN {_RUN_HAS_NETWORK} THEN r.resolver_asn "
+                    "ELSE json_extract(v.meta, '$.resolver_asn') END",
+    "network_source": f"CASE WHEN {_RUN_HAS_NETWORK} THEN 'run' WHEN v.asn IS NOT NULL OR "
+                      "v.country IS NOT NULL THEN 'vantage_point' END",
     **{c: f"m.{c}" for c in (
         "url", "original_url", "domain", "category", "source", "measured_at", "started",
         "runtime", "attempt", "final", "failure", "n_hops", "final_url", "verdict", "stage", "hop",
         "reasons", "classifier_version", "classified_at")},
+    **PROTOCOL_COLUMNS,
 }  # fmt: skip
 
 
@@ -197,29 +233,29 @@ def measurement_columns(store: Store, f: Filters, columns: Sequence[str], *, chu
 
 # --- the tables of the Parquet export ----------------------------------------------------------
 #: Column kinds (each one Arrow type in the Parquet export): text, 32/64-bit integers, floats,
-#: flags (0/1), ISO 8601 times, JSON lists of strings.
-KINDS = ("str", "i32", "i64", "f64", "bool", "ts", "strlist")
+#: flags (0/1), ISO 8601 times, JSON lists of strings, JSON objects of counts by verdict.
+KINDS = ("str", "i32", "i64", "f64", "bool", "ts", "strlist", "counts")
 
 
 @dataclass(frozen=True)
 class ExportTable:
-    """One exported table: its columns (name, kind, SQL expression) and its FROM clause."""
+    """One exported table read by SQL: its columns (name, kind, SQL expression), its FROM clause,
+    and the columns the schema never leaves NULL (declared non-null in the Parquet schema)."""
 
     name: str
     columns: tuple[tuple[str, str, str], ...]
     source: str  # FROM ... (measurements AS m available for filtering when child=True)
     child: bool = True  # filtered through the measurement it belongs to
     order: str = "m.id"
+    required: frozenset[str] = frozenset()
+    # (name, SQL) read beside the columns but not exported: what a partitioned export needs of
+    # a row's measurement (its vantage point, country and time) when the columns do not say it.
+    keys: tuple[tuple[str, str], ...] = ()
 
 
-def _child(name: str, alias: str, cols: Sequence[tuple[str, str, str]], order: str) -> ExportTable:
-    return ExportTable(
-        name,
-        (("measurement_uid", "str", "m.uid"), *cols),
-        f"{name} AS {alias} JOIN measurements AS m ON m.id = {alias}.measurement_id",
-        order=order,
-    )
-
+_RUN_NETWORK = tuple((name, kind, MEASUREMENT_COLUMNS[name]) for name, kind in (
+    ("asn", "i64"), ("as_org", "str"), ("country", "str"), ("resolver_asn", "i64"),
+    ("network_source", "str")))
 
 TABLES: tuple[ExportTable, ...] = (
     ExportTable("vantage_points", (
@@ -228,17 +264,22 @@ TABLES: tuple[ExportTable, ...] = (
         ("resolver", "str", "v.resolver"), ("network", "str", "v.network"),
         ("meta", "str", "v.meta"), ("created_at", "ts", "v.created_at"),
         ("updated_at", "ts", "v.updated_at"),
-    ), "vantage_points AS v", child=False, order="v.id"),
+    ), "vantage_points AS v", child=False, order="v.id",
+        required=frozenset({"uid", "name", "meta", "created_at", "updated_at"})),
     ExportTable("runs", (
         ("uid", "str", "r.uid"), ("vantage_uid", "str", "v.uid"), ("vantage", "str", "v.name"),
         ("started_at", "ts", "r.started_at"), ("finished_at", "ts", "r.finished_at"),
         ("software_version", "str", "r.software_version"), ("lists", "strlist", "r.lists"),
         ("options", "str", "r.options"), ("status", "str", "r.status"),
-        ("n_measurements", "i64", "r.n_measurements"), ("counts", "str", "r.counts"),
-    ), "runs AS r JOIN vantage_points AS v ON v.id = r.vantage_id", child=False, order="r.id"),
+        ("n_measurements", "i64", "r.n_measurements"), ("counts", "counts", "r.counts"),
+        *_RUN_NETWORK, ("resolver_as_org", "str", "r.resolver_as_org"),
+        ("network_changed", "bool", "r.network_changed"),
+    ), "runs AS r JOIN vantage_points AS v ON v.id = r.vantage_id", child=False, order="r.id",
+        required=frozenset({"uid", "vantage_uid", "vantage", "started_at", "software_version",
+                            "lists", "options", "status", "n_measurements", "counts"})),
     ExportTable("measurements", (
         ("uid", "str", "m.uid"), ("run_uid", "str", "r.uid"), ("vantage_uid", "str", "v.uid"),
-        ("vantage", "str", "v.name"), ("url", "str", "m.url"),
+        ("vantage", "str", "v.name"), *_RUN_NETWORK, ("url", "str", "m.url"),
         ("original_url", "str", "m.original_url"), ("domain", "str", "m.domain"),
         ("category", "str", "m.category"), ("source", "str", "m.source"),
         ("measured_at", "ts", "m.measured_at"), ("started", "f64", "m.started"),
@@ -249,58 +290,93 @@ TABLES: tuple[ExportTable, ...] = (
         ("reasons", "strlist", "m.reasons"), ("classifier_version", "str", "m.classifier_version"),
         ("classified_at", "ts", "m.classified_at"),
     ), "measurements AS m JOIN runs AS r ON r.id = m.run_id "
-       "JOIN vantage_points AS v ON v.id = m.vantage_id"),
-    _child("dns_queries", "q", (
-        ("hop", "i32", "q.hop"), ("control", "bool", "q.control"), ("resolver", "str", "q.resolver"),
-        ("transport", "str", "q.transport"), ("qtype", "str", "q.qtype"),
-        ("hostname", "str", "q.hostname"), ("started", "f64", "q.started"),
-        ("duration", "f64", "q.duration"), ("failure", "str", "q.failure"),
-        ("addresses", "strlist", "q.addresses"), ("n_replies", "i32", "q.n_replies"),
-        ("n_distinct", "i32", "q.n_distinct"),
-    ), "q.id"),
-    _child("tcp_connects", "t", (
-        ("hop", "i32", "t.hop"), ("ip", "str", "t.ip"), ("port", "i32", "t.port"),
-        ("started", "f64", "t.started"), ("duration", "f64", "t.duration"),
-        ("failure", "str", "t.failure"),
-    ), "t.id"),
-    _child("tls_handshakes", "t", (
-        ("hop", "i32", "t.hop"), ("ip", "str", "t.ip"), ("port", "i32", "t.port"),
-        ("sni", "str", "t.sni"), ("started", "f64", "t.started"), ("duration", "f64", "t.duration"),
-        ("failure", "str", "t.failure"), ("version", "str", "t.version"),
-        ("cipher", "str", "t.cipher"), ("alpn", "str", "t.alpn"),
-        ("cert_valid", "bool", "t.cert_valid"), ("leaf_sha256", "str", "t.leaf_sha256"),
-        ("leaf_subject", "str", "t.leaf_subject"), ("leaf_issuer", "str", "t.leaf_issuer"),
-        ("leaf_not_after", "ts", "t.leaf_not_after"), ("chain", "strlist", "t.chain"),
-    ), "t.id"),
-    _child("http_requests", "h", (
-        ("hop", "i32", "h.hop"), ("url", "str", "h.url"), ("ip", "str", "h.ip"),
-        ("port", "i32", "h.port"), ("started", "f64", "h.started"),
-        ("duration", "f64", "h.duration"), ("failure", "str", "h.failure"),
-        ("status", "i32", "h.status"), ("headers", "str", "h.headers"),
-        ("location", "str", "h.location"), ("body_length", "i64", "h.body_length"),
-        ("body_sha256", "str", "h.body_sha256"), ("body_truncated", "bool", "h.body_truncated"),
-        ("title", "str", "h.title"),
-    ), "h.id"),
-    _child("controls", "c", (
-        ("hop", "i32", "c.hop"), ("source", "str", "c.source"), ("url", "str", "c.url"),
-        ("failure", "str", "c.failure"), ("dns_failure", "str", "c.dns_failure"),
-        ("dns_addrs", "strlist", "c.dns_addrs"), ("http_failure", "str", "c.http_failure"),
-        ("http_status", "i32", "c.http_status"), ("http_body_length", "i64", "c.http_body_length"),
-        ("http_title", "str", "c.http_title"), ("http_body_sha256", "str", "c.http_body_sha256"),
-        ("data", "str", "c.data"),
-    ), "c.id"),
+       "JOIN vantage_points AS v ON v.id = m.vantage_id",
+        required=frozenset({"uid", "run_uid", "vantage_uid", "vantage", "url", "original_url",
+                            "domain", "category", "source", "measured_at", "started", "runtime",
+                            "attempt", "final", "n_hops", "verdict", "reasons",
+                            "classifier_version"})),
+    # The verdicts of the opt-in QUIC and ECH tests (probe run --quic, --ech; docs/protocols.md),
+    # partitioned like their measurements (the keys are read, not written).
+    ExportTable("protocol_verdicts", (
+        ("measurement_uid", "str", "m.uid"), ("suite", "str", "p.suite"),
+        ("verdict", "str", "p.verdict"), ("stage", "str", "p.stage"), ("hop", "i32", "p.hop"),
+        ("reasons", "strlist", "p.reasons"), ("classifier_version", "str", "p.classifier_version"),
+    ), "protocol_verdicts AS p JOIN measurements AS m ON m.id = p.measurement_id "
+       "JOIN runs AS r ON r.id = m.run_id JOIN vantage_points AS v ON v.id = m.vantage_id",
+        order="p.measurement_id, p.suite",
+        required=frozenset({"measurement_uid", "suite", "verdict", "reasons",
+                            "classifier_version"}),
+        keys=(("vantage", "v.name"), ("country", MEASUREMENT_COLUMNS["country"]),
+              ("measured_at", "m.measured_at"))),
 )
 
-#: The observations' JSON, one row per measurement (exported on request only).
-OBSERVATIONS = _child("observations", "o", (("data", "str", "o.data"),), "o.measurement_id")
+
+class ObservedRow(NamedTuple):
+    """One measurement's packed observations, decoded, with what names and partitions it."""
+
+    uid: str
+    vantage: str
+    country: str | None  # its run's (else its vantage point's: MEASUREMENT_COLUMNS)
+    measured_at: str
+    data: Any  # the observations' data (probe.store.observations.unpack)
+
+
+def observed(store: Store, f: Filters, *, chunk: int = _CHUNK) -> Iterator[list[ObservedRow]]:
+    """The measurements selected by ``f``, in id order, ``chunk`` at a time, with their
+    observations decoded (what the exports' per-operation tables are made from)."""
+    cond, params = where(f)
+    sql = (f"SELECT m.id, m.uid, v.name, {MEASUREMENT_COLUMNS['country']}, m.measured_at, o.data "
+           "FROM measurements AS m "
+           "JOIN observations AS o ON o.measurement_id = m.id JOIN runs AS r ON r.id = m.run_id "
+           "JOIN vantage_points AS v ON v.id = m.vantage_id "
+           f"WHERE m.id > ? AND {cond} ORDER BY m.id LIMIT {int(chunk)}")
+    last = 0
+    while True:
+        rows = store.conn.execute(sql, [last, *params]).fetchall()
+        if not rows:
+            return
+        last = rows[-1][0]
+        yield [ObservedRow(uid, vantage, country, at, unpack(data))
+               for _, uid, vantage, country, at, data in rows]
+
+
+class CertificateRow(NamedTuple):
+    """A stored certificate (``certificates``)."""
+
+    sha256: str
+    subject: str | None
+    issuer: str | None
+    not_before: str | None
+    not_after: str | None
+    der: bytes
+
+
+def certificates(store: Store, shas: Sequence[str]) -> Iterator[CertificateRow]:
+    """The certificates of these SHA-256 digests (those stored), in the order given."""
+    for k in range(0, len(shas), 500):
+        part = list(shas[k:k + 500])
+        found = {row.sha256: row for row in typed_rows(
+            store.conn, CertificateRow,
+            "SELECT sha256, subject, issuer, not_before, not_after, der FROM certificates "
+            f"WHERE sha256 IN ({','.join('?' * len(part))})", part)}
+        yield from (found[sha] for sha in part if sha in found)
+
+
+def classifier_versions(store: Store, f: Filters) -> list[str]:
+    """The classifier versions of the verdicts selected by ``f`` (the exports' provenance)."""
+    cond, params = where(f)
+    return [str(r[0]) for r in store.conn.execute(
+        f"SELECT DISTINCT m.classifier_version FROM measurements AS m WHERE {cond} ORDER BY 1",
+        params)]
 
 
 def table_columns(store: Store, table: ExportTable, f: Filters, *, fetch: int
                   ) -> Iterator[dict[str, tuple[Any, ...]]]:
     """The rows of an exported table selected by ``f``, ``fetch`` at a time, as columns by name
-    (each column a tuple of values)."""
-    names = [name for name, _, _ in table.columns]
-    select = ", ".join(f"{expr} AS {name}" for name, _, expr in table.columns)
+    (each column a tuple of values; its :attr:`ExportTable.keys` after its columns)."""
+    names = [name for name, _, _ in table.columns] + [name for name, _ in table.keys]
+    select = ", ".join([f"{expr} AS {name}" for name, _, expr in table.columns]
+                       + [f"{expr} AS {name}" for name, expr in table.keys])
     if table.child or table.name == "measurements":
         cond, params = where(f)
     elif f.vantages:  # vantage_points and runs both name the vantage point v

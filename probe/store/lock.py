@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from probe.core.errors import ProbeError
+from probe.store.connection import StoreError
 
 __all__ = ["EXIT_BUSY", "DatabaseBusy", "lock_path", "run_lock"]
 
@@ -48,8 +49,17 @@ def run_lock(db: str | Path, wait: float = 0.0) -> Iterator[None]:
         yield
         return
     path = lock_path(db)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+            created = True
+        except FileExistsError:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            created = False
+    except OSError as exc:  # e.g. a service started in / with a relative --db: say so, no traceback
+        raise StoreError(f"{db}: cannot create its lock file {path}: {exc.strerror or exc} "
+                         "(is the database's directory writable?)") from None
     try:
         deadline = time.monotonic() + max(0.0, wait)
         while True:
@@ -68,6 +78,14 @@ def run_lock(db: str | Path, wait: float = 0.0) -> Iterator[None]:
                 time.sleep(min(_POLL, remaining))  # a bounded wait for a lock, not a sync
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        yield
+        try:
+            yield
+        except StoreError:
+            # The database was refused (another application's file, corrupt, too new): no run
+            # can use it, so the lock file this run put beside it goes too (outputs never leave
+            # what they had no business writing). Removed while still held.
+            if created:
+                path.unlink(missing_ok=True)
+            raise
     finally:
         os.close(fd)  # releases the lock

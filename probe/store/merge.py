@@ -46,6 +46,7 @@ from pathlib import Path
 from probe.host.output import staged
 from probe.store.connection import named_rows, scalar
 from probe.store.database import Store, StoreError
+from probe.store.names import claim_name
 from probe.store.rows import now as _now
 from probe.store.schema import SCHEMA_VERSION
 from probe.store.sources import Source, SourceError, fingerprint, inspect_source
@@ -63,8 +64,9 @@ __all__ = ["MergeError", "MergeResult", "merge"]
 
 # Tables with their own rules (entities matched by uid), or not copied at all.
 _ENTITIES = ("vantage_points", "runs", "measurements")
-# latest: rebuilt by its triggers; merged_sources: the output's own memory of its sources.
-_NOT_COPIED = frozenset({"schema_migrations", "latest", "merged_sources"})
+# latest: rebuilt by its triggers; probe_meta: the output's own id; merged_sources: copied by
+# its own rule (_merge_tables), with a row for the source itself (_merge_one).
+_NOT_COPIED = frozenset({"schema_migrations", "latest", "probe_meta", "merged_sources"})
 # Page cache of the output during a merge: index pages of the big tables stay in memory while
 # their rows are appended (the store's own 8 MiB is sized for a run's writer).
 _MERGE_CACHE_KIB = 64 << 10
@@ -88,7 +90,9 @@ class MergeResult:
     measurements: int = 0
     already_present: int = 0  # measurements skipped: their uid was in the output
     verdicts_updated: int = 0  # present measurements re-judged more recently in the source
-    renamed: list[tuple[str, str]] = field(default_factory=list)  # (name, name in the output)
+    # (old name, new name): vantage points of the source or the output renamed because another
+    # probe had the same name (probe/store/names.py)
+    renamed: list[tuple[str, str]] = field(default_factory=list)
     keyed: dict[str, int] = field(default_factory=dict)  # rows added to tables with their own uid
     refused: int = 0  # rows found invalid (each refused with what depends on it)
     problems: list[Problem] = field(default_factory=list)  # the first of them, by table and row
@@ -172,8 +176,14 @@ def _merge_into(path: Path, found: Sequence[Source], on_merged: Callable[[MergeR
         plan = _Plan(store.conn)
         todo: list[tuple[Source, str]] = []
         for src in found:
-            with closing(src.connect()) as conn:
-                fp = fingerprint(conn)
+            try:
+                with closing(src.connect()) as conn:
+                    fp = fingerprint(conn)
+            except sqlite3.DatabaseError as exc:  # a page of what the fingerprint reads
+                why = _damaged(src, exc)
+                damaged.append(f"{src.path}: {why}")
+                done(MergeResult(str(src.path), damaged=why))
+                continue
             when = scalar(store.conn, "SELECT merged_at FROM merged_sources WHERE fingerprint = ?",
                           (fp,))  # fmt: skip
             if when is not None or any(fp == f for _, f in todo):
@@ -247,6 +257,12 @@ def _bulk_copy(store: Store, new_output: bool) -> Iterator[None]:
             conn.execute("PRAGMA temp_store = MEMORY")
 
 
+def _damaged(src: Source, exc: sqlite3.DatabaseError) -> str:
+    """Why a source SQLite cannot read is not merged, and what says more."""
+    return (f"damaged ({exc}): nothing of it merged; "
+            f"`probe check --db {src.path.name}` says more")
+
+
 class _Checks:
     """The checks of the sources (probe/store/validate.py), one after the other in a thread of
     their own: the next source is checked while the one before is copied (SQLite releases the
@@ -272,8 +288,7 @@ class _Checks:
                 # source's indexes, which quick_check would add, are never copied.
                 return screen(conn, spec=self._spec, stop=self._stop.is_set)
         except sqlite3.DatabaseError as exc:  # a page SQLite cannot read at all
-            return Screened(damaged=f"damaged ({exc}): nothing of it merged; "
-                                    f"`probe check --db {src.path.name}` says more")
+            return Screened(damaged=_damaged(src, exc))
         except SourceError as exc:
             return Screened(damaged=f"cannot be read ({exc}): nothing of it merged")
 
@@ -398,9 +413,7 @@ def _merge_one(store: Store, plan: _Plan, src: Source, screened: Screened, fp: s
             # The first read of src starts its read transaction: every statement below sees
             # the same snapshot of it, whatever a running probe commits meanwhile.
             _merge_tables(conn, plan, result, screened)
-            store.insert_records("merged_sources", [{
-                "fingerprint": fp, "name": src.path.name, "merged_at": _now(),
-                "measurements": result.measurements, "refused": result.refused}])
+            _record_source(conn, src, fp, result)
     except MergeError:
         raise
     except Exception as exc:  # sqlite3 errors: disk full, corrupt source, ...
@@ -408,6 +421,22 @@ def _merge_one(store: Store, plan: _Plan, src: Source, screened: Screened, fp: s
     finally:
         conn.execute("DETACH DATABASE src")
     return result
+
+
+def _record_source(conn: sqlite3.Connection, src: Source, fp: str, result: MergeResult) -> None:
+    """The source among the databases merged into the output (merged_sources), by its global
+    id, with the fingerprint of what it held: merged again unchanged, it is skipped unread. A
+    source older than schema 12 has no id of its own: its upgraded copy drew one."""
+    uid = scalar(conn, "SELECT value FROM src.probe_meta WHERE key = 'uid' AND typeof(value) = 'text'")
+    if uid is None:
+        raise MergeError(f"{src.path}: has no database id (probe_meta); nothing of it merged")
+    conn.execute(
+        "INSERT INTO main.merged_sources (uid, merged_at, fingerprint, name, measurements, refused) "
+        "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (uid) DO UPDATE SET merged_at = excluded.merged_at, "
+        "fingerprint = excluded.fingerprint, name = excluded.name, "
+        "measurements = merged_sources.measurements + excluded.measurements, "
+        "refused = excluded.refused",
+        (uid, _now(), fp, src.path.name, result.measurements, result.refused))
 
 
 def _refusals(conn: sqlite3.Connection, screened: Screened) -> None:
@@ -432,6 +461,15 @@ def _not_refused(table: str, column: str, refused: Iterable[object]) -> str:
     if not refused:
         return ""
     return f" AND {column} NOT IN (SELECT id FROM temp.merge_refused WHERE tbl = '{table}')"
+
+
+def _not_refused_key(plan: _Plan, table: str, screened: Screened) -> str:
+    """SQL: the row's key (``table``'s first primary key column) was not refused ("" when none
+    was): for the tables without integer ids (content-addressed bodies, merged_sources)."""
+    if not screened.keys.get(table):
+        return ""
+    return (f" AND {plan.pks[table][0]} NOT IN (SELECT key FROM temp.merge_refused_keys "
+            f"WHERE tbl = '{table}')")
 
 
 def _bound(table: str, column: str, screened: Screened) -> str:
@@ -460,10 +498,17 @@ def _merge_tables(conn: sqlite3.Connection, plan: _Plan, result: MergeResult, sc
         cols = [c for c in plan.columns[table] if c in _cols(conn, "src", table)]
         names = ", ".join(cols)
         keys = screened.keys.get(table)
-        left_out = (f" AND {plan.pks[table][0]} NOT IN (SELECT key FROM temp.merge_refused_keys "
-                    f"WHERE tbl = '{table}')") if keys else ""  # fmt: skip
+        left_out = _not_refused_key(plan, table, screened) if keys else ""
         conn.execute(f"INSERT OR IGNORE INTO main.{table} ({names}) "
                      f"SELECT {names} FROM src.{table} WHERE 1{_bound(table, 'rowid', screened)}{left_out}")
+    # The databases merged into the source come with it (its own merged_sources rows, as the
+    # check read them): a merge of merges names every database merged (exports cite them as
+    # their provenance). Only the rows of sources merged here keep a fingerprint: what this
+    # output holds of a database that came inside another is that one's business.
+    left_out = _not_refused_key(plan, "merged_sources", screened)
+    conn.execute("INSERT OR IGNORE INTO main.merged_sources (uid, merged_at, name) "
+                 "SELECT uid, merged_at, name FROM src.merged_sources "
+                 f"WHERE uid IS NOT (SELECT value FROM main.probe_meta WHERE key = 'uid'){left_out}")
     for table in plan.keyed:
         _merge_keyed(conn, plan, table, result, screened)
     for table, owner_col, owner in plan.owned:
@@ -570,13 +615,13 @@ def _merge_vantage_points(conn: sqlite3.Connection, plan: _Plan, result: MergeRe
         elif (same := _same_ooni_vantage(conn, values[i_name], values[cols.index("meta")])):
             dst, new = same, 0
         else:
+            # Same name, another vantage point (another machine that kept the default name,
+            # say): both are kept, each told apart by the end of its uid, whatever the order.
             name = values[i_name]
-            if conn.execute("SELECT 1 FROM main.vantage_points WHERE name = ?", (name,)).fetchone():
-                # Same name, another vantage point (another machine that kept the default
-                # name, say): both are kept, told apart by the end of the source's uid.
-                new_name = f"{name}~{values[i_uid][-8:]}"
-                result.renamed.append((name, new_name))
-                values[i_name] = new_name
+            values[i_name], renames = claim_name(conn, name, values[i_uid])
+            result.renamed.extend(renames)
+            if values[i_name] != name:
+                result.renamed.append((name, values[i_name]))
             cur = conn.execute(
                 f"INSERT INTO main.vantage_points ({', '.join(cols)}) "
                 f"VALUES ({', '.join('?' * len(cols))})",

@@ -14,7 +14,7 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from probe.store.circumvention import endpoint_records
+from probe.store.circumvention import write_endpoints
 from probe.store.connection import dict_rows, typed_rows
 
 if TYPE_CHECKING:
@@ -151,23 +151,15 @@ class OONIEndpointSource(NamedTuple):
     source: str  # file:line of the import
 
 
-_INSERT_ENDPOINT = (f"INSERT INTO ooni_endpoints ({', '.join(OONIEndpointSource._fields)}) "
-                    f"VALUES ({', '.join(':' + f for f in OONIEndpointSource._fields)})")
-
-
 def write_imported_endpoints(
     store: Store, run_id: int, vantage_id: int, suite: str,
     items: Sequence[tuple[EndpointObservation, ControlObservation | None, Verdict, OONIEndpointSource]],
 ) -> int:
     """Store judged endpoints of OONI experiments with their OONI rows, in one transaction (the
     endpoint rows take the uids of their sources); the number stored."""
-    records = endpoint_records(run_id, vantage_id, suite, [(o, c, v) for o, c, v, _ in items])
-    for rec, (*_, src) in zip(records, items, strict=True):
-        rec["uid"] = src.uid
-    with store.transaction():
-        store.insert_records("endpoint_measurements", records)
-        store.conn.executemany(_INSERT_ENDPOINT, [src._asdict() for *_, src in items])
-    return len(records)
+    return write_endpoints(store, run_id, vantage_id, suite, [(o, c, v) for o, c, v, _ in items],
+                           uids=[src.uid for *_, src in items],
+                           beside={"ooni_endpoints": [src._asdict() for *_, src in items]})
 
 
 def imported_endpoint_uids(store: Store, uids: Iterable[str]) -> set[str]:

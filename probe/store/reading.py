@@ -37,15 +37,21 @@ class Reader(Runs):
     ) -> Iterator[dict[str, Any]]:
         """Final verdicts, one dict per URL measured, in measurement order.
 
-        ``run``: an id, ``"latest"`` (the latest run, of ``vantage`` when given) or None (every
-        run). ``verdict``: one verdict or several (any of them). Keys: measurement_id, run_id,
+        ``run``: an id, ``"latest"`` (the latest run of ``vantage`` when given, otherwise the
+        latest run of every vantage point: :meth:`latest_runs`) or None (every run).
+        ``verdict``: one verdict or several (any of them). Keys: measurement_id, run_id,
         vantage, url, original_url, domain, category,
         measured_at, runtime, attempt, verdict, stage, hop, reasons (list), classifier_version.
         """
-        rid = self.resolve_run(run, vantage)
         where = ["m.final = 1"]
         params: list[Any] = []
-        if rid is not None:
+        if run == "latest" and vantage is None:
+            runs = [rid for _, rid in self.latest_runs()]
+            if not runs:
+                self.resolve_run(run)  # raises: no runs yet
+            where.append(f"m.run_id IN ({','.join('?' * len(runs))})")
+            params.extend(runs)
+        elif (rid := self.resolve_run(run, vantage)) is not None:
             where.append("m.run_id = ?")
             params.append(rid)
         if verdict is not None:
@@ -111,10 +117,8 @@ class Reader(Runs):
             if not chunk:
                 return
             last = chunk[-1]["id"]
-            controls = self.controls_between(chunk[0]["id"], last)
             for row in chunk:
-                m = self.rebuild(row["data"], controls.get(row["id"], {}))
-                yield row["id"], m, _verdict(row)
+                yield row["id"], self.rebuild(row["data"]), _verdict(row)
 
     def measurement(self, measurement_id: int) -> tuple[Measurement, Verdict] | None:
         """One stored measurement rebuilt in full, with its stored verdict (None: no such id)."""
@@ -125,22 +129,12 @@ class Reader(Runs):
         )
         if row is None:
             return None
-        controls = self.controls_between(measurement_id, measurement_id).get(measurement_id, {})
-        return self.rebuild(row["data"], controls), _verdict(row)
+        return self.rebuild(row["data"]), _verdict(row)
 
-    def controls_between(self, lo: int, hi: int) -> dict[int, dict[int, str]]:
-        """Control JSON of measurements ``lo``..``hi``: measurement id -> hop -> JSON."""
-        controls: dict[int, dict[int, str]] = {}
-        for row in self._rows(
-            "SELECT measurement_id, hop, data FROM controls WHERE measurement_id BETWEEN ? AND ?",
-            (lo, hi),
-        ):
-            controls.setdefault(row["measurement_id"], {})[row["hop"]] = row["data"]
-        return controls
-
-    def rebuild(self, observations: str, controls: dict[int, str]) -> Measurement:
-        """A stored measurement rebuilt in full from its observations JSON and its controls."""
-        return _rows.rebuild(observations, controls, self._body, self._cert)
+    def rebuild(self, observations: bytes) -> Measurement:
+        """A stored measurement rebuilt in full from its packed observations (and the bodies and
+        certificates they refer to)."""
+        return _rows.rebuild(observations, self._body, self._cert)
 
     def _body(self, sha: str) -> bytes:
         body = self._blob_cache.get(sha)

@@ -1,13 +1,17 @@
 """Measurement <-> rows: flatten one Measurement into per-operation rows, and rebuild it.
 
-The ``observations`` JSON column is :func:`probe.core.codec.to_data` of the Measurement with three
-bulky parts moved out, each replaced by a reference that :func:`rebuild` follows:
+The ``observations`` column is :func:`probe.core.codec.to_data` of the Measurement, packed
+(:mod:`probe.store.observations`), with two bulky parts moved out, each replaced by a reference
+that :func:`rebuild` follows:
 
 - HTTP bodies go to ``http_bodies`` (zlib, keyed by sha256, stored once); the HTTP dict keeps
   ``body_ref``.
 - Certificate chains go to ``certificates`` (DER, keyed by sha256, stored once); the TLS dict keeps
   ``cert_chain_sha256``.
-- Control observations go to ``controls`` (one row per hop, with the full JSON).
+
+Controls stay in their hops (schema version 11; before, they were in ``controls.data``). The flat
+tables (``dns_queries``, ``tcp_connects``, ...) index what SQL asks about; the packed
+observations are the record, and the only thing :func:`rebuild` reads.
 
 ``from_data`` ignores unknown keys, so the reference keys never reach the typed records.
 """
@@ -19,12 +23,13 @@ import hashlib
 import json
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from typing import Any
 
-from probe.core.codec import checker, from_data, to_data
-from probe.core.model import ControlObservation, Measurement, Verdict
+from probe.core.codec import CodecError, checker, from_data, to_data
+from probe.core.model import Measurement, Verdict
+from probe.store.observations import ObservationsError, drop_empty_steps, json_bytes, pack, unpack
 from probe.store.uid import uuid7
 
 __all__ = [
@@ -32,13 +37,14 @@ __all__ = [
     "IdCounters",
     "Rows",
     "body_key",
-    "check_control",
     "check_observations",
     "compress",
+    "distinct_replies",
     "flatten",
     "iso",
     "now",
     "parse_certificate",
+    "protocol_rows",
     "rebuild",
 ]
 
@@ -89,6 +95,7 @@ class Rows:
         "measurements",
         "observations",
         "packets",
+        "protocols",
         "queries",
         "replies",
         "tcp",
@@ -97,8 +104,9 @@ class Rows:
 
     def __init__(self) -> None:
         self.measurements: list[tuple[Any, ...]] = []
-        self.observations: list[tuple[int, str]] = []
+        self.observations: list[tuple[int, bytes]] = []
         self.packets: list[tuple[Any, ...]] = []
+        self.protocols: list[tuple[Any, ...]] = []
         self.queries: list[tuple[Any, ...]] = []
         self.replies: list[tuple[Any, ...]] = []
         self.answers: list[tuple[Any, ...]] = []
@@ -120,23 +128,25 @@ class IdCounters:
         self.reply = reply
 
 
+def distinct_replies(replies: Iterable[tuple[str, Iterable[str], Iterable[str]]]) -> int:
+    """``dns_queries.n_distinct``: distinct (rcode, answers, CNAMEs) among a query's replies, as
+    the classifier counts injection: well-formed replies only."""
+    return len({(rcode, frozenset(answers), frozenset(cnames)) for rcode, answers, cnames in replies
+                if rcode != "MALFORMED"})
+
+
 def _dns_rows(rows: Rows, ids: IdCounters, mid: int, hop: int, control: int, obs: Any) -> None:
     for q in obs:
         ids.query += 1
         qid = ids.query
-        # As the classifier counts injection: well-formed replies to the query only.
-        distinct = {(r.rcode, frozenset(r.answers), frozenset(r.cnames)) for r in q.replies
-                    if r.rcode != "MALFORMED"}
         rows.queries.append(
-            (qid, mid, hop, control, q.resolver, q.transport, q.qtype, q.hostname, q.started,
-             q.duration, q.failure, _dumps(list(q.addresses)), len(q.replies), len(distinct))
+            (qid, mid, hop, control, q.resolver, q.qtype, q.hostname, q.failure, len(q.replies),
+             distinct_replies((r.rcode, r.answers, r.cnames) for r in q.replies))
         )
         for i, r in enumerate(q.replies):
             ids.reply += 1
             rid = ids.reply
-            rows.replies.append(
-                (rid, qid, i, r.t, r.source, r.rcode, " ".join(r.flags), r.ttl, r.raw or None)
-            )
+            rows.replies.append((rid, qid, i, r.t, r.source, r.rcode, " ".join(r.flags), r.ttl))
             j = 0
             for name in r.cnames:
                 rows.answers.append((rid, j, "CNAME", name))
@@ -173,26 +183,19 @@ def flatten(
         if hop.dns_control:
             _dns_rows(rows, ids, mid, h, 1, hop.dns_control)
         for c in hop.tcp:
-            rows.tcp.append((mid, h, c.ip, c.port, c.started, c.duration, c.failure))
+            rows.tcp.append((mid, h, c.ip, c.port, c.failure))
         new_tls = None
         for k, t in enumerate(hop.tls):
-            leaf: tuple[Any, ...] = (None, None, None, None)
-            chain: list[str] = []
+            leaf = None
             if t.cert_chain:
-                for der in t.cert_chain:
-                    sha, info = cert_info(der)
-                    if not chain:
-                        leaf = (sha, info[0], info[1], info[3])
-                    chain.append(sha)
+                chain = [cert_info(der)[0] for der in t.cert_chain]
+                leaf = chain[0]
                 tls_chains[(h, k)] = chain
                 if new_tls is None:
                     new_tls = list(hop.tls)
                 new_tls[k] = replace(t, cert_chain=())
-            rows.tls.append(
-                (mid, h, t.ip, t.port, t.sni, t.started, t.duration, t.failure, t.version,
-                 t.cipher, t.alpn, None if t.cert_valid is None else int(t.cert_valid), *leaf,
-                 _dumps(chain))
-            )
+            rows.tls.append((mid, h, t.ip, t.port, t.sni, t.failure, t.version,
+                             None if t.cert_valid is None else int(t.cert_valid), leaf))
         http = hop.http
         if http is not None:
             ref = None
@@ -200,25 +203,18 @@ def flatten(
                 ref = body_refs[h] = body_ref(http.body)
                 http = replace(http, body=b"")
             rows.http.append(
-                (mid, h, http.url, http.ip, http.port, http.started, http.duration, http.failure,
-                 http.status, _dumps([list(h) for h in http.headers]), http.location, http.body_length,
-                 http.body_sha256, int(http.body_truncated), http.title, ref)
+                (mid, h, http.url, http.ip, http.port, http.failure, http.status, http.location,
+                 http.body_length, http.body_sha256, int(http.body_truncated), http.title, ref)
             )
         ctl = hop.control
         if ctl is not None:
             rows.controls.append(
-                (mid, h, ctl.source, ctl.url, ctl.failure, ctl.dns_failure,
+                (mid, h, ctl.failure, ctl.dns_failure,
                  _dumps(list(ctl.dns_addrs)), ctl.http_failure, ctl.http_status,
-                 ctl.http_body_length, ctl.http_title, ctl.http_body_sha256,
-                 _dumps(to_data(ctl)))
+                 ctl.http_body_length, ctl.http_title, ctl.http_transfer)
             )
-        if new_tls is not None or http is not hop.http or ctl is not None:
-            hop = replace(
-                hop,
-                tls=tuple(new_tls) if new_tls is not None else hop.tls,
-                http=http,
-                control=None,
-            )
+        if new_tls is not None or http is not hop.http:
+            hop = replace(hop, tls=tuple(new_tls) if new_tls is not None else hop.tls, http=http)
         hops.append(hop)
     data = to_data(replace(m, hops=tuple(hops)) if hops else m)
     for hd in data["hops"]:
@@ -231,7 +227,6 @@ def flatten(
             if digests is not None:
                 td["cert_chain_sha256"] = digests
                 del td["cert_chain"]
-        del hd["control"]
     for k, p in enumerate(m.packets):
         rows.packets.append(
             (mid, k, p.t, p.proto, p.src, p.sport, p.dport, p.ttl, p.ip_id, int(p.df), p.flags,
@@ -245,23 +240,30 @@ def flatten(
          last, v.verdict, v.stage, v.hop, _dumps(list(v.reasons)), v.classifier_version,
          uuid7(round(m.started * 1000)))
     )
-    rows.observations.append((mid, _dumps(data)))
+    rows.observations.append((mid, pack(drop_empty_steps(data))))
+    rows.protocols.extend(protocol_rows(mid, v))
+
+
+def protocol_rows(mid: int, v: Verdict) -> list[tuple[Any, ...]]:
+    """Rows of ``protocol_verdicts`` for the protocol tests' verdicts in ``v``."""
+    return [(mid, p.suite, p.verdict, p.stage, p.hop, _dumps(list(p.reasons)), p.classifier_version)
+            for p in v.protocols]
 
 
 def rebuild(
-    observations: str,
-    controls: dict[int, str],
+    observations: bytes,
     bodies: Callable[[str], bytes],
     certs: Callable[[str], bytes],
 ) -> Measurement:
-    """Rebuild a Measurement from its ``observations`` JSON and the rows it references.
+    """Rebuild a Measurement from its packed ``observations`` and the blobs they reference.
 
-    ``controls`` maps hop index -> control JSON; ``bodies(sha)`` and ``certs(sha)`` fetch blobs.
+    ``bodies(sha)`` and ``certs(sha)`` fetch blobs. Raises
+    :class:`probe.store.observations.ObservationsError` for a value that cannot be read and
+    :class:`probe.core.codec.CodecError` for data that does not fit the records.
     """
-    data = json.loads(observations)
+    data = unpack(observations)
     refs: dict[int, tuple[str | None, dict[int, list[str]]]] = {}
     for hd in data.get("hops", ()):
-        h = hd["index"]
         http = hd.get("http")
         body = http.pop("body_ref", None) if http is not None else None
         chains = {}
@@ -270,10 +272,7 @@ def rebuild(
             if chain is not None:
                 chains[k] = chain
         if body is not None or chains:
-            refs[h] = (body, chains)
-        ctl = controls.get(h)
-        if ctl is not None:
-            hd["control"] = json.loads(ctl)
+            refs[hd["index"]] = (body, chains)
     m: Measurement = from_data(Measurement, data)
     if not refs:
         return m
@@ -296,26 +295,29 @@ def rebuild(
     return replace(m, hops=tuple(hops))
 
 
-def check_observations(data: str | bytes) -> None:
+def check_observations(data: bytes) -> None:
     """Raise :class:`~probe.core.codec.CodecError` unless :func:`rebuild` can read ``data``, an
     ``observations`` value, into a Measurement (the check ``probe merge`` makes of every row).
 
-    The same codec and leniency as :func:`rebuild` (unknown keys, such as the body and chain
-    references, are ignored; missing ones take their defaults): a row this accepts, every
-    reader of the store can rebuild. Built on first use (:func:`probe.core.codec.checker`).
+    The value is unpacked as :func:`rebuild` unpacks it (:mod:`probe.store.observations`; a
+    value that is not packed observations fails naming why), then decoded by the same codec with
+    the same leniency (unknown keys, such as the body and chain references, are ignored; missing
+    ones take their defaults): a row this accepts, every reader of the store can rebuild. The
+    decoder is built on first use (:func:`probe.core.codec.checker`) and reads the unpacked JSON
+    without building the records.
     """
-    _checkers()[0](data)
-
-
-def check_control(data: str | bytes) -> None:
-    """Raise :class:`~probe.core.codec.CodecError` unless ``data``, a ``controls`` value, is the
-    control observation :func:`rebuild` puts back into its hop."""
-    _checkers()[1](data)
+    if not isinstance(data, bytes):
+        raise CodecError("JSON text where packed observations belong")
+    try:
+        raw = json_bytes(data)
+    except ObservationsError as exc:
+        raise CodecError(str(exc)) from None
+    _checker()(raw)
 
 
 @functools.cache
-def _checkers() -> tuple[Callable[[str | bytes], None], Callable[[str | bytes], None]]:
-    return checker(Measurement), checker(ControlObservation)
+def _checker() -> Callable[[str | bytes], None]:
+    return checker(Measurement)
 
 
 def body_key(body: bytes) -> str:

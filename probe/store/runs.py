@@ -9,6 +9,7 @@ from typing import Any
 from probe import __version__
 from probe.core.model import VERDICTS
 from probe.store.connection import Connection, StoreError, dict_rows
+from probe.store.names import LIKE_SUFFIXED, base_name, suffixed_like
 from probe.store.owner import Owner, current_owner, is_dead
 from probe.store.rows import now as _now
 from probe.store.uid import uuid7
@@ -73,10 +74,13 @@ class Runs(Connection):
         with self.transaction():
             return self.insert_records("runs", [record])
 
-    def resume_run(self, run: int | str) -> tuple[int, int]:
-        """Reopen an interrupted run (an id or ``"latest"``) as ``running``, owned by this
-        process; returns ``(run_id, vantage_id)``. Raises :class:`StoreError` when the run does
-        not exist or did not end as interrupted (a complete run has nothing left to do)."""
+    def interrupted_run(self, run: int | str) -> int:
+        """The id of the interrupted run ``run`` names (an id, or ``"latest"``: the newest).
+
+        Runs left ``running`` by a process that is gone are closed first. Raises
+        :class:`StoreError` when the run does not exist or did not end as interrupted (a
+        complete run has nothing left to do).
+        """
         self.close_dead_runs()  # a killed run is interrupted from now on
         if run == "latest":
             latest = self._value(
@@ -84,15 +88,25 @@ class Runs(Connection):
             )
             if latest is None:
                 raise StoreError(f"{self.path}: no interrupted run to resume")
-            run = int(latest)
+            return int(latest)
         run_id = int(run)
+        status = self._value("SELECT status FROM runs WHERE id = ?", (run_id,))
+        if status is None:
+            raise StoreError(f"{self.path}: no run {run_id}")
+        if status != "interrupted":
+            raise StoreError(f"{self.path}: run {run_id} is {status}; "
+                             "only an interrupted run can be resumed")  # fmt: skip
+        return run_id
+
+    def resume_run(self, run: int | str) -> tuple[int, int]:
+        """Reopen an interrupted run (an id or ``"latest"``) as ``running``, owned by this
+        process; returns ``(run_id, vantage_id)``. Raises :class:`StoreError` as
+        :meth:`interrupted_run` does."""
+        run_id = self.interrupted_run(run)
         with self.transaction():
             row = self._row("SELECT status, vantage_id FROM runs WHERE id = ?", (run_id,))
-            if row is None:
-                raise StoreError(f"{self.path}: no run {run_id}")
-            if row["status"] != "interrupted":
-                raise StoreError(f"{self.path}: run {run_id} is {row['status']}; "
-                                 "only an interrupted run can be resumed")  # fmt: skip
+            if row is None or row["status"] != "interrupted":  # another process took it since
+                raise StoreError(f"{self.path}: run {run_id} is no longer interrupted")
             self._update("runs", run_id, {
                 "status": "running", "finished_at": None, "owner": current_owner().to_text()})  # fmt: skip
         return run_id, int(row["vantage_id"])
@@ -196,6 +210,29 @@ class Runs(Connection):
             )
         return None if rid is None else int(rid)
 
+    def database_uids(self) -> tuple[str, list[str]]:
+        """This database's global id, and those of the databases merged into it (oldest first)."""
+        own = self._value("SELECT value FROM probe_meta WHERE key = 'uid'")
+        merged = [str(r["uid"]) for r in self._rows(
+            "SELECT uid FROM merged_sources ORDER BY merged_at, uid")]
+        return str(own), merged
+
+    def latest_runs(self) -> list[tuple[str, int]]:
+        """(vantage point, its latest run id) for every vantage point with a run, by name."""
+        return [(str(row["vantage"]), int(row["run_id"])) for row in self._rows(
+            "SELECT v.name AS vantage, max(r.id) AS run_id FROM runs r "
+            "JOIN vantage_points v ON v.id = r.vantage_id GROUP BY r.vantage_id ORDER BY v.name")]
+
+    def _renamed_hint(self, name: str | None) -> str:
+        """``" (a merge renamed it apart: home~4d5e6f70, home~9a8b7c6d)"`` when ``name`` was
+        renamed apart by a merge (probe/store/names.py), else ``""``."""
+        if not name:
+            return ""
+        found = [row["name"] for row in self._rows(
+            f"SELECT name, uid FROM vantage_points WHERE {LIKE_SUFFIXED} ORDER BY name",
+            (suffixed_like(name),)) if base_name(row["name"], row["uid"]) == name]
+        return f" (a merge renamed it apart: {', '.join(found)})" if found else ""
+
     def vantage_ids(self, names: Sequence[str] | None = None) -> dict[str, int]:
         """Vantage point name -> id: every one, by name, or those named, in that order.
 
@@ -262,7 +299,7 @@ class Runs(Connection):
             rid = self.latest_run_id(vantage)
             if rid is None:
                 where = f" for vantage point {vantage!r}" if vantage else ""
-                raise StoreError(f"{self.path}: no runs{where} yet")
+                raise StoreError(f"{self.path}: no runs{where} yet{self._renamed_hint(vantage)}")
             return rid
         try:
             rid = int(run)

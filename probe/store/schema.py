@@ -516,17 +516,126 @@ UPDATE endpoint_measurements SET uid = {sql_uuid7(_ms("measured_at"))} WHERE uid
 CREATE UNIQUE INDEX endpoint_measurements_uid ON endpoint_measurements(uid);
 """
 
-# The sources `probe merge` has merged into this database, by the fingerprint of what each held
-# (probe/store/sources.py): a source merged again unchanged is skipped unread. The file's name
-# only (never its directory: no user's path is stored), for people.
-_V10_MERGED_SOURCES = """
+# The verdicts of the opt-in protocol tests of a URL (probe run --quic / --ech), one row per
+# measurement and test, beside the URL's web verdict in measurements (docs/protocols.md). The
+# observations themselves are in the measurement's observations JSON (hops[].quic, .ech).
+_V10_PROTOCOLS = """
+CREATE TABLE protocol_verdicts (
+    measurement_id INTEGER NOT NULL REFERENCES measurements(id),
+    suite TEXT NOT NULL,
+    verdict TEXT NOT NULL,
+    stage TEXT,
+    hop INTEGER,
+    reasons TEXT NOT NULL DEFAULT '[]',
+    classifier_version TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (measurement_id, suite)
+) WITHOUT ROWID;
+CREATE INDEX protocol_verdicts_suite ON protocol_verdicts(suite, verdict);
+CREATE TRIGGER measurements_protocol_verdicts_delete AFTER DELETE ON measurements
+BEGIN
+    DELETE FROM protocol_verdicts WHERE measurement_id = OLD.id;
+END;
+"""
+
+# The store at a third of its size (issue 25): observations packed with their controls
+# (probe/store/observations.py: zlib against a dictionary made from probe's record types), and
+# the flat tables keep what SQL asks about (who, what, outcome), not copies of what the
+# observations hold. Dropped: controls.data, .url and .source (the control is in its hop of the
+# observations, with the helper it came from, and measured the hop's URL), dns_replies.raw
+# (the wire bytes are in the observations), the timings of queries, connects, handshakes and
+# requests (the observations' started and duration: no query of probe's or of docs/ reads them
+# from SQL), dns_queries.transport
+# (the resolver's scheme says it) and .addresses (dns_answers holds every reply's), the leaf
+# certificate's subject, issuer and expiry (in `certificates`: the `tls_certificates` view joins
+# them back under their old names), the chain, cipher and ALPN of handshakes, and
+# http_requests.headers (in the observations), the control's body hash (its length and title
+# stay); indexes that no query of probe's or of docs/ uses: lookups of one certificate or body
+# hash (tls_handshakes_leaf, _invalid, http_requests_body: the documented questions group every
+# handshake or every blocked page, which reads the table anyway; a lookup of one hash now scans
+# the table), dns_queries_hostname, and tcp_connects_ip (the failed connects, the ones asked
+# about, keep tcp_connects_failed). controls.http_transfer says
+# which controls timed their fetch (the throttling rule asks; it used to search controls.data).
+# `probe_pack_legacy` is probe/store/observations.py's pack_legacy, registered on the connection.
+# (Written as migration 10 on its branch; numbered 11 after main's protocol verdicts, which it
+# leaves alone: the QUIC and ECH observations are packed in their hops like the rest.)
+_V11_COMPACT = """
+ALTER TABLE controls ADD COLUMN http_transfer REAL;
+UPDATE controls SET http_transfer = json_extract(data, '$.http_transfer');
+UPDATE observations SET data = probe_pack_legacy(data, (
+    SELECT json_group_array(json_array(c.hop, json(c.data))) FROM controls AS c
+    WHERE c.measurement_id = observations.measurement_id));
+ALTER TABLE controls DROP COLUMN data;
+ALTER TABLE controls DROP COLUMN url;
+ALTER TABLE controls DROP COLUMN source;
+ALTER TABLE controls DROP COLUMN http_body_sha256;
+ALTER TABLE dns_replies DROP COLUMN raw;
+DROP INDEX dns_queries_hostname;
+ALTER TABLE dns_queries DROP COLUMN transport;
+ALTER TABLE dns_queries DROP COLUMN started;
+ALTER TABLE dns_queries DROP COLUMN duration;
+ALTER TABLE dns_queries DROP COLUMN addresses;
+DROP INDEX tcp_connects_ip;
+ALTER TABLE tcp_connects DROP COLUMN started;
+ALTER TABLE tcp_connects DROP COLUMN duration;
+DROP INDEX tls_handshakes_leaf;
+DROP INDEX tls_handshakes_invalid;
+ALTER TABLE tls_handshakes DROP COLUMN started;
+ALTER TABLE tls_handshakes DROP COLUMN duration;
+ALTER TABLE tls_handshakes DROP COLUMN cipher;
+ALTER TABLE tls_handshakes DROP COLUMN alpn;
+ALTER TABLE tls_handshakes DROP COLUMN leaf_subject;
+ALTER TABLE tls_handshakes DROP COLUMN leaf_issuer;
+ALTER TABLE tls_handshakes DROP COLUMN leaf_not_after;
+ALTER TABLE tls_handshakes DROP COLUMN chain;
+DROP INDEX http_requests_body;
+ALTER TABLE http_requests DROP COLUMN started;
+ALTER TABLE http_requests DROP COLUMN duration;
+ALTER TABLE http_requests DROP COLUMN headers;
+DELETE FROM sqlite_stat1 WHERE idx IN ('tls_handshakes_leaf', 'tls_handshakes_invalid',
+    'tcp_connects_ip', 'dns_queries_hostname', 'http_requests_body');
+
+-- The leaf certificate of each handshake, under the column names tls_handshakes had before.
+CREATE VIEW tls_certificates AS
+SELECT t.id, t.measurement_id, t.hop, t.ip, t.port, t.sni, t.failure, t.cert_valid,
+       t.leaf_sha256, c.subject AS leaf_subject, c.issuer AS leaf_issuer,
+       c.not_before AS leaf_not_before, c.not_after AS leaf_not_after
+FROM tls_handshakes AS t JOIN certificates AS c ON c.sha256 = t.leaf_sha256;
+"""
+
+# The database's own global id (a UUIDv7 drawn when it was made or upgraded), and those of the
+# databases merged into it ('merged:<uid>' keys, probe/store/merge.py; a merge copies its
+# source's own 'merged:' rows too, so a merge of merges knows every source): what exports cite as
+# their provenance and put in their file names, so exports of many databases never collide.
+# (Since migration 13 the merged databases are rows of merged_sources instead.)
+_V12_DATABASE_UID = f"""
+CREATE TABLE probe_meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+) WITHOUT ROWID;
+INSERT INTO probe_meta (key, value)
+VALUES ('uid', {sql_uuid7("CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)")});
+"""
+
+# The databases merged into this one, by their global ids (probe_meta's 'uid' in each): one row
+# per database, whether `probe merge` read it as a source (with the fingerprint of what it held
+# then, probe/store/sources.py, so that merging it again unchanged skips it unread; its file's
+# name only, never its directory: no user's path is stored) or it came inside a merged database
+# (that one's own rows: a merge of merges knows every database, fingerprint NULL). Migration 12
+# kept these as probe_meta's 'merged:<uid>' rows: moved here, so that one table says which
+# databases were merged, and probe_meta holds this database's own id.
+_V13_MERGED_SOURCES = """
 CREATE TABLE merged_sources (
-    fingerprint TEXT PRIMARY KEY,
-    name TEXT NOT NULL,
+    uid TEXT PRIMARY KEY,
     merged_at TEXT NOT NULL,
+    fingerprint TEXT,
+    name TEXT,
     measurements INTEGER NOT NULL DEFAULT 0,
     refused INTEGER NOT NULL DEFAULT 0
 ) WITHOUT ROWID;
+CREATE INDEX merged_sources_fingerprint ON merged_sources(fingerprint);
+INSERT INTO merged_sources (uid, merged_at)
+SELECT substr(key, length('merged:') + 1), value FROM probe_meta WHERE key LIKE 'merged:%';
+DELETE FROM probe_meta WHERE key LIKE 'merged:%';
 """
 
 # OONI's other experiments (tor, openvpn, telegram, whatsapp, signal, dnscheck, ...) imported by
@@ -591,10 +700,16 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
     (8, "packets and traces", _V8),
     # Global ids of endpoint measurements, so that merge is idempotent on them.
     (9, "endpoint measurement ids", _V9_ENDPOINT_UIDS),
-    # Sources probe merge has merged, so that merging them again unchanged costs nothing.
-    (10, "merged sources", _V10_MERGED_SOURCES),
+    # Verdicts of the opt-in QUIC and ECH tests (probe run --quic, --ech).
+    (10, "protocol verdicts", _V10_PROTOCOLS),
+    # Observations packed with their controls; flat tables without copies (docs/schema.md).
+    (11, "compact observations", _V11_COMPACT),
+    # The database's global id, and those of the databases merged into it.
+    (12, "database ids", _V12_DATABASE_UID),
+    # The databases merged into this one (probe merge skips a source merged unchanged).
+    (13, "merged sources", _V13_MERGED_SOURCES),
     # OONI's other experiments imported by `probe import ooni`, OONI's verdict beside probe's.
-    (11, "OONI endpoint imports", _OONI_ENDPOINTS),
+    (14, "OONI endpoint imports", _OONI_ENDPOINTS),
 )
 
 #: The schema version this probe writes.

@@ -13,11 +13,13 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from probe.core.model import Verdict
 from probe.store.connection import typed_row, typed_rows
+from probe.store.observations import unpack
 
 if TYPE_CHECKING:
     from probe.store.database import Store
 
-__all__ = ["CHUNK", "JudgedRow", "RunStatus", "control_rows", "judged_rows", "other_ok_rows", "run_status"]
+__all__ = ["CHUNK", "JudgedRow", "RunStatus", "control_rows", "controls_of", "judged_rows", "other_ok_rows",
+           "run_status"]
 
 #: Measurements per page.
 CHUNK = 2000
@@ -38,10 +40,13 @@ _CONTROL_ONLY = ("SELECT m.id, m.url, m.verdict, m.stage, m.hop, m.reasons, m.cl
                  "(SELECT max(h.hop) FROM http_requests h WHERE h.measurement_id = m.id) AS extra "
                  "FROM measurements m WHERE m.run_id = ? AND m.final = 1 AND m.verdict = 'ok' "
                  f"AND m.id > ? AND NOT {_CANDIDATE} AND EXISTS (SELECT 1 FROM controls c "
-                 "WHERE c.measurement_id = m.id AND instr(c.data, '\"http_transfer\"')) "
+                 "WHERE c.measurement_id = m.id AND c.http_transfer IS NOT NULL) "
                  "ORDER BY m.id LIMIT ?")
-_CONTROLS = ("SELECT measurement_id, hop, data FROM controls "
-             "WHERE measurement_id IN (SELECT value FROM json_each(?))")
+# The observations of these measurements (their controls are in their hops).
+_CONTROLS = ("SELECT o.measurement_id, o.data FROM observations o "
+             "WHERE o.measurement_id IN (SELECT value FROM json_each(?))")
+_TIMED = (" AND EXISTS (SELECT 1 FROM controls c WHERE c.measurement_id = o.measurement_id "
+          "AND c.http_transfer IS NOT NULL)")
 
 class JudgedRow(NamedTuple):
     """A measurement with its stored verdict and what the rule reads of it."""
@@ -78,20 +83,26 @@ def _verdict(row: _Row) -> Verdict:
 
 class _Control(NamedTuple):
     measurement_id: int
-    hop: int
-    data: str
+    data: bytes
 
 
 def control_rows(
     store: Store, ids: list[int], timed_only: bool = False
 ) -> dict[int, dict[int, dict[str, Any]]]:
-    """The controls' JSON of these measurements, by measurement and hop (``timed_only``: only
+    """The controls' data of these measurements, by measurement and hop (``timed_only``: only
     those that reported their fetch's speed)."""
     controls: dict[int, dict[int, dict[str, Any]]] = {}
-    sql = _CONTROLS + (" AND instr(data, '\"http_transfer\"')" if timed_only else "")
-    for row in typed_rows(store.conn, _Control, sql + " ORDER BY id", (json.dumps(ids),)):
-        controls.setdefault(row.measurement_id, {})[row.hop] = json.loads(row.data)
+    sql = _CONTROLS + (_TIMED if timed_only else "")
+    for row in typed_rows(store.conn, _Control, sql + " ORDER BY o.measurement_id",
+                          (json.dumps(ids),)):
+        controls[row.measurement_id] = controls_of(unpack(row.data))
     return controls
+
+
+def controls_of(data: dict[str, Any]) -> dict[int, dict[str, Any]]:
+    """The controls of a measurement's data (:func:`judged_rows`' ``data``), by hop."""
+    return {int(hd["index"]): hd["control"] for hd in data.get("hops", ())
+            if isinstance(hd, dict) and hd.get("control") is not None}
 
 
 def judged_rows(store: Store, run_id: int, min_body: int, *, candidates_only: bool = True
@@ -107,7 +118,7 @@ def judged_rows(store: Store, run_id: int, min_body: int, *, candidates_only: bo
         if not chunk:
             return
         last = chunk[-1].id
-        yield [JudgedRow(r.id, r.url, _verdict(r), json.loads(r.extra)) for r in chunk]
+        yield [JudgedRow(r.id, r.url, _verdict(r), unpack(r.extra)) for r in chunk]
 
 
 def other_ok_rows(store: Store, run_id: int, min_body: int) -> Iterator[list[JudgedRow]]:

@@ -13,9 +13,12 @@ checked first against what the code that reads it assumes:
 - the values with a vocabulary (``final`` 0 or 1, ``verdict`` one of the verdicts, a run's
   ``status``), times in ISO 8601 (the exports parse them), the JSON columns' shapes (an array
   of strings, an object, header pairs), in the same scan;
-- the observations and controls JSON decoded by the codec that rebuilds them
-  (:func:`probe.store.rows.check_observations`, :func:`~probe.store.rows.check_control`), and
-  HTTP bodies decompressed and matched against their content address;
+- the packed observations (controls inside, schema 11) unpacked as
+  :mod:`probe.store.observations` unpacks them and decoded by the codec that rebuilds them
+  (:func:`probe.store.rows.check_observations`), the endpoint measurements' observation and
+  control (every circumvention kind's, doh/dot/fet/wireguard included) by the codec that
+  re-judges them, a run's recorded selection (``runs.options.selection``, what ``--resume``
+  reads), and HTTP bodies decompressed and matched against their content address;
 - references: a row whose owner is not in the source (an observation without its
   measurement) would be given another measurement's id in the output.
 
@@ -37,10 +40,11 @@ import zlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from probe.core.codec import CodecError
-from probe.core.model import VERDICTS
+from probe.core.codec import CodecError, checker
+from probe.core.model import VERDICTS, ControlObservation, EndpointObservation
 from probe.store.connection import named_rows
-from probe.store.rows import check_control, check_observations
+from probe.store.observations import ObservationsError, json_bytes
+from probe.store.rows import check_observations
 from probe.store.runs import RUN_STATUSES
 
 __all__ = ["MAX_DOCUMENT", "MAX_PROBLEMS", "Declared", "Problem", "Screened", "declared", "row_checks",
@@ -57,12 +61,18 @@ _FETCH = 512
 _ENTITIES = ("vantage_points", "runs", "measurements")
 _ISO = "'[0-9][0-9][0-9][0-9]-[0-1][0-9]-[0-3][0-9]T[0-2][0-9]:[0-5][0-9]:[0-6][0-9]*'"
 _TIMES = frozenset({"measured_at", "started_at", "finished_at", "classified_at", "created_at",
-                    "updated_at"})  # fmt: skip
+                    "updated_at", "merged_at"})  # fmt: skip
+# Tables no merge copies: the output's own (migrations, its database id) or rebuilt by triggers.
+_NOT_CHECKED = ("schema_migrations", "latest", "probe_meta")
+# Columns whose storage class is not the one declared: the packed observations (schema 11) are
+# BLOBs in a column declared TEXT when it held JSON.
+_STORED_AS = {("observations", "data"): "BLOB"}
 _VOCABULARY: dict[tuple[str, str], Sequence[object]] = {
     ("measurements", "final"): (0, 1),
     ("measurements", "verdict"): VERDICTS,
     ("runs", "status"): ("running", *RUN_STATUSES),
     ("endpoint_measurements", "verdict"): VERDICTS,
+    ("protocol_verdicts", "verdict"): VERDICTS,
     ("dns_queries", "control"): (0, 1),
     ("http_requests", "body_truncated"): (0, 1),
 }
@@ -75,19 +85,16 @@ _REQUIRED = frozenset({("vantage_points", "uid"), ("runs", "uid"), ("measurement
 _SHAPES: dict[tuple[str, str], str] = {
     ("vantage_points", "meta"): "object",
     ("runs", "lists"): "array",
-    ("runs", "options"): "object",
+    ("runs", "options"): "options",
     ("runs", "counts"): "counts",
     ("runs", "identity"): "object",
     ("measurements", "reasons"): "texts",
-    ("dns_queries", "addresses"): "array",
-    ("tls_handshakes", "chain"): "array",
-    ("http_requests", "headers"): "array",
     ("controls", "dns_addrs"): "array",
-    ("controls", "data"): "document",
-    ("observations", "data"): "document",
+    ("observations", "data"): "packed",
     ("endpoint_measurements", "reasons"): "texts",
-    ("endpoint_measurements", "observation"): "object",
-    ("endpoint_measurements", "control"): "object",
+    ("endpoint_measurements", "observation"): "document",
+    ("endpoint_measurements", "control"): "document",
+    ("protocol_verdicts", "reasons"): "texts",
     ("ooni_measurements", "inferred"): "array",
     ("ooni_endpoints", "ooni_keys"): "object",
     ("traces", "data"): "object",
@@ -102,14 +109,35 @@ _SHAPE_SQL = {
               "AND NOT EXISTS (SELECT 1 FROM json_each({c}) WHERE type != 'text'))"),
     "counts": ("json_valid({c}) AND trim({c}) GLOB '{{*}}' "
                "AND NOT EXISTS (SELECT 1 FROM json_each({c}) WHERE type != 'integer')"),
+    # A run's options: an object; its selection, when recorded (probe run --resume reads it:
+    # probe/run/resume.py), an object whose lists are {name, sha256} texts, its URLs and
+    # categories arrays of texts.
+    "options": ("json_valid({c}) AND trim({c}) GLOB '{{*}}' AND (json_type({c}, '$.selection') "
+                "IS NULL OR (json_type({c}, '$.selection') = 'object' "
+                "AND json_type({c}, '$.selection.lists') = 'array' "
+                "AND NOT EXISTS (SELECT 1 FROM json_each({c}, '$.selection.lists') "
+                "WHERE type != 'object' OR json_type(value, '$.name') IS NOT 'text' "
+                "OR json_type(value, '$.sha256') IS NOT 'text') "
+                "AND coalesce(json_type({c}, '$.selection.urls'), 'null') IN ('array', 'null') "
+                "AND NOT EXISTS (SELECT 1 FROM json_each({c}, '$.selection.urls') "
+                "WHERE type != 'text' AND json_type({c}, '$.selection.urls') = 'array') "
+                "AND coalesce(json_type({c}, '$.selection.category'), 'null') IN ('array', 'null') "
+                "AND NOT EXISTS (SELECT 1 FROM json_each({c}, '$.selection.category') "
+                "WHERE type != 'text' AND json_type({c}, '$.selection.category') = 'array')))"),
     # Decoded in Python by the codec (_DOCUMENTS); here only its size, so that the decoder never
     # reads a document of gigabytes into memory.
     "document": f"length(CAST({{c}} AS BLOB)) <= {MAX_DOCUMENT}",
+    # Packed observations (probe/store/observations.py): unpacked and decoded in Python; here
+    # only the compressed size (unpacking bounds what it inflates to).
+    "packed": f"length({{c}}) <= {MAX_DOCUMENT}",
 }
-# Documents the store's codec rebuilds: (table, column) -> the check.
-_DOCUMENTS: dict[tuple[str, str], Callable[[str | bytes], None]] = {
-    ("observations", "data"): check_observations,
-    ("controls", "data"): check_control,
+
+
+# Documents the store's codec rebuilds: table -> (column, check) for each of its documents.
+_DOCUMENTS: dict[str, tuple[tuple[str, Callable[[str | bytes], None]], ...]] = {
+    "observations": (("data", check_observations),),  # type: ignore[dict-item]
+    "endpoint_measurements": (("observation", checker(EndpointObservation)),
+                              ("control", checker(ControlObservation))),
 }
 
 
@@ -186,8 +214,9 @@ def row_checks(table: str, columns: Iterable[tuple[str, str, bool]], alias: str 
         if name == "id" and declared == "INTEGER":
             continue  # the rowid itself: SQLite keeps it an integer
         c = f"{alias}.{name}" if alias else name
+        stored = _STORED_AS.get((table, name), declared)
         kind = {"INTEGER": "'integer'", "REAL": "'real', 'integer'", "TEXT": "'text'",
-                "BLOB": "'blob'"}.get(declared)  # fmt: skip
+                "BLOB": "'blob'"}.get(stored)  # fmt: skip
         conds = [f"typeof({c}) IN ({kind})"] if kind else []
         vocab = _VOCABULARY.get((table, name))
         if vocab is not None:
@@ -232,7 +261,7 @@ def screen(conn: sqlite3.Connection, *, spec: Declared | None = None,
     result = Screened()
     names = [r["name"] for r in named_rows(
         conn, "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' "
-              "AND name NOT IN ('schema_migrations', 'latest', 'merged_sources') ORDER BY name")]
+              f"AND name NOT IN {_NOT_CHECKED!r} ORDER BY name")]
     wanted = [n for n in names if tables is None or n in tables]
     for table in wanted:
         if stop():
@@ -280,31 +309,41 @@ def _screen_table(conn: sqlite3.Connection, table: str, result: Screened, names:
     # Evaluated once a row (which check failed is asked after, for the rows that fail); a NULL
     # anywhere counts as a failure.
     every = "coalesce(" + " AND ".join(f"({cond})" for _, cond in checks) + ", 0)"
-    document = next(((col, check) for (t, col), check in _DOCUMENTS.items() if t == table), None)
-    if document is None:  # SQL alone: only the rows that fail come back
+    documents = _DOCUMENTS.get(table, ())
+    if not documents:  # SQL alone: only the rows that fail come back
         sql = f"SELECT t.{key} FROM {table} AS t WHERE {bound}NOT ({every})"
         for (k,) in conn.execute(sql).fetchall():
             _failed(conn, result, table, key, checks, k)
         return
     # A table of documents: every row comes back, checked by SQL and decoded by the codec, in
-    # one pass (the document only when SQL found the row right, its size included).
-    col, check = document
-    sql = (f"SELECT t.{key}, t.measurement_id, CASE WHEN {every} THEN t.{col} END "
-           f"FROM {table} AS t WHERE {bound.removesuffix(' AND ') or '1'}")
+    # one pass (the documents only when SQL found the row right, their sizes included).
+    owner = "t.measurement_id" if "measurement_id" in here else "NULL"
+    # A document is read only within its size bound (which ``every`` checks too): a row of
+    # gigabytes never comes into memory.
+    cols = ", ".join(f"CASE WHEN length(CAST(t.{col} AS BLOB)) <= {MAX_DOCUMENT} THEN t.{col} END"
+                     for col, _ in documents)
+    sql = (f"SELECT t.{key}, {owner}, {every}, {cols} FROM {table} AS t "
+           f"WHERE {bound.removesuffix(' AND ') or '1'}")
     cur = conn.execute(sql)
     while rows := cur.fetchmany(_FETCH):
         if stop():
             return
-        for k, mid, data in rows:
-            if data is None:
+        for k, mid, ok, *values in rows:
+            if not ok:
                 _failed(conn, result, table, key, checks, k)
                 continue
-            try:
-                check(data)
-            except CodecError as exc:
-                result.add(Problem(table, int(k), col, str(exc)[:200]))
-                if isinstance(mid, int):
-                    result.measurements.add(mid)
+            for (col, check), data in zip(documents, values, strict=True):
+                if data is None:
+                    continue  # NULL where the schema allows it (SQL checked that)
+                try:
+                    check(data)
+                except CodecError as exc:
+                    result.add(Problem(table, int(k), col, str(exc)[:200]))
+                    if isinstance(mid, int):
+                        result.measurements.add(mid)
+                    else:
+                        _refuse(conn, result, table, key, k)
+                    break
 
 
 def _failed(conn: sqlite3.Connection, result: Screened, table: str, key: str,
@@ -371,6 +410,9 @@ def _refuse(conn: sqlite3.Connection, result: Screened, table: str, key_col: str
         if sha is not None:
             result.keys.setdefault(table, set()).add(str(sha[0]))
         return
+    if key_col != "rowid" and not _refs(conn, table):  # a table WITHOUT ROWID of its own
+        result.keys.setdefault(table, set()).add(str(key))  # (merged_sources): its key
+        return
     unit, unit_id = _unit(conn, table, key_col, key)
     if unit_id is None:
         return  # its owner is missing: never copied (result.orphans)
@@ -428,7 +470,19 @@ def _propagate(conn: sqlite3.Connection, result: Screened, names: Sequence[str])
     for sha in result.keys.get("http_bodies", ()):
         result.measurements |= {r[0] for r in conn.execute(
             "SELECT measurement_id FROM http_requests WHERE body_ref = ?", (sha,))}
-    for sha in result.keys.get("certificates", ()):
+    certs = result.keys.get("certificates", set())
+    for sha in certs:
         result.measurements |= {r[0] for r in conn.execute(
-            "SELECT measurement_id FROM tls_handshakes WHERE leaf_sha256 = ? OR instr(chain, ?)",
-            (sha, sha))}
+            "SELECT measurement_id FROM tls_handshakes WHERE leaf_sha256 = ?", (sha,))}
+    if certs and "observations" in names:
+        # The rest of each chain is named in the packed observations only (schema 11): read
+        # them all, once, for a refused certificate (rare: a damaged row).
+        wanted = [sha.encode() for sha in certs]
+        for mid, blob in conn.execute("SELECT measurement_id, data FROM observations "
+                                      "WHERE typeof(data) = 'blob'"):
+            try:
+                raw = json_bytes(blob)
+            except ObservationsError:
+                continue  # refused already, as undecodable
+            if any(sha in raw for sha in wanted):
+                result.measurements.add(mid)

@@ -17,6 +17,8 @@ from probe.store.runs import Runs
 __all__ = ["Writer"]
 
 _SEEN_MAX = 20_000  # bodies/certificates remembered as already stored, per Store
+_PROTOCOL_INSERT = ("INSERT OR REPLACE INTO protocol_verdicts (measurement_id, suite, verdict, stage, "
+                    "hop, reasons, classifier_version) VALUES (?,?,?,?,?,?,?)")
 
 
 class Writer(Runs):
@@ -111,6 +113,8 @@ class Writer(Runs):
             rows.measurements,
         )
         x("INSERT INTO observations (measurement_id, data) VALUES (?,?)", rows.observations)
+        if rows.protocols:
+            x(_PROTOCOL_INSERT, rows.protocols)
         if rows.packets:
             x(
                 "INSERT INTO packets (measurement_id, idx, t, proto, src, sport, dport, ttl, ip_id, "
@@ -120,23 +124,22 @@ class Writer(Runs):
             )
         if rows.queries:
             x(
-                "INSERT INTO dns_queries (id, measurement_id, hop, control, resolver, transport, "
-                "qtype, hostname, started, duration, failure, addresses, n_replies, n_distinct) "
-                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                "INSERT INTO dns_queries (id, measurement_id, hop, control, resolver, qtype, "
+                "hostname, failure, n_replies, n_distinct) VALUES (?,?,?,?,?,?,?,?,?,?)",
                 rows.queries,
             )
         if rows.replies:
             x(
-                "INSERT INTO dns_replies (id, query_id, idx, t, source, rcode, flags, ttl, raw) "
-                "VALUES (?,?,?,?,?,?,?,?,?)",
+                "INSERT INTO dns_replies (id, query_id, idx, t, source, rcode, flags, ttl) "
+                "VALUES (?,?,?,?,?,?,?,?)",
                 rows.replies,
             )
         if rows.answers:
             x("INSERT INTO dns_answers (reply_id, idx, type, value) VALUES (?,?,?,?)", rows.answers)
         if rows.tcp:
             x(
-                "INSERT INTO tcp_connects (measurement_id, hop, ip, port, started, duration, "
-                "failure) VALUES (?,?,?,?,?,?,?)",
+                "INSERT INTO tcp_connects (measurement_id, hop, ip, port, failure) "
+                "VALUES (?,?,?,?,?)",
                 rows.tcp,
             )
         if rows.certs:
@@ -147,25 +150,24 @@ class Writer(Runs):
             )
         if rows.tls:
             x(
-                "INSERT INTO tls_handshakes (measurement_id, hop, ip, port, sni, started, duration, "
-                "failure, version, cipher, alpn, cert_valid, leaf_sha256, leaf_subject, "
-                "leaf_issuer, leaf_not_after, chain) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                "INSERT INTO tls_handshakes (measurement_id, hop, ip, port, sni, failure, version, "
+                "cert_valid, leaf_sha256) VALUES (?,?,?,?,?,?,?,?,?)",
                 rows.tls,
             )
         if rows.bodies:
             x("INSERT OR IGNORE INTO http_bodies (sha256, length, body) VALUES (?,?,?)", rows.bodies)
         if rows.http:
             x(
-                "INSERT INTO http_requests (measurement_id, hop, url, ip, port, started, duration, "
-                "failure, status, headers, location, body_length, body_sha256, body_truncated, "
-                "title, body_ref) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                "INSERT INTO http_requests (measurement_id, hop, url, ip, port, failure, status, "
+                "location, body_length, body_sha256, body_truncated, title, body_ref) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 rows.http,
             )
         if rows.controls:
             x(
-                "INSERT INTO controls (measurement_id, hop, source, url, failure, dns_failure, "
-                "dns_addrs, http_failure, http_status, http_body_length, http_title, "
-                "http_body_sha256, data) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                "INSERT INTO controls (measurement_id, hop, failure, dns_failure, dns_addrs, "
+                "http_failure, http_status, http_body_length, http_title, http_transfer) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?)",
                 rows.controls,
             )
 
@@ -205,3 +207,6 @@ class Writer(Runs):
                     for mid, v in updates
                 ],
             )
+            protocols = [r for mid, v in updates for r in _rows.protocol_rows(mid, v)]
+            if protocols:
+                self.conn.executemany(_PROTOCOL_INSERT, protocols)

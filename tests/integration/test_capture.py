@@ -222,3 +222,12 @@ def test_junk_from_the_resolver_is_never_kept_as_a_reply(loopback_net: LoopbackN
     verdict = classify(m)
     assert verdict.verdict != "hijacked", verdict  # (no control here: inconclusive at best)
     assert not any(r.startswith("dns/inject") for r in verdict.reasons), verdict
+
+
+def test_capture_leaves_the_ech_tests_flows_out(loopback_net: LoopbackNet, cap: capture.Capture) -> None:
+    # The packet rules judge the web steps' flows; the ECH hellos' connections are not theirs.
+    url = loopback_net.url("ok.test", tls=True)
+    m = asyncio.run(measure(target(url), config(loopback_net, ech=True)))
+    assert len(m.hops[0].ech) == 2 and len(m.hops[0].tcp) == 1
+    flows = {p.dport for p in m.packets if p.proto == "tcp"}
+    assert len(flows) == 1  # the web test's one connection

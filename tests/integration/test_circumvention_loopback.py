@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from helper_util import running_helper
+from servers import LoopbackNet
 
 from probe.cli import cli
 from probe.inputs.endpointlists import Endpoint
@@ -114,13 +115,17 @@ def vpn_server() -> Iterator[int]:
     loop.close()
 
 
-def test_probe_circumvention_stores_a_run_and_prints_json(tmp_path: Path, vpn_server: int) -> None:
+def test_probe_circumvention_stores_a_run_and_prints_json(
+    tmp_path: Path, vpn_server: int, loopback_net: LoopbackNet
+) -> None:
     lst = tmp_path / "vpns.csv"
     lst.write_text(f"kind,name,address,port\nopenvpn-tcp,lab-vpn,127.0.0.1,{vpn_server}\n"
                    f"openvpn-udp,lab-vpn-udp,127.0.0.1,{vpn_server}\n")  # fmt: skip
     db = tmp_path / "probe.db"
+    # The pre-flight check asks the loopback resolver (as `probe run` tests do).
     r = CliRunner().invoke(cli, ["circumvention", str(lst), "--db", str(db), "--no-control", "--accept-risks",
-                                 "--vantage", "home", "--json"])  # fmt: skip
+                                 "--vantage", "home", "--json",
+                                 "--resolver", loopback_net.resolver])  # fmt: skip
     assert r.exit_code == 0, r.output
     rows = [json.loads(line) for line in r.stdout.splitlines()]
     assert sorted((x["name"], x["verdict"]) for x in rows) == [("lab-vpn", "ok"), ("lab-vpn-udp", "ok")]

@@ -44,6 +44,7 @@ async def busy_helper(busy_for: int, retry_after: str | None = "1") -> AsyncIter
         yield f"http://127.0.0.1:{port}/", seen
 
 
+@pytest.mark.slow  # times between retries
 def test_a_busy_helper_is_waited_for_as_it_asks() -> None:
     async def main() -> tuple[object, list[float]]:
         async with busy_helper(busy_for=2) as (url, seen), ControlClient([url], busy_wait=10) as control:
@@ -56,6 +57,7 @@ def test_a_busy_helper_is_waited_for_as_it_asks() -> None:
     assert all(b - a >= 0.9 for a, b in itertools.pairwise(seen))
 
 
+@pytest.mark.slow  # a time budget
 def test_waiting_is_bounded_then_the_control_says_busy() -> None:
     async def main() -> tuple[object, list[float]]:
         async with busy_helper(busy_for=1000) as (url, seen), \

@@ -185,6 +185,10 @@ def test_health_reports_status_version_and_load() -> None:
         (b'{"http_request": "gopher://example.org/"}', 400, "http_request"),
         (b'{"http_request": "http://example.org/", "tcp_connect": ["nope"]}', 400, "tcp_connect[0]"),
         (b'{"http_request": "http://example.org/", "x": "' + b"a" * 70000 + b'"}', 413, "too large"),
+        # Nesting deep enough to exhaust the decoder's recursion (a 500 with a traceback before).
+        (b'{"http_request": "http://example.org/", "http_request_headers": {"x": '
+         + b"[" * 30000 + b"]" * 30000 + b"}}", 400, "http_request_headers"),
+        (b"[" * 30000 + b"]" * 30000, 400, "JSON object"),
     ],
 )
 def test_bad_requests_get_a_clear_error(body: bytes, status: int, field: str) -> None:
@@ -236,6 +240,32 @@ def test_log_has_one_line_per_request_without_client_address(caplog: pytest.LogC
     assert lines[0].startswith("POST / 200 ") and "url=http://example.org/" in lines[0]
     assert lines[1].startswith("GET /health 200 ")
     assert not any("client=" in line or "127.0.0.1" in line for line in lines)
+
+
+def test_the_helper_tells_a_client_its_own_address_and_logs_nothing_of_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    seen: list[THRequest] = []
+
+    async def measure(req: THRequest) -> Measurement:
+        seen.append(req)
+        raise AssertionError("a client-address question measures nothing")
+
+    async def main() -> tuple[httpx.Response, httpx.Response]:
+        async with running_helper(Helper(measure, config())) as base, \
+                httpx.AsyncClient(trust_env=False) as http:
+            asked = await http.post(base, json={"x_client_address": True})
+            bare = await http.post(base, json={"x_client_address": False})
+            return asked, bare
+
+    with caplog.at_level(logging.INFO, logger="probe.helper"):
+        asked, bare = asyncio.run(main())
+    assert asked.status_code == 200 and asked.json() == {"x_client_address": "127.0.0.1"}
+    assert bare.status_code == 400 and "http_request" in bare.json()["error"]
+    assert seen == []
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("POST")]
+    assert [line.split()[:3] for line in lines] == [["POST", "/", "200"], ["POST", "/", "400"]]
+    assert not any("127.0.0.1" in line or "client=" in line for line in lines)
 
 
 async def _until_refused(host: str, port: int, timeout: float) -> None:

@@ -42,6 +42,7 @@ def post_head(length: int) -> bytes:
             f"Content-Length: {length}\r\n\r\n").encode()
 
 
+@pytest.mark.slow  # 64 stalled bodies held to the helper's deadline
 def test_slow_request_bodies_hold_no_measurement_slot() -> None:
     async def main() -> tuple[int, list[bytes], Helper]:
         helper = Helper(fake_measure(), config(body_timeout=2.0))  # 64 slots, the default
@@ -73,6 +74,7 @@ def page_server() -> Iterator[int]:
     loop.close()
 
 
+@pytest.mark.slow  # 1,100 connections: the helper's file descriptors
 def test_a_thousand_stalled_connections_do_not_lock_out_legitimate_clients(page_server: int) -> None:
     raise_open_files_limit()
     stalled = 1100

@@ -24,7 +24,7 @@ from helper_util import ooni_request
 from hostile import BombServer, HelperProcess, gzip_bomb, run_child
 from servers import DNSServer, ServerLoop, TLSFiles, zone_handler
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]  # peak RSS budgets, timeouts
 
 PEAK_RSS_LIMIT_MB = 150.0
 BOMB_SIZE = 2 << 30

@@ -18,7 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from aiohttp import web as aioweb
 from servers import ZONE, DNSServer, Page, ServerLoop, WebServer, zone_handler
+from stored import observed
 
 from probe.lab.stun import StunProtocol
 
@@ -36,6 +38,7 @@ class IdentityNet:
     resolver: str
     http_port: int
     stun_protocol: StunProtocol
+    helper: str  # a helper that tells every client it is PUBLIC (as if behind a NAT)
 
 
 @pytest.fixture(scope="module")
@@ -60,9 +63,30 @@ def net() -> Iterator[IdentityNet]:
 
     transport = loop.run(start_stun())
     port = transport.get_extra_info("sockname")[1]
+
+    async def address(request: aioweb.Request) -> aioweb.Response:
+        if (await request.json()).get("x_client_address") is True:
+            return aioweb.json_response({"x_client_address": PUBLIC})
+        return aioweb.json_response({"error": "this helper only tells addresses"}, status=400)
+
+    async def health(request: aioweb.Request) -> aioweb.Response:
+        return aioweb.json_response({"status": "ok"})
+
+    async def start_helper() -> aioweb.AppRunner:
+        app = aioweb.Application()
+        app.router.add_post("/", address)
+        app.router.add_get("/health", health)
+        runner = aioweb.AppRunner(app, access_log=None)
+        await runner.setup()
+        await aioweb.TCPSite(runner, "127.0.0.1", 0).start()
+        return runner
+
+    helper = loop.run(start_helper())
+    helper_url = f"http://127.0.0.1:{helper.addresses[0][1]}/"
     try:
-        yield IdentityNet(f"127.0.0.1:{port}", dns_server.address, web.http_port, proto)
+        yield IdentityNet(f"127.0.0.1:{port}", dns_server.address, web.http_port, proto, helper_url)
     finally:
+        loop.run(helper.cleanup())
         loop.loop.call_soon_threadsafe(transport.close)
         web.close()
         dns_server.close()
@@ -70,11 +94,12 @@ def net() -> Iterator[IdentityNet]:
 
 
 def probe_run(
-    net: IdentityNet, tmp_path: Path, *extra: str, stun: str | None = None
+    net: IdentityNet, tmp_path: Path, *extra: str, stun: str | None = None,
+    control: tuple[str, ...] = ("--no-control",),
 ) -> tuple[subprocess.CompletedProcess[str], Path]:
     db = tmp_path / "identity.db"
     argv = [sys.executable, "-m", "probe", "run", "--db", str(db), "--resolver", net.resolver,
-            "--no-control", "--accept-risks", "--no-progress", "--geo", GEO, "--stun", stun or net.stun,
+            *control, "--accept-risks", "--no-progress", "--geo", GEO, "--stun", stun or net.stun,
             "--whoami", "whoami.test", "--late-window", "0.1", "--retries", "0",
             "--url", f"http://echo.test:{net.http_port}/",
             "--url", f"http://echo.test:{net.http_port}/redirect", *extra]
@@ -90,6 +115,7 @@ def query(db: Path, sql: str) -> list[tuple[object, ...]]:
         return con.execute(sql).fetchall()
     finally:
         con.close()
+
 
 
 def test_run_stores_the_network_identity_and_names_the_vantage_after_it(
@@ -112,7 +138,9 @@ def test_the_public_address_is_in_no_byte_of_the_database(net: IdentityNet, tmp_
     # The site really showed it: the stored title, header and Location say [scrubbed] instead.
     titles = {t for (t,) in query(db, "SELECT title FROM http_requests WHERE title IS NOT NULL")}
     assert "Your IP is [scrubbed]" in titles
-    assert any("[scrubbed]" in str(h) for (h,) in query(db, "SELECT headers FROM http_requests"))
+    ms, text, raw = observed(db)
+    assert any("[scrubbed]" in v for m in ms for h in m.hops if h.http for _, v in h.http.headers)
+    assert PUBLIC not in text and bytes([192, 0, 2, 77]) not in raw
     locations = [loc for (loc,) in query(db, "SELECT location FROM http_requests") if loc]
     assert locations and all(loc.endswith("/seen?client=[scrubbed]") for loc in locations)
     for path in (db, Path(f"{db}-wal"), Path(f"{db}-shm")):
@@ -151,3 +179,44 @@ def test_unreachable_stun_leaves_the_identity_unknown_and_still_measures(
 def test_bad_country_is_a_usage_error(net: IdentityNet, tmp_path: Path) -> None:
     proc, _ = probe_run(net, tmp_path, "--country", "Russia")
     assert proc.returncode == 2 and "--country" in proc.stderr
+
+
+def test_a_helper_that_tells_the_address_stands_in_for_stun(net: IdentityNet, tmp_path: Path) -> None:
+    # No STUN server answers; the run's helper tells the client its address (as probe's own
+    # helper does when asked {"x_client_address": true}). Before, nothing was learned, so the
+    # echo site's copies of the address were stored.
+    proc, db = probe_run(net, tmp_path, "--allow-no-control", stun="127.0.0.1:9",
+                         control=("--control", net.helper))
+    assert proc.returncode == 0, proc.stderr
+    for path in (db, Path(f"{db}-wal"), Path(f"{db}-shm")):
+        if path.exists():
+            data = path.read_bytes()
+            assert PUBLIC.encode() not in data, path
+            assert bytes([192, 0, 2, 77]) not in data, path
+    _, text, raw = observed(db)  # the packed observations, read back
+    assert PUBLIC not in text and bytes([192, 0, 2, 77]) not in raw
+    assert query(db, "SELECT name, asn FROM vantage_points") == [("AS64496-US", 64496)]
+    (identity,) = query(db, "SELECT identity FROM runs")[0]
+    assert f'"public_address": "learned from helper {net.helper}"' in str(identity)
+    assert "public address" not in proc.stderr
+
+
+def test_an_unknown_address_is_said_recorded_and_can_stop_the_run(
+    net: IdentityNet, tmp_path: Path
+) -> None:
+    proc, db = probe_run(net, tmp_path, stun="127.0.0.1:9")
+    assert proc.returncode == 0, proc.stderr
+    assert "your public address is unknown (no STUN server answered)" in " ".join(proc.stderr.split())
+    assert "your public address stayed unknown" in proc.stdout
+    (identity,) = query(db, "SELECT identity FROM runs")[0]
+    assert '"public_address": "unknown: no STUN server answered"' in str(identity)
+
+    refused, db = probe_run(net, tmp_path, "--require-identity", stun="127.0.0.1:9")
+    assert refused.returncode == 1
+    assert "Error: your public address is unknown" in refused.stderr
+    assert "--require-identity" in refused.stderr
+    assert query(db, "SELECT status, n_measurements FROM runs ORDER BY id") == [
+        ("complete", 2), ("failed", 0)]
+
+    both, _ = probe_run(net, tmp_path, "--require-identity", "--no-identity")
+    assert both.returncode == 2 and "--require-identity" in both.stderr

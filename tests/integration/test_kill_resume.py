@@ -83,3 +83,103 @@ def test_resume_refuses_a_complete_run(loopback_net: LoopbackNet, tmp_path: Path
     assert again.returncode == 1 and "only an interrupted run can be resumed" in again.stderr
     nothing = probe(*args, "--resume", config=tmp_path / "c")
     assert nothing.returncode == 1 and "no interrupted run" in nothing.stderr
+
+
+def _signalled(argv: list[str], tmp_path: Path, db: Path, sig: int) -> tuple[int, str]:
+    """Run ``probe ARGV``, send ``sig`` once it stored a few URLs: (exit status, stdout)."""
+    env = dict(os.environ, PROBE_CONFIG_DIR=str(tmp_path / "c"))
+    proc = subprocess.Popen([sys.executable, "-m", "probe", *argv], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                            stdin=subprocess.DEVNULL, text=True)
+    try:
+        _wait_for_rows(db, 3)
+        proc.send_signal(sig)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return proc.returncode, out
+
+
+def _killed_run(net: LoopbackNet, tmp_path: Path, lst: Path, *extra: str) -> Path:
+    """A run of ``lst`` killed (SIGKILL) once it stored a few URLs: an interrupted run 1."""
+    db = tmp_path / "r.db"
+    _signalled(["run", str(lst), "--resolver", net.resolver, "--no-control", "--accept-risks",
+                "--db", str(db), "--concurrency", "1", "--late-window", "0.05", "--no-progress",
+                *extra], tmp_path, db, signal.SIGKILL)
+    return db
+
+
+def test_resume_measures_the_interrupted_runs_own_selection_and_never_widens(
+    loopback_net: LoopbackNet, tmp_path: Path
+) -> None:
+    # The field report: `probe run my.csv --category ...` interrupted, then `probe run
+    # --resume` measured the default global list (1,722 URLs) into the run, forgot the
+    # category, never finished my.csv, and named the vantage point `default`.
+    lst = tmp_path / "my.csv"
+    news = [loopback_net.url("ok.test", f"/?news={i}") for i in range(300)]
+    other = [loopback_net.url("ok.test", f"/?humr={i}") for i in range(5)]
+    lst.write_text("url,category_code,category_description,date_added,source,notes\n" + "".join(
+        f"{u},{cat},x,,,\n" for u, cat in [*((u, "NEWS") for u in news),
+                                            *((u, "HUMR") for u in other)]))
+    db = _killed_run(loopback_net, tmp_path, lst, "--category", "NEWS", "--vantage", "home")
+    if rows(db, "select status from runs")[0]["status"] == "complete":
+        pytest.skip("the run finished before it could be killed")
+    common = ["--resolver", loopback_net.resolver, "--no-control", "--accept-risks", "--db",
+              str(db), "--late-window", "0.05"]
+    before = rows(db, "select count(*) as n from measurements")[0]["n"]
+
+    # Without the list: refused (exit 2), naming it; nothing measured, the run left as it was.
+    alone = probe("run", "--resume", *common, config=tmp_path / "c")
+    assert alone.returncode == 2, alone.stderr
+    assert "run 1 measured my.csv" in alone.stderr and "give the same list again" in alone.stderr
+    assert rows(db, "select count(*) as n from measurements")[0]["n"] == before
+    assert rows(db, "select status from runs")[0]["status"] == "interrupted"
+
+    # Another content under the same name: refused, naming it.
+    changed = tmp_path / "changed" / "my.csv"
+    changed.parent.mkdir()
+    changed.write_text(lst.read_text() + f"{loopback_net.url('ok.test', '/?extra')},NEWS,x,,,\n")
+    other_list = probe("run", str(changed), "--resume", *common, config=tmp_path / "c")
+    assert other_list.returncode == 2
+    assert "my.csv is not the list run 1 measured" in " ".join(other_list.stderr.split())
+    # Another category than the run's: refused.
+    wider = probe("run", str(lst), "--resume", "--category", "NEWS,HUMR", *common,
+                  config=tmp_path / "c")
+    assert wider.returncode == 2 and "--category" in wider.stderr
+
+    # The same list, no --category, no --vantage: the run's own category and vantage point.
+    done = probe("run", str(lst), "--resume", *common, config=tmp_path / "c")
+    assert done.returncode == 0, done.stderr
+    assert "vantage home:" in done.stdout
+    measured = [r["url"] for r in rows(db, "select url from measurements where final = 1")]
+    assert sorted(measured) == sorted(news)  # every NEWS URL once; no HUMR, nothing else
+    assert [(r["status"], r["n_measurements"]) for r in rows(
+        db, "select status, n_measurements from runs")] == [("complete", len(news))]
+
+
+def test_an_interrupted_run_says_how_to_resume_it(loopback_net: LoopbackNet, tmp_path: Path) -> None:
+    lst = tmp_path / "my list.csv"
+    lst.write_text("url,category_code,category_description,date_added,source,notes\n" + "".join(
+        f"{loopback_net.url('ok.test', f'/?n={i}')},NEWS,x,,,\n" for i in range(300)))
+    db = tmp_path / "r.db"
+    code, out = _signalled(["run", str(lst), "--resolver", loopback_net.resolver, "--no-control",
+                            "--accept-risks", "--db", str(db), "--concurrency", "1",
+                            "--late-window", "0.05", "--no-progress", "--category", "NEWS"],
+                           tmp_path, db, signal.SIGINT)
+    if code == 0:
+        pytest.skip("the run finished before it could be interrupted")
+    assert code == 130
+    import shlex
+
+    command = shlex.join(["probe", "run", str(lst), "--resolver", loopback_net.resolver,
+                          "--no-control", "--accept-risks", "--db", str(db), "--concurrency", "1",
+                          "--late-window", "0.05", "--no-progress", "--category", "NEWS",
+                          "--resume", "1"])
+    assert f"  {command}\n" in out
+    # And it does: the command as printed (without its first word) finishes the run.
+    again = probe(*shlex.split(command)[1:], config=tmp_path / "c")
+    assert again.returncode == 0, again.stderr
+    assert [(r["status"], r["n_measurements"]) for r in rows(
+        db, "select status, n_measurements from runs")] == [("complete", 300)]

@@ -88,18 +88,25 @@ def test_report_loads_in_chromium_offline_with_the_expected_numbers(browser, tmp
     msk = rows[1].text.split()
     assert msk[-1] == "50.0%" and "AS64500" in msk
 
-    # Heatmap: the four URLs not ok somewhere, at three vantage points, drawn with a real size.
+    # Heatmap: the three URLs interfered with somewhere, at three vantage points, drawn with a
+    # real size; the one down everywhere (site4) is apart, folded.
     heat = browser.find_element(By.ID, "heatmap")
     assert heat.size["width"] > 300 and heat.size["height"] > 100
     cells = browser.find_elements(By.CSS_SELECTOR, "#heatmap rect.cell")
-    assert len(cells) == 4 * 3
+    assert len(cells) == 3 * 3
+    quiet = browser.find_elements(By.CSS_SELECTOR, "#heatmap-quiet rect.v-down")
+    assert {c.get_attribute("data-url") for c in quiet} == {"http://site4.example.org/"}
     hijacked = {(c.get_attribute("data-url"), c.get_attribute("data-vantage"))
                 for c in browser.find_elements(By.CSS_SELECTOR, "#heatmap rect.v-hijacked")}
     assert hijacked == {("http://site1.example.org/", "msk-isp1"),
                         ("http://site1.example.org/", "spb-isp2")}
 
-    # Timeline: the three (URL, vantage point) pairs whose verdict changed, two segments each.
+    # Timeline: the three (URL, vantage point) pairs whose verdict changed, two segments each;
+    # above it, what the latest runs changed as `probe diff` lists it: spb-isp2's unblocking.
     assert len(browser.find_elements(By.CSS_SELECTOR, "#timeline rect.seg")) == 6
+    changes = [(r.get_attribute("data-change"), r.text.split()[0])
+               for r in browser.find_elements(By.CSS_SELECTOR, "#changes tbody tr")]
+    assert sorted(changes) == [("newly_blocked", "msk-isp1"), ("unblocked", "spb-isp2")]
     # Technique mix: msk-isp1 has DNS hijack, TLS reset and an HTTP block page; spb-isp2 a hijack.
     techniques = sorted((t.get_attribute("data-vantage"), t.get_attribute("data-technique"))
                         for t in browser.find_elements(By.CSS_SELECTOR, "#techniques rect.tech"))

@@ -208,3 +208,43 @@ def test_bad_input_is_refused_before_anything_is_recorded(
         assert store.conn.execute("SELECT count(*) FROM runs").fetchone()[0] == 0
         assert store.conn.execute("SELECT updated_at FROM vantage_points WHERE name = 'home'"
                                   ).fetchone()[0] == "2020-01-01T00:00:00Z"
+
+
+@pytest.mark.parametrize(("category", "content", "message"), [
+    # A typo: before, a warning, then a "complete" run of 0 URLs and exit 0 (every night
+    # under cron).
+    ("NEWZ", "NEWS", "--category: unknown category code NEWZ: in neither the Citizen Lab "
+                     "legend nor the lists; `probe testlists` shows the categories of each list"),
+    ("NEWS,NEWZ", "NEWS", "--category: unknown category code NEWZ"),
+    # A real code that no row of the list has: nothing to measure.
+    ("HUMR", "NEWS", "nothing to measure: no URL of my.csv is in category HUMR; `probe "
+                     "testlists` shows the categories and URLs of each list"),
+    # A list with no URL at all.
+    (None, None, "nothing to measure: my.csv holds no URL"),
+])
+def test_a_selection_of_nothing_or_an_unknown_category_is_a_usage_error(
+    loopback_net: LoopbackNet, tmp_path: Path, category: str | None, content: str | None,
+    message: str,
+) -> None:
+    lst = tmp_path / "my.csv"
+    lst.write_text(HEADER + (f"{loopback_net.url('ok.test')},{content},x,,,\n" if content else ""))
+    db = tmp_path / "r.db"
+    extra = ["--category", category] if category else []
+    result = subprocess.run([*_argv(loopback_net, db, str(lst)), *extra], env=_env(tmp_path),
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2, result.stderr
+    assert message in " ".join(result.stderr.split())
+    assert "Usage: " in result.stderr
+    assert not db.exists() or rows(db, "select count(*) as n from runs")[0]["n"] == 0
+
+
+def test_a_category_of_the_users_own_list_is_not_a_typo(loopback_net: LoopbackNet, tmp_path: Path) -> None:
+    lst = tmp_path / "mine.csv"
+    lst.write_text(HEADER + f"{loopback_net.url('ok.test')},MYOWN,x,,,\n"
+                   + f"{loopback_net.url('ok.test', '/final')},NEWS,x,,,\n")
+    db = tmp_path / "r.db"
+    result = subprocess.run([*_argv(loopback_net, db, str(lst)), "--category", "myown"],
+                            env=_env(tmp_path), capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert [r["url"] for r in rows(db, "select url from measurements where final = 1")] == [
+        loopback_net.url("ok.test")]

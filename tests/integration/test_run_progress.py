@@ -7,11 +7,11 @@ import shlex
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 from servers import LoopbackNet
+from terminal import Tmux
 
 pytestmark = pytest.mark.integration
 
@@ -23,15 +23,7 @@ def _tmux(sock: Path, *args: str) -> str:
                           text=True, timeout=30).stdout
 
 
-def _wait_for(check, timeout: float):  # type: ignore[no-untyped-def]
-    """Poll ``check()`` until it returns something truthy (a condition, not a fixed sleep)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = check()
-        if got:
-            return got
-        time.sleep(0.1)
-    raise AssertionError(f"condition not met in {timeout} s")
+_wait_for = Tmux.wait_for
 
 
 @pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is installed by .ci/setup")

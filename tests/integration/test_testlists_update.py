@@ -10,7 +10,10 @@ import functools
 import hashlib
 import os
 import shutil
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Iterator
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -83,7 +86,7 @@ def test_update_installs_checked_lists_with_their_license_and_reports_changes(
     installed = data_dir / "testlists"
     assert "global.csv: 1722 -> 1723 URLs (+2, -1)" in result.output
     assert "cn.csv: unchanged, 594 URLs" in result.output
-    assert "ir.csv: new, 1 URLs" in result.output
+    assert "ir.csv: new, 1 URL" in result.output and "1 URLs" not in result.output
     notice = (installed / "NOTICE.md").read_text()
     assert "© the Citizen Lab and contributors" in notice and url in notice
     assert "CC BY-NC-SA 4.0" in notice
@@ -182,8 +185,9 @@ def test_an_encoded_or_oversized_answer_is_refused(
 def test_probe_testlists_still_shows_a_named_list(tmp_path: Path) -> None:
     lst = tmp_path / "update"  # a file named like the subcommand still needs a path
     lst.write_text("url\nhttps://a.example/\n")
-    result = CliRunner().invoke(cli, ["testlists", str(lst)])
-    assert result.exit_code == 0 and "1 URLs" in result.output
+    # Wide enough for the temporary path on one line (at 80 columns a long one wraps, rightly).
+    result = CliRunner().invoke(cli, ["testlists", str(lst)], env={"COLUMNS": "400"})
+    assert result.exit_code == 0 and "update 1 URL\n" in result.output
 
 
 def test_the_update_stages_in_a_directory_of_its_own(mirror: tuple[str, Path], data_dir: Path) -> None:
@@ -198,3 +202,86 @@ def test_the_update_stages_in_a_directory_of_its_own(mirror: tuple[str, Path], d
     assert result.exit_code == 0, result.output
     assert (theirs / "notes.txt").read_text() == "keep me"
     assert sorted(p.name for p in data_dir.iterdir()) == sorted(["testlists", theirs.name])
+
+
+def test_the_timeout_bounds_the_whole_download_of_a_trickling_mirror(
+    mirror: tuple[str, Path], data_dir: Path
+) -> None:
+    # A mirror that sends global.csv a byte every 0.3 s never trips a per-read timeout: before,
+    # --timeout 2 let it hold the update for as long as it trickled (143 s seen).
+    _, root = mirror
+    lists = root / "lists"
+
+    class Trickle(SimpleHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if not self.path.endswith("/global.csv"):
+                super().do_GET()
+                return
+            body = (lists / "global.csv").read_bytes()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            end = time.monotonic() + 12  # then the rest at once: an old probe would finish
+            try:
+                for i, byte in enumerate(body):
+                    if time.monotonic() > end:
+                        self.wfile.write(body[i:])
+                        break
+                    self.wfile.write(bytes([byte]))
+                    self.wfile.flush()
+                    time.sleep(0.3)
+            except OSError:
+                pass  # the probe hung up: what we want
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Trickle, directory=str(root)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/"
+        started = time.monotonic()
+        result = CliRunner().invoke(cli, ["testlists", "update", "--source-url", url,
+                                          "--timeout", "2"])
+        took = time.monotonic() - started
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert result.exit_code == 1, result.output
+    assert "global.csv: not complete after 2 s" in result.output
+    assert "installed lists unchanged" in result.output
+    assert took < 8, took  # 2 s for global.csv, plus the other files at loopback speed
+    assert not (data_dir / "testlists" / "global.csv").exists()
+
+
+def test_staging_left_by_a_killed_update_is_removed(mirror: tuple[str, Path], data_dir: Path) -> None:
+    url, _ = mirror
+    data_dir.mkdir(parents=True)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()  # a pid that no process has now
+    stale = data_dir / f".testlists.update-{dead.pid}"
+    (stale / "half").mkdir(parents=True)
+    (stale / "half" / "global.csv").write_text("url\n")
+    old = data_dir / ".testlists.update-1"  # pid 1 lives, but nobody updates for a day
+    old.mkdir()
+    os.utime(old, (time.time() - 2 * 86400,) * 2)
+    live = data_dir / f".testlists.update-{os.getppid()}"  # a live update's: kept
+    live.mkdir()
+    result = CliRunner().invoke(cli, ["testlists", "update", "--source-url", url])
+    assert result.exit_code == 0, result.output
+    assert not stale.exists() and not old.exists() and live.exists()
+
+
+def test_a_list_that_loses_more_than_half_needs_force(mirror: tuple[str, Path], data_dir: Path) -> None:
+    url, root = mirror
+    rows = (root / "lists" / "global.csv").read_text(encoding="utf-8").splitlines(keepends=True)
+    (root / "lists" / "global.csv").write_text("".join(rows[:51]), encoding="utf-8")  # 50 URLs
+    result = CliRunner().invoke(cli, ["testlists", "update", "--source-url", url])
+    assert result.exit_code == 1
+    flat = " ".join(result.output.split())
+    assert "50 URLs where 1722 are installed" in flat and "--force" in flat
+    assert "installed lists unchanged" in flat
+    assert not (data_dir / "testlists" / "global.csv").exists()
+    result = CliRunner().invoke(cli, ["testlists", "update", "--source-url", url, "--force"])
+    assert result.exit_code == 0, result.output
+    assert "global.csv: 1722 -> 50 URLs" in result.output

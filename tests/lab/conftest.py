@@ -2,20 +2,25 @@
 
 The lab needs root and a few tools; without them every lab test skips with the reason (and in
 CI, where CI=true, tests/conftest.py turns such a skip into a failure).
+
+Each scenario runs once per session (:func:`run_scenario`); every test reading its result takes
+the marks of ``scenario_runs.on_scenario``, which put it on the scenario's pytest-xdist group, so
+that all of them share the one run.
 """
 
 from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
+from service_priority import favour_services
 
 if TYPE_CHECKING:
-    from probe.lab.lab import Lab
+    from probe.lab.lab import Lab, ScenarioResult
 
 
 def lab_unavailable() -> str | None:
@@ -50,6 +55,7 @@ def lab() -> Iterator[object]:
     # PROBE_NETGUARD_ROOTNS) on top of probe.lab.safety's own check.
     lab_ = Lab.create(env=dict(os.environ))
     try:
+        favour_services(lab_)
         yield lab_
     finally:
         lab_.down()
@@ -65,6 +71,23 @@ def lab_workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def scenario_results(lab: object, lab_workdir: Path) -> dict[str, object]:
     """Results per scenario name, filled on first use (each scenario runs once per session)."""
     return {}
+
+
+@pytest.fixture(scope="session")
+def run_scenario(
+    lab: Lab, lab_workdir: Path, scenario_results: dict[str, Any]
+) -> Callable[[str], ScenarioResult]:
+    """The result of scenario NAME in the session's lab, run on first use (databases in
+    ``lab_workdir``, named after the scenario)."""
+    from probe.lab.scenarios import by_name
+
+    def result(name: str) -> ScenarioResult:
+        if name not in scenario_results:
+            scenario_results[name] = lab.run_scenario(by_name(name), lab_workdir)
+        got: ScenarioResult = scenario_results[name]
+        return got
+
+    return result
 
 
 # Second labs of this session: "two", the session's pid, then a serial number. Never a "pl"
@@ -84,6 +107,7 @@ def second_lab(lab: Lab) -> Iterator[Lab]:
 
     prefix = f"two{os.getpid() % 10**6}{next(_second_labs)}"
     with Lab.create(env=dict(os.environ), prefix=prefix) as other:  # Lab.__exit__: down()
+        favour_services(other)
         assert other.topo.prefix != lab.topo.prefix
         yield other
     left = set(other.topo.namespaces) & set(topology.list_namespaces())

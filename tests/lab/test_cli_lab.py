@@ -30,3 +30,19 @@ def test_lab_run_names_the_known_scenarios_on_a_typo(monkeypatch) -> None:  # ty
     result = CliRunner().invoke(cli, ["lab", "run", "no-such-scenario"])
     assert result.exit_code == 2
     assert "dns-injection" in result.output
+
+
+@pytest.mark.parametrize("command", ["list", "run"])
+def test_lab_help_names_every_technique_group(command: str) -> None:
+    from probe.lab.catalogue import GROUPS
+
+    result = CliRunner().invoke(cli, ["lab", command, "--help"])
+    words = " ".join(result.output.split())
+    assert result.exit_code == 0 and all(g in words for g in GROUPS), result.output
+
+
+def test_lab_list_of_a_group_shows_its_scenarios_only() -> None:
+    result = CliRunner().invoke(cli, ["lab", "list", "trace"])
+    assert result.exit_code == 0
+    assert "trace-drop" in result.output and "dns-nxdomain" not in result.output
+    assert "twin (benign):      trace-server-mute" in result.output

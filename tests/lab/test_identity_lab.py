@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from stored import observed
 
 from probe.lab import topology
 from probe.lab.sites import WHOAMI
@@ -55,8 +56,10 @@ def test_identity_is_learned_and_the_client_address_is_scrubbed(lab: Any, tmp_pa
     # The echo site did show the address: what was stored says [scrubbed] in its place.
     titles = [t for (t,) in _query(db, "SELECT title FROM http_requests WHERE title IS NOT NULL")]
     assert "Your address is [scrubbed]" in titles
-    headers = " ".join(h for (h,) in _query(db, "SELECT headers FROM http_requests"))
-    assert '"[scrubbed]"' in headers or "[scrubbed]" in headers
+    ms, text, raw = observed(db)
+    assert any("[scrubbed]" in v for m in ms for h in m.hops if h.http for _, v in h.http.headers)
+    # The packed observations, read back: the address is in none of them either.
+    assert CLIENT.decode() not in text and CLIENT_PACKED not in raw
     locations = [loc for (loc,) in _query(db, "SELECT location FROM http_requests") if loc]
     assert any(loc.endswith("client=[scrubbed]") for loc in locations)
     answers = [v for (v,) in _query(db, "SELECT a.value FROM dns_answers a JOIN dns_replies r ON "
@@ -102,3 +105,63 @@ def test_pcap_files_hold_headers_only_and_never_the_client_address(lab: Any, tmp
             else:
                 udp += 1
     assert tcp and udp
+
+
+def _holds_client(db: Path) -> list[str]:
+    """The database files that hold the client's address, as text or packed, and
+    ``observations`` when the stored observations hold it (they are compressed in the file, so
+    they are read back: tests/stored.py)."""
+    files = [path.name for path in (db, Path(f"{db}-wal"), Path(f"{db}-shm"))
+             if path.exists() and (CLIENT in (data := path.read_bytes()) or CLIENT_PACKED in data)]
+    _, text, raw = observed(db)
+    return files + (["observations"] if CLIENT.decode() in text or CLIENT_PACKED in raw else [])
+
+
+def test_without_stun_or_helper_the_sockets_own_address_is_still_scrubbed(
+    lab: Any, tmp_path: Path
+) -> None:
+    # No STUN server answers (nothing listens on port 9) and no helper is asked: the public
+    # address stays unknown. Without a NAT (the lab, IPv6, a server) the sites see the local
+    # address of the probe's sockets, which the probe knows: before, the echo site's copies
+    # of it were stored as they came (31 of them in one field report).
+    db = tmp_path / "no-stun.db"
+    urls = [f"http://{ECHO}/", f"https://{ECHO}/", f"http://{ECHO}/redirect"]
+    proc = lab.probe(urls, db, control="none", stun="10.66.2.2:9", extra=["--geo", GEO])
+    assert proc.returncode == 0, proc.stderr
+    assert _holds_client(db) == []
+    titles = [t for (t,) in _query(db, "SELECT title FROM http_requests WHERE title IS NOT NULL")]
+    assert "Your address is [scrubbed]" in titles  # the site did echo it
+    # Said at the start, at the end, and recorded with the run.
+    assert "your public address is unknown (no STUN server answered)" in " ".join(proc.stderr.split())
+    assert "public address stayed unknown" in proc.stdout
+    (identity,) = _query(db, "SELECT identity FROM runs")[0]
+    assert '"public_address": "unknown: no STUN server answered"' in identity
+
+
+def test_the_helper_tells_the_address_when_no_stun_server_answers(lab: Any, tmp_path: Path) -> None:
+    db = tmp_path / "helper-route.db"
+    proc = lab.probe([f"http://{ECHO}/"], db, stun="10.66.2.2:9", extra=["--geo", GEO])
+    assert proc.returncode == 0, proc.stderr
+    assert "public address" not in proc.stderr  # learned: nothing to warn about
+    (asn, identity) = _query(db, "SELECT asn, identity FROM runs")[0]
+    # The helper saw the client on the lab's bypass link to it (10.66.3.2: AS64520 in the
+    # fixture): the address that path leaves from, which is what a helper can tell.
+    assert asn == 64520
+    assert '"public_address": "learned from helper ' in identity
+    assert _holds_client(db) == []
+    for path in (db, Path(f"{db}-wal")):
+        if path.exists():
+            assert topology.CLIENT_CTL.encode() not in path.read_bytes()
+    assert topology.CLIENT_CTL not in observed(db)[1]
+
+
+def test_require_identity_refuses_to_measure_when_the_address_stays_unknown(
+    lab: Any, tmp_path: Path
+) -> None:
+    db = tmp_path / "refused.db"
+    proc = lab.probe([f"http://{ECHO}/"], db, control="none", stun="10.66.2.2:9",
+                     extra=["--geo", GEO, "--require-identity"])  # fmt: skip
+    assert proc.returncode == 1, proc.stderr
+    assert "your public address is unknown" in proc.stderr and "--require-identity" in proc.stderr
+    assert _query(db, "SELECT status FROM runs") == [("failed",)]
+    assert _query(db, "SELECT count(*) FROM measurements") == [(0,)]

@@ -76,19 +76,31 @@ def test_latency_knob_installs_and_removes_its_nfqueue_rules(lab) -> None:  # ty
     assert "NFQUEUE" not in rules
 
 
-def test_stale_lab_of_a_dead_owner_is_removed(lab_tools) -> None:  # type: ignore[no-untyped-def]
+def test_stale_lab_of_a_dead_owner_is_removed(lab_tools, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
     topo = topology.Topology(topology.new_prefix())
-    dead = subprocess.Popen([sys.executable, "-c", "pass"])
-    dead.wait()
+    owner = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
     with topology.state_lock():  # as a lab is made: no other clean-up sees it half made
         topo.state_dir.mkdir(parents=True)
-        (topo.state_dir / "state.json").write_text(json.dumps({"prefix": topo.prefix, "owner": dead.pid}))
+        (topo.state_dir / "state.json").write_text(json.dumps({"prefix": topo.prefix, "owner": owner.pid}))
     subprocess.run(["ip", "netns", "add", topo.client], check=True)
+    # The owner dies inside this clean-up, under the machine-wide lab lock: until then the lab
+    # is alive to every other clean-up (another test worker's or session's new lab), so the
+    # one removing it is this call.
+    real_labs = topology.labs
+
+    def owner_gone_then_labs() -> list[topology.LabInfo]:
+        owner.kill()
+        owner.wait()
+        return real_labs()
+
+    monkeypatch.setattr(topology, "labs", owner_gone_then_labs)
     try:
         assert topo.prefix in topology.cleanup_stale()
         assert topo.client not in topology.list_namespaces()
         assert not topo.state_dir.exists()
     finally:
+        owner.kill()
+        owner.wait()
         subprocess.run(["ip", "netns", "del", topo.client], capture_output=True)
 
 

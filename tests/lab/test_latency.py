@@ -17,7 +17,7 @@ import pytest
 
 from probe.lab.netns import RoutedPair, routed_pair
 
-pytestmark = pytest.mark.lab
+pytestmark = [pytest.mark.lab, pytest.mark.slow]  # round-trip times, packets in time
 
 SERVER_IP = "10.78.2.2"
 PORT = 7000

@@ -1,75 +1,74 @@
 """National isolation and outages in the lab: a censor that drops everything bound for "foreign"
-prefixes (by the lab's own IP-to-country data) while "domestic" sites keep working, and the
-same network with no censor."""
+prefixes (by the lab's own IP-to-country data) while "domestic" sites keep working, a resolver
+that stops answering, every connection blackholed, a full shutdown, and the same network with
+no censor.
+
+Each is a lab scenario (`probe lab run outages`: isolation, dns-outage, partial-outage,
+shutdown and their twin no-outage), run through the scenario machinery: `probe run` over the
+lab's sites with its IP-to-country table, then the outage rules. `probe outages` itself is
+checked on the isolation scenario's database.
+"""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import pytest
+from scenario_runs import explain, on_scenario
+
+if TYPE_CHECKING:
+    from probe.lab.lab import ScenarioResult
 
 pytestmark = pytest.mark.lab
-
-FOREIGN = "10.66.2.26-10.66.2.49"
-# The lab's sites live in 10.66.2.10-.39: the first ones "at home" (RU), the rest "abroad" (DE).
-# The resolver's upstream (10.66.2.53) stays at home, as a national DNS would.
-GEO = (
-    "10.66.2.0\t10.66.2.25\t64500\tRU\tLAB-HOME\n"
-    "10.66.2.26\t10.66.2.49\t64501\tDE\tLAB-ABROAD\n"
-    "10.66.2.50\t10.66.2.255\t64500\tRU\tLAB-HOME\n"
-)
+Run = Callable[[str], "ScenarioResult"]
 
 
-def _sites() -> list[Any]:
-    """The lab's sites that answer within the lab's timeouts (not the slow ones)."""
-    from probe.lab.sites import SITES
+@on_scenario("isolation")
+def test_a_censor_that_cuts_the_country_off_is_isolation(run_scenario: Run, lab_workdir: Path) -> None:
+    from probe.lab.scenarios import by_name
+    from probe.lab.sites import GEO
 
-    return [s for s in SITES if s.ip and s.kind not in ("slow", "trickle")]
-
-
-def _outages(lab: Any, tmp: Path, censor: Any) -> list[dict[str, Any]]:
-
-    geo = tmp / "lab-geo.tsv"
+    result = run_scenario("isolation")
+    assert result.ok, explain(result)  # one "isolated" interval, 0 of the sites abroad reached
+    # `probe outages` on what the run stored says the same.
+    geo = lab_workdir / "isolation-geo.tsv"
     geo.write_text(GEO)
-    db = tmp / "iso.db"
-    urls = [f"https://{s.name}/" for s in _sites()]
-    lab.apply(censor)
-    try:
-        done = lab.probe(urls, db, extra=["--geo", str(geo)])
-    finally:
-        lab.reset()
-    assert done.returncode == 0, done.stderr
-    argv = [sys.executable, "-m", "probe", "outages", "--db", str(db), "--geo", str(geo), "--country", "RU",
-            "--json"]  # fmt: skip
+    argv = [sys.executable, "-m", "probe", "outages", "--db", str(lab_workdir / "isolation.db"),
+            "--geo", str(geo), "--country", "RU", "--json"]  # fmt: skip
     out = subprocess.run(argv, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
-    return [json.loads(line) for line in out.stdout.splitlines()]
-
-
-def test_a_censor_that_cuts_the_country_off_is_isolation(lab: Any, tmp_path: Path) -> None:
-    from probe.lab.scenarios import Censor
-
-    found = _outages(lab, tmp_path, Censor(forward=(f"-m iprange --dst-range {FOREIGN} -j DROP",)))
+    found = [json.loads(line) for line in out.stdout.splitlines()]
+    expected = by_name("isolation").outages
+    assert expected is not None
     assert [o["state"] for o in found] == ["isolated"]
-    abroad = [s for s in _sites() if 26 <= int(str(s.ip).rsplit(".", 1)[1]) <= 49]
-    assert found[0]["evidence"].endswith(f" 0/{len(abroad)} abroad")
+    assert found[0]["evidence"].endswith(expected.evidence)
 
 
-def test_the_same_network_without_a_censor_has_no_outage(lab: Any, tmp_path: Path) -> None:
-    from probe.lab.scenarios import Censor
+@on_scenario("no-outage")
+def test_the_same_network_without_a_censor_has_no_outage(run_scenario: Run) -> None:
+    result = run_scenario("no-outage")
+    assert result.ok, explain(result)
 
-    assert _outages(lab, tmp_path, Censor()) == []
+
+@on_scenario("dns-outage")
+def test_a_resolver_that_stops_answering_is_a_dns_outage(run_scenario: Run) -> None:
+    result = run_scenario("dns-outage")
+    assert result.ok, explain(result)
 
 
-def test_a_resolver_that_stops_answering_is_a_dns_outage(lab: Any, tmp_path: Path) -> None:
-    from probe.lab.scenarios import Censor
+@on_scenario("partial-outage")
+def test_every_connection_blackholed_is_a_partial_outage(run_scenario: Run) -> None:
+    result = run_scenario("partial-outage")
+    assert result.ok, explain(result)
 
-    sites = _sites()
-    silent = Censor(resolver=tuple((s.name, "drop", (), 0.0) for s in sites))
-    found = _outages(lab, tmp_path, silent)
-    assert [o["state"] for o in found] == ["dns"]
-    assert found[0]["evidence"].startswith("resolver silent for 100% of URLs while the control answered")
+
+@on_scenario("shutdown")
+def test_a_shutdown_is_an_offline_run_and_a_full_outage(run_scenario: Run) -> None:
+    result = run_scenario("shutdown")
+    assert result.ok, explain(result)
+    assert result.probe_exit == 1 and "no network" in result.probe_stderr

@@ -1,8 +1,9 @@
 """Two vantage points behind different censors, measuring at the same time: merged, compared,
 diffed and exported.
 
-"moscow" sits behind a censor that lies about DNS, resets TCP and resets TLS on an SNI;
-"almaty" behind one that only resets TCP. They are two labs side by side (two client namespaces,
+"moscow" sits behind a censor that lies about DNS, resets TCP and resets TLS on an SNI (the lab
+scenarios dns-bogon, tcp-reset and tls-sni-rst, combined); "almaty" behind one that only resets
+TCP (tcp-reset). They are two labs side by side (two client namespaces,
 each behind its own censor, with its own sites and control helper), and each runs the real
 `probe run` into its own database at the same time as the other; then the databases are merged
 and the commands researchers use are checked against what each censor did.
@@ -20,32 +21,26 @@ import pytest
 from click.testing import CliRunner
 
 from probe.cli import cli
-from probe.lab.scenarios import BOGON, Censor, sni_hex
-from probe.lab.sites import site
+from probe.lab.combine import combine, conflicts
+from probe.lab.scenarios import Censor, by_name
 
 pytestmark = pytest.mark.lab
 
-_RST = "-j REJECT --reject-with tcp-reset"
 DNS = "http://dns-bogon.lab.example/"
 TCP = "http://tcp-reset.lab.example/"
 TLS = "https://tls-rst.lab.example/"
 CLEAN = "http://clean.lab.example/"
 URLS = (DNS, TCP, TLS, CLEAN)
 
+# The censors are the lab's scenarios, combined as `probe lab censor` combines them.
+MOSCOW_TECHNIQUES = tuple(by_name(n) for n in ("dns-bogon", "tcp-reset", "tls-sni-rst"))
+MOSCOW = combine(MOSCOW_TECHNIQUES)
+ALMATY = by_name("tcp-reset").censor
 
-def _ip(name: str) -> str:
-    ip = site(name).ip
-    assert ip is not None
-    return ip
 
-
-TCP_RESET = f"-d {_ip('tcp-reset.lab.example')} -p tcp --syn {_RST}"
-MOSCOW = Censor(
-    resolver=(("dns-bogon.lab.example", "answer", (BOGON,), 0.0),),
-    forward=(TCP_RESET,
-             f"-p tcp --dport 443 -m string --algo bm --hex-string {sni_hex('tls-rst.lab.example')} {_RST}"),
-)
-ALMATY = Censor(forward=(TCP_RESET,))
+def test_moscows_techniques_combine() -> None:
+    assert conflicts(MOSCOW_TECHNIQUES) == []
+    assert len(MOSCOW.forward) == 2 and len(MOSCOW.resolver) == 1
 
 
 def _measure(lab: Any, censor: Censor, vantage: str, db: Path) -> None:

@@ -27,11 +27,17 @@ def test_a_server_reset_must_acknowledge_our_session() -> None:
         openvpn.client_hard_reset(b"short")
 
 
-def test_the_packaged_list_loads_with_its_sources() -> None:
+def test_the_packaged_lists_load_with_their_sources() -> None:
     eps = load_endpoints([])
-    assert len(eps) >= 10 and {e.kind for e in eps} == {"tor"}
-    assert all(e.source.startswith("torproject/tor") for e in eps)
-    assert all(e.origin.startswith("circumvention.csv:") for e in eps)
+    tor = [e for e in eps if e.kind == "tor"]
+    dns = [e for e in eps if e.kind != "tor"]
+    assert len(tor) >= 10 and {e.kind for e in dns} == {"doh", "dot"}
+    assert all(e.source.startswith("torproject/tor") for e in tor)
+    assert all(e.origin.startswith("circumvention.csv:") for e in tor)
+    # Every resolver names the operator's page that publishes it, and its name for TLS.
+    assert all(e.source.startswith("https://") and e.sni for e in dns)
+    assert all(e.origin.startswith("encrypted-dns.csv:") for e in dns)
+    assert {e.sni for e in dns} >= {"cloudflare-dns.com", "dns.google", "dns.quad9.net"}
     assert DEFAULT_LIST.name == "circumvention.csv"
 
 
@@ -131,11 +137,16 @@ def test_a_failure_the_control_did_not_see_is_measured_again(monkeypatch: pytest
         failure = "generic_timeout_error" if len(tries) == 1 else None
         return _obs(address=ep.address, port=ep.port, handshake_failure=failure)
 
+    asked: list[bool] = []
+
     class Control:
         def __init__(self, *a: object, **kw: object) -> None:
             pass
 
-        async def __call__(self, url: str, addrs: list[str], port: int) -> ControlObservation:
+        async def __call__(
+            self, url: str, addrs: list[str], port: int, *, http: bool = True
+        ) -> ControlObservation:
+            asked.append(http)
             return _control(tls=TLS_COMPLETED_AT_CONTROL)
 
         async def aclose(self) -> None:
@@ -147,6 +158,7 @@ def test_a_failure_the_control_did_not_see_is_measured_again(monkeypatch: pytest
     cfg = suite.SuiteConfig(controls=("http://127.0.0.1:1/",), retry_pause=0.0)
     ((obs, _, verdict),) = asyncio.run(suite.measure_endpoints([ep], cfg))
     assert len(tries) == 2 and obs.attempt == 1 and verdict.verdict == "ok"
+    assert asked == [False]  # a Tor relay speaks no HTTP: the helper stops after the handshake
     tries.clear()
     cfg = suite.SuiteConfig(controls=("http://127.0.0.1:1/",), retries=0)
     ((obs, _, verdict),) = asyncio.run(suite.measure_endpoints([ep], cfg))

@@ -130,7 +130,7 @@ def test_junk_from_the_resolvers_address_is_no_injection_evidence() -> None:
     assert not has(v, "dns/injected:")
 
 
-def test_any_answer_from_an_address_without_dns_server_is_injected() -> None:
+def test_an_answer_from_an_address_without_dns_server_the_control_contradicts_is_injected() -> None:
     probe_q = DNSObservation("news.example.com", "A", "udp://10.66.2.99:53", "udp", 0.0, 0.01,
                              None, ("203.0.113.7",),
                              (DNSReply(0.005, "10.66.2.99:53", "NOERROR", ("203.0.113.7",)),))
@@ -138,6 +138,16 @@ def test_any_answer_from_an_address_without_dns_server_is_injected() -> None:
     v = judge(measurement(h))
     assert (v.verdict, v.stage) == ("hijacked", "dns")
     assert has(v, "dns/injected:no-resolver@10.66.2.99")
+
+
+def test_the_true_answer_from_an_address_without_dns_server_is_interception_not_injection() -> None:
+    # An ISP that redirects all DNS to an honest resolver: before, every site was hijacked.
+    probe_q = DNSObservation("news.example.com", "A", "udp://10.66.2.99:53", "udp", 0.0, 0.01,
+                             None, (SITE,), (DNSReply(0.005, "10.66.2.99:53", "NOERROR", (SITE,)),))
+    h = dataclasses.replace(plain(ctl=_ctl()), dns_probe=(probe_q,))
+    v = judge(measurement(h))
+    assert v.verdict == "ok", v
+    assert has(v, "dns/intercepted:no-resolver@10.66.2.99") and not has(v, "dns/injected")
 
 
 def test_silence_from_an_address_without_dns_server_is_no_evidence() -> None:

@@ -36,7 +36,7 @@ def _invoke(*args: str) -> object:
 
 
 def test_results_shows_the_latest_run_as_a_table(db: Path) -> None:
-    r = _invoke("results", "--db", str(db))
+    r = CliRunner().invoke(cli, ["results", "--db", str(db), "--vantage", "beta"])
     assert r.exit_code == 0, r.output
     lines = r.output.splitlines()
     assert lines[0].split() == ["URL", "VERDICT", "STAGE", "REASON", "VANTAGE", "RUN", "TIME"]
@@ -45,6 +45,33 @@ def test_results_shows_the_latest_run_as_a_table(db: Path) -> None:
     assert all(line.endswith(" UTC") for line in lines[1:3])  # times say their zone
     r = _invoke("results", "--db", str(db), "--run", "1")
     assert "http/blockpage:test_1 +1" in r.output.splitlines()[1]
+
+
+def test_results_of_several_vantage_points_show_each_ones_latest_run_and_say_so(db: Path) -> None:
+    with Store.open(db, create=False) as s:  # a newer run of beta: alpha's run 1 stays its latest
+        vid = s.vantage("beta")
+        run = s.start_run(vid, [], {})
+        s.write(run, vid, [(sample_measurement(7, started=2000.0), sample_verdict("reset"))])
+        s.finish_run(run, "complete")
+    r = CliRunner().invoke(cli, ["results", "--db", str(db), "--json"])
+    assert r.exit_code == 0, r.output
+    rows = [json.loads(line) for line in r.stdout.splitlines()]
+    assert sorted((row["vantage"], row["run_id"], row["verdict"]) for row in rows) == [
+        ("alpha", 1, "blocked"), ("alpha", 1, "ok"), ("alpha", 1, "reset"), ("beta", 3, "reset")]
+    assert r.stderr == "The latest run of each of 2 vantage points: alpha (run 1), beta (run 3).\n"
+    # One vantage point asked for, or one run: no note.
+    for args in (["--vantage", "alpha"], ["--run", "2"]):
+        r = CliRunner().invoke(cli, ["results", "--db", str(db), "--json", *args])
+        assert r.exit_code == 0 and r.stderr == "", r.output
+
+
+def test_latest_runs_note_fits_80_columns_and_escapes_names() -> None:
+    from probe.present.tables import format_latest_runs
+
+    runs = [(f"vantage-{k}\x1b[31m", k) for k in range(12)]
+    text = format_latest_runs(runs)
+    assert all(len(line) <= 80 for line in text.splitlines())
+    assert "\x1b" not in text and "vantage-11\\x1b[31m (run 11)." in text
 
 
 def test_results_json_lines_have_the_documented_keys(db: Path) -> None:
@@ -111,17 +138,42 @@ def test_reading_commands_do_not_import_network_libraries(db: Path, command: str
     assert out.stdout.strip().splitlines()[-1] == "IMPORTED []"
 
 
-def test_runs_lists_newest_first_with_status_and_verdict_counts(db: Path) -> None:
+def test_runs_lists_newest_first_with_status_and_verdict_counts(
+    db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "120")  # wide enough for when each run finished
     r = _invoke("runs", "--db", str(db))
     assert r.exit_code == 0, r.output
     lines = r.output.splitlines()
-    assert lines[0].split() == ["RUN", "VANTAGE", "STARTED", "FINISHED", "STATUS", "URLS", "VERDICTS"]
+    assert lines[0].split() == ["RUN", "VANTAGE", "STARTED", "UTC", "FINISHED", "UTC", "STATUS",
+                                "URLS", "VERDICTS"]
     newest, oldest = lines[1].split(), lines[2].split()
-    assert newest[:2] == ["2", "beta"] and newest[4:8:3] == ["UTC", "UTC"]
-    assert newest[8:] == ["complete", "2", "ok", "2"]
+    assert newest[:2] == ["2", "beta"] and len(newest[2]) == len(newest[4]) == 10  # dates
+    assert newest[6:] == ["complete", "2", "ok", "2"]
     assert oldest[:2] == ["1", "alpha"]
-    assert oldest[8:] == ["complete", "3", "ok", "1", "blocked", "1", "reset", "1"]
+    assert oldest[6:] == ["complete", "3", "ok", "1", "blocked", "1", "reset", "1"]
     assert lines[-1] == "(2 runs)"
+
+
+def test_runs_fit_80_columns_by_leaving_out_when_runs_finished(
+    db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "80")
+    with Store.open(db) as s:  # a run with every verdict: its counts wrap under their column
+        vid = s.vantage("a-long-vantage-name")
+        run = s.start_run(vid, [], {})
+        s.write(run, vid, [(sample_measurement(i, started=3000.0 + i), sample_verdict(v))
+                           for i, v in enumerate(VERDICTS)])
+        s.finish_run(run, "complete")
+    lines = _invoke("runs", "--db", str(db)).output.splitlines()
+    assert lines[0].split() == ["RUN", "VANTAGE", "STARTED", "UTC", "STATUS", "URLS", "VERDICTS"]
+    assert all(len(line) <= 80 for line in lines), lines
+    start = lines[0].index("VERDICTS")
+    rest = next(i for i, line in enumerate(lines[2:], 2) if not line.startswith(" "))
+    counts = " ".join(line[start:] for line in lines[1:rest])
+    assert counts.split() == ["ok", "1", "blocked", "1", "reset", "1", "hijacked", "1", "throttled",
+                              "1", "down", "1", "inconclusive", "1"]
+    assert lines[1].startswith("3      a-long-vant…  ")  # names are cut to their column
 
 
 def test_runs_json_counts_a_running_run_live(db: Path) -> None:

@@ -34,6 +34,12 @@ def _show(*args: str) -> tuple[int, str]:
     return r.exit_code, r.output
 
 
+def _show_apart(*args: str) -> tuple[int, str, str]:
+    """Exit status, stdout and stderr, apart."""
+    r = CliRunner().invoke(cli, ["show", *args])
+    return r.exit_code, r.stdout, r.stderr
+
+
 def _text(db: Path, width: int) -> list[str]:
     from probe.inputs.fingerprints import default_fingerprints
     from probe.present.evidence import evidence, render_text
@@ -88,15 +94,44 @@ def test_show_json_has_the_evidence_for_scripts(db: Path) -> None:
 
 
 def test_show_finds_a_url_by_url_list_spelling_or_host(db: Path) -> None:
-    for what in ("http://site1.example.org/", "http://site1.example.org", "site1.example.org"):
-        code, out = _show(what, "--db", str(db), "--json")
-        assert code == 0, (what, out)
-        assert json.loads(out)["measurement_id"] == 2
+    for what in ("http://site1.example.org/", "http://site1.example.org", "HTTP://Site1.example.org"):
+        code, out, err = _show_apart(what, "--db", str(db), "--json")
+        assert code == 0, (what, out, err)
+        assert json.loads(out)["measurement_id"] == 2 and err == ""
+    # A host name shows its newest URL, and says which on stderr.
+    code, out, err = _show_apart("site1.example.org", "--db", str(db), "--json")
+    assert code == 0 and json.loads(out)["measurement_id"] == 2
+    assert err.strip() == ("showing http://site1.example.org/, the newest measurement of host "
+                           "site1.example.org; name a URL to see another")
+
+
+def test_show_never_answers_a_url_with_another_url_of_its_host(tmp_path: Path) -> None:
+    # Only https://site0.example.org/ is stored (the second hop of the sample is its redirect
+    # target; here the list URL itself is https). Before, `probe show http://site0.example.org`
+    # fell back to the host and showed the https measurement without a word.
+    import dataclasses
+
+    path = tmp_path / "https-only.db"
+    m = sample_measurement(0)
+    target = dataclasses.replace(m.target, url="https://site0.example.org/",
+                                 original_url="https://site0.example.org", scheme="https", port=443)
+    with Store.open(path) as s:
+        vid = s.vantage("home")
+        run = s.start_run(vid, [], {})
+        s.write(run, vid, [(dataclasses.replace(m, target=target), sample_verdict("ok"))])
+        s.finish_run(run, "complete")
+    code, out, err = _show_apart("http://site0.example.org", "--db", str(path))
+    assert code == 1 and out == ""
+    assert " ".join(err.split()) == (
+        "Error: no measurement of http://site0.example.org/; measured of host "
+        "site0.example.org: https://site0.example.org/")
+    code, out, _ = _show_apart("https://site0.example.org", "--db", str(path), "--json")
+    assert code == 0 and json.loads(out)["measurement_id"] == 1
 
 
 @pytest.mark.parametrize(("args", "message"), [
     (("99",), "no measurement 99"),
-    (("http://nowhere.example/",), "no measurement of 'http://nowhere.example/'"),
+    (("http://nowhere.example/",), "no measurement of http://nowhere.example/"),
     (("http://site0.example.org/", "--vantage", "elsewhere"), "vantage 'elsewhere'"),
 ])
 def test_show_unknown_measurement_exits_1_saying_what_was_looked_for(
@@ -115,3 +150,36 @@ def test_show_imports_no_network_or_plotting_library(db: Path) -> None:
         "assert r.exit_code == 0, r.output"
     )
     assert sorted(m for m in loaded if m.split(".")[0] in NETWORK_OR_PLOTTING) == []
+
+
+def test_show_prints_the_dns_probe_answer_and_what_it_decided(tmp_path: Path) -> None:
+    # With --dns-probe, the answer from the address that runs no DNS server decides between
+    # interception and injection; before, `probe show` never showed that query at all.
+    import dataclasses
+
+    from probe.core.model import DNSObservation, DNSReply, Verdict
+
+    m = sample_measurement(0)
+    probe_q = DNSObservation("site0.example.org", "A", "udp://203.0.113.53:53", "udp", 1000.0,
+                             0.02, None, ("192.0.2.10",),
+                             (DNSReply(0.02, "203.0.113.53:53", "NOERROR", ("192.0.2.10",)),))
+    m = dataclasses.replace(m, hops=(dataclasses.replace(m.hops[0], dns_probe=(probe_q,)),
+                                     *m.hops[1:]))
+    v = Verdict("ok", None, None, ("dns/intercepted:no-resolver@203.0.113.53", "http/match"), "t")
+    path = tmp_path / "probe.db"
+    with Store.open(path) as s:
+        vid = s.vantage("home")
+        run = s.start_run(vid, [], {})
+        s.write(run, vid, [(m, v)])
+        s.finish_run(run, "complete")
+    code, out = _show("1", "--db", str(path), "--json")
+    assert code == 0, out
+    (shown,) = json.loads(out)["hops"][0]["dns_probe"]
+    assert shown["addresses"] == ["192.0.2.10"] and shown["rcode"] == "NOERROR"
+    assert shown["decided"].startswith("intercepted: an address without a DNS server answered")
+    with Store.open(path, create=False) as s:
+        from probe.present.evidence import evidence, render_text
+
+        flat = " ".join(" ".join(render_text(evidence(s, 1), 400)).split())
+    assert ("DNS-PROBE A site0.example.org via udp://203.0.113.53:53 NOERROR 192.0.2.10 << "
+            "intercepted") in flat

@@ -184,8 +184,10 @@ def test_diff_between_runs_lists_changes_and_exit_code_3(tmp_path: Path) -> None
     r1, r2, r3 = _history(db)
     code, out = _invoke("diff", "--db", str(db), "--from", str(r1), "--to", str(r2), "--exit-code")
     assert code == 3, out
-    assert "1 newly blocked, 1 unblocked, 1 technique changed, 0 unclear" in out
-    assert "newly_blocked     http://site0.example.org/  ok" in out
+    assert all(len(line) <= 80 for line in out.splitlines()), out
+    flat = " ".join(out.split())
+    assert "1 newly blocked, 1 unblocked, 1 technique changed, 0 unclear" in flat
+    assert "newly_blocked http://site0.example.org/ ok" in flat
     # Default: the latest run against the one before it; nothing changed -> 0 even with the flag.
     code, out = _invoke("diff", "--db", str(db), "--exit-code")
     assert code == 0 and f"run {r2} -> run {r3}: 0 newly blocked" in out
@@ -207,11 +209,26 @@ def test_diff_since_a_date_compares_with_the_verdicts_before_it(tmp_path: Path) 
                    "http://site2.example.org/": "technique_changed"}
 
 
+def test_diff_on_a_first_run_has_nothing_to_compare_yet_and_exits_0(tmp_path: Path) -> None:
+    # A cron job `probe run && probe diff --exit-code` must not fail on its first night.
+    db = tmp_path / "first.db"
+    Store.open(db).close()
+    code, out = _invoke("diff", "--db", str(db), "--exit-code")
+    assert code == 0 and "no runs yet: nothing to compare yet" in out
+    with Store.open(db) as s:
+        run = _run(s, "moscow", {0: "dns", 1: "ok"}, T0)
+    code, out = _invoke("diff", "--db", str(db), "--exit-code")
+    assert code == 0 and out == f"moscow: run {run} is its first run: nothing to compare yet\n"
+    result = CliRunner().invoke(cli, ["diff", "--db", str(db), "--exit-code", "--json"])
+    assert result.exit_code == 0 and result.stdout == ""  # JSON lines are changes: none
+    assert "nothing to compare yet" in result.stderr
+
+
 def test_diff_refuses_ambiguous_or_wrong_runs(tmp_path: Path, db: Path) -> None:
     code, out = _invoke("diff", "--db", str(db))
     assert code == 2 and "--vantage" in out and "almaty, moscow" in out
-    code, out = _invoke("diff", "--db", str(db), "--vantage", "almaty")
-    assert code == 1 and "first run" in out
+    code, out = _invoke("diff", "--db", str(db), "--vantage", "almaty")  # its first run
+    assert code == 0 and "nothing to compare yet" in out
     code, out = _invoke("diff", "--db", str(db), "--vantage", "almaty", "--from", "1")
     assert code == 2 and "not a run of vantage point 'almaty'" in out
 

@@ -135,6 +135,45 @@ def test_unwritable_config_dir_warns_but_accepted_run_proceeds(
 
 
 def test_risk_text_covers_the_risks() -> None:
-    text = RISK_TEXT.lower()
-    for point in ("internet provider", "illegal", "identify your network", "public ip address"):
+    text = " ".join(RISK_TEXT.lower().split())
+    for point in ("internet provider", "illegal", "identify your network", "your public address",
+                  "only to remove it"):
         assert point in text
+    # Version 1 said probe "never looks up or records your public IP address": it asks STUN
+    # servers and its helpers for it (to scrub it).
+    assert "never looks up" not in text
+
+
+def test_risk_text_names_every_server_probe_contacts_by_default() -> None:
+    from probe.core import settings as st
+
+    words = RISK_TEXT.replace(",", " ").replace(";", " ").split()
+    servers = (*st.DEFAULT_CONTROLS, *st.DEFAULT_STUN_SERVERS, *st.DEFAULT_STUN_FALLBACK,
+               *st.DEFAULT_WHOAMI_NAMES, *st.MeasureConfig().doh, st.DEFAULT_TESTLISTS_SOURCE,
+               st.DEFAULT_GEO_URL)  # fmt: skip
+    for server in servers:
+        host = st.server_host(server)
+        assert host in words or f"{host}." in words, host  # whole, never cut by the wrapping
+        assert st.OPERATORS[host].split(",")[0] in RISK_TEXT, host
+    assert "no DNS-over-HTTPS server" in RISK_TEXT  # none by default, and it says so
+
+
+@pytest.mark.parametrize("width", [consent.WIDTH, 60])
+def test_risk_text_fits_the_terminal_without_breaking_a_word_or_a_command(width: int) -> None:
+    text = consent.risk_text(width)
+    lines = text.splitlines()
+    assert max(len(line) for line in lines) <= width <= 79
+    assert not any(line.rstrip().endswith("-") and not line.rstrip().endswith("--")
+                   for line in lines)  # no word split at a hyphen
+    for command in ("`probe run --category ...`", "`probe testlists update`", "`probe geo update`",
+                    "`--require-identity`"):
+        assert sum(command in line for line in lines) == 1, command
+    # The same words as at any other width: wrapping only moved line breaks.
+    assert text.split() == consent.risk_text(200).split()
+
+
+def test_an_acceptance_of_the_first_text_is_asked_again(tmp_config: Path) -> None:
+    tmp_config.mkdir(parents=True)
+    consent_file().write_text('{"accepted": true, "consent_version": 1}')
+    assert consent.CONSENT_VERSION == 2
+    assert not has_consented()

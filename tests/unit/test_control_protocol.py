@@ -491,3 +491,15 @@ def test_absent_extensions_are_not_written() -> None:
     assert "x_failure" not in resp and "x_skipped_endpoints" not in resp
     assert "x_http_timing" not in resp["http_request"] and "x_insecure_response" not in resp["http_request"]
     assert resp["http3_request"] is None and resp["quic_handshake"] == {}  # the spec's, always written
+
+
+def test_skip_http_is_written_only_when_asked_and_read_back() -> None:
+    from probe.core.codec import encode_json
+    from probe.measure.control.protocol import build_request
+
+    usual = json.loads(encode_json(build_request("https://192.0.2.9:853/", ["192.0.2.9"], 853)))
+    assert "x_skip_http" not in usual  # OONI's helpers see the request they always saw
+    assert parse_request(usual).http is True
+    bare = json.loads(encode_json(build_request("https://192.0.2.9:853/", ["192.0.2.9"], 853,
+                                                http=False)))
+    assert bare["x_skip_http"] is True and parse_request(bare).http is False

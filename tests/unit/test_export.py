@@ -198,7 +198,7 @@ def test_parquet_without_pyarrow_says_how_to_install_it(db: Path, tmp_path: Path
         f"cli(['export', '--db', {str(db)!r}, '--format', 'parquet', '-o', {str(tmp_path / 'p')!r}])"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert proc.returncode == 1 and "pip install 'probe[parquet]'" in proc.stderr
+    assert proc.returncode == 1 and "pip install 'censorship-probe[parquet]'" in proc.stderr
     assert not (tmp_path / "p").exists() and not (tmp_path / "p.partial").exists()
 
 

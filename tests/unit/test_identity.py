@@ -8,7 +8,7 @@ import struct
 import pytest
 
 from probe.core.model import DNSReply
-from probe.core.settings import IdentityConfig
+from probe.core.settings import DEFAULT_STUN_FALLBACK, IdentityConfig
 from probe.lab.stun import binding_response
 from probe.measure.identity import Identity, _parse_stun, vantage_name
 from probe.run.scrub import SCRUBBED, Scrubber
@@ -90,7 +90,11 @@ def test_identity_config_flags_then_environment_then_defaults(monkeypatch: pytes
     assert cfg.stun_servers == ("127.0.0.1:3478", "127.0.0.2:3478") and cfg.whoami_names == ()
     assert IdentityConfig.from_options(["127.0.0.9:1"]).stun_servers == ("127.0.0.9:1",)
     off = IdentityConfig.from_options(["127.0.0.9:1"], enabled=False)
-    assert off.stun_servers == () and off.whoami_names == ()
+    assert off.stun_servers == () and off.whoami_names == () and not off.ask_helpers
+    # Servers given replace both default sets: the fallback servers are asked only by default.
+    assert IdentityConfig.from_options().stun_fallback == ()
+    monkeypatch.delenv("PROBE_STUN_SERVERS")
+    assert IdentityConfig.from_options().stun_fallback == DEFAULT_STUN_FALLBACK
 
 
 # --- scrubbing ------------------------------------------------------------------------------------
@@ -141,3 +145,33 @@ def test_scrubber_walks_nested_records_dicts_and_lists() -> None:
     value = {"headers": [("X-Client-IP", "192.0.2.77")], "n": 1, "nested": ("a", b"192.0.2.77")}
     assert s.record(value) == {"headers": [("X-Client-IP", SCRUBBED)], "n": 1,
                                "nested": ("a", b"[scrubbed]")}
+
+
+# --- the local addresses of the probe's sockets ----------------------------------------------
+def test_local_addresses_are_noted_once_in_the_forms_sites_write(monkeypatch: pytest.MonkeyPatch) -> None:
+    from probe.measure import localaddrs
+
+    monkeypatch.setattr(localaddrs, "_seen", set())
+    before = localaddrs.generation()
+    for sockname in [("192.0.2.10", 5555), ("::ffff:192.0.2.10", 1, 0, 0), ("fe80::1%eth0", 2, 0, 3),
+                     ("127.0.0.1", 3), ("::1", 4, 0, 0), ("0.0.0.0", 0), None, "", ("junk", 1)]:
+        localaddrs.note(sockname)
+    assert localaddrs.seen() == {"192.0.2.10", "fe80::1"}
+    assert localaddrs.generation() == before + 2  # a known address costs no new scrubber
+
+
+def test_the_watch_scrubs_every_local_address_even_when_the_public_one_is_unknown(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from probe.measure import localaddrs
+    from probe.run.summary import NullReporter
+    from probe.run.watch import NetworkWatch
+
+    monkeypatch.setattr(localaddrs, "_seen", set())
+    watch = NetworkWatch(Identity(failures=("stun x: generic_timeout_error",)), None, [], None,
+                         NullReporter())
+    assert not watch.scrubber  # nothing known yet
+    localaddrs.note(("2001:db8::5", 40000, 0, 0))  # a socket of a measurement, IPv6: no NAT
+    page = DNSReply(t=0.0, source="127.0.0.1:53", rcode="NOERROR", raw=b"you are 2001:db8::5")
+    assert watch.scrubber.record(page).raw == b"you are [scrubbed]"
+    assert watch.scrubber is watch.scrubber  # rebuilt only when an address is new

@@ -7,43 +7,21 @@ runs `lint-imports` on the copy (the real tree is never changed).
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import sys
 import tomllib
 from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parents[2]
-LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
-
-
-def _lint(tree: Path) -> subprocess.CompletedProcess[str]:
-    # The copy comes first on the path: grimp must read it, not the editable install's tree
-    # (the rest of PYTHONPATH keeps the network guard in the child).
-    path = os.pathsep.join(p for p in (str(tree), os.environ.get("PYTHONPATH", "")) if p)
-    env = {**os.environ, "PYTHONPATH": path}
-    return subprocess.run([str(LINT_IMPORTS), "--no-cache"], cwd=tree, env=env,
-                          capture_output=True, text=True, timeout=120)  # fmt: skip
+from contract_tree import ROOT, copy_tree, lint_imports, plant
 
 
 @pytest.fixture
 def tree(tmp_path: Path) -> Path:
     """A copy of the package and its contracts."""
-    shutil.copytree(ROOT / "probe", tmp_path / "probe",
-                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))  # fmt: skip
-    shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
-    return tmp_path
-
-
-def _plant(module: Path, line: str) -> None:
-    module.write_text(module.read_text(encoding="utf-8") + f"\n{line}\n", encoding="utf-8")
+    return copy_tree(tmp_path)
 
 
 def test_the_tree_keeps_every_contract(tree: Path) -> None:
-    result = _lint(tree)
+    result = lint_imports(tree)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "0 broken" in result.stdout
 
@@ -63,8 +41,8 @@ def test_the_tree_keeps_every_contract(tree: Path) -> None:
 )
 def test_a_planted_import_breaks_its_contract(tree: Path, module: str, planted: str, broken: str,
                                               chain: str) -> None:
-    _plant(tree / "probe" / module, f"{planted}  # planted")
-    result = _lint(tree)
+    plant(tree / "probe" / module, f"{planted}  # planted")
+    result = lint_imports(tree)
     assert result.returncode != 0
     assert f"{broken} BROKEN" in result.stdout
     assert chain in result.stdout

@@ -120,18 +120,50 @@ def test_uids_and_classifier_versions_travel_unchanged(tmp_path: Path) -> None:
                 == out.execute(f"SELECT uid FROM {table}").fetchall())
 
 
+def _names(path: Path) -> dict[str, str]:
+    """uid -> name of every vantage point."""
+    conn = sqlite3.connect(path)
+    try:
+        return dict(conn.execute("SELECT uid, name FROM vantage_points").fetchall())
+    finally:
+        conn.close()
+
+
 def test_same_name_from_another_probe_is_kept_apart(tmp_path: Path) -> None:
     a = _probe_db(tmp_path / "a.db", "default")
     b = _probe_db(tmp_path / "b.db", "default", t0=1_790_300_000.0)
     out = tmp_path / "all.db"
     first, second = merge(out, [a, b])
-    assert first.renamed == [] and len(second.renamed) == 1
-    old, new = second.renamed[0]
-    assert old == "default" and new.startswith("default~")
-    with Store.open(out, create=False) as s:
-        names = sorted(r[0] for r in s.conn.execute("SELECT name FROM vantage_points"))
-    assert names == sorted(["default", new])
-    assert "stored as" in format_merged(second)
+    assert first.renamed == []
+    uid_a, uid_b = next(iter(_names(a))), next(iter(_names(b)))
+    # Both carry the end of their uid: the one merged first is renamed too.
+    assert _names(out) == {uid_a: f"default~{uid_a[-8:]}", uid_b: f"default~{uid_b[-8:]}"}
+    assert sorted(second.renamed) == sorted([("default", f"default~{uid_a[-8:]}"),
+                                             ("default", f"default~{uid_b[-8:]}")])
+    assert "another probe has its name" in format_merged(second)
+    r = CliRunner().invoke(cli, ["results", "--db", str(out), "--vantage", "default"])
+    assert r.exit_code == 1
+    assert f"a merge renamed it apart: default~{min(uid_a[-8:], uid_b[-8:])}" in r.output
+
+
+def test_vantage_point_names_do_not_depend_on_merge_order(tmp_path: Path) -> None:
+    a = _probe_db(tmp_path / "a.db", "home")
+    b = _probe_db(tmp_path / "b.db", "home", t0=1_790_300_000.0)
+    c = _probe_db(tmp_path / "c.db", "vps", t0=1_790_400_000.0)
+    merge(tmp_path / "abc.db", [a, b, c])
+    merge(tmp_path / "cba.db", [c, b, a])
+    merge(tmp_path / "ac.db", [a, c])
+    merge(tmp_path / "ac.db", [b])  # later, on its own
+    names = _names(tmp_path / "abc.db")
+    assert names == _names(tmp_path / "cba.db") == _names(tmp_path / "ac.db")
+    assert sorted(names.values()) == sorted(
+        [f"home~{u[-8:]}" for u in (*_names(a), *_names(b))] + ["vps"])
+    # A database of suffixed names merged again names every probe the same way.
+    merge(tmp_path / "again.db", [tmp_path / "abc.db"])
+    assert _names(tmp_path / "again.db") == names
+    # One of them alone needs no suffix.
+    merge(tmp_path / "one.db", [a])
+    assert list(_names(tmp_path / "one.db").values()) == ["home"]
 
 
 def test_running_probe_is_merged_as_a_snapshot_then_completed_by_the_next_merge(tmp_path: Path) -> None:
@@ -323,8 +355,11 @@ def test_endpoint_measurements_come_with_their_runs_once(tmp_path: Path) -> None
     conn.execute(
         "INSERT INTO endpoint_measurements (run_id, vantage_id, suite, kind, name, address, port, "
         "transport, measured_at, runtime, verdict, observation, uid) VALUES (1, 1, 'tor', "
-        "'relay', 'r1', '192.0.2.1', 443, 'tcp', '2026-09-21T00:00:00.000Z', 0.1, 'blocked', '{}', "
-        "'e1')"
+        "'relay', 'r1', '192.0.2.1', 443, 'tcp', '2026-09-21T00:00:00.000Z', 0.1, 'blocked', ?, "
+        "'e1')",
+        # An observation reclassify can read (merge checks it by the codec: '{}' is refused).
+        ('{"kind": "relay", "name": "r1", "address": "192.0.2.1", "port": 443, '
+         '"transport": "tcp", "started": 1.0, "runtime": 0.1}',),
     )
     conn.commit()
     conn.close()

@@ -10,6 +10,7 @@ import json
 import re
 import shutil
 import sqlite3
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ from click.testing import CliRunner
 from store_samples import sample_measurement, sample_verdict
 
 from probe.cli import cli
-from probe.store import Store
+from probe.store import Store, observations
 from probe.store import merge as merge_module
 from probe.store.merge import MergeError, merge
 from probe.store.schema import MIGRATIONS
@@ -44,13 +45,26 @@ def _sidecars(path: Path) -> list[str]:
     return [s for s in ("-wal", "-shm", "-journal") if Path(f"{path}{s}").exists()]
 
 
+def _packed_text(text: bytes) -> bytes:
+    """``text`` stored as packed observations are (probe/store/observations.py), whatever it is."""
+    c = zlib.compressobj(6, zlib.DEFLATED, zlib.MAX_WBITS, 9, zlib.Z_DEFAULT_STRATEGY,
+                         observations._dictionary(observations.FORMAT))
+    return bytes((observations.FORMAT,)) + c.compress(text) + c.flush()
+
+
 def _poison(path: Path) -> None:
     """The issue's poisoned source: probe's schema, rows no reader of probe can take."""
     conn = sqlite3.connect(path)
-    conn.execute("UPDATE observations SET data = '{not json' WHERE measurement_id = 1")
+    conn.execute("UPDATE observations SET data = ? WHERE measurement_id = 1",
+                 (_packed_text(b"{not json"),))
     conn.execute("UPDATE measurements SET final = 7 WHERE id = 2")
     conn.execute("UPDATE measurements SET reasons = '[1, {}]' WHERE id = 3")
-    conn.execute("UPDATE controls SET data = '{\"source\": 5}' WHERE measurement_id = 4")
+    # The control is packed in its hop (schema 11): one of the wrong type there.
+    (blob,) = conn.execute("SELECT data FROM observations WHERE measurement_id = 4").fetchone()
+    data = observations.unpack(blob)
+    data["hops"][0]["control"] = {**(data["hops"][0].get("control") or {}), "source": 5}
+    conn.execute("UPDATE observations SET data = ? WHERE measurement_id = 4",
+                 (observations.pack(data),))
     conn.execute("UPDATE dns_answers SET value = x'00ff' WHERE reply_id = "
                  "(SELECT min(r.id) FROM dns_replies r JOIN dns_queries q ON q.id = r.query_id "
                  "WHERE q.measurement_id = 5)")
@@ -83,9 +97,10 @@ def test_a_poisoned_source_is_refused_row_by_row_and_the_output_stays_readable(t
     out = tmp_path / "all.db"
     r = CliRunner().invoke(cli, ["merge", str(good), str(bad), "--into", str(out)])
     assert r.exit_code == 0, r.output
-    assert "6 invalid rows refused (5 measurements not merged)" in r.output
+    # (the control is packed in its measurement's observations since schema 11: one row fewer)
+    assert "5 invalid rows refused (5 measurements not merged)" in r.output
     for named in ("observations row 1: data: not JSON", "measurements row 2: final: '7' is not one of",
-                  "measurements row 3: reasons", "data: source: expected str, got int",
+                  "measurements row 3: reasons", "data: hops[0].control.source: expected str",
                   "dns_answers reply_id"):
         assert named in r.output, r.output
     exported = _reads_everything(out, tmp_path)
@@ -125,9 +140,10 @@ def test_rows_whose_owner_is_missing_never_enter(tmp_path: Path) -> None:
     conn = sqlite3.connect(a)
     # An observation and a TCP connect of measurement 99, which the source does not hold: copied,
     # they would belong to whichever measurement gets id 99 + offset in the output.
-    conn.execute("INSERT INTO observations (measurement_id, data) VALUES (99, '{}')")
-    conn.execute("INSERT INTO tcp_connects (measurement_id, hop, ip, port, started, duration) "
-                 "VALUES (99, 0, '192.0.2.9', 80, 1.0, 0.1)")
+    conn.execute("INSERT INTO observations (measurement_id, data) VALUES (99, ?)",
+                 (observations.pack({}),))
+    conn.execute("INSERT INTO tcp_connects (measurement_id, hop, ip, port) "
+                 "VALUES (99, 0, '192.0.2.9', 80)")
     conn.commit()
     conn.close()
     out = tmp_path / "all.db"
@@ -220,10 +236,14 @@ def test_unchanged_sources_are_skipped_and_changed_ones_merged_again(tmp_path: P
 
 def test_a_damaged_source_is_not_merged_and_the_others_are(tmp_path: Path) -> None:
     a = _db(tmp_path / "a.db", "moscow", n=40)
+    conn = sqlite3.connect(a)
+    page = conn.execute("PRAGMA page_size").fetchone()[0]  # 8 KiB since schema 11
+    # A page of the measurements' rows (merge reads every row of the tables it copies).
+    (pageno,) = conn.execute("SELECT max(pageno) FROM dbstat WHERE name = 'measurements' "
+                             "AND pagetype = 'leaf'").fetchone()
+    conn.close()
     data = bytearray(a.read_bytes())
-    page = 4096
-    middle = len(data) // page // 2
-    data[middle * page:(middle + 1) * page] = bytes(page)
+    data[(pageno - 1) * page:pageno * page] = bytes(page)
     a.write_bytes(bytes(data))
     b = _db(tmp_path / "b.db", "almaty", t0=T0 + 100)
     out = tmp_path / "all.db"

@@ -87,7 +87,9 @@ def test_the_cli_reports_skipped_lines_and_exits_0_when_good_lines_were_imported
     good = _good()
     path = tmp_path / "mixed.jsonl"
     path.write_text("\n".join([good[0], _with(good[1], report_id=7), good[2]]) + "\n")
-    r = CliRunner().invoke(cli, ["import", "ooni", str(path), "--db", str(tmp_path / "o.db")])
+    # Wide enough for the temporary path on one line (at 80 columns a long one wraps, rightly).
+    r = CliRunner().invoke(cli, ["import", "ooni", str(path), "--db", str(tmp_path / "o.db")],
+                           env={"COLUMNS": "400"})
     assert r.exit_code == 0, r.output
     assert f"skipped {path}:2: report_id: expected a string, got a number" in r.output
     assert "imported 2 of 3 lines" in r.output

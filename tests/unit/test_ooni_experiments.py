@@ -190,3 +190,55 @@ def test_parse_keeps_oonis_verdict_fields() -> None:
                                 and len(m["test_keys"]["targets"]) > 30))
     assert exp.ooni_keys["dir_port_accessible"] == 9 and exp.ooni_keys["obfs4_total"] == 14
     assert len(exp.endpoints) == 34
+
+
+def test_reclassify_leaves_oonis_endpoints_as_imported_and_says_so(tmp_path: Path) -> None:
+    # `probe reclassify` re-judges endpoint rows by the control rules; OONI's carry no control and
+    # their content verdicts came from evidence not stored with them (a bogon answer here): they
+    # are counted as skipped, never turned into control/unavailable, while probe's own are judged.
+    from dataclasses import replace
+
+    from probe.core.model import EndpointObservation
+    from probe.judge.circumvention import judge_endpoint
+    from probe.present.reclassify import format_reclassify
+    from probe.run.reclassify import reclassify
+    from probe.store.circumvention import write_endpoints
+
+    raw = copy.deepcopy(next(m for m in _samples() if m["test_name"] == "whatsapp"))
+    for q in raw["test_keys"]["queries"]:
+        if q["hostname"] == "e1.whatsapp.net":
+            q["answers"] = [{"answer_type": "A", "ipv4": "10.10.34.35"}]
+    forged = tmp_path / "forged.jsonl"
+    forged.write_text(json.dumps(raw) + "\n")
+    db = tmp_path / "o.db"
+    with Store.open(db) as store:
+        import_ooni(store, [forged, SAMPLES])  # the genuine whatsapp sample: a duplicate
+        vid = store.vantage("kazan")
+        run = store.start_run(vid, ["endpoints.csv"], {"suite": "circumvention"})
+        own = EndpointObservation(kind="tor", name="relay", address="198.51.100.9", port=443,
+                                  transport="tcp", started=1_790_000_000.0, runtime=0.5,
+                                  source="circumvention.csv:2", tcp_failure="connection_refused")
+        stale = replace(judge_endpoint(own, None), verdict="ok")  # a verdict the rules now change
+        write_endpoints(store, run, vid, "circumvention", [(own, None, stale)])
+        store.finish_run(run, "complete")
+    before = [tuple(r) for r in _rows(db)]
+    hijacked = _rows(db, "o.target = 'e1.whatsapp.net:443' AND e.verdict = 'hijacked'")
+    assert len(hijacked) == 1
+    messaging = _rows(db, "e.suite = 'messaging'")
+    assert messaging and all(not any(x.startswith("control/unavailable") for x in json.loads(r["reasons"]))
+                             for r in messaging)
+    with Store.open(db, create=False) as store:
+        report = reclassify(store)
+        n_ooni = store.conn.execute("SELECT count(*) FROM endpoint_measurements WHERE source = 'ooni'"
+                                    ).fetchone()[0]
+        own_row = store.conn.execute("SELECT verdict, reasons FROM endpoint_measurements "
+                                     "WHERE source = 'circumvention.csv:2'").fetchone()
+    assert report.endpoints_skipped == n_ooni == len(before)
+    assert (report.endpoints_judged, report.endpoints_changed) == (1, 1)
+    rejudged = judge_endpoint(own, None)
+    assert rejudged.verdict == "inconclusive" and "control/unavailable" in rejudged.reasons
+    assert own_row == (rejudged.verdict, json.dumps(list(rejudged.reasons)))
+    assert [tuple(r) for r in _rows(db)] == before  # OONI's endpoints: as imported
+    text = "\n".join(format_reclassify(report, None, 80))
+    assert f"all runs: {n_ooni} endpoints imported from OONI not re-judged" in text
+    assert all(len(line) <= 80 for line in text.splitlines())

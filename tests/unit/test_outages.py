@@ -185,7 +185,9 @@ def test_probe_outages_prints_a_table_and_json_lines(db: Path) -> None:
     assert r.exit_code == 0, r.output
     lines = r.output.splitlines()
     assert lines[0].split()[:2] == ["VANTAGE", "STATE"]
-    assert lines[-1] == "(2 outages)" and "ongoing" in lines[2]
+    assert lines[-1] == "(2 outages)" and all(len(line) <= 80 for line in lines)
+    second = next(i for i, line in enumerate(lines[2:], 2) if not line.startswith(" "))
+    assert lines[second].split()[1] == "full" and "ongoing" in " ".join(lines[second:-1])
     r = CliRunner().invoke(cli, ["outages", "--db", str(db), "--json"], catch_exceptions=False)
     rows = [json.loads(line) for line in r.output.splitlines()]
     assert [(o["state"], o["runs"]) for o in rows] == [("dns", [2]), ("full", [4])]

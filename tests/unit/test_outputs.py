@@ -123,16 +123,17 @@ def test_parquet_export_again_replaces_its_own_files_and_keeps_the_old_ones_on_f
     assert _invoke("export", "--db", str(db), "--format", "parquet", "-o", str(out)).exit_code == 0
     assert sorted(_tree(out)) == sorted(first)
     # A failure while writing the third table leaves the directory as it was.
-    real = pqexport._write_table
-    calls: list[str] = []
+    real = pqexport._Sink.add
+    tables: list[str] = []
 
-    def failing(store: Any, table: Any, f: Any, path: Path) -> int:
-        calls.append(table.name)
-        if len(calls) == 3:
+    def failing(sink: Any, columns: Any, keys: Any) -> None:
+        if sink.name not in tables:
+            tables.append(sink.name)
+        if len(tables) == 3:
             raise OSError(28, "No space left on device")
-        return real(store, table, f, path)
+        real(sink, columns, keys)
 
-    monkeypatch.setattr(pqexport, "_write_table", failing)
+    monkeypatch.setattr(pqexport._Sink, "add", failing)
     r = _invoke("export", "--db", str(db), "--format", "parquet", "-o", str(out))
     assert r.exit_code == 1 and "No space left" in r.output
     assert _tree(out) == first and pq.read_table(out / "measurements.parquet").num_rows == 3

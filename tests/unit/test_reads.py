@@ -83,7 +83,7 @@ def test_check_says_a_sound_database_is_sound_and_writes_nothing(db: Path) -> No
 def test_check_finds_a_damaged_page_and_says_what_to_do(db: Path) -> None:
     Store.open(db).conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     data = bytearray(db.read_bytes())
-    page = 4096
+    page = int.from_bytes(data[16:18], "big")  # the database's page size (header): a whole page
     middle = len(data) // page // 2
     data[middle * page:(middle + 1) * page] = bytes(page)
     db.write_bytes(bytes(data))
@@ -216,7 +216,7 @@ def test_show_reads_one_url_by_index(plans: tuple[Store, _Plans]) -> None:
 
     store, spy = plans
     for what in ("http://site7.example.org/", "site7.example.org"):
-        evidence(store, find_measurement(store, what, None, None))
+        evidence(store, find_measurement(store, what, None, None).measurement_id)
     assert spy.plans and spy.full_scans() == []
 
 

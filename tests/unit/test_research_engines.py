@@ -27,6 +27,7 @@ V = {"ok": Verdict("ok", None, None, (), "c1"),
      "dns": Verdict("hijacked", "dns", 0, ("dns/bogon",), "c1"),
      "tls": Verdict("reset", "tls", 1, ("tls/reset",), "c1"),
      "down": Verdict("down", "tcp", 0, (), "c1")}
+COUNTRY = {"moscow": "RU", "almaty": "KZ"}
 # Per vantage point, per day: the verdict of sites 0..4.
 HISTORY = {
     "moscow": [("ok", "ok", "dns", "ok", "ok"),
@@ -58,7 +59,7 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     for k, (name, days) in enumerate(HISTORY.items()):
         path = tmp / f"{name}.db"
         with Store.open(path) as s:
-            vid = s.vantage(name)
+            vid = s.vantage(name, country=COUNTRY[name])
             for d, verdicts in enumerate(days):
                 run = s.start_run(vid, [], {})
                 t = T0 + d * DAY + k * 3600
@@ -72,6 +73,11 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     assert runner.invoke(cli, ["merge", *sources, "--into", str(merged)]).exit_code == 0
     result = runner.invoke(cli, ["export", "--db", str(merged), "--format", "parquet", "-o", str(out)])
     assert result.exit_code == 0, result.output
+    # docs/research.md, "A dataset of many probes": each probe's export into one dataset.
+    for source in sources:
+        result = runner.invoke(cli, ["export", "--db", source, "--format", "parquet",
+                                     "--partition-by", "country,date", "-o", str(tmp / "dataset")])
+        assert result.exit_code == 0, result.output
     return merged, out
 
 
@@ -122,3 +128,37 @@ def test_the_answers_are_the_expected_ones(exported: tuple[Path, Path]) -> None:
     assert since["http://site2.example.org/"] == [(int((T0 + 2) * 1000),)]  # from the first day
     assert since["http://site3.example.org/"] == [(int((T0 + DAY + 3) * 1000),)]
     assert since["http://site4.example.org/"] == []  # not blocked now
+
+
+def test_documented_loads_and_the_two_probe_dataset_answer_as_sqlite(
+    exported: tuple[Path, Path]
+) -> None:
+    merged, out = exported
+    dataset = out.parent / "dataset"
+    want = _sqlite(merged, "SELECT v.country, date(m.measured_at), v.name, count(*) FROM measurements AS m "
+                           "JOIN vantage_points AS v ON v.id = m.vantage_id WHERE m.final = 1 "
+                           "GROUP BY 1, 2, 3 ORDER BY 1, 2, 3")
+    assert len(want) == 7  # two probes, four and three days
+
+    def sql(name: str) -> str:
+        return _queries()[name].replace("{dir}", str(out)).replace("{dataset}", str(dataset))
+
+    assert [(c, str(d), v, n) for c, d, v, n in _duckdb(sql("dataset/duckdb"))] == want
+    assert [(c, str(d), v, int(n)) for c, d, v, n in _clickhouse(sql("dataset/clickhouse"))] == want
+    duckdb = pytest.importorskip("duckdb")
+    con = duckdb.connect()
+    con.execute(sql("load/duckdb"))
+    assert con.execute("SELECT count(*) FROM measurements").fetchone() == (sum(n for *_, n in want),)
+    chdb = pytest.importorskip("chdb")
+    from chdb import session
+
+    sess = session.Session()
+    try:
+        sess.query(sql("load/clickhouse"))
+        n = sess.query("SELECT count() FROM measurements", "CSV").bytes().decode().strip()
+        engine = sess.query("SELECT engine FROM system.tables WHERE name = 'measurements'",
+                            "CSV").bytes().decode().strip()
+    finally:
+        sess.close()
+        del chdb
+    assert (int(n), engine) == (sum(n for *_, n in want), '"MergeTree"')

@@ -349,7 +349,7 @@ def test_the_preflight_check_and_the_identity_discovery_wait_on_the_network_toge
 
     calls = 0
 
-    async def discover(resolvers: object, config: object, geo: object) -> Identity:
+    async def discover(resolvers: object, config: object, geo: object, **_: object) -> Identity:
         nonlocal calls
         calls += 1
         if calls == 1:  # the start of the run; the end's check comes after measuring
@@ -391,7 +391,7 @@ def test_the_network_checks_are_under_way_before_the_run_imports_its_engine(
             order.append(name)
         return real_import(name, package)
 
-    async def discover(resolvers: object, config: object, geo: object) -> Identity:
+    async def discover(resolvers: object, config: object, geo: object, **_: object) -> Identity:
         order.append("discover")
         return Identity()
 
@@ -424,7 +424,7 @@ def test_the_end_of_run_identity_check_overlaps_the_last_measurements(
     end_started = asyncio.Event()
     waited: list[bool] = []
 
-    async def discover(resolvers: object, config: object, geo: object) -> Identity:
+    async def discover(resolvers: object, config: object, geo: object, **_: object) -> Identity:
         nonlocal checks
         checks += 1
         if checks == 2:  # the first is the start of the run's
@@ -488,7 +488,8 @@ def test_a_run_builds_its_verifying_context_once_for_the_engine_and_the_control_
 
     built: list[object] = []
     real = tls.verifying_context
-    monkeypatch.setattr(tls, "verifying_context", lambda cafile=None: built.append(cafile) or real(cafile))
+    monkeypatch.setattr(tls, "verifying_context",
+                        lambda cafile=None, extra_ca=None: built.append(cafile) or real(cafile, extra_ca))
     given: list[object] = []
 
     class Recording(ControlClient):

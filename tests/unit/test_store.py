@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 from store_samples import BLOCKPAGE, certificate, sample_measurement, sample_verdict
 
-from probe.core.model import Verdict
+from probe.core.codec import to_data
+from probe.core.model import ProtocolVerdict, Verdict
 from probe.store import SCHEMA_VERSION, Store, StoreError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -54,13 +55,26 @@ def test_written_measurements_rebuild_equal_including_bodies_certs_and_controls(
 def test_observations_json_holds_references_not_bodies_or_certificates(store: Store) -> None:
     run_id, vid = _run(store)
     store.write(run_id, vid, [(sample_measurement(0), sample_verdict())])
-    (obs,) = store.conn.execute("SELECT data FROM observations WHERE measurement_id = 1").fetchone()
+    (obs,) = store.conn.execute(
+        "SELECT observations_json(data) FROM observations WHERE measurement_id = 1").fetchone()
     data = json.loads(obs)
     http = data["hops"][1]["http"]
     assert "body" not in http and len(http["body_ref"]) == 64
     assert "cert_chain" not in data["hops"][1]["tls"][0]
     assert len(data["hops"][1]["tls"][0]["cert_chain_sha256"]) == 2
-    assert "control" not in data["hops"][0]
+    control = json.loads(json.dumps(to_data(sample_measurement(0).hops[0].control)))
+    # Stored without the empty fields of the steps it did not take (QUIC, ECH: format 2) ...
+    assert {k: control.pop(k) for k in ("quic", "http3_status", "http3_failure", "ech")} == {
+        "quic": [], "http3_status": None, "http3_failure": None, "ech": []}
+    assert data["hops"][0]["control"] == control
+    # ... which the rebuilt measurement has again, as written.
+    got = store.measurement(1)
+    assert got is not None and got[0].hops[0].control == sample_measurement(0).hops[0].control
+    # json_extract reads it through the function; the stored value is packed (format 2).
+    (packed, addrs) = store.conn.execute(
+        "SELECT data, json_extract(observations_json(data), '$.hops[0].dns[0].addresses') "
+        "FROM observations WHERE measurement_id = 1").fetchone()
+    assert packed[0] == 2 and len(packed) < len(obs) / 3 and addrs == '["10.10.34.34"]'
 
 
 def test_identical_bodies_and_certificates_are_stored_once_compressed(store: Store) -> None:
@@ -87,30 +101,30 @@ def test_flat_tables_hold_every_operation(store: Store) -> None:
     ).fetchall()
     assert answers == [(0, "A", "10.10.34.34"), (1, "CNAME", "cdn.site0.example.org"),
                        (1, "A", "192.0.2.10"), (1, "A", "192.0.2.11")]
-    raw = store.conn.execute("SELECT raw FROM dns_replies WHERE id = 1").fetchone()[0]
-    assert raw == sample_measurement(0).hops[0].dns[0].replies[0].raw
     assert store.conn.execute(
         "SELECT hop, ip, failure FROM tcp_connects ORDER BY id"
     ).fetchall() == [(0, "10.10.34.34", "connection_reset"), (0, "192.0.2.10", None),
                      (1, "192.0.2.10", None)]
     tls = store.conn.execute(
-        "SELECT version, alpn, cert_valid, leaf_subject, leaf_not_after, failure "
+        "SELECT version, cert_valid, leaf_sha256 IS NOT NULL, failure "
         "FROM tls_handshakes ORDER BY id"
     ).fetchall()
-    assert tls[0] == ("TLSv1.3", "h2", 0, "CN=www.example.org", "2027-01-01T00:00:00Z",
-                      "ssl_invalid_hostname")
-    assert tls[1][2] is None and tls[1][5] == "generic_timeout_error"
+    assert tls == [("TLSv1.3", 0, 1, "ssl_invalid_hostname"),
+                   (None, None, 0, "generic_timeout_error")]
+    # The leaf's names and dates are in `certificates`; the view joins them back.
+    assert store.conn.execute(
+        "SELECT leaf_subject, leaf_not_after, failure FROM tls_certificates").fetchall() == [
+        ("CN=www.example.org", "2027-01-01T00:00:00Z", "ssl_invalid_hostname")]
     http = store.conn.execute(
-        "SELECT hop, status, title, location, body_ref IS NOT NULL, headers FROM http_requests "
-        "ORDER BY hop"
+        "SELECT hop, status, title, location, body_ref IS NOT NULL FROM http_requests ORDER BY hop"
     ).fetchall()
-    assert [h[:5] for h in http] == [(0, 302, None, "https://site0.example.org/", 0),
-                                     (1, 200, "Access denied", None, 1)]
-    assert json.loads(http[0][5])[0] == ["location", "https://site0.example.org/"]
+    assert http == [(0, 302, None, "https://site0.example.org/", 0),
+                    (1, 200, "Access denied", None, 1)]
     ctl = store.conn.execute(
-        "SELECT hop, failure, http_status, dns_addrs FROM controls ORDER BY hop"
+        "SELECT hop, failure, http_status, dns_addrs, http_transfer FROM controls ORDER BY hop"
     ).fetchall()
-    assert ctl == [(0, None, 200, '["192.0.2.10","192.0.2.11"]'), (1, "connection_refused", None, "[]")]
+    assert ctl == [(0, None, 200, '["192.0.2.10","192.0.2.11"]', None),
+                   (1, "connection_refused", None, "[]", None)]
 
 
 def test_measurement_row_has_target_and_verdict_columns(store: Store) -> None:
@@ -244,7 +258,9 @@ def _two_runs(store: Store) -> tuple[int, int]:
 
 def test_results_filters_by_run_verdict_vantage_and_limit(store: Store) -> None:
     r1, r2 = _two_runs(store)
-    assert [r["run_id"] for r in store.results()] == [r2]
+    # Latest: each vantage point's latest run (alpha's r1 and beta's r2).
+    assert [r["run_id"] for r in store.results()] == [r1, r1, r2]
+    assert store.latest_runs() == [("alpha", r1), ("beta", r2)]
     assert [r["url"] for r in store.results(r1)] == ["http://site0.example.org/",
                                                     "http://site1.example.org/"]
     assert len(list(store.results(None))) == 3
@@ -410,8 +426,10 @@ def test_documented_example_query_runs_and_finds_rows(store: Store, n: int) -> N
     home = store.vantage("home")
     vps = store.vantage("vps")
     r1 = store.start_run(home, [], {})
+    # The second URL was also measured with --quic: its HTTP/3 is blocked (docs/protocols.md).
+    quic = ProtocolVerdict("quic", "blocked", "quic", 0, ("quic/udp-blocked",), "quic-1")
     store.write(r1, home, [(sample_measurement(0), sample_verdict("blocked")),
-                           (sample_measurement(1), sample_verdict("ok"))])
+                           (sample_measurement(1), replace(sample_verdict("ok"), protocols=(quic,)))])
     store.finish_run(r1, "complete")
     r2 = store.start_run(vps, [], {})
     m = sample_measurement(0)

@@ -12,17 +12,12 @@ Two checks, each shown to fail on a violation planted in a copy of the tree:
 from __future__ import annotations
 
 import ast
-import os
 import re
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from contract_tree import ROOT, copy_tree, lint_imports, plant
 
-ROOT = Path(__file__).resolve().parents[2]
-LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
 _SQL = re.compile(r"^\s*(SELECT|INSERT|UPDATE|DELETE|CREATE|DROP|ALTER|PRAGMA|WITH|ATTACH)\s")
 _DATABASE_MODULES = {"sqlite3", "sqlite_utils"}
 
@@ -49,28 +44,8 @@ def sql_outside_store(root: Path) -> list[str]:
     return found
 
 
-def _copy_tree(tmp_path: Path) -> Path:
-    """The package and its contracts, copied: violations are planted in the copy."""
-    shutil.copytree(ROOT / "probe", tmp_path / "probe",
-                    ignore=shutil.ignore_patterns("__pycache__", "data"))  # fmt: skip
-    shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
-    return tmp_path
-
-
-def _plant(root: Path, module: str, line: str) -> None:
-    path = root / module
-    path.write_text(path.read_text(encoding="utf-8") + f"\n{line}\n", encoding="utf-8")
-
-
-def _lint_imports(root: Path) -> subprocess.CompletedProcess[str]:
-    # PYTHONPATH first: grimp imports the copy's `probe`, not the editable install's.
-    env = {**os.environ, "PYTHONPATH": str(root)}
-    return subprocess.run([str(LINT_IMPORTS), "--no-cache", "--no-logo"], cwd=root, env=env,
-                          capture_output=True, text=True, timeout=120)  # fmt: skip
-
-
 def test_the_tree_keeps_every_import_contract() -> None:
-    result = _lint_imports(ROOT)
+    result = lint_imports(ROOT)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Only the store speaks SQL KEPT" in result.stdout
 
@@ -82,10 +57,10 @@ def test_the_tree_keeps_every_import_contract() -> None:
 def test_the_import_contract_fails_on_a_database_import_outside_the_store(
     tmp_path: Path, module: str, line: str
 ) -> None:
-    root = _copy_tree(tmp_path)
-    assert _lint_imports(root).returncode == 0  # the copy keeps the contracts before planting
-    _plant(root, module, line)
-    result = _lint_imports(root)
+    root = copy_tree(tmp_path)
+    assert lint_imports(root).returncode == 0  # the copy keeps the contracts before planting
+    plant(root / module, line)
+    result = lint_imports(root)
     assert result.returncode != 0
     importer = module.removesuffix(".py").replace("/", ".")
     assert "Only the store speaks SQL BROKEN" in result.stdout
@@ -97,9 +72,9 @@ def test_no_sql_or_database_import_outside_the_store() -> None:
 
 
 def test_the_scan_finds_sql_and_imports_planted_outside_the_store(tmp_path: Path) -> None:
-    root = _copy_tree(tmp_path)
-    _plant(root, "probe/research/datasette_plugins/probe_sql.py", "import sqlite3")
-    _plant(root, "probe/cli/report.py", 'NAMES = "SELECT name FROM vantage_points"')
-    _plant(root, "probe/store/matrix.py", 'EXTRA = "SELECT 1"')  # the store may
+    root = copy_tree(tmp_path)
+    plant(root / "probe/research/datasette_plugins/probe_sql.py", "import sqlite3")
+    plant(root / "probe/cli/report.py", 'NAMES = "SELECT name FROM vantage_points"')
+    plant(root / "probe/store/matrix.py", 'EXTRA = "SELECT 1"')  # the store may
     assert [f.split(": ", 1)[1] for f in sql_outside_store(root)] == [
         "SQL 'SELECT name FROM vantage_points'", "imports sqlite3"]

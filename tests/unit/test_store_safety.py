@@ -65,7 +65,7 @@ def _corrupt(path: Path) -> None:
     """Zero one page in the middle: the schema stays readable (opening alone notices nothing),
     the table that page belongs to is damaged."""
     data = bytearray(path.read_bytes())
-    page = 4096
+    page = int.from_bytes(data[16:18], "big")  # the header's page size (8 KiB since schema 11)
     pages = len(data) // page
     assert pages > 8
     middle = pages // 2
@@ -115,12 +115,10 @@ def test_opening_reads_no_more_than_the_schema_unless_asked_or_about_to_write(
     assert checked == [str(path)]
 
 
-def test_probe_run_on_a_corrupt_database_exits_1_and_writes_nothing(tmp_path: Path) -> None:
-    path = tmp_path / "r.db"
-    _filled(path)
-    _corrupt(path)
-    before = _digest(path)
-    result = subprocess.run(
+def _run_into(path: Path, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    """`probe run` into ``path``, with no network to find (a loopback resolver where nothing
+    listens): it reaches the database only to record an offline run."""
+    return subprocess.run(
         [sys.executable, "-m", "probe", "run", "--url", "http://192.0.2.1/", "--no-control",
          "--resolver", "127.0.0.1:9", "--accept-risks", "--db", str(path)],
         capture_output=True, text=True, timeout=60,
@@ -128,9 +126,50 @@ def test_probe_run_on_a_corrupt_database_exits_1_and_writes_nothing(tmp_path: Pa
              "PYTHONPATH": str(Path(__file__).parents[1] / "netguard_site"),
              "PROBE_NETGUARD": "1"},
     )
+
+
+def test_probe_run_on_a_corrupt_database_exits_1_and_writes_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "r.db"
+    _filled(path)
+    _corrupt(path)
+    before = _digest(path)
+    result = _run_into(path, tmp_path)
     assert result.returncode == 1, result.stderr
     assert "corrupt" in result.stderr
     assert _digest(path) == before
+
+
+@pytest.mark.parametrize("kind", ["foreign", "corrupt"])
+def test_probe_run_leaves_no_lock_file_beside_a_refused_database(tmp_path: Path, kind: str) -> None:
+    path = tmp_path / "photos.db"
+    if kind == "foreign":
+        conn = sqlite3.connect(path)
+        conn.execute("CREATE TABLE photos (id INTEGER)")
+        conn.commit()
+        conn.close()
+    else:
+        _filled(path)
+        _corrupt(path)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    result = _run_into(path, tmp_path)
+    assert result.returncode == 1, result.stderr
+    assert ("not a probe database" if kind == "foreign" else "corrupt") in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name != "cfg") == before  # no .lock
+
+
+def test_the_lock_file_of_a_probe_database_stays_and_one_found_there_is_kept(tmp_path: Path) -> None:
+    from probe.store.lock import lock_path, run_lock
+
+    path = tmp_path / "r.db"
+    with run_lock(path):
+        Store.open(path).close()
+    assert lock_path(path).exists()  # a probe database's lock file is reused run after run
+    foreign = tmp_path / "app.db"
+    sqlite3.connect(foreign).execute("CREATE TABLE notes (x)").connection.commit()
+    lock_path(foreign).write_text("")  # someone else's, from before: not ours to remove
+    with pytest.raises(StoreError), run_lock(foreign):
+        Store.open(foreign)
+    assert lock_path(foreign).exists()
 
 
 @pytest.mark.skipif(shutil.which("unshare") is None, reason="needs unshare (util-linux)")

@@ -6,6 +6,8 @@ import subprocess
 import sys
 import tracemalloc
 
+import pytest
+
 from probe.store.urlset import URLSet
 
 
@@ -31,6 +33,7 @@ def test_every_url_is_remembered_across_growth() -> None:
     assert f"https://n{len(urls)}.example/0" not in seen
 
 
+@pytest.mark.slow  # a memory budget
 def test_memory_per_url_is_a_fraction_of_a_python_set() -> None:
     urls = [f"https://n{i}.example/" for i in range(100_000)]
     tracemalloc.start()
@@ -67,6 +70,7 @@ print(grown)
 """
 
 
+@pytest.mark.slow  # a memory budget
 def test_memory_stops_growing_however_many_urls() -> None:
     """Beyond its page cache the set lives in a temporary file: memory is bounded, not O(URLs)."""
     done = subprocess.run([sys.executable, "-c", _GROWTH], capture_output=True, text=True,

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
-from probe.host.data import DATA_DIR
-from probe.inputs.geo.db import GeoDB
+from probe.core.settings import DEFAULT_GEO_URL
+from probe.host.data import DATA_DIR, user_data_dir
+from probe.inputs.geo.db import GeoDB, GeoError
 
 __all__ = ["DEFAULT_GEO_LICENSE", "DEFAULT_GEO_URL", "STALE_DAYS", "bundled_geo_path",
-           "default_geo_path", "default_geo_sources", "geo_url", "open_default_geo"]  # fmt: skip
+           "default_asn_lookup", "default_geo_path", "default_geo_sources", "geo_url",
+           "open_default_geo"]  # fmt: skip
 
-#: iptoasn.com's combined IPv4 + IPv6 table: public domain (PDDL 1.0), updated hourly.
-DEFAULT_GEO_URL = "https://iptoasn.com/data/ip2asn-combined.tsv.gz"
 DEFAULT_GEO_LICENSE = "PDDL 1.0 (https://opendatacommons.org/licenses/pddl/1-0/)"
 DEFAULT_FILENAME = "ip-asn.bin"
 #: Data older than this is flagged by `probe geo path` (routing changes slowly, but it changes).
@@ -31,12 +32,7 @@ def geo_url() -> str:
 
 def default_geo_path() -> Path:
     """Where ``probe geo update`` stores its download."""
-    base = os.environ.get("PROBE_DATA_DIR")
-    if base:
-        return Path(base) / DEFAULT_FILENAME
-    xdg = os.environ.get("XDG_DATA_HOME")
-    root = Path(xdg) if xdg else Path.home() / ".local" / "share"
-    return root / "probe" / DEFAULT_FILENAME
+    return user_data_dir() / DEFAULT_FILENAME
 
 
 def default_geo_sources() -> list[Path]:
@@ -55,3 +51,14 @@ def open_default_geo() -> GeoDB | None:
     """
     paths = default_geo_sources()
     return GeoDB(paths) if paths else None
+
+
+def default_asn_lookup() -> Callable[[str], int | None] | None:
+    """IP -> AS number from :func:`open_default_geo`'s table, or None when there is none or it
+    cannot be read (what needs AS data then does without: `probe circumvention` and `probe
+    reclassify` judging resolvers' answers)."""
+    try:
+        geo = open_default_geo()
+    except (GeoError, OSError):
+        return None
+    return geo.asn if geo is not None else None

@@ -22,13 +22,19 @@ from probe.inputs.testlists.location import (
     SHIPPED_ORIGIN,
     TESTLISTS_ENV,
     default_lists,
+    find_lists,
     known_lists,
     testlists_dir,
 )
-from probe.inputs.testlists.problems import ListProblem, ListStats, TestListError
+from probe.inputs.testlists.problems import ListProblem, ListStats, SelectionError, TestListError
 from probe.inputs.testlists.source import OpenedList, open_list
 from probe.inputs.testlists.summary import ListSummary, Summary, summarize, summary_records
-from probe.inputs.testlists.targets import check_usable, iter_targets
+from probe.inputs.testlists.targets import (
+    check_categories,
+    check_usable,
+    iter_targets,
+    require_targets,
+)
 
 __all__ = [
     "LEGEND_NAME",
@@ -39,16 +45,20 @@ __all__ = [
     "ListStats",
     "ListSummary",
     "OpenedList",
+    "SelectionError",
     "Summary",
     "TestListError",
+    "check_categories",
     "check_usable",
     "default_lists",
+    "find_lists",
     "iter_targets",
     "known_lists",
     "load_legend",
     "open_list",
     "parse_categories",
     "parse_url",
+    "require_targets",
     "summarize",
     "summary_records",
     "testlists_dir",

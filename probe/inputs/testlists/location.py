@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 
-from probe.host.data import SOURCE_ROOT
+from probe.host.data import SOURCE_ROOT, user_data_dir
+from probe.inputs.testlists.problems import ListProblem, TestListError
 
 __all__ = [
     "LEGEND_NAME",
@@ -16,6 +18,7 @@ __all__ = [
     "SHIPPED_ORIGIN",
     "TESTLISTS_ENV",
     "default_lists",
+    "find_lists",
     "known_lists",
     "lists_origin",
     "testlists_dir",
@@ -40,11 +43,7 @@ SHIPPED_ORIGIN = (
 def user_testlists_dir() -> Path:
     """Where ``probe testlists update`` puts the lists it fetches: ``testlists`` in probe's data
     directory (``$PROBE_DATA_DIR``, else ``$XDG_DATA_HOME/probe``, i.e. ``~/.local/share/probe``)."""
-    base = os.environ.get("PROBE_DATA_DIR")
-    if base:
-        return Path(base).expanduser() / "testlists"
-    xdg = os.environ.get("XDG_DATA_HOME")
-    return (Path(xdg) if xdg else Path.home() / ".local" / "share") / "probe" / "testlists"
+    return user_data_dir() / "testlists"
 
 
 def testlists_dir() -> Path:
@@ -61,14 +60,76 @@ def testlists_dir() -> Path:
     updated = user_testlists_dir()
     if (updated / "global.csv").is_file():
         return updated
-    candidates = [
-        SOURCE_ROOT / "testlists",
-        Path(sys.prefix) / "share" / "probe" / "testlists",
-    ]
+    candidates = _shipped_dirs()
     for candidate in candidates:
         if candidate.is_dir():
             return candidate
     return candidates[0]
+
+
+def _shipped_dirs() -> list[Path]:
+    # A source checkout (or editable install) first, then an installed wheel's data files.
+    return [SOURCE_ROOT / "testlists", Path(sys.prefix) / "share" / "probe" / "testlists"]
+
+
+def _by_name(name: str) -> Path | None:
+    """The list called ``name`` (``ru``, ``ru.csv``) in :func:`testlists_dir`, else among the
+    shipped lists (an update fetches the lists installed then: a shipped one may be missing
+    from it); None when no directory has it."""
+    file = name.lower() if name.lower().endswith(".csv") else f"{name.lower()}.csv"
+    if "/" in file or file.startswith(("00-", ".")):
+        return None
+    dirs = [testlists_dir()]
+    if not os.environ.get(TESTLISTS_ENV):
+        dirs += _shipped_dirs()
+    for directory in dirs:
+        if (directory / file).is_file():
+            return directory / file
+    return None
+
+
+def _names_known() -> str:
+    names = [p.stem for p in known_lists()]
+    return ", ".join(names) if names else "none installed"
+
+
+def find_lists(args: Iterable[str | Path]) -> list[Path]:
+    """The files the list arguments of ``probe run`` and ``probe testlists`` name.
+
+    A path that exists always wins, and ``-`` is standard input. Otherwise an argument names
+    known lists, comma-separated: ``ru``, ``ru.csv``, ``global,cn``, or ``testlists/ru.csv`` as
+    the README writes it (a path under ``testlists/`` that does not exist here, e.g. after a
+    pipx install), found in :func:`testlists_dir` (the updated lists, else the shipped ones).
+    Any other path that does not exist stays as it is (``open_list`` then says "no such
+    file"). Raises :class:`TestListError` (a usage error) for a name no directory holds,
+    pointing at ``probe testlists``.
+    """
+    out: list[Path] = []
+    for arg in args:
+        text = str(arg)
+        path = Path(text)
+        if text == "-" or path.exists():
+            out.append(path)
+            continue
+        parts = [p.strip() for p in text.split(",")] if "," in text else [text]
+        for part in parts:
+            if not part:
+                continue
+            here = Path(part)
+            if here.exists():
+                out.append(here)
+                continue
+            bare = here.name if here.parent == Path("testlists") else part
+            if "/" in bare:  # a path elsewhere that does not exist: "no such file", never a name
+                out.append(here)
+                continue
+            found = _by_name(bare)
+            if found is None:
+                raise TestListError(ListProblem(part, 0, (
+                    f"no such file, nor a test list probe knows (known: {_names_known()}; "
+                    "see `probe testlists`, or `probe testlists update --list NAME` to fetch one)")))
+            out.append(found)
+    return out
 
 
 def default_lists() -> list[Path]:

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from probe.core.errors import ProbeUsageError
 
-__all__ = ["ListProblem", "ListStats", "TestListError"]
+__all__ = ["ListProblem", "ListStats", "SelectionError", "TestListError"]
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,11 @@ class TestListError(ProbeUsageError):
     def __init__(self, problem: ListProblem) -> None:
         super().__init__(str(problem))
         self.problem = problem
+
+
+class SelectionError(ProbeUsageError):
+    """What was asked measures nothing: an unknown ``--category`` code, or no URL selected.
+    The message names the flag or the lists and points at ``probe testlists``."""
 
 
 @dataclass

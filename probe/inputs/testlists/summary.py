@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from probe.inputs.testlists.categories import load_legend
-from probe.inputs.testlists.location import known_lists, testlists_dir
+from probe.inputs.testlists.location import find_lists, known_lists, testlists_dir
 from probe.inputs.testlists.problems import ListProblem, ListStats
 from probe.inputs.testlists.source import OpenedList, open_list
 from probe.inputs.testlists.targets import iter_targets
@@ -45,11 +45,12 @@ _MAX_KEPT_PROBLEMS = 20
 
 
 def summarize(paths: Iterable[str | Path] | None = None) -> Summary:
-    """Count each list's valid URLs per category (``paths`` default: :func:`known_lists`).
+    """Count each list's valid URLs per category (``paths`` default: :func:`known_lists`; files
+    or lists known by name, as :func:`find_lists` finds them).
 
     Raises :class:`TestListError` for a missing or unusable file, like :func:`iter_targets`.
     """
-    chosen: list[str | Path] = list(known_lists() if paths is None else paths)
+    chosen: list[str | Path] = list(known_lists() if paths is None else find_lists(paths))
     opened: list[OpenedList] = []
     try:
         for path in chosen:

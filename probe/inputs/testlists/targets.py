@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from probe.core.model import Target
 from probe.core.net.urls import InvalidURL, parse_url, show_url
-from probe.inputs.testlists.categories import parse_categories
+from probe.inputs.testlists.categories import parse_categories, unknown_categories
 from probe.inputs.testlists.csvfile import read_rows
-from probe.inputs.testlists.problems import ListProblem, ListStats, TestListError
+from probe.inputs.testlists.problems import ListProblem, ListStats, SelectionError, TestListError
 from probe.inputs.testlists.source import OpenedList, open_list
 from probe.store.urlset import URLSet
 
-__all__ = ["check_usable", "iter_targets"]
+__all__ = ["check_categories", "check_usable", "iter_targets", "require_targets"]
 
 log = logging.getLogger("probe.inputs.testlists")
 
@@ -104,6 +105,47 @@ def check_usable(lists: Iterable[OpenedList], urls: Iterable[str] = ()) -> None:
             next(rows, None)  # reads the header and at most the rows before the first good one
         finally:
             rows.close()
+
+
+def check_categories(lists: Iterable[OpenedList], categories: Iterable[str]) -> None:
+    """Raise :class:`SelectionError` for ``--category`` codes that neither the Citizen Lab
+    legend nor any row of ``lists`` has: a typo (``NEWZ``) would otherwise select nothing, or
+    less than was meant, without a word. A user's own list may use codes of its own."""
+    unknown = set(unknown_categories(categories))
+    for item in lists:
+        if not unknown:
+            break
+        rows = read_rows(item, lambda problem: None, ListStats())
+        try:
+            for _, _, category in rows:
+                unknown.discard(category)
+        finally:
+            rows.close()
+    if unknown:
+        codes = ", ".join(sorted(unknown))
+        raise SelectionError(
+            f"--category: unknown category code{'s' if len(unknown) > 1 else ''} {codes}: in "
+            "neither the Citizen Lab legend nor the lists; `probe testlists` shows the "
+            "categories of each list")
+
+
+def require_targets(targets: Iterator[Target], lists: Iterable[OpenedList],
+                    categories: Iterable[str] | None) -> Iterator[Target]:
+    """``targets`` unchanged, or :class:`SelectionError` when they are none at all.
+
+    Reads up to the first target (the rows before it) to know: a run that would measure
+    nothing is a usage error, never a "complete" run of 0 URLs.
+    """
+    first = next(targets, None)
+    if first is None:
+        labels = [item.label for item in lists]
+        names = ", ".join(labels) or "the lists"
+        codes = ", ".join(sorted(categories or ()))
+        verb = "holds" if len(labels) == 1 else "hold"
+        what = f"no URL of {names} is in category {codes}" if codes else f"{names} {verb} no URL"
+        raise SelectionError(f"nothing to measure: {what}; `probe testlists` shows the "
+                             "categories and URLs of each list")
+    return itertools.chain((first,), targets)
 
 
 def _cli_targets(urls: Iterable[str]) -> list[Target]:

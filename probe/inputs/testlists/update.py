@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -28,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from probe.core.errors import ProbeError
+from probe.core.settings import DEFAULT_TESTLISTS_SOURCE
 from probe.host.files import download_bounded
 from probe.inputs.testlists.categories import load_legend
 from probe.inputs.testlists.location import (
@@ -46,17 +48,17 @@ if TYPE_CHECKING:
     import httpx
 
 __all__ = [
-    "DEFAULT_SOURCE",
     "SOURCE_ENV",
     "ListChange",
     "UpdateError",
     "UpdateResult",
+    "clean_stale_stages",
+    "install_staged",
+    "new_stage",
     "source_url",
     "update_testlists",
 ]
 
-#: The upstream repository's files, as GitHub serves them raw.
-DEFAULT_SOURCE = "https://raw.githubusercontent.com/citizenlab/test-lists/master/"
 #: Environment variable naming another source (a mirror with the same layout).
 SOURCE_ENV = "PROBE_TESTLISTS_URL"
 #: The upstream file that states the license (its README), kept next to the lists as this.
@@ -68,6 +70,12 @@ MAX_FILE_BYTES = 32 << 20
 # A list where more than this share of rows is invalid is refused (an HTML error page, a
 # truncated or foreign file); upstream lists have a handful of bad rows at most.
 MAX_BAD_SHARE = 0.2
+# A list that would keep less than this share of the URLs installed now is refused without
+# --force: a broken or hostile mirror could otherwise shrink global from 1,722 URLs to 50.
+MIN_KEPT_SHARE = 0.5
+# A staging directory whose process is gone is removed; one older than this, whatever its pid
+# says (pids are reused), too.
+STALE_STAGE_SECONDS = 24 * 3600
 
 
 class UpdateError(ProbeError):
@@ -97,7 +105,7 @@ class UpdateResult:
 
 def source_url(url: str | None = None) -> str:
     """The source of an update: ``url``, else ``$PROBE_TESTLISTS_URL``, else upstream."""
-    chosen = url or os.environ.get(SOURCE_ENV) or DEFAULT_SOURCE
+    chosen = url or os.environ.get(SOURCE_ENV) or DEFAULT_TESTLISTS_SOURCE
     if not chosen.startswith(("http://", "https://")):
         raise UpdateError(f"{chosen}: the source must be an http:// or https:// URL")
     return chosen if chosen.endswith("/") else chosen + "/"
@@ -110,11 +118,12 @@ def default_destination() -> Path:
     return Path(env).expanduser() if env else user_testlists_dir()
 
 
-def _fetch(client: httpx.Client, url: str, dest: Path) -> None:
+def _fetch(client: httpx.Client, url: str, dest: Path, timeout: float) -> None:
     """GET ``url`` into ``dest``: status 200, no content coding (a test list is plain text; a
-    coded body is refused rather than decoded), at most :data:`MAX_FILE_BYTES`."""
+    coded body is refused rather than decoded), at most :data:`MAX_FILE_BYTES`, the whole
+    request within ``timeout`` seconds."""
     headers = download_bounded(client, url, dest, MAX_FILE_BYTES, what="a test list",
-                               error=UpdateError)
+                               error=UpdateError, total=timeout)
     coding = headers.get("content-encoding", "identity").strip().lower()
     if coding not in ("", "identity"):
         raise UpdateError(f"{url}: unexpected Content-Encoding {coding!r}")
@@ -165,16 +174,92 @@ def _list_names(dest: Path, extra: Iterable[str]) -> list[str]:
     return sorted(names, key=lambda n: (n != "global", n))
 
 
+def _new_stage(target: Path, pid: int) -> Path:
+    """A fresh staging directory ``.NAME.update-PID-RANDOM`` beside ``target``, created
+    exclusively (never one that exists, whoever made it)."""
+    return Path(tempfile.mkdtemp(prefix=f".{target.name}.update-{pid}-", dir=target.parent))
+
+
+def _stage_pid(target: Path, stage: Path) -> int | None:
+    """The process id in a staging directory's name (``.NAME.update-PID`` as older probes
+    named it, or ``.NAME.update-PID-RANDOM``); None for any other name."""
+    match = re.fullmatch(rf"\.{re.escape(target.name)}\.update-(\d+)(?:-\w+)?", stage.name)
+    return int(match.group(1)) if match else None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # EPERM: someone else's live process
+        return True
+    return True
+
+
+def new_stage(target: Path) -> Path:
+    """A fresh staging directory for an update of ``target`` (created, with ``target``), after
+    removing those killed updates left; UpdateError when it cannot be written."""
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+        clean_stale_stages(target)
+        # A directory of our own (a fresh name with our process id, created exclusively):
+        # removing it afterwards never removes anything else.
+        stage = _new_stage(target, os.getpid())
+    except OSError as exc:
+        raise UpdateError(f"{target}: cannot write: {exc.strerror or exc}") from None
+    return stage
+
+
+def clean_stale_stages(target: Path) -> list[Path]:
+    """Remove the staging directories that killed updates of ``target`` left behind (their
+    process is gone, or they are older than a day); returns those removed. A live update's
+    stays."""
+    removed: list[Path] = []
+    try:
+        stages = list(target.parent.glob(f".{target.name}.update-*"))
+    except OSError:
+        return removed
+    now = time.time()
+    for stage in stages:
+        pid = _stage_pid(target, stage)
+        try:
+            old = now - stage.lstat().st_mtime > STALE_STAGE_SECONDS
+        except OSError:
+            continue
+        # A live process's (ours included: its directory is not this update's, which has a
+        # fresh name) stays; so does a name no update gives, unless a day old.
+        if not old and (pid is None or _alive(pid)):
+            continue
+        if stage.is_dir() and not stage.is_symlink():
+            shutil.rmtree(stage, ignore_errors=True)
+        else:
+            stage.unlink(missing_ok=True)
+        removed.append(stage)
+    return removed
+
+
+def _check_shrink(change: ListChange, url: str) -> None:
+    if change.before and change.after < MIN_KEPT_SHARE * change.before:
+        raise UpdateError(
+            f"{url}: {change.after} URLs where {change.before} are installed: a list that loses "
+            f"more than half of its URLs is not installed without --force (a broken or "
+            f"hostile mirror?)")
+
+
 def update_testlists(
     source: str | None = None,
     dest: Path | None = None,
     lists: Sequence[str] = (),
     *,
     timeout: float = 60.0,
+    force: bool = False,
 ) -> UpdateResult:
     """Fetch the lists installed now (and ``lists``, by name: ``ir``, ``de``), check them, and
     install them in ``dest`` (default :func:`default_destination`). Raises :class:`UpdateError`
-    with installed lists untouched when anything is missing or invalid."""
+    with installed lists untouched when anything is missing or invalid, or (unless ``force``)
+    when a list would lose more than half of its URLs. ``timeout`` bounds each file's whole
+    request. Staging directories of killed updates are removed first."""
     # httpx only when updating: `probe testlists` imports this module (present/testlists.py).
     from probe.host.httpstack import load
 
@@ -188,13 +273,7 @@ def update_testlists(
             raise UpdateError(f"{name!r}: a list is named by its file name without .csv (e.g. ir)")
     names = _list_names(target, lists)
     before_dir = target if (target / "global.csv").is_file() else testlists_dir()
-    try:
-        target.mkdir(parents=True, exist_ok=True)
-        # A directory of our own (a fresh name, created exclusively): removing it afterwards
-        # never removes anything else.
-        stage = Path(tempfile.mkdtemp(prefix=f".{target.name}.update-", dir=target.parent))
-    except OSError as exc:
-        raise UpdateError(f"{target}: cannot write: {exc.strerror or exc}") from None
+    stage = new_stage(target)
     try:
         files = {f"{n}.csv": f"{base}lists/{n}.csv" for n in names}
         files[LEGEND_NAME] = f"{base}lists/{LEGEND_NAME}"
@@ -202,7 +281,7 @@ def update_testlists(
         with httpx.Client(timeout=timeout, follow_redirects=True, max_redirects=5,
                           trust_env=False) as client:  # fmt: skip
             for name, url in files.items():
-                _fetch(client, url, stage / name)
+                _fetch(client, url, stage / name, timeout)
         changes = []
         for n in names:
             name = f"{n}.csv"
@@ -216,6 +295,8 @@ def update_testlists(
             had = old or set()
             changes.append(ListChange(name, None if old is None else len(old), len(new),
                                       len(new - had), len(had - new), invalid))  # fmt: skip
+            if not force:
+                _check_shrink(changes[-1], files[name])
         if not load_legend(stage / LEGEND_NAME):
             raise UpdateError(f"{files[LEGEND_NAME]}: not a category legend (no 'New Code' rows)")
         license_text = (stage / LICENSE_NAME).read_text(encoding="utf-8", errors="replace")
@@ -227,7 +308,7 @@ def update_testlists(
         (stage / NOTICE_NAME).write_text(_notice(base, fetched, digests), encoding="utf-8")
         origin = {"source": base, "fetched": fetched, "license": LICENSE_TEXT, "files": digests}
         (stage / ORIGIN_NAME).write_text(json.dumps(origin, indent=1, sort_keys=True), encoding="utf-8")
-        _install(stage, target)
+        install_staged(stage, target)
         return UpdateResult(target, base, tuple(changes))
     except OSError as exc:
         raise UpdateError(f"{exc.filename or target}: {exc.strerror or exc}") from None
@@ -235,7 +316,7 @@ def update_testlists(
         shutil.rmtree(stage, ignore_errors=True)
 
 
-def _install(stage: Path, target: Path) -> None:
+def install_staged(stage: Path, target: Path) -> None:
     """Move every staged file into ``target``, each with one atomic rename (same file system):
     the license and notice first, so that no list is ever there without them."""
     order = sorted(os.listdir(stage), key=lambda n: (n.endswith(".csv"), n))

@@ -26,11 +26,12 @@ from probe.judge.classify.http import final_control, judge_http, response_ok
 from probe.judge.classify.packets import judge_packets, withdraw_server_resets
 from probe.judge.classify.tcp import judge_tcp
 from probe.judge.classify.tls import judge_tls
+from probe.judge.protocols import protocol_verdicts
 
 __all__ = ["CLASSIFIER_VERSION", "classify", "findings", "needs_retry", "open_step"]
 
 #: Recorded with every verdict; bump it whenever a rule changes what a measurement gets.
-CLASSIFIER_VERSION = "2026.12.1"
+CLASSIFIER_VERSION = "2026.12.2"
 
 
 def findings(
@@ -125,6 +126,8 @@ def classify(
     runner measures such a URL again before believing it.
     """
     v, decisive = _judge(m, fingerprints, geo)
+    if m.protocols:  # --quic, --ech: verdicts of their own, beside (never changing) this one
+        v = dataclasses.replace(v, protocols=protocol_verdicts(m))
     return dataclasses.replace(v, retryable=True) if _retryable(v, decisive) else v
 
 

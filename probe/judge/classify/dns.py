@@ -20,7 +20,7 @@ from probe.core.net.addresses import addr_class, canon_ip, family, is_ip_literal
 from probe.judge.classify.core import Context, Finding, HopControl, failure_kind
 from probe.judge.classify.http import response_ok
 
-__all__ = ["injection", "judge_dns"]
+__all__ = ["injection", "judge_dns", "judge_query"]
 
 _FAILURE_REASON = {
     "nxdomain": "nxdomain",
@@ -215,6 +215,13 @@ def _judge_answers(ctx: Context, hop: Hop, q: DNSObservation, ctl: HopControl) -
     return out
 
 
+def judge_query(ctx: Context, hop: Hop, q: DNSObservation, ctl: HopControl) -> list[Finding]:
+    """Findings for what one query got (its failure, or its answers), against the control."""
+    if q.failure is not None and not q.addresses:
+        return _judge_failure(hop, q, ctl)
+    return _judge_answers(ctx, hop, q, ctl)
+
+
 def judge_dns(ctx: Context, hop: Hop, ctl: HopControl) -> list[Finding]:
     """Findings for the DNS queries of one hop (none for an IP-literal host)."""
     if is_ip_literal(hop.host):
@@ -224,8 +231,5 @@ def judge_dns(ctx: Context, hop: Hop, ctl: HopControl) -> list[Finding]:
         n = injection(q)
         if n >= 2:
             out.append(Finding("dns", hop.index, f"dns/injection:{n}-replies", "hijacked"))
-        if q.failure is not None and not q.addresses:
-            out.extend(_judge_failure(hop, q, ctl))
-        else:
-            out.extend(_judge_answers(ctx, hop, q, ctl))
+        out.extend(judge_query(ctx, hop, q, ctl))
     return out

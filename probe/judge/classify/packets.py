@@ -20,8 +20,12 @@ Findings:
   the measurement is inconclusive, since a server is not a censor;
 * ``dns/injected:ttl-delta=N`` / ``dns/injected:ip-id`` -- of several replies to one query, one
   came from elsewhere than the genuine one (hijacked);
-* ``dns/injected:no-resolver@IP`` -- a reply from an address that runs no DNS server
-  (GFWatch): something on the path answered (hijacked).
+* ``dns/intercepted:no-resolver@IP`` -- a reply from an address that runs no DNS server
+  (GFWatch): something on the path answered. Evidence only: an ISP that transparently
+  redirects all DNS to an honest resolver answers there too, with the true answer;
+* ``dns/injected:no-resolver@IP`` -- that reply also disagrees with the control (judged by
+  the DNS stage's own rules: inconsistent addresses, a bogon, a block-page address, NXDOMAIN
+  for a name the control resolves): a forged answer (hijacked).
 * Decoys: ``tls/sni-filtered:decoy=NAME`` (the same address completes a handshake with a
   harmless SNI: the name is filtered), ``tls/address-blocked:decoy-failed``; the same for HTTP
   with ``http/host-filtered:decoy=NAME`` / ``http/address-blocked:decoy-failed``.
@@ -39,6 +43,7 @@ from probe.core.model import DNSObservation, Hop, Packet, packet_digest
 from probe.core.net.addresses import canon_ip
 from probe.core.net.hostport import split_hostport
 from probe.judge.classify.core import Context, Finding, HopControl, failure_kind
+from probe.judge.classify.dns import judge_query
 
 __all__ = ["FlowJudgement", "judge_decoys", "judge_flow", "judge_packets", "withdraw_server_resets"]
 
@@ -159,7 +164,7 @@ def _reply_packets(q: DNSObservation, by_digest: dict[str, Packet]) -> list[tupl
     return out
 
 
-def _dns_findings(hop: Hop, ctl: HopControl, packets: Sequence[Packet]) -> list[Finding]:
+def _dns_findings(ctx: Context, hop: Hop, ctl: HopControl, packets: Sequence[Packet]) -> list[Finding]:
     out: list[Finding] = []
     by_digest = {p.digest: p for p in packets if p.proto == "udp" and p.digest}
     for q in hop.dns:
@@ -178,12 +183,27 @@ def _dns_findings(hop: Hop, ctl: HopControl, packets: Sequence[Packet]) -> list[
             if j is not None and j.injected:
                 out.append(Finding("dns", hop.index, f"dns/injected:{j.tag()}", "hijacked"))
                 break
-    for q in hop.dns_probe:
-        answered = [r for r in q.replies if r.rcode != "MALFORMED" or r.answers]
-        if answered:
-            ip = split_hostport(q.resolver.removeprefix("udp://"))[0]
-            out.append(Finding("dns", hop.index, f"dns/injected:no-resolver@{ip}", "hijacked"))
+    out.extend(_no_resolver(ctx, hop, q, ctl) for q in hop.dns_probe if _answered(q))
     return out
+
+
+def _answered(q: DNSObservation) -> bool:
+    return any(r.rcode != "MALFORMED" or r.answers for r in q.replies)
+
+
+def _no_resolver(ctx: Context, hop: Hop, q: DNSObservation, ctl: HopControl) -> Finding:
+    """An answer from an address that runs no DNS server: interception, and injection only
+    when the answer disagrees with the control (by the DNS stage's rules).
+
+    The query's outcome (its addresses or rcode failure) is judged when a well-formed reply
+    decided it; datagrams that are not a reply to it (``MALFORMED``) show that something
+    answered, not what.
+    """
+    ip = split_hostport(q.resolver.removeprefix("udp://"))[0]
+    decided = any(r.rcode != "MALFORMED" for r in q.replies)
+    if decided and any(f.verdict == "hijacked" for f in judge_query(ctx, hop, q, ctl)):
+        return Finding("dns", hop.index, f"dns/injected:no-resolver@{ip}", "hijacked")
+    return Finding("dns", hop.index, f"dns/intercepted:no-resolver@{ip}")
 
 
 def judge_decoys(hop: Hop) -> list[Finding]:
@@ -217,7 +237,7 @@ def judge_packets(ctx: Context, hop: Hop, ctl: HopControl) -> list[Finding]:
     DNS queries and the decoys, which need no capture)."""
     packets = ctx.m.packets
     out = _tcp_findings(hop, packets) if packets else []
-    out += _dns_findings(hop, ctl, packets)
+    out += _dns_findings(ctx, hop, ctl, packets)
     out += judge_decoys(hop)
     return out
 

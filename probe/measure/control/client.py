@@ -26,6 +26,7 @@ from yarl import URL
 from probe.core.codec import encode_json
 from probe.core.failures import UNKNOWN_PREFIX, Failure, failure_string
 from probe.core.model import ControlObservation
+from probe.measure import localaddrs
 from probe.measure.control.protocol import RequestMessage, THResponseError, build_request, parse_response
 from probe.measure.tls import verifying_context
 
@@ -95,6 +96,9 @@ class ControlClient:
         max_connections: int = 64,
         busy_wait: float = 20.0,
         ssl_context: ssl.SSLContext | None = None,
+        quic: bool = False,
+        ech: bool = False,
+        ech_sni: str = "",
     ) -> None:
         self.helpers: tuple[str, ...] = tuple(helpers)
         self.timeout = timeout
@@ -109,6 +113,9 @@ class ControlClient:
         self._down_until: dict[str, float] = {}
         self._urls: dict[str, URL] = {}
         self.busy_wait = max(0.0, busy_wait)  # seconds per URL spent waiting for busy helpers
+        self.quic = quic  # ask for the helper's QUIC handshakes (x_quic_enabled)
+        self.ech = ech  # ask for its ECH test (x_ech_enabled: probe's helper only)
+        self.ech_sni = ech_sni
 
     async def __aenter__(self) -> ControlClient:
         await self._ensure_session()
@@ -153,6 +160,8 @@ class ControlClient:
         if target is None:  # parsed once per helper, not on every request
             target = self._urls[url] = URL(url)
         async with session.post(target, data=data, headers=_JSON, allow_redirects=False) as resp:
+            if resp.connection is not None:  # the address the helper (and any echo) sees
+                localaddrs.note_stream(resp.connection.transport)
             parts: list[bytes] = []
             size = 0
             async for chunk in resp.content.iter_any():
@@ -170,8 +179,13 @@ class ControlClient:
         down = [h for h in self.helpers if h not in up]
         return up + down
 
-    async def __call__(self, url: str, addrs: Sequence[str], port: int) -> ControlObservation:
+    async def __call__(
+        self, url: str, addrs: Sequence[str], port: int, *, http: bool = True
+    ) -> ControlObservation:
         """Ask the helpers, in turn, what they see for ``url`` and ``addrs`` on ``port``.
+
+        ``http=False`` asks probe's helper to stop after the handshakes (``x_skip_http``), for
+        endpoints that speak no HTTP; OONI's helper ignores it and fetches as usual.
 
         Returns the first usable answer with ``source`` set to the helper that gave it, or
         a ControlObservation whose ``failure`` says why no helper answered.
@@ -187,7 +201,8 @@ class ControlClient:
         source = self.helpers[0]
         give_up = time.monotonic() + self.busy_wait
         try:
-            body = build_request(url, addrs, port, headers=self._headers)
+            body = build_request(url, addrs, port, headers=self._headers, quic_enabled=self.quic,
+                                 ech_enabled=self.ech, ech_sni=self.ech_sni, http=http)
             helpers = self._order()
             while helpers:
                 busy: list[tuple[float, str]] = []  # (Retry-After, helper) of the 503s

@@ -2,7 +2,8 @@
 
 - ``body_text(body)``: an ``http_bodies.body`` (zlib-compressed) as text, cut at 64 KiB,
   decompressed with a bound (a hostile body cannot make it allocate more than that);
-- ``reason_words(code)``: a reason code (``tls/reset:192.0.2.7``) in plain words.
+- ``reason_words(code)``: a reason code (``tls/reset:192.0.2.7``) in plain words;
+- ``observations_json(data)``: the packed ``observations.data`` as JSON text.
 
 The functions are the store's (probe/store/explore.py); this file only hands them to Datasette.
 """

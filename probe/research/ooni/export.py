@@ -50,6 +50,7 @@ if TYPE_CHECKING:
         Hop,
         HTTPObservation,
         Measurement,
+        QUICObservation,
         TLSObservation,
     )
     from probe.store import Store
@@ -183,6 +184,25 @@ def _tls(t: TLSObservation, t0: float, hop: int, tid: int) -> dict[str, Any]:
     }
 
 
+def _quic(q: QUICObservation, t0: float, hop: int, tid: int, decoy: bool) -> dict[str, Any]:
+    """A QUIC handshake as df-006 records one: network ``udp`` (ooni/probe-cli#946)."""
+    return {
+        "network": "udp",
+        "address": format_endpoint(q.ip, q.port),
+        "cipher_suite": "",
+        "failure": q.failure,
+        "negotiated_protocol": q.alpn or "",
+        "no_tls_verify": True,  # probe's QUIC test does not verify (docs/protocols.md)
+        "peer_certificates": None,
+        "server_name": q.sni,
+        "t0": round(q.started - t0, 6),
+        "t": round(q.started - t0 + q.duration, 6),
+        "tags": [f"depth={hop}", "quic", *(["decoy"] if decoy else [])],
+        "tls_version": "TLSv1.3" if q.failure is None else "",
+        "transaction_id": tid,
+    }
+
+
 def _body(body: bytes) -> str | dict[str, str]:
     try:
         return body.decode("utf-8")
@@ -241,7 +261,17 @@ def _request(h: HTTPObservation, hop: Hop, t0: float, tid: int, user_agent: str 
 
 
 def _control(c: ControlObservation) -> dict[str, Any]:
-    return {
+    quic: dict[str, Any] = {}
+    if c.quic:
+        quic["quic_handshake"] = {format_endpoint(x.ip, x.port): {"server_name": x.server_name,
+                                                                  "status": x.ok, "failure": x.failure}
+                                  for x in c.quic}  # fmt: skip
+    if c.http3_status is not None or c.http3_failure is not None:
+        quic["http3_request"] = {
+            "body_length": -1, "discovered_h3_endpoint": "", "failure": c.http3_failure, "title": "",
+            "headers": {}, "status_code": c.http3_status if c.http3_status is not None else -1,
+        }  # fmt: skip
+    return {**quic,
         "tcp_connect": {format_endpoint(x.ip, x.port): {"status": x.ok, "failure": x.failure}
                         for x in c.tcp},
         "tls_handshake": {format_endpoint(x.ip, x.port): {"server_name": x.server_name, "status": x.ok,
@@ -378,6 +408,16 @@ def _test_keys(m: Measurement, record: Record, geo_asn: Callable[[str], tuple[in
         consistency = "consistent"
     else:
         consistency = None
+    protocols: dict[str, Any] = {}
+    if m.protocols:  # probe run --quic/--ech: OONI's quic_handshakes, and probe's own verdicts
+        quic = [_quic(q, t0, hop.index, 0, decoy) for hop in m.hops
+                for decoy, qs in ((False, hop.quic), (True, hop.decoy_quic)) for q in qs]
+        if quic:
+            protocols["quic_handshakes"] = sorted(quic, key=lambda x: x["t0"])
+        protocols["x_probe_protocols"] = [
+            {"suite": p.suite, "verdict": p.verdict, "stage": p.stage, "hop": p.hop,
+             "reasons": list(p.reasons), "classifier_version": p.classifier_version}
+            for p in v.protocols]
     keys: dict[str, Any] = {
         "agent": "redirect",
         "client_resolver": record.resolver_ip,
@@ -400,6 +440,7 @@ def _test_keys(m: Measurement, record: Record, geo_asn: Callable[[str], tuple[in
             "verdict": v.verdict, "stage": v.stage, "hop": v.hop, "reasons": list(v.reasons),
             "classifier_version": v.classifier_version, "classified_at": record.classified_at,
         },
+        **protocols,
     }
     return keys
 

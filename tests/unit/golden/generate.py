@@ -51,6 +51,12 @@ def ctl(url: str = URL, addrs=(SITE,), port: int = 80, body: bytes | None = PAGE
 
 
 DEFAULT = object()  # "build the usual one"; None means "no such step"
+NO_DNS = "203.0.113.53"  # an address that runs no DNS server (--dns-probe)
+
+
+def with_dns_probe(h, answers):
+    """The hop with a resolver-less probe query (--dns-probe NO_DNS) answered ``answers``."""
+    return replace(h, dns_probe=(dns(HOST, answers, resolver=f"udp://{NO_DNS}:53"),))
 
 
 def plain(dns_addrs=(SITE,), control_=None, *, tcp_=None, http_=DEFAULT, dns_=None, url=URL):
@@ -324,6 +330,31 @@ CASES = {
                            http_=http(SURL, SITE, body=BLOCKPAGE))),
         expect("hijacked", "tls", 0, "tls/cert-invalid:untrusted", "http/blockpage:ooni.ru_1",
                rule="interception decides before the block page it serves; both are kept"),
+    ),
+    # --- resolver-less DNS probes (--dns-probe): interception is evidence, injection a lie --
+    "dns-probe-interception-honest-resolver": (
+        measurement(with_dns_probe(plain(control_=ctl()), [SITE])),
+        expect("ok", None, None, f"dns/intercepted:no-resolver@{NO_DNS}", "http/match",
+               rule="an ISP that redirects all DNS to an honest resolver: the answer from an "
+                    "address without a DNS server equals the control's, the page matches") | {
+            "reasons_exclude": ["dns/injected"]},
+    ),
+    "dns-probe-injection-disagrees-with-control": (
+        measurement(with_dns_probe(plain(control_=ctl()), [CENSOR])),
+        expect("hijacked", "dns", 0, f"dns/injected:no-resolver@{NO_DNS}",
+               rule="an answer from an address without a DNS server that the control contradicts "
+                    "is injected"),
+    ),
+    "dns-probe-interception-no-control": (
+        measurement(with_dns_probe(plain(), [SITE])),
+        expect("inconclusive", "http", 0, f"dns/intercepted:no-resolver@{NO_DNS}",
+               rule="without a control an answer from an address without a DNS server proves "
+                    "interception, not a lie") | {"reasons_exclude": ["dns/injected"]},
+    ),
+    "dns-probe-bogon-no-control": (
+        measurement(with_dns_probe(plain(), ["10.10.34.34"])),
+        expect("hijacked", "dns", 0, f"dns/injected:no-resolver@{NO_DNS}",
+               rule="a bogon for a public name is a lie even without a control"),
     ),
     "dns-doh-control-only": (
         measurement(hop(URL, dns_=[dns(HOST, [CENSOR])], tcp_=[tcp(CENSOR)],

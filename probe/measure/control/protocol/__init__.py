@@ -19,6 +19,9 @@ and the helper answers with what it saw from an uncensored network::
 ``x_``-prefixed keys, which OONI clients ignore: ``x_version``, ``x_body_sha256``,
 ``x_body_truncated``, ``x_headers`` (every header, in order), ``x_final_url``, ``x_redirects``,
 ``x_tls`` (per-endpoint TLS details), ``x_dns`` (per-query details) and ``x_skipped_endpoints``.
+A body of ``{"x_client_address": true}`` alone asks the helper which address the request came
+from; it answers ``{"x_client_address": IP}`` to that client only and never logs it (one of
+the routes by which a probe learns the address it must scrub, docs/identity.md).
 
 Nothing here does I/O: the helper server and the client call these functions. The messages
 are typed records (msgspec Structs, :mod:`~probe.measure.control.protocol.wire`) read and written by
@@ -51,6 +54,7 @@ from probe.measure.control.protocol.request import (
     THRequestError,
     build_request,
     parse_request,
+    read_request,
     target_from_url,
 )
 from probe.measure.control.protocol.response import (
@@ -60,7 +64,7 @@ from probe.measure.control.protocol.response import (
     IP_FLAG_VALID_FOR_DOMAIN,
     build_response,
 )
-from probe.measure.control.protocol.wire import THResponse
+from probe.measure.control.protocol.wire import ClientAddress, THResponse
 
 __all__ = [
     "IP_FLAG_BOGON",
@@ -69,6 +73,7 @@ __all__ = [
     "IP_FLAG_VALID_FOR_DOMAIN",
     "MAX_ENDPOINTS",
     "MAX_URL_LENGTH",
+    "ClientAddress",
     "RequestMessage",
     "THRequest",
     "THRequestError",
@@ -79,6 +84,7 @@ __all__ = [
     "flags_names",
     "parse_request",
     "parse_response",
+    "read_request",
     "response_problems",
     "target_from_url",
 ]

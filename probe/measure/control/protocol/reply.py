@@ -20,11 +20,12 @@ from msgspec import Struct
 
 from probe.core.codec import CodecError, from_data
 from probe.core.errors import ProbeError
-from probe.core.model import ControlObservation, ControlTCP, ControlTLS
+from probe.core.model import ControlECH, ControlObservation, ControlTCP, ControlTLS
 from probe.core.net import parse_endpoint
 from probe.measure.control.protocol.response import FLAG_NAMES
 from probe.measure.control.protocol.wire import (
     DNSResult,
+    ECHResult,
     HTTPRequestResult,
     HTTPTiming,
     IPInfo,
@@ -147,6 +148,25 @@ def _tls(entries: dict[str, TLSHandshakeResult] | None) -> tuple[ControlTLS, ...
     return tuple(out)
 
 
+def _ech(entries: dict[str, ECHResult] | None) -> tuple[ControlECH, ...]:
+    """``x_ech`` entries whose two hellos both have a status (else they say nothing)."""
+    out = []
+    for key, e in (entries or {}).items():
+        ep = _endpoint(key)
+        if ep is not None and e.plain_status is not None and e.ech_status is not None:
+            out.append(ControlECH(ip=ep[0], port=ep[1], server_name=e.server_name or "",
+                                  plain_ok=e.plain_status, ech_ok=e.ech_status,
+                                  plain_failure=e.plain_failure, ech_failure=e.ech_failure))  # fmt: skip
+    return tuple(out)
+
+
+def _http3(h: HTTPRequestResult | None) -> dict[str, Any]:
+    """ControlObservation fields from ``http3_request`` (null: the helper made none)."""
+    if h is None or (h.failure is None and _count(h.status_code) is None):
+        return {}
+    return {"http3_status": _count(h.status_code), "http3_failure": h.failure or None}
+
+
 def _first(values: str | list[str]) -> str:
     """A header's first value (an empty list: the empty value)."""
     return next(iter(header_values(values)), "")
@@ -220,6 +240,9 @@ def parse_response(
         http_title=http.title or None,
         http_body_sha256=http.x_body_sha256 or None,
         ip_info=_ip_info(r.ip_info),
+        quic=_tls(r.quic_handshake),
+        **_http3(r.http3_request),
+        ech=_ech(r.x_ech or None),
         **_timing(timing or None),
     )
 

@@ -18,7 +18,7 @@ import msgspec
 from probe.core.codec import CodecError
 from probe.core.errors import ProbeError
 from probe.core.model import Target
-from probe.core.net import InvalidURL, format_endpoint, parse_endpoint, parse_url
+from probe.core.net import InvalidURL, format_endpoint, is_valid_host, parse_endpoint, parse_url
 from probe.measure.control.protocol.wire import RequestMessage, decode_message, header_values
 
 __all__ = [
@@ -29,6 +29,7 @@ __all__ = [
     "THRequestError",
     "build_request",
     "parse_request",
+    "read_request",
     "target_from_url",
 ]
 
@@ -52,6 +53,9 @@ class THRequest:
     headers: tuple[tuple[str, str], ...] = ()  # (name, value) in the order sent
     endpoints: tuple[tuple[str, int], ...] = ()  # (ip, port) from tcp_connect, de-duplicated
     quic_enabled: bool = False
+    ech_enabled: bool = False  # probe's x_ech_enabled
+    ech_sni: str = ""  # probe's x_ech_sni ("": the URL's host)
+    http: bool = True  # False: probe's x_skip_http (no HTTP request after the handshakes)
 
     @property
     def addresses(self) -> tuple[str, ...]:
@@ -92,6 +96,9 @@ def build_request(
     port: int,
     headers: Mapping[str, str] | None = None,
     quic_enabled: bool = False,
+    ech_enabled: bool = False,
+    ech_sni: str = "",
+    http: bool = True,
 ) -> RequestMessage:
     """The request a probe sends for ``url`` and the addresses it resolved (encode it with
     :func:`probe.core.codec.encode_json`)."""
@@ -103,6 +110,9 @@ def build_request(
         http_request_headers={k: [v] for k, v in (headers or {}).items()},
         tcp_connect=list(seen),
         x_quic_enabled=quic_enabled,
+        x_ech_enabled=True if ech_enabled else msgspec.UNSET,
+        x_ech_sni=ech_sni if ech_enabled and ech_sni else msgspec.UNSET,
+        x_skip_http=msgspec.UNSET if http else True,
     )
 
 
@@ -143,8 +153,18 @@ def _message(data: bytes | str | Mapping[str, Any]) -> RequestMessage:
         if exc.path.startswith("http_request_headers["):
             # The codec cannot name a mapping's key: find the header whose values are wrong.
             name = _bad_header(data)
-            raise THRequestError(f"http_request_headers.{name}: must be a list of strings") from None
+            where = f"http_request_headers.{name}" if name else "http_request_headers"
+            raise THRequestError(f"{where}: must be a list of strings") from None
         raise THRequestError(str(exc)) from None
+
+
+def read_request(data: bytes | str | Mapping[str, Any]) -> THRequest | None:
+    """The request in ``data``, validated; None when it only asks the client's own address
+    (``{"x_client_address": true}`` alone). Raises :class:`THRequestError` naming the field."""
+    msg = _message(data)
+    if msg.x_client_address and not msg.http_request:
+        return None
+    return _validated(msg)
 
 
 def parse_request(data: bytes | str | Mapping[str, Any]) -> THRequest:
@@ -153,7 +173,10 @@ def parse_request(data: bytes | str | Mapping[str, Any]) -> THRequest:
     Raises :class:`THRequestError` with a message naming the field; the helper answers 400
     with it.
     """
-    msg = _message(data)
+    return _validated(_message(data))
+
+
+def _validated(msg: RequestMessage) -> THRequest:
     url = msg.http_request
     if not url:
         raise THRequestError("http_request: required, a URL string")
@@ -178,10 +201,16 @@ def parse_request(data: bytes | str | Mapping[str, Any]) -> THRequest:
             endpoints.setdefault(parse_endpoint(ep), None)
         except ValueError as exc:
             raise THRequestError(f"tcp_connect[{i}]: {ep!r} is not IP:PORT ({exc})") from None
+    ech_sni = msg.x_ech_sni if isinstance(msg.x_ech_sni, str) else ""
+    if ech_sni and not is_valid_host(ech_sni):
+        raise THRequestError("x_ech_sni: not a host name")
     return THRequest(
         url=url,
         target=target,
         headers=tuple(headers),
         endpoints=tuple(endpoints),
         quic_enabled=msg.x_quic_enabled,
+        ech_enabled=msg.x_ech_enabled is True,
+        ech_sni=ech_sni,
+        http=msg.x_skip_http is not True,
     )

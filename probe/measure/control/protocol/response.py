@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 from msgspec import UnsetType
 
@@ -22,6 +23,7 @@ from probe.measure.control.protocol.wire import (
     UNSET,
     DNSQuery,
     DNSResult,
+    ECHResult,
     HTTPRequestResult,
     HTTPTiming,
     InsecureResponse,
@@ -138,6 +140,55 @@ def _timing(hop: Hop, h: HTTPObservation) -> HTTPTiming | None:
                       wire_bytes=h.wire_bytes, rtt=round(rtt, 6))  # fmt: skip
 
 
+def _quic(hop: Hop) -> dict[str, TLSHandshakeResult]:
+    """``quic_handshake``: per endpoint, the helper's handshakes with the URL's name (any that
+    completed counts)."""
+    out: dict[str, TLSHandshakeResult] = {}
+    for q in hop.quic:
+        if q.failure == Failure.ADDRESS_REFUSED_BY_POLICY:
+            continue  # never sent to: not a QUIC result (x_skipped_endpoints names it)
+        ep = format_endpoint(q.ip, q.port)
+        if ep in out and out[ep].status:
+            continue
+        out[ep] = TLSHandshakeResult(server_name=q.sni, status=q.failure is None, failure=q.failure)
+    return out
+
+
+def _http3(hop: Hop) -> HTTPRequestResult | None:
+    """``http3_request``: the helper's HTTP/3 GET after its QUIC handshake (the first that got
+    an answer, else the last tried); only its status or its failure (no body, no redirects)."""
+    tried = [q for q in hop.quic if q.failure is None and (q.h3_status is not None or q.h3_failure)]
+    if not tried:
+        return None
+    q = next((q for q in tried if q.h3_status is not None), tried[-1])
+    return HTTPRequestResult(body_length=-1, discovered_h3_endpoint="", failure=q.h3_failure,
+                             title="", headers={},
+                             status_code=q.h3_status if q.h3_status is not None else -1)  # fmt: skip
+
+
+def _ech(hop: Hop) -> dict[str, ECHResult]:
+    """``x_ech``: per endpoint, whether the plain and the GREASE-ECH hellos were answered."""
+    out: dict[str, ECHResult] = {}
+    for ip in dict.fromkeys(h.ip for h in hop.ech if h.failure != Failure.ADDRESS_REFUSED_BY_POLICY):
+        tries = [h for h in hop.ech if h.ip == ip]
+        plain = [h for h in tries if not h.ech]
+        ech = [h for h in tries if h.ech]
+        port = tries[0].port
+
+        def result(hs: list[Any]) -> tuple[bool | None, str | None]:
+            if not hs:
+                return None, None
+            ok = any(h.failure is None for h in hs)
+            return ok, None if ok else hs[-1].failure
+
+        p_ok, p_fail = result(plain)
+        e_ok, e_fail = result(ech)
+        out[format_endpoint(ip, port)] = ECHResult(server_name=tries[0].sni, plain_status=p_ok,
+                                                   plain_failure=p_fail, ech_status=e_ok,
+                                                   ech_failure=e_fail)  # fmt: skip
+    return out
+
+
 def build_response(
     req: THRequest,
     m: Measurement,
@@ -220,9 +271,9 @@ def build_response(
     return THResponse(
         tcp_connect=tcp_connect,
         tls_handshake=tls_handshake,
-        quic_handshake={},
+        quic_handshake=_quic(hop0) if hop0 is not None and req.quic_enabled else {},
         http_request=http,
-        http3_request=None,
+        http3_request=_http3(hop0) if hop0 is not None and req.quic_enabled else None,
         dns=DNSResult(failure=dns_failure, addrs=th_addrs),
         ip_info=ip_info,
         x_version=version,
@@ -235,6 +286,7 @@ def build_response(
         x_runtime=round(m.runtime, 6),
         x_skipped_endpoints=[format_endpoint(ip, port) for ip, port in skipped] if skipped else UNSET,
         x_failure=m.failure or UNSET,
+        x_ech=_ech(hop0) if hop0 is not None and req.ech_enabled else UNSET,
     )
 
 
@@ -271,6 +323,8 @@ def _http_result(req: THRequest, m: Measurement, last: Hop | None) -> HTTPReques
                                       x_body_sha256=h.body_sha256)  # fmt: skip
     elif h is not None:
         failure = h.failure
+    elif last is not None and not req.http:
+        failure = _hop_failure(last) or m.failure or UNKNOWN_PREFIX + "not requested (x_skip_http)"
     elif last is not None:
         failure = _hop_failure(last) or m.failure or UNKNOWN_PREFIX + "no HTTP exchange"
     else:

@@ -33,8 +33,10 @@ T = TypeVar("T")
 
 __all__ = [
     "UNSET",
+    "ClientAddress",
     "DNSQuery",
     "DNSResult",
+    "ECHResult",
     "HTTPRequestResult",
     "HTTPTiming",
     "IPInfo",
@@ -63,13 +65,37 @@ def decode_message(data: bytes | str | Mapping[str, Any], cls: type[T]) -> T:
 
 
 class RequestMessage(Struct, frozen=True, kw_only=True):
-    """The request as sent (the spec's, plus ``x_quic_enabled``)."""
+    """The request as sent (the spec's, plus ``x_quic_enabled``; probe's own ``x_ech_enabled``,
+    ``x_ech_sni``, ``x_skip_http`` and ``x_client_address`` are written only when set).
 
-    http_request: str
+    ``http_request`` is required by the helper unless ``x_client_address`` is all that is
+    asked (:class:`ClientAddress`).
+    """
+
+    http_request: str = ""
     # {name: [values]}; a single string instead of the list is tolerated.
     http_request_headers: dict[str, list[str] | str] | None = None
     tcp_connect: list[str] | None = None  # "IP:PORT" / "[IPv6]:PORT"
     x_quic_enabled: bool = False
+    x_ech_enabled: bool | UnsetType = UNSET
+    x_ech_sni: str | UnsetType = UNSET  # the SNI of the ECH test's hellos, when not the URL's host
+    #: True: stop after DNS, the connects and the handshakes (probe's helper; OONI's ignores
+    #: it and fetches): the control of an endpoint that speaks no HTTP (DoT, Tor, OpenVPN,
+    #: a messaging service) would otherwise hold the answer until the helper's HTTP timeout.
+    x_skip_http: bool | UnsetType = UNSET
+    #: Alone (no ``http_request``): "which address did this request come from?"; probe's
+    #: helper answers a :class:`ClientAddress`, OONI's answer 400.
+    x_client_address: bool | UnsetType = UNSET
+
+
+class ClientAddress(Struct, frozen=True, kw_only=True):
+    """The answer to ``{"x_client_address": true}``: the address the request came from.
+
+    Only that client is told its own address, and the helper never logs it; the probe learns
+    it only to scrub it from what it stores (docs/identity.md).
+    """
+
+    x_client_address: str
 
 
 def header_values(values: str | list[str]) -> list[str]:
@@ -169,6 +195,17 @@ class DNSQuery(Struct, frozen=True, kw_only=True):
     replies: int = 0
 
 
+class ECHResult(Struct, frozen=True, kw_only=True):
+    """One ``x_ech`` entry: the helper's plain and GREASE-ECH ClientHellos to one endpoint
+    (``status``: a ServerHello came back; ``failure``: else why not)."""
+
+    server_name: str | None = None
+    plain_status: bool | None = None
+    plain_failure: str | None = None
+    ech_status: bool | None = None
+    ech_failure: str | None = None
+
+
 class THResponse(Struct, frozen=True, kw_only=True):
     """The Web Connectivity test-helper response (ooni/spec ts-017), plus our ``x_`` keys."""
 
@@ -185,3 +222,4 @@ class THResponse(Struct, frozen=True, kw_only=True):
     x_runtime: float | UnsetType | None = UNSET
     x_skipped_endpoints: list[str] | UnsetType | None = UNSET
     x_failure: str | UnsetType | None = UNSET
+    x_ech: dict[str, ECHResult] | UnsetType | None = UNSET
