@@ -48,7 +48,11 @@ def ooni_command(
     fingerprints: tuple[str, ...],
     geo: str | None,
 ) -> None:
-    """Import OONI Web Connectivity measurements (JSONL, .gz, or directories of them).
+    """Import OONI measurements (JSONL, .gz, or directories of them).
+
+    Web Connectivity, and tor, vanilla_tor, torsf, openvpn, riseupvpn, psiphon, telegram,
+    whatsapp, signal, dnscheck, echcheck and urlgetter (as endpoints, beside probe's own
+    circumvention and messaging results; docs/ooni.md).
 
     Each measurement is mapped into probe's records, classified by probe's classifier and
     stored with OONI's own verdict (blocking, accessible) beside probe's, in a vantage point

@@ -17,20 +17,27 @@ OpenVPN, so:
 Encrypted DNS resolvers and the kinds judged against their own twin exchange (fully encrypted
 traffic, WireGuard) are judged by :mod:`probe.judge.tunnels`, the messaging apps' endpoints by
 :mod:`probe.judge.messaging`.
+
+Endpoints measured by another tool without a control (OONI's experiments, imported by
+``probe import ooni``) are judged by :func:`judge_without_control`, whatever their kind (the
+messaging apps' included: their rules read a control): the rules above, where every failure is
+``inconclusive`` (``control/absent``) unless content evidence decides it as probe's classifier
+would (a bogon or block-page DNS answer, a block page).
 """
 
 from __future__ import annotations
 
 from probe.core.failures import CERTIFICATE_FAILURES
-from probe.core.model import ControlObservation, EndpointObservation, Verdict
+from probe.core.model import ControlObservation, EndpointObservation, Measurement, Verdict
 from probe.inputs.endpointlists import DNS_KINDS, MESSAGING_APPS, TWIN_KINDS
 from probe.inputs.fingerprints import Fingerprints
 from probe.inputs.geo import GeoDB
+from probe.judge.classify import classify
 from probe.judge.classify.core import failure_kind
 from probe.judge.messaging import judge_messaging
 from probe.judge.tunnels import AsnOf, control_gate, judge_encrypted_dns, judge_twin
 
-__all__ = ["CLASSIFIER_VERSION", "judge_endpoint"]
+__all__ = ["CLASSIFIER_VERSION", "judge_endpoint", "judge_without_control"]
 
 CLASSIFIER_VERSION = "circumvention-1"
 _TCP = {"timeout": "blocked", "refused": "reset", "reset": "reset"}
@@ -55,6 +62,14 @@ def judge_endpoint(
         return judge_encrypted_dns(obs, control, asn)
     if obs.kind in TWIN_KINDS:
         return judge_twin(obs)
+    return _judge_tool(obs, control)
+
+
+def _judge_tool(obs: EndpointObservation, control: ControlObservation | None, *,
+                missing: str | None = None) -> Verdict:
+    """The rules of a tool's endpoint (see the module's docstring); ``missing``: the endpoint was
+    measured without a control, and this is the reason a failure gets instead of the control's
+    gate (:func:`probe.judge.tunnels.control_gate`)."""
     where = f"{obs.address}:{obs.port}"
     if obs.reached:
         return _verdict("ok", None, [f"{obs.handshake or 'tcp'}/ok:{where}"])
@@ -66,7 +81,7 @@ def judge_endpoint(
         return _verdict("inconclusive", stage, [*reasons, f"{stage}/local:{failure}"])
     if obs.transport == "udp":
         return _verdict("inconclusive", stage, [*reasons, "control/none:udp"])
-    gate = control_gate(obs, control)
+    gate = ("inconclusive", missing) if missing is not None else control_gate(obs, control)
     if gate is not None:
         return _verdict(gate[0], stage, [*reasons, gate[1]])
     assert control is not None
@@ -86,3 +101,28 @@ def judge_endpoint(
     if kind == "reset":
         return _verdict("reset", stage, reasons)
     return _verdict("inconclusive", stage, [*reasons, "openvpn/silent-server-possible"])
+
+
+# Reasons of probe's classifier that decide without a control: what the network answered, not
+# whether something failed. A bogon answer decides only for a fixed target (an app's own names,
+# which never resolve to private addresses); an arbitrary URL may (its owner's choice).
+_CONTENT = frozenset({"dns/blockpage", "http/blockpage"})
+_FIXED_CONTENT = _CONTENT | {"dns/bogon"}
+
+
+def judge_without_control(obs: EndpointObservation, evidence: Measurement | None, *, fixed_target: bool,
+                          fingerprints: Fingerprints | None = None, geo: GeoDB | None = None,
+                          source: str = "ooni") -> Verdict:
+    """An endpoint measured without a control (``source``: by whom; OONI's experiments carry
+    none), of any kind: ``ok`` when it answered as its tool expects; ``hijacked``/``blocked``
+    when probe's classifier finds content evidence in ``evidence`` (its DNS answers and HTTP
+    responses); otherwise ``inconclusive`` with the failure and ``control/absent:SOURCE``,
+    because a failure without a control may be the server's or the path's, not a censor's. The
+    kinds' own rules (messaging, encrypted DNS, twins) are not used: they read a control.
+    """
+    if evidence is not None:
+        v = classify(evidence, fingerprints=fingerprints, geo=geo)
+        keys = {r.split(":", 1)[0] for r in v.reasons}
+        if v.verdict in ("hijacked", "blocked") and keys & (_FIXED_CONTENT if fixed_target else _CONTENT):
+            return _verdict(v.verdict, v.stage, [r for r in v.reasons if r != "control/unavailable"])
+    return _judge_tool(obs, None, missing=f"control/absent:{source}")

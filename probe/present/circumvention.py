@@ -61,6 +61,11 @@ _WORDS = {
     "openvpn/silent-server-possible": "no answer; a server configured with tls-auth is silent too",
     "control/none": "no control can speak for a UDP path",
     "control/unavailable": "no usable control",
+    "control/absent": "the measurement carries no control (OONI's experiments have none): "
+                      "the failure may be the server's or the path's, not a censor's",
+    "http/ok": "the HTTP exchange completed",
+    "obfs4/ok": "the obfs4 bridge completed its handshake",
+    "tls/cert-invalid": "the certificate was not valid for the name (an interception, or the server's own)",
     "control/no-tcp-result": "the control did not report this address",
 }
 

@@ -27,7 +27,7 @@ def describe_change(change: VerdictChange) -> str:
 def format_reclassify(report: ReclassifyReport, run_id: int | None, width: int = 80) -> Iterator[str]:
     """Lines of at most ``width`` columns: the scope and counts, each transition with its count,
     then the first changes; then the endpoint measurements re-judged (`probe circumvention`'s),
-    when there were any."""
+    when there were any, and those imported from OONI left as they were."""
     scope = f"run {run_id}" if run_id is not None else "all runs"
     yield from wrap(f"{scope}: re-judged {plural(report.judged, 'measurement')} with classifier "
                     f"{report.classifier_version or '(unversioned)'}; "
@@ -43,3 +43,7 @@ def format_reclassify(report: ReclassifyReport, run_id: int | None, width: int =
                         f"{plural(report.endpoints_changed, 'verdict')} changed", width, "", "  ")
         for (old, new), n in sorted(report.endpoint_transitions.items(), key=lambda kv: -kv[1]):
             yield f"  {old} -> {new}: {n}"
+    if report.endpoints_skipped:
+        yield from wrap(f"{scope}: {plural(report.endpoints_skipped, 'endpoint')} imported from OONI "
+                        "not re-judged (measured without a control, judged partly from evidence "
+                        "not stored: import them again to re-judge)", width, "", "  ")

@@ -29,6 +29,12 @@ __all__ = ["ReclassifyReport", "VerdictChange", "reclassify"]
 
 _BATCH = 500  # verdict updates per transaction
 _KEEP_CHANGES = 10_000  # changes listed in the report; the counts cover them all
+# Sources of endpoint rows imported from another tool's measurements (`probe import ooni`):
+# judged without a control (probe.judge.circumvention.judge_without_control), partly from
+# evidence (DNS answers, HTTP responses) not stored with them. The control rules would make
+# them all control/unavailable, and without that evidence a content verdict would be lost:
+# they are not re-judged here (re-import them to re-judge), only counted.
+_IMPORTED_SOURCES = frozenset({"ooni"})
 
 
 @dataclass(frozen=True)
@@ -53,6 +59,8 @@ class ReclassifyReport:
     # Endpoint measurements (`probe circumvention`), judged again by their own rules.
     endpoints_judged: int = 0
     endpoints_changed: int = 0
+    # Endpoint rows imported from OONI (no control, evidence not stored): left as they are.
+    endpoints_skipped: int = 0
     endpoint_transitions: Counter[tuple[str, str]] = field(default_factory=Counter)
     # (old verdict, new verdict) -> count, over every change
     transitions: Counter[tuple[str, str]] = field(default_factory=Counter)
@@ -67,12 +75,16 @@ def _same(a: Verdict, b: Verdict) -> bool:
 
 def _reclassify_endpoints(store: Store, run_id: int | None, report: ReclassifyReport, geo: Any) -> None:
     """Judge every stored endpoint measurement again (its observation keeps what the rules read,
-    the names' controls included) and write the verdicts that changed."""
+    the names' controls included) and write the verdicts that changed; those imported from
+    another tool (:data:`_IMPORTED_SOURCES`) are counted as skipped, never re-judged."""
     asn = None  # looked up (the data `probe circumvention` used) only when a resolver needs it
     if geo is not None:
         asn = geo.asn
     pending: list[tuple[int, Verdict]] = []
     for eid, obs, control, old in iter_endpoint_judged(store, run_id):
+        if obs.source in _IMPORTED_SOURCES:
+            report.endpoints_skipped += 1
+            continue
         if asn is None and obs.queries:
             asn = default_asn_lookup()
         new = judge_endpoint(obs, control, asn, geo=geo)

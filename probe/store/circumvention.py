@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from probe.core.codec import from_data, to_data
@@ -35,10 +35,16 @@ def write_endpoints(
     vantage_id: int,
     suite: str | Callable[[str], str],
     rows: Iterable[tuple[EndpointObservation, ControlObservation | None, Verdict]],
+    *,
+    uids: Sequence[str] | None = None,
+    beside: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
 ) -> int:
     """Store judged endpoint observations in one transaction; the number stored. ``suite`` is
     the rows' suite, or a function naming each row's from its kind (``circumvention``,
-    ``messaging``)."""
+    ``messaging``). ``uids``: the rows' global ids, one per row, when they are named outside
+    probe (an imported OONI endpoint's, derived from OONI's identity of it, so that every
+    database importing it names it alike); otherwise new ones. ``beside``: rows of other tables
+    (table -> row dicts) stored in the same transaction (OONI's own row of each endpoint)."""
     suite_of = suite if callable(suite) else (lambda _kind: suite)
     records = [
         {"run_id": run_id, "vantage_id": vantage_id, "suite": suite_of(obs.kind), "kind": obs.kind,
@@ -54,8 +60,13 @@ def write_endpoints(
          "uid": uuid7(int(obs.started * 1000))}  # a global id (probe merge), from when it was taken
         for obs, control, verdict in rows
     ]  # fmt: skip
+    if uids is not None:
+        for rec, uid in zip(records, uids, strict=True):
+            rec["uid"] = uid
     with store.transaction():
         store.insert_records("endpoint_measurements", records)
+        for table, others in (beside or {}).items():
+            store.insert_records(table, others)
     return len(records)
 
 

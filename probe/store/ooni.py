@@ -14,14 +14,16 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from probe.store.circumvention import write_endpoints
 from probe.store.connection import dict_rows, typed_rows
 
 if TYPE_CHECKING:
-    from probe.core.model import Measurement, Verdict
+    from probe.core.model import ControlObservation, EndpointObservation, Measurement, Verdict
     from probe.store.database import Store
 
-__all__ = ["ImportKey", "OONISource", "VerdictPair", "disagreements", "imported_keys",
-           "verdict_pairs", "write_imported"]
+__all__ = ["ImportKey", "OONIEndpointSource", "OONISource", "VerdictPair", "disagreements",
+           "endpoint_disagreements", "endpoint_verdict_pairs", "imported_endpoint_uids", "imported_keys",
+           "verdict_pairs", "write_imported", "write_imported_endpoints"]
 
 
 class ImportKey(NamedTuple):
@@ -99,7 +101,18 @@ def imported_keys(store: Store, keys: Iterable[ImportKey]) -> set[ImportKey]:
 
 def disagreements(store: Store, limit: int | None = None) -> list[dict[str, Any]]:
     """Rows of the ``ooni_disagreements`` view (docs/schema.md), by measurement id, as dicts."""
-    sql = "SELECT * FROM ooni_disagreements ORDER BY measurement_id"
+    return _view_rows(store, "ooni_disagreements", "measurement_id", limit)
+
+
+def verdict_pairs(store: Store) -> list[VerdictPair]:
+    """Imported measurements counted by (probe's verdict, OONI's verdict)."""
+    return _verdict_pairs(store, "ooni_measurements AS o JOIN measurements AS e ON e.id = o.measurement_id")
+
+
+# The two views and joins below are named by the code, never by input.
+def _view_rows(store: Store, view: str, order: str, limit: int | None) -> list[dict[str, Any]]:
+    """The rows of ``view`` by ``order``, the first ``limit`` of them, as dicts."""
+    sql = f"SELECT * FROM {view} ORDER BY {order}"
     params: list[int] = []
     if limit is not None:
         sql += " LIMIT ?"
@@ -107,9 +120,59 @@ def disagreements(store: Store, limit: int | None = None) -> list[dict[str, Any]
     return list(dict_rows(store.conn.execute(sql, params)))
 
 
-def verdict_pairs(store: Store) -> list[VerdictPair]:
-    """Imported measurements counted by (probe's verdict, OONI's verdict)."""
+def _verdict_pairs(store: Store, joined: str) -> list[VerdictPair]:
+    """The rows of ``joined`` (OONI's as ``o``, probe's as ``e``) counted by (probe's verdict,
+    OONI's verdict)."""
     return list(typed_rows(store.conn, VerdictPair,
-                           "SELECT m.verdict AS probe_verdict, o.ooni_verdict, count(*) AS n "
-                           "FROM ooni_measurements AS o JOIN measurements AS m ON m.id = o.measurement_id "
-                           "GROUP BY 1, 2"))  # fmt: skip
+                           "SELECT e.verdict AS probe_verdict, o.ooni_verdict, count(*) AS n "
+                           f"FROM {joined} GROUP BY 1, 2"))  # fmt: skip
+
+
+class OONIEndpointSource(NamedTuple):
+    """What probe keeps of one endpoint of an OONI experiment beside its endpoint row
+    (``ooni_endpoints``); ``uid`` is the endpoint row's."""
+
+    uid: str
+    test_name: str
+    report_id: str
+    measurement_uid: str
+    input: str
+    measurement_start_time: str
+    target: str  # the endpoint as OONI names it in the measurement
+    probe_asn: str | None
+    probe_cc: str | None
+    resolver_asn: str | None
+    software: str | None
+    engine: str | None
+    test_version: str | None
+    ooni_status: str  # OONI's own fields behind ooni_verdict, "name=value, ..."
+    ooni_verdict: str  # ok, blocked, anomaly or inconclusive
+    ooni_keys: str  # JSON object: OONI's blocking flags and status fields of the measurement
+    source: str  # file:line of the import
+
+
+def write_imported_endpoints(
+    store: Store, run_id: int, vantage_id: int, suite: str,
+    items: Sequence[tuple[EndpointObservation, ControlObservation | None, Verdict, OONIEndpointSource]],
+) -> int:
+    """Store judged endpoints of OONI experiments with their OONI rows, in one transaction (the
+    endpoint rows take the uids of their sources); the number stored."""
+    return write_endpoints(store, run_id, vantage_id, suite, [(o, c, v) for o, c, v, _ in items],
+                           uids=[src.uid for *_, src in items],
+                           beside={"ooni_endpoints": [src._asdict() for *_, src in items]})
+
+
+def imported_endpoint_uids(store: Store, uids: Iterable[str]) -> set[str]:
+    """Those of ``uids`` already imported (as endpoint rows)."""
+    q = "SELECT 1 FROM endpoint_measurements WHERE uid = ? LIMIT 1"
+    return {u for u in set(uids) if store.conn.execute(q, (u,)).fetchone() is not None}
+
+
+def endpoint_disagreements(store: Store, limit: int | None = None) -> list[dict[str, Any]]:
+    """Rows of the ``ooni_endpoint_disagreements`` view (docs/schema.md), oldest first, as dicts."""
+    return _view_rows(store, "ooni_endpoint_disagreements", "endpoint_id", limit)
+
+
+def endpoint_verdict_pairs(store: Store) -> list[VerdictPair]:
+    """Imported endpoints counted by (probe's verdict, OONI's verdict)."""
+    return _verdict_pairs(store, "ooni_endpoints AS o JOIN endpoint_measurements AS e ON e.uid = o.uid")

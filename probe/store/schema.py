@@ -638,6 +638,46 @@ SELECT substr(key, length('merged:') + 1), value FROM probe_meta WHERE key LIKE 
 DELETE FROM probe_meta WHERE key LIKE 'merged:%';
 """
 
+# OONI's other experiments (tor, openvpn, telegram, whatsapp, signal, dnscheck, ...) imported by
+# `probe import ooni` (probe/research/ooni/experiments.py): each endpoint is an
+# endpoint_measurements row (beside probe's own circumvention and messaging results), and this
+# row keeps OONI's identifiers and OONI's own verdict beside probe's. It names its endpoint row
+# by uid (the same in every database that imports the same OONI endpoint), so `probe merge`
+# copies it as it copies the endpoint rows.
+_OONI_ENDPOINTS = """
+CREATE TABLE ooni_endpoints (
+    id INTEGER PRIMARY KEY,
+    uid TEXT NOT NULL,
+    test_name TEXT NOT NULL,
+    report_id TEXT NOT NULL,
+    measurement_uid TEXT NOT NULL,
+    input TEXT NOT NULL DEFAULT '',
+    measurement_start_time TEXT NOT NULL,
+    target TEXT NOT NULL,
+    probe_asn TEXT,
+    probe_cc TEXT,
+    resolver_asn TEXT,
+    software TEXT,
+    engine TEXT,
+    test_version TEXT,
+    ooni_status TEXT NOT NULL DEFAULT '',
+    ooni_verdict TEXT NOT NULL,
+    ooni_keys TEXT NOT NULL DEFAULT '{}',
+    source TEXT NOT NULL
+);
+CREATE UNIQUE INDEX ooni_endpoints_uid ON ooni_endpoints(uid);
+
+CREATE VIEW ooni_endpoint_disagreements AS
+SELECT e.id AS endpoint_id, o.test_name, o.target, e.kind, e.name, e.address, e.port,
+       o.report_id, o.measurement_uid, o.input, o.measurement_start_time, o.probe_cc, o.probe_asn,
+       o.ooni_status, o.ooni_verdict, e.verdict AS probe_verdict, e.stage AS probe_stage,
+       e.reasons AS probe_reasons, o.source
+FROM ooni_endpoints AS o JOIN endpoint_measurements AS e ON e.uid = o.uid
+WHERE e.verdict != o.ooni_verdict
+  AND NOT (e.verdict IN ('blocked', 'reset', 'hijacked', 'throttled')
+           AND o.ooni_verdict IN ('blocked', 'anomaly'));
+"""
+
 #: (version, name, SQL); applied in order, each in its own transaction.
 MIGRATIONS: tuple[tuple[int, str, str], ...] = (
     (1, "initial schema", _V1 + _stats_sql()),
@@ -668,6 +708,8 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
     (12, "database ids", _V12_DATABASE_UID),
     # The databases merged into this one (probe merge skips a source merged unchanged).
     (13, "merged sources", _V13_MERGED_SOURCES),
+    # OONI's other experiments imported by `probe import ooni`, OONI's verdict beside probe's.
+    (14, "OONI endpoint imports", _OONI_ENDPOINTS),
 )
 
 #: The schema version this probe writes.

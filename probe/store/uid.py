@@ -9,6 +9,7 @@ collide with negligible probability. Python's :mod:`uuid` has no version 7 befor
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import time
@@ -19,13 +20,17 @@ __all__ = ["UID_RE", "sql_uuid7", "uuid7"]
 UID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 
 
-def uuid7(unix_ms: int | None = None) -> str:
+def uuid7(unix_ms: int | None = None, *, seed: bytes | None = None) -> str:
     """A new UUIDv7 as text, its time part ``unix_ms`` (default: now).
 
     Measurements pass their own start time, so a measurement's uid says when it was taken.
+    ``seed`` makes the random part a digest of it: rows named outside probe (an endpoint of an
+    imported OONI measurement) get the same uid in every database that imports them, so that
+    ``probe merge`` sees one row, not two.
     """
     ms = int(time.time() * 1000) if unix_ms is None else max(0, int(unix_ms))
-    rand = int.from_bytes(os.urandom(10), "big")
+    noise = os.urandom(10) if seed is None else hashlib.sha256(seed).digest()[:10]
+    rand = int.from_bytes(noise, "big")
     value = (ms & 0xFFFF_FFFF_FFFF) << 80 | 0x7 << 76 | (rand >> 68 & 0xFFF) << 64
     value |= 0b10 << 62 | (rand & 0x3FFF_FFFF_FFFF_FFFF)
     h = f"{value:032x}"

@@ -96,6 +96,7 @@ _SHAPES: dict[tuple[str, str], str] = {
     ("endpoint_measurements", "control"): "document",
     ("protocol_verdicts", "reasons"): "texts",
     ("ooni_measurements", "inferred"): "array",
+    ("ooni_endpoints", "ooni_keys"): "object",
     ("traces", "data"): "object",
 }
 # JSON shapes in SQL, each parsing the text once: valid JSON whose first and last characters make

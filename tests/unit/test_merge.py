@@ -317,12 +317,12 @@ def test_endpoint_rows_added_to_an_already_merged_run_come_with_the_next_merge(
         _endpoints(s, run, vid, ["r1", "r2"])
     out = _probe_db(tmp_path / "all.db", "home")
     first = merge(out, [a])[0]
-    assert first.keyed == {"endpoint_measurements": 2}
+    assert first.keyed["endpoint_measurements"] == 2
     with Store.open(a) as s:  # the same run goes on after it was merged
         _endpoints(s, run, vid, ["r3"], t0=1_790_000_100.0)
         s.finish_run(run, "complete")
     again = merge(out, [a])[0]
-    assert again.keyed == {"endpoint_measurements": 1} and again.runs == 0
+    assert again.keyed["endpoint_measurements"] == 1 and again.runs == 0
     assert "+1 endpoint measurements" in format_merged(again)
     assert merge(out, [a])[0].unchanged
     rows = _endpoint_rows(out)
@@ -345,7 +345,7 @@ def test_endpoint_rows_merged_before_they_had_uids_are_not_copied_again(tmp_path
     conn.execute("DELETE FROM merged_sources")  # as merged by a probe that kept no fingerprints
     conn.commit()
     conn.close()
-    assert merge(out, [a])[0].keyed == {"endpoint_measurements": 0}
+    assert merge(out, [a])[0].keyed["endpoint_measurements"] == 0
     assert len(_endpoint_rows(out)) == 2
 
 

@@ -7,6 +7,7 @@ import csv
 import hashlib
 import io
 import json
+import re
 import shutil
 import sqlite3
 import zlib
@@ -21,6 +22,7 @@ from probe.cli import cli
 from probe.store import Store, observations
 from probe.store import merge as merge_module
 from probe.store.merge import MergeError, merge
+from probe.store.schema import MIGRATIONS
 
 T0 = 1_790_000_000.0
 
@@ -176,8 +178,12 @@ def test_empty_and_foreign_files_are_never_written(tmp_path: Path) -> None:
 def test_sources_are_read_only_even_an_older_one_that_needs_upgrading(tmp_path: Path) -> None:
     a = _db(tmp_path / "a.db", "moscow")
     conn = sqlite3.connect(a)  # as an older probe left it: one migration less, in DELETE mode
-    conn.execute("DELETE FROM schema_migrations WHERE version = (SELECT max(version) FROM schema_migrations)")
-    conn.execute("DROP TABLE merged_sources")
+    version, _, sql = MIGRATIONS[-1]  # whichever is last: what it created is dropped, views first
+    conn.execute("DELETE FROM schema_migrations WHERE version = ?", (version,))
+    created = re.findall(r"CREATE (TABLE|VIEW) (\w+)", sql)
+    assert created, f"migration {version} creates no table or view to drop"
+    for kind, name in sorted(created, key=lambda c: c[0] != "VIEW"):
+        conn.execute(f"DROP {kind} {name}")
     conn.commit()
     conn.execute("PRAGMA journal_mode = DELETE")
     conn.close()

@@ -25,7 +25,7 @@ def _lines(name: str) -> list[str]:
 def test_malformed_lines_are_reported_with_file_and_line_and_skipped(tmp_path: Path) -> None:
     good = _lines("fastpath.jsonl.gz")[:2]
     f = tmp_path / "mixed.jsonl"
-    f.write_text("\n".join([good[0], "{not json", json.dumps({"test_name": "tor"}), good[1]]) + "\n")
+    f.write_text("\n".join([good[0], "{not json", json.dumps({"test_name": "ndt"}), good[1]]) + "\n")
     errors: list[str] = []
     with Store.open(tmp_path / "o.db") as store:
         stats = import_ooni(store, [f], on_error=errors.append)

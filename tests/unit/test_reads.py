@@ -83,7 +83,7 @@ def test_check_says_a_sound_database_is_sound_and_writes_nothing(db: Path) -> No
 def test_check_finds_a_damaged_page_and_says_what_to_do(db: Path) -> None:
     Store.open(db).conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     data = bytearray(db.read_bytes())
-    page = 4096
+    page = int.from_bytes(data[16:18], "big")  # the database's page size (header): a whole page
     middle = len(data) // page // 2
     data[middle * page:(middle + 1) * page] = bytes(page)
     db.write_bytes(bytes(data))

@@ -64,10 +64,18 @@ def test_a_table_rebuilt_with_its_columns_reordered_and_one_added_reads_the_same
         # What a migration that rebuilds the table may do: other column order, a new column.
         columns = [r[1] for r in c.execute("PRAGMA table_info(endpoint_measurements)")]
         reordered = ", ".join([*reversed(columns[1:]), "'extra' AS added", columns[0]])
+        # The views that read the table (ooni_endpoint_disagreements) are dropped and made again
+        # around the rebuild, as SQLite's rebuild procedure does.
+        views = c.execute("SELECT name, sql FROM sqlite_master WHERE type = 'view' "
+                          "AND sql LIKE '%endpoint_measurements%'").fetchall()
         with store.transaction():
+            for name, _ in views:
+                c.execute(f"DROP VIEW {name}")
             c.execute(f"CREATE TABLE rebuilt AS SELECT {reordered} FROM endpoint_measurements")
             c.execute("DROP TABLE endpoint_measurements")
             c.execute("ALTER TABLE rebuilt RENAME TO endpoint_measurements")
+            for _, sql in views:
+                c.execute(sql)
         assert next(r[1] for r in c.execute("PRAGMA table_info(endpoint_measurements)")) != "id"
         after = _read(store)
     assert after == before

@@ -47,7 +47,7 @@ def test_old_database_migrates_and_rebuilds_the_same_measurements(old_db: Path) 
     controls = conn.execute("SELECT count(*) FROM controls").fetchone()[0]
     conn.close()
     with Store.open(old_db, create=False) as store:
-        assert store.schema_version() == SCHEMA_VERSION == 13
+        assert store.schema_version() == SCHEMA_VERSION == 14
         assert [m for _, m in store.iter_measurements()] == _expected()
         cols = {t: [r[1] for r in store.conn.execute(f"PRAGMA table_info({t})")]
                 for t in ("controls", "dns_replies", "tls_handshakes", "http_requests")}
@@ -152,7 +152,7 @@ def test_main_v10_database_migrates_keeping_protocol_verdicts_and_endpoints(v10_
     conn.close()
     assert len(before["protocol_verdicts"]) == 8 and len(before["endpoint_measurements"]) == 6
     with Store.open(v10_db, create=False) as store:
-        assert store.schema_version() == SCHEMA_VERSION == 13
+        assert store.schema_version() == SCHEMA_VERSION == 14
         assert [m for _, m in store.iter_measurements()] == _expected_v10()
         assert _v10_rows(store.conn) == before
         assert {r[0] for r in store.conn.execute("SELECT typeof(data) FROM observations")} == {"blob"}
@@ -231,7 +231,7 @@ def test_parquet_export_of_a_migrated_v10_database_has_the_protocol_verdicts(
         "measurement_uid", "suite", "verdict", "reasons", "classifier_version"]
     meta = {k.decode(): v.decode() for k, v in schema.metadata.items()}
     assert meta["probe.table"] == "protocol_verdicts" and meta["probe.database_uid"] == own
-    assert meta["probe.schema_version"] == "13"
+    assert meta["probe.schema_version"] == "14"
     assert sorted(table.column("verdict").to_pylist()) == ["blocked", "blocked"] + ["ok"] * 6
     parts = sorted(p.relative_to(tmp_path / "ds").parts[:3]
                    for p in (tmp_path / "ds" / "protocol_verdicts").rglob("*.parquet"))
@@ -241,19 +241,21 @@ def test_parquet_export_of_a_migrated_v10_database_has_the_protocol_verdicts(
 def test_a_v12_database_keeps_its_merged_databases_in_merged_sources(tmp_path: Path) -> None:
     # Main's schema 12 named the databases merged into one as probe_meta's 'merged:UID' rows;
     # migration 13 moves them to merged_sources (one table says which databases were merged).
+    # (Migration 14, OONI's endpoint imports, came after: what it made is dropped too.)
     db = tmp_path / "v12.db"
     with Store.open(db) as store:
         own = store.database_uids()[0]
     conn = sqlite3.connect(db, isolation_level=None)
     conn.executescript(
-        "DROP TABLE merged_sources; DELETE FROM schema_migrations WHERE version = 13;"
+        "DROP VIEW ooni_endpoint_disagreements; DROP TABLE ooni_endpoints;"
+        "DROP TABLE merged_sources; DELETE FROM schema_migrations WHERE version >= 13;"
         "INSERT INTO probe_meta VALUES ('merged:0190a000-0000-7000-8000-000000000001', "
         "'2026-12-01T10:00:00.000Z'), ('merged:0190a000-0000-7000-8000-000000000002', "
         "'2026-12-02T10:00:00.000Z');")
     assert conn.execute("SELECT max(version) FROM schema_migrations").fetchone()[0] == 12
     conn.close()
     with Store.open(db, create=False) as store:
-        assert store.schema_version() == 13
+        assert store.schema_version() == SCHEMA_VERSION == 14
         assert store.database_uids() == (own, ["0190a000-0000-7000-8000-000000000001",
                                                "0190a000-0000-7000-8000-000000000002"])
         assert store.conn.execute("SELECT key FROM probe_meta").fetchall() == [("uid",)]

@@ -10,14 +10,16 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from probe.core.failures import Failure
+from probe.core.failures import CERTIFICATE_FAILURES, Failure
 from probe.core.model import (
     DNSObservation,
     DNSReply,
+    TCPObservation,
+    TLSObservation,
 )
 from probe.core.net import parse_hostport
 from probe.measure.control.protocol import target_from_url
@@ -167,3 +169,42 @@ def _title(body: bytes) -> str | None:
         return None
     return re.sub(r"\s+", " ", m.group(1).decode("utf-8", "replace")).strip() or None
 
+
+
+def tcp_observations(value: object, t0: float,
+                     failure: Callable[[object], str | None] = _failure) -> list[TCPObservation]:
+    """OONI's ``tcp_connect`` entries (df-005) as probe's TCP observations (``failure`` reads
+    OONI's failure strings); entries without an address or port are left out."""
+    out: list[TCPObservation] = []
+    for c in _list(value):
+        c_ip, c_port = c.get("ip"), c.get("port")
+        if not isinstance(c_ip, str) or not isinstance(c_port, int) or isinstance(c_port, bool):
+            continue
+        st = _obj(c.get("status"))
+        fail = failure(st.get("failure"))
+        if fail is None and st.get("success") is False:
+            fail = Failure.UNKNOWN
+        out.append(TCPObservation(c_ip.strip("[]"), c_port, t0 + _num(c.get("t")), 0.0, fail))
+    return out
+
+
+def tls_observations(value: object, t0: float,
+                     failure: Callable[[object], str | None] = _failure) -> list[TLSObservation]:
+    """OONI's ``tls_handshakes`` entries (df-006) as probe's TLS observations. A handshake
+    without failure validated the certificate (OONI's engine verifies chain and name); entries
+    without an address are left out."""
+    out: list[TLSObservation] = []
+    for h in _list(value):
+        ap = _split_address(h.get("address"))
+        if ap is None:
+            continue
+        fail = failure(h.get("failure"))
+        certs = [data for data in (_body(pc) for pc in _list(h.get("peer_certificates"))) if data]
+        valid = True if fail is None else (False if fail in CERTIFICATE_FAILURES else None)
+        out.append(TLSObservation(
+            ip=ap[0], port=ap[1], sni=str(h.get("server_name") or ""), started=t0 + _num(h.get("t")),
+            duration=0.0, failure=fail, version=_str(h.get("tls_version")),
+            cipher=_str(h.get("cipher_suite")), alpn=_str(h.get("negotiated_protocol")),
+            cert_chain=tuple(certs), cert_valid=valid,
+        ))  # fmt: skip
+    return out

@@ -9,14 +9,13 @@ from dataclasses import replace
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
-from probe.core.failures import CERTIFICATE_FAILURES, Failure
+from probe.core.failures import Failure
 from probe.core.model import (
     ControlObservation,
     Hop,
     HTTPObservation,
     Measurement,
     TCPObservation,
-    TLSObservation,
 )
 from probe.measure.control.protocol import THRequestError, THResponseError, parse_response, target_from_url
 from probe.research.ooni.fields import (
@@ -31,12 +30,13 @@ from probe.research.ooni.fields import (
     _num,
     _obj,
     _split_address,
-    _str,
     _title,
+    tcp_observations,
+    tls_observations,
 )
 from probe.research.ooni.record import OONIFormatError, OONIRecord, ooni_verdict
 
-__all__ = ["parse_measurement"]
+__all__ = ["http_observation", "measurement_meta", "parse_measurement", "software_engine"]
 
 
 def parse_measurement(raw: object) -> OONIRecord:
@@ -57,11 +57,7 @@ def parse_measurement(raw: object) -> OONIRecord:
         raise OONIFormatError(str(exc)) from None
     t0 = _epoch(raw.get("measurement_start_time"))
     inferred: set[str] = set()
-    annotations = _obj(raw.get("annotations"))
-    software = f"{_text(raw, 'software_name') or ''}/{_text(raw, 'software_version') or ''}"
-    engine = str(annotations.get("engine_name") or "")
-    if not engine and "measurement_kit" in software:
-        engine = "libmeasurement_kit"
+    software, engine = software_engine(raw)
     resolver_ip = raw.get("resolver_ip") if isinstance(raw.get("resolver_ip"), str) else ""
     client_resolver = tk.get("client_resolver")
     if not resolver_ip and isinstance(client_resolver, str):
@@ -109,37 +105,10 @@ def parse_measurement(raw: object) -> OONIRecord:
     for q in queries:
         host_addrs.setdefault(q.hostname, set()).update(q.addresses)
 
-    tcp_all: list[TCPObservation] = []
-    for c in _list(tk.get("tcp_connect")):
-        c_ip, c_port = c.get("ip"), c.get("port")
-        if not isinstance(c_ip, str) or not isinstance(c_port, int):
-            continue
-        st = _obj(c.get("status"))
-        fail = _failure(st.get("failure"))
-        if fail is None and st.get("success") is False:
-            fail = Failure.UNKNOWN
-        tcp_all.append(TCPObservation(c_ip.strip("[]"), c_port, t0 + _num(c.get("t")), 0.0, fail))
-
-    tls_all: list[TLSObservation] = []
-    for h in _list(tk.get("tls_handshakes")):
-        ap = _split_address(h.get("address"))
-        if ap is None:
-            continue
-        fail = _failure(h.get("failure"))
-        certs: list[bytes] = []
-        for pc in _list(h.get("peer_certificates")):
-            data = _body(pc)
-            if data:
-                certs.append(data)
-        valid = True if fail is None else (False if fail in CERTIFICATE_FAILURES else None)
-        tls_all.append(TLSObservation(
-            ip=ap[0], port=ap[1], sni=str(h.get("server_name") or ""), started=t0 + _num(h.get("t")),
-            duration=0.0, failure=fail, version=_str(h.get("tls_version")),
-            cipher=_str(h.get("cipher_suite")), alpn=_str(h.get("negotiated_protocol")),
-            cert_chain=tuple(certs), cert_valid=valid,
-        ))  # fmt: skip
-        if fail is None:
-            inferred.add("tls-cert-valid")
+    tcp_all = tcp_observations(tk.get("tcp_connect"), t0)
+    tls_all = tls_observations(tk.get("tls_handshakes"), t0)
+    if any(t.failure is None for t in tls_all):
+        inferred.add("tls-cert-valid")
 
     control: ControlObservation | None = None
     th_url = ""
@@ -179,7 +148,7 @@ def parse_measurement(raw: object) -> OONIRecord:
         if h_tcp and i > 0:
             inferred.add("hop-of-tcp")
         h_tls = [t for t in tls_all if t.sni.lower() == host.lower() and (t.ip in addrs or not addrs)]
-        http = _http(chain[i] if i < len(chain) else None, u, host, port, h_tcp, t0, inferred)
+        http = http_observation(chain[i] if i < len(chain) else None, u, host, port, h_tcp, t0, inferred)
         if http is None and i == len(chain) and i > 0 and tail_failure is not None:
             ok = [t.ip for t in h_tcp if t.failure is None and t.port == port]
             if ok and (scheme == "http" or any(t.failure is None for t in h_tls)):
@@ -203,7 +172,29 @@ def parse_measurement(raw: object) -> OONIRecord:
     )  # fmt: skip
     blocking = tk.get("blocking")
     accessible = tk.get("accessible")
-    meta = {
+    meta = measurement_meta(raw, software, engine)
+    return OONIRecord(
+        measurement=m,
+        meta=meta,
+        blocking=blocking if isinstance(blocking, str) else ("false" if blocking is False else None),
+        accessible=accessible if isinstance(accessible, bool) else None,
+        ooni_verdict=ooni_verdict(blocking, accessible),
+        inferred=tuple(sorted(inferred)),
+    )
+
+
+def software_engine(raw: Mapping[str, Any]) -> tuple[str, str]:
+    """``software_name/software_version`` and the engine that made the measurement."""
+    software = f"{_text(raw, 'software_name') or ''}/{_text(raw, 'software_version') or ''}"
+    engine = str(_obj(raw.get("annotations")).get("engine_name") or "")
+    if not engine and "measurement_kit" in software:
+        engine = "libmeasurement_kit"
+    return software, engine
+
+
+def measurement_meta(raw: Mapping[str, Any], software: str, engine: str) -> dict[str, Any]:
+    """OONI's identifiers of a measurement, its network and its software (``OONIRecord.meta``)."""
+    return {
         "report_id": _text(raw, "report_id"),
         "measurement_uid": _uid(raw),
         "probe_asn": _text(raw, "probe_asn"),
@@ -215,14 +206,6 @@ def parse_measurement(raw: object) -> OONIRecord:
         "engine": engine,
         "test_version": _text(raw, "test_version"),
     }
-    return OONIRecord(
-        measurement=m,
-        meta=meta,
-        blocking=blocking if isinstance(blocking, str) else ("false" if blocking is False else None),
-        accessible=accessible if isinstance(accessible, bool) else None,
-        ooni_verdict=ooni_verdict(blocking, accessible),
-        inferred=tuple(sorted(inferred)),
-    )
 
 
 _JSON_TYPES = {dict: "an object", list: "an array", bool: "a boolean", int: "a number",
@@ -260,7 +243,7 @@ def _fix_control(c: ControlObservation, hs: Mapping[str, Any]) -> ControlObserva
     return c
 
 
-def _http(
+def http_observation(
     r: Mapping[str, Any] | None,
     url: str,
     host: str,
