@@ -200,10 +200,14 @@ def child_env(workdir: Path) -> dict[str, str]:
     return env
 
 
-def floor_argv(lists: Sequence[Path], net: BenchNet, ca: Path, c: int, timeout: float) -> list[str]:
-    """The floor (bench/floor.py) over ``lists`` in the bench lab, at concurrency ``c``."""
+def floor_argv(lists: Sequence[Path], net: BenchNet, ca: Path, c: int, timeout: float,
+               lean: bool = False) -> list[str]:  # fmt: skip
+    """A floor (bench/floor.py: httpx's, or with ``lean`` issue 28's) over ``lists`` in the bench
+    lab, at concurrency ``c``."""
     argv = [sys.executable, "-m", "bench.floor", "--resolver", net.dns_ip, "--cafile", str(ca),
             "--concurrency", str(c), "--timeout", str(timeout), "--timings"]  # fmt: skip
+    if lean:
+        argv.append("--lean")
     for p in lists:
         argv += ["--list", str(p)]
     return argv

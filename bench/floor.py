@@ -1,12 +1,20 @@
-"""The floor: the least work a Python client does per URL with the probe's libraries.
+"""The floors: the least work a Python client does per URL.
 
-For each URL, with at most C in flight (asyncio): one dnspython UDP query (A), one TCP connect
-to the first address, one TLS handshake (SNI, certificate validated against ``--cafile``), one
-httpx GET over that connection (HTTP/1.1 via httpcore), body read. No retries, no redirects, no
-storage, no control: the probe's figures are judged as ratios against this.
+Two of them, with at most C in flight (asyncio), no retries, no redirects, no storage, no
+control: the probe's figures are judged as ratios against them.
+
+- the **httpx floor** (issue 4, the default): one dnspython UDP query (A), one TCP connect to the
+  first address, one TLS handshake (SNI, certificate validated against ``--cafile``), one httpx
+  GET over that connection (HTTP/1.1 via httpcore), body read;
+- the **lean floor** (``--lean``, issue 28's definition, which the targets are judged against):
+  one A query with ``dns.asyncquery.udp``, ``asyncio.open_connection(ip, port, ssl=ctx,
+  server_hostname=host)`` (TLS 1.3 only, certificate verified), ``GET / HTTP/1.1`` with
+  ``Connection: close`` written by hand, read to EOF, no parsing.
+
+Both run on asyncio's own loop (``asyncio.run``) unless ``--loop uvloop`` is given.
 
     ip netns exec CLIENT .venv/bin/python -m bench.floor --list urls.csv --resolver 10.77.2.3 \\
-        --cafile ca.pem --concurrency 64
+        --cafile ca.pem --concurrency 64 [--lean]
 
 Prints one JSON line: urls, ok, failures by kind, elapsed seconds (first URL to last).
 """
@@ -18,6 +26,7 @@ import asyncio
 import csv
 import json
 import ssl
+import statistics
 import sys
 import time
 from collections import Counter
@@ -31,7 +40,7 @@ import dns.rdatatype
 import httpcore
 import httpx
 
-__all__ = ["iter_urls", "main", "run_floor"]
+__all__ = ["iter_urls", "main", "run_floor", "run_lean_floor"]
 
 
 def iter_urls(paths: Sequence[str]) -> Iterator[str]:
@@ -145,6 +154,96 @@ async def _one(
         return type(exc).__name__
 
 
+async def _one_lean(
+    url: str,
+    resolver: str,
+    ctx: ssl.SSLContext,
+    timeout: float,
+    steps: list[list[float]] | None = None,
+) -> str:
+    """Issue 28's lean floor for one URL: A query, TCP + TLS 1.3, a hand-written GET, read to EOF."""
+    clock = time.monotonic
+    t = [clock()]
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    tls = parts.scheme == "https"
+    port = parts.port or (443 if tls else 80)
+    request = (f"GET {parts.path or '/'} HTTP/1.1\r\nHost: {host}\r\n"
+               "Connection: close\r\n\r\n").encode()  # fmt: skip
+    try:
+        async with asyncio.timeout(timeout):
+            q = dns.message.make_query(host, dns.rdatatype.A)
+            r = await dns.asyncquery.udp(q, resolver, timeout=timeout)
+            addrs = [rd.address for rrs in r.answer if rrs.rdtype == dns.rdatatype.A for rd in rrs]
+            if not addrs:
+                return "dns"
+            t.append(clock())
+            reader, writer = await asyncio.open_connection(
+                addrs[0], port, ssl=ctx if tls else None, server_hostname=host if tls else None
+            )
+            t.append(clock())
+            try:
+                writer.write(request)
+                first = await reader.read(65536)
+                while await reader.read(65536):
+                    pass
+                if steps is not None:
+                    t.append(clock())
+                    for i in range(3):
+                        steps[i].append(t[i + 1] - t[i])
+                return "ok" if first.startswith(b"HTTP/1.1 2") else "http"
+            finally:
+                writer.close()
+    except TimeoutError:
+        return "timeout"
+    except Exception as exc:
+        return type(exc).__name__
+
+
+async def run_lean_floor(
+    urls: Iterator[str],
+    resolver: str,
+    cafile: str | None,
+    concurrency: int,
+    timeout: float = 15.0,
+    timings: bool = False,
+) -> dict[str, Any]:
+    """The lean floor over every URL with at most ``concurrency`` in flight (see the module).
+
+    With ``timings``, also the median duration (ms) of each step (dns, tcp+tls, http).
+    """
+    steps: list[list[float]] | None = [[], [], []] if timings else None
+    ctx = ssl.create_default_context(cafile=cafile)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+    outcomes: Counter[str] = Counter()
+
+    async def worker() -> None:
+        for url in urls:  # one shared iterator: the list is streamed, never loaded
+            outcomes[await _one_lean(url, resolver, ctx, timeout, steps)] += 1
+
+    t0 = time.monotonic()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return _summary(outcomes, time.monotonic() - t0, steps, ("dns", "tcp+tls", "http"))
+
+
+def _summary(
+    outcomes: Counter[str], elapsed: float, steps: list[list[float]] | None,
+    names: Sequence[str],
+) -> dict[str, Any]:  # fmt: skip
+    result: dict[str, Any] = {
+        "urls": sum(outcomes.values()),
+        "ok": outcomes.get("ok", 0),
+        "failures": {k: v for k, v in outcomes.items() if k != "ok"},
+        "elapsed": round(elapsed, 3),
+    }
+    if steps is not None:
+        result["step_median_ms"] = {
+            name: round(statistics.median(xs) * 1000, 1) if xs else None
+            for name, xs in zip(names, steps, strict=True)
+        }
+    return result
+
+
 async def run_floor(
     urls: Iterator[str],
     resolver: str,
@@ -170,20 +269,7 @@ async def run_floor(
         t0 = time.monotonic()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         elapsed = time.monotonic() - t0
-    result: dict[str, Any] = {
-        "urls": sum(outcomes.values()),
-        "ok": outcomes.get("ok", 0),
-        "failures": {k: v for k, v in outcomes.items() if k != "ok"},
-        "elapsed": round(elapsed, 3),
-    }
-    if steps is not None:
-        import statistics
-
-        result["step_median_ms"] = {
-            name: round(statistics.median(xs) * 1000, 1) if xs else None
-            for name, xs in zip(("dns", "tcp", "tls", "http"), steps, strict=True)
-        }
-    return result
+    return _summary(outcomes, elapsed, steps, ("dns", "tcp", "tls", "http"))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -194,11 +280,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--concurrency", type=int, default=64)
     ap.add_argument("--timeout", type=float, default=15.0, help="per-URL deadline, seconds")
     ap.add_argument("--timings", action="store_true", help="also report median step durations")
+    ap.add_argument("--lean", action="store_true",
+                    help="issue 28's lean floor (no httpx: a hand-written GET read to EOF)")
+    ap.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio",
+                    help="event loop (default asyncio's own, as the floors are defined)")
     args = ap.parse_args(argv)
-    result = asyncio.run(
-        run_floor(iter_urls(args.list), args.resolver, args.cafile, args.concurrency, args.timeout,
-                  args.timings)
-    )
+    run = run_lean_floor if args.lean else run_floor
+    factory = None
+    if args.loop == "uvloop":
+        import uvloop
+
+        factory = uvloop.new_event_loop
+    with asyncio.Runner(loop_factory=factory) as runner:
+        result = runner.run(run(iter_urls(args.list), args.resolver, args.cafile, args.concurrency,
+                                args.timeout, args.timings))  # fmt: skip
+    result["loop"] = args.loop
     print(json.dumps(result), flush=True)
     return 0
 
