@@ -219,7 +219,13 @@ def probe_argv(
 ) -> list[str]:  # fmt: skip
     """`probe run` over ``lists`` in the bench lab (with --probe-tree's version, --probe-arg's extras)."""
     argv = [sys.executable]
-    if profile is not None:
+    if profile is not None and profile.suffix == ".folded":
+        # py-spy (--pyspy): on-CPU samples of every thread (the store's writer too), Python
+        # frames, from outside the process without pausing it (the probe runs unmodified).
+        spy = Path(sys.executable).with_name("py-spy")
+        argv = [str(spy), "record", "--nonblocking", "--threads", "-r", "400",
+                "-f", "raw", "-o", str(profile), "--", sys.executable]  # fmt: skip
+    elif profile is not None:
         argv += ["-m", "pyinstrument", "-r", "pyisession", "-o", str(profile)]
     argv += ["-m", "probe", "run", *map(str, lists), "--resolver", net.dns_ip,
              "--cafile", str(ca), "--concurrency", str(c), "--db", str(db), "--accept-risks",

@@ -1,6 +1,12 @@
-"""Summarise a pyinstrument session of `probe run`: where the probe's CPU time goes.
+"""Summarise a profile of `probe run`: where the probe's CPU time goes.
 
     .venv/bin/python -m bench.profile bench/out/profile-c64-....pyisession [--top 25]
+    .venv/bin/python -m bench.profile bench/out/profile-c64-....folded [--urls 2000]
+
+A ``.folded`` file (py-spy's raw format, ``bench.throughput --pyspy``) holds on-CPU samples of
+every thread; its summary is the per-stage account of docs/bench.md: each sample is charged to
+the first stage (in :data:`STAGES` order) that one of its frames belongs to, and with ``--urls``
+turned into CPU ms per URL.
 
 Prints (1) the heaviest functions by self time, grouped by file:function, (2) the probe's own
 functions (probe/...) by inclusive time, and writes the condensed call tree (library frames
@@ -17,7 +23,72 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["main", "summarise"]
+__all__ = ["STAGES", "main", "stage_account", "summarise"]
+
+#: The stages of a URL's CPU, each with the frame substrings that charge a sample to it. A sample
+#: goes to the first stage, in this order, that one of its frames (leaf to root) matches: the
+#: TLS handshake inside the engine's TLS step is "tls handshake", a dnspython parse inside the
+#: DNS step is "dns".
+STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("imports", ("<frozen importlib._bootstrap", "_find_and_load")),
+    ("tls handshake (OpenSSL)", ("do_handshake", "ssl_do_handshake", "SSL_do_handshake")),
+    ("store: encode + SQLite write", ("probe/store/", "probe/run/writer.py", "sqlite3", "zlib",
+                                      "msgspec")),
+    ("control client", ("probe/measure/control",)),
+    ("fingerprints", ("probe/inputs/fingerprints",)),
+    ("classification", ("probe/judge/",)),
+    ("body hash + title", ("probe/measure/decoding.py", "hashlib", "_title", "title")),
+    ("http client + headers", ("probe/measure/http.py", "httpx/", "httpcore/", "h11/")),
+    ("dns (A, AAAA, late window)", ("probe/measure/dns.py", "dns/")),
+    ("tcp + tls steps", ("probe/measure/tcp.py", "probe/measure/tls.py", "ssl.py")),
+    ("engine + pool", ("probe/measure/", "probe/run/")),
+    ("identity, pre-flight, run setup", ("probe/",)),
+    ("event loop, sockets (uvloop/asyncio)", ("uvloop", "asyncio/", "selectors", "socket")),
+)
+
+
+def stage_account(path: Path, urls: int | None = None, rate: float | None = None,
+                  ) -> list[tuple[str, int, float | None]]:  # fmt: skip
+    """(stage, samples, CPU ms per URL or None) for a py-spy raw file, heaviest first."""
+    counts: dict[str, int] = defaultdict(int)
+    for line in path.read_text(errors="replace").splitlines():
+        stack, _, n = line.rpartition(" ")
+        if not n.isdigit():
+            continue
+        frames = stack.split(";")[::-1]  # leaf first
+        for name, needles in STAGES:
+            if any(needle in f for f in frames for needle in needles):
+                counts[name] += int(n)
+                break
+        else:
+            counts["other (interpreter, C libraries)"] += int(n)
+    return [(k, v, round(1000 * v / rate / urls, 3) if urls and rate else None)
+            for k, v in sorted(counts.items(), key=lambda kv: -kv[1])]  # fmt: skip
+
+
+def summarise_folded(path: Path, top: int = 25, urls: int | None = None,
+                     rate: float = 400.0) -> str:  # fmt: skip
+    """The per-stage account and the heaviest leaf frames of a py-spy raw file."""
+    account = stage_account(path, urls, rate)
+    total = sum(n for _, n, _ in account) or 1
+    lines = [f"profile: {path}  {total} on-CPU samples at {rate:g} Hz = {total / rate:.2f} s", "",
+             "per stage (samples, %, CPU ms per URL):"]  # fmt: skip
+    for name, n, ms in account:
+        lines.append(f"  {n:7d}  {100 * n / total:5.1f}%  {_ms(ms)}  {name}")
+    leaves: dict[str, int] = defaultdict(int)
+    for line in path.read_text(errors="replace").splitlines():
+        stack, _, n = line.rpartition(" ")
+        if n.isdigit():
+            leaves[stack.split(";")[-1]] += int(n)
+    lines += ["", f"top {top} leaf frames:"]
+    for key, n in sorted(leaves.items(), key=lambda kv: -kv[1])[:top]:
+        lines.append(f"  {n:7d}  {100 * n / total:5.1f}%  {key[:100]}")
+    return "\n".join(lines) + "\n"
+
+
+def _ms(ms: float | None) -> str:
+    return f"{ms:6.3f}" if ms is not None else "     -"
+
 
 
 def _walk(frame: Any, stack: tuple[str, ...] = ()) -> Iterator[tuple[Any, tuple[str, ...]]]:
@@ -63,10 +134,15 @@ def summarise(session_path: Path, top: int = 25) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.profile", description=__doc__.split("\n")[0])
-    ap.add_argument("session", type=Path, help="a .pyisession written by bench.throughput --profile")
+    ap.add_argument("session", type=Path, help="a .pyisession (--profile) or .folded (--pyspy)")
     ap.add_argument("--top", type=int, default=25)
+    ap.add_argument("--urls", type=int, help="URLs of the run (.folded: CPU ms per URL)")
+    ap.add_argument("--rate", type=float, default=400.0, help="py-spy's sampling rate (Hz)")
     args = ap.parse_args(argv)
-    sys.stdout.write(summarise(args.session, args.top))
+    if args.session.suffix == ".folded":
+        sys.stdout.write(summarise_folded(args.session, args.top, args.urls, args.rate))
+    else:
+        sys.stdout.write(summarise(args.session, args.top))
     return 0
 
 

@@ -260,7 +260,8 @@ def run_pair(
                           "cpu_ms_per_url": prof["cpu_ms_per_url"], "valid": prof["valid"]}  # fmt: skip
         if profile.exists():
             # In a child: loading a session takes hundreds of MB, which later forks would inherit.
-            r = subprocess.run([sys.executable, "-m", "bench.profile", str(profile)],
+            r = subprocess.run([sys.executable, "-m", "bench.profile", str(profile),
+                                "--urls", str(urls)],
                                capture_output=True, text=True, env=child_env(workdir))  # fmt: skip
             row["profile"]["summary"] = r.stdout or r.stderr[-1000:]
     if repeat > 1:
@@ -534,6 +535,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--profile", action="store_true",
                     help="one more probe run per concurrency under pyinstrument; its summary goes "
                     "to the report (the measured figures come from runs without the profiler)")
+    ap.add_argument("--pyspy", action="store_true",
+                    help="like --profile, with py-spy (every thread, on-CPU samples, native "
+                    "frames): the per-stage account of CPU per URL (bench/profile.py)")
     ap.add_argument("--profile-helper", type=Path, metavar="SESSION",
                     help="run the control helper under pyinstrument for the whole benchmark and "
                     "write its session here (slows the helper: the figures of that run are for "
@@ -609,8 +613,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                           f"{'with' if with_control else 'without'} the control ...",
                           flush=True)  # fmt: skip
                     kind = "control" if with_control else "none"
-                    profile = (OUT / f"profile-{kind}-c{c}-{stamp}.pyisession" if args.profile
-                               else None)  # fmt: skip
+                    suffix = ".folded" if args.pyspy else ".pyisession"
+                    profile = (OUT / f"profile-{kind}-c{c}-{stamp}{suffix}"
+                               if args.profile or args.pyspy else None)  # fmt: skip
+                    if profile is not None:
+                        profile.parent.mkdir(parents=True, exist_ok=True)  # --out elsewhere
                     row = run_pair(net, services, workdir, [lst], args.urls, c, args.rtt_ms,
                                    timeouts, args.timeout, profile, with_control,
                                    args.repeat)  # fmt: skip
