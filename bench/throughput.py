@@ -261,7 +261,7 @@ def run_pair(
         if profile.exists():
             # In a child: loading a session takes hundreds of MB, which later forks would inherit.
             r = subprocess.run([sys.executable, "-m", "bench.profile", str(profile),
-                                "--urls", str(urls)],
+                                "--cpu-ms", str(prof["cpu_ms_per_url"] or 0)],
                                capture_output=True, text=True, env=child_env(workdir))  # fmt: skip
             row["profile"]["summary"] = r.stdout or r.stderr[-1000:]
     if repeat > 1:
