@@ -72,16 +72,18 @@ class ConnStream(httpcore.AsyncNetworkStream):
     def __init__(self, conn: Conn) -> None:
         self._conn = conn
 
+    # No timeout per read or write: httpcore passes the GET's own timeout, and http_get, the
+    # only user of this stream, bounds the whole exchange by that same timeout, started before
+    # any read; a per-read one would always expire later, and cost a timer per call.
+
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        async with asyncio.timeout(timeout):
-            return await self._conn.reader.read(max_bytes)
+        return await self._conn.reader.read(max_bytes)
 
     async def write(self, buffer: bytes, timeout: float | None = None) -> None:
         if not buffer:
             return
         self._conn.writer.write(buffer)
-        async with asyncio.timeout(timeout):
-            await self._conn.writer.drain()
+        await self._conn.writer.drain()
 
     async def aclose(self) -> None:
         self._conn.close()
