@@ -30,7 +30,7 @@ import statistics
 import sys
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -107,97 +107,123 @@ class _OneConnection(httpx.AsyncBaseTransport):
         )  # fmt: skip
 
 
-async def _one(
-    url: str,
-    resolver: str,
-    ctx: ssl.SSLContext,
-    client: httpx.AsyncClient,
-    timeout: float,
-    steps: list[list[float]] | None = None,
-) -> str:
-    clock = time.monotonic
-    t = [clock()]
+def _target(url: str) -> tuple[str, bool, int, str]:
+    """(host, https?, port, path) of a list URL."""
     parts = urlsplit(url)
-    host = parts.hostname or ""
     tls = parts.scheme == "https"
-    port = parts.port or (443 if tls else 80)
+    return parts.hostname or "", tls, parts.port or (443 if tls else 80), parts.path or "/"
+
+
+async def _resolve_a(host: str, resolver: str, timeout: float) -> list[str]:
+    """The A addresses of ``host``: one query with ``dns.asyncquery.udp`` (both floors)."""
+    q = dns.message.make_query(host, dns.rdatatype.A)
+    r = await dns.asyncquery.udp(q, resolver, timeout=timeout)
+    return [rd.address for rrs in r.answer if rrs.rdtype == dns.rdatatype.A for rd in rrs]
+
+
+async def _outcome(fetch: Awaitable[str], timeout: float) -> str:
+    """``ok`` or what went wrong with one URL, within its deadline."""
     try:
         async with asyncio.timeout(timeout):
-            q = dns.message.make_query(host, dns.rdatatype.A)
-            r = await dns.asyncquery.udp(q, resolver, timeout=timeout)
-            addrs = [rd.address for rrs in r.answer if rrs.rdtype == dns.rdatatype.A for rd in rrs]
-            if not addrs:
-                return "dns"
-            t.append(clock())
-            reader, writer = await asyncio.open_connection(addrs[0], port)
-            t.append(clock())
-            try:
-                if tls:
-                    await writer.start_tls(ctx, server_hostname=host)
-                t.append(clock())
-                conn = httpcore.AsyncHTTP11Connection(
-                    httpcore.Origin(parts.scheme.encode(), host.encode(), port),
-                    _Stream(reader, writer),
-                )
-                resp = await client.get(url, extensions={"floor_conn": conn})
-                await resp.aclose()
-                if steps is not None:
-                    t.append(clock())
-                    for i in range(4):
-                        steps[i].append(t[i + 1] - t[i])
-                return "ok" if resp.status_code < 500 else "http"
-            finally:
-                writer.close()
+            return await fetch
     except TimeoutError:
         return "timeout"
     except Exception as exc:
         return type(exc).__name__
+
+
+def _note_steps(steps: list[list[float]] | None, t: list[float]) -> None:
+    """Append each step's duration (between consecutive clock readings ``t``) to ``steps``."""
+    if steps is not None:
+        t.append(time.monotonic())
+        for i, xs in enumerate(steps):
+            xs.append(t[i + 1] - t[i])
+
+
+async def _one(
+    url: str, resolver: str, ctx: ssl.SSLContext, client: httpx.AsyncClient, timeout: float,
+    steps: list[list[float]] | None = None,
+) -> str:  # fmt: skip
+    """The httpx floor for one URL: A query, TCP, TLS, an httpx GET, body read."""
+    clock = time.monotonic
+    t = [clock()]
+    host, tls, port, _ = _target(url)
+    addrs = await _resolve_a(host, resolver, timeout)
+    if not addrs:
+        return "dns"
+    t.append(clock())
+    reader, writer = await asyncio.open_connection(addrs[0], port)
+    t.append(clock())
+    try:
+        if tls:
+            await writer.start_tls(ctx, server_hostname=host)
+        t.append(clock())
+        conn = httpcore.AsyncHTTP11Connection(
+            httpcore.Origin(b"https" if tls else b"http", host.encode(), port),
+            _Stream(reader, writer),
+        )
+        resp = await client.get(url, extensions={"floor_conn": conn})
+        await resp.aclose()
+        _note_steps(steps, t)
+        return "ok" if resp.status_code < 500 else "http"
+    finally:
+        writer.close()
 
 
 async def _one_lean(
-    url: str,
-    resolver: str,
-    ctx: ssl.SSLContext,
-    timeout: float,
+    url: str, resolver: str, ctx: ssl.SSLContext, timeout: float,
     steps: list[list[float]] | None = None,
-) -> str:
+) -> str:  # fmt: skip
     """Issue 28's lean floor for one URL: A query, TCP + TLS 1.3, a hand-written GET, read to EOF."""
     clock = time.monotonic
     t = [clock()]
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    tls = parts.scheme == "https"
-    port = parts.port or (443 if tls else 80)
-    request = (f"GET {parts.path or '/'} HTTP/1.1\r\nHost: {host}\r\n"
-               "Connection: close\r\n\r\n").encode()  # fmt: skip
+    host, tls, port, path = _target(url)
+    request = f"GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode()
+    addrs = await _resolve_a(host, resolver, timeout)
+    if not addrs:
+        return "dns"
+    t.append(clock())
+    reader, writer = await asyncio.open_connection(
+        addrs[0], port, ssl=ctx if tls else None, server_hostname=host if tls else None
+    )
+    t.append(clock())
     try:
-        async with asyncio.timeout(timeout):
-            q = dns.message.make_query(host, dns.rdatatype.A)
-            r = await dns.asyncquery.udp(q, resolver, timeout=timeout)
-            addrs = [rd.address for rrs in r.answer if rrs.rdtype == dns.rdatatype.A for rd in rrs]
-            if not addrs:
-                return "dns"
-            t.append(clock())
-            reader, writer = await asyncio.open_connection(
-                addrs[0], port, ssl=ctx if tls else None, server_hostname=host if tls else None
-            )
-            t.append(clock())
-            try:
-                writer.write(request)
-                first = await reader.read(65536)
-                while await reader.read(65536):
-                    pass
-                if steps is not None:
-                    t.append(clock())
-                    for i in range(3):
-                        steps[i].append(t[i + 1] - t[i])
-                return "ok" if first.startswith(b"HTTP/1.1 2") else "http"
-            finally:
-                writer.close()
-    except TimeoutError:
-        return "timeout"
-    except Exception as exc:
-        return type(exc).__name__
+        writer.write(request)
+        first = await reader.read(65536)
+        while await reader.read(65536):
+            pass
+        _note_steps(steps, t)
+        return "ok" if first.startswith(b"HTTP/1.1 2") else "http"
+    finally:
+        writer.close()
+
+
+async def _drive(
+    urls: Iterator[str], concurrency: int, fetch: Callable[[str], Awaitable[str]],
+    timeout: float, steps: list[list[float]] | None, names: Sequence[str],
+) -> dict[str, Any]:  # fmt: skip
+    """Run ``fetch`` over every URL with at most ``concurrency`` in flight; the summary."""
+    outcomes: Counter[str] = Counter()
+
+    async def worker() -> None:
+        for url in urls:  # one shared iterator: the list is streamed, never loaded
+            outcomes[await _outcome(fetch(url), timeout)] += 1
+
+    t0 = time.monotonic()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    elapsed = time.monotonic() - t0
+    result: dict[str, Any] = {
+        "urls": sum(outcomes.values()),
+        "ok": outcomes.get("ok", 0),
+        "failures": {k: v for k, v in outcomes.items() if k != "ok"},
+        "elapsed": round(elapsed, 3),
+    }
+    if steps is not None:
+        result["step_median_ms"] = {
+            name: round(statistics.median(xs) * 1000, 1) if xs else None
+            for name, xs in zip(names, steps, strict=True)
+        }
+    return result
 
 
 async def run_lean_floor(
@@ -215,33 +241,9 @@ async def run_lean_floor(
     steps: list[list[float]] | None = [[], [], []] if timings else None
     ctx = ssl.create_default_context(cafile=cafile)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_3
-    outcomes: Counter[str] = Counter()
-
-    async def worker() -> None:
-        for url in urls:  # one shared iterator: the list is streamed, never loaded
-            outcomes[await _one_lean(url, resolver, ctx, timeout, steps)] += 1
-
-    t0 = time.monotonic()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return _summary(outcomes, time.monotonic() - t0, steps, ("dns", "tcp+tls", "http"))
-
-
-def _summary(
-    outcomes: Counter[str], elapsed: float, steps: list[list[float]] | None,
-    names: Sequence[str],
-) -> dict[str, Any]:  # fmt: skip
-    result: dict[str, Any] = {
-        "urls": sum(outcomes.values()),
-        "ok": outcomes.get("ok", 0),
-        "failures": {k: v for k, v in outcomes.items() if k != "ok"},
-        "elapsed": round(elapsed, 3),
-    }
-    if steps is not None:
-        result["step_median_ms"] = {
-            name: round(statistics.median(xs) * 1000, 1) if xs else None
-            for name, xs in zip(names, steps, strict=True)
-        }
-    return result
+    return await _drive(urls, concurrency,
+                        lambda url: _one_lean(url, resolver, ctx, timeout, steps), timeout, steps,
+                        ("dns", "tcp+tls", "http"))  # fmt: skip
 
 
 async def run_floor(
@@ -259,17 +261,10 @@ async def run_floor(
     steps: list[list[float]] | None = [[], [], [], []] if timings else None
     ctx = ssl.create_default_context(cafile=cafile)
     ctx.set_alpn_protocols(["http/1.1"])
-    outcomes: Counter[str] = Counter()
     async with httpx.AsyncClient(transport=_OneConnection(), trust_env=False) as client:
-
-        async def worker() -> None:
-            for url in urls:  # one shared iterator: the list is streamed, never loaded
-                outcomes[await _one(url, resolver, ctx, client, timeout, steps)] += 1
-
-        t0 = time.monotonic()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        elapsed = time.monotonic() - t0
-    return _summary(outcomes, elapsed, steps, ("dns", "tcp", "tls", "http"))
+        return await _drive(urls, concurrency,
+                            lambda url: _one(url, resolver, ctx, client, timeout, steps), timeout,
+                            steps, ("dns", "tcp", "tls", "http"))  # fmt: skip
 
 
 def main(argv: Sequence[str] | None = None) -> int:
