@@ -126,8 +126,8 @@ class ConnTransport:
 
     httpcore directly, without httpx's Request and Response models around it: building an
     ``httpx.Request`` (its headers normalized, its stream, the conversion to httpcore's) and
-    wrapping the answer in an ``httpx.Response`` cost about 3 % of the probe's CPU per URL
-    (py-spy, bench/throughput.py at C = 256; docs/bench.md, issue 28) for objects nothing else
+    wrapping the answer in an ``httpx.Response`` cost 1.6 % of the probe's instructions per URL
+    (bench/instructions.py: 11.78 -> 11.59 M; docs/bench.md, issue 28) for objects nothing else
     reads. The bytes sent are the same: httpx's URL gives the request target, and the headers
     are encoded as httpx encodes them (ASCII).
     """
