@@ -200,10 +200,14 @@ def child_env(workdir: Path) -> dict[str, str]:
     return env
 
 
-def floor_argv(lists: Sequence[Path], net: BenchNet, ca: Path, c: int, timeout: float) -> list[str]:
-    """The floor (bench/floor.py) over ``lists`` in the bench lab, at concurrency ``c``."""
+def floor_argv(lists: Sequence[Path], net: BenchNet, ca: Path, c: int, timeout: float,
+               lean: bool = False) -> list[str]:  # fmt: skip
+    """A floor (bench/floor.py: httpx's, or with ``lean`` issue 28's) over ``lists`` in the bench
+    lab, at concurrency ``c``."""
     argv = [sys.executable, "-m", "bench.floor", "--resolver", net.dns_ip, "--cafile", str(ca),
             "--concurrency", str(c), "--timeout", str(timeout), "--timings"]  # fmt: skip
+    if lean:
+        argv.append("--lean")
     for p in lists:
         argv += ["--list", str(p)]
     return argv
@@ -215,7 +219,13 @@ def probe_argv(
 ) -> list[str]:  # fmt: skip
     """`probe run` over ``lists`` in the bench lab (with --probe-tree's version, --probe-arg's extras)."""
     argv = [sys.executable]
-    if profile is not None:
+    if profile is not None and profile.suffix == ".folded":
+        # py-spy (--pyspy): on-CPU samples of every thread (the store's writer too), Python
+        # frames, from outside the process without pausing it (the probe runs unmodified).
+        spy = Path(sys.executable).with_name("py-spy")
+        argv = [str(spy), "record", "--nonblocking", "--threads", "-r", "400",
+                "-f", "raw", "-o", str(profile), "--", sys.executable]  # fmt: skip
+    elif profile is not None:
         argv += ["-m", "pyinstrument", "-r", "pyisession", "-o", str(profile)]
     argv += ["-m", "probe", "run", *map(str, lists), "--resolver", net.dns_ip,
              "--cafile", str(ca), "--concurrency", str(c), "--db", str(db), "--accept-risks",

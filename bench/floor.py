@@ -1,12 +1,20 @@
-"""The floor: the least work a Python client does per URL with the probe's libraries.
+"""The floors: the least work a Python client does per URL.
 
-For each URL, with at most C in flight (asyncio): one dnspython UDP query (A), one TCP connect
-to the first address, one TLS handshake (SNI, certificate validated against ``--cafile``), one
-httpx GET over that connection (HTTP/1.1 via httpcore), body read. No retries, no redirects, no
-storage, no control: the probe's figures are judged as ratios against this.
+Two of them, with at most C in flight (asyncio), no retries, no redirects, no storage, no
+control: the probe's figures are judged as ratios against them.
+
+- the **httpx floor** (issue 4, the default): one dnspython UDP query (A), one TCP connect to the
+  first address, one TLS handshake (SNI, certificate validated against ``--cafile``), one httpx
+  GET over that connection (HTTP/1.1 via httpcore), body read;
+- the **lean floor** (``--lean``, issue 28's definition, which the targets are judged against):
+  one A query with ``dns.asyncquery.udp``, ``asyncio.open_connection(ip, port, ssl=ctx,
+  server_hostname=host)`` (TLS 1.3 only, certificate verified), ``GET / HTTP/1.1`` with
+  ``Connection: close`` written by hand, read to EOF, no parsing.
+
+Both run on asyncio's own loop (``asyncio.run``) unless ``--loop uvloop`` is given.
 
     ip netns exec CLIENT .venv/bin/python -m bench.floor --list urls.csv --resolver 10.77.2.3 \\
-        --cafile ca.pem --concurrency 64
+        --cafile ca.pem --concurrency 64 [--lean]
 
 Prints one JSON line: urls, ok, failures by kind, elapsed seconds (first URL to last).
 """
@@ -18,10 +26,11 @@ import asyncio
 import csv
 import json
 import ssl
+import statistics
 import sys
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -31,7 +40,7 @@ import dns.rdatatype
 import httpcore
 import httpx
 
-__all__ = ["iter_urls", "main", "run_floor"]
+__all__ = ["iter_urls", "main", "run_floor", "run_lean_floor"]
 
 
 def iter_urls(paths: Sequence[str]) -> Iterator[str]:
@@ -98,51 +107,143 @@ class _OneConnection(httpx.AsyncBaseTransport):
         )  # fmt: skip
 
 
-async def _one(
-    url: str,
-    resolver: str,
-    ctx: ssl.SSLContext,
-    client: httpx.AsyncClient,
-    timeout: float,
-    steps: list[list[float]] | None = None,
-) -> str:
-    clock = time.monotonic
-    t = [clock()]
+def _target(url: str) -> tuple[str, bool, int, str]:
+    """(host, https?, port, path) of a list URL."""
     parts = urlsplit(url)
-    host = parts.hostname or ""
     tls = parts.scheme == "https"
-    port = parts.port or (443 if tls else 80)
+    return parts.hostname or "", tls, parts.port or (443 if tls else 80), parts.path or "/"
+
+
+async def _resolve_a(host: str, resolver: str, timeout: float) -> list[str]:
+    """The A addresses of ``host``: one query with ``dns.asyncquery.udp`` (both floors)."""
+    q = dns.message.make_query(host, dns.rdatatype.A)
+    r = await dns.asyncquery.udp(q, resolver, timeout=timeout)
+    return [rd.address for rrs in r.answer if rrs.rdtype == dns.rdatatype.A for rd in rrs]
+
+
+async def _outcome(fetch: Awaitable[str], timeout: float) -> str:
+    """``ok`` or what went wrong with one URL, within its deadline."""
     try:
         async with asyncio.timeout(timeout):
-            q = dns.message.make_query(host, dns.rdatatype.A)
-            r = await dns.asyncquery.udp(q, resolver, timeout=timeout)
-            addrs = [rd.address for rrs in r.answer if rrs.rdtype == dns.rdatatype.A for rd in rrs]
-            if not addrs:
-                return "dns"
-            t.append(clock())
-            reader, writer = await asyncio.open_connection(addrs[0], port)
-            t.append(clock())
-            try:
-                if tls:
-                    await writer.start_tls(ctx, server_hostname=host)
-                t.append(clock())
-                conn = httpcore.AsyncHTTP11Connection(
-                    httpcore.Origin(parts.scheme.encode(), host.encode(), port),
-                    _Stream(reader, writer),
-                )
-                resp = await client.get(url, extensions={"floor_conn": conn})
-                await resp.aclose()
-                if steps is not None:
-                    t.append(clock())
-                    for i in range(4):
-                        steps[i].append(t[i + 1] - t[i])
-                return "ok" if resp.status_code < 500 else "http"
-            finally:
-                writer.close()
+            return await fetch
     except TimeoutError:
         return "timeout"
     except Exception as exc:
         return type(exc).__name__
+
+
+def _note_steps(steps: list[list[float]] | None, t: list[float]) -> None:
+    """Append each step's duration (between consecutive clock readings ``t``) to ``steps``."""
+    if steps is not None:
+        t.append(time.monotonic())
+        for i, xs in enumerate(steps):
+            xs.append(t[i + 1] - t[i])
+
+
+async def _one(
+    url: str, resolver: str, ctx: ssl.SSLContext, client: httpx.AsyncClient, timeout: float,
+    steps: list[list[float]] | None = None,
+) -> str:  # fmt: skip
+    """The httpx floor for one URL: A query, TCP, TLS, an httpx GET, body read."""
+    clock = time.monotonic
+    t = [clock()]
+    host, tls, port, _ = _target(url)
+    addrs = await _resolve_a(host, resolver, timeout)
+    if not addrs:
+        return "dns"
+    t.append(clock())
+    reader, writer = await asyncio.open_connection(addrs[0], port)
+    t.append(clock())
+    try:
+        if tls:
+            await writer.start_tls(ctx, server_hostname=host)
+        t.append(clock())
+        conn = httpcore.AsyncHTTP11Connection(
+            httpcore.Origin(b"https" if tls else b"http", host.encode(), port),
+            _Stream(reader, writer),
+        )
+        resp = await client.get(url, extensions={"floor_conn": conn})
+        await resp.aclose()
+        _note_steps(steps, t)
+        return "ok" if resp.status_code < 500 else "http"
+    finally:
+        writer.close()
+
+
+async def _one_lean(
+    url: str, resolver: str, ctx: ssl.SSLContext, timeout: float,
+    steps: list[list[float]] | None = None,
+) -> str:  # fmt: skip
+    """Issue 28's lean floor for one URL: A query, TCP + TLS 1.3, a hand-written GET, read to EOF."""
+    clock = time.monotonic
+    t = [clock()]
+    host, tls, port, path = _target(url)
+    request = f"GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode()
+    addrs = await _resolve_a(host, resolver, timeout)
+    if not addrs:
+        return "dns"
+    t.append(clock())
+    reader, writer = await asyncio.open_connection(
+        addrs[0], port, ssl=ctx if tls else None, server_hostname=host if tls else None
+    )
+    t.append(clock())
+    try:
+        writer.write(request)
+        first = await reader.read(65536)
+        while await reader.read(65536):
+            pass
+        _note_steps(steps, t)
+        return "ok" if first.startswith(b"HTTP/1.1 2") else "http"
+    finally:
+        writer.close()
+
+
+async def _drive(
+    urls: Iterator[str], concurrency: int, fetch: Callable[[str], Awaitable[str]],
+    timeout: float, steps: list[list[float]] | None, names: Sequence[str],
+) -> dict[str, Any]:  # fmt: skip
+    """Run ``fetch`` over every URL with at most ``concurrency`` in flight; the summary."""
+    outcomes: Counter[str] = Counter()
+
+    async def worker() -> None:
+        for url in urls:  # one shared iterator: the list is streamed, never loaded
+            outcomes[await _outcome(fetch(url), timeout)] += 1
+
+    t0 = time.monotonic()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    elapsed = time.monotonic() - t0
+    result: dict[str, Any] = {
+        "urls": sum(outcomes.values()),
+        "ok": outcomes.get("ok", 0),
+        "failures": {k: v for k, v in outcomes.items() if k != "ok"},
+        "elapsed": round(elapsed, 3),
+    }
+    if steps is not None:
+        result["step_median_ms"] = {
+            name: round(statistics.median(xs) * 1000, 1) if xs else None
+            for name, xs in zip(names, steps, strict=True)
+        }
+    return result
+
+
+async def run_lean_floor(
+    urls: Iterator[str],
+    resolver: str,
+    cafile: str | None,
+    concurrency: int,
+    timeout: float = 15.0,
+    timings: bool = False,
+) -> dict[str, Any]:
+    """The lean floor over every URL with at most ``concurrency`` in flight (see the module).
+
+    With ``timings``, also the median duration (ms) of each step (dns, tcp+tls, http).
+    """
+    steps: list[list[float]] | None = [[], [], []] if timings else None
+    ctx = ssl.create_default_context(cafile=cafile)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+    return await _drive(urls, concurrency,
+                        lambda url: _one_lean(url, resolver, ctx, timeout, steps), timeout, steps,
+                        ("dns", "tcp+tls", "http"))  # fmt: skip
 
 
 async def run_floor(
@@ -160,30 +261,10 @@ async def run_floor(
     steps: list[list[float]] | None = [[], [], [], []] if timings else None
     ctx = ssl.create_default_context(cafile=cafile)
     ctx.set_alpn_protocols(["http/1.1"])
-    outcomes: Counter[str] = Counter()
     async with httpx.AsyncClient(transport=_OneConnection(), trust_env=False) as client:
-
-        async def worker() -> None:
-            for url in urls:  # one shared iterator: the list is streamed, never loaded
-                outcomes[await _one(url, resolver, ctx, client, timeout, steps)] += 1
-
-        t0 = time.monotonic()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        elapsed = time.monotonic() - t0
-    result: dict[str, Any] = {
-        "urls": sum(outcomes.values()),
-        "ok": outcomes.get("ok", 0),
-        "failures": {k: v for k, v in outcomes.items() if k != "ok"},
-        "elapsed": round(elapsed, 3),
-    }
-    if steps is not None:
-        import statistics
-
-        result["step_median_ms"] = {
-            name: round(statistics.median(xs) * 1000, 1) if xs else None
-            for name, xs in zip(("dns", "tcp", "tls", "http"), steps, strict=True)
-        }
-    return result
+        return await _drive(urls, concurrency,
+                            lambda url: _one(url, resolver, ctx, client, timeout, steps), timeout,
+                            steps, ("dns", "tcp", "tls", "http"))  # fmt: skip
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -194,11 +275,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--concurrency", type=int, default=64)
     ap.add_argument("--timeout", type=float, default=15.0, help="per-URL deadline, seconds")
     ap.add_argument("--timings", action="store_true", help="also report median step durations")
+    ap.add_argument("--lean", action="store_true",
+                    help="issue 28's lean floor (no httpx: a hand-written GET read to EOF)")
+    ap.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio",
+                    help="event loop (default asyncio's own, as the floors are defined)")
     args = ap.parse_args(argv)
-    result = asyncio.run(
-        run_floor(iter_urls(args.list), args.resolver, args.cafile, args.concurrency, args.timeout,
-                  args.timings)
-    )
+    run = run_lean_floor if args.lean else run_floor
+    factory = None
+    if args.loop == "uvloop":
+        import uvloop
+
+        factory = uvloop.new_event_loop
+    with asyncio.Runner(loop_factory=factory) as runner:
+        result = runner.run(run(iter_urls(args.list), args.resolver, args.cafile, args.concurrency,
+                                args.timeout, args.timings))  # fmt: skip
+    result["loop"] = args.loop
     print(json.dumps(result), flush=True)
     return 0
 

@@ -1,7 +1,9 @@
-"""Issue 16's targets, judged on one run of bench.throughput (see docs/bench.md).
+"""Issue 28's targets (issue 16's, against the lean floor), judged on one run of bench.throughput.
 
-Every throughput and CPU target is a ratio of the probe to the floor measured side by side in
-the same run (alternating order), so that the machine's background load affects both alike.
+Every throughput and CPU target is a ratio of the probe to the lean floor (bench/floor.py
+``--lean``) measured side by side in the same run (alternating order), so that the machine's
+background load affects both alike; a row without a lean floor (an older JSON) is judged
+against the httpx floor, and says so.
 Also here: the two checks that need no lab (block-page matching whatever the number of
 fingerprints; the latest-verdict query over a large database).
 """
@@ -14,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-__all__ = ["check_targets", "fingerprint_scaling", "latest_query_time"]
+__all__ = ["check_targets", "fingerprint_scaling", "helper_capacity", "latest_query_time"]
 
 #: probe / floor throughput at C = 64 with the control helper in use (latency-bound).
 CONTROL_THROUGHPUT = {64: 0.95}
@@ -24,10 +26,15 @@ BUSY_CPU_BOUND = 0.9
 NO_CONTROL_THROUGHPUT = {128: 0.85, 256: 0.8}
 #: probe CPU per URL / the floor's, every case, with and without the control.
 CPU_RATIO = 1.3
-#: Peak RSS with the control in use: both list sizes at most this, growth at most RSS_GROWTH.
-RSS_MB = 120.0
+#: Peak RSS: the C = 256 run and both list sizes of --memory at most this; growth from the
+#: short list to the long one at most RSS_GROWTH.
+RSS_MB = 100.0
 RSS_GROWTH = 0.05
-HELP_S = 0.3
+RSS_CONCURRENCY = 256
+#: The headline: URLs an hour at C = 256 without the control, on the machine's two cores.
+URLS_PER_HOUR = 1_200_000
+HEADLINE_CONCURRENCY = 256
+HELP_S = 0.1
 LATEST_S = 1.0
 #: Block-page matching in one pass: 100 times more patterns (the packaged set against 1 % of
 #: it) may cost at most a tenth of that growth, i.e. at most 10 times more; one substring
@@ -39,20 +46,33 @@ def _target(value: Any, ok: bool | None, **more: Any) -> dict[str, Any]:
     return {"value": value, "pass": ok, **more}
 
 
+def helper_capacity(row: dict[str, Any]) -> float | None:
+    """Control measurements the helper served per CPU second during a row's median probe run.
+
+    The probe asks the helper once per URL; the helper's CPU is what the benchmark's servers
+    accounting gave its process tree (``python``) during that run.
+    """
+    if not row.get("control", True) or not row["probe"].get("valid"):
+        return None
+    cpu = row["probe"].get("server_cpu_s", {}).get("python")
+    return round(row["urls"] / cpu, 1) if cpu else None
+
+
 def check_targets(result: dict[str, Any]) -> dict[str, Any]:
-    """Every target of issue 16 with its value and PASS (True), FAIL (False) or info (None)."""
+    """Every target of issue 28 with its value and PASS (True), FAIL (False) or info (None)."""
     t: dict[str, Any] = {}
     for row in result.get("runs", []):
         c, r, ctl = row["concurrency"], row["ratios"], row.get("control", True)
         kind = "control" if ctl else "no control"
-        thr, cpu = r["probe_vs_floor_throughput"], r["probe_vs_floor_cpu"]
-        if not row["probe"]["valid"] or not row["floor"]["valid"]:
+        floor = "lean" if "lean" in row else "floor"
+        thr, cpu = r[f"probe_vs_{floor}_throughput"], r[f"probe_vs_{floor}_cpu"]
+        if not row["probe"]["valid"] or not row[floor]["valid"]:
             t[f"C{c} {kind}: both runs valid"] = _target(
                 f"probe rc {row['probe']['returncode']} ok {row['probe']['ok']}, "
-                f"floor rc {row['floor']['returncode']} ok {row['floor']['ok']}", False)
+                f"{floor} rc {row[floor]['returncode']} ok {row[floor]['ok']}", False)
             continue
         goal = (CONTROL_THROUGHPUT if ctl else NO_CONTROL_THROUGHPUT).get(c)
-        name = f"C{c} {kind}: throughput probe/floor" + (f" >= {goal}" if goal else "")
+        name = f"C{c} {kind}: throughput probe/{floor}" + (f" >= {goal}" if goal else "")
         helper_cpu = row["probe"].get("server_cpu_s", {}).get("python") if ctl else None
         extra = {"helper_cpu_ms_per_url": round(1000 * helper_cpu / row["urls"], 2)} if helper_cpu else {}
         busy = row["probe"].get("machine_busy")
@@ -63,19 +83,30 @@ def check_targets(result: dict[str, Any]) -> dict[str, Any]:
                 # spare while the probe ran, so its pace was set by CPU, not by round trips.
                 extra["note"] = (f"CPU-bound: probe, helper and servers kept {busy:.0%} of the "
                                  "cores busy")
-        if r.get("probe_vs_floor_measuring") is not None:
-            extra["measuring_time_only"] = r["probe_vs_floor_measuring"]  # info: see run_pair
+        if r.get(f"probe_vs_{floor}_measuring") is not None:
+            extra["measuring_time_only"] = r[f"probe_vs_{floor}_measuring"]  # info: see run_pair
         t[name] = _target(thr, thr >= goal if goal and thr is not None else None, **extra)
-        t[f"C{c} {kind}: CPU/URL probe/floor <= {CPU_RATIO}"] = _target(
+        t[f"C{c} {kind}: CPU/URL probe/{floor} <= {CPU_RATIO}"] = _target(
             cpu, cpu <= CPU_RATIO if cpu is not None else None,
-            probe_ms=row["probe"]["cpu_ms_per_url"], floor_ms=row["floor"]["cpu_ms_per_url"])
+            probe_ms=row["probe"]["cpu_ms_per_url"], floor_ms=row[floor]["cpu_ms_per_url"])
+        if not ctl and c == HEADLINE_CONCURRENCY:
+            per_hour = round(row["probe"]["urls_per_s"] * 3600)
+            t[f"C{c} {kind}: URLs an hour >= {URLS_PER_HOUR:,}"] = _target(
+                f"{per_hour:,} ({thr} x the {floor} floor)", per_hour >= URLS_PER_HOUR)
+        if c == RSS_CONCURRENCY:
+            rss = row["probe"]["peak_rss_mb"]
+            t[f"C{c} {kind}: peak RSS <= {RSS_MB:g} MB"] = _target(rss, rss <= RSS_MB)
+        cap = helper_capacity(row)
+        if cap is not None:
+            t[f"C{c} {kind}: control helper measurements per CPU second"] = _target(
+                cap, None, note="info: it must not fall from one version to the next")
     mem = result.get("memory") or []
     if len(mem) >= 2:
         lo, hi = mem[0]["peak_rss_mb"], mem[-1]["peak_rss_mb"]
         growth = (hi - lo) / lo if lo else None
         ok = (growth is not None and growth <= RSS_GROWTH and max(lo, hi) <= RSS_MB
               and all(m["valid"] for m in mem))  # fmt: skip
-        t[f"peak RSS {mem[0]['urls']} -> {mem[-1]['urls']} URLs (control): growth <= "
+        t[f"peak RSS {mem[0]['urls']} -> {mem[-1]['urls']} URLs: growth <= "
           f"{RSS_GROWTH:.0%}, both <= {RSS_MB:g} MB"] = _target(
             f"{lo} -> {hi} MB ({growth:+.1%})" if growth is not None else f"{lo} -> {hi} MB", ok)
     hl = result.get("helper_load")

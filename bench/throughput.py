@@ -45,7 +45,7 @@ from bench.children import (
 from bench.helper_load import helper_load
 from bench.services import Services, write_url_list
 from bench.targets import check_targets as _check_targets
-from bench.targets import fingerprint_scaling, latest_query_time
+from bench.targets import fingerprint_scaling, helper_capacity, latest_query_time
 from bench.topology import BenchNet, delayed, in_netns
 
 __all__ = ["OUT", "lab", "main", "median_run", "probe_once", "ratio"]
@@ -142,14 +142,14 @@ def _valid(fig: dict[str, Any]) -> bool:
 
 def _floor_once(
     net: BenchNet, services: Services, workdir: Path, lists: Sequence[Path], urls: int, c: int,
-    rtt_ms: float, timeouts: dict[str, float], timeout: float,
+    rtt_ms: float, timeouts: dict[str, float], timeout: float, lean: bool = False,
 ) -> dict[str, Any]:  # fmt: skip
     assert services.ca is not None
     delay_stats: list[dict[str, Any]] = []
     load = os.getloadavg()[0]
     cpu0, m0 = services.cpu_seconds(), machine_cpu()
     with delayed(net, rtt_ms, delay_stats):
-        fr = run_child(floor_argv(lists, net, services.ca, c, timeouts.get("deadline", 15.0)),
+        fr = run_child(floor_argv(lists, net, services.ca, c, timeouts.get("deadline", 15.0), lean),
                        net.client, timeout=timeout, env=child_env(workdir), workdir=workdir)  # fmt: skip
     try:
         fdata = json.loads(fr.stdout.strip().splitlines()[-1])
@@ -230,26 +230,28 @@ def run_pair(
     rtt_ms: float, timeouts: dict[str, float], timeout: float, profile: Path | None,
     control: bool = True, repeat: int = 1,
 ) -> dict[str, Any]:  # fmt: skip
-    """Measure the floor and the probe over the same URLs at concurrency ``c``, ``repeat`` times.
+    """Measure both floors and the probe over the same URLs at concurrency ``c``, ``repeat`` times.
 
-    The order alternates (floor, probe, probe, floor, ...) so that a change in background load
-    does not always favour the same client; the row reports the median run of each.
+    The order alternates (floor, lean, probe, probe, lean, floor, ...) so that a change in
+    background load does not always favour the same client; the row reports the median run of
+    each.
     """
     row: dict[str, Any] = {"concurrency": c, "urls": urls, "rtt_ms": rtt_ms, "repeat": repeat}
     with delayed(net, rtt_ms, []):
         row["measured_connect_ms"] = measure_rtt(net)
-    floors: list[dict[str, Any]] = []
-    probes: list[dict[str, Any]] = []
+    runs: dict[str, list[dict[str, Any]]] = {"floor": [], "lean": [], "probe": []}
     for i in range(repeat):
-        order = ("floor", "probe") if i % 2 == 0 else ("probe", "floor")
+        order = ("floor", "lean", "probe") if i % 2 == 0 else ("probe", "lean", "floor")
         for who in order:
-            if who == "floor":
-                floors.append(_floor_once(net, services, workdir, lists, urls, c, rtt_ms, timeouts,
-                                          timeout))  # fmt: skip
+            if who == "probe":
+                runs[who].append(probe_once(net, services, workdir, lists, urls, c, rtt_ms,
+                                            timeouts, timeout, None, control))  # fmt: skip
             else:
-                probes.append(probe_once(net, services, workdir, lists, urls, c, rtt_ms, timeouts,
-                                          timeout, None, control))  # fmt: skip
-    row["floor"], row["probe"] = median_run(floors), median_run(probes)
+                runs[who].append(_floor_once(net, services, workdir, lists, urls, c, rtt_ms,
+                                             timeouts, timeout, lean=who == "lean"))  # fmt: skip
+    floors, probes = runs["floor"], runs["probe"]
+    row["floor"], row["lean"], row["probe"] = (median_run(floors), median_run(runs["lean"]),
+                                               median_run(probes))  # fmt: skip
     if profile is not None:
         # A separate run under pyinstrument: the figures above stay free of its overhead.
         prof = probe_once(net, services, workdir, lists, urls, c, rtt_ms, timeouts, timeout,
@@ -258,15 +260,21 @@ def run_pair(
                           "cpu_ms_per_url": prof["cpu_ms_per_url"], "valid": prof["valid"]}  # fmt: skip
         if profile.exists():
             # In a child: loading a session takes hundreds of MB, which later forks would inherit.
-            r = subprocess.run([sys.executable, "-m", "bench.profile", str(profile)],
+            r = subprocess.run([sys.executable, "-m", "bench.profile", str(profile),
+                                "--cpu-ms", str(prof["cpu_ms_per_url"] or 0)],
                                capture_output=True, text=True, env=child_env(workdir))  # fmt: skip
             row["profile"]["summary"] = r.stdout or r.stderr[-1000:]
     if repeat > 1:
-        row["floor_runs"], row["probe_runs"] = floors, probes
+        row["floor_runs"], row["lean_runs"], row["probe_runs"] = floors, runs["lean"], probes
     ideal = c / (4 * rtt_ms / 1000) if rtt_ms > 0 else None
     row["ideal_urls_per_s"] = round(ideal, 1) if ideal else None
-    f, p = row["floor"], row["probe"]
+    f, p, lean = row["floor"], row["probe"], row["lean"]
     row["ratios"] = {
+        # The targets (issue 28) are judged against the lean floor.
+        "probe_vs_lean_throughput": ratio(p["urls_per_s"], lean["urls_per_s"]),
+        "probe_vs_lean_cpu": ratio(p["cpu_ms_per_url"], lean["cpu_ms_per_url"]),
+        "probe_vs_lean_measuring": ratio(lean.get("internal_elapsed_s"),
+                                         p.get("measuring_span_s")),
         "probe_vs_floor_throughput": ratio(p["urls_per_s"], f["urls_per_s"]),
         "probe_vs_floor_cpu": ratio(p["cpu_ms_per_url"], f["cpu_ms_per_url"]),
         "probe_vs_ideal": ratio(p["urls_per_s"], ideal),
@@ -275,10 +283,14 @@ def run_pair(
         # the gap that is per URL, without the probe's fixed start and end costs.
         "probe_vs_floor_measuring": ratio(f.get("internal_elapsed_s"), p.get("measuring_span_s")),
     }
-    if not (f["valid"] and p["valid"]):
+    if not p["valid"]:
         row["ratios"] = {k: None for k in row["ratios"]}
-        if f["valid"]:
-            row["ratios"]["floor_vs_ideal"] = ratio(f["urls_per_s"], ideal)
+    else:
+        for name, fl in (("floor", f), ("lean", lean)):
+            if not fl["valid"]:
+                row["ratios"].update({k: None for k in row["ratios"] if f"_{name}_" in k})
+    row["ratios"]["floor_vs_ideal"] = ratio(f["urls_per_s"], ideal) if f["valid"] else None
+    row["ratios"]["lean_vs_ideal"] = ratio(lean["urls_per_s"], ideal) if lean["valid"] else None
     return row
 
 
@@ -359,9 +371,11 @@ def print_table(result: dict[str, Any]) -> None:
         print(f"C = {row['concurrency']}, {'with' if row.get('control', True) else 'without'} the "
               f"control  (TCP connect measured: {row['measured_connect_ms']} ms)")  # fmt: skip
         print(hdr)
-        for name in ("ideal", "floor", "probe"):
+        for name in ("ideal", "floor", "lean", "probe"):
             if name == "ideal":
                 print(f"{row['concurrency']:>4} {'ideal':<6} {_fmt(row['ideal_urls_per_s'], '8.1f')}")
+                continue
+            if name not in row:
                 continue
             f = row[name]
             print(f"{row['concurrency']:>4} {name:<6} {_fmt(f['urls_per_s'], '8.1f')} "
@@ -369,16 +383,23 @@ def print_table(result: dict[str, Any]) -> None:
                   f"{_fmt(f['ok'], '>6')} {_fmt(f['wall_s'], '7.1f')} "
                   f"{_fmt(f.get('loadavg_before'), '5.2f')}")  # fmt: skip
         r = row["ratios"]
+        print(f"     probe/lean throughput {_fmt(r.get('probe_vs_lean_throughput'))}  CPU "
+              f"{_fmt(r.get('probe_vs_lean_cpu'))}  (the targets' floor)")  # fmt: skip
         print(f"     probe/floor throughput {_fmt(r['probe_vs_floor_throughput'])}  CPU "
               f"{_fmt(r['probe_vs_floor_cpu'])}  probe/ideal {_fmt(r['probe_vs_ideal'])}  "
               f"floor/ideal {_fmt(r['floor_vs_ideal'])}")  # fmt: skip
+        if row["probe"].get("urls_per_s"):
+            print(f"     probe: {row['probe']['urls_per_s'] * 3600:,.0f} URLs an hour")
+        hc = helper_capacity(row)
+        if hc is not None:
+            print(f"     control helper: {hc} measurements per CPU second")
         if r.get("probe_vs_floor_measuring") is not None:
             print(f"     probe/floor throughput over their measuring time only (first URL to "
                   f"last; fixed start and end costs excluded): {_fmt(r['probe_vs_floor_measuring'])}"
                   f"  (probe {_fmt(row['probe'].get('measuring_span_s'))} s, floor "
                   f"{_fmt(row['floor'].get('internal_elapsed_s'))} s)")  # fmt: skip
-        for name in ("floor", "probe"):
-            if row[name].get("step_median_ms"):
+        for name in ("floor", "lean", "probe"):
+            if row.get(name, {}).get("step_median_ms"):
                 print(f"     {name} median step ms: {row[name]['step_median_ms']}")
             if row[name].get("timeline_median_ms"):
                 print(f"     {name} median timeline ms: {row[name]['timeline_median_ms']}")
@@ -491,6 +512,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                     help="issue 16's targets: --cases control@64,none@128,none@256, the helper "
                     "serving 4 probes, --memory (10k and 100k URLs with the control) and the "
                     "latest-verdict query over 1M rows, each judged PASS/FAIL")
+    ap.add_argument("--issue28", action="store_true",
+                    help="issue 28's targets: --issue16's runs, judged against the lean floor, "
+                    "with URLs an hour at C=256 and the helper's measurements per CPU second")
     ap.add_argument("--helper-load", action="store_true",
                     help="the helper (default --max-in-flight) serving --helper-probes probes at once")
     ap.add_argument("--helper-probes", type=int, default=4)
@@ -511,6 +535,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--profile", action="store_true",
                     help="one more probe run per concurrency under pyinstrument; its summary goes "
                     "to the report (the measured figures come from runs without the profiler)")
+    ap.add_argument("--pyspy", action="store_true",
+                    help="like --profile, with py-spy (every thread, on-CPU samples, native "
+                    "frames): the per-stage account of CPU per URL (bench/profile.py)")
     ap.add_argument("--profile-helper", type=Path, metavar="SESSION",
                     help="run the control helper under pyinstrument for the whole benchmark and "
                     "write its session here (slows the helper: the figures of that run are for "
@@ -530,7 +557,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if os.geteuid() != 0:
         ap.error("needs root (network namespaces, iptables, NFQUEUE); run with sudo")
-    if args.issue16:
+    if args.issue16 or args.issue28:
         args.cases = args.cases or "control@64,none@128,none@256"
         args.helper_load = True
         args.memory = True
@@ -586,8 +613,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                           f"{'with' if with_control else 'without'} the control ...",
                           flush=True)  # fmt: skip
                     kind = "control" if with_control else "none"
-                    profile = (OUT / f"profile-{kind}-c{c}-{stamp}.pyisession" if args.profile
-                               else None)  # fmt: skip
+                    suffix = ".folded" if args.pyspy else ".pyisession"
+                    profile = (OUT / f"profile-{kind}-c{c}-{stamp}{suffix}"
+                               if args.profile or args.pyspy else None)  # fmt: skip
+                    if profile is not None:
+                        profile.parent.mkdir(parents=True, exist_ok=True)  # --out elsewhere
                     row = run_pair(net, services, workdir, [lst], args.urls, c, args.rtt_ms,
                                    timeouts, args.timeout, profile, with_control,
                                    args.repeat)  # fmt: skip

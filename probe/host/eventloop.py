@@ -1,12 +1,12 @@
 """The event loop the probe and the helper run on: uvloop when installed, asyncio's own otherwise.
 
-uvloop (the ``fast`` extra: ``pip install 'censorship-probe[fast]'``) implements the same asyncio API on
-libuv, with transports, the TLS protocol and the loop itself in compiled code. Profiling the
-throughput benchmark showed the pure-Python loop, its socket transports and ``asyncio.sslproto``
-among the largest per-URL costs after the libraries' own work (docs/bench.md); on uvloop they
-cost a fraction. What is measured does not change: the engine uses the public asyncio API only
-(streams, ``start_tls``, datagram endpoints, timeouts), and the lab and golden tests run on
-whichever loop is installed.
+uvloop (a default dependency where it installs: CPython on Linux and macOS; see pyproject.toml)
+implements the same asyncio API on libuv, with transports, the TLS protocol and the loop itself
+in compiled code. Profiling the throughput benchmark showed the pure-Python loop, its socket
+transports and ``asyncio.sslproto`` among the largest per-URL costs after the libraries' own
+work (docs/bench.md); on uvloop they cost a fraction. What is measured does not change: the
+engine uses the public asyncio API only (streams, ``start_tls``, datagram endpoints,
+timeouts), and the lab and golden tests run on whichever loop is installed.
 
 ``PROBE_EVENT_LOOP=asyncio`` forces asyncio's loop (to compare, or to rule uvloop out when
 something looks wrong); ``uvloop`` insists on it (an error when it is missing); ``auto`` (the
@@ -39,11 +39,11 @@ def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     if choice not in ("auto", "uvloop"):
         raise RuntimeError(f"${_ENV}={choice!r}: expected auto, uvloop or asyncio")
     try:
-        import uvloop  # the optional extra `fast`
+        import uvloop  # a dependency where it installs; absent on other platforms
     except ImportError:
         if choice == "uvloop":
             raise RuntimeError(
-                f"${_ENV}=uvloop but uvloop is not installed (pip install 'censorship-probe[fast]')"
+                f"${_ENV}=uvloop but uvloop is not installed (pip install uvloop)"
             ) from None
         return None
     factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop

@@ -24,7 +24,6 @@ import socket
 import struct
 import time
 import urllib.parse
-from collections.abc import AsyncIterator
 from typing import Any
 
 from probe.host import httpstack
@@ -33,6 +32,7 @@ httpstack.load()  # before httpx and httpcore: without the parts probe never run
 
 import httpcore
 import httpx
+from httpcore._synchronization import AsyncLock
 
 from probe.core.failures import Failure, failure_string
 from probe.core.model import HTTPObservation
@@ -58,6 +58,7 @@ BROWSER_HEADERS: tuple[tuple[str, str], ...] = (
     ("Accept-Encoding", "gzip, deflate"),  # what httpx decodes without optional packages
 )
 
+_BROWSER_HEADERS_RAW = tuple((k.encode("ascii"), v.encode("ascii")) for k, v in BROWSER_HEADERS)
 _TITLE_WINDOW = 64 * 1024
 _RAW_SLACK = 64 * 1024  # raw bytes read beyond body_cap (headers of compressed data, gzip trailers)
 _TITLE_RE = re.compile(rb"<title\b[^>]*>(.*?)</title\s*>", re.IGNORECASE | re.DOTALL)
@@ -71,16 +72,18 @@ class ConnStream(httpcore.AsyncNetworkStream):
     def __init__(self, conn: Conn) -> None:
         self._conn = conn
 
+    # No timeout per read or write: httpcore passes the GET's own timeout, and http_get, the
+    # only user of this stream, bounds the whole exchange by that same timeout, started before
+    # any read; a per-read one would always expire later, and cost a timer per call.
+
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        async with asyncio.timeout(timeout):
-            return await self._conn.reader.read(max_bytes)
+        return await self._conn.reader.read(max_bytes)
 
     async def write(self, buffer: bytes, timeout: float | None = None) -> None:
         if not buffer:
             return
         self._conn.writer.write(buffer)
-        async with asyncio.timeout(timeout):
-            await self._conn.writer.drain()
+        await self._conn.writer.drain()
 
     async def aclose(self) -> None:
         self._conn.close()
@@ -100,24 +103,46 @@ class ConnStream(httpcore.AsyncNetworkStream):
         return None
 
 
-class _Body(httpx.AsyncByteStream):
-    def __init__(self, stream: Any) -> None:
-        self._stream = stream
+class _NoLock:
+    """Stands in for httpcore's connection-state lock on a connection that only ever has one
+    request in flight: entering and leaving cost nothing.
 
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        async for part in self._stream:
-            yield part
+    With the lock, each GET cost two more event-loop iterations and two anyio cancel scopes
+    (bench/instructions.py: 11.59 -> 11.45 M instructions per URL without them; docs/bench.md).
+    """
 
-    async def aclose(self) -> None:
-        await self._stream.aclose()
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
 
 
-class ConnTransport(httpx.AsyncBaseTransport):
-    """Sends requests over one httpcore HTTP/1.1 connection on an established stream."""
+_NO_LOCK = _NoLock()
+
+
+class ConnTransport:
+    """Sends requests over one httpcore HTTP/1.1 connection on an established stream.
+
+    httpcore directly, without httpx's Request and Response models around it: building an
+    ``httpx.Request`` (its headers normalized, its stream, the conversion to httpcore's) and
+    wrapping the answer in an ``httpx.Response`` cost 1.6 % of the probe's instructions per URL
+    (bench/instructions.py: 11.78 -> 11.59 M; docs/bench.md, issue 28) for objects nothing else
+    reads. The bytes sent are the same: httpx's URL gives the request target, and the headers
+    are encoded as httpx encodes them (ASCII).
+    """
+
+    __slots__ = ("conn", "http")
 
     def __init__(self, conn: Conn, origin: httpcore.Origin) -> None:
         self.conn = conn
         self.http = httpcore.AsyncHTTP11Connection(origin, ConnStream(conn))
+        if isinstance(getattr(self.http, "_state_lock", None), AsyncLock):
+            # httpcore guards the connection's state with an anyio lock whose every acquire
+            # yields to the event loop (a shielded sleep(0)) and asks sniffio which library
+            # runs: twice per request, for requests that here never overlap (the engine sends
+            # one at a time on its own connection). See _NoLock.
+            setattr(self.http, "_state_lock", _NO_LOCK)  # noqa: B010  (a private attribute)
 
     def reusable(self) -> bool:
         """True when the connection is idle and open (keep-alive) for another request."""
@@ -127,26 +152,18 @@ class ConnTransport(httpx.AsyncBaseTransport):
             and not self.conn.writer.transport.is_closing()
         )
 
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+    async def get(
+        self, url: httpx.URL, headers: list[tuple[bytes, bytes]], extensions: dict[str, Any]
+    ) -> httpcore.Response:
+        """Send ``GET url`` with exactly ``headers``; the response with its body unread."""
         req = httpcore.Request(
-            method=request.method,
-            url=httpcore.URL(
-                scheme=request.url.raw_scheme,
-                host=request.url.raw_host,
-                port=request.url.port,
-                target=request.url.raw_path,
-            ),
-            headers=request.headers.raw,
-            content=request.stream,
-            extensions=request.extensions,
-        )
-        resp = await self.http.handle_async_request(req)
-        return httpx.Response(
-            status_code=resp.status,
-            headers=resp.headers,
-            stream=_Body(resp.stream),
-            extensions=resp.extensions,
-        )
+            method=b"GET",
+            url=httpcore.URL(scheme=url.raw_scheme, host=url.raw_host, port=url.port,
+                             target=url.raw_path),
+            headers=headers,
+            extensions=extensions,
+        )  # fmt: skip
+        return await self.http.handle_async_request(req)
 
     async def aclose(self) -> None:
         await self.http.aclose()
@@ -242,27 +259,29 @@ async def http_get(
     chunks: list[bytes] = []
     truncated = False
     failure: str | None = None
-    headers_list = [("Host", authority(host, port, scheme)), ("User-Agent", user_agent)]
-    headers_list.extend(BROWSER_HEADERS)
-    request = httpx.Request("GET", url, headers=headers_list)
+    # Encoded as httpx would (ASCII; a value that is not raises here, before any I/O).
+    request_headers = [(b"Host", authority(host, port, scheme).encode("ascii")),
+                       (b"User-Agent", user_agent.encode("ascii")), *_BROWSER_HEADERS_RAW]  # fmt: skip
+    target = httpx.URL(url)
     t_out = {"connect": timeout, "read": timeout, "write": timeout, "pool": timeout}
-    request.extensions = {"timeout": t_out}
-    response: httpx.Response | None = None
+    response: httpcore.Response | None = None
     ttfb: float | None = None
     path_rtt: float | None = None
     raw_size = 0
     try:
         async with asyncio.timeout(timeout):
-            response = await transport.handle_async_request(request)
+            response = await transport.get(target, request_headers, {"timeout": t_out})
             ttfb = time.monotonic() - t0  # throttling shows in the transfer after this
-            status = response.status_code
-            raw_headers = response.headers.raw
-            headers = tuple((k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in raw_headers)
+            status = response.status
+            headers = tuple((k.decode("latin-1").lower(), v.decode("latin-1"))
+                            for k, v in response.headers)  # fmt: skip
             # Decoded here, not by httpx: every layer's output is bounded (decompression
             # bombs), and so are the raw bytes read (an incompressible body of any length).
             encoding = ",".join(v for k, v in headers if k == "content-encoding")
             decoder = BodyDecoder(encoding, body_cap)
-            async for part in response.aiter_raw():
+            async for part in response.aiter_stream():
+                if not part:
+                    continue  # as httpx's aiter_raw: empty chunks are not data
                 raw_size += len(part)
                 chunks.extend(decoder.feed(part))
                 if decoder.truncated or raw_size > body_cap + _RAW_SLACK:

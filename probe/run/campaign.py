@@ -445,4 +445,4 @@ def run_sync(
         return await run(targets, options, reporter, total, stop, config=config, lists=lists,
                          store=store, selection=selection)
 
-    return eventloop.run(main())  # uvloop when installed (the `fast` extra)
+    return eventloop.run(main())  # uvloop where installed (a dependency where it installs)

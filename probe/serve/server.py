@@ -124,4 +124,4 @@ def run(
     """Serve until SIGTERM/SIGINT with the probe's engine (the CLI's entry point)."""
     _raise_open_files_limit()
     helper = Helper.with_engine(measure_config, config, asn=asn)
-    eventloop.run(serve(helper))  # uvloop when installed (the `fast` extra)
+    eventloop.run(serve(helper))  # uvloop where installed (a dependency where it installs)

@@ -12,7 +12,7 @@ from servers import HUGE_SIZE, LoopbackNet
 
 from probe.core.model import ControlObservation
 from probe.measure.engine import DEFAULT_USER_AGENT
-from probe.measure.http import extract_title
+from probe.measure.http import BROWSER_HEADERS, extract_title
 
 
 def test_get_records_status_headers_body_and_title(loopback_net: LoopbackNet) -> None:
@@ -41,6 +41,13 @@ def test_request_has_host_and_browser_headers(loopback_net: LoopbackNet) -> None
     assert sent["host"] == f"www.ok.test:{loopback_net.http_port}"
     assert sent["user-agent"] == DEFAULT_USER_AGENT
     assert sent["accept"].startswith("text/html")
+    # Exactly these headers, in this order (what a browser sends; what httpx sent before the
+    # GET went to httpcore directly): nothing added, nothing lost.
+    assert [(k.lower(), v) for k, v in headers] == [
+        ("host", f"www.ok.test:{loopback_net.http_port}"),
+        ("user-agent", DEFAULT_USER_AGENT),
+        *((k.lower(), v) for k, v in BROWSER_HEADERS),
+    ]
 
 
 def test_body_is_capped_and_flagged(loopback_net: LoopbackNet) -> None:
