@@ -75,7 +75,7 @@ def tmp_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     """Workers for ``-n auto``: PYTEST_XDIST_AUTO_NUM_WORKERS if set; else two per core on a
-    quiet machine (load average below the number of cores), one more than the cores otherwise.
+    quiet machine (load average below half the cores), one more than the cores otherwise.
 
     Much of the suite's time is spent waiting (lab scenarios' timeouts, child processes
     starting, servers answering): on a quiet 2-core machine the suite took 184 s on four
@@ -88,7 +88,7 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     if value:
         return int(value)
     cores = len(os.sched_getaffinity(0))
-    return 2 * cores if os.getloadavg()[0] < cores else cores + 1
+    return 2 * cores if os.getloadavg()[0] < cores / 2 else cores + 1
 
 
 @pytest.hookimpl(tryfirst=True)
