@@ -74,21 +74,17 @@ def tmp_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
-    """Workers for ``-n auto``: PYTEST_XDIST_AUTO_NUM_WORKERS if set; else two per core on a
-    quiet machine (load average below half the cores), one more than the cores otherwise.
+    """Workers for ``-n auto``: PYTEST_XDIST_AUTO_NUM_WORKERS if set, else one more than the cores.
 
     Much of the suite's time is spent waiting (lab scenarios' timeouts, child processes
-    starting, servers answering): on a quiet 2-core machine the suite took 184 s on four
-    workers and 203 s on three, using ~300 s of CPU either way. Each worker builds its own lab
-    when it first runs a lab test, and on a *loaded* 2-core machine four labs starved their
-    control helpers (the probe's pre-flight check of the control timed out), hence the load
-    rule.
+    starting, servers answering), so one extra worker keeps the cores busy; each worker builds
+    its own lab when it first runs a lab test, and on a loaded 2-core machine four labs starved
+    their control helpers (the probe's pre-flight check of the control timed out).
     """
     value = os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS")
     if value:
         return int(value)
-    cores = len(os.sched_getaffinity(0))
-    return 2 * cores if os.getloadavg()[0] < cores / 2 else cores + 1
+    return len(os.sched_getaffinity(0)) + 1
 
 
 @pytest.hookimpl(tryfirst=True)
