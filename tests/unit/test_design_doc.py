@@ -13,6 +13,8 @@ import tomllib
 from collections import Counter
 from pathlib import Path
 
+from source_ast import parse
+
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "probe"
 DESIGN = ROOT / "docs" / "design.md"
@@ -59,7 +61,7 @@ def _listed() -> list[tuple[int, str, str | None]]:
 
 def _summary(module: str) -> str:
     """The first line of a module's docstring: a starting point for its line in the document."""
-    tree = ast.parse((ROOT / module).read_text(encoding="utf-8"))
+    tree = parse(ROOT / module)
     doc = ast.get_docstring(tree) or ""
     return doc.strip().splitlines()[0] if doc.strip() else "<what it holds>"
 

@@ -16,6 +16,7 @@ import dns.resolver
 import httpcore
 import httpx
 import pytest
+from source_ast import parse
 
 from probe.core.failures import FAILURES, failure_string, is_failure
 
@@ -180,28 +181,18 @@ def test_vocabulary_contains_the_strings_of_issue_2() -> None:
 def _constants_outside_failures_module(spelled: Callable[[object], bool]) -> list[str]:
     """``file:line: value`` of every constant in probe/ but core/failures.py that ``spelled``."""
     import ast
-    import gc
     from pathlib import Path
 
     import probe
 
     root = Path(probe.__file__).parent
     found = []
-    # No garbage collection while parsing: CPython 3.11's AST constructor is not re-entrant, and
-    # an object an earlier test left for the collector (an asyncio task destroyed pending) logs
-    # a traceback when it is collected, which 3.11 formats with ast.parse: inside our parse that
-    # raised "SystemError: AST constructor recursion depth mismatch" (seen on a test worker).
-    gc.collect()
-    gc.disable()
-    try:
-        for path in sorted(root.rglob("*.py")):
-            if path == root / "core" / "failures.py":
-                continue
-            for node in ast.walk(ast.parse(path.read_text(), str(path))):
-                if isinstance(node, ast.Constant) and spelled(node.value):
-                    found.append(f"{path.relative_to(root.parent)}:{node.lineno}: {node.value}")
-    finally:
-        gc.enable()
+    for path in sorted(root.rglob("*.py")):
+        if path == root / "core" / "failures.py":
+            continue
+        for node in ast.walk(parse(path)):  # source_ast.parse: no GC while parsing (3.11)
+            if isinstance(node, ast.Constant) and spelled(node.value):
+                found.append(f"{path.relative_to(root.parent)}:{node.lineno}: {node.value}")
     return found
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from contract_tree import ROOT, copy_tree, lint_imports, plant
+from source_ast import parse
 
 _SQL = re.compile(r"^\s*(SELECT|INSERT|UPDATE|DELETE|CREATE|DROP|ALTER|PRAGMA|WITH|ATTACH)\s")
 _DATABASE_MODULES = {"sqlite3", "sqlite_utils"}
@@ -29,7 +30,7 @@ def sql_outside_store(root: Path) -> list[str]:
         rel = path.relative_to(root)
         if rel.parts[:2] == ("probe", "store"):
             continue
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(rel))):
+        for node in ast.walk(parse(path, str(rel))):
             if isinstance(node, ast.Import):
                 names = [a.name for a in node.names]
             elif isinstance(node, ast.ImportFrom):
