@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from probe.core.codec import from_data, to_data
 from probe.core.model import ControlObservation, EndpointObservation, Verdict
-from probe.store.connection import filters, named_rows, scalar, typed_rows
+from probe.store.connection import filters, named_rows, scalar, typed_rows, verdicts_in_order
 from probe.store.rows import iso
 from probe.store.uid import uuid7
 
@@ -107,15 +107,8 @@ def endpoint_results(
     """
     where, params = filters(("e.run_id = ?", run_id), ("e.suite = ?", suite), ("v.name = ?", vantage))
     sql = f"{_SELECT} {_FROM} WHERE 1{where}"
-    if verdicts is not None:
-        wanted = list(dict.fromkeys(verdicts))
-        sql += f" AND e.verdict IN ({','.join('?' * len(wanted))})" if wanted else " AND 0"
-        params.extend(wanted)
-    sql += " ORDER BY e.id"
-    if limit is not None:
-        sql += " LIMIT ?"
-        params.append(int(limit))
-    for row in named_rows(store.conn, sql, params):
+    tail, more = verdicts_in_order("e.verdict", verdicts, "e.id", limit)
+    for row in named_rows(store.conn, sql + tail, params + more):
         yield _result(row)
 
 

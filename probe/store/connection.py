@@ -354,6 +354,24 @@ def filters(*conditions: tuple[str, object | None]) -> tuple[str, list[Any]]:
     return sql, params
 
 
+def verdicts_in_order(
+    column: str, verdicts: Iterable[str] | None, order_by: str, limit: int | None
+) -> tuple[str, list[Any]]:
+    """The end of a results query: `` AND column IN (...)`` when ``verdicts`` is given (any of
+    them; none at all selects nothing), then ``ORDER BY order_by`` and ``LIMIT``; and the
+    parameters. ``column`` and ``order_by`` come from probe's code."""
+    sql, params = "", list[Any]()
+    if verdicts is not None:
+        wanted = list(dict.fromkeys(verdicts))
+        sql += f" AND {column} IN ({','.join('?' * len(wanted))})" if wanted else " AND 0"
+        params.extend(wanted)
+    sql += f" ORDER BY {order_by}"
+    if limit is not None:
+        sql += " LIMIT ?"
+        params.append(int(limit))
+    return sql, params
+
+
 def scalar(conn: sqlite3.Connection, sql: str, params: Sequence[Any] = ()) -> Any:
     """The one value ``sql`` selects (a count, a max, an id), or None when there is no row."""
     row = conn.execute(sql, params).fetchone()

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from probe.core.model import ProtocolVerdict
-from probe.store.connection import filters, named_rows, scalar, typed_rows
+from probe.store.connection import filters, named_rows, scalar, typed_rows, verdicts_in_order
 
 if TYPE_CHECKING:
     from probe.store.database import Store
@@ -195,15 +195,8 @@ def protocol_results(
     where, params = filters(("m.run_id = ?", run_id), ("v.name = ?", vantage))
     sql = f"{_SELECT} {_FROM} WHERE p.suite = ? AND m.final = 1{where}"
     params.insert(0, suite)
-    if verdicts is not None:
-        wanted = list(dict.fromkeys(verdicts))
-        sql += f" AND p.verdict IN ({','.join('?' * len(wanted))})" if wanted else " AND 0"
-        params.extend(wanted)
-    sql += " ORDER BY m.id"
-    if limit is not None:
-        sql += " LIMIT ?"
-        params.append(int(limit))
-    for row in named_rows(store.conn, sql, params):
+    tail, more = verdicts_in_order("p.verdict", verdicts, "m.id", limit)
+    for row in named_rows(store.conn, sql + tail, params + more):
         yield _result(row)
 
 
